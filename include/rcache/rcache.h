@@ -1,0 +1,317 @@
+/*
+ * rcache — a Redis-backed application cache for C that never takes the application down.
+ *
+ * Everything core lives in this header. JSON helpers are in <rcache/json.h>, key helpers
+ * in <rcache/keys.h>.
+ *
+ * Conventions used by every function below:
+ *  - Thread safety: an `rcache *` handle is safe to share between any number of threads.
+ *    An `rcache_value` / `rcache_options` / `rcache_stats` belongs to the caller.
+ *  - Ownership: values returned through `rcache_value *out` are malloc'd by rcache and
+ *    owned by the caller, who frees them with rcache_value_free(). On any status other
+ *    than RCACHE_OK, `*out` is left zeroed ({NULL, 0}) so freeing it is always safe.
+ *  - Keys are NUL-terminated, non-empty strings (the handle's key_prefix is prepended).
+ *    Values are bytes and may contain NUL.
+ *  - Statuses: RCACHE_OK (0) success, RCACHE_MISS (1) not an error, negative = error.
+ *    Every call can return RCACHE_EINVAL for NULL/empty arguments and, on a Redis
+ *    backend, RCACHE_EUNAVAILABLE when the cache cannot be reached within the deadline.
+ *    rcache_errmsg() gives details of the calling thread's last failure.
+ *  - Deadlines: no call blocks longer than connect_timeout_ms + command_timeout_ms.
+ */
+#ifndef RCACHE_RCACHE_H
+#define RCACHE_RCACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rcache/version.h"
+
+#if defined(_WIN32)
+#define RCACHE_API __declspec(dllexport)
+#elif defined(__GNUC__) || defined(__clang__)
+#define RCACHE_API __attribute__((visibility("default")))
+#else
+#define RCACHE_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- statuses ------------------------------------------------------------------------ */
+
+/* Numbers never change; a retired code keeps its number as RCACHE_..._OBSOLETE. */
+typedef enum rcache_status {
+  RCACHE_OK = 0,            /* success / hit */
+  RCACHE_MISS = 1,          /* key absent (not an error) */
+  RCACHE_EINVAL = -1,       /* bad argument: NULL pointer, empty key, negative TTL, NaN... */
+  RCACHE_ENOMEM = -2,       /* out of memory */
+  RCACHE_EURL = -3,         /* malformed URL or unknown URL option */
+  RCACHE_EUNAVAILABLE = -4, /* cache unreachable: the call was answered without it */
+  RCACHE_ETIMEOUT = -5,     /* the server did not answer within the deadline */
+  RCACHE_EAUTH = -6,        /* authentication refused (wrong password, ACL denies) */
+  RCACHE_ETLS = -7,         /* TLS handshake or certificate verification failed */
+  RCACHE_ETYPE = -8,        /* value is of the wrong type (not an integer, WRONGTYPE) */
+  RCACHE_ERANGE = -9,       /* numeric overflow */
+  RCACHE_ELOADER = -10,     /* the get_or_set loader failed; nothing was cached */
+  RCACHE_EDECODE = -11,     /* a stored value could not be decoded (JSON, codec) */
+  RCACHE_ESERVER = -12,     /* the server answered an error (OOM, READONLY, NOSCRIPT...) */
+  RCACHE_ETOOBIG = -13,     /* key, value or reply larger than the configured maximum */
+  RCACHE_EPROTO = -14,      /* protocol error: an unexpected reply */
+  RCACHE_EIO = -15          /* socket or file I/O error */
+} rcache_status;
+
+/* A static, never-NULL English description of `s`, e.g. "cache unavailable". */
+RCACHE_API const char *rcache_strerror(rcache_status s);
+
+/* The library version, e.g. "0.1.0" (static string). */
+RCACHE_API const char *rcache_version(void);
+
+/* ---- values -------------------------------------------------------------------------- */
+
+typedef struct rcache_value {
+  char *data; /* malloc'd; data[len] == '\0' for convenience; NULL when empty/absent */
+  size_t len;
+} rcache_value;
+
+/* Frees v->data and zeroes *v. NULL-safe and safe on a zeroed value. */
+RCACHE_API void rcache_value_free(rcache_value *v);
+
+/* Conventional TTLs in seconds. */
+#define RCACHE_TTL_SHORT 60
+#define RCACHE_TTL_MEDIUM 300
+#define RCACHE_TTL_LONG 3600
+#define RCACHE_TTL_DAY 86400
+
+/* ---- options ------------------------------------------------------------------------- */
+
+/* Log levels for rcache_options.log_level and the log callback. */
+enum { RCACHE_LOG_ERROR = 0, RCACHE_LOG_WARN = 1, RCACHE_LOG_INFO = 2, RCACHE_LOG_DEBUG = 3 };
+
+/* Messages never contain a password: URLs in them have it replaced by "***". */
+typedef void (*rcache_log_fn)(int level, const char *msg, void *ud);
+
+/*
+ * Options for rcache_open(). Always start from rcache_options_init(), then change what you
+ * need: new fields are added at the end with defaults, so code written against an older
+ * header keeps its meaning. Strings are copied by rcache_open(); the caller keeps them.
+ * URL query parameters (?connect_timeout_ms=...) override the fields below.
+ */
+typedef struct rcache_options {
+  const char *key_prefix;        /* prepended to every key, pattern and flush; NULL = none */
+  int connect_timeout_ms;        /* default 1000 */
+  int command_timeout_ms;        /* default 500 */
+  int pool_size;                 /* connections per server, default 8 */
+  int64_t default_ttl_s;         /* used when a call passes ttl 0; default 0 = no expiry */
+  double ttl_jitter;             /* 0..1: each TTL is spread by ±jitter×TTL; default 0 */
+
+  /* circuit breaker and reconnect */
+  int breaker_failures;          /* consecutive failures that open the breaker, default 3 */
+  int reconnect_min_ms;          /* first probe delay, default 50 */
+  int reconnect_max_ms;          /* probe delay cap, default 2000 */
+  double reconnect_jitter;       /* 0..1, share of the delay randomised, default 1 (full) */
+  bool rate_limit_fail_closed;   /* rate_limit while unavailable: false (default) = allow */
+
+  /* near cache (L1) */
+  size_t near_cache_bytes;       /* 0 = off (default) */
+  int64_t near_cache_max_ttl_ms; /* default 60000 */
+
+  /* get_or_set */
+  int flight_wait_ms;            /* how long a coalesced caller waits, default 2×command */
+  bool lease;                    /* cross-process lease <key>:lock NX PX, default off */
+  int lease_ms;                  /* lease lifetime, default 5000 */
+  double early_refresh_beta;     /* XFetch β; 0 = off (default), 1 = the paper's value */
+  int64_t stale_window_s;        /* stale-if-error window; 0 = off (default) */
+
+  /* TLS (also settable in the URL: tls_ca=, tls_cert=, tls_key=, tls_insecure=1) */
+  const char *tls_ca_file;       /* NULL = the system store */
+  const char *tls_cert_file;     /* client certificate (PEM) */
+  const char *tls_key_file;      /* client key (PEM) */
+  const char *tls_server_name;   /* SNI / verified host name; NULL = the URL's host */
+  bool tls_insecure;             /* skip verification (logged as a warning) */
+
+  /* limits */
+  size_t max_key_bytes;          /* default 1024 (including the prefix) */
+  size_t max_value_bytes;        /* default 512 MiB (Redis' own limit) */
+  int max_redirects;             /* cluster MOVED/ASK cap, default 5 */
+
+  const char *client_name;       /* CLIENT SETNAME, default "rcache" */
+
+  rcache_log_fn log_fn;          /* NULL = warnings and errors to stderr */
+  void *log_ud;
+  int log_level;                 /* highest level passed to log_fn, default RCACHE_LOG_WARN */
+} rcache_options;
+
+/* Fills *o with the documented defaults. */
+RCACHE_API void rcache_options_init(rcache_options *o);
+
+/* ---- the handle ---------------------------------------------------------------------- */
+
+typedef struct rcache rcache; /* opaque, thread-safe */
+
+/*
+ * Opens a cache on `url` (NULL = $REDIS_URL, or redis://localhost:6379 when unset).
+ * See README for URL forms: redis://, rediss://, unix://, redis+sentinel://, memory://,
+ * none:// ("" is none://). `o` may be NULL for the defaults.
+ * Never fails because Redis is down: the handle starts in fallback mode and connects in
+ * the background. On success *out is a handle the caller closes with rcache_close().
+ * Returns RCACHE_OK, RCACHE_EINVAL (out NULL, bad option), RCACHE_EURL (bad URL; the
+ * message from rcache_errmsg(NULL) names the bad part, password redacted), RCACHE_ENOMEM,
+ * RCACHE_ETLS (unreadable certificate/key/CA file). On failure *out is NULL.
+ */
+RCACHE_API rcache_status rcache_open(rcache **out, const char *url, const rcache_options *o);
+
+/* Stops background threads, closes connections and frees everything. NULL-safe.
+ * No call on `c` may be in progress or follow. */
+RCACHE_API void rcache_close(rcache *c);
+
+/*
+ * Details of the last failed call made *by the calling thread* on handle `c` (or of the
+ * last failed rcache_open() when `c` is NULL): a message like "URL: port 70000 out of range"
+ * or the server's error text. Returns "" when there is none. The string is owned by rcache
+ * and valid until the thread's next call. Never contains a password.
+ */
+RCACHE_API const char *rcache_errmsg(const rcache *c);
+
+/* The backend in use: "memory", "none", "standalone", "cluster" or "sentinel". Static. */
+RCACHE_API const char *rcache_mode(const rcache *c);
+
+/* ---- operations ---------------------------------------------------------------------- */
+
+/* Reads key. RCACHE_OK: *out holds the value. RCACHE_MISS: absent.
+ * RCACHE_EUNAVAILABLE/ETIMEOUT: the cache could not answer (treat as a miss).
+ * RCACHE_ETYPE: the key holds a non-string type. */
+RCACHE_API rcache_status rcache_get(rcache *c, const char *key, rcache_value *out);
+
+/* Stores len bytes at key with ttl_s seconds to live (0 = default_ttl_s, or none).
+ * RCACHE_OK, RCACHE_EINVAL (ttl < 0, data NULL with len > 0), RCACHE_ETOOBIG,
+ * RCACHE_EUNAVAILABLE (write dropped), RCACHE_ESERVER (e.g. OOM). */
+RCACHE_API rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t len,
+                                    int64_t ttl_s);
+
+/* Deletes key. RCACHE_OK (deleted), RCACHE_MISS (was absent), RCACHE_EUNAVAILABLE. */
+RCACHE_API rcache_status rcache_delete(rcache *c, const char *key);
+
+/*
+ * Deletes every key starting with `prefix` (taken literally: glob characters in it are
+ * escaped). *deleted (may be NULL) receives the count. Note: "user:12" also matches
+ * "user:123"; pass "user:12:" to mean user 12's keys only. Scans with SCAN, never KEYS.
+ * RCACHE_OK, RCACHE_EINVAL (empty prefix), RCACHE_EUNAVAILABLE.
+ */
+RCACHE_API rcache_status rcache_delete_prefix(rcache *c, const char *prefix, uint64_t *deleted);
+
+/* Deletes every key matching the Redis glob `glob` (*, ?, [a-z], [^x], \ escapes),
+ * within key_prefix. Same statuses as rcache_delete_prefix(). */
+RCACHE_API rcache_status rcache_delete_pattern(rcache *c, const char *glob, uint64_t *deleted);
+
+/* Fills *out with malloc'd bytes that rcache takes over; returns RCACHE_OK or an error.
+ * May be called concurrently for different keys, once at a time for one key. */
+typedef rcache_status (*rcache_loader_fn)(void *ud, rcache_value *out);
+
+/*
+ * Cache-aside read: returns the cached value, or calls load(ud, &v) once (one loader per
+ * key at a time in this process; others wait for its result), stores v with ttl_s and
+ * returns it. RCACHE_OK: *out holds the value (also when the cache is unavailable and the
+ * loader ran). RCACHE_ELOADER: the loader failed, nothing was cached (unless a stale
+ * value within stale_window_s was served: then RCACHE_OK). RCACHE_EINVAL, RCACHE_ENOMEM.
+ */
+RCACHE_API rcache_status rcache_get_or_set(rcache *c, const char *key, int64_t ttl_s,
+                                           rcache_loader_fn load, void *ud, rcache_value *out);
+
+/* Atomically adds `by` to the integer at key (a missing key counts as 0) and stores the
+ * result in *out (may be NULL). RCACHE_OK, RCACHE_ETYPE (not an integer), RCACHE_ERANGE
+ * (overflow), RCACHE_EUNAVAILABLE (no made-up count is returned). The key keeps its TTL. */
+RCACHE_API rcache_status rcache_incr(rcache *c, const char *key, int64_t by, int64_t *out);
+/* rcache_incr(c, key, -by, out); RCACHE_ERANGE when by == INT64_MIN. */
+RCACHE_API rcache_status rcache_decr(rcache *c, const char *key, int64_t by, int64_t *out);
+
+/* Like rcache_incr(), and when this call creates the counter it gets ttl_s (> 0) seconds
+ * to live, atomically (a fixed window). Existing TTLs are left alone. */
+RCACHE_API rcache_status rcache_incr_expire(rcache *c, const char *key, int64_t by,
+                                            int64_t ttl_s, int64_t *out);
+
+/*
+ * Fixed-window rate limit: counts this call in a window of window_s seconds and sets
+ * *allowed = count <= limit. *count (may be NULL) receives the count. While the cache is
+ * unavailable it returns RCACHE_EUNAVAILABLE with *allowed = true (fail open) or false
+ * when rate_limit_fail_closed is set, and *count = 0.
+ */
+RCACHE_API rcache_status rcache_rate_limit(rcache *c, const char *key, int64_t limit,
+                                           int64_t window_s, bool *allowed, int64_t *count);
+
+/* *exists = whether key is present. RCACHE_OK or an error (then *exists = false). */
+RCACHE_API rcache_status rcache_exists(rcache *c, const char *key, bool *exists);
+
+/* *ttl_s = remaining seconds (rounded up), -1 no expiry, -2 absent. RCACHE_OK or error. */
+RCACHE_API rcache_status rcache_ttl(rcache *c, const char *key, int64_t *ttl_s);
+
+/* Deletes the namespace's keys (every key with key_prefix), or the whole logical db
+ * (FLUSHDB ASYNC) when there is no key_prefix. RCACHE_OK or an error. */
+RCACHE_API rcache_status rcache_flush(rcache *c);
+
+/* Reads n keys in one round trip per server. vals[i] and statuses[i] receive each key's
+ * value and status (RCACHE_OK / RCACHE_MISS / error); the caller frees each vals[i].
+ * Returns RCACHE_OK when the batch ran (see statuses), or the error that stopped it. */
+RCACHE_API rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n,
+                                         rcache_value *vals, rcache_status *statuses);
+
+/* Stores n values (vals[i].data, vals[i].len) in one round trip per server. */
+RCACHE_API rcache_status rcache_set_many(rcache *c, const char *const *keys,
+                                         const rcache_value *vals, size_t n, int64_t ttl_s);
+
+/* ---- health and statistics ----------------------------------------------------------- */
+
+typedef struct rcache_health {
+  bool healthy;
+  double latency_ms;       /* PING round trip (fractional ms); 0 on memory://, none:// */
+  char error[256];         /* why not healthy ("" when healthy) */
+  char server_version[32]; /* e.g. "7.0.15", "" when not reachable */
+  char mode[16];           /* as rcache_mode() */
+} rcache_health;
+
+/* Pings the cache now (bounded by the deadlines) and fills *h. Returns RCACHE_OK when
+ * healthy, otherwise the reason (RCACHE_EUNAVAILABLE, RCACHE_EAUTH, ...). */
+RCACHE_API rcache_status rcache_health_check(rcache *c, rcache_health *h);
+
+enum { RCACHE_BREAKER_CLOSED = 0, RCACHE_BREAKER_OPEN = 1, RCACHE_BREAKER_HALF_OPEN = 2 };
+
+/* A snapshot of counters since rcache_open(). Plain data owned by the caller. */
+typedef struct rcache_stats {
+  bool available;              /* the cache is in use now (breaker not open) */
+  int breaker_state;           /* RCACHE_BREAKER_* (the worst over all nodes) */
+  uint64_t breaker_opens;
+  uint64_t reconnect_attempts;
+  uint64_t hits, misses;       /* remote tier (Redis or memory store) */
+  uint64_t near_hits, near_misses;
+  uint64_t sets, deletes;
+  uint64_t errors;             /* calls that failed with an error, including timeouts */
+  uint64_t timeouts;
+  uint64_t fallbacks;          /* calls answered without the cache */
+  uint64_t loads;              /* get_or_set loader calls */
+  uint64_t load_errors;
+  uint64_t coalesced;          /* get_or_set callers that waited for another's load */
+  uint64_t early_refreshes;
+  uint64_t stale_served;
+  uint64_t near_entries, near_bytes, near_invalidations, near_flushes;
+  double latency_p50_ms, latency_p99_ms, latency_max_ms; /* remote calls */
+} rcache_stats;
+
+/* Fills *s with a consistent-enough snapshot (counters are read one by one). */
+RCACHE_API void rcache_get_stats(rcache *c, rcache_stats *s);
+
+/* Writes the stats as Prometheus text (metric names rcache_*) or compact JSON into buf
+ * (snprintf semantics: returns the length needed, excluding the NUL). */
+RCACHE_API size_t rcache_stats_prometheus(const rcache_stats *s, char *buf, size_t size);
+RCACHE_API size_t rcache_stats_json(const rcache_stats *s, char *buf, size_t size);
+
+/* Visits up to `limit` (0 = all) keys matching glob within key_prefix, without it in the
+ * names passed to fn. fn returns false to stop. For tools (the CLI's `scan`): SCAN-based. */
+typedef bool (*rcache_scan_fn)(const char *key, size_t len, void *ud);
+RCACHE_API rcache_status rcache_scan(rcache *c, const char *glob, uint64_t limit,
+                                     rcache_scan_fn fn, void *ud);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RCACHE_RCACHE_H */

@@ -1,0 +1,196 @@
+/*
+ * rcache internals shared by the facade and the backends. Nothing here is public:
+ * everything is static or carries the rcache__ prefix, and is hidden from the ABI.
+ */
+#ifndef RCACHE_INTERNAL_H
+#define RCACHE_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rcache/rcache.h"
+
+#if defined(__GNUC__)
+#define RCACHE__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define RCACHE__PRINTF(a, b)
+#endif
+
+/* ---- time (time.c) ------------------------------------------------------------------- */
+
+int64_t rcache__now_us(void);  /* CLOCK_MONOTONIC in microseconds */
+int64_t rcache__wall_ms(void); /* CLOCK_REALTIME in milliseconds */
+void rcache__sleep_us(int64_t us);
+/* A thread-safe xorshift random in [0, 1). */
+double rcache__rand01(void);
+
+/* ---- errors (log.c) ------------------------------------------------------------------ */
+
+/* Sets the calling thread's detail message for its current call (printf-style). The
+ * facade ties it to the handle when the call fails. Passwords must not be passed in. */
+void rcache__errf(const char *fmt, ...) RCACHE__PRINTF(1, 2);
+/* Called by the facade once a call has failed with `s`: ties the thread's message to `c`
+ * (filling in rcache_strerror(s) when the backend gave no detail). */
+void rcache__err_commit(const rcache *c, rcache_status s);
+/* Forget any detail the thread recorded (the facade calls it when a call starts). */
+void rcache__err_clear(void);
+
+/* ---- URL (url.c): pure parsing, no I/O ------------------------------------------------ */
+
+typedef enum rcache__scheme {
+  RCACHE__SCHEME_REDIS = 0, /* redis://      (standalone, or cluster when detected) */
+  RCACHE__SCHEME_REDISS,    /* rediss://     (TLS)                                 */
+  RCACHE__SCHEME_UNIX,      /* unix://, redis+unix://                              */
+  RCACHE__SCHEME_SENTINEL,  /* redis+sentinel://, rediss+sentinel://               */
+  RCACHE__SCHEME_MEMORY,    /* memory://                                           */
+  RCACHE__SCHEME_NONE       /* none://, ""                                         */
+} rcache__scheme;
+
+typedef struct rcache__hostport {
+  char *host; /* without IPv6 brackets */
+  int port;
+} rcache__hostport;
+
+#define RCACHE__URL_MAX_HOSTS 64
+
+typedef struct rcache__url {
+  rcache__scheme scheme;
+  bool tls;               /* rediss:// or rediss+sentinel:// */
+  char *user;             /* NULL when absent (percent-decoded) */
+  char *password;         /* NULL when absent (percent-decoded) */
+  rcache__hostport *hosts;
+  size_t nhosts;
+  char *path;             /* unix socket path */
+  char *master;           /* sentinel master name */
+  int db;                 /* 0 when absent */
+  /* query options: -1 (or NULL) when absent */
+  int connect_timeout_ms;
+  int command_timeout_ms;
+  int pool_size;
+  int64_t max_bytes;      /* memory:// bound */
+  char *tls_ca, *tls_cert, *tls_key, *tls_server_name;
+  int tls_insecure;
+  char *client_name;
+  char *key_prefix;
+  char *redacted;         /* the whole URL with any password replaced by *** */
+} rcache__url;
+
+/* Parses `s` into *u (zeroed first). On failure returns RCACHE_EURL (or RCACHE_ENOMEM)
+ * and writes a message naming the bad part into err (password redacted). */
+rcache_status rcache__url_parse(const char *s, rcache__url *u, char *err, size_t errlen);
+void rcache__url_free(rcache__url *u);
+/* Copies `in` to out replacing the password of every scheme://user:pass@ with ***. */
+void rcache__redact(const char *in, char *out, size_t outlen);
+
+/* ---- glob (glob.c): Redis' stringmatchlen rules ------------------------------------------ */
+
+bool rcache__glob_match(const char *pat, size_t plen, const char *s, size_t slen);
+/* Writes `lit` with every glob metacharacter (* ? [ ] \) backslash-escaped into out.
+ * Returns the length written, or (size_t)-1 when out is too small. */
+size_t rcache__glob_escape(const char *lit, size_t len, char *out, size_t outlen);
+
+/* ---- configuration shared by the handle and its backend ------------------------------------ */
+
+typedef struct rcache__counters {
+  _Atomic uint64_t hits, misses, near_hits, near_misses, sets, deletes, errors, timeouts,
+      fallbacks, loads, load_errors, coalesced, early_refreshes, stale_served, breaker_opens,
+      reconnect_attempts, near_invalidations, near_flushes;
+} rcache__counters;
+
+/* Remote-call latency histogram: log-linear buckets, lock-free. */
+#define RCACHE__LAT_BUCKETS 256
+typedef struct rcache__latency {
+  _Atomic uint64_t bucket[RCACHE__LAT_BUCKETS];
+  _Atomic uint64_t max_us;
+} rcache__latency;
+void rcache__latency_add(rcache__latency *l, int64_t us);
+/* q in (0, 1]: returns the upper bound of the bucket holding that quantile, in ms. */
+double rcache__latency_quantile(const rcache__latency *l, double q);
+
+typedef struct rcache__ctx {
+  rcache_options opt;      /* resolved: options overridden by URL query; strings owned */
+  rcache__url url;         /* parsed URL */
+  char *prefix;            /* key_prefix ("" when none) */
+  size_t prefix_len;
+  rcache__counters n;
+  rcache__latency lat;
+} rcache__ctx;
+
+/* Logs through opt.log_fn when level <= opt.log_level; the message is passed through
+ * rcache__redact() and never includes the URL's password. */
+void rcache__log(const rcache__ctx *ctx, int level, const char *fmt, ...) RCACHE__PRINTF(3, 4);
+
+/* ---- the backend interface -------------------------------------------------------------- */
+
+/*
+ * A backend stores already-prefixed keys (binary-safe, key/klen). All functions are
+ * thread-safe. TTLs are in milliseconds; ttl_ms == 0 means no expiry. Statuses follow
+ * the public contract; a backend never blocks past ctx->opt's deadlines. A backend that
+ * cannot reach its server returns RCACHE_EUNAVAILABLE (fast, when its breaker is open) or
+ * RCACHE_ETIMEOUT, and the facade applies the fallback rules.
+ */
+typedef struct rcache__backend rcache__backend;
+
+enum { RCACHE__SET_NX = 1 }; /* set only if absent: RCACHE_MISS when it existed */
+
+typedef struct rcache__backend_ops {
+  const char *mode; /* "memory", "none", "standalone", "cluster", "sentinel" */
+  void (*destroy)(rcache__backend *b);
+  /* pttl_ms may be NULL; else receives the key's remaining ms (-1 = none) read in the
+   * same round trip as the value. */
+  rcache_status (*get)(rcache__backend *b, const char *key, size_t klen, rcache_value *out,
+                       int64_t *pttl_ms);
+  rcache_status (*set)(rcache__backend *b, const char *key, size_t klen, const void *data,
+                       size_t len, int64_t ttl_ms, int flags);
+  /* RCACHE_OK when deleted, RCACHE_MISS when absent */
+  rcache_status (*del)(rcache__backend *b, const char *key, size_t klen);
+  /* deletes keys matching a full glob (prefix already applied and escaped) */
+  rcache_status (*del_match)(rcache__backend *b, const char *glob, size_t glen, uint64_t *n);
+  /* visits up to limit (0 = all) keys matching glob; fn gets the full stored key */
+  rcache_status (*scan)(rcache__backend *b, const char *glob, size_t glen, uint64_t limit,
+                        rcache_scan_fn fn, void *ud);
+  /* adds `by`; when the key is created by this call and ttl_ms > 0, sets that TTL */
+  rcache_status (*incr)(rcache__backend *b, const char *key, size_t klen, int64_t by,
+                        int64_t ttl_ms, int64_t *out);
+  rcache_status (*exists)(rcache__backend *b, const char *key, size_t klen, bool *exists);
+  /* remaining ms, -1 = no expiry, -2 = absent */
+  rcache_status (*pttl)(rcache__backend *b, const char *key, size_t klen, int64_t *ms);
+  /* deletes everything in the logical database */
+  rcache_status (*flushdb)(rcache__backend *b);
+  rcache_status (*get_many)(rcache__backend *b, const char *const *keys, const size_t *klens,
+                            size_t n, rcache_value *vals, rcache_status *statuses);
+  /* ttl_ms[i] per key (0 = none) */
+  rcache_status (*set_many)(rcache__backend *b, const char *const *keys, const size_t *klens,
+                            const rcache_value *vals, size_t n, const int64_t *ttl_ms);
+  /* fills latency, version, error; the facade fills mode and healthy */
+  rcache_status (*health)(rcache__backend *b, rcache_health *h);
+  /* true when the backend believes calls would reach its store now (breaker closed) */
+  bool (*available)(rcache__backend *b);
+  /* optional (may be NULL): adds backend figures (breaker state) to *s */
+  void (*stats)(rcache__backend *b, rcache_stats *s);
+} rcache__backend_ops;
+
+struct rcache__backend {
+  const rcache__backend_ops *ops;
+  rcache__ctx *ctx; /* owned by the handle, outlives the backend */
+};
+
+rcache_status rcache__none_open(rcache__ctx *ctx, rcache__backend **out);
+rcache_status rcache__memory_open(rcache__ctx *ctx, rcache__backend **out);
+/* redis://, rediss://, unix://, sentinel; detects cluster. Never fails because the server
+ * is down. */
+rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out);
+
+/* ---- small helpers (util.c) -------------------------------------------------------------- */
+
+/* malloc'd copy of len bytes plus a NUL; NULL on ENOMEM. */
+char *rcache__memdup0(const void *p, size_t len);
+char *rcache__strdup(const char *s); /* NULL-safe */
+/* Parses a decimal int64 exactly as Redis' string2ll (no spaces, no "+", no leading
+ * zeros, fits int64). */
+bool rcache__parse_i64(const char *s, size_t len, int64_t *out);
+
+#endif /* RCACHE_INTERNAL_H */
