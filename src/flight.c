@@ -1,0 +1,161 @@
+/* Single-flight table. It is touched only on cache misses, so one mutex for the table is
+ * cheap next to the load it saves; each flight has its own condition variable. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "flight.h"
+
+#define NBUCKETS 256
+
+struct rcache__flight {
+  rcache__flight *next;
+  char *key;
+  size_t klen;
+  uint64_t hash;
+  int refs;       /* guarded by the table mutex */
+  bool done;      /* guarded by the table mutex */
+  bool in_table;
+  rcache_status status;
+  rcache_value value;
+  pthread_cond_t cond;
+};
+
+struct rcache__flights {
+  pthread_mutex_t mu;
+  rcache__flight *bucket[NBUCKETS];
+};
+
+static uint64_t fnv1a(const char *k, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)k[i]) * 1099511628211ull;
+  return h;
+}
+
+rcache__flights *rcache__flights_new(void) {
+  rcache__flights *fs = calloc(1, sizeof *fs);
+  if (fs) pthread_mutex_init(&fs->mu, NULL);
+  return fs;
+}
+
+void rcache__flights_free(rcache__flights *fs) {
+  if (!fs) return;
+  pthread_mutex_destroy(&fs->mu);
+  free(fs);
+}
+
+static rcache__flight *flight_new(const char *key, size_t klen, uint64_t h) {
+  rcache__flight *f = calloc(1, sizeof *f);
+  if (!f) return NULL;
+  f->key = rcache__memdup0(key, klen);
+  if (!f->key) {
+    free(f);
+    return NULL;
+  }
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&f->cond, &ca);
+  pthread_condattr_destroy(&ca);
+  f->klen = klen;
+  f->hash = h;
+  return f;
+}
+
+static void flight_free(rcache__flight *f) {
+  pthread_cond_destroy(&f->cond);
+  rcache_value_free(&f->value);
+  free(f->key);
+  free(f);
+}
+
+rcache__flight *rcache__flight_join(rcache__flights *fs, const char *key, size_t klen,
+                                    bool *leader) {
+  uint64_t h = fnv1a(key, klen);
+  rcache__flight **slot = &fs->bucket[h % NBUCKETS];
+  pthread_mutex_lock(&fs->mu);
+  for (rcache__flight *f = *slot; f; f = f->next) {
+    if (f->hash == h && f->klen == klen && memcmp(f->key, key, klen) == 0) {
+      f->refs++;
+      pthread_mutex_unlock(&fs->mu);
+      *leader = false;
+      return f;
+    }
+  }
+  rcache__flight *f = flight_new(key, klen, h);
+  if (f) {
+    f->refs = 1;
+    f->in_table = true;
+    f->next = *slot;
+    *slot = f;
+  }
+  pthread_mutex_unlock(&fs->mu);
+  *leader = true;
+  return f;
+}
+
+static void unlink_flight(rcache__flights *fs, rcache__flight *f) {
+  if (!f->in_table) return;
+  for (rcache__flight **p = &fs->bucket[f->hash % NBUCKETS]; *p; p = &(*p)->next) {
+    if (*p == f) {
+      *p = f->next;
+      break;
+    }
+  }
+  f->in_table = false;
+}
+
+void rcache__flight_finish(rcache__flights *fs, rcache__flight *f, rcache_status st,
+                           const rcache_value *v) {
+  rcache_value copy = {NULL, 0};
+  if (st == RCACHE_OK && v) {
+    copy.data = rcache__memdup0(v->data, v->len);
+    copy.len = v->len;
+    if (!copy.data) st = RCACHE_ENOMEM;
+  }
+  pthread_mutex_lock(&fs->mu);
+  f->status = st;
+  f->value = copy;
+  f->done = true;
+  unlink_flight(fs, f);
+  pthread_cond_broadcast(&f->cond);
+  pthread_mutex_unlock(&fs->mu);
+}
+
+rcache_status rcache__flight_wait(rcache__flights *fs, rcache__flight *f, int64_t deadline_us,
+                                 rcache_value *out) {
+  struct timespec now, ts;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  int64_t left = deadline_us - rcache__now_us();
+  int64_t ns = (int64_t)now.tv_nsec + (left > 0 ? left : 0) % 1000000 * 1000;
+  ts.tv_sec = now.tv_sec + (left > 0 ? left : 0) / 1000000 + ns / 1000000000;
+  ts.tv_nsec = (long)(ns % 1000000000);
+  rcache_status st = RCACHE_ETIMEOUT;
+  pthread_mutex_lock(&fs->mu);
+  while (!f->done) {
+    if (pthread_cond_timedwait(&f->cond, &fs->mu, &ts) == ETIMEDOUT) break;
+  }
+  if (f->done) {
+    st = f->status;
+    if (st == RCACHE_OK) {
+      out->data = rcache__memdup0(f->value.data, f->value.len);
+      out->len = f->value.len;
+      if (!out->data) {
+        out->len = 0;
+        st = RCACHE_ENOMEM;
+      }
+    }
+  }
+  pthread_mutex_unlock(&fs->mu);
+  return st;
+}
+
+void rcache__flight_leave(rcache__flights *fs, rcache__flight *f) {
+  pthread_mutex_lock(&fs->mu);
+  bool last = --f->refs == 0;
+  if (last) unlink_flight(fs, f); /* a leader that never finished (ENOMEM paths) */
+  pthread_mutex_unlock(&fs->mu);
+  if (last) flight_free(f);
+}

@@ -1,0 +1,32 @@
+/* Single-flight: at most one loader per key at a time in a process; other callers for
+ * the same key wait for its result instead of calling the loader too. */
+#ifndef RCACHE_FLIGHT_H
+#define RCACHE_FLIGHT_H
+
+#include "internal.h"
+
+typedef struct rcache__flights rcache__flights;
+typedef struct rcache__flight rcache__flight;
+
+rcache__flights *rcache__flights_new(void);
+void rcache__flights_free(rcache__flights *fs); /* no flight may be in progress */
+
+/* Joins the flight for key (creating it). *leader is true for the caller that must load
+ * and then call rcache__flight_finish(); everyone calls rcache__flight_leave() at the end.
+ * NULL on ENOMEM. */
+rcache__flight *rcache__flight_join(rcache__flights *fs, const char *key, size_t klen,
+                                    bool *leader);
+
+/* Leader: publishes the result (v copied; may be NULL when st != RCACHE_OK) and wakes the
+ * waiters. The flight leaves the table, so the next caller for the key starts afresh. */
+void rcache__flight_finish(rcache__flights *fs, rcache__flight *f, rcache_status st,
+                           const rcache_value *v);
+
+/* Follower: waits until deadline_us (monotonic µs) for the leader. RCACHE_OK with a copy
+ * in *out (caller frees), the leader's error status, RCACHE_ETIMEOUT, or RCACHE_ENOMEM. */
+rcache_status rcache__flight_wait(rcache__flights *fs, rcache__flight *f, int64_t deadline_us,
+                                 rcache_value *out);
+
+void rcache__flight_leave(rcache__flights *fs, rcache__flight *f);
+
+#endif

@@ -1,0 +1,71 @@
+/* Logging and per-thread error details. Every message passes through rcache__redact()
+ * so that no URL password reaches a log line or rcache_errmsg(). */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* The calling thread's detail for its current call, and the handle it belongs to once
+ * the call has failed. Per thread, so concurrent calls never see each other's message. */
+static _Thread_local struct {
+  const rcache *owner; /* handle of the failed call; NULL for rcache_open */
+  bool committed;      /* msg belongs to `owner` */
+  bool pending;        /* a backend wrote a detail during the current call */
+  char msg[512];
+} tl_err;
+
+void rcache__err_clear(void) {
+  tl_err.pending = false;
+}
+
+void rcache__errf(const char *fmt, ...) {
+  char raw[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(raw, sizeof raw, fmt, ap);
+  va_end(ap);
+  rcache__redact(raw, tl_err.msg, sizeof tl_err.msg);
+  tl_err.pending = true;
+  tl_err.committed = false;
+}
+
+void rcache__err_commit(const rcache *c, rcache_status s) {
+  if (!tl_err.pending) snprintf(tl_err.msg, sizeof tl_err.msg, "%s", rcache_strerror(s));
+  tl_err.owner = c;
+  tl_err.committed = true;
+  tl_err.pending = false;
+}
+
+const char *rcache_errmsg(const rcache *c) {
+  if (!tl_err.committed || tl_err.owner != c) return "";
+  return tl_err.msg;
+}
+
+static void default_log(int level, const char *msg, void *ud) {
+  (void)ud;
+  static const char *names[] = {"error", "warning", "info", "debug"};
+  fprintf(stderr, "rcache %s: %s\n", names[level < 0 ? 0 : level > 3 ? 3 : level], msg);
+}
+
+void rcache__log(const rcache__ctx *ctx, int level, const char *fmt, ...) {
+  if (level > ctx->opt.log_level) return;
+  char raw[1024], msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(raw, sizeof raw, fmt, ap);
+  va_end(ap);
+  rcache__redact(raw, msg, sizeof msg);
+  /* Belt and braces: a password that reached the text some other way is masked too. */
+  const char *pw = ctx->url.password;
+  if (pw && *pw) {
+    size_t pl = strlen(pw);
+    for (char *p = strstr(msg, pw); p; p = strstr(p, pw)) {
+      memset(p, '*', pl);
+    }
+  }
+  if (ctx->opt.log_fn) {
+    ctx->opt.log_fn(level, msg, ctx->opt.log_ud);
+  } else {
+    default_log(level, msg, NULL);
+  }
+}

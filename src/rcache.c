@@ -1,0 +1,718 @@
+/*
+ * The facade: argument checks, key namespacing, TTL policy, fallback rules, statistics
+ * and get_or_set. Backends (memory, none, redis) only store prefixed keys.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flight.h"
+#include "internal.h"
+
+struct rcache {
+  rcache__ctx ctx;
+  rcache__backend *b;
+  rcache__flights *flights;
+};
+
+/* ---- small things -------------------------------------------------------------------- */
+
+const char *rcache_version(void) {
+  return RCACHE_VERSION_STRING;
+}
+
+const char *rcache_strerror(rcache_status s) {
+  switch (s) {
+  case RCACHE_OK: return "ok";
+  case RCACHE_MISS: return "key not found";
+  case RCACHE_EINVAL: return "invalid argument";
+  case RCACHE_ENOMEM: return "out of memory";
+  case RCACHE_EURL: return "malformed URL";
+  case RCACHE_EUNAVAILABLE: return "cache unavailable";
+  case RCACHE_ETIMEOUT: return "timed out";
+  case RCACHE_EAUTH: return "authentication failed";
+  case RCACHE_ETLS: return "TLS error";
+  case RCACHE_ETYPE: return "wrong type";
+  case RCACHE_ERANGE: return "numeric overflow";
+  case RCACHE_ELOADER: return "loader failed";
+  case RCACHE_EDECODE: return "value could not be decoded";
+  case RCACHE_ESERVER: return "server error";
+  case RCACHE_ETOOBIG: return "too big";
+  case RCACHE_EPROTO: return "protocol error";
+  case RCACHE_EIO: return "I/O error";
+  }
+  return "unknown status";
+}
+
+void rcache_value_free(rcache_value *v) {
+  if (!v) return;
+  free(v->data);
+  v->data = NULL;
+  v->len = 0;
+}
+
+void rcache_options_init(rcache_options *o) {
+  if (!o) return;
+  memset(o, 0, sizeof *o);
+  o->connect_timeout_ms = 1000;
+  o->command_timeout_ms = 500;
+  o->pool_size = 8;
+  o->breaker_failures = 3;
+  o->reconnect_min_ms = 50;
+  o->reconnect_max_ms = 2000;
+  o->reconnect_jitter = 1.0;
+  o->near_cache_max_ttl_ms = 60000;
+  o->lease_ms = 5000;
+  o->max_key_bytes = 1024;
+  o->max_value_bytes = (size_t)512 * 1024 * 1024;
+  o->max_redirects = 5;
+  o->log_level = RCACHE_LOG_WARN;
+}
+
+const char *rcache_mode(const rcache *c) {
+  return c ? c->b->ops->mode : "";
+}
+
+/* Every public call ends through here: failed calls leave their detail for
+ * rcache_errmsg() and are counted. */
+static rcache_status done(rcache *c, rcache_status s) {
+  if (s < 0) {
+    if (c) atomic_fetch_add_explicit(&c->ctx.n.errors, 1, memory_order_relaxed);
+    rcache__err_commit(c, s);
+  }
+  return s;
+}
+
+static rcache_status einval(rcache *c, const char *what) {
+  rcache__errf("invalid argument: %s", what);
+  return done(c, RCACHE_EINVAL);
+}
+
+/* A backend that could not reach its store: the call is answered without the cache. */
+static bool unreachable(rcache_status s) {
+  return s == RCACHE_EUNAVAILABLE || s == RCACHE_ETIMEOUT;
+}
+
+/* Maps a backend status to the public one: timeouts and unavailability both become
+ * RCACHE_EUNAVAILABLE (the caller's remedy is the same), counted as fallbacks. */
+static rcache_status remote(rcache *c, rcache_status s) {
+  if (s == RCACHE_ETIMEOUT) atomic_fetch_add_explicit(&c->ctx.n.timeouts, 1, memory_order_relaxed);
+  if (unreachable(s)) {
+    atomic_fetch_add_explicit(&c->ctx.n.fallbacks, 1, memory_order_relaxed);
+    s = RCACHE_EUNAVAILABLE;
+  }
+  return s;
+}
+
+#define COUNT(c, field) atomic_fetch_add_explicit(&(c)->ctx.n.field, 1, memory_order_relaxed)
+
+/* ---- keys ------------------------------------------------------------------------------ */
+
+/* A prefixed key, on the stack when small. */
+typedef struct {
+  char *p;
+  size_t len;
+  char stack[256];
+} fullkey;
+
+static rcache_status key_make(rcache *c, const char *key, fullkey *k) {
+  k->p = k->stack;
+  if (!key) {
+    rcache__errf("invalid argument: key is NULL");
+    return RCACHE_EINVAL;
+  }
+  size_t kl = strlen(key);
+  if (kl == 0) {
+    rcache__errf("invalid argument: key is empty");
+    return RCACHE_EINVAL;
+  }
+  k->len = c->ctx.prefix_len + kl;
+  if (k->len > c->ctx.opt.max_key_bytes) {
+    rcache__errf("key of %zu bytes (with prefix) exceeds max_key_bytes %zu", k->len,
+                 c->ctx.opt.max_key_bytes);
+    return RCACHE_ETOOBIG;
+  }
+  if (k->len >= sizeof k->stack && !(k->p = malloc(k->len + 1))) return RCACHE_ENOMEM;
+  memcpy(k->p, c->ctx.prefix, c->ctx.prefix_len);
+  memcpy(k->p + c->ctx.prefix_len, key, kl + 1);
+  return RCACHE_OK;
+}
+
+static void key_free(fullkey *k) {
+  if (k->p != k->stack) free(k->p);
+}
+
+/* escape(key_prefix) + escape(literal) + "*" or escape(key_prefix) + glob: a glob that can
+ * only match inside the namespace. malloc'd; NULL on ENOMEM. */
+static char *ns_glob(rcache *c, const char *lit, const char *glob, size_t *len) {
+  size_t ll = lit ? strlen(lit) : 0, gl = glob ? strlen(glob) : 0;
+  size_t cap = 2 * (c->ctx.prefix_len + ll) + gl + 2;
+  char *g = malloc(cap);
+  if (!g) return NULL;
+  size_t n = rcache__glob_escape(c->ctx.prefix, c->ctx.prefix_len, g, cap);
+  if (lit) {
+    n += rcache__glob_escape(lit, ll, g + n, cap - n);
+    g[n++] = '*';
+  } else {
+    memcpy(g + n, glob, gl);
+    n += gl;
+  }
+  g[n] = '\0';
+  *len = n;
+  return g;
+}
+
+/* ---- TTL policy -------------------------------------------------------------------------- */
+
+#define MAX_TTL_S ((int64_t)100 * 365 * 86400) /* a century; beyond that is a bug */
+
+/* ttl_s (0 = default or none) → milliseconds with jitter; -1 when invalid. */
+static int64_t ttl_ms_of(rcache *c, int64_t ttl_s) {
+  if (ttl_s < 0 || ttl_s > MAX_TTL_S) return -1;
+  if (ttl_s == 0) ttl_s = c->ctx.opt.default_ttl_s;
+  if (ttl_s == 0) return 0;
+  int64_t ms = ttl_s * 1000;
+  double j = c->ctx.opt.ttl_jitter;
+  if (j > 0) {
+    ms += (int64_t)((double)ms * j * (2 * rcache__rand01() - 1));
+    if (ms < 1) ms = 1;
+  }
+  return ms;
+}
+
+/* ---- open / close ------------------------------------------------------------------------ */
+
+static rcache_status check_options(const rcache_options *o) {
+  const char *bad = NULL;
+  if (o->connect_timeout_ms <= 0) bad = "connect_timeout_ms must be > 0";
+  else if (o->command_timeout_ms <= 0) bad = "command_timeout_ms must be > 0";
+  else if (o->pool_size < 1 || o->pool_size > 1024) bad = "pool_size must be 1..1024";
+  else if (o->default_ttl_s < 0 || o->default_ttl_s > MAX_TTL_S) bad = "default_ttl_s out of range";
+  else if (!(o->ttl_jitter >= 0 && o->ttl_jitter <= 1)) bad = "ttl_jitter must be 0..1";
+  else if (o->breaker_failures < 1) bad = "breaker_failures must be >= 1";
+  else if (o->reconnect_min_ms < 1 || o->reconnect_max_ms < o->reconnect_min_ms)
+    bad = "reconnect_min_ms must be >= 1 and <= reconnect_max_ms";
+  else if (!(o->reconnect_jitter >= 0 && o->reconnect_jitter <= 1)) bad = "reconnect_jitter must be 0..1";
+  else if (o->near_cache_max_ttl_ms < 0) bad = "near_cache_max_ttl_ms must be >= 0";
+  else if (o->flight_wait_ms < 0) bad = "flight_wait_ms must be >= 0";
+  else if (o->lease && o->lease_ms <= 0) bad = "lease_ms must be > 0";
+  else if (!(o->early_refresh_beta >= 0 && o->early_refresh_beta <= 100)) bad = "early_refresh_beta must be 0..100";
+  else if (o->stale_window_s < 0) bad = "stale_window_s must be >= 0";
+  else if (o->max_key_bytes < 1) bad = "max_key_bytes must be >= 1";
+  else if (o->max_value_bytes < 1) bad = "max_value_bytes must be >= 1";
+  else if (o->max_redirects < 0) bad = "max_redirects must be >= 0";
+  else if (o->log_level < RCACHE_LOG_ERROR || o->log_level > RCACHE_LOG_DEBUG) bad = "log_level out of range";
+  if (!bad) return RCACHE_OK;
+  rcache__errf("invalid option: %s", bad);
+  return RCACHE_EINVAL;
+}
+
+/* URL query parameters override the options; strings end up owned by the context. */
+static rcache_status resolve_options(rcache__ctx *ctx) {
+  rcache__url *u = &ctx->url;
+  rcache_options *o = &ctx->opt;
+  if (u->connect_timeout_ms > 0) o->connect_timeout_ms = u->connect_timeout_ms;
+  if (u->command_timeout_ms > 0) o->command_timeout_ms = u->command_timeout_ms;
+  if (u->pool_size > 0) o->pool_size = u->pool_size;
+  if (u->tls_insecure >= 0) o->tls_insecure = u->tls_insecure != 0;
+#define TAKE(field, urlfield)                                              \
+  do {                                                                     \
+    const char *src = u->urlfield ? u->urlfield : o->field;                \
+    o->field = NULL;                                                       \
+    if (src && !(o->field = rcache__strdup(src))) return RCACHE_ENOMEM;    \
+  } while (0)
+  TAKE(key_prefix, key_prefix);
+  TAKE(tls_ca_file, tls_ca);
+  TAKE(tls_cert_file, tls_cert);
+  TAKE(tls_key_file, tls_key);
+  TAKE(tls_server_name, tls_server_name);
+  TAKE(client_name, client_name);
+#undef TAKE
+  if (!o->client_name && !(o->client_name = rcache__strdup("rcache"))) return RCACHE_ENOMEM;
+  if (o->flight_wait_ms == 0) o->flight_wait_ms = 2 * o->command_timeout_ms;
+  ctx->prefix = (char *)(o->key_prefix ? o->key_prefix : "");
+  ctx->prefix_len = strlen(ctx->prefix);
+  return RCACHE_OK;
+}
+
+static void free_ctx(rcache__ctx *ctx) {
+  free((char *)ctx->opt.key_prefix);
+  free((char *)ctx->opt.tls_ca_file);
+  free((char *)ctx->opt.tls_cert_file);
+  free((char *)ctx->opt.tls_key_file);
+  free((char *)ctx->opt.tls_server_name);
+  free((char *)ctx->opt.client_name);
+  rcache__url_free(&ctx->url);
+}
+
+static rcache_status open_backend(rcache *c) {
+  switch (c->ctx.url.scheme) {
+  case RCACHE__SCHEME_NONE: return rcache__none_open(&c->ctx, &c->b);
+  case RCACHE__SCHEME_MEMORY: return rcache__memory_open(&c->ctx, &c->b);
+  default: return rcache__redis_open(&c->ctx, &c->b);
+  }
+}
+
+rcache_status rcache_open(rcache **out, const char *url, const rcache_options *o) {
+  rcache__err_clear();
+  if (!out) return einval(NULL, "out is NULL");
+  *out = NULL;
+  if (!url) url = getenv("REDIS_URL");
+  if (!url) url = "redis://localhost:6379";
+  rcache *c = calloc(1, sizeof *c);
+  if (!c) return done(NULL, RCACHE_ENOMEM);
+  if (o) {
+    c->ctx.opt = *o;
+  } else {
+    rcache_options_init(&c->ctx.opt);
+  }
+  /* key_prefix etc. still point at the caller's strings until resolve_options copies them */
+  c->ctx.opt.key_prefix = c->ctx.opt.tls_ca_file = c->ctx.opt.tls_cert_file = NULL;
+  c->ctx.opt.tls_key_file = c->ctx.opt.tls_server_name = c->ctx.opt.client_name = NULL;
+  rcache_status s = check_options(o ? o : &c->ctx.opt);
+  char err[512];
+  if (s == RCACHE_OK) {
+    s = rcache__url_parse(url, &c->ctx.url, err, sizeof err);
+    if (s != RCACHE_OK) rcache__errf("%s", err);
+  }
+  if (s == RCACHE_OK) {
+    if (o) { /* now take the caller's strings (URL values win) */
+      c->ctx.opt.key_prefix = o->key_prefix;
+      c->ctx.opt.tls_ca_file = o->tls_ca_file;
+      c->ctx.opt.tls_cert_file = o->tls_cert_file;
+      c->ctx.opt.tls_key_file = o->tls_key_file;
+      c->ctx.opt.tls_server_name = o->tls_server_name;
+      c->ctx.opt.client_name = o->client_name;
+    }
+    s = resolve_options(&c->ctx);
+  }
+  if (s == RCACHE_OK) s = check_options(&c->ctx.opt);
+  if (s == RCACHE_OK && c->ctx.prefix_len >= c->ctx.opt.max_key_bytes) {
+    rcache__errf("invalid option: key_prefix longer than max_key_bytes");
+    s = RCACHE_EINVAL;
+  }
+  if (s == RCACHE_OK && !(c->flights = rcache__flights_new())) s = RCACHE_ENOMEM;
+  if (s == RCACHE_OK) s = open_backend(c);
+  if (s != RCACHE_OK) {
+    rcache__flights_free(c->flights);
+    free_ctx(&c->ctx);
+    free(c);
+    return done(NULL, s);
+  }
+  *out = c;
+  return RCACHE_OK;
+}
+
+void rcache_close(rcache *c) {
+  if (!c) return;
+  c->b->ops->destroy(c->b);
+  rcache__flights_free(c->flights);
+  free_ctx(&c->ctx);
+  free(c);
+}
+
+/* ---- reads and writes ---------------------------------------------------------------------- */
+
+/* Opening lines shared by every keyed operation. */
+#define BEGIN_KEYED(c, key, k)                          \
+  rcache__err_clear();                                  \
+  if (!(c)) return einval(NULL, "handle is NULL");      \
+  fullkey k;                                            \
+  do {                                                  \
+    rcache_status _s = key_make((c), (key), &k);        \
+    if (_s != RCACHE_OK) return done((c), _s);          \
+  } while (0)
+
+static rcache_status get_full(rcache *c, const fullkey *k, rcache_value *out, int64_t *pttl) {
+  rcache_status s = c->b->ops->get(c->b, k->p, k->len, out, pttl);
+  if (s == RCACHE_OK) COUNT(c, hits);
+  else if (s == RCACHE_MISS) COUNT(c, misses);
+  return remote(c, s);
+}
+
+rcache_status rcache_get(rcache *c, const char *key, rcache_value *out) {
+  if (out) *out = (rcache_value){NULL, 0};
+  BEGIN_KEYED(c, key, k);
+  if (!out) {
+    key_free(&k);
+    return einval(c, "out is NULL");
+  }
+  rcache_status s = get_full(c, &k, out, NULL);
+  key_free(&k);
+  return done(c, s);
+}
+
+static rcache_status set_full(rcache *c, const fullkey *k, const void *data, size_t len,
+                              int64_t ttl_ms, int flags) {
+  if (len > c->ctx.opt.max_value_bytes) {
+    rcache__errf("value of %zu bytes exceeds max_value_bytes %zu", len, c->ctx.opt.max_value_bytes);
+    return RCACHE_ETOOBIG;
+  }
+  rcache_status s = c->b->ops->set(c->b, k->p, k->len, data ? data : "", len, ttl_ms, flags);
+  if (s == RCACHE_OK) COUNT(c, sets);
+  return remote(c, s);
+}
+
+rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t len,
+                         int64_t ttl_s) {
+  BEGIN_KEYED(c, key, k);
+  rcache_status s;
+  int64_t ttl_ms = ttl_ms_of(c, ttl_s);
+  if (!data && len > 0) {
+    rcache__errf("invalid argument: data is NULL with len %zu", len);
+    s = RCACHE_EINVAL;
+  } else if (ttl_ms < 0) {
+    rcache__errf("invalid argument: ttl_s %lld out of range", (long long)ttl_s);
+    s = RCACHE_EINVAL;
+  } else {
+    s = set_full(c, &k, data, len, ttl_ms, 0);
+  }
+  key_free(&k);
+  return done(c, s);
+}
+
+rcache_status rcache_delete(rcache *c, const char *key) {
+  BEGIN_KEYED(c, key, k);
+  rcache_status s = c->b->ops->del(c->b, k.p, k.len);
+  if (s == RCACHE_OK) COUNT(c, deletes);
+  key_free(&k);
+  return done(c, remote(c, s));
+}
+
+static rcache_status delete_glob(rcache *c, const char *lit, const char *glob, uint64_t *deleted) {
+  uint64_t n = 0;
+  if (deleted) *deleted = 0;
+  size_t gl;
+  char *g = ns_glob(c, lit, glob, &gl);
+  if (!g) return done(c, RCACHE_ENOMEM);
+  rcache_status s = c->b->ops->del_match(c->b, g, gl, &n);
+  free(g);
+  atomic_fetch_add_explicit(&c->ctx.n.deletes, n, memory_order_relaxed);
+  if (deleted) *deleted = n;
+  return done(c, remote(c, s));
+}
+
+rcache_status rcache_delete_prefix(rcache *c, const char *prefix, uint64_t *deleted) {
+  rcache__err_clear();
+  if (deleted) *deleted = 0;
+  if (!c) return einval(NULL, "handle is NULL");
+  if (!prefix || !*prefix) return einval(c, "prefix is NULL or empty (use rcache_flush)");
+  return delete_glob(c, prefix, NULL, deleted);
+}
+
+rcache_status rcache_delete_pattern(rcache *c, const char *glob, uint64_t *deleted) {
+  rcache__err_clear();
+  if (deleted) *deleted = 0;
+  if (!c) return einval(NULL, "handle is NULL");
+  if (!glob || !*glob) return einval(c, "pattern is NULL or empty");
+  return delete_glob(c, NULL, glob, deleted);
+}
+
+rcache_status rcache_flush(rcache *c) {
+  rcache__err_clear();
+  if (!c) return einval(NULL, "handle is NULL");
+  if (c->ctx.prefix_len == 0) return done(c, remote(c, c->b->ops->flushdb(c->b)));
+  uint64_t n;
+  size_t gl;
+  char *g = ns_glob(c, "", NULL, &gl);
+  if (!g) return done(c, RCACHE_ENOMEM);
+  rcache_status s = c->b->ops->del_match(c->b, g, gl, &n);
+  free(g);
+  return done(c, remote(c, s));
+}
+
+/* ---- counters ------------------------------------------------------------------------------ */
+
+static rcache_status incr_full(rcache *c, const char *key, int64_t by, int64_t ttl_ms,
+                               int64_t *out) {
+  int64_t v = 0;
+  if (out) *out = 0;
+  BEGIN_KEYED(c, key, k);
+  rcache_status s = c->b->ops->incr(c->b, k.p, k.len, by, ttl_ms, &v);
+  key_free(&k);
+  if (s == RCACHE_OK && out) *out = v;
+  return done(c, remote(c, s));
+}
+
+rcache_status rcache_incr(rcache *c, const char *key, int64_t by, int64_t *out) {
+  return incr_full(c, key, by, 0, out);
+}
+
+rcache_status rcache_decr(rcache *c, const char *key, int64_t by, int64_t *out) {
+  if (by == INT64_MIN) {
+    rcache__err_clear();
+    if (out) *out = 0;
+    rcache__errf("decrement by INT64_MIN would overflow");
+    return done(c, c ? RCACHE_ERANGE : RCACHE_EINVAL);
+  }
+  return incr_full(c, key, -by, 0, out);
+}
+
+rcache_status rcache_incr_expire(rcache *c, const char *key, int64_t by, int64_t ttl_s,
+                                 int64_t *out) {
+  if (ttl_s <= 0 || ttl_s > MAX_TTL_S) {
+    rcache__err_clear();
+    if (out) *out = 0;
+    return einval(c, "ttl_s must be > 0");
+  }
+  return incr_full(c, key, by, ttl_s * 1000, out);
+}
+
+rcache_status rcache_rate_limit(rcache *c, const char *key, int64_t limit, int64_t window_s,
+                                bool *allowed, int64_t *count) {
+  if (count) *count = 0;
+  if (!allowed) {
+    rcache__err_clear();
+    return einval(c, "allowed is NULL");
+  }
+  *allowed = false;
+  if (limit < 0 || window_s <= 0) {
+    rcache__err_clear();
+    return einval(c, "limit must be >= 0 and window_s > 0");
+  }
+  int64_t n = 0;
+  rcache_status s = rcache_incr_expire(c, key, 1, window_s, &n);
+  if (s == RCACHE_OK) {
+    *allowed = n <= limit;
+    if (count) *count = n;
+  } else if (s == RCACHE_EUNAVAILABLE) {
+    *allowed = !c->ctx.opt.rate_limit_fail_closed;
+  }
+  return s;
+}
+
+rcache_status rcache_exists(rcache *c, const char *key, bool *exists) {
+  if (exists) *exists = false;
+  BEGIN_KEYED(c, key, k);
+  rcache_status s = RCACHE_EINVAL;
+  if (exists) s = c->b->ops->exists(c->b, k.p, k.len, exists);
+  key_free(&k);
+  if (!exists) return einval(c, "exists is NULL");
+  if (s != RCACHE_OK) *exists = false;
+  return done(c, remote(c, s));
+}
+
+rcache_status rcache_ttl(rcache *c, const char *key, int64_t *ttl_s) {
+  if (ttl_s) *ttl_s = -2;
+  BEGIN_KEYED(c, key, k);
+  int64_t ms = -2;
+  rcache_status s = RCACHE_EINVAL;
+  if (ttl_s) s = c->b->ops->pttl(c->b, k.p, k.len, &ms);
+  key_free(&k);
+  if (!ttl_s) return einval(c, "ttl_s is NULL");
+  if (s == RCACHE_OK) *ttl_s = ms < 0 ? ms : (ms + 999) / 1000;
+  return done(c, remote(c, s));
+}
+
+/* ---- batches ------------------------------------------------------------------------------- */
+
+/* Prefixed copies of n keys (one allocation). */
+static rcache_status keys_make(rcache *c, const char *const *keys, size_t n, char ***out,
+                               size_t **lens) {
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!keys[i] || !*keys[i]) {
+      rcache__errf("invalid argument: key %zu is NULL or empty", i);
+      return RCACHE_EINVAL;
+    }
+    size_t l = c->ctx.prefix_len + strlen(keys[i]);
+    if (l > c->ctx.opt.max_key_bytes) {
+      rcache__errf("key %zu of %zu bytes exceeds max_key_bytes", i, l);
+      return RCACHE_ETOOBIG;
+    }
+    total += l + 1;
+  }
+  char **ks = malloc(n * (sizeof *ks + sizeof **lens) + total + 1);
+  if (!ks) return RCACHE_ENOMEM;
+  size_t *ls = (size_t *)(ks + n);
+  char *p = (char *)(ls + n);
+  for (size_t i = 0; i < n; i++) {
+    size_t kl = strlen(keys[i]);
+    ks[i] = p;
+    memcpy(p, c->ctx.prefix, c->ctx.prefix_len);
+    memcpy(p + c->ctx.prefix_len, keys[i], kl + 1);
+    ls[i] = c->ctx.prefix_len + kl;
+    p += ls[i] + 1;
+  }
+  *out = ks;
+  *lens = ls;
+  return RCACHE_OK;
+}
+
+rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcache_value *vals,
+                              rcache_status *statuses) {
+  rcache__err_clear();
+  if (!c) return einval(NULL, "handle is NULL");
+  if (n == 0) return RCACHE_OK;
+  if (!keys || !vals || !statuses) return einval(c, "keys, vals or statuses is NULL");
+  for (size_t i = 0; i < n; i++) {
+    vals[i] = (rcache_value){NULL, 0};
+    statuses[i] = RCACHE_EINVAL;
+  }
+  char **ks;
+  size_t *ls;
+  rcache_status s = keys_make(c, keys, n, &ks, &ls);
+  if (s != RCACHE_OK) return done(c, s);
+  s = c->b->ops->get_many(c->b, (const char *const *)ks, ls, n, vals, statuses);
+  free(ks);
+  for (size_t i = 0; i < n; i++) {
+    if (s != RCACHE_OK) statuses[i] = s;
+    if (statuses[i] == RCACHE_OK) COUNT(c, hits);
+    else if (statuses[i] == RCACHE_MISS) COUNT(c, misses);
+    statuses[i] = unreachable(statuses[i]) ? RCACHE_EUNAVAILABLE : statuses[i];
+    if (statuses[i] != RCACHE_OK) rcache_value_free(&vals[i]);
+  }
+  return done(c, remote(c, s));
+}
+
+rcache_status rcache_set_many(rcache *c, const char *const *keys, const rcache_value *vals,
+                              size_t n, int64_t ttl_s) {
+  rcache__err_clear();
+  if (!c) return einval(NULL, "handle is NULL");
+  if (n == 0) return RCACHE_OK;
+  if (!keys || !vals) return einval(c, "keys or vals is NULL");
+  if (ttl_ms_of(c, ttl_s) < 0) return einval(c, "ttl_s out of range");
+  for (size_t i = 0; i < n; i++) {
+    if (!vals[i].data && vals[i].len) return einval(c, "a value has NULL data with len > 0");
+    if (vals[i].len > c->ctx.opt.max_value_bytes) {
+      rcache__errf("value %zu exceeds max_value_bytes", i);
+      return done(c, RCACHE_ETOOBIG);
+    }
+  }
+  int64_t *ttls = malloc(n * sizeof *ttls);
+  if (!ttls) return done(c, RCACHE_ENOMEM);
+  for (size_t i = 0; i < n; i++) ttls[i] = ttl_ms_of(c, ttl_s); /* jitter per key */
+  char **ks;
+  size_t *ls;
+  rcache_status s = keys_make(c, keys, n, &ks, &ls);
+  if (s == RCACHE_OK) {
+    s = c->b->ops->set_many(c->b, (const char *const *)ks, ls, vals, n, ttls);
+    free(ks);
+    if (s == RCACHE_OK) atomic_fetch_add_explicit(&c->ctx.n.sets, n, memory_order_relaxed);
+    s = remote(c, s);
+  }
+  free(ttls);
+  return done(c, s);
+}
+
+/* ---- get_or_set ---------------------------------------------------------------------------- */
+
+/* Runs the loader and stores its value. The loader's value is returned even when the
+ * cache cannot take it: the application must keep working without the cache. */
+static rcache_status load_and_store(rcache *c, const fullkey *k, int64_t ttl_ms,
+                                    rcache_loader_fn load, void *ud, rcache_value *out) {
+  rcache_value v = {NULL, 0};
+  COUNT(c, loads);
+  rcache_status ls = load(ud, &v);
+  if (ls != RCACHE_OK) {
+    rcache_value_free(&v);
+    COUNT(c, load_errors);
+    rcache__errf("loader failed with status %d (%s)", (int)ls, rcache_strerror(ls));
+    return RCACHE_ELOADER;
+  }
+  if (!v.data) { /* an empty value: keep the NUL-terminated promise */
+    if (!(v.data = rcache__memdup0("", 0))) return RCACHE_ENOMEM;
+    v.len = 0;
+  }
+  rcache_status ss = set_full(c, k, v.data, v.len, ttl_ms, 0);
+  (void)ss; /* dropped writes are counted as fallbacks by set_full */
+  *out = v;
+  return RCACHE_OK;
+}
+
+rcache_status rcache_get_or_set(rcache *c, const char *key, int64_t ttl_s,
+                                rcache_loader_fn load, void *ud, rcache_value *out) {
+  if (out) *out = (rcache_value){NULL, 0};
+  BEGIN_KEYED(c, key, k);
+  int64_t ttl_ms = ttl_ms_of(c, ttl_s);
+  rcache_status s = RCACHE_OK;
+  if (!out || !load) s = einval(c, "out or load is NULL");
+  else if (ttl_ms < 0) s = einval(c, "ttl_s out of range");
+  if (s != RCACHE_OK) {
+    key_free(&k);
+    return s;
+  }
+  s = get_full(c, &k, out, NULL);
+  if (s == RCACHE_OK || (s != RCACHE_MISS && s != RCACHE_EUNAVAILABLE)) {
+    key_free(&k);
+    return done(c, s);
+  }
+  bool leader;
+  rcache__flight *f = rcache__flight_join(c->flights, k.p, k.len, &leader);
+  if (!f) {
+    key_free(&k);
+    return done(c, RCACHE_ENOMEM);
+  }
+  if (leader) {
+    s = load_and_store(c, &k, ttl_ms, load, ud, out);
+    rcache__flight_finish(c->flights, f, s, out);
+  } else {
+    COUNT(c, coalesced);
+    int64_t deadline = rcache__now_us() + (int64_t)c->ctx.opt.flight_wait_ms * 1000;
+    s = rcache__flight_wait(c->flights, f, deadline, out);
+    /* the leader took too long: load ourselves rather than fail the caller */
+    if (s == RCACHE_ETIMEOUT) s = load_and_store(c, &k, ttl_ms, load, ud, out);
+  }
+  rcache__flight_leave(c->flights, f);
+  key_free(&k);
+  return done(c, s);
+}
+
+/* ---- tools ----------------------------------------------------------------------------------- */
+
+typedef struct {
+  size_t skip;
+  rcache_scan_fn fn;
+  void *ud;
+} scan_strip;
+
+static bool strip_prefix(const char *key, size_t len, void *ud) {
+  scan_strip *ss = ud;
+  if (len < ss->skip) return true;
+  return ss->fn(key + ss->skip, len - ss->skip, ss->ud);
+}
+
+rcache_status rcache_scan(rcache *c, const char *glob, uint64_t limit, rcache_scan_fn fn,
+                          void *ud) {
+  rcache__err_clear();
+  if (!c) return einval(NULL, "handle is NULL");
+  if (!glob || !*glob || !fn) return einval(c, "glob is NULL or empty, or fn is NULL");
+  size_t gl;
+  char *g = ns_glob(c, NULL, glob, &gl);
+  if (!g) return done(c, RCACHE_ENOMEM);
+  scan_strip ss = {c->ctx.prefix_len, fn, ud};
+  rcache_status s = c->b->ops->scan(c->b, g, gl, limit, strip_prefix, &ss);
+  free(g);
+  return done(c, remote(c, s));
+}
+
+rcache_status rcache_health_check(rcache *c, rcache_health *h) {
+  rcache__err_clear();
+  if (!c || !h) return einval(c, "handle or h is NULL");
+  memset(h, 0, sizeof *h);
+  rcache_status s = c->b->ops->health(c->b, h);
+  snprintf(h->mode, sizeof h->mode, "%s", c->b->ops->mode);
+  h->healthy = s == RCACHE_OK;
+  if (!h->healthy && !h->error[0]) snprintf(h->error, sizeof h->error, "%s", rcache_strerror(s));
+  return done(c, s);
+}
+
+void rcache_get_stats(rcache *c, rcache_stats *s) {
+  if (!s) return;
+  memset(s, 0, sizeof *s);
+  if (!c) return;
+  rcache__counters *n = &c->ctx.n;
+#define LOAD(f) s->f = atomic_load_explicit(&n->f, memory_order_relaxed)
+  LOAD(hits); LOAD(misses); LOAD(near_hits); LOAD(near_misses); LOAD(sets); LOAD(deletes);
+  LOAD(errors); LOAD(timeouts); LOAD(fallbacks); LOAD(loads); LOAD(load_errors);
+  LOAD(coalesced); LOAD(early_refreshes); LOAD(stale_served); LOAD(breaker_opens);
+  LOAD(reconnect_attempts); LOAD(near_invalidations); LOAD(near_flushes);
+#undef LOAD
+  s->latency_p50_ms = rcache__latency_quantile(&c->ctx.lat, 0.50);
+  s->latency_p99_ms = rcache__latency_quantile(&c->ctx.lat, 0.99);
+  s->latency_max_ms = (double)atomic_load_explicit(&c->ctx.lat.max_us, memory_order_relaxed) / 1000.0;
+  s->available = c->b->ops->available(c->b);
+  s->breaker_state = s->available ? RCACHE_BREAKER_CLOSED : RCACHE_BREAKER_OPEN;
+  if (c->b->ops->stats) c->b->ops->stats(c->b, s);
+}

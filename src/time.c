@@ -1,0 +1,40 @@
+/* Clocks and randomness: the only place rcache reads the time. */
+#include <stdatomic.h>
+#include <time.h>
+
+#include "internal.h"
+
+int64_t rcache__now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t rcache__wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void rcache__sleep_us(int64_t us) {
+  if (us <= 0) return;
+  struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+/* splitmix64 over a per-thread state seeded from the clock and the thread's address: no
+ * lock, different sequences in different threads and processes (jitter must not align). */
+double rcache__rand01(void) {
+  static _Thread_local uint64_t state;
+  if (state == 0) {
+    static _Atomic uint64_t seq;
+    state = (uint64_t)rcache__now_us() ^ ((uint64_t)(uintptr_t)&state << 16) ^
+            (uint64_t)rcache__wall_ms() ^ (atomic_fetch_add(&seq, 1) * 0x9E3779B97F4A7C15ull);
+  }
+  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return (double)(z >> 11) / 9007199254740992.0; /* 2^53 */
+}

@@ -1,0 +1,76 @@
+/* Single-flight: 64 threads on one cold key call the loader exactly once and all get its
+ * value; a slow leader lets followers time out and load themselves. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "flight.h"
+#include "test.h"
+
+static rcache__flights *fs;
+static atomic_int loads, got_value;
+static pthread_barrier_t all_joined;
+
+static void *worker(void *arg) {
+  (void)arg;
+  bool leader;
+  rcache__flight *f = rcache__flight_join(fs, "hot", 3, &leader);
+  /* every thread has joined before the leader may finish: exactly one flight */
+  pthread_barrier_wait(&all_joined);
+  if (!f) return NULL;
+  rcache_value v = {NULL, 0};
+  if (leader) {
+    atomic_fetch_add(&loads, 1);
+    usleep(50 * 1000); /* a 50 ms loader */
+    rcache_value mine = {"value", 5};
+    rcache__flight_finish(fs, f, RCACHE_OK, &mine);
+    atomic_fetch_add(&got_value, 1);
+  } else if (rcache__flight_wait(fs, f, rcache__now_us() + 5 * 1000000, &v) == RCACHE_OK &&
+             v.len == 5 && memcmp(v.data, "value", 5) == 0) {
+    atomic_fetch_add(&got_value, 1);
+  }
+  rcache_value_free(&v);
+  rcache__flight_leave(fs, f);
+  return NULL;
+}
+
+int main(void) {
+  fs = rcache__flights_new();
+  CHECK(fs != NULL);
+  pthread_barrier_init(&all_joined, NULL, 64);
+  pthread_t t[64];
+  for (int i = 0; i < 64; i++) pthread_create(&t[i], NULL, worker, NULL);
+  for (int i = 0; i < 64; i++) pthread_join(t[i], NULL);
+  CHECK_EQ(atomic_load(&loads), 1);
+  pthread_barrier_destroy(&all_joined);
+  CHECK_EQ(atomic_load(&got_value), 64);
+
+  /* a failed leader hands its status to the followers */
+  bool l1, l2;
+  rcache__flight *a = rcache__flight_join(fs, "k", 1, &l1);
+  rcache__flight *b = rcache__flight_join(fs, "k", 1, &l2);
+  CHECK(l1 && !l2 && a == b);
+  rcache__flight_finish(fs, a, RCACHE_ELOADER, NULL);
+  rcache_value v = {NULL, 0};
+  CHECK_EQ(rcache__flight_wait(fs, b, rcache__now_us() + 1000000, &v), RCACHE_ELOADER);
+  rcache__flight_leave(fs, b);
+  rcache__flight_leave(fs, a);
+
+  /* a follower's wait is bounded by its deadline */
+  a = rcache__flight_join(fs, "slow", 4, &l1);
+  b = rcache__flight_join(fs, "slow", 4, &l2);
+  int64_t t0 = rcache__now_us();
+  CHECK_EQ(rcache__flight_wait(fs, b, t0 + 20000, &v), RCACHE_ETIMEOUT);
+  CHECK(rcache__now_us() - t0 >= 20000);
+  /* after finish, the key has no flight: the next caller leads */
+  rcache__flight_finish(fs, a, RCACHE_OK, &(rcache_value){"x", 1});
+  bool l3;
+  rcache__flight *c = rcache__flight_join(fs, "slow", 4, &l3);
+  CHECK(l3 && c != a);
+  rcache__flight_finish(fs, c, RCACHE_OK, &(rcache_value){"y", 1});
+  rcache__flight_leave(fs, c);
+  rcache__flight_leave(fs, b);
+  rcache__flight_leave(fs, a);
+  rcache__flights_free(fs);
+  return test_report("test_flight");
+}
