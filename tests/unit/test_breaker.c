@@ -1,0 +1,50 @@
+/* The breaker's state machine and its backoff schedule. */
+#include "breaker.h"
+#include "test.h"
+
+int main(void) {
+  rcache_options o;
+  rcache_options_init(&o);
+  o.breaker_failures = 3;
+  rcache__breaker b;
+  rcache__breaker_init(&b, &o);
+  CHECK(rcache__breaker_allow(&b));
+  CHECK(!rcache__breaker_failure(&b));
+  CHECK(!rcache__breaker_failure(&b));
+  rcache__breaker_success(&b); /* a success resets the consecutive count */
+  CHECK(!rcache__breaker_failure(&b));
+  CHECK(!rcache__breaker_failure(&b));
+  CHECK(rcache__breaker_allow(&b));
+  CHECK(rcache__breaker_failure(&b)); /* third in a row opens it, reported once */
+  CHECK(!rcache__breaker_allow(&b));
+  CHECK(!rcache__breaker_failure(&b)); /* already open: no second "opened" */
+  CHECK_EQ(atomic_load(&b.state), RCACHE_BREAKER_OPEN);
+  rcache__breaker_half_open(&b);
+  CHECK(!rcache__breaker_allow(&b));
+  rcache__breaker_reopen(&b);
+  CHECK_EQ(atomic_load(&b.state), RCACHE_BREAKER_OPEN);
+  rcache__breaker_half_open(&b);
+  CHECK(rcache__breaker_close(&b));
+  CHECK(rcache__breaker_allow(&b));
+  CHECK(!rcache__breaker_close(&b)); /* closing a closed breaker is no state change */
+  CHECK(rcache__breaker_trip(&b));
+  CHECK(!rcache__breaker_trip(&b));
+
+  /* backoff: defaults 50 ms … 2 s with full jitter stay within [1, cap], grow, and vary */
+  int64_t lo = INT64_MAX, hi = 0;
+  for (int i = 0; i < 1000; i++) {
+    int64_t d = rcache__breaker_backoff_ms(&b, 20);
+    lo = d < lo ? d : lo;
+    hi = d > hi ? d : hi;
+  }
+  CHECK(lo >= 1 && hi <= 2000);
+  CHECK(hi - lo > 1000); /* full jitter spreads over the whole range */
+  o.reconnect_jitter = 0;
+  rcache__breaker_init(&b, &o);
+  CHECK_EQ(rcache__breaker_backoff_ms(&b, 0), 50);
+  CHECK_EQ(rcache__breaker_backoff_ms(&b, 1), 100);
+  CHECK_EQ(rcache__breaker_backoff_ms(&b, 3), 400);
+  CHECK_EQ(rcache__breaker_backoff_ms(&b, 10), 2000);
+  CHECK_EQ(rcache__breaker_backoff_ms(&b, 1000), 2000);
+  return test_report("test_breaker");
+}
