@@ -7,14 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "flight.h"
-#include "internal.h"
-
-struct rcache {
-  rcache__ctx ctx;
-  rcache__backend *b;
-  rcache__flights *flights;
-};
+#include "handle.h"
 
 /* ---- small things -------------------------------------------------------------------- */
 
@@ -76,7 +69,7 @@ const char *rcache_mode(const rcache *c) {
 
 /* Every public call ends through here: failed calls leave their detail for
  * rcache_errmsg() and are counted. */
-static rcache_status done(rcache *c, rcache_status s) {
+rcache_status rcache__done(rcache *c, rcache_status s) {
   if (s < 0) {
     if (c) atomic_fetch_add_explicit(&c->ctx.n.errors, 1, memory_order_relaxed);
     rcache__err_commit(c, s);
@@ -84,39 +77,31 @@ static rcache_status done(rcache *c, rcache_status s) {
   return s;
 }
 
-static rcache_status einval(rcache *c, const char *what) {
+rcache_status rcache__einval(rcache *c, const char *what) {
   rcache__errf("invalid argument: %s", what);
-  return done(c, RCACHE_EINVAL);
+  return rcache__done(c, RCACHE_EINVAL);
 }
 
 /* A backend that could not reach its store: the call is answered without the cache. */
-static bool unreachable(rcache_status s) {
+bool rcache__unreachable(rcache_status s) {
   return s == RCACHE_EUNAVAILABLE || s == RCACHE_ETIMEOUT;
 }
 
 /* Maps a backend status to the public one: timeouts and unavailability both become
  * RCACHE_EUNAVAILABLE (the caller's remedy is the same), counted as fallbacks. */
-static rcache_status remote(rcache *c, rcache_status s) {
+rcache_status rcache__remote(rcache *c, rcache_status s) {
   if (s == RCACHE_ETIMEOUT) atomic_fetch_add_explicit(&c->ctx.n.timeouts, 1, memory_order_relaxed);
-  if (unreachable(s)) {
+  if (rcache__unreachable(s)) {
     atomic_fetch_add_explicit(&c->ctx.n.fallbacks, 1, memory_order_relaxed);
     s = RCACHE_EUNAVAILABLE;
   }
   return s;
 }
 
-#define COUNT(c, field) atomic_fetch_add_explicit(&(c)->ctx.n.field, 1, memory_order_relaxed)
 
 /* ---- keys ------------------------------------------------------------------------------ */
 
-/* A prefixed key, on the stack when small. */
-typedef struct {
-  char *p;
-  size_t len;
-  char stack[256];
-} fullkey;
-
-static rcache_status key_make(rcache *c, const char *key, fullkey *k) {
+rcache_status rcache__key_make(rcache *c, const char *key, rcache__key *k) {
   k->p = k->stack;
   if (!key) {
     rcache__errf("invalid argument: key is NULL");
@@ -139,7 +124,7 @@ static rcache_status key_make(rcache *c, const char *key, fullkey *k) {
   return RCACHE_OK;
 }
 
-static void key_free(fullkey *k) {
+void rcache__key_free(rcache__key *k) {
   if (k->p != k->stack) free(k->p);
 }
 
@@ -168,7 +153,7 @@ static char *ns_glob(rcache *c, const char *lit, const char *glob, size_t *len) 
 #define MAX_TTL_S ((int64_t)100 * 365 * 86400) /* a century; beyond that is a bug */
 
 /* ttl_s (0 = default or none) → milliseconds with jitter; -1 when invalid. */
-static int64_t ttl_ms_of(rcache *c, int64_t ttl_s) {
+int64_t rcache__ttl_ms(rcache *c, int64_t ttl_s) {
   if (ttl_s < 0 || ttl_s > MAX_TTL_S) return -1;
   if (ttl_s == 0) ttl_s = c->ctx.opt.default_ttl_s;
   if (ttl_s == 0) return 0;
@@ -198,7 +183,7 @@ static rcache_status check_options(const rcache_options *o) {
   else if (o->flight_wait_ms < 0) bad = "flight_wait_ms must be >= 0";
   else if (o->lease && o->lease_ms <= 0) bad = "lease_ms must be > 0";
   else if (!(o->early_refresh_beta >= 0 && o->early_refresh_beta <= 100)) bad = "early_refresh_beta must be 0..100";
-  else if (o->stale_window_s < 0) bad = "stale_window_s must be >= 0";
+  else if (o->stale_window_s < 0 || o->stale_window_s > MAX_TTL_S) bad = "stale_window_s out of range";
   else if (o->max_key_bytes < 1) bad = "max_key_bytes must be >= 1";
   else if (o->max_value_bytes < 1) bad = "max_value_bytes must be >= 1";
   else if (o->max_redirects < 0) bad = "max_redirects must be >= 0";
@@ -231,6 +216,9 @@ static rcache_status resolve_options(rcache__ctx *ctx) {
 #undef TAKE
   if (!o->client_name && !(o->client_name = rcache__strdup("rcache"))) return RCACHE_ENOMEM;
   if (o->flight_wait_ms == 0) o->flight_wait_ms = 2 * o->command_timeout_ms;
+  /* with a lease, the leader may wait for another process's load: followers must too */
+  if (o->lease && o->flight_wait_ms < 2 * o->lease_ms + o->command_timeout_ms)
+    o->flight_wait_ms = 2 * o->lease_ms + o->command_timeout_ms;
   ctx->prefix = (char *)(o->key_prefix ? o->key_prefix : "");
   ctx->prefix_len = strlen(ctx->prefix);
   return RCACHE_OK;
@@ -256,12 +244,12 @@ static rcache_status open_backend(rcache *c) {
 
 rcache_status rcache_open(rcache **out, const char *url, const rcache_options *o) {
   rcache__err_clear();
-  if (!out) return einval(NULL, "out is NULL");
+  if (!out) return rcache__einval(NULL, "out is NULL");
   *out = NULL;
   if (!url) url = getenv("REDIS_URL");
   if (!url) url = "redis://localhost:6379";
   rcache *c = calloc(1, sizeof *c);
-  if (!c) return done(NULL, RCACHE_ENOMEM);
+  if (!c) return rcache__done(NULL, RCACHE_ENOMEM);
   if (o) {
     c->ctx.opt = *o;
   } else {
@@ -293,12 +281,13 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *o
     s = RCACHE_EINVAL;
   }
   if (s == RCACHE_OK && !(c->flights = rcache__flights_new())) s = RCACHE_ENOMEM;
+  c->stale_ms = c->ctx.opt.stale_window_s * 1000;
   if (s == RCACHE_OK) s = open_backend(c);
   if (s != RCACHE_OK) {
     rcache__flights_free(c->flights);
     free_ctx(&c->ctx);
     free(c);
-    return done(NULL, s);
+    return rcache__done(NULL, s);
   }
   *out = c;
   return RCACHE_OK;
@@ -314,51 +303,61 @@ void rcache_close(rcache *c) {
 
 /* ---- reads and writes ---------------------------------------------------------------------- */
 
-/* Opening lines shared by every keyed operation. */
-#define BEGIN_KEYED(c, key, k)                          \
-  rcache__err_clear();                                  \
-  if (!(c)) return einval(NULL, "handle is NULL");      \
-  fullkey k;                                            \
-  do {                                                  \
-    rcache_status _s = key_make((c), (key), &k);        \
-    if (_s != RCACHE_OK) return done((c), _s);          \
-  } while (0)
+/* With a stale window, values live stale_ms longer in the store than their logical TTL;
+ * the last stale_ms of a value's life are its stale tail, served only when a loader fails. */
+static bool in_stale_tail(const rcache *c, int64_t pttl) {
+  return c->stale_ms > 0 && pttl >= 0 && pttl <= c->stale_ms;
+}
 
-static rcache_status get_full(rcache *c, const fullkey *k, rcache_value *out, int64_t *pttl) {
-  rcache_status s = c->b->ops->get(c->b, k->p, k->len, out, pttl);
+rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
+                               rcache_value *stale) {
+  int64_t ms = -2;
+  bool want = pttl || c->stale_ms > 0;
+  rcache_status s = c->b->ops->get(c->b, k->p, k->len, out, want ? &ms : NULL);
+  if (s == RCACHE_OK && in_stale_tail(c, ms)) {
+    if (stale) {
+      *stale = *out;
+    } else {
+      rcache_value_free(out);
+    }
+    *out = (rcache_value){NULL, 0};
+    s = RCACHE_MISS;
+  }
+  if (pttl) *pttl = ms >= 0 && c->stale_ms > 0 ? ms - c->stale_ms : ms;
   if (s == RCACHE_OK) COUNT(c, hits);
   else if (s == RCACHE_MISS) COUNT(c, misses);
-  return remote(c, s);
+  return rcache__remote(c, s);
 }
 
 rcache_status rcache_get(rcache *c, const char *key, rcache_value *out) {
   if (out) *out = (rcache_value){NULL, 0};
   BEGIN_KEYED(c, key, k);
   if (!out) {
-    key_free(&k);
-    return einval(c, "out is NULL");
+    rcache__key_free(&k);
+    return rcache__einval(c, "out is NULL");
   }
-  rcache_status s = get_full(c, &k, out, NULL);
-  key_free(&k);
-  return done(c, s);
+  rcache_status s = rcache__get_full(c, &k, out, NULL, NULL);
+  rcache__key_free(&k);
+  return rcache__done(c, s);
 }
 
-static rcache_status set_full(rcache *c, const fullkey *k, const void *data, size_t len,
+rcache_status rcache__set_full(rcache *c, const rcache__key *k, const void *data, size_t len,
                               int64_t ttl_ms, int flags) {
   if (len > c->ctx.opt.max_value_bytes) {
     rcache__errf("value of %zu bytes exceeds max_value_bytes %zu", len, c->ctx.opt.max_value_bytes);
     return RCACHE_ETOOBIG;
   }
+  if (ttl_ms > 0) ttl_ms += c->stale_ms;
   rcache_status s = c->b->ops->set(c->b, k->p, k->len, data ? data : "", len, ttl_ms, flags);
   if (s == RCACHE_OK) COUNT(c, sets);
-  return remote(c, s);
+  return rcache__remote(c, s);
 }
 
 rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t len,
                          int64_t ttl_s) {
   BEGIN_KEYED(c, key, k);
   rcache_status s;
-  int64_t ttl_ms = ttl_ms_of(c, ttl_s);
+  int64_t ttl_ms = rcache__ttl_ms(c, ttl_s);
   if (!data && len > 0) {
     rcache__errf("invalid argument: data is NULL with len %zu", len);
     s = RCACHE_EINVAL;
@@ -366,18 +365,18 @@ rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t le
     rcache__errf("invalid argument: ttl_s %lld out of range", (long long)ttl_s);
     s = RCACHE_EINVAL;
   } else {
-    s = set_full(c, &k, data, len, ttl_ms, 0);
+    s = rcache__set_full(c, &k, data, len, ttl_ms, 0);
   }
-  key_free(&k);
-  return done(c, s);
+  rcache__key_free(&k);
+  return rcache__done(c, s);
 }
 
 rcache_status rcache_delete(rcache *c, const char *key) {
   BEGIN_KEYED(c, key, k);
   rcache_status s = c->b->ops->del(c->b, k.p, k.len);
   if (s == RCACHE_OK) COUNT(c, deletes);
-  key_free(&k);
-  return done(c, remote(c, s));
+  rcache__key_free(&k);
+  return rcache__done(c, rcache__remote(c, s));
 }
 
 static rcache_status delete_glob(rcache *c, const char *lit, const char *glob, uint64_t *deleted) {
@@ -385,41 +384,41 @@ static rcache_status delete_glob(rcache *c, const char *lit, const char *glob, u
   if (deleted) *deleted = 0;
   size_t gl;
   char *g = ns_glob(c, lit, glob, &gl);
-  if (!g) return done(c, RCACHE_ENOMEM);
+  if (!g) return rcache__done(c, RCACHE_ENOMEM);
   rcache_status s = c->b->ops->del_match(c->b, g, gl, &n);
   free(g);
   atomic_fetch_add_explicit(&c->ctx.n.deletes, n, memory_order_relaxed);
   if (deleted) *deleted = n;
-  return done(c, remote(c, s));
+  return rcache__done(c, rcache__remote(c, s));
 }
 
 rcache_status rcache_delete_prefix(rcache *c, const char *prefix, uint64_t *deleted) {
   rcache__err_clear();
   if (deleted) *deleted = 0;
-  if (!c) return einval(NULL, "handle is NULL");
-  if (!prefix || !*prefix) return einval(c, "prefix is NULL or empty (use rcache_flush)");
+  if (!c) return rcache__einval(NULL, "handle is NULL");
+  if (!prefix || !*prefix) return rcache__einval(c, "prefix is NULL or empty (use rcache_flush)");
   return delete_glob(c, prefix, NULL, deleted);
 }
 
 rcache_status rcache_delete_pattern(rcache *c, const char *glob, uint64_t *deleted) {
   rcache__err_clear();
   if (deleted) *deleted = 0;
-  if (!c) return einval(NULL, "handle is NULL");
-  if (!glob || !*glob) return einval(c, "pattern is NULL or empty");
+  if (!c) return rcache__einval(NULL, "handle is NULL");
+  if (!glob || !*glob) return rcache__einval(c, "pattern is NULL or empty");
   return delete_glob(c, NULL, glob, deleted);
 }
 
 rcache_status rcache_flush(rcache *c) {
   rcache__err_clear();
-  if (!c) return einval(NULL, "handle is NULL");
-  if (c->ctx.prefix_len == 0) return done(c, remote(c, c->b->ops->flushdb(c->b)));
+  if (!c) return rcache__einval(NULL, "handle is NULL");
+  if (c->ctx.prefix_len == 0) return rcache__done(c, rcache__remote(c, c->b->ops->flushdb(c->b)));
   uint64_t n;
   size_t gl;
   char *g = ns_glob(c, "", NULL, &gl);
-  if (!g) return done(c, RCACHE_ENOMEM);
+  if (!g) return rcache__done(c, RCACHE_ENOMEM);
   rcache_status s = c->b->ops->del_match(c->b, g, gl, &n);
   free(g);
-  return done(c, remote(c, s));
+  return rcache__done(c, rcache__remote(c, s));
 }
 
 /* ---- counters ------------------------------------------------------------------------------ */
@@ -430,9 +429,9 @@ static rcache_status incr_full(rcache *c, const char *key, int64_t by, int64_t t
   if (out) *out = 0;
   BEGIN_KEYED(c, key, k);
   rcache_status s = c->b->ops->incr(c->b, k.p, k.len, by, ttl_ms, &v);
-  key_free(&k);
+  rcache__key_free(&k);
   if (s == RCACHE_OK && out) *out = v;
-  return done(c, remote(c, s));
+  return rcache__done(c, rcache__remote(c, s));
 }
 
 rcache_status rcache_incr(rcache *c, const char *key, int64_t by, int64_t *out) {
@@ -444,7 +443,7 @@ rcache_status rcache_decr(rcache *c, const char *key, int64_t by, int64_t *out) 
     rcache__err_clear();
     if (out) *out = 0;
     rcache__errf("decrement by INT64_MIN would overflow");
-    return done(c, c ? RCACHE_ERANGE : RCACHE_EINVAL);
+    return rcache__done(c, c ? RCACHE_ERANGE : RCACHE_EINVAL);
   }
   return incr_full(c, key, -by, 0, out);
 }
@@ -454,7 +453,7 @@ rcache_status rcache_incr_expire(rcache *c, const char *key, int64_t by, int64_t
   if (ttl_s <= 0 || ttl_s > MAX_TTL_S) {
     rcache__err_clear();
     if (out) *out = 0;
-    return einval(c, "ttl_s must be > 0");
+    return rcache__einval(c, "ttl_s must be > 0");
   }
   return incr_full(c, key, by, ttl_s * 1000, out);
 }
@@ -464,12 +463,12 @@ rcache_status rcache_rate_limit(rcache *c, const char *key, int64_t limit, int64
   if (count) *count = 0;
   if (!allowed) {
     rcache__err_clear();
-    return einval(c, "allowed is NULL");
+    return rcache__einval(c, "allowed is NULL");
   }
   *allowed = false;
   if (limit < 0 || window_s <= 0) {
     rcache__err_clear();
-    return einval(c, "limit must be >= 0 and window_s > 0");
+    return rcache__einval(c, "limit must be >= 0 and window_s > 0");
   }
   int64_t n = 0;
   rcache_status s = rcache_incr_expire(c, key, 1, window_s, &n);
@@ -486,11 +485,17 @@ rcache_status rcache_exists(rcache *c, const char *key, bool *exists) {
   if (exists) *exists = false;
   BEGIN_KEYED(c, key, k);
   rcache_status s = RCACHE_EINVAL;
-  if (exists) s = c->b->ops->exists(c->b, k.p, k.len, exists);
-  key_free(&k);
-  if (!exists) return einval(c, "exists is NULL");
+  int64_t ms;
+  if (exists && c->stale_ms > 0) { /* a value in its stale tail is logically gone */
+    s = c->b->ops->pttl(c->b, k.p, k.len, &ms);
+    *exists = s == RCACHE_OK && ms != -2 && !in_stale_tail(c, ms);
+  } else if (exists) {
+    s = c->b->ops->exists(c->b, k.p, k.len, exists);
+  }
+  rcache__key_free(&k);
+  if (!exists) return rcache__einval(c, "exists is NULL");
   if (s != RCACHE_OK) *exists = false;
-  return done(c, remote(c, s));
+  return rcache__done(c, rcache__remote(c, s));
 }
 
 rcache_status rcache_ttl(rcache *c, const char *key, int64_t *ttl_s) {
@@ -499,10 +504,12 @@ rcache_status rcache_ttl(rcache *c, const char *key, int64_t *ttl_s) {
   int64_t ms = -2;
   rcache_status s = RCACHE_EINVAL;
   if (ttl_s) s = c->b->ops->pttl(c->b, k.p, k.len, &ms);
-  key_free(&k);
-  if (!ttl_s) return einval(c, "ttl_s is NULL");
+  rcache__key_free(&k);
+  if (!ttl_s) return rcache__einval(c, "ttl_s is NULL");
+  if (s == RCACHE_OK && in_stale_tail(c, ms)) ms = -2; /* logically expired */
+  else if (s == RCACHE_OK && ms > 0) ms -= c->stale_ms;
   if (s == RCACHE_OK) *ttl_s = ms < 0 ? ms : (ms + 999) / 1000;
-  return done(c, remote(c, s));
+  return rcache__done(c, rcache__remote(c, s));
 }
 
 /* ---- batches ------------------------------------------------------------------------------- */
@@ -543,9 +550,9 @@ static rcache_status keys_make(rcache *c, const char *const *keys, size_t n, cha
 rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcache_value *vals,
                               rcache_status *statuses) {
   rcache__err_clear();
-  if (!c) return einval(NULL, "handle is NULL");
+  if (!c) return rcache__einval(NULL, "handle is NULL");
   if (n == 0) return RCACHE_OK;
-  if (!keys || !vals || !statuses) return einval(c, "keys, vals or statuses is NULL");
+  if (!keys || !vals || !statuses) return rcache__einval(c, "keys, vals or statuses is NULL");
   for (size_t i = 0; i < n; i++) {
     vals[i] = (rcache_value){NULL, 0};
     statuses[i] = RCACHE_EINVAL;
@@ -553,36 +560,39 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
   char **ks;
   size_t *ls;
   rcache_status s = keys_make(c, keys, n, &ks, &ls);
-  if (s != RCACHE_OK) return done(c, s);
+  if (s != RCACHE_OK) return rcache__done(c, s);
   s = c->b->ops->get_many(c->b, (const char *const *)ks, ls, n, vals, statuses);
   free(ks);
   for (size_t i = 0; i < n; i++) {
     if (s != RCACHE_OK) statuses[i] = s;
     if (statuses[i] == RCACHE_OK) COUNT(c, hits);
     else if (statuses[i] == RCACHE_MISS) COUNT(c, misses);
-    statuses[i] = unreachable(statuses[i]) ? RCACHE_EUNAVAILABLE : statuses[i];
+    statuses[i] = rcache__unreachable(statuses[i]) ? RCACHE_EUNAVAILABLE : statuses[i];
     if (statuses[i] != RCACHE_OK) rcache_value_free(&vals[i]);
   }
-  return done(c, remote(c, s));
+  return rcache__done(c, rcache__remote(c, s));
 }
 
 rcache_status rcache_set_many(rcache *c, const char *const *keys, const rcache_value *vals,
                               size_t n, int64_t ttl_s) {
   rcache__err_clear();
-  if (!c) return einval(NULL, "handle is NULL");
+  if (!c) return rcache__einval(NULL, "handle is NULL");
   if (n == 0) return RCACHE_OK;
-  if (!keys || !vals) return einval(c, "keys or vals is NULL");
-  if (ttl_ms_of(c, ttl_s) < 0) return einval(c, "ttl_s out of range");
+  if (!keys || !vals) return rcache__einval(c, "keys or vals is NULL");
+  if (rcache__ttl_ms(c, ttl_s) < 0) return rcache__einval(c, "ttl_s out of range");
   for (size_t i = 0; i < n; i++) {
-    if (!vals[i].data && vals[i].len) return einval(c, "a value has NULL data with len > 0");
+    if (!vals[i].data && vals[i].len) return rcache__einval(c, "a value has NULL data with len > 0");
     if (vals[i].len > c->ctx.opt.max_value_bytes) {
       rcache__errf("value %zu exceeds max_value_bytes", i);
-      return done(c, RCACHE_ETOOBIG);
+      return rcache__done(c, RCACHE_ETOOBIG);
     }
   }
   int64_t *ttls = malloc(n * sizeof *ttls);
-  if (!ttls) return done(c, RCACHE_ENOMEM);
-  for (size_t i = 0; i < n; i++) ttls[i] = ttl_ms_of(c, ttl_s); /* jitter per key */
+  if (!ttls) return rcache__done(c, RCACHE_ENOMEM);
+  for (size_t i = 0; i < n; i++) { /* jitter per key */
+    ttls[i] = rcache__ttl_ms(c, ttl_s);
+    if (ttls[i] > 0) ttls[i] += c->stale_ms;
+  }
   char **ks;
   size_t *ls;
   rcache_status s = keys_make(c, keys, n, &ks, &ls);
@@ -590,73 +600,10 @@ rcache_status rcache_set_many(rcache *c, const char *const *keys, const rcache_v
     s = c->b->ops->set_many(c->b, (const char *const *)ks, ls, vals, n, ttls);
     free(ks);
     if (s == RCACHE_OK) atomic_fetch_add_explicit(&c->ctx.n.sets, n, memory_order_relaxed);
-    s = remote(c, s);
+    s = rcache__remote(c, s);
   }
   free(ttls);
-  return done(c, s);
-}
-
-/* ---- get_or_set ---------------------------------------------------------------------------- */
-
-/* Runs the loader and stores its value. The loader's value is returned even when the
- * cache cannot take it: the application must keep working without the cache. */
-static rcache_status load_and_store(rcache *c, const fullkey *k, int64_t ttl_ms,
-                                    rcache_loader_fn load, void *ud, rcache_value *out) {
-  rcache_value v = {NULL, 0};
-  COUNT(c, loads);
-  rcache_status ls = load(ud, &v);
-  if (ls != RCACHE_OK) {
-    rcache_value_free(&v);
-    COUNT(c, load_errors);
-    rcache__errf("loader failed with status %d (%s)", (int)ls, rcache_strerror(ls));
-    return RCACHE_ELOADER;
-  }
-  if (!v.data) { /* an empty value: keep the NUL-terminated promise */
-    if (!(v.data = rcache__memdup0("", 0))) return RCACHE_ENOMEM;
-    v.len = 0;
-  }
-  rcache_status ss = set_full(c, k, v.data, v.len, ttl_ms, 0);
-  (void)ss; /* dropped writes are counted as fallbacks by set_full */
-  *out = v;
-  return RCACHE_OK;
-}
-
-rcache_status rcache_get_or_set(rcache *c, const char *key, int64_t ttl_s,
-                                rcache_loader_fn load, void *ud, rcache_value *out) {
-  if (out) *out = (rcache_value){NULL, 0};
-  BEGIN_KEYED(c, key, k);
-  int64_t ttl_ms = ttl_ms_of(c, ttl_s);
-  rcache_status s = RCACHE_OK;
-  if (!out || !load) s = einval(c, "out or load is NULL");
-  else if (ttl_ms < 0) s = einval(c, "ttl_s out of range");
-  if (s != RCACHE_OK) {
-    key_free(&k);
-    return s;
-  }
-  s = get_full(c, &k, out, NULL);
-  if (s == RCACHE_OK || (s != RCACHE_MISS && s != RCACHE_EUNAVAILABLE)) {
-    key_free(&k);
-    return done(c, s);
-  }
-  bool leader;
-  rcache__flight *f = rcache__flight_join(c->flights, k.p, k.len, &leader);
-  if (!f) {
-    key_free(&k);
-    return done(c, RCACHE_ENOMEM);
-  }
-  if (leader) {
-    s = load_and_store(c, &k, ttl_ms, load, ud, out);
-    rcache__flight_finish(c->flights, f, s, out);
-  } else {
-    COUNT(c, coalesced);
-    int64_t deadline = rcache__now_us() + (int64_t)c->ctx.opt.flight_wait_ms * 1000;
-    s = rcache__flight_wait(c->flights, f, deadline, out);
-    /* the leader took too long: load ourselves rather than fail the caller */
-    if (s == RCACHE_ETIMEOUT) s = load_and_store(c, &k, ttl_ms, load, ud, out);
-  }
-  rcache__flight_leave(c->flights, f);
-  key_free(&k);
-  return done(c, s);
+  return rcache__done(c, s);
 }
 
 /* ---- tools ----------------------------------------------------------------------------------- */
@@ -676,26 +623,26 @@ static bool strip_prefix(const char *key, size_t len, void *ud) {
 rcache_status rcache_scan(rcache *c, const char *glob, uint64_t limit, rcache_scan_fn fn,
                           void *ud) {
   rcache__err_clear();
-  if (!c) return einval(NULL, "handle is NULL");
-  if (!glob || !*glob || !fn) return einval(c, "glob is NULL or empty, or fn is NULL");
+  if (!c) return rcache__einval(NULL, "handle is NULL");
+  if (!glob || !*glob || !fn) return rcache__einval(c, "glob is NULL or empty, or fn is NULL");
   size_t gl;
   char *g = ns_glob(c, NULL, glob, &gl);
-  if (!g) return done(c, RCACHE_ENOMEM);
+  if (!g) return rcache__done(c, RCACHE_ENOMEM);
   scan_strip ss = {c->ctx.prefix_len, fn, ud};
   rcache_status s = c->b->ops->scan(c->b, g, gl, limit, strip_prefix, &ss);
   free(g);
-  return done(c, remote(c, s));
+  return rcache__done(c, rcache__remote(c, s));
 }
 
 rcache_status rcache_health_check(rcache *c, rcache_health *h) {
   rcache__err_clear();
-  if (!c || !h) return einval(c, "handle or h is NULL");
+  if (!c || !h) return rcache__einval(c, "handle or h is NULL");
   memset(h, 0, sizeof *h);
   rcache_status s = c->b->ops->health(c->b, h);
   snprintf(h->mode, sizeof h->mode, "%s", c->b->ops->mode);
   h->healthy = s == RCACHE_OK;
   if (!h->healthy && !h->error[0]) snprintf(h->error, sizeof h->error, "%s", rcache_strerror(s));
-  return done(c, s);
+  return rcache__done(c, s);
 }
 
 void rcache_get_stats(rcache *c, rcache_stats *s) {

@@ -1,0 +1,181 @@
+/*
+ * get_or_set: cache-aside without stampedes.
+ *  - single-flight per key in the process (flight.c);
+ *  - optional cross-process lease: SET <key>:lock NX PX lease_ms, losers poll;
+ *  - optional early refresh (XFetch, Vattani et al., VLDB 2015);
+ *  - optional stale-if-error (values live stale_window_s past their logical TTL).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handle.h"
+
+#define LEASE_POLL_US 10000 /* how often a process waiting on another's lease looks */
+
+static uint32_t slot_of(const rcache__key *k) {
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < k->len; i++) h = (h ^ (unsigned char)k->p[i]) * 16777619u;
+  return h % RCACHE__LOAD_SLOTS;
+}
+
+/* Runs the loader and stores its value. The loader's value is returned even when the
+ * cache cannot take it: the application must keep working without the cache. */
+static rcache_status load_and_store(rcache *c, const rcache__key *k, int64_t ttl_ms,
+                                    rcache_loader_fn load, void *ud, rcache_value *out) {
+  rcache_value v = {NULL, 0};
+  COUNT(c, loads);
+  int64_t t0 = rcache__now_us();
+  rcache_status ls = load(ud, &v);
+  int64_t took = rcache__now_us() - t0;
+  atomic_store_explicit(&c->load_us[slot_of(k)], (uint32_t)(took > UINT32_MAX ? UINT32_MAX : took),
+                        memory_order_relaxed);
+  if (ls != RCACHE_OK) {
+    rcache_value_free(&v);
+    COUNT(c, load_errors);
+    rcache__errf("loader failed with status %d (%s)", (int)ls, rcache_strerror(ls));
+    return RCACHE_ELOADER;
+  }
+  if (!v.data) { /* an empty value: keep the NUL-terminated promise */
+    if (!(v.data = rcache__memdup0("", 0))) return RCACHE_ENOMEM;
+    v.len = 0;
+  }
+  (void)rcache__set_full(c, k, v.data, v.len, ttl_ms, 0); /* a dropped write is counted */
+  *out = v;
+  return RCACHE_OK;
+}
+
+/* The lease key: the full key plus ":lock". */
+static rcache_status lease_key(const rcache__key *k, rcache__key *lk) {
+  lk->len = k->len + 5;
+  lk->p = lk->len < sizeof lk->stack ? lk->stack : malloc(lk->len + 1);
+  if (!lk->p) return RCACHE_ENOMEM;
+  memcpy(lk->p, k->p, k->len);
+  memcpy(lk->p + k->len, ":lock", 6);
+  return RCACHE_OK;
+}
+
+static bool lease_take(rcache *c, const rcache__key *lk) {
+  return c->b->ops->set(c->b, lk->p, lk->len, "1", 1, c->ctx.opt.lease_ms, RCACHE__SET_NX) ==
+         RCACHE_OK;
+}
+
+/*
+ * The process-wide leader's load with a lease: the process that wins the lease loads;
+ * the others poll for the value, and take the lease over when it expires (its holder
+ * died), so the key is still loaded once. After 2×lease_ms they load regardless.
+ */
+static rcache_status load_leased(rcache *c, const rcache__key *k, int64_t ttl_ms,
+                                 rcache_loader_fn load, void *ud, rcache_value *out) {
+  rcache__key lk;
+  if (lease_key(k, &lk) != RCACHE_OK) return RCACHE_ENOMEM;
+  int64_t t0 = rcache__now_us(), deadline = t0 + 2 * (int64_t)c->ctx.opt.lease_ms * 1000;
+  rcache_status s;
+  for (;;) {
+    if (lease_take(c, &lk)) {
+      s = load_and_store(c, k, ttl_ms, load, ud, out);
+      /* release only while it is surely still ours */
+      if (rcache__now_us() - t0 < (int64_t)c->ctx.opt.lease_ms * 1000)
+        (void)c->b->ops->del(c->b, lk.p, lk.len);
+      break;
+    }
+    rcache__sleep_us(LEASE_POLL_US);
+    s = c->b->ops->get(c->b, k->p, k->len, out, NULL);
+    if (s == RCACHE_OK) {
+      COUNT(c, coalesced);
+      break;
+    }
+    if (s != RCACHE_MISS || rcache__now_us() >= deadline) { /* unreachable, or waited enough */
+      s = load_and_store(c, k, ttl_ms, load, ud, out);
+      break;
+    }
+  }
+  rcache__key_free(&lk);
+  return s;
+}
+
+/* XFetch: refresh before expiry with probability rising as expiry nears, scaled by how
+ * long a load takes (Δ) and β: refresh when −Δ·β·ln(rand) ≥ remaining. */
+static bool refresh_early(rcache *c, const rcache__key *k, int64_t remaining_ms) {
+  double beta = c->ctx.opt.early_refresh_beta;
+  if (beta <= 0 || remaining_ms < 0) return false; /* off, or no expiry */
+  double delta_ms = atomic_load_explicit(&c->load_us[slot_of(k)], memory_order_relaxed) / 1000.0;
+  if (delta_ms <= 0) delta_ms = 1; /* never loaded here yet: assume a fast loader */
+  double r = rcache__rand01();
+  if (r < 1e-12) r = 1e-12;
+  return -delta_ms * beta * log(r) >= (double)remaining_ms;
+}
+
+/* One caller refreshes early; the others keep returning the current value meanwhile. */
+static void maybe_refresh(rcache *c, const rcache__key *k, int64_t ttl_ms, rcache_loader_fn load,
+                          void *ud, rcache_value *out) {
+  bool leader;
+  rcache__flight *f = rcache__flight_join(c->flights, k->p, k->len, &leader);
+  if (!f) return;
+  if (leader) {
+    COUNT(c, early_refreshes);
+    rcache_value fresh = {NULL, 0};
+    rcache_status s = load_and_store(c, k, ttl_ms, load, ud, &fresh);
+    rcache__flight_finish(c->flights, f, s, &fresh);
+    if (s == RCACHE_OK) { /* the caller gets the fresh value; a failure keeps the old one */
+      rcache_value_free(out);
+      *out = fresh;
+    }
+  }
+  rcache__flight_leave(c->flights, f);
+}
+
+/* A miss: one loader per key in the process; the others wait for it. */
+static rcache_status load_once(rcache *c, const rcache__key *k, int64_t ttl_ms,
+                               rcache_loader_fn load, void *ud, rcache_value *out,
+                               bool reachable) {
+  bool leader;
+  rcache__flight *f = rcache__flight_join(c->flights, k->p, k->len, &leader);
+  if (!f) return RCACHE_ENOMEM;
+  rcache_status s;
+  if (leader) {
+    s = c->ctx.opt.lease && reachable ? load_leased(c, k, ttl_ms, load, ud, out)
+                                      : load_and_store(c, k, ttl_ms, load, ud, out);
+    rcache__flight_finish(c->flights, f, s, out);
+  } else {
+    COUNT(c, coalesced);
+    int64_t deadline = rcache__now_us() + (int64_t)c->ctx.opt.flight_wait_ms * 1000;
+    s = rcache__flight_wait(c->flights, f, deadline, out);
+    /* the leader took too long: load ourselves rather than fail the caller */
+    if (s == RCACHE_ETIMEOUT) s = load_and_store(c, k, ttl_ms, load, ud, out);
+  }
+  rcache__flight_leave(c->flights, f);
+  return s;
+}
+
+rcache_status rcache_get_or_set(rcache *c, const char *key, int64_t ttl_s,
+                                rcache_loader_fn load, void *ud, rcache_value *out) {
+  if (out) *out = (rcache_value){NULL, 0};
+  BEGIN_KEYED(c, key, k);
+  int64_t ttl_ms = rcache__ttl_ms(c, ttl_s);
+  rcache_status s = RCACHE_OK;
+  if (!out || !load) s = rcache__einval(c, "out or load is NULL");
+  else if (ttl_ms < 0) s = rcache__einval(c, "ttl_s out of range");
+  if (s != RCACHE_OK) {
+    rcache__key_free(&k);
+    return s;
+  }
+  int64_t remaining = -2;
+  rcache_value stale = {NULL, 0};
+  s = rcache__get_full(c, &k, out, &remaining, &stale);
+  if (s == RCACHE_OK) {
+    if (refresh_early(c, &k, remaining)) maybe_refresh(c, &k, ttl_ms, load, ud, out);
+  } else if (s == RCACHE_MISS || s == RCACHE_EUNAVAILABLE) {
+    s = load_once(c, &k, ttl_ms, load, ud, out, s == RCACHE_MISS);
+    if (s == RCACHE_ELOADER && stale.data) { /* stale-if-error */
+      COUNT(c, stale_served);
+      *out = stale;
+      stale = (rcache_value){NULL, 0};
+      s = RCACHE_OK;
+    }
+  }
+  rcache_value_free(&stale);
+  rcache__key_free(&k);
+  return rcache__done(c, s);
+}

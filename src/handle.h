@@ -1,0 +1,61 @@
+/* The handle's layout and the facade's helpers, shared by the facade's files
+ * (rcache.c, getorset.c). Internal. */
+#ifndef RCACHE_HANDLE_H
+#define RCACHE_HANDLE_H
+
+#include "flight.h"
+#include "internal.h"
+
+#define RCACHE__LOAD_SLOTS 4096 /* per-key load durations for early refresh, by hash */
+
+struct rcache {
+  rcache__ctx ctx;
+  rcache__backend *b;
+  rcache__flights *flights;
+  int64_t stale_ms;                                /* stale-if-error window, 0 = off */
+  _Atomic uint32_t load_us[RCACHE__LOAD_SLOTS];    /* last load time (µs), by key hash */
+};
+
+#define COUNT(c, field) atomic_fetch_add_explicit(&(c)->ctx.n.field, 1, memory_order_relaxed)
+
+/* A prefixed key, on the stack when small. */
+typedef struct rcache__key {
+  char *p;
+  size_t len;
+  char stack[256];
+} rcache__key;
+
+rcache_status rcache__key_make(rcache *c, const char *key, rcache__key *k);
+void rcache__key_free(rcache__key *k);
+
+/* Ends every public call: failed calls leave their detail for rcache_errmsg() and count. */
+rcache_status rcache__done(rcache *c, rcache_status s);
+rcache_status rcache__einval(rcache *c, const char *what);
+/* true for statuses meaning "the store could not be reached" */
+bool rcache__unreachable(rcache_status s);
+/* maps timeouts/unavailability to RCACHE_EUNAVAILABLE and counts the fallback */
+rcache_status rcache__remote(rcache *c, rcache_status s);
+/* logical ttl_s → ms with default and jitter; -1 when out of range */
+int64_t rcache__ttl_ms(rcache *c, int64_t ttl_s);
+
+/* Reads through the backend; counts hits/misses. With a stale window, a value in its
+ * stale tail is a miss; *pttl (may be NULL) gets the logical remaining ms. When stale is
+ * non-NULL, such a value is handed over in *stale instead of freed. */
+rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
+                               rcache_value *stale);
+/* Writes through the backend (logical ttl_ms; the stale window is added here). */
+rcache_status rcache__set_full(rcache *c, const rcache__key *k, const void *data, size_t len,
+                               int64_t ttl_ms, int flags);
+
+/* Opening lines shared by every keyed operation. */
+#define BEGIN_KEYED(c, key, k)                          \
+  rcache__err_clear();                                  \
+  if (!(c)) return rcache__einval(NULL, "handle is NULL");      \
+  rcache__key k;                                            \
+  do {                                                  \
+    rcache_status _s = rcache__key_make((c), (key), &k);        \
+    if (_s != RCACHE_OK) return rcache__done((c), _s);          \
+  } while (0)
+
+
+#endif
