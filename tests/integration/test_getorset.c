@@ -1,0 +1,343 @@
+/*
+ * get_or_set without stampedes (issue 5), on memory:// and on a real redis-server
+ * (RCACHE_TEST_URL_TCP): single-flight, cross-process lease (with its holder killed),
+ * XFetch early refresh, TTL jitter, stale-if-error, and loading while Redis is down.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rcache/rcache.h"
+#include "test.h"
+
+static char ns[64]; /* a namespace per run: servers are shared with other tests */
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static rcache *open_with(const char *url, rcache_options *o) {
+  rcache *c = NULL;
+  rcache_status s = rcache_open(&c, url, o);
+  CHECK_MSG(s == RCACHE_OK, "open %s: %s %s", url, rcache_strerror(s), rcache_errmsg(NULL));
+  return c;
+}
+
+static rcache_options opts(void) {
+  rcache_options o;
+  rcache_options_init(&o);
+  o.key_prefix = ns;
+  return o;
+}
+
+/* ---- a loader that counts, sleeps, and can fail ------------------------------------------- */
+
+typedef struct {
+  atomic_int *calls; /* may live in shared memory across processes */
+  int sleep_ms;
+  bool fail;
+  const char *value;
+} loader_cfg;
+
+static rcache_status loader(void *ud, rcache_value *out) {
+  loader_cfg *l = ud;
+  atomic_fetch_add(l->calls, 1);
+  if (l->sleep_ms) usleep((useconds_t)l->sleep_ms * 1000);
+  if (l->fail) return RCACHE_EIO;
+  out->data = strdup(l->value);
+  out->len = strlen(l->value);
+  return RCACHE_OK;
+}
+
+/* ---- 64 threads, one cold key ----------------------------------------------------------- */
+
+typedef struct {
+  rcache *c;
+  loader_cfg *l;
+  pthread_barrier_t *go;
+  atomic_int *ok;
+  const char *key;
+} thr_arg;
+
+static void *cold_reader(void *p) {
+  thr_arg *a = p;
+  pthread_barrier_wait(a->go);
+  rcache_value v;
+  if (rcache_get_or_set(a->c, a->key, 60, loader, a->l, &v) == RCACHE_OK &&
+      strcmp(v.data, a->l->value) == 0)
+    atomic_fetch_add(a->ok, 1);
+  rcache_value_free(&v);
+  return NULL;
+}
+
+static void run_threads(rcache *c, loader_cfg *l, const char *key, int n, atomic_int *ok) {
+  pthread_barrier_t go;
+  pthread_barrier_init(&go, NULL, (unsigned)n);
+  pthread_t t[64];
+  thr_arg a = {c, l, &go, ok, key};
+  for (int i = 0; i < n; i++) pthread_create(&t[i], NULL, cold_reader, &a);
+  for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
+  pthread_barrier_destroy(&go);
+}
+
+static void test_single_flight(const char *url) {
+  rcache_options o = opts();
+  rcache *c = open_with(url, &o);
+  if (!c) return;
+  atomic_int calls = 0, ok = 0;
+  loader_cfg l = {&calls, 50, false, "loaded"};
+  run_threads(c, &l, "sf:cold", 64, &ok);
+  CHECK_EQ(atomic_load(&calls), 1);
+  CHECK_EQ(atomic_load(&ok), 64);
+  rcache_stats st;
+  rcache_get_stats(c, &st);
+  CHECK(st.loads == 1 && st.coalesced >= 1);
+  /* a failing loader: ELOADER, nothing cached */
+  loader_cfg bad = {&calls, 0, true, ""};
+  rcache_value v;
+  CHECK_EQ(rcache_get_or_set(c, "sf:bad", 60, loader, &bad, &v), RCACHE_ELOADER);
+  CHECK_EQ(rcache_get(c, "sf:bad", &v), RCACHE_MISS);
+  rcache_close(c);
+}
+
+/* ---- 4 processes × 16 threads with the lease --------------------------------------------- */
+
+typedef struct {
+  atomic_int calls;
+  atomic_int ready;
+  atomic_int go;
+  atomic_int ok;
+  atomic_int started; /* set by the doomed lease holder's loader */
+} shared_t;
+
+static shared_t *shm;
+
+static rcache_status hanging_loader(void *ud, rcache_value *out) {
+  (void)ud;
+  (void)out;
+  atomic_fetch_add(&shm->calls, 1);
+  atomic_store(&shm->started, 1);
+  for (;;) pause(); /* killed mid-load */
+}
+
+static void child(const char *url, const char *key, int threads) {
+  rcache_options o = opts();
+  o.lease = true;
+  o.lease_ms = 1000;
+  rcache *c = NULL;
+  if (rcache_open(&c, url, &o) != RCACHE_OK) _exit(2);
+  loader_cfg l = {&shm->calls, 200, false, "leased"};
+  atomic_fetch_add(&shm->ready, 1);
+  while (!atomic_load(&shm->go)) usleep(1000);
+  atomic_int ok = 0;
+  run_threads(c, &l, key, threads, &ok);
+  atomic_fetch_add(&shm->ok, atomic_load(&ok));
+  rcache_close(c);
+  _exit(0);
+}
+
+static void reap(pid_t *p, int n) {
+  for (int i = 0; i < n; i++) waitpid(p[i], NULL, 0);
+}
+
+static void test_lease(const char *url) {
+  shm = mmap(NULL, sizeof *shm, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  memset(shm, 0, sizeof *shm);
+  pid_t p[4];
+  for (int i = 0; i < 4; i++)
+    if ((p[i] = fork()) == 0) child(url, "lease:cold", 16);
+  while (atomic_load(&shm->ready) < 4) usleep(1000);
+  atomic_store(&shm->go, 1);
+  reap(p, 4);
+  CHECK_EQ(atomic_load(&shm->calls), 1);
+  CHECK_EQ(atomic_load(&shm->ok), 64);
+
+  /* the lease holder dies mid-load: the lease expires and the key is loaded once more */
+  memset(shm, 0, sizeof *shm);
+  pid_t holder = fork();
+  if (holder == 0) {
+    rcache_options o = opts();
+    o.lease = true;
+    o.lease_ms = 1000;
+    rcache *c = NULL;
+    if (rcache_open(&c, url, &o) != RCACHE_OK) _exit(2);
+    rcache_value v;
+    rcache_get_or_set(c, "lease:dies", 60, hanging_loader, NULL, &v);
+    _exit(3);
+  }
+  while (!atomic_load(&shm->started)) usleep(1000);
+  for (int i = 0; i < 3; i++)
+    if ((p[i] = fork()) == 0) child(url, "lease:dies", 16);
+  while (atomic_load(&shm->ready) < 3) usleep(1000);
+  int64_t t0 = now_ms();
+  kill(holder, SIGKILL);
+  waitpid(holder, NULL, 0);
+  atomic_store(&shm->go, 1);
+  reap(p, 3);
+  int64_t took = now_ms() - t0;
+  CHECK_EQ(atomic_load(&shm->calls), 2); /* the dead holder's start + exactly one more */
+  CHECK_EQ(atomic_load(&shm->ok), 48);
+  CHECK_MSG(took < 1000 + 200 + 1500, "reloaded after %lld ms (lease 1000 ms)", (long long)took);
+  munmap(shm, sizeof *shm);
+}
+
+/* ---- early refresh ------------------------------------------------------------------------ */
+
+typedef struct {
+  rcache *c;
+  loader_cfg *l;
+  int64_t until;
+  atomic_int *bad;
+} reader_arg;
+
+static void *steady_reader(void *p) {
+  reader_arg *a = p;
+  while (now_ms() < a->until) {
+    rcache_value v;
+    if (rcache_get_or_set(a->c, "xf:hot", 2, loader, a->l, &v) != RCACHE_OK)
+      atomic_fetch_add(a->bad, 1);
+    rcache_value_free(&v);
+    usleep(8000); /* 8 threads × 125/s = 1,000 reads a second */
+  }
+  return NULL;
+}
+
+static void test_early_refresh(const char *url) {
+  rcache_options o = opts();
+  o.early_refresh_beta = 4;
+  rcache *c = open_with(url, &o);
+  if (!c) return;
+  atomic_int calls = 0, bad = 0;
+  loader_cfg l = {&calls, 5, false, "fresh"};
+  reader_arg a = {c, &l, now_ms() + 10000, &bad};
+  pthread_t t[8];
+  for (int i = 0; i < 8; i++) pthread_create(&t[i], NULL, steady_reader, &a);
+  for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);
+  rcache_stats st;
+  rcache_get_stats(c, &st);
+  CHECK_EQ(atomic_load(&bad), 0);
+  CHECK_MSG(st.misses == 1, "misses %llu (only the first read should miss)",
+            (unsigned long long)st.misses);
+  /* 10 s at a 2 s TTL: about 5 loads (1 cold + ~4-5 early refreshes) */
+  int n = atomic_load(&calls);
+  CHECK_MSG(n >= 4 && n <= 9, "loader ran %d times in 10 s with a 2 s TTL", n);
+  CHECK(st.early_refreshes >= 3);
+  rcache_close(c);
+}
+
+/* ---- TTL jitter --------------------------------------------------------------------------- */
+
+static void test_jitter(const char *url) {
+  rcache_options o = opts();
+  o.ttl_jitter = 0.1;
+  rcache *c = open_with(url, &o);
+  if (!c) return;
+  enum { N = 10000 };
+  const char **keys = calloc(N, sizeof *keys);
+  rcache_value *vals = calloc(N, sizeof *vals);
+  char(*names)[32] = calloc(N, sizeof *names);
+  for (int i = 0; i < N; i++) {
+    snprintf(names[i], sizeof names[i], "jit:%d", i);
+    keys[i] = names[i];
+    vals[i] = (rcache_value){"x", 1};
+  }
+  CHECK_EQ(rcache_set_many(c, keys, vals, N, 1000), RCACHE_OK);
+  int bins[4] = {0}, outside = 0;
+  int64_t lo = INT64_MAX, hi = 0;
+  for (int i = 0; i < N; i++) {
+    int64_t t;
+    if (rcache_ttl(c, keys[i], &t) != RCACHE_OK) {
+      outside++;
+      continue;
+    }
+    lo = t < lo ? t : lo;
+    hi = t > hi ? t : hi;
+    if (t < 899 || t > 1101) outside++;
+    else bins[t < 950 ? 0 : t < 1000 ? 1 : t < 1050 ? 2 : 3]++;
+  }
+  CHECK_EQ(outside, 0);
+  CHECK_MSG(lo <= 910 && hi >= 1090, "TTLs spread over [%lld, %lld] s, expected ±10%% of 1000",
+            (long long)lo, (long long)hi);
+  for (int b = 0; b < 4; b++) CHECK_MSG(bins[b] > N / 8, "quarter %d holds %d of %d", b, bins[b], N);
+  uint64_t n;
+  rcache_delete_prefix(c, "jit:", &n);
+  free(keys);
+  free(vals);
+  free(names);
+  rcache_close(c);
+}
+
+/* ---- stale-if-error ------------------------------------------------------------------------ */
+
+static void test_stale(const char *url) {
+  rcache_options o = opts();
+  o.stale_window_s = 2;
+  rcache *c = open_with(url, &o);
+  if (!c) return;
+  atomic_int calls = 0;
+  loader_cfg good = {&calls, 0, false, "v1"}, bad = {&calls, 0, true, ""};
+  rcache_value v;
+  CHECK_EQ(rcache_get_or_set(c, "st:k", 1, loader, &good, &v), RCACHE_OK);
+  rcache_value_free(&v);
+  usleep(1300 * 1000); /* logically expired, inside the stale window */
+  CHECK_EQ(rcache_get(c, "st:k", &v), RCACHE_MISS);
+  int64_t t;
+  CHECK(rcache_ttl(c, "st:k", &t) == RCACHE_OK && t == -2);
+  CHECK_EQ(rcache_get_or_set(c, "st:k", 1, loader, &bad, &v), RCACHE_OK);
+  CHECK(v.data && strcmp(v.data, "v1") == 0);
+  rcache_value_free(&v);
+  rcache_stats st;
+  rcache_get_stats(c, &st);
+  CHECK_EQ(st.stale_served, 1);
+  usleep(2000 * 1000); /* past logical TTL + stale window */
+  CHECK_EQ(rcache_get_or_set(c, "st:k", 1, loader, &bad, &v), RCACHE_ELOADER);
+  rcache_close(c);
+}
+
+/* ---- Redis down: the loader still answers ---------------------------------------------------- */
+
+static void test_down(void) {
+  rcache_options o = opts();
+  o.connect_timeout_ms = 200;
+  o.command_timeout_ms = 200;
+  /* port 1 on loopback: nothing listens there, connections are refused at once */
+  rcache *c = open_with("redis://127.0.0.1:1", &o);
+  if (!c) return;
+  atomic_int calls = 0;
+  loader_cfg l = {&calls, 0, false, "from-db"};
+  rcache_value v;
+  CHECK_EQ(rcache_get_or_set(c, "down:k", 60, loader, &l, &v), RCACHE_OK);
+  CHECK(v.data && strcmp(v.data, "from-db") == 0);
+  rcache_value_free(&v);
+  CHECK_EQ(rcache_get_or_set(c, "down:k", 60, loader, &l, &v), RCACHE_OK);
+  rcache_value_free(&v);
+  CHECK_EQ(atomic_load(&calls), 2);
+  rcache_close(c);
+}
+
+int main(void) {
+  snprintf(ns, sizeof ns, "gos%d:", (int)getpid());
+  const char *tcp = test_env_url("RCACHE_TEST_URL_TCP");
+  const char *urls[] = {"memory://", tcp};
+  for (int i = 0; i < 2; i++) {
+    fprintf(stderr, "-- %s\n", urls[i]);
+    test_single_flight(urls[i]);
+    test_jitter(urls[i]);
+    test_stale(urls[i]);
+    test_early_refresh(urls[i]);
+  }
+  test_lease(tcp); /* across processes: needs a shared store */
+  test_down();
+  rcache *c = open_with(tcp, NULL);
+  if (c) {
+    uint64_t n;
+    rcache_delete_prefix(c, ns, &n);
+    rcache_close(c);
+  }
+  return test_report("test_getorset");
+}
