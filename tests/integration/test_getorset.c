@@ -117,12 +117,16 @@ typedef struct {
 
 static shared_t *shm;
 
+_Noreturn static void hang(void) {
+  for (;;) pause(); /* killed mid-load */
+}
+
 static rcache_status hanging_loader(void *ud, rcache_value *out) {
   (void)ud;
   (void)out;
   atomic_fetch_add(&shm->calls, 1);
   atomic_store(&shm->started, 1);
-  for (;;) pause(); /* killed mid-load */
+  hang();
 }
 
 static void child(const char *url, const char *key, int threads) {
