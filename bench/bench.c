@@ -1,0 +1,694 @@
+/*
+ * rcache benchmarks. Every workload runs a baseline in the same process and the same run
+ * (raw hiredis written for this purpose, or redis-benchmark), then rcache through its
+ * public API, and prints the ratio: these machines are noisy, ratios are what count.
+ *
+ *   rcache-bench --host 127.0.0.1 --port P --unix SOCK [--quick] [--json FILE]
+ *
+ * The server is started by scripts/bench.sh (loopback only).
+ */
+#include <hiredis/hiredis.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rcache/rcache.h"
+
+static const char *host = "127.0.0.1", *sock_path;
+static int port = 6379;
+static int quick;
+static FILE *json;
+static int json_rows;
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- latency samples ---------------------------------------------------------------------- */
+
+typedef struct {
+  int64_t *ns;
+  size_t n, cap;
+  int64_t wall_ns;
+  uint64_t ops; /* may exceed n when sampling */
+} samples;
+
+static void s_init(samples *s, size_t cap) {
+  s->ns = malloc(cap * sizeof *s->ns);
+  s->n = 0;
+  s->cap = cap;
+  s->wall_ns = 0;
+  s->ops = 0;
+}
+
+static void s_add(samples *s, int64_t ns) {
+  if (s->n < s->cap) s->ns[s->n++] = ns;
+  s->ops++;
+}
+
+static int cmp64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double pct(samples *s, double q) {
+  if (!s->n) return 0;
+  qsort(s->ns, s->n, sizeof *s->ns, cmp64);
+  size_t i = (size_t)(q * (double)(s->n - 1));
+  return (double)s->ns[i];
+}
+
+static double ops_per_s(const samples *s) {
+  return s->wall_ns ? (double)s->ops * 1e9 / (double)s->wall_ns : 0;
+}
+
+/* ---- output ------------------------------------------------------------------------------- */
+
+static void fmt_ns(char *b, size_t n, double ns) {
+  if (ns < 10000) snprintf(b, n, "%.0f ns", ns);
+  else if (ns < 10000000) snprintf(b, n, "%.1f us", ns / 1000);
+  else snprintf(b, n, "%.1f ms", ns / 1e6);
+}
+
+/* One row: workload, rcache ops/s, p50, p99, the baseline's figure and the ratio. */
+static void row(const char *name, double ops, double p50, double p99, const char *base_name,
+                double base, double ratio, const char *target, int met) {
+  char a[32], b[32];
+  fmt_ns(a, sizeof a, p50);
+  fmt_ns(b, sizeof b, p99);
+  printf("| %-38s | %11.0f | %9s | %9s | %-28s %11.0f | %7.3f | %-12s | %-4s |\n", name, ops, a, b,
+         base_name, base, ratio, target, met < 0 ? "-" : met ? "yes" : "NO");
+  fflush(stdout);
+  if (json)
+    fprintf(json,
+            "%s\n  {\"workload\":\"%s\",\"ops_per_s\":%.1f,\"p50_ns\":%.0f,\"p99_ns\":%.0f,"
+            "\"baseline\":\"%s\",\"baseline_value\":%.1f,\"ratio\":%.4f,\"target\":\"%s\","
+            "\"met\":%s}",
+            json_rows++ ? "," : "", name, ops, p50, p99, base_name, base, ratio, target,
+            met < 0 ? "null" : met ? "true" : "false");
+}
+
+/* ---- raw hiredis baselines ------------------------------------------------------------------ */
+
+static redisContext *raw_connect(int unix_sock) {
+  redisContext *r = unix_sock ? redisConnectUnix(sock_path) : redisConnect(host, port);
+  if (!r || r->err) {
+    fprintf(stderr, "bench: cannot connect: %s\n", r ? r->errstr : "oom");
+    exit(1);
+  }
+  return r;
+}
+
+static void raw_cmd(redisContext *r, int argc, const char **argv, const size_t *lens) {
+  redisReply *rep = redisCommandArgv(r, argc, argv, lens);
+  if (!rep) {
+    fprintf(stderr, "bench: hiredis error %s\n", r->errstr);
+    exit(1);
+  }
+  freeReplyObject(rep);
+}
+
+static void raw_get_loop(redisContext *r, const char *key, int n, samples *s) {
+  const char *argv[] = {"GET", key};
+  size_t lens[] = {3, strlen(key)};
+  int64_t t0 = now_ns();
+  for (int i = 0; i < n; i++) {
+    int64_t a = now_ns();
+    raw_cmd(r, 2, argv, lens);
+    s_add(s, now_ns() - a);
+  }
+  s->wall_ns = now_ns() - t0;
+}
+
+static void raw_set_loop(redisContext *r, const char *key, const char *val, size_t vl, int n,
+                         samples *s) {
+  const char *argv[] = {"SET", key, val};
+  size_t lens[] = {3, strlen(key), vl};
+  int64_t t0 = now_ns();
+  for (int i = 0; i < n; i++) {
+    int64_t a = now_ns();
+    raw_cmd(r, 3, argv, lens);
+    s_add(s, now_ns() - a);
+  }
+  s->wall_ns = now_ns() - t0;
+}
+
+/* ---- rcache side ------------------------------------------------------------------------------ */
+
+static rcache *rc_open(const char *url, size_t near_bytes, int pool) {
+  rcache_options o;
+  rcache_options_init(&o);
+  o.key_prefix = "bench:";
+  o.near_cache_bytes = near_bytes;
+  o.pool_size = pool;
+  o.command_timeout_ms = 2000;
+  rcache *c;
+  rcache_status st = rcache_open(&c, url, &o);
+  if (st != RCACHE_OK) {
+    fprintf(stderr, "bench: rcache_open %s: %s\n", url, rcache_errmsg(NULL));
+    exit(1);
+  }
+  return c;
+}
+
+static void rc_get_loop(rcache *c, const char *key, int n, samples *s) {
+  int64_t t0 = now_ns();
+  for (int i = 0; i < n; i++) {
+    rcache_value v;
+    int64_t a = now_ns();
+    rcache_status st = rcache_get(c, key, &v);
+    s_add(s, now_ns() - a);
+    if (st != RCACHE_OK) {
+      fprintf(stderr, "bench: get %s: %s\n", key, rcache_strerror(st));
+      exit(1);
+    }
+    rcache_value_free(&v);
+  }
+  s->wall_ns = now_ns() - t0;
+}
+
+static void rc_set_loop(rcache *c, const char *key, const char *val, size_t vl, int n,
+                        samples *s) {
+  int64_t t0 = now_ns();
+  for (int i = 0; i < n; i++) {
+    int64_t a = now_ns();
+    rcache_set(c, key, val, vl, 0);
+    s_add(s, now_ns() - a);
+  }
+  s->wall_ns = now_ns() - t0;
+}
+
+/* Interleave baseline and rcache in rounds, so that a noisy moment hurts both. */
+#define ROUNDS 5
+
+static void get_workload(const char *name, int unix_sock, size_t vsize) {
+  int n = quick ? 2000 : 10000;
+  char url[512];
+  if (unix_sock) snprintf(url, sizeof url, "unix://%s", sock_path);
+  else snprintf(url, sizeof url, "redis://%s:%d", host, port);
+  char *val = malloc(vsize);
+  memset(val, 'v', vsize);
+  redisContext *r = raw_connect(unix_sock);
+  rcache *c = rc_open(url, 0, 1);
+  rcache_set(c, "get", val, vsize, 0);
+  samples b, m;
+  s_init(&b, (size_t)n * ROUNDS);
+  s_init(&m, (size_t)n * ROUNDS);
+  int64_t bw = 0, mw = 0;
+  for (int round = 0; round < ROUNDS; round++) {
+    samples tb = b, tm = m;
+    raw_get_loop(r, "bench:get", n, &tb);
+    rc_get_loop(c, "get", n, &tm);
+    bw += tb.wall_ns;
+    mw += tm.wall_ns;
+    b = tb;
+    m = tm;
+  }
+  b.wall_ns = bw;
+  m.wall_ns = mw;
+  double bo = ops_per_s(&b), mo = ops_per_s(&m);
+  row(name, mo, pct(&m, .5), pct(&m, .99), "hiredis ops/s", bo, mo / bo, ">= 0.95",
+      mo / bo >= 0.95);
+  free(b.ns);
+  free(m.ns);
+  free(val);
+  redisFree(r);
+  rcache_close(c);
+}
+
+static void set_workload(void) {
+  int n = quick ? 2000 : 10000;
+  char url[512], val[100];
+  snprintf(url, sizeof url, "redis://%s:%d", host, port);
+  memset(val, 's', sizeof val);
+  redisContext *r = raw_connect(0);
+  rcache *c = rc_open(url, 0, 1);
+  samples b, m;
+  s_init(&b, (size_t)n * ROUNDS);
+  s_init(&m, (size_t)n * ROUNDS);
+  int64_t bw = 0, mw = 0;
+  for (int round = 0; round < ROUNDS; round++) {
+    samples tb = b, tm = m;
+    raw_set_loop(r, "bench:set", val, sizeof val, n, &tb);
+    rc_set_loop(c, "set", val, sizeof val, n, &tm);
+    bw += tb.wall_ns;
+    mw += tm.wall_ns;
+    b = tb;
+    m = tm;
+  }
+  b.wall_ns = bw;
+  m.wall_ns = mw;
+  double bo = ops_per_s(&b), mo = ops_per_s(&m);
+  row("SET 100 B, 1 thread, TCP", mo, pct(&m, .5), pct(&m, .99), "hiredis ops/s", bo, mo / bo,
+      ">= 0.95", mo / bo >= 0.95);
+  free(b.ns);
+  free(m.ns);
+  redisFree(r);
+  rcache_close(c);
+}
+
+/* ---- 8 threads sharing one handle vs redis-benchmark -c 8 ------------------------------------- */
+
+typedef struct {
+  rcache *c;
+  int n;
+  samples s;
+} mt_arg;
+
+static void *mt_get(void *p) {
+  mt_arg *a = p;
+  rc_get_loop(a->c, "key:__rand_int__", a->n, &a->s);
+  return NULL;
+}
+
+static double redis_benchmark_get(int clients, int n) {
+  char cmd[512];
+  snprintf(cmd, sizeof cmd,
+           "redis-benchmark -h %s -p %d -c %d -n %d -d 100 -t get --csv 2>/dev/null", host, port,
+           clients, n);
+  FILE *p = popen(cmd, "r");
+  if (!p) return 0;
+  char line[512];
+  double rps = 0;
+  while (fgets(line, sizeof line, p)) {
+    if (strncmp(line, "\"GET\"", 5) == 0) rps = atof(line + 7);
+  }
+  pclose(p);
+  return rps;
+}
+
+static void threads_workload(void) {
+  int n = quick ? 5000 : 25000;
+  char url[512], val[100];
+  snprintf(url, sizeof url, "redis://%s:%d", host, port);
+  memset(val, 'x', sizeof val);
+  redisContext *r = raw_connect(0);
+  const char *argv[] = {"SET", "key:__rand_int__", val};
+  size_t lens[] = {3, 16, sizeof val};
+  raw_cmd(r, 3, argv, lens); /* redis-benchmark's GET key, so both sides hit */
+  redisFree(r);
+  double base = redis_benchmark_get(8, n * 8);
+  rcache_options o;
+  rcache_options_init(&o);
+  o.pool_size = 8;
+  o.command_timeout_ms = 2000;
+  rcache *c;
+  rcache_open(&c, url, &o);
+  pthread_t t[8];
+  mt_arg a[8];
+  int64_t t0 = now_ns();
+  for (int i = 0; i < 8; i++) {
+    a[i].c = c;
+    a[i].n = n;
+    s_init(&a[i].s, (size_t)n);
+    pthread_create(&t[i], NULL, mt_get, &a[i]);
+  }
+  samples all;
+  s_init(&all, (size_t)n * 8);
+  for (int i = 0; i < 8; i++) {
+    pthread_join(t[i], NULL);
+    for (size_t j = 0; j < a[i].s.n; j++) s_add(&all, a[i].s.ns[j]);
+    free(a[i].s.ns);
+  }
+  all.wall_ns = now_ns() - t0;
+  double mo = ops_per_s(&all);
+  row("GET hit, 8 threads, one handle", mo, pct(&all, .5), pct(&all, .99),
+      "redis-benchmark -c 8 ops/s", base, base ? mo / base : 0, ">= 0.9",
+      base ? mo / base >= 0.9 : -1);
+  free(all.ns);
+  rcache_close(c);
+}
+
+/* ---- get_many vs MGET ---------------------------------------------------------------------- */
+
+static void many_workload(void) {
+  int n = quick ? 300 : 2000;
+  char url[512];
+  snprintf(url, sizeof url, "redis://%s:%d", host, port);
+  rcache *c = rc_open(url, 0, 1);
+  enum { K = 100 };
+  char names[K][32], full[K][40];
+  const char *keys[K], *argv[K + 1];
+  size_t lens[K + 1];
+  argv[0] = "MGET";
+  lens[0] = 4;
+  for (int i = 0; i < K; i++) {
+    snprintf(names[i], sizeof names[i], "many:%d", i);
+    snprintf(full[i], sizeof full[i], "bench:many:%d", i);
+    keys[i] = names[i];
+    argv[i + 1] = full[i];
+    lens[i + 1] = strlen(full[i]);
+    rcache_set(c, names[i], "0123456789", 10, 0);
+  }
+  redisContext *r = raw_connect(0);
+  samples b, m;
+  s_init(&b, (size_t)n);
+  s_init(&m, (size_t)n);
+  rcache_value vals[K];
+  rcache_status st[K];
+  int64_t t0 = now_ns();
+  for (int i = 0; i < n; i++) {
+    int64_t a = now_ns();
+    raw_cmd(r, K + 1, argv, lens);
+    s_add(&b, now_ns() - a);
+  }
+  b.wall_ns = now_ns() - t0;
+  t0 = now_ns();
+  for (int i = 0; i < n; i++) {
+    int64_t a = now_ns();
+    rcache_get_many(c, keys, K, vals, st);
+    s_add(&m, now_ns() - a);
+    for (int j = 0; j < K; j++) rcache_value_free(&vals[j]);
+  }
+  m.wall_ns = now_ns() - t0;
+  double bo = ops_per_s(&b), mo = ops_per_s(&m);
+  row("get_many of 100 keys", mo, pct(&m, .5), pct(&m, .99), "hiredis MGET ops/s", bo, mo / bo,
+      ">= 0.9", mo / bo >= 0.9);
+  free(b.ns);
+  free(m.ns);
+  redisFree(r);
+  rcache_close(c);
+}
+
+/* ---- get_or_set under skew vs a naive get-then-set loop ------------------------------------ */
+
+static atomic_long loads;
+
+static rcache_status slow_loader(void *ud, rcache_value *out) {
+  (void)ud;
+  atomic_fetch_add(&loads, 1);
+  usleep(1000);
+  out->data = strdup("loaded-value");
+  out->len = 12;
+  return RCACHE_OK;
+}
+
+typedef struct {
+  rcache *c;
+  redisContext *r;
+  int n;
+  unsigned seed;
+} gos_arg;
+
+static int skewed_key(unsigned *seed) {
+  /* 90 % of calls on 10 % of 1,000 keys */
+  int hot = rand_r(seed) % 10 < 9;
+  return hot ? rand_r(seed) % 100 : 100 + rand_r(seed) % 900;
+}
+
+static void *gos_rcache(void *p) {
+  gos_arg *a = p;
+  char key[32];
+  for (int i = 0; i < a->n; i++) {
+    snprintf(key, sizeof key, "gos:%d", skewed_key(&a->seed));
+    rcache_value v;
+    rcache_get_or_set(a->c, key, 1, slow_loader, NULL, &v);
+    rcache_value_free(&v);
+  }
+  return NULL;
+}
+
+static void *gos_naive(void *p) {
+  gos_arg *a = p;
+  char key[40];
+  for (int i = 0; i < a->n; i++) {
+    snprintf(key, sizeof key, "naive:gos:%d", skewed_key(&a->seed));
+    redisReply *rep = redisCommand(a->r, "GET %s", key);
+    int hit = rep && rep->type == REDIS_REPLY_STRING;
+    if (rep) freeReplyObject(rep);
+    if (!hit) {
+      rcache_value v;
+      slow_loader(NULL, &v);
+      rep = redisCommand(a->r, "SET %s %b EX 1", key, v.data, v.len);
+      if (rep) freeReplyObject(rep);
+      free(v.data);
+    }
+  }
+  return NULL;
+}
+
+static void gos_workload(void) {
+  int n = quick ? 2000 : 6000, T = 8;
+  char url[512];
+  snprintf(url, sizeof url, "redis://%s:%d", host, port);
+  pthread_t t[8];
+  gos_arg a[8];
+  atomic_store(&loads, 0);
+  int64_t t0 = now_ns();
+  for (int i = 0; i < T; i++) {
+    a[i] = (gos_arg){NULL, raw_connect(0), n, (unsigned)i + 1};
+    pthread_create(&t[i], NULL, gos_naive, &a[i]);
+  }
+  for (int i = 0; i < T; i++) {
+    pthread_join(t[i], NULL);
+    redisFree(a[i].r);
+  }
+  double bo = (double)n * T * 1e9 / (double)(now_ns() - t0);
+  long bl = atomic_load(&loads);
+  rcache *c = rc_open(url, 0, 8);
+  atomic_store(&loads, 0);
+  t0 = now_ns();
+  for (int i = 0; i < T; i++) {
+    a[i] = (gos_arg){c, NULL, n, (unsigned)i + 1};
+    pthread_create(&t[i], NULL, gos_rcache, &a[i]);
+  }
+  for (int i = 0; i < T; i++) pthread_join(t[i], NULL);
+  double mo = (double)n * T * 1e9 / (double)(now_ns() - t0);
+  long ml = atomic_load(&loads);
+  char name[96];
+  snprintf(name, sizeof name, "get_or_set 90/10, 1 ms loader (loads %ld vs %ld)", ml, bl);
+  row(name, mo, 0, 0, "naive get-then-set ops/s", bo, mo / bo, "more ops, fewer loads",
+      mo >= bo && ml <= bl);
+  rcache_close(c);
+}
+
+/* ---- near cache vs remote hit ---------------------------------------------------------------- */
+
+static void near_workload(void) {
+  int n = quick ? 20000 : 200000;
+  char url[512];
+  snprintf(url, sizeof url, "redis://%s:%d", host, port);
+  rcache *remote = rc_open(url, 0, 1), *near = rc_open(url, 4u << 20, 1);
+  char val[100];
+  memset(val, 'n', sizeof val);
+  rcache_set(remote, "near", val, sizeof val, 0);
+  samples r, m;
+  s_init(&r, 20000);
+  s_init(&m, (size_t)n);
+  rc_get_loop(remote, "near", 20000, &r);
+  rc_get_loop(near, "near", 1000, &m); /* warm */
+  m.n = 0;
+  m.ops = 0;
+  rc_get_loop(near, "near", n, &m);
+  rcache_stats st;
+  rcache_get_stats(near, &st);
+  double p50 = pct(&m, .5), rp50 = pct(&r, .5);
+  double ratio = p50 > 0 ? rp50 / p50 : 0;
+  char name[96];
+  snprintf(name, sizeof name, "near-cache hit (near hits %llu)", (unsigned long long)st.near_hits);
+  row(name, ops_per_s(&m), p50, pct(&m, .99), "remote GET p50 ns", rp50, ratio,
+      "p50<200ns,>=300x", st.near_hits > 0 && p50 < 200 && ratio >= 300);
+  free(r.ns);
+  free(m.ns);
+  rcache_close(remote);
+  rcache_close(near);
+}
+
+/* ---- a call while the breaker is open ---------------------------------------------------------- */
+
+static void breaker_workload(void) {
+  rcache_options o;
+  rcache_options_init(&o);
+  o.connect_timeout_ms = 100;
+  o.command_timeout_ms = 100;
+  o.reconnect_min_ms = 1000;
+  o.log_level = RCACHE_LOG_ERROR;
+  rcache *c;
+  rcache_open(&c, "redis://127.0.0.1:1", &o); /* nothing listens on port 1 */
+  rcache_value v;
+  for (int i = 0; i < 10; i++) rcache_get(c, "k", &v); /* trip the breaker */
+  int n = quick ? 100000 : 1000000;
+  samples m;
+  s_init(&m, (size_t)n);
+  int64_t t0 = now_ns();
+  for (int i = 0; i < n; i++) {
+    int64_t a = now_ns();
+    rcache_get(c, "k", &v);
+    s_add(&m, now_ns() - a);
+  }
+  m.wall_ns = now_ns() - t0;
+  rcache_stats st;
+  rcache_get_stats(c, &st);
+  double p99 = pct(&m, .99);
+  row(st.available ? "breaker-open call (breaker NOT open!)" : "call while the breaker is open",
+      ops_per_s(&m), pct(&m, .5), p99, "-", 0, 0, "p99 < 1 us", !st.available && p99 < 1000);
+  free(m.ns);
+  rcache_close(c);
+}
+
+/* ---- delete_prefix among a million keys: GET p99 meanwhile ------------------------------------ */
+
+typedef struct {
+  atomic_int stop;
+  samples s;
+} getter_arg;
+
+static void *p99_getter(void *p) {
+  getter_arg *a = p;
+  redisContext *r = raw_connect(0);
+  const char *argv[] = {"GET", "key:1"};
+  size_t lens[] = {3, 5};
+  while (!atomic_load(&a->stop)) {
+    int64_t t = now_ns();
+    raw_cmd(r, 2, argv, lens);
+    s_add(&a->s, now_ns() - t);
+  }
+  redisFree(r);
+  return NULL;
+}
+
+static void delete_prefix_workload(void) {
+  int total = quick ? 100000 : 1000000, victims = 10000;
+  redisContext *r = raw_connect(0);
+  redisReply *rep = redisCommand(r, "DEBUG POPULATE %d key 100", total - victims);
+  int ok = rep && rep->type != REDIS_REPLY_ERROR;
+  if (rep) freeReplyObject(rep);
+  if (!ok) {
+    fprintf(stderr, "bench: DEBUG POPULATE refused (enable-debug-command); skipping row\n");
+    redisFree(r);
+    return;
+  }
+  for (int i = 0; i < victims; i++) redisAppendCommand(r, "SET bench:del:%d x", i);
+  for (int i = 0; i < victims; i++) {
+    redisGetReply(r, (void **)&rep);
+    freeReplyObject(rep);
+  }
+  redisFree(r);
+  char url[512];
+  snprintf(url, sizeof url, "redis://%s:%d", host, port);
+  rcache *c = rc_open(url, 0, 2);
+  getter_arg idle = {0}, busy = {0};
+  s_init(&idle.s, 1000000);
+  s_init(&busy.s, 1000000);
+  pthread_t t;
+  pthread_create(&t, NULL, p99_getter, &idle);
+  usleep(quick ? 300000 : 1000000);
+  atomic_store(&idle.stop, 1);
+  pthread_join(t, NULL);
+  pthread_create(&t, NULL, p99_getter, &busy);
+  uint64_t n = 0;
+  int64_t t0 = now_ns();
+  rcache_delete_prefix(c, "del:", &n);
+  int64_t took = now_ns() - t0;
+  atomic_store(&busy.stop, 1);
+  pthread_join(t, NULL);
+  double base = pct(&idle.s, .99), during = pct(&busy.s, .99);
+  char name[96];
+  snprintf(name, sizeof name, "delete_prefix %llu of %d keys (%.0f ms)", (unsigned long long)n,
+           total, (double)took / 1e6);
+  row(name, 0, pct(&busy.s, .5), during, "GET p99 ns, no delete", base,
+      base > 0 ? during / base : 0, "p99 <= 2x", n == (uint64_t)victims && during <= 2 * base);
+  free(idle.s.ns);
+  free(busy.s.ns);
+  rcache_close(c);
+  r = raw_connect(0);
+  rep = redisCommand(r, "FLUSHDB");
+  if (rep) freeReplyObject(rep);
+  redisFree(r);
+}
+
+/* ---- idle RSS ---------------------------------------------------------------------------------- */
+
+static long rss_kb(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kb = 0;
+  while (f && fgets(line, sizeof line, f))
+    if (strncmp(line, "VmRSS:", 6) == 0) kb = atol(line + 6);
+  if (f) fclose(f);
+  return kb;
+}
+
+typedef struct {
+  rcache *c;
+  pthread_barrier_t *b;
+} warm_arg;
+
+static void *warm(void *p) {
+  warm_arg *a = p;
+  pthread_barrier_wait(a->b); /* 8 concurrent calls: the pool opens 8 connections */
+  rcache_value v;
+  rcache_get(a->c, "get", &v);
+  rcache_value_free(&v);
+  return NULL;
+}
+
+static void rss_workload(void) {
+  char url[512];
+  snprintf(url, sizeof url, "redis://%s:%d", host, port);
+  long before = rss_kb();
+  rcache *c = rc_open(url, 0, 8);
+  pthread_barrier_t b;
+  pthread_barrier_init(&b, NULL, 8);
+  pthread_t t[8];
+  warm_arg a = {c, &b};
+  for (int i = 0; i < 8; i++) pthread_create(&t[i], NULL, warm, &a);
+  for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);
+  pthread_barrier_destroy(&b);
+  usleep(200000);
+  long after = rss_kb();
+  double mib = (double)(after - before) / 1024.0;
+  row("idle handle, pool of 8, near cache off", 0, 0, 0, "RSS MiB without rcache",
+      (double)before / 1024.0, mib, "< 2 MiB more", mib < 2.0);
+  rcache_close(c);
+}
+
+int main(int argc, char **argv) {
+  const char *json_path = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--host") && i + 1 < argc) host = argv[++i];
+    else if (!strcmp(argv[i], "--port") && i + 1 < argc) port = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--unix") && i + 1 < argc) sock_path = argv[++i];
+    else if (!strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
+    else if (!strcmp(argv[i], "--quick")) quick = 1;
+    else {
+      fprintf(stderr, "usage: %s --host H --port P --unix SOCK [--quick] [--json FILE]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (json_path && !(json = fopen(json_path, "w"))) {
+    perror(json_path);
+    return 1;
+  }
+  if (json) fprintf(json, "{\"rcache\":\"%s\",\"rows\":[", rcache_version());
+  printf("| %-38s | %11s | %9s | %9s | %-40s | %7s | %-12s | %-4s |\n", "workload", "ops/s", "p50",
+         "p99", "baseline (same run)", "ratio", "target", "met");
+  printf("|%s|\n", "----------------------------------------|-------------|-----------|"
+                   "-----------|------------------------------------------|---------|"
+                   "--------------|------");
+  rss_workload(); /* first: before other workloads grow the heap */
+  get_workload("GET hit 100 B, 1 thread, TCP", 0, 100);
+  set_workload();
+  if (sock_path) {
+    get_workload("GET hit 100 B, Unix socket", 1, 100);
+    get_workload("GET hit 16 KiB, Unix socket", 1, 16384);
+  }
+  threads_workload();
+  many_workload();
+  gos_workload();
+  near_workload();
+  breaker_workload();
+  delete_prefix_workload();
+  if (json) {
+    fprintf(json, "\n]}\n");
+    fclose(json);
+  }
+  return 0;
+}

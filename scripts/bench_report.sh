@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# `make bench-report`: turns bench/results.json into docs/perf.md with a latency chart
+# (docs/perf-latency.png, drawn by gnuplot).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -f bench/results.json ] || { echo "bench-report: run 'make bench' first" >&2; exit 1; }
+command -v gnuplot >/dev/null || scripts/deps.sh
+python3 - <<'PY'
+import json
+r = json.load(open("bench/results.json"))
+rows = r["rows"]
+m = r.get("machine", {})
+def ns(v):
+    return "-" if not v else (f"{v:.0f} ns" if v < 10000 else f"{v/1000:.1f} µs" if v < 1e7 else f"{v/1e6:.1f} ms")
+out = ["# Performance", "",
+       f"Measured by `make bench` on {r.get('date','?')}: {m.get('cores','?')} cores, {m.get('cpu','?')}. "
+       "Every figure is next to a baseline measured in the same run (raw hiredis, or "
+       "redis-benchmark); the ratio is rcache ÷ baseline (for the near cache: remote ÷ near).", "",
+       "| workload | ops/s | p50 | p99 | baseline | baseline value | ratio | target | met |",
+       "|---|---:|---:|---:|---|---:|---:|---|---|"]
+for x in rows:
+    met = {True: "yes", False: "**no**", None: "-"}[x["met"]]
+    out.append(f"| {x['workload']} | {x['ops_per_s']:.0f} | {ns(x['p50_ns'])} | {ns(x['p99_ns'])} | "
+               f"{x['baseline']} | {x['baseline_value']:.1f} | {x['ratio']:.3f} | {x['target']} | {met} |")
+out += ["", "![p50 and p99 latency per workload](perf-latency.png)", ""]
+open("docs/perf.md", "w").write("\n".join(out))
+with open("/tmp/rcache-perf.dat", "w") as f:
+    for i, x in enumerate(x for x in rows if x["p50_ns"]):
+        f.write(f"{i} \"{x['workload'][:28]}\" {max(x['p50_ns'],1)/1000:.3f} {max(x['p99_ns'],1)/1000:.3f}\n")
+PY
+gnuplot <<'GP'
+set terminal pngcairo size 1100,600 font ",9"
+set output "docs/perf-latency.png"
+set title "rcache latency per workload (µs, log scale)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set logscale y
+set ylabel "µs"
+set xtics rotate by -35 scale 0
+set key top left
+plot "/tmp/rcache-perf.dat" using 3:xtic(2) title "p50", "" using 4 title "p99"
+GP
+rm -f /tmp/rcache-perf.dat
+echo "bench-report: wrote docs/perf.md and docs/perf-latency.png"
