@@ -26,6 +26,12 @@ typedef struct rcache__key {
 } rcache__key;
 
 rcache_status rcache__key_make(rcache *c, const char *key, rcache__key *k);
+/* keys.c: the stored length of a key of kl bytes (prefix included; max_key_bytes when
+ * long_key_digest shortens it), RCACHE_ETOOBIG when it does not fit; and writing it
+ * (prefix + key or its digest form, NUL-terminated) into out (len + 1 bytes). */
+rcache_status rcache__key_stored_len(const rcache__ctx *ctx, size_t kl, size_t *len);
+rcache_status rcache__key_write(const rcache__ctx *ctx, const char *key, size_t kl, char *out,
+                                size_t len);
 void rcache__key_free(rcache__key *k);
 
 /* Ends every public call: failed calls leave their detail for rcache_errmsg() and count. */

@@ -112,16 +112,13 @@ rcache_status rcache__key_make(rcache *c, const char *key, rcache__key *k) {
     rcache__errf("invalid argument: key is empty");
     return RCACHE_EINVAL;
   }
-  k->len = c->ctx.prefix_len + kl;
-  if (k->len > c->ctx.opt.max_key_bytes) {
-    rcache__errf("key of %zu bytes (with prefix) exceeds max_key_bytes %zu", k->len,
-                 c->ctx.opt.max_key_bytes);
-    return RCACHE_ETOOBIG;
-  }
+  /* too long: RCACHE_ETOOBIG, or its digest form with long_key_digest (keys.c) */
+  rcache_status s = rcache__key_stored_len(&c->ctx, kl, &k->len);
+  if (s != RCACHE_OK) return s;
   if (k->len >= sizeof k->stack && !(k->p = malloc(k->len + 1))) return RCACHE_ENOMEM;
-  memcpy(k->p, c->ctx.prefix, c->ctx.prefix_len);
-  memcpy(k->p + c->ctx.prefix_len, key, kl + 1);
-  return RCACHE_OK;
+  s = rcache__key_write(&c->ctx, key, kl, k->p, k->len);
+  if (s != RCACHE_OK) rcache__key_free(k);
+  return s;
 }
 
 void rcache__key_free(rcache__key *k) {
@@ -523,11 +520,9 @@ static rcache_status keys_make(rcache *c, const char *const *keys, size_t n, cha
       rcache__errf("invalid argument: key %zu is NULL or empty", i);
       return RCACHE_EINVAL;
     }
-    size_t l = c->ctx.prefix_len + strlen(keys[i]);
-    if (l > c->ctx.opt.max_key_bytes) {
-      rcache__errf("key %zu of %zu bytes exceeds max_key_bytes", i, l);
-      return RCACHE_ETOOBIG;
-    }
+    size_t l;
+    rcache_status s = rcache__key_stored_len(&c->ctx, strlen(keys[i]), &l);
+    if (s != RCACHE_OK) return s;
     total += l + 1;
   }
   char **ks = malloc(n * (sizeof *ks + sizeof **lens) + total + 1);
@@ -537,9 +532,11 @@ static rcache_status keys_make(rcache *c, const char *const *keys, size_t n, cha
   for (size_t i = 0; i < n; i++) {
     size_t kl = strlen(keys[i]);
     ks[i] = p;
-    memcpy(p, c->ctx.prefix, c->ctx.prefix_len);
-    memcpy(p + c->ctx.prefix_len, keys[i], kl + 1);
-    ls[i] = c->ctx.prefix_len + kl;
+    (void)rcache__key_stored_len(&c->ctx, kl, &ls[i]);
+    if (rcache__key_write(&c->ctx, keys[i], kl, p, ls[i]) != RCACHE_OK) {
+      free(ks);
+      return RCACHE_ENOMEM;
+    }
     p += ls[i] + 1;
   }
   *out = ks;

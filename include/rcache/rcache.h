@@ -141,6 +141,12 @@ typedef struct rcache_options {
   rcache_log_fn log_fn;          /* NULL = warnings and errors to stderr */
   void *log_ud;
   int log_level;                 /* highest level passed to log_fn, default RCACHE_LOG_WARN */
+
+  /* A key longer than max_key_bytes (with the prefix) is stored under a shortened name
+   * instead of failing with RCACHE_ETOOBIG: its head plus ":sha256:<hex of the whole key>",
+   * exactly max_key_bytes long (see rcache_key_digest() in <rcache/keys.h>). Needs
+   * max_key_bytes >= strlen(key_prefix) + 72. Default false. */
+  bool long_key_digest;
 } rcache_options;
 
 /* Fills *o with the documented defaults. */
@@ -310,6 +316,84 @@ RCACHE_API size_t rcache_stats_json(const rcache_stats *s, char *buf, size_t siz
 typedef bool (*rcache_scan_fn)(const char *key, size_t len, void *ud);
 RCACHE_API rcache_status rcache_scan(rcache *c, const char *glob, uint64_t limit,
                                      rcache_scan_fn fn, void *ud);
+
+/* ==== typed helpers ====================================================================
+ * Strings, integers, doubles and user codecs on top of rcache_get / rcache_set /
+ * rcache_get_or_set, so every backend, key_prefix, TTL and fallback rule applies exactly as
+ * for the byte API (a typed get answers RCACHE_EUNAVAILABLE when rcache_get would, a typed
+ * get_or_set runs its loader when the cache is down). Values are stored as the plain text
+ * other clients write and read (redis-cli, Node, Python, Go): no envelope, no type tag.
+ * JSON is in <rcache/json.h>. On any status but RCACHE_OK, outputs are zeroed/NULL.
+ * Every call can also return RCACHE_EINVAL (NULL handle/key/out, empty key, ttl_s < 0),
+ * RCACHE_ETOOBIG (key), RCACHE_ENOMEM and RCACHE_EUNAVAILABLE; rcache_errmsg() has details.
+ */
+
+/* Stores the NUL-terminated string s (without its NUL). Statuses as rcache_set();
+ * RCACHE_EINVAL when s is NULL. */
+RCACHE_API rcache_status rcache_set_str(rcache *c, const char *key, const char *s, int64_t ttl_s);
+
+/* Reads a string. RCACHE_OK: *out is a malloc'd NUL-terminated copy the caller frees with
+ * free(). RCACHE_MISS, RCACHE_ETYPE (not a string key) as rcache_get(); RCACHE_EDECODE when
+ * the stored value contains a NUL byte (it would read cut short: use rcache_get()). */
+RCACHE_API rcache_status rcache_get_str(rcache *c, const char *key, char **out);
+
+/* Stores v as decimal text ("-42"): rcache_incr()/INCR work on it, redis-cli shows 42. */
+RCACHE_API rcache_status rcache_set_i64(rcache *c, const char *key, int64_t v, int64_t ttl_s);
+
+/* Reads an integer stored as decimal text (by rcache_set_i64, rcache_incr, or another client).
+ * The text must be what Redis' INCR accepts — optional '-', digits, no leading zeros, no
+ * spaces, no '+', within int64 — so rcache_get_i64 succeeds exactly when INCR would; else
+ * RCACHE_ETYPE ("4.5", "abc", " 1", "012", "9223372036854775808"), as rcache_incr() does. */
+RCACHE_API rcache_status rcache_get_i64(rcache *c, const char *key, int64_t *out);
+
+/* Stores v as the shortest decimal text that reads back as exactly v, bit for bit ("0.1",
+ * "-0", "1e+300", "4.9406564584124654e-324"), whatever the process's locale; infinities as
+ * "inf" / "-inf". RCACHE_EINVAL for NaN (it has no portable text form). */
+RCACHE_API rcache_status rcache_set_double(rcache *c, const char *key, double v, int64_t ttl_s);
+
+/* Reads a double from decimal text as strtod() parses it in the "C" locale ("0.1", "42",
+ * "1e3", "-0", "inf", "-Infinity"): the whole value, no surrounding spaces. RCACHE_ETYPE
+ * when it is not a number (or is "nan"), RCACHE_ERANGE when it overflows a double ("1e999");
+ * denormals are returned as they are. */
+RCACHE_API rcache_status rcache_get_double(rcache *c, const char *key, double *out);
+
+/* A user codec for structs: how an object becomes bytes and back. */
+typedef struct rcache_codec {
+  /* Encodes obj into out->data (malloc'd, then owned and freed by rcache) and out->len.
+   * Returns RCACHE_OK or an error status. */
+  rcache_status (*encode)(const void *obj, rcache_value *out, void *ud);
+  /* Decodes len bytes (data[len] == '\0') into obj. Returns RCACHE_OK, or any error when
+   * the bytes are not a valid encoding; it must leave obj in a state the caller can free. */
+  rcache_status (*decode)(const char *data, size_t len, void *obj, void *ud);
+  void *ud; /* passed to both */
+} rcache_codec;
+
+/* Fills the caller's object obj for rcache_get_or_set_obj(). RCACHE_OK or an error. */
+typedef rcache_status (*rcache_obj_loader_fn)(void *ud, void *obj);
+
+/* Encodes obj with codec->encode and stores the bytes. Statuses as rcache_set(); an encoder
+ * error is returned as it is (a non-negative status other than RCACHE_OK as RCACHE_EINVAL). */
+RCACHE_API rcache_status rcache_set_obj(rcache *c, const char *key, const rcache_codec *codec,
+                                        const void *obj, int64_t ttl_s);
+
+/* Reads key and decodes it into obj (the caller's object, which the caller initialises
+ * before and frees after, whatever the status). RCACHE_OK, RCACHE_MISS, RCACHE_EDECODE (the
+ * decoder failed; RCACHE_ENOMEM from it passes through), and rcache_get()'s statuses. */
+RCACHE_API rcache_status rcache_get_obj(rcache *c, const char *key, const rcache_codec *codec,
+                                        void *obj);
+
+/*
+ * Cache-aside for objects: decodes the cached value into obj, or on a miss calls
+ * load(ud, obj) (single-flight, as rcache_get_or_set()), encodes obj and caches it; obj is
+ * then the loader's object (not decoded again). A cached value the decoder refuses is
+ * reloaded and overwritten, never returned. RCACHE_OK: obj is filled (also while the cache
+ * is unavailable). RCACHE_ELOADER: the loader or the encoder failed and nothing was cached.
+ * RCACHE_EINVAL, RCACHE_ENOMEM. Initialise obj before and free it after, whatever the status.
+ */
+RCACHE_API rcache_status rcache_get_or_set_obj(rcache *c, const char *key, int64_t ttl_s,
+                                               const rcache_codec *codec,
+                                               rcache_obj_loader_fn load, void *ud, void *obj);
+/* ==== end of typed helpers ============================================================ */
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,66 @@
+/*
+ * rcache JSON helpers, through jansson (link with jansson too: pkg-config does it).
+ *
+ * Values are stored as compact JSON text (json_dumps with JSON_COMPACT | JSON_ENCODE_ANY):
+ * {"id":1,"name":"x"} — no envelope, so a Node, Python or Go service reading the same key
+ * gets plain JSON, and JSON they (or redis-cli) write is read here. Any JSON value may be
+ * stored at the top level (object, array, string, number, true, false, null).
+ *
+ * Reading uses json_loadb with JSON_DECODE_ANY | JSON_ALLOW_NUL: the whole value must be
+ * one JSON text (no trailing garbage). jansson's limits apply: integers outside int64 (as
+ * some services write 64-bit unsigned ids) and nesting deeper than 2048 are rejected as
+ * RCACHE_EDECODE; reals are read as doubles; object key order is kept.
+ *
+ * Ownership follows jansson's naming: the json_t you pass is only read (borrowed); a json_t
+ * returned through `json_t **out` is a new reference the caller releases with
+ * json_decref(). jansson objects are not thread-safe to modify while shared; rcache never
+ * keeps a reference to what it returns. Everything else is as the byte API in
+ * <rcache/rcache.h>: same keys, prefix, TTLs, fallback rules and statuses.
+ */
+#ifndef RCACHE_JSON_H
+#define RCACHE_JSON_H
+
+#include <jansson.h>
+
+#include "rcache/rcache.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Stores v (borrowed) as compact JSON text. Statuses as rcache_set(): RCACHE_OK,
+ * RCACHE_EINVAL (NULL v, or jansson cannot encode it, e.g. a reference cycle), RCACHE_ETOOBIG,
+ * RCACHE_EUNAVAILABLE (write dropped), RCACHE_ESERVER, RCACHE_ENOMEM.
+ */
+RCACHE_API rcache_status rcache_set_json(rcache *c, const char *key, const json_t *v,
+                                         int64_t ttl_s);
+
+/*
+ * Reads key as JSON. RCACHE_OK: *out is a new reference (json_decref it). RCACHE_MISS,
+ * RCACHE_EUNAVAILABLE, RCACHE_ETYPE (not a string key) as rcache_get(). RCACHE_EDECODE: the
+ * value is not valid JSON; rcache_errmsg() gives jansson's reason with line and column.
+ * *out is NULL on any status but RCACHE_OK.
+ */
+RCACHE_API rcache_status rcache_get_json(rcache *c, const char *key, json_t **out);
+
+/* Returns a new reference to the loaded value (rcache stores it and hands it to the caller),
+ * or NULL when loading failed. May be called concurrently for different keys. */
+typedef json_t *(*rcache_json_loader_fn)(void *ud);
+
+/*
+ * Cache-aside for JSON: returns the cached value, or calls load(ud) (once per key at a time in
+ * the process, as rcache_get_or_set()), stores its compact text with ttl_s and returns it. A
+ * cached value that is not valid JSON is reloaded and overwritten, never returned.
+ * RCACHE_OK: *out is a new reference (json_decref it) — also while the cache is unavailable
+ * (the loader ran). RCACHE_ELOADER: the loader returned NULL or its value could not be
+ * encoded; nothing was cached. RCACHE_EINVAL, RCACHE_ENOMEM. *out is NULL unless RCACHE_OK.
+ */
+RCACHE_API rcache_status rcache_get_or_set_json(rcache *c, const char *key, int64_t ttl_s,
+                                                rcache_json_loader_fn load, void *ud,
+                                                json_t **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RCACHE_JSON_H */

@@ -1,0 +1,125 @@
+/*
+ * JSON helpers (<rcache/json.h>) on the public byte API: values are compact JSON text that
+ * any other client can read and write. A stored value that is not JSON is an error for a
+ * plain read (RCACHE_EDECODE) and a reason to reload for get_or_set.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "handle.h"
+#include "rcache/json.h"
+
+#define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
+#define LOAD_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL)
+
+/* Compact text of v into out (malloc'd). EINVAL when jansson refuses to encode v. */
+static rcache_status dump(const json_t *v, rcache_value *out) {
+  *out = (rcache_value){NULL, 0};
+  char *text = json_dumps(v, DUMP_FLAGS);
+  if (!text) {
+    rcache__errf("JSON value could not be encoded (a reference cycle, or out of memory)");
+    return RCACHE_EINVAL;
+  }
+  json_malloc_t jm;
+  json_free_t jf;
+  json_get_alloc_funcs(&jm, &jf);
+  out->len = strlen(text); /* JSON text never holds a raw NUL: \u0000 is escaped */
+  if (jf == free) { /* rcache frees values with free(): copy when the program set its own */
+    out->data = text;
+    return RCACHE_OK;
+  }
+  out->data = rcache__memdup0(text, out->len);
+  jf(text);
+  return out->data ? RCACHE_OK : RCACHE_ENOMEM;
+}
+
+/* Parses v as one JSON text. EDECODE with jansson's reason when it is not. */
+static rcache_status parse(const rcache_value *v, json_t **out) {
+  json_error_t err;
+  *out = json_loadb(v->data ? v->data : "", v->len, LOAD_FLAGS, &err);
+  if (*out) return RCACHE_OK;
+  rcache__errf("invalid JSON at line %d, column %d: %s", err.line, err.column, err.text);
+  return RCACHE_EDECODE;
+}
+
+rcache_status rcache_set_json(rcache *c, const char *key, const json_t *v, int64_t ttl_s) {
+  rcache__err_clear();
+  if (!c || !v) return rcache__einval(c, "handle or JSON value is NULL");
+  rcache_value text;
+  rcache_status s = dump(v, &text);
+  if (s != RCACHE_OK) return rcache__done(c, s);
+  s = rcache_set(c, key, text.data, text.len, ttl_s);
+  rcache_value_free(&text);
+  return s;
+}
+
+rcache_status rcache_get_json(rcache *c, const char *key, json_t **out) {
+  rcache__err_clear();
+  if (!out) return rcache__einval(c, "out is NULL");
+  *out = NULL;
+  rcache_value v;
+  rcache_status s = rcache_get(c, key, &v);
+  if (s != RCACHE_OK) return s;
+  s = parse(&v, out);
+  rcache_value_free(&v);
+  return s == RCACHE_OK ? s : rcache__done(c, s);
+}
+
+/* rcache_get_or_set's loader: the user's loader gives a json_t, kept in `made` so that the
+ * caller returns it as is instead of parsing the text it was just turned into. */
+typedef struct {
+  rcache_json_loader_fn load;
+  void *ud;
+  json_t *made;       /* the loaded value (our reference) */
+  const char *text;   /* its text, as handed to rcache */
+} json_load;
+
+static rcache_status json_loader(void *p, rcache_value *out) {
+  json_load *a = p;
+  json_t *j = a->load(a->ud);
+  if (!j) {
+    rcache__errf("JSON loader returned NULL");
+    return RCACHE_ELOADER;
+  }
+  rcache_status s = dump(j, out);
+  if (s != RCACHE_OK) {
+    json_decref(j);
+    return s;
+  }
+  json_decref(a->made); /* never twice in one call today; harmless if it were */
+  a->made = j;
+  a->text = out->data;
+  return RCACHE_OK;
+}
+
+rcache_status rcache_get_or_set_json(rcache *c, const char *key, int64_t ttl_s,
+                                     rcache_json_loader_fn load, void *ud, json_t **out) {
+  rcache__err_clear();
+  if (!out) return rcache__einval(c, "out is NULL");
+  *out = NULL;
+  if (!c || !load) return rcache__einval(c, "handle or load is NULL");
+  json_load a = {load, ud, NULL, NULL};
+  rcache_value v;
+  rcache_status s = rcache_get_or_set(c, key, ttl_s, json_loader, &a, &v);
+  if (s == RCACHE_OK && a.made && v.data == a.text) { /* our own load: no need to parse */
+    *out = a.made;
+    a.made = NULL;
+  } else if (s == RCACHE_OK) {
+    s = parse(&v, out);
+  }
+  rcache_value_free(&v);
+  json_decref(a.made);
+  if (s != RCACHE_EDECODE) return s; /* OK, or rcache_get_or_set's own failure */
+  /* Not JSON (another writer, a truncated value): load again and overwrite it. */
+  rcache__log(&c->ctx, RCACHE_LOG_INFO, "get_or_set_json: invalid JSON at a key, reloading");
+  a = (json_load){load, ud, NULL, NULL};
+  s = json_loader(&a, &v);
+  if (s != RCACHE_OK) {
+    rcache__errf("loader failed with status %d (%s)", (int)s, rcache_strerror(s));
+    return rcache__done(c, RCACHE_ELOADER);
+  }
+  (void)rcache_set(c, key, v.data, v.len, ttl_s); /* a dropped write is fine, as in get_or_set */
+  rcache_value_free(&v);
+  *out = a.made;
+  return RCACHE_OK;
+}
