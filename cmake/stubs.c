@@ -53,3 +53,19 @@ rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out) {
   return RCACHE_EURL;
 }
 #endif
+
+#ifdef RCACHE_STUB_CLUSTER
+rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out);
+rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out) {
+  rcache__errf("Redis Cluster support is not built yet");
+  return RCACHE_EURL;
+}
+#endif
+
+#ifdef RCACHE_STUB_SENTINEL
+rcache_status rcache__sentinel_open(rcache__ctx *ctx, rcache__backend **out);
+rcache_status rcache__sentinel_open(rcache__ctx *ctx, rcache__backend **out) {
+  rcache__errf("Redis Sentinel support is not built yet");
+  return RCACHE_EURL;
+}
+#endif

@@ -37,6 +37,8 @@ void rcache__errf(const char *fmt, ...) RCACHE__PRINTF(1, 2);
 void rcache__err_commit(const rcache *c, rcache_status s);
 /* Forget any detail the thread recorded (the facade calls it when a call starts). */
 void rcache__err_clear(void);
+/* The detail recorded during the current call ("" when none); for log lines. */
+const char *rcache__err_peek(void);
 
 /* ---- URL (url.c): pure parsing, no I/O ------------------------------------------------ */
 

@@ -29,6 +29,10 @@ void rcache__errf(const char *fmt, ...) {
   tl_err.committed = false;
 }
 
+const char *rcache__err_peek(void) {
+  return tl_err.pending ? tl_err.msg : "";
+}
+
 void rcache__err_commit(const rcache *c, rcache_status s) {
   if (!tl_err.pending) snprintf(tl_err.msg, sizeof tl_err.msg, "%s", rcache_strerror(s));
   tl_err.owner = c;

@@ -1,0 +1,243 @@
+/* A Redis connection: hiredis formats and parses, transport.c moves the bytes. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conn.h"
+
+/* ---- command batches ------------------------------------------------------------------- */
+
+static rcache_status cmds_append(rcache__cmds *b, const char *p, size_t len) {
+  if (b->len + len > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + len) cap *= 2;
+    char *nb = realloc(b->buf, cap);
+    if (!nb) return RCACHE_ENOMEM;
+    b->buf = nb;
+    b->cap = cap;
+  }
+  memcpy(b->buf + b->len, p, len);
+  b->len += len;
+  return RCACHE_OK;
+}
+
+rcache_status rcache__cmds_add(rcache__cmds *b, int argc, const char **argv, const size_t *lens) {
+  char *cmd = NULL;
+  int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+  if (len < 0 || !cmd) return RCACHE_ENOMEM;
+  rcache_status s = RCACHE_OK;
+  if (b->n == 0) { /* keep it as is: most batches are one command */
+    b->one = cmd;
+    b->one_len = (size_t)len;
+    b->n = 1;
+    return RCACHE_OK;
+  }
+  if (b->one) { /* a second command: move the first into the buffer */
+    s = cmds_append(b, b->one, b->one_len);
+    if (s == RCACHE_OK) {
+      redisFreeCommand(b->one);
+      b->one = NULL;
+    }
+  }
+  if (s == RCACHE_OK) s = cmds_append(b, cmd, (size_t)len);
+  redisFreeCommand(cmd);
+  if (s == RCACHE_OK) b->n++;
+  return s;
+}
+
+rcache_status rcache__cmds_addv(rcache__cmds *b, const char *arg0, ...) {
+  const char *argv[16];
+  size_t lens[16];
+  int argc = 0;
+  va_list ap;
+  va_start(ap, arg0);
+  for (const char *a = arg0; a && argc < 16; a = va_arg(ap, const char *)) {
+    argv[argc] = a;
+    lens[argc++] = strlen(a);
+  }
+  va_end(ap);
+  return rcache__cmds_add(b, argc, argv, lens);
+}
+
+void rcache__cmds_free(rcache__cmds *b) {
+  if (b->one) redisFreeCommand(b->one);
+  free(b->buf);
+  memset(b, 0, sizeof *b);
+}
+
+/* ---- statuses ---------------------------------------------------------------------------- */
+
+bool rcache__transport_failure(rcache_status s) {
+  return s == RCACHE_EUNAVAILABLE || s == RCACHE_ETIMEOUT || s == RCACHE_EIO ||
+         s == RCACHE_EPROTO;
+}
+
+static bool starts(const char *s, const char *p) {
+  return strncmp(s, p, strlen(p)) == 0;
+}
+
+rcache_status rcache__reply_status(const redisReply *r) {
+  if (!r) return RCACHE_EPROTO;
+  if (r->type != REDIS_REPLY_ERROR) return RCACHE_OK;
+  const char *e = r->str ? r->str : "";
+  rcache_status s = RCACHE_ESERVER;
+  if (starts(e, "WRONGTYPE")) s = RCACHE_ETYPE;
+  else if (strstr(e, "not an integer") || strstr(e, "not a valid float")) s = RCACHE_ETYPE;
+  else if (strstr(e, "overflow")) s = RCACHE_ERANGE;
+  else if (starts(e, "NOAUTH") || starts(e, "WRONGPASS") || starts(e, "NOPERM") ||
+           strstr(e, "invalid password") || strstr(e, "invalid username-password"))
+    s = RCACHE_EAUTH;
+  else if (starts(e, "LOADING") || starts(e, "BUSY") || starts(e, "MASTERDOWN"))
+    s = RCACHE_EUNAVAILABLE;
+  rcache__errf("server: %.400s", e);
+  return s;
+}
+
+/* ---- exchange ----------------------------------------------------------------------------- */
+
+static rcache_status fail(rcache__conn *c, rcache_status s) {
+  c->broken = true;
+  return s;
+}
+
+/* Pulls one reply out of the parser, reading more bytes as needed. */
+static rcache_status read_reply(rcache__conn *c, redisReply **out, int64_t deadline_us,
+                                size_t max_reply) {
+  char buf[16384];
+  for (;;) {
+    void *r = NULL;
+    if (redisReaderGetReply(c->rd, &r) != REDIS_OK) {
+      rcache__errf("protocol error: %s", c->rd->errstr);
+      return fail(c, RCACHE_EPROTO);
+    }
+    if (r) {
+      *out = r;
+      return RCACHE_OK;
+    }
+    /* what is buffered and not yet parsed belongs to the reply being read */
+    if (c->rd->len - c->rd->pos > max_reply) {
+      rcache__errf("reply larger than the maximum of %zu bytes", max_reply);
+      return fail(c, RCACHE_ETOOBIG);
+    }
+    size_t n = 0;
+    rcache_status s = rcache__sock_read(&c->sock, buf, sizeof buf, &n, deadline_us);
+    if (s != RCACHE_OK) {
+      if (s == RCACHE_ETIMEOUT) rcache__errf("no reply within the command timeout");
+      return fail(c, s);
+    }
+    if (redisReaderFeed(c->rd, buf, n) != REDIS_OK) return fail(c, RCACHE_ENOMEM);
+  }
+}
+
+rcache_status rcache__conn_exec(rcache__conn *c, const rcache__cmds *b, redisReply **replies,
+                                int64_t deadline_us, size_t max_reply) {
+  if (c->broken) return RCACHE_EIO;
+  rcache_status s = b->one ? rcache__sock_write(&c->sock, b->one, b->one_len, deadline_us)
+                           : rcache__sock_write(&c->sock, b->buf, b->len, deadline_us);
+  if (s != RCACHE_OK) {
+    if (s == RCACHE_ETIMEOUT) rcache__errf("could not send within the command timeout");
+    return fail(c, s);
+  }
+  for (int i = 0; i < b->n; i++) {
+    s = read_reply(c, &replies[i], deadline_us, max_reply);
+    if (s != RCACHE_OK) {
+      for (int j = 0; j < i; j++) {
+        freeReplyObject(replies[j]);
+        replies[j] = NULL;
+      }
+      return s;
+    }
+  }
+  c->reused = true;
+  return RCACHE_OK;
+}
+
+rcache_status rcache__conn_read(rcache__conn *c, redisReply **reply, int64_t deadline_us,
+                                size_t max_reply) {
+  if (c->broken) return RCACHE_EIO;
+  return read_reply(c, reply, deadline_us, max_reply);
+}
+
+/* ---- open / close ------------------------------------------------------------------------ */
+
+void rcache__conn_close(rcache__conn *c) {
+  if (!c) return;
+  rcache__sock_close(&c->sock);
+  if (c->rd) redisReaderFree(c->rd);
+  free(c);
+}
+
+static rcache_status setup(rcache__conn *c, const rcache__conn_setup *cs, int64_t deadline_us) {
+  rcache__cmds b = {0};
+  rcache_status s = RCACHE_OK;
+  int auth = -1, sel = -1, name = -1, id = -1;
+  char dbs[16];
+  if (cs->password) {
+    auth = b.n;
+    s = cs->user ? rcache__cmds_addv(&b, "AUTH", cs->user, cs->password, NULL)
+                 : rcache__cmds_addv(&b, "AUTH", cs->password, NULL);
+  }
+  if (s == RCACHE_OK && cs->db != 0) {
+    snprintf(dbs, sizeof dbs, "%d", cs->db);
+    sel = b.n;
+    s = rcache__cmds_addv(&b, "SELECT", dbs, NULL);
+  }
+  if (s == RCACHE_OK && cs->ctx->opt.client_name && *cs->ctx->opt.client_name) {
+    name = b.n;
+    s = rcache__cmds_addv(&b, "CLIENT", "SETNAME", cs->ctx->opt.client_name, NULL);
+  }
+  if (s == RCACHE_OK && cs->want_id) {
+    id = b.n;
+    s = rcache__cmds_addv(&b, "CLIENT", "ID", NULL);
+  }
+  if (s != RCACHE_OK || b.n == 0) {
+    rcache__cmds_free(&b);
+    return s;
+  }
+  redisReply *r[4] = {0};
+  s = rcache__conn_exec(c, &b, r, deadline_us, 1 << 20);
+  int n = b.n;
+  rcache__cmds_free(&b);
+  if (s != RCACHE_OK) return s;
+  if (auth >= 0 && r[auth]->type == REDIS_REPLY_ERROR) {
+    rcache__reply_status(r[auth]);
+    rcache__errf("authentication refused: %.200s", r[auth]->str);
+    s = RCACHE_EAUTH;
+  } else if (sel >= 0 && r[sel]->type == REDIS_REPLY_ERROR) {
+    s = rcache__reply_status(r[sel]);
+    if (s == RCACHE_ESERVER) rcache__errf("SELECT %d refused: %.200s", cs->db, r[sel]->str);
+  } else if (name >= 0 && r[name]->type == REDIS_REPLY_ERROR) {
+    /* an ACL user may not be allowed CLIENT SETNAME: the connection is still good */
+  }
+  if (s == RCACHE_OK && id >= 0) {
+    if (r[id]->type == REDIS_REPLY_INTEGER) c->client_id = r[id]->integer;
+    else s = rcache__reply_status(r[id]) == RCACHE_OK ? RCACHE_EPROTO : RCACHE_ESERVER;
+  }
+  for (int i = 0; i < n; i++) freeReplyObject(r[i]);
+  return s;
+}
+
+rcache_status rcache__conn_open(const rcache__conn_setup *cs, const rcache__addr *a,
+                                int64_t deadline_us, rcache__conn **out) {
+  *out = NULL;
+  rcache__conn *c = calloc(1, sizeof *c);
+  if (!c) return RCACHE_ENOMEM;
+  c->client_id = -1;
+  c->sock.fd = -1;
+  if (!(c->rd = redisReaderCreate())) {
+    free(c);
+    return RCACHE_ENOMEM;
+  }
+  rcache_status s = rcache__sock_connect(&c->sock, cs->ctx, cs->tls, a, deadline_us);
+  if (s == RCACHE_OK) s = setup(c, cs, deadline_us);
+  if (s != RCACHE_OK) {
+    rcache__conn_close(c);
+    return s;
+  }
+  c->broken = false;
+  c->reused = false;
+  *out = c;
+  return RCACHE_OK;
+}

@@ -1,0 +1,76 @@
+/* One Redis connection: our socket (transport.c) plus hiredis' reply parser. Commands
+ * are formatted by hiredis (redisFormatCommandArgv) into a batch that goes out in one
+ * write; replies are read by one deadline. Internal; not thread-safe (a connection
+ * belongs to one caller at a time, see pool.c). */
+#ifndef RCACHE_CONN_H
+#define RCACHE_CONN_H
+
+#include <hiredis/hiredis.h>
+
+#include "transport.h"
+
+typedef struct rcache__conn {
+  rcache__sock sock;
+  redisReader *rd;
+  struct rcache__conn *next; /* the pool's idle list */
+  uint64_t epoch;            /* the pool's epoch when it was made */
+  bool broken;               /* a failed or half-read exchange: never reuse */
+  bool reused;               /* has served a call before (may be stale after a restart) */
+  long long client_id;       /* CLIENT ID, when asked for (near cache) */
+} rcache__conn;
+
+/* A batch of formatted commands (pipelined in one write). */
+typedef struct rcache__cmds {
+  char *buf;
+  size_t len, cap;
+  int n;
+  char *one; /* a batch of one keeps hiredis' buffer as it is (no copy) */
+  size_t one_len;
+} rcache__cmds;
+
+/* Appends one command. RCACHE_OK or RCACHE_ENOMEM. */
+rcache_status rcache__cmds_add(rcache__cmds *b, int argc, const char **argv, const size_t *lens);
+/* printf-free convenience for commands of short string arguments (NULL-terminated). */
+rcache_status rcache__cmds_addv(rcache__cmds *b, const char *arg0, ...);
+void rcache__cmds_free(rcache__cmds *b);
+
+/* What a new connection does first, in one round trip: AUTH (user + password, or the
+ * password alone), SELECT db when db != 0, CLIENT SETNAME, and any extra commands the
+ * caller adds (e.g. CLIENT TRACKING). */
+typedef struct rcache__conn_setup {
+  const rcache__ctx *ctx;
+  rcache__tls_ctx *tls;
+  const char *user, *password; /* NULL when absent */
+  int db;
+  bool want_id;                /* ask CLIENT ID */
+} rcache__conn_setup;
+
+/* Connects by deadline_us and runs the set-up. RCACHE_OK, RCACHE_EUNAVAILABLE,
+ * RCACHE_ETIMEOUT, RCACHE_EAUTH, RCACHE_ETLS, RCACHE_ESERVER (e.g. SELECT refused),
+ * RCACHE_ENOMEM. */
+rcache_status rcache__conn_open(const rcache__conn_setup *cs, const rcache__addr *a,
+                                int64_t deadline_us, rcache__conn **out);
+void rcache__conn_close(rcache__conn *c);
+
+/* Sends the batch and reads b->n replies into replies[] (each freed by the caller with
+ * freeReplyObject), by deadline_us. Any failure marks the connection broken and frees
+ * what was read. A reply (or the unread part of one) above max_reply bytes is refused
+ * with RCACHE_ETOOBIG. Transport statuses: RCACHE_ETIMEOUT, RCACHE_EIO, RCACHE_EPROTO. */
+rcache_status rcache__conn_exec(rcache__conn *c, const rcache__cmds *b, redisReply **replies,
+                                int64_t deadline_us, size_t max_reply);
+
+/* Reads one reply that was not asked for (pub/sub push), by deadline_us. */
+rcache_status rcache__conn_read(rcache__conn *c, redisReply **reply, int64_t deadline_us,
+                                size_t max_reply);
+
+/* Maps an error reply to a status, recording the server's text with rcache__errf:
+ * WRONGTYPE / "not an integer" → RCACHE_ETYPE, "overflow" → RCACHE_ERANGE, NOAUTH /
+ * WRONGPASS / NOPERM → RCACHE_EAUTH, LOADING / BUSY / MASTERDOWN → RCACHE_EUNAVAILABLE
+ * (the server cannot serve now), anything else (OOM, READONLY, NOSCRIPT...) →
+ * RCACHE_ESERVER. Non-error replies → RCACHE_OK. */
+rcache_status rcache__reply_status(const redisReply *r);
+
+/* True for statuses that say the server could not be used (counted by the breaker). */
+bool rcache__transport_failure(rcache_status s);
+
+#endif

@@ -1,0 +1,334 @@
+/* Connection pool, circuit breaker wiring and the background prober (see pool.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pool.h"
+
+struct rcache__pool {
+  rcache__ctx *ctx;
+  rcache__conn_setup setup;
+  rcache__breaker br;
+
+  pthread_mutex_t mu; /* guards everything below */
+  pthread_cond_t freed;   /* a connection came back or a slot opened */
+  pthread_cond_t wake;    /* the prober has work, or must stop */
+  rcache__addr addr;
+  rcache__conn *idle;
+  int total, max;
+  uint64_t epoch;         /* bumped when the server was lost: older connections go */
+  int64_t down_since_us;
+  char last_error[256];
+  rcache_status last_status; /* why it is unavailable */
+  bool stop;
+  bool has_thread;
+  pthread_t prober;
+
+  rcache__pool_event_fn on_event;
+  void *event_ud;
+  rcache__probe_fn probe;
+  void *probe_ud;
+};
+
+static void timespec_at(struct timespec *ts, int64_t deadline_us) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  int64_t left = deadline_us - rcache__now_us();
+  if (left < 0) left = 0;
+  int64_t ns = now.tv_nsec + (left % 1000000) * 1000;
+  ts->tv_sec = now.tv_sec + (time_t)(left / 1000000) + (time_t)(ns / 1000000000);
+  ts->tv_nsec = (long)(ns % 1000000000);
+}
+
+static void cond_init_mono(pthread_cond_t *c) {
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(c, &ca);
+  pthread_condattr_destroy(&ca);
+}
+
+static void emit(rcache__pool *p, bool up) {
+  if (p->on_event) p->on_event(p->event_ud, p, up);
+}
+
+/* Closes the idle list (called with the lock held; closing is quick, no I/O wait). */
+static void drop_idle_locked(rcache__pool *p) {
+  while (p->idle) {
+    rcache__conn *c = p->idle;
+    p->idle = c->next;
+    rcache__conn_close(c);
+    p->total--;
+  }
+  pthread_cond_broadcast(&p->freed);
+}
+
+void rcache__pool_drop_idle(rcache__pool *p) {
+  pthread_mutex_lock(&p->mu);
+  p->epoch++;
+  drop_idle_locked(p);
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* The breaker just opened: log once, forget connections, wake the prober. */
+static void tripped(rcache__pool *p, rcache_status s, const char *why) {
+  char where[300];
+  pthread_mutex_lock(&p->mu);
+  p->last_status = rcache__transport_failure(s) ? RCACHE_EUNAVAILABLE : s;
+  p->epoch++;
+  drop_idle_locked(p);
+  p->down_since_us = rcache__now_us();
+  snprintf(p->last_error, sizeof p->last_error, "%s", why && *why ? why : "connection failed");
+  rcache__addr_str(&p->addr, where, sizeof where);
+  pthread_cond_signal(&p->wake);
+  pthread_mutex_unlock(&p->mu);
+  atomic_fetch_add_explicit(&p->ctx->n.breaker_opens, 1, memory_order_relaxed);
+  rcache__log(p->ctx, s == RCACHE_EAUTH || s == RCACHE_ETLS ? RCACHE_LOG_ERROR : RCACHE_LOG_WARN,
+              "cache unavailable: %s (server %s, %s); answering without the cache and "
+              "reconnecting in the background",
+              p->last_error, where, p->ctx->url.redacted ? p->ctx->url.redacted : "");
+  emit(p, false);
+}
+
+static void failure(rcache__pool *p, rcache_status s) {
+  if (rcache__breaker_failure(&p->br)) tripped(p, s, rcache__err_peek());
+}
+
+void rcache__pool_report(rcache__pool *p, rcache_status s) {
+  if (rcache__transport_failure(s)) failure(p, s);
+  else rcache__breaker_success(&p->br);
+}
+
+/* ---- the prober ------------------------------------------------------------------------ */
+
+rcache_status rcache__pool_ping(rcache__pool *p) {
+  rcache__addr a;
+  pthread_mutex_lock(&p->mu);
+  a = p->addr;
+  uint64_t epoch = p->epoch;
+  pthread_mutex_unlock(&p->mu);
+  rcache__conn *c;
+  int64_t t0 = rcache__now_us();
+  rcache_status s =
+      rcache__conn_open(&p->setup, &a, t0 + (int64_t)p->ctx->opt.connect_timeout_ms * 1000, &c);
+  if (s != RCACHE_OK) return s;
+  rcache__cmds b = {0};
+  redisReply *r = NULL;
+  s = rcache__cmds_addv(&b, "PING", NULL);
+  if (s == RCACHE_OK)
+    s = rcache__conn_exec(c, &b, &r, rcache__now_us() + (int64_t)p->ctx->opt.command_timeout_ms * 1000,
+                          1 << 16);
+  rcache__cmds_free(&b);
+  if (s == RCACHE_OK) s = rcache__reply_status(r); /* -LOADING / -BUSY: not yet */
+  if (r) freeReplyObject(r);
+  pthread_mutex_lock(&p->mu);
+  if (s == RCACHE_OK && p->total < p->max) { /* keep it: the first caller needs one */
+    c->epoch = epoch;
+    c->next = p->idle;
+    p->idle = c;
+    p->total++;
+    c = NULL;
+  }
+  pthread_mutex_unlock(&p->mu);
+  rcache__conn_close(c);
+  return s;
+}
+
+static void *prober_main(void *arg) {
+  rcache__pool *p = arg;
+  int attempt = 0;
+  pthread_mutex_lock(&p->mu);
+  while (!p->stop) {
+    if (atomic_load(&p->br.state) == RCACHE_BREAKER_CLOSED) {
+      attempt = 0;
+      pthread_cond_wait(&p->wake, &p->mu);
+      continue;
+    }
+    struct timespec ts;
+    timespec_at(&ts, rcache__now_us() + rcache__breaker_backoff_ms(&p->br, attempt++) * 1000);
+    while (!p->stop && pthread_cond_timedwait(&p->wake, &p->mu, &ts) != ETIMEDOUT) {
+    }
+    if (p->stop) break;
+    pthread_mutex_unlock(&p->mu);
+
+    rcache__breaker_half_open(&p->br);
+    atomic_fetch_add_explicit(&p->ctx->n.reconnect_attempts, 1, memory_order_relaxed);
+    rcache__err_clear();
+    rcache_status s = p->probe ? p->probe(p->probe_ud, p) : rcache__pool_ping(p);
+    if (s == RCACHE_OK) {
+      pthread_mutex_lock(&p->mu);
+      double down_s = (double)(rcache__now_us() - p->down_since_us) / 1e6;
+      p->last_error[0] = '\0';
+      char where[300];
+      rcache__addr_str(&p->addr, where, sizeof where);
+      pthread_mutex_unlock(&p->mu);
+      if (rcache__breaker_close(&p->br)) {
+        rcache__log(p->ctx, RCACHE_LOG_WARN,
+                    "cache available again after %.1f s (server %s, %s)", down_s, where,
+                    p->ctx->url.redacted ? p->ctx->url.redacted : "");
+        emit(p, true);
+      }
+    } else {
+      pthread_mutex_lock(&p->mu);
+      const char *why = rcache__err_peek();
+      if (*why) snprintf(p->last_error, sizeof p->last_error, "%s", why);
+      p->last_status = rcache__transport_failure(s) ? RCACHE_EUNAVAILABLE : s;
+      pthread_mutex_unlock(&p->mu);
+      rcache__breaker_reopen(&p->br);
+      rcache__log(p->ctx, RCACHE_LOG_DEBUG, "reconnect attempt %d failed: %s", attempt, why);
+    }
+    pthread_mutex_lock(&p->mu);
+  }
+  pthread_mutex_unlock(&p->mu);
+  return NULL;
+}
+
+/* ---- life ------------------------------------------------------------------------------- */
+
+rcache_status rcache__pool_new(rcache__ctx *ctx, const rcache__conn_setup *setup,
+                               const rcache__addr *a, rcache__pool **out) {
+  rcache__pool *p = calloc(1, sizeof *p);
+  if (!p) return RCACHE_ENOMEM;
+  p->ctx = ctx;
+  p->setup = *setup;
+  p->addr = *a;
+  p->max = ctx->opt.pool_size;
+  rcache__breaker_init(&p->br, &ctx->opt);
+  pthread_mutex_init(&p->mu, NULL);
+  cond_init_mono(&p->freed);
+  cond_init_mono(&p->wake);
+  if (pthread_create(&p->prober, NULL, prober_main, p) != 0) {
+    rcache__pool_free(p);
+    return RCACHE_ENOMEM;
+  }
+  p->has_thread = true;
+  *out = p;
+  return RCACHE_OK;
+}
+
+void rcache__pool_free(rcache__pool *p) {
+  if (!p) return;
+  pthread_mutex_lock(&p->mu);
+  p->stop = true;
+  pthread_cond_broadcast(&p->wake);
+  pthread_mutex_unlock(&p->mu);
+  if (p->has_thread) pthread_join(p->prober, NULL);
+  drop_idle_locked(p);
+  pthread_cond_destroy(&p->freed);
+  pthread_cond_destroy(&p->wake);
+  pthread_mutex_destroy(&p->mu);
+  free(p);
+}
+
+void rcache__pool_on_event(rcache__pool *p, rcache__pool_event_fn fn, void *ud) {
+  p->on_event = fn;
+  p->event_ud = ud;
+}
+
+void rcache__pool_on_probe(rcache__pool *p, rcache__probe_fn fn, void *ud) {
+  p->probe = fn;
+  p->probe_ud = ud;
+}
+
+rcache_status rcache__pool_warm(rcache__pool *p) {
+  rcache_status s = p->probe ? p->probe(p->probe_ud, p) : rcache__pool_ping(p);
+  if (s != RCACHE_OK && rcache__breaker_trip(&p->br)) tripped(p, s, rcache__err_peek());
+  return s;
+}
+
+/* ---- acquire / release ---------------------------------------------------------------------- */
+
+rcache_status rcache__pool_acquire(rcache__pool *p, int64_t deadline_us, rcache__conn **out) {
+  if (!rcache__breaker_allow(&p->br)) return RCACHE_EUNAVAILABLE; /* one atomic load */
+  pthread_mutex_lock(&p->mu);
+  for (;;) {
+    if (p->idle) {
+      rcache__conn *c = p->idle;
+      p->idle = c->next;
+      pthread_mutex_unlock(&p->mu);
+      c->next = NULL;
+      *out = c;
+      return RCACHE_OK;
+    }
+    if (p->total < p->max) break;
+    struct timespec ts;
+    timespec_at(&ts, deadline_us);
+    if (pthread_cond_timedwait(&p->freed, &p->mu, &ts) == ETIMEDOUT) {
+      pthread_mutex_unlock(&p->mu);
+      rcache__errf("no free connection within the deadline (pool_size %d)", p->max);
+      return RCACHE_ETIMEOUT;
+    }
+  }
+  p->total++;
+  rcache__addr a = p->addr;
+  uint64_t epoch = p->epoch;
+  pthread_mutex_unlock(&p->mu);
+
+  int64_t cd = rcache__now_us() + (int64_t)p->ctx->opt.connect_timeout_ms * 1000;
+  rcache_status s = rcache__conn_open(&p->setup, &a, cd < deadline_us ? cd : deadline_us, out);
+  if (s != RCACHE_OK) {
+    pthread_mutex_lock(&p->mu);
+    p->total--;
+    pthread_cond_signal(&p->freed);
+    pthread_mutex_unlock(&p->mu);
+    failure(p, s); /* whatever the reason (refused, auth, TLS), the server is unusable */
+    return rcache__transport_failure(s) ? RCACHE_EUNAVAILABLE : s;
+  }
+  (*out)->epoch = epoch;
+  return RCACHE_OK;
+}
+
+void rcache__pool_release(rcache__pool *p, rcache__conn *c) {
+  if (!c) return;
+  pthread_mutex_lock(&p->mu);
+  bool lost = c->broken;
+  if (c->broken || c->epoch != p->epoch) {
+    p->total--;
+    pthread_cond_signal(&p->freed);
+    pthread_mutex_unlock(&p->mu);
+    rcache__conn_close(c);
+    if (lost) emit(p, false);
+    return;
+  }
+  c->next = p->idle;
+  p->idle = c;
+  pthread_cond_signal(&p->freed);
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- state ---------------------------------------------------------------------------------- */
+
+void rcache__pool_set_addr(rcache__pool *p, const rcache__addr *a) {
+  pthread_mutex_lock(&p->mu);
+  if (memcmp(&p->addr, a, sizeof *a) != 0) {
+    p->addr = *a;
+    p->epoch++;
+    drop_idle_locked(p);
+  }
+  pthread_mutex_unlock(&p->mu);
+}
+
+void rcache__pool_addr(rcache__pool *p, rcache__addr *a) {
+  pthread_mutex_lock(&p->mu);
+  *a = p->addr;
+  pthread_mutex_unlock(&p->mu);
+}
+
+bool rcache__pool_available(rcache__pool *p) {
+  return rcache__breaker_allow(&p->br);
+}
+
+int rcache__pool_breaker_state(rcache__pool *p) {
+  return atomic_load_explicit(&p->br.state, memory_order_relaxed);
+}
+
+rcache_status rcache__pool_last_error(rcache__pool *p, char *buf, size_t size) {
+  pthread_mutex_lock(&p->mu);
+  bool up = rcache__breaker_allow(&p->br);
+  snprintf(buf, size, "%s", up ? "" : p->last_error);
+  rcache_status s = up ? RCACHE_OK : p->last_status ? p->last_status : RCACHE_EUNAVAILABLE;
+  pthread_mutex_unlock(&p->mu);
+  return s;
+}

@@ -1,0 +1,73 @@
+/*
+ * A pool of connections to one server, with its circuit breaker and its background
+ * prober. Connections are created lazily up to pool_size; a caller waits for a free one no
+ * longer than its deadline; a broken connection is discarded, never reused.
+ *
+ * When the breaker opens (breaker_failures consecutive transport failures), the pool
+ * drops its idle connections, logs "unavailable" once, and wakes the prober thread, which
+ * tries a connection + PING with exponential backoff and full jitter until one succeeds;
+ * then the breaker closes and "available again" is logged once, with the outage length.
+ * While the breaker is open, rcache__pool_acquire() costs one atomic load. Internal.
+ */
+#ifndef RCACHE_POOL_H
+#define RCACHE_POOL_H
+
+#include <pthread.h>
+
+#include "breaker.h"
+#include "conn.h"
+
+typedef struct rcache__pool rcache__pool;
+
+/* Told about state changes, from the thread that saw them (never with the pool lock
+ * held): up = false when the breaker opened or any connection was lost (a listener of
+ * invalidations may have missed messages), true when the prober brought it back. */
+typedef void (*rcache__pool_event_fn)(void *ud, rcache__pool *p, bool up);
+
+/* A new pool for server `a`. It does not connect; rcache__pool_warm() does. */
+rcache_status rcache__pool_new(rcache__ctx *ctx, const rcache__conn_setup *setup,
+                               const rcache__addr *a, rcache__pool **out);
+/* Stops the prober and closes every connection. No call may be using the pool. */
+void rcache__pool_free(rcache__pool *p);
+
+/* Opens one connection now (bounded by connect_timeout_ms); when it fails the breaker is
+ * tripped and the prober takes over. Returns the connect status. */
+rcache_status rcache__pool_warm(rcache__pool *p);
+
+void rcache__pool_on_event(rcache__pool *p, rcache__pool_event_fn fn, void *ud);
+
+/* Takes a connection by deadline_us. RCACHE_OK, RCACHE_EUNAVAILABLE (breaker open, or
+ * the connect failed), RCACHE_ETIMEOUT (no free connection in time), RCACHE_EAUTH,
+ * RCACHE_ETLS, RCACHE_ENOMEM. */
+rcache_status rcache__pool_acquire(rcache__pool *p, int64_t deadline_us, rcache__conn **out);
+
+/* Gives a connection back; a broken one (or one from before the last outage) is closed. */
+void rcache__pool_release(rcache__pool *p, rcache__conn *c);
+
+/* Reports a call's outcome to the breaker: transport failures count, anything else
+ * (including error replies) is a success of the transport. */
+void rcache__pool_report(rcache__pool *p, rcache_status s);
+
+/* Forgets every idle connection (e.g. after a server restart was detected). */
+void rcache__pool_drop_idle(rcache__pool *p);
+
+/* Points the pool at another server (Sentinel failover). Existing connections are dropped
+ * as they come back. */
+void rcache__pool_set_addr(rcache__pool *p, const rcache__addr *a);
+void rcache__pool_addr(rcache__pool *p, rcache__addr *a);
+
+bool rcache__pool_available(rcache__pool *p);
+int rcache__pool_breaker_state(rcache__pool *p);
+/* Why the pool is unavailable ("" when it is not), and the status that says it:
+ * RCACHE_OK when available, else RCACHE_EUNAVAILABLE, RCACHE_EAUTH or RCACHE_ETLS. */
+rcache_status rcache__pool_last_error(rcache__pool *p, char *buf, size_t size);
+
+/* A probe hook: when set, the prober calls it instead of connect + PING (Sentinel uses it
+ * to look the master up again). Returns RCACHE_OK when the server is usable. */
+typedef rcache_status (*rcache__probe_fn)(void *ud, rcache__pool *p);
+void rcache__pool_on_probe(rcache__pool *p, rcache__probe_fn fn, void *ud);
+
+/* The default probe: connect, PING, keep the connection as an idle one. */
+rcache_status rcache__pool_ping(rcache__pool *p);
+
+#endif

@@ -1,0 +1,578 @@
+/*
+ * Redis over TCP, Unix sockets and TLS: the single-key operations shared by every
+ * topology, and the standalone backend (one server, one pool). Cluster is detected at
+ * open (several seed hosts, or a first node reporting cluster_enabled:1).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redis.h"
+
+/* ---- set-up ---------------------------------------------------------------------------- */
+
+rcache_status rcache__redis_init(rcache__redis *r, rcache__ctx *ctx) {
+  r->base.ctx = ctx;
+  r->max_reply = ctx->opt.max_value_bytes + 4096;
+  if (ctx->url.tls) {
+    rcache_status s = rcache__tls_ctx_new(ctx, &r->tls);
+    if (s != RCACHE_OK) return s;
+    if (ctx->opt.tls_insecure)
+      rcache__log(ctx, RCACHE_LOG_WARN,
+                  "TLS certificate verification is OFF (tls_insecure): anyone on the path "
+                  "can impersonate the server (%s)", ctx->url.redacted ? ctx->url.redacted : "");
+  }
+  r->setup.ctx = ctx;
+  r->setup.tls = r->tls;
+  r->setup.user = ctx->url.user;
+  r->setup.password = ctx->url.password;
+  r->setup.db = ctx->url.db;
+  return RCACHE_OK;
+}
+
+void rcache__redis_fini(rcache__redis *r) {
+  if (r->tls) rcache__tls_ctx_free(r->tls);
+  r->tls = NULL;
+}
+
+/* ---- one exchange ----------------------------------------------------------------------- */
+
+static void free_replies(redisReply **rep, int n) {
+  for (int i = 0; i < n; i++) {
+    if (rep[i]) freeReplyObject(rep[i]);
+    rep[i] = NULL;
+  }
+}
+
+/* An error reply that means "the server cannot serve now" (LOADING, BUSY, MASTERDOWN). */
+static bool busy_reply(const redisReply *r) {
+  if (r->type != REDIS_REPLY_ERROR || !r->str) return false;
+  return strncmp(r->str, "LOADING", 7) == 0 || strncmp(r->str, "BUSY", 4) == 0 ||
+         strncmp(r->str, "MASTERDOWN", 10) == 0;
+}
+
+rcache_status rcache__redis_run(rcache__redis *r, rcache__pool *p, const rcache__cmds *b,
+                                redisReply **rep, bool idempotent) {
+  const rcache_options *o = &r->base.ctx->opt;
+  int64_t t0 = rcache__now_us();
+  for (int attempt = 0;; attempt++) {
+    rcache__conn *c;
+    rcache_status s = rcache__pool_acquire(p, t0 + (int64_t)o->connect_timeout_ms * 1000, &c);
+    if (s != RCACHE_OK) return s; /* the pool has told the breaker */
+    int64_t start = rcache__now_us();
+    bool reused = c->reused;
+    s = rcache__conn_exec(c, b, rep, start + (int64_t)o->command_timeout_ms * 1000, r->max_reply);
+    rcache__pool_release(p, c);
+    if (s == RCACHE_OK) {
+      rcache__latency_add(&r->base.ctx->lat, rcache__now_us() - start);
+      for (int i = 0; i < b->n; i++) {
+        if (busy_reply(rep[i])) {
+          rcache__reply_status(rep[i]); /* records the server's text */
+          free_replies(rep, b->n);
+          rcache__pool_report(p, RCACHE_EUNAVAILABLE);
+          return RCACHE_EUNAVAILABLE;
+        }
+      }
+      rcache__pool_report(p, RCACHE_OK);
+      return RCACHE_OK;
+    }
+    /* A pooled connection that died while idle (server restarted, CLIENT KILL): its
+     * siblings are likely dead too. Forget them and try once on a fresh connection. */
+    if (s == RCACHE_EIO && reused && attempt == 0 && idempotent) {
+      rcache__pool_drop_idle(p);
+      continue;
+    }
+    rcache__pool_report(p, s);
+    return s == RCACHE_ETIMEOUT || s == RCACHE_ETOOBIG ? s : RCACHE_EUNAVAILABLE;
+  }
+}
+
+static rcache_status standalone_exec(rcache__redis *r, const char *key, size_t klen,
+                                     const rcache__cmds *b, redisReply **rep, bool idempotent) {
+  return rcache__redis_run(r, r->pool, b, rep, idempotent);
+}
+
+/* Builds and runs a one-key batch of up to 2 commands. */
+#define R(b) ((rcache__redis *)(b))
+
+static rcache_status proto(const redisReply *x) {
+  rcache__errf("unexpected reply type %d from the server", x ? x->type : -1);
+  return RCACHE_EPROTO;
+}
+
+/* ---- single-key operations --------------------------------------------------------------- */
+
+rcache_status rcache__redis_get(rcache__backend *be, const char *key, size_t klen,
+                                rcache_value *out, int64_t *pttl_ms) {
+  rcache__cmds b = {0};
+  const char *argv[2] = {"GET", key};
+  size_t lens[2] = {3, klen};
+  rcache_status s = rcache__cmds_add(&b, 2, argv, lens);
+  if (s == RCACHE_OK && pttl_ms) { /* the remaining TTL in the same round trip */
+    argv[0] = "PTTL";
+    lens[0] = 4;
+    s = rcache__cmds_add(&b, 2, argv, lens);
+  }
+  redisReply *rep[2] = {0};
+  if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, rep, true);
+  int n = b.n;
+  rcache__cmds_free(&b);
+  if (s != RCACHE_OK) return s;
+  redisReply *v = rep[0];
+  if (v->type == REDIS_REPLY_NIL) {
+    s = RCACHE_MISS;
+  } else if (v->type == REDIS_REPLY_STRING) {
+    out->data = v->str; /* hiredis' buffer is malloc'd and NUL-terminated: take it */
+    out->len = v->len;
+    v->str = NULL;
+  } else if (v->type == REDIS_REPLY_ERROR) {
+    s = rcache__reply_status(v);
+  } else {
+    s = proto(v);
+  }
+  if (pttl_ms) {
+    *pttl_ms = -2;
+    if (rep[1]->type == REDIS_REPLY_INTEGER) *pttl_ms = rep[1]->integer;
+    if (s == RCACHE_OK && *pttl_ms == -2) *pttl_ms = -1; /* expired in between: keep it */
+  }
+  free_replies(rep, n);
+  return s;
+}
+
+rcache_status rcache__redis_set(rcache__backend *be, const char *key, size_t klen,
+                                const void *data, size_t len, int64_t ttl_ms, int flags) {
+  const char *argv[6] = {"SET", key, data};
+  size_t lens[6] = {3, klen, len};
+  int argc = 3;
+  char ms[24];
+  if (ttl_ms > 0) {
+    snprintf(ms, sizeof ms, "%" PRId64, ttl_ms);
+    argv[argc] = "PX";
+    lens[argc++] = 2;
+    argv[argc] = ms;
+    lens[argc++] = strlen(ms);
+  }
+  if (flags & RCACHE__SET_NX) {
+    argv[argc] = "NX";
+    lens[argc++] = 2;
+  }
+  rcache__cmds b = {0};
+  redisReply *rep = NULL;
+  rcache_status s = rcache__cmds_add(&b, argc, argv, lens);
+  if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, &rep, true);
+  rcache__cmds_free(&b);
+  if (s != RCACHE_OK) return s;
+  if (rep->type == REDIS_REPLY_STATUS) s = RCACHE_OK;
+  else if (rep->type == REDIS_REPLY_NIL) s = RCACHE_MISS; /* NX and the key existed */
+  else if (rep->type == REDIS_REPLY_ERROR) s = rcache__reply_status(rep);
+  else s = proto(rep);
+  freeReplyObject(rep);
+  return s;
+}
+
+/* One command with one key and an integer reply. */
+static rcache_status int_cmd(rcache__backend *be, const char *cmd, const char *key, size_t klen,
+                             bool idempotent, long long *out) {
+  const char *argv[2] = {cmd, key};
+  size_t lens[2] = {strlen(cmd), klen};
+  rcache__cmds b = {0};
+  redisReply *rep = NULL;
+  rcache_status s = rcache__cmds_add(&b, 2, argv, lens);
+  if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, &rep, idempotent);
+  rcache__cmds_free(&b);
+  if (s != RCACHE_OK) return s;
+  if (rep->type == REDIS_REPLY_INTEGER) *out = rep->integer;
+  else if (rep->type == REDIS_REPLY_ERROR) s = rcache__reply_status(rep);
+  else s = proto(rep);
+  freeReplyObject(rep);
+  return s;
+}
+
+rcache_status rcache__redis_del(rcache__backend *be, const char *key, size_t klen) {
+  long long n = 0;
+  rcache_status s = int_cmd(be, "UNLINK", key, klen, true, &n);
+  return s == RCACHE_OK && n == 0 ? RCACHE_MISS : s;
+}
+
+rcache_status rcache__redis_exists(rcache__backend *be, const char *key, size_t klen, bool *e) {
+  long long n = 0;
+  rcache_status s = int_cmd(be, "EXISTS", key, klen, true, &n);
+  *e = s == RCACHE_OK && n > 0;
+  return s;
+}
+
+rcache_status rcache__redis_pttl(rcache__backend *be, const char *key, size_t klen, int64_t *ms) {
+  long long n = -2;
+  rcache_status s = int_cmd(be, "PTTL", key, klen, true, &n);
+  *ms = s == RCACHE_OK ? n : -2;
+  return s;
+}
+
+/* INCRBY, and a TTL only when this call created the counter — atomically, in one script.
+ * Sent as EVAL: the script is tiny, and EVAL caches it server-side anyway (no NOSCRIPT
+ * round trip to handle after a restart or failover). */
+static const char INCR_EXPIRE_LUA[] =
+    "local new = redis.call('EXISTS', KEYS[1]) == 0 "
+    "local n = redis.call('INCRBY', KEYS[1], ARGV[1]) "
+    "if new then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
+    "return n";
+
+rcache_status rcache__redis_incr(rcache__backend *be, const char *key, size_t klen, int64_t by,
+                                 int64_t ttl_ms, int64_t *out) {
+  char bys[24], ttls[24];
+  snprintf(bys, sizeof bys, "%" PRId64, by);
+  snprintf(ttls, sizeof ttls, "%" PRId64, ttl_ms);
+  rcache__cmds b = {0};
+  rcache_status s;
+  if (ttl_ms > 0) {
+    const char *argv[6] = {"EVAL", INCR_EXPIRE_LUA, "1", key, bys, ttls};
+    size_t lens[6] = {4, sizeof INCR_EXPIRE_LUA - 1, 1, klen, strlen(bys), strlen(ttls)};
+    s = rcache__cmds_add(&b, 6, argv, lens);
+  } else {
+    const char *argv[3] = {"INCRBY", key, bys};
+    size_t lens[3] = {6, klen, strlen(bys)};
+    s = rcache__cmds_add(&b, 3, argv, lens);
+  }
+  redisReply *rep = NULL;
+  if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, &rep, false);
+  rcache__cmds_free(&b);
+  if (s != RCACHE_OK) return s;
+  if (rep->type == REDIS_REPLY_INTEGER) *out = rep->integer;
+  else if (rep->type == REDIS_REPLY_ERROR) s = rcache__reply_status(rep);
+  else s = proto(rep);
+  freeReplyObject(rep);
+  return s;
+}
+
+/* ---- node-level helpers ------------------------------------------------------------------ */
+
+rcache_status rcache__redis_scan_node(rcache__redis *r, rcache__pool *p, const char *glob,
+                                      size_t glen, bool del, uint64_t limit, uint64_t *count,
+                                      rcache_scan_fn fn, void *ud) {
+  char cursor[32] = "0";
+  redisReply *pending = NULL; /* the last SCAN's keys, to UNLINK with the next SCAN */
+  rcache_status s = RCACHE_OK;
+  bool stop = false;
+  *count = 0;
+  do {
+    rcache__cmds b = {0};
+    const char *argv[6] = {"SCAN", cursor, "MATCH", glob, "COUNT", "1000"};
+    size_t lens[6] = {4, strlen(cursor), 5, glen, 5, 4};
+    s = rcache__cmds_add(&b, 6, argv, lens);
+    int unlink_at = -1;
+    if (s == RCACHE_OK && pending && pending->element[1]->elements > 0) {
+      redisReply *keys = pending->element[1];
+      size_t n = keys->elements + 1;
+      const char **kv = malloc(n * sizeof *kv);
+      size_t *kl = malloc(n * sizeof *kl);
+      if (!kv || !kl) {
+        s = RCACHE_ENOMEM;
+      } else {
+        kv[0] = "UNLINK";
+        kl[0] = 6;
+        for (size_t i = 1; i < n; i++) {
+          kv[i] = keys->element[i - 1]->str;
+          kl[i] = keys->element[i - 1]->len;
+        }
+        unlink_at = b.n;
+        s = rcache__cmds_add(&b, (int)n, kv, kl);
+      }
+      free(kv);
+      free(kl);
+    }
+    if (pending) freeReplyObject(pending);
+    pending = NULL;
+    redisReply *rep[2] = {0};
+    if (s == RCACHE_OK) s = rcache__redis_run(r, p, &b, rep, true);
+    int n = b.n;
+    rcache__cmds_free(&b);
+    if (s != RCACHE_OK) break;
+    redisReply *sc = rep[0];
+    if (sc->type == REDIS_REPLY_ERROR) {
+      s = rcache__reply_status(sc);
+    } else if (sc->type != REDIS_REPLY_ARRAY || sc->elements != 2 ||
+               sc->element[0]->type != REDIS_REPLY_STRING ||
+               sc->element[1]->type != REDIS_REPLY_ARRAY || sc->element[0]->len >= sizeof cursor) {
+      s = proto(sc);
+    }
+    if (s == RCACHE_OK && unlink_at >= 0) {
+      if (rep[unlink_at]->type == REDIS_REPLY_INTEGER) *count += (uint64_t)rep[unlink_at]->integer;
+      else s = rcache__reply_status(rep[unlink_at]);
+    }
+    if (s != RCACHE_OK) {
+      free_replies(rep, n);
+      break;
+    }
+    memcpy(cursor, sc->element[0]->str, sc->element[0]->len + 1);
+    redisReply *keys = sc->element[1];
+    for (size_t i = 0; i < keys->elements; i++) {
+      if (keys->element[i]->type != REDIS_REPLY_STRING) {
+        s = proto(keys->element[i]);
+        break;
+      }
+    }
+    if (s == RCACHE_OK && !del) {
+      for (size_t i = 0; i < keys->elements && !stop; i++) {
+        (*count)++;
+        stop = !fn(keys->element[i]->str, keys->element[i]->len, ud) ||
+               (limit && *count >= limit);
+      }
+    }
+    if (s == RCACHE_OK && del) {
+      pending = sc; /* its keys go out with the next SCAN */
+      rep[0] = NULL;
+    }
+    free_replies(rep, n);
+    if (s != RCACHE_OK) break;
+  } while (!stop && strcmp(cursor, "0") != 0);
+  if (s == RCACHE_OK && pending && pending->element[1]->elements > 0) { /* the last batch */
+    redisReply *keys = pending->element[1];
+    size_t n = keys->elements + 1;
+    const char **kv = malloc(n * sizeof *kv);
+    size_t *kl = malloc(n * sizeof *kl);
+    if (!kv || !kl) {
+      s = RCACHE_ENOMEM;
+    } else {
+      kv[0] = "UNLINK";
+      kl[0] = 6;
+      for (size_t i = 1; i < n; i++) {
+        kv[i] = keys->element[i - 1]->str;
+        kl[i] = keys->element[i - 1]->len;
+      }
+      rcache__cmds b = {0};
+      redisReply *rep = NULL;
+      s = rcache__cmds_add(&b, (int)n, kv, kl);
+      if (s == RCACHE_OK) s = rcache__redis_run(r, p, &b, &rep, true);
+      rcache__cmds_free(&b);
+      if (s == RCACHE_OK) {
+        if (rep->type == REDIS_REPLY_INTEGER) *count += (uint64_t)rep->integer;
+        else s = rcache__reply_status(rep);
+        freeReplyObject(rep);
+      }
+    }
+    free(kv);
+    free(kl);
+  }
+  if (pending) freeReplyObject(pending);
+  return s;
+}
+
+rcache_status rcache__redis_health_node(rcache__redis *r, rcache__pool *p, rcache_health *h) {
+  if (!rcache__pool_available(p)) return rcache__pool_last_error(p, h->error, sizeof h->error);
+  rcache__cmds b = {0};
+  redisReply *rep[2] = {0};
+  rcache_status s = rcache__cmds_addv(&b, "PING", NULL);
+  if (s == RCACHE_OK) s = rcache__cmds_addv(&b, "INFO", "server", NULL);
+  int64_t t0 = rcache__now_us();
+  if (s == RCACHE_OK) s = rcache__redis_run(r, p, &b, rep, true);
+  h->latency_ms = (double)(rcache__now_us() - t0) / 1000.0;
+  int n = b.n;
+  rcache__cmds_free(&b);
+  if (s != RCACHE_OK) {
+    snprintf(h->error, sizeof h->error, "%s", rcache__err_peek());
+    return s;
+  }
+  s = rcache__reply_status(rep[0]);
+  if (s == RCACHE_OK && rep[1]->type == REDIS_REPLY_STRING) {
+    const char *v = strstr(rep[1]->str, "redis_version:");
+    if (v) {
+      v += 14;
+      size_t l = strcspn(v, "\r\n");
+      snprintf(h->server_version, sizeof h->server_version, "%.*s", (int)l, v);
+    }
+  }
+  if (s != RCACHE_OK) snprintf(h->error, sizeof h->error, "%s", rcache__err_peek());
+  free_replies(rep, n);
+  return s;
+}
+
+/* ---- the standalone backend -------------------------------------------------------------- */
+
+static void standalone_destroy(rcache__backend *be) {
+  rcache__redis *r = R(be);
+  rcache__pool_free(r->pool);
+  rcache__redis_fini(r);
+  free(r);
+}
+
+static rcache_status standalone_del_match(rcache__backend *be, const char *g, size_t gl,
+                                          uint64_t *n) {
+  return rcache__redis_scan_node(R(be), R(be)->pool, g, gl, true, 0, n, NULL, NULL);
+}
+
+static rcache_status standalone_scan(rcache__backend *be, const char *g, size_t gl,
+                                     uint64_t limit, rcache_scan_fn fn, void *ud) {
+  uint64_t n;
+  return rcache__redis_scan_node(R(be), R(be)->pool, g, gl, false, limit, &n, fn, ud);
+}
+
+static rcache_status standalone_flushdb(rcache__backend *be) {
+  rcache__cmds b = {0};
+  redisReply *rep = NULL;
+  rcache_status s = rcache__cmds_addv(&b, "FLUSHDB", "ASYNC", NULL);
+  if (s == RCACHE_OK) s = rcache__redis_run(R(be), R(be)->pool, &b, &rep, true);
+  rcache__cmds_free(&b);
+  if (s != RCACHE_OK) return s;
+  s = rcache__reply_status(rep);
+  freeReplyObject(rep);
+  return s;
+}
+
+static rcache_status standalone_get_many(rcache__backend *be, const char *const *keys,
+                                         const size_t *klens, size_t n, rcache_value *vals,
+                                         rcache_status *st) {
+  const char **argv = malloc((n + 1) * sizeof *argv);
+  size_t *lens = malloc((n + 1) * sizeof *lens);
+  rcache_status s = argv && lens ? RCACHE_OK : RCACHE_ENOMEM;
+  rcache__cmds b = {0};
+  if (s == RCACHE_OK) {
+    argv[0] = "MGET";
+    lens[0] = 4;
+    memcpy(argv + 1, keys, n * sizeof *argv);
+    memcpy(lens + 1, klens, n * sizeof *lens);
+    s = n + 1 > 0x7fffffff ? RCACHE_EINVAL : rcache__cmds_add(&b, (int)(n + 1), argv, lens);
+  }
+  free(argv);
+  free(lens);
+  redisReply *rep = NULL;
+  if (s == RCACHE_OK) s = rcache__redis_run(R(be), R(be)->pool, &b, &rep, true);
+  rcache__cmds_free(&b);
+  if (s != RCACHE_OK) return s;
+  if (rep->type == REDIS_REPLY_ERROR) {
+    s = rcache__reply_status(rep);
+  } else if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
+    s = proto(rep);
+  } else {
+    for (size_t i = 0; i < n; i++) {
+      redisReply *e = rep->element[i];
+      if (e->type == REDIS_REPLY_STRING) {
+        vals[i].data = e->str;
+        vals[i].len = e->len;
+        e->str = NULL;
+        st[i] = RCACHE_OK;
+      } else {
+        st[i] = RCACHE_MISS; /* nil: absent, or not a string */
+      }
+    }
+  }
+  freeReplyObject(rep);
+  return s;
+}
+
+rcache_status rcache__redis_add_sets(rcache__cmds *b, const char *const *keys, const size_t *klens,
+                                     const rcache_value *vals, const size_t *idx, size_t n,
+                                     const int64_t *ttl_ms) {
+  rcache_status s = RCACHE_OK;
+  for (size_t j = 0; j < n && s == RCACHE_OK; j++) {
+    size_t i = idx ? idx[j] : j;
+    char ms[24];
+    const char *argv[5] = {"SET", keys[i], vals[i].data ? vals[i].data : "", "PX", ms};
+    size_t lens[5] = {3, klens[i], vals[i].len, 2, 0};
+    int argc = 3;
+    if (ttl_ms[i] > 0) {
+      snprintf(ms, sizeof ms, "%" PRId64, ttl_ms[i]);
+      lens[4] = strlen(ms);
+      argc = 5;
+    }
+    s = rcache__cmds_add(b, argc, argv, lens);
+  }
+  return s;
+}
+
+static rcache_status standalone_set_many(rcache__backend *be, const char *const *keys,
+                                         const size_t *klens, const rcache_value *vals, size_t n,
+                                         const int64_t *ttl_ms) {
+  rcache__cmds b = {0};
+  rcache_status s = n > 0x7fffffff ? RCACHE_EINVAL
+                                   : rcache__redis_add_sets(&b, keys, klens, vals, NULL, n, ttl_ms);
+  redisReply **rep = calloc(n, sizeof *rep);
+  if (!rep) s = RCACHE_ENOMEM;
+  if (s == RCACHE_OK) s = rcache__redis_run(R(be), R(be)->pool, &b, rep, true);
+  if (s == RCACHE_OK) {
+    for (size_t i = 0; i < n; i++) {
+      rcache_status e = rcache__reply_status(rep[i]);
+      if (e != RCACHE_OK && s == RCACHE_OK) s = e;
+    }
+    free_replies(rep, (int)n);
+  }
+  rcache__cmds_free(&b);
+  free(rep);
+  return s;
+}
+
+static rcache_status standalone_health(rcache__backend *be, rcache_health *h) {
+  return rcache__redis_health_node(R(be), R(be)->pool, h);
+}
+
+static bool standalone_available(rcache__backend *be) {
+  return rcache__pool_available(R(be)->pool);
+}
+
+static void standalone_stats(rcache__backend *be, rcache_stats *s) {
+  s->breaker_state = rcache__pool_breaker_state(R(be)->pool);
+  s->available = s->breaker_state == RCACHE_BREAKER_CLOSED;
+}
+
+static const rcache__backend_ops standalone_ops = {
+    "standalone",         standalone_destroy,  rcache__redis_get,    rcache__redis_set,
+    rcache__redis_del,    standalone_del_match, standalone_scan,     rcache__redis_incr,
+    rcache__redis_exists, rcache__redis_pttl,  standalone_flushdb,   standalone_get_many,
+    standalone_set_many,  standalone_health,   standalone_available, standalone_stats,
+};
+
+static void addr_of_url(const rcache__url *u, size_t i, rcache__addr *a) {
+  memset(a, 0, sizeof *a);
+  if (u->scheme == RCACHE__SCHEME_UNIX) {
+    snprintf(a->path, sizeof a->path, "%s", u->path);
+  } else {
+    snprintf(a->host, sizeof a->host, "%s", u->hosts[i].host);
+    a->port = u->hosts[i].port;
+  }
+}
+
+/* Asks the first node whether it is part of a cluster. */
+static bool cluster_enabled(rcache__redis *r) {
+  rcache__cmds b = {0};
+  redisReply *rep = NULL;
+  bool yes = false;
+  if (rcache__cmds_addv(&b, "INFO", "cluster", NULL) == RCACHE_OK &&
+      rcache__redis_run(r, r->pool, &b, &rep, true) == RCACHE_OK) {
+    yes = rep->type == REDIS_REPLY_STRING && strstr(rep->str, "cluster_enabled:1");
+    freeReplyObject(rep);
+  }
+  rcache__cmds_free(&b);
+  return yes;
+}
+
+rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out) {
+  const rcache__url *u = &ctx->url;
+  if (u->scheme == RCACHE__SCHEME_SENTINEL) return rcache__sentinel_open(ctx, out);
+  if ((u->scheme == RCACHE__SCHEME_REDIS || u->scheme == RCACHE__SCHEME_REDISS) && u->nhosts > 1)
+    return rcache__cluster_open(ctx, out);
+  rcache__redis *r = calloc(1, sizeof *r);
+  if (!r) return RCACHE_ENOMEM;
+  r->base.ops = &standalone_ops;
+  r->exec = standalone_exec;
+  rcache_status s = rcache__redis_init(r, ctx);
+  rcache__addr a;
+  addr_of_url(u, 0, &a);
+  if (s == RCACHE_OK) s = rcache__pool_new(ctx, &r->setup, &a, &r->pool);
+  if (s != RCACHE_OK) {
+    rcache__redis_fini(r);
+    free(r);
+    return s;
+  }
+  /* The first connection, bounded by connect_timeout_ms. When it fails — refused, timed
+   * out, or even a wrong password or a refused certificate — the handle starts in
+   * fallback mode (the reason is logged, and rcache_health_check() returns it) and the
+   * prober keeps trying in the background: rcache_open never fails because of the
+   * server. */
+  s = rcache__pool_warm(r->pool);
+  if (s == RCACHE_OK && u->scheme != RCACHE__SCHEME_UNIX && cluster_enabled(r)) {
+    standalone_destroy(&r->base);
+    return rcache__cluster_open(ctx, out);
+  }
+  *out = &r->base;
+  return RCACHE_OK;
+}

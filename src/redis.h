@@ -1,0 +1,70 @@
+/*
+ * The Redis backends' shared core. Every single-key operation is written once, in
+ * redis.c, against `exec`: standalone (and Sentinel) sends it to its one pool; Cluster
+ * routes it by slot and follows MOVED / ASK. Multi-key operations (get_many, set_many,
+ * del_match, scan, flushdb) and health are per topology. Internal.
+ */
+#ifndef RCACHE_REDIS_H
+#define RCACHE_REDIS_H
+
+#include "pool.h"
+
+typedef struct rcache__redis rcache__redis;
+
+/* Runs the batch b (all of whose keys hash like `key`) and returns its replies. Transport
+ * failures come back as RCACHE_EUNAVAILABLE or RCACHE_ETIMEOUT; an error reply meaning
+ * "cannot serve now" (LOADING, BUSY, MASTERDOWN) as RCACHE_EUNAVAILABLE with no replies;
+ * other error replies are returned as replies for the caller to map. */
+typedef rcache_status (*rcache__exec_fn)(rcache__redis *r, const char *key, size_t klen,
+                                         const rcache__cmds *b, redisReply **replies,
+                                         bool idempotent);
+
+struct rcache__redis {
+  rcache__backend base;
+  rcache__tls_ctx *tls;
+  rcache__conn_setup setup;
+  size_t max_reply;
+  rcache__exec_fn exec;
+  rcache__pool *pool; /* standalone / sentinel: the one server */
+  void *topo;         /* cluster / sentinel state */
+};
+
+/* Fills r->setup (and r->tls for rediss://) from the context. */
+rcache_status rcache__redis_init(rcache__redis *r, rcache__ctx *ctx);
+void rcache__redis_fini(rcache__redis *r);
+
+/* Runs b on one pooled connection of p: acquire (≤ connect_timeout_ms), exchange
+ * (≤ command_timeout_ms), one retry on a fresh connection when a reused one turned out
+ * dead and the batch is idempotent; breaker and latency bookkeeping included. */
+rcache_status rcache__redis_run(rcache__redis *r, rcache__pool *p, const rcache__cmds *b,
+                                redisReply **replies, bool idempotent);
+
+/* The single-key operations, usable in any topology's ops table. */
+rcache_status rcache__redis_get(rcache__backend *b, const char *key, size_t klen,
+                                rcache_value *out, int64_t *pttl_ms);
+rcache_status rcache__redis_set(rcache__backend *b, const char *key, size_t klen,
+                                const void *data, size_t len, int64_t ttl_ms, int flags);
+rcache_status rcache__redis_del(rcache__backend *b, const char *key, size_t klen);
+rcache_status rcache__redis_incr(rcache__backend *b, const char *key, size_t klen, int64_t by,
+                                 int64_t ttl_ms, int64_t *out);
+rcache_status rcache__redis_exists(rcache__backend *b, const char *key, size_t klen, bool *e);
+rcache_status rcache__redis_pttl(rcache__backend *b, const char *key, size_t klen, int64_t *ms);
+
+/* Node-level helpers for a topology with several servers. */
+/* SCAN … MATCH glob COUNT 1000 over one server; with del, UNLINK each batch (pipelined
+ * with the next SCAN). Visits keys with fn when del is false. */
+rcache_status rcache__redis_scan_node(rcache__redis *r, rcache__pool *p, const char *glob,
+                                      size_t glen, bool del, uint64_t limit, uint64_t *count,
+                                      rcache_scan_fn fn, void *ud);
+/* Appends SET key value [PX ttl] for keys idx[0..n) (idx NULL: 0..n) to b. */
+rcache_status rcache__redis_add_sets(rcache__cmds *b, const char *const *keys, const size_t *klens,
+                                     const rcache_value *vals, const size_t *idx, size_t n,
+                                     const int64_t *ttl_ms);
+/* PING latency and the server version from INFO server. */
+rcache_status rcache__redis_health_node(rcache__redis *r, rcache__pool *p, rcache_health *h);
+
+/* Topology openers (cluster.c, sentinel.c). */
+rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out);
+rcache_status rcache__sentinel_open(rcache__ctx *ctx, rcache__backend **out);
+
+#endif

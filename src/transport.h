@@ -1,0 +1,56 @@
+/* Sockets, ours: TCP (IPv4, IPv6, host names), Unix sockets and TLS (OpenSSL), all
+ * non-blocking with a poll deadline on every connect, read and write. hiredis does the
+ * protocol (conn.c); nothing here knows about Redis. Internal. */
+#ifndef RCACHE_TRANSPORT_H
+#define RCACHE_TRANSPORT_H
+
+#include <sys/types.h>
+
+#include "internal.h"
+
+typedef struct ssl_ctx_st rcache__tls_ctx; /* OpenSSL's SSL_CTX */
+
+typedef struct rcache__sock {
+  int fd;    /* -1 when closed */
+  void *ssl; /* SSL * when TLS */
+  int io_timeout_ms; /* SO_RCVTIMEO / SO_SNDTIMEO of a plain socket */
+} rcache__sock;
+
+/* Where a connection goes: a TCP host and port, or a Unix socket path. */
+typedef struct rcache__addr {
+  char host[256]; /* "" for Unix sockets; IPv6 without brackets */
+  int port;
+  char path[108]; /* Unix socket path, "" for TCP */
+} rcache__addr;
+
+/* Builds the TLS context for the handle from ctx->opt's tls_* settings (CA file or the
+ * system store, client certificate and key). RCACHE_ETLS with a message when a file
+ * cannot be loaded. */
+rcache_status rcache__tls_ctx_new(const rcache__ctx *ctx, rcache__tls_ctx **out);
+void rcache__tls_ctx_free(rcache__tls_ctx *t);
+
+/* Connects to a (TLS when tls != NULL: handshake, chain and host name verified unless
+ * tls_insecure), by deadline_us (monotonic µs). Statuses: RCACHE_OK, RCACHE_EUNAVAILABLE
+ * (refused, unreachable, name not resolved), RCACHE_ETIMEOUT, RCACHE_ETLS, RCACHE_ENOMEM.
+ * The detail goes to rcache__errf. */
+rcache_status rcache__sock_connect(rcache__sock *s, const rcache__ctx *ctx, rcache__tls_ctx *tls,
+                                   const rcache__addr *a, int64_t deadline_us);
+
+/* Writes all len bytes by deadline_us. RCACHE_OK, RCACHE_ETIMEOUT, RCACHE_EIO. */
+rcache_status rcache__sock_write(rcache__sock *s, const char *buf, size_t len,
+                                 int64_t deadline_us);
+
+/* Reads what is available (at least one byte) by deadline_us into buf; *n gets the
+ * count. RCACHE_OK, RCACHE_ETIMEOUT, RCACHE_EIO (closed by the peer, or an error). */
+rcache_status rcache__sock_read(rcache__sock *s, char *buf, size_t cap, size_t *n,
+                                int64_t deadline_us);
+
+/* True when the peer closed or bytes are waiting unasked (a dead pooled connection). */
+bool rcache__sock_stale(rcache__sock *s);
+
+void rcache__sock_close(rcache__sock *s);
+
+/* "host:port" or the socket path, for messages. */
+void rcache__addr_str(const rcache__addr *a, char *buf, size_t size);
+
+#endif
