@@ -1,0 +1,181 @@
+/*
+ * What every fault scenario shares: a server, a handle with the suite's options and a log
+ * capture, the load, and the checks of the issue:
+ *  - no call over its deadline, only documented statuses, values that belong to their key;
+ *  - fallbacks (and breaker opens, reconnect attempts, timeouts where they apply) counted;
+ *  - the cache used again within reconnect_max_ms + 1 s of the fault ending, and
+ *    rcache_health_check() telling the truth by then;
+ *  - one "unavailable" and one "available again" log line per outage, never a password.
+ * Included by the test_*.c files only (it uses test.h's counters).
+ */
+#ifndef RCACHE_FAULTS_SCENARIO_H
+#define RCACHE_FAULTS_SCENARIO_H
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "helper_load.h"
+#include "helper_proxy.h"
+#include "helper_server.h"
+#include "rcache/rcache.h"
+#include "test.h"
+
+/* The cache must be in use again this long after a fault ends. */
+#define SC_RECOVERY_MS (LOAD_RECONNECT_MAX_MS + 1000)
+/* A whole call may take this long (one connect plus one command, plus the slack). */
+#define SC_CALL_MS (LOAD_CONNECT_TIMEOUT_MS + LOAD_COMMAND_TIMEOUT_MS + LOAD_SLACK_MS)
+
+typedef struct scen {
+  const char *name;
+  srv s;
+  logcap log;
+  rcache *c;
+  load *l;
+  char url[300];
+  const char *password; /* must never appear in a log line; NULL = none */
+  int64_t t0;
+} scen;
+
+static inline double sc_elapsed(const scen *x) {
+  return (double)(load_now_us() - x->t0) / 1e6;
+}
+
+static inline void sc_sleep_ms(int ms) {
+  usleep((useconds_t)ms * 1000);
+}
+
+static inline void sc_print_stats(scen *x, const char *label) {
+  rcache_stats st;
+  rcache_get_stats(x->c, &st);
+  printf("[%6.2f s] %-28s available=%d breaker=%d opens=%llu reconnects=%llu fallbacks=%llu "
+         "timeouts=%llu errors=%llu hits=%llu misses=%llu sets=%llu p50=%.2f p99=%.2f max=%.1f ms\n",
+         sc_elapsed(x), label, st.available, st.breaker_state,
+         (unsigned long long)st.breaker_opens, (unsigned long long)st.reconnect_attempts,
+         (unsigned long long)st.fallbacks, (unsigned long long)st.timeouts,
+         (unsigned long long)st.errors, (unsigned long long)st.hits,
+         (unsigned long long)st.misses, (unsigned long long)st.sets, st.latency_p50_ms,
+         st.latency_p99_ms, st.latency_max_ms);
+  fflush(stdout);
+}
+
+/* Opens the handle on x->url with the suite's options (plus `tweak` when non-NULL).
+ * rcache_open must succeed whatever the server does, within one connect deadline. */
+static inline bool sc_open(scen *x, void (*tweak)(rcache_options *)) {
+  rcache_options o;
+  load_options(&o, &x->log);
+  o.key_prefix = "faults:";
+  if (tweak) tweak(&o);
+  int64_t t = load_now_us();
+  rcache_status s = rcache_open(&x->c, x->url, &o);
+  int64_t ms = (load_now_us() - t) / 1000;
+  CHECK_MSG(s == RCACHE_OK, "rcache_open: %s (%s)", rcache_strerror(s), rcache_errmsg(NULL));
+  CHECK_MSG(ms <= SC_CALL_MS, "rcache_open took %lld ms", (long long)ms);
+  printf("[%6.2f s] opened in %lld ms (mode %s)\n", sc_elapsed(x), (long long)ms,
+         x->c ? rcache_mode(x->c) : "-");
+  return s == RCACHE_OK;
+}
+
+static inline void sc_begin(scen *x, const char *name) {
+  memset(x, 0, sizeof *x);
+  x->name = name;
+  x->t0 = load_now_us();
+  logcap_init(&x->log);
+}
+
+/* Calls over the phase that did not use the cache (EUNAVAILABLE) for op. */
+static inline uint64_t sc_unavail(const load_counts *d, int op) {
+  return d->by_status[op][RCACHE_EUNAVAILABLE + LOAD_STATUS_BIAS];
+}
+
+static inline uint64_t sc_status(const load_counts *d, int op, rcache_status s) {
+  return d->by_status[op][s + LOAD_STATUS_BIAS];
+}
+
+/* Health right now: must answer within one call deadline and say `want`. */
+static inline void sc_check_health(scen *x, bool want, const char *when) {
+  rcache_health h;
+  int64_t t = load_now_us();
+  rcache_status s = rcache_health_check(x->c, &h);
+  int64_t ms = (load_now_us() - t) / 1000;
+  CHECK_MSG(ms <= SC_CALL_MS, "%s: health check took %lld ms", when, (long long)ms);
+  CHECK_MSG(h.healthy == want && (s == RCACHE_OK) == want,
+            "%s: health says healthy=%d (%s: %s), expected %d", when, h.healthy,
+            rcache_strerror(s), h.error, want);
+  if (want) {
+    CHECK_MSG(h.server_version[0] != '\0', "%s: no server version", when);
+  } else {
+    CHECK_MSG(h.error[0] != '\0', "%s: unhealthy without a reason", when);
+  }
+  if (x->password) CHECK_MSG(!strstr(h.error, x->password), "%s: password in health error", when);
+  printf("[%6.2f s] health (%s): %s, %.2f ms, version \"%s\", error \"%s\" (%lld ms)\n",
+         sc_elapsed(x), when, h.healthy ? "healthy" : "unhealthy", h.latency_ms,
+         h.server_version, h.error, (long long)ms);
+}
+
+/* The fault ended at end_us: the cache must be in use again within SC_RECOVERY_MS, by a
+ * real round trip from here and by the load's own calls; health must agree. */
+static inline void sc_check_recovered(scen *x, int64_t end_us, const char *what) {
+  int64_t ms = load_wait_used_again(x->c, end_us, SC_RECOVERY_MS);
+  CHECK_MSG(ms >= 0, "%s: cache not used again within %d ms of the fault ending", what,
+            SC_RECOVERY_MS);
+  int64_t until = end_us + (int64_t)SC_RECOVERY_MS * 1000;
+  while (x->l && load_last_remote_ok_us(x->l) <= end_us && load_now_us() < until) sc_sleep_ms(10);
+  if (x->l) {
+    int64_t last = load_last_remote_ok_us(x->l);
+    CHECK_MSG(last > end_us, "%s: the load did not use the cache again within %d ms", what,
+              SC_RECOVERY_MS);
+    if (last > end_us)
+      printf("[%6.2f s] %s: used again after %lld ms (load: %lld ms)\n", sc_elapsed(x), what,
+             (long long)ms, (long long)((last - end_us) / 1000));
+  }
+  sc_check_health(x, true, what);
+}
+
+/* The log: exactly `downs` "unavailable" and `ups` "available again" lines since since_us;
+ * no line ever holds the password. */
+static inline void sc_check_log(scen *x, int downs, int ups, int64_t since_us, const char *what) {
+  int d = logcap_count(&x->log, LOG_DOWN, since_us), u = logcap_count(&x->log, LOG_UP, since_us);
+  CHECK_MSG(d == downs, "%s: %d \"%s\" log lines, expected %d", what, d, LOG_DOWN, downs);
+  CHECK_MSG(u == ups, "%s: %d \"%s\" log lines, expected %d", what, u, LOG_UP, ups);
+  if (x->password) CHECK_MSG(logcap_count(&x->log, x->password, 0) == 0, "password in the log");
+}
+
+/* The whole run: the load's verdicts. */
+static inline void sc_check_load(const load_counts *t) {
+  CHECK_MSG(t->over_deadline == 0, "%llu calls over their deadline",
+            (unsigned long long)t->over_deadline);
+  CHECK_MSG(t->bad_status == 0, "%llu calls with an undocumented status",
+            (unsigned long long)t->bad_status);
+  CHECK_MSG(t->bad_value == 0, "%llu calls returned a value of another key",
+            (unsigned long long)t->bad_value);
+  for (int op = 0; op < OP_N; op++) CHECK_MSG(t->calls[op] > 0, "no %s calls", load_op_name(op));
+}
+
+/* Over a fault phase the cache was not used: reads fell back, get_or_set still answered. */
+static inline void sc_check_fallback_phase(const load_counts *d, const char *what) {
+  CHECK_MSG(sc_unavail(d, OP_GET) > 0, "%s: no get fell back", what);
+  CHECK_MSG(sc_unavail(d, OP_SET) > 0, "%s: no set was dropped", what);
+  CHECK_MSG(sc_unavail(d, OP_INCR) > 0, "%s: no incr fell back", what);
+  CHECK_MSG(sc_status(d, OP_GOS, RCACHE_OK) > 0 && d->loader_calls > 0,
+            "%s: get_or_set did not answer through its loader", what);
+}
+
+static inline void sc_end(scen *x) {
+  if (x->l) {
+    load_counts t;
+    load_stop(x->l, &t, "whole run");
+    x->l = NULL;
+    sc_check_load(&t);
+  }
+  if (x->c) {
+    sc_print_stats(x, "end");
+    rcache_close(x->c);
+    x->c = NULL;
+  }
+  logcap_print(&x->log, x->name);
+  logcap_destroy(&x->log);
+  srv_destroy(&x->s);
+}
+
+#endif
