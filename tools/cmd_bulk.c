@@ -14,7 +14,7 @@
 #include "cli.h"
 
 #define BATCH 20000
-#define THREADS 4
+#define THREADS 8
 #define PROGRESS_EVERY_US 100000
 
 enum { BULK_PREFIX, BULK_PATTERN, BULK_FLUSH };

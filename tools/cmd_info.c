@@ -68,22 +68,22 @@ int cmd_health(cli *g, int argc, char **argv) {
 /* ---- stats ----------------------------------------------------------------------------- */
 
 static void stats_text(const cli *g, const rcache_health *h, const rcache_stats *st) {
-  printf("url               %s\n", g->url_shown);
-  printf("mode              %s\n", h->mode);
-  printf("healthy           %s%s%s\n", h->healthy ? "yes" : "no", h->error[0] ? " - " : "",
+  printf("url                %s\n", g->url_shown);
+  printf("mode               %s\n", h->mode);
+  printf("healthy            %s%s%s\n", h->healthy ? "yes" : "no", h->error[0] ? " - " : "",
          h->error);
-  printf("server_version    %s\n", h->server_version[0] ? h->server_version : "-");
-  printf("ping_latency_ms   %.3f\n", h->latency_ms);
-  printf("available         %s\n", st->available ? "yes" : "no");
-  printf("breaker           %s (opened %" PRIu64 " times)\n", breaker_name(st->breaker_state),
+  printf("server_version     %s\n", h->server_version[0] ? h->server_version : "-");
+  printf("ping_latency_ms    %.3f\n", h->latency_ms);
+  printf("available          %s\n", st->available ? "yes" : "no");
+  printf("breaker            %s (opened %" PRIu64 " times)\n", breaker_name(st->breaker_state),
          st->breaker_opens);
-#define F(f) printf("%-17s %" PRIu64 "\n", #f, st->f)
+#define F(f) printf("%-18s %" PRIu64 "\n", #f, st->f)
   F(reconnect_attempts); F(hits); F(misses); F(near_hits); F(near_misses); F(sets);
   F(deletes); F(errors); F(timeouts); F(fallbacks); F(loads); F(load_errors); F(coalesced);
   F(early_refreshes); F(stale_served); F(near_entries); F(near_bytes);
   F(near_invalidations); F(near_flushes);
 #undef F
-  printf("latency_p50_ms    %.3f\nlatency_p99_ms    %.3f\nlatency_max_ms    %.3f\n",
+  printf("latency_p50_ms     %.3f\nlatency_p99_ms     %.3f\nlatency_max_ms     %.3f\n",
          st->latency_p50_ms, st->latency_p99_ms, st->latency_max_ms);
 }
 

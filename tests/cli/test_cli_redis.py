@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""rcache CLI against a real redis-server ($RCACHE_TEST_URL_TCP; the test uses logical db 9
+so that flushing cannot disturb other tests): every subcommand, checked independently with
+redis-cli, exit codes, --json / --prometheus output parsed back.
+Usage: test_cli_redis.py RCACHE_BINARY"""
+import json
+import os
+import re
+import sys
+
+from clitest import Harness, RedisCli, env_url, run, with_db
+
+t = Harness("cli_redis")
+R = sys.argv[1]
+url = with_db(env_url(t, "RCACHE_TEST_URL_TCP"), 9)
+rc_ = RedisCli(url)
+rc_("FLUSHDB")
+
+
+def cli(*argv, **kw):
+    return run([R, "--url", url, *argv], **kw)
+
+
+# health: the server version agrees with what redis-cli reads from INFO
+rc, out, err = cli("health", "--json")
+h = json.loads(out) if rc == 0 else {}
+version = re.search(r"redis_version:(\S+)", rc_("INFO", "server")).group(1)
+t.check(rc == 0 and h["healthy"] and h["mode"] == "standalone", "health --json", out)
+t.eq(h.get("server_version"), version, "health reports the server's version")
+t.check(0 < h.get("latency_ms", -1) < 1000, "health latency is a positive number of ms", h)
+rc, out, _ = cli("health")
+t.check(rc == 0 and b"status:   healthy" in out and version.encode() in out, "health text", out)
+
+# set / get (with redis-cli as the witness), TTLs
+rc, out, _ = cli("set", "greeting", "hello world", "--ttl", "100")
+t.eq(rc, 0, "set --ttl")
+t.eq(rc_("GET", "greeting"), "hello world", "set wrote the exact bytes")
+t.check(0 < int(rc_("TTL", "greeting")) <= 100, "set --ttl 100 gave a TTL")
+rc, out, _ = cli("get", "greeting")
+t.check(rc == 0 and out == b"hello world", "get prints the value (no newline: not a tty)", out)
+rc, out, _ = cli("ttl", "greeting")
+t.check(rc == 0 and 0 < int(out) <= 100, "ttl", out)
+rc_("SET", "forever", "x")
+rc, out, _ = cli("ttl", "forever")
+t.check(rc == 0 and out == b"-1\n", "ttl of a key without expiry: -1, exit 0", out)
+rc, out, _ = cli("ttl", "absent")
+t.check(rc == 1 and out == b"-2\n", "ttl of an absent key: -2, exit 1", out)
+rc, out, _ = cli("get", "absent")
+t.check(rc == 1 and out == b"", "get miss: exit 1, nothing printed", out)
+blob = bytes(range(256)) * 3
+rc, out, _ = cli("set", "blob", input=blob)
+t.eq(rc, 0, "set from stdin")
+t.eq(rc_("STRLEN", "blob"), str(len(blob)), "stdin value stored with its NULs")
+rc, out, _ = cli("get", "blob")
+t.check(rc == 0 and out == blob, "get returns the binary value byte for byte")
+
+# del
+rc_("SET", "d1", "1")
+rc_("SET", "d2", "2")
+rc, out, _ = cli("del", "d1", "d2", "d3")
+t.check(rc == 0 and out == b"2\n", "del of 3 keys (2 present) prints 2", out)
+t.eq(rc_("EXISTS", "d1", "d2"), "0", "del removed them")
+rc, out, _ = cli("del", "d1")
+t.check(rc == 1 and out == b"0\n", "del of an absent key: 0, exit 1", out)
+
+# counters
+rc, out, _ = cli("incr", "n", "--by", "5")
+t.check(rc == 0 and out == b"5\n", "incr --by 5", out)
+rc, out, _ = cli("decr", "n")
+t.check(rc == 0 and out == b"4\n", "decr", out)
+rc, out, _ = cli("decr", "n", "--by=-10")
+t.check(rc == 0 and out == b"14\n", "decr --by=-10", out)
+t.eq(rc_("GET", "n"), "14", "the counter in Redis")
+rc, out, err = cli("incr", "greeting")
+t.check(rc == 4 and "greeting" in err and url in err, "incr on a string: exit 4, key and URL in the message", err)
+
+# exists
+rc, out, _ = cli("exists", "n")
+t.check(rc == 0 and out == b"1\n", "exists: 1, exit 0", out)
+rc, out, _ = cli("exists", "nope")
+t.check(rc == 1 and out == b"0\n", "exists absent: 0, exit 1", out)
+
+# scan
+rc_("EVAL", "for i=1,25 do redis.call('SET','scan:'..i,'v') end", "0")
+rc, out, _ = cli("scan", "scan:*")
+keys = sorted(out.decode().split())
+t.eq(keys, sorted(f"scan:{i}" for i in range(1, 26)), "scan lists exactly the matching keys")
+rc, out, _ = cli("scan", "scan:*", "--limit", "10")
+t.check(rc == 0 and len(out.split()) == 10, "scan --limit 10", out)
+rc, out, _ = cli("scan", "nothing:*")
+t.check(rc == 1 and out == b"", "scan with no match: exit 1", out)
+
+# --prefix: a namespace, invisible in the names the CLI prints
+rc, _, _ = cli("--prefix", "app:", "set", "k", "namespaced")
+t.eq(rc_("GET", "app:k"), "namespaced", "--prefix prepends the namespace")
+rc, out, _ = cli("scan", "k*", "--prefix", "app:")
+t.check(rc == 0 and out == b"k\n", "scan within the namespace strips it", out)
+
+# del-prefix: literal prefixes, user 12 never touches user 123; non-TTY: no progress
+for k in ("u:12", "u:12:a", "u:12:b", "u:123:a", "u:1*:x", "u:1x:y"):
+    rc_("SET", k, "v")
+rc, out, err = cli("del-prefix", "u:12:", "--yes")
+t.check(rc == 0 and out == b"2\n", "del-prefix u:12: deletes 2", (out, err))
+t.eq(rc_("EXISTS", "u:12", "u:123:a", "u:1*:x", "u:1x:y"), "4", "del-prefix left the others")
+t.check(err == "", "no progress or prompt on stderr when it is not a terminal", err)
+rc, out, err = cli("del-prefix", "u:1*", "--yes")
+t.check(rc == 0 and out == b"1\n", "del-prefix takes glob characters literally", out)
+t.eq(rc_("EXISTS", "u:1x:y"), "1", "u:1* did not match u:1x:y")
+rc, out, _ = cli("del-prefix", "zzz:", "--yes")
+t.check(rc == 1 and out == b"0\n", "del-prefix with nothing to delete: exit 1", out)
+
+# del-pattern
+for k in ("p:a:x", "p:b:x", "p:c:y"):
+    rc_("SET", k, "v")
+rc, out, err = cli("del-pattern", "p:*:x", "--yes")
+t.check(rc == 0 and out == b"2\n", "del-pattern p:*:x deletes 2", out)
+t.eq(rc_("EXISTS", "p:c:y"), "1", "del-pattern kept p:c:y")
+
+# flush within a namespace keeps the rest; without one it empties the db
+rc_("SET", "fl:1", "v")
+rc_("SET", "fl:2", "v")
+rc, out, err = cli("--prefix", "fl:", "flush", "--yes")
+t.check(rc == 0 and rc_("EXISTS", "fl:1", "fl:2") == "0", "flush --prefix fl: deleted fl:*", err)
+t.check(int(rc_("DBSIZE")) > 5, "flush within a namespace kept the other keys")
+rc, out, err = cli("flush", "--yes")
+t.check(rc == 0 and rc_("DBSIZE") == "0", "flush without a namespace empties the db", err)
+
+# stats: JSON parsed back, Prometheus lines well-formed
+rc, out, err = cli("stats", "--json")
+s = json.loads(out) if rc == 0 else {}
+t.check(rc == 0 and s["health"]["healthy"] and s["health"]["server_version"] == version,
+        "stats --json health", out)
+st = s.get("stats", {})
+t.check(st.get("available") is True and st.get("breaker_state") == 0, "stats --json: available", st)
+for f in ("hits", "misses", "sets", "deletes", "errors", "timeouts", "fallbacks",
+          "reconnect_attempts", "latency_p50_ms"):
+    t.check(isinstance(st.get(f), (int, float)), f"stats --json has {f}", st)
+rc, out, err = cli("stats", "--prometheus")
+lines = [l for l in out.decode().splitlines() if l and not l.startswith("#")]
+good = all(re.fullmatch(r'rcache_[a-z_0-9]+(\{[^}]*\})? -?[0-9.e+-]+', l) for l in lines)
+t.check(rc == 0 and good and "rcache_available 1" in lines and "rcache_health_up 1" in lines,
+        "stats --prometheus", out)
+rc, out, err = cli("stats")
+t.check(rc == 0 and b"available          yes" in out and version.encode() in out, "stats text", out)
+
+# bench --json, and it cleans up after itself
+rc, out, err = cli("bench", "-n", "400", "--threads", "2", "--json")
+b = json.loads(out) if rc == 0 else {}
+t.check(rc == 0 and b["requests"] == 400 and b["threads"] == 2 and b["mode"] == "standalone",
+        "bench --json header", out)
+t.check([r["op"] for r in b.get("results", [])] == ["set", "get", "incr", "get_or_set"]
+        and all(r["errors"] == 0 and r["ops_per_sec"] > 0 and 0 < r["p50_us"] <= r["p99_us"]
+                <= r["max_us"] for r in b["results"]), "bench results", b)
+t.eq(rc_.count("rcache-bench:*"), 0, "bench deleted its keys")
+rc, out, err = cli("bench", "-n", "100")
+t.check(rc == 0 and b"ops/s" in out and b"get_or_set" in out, "bench table", out)
+
+# watch
+rc, out, err = cli("watch", "--count", "2", "--interval", "1")
+rows = out.decode().splitlines()
+t.check(rc == 0 and len(rows) == 3 and rows[0].startswith("time") and
+        all(" up " in r and "standalone" in r for r in rows[1:]), "watch --count 2", out)
+
+# REDIS_URL is honoured when --url is absent
+rc, out, _ = run([R, "get", "k", "--prefix", "app:"], env={"REDIS_URL": url})
+t.check(rc == 1, "REDIS_URL selects the server (db 9 was flushed)", out)
+rc_("SET", "envk", "fromenv")
+rc, out, _ = run([R, "get", "envk"], env={"REDIS_URL": url})
+t.check(rc == 0 and out == b"fromenv", "get through REDIS_URL", out)
+
+rc_("FLUSHDB")
+t.report()

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""rcache CLI on a terminal (a pseudo-terminal from python's pty module) against a real
+redis-server ($RCACHE_TEST_URL_TCP, logical db 10): del-prefix / del-pattern / flush ask for
+confirmation and show progress on stderr only when it is a terminal.
+Usage: test_cli_tty.py RCACHE_BINARY"""
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+
+from clitest import Harness, RedisCli, env_url, run, with_db
+
+t = Harness("cli_tty")
+R = sys.argv[1]
+url = with_db(env_url(t, "RCACHE_TEST_URL_TCP"), 10)
+rc_ = RedisCli(url)
+rc_("FLUSHDB")
+N = 30000  # more than one batch (20000), so progress spans batches
+
+
+def on_pty(argv, answer=None, tty_in=True, tty_out=True, tty_err=True, timeout=60,
+           type_ahead=False):
+    """Runs argv with the chosen streams on a pseudo-terminal; types `answer` once the
+    prompt appears on the terminal (or at once with type_ahead). Returns (exit code, what the terminal showed, stdout if piped,
+    stderr if piped)."""
+    master, slave = pty.openpty()
+    p = subprocess.Popen(argv, stdin=slave if tty_in else subprocess.DEVNULL,
+                         stdout=slave if tty_out else subprocess.PIPE,
+                         stderr=slave if tty_err else subprocess.PIPE,
+                         env={k: v for k, v in os.environ.items() if k != "REDIS_URL"})
+    os.close(slave)
+    if type_ahead:
+        os.write(master, answer)
+    shown, answered, deadline = b"", False, time.time() + timeout
+    while time.time() < deadline:
+        r, _, _ = select.select([master], [], [], 0.1)
+        if r:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every writer closed the terminal
+                chunk = b""
+            if not chunk and p.poll() is not None:
+                break
+            shown += chunk
+        elif p.poll() is not None:
+            break
+        if answer is not None and not type_ahead and not answered and b"[y/N] " in shown:
+            os.write(master, answer)
+            answered = True
+    out, err = p.communicate(timeout=max(1, deadline - time.time()))
+    os.close(master)
+    return p.returncode, shown.decode(errors="replace"), out or b"", (err or b"").decode()
+
+
+# 1. Everything on a terminal, confirmation answered "y": counting, prompt with the count,
+#    progress across batches, 100% at the end, keys gone.
+rc_.fill("big:%d", N)
+rc, shown, _, _ = on_pty([R, "--url", url, "del-prefix", "big:"], answer=b"y\n")
+t.eq(rc, 0, "del-prefix confirmed on a terminal exits 0")
+t.check(f"Delete {N} keys starting with 'big:'" in shown, "the prompt shows the count", shown[-400:])
+t.check("counting:" in shown and "\rdeleting:" in shown, "progress lines on the terminal", shown[-400:])
+t.check(f"deleted: {N}/{N} keys (100%)" in shown, "progress ends at 100%", shown[-400:])
+t.check(f"\n{N}\r\n" in shown.replace("\r\r", "\r"), "the count is printed", shown[-200:])
+t.eq(rc_.count("big:*"), 0, "every key was deleted")
+
+# 2. Declined: nothing deleted, exit 1.
+rc_.fill("keep:%d", 500)
+rc, shown, _, _ = on_pty([R, "--url", url, "del-pattern", "keep:*"], answer=b"n\n")
+t.eq(rc, 1, "declined confirmation exits 1")
+t.check("not confirmed" in shown, "says nothing was deleted", shown[-300:])
+t.eq(rc_.count("keep:*"), 500, "declined: the keys are still there")
+
+# 3. Only stderr on a terminal (stdin closed, --yes, stdout piped): progress on the
+#    terminal, a clean count on stdout.
+rc, shown, out, _ = on_pty([R, "--url", url, "del-pattern", "keep:*", "--yes"], tty_in=False,
+                           tty_out=False)
+t.check(rc == 0 and out == b"500\n", "stdout holds only the count", out)
+t.check("deleted: 500 keys" in shown, "progress on the stderr terminal (no total with --yes)",
+        shown)
+
+# 4. stderr on a terminal but --no-progress: no progress lines.
+rc_.fill("np:%d", 300)
+rc, shown, out, _ = on_pty([R, "--url", url, "del-prefix", "np:", "--yes", "--no-progress"],
+                           tty_in=False, tty_out=False)
+t.check(rc == 0 and out == b"300\n" and "deleting" not in shown and "\r" not in shown,
+        "--no-progress", (out, shown))
+
+# 5. stdin and stdout on a terminal but stderr piped: the prompt goes to the pipe (the
+#    answer is typed ahead), no progress.
+rc_.fill("pe:%d", 300)
+rc, shown, _, err = on_pty([R, "--url", url, "del-prefix", "pe:"], answer=b"y\n",
+                           tty_err=False, type_ahead=True)
+t.check("deleting" not in err and "counting" not in err and "\r" not in err,
+        "no progress when stderr is a pipe", err)
+t.check("Delete 300 keys starting with 'pe:'" in err and "[y/N]" in err,
+        "the prompt is on stderr", err)
+t.check(rc == 0 and rc_.count("pe:*") == 0, "typed-ahead 'y' confirmed", (rc, shown))
+
+# 6. flush within a namespace on a terminal: progress, only the namespace goes.
+rc_.fill("ns:%d", 2000)
+rc_("SET", "other", "v")
+rc, shown, _, _ = on_pty([R, "--url", url, "--prefix", "ns:", "flush"], answer=b"yes\n")
+t.check(rc == 0 and "Delete all 2000 keys of namespace 'ns:'" in shown and
+        "deleted: 2000/2000 keys (100%)" in shown, "flush --prefix on a terminal", shown[-300:])
+t.check(rc_.count("ns:*") == 0 and rc_("EXISTS", "other") == "1", "flush kept the other key")
+
+# 7. The same operation without any terminal prints no control characters at all.
+rc_.fill("plain:%d", 1000)
+rc, out, err = run([R, "--url", url, "del-prefix", "plain:", "--yes"])
+t.check(rc == 0 and out == b"1000\n" and err == "", "no terminal: no progress, no prompt", err)
+
+rc_("FLUSHDB")
+t.report()
