@@ -1,0 +1,80 @@
+/*
+ * Fault scenario 3: the server is paused with SIGSTOP for 3 s under load, then continued.
+ * Nothing is refused: connections stay open and connects still complete (the kernel's
+ * backlog), but no byte comes back. Every call must still return within its deadline
+ * (timeouts counted), the breaker must open so that calls stop waiting, and once the
+ * server runs again the cache is used within reconnect_max_ms + 1 s. The replies the
+ * server finally sends for the timed-out commands must never reach a later call: the
+ * load checks every value against its key.
+ */
+#include "scenario.h"
+
+int main(void) {
+  scen x;
+  sc_begin(&x, "faults_test_sigstop");
+  if (srv_start(&x.s, NULL, NULL) != 0) {
+    CHECK(!"server start");
+    return test_report(x.name);
+  }
+  srv_url(&x.s, x.url, sizeof x.url, NULL);
+  if (!sc_open(&x, NULL) || !(x.l = load_start(x.c, "stop"))) {
+    CHECK(x.c && x.l);
+    sc_end(&x);
+    return test_report(x.name);
+  }
+  sc_sleep_ms(1000);
+  load_counts a, b, d;
+  load_snapshot(x.l, &a);
+  load_print("healthy", &a);
+  sc_print_stats(&x, "healthy");
+  CHECK(a.remote_ok > 0);
+
+  rcache_stats s0, s1;
+  rcache_get_stats(x.c, &s0);
+  int64_t t_stop = load_now_us();
+  srv_pause(&x.s);
+  /* the breaker opens once enough calls have timed out: one command deadline, plus slack */
+  int64_t ms = load_wait_available(x.c, false, t_stop, SC_CALL_MS);
+  CHECK_MSG(ms >= 0, "the breaker did not open within %d ms of SIGSTOP", SC_CALL_MS);
+  printf("[%6.2f s] paused: breaker open after %lld ms\n", sc_elapsed(&x), (long long)ms);
+  sc_sleep_ms(1000);
+  sc_check_health(&x, false, "paused"); /* must not hang either */
+  sc_sleep_ms(3000 - (int)((load_now_us() - t_stop) / 1000));
+  load_snapshot(x.l, &b);
+  load_diff(&a, &b, &d);
+  load_print("paused", &d);
+  sc_print_stats(&x, "paused");
+  sc_check_fallback_phase(&d, "paused");
+  rcache_get_stats(x.c, &s1);
+  CHECK(s1.timeouts > s0.timeouts);
+  CHECK(s1.fallbacks > s0.fallbacks);
+  CHECK(s1.errors > s0.errors);
+  CHECK_EQ(s1.breaker_opens, s0.breaker_opens + 1);
+  CHECK(s1.reconnect_attempts > s0.reconnect_attempts);
+  CHECK(!s1.available);
+  /* the paused server does not answer: calls over the pause used no cache after the
+   * breaker opened (a few may have completed just before the stop) */
+  CHECK_MSG(load_remote_ok_between(x.l, t_stop + (int64_t)SC_CALL_MS * 1000, load_now_us()) == 0,
+            "calls used a paused server");
+  sc_check_log(&x, 1, 0, t_stop, "paused");
+
+  srv_resume(&x.s);
+  int64_t t_cont = load_now_us();
+  sc_check_recovered(&x, t_cont, "continued");
+  sc_sleep_ms(1000);
+  load_snapshot(x.l, &a);
+  sc_sleep_ms(1000);
+  load_snapshot(x.l, &b);
+  load_diff(&a, &b, &d);
+  load_print("continued", &d);
+  CHECK(d.remote_ok > 0);
+  CHECK_EQ(sc_unavail(&d, OP_GET), 0);
+  rcache_get_stats(x.c, &s1);
+  /* remote latency percentiles cover the pause: the slowest call waited a deadline */
+  CHECK_MSG(s1.latency_max_ms >= LOAD_COMMAND_TIMEOUT_MS * 0.9,
+            "latency_max_ms %.1f does not show the stalled calls", s1.latency_max_ms);
+  sc_check_log(&x, 1, 1, 0, "whole run");
+  CHECK_EQ(logcap_total(&x.log), 2);
+  sc_end(&x);
+  return test_report(x.name);
+}
