@@ -7,8 +7,9 @@
 /* Room for any text rcache__dtoa writes, NUL included. */
 #define RCACHE__DTOA_MAX 32
 
-/* Writes the shortest "C"-locale decimal text that strtod reads back as exactly v (bit for
- * bit, so -0.0 stays "-0"), or "inf" / "-inf". v must not be NaN. Returns the length. */
+/* Writes "C"-locale decimal text that strtod reads back as exactly v, bit for bit (so -0.0
+ * stays "-0"): the first of 15, 16 or 17 significant digits that does. "inf" / "-inf" for
+ * infinities. v must not be NaN. Returns the length. */
 size_t rcache__dtoa(double v, char buf[RCACHE__DTOA_MAX]);
 
 /* Parses the whole of s[0..len) (s[len] == '\0') as a double in the "C" locale. RCACHE_OK,

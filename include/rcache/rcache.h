@@ -346,9 +346,10 @@ RCACHE_API rcache_status rcache_set_i64(rcache *c, const char *key, int64_t v, i
  * RCACHE_ETYPE ("4.5", "abc", " 1", "012", "9223372036854775808"), as rcache_incr() does. */
 RCACHE_API rcache_status rcache_get_i64(rcache *c, const char *key, int64_t *out);
 
-/* Stores v as the shortest decimal text that reads back as exactly v, bit for bit ("0.1",
- * "-0", "1e+300", "4.9406564584124654e-324"), whatever the process's locale; infinities as
- * "inf" / "-inf". RCACHE_EINVAL for NaN (it has no portable text form). */
+/* Stores v as decimal text that reads back as exactly v, bit for bit: the first of 15, 16
+ * or 17 significant digits that does ("0.1", "-0", "42", "1e+300", "0.30000000000000004",
+ * "4.94065645841247e-324"), whatever the process's locale; infinities as "inf" / "-inf".
+ * RCACHE_EINVAL for NaN (it has no portable text form). */
 RCACHE_API rcache_status rcache_set_double(rcache *c, const char *key, double v, int64_t ttl_s);
 
 /* Reads a double from decimal text as strtod() parses it in the "C" locale ("0.1", "42",
