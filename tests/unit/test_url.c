@@ -1,0 +1,362 @@
+/* rcache__url_parse, rcache__redact, and the public rcache_open's answer to a bad URL. */
+#include <stdint.h>
+
+#include "internal.h"
+#include "test.h"
+
+/* Every field of *u in one line, so that a table row checks all of them. */
+static void dump(const rcache__url *u, char *out, size_t n) {
+  static const char *names[] = {"redis", "rediss", "unix", "sentinel", "memory", "none"};
+  char hosts[512] = "";
+  size_t hl = 0;
+  for (size_t i = 0; i < u->nhosts && hl < sizeof hosts; i++)
+    hl += (size_t)snprintf(hosts + hl, sizeof hosts - hl, "%s%s/%d", i ? "," : "",
+                           u->hosts[i].host, u->hosts[i].port);
+#define S(x) ((x) ? (x) : "-")
+  snprintf(out, n,
+           "%s tls=%d user=%s pass=%s hosts=%s path=%s master=%s db=%d ct=%d cmd=%d pool=%d "
+           "max=%lld ca=%s cert=%s key=%s sni=%s insecure=%d name=%s prefix=%s | %s",
+           names[u->scheme], u->tls, S(u->user), S(u->password), u->nhosts ? hosts : "-",
+           S(u->path), S(u->master), u->db, u->connect_timeout_ms, u->command_timeout_ms,
+           u->pool_size, (long long)u->max_bytes, S(u->tls_ca), S(u->tls_cert), S(u->tls_key),
+           S(u->tls_server_name), u->tls_insecure, S(u->client_name), S(u->key_prefix),
+           S(u->redacted));
+#undef S
+}
+
+/* The part of a dump that is the same for most rows. */
+#define OPTS_NONE "ct=-1 cmd=-1 pool=-1 max=-1 ca=- cert=- key=- sni=- insecure=-1 name=- prefix=-"
+
+typedef struct {
+  const char *url, *want;
+} good_case;
+
+static const good_case good[] = {
+    {"", "none tls=0 user=- pass=- hosts=- path=- master=- db=0 " OPTS_NONE " | "},
+    {"none://", "none tls=0 user=- pass=- hosts=- path=- master=- db=0 " OPTS_NONE " | none://"},
+    {"memory://", "memory tls=0 user=- pass=- hosts=- path=- master=- db=0 " OPTS_NONE
+                  " | memory://"},
+    {"memory://?max_bytes=1048576&key_prefix=app%3A",
+     "memory tls=0 user=- pass=- hosts=- path=- master=- db=0 ct=-1 cmd=-1 pool=-1 max=1048576 "
+     "ca=- cert=- key=- sni=- insecure=-1 name=- prefix=app: | "
+     "memory://?max_bytes=1048576&key_prefix=app%3A"},
+    {"redis://localhost", "redis tls=0 user=- pass=- hosts=localhost/6379 path=- master=- db=0 "
+                          OPTS_NONE " | redis://localhost"},
+    {"redis://localhost:6380/", "redis tls=0 user=- pass=- hosts=localhost/6380 path=- master=- "
+                                "db=0 " OPTS_NONE " | redis://localhost:6380/"},
+    {"redis://127.0.0.1:6379/3", "redis tls=0 user=- pass=- hosts=127.0.0.1/6379 path=- master=- "
+                                 "db=3 " OPTS_NONE " | redis://127.0.0.1:6379/3"},
+    {"redis://u:s3cret@h:1234/5", "redis tls=0 user=u pass=s3cret hosts=h/1234 path=- master=- "
+                                  "db=5 " OPTS_NONE " | redis://u:***@h:1234/5"},
+    {"redis://:s3cret@h", "redis tls=0 user=- pass=s3cret hosts=h/6379 path=- master=- db=0 "
+                          OPTS_NONE " | redis://:***@h"},
+    {"redis://alice@h", "redis tls=0 user=alice pass=- hosts=h/6379 path=- master=- db=0 "
+                        OPTS_NONE " | redis://alice@h"},
+    {"redis://u:@h", "redis tls=0 user=u pass=- hosts=h/6379 path=- master=- db=0 " OPTS_NONE
+                     " | redis://u:***@h"},
+    /* percent-decoding, and a password holding ':', '/' and '@' as they are */
+    {"redis://u%40x:p%3Ass%2F%3F%25@h", "redis tls=0 user=u@x pass=p:ss/?% hosts=h/6379 path=- "
+                                        "master=- db=0 " OPTS_NONE " | redis://u%40x:***@h"},
+    {"redis://u:p@ss:w/rd@h:7000/1", "redis tls=0 user=u pass=p@ss:w/rd hosts=h/7000 path=- "
+                                     "master=- db=1 " OPTS_NONE " | redis://u:***@h:7000/1"},
+    {"rediss://h:6380?tls_ca=/etc/ca.pem&tls_cert=/c.pem&tls_key=/k%20k.pem&tls_server_name=r.ex"
+     "&tls_insecure=0",
+     "rediss tls=1 user=- pass=- hosts=h/6380 path=- master=- db=0 ct=-1 cmd=-1 pool=-1 max=-1 "
+     "ca=/etc/ca.pem cert=/c.pem key=/k k.pem sni=r.ex insecure=0 name=- prefix=- | "
+     "rediss://h:6380?tls_ca=/etc/ca.pem&tls_cert=/c.pem&tls_key=/k%20k.pem&tls_server_name=r.ex"
+     "&tls_insecure=0"},
+    {"rediss://h?tls_insecure=1", "rediss tls=1 user=- pass=- hosts=h/6379 path=- master=- db=0 "
+                                  "ct=-1 cmd=-1 pool=-1 max=-1 ca=- cert=- key=- sni=- insecure=1 "
+                                  "name=- prefix=- | rediss://h?tls_insecure=1"},
+    {"redis://h?connect_timeout_ms=250&command_timeout_ms=100&pool=16&client_name=svc-a"
+     "&key_prefix=app:v1:",
+     "redis tls=0 user=- pass=- hosts=h/6379 path=- master=- db=0 ct=250 cmd=100 pool=16 max=-1 "
+     "ca=- cert=- key=- sni=- insecure=-1 name=svc-a prefix=app:v1: | "
+     "redis://h?connect_timeout_ms=250&command_timeout_ms=100&pool=16&client_name=svc-a"
+     "&key_prefix=app:v1:"},
+    {"redis://h?pool=1024&key_prefix=a=b", "redis tls=0 user=- pass=- hosts=h/6379 path=- "
+                                           "master=- db=0 ct=-1 cmd=-1 pool=1024 max=-1 ca=- "
+                                           "cert=- key=- sni=- insecure=-1 name=- prefix=a=b | "
+                                           "redis://h?pool=1024&key_prefix=a=b"},
+    {"redis://[::1]:7000", "redis tls=0 user=- pass=- hosts=::1/7000 path=- master=- db=0 "
+                           OPTS_NONE " | redis://[::1]:7000"},
+    {"redis://[fe80::1:2]/2", "redis tls=0 user=- pass=- hosts=fe80::1:2/6379 path=- master=- "
+                              "db=2 " OPTS_NONE " | redis://[fe80::1:2]/2"},
+    {"redis://h1:7000,h2:7001,[::1]:7002", "redis tls=0 user=- pass=- "
+                                           "hosts=h1/7000,h2/7001,::1/7002 path=- master=- db=0 "
+                                           OPTS_NONE " | redis://h1:7000,h2:7001,[::1]:7002"},
+    {"redis://u:s3cret@h1,h2/0", "redis tls=0 user=u pass=s3cret hosts=h1/6379,h2/6379 path=- "
+                                 "master=- db=0 " OPTS_NONE " | redis://u:***@h1,h2/0"},
+    {"unix:///run/redis.sock", "unix tls=0 user=- pass=- hosts=- path=/run/redis.sock master=- "
+                               "db=0 " OPTS_NONE " | unix:///run/redis.sock"},
+    {"unix:///run/redis.sock?db=2&key_prefix=x", "unix tls=0 user=- pass=- hosts=- "
+                                                 "path=/run/redis.sock master=- db=2 ct=-1 "
+                                                 "cmd=-1 pool=-1 max=-1 ca=- cert=- key=- sni=- "
+                                                 "insecure=-1 name=- prefix=x | "
+                                                 "unix:///run/redis.sock?db=2&key_prefix=x"},
+    {"redis+unix:///tmp/a%20b.sock", "unix tls=0 user=- pass=- hosts=- path=/tmp/a b.sock "
+                                     "master=- db=0 " OPTS_NONE
+                                     " | redis+unix:///tmp/a%20b.sock"},
+    {"unix://u:s3cret@/run/r.sock", "unix tls=0 user=u pass=s3cret hosts=- path=/run/r.sock "
+                                    "master=- db=0 " OPTS_NONE " | unix://u:***@/run/r.sock"},
+    {"unix:///run/redis@main/r.sock", "unix tls=0 user=- pass=- hosts=- "
+                                      "path=/run/redis@main/r.sock master=- db=0 " OPTS_NONE
+                                      " | unix:///run/redis@main/r.sock"},
+    {"redis+sentinel://s1,s2:26380/mymaster", "sentinel tls=0 user=- pass=- "
+                                              "hosts=s1/26379,s2/26380 path=- master=mymaster "
+                                              "db=0 " OPTS_NONE
+                                              " | redis+sentinel://s1,s2:26380/mymaster"},
+    {"redis+sentinel://u:s3cret@s1:26379/my%2Dmaster/2?command_timeout_ms=50",
+     "sentinel tls=0 user=u pass=s3cret hosts=s1/26379 path=- master=my-master db=2 ct=-1 cmd=50 "
+     "pool=-1 max=-1 ca=- cert=- key=- sni=- insecure=-1 name=- prefix=- | "
+     "redis+sentinel://u:***@s1:26379/my%2Dmaster/2?command_timeout_ms=50"},
+    {"rediss+sentinel://s1/m/", "sentinel tls=1 user=- pass=- hosts=s1/26379 path=- master=m "
+                                "db=0 " OPTS_NONE " | rediss+sentinel://s1/m/"},
+    {"REDIS://H:1", "redis tls=0 user=- pass=- hosts=H/1 path=- master=- db=0 " OPTS_NONE
+                    " | REDIS://H:1"},
+    {"redis://h?", "redis tls=0 user=- pass=- hosts=h/6379 path=- master=- db=0 " OPTS_NONE
+                   " | redis://h?"},
+    {"redis://h?db=4", "redis tls=0 user=- pass=- hosts=h/6379 path=- master=- db=4 " OPTS_NONE
+                       " | redis://h?db=4"},
+    {"redis://my_host.local-1:65535/2147483646", "redis tls=0 user=- pass=- "
+                                                 "hosts=my_host.local-1/65535 path=- master=- "
+                                                 "db=2147483646 " OPTS_NONE
+                                                 " | redis://my_host.local-1:65535/2147483646"},
+    {"redis://h/0?client_name=me@prod", "redis tls=0 user=- pass=- hosts=h/6379 path=- master=- "
+                                        "db=0 ct=-1 cmd=-1 pool=-1 max=-1 ca=- cert=- key=- "
+                                        "sni=- insecure=-1 name=me@prod prefix=- | "
+                                        "redis://h/0?client_name=me@prod"},
+};
+
+typedef struct {
+  const char *url, *needle; /* the message must contain needle */
+} bad_case;
+
+static const bad_case bad[] = {
+    {"redis://", "no host"},
+    {"redis://:s3cret@", "no host"},
+    {"redis://u:s3cret@:6379", "empty host"},
+    {"redis://h:0", "port 0 out of range (1-65535)"},
+    {"redis://u:s3cret@h:70000", "port 70000 out of range (1-65535)"},
+    {"redis://u:s3cret@h:99999999999999999999", "port 99999999999999999999 out of range"},
+    {"redis://h:abc", "port 'abc' is not a number"},
+    {"redis://h:", "empty port after ':'"},
+    {"redis://h:-1", "port '-1' is not a number"},
+    {"redis://[::1]:0", "port 0 out of range"},
+    {"redis://h/x", "db 'x' is not a number"},
+    {"redis://u:s3cret@h/-1", "db -1 out of range"},
+    {"redis://h/99999999999", "db 99999999999 out of range"},
+    {"redis://h/2147483647", "db 2147483647 out of range"},
+    {"redis://u:s3cret@h?db=x", "db 'x' is not a number"},
+    {"http://u:s3cret@h", "unknown scheme 'http'"},
+    {"rediss+unix:///x", "unknown scheme 'rediss+unix'"},
+    {"localhost:6379", "missing scheme"},
+    {"u:s3cret@localhost:6379", "missing scheme"},
+    {"redis:/h", "missing scheme"},
+    {"redis://[::1", "unterminated '['"},
+    {"redis://[::1]x", "unexpected 'x' after ']'"},
+    {"redis://[]:6379", "empty IPv6 address"},
+    {"redis://[fe80::1%25eth0]", "bad IPv6 address"},
+    {"redis://::1", "host '::1' has more than one ':' (IPv6 addresses go in brackets"},
+    {"redis://h:6379:1", "go in brackets"},
+    {"redis://ho$t:6379", "bad character '$' in host 'ho$t'"},
+    {"redis://u:s3cret@h?foo=1", "unknown option 'foo'"},
+    {"redis://h?pool", "option 'pool' has no value"},
+    {"redis://h?pool=", "option 'pool' has an empty value"},
+    {"redis://h?connect_timeout_ms=abc", "connect_timeout_ms 'abc' is not a number"},
+    {"redis://h?connect_timeout_ms=0", "connect_timeout_ms 0 out of range"},
+    {"redis://h?connect_timeout_ms=2147483648", "connect_timeout_ms 2147483648 out of range"},
+    {"redis://u:s3cret@h?command_timeout_ms=-5", "command_timeout_ms -5 out of range"},
+    {"redis://h?pool=0", "pool 0 out of range (1-1024)"},
+    {"redis://h?pool=1025", "pool 1025 out of range (1-1024)"},
+    {"redis://h?pool=2&pool=3", "option 'pool' given twice"},
+    {"redis://h?pool=2&&db=1", "stray '&'"},
+    {"redis://h?pool=2&", "stray '&'"},
+    {"redis://u:s3cret%zz@h", "bad percent-escape '***' in password"},
+    {"redis://u:s3cret%4@h", "bad percent-escape '***' in password"},
+    {"redis://u:s3cret%00@h", "percent-escape %00 (NUL) in password"},
+    {"redis://us%zzer:s3cret@h", "bad percent-escape '%zz' in user name"},
+    {"redis://u%00:s3cret@h", "percent-escape %00 (NUL) in user name"},
+    {"redis://h?key_prefix=%", "bad percent-escape '%' in key_prefix"},
+    {"redis://h?key_prefix=a%4", "bad percent-escape '%4' in key_prefix"},
+    {"unix://", "unix:// needs a socket path"},
+    {"unix:///", "unix:// needs a socket path"},
+    {"unix://relative.sock", "absolute socket path"},
+    {"unix:///run/r.sock?pool=0", "pool 0 out of range"},
+    {"unix:///run/r.sock?tls_ca=/ca.pem", "option 'tls_ca' needs a TLS scheme"},
+    {"redis+sentinel://h:26379", "needs a master name"},
+    {"redis+sentinel://u:s3cret@h:26379/", "needs a master name"},
+    {"redis+sentinel:///mymaster", "no sentinel hosts"},
+    {"redis+sentinel://u:s3cret@h/m/1/2", "unexpected path '/2' after the db"},
+    {"redis://h1:7000,h2:7001,", "trailing ','"},
+    {"redis://h1,,h2", "empty host"},
+    {"redis://h?tls_ca=/ca.pem", "option 'tls_ca' needs a TLS scheme"},
+    {"redis://h?tls_insecure=1", "option 'tls_insecure' needs a TLS scheme"},
+    {"redis+sentinel://h/m?tls_key=/k.pem", "option 'tls_key' needs a TLS scheme"},
+    {"rediss://h?tls_insecure=yes", "tls_insecure must be 0 or 1, not 'yes'"},
+    {"rediss://h?tls_insecure=2", "tls_insecure must be 0 or 1"},
+    {"rediss://u:s3cret@h?tls_cert=/c.pem", "tls_cert and tls_key go together"},
+    {"redis://h/3/x", "unexpected path '/x' after the db"},
+    {"redis://h//", "unexpected path '/' after the db"},
+    {"redis://h/1?db=2", "db given twice"},
+    {"redis://h1,h2/3", "a Redis Cluster has only db 0"},
+    {"memory://u:s3cret@", "memory:// takes no user or password"},
+    {"none://u@", "none:// takes no user or password"},
+    {"memory://localhost", "memory:// takes no host or path, found 'localhost'"},
+    {"memory://?pool=4", "option 'pool' does not apply to memory://"},
+    {"memory://?db=1", "option 'db' does not apply to memory://"},
+    {"memory://?foo=1", "unknown option 'foo'"},
+    {"memory://?max_bytes=0", "max_bytes 0 out of range"},
+    {"memory://?max_bytes=abc", "max_bytes 'abc' is not a number"},
+    {"redis://h?max_bytes=10", "option 'max_bytes' applies only to memory://"},
+    {"none://?key_prefix=x", "none:// takes no options"},
+    {"redis://h b", "space at offset 9"},
+    {"redis://u:s3cret@h\t", "control character at offset 18 in redis://u:***@h?"},
+    {"redis://h?client_name=a%20b", "client_name 'a%20b' may hold only printable"},
+    {"REDIS://h:70000", "port 70000 out of range"},
+    /* a '?' in a password must be encoded; whatever goes wrong, the password stays hidden */
+    {"redis://u:s3cret?x@h", "port '***' is not a number"},
+    {"redis://u:s3c?ret@h:6379", "port '***' is not a number"},
+};
+
+static void test_good(void) {
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    rcache__url u;
+    char err[512] = "untouched", got[2048];
+    rcache_status st = rcache__url_parse(good[i].url, &u, err, sizeof err);
+    CHECK_MSG(st == RCACHE_OK, "\"%s\" failed: %s", good[i].url, err);
+    CHECK_STR(err, "");
+    if (st == RCACHE_OK) {
+      dump(&u, got, sizeof got);
+      CHECK_MSG(strcmp(got, good[i].want) == 0, "\"%s\"\n  got  %s\n  want %s", good[i].url, got,
+                good[i].want);
+    }
+    rcache__url_free(&u);
+    CHECK(u.hosts == NULL && u.redacted == NULL && u.password == NULL); /* free zeroes */
+  }
+  /* 64 hosts is the limit, inclusive */
+  char big[2048] = "redis://";
+  for (int i = 0; i < RCACHE__URL_MAX_HOSTS; i++)
+    snprintf(big + strlen(big), sizeof big - strlen(big), "%sn%d:%d", i ? "," : "", i, 7000 + i);
+  rcache__url u;
+  char err[512];
+  CHECK_EQ(rcache__url_parse(big, &u, err, sizeof err), RCACHE_OK);
+  CHECK_EQ(u.nhosts, RCACHE__URL_MAX_HOSTS);
+  if (u.nhosts == RCACHE__URL_MAX_HOSTS) {
+    CHECK_STR(u.hosts[63].host, "n63");
+    CHECK_EQ(u.hosts[63].port, 7063);
+  }
+  rcache__url_free(&u);
+  rcache__url_free(&u); /* twice is harmless */
+}
+
+static void check_bad(const char *url, const char *needle) {
+  rcache__url u;
+  char err[512] = "";
+  rcache_status st = rcache__url_parse(url, &u, err, sizeof err);
+  CHECK_MSG(st == RCACHE_EURL, "\"%s\" was accepted (status %d)", url, st);
+  CHECK_MSG(strncmp(err, "URL: ", 5) == 0, "\"%s\": message \"%s\"", url, err);
+  CHECK_MSG(strstr(err, needle) != NULL, "\"%s\": message \"%s\" lacks \"%s\"", url, err, needle);
+  CHECK_MSG(strstr(err, "s3cret") == NULL && strstr(err, "s3c") == NULL,
+            "\"%s\": message \"%s\" shows the password", url, err);
+  if (strstr(url, "s3c"))
+    CHECK_MSG(strstr(err, "***") != NULL, "\"%s\": message \"%s\" has no ***", url, err);
+  /* a failed parse leaves nothing to free and the documented defaults */
+  CHECK(u.hosts == NULL && u.nhosts == 0 && u.user == NULL && u.password == NULL);
+  CHECK(u.redacted == NULL && u.key_prefix == NULL && u.path == NULL);
+  CHECK(u.connect_timeout_ms == -1 && u.pool_size == -1 && u.max_bytes == -1);
+  rcache__url_free(&u);
+}
+
+static void test_bad(void) {
+  CHECK(sizeof bad / sizeof bad[0] >= 25);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) check_bad(bad[i].url, bad[i].needle);
+
+  char big[2048] = "redis://u:s3cret@";
+  for (int i = 0; i <= RCACHE__URL_MAX_HOSTS; i++)
+    snprintf(big + strlen(big), sizeof big - strlen(big), "%sn%d", i ? "," : "", i);
+  check_bad(big, "65 hosts, more than the 64 allowed");
+
+  /* the whole message, once, as the README promises it */
+  rcache__url u;
+  char err[512];
+  CHECK_EQ(rcache__url_parse("redis://u:s3cret@h:70000", &u, err, sizeof err), RCACHE_EURL);
+  CHECK_STR(err, "URL: port 70000 out of range (1-65535) in redis://u:***@h:70000");
+
+  /* a short or absent message buffer is fine */
+  char tiny[12];
+  CHECK_EQ(rcache__url_parse("redis://u:s3cret@h:0", &u, tiny, sizeof tiny), RCACHE_EURL);
+  CHECK_EQ(strlen(tiny), sizeof tiny - 1);
+  CHECK_EQ(rcache__url_parse("redis://h:0", &u, NULL, 0), RCACHE_EURL);
+  CHECK_EQ(rcache__url_parse("redis://h:0", &u, err, 0), RCACHE_EURL);
+  CHECK_EQ(rcache__url_parse(NULL, &u, err, sizeof err), RCACHE_EURL);
+}
+
+static void redacts(const char *in, const char *want) {
+  char out[512];
+  rcache__redact(in, out, sizeof out);
+  CHECK_MSG(strcmp(out, want) == 0, "redact(\"%s\") = \"%s\", want \"%s\"", in, out, want);
+  char again[512];
+  rcache__redact(out, again, sizeof again); /* idempotent */
+  CHECK_STR(again, out);
+}
+
+static void test_redact(void) {
+  redacts("", "");
+  redacts("no URL in here: a:b@c", "no URL in here: a:b@c");
+  redacts("redis://u:s3cret@h:1/0", "redis://u:***@h:1/0");
+  redacts("redis://:s3cret@h", "redis://:***@h");
+  redacts("redis://alice@h", "redis://alice@h");
+  redacts("redis://h:6379/0", "redis://h:6379/0");
+  redacts("a redis://u:s3cret@h1 and rediss://:pw2@h2/0 end", "a redis://u:***@h1 and rediss://:***@h2/0 end");
+  redacts("redis://a:b@h1,redis://c:d@h2", "redis://a:***@h1,redis://c:***@h2");
+  redacts("connect redis://u:p@ss@h failed", "connect redis://u:***@h failed");
+  redacts("url=\"redis://u:s3cret@h\" x@y", "url=\"redis://u:***@h\" x@y");
+  redacts("redis+sentinel://u:s3cret@s1,s2/m", "redis+sentinel://u:***@s1,s2/m");
+  redacts("unix://u:s3cret@/run/r.sock", "unix://u:***@/run/r.sock");
+  redacts("redis://u:***@h", "redis://u:***@h");
+  redacts("://", "://");
+  redacts("redis://", "redis://");
+  redacts("redis://:@", "redis://:***@");
+  redacts("x://a:b@", "x://a:***@");
+  redacts("line1 redis://u:s3cret@h\nline2 redis://v:t0p@g", "line1 redis://u:***@h\nline2 redis://v:***@g");
+
+  /* truncation never lets a password byte through */
+  const char *in = "redis://u:s3cret@h";
+  for (size_t n = 0; n <= strlen(in) + 4; n++) {
+    char out[64];
+    memset(out, 'Z', sizeof out);
+    rcache__redact(in, out, n);
+    if (n == 0) {
+      CHECK_EQ(out[0], 'Z');
+      continue;
+    }
+    CHECK(strlen(out) < n);
+    CHECK_MSG(strncmp(out, "redis://u:***@h", strlen(out)) == 0, "n=%zu: \"%s\"", n, out);
+  }
+  char out[16];
+  rcache__redact(NULL, out, sizeof out);
+  CHECK_STR(out, "");
+}
+
+static void test_public_api(void) {
+  rcache *c = (rcache *)(uintptr_t)1; /* must come back NULL */
+  CHECK_EQ(rcache_open(&c, "redis://h:70000", NULL), RCACHE_EURL);
+  CHECK(c == NULL);
+  const char *m = rcache_errmsg(NULL);
+  CHECK_MSG(strstr(m, "port 70000 out of range") != NULL, "errmsg \"%s\"", m);
+  CHECK_EQ(rcache_open(&c, "redis://u:s3cret@h:70000/0", NULL), RCACHE_EURL);
+  m = rcache_errmsg(NULL);
+  CHECK_MSG(strstr(m, "port 70000") && strstr(m, "***") && !strstr(m, "s3cret"), "errmsg \"%s\"",
+            m);
+  CHECK_EQ(rcache_open(&c, "memory://?pool=3", NULL), RCACHE_EURL);
+  CHECK(strstr(rcache_errmsg(NULL), "does not apply to memory://") != NULL);
+}
+
+int main(void) {
+  test_good();
+  test_bad();
+  test_redact();
+  test_public_api();
+  return test_report("test_url");
+}
