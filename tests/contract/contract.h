@@ -1,0 +1,81 @@
+/*
+ * The contract suite: one set of tests, written against the public API only, run against
+ * every backend (memory://, none://, and each Redis flavour). See main.c for the runner.
+ *
+ * Adding tests: create tests/contract/<topic>.c, include "contract.h" and write
+ *
+ *   CONTRACT_TEST(my_test) {          // runs against caching backends (memory, Redis)
+ *     CHECK_EQ(rcache_set(e->c, "k", "v", 1, 0), RCACHE_OK);
+ *   }
+ *   CONTRACT_NONE_TEST(my_none_test)  // runs only with --none (none://)
+ *   CONTRACT_ANY_TEST(my_any_test)    // runs in both modes (argument checks, ...)
+ *
+ * The CHECK macros of tests/test.h work as usual (failures in any file are counted).
+ *
+ * Rules that keep the suite valid against real, shared servers:
+ *  - Each test gets a fresh handle e->c whose key space is a namespace private to this
+ *    run and this test (a key_prefix on top of any key_prefix of the URL). Use plain key
+ *    names with it; the namespace is flushed when the test ends.
+ *  - Never rely on one backend's behaviour: only on what include/rcache/rcache.h promises.
+ *  - Never sleep for an exact time: poll with a generous bound (ct_wait_gone).
+ */
+#ifndef RCACHE_CONTRACT_H
+#define RCACHE_CONTRACT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rcache/rcache.h"
+#include "test.h"
+
+typedef struct ct_env {
+  rcache *c;       /* this test's handle, default options, private namespace */
+  bool none;       /* running with --none */
+  const char *url; /* the URL under test (may carry a password: never print it) */
+  const char *ns;  /* this test's namespace as added by the harness, e.g. "ct123x9f:7:" */
+} ct_env;
+
+enum { CT_CACHE = 1, CT_NONE = 2, CT_ANY = 3 };
+
+void ct_register(const char *name, void (*fn)(ct_env *), int modes);
+
+/* Every file's CHECK counters (static in test.h) are registered with the runner. */
+void ct_counters(int *passed, int *failed);
+__attribute__((constructor)) static void ct__register_counters(void) {
+  ct_counters(&t_passed, &t_failed);
+}
+
+#define CT__DEFINE(name, modes)                                       \
+  static void ct_test_##name(ct_env *e);                              \
+  __attribute__((constructor)) static void ct_reg_##name(void) {      \
+    ct_register(#name, ct_test_##name, modes);                        \
+  }                                                                   \
+  static void ct_test_##name(ct_env *e)
+
+#define CONTRACT_TEST(name) CT__DEFINE(name, CT_CACHE)
+#define CONTRACT_NONE_TEST(name) CT__DEFINE(name, CT_NONE)
+#define CONTRACT_ANY_TEST(name) CT__DEFINE(name, CT_ANY)
+
+/* Another handle on the same URL and namespace as e->c, opened with *o (its key_prefix is
+ * replaced by the namespace; o may be NULL). Closed by the harness when the test ends.
+ * Waits until the cache answers. NULL (and a recorded failure) when it cannot open. */
+rcache *ct_open(ct_env *e, const rcache_options *o);
+
+/* A handle on the URL *outside* the test's namespace (only the URL's own key_prefix
+ * applies). Use ct_outer_key() for its key names; such keys are deleted at the end of the
+ * run. Closed by the harness. */
+rcache *ct_open_outer(ct_env *e);
+/* "<run id>_out:<name>": a key name unique to this run, outside every test namespace.
+ * Points into a small ring of static buffers (valid for the next 15 calls). */
+const char *ct_outer_key(const char *name);
+
+/* Small helpers: each returns what the cache says, counting nothing. */
+bool ct_value_is(rcache *c, const char *key, const void *data, size_t len);
+bool ct_exists(rcache *c, const char *key);
+int64_t ct_ttl(rcache *c, const char *key); /* -3 when the call failed */
+/* Polls until key is gone (true) or timeout_ms has passed (false). */
+bool ct_wait_gone(rcache *c, const char *key, int timeout_ms);
+void ct_sleep_ms(int ms);
+int64_t ct_now_ms(void);
+
+#endif
