@@ -371,6 +371,32 @@ static void test_public(void) {
   CHECK(h.healthy && h.latency_ms == 0);
   CHECK_STR(h.mode, "memory");
   rcache_close(c);
+
+  /* the bound from the URL: the most recent keys stay, a value that cannot fit is refused */
+  CHECK_EQ(rcache_open(&c, "memory://?max_bytes=4096&key_prefix=app:", NULL), RCACHE_OK);
+  if (!c) return;
+  char key[16], val[100];
+  memset(val, 'x', sizeof val);
+  for (int i = 0; i < 100; i++) {
+    snprintf(key, sizeof key, "k%02d", i);
+    CHECK(rcache_set(c, key, val, sizeof val, 0) == RCACHE_OK);
+  }
+  int kept = 0;
+  bool x = false;
+  for (int i = 0; i < 100; i++) {
+    snprintf(key, sizeof key, "k%02d", i);
+    kept += rcache_exists(c, key, &x) == RCACHE_OK && x;
+  }
+  size_t per = rcache__memory_charge(strlen("app:k00"), sizeof val);
+  CHECK_EQ(kept, 4096 / per);
+  CHECK(rcache_exists(c, "k99", &x) == RCACHE_OK && x);
+  CHECK(rcache_exists(c, "k00", &x) == RCACHE_OK && !x);
+  char big[5000];
+  memset(big, 'b', sizeof big);
+  CHECK_EQ(rcache_set(c, "big", big, sizeof big, 0), RCACHE_ETOOBIG);
+  CHECK(strstr(rcache_errmsg(c), "max_bytes") != NULL);
+  CHECK(rcache_exists(c, "k99", &x) == RCACHE_OK && x); /* nothing was evicted for it */
+  rcache_close(c);
 }
 
 int main(void) {
