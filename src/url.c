@@ -40,6 +40,7 @@
  * Absent options are -1 (NULL for strings) in the result; db is 0 when absent.
  *
  * Passwords in messages: every message ends with the URL, its password replaced by ***.
+ * u->redacted is the URL with its password replaced, passed through rcache__redact() too.
  * For a URL that does not parse, where the password is cannot be known for sure, so the
  * message masks generously: from the first ':' after "://" to the last '@' of the URL, and
  * any quoted fragment that overlaps that span is shown as *** too.
@@ -545,16 +546,24 @@ static rcache_status parse_all(parser *p) {
   return st;
 }
 
-/* u->redacted: the URL with exactly the password span replaced. */
+/* u->redacted: the URL with the password span replaced, then through rcache__redact() as
+ * every log line is, so that something shaped like credentials inside a unix:// path
+ * ("unix:///u:pw@/x") is masked as well. */
 static rcache_status make_redacted(parser *p) {
   size_t n = p->len + 4;
-  char *r = malloc(n);
-  if (!r) return RCACHE_ENOMEM;
-  if (p->has_pw) {
-    snprintf(r, n, "%.*s***%s", (int)p->pw_b, p->s, p->s + p->pw_e);
-  } else {
-    memcpy(r, p->s, p->len + 1);
+  char *r = malloc(n), *t = malloc(n);
+  if (!r || !t) {
+    free(r);
+    free(t);
+    return RCACHE_ENOMEM;
   }
+  if (p->has_pw) {
+    snprintf(t, n, "%.*s***%s", (int)p->pw_b, p->s, p->s + p->pw_e);
+  } else {
+    memcpy(t, p->s, p->len + 1);
+  }
+  rcache__redact(t, r, n);
+  free(t);
   p->u->redacted = r;
   return RCACHE_OK;
 }

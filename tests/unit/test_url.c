@@ -102,6 +102,9 @@ static const good_case good[] = {
     {"unix:///run/redis@main/r.sock", "unix tls=0 user=- pass=- hosts=- "
                                       "path=/run/redis@main/r.sock master=- db=0 " OPTS_NONE
                                       " | unix:///run/redis@main/r.sock"},
+    /* a path shaped like credentials is a path, but never shown in u->redacted */
+    {"unix:///u:pw@/r.sock", "unix tls=0 user=- pass=- hosts=- path=/u:pw@/r.sock master=- db=0 "
+                             OPTS_NONE " | unix:///u:***@/r.sock"},
     {"redis+sentinel://s1,s2:26380/mymaster", "sentinel tls=0 user=- pass=- "
                                               "hosts=s1/26379,s2/26380 path=- master=mymaster "
                                               "db=0 " OPTS_NONE
@@ -339,6 +342,50 @@ static void test_redact(void) {
   CHECK_STR(out, "");
 }
 
+/* Random edits anywhere except inside ":s3cret@": whatever the parser makes of the result,
+ * neither its message nor u->redacted nor rcache__redact() may show the password. */
+static void test_password_never_leaks(void) {
+  static const char *bases[] = {
+      "redis://u:s3cret@h:6379/1?pool=2", "rediss+sentinel://u:s3cret@s1,s2/m/1",
+      "unix://u:s3cret@/run/r.sock?db=1", "redis://:s3cret@[::1]:7000,h2", "memory://u:s3cret@"};
+  static const char edits[] = "?@/:%[],&= #ax0";
+  uint32_t r = 2463534242u;
+  int leaks = 0;
+  for (int t = 0; t < 30000; t++) {
+    char url[128];
+    const char *base = bases[t % 5];
+    snprintf(url, sizeof url, "%s", base);
+    for (int k = 0; k < 1 + t % 3; k++) {
+      r ^= r << 13, r ^= r >> 17, r ^= r << 5;
+      size_t len = strlen(url), pos = r % (len + 1);
+      const char *sec = strstr(url, ":s3cret@");
+      size_t sb = (size_t)(sec - url), se = sb + 8;
+      if (pos > sb && pos < se) continue; /* never inside the secret */
+      char c = edits[(r >> 8) % (sizeof edits - 1)];
+      if ((r >> 16) % 3 == 0 && pos < len && (pos < sb || pos >= se)) {
+        memmove(url + pos, url + pos + 1, len - pos); /* delete */
+      } else if (len + 1 < sizeof url) {
+        memmove(url + pos + 1, url + pos, len - pos + 1); /* insert */
+        url[pos] = c;
+      }
+    }
+    rcache__url u;
+    char err[512], red[256];
+    rcache_status st = rcache__url_parse(url, &u, err, sizeof err);
+    rcache__redact(url, red, sizeof red);
+    /* free text is only understood as scheme://user:pass@ with no space in between */
+    const char *sep = strstr(url, "://"), *sec = strstr(url, ":s3cret@");
+    bool url_like = sep && sep < sec && !memchr(sep, ' ', (size_t)(sec - sep));
+    bool leak = url_like && strstr(red, "s3cret") != NULL;
+    if (st == RCACHE_OK) leak |= strstr(u.redacted, "s3cret") != NULL;
+    else leak |= strstr(err, "s3cret") != NULL || strstr(err, "***") == NULL;
+    if (leak && leaks++ < 5)
+      fprintf(stderr, "leak for \"%s\": %s / %s\n", url, st == RCACHE_OK ? u.redacted : err, red);
+    rcache__url_free(&u);
+  }
+  CHECK_EQ(leaks, 0);
+}
+
 static void test_public_api(void) {
   rcache *c = (rcache *)(uintptr_t)1; /* must come back NULL */
   CHECK_EQ(rcache_open(&c, "redis://h:70000", NULL), RCACHE_EURL);
@@ -357,6 +404,7 @@ int main(void) {
   test_good();
   test_bad();
   test_redact();
+  test_password_never_leaks();
   test_public_api();
   return test_report("test_url");
 }
