@@ -13,6 +13,8 @@
 #include <float.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -395,6 +397,17 @@ static void tc_json(rcache *c) {
     CHECK_MSG(st == RCACHE_EDECODE && got == NULL, "\"%s\": %d", bad[i], (int)st);
     CHECK(tc_errmsg_has(c, "invalid JSON at line"));
   }
+  /* deeper than jansson's 2048 levels: refused, not a stack overflow */
+  size_t depth = 3000;
+  char *deep = malloc(2 * depth);
+  memset(deep, '[', depth);
+  memset(deep + depth, ']', depth);
+  CHECK_EQ(rcache_set(c, "j:deep", deep, 2 * depth, 0), RCACHE_OK);
+  free(deep);
+  got = (json_t *)1;
+  CHECK_EQ(rcache_get_json(c, "j:deep", &got), RCACHE_EDECODE);
+  CHECK(got == NULL);
+  CHECK(tc_errmsg_has(c, "depth"));
   got = (json_t *)1;
   CHECK_EQ(rcache_get_json(c, "j:absent", &got), RCACHE_MISS);
   CHECK(got == NULL);
@@ -437,6 +450,47 @@ static void tc_json(rcache *c) {
   CHECK(got == NULL);
   CHECK_EQ(rcache_get_or_set_json(c, "j:gs", 60, NULL, &l, &got), RCACHE_EINVAL);
   CHECK_EQ(rcache_get_or_set_json(c, "j:gs", 60, tc_load_json, &l, NULL), RCACHE_EINVAL);
+}
+
+/* ---- get_or_set_json from many threads: one load, every thread gets the value -------------- */
+
+typedef struct {
+  rcache *c;
+  pthread_barrier_t *go;
+  atomic_int *calls;
+  atomic_int *ok;
+} tc_thr;
+
+static json_t *tc_slow_load(void *ud) {
+  atomic_fetch_add((atomic_int *)ud, 1);
+  usleep(50 * 1000); /* long enough for the other threads to find the load in flight */
+  return json_pack("{s:s, s:[i,i,i]}", "who", "leader", "xs", 1, 2, 3);
+}
+
+static void *tc_json_reader(void *p) {
+  tc_thr *t = p;
+  pthread_barrier_wait(t->go);
+  json_t *j = NULL;
+  if (rcache_get_or_set_json(t->c, "j:cold", 60, tc_slow_load, t->calls, &j) == RCACHE_OK &&
+      json_array_size(json_object_get(j, "xs")) == 3 &&
+      strcmp(json_string_value(json_object_get(j, "who")), "leader") == 0)
+    atomic_fetch_add(t->ok, 1);
+  json_decref(j);
+  return NULL;
+}
+
+static void tc_json_threads(rcache *c) {
+  enum { N = 16 };
+  pthread_t th[N];
+  pthread_barrier_t go;
+  atomic_int calls = 0, ok = 0;
+  tc_thr t = {c, &go, &calls, &ok};
+  pthread_barrier_init(&go, NULL, N);
+  for (int i = 0; i < N; i++) pthread_create(&th[i], NULL, tc_json_reader, &t);
+  for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
+  pthread_barrier_destroy(&go);
+  CHECK_EQ(atomic_load(&calls), 1);
+  CHECK_EQ(atomic_load(&ok), N);
 }
 
 /* ---- key helpers on a live handle ------------------------------------------------------------- */
@@ -652,6 +706,7 @@ static void typed_checks_run(const char *url, bool shared) {
   tc_doubles(c);
   tc_codec(c);
   tc_json(c);
+  tc_json_threads(c);
   tc_keys(&e, c);
   tc_prefix(&e);
   tc_long_keys(&e);

@@ -1,5 +1,6 @@
 /*
- * rcache JSON helpers, through jansson (link with jansson too: pkg-config does it).
+ * rcache JSON helpers, through jansson. A program that calls json_*() itself links jansson
+ * too: `cc app.c $(pkg-config --cflags --libs rcache jansson)`.
  *
  * Values are stored as compact JSON text (json_dumps with JSON_COMPACT | JSON_ENCODE_ANY):
  * {"id":1,"name":"x"} — no envelope, so a Node, Python or Go service reading the same key
