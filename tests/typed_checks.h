@@ -542,6 +542,17 @@ static void tc_keys(const tc_env *e, rcache *c) {
   CHECK_EQ(rcache_invalidate_user(c, "", &n), RCACHE_EINVAL);
   CHECK_EQ(rcache_invalidate_user(c, NULL, &n), RCACHE_EINVAL);
   CHECK_EQ(rcache_invalidate_user(NULL, "12", &n), RCACHE_EINVAL);
+  /* ids with glob characters are taken literally: "1*" and "[12]" are not patterns */
+  tc_put(c, "user:1*");
+  tc_put(c, "user:1*:x");
+  tc_put(c, "user:[12]:x");
+  tc_put(c, "user:12:y");
+  CHECK_EQ(rcache_invalidate_user(c, "1*", &n), RCACHE_OK);
+  CHECK_EQ(n, 2);
+  CHECK_EQ(rcache_invalidate_user(c, "[12]", &n), RCACHE_OK);
+  CHECK_EQ(n, 1);
+  CHECK(tc_present(c, "user:12:y") && tc_present(c, "user:1:credits"));
+  CHECK_EQ(rcache_delete(c, "user:12:y"), RCACHE_OK);
   /* only sub-keys: user 1's keys without user:1 itself through the prefix */
   rcache_key_user_all(k, sizeof k, "1");
   CHECK_EQ(rcache_delete_prefix(c, k, &n), RCACHE_OK);
