@@ -1,6 +1,6 @@
 /*
  * Typed helpers, JSON, key helpers and namespaces against a real redis-server
- * (RCACHE_TEST_URL_TCP and RCACHE_TEST_URL_UNIX): the shared checks of tests/typed_checks.h,
+ * (RCACHE_TEST_URL_TCP, _UNIX and _TLS): the shared checks of tests/typed_checks.h,
  * interop with values written and read by redis-cli (as another service would), and the
  * fallback rules of the typed calls while Redis is unreachable.
  */
@@ -221,8 +221,10 @@ static void unavailable(void) {
 int main(void) {
   tcp_url = test_env_url("RCACHE_TEST_URL_TCP");
   const char *unix_url = test_env_url("RCACHE_TEST_URL_UNIX");
+  const char *tls_url = test_env_url("RCACHE_TEST_URL_TLS");
   typed_checks_run(tcp_url, true);
   typed_checks_run(unix_url, true);
+  typed_checks_run(tls_url, true);
   interop();
   unavailable();
   return test_report("test_typed");
