@@ -4,15 +4,35 @@ void rcache__breaker_init(rcache__breaker *b, const rcache_options *o) {
   atomic_init(&b->state, RCACHE_BREAKER_CLOSED);
   atomic_init(&b->failures, 0);
   atomic_init(&b->opened_us, 0);
+  atomic_init(&b->win, 0);
   b->threshold = o->breaker_failures > 0 ? o->breaker_failures : 1;
+  b->window = o->breaker_window > 0 ? o->breaker_window : 20;
+  b->rate_fails = 0;
+  if (o->breaker_failure_rate > 0) {
+    double f = o->breaker_failure_rate * b->window + 0.999999;
+    b->rate_fails = f < 1 ? 1 : (uint32_t)f;
+  }
   b->min_ms = o->reconnect_min_ms > 0 ? o->reconnect_min_ms : 1;
   b->max_ms = o->reconnect_max_ms >= b->min_ms ? o->reconnect_max_ms : b->min_ms;
   b->jitter = o->reconnect_jitter;
 }
 
+/* Counts a call in the failure-rate window; true when a full window had too many
+ * failures. The window restarts when full (a lost race only shifts one window). */
+static bool window_add(rcache__breaker *b, bool failed) {
+  if (b->rate_fails == 0) return false;
+  uint64_t w = atomic_fetch_add_explicit(&b->win, ((uint64_t)1 << 32) | (failed ? 1u : 0u),
+                                         memory_order_relaxed) +
+               (((uint64_t)1 << 32) | (failed ? 1u : 0u));
+  if ((w >> 32) < (uint64_t)b->window) return false;
+  if (!atomic_compare_exchange_strong(&b->win, &w, 0)) return false;
+  return (uint32_t)w >= b->rate_fails;
+}
+
 void rcache__breaker_success(rcache__breaker *b) {
   if (atomic_load_explicit(&b->failures, memory_order_relaxed) != 0)
     atomic_store_explicit(&b->failures, 0, memory_order_relaxed);
+  (void)window_add(b, false); /* a window's verdict is read on failures only */
 }
 
 bool rcache__breaker_trip(rcache__breaker *b) {
@@ -20,11 +40,13 @@ bool rcache__breaker_trip(rcache__breaker *b) {
   if (!atomic_compare_exchange_strong(&b->state, &expect, RCACHE_BREAKER_OPEN)) return false;
   atomic_store(&b->opened_us, rcache__now_us());
   atomic_store(&b->failures, 0);
+  atomic_store(&b->win, 0);
   return true;
 }
 
 bool rcache__breaker_failure(rcache__breaker *b) {
-  if (atomic_fetch_add(&b->failures, 1) + 1 < b->threshold) return false;
+  bool rate = window_add(b, true);
+  if (atomic_fetch_add(&b->failures, 1) + 1 < b->threshold && !rate) return false;
   return rcache__breaker_trip(b);
 }
 

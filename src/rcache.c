@@ -52,6 +52,8 @@ void rcache_options_init(rcache_options *o) {
   o->command_timeout_ms = 500;
   o->pool_size = 8;
   o->breaker_failures = 3;
+  o->breaker_failure_rate = 0.5;
+  o->breaker_window = 20;
   o->reconnect_min_ms = 50;
   o->reconnect_max_ms = 2000;
   o->reconnect_jitter = 1.0;
@@ -173,6 +175,9 @@ static rcache_status check_options(const rcache_options *o) {
   else if (o->default_ttl_s < 0 || o->default_ttl_s > MAX_TTL_S) bad = "default_ttl_s out of range";
   else if (!(o->ttl_jitter >= 0 && o->ttl_jitter <= 1)) bad = "ttl_jitter must be 0..1";
   else if (o->breaker_failures < 1) bad = "breaker_failures must be >= 1";
+  else if (!(o->breaker_failure_rate >= 0 && o->breaker_failure_rate <= 1))
+    bad = "breaker_failure_rate must be 0..1";
+  else if (o->breaker_window < 1 || o->breaker_window > 1000000) bad = "breaker_window must be 1..1000000";
   else if (o->reconnect_min_ms < 1 || o->reconnect_max_ms < o->reconnect_min_ms)
     bad = "reconnect_min_ms must be >= 1 and <= reconnect_max_ms";
   else if (!(o->reconnect_jitter >= 0 && o->reconnect_jitter <= 1)) bad = "reconnect_jitter must be 0..1";

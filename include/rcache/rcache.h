@@ -108,6 +108,8 @@ typedef struct rcache_options {
 
   /* circuit breaker and reconnect */
   int breaker_failures;          /* consecutive failures that open the breaker, default 3 */
+  double breaker_failure_rate;   /* ...or this share of failed calls (0..1, 0 = off) */
+  int breaker_window;            /* over each window of this many calls; defaults 0.5, 20 */
   int reconnect_min_ms;          /* first probe delay, default 50 */
   int reconnect_max_ms;          /* probe delay cap, default 2000 */
   double reconnect_jitter;       /* 0..1, share of the delay randomised, default 1 (full) */

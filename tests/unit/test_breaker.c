@@ -46,5 +46,36 @@ int main(void) {
   CHECK_EQ(rcache__breaker_backoff_ms(&b, 3), 400);
   CHECK_EQ(rcache__breaker_backoff_ms(&b, 10), 2000);
   CHECK_EQ(rcache__breaker_backoff_ms(&b, 1000), 2000);
+
+  /* failure rate: alternating failures never make 3 in a row, but half of a window of
+   * 20 calls failing opens the breaker, on the failure that completes the window */
+  rcache_options_init(&o);
+  rcache__breaker_init(&b, &o);
+  bool opened = false;
+  int calls = 0;
+  for (; calls < 100 && !opened; calls++) {
+    if (calls % 2) opened = rcache__breaker_failure(&b);
+    else rcache__breaker_success(&b);
+  }
+  CHECK(opened);
+  CHECK_EQ(calls, 20);
+  /* 1 failure in 4 stays closed over many windows */
+  rcache__breaker_init(&b, &o);
+  opened = false;
+  for (int i = 0; i < 1000 && !opened; i++) {
+    if (i % 4 == 3) opened = rcache__breaker_failure(&b);
+    else rcache__breaker_success(&b);
+  }
+  CHECK(!opened);
+  CHECK(rcache__breaker_allow(&b));
+  /* rate 0 turns the window off */
+  o.breaker_failure_rate = 0;
+  rcache__breaker_init(&b, &o);
+  opened = false;
+  for (int i = 0; i < 1000 && !opened; i++) {
+    if (i % 2) opened = rcache__breaker_failure(&b);
+    else rcache__breaker_success(&b);
+  }
+  CHECK(!opened);
   return test_report("test_breaker");
 }
