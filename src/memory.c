@@ -5,7 +5,8 @@
  * allkeys-lru).
  *
  * Layout: NSHARDS shards chosen by hash, each with its own mutex, a chained hash table
- * (power-of-two buckets, grown at load 1, shrunk by the sweeper) and an LRU list.
+ * (power-of-two buckets, grown at load 1, halved below load 1/8 by deletes and the sweeper)
+ * and an LRU list.
  *
  * The byte bound is global: one atomic byte count for the store. An entry is charged
  * rcache__memory_charge(klen, vlen) = header + key + value + NUL. LRU order is exact across
@@ -46,8 +47,12 @@ typedef struct mentry {
   char kv[];         /* key bytes, value bytes, NUL */
 } mentry;
 
+/* Shards and the store's counters sit on their own cache lines: a lock taken on one core
+ * must not evict the line another core reads its shard or the seed from. */
+#define CACHE_LINE 64
+
 typedef struct mshard {
-  pthread_mutex_t mu;
+  _Alignas(CACHE_LINE) pthread_mutex_t mu;
   mentry **tab;
   size_t nb;        /* buckets, a power of two */
   size_t count;     /* entries */
@@ -61,10 +66,10 @@ typedef struct mstore {
   rcache__backend base;
   int64_t max_bytes; /* -1 = unbounded */
   uint64_t seed;
-  _Atomic int64_t bytes;
+  _Alignas(CACHE_LINE) _Atomic int64_t bytes;
   _Atomic uint64_t keys;
-  _Atomic uint64_t clock;
   _Atomic uint64_t evictions;
+  _Alignas(CACHE_LINE) _Atomic uint64_t clock;
   mshard sh[NSHARDS];
   /* the sweeper */
   pthread_mutex_t ctl;
@@ -431,6 +436,7 @@ static rcache_status mem_del(rcache__backend *b, const char *key, size_t klen) {
   pthread_mutex_lock(&s->mu);
   mentry *e = lookup(m, s, h, key, klen, now_ms());
   if (e) remove_entry(m, s, e);
+  if (s->nb > MIN_BUCKETS && s->count < s->nb / 8) resize(s, s->nb / 2);
   pthread_mutex_unlock(&s->mu);
   return e ? RCACHE_OK : RCACHE_MISS;
 }
@@ -657,8 +663,9 @@ static const rcache__backend_ops mem_ops = {
 };
 
 rcache_status rcache__memory_open(rcache__ctx *ctx, rcache__backend **out) {
-  mstore *m = calloc(1, sizeof *m);
+  mstore *m = aligned_alloc(CACHE_LINE, sizeof *m); /* sizeof is a multiple of the line */
   if (!m) return RCACHE_ENOMEM;
+  memset(m, 0, sizeof *m);
   m->base.ops = &mem_ops;
   m->base.ctx = ctx;
   m->max_bytes = ctx->url.max_bytes < 0 ? -1 : ctx->url.max_bytes;
