@@ -4,8 +4,10 @@
  * bit patterns), and the strict parser that refuses what is not a number.
  */
 #include <float.h>
+#include <locale.h>
 #include <math.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include "test.h"
 #include "typed.h"
@@ -128,9 +130,48 @@ static void strtod_table(void) {
   CHECK_EQ(rcache__strtod("1\0", 2, &z), RCACHE_ETYPE);
 }
 
+/* A program running with a decimal comma (de_DE) still writes and reads "0.5". The locale is
+ * compiled into a temporary directory with localedef when the system has none. */
+static void comma_locale(void) {
+  char dir[] = "/tmp/rcache-locale-XXXXXX", cmd[256];
+  const char *loc = setlocale(LC_NUMERIC, "de_DE.UTF-8");
+  bool made = false;
+  if (!loc && mkdtemp(dir)) {
+    made = true;
+    snprintf(cmd, sizeof cmd, "localedef -i de_DE -f UTF-8 %s/de_DE.UTF-8 >/dev/null 2>&1", dir);
+    if (system(cmd) == 0) {
+      setenv("LOCPATH", dir, 1);
+      loc = setlocale(LC_NUMERIC, "de_DE.UTF-8");
+    }
+  }
+  if (!loc) {
+    printf("test_typed_text: note: no de_DE locale (no localedef?), locale check not run\n");
+  } else {
+    char buf[RCACHE__DTOA_MAX];
+    snprintf(buf, sizeof buf, "%g", 0.5);
+    CHECK_STR(buf, "0,5"); /* the locale is really in effect */
+    rcache__dtoa(0.5, buf);
+    CHECK_STR(buf, "0.5");
+    rcache__dtoa(-1.25e-300, buf);
+    CHECK_STR(buf, "-1.25e-300");
+    double d = 0;
+    CHECK_EQ(rcache__strtod("0.25", 4, &d), RCACHE_OK);
+    CHECK(d == 0.25);
+    CHECK_EQ(rcache__strtod("0,25", 4, &d), RCACHE_ETYPE);
+    snprintf(buf, sizeof buf, "%g", 0.5);
+    CHECK_STR(buf, "0,5"); /* the caller's locale is left as it was */
+    setlocale(LC_NUMERIC, "C");
+  }
+  if (made) {
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK_EQ(system(cmd), 0);
+  }
+}
+
 int main(void) {
   dtoa_table();
   dtoa_random();
   strtod_table();
+  comma_locale();
   return test_report("test_typed_text");
 }
