@@ -23,7 +23,8 @@ static uint32_t slot_of(const rcache__key *k) {
 /* Runs the loader and stores its value. The loader's value is returned even when the
  * cache cannot take it: the application must keep working without the cache. */
 static rcache_status load_and_store(rcache *c, const rcache__key *k, int64_t ttl_ms,
-                                    rcache_loader_fn load, void *ud, rcache_value *out) {
+                                    rcache_loader_fn load, void *ud, rcache_value *out,
+                                    bool store) {
   rcache_value v = {NULL, 0};
   COUNT(c, loads);
   int64_t t0 = rcache__now_us();
@@ -41,7 +42,9 @@ static rcache_status load_and_store(rcache *c, const rcache__key *k, int64_t ttl
     if (!(v.data = rcache__memdup0("", 0))) return RCACHE_ENOMEM;
     v.len = 0;
   }
-  (void)rcache__set_full(c, k, v.data, v.len, ttl_ms, 0); /* a dropped write is counted */
+  /* When the read just failed to reach the cache (already counted as a fallback), the
+   * write would fail too: it is dropped without spending a second deadline on it. */
+  if (store) (void)rcache__set_full(c, k, v.data, v.len, ttl_ms, 0);
   *out = v;
   return RCACHE_OK;
 }
@@ -74,7 +77,7 @@ static rcache_status load_leased(rcache *c, const rcache__key *k, int64_t ttl_ms
   rcache_status s;
   for (;;) {
     if (lease_take(c, &lk)) {
-      s = load_and_store(c, k, ttl_ms, load, ud, out);
+      s = load_and_store(c, k, ttl_ms, load, ud, out, true);
       /* release only while it is surely still ours */
       if (rcache__now_us() - t0 < (int64_t)c->ctx.opt.lease_ms * 1000)
         (void)c->b->ops->del(c->b, lk.p, lk.len);
@@ -87,7 +90,7 @@ static rcache_status load_leased(rcache *c, const rcache__key *k, int64_t ttl_ms
       break;
     }
     if (s != RCACHE_MISS || rcache__now_us() >= deadline) { /* unreachable, or waited enough */
-      s = load_and_store(c, k, ttl_ms, load, ud, out);
+      s = load_and_store(c, k, ttl_ms, load, ud, out, s == RCACHE_MISS);
       break;
     }
   }
@@ -116,7 +119,7 @@ static void maybe_refresh(rcache *c, const rcache__key *k, int64_t ttl_ms, rcach
   if (leader) {
     COUNT(c, early_refreshes);
     rcache_value fresh = {NULL, 0};
-    rcache_status s = load_and_store(c, k, ttl_ms, load, ud, &fresh);
+    rcache_status s = load_and_store(c, k, ttl_ms, load, ud, &fresh, true);
     rcache__flight_finish(c->flights, f, s, &fresh);
     if (s == RCACHE_OK) { /* the caller gets the fresh value; a failure keeps the old one */
       rcache_value_free(out);
@@ -136,14 +139,14 @@ static rcache_status load_once(rcache *c, const rcache__key *k, int64_t ttl_ms,
   rcache_status s;
   if (leader) {
     s = c->ctx.opt.lease && reachable ? load_leased(c, k, ttl_ms, load, ud, out)
-                                      : load_and_store(c, k, ttl_ms, load, ud, out);
+                                      : load_and_store(c, k, ttl_ms, load, ud, out, reachable);
     rcache__flight_finish(c->flights, f, s, out);
   } else {
     COUNT(c, coalesced);
     int64_t deadline = rcache__now_us() + (int64_t)c->ctx.opt.flight_wait_ms * 1000;
     s = rcache__flight_wait(c->flights, f, deadline, out);
     /* the leader took too long: load ourselves rather than fail the caller */
-    if (s == RCACHE_ETIMEOUT) s = load_and_store(c, k, ttl_ms, load, ud, out);
+    if (s == RCACHE_ETIMEOUT) s = load_and_store(c, k, ttl_ms, load, ud, out, reachable);
   }
   rcache__flight_leave(c->flights, f);
   return s;

@@ -64,8 +64,8 @@ rcache_status rcache__redis_run(rcache__redis *r, rcache__pool *p, const rcache_
     bool reused = c->reused;
     s = rcache__conn_exec(c, b, rep, start + (int64_t)o->command_timeout_ms * 1000, r->max_reply);
     rcache__pool_release(p, c);
+    rcache__latency_add(&r->base.ctx->lat, rcache__now_us() - start); /* failures too */
     if (s == RCACHE_OK) {
-      rcache__latency_add(&r->base.ctx->lat, rcache__now_us() - start);
       for (int i = 0; i < b->n; i++) {
         if (busy_reply(rep[i])) {
           rcache__reply_status(rep[i]); /* records the server's text */
