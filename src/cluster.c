@@ -1,0 +1,994 @@
+/*
+ * Redis Cluster: keys routed by slot (slot.c) to the master that serves it, one pool (with
+ * its own breaker and prober) per master, so a dead master costs only its own slots.
+ *
+ * The slot map comes from CLUSTER SHARDS (CLUSTER SLOTS on servers without it) asked of
+ * any node that answers, at open, on every MOVED, when a node's connections fail, and
+ * periodically from a background thread. Redirections are followed within the call's
+ * deadline: MOVED (retry at the new node and refresh the map), ASK (ASKING, then one
+ * retry there, map unchanged), TRYAGAIN and CLUSTERDOWN (short waits, then retry), with
+ * at most opt.max_redirects MOVED/ASK hops per call.
+ *
+ * Nodes are never freed before the backend is: a slot's entry is an atomic pointer to a
+ * node that stays valid, so routing takes no lock.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "redis.h"
+#include "slot.h"
+
+#define REFRESH_EVERY_MS 2000    /* periodic refresh while every slot's master is up */
+#define REFRESH_DEGRADED_MS 250  /* while a master is down or slots are unserved */
+#define REFRESH_MIN_GAP_MS 100   /* at most one refresh per this, however many asked */
+
+typedef struct cnode {
+  rcache__addr addr;
+  rcache__pool *pool;
+  struct cluster *cl;
+} cnode;
+
+typedef struct cluster {
+  rcache__redis r; /* first: the backend */
+  _Atomic(cnode *) slots[RCACHE__SLOTS];
+
+  pthread_mutex_t mu; /* guards the node list and the refresher's flags */
+  pthread_cond_t wake;
+  cnode **nodes;
+  size_t nnodes, cap;
+  bool refresh_wanted, stop, has_thread;
+  pthread_t refresher;
+  pthread_mutex_t refresh_mu; /* one refresh at a time */
+} cluster;
+
+#define CL(b) ((cluster *)(b))
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+
+static void free_replies(redisReply **rep, int n) {
+  for (int i = 0; i < n; i++) {
+    if (rep[i]) freeReplyObject(rep[i]);
+    rep[i] = NULL;
+  }
+}
+
+static rcache_status proto(const redisReply *x) {
+  rcache__errf("unexpected reply type %d from a cluster node", x ? x->type : -1);
+  return RCACHE_EPROTO;
+}
+
+static void cond_init_mono(pthread_cond_t *c) {
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(c, &ca);
+  pthread_condattr_destroy(&ca);
+}
+
+static void timespec_at(struct timespec *ts, int64_t deadline_us) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  int64_t left = deadline_us - rcache__now_us();
+  if (left < 0) left = 0;
+  int64_t ns = now.tv_nsec + (left % 1000000) * 1000;
+  ts->tv_sec = now.tv_sec + (time_t)(left / 1000000) + (time_t)(ns / 1000000000);
+  ts->tv_nsec = (long)(ns % 1000000000);
+}
+
+static void want_refresh(cluster *cl) {
+  pthread_mutex_lock(&cl->mu);
+  cl->refresh_wanted = true;
+  pthread_cond_signal(&cl->wake);
+  pthread_mutex_unlock(&cl->mu);
+}
+
+/* A node's pool lost a connection or its breaker changed state: the map may be stale. */
+static void node_event(void *ud, rcache__pool *p, bool up) {
+  (void)p;
+  (void)up;
+  want_refresh(ud);
+}
+
+/* The node at host:port, created (with its pool) when new. NULL on ENOMEM. */
+static cnode *node_get(cluster *cl, const char *host, int port) {
+  pthread_mutex_lock(&cl->mu);
+  for (size_t i = 0; i < cl->nnodes; i++) {
+    cnode *n = cl->nodes[i];
+    if (n->addr.port == port && strcmp(n->addr.host, host) == 0) {
+      pthread_mutex_unlock(&cl->mu);
+      return n;
+    }
+  }
+  cnode *n = NULL;
+  if (cl->nnodes == cl->cap) {
+    size_t cap = cl->cap ? cl->cap * 2 : 8;
+    cnode **nn = realloc(cl->nodes, cap * sizeof *nn);
+    if (!nn) goto out;
+    cl->nodes = nn;
+    cl->cap = cap;
+  }
+  n = calloc(1, sizeof *n);
+  if (!n) goto out;
+  snprintf(n->addr.host, sizeof n->addr.host, "%s", host);
+  n->addr.port = port;
+  n->cl = cl;
+  if (rcache__pool_new(cl->r.base.ctx, &cl->r.setup, &n->addr, &n->pool) != RCACHE_OK) {
+    free(n);
+    n = NULL;
+    goto out;
+  }
+  rcache__pool_on_event(n->pool, node_event, cl);
+  cl->nodes[cl->nnodes++] = n;
+out:
+  pthread_mutex_unlock(&cl->mu);
+  return n;
+}
+
+/* The distinct masters of the current map, in slot order (malloc'd; *n gets the count).
+ * *unserved (may be NULL) counts slots that no known node serves. */
+static cnode **masters(cluster *cl, size_t *n, size_t *unserved) {
+  size_t cap = 8, k = 0, u = 0;
+  cnode **m = malloc(cap * sizeof *m);
+  cnode *last = NULL;
+  for (unsigned s = 0; m && s < RCACHE__SLOTS; s++) {
+    cnode *x = atomic_load_explicit(&cl->slots[s], memory_order_acquire);
+    if (!x) {
+      u++;
+      continue;
+    }
+    if (x == last) continue;
+    last = x;
+    bool seen = false;
+    for (size_t i = 0; i < k && !seen; i++) seen = m[i] == x;
+    if (seen) continue;
+    if (k == cap) {
+      cnode **mm = realloc(m, (cap *= 2) * sizeof *m);
+      if (!mm) {
+        free(m);
+        m = NULL;
+        break;
+      }
+      m = mm;
+    }
+    m[k++] = x;
+  }
+  *n = m ? k : 0;
+  if (unserved) *unserved = u;
+  return m;
+}
+
+/* ---- the slot map ------------------------------------------------------------------------- */
+
+typedef struct range {
+  unsigned lo, hi;
+  char host[256];
+  int port;
+} range;
+
+typedef struct ranges {
+  range *v;
+  size_t n, cap;
+} ranges;
+
+static rcache_status ranges_add(ranges *rs, long long lo, long long hi, const char *host,
+                                size_t hlen, int port) {
+  if (lo < 0 || hi >= RCACHE__SLOTS || lo > hi || port <= 0 || port > 65535 || hlen == 0 ||
+      hlen >= sizeof rs->v[0].host)
+    return RCACHE_EPROTO;
+  if (rs->n == rs->cap) {
+    size_t cap = rs->cap ? rs->cap * 2 : 16;
+    range *nv = realloc(rs->v, cap * sizeof *nv);
+    if (!nv) return RCACHE_ENOMEM;
+    rs->v = nv;
+    rs->cap = cap;
+  }
+  range *r = &rs->v[rs->n++];
+  r->lo = (unsigned)lo;
+  r->hi = (unsigned)hi;
+  memcpy(r->host, host, hlen);
+  r->host[hlen] = '\0';
+  r->port = port;
+  return RCACHE_OK;
+}
+
+static bool is_str(const redisReply *x, const char *s) {
+  return x && (x->type == REDIS_REPLY_STRING || x->type == REDIS_REPLY_STATUS) &&
+         x->len == strlen(s) && memcmp(x->str, s, x->len) == 0;
+}
+
+/* The value after key `k` in a flat key/value array (RESP2 map), or NULL. */
+static const redisReply *field(const redisReply *m, const char *k) {
+  if (!m || m->type != REDIS_REPLY_ARRAY) return NULL;
+  for (size_t i = 0; i + 1 < m->elements; i += 2)
+    if (is_str(m->element[i], k)) return m->element[i + 1];
+  return NULL;
+}
+
+/* A node entry's address: endpoint (or ip when the endpoint is unknown), and the TLS port
+ * for rediss://. asked is the node that answered, for an empty endpoint. */
+static bool shard_node_addr(const redisReply *nd, bool tls, const cnode *asked, const char **h,
+                            size_t *hl, int *port) {
+  const redisReply *ep = field(nd, "endpoint"), *ip = field(nd, "ip");
+  const redisReply *p = tls ? field(nd, "tls-port") : NULL;
+  if (!p || p->type != REDIS_REPLY_INTEGER || p->integer <= 0) p = field(nd, "port");
+  if (!p || p->type != REDIS_REPLY_INTEGER) return false;
+  const redisReply *hr = ep && ep->type == REDIS_REPLY_STRING && ep->len && !is_str(ep, "?") ? ep : ip;
+  if (hr && hr->type == REDIS_REPLY_STRING && hr->len && !is_str(hr, "?")) {
+    *h = hr->str;
+    *hl = hr->len;
+  } else {
+    *h = asked->addr.host;
+    *hl = strlen(asked->addr.host);
+  }
+  *port = (int)p->integer;
+  return true;
+}
+
+/* CLUSTER SHARDS (Redis 7): each shard's slot ranges and its online master. */
+static rcache_status parse_shards(const redisReply *rep, bool tls, const cnode *asked,
+                                  ranges *rs) {
+  if (rep->type != REDIS_REPLY_ARRAY) return proto(rep);
+  for (size_t i = 0; i < rep->elements; i++) {
+    const redisReply *sh = rep->element[i];
+    const redisReply *sl = field(sh, "slots"), *nodes = field(sh, "nodes");
+    if (!sl || sl->type != REDIS_REPLY_ARRAY || !nodes || nodes->type != REDIS_REPLY_ARRAY)
+      return proto(sh);
+    if (sl->elements == 0) continue; /* a shard without slots */
+    const redisReply *best = NULL;
+    for (size_t j = 0; j < nodes->elements; j++) {
+      const redisReply *nd = nodes->element[j];
+      if (!is_str(field(nd, "role"), "master")) continue;
+      if (!best || (is_str(field(nd, "health"), "online") && !is_str(field(best, "health"), "online")))
+        best = nd;
+    }
+    const char *h;
+    size_t hl;
+    int port;
+    if (!best || !shard_node_addr(best, tls, asked, &h, &hl, &port)) continue;
+    for (size_t k = 0; k + 1 < sl->elements; k += 2) {
+      if (sl->element[k]->type != REDIS_REPLY_INTEGER ||
+          sl->element[k + 1]->type != REDIS_REPLY_INTEGER)
+        return proto(sl);
+      rcache_status s =
+          ranges_add(rs, sl->element[k]->integer, sl->element[k + 1]->integer, h, hl, port);
+      if (s != RCACHE_OK) return s == RCACHE_EPROTO ? proto(sl) : s;
+    }
+  }
+  return RCACHE_OK;
+}
+
+/* CLUSTER SLOTS: [start, end, [host, port, id...], replicas...]. */
+static rcache_status parse_slots(const redisReply *rep, const cnode *asked, ranges *rs) {
+  if (rep->type != REDIS_REPLY_ARRAY) return proto(rep);
+  for (size_t i = 0; i < rep->elements; i++) {
+    const redisReply *e = rep->element[i];
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+        e->element[0]->type != REDIS_REPLY_INTEGER || e->element[1]->type != REDIS_REPLY_INTEGER ||
+        e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2 ||
+        e->element[2]->element[0]->type != REDIS_REPLY_STRING ||
+        e->element[2]->element[1]->type != REDIS_REPLY_INTEGER)
+      return proto(e);
+    const redisReply *h = e->element[2]->element[0];
+    if (is_str(h, "?")) continue; /* endpoint unknown */
+    const char *hs = h->len ? h->str : asked->addr.host;
+    size_t hl = h->len ? h->len : strlen(asked->addr.host);
+    rcache_status s = ranges_add(rs, e->element[0]->integer, e->element[1]->integer, hs, hl,
+                                 (int)e->element[2]->element[1]->integer);
+    if (s != RCACHE_OK) return s == RCACHE_EPROTO ? proto(e) : s;
+  }
+  return RCACHE_OK;
+}
+
+/* Asks node n for the map. */
+static rcache_status ask_map(cluster *cl, cnode *n, ranges *rs) {
+  for (int form = 0; form < 2; form++) {
+    rcache__cmds b = {0};
+    redisReply *rep = NULL;
+    rcache_status s = rcache__cmds_addv(&b, "CLUSTER", form ? "SLOTS" : "SHARDS", NULL);
+    if (s == RCACHE_OK) s = rcache__redis_run(&cl->r, n->pool, &b, &rep, true);
+    rcache__cmds_free(&b);
+    if (s != RCACHE_OK) return s;
+    if (rep->type == REDIS_REPLY_ERROR && form == 0) { /* before Redis 7: no SHARDS */
+      freeReplyObject(rep);
+      continue;
+    }
+    if (rep->type == REDIS_REPLY_ERROR) s = rcache__reply_status(rep);
+    else s = form ? parse_slots(rep, n, rs) : parse_shards(rep, cl->r.base.ctx->url.tls, n, rs);
+    freeReplyObject(rep);
+    return s;
+  }
+  return RCACHE_EPROTO;
+}
+
+/* Installs a map; true when any slot changed hands. */
+static rcache_status install(cluster *cl, const ranges *rs, bool *changed) {
+  cnode **owner = calloc(RCACHE__SLOTS, sizeof *owner);
+  if (!owner) return RCACHE_ENOMEM;
+  for (size_t i = 0; i < rs->n; i++) {
+    cnode *n = node_get(cl, rs->v[i].host, rs->v[i].port);
+    if (!n) {
+      free(owner);
+      return RCACHE_ENOMEM;
+    }
+    for (unsigned s = rs->v[i].lo; s <= rs->v[i].hi; s++) owner[s] = n;
+  }
+  *changed = false;
+  for (unsigned s = 0; s < RCACHE__SLOTS; s++) {
+    if (atomic_load_explicit(&cl->slots[s], memory_order_relaxed) != owner[s]) {
+      atomic_store_explicit(&cl->slots[s], owner[s], memory_order_release);
+      *changed = true;
+    }
+  }
+  free(owner);
+  return RCACHE_OK;
+}
+
+/* Reads the map from the first node that answers: the current masters first, then every
+ * other node known (seeds, replicas met in redirections). Gives up at deadline_us. */
+static rcache_status refresh(cluster *cl, int64_t deadline_us) {
+  pthread_mutex_lock(&cl->refresh_mu);
+  size_t nm = 0;
+  cnode **m = masters(cl, &nm, NULL);
+  pthread_mutex_lock(&cl->mu);
+  size_t nall = cl->nnodes;
+  cnode **all = malloc((nall ? nall : 1) * sizeof *all);
+  if (all && nall) memcpy(all, cl->nodes, nall * sizeof *all);
+  pthread_mutex_unlock(&cl->mu);
+  rcache_status s = m && all ? RCACHE_EUNAVAILABLE : RCACHE_ENOMEM;
+  if (s != RCACHE_ENOMEM) rcache__errf("no cluster node answered CLUSTER SHARDS");
+  for (size_t pass = 0; pass < 2 && s != RCACHE_OK && s != RCACHE_ENOMEM; pass++) {
+    size_t cnt = pass == 0 ? nm : nall;
+    for (size_t i = 0; i < cnt && rcache__now_us() < deadline_us; i++) {
+      cnode *n = pass == 0 ? m[i] : all[i];
+      if (pass == 1) { /* skip the masters already asked */
+        bool asked = false;
+        for (size_t j = 0; j < nm && !asked; j++) asked = m[j] == n;
+        if (asked) continue;
+      }
+      if (!rcache__pool_available(n->pool)) continue;
+      ranges rs = {0};
+      s = ask_map(cl, n, &rs);
+      if (s == RCACHE_OK && rs.n == 0) {
+        rcache__errf("node %s:%d serves no slots", n->addr.host, n->addr.port);
+        s = RCACHE_EUNAVAILABLE;
+      }
+      bool changed = false;
+      if (s == RCACHE_OK) s = install(cl, &rs, &changed);
+      free(rs.v);
+      if (s == RCACHE_OK) {
+        if (changed)
+          rcache__log(cl->r.base.ctx, RCACHE_LOG_INFO, "cluster: slot map updated from %s:%d",
+                      n->addr.host, n->addr.port);
+        break;
+      }
+    }
+  }
+  free(m);
+  free(all);
+  pthread_mutex_unlock(&cl->refresh_mu);
+  return s;
+}
+
+/* True when every slot has a master whose breaker is closed. */
+static bool map_healthy(cluster *cl) {
+  size_t n = 0, unserved = 0;
+  cnode **m = masters(cl, &n, &unserved);
+  bool ok = m && n > 0 && unserved == 0;
+  for (size_t i = 0; ok && i < n; i++) ok = rcache__pool_available(m[i]->pool);
+  free(m);
+  return ok;
+}
+
+static void *refresher_main(void *arg) {
+  cluster *cl = arg;
+  int64_t last = rcache__now_us();
+  bool healthy = true;
+  pthread_mutex_lock(&cl->mu);
+  while (!cl->stop) {
+    int64_t now = rcache__now_us();
+    int64_t due = last + (int64_t)(healthy ? REFRESH_EVERY_MS : REFRESH_DEGRADED_MS) * 1000;
+    if (cl->refresh_wanted) {
+      int64_t soonest = last + (int64_t)REFRESH_MIN_GAP_MS * 1000;
+      if (soonest < due) due = soonest;
+    }
+    if (now < due) {
+      struct timespec ts;
+      timespec_at(&ts, due);
+      pthread_cond_timedwait(&cl->wake, &cl->mu, &ts);
+      continue;
+    }
+    cl->refresh_wanted = false;
+    pthread_mutex_unlock(&cl->mu);
+    rcache__err_clear();
+    refresh(cl, rcache__now_us() + (int64_t)cl->r.base.ctx->opt.connect_timeout_ms * 1000);
+    healthy = map_healthy(cl);
+    last = rcache__now_us();
+    pthread_mutex_lock(&cl->mu);
+  }
+  pthread_mutex_unlock(&cl->mu);
+  return NULL;
+}
+
+/* ---- routing ----------------------------------------------------------------------------- */
+
+enum { REDIR_NONE = 0, REDIR_MOVED, REDIR_ASK, REDIR_TRYAGAIN, REDIR_DOWN };
+
+typedef struct redirect {
+  int kind;
+  unsigned slot;
+  char host[256];
+  int port;
+} redirect;
+
+/* "MOVED 3999 127.0.0.1:6381" / "ASK 3999 :6381" (an empty host: the node that answered). */
+static bool parse_target(const char *s, redirect *rd) {
+  char *end;
+  unsigned long slot = strtoul(s, &end, 10);
+  if (end == s || *end != ' ' || slot >= RCACHE__SLOTS) return false;
+  const char *hp = end + 1;
+  const char *colon = strrchr(hp, ':');
+  if (!colon || (size_t)(colon - hp) >= sizeof rd->host) return false;
+  long port = strtol(colon + 1, &end, 10);
+  if (end == colon + 1 || port <= 0 || port > 65535) return false;
+  size_t hl = (size_t)(colon - hp);
+  if (hl >= 2 && hp[0] == '[' && hp[hl - 1] == ']') { /* [ipv6]:port */
+    hp++;
+    hl -= 2;
+  }
+  memcpy(rd->host, hp, hl);
+  rd->host[hl] = '\0';
+  rd->port = (int)port;
+  rd->slot = (unsigned)slot;
+  return true;
+}
+
+static int redirect_of(const redisReply *x, redirect *rd) {
+  if (!x || x->type != REDIS_REPLY_ERROR || !x->str) return REDIR_NONE;
+  if (strncmp(x->str, "MOVED ", 6) == 0) return parse_target(x->str + 6, rd) ? REDIR_MOVED : REDIR_NONE;
+  if (strncmp(x->str, "ASK ", 4) == 0) return parse_target(x->str + 4, rd) ? REDIR_ASK : REDIR_NONE;
+  if (strncmp(x->str, "TRYAGAIN", 8) == 0) return REDIR_TRYAGAIN;
+  if (strncmp(x->str, "CLUSTERDOWN", 11) == 0) return REDIR_DOWN;
+  return REDIR_NONE;
+}
+
+/* The first redirection among n replies (all keys of a batch share one slot). */
+static int find_redirect(redisReply **rep, int n, redirect *rd) {
+  for (int i = 0; i < n; i++) {
+    int k = redirect_of(rep[i], rd);
+    if (k != REDIR_NONE) {
+      rd->kind = k;
+      rcache__errf("server: %.200s", rep[i]->str);
+      return k;
+    }
+  }
+  return REDIR_NONE;
+}
+
+/* Length of the formatted command at p (hiredis' "*N\r\n$L\r\n...\r\n"), 0 if malformed. */
+static size_t cmd_len(const char *p, size_t avail) {
+  size_t i = 0;
+  if (avail < 4 || p[0] != '*') return 0;
+  long argc = strtol(p + 1, NULL, 10);
+  const char *nl = memchr(p, '\n', avail);
+  if (!nl) return 0;
+  i = (size_t)(nl - p) + 1;
+  for (long a = 0; a < argc; a++) {
+    if (i >= avail || p[i] != '$') return 0;
+    long len = strtol(p + i + 1, NULL, 10);
+    nl = memchr(p + i, '\n', avail - i);
+    if (!nl || len < 0) return 0;
+    i = (size_t)(nl - p) + 1 + (size_t)len + 2;
+    if (i > avail) return 0;
+  }
+  return i;
+}
+
+/* b with ASKING before each of its commands (the flag lasts one command). */
+static rcache_status with_asking(const rcache__cmds *b, rcache__cmds *out) {
+  static const char ask[] = "*1\r\n$6\r\nASKING\r\n";
+  const char *src = b->one ? b->one : b->buf;
+  size_t len = b->one ? b->one_len : b->len;
+  memset(out, 0, sizeof *out);
+  out->cap = len + (size_t)b->n * (sizeof ask - 1);
+  out->buf = malloc(out->cap);
+  if (!out->buf) return RCACHE_ENOMEM;
+  for (size_t at = 0; at < len;) {
+    size_t l = cmd_len(src + at, len - at);
+    if (l == 0) {
+      rcache__cmds_free(out);
+      return RCACHE_EPROTO;
+    }
+    memcpy(out->buf + out->len, ask, sizeof ask - 1);
+    memcpy(out->buf + out->len + sizeof ask - 1, src + at, l);
+    out->len += sizeof ask - 1 + l;
+    out->n += 2;
+    at += l;
+  }
+  return out->n == 2 * b->n ? RCACHE_OK : RCACHE_EPROTO;
+}
+
+static rcache_status run_asking(cluster *cl, cnode *n, const rcache__cmds *b, redisReply **rep,
+                                bool idempotent) {
+  rcache__cmds ab;
+  rcache_status s = with_asking(b, &ab);
+  if (s != RCACHE_OK) return s;
+  redisReply **all = calloc((size_t)ab.n, sizeof *all);
+  if (!all) s = RCACHE_ENOMEM;
+  if (s == RCACHE_OK) s = rcache__redis_run(&cl->r, n->pool, &ab, all, idempotent);
+  if (s == RCACHE_OK) {
+    for (int i = 0; i < b->n; i++) {
+      freeReplyObject(all[2 * i]); /* +OK of ASKING */
+      rep[i] = all[2 * i + 1];
+    }
+  }
+  free(all);
+  rcache__cmds_free(&ab);
+  return s;
+}
+
+static cnode *owner(cluster *cl, unsigned slot) {
+  cnode *n = atomic_load_explicit(&cl->slots[slot], memory_order_acquire);
+  if (n) return n;
+  want_refresh(cl);
+  /* Unknown slot (no map yet): any node will redirect us. */
+  pthread_mutex_lock(&cl->mu);
+  for (size_t i = 0; i < cl->nnodes && !n; i++)
+    if (rcache__pool_available(cl->nodes[i]->pool)) n = cl->nodes[i];
+  if (!n && cl->nnodes) n = cl->nodes[0];
+  pthread_mutex_unlock(&cl->mu);
+  return n;
+}
+
+/* Runs b (keys all in `slot`) where the slot lives, following redirections. */
+static rcache_status route(cluster *cl, unsigned slot, const rcache__cmds *b, redisReply **rep,
+                           bool idempotent) {
+  const rcache_options *o = &cl->r.base.ctx->opt;
+  int64_t deadline =
+      rcache__now_us() + (int64_t)(o->connect_timeout_ms + o->command_timeout_ms) * 1000;
+  cnode *n = owner(cl, slot);
+  bool asking = false;
+  int hops = 0, waits = 0;
+  for (;;) {
+    if (!n) {
+      rcache__errf("no cluster node is known for slot %u", slot);
+      return RCACHE_EUNAVAILABLE;
+    }
+    /* MOVED/ASK mean the command did not run: repeating even INCR is safe. */
+    rcache_status s = asking ? run_asking(cl, n, b, rep, idempotent)
+                             : rcache__redis_run(&cl->r, n->pool, b, rep, idempotent);
+    if (s != RCACHE_OK) {
+      if (rcache__transport_failure(s)) want_refresh(cl);
+      return s;
+    }
+    redirect rd;
+    int kind = find_redirect(rep, b->n, &rd);
+    if (kind == REDIR_NONE) return RCACHE_OK;
+    free_replies(rep, b->n);
+    if (kind == REDIR_MOVED || kind == REDIR_ASK) {
+      if (++hops > o->max_redirects) {
+        rcache__errf("more than %d cluster redirections for slot %u (last: %s)",
+                     o->max_redirects, slot, rcache__err_peek());
+        return RCACHE_EUNAVAILABLE;
+      }
+      cnode *t = node_get(cl, rd.host[0] ? rd.host : n->addr.host, rd.port);
+      if (!t) return RCACHE_ENOMEM;
+      if (kind == REDIR_MOVED) {
+        if (rd.slot == slot) atomic_store_explicit(&cl->slots[slot], t, memory_order_release);
+        want_refresh(cl);
+      }
+      n = t;
+      asking = kind == REDIR_ASK;
+      continue;
+    }
+    /* TRYAGAIN (a multi-key command during a migration) or CLUSTERDOWN: wait a little. */
+    if (kind == REDIR_DOWN) want_refresh(cl);
+    int64_t wait_us = (int64_t)10000 << (waits < 4 ? waits : 4);
+    waits++;
+    if (rcache__now_us() + wait_us > deadline) {
+      rcache__errf("cluster still answering %s at the deadline",
+                   kind == REDIR_DOWN ? "CLUSTERDOWN" : "TRYAGAIN");
+      return RCACHE_EUNAVAILABLE;
+    }
+    rcache__sleep_us(wait_us);
+    if (kind == REDIR_DOWN) {
+      n = owner(cl, slot);
+      asking = false;
+    }
+  }
+}
+
+static rcache_status cluster_exec(rcache__redis *r, const char *key, size_t klen,
+                                  const rcache__cmds *b, redisReply **rep, bool idempotent) {
+  return route(CL(r), rcache__slot(key, klen), b, rep, idempotent);
+}
+
+/* ---- multi-key operations ------------------------------------------------------------------ */
+
+/* Groups key indexes by the node serving their slot: node_of[i] for each key. */
+static rcache_status group(cluster *cl, const char *const *keys, const size_t *klens, size_t n,
+                           cnode ***node_of) {
+  *node_of = malloc((n ? n : 1) * sizeof **node_of);
+  if (!*node_of) return RCACHE_ENOMEM;
+  for (size_t i = 0; i < n; i++) (*node_of)[i] = owner(cl, rcache__slot(keys[i], klens[i]));
+  return RCACHE_OK;
+}
+
+/* Indexes of the keys going to node x that are not done yet (marks them done). */
+static size_t pick(cnode **node_of, bool *done, size_t n, size_t first, size_t *idx) {
+  size_t k = 0;
+  cnode *x = node_of[first];
+  for (size_t i = first; i < n; i++) {
+    if (done[i] || node_of[i] != x) continue;
+    done[i] = true;
+    idx[k++] = i;
+  }
+  return k;
+}
+
+static rcache_status cluster_get_many(rcache__backend *be, const char *const *keys,
+                                      const size_t *klens, size_t n, rcache_value *vals,
+                                      rcache_status *st) {
+  cluster *cl = CL(be);
+  cnode **node_of;
+  rcache_status s = group(cl, keys, klens, n, &node_of);
+  if (s != RCACHE_OK) return s;
+  bool *done = calloc(n, sizeof *done);
+  size_t *idx = malloc(n * sizeof *idx);
+  redisReply **rep = calloc(n, sizeof *rep);
+  rcache_status first_err = RCACHE_OK;
+  bool any_ran = false;
+  if (!done || !idx || !rep) first_err = RCACHE_ENOMEM;
+  for (size_t i = 0; i < n && first_err != RCACHE_ENOMEM; i++) {
+    if (done[i]) continue;
+    size_t k = pick(node_of, done, n, i, idx);
+    rcache__cmds b = {0};
+    for (size_t j = 0; j < k && s == RCACHE_OK; j++) {
+      const char *argv[2] = {"GET", keys[idx[j]]};
+      size_t lens[2] = {3, klens[idx[j]]};
+      s = rcache__cmds_add(&b, 2, argv, lens);
+    }
+    if (s == RCACHE_OK) {
+      s = node_of[i] ? rcache__redis_run(&cl->r, node_of[i]->pool, &b, rep, true)
+                     : RCACHE_EUNAVAILABLE;
+    }
+    rcache__cmds_free(&b);
+    if (s != RCACHE_OK) {
+      if (rcache__transport_failure(s)) want_refresh(cl);
+      for (size_t j = 0; j < k; j++) st[idx[j]] = s;
+      if (first_err == RCACHE_OK) first_err = s;
+      s = RCACHE_OK;
+      continue;
+    }
+    any_ran = true;
+    for (size_t j = 0; j < k; j++) {
+      size_t x = idx[j];
+      redisReply *v = rep[j];
+      redirect rd;
+      if (v->type == REDIS_REPLY_STRING) {
+        vals[x].data = v->str;
+        vals[x].len = v->len;
+        v->str = NULL;
+        st[x] = RCACHE_OK;
+      } else if (v->type == REDIS_REPLY_NIL) {
+        st[x] = RCACHE_MISS;
+      } else if (redirect_of(v, &rd) != REDIR_NONE) { /* moved or moving: on its own */
+        st[x] = rcache__redis_get(be, keys[x], klens[x], &vals[x], NULL);
+        if (st[x] == RCACHE_ETYPE) st[x] = RCACHE_MISS;
+      } else if (v->type == REDIS_REPLY_ERROR) {
+        st[x] = rcache__reply_status(v);
+        if (st[x] == RCACHE_ETYPE) st[x] = RCACHE_MISS; /* as MGET: not a string */
+      } else {
+        st[x] = proto(v);
+      }
+    }
+    free_replies(rep, (int)k);
+  }
+  free(done);
+  free(idx);
+  free(rep);
+  free(node_of);
+  return any_ran || first_err == RCACHE_OK ? RCACHE_OK : first_err;
+}
+
+static rcache_status cluster_set_many(rcache__backend *be, const char *const *keys,
+                                      const size_t *klens, const rcache_value *vals, size_t n,
+                                      const int64_t *ttl_ms) {
+  cluster *cl = CL(be);
+  cnode **node_of;
+  rcache_status s = group(cl, keys, klens, n, &node_of);
+  if (s != RCACHE_OK) return s;
+  bool *done = calloc(n, sizeof *done);
+  size_t *idx = malloc(n * sizeof *idx);
+  redisReply **rep = calloc(n, sizeof *rep);
+  rcache_status first_err = RCACHE_OK;
+  if (!done || !idx || !rep) first_err = RCACHE_ENOMEM;
+  for (size_t i = 0; i < n && first_err != RCACHE_ENOMEM; i++) {
+    if (done[i]) continue;
+    size_t k = pick(node_of, done, n, i, idx);
+    rcache__cmds b = {0};
+    s = rcache__redis_add_sets(&b, keys, klens, vals, idx, k, ttl_ms);
+    if (s == RCACHE_OK) {
+      s = node_of[i] ? rcache__redis_run(&cl->r, node_of[i]->pool, &b, rep, true)
+                     : RCACHE_EUNAVAILABLE;
+    }
+    rcache__cmds_free(&b);
+    if (s != RCACHE_OK) {
+      if (rcache__transport_failure(s)) want_refresh(cl);
+      if (first_err == RCACHE_OK) first_err = s;
+      s = RCACHE_OK;
+      continue;
+    }
+    for (size_t j = 0; j < k; j++) {
+      size_t x = idx[j];
+      redirect rd;
+      rcache_status e;
+      if (redirect_of(rep[j], &rd) != REDIR_NONE)
+        e = rcache__redis_set(be, keys[x], klens[x], vals[x].data ? vals[x].data : "",
+                              vals[x].len, ttl_ms[x], 0);
+      else
+        e = rcache__reply_status(rep[j]);
+      if (e != RCACHE_OK && first_err == RCACHE_OK) first_err = e;
+    }
+    free_replies(rep, (int)k);
+  }
+  free(done);
+  free(idx);
+  free(rep);
+  free(node_of);
+  return first_err;
+}
+
+/* Every master, for the operations that visit them all; RCACHE_EUNAVAILABLE when slots
+ * have no known master (then the visit would be incomplete). */
+static rcache_status all_masters(cluster *cl, cnode ***m, size_t *n) {
+  size_t unserved = 0;
+  *m = masters(cl, n, &unserved);
+  if ((!*m || *n == 0 || unserved) &&
+      refresh(cl, rcache__now_us() + (int64_t)cl->r.base.ctx->opt.connect_timeout_ms * 1000) ==
+          RCACHE_OK) {
+    free(*m);
+    *m = masters(cl, n, &unserved);
+  }
+  if (!*m) return RCACHE_ENOMEM;
+  if (*n == 0 || unserved) {
+    rcache__errf("%zu of %d cluster slots have no known master", *n ? unserved : RCACHE__SLOTS,
+                 RCACHE__SLOTS);
+    return RCACHE_EUNAVAILABLE;
+  }
+  return RCACHE_OK;
+}
+
+/* Deleting on one master: SCAN there, and UNLINK what it finds one key per command
+ * (pipelined), since a multi-key UNLINK across slots is refused with CROSSSLOT. */
+#define DEL_BATCH 512
+
+typedef struct del_ud {
+  cluster *cl;
+  cnode *node;
+  char **keys;
+  size_t *lens;
+  size_t n;
+  uint64_t deleted;
+  rcache_status s;
+} del_ud;
+
+static void del_flush(del_ud *d) {
+  if (d->n == 0) return;
+  rcache__cmds b = {0};
+  rcache_status s = RCACHE_OK;
+  for (size_t i = 0; i < d->n && s == RCACHE_OK; i++) {
+    const char *argv[2] = {"UNLINK", d->keys[i]};
+    size_t lens[2] = {6, d->lens[i]};
+    s = rcache__cmds_add(&b, 2, argv, lens);
+  }
+  redisReply *rep[DEL_BATCH] = {0};
+  if (s == RCACHE_OK) s = rcache__redis_run(&d->cl->r, d->node->pool, &b, rep, true);
+  if (s == RCACHE_OK) {
+    for (int i = 0; i < b.n; i++) /* a key moved away meanwhile (MOVED/ASK) is not counted */
+      if (rep[i]->type == REDIS_REPLY_INTEGER) d->deleted += (uint64_t)rep[i]->integer;
+    free_replies(rep, b.n);
+  }
+  rcache__cmds_free(&b);
+  for (size_t i = 0; i < d->n; i++) free(d->keys[i]);
+  d->n = 0;
+  if (s != RCACHE_OK && d->s == RCACHE_OK) d->s = s;
+}
+
+static bool del_visit(const char *key, size_t len, void *ud) {
+  del_ud *d = ud;
+  char *k = rcache__memdup0(key, len);
+  if (!k) {
+    d->s = RCACHE_ENOMEM;
+    return false;
+  }
+  d->keys[d->n] = k;
+  d->lens[d->n++] = len;
+  if (d->n == DEL_BATCH) del_flush(d);
+  return d->s == RCACHE_OK;
+}
+
+static rcache_status cluster_del_match(rcache__backend *be, const char *g, size_t gl,
+                                       uint64_t *count) {
+  cluster *cl = CL(be);
+  cnode **m;
+  size_t n;
+  rcache_status s = all_masters(cl, &m, &n), first = s == RCACHE_ENOMEM ? s : RCACHE_OK;
+  char *keys[DEL_BATCH];
+  size_t lens[DEL_BATCH];
+  *count = 0;
+  for (size_t i = 0; m && i < n; i++) {
+    del_ud d = {cl, m[i], keys, lens, 0, 0, RCACHE_OK};
+    uint64_t seen = 0;
+    rcache_status e = rcache__redis_scan_node(&cl->r, m[i]->pool, g, gl, false, 0, &seen,
+                                              del_visit, &d);
+    del_flush(&d);
+    *count += d.deleted;
+    if (e == RCACHE_OK) e = d.s;
+    if (e != RCACHE_OK && first == RCACHE_OK) first = e;
+  }
+  free(m);
+  return first != RCACHE_OK ? first : s;
+}
+
+typedef struct scan_ud {
+  rcache_scan_fn fn;
+  void *ud;
+  bool stopped;
+} scan_ud;
+
+static bool scan_visit(const char *key, size_t len, void *ud) {
+  scan_ud *su = ud;
+  if (!su->fn(key, len, su->ud)) su->stopped = true;
+  return !su->stopped;
+}
+
+static rcache_status cluster_scan(rcache__backend *be, const char *g, size_t gl, uint64_t limit,
+                                  rcache_scan_fn fn, void *ud) {
+  cluster *cl = CL(be);
+  cnode **m;
+  size_t n;
+  rcache_status s = all_masters(cl, &m, &n), first = s == RCACHE_ENOMEM ? s : RCACHE_OK;
+  scan_ud su = {fn, ud, false};
+  uint64_t seen = 0;
+  for (size_t i = 0; m && i < n && !su.stopped && (!limit || seen < limit); i++) {
+    uint64_t c = 0;
+    rcache_status e = rcache__redis_scan_node(&cl->r, m[i]->pool, g, gl, false,
+                                              limit ? limit - seen : 0, &c, scan_visit, &su);
+    seen += c;
+    if (e != RCACHE_OK && first == RCACHE_OK) first = e;
+  }
+  free(m);
+  return first != RCACHE_OK ? first : s;
+}
+
+static rcache_status cluster_flushdb(rcache__backend *be) {
+  cluster *cl = CL(be);
+  cnode **m;
+  size_t n;
+  rcache_status s = all_masters(cl, &m, &n), first = s == RCACHE_ENOMEM ? s : RCACHE_OK;
+  for (size_t i = 0; m && i < n; i++) {
+    rcache__cmds b = {0};
+    redisReply *rep = NULL;
+    rcache_status e = rcache__cmds_addv(&b, "FLUSHDB", "ASYNC", NULL);
+    if (e == RCACHE_OK) e = rcache__redis_run(&cl->r, m[i]->pool, &b, &rep, true);
+    rcache__cmds_free(&b);
+    if (e == RCACHE_OK) {
+      e = rcache__reply_status(rep);
+      freeReplyObject(rep);
+    }
+    if (e != RCACHE_OK && first == RCACHE_OK) first = e;
+  }
+  free(m);
+  return first != RCACHE_OK ? first : s;
+}
+
+/* Healthy when every master answers; latency is the slowest master's. */
+static rcache_status cluster_health(rcache__backend *be, rcache_health *h) {
+  cluster *cl = CL(be);
+  cnode **m;
+  size_t n;
+  rcache_status s = all_masters(cl, &m, &n);
+  if (s != RCACHE_OK) {
+    snprintf(h->error, sizeof h->error, "%s", rcache__err_peek());
+    free(m);
+    return s;
+  }
+  double worst = 0;
+  for (size_t i = 0; i < n; i++) {
+    rcache_health one;
+    memset(&one, 0, sizeof one);
+    rcache_status e = rcache__redis_health_node(&cl->r, m[i]->pool, &one);
+    if (one.latency_ms > worst) worst = one.latency_ms;
+    if (!h->server_version[0]) memcpy(h->server_version, one.server_version, sizeof one.server_version);
+    if (e != RCACHE_OK && s == RCACHE_OK) {
+      s = e;
+      snprintf(h->error, sizeof h->error, "master %.40s:%d: %.190s", m[i]->addr.host,
+               m[i]->addr.port, one.error[0] ? one.error : rcache_strerror(e));
+    }
+  }
+  h->latency_ms = worst;
+  free(m);
+  return s;
+}
+
+static bool cluster_available(rcache__backend *be) {
+  return map_healthy(CL(be));
+}
+
+static void cluster_stats(rcache__backend *be, rcache_stats *st) {
+  cluster *cl = CL(be);
+  size_t n = 0, unserved = 0;
+  cnode **m = masters(cl, &n, &unserved);
+  int worst = m && n && !unserved ? RCACHE_BREAKER_CLOSED : RCACHE_BREAKER_OPEN;
+  for (size_t i = 0; m && i < n; i++) {
+    int b = rcache__pool_breaker_state(m[i]->pool);
+    if (b == RCACHE_BREAKER_OPEN || (b == RCACHE_BREAKER_HALF_OPEN && worst == RCACHE_BREAKER_CLOSED))
+      worst = b;
+  }
+  free(m);
+  st->breaker_state = worst;
+  st->available = worst == RCACHE_BREAKER_CLOSED;
+}
+
+/* ---- life ---------------------------------------------------------------------------------- */
+
+static void cluster_destroy(rcache__backend *be) {
+  cluster *cl = CL(be);
+  pthread_mutex_lock(&cl->mu);
+  cl->stop = true;
+  pthread_cond_broadcast(&cl->wake);
+  pthread_mutex_unlock(&cl->mu);
+  if (cl->has_thread) pthread_join(cl->refresher, NULL);
+  for (size_t i = 0; i < cl->nnodes; i++) {
+    rcache__pool_free(cl->nodes[i]->pool);
+    free(cl->nodes[i]);
+  }
+  free(cl->nodes);
+  pthread_mutex_destroy(&cl->refresh_mu);
+  pthread_cond_destroy(&cl->wake);
+  pthread_mutex_destroy(&cl->mu);
+  rcache__redis_fini(&cl->r);
+  free(cl);
+}
+
+static const rcache__backend_ops cluster_ops = {
+    "cluster",          cluster_destroy,   rcache__redis_get,    rcache__redis_set,
+    rcache__redis_del,  cluster_del_match, cluster_scan,         rcache__redis_incr,
+    rcache__redis_exists, rcache__redis_pttl, cluster_flushdb,   cluster_get_many,
+    cluster_set_many,   cluster_health,    cluster_available,    cluster_stats,
+};
+
+rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out) {
+  cluster *cl = calloc(1, sizeof *cl);
+  if (!cl) return RCACHE_ENOMEM;
+  cl->r.base.ops = &cluster_ops;
+  cl->r.exec = cluster_exec;
+  for (unsigned s = 0; s < RCACHE__SLOTS; s++) atomic_init(&cl->slots[s], NULL);
+  pthread_mutex_init(&cl->mu, NULL);
+  pthread_mutex_init(&cl->refresh_mu, NULL);
+  cond_init_mono(&cl->wake);
+  rcache_status s = rcache__redis_init(&cl->r, ctx);
+  for (size_t i = 0; s == RCACHE_OK && i < ctx->url.nhosts; i++)
+    if (!node_get(cl, ctx->url.hosts[i].host, ctx->url.hosts[i].port)) s = RCACHE_ENOMEM;
+  if (s == RCACHE_OK && pthread_create(&cl->refresher, NULL, refresher_main, cl) != 0)
+    s = RCACHE_ENOMEM;
+  else if (s == RCACHE_OK)
+    cl->has_thread = true;
+  if (s != RCACHE_OK) {
+    cluster_destroy(&cl->r.base);
+    return s;
+  }
+  /* The first map, bounded by connect_timeout_ms. Without it the handle still opens: calls
+   * go to a seed (which redirects) and the refresher keeps asking. */
+  rcache_status m = refresh(cl, rcache__now_us() + (int64_t)ctx->opt.connect_timeout_ms * 1000);
+  if (m != RCACHE_OK)
+    rcache__log(ctx, RCACHE_LOG_WARN, "cluster: no slot map yet (%s); retrying in the background (%s)",
+                rcache__err_peek(), ctx->url.redacted ? ctx->url.redacted : "");
+  rcache__err_clear();
+  *out = &cl->r.base;
+  return RCACHE_OK;
+}
