@@ -370,6 +370,18 @@ static void test_public(void) {
   CHECK_EQ(rcache_health_check(c, &h), RCACHE_OK);
   CHECK(h.healthy && h.latency_ms == 0);
   CHECK_STR(h.mode, "memory");
+  /* without a key_prefix, flush empties the whole store (FLUSHDB) */
+  CHECK_EQ(rcache_set(c, "other:k", "v", 1, 0), RCACHE_OK);
+  CHECK_EQ(rcache_flush(c), RCACHE_OK);
+  bool there = true;
+  CHECK(rcache_exists(c, "other:k", &there) == RCACHE_OK && !there);
+  CHECK(rcache_exists(c, "k", &there) == RCACHE_OK && !there);
+  /* two handles on memory:// are two stores */
+  rcache *c2 = NULL;
+  CHECK_EQ(rcache_open(&c2, "memory://", NULL), RCACHE_OK);
+  CHECK_EQ(rcache_set(c, "mine", "v", 1, 0), RCACHE_OK);
+  CHECK(c2 && rcache_exists(c2, "mine", &there) == RCACHE_OK && !there);
+  rcache_close(c2);
   rcache_close(c);
 
   /* the bound from the URL: the most recent keys stay, a value that cannot fit is refused */
