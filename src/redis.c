@@ -247,6 +247,26 @@ rcache_status rcache__redis_incr(rcache__backend *be, const char *key, size_t kl
 
 /* ---- node-level helpers ------------------------------------------------------------------ */
 
+/* UNLINK of every key in a SCAN reply's key array. */
+static rcache_status add_unlink(rcache__cmds *b, const redisReply *keys) {
+  size_t n = keys->elements + 1;
+  const char **kv = malloc(n * sizeof *kv);
+  size_t *kl = malloc(n * sizeof *kl);
+  rcache_status s = kv && kl ? RCACHE_OK : RCACHE_ENOMEM;
+  if (s == RCACHE_OK) {
+    kv[0] = "UNLINK";
+    kl[0] = 6;
+    for (size_t i = 1; i < n; i++) {
+      kv[i] = keys->element[i - 1]->str;
+      kl[i] = keys->element[i - 1]->len;
+    }
+    s = rcache__cmds_add(b, (int)n, kv, kl);
+  }
+  free(kv);
+  free(kl);
+  return s;
+}
+
 rcache_status rcache__redis_scan_node(rcache__redis *r, rcache__pool *p, const char *glob,
                                       size_t glen, bool del, uint64_t limit, uint64_t *count,
                                       rcache_scan_fn fn, void *ud) {
@@ -262,24 +282,8 @@ rcache_status rcache__redis_scan_node(rcache__redis *r, rcache__pool *p, const c
     s = rcache__cmds_add(&b, 6, argv, lens);
     int unlink_at = -1;
     if (s == RCACHE_OK && pending && pending->element[1]->elements > 0) {
-      redisReply *keys = pending->element[1];
-      size_t n = keys->elements + 1;
-      const char **kv = malloc(n * sizeof *kv);
-      size_t *kl = malloc(n * sizeof *kl);
-      if (!kv || !kl) {
-        s = RCACHE_ENOMEM;
-      } else {
-        kv[0] = "UNLINK";
-        kl[0] = 6;
-        for (size_t i = 1; i < n; i++) {
-          kv[i] = keys->element[i - 1]->str;
-          kl[i] = keys->element[i - 1]->len;
-        }
-        unlink_at = b.n;
-        s = rcache__cmds_add(&b, (int)n, kv, kl);
-      }
-      free(kv);
-      free(kl);
+      unlink_at = b.n;
+      s = add_unlink(&b, pending->element[1]);
     }
     if (pending) freeReplyObject(pending);
     pending = NULL;
@@ -327,32 +331,16 @@ rcache_status rcache__redis_scan_node(rcache__redis *r, rcache__pool *p, const c
     if (s != RCACHE_OK) break;
   } while (!stop && strcmp(cursor, "0") != 0);
   if (s == RCACHE_OK && pending && pending->element[1]->elements > 0) { /* the last batch */
-    redisReply *keys = pending->element[1];
-    size_t n = keys->elements + 1;
-    const char **kv = malloc(n * sizeof *kv);
-    size_t *kl = malloc(n * sizeof *kl);
-    if (!kv || !kl) {
-      s = RCACHE_ENOMEM;
-    } else {
-      kv[0] = "UNLINK";
-      kl[0] = 6;
-      for (size_t i = 1; i < n; i++) {
-        kv[i] = keys->element[i - 1]->str;
-        kl[i] = keys->element[i - 1]->len;
-      }
-      rcache__cmds b = {0};
-      redisReply *rep = NULL;
-      s = rcache__cmds_add(&b, (int)n, kv, kl);
-      if (s == RCACHE_OK) s = rcache__redis_run(r, p, &b, &rep, true);
-      rcache__cmds_free(&b);
-      if (s == RCACHE_OK) {
-        if (rep->type == REDIS_REPLY_INTEGER) *count += (uint64_t)rep->integer;
-        else s = rcache__reply_status(rep);
-        freeReplyObject(rep);
-      }
+    rcache__cmds b = {0};
+    redisReply *rep = NULL;
+    s = add_unlink(&b, pending->element[1]);
+    if (s == RCACHE_OK) s = rcache__redis_run(r, p, &b, &rep, true);
+    rcache__cmds_free(&b);
+    if (s == RCACHE_OK) {
+      if (rep->type == REDIS_REPLY_INTEGER) *count += (uint64_t)rep->integer;
+      else s = rcache__reply_status(rep);
+      freeReplyObject(rep);
     }
-    free(kv);
-    free(kl);
   }
   if (pending) freeReplyObject(pending);
   return s;
