@@ -43,6 +43,7 @@ CONTRACT_TEST(ttl_expiry) {
   rcache_value v = {NULL, 0};
   const char *ks[] = {"many1", "many2"};
   rcache_value vs[] = {{(char *)"a", 1}, {(char *)"b", 1}};
+  int64_t t_set = ct_now_ms();
   CHECK_EQ(rcache_set(e->c, "short", "v", 1, 1), RCACHE_OK);
   CHECK_EQ(rcache_set(e->c, "long", "v", 1, RCACHE_TTL_LONG), RCACHE_OK);
   CHECK_EQ(rcache_incr_expire(e->c, "ctr", 5, 1, &n), RCACHE_OK);
@@ -55,9 +56,14 @@ CONTRACT_TEST(ttl_expiry) {
   rcache_value_free(&v);
   CHECK_EQ(loads, 1);
   int64_t t0 = ct_now_ms();
-  /* right after the writes every key is there, with 1 s (rounded up) to live */
-  CHECK_EQ(ct_ttl(e->c, "short"), 1);
-  CHECK(ct_exists(e->c, "ctr") && ct_exists(e->c, "many1") && ct_exists(e->c, "gos"));
+  /* right after the writes every key is there, with 1 s (rounded up) to live (unless this
+   * machine stalled for most of that second: then there is nothing to conclude) */
+  int64_t ttl_short = ct_ttl(e->c, "short");
+  bool all_there = ct_exists(e->c, "ctr") && ct_exists(e->c, "many1") && ct_exists(e->c, "gos");
+  if (ct_now_ms() - t_set < 800) {
+    CHECK_EQ(ttl_short, 1);
+    CHECK(all_there);
+  }
 
   const char *gone[] = {"short", "ctr", "rl", "many1", "many2", "gos"};
   for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++) {
