@@ -1,6 +1,7 @@
 /* The fault suite's load generator and log capture: see helper_load.h. */
 #include "helper_load.h"
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,8 @@ typedef struct worker {
   load *l;
   int id;
   pthread_t th;
+  _Atomic int64_t in_call_since; /* 0 when between calls */
+  _Atomic int op;
 } worker;
 
 struct load {
@@ -81,6 +84,7 @@ struct load {
   violation v[LOAD_MAX_VIOLATIONS];
   int nv;
   worker w[LOAD_THREADS];
+  pthread_t monitor;
 };
 
 static void record_violation(load *l, int op, rcache_status s, int64_t us, int64_t start,
@@ -153,7 +157,7 @@ static void hist_add(_Atomic uint32_t *h, int64_t t0, int64_t at) {
   if (i >= 0 && i < LOAD_SLOTS) atomic_fetch_add_explicit(&h[i], 1, memory_order_relaxed);
 }
 
-static void one_call(load *l, unsigned *seed) {
+static void one_call(load *l, worker *w, unsigned *seed) {
   char key[128];
   int r = rand_r(seed) % 100;
   int op = r < 40 ? OP_GET : r < 65 ? OP_SET : r < 85 ? OP_GOS : OP_INCR;
@@ -169,6 +173,8 @@ static void one_call(load *l, unsigned *seed) {
   load_ud ud = {l, key, len};
   uint32_t allowed = atomic_load(&l->allowed[op]);
   int64_t start = load_now_us();
+  atomic_store(&w->op, op);
+  atomic_store(&w->in_call_since, start);
   rcache_status s = RCACHE_EINVAL;
   switch (op) {
   case OP_GET: s = rcache_get(l->c, key, &v); break;
@@ -177,6 +183,7 @@ static void one_call(load *l, unsigned *seed) {
   case OP_INCR: s = rcache_incr(l->c, key, 1, &n); break;
   }
   int64_t end = load_now_us(), us = end - start;
+  atomic_store(&w->in_call_since, 0);
   allowed |= atomic_load(&l->allowed[op]);
 
   atomic_fetch_add_explicit(&l->calls[op], 1, memory_order_relaxed);
@@ -222,10 +229,47 @@ static void *worker_main(void *arg) {
   worker *w = arg;
   unsigned seed = (unsigned)w->id * 7919u + (unsigned)load_now_us();
   while (!atomic_load_explicit(&w->l->stop, memory_order_relaxed)) {
-    one_call(w->l, &seed);
+    one_call(w->l, w, &seed);
     usleep(LOAD_THINK_US);
   }
   return NULL;
+}
+
+/* Watches for calls that never return. */
+static void *monitor_main(void *arg) {
+  load *l = arg;
+  while (!atomic_load(&l->stop)) {
+    int64_t now = load_now_us();
+    for (int i = 0; i < LOAD_THREADS; i++) {
+      int64_t since = atomic_load(&l->w[i].in_call_since);
+      if (since && now - since > (int64_t)LOAD_HANG_MS * 1000) {
+        fprintf(stderr, "HUNG: load thread %d has been in %s for %lld ms: aborting\n", i,
+                load_op_name(atomic_load(&l->w[i].op)), (long long)((now - since) / 1000));
+        fflush(stderr);
+        abort();
+      }
+    }
+    usleep(100000);
+  }
+  return NULL;
+}
+
+static const char *watchdog_name = "test";
+
+static void watchdog_fire(int sig) {
+  (void)sig;
+  static const char msg[] = "WATCHDOG: the test ran too long (deadlock?): aborting ";
+  ssize_t w = write(2, msg, sizeof msg - 1);
+  w += write(2, watchdog_name, strlen(watchdog_name));
+  w += write(2, "\n", 1);
+  (void)w;
+  abort();
+}
+
+void load_watchdog(const char *name, unsigned seconds) {
+  watchdog_name = name;
+  signal(SIGALRM, watchdog_fire);
+  alarm(seconds);
 }
 
 load *load_start(rcache *c, const char *tag) {
@@ -253,6 +297,12 @@ load *load_start(rcache *c, const char *tag) {
       free(l);
       return NULL;
     }
+  }
+  if (pthread_create(&l->monitor, NULL, monitor_main, l) != 0) {
+    atomic_store(&l->stop, 1);
+    for (int j = 0; j < LOAD_THREADS; j++) pthread_join(l->w[j].th, NULL);
+    free(l);
+    return NULL;
   }
   return l;
 }
@@ -341,6 +391,7 @@ void load_print(const char *title, const load_counts *c) {
 void load_stop(load *l, load_counts *total, const char *title) {
   atomic_store(&l->stop, 1);
   for (int i = 0; i < LOAD_THREADS; i++) pthread_join(l->w[i].th, NULL);
+  pthread_join(l->monitor, NULL);
   load_counts c;
   load_snapshot(l, &c);
   load_print(title, &c);
@@ -432,6 +483,19 @@ int logcap_total(logcap *l) {
   int n = l->n + l->dropped;
   pthread_mutex_unlock(&l->mu);
   return n;
+}
+
+bool logcap_find(logcap *l, const char *needle, int64_t since_us, char *buf, size_t size) {
+  bool found = false;
+  pthread_mutex_lock(&l->mu);
+  for (int i = 0; i < l->n && !found; i++) {
+    if (l->at_us[i] >= since_us && strstr(l->line[i], needle)) {
+      snprintf(buf, size, "%s", l->line[i]);
+      found = true;
+    }
+  }
+  pthread_mutex_unlock(&l->mu);
+  return found;
 }
 
 void logcap_print(logcap *l, const char *title) {

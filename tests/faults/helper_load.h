@@ -26,6 +26,10 @@
 
 #define LOAD_THREADS 16
 
+/* A call still running after this long is a hang (deadlock, a wait without a deadline):
+ * the load prints which call and aborts the test, instead of CTest waiting for minutes. */
+#define LOAD_HANG_MS 10000
+
 /* The options every fault scenario uses (short deadlines, fast reconnect). */
 #define LOAD_CONNECT_TIMEOUT_MS 200
 #define LOAD_COMMAND_TIMEOUT_MS 200
@@ -56,6 +60,10 @@ typedef struct load_counts {
 } load_counts;
 
 typedef struct load load;
+
+/* Arms a watchdog for the whole test: after `seconds` the process prints `name` and
+ * aborts (servers are killed by helper_server's handlers). */
+void load_watchdog(const char *name, unsigned seconds);
 
 /* Starts LOAD_THREADS threads on c, keys "<tag>:k:<i>" and "<tag>:n:<i>". The allowed
  * statuses start as the documented fallback set: get OK/MISS/EUNAVAILABLE, set
@@ -106,6 +114,8 @@ void logcap_fn(int level, const char *msg, void *ud);
 /* Lines containing `needle` (case-sensitive), optionally only those at or after since_us. */
 int logcap_count(logcap *l, const char *needle, int64_t since_us);
 int logcap_total(logcap *l);
+/* Copies the first line containing needle at or after since_us into buf; false if none. */
+bool logcap_find(logcap *l, const char *needle, int64_t since_us, char *buf, size_t size);
 void logcap_print(logcap *l, const char *title);
 
 /* The library's wording for its two state-change lines (docs: one line per change). The

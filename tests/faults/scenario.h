@@ -81,6 +81,7 @@ static inline void sc_begin(scen *x, const char *name) {
   x->name = name;
   x->t0 = load_now_us();
   logcap_init(&x->log);
+  load_watchdog(name, 120); /* each scenario takes < 20 s; a hang must not take 10 min */
 }
 
 /* Calls over the phase that did not use the cache (EUNAVAILABLE) for op. */
@@ -113,9 +114,18 @@ static inline void sc_check_health(scen *x, bool want, const char *when) {
          h.server_version, h.error, (long long)ms);
 }
 
-/* The fault ended at end_us: the cache must be in use again within SC_RECOVERY_MS, by a
- * real round trip from here and by the load's own calls; health must agree. */
+/* The fault ended at end_us. rcache_health_check() must tell the truth within one probe
+ * interval (the longest backoff, plus slack); the cache must be in use again within
+ * SC_RECOVERY_MS, by a real round trip from here and by the load's own calls. */
 static inline void sc_check_recovered(scen *x, int64_t end_us, const char *what) {
+  int64_t health_until = end_us + (int64_t)(LOAD_RECONNECT_MAX_MS + LOAD_SLACK_MS) * 1000;
+  rcache_health h;
+  bool healthy = false;
+  while (!(healthy = rcache_health_check(x->c, &h) == RCACHE_OK) && load_now_us() < health_until)
+    sc_sleep_ms(10);
+  CHECK_MSG(healthy, "%s: health still says \"%s\" %d ms after the fault ended", what, h.error,
+            LOAD_RECONNECT_MAX_MS + LOAD_SLACK_MS);
+  int64_t health_ms = (load_now_us() - end_us) / 1000;
   int64_t ms = load_wait_used_again(x->c, end_us, SC_RECOVERY_MS);
   CHECK_MSG(ms >= 0, "%s: cache not used again within %d ms of the fault ending", what,
             SC_RECOVERY_MS);
@@ -126,8 +136,9 @@ static inline void sc_check_recovered(scen *x, int64_t end_us, const char *what)
     CHECK_MSG(last > end_us, "%s: the load did not use the cache again within %d ms", what,
               SC_RECOVERY_MS);
     if (last > end_us)
-      printf("[%6.2f s] %s: used again after %lld ms (load: %lld ms)\n", sc_elapsed(x), what,
-             (long long)ms, (long long)((last - end_us) / 1000));
+      printf("[%6.2f s] %s: healthy after %lld ms, used again after %lld ms (load: %lld ms)\n",
+             sc_elapsed(x), what, (long long)health_ms, (long long)ms,
+             (long long)((last - end_us) / 1000));
   }
   sc_check_health(x, true, what);
 }

@@ -41,6 +41,16 @@ static void outage(scen *x, int n, int down_ms) {
   sc_check_recovered(x, t_up, what);
   sc_sleep_ms(300);
   sc_check_log(x, 1, 1, t_kill, what);
+  /* "available again after N s": the outage it reports is the one that happened */
+  char line[512];
+  double s = -1;
+  if (logcap_find(&x->log, LOG_UP, t_kill, line, sizeof line)) {
+    const char *p = strstr(line, "after ");
+    if (p) sscanf(p, "after %lf s", &s);
+  }
+  double real_s = (double)(t_up - t_kill) / 1e6;
+  CHECK_MSG(s >= real_s - 0.15 && s <= real_s + SC_RECOVERY_MS / 1000.0,
+            "%s: logged an outage of %.2f s, it lasted %.2f s (+ reconnect)", what, s, real_s);
 }
 
 int main(void) {
