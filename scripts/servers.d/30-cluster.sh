@@ -3,12 +3,16 @@
 # RCACHE_TEST_URL_CLUSTER (one seed node: rcache detects the cluster from it) and
 # RCACHE_TEST_URL_CLUSTER_SEEDS (all six nodes as a seed list).
 cluster_ports=()
+taken=" "
 for i in 1 2 3 4 5 6; do
   p=$(free_port)
-  while [[ " ${cluster_ports[*]} " == *" $p "* ]]; do p=$(free_port); done
+  while [[ "$taken" == *" $p "* ]]; do p=$(free_port); done
+  bus=$(free_port) # the bus port too, explicitly (the default port+10000 may be in use)
+  while [[ "$taken $p " == *" $bus "* ]]; do bus=$(free_port); done
+  taken="$taken$p $bus "
   cluster_ports+=("$p")
   start_redis "cluster-$i" "$p" --cluster-enabled yes --cluster-config-file nodes.conf \
-    --cluster-node-timeout 3000
+    --cluster-port "$bus" --cluster-node-timeout 3000
 done
 cluster_nodes=()
 for p in "${cluster_ports[@]}"; do

@@ -1,0 +1,511 @@
+/*
+ * Redis Sentinel: the master of a named group, found through the listed sentinels and
+ * followed across failovers. One pool (with its breaker and prober) points at the current
+ * master; everything else is the standalone behaviour.
+ *
+ * The master is looked up (SENTINEL get-master-addr-by-name, then ROLE on the answer must
+ * say "master") at open, by the pool's prober whenever the breaker is open (the probe hook
+ * replaces connect + PING), and by a watcher thread: subscribed to +switch-master on one
+ * sentinel, it moves the pool as soon as a failover is announced, and it looks the master
+ * up again when a connection fails, when the server answers READONLY (a demoted master),
+ * and every few seconds. Credentials of the URL are sent to the sentinels too; a sentinel
+ * without a password is then asked again without them.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/ssl.h>
+
+#include "redis.h"
+
+#define RESOLVE_EVERY_MS 3000 /* periodic look-up even when nothing was announced */
+#define WATCH_TICK_MS 100     /* the watcher's poll period (and its reaction to close) */
+
+typedef struct sentinel {
+  rcache__redis r;         /* first: the backend; r.pool is the master's pool */
+  rcache__conn_setup sset; /* for sentinels: the same TLS and credentials, no SELECT */
+  rcache__addr *sent;
+  size_t nsent;
+  const char *name; /* the master group's name (ctx->url.master) */
+
+  pthread_mutex_t mu; /* guards the flags below */
+  pthread_cond_t wake;
+  bool stop, resolve_wanted, has_thread;
+  size_t good; /* the sentinel that answered last: asked first */
+  pthread_t watcher;
+  int wake_fd[2]; /* a pipe: a byte in it ends the watcher's poll at once */
+} sentinel;
+
+#define ST(b) ((sentinel *)(b))
+
+static void free_replies(redisReply **rep, int n) {
+  for (int i = 0; i < n; i++) {
+    if (rep[i]) freeReplyObject(rep[i]);
+    rep[i] = NULL;
+  }
+}
+
+static rcache_status proto(const redisReply *x) {
+  rcache__errf("unexpected reply type %d from the server", x ? x->type : -1);
+  return RCACHE_EPROTO;
+}
+
+static int64_t min64(int64_t a, int64_t b) {
+  return a < b ? a : b;
+}
+
+static void poke(sentinel *st) {
+  if (st->wake_fd[1] >= 0) {
+    ssize_t w = write(st->wake_fd[1], "x", 1);
+    (void)w; /* a full pipe is already a wake-up */
+  }
+}
+
+static void want_resolve(sentinel *st) {
+  pthread_mutex_lock(&st->mu);
+  st->resolve_wanted = true;
+  pthread_cond_signal(&st->wake);
+  pthread_mutex_unlock(&st->mu);
+  poke(st);
+}
+
+/* ---- asking the sentinels ------------------------------------------------------------------ */
+
+/* One command on a fresh connection; the reply is the caller's. */
+static rcache_status one_command(rcache__conn *c, const sentinel *st, redisReply **rep,
+                                 int64_t deadline, const char *a0, const char *a1,
+                                 const char *a2) {
+  rcache__cmds b = {0};
+  rcache_status s = rcache__cmds_addv(&b, a0, a1, a2, NULL);
+  int64_t cd = rcache__now_us() + (int64_t)st->r.base.ctx->opt.command_timeout_ms * 1000;
+  if (s == RCACHE_OK) s = rcache__conn_exec(c, &b, rep, min64(cd, deadline), 1 << 20);
+  rcache__cmds_free(&b);
+  return s;
+}
+
+static rcache_status sentinel_connect(sentinel *st, size_t i, int64_t deadline,
+                                      rcache__conn **c) {
+  int64_t cd = rcache__now_us() + (int64_t)st->r.base.ctx->opt.connect_timeout_ms * 1000;
+  rcache_status s = rcache__conn_open(&st->sset, &st->sent[i], min64(cd, deadline), c);
+  if (s == RCACHE_EAUTH && st->sset.password &&
+      (strstr(rcache__err_peek(), "without any password") ||
+       strstr(rcache__err_peek(), "no password is set"))) {
+    rcache__conn_setup plain = st->sset; /* this sentinel has no password: fine */
+    plain.user = plain.password = NULL;
+    s = rcache__conn_open(&plain, &st->sent[i], min64(cd, deadline), c);
+  }
+  return s;
+}
+
+/* Sentinel i's idea of the master's address. */
+static rcache_status ask_sentinel(sentinel *st, size_t i, int64_t deadline, rcache__addr *a) {
+  rcache__conn *c;
+  rcache_status s = sentinel_connect(st, i, deadline, &c);
+  if (s != RCACHE_OK) return s;
+  redisReply *rep = NULL;
+  s = one_command(c, st, &rep, deadline, "SENTINEL", "get-master-addr-by-name", st->name);
+  rcache__conn_close(c);
+  if (s != RCACHE_OK) return s;
+  if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+      rep->element[0]->type == REDIS_REPLY_STRING && rep->element[1]->type == REDIS_REPLY_STRING &&
+      rep->element[0]->len < sizeof a->host) {
+    memset(a, 0, sizeof *a);
+    memcpy(a->host, rep->element[0]->str, rep->element[0]->len);
+    a->port = atoi(rep->element[1]->str);
+    if (a->port <= 0 || a->port > 65535) s = proto(rep);
+  } else if (rep->type == REDIS_REPLY_NIL) {
+    rcache__errf("sentinel %s:%d does not know a master named \"%s\"", st->sent[i].host,
+                 st->sent[i].port, st->name);
+    s = RCACHE_EUNAVAILABLE;
+  } else if (rep->type == REDIS_REPLY_ERROR) {
+    s = rcache__reply_status(rep);
+  } else {
+    s = proto(rep);
+  }
+  freeReplyObject(rep);
+  return s;
+}
+
+/* The server at a must say it is a master (a sentinel may be behind a failover). */
+static rcache_status check_role(sentinel *st, const rcache__addr *a, int64_t deadline) {
+  rcache__conn *c;
+  int64_t cd = rcache__now_us() + (int64_t)st->r.base.ctx->opt.connect_timeout_ms * 1000;
+  rcache_status s = rcache__conn_open(&st->r.setup, a, min64(cd, deadline), &c);
+  if (s != RCACHE_OK) return s;
+  redisReply *rep = NULL;
+  s = one_command(c, st, &rep, deadline, "ROLE", NULL, NULL);
+  rcache__conn_close(c);
+  if (s != RCACHE_OK) return s;
+  if (rep->type == REDIS_REPLY_ERROR) {
+    s = rcache__reply_status(rep);
+  } else if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+             rep->element[0]->type != REDIS_REPLY_STRING) {
+    s = proto(rep);
+  } else if (strcmp(rep->element[0]->str, "master") != 0) {
+    rcache__errf("%s:%d is a %s, not the master of \"%s\"", a->host, a->port,
+                 rep->element[0]->str, st->name);
+    s = RCACHE_EUNAVAILABLE;
+  }
+  freeReplyObject(rep);
+  return s;
+}
+
+/* Asks the sentinels in turn (the last good one first) until one names a master that
+ * confirms it. */
+static rcache_status resolve(sentinel *st, int64_t deadline, rcache__addr *a) {
+  pthread_mutex_lock(&st->mu);
+  size_t first = st->good;
+  pthread_mutex_unlock(&st->mu);
+  rcache_status s = RCACHE_EUNAVAILABLE;
+  for (size_t k = 0; k < st->nsent && rcache__now_us() < deadline; k++) {
+    size_t i = (first + k) % st->nsent;
+    s = ask_sentinel(st, i, deadline, a);
+    if (s == RCACHE_OK) s = check_role(st, a, deadline);
+    if (s == RCACHE_OK) {
+      pthread_mutex_lock(&st->mu);
+      st->good = i;
+      pthread_mutex_unlock(&st->mu);
+      return RCACHE_OK;
+    }
+  }
+  return s;
+}
+
+/* Points the pool at a (logged when it moves). */
+static void set_master(sentinel *st, const rcache__addr *a, const char *why) {
+  rcache__addr cur;
+  rcache__pool_addr(st->r.pool, &cur);
+  if (cur.port == a->port && strcmp(cur.host, a->host) == 0) return;
+  if (cur.host[0])
+    rcache__log(st->r.base.ctx, RCACHE_LOG_WARN, "sentinel: master \"%s\" moved from %s:%d to %s:%d (%s)",
+                st->name, cur.host, cur.port, a->host, a->port, why);
+  rcache__pool_set_addr(st->r.pool, a);
+}
+
+/* The prober's hook while the breaker is open: find the master, then connect + PING. */
+static rcache_status probe(void *ud, rcache__pool *p) {
+  sentinel *st = ud;
+  rcache__addr a;
+  int64_t deadline =
+      rcache__now_us() + (int64_t)st->r.base.ctx->opt.connect_timeout_ms * 1000 * 2;
+  rcache_status s = resolve(st, deadline, &a);
+  if (s != RCACHE_OK) return s;
+  set_master(st, &a, "looked up after a failure");
+  return rcache__pool_ping(p);
+}
+
+static void pool_event(void *ud, rcache__pool *p, bool up) {
+  (void)p;
+  if (!up) want_resolve(ud);
+}
+
+/* ---- the watcher ------------------------------------------------------------------------------ */
+
+static rcache__conn *subscribe(sentinel *st, size_t i) {
+  rcache__conn *c;
+  int64_t deadline = rcache__now_us() + (int64_t)st->r.base.ctx->opt.connect_timeout_ms * 1000;
+  if (sentinel_connect(st, i, deadline, &c) != RCACHE_OK) return NULL;
+  redisReply *rep = NULL;
+  rcache_status s = one_command(c, st, &rep, deadline, "SUBSCRIBE", "+switch-master", NULL);
+  if (s == RCACHE_OK && (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3)) s = RCACHE_EPROTO;
+  if (rep) freeReplyObject(rep);
+  if (s != RCACHE_OK) {
+    rcache__conn_close(c);
+    return NULL;
+  }
+  return c;
+}
+
+/* "<name> <old ip> <old port> <new ip> <new port>" */
+static void on_message(sentinel *st, const redisReply *m) {
+  if (m->type != REDIS_REPLY_ARRAY || m->elements != 3 || m->element[2]->type != REDIS_REPLY_STRING)
+    return;
+  char name[256], host[256];
+  int port;
+  if (sscanf(m->element[2]->str, "%255s %*s %*s %255s %d", name, host, &port) != 3) return;
+  if (strcmp(name, st->name) != 0 || port <= 0 || port > 65535) return;
+  rcache__addr a;
+  memset(&a, 0, sizeof a);
+  snprintf(a.host, sizeof a.host, "%s", host);
+  a.port = port;
+  set_master(st, &a, "+switch-master");
+}
+
+/* Bytes already read, or readable within WATCH_TICK_MS (c may be NULL: just wait). A
+ * byte in the wake pipe (close, or a look-up wanted) ends the wait early. */
+static bool readable(sentinel *st, rcache__conn *c) {
+  if (c && c->rd->len > c->rd->pos) return true;
+  if (c && c->sock.ssl && SSL_pending(c->sock.ssl) > 0) return true;
+  struct pollfd pfd[2] = {{st->wake_fd[0], POLLIN, 0}, {c ? c->sock.fd : -1, POLLIN, 0}};
+  if (poll(pfd, 2, WATCH_TICK_MS) <= 0) return false;
+  if (pfd[0].revents) {
+    char buf[64];
+    while (read(st->wake_fd[0], buf, sizeof buf) > 0) {
+    }
+  }
+  return pfd[1].revents != 0;
+}
+
+
+static void *watcher_main(void *arg) {
+  sentinel *st = arg;
+  rcache__conn *sub = NULL;
+  size_t next = 0;
+  int64_t last_resolve = rcache__now_us();
+  for (;;) {
+    pthread_mutex_lock(&st->mu);
+    bool stop = st->stop, wanted = st->resolve_wanted;
+    st->resolve_wanted = false;
+    pthread_mutex_unlock(&st->mu);
+    if (stop) break;
+    rcache__err_clear();
+    int64_t now = rcache__now_us();
+    if (wanted || now - last_resolve > (int64_t)RESOLVE_EVERY_MS * 1000) {
+      rcache__addr a;
+      int64_t deadline = now + (int64_t)st->r.base.ctx->opt.connect_timeout_ms * 1000;
+      if (resolve(st, deadline, &a) == RCACHE_OK) set_master(st, &a, "looked up");
+      last_resolve = rcache__now_us();
+    }
+    if (!sub) {
+      sub = subscribe(st, next);
+      next = (next + 1) % st->nsent;
+    }
+    if (!sub) { /* no sentinel to listen to: wait a tick, then try the next */
+      readable(st, NULL);
+      continue;
+    }
+    if (!readable(st, sub)) continue;
+    redisReply *m = NULL;
+    int64_t deadline = rcache__now_us() + (int64_t)st->r.base.ctx->opt.command_timeout_ms * 1000;
+    if (rcache__conn_read(sub, &m, deadline, 1 << 16) != RCACHE_OK) {
+      rcache__conn_close(sub); /* that sentinel went away: listen to another */
+      sub = NULL;
+      continue;
+    }
+    on_message(st, m);
+    freeReplyObject(m);
+  }
+  rcache__conn_close(sub);
+  return NULL;
+}
+
+/* ---- operations ------------------------------------------------------------------------------- */
+
+static bool readonly_reply(const redisReply *x) {
+  return x && x->type == REDIS_REPLY_ERROR && x->str && strncmp(x->str, "READONLY", 8) == 0;
+}
+
+/* A write refused with READONLY went to a demoted master: look it up again, and answer
+ * as unavailable (the breaker counts it, so a persistent one hands over to the prober). */
+static rcache_status check_readonly(sentinel *st, redisReply **rep, int n) {
+  for (int i = 0; i < n; i++) {
+    if (readonly_reply(rep[i])) {
+      rcache__errf("server: %.200s (the master changed; looking it up again)", rep[i]->str);
+      free_replies(rep, n);
+      rcache__pool_report(st->r.pool, RCACHE_EUNAVAILABLE);
+      want_resolve(st);
+      return RCACHE_EUNAVAILABLE;
+    }
+  }
+  return RCACHE_OK;
+}
+
+static rcache_status run(sentinel *st, const rcache__cmds *b, redisReply **rep, bool idempotent) {
+  rcache_status s = rcache__redis_run(&st->r, st->r.pool, b, rep, idempotent);
+  if (s == RCACHE_OK) return check_readonly(st, rep, b->n);
+  if (rcache__transport_failure(s)) want_resolve(st);
+  return s;
+}
+
+static rcache_status sentinel_exec(rcache__redis *r, const char *key, size_t klen,
+                                   const rcache__cmds *b, redisReply **rep, bool idempotent) {
+  (void)key;
+  (void)klen;
+  return run(ST(r), b, rep, idempotent);
+}
+
+static rcache_status sentinel_del_match(rcache__backend *be, const char *g, size_t gl,
+                                        uint64_t *n) {
+  return rcache__redis_scan_node(&ST(be)->r, ST(be)->r.pool, g, gl, true, 0, n, NULL, NULL);
+}
+
+static rcache_status sentinel_scan(rcache__backend *be, const char *g, size_t gl, uint64_t limit,
+                                   rcache_scan_fn fn, void *ud) {
+  uint64_t n;
+  return rcache__redis_scan_node(&ST(be)->r, ST(be)->r.pool, g, gl, false, limit, &n, fn, ud);
+}
+
+static rcache_status sentinel_flushdb(rcache__backend *be) {
+  rcache__cmds b = {0};
+  redisReply *rep = NULL;
+  rcache_status s = rcache__cmds_addv(&b, "FLUSHDB", "ASYNC", NULL);
+  if (s == RCACHE_OK) s = run(ST(be), &b, &rep, true);
+  rcache__cmds_free(&b);
+  if (s != RCACHE_OK) return s;
+  s = rcache__reply_status(rep);
+  freeReplyObject(rep);
+  return s;
+}
+
+static rcache_status sentinel_get_many(rcache__backend *be, const char *const *keys,
+                                       const size_t *klens, size_t n, rcache_value *vals,
+                                       rcache_status *st) {
+  if (n + 1 > 0x7fffffff) return RCACHE_EINVAL;
+  const char **argv = malloc((n + 1) * sizeof *argv);
+  size_t *lens = malloc((n + 1) * sizeof *lens);
+  rcache_status s = argv && lens ? RCACHE_OK : RCACHE_ENOMEM;
+  rcache__cmds b = {0};
+  if (s == RCACHE_OK) {
+    argv[0] = "MGET";
+    lens[0] = 4;
+    memcpy(argv + 1, keys, n * sizeof *argv);
+    memcpy(lens + 1, klens, n * sizeof *lens);
+    s = rcache__cmds_add(&b, (int)(n + 1), argv, lens);
+  }
+  free(argv);
+  free(lens);
+  redisReply *rep = NULL;
+  if (s == RCACHE_OK) s = run(ST(be), &b, &rep, true);
+  rcache__cmds_free(&b);
+  if (s != RCACHE_OK) return s;
+  if (rep->type == REDIS_REPLY_ERROR) {
+    s = rcache__reply_status(rep);
+  } else if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
+    s = proto(rep);
+  } else {
+    for (size_t i = 0; i < n; i++) {
+      redisReply *e = rep->element[i];
+      if (e->type == REDIS_REPLY_STRING) {
+        vals[i].data = e->str;
+        vals[i].len = e->len;
+        e->str = NULL;
+        st[i] = RCACHE_OK;
+      } else {
+        st[i] = RCACHE_MISS;
+      }
+    }
+  }
+  freeReplyObject(rep);
+  return s;
+}
+
+static rcache_status sentinel_set_many(rcache__backend *be, const char *const *keys,
+                                       const size_t *klens, const rcache_value *vals, size_t n,
+                                       const int64_t *ttl_ms) {
+  rcache__cmds b = {0};
+  rcache_status s = n > 0x7fffffff ? RCACHE_EINVAL
+                                   : rcache__redis_add_sets(&b, keys, klens, vals, NULL, n, ttl_ms);
+  redisReply **rep = calloc(n ? n : 1, sizeof *rep);
+  if (!rep) s = RCACHE_ENOMEM;
+  if (s == RCACHE_OK) s = run(ST(be), &b, rep, true);
+  if (s == RCACHE_OK) {
+    for (size_t i = 0; i < n; i++) {
+      rcache_status e = rcache__reply_status(rep[i]);
+      if (e != RCACHE_OK && s == RCACHE_OK) s = e;
+    }
+    free_replies(rep, (int)n);
+  }
+  rcache__cmds_free(&b);
+  free(rep);
+  return s;
+}
+
+static rcache_status sentinel_health(rcache__backend *be, rcache_health *h) {
+  return rcache__redis_health_node(&ST(be)->r, ST(be)->r.pool, h);
+}
+
+static bool sentinel_available(rcache__backend *be) {
+  return rcache__pool_available(ST(be)->r.pool);
+}
+
+static void sentinel_stats(rcache__backend *be, rcache_stats *s) {
+  s->breaker_state = rcache__pool_breaker_state(ST(be)->r.pool);
+  s->available = s->breaker_state == RCACHE_BREAKER_CLOSED;
+}
+
+/* ---- life -------------------------------------------------------------------------------------- */
+
+static void sentinel_destroy(rcache__backend *be) {
+  sentinel *st = ST(be);
+  pthread_mutex_lock(&st->mu);
+  st->stop = true;
+  pthread_cond_broadcast(&st->wake);
+  pthread_mutex_unlock(&st->mu);
+  poke(st);
+  if (st->has_thread) pthread_join(st->watcher, NULL);
+  for (int i = 0; i < 2; i++)
+    if (st->wake_fd[i] >= 0) close(st->wake_fd[i]);
+  if (st->r.pool) rcache__pool_free(st->r.pool);
+  free(st->sent);
+  pthread_cond_destroy(&st->wake);
+  pthread_mutex_destroy(&st->mu);
+  rcache__redis_fini(&st->r);
+  free(st);
+}
+
+static const rcache__backend_ops sentinel_ops = {
+    "sentinel",           sentinel_destroy,   rcache__redis_get,   rcache__redis_set,
+    rcache__redis_del,    sentinel_del_match, sentinel_scan,       rcache__redis_incr,
+    rcache__redis_exists, rcache__redis_pttl, sentinel_flushdb,    sentinel_get_many,
+    sentinel_set_many,    sentinel_health,    sentinel_available,  sentinel_stats,
+};
+
+rcache_status rcache__sentinel_open(rcache__ctx *ctx, rcache__backend **out) {
+  const rcache__url *u = &ctx->url;
+  if (!u->master || !*u->master || u->nhosts == 0) {
+    rcache__errf("URL: redis+sentinel:// needs sentinel hosts and a master name");
+    return RCACHE_EURL;
+  }
+  sentinel *st = calloc(1, sizeof *st);
+  if (!st) return RCACHE_ENOMEM;
+  st->r.base.ops = &sentinel_ops;
+  st->r.exec = sentinel_exec;
+  st->name = u->master;
+  pthread_mutex_init(&st->mu, NULL);
+  pthread_cond_init(&st->wake, NULL);
+  st->wake_fd[0] = st->wake_fd[1] = -1;
+  rcache_status s = rcache__redis_init(&st->r, ctx);
+  if (s == RCACHE_OK && pipe(st->wake_fd) != 0) {
+    st->wake_fd[0] = st->wake_fd[1] = -1;
+    rcache__errf("pipe: out of file descriptors");
+    s = RCACHE_ENOMEM;
+  }
+  for (int i = 0; s == RCACHE_OK && i < 2; i++) {
+    fcntl(st->wake_fd[i], F_SETFL, fcntl(st->wake_fd[i], F_GETFL) | O_NONBLOCK);
+    fcntl(st->wake_fd[i], F_SETFD, FD_CLOEXEC);
+  }
+  st->sset = st->r.setup;
+  st->sset.db = 0; /* sentinels have no databases */
+  st->sset.want_id = false;
+  st->sent = calloc(u->nhosts, sizeof *st->sent);
+  if (!st->sent) s = RCACHE_ENOMEM;
+  for (size_t i = 0; s == RCACHE_OK && i < u->nhosts; i++) {
+    snprintf(st->sent[i].host, sizeof st->sent[i].host, "%s", u->hosts[i].host);
+    st->sent[i].port = u->hosts[i].port;
+  }
+  st->nsent = u->nhosts;
+  rcache__addr none;
+  memset(&none, 0, sizeof none); /* not known yet: the probe looks it up */
+  if (s == RCACHE_OK) s = rcache__pool_new(ctx, &st->r.setup, &none, &st->r.pool);
+  if (s == RCACHE_OK) {
+    rcache__pool_on_probe(st->r.pool, probe, st);
+    rcache__pool_on_event(st->r.pool, pool_event, st);
+    if (pthread_create(&st->watcher, NULL, watcher_main, st) != 0) s = RCACHE_ENOMEM;
+    else st->has_thread = true;
+  }
+  if (s != RCACHE_OK) {
+    sentinel_destroy(&st->r.base);
+    return s;
+  }
+  /* The first look-up + connection; when it fails the handle starts in fallback mode and
+   * the prober keeps asking the sentinels. */
+  rcache__pool_warm(st->r.pool);
+  rcache__err_clear();
+  *out = &st->r.base;
+  return RCACHE_OK;
+}
