@@ -64,6 +64,9 @@ int cli_open(cli *g);
 /* Prints "rcache <cmd>: <what>: <status text>[: detail] (<url>)" to stderr and returns the
  * exit code for s. */
 int cli_fail(cli *g, const char *what, rcache_status s);
+/* The same with an explicit detail (e.g. rcache_health.error); falls back to the library's
+ * last logged warning when detail is empty. */
+int cli_fail_detail(cli *g, const char *what, rcache_status s, const char *detail);
 /* Prints a usage error "rcache <cmd>: <msg>" with a pointer to --help; returns CLI_USAGE. */
 int cli_usage_error(cli *g, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -62,7 +62,7 @@ int cmd_health(cli *g, int argc, char **argv) {
     printf("server:   %s\n", h.server_version[0] ? h.server_version : "-");
     printf("url:      %s\n", g->url_shown);
   }
-  return s == RCACHE_OK ? CLI_OK : cli_fail(g, "health check", s);
+  return s == RCACHE_OK ? CLI_OK : cli_fail_detail(g, "health check", s, h.error);
 }
 
 /* ---- stats ----------------------------------------------------------------------------- */
@@ -123,7 +123,7 @@ int cmd_stats(cli *g, int argc, char **argv) {
   }
   free(buf);
   /* Stats are printed either way; the exit status still says whether the cache answered. */
-  return s == RCACHE_OK ? CLI_OK : cli_fail(g, "health check", s);
+  return s == RCACHE_OK ? CLI_OK : cli_fail_detail(g, "health check", s, h.error);
 }
 
 /* ---- watch ----------------------------------------------------------------------------- */
@@ -320,7 +320,7 @@ int cmd_bench(cli *g, int argc, char **argv) {
   if (o) return o;
   rcache_health h;
   rcache_status hs = rcache_health_check(g->c, &h);
-  if (hs != RCACHE_OK) return cli_fail(g, "health check before the benchmark", hs);
+  if (hs != RCACHE_OK) return cli_fail_detail(g, "health check before the benchmark", hs, h.error);
 
   bench_cfg cfg = {g->c, 0, (requests + threads - 1) / threads, keys, size, NULL, ""};
   char *value = malloc((size_t)size + 1);

@@ -6,7 +6,7 @@
 #include "cli.h"
 
 #define PARSE(opts, nopts, minpos, maxpos)                                                   \
-  char *pos[8];                                                                              \
+  char *pos[64];                                                                             \
   int npos;                                                                                  \
   do {                                                                                       \
     int _r = cli_parse(g, argc, argv, opts, nopts, pos, &npos, minpos, maxpos);              \
@@ -79,7 +79,7 @@ int cmd_set(cli *g, int argc, char **argv) {
 }
 
 int cmd_del(cli *g, int argc, char **argv) {
-  PARSE(NULL, 0, 1, 8);
+  PARSE(NULL, 0, 1, 64);
   int deleted = 0;
   for (int i = 0; i < npos; i++) {
     rcache_status s = rcache_delete(g->c, pos[i]);

@@ -1,5 +1,6 @@
 /* rcache — the command-line tool: option parsing, dispatch, exit codes, error messages. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,7 @@ static const char global_help[] =
     "  --connect-timeout MS   connect timeout in milliseconds\n"
     "  -v, --verbose          show the library's log messages on stderr\n"
     "  -h, --help             help (also: rcache COMMAND --help)\n"
+    "  --                     ends the options (for a key or value starting with -)\n"
     "  --version              print the version\n"
     "\n"
     "Exit status: 0 ok/found, 1 miss (absent, nothing matched, declined), 2 usage error,\n"
@@ -161,13 +163,31 @@ int cli_exit_code(rcache_status s) {
   }
 }
 
-int cli_fail(cli *g, const char *what, rcache_status s) {
-  const char *detail = rcache_errmsg(g->c);
+/* The library's last warning or error (its log callback), as a detail for messages:
+ * "cache unavailable: cannot connect to h:p: Connection refused (server ...); ..." is
+ * shortened to "cannot connect to h:p: Connection refused". */
+static char last_log[512];
+
+static const char *log_detail(void) {
+  static char out[512];
+  const char *m = last_log;
+  if (strncmp(m, "cache unavailable: ", 19) == 0) m += 19;
+  const char *end = strstr(m, " (server ");
+  snprintf(out, sizeof out, "%.*s", end ? (int)(end - m) : (int)strlen(m), m);
+  return out;
+}
+
+int cli_fail_detail(cli *g, const char *what, rcache_status s, const char *detail) {
   const char *text = rcache_strerror(s);
+  if ((!detail || !*detail || strcmp(detail, text) == 0) && last_log[0]) detail = log_detail();
   fprintf(stderr, "rcache %s: %s: %s", g->cmd ? g->cmd : "", what, text);
   if (detail && *detail && strcmp(detail, text) != 0) fprintf(stderr, ": %s", detail);
   fprintf(stderr, " (%s)\n", g->url_shown);
   return cli_exit_code(s);
+}
+
+int cli_fail(cli *g, const char *what, rcache_status s) {
+  return cli_fail_detail(g, what, s, rcache_errmsg(g->c));
 }
 
 int cli_usage_error(cli *g, const char *fmt, ...) {
@@ -265,7 +285,18 @@ static void log_to_stderr(int level, const char *msg, void *ud) {
   fprintf(stderr, "rcache: %s: %s\n", names[level >= 0 && level <= 3 ? level : 3], msg);
 }
 
-static void log_drop(int level, const char *msg, void *ud) {}
+/* Keeps the last warning/error for cli_fail(); the library logs state changes once, from
+ * the calling thread or a background one, hence the lock. */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void log_keep(int level, const char *msg, void *ud) {
+  cli *g = ud;
+  if (level > RCACHE_LOG_WARN) return;
+  pthread_mutex_lock(&log_mu);
+  snprintf(last_log, sizeof last_log, "%s", msg);
+  pthread_mutex_unlock(&log_mu);
+  if (g->verbose) log_to_stderr(level, msg, NULL);
+}
 
 int cli_open(cli *g) {
   if (!g->url) {
@@ -279,8 +310,9 @@ int cli_open(cli *g) {
   if (g->timeout_ms) o.command_timeout_ms = (int)g->timeout_ms;
   if (g->connect_timeout_ms) o.connect_timeout_ms = (int)g->connect_timeout_ms;
   o.client_name = "rcache-cli";
-  o.log_fn = g->verbose ? log_to_stderr : log_drop;
-  o.log_level = g->verbose ? RCACHE_LOG_DEBUG : RCACHE_LOG_ERROR;
+  o.log_fn = log_keep;
+  o.log_ud = g;
+  o.log_level = g->verbose ? RCACHE_LOG_DEBUG : RCACHE_LOG_WARN;
   rcache_status s = rcache_open(&g->c, g->url, &o);
   if (s != RCACHE_OK) return cli_fail(g, "cannot open the cache", s);
   return CLI_OK;

@@ -161,6 +161,16 @@ rows = out.decode().splitlines()
 t.check(rc == 0 and len(rows) == 3 and rows[0].startswith("time") and
         all(" up " in r and "standalone" in r for r in rows[1:]), "watch --count 2", out)
 
+# a wrong password: health is an error (4), data commands are unavailable (3), the
+# reason is given and the password is not
+bad = url.replace("redis://", "redis://nobody:wr0ngpass@")
+rc, out, err = run([R, "--url", bad, "health"])
+t.check(rc == 4 and "authentication" in err and "wr0ngpass" not in err + out.decode()
+        and "nobody:***@" in err, "wrong password: health exits 4, says why, hides it", err)
+rc, out, err = run([R, "--url", bad, "get", "k"])
+t.check(rc == 3 and "WRONGPASS" in err and "wr0ngpass" not in err,
+        "wrong password: get exits 3 with the server's reason", err)
+
 # REDIS_URL is honoured when --url is absent
 rc, out, _ = run([R, "get", "k", "--prefix", "app:"], env={"REDIS_URL": url})
 t.check(rc == 1, "REDIS_URL selects the server (db 9 was flushed)", out)

@@ -85,6 +85,7 @@ for argv in (["get", "k"], ["set", "k", "v"], ["del", "k"], ["incr", "k"], ["exi
     rc, out, err = run([R, "--url", dead, *argv], timeout=30)
     t.eq(rc, 3, f"dead port: {argv[0]} exits 3")
     t.check("s3cret" not in err and "alice:***@127.0.0.1" in err, f"{argv[0]}: redacted URL", err)
+    t.check("cannot connect" in err and "refused" in err, f"{argv[0]}: says why", err)
 rc, out, err = run([R, "health", "--json"], env={"REDIS_URL": dead})
 h = json.loads(out) if out else {}
 t.check(rc == 3 and h.get("healthy") is False and "s3cret" not in out.decode()
