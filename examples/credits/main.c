@@ -230,12 +230,26 @@ static void print_compare(const figures *no, const figures *yes) {
       consistent(yes) ? "ok" : "MISMATCH");
 }
 
+/* A JSON string literal. */
+static void json_str(const char *s) {
+  putchar('"');
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch == '"' || ch == '\\') printf("\\%c", ch);
+    else if (ch < 0x20) printf("\\u%04x", ch);
+    else putchar(ch);
+  }
+  putchar('"');
+}
+
 static void json_figures(const figures *f, bool last) {
-  printf("{\"name\":\"%s\",\"url\":\"%s\",\"requests\":%llu,\"failed\":%llu,\"sqlite_selects\":%llu,"
+  printf("{\"name\":\"%s\",\"url\":", f->name);
+  json_str(f->url);
+  printf(",\"requests\":%llu,\"failed\":%llu,\"sqlite_selects\":%llu,"
          "\"loads\":%llu,\"cache_hits\":%llu,\"fallbacks\":%llu,\"writes\":%llu,"
          "\"dropped_invalidations\":%llu,\"over_deadline\":%llu,\"median_us\":%.1f,"
          "\"p99_us\":%.1f,\"max_us\":%.1f,\"sqlite_ms\":%.3f}%s",
-         f->name, f->url, (unsigned long long)f->requests, (unsigned long long)f->failed,
+         (unsigned long long)f->requests, (unsigned long long)f->failed,
          (unsigned long long)f->selects, (unsigned long long)f->loads,
          (unsigned long long)f->hits, (unsigned long long)f->fallbacks,
          (unsigned long long)f->writes, (unsigned long long)f->dropped,
@@ -305,8 +319,9 @@ int main(int argc, char **argv) {
            healthy ? "" : " - NOT REACHABLE: ", healthy ? "" : h.error);
     if (!strncmp(url, "memory://", 9)) printf("             (set REDIS_URL=redis://... to use Redis)\n");
     printf("\n1. The same %d requests without and with the cache\n", n);
-    printf("   (balances are SUM()s over a %d-row ledger; profiles, sessions, flags)\n\n",
-           1500 * (int)d.users);
+    printf("   (%lld users; a balance is a SUM() over the user's ledger of ~1500 rows;\n"
+           "   also profiles, sessions and feature flags; 5%% of requests spend credits)\n\n",
+           (long long)d.users);
   }
 
   /* 1. without and with the cache: the same workload (same seed) */
@@ -422,8 +437,11 @@ int main(int argc, char **argv) {
              "  the cache at work.\n", shown);
     printf("\n%s in %.1f s.\n", ok ? "All checks passed" : "SOME CHECKS FAILED", secs);
   } else {
-    printf("{\"db\":\"%s\",\"db_created\":%s,\"url\":\"%s\",\"healthy\":%s,\"users\":%lld,"
-           "\"phases\":[", db, created ? "true" : "false", shown, healthy ? "true" : "false",
+    printf("{\"db\":");
+    json_str(db);
+    printf(",\"db_created\":%s,\"url\":", created ? "true" : "false");
+    json_str(shown);
+    printf(",\"healthy\":%s,\"users\":%lld,\"phases\":[", healthy ? "true" : "false",
            (long long)d.users);
     json_figures(&f_none, false);
     json_figures(&f_cache, false);
