@@ -12,6 +12,7 @@
 #define RCACHE_FAULTS_SCENARIO_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -187,6 +188,126 @@ static inline void sc_end(scen *x) {
   logcap_print(&x->log, x->name);
   logcap_destroy(&x->log);
   srv_destroy(&x->s);
+}
+
+/* ---- every public operation against a failing server, breaker disabled ------------------- */
+
+/* A second handle whose breaker never opens (breaker_failures huge: the threshold is
+ * configurable), so that each call below really meets the fault instead of failing fast.
+ * It is warmed (one pooled connection) before the fault by sc_every_op_open(). */
+static inline void sc_no_breaker(rcache_options *o) {
+  o->breaker_failures = 1000000;
+}
+
+static inline rcache *sc_every_op_open(scen *x) {
+  rcache_options o;
+  load_options(&o, NULL);
+  o.log_fn = NULL;
+  o.log_level = RCACHE_LOG_ERROR;
+  o.key_prefix = "faults:every:";
+  sc_no_breaker(&o);
+  rcache *h = NULL;
+  CHECK(rcache_open(&h, x->url, &o) == RCACHE_OK);
+  if (h) CHECK_EQ(rcache_set(h, "warm", "1", 1, 60), RCACHE_OK);
+  return h;
+}
+
+static inline rcache_status sc_loader(void *ud, rcache_value *out) {
+  (void)ud;
+  out->data = malloc(7);
+  if (!out->data) return RCACHE_ENOMEM;
+  memcpy(out->data, "loaded", 7);
+  out->len = 6;
+  return RCACHE_OK;
+}
+
+static inline bool sc_scan_cb(const char *key, size_t len, void *ud) {
+  (void)key;
+  (void)len;
+  (void)ud;
+  return true;
+}
+
+/* Times one call: it must end within `budget` ms. */
+#define SC_TIMED(x, what, budget, call, expect)                                               \
+  do {                                                                                       \
+    int64_t _t = load_now_us();                                                              \
+    rcache_status _s = (call);                                                               \
+    int64_t _ms = (load_now_us() - _t) / 1000;                                               \
+    CHECK_MSG(_ms <= (budget), "%s: %s took %lld ms (budget %d)", (what), #call,            \
+              (long long)_ms, (int)(budget));                                                \
+    CHECK_MSG(_s == (expect), "%s: %s returned %s, documented %s", (what), #call,            \
+              rcache_strerror(_s), rcache_strerror(expect));                                 \
+    if (_ms > slowest) slowest = _ms;                                                        \
+    if (_ms >= LOAD_COMMAND_TIMEOUT_MS * 3 / 4) waited++;                                    \
+  } while (0)
+
+/* Every operation once, while the server misbehaves: each within its deadline, each with
+ * the status and outputs of docs/semantics.md "While the cache is unavailable". */
+static inline void sc_every_op(scen *x, rcache *h, const char *what) {
+  if (!h) return;
+  int64_t slowest = 0, waited = 0, t0 = load_now_us();
+  rcache_stats s0, s1;
+  rcache_get_stats(h, &s0);
+  rcache_value v = {(char *)"x", 1};
+  SC_TIMED(x, what, SC_CALL_MS, rcache_get(h, "k", &v), RCACHE_EUNAVAILABLE);
+  CHECK(v.data == NULL && v.len == 0);
+  SC_TIMED(x, what, SC_CALL_MS, rcache_set(h, "k", "v", 1, 60), RCACHE_EUNAVAILABLE);
+  SC_TIMED(x, what, SC_CALL_MS, rcache_delete(h, "k"), RCACHE_EUNAVAILABLE);
+  bool e = true;
+  SC_TIMED(x, what, SC_CALL_MS, rcache_exists(h, "k", &e), RCACHE_EUNAVAILABLE);
+  CHECK(!e);
+  int64_t n = 5;
+  SC_TIMED(x, what, SC_CALL_MS, rcache_ttl(h, "k", &n), RCACHE_EUNAVAILABLE);
+  CHECK_EQ(n, -2);
+  n = 5;
+  SC_TIMED(x, what, SC_CALL_MS, rcache_incr(h, "n", 1, &n), RCACHE_EUNAVAILABLE);
+  CHECK_EQ(n, 0);
+  n = 5;
+  SC_TIMED(x, what, SC_CALL_MS, rcache_incr_expire(h, "n", 1, 10, &n), RCACHE_EUNAVAILABLE);
+  CHECK_EQ(n, 0);
+  bool allowed = false;
+  n = 5;
+  SC_TIMED(x, what, SC_CALL_MS, rcache_rate_limit(h, "rl", 1, 10, &allowed, &n),
+           RCACHE_EUNAVAILABLE);
+  CHECK(allowed && n == 0);
+  /* a read and a write: two deadlines */
+  SC_TIMED(x, what, 2 * SC_CALL_MS, rcache_get_or_set(h, "g", 60, sc_loader, NULL, &v),
+           RCACHE_OK);
+  CHECK(v.data && v.len == 6 && !strcmp(v.data, "loaded"));
+  rcache_value_free(&v);
+  const char *keys[3] = {"a", "b", "c"};
+  rcache_value vals[3];
+  rcache_status st[3];
+  SC_TIMED(x, what, SC_CALL_MS, rcache_get_many(h, keys, 3, vals, st), RCACHE_EUNAVAILABLE);
+  for (int i = 0; i < 3; i++) {
+    CHECK(st[i] == RCACHE_EUNAVAILABLE && vals[i].data == NULL);
+    vals[i] = (rcache_value){(char *)"v", 1};
+  }
+  SC_TIMED(x, what, SC_CALL_MS, rcache_set_many(h, keys, vals, 3, 60), RCACHE_EUNAVAILABLE);
+  uint64_t del = 9;
+  SC_TIMED(x, what, SC_CALL_MS, rcache_delete_prefix(h, "a", &del), RCACHE_EUNAVAILABLE);
+  CHECK_EQ(del, 0);
+  del = 9;
+  SC_TIMED(x, what, SC_CALL_MS, rcache_delete_pattern(h, "a*", &del), RCACHE_EUNAVAILABLE);
+  CHECK_EQ(del, 0);
+  SC_TIMED(x, what, SC_CALL_MS, rcache_flush(h), RCACHE_EUNAVAILABLE);
+  SC_TIMED(x, what, SC_CALL_MS, rcache_scan(h, "*", 0, sc_scan_cb, NULL), RCACHE_EUNAVAILABLE);
+  rcache_health hh;
+  SC_TIMED(x, what, SC_CALL_MS, rcache_health_check(h, &hh), RCACHE_EUNAVAILABLE);
+  CHECK(!hh.healthy && hh.error[0]);
+  rcache_get_stats(h, &s1);
+  /* the breaker is configured out: every call above met the fault itself */
+  CHECK_EQ(s1.breaker_opens, s0.breaker_opens);
+  CHECK(s1.fallbacks > s0.fallbacks);
+  printf("[%6.2f s] %s: every operation answered by the fallback rules in %lld ms, slowest "
+         "%lld ms, %lld waited out a deadline (timeouts +%llu)\n",
+         sc_elapsed(x), what, (long long)((load_now_us() - t0) / 1000), (long long)slowest,
+         (long long)waited, (unsigned long long)(s1.timeouts - s0.timeouts));
+  /* a call that waited out a deadline (connect/handshake or command) is a timeout */
+  CHECK_MSG(s1.timeouts - s0.timeouts >= (uint64_t)waited,
+            "%s: %lld calls waited out a deadline, stats.timeouts grew by %llu", what,
+            (long long)waited, (unsigned long long)(s1.timeouts - s0.timeouts));
 }
 
 #endif

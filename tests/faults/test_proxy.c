@@ -14,6 +14,7 @@
 #define PASSWORD "proxy-pw-Kx93"
 
 static proxy *px;
+static rcache *every; /* a handle without a breaker: sc_every_op() */
 
 static void outage(scen *x, const char *what, proxy_mode m, int delay_ms, int for_ms,
                    bool expect_timeouts) {
@@ -27,9 +28,12 @@ static void outage(scen *x, const char *what, proxy_mode m, int delay_ms, int fo
   int64_t ms = load_wait_available(x->c, false, t0, SC_CALL_MS);
   CHECK_MSG(ms >= 0, "%s: the breaker did not open within %d ms", what, SC_CALL_MS);
   printf("[%6.2f s] %s: breaker open after %lld ms\n", sc_elapsed(x), what, (long long)ms);
-  sc_sleep_ms(for_ms / 2);
+  if (m == PROXY_HALF) sc_every_op(x, every, what);
+  int half = for_ms / 2 - (int)((load_now_us() - t0) / 1000);
+  if (half > 0) sc_sleep_ms(half);
   sc_check_health(x, false, what);
-  sc_sleep_ms(for_ms - (int)((load_now_us() - t0) / 1000));
+  int left = for_ms - (int)((load_now_us() - t0) / 1000);
+  if (left > 0) sc_sleep_ms(left);
   load_snapshot(x->l, &b);
   load_diff(&a, &b, &d);
   load_print(what, &d);
@@ -120,6 +124,7 @@ int main(void) {
     proxy_stop(px);
     return test_report(x.name);
   }
+  every = sc_every_op_open(&x);
   sc_sleep_ms(800);
   sc_print_stats(&x, "healthy");
   CHECK(proxy_accepted(px) >= 1);
@@ -135,6 +140,7 @@ int main(void) {
   snprintf(where, sizeof where, "127.0.0.1:%d", proxy_port(px));
   CHECK_EQ(logcap_count(&x.log, where, 0), 6);
   CHECK_EQ(logcap_count(&x.log, ":***@", 0), 6); /* the URL is there, redacted */
+  rcache_close(every);
   sc_end(&x); /* closes the handle before the proxy goes */
   proxy_stop(px);
   return test_report(x.name);

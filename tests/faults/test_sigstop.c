@@ -23,6 +23,7 @@ int main(void) {
     return test_report(x.name);
   }
   sc_sleep_ms(1000);
+  rcache *every = sc_every_op_open(&x);
   load_counts a, b, d;
   load_snapshot(x.l, &a);
   load_print("healthy", &a);
@@ -37,9 +38,10 @@ int main(void) {
   int64_t ms = load_wait_available(x.c, false, t_stop, SC_CALL_MS);
   CHECK_MSG(ms >= 0, "the breaker did not open within %d ms of SIGSTOP", SC_CALL_MS);
   printf("[%6.2f s] paused: breaker open after %lld ms\n", sc_elapsed(&x), (long long)ms);
-  sc_sleep_ms(1000);
+  sc_every_op(&x, every, "paused");
   sc_check_health(&x, false, "paused"); /* must not hang either */
-  sc_sleep_ms(3000 - (int)((load_now_us() - t_stop) / 1000));
+  int left = 3000 - (int)((load_now_us() - t_stop) / 1000);
+  if (left > 0) sc_sleep_ms(left);
   load_snapshot(x.l, &b);
   load_diff(&a, &b, &d);
   load_print("paused", &d);
@@ -60,6 +62,12 @@ int main(void) {
 
   srv_resume(&x.s);
   int64_t t_cont = load_now_us();
+  /* the handle without a breaker recovers by itself too */
+  if (every) {
+    int64_t ok = load_wait_used_again(every, t_cont, SC_RECOVERY_MS);
+    CHECK_MSG(ok >= 0, "the breaker-less handle did not recover");
+    rcache_close(every);
+  }
   sc_check_recovered(&x, t_cont, "continued");
   sc_sleep_ms(1000);
   load_snapshot(x.l, &a);
