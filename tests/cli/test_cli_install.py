@@ -34,8 +34,8 @@ try:
                     f"the man page documents {c}")
         t.check(".SH EXIT STATUS" in text, "the man page documents the exit status")
         if shutil.which("groff"):
-            g = subprocess.run(["groff", "-man", "-Tutf8", "-ww", man], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, timeout=60)
+            g = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-P-bcou", man],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
             t.check(g.returncode == 0 and b"EXIT STATUS" in g.stdout and not g.stderr,
                     "groff renders the man page without warnings", g.stderr.decode()[:500])
 finally:
