@@ -1,0 +1,238 @@
+/*
+ * A slot migrated between masters while rcache reads and writes it (private 3-master
+ * cluster started here). During the migration the source answers ASK for keys already
+ * moved (rcache must send ASKING + the command to the target); once the slot is assigned
+ * to the target, the source answers MOVED (rcache must follow and update its map). No
+ * error and no wrong value may reach the callers; both redirections must have happened
+ * (the target counts ASKING calls, the source counts MOVED and ASK error replies).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rcache/rcache.h"
+#include "slot.h"
+#include "test.h"
+#include "test_cluster_procs.h"
+
+#define NKEYS 200
+#define NWORKERS 4
+
+static atomic_bool stop_workers;
+
+typedef struct worker {
+  rcache *c;
+  int id;
+  long ops, errors, wrong;
+  int64_t max_ms;
+  int lastver[NKEYS / NWORKERS];
+} worker;
+
+static void note_error(worker *w, const char *what, const char *k, rcache_status s) {
+  if (w->errors++ < 5)
+    fprintf(stderr, "  worker %d: %s %s: %s (%s)\n", w->id, what, k, rcache_strerror(s),
+            rcache_errmsg(w->c));
+}
+
+static void timed(worker *w, int64_t t0) {
+  int64_t d = pr_now_ms() - t0;
+  if (d > w->max_ms) w->max_ms = d;
+}
+
+static void *work(void *arg) {
+  worker *w = arg;
+  char k[64], v[64], other[64];
+  for (int it = 1; !atomic_load(&stop_workers); it++) {
+    int j = it % (NKEYS / NWORKERS), i = w->id + NWORKERS * j;
+    snprintf(k, sizeof k, "{mig}:k:%d", i);
+    snprintf(v, sizeof v, "%d:%d", i, it);
+    int64_t t0 = pr_now_ms();
+    rcache_status s = rcache_set(w->c, k, v, strlen(v), 0);
+    timed(w, t0);
+    if (s != RCACHE_OK) note_error(w, "set", k, s);
+    else w->lastver[j] = it;
+    rcache_value got;
+    t0 = pr_now_ms();
+    s = rcache_get(w->c, k, &got);
+    timed(w, t0);
+    char want[64];
+    snprintf(want, sizeof want, "%d:%d", i, w->lastver[j]);
+    if (s != RCACHE_OK) note_error(w, "get", k, s);
+    else if (strcmp(got.data, want) != 0 && w->wrong++ < 5)
+      fprintf(stderr, "  worker %d: %s is %s, expected %s\n", w->id, k, got.data, want);
+    rcache_value_free(&got);
+    /* a key elsewhere, and a counter in the moving slot */
+    snprintf(other, sizeof other, "other:%d:%d", w->id, j);
+    if ((s = rcache_set(w->c, other, v, strlen(v), 0)) != RCACHE_OK) note_error(w, "set", other, s);
+    int64_t n = 0;
+    snprintf(k, sizeof k, "{mig}:ctr:%d", w->id);
+    t0 = pr_now_ms();
+    s = rcache_incr(w->c, k, 1, &n);
+    timed(w, t0);
+    if (s != RCACHE_OK) note_error(w, "incr", k, s);
+    else if (n != it && w->wrong++ < 5)
+      fprintf(stderr, "  worker %d: counter %lld, expected %d\n", w->id, (long long)n, it);
+    if (it % 8 == 0) { /* a batch over the moving slot */
+      const char *keys[4];
+      char kb[4][64];
+      for (int q = 0; q < 4; q++) {
+        snprintf(kb[q], sizeof kb[q], "{mig}:k:%d", w->id + NWORKERS * ((j + q) % (NKEYS / NWORKERS)));
+        keys[q] = kb[q];
+      }
+      rcache_value vals[4];
+      rcache_status st[4];
+      t0 = pr_now_ms();
+      s = rcache_get_many(w->c, keys, 4, vals, st);
+      timed(w, t0);
+      if (s != RCACHE_OK) note_error(w, "get_many", keys[0], s);
+      for (int q = 0; q < 4; q++) {
+        if (s == RCACHE_OK && st[q] != RCACHE_OK) note_error(w, "get_many item", keys[q], st[q]);
+        rcache_value_free(&vals[q]);
+      }
+    }
+    w->ops += 4;
+  }
+  return NULL;
+}
+
+static long long stat_of(int port, const char *section, const char *field) {
+  redisReply *r = pr_cmd(port, "INFO %s", section);
+  long long v = 0;
+  if (r && r->type == REDIS_REPLY_STRING) {
+    const char *p = strstr(r->str, field);
+    if (p) v = atoll(p + strlen(field));
+  }
+  if (r) freeReplyObject(r);
+  return v;
+}
+
+static bool node_id(int port, char *id, size_t size) {
+  redisReply *r = pr_cmd(port, "CLUSTER MYID");
+  bool ok = r && r->type == REDIS_REPLY_STRING;
+  if (ok) snprintf(id, size, "%s", r->str);
+  if (r) freeReplyObject(r);
+  return ok;
+}
+
+int main(void) {
+  pr_cluster cl;
+  if (pr_cluster_start(&cl, 3, 0, 2000) != 0) {
+    CHECK_MSG(0, "could not start the private cluster");
+    return test_report("test_cluster_migrate");
+  }
+  unsigned slot = rcache__slot("mig", 3);
+  int src = pr_cluster_owner(&cl, slot), dst = (src + 1) % 3;
+  CHECK(src >= 0);
+  char src_id[64], dst_id[64];
+  CHECK(node_id(cl.node[src].port, src_id, sizeof src_id));
+  CHECK(node_id(cl.node[dst].port, dst_id, sizeof dst_id));
+
+  char url[128];
+  pr_cluster_url(&cl, 0, url, sizeof url, NULL);
+  rcache *c = NULL;
+  CHECK_EQ(rcache_open(&c, url, NULL), RCACHE_OK);
+  CHECK_STR(rcache_mode(c), "cluster");
+  char k[64];
+  for (int i = 0; i < NKEYS; i++) { /* the keys exist on the source before it starts */
+    snprintf(k, sizeof k, "{mig}:k:%d", i);
+    CHECK_EQ(rcache_set(c, k, "0", 1, 0), RCACHE_OK);
+  }
+
+  worker w[NWORKERS];
+  pthread_t th[NWORKERS];
+  for (int i = 0; i < NWORKERS; i++) {
+    memset(&w[i], 0, sizeof w[i]);
+    w[i].c = c;
+    w[i].id = i;
+    pthread_create(&th[i], NULL, work, &w[i]);
+  }
+  pr_sleep_ms(200);
+
+  /* Migrate: IMPORTING on the target, MIGRATING on the source, keys a few at a time. */
+  CHECK(pr_ok(pr_cmd(cl.node[dst].port, "CLUSTER SETSLOT %u IMPORTING %s", slot, src_id)));
+  CHECK(pr_ok(pr_cmd(cl.node[src].port, "CLUSTER SETSLOT %u MIGRATING %s", slot, dst_id)));
+  int moved = 0;
+  for (int round = 0; round < 1000; round++) {
+    redisReply *r = pr_cmd(cl.node[src].port, "CLUSTER GETKEYSINSLOT %u 5", slot);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+      if (r) freeReplyObject(r);
+      break;
+    }
+    const char *argv[16];
+    size_t lens[16];
+    char port[16];
+    snprintf(port, sizeof port, "%d", cl.node[dst].port);
+    int n = 0;
+    argv[n++] = "MIGRATE";
+    argv[n++] = "127.0.0.1";
+    argv[n++] = port;
+    argv[n++] = "";
+    argv[n++] = "0";
+    argv[n++] = "5000";
+    argv[n++] = "KEYS";
+    for (size_t i = 0; i < r->elements; i++) argv[n++] = r->element[i]->str;
+    for (int i = 0; i < n; i++) lens[i] = strlen(argv[i]);
+    struct timeval tv = {2, 0};
+    redisContext *rc = redisConnectWithTimeout("127.0.0.1", cl.node[src].port, tv);
+    redisReply *m = rc && !rc->err ? redisCommandArgv(rc, n, argv, lens) : NULL;
+    if (!m || m->type == REDIS_REPLY_ERROR)
+      fprintf(stderr, "  MIGRATE: %s\n", m ? m->str : "no reply");
+    else
+      moved += (int)r->elements;
+    if (m) freeReplyObject(m);
+    if (rc) redisFree(rc);
+    freeReplyObject(r);
+    pr_sleep_ms(10); /* let the workers meet the half-moved slot */
+  }
+  CHECK(moved >= NKEYS);
+  pr_sleep_ms(300); /* every key on the target, the slot still MIGRATING: ASK for all */
+  CHECK(pr_ok(pr_cmd(cl.node[dst].port, "CLUSTER SETSLOT %u NODE %s", slot, dst_id)));
+  CHECK(pr_ok(pr_cmd(cl.node[src].port, "CLUSTER SETSLOT %u NODE %s", slot, dst_id)));
+  CHECK(pr_ok(pr_cmd(cl.node[3 - src - dst].port, "CLUSTER SETSLOT %u NODE %s", slot, dst_id)));
+  pr_sleep_ms(800); /* now MOVED, until rcache's map says the target */
+
+  atomic_store(&stop_workers, true);
+  long ops = 0, errors = 0, wrong = 0;
+  int64_t max_ms = 0;
+  for (int i = 0; i < NWORKERS; i++) {
+    pthread_join(th[i], NULL);
+    ops += w[i].ops;
+    errors += w[i].errors;
+    wrong += w[i].wrong;
+    if (w[i].max_ms > max_ms) max_ms = w[i].max_ms;
+  }
+  printf("migration: %d keys moved, %ld calls, %ld errors, %ld wrong values, slowest %lld ms\n",
+         moved, ops, errors, wrong, (long long)max_ms);
+  CHECK(ops > 1000);
+  CHECK_EQ(errors, 0);
+  CHECK_EQ(wrong, 0);
+  CHECK(max_ms < 1500 + 1000); /* connect + command timeouts, plus slack */
+
+  long long asking = stat_of(cl.node[dst].port, "commandstats", "cmdstat_asking:calls=");
+  long long ask = stat_of(cl.node[src].port, "errorstats", "errorstat_ASK:count=");
+  long long movedr = stat_of(cl.node[src].port, "errorstats", "errorstat_MOVED:count=");
+  printf("redirections: %lld ASK and %lld MOVED answered by the source, %lld ASKING at the target\n",
+         ask, movedr, asking);
+  CHECK(ask > 0);
+  CHECK(asking > 0);
+  CHECK(movedr > 0);
+
+  /* the slot is the target's now, and rcache reads every key there */
+  CHECK_EQ(pr_cluster_owner(&cl, slot), dst);
+  int readable = 0;
+  for (int i = 0; i < NKEYS; i++) {
+    snprintf(k, sizeof k, "{mig}:k:%d", i);
+    redisReply *r = pr_cmd(cl.node[dst].port, "GET %s", k);
+    rcache_value v = {NULL, 0};
+    if (r && r->type == REDIS_REPLY_STRING && rcache_get(c, k, &v) == RCACHE_OK &&
+        strcmp(v.data, r->str) == 0)
+      readable++;
+    if (r) freeReplyObject(r);
+    rcache_value_free(&v);
+  }
+  CHECK_EQ(readable, NKEYS);
+  rcache_close(c);
+  return test_report("test_cluster_migrate");
+}
