@@ -173,7 +173,7 @@ static rcache_status setup(rcache__conn *c, const rcache__conn_setup *cs, int64_
   rcache__cmds b = {0};
   rcache_status s = RCACHE_OK;
   int auth = -1, sel = -1, name = -1, id = -1;
-  char dbs[16];
+  char dbs[16], rid[24];
   if (cs->password) {
     auth = b.n;
     s = cs->user ? rcache__cmds_addv(&b, "AUTH", cs->user, cs->password, NULL)
@@ -192,11 +192,16 @@ static rcache_status setup(rcache__conn *c, const rcache__conn_setup *cs, int64_
     id = b.n;
     s = rcache__cmds_addv(&b, "CLIENT", "ID", NULL);
   }
+  long long redirect = cs->tracking_redirect ? atomic_load(cs->tracking_redirect) : -1;
+  if (s == RCACHE_OK && redirect >= 0) { /* its reply is not checked: see conn.h */
+    snprintf(rid, sizeof rid, "%lld", redirect);
+    s = rcache__cmds_addv(&b, "CLIENT", "TRACKING", "on", "REDIRECT", rid, NULL);
+  }
   if (s != RCACHE_OK || b.n == 0) {
     rcache__cmds_free(&b);
     return s;
   }
-  redisReply *r[4] = {0};
+  redisReply *r[5] = {0};
   s = rcache__conn_exec(c, &b, r, deadline_us, 1 << 20);
   int n = b.n;
   rcache__cmds_free(&b);

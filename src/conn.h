@@ -43,6 +43,11 @@ typedef struct rcache__conn_setup {
   const char *user, *password; /* NULL when absent */
   int db;
   bool want_id;                /* ask CLIENT ID */
+  /* near cache (tracking.c): when non-NULL and holding an id >= 0, the set-up adds
+   * CLIENT TRACKING on REDIRECT <id>; -1 means the listener is down (no tracking). An
+   * error reply to it leaves the connection usable: the near cache's protocol never
+   * fills from a connection opened before the listener it redirects to was announced. */
+  _Atomic long long *tracking_redirect;
 } rcache__conn_setup;
 
 /* Connects by deadline_us and runs the set-up. RCACHE_OK, RCACHE_EUNAVAILABLE,

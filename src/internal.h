@@ -119,6 +119,7 @@ typedef struct rcache__ctx {
   size_t prefix_len;
   rcache__counters n;
   rcache__latency lat;
+  struct rcache__near *near; /* near cache table (near.h), NULL when off; owned by the handle */
 } rcache__ctx;
 
 /* Logs through opt.log_fn when level <= opt.log_level; the message is passed through

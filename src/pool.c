@@ -72,6 +72,26 @@ void rcache__pool_drop_idle(rcache__pool *p) {
   pthread_mutex_unlock(&p->mu);
 }
 
+int rcache__pool_check_idle(rcache__pool *p) {
+  int dead = 0;
+  pthread_mutex_lock(&p->mu);
+  for (rcache__conn **pp = &p->idle; *pp;) {
+    rcache__conn *c = *pp;
+    if (!rcache__sock_stale(&c->sock)) {
+      pp = &c->next;
+      continue;
+    }
+    *pp = c->next;
+    rcache__conn_close(c);
+    p->total--;
+    dead++;
+  }
+  if (dead) pthread_cond_broadcast(&p->freed);
+  pthread_mutex_unlock(&p->mu);
+  if (dead) emit(p, false);
+  return dead;
+}
+
 /* The breaker just opened: log once, forget connections, wake the prober. */
 static void tripped(rcache__pool *p, rcache_status s, const char *why) {
   char where[300];
@@ -124,7 +144,8 @@ rcache_status rcache__pool_ping(rcache__pool *p) {
   if (s == RCACHE_OK) s = rcache__reply_status(r); /* -LOADING / -BUSY: not yet */
   if (r) freeReplyObject(r);
   pthread_mutex_lock(&p->mu);
-  if (s == RCACHE_OK && p->total < p->max) { /* keep it: the first caller needs one */
+  /* keep it (the first caller needs one), unless the pool moved on while it connected */
+  if (s == RCACHE_OK && epoch == p->epoch && p->total < p->max) {
     c->epoch = epoch;
     c->next = p->idle;
     p->idle = c;

@@ -51,6 +51,12 @@ void rcache__pool_report(rcache__pool *p, rcache_status s);
 /* Forgets every idle connection (e.g. after a server restart was detected). */
 void rcache__pool_drop_idle(rcache__pool *p);
 
+/* Closes the idle connections that the server closed (or that have bytes nobody asked
+ * for), telling the event callback (up = false) when there were any: the near cache's
+ * listener calls it every few ms, since a dead connection's tracking is gone. Returns how
+ * many were closed. */
+int rcache__pool_check_idle(rcache__pool *p);
+
 /* Points the pool at another server (Sentinel failover). Existing connections are dropped
  * as they come back. */
 void rcache__pool_set_addr(rcache__pool *p, const rcache__addr *a);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "handle.h"
+#include "near.h"
 
 /* ---- small things -------------------------------------------------------------------- */
 
@@ -240,8 +241,21 @@ static rcache_status open_backend(rcache *c) {
   switch (c->ctx.url.scheme) {
   case RCACHE__SCHEME_NONE: return rcache__none_open(&c->ctx, &c->b);
   case RCACHE__SCHEME_MEMORY: return rcache__memory_open(&c->ctx, &c->b);
-  default: return rcache__redis_open(&c->ctx, &c->b);
+  default: break;
   }
+  /* Redis: the near cache's table first, so the backend can attach its listener(s) */
+  if (c->ctx.opt.near_cache_bytes > 0 &&
+      !(c->ctx.near = rcache__near_new(c->ctx.opt.near_cache_bytes, c->ctx.opt.near_cache_max_ttl_ms)))
+    return RCACHE_ENOMEM;
+  rcache_status s = rcache__redis_open(&c->ctx, &c->b);
+  if (s != RCACHE_OK || (c->ctx.near && rcache__near_sources(c->ctx.near) == 0)) {
+    if (s == RCACHE_OK)
+      rcache__log(&c->ctx, RCACHE_LOG_WARN, "near cache not supported in %s mode yet: off",
+                  c->b->ops->mode);
+    rcache__near_free(c->ctx.near); /* no listener keeps it coherent: never use it */
+    c->ctx.near = NULL;
+  }
+  return s;
 }
 
 rcache_status rcache_open(rcache **out, const char *url, const rcache_options *o) {
@@ -298,6 +312,7 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *o
 void rcache_close(rcache *c) {
   if (!c) return;
   c->b->ops->destroy(c->b);
+  rcache__near_free(c->ctx.near); /* after the backend: its listener feeds the table */
   rcache__flights_free(c->flights);
   free_ctx(&c->ctx);
   free(c);
@@ -311,11 +326,54 @@ static bool in_stale_tail(const rcache *c, int64_t pttl) {
   return c->stale_ms > 0 && pttl >= 0 && pttl <= c->stale_ms;
 }
 
+/* The near cache's part of a read: a hit answers it (true); otherwise *ticket is the fetch
+ * to complete with near_done() (0: nothing to fill). */
+static bool near_lookup(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
+                        uint64_t *ticket) {
+  rcache__near *n = c->ctx.near;
+  *ticket = 0;
+  if (!n) return false;
+  if (rcache__near_get(n, k->p, k->len, rcache__now_us(), out, pttl) == RCACHE_OK) {
+    COUNT(c, near_hits);
+    return true;
+  }
+  COUNT(c, near_misses);
+  *ticket = rcache__near_begin(n, k->p, k->len); /* before the GET is sent */
+  return false;
+}
+
+/* The remote reply for a near fetch: s and the logical remaining ms (-1 none). */
+static void near_done(rcache *c, const rcache__key *k, uint64_t ticket, rcache_status s,
+                      const rcache_value *v, int64_t ms) {
+  if (!ticket) return;
+  if (s == RCACHE_OK)
+    rcache__near_fill(c->ctx.near, ticket, k->p, k->len, v->data, v->len, rcache__now_us(), ms);
+  else
+    rcache__near_end(c->ctx.near, ticket, k->p, k->len, s == RCACHE_MISS);
+}
+
+/* This process wrote key k (or tried to): its near entry goes at once. Not updated in
+ * place: Redis tracks keys that were read, so a value we wrote but did not read would not
+ * be invalidated by someone else's later write. */
+static void near_drop(rcache *c, const char *key, size_t klen) {
+  if (c->ctx.near) rcache__near_invalidate(c->ctx.near, key, klen);
+}
+
+static void near_flush(rcache *c) {
+  if (!c->ctx.near) return;
+  rcache__near_flush(c->ctx.near);
+  COUNT(c, near_flushes);
+}
+
 rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
                                rcache_value *stale) {
   int64_t ms = -2;
-  bool want = pttl || c->stale_ms > 0;
+  uint64_t ticket;
+  if (near_lookup(c, k, out, pttl, &ticket)) return RCACHE_OK;
+  bool want = pttl || c->stale_ms > 0 || ticket;
   rcache_status s = c->b->ops->get(c->b, k->p, k->len, out, want ? &ms : NULL);
+  near_done(c, k, ticket, in_stale_tail(c, ms) && s == RCACHE_OK ? RCACHE_MISS : s, out,
+            ms >= 0 && c->stale_ms > 0 ? ms - c->stale_ms : ms);
   if (s == RCACHE_OK && in_stale_tail(c, ms)) {
     if (stale) {
       *stale = *out;
@@ -351,6 +409,7 @@ rcache_status rcache__set_full(rcache *c, const rcache__key *k, const void *data
   }
   if (ttl_ms > 0) ttl_ms += c->stale_ms;
   rcache_status s = c->b->ops->set(c->b, k->p, k->len, data ? data : "", len, ttl_ms, flags);
+  near_drop(c, k->p, k->len);
   if (s == RCACHE_OK) COUNT(c, sets);
   return rcache__remote(c, s);
 }
@@ -376,6 +435,7 @@ rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t le
 rcache_status rcache_delete(rcache *c, const char *key) {
   BEGIN_KEYED(c, key, k);
   rcache_status s = c->b->ops->del(c->b, k.p, k.len);
+  near_drop(c, k.p, k.len);
   if (s == RCACHE_OK) COUNT(c, deletes);
   rcache__key_free(&k);
   return rcache__done(c, rcache__remote(c, s));
@@ -389,6 +449,7 @@ static rcache_status delete_glob(rcache *c, const char *lit, const char *glob, u
   if (!g) return rcache__done(c, RCACHE_ENOMEM);
   rcache_status s = c->b->ops->del_match(c->b, g, gl, &n);
   free(g);
+  near_flush(c);
   atomic_fetch_add_explicit(&c->ctx.n.deletes, n, memory_order_relaxed);
   if (deleted) *deleted = n;
   return rcache__done(c, rcache__remote(c, s));
@@ -413,13 +474,18 @@ rcache_status rcache_delete_pattern(rcache *c, const char *glob, uint64_t *delet
 rcache_status rcache_flush(rcache *c) {
   rcache__err_clear();
   if (!c) return rcache__einval(NULL, "handle is NULL");
-  if (c->ctx.prefix_len == 0) return rcache__done(c, rcache__remote(c, c->b->ops->flushdb(c->b)));
+  if (c->ctx.prefix_len == 0) {
+    rcache_status s = c->b->ops->flushdb(c->b);
+    near_flush(c);
+    return rcache__done(c, rcache__remote(c, s));
+  }
   uint64_t n;
   size_t gl;
   char *g = ns_glob(c, "", NULL, &gl);
   if (!g) return rcache__done(c, RCACHE_ENOMEM);
   rcache_status s = c->b->ops->del_match(c->b, g, gl, &n);
   free(g);
+  near_flush(c);
   return rcache__done(c, rcache__remote(c, s));
 }
 
@@ -431,6 +497,7 @@ static rcache_status incr_full(rcache *c, const char *key, int64_t by, int64_t t
   if (out) *out = 0;
   BEGIN_KEYED(c, key, k);
   rcache_status s = c->b->ops->incr(c->b, k.p, k.len, by, ttl_ms, &v);
+  near_drop(c, k.p, k.len);
   rcache__key_free(&k);
   if (s == RCACHE_OK && out) *out = v;
   return rcache__done(c, rcache__remote(c, s));
@@ -600,6 +667,7 @@ rcache_status rcache_set_many(rcache *c, const char *const *keys, const rcache_v
   rcache_status s = keys_make(c, keys, n, &ks, &ls);
   if (s == RCACHE_OK) {
     s = c->b->ops->set_many(c->b, (const char *const *)ks, ls, vals, n, ttls);
+    for (size_t i = 0; i < n; i++) near_drop(c, ks[i], ls[i]);
     free(ks);
     if (s == RCACHE_OK) atomic_fetch_add_explicit(&c->ctx.n.sets, n, memory_order_relaxed);
     s = rcache__remote(c, s);
@@ -658,6 +726,7 @@ void rcache_get_stats(rcache *c, rcache_stats *s) {
   LOAD(coalesced); LOAD(early_refreshes); LOAD(stale_served); LOAD(breaker_opens);
   LOAD(reconnect_attempts); LOAD(near_invalidations); LOAD(near_flushes);
 #undef LOAD
+  if (c->ctx.near) rcache__near_usage(c->ctx.near, &s->near_entries, &s->near_bytes);
   s->latency_p50_ms = rcache__latency_quantile(&c->ctx.lat, 0.50);
   s->latency_p99_ms = rcache__latency_quantile(&c->ctx.lat, 0.99);
   s->latency_max_ms = (double)atomic_load_explicit(&c->ctx.lat.max_us, memory_order_relaxed) / 1000.0;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "redis.h"
+#include "tracking.h"
 
 /* ---- set-up ---------------------------------------------------------------------------- */
 
@@ -379,7 +380,9 @@ rcache_status rcache__redis_health_node(rcache__redis *r, rcache__pool *p, rcach
 
 static void standalone_destroy(rcache__backend *be) {
   rcache__redis *r = R(be);
+  rcache__tracking_stop(r->tracking); /* its thread uses the pool; its events need it */
   rcache__pool_free(r->pool);
+  rcache__tracking_free(r->tracking);
   rcache__redis_fini(r);
   free(r);
 }
@@ -545,8 +548,12 @@ rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out) {
   rcache_status s = rcache__redis_init(r, ctx);
   rcache__addr a;
   addr_of_url(u, 0, &a);
+  /* near cache: data connections redirect their invalidations to the tracker's listener */
+  if (s == RCACHE_OK && ctx->near) s = rcache__tracking_new(ctx, &r->setup, &a, ctx->near, &r->tracking);
+  if (s == RCACHE_OK && r->tracking) r->setup.tracking_redirect = rcache__tracking_redirect(r->tracking);
   if (s == RCACHE_OK) s = rcache__pool_new(ctx, &r->setup, &a, &r->pool);
   if (s != RCACHE_OK) {
+    rcache__tracking_free(r->tracking);
     rcache__redis_fini(r);
     free(r);
     return s;
@@ -560,6 +567,10 @@ rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out) {
   if (s == RCACHE_OK && u->scheme != RCACHE__SCHEME_UNIX && cluster_enabled(r)) {
     standalone_destroy(&r->base);
     return rcache__cluster_open(ctx, out);
+  }
+  if (r->tracking && rcache__tracking_start(r->tracking, r->pool) != RCACHE_OK) {
+    standalone_destroy(&r->base);
+    return RCACHE_ENOMEM;
   }
   *out = &r->base;
   return RCACHE_OK;

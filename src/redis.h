@@ -26,6 +26,7 @@ struct rcache__redis {
   size_t max_reply;
   rcache__exec_fn exec;
   rcache__pool *pool; /* standalone / sentinel: the one server */
+  struct rcache__tracking *tracking; /* standalone with a near cache: its listener */
   void *topo;         /* cluster / sentinel state */
 };
 

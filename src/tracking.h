@@ -1,0 +1,42 @@
+/*
+ * Keeps the near cache coherent with one Redis server (server-assisted client-side
+ * caching, RESP2): a listener connection of its own, subscribed to __redis__:invalidate,
+ * read by its own thread; data connections of the server's pool are opened with
+ * CLIENT TRACKING on REDIRECT <listener id> (conn.c reads the id from
+ * rcache__tracking_redirect()). One tracking object per server address, so a topology
+ * with several servers makes one per node, all feeding the same near table.
+ *
+ * The near table is flushed whenever an invalidation may have been missed: the listener
+ * lost or silent past its PING deadline, a data connection lost (the pool's event, and a
+ * check of idle connections every tick), and Redis' FLUSHDB/FLUSHALL notice. It serves
+ * only while the listener is subscribed and the pool's breaker is closed. Internal.
+ */
+#ifndef RCACHE_TRACKING_H
+#define RCACHE_TRACKING_H
+
+#include "near.h"
+#include "pool.h"
+
+typedef struct rcache__tracking rcache__tracking;
+
+/* A tracker for server a, authenticating like setup (copied; its tracking_redirect is
+ * ignored). Does not connect yet. RCACHE_OK or RCACHE_ENOMEM. */
+rcache_status rcache__tracking_new(rcache__ctx *ctx, const rcache__conn_setup *setup,
+                                   const rcache__addr *a, rcache__near *near,
+                                   rcache__tracking **out);
+
+/* The listener's client id (-1 while down), for the data pool's set-up. */
+_Atomic long long *rcache__tracking_redirect(rcache__tracking *t);
+
+/* Attaches the data pool (its event callback becomes the tracker's), registers with the
+ * near table, connects the listener now when the pool is available (bounded by
+ * connect_timeout_ms), and starts the listener thread. RCACHE_OK or RCACHE_ENOMEM. */
+rcache_status rcache__tracking_start(rcache__tracking *t, rcache__pool *pool);
+
+/* Stops the listener thread and closes its connection (the tracker stays valid for pool
+ * events until freed). NULL-safe. */
+void rcache__tracking_stop(rcache__tracking *t);
+/* Frees it; call after the pool is freed. NULL-safe. */
+void rcache__tracking_free(rcache__tracking *t);
+
+#endif
