@@ -288,6 +288,19 @@ PR_FN bool pr_cluster_ok(pr_cluster *c) {
   return true;
 }
 
+/* Every replica has finished its first sync. */
+PR_FN bool pr_replicas_synced(pr_cluster *c) {
+  for (int i = 0; i < c->n; i++) {
+    redisReply *r = pr_cmd(c->node[i].port, "INFO replication");
+    bool replica = r && r->type == REDIS_REPLY_STRING && strstr(r->str, "role:slave");
+    bool up = r && r->type == REDIS_REPLY_STRING && strstr(r->str, "master_link_status:up") &&
+              strstr(r->str, "master_sync_in_progress:0");
+    if (r) freeReplyObject(r);
+    if (replica && !up) return false;
+  }
+  return true;
+}
+
 /* masters + masters×replicas nodes, created with redis-cli --cluster create. */
 PR_FN int pr_cluster_start(pr_cluster *c, int masters, int replicas, int node_timeout_ms) {
   memset(c, 0, sizeof *c);
@@ -301,7 +314,8 @@ PR_FN int pr_cluster_start(pr_cluster *c, int masters, int replicas, int node_ti
     snprintf(bus, sizeof bus, "%d", b);
     const char *extra[] = {"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                            "--cluster-port", bus, "--cluster-node-timeout", timeout,
-                           "--cluster-replica-validity-factor", "0", NULL};
+                           "--cluster-replica-validity-factor", "0",
+                           "--repl-diskless-sync-delay", "0", NULL};
     if (pr_start_node(&c->node[i], "cluster-node", extra) != 0) return -1;
     c->node[i].bus = b;
   }
@@ -326,7 +340,7 @@ PR_FN int pr_cluster_start(pr_cluster *c, int masters, int replicas, int node_ti
     return -1;
   }
   for (int64_t until = pr_now_ms() + 15000; pr_now_ms() < until; pr_sleep_ms(50))
-    if (pr_cluster_ok(c)) return 0;
+    if (pr_cluster_ok(c) && pr_replicas_synced(c)) return 0;
   fprintf(stderr, "private cluster did not reach cluster_state:ok\n");
   return -1;
 }
