@@ -16,12 +16,14 @@ free_port() { # a port nobody listens on, from the ephemeral-free range 20000-29
   echo "servers: no free port" >&2; return 1
 }
 
-wait_ready() { # wait_ready redis-cli-args...
-  for _ in $(seq 1 100); do
+wait_ready() { # wait_ready redis-cli-args...  (up to 20 s: CI machines can be slow)
+  for _ in $(seq 1 200); do
     redis-cli "$@" PING 2>/dev/null | grep -q PONG && return 0
-    sleep 0.05
+    sleep 0.1
   done
-  echo "servers: redis did not start ($*)" >&2; return 1
+  echo "servers: redis did not start ($*); server logs:" >&2
+  tail -n 5 "$run"/*.log >&2 || true
+  return 1
 }
 
 # start_redis NAME PORT [extra redis-server args...]: a server on 127.0.0.1:PORT and a
