@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""rcache CLI against a real redis-server ($RCACHE_TEST_URL_TCP; the test uses logical db 9
+"""rcache CLI against a real redis-server ($RCACHE_TEST_URL_TCP; the test uses logical db 13
 so that flushing cannot disturb other tests): every subcommand, checked independently with
 redis-cli, exit codes, --json / --prometheus output parsed back.
 Usage: test_cli_redis.py RCACHE_BINARY"""
@@ -12,7 +12,7 @@ from clitest import Harness, RedisCli, env_url, run, with_db
 
 t = Harness("cli_redis")
 R = sys.argv[1]
-url = with_db(env_url(t, "RCACHE_TEST_URL_TCP"), 9)
+url = with_db(env_url(t, "RCACHE_TEST_URL_TCP"), 13)
 rc_ = RedisCli(url)
 rc_("FLUSHDB")
 
@@ -173,7 +173,7 @@ t.check(rc == 3 and "WRONGPASS" in err and "wr0ngpass" not in err,
 
 # REDIS_URL is honoured when --url is absent
 rc, out, _ = run([R, "get", "k", "--prefix", "app:"], env={"REDIS_URL": url})
-t.check(rc == 1, "REDIS_URL selects the server (db 9 was flushed)", out)
+t.check(rc == 1, "REDIS_URL selects the server (db 13 was flushed)", out)
 rc_("SET", "envk", "fromenv")
 rc, out, _ = run([R, "get", "envk"], env={"REDIS_URL": url})
 t.check(rc == 0 and out == b"fromenv", "get through REDIS_URL", out)

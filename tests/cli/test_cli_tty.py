@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """rcache CLI on a terminal (a pseudo-terminal from python's pty module) against a real
-redis-server ($RCACHE_TEST_URL_TCP, logical db 10): del-prefix / del-pattern / flush ask for
+redis-server ($RCACHE_TEST_URL_TCP, logical db 14): del-prefix / del-pattern / flush ask for
 confirmation and show progress on stderr only when it is a terminal.
 Usage: test_cli_tty.py RCACHE_BINARY"""
 import os
@@ -14,7 +14,7 @@ from clitest import Harness, RedisCli, env_url, run, with_db
 
 t = Harness("cli_tty")
 R = sys.argv[1]
-url = with_db(env_url(t, "RCACHE_TEST_URL_TCP"), 10)
+url = with_db(env_url(t, "RCACHE_TEST_URL_TCP"), 14)
 rc_ = RedisCli(url)
 rc_("FLUSHDB")
 N = 30000  # more than one batch (20000), so progress spans batches

@@ -4,7 +4,7 @@ for every phase SQLite queries + cache hits = requests, the outage phase serves 
 request from SQLite within the deadline, dropped invalidations are replayed, and the
 database and the cache agree, checked independently with python's sqlite3 and redis-cli.
 Usage: test_demo.py CREDITS_DEMO memory|redis
-(redis: $RCACHE_TEST_URL_TCP, logical db 11; the demo gets it through REDIS_URL)"""
+(redis: $RCACHE_TEST_URL_TCP, logical db 15; the demo gets it through REDIS_URL)"""
 import json
 import os
 import sqlite3
@@ -18,7 +18,7 @@ DEMO, MODE = sys.argv[1], sys.argv[2]
 t = Harness(f"demo_{MODE}")
 env = {}
 if MODE == "redis":
-    url = with_db(env_url(t, "RCACHE_TEST_URL_TCP"), 11)
+    url = with_db(env_url(t, "RCACHE_TEST_URL_TCP"), 15)
     env["REDIS_URL"] = url
     rc_ = RedisCli(url)
     rc_("FLUSHDB")
