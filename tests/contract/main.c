@@ -6,6 +6,8 @@
  *   contract --env VAR             take the URL from $VAR (set by scripts/servers.sh);
  *                                  a missing variable is a failure, never a skip
  *   ... -t <substring>             run only tests whose name contains it
+ *   ... --near                     every handle has the near cache on (4 MiB): the same
+ *                                  contract must hold with it (no stale read of own writes)
  *
  * Namespacing: every test's handle has a key_prefix "<run id>:<n>:" where the run id is
  * "ct<pid>x<random>". When the URL has no key_prefix, it is passed as the option; when it
@@ -73,6 +75,7 @@ static void fail_here(const char *fmt, const char *arg) {
 static char run_id[48];
 static const char *g_url;
 static bool g_none;
+static bool g_near; /* --near: near_cache_bytes on every handle */
 static rcache *handles[MAX_HANDLES];
 static int nhandles;
 static char cur_ns[96];
@@ -113,6 +116,10 @@ static rcache *open_with(const char *prefix, const rcache_options *o) {
     opt = *o;
   } else {
     rcache_options_init(&opt);
+  }
+  if (g_near) { /* backends without a near cache say so once per handle: not news here */
+    opt.near_cache_bytes = 4u << 20;
+    if (opt.log_level == RCACHE_LOG_WARN) opt.log_level = RCACHE_LOG_ERROR;
   }
   const char *end = url_prefix_end(g_url);
   char *url = NULL;
@@ -238,7 +245,7 @@ static bool run_one(const ct_test *t, int idx) {
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: contract [--none] [-t substring] (<url> | --env VAR)\n");
+  fprintf(stderr, "usage: contract [--none] [--near] [-t substring] (<url> | --env VAR)\n");
   return 2;
 }
 
@@ -250,6 +257,8 @@ int main(int argc, char **argv) {
     } else if (strcmp(argv[i], "--env") == 0 && i + 1 < argc) {
       label = argv[++i];
       url = test_env_url(label);
+    } else if (strcmp(argv[i], "--near") == 0) {
+      g_near = true;
     } else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
       only = argv[++i];
     } else if (argv[i][0] != '-' || argv[i][1] == '\0') {
@@ -293,8 +302,8 @@ int main(int argc, char **argv) {
   char name[160];
   /* a URL given on the command line may hold a password: show it only without one */
   const char *shown = label == url && strchr(url, '@') ? "<url with credentials>" : label;
-  snprintf(name, sizeof name, "contract[%s%s] (%d tests, %d failed)", g_none ? "none " : "",
-           shown, ran, bad);
+  snprintf(name, sizeof name, "contract[%s%s%s] (%d tests, %d failed)", g_none ? "none " : "",
+           g_near ? "near " : "", shown, ran, bad);
   /* test_report() would count only this file's checks: sum every file's */
   int p = total(passed_of), f = total(failed_of);
   printf("%s: %d passed, %d failed\n", name, p, f);
