@@ -77,6 +77,12 @@ class RedisCli:
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
         return p.stdout.decode(errors="replace").rstrip("\n")
 
+    def clear(self):
+        """Deletes every key of this logical db. Not FLUSHDB: a flush notifies every client
+        with CLIENT TRACKING on the server (other tests' near caches), a DEL only those
+        tracking the key."""
+        self("EVAL", "for _,k in ipairs(redis.call('KEYS','*')) do redis.call('DEL',k) end", "0")
+
     def count(self, pattern):
         p = subprocess.run(["redis-cli", "-u", self.url, "--scan", "--pattern", pattern],
                            stdout=subprocess.PIPE, timeout=60)

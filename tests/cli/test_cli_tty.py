@@ -16,7 +16,7 @@ t = Harness("cli_tty")
 R = sys.argv[1]
 url = with_db(env_url(t, "RCACHE_TEST_URL_TCP"), 14)
 rc_ = RedisCli(url)
-rc_("FLUSHDB")
+rc_.clear()
 N = 30000  # more than one batch (20000), so progress spans batches
 
 
@@ -111,5 +111,5 @@ rc_.fill("plain:%d", 1000)
 rc, out, err = run([R, "--url", url, "del-prefix", "plain:", "--yes"])
 t.check(rc == 0 and out == b"1000\n" and err == "", "no terminal: no progress, no prompt", err)
 
-rc_("FLUSHDB")
+rc_.clear()
 t.report()

@@ -21,7 +21,7 @@ if MODE == "redis":
     url = with_db(env_url(t, "RCACHE_TEST_URL_TCP"), 15)
     env["REDIS_URL"] = url
     rc_ = RedisCli(url)
-    rc_("FLUSHDB")
+    rc_.clear()
     rc_("SET", "not-the-demo", "untouched")
 
 tmp = tempfile.mkdtemp(prefix="rcache-demo-test.")
@@ -91,7 +91,7 @@ if MODE == "redis":
     bad = [k for k in keys if int(rc_("GET", k)) != truth[int(k.split(":")[2])]]
     t.eq(bad, [], "every balance cached in Redis equals SQLite's SUM")
     t.eq(rc_("GET", "not-the-demo"), "untouched", "the demo's flush stayed in its namespace")
-    rc_("FLUSHDB")
+    rc_.clear()
 
 for f in os.listdir(tmp):
     os.unlink(os.path.join(tmp, f))
