@@ -12,6 +12,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,9 +167,14 @@ static int stale_balances(demo *d, rcache *c) {
   return stale;
 }
 
+/* The library may log from its background threads: the lines are kept under a lock. */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static void capture_log(int level, const char *msg, void *ud) {
   demo *d = ud;
+  pthread_mutex_lock(&log_mu);
   if (d->nlogs < 4) snprintf(d->logs[d->nlogs++], sizeof d->logs[0], "%s", msg);
+  pthread_mutex_unlock(&log_mu);
 }
 
 static int dead_port(void) {
@@ -389,7 +395,9 @@ int main(int argc, char **argv) {
     printf("  %-34s %llu (queued for replay: %zu users)\n", "invalidations dropped",
            (unsigned long long)f_out.dropped, d.svc.npending);
     printf("  %-34s fails open: %d of 5 calls allowed\n", "rate limit while down", down_allowed);
+    pthread_mutex_lock(&log_mu);
     for (int i = 0; i < d.nlogs; i++) print_wrapped(i ? "" : "library log (once per change)", d.logs[i]);
+    pthread_mutex_unlock(&log_mu);
     printf("  %-34s %s\n", "check: queries + hits = requests", consistent(&f_out) ? "ok" : "MISMATCH");
   }
 
