@@ -211,3 +211,55 @@ CONTRACT_TEST(scan_many_keys) {
   free(names);
   free(vals);
 }
+
+typedef struct {
+  char seen[16][8];
+  int n;
+} seen_set;
+
+static bool collect(const char *key, size_t len, void *ud) {
+  seen_set *s = ud;
+  if (s->n < 16 && len < sizeof s->seen[0]) memcpy(s->seen[s->n++], key, len + 1);
+  return true;
+}
+
+static int by_str(const void *a, const void *b) {
+  return strcmp(a, b);
+}
+
+/* Redis' glob corner cases (as redis-server 7 answers KEYS): unclosed and empty brackets,
+ * reversed ranges, a trailing backslash. Every backend must agree with the server. */
+CONTRACT_TEST(glob_corner_cases) {
+  const char *keys[] = {"x[", "xa", "x", "x\\", "x]", "x-", "xb", "xz", "xm", "x^", "x[a", "x[]",
+                        "xab"};
+  put_all(e->c, keys, N(keys));
+  struct {
+    const char *glob, *expect; /* expect: the sorted matches, space-separated */
+  } cases[] = {
+      {"x[", ""},
+      {"x[a", "xa"},
+      {"x\\", "x\\"},
+      {"x[]", ""},
+      {"x[a-]", "x] x^ xa"},
+      {"x[-a]", "x- xa"},
+      {"x[z-a]", "xa xb xm xz"},
+      {"x[\\]]", "x]"},
+      {"x[^]", "x- x[ x\\ x] x^ xa xb xm xz"},
+      {"x[^a]", "x- x[ x\\ x] x^ xb xm xz"},
+      {"x[]]", ""},
+      {"x*\\", "x\\"},
+      {"x?*", "x- x[ x[] x[a x\\ x] x^ xa xab xb xm xz"},
+  };
+  for (size_t i = 0; i < N(cases); i++) {
+    seen_set s = {0};
+    CHECK_EQ(rcache_scan(e->c, cases[i].glob, 0, collect, &s), RCACHE_OK);
+    qsort(s.seen, (size_t)s.n, sizeof s.seen[0], by_str);
+    char got[160] = "";
+    for (int j = 0; j < s.n; j++) {
+      if (j) strcat(got, " ");
+      strcat(got, s.seen[j]);
+    }
+    CHECK_MSG(strcmp(got, cases[i].expect) == 0, "glob \"%s\": got \"%s\", expected \"%s\"",
+              cases[i].glob, got, cases[i].expect);
+  }
+}
