@@ -12,7 +12,7 @@ for i in 1 2 3 4 5 6; do
   taken="$taken$p $bus "
   cluster_ports+=("$p")
   start_redis "cluster-$i" "$p" --cluster-enabled yes --cluster-config-file nodes.conf \
-    --cluster-port "$bus" --cluster-node-timeout 3000
+    --cluster-port "$bus" --cluster-node-timeout 3000 --cluster-require-full-coverage no
 done
 cluster_nodes=()
 for p in "${cluster_ports[@]}"; do

@@ -5,7 +5,9 @@
  *     5 s of the promotion every master's slots are served again.
  *  2. A master killed (SIGKILL): keys on the other masters are served without a single
  *     error while the dead one's calls fail fast; once its replica takes over, its keys are
- *     served again.
+ *     served again. (The nodes run with cluster-require-full-coverage no, as a cache
+ *     cluster should: with the default, Redis itself refuses every key, CLUSTERDOWN, from
+ *     the moment the master is marked failed until its replica replaces it.)
  */
 #include <pthread.h>
 #include <stdatomic.h>

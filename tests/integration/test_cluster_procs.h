@@ -315,7 +315,10 @@ PR_FN int pr_cluster_start(pr_cluster *c, int masters, int replicas, int node_ti
     const char *extra[] = {"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                            "--cluster-port", bus, "--cluster-node-timeout", timeout,
                            "--cluster-replica-validity-factor", "0",
-                           "--repl-diskless-sync-delay", "0", NULL};
+                           "--repl-diskless-sync-delay", "0",
+                           /* the other masters keep serving while one is down (with the
+                            * default, every node answers CLUSTERDOWN until it is replaced) */
+                           "--cluster-require-full-coverage", "no", NULL};
     if (pr_start_node(&c->node[i], "cluster-node", extra) != 0) return -1;
     c->node[i].bus = b;
   }
