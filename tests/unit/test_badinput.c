@@ -5,6 +5,8 @@
 #include <math.h>
 #include <stdbool.h>
 
+#include "rcache/json.h"
+#include "rcache/keys.h"
 #include "rcache/rcache.h"
 #include "test.h"
 
@@ -74,6 +76,79 @@ static void null_handle(void) {
   CHECK_STR(buf, "");
   CHECK_EQ(rcache_stats_prometheus(NULL, NULL, 0), 0);
   CHECK(rcache_strerror((rcache_status)12345) != NULL);
+}
+
+static rcache_status enc(const void *obj, rcache_value *out, void *ud) {
+  return RCACHE_OK;
+}
+
+static rcache_status dec(const char *d, size_t l, void *obj, void *ud) {
+  return RCACHE_OK;
+}
+
+static rcache_status obj_loader(void *ud, void *obj) {
+  return RCACHE_OK;
+}
+
+static json_t *json_loader(void *ud) {
+  return json_true();
+}
+
+/* The typed, JSON and key helpers: NULL anything gives EINVAL (or -1), never a crash. */
+static void null_helpers(rcache *live) {
+  rcache *hs[] = {NULL, live};
+  const rcache_codec codec = {enc, dec, NULL}, half = {enc, NULL, NULL};
+  int obj = 0;
+  for (int i = 0; i < 2; i++) {
+    rcache *c = hs[i];
+    char *str = (char *)"junk";
+    int64_t n = 3;
+    double d = 3;
+    json_t *j = json_true();
+    CHECK_EQ(rcache_set_str(c, i ? NULL : "k", "v", 0), RCACHE_EINVAL);
+    CHECK_EQ(rcache_set_str(c, "k", NULL, 0), RCACHE_EINVAL);
+    CHECK_EQ(rcache_get_str(c, "k", i ? NULL : &str), RCACHE_EINVAL);
+    CHECK_EQ(rcache_get_str(c, i ? "" : "k", &str), RCACHE_EINVAL);
+    CHECK(str == NULL || !i);
+    CHECK_EQ(rcache_set_i64(c, i ? "" : "k", 1, 0), RCACHE_EINVAL);
+    CHECK_EQ(rcache_get_i64(c, "k", i ? NULL : &n), RCACHE_EINVAL);
+    CHECK_EQ(rcache_set_double(c, i ? NULL : "k", 1.0, 0), RCACHE_EINVAL);
+    CHECK_EQ(rcache_set_double(c, "k", 1.0, -1), RCACHE_EINVAL);
+    CHECK_EQ(rcache_get_double(c, "k", i ? NULL : &d), RCACHE_EINVAL);
+    CHECK_EQ(rcache_set_obj(c, "k", i ? NULL : &codec, &obj, 0), RCACHE_EINVAL);
+    CHECK_EQ(rcache_get_obj(c, "k", i ? &half : &codec, &obj), RCACHE_EINVAL);
+    CHECK_EQ(rcache_get_or_set_obj(c, "k", 0, &codec, i ? NULL : obj_loader, NULL, &obj),
+             RCACHE_EINVAL);
+    CHECK_EQ(rcache_get_or_set_obj(c, "k", 0, i ? NULL : &codec, obj_loader, NULL, &obj),
+             RCACHE_EINVAL);
+    CHECK_EQ(rcache_set_json(c, i ? NULL : "k", j, 0), RCACHE_EINVAL);
+    CHECK_EQ(rcache_set_json(c, "k", i ? NULL : j, 0), RCACHE_EINVAL);
+    CHECK_EQ(rcache_get_json(c, "k", i ? NULL : &j), RCACHE_EINVAL);
+    CHECK_EQ(rcache_get_or_set_json(c, "k", 0, i ? NULL : json_loader, NULL, &j), RCACHE_EINVAL);
+    CHECK_EQ(rcache_get_or_set_json(c, "k", 0, json_loader, NULL, i ? NULL : &j), RCACHE_EINVAL);
+    json_decref(j);
+    uint64_t del = 9;
+    CHECK_EQ(rcache_invalidate_user(c, i ? NULL : "12", &del), RCACHE_EINVAL);
+  }
+  char buf[64];
+  const char *parts[] = {"a", NULL};
+  CHECK_EQ(rcache_key_build(NULL, 10, 1, parts), -1);
+  CHECK_EQ(rcache_key_build(buf, sizeof buf, 2, parts), -1);
+  CHECK_EQ(rcache_key_build(buf, sizeof buf, 1, NULL), -1);
+  CHECK_EQ(rcache_key_user(buf, sizeof buf, NULL), -1);
+  CHECK_EQ(rcache_key_user(buf, sizeof buf, ""), -1);
+  CHECK_EQ(rcache_key_user_credits(buf, sizeof buf, NULL), -1);
+  CHECK_EQ(rcache_key_workflow(buf, sizeof buf, NULL), -1);
+  CHECK_EQ(rcache_key_workflow_definition(buf, sizeof buf, NULL), -1);
+  CHECK_EQ(rcache_key_session(buf, sizeof buf, NULL), -1);
+  CHECK_EQ(rcache_key_rate_limit(buf, sizeof buf, "u", NULL), -1);
+  CHECK_EQ(rcache_key_rate_limit(buf, sizeof buf, NULL, "/e"), -1);
+  CHECK_EQ(rcache_key_feature_flag(buf, sizeof buf, NULL), -1);
+  CHECK_EQ(rcache_key_user_all(buf, sizeof buf, NULL), -1);
+  CHECK_EQ(rcache_key_all_workflows(NULL, 10), -1);
+  CHECK_EQ(rcache_key_digest(buf, sizeof buf, NULL, 80), -1);
+  CHECK_EQ(rcache_key_digest(NULL, 10, "k", 80), -1);
+  CHECK(rcache_key_all_workflows(NULL, 0) > 0); /* snprintf semantics: a length query */
 }
 
 /* One bad option: rcache_open fails with EINVAL, *out NULL, message naming `name`. */
@@ -147,6 +222,10 @@ static void options(const char *url) {
 
 int main(void) {
   null_handle();
+  rcache *c = NULL;
+  CHECK_EQ(rcache_open(&c, "memory://", NULL), RCACHE_OK);
+  null_helpers(c);
+  rcache_close(c);
   options("memory://");
   options("none://");
   return test_report("test_badinput");
