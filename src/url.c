@@ -45,6 +45,7 @@
  * message masks generously: from the first ':' after "://" to the last '@' of the URL, and
  * any quoted fragment that overlaps that span is shown as *** too.
  */
+#include <ctype.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -618,8 +619,35 @@ void rcache__url_free(rcache__url *u) {
 
 /* ---- redaction of free text ------------------------------------------------------------ */
 
-static bool url_end(char c) {
-  return (unsigned char)c <= ' ' || c == '"' || c == '\'' || c == '<' || c == '>' || c == '`';
+/* A URL in free text ends at a space or control byte, or at a quote that no '@' follows
+ * before the next space (a password may hold quotes: "redis://a:b:c'@d@e", fuzz_url). */
+static bool url_end(const char *q) {
+  if ((unsigned char)*q <= ' ') return true;
+  if (*q != '"' && *q != '\'' && *q != '<' && *q != '>' && *q != '`') return false;
+  for (q++; (unsigned char)*q > ' '; q++)
+    if (*q == '@') return false;
+  return true;
+}
+
+/* Does a new URL of a comma-separated list start at q: "://" after "@host[:port],scheme"
+ * (the user info of the current URL, ending at `at`, complete)? Free text cannot tell this
+ * from a password holding "@h1,redis://"; such a password is partly shown. */
+static bool next_in_list(const char *start, const char *at, const char *q) {
+  if (!at || strncmp(q, "://", 3) != 0) return false;
+  const char *b = q;
+  while (b > at + 1 && b > start &&
+         (isalnum((unsigned char)b[-1]) || b[-1] == '+' || b[-1] == '.' || b[-1] == '-'))
+    b--;
+  if (b == q || b <= at + 1 || b[-1] != ',') return false;
+  const char *h = at + 1, *comma = b - 1; /* host[:port] between '@' and ',' */
+  while (h < comma && (isalnum((unsigned char)*h) || *h == '.' || *h == '-')) h++;
+  if (h == at + 1) return false;
+  if (h < comma && *h == ':') {
+    const char *d = ++h;
+    while (h < comma && isdigit((unsigned char)*h)) h++;
+    if (h == d) return false;
+  }
+  return h == comma;
 }
 
 void rcache__redact(const char *in, char *out, size_t outlen) {
@@ -633,9 +661,11 @@ void rcache__redact(const char *in, char *out, size_t outlen) {
     /* copy up to and including "://" */
     while (p < sep && n + 1 < outlen) out[n++] = *p++;
     if (!*p || n + 1 >= outlen) break;
-    /* the URL runs to a space or quote, or to the next "://"; its user info to the last '@' */
+    /* the URL runs to a space or quote, or to the next URL of a list ("@h1,redis://");
+     * its user info to the last '@'. Any other "://" may be inside a password (found by
+     * fuzz/fuzz_url.c: "redis://u:p://x@h", "redis://u/@8p://x@h"). */
     const char *end = p, *at = NULL, *colon = NULL;
-    while (*end && !url_end(*end) && strncmp(end, "://", 3) != 0) {
+    while (*end && !url_end(end) && !next_in_list(p, at, end)) {
       if (*end == '@') at = end;
       end++;
     }
