@@ -284,189 +284,230 @@ static rcache *open_cache(const char *url, int timeout_ms, demo *d) {
   return c;
 }
 
-int main(int argc, char **argv) {
-  const char *db = "credits-demo.db", *url = NULL;
-  int n = 3000;
-  demo d;
-  memset(&d, 0, sizeof d);
+/* Everything the run measured, printed as tables or JSON at the end. */
+typedef struct report {
+  const char *db;
+  char shown[256]; /* the cache URL, password hidden */
+  bool created, healthy, is_memory, dead_is_redis, ok;
+  char health_error[256], dead_url[160];
+  int n, rl_allowed, down_allowed, stale_before, stale_after, replayed, matching;
+  size_t queued;
+  figures none, cache, outage, recovery;
+  rcache_stats dead_stats;
+  double secs;
+} report;
+
+static int rate_limit_calls(demo *d, rcache *c, int calls) {
+  int allowed = 0;
+  d->svc.cache = c;
+  for (int i = 0; i < calls; i++) {
+    bool ok = false;
+    int64_t count;
+    if (credits_check_rate_limit(&d->svc, "7", "/api/generate", RL_LIMIT, 60, &ok, &count) == 0 &&
+        ok)
+      allowed++;
+  }
+  return allowed;
+}
+
+/* 3. The service's cache handle points at a loopback port nobody listens on. */
+static void run_outage(demo *d, report *r) {
+  snprintf(r->dead_url, sizeof r->dead_url, "redis://127.0.0.1:%d", dead_port());
+  rcache *dead = open_cache(r->dead_url, DEAD_TIMEOUT_MS, d);
+  r->dead_is_redis = dead != NULL;
+  if (!dead) { /* no Redis backend in this build: caching off stands in for the outage */
+    snprintf(r->dead_url, sizeof r->dead_url, "none://");
+    dead = open_cache(r->dead_url, 0, d);
+  }
+  r->outage = (figures){.name = "outage"};
+  snprintf(r->outage.url, sizeof r->outage.url, "%s", r->dead_url);
+  int64_t deadline_us = 2 * DEAD_TIMEOUT_MS * 1000; /* connect + command, per cache call */
+  workload(d, dead, 11, r->n / 3, deadline_us, &r->outage);
+  r->down_allowed = rate_limit_calls(d, dead, 5);
+  rcache_get_stats(dead, &r->dead_stats);
+  rcache_close(dead);
+}
+
+/* 4. Back on the real cache: replay what the outage dropped, then check every balance. */
+static void run_recovery(demo *d, report *r, rcache *cache) {
+  d->svc.cache = cache;
+  r->stale_before = stale_balances(d, cache);
+  r->queued = d->svc.npending;
+  r->replayed = credits_replay_invalidations(&d->svc);
+  r->stale_after = stale_balances(d, cache);
+  r->recovery = (figures){.name = "recovery"};
+  snprintf(r->recovery.url, sizeof r->recovery.url, "%s", r->shown);
+  workload(d, cache, 13, r->n / 3, 0, &r->recovery);
+  d->svc.counting = false; /* the check's own reads are not part of the figures */
+  for (int64_t u = 1; u <= d->users; u++) {
+    char id[24];
+    int64_t cached_v, truth;
+    snprintf(id, sizeof id, "%lld", (long long)u);
+    if (credits_get_user_credits(&d->svc, id, &cached_v) == 0 &&
+        credits_db_balance(&d->svc, id, &truth) == 0 && cached_v == truth)
+      r->matching++;
+  }
+  d->svc.counting = true;
+}
+
+static void print_intro(const demo *d, const report *r) {
+  printf("rcache demo: the credits service (examples/credits/)\n\n");
+  printf("  database   %s (%s)\n", r->db, r->created ? "created and seeded just now" : "existing");
+  printf("  cache      %s, namespace \"%s\"%s%s\n", r->shown, PREFIX,
+         r->healthy ? "" : " - NOT REACHABLE: ", r->healthy ? "" : r->health_error);
+  if (r->is_memory) printf("             (set REDIS_URL=redis://... to use Redis)\n");
+  printf("\n1. The same %d requests without and with the cache\n", r->n);
+  printf("   (%lld users; a balance is a SUM() over the user's ledger of ~1500 rows;\n"
+         "   also profiles, sessions and feature flags; 5%% of requests spend credits)\n\n",
+         (long long)d->users);
+}
+
+static void print_outage(const demo *d, const report *r) {
+  const figures *f = &r->outage;
+  const rcache_stats *ds = &r->dead_stats;
+  char a[32], b[32];
+  printf("\n3. Outage: the service's cache now points at %s\n", r->dead_url);
+  printf("   (%s; timeouts %d ms)\n\n",
+         r->dead_is_redis ? "nobody listens there" : "no Redis backend in this build",
+         DEAD_TIMEOUT_MS);
+  printf("  %-34s %llu, %s\n", "requests served", (unsigned long long)f->requests,
+         f->failed ? "SOME FAILED" : "none failed: answered from SQLite");
+  printf("  %-34s %llu / %llu\n", "SQLite queries / cache hits", (unsigned long long)f->selects,
+         (unsigned long long)f->hits);
+  printf("  %-34s %s / %s\n", "median / slowest request", dur(f->median_us, a, sizeof a),
+         dur(f->max_us, b, sizeof b));
+  printf("  %-34s %llu (deadline per cache call: %d ms)\n", "requests over the deadline",
+         (unsigned long long)f->over_deadline, 2 * DEAD_TIMEOUT_MS);
+  printf("  %-34s %s, opened %llu time%s; %llu calls answered without the cache\n",
+         "circuit breaker", ds->breaker_state == RCACHE_BREAKER_CLOSED ? "closed" : "open",
+         (unsigned long long)ds->breaker_opens, ds->breaker_opens == 1 ? "" : "s",
+         (unsigned long long)ds->fallbacks);
+  printf("  %-34s %llu (queued for replay: %zu users)\n", "invalidations dropped",
+         (unsigned long long)f->dropped, d->svc.npending);
+  printf("  %-34s fails open: %d of 5 calls allowed\n", "rate limit while down", r->down_allowed);
+  pthread_mutex_lock(&log_mu);
+  for (int i = 0; i < d->nlogs; i++)
+    print_wrapped(i ? "" : "library log (once per change)", d->logs[i]);
+  pthread_mutex_unlock(&log_mu);
+  printf("  %-34s %s\n", "check: queries + hits = requests", consistent(f) ? "ok" : "MISMATCH");
+}
+
+static void print_recovery(const demo *d, const report *r) {
+  const figures *f = &r->recovery;
+  char a[32];
+  printf("\n4. Recovery: the service is back on %s\n\n", r->shown);
+  printf("  %-34s %d\n", "stale cached balances", r->stale_before);
+  printf("  %-34s %d of %zu users (rcache_invalidate_user)\n", "replayed invalidations",
+         r->replayed < 0 ? 0 : r->replayed, r->queued);
+  printf("  %-34s %d\n", "stale cached balances after replay", r->stale_after);
+  printf("  %-34s %llu, hit rate %.1f%%, median %s\n", "requests served",
+         (unsigned long long)f->requests,
+         f->requests ? 100.0 * (double)f->hits / (double)f->requests : 0,
+         dur(f->median_us, a, sizeof a));
+  printf("  %-34s %d of %lld users\n", "cached balance = SQLite balance", r->matching,
+         (long long)d->users);
+  printf("  %-34s %s\n", "check: queries + hits = requests", consistent(f) ? "ok" : "MISMATCH");
+  if (!r->healthy)
+    printf("\n  The cache at %s was unreachable for the whole run: every request was\n"
+           "  answered from SQLite, none failed. That is the fallback; start Redis to see\n"
+           "  the cache at work.\n", r->shown);
+  printf("\n%s in %.1f s.\n", r->ok ? "All checks passed" : "SOME CHECKS FAILED", r->secs);
+}
+
+static void print_json(const demo *d, const report *r) {
+  printf("{\"db\":");
+  json_str(r->db);
+  printf(",\"db_created\":%s,\"url\":", r->created ? "true" : "false");
+  json_str(r->shown);
+  printf(",\"healthy\":%s,\"users\":%lld,\"phases\":[", r->healthy ? "true" : "false",
+         (long long)d->users);
+  json_figures(&r->none, false);
+  json_figures(&r->cache, false);
+  json_figures(&r->outage, false);
+  json_figures(&r->recovery, true);
+  printf("],\"rate_limit\":{\"limit\":%d,\"calls\":%d,\"allowed\":%d},"
+         "\"outage_rate_limit\":{\"calls\":5,\"allowed\":%d},\"outage_backend\":\"%s\","
+         "\"outage_breaker_opens\":%llu,\"stale_before_replay\":%d,\"queued\":%zu,"
+         "\"replayed\":%d,\"stale_after_replay\":%d,\"matching_users\":%d,\"ok\":%s,"
+         "\"seconds\":%.2f}\n",
+         RL_LIMIT, RL_CALLS, r->rl_allowed, r->down_allowed, r->dead_is_redis ? "redis" : "none",
+         (unsigned long long)r->dead_stats.breaker_opens, r->stale_before, r->queued, r->replayed,
+         r->stale_after, r->matching, r->ok ? "true" : "false", r->secs);
+}
+
+static int parse_args(int argc, char **argv, report *r, const char **url, bool *json) {
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--db") == 0 && i + 1 < argc) db = argv[++i];
-    else if (strcmp(argv[i], "--url") == 0 && i + 1 < argc) url = argv[++i];
-    else if (strcmp(argv[i], "--requests") == 0 && i + 1 < argc) n = atoi(argv[++i]);
-    else if (strcmp(argv[i], "--json") == 0) d.json = true;
+    if (strcmp(argv[i], "--db") == 0 && i + 1 < argc) r->db = argv[++i];
+    else if (strcmp(argv[i], "--url") == 0 && i + 1 < argc) *url = argv[++i];
+    else if (strcmp(argv[i], "--requests") == 0 && i + 1 < argc) r->n = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--json") == 0) *json = true;
     else {
       fprintf(stderr, "usage: credits_demo [--db PATH] [--url URL] [--requests N] [--json]\n"
                       "  the cache is --url, else $REDIS_URL, else memory://\n");
-      return 2;
+      return -1;
     }
   }
-  if (n < 30 || n > 10000000) {
+  if (r->n < 30 || r->n > 10000000) {
     fprintf(stderr, "credits_demo: --requests must be 30..10000000\n");
-    return 2;
+    return -1;
   }
-  if (!url) url = getenv("REDIS_URL") && *getenv("REDIS_URL") ? getenv("REDIS_URL") : "memory://";
+  if (!*url) *url = getenv("REDIS_URL") && *getenv("REDIS_URL") ? getenv("REDIS_URL") : "memory://";
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  static demo d;    /* large (log lines); one per process */
+  static report r;
+  const char *url = NULL;
+  r.db = "credits-demo.db";
+  r.n = 3000;
+  if (parse_args(argc, argv, &r, &url, &d.json) != 0) return 2;
   int64_t t_start = now_ns();
-  char shown[256];
-  redact(url, shown, sizeof shown);
+  redact(url, r.shown, sizeof r.shown);
+  r.is_memory = strncmp(url, "memory://", 9) == 0;
 
   rcache *cache = open_cache(url, 0, &d), *none = open_cache("none://", 0, &d);
-  if (!cache || !none) return 1;
-  bool created;
-  if (credits_open(&d.svc, db, cache, &created) != 0) return 1;
+  if (!cache || !none || credits_open(&d.svc, r.db, cache, &r.created) != 0) {
+    rcache_close(cache);
+    rcache_close(none);
+    return 1;
+  }
   d.users = credits_user_count(&d.svc);
   rcache_health h;
-  bool healthy = rcache_health_check(cache, &h) == RCACHE_OK;
+  r.healthy = rcache_health_check(cache, &h) == RCACHE_OK;
+  snprintf(r.health_error, sizeof r.health_error, "%s", h.error);
   rcache_flush(cache); /* our namespace only: start cold, like a fresh deployment */
-
-  if (!d.json) {
-    printf("rcache demo: the credits service (examples/credits/)\n\n");
-    printf("  database   %s (%s)\n", db, created ? "created and seeded just now" : "existing");
-    printf("  cache      %s, namespace \"%s\"%s%s\n", shown, PREFIX,
-           healthy ? "" : " - NOT REACHABLE: ", healthy ? "" : h.error);
-    if (!strncmp(url, "memory://", 9)) printf("             (set REDIS_URL=redis://... to use Redis)\n");
-    printf("\n1. The same %d requests without and with the cache\n", n);
-    printf("   (%lld users; a balance is a SUM() over the user's ledger of ~1500 rows;\n"
-           "   also profiles, sessions and feature flags; 5%% of requests spend credits)\n\n",
-           (long long)d.users);
-  }
+  if (!d.json) print_intro(&d, &r);
 
   /* 1. without and with the cache: the same workload (same seed) */
-  figures f_none = {.name = "no_cache", .url = "none://"}, f_cache = {.name = "cache"};
-  snprintf(f_cache.url, sizeof f_cache.url, "%s", shown);
-  workload(&d, none, 7, n, 0, &f_none);
-  workload(&d, cache, 7, n, 0, &f_cache);
-  if (!d.json) print_compare(&f_none, &f_cache);
+  r.none = (figures){.name = "no_cache", .url = "none://"};
+  r.cache = (figures){.name = "cache"};
+  snprintf(r.cache.url, sizeof r.cache.url, "%s", r.shown);
+  workload(&d, none, 7, r.n, 0, &r.none);
+  workload(&d, cache, 7, r.n, 0, &r.cache);
+  if (!d.json) print_compare(&r.none, &r.cache);
 
-  /* 2. rate limit */
-  d.svc.cache = cache;
-  int rl_allowed = 0;
-  for (int i = 0; i < RL_CALLS; i++) {
-    bool ok;
-    int64_t count;
-    if (credits_check_rate_limit(&d.svc, "7", "/api/generate", RL_LIMIT, 60, &ok, &count) == 0 && ok)
-      rl_allowed++;
-  }
+  /* 2. a rate limit */
+  r.rl_allowed = rate_limit_calls(&d, cache, RL_CALLS);
   if (!d.json) {
     printf("\n2. Rate limit (rcache_rate_limit: %d calls per 60 s per user and endpoint)\n\n",
            RL_LIMIT);
     printf("  user 7 calls /api/generate %d times: %d allowed, %d denied\n", RL_CALLS,
-           rl_allowed, RL_CALLS - rl_allowed);
+           r.rl_allowed, RL_CALLS - r.rl_allowed);
   }
 
-  /* 3. outage: the cache handle now points at a port nobody listens on */
-  char dead_url[160];
-  snprintf(dead_url, sizeof dead_url, "redis://127.0.0.1:%d", dead_port());
-  rcache *dead = open_cache(dead_url, DEAD_TIMEOUT_MS, &d);
-  bool dead_is_redis = dead != NULL;
-  if (!dead) { /* no Redis backend in this build: caching off stands in for the outage */
-    snprintf(dead_url, sizeof dead_url, "none://");
-    dead = open_cache(dead_url, 0, &d);
-  }
-  int64_t deadline_us = 2 * DEAD_TIMEOUT_MS * 1000; /* connect + command, per cache call */
-  figures f_out = {.name = "outage"};
-  snprintf(f_out.url, sizeof f_out.url, "%s", dead_url);
-  workload(&d, dead, 11, n / 3, deadline_us, &f_out);
-  int down_allowed = 0;
-  for (int i = 0; i < 5; i++) {
-    bool ok = false;
-    int64_t count;
-    if (credits_check_rate_limit(&d.svc, "7", "/api/generate", RL_LIMIT, 60, &ok, &count) == 0 && ok)
-      down_allowed++;
-  }
-  rcache_stats ds;
-  rcache_get_stats(dead, &ds);
-  if (!d.json) {
-    char a[32], b[32];
-    printf("\n3. Outage: the service's cache now points at %s\n", dead_url);
-    printf("   (%s; timeouts %d ms)\n\n", dead_is_redis ? "nobody listens there" : "no Redis backend in this build",
-           DEAD_TIMEOUT_MS);
-    printf("  %-34s %llu, %s\n", "requests served", (unsigned long long)f_out.requests,
-           f_out.failed ? "SOME FAILED" : "none failed: answered from SQLite");
-    printf("  %-34s %llu / %llu\n", "SQLite queries / cache hits",
-           (unsigned long long)f_out.selects, (unsigned long long)f_out.hits);
-    printf("  %-34s %s / %s\n", "median / slowest request", dur(f_out.median_us, a, sizeof a),
-           dur(f_out.max_us, b, sizeof b));
-    printf("  %-34s %llu (deadline per cache call: %d ms)\n", "requests over the deadline",
-           (unsigned long long)f_out.over_deadline, 2 * DEAD_TIMEOUT_MS);
-    printf("  %-34s %s, opened %llu time%s; %llu calls answered without the cache\n",
-           "circuit breaker", ds.breaker_state == RCACHE_BREAKER_CLOSED ? "closed" : "open",
-           (unsigned long long)ds.breaker_opens, ds.breaker_opens == 1 ? "" : "s",
-           (unsigned long long)ds.fallbacks);
-    printf("  %-34s %llu (queued for replay: %zu users)\n", "invalidations dropped",
-           (unsigned long long)f_out.dropped, d.svc.npending);
-    printf("  %-34s fails open: %d of 5 calls allowed\n", "rate limit while down", down_allowed);
-    pthread_mutex_lock(&log_mu);
-    for (int i = 0; i < d.nlogs; i++) print_wrapped(i ? "" : "library log (once per change)", d.logs[i]);
-    pthread_mutex_unlock(&log_mu);
-    printf("  %-34s %s\n", "check: queries + hits = requests", consistent(&f_out) ? "ok" : "MISMATCH");
-  }
+  run_outage(&d, &r);
+  if (!d.json) print_outage(&d, &r);
+  run_recovery(&d, &r, cache);
 
-  /* 4. recovery: back on the real cache; replay what the outage dropped */
-  d.svc.cache = cache;
-  int stale_before = stale_balances(&d, cache);
-  size_t queued = d.svc.npending;
-  int replayed = credits_replay_invalidations(&d.svc);
-  int stale_after = stale_balances(&d, cache);
-  figures f_rec = {.name = "recovery"};
-  snprintf(f_rec.url, sizeof f_rec.url, "%s", shown);
-  workload(&d, cache, 13, n / 3, 0, &f_rec);
-  int matching = 0;
-  for (int64_t u = 1; u <= d.users; u++) {
-    char id[24];
-    int64_t cached_v, truth;
-    snprintf(id, sizeof id, "%lld", (long long)u);
-    d.svc.counting = false;
-    if (credits_get_user_credits(&d.svc, id, &cached_v) == 0 &&
-        credits_db_balance(&d.svc, id, &truth) == 0 && cached_v == truth)
-      matching++;
-    d.svc.counting = true;
-  }
-  double secs = (double)(now_ns() - t_start) / 1e9;
-  bool ok = consistent(&f_none) && consistent(&f_cache) && consistent(&f_out) &&
-            consistent(&f_rec) && f_out.over_deadline == 0 && stale_after == 0 &&
-            matching == d.users && (replayed >= 0 || !healthy);
-  if (!d.json) {
-    char a[32];
-    printf("\n4. Recovery: the service is back on %s\n\n", shown);
-    printf("  %-34s %d\n", "stale cached balances", stale_before);
-    printf("  %-34s %d of %zu users (rcache_invalidate_user)\n", "replayed invalidations",
-           replayed < 0 ? 0 : replayed, queued);
-    printf("  %-34s %d\n", "stale cached balances after replay", stale_after);
-    printf("  %-34s %llu, hit rate %.1f%%, median %s\n", "requests served",
-           (unsigned long long)f_rec.requests,
-           f_rec.requests ? 100.0 * (double)f_rec.hits / (double)f_rec.requests : 0,
-           dur(f_rec.median_us, a, sizeof a));
-    printf("  %-34s %d of %lld users\n", "cached balance = SQLite balance", matching,
-           (long long)d.users);
-    printf("  %-34s %s\n", "check: queries + hits = requests", consistent(&f_rec) ? "ok" : "MISMATCH");
-    if (!healthy)
-      printf("\n  The cache at %s was unreachable for the whole run: every request was\n"
-             "  answered from SQLite, none failed. That is the fallback; start Redis to see\n"
-             "  the cache at work.\n", shown);
-    printf("\n%s in %.1f s.\n", ok ? "All checks passed" : "SOME CHECKS FAILED", secs);
-  } else {
-    printf("{\"db\":");
-    json_str(db);
-    printf(",\"db_created\":%s,\"url\":", created ? "true" : "false");
-    json_str(shown);
-    printf(",\"healthy\":%s,\"users\":%lld,\"phases\":[", healthy ? "true" : "false",
-           (long long)d.users);
-    json_figures(&f_none, false);
-    json_figures(&f_cache, false);
-    json_figures(&f_out, false);
-    json_figures(&f_rec, true);
-    printf("],\"rate_limit\":{\"limit\":%d,\"calls\":%d,\"allowed\":%d},"
-           "\"outage_rate_limit\":{\"calls\":5,\"allowed\":%d},\"outage_backend\":\"%s\","
-           "\"outage_breaker_opens\":%llu,\"stale_before_replay\":%d,\"queued\":%zu,"
-           "\"replayed\":%d,\"stale_after_replay\":%d,\"matching_users\":%d,\"ok\":%s,"
-           "\"seconds\":%.2f}\n",
-           RL_LIMIT, RL_CALLS, rl_allowed, down_allowed, dead_is_redis ? "redis" : "none",
-           (unsigned long long)ds.breaker_opens, stale_before, queued, replayed, stale_after,
-           matching, ok ? "true" : "false", secs);
-  }
+  r.secs = (double)(now_ns() - t_start) / 1e9;
+  r.ok = consistent(&r.none) && consistent(&r.cache) && consistent(&r.outage) &&
+         consistent(&r.recovery) && r.outage.over_deadline == 0 && r.stale_after == 0 &&
+         r.matching == d.users && (r.replayed >= 0 || !r.healthy);
+  if (d.json) print_json(&d, &r);
+  else print_recovery(&d, &r);
   credits_close(&d.svc);
-  rcache_close(dead);
   rcache_close(none);
   rcache_close(cache);
-  return ok ? 0 : 1;
+  return r.ok ? 0 : 1;
 }
