@@ -300,6 +300,37 @@ static int bench_op(bench_cfg *cfg, int64_t threads, bench_result *res) {
   return started == threads ? 0 : -1;
 }
 
+static void bench_print(const cli *g, const rcache_health *h, const bench_cfg *cfg,
+                        int64_t threads, const bench_result *res, bool json) {
+  long long total = (long long)(cfg->per_thread * threads);
+  if (json) {
+    printf("{\"url\":");
+    cli_json_str(stdout, g->url_shown, strlen(g->url_shown));
+    printf(",\"mode\":\"%s\",\"server_version\":\"%s\",\"requests\":%lld,\"threads\":%lld,"
+           "\"size\":%lld,\"keys\":%lld,\"results\":[",
+           h->mode, h->server_version, total, (long long)threads, (long long)cfg->size,
+           (long long)cfg->keys);
+    for (int op = 0; op < NOPS; op++)
+      printf("%s{\"op\":\"%s\",\"ops_per_sec\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
+             "\"max_us\":%.1f,\"errors\":%lld}",
+             op ? "," : "", op_names[op], res[op].ops_per_s, res[op].p50_us, res[op].p99_us,
+             res[op].max_us, (long long)res[op].errors);
+    printf("]}\n");
+    return;
+  }
+  printf("rcache bench: %s (%s%s%s), %lld requests per op, %lld thread%s, %lld-byte values, "
+         "%lld keys\n\n",
+         g->url_shown, h->mode, h->server_version[0] ? " " : "", h->server_version, total,
+         (long long)threads, threads == 1 ? "" : "s", (long long)cfg->size, (long long)cfg->keys);
+  printf("%-11s %12s %11s %11s %11s %8s\n", "op", "ops/s", "p50", "p99", "max", "errors");
+  for (int op = 0; op < NOPS; op++) {
+    char a[24], b[24], c[24];
+    printf("%-11s %12.0f %11s %11s %11s %8lld\n", op_names[op], res[op].ops_per_s,
+           fmt_us(res[op].p50_us, a, sizeof a), fmt_us(res[op].p99_us, b, sizeof b),
+           fmt_us(res[op].max_us, c, sizeof c), (long long)res[op].errors);
+  }
+}
+
 int cmd_bench(cli *g, int argc, char **argv) {
   int64_t requests = 10000, threads = 1, size = 100, keys = 1000;
   bool json = false;
@@ -331,50 +362,21 @@ int cmd_bench(cli *g, int argc, char **argv) {
 
   bench_result res[NOPS];
   int rc = CLI_OK;
-  for (int op = 0; op < NOPS; op++) {
+  bool ran_all = true;
+  for (int op = 0; op < NOPS && ran_all; op++) {
     cfg.op = op;
     if (bench_op(&cfg, threads, &res[op]) != 0) {
       rc = cli_fail(g, "cannot start the benchmark threads", RCACHE_ENOMEM);
+      ran_all = false;
       break;
     }
     if (res[op].unavailable) rc = CLI_UNAVAILABLE;
     else if (res[op].errors && rc == CLI_OK) rc = CLI_ERROR;
   }
-  char clean[80];
-  snprintf(clean, sizeof clean, "%s", cfg.base);
   uint64_t removed = 0;
-  rcache_delete_prefix(g->c, clean, &removed);
+  rcache_delete_prefix(g->c, cfg.base, &removed);
   free(value);
-  if (rc == CLI_OK || rc == CLI_UNAVAILABLE || rc == CLI_ERROR) {
-    int64_t total = cfg.per_thread * threads;
-    if (json) {
-      printf("{\"url\":");
-      cli_json_str(stdout, g->url_shown, strlen(g->url_shown));
-      printf(",\"mode\":\"%s\",\"server_version\":\"%s\",\"requests\":%lld,\"threads\":%lld,"
-             "\"size\":%lld,\"keys\":%lld,\"results\":[",
-             h.mode, h.server_version, (long long)total, (long long)threads, (long long)size,
-             (long long)keys);
-      for (int op = 0; op < NOPS; op++)
-        printf("%s{\"op\":\"%s\",\"ops_per_sec\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
-               "\"max_us\":%.1f,\"errors\":%lld}",
-               op ? "," : "", op_names[op], res[op].ops_per_s, res[op].p50_us, res[op].p99_us,
-               res[op].max_us, (long long)res[op].errors);
-      printf("]}\n");
-    } else {
-      printf("rcache bench: %s (%s%s%s), %lld requests per op, %lld thread%s, %lld-byte "
-             "values, %lld keys\n\n",
-             g->url_shown, h.mode, h.server_version[0] ? " " : "", h.server_version,
-             (long long)total, (long long)threads, threads == 1 ? "" : "s", (long long)size,
-             (long long)keys);
-      printf("%-11s %12s %11s %11s %11s %8s\n", "op", "ops/s", "p50", "p99", "max", "errors");
-      for (int op = 0; op < NOPS; op++) {
-        char a[24], b[24], c[24];
-        printf("%-11s %12.0f %11s %11s %11s %8lld\n", op_names[op], res[op].ops_per_s,
-               fmt_us(res[op].p50_us, a, sizeof a), fmt_us(res[op].p99_us, b, sizeof b),
-               fmt_us(res[op].max_us, c, sizeof c), (long long)res[op].errors);
-      }
-    }
-  }
+  if (ran_all) bench_print(g, &h, &cfg, threads, res, json);
   if (rc == CLI_UNAVAILABLE)
     fprintf(stderr, "rcache bench: the cache became unavailable during the run (%s)\n",
             g->url_shown);
