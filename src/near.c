@@ -295,11 +295,14 @@ rcache_status rcache__near_get(rcache__near *n, const char *key, size_t klen, in
 }
 
 uint64_t rcache__near_begin(rcache__near *n, const char *key, size_t klen) {
-  if (!rcache__near_serving(n)) return 0;
+  /* Not serving: a witness, which follows whatever fetch is there when it completes. A
+   * read that the table may not fill still reports what it saw: a fetch that began after
+   * the table reopened may have read an older value than this one. */
+  if (!rcache__near_serving(n)) return FOLLOW;
   uint64_t h = hash64(key, klen);
   shard *s = shard_of(n, h);
   entry *p = slot_new(key, klen, NULL, 0, true), *dead = NULL;
-  if (!p) return 0;
+  if (!p) return FOLLOW;
   p->hash = h;
   uint64_t t;
   pthread_mutex_lock(&s->mu);
@@ -377,6 +380,11 @@ bool rcache__near_fill(rcache__near *n, uint64_t t, const char *key, size_t klen
 void rcache__near_end(rcache__near *n, uint64_t t, const char *key, size_t klen, bool observed) {
   if (t == 0) return;
   (void)complete(n, t, key, klen, NULL, 0, NULL, observed);
+}
+
+void rcache__near_saw(rcache__near *n, const char *key, size_t klen, const void *data,
+                      size_t len) {
+  (void)complete(n, FOLLOW, key, klen, data, len, NULL, true);
 }
 
 /* ---- invalidation -------------------------------------------------------------------------- */

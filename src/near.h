@@ -38,8 +38,9 @@ void rcache__near_free(rcache__near *n);
 rcache_status rcache__near_get(rcache__near *n, const char *key, size_t klen, int64_t now_us,
                                rcache_value *out, int64_t *key_ttl_ms);
 
-/* Marks key as being fetched; returns the ticket for rcache__near_fill / _end, or 0 when
- * nothing may be filled (not serving, or no memory). */
+/* Marks key as being fetched; returns the ticket for rcache__near_fill / _end (never 0).
+ * While not serving (or without memory) the ticket only witnesses: its reply installs
+ * nothing but still removes what disagrees with it. */
 uint64_t rcache__near_begin(rcache__near *n, const char *key, size_t klen);
 
 /* The reply for ticket t arrived: value data/len, the key's remaining TTL key_ttl_ms
@@ -53,6 +54,11 @@ bool rcache__near_fill(rcache__near *n, uint64_t t, const char *key, size_t klen
  * something about the key (absent, or logically expired), which may be newer than what a
  * concurrent fetch would install, so a newer fetch's placeholder or entry is removed too. */
 void rcache__near_end(rcache__near *n, uint64_t t, const char *key, size_t klen, bool observed);
+
+/* A read that did not go through begin (a batch) saw data/len (data NULL: absent):
+ * whatever the table holds for key that disagrees goes. */
+void rcache__near_saw(rcache__near *n, const char *key, size_t klen, const void *data,
+                      size_t len);
 
 /* Forgets key (placeholder or entry). True when something was there. */
 bool rcache__near_invalidate(rcache__near *n, const char *key, size_t klen);

@@ -631,6 +631,10 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
   rcache_status s = keys_make(c, keys, n, &ks, &ls);
   if (s != RCACHE_OK) return rcache__done(c, s);
   s = c->b->ops->get_many(c->b, (const char *const *)ks, ls, n, vals, statuses);
+  for (size_t i = 0; c->ctx.near && s == RCACHE_OK && i < n; i++) /* see near_saw */
+    if (statuses[i] == RCACHE_OK || statuses[i] == RCACHE_MISS)
+      rcache__near_saw(c->ctx.near, ks[i], ls[i], statuses[i] == RCACHE_OK ? vals[i].data : NULL,
+                       vals[i].len);
   free(ks);
   for (size_t i = 0; i < n; i++) {
     if (s != RCACHE_OK) statuses[i] = s;
