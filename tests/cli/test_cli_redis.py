@@ -4,9 +4,11 @@ so that its deletions cannot touch other tests' keys): every subcommand, checked
 redis-cli, exit codes, --json / --prometheus output parsed back.
 Usage: test_cli_redis.py RCACHE_BINARY"""
 import json
-import os
 import re
+import signal
+import subprocess
 import sys
+import time
 
 from clitest import Harness, RedisCli, env_url, run, with_db
 
@@ -163,6 +165,15 @@ rc, out, err = cli("watch", "--count", "2", "--interval", "1")
 rows = out.decode().splitlines()
 t.check(rc == 0 and len(rows) == 3 and rows[0].startswith("time") and
         all(" up " in r and "standalone" in r for r in rows[1:]), "watch --count 2", out)
+
+# watch stops cleanly on Ctrl-C (SIGINT), exit 0
+w = subprocess.Popen([R, "--url", url, "watch", "--interval", "1"], stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE)
+time.sleep(1.6)
+w.send_signal(signal.SIGINT)
+wout, werr = w.communicate(timeout=10)
+t.check(w.returncode == 0 and b" up " in wout and werr == b"",
+        "watch ends on SIGINT with exit 0 after printing a line", (w.returncode, wout, werr))
 
 # a wrong password: health is an error (4), data commands are unavailable (3), the
 # reason is given and the password is not

@@ -111,5 +111,12 @@ rc_.fill("plain:%d", 1000)
 rc, out, err = run([R, "--url", url, "del-prefix", "plain:", "--yes"])
 t.check(rc == 0 and out == b"1000\n" and err == "", "no terminal: no progress, no prompt", err)
 
+# 8. get adds a newline only on a terminal
+rc_("SET", "word", "hello")
+rc, shown, _, _ = on_pty([R, "--url", url, "get", "word"], tty_in=False, tty_err=False)
+t.check(rc == 0 and shown == "hello\r\n", "get on a terminal ends the line", shown)
+rc, out, _ = run([R, "--url", url, "get", "word"])
+t.check(rc == 0 and out == b"hello", "get into a pipe: the bytes only", out)
+
 rc_.clear()
 t.report()
