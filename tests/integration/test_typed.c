@@ -1,7 +1,7 @@
 /*
- * Typed helpers, JSON, key helpers and namespaces against a real redis-server
- * (RCACHE_TEST_URL_TCP, _UNIX and _TLS): the shared checks of tests/typed_checks.h,
- * interop with values written and read by redis-cli (as another service would), and the
+ * Typed helpers, JSON, key helpers and namespaces against real servers: the shared checks
+ * of tests/typed_checks.h over RCACHE_TEST_URL_TCP, _UNIX, _TLS, _CLUSTER and _SENTINEL;
+ * interop with values written and read by redis-cli (as another service would); and the
  * fallback rules of the typed calls while Redis is unreachable.
  */
 #include <arpa/inet.h>
@@ -225,6 +225,8 @@ int main(void) {
   typed_checks_run(tcp_url, true);
   typed_checks_run(unix_url, true);
   typed_checks_run(tls_url, true);
+  typed_checks_run(test_env_url("RCACHE_TEST_URL_CLUSTER"), true);
+  typed_checks_run(test_env_url("RCACHE_TEST_URL_SENTINEL"), true);
   interop();
   unavailable();
   return test_report("test_typed");
