@@ -212,12 +212,13 @@ rcache_status rcache__redis_pttl(rcache__backend *be, const char *key, size_t kl
 
 /* INCRBY, and a TTL only when this call created the counter — atomically, in one script.
  * Sent as EVAL: the script is tiny, and EVAL caches it server-side anyway (no NOSCRIPT
- * round trip to handle after a restart or failover). */
+ * round trip to handle after a restart or failover). The count is returned as the stored
+ * text: a Lua number is a double, exact only up to 2^53. */
 static const char INCR_EXPIRE_LUA[] =
     "local new = redis.call('EXISTS', KEYS[1]) == 0 "
-    "local n = redis.call('INCRBY', KEYS[1], ARGV[1]) "
+    "redis.call('INCRBY', KEYS[1], ARGV[1]) "
     "if new then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
-    "return n";
+    "return redis.call('GET', KEYS[1])";
 
 rcache_status rcache__redis_incr(rcache__backend *be, const char *key, size_t klen, int64_t by,
                                  int64_t ttl_ms, int64_t *out) {
@@ -240,6 +241,8 @@ rcache_status rcache__redis_incr(rcache__backend *be, const char *key, size_t kl
   rcache__cmds_free(&b);
   if (s != RCACHE_OK) return s;
   if (rep->type == REDIS_REPLY_INTEGER) *out = rep->integer;
+  else if (rep->type == REDIS_REPLY_STRING && rcache__parse_i64(rep->str, rep->len, out))
+    s = RCACHE_OK; /* the script's reply */
   else if (rep->type == REDIS_REPLY_ERROR) s = rcache__reply_status(rep);
   else s = proto(rep);
   freeReplyObject(rep);

@@ -119,6 +119,19 @@ CONTRACT_TEST(incr_expire_ttl_on_creation_only) {
   CHECK_EQ(n, 0);
   t = ct_ttl(e->c, "zero");
   CHECK(t > 70 && t <= 100);
+  /* counts beyond 2^53 are exact (no trip through a double anywhere) */
+  CHECK_EQ(rcache_set(e->c, "big", "9007199254740993", 16, 0), RCACHE_OK);
+  CHECK_EQ(rcache_incr_expire(e->c, "big", 2, 100, &n), RCACHE_OK);
+  CHECK(n == INT64_C(9007199254740995));
+  CHECK_EQ(rcache_incr_expire(e->c, "max", INT64_MAX, 100, &n), RCACHE_OK);
+  CHECK(n == INT64_MAX);
+  CHECK_EQ(rcache_incr_expire(e->c, "max", INT64_MIN, 100, &n), RCACHE_OK);
+  CHECK_EQ(n, -1);
+  CHECK_EQ(rcache_incr_expire(e->c, "max", INT64_MIN + 1, 100, &n), RCACHE_OK);
+  CHECK(n == INT64_MIN);
+  CHECK_EQ(rcache_incr_expire(e->c, "max", -1, 100, &n), RCACHE_ERANGE);
+  CHECK_EQ(rcache_incr(e->c, "big", 1, &n), RCACHE_OK);
+  CHECK(n == INT64_C(9007199254740996));
   CHECK_EQ(rcache_incr_expire(e->c, "x", 1, 0, &n), RCACHE_EINVAL);
   CHECK_EQ(rcache_incr_expire(e->c, "x", 1, -5, &n), RCACHE_EINVAL);
   CHECK(!ct_exists(e->c, "x"));
