@@ -110,14 +110,13 @@ int64_t cli_now_us(void) {
   return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* The password runs from the first ':' after "scheme://" to the '@' ending the user info.
+ * Unencoded passwords may hold '@', '/', '?' or "://", so the LAST '@' of the URL is taken:
+ * a stray '@' in a query can only make more of the URL hidden, never show a password. */
 void cli_redact(const char *url, char *out, size_t outlen) {
   const char *p = strstr(url, "://");
-  const char *start = p ? p + 3 : NULL;
-  const char *end = start ? start + strcspn(start, "?") : NULL;
-  const char *at = NULL;
-  for (const char *q = start; q && q < end; q++)
-    if (*q == '@') at = q;
-  const char *colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
+  const char *at = p ? strrchr(p + 3, '@') : NULL;
+  const char *colon = at ? memchr(p + 3, ':', (size_t)(at - (p + 3))) : NULL;
   if (!colon) {
     snprintf(out, outlen, "%s", url);
     return;

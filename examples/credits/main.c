@@ -68,8 +68,9 @@ static const char *dur(double us, char *buf, size_t size) {
   return buf;
 }
 
+/* As the CLI does: the password ends at the URL's last '@' (it may hold '@', '?', '/'). */
 static void redact(const char *url, char *out, size_t size) {
-  const char *p = strstr(url, "://"), *at = p ? strchr(p + 3, '@') : NULL;
+  const char *p = strstr(url, "://"), *at = p ? strrchr(p + 3, '@') : NULL;
   const char *colon = at ? memchr(p + 3, ':', (size_t)(at - p - 3)) : NULL;
   if (colon) snprintf(out, size, "%.*s***%s", (int)(colon + 1 - url), url, at);
   else snprintf(out, size, "%s", url);

@@ -46,6 +46,12 @@ rc, out, err = run([R, "--url", "redis://bob:hunter2@127.0.0.1:99999", "get", "k
 t.eq(rc, 2, "bad URL exits 2")
 t.check("hunter2" not in err and "***" in err, "bad URL message hides the password", err)
 t.check("port" in err, "bad URL message names the port", err)
+# unencoded passwords holding URL delimiters never show
+for pw in ("p?ss", "pa/ss", "pa@ss", "pa://ss", "p#ss"):
+    rc, out, err = run([R, "--url", f"redis://u:{pw}@127.0.0.1:{dead_port()}", "--timeout", "100",
+                        "get", "k"], timeout=30)
+    t.check(rc in (2, 3) and pw not in err and pw.replace("p", "", 1) not in err
+            and "u:***@" in err, f"password {pw!r} hidden", err)
 rc, out, err = run([R, "--url", "gopher://x", "health"])
 t.eq(rc, 2, "unknown scheme exits 2")
 
