@@ -50,6 +50,14 @@ def on_pty(argv, answer=None, tty_in=True, tty_out=True, tty_err=True, timeout=6
             os.write(master, answer)
             answered = True
     out, err = p.communicate(timeout=max(1, deadline - time.time()))
+    while select.select([master], [], [], 0.2)[0]:  # what it wrote just before exiting
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
     os.close(master)
     return p.returncode, shown.decode(errors="replace"), out or b"", (err or b"").decode()
 
