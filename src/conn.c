@@ -1,4 +1,5 @@
 /* A Redis connection: hiredis formats and parses, transport.c moves the bytes. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,13 +103,48 @@ static rcache_status fail(rcache__conn *c, rcache_status s) {
   return s;
 }
 
+/* hiredis allocates an array's element table as soon as it reads "*<n>\r\n", before any
+ * element arrives: 12 bytes from a hostile or broken server could make it allocate
+ * gigabytes (found by fuzz/fuzz_reply.c). So each reply may allocate at most
+ * max_reply / 4 elements in all (an honest element takes 4 bytes or more on the wire);
+ * a reply that asks for more fails as too big. The other constructors stay hiredis' own. */
+static redisReplyObjectFunctions capped_fns;
+static void *(*default_create_array)(const redisReadTask *, int);
+static pthread_once_t capped_once = PTHREAD_ONCE_INIT;
+
+static void *capped_create_array(const redisReadTask *t, int n) {
+  rcache__conn *c = t->privdata;
+  if (n > 0 && (size_t)n > c->elems_left) {
+    c->elems_over = true;
+    return NULL; /* hiredis reports it as an error */
+  }
+  if (n > 0) c->elems_left -= (size_t)n;
+  return default_create_array(t, n);
+}
+
+static void capped_init(void) {
+  redisReader *r = redisReaderCreate();
+  if (!r) return;
+  capped_fns = *r->fn;
+  default_create_array = capped_fns.createArray;
+  capped_fns.createArray = capped_create_array;
+  redisReaderFree(r);
+}
+
 /* Pulls one reply out of the parser, reading more bytes as needed. */
 static rcache_status read_reply(rcache__conn *c, redisReply **out, int64_t deadline_us,
                                 size_t max_reply) {
   char buf[16384];
+  c->elems_left = max_reply / 4 + 16;
+  c->elems_over = false;
   for (;;) {
     void *r = NULL;
     if (redisReaderGetReply(c->rd, &r) != REDIS_OK) {
+      if (c->elems_over) {
+        rcache__errf("reply larger than the maximum of %zu bytes (an array of too many "
+                     "elements)", max_reply);
+        return fail(c, RCACHE_ETOOBIG);
+      }
       rcache__errf("protocol error: %s", c->rd->errstr);
       return fail(c, RCACHE_EPROTO);
     }
@@ -234,6 +270,11 @@ rcache_status rcache__conn_open(const rcache__conn_setup *cs, const rcache__addr
   if (!(c->rd = redisReaderCreate())) {
     free(c);
     return RCACHE_ENOMEM;
+  }
+  pthread_once(&capped_once, capped_init);
+  if (default_create_array) {
+    c->rd->fn = &capped_fns;
+    c->rd->privdata = c;
   }
   rcache_status s = rcache__sock_connect(&c->sock, cs->ctx, cs->tls, a, deadline_us);
   if (s == RCACHE_OK) s = setup(c, cs, deadline_us);

@@ -17,6 +17,8 @@ typedef struct rcache__conn {
   bool broken;               /* a failed or half-read exchange: never reuse */
   bool reused;               /* has served a call before (may be stale after a restart) */
   long long client_id;       /* CLIENT ID, when asked for (near cache) */
+  size_t elems_left;         /* array elements the reply being read may still allocate */
+  bool elems_over;           /* it asked for more: the reply is too big (conn.c) */
 } rcache__conn;
 
 /* A batch of formatted commands (pipelined in one write). */
