@@ -11,6 +11,13 @@
  *
  * Nodes are never freed before the backend is: a slot's entry is an atomic pointer to a
  * node that stays valid, so routing takes no lock.
+ *
+ * Near cache: each node has its own invalidation listener (tracking.c), started the first
+ * time the node serves as a master (in a map, or as the target of a redirection); all of
+ * them feed the handle's one near table, which serves only while every started listener
+ * and its node's pool are up. Any change of a slot's master, and any ASK, flushes the
+ * table: keys read from one node are not tracked by the next. A node that died for good
+ * keeps the near cache from serving (never from serving stale values) until it is back.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -21,6 +28,7 @@
 
 #include "redis.h"
 #include "slot.h"
+#include "tracking.h"
 
 #define REFRESH_EVERY_MS 2000    /* periodic refresh while every slot's master is up */
 #define REFRESH_DEGRADED_MS 250  /* while a master is down or slots are unserved */
@@ -30,6 +38,9 @@ typedef struct cnode {
   rcache__addr addr;
   rcache__pool *pool;
   struct cluster *cl;
+  rcache__tracking *trk;    /* near cache listener (NULL when the near cache is off) */
+  atomic_bool trk_started;  /* set once started */
+  pthread_mutex_t trk_mu;   /* one start at a time */
 } cnode;
 
 typedef struct cluster {
@@ -43,6 +54,7 @@ typedef struct cluster {
   bool refresh_wanted, stop, has_thread;
   pthread_t refresher;
   pthread_mutex_t refresh_mu; /* one refresh at a time */
+  atomic_bool near_on;        /* the near table is ours to feed (decided at open) */
 } cluster;
 
 #define CL(b) ((cluster *)(b))
@@ -116,7 +128,17 @@ static cnode *node_get(cluster *cl, const char *host, int port) {
   snprintf(n->addr.host, sizeof n->addr.host, "%s", host);
   n->addr.port = port;
   n->cl = cl;
-  if (rcache__pool_new(cl->r.base.ctx, &cl->r.setup, &n->addr, &n->pool) != RCACHE_OK) {
+  pthread_mutex_init(&n->trk_mu, NULL);
+  rcache__ctx *ctx = cl->r.base.ctx;
+  rcache__conn_setup setup = cl->r.setup;
+  /* a listener for the near cache, made now since the pool's connections need its id;
+   * started when the node first serves as a master (node_use) */
+  bool near = atomic_load(&cl->near_on); /* ctx->near is read only while it is ours */
+  if (near && rcache__tracking_new(ctx, &cl->r.setup, &n->addr, ctx->near, &n->trk) == RCACHE_OK)
+    setup.tracking_redirect = rcache__tracking_redirect(n->trk);
+  if ((near && !n->trk) || rcache__pool_new(ctx, &setup, &n->addr, &n->pool) != RCACHE_OK) {
+    rcache__tracking_free(n->trk);
+    pthread_mutex_destroy(&n->trk_mu);
     free(n);
     n = NULL;
     goto out;
@@ -126,6 +148,31 @@ static cnode *node_get(cluster *cl, const char *host, int port) {
 out:
   pthread_mutex_unlock(&cl->mu);
   return n;
+}
+
+/* The node is about to serve keys as a master: with a near cache, its listener must be
+ * running first (starting it blocks the table until it is subscribed, then flushes it). */
+static void node_use(cluster *cl, cnode *n) {
+  if (!n->trk || atomic_load_explicit(&n->trk_started, memory_order_acquire) ||
+      !atomic_load_explicit(&cl->near_on, memory_order_acquire))
+    return;
+  pthread_mutex_lock(&n->trk_mu);
+  if (!atomic_load(&n->trk_started)) {
+    if (rcache__tracking_start(n->trk, n->pool) != RCACHE_OK)
+      rcache__log(cl->r.base.ctx, RCACHE_LOG_WARN, "cluster: near cache listener for %s:%d not started",
+                  n->addr.host, n->addr.port);
+    atomic_store_explicit(&n->trk_started, true, memory_order_release);
+  }
+  pthread_mutex_unlock(&n->trk_mu);
+}
+
+/* Keys read from one node are not tracked by another: after any change of a slot's
+ * master, nothing in the near table can be trusted. */
+static void near_flush(cluster *cl) {
+  rcache__ctx *ctx = cl->r.base.ctx;
+  if (!atomic_load_explicit(&cl->near_on, memory_order_acquire)) return;
+  rcache__near_flush(ctx->near);
+  atomic_fetch_add_explicit(&ctx->n.near_flushes, 1, memory_order_relaxed);
 }
 
 /* The distinct masters of the current map, in slot order (malloc'd; *n gets the count).
@@ -314,6 +361,7 @@ static rcache_status install(cluster *cl, const ranges *rs, bool *changed) {
       free(owner);
       return RCACHE_ENOMEM;
     }
+    node_use(cl, n);
     for (unsigned s = rs->v[i].lo; s <= rs->v[i].hi; s++) owner[s] = n;
   }
   *changed = false;
@@ -324,6 +372,7 @@ static rcache_status install(cluster *cl, const ranges *rs, bool *changed) {
     }
   }
   free(owner);
+  if (*changed) near_flush(cl);
   return RCACHE_OK;
 }
 
@@ -550,6 +599,7 @@ static rcache_status route(cluster *cl, unsigned slot, const rcache__cmds *b, re
   int64_t deadline =
       rcache__now_us() + (int64_t)(o->connect_timeout_ms + o->command_timeout_ms) * 1000;
   cnode *n = owner(cl, slot);
+  if (n) node_use(cl, n);
   bool asking = false;
   int hops = 0, waits = 0;
   for (;;) {
@@ -576,6 +626,8 @@ static rcache_status route(cluster *cl, unsigned slot, const rcache__cmds *b, re
       }
       cnode *t = node_get(cl, rd.host[0] ? rd.host : n->addr.host, rd.port);
       if (!t) return RCACHE_ENOMEM;
+      node_use(cl, t);
+      near_flush(cl); /* the slot is moving or has moved: its keys' tracking with it */
       if (kind == REDIR_MOVED) {
         if (rd.slot == slot) atomic_store_explicit(&cl->slots[slot], t, memory_order_release);
         want_refresh(cl);
@@ -596,6 +648,7 @@ static rcache_status route(cluster *cl, unsigned slot, const rcache__cmds *b, re
     rcache__sleep_us(wait_us);
     if (kind == REDIR_DOWN) {
       n = owner(cl, slot);
+      if (n) node_use(cl, n);
       asking = false;
     }
   }
@@ -943,8 +996,12 @@ static void cluster_destroy(rcache__backend *be) {
   pthread_cond_broadcast(&cl->wake);
   pthread_mutex_unlock(&cl->mu);
   if (cl->has_thread) pthread_join(cl->refresher, NULL);
+  for (size_t i = 0; i < cl->nnodes; i++) /* their threads use the pools */
+    rcache__tracking_stop(cl->nodes[i]->trk);
   for (size_t i = 0; i < cl->nnodes; i++) {
     rcache__pool_free(cl->nodes[i]->pool);
+    rcache__tracking_free(cl->nodes[i]->trk); /* after its pool: it gets the pool's events */
+    pthread_mutex_destroy(&cl->nodes[i]->trk_mu);
     free(cl->nodes[i]);
   }
   free(cl->nodes);
@@ -971,24 +1028,32 @@ rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out) {
   pthread_mutex_init(&cl->mu, NULL);
   pthread_mutex_init(&cl->refresh_mu, NULL);
   cond_init_mono(&cl->wake);
+  atomic_init(&cl->near_on, ctx->near != NULL);
   rcache_status s = rcache__redis_init(&cl->r, ctx);
   for (size_t i = 0; s == RCACHE_OK && i < ctx->url.nhosts; i++)
     if (!node_get(cl, ctx->url.hosts[i].host, ctx->url.hosts[i].port)) s = RCACHE_ENOMEM;
-  if (s == RCACHE_OK && pthread_create(&cl->refresher, NULL, refresher_main, cl) != 0)
-    s = RCACHE_ENOMEM;
-  else if (s == RCACHE_OK)
-    cl->has_thread = true;
   if (s != RCACHE_OK) {
     cluster_destroy(&cl->r.base);
     return s;
   }
   /* The first map, bounded by connect_timeout_ms. Without it the handle still opens: calls
-   * go to a seed (which redirects) and the refresher keeps asking. */
+   * go to a seed (which redirects) and the refresher keeps asking. The near cache works
+   * only when the map came now: the handle drops its table when no listener registered. */
   rcache_status m = refresh(cl, rcache__now_us() + (int64_t)ctx->opt.connect_timeout_ms * 1000);
-  if (m != RCACHE_OK)
+  if (m != RCACHE_OK) {
+    atomic_store(&cl->near_on, false);
     rcache__log(ctx, RCACHE_LOG_WARN, "cluster: no slot map yet (%s); retrying in the background (%s)",
                 rcache__err_peek(), ctx->url.redacted ? ctx->url.redacted : "");
+    if (ctx->near)
+      rcache__log(ctx, RCACHE_LOG_WARN, "cluster: near cache off (the slot map was not known at open)");
+  }
   rcache__err_clear();
+  /* the refresher starts after the first map: the near cache's decision above is final */
+  if (pthread_create(&cl->refresher, NULL, refresher_main, cl) != 0) {
+    cluster_destroy(&cl->r.base);
+    return RCACHE_ENOMEM;
+  }
+  cl->has_thread = true;
   *out = &cl->r.base;
   return RCACHE_OK;
 }

@@ -5,6 +5,8 @@
  * to the target, the source answers MOVED (rcache must follow and update its map). No
  * error and no wrong value may reach the callers; both redirections must have happened
  * (the target counts ASKING calls, the source counts MOVED and ASK error replies).
+ * A second handle with the near cache on reads the moving keys all along: its reads never
+ * go back in time, and once the writes stop it sees every key's last value.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -97,6 +99,36 @@ static void *work(void *arg) {
   return NULL;
 }
 
+/* A reader through the near cache: per key, the version read never decreases. */
+typedef struct reader {
+  rcache *c;
+  long reads, errors, backwards;
+  int last[NKEYS];
+} reader;
+
+static void *read_near(void *arg) {
+  reader *r = arg;
+  char k[64];
+  for (int it = 0; !atomic_load(&stop_workers); it++) {
+    int i = it % NKEYS;
+    snprintf(k, sizeof k, "{mig}:k:%d", i);
+    rcache_value got = {NULL, 0};
+    rcache_status s = rcache_get(r->c, k, &got);
+    r->reads++;
+    int key, ver = 0;
+    if (s != RCACHE_OK) {
+      if (r->errors++ < 5) fprintf(stderr, "  near reader: %s: %s\n", k, rcache_strerror(s));
+    } else if (strcmp(got.data, "0") != 0) {
+      if (sscanf(got.data, "%d:%d", &key, &ver) != 2 || key != i) ver = -1;
+      if (ver < r->last[i] && r->backwards++ < 5)
+        fprintf(stderr, "  near reader: %s went back from version %d to %s\n", k, r->last[i], got.data);
+      if (ver > r->last[i]) r->last[i] = ver;
+    }
+    rcache_value_free(&got);
+  }
+  return NULL;
+}
+
 static long long stat_of(int port, const char *section, const char *field) {
   redisReply *r = pr_cmd(port, "INFO %s", section);
   long long v = 0;
@@ -139,6 +171,15 @@ int main(void) {
     snprintf(k, sizeof k, "{mig}:k:%d", i);
     CHECK_EQ(rcache_set(c, k, "0", 1, 0), RCACHE_OK);
   }
+
+  rcache_options no;
+  rcache_options_init(&no);
+  no.near_cache_bytes = 1u << 20;
+  reader rd;
+  memset(&rd, 0, sizeof rd);
+  CHECK_EQ(rcache_open(&rd.c, url, &no), RCACHE_OK);
+  pthread_t rth;
+  pthread_create(&rth, NULL, read_near, &rd);
 
   worker w[NWORKERS];
   pthread_t th[NWORKERS];
@@ -203,6 +244,15 @@ int main(void) {
     wrong += w[i].wrong;
     if (w[i].max_ms > max_ms) max_ms = w[i].max_ms;
   }
+  pthread_join(rth, NULL);
+  rcache_stats nst;
+  rcache_get_stats(rd.c, &nst);
+  printf("near reader: %ld reads (%llu near hits, %llu flushes), %ld errors, %ld went back\n",
+         rd.reads, (unsigned long long)nst.near_hits, (unsigned long long)nst.near_flushes,
+         rd.errors, rd.backwards);
+  CHECK_EQ(rd.errors, 0);
+  CHECK_EQ(rd.backwards, 0);
+  CHECK(nst.near_hits > 0);
   printf("migration: %d keys moved, %ld calls, %ld errors, %ld wrong values, slowest %lld ms\n",
          moved, ops, errors, wrong, (long long)max_ms);
   CHECK(ops > 1000);
@@ -233,6 +283,24 @@ int main(void) {
     rcache_value_free(&v);
   }
   CHECK_EQ(readable, NKEYS);
+  /* the near handle sees every key's last value (polled: invalidations are asynchronous) */
+  int fresh = 0;
+  for (int64_t t0 = pr_now_ms(); pr_now_ms() - t0 < 2000; pr_sleep_ms(10)) {
+    fresh = 0;
+    for (int i = 0; i < NKEYS; i++) {
+      snprintf(k, sizeof k, "{mig}:k:%d", i);
+      redisReply *r = pr_cmd(cl.node[dst].port, "GET %s", k);
+      rcache_value v = {NULL, 0};
+      if (r && r->type == REDIS_REPLY_STRING && rcache_get(rd.c, k, &v) == RCACHE_OK &&
+          strcmp(v.data, r->str) == 0)
+        fresh++;
+      if (r) freeReplyObject(r);
+      rcache_value_free(&v);
+    }
+    if (fresh == NKEYS) break;
+  }
+  CHECK_EQ(fresh, NKEYS);
+  rcache_close(rd.c);
   rcache_close(c);
   return test_report("test_cluster_migrate");
 }
