@@ -98,12 +98,14 @@ CONTRACT_TEST(get_or_set_failing_loader) {
 typedef struct {
   rcache *c;
   loader *l;
+  pthread_barrier_t *go;
   int ok;
 } gos_arg;
 
 static void *gos_worker(void *p) {
   gos_arg *a = p;
   rcache_value v;
+  pthread_barrier_wait(a->go); /* all ask at once, well inside the leader's 200 ms */
   if (rcache_get_or_set(a->c, "hot", 60, load, a->l, &v) == RCACHE_OK && v.len == 5 &&
       memcmp(v.data, "fresh", 5) == 0)
     a->ok = 1;
@@ -118,17 +120,22 @@ CONTRACT_TEST(get_or_set_single_flight) {
   enum { T = 8 };
   pthread_t th[T];
   gos_arg args[T];
+  pthread_barrier_t go;
+  pthread_barrier_init(&go, NULL, T);
   int started = 0;
   for (int i = 0; i < T; i++) {
-    args[i] = (gos_arg){e->c, &l, 0};
-    if (pthread_create(&th[i], NULL, gos_worker, &args[i]) == 0) started++;
+    args[i] = (gos_arg){e->c, &l, &go, 0};
+    if (pthread_create(&th[i], NULL, gos_worker, &args[i]) != 0) break;
+    started++;
   }
   CHECK_EQ(started, T);
+  if (started != T) abort(); /* the barrier would never open */
   int ok = 0;
   for (int i = 0; i < started; i++) {
     pthread_join(th[i], NULL);
     ok += args[i].ok;
   }
+  pthread_barrier_destroy(&go);
   CHECK_EQ(ok, started);
   CHECK_EQ(atomic_load(&l.calls), 1);
 }
