@@ -5,7 +5,8 @@
  *
  * typed_checks_run(url, shared) runs everything in a fresh key_prefix namespace; `shared`
  * says whether two handles opened on url see the same data (true for a server), which
- * enables the cross-namespace checks.
+ * enables the cross-namespace checks. typed_checks_run_near() does the same with a near
+ * cache on the main handle.
  */
 #ifndef RCACHE_TYPED_CHECKS_H
 #define RCACHE_TYPED_CHECKS_H
@@ -706,11 +707,17 @@ out:
 
 /* ---- all of it -------------------------------------------------------------------------------------- */
 
-static void typed_checks_run(const char *url, bool shared) {
+/* near_bytes > 0: the main handle runs with a near cache of that size (the other handles,
+ * which check from outside, do not). */
+static void typed_checks_run_near(const char *url, bool shared, size_t near_bytes) {
   static int run;
   tc_env e = {url, "", shared};
   snprintf(e.ns, sizeof e.ns, "typedtest:%ld:%d:", (long)getpid(), run++);
-  rcache *c = tc_open(&e, e.ns);
+  rcache_options o;
+  rcache_options_init(&o);
+  o.key_prefix = e.ns;
+  o.near_cache_bytes = near_bytes;
+  rcache *c = tc_open_opts(&e, &o);
   if (!c) return;
   tc_strings(c);
   tc_ints(c);
@@ -721,8 +728,17 @@ static void typed_checks_run(const char *url, bool shared) {
   tc_keys(&e, c);
   tc_prefix(&e);
   tc_long_keys(&e);
+  if (near_bytes > 0) { /* the near cache really served some of those reads */
+    rcache_stats st;
+    rcache_get_stats(c, &st);
+    CHECK(st.near_hits > 0);
+  }
   CHECK_EQ(rcache_flush(c), RCACHE_OK);
   rcache_close(c);
+}
+
+static void typed_checks_run(const char *url, bool shared) {
+  typed_checks_run_near(url, shared, 0);
 }
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * Typed helpers, JSON, key helpers and namespaces against real servers: the shared checks
- * of tests/typed_checks.h over RCACHE_TEST_URL_TCP, _UNIX, _TLS, _CLUSTER and _SENTINEL;
+ * of tests/typed_checks.h over RCACHE_TEST_URL_TCP, _UNIX, _TLS, _CLUSTER and _SENTINEL,
+ * and over TCP with the near cache on;
  * interop with values written and read by redis-cli (as another service would); and the
  * fallback rules of the typed calls while Redis is unreachable.
  */
@@ -227,6 +228,7 @@ int main(void) {
   typed_checks_run(tls_url, true);
   typed_checks_run(test_env_url("RCACHE_TEST_URL_CLUSTER"), true);
   typed_checks_run(test_env_url("RCACHE_TEST_URL_SENTINEL"), true);
+  typed_checks_run_near(tcp_url, true, (size_t)4 << 20);
   interop();
   unavailable();
   return test_report("test_typed");
