@@ -69,10 +69,13 @@ static bool oom_off(scen *x) {
   return srv_do(&x->s, "CONFIG SET maxmemory 0");
 }
 
-static srv master; /* REPLICAOF target */
+/* The REPLICAOF target. It has a password our server does not know, so the replication
+ * handshake keeps failing and never replaces the dataset (no full sync, no -LOADING):
+ * what remains is a replica answering reads and refusing writes with -READONLY. */
+static srv master;
 
 static bool readonly_on(scen *x) {
-  if (srv_start(&master, NULL, NULL) != 0) return false;
+  if (srv_start(&master, "master-only-pw", NULL) != 0) return false;
   return srv_do(&x->s, "REPLICAOF 127.0.0.1 %d", master.port);
 }
 
