@@ -325,7 +325,8 @@ RCACHE_API rcache_status rcache_scan(rcache *c, const char *glob, uint64_t limit
  * for the byte API (a typed get answers RCACHE_EUNAVAILABLE when rcache_get would, a typed
  * get_or_set runs its loader when the cache is down). Values are stored as the plain text
  * other clients write and read (redis-cli, Node, Python, Go): no envelope, no type tag.
- * JSON is in <rcache/json.h>. On any status but RCACHE_OK, outputs are zeroed/NULL.
+ * JSON is in <rcache/json.h>. On any status but RCACHE_OK, outputs are zeroed/NULL (a
+ * codec's obj excepted: see rcache_get_obj).
  * Every call can also return RCACHE_EINVAL (NULL handle/key/out, empty key, ttl_s < 0),
  * RCACHE_ETOOBIG (key), RCACHE_ENOMEM and RCACHE_EUNAVAILABLE; rcache_errmsg() has details.
  */
