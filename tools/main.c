@@ -169,9 +169,15 @@ int cli_exit_code(rcache_status s) {
  * shortened to "cannot connect to h:p: Connection refused". */
 static char last_log[512];
 
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static const char *log_detail(void) {
   static char out[512];
-  const char *m = last_log;
+  char copy[sizeof last_log];
+  pthread_mutex_lock(&log_mu);
+  memcpy(copy, last_log, sizeof copy);
+  pthread_mutex_unlock(&log_mu);
+  const char *m = copy;
   if (strncmp(m, "cache unavailable: ", 19) == 0) m += 19;
   const char *end = strstr(m, " (server ");
   snprintf(out, sizeof out, "%.*s", end ? (int)(end - m) : (int)strlen(m), m);
@@ -180,7 +186,7 @@ static const char *log_detail(void) {
 
 int cli_fail_detail(cli *g, const char *what, rcache_status s, const char *detail) {
   const char *text = rcache_strerror(s);
-  if ((!detail || !*detail || strcmp(detail, text) == 0) && last_log[0]) detail = log_detail();
+  if (!detail || !*detail || strcmp(detail, text) == 0) detail = log_detail();
   fprintf(stderr, "rcache %s: %s: %s", g->cmd ? g->cmd : "", what, text);
   if (detail && *detail && strcmp(detail, text) != 0) fprintf(stderr, ": %s", detail);
   fprintf(stderr, " (%s)\n", g->url_shown);
@@ -287,15 +293,15 @@ static void log_to_stderr(int level, const char *msg, void *ud) {
 }
 
 /* Keeps the last warning/error for cli_fail(); the library logs state changes once, from
- * the calling thread or a background one, hence the lock. */
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+ * the calling thread or a background one, hence the lock (log_mu). */
 
 static void log_keep(int level, const char *msg, void *ud) {
   cli *g = ud;
-  if (level > RCACHE_LOG_WARN) return;
-  pthread_mutex_lock(&log_mu);
-  snprintf(last_log, sizeof last_log, "%s", msg);
-  pthread_mutex_unlock(&log_mu);
+  if (level <= RCACHE_LOG_WARN) {
+    pthread_mutex_lock(&log_mu);
+    snprintf(last_log, sizeof last_log, "%s", msg);
+    pthread_mutex_unlock(&log_mu);
+  }
   if (g->verbose) log_to_stderr(level, msg, NULL);
 }
 
