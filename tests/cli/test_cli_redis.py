@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from clitest import Harness, RedisCli, env_url, run, with_db
 
 t = Harness("cli_redis")

@@ -5,6 +5,7 @@ against a loopback port nobody listens on. Usage: test_cli_usage.py RCACHE_BINAR
 import json
 import sys
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from clitest import Harness, dead_port, run
 
 t = Harness("cli_usage")

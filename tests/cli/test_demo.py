@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from clitest import Harness, RedisCli, env_url, run, with_db
 
 DEMO, MODE = sys.argv[1], sys.argv[2]
