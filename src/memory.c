@@ -207,12 +207,15 @@ static void remove_entry(mstore *m, mshard *s, mentry *e) {
   remove_at(m, s, l);
 }
 
-/* The live entry for key, dropping it first when it has expired (lazy expiry). */
+/* The live entry for key, dropping it first when it has expired (lazy expiry). *now is
+ * the clock, read here only when needed (a key with a TTL) if it is still NOW_UNREAD. */
+#define NOW_UNREAD INT64_MIN
 static mentry *lookup(mstore *m, mshard *s, uint64_t h, const char *key, size_t klen,
-                      int64_t now) {
+                      int64_t *now) {
   mentry **l = find_link(s, h, key, klen);
   mentry *e = *l;
-  if (e && expired(e, now)) {
+  if (e && e->expire_ms && *now == NOW_UNREAD) *now = now_ms();
+  if (e && expired(e, *now)) {
     remove_at(m, s, l);
     return NULL;
   }
@@ -375,12 +378,12 @@ static rcache_status mem_get(rcache__backend *b, const char *key, size_t klen, r
   mstore *m = store_of(b);
   uint64_t h = hash_key(m, key, klen);
   mshard *s = shard_of(m, h);
-  int64_t now = now_ms();
+  int64_t now = NOW_UNREAD; /* keys without a TTL need no clock */
   rcache_status st = RCACHE_OK;
   int64_t pttl = -2;
   *out = (rcache_value){NULL, 0};
   pthread_mutex_lock(&s->mu);
-  mentry *e = lookup(m, s, h, key, klen, now);
+  mentry *e = lookup(m, s, h, key, klen, &now);
   if (!e) {
     st = RCACHE_MISS;
   } else if (!(out->data = rcache__memdup0(e->kv + e->klen, e->vlen))) {
@@ -404,7 +407,7 @@ static rcache_status set_one(mstore *m, const char *key, size_t klen, const void
   if (!e) return RCACHE_ENOMEM;
   mshard *s = shard_of(m, h);
   pthread_mutex_lock(&s->mu);
-  mentry *old = lookup(m, s, h, key, klen, now);
+  mentry *old = lookup(m, s, h, key, klen, &now);
   if (old && (flags & RCACHE__SET_NX)) {
     pthread_mutex_unlock(&s->mu);
     free(e);
@@ -434,7 +437,8 @@ static rcache_status mem_del(rcache__backend *b, const char *key, size_t klen) {
   uint64_t h = hash_key(m, key, klen);
   mshard *s = shard_of(m, h);
   pthread_mutex_lock(&s->mu);
-  mentry *e = lookup(m, s, h, key, klen, now_ms());
+  int64_t now = NOW_UNREAD;
+  mentry *e = lookup(m, s, h, key, klen, &now);
   if (e) remove_entry(m, s, e);
   if (s->nb > MIN_BUCKETS && s->count < s->nb / 8) resize(s, s->nb / 2);
   pthread_mutex_unlock(&s->mu);
@@ -535,7 +539,7 @@ static rcache_status mem_incr(rcache__backend *b, const char *key, size_t klen, 
   rcache_status st = RCACHE_OK;
   bool created = false;
   pthread_mutex_lock(&s->mu);
-  mentry *old = lookup(m, s, h, key, klen, now);
+  mentry *old = lookup(m, s, h, key, klen, &now);
   int64_t v = by, cur = 0;
   if (old && !rcache__parse_i64(old->kv + old->klen, old->vlen, &cur)) {
     rcache__errf("value is not an integer or out of range");
@@ -566,11 +570,11 @@ static rcache_status mem_incr(rcache__backend *b, const char *key, size_t klen, 
 
 static rcache_status mem_pttl(rcache__backend *b, const char *key, size_t klen, int64_t *ms) {
   mstore *m = store_of(b);
-  int64_t now = now_ms();
+  int64_t now = NOW_UNREAD;
   uint64_t h = hash_key(m, key, klen);
   mshard *s = shard_of(m, h);
   pthread_mutex_lock(&s->mu);
-  mentry *e = lookup(m, s, h, key, klen, now);
+  mentry *e = lookup(m, s, h, key, klen, &now);
   *ms = !e ? -2 : !e->expire_ms ? -1 : e->expire_ms > now ? e->expire_ms - now : 0;
   pthread_mutex_unlock(&s->mu);
   return RCACHE_OK;
