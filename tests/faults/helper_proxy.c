@@ -39,6 +39,7 @@ typedef struct pair {
   queue up, down;     /* bytes towards the server, towards the client */
   bool closing;       /* close once `down` is flushed (server gone, or a half reply cut) */
   bool server_dead;   /* error/hang-up seen on sfd while black-holed: stop polling it */
+  uint64_t chunks_down; /* server→client chunks read */
 } pair;
 
 struct proxy {
@@ -46,7 +47,7 @@ struct proxy {
   int wake[2];
   pthread_t th;
   _Atomic int mode, delay_ms, stop, open;
-  _Atomic uint64_t accepted, cut, bytes_down;
+  _Atomic uint64_t accepted, cut, bytes_down, flaky_n;
   pair pairs[PX_MAX_PAIRS];
 };
 
@@ -187,6 +188,11 @@ static void service_pair(proxy *p, pair *pr, short crev, short srev, int mode, c
     int r = read_some(pr->sfd, buf, &n);
     if (r < 0) {
       pr->closing = true; /* deliver what the server said, then close */
+    } else if (r > 0 && mode == PROXY_FLAKY && ++pr->chunks_down >= 2 &&
+               atomic_fetch_add(&p->flaky_n, 1) % 2 == 1) {
+      pr->closing = true; /* dropped: the client sees the connection close */
+      atomic_fetch_add(&p->cut, 1);
+      n = 0;
     } else if (r > 0 && mode == PROXY_HALF) {
       q_push(&pr->down, buf, n / 2, now);
       pr->closing = true;

@@ -10,13 +10,23 @@
  *   PROXY_HALF       forwards half of the next server→client chunk of each connection,
  *                    then closes both sides of that connection.
  *   PROXY_DELAY      holds every server→client chunk for delay_ms before forwarding it.
+ *   PROXY_FLAKY      forwards each connection's first server→client chunk (the replies to
+ *                    the connection's set-up), then, counting over all connections, every
+ *                    other chunk: the rest are dropped and their connection is closed. One
+ *                    client doing one command at a time sees success, failure, success...
  */
 #ifndef RCACHE_FAULTS_HELPER_PROXY_H
 #define RCACHE_FAULTS_HELPER_PROXY_H
 
 #include <stdint.h>
 
-typedef enum proxy_mode { PROXY_PASS = 0, PROXY_BLACKHOLE, PROXY_HALF, PROXY_DELAY } proxy_mode;
+typedef enum proxy_mode {
+  PROXY_PASS = 0,
+  PROXY_BLACKHOLE,
+  PROXY_HALF,
+  PROXY_DELAY,
+  PROXY_FLAKY
+} proxy_mode;
 
 typedef struct proxy proxy;
 
@@ -26,7 +36,8 @@ proxy *proxy_start(int target_port);
 int proxy_port(const proxy *p);
 /* Switches the mode; delay_ms is used by PROXY_DELAY. Takes effect within a poll round. */
 void proxy_set_mode(proxy *p, proxy_mode m, int delay_ms);
-/* Counters: connections accepted, connections cut by PROXY_HALF, bytes server→client. */
+/* Counters: connections accepted, connections cut by PROXY_HALF / PROXY_FLAKY, bytes
+ * server→client. */
 uint64_t proxy_accepted(const proxy *p);
 uint64_t proxy_cut(const proxy *p);
 uint64_t proxy_bytes_down(const proxy *p);

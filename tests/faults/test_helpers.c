@@ -250,6 +250,31 @@ static void test_proxy(void) {
     redisFree(c);
   }
 
+  /* flaky: set-up passes, then every other reply is dropped with its connection */
+  proxy_set_mode(p, PROXY_FLAKY, 0);
+  int ok = 0, failed = 0, pattern_ok = 1, last = -1;
+  for (int i = 0; i < 10; i++) {
+    c = connect_port(proxy_port(p), 1000);
+    if (!c) break;
+    r = redisCommand(c, "CLIENT SETNAME flaky"); /* the connection's first reply */
+    CHECK(r && r->type == REDIS_REPLY_STATUS);
+    if (r) freeReplyObject(r);
+    int now = 0;
+    while ((now = ping(c)) == 1) {
+      ok++;
+      if (last == 1) pattern_ok = 0;
+      last = 1;
+    }
+    failed++;
+    if (last == 0) pattern_ok = 0;
+    last = 0;
+    redisFree(c);
+  }
+  CHECK_EQ(failed, 10);
+  CHECK_MSG(ok >= 9 && pattern_ok, "flaky: %d ok, %d failed, alternating %d", ok, failed,
+            pattern_ok);
+  proxy_set_mode(p, PROXY_PASS, 0);
+
   /* the server killed under the proxy: the client sees the connection close */
   c = connect_port(proxy_port(p), 1000);
   CHECK(c && ping(c));

@@ -6,6 +6,9 @@
  *  c) 50 ms of delay on every reply for 2 s: slow but within command_timeout_ms, so the
  *     cache stays in use and the latency percentiles show it;
  *  d) 400 ms of delay for 2 s: beyond command_timeout_ms, so calls time out and fall back.
+ *  e) through a second proxy, one call in two failing (never two in a row): the breaker
+ *     does not open on consecutive failures, and opens on the failure rate when that is
+ *     configured.
  * Each outage (a, b, d): deadlines kept, fallbacks and breaker opens counted, one log line
  * each way, the cache used again within reconnect_max_ms + 1 s of the proxy passing again.
  */
@@ -108,6 +111,69 @@ static void slow(scen *x) {
   sc_sleep_ms(300);
 }
 
+static void rate_tweak(rcache_options *o, double rate) {
+  o->pool_size = 1; /* one connection: calls alternate exactly as the proxy does */
+  o->breaker_failures = 3;
+  o->breaker_failure_rate = rate;
+  o->breaker_window = 10;
+}
+
+/* 40 incr (not idempotent: never retried) through a proxy failing every other reply. */
+static void flaky_run(scen *x, int port, double rate, rcache_stats *st, int *ok, int *unavail) {
+  rcache_options o;
+  logcap log;
+  logcap_init(&log);
+  load_options(&o, &log);
+  rate_tweak(&o, rate);
+  char url[300];
+  snprintf(url, sizeof url, "redis://:%s@127.0.0.1:%d", PASSWORD, port);
+  rcache *h = NULL;
+  *ok = *unavail = 0;
+  memset(st, 0, sizeof *st);
+  CHECK(rcache_open(&h, url, &o) == RCACHE_OK);
+  if (!h) return;
+  /* the handle's first PING may itself be a dropped reply: start from a closed breaker */
+  CHECK(load_wait_available(h, true, load_now_us(), SC_RECOVERY_MS) >= 0);
+  rcache_stats s0;
+  rcache_get_stats(h, &s0);
+  for (int i = 0; i < 40; i++) {
+    int64_t n;
+    int64_t t = load_now_us();
+    rcache_status s = rcache_incr(h, "flaky:n", 1, &n);
+    CHECK_MSG((load_now_us() - t) / 1000 <= SC_CALL_MS, "flaky incr took too long");
+    if (s == RCACHE_OK) (*ok)++;
+    else if (s == RCACHE_EUNAVAILABLE) (*unavail)++;
+    else CHECK_MSG(0, "flaky incr: %s", rcache_strerror(s));
+  }
+  rcache_get_stats(h, st);
+  rcache_close(h);
+  CHECK_EQ(logcap_count(&log, LOG_DOWN, 0), (long long)st->breaker_opens);
+  st->breaker_opens -= s0.breaker_opens; /* over the 40 calls */
+  logcap_destroy(&log);
+  printf("[%6.2f s] failure rate %.1f: %d ok, %d unavailable, breaker opened %llu times\n",
+         sc_elapsed(x), rate, *ok, *unavail, (unsigned long long)st->breaker_opens);
+}
+
+static void failure_rate(scen *x) {
+  proxy *flaky = proxy_start(x->s.port);
+  CHECK(flaky != NULL);
+  if (!flaky) return;
+  proxy_set_mode(flaky, PROXY_FLAKY, 0);
+  rcache_stats st;
+  int ok, unavail;
+  /* rate off: one failure at a time never reaches 3 in a row */
+  flaky_run(x, proxy_port(flaky), 0, &st, &ok, &unavail);
+  CHECK_EQ(st.breaker_opens, 0);
+  CHECK_MSG(ok >= 15 && unavail >= 15, "the proxy did not alternate: %d ok, %d failed", ok,
+            unavail);
+  /* rate on: half of a 10-call window failed, more than 40 % */
+  flaky_run(x, proxy_port(flaky), 0.4, &st, &ok, &unavail);
+  CHECK_MSG(st.breaker_opens >= 1, "a 50 %% failure rate did not open the breaker");
+  CHECK_MSG(ok >= 3 && unavail > ok, "%d ok, %d failed: the breaker opened too early or late",
+            ok, unavail); /* a window of calls went through; once open, calls fail fast */
+  proxy_stop(flaky);
+}
+
 int main(void) {
   scen x;
   sc_begin(&x, "faults_test_proxy");
@@ -133,6 +199,7 @@ int main(void) {
   outage(&x, "half replies", PROXY_HALF, 0, 1500, false);
   slow(&x);
   outage(&x, "400 ms delay", PROXY_DELAY, 400, 2000, true);
+  failure_rate(&x);
 
   sc_check_log(&x, 3, 3, 0, "whole run");
   CHECK_EQ(logcap_total(&x.log), 6);
