@@ -20,9 +20,10 @@
  *
  * Expiry: lazily on access (a key is gone once now > its deadline, as in Redis), and by
  * a sweeper thread started with the first key that gets a TTL. It wakes every SWEEP_MS
- * and walks an eighth of each shard's buckets that hold keys with a TTL, so memory held
- * by expired keys is returned within about a second even if nobody reads them. The
- * thread is stopped and joined by destroy.
+ * and, in every shard holding keys with a TTL, walks the next eighth of the buckets, so
+ * memory held by expired keys comes back within about a second even if nobody reads them.
+ * The thread is stopped and joined by destroy. Reads of keys without a TTL never read the
+ * clock.
  */
 #include <pthread.h>
 #include <stdio.h>
