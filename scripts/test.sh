@@ -35,11 +35,20 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_retur
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export RCACHE_TEST_RUN_DIR="$run_dir"
 
+# Each ctest run overwrites Testing/Temporary/LastTest.log: keep a copy of every one, for
+# tests/secrets_test.sh to grep (and for reading after a failure).
+rm -f build/Testing/Temporary/LastTest-*.log build-asan/Testing/Temporary/LastTest-*.log
+ctest() { local rc=0; command ctest "$@" || rc=$?; cp Testing/Temporary/LastTest.log "Testing/Temporary/LastTest-$(date +%s%N).log" 2>/dev/null || true; return $rc; }
+
 status=0
 echo "== tests (normal build)"
 (cd build && ctest --output-on-failure -j "$jobs" -E '^faults_' && ctest --output-on-failure -R '^faults_') || status=1
 echo "== tests (ASan + UBSan + LeakSanitizer)"
 (cd build-asan && ctest --output-on-failure -j "$jobs" -E '^(faults_|install_)' && ctest --output-on-failure -R '^faults_') || status=1
+if [ -x tests/secrets_test.sh ]; then
+  echo "== no password or key material in any output"
+  tests/secrets_test.sh build build-asan || status=1
+fi
 if [ -x scripts/fuzz.sh ] && [ "${RCACHE_SKIP_FUZZ:-0}" != 1 ]; then
   echo "== fuzz (${RCACHE_FUZZ_SECONDS:-30}s per target)"
   scripts/fuzz.sh "${RCACHE_FUZZ_SECONDS:-30}" || status=1
