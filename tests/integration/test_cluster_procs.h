@@ -34,6 +34,7 @@
 
 typedef struct pr_node {
   int port, bus;
+  int tls_port; /* 0 without TLS */
   pid_t pid;
   char dir[256];
 } pr_node;
@@ -301,8 +302,11 @@ PR_FN bool pr_replicas_synced(pr_cluster *c) {
   return true;
 }
 
-/* masters + masters×replicas nodes, created with redis-cli --cluster create. */
-PR_FN int pr_cluster_start(pr_cluster *c, int masters, int replicas, int node_timeout_ms) {
+/* masters + masters×replicas nodes, created with redis-cli --cluster create. With tls_dir
+ * (holding server.pem, server.key, ca.pem), each node also has a TLS port and the cluster
+ * bus runs over TLS; the plain ports stay for the test's own raw commands. */
+PR_FN int pr_cluster_start_tls(pr_cluster *c, int masters, int replicas, int node_timeout_ms,
+                               const char *tls_dir) {
   memset(c, 0, sizeof *c);
   c->masters = masters;
   c->n = masters * (1 + replicas);
@@ -312,15 +316,31 @@ PR_FN int pr_cluster_start(pr_cluster *c, int masters, int replicas, int node_ti
     char bus[16];
     int b = pr_free_port();
     snprintf(bus, sizeof bus, "%d", b);
-    const char *extra[] = {"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+    char tport[16], cert[300], key[300], ca[300];
+    int tp = tls_dir ? pr_free_port() : 0;
+    snprintf(tport, sizeof tport, "%d", tp);
+    snprintf(cert, sizeof cert, "%s/server.pem", tls_dir ? tls_dir : "");
+    snprintf(key, sizeof key, "%s/server.key", tls_dir ? tls_dir : "");
+    snprintf(ca, sizeof ca, "%s/ca.pem", tls_dir ? tls_dir : "");
+    const char *extra[32] = {"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                            "--cluster-port", bus, "--cluster-node-timeout", timeout,
                            "--cluster-replica-validity-factor", "0",
                            "--repl-diskless-sync-delay", "0",
                            /* the other masters keep serving while one is down (with the
                             * default, every node answers CLUSTERDOWN until it is replaced) */
                            "--cluster-require-full-coverage", "no", NULL};
+    if (tls_dir) {
+      const char *t[] = {"--tls-port", tport, "--tls-cert-file", cert, "--tls-key-file", key,
+                         "--tls-ca-cert-file", ca, "--tls-auth-clients", "no",
+                         "--tls-cluster", "yes", "--tls-replication", "yes", NULL};
+      int k = 0;
+      while (extra[k]) k++;
+      for (int j = 0; t[j]; j++) extra[k++] = t[j];
+      extra[k] = NULL;
+    }
     if (pr_start_node(&c->node[i], "cluster-node", extra) != 0) return -1;
     c->node[i].bus = b;
+    c->node[i].tls_port = tp;
   }
   for (int i = 0; i < c->n; i++)
     if (!pr_wait_ping(c->node[i].port, NULL, 5000)) return -1;
@@ -346,6 +366,10 @@ PR_FN int pr_cluster_start(pr_cluster *c, int masters, int replicas, int node_ti
     if (pr_cluster_ok(c) && pr_replicas_synced(c)) return 0;
   fprintf(stderr, "private cluster did not reach cluster_state:ok\n");
   return -1;
+}
+
+PR_FN int pr_cluster_start(pr_cluster *c, int masters, int replicas, int node_timeout_ms) {
+  return pr_cluster_start_tls(c, masters, replicas, node_timeout_ms, NULL);
 }
 
 /* "redis://127.0.0.1:<port of node i>" */
