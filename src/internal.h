@@ -39,6 +39,10 @@ void rcache__err_commit(const rcache *c, rcache_status s);
 void rcache__err_clear(void);
 /* The detail recorded during the current call ("" when none); for log lines. */
 const char *rcache__err_peek(void);
+/* Records a detail that fn(ud, buf, size) writes only if someone asks for it (a failing
+ * fast path stays cheap). fn and ud must stay valid while the handle is open. */
+typedef void (*rcache__err_fn)(void *ud, char *buf, size_t size);
+void rcache__err_lazy(rcache__err_fn fn, void *ud);
 
 /* ---- URL (url.c): pure parsing, no I/O ------------------------------------------------ */
 

@@ -11,6 +11,8 @@ static _Thread_local struct {
   const rcache *owner; /* handle of the failed call; NULL for rcache_open */
   bool committed;      /* msg belongs to `owner` */
   bool pending;        /* a backend wrote a detail during the current call */
+  rcache__err_fn lazy; /* the detail is written by lazy(lazy_ud) when asked for */
+  void *lazy_ud;
   char msg[512];
 } tl_err;
 
@@ -27,14 +29,36 @@ void rcache__errf(const char *fmt, ...) {
   rcache__redact(raw, tl_err.msg, sizeof tl_err.msg);
   tl_err.pending = true;
   tl_err.committed = false;
+  tl_err.lazy = NULL;
+}
+
+void rcache__err_lazy(rcache__err_fn fn, void *ud) {
+  tl_err.lazy = fn;
+  tl_err.lazy_ud = ud;
+  tl_err.pending = true;
+  tl_err.committed = false;
+}
+
+/* Writes a lazy detail out (redacted) now. */
+static void err_resolve(void) {
+  if (!tl_err.lazy) return;
+  char raw[512];
+  tl_err.lazy(tl_err.lazy_ud, raw, sizeof raw);
+  rcache__redact(raw, tl_err.msg, sizeof tl_err.msg);
+  tl_err.lazy = NULL;
 }
 
 const char *rcache__err_peek(void) {
-  return tl_err.pending ? tl_err.msg : "";
+  if (!tl_err.pending) return "";
+  err_resolve();
+  return tl_err.msg;
 }
 
 void rcache__err_commit(const rcache *c, rcache_status s) {
-  if (!tl_err.pending) snprintf(tl_err.msg, sizeof tl_err.msg, "%s", rcache_strerror(s));
+  if (!tl_err.pending) {
+    tl_err.lazy = NULL;
+    snprintf(tl_err.msg, sizeof tl_err.msg, "%s", rcache_strerror(s));
+  }
   tl_err.owner = c;
   tl_err.committed = true;
   tl_err.pending = false;
@@ -42,6 +66,7 @@ void rcache__err_commit(const rcache *c, rcache_status s) {
 
 const char *rcache_errmsg(const rcache *c) {
   if (!tl_err.committed || tl_err.owner != c) return "";
+  err_resolve();
   return tl_err.msg;
 }
 

@@ -101,6 +101,8 @@ static void tripped(rcache__pool *p, rcache_status s, const char *why) {
   drop_idle_locked(p);
   p->down_since_us = rcache__now_us();
   snprintf(p->last_error, sizeof p->last_error, "%s", why && *why ? why : "connection failed");
+  char reason[sizeof p->last_error];
+  memcpy(reason, p->last_error, sizeof reason); /* the prober may rewrite it once unlocked */
   rcache__addr_str(&p->addr, where, sizeof where);
   pthread_cond_signal(&p->wake);
   pthread_mutex_unlock(&p->mu);
@@ -108,7 +110,7 @@ static void tripped(rcache__pool *p, rcache_status s, const char *why) {
   rcache__log(p->ctx, s == RCACHE_EAUTH || s == RCACHE_ETLS ? RCACHE_LOG_ERROR : RCACHE_LOG_WARN,
               "cache unavailable: %s (server %s, %s); answering without the cache and "
               "reconnecting in the background",
-              p->last_error, where, p->ctx->url.redacted ? p->ctx->url.redacted : "");
+              reason, where, p->ctx->url.redacted ? p->ctx->url.redacted : "");
   emit(p, false);
 }
 
@@ -261,8 +263,22 @@ rcache_status rcache__pool_warm(rcache__pool *p) {
 
 /* ---- acquire / release ---------------------------------------------------------------------- */
 
+/* The detail of a call refused by the open breaker, written only when asked for. */
+static void breaker_msg(void *ud, char *buf, size_t size) {
+  rcache__pool *p = ud;
+  char where[300];
+  pthread_mutex_lock(&p->mu);
+  rcache__addr_str(&p->addr, where, sizeof where);
+  snprintf(buf, size, "cache unavailable (circuit breaker open for %s): %.200s", where,
+           p->last_error[0] ? p->last_error : "reconnecting");
+  pthread_mutex_unlock(&p->mu);
+}
+
 rcache_status rcache__pool_acquire(rcache__pool *p, int64_t deadline_us, rcache__conn **out) {
-  if (!rcache__breaker_allow(&p->br)) return RCACHE_EUNAVAILABLE; /* one atomic load */
+  if (!rcache__breaker_allow(&p->br)) { /* one atomic load, and no formatting */
+    rcache__err_lazy(breaker_msg, p);
+    return RCACHE_EUNAVAILABLE;
+  }
   pthread_mutex_lock(&p->mu);
   for (;;) {
     if (p->idle) {
