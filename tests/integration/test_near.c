@@ -55,6 +55,62 @@ static void sleep_ms(int ms) {
   nanosleep(&ts, NULL);
 }
 
+/* The machine is shared (2 cores, other builds and fuzzers, sanitizers): this process can
+ * be descheduled for longer than a 10 ms bound. As in the fault suite, a canary thread
+ * sleeping 1 ms at a time records every stretch of more than STALL_US during which it
+ * could not run; a bound that was exceeded is excused only when, without the stalls that
+ * overlapped the measurement, it was met. Excused ones are printed, never hidden. */
+#define STALL_US 2000
+#define MAX_STALLS 8192
+static struct {
+  int64_t from, to;
+} stall[MAX_STALLS];
+static int nstall;
+static pthread_mutex_t stall_mu = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool canary_stop;
+
+static void *canary(void *arg) {
+  (void)arg;
+  while (!atomic_load(&canary_stop)) {
+    int64_t t = now_us();
+    usleep(1000);
+    int64_t d = now_us();
+    if (d - t > 1000 + STALL_US) {
+      pthread_mutex_lock(&stall_mu);
+      if (nstall < MAX_STALLS) {
+        stall[nstall].from = t + 1000;
+        stall[nstall].to = d;
+        nstall++;
+      }
+      pthread_mutex_unlock(&stall_mu);
+    }
+  }
+  return NULL;
+}
+
+static int64_t stalled_within(int64_t a, int64_t b) {
+  int64_t sum = 0;
+  pthread_mutex_lock(&stall_mu);
+  for (int i = 0; i < nstall; i++) {
+    int64_t f = stall[i].from > a ? stall[i].from : a, t = stall[i].to < b ? stall[i].to : b;
+    if (t > f) sum += t - f;
+  }
+  pthread_mutex_unlock(&stall_mu);
+  return sum;
+}
+
+/* e µs measured from t0 met `limit`, or would have without the machine's stalls. */
+static bool within(const char *what, int64_t t0, int64_t e, int64_t limit) {
+  if (e < 0) return false;
+  if (e <= limit) return true;
+  int64_t st = stalled_within(t0, t0 + e);
+  bool ok = e - st <= limit;
+  fprintf(stderr, "  %s: %lld us against a bound of %lld us; the process was stalled %lld us "
+          "meanwhile: %s\n", what, (long long)e, (long long)limit, (long long)st,
+          ok ? "excused (the machine)" : "NOT excused");
+  return ok;
+}
+
 static redisContext *raw(const flavour *f) {
   redisContext *r = redisConnectUnix(f->sock);
   if (!r || r->err) {
@@ -199,8 +255,8 @@ static void change(const flavour *f, rcache *c, via how, const char *what, const
       CHECK_EQ(rcache_ttl(c, "k", &ttl), RCACHE_OK);
       t0 += (ttl > 0 ? ttl : 0) * 1000000 - 1000000; /* when it was set */
       int64_t e = until(c, "k", NULL, t0);
-      CHECK_MSG(e >= 0 && e <= 1000000 + VISIBLE_US, "%s/%s/EXPIRE: expiry seen after %lld us",
-                f->name, via_name[how], (long long)e);
+      CHECK_MSG(within("handle/EXPIRE", t0, e, 1000000 + VISIBLE_US),
+                "%s/%s/EXPIRE: expiry seen after %lld us", f->name, via_name[how], (long long)e);
       rcache_close(h2);
       redisFree(r);
       return;
@@ -216,8 +272,9 @@ static void change(const flavour *f, rcache *c, via how, const char *what, const
   }
   if (!t0) t0 = now_us();
   int64_t e = until(c, "k", want, t0);
-  CHECK_MSG(e >= 0 && e <= VISIBLE_US, "%s/%s/%s: seen after %lld us", f->name, via_name[how], what,
-            (long long)e);
+  char label[128];
+  snprintf(label, sizeof label, "%s/%s/%s", f->name, via_name[how], what);
+  CHECK_MSG(within(label, t0, e, VISIBLE_US), "%s: seen after %lld us", label, (long long)e);
   if (h2) rcache_close(h2);
   redisFree(r);
 }
@@ -286,7 +343,7 @@ static void test_lifetimes(const flavour *f) {
   int64_t t0 = now_us();
   CHECK(warm(c, "t", "v"));
   int64_t e = until(c, "t", NULL, t0);
-  CHECK_MSG(e >= 0 && e <= 150000 + VISIBLE_US, "expired after %lld us", (long long)e);
+  CHECK_MSG(within("key TTL", t0, e, 150000 + VISIBLE_US), "expired after %lld us", (long long)e);
   /* get_or_set's pttl comes from the near entry too */
   rcache_close(c);
   /* near_cache_max_ttl_ms */
@@ -344,7 +401,7 @@ static void test_disconnects(const flavour *f) {
   cmd(r, "SET nt:d 2");
   int64_t t0 = now_us();
   int64_t e = stale_for(c, "d", "1", "2", t0);
-  CHECK_MSG(e >= 0 && e <= VISIBLE_US, "%s: old value served %lld us after the listener was killed", f->name, (long long)e);
+  CHECK_MSG(within("listener killed", t0, e, VISIBLE_US), "%s: old value served %lld us after the listener was killed", f->name, (long long)e);
   CHECK(stats(c).near_flushes > fl);
   CHECK(warm(c, "d", "2")); /* and it comes back */
   /* the data connections (idle: nobody uses them until the check finds them dead) */
@@ -353,7 +410,7 @@ static void test_disconnects(const flavour *f) {
   cmd(r, "SET nt:d 3"); /* its invalidation is lost: the killed connection tracked nt:d */
   t0 = now_us();
   e = stale_for(c, "d", "2", "3", t0);
-  CHECK_MSG(e >= 0 && e <= VISIBLE_US, "%s: old value served %lld us after the data connections were killed", f->name,
+  CHECK_MSG(within("data connections killed", t0, e, VISIBLE_US), "%s: old value served %lld us after the data connections were killed", f->name,
             (long long)e);
   CHECK(stats(c).near_flushes > fl);
   CHECK(warm(c, "d", "3"));
@@ -457,7 +514,7 @@ static void test_chaos(const flavour *f) {
     pthread_join(rt[i], NULL);
     total += res[i].reads;
     CHECK_EQ(res[i].regressions, 0);
-    CHECK_MSG(res[i].saw_final_after_us >= 0 && res[i].saw_final_after_us <= 50000,
+    CHECK_MSG(within("final value", atomic_load(&stop_at_us), res[i].saw_final_after_us, 50000),
               "reader %d saw the final value %lld after %lld us (last %lld)", i, fin,
               (long long)res[i].saw_final_after_us, res[i].last);
   }
@@ -553,6 +610,8 @@ int main(int argc, char **argv) {
            tls_dir);
   snprintf(tls.sock, sizeof tls.sock, "%s/tls.sock", run);
 
+  pthread_t ct;
+  pthread_create(&ct, NULL, canary, NULL);
   RUN("memory", test_memory_ignores());
   RUN("others", test_others_changes(&tcp, true));
   RUN("others", test_others_changes(&ux, false));
@@ -563,5 +622,8 @@ int main(int argc, char **argv) {
   RUN("disconnects", test_disconnects(&tls));
   RUN("chaos", test_chaos(&tcp));
   RUN("bound", test_bound(&tcp));
+  atomic_store(&canary_stop, true);
+  pthread_join(ct, NULL);
+  if (nstall) fprintf(stderr, "the machine stalled this process %d times\n", nstall);
   return test_report("test_near");
 }
