@@ -3,7 +3,9 @@
  * without disturbing it: detection from one node and from a seed list (with a dead seed),
  * slots computed here agree with CLUSTER KEYSLOT, each key is stored on the master that owns
  * its slot (read back raw from that node, no redirection), hash tags keep keys together,
- * get_many / set_many across every master, delete_prefix / scan / flush over all masters.
+ * get_many / set_many across every master, delete_prefix / scan / flush over all masters,
+ * and the CLUSTER SLOTS fallback for servers without CLUSTER SHARDS (an ACL user denied
+ * it, created on every node for the test and deleted after).
  * Every key lives under a key_prefix private to this run.
  */
 #include <inttypes.h>
@@ -230,6 +232,55 @@ static void test_batches(rcache *c) {
   }
 }
 
+static long long slots_calls(int port) {
+  redisReply *r = pr_cmd(port, "INFO commandstats");
+  long long v = 0;
+  const char *p = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "cmdstat_cluster|slots:calls=") : NULL;
+  if (p) v = atoll(p + strlen("cmdstat_cluster|slots:calls="));
+  if (r) freeReplyObject(r);
+  return v;
+}
+
+/* A user who may not run CLUSTER SHARDS: the map must come from CLUSTER SLOTS. */
+static void test_slots_fallback(const char *seeds) {
+  int ports[16], n = 0;
+  for (const char *p = strstr(seeds, "://") + 3; p && n < 16; p = strchr(p, ',')) {
+    if (*p == ',') p++;
+    const char *colon = strchr(p, ':');
+    if (!colon) break;
+    ports[n++] = atoi(colon + 1);
+  }
+  CHECK_EQ(n, 6);
+  char user[32];
+  snprintf(user, sizeof user, "noshards%d", (int)getpid());
+  for (int i = 0; i < n; i++)
+    CHECK(pr_ok(pr_cmd(ports[i], "ACL SETUSER %s on >pw ~* &* +@all -cluster|shards", user)));
+  long long before = 0, after = 0;
+  for (int i = 0; i < n; i++) before += slots_calls(ports[i]);
+  char url[128];
+  snprintf(url, sizeof url, "redis://%s:pw@127.0.0.1:%d", user, ports[0]);
+  rcache *c = open_url(url);
+  CHECK_STR(rcache_mode(c), "cluster");
+  for (int i = 0; i < n; i++) after += slots_calls(ports[i]);
+  CHECK(after > before);
+  char k[64], full[128];
+  int placed = 0;
+  for (int i = 0; i < 60; i++) {
+    snprintf(k, sizeof k, "slotsmap:%d", i);
+    CHECK_EQ(rcache_set(c, k, "s", 1, 300), RCACHE_OK);
+    snprintf(full, sizeof full, "%s%s", prefix, k);
+    char *raw = raw_get(full);
+    if (raw && strcmp(raw, "s") == 0) placed++;
+    free(raw);
+  }
+  CHECK_EQ(placed, 60);
+  uint64_t del = 0;
+  CHECK_EQ(rcache_delete_prefix(c, "slotsmap:", &del), RCACHE_OK);
+  CHECK_EQ(del, 60);
+  rcache_close(c);
+  for (int i = 0; i < n; i++) CHECK(pr_ok(pr_cmd(ports[i], "ACL DELUSER %s", user)));
+}
+
 int main(void) {
   const char *url = test_env_url("RCACHE_TEST_URL_CLUSTER");
   const char *seeds = test_env_url("RCACHE_TEST_URL_CLUSTER_SEEDS");
@@ -244,6 +295,7 @@ int main(void) {
   test_routing(c);
   test_hash_tags(c);
   test_batches(c);
+  test_slots_fallback(seeds);
   rcache_flush(c);
   rcache_close(c);
   return test_report("test_cluster");

@@ -22,8 +22,8 @@
 
 #define NKEYS 300
 #define NWORKERS 4
-#define CONNECT_MS 500
-#define COMMAND_MS 500
+#define CONNECT_MS 1000
+#define COMMAND_MS 1000
 #define SLACK_MS 1000
 
 static pr_cluster cl;
