@@ -113,8 +113,10 @@ rcache_status rcache_get_or_set_json(rcache *c, const char *key, int64_t ttl_s,
   /* Not JSON (another writer, a truncated value): load again and overwrite it. */
   rcache__log(&c->ctx, RCACHE_LOG_INFO, "get_or_set_json: invalid JSON at a key, reloading");
   a = (json_load){load, ud, NULL, NULL};
+  COUNT(c, loads); /* a load like get_or_set's, counted the same way */
   s = json_loader(&a, &v);
   if (s != RCACHE_OK) {
+    COUNT(c, load_errors);
     rcache__errf("loader failed with status %d (%s)", (int)s, rcache_strerror(s));
     return rcache__done(c, RCACHE_ELOADER);
   }

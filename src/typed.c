@@ -244,8 +244,10 @@ rcache_status rcache_get_or_set_obj(rcache *c, const char *key, int64_t ttl_s,
    * and overwrite them. A dropped write is fine, as in rcache_get_or_set. */
   rcache__log(&c->ctx, RCACHE_LOG_INFO, "get_or_set_obj: undecodable value at a key, reloading");
   a.made = NULL;
+  COUNT(c, loads); /* a load like get_or_set's, counted the same way */
   s = obj_loader(&a, &v);
   if (s != RCACHE_OK) {
+    COUNT(c, load_errors);
     rcache_value_free(&v);
     rcache__errf("loader failed with status %d (%s)", (int)s, rcache_strerror(s));
     return rcache__done(c, RCACHE_ELOADER);
