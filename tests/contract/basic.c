@@ -1,4 +1,5 @@
 /* Reads, writes, deletes, exists: byte-exact values of every size. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,4 +128,66 @@ CONTRACT_TEST(key_and_value_limits) {
   CHECK_EQ(rcache_set(small, "v17", "0123456789abcdefg", 17, 0), RCACHE_ETOOBIG);
   CHECK(!ct_exists(small, "v17"));
   CHECK(ct_value_is(small, "v16", "0123456789abcdef", 16));
+}
+
+/* Readers racing writers on one key see whole values only: one of those written. */
+#define TORN_SIZE 20000
+#define TORN_WRITERS 2
+#define TORN_READERS 2
+#define TORN_ROUNDS 300
+
+typedef struct {
+  rcache *c;
+  int id;
+  int bad;
+} torn_arg;
+
+static void torn_fill(char *buf, int id) {
+  for (int i = 0; i < TORN_SIZE; i++) buf[i] = (char)('a' + (id + i / 1000) % 26);
+}
+
+static void *torn_writer(void *p) {
+  torn_arg *a = p;
+  static _Thread_local char buf[TORN_SIZE];
+  torn_fill(buf, a->id);
+  for (int i = 0; i < TORN_ROUNDS; i++)
+    a->bad += rcache_set(a->c, "race", buf, TORN_SIZE, 0) != RCACHE_OK;
+  return NULL;
+}
+
+static void *torn_reader(void *p) {
+  torn_arg *a = p;
+  static _Thread_local char want[TORN_SIZE];
+  for (int i = 0; i < TORN_ROUNDS; i++) {
+    rcache_value v;
+    rcache_status s = rcache_get(a->c, "race", &v);
+    if (s == RCACHE_OK) {
+      int id = v.len == TORN_SIZE ? (v.data[0] - 'a') : -1;
+      if (id >= 0 && id < TORN_WRITERS) torn_fill(want, id);
+      a->bad += id < 0 || id >= TORN_WRITERS || memcmp(v.data, want, TORN_SIZE) != 0;
+    } else {
+      a->bad += s != RCACHE_MISS;
+    }
+    rcache_value_free(&v);
+  }
+  return NULL;
+}
+
+CONTRACT_TEST(no_torn_values_under_concurrency) {
+  pthread_t th[TORN_WRITERS + TORN_READERS];
+  torn_arg args[TORN_WRITERS + TORN_READERS];
+  int started = 0;
+  for (int i = 0; i < TORN_WRITERS + TORN_READERS; i++) {
+    args[i] = (torn_arg){e->c, i, 0};
+    if (pthread_create(&th[i], NULL, i < TORN_WRITERS ? torn_writer : torn_reader, &args[i]) != 0)
+      break;
+    started++;
+  }
+  CHECK_EQ(started, TORN_WRITERS + TORN_READERS);
+  int bad = 0;
+  for (int i = 0; i < started; i++) {
+    pthread_join(th[i], NULL);
+    bad += args[i].bad;
+  }
+  CHECK_EQ(bad, 0);
 }
