@@ -3,7 +3,8 @@
  * (values that are and are not integers, overflowing increments, TTLs, NX-free writes,
  * prefix and glob deletes with metacharacters, batches, scans, rate limits, get_or_set) is
  * made on a memory:// handle and on a Redis handle with the same key_prefix, and every
- * status, value, count and key set must be the same. Redis is the reference.
+ * status, value, count and key set must be the same. Redis is the reference: a standalone
+ * server, then a cluster (scans and deletes spanning masters).
  *
  * TTLs are long (no expiry races); ttl() may differ by one second at a boundary.
  */
@@ -191,11 +192,9 @@ static void step(rcache *m, rcache *r) {
   }
 }
 
-int main(void) {
-  const char *url = test_env_url("RCACHE_TEST_URL_TCP");
-  const char *s = getenv("RCACHE_TEST_SEED");
-  seed = s ? (unsigned)strtoul(s, NULL, 10) : (unsigned)getpid();
-  printf("seed %u (set RCACHE_TEST_SEED to replay)\n", seed);
+/* The whole sequence against one server URL. */
+static void run(const char *var) {
+  const char *url = test_env_url(var);
   char prefix[64];
   snprintf(prefix, sizeof prefix, "mvr%d:", (int)getpid());
   rcache_options o;
@@ -204,12 +203,25 @@ int main(void) {
   rcache *m = NULL, *r = NULL;
   CHECK_EQ(rcache_open(&m, "memory://", &o), RCACHE_OK);
   CHECK_EQ(rcache_open(&r, url, &o), RCACHE_OK);
-  if (!m || !r) return test_report("test_memory_vs_redis");
-  rcache_health h;
-  for (int i = 0; i < 500 && rcache_health_check(r, &h) != RCACHE_OK; i++) usleep(10000);
-  for (op_no = 0; op_no < OPS; op_no++) step(m, r);
-  CHECK_EQ(rcache_flush(r), RCACHE_OK);
+  if (m && r) {
+    rcache_health h;
+    for (int i = 0; i < 500 && rcache_health_check(r, &h) != RCACHE_OK; i++) usleep(10000);
+    printf("%s: seed %u (set RCACHE_TEST_SEED to replay)\n", var, seed);
+    int d0 = diffs;
+    for (op_no = 0; op_no < OPS; op_no++) step(m, r);
+    CHECK_MSG(diffs == d0, "%s: %d differences", var, diffs - d0);
+    CHECK_EQ(rcache_flush(r), RCACHE_OK);
+  }
   rcache_close(m);
   rcache_close(r);
+}
+
+int main(void) {
+  const char *s = getenv("RCACHE_TEST_SEED");
+  unsigned first = s ? (unsigned)strtoul(s, NULL, 10) : (unsigned)getpid();
+  seed = first;
+  run("RCACHE_TEST_URL_TCP");
+  seed = first; /* the same sequence on a cluster: keys spread over every master */
+  run("RCACHE_TEST_URL_CLUSTER");
   return test_report("test_memory_vs_redis");
 }
