@@ -4,7 +4,8 @@
  * prefix and glob deletes with metacharacters, batches, scans, rate limits, get_or_set) is
  * made on a memory:// handle and on a Redis handle with the same key_prefix, and every
  * status, value, count and key set must be the same. Redis is the reference: a standalone
- * server, then a cluster (scans and deletes spanning masters).
+ * server, a cluster (scans and deletes spanning masters), and a server read through the
+ * near cache.
  *
  * TTLs are long (no expiry races); ttl() may differ by one second at a boundary.
  */
@@ -193,7 +194,7 @@ static void step(rcache *m, rcache *r) {
 }
 
 /* The whole sequence against one server URL. */
-static void run(const char *var) {
+static void run(const char *var, size_t near_bytes) {
   const char *url = test_env_url(var);
   char prefix[64];
   snprintf(prefix, sizeof prefix, "mvr%d:", (int)getpid());
@@ -202,11 +203,13 @@ static void run(const char *var) {
   o.key_prefix = prefix;
   rcache *m = NULL, *r = NULL;
   CHECK_EQ(rcache_open(&m, "memory://", &o), RCACHE_OK);
+  o.near_cache_bytes = near_bytes; /* must change nothing a caller can see */
   CHECK_EQ(rcache_open(&r, url, &o), RCACHE_OK);
   if (m && r) {
     rcache_health h;
     for (int i = 0; i < 500 && rcache_health_check(r, &h) != RCACHE_OK; i++) usleep(10000);
-    printf("%s: seed %u (set RCACHE_TEST_SEED to replay)\n", var, seed);
+    printf("%s%s: seed %u (set RCACHE_TEST_SEED to replay)\n", var,
+           near_bytes ? " with the near cache" : "", seed);
     int d0 = diffs;
     for (op_no = 0; op_no < OPS; op_no++) step(m, r);
     CHECK_MSG(diffs == d0, "%s: %d differences", var, diffs - d0);
@@ -220,8 +223,10 @@ int main(void) {
   const char *s = getenv("RCACHE_TEST_SEED");
   unsigned first = s ? (unsigned)strtoul(s, NULL, 10) : (unsigned)getpid();
   seed = first;
-  run("RCACHE_TEST_URL_TCP");
+  run("RCACHE_TEST_URL_TCP", 0);
   seed = first; /* the same sequence on a cluster: keys spread over every master */
-  run("RCACHE_TEST_URL_CLUSTER");
+  run("RCACHE_TEST_URL_CLUSTER", 0);
+  seed = first; /* and through the near cache */
+  run("RCACHE_TEST_URL_TCP", 1 << 20);
   return test_report("test_memory_vs_redis");
 }
