@@ -37,6 +37,8 @@ struct rcache__tracking {
   bool has_thread;
   rcache__conn *conn; /* the listener connection: the thread's (or start()'s, before it) */
 
+  bool refused;       /* the server refused tracking or the channel (thread only) */
+
   pthread_mutex_t mu; /* guards the three below */
   bool registered;    /* counted as a source of the near table */
   bool blocked;       /* our share of the table's gate is closed */
@@ -126,9 +128,12 @@ static rcache_status listener_connect(rcache__tracking *t) {
     s = rcache__conn_exec(c, &b, rep, rcache__now_us() + (int64_t)o->command_timeout_ms * 1000, 1 << 20);
   rcache__cmds_free(&b);
   if (s == RCACHE_OK) {
-    if (rep[0]->type == REDIS_REPLY_ERROR) {
-      s = rcache__reply_status(rep[0]);
-      if (s == RCACHE_OK || s == RCACHE_EUNAVAILABLE) s = RCACHE_ESERVER;
+    /* refused (an old server, an ACL without CLIENT or the channel): ESERVER or EAUTH */
+    redisReply *e = rep[0]->type == REDIS_REPLY_ERROR ? rep[0] : rep[1];
+    if (e->type == REDIS_REPLY_ERROR) {
+      s = rcache__reply_status(e);
+      if (s != RCACHE_EAUTH) s = RCACHE_ESERVER;
+      t->refused = true;
     } else if (rep[1]->type != REDIS_REPLY_ARRAY || rep[1]->elements < 1 ||
                !is_str(rep[1]->element[0], "subscribe")) {
       rcache__errf("unexpected reply to SUBSCRIBE " CHANNEL);
@@ -245,9 +250,10 @@ static void *listener_main(void *arg) {
   while (!atomic_load(&t->stop)) {
     if (!t->conn) {
       rcache__err_clear();
+      t->refused = false;
       rcache_status s = listener_connect(t);
       if (s != RCACHE_OK) {
-        if ((s == RCACHE_ESERVER || s == RCACHE_EAUTH) && !refused_logged) {
+        if (t->refused && !refused_logged) {
           rcache__log(t->ctx, RCACHE_LOG_WARN,
                       "near cache off: the server refused client tracking (%s)", rcache__err_peek());
           refused_logged = true;
@@ -257,7 +263,8 @@ static void *listener_main(void *arg) {
         for (int i = 1; i < attempt && d < o->reconnect_max_ms; i++) d *= 2;
         if (d > o->reconnect_max_ms) d = o->reconnect_max_ms;
         d = (int64_t)((double)d * (1 - o->reconnect_jitter * rcache__rand01()));
-        if (attempt++ > 0) nap(t, d * 1000);
+        if (t->refused) nap(t, (int64_t)o->reconnect_max_ms * 1000); /* not soon */
+        else if (attempt++ > 0) nap(t, d * 1000);
         else nap(t, TICK_US);
         continue;
       }

@@ -572,6 +572,52 @@ static void test_bound(const flavour *f) {
   redisFree(r);
 }
 
+/* An ACL user without the invalidation channel: the near cache stays off (one warning),
+ * every read goes to Redis and is right. */
+static char acl_log[4096];
+static pthread_mutex_t acl_log_mu = PTHREAD_MUTEX_INITIALIZER;
+static void acl_logger(int level, const char *msg, void *ud) {
+  (void)level;
+  (void)ud;
+  pthread_mutex_lock(&acl_log_mu);
+  size_t l = strlen(acl_log);
+  snprintf(acl_log + l, sizeof acl_log - l, "%s\n", msg);
+  pthread_mutex_unlock(&acl_log_mu);
+}
+
+static bool acl_logged(const char *what) {
+  pthread_mutex_lock(&acl_log_mu);
+  bool yes = strstr(acl_log, what) != NULL;
+  pthread_mutex_unlock(&acl_log_mu);
+  return yes;
+}
+
+static void test_acl_refused(const char *url) {
+  rcache_options o;
+  rcache_options_init(&o);
+  o.near_cache_bytes = 1 << 20;
+  o.log_fn = acl_logger;
+  rcache *c = NULL;
+  CHECK(rcache_open(&c, url, &o) == RCACHE_OK); /* key_prefix=app: comes with the URL */
+  if (!c) return;
+  for (int i = 0; i < 200 && !acl_logged("near cache off"); i++) sleep_ms(5);
+  CHECK_MSG(acl_logged("near cache off: the server refused client tracking"), "log: %s", acl_log);
+  CHECK(acl_logged("NOPERM"));
+  char v[16];
+  for (int i = 0; i < 20; i++) {
+    snprintf(v, sizeof v, "%d", i);
+    CHECK_EQ(rcache_set(c, "acl", v, strlen(v), 0), RCACHE_OK);
+    CHECK(reads(c, "acl", v));
+    CHECK(reads(c, "acl", v));
+  }
+  rcache_stats s = stats(c);
+  CHECK_EQ(s.near_hits, 0);
+  CHECK_EQ(s.near_entries, 0);
+  CHECK_EQ(s.hits, 40);
+  rcache_delete(c, "acl");
+  rcache_close(c);
+}
+
 static void test_memory_ignores(void) {
   rcache_options o;
   rcache_options_init(&o);
@@ -613,6 +659,7 @@ int main(int argc, char **argv) {
   pthread_t ct;
   pthread_create(&ct, NULL, canary, NULL);
   RUN("memory", test_memory_ignores());
+  RUN("acl", test_acl_refused(test_env_url("RCACHE_TEST_URL_ACL")));
   RUN("others", test_others_changes(&tcp, true));
   RUN("others", test_others_changes(&ux, false));
   RUN("others", test_others_changes(&tls, false));
