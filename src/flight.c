@@ -26,6 +26,10 @@ struct rcache__flight {
 struct rcache__flights {
   pthread_mutex_t mu;
   rcache__flight *bucket[NBUCKETS];
+  struct {
+    uint64_t hash;
+    int64_t done_us;
+  } recent[NBUCKETS]; /* the last successful flight per bucket */
 };
 
 static uint64_t fnv1a(const char *k, size_t n) {
@@ -119,6 +123,10 @@ void rcache__flight_finish(rcache__flights *fs, rcache__flight *f, rcache_status
   f->status = st;
   f->value = copy;
   f->done = true;
+  if (st == RCACHE_OK) {
+    fs->recent[f->hash % NBUCKETS].hash = f->hash;
+    fs->recent[f->hash % NBUCKETS].done_us = rcache__now_us();
+  }
   unlink_flight(fs, f);
   pthread_cond_broadcast(&f->cond);
   pthread_mutex_unlock(&fs->mu);
@@ -158,4 +166,13 @@ void rcache__flight_leave(rcache__flights *fs, rcache__flight *f) {
   if (last) unlink_flight(fs, f); /* a leader that never finished (ENOMEM paths) */
   pthread_mutex_unlock(&fs->mu);
   if (last) flight_free(f);
+}
+
+bool rcache__flight_done_since(rcache__flights *fs, const char *key, size_t klen,
+                               int64_t since_us) {
+  uint64_t h = fnv1a(key, klen);
+  pthread_mutex_lock(&fs->mu);
+  bool late = fs->recent[h % NBUCKETS].hash == h && fs->recent[h % NBUCKETS].done_us >= since_us;
+  pthread_mutex_unlock(&fs->mu);
+  return late;
 }

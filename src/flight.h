@@ -29,4 +29,11 @@ rcache_status rcache__flight_wait(rcache__flights *fs, rcache__flight *f, int64_
 
 void rcache__flight_leave(rcache__flights *fs, rcache__flight *f);
 
+/* True when a flight for key finished successfully at or after since_us (monotonic µs):
+ * a caller whose miss was read before that is late, and should read the cache again
+ * instead of loading a second time. Remembers the last flight per bucket (a collision
+ * only costs that extra read). */
+bool rcache__flight_done_since(rcache__flights *fs, const char *key, size_t klen,
+                               int64_t since_us);
+
 #endif

@@ -132,14 +132,21 @@ static void maybe_refresh(rcache *c, const rcache__key *k, int64_t ttl_ms, rcach
 /* A miss: one loader per key in the process; the others wait for it. */
 static rcache_status load_once(rcache *c, const rcache__key *k, int64_t ttl_ms,
                                rcache_loader_fn load, void *ud, rcache_value *out,
-                               bool reachable) {
+                               bool reachable, int64_t missed_us) {
   bool leader;
   rcache__flight *f = rcache__flight_join(c->flights, k->p, k->len, &leader);
   if (!f) return RCACHE_ENOMEM;
-  rcache_status s;
+  rcache_status s = RCACHE_MISS;
   if (leader) {
-    s = c->ctx.opt.lease && reachable ? load_leased(c, k, ttl_ms, load, ud, out)
-                                      : load_and_store(c, k, ttl_ms, load, ud, out, reachable);
+    /* Another flight for this key ended after our read: its value is in the cache now,
+     * so read it rather than load a second time. */
+    if (reachable && rcache__flight_done_since(c->flights, k->p, k->len, missed_us)) {
+      s = rcache__get_full(c, k, out, NULL, NULL);
+      if (s == RCACHE_OK) COUNT(c, coalesced);
+    }
+    if (s != RCACHE_OK)
+      s = c->ctx.opt.lease && reachable ? load_leased(c, k, ttl_ms, load, ud, out)
+                                        : load_and_store(c, k, ttl_ms, load, ud, out, reachable);
     rcache__flight_finish(c->flights, f, s, out);
   } else {
     COUNT(c, coalesced);
@@ -166,11 +173,12 @@ rcache_status rcache_get_or_set(rcache *c, const char *key, int64_t ttl_s,
   }
   int64_t remaining = -2;
   rcache_value stale = {NULL, 0};
+  int64_t missed_us = rcache__now_us();
   s = rcache__get_full(c, &k, out, &remaining, &stale);
   if (s == RCACHE_OK) {
     if (refresh_early(c, &k, remaining)) maybe_refresh(c, &k, ttl_ms, load, ud, out);
   } else if (s == RCACHE_MISS || s == RCACHE_EUNAVAILABLE) {
-    s = load_once(c, &k, ttl_ms, load, ud, out, s == RCACHE_MISS);
+    s = load_once(c, &k, ttl_ms, load, ud, out, s == RCACHE_MISS, missed_us);
     if (s == RCACHE_ELOADER && stale.data) { /* stale-if-error */
       COUNT(c, stale_served);
       *out = stale;

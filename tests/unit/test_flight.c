@@ -72,5 +72,26 @@ int main(void) {
   rcache__flight_leave(fs, b);
   rcache__flight_leave(fs, a);
   rcache__flights_free(fs);
+  {
+    /* a finished flight is remembered: a caller that missed before it ended is late */
+    rcache__flights *fs2 = rcache__flights_new();
+    int64_t before = rcache__now_us();
+    CHECK(!rcache__flight_done_since(fs2, "late", 4, before));
+    bool lead;
+    rcache__flight *f2 = rcache__flight_join(fs2, "late", 4, &lead);
+    CHECK(lead);
+    rcache_value v2 = {(char *)"x", 1};
+    rcache__flight_finish(fs2, f2, RCACHE_OK, &v2);
+    rcache__flight_leave(fs2, f2);
+    CHECK(rcache__flight_done_since(fs2, "late", 4, before));
+    CHECK(!rcache__flight_done_since(fs2, "late", 4, rcache__now_us() + 1000000));
+    CHECK(!rcache__flight_done_since(fs2, "other", 5, before));
+    /* a failed flight is not remembered: nothing was stored */
+    f2 = rcache__flight_join(fs2, "bad", 3, &lead);
+    rcache__flight_finish(fs2, f2, RCACHE_ELOADER, NULL);
+    rcache__flight_leave(fs2, f2);
+    CHECK(!rcache__flight_done_since(fs2, "bad", 3, before));
+    rcache__flights_free(fs2);
+  }
   return test_report("test_flight");
 }
