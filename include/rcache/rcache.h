@@ -116,8 +116,9 @@ typedef struct rcache_options {
   bool rate_limit_fail_closed;   /* rate_limit while unavailable: false (default) = allow */
 
   /* near cache (L1) */
-  size_t near_cache_bytes;       /* 0 = off (default) */
-  int64_t near_cache_max_ttl_ms; /* default 60000 */
+  size_t near_cache_bytes;       /* 0 = off (default); see docs/near-cache.md (standalone
+                                    Redis; ignored by memory:// and none://) */
+  int64_t near_cache_max_ttl_ms; /* default 60000; 0 = no cap beyond the key's own TTL */
 
   /* get_or_set */
   int flight_wait_ms;            /* how long a coalesced caller waits, default 2×command */
