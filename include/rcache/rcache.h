@@ -117,7 +117,7 @@ typedef struct rcache_options {
 
   /* near cache (L1) */
   size_t near_cache_bytes;       /* 0 = off (default); see docs/near-cache.md (standalone
-                                    Redis; ignored by memory:// and none://) */
+                                    and Cluster; ignored by memory:// and none://) */
   int64_t near_cache_max_ttl_ms; /* default 60000; 0 = no cap beyond the key's own TTL */
 
   /* get_or_set */
