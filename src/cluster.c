@@ -51,7 +51,8 @@ typedef struct cluster {
   pthread_cond_t wake;
   cnode **nodes;
   size_t nnodes, cap;
-  bool refresh_wanted, stop, has_thread;
+  bool stop, has_thread;
+  atomic_bool refresh_wanted; /* set by callers, cleared by the refresher when it runs */
   pthread_t refresher;
   pthread_mutex_t refresh_mu; /* one refresh at a time */
   atomic_bool near_on;        /* the near table is ours to feed (decided at open) */
@@ -91,9 +92,13 @@ static void timespec_at(struct timespec *ts, int64_t deadline_us) {
   ts->tv_nsec = (long)(ns % 1000000000);
 }
 
+/* Asks the refresher for a new map. While one is already asked for this costs one atomic
+ * load, so calls failing fast on a dead master stay fast (no lock, no syscall). */
 static void want_refresh(cluster *cl) {
+  if (atomic_load_explicit(&cl->refresh_wanted, memory_order_relaxed) ||
+      atomic_exchange(&cl->refresh_wanted, true))
+    return;
   pthread_mutex_lock(&cl->mu);
-  cl->refresh_wanted = true;
   pthread_cond_signal(&cl->wake);
   pthread_mutex_unlock(&cl->mu);
 }
@@ -440,7 +445,7 @@ static void *refresher_main(void *arg) {
   while (!cl->stop) {
     int64_t now = rcache__now_us();
     int64_t due = last + (int64_t)(healthy ? REFRESH_EVERY_MS : REFRESH_DEGRADED_MS) * 1000;
-    if (cl->refresh_wanted) {
+    if (atomic_load(&cl->refresh_wanted)) {
       int64_t soonest = last + (int64_t)REFRESH_MIN_GAP_MS * 1000;
       if (soonest < due) due = soonest;
     }
@@ -450,7 +455,7 @@ static void *refresher_main(void *arg) {
       pthread_cond_timedwait(&cl->wake, &cl->mu, &ts);
       continue;
     }
-    cl->refresh_wanted = false;
+    atomic_store(&cl->refresh_wanted, false);
     pthread_mutex_unlock(&cl->mu);
     rcache__err_clear();
     refresh(cl, rcache__now_us() + (int64_t)cl->r.base.ctx->opt.connect_timeout_ms * 1000);

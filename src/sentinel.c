@@ -35,7 +35,8 @@ typedef struct sentinel {
 
   pthread_mutex_t mu; /* guards the flags below */
   pthread_cond_t wake;
-  bool stop, resolve_wanted, has_thread;
+  bool stop, has_thread;
+  atomic_bool resolve_wanted; /* set by callers, taken by the watcher */
   size_t good; /* the sentinel that answered last: asked first */
   pthread_t watcher;
   int wake_fd[2]; /* a pipe: a byte in it ends the watcher's poll at once */
@@ -66,11 +67,12 @@ static void poke(sentinel *st) {
   }
 }
 
+/* Asks the watcher to look the master up. While one is already asked for this costs one
+ * atomic load: calls failing fast while the master is gone stay fast (no syscall). */
 static void want_resolve(sentinel *st) {
-  pthread_mutex_lock(&st->mu);
-  st->resolve_wanted = true;
-  pthread_cond_signal(&st->wake);
-  pthread_mutex_unlock(&st->mu);
+  if (atomic_load_explicit(&st->resolve_wanted, memory_order_relaxed) ||
+      atomic_exchange(&st->resolve_wanted, true))
+    return;
   poke(st);
 }
 
@@ -259,9 +261,9 @@ static void *watcher_main(void *arg) {
   int64_t last_resolve = rcache__now_us();
   for (;;) {
     pthread_mutex_lock(&st->mu);
-    bool stop = st->stop, wanted = st->resolve_wanted;
-    st->resolve_wanted = false;
+    bool stop = st->stop;
     pthread_mutex_unlock(&st->mu);
+    bool wanted = atomic_exchange(&st->resolve_wanted, false);
     if (stop) break;
     rcache__err_clear();
     int64_t now = rcache__now_us();

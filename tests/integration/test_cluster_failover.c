@@ -265,6 +265,23 @@ int main(void) {
   CHECK_EQ(others_failed, 0);
   CHECK(dead_calls > 0);
   CHECK(dead_slowest <= 2 * (CONNECT_MS + COMMAND_MS) + SLACK_MS);
+  { /* the dead master's breaker is open by now: its calls fail fast */
+    char k[64];
+    for (int i = 0; i < 1000; i++) {
+      snprintf(k, sizeof k, "kill:%d", i);
+      if (port_of_key(k) == victim_port) break;
+    }
+    int64_t t0 = pr_now_ms();
+    int fast = 0;
+    for (int i = 0; i < 2000; i++) {
+      rcache_value got = {NULL, 0};
+      if (rcache_get(c, k, &got) == RCACHE_EUNAVAILABLE) fast++;
+      rcache_value_free(&got);
+    }
+    printf("master killed: 2000 reads of one of its keys took %lld ms in all\n",
+           (long long)(pr_now_ms() - t0));
+    CHECK_EQ(fast, 2000);
+  }
   rcache_health h;
   CHECK(rcache_health_check(c, &h) != RCACHE_OK); /* a master is down: not healthy */
   CHECK(strstr(h.error, "master") != NULL);
