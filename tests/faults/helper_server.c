@@ -108,6 +108,10 @@ static int free_port(void) {
   return -1;
 }
 
+int srv_free_port(void) {
+  return free_port();
+}
+
 /* The redis-server on PATH, resolved before fork (execvp may allocate in the child). */
 static const char *redis_server_path(void) {
   static char found[512];

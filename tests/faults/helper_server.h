@@ -54,6 +54,10 @@ int srv_restart(srv *s, bool accept_loading);
 /* Kills it and frees the argument copies; removes the directory. */
 void srv_destroy(srv *s);
 
+/* A port in 20000-29999 that 127.0.0.1 can bind right now (for a server's second
+ * listener, e.g. --tls-port). -1 when none was found. */
+int srv_free_port(void);
+
 /* Removes a server directory (flat: its files, then itself). */
 void srv_remove_dir(const char *dir);
 

@@ -115,17 +115,23 @@ static inline void sc_check_health(scen *x, bool want, const char *when) {
          h.server_version, h.error, (long long)ms);
 }
 
+/* How soon health must be true again: a probe in flight when the fault ended may still
+ * fail (it waits out its connect and PING deadlines), then the next one comes within one
+ * backoff interval (reconnect_max_ms at most). */
+#define SC_HEALTH_MS \
+  (LOAD_CONNECT_TIMEOUT_MS + LOAD_COMMAND_TIMEOUT_MS + LOAD_RECONNECT_MAX_MS + LOAD_SLACK_MS)
+
 /* The fault ended at end_us. rcache_health_check() must tell the truth within one probe
- * interval (the longest backoff, plus slack); the cache must be in use again within
- * SC_RECOVERY_MS, by a real round trip from here and by the load's own calls. */
+ * interval (SC_HEALTH_MS); the cache must be in use again within SC_RECOVERY_MS, by a real
+ * round trip from here and by the load's own calls. */
 static inline void sc_check_recovered(scen *x, int64_t end_us, const char *what) {
-  int64_t health_until = end_us + (int64_t)(LOAD_RECONNECT_MAX_MS + LOAD_SLACK_MS) * 1000;
+  int64_t health_until = end_us + (int64_t)SC_HEALTH_MS * 1000;
   rcache_health h;
   bool healthy = false;
   while (!(healthy = rcache_health_check(x->c, &h) == RCACHE_OK) && load_now_us() < health_until)
     sc_sleep_ms(10);
   CHECK_MSG(healthy, "%s: health still says \"%s\" %d ms after the fault ended", what, h.error,
-            LOAD_RECONNECT_MAX_MS + LOAD_SLACK_MS);
+            SC_HEALTH_MS);
   int64_t health_ms = (load_now_us() - end_us) / 1000;
   int64_t ms = load_wait_used_again(x->c, end_us, SC_RECOVERY_MS);
   CHECK_MSG(ms >= 0, "%s: cache not used again within %d ms of the fault ending", what,
