@@ -354,6 +354,51 @@ static void test_threads(void) {
   unbounded->ops->destroy(unbounded);
 }
 
+/* SET NX is a lock: of many threads racing for one key, exactly one wins each round. */
+typedef struct {
+  rcache__backend *b;
+  pthread_barrier_t *go;
+  int wins;
+} nx_arg;
+
+#define NX_ROUNDS 200
+
+static void *nx_racer(void *p) {
+  nx_arg *a = p;
+  char key[16];
+  for (int r = 0; r < NX_ROUNDS; r++) {
+    snprintf(key, sizeof key, "lock:%d", r);
+    pthread_barrier_wait(a->go);
+    a->wins +=
+        a->b->ops->set(a->b, key, strlen(key), "1", 1, 60000, RCACHE__SET_NX) == RCACHE_OK;
+  }
+  return NULL;
+}
+
+static void test_nx_race(void) {
+  rcache__ctx ctx;
+  rcache__backend *b = open_store(&ctx, -1);
+  if (!b) return;
+  enum { T = 6 };
+  pthread_barrier_t go;
+  pthread_barrier_init(&go, NULL, T);
+  pthread_t th[T];
+  nx_arg args[T];
+  for (int i = 0; i < T; i++) {
+    args[i] = (nx_arg){b, &go, 0};
+    if (pthread_create(&th[i], NULL, nx_racer, &args[i]) != 0) abort(); /* barrier needs all */
+  }
+  int wins = 0;
+  for (int i = 0; i < T; i++) {
+    pthread_join(th[i], NULL);
+    wins += args[i].wins;
+  }
+  pthread_barrier_destroy(&go);
+  CHECK_EQ(wins, NX_ROUNDS);
+  CHECK_EQ(keys_of(b), NX_ROUNDS);
+  b->ops->destroy(b);
+}
+
 /* Through the public API: memory:// behaves as a cache and closes cleanly with a sweeper
  * running. */
 static void test_public(void) {
@@ -418,6 +463,7 @@ int main(void) {
   test_binary_keys();
   test_scan_reentrant();
   test_threads();
+  test_nx_race();
   test_public();
   return test_report("test_memory");
 }
