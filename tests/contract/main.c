@@ -10,6 +10,7 @@
  *                                  contract must hold with it (no stale read of own writes)
  *   ... --stale                    every handle keeps values 30 s past their TTL for
  *                                  stale-if-error: logically, nothing may change
+ *   ... --lease                    every handle takes a cross-process lease in get_or_set
  *
  * Namespacing: every test's handle has a key_prefix "<run id>:<n>:" where the run id is
  * "ct<pid>x<random>". When the URL has no key_prefix, it is passed as the option; when it
@@ -79,6 +80,7 @@ static const char *g_url;
 static bool g_none;
 static bool g_near;  /* --near: near_cache_bytes on every handle */
 static bool g_stale; /* --stale: stale_window_s on every handle */
+static bool g_lease; /* --lease: get_or_set's cross-process lease on every handle */
 static rcache *handles[MAX_HANDLES];
 static int nhandles;
 static char cur_ns[96];
@@ -125,6 +127,7 @@ static rcache *open_with(const char *prefix, const rcache_options *o) {
     if (opt.log_level == RCACHE_LOG_WARN) opt.log_level = RCACHE_LOG_ERROR;
   }
   if (g_stale) opt.stale_window_s = 30;
+  if (g_lease) opt.lease = true;
   const char *end = url_prefix_end(g_url);
   char *url = NULL;
   opt.key_prefix = NULL;
@@ -249,7 +252,8 @@ static bool run_one(const ct_test *t, int idx) {
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: contract [--none] [--near] [--stale] [-t substring] (<url> | --env VAR)\n");
+  fprintf(stderr, "usage: contract [--none] [--near] [--stale] [--lease] [-t substring] "
+                  "(<url> | --env VAR)\n");
   return 2;
 }
 
@@ -265,6 +269,8 @@ int main(int argc, char **argv) {
       g_near = true;
     } else if (strcmp(argv[i], "--stale") == 0) {
       g_stale = true;
+    } else if (strcmp(argv[i], "--lease") == 0) {
+      g_lease = true;
     } else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
       only = argv[++i];
     } else if (argv[i][0] != '-' || argv[i][1] == '\0') {
@@ -308,9 +314,9 @@ int main(int argc, char **argv) {
   char name[160];
   /* a URL given on the command line may hold a password: show it only without one */
   const char *shown = label == url && strchr(url, '@') ? "<url with credentials>" : label;
-  snprintf(name, sizeof name, "contract[%s%s%s%s] (%d tests, %d failed)",
-           g_none ? "none " : "", g_near ? "near " : "", g_stale ? "stale " : "", shown, ran,
-           bad);
+  snprintf(name, sizeof name, "contract[%s%s%s%s%s] (%d tests, %d failed)",
+           g_none ? "none " : "", g_near ? "near " : "", g_stale ? "stale " : "",
+           g_lease ? "lease " : "", shown, ran, bad);
   /* test_report() would count only this file's checks: sum every file's */
   int p = total(passed_of), f = total(failed_of);
   printf("%s: %d passed, %d failed\n", name, p, f);
