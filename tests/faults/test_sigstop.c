@@ -24,6 +24,14 @@ int main(void) {
   }
   sc_sleep_ms(1000);
   rcache *every = sc_every_op_open(&x);
+  /* a handle closed in the middle of the pause, its prober probing: close must not hang */
+  rcache *closer = NULL;
+  rcache_options co;
+  load_options(&co, NULL);
+  co.breaker_failures = 1;
+  co.log_level = RCACHE_LOG_ERROR;
+  CHECK(rcache_open(&closer, x.url, &co) == RCACHE_OK);
+  if (closer) CHECK_EQ(rcache_set(closer, "closer", "1", 1, 60), RCACHE_OK);
   load_counts a, b, d;
   load_snapshot(x.l, &a);
   load_print("healthy", &a);
@@ -39,6 +47,17 @@ int main(void) {
   CHECK_MSG(ms >= 0, "the breaker did not open within %d ms of SIGSTOP", SC_CALL_MS);
   printf("[%6.2f s] paused: breaker open after %lld ms\n", sc_elapsed(&x), (long long)ms);
   sc_every_op(&x, every, "paused");
+  if (closer) {
+    rcache_value v;
+    CHECK_EQ(rcache_get(closer, "closer", &v), RCACHE_EUNAVAILABLE); /* opens its breaker */
+    sc_sleep_ms(100); /* let its prober start a probe, which the paused server stalls */
+    int64_t t = load_now_us();
+    rcache_close(closer);
+    int64_t took = (load_now_us() - t) / 1000;
+    printf("[%6.2f s] rcache_close during the pause: %lld ms\n", sc_elapsed(&x), (long long)took);
+    CHECK_MSG(took <= SC_CALL_MS, "rcache_close took %lld ms while the server was paused",
+              (long long)took);
+  }
   sc_check_health(&x, false, "paused"); /* must not hang either */
   int left = 3000 - (int)((load_now_us() - t_stop) / 1000);
   if (left > 0) sc_sleep_ms(left);
