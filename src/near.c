@@ -30,18 +30,18 @@ typedef struct lru_link {
 } lru_link;
 
 typedef struct entry {
-  lru_link l;                /* first: a link is its entry */
-  struct entry *hnext;       /* bucket chain */
+  lru_link l;          /* first: a link is its entry */
+  struct entry *hnext; /* bucket chain */
   uint64_t hash;
-  uint64_t ticket;           /* the leader ticket that made this slot */
-  int64_t expire_us;         /* end of the near lifetime */
-  int64_t key_expire_us;     /* the key's own expiry in Redis, -1 = none */
+  uint64_t ticket;       /* the leader ticket that made this slot */
+  int64_t expire_us;     /* end of the near lifetime */
+  int64_t key_expire_us; /* the key's own expiry in Redis, -1 = none */
   size_t klen, vlen;
-  size_t charge;             /* bytes accounted for this slot */
-  bool pending;              /* a placeholder: the leader's reply has not come yet */
-  bool seen, conflict;       /* placeholder: replies recorded by followers */
+  size_t charge;       /* bytes accounted for this slot */
+  bool pending;        /* a placeholder: the leader's reply has not come yet */
+  bool seen, conflict; /* placeholder: replies recorded by followers */
   uint64_t seen_hash;
-  char data[];               /* key, then value + NUL */
+  char data[]; /* key, then value + NUL */
 } entry;
 
 typedef struct shard {
@@ -70,7 +70,8 @@ struct rcache__near {
 static uint64_t hash64(const void *p, size_t len) {
   const unsigned char *s = p;
   uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < len; i++) h = (h ^ s[i]) * 1099511628211ull;
+  for (size_t i = 0; i < len; i++)
+    h = (h ^ s[i]) * 1099511628211ull;
   h ^= h >> 29;
   h *= 0xbf58476d1ce4e5b9ull;
   return h ^ (h >> 32);
@@ -113,7 +114,8 @@ static void lru_front(shard *s, entry *e) {
 /* Takes e out of the shard and chains it on *dead (freed by the caller after unlocking). */
 static void unlink_slot(shard *s, entry *e, entry **dead) {
   entry **pp = &s->buckets[e->hash & (s->nbuckets - 1)];
-  while (*pp != e) pp = &(*pp)->hnext;
+  while (*pp != e)
+    pp = &(*pp)->hnext;
   *pp = e->hnext;
   lru_unlink(e);
   s->nslots--;
@@ -154,7 +156,8 @@ static void settle(shard *s, entry **dead) {
       s->bytes += charge_of(b, nb * sizeof *b);
     }
   }
-  while (s->bytes > s->budget && s->lru.prev != &s->lru) unlink_slot(s, (entry *)s->lru.prev, dead);
+  while (s->bytes > s->budget && s->lru.prev != &s->lru)
+    unlink_slot(s, (entry *)s->lru.prev, dead);
 }
 
 static void free_chain(entry *e) {
@@ -188,7 +191,8 @@ rcache__near *rcache__near_new(size_t max_bytes, int64_t max_ttl_ms) {
   rcache__near *n = calloc(1, sizeof *n);
   if (!n) return NULL;
   unsigned ns = 1;
-  while (ns < MAX_SHARDS && max_bytes / (ns * 2) >= MIN_SHARD_BYTES) ns *= 2;
+  while (ns < MAX_SHARDS && max_bytes / (ns * 2) >= MIN_SHARD_BYTES)
+    ns *= 2;
   n->nshards = ns;
   n->max_ttl_us = max_ttl_ms > 0 ? max_ttl_ms * 1000 : INT64_MAX;
   n->shards = calloc(ns, sizeof *n->shards);
@@ -222,7 +226,8 @@ void rcache__near_free(rcache__near *n) {
   if (!n) return;
   for (unsigned i = 0; n->shards && i < n->nshards; i++) {
     shard *s = &n->shards[i];
-    for (size_t b = 0; s->buckets && b < s->nbuckets; b++) free_chain(s->buckets[b]);
+    for (size_t b = 0; s->buckets && b < s->nbuckets; b++)
+      free_chain(s->buckets[b]);
     free(s->buckets);
     pthread_mutex_destroy(&s->mu);
   }
@@ -245,10 +250,18 @@ static void gate(rcache__near *n, int dsources, int dblocked) {
   pthread_mutex_unlock(&n->gate_mu);
 }
 
-void rcache__near_add_source(rcache__near *n) { gate(n, 1, 1); }
-void rcache__near_remove_source(rcache__near *n, bool blocked) { gate(n, -1, blocked ? -1 : 0); }
-void rcache__near_block(rcache__near *n) { gate(n, 0, 1); }
-void rcache__near_unblock(rcache__near *n) { gate(n, 0, -1); }
+void rcache__near_add_source(rcache__near *n) {
+  gate(n, 1, 1);
+}
+void rcache__near_remove_source(rcache__near *n, bool blocked) {
+  gate(n, -1, blocked ? -1 : 0);
+}
+void rcache__near_block(rcache__near *n) {
+  gate(n, 0, 1);
+}
+void rcache__near_unblock(rcache__near *n) {
+  gate(n, 0, -1);
+}
 
 bool rcache__near_serving(const rcache__near *n) {
   return atomic_load_explicit(&n->serving, memory_order_acquire);
@@ -363,8 +376,8 @@ static bool complete(rcache__near *n, uint64_t t, const char *key, size_t klen, 
   return installed;
 }
 
-bool rcache__near_fill(rcache__near *n, uint64_t t, const char *key, size_t klen,
-                       const void *data, size_t len, int64_t now_us, int64_t key_ttl_ms) {
+bool rcache__near_fill(rcache__near *n, uint64_t t, const char *key, size_t klen, const void *data,
+                       size_t len, int64_t now_us, int64_t key_ttl_ms) {
   if (t == 0) return false;
   int64_t life = n->max_ttl_us;
   if (key_ttl_ms >= 0 && key_ttl_ms * 1000 < life) life = key_ttl_ms * 1000;
@@ -382,8 +395,7 @@ void rcache__near_end(rcache__near *n, uint64_t t, const char *key, size_t klen,
   (void)complete(n, t, key, klen, NULL, 0, NULL, observed);
 }
 
-void rcache__near_saw(rcache__near *n, const char *key, size_t klen, const void *data,
-                      size_t len) {
+void rcache__near_saw(rcache__near *n, const char *key, size_t klen, const void *data, size_t len) {
   (void)complete(n, FOLLOW, key, klen, data, len, NULL, true);
 }
 
@@ -407,7 +419,8 @@ void rcache__near_flush(rcache__near *n) {
     shard *s = &n->shards[i];
     entry *dead = NULL;
     pthread_mutex_lock(&s->mu);
-    while (s->lru.next != &s->lru) unlink_slot(s, (entry *)s->lru.next, &dead);
+    while (s->lru.next != &s->lru)
+      unlink_slot(s, (entry *)s->lru.next, &dead);
     pthread_mutex_unlock(&s->mu);
     free_chain(dead);
   }

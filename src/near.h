@@ -47,8 +47,8 @@ uint64_t rcache__near_begin(rcache__near *n, const char *key, size_t klen);
  * (-1 = none) as read in the same round trip. Installs it with a lifetime of
  * min(key_ttl_ms, max_ttl_ms) from now_us when the placeholder of t is still there; true
  * when installed. Values too large for the table are not kept. */
-bool rcache__near_fill(rcache__near *n, uint64_t t, const char *key, size_t klen,
-                       const void *data, size_t len, int64_t now_us, int64_t key_ttl_ms);
+bool rcache__near_fill(rcache__near *n, uint64_t t, const char *key, size_t klen, const void *data,
+                       size_t len, int64_t now_us, int64_t key_ttl_ms);
 
 /* The fetch of ticket t ended without a value to install. observed: the reply said
  * something about the key (absent, or logically expired), which may be newer than what a
@@ -57,8 +57,7 @@ void rcache__near_end(rcache__near *n, uint64_t t, const char *key, size_t klen,
 
 /* A read that did not go through begin (a batch) saw data/len (data NULL: absent):
  * whatever the table holds for key that disagrees goes. */
-void rcache__near_saw(rcache__near *n, const char *key, size_t klen, const void *data,
-                      size_t len);
+void rcache__near_saw(rcache__near *n, const char *key, size_t klen, const void *data, size_t len);
 
 /* Forgets key (placeholder or entry). True when something was there. */
 bool rcache__near_invalidate(rcache__near *n, const char *key, size_t klen);

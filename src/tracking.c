@@ -21,8 +21,8 @@
 
 #include "tracking.h"
 
-#define TICK_US 5000           /* idle-connection check and stop-flag period */
-#define PING_EVERY_US 500000   /* the listener's liveness PING */
+#define TICK_US 5000         /* idle-connection check and stop-flag period */
+#define PING_EVERY_US 500000 /* the listener's liveness PING */
 #define CHANNEL "__redis__:invalidate"
 
 struct rcache__tracking {
@@ -37,7 +37,7 @@ struct rcache__tracking {
   bool has_thread;
   rcache__conn *conn; /* the listener connection: the thread's (or start()'s, before it) */
 
-  bool refused;       /* the server refused tracking or the channel (thread only) */
+  bool refused; /* the server refused tracking or the channel (thread only) */
 
   pthread_mutex_t mu; /* guards the three below */
   bool registered;    /* counted as a source of the near table */
@@ -83,7 +83,8 @@ static void on_pool_event(void *ud, rcache__pool *p, bool up) {
   set_state(t, -1, rcache__pool_available(p));
 }
 
-/* ---- the listener connection ------------------------------------------------------------------ */
+/* ---- the listener connection ------------------------------------------------------------------
+ */
 
 /* Reads one message, waiting no later than deadline_us. RCACHE_ETIMEOUT when none came
  * (the connection stays usable: a partial message stays in the parser). */
@@ -117,15 +118,16 @@ static bool is_str(const redisReply *r, const char *s) {
 static rcache_status listener_connect(rcache__tracking *t) {
   const rcache_options *o = &t->ctx->opt;
   rcache__conn *c = NULL;
-  rcache_status s =
-      rcache__conn_open(&t->setup, &t->addr, rcache__now_us() + (int64_t)o->connect_timeout_ms * 1000, &c);
+  rcache_status s = rcache__conn_open(&t->setup, &t->addr,
+                                      rcache__now_us() + (int64_t)o->connect_timeout_ms * 1000, &c);
   if (s != RCACHE_OK) return s;
   rcache__cmds b = {0};
   redisReply *rep[2] = {0};
   s = rcache__cmds_addv(&b, "CLIENT", "TRACKING", "off", NULL);
   if (s == RCACHE_OK) s = rcache__cmds_addv(&b, "SUBSCRIBE", CHANNEL, NULL);
   if (s == RCACHE_OK)
-    s = rcache__conn_exec(c, &b, rep, rcache__now_us() + (int64_t)o->command_timeout_ms * 1000, 1 << 20);
+    s = rcache__conn_exec(c, &b, rep, rcache__now_us() + (int64_t)o->command_timeout_ms * 1000,
+                          1 << 20);
   rcache__cmds_free(&b);
   if (s == RCACHE_OK) {
     /* refused (an old server, an ACL without CLIENT or the channel): ESERVER or EAUTH */
@@ -207,7 +209,8 @@ static void listen_loop(rcache__tracking *t) {
     }
     if (!ping_deadline && now >= next_ping) {
       rcache__err_clear();
-      if (rcache__sock_write(&t->conn->sock, ping, sizeof ping - 1, now + timeout_us) != RCACHE_OK) {
+      if (rcache__sock_write(&t->conn->sock, ping, sizeof ping - 1, now + timeout_us) !=
+          RCACHE_OK) {
         snprintf(why, sizeof why, "%s", rcache__err_peek());
         break;
       }
@@ -221,7 +224,8 @@ static void listen_loop(rcache__tracking *t) {
     rcache_status s = read_msg(t->conn, &r, now + TICK_US);
     if (s == RCACHE_ETIMEOUT) continue;
     if (s != RCACHE_OK) {
-      snprintf(why, sizeof why, "%s", *rcache__err_peek() ? rcache__err_peek() : rcache_strerror(s));
+      snprintf(why, sizeof why, "%s",
+               *rcache__err_peek() ? rcache__err_peek() : rcache_strerror(s));
       break;
     }
     bool pong = false;
@@ -255,17 +259,22 @@ static void *listener_main(void *arg) {
       if (s != RCACHE_OK) {
         if (t->refused && !refused_logged) {
           rcache__log(t->ctx, RCACHE_LOG_WARN,
-                      "near cache off: the server refused client tracking (%s)", rcache__err_peek());
+                      "near cache off: the server refused client tracking (%s)",
+                      rcache__err_peek());
           refused_logged = true;
         }
         /* exponential backoff with jitter, like the pool's prober; the first retry is now */
         int64_t d = o->reconnect_min_ms;
-        for (int i = 1; i < attempt && d < o->reconnect_max_ms; i++) d *= 2;
+        for (int i = 1; i < attempt && d < o->reconnect_max_ms; i++)
+          d *= 2;
         if (d > o->reconnect_max_ms) d = o->reconnect_max_ms;
         d = (int64_t)((double)d * (1 - o->reconnect_jitter * rcache__rand01()));
-        if (t->refused) nap(t, (int64_t)o->reconnect_max_ms * 1000); /* not soon */
-        else if (attempt++ > 0) nap(t, d * 1000);
-        else nap(t, TICK_US);
+        if (t->refused)
+          nap(t, (int64_t)o->reconnect_max_ms * 1000); /* not soon */
+        else if (attempt++ > 0)
+          nap(t, d * 1000);
+        else
+          nap(t, TICK_US);
         continue;
       }
       attempt = 0;

@@ -30,9 +30,13 @@
 #ifdef ASAN
 /* from <sanitizer/allocator_interface.h>, which is not always installed */
 size_t __sanitizer_get_current_allocated_bytes(void);
-static size_t heap_in_use(void) { return __sanitizer_get_current_allocated_bytes(); }
+static size_t heap_in_use(void) {
+  return __sanitizer_get_current_allocated_bytes();
+}
 #else
-static size_t heap_in_use(void) { return mallinfo2().uordblks; }
+static size_t heap_in_use(void) {
+  return mallinfo2().uordblks;
+}
 #endif
 
 #define DB 9
@@ -62,9 +66,7 @@ static void sleep_ms(int ms) {
  * overlapped the measurement, it was met. Excused ones are printed, never hidden. */
 #define STALL_US 2000
 #define MAX_STALLS 8192
-static struct {
-  int64_t from, to;
-} stall[MAX_STALLS];
+static struct { int64_t from, to; } stall[MAX_STALLS];
 static int nstall;
 static pthread_mutex_t stall_mu = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool canary_stop;
@@ -105,8 +107,10 @@ static bool within(const char *what, int64_t t0, int64_t e, int64_t limit) {
   if (e <= limit) return true;
   int64_t st = stalled_within(t0, t0 + e);
   bool ok = e - st <= limit;
-  fprintf(stderr, "  %s: %lld us against a bound of %lld us; the process was stalled %lld us "
-          "meanwhile: %s\n", what, (long long)e, (long long)limit, (long long)st,
+  fprintf(stderr,
+          "  %s: %lld us against a bound of %lld us; the process was stalled %lld us "
+          "meanwhile: %s\n",
+          what, (long long)e, (long long)limit, (long long)st,
           ok ? "excused (the machine)" : "NOT excused");
   return ok;
 }
@@ -401,7 +405,8 @@ static void test_disconnects(const flavour *f) {
   cmd(r, "SET nt:d 2");
   int64_t t0 = now_us();
   int64_t e = stale_for(c, "d", "1", "2", t0);
-  CHECK_MSG(within("listener killed", t0, e, VISIBLE_US), "%s: old value served %lld us after the listener was killed", f->name, (long long)e);
+  CHECK_MSG(within("listener killed", t0, e, VISIBLE_US),
+            "%s: old value served %lld us after the listener was killed", f->name, (long long)e);
   CHECK(stats(c).near_flushes > fl);
   CHECK(warm(c, "d", "2")); /* and it comes back */
   /* the data connections (idle: nobody uses them until the check finds them dead) */
@@ -410,7 +415,8 @@ static void test_disconnects(const flavour *f) {
   cmd(r, "SET nt:d 3"); /* its invalidation is lost: the killed connection tracked nt:d */
   t0 = now_us();
   e = stale_for(c, "d", "2", "3", t0);
-  CHECK_MSG(within("data connections killed", t0, e, VISIBLE_US), "%s: old value served %lld us after the data connections were killed", f->name,
+  CHECK_MSG(within("data connections killed", t0, e, VISIBLE_US),
+            "%s: old value served %lld us after the data connections were killed", f->name,
             (long long)e);
   CHECK(stats(c).near_flushes > fl);
   CHECK(warm(c, "d", "3"));
@@ -418,7 +424,8 @@ static void test_disconnects(const flavour *f) {
   redisFree(r);
 }
 
-/* ---- monotonic reads under chaos -------------------------------------------------------------- */
+/* ---- monotonic reads under chaos --------------------------------------------------------------
+ */
 
 static const flavour *chaos_f;
 static char chaos_name[64];
@@ -499,7 +506,8 @@ static void test_chaos(const flavour *f) {
   pthread_t rt[8], wt, kt;
   reader_res res[8];
   memset(res, 0, sizeof res);
-  for (int i = 0; i < 8; i++) pthread_create(&rt[i], NULL, reader, &res[i]);
+  for (int i = 0; i < 8; i++)
+    pthread_create(&rt[i], NULL, reader, &res[i]);
   pthread_create(&wt, NULL, writer, w);
   pthread_create(&kt, NULL, killer, NULL);
   sleep_ms(3000);
@@ -531,7 +539,8 @@ static void test_chaos(const flavour *f) {
   rcache_close(w);
 }
 
-/* ---- the byte bound --------------------------------------------------------------------------- */
+/* ---- the byte bound ---------------------------------------------------------------------------
+ */
 
 static void test_bound(const flavour *f) {
   const size_t bound = 4u << 20;
@@ -600,7 +609,8 @@ static void test_acl_refused(const char *url) {
   rcache *c = NULL;
   CHECK(rcache_open(&c, url, &o) == RCACHE_OK); /* key_prefix=app: comes with the URL */
   if (!c) return;
-  for (int i = 0; i < 200 && !acl_logged("near cache off"); i++) sleep_ms(5);
+  for (int i = 0; i < 200 && !acl_logged("near cache off"); i++)
+    sleep_ms(5);
   CHECK_MSG(acl_logged("near cache off: the server refused client tracking"), "log: %s", acl_log);
   CHECK(acl_logged("NOPERM"));
   char v[16];
@@ -636,7 +646,7 @@ static void test_memory_ignores(void) {
 
 int main(int argc, char **argv) {
   const char *only = argc > 1 ? argv[1] : NULL; /* a test's name, when debugging */
-#define RUN(name, call) \
+#define RUN(name, call)                                                                            \
   if (!only || strcmp(only, name) == 0) call
   const char *port = test_env_url("RCACHE_TEST_PORT");
   const char *unix_url = test_env_url("RCACHE_TEST_URL_UNIX");

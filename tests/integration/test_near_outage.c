@@ -6,15 +6,15 @@
  *  - a server that dies: flushed at once, reads answer RCACHE_EUNAVAILABLE (never a near
  *    value); after a restart on the same port the near cache serves again, fresh values.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <hiredis/hiredis.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -178,7 +178,8 @@ static void test_killed(void) {
   uint64_t fl = stats(c).near_flushes;
   srv_kill();
   int64_t t0 = now_us();
-  while (stats(c).near_flushes == fl && now_us() - t0 < 1000000) sleep_ms(1);
+  while (stats(c).near_flushes == fl && now_us() - t0 < 1000000)
+    sleep_ms(1);
   CHECK(stats(c).near_flushes > fl);
   CHECK_MSG(now_us() - t0 < 100000, "flushed %lld us after the server died",
             (long long)(now_us() - t0));

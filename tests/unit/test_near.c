@@ -23,9 +23,13 @@
 #ifdef ASAN
 /* from <sanitizer/allocator_interface.h>, which is not always installed */
 size_t __sanitizer_get_current_allocated_bytes(void);
-static size_t heap_in_use(void) { return __sanitizer_get_current_allocated_bytes(); }
+static size_t heap_in_use(void) {
+  return __sanitizer_get_current_allocated_bytes();
+}
 #else
-static size_t heap_in_use(void) { return mallinfo2().uordblks; }
+static size_t heap_in_use(void) {
+  return mallinfo2().uordblks;
+}
 #endif
 
 #define K(s) s, sizeof s - 1
@@ -128,7 +132,7 @@ static void test_race(void) {
   rcache__near *n = serving(1 << 20, 0);
   uint64_t t = rcache__near_begin(n, K("k"));
   CHECK(t != 0);
-  expect(n, "k", T0, NULL); /* being fetched is not a value */
+  expect(n, "k", T0, NULL);                  /* being fetched is not a value */
   CHECK(rcache__near_invalidate(n, K("k"))); /* the placeholder is what it removes */
   CHECK(!rcache__near_fill(n, t, K("k"), "old", 3, T0, -1));
   expect(n, "k", T0, NULL);
@@ -230,7 +234,7 @@ static void test_witness(void) {
   uint64_t w = rcache__near_begin(n, K("k")); /* closed: a witness */
   rcache__near_flush(n);
   rcache__near_unblock(n);
-  uint64_t l = rcache__near_begin(n, K("k")); /* a leader after reopening */
+  uint64_t l = rcache__near_begin(n, K("k"));       /* a leader after reopening */
   rcache__near_fill(n, w, K("k"), "12", 2, T0, -1); /* the witness's newer reply first */
   CHECK(!rcache__near_fill(n, l, K("k"), "11", 2, T0, -1));
   expect(n, "k", T0, NULL);
@@ -255,7 +259,7 @@ static void test_witness(void) {
 
 static void test_lifetime(void) {
   rcache__near *n = serving(1 << 20, 1000); /* near_cache_max_ttl_ms = 1 s */
-  CHECK(put(n, "short", "v", T0, 100)); /* the key's own TTL: 100 ms */
+  CHECK(put(n, "short", "v", T0, 100));     /* the key's own TTL: 100 ms */
   expect(n, "short", T0 + 99999, "v");
   expect(n, "short", T0 + 100000, NULL);
   CHECK(put(n, "forever", "v", T0, -1)); /* no TTL in Redis: the cap applies */
@@ -363,11 +367,13 @@ static void *worker(void *arg) {
 static void test_threads(void) {
   shared = serving(64 * 1024, 0);
   pthread_t th[8];
-  for (int i = 0; i < 8; i++) pthread_create(&th[i], NULL, worker, (void *)(intptr_t)i);
+  for (int i = 0; i < 8; i++)
+    pthread_create(&th[i], NULL, worker, (void *)(intptr_t)i);
   struct timespec ts = {0, 300 * 1000 * 1000};
   nanosleep(&ts, NULL);
   atomic_store(&stop_threads, true);
-  for (int i = 0; i < 8; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < 8; i++)
+    pthread_join(th[i], NULL);
   CHECK_EQ(atomic_load(&bad_values), 0);
   uint64_t entries;
   rcache__near_usage(shared, &entries, NULL);
