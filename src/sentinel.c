@@ -178,15 +178,17 @@ static rcache_status resolve(sentinel *st, int64_t deadline, rcache__addr *a) {
   return s;
 }
 
-/* Points the pool at a (logged when it moves). */
+/* Points the pool at a; the move is logged once (by whichever thread made it). */
 static void set_master(sentinel *st, const rcache__addr *a, const char *why) {
   rcache__addr cur;
+  pthread_mutex_lock(&st->mu); /* compare and move as one step */
   rcache__pool_addr(st->r.pool, &cur);
-  if (cur.port == a->port && strcmp(cur.host, a->host) == 0) return;
-  if (cur.host[0])
+  bool moved = cur.port != a->port || strcmp(cur.host, a->host) != 0;
+  if (moved) rcache__pool_set_addr(st->r.pool, a);
+  pthread_mutex_unlock(&st->mu);
+  if (moved && cur.host[0])
     rcache__log(st->r.base.ctx, RCACHE_LOG_WARN, "sentinel: master \"%s\" moved from %s:%d to %s:%d (%s)",
                 st->name, cur.host, cur.port, a->host, a->port, why);
-  rcache__pool_set_addr(st->r.pool, a);
 }
 
 /* The prober's hook while the breaker is open: find the master, then connect + PING. */

@@ -29,6 +29,22 @@
 #define SLACK_MS 1000
 
 static pr_node master, replica, sent[3];
+
+/* log lines about the master moving */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char moved_line[512];
+static int moved_lines;
+
+static void on_log(int level, const char *msg, void *ud) {
+  (void)level;
+  (void)ud;
+  pthread_mutex_lock(&log_mu);
+  if (strstr(msg, "moved from")) {
+    moved_lines++;
+    snprintf(moved_line, sizeof moved_line, "%s", msg);
+  }
+  pthread_mutex_unlock(&log_mu);
+}
 static atomic_bool stop_workers;
 static _Atomic int64_t last_error_ms;
 
@@ -165,7 +181,10 @@ int main(void) {
            "redis+sentinel://:" PW "@%s/" GROUP "?connect_timeout_ms=%d&command_timeout_ms=%d",
            hosts, CONNECT_MS, COMMAND_MS);
   c = NULL;
-  CHECK_EQ(rcache_open(&c, url, NULL), RCACHE_OK);
+  rcache_options o;
+  rcache_options_init(&o);
+  o.log_fn = on_log;
+  CHECK_EQ(rcache_open(&c, url, &o), RCACHE_OK);
   CHECK_STR(rcache_mode(c), "sentinel");
   CHECK_EQ(rcache_health_check(c, &h), RCACHE_OK);
   char k[64], val[64];
@@ -237,6 +256,14 @@ int main(void) {
   CHECK_MSG(last_err <= t_promoted + 5000, "calls failed %lld ms after the promotion",
             (long long)(last_err - t_promoted));
   CHECK_EQ(rcache_health_check(c, &h), RCACHE_OK);
+  /* the move was logged once, naming both servers */
+  char want[128];
+  snprintf(want, sizeof want, "from 127.0.0.1:%d to 127.0.0.1:%d", master.port, replica.port);
+  pthread_mutex_lock(&log_mu);
+  printf("log: %s\n", moved_line);
+  CHECK_EQ(moved_lines, 1);
+  CHECK_MSG(strstr(moved_line, want) != NULL, "%s", moved_line);
+  pthread_mutex_unlock(&log_mu);
   /* the old master is turned into a replica of the new one (in the sentinels' time) */
   int64_t t_demote = pr_now_ms();
   while (pr_role_master(master.port, PW) != 0 && pr_now_ms() - t_demote < 15000) pr_sleep_ms(50);
