@@ -16,7 +16,8 @@
  *    Every call can return RCACHE_EINVAL for NULL/empty arguments and, on a Redis
  *    backend, RCACHE_EUNAVAILABLE when the cache cannot be reached within the deadline.
  *    rcache_errmsg() gives details of the calling thread's last failure.
- *  - Deadlines: no call blocks longer than connect_timeout_ms + command_timeout_ms.
+ *  - Deadlines: no round trip blocks longer than connect_timeout_ms + command_timeout_ms;
+ *    most calls make one (docs/semantics.md lists the exceptions: get_or_set, scans).
  */
 #ifndef RCACHE_RCACHE_H
 #define RCACHE_RCACHE_H
@@ -190,7 +191,8 @@ RCACHE_API const char *rcache_mode(const rcache *c);
 
 /* Reads key. RCACHE_OK: *out holds the value. RCACHE_MISS: absent.
  * RCACHE_EUNAVAILABLE/ETIMEOUT: the cache could not answer (treat as a miss).
- * RCACHE_ETYPE: the key holds a non-string type. */
+ * RCACHE_ETYPE: the key holds a non-string type. RCACHE_ETOOBIG: the key is longer than
+ * max_key_bytes, or the value larger than max_value_bytes (the connection is dropped). */
 RCACHE_API rcache_status rcache_get(rcache *c, const char *key, rcache_value *out);
 
 /* Stores len bytes at key with ttl_s seconds to live (0 = default_ttl_s, or none).
@@ -224,6 +226,8 @@ typedef rcache_status (*rcache_loader_fn)(void *ud, rcache_value *out);
  * returns it. RCACHE_OK: *out holds the value (also when the cache is unavailable and the
  * loader ran). RCACHE_ELOADER: the loader failed, nothing was cached (unless a stale
  * value within stale_window_s was served: then RCACHE_OK). RCACHE_EINVAL, RCACHE_ENOMEM.
+ * RCACHE_ETOOBIG: the key is too long, or the cached value is larger than max_value_bytes
+ * (the loader is not called).
  */
 RCACHE_API rcache_status rcache_get_or_set(rcache *c, const char *key, int64_t ttl_s,
                                            rcache_loader_fn load, void *ud, rcache_value *out);
@@ -280,7 +284,8 @@ typedef struct rcache_health {
 } rcache_health;
 
 /* Pings the cache now (bounded by the deadlines) and fills *h. Returns RCACHE_OK when
- * healthy, otherwise the reason (RCACHE_EUNAVAILABLE, RCACHE_EAUTH, ...). */
+ * healthy, otherwise the reason (RCACHE_EUNAVAILABLE, RCACHE_ETIMEOUT when the ping timed
+ * out, RCACHE_EAUTH, RCACHE_ETLS, ...); RCACHE_EINVAL when c or h is NULL. */
 RCACHE_API rcache_status rcache_health_check(rcache *c, rcache_health *h);
 
 enum { RCACHE_BREAKER_CLOSED = 0, RCACHE_BREAKER_OPEN = 1, RCACHE_BREAKER_HALF_OPEN = 2 };
