@@ -77,5 +77,37 @@ for f in "$out"/*.c; do
   fi
 done
 [ $pass -gt 0 ] || { echo "FAIL: no example was built (the extraction is broken)"; fail=$((fail + 1)); }
+
+# Every public function (RCACHE_API in include/rcache/*.h) has a comment: on its declaration,
+# or ending right above it (or above the group of declarations it belongs to).
+if python3 - "$src" <<'PY'
+import glob, sys
+bad = n = 0
+for h in sorted(glob.glob(sys.argv[1] + "/include/rcache/*.h")):
+    lines = open(h).read().split("\n")
+    for i, l in enumerate(lines):
+        if "RCACHE_API" not in l or l.startswith("#"):
+            continue
+        n += 1
+        j, decl = i, []
+        while j < len(lines):
+            decl.append(lines[j])
+            if ";" in lines[j]:
+                break
+            j += 1
+        if any("/*" in d for d in decl):
+            continue
+        k = i - 1
+        while k >= 0 and ("RCACHE_API" in lines[k] or (lines[k].startswith(" ") and
+               not lines[k].strip().startswith("*") and lines[k].strip().endswith((";", ",")))):
+            k -= 1
+        if k >= 0 and lines[k].rstrip().endswith("*/"):
+            continue
+        bad += 1
+        print("FAIL %s:%d: no comment for: %s" % (h, i + 1, l.strip()))
+print("header docs: %d public declarations, %d without a comment" % (n, bad))
+sys.exit(1 if bad or n == 0 else 0)
+PY
+then pass=$((pass + 1)); else fail=$((fail + 1)); fi
 echo "docs_examples: $pass passed, $fail failed ($skip illustrations skipped)"
 [ $fail -eq 0 ]

@@ -322,6 +322,9 @@ RCACHE_API size_t rcache_stats_json(const rcache_stats *s, char *buf, size_t siz
 /* Visits up to `limit` (0 = all) keys matching glob within key_prefix, without it in the
  * names passed to fn. fn returns false to stop. For tools (the CLI's `scan`): SCAN-based. */
 typedef bool (*rcache_scan_fn)(const char *key, size_t len, void *ud);
+/* Returns RCACHE_OK (also when fn stopped the scan), RCACHE_EINVAL (NULL handle, NULL or
+ * empty glob, NULL fn), RCACHE_ENOMEM, RCACHE_EUNAVAILABLE. fn runs in the calling thread;
+ * the key it gets is valid only during the call. */
 RCACHE_API rcache_status rcache_scan(rcache *c, const char *glob, uint64_t limit,
                                      rcache_scan_fn fn, void *ud);
 
