@@ -9,6 +9,8 @@
  * read their own keys (a value must always be one this thread wrote to that key) while
  * the group fails over. Every call returns within its deadline; within 5 s of the
  * promotion every call succeeds again and writes land on the new master.
+ * Then the new master is killed (SIGKILL): the sentinels promote the old one back, and
+ * rcache follows it too (same checks; calls fail fast while no master exists).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -60,7 +62,7 @@ static int start_sentinel(pr_node *n) {
           "bind 127.0.0.1\nport %d\ndir %s\nlogfile %s/sentinel.log\nrequirepass %s\n"
           "sentinel monitor " GROUP " 127.0.0.1 %d 2\nsentinel auth-pass " GROUP " %s\n"
           "sentinel down-after-milliseconds " GROUP " 1000\n"
-          "sentinel failover-timeout " GROUP " 5000\n",
+          "sentinel failover-timeout " GROUP " 2000\n",
           n->port, n->dir, n->dir, PW, master.port, PW);
   fclose(f);
   const char *argv[] = {"redis-server", conf, "--sentinel", NULL};
@@ -279,6 +281,70 @@ int main(void) {
   CHECK_EQ(right, NFIXED);
   CHECK_EQ(rcache_set(c, "after", "1", 1, 60), RCACHE_OK);
   CHECK(pr_reply_has(pr_cmd_auth(replica.port, PW, "GET after"), "1"));
+
+  /* ---- 2. the new master killed: the sentinels promote the old one back ---- */
+  t0 = pr_now_ms();
+  while (!sentinels_ready() && pr_now_ms() - t0 < 20000) pr_sleep_ms(50); /* it is seen as a replica */
+  CHECK(sentinels_ready());
+  wr = pr_cmd_auth(replica.port, PW, "WAIT 1 5000");
+  CHECK(wr && wr->type == REDIS_REPLY_INTEGER && wr->integer == 1);
+  if (wr) freeReplyObject(wr);
+  atomic_store(&stop_workers, false);
+  for (int i = 0; i < NWORKERS; i++) {
+    memset(&w[i], 0, sizeof w[i]);
+    w[i].c = c;
+    w[i].id = i;
+    pthread_create(&th[i], NULL, work, &w[i]);
+  }
+  pr_sleep_ms(200);
+  pr_kill(&replica);
+  int64_t t_kill = pr_now_ms();
+  t_promoted = -1;
+  while (pr_now_ms() - t_kill < 30000) {
+    if (pr_role_master(master.port, PW) == 1) {
+      t_promoted = pr_now_ms();
+      break;
+    }
+    pr_sleep_ms(5);
+  }
+  CHECK_MSG(t_promoted > 0, "the old master was not promoted back within 30 s");
+  t_full = -1;
+  for (int round = 0; t_promoted > 0 && pr_now_ms() - t_promoted < 5000; round++) {
+    snprintf(val, sizeof val, "probe2-%d", round);
+    if (rcache_set(c, "probe", val, strlen(val), 60) == RCACHE_OK &&
+        pr_reply_has(pr_cmd_auth(master.port, PW, "GET probe"), val)) {
+      t_full = pr_now_ms();
+      break;
+    }
+    pr_sleep_ms(10);
+  }
+  CHECK_MSG(t_full > 0, "writes did not reach the promoted master within 5 s of the promotion");
+  pr_sleep_ms(1000);
+  atomic_store(&stop_workers, true);
+  ops = errors = wrong = 0;
+  max_ms = 0;
+  for (int i = 0; i < NWORKERS; i++) {
+    pthread_join(th[i], NULL);
+    ops += w[i].ops;
+    errors += w[i].errors;
+    wrong += w[i].wrong;
+    if (w[i].max_ms > max_ms) max_ms = w[i].max_ms;
+  }
+  last_err = atomic_load(&last_error_ms);
+  printf("master killed: promoted back %lld ms after the kill; writes on it %lld ms after the "
+         "promotion; last failed call %lld ms after it\n",
+         (long long)(t_promoted - t_kill), (long long)(t_full - t_promoted),
+         last_err ? (long long)(last_err - t_promoted) : -1LL);
+  printf("master killed: %ld calls, %ld answered without the cache, %ld wrong values, slowest "
+         "%lld ms\n",
+         ops, errors, wrong, (long long)max_ms);
+  CHECK(ops > 1000);
+  CHECK(errors > 0); /* there was no master for a while: calls were answered without it */
+  CHECK_EQ(wrong, 0);
+  CHECK_MSG(max_ms <= CONNECT_MS + COMMAND_MS + SLACK_MS, "slowest call %lld ms", (long long)max_ms);
+  CHECK_MSG(last_err <= t_promoted + 5000, "calls failed %lld ms after the promotion",
+            (long long)(last_err - t_promoted));
+  CHECK_EQ(rcache_health_check(c, &h), RCACHE_OK);
   rcache_close(c);
   return test_report("test_sentinel_failover");
 }
