@@ -196,6 +196,36 @@ static inline void sc_end(scen *x) {
   srv_destroy(&x->s);
 }
 
+/* rcache_open while the fault is on: it must not fail and must not wait longer than one
+ * connect (+ PING) deadline; the new handle answers by the fallback rules and closes
+ * promptly. */
+static inline void sc_open_during_fault(scen *x, const char *what) {
+  rcache_options o;
+  load_options(&o, NULL);
+  o.log_level = RCACHE_LOG_ERROR;
+  rcache *h = NULL;
+  int64_t t = load_now_us();
+  rcache_status s = rcache_open(&h, x->url, &o);
+  int64_t open_ms = (load_now_us() - t) / 1000;
+  CHECK_MSG(s == RCACHE_OK, "%s: rcache_open failed: %s", what, rcache_strerror(s));
+  CHECK_MSG(open_ms <= SC_CALL_MS, "%s: rcache_open took %lld ms", what, (long long)open_ms);
+  if (!h) return;
+  rcache_value v;
+  t = load_now_us();
+  s = rcache_get(h, "k", &v);
+  int64_t get_ms = (load_now_us() - t) / 1000;
+  CHECK_MSG(s == RCACHE_EUNAVAILABLE, "%s: get on a handle opened during the fault: %s", what,
+            rcache_strerror(s));
+  CHECK_MSG(get_ms <= SC_CALL_MS, "%s: get took %lld ms", what, (long long)get_ms);
+  rcache_value_free(&v);
+  t = load_now_us();
+  rcache_close(h);
+  int64_t close_ms = (load_now_us() - t) / 1000;
+  CHECK_MSG(close_ms <= SC_CALL_MS, "%s: rcache_close took %lld ms", what, (long long)close_ms);
+  printf("[%6.2f s] %s: opened in %lld ms, get %lld ms, closed in %lld ms\n", sc_elapsed(x),
+         what, (long long)open_ms, (long long)get_ms, (long long)close_ms);
+}
+
 /* ---- every public operation against a failing server, breaker disabled ------------------- */
 
 /* A second handle whose breaker never opens (breaker_failures huge: the threshold is

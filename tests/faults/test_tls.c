@@ -52,6 +52,7 @@ static void outage(scen *x, const char *what, proxy_mode m, int delay_ms, int fo
   int64_t ms = load_wait_available(x->c, false, t0, SC_CALL_MS);
   CHECK_MSG(ms >= 0, "%s: the breaker did not open within %d ms", what, SC_CALL_MS);
   printf("[%6.2f s] %s: breaker open after %lld ms\n", sc_elapsed(x), what, (long long)ms);
+  if (m == PROXY_BLACKHOLE) sc_open_during_fault(x, what); /* the handshake stalls */
   int half = for_ms / 2 - (int)((load_now_us() - t0) / 1000);
   if (half > 0) sc_sleep_ms(half);
   sc_check_health(x, false, what);
