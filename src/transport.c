@@ -14,8 +14,11 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -189,6 +192,45 @@ static rcache_status connect_tcp(rcache__sock *s, const rcache__addr *a, int64_t
   return RCACHE_OK;
 }
 
+/* ---- SIGPIPE around TLS ------------------------------------------------------------------ */
+
+/* OpenSSL writes to its socket with write(), which raises SIGPIPE when the server has gone,
+ * and SIGPIPE's default action ends the whole program (a 20 MB set over TLS to a server that
+ * had just dropped the connection killed the process with signal 13). Plain sockets use
+ * send(MSG_NOSIGNAL). Around each TLS call, SIGPIPE is blocked in the calling thread only,
+ * and one raised meanwhile is consumed (as libpq does): the program's own SIGPIPE handling
+ * and other threads are untouched. */
+typedef struct sigpipe_guard {
+  sigset_t old;
+  bool was_pending;
+} sigpipe_guard;
+
+static void sigpipe_block(sigpipe_guard *g) {
+  sigset_t set, pend;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &set, &g->old);
+  sigemptyset(&pend);
+  g->was_pending = sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE);
+}
+
+static void sigpipe_unblock(const sigpipe_guard *g) {
+  int saved = errno; /* SSL_get_error() may look at it */
+  if (!g->was_pending) {
+    sigset_t set, pend;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    sigemptyset(&pend);
+    if (sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE)) {
+      const struct timespec zero = {0, 0};
+      while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+  errno = saved;
+}
+
 static bool is_ip(const char *host) {
   unsigned char buf[sizeof(struct in6_addr)];
   return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
@@ -212,7 +254,10 @@ static rcache_status tls_handshake(rcache__sock *s, const rcache__ctx *ctx, rcac
   }
   for (;;) {
     ERR_clear_error();
+    sigpipe_guard g;
+    sigpipe_block(&g);
     int r = SSL_connect(ssl);
+    sigpipe_unblock(&g);
     if (r == 1) return RCACHE_OK;
     int e = SSL_get_error(ssl, r);
     short ev = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
@@ -278,8 +323,11 @@ static rcache_status tls_io(rcache__sock *s, char *buf, size_t len, size_t *n, b
                             int64_t deadline_us) {
   for (;;) {
     ERR_clear_error();
+    sigpipe_guard g;
+    sigpipe_block(&g);
     int r = rd ? SSL_read(s->ssl, buf, (int)(len > 0x7fffffff ? 0x7fffffff : len))
                : SSL_write(s->ssl, buf, (int)(len > 0x7fffffff ? 0x7fffffff : len));
+    sigpipe_unblock(&g);
     if (r > 0) {
       *n = (size_t)r;
       return RCACHE_OK;

@@ -1,0 +1,84 @@
+/*
+ * rcache never raises SIGPIPE in the program that uses it (regression, issue 11): OpenSSL
+ * writes with write(), so a large set over TLS to a server that had just dropped the
+ * connection killed the whole process with signal 13 — SIGPIPE's default action, which
+ * most programs never change. The server drops our connections with CLIENT KILL (through
+ * redis-cli --tls) and each time a 20 MB value is written at once; the process must live,
+ * keep its own SIGPIPE handling, and the call must answer (retried on a new connection).
+ */
+#include <signal.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "rcache/rcache.h"
+#include "test.h"
+
+static volatile sig_atomic_t handler_calls;
+static void on_sigpipe(int sig) {
+  (void)sig;
+  handler_calls++;
+}
+
+static void kill_connections(const char *dir, const char *port) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd,
+           "redis-cli --tls --cacert %s/ca.pem -h localhost -p %s CLIENT KILL TYPE normal "
+           ">/dev/null 2>&1",
+           dir, port);
+  CHECK_EQ(system(cmd), 0);
+}
+
+static bool sigpipe_blocked(void) {
+  sigset_t cur;
+  sigemptyset(&cur);
+  pthread_sigmask(SIG_BLOCK, NULL, &cur);
+  return sigismember(&cur, SIGPIPE);
+}
+
+static void round_of_kills(rcache *c, const char *dir, const char *port, const char *big,
+                           size_t n) {
+  for (int i = 0; i < 3; i++) {
+    CHECK_EQ(rcache_set(c, "sigpipe:small", "v", 1, 60), RCACHE_OK); /* a pooled connection */
+    kill_connections(dir, port);
+    rcache_status s = rcache_set(c, "sigpipe:big", big, n, 60);
+    CHECK_MSG(s == RCACHE_OK || s == RCACHE_EUNAVAILABLE, "set: %d %s", (int)s, rcache_errmsg(c));
+    CHECK(!sigpipe_blocked()); /* the thread's mask is as it was */
+  }
+}
+
+int main(void) {
+  const char *url = test_env_url("RCACHE_TEST_URL_TLS");
+  const char *dir = getenv("RCACHE_TEST_TLS_DIR"), *port = getenv("RCACHE_TEST_TLS_PORT");
+  CHECK(dir && port);
+  if (!dir || !port) return test_report("test_sigpipe");
+
+  rcache_options o;
+  rcache_options_init(&o);
+  o.pool_size = 1;
+  o.command_timeout_ms = 5000;
+  o.breaker_failures = 100; /* keep using the server: every kill is a fresh chance */
+  rcache *c = NULL;
+  CHECK_EQ(rcache_open(&c, url, &o), RCACHE_OK);
+  if (!c) return test_report("test_sigpipe");
+  size_t n = 20u << 20;
+  char *big = malloc(n);
+  memset(big, 'x', n);
+
+  /* 1. the default disposition: a stray SIGPIPE would end this test with signal 13 */
+  signal(SIGPIPE, SIG_DFL);
+  round_of_kills(c, dir, port, big, n);
+
+  /* 2. a program with its own handler: rcache's SIGPIPEs never reach it, its own do */
+  signal(SIGPIPE, on_sigpipe);
+  round_of_kills(c, dir, port, big, n);
+  CHECK_EQ(handler_calls, 0);
+  raise(SIGPIPE);
+  CHECK_EQ(handler_calls, 1);
+  signal(SIGPIPE, SIG_DFL);
+
+  rcache_delete(c, "sigpipe:big");
+  rcache_delete(c, "sigpipe:small");
+  free(big);
+  rcache_close(c);
+  return test_report("test_sigpipe");
+}
