@@ -244,8 +244,9 @@ static rcache_status open_backend(rcache *c) {
   default: break;
   }
   /* Redis: the near cache's table first, so the backend can attach its listener(s) */
-  if (c->ctx.opt.near_cache_bytes > 0 &&
-      !(c->ctx.near = rcache__near_new(c->ctx.opt.near_cache_bytes, c->ctx.opt.near_cache_max_ttl_ms)))
+  const rcache_options *o = &c->ctx.opt;
+  if (o->near_cache_bytes > 0 &&
+      !(c->ctx.near = rcache__near_new(o->near_cache_bytes, o->near_cache_max_ttl_ms)))
     return RCACHE_ENOMEM;
   rcache_status s = rcache__redis_open(&c->ctx, &c->b);
   if (s != RCACHE_OK || (c->ctx.near && rcache__near_sources(c->ctx.near) == 0)) {
@@ -327,7 +328,7 @@ static bool in_stale_tail(const rcache *c, int64_t pttl) {
 }
 
 /* The near cache's part of a read: a hit answers it (true); otherwise *ticket is the fetch
- * to complete with near_done() (0: nothing to fill). */
+ * to complete with near_done() (0 when there is no near cache). */
 static bool near_lookup(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
                         uint64_t *ticket) {
   rcache__near *n = c->ctx.near;
