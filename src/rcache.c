@@ -373,8 +373,10 @@ rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *ou
   if (near_lookup(c, k, out, pttl, &ticket)) return RCACHE_OK;
   bool want = pttl || c->stale_ms > 0 || ticket;
   rcache_status s = c->b->ops->get(c->b, k->p, k->len, out, want ? &ms : NULL);
-  near_done(c, k, ticket, in_stale_tail(c, ms) && s == RCACHE_OK ? RCACHE_MISS : s, out,
-            ms >= 0 && c->stale_ms > 0 ? ms - c->stale_ms : ms);
+  /* the near cache keeps values no longer than their logical TTL (never their stale tail);
+   * one in its stale tail is not kept, but its bytes still count against older fetches */
+  int64_t logical = ms >= 0 && c->stale_ms > 0 ? (ms > c->stale_ms ? ms - c->stale_ms : 0) : ms;
+  near_done(c, k, ticket, s, out, logical);
   if (s == RCACHE_OK && in_stale_tail(c, ms)) {
     if (stale) {
       *stale = *out;
