@@ -16,8 +16,8 @@
  * bounded time (libFuzzer's -timeout catches hangs).
  *
  * Byte 0 of the input chooses options (key prefix, stale window, lease, early refresh,
- * long-key digest, max_value_bytes from 1 KiB to 128 KiB so that "reply too large" is
- * reached); the rest is the chunks.
+ * long-key digest, the near cache with its invalidation listener, max_value_bytes from 1 KiB
+ * to 128 KiB so that "reply too large" is reached); the rest is the chunks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -370,6 +370,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     o.long_key_digest = true;
     o.max_key_bytes = 100;
   }
+  if ((opt & 0x48) == 0x48) o.near_cache_bytes = 1 << 20; /* the invalidation listener too */
   o.log_fn = quiet;
   o.log_level = RCACHE_LOG_DEBUG;
 
