@@ -199,7 +199,7 @@ static void handle(rcache__tracking *t, const redisReply *r, bool *pong) {
 static void listen_loop(rcache__tracking *t) {
   static const char ping[] = "*1\r\n$4\r\nPING\r\n";
   const int64_t timeout_us = (int64_t)t->ctx->opt.command_timeout_ms * 1000;
-  int64_t next_ping = rcache__now_us() + PING_EVERY_US, ping_deadline = 0;
+  int64_t next_ping = rcache__now_us() + PING_EVERY_US, ping_deadline = 0, next_check = 0;
   char why[256] = "";
   while (!atomic_load(&t->stop)) {
     int64_t now = rcache__now_us();
@@ -217,11 +217,14 @@ static void listen_loop(rcache__tracking *t) {
       ping_deadline = now + timeout_us;
       next_ping = now + PING_EVERY_US;
     }
-    rcache__pool_check_idle(t->pool); /* a dead one tells on_pool_event */
-    set_state(t, -1, rcache__pool_available(t->pool));
+    if (now >= next_check) {            /* once per tick, however busy the channel is */
+      rcache__pool_check_idle(t->pool); /* a dead one tells on_pool_event */
+      set_state(t, -1, rcache__pool_available(t->pool));
+      next_check = now + TICK_US;
+    }
     redisReply *r = NULL;
     rcache__err_clear();
-    rcache_status s = read_msg(t->conn, &r, now + TICK_US);
+    rcache_status s = read_msg(t->conn, &r, next_check);
     if (s == RCACHE_ETIMEOUT) continue;
     if (s != RCACHE_OK) {
       snprintf(why, sizeof why, "%s",
