@@ -44,7 +44,7 @@ static rcache_status load_and_store(rcache *c, const rcache__key *k, int64_t ttl
   }
   /* When the read just failed to reach the cache (already counted as a fallback), the
    * write would fail too: it is dropped without spending a second deadline on it. */
-  if (store) (void)rcache__set_full(c, k, v.data, v.len, ttl_ms, 0);
+  if (store) (void)rcache__set_full(c, k, v.data, v.len, ttl_ms, RCACHE__SET_STALE);
   *out = v;
   return RCACHE_OK;
 }
@@ -141,7 +141,9 @@ static rcache_status load_once(rcache *c, const rcache__key *k, int64_t ttl_ms,
     /* Another flight for this key ended after our read: its value is in the cache now,
      * so read it rather than load a second time. */
     if (reachable && rcache__flight_done_since(c->flights, k->p, k->len, missed_us)) {
-      s = rcache__get_full(c, k, out, NULL, NULL);
+      rcache_value tail = {NULL, 0};
+      s = rcache__get_full(c, k, out, NULL, &tail);
+      rcache_value_free(&tail);
       if (s == RCACHE_OK) COUNT(c, coalesced);
     }
     if (s != RCACHE_OK)

@@ -44,12 +44,16 @@ rcache_status rcache__remote(rcache *c, rcache_status s);
 /* logical ttl_s → ms with default and jitter; -1 when out of range */
 int64_t rcache__ttl_ms(rcache *c, int64_t ttl_s);
 
-/* Reads through the backend; counts hits/misses. With a stale window, a value in its
- * stale tail is a miss; *pttl (may be NULL) gets the logical remaining ms. When stale is
- * non-NULL, such a value is handed over in *stale instead of freed. */
+/* Reads through the backend; counts hits/misses. When stale is non-NULL (get_or_set) and a
+ * stale window is set, a value in its stale tail is a miss and is handed over in *stale;
+ * *pttl (may be NULL) gets the logical remaining ms. */
 rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
                                rcache_value *stale);
-/* Writes through the backend (logical ttl_ms; the stale window is added here). */
+/* set_full flag (facade only, never passed to a backend): a get_or_set value, whose TTL
+ * is extended by the stale window. */
+#define RCACHE__SET_STALE 0x100
+/* Writes through the backend (logical ttl_ms; with RCACHE__SET_STALE the stale window is
+ * added here). */
 rcache_status rcache__set_full(rcache *c, const rcache__key *k, const void *data, size_t len,
                                int64_t ttl_ms, int flags);
 

@@ -321,8 +321,10 @@ void rcache_close(rcache *c) {
 
 /* ---- reads and writes ---------------------------------------------------------------------- */
 
-/* With a stale window, values live stale_ms longer in the store than their logical TTL;
- * the last stale_ms of a value's life are its stale tail, served only when a loader fails. */
+/* With a stale window, values written by get_or_set live stale_ms longer in the store than
+ * their logical TTL; to get_or_set, the last stale_ms of a value's life are its stale tail,
+ * served only when a loader fails. Plain reads (get, exists, ttl) see the stored lifetime:
+ * counters and rcache_set values are never extended, so they are never misread. */
 static bool in_stale_tail(const rcache *c, int64_t pttl) {
   return c->stale_ms > 0 && pttl >= 0 && pttl <= c->stale_ms;
 }
@@ -377,12 +379,8 @@ rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *ou
    * one in its stale tail is not kept, but its bytes still count against older fetches */
   int64_t logical = ms >= 0 && c->stale_ms > 0 ? (ms > c->stale_ms ? ms - c->stale_ms : 0) : ms;
   near_done(c, k, ticket, s, out, logical);
-  if (s == RCACHE_OK && in_stale_tail(c, ms)) {
-    if (stale) {
-      *stale = *out;
-    } else {
-      rcache_value_free(out);
-    }
+  if (s == RCACHE_OK && stale && in_stale_tail(c, ms)) { /* get_or_set's view only */
+    *stale = *out;
     *out = (rcache_value){NULL, 0};
     s = RCACHE_MISS;
   }
@@ -410,8 +408,9 @@ rcache_status rcache__set_full(rcache *c, const rcache__key *k, const void *data
     rcache__errf("value of %zu bytes exceeds max_value_bytes %zu", len, c->ctx.opt.max_value_bytes);
     return RCACHE_ETOOBIG;
   }
-  if (ttl_ms > 0) ttl_ms += c->stale_ms;
-  rcache_status s = c->b->ops->set(c->b, k->p, k->len, data ? data : "", len, ttl_ms, flags);
+  if (ttl_ms > 0 && (flags & RCACHE__SET_STALE)) ttl_ms += c->stale_ms;
+  rcache_status s = c->b->ops->set(c->b, k->p, k->len, data ? data : "", len, ttl_ms,
+                                   flags & ~RCACHE__SET_STALE);
   near_drop(c, k->p, k->len);
   if (s == RCACHE_OK) COUNT(c, sets);
   return rcache__remote(c, s);
@@ -557,13 +556,7 @@ rcache_status rcache_exists(rcache *c, const char *key, bool *exists) {
   if (exists) *exists = false;
   BEGIN_KEYED(c, key, k);
   rcache_status s = RCACHE_EINVAL;
-  int64_t ms;
-  if (exists && c->stale_ms > 0) { /* a value in its stale tail is logically gone */
-    s = c->b->ops->pttl(c->b, k.p, k.len, &ms);
-    *exists = s == RCACHE_OK && ms != -2 && !in_stale_tail(c, ms);
-  } else if (exists) {
-    s = c->b->ops->exists(c->b, k.p, k.len, exists);
-  }
+  if (exists) s = c->b->ops->exists(c->b, k.p, k.len, exists);
   rcache__key_free(&k);
   if (!exists) return rcache__einval(c, "exists is NULL");
   if (s != RCACHE_OK) *exists = false;
@@ -578,8 +571,6 @@ rcache_status rcache_ttl(rcache *c, const char *key, int64_t *ttl_s) {
   if (ttl_s) s = c->b->ops->pttl(c->b, k.p, k.len, &ms);
   rcache__key_free(&k);
   if (!ttl_s) return rcache__einval(c, "ttl_s is NULL");
-  if (s == RCACHE_OK && in_stale_tail(c, ms)) ms = -2; /* logically expired */
-  else if (s == RCACHE_OK && ms > 0) ms -= c->stale_ms;
   if (s == RCACHE_OK) *ttl_s = ms < 0 ? ms : (ms + 999) / 1000;
   return rcache__done(c, rcache__remote(c, s));
 }
@@ -667,7 +658,6 @@ rcache_status rcache_set_many(rcache *c, const char *const *keys, const rcache_v
   if (!ttls) return rcache__done(c, RCACHE_ENOMEM);
   for (size_t i = 0; i < n; i++) { /* jitter per key */
     ttls[i] = rcache__ttl_ms(c, ttl_s);
-    if (ttls[i] > 0) ttls[i] += c->stale_ms;
   }
   char **ks;
   size_t *ls;

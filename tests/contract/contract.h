@@ -75,6 +75,9 @@ bool ct_exists(rcache *c, const char *key);
 int64_t ct_ttl(rcache *c, const char *key); /* -3 when the call failed */
 /* Polls until key is gone (true) or timeout_ms has passed (false). */
 bool ct_wait_gone(rcache *c, const char *key, int timeout_ms);
+/* The stale window (s) every handle of this run has (--stale), 0 without: get_or_set
+ * values are stored that much longer than their TTL, and plain reads see it. */
+int64_t ct_stale_s(void);
 void ct_sleep_ms(int ms);
 int64_t ct_now_ms(void);
 

@@ -8,8 +8,8 @@
  *   ... -t <substring>             run only tests whose name contains it
  *   ... --near                     every handle has the near cache on (4 MiB): the same
  *                                  contract must hold with it (no stale read of own writes)
- *   ... --stale                    every handle keeps values 30 s past their TTL for
- *                                  stale-if-error: logically, nothing may change
+ *   ... --stale                    every handle keeps get_or_set values 30 s past
+ *                                  their TTL for stale-if-error: nothing else changes
  *   ... --lease                    every handle takes a cross-process lease in get_or_set
  *
  * Namespacing: every test's handle has a key_prefix "<run id>:<n>:" where the run id is
@@ -126,7 +126,7 @@ static rcache *open_with(const char *prefix, const rcache_options *o) {
     opt.near_cache_bytes = 4u << 20;
     if (opt.log_level == RCACHE_LOG_WARN) opt.log_level = RCACHE_LOG_ERROR;
   }
-  if (g_stale) opt.stale_window_s = 30;
+  if (g_stale) opt.stale_window_s = ct_stale_s();
   if (g_lease) opt.lease = true;
   const char *end = url_prefix_end(g_url);
   char *url = NULL;
@@ -202,6 +202,10 @@ bool ct_value_is(rcache *c, const char *key, const void *data, size_t len) {
             len);
   rcache_value_free(&v);
   return ok;
+}
+
+int64_t ct_stale_s(void) {
+  return g_stale ? 30 : 0;
 }
 
 bool ct_exists(rcache *c, const char *key) {

@@ -66,7 +66,9 @@ CONTRACT_TEST(ttl_expiry) {
   }
 
   const char *gone[] = {"short", "ctr", "rl", "many1", "many2", "gos"};
-  for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++) {
+  /* a get_or_set value outlives its TTL by the stale window (--stale) */
+  size_t ngone = sizeof gone / sizeof gone[0] - (ct_stale_s() > 0 ? 1 : 0);
+  for (size_t i = 0; i < ngone; i++) {
     CHECK_MSG(ct_wait_gone(e->c, gone[i], GONE_WITHIN_MS), "%s did not expire", gone[i]);
   }
   /* expiry is not early: a 1 s TTL lives at least ~1 s (slack for clock granularity) */
