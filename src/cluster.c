@@ -229,7 +229,7 @@ typedef struct ranges {
 static rcache_status ranges_add(ranges *rs, long long lo, long long hi, const char *host,
                                 size_t hlen, int port) {
   if (lo < 0 || hi >= RCACHE__SLOTS || lo > hi || port <= 0 || port > 65535 || hlen == 0 ||
-      hlen >= sizeof rs->v[0].host)
+      hlen >= sizeof rs->v[0].host || memchr(host, '\0', hlen))
     return RCACHE_EPROTO;
   if (rs->n == rs->cap) {
     size_t cap = rs->cap ? rs->cap * 2 : 16;
@@ -990,6 +990,80 @@ static void cluster_stats(rcache__backend *be, rcache_stats *st) {
   free(m);
   st->breaker_state = worst;
   st->available = worst == RCACHE_BREAKER_CLOSED;
+}
+
+/* ---- the parsers, on their own (unit tests and fuzzing) ------------------------------------- */
+
+/* As conn.c does for replies from a socket: hiredis allocates an array's table when it
+ * reads "*<n>", so the elements of one reply are capped by the bytes given (an honest
+ * element takes 4 bytes or more). */
+static void *(*parse_default_array)(const redisReadTask *, int);
+static redisReplyObjectFunctions parse_fns;
+static pthread_once_t parse_once = PTHREAD_ONCE_INIT;
+
+static void *parse_capped_array(const redisReadTask *t, int n) {
+  size_t *left = t->privdata;
+  if (n > 0 && (size_t)n > *left) return NULL; /* hiredis reports it as an error */
+  if (n > 0) *left -= (size_t)n;
+  return parse_default_array(t, n);
+}
+
+static void parse_init(void) {
+  redisReader *r = redisReaderCreate();
+  if (!r) return;
+  parse_fns = *r->fn;
+  parse_default_array = parse_fns.createArray;
+  parse_fns.createArray = parse_capped_array;
+  redisReaderFree(r);
+}
+
+rcache_status rcache__cluster_parse_map(const char *resp, size_t len, bool shards, bool tls,
+                                        const char *asked_host, rcache__range_fn fn, void *ud) {
+  redisReader *rd = redisReaderCreate();
+  if (!rd) return RCACHE_ENOMEM;
+  size_t left = len / 4 + 16;
+  pthread_once(&parse_once, parse_init);
+  if (parse_default_array) {
+    rd->fn = &parse_fns;
+    rd->privdata = &left;
+  }
+  void *r = NULL;
+  rcache_status s = RCACHE_OK;
+  if (redisReaderFeed(rd, resp, len) != REDIS_OK) s = RCACHE_ENOMEM;
+  else if (redisReaderGetReply(rd, &r) != REDIS_OK || !r) s = RCACHE_EPROTO;
+  redisReaderFree(rd);
+  if (s != RCACHE_OK) {
+    if (r) freeReplyObject(r);
+    return s;
+  }
+  cnode asked;
+  memset(&asked, 0, sizeof asked);
+  snprintf(asked.addr.host, sizeof asked.addr.host, "%s", asked_host);
+  ranges rs = {0};
+  s = shards ? parse_shards(r, tls, &asked, &rs) : parse_slots(r, &asked, &rs);
+  for (size_t i = 0; s == RCACHE_OK && i < rs.n; i++)
+    fn(ud, rs.v[i].lo, rs.v[i].hi, rs.v[i].host, rs.v[i].port);
+  free(rs.v);
+  freeReplyObject(r);
+  return s;
+}
+
+int rcache__cluster_parse_redirect(const char *err, unsigned *slot, char *host, size_t hsize,
+                                   int *port) {
+  redisReply x;
+  memset(&x, 0, sizeof x);
+  x.type = REDIS_REPLY_ERROR;
+  x.str = (char *)err;
+  x.len = strlen(err);
+  redirect rd;
+  memset(&rd, 0, sizeof rd);
+  int k = redirect_of(&x, &rd);
+  if (k == REDIR_MOVED || k == REDIR_ASK) {
+    *slot = rd.slot;
+    snprintf(host, hsize, "%s", rd.host);
+    *port = rd.port;
+  }
+  return k;
 }
 
 /* ---- life ---------------------------------------------------------------------------------- */
