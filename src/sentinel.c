@@ -115,7 +115,8 @@ static rcache_status ask_sentinel(sentinel *st, size_t i, int64_t deadline, rcac
   if (s != RCACHE_OK) return s;
   if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
       rep->element[0]->type == REDIS_REPLY_STRING && rep->element[1]->type == REDIS_REPLY_STRING &&
-      rep->element[0]->len < sizeof a->host) {
+      rep->element[0]->len > 0 && rep->element[0]->len < sizeof a->host &&
+      !memchr(rep->element[0]->str, '\0', rep->element[0]->len)) {
     memset(a, 0, sizeof *a);
     memcpy(a->host, rep->element[0]->str, rep->element[0]->len);
     a->port = atoi(rep->element[1]->str);
