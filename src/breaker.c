@@ -20,7 +20,11 @@ void rcache__breaker_init(rcache__breaker *b, const rcache_options *o) {
 /* Counts a call in the failure-rate window; true when a full window had too many
  * failures. The window restarts when full (a lost race only shifts one window). */
 static bool window_add(rcache__breaker *b, bool failed) {
-  if (b->rate_fails == 0) return false;
+  /* only calls made while closed count: late failures of an outage that is over must not
+   * reopen it */
+  if (b->rate_fails == 0 ||
+      atomic_load_explicit(&b->state, memory_order_relaxed) != RCACHE_BREAKER_CLOSED)
+    return false;
   uint64_t w = atomic_fetch_add_explicit(&b->win, ((uint64_t)1 << 32) | (failed ? 1u : 0u),
                                          memory_order_relaxed) +
                (((uint64_t)1 << 32) | (failed ? 1u : 0u));
@@ -29,10 +33,11 @@ static bool window_add(rcache__breaker *b, bool failed) {
   return (uint32_t)w >= b->rate_fails;
 }
 
-void rcache__breaker_success(rcache__breaker *b) {
+bool rcache__breaker_success(rcache__breaker *b) {
   if (atomic_load_explicit(&b->failures, memory_order_relaxed) != 0)
     atomic_store_explicit(&b->failures, 0, memory_order_relaxed);
-  (void)window_add(b, false); /* a window's verdict is read on failures only */
+  /* a success can complete a window that had too many failures */
+  return window_add(b, false) && rcache__breaker_trip(b);
 }
 
 bool rcache__breaker_trip(rcache__breaker *b) {
@@ -55,8 +60,9 @@ void rcache__breaker_half_open(rcache__breaker *b) {
 }
 
 bool rcache__breaker_close(rcache__breaker *b) {
-  int prev = atomic_exchange(&b->state, RCACHE_BREAKER_CLOSED);
+  atomic_store(&b->win, 0);
   atomic_store(&b->failures, 0);
+  int prev = atomic_exchange(&b->state, RCACHE_BREAKER_CLOSED);
   return prev != RCACHE_BREAKER_CLOSED;
 }
 

@@ -27,9 +27,10 @@ static inline bool rcache__breaker_allow(rcache__breaker *b) {
   return atomic_load_explicit(&b->state, memory_order_acquire) == RCACHE_BREAKER_CLOSED;
 }
 
-/* Report a call's outcome at the transport level. failure() returns true when this
- * failure opened the breaker (the caller logs the state change once and wakes the prober). */
-void rcache__breaker_success(rcache__breaker *b);
+/* Report a call's outcome at the transport level. Each returns true when this call opened
+ * the breaker (the caller logs the state change once and wakes the prober): a failure, or
+ * a success that completed a window with too high a failure rate. */
+bool rcache__breaker_success(rcache__breaker *b);
 bool rcache__breaker_failure(rcache__breaker *b);
 
 /* Force the breaker open (e.g. a connect failure at open time). True if it changed. */

@@ -120,7 +120,8 @@ static void failure(rcache__pool *p, rcache_status s) {
 
 void rcache__pool_report(rcache__pool *p, rcache_status s) {
   if (rcache__transport_failure(s)) failure(p, s);
-  else rcache__breaker_success(&p->br);
+  else if (rcache__breaker_success(&p->br))
+    tripped(p, RCACHE_EUNAVAILABLE, "too many failed calls (breaker_failure_rate)");
 }
 
 /* ---- the prober ------------------------------------------------------------------------ */
@@ -311,6 +312,7 @@ rcache_status rcache__pool_acquire(rcache__pool *p, int64_t deadline_us, rcache_
     pthread_cond_signal(&p->freed);
     pthread_mutex_unlock(&p->mu);
     failure(p, s); /* whatever the reason (refused, auth, TLS), the server is unusable */
+    if (s == RCACHE_ETIMEOUT) return s; /* counted as a timeout, answered as unavailable */
     return rcache__transport_failure(s) ? RCACHE_EUNAVAILABLE : s;
   }
   (*out)->epoch = epoch;

@@ -706,6 +706,10 @@ rcache_status rcache_health_check(rcache *c, rcache_health *h) {
   if (!c || !h) return rcache__einval(c, "handle or h is NULL");
   memset(h, 0, sizeof *h);
   rcache_status s = c->b->ops->health(c->b, h);
+  if (s == RCACHE_ETIMEOUT) { /* a stalled server is an unavailable one */
+    atomic_fetch_add_explicit(&c->ctx.n.timeouts, 1, memory_order_relaxed);
+    s = RCACHE_EUNAVAILABLE;
+  }
   snprintf(h->mode, sizeof h->mode, "%s", c->b->ops->mode);
   h->healthy = s == RCACHE_OK;
   if (!h->healthy && !h->error[0]) snprintf(h->error, sizeof h->error, "%s", rcache_strerror(s));

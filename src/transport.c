@@ -274,9 +274,18 @@ static rcache_status tls_handshake(rcache__sock *s, const rcache__ctx *ctx, rcac
     if (vr != X509_V_OK) {
       rcache__errf("TLS: certificate of %s not accepted: %s", name,
                    X509_verify_cert_error_string(vr));
-    } else {
-      tls_err("handshake failed");
+      return RCACHE_ETLS;
     }
+    /* The connection dropped mid-handshake: an outage like any other, not a TLS
+     * configuration problem. Alerts and protocol mismatches stay RCACHE_ETLS. */
+    unsigned long ee = ERR_peek_error();
+    if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN ||
+        (ERR_GET_LIB(ee) == ERR_LIB_SSL && ERR_GET_REASON(ee) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
+      ERR_clear_error();
+      rcache__errf("TLS handshake with %s: connection closed by the server", name);
+      return RCACHE_EIO;
+    }
+    tls_err("handshake failed");
     return RCACHE_ETLS;
   }
 }

@@ -59,12 +59,22 @@ int main(void) {
   }
   CHECK(opened);
   CHECK_EQ(calls, 20);
+  /* the same starting with a failure: the window is completed by a success, which opens it */
+  rcache__breaker_init(&b, &o);
+  opened = false;
+  for (calls = 0; calls < 100 && !opened; calls++) {
+    if (calls % 2 == 0) opened = rcache__breaker_failure(&b);
+    else opened = rcache__breaker_success(&b);
+  }
+  CHECK(opened);
+  CHECK_EQ(calls, 20);
+  CHECK(!rcache__breaker_allow(&b));
   /* 1 failure in 4 stays closed over many windows */
   rcache__breaker_init(&b, &o);
   opened = false;
   for (int i = 0; i < 1000 && !opened; i++) {
     if (i % 4 == 3) opened = rcache__breaker_failure(&b);
-    else rcache__breaker_success(&b);
+    else opened = rcache__breaker_success(&b);
   }
   CHECK(!opened);
   CHECK(rcache__breaker_allow(&b));
