@@ -27,10 +27,9 @@ pass=0
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
 "$cc" "$tmp/app.c" -o "$tmp/app_pc" $(pkg-config --cflags --libs rcache)
 LD_LIBRARY_PATH="$libdir" "$tmp/app_pc" && pass=$((pass + 1))
-"$cc" "$tmp/app.c" -o "$tmp/app_static" $(pkg-config --cflags --static --libs rcache) -static-libgcc \
-  -Wl,-Bstatic -lrcache -Wl,-Bdynamic 2>/dev/null || \
-  "$cc" "$tmp/app.c" -o "$tmp/app_static" -I"$tmp/prefix/include" "$libdir/librcache.a" \
-    $(pkg-config --libs hiredis jansson libssl libcrypto) -lpthread -lm
+# static: the archive in place of -lrcache, everything else from `pkg-config --static`
+"$cc" "$tmp/app.c" -o "$tmp/app_static" $(pkg-config --cflags rcache) \
+  $(pkg-config --static --libs rcache | sed "s|-lrcache|$libdir/librcache.a|")
 "$tmp/app_static" && pass=$((pass + 1))
 # SONAME comes from version.h
 soname=$(objdump -p "$libdir/librcache.so" | awk '/SONAME/{print $2}')
