@@ -624,6 +624,11 @@ static rcache_status route(cluster *cl, unsigned slot, const rcache__cmds *b, re
     if (kind == REDIR_NONE) return RCACHE_OK;
     free_replies(rep, b->n);
     if (kind == REDIR_MOVED || kind == REDIR_ASK) {
+      if (rcache__now_us() >= deadline) {
+        rcache__errf("the deadline passed while following cluster redirections (last: %s)",
+                     rcache__err_peek());
+        return RCACHE_ETIMEOUT;
+      }
       if (++hops > o->max_redirects) {
         rcache__errf("more than %d cluster redirections for slot %u (last: %s)",
                      o->max_redirects, slot, rcache__err_peek());
@@ -1099,6 +1104,10 @@ static const rcache__backend_ops cluster_ops = {
 };
 
 rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out) {
+  if (ctx->url.db != 0) {
+    rcache__errf("URL: database %d: a Redis Cluster has only database 0", ctx->url.db);
+    return RCACHE_EURL;
+  }
   cluster *cl = calloc(1, sizeof *cl);
   if (!cl) return RCACHE_ENOMEM;
   cl->r.base.ops = &cluster_ops;

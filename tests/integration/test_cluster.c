@@ -80,6 +80,21 @@ static void test_detection(const char *url, const char *seeds, int port) {
   CHECK_EQ(rcache_set(c, "seeds", "1", 1, 60), RCACHE_OK);
   rcache_close(c);
 
+  /* A database other than 0 does not exist in a cluster: a URL error, said plainly. */
+  char url3[256];
+  snprintf(url3, sizeof url3, "redis://127.0.0.1:%d,127.0.0.1:%d/3", port, port);
+  rcache *bad = NULL;
+  CHECK_EQ(rcache_open(&bad, url3, NULL), RCACHE_EURL);
+  CHECK(bad == NULL);
+  CHECK_MSG(strstr(rcache_errmsg(NULL), "Redis Cluster has only d") != NULL, "%s", rcache_errmsg(NULL));
+  /* one node and a database: the node refuses SELECT, and the health check says so */
+  snprintf(url3, sizeof url3, "redis://127.0.0.1:%d/3?connect_timeout_ms=300", port);
+  CHECK_EQ(rcache_open(&bad, url3, NULL), RCACHE_OK);
+  rcache_health bh;
+  CHECK(rcache_health_check(bad, &bh) != RCACHE_OK);
+  CHECK_MSG(strstr(bh.error, "SELECT") != NULL, "%s", bh.error);
+  rcache_close(bad);
+
   /* A seed list whose first node is dead: the map comes from the next one. */
   int dead = pr_free_port();
   char url2[256];
