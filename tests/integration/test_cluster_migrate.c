@@ -1,5 +1,5 @@
 /*
- * A slot migrated between masters while rcache reads and writes it (private 3-master
+ * A slot migrated between masters while rcache reads and writes it (private 3-master / 3-replica
  * cluster started here). During the migration the source answers ASK for keys already
  * moved (rcache must send ASKING + the command to the target); once the slot is assigned
  * to the target, the source answers MOVED (rcache must follow and update its map). No
@@ -152,7 +152,7 @@ static bool node_id(int port, char *id, size_t size) {
 
 int main(void) {
   pr_cluster cl;
-  if (pr_cluster_start(&cl, 3, 0, 2000) != 0) {
+  if (pr_cluster_start(&cl, 3, 1, 2000) != 0) {
     CHECK_MSG(0, "could not start the private cluster");
     return test_report("test_cluster_migrate");
   }
