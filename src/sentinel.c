@@ -159,8 +159,9 @@ static rcache_status check_role(sentinel *st, const rcache__addr *a, int64_t dea
 }
 
 /* Asks the sentinels in turn (the last good one first) until one names a master that
- * confirms it. */
-static rcache_status resolve(sentinel *st, int64_t deadline, rcache__addr *a) {
+ * confirms it. With `routine`, an answer naming the server the pool already uses is taken
+ * without asking it (the watcher's periodic look-up costs one connection, not two). */
+static rcache_status resolve(sentinel *st, int64_t deadline, rcache__addr *a, bool routine) {
   pthread_mutex_lock(&st->mu);
   size_t first = st->good;
   pthread_mutex_unlock(&st->mu);
@@ -168,7 +169,13 @@ static rcache_status resolve(sentinel *st, int64_t deadline, rcache__addr *a) {
   for (size_t k = 0; k < st->nsent && rcache__now_us() < deadline; k++) {
     size_t i = (first + k) % st->nsent;
     s = ask_sentinel(st, i, deadline, a);
-    if (s == RCACHE_OK) s = check_role(st, a, deadline);
+    bool same = false;
+    if (s == RCACHE_OK && routine) {
+      rcache__addr cur;
+      rcache__pool_addr(st->r.pool, &cur);
+      same = cur.port == a->port && strcmp(cur.host, a->host) == 0;
+    }
+    if (s == RCACHE_OK && !same) s = check_role(st, a, deadline);
     if (s == RCACHE_OK) {
       pthread_mutex_lock(&st->mu);
       st->good = i;
@@ -198,7 +205,7 @@ static rcache_status probe(void *ud, rcache__pool *p) {
   rcache__addr a;
   int64_t deadline =
       rcache__now_us() + (int64_t)st->r.base.ctx->opt.connect_timeout_ms * 1000 * 2;
-  rcache_status s = resolve(st, deadline, &a);
+  rcache_status s = resolve(st, deadline, &a, false);
   if (s != RCACHE_OK) return s;
   set_master(st, &a, "looked up after a failure");
   return rcache__pool_ping(p);
@@ -273,7 +280,7 @@ static void *watcher_main(void *arg) {
     if (wanted || now - last_resolve > (int64_t)RESOLVE_EVERY_MS * 1000) {
       rcache__addr a;
       int64_t deadline = now + (int64_t)st->r.base.ctx->opt.connect_timeout_ms * 1000;
-      if (resolve(st, deadline, &a) == RCACHE_OK) set_master(st, &a, "looked up");
+      if (resolve(st, deadline, &a, true) == RCACHE_OK) set_master(st, &a, "looked up");
       last_resolve = rcache__now_us();
     }
     if (!sub) {
