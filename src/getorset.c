@@ -176,7 +176,9 @@ rcache_status rcache_get_or_set(rcache *c, const char *key, int64_t ttl_s,
   int64_t remaining = -2;
   rcache_value stale = {NULL, 0};
   int64_t missed_us = rcache__now_us();
-  s = rcache__get_full(c, &k, out, &remaining, &stale);
+  /* the remaining TTL rides along (pipelined PTTL) only when early refresh needs it */
+  bool xfetch = c->ctx.opt.early_refresh_beta > 0;
+  s = rcache__get_full(c, &k, out, xfetch ? &remaining : NULL, &stale);
   if (s == RCACHE_OK) {
     if (refresh_early(c, &k, remaining)) maybe_refresh(c, &k, ttl_ms, load, ud, out);
   } else if (s == RCACHE_MISS || s == RCACHE_EUNAVAILABLE) {

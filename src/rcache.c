@@ -63,6 +63,7 @@ void rcache_options_init(rcache_options *o) {
   o->max_key_bytes = 1024;
   o->max_value_bytes = (size_t)512 * 1024 * 1024;
   o->max_redirects = 5;
+  o->scan_count = 1000;
   o->log_level = RCACHE_LOG_WARN;
 }
 
@@ -190,6 +191,7 @@ static rcache_status check_options(const rcache_options *o) {
   else if (o->max_key_bytes < 1) bad = "max_key_bytes must be >= 1";
   else if (o->max_value_bytes < 1) bad = "max_value_bytes must be >= 1";
   else if (o->max_redirects < 0) bad = "max_redirects must be >= 0";
+  else if (o->scan_count < 1 || o->scan_count > 1000000) bad = "scan_count must be 1..1000000";
   else if (o->log_level < RCACHE_LOG_ERROR || o->log_level > RCACHE_LOG_DEBUG) bad = "log_level out of range";
   if (!bad) return RCACHE_OK;
   rcache__errf("invalid option: %s", bad);

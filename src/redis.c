@@ -274,15 +274,16 @@ static rcache_status add_unlink(rcache__cmds *b, const redisReply *keys) {
 rcache_status rcache__redis_scan_node(rcache__redis *r, rcache__pool *p, const char *glob,
                                       size_t glen, bool del, uint64_t limit, uint64_t *count,
                                       rcache_scan_fn fn, void *ud) {
-  char cursor[32] = "0";
+  char cursor[32] = "0", count_s[16];
+  snprintf(count_s, sizeof count_s, "%d", r->base.ctx->opt.scan_count);
   redisReply *pending = NULL; /* the last SCAN's keys, to UNLINK with the next SCAN */
   rcache_status s = RCACHE_OK;
   bool stop = false;
   *count = 0;
   do {
     rcache__cmds b = {0};
-    const char *argv[6] = {"SCAN", cursor, "MATCH", glob, "COUNT", "1000"};
-    size_t lens[6] = {4, strlen(cursor), 5, glen, 5, 4};
+    const char *argv[6] = {"SCAN", cursor, "MATCH", glob, "COUNT", count_s};
+    size_t lens[6] = {4, strlen(cursor), 5, glen, 5, strlen(count_s)};
     s = rcache__cmds_add(&b, 6, argv, lens);
     int unlink_at = -1;
     if (s == RCACHE_OK && pending && pending->element[1]->elements > 0) {

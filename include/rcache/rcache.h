@@ -139,6 +139,10 @@ typedef struct rcache_options {
   size_t max_key_bytes;          /* default 1024 (including the prefix) */
   size_t max_value_bytes;        /* default 512 MiB (Redis' own limit) */
   int max_redirects;             /* cluster MOVED/ASK cap, default 5 */
+  /* SCAN … COUNT for delete_prefix / delete_pattern / flush / scan, default 1000. Each SCAN
+   * holds the server for about 1 µs per key it visits: a smaller count (e.g. 20) keeps
+   * other clients' latency flat during a big invalidation, at the cost of more round trips. */
+  int scan_count;
 
   const char *client_name;       /* CLIENT SETNAME, default "rcache" */
 

@@ -193,6 +193,10 @@ static void options(const char *url) {
   BAD(max_key_bytes, 0);
   BAD(max_value_bytes, 0);
   BAD(max_redirects, -1);
+  BAD(scan_count, 0);
+  BAD(breaker_failure_rate, NAN);
+  BAD(breaker_failure_rate, 1.5);
+  BAD(breaker_window, 0);
   BAD(log_level, 99);
   BAD(log_level, -1);
 #undef BAD
