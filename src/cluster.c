@@ -26,6 +26,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/ssl.h>
+#include <poll.h>
+
 #include "redis.h"
 #include "slot.h"
 #include "tracking.h"
@@ -671,89 +674,239 @@ static rcache_status cluster_exec(rcache__redis *r, const char *key, size_t klen
 
 /* ---- multi-key operations ------------------------------------------------------------------ */
 
-/* Groups key indexes by the node serving their slot: node_of[i] for each key. */
-static rcache_status group(cluster *cl, const char *const *keys, const size_t *klens, size_t n,
-                           cnode ***node_of) {
-  *node_of = malloc((n ? n : 1) * sizeof **node_of);
-  if (!*node_of) return RCACHE_ENOMEM;
-  for (size_t i = 0; i < n; i++) (*node_of)[i] = owner(cl, rcache__slot(keys[i], klens[i]));
+/* One master's share of a batch: its keys (indexes into the caller's arrays), their
+ * commands, and their replies. */
+typedef struct share {
+  cnode *node;
+  size_t *idx;
+  size_t k;
+  rcache__cmds b;
+  redisReply **rep;
+  rcache__conn *c;
+  bool reused;
+  rcache_status s;
+} share;
+
+static int share_cmp(const void *a, const void *b) {
+  uintptr_t x = (uintptr_t)((const share *)a)->node, y = (uintptr_t)((const share *)b)->node;
+  return x < y ? -1 : x > y;
+}
+
+/* Splits n keys by the master serving their slot. idx and rep are arrays of n the shares
+ * point into. *out (malloc'd) gets the shares, *ns their count. */
+static rcache_status split(cluster *cl, const char *const *keys, const size_t *klens, size_t n,
+                           size_t *idx, redisReply **rep, share **out, size_t *ns) {
+  cnode **node_of = malloc((n ? n : 1) * sizeof *node_of);
+  share *sh = calloc(n ? n : 1, sizeof *sh);
+  bool *done = calloc(n ? n : 1, sizeof *done);
+  if (!node_of || !sh || !done) {
+    free(node_of);
+    free(sh);
+    free(done);
+    return RCACHE_ENOMEM;
+  }
+  for (size_t i = 0; i < n; i++) node_of[i] = owner(cl, rcache__slot(keys[i], klens[i]));
+  size_t used = 0, m = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (done[i]) continue;
+    share *x = &sh[m++];
+    x->node = node_of[i];
+    x->idx = idx + used;
+    x->rep = rep + used;
+    for (size_t j = i; j < n; j++) {
+      if (done[j] || node_of[j] != x->node) continue;
+      done[j] = true;
+      x->idx[x->k++] = j;
+    }
+    used += x->k;
+  }
+  free(node_of);
+  free(done);
+  /* one order for every caller: two batches never wait for each other's connections */
+  qsort(sh, m, sizeof *sh, share_cmp);
+  *out = sh;
+  *ns = m;
   return RCACHE_OK;
 }
 
-/* Indexes of the keys going to node x that are not done yet (marks them done). */
-static size_t pick(cnode **node_of, bool *done, size_t n, size_t first, size_t *idx) {
-  size_t k = 0;
-  cnode *x = node_of[first];
-  for (size_t i = first; i < n; i++) {
-    if (done[i] || node_of[i] != x) continue;
-    done[i] = true;
-    idx[k++] = i;
+static void free_shares(share *sh, size_t ns) {
+  for (size_t i = 0; i < ns; i++) {
+    free_replies(sh[i].rep, sh[i].b.n);
+    rcache__cmds_free(&sh[i].b);
   }
-  return k;
+  free(sh);
+}
+
+/* An error reply meaning "the server cannot serve now" (as rcache__redis_run treats it). */
+static bool busy_reply(const redisReply *r) {
+  return r->type == REDIS_REPLY_ERROR && r->str &&
+         (strncmp(r->str, "LOADING", 7) == 0 || strncmp(r->str, "BUSY", 4) == 0 ||
+          strncmp(r->str, "MASTERDOWN", 10) == 0);
+}
+
+/* Bytes already read from c and not parsed yet, in hiredis' buffer or OpenSSL's. */
+static bool buffered(rcache__conn *c) {
+  return c->rd->len > c->rd->pos || (c->sock.ssl && SSL_pending(c->sock.ssl) > 0);
+}
+
+/* Reads every share's replies as they come, whichever master answers first, until all are
+ * in or `by` has passed. A share whose replies are not all in by then times out (its
+ * connection is dropped); what had already arrived by the deadline is still read. */
+static void read_all(cluster *cl, share *sh, size_t ns, int64_t by) {
+  int *got = calloc(ns, sizeof *got);
+  struct pollfd *pf = malloc(ns * sizeof *pf);
+  size_t *which = malloc(ns * sizeof *which);
+  if (!got || !pf || !which) {
+    for (size_t i = 0; i < ns; i++)
+      if (sh[i].c && sh[i].s == RCACHE_OK) sh[i].s = RCACHE_ENOMEM, sh[i].c->broken = true;
+  }
+  for (;;) {
+    size_t np = 0;
+    bool ready_now = false;
+    for (size_t i = 0; got && pf && which && i < ns; i++) {
+      share *x = &sh[i];
+      if (!x->c || x->s != RCACHE_OK || got[i] == x->b.n) continue;
+      ready_now = ready_now || buffered(x->c);
+      pf[np] = (struct pollfd){x->c->sock.fd, POLLIN, 0};
+      which[np++] = i;
+    }
+    if (np == 0) break;
+    int64_t left = by - rcache__now_us();
+    int ms = ready_now || left <= 0 ? 0 : (int)((left + 999) / 1000);
+    int r = poll(pf, np, ms);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0 && !ready_now && left <= 0) { /* the deadline: whoever is not done times out */
+      rcache__errf("no reply within the command timeout");
+      for (size_t q = 0; q < np; q++) {
+        share *x = &sh[which[q]];
+        free_replies(x->rep, got[which[q]]);
+        x->s = RCACHE_ETIMEOUT;
+        x->c->broken = true;
+      }
+      break;
+    }
+    for (size_t q = 0; q < np; q++) {
+      size_t i = which[q];
+      share *x = &sh[i];
+      if (!(r > 0 && pf[q].revents) && !buffered(x->c)) continue;
+      int64_t now = rcache__now_us(); /* past the deadline: only what has arrived already */
+      x->s = rcache__conn_read(x->c, &x->rep[got[i]], by > now ? by : now + 1000, cl->r.max_reply);
+      if (x->s == RCACHE_OK) got[i]++;
+      else free_replies(x->rep, got[i]);
+    }
+  }
+  free(got);
+  free(pf);
+  free(which);
+}
+
+/* Every share's exchange at once, so a batch costs one round trip and one deadline
+ * (connect_timeout_ms to get connections, then command_timeout_ms for all the replies),
+ * however many masters it spans: connections first, then every batch written, then every
+ * reply read. A pooled connection found dead is retried on its own (rcache__redis_run). */
+static void exchange_all(cluster *cl, share *sh, size_t ns) {
+  const rcache_options *o = &cl->r.base.ctx->opt;
+  int64_t acquire_by = rcache__now_us() + (int64_t)o->connect_timeout_ms * 1000;
+  for (size_t i = 0; i < ns; i++) {
+    share *x = &sh[i];
+    if (x->s == RCACHE_OK && !x->node) {
+      rcache__errf("no cluster node is known for a key's slot");
+      x->s = RCACHE_EUNAVAILABLE;
+    }
+    if (x->s == RCACHE_OK) x->s = rcache__pool_acquire(x->node->pool, acquire_by, &x->c);
+    if (x->c) x->reused = x->c->reused;
+  }
+  int64_t start = rcache__now_us(), by = start + (int64_t)o->command_timeout_ms * 1000;
+  for (size_t i = 0; i < ns; i++) {
+    share *x = &sh[i];
+    if (!x->c) continue;
+    x->s = x->b.one ? rcache__sock_write(&x->c->sock, x->b.one, x->b.one_len, by)
+                    : rcache__sock_write(&x->c->sock, x->b.buf, x->b.len, by);
+    if (x->s != RCACHE_OK) x->c->broken = true;
+    if (x->s == RCACHE_ETIMEOUT) rcache__errf("could not send within the command timeout");
+  }
+  read_all(cl, sh, ns, by);
+  for (size_t i = 0; i < ns; i++) {
+    share *x = &sh[i];
+    if (!x->c) continue; /* not acquired: the pool has told its breaker */
+    if (x->s == RCACHE_OK) {
+      x->c->reused = true;
+      rcache__latency_add(&cl->r.base.ctx->lat, rcache__now_us() - start);
+    }
+    rcache__pool_release(x->node->pool, x->c);
+    x->c = NULL;
+    for (int j = 0; x->s == RCACHE_OK && j < x->b.n; j++) {
+      if (busy_reply(x->rep[j])) {
+        rcache__reply_status(x->rep[j]); /* records the server's text */
+        free_replies(x->rep, x->b.n);
+        x->s = RCACHE_EUNAVAILABLE;
+      }
+    }
+    if (x->s == RCACHE_EIO && x->reused) { /* died while idle: once more, fresh */
+      rcache__pool_drop_idle(x->node->pool);
+      x->s = rcache__redis_run(&cl->r, x->node->pool, &x->b, x->rep, true);
+      continue;
+    }
+    rcache__pool_report(x->node->pool, x->s);
+    if (x->s != RCACHE_OK && x->s != RCACHE_ETIMEOUT && x->s != RCACHE_ETOOBIG)
+      x->s = RCACHE_EUNAVAILABLE;
+  }
+  for (size_t i = 0; i < ns; i++)
+    if (rcache__transport_failure(sh[i].s)) want_refresh(cl);
 }
 
 static rcache_status cluster_get_many(rcache__backend *be, const char *const *keys,
                                       const size_t *klens, size_t n, rcache_value *vals,
                                       rcache_status *st) {
   cluster *cl = CL(be);
-  cnode **node_of;
-  rcache_status s = group(cl, keys, klens, n, &node_of);
-  if (s != RCACHE_OK) return s;
-  bool *done = calloc(n, sizeof *done);
-  size_t *idx = malloc(n * sizeof *idx);
-  redisReply **rep = calloc(n, sizeof *rep);
+  size_t *idx = malloc((n ? n : 1) * sizeof *idx), ns = 0;
+  redisReply **rep = calloc(n ? n : 1, sizeof *rep);
+  share *sh = NULL;
+  rcache_status s = idx && rep ? split(cl, keys, klens, n, idx, rep, &sh, &ns) : RCACHE_ENOMEM;
+  for (size_t i = 0; s == RCACHE_OK && i < ns; i++) {
+    for (size_t j = 0; sh[i].s == RCACHE_OK && j < sh[i].k; j++) {
+      const char *argv[2] = {"GET", keys[sh[i].idx[j]]};
+      size_t lens[2] = {3, klens[sh[i].idx[j]]};
+      sh[i].s = rcache__cmds_add(&sh[i].b, 2, argv, lens);
+    }
+  }
+  if (s == RCACHE_OK) exchange_all(cl, sh, ns);
   rcache_status first_err = RCACHE_OK;
   bool any_ran = false;
-  if (!done || !idx || !rep) first_err = RCACHE_ENOMEM;
-  for (size_t i = 0; i < n && first_err != RCACHE_ENOMEM; i++) {
-    if (done[i]) continue;
-    size_t k = pick(node_of, done, n, i, idx);
-    rcache__cmds b = {0};
-    for (size_t j = 0; j < k && s == RCACHE_OK; j++) {
-      const char *argv[2] = {"GET", keys[idx[j]]};
-      size_t lens[2] = {3, klens[idx[j]]};
-      s = rcache__cmds_add(&b, 2, argv, lens);
-    }
-    if (s == RCACHE_OK) {
-      s = node_of[i] ? rcache__redis_run(&cl->r, node_of[i]->pool, &b, rep, true)
-                     : RCACHE_EUNAVAILABLE;
-    }
-    rcache__cmds_free(&b);
-    if (s != RCACHE_OK) {
-      if (rcache__transport_failure(s)) want_refresh(cl);
-      for (size_t j = 0; j < k; j++) st[idx[j]] = s;
-      if (first_err == RCACHE_OK) first_err = s;
-      s = RCACHE_OK;
+  for (size_t i = 0; s == RCACHE_OK && i < ns; i++) {
+    share *x = &sh[i];
+    if (x->s != RCACHE_OK) {
+      for (size_t j = 0; j < x->k; j++) st[x->idx[j]] = x->s;
+      if (first_err == RCACHE_OK) first_err = x->s;
       continue;
     }
     any_ran = true;
-    for (size_t j = 0; j < k; j++) {
-      size_t x = idx[j];
-      redisReply *v = rep[j];
+    for (size_t j = 0; j < x->k; j++) {
+      size_t at = x->idx[j];
+      redisReply *v = x->rep[j];
       redirect rd;
       if (v->type == REDIS_REPLY_STRING) {
-        vals[x].data = v->str;
-        vals[x].len = v->len;
+        vals[at].data = v->str;
+        vals[at].len = v->len;
         v->str = NULL;
-        st[x] = RCACHE_OK;
+        st[at] = RCACHE_OK;
       } else if (v->type == REDIS_REPLY_NIL) {
-        st[x] = RCACHE_MISS;
+        st[at] = RCACHE_MISS;
       } else if (redirect_of(v, &rd) != REDIR_NONE) { /* moved or moving: on its own */
-        st[x] = rcache__redis_get(be, keys[x], klens[x], &vals[x], NULL);
-        if (st[x] == RCACHE_ETYPE) st[x] = RCACHE_MISS;
+        st[at] = rcache__redis_get(be, keys[at], klens[at], &vals[at], NULL);
+        if (st[at] == RCACHE_ETYPE) st[at] = RCACHE_MISS;
       } else if (v->type == REDIS_REPLY_ERROR) {
-        st[x] = rcache__reply_status(v);
-        if (st[x] == RCACHE_ETYPE) st[x] = RCACHE_MISS; /* as MGET: not a string */
+        st[at] = rcache__reply_status(v);
+        if (st[at] == RCACHE_ETYPE) st[at] = RCACHE_MISS; /* as MGET: not a string */
       } else {
-        st[x] = proto(v);
+        st[at] = proto(v);
       }
     }
-    free_replies(rep, (int)k);
   }
-  free(done);
+  if (sh) free_shares(sh, ns);
   free(idx);
   free(rep);
-  free(node_of);
+  if (s != RCACHE_OK) return s;
   return any_ran || first_err == RCACHE_OK ? RCACHE_OK : first_err;
 }
 
@@ -761,47 +914,35 @@ static rcache_status cluster_set_many(rcache__backend *be, const char *const *ke
                                       const size_t *klens, const rcache_value *vals, size_t n,
                                       const int64_t *ttl_ms) {
   cluster *cl = CL(be);
-  cnode **node_of;
-  rcache_status s = group(cl, keys, klens, n, &node_of);
-  if (s != RCACHE_OK) return s;
-  bool *done = calloc(n, sizeof *done);
-  size_t *idx = malloc(n * sizeof *idx);
-  redisReply **rep = calloc(n, sizeof *rep);
-  rcache_status first_err = RCACHE_OK;
-  if (!done || !idx || !rep) first_err = RCACHE_ENOMEM;
-  for (size_t i = 0; i < n && first_err != RCACHE_ENOMEM; i++) {
-    if (done[i]) continue;
-    size_t k = pick(node_of, done, n, i, idx);
-    rcache__cmds b = {0};
-    s = rcache__redis_add_sets(&b, keys, klens, vals, idx, k, ttl_ms);
-    if (s == RCACHE_OK) {
-      s = node_of[i] ? rcache__redis_run(&cl->r, node_of[i]->pool, &b, rep, true)
-                     : RCACHE_EUNAVAILABLE;
-    }
-    rcache__cmds_free(&b);
-    if (s != RCACHE_OK) {
-      if (rcache__transport_failure(s)) want_refresh(cl);
-      if (first_err == RCACHE_OK) first_err = s;
-      s = RCACHE_OK;
+  size_t *idx = malloc((n ? n : 1) * sizeof *idx), ns = 0;
+  redisReply **rep = calloc(n ? n : 1, sizeof *rep);
+  share *sh = NULL;
+  rcache_status s = idx && rep ? split(cl, keys, klens, n, idx, rep, &sh, &ns) : RCACHE_ENOMEM;
+  for (size_t i = 0; s == RCACHE_OK && i < ns; i++)
+    sh[i].s = rcache__redis_add_sets(&sh[i].b, keys, klens, vals, sh[i].idx, sh[i].k, ttl_ms);
+  if (s == RCACHE_OK) exchange_all(cl, sh, ns);
+  rcache_status first_err = s;
+  for (size_t i = 0; s == RCACHE_OK && i < ns; i++) {
+    share *x = &sh[i];
+    if (x->s != RCACHE_OK) {
+      if (first_err == RCACHE_OK) first_err = x->s;
       continue;
     }
-    for (size_t j = 0; j < k; j++) {
-      size_t x = idx[j];
+    for (size_t j = 0; j < x->k; j++) {
+      size_t at = x->idx[j];
       redirect rd;
       rcache_status e;
-      if (redirect_of(rep[j], &rd) != REDIR_NONE)
-        e = rcache__redis_set(be, keys[x], klens[x], vals[x].data ? vals[x].data : "",
-                              vals[x].len, ttl_ms[x], 0);
+      if (redirect_of(x->rep[j], &rd) != REDIR_NONE)
+        e = rcache__redis_set(be, keys[at], klens[at], vals[at].data ? vals[at].data : "",
+                              vals[at].len, ttl_ms[at], 0);
       else
-        e = rcache__reply_status(rep[j]);
+        e = rcache__reply_status(x->rep[j]);
       if (e != RCACHE_OK && first_err == RCACHE_OK) first_err = e;
     }
-    free_replies(rep, (int)k);
   }
-  free(done);
+  if (sh) free_shares(sh, ns);
   free(idx);
   free(rep);
-  free(node_of);
   return first_err;
 }
 

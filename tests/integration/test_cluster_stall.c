@@ -1,0 +1,127 @@
+/*
+ * Stalled masters (SIGSTOP) under batches, on a private 3-master cluster started here (node
+ * timeout 15 s, so nobody fails over while they are paused): a batch spanning several
+ * masters gets its answers within ONE deadline — connect_timeout_ms + command_timeout_ms —
+ * however many of its masters stall (their exchanges run at the same time, not one after
+ * the other), keys on the live masters are answered, and once the masters resume the cache
+ * is used again with every value intact.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rcache/rcache.h"
+#include "slot.h"
+#include "test.h"
+#include "test_cluster_procs.h"
+
+#define CONNECT_MS 200
+#define COMMAND_MS 800
+#define SLACK_MS 300
+#define NKEYS 60
+
+static pr_cluster cl;
+static const char *keys[NKEYS];
+static char keybuf[NKEYS][32];
+
+static int owner_of(int i) {
+  return pr_cluster_owner(&cl, rcache__slot(keys[i], strlen(keys[i])));
+}
+
+/* get_many over every key: elapsed ms. *ok counts the right values, *wrong_status the keys
+ * of running masters not answered and of stopped ones answered other than unavailable. */
+static int64_t batch(rcache *c, const bool *stopped, const int *owner, int *ok, int *wrong_status,
+                     bool quiet) {
+  rcache_value vals[NKEYS];
+  rcache_status st[NKEYS];
+  int64_t t0 = pr_now_ms();
+  rcache_status s = rcache_get_many(c, keys, NKEYS, vals, st);
+  int64_t d = pr_now_ms() - t0;
+  *ok = *wrong_status = 0;
+  for (int i = 0; i < NKEYS; i++) {
+    bool down = stopped[owner[i]];
+    if (!down && st[i] == RCACHE_OK && vals[i].len == strlen(keys[i]) &&
+        memcmp(vals[i].data, keys[i], vals[i].len) == 0)
+      (*ok)++;
+    else if (!(down && st[i] == RCACHE_EUNAVAILABLE) && (*wrong_status)++ < 3 && !quiet)
+      fprintf(stderr, "  %s (master %d %s): status %d\n", keys[i], owner[i],
+              down ? "stopped" : "running", st[i]);
+    rcache_value_free(&vals[i]);
+  }
+  (void)s;
+  return d;
+}
+
+int main(void) {
+  if (pr_cluster_start(&cl, 3, 0, 15000) != 0) {
+    CHECK_MSG(0, "could not start the private cluster");
+    return test_report("test_cluster_stall");
+  }
+  char url[160], q[96];
+  snprintf(q, sizeof q, "?connect_timeout_ms=%d&command_timeout_ms=%d", CONNECT_MS, COMMAND_MS);
+  pr_cluster_url(&cl, 0, url, sizeof url, q);
+  rcache *c = NULL;
+  CHECK_EQ(rcache_open(&c, url, NULL), RCACHE_OK);
+  int owner[NKEYS], per[3] = {0};
+  rcache_value vals[NKEYS];
+  for (int i = 0; i < NKEYS; i++) {
+    snprintf(keybuf[i], sizeof keybuf[i], "stall:%d", i);
+    keys[i] = keybuf[i];
+    vals[i].data = keybuf[i];
+    vals[i].len = strlen(keybuf[i]);
+    owner[i] = owner_of(i);
+    CHECK(owner[i] >= 0 && owner[i] < 3);
+    if (owner[i] >= 0 && owner[i] < 3) per[owner[i]]++;
+  }
+  CHECK(per[0] > 0 && per[1] > 0 && per[2] > 0);
+  CHECK_EQ(rcache_set_many(c, keys, vals, NKEYS, 300), RCACHE_OK);
+  bool stopped[3] = {false, false, false};
+  int ok, wrong;
+  batch(c, stopped, owner, &ok, &wrong, false);
+  CHECK_EQ(ok, NKEYS);
+
+  /* one master stalled: its keys unavailable, the others answered, one deadline */
+  kill(cl.node[0].pid, SIGSTOP);
+  stopped[0] = true;
+  int64_t d = batch(c, stopped, owner, &ok, &wrong, false);
+  printf("one master stalled: get_many of %d keys took %lld ms; %d answered\n", NKEYS,
+         (long long)d, ok);
+  CHECK_EQ(ok, NKEYS - per[0]);
+  CHECK_EQ(wrong, 0);
+  CHECK_MSG(d <= CONNECT_MS + COMMAND_MS + SLACK_MS, "%lld ms", (long long)d);
+
+  /* all three stalled: still one deadline, not three */
+  kill(cl.node[1].pid, SIGSTOP);
+  kill(cl.node[2].pid, SIGSTOP);
+  stopped[1] = stopped[2] = true;
+  d = batch(c, stopped, owner, &ok, &wrong, false);
+  printf("three masters stalled: get_many took %lld ms (one command timeout is %d ms)\n",
+         (long long)d, COMMAND_MS);
+  CHECK_EQ(wrong, 0);
+  CHECK_MSG(d <= CONNECT_MS + COMMAND_MS + SLACK_MS, "%lld ms", (long long)d);
+  int64_t t0 = pr_now_ms();
+  rcache_status s = rcache_set_many(c, keys, vals, NKEYS, 300);
+  d = pr_now_ms() - t0;
+  printf("three masters stalled: set_many took %lld ms (%s)\n", (long long)d, rcache_strerror(s));
+  CHECK_EQ(s, RCACHE_EUNAVAILABLE);
+  CHECK_MSG(d <= CONNECT_MS + COMMAND_MS + SLACK_MS, "%lld ms", (long long)d);
+
+  /* resumed: used again, values intact */
+  for (int i = 0; i < 3; i++) kill(cl.node[i].pid, SIGCONT);
+  stopped[0] = stopped[1] = stopped[2] = false;
+  int64_t back = -1;
+  for (t0 = pr_now_ms(); pr_now_ms() - t0 < 10000; pr_sleep_ms(50)) {
+    batch(c, stopped, owner, &ok, &wrong, true); /* breakers closing again: not yet news */
+    if (ok == NKEYS) {
+      back = pr_now_ms() - t0;
+      break;
+    }
+  }
+  printf("resumed: every key answered again after %lld ms\n", (long long)back);
+  CHECK(back >= 0);
+  rcache_health h;
+  CHECK_EQ(rcache_health_check(c, &h), RCACHE_OK);
+  rcache_close(c);
+  return test_report("test_cluster_stall");
+}
