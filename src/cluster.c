@@ -1090,31 +1090,57 @@ static rcache_status cluster_flushdb(rcache__backend *be) {
   return first != RCACHE_OK ? first : s;
 }
 
-/* Healthy when every master answers; latency is the slowest master's. */
+/* The server version out of an INFO server reply. */
+static void version_of(const redisReply *info, char *out, size_t size) {
+  const char *v = info->type == REDIS_REPLY_STRING ? strstr(info->str, "redis_version:") : NULL;
+  if (v) snprintf(out, size, "%.*s", (int)strcspn(v + 14, "\r\n"), v + 14);
+}
+
+/* Healthy when every master answers PING. All are asked at once (one deadline, however
+ * many stall); the latency is the whole exchange's, so the slowest master's. */
 static rcache_status cluster_health(rcache__backend *be, rcache_health *h) {
   cluster *cl = CL(be);
   cnode **m;
   size_t n;
   rcache_status s = all_masters(cl, &m, &n);
+  share *sh = s == RCACHE_OK ? calloc(n, sizeof *sh) : NULL;
+  redisReply **rep = s == RCACHE_OK ? calloc(2 * n, sizeof *rep) : NULL;
+  if (s == RCACHE_OK && (!sh || !rep)) s = RCACHE_ENOMEM;
   if (s != RCACHE_OK) {
     snprintf(h->error, sizeof h->error, "%s", rcache__err_peek());
     free(m);
+    free(sh);
+    free(rep);
     return s;
   }
-  double worst = 0;
   for (size_t i = 0; i < n; i++) {
-    rcache_health one;
-    memset(&one, 0, sizeof one);
-    rcache_status e = rcache__redis_health_node(&cl->r, m[i]->pool, &one);
-    if (one.latency_ms > worst) worst = one.latency_ms;
-    if (!h->server_version[0]) memcpy(h->server_version, one.server_version, sizeof one.server_version);
-    if (e != RCACHE_OK && s == RCACHE_OK) {
-      s = e;
-      snprintf(h->error, sizeof h->error, "master %.40s:%d: %.190s", m[i]->addr.host,
-               m[i]->addr.port, one.error[0] ? one.error : rcache_strerror(e));
-    }
+    sh[i].node = m[i];
+    sh[i].rep = rep + 2 * i;
+    sh[i].s = rcache__cmds_addv(&sh[i].b, "PING", NULL);
+    if (sh[i].s == RCACHE_OK) sh[i].s = rcache__cmds_addv(&sh[i].b, "INFO", "server", NULL);
   }
-  h->latency_ms = worst;
+  qsort(sh, n, sizeof *sh, share_cmp);
+  int64_t t0 = rcache__now_us();
+  exchange_all(cl, sh, n);
+  h->latency_ms = (double)(rcache__now_us() - t0) / 1000.0;
+  for (size_t i = 0; i < n; i++) {
+    share *x = &sh[i];
+    rcache_status e = x->s == RCACHE_OK ? rcache__reply_status(x->rep[0]) : x->s;
+    if (e == RCACHE_OK && !h->server_version[0])
+      version_of(x->rep[1], h->server_version, sizeof h->server_version);
+    if (e == RCACHE_OK || s != RCACHE_OK) continue;
+    char why[256];
+    if (rcache__pool_last_error(x->node->pool, why, sizeof why) != RCACHE_OK && why[0]) {
+      e = rcache__pool_last_error(x->node->pool, why, sizeof why); /* the breaker's reason */
+    } else {
+      snprintf(why, sizeof why, "%s", *rcache__err_peek() ? rcache__err_peek() : rcache_strerror(e));
+    }
+    s = e;
+    snprintf(h->error, sizeof h->error, "master %.40s:%d: %.190s", x->node->addr.host,
+             x->node->addr.port, why);
+  }
+  free_shares(sh, n);
+  free(rep);
   free(m);
   return s;
 }

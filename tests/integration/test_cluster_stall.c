@@ -3,8 +3,9 @@
  * timeout 15 s, so nobody fails over while they are paused): a batch spanning several
  * masters gets its answers within ONE deadline — connect_timeout_ms + command_timeout_ms —
  * however many of its masters stall (their exchanges run at the same time, not one after
- * the other), keys on the live masters are answered, and once the masters resume the cache
- * is used again with every value intact.
+ * the other), keys on the live masters are answered, the health check too answers within
+ * one deadline, and once the masters resume the cache is used again with every value
+ * intact.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -106,6 +107,14 @@ int main(void) {
   printf("three masters stalled: set_many took %lld ms (%s)\n", (long long)d, rcache_strerror(s));
   CHECK_EQ(s, RCACHE_EUNAVAILABLE);
   CHECK_MSG(d <= CONNECT_MS + COMMAND_MS + SLACK_MS, "%lld ms", (long long)d);
+  rcache_health h;
+  t0 = pr_now_ms();
+  s = rcache_health_check(c, &h);
+  d = pr_now_ms() - t0;
+  printf("three masters stalled: health check took %lld ms: %s\n", (long long)d, h.error);
+  CHECK(s != RCACHE_OK && !h.healthy);
+  CHECK(strstr(h.error, "master 127.0.0.1:") != NULL);
+  CHECK_MSG(d <= CONNECT_MS + COMMAND_MS + SLACK_MS, "%lld ms", (long long)d);
 
   /* resumed: used again, values intact */
   for (int i = 0; i < 3; i++) kill(cl.node[i].pid, SIGCONT);
@@ -120,8 +129,8 @@ int main(void) {
   }
   printf("resumed: every key answered again after %lld ms\n", (long long)back);
   CHECK(back >= 0);
-  rcache_health h;
   CHECK_EQ(rcache_health_check(c, &h), RCACHE_OK);
+  CHECK(h.healthy && h.latency_ms > 0 && strncmp(h.server_version, "7.", 2) == 0);
   rcache_close(c);
   return test_report("test_cluster_stall");
 }
