@@ -288,8 +288,8 @@ typedef struct rcache_health {
 } rcache_health;
 
 /* Pings the cache now (bounded by the deadlines) and fills *h. Returns RCACHE_OK when
- * healthy, otherwise the reason (RCACHE_EUNAVAILABLE, RCACHE_ETIMEOUT when the ping timed
- * out, RCACHE_EAUTH, RCACHE_ETLS, ...); RCACHE_EINVAL when c or h is NULL. */
+ * healthy, otherwise the reason (RCACHE_EUNAVAILABLE, also when the ping timed out;
+ * RCACHE_EAUTH, RCACHE_ETLS, ...); RCACHE_EINVAL when c or h is NULL. */
 RCACHE_API rcache_status rcache_health_check(rcache *c, rcache_health *h);
 
 enum { RCACHE_BREAKER_CLOSED = 0, RCACHE_BREAKER_OPEN = 1, RCACHE_BREAKER_HALF_OPEN = 2 };
