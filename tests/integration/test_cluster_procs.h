@@ -28,7 +28,7 @@
 #include <arpa/inet.h>
 #include <hiredis/hiredis.h>
 
-#define PR_MAX 16
+#define PR_MAX 64
 /* every helper: a test uses only some of them */
 #define PR_FN static __attribute__((unused))
 
@@ -246,23 +246,54 @@ PR_FN bool pr_wait_ping(int port, const char *password, int ms) {
   return false;
 }
 
-/* Starts redis-server on a free port with extra args (NULL-terminated). */
+/* Waits until 127.0.0.1:port accepts connections (1), or the process exits (-1: reaped
+ * and forgotten), or ms pass (0). */
+PR_FN int pr_wait_listening(pr_node *n, int ms) {
+  for (int64_t until = pr_now_ms() + ms; pr_now_ms() < until; pr_sleep_ms(10)) {
+    int st;
+    if (waitpid(n->pid, &st, WNOHANG) == n->pid) {
+      pr_forget(n->pid);
+      n->pid = 0;
+      return -1;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)n->port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0) close(fd);
+    if (ok) return 1;
+  }
+  return 0;
+}
+
+/* Starts redis-server on a free port with extra args (NULL-terminated) and waits until it
+ * listens; a port taken meanwhile (the server exits) is retried on another. */
 PR_FN int pr_start_node(pr_node *n, const char *tag, const char *const *extra) {
-  memset(n, 0, sizeof *n);
-  if (pr_mkdir(n->dir, sizeof n->dir, tag) != 0) return -1;
-  n->port = pr_free_port();
-  if (n->port < 0) return -1;
-  char port[16], logf[300];
-  snprintf(port, sizeof port, "%d", n->port);
-  snprintf(logf, sizeof logf, "%s/redis.log", n->dir);
-  const char *argv[48] = {"redis-server", "--bind", "127.0.0.1", "--port", port,
-                          "--save", "", "--appendonly", "no", "--daemonize", "no",
-                          "--dir", n->dir, "--logfile", logf};
-  int k = 15;
-  for (; extra && *extra && k < 46; extra++) argv[k++] = *extra;
-  argv[k] = NULL;
-  n->pid = pr_spawn((char *const *)argv, n->dir, true);
-  return n->pid > 0 ? 0 : -1;
+  for (int attempt = 0; attempt < 5; attempt++) {
+    memset(n, 0, sizeof *n);
+    if (pr_mkdir(n->dir, sizeof n->dir, tag) != 0) return -1;
+    n->port = pr_free_port();
+    if (n->port < 0) return -1;
+    char port[16], logf[300];
+    snprintf(port, sizeof port, "%d", n->port);
+    snprintf(logf, sizeof logf, "%s/redis.log", n->dir);
+    const char *argv[48] = {"redis-server", "--bind", "127.0.0.1", "--port", port,
+                            "--save", "", "--appendonly", "no", "--daemonize", "no",
+                            "--dir", n->dir, "--logfile", logf};
+    int k = 15;
+    for (; extra && *extra && k < 46; extra++) argv[k++] = *extra;
+    argv[k] = NULL;
+    n->pid = pr_spawn((char *const *)argv, n->dir, true);
+    if (n->pid <= 0) return -1;
+    int w = pr_wait_listening(n, 5000);
+    if (w == 1) return 0;
+    if (w == 0) return -1; /* alive but not listening: something else is wrong */
+    fprintf(stderr, "  redis-server exited at start (port %d taken?), trying another port\n", n->port);
+  }
+  return -1;
 }
 
 /* ---- a private cluster ----------------------------------------------------------------- */
@@ -312,7 +343,7 @@ PR_FN int pr_cluster_start_tls(pr_cluster *c, int masters, int replicas, int nod
   c->n = masters * (1 + replicas);
   char timeout[16];
   snprintf(timeout, sizeof timeout, "%d", node_timeout_ms);
-  for (int i = 0; i < c->n; i++) {
+  for (int i = 0, attempt = 0; i < c->n; i++) {
     char bus[16];
     int b = pr_free_port();
     snprintf(bus, sizeof bus, "%d", b);
@@ -338,7 +369,13 @@ PR_FN int pr_cluster_start_tls(pr_cluster *c, int masters, int replicas, int nod
       for (int j = 0; t[j]; j++) extra[k++] = t[j];
       extra[k] = NULL;
     }
-    if (pr_start_node(&c->node[i], "cluster-node", extra) != 0) return -1;
+    if (pr_start_node(&c->node[i], "cluster-node", extra) != 0) {
+      if (++attempt < 5) { /* maybe the bus or TLS port was taken: others */
+        i--;
+        continue;
+      }
+      return -1;
+    }
     c->node[i].bus = b;
     c->node[i].tls_port = tp;
   }
