@@ -263,7 +263,6 @@ static bool readable(sentinel *st, rcache__conn *c) {
   return pfd[1].revents != 0;
 }
 
-
 static void *watcher_main(void *arg) {
   sentinel *st = arg;
   rcache__conn *sub = NULL;
