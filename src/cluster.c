@@ -33,17 +33,17 @@
 #include "slot.h"
 #include "tracking.h"
 
-#define REFRESH_EVERY_MS 2000    /* periodic refresh while every slot's master is up */
-#define REFRESH_DEGRADED_MS 250  /* while a master is down or slots are unserved */
-#define REFRESH_MIN_GAP_MS 100   /* at most one refresh per this, however many asked */
+#define REFRESH_EVERY_MS 2000   /* periodic refresh while every slot's master is up */
+#define REFRESH_DEGRADED_MS 250 /* while a master is down or slots are unserved */
+#define REFRESH_MIN_GAP_MS 100  /* at most one refresh per this, however many asked */
 
 typedef struct cnode {
   rcache__addr addr;
   rcache__pool *pool;
   struct cluster *cl;
-  rcache__tracking *trk;    /* near cache listener (NULL when the near cache is off) */
-  atomic_bool trk_started;  /* set once started */
-  pthread_mutex_t trk_mu;   /* one start at a time */
+  rcache__tracking *trk;   /* near cache listener (NULL when the near cache is off) */
+  atomic_bool trk_started; /* set once started */
+  pthread_mutex_t trk_mu;  /* one start at a time */
 } cnode;
 
 typedef struct cluster {
@@ -167,8 +167,8 @@ static void node_use(cluster *cl, cnode *n) {
   pthread_mutex_lock(&n->trk_mu);
   if (!atomic_load(&n->trk_started)) {
     if (rcache__tracking_start(n->trk, n->pool) != RCACHE_OK)
-      rcache__log(cl->r.base.ctx, RCACHE_LOG_WARN, "cluster: near cache listener for %s:%d not started",
-                  n->addr.host, n->addr.port);
+      rcache__log(cl->r.base.ctx, RCACHE_LOG_WARN,
+                  "cluster: near cache listener for %s:%d not started", n->addr.host, n->addr.port);
     atomic_store_explicit(&n->trk_started, true, memory_order_release);
   }
   pthread_mutex_unlock(&n->trk_mu);
@@ -198,7 +198,8 @@ static cnode **masters(cluster *cl, size_t *n, size_t *unserved) {
     if (x == last) continue;
     last = x;
     bool seen = false;
-    for (size_t i = 0; i < k && !seen; i++) seen = m[i] == x;
+    for (size_t i = 0; i < k && !seen; i++)
+      seen = m[i] == x;
     if (seen) continue;
     if (k == cap) {
       cnode **mm = realloc(m, (cap *= 2) * sizeof *m);
@@ -271,7 +272,8 @@ static bool shard_node_addr(const redisReply *nd, bool tls, const cnode *asked, 
   const redisReply *p = tls ? field(nd, "tls-port") : NULL;
   if (!p || p->type != REDIS_REPLY_INTEGER || p->integer <= 0) p = field(nd, "port");
   if (!p || p->type != REDIS_REPLY_INTEGER) return false;
-  const redisReply *hr = ep && ep->type == REDIS_REPLY_STRING && ep->len && !is_str(ep, "?") ? ep : ip;
+  const redisReply *hr =
+      ep && ep->type == REDIS_REPLY_STRING && ep->len && !is_str(ep, "?") ? ep : ip;
   if (hr && hr->type == REDIS_REPLY_STRING && hr->len && !is_str(hr, "?")) {
     *h = hr->str;
     *hl = hr->len;
@@ -284,8 +286,7 @@ static bool shard_node_addr(const redisReply *nd, bool tls, const cnode *asked, 
 }
 
 /* CLUSTER SHARDS (Redis 7): each shard's slot ranges and its online master. */
-static rcache_status parse_shards(const redisReply *rep, bool tls, const cnode *asked,
-                                  ranges *rs) {
+static rcache_status parse_shards(const redisReply *rep, bool tls, const cnode *asked, ranges *rs) {
   if (rep->type != REDIS_REPLY_ARRAY) return proto(rep);
   for (size_t i = 0; i < rep->elements; i++) {
     const redisReply *sh = rep->element[i];
@@ -297,7 +298,8 @@ static rcache_status parse_shards(const redisReply *rep, bool tls, const cnode *
     for (size_t j = 0; j < nodes->elements; j++) {
       const redisReply *nd = nodes->element[j];
       if (!is_str(field(nd, "role"), "master")) continue;
-      if (!best || (is_str(field(nd, "health"), "online") && !is_str(field(best, "health"), "online")))
+      if (!best ||
+          (is_str(field(nd, "health"), "online") && !is_str(field(best, "health"), "online")))
         best = nd;
     }
     const char *h;
@@ -351,8 +353,10 @@ static rcache_status ask_map(cluster *cl, cnode *n, ranges *rs) {
       freeReplyObject(rep);
       continue;
     }
-    if (rep->type == REDIS_REPLY_ERROR) s = rcache__reply_status(rep);
-    else s = form ? parse_slots(rep, n, rs) : parse_shards(rep, cl->r.base.ctx->url.tls, n, rs);
+    if (rep->type == REDIS_REPLY_ERROR)
+      s = rcache__reply_status(rep);
+    else
+      s = form ? parse_slots(rep, n, rs) : parse_shards(rep, cl->r.base.ctx->url.tls, n, rs);
     freeReplyObject(rep);
     return s;
   }
@@ -370,7 +374,8 @@ static rcache_status install(cluster *cl, const ranges *rs, bool *changed) {
       return RCACHE_ENOMEM;
     }
     node_use(cl, n);
-    for (unsigned s = rs->v[i].lo; s <= rs->v[i].hi; s++) owner[s] = n;
+    for (unsigned s = rs->v[i].lo; s <= rs->v[i].hi; s++)
+      owner[s] = n;
   }
   *changed = false;
   for (unsigned s = 0; s < RCACHE__SLOTS; s++) {
@@ -403,7 +408,8 @@ static rcache_status refresh(cluster *cl, int64_t deadline_us) {
       cnode *n = pass == 0 ? m[i] : all[i];
       if (pass == 1) { /* skip the masters already asked */
         bool asked = false;
-        for (size_t j = 0; j < nm && !asked; j++) asked = m[j] == n;
+        for (size_t j = 0; j < nm && !asked; j++)
+          asked = m[j] == n;
         if (asked) continue;
       }
       if (!rcache__pool_available(n->pool)) continue;
@@ -435,7 +441,8 @@ static bool map_healthy(cluster *cl) {
   size_t n = 0, unserved = 0;
   cnode **m = masters(cl, &n, &unserved);
   bool ok = m && n > 0 && unserved == 0;
-  for (size_t i = 0; ok && i < n; i++) ok = rcache__pool_available(m[i]->pool);
+  for (size_t i = 0; ok && i < n; i++)
+    ok = rcache__pool_available(m[i]->pool);
   free(m);
   return ok;
 }
@@ -505,7 +512,8 @@ static bool parse_target(const char *s, redirect *rd) {
 
 static int redirect_of(const redisReply *x, redirect *rd) {
   if (!x || x->type != REDIS_REPLY_ERROR || !x->str) return REDIR_NONE;
-  if (strncmp(x->str, "MOVED ", 6) == 0) return parse_target(x->str + 6, rd) ? REDIR_MOVED : REDIR_NONE;
+  if (strncmp(x->str, "MOVED ", 6) == 0)
+    return parse_target(x->str + 6, rd) ? REDIR_MOVED : REDIR_NONE;
   if (strncmp(x->str, "ASK ", 4) == 0) return parse_target(x->str + 4, rd) ? REDIR_ASK : REDIR_NONE;
   if (strncmp(x->str, "TRYAGAIN", 8) == 0) return REDIR_TRYAGAIN;
   if (strncmp(x->str, "CLUSTERDOWN", 11) == 0) return REDIR_DOWN;
@@ -633,8 +641,8 @@ static rcache_status route(cluster *cl, unsigned slot, const rcache__cmds *b, re
         return RCACHE_ETIMEOUT;
       }
       if (++hops > o->max_redirects) {
-        rcache__errf("more than %d cluster redirections for slot %u (last: %s)",
-                     o->max_redirects, slot, rcache__err_peek());
+        rcache__errf("more than %d cluster redirections for slot %u (last: %s)", o->max_redirects,
+                     slot, rcache__err_peek());
         return RCACHE_EUNAVAILABLE;
       }
       cnode *t = node_get(cl, rd.host[0] ? rd.host : n->addr.host, rd.port);
@@ -705,7 +713,8 @@ static rcache_status split(cluster *cl, const char *const *keys, const size_t *k
     free(done);
     return RCACHE_ENOMEM;
   }
-  for (size_t i = 0; i < n; i++) node_of[i] = owner(cl, rcache__slot(keys[i], klens[i]));
+  for (size_t i = 0; i < n; i++)
+    node_of[i] = owner(cl, rcache__slot(keys[i], klens[i]));
   size_t used = 0, m = 0;
   for (size_t i = 0; i < n; i++) {
     if (done[i]) continue;
@@ -791,8 +800,10 @@ static void read_all(cluster *cl, share *sh, size_t ns, int64_t by) {
       if (!(r > 0 && pf[q].revents) && !buffered(x->c)) continue;
       int64_t now = rcache__now_us(); /* past the deadline: only what has arrived already */
       x->s = rcache__conn_read(x->c, &x->rep[got[i]], by > now ? by : now + 1000, cl->r.max_reply);
-      if (x->s == RCACHE_OK) got[i]++;
-      else free_replies(x->rep, got[i]);
+      if (x->s == RCACHE_OK)
+        got[i]++;
+      else
+        free_replies(x->rep, got[i]);
     }
   }
   free(got);
@@ -876,7 +887,8 @@ static rcache_status cluster_get_many(rcache__backend *be, const char *const *ke
   for (size_t i = 0; s == RCACHE_OK && i < ns; i++) {
     share *x = &sh[i];
     if (x->s != RCACHE_OK) {
-      for (size_t j = 0; j < x->k; j++) st[x->idx[j]] = x->s;
+      for (size_t j = 0; j < x->k; j++)
+        st[x->idx[j]] = x->s;
       if (first_err == RCACHE_OK) first_err = x->s;
       continue;
     }
@@ -997,7 +1009,8 @@ static void del_flush(del_ud *d) {
     free_replies(rep, b.n);
   }
   rcache__cmds_free(&b);
-  for (size_t i = 0; i < d->n; i++) free(d->keys[i]);
+  for (size_t i = 0; i < d->n; i++)
+    free(d->keys[i]);
   d->n = 0;
   if (s != RCACHE_OK && d->s == RCACHE_OK) d->s = s;
 }
@@ -1027,8 +1040,8 @@ static rcache_status cluster_del_match(rcache__backend *be, const char *g, size_
   for (size_t i = 0; m && i < n; i++) {
     del_ud d = {cl, m[i], keys, lens, 0, 0, RCACHE_OK};
     uint64_t seen = 0;
-    rcache_status e = rcache__redis_scan_node(&cl->r, m[i]->pool, g, gl, false, 0, &seen,
-                                              del_visit, &d);
+    rcache_status e =
+        rcache__redis_scan_node(&cl->r, m[i]->pool, g, gl, false, 0, &seen, del_visit, &d);
     del_flush(&d);
     *count += d.deleted;
     if (e == RCACHE_OK) e = d.s;
@@ -1133,7 +1146,8 @@ static rcache_status cluster_health(rcache__backend *be, rcache_health *h) {
     if (rcache__pool_last_error(x->node->pool, why, sizeof why) != RCACHE_OK && why[0]) {
       e = rcache__pool_last_error(x->node->pool, why, sizeof why); /* the breaker's reason */
     } else {
-      snprintf(why, sizeof why, "%s", *rcache__err_peek() ? rcache__err_peek() : rcache_strerror(e));
+      snprintf(why, sizeof why, "%s",
+               *rcache__err_peek() ? rcache__err_peek() : rcache_strerror(e));
     }
     s = e;
     snprintf(h->error, sizeof h->error, "master %.40s:%d: %.190s", x->node->addr.host,
@@ -1156,7 +1170,8 @@ static void cluster_stats(rcache__backend *be, rcache_stats *st) {
   int worst = m && n && !unserved ? RCACHE_BREAKER_CLOSED : RCACHE_BREAKER_OPEN;
   for (size_t i = 0; m && i < n; i++) {
     int b = rcache__pool_breaker_state(m[i]->pool);
-    if (b == RCACHE_BREAKER_OPEN || (b == RCACHE_BREAKER_HALF_OPEN && worst == RCACHE_BREAKER_CLOSED))
+    if (b == RCACHE_BREAKER_OPEN ||
+        (b == RCACHE_BREAKER_HALF_OPEN && worst == RCACHE_BREAKER_CLOSED))
       worst = b;
   }
   free(m);
@@ -1201,8 +1216,10 @@ rcache_status rcache__cluster_parse_map(const char *resp, size_t len, bool shard
   }
   void *r = NULL;
   rcache_status s = RCACHE_OK;
-  if (redisReaderFeed(rd, resp, len) != REDIS_OK) s = RCACHE_ENOMEM;
-  else if (redisReaderGetReply(rd, &r) != REDIS_OK || !r) s = RCACHE_EPROTO;
+  if (redisReaderFeed(rd, resp, len) != REDIS_OK)
+    s = RCACHE_ENOMEM;
+  else if (redisReaderGetReply(rd, &r) != REDIS_OK || !r)
+    s = RCACHE_EPROTO;
   redisReaderFree(rd);
   if (s != RCACHE_OK) {
     if (r) freeReplyObject(r);
@@ -1264,10 +1281,12 @@ static void cluster_destroy(rcache__backend *be) {
 }
 
 static const rcache__backend_ops cluster_ops = {
-    "cluster",          cluster_destroy,   rcache__redis_get,    rcache__redis_set,
-    rcache__redis_del,  cluster_del_match, cluster_scan,         rcache__redis_incr,
-    rcache__redis_exists, rcache__redis_pttl, cluster_flushdb,   cluster_get_many,
-    cluster_set_many,   cluster_health,    cluster_available,    cluster_stats,
+    "cluster",          cluster_destroy,    rcache__redis_get,
+    rcache__redis_set,  rcache__redis_del,  cluster_del_match,
+    cluster_scan,       rcache__redis_incr, rcache__redis_exists,
+    rcache__redis_pttl, cluster_flushdb,    cluster_get_many,
+    cluster_set_many,   cluster_health,     cluster_available,
+    cluster_stats,
 };
 
 rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out) {
@@ -1279,7 +1298,8 @@ rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out) {
   if (!cl) return RCACHE_ENOMEM;
   cl->r.base.ops = &cluster_ops;
   cl->r.exec = cluster_exec;
-  for (unsigned s = 0; s < RCACHE__SLOTS; s++) atomic_init(&cl->slots[s], NULL);
+  for (unsigned s = 0; s < RCACHE__SLOTS; s++)
+    atomic_init(&cl->slots[s], NULL);
   pthread_mutex_init(&cl->mu, NULL);
   pthread_mutex_init(&cl->refresh_mu, NULL);
   cond_init_mono(&cl->wake);
@@ -1297,10 +1317,12 @@ rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out) {
   rcache_status m = refresh(cl, rcache__now_us() + (int64_t)ctx->opt.connect_timeout_ms * 1000);
   if (m != RCACHE_OK) {
     atomic_store(&cl->near_on, false);
-    rcache__log(ctx, RCACHE_LOG_WARN, "cluster: no slot map yet (%s); retrying in the background (%s)",
+    rcache__log(ctx, RCACHE_LOG_WARN,
+                "cluster: no slot map yet (%s); retrying in the background (%s)",
                 rcache__err_peek(), ctx->url.redacted ? ctx->url.redacted : "");
     if (ctx->near)
-      rcache__log(ctx, RCACHE_LOG_WARN, "cluster: near cache off (the slot map was not known at open)");
+      rcache__log(ctx, RCACHE_LOG_WARN,
+                  "cluster: near cache off (the slot map was not known at open)");
   }
   rcache__err_clear();
   /* the refresher starts after the first map: the near cache's decision above is final */

@@ -37,7 +37,7 @@ typedef struct sentinel {
   pthread_cond_t wake;
   bool stop, has_thread;
   atomic_bool resolve_wanted; /* set by callers, taken by the watcher */
-  size_t good; /* the sentinel that answered last: asked first */
+  size_t good;                /* the sentinel that answered last: asked first */
   pthread_t watcher;
   int wake_fd[2]; /* a pipe: a byte in it ends the watcher's poll at once */
 } sentinel;
@@ -80,8 +80,7 @@ static void want_resolve(sentinel *st) {
 
 /* One command on a fresh connection; the reply is the caller's. */
 static rcache_status one_command(rcache__conn *c, const sentinel *st, redisReply **rep,
-                                 int64_t deadline, const char *a0, const char *a1,
-                                 const char *a2) {
+                                 int64_t deadline, const char *a0, const char *a1, const char *a2) {
   rcache__cmds b = {0};
   rcache_status s = rcache__cmds_addv(&b, a0, a1, a2, NULL);
   int64_t cd = rcache__now_us() + (int64_t)st->r.base.ctx->opt.command_timeout_ms * 1000;
@@ -90,8 +89,7 @@ static rcache_status one_command(rcache__conn *c, const sentinel *st, redisReply
   return s;
 }
 
-static rcache_status sentinel_connect(sentinel *st, size_t i, int64_t deadline,
-                                      rcache__conn **c) {
+static rcache_status sentinel_connect(sentinel *st, size_t i, int64_t deadline, rcache__conn **c) {
   int64_t cd = rcache__now_us() + (int64_t)st->r.base.ctx->opt.connect_timeout_ms * 1000;
   rcache_status s = rcache__conn_open(&st->sset, &st->sent[i], min64(cd, deadline), c);
   if (s == RCACHE_EAUTH && st->sset.password &&
@@ -150,8 +148,8 @@ static rcache_status check_role(sentinel *st, const rcache__addr *a, int64_t dea
              rep->element[0]->type != REDIS_REPLY_STRING) {
     s = proto(rep);
   } else if (strcmp(rep->element[0]->str, "master") != 0) {
-    rcache__errf("%s:%d is a %s, not the master of \"%s\"", a->host, a->port,
-                 rep->element[0]->str, st->name);
+    rcache__errf("%s:%d is a %s, not the master of \"%s\"", a->host, a->port, rep->element[0]->str,
+                 st->name);
     s = RCACHE_EUNAVAILABLE;
   }
   freeReplyObject(rep);
@@ -195,16 +193,16 @@ static void set_master(sentinel *st, const rcache__addr *a, const char *why) {
   if (moved) rcache__pool_set_addr(st->r.pool, a);
   pthread_mutex_unlock(&st->mu);
   if (moved && cur.host[0])
-    rcache__log(st->r.base.ctx, RCACHE_LOG_WARN, "sentinel: master \"%s\" moved from %s:%d to %s:%d (%s)",
-                st->name, cur.host, cur.port, a->host, a->port, why);
+    rcache__log(st->r.base.ctx, RCACHE_LOG_WARN,
+                "sentinel: master \"%s\" moved from %s:%d to %s:%d (%s)", st->name, cur.host,
+                cur.port, a->host, a->port, why);
 }
 
 /* The prober's hook while the breaker is open: find the master, then connect + PING. */
 static rcache_status probe(void *ud, rcache__pool *p) {
   sentinel *st = ud;
   rcache__addr a;
-  int64_t deadline =
-      rcache__now_us() + (int64_t)st->r.base.ctx->opt.connect_timeout_ms * 1000 * 2;
+  int64_t deadline = rcache__now_us() + (int64_t)st->r.base.ctx->opt.connect_timeout_ms * 1000 * 2;
   rcache_status s = resolve(st, deadline, &a, false);
   if (s != RCACHE_OK) return s;
   set_master(st, &a, "looked up after a failure");
@@ -216,7 +214,8 @@ static void pool_event(void *ud, rcache__pool *p, bool up) {
   if (!up) want_resolve(ud);
 }
 
-/* ---- the watcher ------------------------------------------------------------------------------ */
+/* ---- the watcher ------------------------------------------------------------------------------
+ */
 
 static rcache__conn *subscribe(sentinel *st, size_t i) {
   rcache__conn *c;
@@ -305,7 +304,8 @@ static void *watcher_main(void *arg) {
   return NULL;
 }
 
-/* ---- operations ------------------------------------------------------------------------------- */
+/* ---- operations -------------------------------------------------------------------------------
+ */
 
 static bool readonly_reply(const redisReply *x) {
   return x && x->type == REDIS_REPLY_ERROR && x->str && strncmp(x->str, "READONLY", 8) == 0;
@@ -439,7 +439,8 @@ static void sentinel_stats(rcache__backend *be, rcache_stats *s) {
   s->available = s->breaker_state == RCACHE_BREAKER_CLOSED;
 }
 
-/* ---- life -------------------------------------------------------------------------------------- */
+/* ---- life --------------------------------------------------------------------------------------
+ */
 
 static void sentinel_destroy(rcache__backend *be) {
   sentinel *st = ST(be);
@@ -460,10 +461,10 @@ static void sentinel_destroy(rcache__backend *be) {
 }
 
 static const rcache__backend_ops sentinel_ops = {
-    "sentinel",           sentinel_destroy,   rcache__redis_get,   rcache__redis_set,
-    rcache__redis_del,    sentinel_del_match, sentinel_scan,       rcache__redis_incr,
-    rcache__redis_exists, rcache__redis_pttl, sentinel_flushdb,    sentinel_get_many,
-    sentinel_set_many,    sentinel_health,    sentinel_available,  sentinel_stats,
+    "sentinel",           sentinel_destroy,   rcache__redis_get,  rcache__redis_set,
+    rcache__redis_del,    sentinel_del_match, sentinel_scan,      rcache__redis_incr,
+    rcache__redis_exists, rcache__redis_pttl, sentinel_flushdb,   sentinel_get_many,
+    sentinel_set_many,    sentinel_health,    sentinel_available, sentinel_stats,
 };
 
 rcache_status rcache__sentinel_open(rcache__ctx *ctx, rcache__backend **out) {
@@ -506,8 +507,10 @@ rcache_status rcache__sentinel_open(rcache__ctx *ctx, rcache__backend **out) {
   if (s == RCACHE_OK) {
     rcache__pool_on_probe(st->r.pool, probe, st);
     rcache__pool_on_event(st->r.pool, pool_event, st);
-    if (pthread_create(&st->watcher, NULL, watcher_main, st) != 0) s = RCACHE_ENOMEM;
-    else st->has_thread = true;
+    if (pthread_create(&st->watcher, NULL, watcher_main, st) != 0)
+      s = RCACHE_ENOMEM;
+    else
+      st->has_thread = true;
   }
   if (s != RCACHE_OK) {
     sentinel_destroy(&st->r.base);

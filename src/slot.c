@@ -6,7 +6,8 @@ uint16_t rcache__crc16(const char *buf, size_t len) {
   uint16_t crc = 0;
   for (size_t i = 0; i < len; i++) {
     crc ^= (uint16_t)((unsigned char)buf[i] << 8);
-    for (int b = 0; b < 8; b++) crc = (uint16_t)(crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1);
+    for (int b = 0; b < 8; b++)
+      crc = (uint16_t)(crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1);
   }
   return crc;
 }
