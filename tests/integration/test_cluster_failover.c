@@ -196,15 +196,21 @@ int main(void) {
   CHECK(rep >= 0);
   int64_t t_fail = pr_now_ms();
   CHECK(pr_ok(pr_cmd(cl.node[rep].port, "CLUSTER FAILOVER")));
-  int64_t t_promoted = -1;
-  while (pr_now_ms() - t_fail < 10000) {
+  int64_t t_promoted = -1, t_asked = t_fail;
+  while (pr_now_ms() - t_fail < 30000) {
     if (pr_role_master(cl.node[rep].port, NULL) == 1 && pr_role_master(cl.node[old_master].port, NULL) == 0) {
       t_promoted = pr_now_ms();
       break;
     }
+    /* Redis aborts a manual failover that cannot complete within its own timeout (a
+     * loaded, sanitized machine): ask again. rcache's part starts at the promotion. */
+    if (pr_now_ms() - t_asked > 6000) {
+      (void)pr_ok(pr_cmd(cl.node[rep].port, "CLUSTER FAILOVER"));
+      t_asked = pr_now_ms();
+    }
     pr_sleep_ms(10);
   }
-  CHECK_MSG(t_promoted > 0, "the replica was not promoted within 10 s");
+  CHECK_MSG(t_promoted > 0, "the replica was not promoted within 30 s");
   /* While the load goes on: how soon is every master served again? */
   CHECK(load_slots());
   CHECK_EQ(master_ports(ports), 3);
