@@ -380,7 +380,7 @@ rcache_status rcache__redis_health_node(rcache__redis *r, rcache__pool *p, rcach
   return s;
 }
 
-/* ---- the standalone backend -------------------------------------------------------------- */
+/* ---- one-server operations (standalone and Sentinel) ----------------------------------------- */
 
 static void standalone_destroy(rcache__backend *be) {
   rcache__redis *r = R(be);
@@ -391,22 +391,22 @@ static void standalone_destroy(rcache__backend *be) {
   free(r);
 }
 
-static rcache_status standalone_del_match(rcache__backend *be, const char *g, size_t gl,
+rcache_status rcache__redis_one_del_match(rcache__backend *be, const char *g, size_t gl,
                                           uint64_t *n) {
   return rcache__redis_scan_node(R(be), R(be)->pool, g, gl, true, 0, n, NULL, NULL);
 }
 
-static rcache_status standalone_scan(rcache__backend *be, const char *g, size_t gl,
+rcache_status rcache__redis_one_scan(rcache__backend *be, const char *g, size_t gl,
                                      uint64_t limit, rcache_scan_fn fn, void *ud) {
   uint64_t n;
   return rcache__redis_scan_node(R(be), R(be)->pool, g, gl, false, limit, &n, fn, ud);
 }
 
-static rcache_status standalone_flushdb(rcache__backend *be) {
+rcache_status rcache__redis_one_flushdb(rcache__backend *be) {
   rcache__cmds b = {0};
   redisReply *rep = NULL;
   rcache_status s = rcache__cmds_addv(&b, "FLUSHDB", "ASYNC", NULL);
-  if (s == RCACHE_OK) s = rcache__redis_run(R(be), R(be)->pool, &b, &rep, true);
+  if (s == RCACHE_OK) s = R(be)->exec(R(be), NULL, 0, &b, &rep, true);
   rcache__cmds_free(&b);
   if (s != RCACHE_OK) return s;
   s = rcache__reply_status(rep);
@@ -414,7 +414,7 @@ static rcache_status standalone_flushdb(rcache__backend *be) {
   return s;
 }
 
-static rcache_status standalone_get_many(rcache__backend *be, const char *const *keys,
+rcache_status rcache__redis_one_get_many(rcache__backend *be, const char *const *keys,
                                          const size_t *klens, size_t n, rcache_value *vals,
                                          rcache_status *st) {
   const char **argv = malloc((n + 1) * sizeof *argv);
@@ -431,7 +431,7 @@ static rcache_status standalone_get_many(rcache__backend *be, const char *const 
   free(argv);
   free(lens);
   redisReply *rep = NULL;
-  if (s == RCACHE_OK) s = rcache__redis_run(R(be), R(be)->pool, &b, &rep, true);
+  if (s == RCACHE_OK) s = R(be)->exec(R(be), NULL, 0, &b, &rep, true);
   rcache__cmds_free(&b);
   if (s != RCACHE_OK) return s;
   if (rep->type == REDIS_REPLY_ERROR) {
@@ -475,15 +475,15 @@ rcache_status rcache__redis_add_sets(rcache__cmds *b, const char *const *keys, c
   return s;
 }
 
-static rcache_status standalone_set_many(rcache__backend *be, const char *const *keys,
+rcache_status rcache__redis_one_set_many(rcache__backend *be, const char *const *keys,
                                          const size_t *klens, const rcache_value *vals, size_t n,
                                          const int64_t *ttl_ms) {
   rcache__cmds b = {0};
   rcache_status s = n > 0x7fffffff ? RCACHE_EINVAL
                                    : rcache__redis_add_sets(&b, keys, klens, vals, NULL, n, ttl_ms);
-  redisReply **rep = calloc(n, sizeof *rep);
+  redisReply **rep = calloc(n ? n : 1, sizeof *rep);
   if (!rep) s = RCACHE_ENOMEM;
-  if (s == RCACHE_OK) s = rcache__redis_run(R(be), R(be)->pool, &b, rep, true);
+  if (s == RCACHE_OK) s = R(be)->exec(R(be), NULL, 0, &b, rep, true);
   if (s == RCACHE_OK) {
     for (size_t i = 0; i < n; i++) {
       rcache_status e = rcache__reply_status(rep[i]);
@@ -496,24 +496,24 @@ static rcache_status standalone_set_many(rcache__backend *be, const char *const 
   return s;
 }
 
-static rcache_status standalone_health(rcache__backend *be, rcache_health *h) {
+rcache_status rcache__redis_one_health(rcache__backend *be, rcache_health *h) {
   return rcache__redis_health_node(R(be), R(be)->pool, h);
 }
 
-static bool standalone_available(rcache__backend *be) {
+bool rcache__redis_one_available(rcache__backend *be) {
   return rcache__pool_available(R(be)->pool);
 }
 
-static void standalone_stats(rcache__backend *be, rcache_stats *s) {
+void rcache__redis_one_stats(rcache__backend *be, rcache_stats *s) {
   s->breaker_state = rcache__pool_breaker_state(R(be)->pool);
   s->available = s->breaker_state == RCACHE_BREAKER_CLOSED;
 }
 
 static const rcache__backend_ops standalone_ops = {
     "standalone",         standalone_destroy,  rcache__redis_get,    rcache__redis_set,
-    rcache__redis_del,    standalone_del_match, standalone_scan,     rcache__redis_incr,
-    rcache__redis_exists, rcache__redis_pttl,  standalone_flushdb,   standalone_get_many,
-    standalone_set_many,  standalone_health,   standalone_available, standalone_stats,
+    rcache__redis_del,    rcache__redis_one_del_match, rcache__redis_one_scan,     rcache__redis_incr,
+    rcache__redis_exists, rcache__redis_pttl,  rcache__redis_one_flushdb,   rcache__redis_one_get_many,
+    rcache__redis_one_set_many,  rcache__redis_one_health,   rcache__redis_one_available, rcache__redis_one_stats,
 };
 
 static void addr_of_url(const rcache__url *u, size_t i, rcache__addr *a) {

@@ -51,6 +51,23 @@ rcache_status rcache__redis_incr(rcache__backend *b, const char *key, size_t kle
 rcache_status rcache__redis_exists(rcache__backend *b, const char *key, size_t klen, bool *e);
 rcache_status rcache__redis_pttl(rcache__backend *b, const char *key, size_t klen, int64_t *ms);
 
+/* The operations of a one-server topology (standalone, Sentinel): the batches go through
+ * r->exec, the scans and health to r->pool. */
+rcache_status rcache__redis_one_del_match(rcache__backend *b, const char *g, size_t gl,
+                                          uint64_t *n);
+rcache_status rcache__redis_one_scan(rcache__backend *b, const char *g, size_t gl, uint64_t limit,
+                                     rcache_scan_fn fn, void *ud);
+rcache_status rcache__redis_one_flushdb(rcache__backend *b);
+rcache_status rcache__redis_one_get_many(rcache__backend *b, const char *const *keys,
+                                         const size_t *klens, size_t n, rcache_value *vals,
+                                         rcache_status *st);
+rcache_status rcache__redis_one_set_many(rcache__backend *b, const char *const *keys,
+                                         const size_t *klens, const rcache_value *vals, size_t n,
+                                         const int64_t *ttl_ms);
+rcache_status rcache__redis_one_health(rcache__backend *b, rcache_health *h);
+bool rcache__redis_one_available(rcache__backend *b);
+void rcache__redis_one_stats(rcache__backend *b, rcache_stats *s);
+
 /* Node-level helpers for a topology with several servers. */
 /* SCAN … MATCH glob COUNT 1000 over one server; with del, UNLINK each batch (pipelined
  * with the next SCAN). Visits keys with fn when del is false. */

@@ -340,105 +340,6 @@ static rcache_status sentinel_exec(rcache__redis *r, const char *key, size_t kle
   return run(ST(r), b, rep, idempotent);
 }
 
-static rcache_status sentinel_del_match(rcache__backend *be, const char *g, size_t gl,
-                                        uint64_t *n) {
-  return rcache__redis_scan_node(&ST(be)->r, ST(be)->r.pool, g, gl, true, 0, n, NULL, NULL);
-}
-
-static rcache_status sentinel_scan(rcache__backend *be, const char *g, size_t gl, uint64_t limit,
-                                   rcache_scan_fn fn, void *ud) {
-  uint64_t n;
-  return rcache__redis_scan_node(&ST(be)->r, ST(be)->r.pool, g, gl, false, limit, &n, fn, ud);
-}
-
-static rcache_status sentinel_flushdb(rcache__backend *be) {
-  rcache__cmds b = {0};
-  redisReply *rep = NULL;
-  rcache_status s = rcache__cmds_addv(&b, "FLUSHDB", "ASYNC", NULL);
-  if (s == RCACHE_OK) s = run(ST(be), &b, &rep, true);
-  rcache__cmds_free(&b);
-  if (s != RCACHE_OK) return s;
-  s = rcache__reply_status(rep);
-  freeReplyObject(rep);
-  return s;
-}
-
-static rcache_status sentinel_get_many(rcache__backend *be, const char *const *keys,
-                                       const size_t *klens, size_t n, rcache_value *vals,
-                                       rcache_status *st) {
-  if (n + 1 > 0x7fffffff) return RCACHE_EINVAL;
-  const char **argv = malloc((n + 1) * sizeof *argv);
-  size_t *lens = malloc((n + 1) * sizeof *lens);
-  rcache_status s = argv && lens ? RCACHE_OK : RCACHE_ENOMEM;
-  rcache__cmds b = {0};
-  if (s == RCACHE_OK) {
-    argv[0] = "MGET";
-    lens[0] = 4;
-    memcpy(argv + 1, keys, n * sizeof *argv);
-    memcpy(lens + 1, klens, n * sizeof *lens);
-    s = rcache__cmds_add(&b, (int)(n + 1), argv, lens);
-  }
-  free(argv);
-  free(lens);
-  redisReply *rep = NULL;
-  if (s == RCACHE_OK) s = run(ST(be), &b, &rep, true);
-  rcache__cmds_free(&b);
-  if (s != RCACHE_OK) return s;
-  if (rep->type == REDIS_REPLY_ERROR) {
-    s = rcache__reply_status(rep);
-  } else if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
-    s = proto(rep);
-  } else {
-    for (size_t i = 0; i < n; i++) {
-      redisReply *e = rep->element[i];
-      if (e->type == REDIS_REPLY_STRING) {
-        vals[i].data = e->str;
-        vals[i].len = e->len;
-        e->str = NULL;
-        st[i] = RCACHE_OK;
-      } else {
-        st[i] = RCACHE_MISS;
-      }
-    }
-  }
-  freeReplyObject(rep);
-  return s;
-}
-
-static rcache_status sentinel_set_many(rcache__backend *be, const char *const *keys,
-                                       const size_t *klens, const rcache_value *vals, size_t n,
-                                       const int64_t *ttl_ms) {
-  rcache__cmds b = {0};
-  rcache_status s = n > 0x7fffffff ? RCACHE_EINVAL
-                                   : rcache__redis_add_sets(&b, keys, klens, vals, NULL, n, ttl_ms);
-  redisReply **rep = calloc(n ? n : 1, sizeof *rep);
-  if (!rep) s = RCACHE_ENOMEM;
-  if (s == RCACHE_OK) s = run(ST(be), &b, rep, true);
-  if (s == RCACHE_OK) {
-    for (size_t i = 0; i < n; i++) {
-      rcache_status e = rcache__reply_status(rep[i]);
-      if (e != RCACHE_OK && s == RCACHE_OK) s = e;
-    }
-    free_replies(rep, (int)n);
-  }
-  rcache__cmds_free(&b);
-  free(rep);
-  return s;
-}
-
-static rcache_status sentinel_health(rcache__backend *be, rcache_health *h) {
-  return rcache__redis_health_node(&ST(be)->r, ST(be)->r.pool, h);
-}
-
-static bool sentinel_available(rcache__backend *be) {
-  return rcache__pool_available(ST(be)->r.pool);
-}
-
-static void sentinel_stats(rcache__backend *be, rcache_stats *s) {
-  s->breaker_state = rcache__pool_breaker_state(ST(be)->r.pool);
-  s->available = s->breaker_state == RCACHE_BREAKER_CLOSED;
-}
-
 /* ---- life --------------------------------------------------------------------------------------
  */
 
@@ -460,11 +361,25 @@ static void sentinel_destroy(rcache__backend *be) {
   free(st);
 }
 
+/* Everything but open and destroy is the one-server code of redis.c, through
+ * sentinel_exec (which follows the master when it answers READONLY or fails). */
 static const rcache__backend_ops sentinel_ops = {
-    "sentinel",           sentinel_destroy,   rcache__redis_get,  rcache__redis_set,
-    rcache__redis_del,    sentinel_del_match, sentinel_scan,      rcache__redis_incr,
-    rcache__redis_exists, rcache__redis_pttl, sentinel_flushdb,   sentinel_get_many,
-    sentinel_set_many,    sentinel_health,    sentinel_available, sentinel_stats,
+    "sentinel",
+    sentinel_destroy,
+    rcache__redis_get,
+    rcache__redis_set,
+    rcache__redis_del,
+    rcache__redis_one_del_match,
+    rcache__redis_one_scan,
+    rcache__redis_incr,
+    rcache__redis_exists,
+    rcache__redis_pttl,
+    rcache__redis_one_flushdb,
+    rcache__redis_one_get_many,
+    rcache__redis_one_set_many,
+    rcache__redis_one_health,
+    rcache__redis_one_available,
+    rcache__redis_one_stats,
 };
 
 rcache_status rcache__sentinel_open(rcache__ctx *ctx, rcache__backend **out) {
