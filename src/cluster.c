@@ -77,24 +77,6 @@ static rcache_status proto(const redisReply *x) {
   return RCACHE_EPROTO;
 }
 
-static void cond_init_mono(pthread_cond_t *c) {
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(c, &ca);
-  pthread_condattr_destroy(&ca);
-}
-
-static void timespec_at(struct timespec *ts, int64_t deadline_us) {
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  int64_t left = deadline_us - rcache__now_us();
-  if (left < 0) left = 0;
-  int64_t ns = now.tv_nsec + (left % 1000000) * 1000;
-  ts->tv_sec = now.tv_sec + (time_t)(left / 1000000) + (time_t)(ns / 1000000000);
-  ts->tv_nsec = (long)(ns % 1000000000);
-}
-
 /* Asks the refresher for a new map. While one is already asked for this costs one atomic
  * load, so calls failing fast on a dead master stay fast (no lock, no syscall). */
 static void want_refresh(cluster *cl) {
@@ -461,7 +443,7 @@ static void *refresher_main(void *arg) {
     }
     if (now < due) {
       struct timespec ts;
-      timespec_at(&ts, due);
+      rcache__deadline_ts(&ts, due);
       pthread_cond_timedwait(&cl->wake, &cl->mu, &ts);
       continue;
     }
@@ -1302,7 +1284,7 @@ rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out) {
     atomic_init(&cl->slots[s], NULL);
   pthread_mutex_init(&cl->mu, NULL);
   pthread_mutex_init(&cl->refresh_mu, NULL);
-  cond_init_mono(&cl->wake);
+  rcache__cond_init_mono(&cl->wake);
   atomic_init(&cl->near_on, ctx->near != NULL);
   rcache_status s = rcache__redis_init(&cl->r, ctx);
   for (size_t i = 0; s == RCACHE_OK && i < ctx->url.nhosts; i++)

@@ -58,11 +58,7 @@ static rcache__flight *flight_new(const char *key, size_t klen, uint64_t h) {
     free(f);
     return NULL;
   }
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&f->cond, &ca);
-  pthread_condattr_destroy(&ca);
+  rcache__cond_init_mono(&f->cond);
   f->klen = klen;
   f->hash = h;
   return f;
@@ -134,12 +130,8 @@ void rcache__flight_finish(rcache__flights *fs, rcache__flight *f, rcache_status
 
 rcache_status rcache__flight_wait(rcache__flights *fs, rcache__flight *f, int64_t deadline_us,
                                  rcache_value *out) {
-  struct timespec now, ts;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  int64_t left = deadline_us - rcache__now_us();
-  int64_t ns = (int64_t)now.tv_nsec + (left > 0 ? left : 0) % 1000000 * 1000;
-  ts.tv_sec = now.tv_sec + (left > 0 ? left : 0) / 1000000 + ns / 1000000000;
-  ts.tv_nsec = (long)(ns % 1000000000);
+  struct timespec ts;
+  rcache__deadline_ts(&ts, deadline_us);
   rcache_status st = RCACHE_ETIMEOUT;
   pthread_mutex_lock(&fs->mu);
   while (!f->done) {

@@ -5,6 +5,7 @@
 #ifndef RCACHE_INTERNAL_H
 #define RCACHE_INTERNAL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -24,6 +25,11 @@
 int64_t rcache__now_us(void);  /* CLOCK_MONOTONIC in microseconds */
 int64_t rcache__wall_ms(void); /* CLOCK_REALTIME in milliseconds */
 void rcache__sleep_us(int64_t us);
+/* A condition variable timed on CLOCK_MONOTONIC (immune to wall-clock jumps), and the
+ * absolute time for pthread_cond_timedwait() on it at deadline_us (monotonic µs). */
+struct timespec;
+void rcache__cond_init_mono(pthread_cond_t *c);
+void rcache__deadline_ts(struct timespec *ts, int64_t deadline_us);
 /* A thread-safe xorshift random in [0, 1). */
 double rcache__rand01(void);
 

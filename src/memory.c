@@ -329,12 +329,7 @@ static void *sweeper_main(void *arg) {
   pthread_mutex_lock(&m->ctl);
   while (!m->stop) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += SWEEP_MS * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
+    rcache__deadline_ts(&ts, rcache__now_us() + SWEEP_MS * 1000);
     pthread_cond_timedwait(&m->wake, &m->ctl, &ts);
     if (m->stop) break;
     pthread_mutex_unlock(&m->ctl);
@@ -691,11 +686,7 @@ rcache_status rcache__memory_open(rcache__ctx *ctx, rcache__backend **out) {
     pthread_mutex_init(&s->mu, NULL);
   }
   pthread_mutex_init(&m->ctl, NULL);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&m->wake, &ca);
-  pthread_condattr_destroy(&ca);
+  rcache__cond_init_mono(&m->wake);
   *out = &m->base;
   return RCACHE_OK;
 }

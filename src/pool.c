@@ -32,24 +32,6 @@ struct rcache__pool {
   void *probe_ud;
 };
 
-static void timespec_at(struct timespec *ts, int64_t deadline_us) {
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  int64_t left = deadline_us - rcache__now_us();
-  if (left < 0) left = 0;
-  int64_t ns = now.tv_nsec + (left % 1000000) * 1000;
-  ts->tv_sec = now.tv_sec + (time_t)(left / 1000000) + (time_t)(ns / 1000000000);
-  ts->tv_nsec = (long)(ns % 1000000000);
-}
-
-static void cond_init_mono(pthread_cond_t *c) {
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(c, &ca);
-  pthread_condattr_destroy(&ca);
-}
-
 static void emit(rcache__pool *p, bool up) {
   if (p->on_event) p->on_event(p->event_ud, p, up);
 }
@@ -171,7 +153,7 @@ static void *prober_main(void *arg) {
       continue;
     }
     struct timespec ts;
-    timespec_at(&ts, rcache__now_us() + rcache__breaker_backoff_ms(&p->br, attempt++) * 1000);
+    rcache__deadline_ts(&ts, rcache__now_us() + rcache__breaker_backoff_ms(&p->br, attempt++) * 1000);
     while (!p->stop && pthread_cond_timedwait(&p->wake, &p->mu, &ts) != ETIMEDOUT) {
     }
     if (p->stop) break;
@@ -221,8 +203,8 @@ rcache_status rcache__pool_new(rcache__ctx *ctx, const rcache__conn_setup *setup
   p->max = ctx->opt.pool_size;
   rcache__breaker_init(&p->br, &ctx->opt);
   pthread_mutex_init(&p->mu, NULL);
-  cond_init_mono(&p->freed);
-  cond_init_mono(&p->wake);
+  rcache__cond_init_mono(&p->freed);
+  rcache__cond_init_mono(&p->wake);
   if (pthread_create(&p->prober, NULL, prober_main, p) != 0) {
     rcache__pool_free(p);
     return RCACHE_ENOMEM;
@@ -292,7 +274,7 @@ rcache_status rcache__pool_acquire(rcache__pool *p, int64_t deadline_us, rcache_
     }
     if (p->total < p->max) break;
     struct timespec ts;
-    timespec_at(&ts, deadline_us);
+    rcache__deadline_ts(&ts, deadline_us);
     if (pthread_cond_timedwait(&p->freed, &p->mu, &ts) == ETIMEDOUT) {
       pthread_mutex_unlock(&p->mu);
       rcache__errf("no free connection within the deadline (pool_size %d)", p->max);

@@ -1,4 +1,5 @@
 /* Clocks and randomness: the only place rcache reads the time. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -37,4 +38,22 @@ double rcache__rand01(void) {
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   z ^= z >> 31;
   return (double)(z >> 11) / 9007199254740992.0; /* 2^53 */
+}
+
+void rcache__cond_init_mono(pthread_cond_t *c) {
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(c, &ca);
+  pthread_condattr_destroy(&ca);
+}
+
+void rcache__deadline_ts(struct timespec *ts, int64_t deadline_us) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  int64_t left = deadline_us - rcache__now_us();
+  if (left < 0) left = 0;
+  int64_t ns = now.tv_nsec + (left % 1000000) * 1000;
+  ts->tv_sec = now.tv_sec + (time_t)(left / 1000000) + (time_t)(ns / 1000000000);
+  ts->tv_nsec = (long)(ns % 1000000000);
 }
