@@ -18,13 +18,17 @@ void rcache__breaker_init(rcache__breaker *b, const rcache_options *o) {
 }
 
 /* Counts a call in the failure-rate window; true when a full window had too many
- * failures. The window restarts when full (a lost race only shifts one window). */
+ * failures. A window starts at a failure and spans `window` calls; it restarts when full
+ * (a lost race only shifts one window). */
 static bool window_add(rcache__breaker *b, bool failed) {
   /* only calls made while closed count: late failures of an outage that is over must not
    * reopen it */
   if (b->rate_fails == 0 ||
       atomic_load_explicit(&b->state, memory_order_relaxed) != RCACHE_BREAKER_CLOSED)
     return false;
+  /* a window opens at a failure: while all is well a success costs a load, not a shared
+   * read-modify-write on every call */
+  if (!failed && atomic_load_explicit(&b->win, memory_order_relaxed) == 0) return false;
   uint64_t w = atomic_fetch_add_explicit(&b->win, ((uint64_t)1 << 32) | (failed ? 1u : 0u),
                                          memory_order_relaxed) +
                (((uint64_t)1 << 32) | (failed ? 1u : 0u));

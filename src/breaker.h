@@ -1,5 +1,5 @@
 /* Circuit breaker: closed → open after N consecutive failures, or when at least
- * failure_rate of the calls in a window of `window` calls failed → half-open (one probe) →
+ * failure_rate of the calls in a window of `window` calls (starting at a failure) failed → half-open (one probe) →
  * closed on success / open again on failure. While open, rcache__breaker_allow() costs a
  * single atomic load: no lock, no syscall. */
 #ifndef RCACHE_BREAKER_H

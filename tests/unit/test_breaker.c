@@ -48,17 +48,24 @@ int main(void) {
   CHECK_EQ(rcache__breaker_backoff_ms(&b, 1000), 2000);
 
   /* failure rate: alternating failures never make 3 in a row, but half of a window of
-   * 20 calls failing opens the breaker, on the failure that completes the window */
+   * 20 calls failing opens the breaker; a window starts at a failure, so with a success
+   * first it spans calls 2..21 and the success completing it opens the breaker */
   rcache_options_init(&o);
   rcache__breaker_init(&b, &o);
   bool opened = false;
   int calls = 0;
   for (; calls < 100 && !opened; calls++) {
     if (calls % 2) opened = rcache__breaker_failure(&b);
-    else rcache__breaker_success(&b);
+    else opened = rcache__breaker_success(&b);
   }
   CHECK(opened);
-  CHECK_EQ(calls, 20);
+  CHECK_EQ(calls, 21);
+  /* successes alone never start a window */
+  rcache__breaker_init(&b, &o);
+  bool any = false;
+  for (int i = 0; i < 1000; i++) any |= rcache__breaker_success(&b);
+  CHECK(!any);
+  CHECK_EQ(atomic_load(&b.win), 0);
   /* the same starting with a failure: the window is completed by a success, which opens it */
   rcache__breaker_init(&b, &o);
   opened = false;
