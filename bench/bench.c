@@ -493,6 +493,73 @@ static void gos_workload(void) {
   rcache_close(c);
 }
 
+/* ---- a stampede: 100 callers on one key as it expires ------------------------------------------ */
+
+typedef struct {
+  rcache *c;
+  int64_t until_ns;
+} stampede_arg;
+
+static void *stampede_rcache(void *p) {
+  stampede_arg *a = p;
+  while (now_ns() < a->until_ns) {
+    rcache_value v;
+    rcache_get_or_set(a->c, "stampede", 1, slow_loader, NULL, &v);
+    rcache_value_free(&v);
+    usleep(100);
+  }
+  return NULL;
+}
+
+static void *stampede_naive(void *p) {
+  stampede_arg *a = p;
+  redisContext *r = raw_connect(0);
+  while (now_ns() < a->until_ns) {
+    redisReply *rep = redisCommand(r, "GET naive:stampede");
+    int hit = rep && rep->type == REDIS_REPLY_STRING;
+    if (rep) freeReplyObject(rep);
+    if (!hit) {
+      rcache_value v;
+      slow_loader(NULL, &v);
+      rep = redisCommand(r, "SET naive:stampede %b PX 1000", v.data, v.len);
+      if (rep) freeReplyObject(rep);
+      free(v.data);
+    }
+    usleep(100);
+  }
+  redisFree(r);
+  return NULL;
+}
+
+/* Loads per expiry of one hot key read by 100 threads (issue: 100 callers → 100 loads). */
+static void stampede_workload(void) {
+  enum { T = 100 };
+  int64_t dur = quick ? 2500000000LL : 5500000000LL; /* 3 or 6 loads at a 1 s TTL, ideally */
+  char url[512];
+  snprintf(url, sizeof url, "redis://%s:%d", host, port);
+  pthread_t *t = malloc(T * sizeof *t);
+  stampede_arg a;
+  double per_expiry[2];
+  for (int side = 0; side < 2; side++) {
+    rcache *c = side ? rc_open(url, 0, 16) : NULL;
+    atomic_store(&loads, 0);
+    int64_t t0 = now_ns();
+    a = (stampede_arg){c, t0 + dur};
+    for (int i = 0; i < T; i++) pthread_create(&t[i], NULL, side ? stampede_rcache : stampede_naive, &a);
+    for (int i = 0; i < T; i++) pthread_join(t[i], NULL);
+    double expiries = (double)(now_ns() - t0) / 1e9; /* one load per TTL (1 s) is the ideal */
+    per_expiry[side] = (double)atomic_load(&loads) / expiries;
+    if (c) rcache_close(c);
+  }
+  free(t);
+  char name[96];
+  snprintf(name, sizeof name, "stampede: 100 callers, 1 key, 1 s TTL (loads/s %.1f vs %.1f)",
+           per_expiry[1], per_expiry[0]);
+  row(name, 0, 0, 0, "naive loads per expiry", per_expiry[0],
+      per_expiry[1] > 0 ? per_expiry[0] / per_expiry[1] : 0, "~1 load per expiry",
+      per_expiry[1] <= 1.5);
+}
+
 /* ---- near cache vs remote hit ---------------------------------------------------------------- */
 
 static void near_workload(void) {
@@ -715,6 +782,7 @@ int main(int argc, char **argv) {
   threads_workload();
   many_workload();
   gos_workload();
+  stampede_workload();
   near_workload();
   breaker_workload();
   delete_prefix_workload();
