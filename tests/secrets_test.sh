@@ -87,6 +87,15 @@ if [ -n "$cli" ]; then
   # Unix socket and Sentinel forms with the password, to dead ends
   probe -v --url "unix://app:$pw@/nonexistent/redis.sock" --connect-timeout 200 health
   probe -v --url "redis+sentinel://app:$pw@127.0.0.1:$dead/mymaster" --connect-timeout 200 health
+  # the real cluster and sentinels (they have no password: AUTH is refused, or retried
+  # without it for sentinels), and a cluster of dead seeds
+  if [ -n "${RCACHE_TEST_URL_CLUSTER_SEEDS:-}" ]; then
+    probe -v --url "${RCACHE_TEST_URL_CLUSTER_SEEDS/redis:\/\//redis://app:$pw@}" --connect-timeout 500 health
+  fi
+  if [ -n "${RCACHE_TEST_URL_SENTINEL:-}" ]; then
+    probe -v --url "${RCACHE_TEST_URL_SENTINEL/redis+sentinel:\/\//redis+sentinel://app:$pw@}" --connect-timeout 500 health
+  fi
+  probe -v --url "redis://app:$pw@127.0.0.1:$dead,127.0.0.1:$dead" --connect-timeout 200 health
   # TLS: the password and the test client key (a mismatched pair, then a refused AUTH)
   if [ -n "$tls_port" ]; then
     q="tls_ca=$tls_dir/ca.pem&tls_cert=$tls_dir/client.pem"
