@@ -243,8 +243,15 @@ static rcache_status setup(rcache__conn *c, const rcache__conn_setup *cs, int64_
   rcache__cmds_free(&b);
   if (s != RCACHE_OK) return s;
   if (auth >= 0 && r[auth]->type == REDIS_REPLY_ERROR) {
-    rcache__reply_status(r[auth]);
-    rcache__errf("authentication refused: %.200s", r[auth]->str);
+    /* The server's text may quote the password: "ERR unknown command 'AUTH', with args
+     * beginning with: 'app' '<password>'" where AUTH is renamed away. Masked here, before
+     * it reaches rcache_errmsg(), health errors and logs. */
+    char text[256];
+    snprintf(text, sizeof text, "%s", r[auth]->str ? r[auth]->str : "");
+    size_t pl = strlen(cs->password);
+    for (char *q = pl ? strstr(text, cs->password) : NULL; q; q = strstr(q + pl, cs->password))
+      memset(q, '*', pl);
+    rcache__errf("authentication refused: %s", text);
     s = RCACHE_EAUTH;
   } else if (sel >= 0 && r[sel]->type == REDIS_REPLY_ERROR) {
     s = rcache__reply_status(r[sel]);
