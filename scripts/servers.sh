@@ -38,7 +38,14 @@ start_redis() {
 
 case "$cmd" in
 start)
+  # A run directory is for one set of servers: state left by an earlier set (cluster
+  # nodes.conf, pid files) would break this one.
+  if compgen -G "$run/*.pid" >/dev/null || compgen -G "$run/*/*.pid" >/dev/null; then
+    echo "servers: $run holds servers already (stop them first: $0 stop $run)" >&2
+    exit 1
+  fi
   mkdir -p "$run"
+  rm -f "$run"/*/nodes.conf "$run"/*/*.rdb
   : >"$run/env.sh"
   port=$(free_port)
   start_redis plain "$port"

@@ -95,7 +95,21 @@ static void node_event(void *ud, rcache__pool *p, bool up) {
   want_refresh(ud);
 }
 
-/* The node at host:port, created (with its pool) when new. NULL on ENOMEM. */
+/* Redis Cluster's own recommended limit is 1000 nodes; a map naming more is refused. */
+#define RCACHE__CLUSTER_MAX_NODES 1000
+
+/* The node at host:port, created (with its pool) when new. NULL on ENOMEM or past
+ * RCACHE__CLUSTER_MAX_NODES. */
+static cnode *node_get(cluster *cl, const char *host, int port);
+
+/* Why node_get() returned NULL. */
+static rcache_status node_get_failure(cluster *cl) {
+  pthread_mutex_lock(&cl->mu);
+  bool full = cl->nnodes >= RCACHE__CLUSTER_MAX_NODES;
+  pthread_mutex_unlock(&cl->mu);
+  return full ? RCACHE_EPROTO : RCACHE_ENOMEM;
+}
+
 static cnode *node_get(cluster *cl, const char *host, int port) {
   pthread_mutex_lock(&cl->mu);
   for (size_t i = 0; i < cl->nnodes; i++) {
@@ -106,6 +120,11 @@ static cnode *node_get(cluster *cl, const char *host, int port) {
     }
   }
   cnode *n = NULL;
+  if (cl->nnodes >= RCACHE__CLUSTER_MAX_NODES) { /* a hostile map, or MOVED to new hosts forever */
+    rcache__errf("cluster: more than %d nodes named; refusing %s:%d", RCACHE__CLUSTER_MAX_NODES,
+                 host, port);
+    goto out;
+  }
   if (cl->nnodes == cl->cap) {
     size_t cap = cl->cap ? cl->cap * 2 : 8;
     cnode **nn = realloc(cl->nodes, cap * sizeof *nn);
@@ -353,7 +372,7 @@ static rcache_status install(cluster *cl, const ranges *rs, bool *changed) {
     cnode *n = node_get(cl, rs->v[i].host, rs->v[i].port);
     if (!n) {
       free(owner);
-      return RCACHE_ENOMEM;
+      return node_get_failure(cl);
     }
     node_use(cl, n);
     for (unsigned s = rs->v[i].lo; s <= rs->v[i].hi; s++)
@@ -628,7 +647,7 @@ static rcache_status route(cluster *cl, unsigned slot, const rcache__cmds *b, re
         return RCACHE_EUNAVAILABLE;
       }
       cnode *t = node_get(cl, rd.host[0] ? rd.host : n->addr.host, rd.port);
-      if (!t) return RCACHE_ENOMEM;
+      if (!t) return node_get_failure(cl);
       node_use(cl, t);
       near_flush(cl); /* the slot is moving or has moved: its keys' tracking with it */
       if (kind == REDIR_MOVED) {

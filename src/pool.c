@@ -74,6 +74,8 @@ int rcache__pool_check_idle(rcache__pool *p) {
   return dead;
 }
 
+static void *prober_main(void *arg);
+
 /* The breaker just opened: log once, forget connections, wake the prober. */
 static void tripped(rcache__pool *p, rcache_status s, const char *why) {
   char where[300];
@@ -86,8 +88,20 @@ static void tripped(rcache__pool *p, rcache_status s, const char *why) {
   char reason[sizeof p->last_error];
   memcpy(reason, p->last_error, sizeof reason); /* the prober may rewrite it once unlocked */
   rcache__addr_str(&p->addr, where, sizeof where);
+  /* The prober is started by the first outage: a cluster of many nodes that never fail
+   * costs no thread per node. */
+  bool no_prober = false;
+  if (!p->has_thread && !p->stop) {
+    p->has_thread = pthread_create(&p->prober, NULL, prober_main, p) == 0;
+    no_prober = !p->has_thread;
+  }
   pthread_cond_signal(&p->wake);
   pthread_mutex_unlock(&p->mu);
+  if (no_prober) { /* without a prober nobody would close it: let calls try themselves */
+    rcache__log(p->ctx, RCACHE_LOG_ERROR, "cannot start a reconnect thread for %s", where);
+    rcache__breaker_close(&p->br);
+    return;
+  }
   atomic_fetch_add_explicit(&p->ctx->n.breaker_opens, 1, memory_order_relaxed);
   rcache__log(p->ctx, s == RCACHE_EAUTH || s == RCACHE_ETLS ? RCACHE_LOG_ERROR : RCACHE_LOG_WARN,
               "cache unavailable: %s (server %s, %s); answering without the cache and "
@@ -205,11 +219,6 @@ rcache_status rcache__pool_new(rcache__ctx *ctx, const rcache__conn_setup *setup
   pthread_mutex_init(&p->mu, NULL);
   rcache__cond_init_mono(&p->freed);
   rcache__cond_init_mono(&p->wake);
-  if (pthread_create(&p->prober, NULL, prober_main, p) != 0) {
-    rcache__pool_free(p);
-    return RCACHE_ENOMEM;
-  }
-  p->has_thread = true;
   *out = p;
   return RCACHE_OK;
 }
@@ -219,8 +228,9 @@ void rcache__pool_free(rcache__pool *p) {
   pthread_mutex_lock(&p->mu);
   p->stop = true;
   pthread_cond_broadcast(&p->wake);
+  bool joined = p->has_thread;
   pthread_mutex_unlock(&p->mu);
-  if (p->has_thread) pthread_join(p->prober, NULL);
+  if (joined) pthread_join(p->prober, NULL);
   drop_idle_locked(p);
   pthread_cond_destroy(&p->freed);
   pthread_cond_destroy(&p->wake);

@@ -4,7 +4,8 @@
  * longer than its deadline; a broken connection is discarded, never reused.
  *
  * When the breaker opens (breaker_failures consecutive transport failures), the pool
- * drops its idle connections, logs "unavailable" once, and wakes the prober thread, which
+ * drops its idle connections, logs "unavailable" once, and wakes the prober thread (started
+ * by the pool's first outage and kept until the pool is freed), which
  * tries a connection + PING with exponential backoff and full jitter until one succeeds;
  * then the breaker closes and "available again" is logged once, with the outage length.
  * While the breaker is open, rcache__pool_acquire() costs one atomic load. Internal.
