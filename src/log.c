@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "handle.h"
 
 /* The calling thread's detail for its current call, and the handle it belongs to once
  * the call has failed. Per thread, so concurrent calls never see each other's message. */
@@ -64,9 +64,19 @@ void rcache__err_commit(const rcache *c, rcache_status s) {
   tl_err.pending = false;
 }
 
+/* Masks every occurrence of secret in text with '*'. */
+static void mask(char *text, const char *secret) {
+  if (!secret || !*secret) return;
+  size_t sl = strlen(secret);
+  for (char *p = strstr(text, secret); p; p = strstr(p + sl, secret)) memset(p, '*', sl);
+}
+
 const char *rcache_errmsg(const rcache *c) {
   if (!tl_err.committed || tl_err.owner != c) return "";
   err_resolve();
+  /* belt and braces, as for log lines: the handle's password never shows, however the
+   * text reached the message (a server echoing a command, say) */
+  if (c) mask(tl_err.msg, c->ctx.url.password);
   return tl_err.msg;
 }
 
@@ -85,13 +95,7 @@ void rcache__log(const rcache__ctx *ctx, int level, const char *fmt, ...) {
   va_end(ap);
   rcache__redact(raw, msg, sizeof msg);
   /* Belt and braces: a password that reached the text some other way is masked too. */
-  const char *pw = ctx->url.password;
-  if (pw && *pw) {
-    size_t pl = strlen(pw);
-    for (char *p = strstr(msg, pw); p; p = strstr(p, pw)) {
-      memset(p, '*', pl);
-    }
-  }
+  mask(msg, ctx->url.password);
   if (ctx->opt.log_fn) {
     ctx->opt.log_fn(level, msg, ctx->opt.log_ud);
   } else {
