@@ -22,6 +22,7 @@
 #include <openssl/ssl.h>
 
 #include "redis.h"
+#include "tracking.h"
 
 #define RESOLVE_EVERY_MS 3000 /* periodic look-up even when nothing was announced */
 #define WATCH_TICK_MS 100     /* the watcher's poll period (and its reaction to close) */
@@ -40,6 +41,7 @@ typedef struct sentinel {
   size_t good;                /* the sentinel that answered last: asked first */
   pthread_t watcher;
   int wake_fd[2]; /* a pipe: a byte in it ends the watcher's poll at once */
+  rcache__tracking *trk; /* the near cache's listener, following the master (or NULL) */
 } sentinel;
 
 #define ST(b) ((sentinel *)(b))
@@ -191,6 +193,7 @@ static void set_master(sentinel *st, const rcache__addr *a, const char *why) {
   rcache__pool_addr(st->r.pool, &cur);
   bool moved = cur.port != a->port || strcmp(cur.host, a->host) != 0;
   if (moved) rcache__pool_set_addr(st->r.pool, a);
+  if (moved && st->trk) rcache__tracking_set_addr(st->trk, a); /* the near cache follows */
   pthread_mutex_unlock(&st->mu);
   if (moved && cur.host[0])
     rcache__log(st->r.base.ctx, RCACHE_LOG_WARN,
@@ -353,7 +356,9 @@ static void sentinel_destroy(rcache__backend *be) {
   if (st->has_thread) pthread_join(st->watcher, NULL);
   for (int i = 0; i < 2; i++)
     if (st->wake_fd[i] >= 0) close(st->wake_fd[i]);
+  rcache__tracking_stop(st->trk); /* its thread uses the pool; its events need it */
   if (st->r.pool) rcache__pool_free(st->r.pool);
+  rcache__tracking_free(st->trk);
   free(st->sent);
   pthread_cond_destroy(&st->wake);
   pthread_mutex_destroy(&st->mu);
@@ -418,6 +423,12 @@ rcache_status rcache__sentinel_open(rcache__ctx *ctx, rcache__backend **out) {
   st->nsent = u->nhosts;
   rcache__addr none;
   memset(&none, 0, sizeof none); /* not known yet: the probe looks it up */
+  /* with a near cache, a listener that follows the master: the pool's connections need
+   * its id, so it exists before them (and starts once the master is known) */
+  if (s == RCACHE_OK && ctx->near) {
+    s = rcache__tracking_new(ctx, &st->r.setup, &none, ctx->near, &st->trk);
+    if (s == RCACHE_OK) st->r.setup.tracking_redirect = rcache__tracking_redirect(st->trk);
+  }
   if (s == RCACHE_OK) s = rcache__pool_new(ctx, &st->r.setup, &none, &st->r.pool);
   if (s == RCACHE_OK) {
     rcache__pool_on_probe(st->r.pool, probe, st);
@@ -435,6 +446,13 @@ rcache_status rcache__sentinel_open(rcache__ctx *ctx, rcache__backend **out) {
    * the prober keeps asking the sentinels. */
   rcache__pool_warm(st->r.pool);
   rcache__err_clear();
+  if (st->trk) { /* takes the pool's events, and passes them on to ours */
+    rcache__tracking_chain_events(st->trk, pool_event, st);
+    if (rcache__tracking_start(st->trk, st->r.pool) != RCACHE_OK) {
+      sentinel_destroy(&st->r.base);
+      return RCACHE_ENOMEM;
+    }
+  }
   *out = &st->r.base;
   return RCACHE_OK;
 }

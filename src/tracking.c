@@ -39,10 +39,14 @@ struct rcache__tracking {
 
   bool refused; /* the server refused tracking or the channel (thread only) */
 
-  pthread_mutex_t mu; /* guards the three below */
+  pthread_mutex_t mu; /* guards the fields below */
   bool registered;    /* counted as a source of the near table */
   bool blocked;       /* our share of the table's gate is closed */
   bool listener_up, data_up;
+  bool moved;         /* addr changed: the listener must leave the old server */
+
+  rcache__pool_event_fn next_event; /* chained pool events (Sentinel's) */
+  void *next_ud;
 };
 
 /* ---- the gate -------------------------------------------------------------------------------- */
@@ -81,6 +85,29 @@ static void on_pool_event(void *ud, rcache__pool *p, bool up) {
   rcache__tracking *t = ud;
   if (!up) flush(t);
   set_state(t, -1, rcache__pool_available(p));
+  if (t->next_event) t->next_event(t->next_ud, p, up);
+}
+
+void rcache__tracking_chain_events(rcache__tracking *t, rcache__pool_event_fn fn, void *ud) {
+  t->next_event = fn;
+  t->next_ud = ud;
+}
+
+void rcache__tracking_set_addr(rcache__tracking *t, const rcache__addr *a) {
+  pthread_mutex_lock(&t->mu);
+  if (memcmp(&t->addr, a, sizeof *a) != 0) {
+    t->addr = *a;
+    t->moved = true;
+  }
+  pthread_mutex_unlock(&t->mu);
+}
+
+static bool take_moved(rcache__tracking *t) {
+  pthread_mutex_lock(&t->mu);
+  bool m = t->moved;
+  t->moved = false;
+  pthread_mutex_unlock(&t->mu);
+  return m;
 }
 
 /* ---- the listener connection ------------------------------------------------------------------
@@ -118,7 +145,15 @@ static bool is_str(const redisReply *r, const char *s) {
 static rcache_status listener_connect(rcache__tracking *t) {
   const rcache_options *o = &t->ctx->opt;
   rcache__conn *c = NULL;
-  rcache_status s = rcache__conn_open(&t->setup, &t->addr,
+  pthread_mutex_lock(&t->mu);
+  rcache__addr a = t->addr;
+  t->moved = false; /* connecting to the current address */
+  pthread_mutex_unlock(&t->mu);
+  if (!a.path[0] && a.port <= 0) {
+    rcache__errf("near cache listener: the server's address is not known yet");
+    return RCACHE_EUNAVAILABLE;
+  }
+  rcache_status s = rcache__conn_open(&t->setup, &a,
                                       rcache__now_us() + (int64_t)o->connect_timeout_ms * 1000, &c);
   if (s != RCACHE_OK) return s;
   rcache__cmds b = {0};
@@ -216,6 +251,10 @@ static void listen_loop(rcache__tracking *t) {
       }
       ping_deadline = now + timeout_us;
       next_ping = now + PING_EVERY_US;
+    }
+    if (take_moved(t)) {
+      snprintf(why, sizeof why, "the server moved");
+      break;
     }
     if (now >= next_check) {            /* once per tick, however busy the channel is */
       rcache__pool_check_idle(t->pool); /* a dead one tells on_pool_event */

@@ -33,6 +33,15 @@ _Atomic long long *rcache__tracking_redirect(rcache__tracking *t);
  * connect_timeout_ms), and starts the listener thread. RCACHE_OK or RCACHE_ENOMEM. */
 rcache_status rcache__tracking_start(rcache__tracking *t, rcache__pool *pool);
 
+/* Points the tracker at another server (Sentinel failover): the listener leaves the old
+ * one (the near table is blocked and flushed, the redirect id reset) and subscribes on a,
+ * after which the pool's connections are replaced as on any listener change. */
+void rcache__tracking_set_addr(rcache__tracking *t, const rcache__addr *a);
+
+/* Also tells fn(ud, pool, up) about the pool's events, after the tracker's own handling
+ * (the tracker takes the pool's one event slot in rcache__tracking_start). */
+void rcache__tracking_chain_events(rcache__tracking *t, rcache__pool_event_fn fn, void *ud);
+
 /* Stops the listener thread and closes its connection (the tracker stays valid for pool
  * events until freed). NULL-safe. */
 void rcache__tracking_stop(rcache__tracking *t);

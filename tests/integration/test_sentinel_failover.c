@@ -186,6 +186,7 @@ int main(void) {
   rcache_options o;
   rcache_options_init(&o);
   o.log_fn = on_log;
+  o.near_cache_bytes = 1 << 20; /* the near cache must follow the master across failovers */
   CHECK_EQ(rcache_open(&c, url, &o), RCACHE_OK);
   CHECK_STR(rcache_mode(c), "sentinel");
   CHECK_EQ(rcache_health_check(c, &h), RCACHE_OK);
@@ -279,6 +280,20 @@ int main(void) {
     rcache_value_free(&got);
   }
   CHECK_EQ(right, NFIXED);
+  /* the near cache served, and it tracks on the new master: another client's write there
+   * is seen (the key was near-cached from the new master by the reads just above) */
+  rcache_stats nst;
+  rcache_get_stats(c, &nst);
+  CHECK_MSG(nst.near_hits > 0, "near hits %llu", (unsigned long long)nst.near_hits);
+  CHECK(pr_ok(pr_cmd_auth(replica.port, PW, "SET fixed:0 changed-elsewhere")));
+  bool seen = false;
+  for (int64_t t1 = pr_now_ms(); !seen && pr_now_ms() - t1 < 2000; pr_sleep_ms(5)) {
+    rcache_value got = {NULL, 0};
+    seen = rcache_get(c, "fixed:0", &got) == RCACHE_OK && strcmp(got.data, "changed-elsewhere") == 0;
+    rcache_value_free(&got);
+  }
+  CHECK_MSG(seen, "another client's write on the new master was not seen through the near cache");
+  CHECK(pr_ok(pr_cmd_auth(replica.port, PW, "SET fixed:0 fixed-value-0")));
   CHECK_EQ(rcache_set(c, "after", "1", 1, 60), RCACHE_OK);
   CHECK(pr_reply_has(pr_cmd_auth(replica.port, PW, "GET after"), "1"));
 
