@@ -61,6 +61,7 @@ static void set_blocking(int fd, bool on) {
 
 void rcache__addr_str(const rcache__addr *a, char *buf, size_t size) {
   if (a->path[0]) snprintf(buf, size, "%s", a->path);
+  else if (!a->host[0] && a->port <= 0) snprintf(buf, size, "(not known yet)");
   else if (strchr(a->host, ':')) snprintf(buf, size, "[%s]:%d", a->host, a->port);
   else snprintf(buf, size, "%s:%d", a->host, a->port);
 }
