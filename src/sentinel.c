@@ -91,15 +91,22 @@ static rcache_status one_command(rcache__conn *c, const sentinel *st, redisReply
   return s;
 }
 
+/* Sentinels often have their own (or no) credentials: the URL's user and password are
+ * tried first, then the password alone (a sentinel's requirepass), then nothing (a sentinel
+ * without a password says so). */
 static rcache_status sentinel_connect(sentinel *st, size_t i, int64_t deadline, rcache__conn **c) {
   int64_t cd = rcache__now_us() + (int64_t)st->r.base.ctx->opt.connect_timeout_ms * 1000;
   rcache_status s = rcache__conn_open(&st->sset, &st->sent[i], min64(cd, deadline), c);
-  if (s == RCACHE_EAUTH && st->sset.password &&
+  rcache__conn_setup alt = st->sset;
+  if (s == RCACHE_EAUTH && alt.user && alt.password && strstr(rcache__err_peek(), "WRONGPASS")) {
+    alt.user = NULL; /* a user the sentinel does not have: its default user */
+    s = rcache__conn_open(&alt, &st->sent[i], min64(cd, deadline), c);
+  }
+  if (s == RCACHE_EAUTH && alt.password &&
       (strstr(rcache__err_peek(), "without any password") ||
        strstr(rcache__err_peek(), "no password is set"))) {
-    rcache__conn_setup plain = st->sset; /* this sentinel has no password: fine */
-    plain.user = plain.password = NULL;
-    s = rcache__conn_open(&plain, &st->sent[i], min64(cd, deadline), c);
+    alt.user = alt.password = NULL; /* this sentinel has no password: fine */
+    s = rcache__conn_open(&alt, &st->sent[i], min64(cd, deadline), c);
   }
   return s;
 }
