@@ -10,11 +10,13 @@
 #include <hiredis/hiredis.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "rcache/rcache.h"
@@ -624,6 +626,95 @@ static void breaker_workload(void) {
   rcache_close(c);
 }
 
+/* ---- the worst call while the server is paused (SIGSTOP) --------------------------------------- */
+
+typedef struct {
+  rcache *c;
+  atomic_int stop;
+  _Atomic int64_t worst_ns;
+} stall_arg;
+
+static void *stall_caller(void *p) {
+  stall_arg *a = p;
+  while (!atomic_load(&a->stop)) {
+    rcache_value v;
+    int64_t t = now_ns();
+    rcache_get(a->c, "stall", &v);
+    int64_t d = now_ns() - t;
+    rcache_value_free(&v);
+    int64_t w = atomic_load(&a->worst_ns);
+    while (d > w && !atomic_compare_exchange_weak(&a->worst_ns, &w, d)) {
+    }
+  }
+  return NULL;
+}
+
+/* A private redis-server (loopback, a port nobody answers on), paused for 2 s under 4
+ * threads of GETs: the slowest call, next to the deadline it must keep. */
+static void sigstop_workload(void) {
+  int p = 0;
+  pid_t pid = -1;
+  for (int i = 0; i < 50 && pid < 0; i++) {
+    int cand = 30000 + (int)((getpid() * 13 + i * 97) % 5000);
+    redisContext *probe = redisConnect("127.0.0.1", cand);
+    bool busy = probe && !probe->err;
+    redisFree(probe);
+    if (busy) continue;
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", cand);
+    pid = fork();
+    if (pid == 0) {
+      freopen("/dev/null", "w", stdout);
+      execlp("redis-server", "redis-server", "--bind", "127.0.0.1", "--port", ps, "--save", "",
+             "--appendonly", "no", (char *)NULL);
+      _exit(127);
+    }
+    for (int k = 0; k < 100 && !p; k++) {
+      usleep(20000);
+      redisContext *t = redisConnect("127.0.0.1", cand);
+      if (t && !t->err) p = cand;
+      redisFree(t);
+    }
+    if (!p) {
+      kill(pid, SIGKILL);
+      waitpid(pid, NULL, 0);
+      pid = -1;
+    }
+  }
+  if (pid < 0) {
+    fprintf(stderr, "bench: could not start a private redis-server; skipping the SIGSTOP row\n");
+    return;
+  }
+  char url[128];
+  snprintf(url, sizeof url, "redis://127.0.0.1:%d?connect_timeout_ms=100&command_timeout_ms=100", p);
+  rcache_options o;
+  rcache_options_init(&o);
+  o.log_level = RCACHE_LOG_ERROR;
+  rcache *c;
+  if (rcache_open(&c, url, &o) != RCACHE_OK) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return;
+  }
+  rcache_set(c, "stall", "x", 1, 0);
+  stall_arg a = {c, 0, 0};
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, stall_caller, &a);
+  usleep(300000);
+  kill(pid, SIGSTOP);
+  usleep(2000000);
+  kill(pid, SIGCONT);
+  usleep(500000);
+  atomic_store(&a.stop, 1);
+  for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+  rcache_close(c);
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  double worst = (double)atomic_load(&a.worst_ns), deadline = (100 + 100) * 1e6;
+  row("worst call while the server is paused", 0, 0, worst, "deadline ns (connect+command)",
+      deadline, worst / deadline, "<= 1 (+ slack)", worst <= deadline * 1.25);
+}
+
 /* ---- delete_prefix among a million keys: GET p99 meanwhile ------------------------------------ */
 
 typedef struct {
@@ -785,6 +876,7 @@ int main(int argc, char **argv) {
   stampede_workload();
   near_workload();
   breaker_workload();
+  sigstop_workload();
   delete_prefix_workload();
   if (json) {
     fprintf(json, "\n]}\n");
