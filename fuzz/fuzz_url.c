@@ -98,7 +98,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (shown && checkable(shown, sec)) {
       const char *in = NULL;
       for (const char *q = err; (q = strstr(q, " in ")) != NULL; q++) in = q;
-      must_not_contain("the URL in the error message", in ? in : err, sec);
+      /* after the " in " itself: a secret " in " is no leak of the template's word */
+      must_not_contain("the URL in the error message", in ? in + 4 : err, sec);
       if (distinctive(sec)) must_not_contain("the error message", err, sec);
     }
     free(shown);
