@@ -65,18 +65,6 @@ typedef struct cluster {
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
-static void free_replies(redisReply **rep, int n) {
-  for (int i = 0; i < n; i++) {
-    if (rep[i]) freeReplyObject(rep[i]);
-    rep[i] = NULL;
-  }
-}
-
-static rcache_status proto(const redisReply *x) {
-  rcache__errf("unexpected reply type %d from a cluster node", x ? x->type : -1);
-  return RCACHE_EPROTO;
-}
-
 /* Asks the refresher for a new map. While one is already asked for this costs one atomic
  * load, so calls failing fast on a dead master stay fast (no lock, no syscall). */
 static void want_refresh(cluster *cl) {
@@ -288,12 +276,12 @@ static bool shard_node_addr(const redisReply *nd, bool tls, const cnode *asked, 
 
 /* CLUSTER SHARDS (Redis 7): each shard's slot ranges and its online master. */
 static rcache_status parse_shards(const redisReply *rep, bool tls, const cnode *asked, ranges *rs) {
-  if (rep->type != REDIS_REPLY_ARRAY) return proto(rep);
+  if (rep->type != REDIS_REPLY_ARRAY) return rcache__reply_unexpected(rep);
   for (size_t i = 0; i < rep->elements; i++) {
     const redisReply *sh = rep->element[i];
     const redisReply *sl = field(sh, "slots"), *nodes = field(sh, "nodes");
     if (!sl || sl->type != REDIS_REPLY_ARRAY || !nodes || nodes->type != REDIS_REPLY_ARRAY)
-      return proto(sh);
+      return rcache__reply_unexpected(sh);
     if (sl->elements == 0) continue; /* a shard without slots */
     const redisReply *best = NULL;
     for (size_t j = 0; j < nodes->elements; j++) {
@@ -310,10 +298,10 @@ static rcache_status parse_shards(const redisReply *rep, bool tls, const cnode *
     for (size_t k = 0; k + 1 < sl->elements; k += 2) {
       if (sl->element[k]->type != REDIS_REPLY_INTEGER ||
           sl->element[k + 1]->type != REDIS_REPLY_INTEGER)
-        return proto(sl);
+        return rcache__reply_unexpected(sl);
       rcache_status s =
           ranges_add(rs, sl->element[k]->integer, sl->element[k + 1]->integer, h, hl, port);
-      if (s != RCACHE_OK) return s == RCACHE_EPROTO ? proto(sl) : s;
+      if (s != RCACHE_OK) return s == RCACHE_EPROTO ? rcache__reply_unexpected(sl) : s;
     }
   }
   return RCACHE_OK;
@@ -321,7 +309,7 @@ static rcache_status parse_shards(const redisReply *rep, bool tls, const cnode *
 
 /* CLUSTER SLOTS: [start, end, [host, port, id...], replicas...]. */
 static rcache_status parse_slots(const redisReply *rep, const cnode *asked, ranges *rs) {
-  if (rep->type != REDIS_REPLY_ARRAY) return proto(rep);
+  if (rep->type != REDIS_REPLY_ARRAY) return rcache__reply_unexpected(rep);
   for (size_t i = 0; i < rep->elements; i++) {
     const redisReply *e = rep->element[i];
     if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
@@ -329,14 +317,14 @@ static rcache_status parse_slots(const redisReply *rep, const cnode *asked, rang
         e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2 ||
         e->element[2]->element[0]->type != REDIS_REPLY_STRING ||
         e->element[2]->element[1]->type != REDIS_REPLY_INTEGER)
-      return proto(e);
+      return rcache__reply_unexpected(e);
     const redisReply *h = e->element[2]->element[0];
     if (is_str(h, "?")) continue; /* endpoint unknown */
     const char *hs = h->len ? h->str : asked->addr.host;
     size_t hl = h->len ? h->len : strlen(asked->addr.host);
     rcache_status s = ranges_add(rs, e->element[0]->integer, e->element[1]->integer, hs, hl,
                                  (int)e->element[2]->element[1]->integer);
-    if (s != RCACHE_OK) return s == RCACHE_EPROTO ? proto(e) : s;
+    if (s != RCACHE_OK) return s == RCACHE_EPROTO ? rcache__reply_unexpected(e) : s;
   }
   return RCACHE_OK;
 }
@@ -634,7 +622,7 @@ static rcache_status route(cluster *cl, unsigned slot, const rcache__cmds *b, re
     redirect rd;
     int kind = find_redirect(rep, b->n, &rd);
     if (kind == REDIR_NONE) return RCACHE_OK;
-    free_replies(rep, b->n);
+    rcache__replies_free(rep, b->n);
     if (kind == REDIR_MOVED || kind == REDIR_ASK) {
       if (rcache__now_us() >= deadline) {
         rcache__errf("the deadline passed while following cluster redirections (last: %s)",
@@ -741,17 +729,10 @@ static rcache_status split(cluster *cl, const char *const *keys, const size_t *k
 
 static void free_shares(share *sh, size_t ns) {
   for (size_t i = 0; i < ns; i++) {
-    free_replies(sh[i].rep, sh[i].b.n);
+    rcache__replies_free(sh[i].rep, sh[i].b.n);
     rcache__cmds_free(&sh[i].b);
   }
   free(sh);
-}
-
-/* An error reply meaning "the server cannot serve now" (as rcache__redis_run treats it). */
-static bool busy_reply(const redisReply *r) {
-  return r->type == REDIS_REPLY_ERROR && r->str &&
-         (strncmp(r->str, "LOADING", 7) == 0 || strncmp(r->str, "BUSY", 4) == 0 ||
-          strncmp(r->str, "MASTERDOWN", 10) == 0);
 }
 
 /* Bytes already read from c and not parsed yet, in hiredis' buffer or OpenSSL's. */
@@ -789,7 +770,7 @@ static void read_all(cluster *cl, share *sh, size_t ns, int64_t by) {
       rcache__errf("no reply within the command timeout");
       for (size_t q = 0; q < np; q++) {
         share *x = &sh[which[q]];
-        free_replies(x->rep, got[which[q]]);
+        rcache__replies_free(x->rep, got[which[q]]);
         x->s = RCACHE_ETIMEOUT;
         x->c->broken = true;
       }
@@ -804,7 +785,7 @@ static void read_all(cluster *cl, share *sh, size_t ns, int64_t by) {
       if (x->s == RCACHE_OK)
         got[i]++;
       else
-        free_replies(x->rep, got[i]);
+        rcache__replies_free(x->rep, got[i]);
     }
   }
   free(got);
@@ -848,9 +829,9 @@ static void exchange_all(cluster *cl, share *sh, size_t ns) {
     rcache__pool_release(x->node->pool, x->c);
     x->c = NULL;
     for (int j = 0; x->s == RCACHE_OK && j < x->b.n; j++) {
-      if (busy_reply(x->rep[j])) {
+      if (rcache__reply_busy(x->rep[j])) {
         rcache__reply_status(x->rep[j]); /* records the server's text */
-        free_replies(x->rep, x->b.n);
+        rcache__replies_free(x->rep, x->b.n);
         x->s = RCACHE_EUNAVAILABLE;
       }
     }
@@ -912,7 +893,7 @@ static rcache_status cluster_get_many(rcache__backend *be, const char *const *ke
         st[at] = rcache__reply_status(v);
         if (st[at] == RCACHE_ETYPE) st[at] = RCACHE_MISS; /* as MGET: not a string */
       } else {
-        st[at] = proto(v);
+        st[at] = rcache__reply_unexpected(v);
       }
     }
   }
@@ -1007,7 +988,7 @@ static void del_flush(del_ud *d) {
   if (s == RCACHE_OK) {
     for (int i = 0; i < b.n; i++) /* a key moved away meanwhile (MOVED/ASK) is not counted */
       if (rep[i]->type == REDIS_REPLY_INTEGER) d->deleted += (uint64_t)rep[i]->integer;
-    free_replies(rep, b.n);
+    rcache__replies_free(rep, b.n);
   }
   rcache__cmds_free(&b);
   for (size_t i = 0; i < d->n; i++)

@@ -90,10 +90,27 @@ rcache_status rcache__reply_status(const redisReply *r) {
   else if (starts(e, "NOAUTH") || starts(e, "WRONGPASS") || starts(e, "NOPERM") ||
            strstr(e, "invalid password") || strstr(e, "invalid username-password"))
     s = RCACHE_EAUTH;
-  else if (starts(e, "LOADING") || starts(e, "BUSY") || starts(e, "MASTERDOWN"))
+  else if (rcache__reply_busy(r))
     s = RCACHE_EUNAVAILABLE;
   rcache__errf("server: %.400s", e);
   return s;
+}
+
+bool rcache__reply_busy(const redisReply *r) {
+  if (!r || r->type != REDIS_REPLY_ERROR || !r->str) return false;
+  return starts(r->str, "LOADING") || starts(r->str, "BUSY") || starts(r->str, "MASTERDOWN");
+}
+
+void rcache__replies_free(redisReply **replies, int n) {
+  for (int i = 0; i < n; i++) {
+    if (replies[i]) freeReplyObject(replies[i]);
+    replies[i] = NULL;
+  }
+}
+
+rcache_status rcache__reply_unexpected(const redisReply *r) {
+  rcache__errf("unexpected reply type %d from the server", r ? r->type : -1);
+  return RCACHE_EPROTO;
 }
 
 /* ---- exchange ----------------------------------------------------------------------------- */

@@ -77,6 +77,15 @@ rcache_status rcache__conn_read(rcache__conn *c, redisReply **reply, int64_t dea
  * RCACHE_ESERVER. Non-error replies → RCACHE_OK. */
 rcache_status rcache__reply_status(const redisReply *r);
 
+/* An error reply meaning "the server cannot serve now" (LOADING, BUSY, MASTERDOWN). */
+bool rcache__reply_busy(const redisReply *r);
+
+/* Frees replies[0..n) and sets them to NULL (NULL entries are skipped). */
+void rcache__replies_free(redisReply **replies, int n);
+
+/* A reply of a type the command cannot answer: records it, returns RCACHE_EPROTO. */
+rcache_status rcache__reply_unexpected(const redisReply *r);
+
 /* True for statuses that say the server could not be used (counted by the breaker). */
 bool rcache__transport_failure(rcache_status s);
 

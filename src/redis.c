@@ -39,20 +39,6 @@ void rcache__redis_fini(rcache__redis *r) {
 
 /* ---- one exchange ----------------------------------------------------------------------- */
 
-static void free_replies(redisReply **rep, int n) {
-  for (int i = 0; i < n; i++) {
-    if (rep[i]) freeReplyObject(rep[i]);
-    rep[i] = NULL;
-  }
-}
-
-/* An error reply that means "the server cannot serve now" (LOADING, BUSY, MASTERDOWN). */
-static bool busy_reply(const redisReply *r) {
-  if (r->type != REDIS_REPLY_ERROR || !r->str) return false;
-  return strncmp(r->str, "LOADING", 7) == 0 || strncmp(r->str, "BUSY", 4) == 0 ||
-         strncmp(r->str, "MASTERDOWN", 10) == 0;
-}
-
 rcache_status rcache__redis_run(rcache__redis *r, rcache__pool *p, const rcache__cmds *b,
                                 redisReply **rep, bool idempotent) {
   const rcache_options *o = &r->base.ctx->opt;
@@ -67,10 +53,10 @@ rcache_status rcache__redis_run(rcache__redis *r, rcache__pool *p, const rcache_
     rcache__pool_release(p, c);
     rcache__latency_add(&r->base.ctx->lat, rcache__now_us() - start); /* failures too */
     if (s == RCACHE_OK) {
-      for (int i = 0; i < b->n; i++) {
-        if (busy_reply(rep[i])) {
+      for (int i = 0; i < b->n; i++) { /* LOADING, BUSY, MASTERDOWN: cannot serve now */
+        if (rcache__reply_busy(rep[i])) {
           rcache__reply_status(rep[i]); /* records the server's text */
-          free_replies(rep, b->n);
+          rcache__replies_free(rep, b->n);
           rcache__pool_report(p, RCACHE_EUNAVAILABLE);
           return RCACHE_EUNAVAILABLE;
         }
@@ -94,13 +80,8 @@ static rcache_status standalone_exec(rcache__redis *r, const char *key, size_t k
   return rcache__redis_run(r, r->pool, b, rep, idempotent);
 }
 
-/* Builds and runs a one-key batch of up to 2 commands. */
+/* A backend of any Redis topology is an rcache__redis (its first member). */
 #define R(b) ((rcache__redis *)(b))
-
-static rcache_status proto(const redisReply *x) {
-  rcache__errf("unexpected reply type %d from the server", x ? x->type : -1);
-  return RCACHE_EPROTO;
-}
 
 /* ---- single-key operations --------------------------------------------------------------- */
 
@@ -130,14 +111,14 @@ rcache_status rcache__redis_get(rcache__backend *be, const char *key, size_t kle
   } else if (v->type == REDIS_REPLY_ERROR) {
     s = rcache__reply_status(v);
   } else {
-    s = proto(v);
+    s = rcache__reply_unexpected(v);
   }
   if (pttl_ms) {
     *pttl_ms = -2;
     if (rep[1]->type == REDIS_REPLY_INTEGER) *pttl_ms = rep[1]->integer;
     if (s == RCACHE_OK && *pttl_ms == -2) *pttl_ms = -1; /* expired in between: keep it */
   }
-  free_replies(rep, n);
+  rcache__replies_free(rep, n);
   return s;
 }
 
@@ -167,7 +148,7 @@ rcache_status rcache__redis_set(rcache__backend *be, const char *key, size_t kle
   if (rep->type == REDIS_REPLY_STATUS) s = RCACHE_OK;
   else if (rep->type == REDIS_REPLY_NIL) s = RCACHE_MISS; /* NX and the key existed */
   else if (rep->type == REDIS_REPLY_ERROR) s = rcache__reply_status(rep);
-  else s = proto(rep);
+  else s = rcache__reply_unexpected(rep);
   freeReplyObject(rep);
   return s;
 }
@@ -185,7 +166,7 @@ static rcache_status int_cmd(rcache__backend *be, const char *cmd, const char *k
   if (s != RCACHE_OK) return s;
   if (rep->type == REDIS_REPLY_INTEGER) *out = rep->integer;
   else if (rep->type == REDIS_REPLY_ERROR) s = rcache__reply_status(rep);
-  else s = proto(rep);
+  else s = rcache__reply_unexpected(rep);
   freeReplyObject(rep);
   return s;
 }
@@ -244,7 +225,7 @@ rcache_status rcache__redis_incr(rcache__backend *be, const char *key, size_t kl
   else if (rep->type == REDIS_REPLY_STRING && rcache__parse_i64(rep->str, rep->len, out))
     s = RCACHE_OK; /* the script's reply */
   else if (rep->type == REDIS_REPLY_ERROR) s = rcache__reply_status(rep);
-  else s = proto(rep);
+  else s = rcache__reply_unexpected(rep);
   freeReplyObject(rep);
   return s;
 }
@@ -303,21 +284,21 @@ rcache_status rcache__redis_scan_node(rcache__redis *r, rcache__pool *p, const c
     } else if (sc->type != REDIS_REPLY_ARRAY || sc->elements != 2 ||
                sc->element[0]->type != REDIS_REPLY_STRING ||
                sc->element[1]->type != REDIS_REPLY_ARRAY || sc->element[0]->len >= sizeof cursor) {
-      s = proto(sc);
+      s = rcache__reply_unexpected(sc);
     }
     if (s == RCACHE_OK && unlink_at >= 0) {
       if (rep[unlink_at]->type == REDIS_REPLY_INTEGER) *count += (uint64_t)rep[unlink_at]->integer;
       else s = rcache__reply_status(rep[unlink_at]);
     }
     if (s != RCACHE_OK) {
-      free_replies(rep, n);
+      rcache__replies_free(rep, n);
       break;
     }
     memcpy(cursor, sc->element[0]->str, sc->element[0]->len + 1);
     redisReply *keys = sc->element[1];
     for (size_t i = 0; i < keys->elements; i++) {
       if (keys->element[i]->type != REDIS_REPLY_STRING) {
-        s = proto(keys->element[i]);
+        s = rcache__reply_unexpected(keys->element[i]);
         break;
       }
     }
@@ -332,7 +313,7 @@ rcache_status rcache__redis_scan_node(rcache__redis *r, rcache__pool *p, const c
       pending = sc; /* its keys go out with the next SCAN */
       rep[0] = NULL;
     }
-    free_replies(rep, n);
+    rcache__replies_free(rep, n);
     if (s != RCACHE_OK) break;
   } while (!stop && strcmp(cursor, "0") != 0);
   if (s == RCACHE_OK && pending && pending->element[1]->elements > 0) { /* the last batch */
@@ -376,7 +357,7 @@ rcache_status rcache__redis_health_node(rcache__redis *r, rcache__pool *p, rcach
     }
   }
   if (s != RCACHE_OK) snprintf(h->error, sizeof h->error, "%s", rcache__err_peek());
-  free_replies(rep, n);
+  rcache__replies_free(rep, n);
   return s;
 }
 
@@ -437,7 +418,7 @@ rcache_status rcache__redis_one_get_many(rcache__backend *be, const char *const 
   if (rep->type == REDIS_REPLY_ERROR) {
     s = rcache__reply_status(rep);
   } else if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
-    s = proto(rep);
+    s = rcache__reply_unexpected(rep);
   } else {
     for (size_t i = 0; i < n; i++) {
       redisReply *e = rep->element[i];
@@ -489,7 +470,7 @@ rcache_status rcache__redis_one_set_many(rcache__backend *be, const char *const 
       rcache_status e = rcache__reply_status(rep[i]);
       if (e != RCACHE_OK && s == RCACHE_OK) s = e;
     }
-    free_replies(rep, (int)n);
+    rcache__replies_free(rep, (int)n);
   }
   rcache__cmds_free(&b);
   free(rep);

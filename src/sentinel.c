@@ -46,18 +46,6 @@ typedef struct sentinel {
 
 #define ST(b) ((sentinel *)(b))
 
-static void free_replies(redisReply **rep, int n) {
-  for (int i = 0; i < n; i++) {
-    if (rep[i]) freeReplyObject(rep[i]);
-    rep[i] = NULL;
-  }
-}
-
-static rcache_status proto(const redisReply *x) {
-  rcache__errf("unexpected reply type %d from the server", x ? x->type : -1);
-  return RCACHE_EPROTO;
-}
-
 static int64_t min64(int64_t a, int64_t b) {
   return a < b ? a : b;
 }
@@ -127,7 +115,7 @@ static rcache_status ask_sentinel(sentinel *st, size_t i, int64_t deadline, rcac
     memset(a, 0, sizeof *a);
     memcpy(a->host, rep->element[0]->str, rep->element[0]->len);
     a->port = atoi(rep->element[1]->str);
-    if (a->port <= 0 || a->port > 65535) s = proto(rep);
+    if (a->port <= 0 || a->port > 65535) s = rcache__reply_unexpected(rep);
   } else if (rep->type == REDIS_REPLY_NIL) {
     rcache__errf("sentinel %s:%d does not know a master named \"%s\"", st->sent[i].host,
                  st->sent[i].port, st->name);
@@ -135,7 +123,7 @@ static rcache_status ask_sentinel(sentinel *st, size_t i, int64_t deadline, rcac
   } else if (rep->type == REDIS_REPLY_ERROR) {
     s = rcache__reply_status(rep);
   } else {
-    s = proto(rep);
+    s = rcache__reply_unexpected(rep);
   }
   freeReplyObject(rep);
   return s;
@@ -155,7 +143,7 @@ static rcache_status check_role(sentinel *st, const rcache__addr *a, int64_t dea
     s = rcache__reply_status(rep);
   } else if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
              rep->element[0]->type != REDIS_REPLY_STRING) {
-    s = proto(rep);
+    s = rcache__reply_unexpected(rep);
   } else if (strcmp(rep->element[0]->str, "master") != 0) {
     rcache__errf("%s:%d is a %s, not the master of \"%s\"", a->host, a->port, rep->element[0]->str,
                  st->name);
@@ -327,7 +315,7 @@ static rcache_status check_readonly(sentinel *st, redisReply **rep, int n) {
   for (int i = 0; i < n; i++) {
     if (readonly_reply(rep[i])) {
       rcache__errf("server: %.200s (the master changed; looking it up again)", rep[i]->str);
-      free_replies(rep, n);
+      rcache__replies_free(rep, n);
       rcache__pool_report(st->r.pool, RCACHE_EUNAVAILABLE);
       want_resolve(st);
       return RCACHE_EUNAVAILABLE;
