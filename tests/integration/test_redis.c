@@ -4,16 +4,14 @@
  * that can never inject a command, the connection set-up (SELECT, CLIENT SETNAME), the
  * pool under concurrency, and that rcache_open never fails because the server is down.
  */
-#include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "rcache/rcache.h"
 #include "test.h"
+#include "test_cluster_procs.h"
 
 static const char *url_tcp;
 static int port;
@@ -160,45 +158,13 @@ static void test_errors(void) {
   rcache_close(c);
 }
 
-/* A private server for what would disturb the shared one (maxmemory). */
-static pid_t start_private(int *pport) {
-  for (int i = 0; i < 50; i++) {
-    int p = 30000 + (int)((getpid() * 7 + i * 131) % 2000);
-    redisContext *probe = redisConnect("127.0.0.1", p);
-    bool busy = probe && !probe->err;
-    redisFree(probe);
-    if (busy) continue;
-    char ps[16];
-    snprintf(ps, sizeof ps, "%d", p);
-    pid_t pid = fork();
-    if (pid == 0) {
-      int fd = open("/dev/null", 1);
-      dup2(fd, 1);
-      execlp("redis-server", "redis-server", "--bind", "127.0.0.1", "--port", ps, "--save", "",
-             "--appendonly", "no", (char *)NULL);
-      _exit(127);
-    }
-    for (int k = 0; k < 100; k++) {
-      usleep(20000);
-      redisContext *t = redisConnect("127.0.0.1", p);
-      bool up = t && !t->err;
-      redisFree(t);
-      if (up) {
-        *pport = p;
-        return pid;
-      }
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-  }
-  return -1;
-}
-
+/* On a private server (test_cluster_procs.h): maxmemory would disturb the shared one. */
 static void test_oom(void) {
-  int p;
-  pid_t pid = start_private(&p);
-  CHECK(pid > 0);
-  if (pid <= 0) return;
+  pr_node n;
+  bool up = pr_start_node(&n, "redis-oom", NULL) == 0;
+  CHECK_MSG(up, "could not start a private redis-server");
+  if (!up) return;
+  int p = n.port;
   char url[64];
   snprintf(url, sizeof url, "redis://127.0.0.1:%d", p);
   rcache *c = open_url(url, NULL);
@@ -216,8 +182,7 @@ static void test_oom(void) {
   CHECK_EQ(rcache_set(c, "k", "v", 1, 0), RCACHE_OK);
   redisFree(r);
   rcache_close(c);
-  kill(pid, SIGKILL);
-  waitpid(pid, NULL, 0);
+  pr_kill(&n);
 }
 
 /* Keys are bytes: whatever they contain is one key, never a command. */
