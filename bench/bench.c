@@ -15,8 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rcache/rcache.h"
@@ -33,7 +33,7 @@ static int64_t now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* ---- latency samples ---------------------------------------------------------------------- */
+/* ---- latency samples ------------------------------------------------------------------------- */
 
 typedef struct {
   int64_t *ns;
@@ -71,12 +71,15 @@ static double ops_per_s(const samples *s) {
   return s->wall_ns ? (double)s->ops * 1e9 / (double)s->wall_ns : 0;
 }
 
-/* ---- output ------------------------------------------------------------------------------- */
+/* ---- output ---------------------------------------------------------------------------------- */
 
 static void fmt_ns(char *b, size_t n, double ns) {
-  if (ns < 10000) snprintf(b, n, "%.0f ns", ns);
-  else if (ns < 10000000) snprintf(b, n, "%.1f us", ns / 1000);
-  else snprintf(b, n, "%.1f ms", ns / 1e6);
+  if (ns < 10000)
+    snprintf(b, n, "%.0f ns", ns);
+  else if (ns < 10000000)
+    snprintf(b, n, "%.1f us", ns / 1000);
+  else
+    snprintf(b, n, "%.1f ms", ns / 1e6);
 }
 
 /* One row: workload, rcache ops/s, p50, p99, the baseline's figure and the ratio. */
@@ -86,7 +89,10 @@ static void row(const char *name, double ops, double p50, double p99, const char
   fmt_ns(a, sizeof a, p50);
   fmt_ns(b, sizeof b, p99);
   printf("| %-38s | %11.0f | %9s | %9s | %-28s %11.0f | %7.3f | %-12s | %-4s |\n", name, ops, a, b,
-         base_name, base, ratio, target, met < 0 ? "-" : met ? "yes" : "NO");
+         base_name, base, ratio, target,
+         met < 0 ? "-"
+         : met   ? "yes"
+                 : "NO");
   fflush(stdout);
   if (json)
     fprintf(json,
@@ -94,10 +100,12 @@ static void row(const char *name, double ops, double p50, double p99, const char
             "\"baseline\":\"%s\",\"baseline_value\":%.1f,\"ratio\":%.4f,\"target\":\"%s\","
             "\"met\":%s}",
             json_rows++ ? "," : "", name, ops, p50, p99, base_name, base, ratio, target,
-            met < 0 ? "null" : met ? "true" : "false");
+            met < 0 ? "null"
+            : met   ? "true"
+                    : "false");
 }
 
-/* ---- raw hiredis baselines ------------------------------------------------------------------ */
+/* ---- raw hiredis baselines ------------------------------------------------------------------- */
 
 static redisContext *raw_connect(int unix_sock) {
   redisContext *r = unix_sock ? redisConnectUnix(sock_path) : redisConnect(host, port);
@@ -142,7 +150,7 @@ static void raw_set_loop(redisContext *r, const char *key, const char *val, size
   s->wall_ns = now_ns() - t0;
 }
 
-/* ---- rcache side ------------------------------------------------------------------------------ */
+/* ---- rcache side ----------------------------------------------------------------------------- */
 
 static rcache *rc_open(const char *url, size_t near_bytes, int pool) {
   rcache_options o;
@@ -176,8 +184,7 @@ static void rc_get_loop(rcache *c, const char *key, int n, samples *s) {
   s->wall_ns = now_ns() - t0;
 }
 
-static void rc_set_loop(rcache *c, const char *key, const char *val, size_t vl, int n,
-                        samples *s) {
+static void rc_set_loop(rcache *c, const char *key, const char *val, size_t vl, int n, samples *s) {
   int64_t t0 = now_ns();
   for (int i = 0; i < n; i++) {
     int64_t a = now_ns();
@@ -205,8 +212,10 @@ static double median(double *v, int n) {
 static void get_workload(const char *name, int unix_sock, size_t vsize) {
   int n = quick ? 500 : 2500; /* per round */
   char url[512];
-  if (unix_sock) snprintf(url, sizeof url, "unix://%s", sock_path);
-  else snprintf(url, sizeof url, "redis://%s:%d", host, port);
+  if (unix_sock)
+    snprintf(url, sizeof url, "unix://%s", sock_path);
+  else
+    snprintf(url, sizeof url, "redis://%s:%d", host, port);
   char *val = malloc(vsize);
   memset(val, 'v', vsize);
   redisContext *r = raw_connect(unix_sock);
@@ -228,8 +237,7 @@ static void get_workload(const char *name, int unix_sock, size_t vsize) {
   b.wall_ns = bw;
   m.wall_ns = mw;
   double bo = ops_per_s(&b), mo = ops_per_s(&m), ratio = median(ratios, ROUNDS);
-  row(name, mo, pct(&m, .5), pct(&m, .99), "hiredis ops/s", bo, ratio, ">= 0.95",
-      ratio >= 0.95);
+  row(name, mo, pct(&m, .5), pct(&m, .99), "hiredis ops/s", bo, ratio, ">= 0.95", ratio >= 0.95);
   free(b.ns);
   free(m.ns);
   free(val);
@@ -268,7 +276,7 @@ static void set_workload(void) {
   rcache_close(c);
 }
 
-/* ---- 8 threads sharing one handle vs redis-benchmark -c 8 ------------------------------------- */
+/* ---- 8 threads sharing one handle vs redis-benchmark -c 8 ------------------------------------ */
 
 typedef struct {
   rcache *c;
@@ -328,7 +336,8 @@ static void threads_workload(void) {
   s_init(&all, (size_t)n * 8);
   for (int i = 0; i < 8; i++) {
     pthread_join(t[i], NULL);
-    for (size_t j = 0; j < a[i].s.n; j++) s_add(&all, a[i].s.ns[j]);
+    for (size_t j = 0; j < a[i].s.n; j++)
+      s_add(&all, a[i].s.ns[j]);
     free(a[i].s.ns);
   }
   all.wall_ns = now_ns() - t0;
@@ -340,7 +349,7 @@ static void threads_workload(void) {
   rcache_close(c);
 }
 
-/* ---- get_many vs MGET ---------------------------------------------------------------------- */
+/* ---- get_many vs MGET ------------------------------------------------------------------------ */
 
 static void many_workload(void) {
   int n = quick ? 300 : 2000;
@@ -379,7 +388,8 @@ static void many_workload(void) {
     int64_t a = now_ns();
     rcache_get_many(c, keys, K, vals, st);
     s_add(&m, now_ns() - a);
-    for (int j = 0; j < K; j++) rcache_value_free(&vals[j]);
+    for (int j = 0; j < K; j++)
+      rcache_value_free(&vals[j]);
   }
   m.wall_ns = now_ns() - t0;
   double bo = ops_per_s(&b), mo = ops_per_s(&m);
@@ -391,7 +401,7 @@ static void many_workload(void) {
   rcache_close(c);
 }
 
-/* ---- get_or_set under skew vs a naive get-then-set loop ------------------------------------ */
+/* ---- get_or_set under skew vs a naive get-then-set loop -------------------------------------- */
 
 static atomic_long loads;
 
@@ -495,7 +505,7 @@ static void gos_workload(void) {
   rcache_close(c);
 }
 
-/* ---- a stampede: 100 callers on one key as it expires ------------------------------------------ */
+/* ---- a stampede: 100 callers on one key as it expires ---------------------------------------- */
 
 typedef struct {
   rcache *c;
@@ -547,8 +557,10 @@ static void stampede_workload(void) {
     atomic_store(&loads, 0);
     int64_t t0 = now_ns();
     a = (stampede_arg){c, t0 + dur};
-    for (int i = 0; i < T; i++) pthread_create(&t[i], NULL, side ? stampede_rcache : stampede_naive, &a);
-    for (int i = 0; i < T; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < T; i++)
+      pthread_create(&t[i], NULL, side ? stampede_rcache : stampede_naive, &a);
+    for (int i = 0; i < T; i++)
+      pthread_join(t[i], NULL);
     double expiries = (double)(now_ns() - t0) / 1e9; /* one load per TTL (1 s) is the ideal */
     per_expiry[side] = (double)atomic_load(&loads) / expiries;
     if (c) rcache_close(c);
@@ -586,15 +598,15 @@ static void near_workload(void) {
   double ratio = p50 > 0 ? rp50 / p50 : 0;
   char name[96];
   snprintf(name, sizeof name, "near-cache hit (near hits %llu)", (unsigned long long)st.near_hits);
-  row(name, ops_per_s(&m), p50, pct(&m, .99), "remote GET p50 ns", rp50, ratio,
-      "p50<200ns,>=300x", st.near_hits > 0 && p50 < 200 && ratio >= 300);
+  row(name, ops_per_s(&m), p50, pct(&m, .99), "remote GET p50 ns", rp50, ratio, "p50<200ns,>=300x",
+      st.near_hits > 0 && p50 < 200 && ratio >= 300);
   free(r.ns);
   free(m.ns);
   rcache_close(remote);
   rcache_close(near);
 }
 
-/* ---- a call while the breaker is open ---------------------------------------------------------- */
+/* ---- a call while the breaker is open -------------------------------------------------------- */
 
 static void breaker_workload(void) {
   rcache_options o;
@@ -606,7 +618,8 @@ static void breaker_workload(void) {
   rcache *c;
   rcache_open(&c, "redis://127.0.0.1:1", &o); /* nothing listens on port 1 */
   rcache_value v;
-  for (int i = 0; i < 10; i++) rcache_get(c, "k", &v); /* trip the breaker */
+  for (int i = 0; i < 10; i++)
+    rcache_get(c, "k", &v); /* trip the breaker */
   int n = quick ? 100000 : 1000000;
   samples m;
   s_init(&m, (size_t)n);
@@ -626,7 +639,7 @@ static void breaker_workload(void) {
   rcache_close(c);
 }
 
-/* ---- the worst call while the server is paused (SIGSTOP) --------------------------------------- */
+/* ---- the worst call while the server is paused (SIGSTOP) ------------------------------------- */
 
 typedef struct {
   rcache *c;
@@ -686,7 +699,8 @@ static void sigstop_workload(void) {
     return;
   }
   char url[128];
-  snprintf(url, sizeof url, "redis://127.0.0.1:%d?connect_timeout_ms=100&command_timeout_ms=100", p);
+  snprintf(url, sizeof url, "redis://127.0.0.1:%d?connect_timeout_ms=100&command_timeout_ms=100",
+           p);
   rcache_options o;
   rcache_options_init(&o);
   o.log_level = RCACHE_LOG_ERROR;
@@ -699,14 +713,16 @@ static void sigstop_workload(void) {
   rcache_set(c, "stall", "x", 1, 0);
   stall_arg a = {c, 0, 0};
   pthread_t t[4];
-  for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, stall_caller, &a);
+  for (int i = 0; i < 4; i++)
+    pthread_create(&t[i], NULL, stall_caller, &a);
   usleep(300000);
   kill(pid, SIGSTOP);
   usleep(2000000);
   kill(pid, SIGCONT);
   usleep(500000);
   atomic_store(&a.stop, 1);
-  for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+  for (int i = 0; i < 4; i++)
+    pthread_join(t[i], NULL);
   rcache_close(c);
   kill(pid, SIGKILL);
   waitpid(pid, NULL, 0);
@@ -715,7 +731,7 @@ static void sigstop_workload(void) {
       deadline, worst / deadline, "<= 1 (+ slack)", worst <= deadline * 1.25);
 }
 
-/* ---- delete_prefix among a million keys: GET p99 meanwhile ------------------------------------ */
+/* ---- delete_prefix among a million keys: GET p99 meanwhile ----------------------------------- */
 
 typedef struct {
   atomic_int stop;
@@ -747,7 +763,8 @@ static void delete_prefix_workload(void) {
     redisFree(r);
     return;
   }
-  for (int i = 0; i < victims; i++) redisAppendCommand(r, "SET bench:del:%d x", i);
+  for (int i = 0; i < victims; i++)
+    redisAppendCommand(r, "SET bench:del:%d x", i);
   for (int i = 0; i < victims; i++) {
     redisGetReply(r, (void **)&rep);
     freeReplyObject(rep);
@@ -781,8 +798,8 @@ static void delete_prefix_workload(void) {
   pthread_join(t, NULL);
   double base = pct(&idle.s, .99), during = pct(&busy.s, .99);
   char name[96];
-  snprintf(name, sizeof name, "delete_prefix %llu of %d keys (COUNT 20, %.0f ms)", (unsigned long long)n,
-           total, (double)took / 1e6);
+  snprintf(name, sizeof name, "delete_prefix %llu of %d keys (COUNT 20, %.0f ms)",
+           (unsigned long long)n, total, (double)took / 1e6);
   row(name, 0, pct(&busy.s, .5), during, "GET p99 ns, no delete", base,
       base > 0 ? during / base : 0, "p99 <= 2x", n == (uint64_t)victims && during <= 2 * base);
   free(idle.s.ns);
@@ -794,7 +811,7 @@ static void delete_prefix_workload(void) {
   redisFree(r);
 }
 
-/* ---- idle RSS ---------------------------------------------------------------------------------- */
+/* ---- idle RSS -------------------------------------------------------------------------------- */
 
 static long rss_kb(void) {
   FILE *f = fopen("/proc/self/status", "r");
@@ -829,8 +846,10 @@ static void rss_workload(void) {
   pthread_barrier_init(&b, NULL, 8);
   pthread_t t[8];
   warm_arg a = {c, &b};
-  for (int i = 0; i < 8; i++) pthread_create(&t[i], NULL, warm, &a);
-  for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);
+  for (int i = 0; i < 8; i++)
+    pthread_create(&t[i], NULL, warm, &a);
+  for (int i = 0; i < 8; i++)
+    pthread_join(t[i], NULL);
   pthread_barrier_destroy(&b);
   usleep(200000);
   long after = rss_kb();
@@ -843,11 +862,16 @@ static void rss_workload(void) {
 int main(int argc, char **argv) {
   const char *json_path = NULL;
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--host") && i + 1 < argc) host = argv[++i];
-    else if (!strcmp(argv[i], "--port") && i + 1 < argc) port = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--unix") && i + 1 < argc) sock_path = argv[++i];
-    else if (!strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
-    else if (!strcmp(argv[i], "--quick")) quick = 1;
+    if (!strcmp(argv[i], "--host") && i + 1 < argc)
+      host = argv[++i];
+    else if (!strcmp(argv[i], "--port") && i + 1 < argc)
+      port = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--unix") && i + 1 < argc)
+      sock_path = argv[++i];
+    else if (!strcmp(argv[i], "--json") && i + 1 < argc)
+      json_path = argv[++i];
+    else if (!strcmp(argv[i], "--quick"))
+      quick = 1;
     else {
       fprintf(stderr, "usage: %s --host H --port P --unix SOCK [--quick] [--json FILE]\n", argv[0]);
       return 2;

@@ -50,7 +50,7 @@
 #define FZ_MAX_PRELUDE 4
 #define FZ_IDLE_MS 3
 
-/* ---- the fake server -------------------------------------------------------------------- */
+/* ---- the fake server ------------------------------------------------------------------------- */
 
 typedef struct fz_chunk {
   const uint8_t *p;
@@ -134,8 +134,10 @@ static void *fz_server_main(void *arg) {
     pthread_mutex_lock(&S.mu);
     if (r == 0) { /* idle: continue a half reply, or hang up when nothing is left */
       if (S.last >= 0 && S.fd[S.last] >= 0 && S.fd_gen[S.last] == S.gen) {
-        if (S.next < S.nchunks) fz_answer(S.last);
-        else fz_drop(S.last);
+        if (S.next < S.nchunks)
+          fz_answer(S.last);
+        else
+          fz_drop(S.last);
       }
     }
     for (int k = 0; r > 0 && k < n; k++) {
@@ -182,8 +184,10 @@ static void fz_server_cleanup(void) {
 static void fz_server_start(const char *name, bool tcp, const char *const *prelude, int n) {
   S.name = name;
   S.tcp = tcp;
-  for (int i = 0; i < n && i < FZ_MAX_PRELUDE; i++) S.prelude[S.nprelude++] = prelude[i];
-  for (int i = 0; i < FZ_MAX_CONNS; i++) S.fd[i] = -1;
+  for (int i = 0; i < n && i < FZ_MAX_PRELUDE; i++)
+    S.prelude[S.nprelude++] = prelude[i];
+  for (int i = 0; i < FZ_MAX_CONNS; i++)
+    S.fd[i] = -1;
   S.last = -1;
   int ok;
   if (tcp) {
@@ -200,8 +204,8 @@ static void fz_server_start(const char *name, bool tcp, const char *const *prelu
     S.lfd = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", S.path);
-    ok = S.lfd >= 0 && bind(S.lfd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-         listen(S.lfd, 64) == 0;
+    ok =
+        S.lfd >= 0 && bind(S.lfd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(S.lfd, 64) == 0;
     if (ok) atexit(fz_server_cleanup);
   }
   if (!ok) {
@@ -286,7 +290,7 @@ int getaddrinfo(const char *node, const char *service, const struct addrinfo *hi
 }
 #endif
 
-/* ---- checks ------------------------------------------------------------------------------ */
+/* ---- checks ---------------------------------------------------------------------------------- */
 
 static rcache *g_c;
 

@@ -119,8 +119,8 @@ static bool oracle(const char *p, size_t pl, const char *s, size_t sl) {
 }
 
 static void fail(const char *what, const char *p, size_t pl, const char *s, size_t sl) {
-  fprintf(stderr, "fuzz_glob: %s: pattern (%zu bytes) \"%.*s\" string (%zu bytes) \"%.*s\"\n",
-          what, pl, (int)pl, p, sl, (int)sl, s);
+  fprintf(stderr, "fuzz_glob: %s: pattern (%zu bytes) \"%.*s\" string (%zu bytes) \"%.*s\"\n", what,
+          pl, (int)pl, p, sl, (int)sl, s);
   abort();
 }
 
@@ -134,7 +134,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!p || !s) goto out;
 
   bool got = rcache__glob_match(p, pl, s, sl);
-  if (got != oracle(p, pl, s, sl)) fail(got ? "matches, Redis does not" : "Redis matches, we do not", p, pl, s, sl);
+  if (got != oracle(p, pl, s, sl))
+    fail(got ? "matches, Redis does not" : "Redis matches, we do not", p, pl, s, sl);
 
   /* escaping: room for every byte escaped, plus '*' and the NUL */
   size_t cap = 2 * (pl > sl ? pl : sl) + 2;
@@ -142,15 +143,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!e) goto out;
   size_t el = rcache__glob_escape(s, sl, e, cap);
   if (el == (size_t)-1 || el >= cap || e[el] != '\0') fail("escape failed", s, sl, s, sl);
-  if (sl > 0 && !rcache__glob_match(e, el, s, sl)) fail("escaped literal does not match itself", e, el, s, sl);
-  if (el > 0 && rcache__glob_escape(s, sl, e, el) != (size_t)-1) fail("escape into a short buffer", e, el, s, sl);
+  if (sl > 0 && !rcache__glob_match(e, el, s, sl))
+    fail("escaped literal does not match itself", e, el, s, sl);
+  if (el > 0 && rcache__glob_escape(s, sl, e, el) != (size_t)-1)
+    fail("escape into a short buffer", e, el, s, sl);
 
   /* escape(p) + "*" is "starts with p" */
   el = rcache__glob_escape(p, pl, e, cap);
   if (el == (size_t)-1) fail("escape failed", p, pl, p, pl);
   e[el++] = '*';
   bool starts = sl >= pl && memcmp(s, p, pl) == 0 && sl > 0;
-  if (rcache__glob_match(e, el, s, sl) != starts) fail("escaped prefix + '*' disagrees with memcmp", e, el, s, sl);
+  if (rcache__glob_match(e, el, s, sl) != starts)
+    fail("escaped prefix + '*' disagrees with memcmp", e, el, s, sl);
   free(e);
 out:
   free(p);

@@ -46,7 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* written back compact, it must read back equal */
     if ((s = rcache_set_json(g_c, "fuzz:copy", j, 0)) != RCACHE_OK) fail("set_json", s);
     json_t *k = NULL;
-    if ((s = rcache_get_json(g_c, "fuzz:copy", &k)) != RCACHE_OK) fail("get_json of our own text", s);
+    if ((s = rcache_get_json(g_c, "fuzz:copy", &k)) != RCACHE_OK)
+      fail("get_json of our own text", s);
     if (!json_equal(j, k)) fail("JSON did not round-trip", s);
     json_decref(k);
   } else if (s != RCACHE_EDECODE || j) {
@@ -65,7 +66,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char *str = NULL;
   s = rcache_get_str(g_c, key, &str);
   bool has_nul = memchr(data, 0, size) != NULL;
-  if (has_nul ? s != RCACHE_EDECODE : (s != RCACHE_OK || strlen(str) != size || memcmp(str, data, size)))
+  if (has_nul ? s != RCACHE_EDECODE
+              : (s != RCACHE_OK || strlen(str) != size || memcmp(str, data, size)))
     fail("get_str", s);
   free(str);
 
@@ -80,7 +82,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (isnan(d)) fail("get_double returned NaN", s);
     double back = 0;
     if ((s = rcache_set_double(g_c, "fuzz:d", d, 0)) != RCACHE_OK) fail("set_double", s);
-    if ((s = rcache_get_double(g_c, "fuzz:d", &back)) != RCACHE_OK) fail("get_double of our own text", s);
+    if ((s = rcache_get_double(g_c, "fuzz:d", &back)) != RCACHE_OK)
+      fail("get_double of our own text", s);
     if (memcmp(&back, &d, sizeof d) != 0) fail("double did not round-trip", s);
   } else if (s != RCACHE_ETYPE && s != RCACHE_ERANGE) {
     fail("get_double: unexpected status", s);

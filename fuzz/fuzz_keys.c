@@ -55,27 +55,27 @@ static int expected_join(size_t n, const char *const *parts, char **want) {
 
 /* Calls a builder three ways (measure, short buffer, big buffer) and checks them against
  * want (NULL when the input is invalid). */
-#define CHECK_BUILDER(want, small, call_with)                                                 \
-  do {                                                                                        \
-    int _n0 = call_with(NULL, 0);                                                             \
-    char _big[8192];                                                                          \
-    memset(_big, 'Z', sizeof _big);                                                           \
-    int _n1 = call_with(_big, sizeof _big);                                                   \
-    if (!(want)) {                                                                            \
-      if (_n0 != -1 || _n1 != -1) fail("invalid input accepted", _big);                       \
-      if (_big[0] != '\0') fail("invalid input left a non-empty buffer", _big);               \
-      break;                                                                                  \
-    }                                                                                         \
-    if (_n0 != (int)strlen(want) || _n1 != _n0) fail("measured length differs", _big);        \
-    if ((size_t)_n1 < sizeof _big && strcmp(_big, (want)) != 0) fail("wrong key", _big);      \
-    char _sm[256];                                                                            \
-    memset(_sm, 'Z', sizeof _sm);                                                             \
-    int _n2 = call_with(_sm, (small));                                                        \
-    if (_n2 != _n0) fail("short buffer changed the length", _sm);                             \
-    if ((small) > 0) {                                                                        \
-      size_t _k = (size_t)_n0 < (small) - 1 ? (size_t)_n0 : (small) - 1;                      \
-      if (_sm[_k] != '\0' || strncmp(_sm, (want), _k) != 0) fail("bad truncation", _sm);      \
-    }                                                                                         \
+#define CHECK_BUILDER(want, small, call_with)                                                      \
+  do {                                                                                             \
+    int _n0 = call_with(NULL, 0);                                                                  \
+    char _big[8192];                                                                               \
+    memset(_big, 'Z', sizeof _big);                                                                \
+    int _n1 = call_with(_big, sizeof _big);                                                        \
+    if (!(want)) {                                                                                 \
+      if (_n0 != -1 || _n1 != -1) fail("invalid input accepted", _big);                            \
+      if (_big[0] != '\0') fail("invalid input left a non-empty buffer", _big);                    \
+      break;                                                                                       \
+    }                                                                                              \
+    if (_n0 != (int)strlen(want) || _n1 != _n0) fail("measured length differs", _big);             \
+    if ((size_t)_n1 < sizeof _big && strcmp(_big, (want)) != 0) fail("wrong key", _big);           \
+    char _sm[256];                                                                                 \
+    memset(_sm, 'Z', sizeof _sm);                                                                  \
+    int _n2 = call_with(_sm, (small));                                                             \
+    if (_n2 != _n0) fail("short buffer changed the length", _sm);                                  \
+    if ((small) > 0) {                                                                             \
+      size_t _k = (size_t)_n0 < (small)-1 ? (size_t)_n0 : (small)-1;                               \
+      if (_sm[_k] != '\0' || strncmp(_sm, (want), _k) != 0) fail("bad truncation", _sm);           \
+    }                                                                                              \
   } while (0)
 
 static const char *const *g_parts;
@@ -183,11 +183,13 @@ static void check_stored(const char *prefix, const char *key, size_t max, bool d
   if (!out) return;
   memset(out, 'Z', len + 1);
   if (rcache__key_write(&ctx, key, kl, out, len) != RCACHE_OK) fail("key_write failed", key);
-  if (out[len] != '\0' || memcmp(out, prefix, ctx.prefix_len) != 0) fail("key_write: bad prefix", out);
+  if (out[len] != '\0' || memcmp(out, prefix, ctx.prefix_len) != 0)
+    fail("key_write: bad prefix", out);
   if (fits && strcmp(out + ctx.prefix_len, key) != 0) fail("key_write: key changed", out);
   if (!fits) {
     char want[8192];
-    if (rcache_key_digest(want, sizeof want, key, max - ctx.prefix_len) != (int)(len - ctx.prefix_len) ||
+    if (rcache_key_digest(want, sizeof want, key, max - ctx.prefix_len) !=
+            (int)(len - ctx.prefix_len) ||
         strcmp(out + ctx.prefix_len, want) != 0)
       fail("key_write: not the rcache_key_digest() form", out);
   }

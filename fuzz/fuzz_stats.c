@@ -69,9 +69,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     line = nl + 1;
   }
 
-  bool finite = isfinite(st.latency_p50_ms) && isfinite(st.latency_p99_ms) &&
-                isfinite(st.latency_max_ms);
-  if (finite) { /* NaN and infinities have no JSON form; a snapshot never holds them */
+  bool finite =
+      isfinite(st.latency_p50_ms) && isfinite(st.latency_p99_ms) && isfinite(st.latency_max_ms);
+  if (finite) {     /* NaN and infinities have no JSON form; a snapshot never holds them */
     json_error_t e; /* counters past INT64_MAX are valid JSON jansson reads only as reals */
     json_t *o = json_loads(j, JSON_DECODE_INT_AS_REAL, &e);
     if (!o) fail("the JSON does not parse", j);

@@ -18,7 +18,8 @@
 static size_t count(const char *hay, const char *needle) {
   size_t n = 0, nl = strlen(needle);
   if (nl == 0) return 0;
-  for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++) n++;
+  for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+    n++;
   return n;
 }
 
@@ -97,7 +98,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if ((unsigned char)*q < ' ' || *q == 0x7f) *q = '?';
     if (shown && checkable(shown, sec)) {
       const char *in = NULL;
-      for (const char *q = err; (q = strstr(q, " in ")) != NULL; q++) in = q;
+      for (const char *q = err; (q = strstr(q, " in ")) != NULL; q++)
+        in = q;
       /* after the " in " itself: a secret " in " is no leak of the template's word */
       must_not_contain("the URL in the error message", in ? in + 4 : err, sec);
       if (distinctive(sec)) must_not_contain("the error message", err, sec);

@@ -64,8 +64,10 @@ int main(int argc, char **argv) {
       continue;
     }
     if (!S_ISDIR(st.st_mode)) {
-      if (replay_file(argv[i])) ran++;
-      else failed++;
+      if (replay_file(argv[i]))
+        ran++;
+      else
+        failed++;
       continue;
     }
     DIR *d = opendir(argv[i]);
@@ -88,8 +90,10 @@ int main(int argc, char **argv) {
     closedir(d);
     qsort(names, nn, sizeof *names, cmp); /* a stable order: failures reproduce */
     for (size_t k = 0; k < nn; k++) {
-      if (replay_file(names[k])) ran++;
-      else failed++;
+      if (replay_file(names[k]))
+        ran++;
+      else
+        failed++;
       free(names[k]);
     }
     free(names);

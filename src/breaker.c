@@ -76,7 +76,8 @@ void rcache__breaker_reopen(rcache__breaker *b) {
 
 int64_t rcache__breaker_backoff_ms(const rcache__breaker *b, int attempt) {
   int64_t d = b->min_ms;
-  for (int i = 0; i < attempt && d < b->max_ms; i++) d *= 2;
+  for (int i = 0; i < attempt && d < b->max_ms; i++)
+    d *= 2;
   if (d > b->max_ms) d = b->max_ms;
   /* the fixed part keeps probes from hammering; the random part spreads a fleet */
   double fixed = (double)d * (1.0 - b->jitter);

@@ -1,22 +1,22 @@
 /* Circuit breaker: closed → open after N consecutive failures, or when at least
- * failure_rate of the calls in a window of `window` calls (starting at a failure) failed → half-open (one probe) →
- * closed on success / open again on failure. While open, rcache__breaker_allow() costs a
- * single atomic load: no lock, no syscall. */
+ * failure_rate of the calls in a window of `window` calls (starting at a failure) failed →
+ * half-open (one probe) → closed on success / open again on failure. While open,
+ * rcache__breaker_allow() costs a single atomic load: no lock, no syscall. */
 #ifndef RCACHE_BREAKER_H
 #define RCACHE_BREAKER_H
 
 #include "internal.h"
 
 typedef struct rcache__breaker {
-  _Atomic int state;     /* RCACHE_BREAKER_* */
-  _Atomic int failures;  /* consecutive, while closed */
+  _Atomic int state;    /* RCACHE_BREAKER_* */
+  _Atomic int failures; /* consecutive, while closed */
   _Atomic int64_t opened_us;
-  _Atomic uint64_t win;  /* calls in the current window << 32 | failures in it */
+  _Atomic uint64_t win; /* calls in the current window << 32 | failures in it */
   int threshold;
-  int window;            /* calls per failure-rate window */
-  uint32_t rate_fails;   /* failures in a window that open the breaker (0 = off) */
-  int min_ms, max_ms;    /* probe backoff bounds */
-  double jitter;         /* 0..1: share of the delay that is randomised (1 = full jitter) */
+  int window;          /* calls per failure-rate window */
+  uint32_t rate_fails; /* failures in a window that open the breaker (0 = off) */
+  int min_ms, max_ms;  /* probe backoff bounds */
+  double jitter;       /* 0..1: share of the delay that is randomised (1 = full jitter) */
 } rcache__breaker;
 
 void rcache__breaker_init(rcache__breaker *b, const rcache_options *o);

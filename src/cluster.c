@@ -63,7 +63,7 @@ typedef struct cluster {
 
 #define CL(b) ((cluster *)(b))
 
-/* ---- small helpers ---------------------------------------------------------------------- */
+/* ---- small helpers --------------------------------------------------------------------------- */
 
 /* Asks the refresher for a new map. While one is already asked for this costs one atomic
  * load, so calls failing fast on a dead master stay fast (no lock, no syscall). */
@@ -206,7 +206,7 @@ static cnode **masters(cluster *cl, size_t *n, size_t *unserved) {
   return m;
 }
 
-/* ---- the slot map ------------------------------------------------------------------------- */
+/* ---- the slot map ---------------------------------------------------------------------------- */
 
 typedef struct range {
   unsigned lo, hi;
@@ -466,7 +466,7 @@ static void *refresher_main(void *arg) {
   return NULL;
 }
 
-/* ---- routing ----------------------------------------------------------------------------- */
+/* ---- routing --------------------------------------------------------------------------------- */
 
 enum { REDIR_NONE = 0, REDIR_MOVED, REDIR_ASK, REDIR_TRYAGAIN, REDIR_DOWN };
 
@@ -669,7 +669,7 @@ static rcache_status cluster_exec(rcache__redis *r, const char *key, size_t klen
   return route(CL(r), rcache__slot(key, klen), b, rep, idempotent);
 }
 
-/* ---- multi-key operations ------------------------------------------------------------------ */
+/* ---- multi-key operations -------------------------------------------------------------------- */
 
 /* One master's share of a batch: its keys (indexes into the caller's arrays), their
  * commands, and their replies. */
@@ -1161,7 +1161,7 @@ static void cluster_stats(rcache__backend *be, rcache_stats *st) {
   st->available = worst == RCACHE_BREAKER_CLOSED;
 }
 
-/* ---- the parsers, on their own (unit tests and fuzzing) ------------------------------------- */
+/* ---- the parsers, on their own (unit tests and fuzzing) -------------------------------------- */
 
 /* As conn.c does for replies from a socket: hiredis allocates an array's table when it
  * reads "*<n>", so the elements of one reply are capped by the bytes given (an honest
@@ -1237,7 +1237,7 @@ int rcache__cluster_parse_redirect(const char *err, unsigned *slot, char *host, 
   return k;
 }
 
-/* ---- life ---------------------------------------------------------------------------------- */
+/* ---- life ------------------------------------------------------------------------------------ */
 
 static void cluster_destroy(rcache__backend *be) {
   cluster *cl = CL(be);

@@ -8,12 +8,13 @@
 
 #include "conn.h"
 
-/* ---- command batches ------------------------------------------------------------------- */
+/* ---- command batches ------------------------------------------------------------------------- */
 
 static rcache_status cmds_append(rcache__cmds *b, const char *p, size_t len) {
   if (b->len + len > b->cap) {
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + len) cap *= 2;
+    while (cap < b->len + len)
+      cap *= 2;
     char *nb = realloc(b->buf, cap);
     if (!nb) return RCACHE_ENOMEM;
     b->buf = nb;
@@ -68,11 +69,10 @@ void rcache__cmds_free(rcache__cmds *b) {
   memset(b, 0, sizeof *b);
 }
 
-/* ---- statuses ---------------------------------------------------------------------------- */
+/* ---- statuses -------------------------------------------------------------------------------- */
 
 bool rcache__transport_failure(rcache_status s) {
-  return s == RCACHE_EUNAVAILABLE || s == RCACHE_ETIMEOUT || s == RCACHE_EIO ||
-         s == RCACHE_EPROTO;
+  return s == RCACHE_EUNAVAILABLE || s == RCACHE_ETIMEOUT || s == RCACHE_EIO || s == RCACHE_EPROTO;
 }
 
 static bool starts(const char *s, const char *p) {
@@ -84,9 +84,12 @@ rcache_status rcache__reply_status(const redisReply *r) {
   if (r->type != REDIS_REPLY_ERROR) return RCACHE_OK;
   const char *e = r->str ? r->str : "";
   rcache_status s = RCACHE_ESERVER;
-  if (starts(e, "WRONGTYPE")) s = RCACHE_ETYPE;
-  else if (strstr(e, "not an integer") || strstr(e, "not a valid float")) s = RCACHE_ETYPE;
-  else if (strstr(e, "overflow")) s = RCACHE_ERANGE;
+  if (starts(e, "WRONGTYPE"))
+    s = RCACHE_ETYPE;
+  else if (strstr(e, "not an integer") || strstr(e, "not a valid float"))
+    s = RCACHE_ETYPE;
+  else if (strstr(e, "overflow"))
+    s = RCACHE_ERANGE;
   else if (starts(e, "NOAUTH") || starts(e, "WRONGPASS") || starts(e, "NOPERM") ||
            strstr(e, "invalid password") || strstr(e, "invalid username-password"))
     s = RCACHE_EAUTH;
@@ -113,7 +116,7 @@ rcache_status rcache__reply_unexpected(const redisReply *r) {
   return RCACHE_EPROTO;
 }
 
-/* ---- exchange ----------------------------------------------------------------------------- */
+/* ---- exchange -------------------------------------------------------------------------------- */
 
 static rcache_status fail(rcache__conn *c, rcache_status s) {
   c->broken = true;
@@ -159,7 +162,8 @@ static rcache_status read_reply(rcache__conn *c, redisReply **out, int64_t deadl
     if (redisReaderGetReply(c->rd, &r) != REDIS_OK) {
       if (c->elems_over) {
         rcache__errf("reply larger than the maximum of %zu bytes (an array of too many "
-                     "elements)", max_reply);
+                     "elements)",
+                     max_reply);
         return fail(c, RCACHE_ETOOBIG);
       }
       rcache__errf("protocol error: %s", c->rd->errstr);
@@ -213,7 +217,7 @@ rcache_status rcache__conn_read(rcache__conn *c, redisReply **reply, int64_t dea
   return read_reply(c, reply, deadline_us, max_reply);
 }
 
-/* ---- open / close ------------------------------------------------------------------------ */
+/* ---- open / close ---------------------------------------------------------------------------- */
 
 void rcache__conn_close(rcache__conn *c) {
   if (!c) return;
@@ -277,10 +281,13 @@ static rcache_status setup(rcache__conn *c, const rcache__conn_setup *cs, int64_
     /* an ACL user may not be allowed CLIENT SETNAME: the connection is still good */
   }
   if (s == RCACHE_OK && id >= 0) {
-    if (r[id]->type == REDIS_REPLY_INTEGER) c->client_id = r[id]->integer;
-    else s = rcache__reply_status(r[id]) == RCACHE_OK ? RCACHE_EPROTO : RCACHE_ESERVER;
+    if (r[id]->type == REDIS_REPLY_INTEGER)
+      c->client_id = r[id]->integer;
+    else
+      s = rcache__reply_status(r[id]) == RCACHE_OK ? RCACHE_EPROTO : RCACHE_ESERVER;
   }
-  for (int i = 0; i < n; i++) freeReplyObject(r[i]);
+  for (int i = 0; i < n; i++)
+    freeReplyObject(r[i]);
   return s;
 }
 

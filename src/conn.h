@@ -44,7 +44,7 @@ typedef struct rcache__conn_setup {
   rcache__tls_ctx *tls;
   const char *user, *password; /* NULL when absent */
   int db;
-  bool want_id;                /* ask CLIENT ID */
+  bool want_id; /* ask CLIENT ID */
   /* near cache (tracking.c): when non-NULL and holding an id >= 0, the set-up adds
    * CLIENT TRACKING on REDIRECT <id>; -1 means the listener is down (no tracking). An
    * error reply to it leaves the connection usable: the near cache's protocol never

@@ -15,8 +15,8 @@ struct rcache__flight {
   char *key;
   size_t klen;
   uint64_t hash;
-  int refs;       /* guarded by the table mutex */
-  bool done;      /* guarded by the table mutex */
+  int refs;  /* guarded by the table mutex */
+  bool done; /* guarded by the table mutex */
   bool in_table;
   rcache_status status;
   rcache_value value;
@@ -34,7 +34,8 @@ struct rcache__flights {
 
 static uint64_t fnv1a(const char *k, size_t n) {
   uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)k[i]) * 1099511628211ull;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ (unsigned char)k[i]) * 1099511628211ull;
   return h;
 }
 
@@ -129,7 +130,7 @@ void rcache__flight_finish(rcache__flights *fs, rcache__flight *f, rcache_status
 }
 
 rcache_status rcache__flight_wait(rcache__flights *fs, rcache__flight *f, int64_t deadline_us,
-                                 rcache_value *out) {
+                                  rcache_value *out) {
   struct timespec ts;
   rcache__deadline_ts(&ts, deadline_us);
   rcache_status st = RCACHE_ETIMEOUT;

@@ -25,7 +25,7 @@ void rcache__flight_finish(rcache__flights *fs, rcache__flight *f, rcache_status
 /* Follower: waits until deadline_us (monotonic µs) for the leader. RCACHE_OK with a copy
  * in *out (caller frees), the leader's error status, RCACHE_ETIMEOUT, or RCACHE_ENOMEM. */
 rcache_status rcache__flight_wait(rcache__flights *fs, rcache__flight *f, int64_t deadline_us,
-                                 rcache_value *out);
+                                  rcache_value *out);
 
 void rcache__flight_leave(rcache__flights *fs, rcache__flight *f);
 
@@ -33,7 +33,6 @@ void rcache__flight_leave(rcache__flights *fs, rcache__flight *f);
  * a caller whose miss was read before that is late, and should read the cache again
  * instead of loading a second time. Remembers the last flight per bucket (a collision
  * only costs that extra read). */
-bool rcache__flight_done_since(rcache__flights *fs, const char *key, size_t klen,
-                               int64_t since_us);
+bool rcache__flight_done_since(rcache__flights *fs, const char *key, size_t klen, int64_t since_us);
 
 #endif

@@ -16,7 +16,8 @@
 
 static uint32_t slot_of(const rcache__key *k) {
   uint32_t h = 2166136261u;
-  for (size_t i = 0; i < k->len; i++) h = (h ^ (unsigned char)k->p[i]) * 16777619u;
+  for (size_t i = 0; i < k->len; i++)
+    h = (h ^ (unsigned char)k->p[i]) * 16777619u;
   return h % RCACHE__LOAD_SLOTS;
 }
 
@@ -131,8 +132,8 @@ static void maybe_refresh(rcache *c, const rcache__key *k, int64_t ttl_ms, rcach
 
 /* A miss: one loader per key in the process; the others wait for it. */
 static rcache_status load_once(rcache *c, const rcache__key *k, int64_t ttl_ms,
-                               rcache_loader_fn load, void *ud, rcache_value *out,
-                               bool reachable, int64_t missed_us) {
+                               rcache_loader_fn load, void *ud, rcache_value *out, bool reachable,
+                               int64_t missed_us) {
   bool leader;
   rcache__flight *f = rcache__flight_join(c->flights, k->p, k->len, &leader);
   if (!f) return RCACHE_ENOMEM;
@@ -161,14 +162,16 @@ static rcache_status load_once(rcache *c, const rcache__key *k, int64_t ttl_ms,
   return s;
 }
 
-rcache_status rcache_get_or_set(rcache *c, const char *key, int64_t ttl_s,
-                                rcache_loader_fn load, void *ud, rcache_value *out) {
+rcache_status rcache_get_or_set(rcache *c, const char *key, int64_t ttl_s, rcache_loader_fn load,
+                                void *ud, rcache_value *out) {
   if (out) *out = (rcache_value){NULL, 0};
   BEGIN_KEYED(c, key, k);
   int64_t ttl_ms = rcache__ttl_ms(c, ttl_s);
   rcache_status s = RCACHE_OK;
-  if (!out || !load) s = rcache__einval(c, "out or load is NULL");
-  else if (ttl_ms < 0) s = rcache__einval(c, "ttl_s out of range");
+  if (!out || !load)
+    s = rcache__einval(c, "out or load is NULL");
+  else if (ttl_ms < 0)
+    s = rcache__einval(c, "ttl_s out of range");
   if (s != RCACHE_OK) {
     rcache__key_free(&k);
     return s;

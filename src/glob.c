@@ -84,10 +84,14 @@ static bool set_matches(const char *p, size_t i, size_t end, char c) {
 /* Does the one-byte element p[i..end) accept byte c? */
 static bool elem_matches(const char *p, size_t i, size_t end, char c) {
   switch (p[i]) {
-  case '?': return true;
-  case '[': return set_matches(p, i, end, c);
-  case '\\': return p[end - 1] == c; /* "\c" → c, a lone trailing '\' → '\' */
-  default: return p[i] == c;
+  case '?':
+    return true;
+  case '[':
+    return set_matches(p, i, end, c);
+  case '\\':
+    return p[end - 1] == c; /* "\c" → c, a lone trailing '\' → '\' */
+  default:
+    return p[i] == c;
   }
 }
 
@@ -99,7 +103,8 @@ static size_t inner_star_groups(const char *p, size_t plen) {
       i = elem_end(p, plen, i);
       continue;
     }
-    while (i < plen && p[i] == '*') i++;
+    while (i < plen && p[i] == '*')
+      i++;
     if (i < plen) n++;
   }
   return n;
@@ -113,7 +118,8 @@ bool rcache__glob_match(const char *pat, size_t plen, const char *s, size_t slen
   bool have_star = false;
   while (i < slen) {
     if (p < plen && pat[p] == '*') {
-      while (p < plen && pat[p] == '*') p++;
+      while (p < plen && pat[p] == '*')
+        p++;
       if (p == plen) return true;
       have_star = true;
       star_p = p;
@@ -133,7 +139,8 @@ bool rcache__glob_match(const char *pat, size_t plen, const char *s, size_t slen
     p = star_p;
     i = ++star_i;
   }
-  while (p < plen && pat[p] == '*') p++;
+  while (p < plen && pat[p] == '*')
+    p++;
   return p == plen;
 }
 

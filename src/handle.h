@@ -12,8 +12,8 @@ struct rcache {
   rcache__ctx ctx;
   rcache__backend *b;
   rcache__flights *flights;
-  int64_t stale_ms;                                /* stale-if-error window, 0 = off */
-  _Atomic uint32_t load_us[RCACHE__LOAD_SLOTS];    /* last load time (µs), by key hash */
+  int64_t stale_ms;                             /* stale-if-error window, 0 = off */
+  _Atomic uint32_t load_us[RCACHE__LOAD_SLOTS]; /* last load time (µs), by key hash */
 };
 
 #define COUNT(c, field) atomic_fetch_add_explicit(&(c)->ctx.n.field, 1, memory_order_relaxed)
@@ -58,14 +58,13 @@ rcache_status rcache__set_full(rcache *c, const rcache__key *k, const void *data
                                int64_t ttl_ms, int flags);
 
 /* Opening lines shared by every keyed operation. */
-#define BEGIN_KEYED(c, key, k)                          \
-  rcache__err_clear();                                  \
-  if (!(c)) return rcache__einval(NULL, "handle is NULL");      \
-  rcache__key k;                                            \
-  do {                                                  \
-    rcache_status _s = rcache__key_make((c), (key), &k);        \
-    if (_s != RCACHE_OK) return rcache__done((c), _s);          \
+#define BEGIN_KEYED(c, key, k)                                                                     \
+  rcache__err_clear();                                                                             \
+  if (!(c)) return rcache__einval(NULL, "handle is NULL");                                         \
+  rcache__key k;                                                                                   \
+  do {                                                                                             \
+    rcache_status _s = rcache__key_make((c), (key), &k);                                           \
+    if (_s != RCACHE_OK) return rcache__done((c), _s);                                             \
   } while (0)
-
 
 #endif

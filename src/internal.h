@@ -20,7 +20,7 @@
 #define RCACHE__PRINTF(a, b)
 #endif
 
-/* ---- time (time.c) ------------------------------------------------------------------- */
+/* ---- time (time.c) --------------------------------------------------------------------------- */
 
 int64_t rcache__now_us(void);  /* CLOCK_MONOTONIC in microseconds */
 int64_t rcache__wall_ms(void); /* CLOCK_REALTIME in milliseconds */
@@ -33,7 +33,7 @@ void rcache__deadline_ts(struct timespec *ts, int64_t deadline_us);
 /* A thread-safe xorshift random in [0, 1). */
 double rcache__rand01(void);
 
-/* ---- errors (log.c) ------------------------------------------------------------------ */
+/* ---- errors (log.c) -------------------------------------------------------------------------- */
 
 /* Sets the calling thread's detail message for its current call (printf-style). The
  * facade ties it to the handle when the call fails. Passwords must not be passed in. */
@@ -50,7 +50,7 @@ const char *rcache__err_peek(void);
 typedef void (*rcache__err_fn)(void *ud, char *buf, size_t size);
 void rcache__err_lazy(rcache__err_fn fn, void *ud);
 
-/* ---- URL (url.c): pure parsing, no I/O ------------------------------------------------ */
+/* ---- URL (url.c): pure parsing, no I/O ------------------------------------------------------- */
 
 typedef enum rcache__scheme {
   RCACHE__SCHEME_REDIS = 0, /* redis://      (standalone, or cluster when detected) */
@@ -70,24 +70,24 @@ typedef struct rcache__hostport {
 
 typedef struct rcache__url {
   rcache__scheme scheme;
-  bool tls;               /* rediss:// or rediss+sentinel:// */
-  char *user;             /* NULL when absent (percent-decoded) */
-  char *password;         /* NULL when absent (percent-decoded) */
+  bool tls;       /* rediss:// or rediss+sentinel:// */
+  char *user;     /* NULL when absent (percent-decoded) */
+  char *password; /* NULL when absent (percent-decoded) */
   rcache__hostport *hosts;
   size_t nhosts;
-  char *path;             /* unix socket path */
-  char *master;           /* sentinel master name */
-  int db;                 /* 0 when absent */
+  char *path;   /* unix socket path */
+  char *master; /* sentinel master name */
+  int db;       /* 0 when absent */
   /* query options: -1 (or NULL) when absent */
   int connect_timeout_ms;
   int command_timeout_ms;
   int pool_size;
-  int64_t max_bytes;      /* memory:// bound */
+  int64_t max_bytes; /* memory:// bound */
   char *tls_ca, *tls_cert, *tls_key, *tls_server_name;
   int tls_insecure;
   char *client_name;
   char *key_prefix;
-  char *redacted;         /* the whole URL with any password replaced by *** */
+  char *redacted; /* the whole URL with any password replaced by *** */
 } rcache__url;
 
 /* Parses `s` into *u (zeroed first). On failure returns RCACHE_EURL (or RCACHE_ENOMEM)
@@ -97,18 +97,18 @@ void rcache__url_free(rcache__url *u);
 /* Copies `in` to out replacing the password of every scheme://user:pass@ with ***. */
 void rcache__redact(const char *in, char *out, size_t outlen);
 
-/* ---- glob (glob.c): Redis' stringmatchlen rules ------------------------------------------ */
+/* ---- glob (glob.c): Redis' stringmatchlen rules ---------------------------------------------- */
 
 bool rcache__glob_match(const char *pat, size_t plen, const char *s, size_t slen);
 /* Writes `lit` with every glob metacharacter (* ? [ ] \) backslash-escaped into out.
  * Returns the length written, or (size_t)-1 when out is too small. */
 size_t rcache__glob_escape(const char *lit, size_t len, char *out, size_t outlen);
 
-/* ---- configuration shared by the handle and its backend ------------------------------------ */
+/* ---- configuration shared by the handle and its backend -------------------------------------- */
 
 typedef struct rcache__counters {
-  _Atomic uint64_t hits, misses, near_hits, near_misses, sets, deletes, errors, timeouts,
-      fallbacks, loads, load_errors, coalesced, early_refreshes, stale_served, breaker_opens,
+  _Atomic uint64_t hits, misses, near_hits, near_misses, sets, deletes, errors, timeouts, fallbacks,
+      loads, load_errors, coalesced, early_refreshes, stale_served, breaker_opens,
       reconnect_attempts, near_invalidations, near_flushes;
 } rcache__counters;
 
@@ -123,9 +123,9 @@ void rcache__latency_add(rcache__latency *l, int64_t us);
 double rcache__latency_quantile(const rcache__latency *l, double q);
 
 typedef struct rcache__ctx {
-  rcache_options opt;      /* resolved: options overridden by URL query; strings owned */
-  rcache__url url;         /* parsed URL */
-  char *prefix;            /* key_prefix ("" when none) */
+  rcache_options opt; /* resolved: options overridden by URL query; strings owned */
+  rcache__url url;    /* parsed URL */
+  char *prefix;       /* key_prefix ("" when none) */
   size_t prefix_len;
   rcache__counters n;
   rcache__latency lat;
@@ -136,7 +136,7 @@ typedef struct rcache__ctx {
  * rcache__redact() and never includes the URL's password. */
 void rcache__log(const rcache__ctx *ctx, int level, const char *fmt, ...) RCACHE__PRINTF(3, 4);
 
-/* ---- the backend interface -------------------------------------------------------------- */
+/* ---- the backend interface ------------------------------------------------------------------- */
 
 /*
  * A backend stores already-prefixed keys (binary-safe, key/klen). All functions are
@@ -197,7 +197,7 @@ rcache_status rcache__memory_open(rcache__ctx *ctx, rcache__backend **out);
  * is down. */
 rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out);
 
-/* ---- small helpers (util.c) -------------------------------------------------------------- */
+/* ---- small helpers (util.c) ------------------------------------------------------------------ */
 
 /* malloc'd copy of len bytes plus a NUL; NULL on ENOMEM. */
 char *rcache__memdup0(const void *p, size_t len);

@@ -24,7 +24,7 @@ static rcache_status dump(const json_t *v, rcache_value *out) {
   json_free_t jf;
   json_get_alloc_funcs(&jm, &jf);
   out->len = strlen(text); /* JSON text never holds a raw NUL: \u0000 is escaped */
-  if (jf == free) { /* rcache frees values with free(): copy when the program set its own */
+  if (jf == free) {        /* rcache frees values with free(): copy when the program set its own */
     out->data = text;
     return RCACHE_OK;
   }
@@ -70,8 +70,8 @@ rcache_status rcache_get_json(rcache *c, const char *key, json_t **out) {
 typedef struct {
   rcache_json_loader_fn load;
   void *ud;
-  json_t *made;       /* the loaded value (our reference) */
-  const char *text;   /* its text, as handed to rcache */
+  json_t *made;     /* the loaded value (our reference) */
+  const char *text; /* its text, as handed to rcache */
 } json_load;
 
 static rcache_status json_loader(void *p, rcache_value *out) {

@@ -12,7 +12,7 @@
 #include "handle.h"
 #include "rcache/keys.h"
 
-/* ---- a bounded writer: counts everything, stores what fits -------------------------------- */
+/* ---- a bounded writer: counts everything, stores what fits ----------------------------------- */
 
 typedef struct {
   char *buf;
@@ -103,7 +103,7 @@ int rcache_key_all_workflows(char *buf, size_t size) {
   return join(buf, size, 1, (const char *const[]){"workflow"}, true);
 }
 
-/* ---- long keys -------------------------------------------------------------------------- */
+/* ---- long keys ------------------------------------------------------------------------------- */
 
 /* ":sha256:" + hex SHA-256 of key into suffix (RCACHE_KEY_DIGEST_SUFFIX_LEN + 1 bytes). */
 static bool digest_suffix(const char *key, size_t kl, char *suffix) {
@@ -170,7 +170,7 @@ rcache_status rcache__key_write(const rcache__ctx *ctx, const char *key, size_t 
   return RCACHE_OK;
 }
 
-/* ---- invalidation ------------------------------------------------------------------------ */
+/* ---- invalidation ---------------------------------------------------------------------------- */
 
 rcache_status rcache_invalidate_user(rcache *c, const char *user_id, uint64_t *deleted) {
   rcache__err_clear();

@@ -68,7 +68,8 @@ void rcache__err_commit(const rcache *c, rcache_status s) {
 static void mask(char *text, const char *secret) {
   if (!secret || !*secret) return;
   size_t sl = strlen(secret);
-  for (char *p = strstr(text, secret); p; p = strstr(p + sl, secret)) memset(p, '*', sl);
+  for (char *p = strstr(text, secret); p; p = strstr(p + sl, secret))
+    memset(p, '*', sl);
 }
 
 const char *rcache_errmsg(const rcache *c) {

@@ -45,7 +45,7 @@ typedef struct mentry {
   uint64_t stamp;    /* LRU clock value at the last access (bounded stores only) */
   int64_t expire_ms; /* monotonic deadline in ms; 0 = no expiry */
   size_t klen, vlen;
-  char kv[];         /* key bytes, value bytes, NUL */
+  char kv[]; /* key bytes, value bytes, NUL */
 } mentry;
 
 /* Shards and the store's counters sit on their own cache lines: a lock taken on one core
@@ -96,7 +96,7 @@ static size_t charge_of(const mentry *e) {
   return rcache__memory_charge(e->klen, e->vlen);
 }
 
-/* ---- hashing ----------------------------------------------------------------------------- */
+/* ---- hashing --------------------------------------------------------------------------------- */
 
 static uint64_t fmix64(uint64_t k) {
   k ^= k >> 33;
@@ -119,7 +119,8 @@ static uint64_t hash_key(const mstore *m, const char *p, size_t n) {
     n -= 8;
   }
   uint64_t w = 0;
-  for (size_t i = 0; i < n; i++) w |= (uint64_t)(unsigned char)p[i] << (8 * i);
+  for (size_t i = 0; i < n; i++)
+    w |= (uint64_t)(unsigned char)p[i] << (8 * i);
   return fmix64(h ^ fmix64(w ^ 0x27d4eb2f165667c5ull));
 }
 
@@ -127,7 +128,7 @@ static mshard *shard_of(mstore *m, uint64_t h) {
   return &m->sh[h >> SHARD_SHIFT];
 }
 
-/* ---- entries and the per-shard table (all under the shard's lock) -------------------------- */
+/* ---- entries and the per-shard table (all under the shard's lock) ---------------------------- */
 
 static mentry *entry_new(uint64_t h, const char *key, size_t klen, const void *data, size_t len,
                          int64_t expire_ms) {
@@ -155,10 +156,14 @@ static void tail_sync(mshard *s) {
 }
 
 static void lru_unlink(mshard *s, mentry *e) {
-  if (e->prev) e->prev->next = e->next;
-  else s->head = e->next;
-  if (e->next) e->next->prev = e->prev;
-  else s->tail = e->prev;
+  if (e->prev)
+    e->prev->next = e->next;
+  else
+    s->head = e->next;
+  if (e->next)
+    e->next->prev = e->prev;
+  else
+    s->tail = e->prev;
   e->prev = e->next = NULL;
 }
 
@@ -204,7 +209,8 @@ static void remove_at(mstore *m, mshard *s, mentry **l) {
 
 static void remove_entry(mstore *m, mshard *s, mentry *e) {
   mentry **l = &s->tab[e->hash & (s->nb - 1)];
-  while (*l != e) l = &(*l)->hnext;
+  while (*l != e)
+    l = &(*l)->hnext;
   remove_at(m, s, l);
 }
 
@@ -277,7 +283,7 @@ static void shard_clear(mstore *m, mshard *s) {
   if (s->nb > MIN_BUCKETS) resize(s, MIN_BUCKETS);
 }
 
-/* ---- the bound and the sweeper -------------------------------------------------------------- */
+/* ---- the bound and the sweeper --------------------------------------------------------------- */
 
 /* Evicts globally least recently used entries until the store is within max_bytes. Called
  * with no shard lock held. */
@@ -314,8 +320,10 @@ static void sweep_shard(mstore *m, mshard *s, int64_t now) {
     for (size_t i = 0; i < budget; i++) {
       mentry **l = &s->tab[s->sweep_pos];
       while (*l) {
-        if (expired(*l, now)) remove_at(m, s, l);
-        else l = &(*l)->hnext;
+        if (expired(*l, now))
+          remove_at(m, s, l);
+        else
+          l = &(*l)->hnext;
       }
       s->sweep_pos = (s->sweep_pos + 1) & (s->nb - 1);
     }
@@ -334,7 +342,8 @@ static void *sweeper_main(void *arg) {
     if (m->stop) break;
     pthread_mutex_unlock(&m->ctl);
     int64_t now = now_ms();
-    for (int i = 0; i < NSHARDS; i++) sweep_shard(m, &m->sh[i], now);
+    for (int i = 0; i < NSHARDS; i++)
+      sweep_shard(m, &m->sh[i], now);
     pthread_mutex_lock(&m->ctl);
   }
   pthread_mutex_unlock(&m->ctl);
@@ -358,7 +367,7 @@ static void ensure_sweeper(mstore *m) {
   pthread_mutex_unlock(&m->ctl);
 }
 
-/* ---- operations -------------------------------------------------------------------------------- */
+/* ---- operations ------------------------------------------------------------------------------ */
 
 static rcache_status too_big(const mstore *m, size_t klen, size_t vlen) {
   if (m->max_bytes >= 0 && rcache__memory_charge(klen, vlen) > (uint64_t)m->max_bytes) {
@@ -395,8 +404,8 @@ static rcache_status mem_get(rcache__backend *b, const char *key, size_t klen, r
 }
 
 /* Stores one value. NX: RCACHE_MISS when a live key exists. Evicts to the bound after. */
-static rcache_status set_one(mstore *m, const char *key, size_t klen, const void *data,
-                             size_t len, int64_t ttl_ms, int flags, bool *with_ttl) {
+static rcache_status set_one(mstore *m, const char *key, size_t klen, const void *data, size_t len,
+                             int64_t ttl_ms, int flags, bool *with_ttl) {
   int64_t now = now_ms();
   uint64_t h = hash_key(m, key, klen);
   mentry *e = entry_new(h, key, klen, data, len, ttl_ms > 0 ? now + ttl_ms : 0);
@@ -409,8 +418,10 @@ static rcache_status set_one(mstore *m, const char *key, size_t klen, const void
     free(e);
     return RCACHE_MISS;
   }
-  if (old) replace(m, s, old, e);
-  else insert(m, s, e);
+  if (old)
+    replace(m, s, old, e);
+  else
+    insert(m, s, e);
   pthread_mutex_unlock(&s->mu);
   if (ttl_ms > 0) *with_ttl = true;
   return RCACHE_OK;
@@ -445,8 +456,7 @@ static bool key_matches(const mentry *e, const char *glob, size_t glen) {
   return rcache__glob_match(glob, glen, e->kv, e->klen);
 }
 
-static rcache_status mem_del_match(rcache__backend *b, const char *glob, size_t glen,
-                                   uint64_t *n) {
+static rcache_status mem_del_match(rcache__backend *b, const char *glob, size_t glen, uint64_t *n) {
   mstore *m = store_of(b);
   int64_t now = now_ms();
   uint64_t deleted = 0;
@@ -552,8 +562,10 @@ static rcache_status mem_incr(rcache__backend *b, const char *key, size_t klen, 
     if (!e) {
       st = RCACHE_ENOMEM;
     } else {
-      if (old) replace(m, s, old, e);
-      else insert(m, s, e);
+      if (old)
+        replace(m, s, old, e);
+      else
+        insert(m, s, e);
       created = !old && expire;
       *out = v;
     }
@@ -593,17 +605,16 @@ static rcache_status mem_flushdb(rcache__backend *b) {
   return RCACHE_OK;
 }
 
-static rcache_status mem_get_many(rcache__backend *b, const char *const *keys,
-                                  const size_t *klens, size_t n, rcache_value *vals,
-                                  rcache_status *statuses) {
-  for (size_t i = 0; i < n; i++) statuses[i] = mem_get(b, keys[i], klens[i], &vals[i], NULL);
+static rcache_status mem_get_many(rcache__backend *b, const char *const *keys, const size_t *klens,
+                                  size_t n, rcache_value *vals, rcache_status *statuses) {
+  for (size_t i = 0; i < n; i++)
+    statuses[i] = mem_get(b, keys[i], klens[i], &vals[i], NULL);
   return RCACHE_OK;
 }
 
 /* Like MSET: every value is checked against the bound before any is stored. */
-static rcache_status mem_set_many(rcache__backend *b, const char *const *keys,
-                                  const size_t *klens, const rcache_value *vals, size_t n,
-                                  const int64_t *ttl_ms) {
+static rcache_status mem_set_many(rcache__backend *b, const char *const *keys, const size_t *klens,
+                                  const rcache_value *vals, size_t n, const int64_t *ttl_ms) {
   mstore *m = store_of(b);
   for (size_t i = 0; i < n; i++) {
     rcache_status st = too_big(m, klens[i], vals[i].len);
@@ -612,8 +623,8 @@ static rcache_status mem_set_many(rcache__backend *b, const char *const *keys,
   bool with_ttl = false;
   rcache_status st = RCACHE_OK;
   for (size_t i = 0; i < n && st == RCACHE_OK; i++) {
-    st = set_one(m, keys[i], klens[i], vals[i].data ? vals[i].data : "", vals[i].len, ttl_ms[i],
-                 0, &with_ttl);
+    st = set_one(m, keys[i], klens[i], vals[i].data ? vals[i].data : "", vals[i].len, ttl_ms[i], 0,
+                 &with_ttl);
     evict_to_bound(m);
   }
   if (with_ttl) ensure_sweeper(m);
@@ -656,10 +667,9 @@ void rcache__memory_usage(rcache__backend *b, uint64_t *keys, uint64_t *bytes,
 }
 
 static const rcache__backend_ops mem_ops = {
-    "memory",      mem_destroy,  mem_get,      mem_set,       mem_del,
-    mem_del_match, mem_scan,     mem_incr,     mem_exists,    mem_pttl,
-    mem_flushdb,   mem_get_many, mem_set_many, mem_health,    mem_available,
-    NULL,
+    "memory",     mem_destroy, mem_get,       mem_set,  mem_del,     mem_del_match,
+    mem_scan,     mem_incr,    mem_exists,    mem_pttl, mem_flushdb, mem_get_many,
+    mem_set_many, mem_health,  mem_available, NULL,
 };
 
 rcache_status rcache__memory_open(rcache__ctx *ctx, rcache__backend **out) {

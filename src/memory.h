@@ -10,7 +10,6 @@ size_t rcache__memory_charge(size_t klen, size_t vlen);
 
 /* A snapshot of a memory:// backend: live-or-not-yet-swept keys, charged bytes, and keys
  * evicted by the max_bytes bound since open. Any argument may be NULL. */
-void rcache__memory_usage(rcache__backend *b, uint64_t *keys, uint64_t *bytes,
-                          uint64_t *evictions);
+void rcache__memory_usage(rcache__backend *b, uint64_t *keys, uint64_t *bytes, uint64_t *evictions);
 
 #endif

@@ -65,7 +65,7 @@ struct rcache__near {
   int sources, blocked;
 };
 
-/* ---- small helpers ------------------------------------------------------------------------ */
+/* ---- small helpers --------------------------------------------------------------------------- */
 
 static uint64_t hash64(const void *p, size_t len) {
   const unsigned char *s = p;
@@ -185,7 +185,7 @@ static entry *slot_new(const char *key, size_t klen, const void *val, size_t vle
   return e;
 }
 
-/* ---- life ---------------------------------------------------------------------------------- */
+/* ---- life ------------------------------------------------------------------------------------ */
 
 rcache__near *rcache__near_new(size_t max_bytes, int64_t max_ttl_ms) {
   rcache__near *n = calloc(1, sizeof *n);
@@ -240,7 +240,7 @@ size_t rcache__near_max_entry(const rcache__near *n) {
   return n->max_entry;
 }
 
-/* ---- the serving gate ---------------------------------------------------------------------- */
+/* ---- the serving gate ------------------------------------------------------------------------ */
 
 static void gate(rcache__near *n, int dsources, int dblocked) {
   pthread_mutex_lock(&n->gate_mu);
@@ -274,7 +274,7 @@ int rcache__near_sources(rcache__near *n) {
   return k;
 }
 
-/* ---- lookups and fetches ------------------------------------------------------------------- */
+/* ---- lookups and fetches --------------------------------------------------------------------- */
 
 rcache_status rcache__near_get(rcache__near *n, const char *key, size_t klen, int64_t now_us,
                                rcache_value *out, int64_t *key_ttl_ms) {
@@ -399,7 +399,7 @@ void rcache__near_saw(rcache__near *n, const char *key, size_t klen, const void 
   (void)complete(n, FOLLOW, key, klen, data, len, NULL, true);
 }
 
-/* ---- invalidation -------------------------------------------------------------------------- */
+/* ---- invalidation ---------------------------------------------------------------------------- */
 
 bool rcache__near_invalidate(rcache__near *n, const char *key, size_t klen) {
   uint64_t h = hash64(key, klen);

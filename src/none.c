@@ -15,8 +15,8 @@ static rcache_status none_get(rcache__backend *b, const char *k, size_t kl, rcac
   return RCACHE_MISS;
 }
 
-static rcache_status none_set(rcache__backend *b, const char *k, size_t kl, const void *d,
-                              size_t l, int64_t ttl, int flags) {
+static rcache_status none_set(rcache__backend *b, const char *k, size_t kl, const void *d, size_t l,
+                              int64_t ttl, int flags) {
   return RCACHE_OK;
 }
 
@@ -54,16 +54,15 @@ static rcache_status none_flushdb(rcache__backend *b) {
   return RCACHE_OK;
 }
 
-static rcache_status none_get_many(rcache__backend *b, const char *const *keys,
-                                   const size_t *klens, size_t n, rcache_value *vals,
-                                   rcache_status *st) {
-  for (size_t i = 0; i < n; i++) st[i] = RCACHE_MISS;
+static rcache_status none_get_many(rcache__backend *b, const char *const *keys, const size_t *klens,
+                                   size_t n, rcache_value *vals, rcache_status *st) {
+  for (size_t i = 0; i < n; i++)
+    st[i] = RCACHE_MISS;
   return RCACHE_OK;
 }
 
-static rcache_status none_set_many(rcache__backend *b, const char *const *keys,
-                                   const size_t *klens, const rcache_value *vals, size_t n,
-                                   const int64_t *ttl) {
+static rcache_status none_set_many(rcache__backend *b, const char *const *keys, const size_t *klens,
+                                   const rcache_value *vals, size_t n, const int64_t *ttl) {
   return RCACHE_OK;
 }
 
@@ -76,10 +75,9 @@ static bool none_available(rcache__backend *b) {
 }
 
 static const rcache__backend_ops none_ops = {
-    "none",         none_destroy,  none_get,      none_set,     none_del,
-    none_del_match, none_scan,     none_incr,     none_exists,  none_pttl,
-    none_flushdb,   none_get_many, none_set_many, none_health,  none_available,
-    NULL,
+    "none",        none_destroy, none_get,       none_set,  none_del,     none_del_match,
+    none_scan,     none_incr,    none_exists,    none_pttl, none_flushdb, none_get_many,
+    none_set_many, none_health,  none_available, NULL,
 };
 
 rcache_status rcache__none_open(rcache__ctx *ctx, rcache__backend **out) {

@@ -12,13 +12,13 @@ struct rcache__pool {
   rcache__conn_setup setup;
   rcache__breaker br;
 
-  pthread_mutex_t mu; /* guards everything below */
-  pthread_cond_t freed;   /* a connection came back or a slot opened */
-  pthread_cond_t wake;    /* the prober has work, or must stop */
+  pthread_mutex_t mu;   /* guards everything below */
+  pthread_cond_t freed; /* a connection came back or a slot opened */
+  pthread_cond_t wake;  /* the prober has work, or must stop */
   rcache__addr addr;
   rcache__conn *idle;
   int total, max;
-  uint64_t epoch;         /* bumped when the server was lost: older connections go */
+  uint64_t epoch; /* bumped when the server was lost: older connections go */
   int64_t down_since_us;
   char last_error[256];
   rcache_status last_status; /* why it is unavailable */
@@ -115,12 +115,13 @@ static void failure(rcache__pool *p, rcache_status s) {
 }
 
 void rcache__pool_report(rcache__pool *p, rcache_status s) {
-  if (rcache__transport_failure(s)) failure(p, s);
+  if (rcache__transport_failure(s))
+    failure(p, s);
   else if (rcache__breaker_success(&p->br))
     tripped(p, RCACHE_EUNAVAILABLE, "too many failed calls (breaker_failure_rate)");
 }
 
-/* ---- the prober ------------------------------------------------------------------------ */
+/* ---- the prober ------------------------------------------------------------------------------ */
 
 rcache_status rcache__pool_ping(rcache__pool *p) {
   rcache__addr a;
@@ -137,8 +138,8 @@ rcache_status rcache__pool_ping(rcache__pool *p) {
   redisReply *r = NULL;
   s = rcache__cmds_addv(&b, "PING", NULL);
   if (s == RCACHE_OK)
-    s = rcache__conn_exec(c, &b, &r, rcache__now_us() + (int64_t)p->ctx->opt.command_timeout_ms * 1000,
-                          1 << 16);
+    s = rcache__conn_exec(
+        c, &b, &r, rcache__now_us() + (int64_t)p->ctx->opt.command_timeout_ms * 1000, 1 << 16);
   rcache__cmds_free(&b);
   if (s == RCACHE_OK) s = rcache__reply_status(r); /* -LOADING / -BUSY: not yet */
   if (r) freeReplyObject(r);
@@ -167,7 +168,8 @@ static void *prober_main(void *arg) {
       continue;
     }
     struct timespec ts;
-    rcache__deadline_ts(&ts, rcache__now_us() + rcache__breaker_backoff_ms(&p->br, attempt++) * 1000);
+    rcache__deadline_ts(&ts,
+                        rcache__now_us() + rcache__breaker_backoff_ms(&p->br, attempt++) * 1000);
     while (!p->stop && pthread_cond_timedwait(&p->wake, &p->mu, &ts) != ETIMEDOUT) {
     }
     if (p->stop) break;
@@ -185,9 +187,8 @@ static void *prober_main(void *arg) {
       rcache__addr_str(&p->addr, where, sizeof where);
       pthread_mutex_unlock(&p->mu);
       if (rcache__breaker_close(&p->br)) {
-        rcache__log(p->ctx, RCACHE_LOG_WARN,
-                    "cache available again after %.1f s (server %s, %s)", down_s, where,
-                    p->ctx->url.redacted ? p->ctx->url.redacted : "");
+        rcache__log(p->ctx, RCACHE_LOG_WARN, "cache available again after %.1f s (server %s, %s)",
+                    down_s, where, p->ctx->url.redacted ? p->ctx->url.redacted : "");
         emit(p, true);
       }
     } else {
@@ -205,7 +206,7 @@ static void *prober_main(void *arg) {
   return NULL;
 }
 
-/* ---- life ------------------------------------------------------------------------------- */
+/* ---- life ------------------------------------------------------------------------------------ */
 
 rcache_status rcache__pool_new(rcache__ctx *ctx, const rcache__conn_setup *setup,
                                const rcache__addr *a, rcache__pool **out) {
@@ -254,7 +255,7 @@ rcache_status rcache__pool_warm(rcache__pool *p) {
   return s;
 }
 
-/* ---- acquire / release ---------------------------------------------------------------------- */
+/* ---- acquire / release ----------------------------------------------------------------------- */
 
 /* The detail of a call refused by the open breaker, written only when asked for. */
 static void breaker_msg(void *ud, char *buf, size_t size) {
@@ -329,7 +330,7 @@ void rcache__pool_release(rcache__pool *p, rcache__conn *c) {
   pthread_mutex_unlock(&p->mu);
 }
 
-/* ---- state ---------------------------------------------------------------------------------- */
+/* ---- state ----------------------------------------------------------------------------------- */
 
 void rcache__pool_set_addr(rcache__pool *p, const rcache__addr *a) {
   pthread_mutex_lock(&p->mu);

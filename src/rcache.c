@@ -10,7 +10,7 @@
 #include "handle.h"
 #include "near.h"
 
-/* ---- small things -------------------------------------------------------------------- */
+/* ---- small things ---------------------------------------------------------------------------- */
 
 const char *rcache_version(void) {
   return RCACHE_VERSION_STRING;
@@ -18,23 +18,40 @@ const char *rcache_version(void) {
 
 const char *rcache_strerror(rcache_status s) {
   switch (s) {
-  case RCACHE_OK: return "ok";
-  case RCACHE_MISS: return "key not found";
-  case RCACHE_EINVAL: return "invalid argument";
-  case RCACHE_ENOMEM: return "out of memory";
-  case RCACHE_EURL: return "malformed URL";
-  case RCACHE_EUNAVAILABLE: return "cache unavailable";
-  case RCACHE_ETIMEOUT: return "timed out";
-  case RCACHE_EAUTH: return "authentication failed";
-  case RCACHE_ETLS: return "TLS error";
-  case RCACHE_ETYPE: return "wrong type";
-  case RCACHE_ERANGE: return "numeric overflow";
-  case RCACHE_ELOADER: return "loader failed";
-  case RCACHE_EDECODE: return "value could not be decoded";
-  case RCACHE_ESERVER: return "server error";
-  case RCACHE_ETOOBIG: return "too big";
-  case RCACHE_EPROTO: return "protocol error";
-  case RCACHE_EIO: return "I/O error";
+  case RCACHE_OK:
+    return "ok";
+  case RCACHE_MISS:
+    return "key not found";
+  case RCACHE_EINVAL:
+    return "invalid argument";
+  case RCACHE_ENOMEM:
+    return "out of memory";
+  case RCACHE_EURL:
+    return "malformed URL";
+  case RCACHE_EUNAVAILABLE:
+    return "cache unavailable";
+  case RCACHE_ETIMEOUT:
+    return "timed out";
+  case RCACHE_EAUTH:
+    return "authentication failed";
+  case RCACHE_ETLS:
+    return "TLS error";
+  case RCACHE_ETYPE:
+    return "wrong type";
+  case RCACHE_ERANGE:
+    return "numeric overflow";
+  case RCACHE_ELOADER:
+    return "loader failed";
+  case RCACHE_EDECODE:
+    return "value could not be decoded";
+  case RCACHE_ESERVER:
+    return "server error";
+  case RCACHE_ETOOBIG:
+    return "too big";
+  case RCACHE_EPROTO:
+    return "protocol error";
+  case RCACHE_EIO:
+    return "I/O error";
   }
   return "unknown status";
 }
@@ -102,8 +119,7 @@ rcache_status rcache__remote(rcache *c, rcache_status s) {
   return s;
 }
 
-
-/* ---- keys ------------------------------------------------------------------------------ */
+/* ---- keys ------------------------------------------------------------------------------------ */
 
 rcache_status rcache__key_make(rcache *c, const char *key, rcache__key *k) {
   k->p = k->stack;
@@ -149,7 +165,7 @@ static char *ns_glob(rcache *c, const char *lit, const char *glob, size_t *len) 
   return g;
 }
 
-/* ---- TTL policy -------------------------------------------------------------------------- */
+/* ---- TTL policy ------------------------------------------------------------------------------ */
 
 #define MAX_TTL_S ((int64_t)100 * 365 * 86400) /* a century; beyond that is a bug */
 
@@ -167,32 +183,50 @@ int64_t rcache__ttl_ms(rcache *c, int64_t ttl_s) {
   return ms;
 }
 
-/* ---- open / close ------------------------------------------------------------------------ */
+/* ---- open / close ---------------------------------------------------------------------------- */
 
 static rcache_status check_options(const rcache_options *o) {
   const char *bad = NULL;
-  if (o->connect_timeout_ms <= 0) bad = "connect_timeout_ms must be > 0";
-  else if (o->command_timeout_ms <= 0) bad = "command_timeout_ms must be > 0";
-  else if (o->pool_size < 1 || o->pool_size > 1024) bad = "pool_size must be 1..1024";
-  else if (o->default_ttl_s < 0 || o->default_ttl_s > MAX_TTL_S) bad = "default_ttl_s out of range";
-  else if (!(o->ttl_jitter >= 0 && o->ttl_jitter <= 1)) bad = "ttl_jitter must be 0..1";
-  else if (o->breaker_failures < 1) bad = "breaker_failures must be >= 1";
+  if (o->connect_timeout_ms <= 0)
+    bad = "connect_timeout_ms must be > 0";
+  else if (o->command_timeout_ms <= 0)
+    bad = "command_timeout_ms must be > 0";
+  else if (o->pool_size < 1 || o->pool_size > 1024)
+    bad = "pool_size must be 1..1024";
+  else if (o->default_ttl_s < 0 || o->default_ttl_s > MAX_TTL_S)
+    bad = "default_ttl_s out of range";
+  else if (!(o->ttl_jitter >= 0 && o->ttl_jitter <= 1))
+    bad = "ttl_jitter must be 0..1";
+  else if (o->breaker_failures < 1)
+    bad = "breaker_failures must be >= 1";
   else if (!(o->breaker_failure_rate >= 0 && o->breaker_failure_rate <= 1))
     bad = "breaker_failure_rate must be 0..1";
-  else if (o->breaker_window < 1 || o->breaker_window > 1000000) bad = "breaker_window must be 1..1000000";
+  else if (o->breaker_window < 1 || o->breaker_window > 1000000)
+    bad = "breaker_window must be 1..1000000";
   else if (o->reconnect_min_ms < 1 || o->reconnect_max_ms < o->reconnect_min_ms)
     bad = "reconnect_min_ms must be >= 1 and <= reconnect_max_ms";
-  else if (!(o->reconnect_jitter >= 0 && o->reconnect_jitter <= 1)) bad = "reconnect_jitter must be 0..1";
-  else if (o->near_cache_max_ttl_ms < 0) bad = "near_cache_max_ttl_ms must be >= 0";
-  else if (o->flight_wait_ms < 0) bad = "flight_wait_ms must be >= 0";
-  else if (o->lease && o->lease_ms <= 0) bad = "lease_ms must be > 0";
-  else if (!(o->early_refresh_beta >= 0 && o->early_refresh_beta <= 100)) bad = "early_refresh_beta must be 0..100";
-  else if (o->stale_window_s < 0 || o->stale_window_s > MAX_TTL_S) bad = "stale_window_s out of range";
-  else if (o->max_key_bytes < 1) bad = "max_key_bytes must be >= 1";
-  else if (o->max_value_bytes < 1) bad = "max_value_bytes must be >= 1";
-  else if (o->max_redirects < 0) bad = "max_redirects must be >= 0";
-  else if (o->scan_count < 1 || o->scan_count > 1000000) bad = "scan_count must be 1..1000000";
-  else if (o->log_level < RCACHE_LOG_ERROR || o->log_level > RCACHE_LOG_DEBUG) bad = "log_level out of range";
+  else if (!(o->reconnect_jitter >= 0 && o->reconnect_jitter <= 1))
+    bad = "reconnect_jitter must be 0..1";
+  else if (o->near_cache_max_ttl_ms < 0)
+    bad = "near_cache_max_ttl_ms must be >= 0";
+  else if (o->flight_wait_ms < 0)
+    bad = "flight_wait_ms must be >= 0";
+  else if (o->lease && o->lease_ms <= 0)
+    bad = "lease_ms must be > 0";
+  else if (!(o->early_refresh_beta >= 0 && o->early_refresh_beta <= 100))
+    bad = "early_refresh_beta must be 0..100";
+  else if (o->stale_window_s < 0 || o->stale_window_s > MAX_TTL_S)
+    bad = "stale_window_s out of range";
+  else if (o->max_key_bytes < 1)
+    bad = "max_key_bytes must be >= 1";
+  else if (o->max_value_bytes < 1)
+    bad = "max_value_bytes must be >= 1";
+  else if (o->max_redirects < 0)
+    bad = "max_redirects must be >= 0";
+  else if (o->scan_count < 1 || o->scan_count > 1000000)
+    bad = "scan_count must be 1..1000000";
+  else if (o->log_level < RCACHE_LOG_ERROR || o->log_level > RCACHE_LOG_DEBUG)
+    bad = "log_level out of range";
   if (!bad) return RCACHE_OK;
   rcache__errf("invalid option: %s", bad);
   return RCACHE_EINVAL;
@@ -206,11 +240,11 @@ static rcache_status resolve_options(rcache__ctx *ctx) {
   if (u->command_timeout_ms > 0) o->command_timeout_ms = u->command_timeout_ms;
   if (u->pool_size > 0) o->pool_size = u->pool_size;
   if (u->tls_insecure >= 0) o->tls_insecure = u->tls_insecure != 0;
-#define TAKE(field, urlfield)                                              \
-  do {                                                                     \
-    const char *src = u->urlfield ? u->urlfield : o->field;                \
-    o->field = NULL;                                                       \
-    if (src && !(o->field = rcache__strdup(src))) return RCACHE_ENOMEM;    \
+#define TAKE(field, urlfield)                                                                      \
+  do {                                                                                             \
+    const char *src = u->urlfield ? u->urlfield : o->field;                                        \
+    o->field = NULL;                                                                               \
+    if (src && !(o->field = rcache__strdup(src))) return RCACHE_ENOMEM;                            \
   } while (0)
   TAKE(key_prefix, key_prefix);
   TAKE(tls_ca_file, tls_ca);
@@ -241,9 +275,12 @@ static void free_ctx(rcache__ctx *ctx) {
 
 static rcache_status open_backend(rcache *c) {
   switch (c->ctx.url.scheme) {
-  case RCACHE__SCHEME_NONE: return rcache__none_open(&c->ctx, &c->b);
-  case RCACHE__SCHEME_MEMORY: return rcache__memory_open(&c->ctx, &c->b);
-  default: break;
+  case RCACHE__SCHEME_NONE:
+    return rcache__none_open(&c->ctx, &c->b);
+  case RCACHE__SCHEME_MEMORY:
+    return rcache__memory_open(&c->ctx, &c->b);
+  default:
+    break;
   }
   /* Redis: the near cache's table first, so the backend can attach its listener(s) */
   const rcache_options *o = &c->ctx.opt;
@@ -321,7 +358,7 @@ void rcache_close(rcache *c) {
   free(c);
 }
 
-/* ---- reads and writes ---------------------------------------------------------------------- */
+/* ---- reads and writes ------------------------------------------------------------------------ */
 
 /* With a stale window, values written by get_or_set live stale_ms longer in the store than
  * their logical TTL; to get_or_set, the last stale_ms of a value's life are its stale tail,
@@ -387,8 +424,10 @@ rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *ou
     s = RCACHE_MISS;
   }
   if (pttl) *pttl = ms >= 0 && c->stale_ms > 0 ? ms - c->stale_ms : ms;
-  if (s == RCACHE_OK) COUNT(c, hits);
-  else if (s == RCACHE_MISS) COUNT(c, misses);
+  if (s == RCACHE_OK)
+    COUNT(c, hits);
+  else if (s == RCACHE_MISS)
+    COUNT(c, misses);
   return rcache__remote(c, s);
 }
 
@@ -405,21 +444,20 @@ rcache_status rcache_get(rcache *c, const char *key, rcache_value *out) {
 }
 
 rcache_status rcache__set_full(rcache *c, const rcache__key *k, const void *data, size_t len,
-                              int64_t ttl_ms, int flags) {
+                               int64_t ttl_ms, int flags) {
   if (len > c->ctx.opt.max_value_bytes) {
     rcache__errf("value of %zu bytes exceeds max_value_bytes %zu", len, c->ctx.opt.max_value_bytes);
     return RCACHE_ETOOBIG;
   }
   if (ttl_ms > 0 && (flags & RCACHE__SET_STALE)) ttl_ms += c->stale_ms;
-  rcache_status s = c->b->ops->set(c->b, k->p, k->len, data ? data : "", len, ttl_ms,
-                                   flags & ~RCACHE__SET_STALE);
+  rcache_status s =
+      c->b->ops->set(c->b, k->p, k->len, data ? data : "", len, ttl_ms, flags & ~RCACHE__SET_STALE);
   near_drop(c, k->p, k->len);
   if (s == RCACHE_OK) COUNT(c, sets);
   return rcache__remote(c, s);
 }
 
-rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t len,
-                         int64_t ttl_s) {
+rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t len, int64_t ttl_s) {
   BEGIN_KEYED(c, key, k);
   rcache_status s;
   int64_t ttl_ms = rcache__ttl_ms(c, ttl_s);
@@ -493,7 +531,7 @@ rcache_status rcache_flush(rcache *c) {
   return rcache__done(c, rcache__remote(c, s));
 }
 
-/* ---- counters ------------------------------------------------------------------------------ */
+/* ---- counters -------------------------------------------------------------------------------- */
 
 static rcache_status incr_full(rcache *c, const char *key, int64_t by, int64_t ttl_ms,
                                int64_t *out) {
@@ -577,7 +615,7 @@ rcache_status rcache_ttl(rcache *c, const char *key, int64_t *ttl_s) {
   return rcache__done(c, rcache__remote(c, s));
 }
 
-/* ---- batches ------------------------------------------------------------------------------- */
+/* ---- batches --------------------------------------------------------------------------------- */
 
 /* Prefixed copies of n keys (one allocation). */
 static rcache_status keys_make(rcache *c, const char *const *keys, size_t n, char ***out,
@@ -634,8 +672,10 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
   free(ks);
   for (size_t i = 0; i < n; i++) {
     if (s != RCACHE_OK) statuses[i] = s;
-    if (statuses[i] == RCACHE_OK) COUNT(c, hits);
-    else if (statuses[i] == RCACHE_MISS) COUNT(c, misses);
+    if (statuses[i] == RCACHE_OK)
+      COUNT(c, hits);
+    else if (statuses[i] == RCACHE_MISS)
+      COUNT(c, misses);
     statuses[i] = rcache__unreachable(statuses[i]) ? RCACHE_EUNAVAILABLE : statuses[i];
     if (statuses[i] != RCACHE_OK) rcache_value_free(&vals[i]);
   }
@@ -650,7 +690,8 @@ rcache_status rcache_set_many(rcache *c, const char *const *keys, const rcache_v
   if (!keys || !vals) return rcache__einval(c, "keys or vals is NULL");
   if (rcache__ttl_ms(c, ttl_s) < 0) return rcache__einval(c, "ttl_s out of range");
   for (size_t i = 0; i < n; i++) {
-    if (!vals[i].data && vals[i].len) return rcache__einval(c, "a value has NULL data with len > 0");
+    if (!vals[i].data && vals[i].len)
+      return rcache__einval(c, "a value has NULL data with len > 0");
     if (vals[i].len > c->ctx.opt.max_value_bytes) {
       rcache__errf("value %zu exceeds max_value_bytes", i);
       return rcache__done(c, RCACHE_ETOOBIG);
@@ -666,7 +707,8 @@ rcache_status rcache_set_many(rcache *c, const char *const *keys, const rcache_v
   rcache_status s = keys_make(c, keys, n, &ks, &ls);
   if (s == RCACHE_OK) {
     s = c->b->ops->set_many(c->b, (const char *const *)ks, ls, vals, n, ttls);
-    for (size_t i = 0; i < n; i++) near_drop(c, ks[i], ls[i]);
+    for (size_t i = 0; i < n; i++)
+      near_drop(c, ks[i], ls[i]);
     free(ks);
     if (s == RCACHE_OK) atomic_fetch_add_explicit(&c->ctx.n.sets, n, memory_order_relaxed);
     s = rcache__remote(c, s);
@@ -724,15 +766,30 @@ void rcache_get_stats(rcache *c, rcache_stats *s) {
   if (!c) return;
   rcache__counters *n = &c->ctx.n;
 #define LOAD(f) s->f = atomic_load_explicit(&n->f, memory_order_relaxed)
-  LOAD(hits); LOAD(misses); LOAD(near_hits); LOAD(near_misses); LOAD(sets); LOAD(deletes);
-  LOAD(errors); LOAD(timeouts); LOAD(fallbacks); LOAD(loads); LOAD(load_errors);
-  LOAD(coalesced); LOAD(early_refreshes); LOAD(stale_served); LOAD(breaker_opens);
-  LOAD(reconnect_attempts); LOAD(near_invalidations); LOAD(near_flushes);
+  LOAD(hits);
+  LOAD(misses);
+  LOAD(near_hits);
+  LOAD(near_misses);
+  LOAD(sets);
+  LOAD(deletes);
+  LOAD(errors);
+  LOAD(timeouts);
+  LOAD(fallbacks);
+  LOAD(loads);
+  LOAD(load_errors);
+  LOAD(coalesced);
+  LOAD(early_refreshes);
+  LOAD(stale_served);
+  LOAD(breaker_opens);
+  LOAD(reconnect_attempts);
+  LOAD(near_invalidations);
+  LOAD(near_flushes);
 #undef LOAD
   if (c->ctx.near) rcache__near_usage(c->ctx.near, &s->near_entries, &s->near_bytes);
   s->latency_p50_ms = rcache__latency_quantile(&c->ctx.lat, 0.50);
   s->latency_p99_ms = rcache__latency_quantile(&c->ctx.lat, 0.99);
-  s->latency_max_ms = (double)atomic_load_explicit(&c->ctx.lat.max_us, memory_order_relaxed) / 1000.0;
+  s->latency_max_ms =
+      (double)atomic_load_explicit(&c->ctx.lat.max_us, memory_order_relaxed) / 1000.0;
   s->available = c->b->ops->available(c->b);
   s->breaker_state = s->available ? RCACHE_BREAKER_CLOSED : RCACHE_BREAKER_OPEN;
   if (c->b->ops->stats) c->b->ops->stats(c->b, s);

@@ -11,7 +11,7 @@
 #include "redis.h"
 #include "tracking.h"
 
-/* ---- set-up ---------------------------------------------------------------------------- */
+/* ---- set-up ---------------------------------------------------------------------------------- */
 
 rcache_status rcache__redis_init(rcache__redis *r, rcache__ctx *ctx) {
   r->base.ctx = ctx;
@@ -22,7 +22,8 @@ rcache_status rcache__redis_init(rcache__redis *r, rcache__ctx *ctx) {
     if (ctx->opt.tls_insecure)
       rcache__log(ctx, RCACHE_LOG_WARN,
                   "TLS certificate verification is OFF (tls_insecure): anyone on the path "
-                  "can impersonate the server (%s)", ctx->url.redacted ? ctx->url.redacted : "");
+                  "can impersonate the server (%s)",
+                  ctx->url.redacted ? ctx->url.redacted : "");
   }
   r->setup.ctx = ctx;
   r->setup.tls = r->tls;
@@ -37,7 +38,7 @@ void rcache__redis_fini(rcache__redis *r) {
   r->tls = NULL;
 }
 
-/* ---- one exchange ----------------------------------------------------------------------- */
+/* ---- one exchange ---------------------------------------------------------------------------- */
 
 rcache_status rcache__redis_run(rcache__redis *r, rcache__pool *p, const rcache__cmds *b,
                                 redisReply **rep, bool idempotent) {
@@ -83,7 +84,7 @@ static rcache_status standalone_exec(rcache__redis *r, const char *key, size_t k
 /* A backend of any Redis topology is an rcache__redis (its first member). */
 #define R(b) ((rcache__redis *)(b))
 
-/* ---- single-key operations --------------------------------------------------------------- */
+/* ---- single-key operations ------------------------------------------------------------------- */
 
 rcache_status rcache__redis_get(rcache__backend *be, const char *key, size_t klen,
                                 rcache_value *out, int64_t *pttl_ms) {
@@ -122,8 +123,8 @@ rcache_status rcache__redis_get(rcache__backend *be, const char *key, size_t kle
   return s;
 }
 
-rcache_status rcache__redis_set(rcache__backend *be, const char *key, size_t klen,
-                                const void *data, size_t len, int64_t ttl_ms, int flags) {
+rcache_status rcache__redis_set(rcache__backend *be, const char *key, size_t klen, const void *data,
+                                size_t len, int64_t ttl_ms, int flags) {
   const char *argv[6] = {"SET", key, data};
   size_t lens[6] = {3, klen, len};
   int argc = 3;
@@ -145,10 +146,14 @@ rcache_status rcache__redis_set(rcache__backend *be, const char *key, size_t kle
   if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, &rep, true);
   rcache__cmds_free(&b);
   if (s != RCACHE_OK) return s;
-  if (rep->type == REDIS_REPLY_STATUS) s = RCACHE_OK;
-  else if (rep->type == REDIS_REPLY_NIL) s = RCACHE_MISS; /* NX and the key existed */
-  else if (rep->type == REDIS_REPLY_ERROR) s = rcache__reply_status(rep);
-  else s = rcache__reply_unexpected(rep);
+  if (rep->type == REDIS_REPLY_STATUS)
+    s = RCACHE_OK;
+  else if (rep->type == REDIS_REPLY_NIL)
+    s = RCACHE_MISS; /* NX and the key existed */
+  else if (rep->type == REDIS_REPLY_ERROR)
+    s = rcache__reply_status(rep);
+  else
+    s = rcache__reply_unexpected(rep);
   freeReplyObject(rep);
   return s;
 }
@@ -164,9 +169,12 @@ static rcache_status int_cmd(rcache__backend *be, const char *cmd, const char *k
   if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, &rep, idempotent);
   rcache__cmds_free(&b);
   if (s != RCACHE_OK) return s;
-  if (rep->type == REDIS_REPLY_INTEGER) *out = rep->integer;
-  else if (rep->type == REDIS_REPLY_ERROR) s = rcache__reply_status(rep);
-  else s = rcache__reply_unexpected(rep);
+  if (rep->type == REDIS_REPLY_INTEGER)
+    *out = rep->integer;
+  else if (rep->type == REDIS_REPLY_ERROR)
+    s = rcache__reply_status(rep);
+  else
+    s = rcache__reply_unexpected(rep);
   freeReplyObject(rep);
   return s;
 }
@@ -195,11 +203,10 @@ rcache_status rcache__redis_pttl(rcache__backend *be, const char *key, size_t kl
  * Sent as EVAL: the script is tiny, and EVAL caches it server-side anyway (no NOSCRIPT
  * round trip to handle after a restart or failover). The count is returned as the stored
  * text: a Lua number is a double, exact only up to 2^53. */
-static const char INCR_EXPIRE_LUA[] =
-    "local new = redis.call('EXISTS', KEYS[1]) == 0 "
-    "redis.call('INCRBY', KEYS[1], ARGV[1]) "
-    "if new then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
-    "return redis.call('GET', KEYS[1])";
+static const char INCR_EXPIRE_LUA[] = "local new = redis.call('EXISTS', KEYS[1]) == 0 "
+                                      "redis.call('INCRBY', KEYS[1], ARGV[1]) "
+                                      "if new then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
+                                      "return redis.call('GET', KEYS[1])";
 
 rcache_status rcache__redis_incr(rcache__backend *be, const char *key, size_t klen, int64_t by,
                                  int64_t ttl_ms, int64_t *out) {
@@ -221,16 +228,19 @@ rcache_status rcache__redis_incr(rcache__backend *be, const char *key, size_t kl
   if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, &rep, false);
   rcache__cmds_free(&b);
   if (s != RCACHE_OK) return s;
-  if (rep->type == REDIS_REPLY_INTEGER) *out = rep->integer;
+  if (rep->type == REDIS_REPLY_INTEGER)
+    *out = rep->integer;
   else if (rep->type == REDIS_REPLY_STRING && rcache__parse_i64(rep->str, rep->len, out))
     s = RCACHE_OK; /* the script's reply */
-  else if (rep->type == REDIS_REPLY_ERROR) s = rcache__reply_status(rep);
-  else s = rcache__reply_unexpected(rep);
+  else if (rep->type == REDIS_REPLY_ERROR)
+    s = rcache__reply_status(rep);
+  else
+    s = rcache__reply_unexpected(rep);
   freeReplyObject(rep);
   return s;
 }
 
-/* ---- node-level helpers ------------------------------------------------------------------ */
+/* ---- node-level helpers ---------------------------------------------------------------------- */
 
 /* UNLINK of every key in a SCAN reply's key array. */
 static rcache_status add_unlink(rcache__cmds *b, const redisReply *keys) {
@@ -287,8 +297,10 @@ rcache_status rcache__redis_scan_node(rcache__redis *r, rcache__pool *p, const c
       s = rcache__reply_unexpected(sc);
     }
     if (s == RCACHE_OK && unlink_at >= 0) {
-      if (rep[unlink_at]->type == REDIS_REPLY_INTEGER) *count += (uint64_t)rep[unlink_at]->integer;
-      else s = rcache__reply_status(rep[unlink_at]);
+      if (rep[unlink_at]->type == REDIS_REPLY_INTEGER)
+        *count += (uint64_t)rep[unlink_at]->integer;
+      else
+        s = rcache__reply_status(rep[unlink_at]);
     }
     if (s != RCACHE_OK) {
       rcache__replies_free(rep, n);
@@ -305,8 +317,7 @@ rcache_status rcache__redis_scan_node(rcache__redis *r, rcache__pool *p, const c
     if (s == RCACHE_OK && !del) {
       for (size_t i = 0; i < keys->elements && !stop; i++) {
         (*count)++;
-        stop = !fn(keys->element[i]->str, keys->element[i]->len, ud) ||
-               (limit && *count >= limit);
+        stop = !fn(keys->element[i]->str, keys->element[i]->len, ud) || (limit && *count >= limit);
       }
     }
     if (s == RCACHE_OK && del) {
@@ -323,8 +334,10 @@ rcache_status rcache__redis_scan_node(rcache__redis *r, rcache__pool *p, const c
     if (s == RCACHE_OK) s = rcache__redis_run(r, p, &b, &rep, true);
     rcache__cmds_free(&b);
     if (s == RCACHE_OK) {
-      if (rep->type == REDIS_REPLY_INTEGER) *count += (uint64_t)rep->integer;
-      else s = rcache__reply_status(rep);
+      if (rep->type == REDIS_REPLY_INTEGER)
+        *count += (uint64_t)rep->integer;
+      else
+        s = rcache__reply_status(rep);
       freeReplyObject(rep);
     }
   }
@@ -377,8 +390,8 @@ rcache_status rcache__redis_one_del_match(rcache__backend *be, const char *g, si
   return rcache__redis_scan_node(R(be), R(be)->pool, g, gl, true, 0, n, NULL, NULL);
 }
 
-rcache_status rcache__redis_one_scan(rcache__backend *be, const char *g, size_t gl,
-                                     uint64_t limit, rcache_scan_fn fn, void *ud) {
+rcache_status rcache__redis_one_scan(rcache__backend *be, const char *g, size_t gl, uint64_t limit,
+                                     rcache_scan_fn fn, void *ud) {
   uint64_t n;
   return rcache__redis_scan_node(R(be), R(be)->pool, g, gl, false, limit, &n, fn, ud);
 }
@@ -491,10 +504,22 @@ void rcache__redis_one_stats(rcache__backend *be, rcache_stats *s) {
 }
 
 static const rcache__backend_ops standalone_ops = {
-    "standalone",         standalone_destroy,  rcache__redis_get,    rcache__redis_set,
-    rcache__redis_del,    rcache__redis_one_del_match, rcache__redis_one_scan,     rcache__redis_incr,
-    rcache__redis_exists, rcache__redis_pttl,  rcache__redis_one_flushdb,   rcache__redis_one_get_many,
-    rcache__redis_one_set_many,  rcache__redis_one_health,   rcache__redis_one_available, rcache__redis_one_stats,
+    "standalone",
+    standalone_destroy,
+    rcache__redis_get,
+    rcache__redis_set,
+    rcache__redis_del,
+    rcache__redis_one_del_match,
+    rcache__redis_one_scan,
+    rcache__redis_incr,
+    rcache__redis_exists,
+    rcache__redis_pttl,
+    rcache__redis_one_flushdb,
+    rcache__redis_one_get_many,
+    rcache__redis_one_set_many,
+    rcache__redis_one_health,
+    rcache__redis_one_available,
+    rcache__redis_one_stats,
 };
 
 static void addr_of_url(const rcache__url *u, size_t i, rcache__addr *a) {
@@ -534,8 +559,10 @@ rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out) {
   rcache__addr a;
   addr_of_url(u, 0, &a);
   /* near cache: data connections redirect their invalidations to the tracker's listener */
-  if (s == RCACHE_OK && ctx->near) s = rcache__tracking_new(ctx, &r->setup, &a, ctx->near, &r->tracking);
-  if (s == RCACHE_OK && r->tracking) r->setup.tracking_redirect = rcache__tracking_redirect(r->tracking);
+  if (s == RCACHE_OK && ctx->near)
+    s = rcache__tracking_new(ctx, &r->setup, &a, ctx->near, &r->tracking);
+  if (s == RCACHE_OK && r->tracking)
+    r->setup.tracking_redirect = rcache__tracking_redirect(r->tracking);
   if (s == RCACHE_OK) s = rcache__pool_new(ctx, &r->setup, &a, &r->pool);
   if (s != RCACHE_OK) {
     rcache__tracking_free(r->tracking);

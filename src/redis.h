@@ -25,9 +25,9 @@ struct rcache__redis {
   rcache__conn_setup setup;
   size_t max_reply;
   rcache__exec_fn exec;
-  rcache__pool *pool; /* standalone / sentinel: the one server */
+  rcache__pool *pool;                /* standalone / sentinel: the one server */
   struct rcache__tracking *tracking; /* standalone with a near cache: its listener */
-  void *topo;         /* cluster / sentinel state */
+  void *topo;                        /* cluster / sentinel state */
 };
 
 /* Fills r->setup (and r->tls for rediss://) from the context. */
@@ -41,10 +41,10 @@ rcache_status rcache__redis_run(rcache__redis *r, rcache__pool *p, const rcache_
                                 redisReply **replies, bool idempotent);
 
 /* The single-key operations, usable in any topology's ops table. */
-rcache_status rcache__redis_get(rcache__backend *b, const char *key, size_t klen,
-                                rcache_value *out, int64_t *pttl_ms);
-rcache_status rcache__redis_set(rcache__backend *b, const char *key, size_t klen,
-                                const void *data, size_t len, int64_t ttl_ms, int flags);
+rcache_status rcache__redis_get(rcache__backend *b, const char *key, size_t klen, rcache_value *out,
+                                int64_t *pttl_ms);
+rcache_status rcache__redis_set(rcache__backend *b, const char *key, size_t klen, const void *data,
+                                size_t len, int64_t ttl_ms, int flags);
 rcache_status rcache__redis_del(rcache__backend *b, const char *key, size_t klen);
 rcache_status rcache__redis_incr(rcache__backend *b, const char *key, size_t klen, int64_t by,
                                  int64_t ttl_ms, int64_t *out);

@@ -40,7 +40,7 @@ typedef struct sentinel {
   atomic_bool resolve_wanted; /* set by callers, taken by the watcher */
   size_t good;                /* the sentinel that answered last: asked first */
   pthread_t watcher;
-  int wake_fd[2]; /* a pipe: a byte in it ends the watcher's poll at once */
+  int wake_fd[2];        /* a pipe: a byte in it ends the watcher's poll at once */
   rcache__tracking *trk; /* the near cache's listener, following the master (or NULL) */
 } sentinel;
 
@@ -66,7 +66,7 @@ static void want_resolve(sentinel *st) {
   poke(st);
 }
 
-/* ---- asking the sentinels ------------------------------------------------------------------ */
+/* ---- asking the sentinels -------------------------------------------------------------------- */
 
 /* One command on a fresh connection; the reply is the caller's. */
 static rcache_status one_command(rcache__conn *c, const sentinel *st, redisReply **rep,

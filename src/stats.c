@@ -23,7 +23,8 @@ static double bucket_upper_us(int i) {
 
 void rcache__latency_add(rcache__latency *l, int64_t us) {
   atomic_fetch_add_explicit(&l->bucket[bucket_of(us)], 1, memory_order_relaxed);
-  uint64_t u = us < 0 ? 0 : (uint64_t)us, m = atomic_load_explicit(&l->max_us, memory_order_relaxed);
+  uint64_t u = us < 0 ? 0 : (uint64_t)us,
+           m = atomic_load_explicit(&l->max_us, memory_order_relaxed);
   while (u > m && !atomic_compare_exchange_weak(&l->max_us, &m, u)) {
   }
 }
@@ -50,28 +51,28 @@ double rcache__latency_quantile(const rcache__latency *l, double q) {
 }
 
 /* One table drives both renderings so that they can never disagree. */
-#define RCACHE__COUNTER_FIELDS(X)                                                          \
-  X(breaker_opens, "breaker_opens_total", "Times the circuit breaker opened")            \
-  X(reconnect_attempts, "reconnect_attempts_total", "Background reconnect attempts")     \
-  X(hits, "hits_total", "Remote-tier hits")                                              \
-  X(misses, "misses_total", "Remote-tier misses")                                        \
-  X(near_hits, "near_hits_total", "Near-cache hits")                                     \
-  X(near_misses, "near_misses_total", "Near-cache misses")                               \
-  X(sets, "sets_total", "Values written")                                                \
-  X(deletes, "deletes_total", "Keys deleted")                                            \
-  X(errors, "errors_total", "Calls that failed with an error")                           \
-  X(timeouts, "timeouts_total", "Calls that timed out")                                  \
-  X(fallbacks, "fallbacks_total", "Calls answered without the cache")                    \
-  X(loads, "loads_total", "get_or_set loader calls")                                     \
-  X(load_errors, "load_errors_total", "get_or_set loader failures")                      \
-  X(coalesced, "coalesced_total", "get_or_set callers that waited for another's load")   \
-  X(early_refreshes, "early_refreshes_total", "Early (XFetch) refreshes")                \
-  X(stale_served, "stale_served_total", "Stale values served after a loader failure")    \
-  X(near_invalidations, "near_invalidations_total", "Near-cache invalidations received") \
+#define RCACHE__COUNTER_FIELDS(X)                                                                  \
+  X(breaker_opens, "breaker_opens_total", "Times the circuit breaker opened")                      \
+  X(reconnect_attempts, "reconnect_attempts_total", "Background reconnect attempts")               \
+  X(hits, "hits_total", "Remote-tier hits")                                                        \
+  X(misses, "misses_total", "Remote-tier misses")                                                  \
+  X(near_hits, "near_hits_total", "Near-cache hits")                                               \
+  X(near_misses, "near_misses_total", "Near-cache misses")                                         \
+  X(sets, "sets_total", "Values written")                                                          \
+  X(deletes, "deletes_total", "Keys deleted")                                                      \
+  X(errors, "errors_total", "Calls that failed with an error")                                     \
+  X(timeouts, "timeouts_total", "Calls that timed out")                                            \
+  X(fallbacks, "fallbacks_total", "Calls answered without the cache")                              \
+  X(loads, "loads_total", "get_or_set loader calls")                                               \
+  X(load_errors, "load_errors_total", "get_or_set loader failures")                                \
+  X(coalesced, "coalesced_total", "get_or_set callers that waited for another's load")             \
+  X(early_refreshes, "early_refreshes_total", "Early (XFetch) refreshes")                          \
+  X(stale_served, "stale_served_total", "Stale values served after a loader failure")              \
+  X(near_invalidations, "near_invalidations_total", "Near-cache invalidations received")           \
   X(near_flushes, "near_flushes_total", "Whole near-cache flushes")
 
-#define RCACHE__GAUGE_FIELDS(X)                                         \
-  X(near_entries, "near_entries", "Entries in the near cache")          \
+#define RCACHE__GAUGE_FIELDS(X)                                                                    \
+  X(near_entries, "near_entries", "Entries in the near cache")                                     \
   X(near_bytes, "near_bytes", "Bytes held by the near cache")
 
 typedef struct {
@@ -98,25 +99,34 @@ size_t rcache_stats_prometheus(const rcache_stats *st, char *buf, size_t size) {
   sink s = {buf, size, 0};
   if (size) buf[0] = '\0';
   if (!st) return 0;
-  put(&s, "# HELP rcache_available Whether the cache is in use (1) or bypassed (0)\n"
-          "# TYPE rcache_available gauge\nrcache_available %d\n", st->available ? 1 : 0);
-  put(&s, "# HELP rcache_breaker_state 0 closed, 1 open, 2 half-open\n"
-          "# TYPE rcache_breaker_state gauge\nrcache_breaker_state %d\n", st->breaker_state);
-#define X(f, name, help)                                                                 \
-  put(&s, "# HELP rcache_" name " " help "\n# TYPE rcache_" name " counter\nrcache_" name \
-          " %" PRIu64 "\n", st->f);
+  put(&s,
+      "# HELP rcache_available Whether the cache is in use (1) or bypassed (0)\n"
+      "# TYPE rcache_available gauge\nrcache_available %d\n",
+      st->available ? 1 : 0);
+  put(&s,
+      "# HELP rcache_breaker_state 0 closed, 1 open, 2 half-open\n"
+      "# TYPE rcache_breaker_state gauge\nrcache_breaker_state %d\n",
+      st->breaker_state);
+#define X(f, name, help)                                                                           \
+  put(&s,                                                                                          \
+      "# HELP rcache_" name " " help "\n# TYPE rcache_" name " counter\nrcache_" name " %" PRIu64  \
+      "\n",                                                                                        \
+      st->f);
   RCACHE__COUNTER_FIELDS(X)
 #undef X
-#define X(f, name, help)                                                               \
-  put(&s, "# HELP rcache_" name " " help "\n# TYPE rcache_" name " gauge\nrcache_" name \
-          " %" PRIu64 "\n", st->f);
+#define X(f, name, help)                                                                           \
+  put(&s,                                                                                          \
+      "# HELP rcache_" name " " help "\n# TYPE rcache_" name " gauge\nrcache_" name " %" PRIu64    \
+      "\n",                                                                                        \
+      st->f);
   RCACHE__GAUGE_FIELDS(X)
 #undef X
-  put(&s, "# HELP rcache_latency_seconds Remote call latency\n"
-          "# TYPE rcache_latency_seconds summary\n"
-          "rcache_latency_seconds{quantile=\"0.5\"} %.6f\n"
-          "rcache_latency_seconds{quantile=\"0.99\"} %.6f\n"
-          "rcache_latency_seconds{quantile=\"1\"} %.6f\n",
+  put(&s,
+      "# HELP rcache_latency_seconds Remote call latency\n"
+      "# TYPE rcache_latency_seconds summary\n"
+      "rcache_latency_seconds{quantile=\"0.5\"} %.6f\n"
+      "rcache_latency_seconds{quantile=\"0.99\"} %.6f\n"
+      "rcache_latency_seconds{quantile=\"1\"} %.6f\n",
       st->latency_p50_ms / 1000.0, st->latency_p99_ms / 1000.0, st->latency_max_ms / 1000.0);
   return finish(&s);
 }

@@ -43,7 +43,7 @@ struct rcache__tracking {
   bool registered;    /* counted as a source of the near table */
   bool blocked;       /* our share of the table's gate is closed */
   bool listener_up, data_up;
-  bool moved;         /* addr changed: the listener must leave the old server */
+  bool moved; /* addr changed: the listener must leave the old server */
 
   rcache__pool_event_fn next_event; /* chained pool events (Sentinel's) */
   void *next_ud;

@@ -18,14 +18,14 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "transport.h"
 
-/* ---- deadlines ------------------------------------------------------------------------ */
+/* ---- deadlines ------------------------------------------------------------------------------- */
 
 /* Milliseconds left until deadline_us, rounded up; 0 when past. */
 static int ms_left(int64_t deadline_us) {
@@ -60,13 +60,17 @@ static void set_blocking(int fd, bool on) {
 }
 
 void rcache__addr_str(const rcache__addr *a, char *buf, size_t size) {
-  if (a->path[0]) snprintf(buf, size, "%s", a->path);
-  else if (!a->host[0] && a->port <= 0) snprintf(buf, size, "(not known yet)");
-  else if (strchr(a->host, ':')) snprintf(buf, size, "[%s]:%d", a->host, a->port);
-  else snprintf(buf, size, "%s:%d", a->host, a->port);
+  if (a->path[0])
+    snprintf(buf, size, "%s", a->path);
+  else if (!a->host[0] && a->port <= 0)
+    snprintf(buf, size, "(not known yet)");
+  else if (strchr(a->host, ':'))
+    snprintf(buf, size, "[%s]:%d", a->host, a->port);
+  else
+    snprintf(buf, size, "%s:%d", a->host, a->port);
 }
 
-/* ---- TLS context ----------------------------------------------------------------------- */
+/* ---- TLS context ----------------------------------------------------------------------------- */
 
 static void tls_err(const char *what) {
   unsigned long e = ERR_get_error();
@@ -94,10 +98,9 @@ rcache_status rcache__tls_ctx_new(const rcache__ctx *ctx, rcache__tls_ctx **out)
     SSL_CTX_free(t);
     return RCACHE_ETLS;
   }
-  if (o->tls_cert_file &&
-      (SSL_CTX_use_certificate_chain_file(t, o->tls_cert_file) != 1 ||
-       SSL_CTX_use_PrivateKey_file(t, o->tls_key_file, SSL_FILETYPE_PEM) != 1 ||
-       SSL_CTX_check_private_key(t) != 1)) {
+  if (o->tls_cert_file && (SSL_CTX_use_certificate_chain_file(t, o->tls_cert_file) != 1 ||
+                           SSL_CTX_use_PrivateKey_file(t, o->tls_key_file, SSL_FILETYPE_PEM) != 1 ||
+                           SSL_CTX_check_private_key(t) != 1)) {
     tls_err("cannot load the client certificate or key"); /* never the key's contents */
     SSL_CTX_free(t);
     return RCACHE_ETLS;
@@ -111,7 +114,7 @@ void rcache__tls_ctx_free(rcache__tls_ctx *t) {
   SSL_CTX_free(t);
 }
 
-/* ---- connect --------------------------------------------------------------------------- */
+/* ---- connect --------------------------------------------------------------------------------- */
 
 static rcache_status finish_connect(int fd, int64_t deadline_us, char *why, size_t whylen) {
   rcache_status s = wait_fd(fd, POLLOUT, deadline_us);
@@ -193,7 +196,7 @@ static rcache_status connect_tcp(rcache__sock *s, const rcache__addr *a, int64_t
   return RCACHE_OK;
 }
 
-/* ---- SIGPIPE around TLS ------------------------------------------------------------------ */
+/* ---- SIGPIPE around TLS ---------------------------------------------------------------------- */
 
 /* OpenSSL writes to its socket with write(), which raises SIGPIPE when the server has gone,
  * and SIGPIPE's default action ends the whole program (a 20 MB set over TLS to a server that
@@ -281,7 +284,8 @@ static rcache_status tls_handshake(rcache__sock *s, const rcache__ctx *ctx, rcac
      * configuration problem. Alerts and protocol mismatches stay RCACHE_ETLS. */
     unsigned long ee = ERR_peek_error();
     if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN ||
-        (ERR_GET_LIB(ee) == ERR_LIB_SSL && ERR_GET_REASON(ee) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
+        (ERR_GET_LIB(ee) == ERR_LIB_SSL &&
+         ERR_GET_REASON(ee) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
       ERR_clear_error();
       rcache__errf("TLS handshake with %s: connection closed by the server", name);
       return RCACHE_EIO;
@@ -327,7 +331,7 @@ void rcache__sock_close(rcache__sock *s) {
   s->fd = -1;
 }
 
-/* ---- I/O -------------------------------------------------------------------------------- */
+/* ---- I/O ------------------------------------------------------------------------------------- */
 
 static rcache_status tls_io(rcache__sock *s, char *buf, size_t len, size_t *n, bool rd,
                             int64_t deadline_us) {
@@ -345,8 +349,8 @@ static rcache_status tls_io(rcache__sock *s, char *buf, size_t len, size_t *n, b
     int e = SSL_get_error(s->ssl, r);
     short ev = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
     if (!ev) {
-      rcache__errf("TLS: connection %s", e == SSL_ERROR_ZERO_RETURN ? "closed by the server"
-                                                                    : "broken");
+      rcache__errf("TLS: connection %s",
+                   e == SSL_ERROR_ZERO_RETURN ? "closed by the server" : "broken");
       return RCACHE_EIO;
     }
     rcache_status ws = wait_fd(s->fd, ev, deadline_us);

@@ -11,8 +11,8 @@
 typedef struct ssl_ctx_st rcache__tls_ctx; /* OpenSSL's SSL_CTX */
 
 typedef struct rcache__sock {
-  int fd;    /* -1 when closed */
-  void *ssl; /* SSL * when TLS */
+  int fd;            /* -1 when closed */
+  void *ssl;         /* SSL * when TLS */
   int io_timeout_ms; /* SO_RCVTIMEO / SO_SNDTIMEO of a plain socket */
 } rcache__sock;
 
@@ -37,8 +37,7 @@ rcache_status rcache__sock_connect(rcache__sock *s, const rcache__ctx *ctx, rcac
                                    const rcache__addr *a, int64_t deadline_us);
 
 /* Writes all len bytes by deadline_us. RCACHE_OK, RCACHE_ETIMEOUT, RCACHE_EIO. */
-rcache_status rcache__sock_write(rcache__sock *s, const char *buf, size_t len,
-                                 int64_t deadline_us);
+rcache_status rcache__sock_write(rcache__sock *s, const char *buf, size_t len, int64_t deadline_us);
 
 /* Reads what is available (at least one byte) by deadline_us into buf; *n gets the
  * count. RCACHE_OK, RCACHE_ETIMEOUT, RCACHE_EIO (closed by the peer, or an error). */

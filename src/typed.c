@@ -19,7 +19,7 @@
 #include "handle.h"
 #include "typed.h"
 
-/* ---- text forms of numbers (pure) ---------------------------------------------------------- */
+/* ---- text forms of numbers (pure) ------------------------------------------------------------ */
 
 /* A "C" LC_NUMERIC locale, so that a program running under, say, de_DE never writes or
  * expects "0,1". uselocale() is per thread: no other thread is affected. */
@@ -68,7 +68,7 @@ rcache_status rcache__strtod(const char *s, size_t len, double *out) {
   return RCACHE_OK;
 }
 
-/* ---- strings ---------------------------------------------------------------------------------- */
+/* ---- strings --------------------------------------------------------------------------------- */
 
 rcache_status rcache_set_str(rcache *c, const char *key, const char *s, int64_t ttl_s) {
   if (!s) {
@@ -98,7 +98,7 @@ rcache_status rcache_get_str(rcache *c, const char *key, char **out) {
   return *out ? RCACHE_OK : rcache__done(c, RCACHE_ENOMEM);
 }
 
-/* ---- numbers ------------------------------------------------------------------------------- */
+/* ---- numbers --------------------------------------------------------------------------------- */
 
 rcache_status rcache_set_i64(rcache *c, const char *key, int64_t v, int64_t ttl_s) {
   char buf[24];
@@ -150,8 +150,10 @@ rcache_status rcache_get_double(rcache *c, const char *key, double *out) {
   size_t len = v.len;
   rcache_value_free(&v);
   if (s == RCACHE_OK) return s;
-  if (s == RCACHE_ERANGE) rcache__errf("value of %zu bytes overflows a double", len);
-  else rcache__errf("value of %zu bytes is not a decimal number", len);
+  if (s == RCACHE_ERANGE)
+    rcache__errf("value of %zu bytes overflows a double", len);
+  else
+    rcache__errf("value of %zu bytes is not a decimal number", len);
   return rcache__done(c, s);
 }
 
@@ -174,8 +176,8 @@ static rcache_status encode(const rcache_codec *codec, const void *obj, rcache_v
   return RCACHE_OK;
 }
 
-rcache_status rcache_set_obj(rcache *c, const char *key, const rcache_codec *codec,
-                             const void *obj, int64_t ttl_s) {
+rcache_status rcache_set_obj(rcache *c, const char *key, const rcache_codec *codec, const void *obj,
+                             int64_t ttl_s) {
   rcache__err_clear();
   if (!c || !codec_ok(codec)) return rcache__einval(c, "handle or codec is NULL");
   rcache_value v;
@@ -228,8 +230,8 @@ static rcache_status obj_loader(void *p, rcache_value *out) {
 }
 
 rcache_status rcache_get_or_set_obj(rcache *c, const char *key, int64_t ttl_s,
-                                    const rcache_codec *codec, rcache_obj_loader_fn load,
-                                    void *ud, void *obj) {
+                                    const rcache_codec *codec, rcache_obj_loader_fn load, void *ud,
+                                    void *obj) {
   rcache__err_clear();
   if (!c || !codec_ok(codec) || !load) return rcache__einval(c, "handle, codec or load is NULL");
   obj_load a = {codec, load, ud, obj, NULL};

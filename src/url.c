@@ -61,20 +61,21 @@ typedef struct parser {
   rcache__url *u;
   char *err;
   size_t errlen;
-  size_t sec_b, sec_e;  /* generous password span for messages (empty when sec_b == sec_e) */
-  size_t pw_b, pw_e;    /* exact password span once parsed, for u->redacted */
+  size_t sec_b, sec_e; /* generous password span for messages (empty when sec_b == sec_e) */
+  size_t pw_b, pw_e;   /* exact password span once parsed, for u->redacted */
   bool has_pw;
-  bool db_set;          /* db came from the path or the query */
+  bool db_set; /* db came from the path or the query */
 } parser;
 
-/* ---- messages -------------------------------------------------------------------------- */
+/* ---- messages -------------------------------------------------------------------------------- */
 
 /* The URL with [sec_b, sec_e) shown as *** and control bytes as '?', appended to out. */
 static void append_masked(const parser *p, char *out, size_t outlen) {
   size_t n = strlen(out);
   for (size_t i = 0; i < p->len && n + 1 < outlen; i++) {
     if (i == p->sec_b && p->sec_b < p->sec_e) {
-      for (const char *m = "***"; *m && n + 1 < outlen; m++) out[n++] = *m;
+      for (const char *m = "***"; *m && n + 1 < outlen; m++)
+        out[n++] = *m;
       i = p->sec_e - 1;
       continue;
     }
@@ -124,7 +125,7 @@ static void find_secret_span(parser *p) {
   p->sec_e = (size_t)(at - p->s);
 }
 
-/* ---- small parsers --------------------------------------------------------------------- */
+/* ---- small parsers --------------------------------------------------------------------------- */
 
 static const char *find(const parser *p, size_t b, size_t e, char c) {
   return b < e ? memchr(p->s + b, c, e - b) : NULL;
@@ -154,8 +155,8 @@ static rcache_status decode(parser *p, size_t b, size_t e, const char *what, cha
     int hi = i + 2 < e ? hexval(p->s[i + 1]) : -1, lo = i + 2 < e ? hexval(p->s[i + 2]) : -1;
     if (hi < 0 || lo < 0) {
       free(d);
-      return fail(p, "bad percent-escape '%s' in %s", part(p, i, e < i + 3 ? e : i + 3, q, sizeof q),
-                  what);
+      return fail(p, "bad percent-escape '%s' in %s",
+                  part(p, i, e < i + 3 ? e : i + 3, q, sizeof q), what);
     }
     if (hi == 0 && lo == 0) {
       free(d);
@@ -210,7 +211,7 @@ static rcache_status set_db(parser *p, size_t b, size_t e) {
   return st;
 }
 
-/* ---- hosts ----------------------------------------------------------------------------- */
+/* ---- hosts ----------------------------------------------------------------------------------- */
 
 static rcache_status parse_port(parser *p, size_t b, size_t e, int *port) {
   char q[40];
@@ -228,8 +229,8 @@ static rcache_status parse_port(parser *p, size_t b, size_t e, int *port) {
 }
 
 static bool name_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '.' || c == '_';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_';
 }
 
 /* "[v6]" or "[v6]:port": the address goes to [*hb, *he), the port text after the : to *pb. */
@@ -251,8 +252,10 @@ static rcache_status split_v6(parser *p, size_t b, size_t e, size_t *hb, size_t 
   *pb = *he + 1;
   if (*pb < e && p->s[*pb] != ':')
     return fail(p, "unexpected '%s' after ']' (expected ':port')", part(p, *pb, e, q, sizeof q));
-  if (*pb < e) (*pb)++;
-  else *pb = SIZE_MAX; /* no port */
+  if (*pb < e)
+    (*pb)++;
+  else
+    *pb = SIZE_MAX; /* no port */
   return RCACHE_OK;
 }
 
@@ -292,7 +295,8 @@ static rcache_status parse_hosts(parser *p, size_t b, size_t e, int defport) {
   if (b == e) return fail(p, "no host (expected e.g. redis://host:6379)");
   if (p->s[e - 1] == ',') return fail(p, "trailing ',' in the host list");
   size_t n = 1;
-  for (size_t i = b; i < e; i++) n += p->s[i] == ',';
+  for (size_t i = b; i < e; i++)
+    n += p->s[i] == ',';
   if (n > RCACHE__URL_MAX_HOSTS)
     return fail(p, "%zu hosts, more than the %d allowed", n, RCACHE__URL_MAX_HOSTS);
   if (!(u->hosts = calloc(n, sizeof *u->hosts))) return RCACHE_ENOMEM;
@@ -307,7 +311,7 @@ static rcache_status parse_hosts(parser *p, size_t b, size_t e, int defport) {
   return RCACHE_OK;
 }
 
-/* ---- user info ------------------------------------------------------------------------- */
+/* ---- user info ------------------------------------------------------------------------------- */
 
 static rcache_status parse_userinfo(parser *p, size_t b, size_t e) {
   rcache__url *u = p->u;
@@ -319,28 +323,46 @@ static rcache_status parse_userinfo(parser *p, size_t b, size_t e) {
   p->has_pw = true;
   p->pw_b = ue + 1;
   p->pw_e = e; /* always inside the generous span, which messages keep masking */
-  if (p->pw_b < e && (st = decode(p, p->pw_b, e, "password", &u->password)) != RCACHE_OK)
-    return st;
+  if (p->pw_b < e && (st = decode(p, p->pw_b, e, "password", &u->password)) != RCACHE_OK) return st;
   return RCACHE_OK;
 }
 
-/* ---- query ----------------------------------------------------------------------------- */
+/* ---- query ----------------------------------------------------------------------------------- */
 
 enum {
-  O_CONNECT, O_COMMAND, O_POOL, O_MAXBYTES, O_PREFIX, O_CLIENT, O_DB,
-  O_TLS_CA, O_TLS_CERT, O_TLS_KEY, O_TLS_SNI, O_TLS_INSECURE, O_COUNT
+  O_CONNECT,
+  O_COMMAND,
+  O_POOL,
+  O_MAXBYTES,
+  O_PREFIX,
+  O_CLIENT,
+  O_DB,
+  O_TLS_CA,
+  O_TLS_CERT,
+  O_TLS_KEY,
+  O_TLS_SNI,
+  O_TLS_INSECURE,
+  O_COUNT
 };
-static const char *const opt_names[O_COUNT] = {
-    "connect_timeout_ms", "command_timeout_ms", "pool", "max_bytes", "key_prefix",
-    "client_name", "db", "tls_ca", "tls_cert", "tls_key", "tls_server_name", "tls_insecure"};
+static const char *const opt_names[O_COUNT] = {"connect_timeout_ms",
+                                               "command_timeout_ms",
+                                               "pool",
+                                               "max_bytes",
+                                               "key_prefix",
+                                               "client_name",
+                                               "db",
+                                               "tls_ca",
+                                               "tls_cert",
+                                               "tls_key",
+                                               "tls_server_name",
+                                               "tls_insecure"};
 
 /* NULL when option o may be used with this URL, else why not. */
 static const char *not_applicable(const rcache__url *u, int o) {
   if (u->scheme == RCACHE__SCHEME_MEMORY)
     return o == O_MAXBYTES || o == O_PREFIX ? NULL : "does not apply to memory://";
   if (o == O_MAXBYTES) return "applies only to memory://";
-  if (o >= O_TLS_CA && !u->tls)
-    return "needs a TLS scheme (rediss:// or rediss+sentinel://)";
+  if (o >= O_TLS_CA && !u->tls) return "needs a TLS scheme (rediss:// or rediss+sentinel://)";
   return NULL;
 }
 
@@ -355,24 +377,29 @@ static rcache_status apply_option(parser *p, int o, char *v, const char *shown) 
   int64_t x = 0;
   rcache_status st = RCACHE_OK;
   switch (o) {
-  case O_PREFIX: return take_string(&u->key_prefix, v);
-  case O_TLS_CA: return take_string(&u->tls_ca, v);
-  case O_TLS_CERT: return take_string(&u->tls_cert, v);
-  case O_TLS_KEY: return take_string(&u->tls_key, v);
-  case O_TLS_SNI: return take_string(&u->tls_server_name, v);
+  case O_PREFIX:
+    return take_string(&u->key_prefix, v);
+  case O_TLS_CA:
+    return take_string(&u->tls_ca, v);
+  case O_TLS_CERT:
+    return take_string(&u->tls_cert, v);
+  case O_TLS_KEY:
+    return take_string(&u->tls_key, v);
+  case O_TLS_SNI:
+    return take_string(&u->tls_server_name, v);
   case O_CLIENT:
     for (const char *c = v; *c; c++) {
       if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f) {
         free(v);
-        return fail(p, "client_name '%s' may hold only printable characters without spaces",
-                    shown);
+        return fail(p, "client_name '%s' may hold only printable characters without spaces", shown);
       }
     }
     return take_string(&u->client_name, v);
   case O_CONNECT:
   case O_COMMAND:
     st = num_in(p, opt_names[o], v, shown, 1, INT_MAX, &x);
-    if (st == RCACHE_OK) *(o == O_CONNECT ? &u->connect_timeout_ms : &u->command_timeout_ms) = (int)x;
+    if (st == RCACHE_OK)
+      *(o == O_CONNECT ? &u->connect_timeout_ms : &u->command_timeout_ms) = (int)x;
     break;
   case O_POOL:
     st = num_in(p, "pool", v, shown, 1, 1024, &x);
@@ -385,9 +412,11 @@ static rcache_status apply_option(parser *p, int o, char *v, const char *shown) 
   case O_TLS_INSECURE:
     if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
       st = fail(p, "tls_insecure must be 0 or 1, not '%s'", shown);
-    else u->tls_insecure = v[0] - '0';
+    else
+      u->tls_insecure = v[0] - '0';
     break;
-  default: break;
+  default:
+    break;
   }
   free(v);
   return st;
@@ -431,7 +460,7 @@ static rcache_status parse_query(parser *p, size_t b, size_t e) {
   return RCACHE_OK;
 }
 
-/* ---- per scheme ------------------------------------------------------------------------ */
+/* ---- per scheme ------------------------------------------------------------------------------ */
 
 static const struct {
   const char *name;
@@ -453,7 +482,8 @@ static rcache_status parse_local(parser *p, size_t b, size_t e, bool has_query) 
   const char *name = p->u->scheme == RCACHE__SCHEME_NONE ? "none://" : "memory://";
   char q[80];
   if (find(p, b, e, '@')) return fail(p, "%s takes no user or password", name);
-  if (b < e) return fail(p, "%s takes no host or path, found '%s'", name, part(p, b, e, q, sizeof q));
+  if (b < e)
+    return fail(p, "%s takes no host or path, found '%s'", name, part(p, b, e, q, sizeof q));
   if (p->u->scheme == RCACHE__SCHEME_NONE && has_query) return fail(p, "none:// takes no options");
   return RCACHE_OK;
 }
@@ -521,9 +551,9 @@ static rcache_status parse_all(parser *p) {
   const char *sep = strstr(p->s, "://");
   size_t sl = sep ? off(p, sep) : 0;
   bool ok_chars = sl > 0;
-  for (size_t i = 0; i < sl; i++) ok_chars &= name_char(p->s[i]) || p->s[i] == '+';
-  if (!ok_chars)
-    return fail(p, "missing scheme and '://' (expected e.g. redis://host:6379)");
+  for (size_t i = 0; i < sl; i++)
+    ok_chars &= name_char(p->s[i]) || p->s[i] == '+';
+  if (!ok_chars) return fail(p, "missing scheme and '://' (expected e.g. redis://host:6379)");
   size_t k = 0, ns = sizeof schemes / sizeof schemes[0];
   while (k < ns && !(strlen(schemes[k].name) == sl && strncasecmp(schemes[k].name, p->s, sl) == 0))
     k++;
@@ -537,9 +567,15 @@ static rcache_status parse_all(parser *p) {
   rcache_status st;
   switch (u->scheme) {
   case RCACHE__SCHEME_NONE:
-  case RCACHE__SCHEME_MEMORY: st = parse_local(p, b, be, qm != NULL); break;
-  case RCACHE__SCHEME_UNIX: st = parse_unix(p, b, be); break;
-  default: st = parse_server(p, b, be); break;
+  case RCACHE__SCHEME_MEMORY:
+    st = parse_local(p, b, be, qm != NULL);
+    break;
+  case RCACHE__SCHEME_UNIX:
+    st = parse_unix(p, b, be);
+    break;
+  default:
+    st = parse_server(p, b, be);
+    break;
   }
   if (st == RCACHE_OK && qm) st = parse_query(p, be + 1, e);
   if (st == RCACHE_OK && u->nhosts > 1 && u->db != 0 && u->scheme != RCACHE__SCHEME_SENTINEL)
@@ -603,7 +639,8 @@ void rcache__url_free(rcache__url *u) {
   if (!u) return;
   free(u->user);
   free(u->password);
-  for (size_t i = 0; i < u->nhosts; i++) free(u->hosts[i].host);
+  for (size_t i = 0; i < u->nhosts; i++)
+    free(u->hosts[i].host);
   free(u->hosts);
   free(u->path);
   free(u->master);
@@ -617,7 +654,7 @@ void rcache__url_free(rcache__url *u) {
   memset(u, 0, sizeof *u);
 }
 
-/* ---- redaction of free text ------------------------------------------------------------ */
+/* ---- redaction of free text ------------------------------------------------------------------ */
 
 /* A URL in free text ends at a space or control byte, or at a quote that no '@' follows
  * before the next space (a password may hold quotes: "redis://a:b:c'@d@e", fuzz_url). */
@@ -640,11 +677,13 @@ static bool next_in_list(const char *start, const char *at, const char *q) {
     b--;
   if (b == q || b <= at + 1 || b[-1] != ',') return false;
   const char *h = at + 1, *comma = b - 1; /* host[:port] between '@' and ',' */
-  while (h < comma && (isalnum((unsigned char)*h) || *h == '.' || *h == '-')) h++;
+  while (h < comma && (isalnum((unsigned char)*h) || *h == '.' || *h == '-'))
+    h++;
   if (h == at + 1) return false;
   if (h < comma && *h == ':') {
     const char *d = ++h;
-    while (h < comma && isdigit((unsigned char)*h)) h++;
+    while (h < comma && isdigit((unsigned char)*h))
+      h++;
     if (h == d) return false;
   }
   return h == comma;
@@ -656,10 +695,13 @@ void rcache__redact(const char *in, char *out, size_t outlen) {
   const char *p = in ? in : "";
   while (*p && n + 1 < outlen) {
     const char *sep = strstr(p, "://");
-    if (!sep) sep = p + strlen(p);
-    else sep += 3;
+    if (!sep)
+      sep = p + strlen(p);
+    else
+      sep += 3;
     /* copy up to and including "://" */
-    while (p < sep && n + 1 < outlen) out[n++] = *p++;
+    while (p < sep && n + 1 < outlen)
+      out[n++] = *p++;
     if (!*p || n + 1 >= outlen) break;
     /* the URL runs to a space or quote, or to the next URL of a list ("@h1,redis://");
      * its user info to the last '@'. Any other "://" may be inside a password (found by
@@ -671,8 +713,10 @@ void rcache__redact(const char *in, char *out, size_t outlen) {
     }
     if (at) colon = memchr(p, ':', (size_t)(at - p));
     if (!colon) continue;
-    while (p <= colon && n + 1 < outlen) out[n++] = *p++;
-    for (const char *m = "***"; *m && n + 1 < outlen; m++) out[n++] = *m;
+    while (p <= colon && n + 1 < outlen)
+      out[n++] = *p++;
+    for (const char *m = "***"; *m && n + 1 < outlen; m++)
+      out[n++] = *m;
     p = at;
   }
   out[n] = '\0';

@@ -9,51 +9,51 @@
 
 static int t_passed, t_failed;
 
-#define CHECK(cond)                                                                    \
-  do {                                                                                 \
-    if (cond) {                                                                        \
-      t_passed++;                                                                      \
-    } else {                                                                           \
-      t_failed++;                                                                      \
-      fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                  \
-    }                                                                                  \
+#define CHECK(cond)                                                                                \
+  do {                                                                                             \
+    if (cond) {                                                                                    \
+      t_passed++;                                                                                  \
+    } else {                                                                                       \
+      t_failed++;                                                                                  \
+      fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                              \
+    }                                                                                              \
   } while (0)
 
-#define CHECK_MSG(cond, ...)                                                           \
-  do {                                                                                 \
-    if (cond) {                                                                        \
-      t_passed++;                                                                      \
-    } else {                                                                           \
-      t_failed++;                                                                      \
-      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                  \
-      fprintf(stderr, __VA_ARGS__);                                                    \
-      fputc('\n', stderr);                                                             \
-    }                                                                                  \
+#define CHECK_MSG(cond, ...)                                                                       \
+  do {                                                                                             \
+    if (cond) {                                                                                    \
+      t_passed++;                                                                                  \
+    } else {                                                                                       \
+      t_failed++;                                                                                  \
+      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                              \
+      fprintf(stderr, __VA_ARGS__);                                                                \
+      fputc('\n', stderr);                                                                         \
+    }                                                                                              \
   } while (0)
 
 /* CHECK_EQ for integers, printing both sides on failure. */
-#define CHECK_EQ(a, b)                                                                 \
-  do {                                                                                 \
-    long long _a = (long long)(a), _b = (long long)(b);                                \
-    if (_a == _b) {                                                                    \
-      t_passed++;                                                                      \
-    } else {                                                                           \
-      t_failed++;                                                                      \
-      fprintf(stderr, "FAIL %s:%d: %s == %s (%lld != %lld)\n", __FILE__, __LINE__, #a, \
-              #b, _a, _b);                                                             \
-    }                                                                                  \
+#define CHECK_EQ(a, b)                                                                             \
+  do {                                                                                             \
+    long long _a = (long long)(a), _b = (long long)(b);                                            \
+    if (_a == _b) {                                                                                \
+      t_passed++;                                                                                  \
+    } else {                                                                                       \
+      t_failed++;                                                                                  \
+      fprintf(stderr, "FAIL %s:%d: %s == %s (%lld != %lld)\n", __FILE__, __LINE__, #a, #b, _a,     \
+              _b);                                                                                 \
+    }                                                                                              \
   } while (0)
 
-#define CHECK_STR(a, b)                                                                \
-  do {                                                                                 \
-    const char *_a = (a), *_b = (b);                                                   \
-    if (_a && _b && strcmp(_a, _b) == 0) {                                             \
-      t_passed++;                                                                      \
-    } else {                                                                           \
-      t_failed++;                                                                      \
-      fprintf(stderr, "FAIL %s:%d: %s == %s (\"%s\" != \"%s\")\n", __FILE__, __LINE__, \
-              #a, #b, _a ? _a : "(null)", _b ? _b : "(null)");                         \
-    }                                                                                  \
+#define CHECK_STR(a, b)                                                                            \
+  do {                                                                                             \
+    const char *_a = (a), *_b = (b);                                                               \
+    if (_a && _b && strcmp(_a, _b) == 0) {                                                         \
+      t_passed++;                                                                                  \
+    } else {                                                                                       \
+      t_failed++;                                                                                  \
+      fprintf(stderr, "FAIL %s:%d: %s == %s (\"%s\" != \"%s\")\n", __FILE__, __LINE__, #a, #b,     \
+              _a ? _a : "(null)", _b ? _b : "(null)");                                             \
+    }                                                                                              \
   } while (0)
 
 static inline int test_report(const char *name) {

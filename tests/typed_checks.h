@@ -47,8 +47,9 @@ static rcache *tc_open(const tc_env *e, const char *prefix) {
 static bool tc_raw_is(rcache *c, const char *key, const char *want, size_t len) {
   rcache_value v;
   bool ok = rcache_get(c, key, &v) == RCACHE_OK && v.len == len && memcmp(v.data, want, len) == 0;
-  if (!ok) fprintf(stderr, "  raw %s: got \"%.*s\"\n", key, (int)(v.len > 80 ? 80 : v.len),
-                   v.data ? v.data : "(none)");
+  if (!ok)
+    fprintf(stderr, "  raw %s: got \"%.*s\"\n", key, (int)(v.len > 80 ? 80 : v.len),
+            v.data ? v.data : "(none)");
   rcache_value_free(&v);
   return ok;
 }
@@ -66,7 +67,7 @@ static bool tc_errmsg_has(rcache *c, const char *what) {
   return false;
 }
 
-/* ---- strings ----------------------------------------------------------------------------- */
+/* ---- strings --------------------------------------------------------------------------------- */
 
 static void tc_strings(rcache *c) {
   const char *vals[] = {"hello", "", "h\xc3\xa9llo \xe2\x9c\x93", "line\r\nSET x y"};
@@ -79,7 +80,8 @@ static void tc_strings(rcache *c) {
   }
   size_t big = 64 * 1024;
   char *b = malloc(big + 1);
-  for (size_t i = 0; i < big; i++) b[i] = (char)('a' + i % 26);
+  for (size_t i = 0; i < big; i++)
+    b[i] = (char)('a' + i % 26);
   b[big] = '\0';
   char *got = NULL;
   CHECK_EQ(rcache_set_str(c, "s:big", b, 0), RCACHE_OK);
@@ -137,8 +139,19 @@ static void tc_ints(rcache *c) {
   CHECK_EQ(rcache_get_i64(c, "i:max", &got), RCACHE_OK);
   CHECK(got == INT64_MAX);
   /* exactly what INCR refuses is refused, with RCACHE_ETYPE, as rcache_incr does */
-  const char *bad[] = {"4.5", "abc", " 1", "1 ", "012", "+1", "-0", "", "1e3", "0x10",
-                       "9223372036854775808", "-9223372036854775809", "99999999999999999999"};
+  const char *bad[] = {"4.5",
+                       "abc",
+                       " 1",
+                       "1 ",
+                       "012",
+                       "+1",
+                       "-0",
+                       "",
+                       "1e3",
+                       "0x10",
+                       "9223372036854775808",
+                       "-9223372036854775809",
+                       "99999999999999999999"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     got = 7;
     CHECK_EQ(rcache_set(c, "i:bad", bad[i], strlen(bad[i]), 0), RCACHE_OK);
@@ -154,16 +167,28 @@ static void tc_ints(rcache *c) {
   CHECK_EQ(rcache_get_i64(c, "i:v", NULL), RCACHE_EINVAL);
 }
 
-/* ---- doubles ------------------------------------------------------------------------------------ */
+/* ---- doubles --------------------------------------------------------------------------------- */
 
 static bool tc_same_bits(double a, double b) {
   return memcmp(&a, &b, sizeof a) == 0;
 }
 
 static void tc_doubles(rcache *c) {
-  const double vals[] = {0.0,     -0.0,    0.1,          -2.5e-3,      1.0 / 3,  1e300,
-                         DBL_MAX, -DBL_MAX, DBL_MIN,     DBL_TRUE_MIN, -DBL_TRUE_MIN,
-                         DBL_MIN - DBL_TRUE_MIN, 9007199254740993.0, INFINITY, -INFINITY};
+  const double vals[] = {0.0,
+                         -0.0,
+                         0.1,
+                         -2.5e-3,
+                         1.0 / 3,
+                         1e300,
+                         DBL_MAX,
+                         -DBL_MAX,
+                         DBL_MIN,
+                         DBL_TRUE_MIN,
+                         -DBL_TRUE_MIN,
+                         DBL_MIN - DBL_TRUE_MIN,
+                         9007199254740993.0,
+                         INFINITY,
+                         -INFINITY};
   for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
     double got = 7;
     CHECK_EQ(rcache_set_double(c, "d:v", vals[i], 0), RCACHE_OK);
@@ -197,8 +222,8 @@ static void tc_doubles(rcache *c) {
   const struct {
     const char *text;
     rcache_status want;
-  } bad[] = {{"abc", RCACHE_ETYPE}, {"nan", RCACHE_ETYPE}, {" 1", RCACHE_ETYPE},
-             {"1 ", RCACHE_ETYPE},  {"", RCACHE_ETYPE},    {"1,5", RCACHE_ETYPE},
+  } bad[] = {{"abc", RCACHE_ETYPE},    {"nan", RCACHE_ETYPE},    {" 1", RCACHE_ETYPE},
+             {"1 ", RCACHE_ETYPE},     {"", RCACHE_ETYPE},       {"1,5", RCACHE_ETYPE},
              {"1e999", RCACHE_ERANGE}, {"-1e999", RCACHE_ERANGE}};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     double got = 7;
@@ -242,7 +267,8 @@ static rcache_status tc_user_decode(const char *data, size_t len, void *obj, voi
   char *end;
   long long id = strtoll(data, &end, 10);
   size_t nl = (size_t)(p2 - p1 - 1), rl = len - (size_t)(p2 + 1 - data);
-  if (end != p1 || p1 == data || nl >= sizeof u->name || rl >= sizeof u->role) return RCACHE_EDECODE;
+  if (end != p1 || p1 == data || nl >= sizeof u->name || rl >= sizeof u->role)
+    return RCACHE_EDECODE;
   u->id = id;
   memcpy(u->name, p1 + 1, nl);
   u->name[nl] = '\0';
@@ -326,7 +352,7 @@ static void tc_codec(rcache *c) {
   CHECK_EQ(rcache_get_or_set_obj(c, "o:gs", 60, &tc_user_codec, NULL, &l, &u), RCACHE_EINVAL);
 }
 
-/* ---- JSON ---------------------------------------------------------------------------------------- */
+/* ---- JSON ------------------------------------------------------------------------------------ */
 
 typedef struct {
   int calls;
@@ -361,9 +387,17 @@ static void tc_json(rcache *c) {
   json_decref(got);
   json_decref(doc);
   /* any JSON value at the top level */
-  const char *any[] = {"\"h\\u00e9llo\"", "9223372036854775807", "-9223372036854775808", "0.5",
-                       "true",           "false",               "null",                 "[]",
-                       "{}",             "[1,[2,[3,{\"a\":null}]]]", "\"a\\u0000b\""};
+  const char *any[] = {"\"h\\u00e9llo\"",
+                       "9223372036854775807",
+                       "-9223372036854775808",
+                       "0.5",
+                       "true",
+                       "false",
+                       "null",
+                       "[]",
+                       "{}",
+                       "[1,[2,[3,{\"a\":null}]]]",
+                       "\"a\\u0000b\""};
   for (size_t i = 0; i < sizeof any / sizeof any[0]; i++) {
     json_t *v = json_loads(any[i], JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
     CHECK_EQ(rcache_set_json(c, "j:any", v, 0), RCACHE_OK);
@@ -388,8 +422,15 @@ static void tc_json(rcache *c) {
   CHECK_EQ(rcache_set(c, "j:pretty", pretty, strlen(pretty), 0), RCACHE_OK);
   CHECK(tc_json_is(c, "j:pretty", "{\"score\":25.0,\"tags\":[\"a\",\"b\"],\"id\":1}"));
   /* not JSON: RCACHE_EDECODE with jansson's reason, never a crash */
-  const char *bad[] = {"{\"id\":1",       "not json", "",         "{} x",         "{\"a\":NaN}",
-                       "'single'",        "[1,]",     "\xff\xfe", "18446744073709551615",
+  const char *bad[] = {"{\"id\":1",
+                       "not json",
+                       "",
+                       "{} x",
+                       "{\"a\":NaN}",
+                       "'single'",
+                       "[1,]",
+                       "\xff\xfe",
+                       "18446744073709551615",
                        "{\"a\":\"\xc3\"}"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     CHECK_EQ(rcache_set(c, "j:bad", bad[i], strlen(bad[i]), 0), RCACHE_OK);
@@ -457,7 +498,7 @@ static void tc_json(rcache *c) {
   CHECK_EQ(rcache_get_or_set_json(c, "j:gs", 60, tc_load_json, &l, NULL), RCACHE_EINVAL);
 }
 
-/* ---- get_or_set_json from many threads: one load at a time, every thread gets the value ----- */
+/* ---- get_or_set_json from many threads: one load at a time, every thread gets the value ------ */
 
 typedef struct {
   atomic_int calls, running, max_running;
@@ -502,8 +543,10 @@ static void tc_json_threads(rcache *c) {
   atomic_int ok = 0;
   tc_thr t = {c, &go, &lc, &ok};
   pthread_barrier_init(&go, NULL, N);
-  for (int i = 0; i < N; i++) pthread_create(&th[i], NULL, tc_json_reader, &t);
-  for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < N; i++)
+    pthread_create(&th[i], NULL, tc_json_reader, &t);
+  for (int i = 0; i < N; i++)
+    pthread_join(th[i], NULL);
   pthread_barrier_destroy(&go);
   /* one load at a time (a thread that missed just before the value was stored may load once
    * more after the first load finished: single-flight is per load, not per miss) */
@@ -512,7 +555,7 @@ static void tc_json_threads(rcache *c) {
   CHECK_EQ(atomic_load(&ok), N);
 }
 
-/* ---- key helpers on a live handle ------------------------------------------------------------- */
+/* ---- key helpers on a live handle ------------------------------------------------------------ */
 
 static void tc_put(rcache *c, const char *key) {
   CHECK_MSG(rcache_set_str(c, key, "v", 0) == RCACHE_OK, "set %s", key);
@@ -546,9 +589,9 @@ static void tc_keys(const tc_env *e, rcache *c) {
   CHECK_EQ(n, 3); /* user:12, user:12:credits, user:12:profile */
   CHECK(!tc_present(c, "user:12") && !tc_present(c, "user:12:credits") &&
         !tc_present(c, "user:12:profile"));
-  const char *kept[] = {"user:123",         "user:123:credits", "user:1",
-                        "user:1:credits",   "user:12x",         "user:12x:credits",
-                        "user:120",         "session:12",       "rate_limit:12:/api/search",
+  const char *kept[] = {"user:123",       "user:123:credits", "user:1",
+                        "user:1:credits", "user:12x",         "user:12x:credits",
+                        "user:120",       "session:12",       "rate_limit:12:/api/search",
                         "feature:new-ui"};
   for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
     CHECK_MSG(tc_present(c, kept[i]), "%s was deleted with user 12", kept[i]);
@@ -606,7 +649,7 @@ static void tc_keys(const tc_env *e, rcache *c) {
   }
 }
 
-/* ---- key_prefix namespaces typed values, patterns and flush ----------------------------------- */
+/* ---- key_prefix namespaces typed values, patterns and flush ---------------------------------- */
 
 typedef struct {
   int n;
@@ -660,7 +703,7 @@ out:
   rcache_close(b);
 }
 
-/* ---- keys longer than max_key_bytes --------------------------------------------------------------- */
+/* ---- keys longer than max_key_bytes ---------------------------------------------------------- */
 
 static void tc_long_keys(const tc_env *e) {
   char pre[96];
@@ -709,7 +752,8 @@ static void tc_long_keys(const tc_env *e) {
   CHECK(st[0] == RCACHE_OK && out[0].len == 4 && memcmp(out[0].data, "long", 4) == 0);
   CHECK(st[1] == RCACHE_OK && out[1].len == 5 && memcmp(out[1].data, "long2", 5) == 0);
   CHECK(st[2] == RCACHE_OK && out[2].len == 1);
-  for (int i = 0; i < 3; i++) rcache_value_free(&out[i]);
+  for (int i = 0; i < 3; i++)
+    rcache_value_free(&out[i]);
   CHECK_EQ(rcache_get_many(plain, keys, 3, out, st), RCACHE_ETOOBIG);
   /* the kept head still belongs to user 12 */
   uint64_t n = 0;
@@ -723,7 +767,7 @@ out:
   rcache_close(tight);
 }
 
-/* ---- all of it -------------------------------------------------------------------------------------- */
+/* ---- all of it ------------------------------------------------------------------------------- */
 
 /* near_bytes > 0: the main handle runs with a near cache of that size (the other handles,
  * which check from outside, do not). */

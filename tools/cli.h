@@ -21,14 +21,14 @@ enum {
 
 /* Options every command accepts, and the handle opened from them. */
 typedef struct cli {
-  const char *url;        /* --url, else $REDIS_URL, else redis://localhost:6379 */
-  char url_shown[1024];   /* url with any password replaced by *** */
-  const char *prefix;     /* --prefix: key_prefix (namespace) */
+  const char *url;            /* --url, else $REDIS_URL, else redis://localhost:6379 */
+  char url_shown[1024];       /* url with any password replaced by *** */
+  const char *prefix;         /* --prefix: key_prefix (namespace) */
   int64_t connect_timeout_ms; /* --connect-timeout, 0 = library default */
   int64_t timeout_ms;         /* --timeout (command timeout), 0 = library default */
-  bool verbose;           /* --verbose: pass the library's log messages through */
-  const char *cmd;        /* the subcommand's name, for messages */
-  rcache *c;              /* opened by cli_open() */
+  bool verbose;               /* --verbose: pass the library's log messages through */
+  const char *cmd;            /* the subcommand's name, for messages */
+  rcache *c;                  /* opened by cli_open() */
 } cli;
 
 /* One command-line option of a subcommand. */
@@ -37,7 +37,7 @@ typedef struct cli_opt {
   const char *name;  /* "--ttl" */
   const char *alias; /* "-y" or NULL */
   int kind;
-  void *dst;         /* bool *, const char **, int64_t * */
+  void *dst; /* bool *, const char **, int64_t * */
 } cli_opt;
 
 typedef struct cli_cmd {

@@ -22,10 +22,10 @@ enum { BULK_PREFIX, BULK_PATTERN, BULK_FLUSH };
 typedef struct bulk {
   cli *g;
   int kind;
-  const char *arg;   /* what the user typed: prefix, glob, or NULL for flush */
-  char *glob;        /* the glob for rcache_scan (prefix escaped + "*") */
-  bool progress;     /* stderr is a terminal and --no-progress was not given */
-  int64_t last_us;   /* last progress line */
+  const char *arg; /* what the user typed: prefix, glob, or NULL for flush */
+  char *glob;      /* the glob for rcache_scan (prefix escaped + "*") */
+  bool progress;   /* stderr is a terminal and --no-progress was not given */
+  int64_t last_us; /* last progress line */
 } bulk;
 
 static void progress_line(bulk *b, const char *verb, uint64_t done, uint64_t total, bool last) {
@@ -41,7 +41,7 @@ static void progress_line(bulk *b, const char *verb, uint64_t done, uint64_t tot
   fflush(stderr);
 }
 
-/* ---- counting (for the prompt) ---------------------------------------------------------- */
+/* ---- counting (for the prompt) --------------------------------------------------------------- */
 
 typedef struct {
   bulk *b;
@@ -55,7 +55,7 @@ static bool count_key(const char *key, size_t len, void *ud) {
   return true;
 }
 
-/* ---- one batch: list, then delete from THREADS threads ---------------------------------- */
+/* ---- one batch: list, then delete from THREADS threads --------------------------------------- */
 
 typedef struct batch {
   rcache *c;
@@ -109,7 +109,8 @@ static rcache_status delete_batch(bulk *b, batch *bt, uint64_t before, uint64_t 
     progress_line(b, "deleting", before + atomic_load(&bt->deleted), total, false);
     usleep(20000);
   }
-  for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < started; i++)
+    pthread_join(th[i], NULL);
   return (rcache_status)atomic_load(&bt->status);
 }
 
@@ -128,7 +129,8 @@ static rcache_status delete_with_progress(bulk *b, uint64_t total, uint64_t *del
     s = rcache_scan(b->g->c, b->glob, BATCH, collect_key, &bt);
     if (s == RCACHE_OK && bt.n) s = delete_batch(b, &bt, *deleted, total);
     *deleted += atomic_load(&bt.deleted);
-    for (size_t i = 0; i < bt.n; i++) free(bt.keys[i]);
+    for (size_t i = 0; i < bt.n; i++)
+      free(bt.keys[i]);
     /* a short batch was the last one; a batch that deleted nothing would repeat forever */
     if (bt.n < BATCH || atomic_load(&bt.deleted) == 0) break;
   }
@@ -137,7 +139,7 @@ static rcache_status delete_with_progress(bulk *b, uint64_t total, uint64_t *del
   return s;
 }
 
-/* ---- the commands ---------------------------------------------------------------------- */
+/* ---- the commands ---------------------------------------------------------------------------- */
 
 static bool has_namespace(const cli *g) {
   return (g->prefix && *g->prefix) || strstr(g->url, "key_prefix=") != NULL;
@@ -150,8 +152,8 @@ static bool confirm(bulk *b, uint64_t n) {
     fprintf(stderr, "Flush the whole database (%llu keys) at %s? [y/N] ", (unsigned long long)n,
             g->url_shown);
   else if (b->kind == BULK_FLUSH)
-    fprintf(stderr, "Delete all %llu keys of namespace '%s' at %s? [y/N] ",
-            (unsigned long long)n, g->prefix ? g->prefix : "(from the URL)", g->url_shown);
+    fprintf(stderr, "Delete all %llu keys of namespace '%s' at %s? [y/N] ", (unsigned long long)n,
+            g->prefix ? g->prefix : "(from the URL)", g->url_shown);
   else
     fprintf(stderr, "Delete %llu keys %s '%s' at %s? [y/N] ", (unsigned long long)n,
             b->kind == BULK_PREFIX ? "starting with" : "matching", b->arg, g->url_shown);
@@ -166,9 +168,12 @@ static bool confirm(bulk *b, uint64_t n) {
 static rcache_status library_delete(bulk *b, uint64_t *n) {
   *n = 0;
   switch (b->kind) {
-  case BULK_PREFIX: return rcache_delete_prefix(b->g->c, b->arg, n);
-  case BULK_PATTERN: return rcache_delete_pattern(b->g->c, b->arg, n);
-  default: return rcache_flush(b->g->c);
+  case BULK_PREFIX:
+    return rcache_delete_prefix(b->g->c, b->arg, n);
+  case BULK_PATTERN:
+    return rcache_delete_pattern(b->g->c, b->arg, n);
+  default:
+    return rcache_flush(b->g->c);
   }
 }
 
@@ -181,7 +186,8 @@ static int run_bulk(cli *g, int argc, char **argv, int kind) {
   int need = kind == BULK_FLUSH ? 0 : 1;
   int r = cli_parse(g, argc, argv, opts, 2, pos, &npos, need, need);
   if (r) return r < 0 ? CLI_USAGE : CLI_OK;
-  if (need && !*pos[0]) return cli_usage_error(g, "the %s is empty", kind == BULK_PREFIX ? "prefix" : "pattern");
+  if (need && !*pos[0])
+    return cli_usage_error(g, "the %s is empty", kind == BULK_PREFIX ? "prefix" : "pattern");
   if (!yes && !isatty(STDIN_FILENO))
     return cli_usage_error(g, "refusing to delete without --yes: stdin is not a terminal");
   int o = cli_open(g);

@@ -9,29 +9,34 @@
 
 #include "cli.h"
 
-#define OPEN_OR_RETURN(opts, nopts)                                                          \
-  do {                                                                                       \
-    char *_pos[1];                                                                           \
-    int _np;                                                                                 \
-    int _r = cli_parse(g, argc, argv, opts, nopts, _pos, &_np, 0, 0);                        \
-    if (_r) return _r < 0 ? CLI_USAGE : CLI_OK;                                              \
-    int _o = cli_open(g);                                                                    \
-    if (_o) return _o;                                                                       \
+#define OPEN_OR_RETURN(opts, nopts)                                                                \
+  do {                                                                                             \
+    char *_pos[1];                                                                                 \
+    int _np;                                                                                       \
+    int _r = cli_parse(g, argc, argv, opts, nopts, _pos, &_np, 0, 0);                              \
+    if (_r) return _r < 0 ? CLI_USAGE : CLI_OK;                                                    \
+    int _o = cli_open(g);                                                                          \
+    if (_o) return _o;                                                                             \
   } while (0)
 
 /* "812 µs", "3.41 ms", "1.20 s" */
 static const char *fmt_us(double us, char *buf, size_t size) {
-  if (us < 1000) snprintf(buf, size, "%.1f µs", us);
-  else if (us < 1000000) snprintf(buf, size, "%.2f ms", us / 1000);
-  else snprintf(buf, size, "%.2f s", us / 1000000);
+  if (us < 1000)
+    snprintf(buf, size, "%.1f µs", us);
+  else if (us < 1000000)
+    snprintf(buf, size, "%.2f ms", us / 1000);
+  else
+    snprintf(buf, size, "%.2f s", us / 1000000);
   return buf;
 }
 
 static const char *breaker_name(int st) {
-  return st == RCACHE_BREAKER_OPEN ? "open" : st == RCACHE_BREAKER_HALF_OPEN ? "half-open" : "closed";
+  return st == RCACHE_BREAKER_OPEN        ? "open"
+         : st == RCACHE_BREAKER_HALF_OPEN ? "half-open"
+                                          : "closed";
 }
 
-/* ---- health ---------------------------------------------------------------------------- */
+/* ---- health ---------------------------------------------------------------------------------- */
 
 static void health_json(FILE *f, const cli *g, const rcache_health *h) {
   fprintf(f, "{\"url\":");
@@ -65,7 +70,7 @@ int cmd_health(cli *g, int argc, char **argv) {
   return s == RCACHE_OK ? CLI_OK : cli_fail_detail(g, "health check", s, h.error);
 }
 
-/* ---- stats ----------------------------------------------------------------------------- */
+/* ---- stats ----------------------------------------------------------------------------------- */
 
 static void stats_text(const cli *g, const rcache_health *h, const rcache_stats *st) {
   printf("url                %s\n", g->url_shown);
@@ -78,10 +83,25 @@ static void stats_text(const cli *g, const rcache_health *h, const rcache_stats 
   printf("breaker            %s (opened %" PRIu64 " times)\n", breaker_name(st->breaker_state),
          st->breaker_opens);
 #define F(f) printf("%-18s %" PRIu64 "\n", #f, st->f)
-  F(reconnect_attempts); F(hits); F(misses); F(near_hits); F(near_misses); F(sets);
-  F(deletes); F(errors); F(timeouts); F(fallbacks); F(loads); F(load_errors); F(coalesced);
-  F(early_refreshes); F(stale_served); F(near_entries); F(near_bytes);
-  F(near_invalidations); F(near_flushes);
+  F(reconnect_attempts);
+  F(hits);
+  F(misses);
+  F(near_hits);
+  F(near_misses);
+  F(sets);
+  F(deletes);
+  F(errors);
+  F(timeouts);
+  F(fallbacks);
+  F(loads);
+  F(load_errors);
+  F(coalesced);
+  F(early_refreshes);
+  F(stale_served);
+  F(near_entries);
+  F(near_bytes);
+  F(near_invalidations);
+  F(near_flushes);
 #undef F
   printf("latency_p50_ms     %.3f\nlatency_p99_ms     %.3f\nlatency_max_ms     %.3f\n",
          st->latency_p50_ms, st->latency_p99_ms, st->latency_max_ms);
@@ -126,7 +146,7 @@ int cmd_stats(cli *g, int argc, char **argv) {
   return s == RCACHE_OK ? CLI_OK : cli_fail_detail(g, "health check", s, h.error);
 }
 
-/* ---- watch ----------------------------------------------------------------------------- */
+/* ---- watch ----------------------------------------------------------------------------------- */
 
 static volatile sig_atomic_t stop_watch;
 
@@ -190,17 +210,17 @@ int cmd_watch(cli *g, int argc, char **argv) {
     strftime(tbuf, sizeof tbuf, "%H:%M:%S", localtime_r(&now, &tmv));
     const char *status = ok == samples ? "up" : ok ? "flapping" : "DOWN";
     if (ok < samples) worst = CLI_UNAVAILABLE;
-    printf("%-8s  %-9s  %-10s  %10s  %10s  %10s  %-9s  %10" PRIu64 "  %6" PRIu64 "\n", tbuf,
-           status, h.mode, ok ? fmt_us(mn, a, sizeof a) : "-",
-           ok ? fmt_us(sum / ok, b, sizeof b) : "-", ok ? fmt_us(mx, c, sizeof c) : "-",
-           breaker_name(st.breaker_state), st.reconnect_attempts, st.errors);
+    printf("%-8s  %-9s  %-10s  %10s  %10s  %10s  %-9s  %10" PRIu64 "  %6" PRIu64 "\n", tbuf, status,
+           h.mode, ok ? fmt_us(mn, a, sizeof a) : "-", ok ? fmt_us(sum / ok, b, sizeof b) : "-",
+           ok ? fmt_us(mx, c, sizeof c) : "-", breaker_name(st.breaker_state),
+           st.reconnect_attempts, st.errors);
     fflush(stdout);
   }
   /* With --count, say whether the cache was up throughout; interrupted watches end 0. */
   return count ? worst : CLI_OK;
 }
 
-/* ---- bench ----------------------------------------------------------------------------- */
+/* ---- bench ----------------------------------------------------------------------------------- */
 
 enum { OP_SET, OP_GET, OP_INCR, OP_GET_OR_SET, NOPS };
 static const char *op_names[NOPS] = {"set", "get", "incr", "get_or_set"};
@@ -237,16 +257,24 @@ static void *bench_run(void *arg) {
   char key[128];
   for (int64_t i = 0; i < cfg->per_thread; i++) {
     int64_t k = (t->id * cfg->per_thread + i) % cfg->keys;
-    snprintf(key, sizeof key, "%s%s%lld", cfg->base, cfg->op == OP_INCR ? "n:" : "k:",
-             (long long)k);
+    snprintf(key, sizeof key, "%s%s%lld", cfg->base,
+             cfg->op == OP_INCR ? "n:" : "k:", (long long)k);
     rcache_value v = {NULL, 0};
     int64_t n, t0 = cli_now_us();
     rcache_status s;
     switch (cfg->op) {
-    case OP_SET: s = rcache_set(cfg->c, key, cfg->value, (size_t)cfg->size, 60); break;
-    case OP_GET: s = rcache_get(cfg->c, key, &v); break;
-    case OP_INCR: s = rcache_incr(cfg->c, key, 1, &n); break;
-    default: s = rcache_get_or_set(cfg->c, key, 60, bench_loader, cfg, &v); break;
+    case OP_SET:
+      s = rcache_set(cfg->c, key, cfg->value, (size_t)cfg->size, 60);
+      break;
+    case OP_GET:
+      s = rcache_get(cfg->c, key, &v);
+      break;
+    case OP_INCR:
+      s = rcache_incr(cfg->c, key, 1, &n);
+      break;
+    default:
+      s = rcache_get_or_set(cfg->c, key, 60, bench_loader, cfg, &v);
+      break;
     }
     t->lat_us[i] = cli_now_us() - t0;
     rcache_value_free(&v);
@@ -280,7 +308,8 @@ static int bench_op(bench_cfg *cfg, int64_t threads, bench_result *res) {
     ts[started] = (bench_thread){cfg, (int)started, all + started * cfg->per_thread, 0, 0, 0};
     if (pthread_create(&ts[started].th, NULL, bench_run, &ts[started]) != 0) break;
   }
-  for (int64_t i = 0; i < started; i++) pthread_join(ts[i].th, NULL);
+  for (int64_t i = 0; i < started; i++)
+    pthread_join(ts[i].th, NULL);
   int64_t elapsed = cli_now_us() - t0;
   int64_t n = started * cfg->per_thread;
   memset(res, 0, sizeof *res);
@@ -300,8 +329,8 @@ static int bench_op(bench_cfg *cfg, int64_t threads, bench_result *res) {
   return started == threads ? 0 : -1;
 }
 
-static void bench_print(const cli *g, const rcache_health *h, const bench_cfg *cfg,
-                        int64_t threads, const bench_result *res, bool json) {
+static void bench_print(const cli *g, const rcache_health *h, const bench_cfg *cfg, int64_t threads,
+                        const bench_result *res, bool json) {
   long long total = (long long)(cfg->per_thread * threads);
   if (json) {
     printf("{\"url\":");
@@ -370,8 +399,10 @@ int cmd_bench(cli *g, int argc, char **argv) {
       ran_all = false;
       break;
     }
-    if (res[op].unavailable) rc = CLI_UNAVAILABLE;
-    else if (res[op].errors && rc == CLI_OK) rc = CLI_ERROR;
+    if (res[op].unavailable)
+      rc = CLI_UNAVAILABLE;
+    else if (res[op].errors && rc == CLI_OK)
+      rc = CLI_ERROR;
   }
   uint64_t removed = 0;
   rcache_delete_prefix(g->c, cfg.base, &removed);

@@ -5,14 +5,14 @@
 
 #include "cli.h"
 
-#define PARSE(opts, nopts, minpos, maxpos)                                                   \
-  char *pos[64];                                                                             \
-  int npos;                                                                                  \
-  do {                                                                                       \
-    int _r = cli_parse(g, argc, argv, opts, nopts, pos, &npos, minpos, maxpos);              \
-    if (_r) return _r < 0 ? CLI_USAGE : CLI_OK;                                              \
-    int _o = cli_open(g);                                                                    \
-    if (_o) return _o;                                                                       \
+#define PARSE(opts, nopts, minpos, maxpos)                                                         \
+  char *pos[64];                                                                                   \
+  int npos;                                                                                        \
+  do {                                                                                             \
+    int _r = cli_parse(g, argc, argv, opts, nopts, pos, &npos, minpos, maxpos);                    \
+    if (_r) return _r < 0 ? CLI_USAGE : CLI_OK;                                                    \
+    int _o = cli_open(g);                                                                          \
+    if (_o) return _o;                                                                             \
   } while (0)
 
 int cmd_get(cli *g, int argc, char **argv) {
@@ -83,8 +83,10 @@ int cmd_del(cli *g, int argc, char **argv) {
   int deleted = 0;
   for (int i = 0; i < npos; i++) {
     rcache_status s = rcache_delete(g->c, pos[i]);
-    if (s == RCACHE_OK) deleted++;
-    else if (s != RCACHE_MISS) return cli_fail(g, pos[i], s);
+    if (s == RCACHE_OK)
+      deleted++;
+    else if (s != RCACHE_MISS)
+      return cli_fail(g, pos[i], s);
   }
   printf("%d\n", deleted);
   return deleted ? CLI_OK : CLI_MISS;
@@ -95,7 +97,8 @@ static int incr_decr(cli *g, int argc, char **argv, bool decr) {
   const cli_opt opts[] = {{"--by", NULL, OPT_I64, &by}};
   PARSE(opts, 1, 1, 1);
   int64_t out;
-  rcache_status s = decr ? rcache_decr(g->c, pos[0], by, &out) : rcache_incr(g->c, pos[0], by, &out);
+  rcache_status s =
+      decr ? rcache_decr(g->c, pos[0], by, &out) : rcache_incr(g->c, pos[0], by, &out);
   if (s != RCACHE_OK) return cli_fail(g, pos[0], s);
   printf("%lld\n", (long long)out);
   return CLI_OK;

@@ -31,12 +31,10 @@ static const cli_cmd commands[] = {
      "delete every key matching the Redis glob GLOB",
      "GLOB uses Redis' rules: * ? [a-z] [^x] and \\ escapes. Confirmation and progress as\n"
      "for del-prefix."},
-    {"incr", cmd_incr, "KEY [--by N]", "add N (default 1) to the integer at KEY, print it",
-     NULL},
+    {"incr", cmd_incr, "KEY [--by N]", "add N (default 1) to the integer at KEY, print it", NULL},
     {"decr", cmd_decr, "KEY [--by N]", "subtract N (default 1) from the integer at KEY, print it",
      NULL},
-    {"exists", cmd_exists, "KEY", "print 1 and exit 0 when KEY exists, else print 0, exit 1",
-     NULL},
+    {"exists", cmd_exists, "KEY", "print 1 and exit 0 when KEY exists, else print 0, exit 1", NULL},
     {"ttl", cmd_ttl, "KEY", "print KEY's remaining seconds (-1: no expiry; -2 and exit 1: absent)",
      NULL},
     {"scan", cmd_scan, "[PATTERN] [--limit N]",
@@ -92,7 +90,7 @@ const cli_cmd *cli_current(const cli *g) {
   return &commands[0];
 }
 
-/* ---- small pure helpers ------------------------------------------------------------------ */
+/* ---- small pure helpers ---------------------------------------------------------------------- */
 
 bool cli_parse_i64(const char *s, int64_t *out) {
   if (!s || !*s) return false;
@@ -142,25 +140,34 @@ void cli_json_str(FILE *f, const char *s, size_t len) {
   fputc('"', f);
   for (size_t i = 0; i < len; i++) {
     unsigned char ch = (unsigned char)s[i];
-    if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
-    else if (ch == '\n') fputs("\\n", f);
-    else if (ch < 0x20 || ch == 0x7f) fprintf(f, "\\u%04x", ch);
-    else fputc(ch, f);
+    if (ch == '"' || ch == '\\')
+      fprintf(f, "\\%c", ch);
+    else if (ch == '\n')
+      fputs("\\n", f);
+    else if (ch < 0x20 || ch == 0x7f)
+      fprintf(f, "\\u%04x", ch);
+    else
+      fputc(ch, f);
   }
   fputc('"', f);
 }
 
-/* ---- errors -------------------------------------------------------------------------- */
+/* ---- errors ---------------------------------------------------------------------------------- */
 
 int cli_exit_code(rcache_status s) {
   switch (s) {
-  case RCACHE_OK: return CLI_OK;
-  case RCACHE_MISS: return CLI_MISS;
+  case RCACHE_OK:
+    return CLI_OK;
+  case RCACHE_MISS:
+    return CLI_MISS;
   case RCACHE_EURL:
-  case RCACHE_EINVAL: return CLI_USAGE;
+  case RCACHE_EINVAL:
+    return CLI_USAGE;
   case RCACHE_EUNAVAILABLE:
-  case RCACHE_ETIMEOUT: return CLI_UNAVAILABLE;
-  default: return CLI_ERROR;
+  case RCACHE_ETIMEOUT:
+    return CLI_UNAVAILABLE;
+  default:
+    return CLI_ERROR;
   }
 }
 
@@ -207,7 +214,7 @@ int cli_usage_error(cli *g, const char *fmt, ...) {
   return CLI_USAGE;
 }
 
-/* ---- options ------------------------------------------------------------------------- */
+/* ---- options --------------------------------------------------------------------------------- */
 
 /* Matches "--name" or "--name=value"; *inline_val gets the value after '=' if any. */
 static bool opt_is(const char *arg, const char *name, const char *alias, const char **inline_val) {
@@ -261,8 +268,8 @@ int cli_parse(cli *g, int argc, char **argv, const cli_opt *opts, size_t nopts, 
       cli_help(cli_current(g), stdout);
       return 1;
     }
-    bool is_opt = !only_pos && (strncmp(a, "--", 2) == 0 || (a[0] == '-' && a[1] >= 'a' &&
-                                                               a[1] <= 'z' && a[2] == '\0'));
+    bool is_opt = !only_pos && (strncmp(a, "--", 2) == 0 ||
+                                (a[0] == '-' && a[1] >= 'a' && a[1] <= 'z' && a[2] == '\0'));
     if (!is_opt) {
       if (*npos >= maxpos) return cli_usage_error(g, "unexpected argument '%s'", a), -1;
       pos[(*npos)++] = argv[i];
@@ -285,7 +292,7 @@ int cli_parse(cli *g, int argc, char **argv, const cli_opt *opts, size_t nopts, 
   return 0;
 }
 
-/* ---- the handle ---------------------------------------------------------------------- */
+/* ---- the handle ------------------------------------------------------------------------------ */
 
 static void log_to_stderr(int level, const char *msg, void *ud) {
   static const char *names[] = {"error", "warning", "info", "debug"};

@@ -59,12 +59,18 @@ static uint32_t next(uint32_t *r) { /* xorshift32: the same workload on every ru
 
 /* "350 ns", "4.1 µs", "812 µs", "3.41 ms" */
 static const char *dur(double us, char *buf, size_t size) {
-  if (us < 1) snprintf(buf, size, "%.0f ns", us * 1000);
-  else if (us < 10) snprintf(buf, size, "%.1f µs", us);
-  else if (us < 1000) snprintf(buf, size, "%.0f µs", us);
-  else if (us < 10000) snprintf(buf, size, "%.2f ms", us / 1000);
-  else if (us < 1000000) snprintf(buf, size, "%.0f ms", us / 1000);
-  else snprintf(buf, size, "%.2f s", us / 1e6);
+  if (us < 1)
+    snprintf(buf, size, "%.0f ns", us * 1000);
+  else if (us < 10)
+    snprintf(buf, size, "%.1f µs", us);
+  else if (us < 1000)
+    snprintf(buf, size, "%.0f µs", us);
+  else if (us < 10000)
+    snprintf(buf, size, "%.2f ms", us / 1000);
+  else if (us < 1000000)
+    snprintf(buf, size, "%.0f ms", us / 1000);
+  else
+    snprintf(buf, size, "%.2f s", us / 1e6);
   return buf;
 }
 
@@ -72,8 +78,10 @@ static const char *dur(double us, char *buf, size_t size) {
 static void redact(const char *url, char *out, size_t size) {
   const char *p = strstr(url, "://"), *at = p ? strrchr(p + 3, '@') : NULL;
   const char *colon = at ? memchr(p + 3, ':', (size_t)(at - p - 3)) : NULL;
-  if (colon) snprintf(out, size, "%.*s***%s", (int)(colon + 1 - url), url, at);
-  else snprintf(out, size, "%s", url);
+  if (colon)
+    snprintf(out, size, "%.*s***%s", (int)(colon + 1 - url), url, at);
+  else
+    snprintf(out, size, "%s", url);
 }
 
 static int cmp_i64(const void *a, const void *b) {
@@ -90,9 +98,8 @@ static void pick_user(uint32_t *r, int64_t users, char *buf, size_t size) {
 /* n requests of a fixed mix (55% balances, 10% profiles, 15% sessions, 15% flags, plus 5%
  * credit updates that invalidate) through the service, on cache handle c. */
 static void workload(demo *d, rcache *c, uint32_t seed, int n, int64_t deadline_us, figures *f) {
-  static const char *const flags[] = {"new_dashboard", "dark_mode",     "beta_export",
-                                      "ai_summaries",  "bulk_invoices", "sso_login",
-                                      "usage_alerts",  "legacy_api"};
+  static const char *const flags[] = {"new_dashboard", "dark_mode", "beta_export",  "ai_summaries",
+                                      "bulk_invoices", "sso_login", "usage_alerts", "legacy_api"};
   credits_svc *s = &d->svc;
   s->cache = c;
   rcache_stats a, b;
@@ -198,12 +205,14 @@ static void print_wrapped(const char *label, const char *text) {
     int len = (int)strlen(text), cut = len;
     if (len > width) {
       cut = width;
-      while (cut > 0 && text[cut] != ' ') cut--;
+      while (cut > 0 && text[cut] != ' ')
+        cut--;
       if (cut == 0) cut = width;
     }
     printf("%.*s\n", cut, text);
     text += cut;
-    while (*text == ' ') text++;
+    while (*text == ' ')
+      text++;
     if (*text) printf("%*s", indent, "");
   }
 }
@@ -222,7 +231,10 @@ static void row(const char *label, const char *a, const char *b) {
 static void print_compare(const figures *no, const figures *yes) {
   char a[32], b[32];
 #define NUM(v, buf) (snprintf(buf, sizeof buf, "%llu", (unsigned long long)(v)), buf)
-#define PCT(f, buf) (snprintf(buf, sizeof buf, "%.1f%%", (f)->requests ? 100.0 * (double)(f)->hits / (double)(f)->requests : 0.0), buf)
+#define PCT(f, buf)                                                                                \
+  (snprintf(buf, sizeof buf, "%.1f%%",                                                             \
+            (f)->requests ? 100.0 * (double)(f)->hits / (double)(f)->requests : 0.0),              \
+   buf)
   row("", "without cache", "with cache");
   row("", scheme(no->url, a, sizeof a), scheme(yes->url, b, sizeof b));
   row("requests served", NUM(no->requests, a), NUM(yes->requests, b));
@@ -231,7 +243,8 @@ static void print_compare(const figures *no, const figures *yes) {
   row("hit rate", PCT(no, a), PCT(yes, b));
   row("median time per request", dur(no->median_us, a, sizeof a), dur(yes->median_us, b, sizeof b));
   row("99th percentile", dur(no->p99_us, a, sizeof a), dur(yes->p99_us, b, sizeof b));
-  row("time spent in SQLite", dur(no->db_ms * 1000, a, sizeof a), dur(yes->db_ms * 1000, b, sizeof b));
+  row("time spent in SQLite", dur(no->db_ms * 1000, a, sizeof a),
+      dur(yes->db_ms * 1000, b, sizeof b));
   row("credit updates (each invalidates)", NUM(no->writes, a), NUM(yes->writes, b));
   row("check: queries + hits = requests", consistent(no) ? "ok" : "MISMATCH",
       consistent(yes) ? "ok" : "MISMATCH");
@@ -242,9 +255,12 @@ static void json_str(const char *s) {
   putchar('"');
   for (; *s; s++) {
     unsigned char ch = (unsigned char)*s;
-    if (ch == '"' || ch == '\\') printf("\\%c", ch);
-    else if (ch < 0x20) printf("\\u%04x", ch);
-    else putchar(ch);
+    if (ch == '"' || ch == '\\')
+      printf("\\%c", ch);
+    else if (ch < 0x20)
+      printf("\\u%04x", ch);
+    else
+      putchar(ch);
   }
   putchar('"');
 }
@@ -257,11 +273,10 @@ static void json_figures(const figures *f, bool last) {
          "\"dropped_invalidations\":%llu,\"over_deadline\":%llu,\"median_us\":%.1f,"
          "\"p99_us\":%.1f,\"max_us\":%.1f,\"sqlite_ms\":%.3f}%s",
          (unsigned long long)f->requests, (unsigned long long)f->failed,
-         (unsigned long long)f->selects, (unsigned long long)f->loads,
-         (unsigned long long)f->hits, (unsigned long long)f->fallbacks,
-         (unsigned long long)f->writes, (unsigned long long)f->dropped,
-         (unsigned long long)f->over_deadline, f->median_us, f->p99_us, f->max_us,
-         f->db_ms, last ? "" : ",");
+         (unsigned long long)f->selects, (unsigned long long)f->loads, (unsigned long long)f->hits,
+         (unsigned long long)f->fallbacks, (unsigned long long)f->writes,
+         (unsigned long long)f->dropped, (unsigned long long)f->over_deadline, f->median_us,
+         f->p99_us, f->max_us, f->db_ms, last ? "" : ",");
 }
 
 static rcache *open_cache(const char *url, int timeout_ms, demo *d) {
@@ -411,7 +426,8 @@ static void print_recovery(const demo *d, const report *r) {
   if (!r->healthy)
     printf("\n  The cache at %s was unreachable for the whole run: every request was\n"
            "  answered from SQLite, none failed. That is the fallback; start Redis to see\n"
-           "  the cache at work.\n", r->shown);
+           "  the cache at work.\n",
+           r->shown);
   printf("\n%s in %.1f s.\n", r->ok ? "All checks passed" : "SOME CHECKS FAILED", r->secs);
 }
 
@@ -438,10 +454,14 @@ static void print_json(const demo *d, const report *r) {
 
 static int parse_args(int argc, char **argv, report *r, const char **url, bool *json) {
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--db") == 0 && i + 1 < argc) r->db = argv[++i];
-    else if (strcmp(argv[i], "--url") == 0 && i + 1 < argc) *url = argv[++i];
-    else if (strcmp(argv[i], "--requests") == 0 && i + 1 < argc) r->n = atoi(argv[++i]);
-    else if (strcmp(argv[i], "--json") == 0) *json = true;
+    if (strcmp(argv[i], "--db") == 0 && i + 1 < argc)
+      r->db = argv[++i];
+    else if (strcmp(argv[i], "--url") == 0 && i + 1 < argc)
+      *url = argv[++i];
+    else if (strcmp(argv[i], "--requests") == 0 && i + 1 < argc)
+      r->n = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--json") == 0)
+      *json = true;
     else {
       fprintf(stderr, "usage: credits_demo [--db PATH] [--url URL] [--requests N] [--json]\n"
                       "  the cache is --url, else $REDIS_URL, else memory://\n");
@@ -457,7 +477,7 @@ static int parse_args(int argc, char **argv, report *r, const char **url, bool *
 }
 
 int main(int argc, char **argv) {
-  static demo d;    /* large (log lines); one per process */
+  static demo d; /* large (log lines); one per process */
   static report r;
   const char *url = NULL;
   r.db = "credits-demo.db";
@@ -493,8 +513,8 @@ int main(int argc, char **argv) {
   if (!d.json) {
     printf("\n2. Rate limit (rcache_rate_limit: %d calls per 60 s per user and endpoint)\n\n",
            RL_LIMIT);
-    printf("  user 7 calls /api/generate %d times: %d allowed, %d denied\n", RL_CALLS,
-           r.rl_allowed, RL_CALLS - r.rl_allowed);
+    printf("  user 7 calls /api/generate %d times: %d allowed, %d denied\n", RL_CALLS, r.rl_allowed,
+           RL_CALLS - r.rl_allowed);
   }
 
   run_outage(&d, &r);
@@ -505,8 +525,10 @@ int main(int argc, char **argv) {
   r.ok = consistent(&r.none) && consistent(&r.cache) && consistent(&r.outage) &&
          consistent(&r.recovery) && r.outage.over_deadline == 0 && r.stale_after == 0 &&
          r.matching == d.users && (r.replayed >= 0 || !r.healthy);
-  if (d.json) print_json(&d, &r);
-  else print_recovery(&d, &r);
+  if (d.json)
+    print_json(&d, &r);
+  else
+    print_recovery(&d, &r);
   credits_close(&d.svc);
   rcache_close(none);
   rcache_close(cache);

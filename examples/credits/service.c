@@ -11,8 +11,8 @@
 #define SEED_SESSIONS 100
 
 static const char *const seed_flags[][2] = {
-    {"new_dashboard", "1"}, {"dark_mode", "1"},   {"beta_export", "0"}, {"ai_summaries", "1"},
-    {"bulk_invoices", "0"}, {"sso_login", "1"},   {"usage_alerts", "1"}, {"legacy_api", "0"},
+    {"new_dashboard", "1"}, {"dark_mode", "1"}, {"beta_export", "0"},  {"ai_summaries", "1"},
+    {"bulk_invoices", "0"}, {"sso_login", "1"}, {"usage_alerts", "1"}, {"legacy_api", "0"},
 };
 #define NFLAGS (sizeof seed_flags / sizeof seed_flags[0])
 
@@ -45,14 +45,16 @@ static int exec(sqlite3 *db, const char *sql) {
 }
 
 static int seed(sqlite3 *db) {
-  static const char *const names[] = {"ada", "grace", "alan", "edsger", "barbara",
-                                      "donald", "ken", "dennis", "margaret", "linus"};
+  static const char *const names[] = {"ada",    "grace", "alan",   "edsger",   "barbara",
+                                      "donald", "ken",   "dennis", "margaret", "linus"};
   static const char *const plans[] = {"free", "pro", "team"};
   sqlite3_stmt *u = NULL, *l = NULL, *se = NULL, *f = NULL;
   int rc = exec(db, "BEGIN") || exec(db, schema);
   rc = rc || sqlite3_prepare_v2(db, "INSERT INTO users VALUES(?,?,?)", -1, &u, NULL) ||
-       sqlite3_prepare_v2(db, "INSERT INTO credit_ledger(user_id,amount,reason,created_at) "
-                              "VALUES(?,?,?,?)", -1, &l, NULL) ||
+       sqlite3_prepare_v2(db,
+                          "INSERT INTO credit_ledger(user_id,amount,reason,created_at) "
+                          "VALUES(?,?,?,?)",
+                          -1, &l, NULL) ||
        sqlite3_prepare_v2(db, "INSERT INTO sessions VALUES(?,?,?)", -1, &se, NULL) ||
        sqlite3_prepare_v2(db, "INSERT INTO feature_flags VALUES(?,?)", -1, &f, NULL);
   uint32_t r = 12345;
@@ -69,8 +71,11 @@ static int seed(sqlite3 *db) {
       int amount = k == 0 ? 1000 : (int)((r >> 16) % 21) - 10; /* a grant, then small moves */
       sqlite3_bind_int(l, 1, i);
       sqlite3_bind_int(l, 2, amount);
-      sqlite3_bind_text(l, 3, k == 0 ? "signup grant" : amount < 0 ? "usage" : "top-up", -1,
-                        SQLITE_STATIC);
+      sqlite3_bind_text(l, 3,
+                        k == 0       ? "signup grant"
+                        : amount < 0 ? "usage"
+                                     : "top-up",
+                        -1, SQLITE_STATIC);
       sqlite3_bind_int64(l, 4, now - (SEED_LEDGER_PER_USER - k) * 60);
       rc = sqlite3_step(l) != SQLITE_DONE || sqlite3_reset(l);
     }
@@ -103,7 +108,8 @@ static int seed(sqlite3 *db) {
 int credits_open(credits_svc *s, const char *path, rcache *cache, bool *created) {
   memset(s, 0, sizeof *s);
   s->cache = cache;
-  if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+  if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+      SQLITE_OK) {
     fprintf(stderr, "credits: cannot open %s: %s\n", path, sqlite3_errmsg(s->db));
     sqlite3_close(s->db);
     s->db = NULL;
@@ -121,15 +127,21 @@ int credits_open(credits_svc *s, const char *path, rcache *cache, bool *created)
   sqlite3_finalize(q);
   *created = !have;
   if (!have && seed(s->db) != 0) goto fail;
-  if (sqlite3_prepare_v2(s->db, "SELECT count(*), COALESCE(SUM(amount),0) FROM credit_ledger "
-                                "WHERE user_id=?", -1, &s->q_credits, NULL) ||
-      sqlite3_prepare_v2(s->db, "SELECT user_id, expires_at FROM sessions WHERE id=? AND "
-                                "expires_at > ?", -1, &s->q_session, NULL) ||
+  if (sqlite3_prepare_v2(s->db,
+                         "SELECT count(*), COALESCE(SUM(amount),0) FROM credit_ledger "
+                         "WHERE user_id=?",
+                         -1, &s->q_credits, NULL) ||
+      sqlite3_prepare_v2(s->db,
+                         "SELECT user_id, expires_at FROM sessions WHERE id=? AND "
+                         "expires_at > ?",
+                         -1, &s->q_session, NULL) ||
       sqlite3_prepare_v2(s->db, "SELECT enabled FROM feature_flags WHERE name=?", -1, &s->q_flag,
                          NULL) ||
       sqlite3_prepare_v2(s->db, "SELECT name, plan FROM users WHERE id=?", -1, &s->q_user, NULL) ||
-      sqlite3_prepare_v2(s->db, "INSERT INTO credit_ledger(user_id,amount,reason,created_at) "
-                                "VALUES(?,?,?,?)", -1, &s->i_ledger, NULL)) {
+      sqlite3_prepare_v2(s->db,
+                         "INSERT INTO credit_ledger(user_id,amount,reason,created_at) "
+                         "VALUES(?,?,?,?)",
+                         -1, &s->i_ledger, NULL)) {
     fprintf(stderr, "credits: %s: %s (delete it to start over)\n", path, sqlite3_errmsg(s->db));
     goto fail;
   }
@@ -151,7 +163,7 @@ void credits_close(credits_svc *s) {
   memset(s, 0, sizeof *s);
 }
 
-/* ---- loaders: one SELECT each, run by rcache_get_or_set() on a miss -------------------- */
+/* ---- loaders: one SELECT each, run by rcache_get_or_set() on a miss -------------------------- */
 
 typedef struct load_ctx {
   credits_svc *s;
@@ -248,7 +260,7 @@ static int cached(credits_svc *s, const char *key, int64_t ttl_s, rcache_loader_
   return st == RCACHE_OK ? 0 : -1; /* RCACHE_ELOADER: not in the database */
 }
 
-/* ---- the usage guide's functions ------------------------------------------------------- */
+/* ---- the usage guide's functions ------------------------------------------------------------- */
 
 int credits_get_user_credits(credits_svc *s, const char *user_id, int64_t *credits) {
   char key[128];
@@ -283,7 +295,8 @@ int credits_update_user_credits(credits_svc *s, const char *user_id, int64_t del
   if (st != RCACHE_OK && st != RCACHE_MISS) {
     s->dropped++;
     bool queued = false;
-    for (size_t i = 0; i < s->npending && !queued; i++) queued = strcmp(s->pending[i], user_id) == 0;
+    for (size_t i = 0; i < s->npending && !queued; i++)
+      queued = strcmp(s->pending[i], user_id) == 0;
     if (!queued && s->npending < CREDITS_MAX_PENDING)
       snprintf(s->pending[s->npending++], sizeof s->pending[0], "%s", user_id);
   }

@@ -24,15 +24,15 @@
 
 typedef struct credits_svc {
   sqlite3 *db;
-  rcache *cache;      /* the cache in use (not owned: the caller may swap it) */
+  rcache *cache; /* the cache in use (not owned: the caller may swap it) */
   sqlite3_stmt *q_credits, *q_session, *q_flag, *q_user, *i_ledger;
   /* figures for the report */
-  uint64_t selects;   /* SELECT statements SQLite ran (counted by a SQLite trace hook) */
-  uint64_t loads;     /* loader calls (each runs one SELECT) */
-  int64_t db_ns;      /* time spent in the loaders, i.e. in SQLite */
-  uint64_t writes;    /* credit updates */
-  uint64_t dropped;   /* invalidations the cache did not take */
-  bool counting;      /* false while the demo's own checks query SQLite */
+  uint64_t selects; /* SELECT statements SQLite ran (counted by a SQLite trace hook) */
+  uint64_t loads;   /* loader calls (each runs one SELECT) */
+  int64_t db_ns;    /* time spent in the loaders, i.e. in SQLite */
+  uint64_t writes;  /* credit updates */
+  uint64_t dropped; /* invalidations the cache did not take */
+  bool counting;    /* false while the demo's own checks query SQLite */
   /* users whose invalidation was dropped, replayed when the cache is back */
   char pending[CREDITS_MAX_PENDING][24];
   size_t npending;

@@ -58,8 +58,7 @@ typedef json_t *(*rcache_json_loader_fn)(void *ud);
  * encoded; nothing was cached. RCACHE_EINVAL, RCACHE_ENOMEM. *out is NULL unless RCACHE_OK.
  */
 RCACHE_API rcache_status rcache_get_or_set_json(rcache *c, const char *key, int64_t ttl_s,
-                                                rcache_json_loader_fn load, void *ud,
-                                                json_t **out);
+                                                rcache_json_loader_fn load, void *ud, json_t **out);
 
 #ifdef __cplusplus
 }

@@ -46,16 +46,20 @@ extern "C" {
 RCACHE_API int rcache_key_build(char *buf, size_t size, size_t nparts, const char *const *parts);
 
 /* The seed's keys. Each returns as rcache_key_build(); -1 on invalid input. */
-RCACHE_API int rcache_key_user(char *buf, size_t size, const char *user_id);         /* "user:<id>" */
-RCACHE_API int rcache_key_user_credits(char *buf, size_t size, const char *user_id); /* "user:<id>:credits" */
-RCACHE_API int rcache_key_workflow(char *buf, size_t size, const char *workflow_id); /* "workflow:<id>" */
+RCACHE_API int rcache_key_user(char *buf, size_t size, const char *user_id); /* "user:<id>" */
+RCACHE_API int rcache_key_user_credits(char *buf, size_t size,
+                                       const char *user_id); /* "user:<id>:credits" */
+RCACHE_API int rcache_key_workflow(char *buf, size_t size,
+                                   const char *workflow_id); /* "workflow:<id>" */
 /* "workflow:<id>:definition" */
 RCACHE_API int rcache_key_workflow_definition(char *buf, size_t size, const char *workflow_id);
-RCACHE_API int rcache_key_session(char *buf, size_t size, const char *session_id); /* "session:<id>" */
+RCACHE_API int rcache_key_session(char *buf, size_t size,
+                                  const char *session_id); /* "session:<id>" */
 /* "rate_limit:<user>:<endpoint>" (the endpoint, e.g. "/api/search", may not contain ':') */
 RCACHE_API int rcache_key_rate_limit(char *buf, size_t size, const char *user_id,
                                      const char *endpoint);
-RCACHE_API int rcache_key_feature_flag(char *buf, size_t size, const char *flag); /* "feature:<flag>" */
+RCACHE_API int rcache_key_feature_flag(char *buf, size_t size,
+                                       const char *flag); /* "feature:<flag>" */
 
 /*
  * Prefixes for rcache_delete_prefix() (literal prefixes, not globs):
@@ -92,8 +96,7 @@ RCACHE_API int rcache_key_digest(char *buf, size_t size, const char *key, size_t
  * max_key_bytes allows), RCACHE_EUNAVAILABLE (nothing or only part was deleted; *deleted
  * counts what was). Thread-safe like every call on a handle.
  */
-RCACHE_API rcache_status rcache_invalidate_user(rcache *c, const char *user_id,
-                                                uint64_t *deleted);
+RCACHE_API rcache_status rcache_invalidate_user(rcache *c, const char *user_id, uint64_t *deleted);
 
 #ifdef __cplusplus
 }

@@ -40,7 +40,7 @@
 extern "C" {
 #endif
 
-/* ---- statuses ------------------------------------------------------------------------ */
+/* ---- statuses -------------------------------------------------------------------------------- */
 
 /* Numbers never change; a retired code keeps its number as RCACHE_..._OBSOLETE. */
 typedef enum rcache_status {
@@ -69,7 +69,7 @@ RCACHE_API const char *rcache_strerror(rcache_status s);
 /* The library version, e.g. "0.1.0" (static string). */
 RCACHE_API const char *rcache_version(void);
 
-/* ---- values -------------------------------------------------------------------------- */
+/* ---- values ---------------------------------------------------------------------------------- */
 
 typedef struct rcache_value {
   char *data; /* malloc'd; data[len] == '\0' for convenience; NULL when empty/absent */
@@ -85,7 +85,7 @@ RCACHE_API void rcache_value_free(rcache_value *v);
 #define RCACHE_TTL_LONG 3600
 #define RCACHE_TTL_DAY 86400
 
-/* ---- options ------------------------------------------------------------------------- */
+/* ---- options --------------------------------------------------------------------------------- */
 
 /* Log levels for rcache_options.log_level and the log callback. */
 enum { RCACHE_LOG_ERROR = 0, RCACHE_LOG_WARN = 1, RCACHE_LOG_INFO = 2, RCACHE_LOG_DEBUG = 3 };
@@ -100,21 +100,21 @@ typedef void (*rcache_log_fn)(int level, const char *msg, void *ud);
  * URL query parameters (?connect_timeout_ms=...) override the fields below.
  */
 typedef struct rcache_options {
-  const char *key_prefix;        /* prepended to every key, pattern and flush; NULL = none */
-  int connect_timeout_ms;        /* default 1000 */
-  int command_timeout_ms;        /* default 500 */
-  int pool_size;                 /* connections per server, default 8 */
-  int64_t default_ttl_s;         /* used when a call passes ttl 0; default 0 = no expiry */
-  double ttl_jitter;             /* 0..1: each TTL is spread by ±jitter×TTL; default 0 */
+  const char *key_prefix; /* prepended to every key, pattern and flush; NULL = none */
+  int connect_timeout_ms; /* default 1000 */
+  int command_timeout_ms; /* default 500 */
+  int pool_size;          /* connections per server, default 8 */
+  int64_t default_ttl_s;  /* used when a call passes ttl 0; default 0 = no expiry */
+  double ttl_jitter;      /* 0..1: each TTL is spread by ±jitter×TTL; default 0 */
 
   /* circuit breaker and reconnect */
-  int breaker_failures;          /* consecutive failures that open the breaker, default 3 */
-  double breaker_failure_rate;   /* ...or this share of failed calls (0..1, 0 = off) */
-  int breaker_window;            /* over each window of this many calls; defaults 0.5, 20 */
-  int reconnect_min_ms;          /* first probe delay, default 50 */
-  int reconnect_max_ms;          /* probe delay cap, default 2000 */
-  double reconnect_jitter;       /* 0..1, share of the delay randomised, default 1 (full) */
-  bool rate_limit_fail_closed;   /* rate_limit while unavailable: false (default) = allow */
+  int breaker_failures;        /* consecutive failures that open the breaker, default 3 */
+  double breaker_failure_rate; /* ...or this share of failed calls (0..1, 0 = off) */
+  int breaker_window;          /* over each window of this many calls; defaults 0.5, 20 */
+  int reconnect_min_ms;        /* first probe delay, default 50 */
+  int reconnect_max_ms;        /* probe delay cap, default 2000 */
+  double reconnect_jitter;     /* 0..1, share of the delay randomised, default 1 (full) */
+  bool rate_limit_fail_closed; /* rate_limit while unavailable: false (default) = allow */
 
   /* near cache (L1) */
   size_t near_cache_bytes;       /* 0 = off (default); see docs/near-cache.md (standalone
@@ -122,33 +122,33 @@ typedef struct rcache_options {
   int64_t near_cache_max_ttl_ms; /* default 60000; 0 = no cap beyond the key's own TTL */
 
   /* get_or_set */
-  int flight_wait_ms;            /* how long a coalesced caller waits, default 2×command */
-  bool lease;                    /* cross-process lease <key>:lock NX PX, default off */
-  int lease_ms;                  /* lease lifetime, default 5000 */
-  double early_refresh_beta;     /* XFetch β; 0 = off (default), 1 = the paper's value */
-  int64_t stale_window_s;        /* stale-if-error window; 0 = off (default) */
+  int flight_wait_ms;        /* how long a coalesced caller waits, default 2×command */
+  bool lease;                /* cross-process lease <key>:lock NX PX, default off */
+  int lease_ms;              /* lease lifetime, default 5000 */
+  double early_refresh_beta; /* XFetch β; 0 = off (default), 1 = the paper's value */
+  int64_t stale_window_s;    /* stale-if-error window; 0 = off (default) */
 
   /* TLS (also settable in the URL: tls_ca=, tls_cert=, tls_key=, tls_insecure=1) */
-  const char *tls_ca_file;       /* NULL = the system store */
-  const char *tls_cert_file;     /* client certificate (PEM) */
-  const char *tls_key_file;      /* client key (PEM) */
-  const char *tls_server_name;   /* SNI / verified host name; NULL = the URL's host */
-  bool tls_insecure;             /* skip verification (logged as a warning) */
+  const char *tls_ca_file;     /* NULL = the system store */
+  const char *tls_cert_file;   /* client certificate (PEM) */
+  const char *tls_key_file;    /* client key (PEM) */
+  const char *tls_server_name; /* SNI / verified host name; NULL = the URL's host */
+  bool tls_insecure;           /* skip verification (logged as a warning) */
 
   /* limits */
-  size_t max_key_bytes;          /* default 1024 (including the prefix) */
-  size_t max_value_bytes;        /* default 512 MiB (Redis' own limit) */
-  int max_redirects;             /* cluster MOVED/ASK cap, default 5 */
+  size_t max_key_bytes;   /* default 1024 (including the prefix) */
+  size_t max_value_bytes; /* default 512 MiB (Redis' own limit) */
+  int max_redirects;      /* cluster MOVED/ASK cap, default 5 */
   /* SCAN … COUNT for delete_prefix / delete_pattern / flush / scan, default 1000. Each SCAN
    * holds the server for about 1 µs per key it visits: a smaller count (e.g. 20) keeps
    * other clients' latency flat during a big invalidation, at the cost of more round trips. */
   int scan_count;
 
-  const char *client_name;       /* CLIENT SETNAME, default "rcache" */
+  const char *client_name; /* CLIENT SETNAME, default "rcache" */
 
-  rcache_log_fn log_fn;          /* NULL = warnings and errors to stderr */
+  rcache_log_fn log_fn; /* NULL = warnings and errors to stderr */
   void *log_ud;
-  int log_level;                 /* highest level passed to log_fn, default RCACHE_LOG_WARN */
+  int log_level; /* highest level passed to log_fn, default RCACHE_LOG_WARN */
 
   /* A key longer than max_key_bytes (with the prefix) is stored under a shortened name
    * instead of failing with RCACHE_ETOOBIG: its head plus ":sha256:<hex of the whole key>",
@@ -160,7 +160,7 @@ typedef struct rcache_options {
 /* Fills *o with the documented defaults. */
 RCACHE_API void rcache_options_init(rcache_options *o);
 
-/* ---- the handle ---------------------------------------------------------------------- */
+/* ---- the handle ------------------------------------------------------------------------------ */
 
 typedef struct rcache rcache; /* opaque, thread-safe */
 
@@ -191,7 +191,7 @@ RCACHE_API const char *rcache_errmsg(const rcache *c);
 /* The backend in use: "memory", "none", "standalone", "cluster" or "sentinel". Static. */
 RCACHE_API const char *rcache_mode(const rcache *c);
 
-/* ---- operations ---------------------------------------------------------------------- */
+/* ---- operations ------------------------------------------------------------------------------ */
 
 /* Reads key. RCACHE_OK: *out holds the value. RCACHE_MISS: absent.
  * RCACHE_EUNAVAILABLE/ETIMEOUT: the cache could not answer (treat as a miss).
@@ -245,8 +245,8 @@ RCACHE_API rcache_status rcache_decr(rcache *c, const char *key, int64_t by, int
 
 /* Like rcache_incr(), and when this call creates the counter it gets ttl_s (> 0) seconds
  * to live, atomically (a fixed window). Existing TTLs are left alone. */
-RCACHE_API rcache_status rcache_incr_expire(rcache *c, const char *key, int64_t by,
-                                            int64_t ttl_s, int64_t *out);
+RCACHE_API rcache_status rcache_incr_expire(rcache *c, const char *key, int64_t by, int64_t ttl_s,
+                                            int64_t *out);
 
 /*
  * Fixed-window rate limit: counts this call in a window of window_s seconds and sets
@@ -277,7 +277,7 @@ RCACHE_API rcache_status rcache_get_many(rcache *c, const char *const *keys, siz
 RCACHE_API rcache_status rcache_set_many(rcache *c, const char *const *keys,
                                          const rcache_value *vals, size_t n, int64_t ttl_s);
 
-/* ---- health and statistics ----------------------------------------------------------- */
+/* ---- health and statistics ------------------------------------------------------------------- */
 
 typedef struct rcache_health {
   bool healthy;
@@ -296,19 +296,19 @@ enum { RCACHE_BREAKER_CLOSED = 0, RCACHE_BREAKER_OPEN = 1, RCACHE_BREAKER_HALF_O
 
 /* A snapshot of counters since rcache_open(). Plain data owned by the caller. */
 typedef struct rcache_stats {
-  bool available;              /* the cache is in use now (breaker not open) */
-  int breaker_state;           /* RCACHE_BREAKER_* (the worst over all nodes) */
+  bool available;    /* the cache is in use now (breaker not open) */
+  int breaker_state; /* RCACHE_BREAKER_* (the worst over all nodes) */
   uint64_t breaker_opens;
   uint64_t reconnect_attempts;
-  uint64_t hits, misses;       /* remote tier (Redis or memory store) */
+  uint64_t hits, misses; /* remote tier (Redis or memory store) */
   uint64_t near_hits, near_misses;
   uint64_t sets, deletes;
-  uint64_t errors;             /* calls that failed with an error, including timeouts */
+  uint64_t errors; /* calls that failed with an error, including timeouts */
   uint64_t timeouts;
-  uint64_t fallbacks;          /* calls answered without the cache */
-  uint64_t loads;              /* get_or_set loader calls */
+  uint64_t fallbacks; /* calls answered without the cache */
+  uint64_t loads;     /* get_or_set loader calls */
   uint64_t load_errors;
-  uint64_t coalesced;          /* get_or_set callers that waited for another's load */
+  uint64_t coalesced; /* get_or_set callers that waited for another's load */
   uint64_t early_refreshes;
   uint64_t stale_served;
   uint64_t near_entries, near_bytes, near_invalidations, near_flushes;
@@ -329,8 +329,8 @@ typedef bool (*rcache_scan_fn)(const char *key, size_t len, void *ud);
 /* Returns RCACHE_OK (also when fn stopped the scan), RCACHE_EINVAL (NULL handle, NULL or
  * empty glob, NULL fn), RCACHE_ENOMEM, RCACHE_EUNAVAILABLE. fn runs in the calling thread;
  * the key it gets is valid only during the call. */
-RCACHE_API rcache_status rcache_scan(rcache *c, const char *glob, uint64_t limit,
-                                     rcache_scan_fn fn, void *ud);
+RCACHE_API rcache_status rcache_scan(rcache *c, const char *glob, uint64_t limit, rcache_scan_fn fn,
+                                     void *ud);
 
 /* ==== typed helpers ====================================================================
  * Strings, integers, doubles and user codecs on top of rcache_get / rcache_set /
@@ -408,8 +408,8 @@ RCACHE_API rcache_status rcache_get_obj(rcache *c, const char *key, const rcache
  * RCACHE_EINVAL, RCACHE_ENOMEM. Initialise obj before and free it after, whatever the status.
  */
 RCACHE_API rcache_status rcache_get_or_set_obj(rcache *c, const char *key, int64_t ttl_s,
-                                               const rcache_codec *codec,
-                                               rcache_obj_loader_fn load, void *ud, void *obj);
+                                               const rcache_codec *codec, rcache_obj_loader_fn load,
+                                               void *ud, void *obj);
 /* ==== end of typed helpers ============================================================ */
 
 #ifdef __cplusplus

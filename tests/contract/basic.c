@@ -40,7 +40,8 @@ CONTRACT_TEST(binary_values) {
   CHECK_EQ(rcache_set(e->c, "nul", nul, sizeof nul, 0), RCACHE_OK);
   CHECK(ct_value_is(e->c, "nul", nul, sizeof nul));
   unsigned char all[256];
-  for (int i = 0; i < 256; i++) all[i] = (unsigned char)(255 - i);
+  for (int i = 0; i < 256; i++)
+    all[i] = (unsigned char)(255 - i);
   CHECK_EQ(rcache_set(e->c, "bytes", all, sizeof all, 0), RCACHE_OK);
   CHECK(ct_value_is(e->c, "bytes", all, sizeof all));
   /* a value that looks like protocol text must come back as it went in */
@@ -71,8 +72,9 @@ CONTRACT_TEST(one_mib_value) {
 
 CONTRACT_TEST(key_characters) {
   /* keys are byte strings: spaces, UTF-8, glob and protocol characters are all plain */
-  const char *keys[] = {"with space", "ключ:значение", "tab\tand\nnewline", "*", "a?[b]\\c",
-                        "{hash}tag", "-dash", "colon:"};
+  const char *keys[] = {"with space", "ключ:значение", "tab\tand\nnewline",
+                        "*",          "a?[b]\\c",      "{hash}tag",
+                        "-dash",      "colon:"};
   for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
     CHECK_EQ(rcache_set(e->c, keys[i], keys[i], strlen(keys[i]), 0), RCACHE_OK);
   }
@@ -143,7 +145,8 @@ typedef struct {
 } torn_arg;
 
 static void torn_fill(char *buf, int id) {
-  for (int i = 0; i < TORN_SIZE; i++) buf[i] = (char)('a' + (id + i / 1000) % 26);
+  for (int i = 0; i < TORN_SIZE; i++)
+    buf[i] = (char)('a' + (id + i / 1000) % 26);
 }
 
 static void *torn_writer(void *p) {

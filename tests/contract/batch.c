@@ -24,7 +24,8 @@ CONTRACT_TEST(get_many_with_missing_keys) {
   CHECK_EQ(vals[4].len, 0);
   CHECK_EQ(st[5], RCACHE_OK); /* a key asked twice is answered twice */
   CHECK(vals[5].len == 5 && vals[5].data && memcmp(vals[5].data, "alpha", 5) == 0);
-  for (int i = 0; i < 6; i++) rcache_value_free(&vals[i]);
+  for (int i = 0; i < 6; i++)
+    rcache_value_free(&vals[i]);
   /* n == 0: nothing to do, NULL arrays allowed */
   CHECK_EQ(rcache_get_many(e->c, NULL, 0, NULL, NULL), RCACHE_OK);
   CHECK_EQ(rcache_get_many(e->c, keys, 0, vals, st), RCACHE_OK);

@@ -29,7 +29,8 @@ CONTRACT_TEST(other_clients_writes_are_seen) {
   char key[160];
   snprintf(key, sizeof key, "%sshared", e->ns); /* the same stored key as e->c's "shared" */
   CHECK_EQ(rcache_set(e->c, "shared", "v1", 2, 0), RCACHE_OK);
-  for (int i = 0; i < 3; i++) CHECK(ct_value_is(e->c, "shared", "v1", 2)); /* now cached */
+  for (int i = 0; i < 3; i++)
+    CHECK(ct_value_is(e->c, "shared", "v1", 2)); /* now cached */
   rcache_value v;
   if (rcache_get(out, key, &v) != RCACHE_OK) return; /* separate stores: nothing to share */
   CHECK(v.len == 2 && memcmp(v.data, "v1", 2) == 0);

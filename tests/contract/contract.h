@@ -45,11 +45,11 @@ __attribute__((constructor)) static void ct__register_counters(void) {
   ct_counters(&t_passed, &t_failed);
 }
 
-#define CT__DEFINE(name, modes)                                       \
-  static void ct_test_##name(ct_env *e);                              \
-  __attribute__((constructor)) static void ct_reg_##name(void) {      \
-    ct_register(#name, ct_test_##name, modes);                        \
-  }                                                                   \
+#define CT__DEFINE(name, modes)                                                                    \
+  static void ct_test_##name(ct_env *e);                                                           \
+  __attribute__((constructor)) static void ct_reg_##name(void) {                                   \
+    ct_register(#name, ct_test_##name, modes);                                                     \
+  }                                                                                                \
   static void ct_test_##name(ct_env *e)
 
 #define CONTRACT_TEST(name) CT__DEFINE(name, CT_CACHE)

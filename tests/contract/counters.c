@@ -35,8 +35,19 @@ CONTRACT_TEST(incr_decr) {
 
 CONTRACT_TEST(incr_not_an_integer) {
   /* what Redis' INCR refuses: not string2ll, i.e. not exactly a canonical int64 */
-  const char *bad[] = {"abc", "", " 1", "1 ", "+1", "01", "-0", "1.5", "1e3", "0x10",
-                       "9223372036854775808", "-9223372036854775809", "12345678901234567890123"};
+  const char *bad[] = {"abc",
+                       "",
+                       " 1",
+                       "1 ",
+                       "+1",
+                       "01",
+                       "-0",
+                       "1.5",
+                       "1e3",
+                       "0x10",
+                       "9223372036854775808",
+                       "-9223372036854775809",
+                       "12345678901234567890123"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     int64_t n = 77;
     CHECK_EQ(rcache_set(e->c, "bad", bad[i], strlen(bad[i]), 0), RCACHE_OK);
@@ -60,8 +71,7 @@ CONTRACT_TEST(incr_overflow) {
   CHECK_EQ(rcache_set(e->c, "max", "9223372036854775807", 19, 0), RCACHE_OK);
   CHECK_EQ(rcache_incr(e->c, "max", 1, &n), RCACHE_ERANGE);
   CHECK_EQ(n, 0);
-  CHECK_MSG(strstr(rcache_errmsg(e->c), "overflow") != NULL, "errmsg \"%s\"",
-            rcache_errmsg(e->c));
+  CHECK_MSG(strstr(rcache_errmsg(e->c), "overflow") != NULL, "errmsg \"%s\"", rcache_errmsg(e->c));
   CHECK(ct_value_is(e->c, "max", "9223372036854775807", 19));
   CHECK_EQ(rcache_decr(e->c, "max", -1, &n), RCACHE_ERANGE);
   CHECK_EQ(rcache_incr(e->c, "max", 0, &n), RCACHE_OK);
@@ -183,7 +193,8 @@ static void *hammer(void *arg) {
 CONTRACT_TEST(incr_is_atomic_across_threads) {
   pthread_t th[THREADS];
   int started = 0;
-  for (int i = 0; i < THREADS; i++) started += pthread_create(&th[i], NULL, hammer, e->c) == 0;
+  for (int i = 0; i < THREADS; i++)
+    started += pthread_create(&th[i], NULL, hammer, e->c) == 0;
   CHECK_EQ(started, THREADS);
   int failures = 0;
   for (int i = 0; i < started; i++) {

@@ -10,7 +10,8 @@ static void put(rcache *c, const char *key) {
 }
 
 static void put_all(rcache *c, const char *const *keys, size_t n) {
-  for (size_t i = 0; i < n; i++) put(c, keys[i]);
+  for (size_t i = 0; i < n; i++)
+    put(c, keys[i]);
 }
 
 /* keys[i] must exist exactly when alive[i] */
@@ -24,7 +25,7 @@ static void expect_alive(rcache *c, const char *const *keys, const bool *alive, 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 CONTRACT_TEST(delete_prefix_user_12_not_123) {
-  const char *keys[] = {"user:12:profile", "user:12:credits", "user:12:", "user:123:profile",
+  const char *keys[] = {"user:12:profile", "user:12:credits", "user:12:",   "user:123:profile",
                         "user:1:profile",  "user:12",         "xuser:12:a", "user:120"};
   const bool alive[] = {false, false, false, true, true, true, true, true};
   put_all(e->c, keys, N(keys));
@@ -43,7 +44,7 @@ CONTRACT_TEST(delete_prefix_user_12_not_123) {
 }
 
 CONTRACT_TEST(delete_prefix_glob_characters_are_literal) {
-  const char *keys[] = {"we*rd[1]?:a", "we*rd[1]?:b", "weXrd1Z:a", "weird1?:a", "we*rd[1]?",
+  const char *keys[] = {"we*rd[1]?:a", "we*rd[1]?:b",   "weXrd1Z:a",    "weird1?:a",  "we*rd[1]?",
                         "we*rd1x:a",   "back\\slash:a", "backXslash:a", "back\\slash"};
   const bool alive[] = {false, false, true, true, true, true, false, true, true};
   put_all(e->c, keys, N(keys));
@@ -67,19 +68,28 @@ CONTRACT_TEST(delete_pattern_globs) {
     bool alive[6];
     uint64_t n;
   } cases[] = {
-      {"h?llo", {"hello", "hallo", "hxllo", "heello", "hllo", "hello2"},
-       {false, false, false, true, true, true}, 3},
-      {"k[a-c]", {"ka", "kb", "kc", "kd", "kA", "kab"}, {false, false, false, true, true, true},
+      {"h?llo",
+       {"hello", "hallo", "hxllo", "heello", "hllo", "hello2"},
+       {false, false, false, true, true, true},
        3},
+      {"k[a-c]", {"ka", "kb", "kc", "kd", "kA", "kab"}, {false, false, false, true, true, true}, 3},
       {"m[^x]", {"ma", "mx", "mz", "m", "mxx", "m-"}, {false, true, false, true, true, false}, 3},
-      {"n[xy]z", {"nxz", "nyz", "nzz", "nxyz", "n[xy]z", "nXz"},
-       {false, false, true, true, true, true}, 2},
-      {"lit\\*", {"lit*", "litX", "lit", "lit**", "lit\\*", "lit\\"},
-       {false, true, true, true, true, true}, 1},
-      {"q\\?\\[x\\]", {"q?[x]", "qa[x]", "q?x", "q?[x]y", "q", "q?[y]"},
-       {false, true, true, true, true, true}, 1},
-      {"p*:end", {"p:end", "pa:end", "pabc:end", "p:en", "xp:end", "p:end:"},
-       {false, false, false, true, true, true}, 3},
+      {"n[xy]z",
+       {"nxz", "nyz", "nzz", "nxyz", "n[xy]z", "nXz"},
+       {false, false, true, true, true, true},
+       2},
+      {"lit\\*",
+       {"lit*", "litX", "lit", "lit**", "lit\\*", "lit\\"},
+       {false, true, true, true, true, true},
+       1},
+      {"q\\?\\[x\\]",
+       {"q?[x]", "qa[x]", "q?x", "q?[x]y", "q", "q?[y]"},
+       {false, true, true, true, true, true},
+       1},
+      {"p*:end",
+       {"p:end", "pa:end", "pabc:end", "p:en", "xp:end", "p:end:"},
+       {false, false, false, true, true, true},
+       3},
   };
   for (size_t i = 0; i < N(cases); i++) {
     put_all(e->c, cases[i].keys, 6);
@@ -154,7 +164,8 @@ CONTRACT_TEST(scan_with_limit) {
   CHECK_EQ(rcache_scan(e->c, "s:?", 0, visit, &a), RCACHE_OK);
   CHECK_EQ(a.seen, 10);
   CHECK(!a.bad_name);
-  for (int i = 0; i < 10; i++) CHECK_MSG(a.has[i], "s:%d not visited", i);
+  for (int i = 0; i < 10; i++)
+    CHECK_MSG(a.has[i], "s:%d not visited", i);
   memset(&a, 0, sizeof a);
   CHECK_EQ(rcache_scan(e->c, "s:?", 3, visit, &a), RCACHE_OK);
   CHECK_EQ(a.seen, 3);
@@ -230,8 +241,8 @@ static int by_str(const void *a, const void *b) {
 /* Redis' glob corner cases (as redis-server 7 answers KEYS): unclosed and empty brackets,
  * reversed ranges, a trailing backslash. Every backend must agree with the server. */
 CONTRACT_TEST(glob_corner_cases) {
-  const char *keys[] = {"x[", "xa", "x", "x\\", "x]", "x-", "xb", "xz", "xm", "x^", "x[a", "x[]",
-                        "xab"};
+  const char *keys[] = {"x[", "xa", "x",  "x\\", "x]",  "x-", "xb",
+                        "xz", "xm", "x^", "x[a", "x[]", "xab"};
   put_all(e->c, keys, N(keys));
   struct {
     const char *glob, *expect; /* expect: the sorted matches, space-separated */

@@ -62,7 +62,8 @@ void ct_counters(int *passed, int *failed) {
 
 static int total(int **which) {
   int n = 0;
-  for (int i = 0; i < ncounters; i++) n += *which[i];
+  for (int i = 0; i < ncounters; i++)
+    n += *which[i];
   return n;
 }
 
@@ -73,7 +74,7 @@ static void fail_here(const char *fmt, const char *arg) {
   fputc('\n', stderr);
 }
 
-/* ---- namespaces and handles ---------------------------------------------------------------- */
+/* ---- namespaces and handles ------------------------------------------------------------------ */
 
 static char run_id[48];
 static const char *g_url;
@@ -178,7 +179,7 @@ const char *ct_outer_key(const char *name) {
   return b;
 }
 
-/* ---- helpers ------------------------------------------------------------------------------ */
+/* ---- helpers --------------------------------------------------------------------------------- */
 
 void ct_sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -198,8 +199,7 @@ bool ct_value_is(rcache *c, const char *key, const void *data, size_t len) {
   bool ok = s == RCACHE_OK && v.len == len && (len == 0 || memcmp(v.data, data, len) == 0) &&
             (v.data == NULL ? len == 0 : v.data[len] == '\0');
   if (!ok)
-    fprintf(stderr, "  value of %s: status %d, len %zu (expected %zu)\n", key, (int)s, v.len,
-            len);
+    fprintf(stderr, "  value of %s: status %d, len %zu (expected %zu)\n", key, (int)s, v.len, len);
   rcache_value_free(&v);
   return ok;
 }
@@ -228,7 +228,7 @@ bool ct_wait_gone(rcache *c, const char *key, int timeout_ms) {
   }
 }
 
-/* ---- the runner ---------------------------------------------------------------------------- */
+/* ---- the runner ------------------------------------------------------------------------------ */
 
 static int by_name(const void *a, const void *b) {
   return strcmp(((const ct_test *)a)->name, ((const ct_test *)b)->name);
@@ -245,7 +245,8 @@ static bool run_one(const ct_test *t, int idx) {
     rcache_status s = rcache_flush(e.c);
     if (s != RCACHE_OK) fail_here("cleanup: rcache_flush: %s", rcache_strerror(s));
   }
-  for (int i = 0; i < nhandles; i++) rcache_close(handles[i]);
+  for (int i = 0; i < nhandles; i++)
+    rcache_close(handles[i]);
   nhandles = 0;
   int nf = total(failed_of) - failed0;
   printf("%s %s", nf ? "FAIL" : "ok  ", t->name);
@@ -318,9 +319,9 @@ int main(int argc, char **argv) {
   char name[160];
   /* a URL given on the command line may hold a password: show it only without one */
   const char *shown = label == url && strchr(url, '@') ? "<url with credentials>" : label;
-  snprintf(name, sizeof name, "contract[%s%s%s%s%s] (%d tests, %d failed)",
-           g_none ? "none " : "", g_near ? "near " : "", g_stale ? "stale " : "",
-           g_lease ? "lease " : "", shown, ran, bad);
+  snprintf(name, sizeof name, "contract[%s%s%s%s%s] (%d tests, %d failed)", g_none ? "none " : "",
+           g_near ? "near " : "", g_stale ? "stale " : "", g_lease ? "lease " : "", shown, ran,
+           bad);
   /* test_report() would count only this file's checks: sum every file's */
   int p = total(passed_of), f = total(failed_of);
   printf("%s: %d passed, %d failed\n", name, p, f);

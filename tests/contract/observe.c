@@ -6,8 +6,8 @@
 #include "contract.h"
 
 static bool known_mode(const char *m) {
-  return strcmp(m, "memory") == 0 || strcmp(m, "standalone") == 0 ||
-         strcmp(m, "cluster") == 0 || strcmp(m, "sentinel") == 0;
+  return strcmp(m, "memory") == 0 || strcmp(m, "standalone") == 0 || strcmp(m, "cluster") == 0 ||
+         strcmp(m, "sentinel") == 0;
 }
 
 CONTRACT_TEST(health_check) {
@@ -75,7 +75,8 @@ static long long number_after(const char *text, const char *needle) {
 
 CONTRACT_TEST(stats_exports) {
   rcache_value v;
-  for (int i = 0; i < 3; i++) CHECK_EQ(rcache_get(e->c, "missing", &v), RCACHE_MISS);
+  for (int i = 0; i < 3; i++)
+    CHECK_EQ(rcache_get(e->c, "missing", &v), RCACHE_MISS);
   CHECK_EQ(rcache_set(e->c, "k", "v", 1, 0), RCACHE_OK);
   rcache_stats s;
   rcache_get_stats(e->c, &s);

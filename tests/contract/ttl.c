@@ -116,8 +116,7 @@ CONTRACT_TEST(default_ttl_and_jitter) {
     lo = t < lo ? t : lo;
     hi = t > hi ? t : hi;
   }
-  CHECK_MSG(lo >= 470 && hi <= 1500, "jittered ttls in [%lld, %lld]", (long long)lo,
-            (long long)hi);
+  CHECK_MSG(lo >= 470 && hi <= 1500, "jittered ttls in [%lld, %lld]", (long long)lo, (long long)hi);
   CHECK_MSG(hi > lo, "40 jittered TTLs all equal %lld", (long long)lo); /* it spreads */
   /* no expiry stays no expiry, whatever the jitter */
   CHECK_EQ(rcache_set(j, "none", "v", 1, 0), RCACHE_OK);

@@ -11,12 +11,13 @@
 
 #define LOAD_KEYS 64
 #define LOAD_COUNTERS 8
-#define LOAD_THINK_US 300       /* pause between calls: fallbacks are instant, threads must
-                                   not starve the servers and the prober of the 2 cores */
-#define LOAD_SLOT_US 100000     /* history resolution */
-#define LOAD_SLOTS 1200         /* 120 s of history */
-#define LOAD_MAX_VIOLATIONS 24  /* printed in detail */
-#define LOAD_MAX_OVERRUNS 4096  /* remembered for the stall verdict */
+#define LOAD_THINK_US                                                                              \
+  300                          /* pause between calls: fallbacks are instant, threads must         \
+                                  not starve the servers and the prober of the 2 cores */
+#define LOAD_SLOT_US 100000    /* history resolution */
+#define LOAD_SLOTS 1200        /* 120 s of history */
+#define LOAD_MAX_VIOLATIONS 24 /* printed in detail */
+#define LOAD_MAX_OVERRUNS 4096 /* remembered for the stall verdict */
 #define LOAD_MAX_STALLS 4096
 
 int64_t load_now_us(void) {
@@ -51,7 +52,7 @@ void load_options(rcache_options *o, logcap *log) {
   }
 }
 
-/* ---- the load --------------------------------------------------------------------------- */
+/* ---- the load -------------------------------------------------------------------------------- */
 
 typedef struct violation {
   int op;
@@ -88,9 +89,13 @@ struct load {
   worker w[LOAD_THREADS];
   pthread_t monitor, canary;
   /* over-deadline calls and canary stalls, under vmu */
-  struct { int64_t start, end, deadline_us; } overrun[LOAD_MAX_OVERRUNS];
+  struct {
+    int64_t start, end, deadline_us;
+  } overrun[LOAD_MAX_OVERRUNS];
   int noverrun;
-  struct { int64_t from, to; } stall[LOAD_MAX_STALLS];
+  struct {
+    int64_t from, to;
+  } stall[LOAD_MAX_STALLS];
   int nstall;
 };
 
@@ -118,7 +123,8 @@ static char *make_value(const char *key, size_t len, size_t *out_len) {
   char *v = malloc(len + 1);
   if (!v) abort();
   memcpy(v, head, (size_t)h);
-  for (size_t i = (size_t)h; i < len; i++) v[i] = (char)('a' + i % 26);
+  for (size_t i = (size_t)h; i < len; i++)
+    v[i] = (char)('a' + i % 26);
   v[len] = '\0';
   *out_len = len;
   return v;
@@ -184,10 +190,18 @@ static void one_call(load *l, worker *w, unsigned *seed) {
   atomic_store(&w->in_call_since, start);
   rcache_status s = RCACHE_EINVAL;
   switch (op) {
-  case OP_GET: s = rcache_get(l->c, key, &v); break;
-  case OP_SET: s = rcache_set(l->c, key, val, vlen, 60); break;
-  case OP_GOS: s = rcache_get_or_set(l->c, key, 60, loader, &ud, &v); break;
-  case OP_INCR: s = rcache_incr(l->c, key, 1, &n); break;
+  case OP_GET:
+    s = rcache_get(l->c, key, &v);
+    break;
+  case OP_SET:
+    s = rcache_set(l->c, key, val, vlen, 60);
+    break;
+  case OP_GOS:
+    s = rcache_get_or_set(l->c, key, 60, loader, &ud, &v);
+    break;
+  case OP_INCR:
+    s = rcache_incr(l->c, key, 1, &n);
+    break;
   }
   int64_t end = load_now_us(), us = end - start;
   atomic_store(&w->in_call_since, 0);
@@ -332,7 +346,8 @@ load *load_start(rcache *c, const char *tag) {
   atomic_store(&l->allowed[OP_GOS], ok);
   atomic_store(&l->allowed[OP_INCR], ok | unavail);
   int one = LOAD_CONNECT_TIMEOUT_MS + LOAD_COMMAND_TIMEOUT_MS;
-  for (int op = 0; op < OP_N; op++) atomic_store(&l->deadline_ms[op], one + LOAD_SLACK_MS);
+  for (int op = 0; op < OP_N; op++)
+    atomic_store(&l->deadline_ms[op], one + LOAD_SLACK_MS);
   /* get_or_set reads, runs the loader, then writes: two bounded remote calls */
   atomic_store(&l->deadline_ms[OP_GOS], 2 * one + LOAD_SLACK_MS);
   for (int i = 0; i < LOAD_THREADS; i++) {
@@ -340,20 +355,23 @@ load *load_start(rcache *c, const char *tag) {
     l->w[i].id = i;
     if (pthread_create(&l->w[i].th, NULL, worker_main, &l->w[i]) != 0) {
       atomic_store(&l->stop, 1);
-      for (int j = 0; j < i; j++) pthread_join(l->w[j].th, NULL);
+      for (int j = 0; j < i; j++)
+        pthread_join(l->w[j].th, NULL);
       free(l);
       return NULL;
     }
   }
   if (pthread_create(&l->monitor, NULL, monitor_main, l) != 0) {
     atomic_store(&l->stop, 1);
-    for (int j = 0; j < LOAD_THREADS; j++) pthread_join(l->w[j].th, NULL);
+    for (int j = 0; j < LOAD_THREADS; j++)
+      pthread_join(l->w[j].th, NULL);
     free(l);
     return NULL;
   }
   if (pthread_create(&l->canary, NULL, canary_main, l) != 0) {
     atomic_store(&l->stop, 1);
-    for (int j = 0; j < LOAD_THREADS; j++) pthread_join(l->w[j].th, NULL);
+    for (int j = 0; j < LOAD_THREADS; j++)
+      pthread_join(l->w[j].th, NULL);
     pthread_join(l->monitor, NULL);
     free(l);
     return NULL;
@@ -381,7 +399,8 @@ void load_snapshot(load *l, load_counts *out) {
   memset(out, 0, sizeof *out);
   for (int op = 0; op < OP_N; op++) {
     out->calls[op] = atomic_load(&l->calls[op]);
-    for (int i = 0; i < LOAD_STATUS_SLOTS; i++) out->by_status[op][i] = atomic_load(&l->by_status[op][i]);
+    for (int i = 0; i < LOAD_STATUS_SLOTS; i++)
+      out->by_status[op][i] = atomic_load(&l->by_status[op][i]);
     out->max_ms[op] = (double)atomic_load(&l->max_us[op]) / 1000.0;
   }
   out->over_deadline = atomic_load(&l->over_deadline);
@@ -395,7 +414,8 @@ void load_diff(const load_counts *a, const load_counts *b, load_counts *out) {
   memset(out, 0, sizeof *out);
   for (int op = 0; op < OP_N; op++) {
     out->calls[op] = b->calls[op] - a->calls[op];
-    for (int i = 0; i < LOAD_STATUS_SLOTS; i++) out->by_status[op][i] = b->by_status[op][i] - a->by_status[op][i];
+    for (int i = 0; i < LOAD_STATUS_SLOTS; i++)
+      out->by_status[op][i] = b->by_status[op][i] - a->by_status[op][i];
     out->max_ms[op] = b->max_ms[op]; /* a running maximum cannot be differenced */
   }
   out->over_deadline = b->over_deadline - a->over_deadline;
@@ -410,9 +430,11 @@ int64_t load_last_remote_ok_us(load *l) {
 }
 
 static uint64_t hist_sum(load *l, _Atomic uint32_t *h, int64_t from_us, int64_t to_us) {
-  int64_t a = (from_us - l->t0) / LOAD_SLOT_US, b = (to_us - l->t0 + LOAD_SLOT_US - 1) / LOAD_SLOT_US;
+  int64_t a = (from_us - l->t0) / LOAD_SLOT_US,
+          b = (to_us - l->t0 + LOAD_SLOT_US - 1) / LOAD_SLOT_US;
   uint64_t n = 0;
-  for (int64_t i = a < 0 ? 0 : a; i < b && i < LOAD_SLOTS; i++) n += atomic_load(&h[i]);
+  for (int64_t i = a < 0 ? 0 : a; i < b && i < LOAD_SLOTS; i++)
+    n += atomic_load(&h[i]);
   return n;
 }
 
@@ -444,7 +466,8 @@ void load_print(const char *title, const load_counts *c) {
 
 void load_stop(load *l, load_counts *total, const char *title) {
   atomic_store(&l->stop, 1);
-  for (int i = 0; i < LOAD_THREADS; i++) pthread_join(l->w[i].th, NULL);
+  for (int i = 0; i < LOAD_THREADS; i++)
+    pthread_join(l->w[i].th, NULL);
   pthread_join(l->monitor, NULL);
   pthread_join(l->canary, NULL);
   load_counts c;
@@ -452,16 +475,19 @@ void load_stop(load *l, load_counts *total, const char *title) {
   /* the stall verdict: overruns beyond what was remembered are never excused */
   int64_t max_stall = 0;
   for (int i = 0; i < l->nstall; i++) {
-    if (l->stall[i].to - l->stall[i].from > max_stall) max_stall = l->stall[i].to - l->stall[i].from;
+    if (l->stall[i].to - l->stall[i].from > max_stall)
+      max_stall = l->stall[i].to - l->stall[i].from;
   }
   for (int i = 0; i < l->noverrun; i++) {
     int64_t took = l->overrun[i].end - l->overrun[i].start;
     int64_t stalled = stalled_within(l, l->overrun[i].start, l->overrun[i].end);
     bool excused = took - stalled <= l->overrun[i].deadline_us;
-    fprintf(stderr, "    overrun at %.3f s: %.1f ms (deadline %.0f ms), the process was stalled "
-            "%.1f ms of it: %s\n", (double)(l->overrun[i].start - l->t0) / 1e6,
-            (double)took / 1000.0, (double)l->overrun[i].deadline_us / 1000.0,
-            (double)stalled / 1000.0, excused ? "excused (the machine)" : "the library's");
+    fprintf(stderr,
+            "    overrun at %.3f s: %.1f ms (deadline %.0f ms), the process was stalled "
+            "%.1f ms of it: %s\n",
+            (double)(l->overrun[i].start - l->t0) / 1e6, (double)took / 1000.0,
+            (double)l->overrun[i].deadline_us / 1000.0, (double)stalled / 1000.0,
+            excused ? "excused (the machine)" : "the library's");
     if (excused) c.overrun_excused++;
   }
   c.over_deadline -= c.overrun_excused;
@@ -480,7 +506,7 @@ void load_stop(load *l, load_counts *total, const char *title) {
   free(l);
 }
 
-/* ---- recovery ------------------------------------------------------------------------- */
+/* ---- recovery -------------------------------------------------------------------------------- */
 
 int64_t load_wait_used_again(rcache *c, int64_t from_us, int budget_ms) {
   int64_t until = from_us + (int64_t)budget_ms * 1000;
@@ -518,7 +544,7 @@ int64_t load_wait_available(rcache *c, bool want, int64_t from_us, int budget_ms
   }
 }
 
-/* ---- log capture ---------------------------------------------------------------------- */
+/* ---- log capture ----------------------------------------------------------------------------- */
 
 void logcap_init(logcap *l) {
   memset(l, 0, sizeof *l);
@@ -575,6 +601,7 @@ bool logcap_find(logcap *l, const char *needle, int64_t since_us, char *buf, siz
 void logcap_print(logcap *l, const char *title) {
   pthread_mutex_lock(&l->mu);
   printf("  log lines (%s): %d%s\n", title, l->n, l->dropped ? " (some dropped)" : "");
-  for (int i = 0; i < l->n; i++) printf("    %s\n", l->line[i]);
+  for (int i = 0; i < l->n; i++)
+    printf("    %s\n", l->line[i]);
   pthread_mutex_unlock(&l->mu);
 }

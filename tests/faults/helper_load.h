@@ -106,7 +106,7 @@ int64_t load_wait_used_again(rcache *c, int64_t from_us, int budget_ms);
 /* Polls rcache_get_stats() until its `available` equals want. Same return convention. */
 int64_t load_wait_available(rcache *c, bool want, int64_t from_us, int budget_ms);
 
-/* ---- log capture ------------------------------------------------------------------------ */
+/* ---- log capture ----------------------------------------------------------------------------- */
 
 #define LOGCAP_LINES 512
 struct logcap {

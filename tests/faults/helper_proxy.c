@@ -35,10 +35,10 @@ typedef struct queue {
 
 typedef struct pair {
   bool used;
-  int cfd, sfd;       /* client side, server side */
-  queue up, down;     /* bytes towards the server, towards the client */
-  bool closing;       /* close once `down` is flushed (server gone, or a half reply cut) */
-  bool server_dead;   /* error/hang-up seen on sfd while black-holed: stop polling it */
+  int cfd, sfd;         /* client side, server side */
+  queue up, down;       /* bytes towards the server, towards the client */
+  bool closing;         /* close once `down` is flushed (server gone, or a half reply cut) */
+  bool server_dead;     /* error/hang-up seen on sfd while black-holed: stop polling it */
   uint64_t chunks_down; /* server→client chunks read */
 } pair;
 
@@ -172,8 +172,10 @@ static void service_pair(proxy *p, pair *pr, short crev, short srev, int mode, c
   size_t n;
   if (mode == PROXY_BLACKHOLE) {
     /* forward nothing; only a client that went away is cleaned up */
-    if (crev & (POLLERR | POLLHUP)) pair_close(p, pr);
-    else if (srev & (POLLERR | POLLHUP)) pr->server_dead = true;
+    if (crev & (POLLERR | POLLHUP))
+      pair_close(p, pr);
+    else if (srev & (POLLERR | POLLHUP))
+      pr->server_dead = true;
     return;
   }
   if (crev & (POLLIN | POLLHUP | POLLERR)) {
@@ -256,7 +258,8 @@ static void *proxy_main(void *arg) {
       service_pair(p, pr, fds[2 + 2 * i].revents, fds[3 + 2 * i].revents, mode, buf);
     }
   }
-  for (int i = 0; i < PX_MAX_PAIRS; i++) pair_close(p, &p->pairs[i]);
+  for (int i = 0; i < PX_MAX_PAIRS; i++)
+    pair_close(p, &p->pairs[i]);
   free(fds);
   free(buf);
   return NULL;

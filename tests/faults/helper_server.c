@@ -20,7 +20,7 @@
 
 #include <arpa/inet.h>
 
-/* ---- the at-exit registry: every PID started, killed however the test ends --------------- */
+/* ---- the at-exit registry: every PID started, killed however the test ends ------------------- */
 
 #define SRV_REG_MAX 32
 
@@ -86,7 +86,7 @@ static void reg_install(void) {
   }
 }
 
-/* ---- ports, paths ----------------------------------------------------------------------- */
+/* ---- ports, paths ---------------------------------------------------------------------------- */
 
 /* A port in 20000-29999 that 127.0.0.1 can bind right now. */
 static int free_port(void) {
@@ -132,7 +132,7 @@ static const char *redis_server_path(void) {
   return NULL;
 }
 
-/* ---- lifecycle -------------------------------------------------------------------------- */
+/* ---- lifecycle ------------------------------------------------------------------------------- */
 
 int srv_init(srv *s, const char *password, const char *const *extra) {
   memset(s, 0, sizeof *s);
@@ -147,7 +147,8 @@ int srv_init(srv *s, const char *password, const char *const *extra) {
     return -1;
   }
   if (password) snprintf(s->password, sizeof s->password, "%s", password);
-  for (; extra && *extra && s->nargs < SRV_MAX_ARGS; extra++) s->args[s->nargs++] = strdup(*extra);
+  for (; extra && *extra && s->nargs < SRV_MAX_ARGS; extra++)
+    s->args[s->nargs++] = strdup(*extra);
   const char *base = getenv("RCACHE_TEST_RUN_DIR");
   snprintf(s->dir, sizeof s->dir, "%s/faults-srv-XXXXXX", base && *base ? base : "/tmp");
   if (!mkdtemp(s->dir)) {
@@ -165,7 +166,8 @@ static void print_log(const srv *s) {
   FILE *f = fopen(path, "r");
   if (!f) return;
   fprintf(stderr, "---- %s (port %d)\n", path, s->port);
-  while (fgets(line, sizeof line, f)) fputs(line, stderr);
+  while (fgets(line, sizeof line, f))
+    fputs(line, stderr);
   fclose(f);
 }
 
@@ -175,8 +177,10 @@ static int ping_state(const srv *s) {
   if (!c) return 0;
   int r = 0;
   redisReply *rep = redisCommand(c, "PING");
-  if (rep && rep->type == REDIS_REPLY_STATUS && !strcmp(rep->str, "PONG")) r = 1;
-  else if (rep && rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "LOADING", 7)) r = 2;
+  if (rep && rep->type == REDIS_REPLY_STATUS && !strcmp(rep->str, "PONG"))
+    r = 1;
+  else if (rep && rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "LOADING", 7))
+    r = 2;
   if (rep) freeReplyObject(rep);
   redisFree(c);
   return r;
@@ -213,7 +217,8 @@ int srv_launch(srv *s, bool accept_loading) {
     argv[n++] = (char *)"--requirepass";
     argv[n++] = s->password;
   }
-  for (int i = 0; i < s->nargs; i++) argv[n++] = s->args[i];
+  for (int i = 0; i < s->nargs; i++)
+    argv[n++] = s->args[i];
   argv[n] = NULL;
 
   pid_t parent = getpid();
@@ -233,12 +238,13 @@ int srv_launch(srv *s, bool accept_loading) {
       dup2(out, 2);
     }
     if (in >= 0) dup2(in, 0);
-    /* The test's sockets (rcache's connections, the proxy's listener) must not live on in
-     * the server: a copy here would keep them open after the test closes them. */
+      /* The test's sockets (rcache's connections, the proxy's listener) must not live on in
+       * the server: a copy here would keep them open after the test closes them. */
 #ifdef SYS_close_range
     if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0)
 #endif
-      for (int fd = 3; fd < 65536; fd++) close(fd);
+      for (int fd = 3; fd < 65536; fd++)
+        close(fd);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -305,7 +311,8 @@ int srv_restart(srv *s, bool accept_loading) {
 
 void srv_destroy(srv *s) {
   srv_kill(s);
-  for (int i = 0; i < s->nargs; i++) free(s->args[i]);
+  for (int i = 0; i < s->nargs; i++)
+    free(s->args[i]);
   s->nargs = 0;
   if (s->dir[0]) {
     srv_remove_dir(s->dir);
@@ -314,7 +321,7 @@ void srv_destroy(srv *s) {
   }
 }
 
-/* ---- talking to it ---------------------------------------------------------------------- */
+/* ---- talking to it --------------------------------------------------------------------------- */
 
 void srv_url(const srv *s, char *buf, size_t size, const char *query) {
   const char *q = query && *query ? query : "";
@@ -369,8 +376,7 @@ bool srv_do(const srv *s, const char *fmt, ...) {
   va_end(ap);
   bool ok = r && r->type != REDIS_REPLY_ERROR;
   if (!ok) {
-    fprintf(stderr, "srv: port %d: \"%s\" failed: %s\n", s->port, fmt,
-            r ? r->str : "no reply");
+    fprintf(stderr, "srv: port %d: \"%s\" failed: %s\n", s->port, fmt, r ? r->str : "no reply");
   }
   if (r) freeReplyObject(r);
   return ok;

@@ -23,13 +23,13 @@
 
 typedef struct srv {
   int port;
-  pid_t pid;             /* 0 when not running */
+  pid_t pid; /* 0 when not running */
   bool paused;
-  char dir[256];         /* working directory: redis.log, dump.rdb */
-  char password[64];     /* requirepass; "" = none */
+  char dir[256];            /* working directory: redis.log, dump.rdb */
+  char password[64];        /* requirepass; "" = none */
   char *args[SRV_MAX_ARGS]; /* extra redis-server arguments (owned) */
   int nargs;
-  int slot;              /* index in the at-exit registry */
+  int slot; /* index in the at-exit registry */
 } srv;
 
 /* Prepares *s without starting it: picks a free port and a fresh directory. `password`

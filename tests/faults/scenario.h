@@ -49,14 +49,14 @@ static inline void sc_sleep_ms(int ms) {
 static inline void sc_print_stats(scen *x, const char *label) {
   rcache_stats st;
   rcache_get_stats(x->c, &st);
-  printf("[%6.2f s] %-28s available=%d breaker=%d opens=%llu reconnects=%llu fallbacks=%llu "
-         "timeouts=%llu errors=%llu hits=%llu misses=%llu sets=%llu p50=%.2f p99=%.2f max=%.1f ms\n",
-         sc_elapsed(x), label, st.available, st.breaker_state,
-         (unsigned long long)st.breaker_opens, (unsigned long long)st.reconnect_attempts,
-         (unsigned long long)st.fallbacks, (unsigned long long)st.timeouts,
-         (unsigned long long)st.errors, (unsigned long long)st.hits,
-         (unsigned long long)st.misses, (unsigned long long)st.sets, st.latency_p50_ms,
-         st.latency_p99_ms, st.latency_max_ms);
+  printf(
+      "[%6.2f s] %-28s available=%d breaker=%d opens=%llu reconnects=%llu fallbacks=%llu "
+      "timeouts=%llu errors=%llu hits=%llu misses=%llu sets=%llu p50=%.2f p99=%.2f max=%.1f ms\n",
+      sc_elapsed(x), label, st.available, st.breaker_state, (unsigned long long)st.breaker_opens,
+      (unsigned long long)st.reconnect_attempts, (unsigned long long)st.fallbacks,
+      (unsigned long long)st.timeouts, (unsigned long long)st.errors, (unsigned long long)st.hits,
+      (unsigned long long)st.misses, (unsigned long long)st.sets, st.latency_p50_ms,
+      st.latency_p99_ms, st.latency_max_ms);
   fflush(stdout);
 }
 
@@ -102,8 +102,8 @@ static inline void sc_check_health(scen *x, bool want, const char *when) {
   int64_t ms = (load_now_us() - t) / 1000;
   CHECK_MSG(ms <= SC_CALL_MS, "%s: health check took %lld ms", when, (long long)ms);
   CHECK_MSG(h.healthy == want && (s == RCACHE_OK) == want,
-            "%s: health says healthy=%d (%s: %s), expected %d", when, h.healthy,
-            rcache_strerror(s), h.error, want);
+            "%s: health says healthy=%d (%s: %s), expected %d", when, h.healthy, rcache_strerror(s),
+            h.error, want);
   if (want) {
     CHECK_MSG(h.server_version[0] != '\0', "%s: no server version", when);
   } else {
@@ -111,14 +111,14 @@ static inline void sc_check_health(scen *x, bool want, const char *when) {
   }
   if (x->password) CHECK_MSG(!strstr(h.error, x->password), "%s: password in health error", when);
   printf("[%6.2f s] health (%s): %s, %.2f ms, version \"%s\", error \"%s\" (%lld ms)\n",
-         sc_elapsed(x), when, h.healthy ? "healthy" : "unhealthy", h.latency_ms,
-         h.server_version, h.error, (long long)ms);
+         sc_elapsed(x), when, h.healthy ? "healthy" : "unhealthy", h.latency_ms, h.server_version,
+         h.error, (long long)ms);
 }
 
 /* How soon health must be true again: a probe in flight when the fault ended may still
  * fail (it waits out its connect and PING deadlines), then the next one comes within one
  * backoff interval (reconnect_max_ms at most). */
-#define SC_HEALTH_MS \
+#define SC_HEALTH_MS                                                                               \
   (LOAD_CONNECT_TIMEOUT_MS + LOAD_COMMAND_TIMEOUT_MS + LOAD_RECONNECT_MAX_MS + LOAD_SLACK_MS)
 
 /* The fault ended at end_us. rcache_health_check() must tell the truth within one probe
@@ -137,7 +137,8 @@ static inline void sc_check_recovered(scen *x, int64_t end_us, const char *what)
   CHECK_MSG(ms >= 0, "%s: cache not used again within %d ms of the fault ending", what,
             SC_RECOVERY_MS);
   int64_t until = end_us + (int64_t)SC_RECOVERY_MS * 1000;
-  while (x->l && load_last_remote_ok_us(x->l) <= end_us && load_now_us() < until) sc_sleep_ms(10);
+  while (x->l && load_last_remote_ok_us(x->l) <= end_us && load_now_us() < until)
+    sc_sleep_ms(10);
   if (x->l) {
     int64_t last = load_last_remote_ok_us(x->l);
     CHECK_MSG(last > end_us, "%s: the load did not use the cache again within %d ms", what,
@@ -167,7 +168,8 @@ static inline void sc_check_load(const load_counts *t) {
             (unsigned long long)t->bad_status);
   CHECK_MSG(t->bad_value == 0, "%llu calls returned a value of another key",
             (unsigned long long)t->bad_value);
-  for (int op = 0; op < OP_N; op++) CHECK_MSG(t->calls[op] > 0, "no %s calls", load_op_name(op));
+  for (int op = 0; op < OP_N; op++)
+    CHECK_MSG(t->calls[op] > 0, "no %s calls", load_op_name(op));
 }
 
 /* Over a fault phase the cache was not used: reads fell back, get_or_set still answered. */
@@ -222,11 +224,11 @@ static inline void sc_open_during_fault(scen *x, const char *what) {
   rcache_close(h);
   int64_t close_ms = (load_now_us() - t) / 1000;
   CHECK_MSG(close_ms <= SC_CALL_MS, "%s: rcache_close took %lld ms", what, (long long)close_ms);
-  printf("[%6.2f s] %s: opened in %lld ms, get %lld ms, closed in %lld ms\n", sc_elapsed(x),
-         what, (long long)open_ms, (long long)get_ms, (long long)close_ms);
+  printf("[%6.2f s] %s: opened in %lld ms, get %lld ms, closed in %lld ms\n", sc_elapsed(x), what,
+         (long long)open_ms, (long long)get_ms, (long long)close_ms);
 }
 
-/* ---- every public operation against a failing server, breaker disabled ------------------- */
+/* ---- every public operation against a failing server, breaker disabled ----------------------- */
 
 /* A second handle whose breaker never opens (breaker_failures huge: the threshold is
  * configurable), so that each call below really meets the fault instead of failing fast.
@@ -265,17 +267,17 @@ static inline bool sc_scan_cb(const char *key, size_t len, void *ud) {
 }
 
 /* Times one call: it must end within `budget` ms. */
-#define SC_TIMED(x, what, budget, call, expect)                                               \
-  do {                                                                                       \
-    int64_t _t = load_now_us();                                                              \
-    rcache_status _s = (call);                                                               \
-    int64_t _ms = (load_now_us() - _t) / 1000;                                               \
-    CHECK_MSG(_ms <= (budget), "%s: %s took %lld ms (budget %d)", (what), #call,            \
-              (long long)_ms, (int)(budget));                                                \
-    CHECK_MSG(_s == (expect), "%s: %s returned %s, documented %s", (what), #call,            \
-              rcache_strerror(_s), rcache_strerror(expect));                                 \
-    if (_ms > slowest) slowest = _ms;                                                        \
-    if (_ms >= LOAD_COMMAND_TIMEOUT_MS * 3 / 4) waited++;                                    \
+#define SC_TIMED(x, what, budget, call, expect)                                                    \
+  do {                                                                                             \
+    int64_t _t = load_now_us();                                                                    \
+    rcache_status _s = (call);                                                                     \
+    int64_t _ms = (load_now_us() - _t) / 1000;                                                     \
+    CHECK_MSG(_ms <= (budget), "%s: %s took %lld ms (budget %d)", (what), #call, (long long)_ms,   \
+              (int)(budget));                                                                      \
+    CHECK_MSG(_s == (expect), "%s: %s returned %s, documented %s", (what), #call,                  \
+              rcache_strerror(_s), rcache_strerror(expect));                                       \
+    if (_ms > slowest) slowest = _ms;                                                              \
+    if (_ms >= LOAD_COMMAND_TIMEOUT_MS * 3 / 4) waited++;                                          \
   } while (0)
 
 /* Every operation once, while the server misbehaves: each within its deadline, each with
@@ -308,8 +310,7 @@ static inline void sc_every_op(scen *x, rcache *h, const char *what) {
            RCACHE_EUNAVAILABLE);
   CHECK(allowed && n == 0);
   /* a read and a write: two deadlines */
-  SC_TIMED(x, what, 2 * SC_CALL_MS, rcache_get_or_set(h, "g", 60, sc_loader, NULL, &v),
-           RCACHE_OK);
+  SC_TIMED(x, what, 2 * SC_CALL_MS, rcache_get_or_set(h, "g", 60, sc_loader, NULL, &v), RCACHE_OK);
   CHECK(v.data && v.len == 6 && !strcmp(v.data, "loaded"));
   rcache_value_free(&v);
   const char *keys[3] = {"a", "b", "c"};

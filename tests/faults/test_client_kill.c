@@ -57,7 +57,8 @@ int main(void) {
 
   /* the cache kept working: every half second had calls that used it */
   int empty = 0;
-  for (int64_t w = t_start; w + (int64_t)WINDOW_MS * 1000 <= t_end; w += (int64_t)WINDOW_MS * 1000) {
+  for (int64_t w = t_start; w + (int64_t)WINDOW_MS * 1000 <= t_end;
+       w += (int64_t)WINDOW_MS * 1000) {
     uint64_t ok = load_remote_ok_between(x.l, w, w + (int64_t)WINDOW_MS * 1000);
     uint64_t fb = load_fallbacks_between(x.l, w, w + (int64_t)WINDOW_MS * 1000);
     printf("    window +%4lld ms: used the cache %llu, fell back %llu\n",

@@ -31,8 +31,8 @@ static void write_errors(scen *x, const char *what, const char *needle, bool (*o
             rcache_errmsg(x->c), needle);
   int64_t n = 7;
   s = rcache_incr(x->c, "errors:n", 1, &n);
-  CHECK_MSG(s == RCACHE_ESERVER && n == 0, "%s: incr returned %s, %lld", what,
-            rcache_strerror(s), (long long)n);
+  CHECK_MSG(s == RCACHE_ESERVER && n == 0, "%s: incr returned %s, %lld", what, rcache_strerror(s),
+            (long long)n);
   rcache_value v;
   s = rcache_get(x->c, "errors:probe", &v);
   CHECK_MSG(s == RCACHE_OK || s == RCACHE_MISS, "%s: get returned %s", what, rcache_strerror(s));
@@ -178,9 +178,13 @@ static bool loading_finish(scen *x, redisContext *reload) {
 int main(void) {
   scen x;
   sc_begin(&x, "faults_test_errors");
-  const char *extra[] = {"--enable-debug-command", "yes",
-                         "--loading-process-events-interval-bytes", "1024",
-                         "--lua-time-limit", "100", NULL};
+  const char *extra[] = {"--enable-debug-command",
+                         "yes",
+                         "--loading-process-events-interval-bytes",
+                         "1024",
+                         "--lua-time-limit",
+                         "100",
+                         NULL};
   if (srv_start(&x.s, NULL, extra) != 0) {
     CHECK(!"server start");
     return test_report(x.name);

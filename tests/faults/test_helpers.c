@@ -144,7 +144,7 @@ static void test_server_outlived(int how) {
   }
   close(fd[1]);
   pid_t pid = 0;
-  char dir[sizeof ((srv *)0)->dir] = "";
+  char dir[sizeof((srv *)0)->dir] = "";
   ssize_t n = read(fd[0], &pid, sizeof pid);
   if (read(fd[0], dir, sizeof dir) == (ssize_t)sizeof dir && dir[0]) {
     dir[sizeof dir - 1] = '\0';
@@ -182,12 +182,14 @@ static void test_proxy(void) {
   CHECK(c != NULL);
   if (!c) goto out;
   static char big[300000];
-  for (size_t i = 0; i < sizeof big; i++) big[i] = (char)('a' + i % 23);
+  for (size_t i = 0; i < sizeof big; i++)
+    big[i] = (char)('a' + i % 23);
   redisReply *r = redisCommand(c, "SET big %b", big, sizeof big);
   CHECK(r && r->type == REDIS_REPLY_STATUS);
   if (r) freeReplyObject(r);
   r = redisCommand(c, "GET big");
-  CHECK(r && r->type == REDIS_REPLY_STRING && r->len == sizeof big && !memcmp(r->str, big, sizeof big));
+  CHECK(r && r->type == REDIS_REPLY_STRING && r->len == sizeof big &&
+        !memcmp(r->str, big, sizeof big));
   if (r) freeReplyObject(r);
   CHECK(proxy_accepted(p) == 1 && proxy_open_pairs(p) == 1);
 

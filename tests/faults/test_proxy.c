@@ -142,9 +142,12 @@ static void flaky_run(scen *x, int port, double rate, rcache_stats *st, int *ok,
     int64_t t = load_now_us();
     rcache_status s = rcache_incr(h, "flaky:n", 1, &n);
     CHECK_MSG((load_now_us() - t) / 1000 <= SC_CALL_MS, "flaky incr took too long");
-    if (s == RCACHE_OK) (*ok)++;
-    else if (s == RCACHE_EUNAVAILABLE) (*unavail)++;
-    else CHECK_MSG(0, "flaky incr: %s", rcache_strerror(s));
+    if (s == RCACHE_OK)
+      (*ok)++;
+    else if (s == RCACHE_EUNAVAILABLE)
+      (*unavail)++;
+    else
+      CHECK_MSG(0, "flaky incr: %s", rcache_strerror(s));
   }
   rcache_get_stats(h, st);
   rcache_close(h);
@@ -170,8 +173,8 @@ static void failure_rate(scen *x) {
   /* rate on: half of a 10-call window failed, more than 40 % */
   flaky_run(x, proxy_port(flaky), 0.4, &st, &ok, &unavail);
   CHECK_MSG(st.breaker_opens >= 1, "a 50 %% failure rate did not open the breaker");
-  CHECK_MSG(ok >= 3 && unavail > ok, "%d ok, %d failed: the breaker opened too early or late",
-            ok, unavail); /* a window of calls went through; once open, calls fail fast */
+  CHECK_MSG(ok >= 3 && unavail > ok, "%d ok, %d failed: the breaker opened too early or late", ok,
+            unavail); /* a window of calls went through; once open, calls fail fast */
   proxy_stop(flaky);
 }
 

@@ -96,8 +96,17 @@ int main(void) {
   snprintf(key, sizeof key, "%s/server.key", certs);
   snprintf(ca, sizeof ca, "%s/ca.pem", certs);
   /* the plain port is for the test's own control connections; rcache uses the TLS one */
-  const char *extra[] = {"--tls-port", tls_port, "--tls-cert-file", cert, "--tls-key-file", key,
-                         "--tls-ca-cert-file", ca, "--tls-auth-clients", "no", NULL};
+  const char *extra[] = {"--tls-port",
+                         tls_port,
+                         "--tls-cert-file",
+                         cert,
+                         "--tls-key-file",
+                         key,
+                         "--tls-ca-cert-file",
+                         ca,
+                         "--tls-auth-clients",
+                         "no",
+                         NULL};
   if (srv_start(&x.s, NULL, extra) != 0 || !(px = proxy_start(tp))) {
     CHECK(!"server or proxy start");
     sc_end(&x);

@@ -32,7 +32,8 @@ int main(void) {
   char sock[280];
   snprintf(sock, sizeof sock, "%s/redis.sock", x.s.dir);
   const char *extra[] = {"--unixsocket", sock, "--unixsocketperm", "700"};
-  for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) x.s.args[x.s.nargs++] = strdup(extra[i]);
+  for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
+    x.s.args[x.s.nargs++] = strdup(extra[i]);
   if (srv_launch(&x.s, false) != 0) {
     CHECK(!"server start");
     sc_end(&x);
@@ -59,7 +60,9 @@ int main(void) {
   CHECK_MSG(ms >= 0, "paused: the breaker did not open within %d ms", SC_CALL_MS);
   sc_sleep_ms(1000);
   sc_check_health(&x, false, "paused");
-  sc_sleep_ms(2000 - (int)((load_now_us() - t0) / 1000) > 0 ? 2000 - (int)((load_now_us() - t0) / 1000) : 0);
+  sc_sleep_ms(2000 - (int)((load_now_us() - t0) / 1000) > 0
+                  ? 2000 - (int)((load_now_us() - t0) / 1000)
+                  : 0);
   phase_done(&x, "paused", t0, &s0, &a);
   rcache_get_stats(x.c, &s0);
   CHECK(s0.timeouts > 0);

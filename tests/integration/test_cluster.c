@@ -86,7 +86,8 @@ static void test_detection(const char *url, const char *seeds, int port) {
   rcache *bad = NULL;
   CHECK_EQ(rcache_open(&bad, url3, NULL), RCACHE_EURL);
   CHECK(bad == NULL);
-  CHECK_MSG(strstr(rcache_errmsg(NULL), "Redis Cluster has only d") != NULL, "%s", rcache_errmsg(NULL));
+  CHECK_MSG(strstr(rcache_errmsg(NULL), "Redis Cluster has only d") != NULL, "%s",
+            rcache_errmsg(NULL));
   /* one node and a database: the node refuses SELECT, and the health check says so */
   snprintf(url3, sizeof url3, "redis://127.0.0.1:%d/3?connect_timeout_ms=300", port);
   CHECK_EQ(rcache_open(&bad, url3, NULL), RCACHE_OK);
@@ -141,7 +142,8 @@ static void test_routing(rcache *c) {
     snprintf(full, sizeof full, "%sroute:%d", prefix, i);
     int p = slot_port[rcache__slot(full, strlen(full))];
     bool seen = false;
-    for (int j = 0; j < distinct; j++) seen = seen || ports[j] == p;
+    for (int j = 0; j < distinct; j++)
+      seen = seen || ports[j] == p;
     if (!seen && distinct < 3) ports[distinct++] = p;
   }
   CHECK_EQ(distinct, 3);
@@ -209,7 +211,8 @@ static void test_batches(rcache *c) {
   }
   CHECK_EQ(rcache_set_many(c, (const char *const *)keys, vals, N, 300), RCACHE_OK);
   const char *mixed[N + 1];
-  for (int i = 0; i < N; i++) mixed[i] = keys[i];
+  for (int i = 0; i < N; i++)
+    mixed[i] = keys[i];
   mixed[N] = "batch:absent";
   rcache_value got2[N + 1];
   rcache_status st2[N + 1];
@@ -250,7 +253,8 @@ static void test_batches(rcache *c) {
 static long long slots_calls(int port) {
   redisReply *r = pr_cmd(port, "INFO commandstats");
   long long v = 0;
-  const char *p = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "cmdstat_cluster|slots:calls=") : NULL;
+  const char *p =
+      r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "cmdstat_cluster|slots:calls=") : NULL;
   if (p) v = atoll(p + strlen("cmdstat_cluster|slots:calls="));
   if (r) freeReplyObject(r);
   return v;
@@ -271,12 +275,14 @@ static void test_slots_fallback(const char *seeds) {
   for (int i = 0; i < n; i++)
     CHECK(pr_ok(pr_cmd(ports[i], "ACL SETUSER %s on >pw ~* &* +@all -cluster|shards", user)));
   long long before = 0, after = 0;
-  for (int i = 0; i < n; i++) before += slots_calls(ports[i]);
+  for (int i = 0; i < n; i++)
+    before += slots_calls(ports[i]);
   char url[128];
   snprintf(url, sizeof url, "redis://%s:pw@127.0.0.1:%d", user, ports[0]);
   rcache *c = open_url(url);
   CHECK_STR(rcache_mode(c), "cluster");
-  for (int i = 0; i < n; i++) after += slots_calls(ports[i]);
+  for (int i = 0; i < n; i++)
+    after += slots_calls(ports[i]);
   CHECK(after > before);
   char k[64], full[128];
   int placed = 0;
@@ -293,7 +299,8 @@ static void test_slots_fallback(const char *seeds) {
   CHECK_EQ(rcache_delete_prefix(c, "slotsmap:", &del), RCACHE_OK);
   CHECK_EQ(del, 60);
   rcache_close(c);
-  for (int i = 0; i < n; i++) CHECK(pr_ok(pr_cmd(ports[i], "ACL DELUSER %s", user)));
+  for (int i = 0; i < n; i++)
+    CHECK(pr_ok(pr_cmd(ports[i], "ACL DELUSER %s", user)));
 }
 
 int main(void) {

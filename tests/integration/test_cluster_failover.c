@@ -114,7 +114,8 @@ static int master_ports(int *ports) {
   int n = 0;
   for (int s = 0; s < RCACHE__SLOTS; s++) {
     bool seen = false;
-    for (int j = 0; j < n; j++) seen = seen || ports[j] == slot_port[s];
+    for (int j = 0; j < n; j++)
+      seen = seen || ports[j] == slot_port[s];
     if (!seen && n < 3) ports[n++] = slot_port[s];
   }
   return n;
@@ -162,11 +163,13 @@ static void stop_and_check(worker *w, pthread_t *th, const char *phase) {
     wrong += w[i].wrong;
     if (w[i].max_ms > max_ms) max_ms = w[i].max_ms;
   }
-  printf("%s: %ld calls, %ld failed (answered without the cache), %ld wrong values, slowest %lld ms\n",
-         phase, ops, errors, wrong, (long long)max_ms);
+  printf(
+      "%s: %ld calls, %ld failed (answered without the cache), %ld wrong values, slowest %lld ms\n",
+      phase, ops, errors, wrong, (long long)max_ms);
   CHECK(ops > 500);
   CHECK_EQ(wrong, 0);
-  CHECK_MSG(max_ms <= CONNECT_MS + COMMAND_MS + SLACK_MS, "slowest call %lld ms", (long long)max_ms);
+  CHECK_MSG(max_ms <= CONNECT_MS + COMMAND_MS + SLACK_MS, "slowest call %lld ms",
+            (long long)max_ms);
 }
 
 int main(void) {
@@ -186,7 +189,7 @@ int main(void) {
   CHECK_EQ(master_ports(ports), 3);
   CHECK(full_round(c, ports, 3, 0));
 
-  /* ---- 1. CLUSTER FAILOVER under load ---- */
+  /* ---- 1. CLUSTER FAILOVER under load -------------------------------------------------------- */
   worker w[NWORKERS];
   pthread_t th[NWORKERS];
   run_workers(w, th, c);
@@ -198,7 +201,8 @@ int main(void) {
   CHECK(pr_ok(pr_cmd(cl.node[rep].port, "CLUSTER FAILOVER")));
   int64_t t_promoted = -1, t_asked = t_fail;
   while (pr_now_ms() - t_fail < 30000) {
-    if (pr_role_master(cl.node[rep].port, NULL) == 1 && pr_role_master(cl.node[old_master].port, NULL) == 0) {
+    if (pr_role_master(cl.node[rep].port, NULL) == 1 &&
+        pr_role_master(cl.node[old_master].port, NULL) == 0) {
       t_promoted = pr_now_ms();
       break;
     }
@@ -235,7 +239,7 @@ int main(void) {
          "the promotion\n",
          (long long)(t_promoted - t_fail), (long long)(t_full - t_promoted));
 
-  /* ---- 2. a master killed ---- */
+  /* ---- 2. a master killed -------------------------------------------------------------------- */
   int victim_port = ports[1];
   int victim = index_of_port(victim_port);
   CHECK(victim >= 0);
@@ -260,7 +264,9 @@ int main(void) {
       } else if (s == RCACHE_OK) {
         others_ok++;
       } else {
-        if (others_failed++ < 5) fprintf(stderr, "  %s on a live master: %s (%s)\n", k, rcache_strerror(s), rcache_errmsg(c));
+        if (others_failed++ < 5)
+          fprintf(stderr, "  %s on a live master: %s (%s)\n", k, rcache_strerror(s),
+                  rcache_errmsg(c));
       }
     }
   }
@@ -296,7 +302,8 @@ int main(void) {
   int64_t t_back = -1;
   while (pr_now_ms() - t_kill < 20000) {
     if (load_slots() && master_ports(ports) == 3 && full_round(c, ports, 3, 99)) {
-      bool victim_gone = ports[0] != victim_port && ports[1] != victim_port && ports[2] != victim_port;
+      bool victim_gone =
+          ports[0] != victim_port && ports[1] != victim_port && ports[2] != victim_port;
       if (victim_gone) {
         t_back = pr_now_ms();
         break;
@@ -305,7 +312,8 @@ int main(void) {
     pr_sleep_ms(50);
   }
   CHECK_MSG(t_back > 0, "the dead master's slots were not served again within 20 s");
-  printf("master killed: its keys served again %lld ms after the kill\n", (long long)(t_back - t_kill));
+  printf("master killed: its keys served again %lld ms after the kill\n",
+         (long long)(t_back - t_kill));
   rcache_close(c);
   return test_report("test_cluster_failover");
 }

@@ -6,8 +6,8 @@
  * error and no wrong value may reach the callers; both redirections must have happened
  * (the target counts ASKING calls, the source counts MOVED and ASK error replies).
  * A handle with max_redirects 0 refuses to follow the ASK (RCACHE_EUNAVAILABLE, reason in
- * rcache_errmsg). A second handle with the near cache on reads the moving keys all along: its reads never
- * go back in time, and once the writes stop it sees every key's last value.
+ * rcache_errmsg). A second handle with the near cache on reads the moving keys all along: its reads
+ * never go back in time, and once the writes stop it sees every key's last value.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -54,15 +54,18 @@ static void *work(void *arg) {
     int64_t t0 = pr_now_ms();
     rcache_status s = rcache_set(w->c, k, v, strlen(v), 0);
     timed(w, t0);
-    if (s != RCACHE_OK) note_error(w, "set", k, s);
-    else w->lastver[j] = it;
+    if (s != RCACHE_OK)
+      note_error(w, "set", k, s);
+    else
+      w->lastver[j] = it;
     rcache_value got;
     t0 = pr_now_ms();
     s = rcache_get(w->c, k, &got);
     timed(w, t0);
     char want[64];
     snprintf(want, sizeof want, "%d:%d", i, w->lastver[j]);
-    if (s != RCACHE_OK) note_error(w, "get", k, s);
+    if (s != RCACHE_OK)
+      note_error(w, "get", k, s);
     else if (strcmp(got.data, want) != 0 && w->wrong++ < 5)
       fprintf(stderr, "  worker %d: %s is %s, expected %s\n", w->id, k, got.data, want);
     rcache_value_free(&got);
@@ -74,14 +77,16 @@ static void *work(void *arg) {
     t0 = pr_now_ms();
     s = rcache_incr(w->c, k, 1, &n);
     timed(w, t0);
-    if (s != RCACHE_OK) note_error(w, "incr", k, s);
+    if (s != RCACHE_OK)
+      note_error(w, "incr", k, s);
     else if (n != it && w->wrong++ < 5)
       fprintf(stderr, "  worker %d: counter %lld, expected %d\n", w->id, (long long)n, it);
     if (it % 8 == 0) { /* a batch over the moving slot */
       const char *keys[4];
       char kb[4][64];
       for (int q = 0; q < 4; q++) {
-        snprintf(kb[q], sizeof kb[q], "{mig}:k:%d", w->id + NWORKERS * ((j + q) % (NKEYS / NWORKERS)));
+        snprintf(kb[q], sizeof kb[q], "{mig}:k:%d",
+                 w->id + NWORKERS * ((j + q) % (NKEYS / NWORKERS)));
         keys[q] = kb[q];
       }
       rcache_value vals[4];
@@ -122,7 +127,8 @@ static void *read_near(void *arg) {
     } else if (strcmp(got.data, "0") != 0) {
       if (sscanf(got.data, "%d:%d", &key, &ver) != 2 || key != i) ver = -1;
       if (ver < r->last[i] && r->backwards++ < 5)
-        fprintf(stderr, "  near reader: %s went back from version %d to %s\n", k, r->last[i], got.data);
+        fprintf(stderr, "  near reader: %s went back from version %d to %s\n", k, r->last[i],
+                got.data);
       if (ver > r->last[i]) r->last[i] = ver;
     }
     rcache_value_free(&got);
@@ -215,8 +221,10 @@ int main(void) {
     argv[n++] = "0";
     argv[n++] = "5000";
     argv[n++] = "KEYS";
-    for (size_t i = 0; i < r->elements; i++) argv[n++] = r->element[i]->str;
-    for (int i = 0; i < n; i++) lens[i] = strlen(argv[i]);
+    for (size_t i = 0; i < r->elements; i++)
+      argv[n++] = r->element[i]->str;
+    for (int i = 0; i < n; i++)
+      lens[i] = strlen(argv[i]);
     struct timeval tv = {2, 0};
     redisContext *rc = redisConnectWithTimeout("127.0.0.1", cl.node[src].port, tv);
     redisReply *m = rc && !rc->err ? redisCommandArgv(rc, n, argv, lens) : NULL;
@@ -278,8 +286,9 @@ int main(void) {
   long long asking = stat_of(cl.node[dst].port, "commandstats", "cmdstat_asking:calls=");
   long long ask = stat_of(cl.node[src].port, "errorstats", "errorstat_ASK:count=");
   long long movedr = stat_of(cl.node[src].port, "errorstats", "errorstat_MOVED:count=");
-  printf("redirections: %lld ASK and %lld MOVED answered by the source, %lld ASKING at the target\n",
-         ask, movedr, asking);
+  printf(
+      "redirections: %lld ASK and %lld MOVED answered by the source, %lld ASKING at the target\n",
+      ask, movedr, asking);
   CHECK(ask > 0);
   CHECK(asking > 0);
   CHECK(movedr > 0);

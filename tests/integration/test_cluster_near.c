@@ -53,7 +53,8 @@ int main(void) {
     snprintf(full, sizeof full, "%s%s", prefix, k);
     int p = slot_port[rcache__slot(full, strlen(full))];
     bool seen = false;
-    for (int j = 0; j < nm; j++) seen = seen || masters_seen[j] == p;
+    for (int j = 0; j < nm; j++)
+      seen = seen || masters_seen[j] == p;
     if (!seen && nm < 3) masters_seen[nm++] = p;
     CHECK_EQ(rcache_set(c, k, "one", 3, 300), RCACHE_OK);
     rcache_value got = {NULL, 0};

@@ -105,7 +105,8 @@ PR_FN int pr_free_port(void) {
   for (int tries = 0; tries < 1000; tries++) {
     int port = 20000 + (int)(rand_r(&seed) % 10000);
     bool used = false;
-    for (int i = 0; i < ngiven && !used; i++) used = given[i] == port;
+    for (int i = 0; i < ngiven && !used; i++)
+      used = given[i] == port;
     if (used) continue;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return -1;
@@ -155,7 +156,8 @@ PR_FN pid_t pr_spawn(char *const *argv, const char *dir, bool register_it) {
       dup2(out, 2);
     }
     if (in >= 0) dup2(in, 0);
-    for (int fd = 3; fd < 1024; fd++) close(fd);
+    for (int fd = 3; fd < 1024; fd++)
+      close(fd);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -280,23 +282,25 @@ PR_FN int pr_start_node(pr_node *n, const char *tag, const char *const *extra) {
     char port[16], logf[300];
     snprintf(port, sizeof port, "%d", n->port);
     snprintf(logf, sizeof logf, "%s/redis.log", n->dir);
-    const char *argv[48] = {"redis-server", "--bind", "127.0.0.1", "--port", port,
-                            "--save", "", "--appendonly", "no", "--daemonize", "no",
-                            "--dir", n->dir, "--logfile", logf};
+    const char *argv[48] = {"redis-server", "--bind", "127.0.0.1",    "--port",    port,
+                            "--save",       "",       "--appendonly", "no",        "--daemonize",
+                            "no",           "--dir",  n->dir,         "--logfile", logf};
     int k = 15;
-    for (; extra && *extra && k < 46; extra++) argv[k++] = *extra;
+    for (; extra && *extra && k < 46; extra++)
+      argv[k++] = *extra;
     argv[k] = NULL;
     n->pid = pr_spawn((char *const *)argv, n->dir, true);
     if (n->pid <= 0) return -1;
     int w = pr_wait_listening(n, 5000);
     if (w == 1) return 0;
     if (w == 0) return -1; /* alive but not listening: something else is wrong */
-    fprintf(stderr, "  redis-server exited at start (port %d taken?), trying another port\n", n->port);
+    fprintf(stderr, "  redis-server exited at start (port %d taken?), trying another port\n",
+            n->port);
   }
   return -1;
 }
 
-/* ---- a private cluster ----------------------------------------------------------------- */
+/* ---- a private cluster ----------------------------------------------------------------------- */
 
 typedef struct pr_cluster {
   pr_node node[PR_MAX];
@@ -354,19 +358,33 @@ PR_FN int pr_cluster_start_tls(pr_cluster *c, int masters, int replicas, int nod
     snprintf(key, sizeof key, "%s/server.key", tls_dir ? tls_dir : "");
     snprintf(ca, sizeof ca, "%s/ca.pem", tls_dir ? tls_dir : "");
     const char *extra[32] = {"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                           "--cluster-port", bus, "--cluster-node-timeout", timeout,
-                           "--cluster-replica-validity-factor", "0",
-                           "--repl-diskless-sync-delay", "0",
-                           /* the other masters keep serving while one is down (with the
-                            * default, every node answers CLUSTERDOWN until it is replaced) */
-                           "--cluster-require-full-coverage", "no", NULL};
+                             "--cluster-port", bus, "--cluster-node-timeout", timeout,
+                             "--cluster-replica-validity-factor", "0", "--repl-diskless-sync-delay",
+                             "0",
+                             /* the other masters keep serving while one is down (with the
+                              * default, every node answers CLUSTERDOWN until it is replaced) */
+                             "--cluster-require-full-coverage", "no", NULL};
     if (tls_dir) {
-      const char *t[] = {"--tls-port", tport, "--tls-cert-file", cert, "--tls-key-file", key,
-                         "--tls-ca-cert-file", ca, "--tls-auth-clients", "no",
-                         "--tls-cluster", "yes", "--tls-replication", "yes", NULL};
+      const char *t[] = {"--tls-port",
+                         tport,
+                         "--tls-cert-file",
+                         cert,
+                         "--tls-key-file",
+                         key,
+                         "--tls-ca-cert-file",
+                         ca,
+                         "--tls-auth-clients",
+                         "no",
+                         "--tls-cluster",
+                         "yes",
+                         "--tls-replication",
+                         "yes",
+                         NULL};
       int k = 0;
-      while (extra[k]) k++;
-      for (int j = 0; t[j]; j++) extra[k++] = t[j];
+      while (extra[k])
+        k++;
+      for (int j = 0; t[j]; j++)
+        extra[k++] = t[j];
       extra[k] = NULL;
     }
     if (pr_start_node(&c->node[i], "cluster-node", extra) != 0) {

@@ -86,8 +86,8 @@ int main(void) {
   kill(cl.node[0].pid, SIGSTOP);
   stopped[0] = true;
   int64_t d = batch(c, stopped, owner, &ok, &wrong, false);
-  printf("one master stalled: get_many of %d keys took %lld ms; %d answered\n", NKEYS,
-         (long long)d, ok);
+  printf("one master stalled: get_many of %d keys took %lld ms; %d answered\n", NKEYS, (long long)d,
+         ok);
   CHECK_EQ(ok, NKEYS - per[0]);
   CHECK_EQ(wrong, 0);
   CHECK_MSG(d <= CONNECT_MS + COMMAND_MS + SLACK_MS, "%lld ms", (long long)d);
@@ -117,7 +117,8 @@ int main(void) {
   CHECK_MSG(d <= CONNECT_MS + COMMAND_MS + SLACK_MS, "%lld ms", (long long)d);
 
   /* resumed: used again, values intact */
-  for (int i = 0; i < 3; i++) kill(cl.node[i].pid, SIGCONT);
+  for (int i = 0; i < 3; i++)
+    kill(cl.node[i].pid, SIGCONT);
   stopped[0] = stopped[1] = stopped[2] = false;
   int64_t back = -1;
   for (t0 = pr_now_ms(); pr_now_ms() - t0 < 10000; pr_sleep_ms(50)) {

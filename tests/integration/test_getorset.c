@@ -35,7 +35,7 @@ static rcache_options opts(void) {
   return o;
 }
 
-/* ---- a loader that counts, sleeps, and can fail ------------------------------------------- */
+/* ---- a loader that counts, sleeps, and can fail ---------------------------------------------- */
 
 typedef struct {
   atomic_int *calls; /* may live in shared memory across processes */
@@ -54,7 +54,7 @@ static rcache_status loader(void *ud, rcache_value *out) {
   return RCACHE_OK;
 }
 
-/* ---- 64 threads, one cold key ----------------------------------------------------------- */
+/* ---- 64 threads, one cold key ---------------------------------------------------------------- */
 
 typedef struct {
   rcache *c;
@@ -80,8 +80,10 @@ static void run_threads(rcache *c, loader_cfg *l, const char *key, int n, atomic
   pthread_barrier_init(&go, NULL, (unsigned)n);
   pthread_t t[64];
   thr_arg a = {c, l, &go, ok, key};
-  for (int i = 0; i < n; i++) pthread_create(&t[i], NULL, cold_reader, &a);
-  for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
+  for (int i = 0; i < n; i++)
+    pthread_create(&t[i], NULL, cold_reader, &a);
+  for (int i = 0; i < n; i++)
+    pthread_join(t[i], NULL);
   pthread_barrier_destroy(&go);
 }
 
@@ -105,7 +107,7 @@ static void test_single_flight(const char *url) {
   rcache_close(c);
 }
 
-/* ---- 4 processes × 16 threads with the lease --------------------------------------------- */
+/* ---- 4 processes × 16 threads with the lease ------------------------------------------------- */
 
 typedef struct {
   atomic_int calls;
@@ -118,7 +120,8 @@ typedef struct {
 static shared_t *shm;
 
 _Noreturn static void hang(void) {
-  for (;;) pause(); /* killed mid-load */
+  for (;;)
+    pause(); /* killed mid-load */
 }
 
 static rcache_status hanging_loader(void *ud, rcache_value *out) {
@@ -137,7 +140,8 @@ static void child(const char *url, const char *key, int threads) {
   if (rcache_open(&c, url, &o) != RCACHE_OK) _exit(2);
   loader_cfg l = {&shm->calls, 200, false, "leased"};
   atomic_fetch_add(&shm->ready, 1);
-  while (!atomic_load(&shm->go)) usleep(1000);
+  while (!atomic_load(&shm->go))
+    usleep(1000);
   atomic_int ok = 0;
   run_threads(c, &l, key, threads, &ok);
   atomic_fetch_add(&shm->ok, atomic_load(&ok));
@@ -146,7 +150,8 @@ static void child(const char *url, const char *key, int threads) {
 }
 
 static void reap(pid_t *p, int n) {
-  for (int i = 0; i < n; i++) waitpid(p[i], NULL, 0);
+  for (int i = 0; i < n; i++)
+    waitpid(p[i], NULL, 0);
 }
 
 static void test_lease(const char *url) {
@@ -155,7 +160,8 @@ static void test_lease(const char *url) {
   pid_t p[4];
   for (int i = 0; i < 4; i++)
     if ((p[i] = fork()) == 0) child(url, "lease:cold", 16);
-  while (atomic_load(&shm->ready) < 4) usleep(1000);
+  while (atomic_load(&shm->ready) < 4)
+    usleep(1000);
   atomic_store(&shm->go, 1);
   reap(p, 4);
   CHECK_EQ(atomic_load(&shm->calls), 1);
@@ -174,10 +180,12 @@ static void test_lease(const char *url) {
     rcache_get_or_set(c, "lease:dies", 60, hanging_loader, NULL, &v);
     _exit(3);
   }
-  while (!atomic_load(&shm->started)) usleep(1000);
+  while (!atomic_load(&shm->started))
+    usleep(1000);
   for (int i = 0; i < 3; i++)
     if ((p[i] = fork()) == 0) child(url, "lease:dies", 16);
-  while (atomic_load(&shm->ready) < 3) usleep(1000);
+  while (atomic_load(&shm->ready) < 3)
+    usleep(1000);
   int64_t t0 = now_ms();
   kill(holder, SIGKILL);
   waitpid(holder, NULL, 0);
@@ -190,7 +198,7 @@ static void test_lease(const char *url) {
   munmap(shm, sizeof *shm);
 }
 
-/* ---- early refresh ------------------------------------------------------------------------ */
+/* ---- early refresh --------------------------------------------------------------------------- */
 
 typedef struct {
   rcache *c;
@@ -225,8 +233,10 @@ static void test_early_refresh(const char *url) {
   rcache_value_free(&v0);
   reader_arg a = {c, &l, now_ms() + 10000, &bad};
   pthread_t t[8];
-  for (int i = 0; i < 8; i++) pthread_create(&t[i], NULL, steady_reader, &a);
-  for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);
+  for (int i = 0; i < 8; i++)
+    pthread_create(&t[i], NULL, steady_reader, &a);
+  for (int i = 0; i < 8; i++)
+    pthread_join(t[i], NULL);
   rcache_stats st;
   rcache_get_stats(c, &st);
   CHECK_EQ(atomic_load(&bad), 0);
@@ -239,7 +249,7 @@ static void test_early_refresh(const char *url) {
   rcache_close(c);
 }
 
-/* ---- TTL jitter --------------------------------------------------------------------------- */
+/* ---- TTL jitter ------------------------------------------------------------------------------ */
 
 static void test_jitter(const char *url) {
   rcache_options o = opts();
@@ -266,13 +276,16 @@ static void test_jitter(const char *url) {
     }
     lo = t < lo ? t : lo;
     hi = t > hi ? t : hi;
-    if (t < 899 || t > 1101) outside++;
-    else bins[t < 950 ? 0 : t < 1000 ? 1 : t < 1050 ? 2 : 3]++;
+    if (t < 899 || t > 1101)
+      outside++;
+    else
+      bins[t < 950 ? 0 : t < 1000 ? 1 : t < 1050 ? 2 : 3]++;
   }
   CHECK_EQ(outside, 0);
   CHECK_MSG(lo <= 910 && hi >= 1090, "TTLs spread over [%lld, %lld] s, expected ±10%% of 1000",
             (long long)lo, (long long)hi);
-  for (int b = 0; b < 4; b++) CHECK_MSG(bins[b] > N / 8, "quarter %d holds %d of %d", b, bins[b], N);
+  for (int b = 0; b < 4; b++)
+    CHECK_MSG(bins[b] > N / 8, "quarter %d holds %d of %d", b, bins[b], N);
   uint64_t n;
   rcache_delete_prefix(c, "jit:", &n);
   free(keys);
@@ -281,7 +294,7 @@ static void test_jitter(const char *url) {
   rcache_close(c);
 }
 
-/* ---- stale-if-error ------------------------------------------------------------------------ */
+/* ---- stale-if-error -------------------------------------------------------------------------- */
 
 static void test_stale(const char *url) {
   rcache_options o = opts();

@@ -73,7 +73,7 @@ static json_t *load_json(void *ud) {
   return json_integer(1);
 }
 
-/* ---- keys -------------------------------------------------------------------------------- */
+/* ---- keys ------------------------------------------------------------------------------------ */
 
 /* With key_prefix "lim:" (4 bytes) and max_key_bytes 64: a 60-byte key fits, 61 does not. */
 static void test_key_limit(const char *url, redisContext *r) {
@@ -153,7 +153,7 @@ static void test_key_limit(const char *url, redisContext *r) {
   CHECK(bad == NULL);
 }
 
-/* ---- values ------------------------------------------------------------------------------ */
+/* ---- values ---------------------------------------------------------------------------------- */
 
 static void test_value_limit(const char *url, redisContext *r) {
   rcache_options o;
@@ -194,7 +194,8 @@ static void test_value_limit(const char *url, redisContext *r) {
 
   /* a JSON text over the limit */
   json_t *arr = json_array();
-  for (int i = 0; i < 300; i++) json_array_append_new(arr, json_string("xxxx"));
+  for (int i = 0; i < 300; i++)
+    json_array_append_new(arr, json_string("xxxx"));
   CHECK_EQ(rcache_set_json(c, "json", arr, 60), RCACHE_ETOOBIG);
   json_decref(arr);
 
@@ -207,7 +208,7 @@ static void test_value_limit(const char *url, redisContext *r) {
   rcache_close(c);
 }
 
-/* ---- replies (real server) ----------------------------------------------------------------- */
+/* ---- replies (real server) ------------------------------------------------------------------- */
 
 /* The ids of the server's connections named `name`, as "id,id,". */
 static void client_ids(redisContext *r, const char *name, char *out, size_t n) {
@@ -289,7 +290,8 @@ static void test_reply_limit(const char *url, redisContext *r) {
   CHECK(v.data == NULL);
 
   /* too-big replies are the data's fault, not the server's: the breaker stays closed */
-  for (int i = 0; i < 5; i++) CHECK_EQ(rcache_get(c, "limr:big", &v), RCACHE_ETOOBIG);
+  for (int i = 0; i < 5; i++)
+    CHECK_EQ(rcache_get(c, "limr:big", &v), RCACHE_ETOOBIG);
   rcache_stats s;
   rcache_get_stats(c, &s);
   CHECK(s.available);
@@ -304,7 +306,7 @@ static void test_reply_limit(const char *url, redisContext *r) {
   rcache_close(w);
 }
 
-/* ---- a hostile server ---------------------------------------------------------------------- */
+/* ---- a hostile server ------------------------------------------------------------------------ */
 
 /* Answers the first command (rcache_open's PING) with +PONG and every later one with
  * `evil`, then keeps the connection open without a word. */
@@ -333,7 +335,8 @@ static void *fake_main(void *arg) {
   while (!atomic_load(&f->stop)) {
     struct pollfd pf[9];
     int n = 0;
-    for (int i = 0; i < nc; i++) pf[n++] = (struct pollfd){conns[i], POLLIN, 0};
+    for (int i = 0; i < nc; i++)
+      pf[n++] = (struct pollfd){conns[i], POLLIN, 0};
     pf[n++] = (struct pollfd){f->lfd, POLLIN, 0};
     if (poll(pf, (nfds_t)n, 20) <= 0) continue;
     if (pf[n - 1].revents && nc < 8) {
@@ -359,7 +362,8 @@ static void *fake_main(void *arg) {
       }
     }
   }
-  for (int i = 0; i < nc; i++) close(conns[i]);
+  for (int i = 0; i < nc; i++)
+    close(conns[i]);
   return NULL;
 }
 
@@ -373,7 +377,8 @@ static void fake_start(fake *f, const char *evil, size_t pad) {
   f->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   snprintf(sa.sun_path, sizeof sa.sun_path, "%s", f->path);
-  if (f->lfd < 0 || bind(f->lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(f->lfd, 8) != 0) {
+  if (f->lfd < 0 || bind(f->lfd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+      listen(f->lfd, 8) != 0) {
     perror("fake server");
     exit(1);
   }
@@ -417,7 +422,8 @@ static void test_hostile_replies(void) {
   /* nested: each array within the budget (max_reply / 4 elements), their sum not */
   static char nested[8192];
   size_t n = (size_t)snprintf(nested, sizeof nested, "*2\r\n*1000\r\n");
-  for (int i = 0; i < 1000; i++) n += (size_t)snprintf(nested + n, sizeof nested - n, ":1\r\n");
+  for (int i = 0; i < 1000; i++)
+    n += (size_t)snprintf(nested + n, sizeof nested - n, ":1\r\n");
   snprintf(nested + n, sizeof nested - n, "*1000\r\n");
   CHECK_EQ(hostile_get(nested, 0, 1000, msg, sizeof msg), RCACHE_ETOOBIG);
   CHECK_MSG(strstr(msg, "too many elements") != NULL, "%s", msg);

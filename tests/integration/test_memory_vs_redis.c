@@ -20,20 +20,34 @@
 
 #define OPS 6000
 
-static const char *keys[] = {"k1", "k12", "k123", "k2", "a:b", "a:bc", "a*b", "x[1]", "x1",
-                             "q?", "back\\s", "user:12:c", "user:123:c", "e", "ctr", "ctr2"};
+static const char *keys[] = {"k1",         "k12",  "k123", "k2",  "a:b",     "a:bc",
+                             "a*b",        "x[1]", "x1",   "q?",  "back\\s", "user:12:c",
+                             "user:123:c", "e",    "ctr",  "ctr2"};
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-static const char *values[] = {"",    "0",   "1",    "-1",  "9223372036854775807",
-                               "-9223372036854775808", "9223372036854775808", "01", " 1",
-                               "abc", "+5",  "1.5",  "-0",  "42",  "x\0y", "100"};
+static const char *values[] = {"",
+                               "0",
+                               "1",
+                               "-1",
+                               "9223372036854775807",
+                               "-9223372036854775808",
+                               "9223372036854775808",
+                               "01",
+                               " 1",
+                               "abc",
+                               "+5",
+                               "1.5",
+                               "-0",
+                               "42",
+                               "x\0y",
+                               "100"};
 static const size_t value_lens[] = {0, 1, 1, 2, 19, 20, 19, 2, 2, 3, 2, 3, 2, 2, 3, 3};
 #define NVALUES (sizeof values / sizeof values[0])
 
 static const int64_t bys[] = {1, -1, 0, 5, -7, INT64_MAX, INT64_MIN, 1000000, -1000000};
-static const char *globs[] = {"*", "k?", "k1*", "a:*", "a\\*b", "x\\[1\\]", "x[0-9]",
-                              "[^k]*", "user:12*", "user:12:*", "q\\?", "*\\\\*", "k[13]*",
-                              "x[", "nothing"};
+static const char *globs[] = {"*",        "k?",     "k1*",    "a:*",      "a\\*b",
+                              "x\\[1\\]", "x[0-9]", "[^k]*",  "user:12*", "user:12:*",
+                              "q\\?",     "*\\\\*", "k[13]*", "x[",       "nothing"};
 static const char *prefixes[] = {"k1", "a:", "a*", "x[", "user:12:", "user:12", "q?", "zz"};
 
 static unsigned seed;
@@ -43,19 +57,18 @@ static unsigned pick(unsigned n) {
   return (unsigned)rand_r(&seed) % n;
 }
 
-#define SAME(what, a, b)                                                                    \
-  do {                                                                                      \
-    long long _a = (long long)(a), _b = (long long)(b);                                     \
-    if (_a != _b && diffs++ < 20)                                                           \
-      fprintf(stderr, "op %d (%s): memory %lld, redis %lld\n", op_no, what, _a, _b);        \
-    CHECK(_a == _b);                                                                        \
+#define SAME(what, a, b)                                                                           \
+  do {                                                                                             \
+    long long _a = (long long)(a), _b = (long long)(b);                                            \
+    if (_a != _b && diffs++ < 20)                                                                  \
+      fprintf(stderr, "op %d (%s): memory %lld, redis %lld\n", op_no, what, _a, _b);               \
+    CHECK(_a == _b);                                                                               \
   } while (0)
 
 static void same_value(const char *what, const rcache_value *a, const rcache_value *b) {
   bool eq = a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
   if (!eq && diffs++ < 20)
-    fprintf(stderr, "op %d (%s): values differ (%zu vs %zu bytes)\n", op_no, what, a->len,
-            b->len);
+    fprintf(stderr, "op %d (%s): values differ (%zu vs %zu bytes)\n", op_no, what, a->len, b->len);
   CHECK(eq);
 }
 
@@ -91,11 +104,13 @@ static void step(rcache *m, rcache *r) {
   uint64_t um = 0, ur = 0;
   bool bm = false, br = false;
   switch (pick(14)) {
-  case 0: case 1:
+  case 0:
+  case 1:
     SAME("set", rcache_set(m, k, values[v], value_lens[v], ttl),
          rcache_set(r, k, values[v], value_lens[v], ttl));
     break;
-  case 2: case 3:
+  case 2:
+  case 3:
     SAME("get", rcache_get(m, k, &vm), rcache_get(r, k, &vr));
     same_value("get", &vm, &vr);
     rcache_value_free(&vm);
@@ -115,15 +130,19 @@ static void step(rcache *m, rcache *r) {
     break;
   }
   case 6:
-    SAME("incr_expire", rcache_incr_expire(m, k, 1, 500, &nm), rcache_incr_expire(r, k, 1, 500, &nr));
+    SAME("incr_expire", rcache_incr_expire(m, k, 1, 500, &nm),
+         rcache_incr_expire(r, k, 1, 500, &nr));
     SAME("incr_expire value", nm, nr);
     break;
   case 7:
     SAME("exists", rcache_exists(m, k, &bm), rcache_exists(r, k, &br));
     SAME("exists value", bm, br);
     SAME("ttl", rcache_ttl(m, k, &nm), rcache_ttl(r, k, &nr));
-    if (nm < 0 || nr < 0) SAME("ttl value", nm, nr);
-    else CHECK_MSG(llabs(nm - nr) <= 1, "op %d: ttl %lld vs %lld", op_no, (long long)nm, (long long)nr);
+    if (nm < 0 || nr < 0)
+      SAME("ttl value", nm, nr);
+    else
+      CHECK_MSG(llabs(nm - nr) <= 1, "op %d: ttl %lld vs %lld", op_no, (long long)nm,
+                (long long)nr);
     break;
   case 8: {
     const char *p = prefixes[pick(sizeof prefixes / sizeof prefixes[0])];
@@ -146,7 +165,8 @@ static void step(rcache *m, rcache *r) {
     qsort(sr.names, (size_t)sr.n, sizeof sr.names[0], cmp);
     SAME("scan count", sm.n, sr.n);
     bool eq = sm.n == sr.n;
-    for (int i = 0; eq && i < sm.n; i++) eq = strcmp(sm.names[i], sr.names[i]) == 0;
+    for (int i = 0; eq && i < sm.n; i++)
+      eq = strcmp(sm.names[i], sr.names[i]) == 0;
     CHECK_MSG(eq, "op %d: scan %s visits different keys", op_no, g);
     break;
   }
@@ -207,11 +227,13 @@ static void run(const char *var, size_t near_bytes) {
   CHECK_EQ(rcache_open(&r, url, &o), RCACHE_OK);
   if (m && r) {
     rcache_health h;
-    for (int i = 0; i < 500 && rcache_health_check(r, &h) != RCACHE_OK; i++) usleep(10000);
+    for (int i = 0; i < 500 && rcache_health_check(r, &h) != RCACHE_OK; i++)
+      usleep(10000);
     printf("%s%s: seed %u (set RCACHE_TEST_SEED to replay)\n", var,
            near_bytes ? " with the near cache" : "", seed);
     int d0 = diffs;
-    for (op_no = 0; op_no < OPS; op_no++) step(m, r);
+    for (op_no = 0; op_no < OPS; op_no++)
+      step(m, r);
     CHECK_MSG(diffs == d0, "%s: %d differences", var, diffs - d0);
     CHECK_EQ(rcache_flush(r), RCACHE_OK);
   }

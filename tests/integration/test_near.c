@@ -209,7 +209,7 @@ static int64_t stale_for(rcache *c, const char *key, const char *stale, const ch
   return -1;
 }
 
-/* ---- another client's changes --------------------------------------------------------------- */
+/* ---- another client's changes ---------------------------------------------------------------- */
 
 typedef enum { RAW, CLI, HANDLE } via;
 static const char *via_name[] = {"raw", "redis-cli", "rcache handle"};

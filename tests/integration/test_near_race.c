@@ -35,7 +35,7 @@ static void sleep_ms(int ms) {
   nanosleep(&ts, NULL);
 }
 
-/* ---- the proxy: two threads per connection, blocking I/O ------------------------------------ */
+/* ---- the proxy: two threads per connection, blocking I/O ------------------------------------- */
 
 typedef struct pipe_pair {
   int client, server;

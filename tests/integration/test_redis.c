@@ -258,15 +258,18 @@ static void test_pool(void) {
   o.command_timeout_ms = 2000;
   pool_c = open_url(url_tcp, &o);
   pthread_t t[32];
-  for (int i = 0; i < 32; i++) pthread_create(&t[i], NULL, pool_worker, (void *)(intptr_t)i);
+  for (int i = 0; i < 32; i++)
+    pthread_create(&t[i], NULL, pool_worker, (void *)(intptr_t)i);
   redisContext *r = raw();
   redisReply *x = redisCommand(r, "CLIENT LIST");
   int conns = 0;
   char needle[80];
   snprintf(needle, sizeof needle, "name=%s ", name);
-  for (const char *p = x->str; (p = strstr(p, needle)); p++) conns++;
+  for (const char *p = x->str; (p = strstr(p, needle)); p++)
+    conns++;
   freeReplyObject(x);
-  for (int i = 0; i < 32; i++) pthread_join(t[i], NULL);
+  for (int i = 0; i < 32; i++)
+    pthread_join(t[i], NULL);
   CHECK_EQ(atomic_load(&pool_ok), 32 * 200);
   CHECK_MSG(conns >= 1 && conns <= 4, "%d connections named %s", conns, name);
   uint64_t d;

@@ -8,13 +8,13 @@
  * caught by the ROLE check: alone, the handle stays in fallback mode; listed before the
  * real sentinels, they are asked next and the real master is used.
  */
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "rcache/rcache.h"
@@ -34,7 +34,7 @@ static int master_port(const char *url) {
   return port;
 }
 
-/* ---- a fake sentinel: answers every get-master-addr-by-name with fake_port ---------------- */
+/* ---- a fake sentinel: answers every get-master-addr-by-name with fake_port ------------------- */
 
 static int fake_fd = -1, fake_port, fake_answer_port;
 static atomic_int fake_asked;
@@ -56,7 +56,8 @@ static void fake_serve(int fd) {
         atomic_fetch_add(&fake_asked, 1);
         char port[16];
         snprintf(port, sizeof port, "%d", fake_answer_port);
-        len = snprintf(out, sizeof out, "*2\r\n$9\r\n127.0.0.1\r\n$%zu\r\n%s\r\n", strlen(port), port);
+        len = snprintf(out, sizeof out, "*2\r\n$9\r\n127.0.0.1\r\n$%zu\r\n%s\r\n", strlen(port),
+                       port);
       } else if (!strcasecmp(c0, "SUBSCRIBE")) {
         len = snprintf(out, sizeof out, "*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n");
       } else {
@@ -82,8 +83,10 @@ static void *fake_main(void *arg) {
     int fd = accept(fake_fd, NULL, NULL);
     if (fd < 0) continue;
     pthread_t t;
-    if (pthread_create(&t, NULL, fake_conn, (void *)(intptr_t)fd) == 0) pthread_detach(t);
-    else close(fd);
+    if (pthread_create(&t, NULL, fake_conn, (void *)(intptr_t)fd) == 0)
+      pthread_detach(t);
+    else
+      close(fd);
   }
   return NULL;
 }
@@ -204,7 +207,8 @@ int main(void) {
   CHECK(rport > 0);
   fake_answer_port = rport;
   CHECK(fake_start());
-  snprintf(url3, sizeof url3, "redis+sentinel://127.0.0.1:%d/rcache-test?connect_timeout_ms=300", fake_port);
+  snprintf(url3, sizeof url3, "redis+sentinel://127.0.0.1:%d/rcache-test?connect_timeout_ms=300",
+           fake_port);
   c = open_url(url3, RCACHE_OK);
   CHECK(atomic_load(&fake_asked) > 0);
   CHECK_EQ(rcache_set(c, "k", "x", 1, 60), RCACHE_EUNAVAILABLE);

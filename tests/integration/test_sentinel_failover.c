@@ -117,7 +117,8 @@ static void *work(void *arg) {
     track(w, t0, s);
     snprintf(v, sizeof v, "fixed-value-%d", f);
     if ((s == RCACHE_OK && strcmp(got.data, v) != 0) || s == RCACHE_MISS) {
-      if (w->wrong++ < 5) fprintf(stderr, "  %s: status %d value %s\n", k, s, got.data ? got.data : "");
+      if (w->wrong++ < 5)
+        fprintf(stderr, "  %s: status %d value %s\n", k, s, got.data ? got.data : "");
     }
     rcache_value_free(&got);
 
@@ -136,7 +137,8 @@ static void *work(void *arg) {
       int a, b, ver;
       if (sscanf(got.data, "%d:%d:%d", &a, &b, &ver) != 3 || a != w->id || b != j || ver > it ||
           ver <= 0) {
-        if (w->wrong++ < 5) fprintf(stderr, "  %s: read %s, never written by this thread\n", k, got.data);
+        if (w->wrong++ < 5)
+          fprintf(stderr, "  %s: read %s, never written by this thread\n", k, got.data);
       }
     }
     rcache_value_free(&got);
@@ -146,22 +148,33 @@ static void *work(void *arg) {
 }
 
 int main(void) {
-  const char *mextra[] = {"--requirepass", PW, "--masterauth", PW, "--repl-diskless-sync-delay", "0", NULL};
+  const char *mextra[] = {
+      "--requirepass", PW, "--masterauth", PW, "--repl-diskless-sync-delay", "0", NULL};
   if (pr_start_node(&master, "sf-master", mextra) != 0 || !pr_wait_ping(master.port, PW, 5000)) {
     CHECK_MSG(0, "could not start the master");
     return test_report("test_sentinel_failover");
   }
   char mp[16];
   snprintf(mp, sizeof mp, "%d", master.port);
-  const char *rextra[] = {"--requirepass", PW, "--masterauth", PW, "--replicaof", "127.0.0.1", mp,
-                          "--repl-diskless-sync-delay", "0", NULL};
+  const char *rextra[] = {"--requirepass",
+                          PW,
+                          "--masterauth",
+                          PW,
+                          "--replicaof",
+                          "127.0.0.1",
+                          mp,
+                          "--repl-diskless-sync-delay",
+                          "0",
+                          NULL};
   if (pr_start_node(&replica, "sf-replica", rextra) != 0 || !pr_wait_ping(replica.port, PW, 5000)) {
     CHECK_MSG(0, "could not start the replica");
     return test_report("test_sentinel_failover");
   }
-  for (int i = 0; i < 3; i++) CHECK_EQ(start_sentinel(&sent[i]), 0);
+  for (int i = 0; i < 3; i++)
+    CHECK_EQ(start_sentinel(&sent[i]), 0);
   int64_t t0 = pr_now_ms();
-  while (!sentinels_ready() && pr_now_ms() - t0 < 20000) pr_sleep_ms(50);
+  while (!sentinels_ready() && pr_now_ms() - t0 < 20000)
+    pr_sleep_ms(50);
   CHECK_MSG(sentinels_ready(), "the sentinels did not find each other and the replica");
 
   char hosts[128], url[256];
@@ -169,7 +182,8 @@ int main(void) {
            sent[1].port, sent[2].port);
 
   /* without the password: fallback mode, and the reason is authentication */
-  snprintf(url, sizeof url, "redis+sentinel://%s/" GROUP "?connect_timeout_ms=%d", hosts, CONNECT_MS);
+  snprintf(url, sizeof url, "redis+sentinel://%s/" GROUP "?connect_timeout_ms=%d", hosts,
+           CONNECT_MS);
   rcache *c = NULL;
   CHECK_EQ(rcache_open(&c, url, NULL), RCACHE_OK);
   rcache_value v = {NULL, 0};
@@ -255,7 +269,8 @@ int main(void) {
          ops, errors, wrong, (long long)max_ms);
   CHECK(ops > 1000);
   CHECK_EQ(wrong, 0);
-  CHECK_MSG(max_ms <= CONNECT_MS + COMMAND_MS + SLACK_MS, "slowest call %lld ms", (long long)max_ms);
+  CHECK_MSG(max_ms <= CONNECT_MS + COMMAND_MS + SLACK_MS, "slowest call %lld ms",
+            (long long)max_ms);
   CHECK_MSG(last_err <= t_promoted + 5000, "calls failed %lld ms after the promotion",
             (long long)(last_err - t_promoted));
   CHECK_EQ(rcache_health_check(c, &h), RCACHE_OK);
@@ -269,7 +284,8 @@ int main(void) {
   pthread_mutex_unlock(&log_mu);
   /* the old master is turned into a replica of the new one (in the sentinels' time) */
   int64_t t_demote = pr_now_ms();
-  while (pr_role_master(master.port, PW) != 0 && pr_now_ms() - t_demote < 15000) pr_sleep_ms(50);
+  while (pr_role_master(master.port, PW) != 0 && pr_now_ms() - t_demote < 15000)
+    pr_sleep_ms(50);
   CHECK_EQ(pr_role_master(master.port, PW), 0);
   int right = 0;
   for (int i = 0; i < NFIXED; i++) { /* still every fixed value, from the new master */
@@ -289,7 +305,8 @@ int main(void) {
   bool seen = false;
   for (int64_t t1 = pr_now_ms(); !seen && pr_now_ms() - t1 < 2000; pr_sleep_ms(5)) {
     rcache_value got = {NULL, 0};
-    seen = rcache_get(c, "fixed:0", &got) == RCACHE_OK && strcmp(got.data, "changed-elsewhere") == 0;
+    seen =
+        rcache_get(c, "fixed:0", &got) == RCACHE_OK && strcmp(got.data, "changed-elsewhere") == 0;
     rcache_value_free(&got);
   }
   CHECK_MSG(seen, "another client's write on the new master was not seen through the near cache");
@@ -297,9 +314,10 @@ int main(void) {
   CHECK_EQ(rcache_set(c, "after", "1", 1, 60), RCACHE_OK);
   CHECK(pr_reply_has(pr_cmd_auth(replica.port, PW, "GET after"), "1"));
 
-  /* ---- 2. the new master killed: the sentinels promote the old one back ---- */
+  /* ---- 2. the new master killed: the sentinels promote the old one back ---------------------- */
   t0 = pr_now_ms();
-  while (!sentinels_ready() && pr_now_ms() - t0 < 20000) pr_sleep_ms(50); /* it is seen as a replica */
+  while (!sentinels_ready() && pr_now_ms() - t0 < 20000)
+    pr_sleep_ms(50); /* it is seen as a replica */
   CHECK(sentinels_ready());
   wr = pr_cmd_auth(replica.port, PW, "WAIT 1 5000");
   CHECK(wr && wr->type == REDIS_REPLY_INTEGER && wr->integer == 1);
@@ -356,7 +374,8 @@ int main(void) {
   CHECK(ops > 1000);
   CHECK(errors > 0); /* there was no master for a while: calls were answered without it */
   CHECK_EQ(wrong, 0);
-  CHECK_MSG(max_ms <= CONNECT_MS + COMMAND_MS + SLACK_MS, "slowest call %lld ms", (long long)max_ms);
+  CHECK_MSG(max_ms <= CONNECT_MS + COMMAND_MS + SLACK_MS, "slowest call %lld ms",
+            (long long)max_ms);
   CHECK_MSG(last_err <= t_promoted + 5000, "calls failed %lld ms after the promotion",
             (long long)(last_err - t_promoted));
   CHECK_EQ(rcache_health_check(c, &h), RCACHE_OK);

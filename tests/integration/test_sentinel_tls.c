@@ -23,8 +23,17 @@ int main(void) {
   int mtls = pr_free_port();
   snprintf(tport, sizeof tport, "%d", mtls);
   pr_node master, sentinel;
-  const char *mextra[] = {"--tls-port", tport, "--tls-cert-file", cert, "--tls-key-file", key,
-                          "--tls-ca-cert-file", ca, "--tls-auth-clients", "no", NULL};
+  const char *mextra[] = {"--tls-port",
+                          tport,
+                          "--tls-cert-file",
+                          cert,
+                          "--tls-key-file",
+                          key,
+                          "--tls-ca-cert-file",
+                          ca,
+                          "--tls-auth-clients",
+                          "no",
+                          NULL};
   if (pr_start_node(&master, "st-master", mextra) != 0) {
     CHECK_MSG(0, "could not start the master");
     return test_report("test_sentinel_tls");
@@ -48,7 +57,8 @@ int main(void) {
   CHECK(pr_wait_listening(&sentinel, 5000) == 1);
 
   char url[600];
-  snprintf(url, sizeof url, "rediss+sentinel://127.0.0.1:%d/" GROUP "?tls_ca=%s", sentinel.port, ca);
+  snprintf(url, sizeof url, "rediss+sentinel://127.0.0.1:%d/" GROUP "?tls_ca=%s", sentinel.port,
+           ca);
   rcache *c = NULL;
   CHECK_EQ(rcache_open(&c, url, NULL), RCACHE_OK);
   CHECK_STR(rcache_mode(c), "sentinel");
@@ -66,13 +76,15 @@ int main(void) {
   rcache_close(c);
 
   /* a CA that signed neither: the sentinel is refused, the handle stays in fallback */
-  snprintf(url, sizeof url, "rediss+sentinel://127.0.0.1:%d/" GROUP "?tls_ca=%s/rogue-ca.pem&connect_timeout_ms=300",
+  snprintf(url, sizeof url,
+           "rediss+sentinel://127.0.0.1:%d/" GROUP "?tls_ca=%s/rogue-ca.pem&connect_timeout_ms=300",
            sentinel.port, dir);
   c = NULL;
   CHECK_EQ(rcache_open(&c, url, NULL), RCACHE_OK);
   CHECK_EQ(rcache_get(c, "over-tls", &v), RCACHE_EUNAVAILABLE);
   s = rcache_health_check(c, &h);
-  CHECK_MSG(s != RCACHE_OK && (strstr(h.error, "certificate") || strstr(h.error, "TLS")), "%d %s", s, h.error);
+  CHECK_MSG(s != RCACHE_OK && (strstr(h.error, "certificate") || strstr(h.error, "TLS")), "%d %s",
+            s, h.error);
   rcache_close(c);
   return test_report("test_sentinel_tls");
 }

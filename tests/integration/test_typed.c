@@ -33,7 +33,8 @@ static void cli(char *out, size_t outlen, const char *fmt, ...) {
   }
   size_t n = fread(out, 1, outlen - 1, p);
   out[n] = '\0';
-  while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r')) out[--n] = '\0';
+  while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+    out[--n] = '\0';
   int rc = pclose(p);
   CHECK_MSG(rc == 0, "%s exited %d: %s", cmd, rc, out);
 }
@@ -54,7 +55,8 @@ static void interop(void) {
   char out[1024];
 
   /* JSON another service stored with redis-cli is read by rcache */
-  cli(out, sizeof out, "SET '%suser:1' '{\"id\":1,\"name\":\"x\",\"meta\":{\"role\":\"admin\"}}'", ns);
+  cli(out, sizeof out, "SET '%suser:1' '{\"id\":1,\"name\":\"x\",\"meta\":{\"role\":\"admin\"}}'",
+      ns);
   CHECK_STR(out, "OK");
   json_t *j = NULL;
   CHECK_EQ(rcache_get_json(c, "user:1", &j), RCACHE_OK);
@@ -128,8 +130,10 @@ static void interop(void) {
   CHECK_STR(out, "6");
 
   /* the key helpers name the keys other services use; invalidation spares user 123 */
-  cli(out, sizeof out, "MSET '%suser:12' a '%suser:12:credits' 5 '%suser:123' b "
-      "'%suser:123:credits' 7 '%suser:12:sessions:9' c", ns, ns, ns, ns, ns);
+  cli(out, sizeof out,
+      "MSET '%suser:12' a '%suser:12:credits' 5 '%suser:123' b "
+      "'%suser:123:credits' 7 '%suser:12:sessions:9' c",
+      ns, ns, ns, ns, ns);
   CHECK_STR(out, "OK");
   char key[64];
   rcache_key_user_credits(key, sizeof key, "12");

@@ -164,11 +164,11 @@ static void bad_option(const char *url, const rcache_options *o, const char *nam
 
 static void options(const char *url) {
   rcache_options o;
-#define BAD(field, value)          \
-  do {                             \
-    rcache_options_init(&o);       \
-    o.field = value;               \
-    bad_option(url, &o, #field);   \
+#define BAD(field, value)                                                                          \
+  do {                                                                                             \
+    rcache_options_init(&o);                                                                       \
+    o.field = value;                                                                               \
+    bad_option(url, &o, #field);                                                                   \
   } while (0)
   BAD(connect_timeout_ms, 0);
   BAD(connect_timeout_ms, -5);

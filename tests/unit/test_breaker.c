@@ -55,23 +55,28 @@ int main(void) {
   bool opened = false;
   int calls = 0;
   for (; calls < 100 && !opened; calls++) {
-    if (calls % 2) opened = rcache__breaker_failure(&b);
-    else opened = rcache__breaker_success(&b);
+    if (calls % 2)
+      opened = rcache__breaker_failure(&b);
+    else
+      opened = rcache__breaker_success(&b);
   }
   CHECK(opened);
   CHECK_EQ(calls, 21);
   /* successes alone never start a window */
   rcache__breaker_init(&b, &o);
   bool any = false;
-  for (int i = 0; i < 1000; i++) any |= rcache__breaker_success(&b);
+  for (int i = 0; i < 1000; i++)
+    any |= rcache__breaker_success(&b);
   CHECK(!any);
   CHECK_EQ(atomic_load(&b.win), 0);
   /* the same starting with a failure: the window is completed by a success, which opens it */
   rcache__breaker_init(&b, &o);
   opened = false;
   for (calls = 0; calls < 100 && !opened; calls++) {
-    if (calls % 2 == 0) opened = rcache__breaker_failure(&b);
-    else opened = rcache__breaker_success(&b);
+    if (calls % 2 == 0)
+      opened = rcache__breaker_failure(&b);
+    else
+      opened = rcache__breaker_success(&b);
   }
   CHECK(opened);
   CHECK_EQ(calls, 20);
@@ -80,8 +85,10 @@ int main(void) {
   rcache__breaker_init(&b, &o);
   opened = false;
   for (int i = 0; i < 1000 && !opened; i++) {
-    if (i % 4 == 3) opened = rcache__breaker_failure(&b);
-    else opened = rcache__breaker_success(&b);
+    if (i % 4 == 3)
+      opened = rcache__breaker_failure(&b);
+    else
+      opened = rcache__breaker_success(&b);
   }
   CHECK(!opened);
   CHECK(rcache__breaker_allow(&b));
@@ -90,8 +97,10 @@ int main(void) {
   rcache__breaker_init(&b, &o);
   opened = false;
   for (int i = 0; i < 1000 && !opened; i++) {
-    if (i % 2) opened = rcache__breaker_failure(&b);
-    else rcache__breaker_success(&b);
+    if (i % 2)
+      opened = rcache__breaker_failure(&b);
+    else
+      rcache__breaker_success(&b);
   }
   CHECK(!opened);
   return test_report("test_breaker");

@@ -10,7 +10,7 @@
 #include "slot.h"
 #include "test.h"
 
-/* ---- RESP writing ------------------------------------------------------------------------- */
+/* ---- RESP writing ---------------------------------------------------------------------------- */
 
 static char buf[8192];
 static size_t blen;
@@ -18,12 +18,20 @@ static size_t blen;
 static void put(const char *fmt, long long v, const char *s) {
   blen += (size_t)snprintf(buf + blen, sizeof buf - blen, fmt, v, s ? s : "");
 }
-static void arr(long long n) { put("*%lld\r\n%s", n, NULL); }
-static void num(long long v) { put(":%lld\r\n%s", v, NULL); }
-static void str(const char *s) { put("$%lld\r\n%s\r\n", (long long)strlen(s), s); }
-static void reset(void) { blen = 0; }
+static void arr(long long n) {
+  put("*%lld\r\n%s", n, NULL);
+}
+static void num(long long v) {
+  put(":%lld\r\n%s", v, NULL);
+}
+static void str(const char *s) {
+  put("$%lld\r\n%s\r\n", (long long)strlen(s), s);
+}
+static void reset(void) {
+  blen = 0;
+}
 
-/* ---- collecting ranges -------------------------------------------------------------------- */
+/* ---- collecting ranges ----------------------------------------------------------------------- */
 
 typedef struct got {
   int n;
@@ -187,7 +195,9 @@ static void test_redirects(void) {
   unsigned slot = 0;
   char host[64];
   int port = 0;
-  CHECK_EQ(rcache__cluster_parse_redirect("MOVED 3999 127.0.0.1:6381", &slot, host, sizeof host, &port), 1);
+  CHECK_EQ(
+      rcache__cluster_parse_redirect("MOVED 3999 127.0.0.1:6381", &slot, host, sizeof host, &port),
+      1);
   CHECK_EQ(slot, 3999);
   CHECK_STR(host, "127.0.0.1");
   CHECK_EQ(port, 6381);
@@ -195,13 +205,20 @@ static void test_redirects(void) {
   CHECK_EQ(slot, 12);
   CHECK_STR(host, ""); /* the node that answered */
   CHECK_EQ(port, 7000);
-  CHECK_EQ(rcache__cluster_parse_redirect("MOVED 1 [::1]:7001", &slot, host, sizeof host, &port), 1);
+  CHECK_EQ(rcache__cluster_parse_redirect("MOVED 1 [::1]:7001", &slot, host, sizeof host, &port),
+           1);
   CHECK_STR(host, "::1");
   CHECK_EQ(port, 7001);
-  CHECK_EQ(rcache__cluster_parse_redirect("MOVED 1 cache-3.internal:7001", &slot, host, sizeof host, &port), 1);
+  CHECK_EQ(rcache__cluster_parse_redirect("MOVED 1 cache-3.internal:7001", &slot, host, sizeof host,
+                                          &port),
+           1);
   CHECK_STR(host, "cache-3.internal");
-  CHECK_EQ(rcache__cluster_parse_redirect("TRYAGAIN Multiple keys request during rehashing of slot", &slot, host, sizeof host, &port), 3);
-  CHECK_EQ(rcache__cluster_parse_redirect("CLUSTERDOWN The cluster is down", &slot, host, sizeof host, &port), 4);
+  CHECK_EQ(rcache__cluster_parse_redirect("TRYAGAIN Multiple keys request during rehashing of slot",
+                                          &slot, host, sizeof host, &port),
+           3);
+  CHECK_EQ(rcache__cluster_parse_redirect("CLUSTERDOWN The cluster is down", &slot, host,
+                                          sizeof host, &port),
+           4);
   /* malformed: left to the caller as a plain error */
   CHECK_EQ(rcache__cluster_parse_redirect("MOVED 16384 h:1", &slot, host, sizeof host, &port), 0);
   CHECK_EQ(rcache__cluster_parse_redirect("MOVED x h:1", &slot, host, sizeof host, &port), 0);
@@ -210,7 +227,8 @@ static void test_redirects(void) {
   CHECK_EQ(rcache__cluster_parse_redirect("MOVED 1 nocolon", &slot, host, sizeof host, &port), 0);
   CHECK_EQ(rcache__cluster_parse_redirect("MOVED 1", &slot, host, sizeof host, &port), 0);
   CHECK_EQ(rcache__cluster_parse_redirect("MOVEDX 1 h:1", &slot, host, sizeof host, &port), 0);
-  CHECK_EQ(rcache__cluster_parse_redirect("ERR unknown command", &slot, host, sizeof host, &port), 0);
+  CHECK_EQ(rcache__cluster_parse_redirect("ERR unknown command", &slot, host, sizeof host, &port),
+           0);
 }
 
 int main(void) {

@@ -39,8 +39,10 @@ int main(void) {
   CHECK(fs != NULL);
   pthread_barrier_init(&all_joined, NULL, 64);
   pthread_t t[64];
-  for (int i = 0; i < 64; i++) pthread_create(&t[i], NULL, worker, NULL);
-  for (int i = 0; i < 64; i++) pthread_join(t[i], NULL);
+  for (int i = 0; i < 64; i++)
+    pthread_create(&t[i], NULL, worker, NULL);
+  for (int i = 0; i < 64; i++)
+    pthread_join(t[i], NULL);
   CHECK_EQ(atomic_load(&loads), 1);
   pthread_barrier_destroy(&all_joined);
   CHECK_EQ(atomic_load(&got_value), 64);

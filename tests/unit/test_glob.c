@@ -140,9 +140,12 @@ static size_t ref_elem_end(const char *p, size_t pl, size_t i) {
   if (p[i] != '[') return i + 1;
   size_t j = i + 1 + (i + 1 < pl && p[i + 1] == '^');
   while (j < pl && p[j] != ']') {
-    if (p[j] == '\\' && j + 1 < pl) j += 2;
-    else if (j + 2 < pl && p[j + 1] == '-') j += 3;
-    else j++;
+    if (p[j] == '\\' && j + 1 < pl)
+      j += 2;
+    else if (j + 2 < pl && p[j + 1] == '-')
+      j += 3;
+    else
+      j++;
   }
   return j < pl ? j + 1 : pl;
 }
@@ -215,8 +218,10 @@ static void test_against_reference(void) {
   for (int t = 0; t < 200000; t++) {
     char p[10], s[8];
     size_t pl = next_rand() % 9, sl = next_rand() % 8;
-    for (size_t i = 0; i < pl; i++) p[i] = alpha[next_rand() % (sizeof alpha - 1)];
-    for (size_t i = 0; i < sl; i++) s[i] = alpha[next_rand() % (sizeof alpha - 1)];
+    for (size_t i = 0; i < pl; i++)
+      p[i] = alpha[next_rand() % (sizeof alpha - 1)];
+    for (size_t i = 0; i < sl; i++)
+      s[i] = alpha[next_rand() % (sizeof alpha - 1)];
     if (rcache__glob_match(p, pl, s, sl) != ref_match(p, pl, s, sl) && mismatches++ < 5)
       fprintf(stderr, "reference disagrees: pattern \"%.*s\" string \"%.*s\"\n", (int)pl, p,
               (int)sl, s);
@@ -249,7 +254,8 @@ static void test_pathological(void) {
   memset(s, 'a', N);
   const char *pat = "*a*a*a*a*a*a*a*a*b";
   int matched = 0;
-  for (int i = 0; i < 50; i++) matched += rcache__glob_match(pat, strlen(pat), s, N);
+  for (int i = 0; i < 50; i++)
+    matched += rcache__glob_match(pat, strlen(pat), s, N);
   CHECK_EQ(matched, 0);
   s[N - 1] = 'b';
   CHECK(rcache__glob_match(pat, strlen(pat), s, N));
@@ -288,17 +294,19 @@ static void check_escape(const char *lit, size_t len) {
 }
 
 static void test_escape(void) {
-  const char *lits[] = {"plain", "a*b", "*", "?", "[", "]", "\\", "[a-z]", "[^x]", "\\*",
-                        "***",   "???", "[[]]", "\\\\\\", "*?[]\\*?[]\\", "user:12*",
-                        "a\\", "x]y[z", "^-!"};
-  for (size_t i = 0; i < sizeof lits / sizeof lits[0]; i++) check_escape(lits[i], strlen(lits[i]));
+  const char *lits[] = {"plain",        "a*b",      "*",   "?",     "[",   "]",    "\\",
+                        "[a-z]",        "[^x]",     "\\*", "***",   "???", "[[]]", "\\\\\\",
+                        "*?[]\\*?[]\\", "user:12*", "a\\", "x]y[z", "^-!"};
+  for (size_t i = 0; i < sizeof lits / sizeof lits[0]; i++)
+    check_escape(lits[i], strlen(lits[i]));
   check_escape("a\0*", 3);
   /* random strings made only of metacharacters */
   static const char meta[] = "*?[]\\^-!";
   for (int t = 0; t < 2000; t++) {
     char lit[40];
     size_t len = 1 + next_rand() % 39;
-    for (size_t i = 0; i < len; i++) lit[i] = meta[next_rand() % (sizeof meta - 1)];
+    for (size_t i = 0; i < len; i++)
+      lit[i] = meta[next_rand() % (sizeof meta - 1)];
     check_escape(lit, len);
   }
 

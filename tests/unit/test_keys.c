@@ -9,13 +9,13 @@
 #include "test.h"
 
 /* Checks one builder call: its return value and the string it wrote into a roomy buffer. */
-#define KEY_IS(call_with_buf, expect)                                                     \
-  do {                                                                                    \
-    char buf[256];                                                                        \
-    memset(buf, 'Z', sizeof buf);                                                         \
-    int n_ = (call_with_buf);                                                             \
-    CHECK_EQ(n_, (int)strlen(expect));                                                    \
-    CHECK_STR(buf, expect);                                                               \
+#define KEY_IS(call_with_buf, expect)                                                              \
+  do {                                                                                             \
+    char buf[256];                                                                                 \
+    memset(buf, 'Z', sizeof buf);                                                                  \
+    int n_ = (call_with_buf);                                                                      \
+    CHECK_EQ(n_, (int)strlen(expect));                                                             \
+    CHECK_STR(buf, expect);                                                                        \
   } while (0)
 
 static void table(void) {
@@ -147,7 +147,8 @@ static void digest(void) {
   CHECK_EQ(rcache_key_digest(buf, sizeof buf, "user:12", 1024), 7);
   CHECK_STR(buf, "user:12");
   CHECK_EQ(rcache_key_digest(buf, sizeof buf, "user:12", 7), 7);
-  CHECK_EQ(rcache_key_digest(buf, sizeof buf, "user:12", 3), -1); /* too long, no room for a digest */
+  CHECK_EQ(rcache_key_digest(buf, sizeof buf, "user:12", 3),
+           -1); /* too long, no room for a digest */
   /* a 200-byte key, max 100: 28 bytes of head + ":sha256:" + sha256 of the whole key
    * (expected value from Python's hashlib.sha256(b"x" * 200)) */
   char key[201];

@@ -144,7 +144,8 @@ static void test_expiry(void) {
   }
   CHECK_EQ(put(b, "stays", "v", 0), RCACHE_OK);
   int64_t until = rcache__now_us() + 10 * 1000000;
-  while (keys_of(b) > 1 && rcache__now_us() < until) rcache__sleep_us(10000);
+  while (keys_of(b) > 1 && rcache__now_us() < until)
+    rcache__sleep_us(10000);
   CHECK_EQ(keys_of(b), 1);
   CHECK_EQ(bytes_of(b), rcache__memory_charge(5, 1));
   CHECK(present(b, "stays"));
@@ -232,7 +233,7 @@ static void test_scan_reentrant(void) {
   b->ops->destroy(b);
 }
 
-/* ---- threads ---------------------------------------------------------------------------- */
+/* ---- threads --------------------------------------------------------------------------------- */
 
 #define THREADS 8
 #define OPS 20000
@@ -248,7 +249,8 @@ typedef struct {
  * value read back shows. */
 static size_t fill(char *buf, const char *key, size_t len) {
   size_t kl = strlen(key);
-  for (size_t i = 0; i < len; i++) buf[i] = key[i % kl];
+  for (size_t i = 0; i < len; i++)
+    buf[i] = key[i % kl];
   return len;
 }
 
@@ -263,10 +265,14 @@ static void *worker(void *p) {
     rcache_value v;
     int64_t n;
     switch (r >> 16 & 7) {
-    case 0: case 1: case 2:
+    case 0:
+    case 1:
+    case 2:
       a->bounded->ops->set(a->bounded, key, kl, val, fill(val, key, r % 500), (r & 1) ? 0 : 50, 0);
       break;
-    case 3: case 4: case 5:
+    case 3:
+    case 4:
+    case 5:
       if (a->bounded->ops->get(a->bounded, key, kl, &v, NULL) == RCACHE_OK) {
         fill(val, key, v.len);
         if (memcmp(v.data, val, v.len) != 0 || v.data[v.len] != '\0') a->corrupt++;
@@ -369,8 +375,7 @@ static void *nx_racer(void *p) {
   for (int r = 0; r < NX_ROUNDS; r++) {
     snprintf(key, sizeof key, "lock:%d", r);
     pthread_barrier_wait(a->go);
-    a->wins +=
-        a->b->ops->set(a->b, key, strlen(key), "1", 1, 60000, RCACHE__SET_NX) == RCACHE_OK;
+    a->wins += a->b->ops->set(a->b, key, strlen(key), "1", 1, 60000, RCACHE__SET_NX) == RCACHE_OK;
   }
   return NULL;
 }

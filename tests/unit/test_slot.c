@@ -51,8 +51,10 @@ int main(void) {
     snprintf(k, sizeof k, "key:%d", i);
     unsigned s = slot_of(k);
     if (s >= RCACHE__SLOTS) in_range = 0;
-    if (s < 8192) seen_low++;
-    else seen_high++;
+    if (s < 8192)
+      seen_low++;
+    else
+      seen_high++;
   }
   CHECK(in_range);
   CHECK(seen_low > 4000 && seen_high > 4000);

@@ -75,11 +75,15 @@ static void random_values(void) {
     s = rcache_get_double(c, "r", &d);
     if (!(s == RCACHE_OK ? !isnan(d) : (s == RCACHE_ETYPE || s == RCACHE_ERANGE) && d == 0)) bad++;
     s = rcache_get_str(c, "r", &str);
-    if (s == RCACHE_OK) free(str);
-    else if (!(s == RCACHE_EDECODE && str == NULL)) bad++;
+    if (s == RCACHE_OK)
+      free(str);
+    else if (!(s == RCACHE_EDECODE && str == NULL))
+      bad++;
     s = rcache_get_json(c, "r", &j);
-    if (s == RCACHE_OK) decoded++, json_decref(j);
-    else if (!(s == RCACHE_EDECODE && j == NULL)) bad++;
+    if (s == RCACHE_OK)
+      decoded++, json_decref(j);
+    else if (!(s == RCACHE_EDECODE && j == NULL))
+      bad++;
     s = rcache_get_obj(c, "r", &tc_user_codec, &u);
     if (!(s == RCACHE_OK || s == RCACHE_EDECODE)) bad++;
   }

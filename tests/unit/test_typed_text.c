@@ -36,7 +36,7 @@ static void dtoa_table(void) {
       {DBL_MAX, "1.7976931348623157e+308"},
       {-DBL_MAX, "-1.7976931348623157e+308"},
       {DBL_MIN, "2.2250738585072014e-308"},
-      {DBL_TRUE_MIN, "4.94065645841247e-324"},   /* the smallest denormal */
+      {DBL_TRUE_MIN, "4.94065645841247e-324"},            /* the smallest denormal */
       {DBL_MIN - DBL_TRUE_MIN, "2.225073858507201e-308"}, /* the largest denormal */
       {INFINITY, "inf"},
       {-INFINITY, "-inf"},

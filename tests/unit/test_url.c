@@ -10,8 +10,8 @@ static void dump(const rcache__url *u, char *out, size_t n) {
   char hosts[512] = "";
   size_t hl = 0;
   for (size_t i = 0; i < u->nhosts && hl < sizeof hosts; i++)
-    hl += (size_t)snprintf(hosts + hl, sizeof hosts - hl, "%s%s/%d", i ? "," : "",
-                           u->hosts[i].host, u->hosts[i].port);
+    hl += (size_t)snprintf(hosts + hl, sizeof hosts - hl, "%s%s/%d", i ? "," : "", u->hosts[i].host,
+                           u->hosts[i].port);
 #define S(x) ((x) ? (x) : "-")
   snprintf(out, n,
            "%s tls=%d user=%s pass=%s hosts=%s path=%s master=%s db=%d ct=%d cmd=%d pool=%d "
@@ -34,26 +34,28 @@ typedef struct {
 static const good_case good[] = {
     {"", "none tls=0 user=- pass=- hosts=- path=- master=- db=0 " OPTS_NONE " | "},
     {"none://", "none tls=0 user=- pass=- hosts=- path=- master=- db=0 " OPTS_NONE " | none://"},
-    {"memory://", "memory tls=0 user=- pass=- hosts=- path=- master=- db=0 " OPTS_NONE
-                  " | memory://"},
+    {"memory://",
+     "memory tls=0 user=- pass=- hosts=- path=- master=- db=0 " OPTS_NONE " | memory://"},
     {"memory://?max_bytes=1048576&key_prefix=app%3A",
      "memory tls=0 user=- pass=- hosts=- path=- master=- db=0 ct=-1 cmd=-1 pool=-1 max=1048576 "
      "ca=- cert=- key=- sni=- insecure=-1 name=- prefix=app: | "
      "memory://?max_bytes=1048576&key_prefix=app%3A"},
-    {"redis://localhost", "redis tls=0 user=- pass=- hosts=localhost/6379 path=- master=- db=0 "
-                          OPTS_NONE " | redis://localhost"},
+    {"redis://localhost",
+     "redis tls=0 user=- pass=- hosts=localhost/6379 path=- master=- db=0 " OPTS_NONE
+     " | redis://localhost"},
     {"redis://localhost:6380/", "redis tls=0 user=- pass=- hosts=localhost/6380 path=- master=- "
                                 "db=0 " OPTS_NONE " | redis://localhost:6380/"},
     {"redis://127.0.0.1:6379/3", "redis tls=0 user=- pass=- hosts=127.0.0.1/6379 path=- master=- "
                                  "db=3 " OPTS_NONE " | redis://127.0.0.1:6379/3"},
     {"redis://u:s3cret@h:1234/5", "redis tls=0 user=u pass=s3cret hosts=h/1234 path=- master=- "
                                   "db=5 " OPTS_NONE " | redis://u:***@h:1234/5"},
-    {"redis://:s3cret@h", "redis tls=0 user=- pass=s3cret hosts=h/6379 path=- master=- db=0 "
-                          OPTS_NONE " | redis://:***@h"},
-    {"redis://alice@h", "redis tls=0 user=alice pass=- hosts=h/6379 path=- master=- db=0 "
-                        OPTS_NONE " | redis://alice@h"},
-    {"redis://u:@h", "redis tls=0 user=u pass=- hosts=h/6379 path=- master=- db=0 " OPTS_NONE
-                     " | redis://u:***@h"},
+    {"redis://:s3cret@h",
+     "redis tls=0 user=- pass=s3cret hosts=h/6379 path=- master=- db=0 " OPTS_NONE
+     " | redis://:***@h"},
+    {"redis://alice@h", "redis tls=0 user=alice pass=- hosts=h/6379 path=- master=- db=0 " OPTS_NONE
+                        " | redis://alice@h"},
+    {"redis://u:@h",
+     "redis tls=0 user=u pass=- hosts=h/6379 path=- master=- db=0 " OPTS_NONE " | redis://u:***@h"},
     /* percent-decoding, and a password holding ':', '/' and '@' as they are */
     {"redis://u%40x:p%3Ass%2F%3F%25@h", "redis tls=0 user=u@x pass=p:ss/?% hosts=h/6379 path=- "
                                         "master=- db=0 " OPTS_NONE " | redis://u%40x:***@h"},
@@ -78,13 +80,15 @@ static const good_case good[] = {
                                            "master=- db=0 ct=-1 cmd=-1 pool=1024 max=-1 ca=- "
                                            "cert=- key=- sni=- insecure=-1 name=- prefix=a=b | "
                                            "redis://h?pool=1024&key_prefix=a=b"},
-    {"redis://[::1]:7000", "redis tls=0 user=- pass=- hosts=::1/7000 path=- master=- db=0 "
-                           OPTS_NONE " | redis://[::1]:7000"},
+    {"redis://[::1]:7000",
+     "redis tls=0 user=- pass=- hosts=::1/7000 path=- master=- db=0 " OPTS_NONE
+     " | redis://[::1]:7000"},
     {"redis://[fe80::1:2]/2", "redis tls=0 user=- pass=- hosts=fe80::1:2/6379 path=- master=- "
                               "db=2 " OPTS_NONE " | redis://[fe80::1:2]/2"},
-    {"redis://h1:7000,h2:7001,[::1]:7002", "redis tls=0 user=- pass=- "
-                                           "hosts=h1/7000,h2/7001,::1/7002 path=- master=- db=0 "
-                                           OPTS_NONE " | redis://h1:7000,h2:7001,[::1]:7002"},
+    {"redis://h1:7000,h2:7001,[::1]:7002",
+     "redis tls=0 user=- pass=- "
+     "hosts=h1/7000,h2/7001,::1/7002 path=- master=- db=0 " OPTS_NONE
+     " | redis://h1:7000,h2:7001,[::1]:7002"},
     {"redis://u:s3cret@h1,h2/0", "redis tls=0 user=u pass=s3cret hosts=h1/6379,h2/6379 path=- "
                                  "master=- db=0 " OPTS_NONE " | redis://u:***@h1,h2/0"},
     {"unix:///run/redis.sock", "unix tls=0 user=- pass=- hosts=- path=/run/redis.sock master=- "
@@ -95,36 +99,36 @@ static const good_case good[] = {
                                                  "insecure=-1 name=- prefix=x | "
                                                  "unix:///run/redis.sock?db=2&key_prefix=x"},
     {"redis+unix:///tmp/a%20b.sock", "unix tls=0 user=- pass=- hosts=- path=/tmp/a b.sock "
-                                     "master=- db=0 " OPTS_NONE
-                                     " | redis+unix:///tmp/a%20b.sock"},
+                                     "master=- db=0 " OPTS_NONE " | redis+unix:///tmp/a%20b.sock"},
     {"unix://u:s3cret@/run/r.sock", "unix tls=0 user=u pass=s3cret hosts=- path=/run/r.sock "
                                     "master=- db=0 " OPTS_NONE " | unix://u:***@/run/r.sock"},
-    {"unix:///run/redis@main/r.sock", "unix tls=0 user=- pass=- hosts=- "
-                                      "path=/run/redis@main/r.sock master=- db=0 " OPTS_NONE
-                                      " | unix:///run/redis@main/r.sock"},
+    {"unix:///run/redis@main/r.sock",
+     "unix tls=0 user=- pass=- hosts=- "
+     "path=/run/redis@main/r.sock master=- db=0 " OPTS_NONE " | unix:///run/redis@main/r.sock"},
     /* a path shaped like credentials is a path, but never shown in u->redacted */
-    {"unix:///u:pw@/r.sock", "unix tls=0 user=- pass=- hosts=- path=/u:pw@/r.sock master=- db=0 "
-                             OPTS_NONE " | unix:///u:***@/r.sock"},
-    {"redis+sentinel://s1,s2:26380/mymaster", "sentinel tls=0 user=- pass=- "
-                                              "hosts=s1/26379,s2/26380 path=- master=mymaster "
-                                              "db=0 " OPTS_NONE
-                                              " | redis+sentinel://s1,s2:26380/mymaster"},
+    {"unix:///u:pw@/r.sock",
+     "unix tls=0 user=- pass=- hosts=- path=/u:pw@/r.sock master=- db=0 " OPTS_NONE
+     " | unix:///u:***@/r.sock"},
+    {"redis+sentinel://s1,s2:26380/mymaster",
+     "sentinel tls=0 user=- pass=- "
+     "hosts=s1/26379,s2/26380 path=- master=mymaster "
+     "db=0 " OPTS_NONE " | redis+sentinel://s1,s2:26380/mymaster"},
     {"redis+sentinel://u:s3cret@s1:26379/my%2Dmaster/2?command_timeout_ms=50",
      "sentinel tls=0 user=u pass=s3cret hosts=s1/26379 path=- master=my-master db=2 ct=-1 cmd=50 "
      "pool=-1 max=-1 ca=- cert=- key=- sni=- insecure=-1 name=- prefix=- | "
      "redis+sentinel://u:***@s1:26379/my%2Dmaster/2?command_timeout_ms=50"},
     {"rediss+sentinel://s1/m/", "sentinel tls=1 user=- pass=- hosts=s1/26379 path=- master=m "
                                 "db=0 " OPTS_NONE " | rediss+sentinel://s1/m/"},
-    {"REDIS://H:1", "redis tls=0 user=- pass=- hosts=H/1 path=- master=- db=0 " OPTS_NONE
-                    " | REDIS://H:1"},
-    {"redis://h?", "redis tls=0 user=- pass=- hosts=h/6379 path=- master=- db=0 " OPTS_NONE
-                   " | redis://h?"},
-    {"redis://h?db=4", "redis tls=0 user=- pass=- hosts=h/6379 path=- master=- db=4 " OPTS_NONE
-                       " | redis://h?db=4"},
-    {"redis://my_host.local-1:65535/2147483646", "redis tls=0 user=- pass=- "
-                                                 "hosts=my_host.local-1/65535 path=- master=- "
-                                                 "db=2147483646 " OPTS_NONE
-                                                 " | redis://my_host.local-1:65535/2147483646"},
+    {"REDIS://H:1",
+     "redis tls=0 user=- pass=- hosts=H/1 path=- master=- db=0 " OPTS_NONE " | REDIS://H:1"},
+    {"redis://h?",
+     "redis tls=0 user=- pass=- hosts=h/6379 path=- master=- db=0 " OPTS_NONE " | redis://h?"},
+    {"redis://h?db=4",
+     "redis tls=0 user=- pass=- hosts=h/6379 path=- master=- db=4 " OPTS_NONE " | redis://h?db=4"},
+    {"redis://my_host.local-1:65535/2147483646",
+     "redis tls=0 user=- pass=- "
+     "hosts=my_host.local-1/65535 path=- master=- "
+     "db=2147483646 " OPTS_NONE " | redis://my_host.local-1:65535/2147483646"},
     {"redis://h/0?client_name=me@prod", "redis tls=0 user=- pass=- hosts=h/6379 path=- master=- "
                                         "db=0 ct=-1 cmd=-1 pool=-1 max=-1 ca=- cert=- key=- "
                                         "sni=- insecure=-1 name=me@prod prefix=- | "
@@ -273,7 +277,8 @@ static void check_bad(const char *url, const char *needle) {
 
 static void test_bad(void) {
   CHECK(sizeof bad / sizeof bad[0] >= 25);
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) check_bad(bad[i].url, bad[i].needle);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    check_bad(bad[i].url, bad[i].needle);
 
   char big[2048] = "redis://u:s3cret@";
   for (int i = 0; i <= RCACHE__URL_MAX_HOSTS; i++)
@@ -311,7 +316,8 @@ static void test_redact(void) {
   redacts("redis://:s3cret@h", "redis://:***@h");
   redacts("redis://alice@h", "redis://alice@h");
   redacts("redis://h:6379/0", "redis://h:6379/0");
-  redacts("a redis://u:s3cret@h1 and rediss://:pw2@h2/0 end", "a redis://u:***@h1 and rediss://:***@h2/0 end");
+  redacts("a redis://u:s3cret@h1 and rediss://:pw2@h2/0 end",
+          "a redis://u:***@h1 and rediss://:***@h2/0 end");
   redacts("redis://a:b@h1,redis://c:d@h2", "redis://a:***@h1,redis://c:***@h2");
   redacts("connect redis://u:p@ss@h failed", "connect redis://u:***@h failed");
   redacts("url=\"redis://u:s3cret@h\" x@y", "url=\"redis://u:***@h\" x@y");
@@ -322,7 +328,8 @@ static void test_redact(void) {
   redacts("redis://", "redis://");
   redacts("redis://:@", "redis://:***@");
   redacts("x://a:b@", "x://a:***@");
-  redacts("line1 redis://u:s3cret@h\nline2 redis://v:t0p@g", "line1 redis://u:***@h\nline2 redis://v:***@g");
+  redacts("line1 redis://u:s3cret@h\nline2 redis://v:t0p@g",
+          "line1 redis://u:***@h\nline2 redis://v:***@g");
 
   /* truncation never lets a password byte through */
   const char *in = "redis://u:s3cret@h";
@@ -377,8 +384,10 @@ static void test_password_never_leaks(void) {
     const char *sep = strstr(url, "://"), *sec = strstr(url, ":s3cret@");
     bool url_like = sep && sep < sec && !memchr(sep, ' ', (size_t)(sec - sep));
     bool leak = url_like && strstr(red, "s3cret") != NULL;
-    if (st == RCACHE_OK) leak |= strstr(u.redacted, "s3cret") != NULL;
-    else leak |= strstr(err, "s3cret") != NULL || strstr(err, "***") == NULL;
+    if (st == RCACHE_OK)
+      leak |= strstr(u.redacted, "s3cret") != NULL;
+    else
+      leak |= strstr(err, "s3cret") != NULL || strstr(err, "***") == NULL;
     if (leak && leaks++ < 5)
       fprintf(stderr, "leak for \"%s\": %s / %s\n", url, st == RCACHE_OK ? u.redacted : err, red);
     rcache__url_free(&u);
