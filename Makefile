@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # The front door. Everything real happens in CMake and scripts/.
 PREFIX ?= /usr/local
 BUILD ?= build

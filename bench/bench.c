@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * rcache benchmarks. Every workload runs a baseline in the same process and the same run
  * (raw hiredis written for this purpose, or redis-benchmark), then rcache through its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The fake Redis server and the operation driver shared by the reply-path fuzz targets
  * (fuzz_reply.c, fuzz_cluster.c, fuzz_sentinel.c). Header-only, included by exactly one

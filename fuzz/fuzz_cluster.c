@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Fuzzes the cluster backend with a hostile cluster: arbitrary bytes as the slot map
  * (CLUSTER SHARDS / CLUSTER SLOTS), as MOVED / ASK / TRYAGAIN / CLUSTERDOWN redirections and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Fuzzes the glob matcher against Redis itself: rcache__glob_match() must answer exactly as
  * Redis 7.0's stringmatchlen() (copied below, case-sensitive path only, as the oracle),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Fuzzes the decode paths of stored values: whatever bytes another client (or a bug) left at
  * a key, the typed readers must answer a status, never crash or leak. Runs on memory://

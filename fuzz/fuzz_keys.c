@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Fuzzes the key builder (<rcache/keys.h>) and the facade's key namespacing (prefix +
  * key, or its digest form with long_key_digest) with arbitrary parts.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Fuzzes the reply path: arbitrary bytes as a Redis server's replies to every operation.
  *

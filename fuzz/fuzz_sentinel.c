@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Fuzzes the Sentinel backend with hostile sentinels and masters: arbitrary bytes as the
  * answers to SENTINEL get-master-addr-by-name, ROLE, the +switch-master subscription and

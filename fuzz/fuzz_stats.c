@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Fuzzes the stats exporters (rcache_stats_prometheus, rcache_stats_json) with arbitrary
  * counters and every buffer size: snprintf semantics (the return value is the full length; a

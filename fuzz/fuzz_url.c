@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Fuzzes the URL parser (rcache__url_parse) and the log-line redactor (rcache__redact) with
  * arbitrary bytes. Beyond "no crash, no leak, no UB" it checks the promises that matter:

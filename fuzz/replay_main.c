@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Replays fuzz inputs without libFuzzer: linked with one fuzz_*.c, it feeds every file of
  * the directories (or files) given on the command line to LLVMFuzzerTestOneInput once. The

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # `make bench`: starts a throwaway redis-server on loopback (TCP + Unix socket), runs every
 # workload with its same-run baseline, prints one table and writes bench/results.json.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # `make bench-report`: turns bench/results.json into docs/perf.md with a latency chart
 # (docs/perf-latency.png, drawn by gnuplot).
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # `make demo`: runs the credits service demo (examples/credits/) from BUILD_DIR.
 # The cache is memory:// unless REDIS_URL is set. The SQLite database is created and
 # seeded on the first run (BUILD_DIR/credits-demo.db) and reused afterwards.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Installs the Debian packages rcache needs, only those that are missing.
 # Uses sudo when not root. Safe to run again.
 set -euo pipefail

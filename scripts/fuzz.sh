@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # `make fuzz [FUZZ_SECONDS=N]` (and the last step of `make test`, 30 s per target):
 # builds the libFuzzer targets of fuzz/ with clang + ASan + UBSan in build-fuzz, then runs
 # each one for SECONDS on a scratch copy of its seed corpus (fuzz/corpus/<name>/), so the

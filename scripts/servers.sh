@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Starts and stops throwaway Redis servers for the tests: loopback and Unix sockets only,
 # ports chosen here (free ones), each server tracked by its PID file in RUN_DIR.
 #   scripts/servers.sh start RUN_DIR   -> writes RUN_DIR/env.sh (RCACHE_TEST_* variables)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # `make test`: builds twice (normal -Werror, and ASan+UBSan with leak checking), starts
 # throwaway servers on loopback (scripts/servers.sh), runs every test in both builds, and
 # always stops the servers it started.

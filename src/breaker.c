@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 #include "breaker.h"
 
 void rcache__breaker_init(rcache__breaker *b, const rcache_options *o) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Circuit breaker: closed → open after N consecutive failures, or when at least
  * failure_rate of the calls in a window of `window` calls (starting at a failure) failed →
  * half-open (one probe) → closed on success / open again on failure. While open,

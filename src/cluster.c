@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Redis Cluster: keys routed by slot (slot.c) to the master that serves it, one pool (with
  * its own breaker and prober) per master, so a dead master costs only its own slots.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A Redis connection: hiredis formats and parses, transport.c moves the bytes. */
 #include <pthread.h>
 #include <stdarg.h>

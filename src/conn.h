@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* One Redis connection: our socket (transport.c) plus hiredis' reply parser. Commands
  * are formatted by hiredis (redisFormatCommandArgv) into a batch that goes out in one
  * write; replies are read by one deadline. Internal; not thread-safe (a connection

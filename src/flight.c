@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Single-flight table. It is touched only on cache misses, so one mutex for the table is
  * cheap next to the load it saves; each flight has its own condition variable. */
 #include <errno.h>

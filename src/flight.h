@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Single-flight: at most one loader per key at a time in a process; other callers for
  * the same key wait for its result instead of calling the loader too. */
 #ifndef RCACHE_FLIGHT_H

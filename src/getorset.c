@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * get_or_set: cache-aside without stampedes.
  *  - single-flight per key in the process (flight.c);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Glob matching with the exact rules of Redis 7.0's stringmatchlen() (KEYS, SCAN MATCH,
  * PSUBSCRIBE), so that memory:// selects the same keys a Redis server would. Pure: no I/O.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The handle's layout and the facade's helpers, shared by the facade's files
  * (rcache.c, getorset.c). Internal. */
 #ifndef RCACHE_HANDLE_H

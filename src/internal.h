@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * rcache internals shared by the facade and the backends. Nothing here is public:
  * everything is static or carries the rcache__ prefix, and is hidden from the ABI.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * JSON helpers (<rcache/json.h>) on the public byte API: values are compact JSON text that
  * any other client can read and write. A stored value that is not JSON is an error for a

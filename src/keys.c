@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Key helpers (<rcache/keys.h>): pure string building with snprintf semantics, the
  * SHA-256 shortening of over-long keys (also used by the facade when long_key_digest is

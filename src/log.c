@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Logging and per-thread error details. Every message passes through rcache__redact()
  * so that no URL password reaches a log line or rcache_errmsg(). */
 #include <stdio.h>

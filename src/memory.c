@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * memory:// — an embedded, in-process store with Redis' semantics for everything the
  * backend interface asks: millisecond TTLs, NX, INCRBY's parsing and errors, PTTL's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* memory:// internals that tests may inspect. Internal. */
 #ifndef RCACHE_MEMORY_H
 #define RCACHE_MEMORY_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The near cache's table (see near.h): sharded hash map, one mutex and one LRU list per
  * shard, bounded by the bytes malloc actually charges. Pure: no I/O, no clock.

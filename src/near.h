@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The near cache's table (L1): a bounded in-process map from stored key to value, split
  * into shards that each have their own lock and their own least-recently-used list, bounded

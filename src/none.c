@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* none:// — caching off. Reads miss, writes are accepted and dropped, counters have no
  * count to give (RCACHE_EUNAVAILABLE, never a made-up number). */
 #include <stdlib.h>

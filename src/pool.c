@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Connection pool, circuit breaker wiring and the background prober (see pool.h). */
 #include <errno.h>
 #include <stdio.h>

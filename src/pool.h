@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * A pool of connections to one server, with its circuit breaker and its background
  * prober. Connections are created lazily up to pool_size; a caller waits for a free one no

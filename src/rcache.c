@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The facade: argument checks, key namespacing, TTL policy, fallback rules, statistics
  * and get_or_set. Backends (memory, none, redis) only store prefixed keys.

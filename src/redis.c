@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Redis over TCP, Unix sockets and TLS: the single-key operations shared by every
  * topology, and the standalone backend (one server, one pool). Cluster is detected at

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The Redis backends' shared core. Every single-key operation is written once, in
  * redis.c, against `exec`: standalone (and Sentinel) sends it to its one pool; Cluster

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Redis Sentinel: the master of a named group, found through the listed sentinels and
  * followed across failovers. One pool (with its breaker and prober) points at the current

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Redis Cluster key slots (see slot.h), as in the cluster specification's keyHashSlot(). */
 #include "slot.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Redis Cluster key slots: CRC16 (XMODEM) of the key, or of its hash tag, mod 16384.
  * Pure functions, no I/O. Internal. */
 #ifndef RCACHE_SLOT_H

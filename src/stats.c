@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Statistics: a lock-free latency histogram and the Prometheus / JSON renderings.
  * Pure code: formatting takes a snapshot, never the handle. */
 #include <inttypes.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Clocks and randomness: the only place rcache reads the time. */
 #include <pthread.h>
 #include <stdatomic.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Keeps the near cache coherent with one Redis server (server-assisted client-side
  * caching, RESP2): a listener connection of its own, subscribed to __redis__:invalidate,

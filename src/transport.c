@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Sockets with deadlines. Plain sockets are blocking with SO_RCVTIMEO / SO_SNDTIMEO set
  * to the command timeout, so the hot path (one write, one read) costs exactly the two

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Sockets, ours: TCP (IPv4, IPv6, host names), Unix sockets and TLS (OpenSSL), all
  * non-blocking with a poll deadline on every connect, read and write. hiredis does the
  * protocol (conn.c); nothing here knows about Redis. Internal. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Typed helpers: strings, int64, double and user codecs, built only on the public byte API
  * (rcache_get / rcache_set / rcache_get_or_set) so that every backend, the key prefix, the

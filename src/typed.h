@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Pure text forms of the typed helpers (typed.c), exposed to the unit tests. Internal. */
 #ifndef RCACHE_TYPED_H
 #define RCACHE_TYPED_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * URL parsing: pure, no I/O. Turns the URL a program was given into an rcache__url, or
  * into RCACHE_EURL with a message naming the wrong part and never showing the password.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The C examples in README.md and docs/*.md compile, as written, against the library.
 #
 #   tests/docs_examples.sh SRC_DIR BIN_DIR CC LIBRCACHE_A

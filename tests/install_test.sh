@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Installs the build into a temporary prefix, then builds a small program against it
 # twice: with `pkg-config --cflags --libs rcache` and with CMake's find_package(rcache).
 set -euo pipefail

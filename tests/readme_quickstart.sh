@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Extracts the first ```c block after "## Quick start" in README.md, compiles it against
 # the static library as written, and runs it on memory://.
 set -euo pipefail

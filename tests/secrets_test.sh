@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Credentials never appear in rcache's output (issue 11, item 4).
 #
 #   tests/secrets_test.sh BUILD_DIR [BUILD_DIR...]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The shared library exports exactly the functions declared RCACHE_API in the public
 # headers: nothing internal leaks (hidden visibility), nothing declared is missing.
 set -euo pipefail

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A tiny test harness: CHECK() records a failure and goes on; TEST_MAIN prints the
  * "N passed, N failed" line that CTest's log and .ci read, and sets the exit code. */
 #ifndef RCACHE_TEST_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The typed helpers' behaviour, written once and run against every backend:
  * tests/unit/test_typed_memory.c (memory://) and tests/integration/test_typed.c (a real

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The rcache command-line tool: shared declarations. The tool uses only the public API
  * (include/rcache/rcache.h), like any other program would. */
 #ifndef RCACHE_CLI_H

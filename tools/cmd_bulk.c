@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rcache CLI: deleting many keys (del-prefix, del-pattern, flush), with a confirmation
  * prompt and, when stderr is a terminal, progress.
  *

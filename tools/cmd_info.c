@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rcache CLI: health, stats, watch and bench. */
 #include <inttypes.h>
 #include <pthread.h>

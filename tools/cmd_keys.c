@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rcache CLI: commands on single keys, and scan. */
 #include <stdlib.h>
 #include <string.h>

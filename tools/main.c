@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rcache — the command-line tool: option parsing, dispatch, exit codes, error messages. */
 #include <errno.h>
 #include <pthread.h>

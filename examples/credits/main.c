@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * `make demo`: the credits service (service.c) under a scripted load, printed as tables.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The credits service: SQLite is the truth, rcache is in front of it (see service.h). */
 #include "service.h"
 

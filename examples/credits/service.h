@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The credits service: a small piece of an application (users with credits, sessions,
  * feature flags) keeping its truth in SQLite and using rcache the way the usage guide

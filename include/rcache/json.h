@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * rcache JSON helpers, through jansson. A program that calls json_*() itself links jansson
  * too: `cc app.c $(pkg-config --cflags --libs rcache jansson)`.

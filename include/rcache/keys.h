@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * rcache key helpers: build the keys the seed service used ("user:42", "user:42:credits",
  * "workflow:7:definition", ...) into a caller's buffer, and invalidate one user's keys.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * rcache — a Redis-backed application cache for C that never takes the application down.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rcache — version: the single source of truth (CMake reads these lines). */
 #ifndef RCACHE_VERSION_H
 #define RCACHE_VERSION_H

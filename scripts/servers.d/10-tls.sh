@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Sourced by scripts/servers.sh start: a TLS server with certificates made here by openssl.
 #   ca.pem        the test CA
 #   server.pem    for "localhost" and 127.0.0.1 (what the URL names: verification passes)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Sourced by scripts/servers.sh start: a Redis Cluster of 3 masters and 3 replicas on
 # loopback (cluster-1 .. cluster-6), created with redis-cli --cluster create. Exports
 # RCACHE_TEST_URL_CLUSTER (one seed node: rcache detects the cluster from it) and

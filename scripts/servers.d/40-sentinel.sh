@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Sourced by scripts/servers.sh start: a master, one replica and three sentinels watching
 # them (group "rcache-test", quorum 2), all on loopback. Exports RCACHE_TEST_URL_SENTINEL.
 sm_port=$(free_port)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Shared helpers for the rcache CLI and demo tests: a CHECK-style harness printing
 "<name>: N passed, N failed", a runner, and URL helpers. Imported by tests/cli/test_*.py."""
 import os

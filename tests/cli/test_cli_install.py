@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """`make install` puts the rcache CLI in bin/ and its man page in share/man/man1/, and the
 installed binary runs. Usage: test_cli_install.py BUILD_DIR"""
 import os

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """rcache CLI against a real redis-server ($RCACHE_TEST_URL_TCP; the test uses logical db 13
 so that its deletions cannot touch other tests' keys): every subcommand, checked independently with
 redis-cli, exit codes, --json / --prometheus output parsed back.

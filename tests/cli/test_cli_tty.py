@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """rcache CLI on a terminal (a pseudo-terminal from python's pty module) against a real
 redis-server ($RCACHE_TEST_URL_TCP, logical db 14): del-prefix / del-pattern / flush ask for
 confirmation and show progress on stderr only when it is a terminal.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """rcache CLI without a server: help for every subcommand, usage errors (exit 2), bad URLs,
 memory:// and none:// behaviour, and the unavailable exit code (3) with a redacted URL
 against a loopback port nobody listens on. Usage: test_cli_usage.py RCACHE_BINARY"""

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """The demo service (examples/credits/) runs to completion and its numbers hold together:
 for every phase SQLite queries + cache hits = requests, the outage phase serves every
 request from SQLite within the deadline, dropped invalidations are replayed, and the

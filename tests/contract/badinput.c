@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Bad arguments on a live handle: a clear status, zeroed outputs, nothing stored, no
  * crash — on every backend. (NULL handles and options: tests/unit/test_badinput.c.) */
 #include <string.h>

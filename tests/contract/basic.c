@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Reads, writes, deletes, exists: byte-exact values of every size. */
 #include <pthread.h>
 #include <stdlib.h>

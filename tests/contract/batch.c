@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* get_many / set_many. */
 #include <stdio.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Writes made by another client of the same store are seen — promptly, and for good —
  * also by a handle that has read (and may have cached, with --near) the old value. Only
  * where two handles share a store (Redis); memory:// handles are separate stores. */

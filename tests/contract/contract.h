@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The contract suite: one set of tests, written against the public API only, run against
  * every backend (memory://, none://, and each Redis flavour). See main.c for the runner.

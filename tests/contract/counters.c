@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Counters: INCRBY semantics and errors, TTL on creation only, rate limiting. */
 #include <pthread.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* get_or_set: hit, miss → loader → stored with TTL, failing loader, concurrent callers. */
 #include <pthread.h>
 #include <stdatomic.h>

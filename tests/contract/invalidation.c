@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Invalidation by prefix and pattern, flush of a namespace, scan. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Key helpers on every backend: invalidating user 12 never touches user 123, and long keys
  * stored under their digest name (long_key_digest) behave as ordinary keys. */
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* none:// (caching off): reads miss, writes succeed and vanish, counters have no count,
  * get_or_set always loads, rate limits fail open. Run with --none. */
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Health, statistics and their exports, error details. */
 #include <stdio.h>
 #include <stdlib.h>

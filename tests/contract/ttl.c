@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* TTLs: -1 / -2 / remaining seconds, real expiry of short TTLs, defaults and jitter. */
 #include <string.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The typed helpers (strings, int64, double, user codecs) and JSON, on every backend:
  * stored as the plain text another client would write, read back exactly. */
 #include <math.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The fault suite's load generator and log capture: see helper_load.h. */
 #include "helper_load.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The fault suite's load: LOAD_THREADS threads doing get / set / get_or_set / incr on a
  * small set of keys in a loop, through the public API only, for as long as a scenario

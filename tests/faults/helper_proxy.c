@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A loopback TCP proxy with faults on demand: see helper_proxy.h. */
 #include "helper_proxy.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * A loopback TCP proxy for the fault tests: 127.0.0.1:<free port> → 127.0.0.1:<target>,
  * one thread, non-blocking sockets, switchable at run time:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Real redis-server processes owned by PID: see helper_server.h. */
 #include "helper_server.h"
 

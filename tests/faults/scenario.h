@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * What every fault scenario shares: a server, a handle with the suite's options and a log
  * capture, the load, and the checks of the issue:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Fault scenario 4: the server closes the library's connections itself (CLIENT KILL TYPE
  * normal) every 100 ms for 4 s, under load. The server stays up, so the cache must keep

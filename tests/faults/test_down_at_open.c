@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Fault scenario 1: the server is down when the handle is opened, then started.
  * rcache_open must succeed at once in fallback mode; every call answers by the fallback

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Fault scenario 6: the server is up but answers errors, each triggered for real:
  *  - OOM:      CONFIG SET maxmemory 1 with noeviction: writes answer -OOM;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The fault suite's own tools, checked with raw hiredis before anything relies on them:
  * server start / pause / kill / restart on the same port, servers killed however the test

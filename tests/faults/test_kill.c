@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Fault scenario 2: the server is killed (SIGKILL) under load and restarted on the same
  * port, twice. Each outage: calls fall back within their deadline, the breaker opens,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Fault scenario 5: a loopback TCP proxy between the library and the server (URL with a
  * password) misbehaves on demand, under load:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Fault scenario 3: the server is paused with SIGSTOP for 3 s under load, then continued.
  * Nothing is refused: connections stay open and connects still complete (the kernel's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Fault scenario 7: the same faults over TLS (rediss://, certificate verified against a CA
  * made here, host 127.0.0.1 checked against the certificate's IP address), where a stall

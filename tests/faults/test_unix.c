@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Fault scenario 8: the same over a Unix socket (unix://), whose transport differs from
  * TCP: the server paused with SIGSTOP for 2 s (connects still complete, nothing answers),

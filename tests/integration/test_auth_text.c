@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * A server's error text never carries the password into rcache's output (regression,
  * issue 11): where AUTH is renamed away (rename-command AUTH ""), Redis answers

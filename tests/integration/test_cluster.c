@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Redis Cluster on the shared 3-master / 3-replica cluster (scripts/servers.d/30-cluster.sh),
  * without disturbing it: detection from one node and from a seed list (with a dead seed),

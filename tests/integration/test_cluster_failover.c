@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Failures of a private 3-master / 3-replica cluster (started here, node timeout 1 s):
  *  1. CLUSTER FAILOVER of a master under load (4 threads writing and reading keys on every

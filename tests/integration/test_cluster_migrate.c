@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * A slot migrated between masters while rcache reads and writes it (private 3-master / 3-replica
  * cluster started here). During the migration the source answers ASK for keys already

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The near cache on the shared cluster: it serves (hits counted) for keys on every master,
  * and each master's invalidations reach it: a key changed behind its back (raw SET on the

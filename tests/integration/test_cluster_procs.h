@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Private redis-server processes for the cluster and sentinel tests that disturb their
  * servers (failover, migration, kill): loopback only, free ports picked here (20000-29999,

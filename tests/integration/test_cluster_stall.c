@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Stalled masters (SIGSTOP) under batches, on a private 3-master cluster started here (node
  * timeout 15 s, so nobody fails over while they are paused): a batch spanning several

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Redis Cluster over TLS (rediss://), on a private 3-master cluster started here with the
  * test certificates of scripts/servers.d/10-tls.sh: TLS ports, TLS cluster bus. rcache

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * get_or_set without stampedes (issue 5), on memory:// and on a real redis-server
  * (RCACHE_TEST_URL_TCP): single-flight, cross-process lease (with its holder killed),

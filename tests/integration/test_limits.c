@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Limits (issue 11, item 5): a key longer than max_key_bytes, a value larger than
  * max_value_bytes, a reply larger than the maximum, and a hostile server's reply asking for a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * memory:// against redis-server, differentially: the same long random sequence of calls
  * (values that are and are not integers, overflowing increments, TTLs, NX-free writes,

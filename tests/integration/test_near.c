@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The near cache against real servers (issue 6): another client's SET, DEL, EXPIRE,
  * UNLINK and FLUSHDB — sent raw, through redis-cli and through a second rcache handle —

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The near cache when Redis goes away (issue 6, item 4), against a redis-server this test
  * starts itself on 127.0.0.1 (a free port in 20000-29999, killed by PID on exit):

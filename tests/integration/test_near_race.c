@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The documented race of server-assisted client-side caching, for real (issue 6, item 3):
  * an invalidation that arrives before the reply it invalidates must win.

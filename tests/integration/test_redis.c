@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The standalone Redis backend against real servers (issue 3): error mapping (wrong
  * password, ACL, certificates, WRONGTYPE, OOM, a server error's text), binary-safe keys

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Redis Sentinel on the shared servers (scripts/servers.d/40-sentinel.sh: a master, a
  * replica, three sentinels, group "rcache-test"), without disturbing them: the master is

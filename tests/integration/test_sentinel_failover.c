@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * SENTINEL FAILOVER under load, on private servers started here: a master and a replica,
  * both with a password, and three sentinels that also require it (so every connection

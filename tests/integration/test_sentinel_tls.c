@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Sentinel over TLS (rediss+sentinel://), on private servers started here with the test
  * certificates of scripts/servers.d/10-tls.sh: a master with a TLS port and a sentinel that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * rcache never raises SIGPIPE in the program that uses it (regression, issue 11): OpenSSL
  * writes with write(), so a large set over TLS to a server that had just dropped the

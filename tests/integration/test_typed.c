@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Typed helpers, JSON, key helpers and namespaces against real servers: the shared checks
  * of tests/typed_checks.h over RCACHE_TEST_URL_TCP, _UNIX, _TLS, _CLUSTER and _SENTINEL,

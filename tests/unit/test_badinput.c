@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Every public function given a NULL handle or NULL arguments returns a clear status (or
  * does nothing, for the void ones) and never crashes; invalid options fail rcache_open()
  * with RCACHE_EINVAL and a message naming the option. Arguments on a live handle are in

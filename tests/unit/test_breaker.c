@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The breaker's state machine and its backoff schedule. */
 #include "breaker.h"
 #include "test.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The cluster's reply parsers, without a server: CLUSTER SHARDS (Redis 7) and CLUSTER SLOTS
  * (Redis 6) maps written here in RESP as servers send them — TLS ports, empty and unknown

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Single-flight: 64 threads on one cold key call the loader exactly once and all get its
  * value; a slow leader lets followers time out and load themselves. */
 #include <pthread.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rcache__glob_match against Redis 7.0's stringmatchlen rules, and rcache__glob_escape.
  * Every row of the table was checked against a real redis-server 7.0 with KEYS (a key per
  * string, the pattern as given); this test itself needs no server. */

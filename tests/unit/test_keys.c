@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Key helpers (<rcache/keys.h>): the seed's key table, snprintf semantics (measure,
  * truncate), invalid input, the user-12-is-not-user-123 property and rcache_key_digest().

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* memory:// internals: exact LRU order across shards and the byte bound, lazy and
  * periodic expiry, NX, PTTL, INCRBY details, binary keys, a scan callback that writes, and
  * many threads hammering a bounded store (its byte count must equal what it holds). */

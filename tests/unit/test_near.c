@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The near cache's table (src/near.c), without a server: the serving gate, the fetch
  * protocol (an invalidation or flush that arrives before the reply wins; replies that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Cluster key slots: CRC16 (XMODEM) and hash tags, against the specification's known
  * values and values read from a real node with CLUSTER KEYSLOT (Redis 7.0). */
 #include <string.h>

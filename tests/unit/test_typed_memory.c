@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Typed helpers, JSON, key helpers and namespaces over memory:// (tests/typed_checks.h, the
  * same checks the integration test runs against redis-server), and over none://, where

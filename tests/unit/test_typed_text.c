@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The text forms of the typed helpers, without a backend: doubles written as text that
  * reads back bit for bit (edges: -0.0, denormals, DBL_MAX, infinities; and 300000 random

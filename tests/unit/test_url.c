@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* rcache__url_parse, rcache__redact, and the public rcache_open's answer to a bad URL. */
 #include <stdint.h>
 
