@@ -116,12 +116,12 @@ static cnode *node_get(cluster *cl, const char *host, int port) {
   }
   if (cl->nnodes == cl->cap) {
     size_t cap = cl->cap ? cl->cap * 2 : 8;
-    cnode **nn = realloc(cl->nodes, cap * sizeof *nn);
+    cnode **nn = rcache__realloc(cl->nodes, cap * sizeof *nn);
     if (!nn) goto out;
     cl->nodes = nn;
     cl->cap = cap;
   }
-  n = calloc(1, sizeof *n);
+  n = rcache__calloc(1, sizeof *n);
   if (!n) goto out;
   snprintf(n->addr.host, sizeof n->addr.host, "%s", host);
   n->addr.port = port;
@@ -137,7 +137,7 @@ static cnode *node_get(cluster *cl, const char *host, int port) {
   if ((near && !n->trk) || rcache__pool_new(ctx, &setup, &n->addr, &n->pool) != RCACHE_OK) {
     rcache__tracking_free(n->trk);
     pthread_mutex_destroy(&n->trk_mu);
-    free(n);
+    rcache__free(n);
     n = NULL;
     goto out;
   }
@@ -177,7 +177,7 @@ static void near_flush(cluster *cl) {
  * *unserved (may be NULL) counts slots that no known node serves. */
 static cnode **masters(cluster *cl, size_t *n, size_t *unserved) {
   size_t cap = 8, k = 0, u = 0;
-  cnode **m = malloc(cap * sizeof *m);
+  cnode **m = rcache__malloc(cap * sizeof *m);
   cnode *last = NULL;
   for (unsigned s = 0; m && s < RCACHE__SLOTS; s++) {
     cnode *x = atomic_load_explicit(&cl->slots[s], memory_order_acquire);
@@ -192,9 +192,9 @@ static cnode **masters(cluster *cl, size_t *n, size_t *unserved) {
       seen = m[i] == x;
     if (seen) continue;
     if (k == cap) {
-      cnode **mm = realloc(m, (cap *= 2) * sizeof *m);
+      cnode **mm = rcache__realloc(m, (cap *= 2) * sizeof *m);
       if (!mm) {
-        free(m);
+        rcache__free(m);
         m = NULL;
         break;
       }
@@ -227,7 +227,7 @@ static rcache_status ranges_add(ranges *rs, long long lo, long long hi, const ch
     return RCACHE_EPROTO;
   if (rs->n == rs->cap) {
     size_t cap = rs->cap ? rs->cap * 2 : 16;
-    range *nv = realloc(rs->v, cap * sizeof *nv);
+    range *nv = rcache__realloc(rs->v, cap * sizeof *nv);
     if (!nv) return RCACHE_ENOMEM;
     rs->v = nv;
     rs->cap = cap;
@@ -355,12 +355,12 @@ static rcache_status ask_map(cluster *cl, cnode *n, ranges *rs) {
 
 /* Installs a map; true when any slot changed hands. */
 static rcache_status install(cluster *cl, const ranges *rs, bool *changed) {
-  cnode **owner = calloc(RCACHE__SLOTS, sizeof *owner);
+  cnode **owner = rcache__calloc(RCACHE__SLOTS, sizeof *owner);
   if (!owner) return RCACHE_ENOMEM;
   for (size_t i = 0; i < rs->n; i++) {
     cnode *n = node_get(cl, rs->v[i].host, rs->v[i].port);
     if (!n) {
-      free(owner);
+      rcache__free(owner);
       return node_get_failure(cl);
     }
     node_use(cl, n);
@@ -374,7 +374,7 @@ static rcache_status install(cluster *cl, const ranges *rs, bool *changed) {
       *changed = true;
     }
   }
-  free(owner);
+  rcache__free(owner);
   if (*changed) near_flush(cl);
   return RCACHE_OK;
 }
@@ -387,7 +387,7 @@ static rcache_status refresh(cluster *cl, int64_t deadline_us) {
   cnode **m = masters(cl, &nm, NULL);
   pthread_mutex_lock(&cl->mu);
   size_t nall = cl->nnodes;
-  cnode **all = malloc((nall ? nall : 1) * sizeof *all);
+  cnode **all = rcache__malloc((nall ? nall : 1) * sizeof *all);
   if (all && nall) memcpy(all, cl->nodes, nall * sizeof *all);
   pthread_mutex_unlock(&cl->mu);
   rcache_status s = m && all ? RCACHE_EUNAVAILABLE : RCACHE_ENOMEM;
@@ -411,7 +411,7 @@ static rcache_status refresh(cluster *cl, int64_t deadline_us) {
       }
       bool changed = false;
       if (s == RCACHE_OK) s = install(cl, &rs, &changed);
-      free(rs.v);
+      rcache__free(rs.v);
       if (s == RCACHE_OK) {
         if (changed)
           rcache__log(cl->r.base.ctx, RCACHE_LOG_INFO, "cluster: slot map updated from %s:%d",
@@ -420,8 +420,8 @@ static rcache_status refresh(cluster *cl, int64_t deadline_us) {
       }
     }
   }
-  free(m);
-  free(all);
+  rcache__free(m);
+  rcache__free(all);
   pthread_mutex_unlock(&cl->refresh_mu);
   return s;
 }
@@ -433,7 +433,7 @@ static bool map_healthy(cluster *cl) {
   bool ok = m && n > 0 && unserved == 0;
   for (size_t i = 0; ok && i < n; i++)
     ok = rcache__pool_available(m[i]->pool);
-  free(m);
+  rcache__free(m);
   return ok;
 }
 
@@ -549,7 +549,7 @@ static rcache_status with_asking(const rcache__cmds *b, rcache__cmds *out) {
   size_t len = b->one ? b->one_len : b->len;
   memset(out, 0, sizeof *out);
   out->cap = len + (size_t)b->n * (sizeof ask - 1);
-  out->buf = malloc(out->cap);
+  out->buf = rcache__malloc(out->cap);
   if (!out->buf) return RCACHE_ENOMEM;
   for (size_t at = 0; at < len;) {
     size_t l = cmd_len(src + at, len - at);
@@ -571,7 +571,7 @@ static rcache_status run_asking(cluster *cl, cnode *n, const rcache__cmds *b, re
   rcache__cmds ab;
   rcache_status s = with_asking(b, &ab);
   if (s != RCACHE_OK) return s;
-  redisReply **all = calloc((size_t)ab.n, sizeof *all);
+  redisReply **all = rcache__calloc((size_t)ab.n, sizeof *all);
   if (!all) s = RCACHE_ENOMEM;
   if (s == RCACHE_OK) s = rcache__redis_run(&cl->r, n->pool, &ab, all, idempotent);
   if (s == RCACHE_OK) {
@@ -580,7 +580,7 @@ static rcache_status run_asking(cluster *cl, cnode *n, const rcache__cmds *b, re
       rep[i] = all[2 * i + 1];
     }
   }
-  free(all);
+  rcache__free(all);
   rcache__cmds_free(&ab);
   return s;
 }
@@ -694,13 +694,13 @@ static int share_cmp(const void *a, const void *b) {
  * point into. *out (malloc'd) gets the shares, *ns their count. */
 static rcache_status split(cluster *cl, const char *const *keys, const size_t *klens, size_t n,
                            size_t *idx, redisReply **rep, share **out, size_t *ns) {
-  cnode **node_of = malloc((n ? n : 1) * sizeof *node_of);
-  share *sh = calloc(n ? n : 1, sizeof *sh);
-  bool *done = calloc(n ? n : 1, sizeof *done);
+  cnode **node_of = rcache__malloc((n ? n : 1) * sizeof *node_of);
+  share *sh = rcache__calloc(n ? n : 1, sizeof *sh);
+  bool *done = rcache__calloc(n ? n : 1, sizeof *done);
   if (!node_of || !sh || !done) {
-    free(node_of);
-    free(sh);
-    free(done);
+    rcache__free(node_of);
+    rcache__free(sh);
+    rcache__free(done);
     return RCACHE_ENOMEM;
   }
   for (size_t i = 0; i < n; i++)
@@ -719,8 +719,8 @@ static rcache_status split(cluster *cl, const char *const *keys, const size_t *k
     }
     used += x->k;
   }
-  free(node_of);
-  free(done);
+  rcache__free(node_of);
+  rcache__free(done);
   /* one order for every caller: two batches never wait for each other's connections */
   qsort(sh, m, sizeof *sh, share_cmp);
   *out = sh;
@@ -733,7 +733,7 @@ static void free_shares(share *sh, size_t ns) {
     rcache__replies_free(sh[i].rep, sh[i].b.n);
     rcache__cmds_free(&sh[i].b);
   }
-  free(sh);
+  rcache__free(sh);
 }
 
 /* Bytes already read from c and not parsed yet, in hiredis' buffer or OpenSSL's. */
@@ -745,9 +745,9 @@ static bool buffered(rcache__conn *c) {
  * in or `by` has passed. A share whose replies are not all in by then times out (its
  * connection is dropped); what had already arrived by the deadline is still read. */
 static void read_all(cluster *cl, share *sh, size_t ns, int64_t by) {
-  int *got = calloc(ns, sizeof *got);
-  struct pollfd *pf = malloc(ns * sizeof *pf);
-  size_t *which = malloc(ns * sizeof *which);
+  int *got = rcache__calloc(ns, sizeof *got);
+  struct pollfd *pf = rcache__malloc(ns * sizeof *pf);
+  size_t *which = rcache__malloc(ns * sizeof *which);
   if (!got || !pf || !which) {
     for (size_t i = 0; i < ns; i++)
       if (sh[i].c && sh[i].s == RCACHE_OK) sh[i].s = RCACHE_ENOMEM, sh[i].c->broken = true;
@@ -789,9 +789,9 @@ static void read_all(cluster *cl, share *sh, size_t ns, int64_t by) {
         rcache__replies_free(x->rep, got[i]);
     }
   }
-  free(got);
-  free(pf);
-  free(which);
+  rcache__free(got);
+  rcache__free(pf);
+  rcache__free(which);
 }
 
 /* Every share's exchange at once, so a batch costs one round trip and one deadline
@@ -853,8 +853,8 @@ static rcache_status cluster_get_many(rcache__backend *be, const char *const *ke
                                       const size_t *klens, size_t n, rcache_value *vals,
                                       rcache_status *st) {
   cluster *cl = CL(be);
-  size_t *idx = malloc((n ? n : 1) * sizeof *idx), ns = 0;
-  redisReply **rep = calloc(n ? n : 1, sizeof *rep);
+  size_t *idx = rcache__malloc((n ? n : 1) * sizeof *idx), ns = 0;
+  redisReply **rep = rcache__calloc(n ? n : 1, sizeof *rep);
   share *sh = NULL;
   rcache_status s = idx && rep ? split(cl, keys, klens, n, idx, rep, &sh, &ns) : RCACHE_ENOMEM;
   for (size_t i = 0; s == RCACHE_OK && i < ns; i++) {
@@ -899,8 +899,8 @@ static rcache_status cluster_get_many(rcache__backend *be, const char *const *ke
     }
   }
   if (sh) free_shares(sh, ns);
-  free(idx);
-  free(rep);
+  rcache__free(idx);
+  rcache__free(rep);
   if (s != RCACHE_OK) return s;
   return any_ran || first_err == RCACHE_OK ? RCACHE_OK : first_err;
 }
@@ -909,8 +909,8 @@ static rcache_status cluster_set_many(rcache__backend *be, const char *const *ke
                                       const size_t *klens, const rcache_value *vals, size_t n,
                                       const int64_t *ttl_ms) {
   cluster *cl = CL(be);
-  size_t *idx = malloc((n ? n : 1) * sizeof *idx), ns = 0;
-  redisReply **rep = calloc(n ? n : 1, sizeof *rep);
+  size_t *idx = rcache__malloc((n ? n : 1) * sizeof *idx), ns = 0;
+  redisReply **rep = rcache__calloc(n ? n : 1, sizeof *rep);
   share *sh = NULL;
   rcache_status s = idx && rep ? split(cl, keys, klens, n, idx, rep, &sh, &ns) : RCACHE_ENOMEM;
   for (size_t i = 0; s == RCACHE_OK && i < ns; i++)
@@ -936,8 +936,8 @@ static rcache_status cluster_set_many(rcache__backend *be, const char *const *ke
     }
   }
   if (sh) free_shares(sh, ns);
-  free(idx);
-  free(rep);
+  rcache__free(idx);
+  rcache__free(rep);
   return first_err;
 }
 
@@ -949,7 +949,7 @@ static rcache_status all_masters(cluster *cl, cnode ***m, size_t *n) {
   if ((!*m || *n == 0 || unserved) &&
       refresh(cl, rcache__now_us() + (int64_t)cl->r.base.ctx->opt.connect_timeout_ms * 1000) ==
           RCACHE_OK) {
-    free(*m);
+    rcache__free(*m);
     *m = masters(cl, n, &unserved);
   }
   if (!*m) return RCACHE_ENOMEM;
@@ -993,7 +993,7 @@ static void del_flush(del_ud *d) {
   }
   rcache__cmds_free(&b);
   for (size_t i = 0; i < d->n; i++)
-    free(d->keys[i]);
+    rcache__free(d->keys[i]);
   d->n = 0;
   if (s != RCACHE_OK && d->s == RCACHE_OK) d->s = s;
 }
@@ -1030,7 +1030,7 @@ static rcache_status cluster_del_match(rcache__backend *be, const char *g, size_
     if (e == RCACHE_OK) e = d.s;
     if (e != RCACHE_OK && first == RCACHE_OK) first = e;
   }
-  free(m);
+  rcache__free(m);
   return first != RCACHE_OK ? first : s;
 }
 
@@ -1061,7 +1061,7 @@ static rcache_status cluster_scan(rcache__backend *be, const char *g, size_t gl,
     seen += c;
     if (e != RCACHE_OK && first == RCACHE_OK) first = e;
   }
-  free(m);
+  rcache__free(m);
   return first != RCACHE_OK ? first : s;
 }
 
@@ -1082,7 +1082,7 @@ static rcache_status cluster_flushdb(rcache__backend *be) {
     }
     if (e != RCACHE_OK && first == RCACHE_OK) first = e;
   }
-  free(m);
+  rcache__free(m);
   return first != RCACHE_OK ? first : s;
 }
 
@@ -1099,14 +1099,14 @@ static rcache_status cluster_health(rcache__backend *be, rcache_health *h) {
   cnode **m;
   size_t n;
   rcache_status s = all_masters(cl, &m, &n);
-  share *sh = s == RCACHE_OK ? calloc(n, sizeof *sh) : NULL;
-  redisReply **rep = s == RCACHE_OK ? calloc(2 * n, sizeof *rep) : NULL;
+  share *sh = s == RCACHE_OK ? rcache__calloc(n, sizeof *sh) : NULL;
+  redisReply **rep = s == RCACHE_OK ? rcache__calloc(2 * n, sizeof *rep) : NULL;
   if (s == RCACHE_OK && (!sh || !rep)) s = RCACHE_ENOMEM;
   if (s != RCACHE_OK) {
     snprintf(h->error, sizeof h->error, "%s", rcache__err_peek());
-    free(m);
-    free(sh);
-    free(rep);
+    rcache__free(m);
+    rcache__free(sh);
+    rcache__free(rep);
     return s;
   }
   for (size_t i = 0; i < n; i++) {
@@ -1137,8 +1137,8 @@ static rcache_status cluster_health(rcache__backend *be, rcache_health *h) {
              x->node->addr.port, why);
   }
   free_shares(sh, n);
-  free(rep);
-  free(m);
+  rcache__free(rep);
+  rcache__free(m);
   return s;
 }
 
@@ -1157,7 +1157,7 @@ static void cluster_stats(rcache__backend *be, rcache_stats *st) {
         (b == RCACHE_BREAKER_HALF_OPEN && worst == RCACHE_BREAKER_CLOSED))
       worst = b;
   }
-  free(m);
+  rcache__free(m);
   st->breaker_state = worst;
   st->available = worst == RCACHE_BREAKER_CLOSED;
 }
@@ -1215,7 +1215,7 @@ rcache_status rcache__cluster_parse_map(const char *resp, size_t len, bool shard
   s = shards ? parse_shards(r, tls, &asked, &rs) : parse_slots(r, &asked, &rs);
   for (size_t i = 0; s == RCACHE_OK && i < rs.n; i++)
     fn(ud, rs.v[i].lo, rs.v[i].hi, rs.v[i].host, rs.v[i].port);
-  free(rs.v);
+  rcache__free(rs.v);
   freeReplyObject(r);
   return s;
 }
@@ -1253,14 +1253,14 @@ static void cluster_destroy(rcache__backend *be) {
     rcache__pool_free(cl->nodes[i]->pool);
     rcache__tracking_free(cl->nodes[i]->trk); /* after its pool: it gets the pool's events */
     pthread_mutex_destroy(&cl->nodes[i]->trk_mu);
-    free(cl->nodes[i]);
+    rcache__free(cl->nodes[i]);
   }
-  free(cl->nodes);
+  rcache__free(cl->nodes);
   pthread_mutex_destroy(&cl->refresh_mu);
   pthread_cond_destroy(&cl->wake);
   pthread_mutex_destroy(&cl->mu);
   rcache__redis_fini(&cl->r);
-  free(cl);
+  rcache__free(cl);
 }
 
 static const rcache__backend_ops cluster_ops = {
@@ -1277,7 +1277,7 @@ rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out) {
     rcache__errf("URL: database %d: a Redis Cluster has only database 0", ctx->url.db);
     return RCACHE_EURL;
   }
-  cluster *cl = calloc(1, sizeof *cl);
+  cluster *cl = rcache__calloc(1, sizeof *cl);
   if (!cl) return RCACHE_ENOMEM;
   cl->r.base.ops = &cluster_ops;
   cl->r.exec = cluster_exec;

@@ -16,7 +16,7 @@ static rcache_status cmds_append(rcache__cmds *b, const char *p, size_t len) {
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + len)
       cap *= 2;
-    char *nb = realloc(b->buf, cap);
+    char *nb = rcache__realloc(b->buf, cap);
     if (!nb) return RCACHE_ENOMEM;
     b->buf = nb;
     b->cap = cap;
@@ -66,7 +66,7 @@ rcache_status rcache__cmds_addv(rcache__cmds *b, const char *arg0, ...) {
 
 void rcache__cmds_free(rcache__cmds *b) {
   if (b->one) redisFreeCommand(b->one);
-  free(b->buf);
+  rcache__free(b->buf);
   memset(b, 0, sizeof *b);
 }
 
@@ -224,7 +224,7 @@ void rcache__conn_close(rcache__conn *c) {
   if (!c) return;
   rcache__sock_close(&c->sock);
   if (c->rd) redisReaderFree(c->rd);
-  free(c);
+  rcache__free(c);
 }
 
 static rcache_status setup(rcache__conn *c, const rcache__conn_setup *cs, int64_t deadline_us) {
@@ -295,12 +295,12 @@ static rcache_status setup(rcache__conn *c, const rcache__conn_setup *cs, int64_
 rcache_status rcache__conn_open(const rcache__conn_setup *cs, const rcache__addr *a,
                                 int64_t deadline_us, rcache__conn **out) {
   *out = NULL;
-  rcache__conn *c = calloc(1, sizeof *c);
+  rcache__conn *c = rcache__calloc(1, sizeof *c);
   if (!c) return RCACHE_ENOMEM;
   c->client_id = -1;
   c->sock.fd = -1;
   if (!(c->rd = redisReaderCreate())) {
-    free(c);
+    rcache__free(c);
     return RCACHE_ENOMEM;
   }
   pthread_once(&capped_once, capped_init);

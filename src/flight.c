@@ -41,7 +41,7 @@ static uint64_t fnv1a(const char *k, size_t n) {
 }
 
 rcache__flights *rcache__flights_new(void) {
-  rcache__flights *fs = calloc(1, sizeof *fs);
+  rcache__flights *fs = rcache__calloc(1, sizeof *fs);
   if (fs) pthread_mutex_init(&fs->mu, NULL);
   return fs;
 }
@@ -49,15 +49,15 @@ rcache__flights *rcache__flights_new(void) {
 void rcache__flights_free(rcache__flights *fs) {
   if (!fs) return;
   pthread_mutex_destroy(&fs->mu);
-  free(fs);
+  rcache__free(fs);
 }
 
 static rcache__flight *flight_new(const char *key, size_t klen, uint64_t h) {
-  rcache__flight *f = calloc(1, sizeof *f);
+  rcache__flight *f = rcache__calloc(1, sizeof *f);
   if (!f) return NULL;
   f->key = rcache__memdup0(key, klen);
   if (!f->key) {
-    free(f);
+    rcache__free(f);
     return NULL;
   }
   rcache__cond_init_mono(&f->cond);
@@ -69,8 +69,8 @@ static rcache__flight *flight_new(const char *key, size_t klen, uint64_t h) {
 static void flight_free(rcache__flight *f) {
   pthread_cond_destroy(&f->cond);
   rcache_value_free(&f->value);
-  free(f->key);
-  free(f);
+  rcache__free(f->key);
+  rcache__free(f);
 }
 
 rcache__flight *rcache__flight_join(rcache__flights *fs, const char *key, size_t klen,

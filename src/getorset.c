@@ -54,7 +54,7 @@ static rcache_status load_and_store(rcache *c, const rcache__key *k, int64_t ttl
 /* The lease key: the full key plus ":lock". */
 static rcache_status lease_key(const rcache__key *k, rcache__key *lk) {
   lk->len = k->len + 5;
-  lk->p = lk->len < sizeof lk->stack ? lk->stack : malloc(lk->len + 1);
+  lk->p = lk->len < sizeof lk->stack ? lk->stack : rcache__malloc(lk->len + 1);
   if (!lk->p) return RCACHE_ENOMEM;
   memcpy(lk->p, k->p, k->len);
   memcpy(lk->p + k->len, ":lock", 6);

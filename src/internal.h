@@ -198,6 +198,21 @@ rcache_status rcache__memory_open(rcache__ctx *ctx, rcache__backend **out);
  * is down. */
 rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out);
 
+/* ---- allocation (util.c) ------------------------------------------------------------------ */
+
+/* Every allocation of the library goes through these (free() of what they return is
+ * rcache__free), so a test can make the Nth one fail. rcache__calloc checks n * size for
+ * overflow as calloc does. */
+void *rcache__malloc(size_t n);
+void *rcache__calloc(size_t n, size_t size);
+void *rcache__realloc(void *p, size_t n);
+void rcache__free(void *p);
+/* For tests: the allocation after the next n fails (n = 0: the very next one), and with
+ * once = false every one after it too, until called again with n < 0 (never fail). */
+void rcache__alloc_fail_after(int64_t n, bool once);
+/* Allocations attempted since the process started (tests count a flow's allocations). */
+uint64_t rcache__alloc_calls(void);
+
 /* ---- small helpers (util.c) ------------------------------------------------------------------ */
 
 /* malloc'd copy of len bytes plus a NUL; NULL on ENOMEM. */

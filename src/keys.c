@@ -180,7 +180,7 @@ rcache_status rcache_invalidate_user(rcache *c, const char *user_id, uint64_t *d
   int n = rcache_key_user_all(NULL, 0, user_id);
   if (n < 0) return rcache__einval(c, "user_id is NULL, empty or contains ':'");
   char stack[128];
-  char *key = (size_t)n < sizeof stack ? stack : malloc((size_t)n + 1);
+  char *key = (size_t)n < sizeof stack ? stack : rcache__malloc((size_t)n + 1);
   if (!key) return rcache__done(c, RCACHE_ENOMEM);
   rcache_key_user_all(key, (size_t)n + 1, user_id);
   uint64_t subs = 0;
@@ -192,7 +192,7 @@ rcache_status rcache_invalidate_user(rcache *c, const char *user_id, uint64_t *d
     key[n - 1] = ':';
     s = rcache_delete_prefix(c, key, &subs);
   }
-  if (key != stack) free(key);
+  if (key != stack) rcache__free(key);
   if (deleted) *deleted = one + subs;
   /* a failure was already recorded for rcache_errmsg() by the call that failed */
   return s == RCACHE_MISS ? RCACHE_OK : s;

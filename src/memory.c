@@ -133,7 +133,7 @@ static mshard *shard_of(mstore *m, uint64_t h) {
 
 static mentry *entry_new(uint64_t h, const char *key, size_t klen, const void *data, size_t len,
                          int64_t expire_ms) {
-  mentry *e = malloc(sizeof *e + klen + len + 1);
+  mentry *e = rcache__malloc(sizeof *e + klen + len + 1);
   if (!e) return NULL;
   e->hnext = e->prev = e->next = NULL;
   e->hash = h;
@@ -204,7 +204,7 @@ static void remove_at(mstore *m, mshard *s, mentry **l) {
   if (e->expire_ms) s->nttl--;
   atomic_fetch_sub_explicit(&m->bytes, (int64_t)charge_of(e), memory_order_relaxed);
   atomic_fetch_sub_explicit(&m->keys, 1, memory_order_relaxed);
-  free(e);
+  rcache__free(e);
   tail_sync(s);
 }
 
@@ -232,7 +232,7 @@ static mentry *lookup(mstore *m, mshard *s, uint64_t h, const char *key, size_t 
 
 /* Rehashes into nb buckets; on ENOMEM the old table stays (longer chains, still correct). */
 static void resize(mshard *s, size_t nb) {
-  mentry **t = calloc(nb, sizeof *t);
+  mentry **t = rcache__calloc(nb, sizeof *t);
   if (!t) return;
   for (size_t i = 0; i < s->nb; i++) {
     for (mentry *e = s->tab[i], *nx; e; e = nx) {
@@ -241,7 +241,7 @@ static void resize(mshard *s, size_t nb) {
       t[e->hash & (nb - 1)] = e;
     }
   }
-  free(s->tab);
+  rcache__free(s->tab);
   s->tab = t;
   s->nb = nb;
   s->sweep_pos &= nb - 1;
@@ -274,7 +274,7 @@ static void shard_clear(mstore *m, mshard *s) {
       nx = e->hnext;
       atomic_fetch_sub_explicit(&m->bytes, (int64_t)charge_of(e), memory_order_relaxed);
       atomic_fetch_sub_explicit(&m->keys, 1, memory_order_relaxed);
-      free(e);
+      rcache__free(e);
     }
     s->tab[i] = NULL;
   }
@@ -416,7 +416,7 @@ static rcache_status set_one(mstore *m, const char *key, size_t klen, const void
   mentry *old = lookup(m, s, h, key, klen, &now);
   if (old && (flags & RCACHE__SET_NX)) {
     pthread_mutex_unlock(&s->mu);
-    free(e);
+    rcache__free(e);
     return RCACHE_MISS;
   }
   if (old)
@@ -501,8 +501,8 @@ static rcache_status mem_scan(rcache__backend *b, const char *glob, size_t glen,
         if (expired(e, now) || !key_matches(e, glob, glen)) continue;
         if (nf == cap) {
           size_t nc = cap ? 2 * cap : 64;
-          char **f2 = realloc(found, nc * sizeof *f2);
-          size_t *l2 = f2 ? realloc(lens, nc * sizeof *l2) : NULL;
+          char **f2 = rcache__realloc(found, nc * sizeof *f2);
+          size_t *l2 = f2 ? rcache__realloc(lens, nc * sizeof *l2) : NULL;
           if (f2) found = f2;
           if (l2) lens = l2;
           if (!f2 || !l2) {
@@ -525,10 +525,10 @@ static rcache_status mem_scan(rcache__backend *b, const char *glob, size_t glen,
         visited++;
         go = fn(found[j], lens[j], ud);
       }
-      free(found[j]);
+      rcache__free(found[j]);
     }
-    free(found);
-    free(lens);
+    rcache__free(found);
+    rcache__free(lens);
     if (!go || (limit && visited >= limit)) break;
   }
   return st;
@@ -651,12 +651,12 @@ static void mem_destroy(rcache__backend *b) {
   if (atomic_load(&m->started)) pthread_join(m->thread, NULL);
   for (int i = 0; i < NSHARDS; i++) {
     shard_clear(m, &m->sh[i]);
-    free(m->sh[i].tab);
+    rcache__free(m->sh[i].tab);
     pthread_mutex_destroy(&m->sh[i].mu);
   }
   pthread_cond_destroy(&m->wake);
   pthread_mutex_destroy(&m->ctl);
-  free(m);
+  rcache__free(m);
 }
 
 void rcache__memory_usage(rcache__backend *b, uint64_t *keys, uint64_t *bytes,
@@ -684,14 +684,14 @@ rcache_status rcache__memory_open(rcache__ctx *ctx, rcache__backend **out) {
   for (int i = 0; i < NSHARDS; i++) {
     mshard *s = &m->sh[i];
     s->nb = MIN_BUCKETS;
-    s->tab = calloc(MIN_BUCKETS, sizeof *s->tab);
+    s->tab = rcache__calloc(MIN_BUCKETS, sizeof *s->tab);
     atomic_init(&s->tail_stamp, UINT64_MAX);
     if (!s->tab) {
       for (int j = 0; j < i; j++) {
-        free(m->sh[j].tab);
+        rcache__free(m->sh[j].tab);
         pthread_mutex_destroy(&m->sh[j].mu);
       }
-      free(m);
+      rcache__free(m);
       return RCACHE_ENOMEM;
     }
     pthread_mutex_init(&s->mu, NULL);

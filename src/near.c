@@ -141,7 +141,7 @@ static void insert_slot(shard *s, entry *e) {
 static void settle(shard *s, entry **dead) {
   if (s->nslots > s->nbuckets) {
     size_t nb = s->nbuckets * 2;
-    entry **b = calloc(nb, sizeof *b);
+    entry **b = rcache__calloc(nb, sizeof *b);
     if (b) {
       for (size_t i = 0; i < s->nbuckets; i++) {
         for (entry *e = s->buckets[i], *next; e; e = next) {
@@ -151,7 +151,7 @@ static void settle(shard *s, entry **dead) {
         }
       }
       s->bytes -= charge_of(s->buckets, s->nbuckets * sizeof *b);
-      free(s->buckets);
+      rcache__free(s->buckets);
       s->buckets = b;
       s->nbuckets = nb;
       s->bytes += charge_of(b, nb * sizeof *b);
@@ -164,14 +164,14 @@ static void settle(shard *s, entry **dead) {
 static void free_chain(entry *e) {
   while (e) {
     entry *next = e->hnext;
-    free(e);
+    rcache__free(e);
     e = next;
   }
 }
 
 static entry *slot_new(const char *key, size_t klen, const void *val, size_t vlen, bool pending) {
   size_t req = sizeof(entry) + klen + (pending ? 0 : vlen + 1);
-  entry *e = malloc(req);
+  entry *e = rcache__malloc(req);
   if (!e) return NULL;
   memset(e, 0, sizeof *e);
   e->klen = klen;
@@ -189,14 +189,14 @@ static entry *slot_new(const char *key, size_t klen, const void *val, size_t vle
 /* ---- life ------------------------------------------------------------------------------------ */
 
 rcache__near *rcache__near_new(size_t max_bytes, int64_t max_ttl_ms) {
-  rcache__near *n = calloc(1, sizeof *n);
+  rcache__near *n = rcache__calloc(1, sizeof *n);
   if (!n) return NULL;
   unsigned ns = 1;
   while (ns < MAX_SHARDS && max_bytes / (ns * 2) >= MIN_SHARD_BYTES)
     ns *= 2;
   n->nshards = ns;
   n->max_ttl_us = max_ttl_ms > 0 ? max_ttl_ms * 1000 : INT64_MAX;
-  n->shards = calloc(ns, sizeof *n->shards);
+  n->shards = rcache__calloc(ns, sizeof *n->shards);
   pthread_mutex_init(&n->gate_mu, NULL);
   if (!n->shards) {
     rcache__near_free(n);
@@ -212,7 +212,7 @@ rcache__near *rcache__near_new(size_t max_bytes, int64_t max_ttl_ms) {
     s->lru.next = s->lru.prev = &s->lru;
     s->budget = budget;
     s->nbuckets = 8;
-    s->buckets = calloc(s->nbuckets, sizeof *s->buckets);
+    s->buckets = rcache__calloc(s->nbuckets, sizeof *s->buckets);
     if (!s->buckets) {
       n->nshards = i + 1;
       rcache__near_free(n);
@@ -229,12 +229,12 @@ void rcache__near_free(rcache__near *n) {
     shard *s = &n->shards[i];
     for (size_t b = 0; s->buckets && b < s->nbuckets; b++)
       free_chain(s->buckets[b]);
-    free(s->buckets);
+    rcache__free(s->buckets);
     pthread_mutex_destroy(&s->mu);
   }
-  free(n->shards);
+  rcache__free(n->shards);
   pthread_mutex_destroy(&n->gate_mu);
-  free(n);
+  rcache__free(n);
 }
 
 size_t rcache__near_max_entry(const rcache__near *n) {
@@ -289,7 +289,7 @@ rcache_status rcache__near_get(rcache__near *n, const char *key, size_t klen, in
   if (e && !e->pending && now_us >= e->expire_us) {
     unlink_slot(s, e, &dead);
   } else if (e && !e->pending) {
-    char *d = malloc(e->vlen + 1);
+    char *d = rcache__malloc(e->vlen + 1);
     if (d) {
       memcpy(d, e->data + e->klen, e->vlen + 1);
       out->data = d;
@@ -373,7 +373,7 @@ static bool complete(rcache__near *n, uint64_t t, const char *key, size_t klen, 
   }
   pthread_mutex_unlock(&s->mu);
   free_chain(dead);
-  if (!installed) free(v);
+  if (!installed) rcache__free(v);
   return installed;
 }
 

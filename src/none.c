@@ -7,7 +7,7 @@
 #include "internal.h"
 
 static void none_destroy(rcache__backend *b) {
-  free(b);
+  rcache__free(b);
 }
 
 static rcache_status none_get(rcache__backend *b, const char *k, size_t kl, rcache_value *out,
@@ -82,7 +82,7 @@ static const rcache__backend_ops none_ops = {
 };
 
 rcache_status rcache__none_open(rcache__ctx *ctx, rcache__backend **out) {
-  rcache__backend *b = calloc(1, sizeof *b);
+  rcache__backend *b = rcache__calloc(1, sizeof *b);
   if (!b) return RCACHE_ENOMEM;
   b->ops = &none_ops;
   b->ctx = ctx;

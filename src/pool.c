@@ -211,7 +211,7 @@ static void *prober_main(void *arg) {
 
 rcache_status rcache__pool_new(rcache__ctx *ctx, const rcache__conn_setup *setup,
                                const rcache__addr *a, rcache__pool **out) {
-  rcache__pool *p = calloc(1, sizeof *p);
+  rcache__pool *p = rcache__calloc(1, sizeof *p);
   if (!p) return RCACHE_ENOMEM;
   p->ctx = ctx;
   p->setup = *setup;
@@ -237,7 +237,7 @@ void rcache__pool_free(rcache__pool *p) {
   pthread_cond_destroy(&p->freed);
   pthread_cond_destroy(&p->wake);
   pthread_mutex_destroy(&p->mu);
-  free(p);
+  rcache__free(p);
 }
 
 void rcache__pool_on_event(rcache__pool *p, rcache__pool_event_fn fn, void *ud) {

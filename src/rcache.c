@@ -59,7 +59,7 @@ const char *rcache_strerror(rcache_status s) {
 
 void rcache_value_free(rcache_value *v) {
   if (!v) return;
-  free(v->data);
+  rcache__free(v->data);
   v->data = NULL;
   v->len = 0;
 }
@@ -136,14 +136,14 @@ rcache_status rcache__key_make(rcache *c, const char *key, rcache__key *k) {
   /* too long: RCACHE_ETOOBIG, or its digest form with long_key_digest (keys.c) */
   rcache_status s = rcache__key_stored_len(&c->ctx, kl, &k->len);
   if (s != RCACHE_OK) return s;
-  if (k->len >= sizeof k->stack && !(k->p = malloc(k->len + 1))) return RCACHE_ENOMEM;
+  if (k->len >= sizeof k->stack && !(k->p = rcache__malloc(k->len + 1))) return RCACHE_ENOMEM;
   s = rcache__key_write(&c->ctx, key, kl, k->p, k->len);
   if (s != RCACHE_OK) rcache__key_free(k);
   return s;
 }
 
 void rcache__key_free(rcache__key *k) {
-  if (k->p != k->stack) free(k->p);
+  if (k->p != k->stack) rcache__free(k->p);
 }
 
 /* escape(key_prefix) + escape(literal) + "*" or escape(key_prefix) + glob: a glob that can
@@ -151,7 +151,7 @@ void rcache__key_free(rcache__key *k) {
 static char *ns_glob(rcache *c, const char *lit, const char *glob, size_t *len) {
   size_t ll = lit ? strlen(lit) : 0, gl = glob ? strlen(glob) : 0;
   size_t cap = 2 * (c->ctx.prefix_len + ll) + gl + 2;
-  char *g = malloc(cap);
+  char *g = rcache__malloc(cap);
   if (!g) return NULL;
   size_t n = rcache__glob_escape(c->ctx.prefix, c->ctx.prefix_len, g, cap);
   if (lit) {
@@ -265,12 +265,12 @@ static rcache_status resolve_options(rcache__ctx *ctx) {
 }
 
 static void free_ctx(rcache__ctx *ctx) {
-  free((char *)ctx->opt.key_prefix);
-  free((char *)ctx->opt.tls_ca_file);
-  free((char *)ctx->opt.tls_cert_file);
-  free((char *)ctx->opt.tls_key_file);
-  free((char *)ctx->opt.tls_server_name);
-  free((char *)ctx->opt.client_name);
+  rcache__free((char *)ctx->opt.key_prefix);
+  rcache__free((char *)ctx->opt.tls_ca_file);
+  rcache__free((char *)ctx->opt.tls_cert_file);
+  rcache__free((char *)ctx->opt.tls_key_file);
+  rcache__free((char *)ctx->opt.tls_server_name);
+  rcache__free((char *)ctx->opt.client_name);
   rcache__url_free(&ctx->url);
 }
 
@@ -305,7 +305,7 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *o
   *out = NULL;
   if (!url) url = getenv("REDIS_URL");
   if (!url) url = "redis://localhost:6379";
-  rcache *c = calloc(1, sizeof *c);
+  rcache *c = rcache__calloc(1, sizeof *c);
   if (!c) return rcache__done(NULL, RCACHE_ENOMEM);
   if (o) {
     c->ctx.opt = *o;
@@ -343,7 +343,7 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *o
   if (s != RCACHE_OK) {
     rcache__flights_free(c->flights);
     free_ctx(&c->ctx);
-    free(c);
+    rcache__free(c);
     return rcache__done(NULL, s);
   }
   *out = c;
@@ -356,7 +356,7 @@ void rcache_close(rcache *c) {
   rcache__near_free(c->ctx.near); /* after the backend: its listener feeds the table */
   rcache__flights_free(c->flights);
   free_ctx(&c->ctx);
-  free(c);
+  rcache__free(c);
 }
 
 /* ---- reads and writes ------------------------------------------------------------------------ */
@@ -491,7 +491,7 @@ static rcache_status delete_glob(rcache *c, const char *lit, const char *glob, u
   char *g = ns_glob(c, lit, glob, &gl);
   if (!g) return rcache__done(c, RCACHE_ENOMEM);
   rcache_status s = c->b->ops->del_match(c->b, g, gl, &n);
-  free(g);
+  rcache__free(g);
   near_flush(c);
   atomic_fetch_add_explicit(&c->ctx.n.deletes, n, memory_order_relaxed);
   if (deleted) *deleted = n;
@@ -527,7 +527,7 @@ rcache_status rcache_flush(rcache *c) {
   char *g = ns_glob(c, "", NULL, &gl);
   if (!g) return rcache__done(c, RCACHE_ENOMEM);
   rcache_status s = c->b->ops->del_match(c->b, g, gl, &n);
-  free(g);
+  rcache__free(g);
   near_flush(c);
   return rcache__done(c, rcache__remote(c, s));
 }
@@ -632,7 +632,7 @@ static rcache_status keys_make(rcache *c, const char *const *keys, size_t n, cha
     if (s != RCACHE_OK) return s;
     total += l + 1;
   }
-  char **ks = malloc(n * (sizeof *ks + sizeof **lens) + total + 1);
+  char **ks = rcache__malloc(n * (sizeof *ks + sizeof **lens) + total + 1);
   if (!ks) return RCACHE_ENOMEM;
   size_t *ls = (size_t *)(ks + n);
   char *p = (char *)(ls + n);
@@ -641,7 +641,7 @@ static rcache_status keys_make(rcache *c, const char *const *keys, size_t n, cha
     ks[i] = p;
     (void)rcache__key_stored_len(&c->ctx, kl, &ls[i]);
     if (rcache__key_write(&c->ctx, keys[i], kl, p, ls[i]) != RCACHE_OK) {
-      free(ks);
+      rcache__free(ks);
       return RCACHE_ENOMEM;
     }
     p += ls[i] + 1;
@@ -670,7 +670,7 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
     if (statuses[i] == RCACHE_OK || statuses[i] == RCACHE_MISS)
       rcache__near_saw(c->ctx.near, ks[i], ls[i], statuses[i] == RCACHE_OK ? vals[i].data : NULL,
                        vals[i].len);
-  free(ks);
+  rcache__free(ks);
   for (size_t i = 0; i < n; i++) {
     if (s != RCACHE_OK) statuses[i] = s;
     if (statuses[i] == RCACHE_OK)
@@ -698,7 +698,7 @@ rcache_status rcache_set_many(rcache *c, const char *const *keys, const rcache_v
       return rcache__done(c, RCACHE_ETOOBIG);
     }
   }
-  int64_t *ttls = malloc(n * sizeof *ttls);
+  int64_t *ttls = rcache__malloc(n * sizeof *ttls);
   if (!ttls) return rcache__done(c, RCACHE_ENOMEM);
   for (size_t i = 0; i < n; i++) { /* jitter per key */
     ttls[i] = rcache__ttl_ms(c, ttl_s);
@@ -710,11 +710,11 @@ rcache_status rcache_set_many(rcache *c, const char *const *keys, const rcache_v
     s = c->b->ops->set_many(c->b, (const char *const *)ks, ls, vals, n, ttls);
     for (size_t i = 0; i < n; i++)
       near_drop(c, ks[i], ls[i]);
-    free(ks);
+    rcache__free(ks);
     if (s == RCACHE_OK) atomic_fetch_add_explicit(&c->ctx.n.sets, n, memory_order_relaxed);
     s = rcache__remote(c, s);
   }
-  free(ttls);
+  rcache__free(ttls);
   return rcache__done(c, s);
 }
 
@@ -742,7 +742,7 @@ rcache_status rcache_scan(rcache *c, const char *glob, uint64_t limit, rcache_sc
   if (!g) return rcache__done(c, RCACHE_ENOMEM);
   scan_strip ss = {c->ctx.prefix_len, fn, ud};
   rcache_status s = c->b->ops->scan(c->b, g, gl, limit, strip_prefix, &ss);
-  free(g);
+  rcache__free(g);
   return rcache__done(c, rcache__remote(c, s));
 }
 

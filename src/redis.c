@@ -246,8 +246,8 @@ rcache_status rcache__redis_incr(rcache__backend *be, const char *key, size_t kl
 /* UNLINK of every key in a SCAN reply's key array. */
 static rcache_status add_unlink(rcache__cmds *b, const redisReply *keys) {
   size_t n = keys->elements + 1;
-  const char **kv = malloc(n * sizeof *kv);
-  size_t *kl = malloc(n * sizeof *kl);
+  const char **kv = rcache__malloc(n * sizeof *kv);
+  size_t *kl = rcache__malloc(n * sizeof *kl);
   rcache_status s = kv && kl ? RCACHE_OK : RCACHE_ENOMEM;
   if (s == RCACHE_OK) {
     kv[0] = "UNLINK";
@@ -258,8 +258,8 @@ static rcache_status add_unlink(rcache__cmds *b, const redisReply *keys) {
     }
     s = rcache__cmds_add(b, (int)n, kv, kl);
   }
-  free(kv);
-  free(kl);
+  rcache__free(kv);
+  rcache__free(kl);
   return s;
 }
 
@@ -383,7 +383,7 @@ static void standalone_destroy(rcache__backend *be) {
   rcache__pool_free(r->pool);
   rcache__tracking_free(r->tracking);
   rcache__redis_fini(r);
-  free(r);
+  rcache__free(r);
 }
 
 rcache_status rcache__redis_one_del_match(rcache__backend *be, const char *g, size_t gl,
@@ -412,8 +412,8 @@ rcache_status rcache__redis_one_flushdb(rcache__backend *be) {
 rcache_status rcache__redis_one_get_many(rcache__backend *be, const char *const *keys,
                                          const size_t *klens, size_t n, rcache_value *vals,
                                          rcache_status *st) {
-  const char **argv = malloc((n + 1) * sizeof *argv);
-  size_t *lens = malloc((n + 1) * sizeof *lens);
+  const char **argv = rcache__malloc((n + 1) * sizeof *argv);
+  size_t *lens = rcache__malloc((n + 1) * sizeof *lens);
   rcache_status s = argv && lens ? RCACHE_OK : RCACHE_ENOMEM;
   rcache__cmds b = {0};
   if (s == RCACHE_OK) {
@@ -423,8 +423,8 @@ rcache_status rcache__redis_one_get_many(rcache__backend *be, const char *const 
     memcpy(lens + 1, klens, n * sizeof *lens);
     s = n + 1 > 0x7fffffff ? RCACHE_EINVAL : rcache__cmds_add(&b, (int)(n + 1), argv, lens);
   }
-  free(argv);
-  free(lens);
+  rcache__free(argv);
+  rcache__free(lens);
   redisReply *rep = NULL;
   if (s == RCACHE_OK) s = R(be)->exec(R(be), NULL, 0, &b, &rep, true);
   rcache__cmds_free(&b);
@@ -476,7 +476,7 @@ rcache_status rcache__redis_one_set_many(rcache__backend *be, const char *const 
   rcache__cmds b = {0};
   rcache_status s = n > 0x7fffffff ? RCACHE_EINVAL
                                    : rcache__redis_add_sets(&b, keys, klens, vals, NULL, n, ttl_ms);
-  redisReply **rep = calloc(n ? n : 1, sizeof *rep);
+  redisReply **rep = rcache__calloc(n ? n : 1, sizeof *rep);
   if (!rep) s = RCACHE_ENOMEM;
   if (s == RCACHE_OK) s = R(be)->exec(R(be), NULL, 0, &b, rep, true);
   if (s == RCACHE_OK) {
@@ -487,7 +487,7 @@ rcache_status rcache__redis_one_set_many(rcache__backend *be, const char *const 
     rcache__replies_free(rep, (int)n);
   }
   rcache__cmds_free(&b);
-  free(rep);
+  rcache__free(rep);
   return s;
 }
 
@@ -552,7 +552,7 @@ rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out) {
   if (u->scheme == RCACHE__SCHEME_SENTINEL) return rcache__sentinel_open(ctx, out);
   if ((u->scheme == RCACHE__SCHEME_REDIS || u->scheme == RCACHE__SCHEME_REDISS) && u->nhosts > 1)
     return rcache__cluster_open(ctx, out);
-  rcache__redis *r = calloc(1, sizeof *r);
+  rcache__redis *r = rcache__calloc(1, sizeof *r);
   if (!r) return RCACHE_ENOMEM;
   r->base.ops = &standalone_ops;
   r->exec = standalone_exec;
@@ -568,7 +568,7 @@ rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out) {
   if (s != RCACHE_OK) {
     rcache__tracking_free(r->tracking);
     rcache__redis_fini(r);
-    free(r);
+    rcache__free(r);
     return s;
   }
   /* The first connection, bounded by connect_timeout_ms. When it fails — refused, timed

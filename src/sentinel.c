@@ -355,11 +355,11 @@ static void sentinel_destroy(rcache__backend *be) {
   rcache__tracking_stop(st->trk); /* its thread uses the pool; its events need it */
   if (st->r.pool) rcache__pool_free(st->r.pool);
   rcache__tracking_free(st->trk);
-  free(st->sent);
+  rcache__free(st->sent);
   pthread_cond_destroy(&st->wake);
   pthread_mutex_destroy(&st->mu);
   rcache__redis_fini(&st->r);
-  free(st);
+  rcache__free(st);
 }
 
 /* Everything but open and destroy is the one-server code of redis.c, through
@@ -389,7 +389,7 @@ rcache_status rcache__sentinel_open(rcache__ctx *ctx, rcache__backend **out) {
     rcache__errf("URL: redis+sentinel:// needs sentinel hosts and a master name");
     return RCACHE_EURL;
   }
-  sentinel *st = calloc(1, sizeof *st);
+  sentinel *st = rcache__calloc(1, sizeof *st);
   if (!st) return RCACHE_ENOMEM;
   st->r.base.ops = &sentinel_ops;
   st->r.exec = sentinel_exec;
@@ -410,7 +410,7 @@ rcache_status rcache__sentinel_open(rcache__ctx *ctx, rcache__backend **out) {
   st->sset = st->r.setup;
   st->sset.db = 0; /* sentinels have no databases */
   st->sset.want_id = false;
-  st->sent = calloc(u->nhosts, sizeof *st->sent);
+  st->sent = rcache__calloc(u->nhosts, sizeof *st->sent);
   if (!st->sent) s = RCACHE_ENOMEM;
   for (size_t i = 0; s == RCACHE_OK && i < u->nhosts; i++) {
     snprintf(st->sent[i].host, sizeof st->sent[i].host, "%s", u->hosts[i].host);

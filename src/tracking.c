@@ -332,7 +332,7 @@ static void *listener_main(void *arg) {
 rcache_status rcache__tracking_new(rcache__ctx *ctx, const rcache__conn_setup *setup,
                                    const rcache__addr *a, rcache__near *near,
                                    rcache__tracking **out) {
-  rcache__tracking *t = calloc(1, sizeof *t);
+  rcache__tracking *t = rcache__calloc(1, sizeof *t);
   if (!t) return RCACHE_ENOMEM;
   t->ctx = ctx;
   t->setup = *setup;
@@ -381,5 +381,5 @@ void rcache__tracking_free(rcache__tracking *t) {
   t->registered = false;
   pthread_mutex_unlock(&t->mu);
   pthread_mutex_destroy(&t->mu);
-  free(t);
+  rcache__free(t);
 }

@@ -145,7 +145,7 @@ static int hexval(char c) {
 
 /* Percent-decodes s[b, e) into a malloc'd string (*out); `what` names it in messages. */
 static rcache_status decode(parser *p, size_t b, size_t e, const char *what, char **out) {
-  char *d = malloc(e - b + 1), q[16];
+  char *d = rcache__malloc(e - b + 1), q[16];
   if (!d) return RCACHE_ENOMEM;
   size_t n = 0;
   for (size_t i = b; i < e; i++) {
@@ -155,12 +155,12 @@ static rcache_status decode(parser *p, size_t b, size_t e, const char *what, cha
     }
     int hi = i + 2 < e ? hexval(p->s[i + 1]) : -1, lo = i + 2 < e ? hexval(p->s[i + 2]) : -1;
     if (hi < 0 || lo < 0) {
-      free(d);
+      rcache__free(d);
       return fail(p, "bad percent-escape '%s' in %s",
                   part(p, i, e < i + 3 ? e : i + 3, q, sizeof q), what);
     }
     if (hi == 0 && lo == 0) {
-      free(d);
+      rcache__free(d);
       return fail(p, "percent-escape %%00 (NUL) in %s", what);
     }
     d[n++] = (char)(hi * 16 + lo);
@@ -206,7 +206,7 @@ static rcache_status set_db(parser *p, size_t b, size_t e) {
   if (st != RCACHE_OK) return st;
   int64_t db = 0;
   st = num_in(p, "db", v, shown, 0, INT_MAX - 1, &db);
-  free(v);
+  rcache__free(v);
   p->u->db = (int)db;
   p->db_set = true;
   return st;
@@ -300,7 +300,7 @@ static rcache_status parse_hosts(parser *p, size_t b, size_t e, int defport) {
     n += p->s[i] == ',';
   if (n > RCACHE__URL_MAX_HOSTS)
     return fail(p, "%zu hosts, more than the %d allowed", n, RCACHE__URL_MAX_HOSTS);
-  if (!(u->hosts = calloc(n, sizeof *u->hosts))) return RCACHE_ENOMEM;
+  if (!(u->hosts = rcache__calloc(n, sizeof *u->hosts))) return RCACHE_ENOMEM;
   for (size_t i = b; i <= e; i++) {
     const char *comma = find(p, i, e, ',');
     size_t he = comma ? off(p, comma) : e;
@@ -391,7 +391,7 @@ static rcache_status apply_option(parser *p, int o, char *v, const char *shown) 
   case O_CLIENT:
     for (const char *c = v; *c; c++) {
       if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f) {
-        free(v);
+        rcache__free(v);
         return fail(p, "client_name '%s' may hold only printable characters without spaces", shown);
       }
     }
@@ -419,7 +419,7 @@ static rcache_status apply_option(parser *p, int o, char *v, const char *shown) 
   default:
     break;
   }
-  free(v);
+  rcache__free(v);
   return st;
 }
 
@@ -589,10 +589,10 @@ static rcache_status parse_all(parser *p) {
  * ("unix:///u:pw@/x") is masked as well. */
 static rcache_status make_redacted(parser *p) {
   size_t n = p->len + 4;
-  char *r = malloc(n), *t = malloc(n);
+  char *r = rcache__malloc(n), *t = rcache__malloc(n);
   if (!r || !t) {
-    free(r);
-    free(t);
+    rcache__free(r);
+    rcache__free(t);
     return RCACHE_ENOMEM;
   }
   if (p->has_pw) {
@@ -601,7 +601,7 @@ static rcache_status make_redacted(parser *p) {
     memcpy(t, p->s, p->len + 1);
   }
   rcache__redact(t, r, n);
-  free(t);
+  rcache__free(t);
   p->u->redacted = r;
   return RCACHE_OK;
 }
@@ -638,20 +638,20 @@ rcache_status rcache__url_parse(const char *s, rcache__url *u, char *err, size_t
 
 void rcache__url_free(rcache__url *u) {
   if (!u) return;
-  free(u->user);
-  free(u->password);
+  rcache__free(u->user);
+  rcache__free(u->password);
   for (size_t i = 0; i < u->nhosts; i++)
-    free(u->hosts[i].host);
-  free(u->hosts);
-  free(u->path);
-  free(u->master);
-  free(u->tls_ca);
-  free(u->tls_cert);
-  free(u->tls_key);
-  free(u->tls_server_name);
-  free(u->client_name);
-  free(u->key_prefix);
-  free(u->redacted);
+    rcache__free(u->hosts[i].host);
+  rcache__free(u->hosts);
+  rcache__free(u->path);
+  rcache__free(u->master);
+  rcache__free(u->tls_ca);
+  rcache__free(u->tls_cert);
+  rcache__free(u->tls_key);
+  rcache__free(u->tls_server_name);
+  rcache__free(u->client_name);
+  rcache__free(u->key_prefix);
+  rcache__free(u->redacted);
   memset(u, 0, sizeof *u);
 }
 

@@ -5,8 +5,56 @@
 
 #include "internal.h"
 
+/* ---- the one allocator indirection ----------------------------------------------------------- */
+
+/* Armed by a test: `countdown` allocations succeed, then one fails (and, when sticky, every
+ * one after it). Unarmed, an allocation costs one relaxed load more than malloc. */
+static _Atomic bool armed;
+static _Atomic bool sticky;
+static _Atomic int64_t countdown;
+static _Atomic uint64_t alloc_calls;
+
+static bool inject_failure(void) {
+  atomic_fetch_add_explicit(&alloc_calls, 1, memory_order_relaxed);
+  if (!atomic_load_explicit(&armed, memory_order_relaxed)) return false;
+  int64_t left = atomic_fetch_sub_explicit(&countdown, 1, memory_order_relaxed);
+  if (left > 0) return false;
+  bool keep = atomic_load_explicit(&sticky, memory_order_relaxed);
+  if (left == 0 && !keep) atomic_store_explicit(&armed, false, memory_order_relaxed);
+  return left == 0 || keep;
+}
+
+void *rcache__malloc(size_t n) {
+  return inject_failure() ? NULL : malloc(n ? n : 1);
+}
+
+void *rcache__calloc(size_t n, size_t size) {
+  return inject_failure() ? NULL : calloc(n ? n : 1, size ? size : 1);
+}
+
+void *rcache__realloc(void *p, size_t n) {
+  return inject_failure() ? NULL : realloc(p, n ? n : 1);
+}
+
+void rcache__free(void *p) {
+  free(p);
+}
+
+void rcache__alloc_fail_after(int64_t n, bool once) {
+  atomic_store(&armed, false);
+  atomic_store(&countdown, n);
+  atomic_store(&sticky, !once);
+  atomic_store(&armed, n >= 0);
+}
+
+uint64_t rcache__alloc_calls(void) {
+  return atomic_load(&alloc_calls);
+}
+
+/* ---- small helpers ------------------------------------------------------------------------- */
+
 char *rcache__memdup0(const void *p, size_t len) {
-  char *d = malloc(len + 1);
+  char *d = rcache__malloc(len + 1);
   if (!d) return NULL;
   if (len) memcpy(d, p, len);
   d[len] = '\0';
