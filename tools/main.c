@@ -309,7 +309,9 @@ int cli_parse(cli *g, int argc, char **argv, const cli_opt *opts, size_t nopts, 
 
 static void log_to_stderr(int level, const char *msg, void *ud) {
   static const char *names[] = {"error", "warning", "info", "debug"};
-  fprintf(stderr, "rcache: %s: %s\n", names[level >= 0 && level <= 3 ? level : 3], msg);
+  char shown[CLI_SHOWN_MAX]; /* the library masks passwords; server text may hold escapes */
+  cli_escape(msg, shown, sizeof shown);
+  fprintf(stderr, "rcache: %s: %s\n", names[level >= 0 && level <= 3 ? level : 3], shown);
 }
 
 /* Keeps the last warning/error for cli_fail(); the library logs state changes once, from
