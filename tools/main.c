@@ -12,9 +12,11 @@
 static const cli_cmd commands[] = {
     {"health", cmd_health, "[--json]", "ping the cache: latency, mode, server version",
      "Exit status 0 when healthy, 3 when the cache cannot be reached, 4 on other errors."},
-    {"get", cmd_get, "KEY", "print the value stored at KEY (exit 1 when absent)",
-     "The value is written to stdout exactly as stored (bytes); a newline is added only\n"
-     "when stdout is a terminal."},
+    {"get", cmd_get, "KEY [--raw | --escape]", "print the value stored at KEY (exit 1 when absent)",
+     "Into a pipe or a file the value is written exactly as stored (bytes). On a terminal it\n"
+     "is escaped - \\\\ \\n \\r \\t, \\xNN for other control bytes and bytes that are not\n"
+     "UTF-8, \\uNNNN for C1 controls and bidirectional overrides - and ends with a newline.\n"
+     "--raw writes the bytes to a terminal too; --escape escapes into a pipe as well."},
     {"set", cmd_set, "KEY [VALUE] [--ttl S]", "store VALUE (or stdin) at KEY",
      "Without VALUE the value is read from stdin (binary-safe). --ttl 0 (the default)\n"
      "means no expiry."},
@@ -38,9 +40,11 @@ static const cli_cmd commands[] = {
     {"exists", cmd_exists, "KEY", "print 1 and exit 0 when KEY exists, else print 0, exit 1", NULL},
     {"ttl", cmd_ttl, "KEY", "print KEY's remaining seconds (-1: no expiry; -2 and exit 1: absent)",
      NULL},
-    {"scan", cmd_scan, "[PATTERN] [--limit N]",
+    {"scan", cmd_scan, "[PATTERN] [--limit N] [--raw | --escape]",
      "list keys matching PATTERN (default *), one a line (exit 1 when none)",
-     "Uses SCAN, never KEYS. --limit 0 (the default) lists all."},
+     "Uses SCAN, never KEYS. --limit 0 (the default) lists all. Keys are escaped as for get\n"
+     "on a terminal (a key holding a newline shows as one line) and raw into a pipe; --escape\n"
+     "makes a pipe's list unambiguous too, --raw writes raw bytes to a terminal."},
     {"stats", cmd_stats, "[--json | --prometheus]",
      "health and this handle's statistics, as text, JSON or Prometheus", NULL},
     {"flush", cmd_flush, "[--yes] [--no-progress]",
@@ -61,16 +65,22 @@ static const char global_help[] =
     "  --url URL              cache URL (default: $REDIS_URL, else redis://localhost:6379);\n"
     "                         redis://, rediss://, unix://, redis+sentinel://, memory://, none://\n"
     "  --prefix P             namespace: P is prepended to every key, pattern and flush\n"
-    "  --timeout MS           command timeout in milliseconds\n"
-    "  --connect-timeout MS   connect timeout in milliseconds\n"
+    "  --timeout MS           command timeout in milliseconds (1..3600000)\n"
+    "  --connect-timeout MS   connect timeout in milliseconds (1..3600000)\n"
+    "  --askpass              ask for the password on the terminal (echo off)\n"
+    "  --password-file PATH   read the password from the first line of PATH\n"
     "  -v, --verbose          show the library's log messages on stderr\n"
     "  -h, --help             help (also: rcache COMMAND --help)\n"
     "  --                     ends the options (for a key or value starting with -)\n"
     "  --version              print the version\n"
     "\n"
+    "Password: from --askpass or --password-file, else from $RCACHE_PASSWORD when the URL\n"
+    "has none; it goes into the URL after its user name (redis://app@host), and so into\n"
+    "neither the process list nor the shell's history.\n"
+    "\n"
     "Exit status: 0 ok/found, 1 miss (absent, nothing matched, declined), 2 usage error,\n"
-    "3 cache unavailable, 4 other error. Errors go to stderr with the URL's password\n"
-    "shown as ***.\n";
+    "3 cache unavailable, 4 other error. Errors go to stderr; in them, whatever looks like\n"
+    "credentials (from a ':' to the last '@') is shown as *** and control bytes escaped.\n";
 
 static void main_help(FILE *f) {
   fprintf(f, "usage: rcache [options] COMMAND [args]\n\nCommands:\n");
