@@ -161,8 +161,8 @@ static long from_tty(cli *g, char *buf) {
   tty_fd = fd;
   for (int i = 0; i < 3; i++)
     sigaction(sigs[i], &sa, &old[i]);
+  tcsetattr(fd, TCSAFLUSH, &quiet); /* before the prompt: what is typed after it is kept */
   dprintf(fd, "Password for %s: ", g->url_shown);
-  tcsetattr(fd, TCSAFLUSH, &quiet);
   long n = read_line(fd, buf);
   tcsetattr(fd, TCSAFLUSH, &tty_saved);
   for (int i = 0; i < 3; i++)
