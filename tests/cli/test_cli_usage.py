@@ -5,6 +5,7 @@ memory:// and none:// behaviour, and the unavailable exit code (3) with a redact
 against a loopback port nobody listens on. Usage: test_cli_usage.py RCACHE_BINARY"""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,15 @@ for c in COMMANDS:
             out[:80])
     rc2, out2, _ = run([R, "help", c])
     t.check(rc2 == 0 and out2 == out, f"rcache help {c} == rcache {c} --help")
+# the man page documents every option --help lists
+man = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
+                        "rcache.1"), encoding="utf-8").read().replace("\\-", "-")
+rc, out, _ = run([R, "--help"])
+opts = set(re.findall(r"--[a-z][a-z-]+", out.decode()))
+rc, out, _ = run([R, "get", "--help"])
+opts |= set(re.findall(r"--[a-z][a-z-]+", out.decode()))
+for o in sorted(opts | {"RCACHE_PASSWORD", "REDIS_URL"}):
+    t.check(o in man, f"docs/rcache.1 documents {o}")
 rc, out, _ = run([R, "--version"])
 t.check(rc == 0 and out.startswith(b"rcache ") and b"." in out, "--version", out)
 
