@@ -199,9 +199,9 @@ int cli_url_with_password(cli *g, char **url_out) {
   bool explicit;
   *url_out = NULL;
   long n = password(g, buf, &explicit);
-  if (n <= 0) return n < 0 ? CLI_USAGE : CLI_OK;
-  int r = cli_inject_password(g->url, buf, (size_t)n, url_out);
+  int r = n > 0 ? cli_inject_password(g->url, buf, (size_t)n, url_out) : 0;
   cli_wipe(buf, sizeof buf);
+  if (n <= 0) return n < 0 ? CLI_USAGE : CLI_OK;
   if (r == 0 || r == 3 || (!explicit && r != -1)) return CLI_OK; /* 3: the library says why */
   if (r == 1) return cli_usage_error(g, "the URL has a password already (%s)", g->url_shown);
   if (r == 2) return cli_usage_error(g, "%s takes no password", g->url_shown);

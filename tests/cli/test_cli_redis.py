@@ -240,6 +240,11 @@ for name, content in (("lf", acl_pw + "\n"), ("crlf", acl_pw + "\r\nsecond line\
     rc, out, err = run([R, "--url", nopw, "--password-file", path, "-v", "get", "k"])
     t.check(rc == 0 and out == b"by-env" and acl_pw not in err,
             f"--password-file ({name}): its first line is the password", err)
+# unix://: the password goes before the "@/" of the socket path
+sock = urllib.parse.urlsplit(env_url(t, "RCACHE_TEST_URL_UNIX")).path
+rc, out, err = run([R, "--url", f"unix://{acl.username}@{sock}?db=13&key_prefix=app:", "get", "k"],
+                   env={"RCACHE_PASSWORD": acl_pw})
+t.check(rc == 0 and out == b"by-env", "$RCACHE_PASSWORD on unix://user@/path", err)
 # a password holding every URL delimiter reaches the server intact (percent-encoded)
 odd_user, odd_pw = "rcache-cli-odd", "p@ss:w/rd?%#&+=;[] \u00e9'\"\\"
 rc_("ACL", "SETUSER", odd_user, "reset", "on", ">" + odd_pw, "~odd:*", "+@all")
