@@ -219,43 +219,54 @@ t.check(rc == 0 and out == b"a\\nb\n", "scan --escape: the key on one line", out
 rc_("DEL", "a\nb")
 
 # passwords without the URL: $RCACHE_PASSWORD, --password-file, against the ACL user of
-# scripts/servers.d/20-acl.sh (the user name stays in the URL, the password goes)
+# scripts/servers.d/20-acl.sh (the user name stays in the URL, the password goes). Without
+# the password the connection would be the default user's, which may do anything: that it
+# is the ACL user's shows in a write outside its keys (~app:*) refused with NOPERM.
 acl = urllib.parse.urlsplit(env_url(t, "RCACHE_TEST_URL_ACL"))
 acl_pw = urllib.parse.unquote(acl.password)
-nopw = f"redis://{acl.username}@{acl.hostname}:{acl.port}/13?key_prefix=app:"
+nopw = f"redis://{acl.username}@{acl.hostname}:{acl.port}/13"
 tmp = tempfile.mkdtemp(prefix="rcache-cli-")
-rc, out, err = run([R, "--url", nopw, "set", "k", "by-env"], env={"RCACHE_PASSWORD": acl_pw})
-t.check(rc == 0 and rc_("GET", "app:k") == "by-env", "$RCACHE_PASSWORD authenticates", err)
-rc, out, err = run([R, "--url", nopw, "get", "k"], env={"RCACHE_PASSWORD": "Zq9wrong"})
+rc_("SET", "app:k", "mine")
+
+
+def as_user(url, extra=(), env=None, key="app:k", want=b"mine"):
+    """get `key` with the password from extra/env, then a write outside the user's keys."""
+    rc, out, err = run([R, "--url", url, *extra, "get", key], env=env)
+    rc2, _, err2 = run([R, "--url", url, *extra, "set", "outside", "v"], env=env)
+    return rc == 0 and out == want and rc2 == 4 and "NOPERM" in err2, (rc, out, err, rc2, err2)
+
+
+ok, why = as_user(nopw, env={"RCACHE_PASSWORD": acl_pw})
+t.check(ok, "$RCACHE_PASSWORD authenticates as the URL's user", why)
+rc, out, err = run([R, "--url", nopw, "get", "app:k"], env={"RCACHE_PASSWORD": "Zq9wrong"})
 t.check(rc == 3 and "WRONGPASS" in err and "Zq9wrong" not in err,
         "a wrong $RCACHE_PASSWORD: exit 3, the reason, not the password", err)
-with_pw = f"redis://{acl.username}:{acl.password}@{acl.hostname}:{acl.port}/13?key_prefix=app:"
-rc, out, err = run([R, "--url", with_pw, "get", "k"], env={"RCACHE_PASSWORD": "Zq9wrong"})
-t.check(rc == 0 and out == b"by-env", "the URL's own password wins over $RCACHE_PASSWORD", err)
+with_pw = f"redis://{acl.username}:{acl.password}@{acl.hostname}:{acl.port}/13"
+ok, why = as_user(with_pw, env={"RCACHE_PASSWORD": "Zq9wrong"})
+t.check(ok, "the URL's own password wins over $RCACHE_PASSWORD", why)
 for name, content in (("lf", acl_pw + "\n"), ("crlf", acl_pw + "\r\nsecond line\n"),
                       ("bare", acl_pw)):
     path = os.path.join(tmp, name)
     with open(path, "w", newline="") as f:
         f.write(content)
-    rc, out, err = run([R, "--url", nopw, "--password-file", path, "-v", "get", "k"])
-    t.check(rc == 0 and out == b"by-env" and acl_pw not in err,
-            f"--password-file ({name}): its first line is the password", err)
+    ok, why = as_user(nopw, ["--password-file", path, "-v"])
+    t.check(ok and acl_pw not in str(why), f"--password-file ({name}): its first line", why)
 # unix://: the password goes before the "@/" of the socket path
 sock = urllib.parse.urlsplit(env_url(t, "RCACHE_TEST_URL_UNIX")).path
-rc, out, err = run([R, "--url", f"unix://{acl.username}@{sock}?db=13&key_prefix=app:", "get", "k"],
-                   env={"RCACHE_PASSWORD": acl_pw})
-t.check(rc == 0 and out == b"by-env", "$RCACHE_PASSWORD on unix://user@/path", err)
+ok, why = as_user(f"unix://{acl.username}@{sock}?db=13", env={"RCACHE_PASSWORD": acl_pw})
+t.check(ok, "$RCACHE_PASSWORD on unix://user@/path", why)
 # a password holding every URL delimiter reaches the server intact (percent-encoded)
 odd_user, odd_pw = "rcache-cli-odd", "p@ss:w/rd?%#&+=;[] \u00e9'\"\\"
 rc_("ACL", "SETUSER", odd_user, "reset", "on", ">" + odd_pw, "~odd:*", "+@all")
+rc_("SET", "odd:k", "odd")
 path = os.path.join(tmp, "odd")
 with open(path, "w") as f:
     f.write(odd_pw + "\n")
-odd_url = f"redis://{odd_user}@{acl.hostname}:{acl.port}/13?key_prefix=odd:"
-rc, out, err = run([R, "--url", odd_url, "--password-file", path, "set", "k", "odd"])
-t.check(rc == 0 and rc_("GET", "odd:k") == "odd", "a password with URL delimiters works", err)
-rc, out, err = run([R, "--url", odd_url, "get", "k"], env={"RCACHE_PASSWORD": odd_pw})
-t.check(rc == 0 and out == b"odd", "... from $RCACHE_PASSWORD too", err)
+odd_url = f"redis://{odd_user}@{acl.hostname}:{acl.port}/13"
+ok, why = as_user(odd_url, ["--password-file", path], key="odd:k", want=b"odd")
+t.check(ok, "a password with URL delimiters, from a file", why)
+ok, why = as_user(odd_url, env={"RCACHE_PASSWORD": odd_pw}, key="odd:k", want=b"odd")
+t.check(ok, "... and from $RCACHE_PASSWORD", why)
 rc_("ACL", "DELUSER", odd_user)
 shutil.rmtree(tmp)
 

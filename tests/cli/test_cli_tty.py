@@ -176,18 +176,22 @@ def askpass(argv, typed, interrupt=False, timeout=60):
 #     the terminal's echo is back on afterwards - also after Ctrl-C at the prompt
 acl = urllib.parse.urlsplit(env_url(t, "RCACHE_TEST_URL_ACL"))
 acl_pw = urllib.parse.unquote(acl.password)
-nopw = f"redis://{acl.username}@{acl.hostname}:{acl.port}/14?key_prefix=app:"
+nopw = f"redis://{acl.username}@{acl.hostname}:{acl.port}/14"
 rc_("SET", "app:asked", "yes")
-rc, shown, out, echo = askpass([R, "--url", nopw, "--askpass", "get", "asked"],
+rc, shown, out, echo = askpass([R, "--url", nopw, "--askpass", "get", "app:asked"],
                                acl_pw.encode() + b"\n")
 t.check(rc == 0 and out == b"yes", "--askpass: the typed password authenticates", (rc, shown))
 t.check(f"Password for {nopw}: " in shown and acl_pw not in shown, "--askpass: echo off", shown)
 t.check(echo, "--askpass: echo was off while asking, on again after")
-rc, shown, out, echo = askpass([R, "--url", nopw, "--askpass", "--timeout", "300", "get", "asked"],
+# as the ACL user, not the default one: a write outside its keys (~app:*) is refused
+rc, shown, out, echo = askpass([R, "--url", nopw, "--askpass", "set", "outside", "v"],
+                               acl_pw.encode() + b"\n")
+t.check(rc == 4 and "NOPERM" in shown, "--askpass: connected as the URL's user", (rc, shown))
+rc, shown, out, echo = askpass([R, "--url", nopw, "--askpass", "--timeout", "300", "get", "k"],
                                b"Zq9wrong\n")
 t.check(rc == 3 and "Zq9wrong" not in shown and "WRONGPASS" in shown,
         "--askpass, wrong password: exit 3, not echoed", (rc, shown))
-rc, shown, out, echo = askpass([R, "--url", nopw, "--askpass", "get", "asked"], None,
+rc, shown, out, echo = askpass([R, "--url", nopw, "--askpass", "get", "k"], None,
                                interrupt=True)
 t.check(rc == -2 and echo, "Ctrl-C at the prompt: killed by SIGINT, echo restored", (rc, shown))
 
