@@ -23,11 +23,6 @@ typedef struct {
   bool raw, escape;
 } out_mode;
 
-#define OUT_OPTS(m)                                                                                \
-  {"--raw", NULL, OPT_FLAG, &(m).raw}, {                                                           \
-    "--escape", NULL, OPT_FLAG, &(m).escape                                                        \
-  }
-
 /* true: write raw; -1 after a usage error */
 static int out_raw(cli *g, const out_mode *m) {
   if (m->raw && m->escape) return cli_usage_error(g, "--raw and --escape exclude each other"), -1;
@@ -36,7 +31,8 @@ static int out_raw(cli *g, const out_mode *m) {
 
 int cmd_get(cli *g, int argc, char **argv) {
   out_mode m = {false, false};
-  const cli_opt opts[] = {OUT_OPTS(m)};
+  const cli_opt opts[] = {{"--raw", NULL, OPT_FLAG, &m.raw},
+                          {"--escape", NULL, OPT_FLAG, &m.escape}};
   PARSE(opts, 2, 1, 1);
   int raw = out_raw(g, &m);
   if (raw < 0) return CLI_USAGE;
@@ -173,7 +169,9 @@ static bool print_key(const char *key, size_t len, void *ud) {
 int cmd_scan(cli *g, int argc, char **argv) {
   int64_t limit = 0;
   out_mode m = {false, false};
-  const cli_opt opts[] = {{"--limit", NULL, OPT_I64, &limit}, OUT_OPTS(m)};
+  const cli_opt opts[] = {{"--limit", NULL, OPT_I64, &limit},
+                          {"--raw", NULL, OPT_FLAG, &m.raw},
+                          {"--escape", NULL, OPT_FLAG, &m.escape}};
   PARSE(opts, 3, 0, 1);
   if (limit < 0) return cli_usage_error(g, "--limit must be >= 0 (0 = all)");
   int raw = out_raw(g, &m);
