@@ -238,6 +238,8 @@ def as_user(url, extra=(), env=None, key="app:k", want=b"mine"):
 
 ok, why = as_user(nopw, env={"RCACHE_PASSWORD": acl_pw})
 t.check(ok, "$RCACHE_PASSWORD authenticates as the URL's user", why)
+ok, why = as_user(nopw.replace("@", ":@"), env={"RCACHE_PASSWORD": acl_pw})
+t.check(ok, "an empty password in the URL (user:@) counts as none", why)
 rc, out, err = run([R, "--url", nopw, "get", "app:k"], env={"RCACHE_PASSWORD": "Zq9wrong"})
 t.check(rc == 3 and "WRONGPASS" in err and "Zq9wrong" not in err,
         "a wrong $RCACHE_PASSWORD: exit 3, the reason, not the password", err)
