@@ -484,34 +484,51 @@ rcache_status rcache_delete(rcache *c, const char *key) {
   return rcache__done(c, rcache__remote(c, s));
 }
 
-static rcache_status delete_glob(rcache *c, const char *lit, const char *glob, uint64_t *deleted) {
-  uint64_t n = 0;
-  if (deleted) *deleted = 0;
+bool rcache__progress_add(rcache__progress *p, uint64_t n) {
+  p->done += n;
+  if (p->fn && !p->stopped && !p->fn(p->done, p->ud)) p->stopped = true;
+  return !p->stopped;
+}
+
+static rcache_status delete_glob(rcache *c, const char *lit, const char *glob, rcache__progress *p,
+                                 uint64_t *deleted) {
   size_t gl;
   char *g = ns_glob(c, lit, glob, &gl);
   if (!g) return rcache__done(c, RCACHE_ENOMEM);
-  rcache_status s = c->b->ops->del_match(c->b, g, gl, &n);
+  rcache_status s = c->b->ops->del_match(c->b, g, gl, p);
   rcache__free(g);
   near_flush(c);
-  atomic_fetch_add_explicit(&c->ctx.n.deletes, n, memory_order_relaxed);
-  if (deleted) *deleted = n;
+  atomic_fetch_add_explicit(&c->ctx.n.deletes, p->done, memory_order_relaxed);
+  if (deleted) *deleted = p->done;
   return rcache__done(c, rcache__remote(c, s));
 }
 
-rcache_status rcache_delete_prefix(rcache *c, const char *prefix, uint64_t *deleted) {
+rcache_status rcache_delete_prefix_progress(rcache *c, const char *prefix, rcache_progress_fn fn,
+                                            void *ud, uint64_t *deleted) {
   rcache__err_clear();
   if (deleted) *deleted = 0;
   if (!c) return rcache__einval(NULL, "handle is NULL");
   if (!prefix || !*prefix) return rcache__einval(c, "prefix is NULL or empty (use rcache_flush)");
-  return delete_glob(c, prefix, NULL, deleted);
+  rcache__progress p = {fn, ud, 0, false};
+  return delete_glob(c, prefix, NULL, &p, deleted);
 }
 
-rcache_status rcache_delete_pattern(rcache *c, const char *glob, uint64_t *deleted) {
+rcache_status rcache_delete_pattern_progress(rcache *c, const char *glob, rcache_progress_fn fn,
+                                             void *ud, uint64_t *deleted) {
   rcache__err_clear();
   if (deleted) *deleted = 0;
   if (!c) return rcache__einval(NULL, "handle is NULL");
   if (!glob || !*glob) return rcache__einval(c, "pattern is NULL or empty");
-  return delete_glob(c, NULL, glob, deleted);
+  rcache__progress p = {fn, ud, 0, false};
+  return delete_glob(c, NULL, glob, &p, deleted);
+}
+
+rcache_status rcache_delete_prefix(rcache *c, const char *prefix, uint64_t *deleted) {
+  return rcache_delete_prefix_progress(c, prefix, NULL, NULL, deleted);
+}
+
+rcache_status rcache_delete_pattern(rcache *c, const char *glob, uint64_t *deleted) {
+  return rcache_delete_pattern_progress(c, glob, NULL, NULL, deleted);
 }
 
 rcache_status rcache_flush(rcache *c) {
@@ -522,11 +539,11 @@ rcache_status rcache_flush(rcache *c) {
     near_flush(c);
     return rcache__done(c, rcache__remote(c, s));
   }
-  uint64_t n;
+  rcache__progress p = {0};
   size_t gl;
   char *g = ns_glob(c, "", NULL, &gl);
   if (!g) return rcache__done(c, RCACHE_ENOMEM);
-  rcache_status s = c->b->ops->del_match(c->b, g, gl, &n);
+  rcache_status s = c->b->ops->del_match(c->b, g, gl, &p);
   rcache__free(g);
   near_flush(c);
   return rcache__done(c, rcache__remote(c, s));

@@ -221,6 +221,25 @@ RCACHE_API rcache_status rcache_delete_prefix(rcache *c, const char *prefix, uin
  * within key_prefix. Same statuses as rcache_delete_prefix(). */
 RCACHE_API rcache_status rcache_delete_pattern(rcache *c, const char *glob, uint64_t *deleted);
 
+/* Told the running count of deleted keys after each batch (one SCAN + UNLINK round trip
+ * per server; one shard of memory://); counts never decrease. Returns false to stop.
+ * Called in the caller's thread; must not call back into the same delete. */
+typedef bool (*rcache_progress_fn)(uint64_t deleted, void *ud);
+
+/*
+ * rcache_delete_prefix() / rcache_delete_pattern() that call fn(count, ud) after each
+ * batch (fn may be NULL), for tools that show progress or let a user stop. Same keys, same
+ * round trips as without fn. When fn returns false the deletion stops after that batch:
+ * RCACHE_OK, and *deleted holds the keys deleted so far (the rest are left in place).
+ * Same statuses as rcache_delete_prefix(); on an error *deleted still holds the count.
+ */
+RCACHE_API rcache_status rcache_delete_prefix_progress(rcache *c, const char *prefix,
+                                                       rcache_progress_fn fn, void *ud,
+                                                       uint64_t *deleted);
+RCACHE_API rcache_status rcache_delete_pattern_progress(rcache *c, const char *glob,
+                                                        rcache_progress_fn fn, void *ud,
+                                                        uint64_t *deleted);
+
 /* Fills *out with malloc'd bytes that rcache takes over; returns RCACHE_OK or an error.
  * May be called concurrently for different keys, once at a time for one key. */
 typedef rcache_status (*rcache_loader_fn)(void *ud, rcache_value *out);
