@@ -1263,13 +1263,30 @@ static void cluster_destroy(rcache__backend *be) {
   rcache__free(cl);
 }
 
+/* A forked child: every node's pool and listener become this process's own, and the
+ * refresher (which stayed with the parent) is started again. */
+static void cluster_after_fork(rcache__backend *be) {
+  cluster *cl = CL(be);
+  pthread_mutex_init(&cl->mu, NULL);
+  pthread_mutex_init(&cl->refresh_mu, NULL);
+  rcache__cond_init_mono(&cl->wake);
+  cl->stop = false;
+  atomic_store(&cl->refresh_wanted, false);
+  for (size_t i = 0; i < cl->nnodes; i++) {
+    pthread_mutex_init(&cl->nodes[i]->trk_mu, NULL);
+    rcache__pool_after_fork(cl->nodes[i]->pool);
+    rcache__tracking_after_fork(cl->nodes[i]->trk);
+  }
+  cl->has_thread = pthread_create(&cl->refresher, NULL, refresher_main, cl) == 0;
+}
+
 static const rcache__backend_ops cluster_ops = {
     "cluster",          cluster_destroy,    rcache__redis_get,
     rcache__redis_set,  rcache__redis_del,  cluster_del_match,
     cluster_scan,       rcache__redis_incr, rcache__redis_exists,
     rcache__redis_pttl, cluster_flushdb,    cluster_get_many,
     cluster_set_many,   cluster_health,     cluster_available,
-    cluster_stats,
+    cluster_stats,      cluster_after_fork,
 };
 
 rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out) {

@@ -256,6 +256,24 @@ rcache_status rcache__pool_warm(rcache__pool *p) {
   return s;
 }
 
+void rcache__pool_after_fork(rcache__pool *p) {
+  pthread_mutex_init(&p->mu, NULL); /* over the copy: its owner may be a vanished thread */
+  rcache__cond_init_mono(&p->freed);
+  rcache__cond_init_mono(&p->wake);
+  p->stop = false;
+  p->has_thread = false;
+  while (p->idle) {
+    rcache__conn *c = p->idle;
+    p->idle = c->next;
+    rcache__conn_close(c); /* close() of our copy only: no QUIT, no TLS close_notify */
+  }
+  p->total = 0; /* the connections parent threads had in use stayed with those threads */
+  p->epoch++;
+  if (atomic_load(&p->br.state) == RCACHE_BREAKER_CLOSED) return;
+  p->has_thread = pthread_create(&p->prober, NULL, prober_main, p) == 0;
+  if (!p->has_thread) rcache__breaker_close(&p->br); /* calls try themselves, as in tripped() */
+}
+
 /* ---- acquire / release ----------------------------------------------------------------------- */
 
 /* The detail of a call refused by the open breaker, written only when asked for. */

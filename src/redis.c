@@ -504,6 +504,11 @@ void rcache__redis_one_stats(rcache__backend *be, rcache_stats *s) {
   s->available = s->breaker_state == RCACHE_BREAKER_CLOSED;
 }
 
+static void standalone_after_fork(rcache__backend *be) {
+  rcache__pool_after_fork(R(be)->pool);
+  rcache__tracking_after_fork(R(be)->tracking); /* after its pool: it starts using it */
+}
+
 static const rcache__backend_ops standalone_ops = {
     "standalone",
     standalone_destroy,
@@ -521,6 +526,7 @@ static const rcache__backend_ops standalone_ops = {
     rcache__redis_one_health,
     rcache__redis_one_available,
     rcache__redis_one_stats,
+    standalone_after_fork,
 };
 
 static void addr_of_url(const rcache__url *u, size_t i, rcache__addr *a) {
