@@ -63,8 +63,7 @@ static rcache_status lease_key(const rcache__key *k, rcache__key *lk) {
 
 static bool lease_take(rcache *c, const rcache__key *lk) {
   rcache__backend *be = rcache__be(c);
-  return be->ops->set(be, lk->p, lk->len, "1", 1, c->ctx.opt.lease_ms, RCACHE__SET_NX) ==
-         RCACHE_OK;
+  return be->ops->set(be, lk->p, lk->len, "1", 1, c->ctx.opt.lease_ms, RCACHE__SET_NX) == RCACHE_OK;
 }
 
 /*

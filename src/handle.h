@@ -15,7 +15,7 @@ struct rcache {
   rcache__flights *flights;
   int64_t stale_ms;                             /* stale-if-error window, 0 = off */
   _Atomic uint32_t load_us[RCACHE__LOAD_SLOTS]; /* last load time (µs), by key hash */
-  _Atomic uint64_t gen;        /* rcache__fork_gen() this process's state is for */
+  _Atomic uint64_t gen;                         /* rcache__fork_gen() this process's state is for */
   _Atomic uint64_t fork_claim; /* the generation whose recovery a thread has taken on */
 };
 

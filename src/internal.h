@@ -34,7 +34,8 @@ void rcache__deadline_ts(struct timespec *ts, int64_t deadline_us);
 /* A thread-safe random in [0, 1), reseeded in a forked child (children's jitters differ). */
 double rcache__rand01(void);
 
-/* ---- fork (fork.c) ---------------------------------------------------------------------------- */
+/* ---- fork (fork.c) ----------------------------------------------------------------------------
+ */
 
 /* Bumped in the child of every fork() once rcache__fork_watch() has run (rcache_open calls
  * it). A handle whose generation differs was inherited: it must not use its connections. */

@@ -815,7 +815,7 @@ rcache_status rcache_health_check(rcache *c, rcache_health *h) {
     atomic_fetch_add_explicit(&c->ctx.n.timeouts, 1, memory_order_relaxed);
     s = RCACHE_EUNAVAILABLE;
   }
-  snprintf(h->mode, sizeof h->mode, "%s", be->ops->mode);
+  snprintf(h->mode, sizeof h->mode, "%s", rcache__be(c)->ops->mode); /* it may have changed */
   h->healthy = s == RCACHE_OK;
   if (!h->healthy && !h->error[0]) snprintf(h->error, sizeof h->error, "%s", rcache_strerror(s));
   return rcache__done(c, s);
