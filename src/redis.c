@@ -626,7 +626,12 @@ static bool detect(standalone *sa) {
   if (!rcache__transport_failure(s)) atomic_store(&sa->pending, false); /* it answered */
   rcache__backend *cl = NULL;
   if (s == RCACHE_OK && yes && !successor(&sa->r)) {
+    int sources = ctx->near ? rcache__near_sources(ctx->near) : 0;
     s = rcache__cluster_open(ctx, &cl);
+    /* a cluster backend without listeners (no map yet) would fill the near table with
+     * values nobody invalidates: a source that never unblocks keeps it from serving */
+    if (s == RCACHE_OK && ctx->near && rcache__near_sources(ctx->near) == sources)
+      rcache__near_add_source(ctx->near);
     if (s == RCACHE_OK) {
       atomic_store_explicit(&ctx->successor, cl, memory_order_release);
       atomic_store(&sa->moved, false);

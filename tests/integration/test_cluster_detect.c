@@ -3,7 +3,8 @@
  * Cluster detection after open (issue 15, point 3), on a private 3-master cluster:
  *  a) a one-seed URL whose seed is stalled (SIGSTOP) during rcache_open opens as
  *     standalone; once the seed resumes, every key (on every master) works within 3 s, the
- *     handle says "cluster", and no get ever answers RCACHE_OK with a wrong value;
+ *     handle says "cluster", and no get ever answers RCACHE_OK with a wrong value (near
+ *     cache off and on);
  *  b) a handle that stays standalone on a cluster node (its ACL user may not run INFO, so
  *     it cannot tell) gets MOVED for keys of other masters: rcache_health_check is not
  *     healthy and says why.
@@ -41,9 +42,10 @@ static int round_trip(rcache *c, int *wrong) {
   return ok;
 }
 
-static void stalled_seed(void) {
+static void stalled_seed(bool near) {
   rcache_options o;
   rcache_options_init(&o);
+  if (near) o.near_cache_bytes = 1 << 20;
   o.connect_timeout_ms = 200;
   o.command_timeout_ms = 500;
   o.reconnect_max_ms = 1000;
@@ -72,8 +74,8 @@ static void stalled_seed(void) {
     else
       pr_sleep_ms(20);
   }
-  printf("stalled seed: every key right %lld ms after it resumed (mode %s)\n", (long long)took,
-         rcache_mode(c));
+  printf("stalled seed%s: every key right %lld ms after it resumed (mode %s)\n",
+         near ? " (near cache on)" : "", (long long)took, rcache_mode(c));
   CHECK_MSG(took >= 0 && took <= 3000, "keys right after %lld ms (%d/%d at the end)",
             (long long)took, last, NKEYS);
   CHECK_EQ(wrong, 0);
@@ -119,7 +121,8 @@ int main(void) {
     CHECK_MSG(0, "could not start the private cluster");
     return test_report("test_cluster_detect");
   }
-  stalled_seed();
+  stalled_seed(false);
+  stalled_seed(true);
   standalone_on_a_node();
   return test_report("test_cluster_detect");
 }
