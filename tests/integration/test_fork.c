@@ -7,7 +7,8 @@
  *     parent keeps working: no get answers RCACHE_OK with a value this process did not
  *     write; children that close the handle and children that just exit leave the
  *     parent's handle working;
- *  b) a child forked during an outage (its server stopped) recovers within
+ *  b) a child forked during an outage (its server stalled, or killed and started again)
+ *     recovers within
  *     reconnect_max_ms + 1 s of the server coming back;
  *  c) a child's near cache sees another client's write within 1 s.
  * Children are bounded (alarm, bounded loops) and always reaped; they leave by _exit (the
@@ -118,9 +119,21 @@ static void prefork(const char *name, const char *url, bool near) {
   rcache_close(c);
 }
 
-/* b) A child forked while the server is stopped (SIGSTOP): its breaker is open and its
- * parent's prober thread is not there; it must reconnect by itself. */
-static void outage(void) {
+/* Starts redis-server again on n's port (after a kill): true once it listens. */
+static bool restart(pr_node *n) {
+  char port[16], logf[300];
+  snprintf(port, sizeof port, "%d", n->port);
+  snprintf(logf, sizeof logf, "%s/redis.log", n->dir);
+  char *argv[] = {"redis-server", "--bind", "127.0.0.1", "--port", port,        "--save", "",
+                  "--appendonly", "no",     "--dir",     n->dir,   "--logfile", logf,     NULL};
+  n->pid = pr_spawn(argv, n->dir, true);
+  return n->pid > 0 && pr_wait_listening(n, 5000) == 1;
+}
+
+/* b) A child forked while the server is down — stalled (SIGSTOP), or killed and started
+ * again on its port: its breaker is open and its parent's prober thread is not there; it
+ * must reconnect by itself. */
+static void outage(bool killed) {
   pr_node n;
   if (pr_start_node(&n, "fork-outage", NULL) != 0) {
     CHECK_MSG(0, "could not start a private server");
@@ -136,8 +149,11 @@ static void outage(void) {
   snprintf(url, sizeof url, "redis://127.0.0.1:%d", n.port);
   rcache *c = NULL;
   CHECK_EQ(rcache_open(&c, url, &o), RCACHE_OK);
-  CHECK_EQ(rcache_set(c, "fork:outage", "v", 1, 60), RCACHE_OK);
-  kill(n.pid, SIGSTOP);
+  CHECK_EQ(rcache_set(c, "fork:outage", "v", 1, 0), RCACHE_OK);
+  if (killed)
+    pr_kill(&n); /* the key is gone with it: the child writes it again below */
+  else
+    kill(n.pid, SIGSTOP);
   rcache_stats st = {0};
   for (int i = 0; i < 50; i++) { /* until the breaker opens */
     rcache_value v = {0};
@@ -157,16 +173,21 @@ static void outage(void) {
     int64_t t0 = pr_now_ms(), took = -1;
     while (took < 0 && pr_now_ms() - t0 < 5000) {
       rcache_value v = {0};
-      if (rcache_get(c, "fork:outage", &v) == RCACHE_OK && v.len == 1 && v.data[0] == 'v')
+      if (rcache_set(c, "fork:outage", "v", 1, 0) == RCACHE_OK &&
+          rcache_get(c, "fork:outage", &v) == RCACHE_OK && v.len == 1 && v.data[0] == 'v')
         took = pr_now_ms() - t0;
       rcache_value_free(&v);
       pr_sleep_ms(10);
     }
-    fprintf(stderr, "  outage child: answered %lld ms after the server resumed\n", (long long)took);
+    fprintf(stderr, "  outage child (%s): answered %lld ms after the server was back\n",
+            killed ? "killed, restarted" : "stopped, resumed", (long long)took);
     _exit(took >= 0 && took <= o.reconnect_max_ms + 1000 ? 0 : 1);
   }
   pr_sleep_ms(300); /* the child is forked during the outage, and stays in it a while */
-  kill(n.pid, SIGCONT);
+  if (killed)
+    CHECK_MSG(restart(&n), "could not start the server again on port %d", n.port);
+  else
+    kill(n.pid, SIGCONT);
   CHECK(write(go[1], "g", 1) == 1);
   CHECK_MSG(reap(pid, 20000) == 0, "the child forked during the outage did not recover in time");
   rcache_close(c);
@@ -245,7 +266,8 @@ int main(void) {
     prefork("cluster", cluster, near);
     prefork("sentinel", sentinel, near);
   }
-  outage();
+  outage(false);
+  outage(true);
   near_child(tcp);
   return test_report("test_fork");
 }
