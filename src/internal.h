@@ -61,6 +61,11 @@ const char *rcache__err_peek(void);
  * fast path stays cheap). fn and ud must stay valid while the handle is open. */
 typedef void (*rcache__err_fn)(void *ud, char *buf, size_t size);
 void rcache__err_lazy(rcache__err_fn fn, void *ud);
+/* Why the cache is unavailable to the current call: RCACHE_EAUTH or RCACHE_ETLS when the
+ * server refused the credentials or the certificate (other values are ignored). Read by the
+ * facade with strict_config; cleared by rcache__err_clear(). */
+void rcache__err_cause(rcache_status s);
+rcache_status rcache__err_cause_get(void);
 
 /* ---- URL (url.c): pure parsing, no I/O ------------------------------------------------------- */
 

@@ -111,14 +111,25 @@ bool rcache__unreachable(rcache_status s) {
 }
 
 /* Maps a backend status to the public one: timeouts and unavailability both become
- * RCACHE_EUNAVAILABLE (the caller's remedy is the same), counted as fallbacks. */
+ * RCACHE_EUNAVAILABLE (the caller's remedy is the same), counted as fallbacks. With
+ * strict_config, a cache unavailable because the server refused the credentials or the
+ * certificate says so (RCACHE_EAUTH / RCACHE_ETLS): not an outage to wait out. */
+static rcache_status unavailable(const rcache *c) {
+  rcache_status cause = rcache__err_cause_get();
+  return c->ctx.opt.strict_config && cause != RCACHE_OK ? cause : RCACHE_EUNAVAILABLE;
+}
+
 rcache_status rcache__remote(rcache *c, rcache_status s) {
   if (s == RCACHE_ETIMEOUT) atomic_fetch_add_explicit(&c->ctx.n.timeouts, 1, memory_order_relaxed);
   if (rcache__unreachable(s)) {
     atomic_fetch_add_explicit(&c->ctx.n.fallbacks, 1, memory_order_relaxed);
-    s = RCACHE_EUNAVAILABLE;
+    s = unavailable(c);
   }
   return s;
+}
+
+bool rcache__without_cache(const rcache *c, rcache_status s) {
+  return s == RCACHE_EUNAVAILABLE || (s != RCACHE_OK && s == unavailable(c));
 }
 
 /* ---- keys ------------------------------------------------------------------------------------ */
@@ -300,6 +311,20 @@ static rcache_status open_backend(rcache *c) {
   return s;
 }
 
+/* strict_config: whether the server refused the credentials or the certificate. The health
+ * call connects when no connection was tried yet (bounded by connect_timeout_ms), or reads
+ * why the first one failed. A server that is down or slow is no configuration error. */
+static rcache_status check_config(rcache *c, char *why, size_t size) {
+  rcache_health h;
+  memset(&h, 0, sizeof h);
+  rcache__backend *be = rcache__be(c);
+  rcache_status s = be->ops->health(be, &h);
+  rcache__err_clear();
+  if (s != RCACHE_EAUTH && s != RCACHE_ETLS) return RCACHE_OK;
+  snprintf(why, size, "%s", h.error);
+  return s;
+}
+
 rcache_status rcache_open(rcache **out, const char *url, const rcache_options *o) {
   rcache__err_clear();
   if (!out) return rcache__einval(NULL, "out is NULL");
@@ -349,6 +374,15 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *o
     free_ctx(&c->ctx);
     rcache__free(c);
     return rcache__done(NULL, s);
+  }
+  if (c->ctx.opt.strict_config) {
+    char why[sizeof((rcache_health *)0)->error];
+    s = check_config(c, why, sizeof why);
+    if (s != RCACHE_OK) {
+      rcache_close(c);
+      rcache__errf("%s", why);
+      return rcache__done(NULL, s);
+    }
   }
   *out = c;
   return RCACHE_OK;
@@ -654,7 +688,7 @@ rcache_status rcache_rate_limit(rcache *c, const char *key, int64_t limit, int64
   if (s == RCACHE_OK) {
     *allowed = n <= limit;
     if (count) *count = n;
-  } else if (s == RCACHE_EUNAVAILABLE) {
+  } else if (rcache__without_cache(c, s)) {
     *allowed = !c->ctx.opt.rate_limit_fail_closed;
   }
   return s;
@@ -748,7 +782,7 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
       COUNT(c, hits);
     else if (statuses[i] == RCACHE_MISS)
       COUNT(c, misses);
-    statuses[i] = rcache__unreachable(statuses[i]) ? RCACHE_EUNAVAILABLE : statuses[i];
+    statuses[i] = rcache__unreachable(statuses[i]) ? unavailable(c) : statuses[i];
     if (statuses[i] != RCACHE_OK) rcache_value_free(&vals[i]);
   }
   return rcache__done(c, rcache__remote(c, s));

@@ -74,6 +74,10 @@ static rcache_status library_delete(bulk *b, uint64_t total, uint64_t *n) {
   rcache_progress_fn fn = b->progress ? show_deleted : NULL;
   rcache_status s;
   *n = 0;
+  if (fn && !(b->kind == BULK_FLUSH && !has_namespace(b->g))) {
+    b->last_us = 0; /* the line starts at once, however fast the batches come */
+    progress_line(b, "deleting", 0, total, false);
+  }
   if (b->kind == BULK_PREFIX)
     s = rcache_delete_prefix_progress(b->g->c, b->arg, fn, &sh, n);
   else if (b->kind == BULK_PATTERN)

@@ -156,6 +156,15 @@ typedef struct rcache_options {
    * exactly max_key_bytes long (see rcache_key_digest() in <rcache/keys.h>). Needs
    * max_key_bytes >= strlen(key_prefix) + 72. Default false. */
   bool long_key_digest;
+
+  /* Configuration errors are not outages. When true, rcache_open() waits for the first
+   * connection (bounded by connect_timeout_ms) and fails with RCACHE_EAUTH (wrong password,
+   * unknown ACL user) or RCACHE_ETLS (certificate refused) when the server refused it for
+   * that reason; and a call answered without the cache because of such a refusal returns
+   * RCACHE_EAUTH / RCACHE_ETLS instead of RCACHE_EUNAVAILABLE (get_or_set still runs the
+   * loader and returns RCACHE_OK; rate_limit applies rate_limit_fail_closed). A server that
+   * is down or slow is still no error for rcache_open(). Default false. */
+  bool strict_config;
 } rcache_options;
 
 /* Fills *o with the documented defaults. */
