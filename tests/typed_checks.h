@@ -591,7 +591,7 @@ static void tc_keys(const tc_env *e, rcache *c) {
         !tc_present(c, "user:12:profile"));
   const char *kept[] = {"user:123",       "user:123:credits", "user:1",
                         "user:1:credits", "user:12x",         "user:12x:credits",
-                        "user:120",       "session:12",       "rate_limit:12:/api/search",
+                        "user:120",       "session:12",       "rate:12:/api/search",
                         "feature:new-ui"};
   for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
     CHECK_MSG(tc_present(c, kept[i]), "%s was deleted with user 12", kept[i]);

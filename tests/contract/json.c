@@ -198,3 +198,31 @@ CONTRACT_TEST(json_written_is_strict_json) {
   rcache_value_free(&text);
   json_decref(v);
 }
+
+static int null_loads;
+
+static json_t *load_null(void *ud) {
+  (void)ud;
+  null_loads++;
+  return json_null(); /* "no such record": cached as the JSON text null */
+}
+
+/* A stored JSON null is a value for rcache (negative caching), not a miss as for the seed's
+ * getOrSet; without a cache (none://) the loader runs every time. docs/migrating.md. */
+CONTRACT_ANY_TEST(json_null_is_a_value) {
+  json_t *got = NULL;
+  null_loads = 0;
+  for (int i = 0; i < 2; i++) {
+    CHECK_EQ(rcache_get_or_set_json(e->c, "none_such", 60, load_null, NULL, &got), RCACHE_OK);
+    CHECK(json_is_null(got));
+    json_decref(got);
+    got = NULL;
+  }
+  CHECK_EQ(null_loads, e->none ? 2 : 1);
+  if (e->none) return;
+  CHECK(ct_value_is(e->c, "none_such", "null", 4));
+  CHECK_EQ(rcache_set(e->c, "seed_null", "null", 4, 0), RCACHE_OK); /* JSON.stringify(null) */
+  CHECK_EQ(rcache_get_json(e->c, "seed_null", &got), RCACHE_OK);
+  CHECK(json_is_null(got));
+  json_decref(got);
+}
