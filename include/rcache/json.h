@@ -73,7 +73,9 @@ typedef json_t *(*rcache_json_loader_fn)(void *ud);
 /*
  * Cache-aside for JSON: returns the cached value, or calls load(ud) (once per key at a time in
  * the process, as rcache_get_or_set()), stores its compact text with ttl_s and returns it. A
- * cached value that is not valid JSON is reloaded and overwritten, never returned.
+ * cached value that is not valid JSON is reloaded and overwritten, never returned; a cached
+ * JSON null is a value (returned without calling the loader; return NULL from the loader to
+ * cache nothing).
  * RCACHE_OK: *out is a new reference (json_decref it) — also while the cache is unavailable
  * (the loader ran). RCACHE_ELOADER: the loader returned NULL or its value could not be
  * encoded; nothing was cached. RCACHE_EINVAL, RCACHE_ENOMEM. *out is NULL unless RCACHE_OK.
