@@ -78,9 +78,12 @@ add_executable(app_static app.c)
 target_link_libraries(app_static PRIVATE rcache::rcache_static)
 CM
 if cmake -S "$tmp/cm" -B "$tmp/cm/b" -DCMAKE_C_COMPILER="$cc" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
-  >"$tmp/cm.log" 2>&1 && cmake --build "$tmp/cm/b" >>"$tmp/cm.log" 2>&1; then
+  -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >"$tmp/cm.log" 2>&1 &&
+  cmake --build "$tmp/cm/b" >>"$tmp/cm.log" 2>&1; then
   check "find_package rcache::rcache" env LD_LIBRARY_PATH="$libdir" "$tmp/cm/b/app"
   check "find_package rcache::rcache_static" "$tmp/cm/b/app_static"
+  check "no hiredis flags in the CMake targets' compile lines" \
+    eval '! grep -qE "hiredis|_FILE_OFFSET_BITS" "$tmp/cm/b/compile_commands.json"'
 else
   cat "$tmp/cm.log" >&2
   bad "find_package: configure or build"
@@ -115,5 +118,7 @@ CPP
 else
   echo "install_pkgconfig: no C++ compiler found at configure time: C++ check not run"
 fi
+check "man3 pages installed" test -f "$tmp/prefix/share/man/man3/rcache_open.3" -a \
+  -f "$tmp/prefix/share/man/man3/librcache.3"
 echo "install_pkgconfig: $pass passed, $fail failed"
 [ $fail -eq 0 ]
