@@ -182,7 +182,8 @@ typedef struct rcache rcache; /* opaque, thread-safe */
  * none:// ("" is none://). `o` may be NULL for the defaults.
  * Never fails because Redis is down: the handle starts in fallback mode and connects in
  * the background. On success *out is a handle the caller closes with rcache_close().
- * Returns RCACHE_OK, RCACHE_EINVAL (out NULL, bad option), RCACHE_EURL (bad URL; the
+ * Returns RCACHE_OK, RCACHE_EINVAL (out NULL, bad option, o->size not set by
+ * rcache_options_init() or from a newer header than the library's), RCACHE_EURL (bad URL; the
  * message from rcache_errmsg(NULL) names the bad part, password redacted), RCACHE_ENOMEM,
  * RCACHE_ETLS (unreadable certificate/key/CA file). On failure *out is NULL.
  */
