@@ -39,4 +39,14 @@ set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME rcache-tools)
 set(CPACK_DEBIAN_TOOLS_PACKAGE_SECTION utils)
 set(CPACK_DEBIAN_TOOLS_PACKAGE_SHLIBDEPS ON)
 set(CPACK_COMPONENT_TOOLS_DESCRIPTION "rcache command-line tool")
+# /usr/share/doc/<package>/copyright in each package (Debian policy 12.5); EXCLUDE_FROM_ALL
+# keeps it out of a plain `cmake --install`, cpack asks for each component by name.
+foreach(_c lib:librcache${RCACHE_SOVERSION} dev:librcache-dev tools:rcache-tools)
+  string(REPLACE ":" ";" _c "${_c}")
+  list(GET _c 0 _comp)
+  list(GET _c 1 _pkg)
+  install(FILES "${PROJECT_SOURCE_DIR}/LICENSE" DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/${_pkg}
+          RENAME copyright COMPONENT ${_comp} EXCLUDE_FROM_ALL)
+endforeach()
+set(CPACK_PRE_BUILD_SCRIPTS "${CMAKE_CURRENT_LIST_DIR}/deb_gzip_man.cmake")
 include(CPack)

@@ -30,6 +30,10 @@ check "-dev holds the .so link" has "$dev" "/librcache\.so$"
 check "tools package holds the CLI" has "$tools" "/usr/bin/rcache$"
 check "tools package holds rcache.1" has "$tools" "/man1/rcache\.1"
 check "-dev depends on the library" eval 'dpkg-deb -f "$dev" Depends | grep -q "librcache$so (="'
+for d in "$lib" "$dev" "$tools"; do
+  p=$(dpkg-deb -f "$d" Package)
+  check "$p has /usr/share/doc/$p/copyright" has "$d" "/usr/share/doc/$p/copyright$"
+done
 check "library depends on jansson" eval 'dpkg-deb -f "$lib" Depends | grep -q libjansson'
 
 libdir=$(dirname "$(ls "$root"/usr/lib*/librcache.so | head -1)")
@@ -58,6 +62,8 @@ check "pkg-config finds the unpacked prefix" eval 'pkg-config --cflags rcache | 
 check "the packaged library is what the program loads" eval \
   'LD_LIBRARY_PATH="$libdir" ldd "$tmp/app" | grep -q "$libdir/librcache.so.$so"'
 check "the packaged CLI runs" "$root/usr/bin/rcache" --version
-check "man3 page renders" eval 'MANWIDTH=80 man -l "$root"/usr/share/man/man3/rcache_open.3 2>/dev/null | grep -q rcache_open'
+check "man pages are gzipped (Debian policy)" eval '! for d in "$dev" "$tools"; do dpkg-deb -c "$d"; done | grep -qE "/man[1-9]/[^/]*\.[1-9]$"'
+check "man3 page renders" eval 'MANWIDTH=80 man -l "$root"/usr/share/man/man3/rcache_open.3.gz 2>/dev/null | grep -q rcache_open'
+check "a .so link page renders" eval '(cd "$root/usr/share/man" && MANWIDTH=80 man -l man3/rcache_options_init.3.gz 2>/dev/null | grep -q rcache_options_init_sized)'
 echo "install_deb: $pass passed, $fail failed"
 [ $fail -eq 0 ]
