@@ -11,16 +11,15 @@
 #include <hiredis/hiredis.h>
 #include <math.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "rcache/rcache.h"
+#include "redis_proc.h"
 
 static const char *host = "127.0.0.1", *sock_path;
 static int port = 6379;
@@ -663,52 +662,22 @@ static void *stall_caller(void *p) {
   return NULL;
 }
 
-/* A private redis-server (loopback, a port nobody answers on), paused for 2 s under 4
- * threads of GETs: the slowest call, next to the deadline it must keep. */
+/* A private redis-server (tests/support/redis_proc.h: loopback, a free port), paused for 2 s
+ * under 4 threads of GETs: the slowest call, next to the deadline it must keep. */
 static void sigstop_workload(void) {
-  int p = 0;
-  pid_t pid = -1;
-  for (int i = 0; i < 50 && pid < 0; i++) {
-    int cand = 30000 + (int)((getpid() * 13 + i * 97) % 5000);
-    redisContext *probe = redisConnect("127.0.0.1", cand);
-    bool busy = probe && !probe->err;
-    redisFree(probe);
-    if (busy) continue;
-    char ps[16];
-    snprintf(ps, sizeof ps, "%d", cand);
-    pid = fork();
-    if (pid == 0) {
-      freopen("/dev/null", "w", stdout);
-      execlp("redis-server", "redis-server", "--bind", "127.0.0.1", "--port", ps, "--save", "",
-             "--appendonly", "no", (char *)NULL);
-      _exit(127);
-    }
-    for (int k = 0; k < 100 && !p; k++) {
-      usleep(20000);
-      redisContext *t = redisConnect("127.0.0.1", cand);
-      if (t && !t->err) p = cand;
-      redisFree(t);
-    }
-    if (!p) {
-      kill(pid, SIGKILL);
-      waitpid(pid, NULL, 0);
-      pid = -1;
-    }
-  }
-  if (pid < 0) {
+  rp_server srv;
+  if (rp_start(&srv, &(rp_opts){.tag = "bench-sigstop"}) != 0) {
     fprintf(stderr, "bench: could not start a private redis-server; skipping the SIGSTOP row\n");
     return;
   }
   char url[128];
-  snprintf(url, sizeof url, "redis://127.0.0.1:%d?connect_timeout_ms=100&command_timeout_ms=100",
-           p);
+  rp_url(&srv, url, sizeof url, "?connect_timeout_ms=100&command_timeout_ms=100");
   rcache_options o;
   rcache_options_init(&o);
   o.log_level = RCACHE_LOG_ERROR;
   rcache *c;
   if (rcache_open(&c, url, &o) != RCACHE_OK) {
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
+    rp_destroy(&srv);
     return;
   }
   rcache_set(c, "stall", "x", 1, 0);
@@ -717,16 +686,15 @@ static void sigstop_workload(void) {
   for (int i = 0; i < 4; i++)
     pthread_create(&t[i], NULL, stall_caller, &a);
   usleep(300000);
-  kill(pid, SIGSTOP);
+  rp_pause(&srv);
   usleep(2000000);
-  kill(pid, SIGCONT);
+  rp_resume(&srv);
   usleep(500000);
   atomic_store(&a.stop, 1);
   for (int i = 0; i < 4; i++)
     pthread_join(t[i], NULL);
   rcache_close(c);
-  kill(pid, SIGKILL);
-  waitpid(pid, NULL, 0);
+  rp_destroy(&srv);
   double worst = (double)atomic_load(&a.worst_ns), deadline = (100 + 100) * 1e6;
   row("worst call while the server is paused", 0, 0, worst, "deadline ns (connect+command)",
       deadline, worst / deadline, "<= 1 (+ slack)", worst <= deadline * 1.25);
