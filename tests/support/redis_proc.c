@@ -232,12 +232,16 @@ static void print_log(const rp_server *s) {
 /* ---- building the command line --------------------------------------------------------------- */
 
 static int add_arg(rp_server *s, const char *a) {
-  if (s->nargs >= RP_MAX_ARGS - 1) {
-    fprintf(stderr, "redis_proc: more than %d arguments\n", RP_MAX_ARGS - 1);
+  size_t n = strlen(a) + 1;
+  if (s->nargs >= RP_MAX_ARGS - 1 || s->argused + n > sizeof s->argbuf) {
+    fprintf(stderr, "redis_proc: more than %d arguments or %zu bytes of them\n", RP_MAX_ARGS - 1,
+            sizeof s->argbuf);
     return -1;
   }
-  s->args[s->nargs] = strdup(a);
-  return s->args[s->nargs++] ? 0 : -1;
+  memcpy(s->argbuf + s->argused, a, n);
+  s->argoff[s->nargs++] = (int)s->argused;
+  s->argused += n;
+  return 0;
 }
 
 /* Adds NULL-terminated pairs of arguments; 0 or -1. */
@@ -287,11 +291,12 @@ static int add_listeners(rp_server *s, const rp_opts *o) {
   const char *a[] = {"--bind", "127.0.0.1", "--port", port, NULL};
   if (add_args(s, a) != 0) return -1;
   if (o->unix_socket) {
-    if (strlen(s->dir) + sizeof "/redis.sock" > sizeof s->sock) {
+    int n = snprintf(s->sock, sizeof s->sock, "%s/redis.sock", s->dir);
+    if (n < 0 || (size_t)n >= sizeof s->sock) {
       fprintf(stderr, "redis_proc: %s is too long for a Unix socket path\n", s->dir);
+      s->sock[0] = '\0';
       return -1;
     }
-    snprintf(s->sock, sizeof s->sock, "%s/redis.sock", s->dir);
     const char *u[] = {"--unixsocket", s->sock, "--unixsocketperm", "700", NULL};
     if (add_args(s, u) != 0) return -1;
   }
@@ -318,12 +323,6 @@ static int build_args(rp_server *s, const rp_opts *o) {
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------- */
-
-static void free_args(rp_server *s) {
-  for (int i = 0; i < s->nargs; i++)
-    free(s->args[i]);
-  s->nargs = 0;
-}
 
 int rp_init(rp_server *s, const rp_opts *o) {
   static const rp_opts defaults;
@@ -385,7 +384,7 @@ int rp_launch(rp_server *s, bool accept_loading) {
   char *argv[RP_MAX_ARGS + 1];
   argv[0] = (char *)"redis-server";
   for (int i = 0; i < s->nargs; i++)
-    argv[i + 1] = s->args[i];
+    argv[i + 1] = s->argbuf + s->argoff[i];
   argv[s->nargs + 1] = NULL;
   pid_t pid = spawn(exe, argv, s->dir);
   if (pid < 0) {
@@ -463,7 +462,8 @@ int rp_restart(rp_server *s, bool accept_loading) {
 
 void rp_destroy(rp_server *s) {
   rp_kill(s);
-  free_args(s);
+  s->nargs = 0;
+  s->argused = 0;
   if (s->dir[0] && !keep_dirs()) rp_remove_dir(s->dir);
   s->dir[0] = '\0';
   if (s->slot >= 0) {

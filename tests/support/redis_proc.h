@@ -52,15 +52,19 @@ typedef struct rp_opts {
 } rp_opts;
 
 typedef struct rp_server {
-  int port;                /* TCP port on 127.0.0.1; 0 when none */
-  int tls_port;            /* 0 without TLS */
-  int bus;                 /* cluster bus port (rp_cluster_start), else 0 */
-  char sock[108];          /* Unix socket path; "" when none */
-  pid_t pid;               /* 0 when not running */
-  bool paused;             /* SIGSTOPped by rp_pause */
-  char dir[256];           /* working directory: redis.log, out.log, dump.rdb... */
-  char password[64];       /* requirepass; "" = none */
-  char *args[RP_MAX_ARGS]; /* the command line after argv[0] (owned) */
+  int port;          /* TCP port on 127.0.0.1; 0 when none */
+  int tls_port;      /* 0 without TLS */
+  int bus;           /* cluster bus port (rp_cluster_start), else 0 */
+  char sock[108];    /* Unix socket path; "" when none */
+  pid_t pid;         /* 0 when not running */
+  bool paused;       /* SIGSTOPped by rp_pause */
+  char dir[256];     /* working directory: redis.log, out.log, dump.rdb... */
+  char password[64]; /* requirepass; "" = none */
+  /* the command line after argv[0]: nargs strings at argoff[i] in argbuf (no heap: a
+   * server the test never destroys leaks nothing, and the struct may be copied) */
+  char argbuf[4096];
+  size_t argused;
+  int argoff[RP_MAX_ARGS];
   int nargs;
   int slot; /* index in the kill-at-exit registry */
 } rp_server;
@@ -89,7 +93,7 @@ void rp_resume(rp_server *s);
 /* rp_kill + rp_launch on the same port(s) and directory (so an RDB or nodes.conf there
  * is loaded). */
 int rp_restart(rp_server *s, bool accept_loading);
-/* Kills it, frees the arguments, removes its directory and frees its registry slot. */
+/* Kills it, removes its directory and frees its registry slot. */
 void rp_destroy(rp_server *s);
 
 /* A port in 20000-29999 that 127.0.0.1 can bind right now and that this process was not
