@@ -4,9 +4,10 @@
  * (raw hiredis written for this purpose, or redis-benchmark), then rcache through its
  * public API, and prints the ratio: these machines are noisy, ratios are what count.
  *
- *   rcache-bench --host 127.0.0.1 --port P --unix SOCK [--quick] [--json FILE]
+ *   rcache-bench [--host 127.0.0.1 --port P [--unix SOCK]] [--quick] [--json FILE]
  *
- * The server is started by scripts/bench.sh (loopback only).
+ * Without --port it starts a private redis-server on loopback (tests/support/redis_proc.h),
+ * as `make bench` (scripts/bench.sh) runs it.
  */
 #include <hiredis/hiredis.h>
 #include <math.h>
@@ -828,13 +829,28 @@ static void rss_workload(void) {
   rcache_close(c);
 }
 
+/* Without --port: a private redis-server (tests/support/redis_proc.h) on a free loopback port
+ * and a Unix socket, with DEBUG enabled (delete_prefix fills it with DEBUG POPULATE). */
+static int own_server(rp_server *srv) {
+  const char *args[] = {"--enable-debug-command", "yes", NULL};
+  if (rp_start(srv, &(rp_opts){.tag = "bench", .unix_socket = true, .args = args}) != 0) {
+    fprintf(stderr, "bench: could not start a private redis-server\n");
+    return -1;
+  }
+  host = "127.0.0.1";
+  port = srv->port;
+  sock_path = srv->sock;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *json_path = NULL;
+  bool port_given = false;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--host") && i + 1 < argc)
       host = argv[++i];
     else if (!strcmp(argv[i], "--port") && i + 1 < argc)
-      port = atoi(argv[++i]);
+      port = atoi(argv[++i]), port_given = true;
     else if (!strcmp(argv[i], "--unix") && i + 1 < argc)
       sock_path = argv[++i];
     else if (!strcmp(argv[i], "--json") && i + 1 < argc)
@@ -842,10 +858,13 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--quick"))
       quick = 1;
     else {
-      fprintf(stderr, "usage: %s --host H --port P --unix SOCK [--quick] [--json FILE]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--host H --port P [--unix SOCK]] [--quick] [--json FILE]\n",
+              argv[0]);
       return 2;
     }
   }
+  static rp_server srv; /* static: sock_path points into it */
+  if (!port_given && own_server(&srv) != 0) return 1;
   if (json_path && !(json = fopen(json_path, "w"))) {
     perror(json_path);
     return 1;
@@ -875,5 +894,6 @@ int main(int argc, char **argv) {
     fprintf(json, "\n]}\n");
     fclose(json);
   }
+  if (!port_given) rp_destroy(&srv);
   return 0;
 }
