@@ -156,6 +156,26 @@ static void test_server_variants(void) {
   }
 }
 
+/* A child the test forks inherits the at-exit and signal handlers: its exit() and its
+ * SIGTERM must not touch the parent's server. */
+static void test_forked_child_spares_parent(void) {
+  rp_server s;
+  CHECK(rp_start(&s, NULL) == 0);
+  if (!s.pid) return;
+  for (int how = 0; how < 2; how++) {
+    fflush(NULL);
+    pid_t child = fork();
+    if (child == 0) {
+      if (how == 1) raise(SIGTERM);
+      exit(0);
+    }
+    waitpid(child, NULL, 0);
+    CHECK_MSG(!gone(s.pid) && rp_reply_has(rp_cmd(s.port, "PING"), "PONG"),
+              "a forked child's %s killed the parent's server", how ? "SIGTERM" : "exit");
+  }
+  rp_destroy(&s);
+}
+
 /* A child process starts a server (and pauses it), reports its PID, then ends by `how`:
  * 0 exit(), 1 abort(), 2 SIGKILL. The server must not outlive it. */
 static void test_server_outlived(int how) {
@@ -330,6 +350,7 @@ out:
 int main(void) {
   test_server();
   test_server_variants();
+  test_forked_child_spares_parent();
   test_server_outlived(0);
   test_server_outlived(1);
   test_server_outlived(2);

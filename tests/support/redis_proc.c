@@ -34,10 +34,14 @@ static char reg_dir[REG_MAX][256];
 static bool reg_used[REG_MAX];
 static int reg_n; /* high-water mark: the signal handler looks no further */
 static bool reg_installed;
+/* The process whose servers these are: a child the test forks inherits the registry, the
+ * atexit handler and the signal handlers, and must not kill its parent's servers. */
+static volatile pid_t reg_owner;
 
 /* Async-signal-safe: continue (a paused server would not die of SIGTERM; SIGKILL works
  * anyway, the SIGCONT is belt and braces), then kill. */
 static void reg_kill_all(void) {
+  if (getpid() != reg_owner) return;
   for (int i = 0; i < reg_n; i++) {
     pid_t p = reg_pid[i];
     if (p > 0) {
@@ -67,6 +71,7 @@ void rp_remove_dir(const char *dir) {
 }
 
 static void reg_at_exit(void) {
+  if (getpid() != reg_owner) return;
   reg_kill_all();
   for (int i = 0; i < reg_n; i++) {
     if (reg_pid[i] > 0) waitpid(reg_pid[i], NULL, 0);
@@ -82,6 +87,13 @@ static void reg_on_signal(int sig) {
 }
 
 static void reg_install(void) {
+  if (reg_installed && reg_owner != getpid()) { /* a forked child starts its own servers */
+    memset((void *)reg_pid, 0, sizeof reg_pid);
+    memset(reg_used, 0, sizeof reg_used);
+    memset(reg_dir, 0, sizeof reg_dir);
+    reg_n = 0;
+  }
+  reg_owner = getpid();
   if (reg_installed) return;
   reg_installed = true;
   atexit(reg_at_exit);

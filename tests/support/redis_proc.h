@@ -14,8 +14,10 @@
  * however the test ends: an atexit handler, handlers for fatal signals (SIGABRT from a
  * sanitizer, SIGTERM from CTest, SIGINT, SIGHUP, SIGQUIT) and, as a last resort,
  * PR_SET_PDEATHSIG in the child. A paused (SIGSTOP) server is continued before it is
- * killed. Server directories (logs, nodes.conf, sentinel.conf) go under
- * $RCACHE_TEST_RUN_DIR (or /tmp) and are removed at exit unless RCACHE_TEST_KEEP is set.
+ * killed. A child process the test forks inherits those handlers but never kills its
+ * parent's servers; the servers it starts itself are its own. Server directories (logs, nodes.conf,
+ * sentinel.conf) go under $RCACHE_TEST_RUN_DIR (or /tmp) and are removed at exit unless
+ * RCACHE_TEST_KEEP is set.
  *
  * Call the start/stop functions from the main thread only (the parent-death signal is
  * tied to the thread that forked). Talking to a server (rp_command, rp_cmd...) is safe
