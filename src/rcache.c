@@ -300,12 +300,23 @@ static rcache_status open_backend(rcache *c) {
   return s;
 }
 
+#define DEFAULT_URL "redis://localhost:6379"
+
+/* The URL for rcache_open(NULL): $REDIS_URL, else the default. An empty REDIS_URL is an
+ * unfilled deployment template, not a request to turn caching off: it counts as unset
+ * (*empty_env says so, for a warning). Only the program can pass "" (none://). */
+static const char *url_from_env(bool *empty_env) {
+  const char *env = getenv("REDIS_URL");
+  *empty_env = env && !*env;
+  return env && *env ? env : DEFAULT_URL;
+}
+
 rcache_status rcache_open(rcache **out, const char *url, const rcache_options *o) {
   rcache__err_clear();
   if (!out) return rcache__einval(NULL, "out is NULL");
   *out = NULL;
-  if (!url) url = getenv("REDIS_URL");
-  if (!url) url = "redis://localhost:6379";
+  bool empty_env = false;
+  if (!url) url = url_from_env(&empty_env);
   rcache__fork_watch();
   rcache *c = rcache__calloc(1, sizeof *c);
   if (!c) return rcache__done(NULL, RCACHE_ENOMEM);
@@ -320,6 +331,9 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *o
   c->ctx.opt.key_prefix = c->ctx.opt.tls_ca_file = c->ctx.opt.tls_cert_file = NULL;
   c->ctx.opt.tls_key_file = c->ctx.opt.tls_server_name = c->ctx.opt.client_name = NULL;
   rcache_status s = check_options(o ? o : &c->ctx.opt);
+  if (s == RCACHE_OK && empty_env)
+    rcache__log(&c->ctx, RCACHE_LOG_WARN,
+                "REDIS_URL is set but empty: using " DEFAULT_URL " (none:// turns caching off)");
   char err[512];
   if (s == RCACHE_OK) {
     s = rcache__url_parse(url, &c->ctx.url, err, sizeof err);
