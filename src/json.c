@@ -4,6 +4,7 @@
  * any other client can read and write. A stored value that is not JSON is an error for a
  * plain read (RCACHE_EDECODE) and a reason to reload for get_or_set.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,19 +14,25 @@
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
 #define LOAD_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL)
 
-/* Compact text of v into out (malloc'd). EINVAL when jansson refuses to encode v. */
+/* Compact text of v into out (malloc'd). EINVAL when jansson refuses to encode v (a
+ * reference cycle), ENOMEM when an allocation failed: jansson returns NULL for both, and
+ * only a failed malloc sets errno to ENOMEM. */
 static rcache_status dump(const json_t *v, rcache_value *out) {
   *out = (rcache_value){NULL, 0};
+  errno = 0;
   char *text = json_dumps(v, DUMP_FLAGS);
+  if (!text && errno == ENOMEM) return RCACHE_ENOMEM;
   if (!text) {
-    rcache__errf("JSON value could not be encoded (a reference cycle, or out of memory)");
+    rcache__errf("JSON value could not be encoded (a reference cycle)");
     return RCACHE_EINVAL;
   }
   json_malloc_t jm;
   json_free_t jf;
   json_get_alloc_funcs(&jm, &jf);
   out->len = strlen(text); /* JSON text never holds a raw NUL: \u0000 is escaped */
-  if (jf == free) {        /* rcache frees values with rcache__free(): copy when the program set its own */
+  /* rcache frees values with rcache__free() (free() underneath): copy when the program
+   * gave jansson allocators of its own */
+  if (jf == free || jf == rcache__free) {
     out->data = text;
     return RCACHE_OK;
   }
@@ -34,11 +41,14 @@ static rcache_status dump(const json_t *v, rcache_value *out) {
   return out->data ? RCACHE_OK : RCACHE_ENOMEM;
 }
 
-/* Parses v as one JSON text. EDECODE with jansson's reason when it is not. */
+/* Parses v as one JSON text. EDECODE with jansson's reason when it is not, ENOMEM when
+ * jansson ran out of memory. */
 static rcache_status parse(const rcache_value *v, json_t **out) {
   json_error_t err;
+  errno = 0;
   *out = json_loadb(v->data ? v->data : "", v->len, LOAD_FLAGS, &err);
   if (*out) return RCACHE_OK;
+  if (json_error_code(&err) == json_error_out_of_memory || errno == ENOMEM) return RCACHE_ENOMEM;
   rcache__errf("invalid JSON at line %d, column %d: %s", err.line, err.column, err.text);
   return RCACHE_EDECODE;
 }
@@ -105,8 +115,8 @@ rcache_status rcache_get_or_set_json(rcache *c, const char *key, int64_t ttl_s,
   if (s == RCACHE_OK && a.made && v.data == a.text) { /* our own load: no need to parse */
     *out = a.made;
     a.made = NULL;
-  } else if (s == RCACHE_OK) {
-    s = parse(&v, out);
+  } else if (s == RCACHE_OK && (s = parse(&v, out)) == RCACHE_ENOMEM) {
+    s = rcache__done(c, s);
   }
   rcache_value_free(&v);
   json_decref(a.made);
@@ -118,11 +128,16 @@ rcache_status rcache_get_or_set_json(rcache *c, const char *key, int64_t ttl_s,
   s = json_loader(&a, &v);
   if (s != RCACHE_OK) {
     COUNT(c, load_errors);
+    if (s == RCACHE_ENOMEM) return rcache__done(c, s); /* as rcache_get_or_set() */
     rcache__errf("loader failed with status %d (%s)", (int)s, rcache_strerror(s));
     return rcache__done(c, RCACHE_ELOADER);
   }
-  (void)rcache_set(c, key, v.data, v.len, ttl_s); /* a dropped write is fine, as in get_or_set */
+  s = rcache_set(c, key, v.data, v.len, ttl_s);
   rcache_value_free(&v);
+  if (s == RCACHE_ENOMEM) { /* other failures: a dropped write, as in get_or_set */
+    json_decref(a.made);
+    return s;
+  }
   *out = a.made;
   return RCACHE_OK;
 }
