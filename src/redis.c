@@ -533,18 +533,20 @@ static void addr_of_url(const rcache__url *u, size_t i, rcache__addr *a) {
   }
 }
 
-/* Asks the first node whether it is part of a cluster. */
-static bool cluster_enabled(rcache__redis *r) {
+/* Asks the first node whether it is part of a cluster (*yes). RCACHE_ENOMEM when it could
+ * not tell for lack of memory; any other failure counts as "no". */
+static rcache_status cluster_enabled(rcache__redis *r, bool *yes) {
   rcache__cmds b = {0};
   redisReply *rep = NULL;
-  bool yes = false;
-  if (rcache__cmds_addv(&b, "INFO", "cluster", NULL) == RCACHE_OK &&
-      rcache__redis_run(r, r->pool, &b, &rep, true) == RCACHE_OK) {
-    yes = rep->type == REDIS_REPLY_STRING && strstr(rep->str, "cluster_enabled:1");
+  *yes = false;
+  rcache_status s = rcache__cmds_addv(&b, "INFO", "cluster", NULL);
+  if (s == RCACHE_OK) s = rcache__redis_run(r, r->pool, &b, &rep, true);
+  if (s == RCACHE_OK) {
+    *yes = rep->type == REDIS_REPLY_STRING && strstr(rep->str, "cluster_enabled:1");
     freeReplyObject(rep);
   }
   rcache__cmds_free(&b);
-  return yes;
+  return s == RCACHE_ENOMEM ? s : RCACHE_OK;
 }
 
 rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out) {
@@ -577,7 +579,13 @@ rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out) {
    * prober keeps trying in the background: rcache_open never fails because of the
    * server. */
   s = rcache__pool_warm(r->pool);
-  if (s == RCACHE_OK && u->scheme != RCACHE__SCHEME_UNIX && cluster_enabled(r)) {
+  bool cluster = false;
+  if (s == RCACHE_OK && u->scheme != RCACHE__SCHEME_UNIX) s = cluster_enabled(r, &cluster);
+  if (s == RCACHE_ENOMEM) { /* the one failure of the first connection open reports */
+    standalone_destroy(&r->base);
+    return s;
+  }
+  if (cluster) {
     standalone_destroy(&r->base);
     return rcache__cluster_open(ctx, out);
   }

@@ -145,11 +145,15 @@ static int64_t aw_walk(const char *name, bool once, void (*flow)(aw *, void *), 
   aw_run(&w, flow, ud);
   w.recording = false;
   uint64_t ref_calls = w.calls;
-  int64_t n = 0;
+  int64_t n = getenv("AW_FROM") ? atoll(getenv("AW_FROM")) : 0; /* to debug one allocation */
   for (; n < AW_MAX_WALK; n++) {
     w.n = n;
+    int before = w.enomem;
     aw_run(&w, flow, ud);
     if (!w.hit) break;
+    if (getenv("AW_DEBUG") && w.enomem == before) /* a failure no call reported */
+      fprintf(stderr, "%s (%s): allocation %lld failed unreported\n", name,
+              once ? "once" : "sticky", (long long)n);
   }
   CHECK_MSG(n < AW_MAX_WALK, "%s: the walk did not end", name);
   /* the Nth allocation fails iff the flow makes more than N: the walk ends at the count */
