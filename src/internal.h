@@ -206,6 +206,8 @@ rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out);
 void *rcache__malloc(size_t n);
 void *rcache__calloc(size_t n, size_t size);
 void *rcache__realloc(void *p, size_t n);
+/* aligned_alloc's rules: n a multiple of align, a power of two */
+void *rcache__aligned_alloc(size_t align, size_t n);
 void rcache__free(void *p);
 /*
  * For tests (tests/unit/test_alloc_fail.c walks every allocation of a flow with them).

@@ -677,7 +677,7 @@ static const rcache__backend_ops mem_ops = {
 };
 
 rcache_status rcache__memory_open(rcache__ctx *ctx, rcache__backend **out) {
-  mstore *m = aligned_alloc(CACHE_LINE, sizeof *m); /* sizeof is a multiple of the line */
+  mstore *m = rcache__aligned_alloc(CACHE_LINE, sizeof *m); /* sizeof is a multiple of the line */
   if (!m) return RCACHE_ENOMEM;
   memset(m, 0, sizeof *m);
   m->base.ops = &mem_ops;

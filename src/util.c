@@ -51,6 +51,10 @@ void *rcache__realloc(void *p, size_t n) {
   return inject_failure() ? NULL : realloc(p, n ? n : 1);
 }
 
+void *rcache__aligned_alloc(size_t align, size_t n) {
+  return inject_failure() ? NULL : aligned_alloc(align, n);
+}
+
 void rcache__free(void *p) {
   free(p);
 }

@@ -49,7 +49,7 @@ static const char *vtext(char *buf, size_t size, const rcache_value *v) {
 }
 
 static void reset_keys(void) {
-  const char *keys[] = {"k1", "g1", "absent"};
+  const char *keys[] = {"k1", "g1", "absent", "m1", "m2", "n1"};
   for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
     rcache_status s = rcache_delete(admin, keys[i]);
     CHECK_MSG(s == RCACHE_OK || s == RCACHE_MISS, "reset %s: %s", keys[i], rcache_errmsg(admin));
@@ -80,6 +80,26 @@ static void calls(aw *w, rcache *c) {
   s = rcache_get_or_set(c, "g1", 60, load_text, "not this", &v);
   AW_REC(w, s, vtext(t, sizeof t, &v));
   rcache_value_free(&v);
+  aw_group(w);
+  const char *keys[2] = {"m1", "m2"};
+  rcache_value vals[2] = {{"one", 3}, {"two", 3}};
+  rcache_status st[2];
+  s = rcache_set_many(c, keys, vals, 2, 60);
+  AW_REC(w, s, NULL);
+  s = rcache_get_many(c, keys, 2, vals, st);
+  for (int i = 0; i < 2; i++) {
+    AW_REC(w, s == RCACHE_OK ? st[i] : s, vtext(t, sizeof t, &vals[i]));
+    rcache_value_free(&vals[i]);
+  }
+  uint64_t n = 0;
+  s = rcache_delete_prefix(c, "m", &n);
+  snprintf(t, sizeof t, "%llu", (unsigned long long)n);
+  AW_REC(w, s, s == RCACHE_ENOMEM ? NULL : t);
+  aw_group(w);
+  int64_t x = 0;
+  s = rcache_incr(c, "n1", 3, &x);
+  snprintf(t, sizeof t, "%lld", (long long)x);
+  AW_REC(w, s, t);
   aw_group(w);
   rcache_health h;
   s = rcache_health_check(c, &h);

@@ -29,6 +29,17 @@ static const char *vtext(char *buf, size_t size, const rcache_value *v) {
   return buf;
 }
 
+/* jansson allocates through the indirection by way of these wrappers, so that rcache sees
+ * allocators of the program's own (json.c then copies jansson's text: that path is
+ * walked too). */
+static void *json_alloc(size_t n) {
+  return rcache__malloc(n);
+}
+
+static void json_release(void *p) {
+  rcache__free(p);
+}
+
 /* ---- loaders and a codec --------------------------------------------------------------------- */
 
 /* The test's own allocations use malloc: only the library's are walked. */
@@ -38,6 +49,12 @@ static rcache_status load_text(void *ud, rcache_value *out) {
   out->data = malloc(out->len + 1);
   if (!out->data) return RCACHE_ENOMEM;
   memcpy(out->data, s, out->len + 1);
+  return RCACHE_OK;
+}
+
+static rcache_status load_empty(void *ud, rcache_value *out) {
+  (void)ud;
+  *out = (rcache_value){NULL, 0}; /* an empty value: rcache makes its "" */
   return RCACHE_OK;
 }
 
@@ -54,6 +71,10 @@ typedef struct {
 static rcache_status pair_encode(const void *obj, rcache_value *out, void *ud) {
   (void)ud;
   const pair *p = obj;
+  if (p->a == 0 && p->b == 0) { /* the empty encoding: no bytes at all */
+    *out = (rcache_value){NULL, 0};
+    return RCACHE_OK;
+  }
   out->data = malloc(48);
   if (!out->data) return RCACHE_ENOMEM;
   out->len = (size_t)snprintf(out->data, 48, "%ld,%ld", p->a, p->b);
@@ -70,8 +91,7 @@ static rcache_status pair_decode(const char *data, size_t len, void *obj, void *
 static const rcache_codec pair_codec = {pair_encode, pair_decode, NULL};
 
 static rcache_status load_pair(void *ud, void *obj) {
-  (void)ud;
-  *(pair *)obj = (pair){7, 8};
+  *(pair *)obj = ud ? (pair){0, 0} : (pair){7, 8};
   return RCACHE_OK;
 }
 
@@ -114,6 +134,7 @@ static void setup_keys(rcache *c) {
   put(c, "pre:json", "{\"a\":[1,2,\"x\"]}", 0);
   put(c, "pre:pair", "3,4", 0);
   put(c, "user:u1:a", "1", 0);
+  put(c, "pre:empty", "", 0);
   put(c, long_key, "long", 0);
 }
 
@@ -197,6 +218,17 @@ static void get_or_sets(aw *w, rcache *c) {
   s = rcache_get_or_set(c, long_key, 100, load_text, "not this", &v);
   AW_REC(w, s, vtext(t, sizeof t, &v));
   rcache_value_free(&v);
+  aw_group(w);
+  s = rcache_get_or_set(c, "gos:empty", 100, load_empty, NULL, &v);
+  AW_REC(w, s, vtext(t, sizeof t, &v));
+  rcache_value_free(&v);
+  aw_group(w);
+  char lk[LONG_KEY_LEN + 1];
+  memcpy(lk, long_key, sizeof lk);
+  lk[0] = 'G';
+  s = rcache_get_or_set(c, lk, 100, load_text, "long", &v);
+  AW_REC(w, s, vtext(t, sizeof t, &v));
+  rcache_value_free(&v);
 }
 
 static void counters(aw *w, rcache *c) {
@@ -267,6 +299,9 @@ static void typed(aw *w, rcache *c) {
   s = rcache_get_str(c, "pre:str", &str);
   AW_REC(w, s, str);
   free(str);
+  s = rcache_get_str(c, "pre:empty", &str);
+  AW_REC(w, s, str);
+  free(str);
   aw_group(w);
   int64_t i64 = 0;
   s = rcache_set_i64(c, "ty:i", -123, 0);
@@ -301,6 +336,11 @@ static void typed(aw *w, rcache *c) {
   aw_group(w);
   p = (pair){0, 0};
   s = rcache_get_or_set_obj(c, "ty:o2", 0, &pair_codec, load_pair, NULL, &p);
+  snprintf(t, sizeof t, "%ld,%ld", p.a, p.b);
+  AW_REC(w, s, s == RCACHE_OK ? t : NULL);
+  aw_group(w);
+  p = (pair){1, 1};
+  s = rcache_get_or_set_obj(c, "ty:o3", 0, &pair_codec, load_pair, "zero", &p);
   snprintf(t, sizeof t, "%ld,%ld", p.a, p.b);
   AW_REC(w, s, s == RCACHE_OK ? t : NULL);
 }
@@ -345,6 +385,13 @@ static void tools(aw *w, rcache *c) {
   aw_group(w);
   uint64_t n = 0;
   rcache_status s = rcache_invalidate_user(c, "u1", &n);
+  snprintf(t, sizeof t, "%llu", (unsigned long long)n);
+  AW_REC(w, s, s == RCACHE_ENOMEM ? NULL : t);
+  aw_group(w);
+  char uid[200]; /* a long id: the user's prefix is malloc'd */
+  memset(uid, 'u', sizeof uid - 1);
+  uid[sizeof uid - 1] = '\0';
+  s = rcache_invalidate_user(c, uid, &n);
   snprintf(t, sizeof t, "%llu", (unsigned long long)n);
   AW_REC(w, s, s == RCACHE_ENOMEM ? NULL : t);
   aw_group(w);
@@ -450,7 +497,8 @@ static void open_flow(aw *w, void *ud) {
 }
 
 int main(void) {
-  rcache__alloc_route_deps();
+  rcache__alloc_route_deps();                     /* hiredis (>= 1.0) and jansson ... */
+  json_set_alloc_funcs(json_alloc, json_release); /* ... jansson by way of wrappers */
   memset(long_key, 'k', LONG_KEY_LEN);
   json_made = json_pack("{s:[i,s,b],s:n}", "list", 1, "two", 1, "none");
   json_pre = json_pack("{s:[i,i,s]}", "a", 1, 2, "x");
@@ -459,16 +507,19 @@ int main(void) {
   rcache_options plain;
   rcache_options_init(&plain);
   plain.log_fn = quiet_log;
-  rcache_options rich = plain; /* get_or_set's lease, stale window, early refresh; digests */
+  rcache_options rich = plain; /* get_or_set's lease, stale window, early refresh */
   rich.lease = true;
   rich.stale_window_s = 60;
   rich.early_refresh_beta = 1.0;
-  rich.long_key_digest = true;
-  rich.max_key_bytes = 200;
+  rcache_options digest = plain; /* over-long keys stored under their digest form */
+  digest.long_key_digest = true;
+  digest.max_key_bytes = 200;
   ops_case ops[] = {{"memory://", &plain},
                     {"memory://?key_prefix=app:&max_bytes=16777216", &rich},
-                    {"none://", &plain}};
-  const char *ops_names[] = {"ops memory://", "ops memory:// prefix+options", "ops none://"};
+                    {"memory://", &digest},
+                    {"none://", &rich}};
+  const char *ops_names[] = {"ops memory://", "ops memory:// prefix, lease, stale, refresh",
+                             "ops memory:// long_key_digest", "ops none://"};
   for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) {
     aw_walk(ops_names[i], true, ops_flow, &ops[i]);
     aw_walk(ops_names[i], false, ops_flow, &ops[i]);
