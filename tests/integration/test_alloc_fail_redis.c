@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Allocation failure against a real Redis (RCACHE_TEST_URL_TCP; tests/alloc_walk.h explains
- * the walk): rcache_open with URL options and the near cache (its invalidation listener
- * and the prober start in their own threads), set, get, a near-cache hit, get_or_set,
- * delete, health, close. Every call returns RCACHE_ENOMEM or what it returns without the
- * failure, nothing leaks, and the handle works again afterwards.
- * Then every allocation of every thread fails for a while (the background threads
- * included): nothing crashes or wedges, and once memory comes back the handle and its
- * near cache (which must hear another client's write again) work.
+ * Allocation failure against a real Redis, standalone (RCACHE_TEST_URL_TCP) and Cluster
+ * (RCACHE_TEST_URL_CLUSTER); tests/alloc_walk.h explains the walk: rcache_open with URL options and
+ * the near cache (its invalidation listener and the prober start in their own threads), set, get, a
+ * near-cache hit, get_or_set, delete, health, close. Every call returns RCACHE_ENOMEM or what it
+ * returns without the failure, nothing leaks, and the handle works again afterwards. Then every
+ * allocation of every thread fails for a while (the background threads included): nothing crashes
+ * or wedges, and once memory comes back the handle and its near cache (which must hear another
+ * client's write again) work.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,9 +17,15 @@
 
 #include "alloc_walk.h"
 
-static char url[1024];
+/* One server flavour: its URL (with options) and a handle that resets the keys between
+ * runs (never armed). */
+typedef struct target {
+  const char *name;
+  char url[1024];
+  rcache *admin;
+} target;
+
 static char prefix[64];
-static rcache *admin; /* resets the keys between runs; never armed */
 static rcache_options opt;
 
 static void quiet_log(int level, const char *msg, void *ud) {
@@ -48,7 +54,7 @@ static const char *vtext(char *buf, size_t size, const rcache_value *v) {
   return buf;
 }
 
-static void reset_keys(void) {
+static void reset_keys(rcache *admin) {
   const char *keys[] = {"k1", "g1", "absent", "m1", "m2", "n1"};
   for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
     rcache_status s = rcache_delete(admin, keys[i]);
@@ -107,12 +113,12 @@ static void calls(aw *w, rcache *c) {
 }
 
 static void redis_flow(aw *w, void *ud) {
-  (void)ud;
-  reset_keys();
+  target *tg = ud;
+  reset_keys(tg->admin);
   rcache *c = NULL;
   w->c = NULL;
   aw_arm(w);
-  rcache_status s = rcache_open(&c, url, &opt);
+  rcache_status s = rcache_open(&c, tg->url, &opt);
   if (s == RCACHE_ENOMEM && !*rcache_errmsg(NULL)) aw_fail(w, __LINE__, "ENOMEM without message");
   AW_REC(w, s, s == RCACHE_OK ? rcache_mode(c) : NULL);
   if (c) {
@@ -140,9 +146,10 @@ static bool near_hears(rcache *c, const char *val) {
 }
 
 /* Every allocation of every thread fails for a while; then everything works again. */
-static void all_threads(void) {
+static void all_threads(target *tg) {
+  rcache *admin = tg->admin;
   rcache *c = NULL;
-  CHECK(rcache_open(&c, url, &opt) == RCACHE_OK);
+  CHECK(rcache_open(&c, tg->url, &opt) == RCACHE_OK);
   if (!c) return;
   rcache_value v = {NULL, 0};
   CHECK(rcache_set(admin, "k1", "before", 6, 60) == RCACHE_OK);
@@ -169,29 +176,41 @@ static void all_threads(void) {
   CHECK(rcache_set(admin, "k1", "after", 5, 60) == RCACHE_OK);
   CHECK_MSG(near_hears(c, "after"), "the near cache no longer hears other clients");
   rcache_close(c);
-  reset_keys();
+  reset_keys(admin);
+}
+
+static bool target_open(target *tg, const char *name, const char *var) {
+  const char *base = test_env_url(var);
+  tg->name = name;
+  /* URL options as well as struct ones; generous timeouts for the sanitizer builds */
+  snprintf(tg->url, sizeof tg->url,
+           "%s%cconnect_timeout_ms=2000&command_timeout_ms=2000&pool=2&client_name=walker"
+           "&key_prefix=%s",
+           base, strchr(base, '?') ? '&' : '?', prefix);
+  if (rcache_open(&tg->admin, tg->url, NULL) == RCACHE_OK) return true;
+  fprintf(stderr, "FAIL: open %s: %s\n", tg->url, rcache_errmsg(NULL));
+  t_failed++;
+  return false;
 }
 
 int main(void) {
   rcache__alloc_route_deps();
-  const char *base = test_env_url("RCACHE_TEST_URL_TCP");
   snprintf(prefix, sizeof prefix, "allocwalk:%ld:", (long)getpid());
-  /* URL options as well as struct ones; generous timeouts for the sanitizer builds */
-  snprintf(url, sizeof url,
-           "%s%cconnect_timeout_ms=2000&command_timeout_ms=2000&pool=2&client_name=walker"
-           "&key_prefix=%s",
-           base, strchr(base, '?') ? '&' : '?', prefix);
   rcache_options_init(&opt);
   opt.log_fn = quiet_log;
   opt.near_cache_bytes = 1 << 20;
   opt.lease = true;
-  if (rcache_open(&admin, url, NULL) != RCACHE_OK) {
-    fprintf(stderr, "FAIL: open %s: %s\n", url, rcache_errmsg(NULL));
-    return 1;
+  target tg[2];
+  if (target_open(&tg[0], "redis flow (standalone)", "RCACHE_TEST_URL_TCP")) {
+    aw_walk(tg[0].name, true, redis_flow, &tg[0]);
+    aw_walk(tg[0].name, false, redis_flow, &tg[0]);
+    all_threads(&tg[0]);
+    rcache_close(tg[0].admin);
   }
-  aw_walk("redis flow", true, redis_flow, NULL);
-  aw_walk("redis flow", false, redis_flow, NULL);
-  all_threads();
-  rcache_close(admin);
+  if (target_open(&tg[1], "redis flow (cluster)", "RCACHE_TEST_URL_CLUSTER")) {
+    aw_walk(tg[1].name, true, redis_flow, &tg[1]);
+    aw_walk(tg[1].name, false, redis_flow, &tg[1]);
+    rcache_close(tg[1].admin);
+  }
   return test_report("test_alloc_fail_redis");
 }
