@@ -202,14 +202,14 @@ int main(void) {
   opt.lease = true;
   target tg[2];
   if (target_open(&tg[0], "redis flow (standalone)", "RCACHE_TEST_URL_TCP")) {
-    aw_walk(tg[0].name, true, redis_flow, &tg[0]);
-    aw_walk(tg[0].name, false, redis_flow, &tg[0]);
+    aw_walk_x(tg[0].name, true, false, redis_flow, &tg[0]);
+    aw_walk_x(tg[0].name, false, false, redis_flow, &tg[0]);
     all_threads(&tg[0]);
     rcache_close(tg[0].admin);
   }
   if (target_open(&tg[1], "redis flow (cluster)", "RCACHE_TEST_URL_CLUSTER")) {
-    aw_walk(tg[1].name, true, redis_flow, &tg[1]);
-    aw_walk(tg[1].name, false, redis_flow, &tg[1]);
+    aw_walk_x(tg[1].name, true, false, redis_flow, &tg[1]);
+    aw_walk_x(tg[1].name, false, false, redis_flow, &tg[1]);
     rcache_close(tg[1].admin);
   }
   return test_report("test_alloc_fail_redis");
