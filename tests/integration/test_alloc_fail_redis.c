@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Allocation failure against a real Redis, standalone (RCACHE_TEST_URL_TCP) and Cluster
- * (RCACHE_TEST_URL_CLUSTER); tests/alloc_walk.h explains the walk: rcache_open with URL options and
+ * Allocation failure against a real Redis, standalone (RCACHE_TEST_URL_TCP), Cluster
+ * (RCACHE_TEST_URL_CLUSTER) and Sentinel (RCACHE_TEST_URL_SENTINEL); tests/alloc_walk.h
+ * explains the walk: rcache_open with URL options and
  * the near cache (its invalidation listener and the prober start in their own threads), set, get, a
  * near-cache hit, get_or_set, delete, health, close. Every call returns RCACHE_ENOMEM or what it
  * returns without the failure, nothing leaks, and the handle works again afterwards. Then every
@@ -200,7 +201,7 @@ int main(void) {
   opt.log_fn = quiet_log;
   opt.near_cache_bytes = 1 << 20;
   opt.lease = true;
-  target tg[2];
+  target tg[3];
   if (target_open(&tg[0], "redis flow (standalone)", "RCACHE_TEST_URL_TCP")) {
     aw_walk_x(tg[0].name, true, false, redis_flow, &tg[0]);
     aw_walk_x(tg[0].name, false, false, redis_flow, &tg[0]);
@@ -211,6 +212,11 @@ int main(void) {
     aw_walk_x(tg[1].name, true, false, redis_flow, &tg[1]);
     aw_walk_x(tg[1].name, false, false, redis_flow, &tg[1]);
     rcache_close(tg[1].admin);
+  }
+  if (target_open(&tg[2], "redis flow (sentinel)", "RCACHE_TEST_URL_SENTINEL")) {
+    aw_walk_x(tg[2].name, true, false, redis_flow, &tg[2]);
+    aw_walk_x(tg[2].name, false, false, redis_flow, &tg[2]);
+    rcache_close(tg[2].admin);
   }
   return test_report("test_alloc_fail_redis");
 }
