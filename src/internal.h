@@ -237,8 +237,7 @@ void rcache__free(void *p);
  * rcache__alloc_fail_hit: whether that armed failure has happened since it was armed.
  * rcache__alloc_fail_all: while on, every allocation of every thread fails (background
  * threads included).
- * rcache__alloc_calls: allocations the calling thread attempted since a test first armed
- * anything (0 before: unarmed, the library counts nothing).
+ * rcache__alloc_calls: allocations the calling thread has attempted.
  * rcache__alloc_route_deps: makes jansson (and hiredis >= 1.0, which has a hook) allocate
  * through the indirection too. Tests only: the library itself never changes these
  * process-wide allocators, which belong to the application (it may use jansson and

@@ -17,7 +17,8 @@
  * so the Nth allocation of a flow is the same one on every run, whatever the background
  * threads (prober, near-cache listener, sweeper) allocate meanwhile. Those threads are
  * reached by rcache__alloc_fail_all(), which fails every allocation of every thread.
- * Until a test arms anything, an allocation costs one relaxed load more than malloc.
+ * Until a test arms anything, an allocation costs a thread-local increment (the count tests
+ * read) and one relaxed load more than malloc.
  */
 static _Atomic bool testing;  /* some test armed a failure: look at the per-thread state */
 static _Atomic bool fail_all; /* every allocation of every thread fails */
@@ -28,8 +29,8 @@ static _Thread_local struct {
 } tl_fail;
 
 static bool inject_failure(void) {
-  if (!atomic_load_explicit(&testing, memory_order_relaxed)) return false;
   tl_fail.calls++;
+  if (!atomic_load_explicit(&testing, memory_order_relaxed)) return false;
   bool fail = atomic_load_explicit(&fail_all, memory_order_relaxed);
   if (tl_fail.armed && tl_fail.countdown-- <= 0) {
     fail = tl_fail.hit = true;
