@@ -263,10 +263,14 @@ static rcache_status resolve_options(rcache__ctx *ctx) {
   if (u->command_timeout_ms > 0) o->command_timeout_ms = u->command_timeout_ms;
   if (u->pool_size > 0) o->pool_size = u->pool_size;
   if (u->tls_insecure >= 0) o->tls_insecure = u->tls_insecure != 0;
+  /* every field lets go of the caller's string before any copy can fail: free_ctx() then
+   * frees only copies */
+  const rcache_options in = *o;
+  o->key_prefix = o->tls_ca_file = o->tls_cert_file = o->tls_key_file = NULL;
+  o->tls_server_name = o->client_name = NULL;
 #define TAKE(field, urlfield)                                                                      \
   do {                                                                                             \
-    const char *src = u->urlfield ? u->urlfield : o->field;                                        \
-    o->field = NULL;                                                                               \
+    const char *src = u->urlfield ? u->urlfield : in.field;                                        \
     if (src && !(o->field = rcache__strdup(src))) return RCACHE_ENOMEM;                            \
   } while (0)
   TAKE(key_prefix, key_prefix);

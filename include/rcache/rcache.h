@@ -16,7 +16,9 @@
  *  - Statuses: RCACHE_OK (0) success, RCACHE_MISS (1) not an error, negative = error.
  *    Every call can return RCACHE_EINVAL for NULL/empty arguments and, on a Redis
  *    backend, RCACHE_EUNAVAILABLE when the cache cannot be reached within the deadline.
- *    rcache_errmsg() gives details of the calling thread's last failure.
+ *    rcache_errmsg() gives details of the calling thread's last failure. Any call that
+ *    allocates can return RCACHE_ENOMEM (never disguised as a miss or an outage); nothing
+ *    leaks and the handle stays usable (docs/errors.md, "Out of memory", call by call).
  *  - Deadlines: no round trip blocks longer than connect_timeout_ms + command_timeout_ms;
  *    most calls make one (docs/semantics.md lists the exceptions: get_or_set, scans).
  */
@@ -272,7 +274,9 @@ typedef rcache_status (*rcache_loader_fn)(void *ud, rcache_value *out);
  * key at a time in this process; others wait for its result), stores v with ttl_s and
  * returns it. RCACHE_OK: *out holds the value (also when the cache is unavailable and the
  * loader ran). RCACHE_ELOADER: the loader failed, nothing was cached (unless a stale
- * value within stale_window_s was served: then RCACHE_OK). RCACHE_EINVAL, RCACHE_ENOMEM.
+ * value within stale_window_s was served: then RCACHE_OK). RCACHE_EINVAL. RCACHE_ENOMEM:
+ * also when the loader returned it, or its value could not be cached for lack of memory
+ * (the value is then freed, not returned).
  * RCACHE_ETOOBIG: the key is too long, or the cached value is larger than max_value_bytes
  * (the loader is not called).
  */
