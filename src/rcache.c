@@ -11,6 +11,7 @@
 
 #include "handle.h"
 #include "near.h"
+#include "tags.h"
 
 /* ---- small things ---------------------------------------------------------------------------- */
 
@@ -448,8 +449,8 @@ static void near_flush(rcache *c) {
   COUNT(c, near_flushes);
 }
 
-rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
-                               rcache_value *stale) {
+static rcache_status get_stored(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
+                                rcache_value *stale) {
   int64_t ms = -2;
   uint64_t ticket;
   if (near_lookup(c, k, out, pttl, &ticket)) return RCACHE_OK;
@@ -466,6 +467,16 @@ rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *ou
     s = RCACHE_MISS;
   }
   if (pttl) *pttl = ms >= 0 && c->stale_ms > 0 ? ms - c->stale_ms : ms;
+  return s;
+}
+
+/* A stored value, a tagged one only while its tags' versions are current (tags.c). */
+rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
+                               rcache_value *stale) {
+  rcache_status s = get_stored(c, k, out, pttl, stale);
+  if (s == RCACHE_OK) s = rcache__tags_unwrap(c, k->p, k->len, out);
+  if (stale && stale->data && rcache__tags_unwrap(c, k->p, k->len, stale) != RCACHE_OK)
+    *stale = (rcache_value){NULL, 0};
   if (s == RCACHE_OK)
     COUNT(c, hits);
   else if (s == RCACHE_MISS)
@@ -509,6 +520,9 @@ rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t le
     s = RCACHE_EINVAL;
   } else if (ttl_ms < 0) {
     rcache__errf("invalid argument: ttl_s %lld out of range", (long long)ttl_s);
+    s = RCACHE_EINVAL;
+  } else if (data && rcache__tags_framed(data, len)) { /* would read as a tagged value */
+    rcache__errf("invalid argument: value starts with the tagged-value magic \\xffRC\\x01");
     s = RCACHE_EINVAL;
   } else {
     s = rcache__set_full(c, &k, data, len, ttl_ms, 0);
@@ -724,6 +738,8 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
     if (statuses[i] == RCACHE_OK || statuses[i] == RCACHE_MISS)
       rcache__near_saw(c->ctx.near, ks[i], ls[i], statuses[i] == RCACHE_OK ? vals[i].data : NULL,
                        vals[i].len);
+  for (size_t i = 0; s == RCACHE_OK && i < n; i++) /* tagged values: current versions only */
+    if (statuses[i] == RCACHE_OK) statuses[i] = rcache__tags_unwrap(c, ks[i], ls[i], &vals[i]);
   rcache__free(ks);
   for (size_t i = 0; i < n; i++) {
     if (s != RCACHE_OK) statuses[i] = s;
