@@ -450,10 +450,10 @@ static void near_flush(rcache *c) {
 }
 
 static rcache_status get_stored(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
-                                rcache_value *stale) {
+                                rcache_value *stale, bool *near_hit) {
   int64_t ms = -2;
   uint64_t ticket;
-  if (near_lookup(c, k, out, pttl, &ticket)) return RCACHE_OK;
+  if ((*near_hit = near_lookup(c, k, out, pttl, &ticket))) return RCACHE_OK;
   bool want = pttl || c->stale_ms > 0 || ticket;
   rcache__backend *be = rcache__be(c);
   rcache_status s = be->ops->get(be, k->p, k->len, out, want ? &ms : NULL);
@@ -473,10 +473,12 @@ static rcache_status get_stored(rcache *c, const rcache__key *k, rcache_value *o
 /* A stored value, a tagged one only while its tags' versions are current (tags.c). */
 rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
                                rcache_value *stale) {
-  rcache_status s = get_stored(c, k, out, pttl, stale);
+  bool near_hit;
+  rcache_status s = get_stored(c, k, out, pttl, stale, &near_hit);
   if (s == RCACHE_OK) s = rcache__tags_unwrap(c, k->p, k->len, out);
   if (stale && stale->data && rcache__tags_unwrap(c, k->p, k->len, stale) != RCACHE_OK)
     *stale = (rcache_value){NULL, 0};
+  if (near_hit && s == RCACHE_OK) return s; /* counted as a near hit */
   if (s == RCACHE_OK)
     COUNT(c, hits);
   else if (s == RCACHE_MISS)
