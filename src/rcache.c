@@ -449,8 +449,8 @@ static void near_flush(rcache *c) {
   COUNT(c, near_flushes);
 }
 
-static rcache_status get_stored(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
-                                rcache_value *stale, bool *near_hit) {
+rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
+                                 rcache_value *stale, bool *near_hit) {
   int64_t ms = -2;
   uint64_t ticket;
   if ((*near_hit = near_lookup(c, k, out, pttl, &ticket))) return RCACHE_OK;
@@ -474,7 +474,7 @@ static rcache_status get_stored(rcache *c, const rcache__key *k, rcache_value *o
 rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
                                rcache_value *stale) {
   bool near_hit;
-  rcache_status s = get_stored(c, k, out, pttl, stale, &near_hit);
+  rcache_status s = rcache__get_stored(c, k, out, pttl, stale, &near_hit);
   if (s == RCACHE_OK) s = rcache__tags_unwrap(c, k->p, k->len, out);
   if (stale && stale->data && rcache__tags_unwrap(c, k->p, k->len, stale) != RCACHE_OK)
     *stale = (rcache_value){NULL, 0};

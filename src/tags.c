@@ -126,9 +126,31 @@ static rcache_status vkeys_make(rcache *c, const char *const *tag, const size_t 
   return RCACHE_OK;
 }
 
+/* With the near cache: the versions from it, each version key fetched through it (and so
+ * tracked) when absent there. Tracking keeps them as coherent as any near-cached key; this
+ * process's own invalidations drop them at once (bump). A hit costs no round trip. */
+static rcache_status near_versions(rcache *c, const vkeys *v, int64_t *ver) {
+  for (size_t i = 0; i < v->n; i++) {
+    rcache_value val;
+    bool hit;
+    rcache_status s = rcache__get_stored(c, &v->k[i], &val, NULL, NULL, &hit);
+    ver[i] = 0;
+    if (s == RCACHE_OK) {
+      bool ok = rcache__parse_i64(val.data, val.len, &ver[i]) && ver[i] != 0;
+      rcache_value_free(&val);
+      if (!ok)
+        return rcache__errf("tag version key holds a value that is not a version"), RCACHE_ETYPE;
+    } else if (s != RCACHE_MISS) {
+      return s;
+    }
+  }
+  return RCACHE_OK;
+}
+
 /* Reads the current versions (one MGET). An absent key reads as 0 (no stored version is 0);
  * with create, absent keys are first created with a random start and read again. */
 static rcache_status read_versions(rcache *c, const vkeys *v, int64_t *ver, bool create) {
+  if (c->ctx.near && !create) return near_versions(c, v, ver);
   rcache__backend *be = rcache__be(c);
   for (int round = 0; round < 2; round++) {
     rcache_value vals[RCACHE_TAGS_MAX + 1];
