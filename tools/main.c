@@ -60,9 +60,12 @@ static const cli_cmd commands[] = {
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
+#define DEFAULT_URL "redis://localhost:6379"
+
 static const char global_help[] =
     "Global options (accepted before or after the command):\n"
-    "  --url URL              cache URL (default: $REDIS_URL, else redis://localhost:6379);\n"
+    "  --url URL              cache URL (default: $REDIS_URL, else " DEFAULT_URL ";\n"
+    "                         an empty REDIS_URL counts as unset, with a warning);\n"
     "                         redis://, rediss://, unix://, redis+sentinel://, memory://, none://\n"
     "  --prefix P             namespace: P is prepended to every key, pattern and flush\n"
     "  --timeout MS           command timeout in milliseconds (1..3600000)\n"
@@ -338,9 +341,11 @@ static void log_keep(int level, const char *msg, void *ud) {
 }
 
 int cli_open(cli *g) {
-  if (!g->url) {
+  if (!g->url) { /* the library's rule for rcache_open(NULL), so that the URL can be shown */
     const char *env = getenv("REDIS_URL");
-    g->url = env && *env ? env : "redis://localhost:6379";
+    g->url = env && *env ? env : DEFAULT_URL;
+    if (env && !*env) /* an unfilled template: never none:// (only --url "" or none:// is) */
+      log_to_stderr(RCACHE_LOG_WARN, "REDIS_URL is set but empty: using " DEFAULT_URL, NULL);
   }
   cli_shown(g->url, g->url_shown, sizeof g->url_shown);
   char *url_pw;

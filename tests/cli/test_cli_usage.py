@@ -182,6 +182,20 @@ rc, out, err = run([R, "health", "--json"], env={"REDIS_URL": dead})
 h = json.loads(out) if out else {}
 t.check(rc == 3 and h.get("healthy") is False and "s3cret" not in out.decode()
         and h.get("error"), "REDIS_URL is used; health --json when down", out)
+# an empty REDIS_URL (an unfilled template) is unset: the default URL with one warning, never
+# none:// (which would answer "healthy"); --url "" is the explicit way to turn caching off
+rc, out, err = run([R, "--timeout", "200", "--connect-timeout", "200", "health", "--json"],
+                   env={"REDIS_URL": ""}, timeout=30)
+h = json.loads(out) if out else {}
+t.check(h.get("mode") == "standalone" and h.get("url") == "redis://localhost:6379"
+        and rc in (0, 3), "empty REDIS_URL: the default URL, not none://", out)
+t.eq(err.count("REDIS_URL is set but empty"), 1, "empty REDIS_URL: one warning")
+rc, out, err = run([R, "--url", "", "health", "--json"], env={"REDIS_URL": ""})
+h = json.loads(out) if out else {}
+t.check(rc == 0 and h.get("mode") == "none" and "REDIS_URL" not in err,
+        "--url '' turns caching off, without a warning", err)
+rc, out, err = run([R, "health", "--json"], env={"REDIS_URL": "none://"})
+t.check(rc == 0 and json.loads(out).get("mode") == "none" and not err, "REDIS_URL=none://", err)
 rc, out, err = run([R, "--url", dead, "watch", "--count", "1", "--interval", "1"], timeout=30)
 t.check(rc == 3 and b"DOWN" in out, "watch --count 1 on a dead port: DOWN, exit 3", out)
 
