@@ -155,7 +155,15 @@ static rcache_status read_versions(rcache *c, const vkeys *v, int64_t *ver, bool
   for (int round = 0; round < 2; round++) {
     rcache_value vals[RCACHE_TAGS_MAX + 1];
     rcache_status st[RCACHE_TAGS_MAX + 1];
+    for (size_t i = 0; i < v->n; i++) {
+      vals[i] = (rcache_value){NULL, 0};
+      st[i] = RCACHE_MISS;
+    }
     rcache_status s = be->ops->get_many(be, v->p, v->len, v->n, vals, st);
+    if (s != RCACHE_OK) { /* statuses and values are not filled in then */
+      for (size_t i = 0; i < v->n; i++)
+        st[i] = RCACHE_MISS;
+    }
     bool absent = false;
     for (size_t i = 0; i < v->n; i++) {
       if (s == RCACHE_OK && st[i] != RCACHE_OK && st[i] != RCACHE_MISS) s = st[i];
@@ -167,6 +175,7 @@ static rcache_status read_versions(rcache *c, const vkeys *v, int64_t *ver, bool
       }
       absent |= s == RCACHE_OK && st[i] == RCACHE_MISS;
       if (st[i] == RCACHE_OK) rcache_value_free(&vals[i]);
+      vals[i] = (rcache_value){NULL, 0};
     }
     if (s != RCACHE_OK || !absent || !create || round == 1) return s;
     for (size_t i = 0; i < v->n; i++) {
@@ -270,7 +279,7 @@ static rcache_status stamp(rcache *c, const char *const *tags, const size_t *tle
   if (s != RCACHE_OK) return s;
   s = read_versions(c, &vk, ver, true);
   vkeys_free(&vk);
-  for (size_t i = 0; i <= n; i++) /* still absent (none://, evicted at once): born stale */
+  for (size_t i = 0; s == RCACHE_OK && i <= n; i++) /* still absent (none://, evicted): stale */
     if (ver[i] == 0) ver[i] = INT64_MIN;
   return s;
 }
