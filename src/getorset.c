@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "handle.h"
+#include "tags.h"
 
 #define LEASE_POLL_US 10000 /* how often a process waiting on another's lease looks */
 
@@ -97,6 +98,7 @@ static rcache_status load_leased(rcache *c, const rcache__key *k, int64_t ttl_ms
     rcache__sleep_us(LEASE_POLL_US);
     rcache__backend *be = rcache__be(c);
     s = be->ops->get(be, k->p, k->len, out, NULL);
+    if (s == RCACHE_OK) s = rcache__tags_unwrap(c, k->p, k->len, out);
     if (s == RCACHE_OK) {
       COUNT(c, coalesced);
       break;
@@ -204,6 +206,7 @@ rcache_status rcache_get_or_set(rcache *c, const char *key, int64_t ttl_s, rcach
       s = RCACHE_OK;
     }
   }
+  if (s == RCACHE_OK) rcache__tags_strip(out); /* a value just loaded by a tagged loader */
   rcache_value_free(&stale);
   rcache__key_free(&k);
   return rcache__done(c, s);
