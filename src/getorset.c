@@ -77,9 +77,15 @@ static rcache_status load_leased(rcache *c, const rcache__key *k, int64_t ttl_ms
   if (lease_key(k, &lk) != RCACHE_OK) return RCACHE_ENOMEM;
   int64_t t0 = rcache__now_us(), deadline = t0 + 2 * (int64_t)c->ctx.opt.lease_ms * 1000;
   rcache_status s;
-  for (;;) {
+  for (bool first = true;; first = false) {
     if (lease_take(c, &lk)) {
-      s = load_and_store(c, k, ttl_ms, load, ud, out, true);
+      /* After a poll, the holder may have stored the value and released the lease between
+       * our GET and our SET NX: read again before loading a second time. */
+      s = first ? RCACHE_MISS : c->b->ops->get(c->b, k->p, k->len, out, NULL);
+      if (s == RCACHE_OK)
+        COUNT(c, coalesced);
+      else
+        s = load_and_store(c, k, ttl_ms, load, ud, out, true);
       /* release only while it is surely still ours */
       if (rcache__now_us() - t0 < (int64_t)c->ctx.opt.lease_ms * 1000)
         (void)c->b->ops->del(c->b, lk.p, lk.len);
