@@ -10,6 +10,9 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 scripts/deps.sh
 
+echo "== formatting and SPDX lines (scripts/check_tree.sh)"
+scripts/check_tree.sh
+
 run_dir=$(mktemp -d /tmp/rcache-test.XXXXXX)
 cleanup() {
   local rc=$?

@@ -25,7 +25,8 @@ static rcache_status dump(const json_t *v, rcache_value *out) {
   json_free_t jf;
   json_get_alloc_funcs(&jm, &jf);
   out->len = strlen(text); /* JSON text never holds a raw NUL: \u0000 is escaped */
-  if (jf == free) {        /* rcache frees values with rcache__free(): copy when the program set its own */
+  /* rcache frees values with rcache__free(): copy when the program set its own */
+  if (jf == free) {
     out->data = text;
     return RCACHE_OK;
   }
