@@ -79,6 +79,16 @@ failed() { # failed TARGET LOG
 # The final "#N DONE cov: .. ft: .. corp: .." line: what a second run must repeat.
 done_line() { grep -E '^#[0-9]+[[:space:]]+DONE' "$1" | tail -1 | sed -E 's/[[:space:]]+lim:.*//; s/[[:space:]]+/ /g'; }
 
+# Without address randomisation (setarch -R) where the system allows it: libFuzzer records
+# the operands of the target's comparisons to guide mutations, and pointer comparisons would
+# otherwise feed it different addresses, hence different inputs, on every run.
+norandom=()
+if setarch "$(uname -m)" -R true 2>/dev/null; then
+  norandom=(setarch "$(uname -m)" -R)
+else
+  echo "fuzz.sh: setarch -R not allowed here: the fixed-seed pass still runs, but addresses vary" >&2
+fi
+
 check_target() { # (a) replay the corpus, (b) the fixed-seed pass
   local t=$1 name=$2 seeds=$3 findings=$4 log=$build/$1.check.log
   local files=("$seeds"/*) runs=${RCACHE_FUZZ_RUNS:-$(check_runs "$t")} seed=${RCACHE_FUZZ_SEED:-1}
@@ -92,7 +102,7 @@ check_target() { # (a) replay the corpus, (b) the fixed-seed pass
   local scratch=$build/check/$name
   rm -rf "$scratch" && mkdir -p "$scratch"
   # -reload=0: nothing re-read on a timer. New inputs go to the first directory only.
-  if (cd "$build" && "$build/fuzz/$t" "${common[@]}" "${extra[@]}" -seed="$seed" -runs="$runs" \
+  if (cd "$build" && "${norandom[@]}" "$build/fuzz/$t" "${common[@]}" "${extra[@]}" -seed="$seed" -runs="$runs" \
         -reload=0 -print_final_stats=1 -artifact_prefix="$findings/" "$scratch" "$seeds" \
         >>"$log" 2>&1); then
     echo "   ok: $(done_line "$log"), $(ls "$scratch" | wc -l) new inputs (not kept)"
