@@ -78,7 +78,9 @@ pass "tests (ASan + UBSan + LeakSanitizer)" suites build-asan '^(faults_|install
 # faults_test_tls is left out here: its checks are latency bounds of 200 ms connect/TLS
 # handshake timeouts, which TSan's slowdown makes fail without any race; its code paths
 # (reconnect, breaker, health) run under TSan in the other fault tests and contract_tls.
-export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp"
+# die_after_fork=0: a handle inherited by a fork()ed child restarts its threads there by
+# design (docs/threading.md); TSan would otherwise kill that child (integration_test_fork).
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:die_after_fork=0:suppressions=$root/tests/tsan.supp"
 pass "tests (ThreadSanitizer)" suites build-tsan '^(faults_|install_)' '^faults_test_tls$'
 if [ -x tests/secrets_test.sh ]; then
   pass "no password or key material in any output" tests/secrets_test.sh build build-asan build-tsan
