@@ -4,59 +4,14 @@
  * issue 11): where AUTH is renamed away (rename-command AUTH ""), Redis answers
  * "ERR unknown command 'AUTH', with args beginning with: 'app' '<password>'", and that text
  * reached rcache_errmsg() and rcache_health_check()'s error unmasked (log lines were masked).
- * This test starts its own redis-server so configured, on a Unix socket (killed by PID at
- * exit, and by the kernel if the test dies first), and checks every output.
+ * This test starts its own redis-server so configured, on a Unix socket
+ * (tests/support/redis_proc.h), and checks every output.
  */
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include "rcache/rcache.h"
+#include "redis_proc.h"
 #include "test.h"
 
 #define SECRET "Tops3cret-xyz-991"
-
-static pid_t server_pid = -1;
-static char sock[108];
-
-static void stop_server(void) {
-  if (server_pid > 0) {
-    kill(server_pid, SIGKILL);
-    waitpid(server_pid, NULL, 0);
-    server_pid = -1;
-  }
-  unlink(sock);
-}
-
-static bool start_server(void) {
-  snprintf(sock, sizeof sock, "/tmp/rcache-authtext-%d.sock", (int)getpid());
-  unlink(sock);
-  pid_t parent = getpid();
-  server_pid = fork();
-  if (server_pid < 0) return false;
-  if (server_pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
-    if (getppid() != parent) _exit(1);
-    FILE *null = fopen("/dev/null", "w");
-    if (null) {
-      dup2(fileno(null), 1);
-      dup2(fileno(null), 2);
-    }
-    execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", sock, "--save", "",
-           "--appendonly", "no", "--rename-command", "AUTH", "", "--loglevel", "warning",
-           (char *)NULL);
-    _exit(127);
-  }
-  atexit(stop_server);
-  for (int i = 0; i < 500; i++) { /* up to 5 s for the socket */
-    struct stat st;
-    if (stat(sock, &st) == 0) return true;
-    usleep(10000);
-  }
-  return false;
-}
 
 static char logbuf[16384];
 static void logger(int level, const char *msg, void *ud) {
@@ -65,12 +20,14 @@ static void logger(int level, const char *msg, void *ud) {
 }
 
 int main(void) {
-  if (!start_server()) {
-    CHECK_MSG(false, "redis-server did not start on %s", sock);
+  rp_server srv;
+  const char *args[] = {"--rename-command", "AUTH", "", "--loglevel", "warning", NULL};
+  if (rp_start(&srv, &(rp_opts){.port = RP_NO_TCP, .unix_socket = true, .args = args}) != 0) {
+    CHECK_MSG(false, "redis-server did not start on a Unix socket");
     return test_report("test_auth_text");
   }
   char url[256];
-  snprintf(url, sizeof url, "unix://app:%s@%s", SECRET, sock);
+  snprintf(url, sizeof url, "unix://app:%s@%s", SECRET, srv.sock);
   rcache_options o;
   rcache_options_init(&o);
   o.log_fn = logger;
@@ -96,6 +53,6 @@ int main(void) {
   rcache_stats_json(&st, text, sizeof text);
   CHECK(strstr(text, SECRET) == NULL);
   rcache_close(c);
-  stop_server();
+  rp_destroy(&srv);
   return test_report("test_auth_text");
 }
