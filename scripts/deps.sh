@@ -5,7 +5,7 @@
 set -euo pipefail
 
 pkgs=(pkg-config libhiredis-dev libssl-dev openssl libjansson-dev libsqlite3-dev
-      redis-server redis-tools clang libclang-rt-14-dev gnuplot-nox python3)
+      redis-server redis-tools clang libclang-rt-14-dev clang-format gnuplot-nox python3)
 
 missing=()
 for p in "${pkgs[@]}"; do

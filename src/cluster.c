@@ -169,8 +169,8 @@ static void node_use(cluster *cl, cnode *n) {
 static void near_flush(cluster *cl) {
   rcache__ctx *ctx = cl->r.base.ctx;
   if (!atomic_load_explicit(&cl->near_on, memory_order_acquire)) return;
+  atomic_fetch_add_explicit(&ctx->n.near_flushes, 1, memory_order_relaxed); /* first: tracking.c */
   rcache__near_flush(ctx->near);
-  atomic_fetch_add_explicit(&ctx->n.near_flushes, 1, memory_order_relaxed);
 }
 
 /* The distinct masters of the current map, in slot order (malloc'd; *n gets the count).

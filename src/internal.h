@@ -110,6 +110,22 @@ typedef struct rcache__url {
 /* Parses `s` into *u (zeroed first). On failure returns RCACHE_EURL (or RCACHE_ENOMEM)
  * and writes a message naming the bad part into err (password redacted). */
 rcache_status rcache__url_parse(const char *s, rcache__url *u, char *err, size_t errlen);
+/* Bytes [b, e) of a string; empty when b == e. */
+typedef struct rcache__span {
+  size_t b, e;
+} rcache__span;
+/* rcache__url_parse() that also says where the secret is in s, for tests and fuzzing to
+ * check redaction by position rather than by guessing. *secret (may be NULL) gets:
+ *  - RCACHE_OK: the password as written (still percent-encoded, between the ':' after the
+ *    user and the '@'); u->redacted shows s[0, b) "***" s[e, len) (then through
+ *    rcache__redact()). Empty when the URL has no password ("redis://u:@h" has an empty one).
+ *  - RCACHE_EURL: the span the message masks with "***", which holds the password wherever
+ *    it could be: from the first ':' after "://" to the last '@'; the message ends with
+ *    " in " and the URL with that span masked (control bytes shown as '?'), and quotes no
+ *    fragment that overlaps it. Empty when the URL has no such span.
+ *  - otherwise: empty. */
+rcache_status rcache__url_parse_secret(const char *s, rcache__url *u, char *err, size_t errlen,
+                                       rcache__span *secret);
 void rcache__url_free(rcache__url *u);
 /* Copies `in` to out replacing the password of every scheme://user:pass@ with ***. */
 void rcache__redact(const char *in, char *out, size_t outlen);

@@ -528,8 +528,8 @@ static void near_drop(rcache *c, const char *key, size_t klen) {
 
 static void near_flush(rcache *c) {
   if (!c->ctx.near) return;
+  COUNT(c, near_flushes); /* before the flush, as in tracking.c: never behind what a reader saw */
   rcache__near_flush(c->ctx.near);
-  COUNT(c, near_flushes);
 }
 
 rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,

@@ -52,9 +52,11 @@ struct rcache__tracking {
 
 /* ---- the gate -------------------------------------------------------------------------------- */
 
+/* Counted before the flush: whoever sees the table emptied (through its lock) also sees the
+ * counter moved, so near_flushes never lags behind a flush a reader has already observed. */
 static void flush(rcache__tracking *t) {
-  rcache__near_flush(t->near);
   atomic_fetch_add_explicit(&t->ctx->n.near_flushes, 1, memory_order_relaxed);
+  rcache__near_flush(t->near);
 }
 
 /* Re-evaluates whether the table may serve, flushing before it opens again. */

@@ -612,9 +612,11 @@ static void url_defaults(rcache__url *u) {
   u->max_bytes = -1;
 }
 
-rcache_status rcache__url_parse(const char *s, rcache__url *u, char *err, size_t errlen) {
+rcache_status rcache__url_parse_secret(const char *s, rcache__url *u, char *err, size_t errlen,
+                                       rcache__span *secret) {
   url_defaults(u);
   if (err && errlen) err[0] = '\0';
+  if (secret) *secret = (rcache__span){0, 0};
   if (!s) {
     if (err && errlen) snprintf(err, errlen, "URL: NULL");
     return RCACHE_EURL;
@@ -633,7 +635,13 @@ rcache_status rcache__url_parse(const char *s, rcache__url *u, char *err, size_t
     rcache__url_free(u);
     url_defaults(u);
   }
+  if (secret && st == RCACHE_OK && p.has_pw) *secret = (rcache__span){p.pw_b, p.pw_e};
+  if (secret && st == RCACHE_EURL) *secret = (rcache__span){p.sec_b, p.sec_e};
   return st;
+}
+
+rcache_status rcache__url_parse(const char *s, rcache__url *u, char *err, size_t errlen) {
+  return rcache__url_parse_secret(s, u, err, errlen, NULL);
 }
 
 void rcache__url_free(rcache__url *u) {

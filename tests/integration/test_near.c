@@ -41,7 +41,21 @@ static size_t heap_in_use(void) {
 #endif
 
 #define DB 9
-#define VISIBLE_US 10000 /* the bound: another client's change seen within 10 ms */
+/* The issue's bound: another client's change seen within 10 ms. Under ThreadSanitizer, which
+ * slows every instrumented thread 5-15 times (the listener's too), the bound is checked in
+ * the normal and ASan builds only; the TSan pass looks for races and allows 10 times as long. */
+#if defined(__SANITIZE_THREAD__)
+#define TSAN_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TSAN_BUILD 1
+#endif
+#endif
+#ifdef TSAN_BUILD
+#define VISIBLE_US 100000
+#else
+#define VISIBLE_US 10000
+#endif
 
 typedef struct flavour {
   const char *name;
