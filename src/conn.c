@@ -227,6 +227,22 @@ void rcache__conn_close(rcache__conn *c) {
   rcache__free(c);
 }
 
+/* The server's answer to AUTH is never passed on: it may quote the password ("ERR unknown
+ * command 'AUTH', with args beginning with: 'app' '<password>'" where AUTH is renamed away,
+ * cut at 128 characters). A fixed message keeps only the error code word and, from a fixed
+ * list, what the text says (sentinel.c tells "no password is set" apart). */
+static void auth_refused(const char *e) {
+  size_t code = strspn(e, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+  const char *hint = strstr(e, "without any password") || strstr(e, "no password is set")
+                         ? ": no password is set"
+                     : strstr(e, "unknown command")  ? ": unknown command"
+                     : strstr(e, "invalid username") ? ": invalid username-password pair"
+                     : strstr(e, "invalid password") ? ": invalid password"
+                                                     : "";
+  rcache__errf("AUTH refused by the server (%.*s%s)", code > 0 && code <= 16 ? (int)code : 5,
+               code > 0 && code <= 16 ? e : "ERROR", hint);
+}
+
 static rcache_status setup(rcache__conn *c, const rcache__conn_setup *cs, int64_t deadline_us) {
   rcache__cmds b = {0};
   rcache_status s = RCACHE_OK;
@@ -265,15 +281,7 @@ static rcache_status setup(rcache__conn *c, const rcache__conn_setup *cs, int64_
   rcache__cmds_free(&b);
   if (s != RCACHE_OK) return s;
   if (auth >= 0 && r[auth]->type == REDIS_REPLY_ERROR) {
-    /* The server's text may quote the password: "ERR unknown command 'AUTH', with args
-     * beginning with: 'app' '<password>'" where AUTH is renamed away. Masked here, before
-     * it reaches rcache_errmsg(), health errors and logs. */
-    char text[256];
-    snprintf(text, sizeof text, "%s", r[auth]->str ? r[auth]->str : "");
-    size_t pl = strlen(cs->password);
-    for (char *q = pl ? strstr(text, cs->password) : NULL; q; q = strstr(q + pl, cs->password))
-      memset(q, '*', pl);
-    rcache__errf("authentication refused: %s", text);
+    auth_refused(r[auth]->str ? r[auth]->str : "");
     s = RCACHE_EAUTH;
   } else if (sel >= 0 && r[sel]->type == REDIS_REPLY_ERROR) {
     s = rcache__reply_status(r[sel]);

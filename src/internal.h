@@ -97,6 +97,10 @@ rcache_status rcache__url_parse(const char *s, rcache__url *u, char *err, size_t
 void rcache__url_free(rcache__url *u);
 /* Copies `in` to out replacing the password of every scheme://user:pass@ with ***. */
 void rcache__redact(const char *in, char *out, size_t outlen);
+/* The one masking rule for text shown to users (log.c; docs/operations.md "Security"):
+ * every run of 4 or more consecutive characters of text that occurs in secret (the whole
+ * secret when shorter) is overwritten with '*'. NULL or "" secret: no change. */
+void rcache__mask(char *text, const char *secret);
 
 /* ---- glob (glob.c): Redis' stringmatchlen rules ---------------------------------------------- */
 

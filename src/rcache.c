@@ -758,6 +758,7 @@ rcache_status rcache_health_check(rcache *c, rcache_health *h) {
   snprintf(h->mode, sizeof h->mode, "%s", c->b->ops->mode);
   h->healthy = s == RCACHE_OK;
   if (!h->healthy && !h->error[0]) snprintf(h->error, sizeof h->error, "%s", rcache_strerror(s));
+  rcache__mask(h->error, c->ctx.url.password); /* whatever path the text took (log.c) */
   return rcache__done(c, s);
 }
 
