@@ -2,6 +2,7 @@
 /* A Redis connection: hiredis formats and parses, transport.c moves the bytes. */
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,46 +125,85 @@ static rcache_status fail(rcache__conn *c, rcache_status s) {
   return s;
 }
 
-/* hiredis allocates an array's element table as soon as it reads "*<n>\r\n", before any
- * element arrives: 12 bytes from a hostile or broken server could make it allocate
- * gigabytes (found by fuzz/fuzz_reply.c). So each reply may allocate at most
- * max_reply / 4 elements in all (an honest element takes 4 bytes or more on the wire);
- * a reply that asks for more fails as too big. The other constructors stay hiredis' own. */
+/* Every reply is bounded by its real heap cost, not its size on the wire: 4 bytes of
+ * ":1\r\n" make a redisReply of ~70 bytes, and "*<n>\r\n" allocates n pointers before
+ * any element arrives (found by fuzz/fuzz_reply.c; an endless array cost ~1 GiB). So each
+ * object the parser makes is charged what it costs -- the redisReply and its malloc header,
+ * an array's element table, a string's bytes -- against the reply's budget (max_reply), and
+ * one that does not fit fails the reply as too big. Bytes buffered but not yet parsed are
+ * bounded by read_reply. hiredis' own constructors do the rest. */
+#define MALLOC_OVERHEAD 16 /* glibc's chunk header, rounded */
+#define OBJ_COST (sizeof(redisReply) + MALLOC_OVERHEAD)
+
 static redisReplyObjectFunctions capped_fns;
-static void *(*default_create_array)(const redisReadTask *, int);
+static redisReplyObjectFunctions default_fns;
 static pthread_once_t capped_once = PTHREAD_ONCE_INIT;
 
-static void *capped_create_array(const redisReadTask *t, int n) {
+static bool charge(const redisReadTask *t, size_t cost) {
   rcache__conn *c = t->privdata;
-  if (n > 0 && (size_t)n > c->elems_left) {
-    c->elems_over = true;
-    return NULL; /* hiredis reports it as an error */
+  if (cost > c->budget) {
+    c->over = true;
+    return false; /* hiredis reports it as an error */
   }
-  if (n > 0) c->elems_left -= (size_t)n;
-  return default_create_array(t, n);
+  c->budget -= cost;
+  return true;
+}
+
+static void *capped_string(const redisReadTask *t, char *str, size_t len) {
+  if (!charge(t, OBJ_COST + len + 1 + MALLOC_OVERHEAD)) return NULL;
+  return default_fns.createString(t, str, len);
+}
+
+static void *capped_array(const redisReadTask *t, int n) {
+  size_t slots = n > 0 ? (size_t)n * sizeof(redisReply *) + MALLOC_OVERHEAD : 0;
+  if (!charge(t, OBJ_COST + slots)) return NULL;
+  return default_fns.createArray(t, n);
+}
+
+static void *capped_integer(const redisReadTask *t, long long v) {
+  if (!charge(t, OBJ_COST)) return NULL;
+  return default_fns.createInteger(t, v);
+}
+
+static void *capped_nil(const redisReadTask *t) {
+  if (!charge(t, OBJ_COST)) return NULL;
+  return default_fns.createNil(t);
 }
 
 static void capped_init(void) {
   redisReader *r = redisReaderCreate();
   if (!r) return;
-  capped_fns = *r->fn;
-  default_create_array = capped_fns.createArray;
-  capped_fns.createArray = capped_create_array;
+  default_fns = *r->fn;
+  capped_fns = default_fns;
+  capped_fns.createString = capped_string;
+  capped_fns.createArray = capped_array;
+  capped_fns.createInteger = capped_integer;
+  capped_fns.createNil = capped_nil;
   redisReaderFree(r);
 }
 
-/* Pulls one reply out of the parser, reading more bytes as needed. */
+size_t rcache__reply_max(const rcache_options *o) {
+  size_t slack = 4096; /* the reply's own objects and framing around one value */
+  return o->max_value_bytes > SIZE_MAX / 2 - slack ? SIZE_MAX / 2 : o->max_value_bytes + slack;
+}
+
+/* Pulls one reply out of the parser, reading more bytes as needed. A reply's budget starts
+ * with its first byte: a push message read in several calls (keep_partial) keeps it. With
+ * keep_partial, running out of time leaves the connection usable. */
 static rcache_status read_reply(rcache__conn *c, redisReply **out, int64_t deadline_us,
-                                size_t max_reply) {
+                                size_t max_reply, bool keep_partial) {
   char buf[16384];
-  c->elems_left = max_reply / 4 + 16;
-  c->elems_over = false;
+  if (!c->in_reply) {
+    c->budget = max_reply;
+    c->over = false;
+    c->in_reply = true;
+  }
   for (;;) {
     void *r = NULL;
     if (redisReaderGetReply(c->rd, &r) != REDIS_OK) {
-      if (c->elems_over) {
-        rcache__errf("reply larger than the maximum of %zu bytes (an array of too many "
-                     "elements)",
+      if (c->over) {
+        rcache__errf("reply larger than the maximum of %zu bytes (counted as memory: too many "
+                     "elements or bytes)",
                      max_reply);
         return fail(c, RCACHE_ETOOBIG);
       }
@@ -171,6 +211,7 @@ static rcache_status read_reply(rcache__conn *c, redisReply **out, int64_t deadl
       return fail(c, RCACHE_EPROTO);
     }
     if (r) {
+      c->in_reply = false;
       *out = r;
       return RCACHE_OK;
     }
@@ -181,6 +222,7 @@ static rcache_status read_reply(rcache__conn *c, redisReply **out, int64_t deadl
     }
     size_t n = 0;
     rcache_status s = rcache__sock_read(&c->sock, buf, sizeof buf, &n, deadline_us);
+    if (s == RCACHE_ETIMEOUT && keep_partial) return s;
     if (s != RCACHE_OK) {
       if (s == RCACHE_ETIMEOUT) rcache__errf("no reply within the command timeout");
       return fail(c, s);
@@ -198,8 +240,10 @@ rcache_status rcache__conn_exec(rcache__conn *c, const rcache__cmds *b, redisRep
     if (s == RCACHE_ETIMEOUT) rcache__errf("could not send within the command timeout");
     return fail(c, s);
   }
+  if (b->values > 1) /* an MGET's reply holds up to that many values */
+    max_reply = max_reply > SIZE_MAX / b->values ? SIZE_MAX : max_reply * b->values;
   for (int i = 0; i < b->n; i++) {
-    s = read_reply(c, &replies[i], deadline_us, max_reply);
+    s = read_reply(c, &replies[i], deadline_us, max_reply, false);
     if (s != RCACHE_OK) {
       for (int j = 0; j < i; j++) {
         freeReplyObject(replies[j]);
@@ -215,7 +259,13 @@ rcache_status rcache__conn_exec(rcache__conn *c, const rcache__cmds *b, redisRep
 rcache_status rcache__conn_read(rcache__conn *c, redisReply **reply, int64_t deadline_us,
                                 size_t max_reply) {
   if (c->broken) return RCACHE_EIO;
-  return read_reply(c, reply, deadline_us, max_reply);
+  return read_reply(c, reply, deadline_us, max_reply, false);
+}
+
+rcache_status rcache__conn_listen(rcache__conn *c, redisReply **reply, int64_t deadline_us,
+                                  size_t max_reply) {
+  if (c->broken) return RCACHE_EIO;
+  return read_reply(c, reply, deadline_us, max_reply, true);
 }
 
 /* ---- open / close ---------------------------------------------------------------------------- */
@@ -312,7 +362,7 @@ rcache_status rcache__conn_open(const rcache__conn_setup *cs, const rcache__addr
     return RCACHE_ENOMEM;
   }
   pthread_once(&capped_once, capped_init);
-  if (default_create_array) {
+  if (default_fns.createArray) {
     c->rd->fn = &capped_fns;
     c->rd->privdata = c;
   }

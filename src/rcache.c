@@ -79,7 +79,7 @@ void rcache_options_init(rcache_options *o) {
   o->near_cache_max_ttl_ms = 60000;
   o->lease_ms = 5000;
   o->max_key_bytes = 1024;
-  o->max_value_bytes = (size_t)512 * 1024 * 1024;
+  o->max_value_bytes = (size_t)4 << 20; /* one hostile reply stays a few MiB */
   o->max_redirects = 5;
   o->scan_count = 1000;
   o->log_level = RCACHE_LOG_WARN;

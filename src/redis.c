@@ -16,7 +16,7 @@
 
 rcache_status rcache__redis_init(rcache__redis *r, rcache__ctx *ctx) {
   r->base.ctx = ctx;
-  r->max_reply = ctx->opt.max_value_bytes + 4096;
+  r->max_reply = rcache__reply_max(&ctx->opt);
   if (ctx->url.tls) {
     rcache_status s = rcache__tls_ctx_new(ctx, &r->tls);
     if (s != RCACHE_OK) return s;
@@ -422,6 +422,7 @@ rcache_status rcache__redis_one_get_many(rcache__backend *be, const char *const 
     memcpy(argv + 1, keys, n * sizeof *argv);
     memcpy(lens + 1, klens, n * sizeof *lens);
     s = n + 1 > 0x7fffffff ? RCACHE_EINVAL : rcache__cmds_add(&b, (int)(n + 1), argv, lens);
+    b.values = n;
   }
   rcache__free(argv);
   rcache__free(lens);

@@ -138,7 +138,7 @@ typedef struct rcache_options {
 
   /* limits */
   size_t max_key_bytes;   /* default 1024 (including the prefix) */
-  size_t max_value_bytes; /* default 512 MiB (Redis' own limit) */
+  size_t max_value_bytes; /* default 4 MiB; bounds every reply too (docs/operations.md) */
   int max_redirects;      /* cluster MOVED/ASK cap, default 5 */
   /* SCAN … COUNT for delete_prefix / delete_pattern / flush / scan, default 1000. Each SCAN
    * holds the server for about 1 µs per key it visits: a smaller count (e.g. 20) keeps
