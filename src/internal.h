@@ -84,7 +84,7 @@ typedef struct rcache__url {
   int command_timeout_ms;
   int pool_size;
   int64_t max_bytes; /* memory:// bound */
-  char *tls_ca, *tls_cert, *tls_key, *tls_server_name;
+  char *tls_ca, *tls_cert, *tls_key, *tls_server_name, *tls_ciphers, *tls_ciphersuites;
   int tls_insecure;
   char *client_name;
   char *key_prefix;

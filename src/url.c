@@ -31,9 +31,9 @@
  *   (a cluster) only db 0 exists.
  * - Options: connect_timeout_ms, command_timeout_ms (1..INT_MAX), pool (1..1024, gives
  *   pool_size), key_prefix, client_name (printable, no spaces: Redis' CLIENT SETNAME rule),
- *   db, and on TLS schemes only tls_ca, tls_cert, tls_key, tls_server_name and
- *   tls_insecure (0 or 1). All tls_* options - tls_insecure too - are rejected on a scheme
- *   without TLS, because silently ignoring them would make a plaintext connection look
+ *   db, and on TLS schemes only tls_ca, tls_cert, tls_key, tls_server_name, tls_ciphers,
+ *   tls_ciphersuites and tls_insecure (0 or 1). All tls_* options - tls_insecure too - are rejected
+ * on a scheme without TLS, because silently ignoring them would make a plaintext connection look
  *   protected; tls_cert and tls_key come together. memory:// takes only max_bytes
  *   (1..INT64_MAX) and key_prefix; none:// takes nothing. Unknown, repeated, valueless
  *   ("pool", "pool=") options and stray '&' are errors.
@@ -343,6 +343,8 @@ enum {
   O_TLS_KEY,
   O_TLS_SNI,
   O_TLS_INSECURE,
+  O_TLS_CIPHERS,
+  O_TLS_SUITES,
   O_COUNT
 };
 static const char *const opt_names[O_COUNT] = {"connect_timeout_ms",
@@ -356,7 +358,9 @@ static const char *const opt_names[O_COUNT] = {"connect_timeout_ms",
                                                "tls_cert",
                                                "tls_key",
                                                "tls_server_name",
-                                               "tls_insecure"};
+                                               "tls_insecure",
+                                               "tls_ciphers",
+                                               "tls_ciphersuites"};
 
 /* NULL when option o may be used with this URL, else why not. */
 static const char *not_applicable(const rcache__url *u, int o) {
@@ -388,6 +392,10 @@ static rcache_status apply_option(parser *p, int o, char *v, const char *shown) 
     return take_string(&u->tls_key, v);
   case O_TLS_SNI:
     return take_string(&u->tls_server_name, v);
+  case O_TLS_CIPHERS:
+    return take_string(&u->tls_ciphers, v);
+  case O_TLS_SUITES:
+    return take_string(&u->tls_ciphersuites, v);
   case O_CLIENT:
     for (const char *c = v; *c; c++) {
       if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f) {
@@ -649,6 +657,8 @@ void rcache__url_free(rcache__url *u) {
   rcache__free(u->tls_cert);
   rcache__free(u->tls_key);
   rcache__free(u->tls_server_name);
+  rcache__free(u->tls_ciphers);
+  rcache__free(u->tls_ciphersuites);
   rcache__free(u->client_name);
   rcache__free(u->key_prefix);
   rcache__free(u->redacted);
