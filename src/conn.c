@@ -129,44 +129,48 @@ static rcache_status fail(rcache__conn *c, rcache_status s) {
  * ":1\r\n" make a redisReply of ~70 bytes, and "*<n>\r\n" allocates n pointers before
  * any element arrives (found by fuzz/fuzz_reply.c; an endless array cost ~1 GiB). So each
  * object the parser makes is charged what it costs -- the redisReply and its malloc header,
- * an array's element table, a string's bytes -- against the reply's budget (max_reply), and
- * one that does not fit fails the reply as too big. Bytes buffered but not yet parsed are
+ * an array's element table, a string's bytes -- against the reply's budget: max_reply for
+ * its string bytes (the values), and max_reply + OBJ_ALLOWANCE for everything (so that a
+ * small max_value_bytes still lets a slot map or a SCAN page of many short strings through).
+ * One that does not fit fails the reply as too big. Bytes buffered but not yet parsed are
  * bounded by read_reply. hiredis' own constructors do the rest. */
 #define MALLOC_OVERHEAD 16 /* glibc's chunk header, rounded */
 #define OBJ_COST (sizeof(redisReply) + MALLOC_OVERHEAD)
+#define OBJ_ALLOWANCE ((size_t)1 << 20)
 
 static redisReplyObjectFunctions capped_fns;
 static redisReplyObjectFunctions default_fns;
 static pthread_once_t capped_once = PTHREAD_ONCE_INIT;
 
-static bool charge(const redisReadTask *t, size_t cost) {
+static bool charge(const redisReadTask *t, size_t cost, size_t bytes) {
   rcache__conn *c = t->privdata;
-  if (cost > c->budget) {
+  if (cost > c->budget || bytes > c->bytes_left) {
     c->over = true;
     return false; /* hiredis reports it as an error */
   }
   c->budget -= cost;
+  c->bytes_left -= bytes;
   return true;
 }
 
 static void *capped_string(const redisReadTask *t, char *str, size_t len) {
-  if (!charge(t, OBJ_COST + len + 1 + MALLOC_OVERHEAD)) return NULL;
+  if (!charge(t, OBJ_COST + len + 1 + MALLOC_OVERHEAD, len)) return NULL;
   return default_fns.createString(t, str, len);
 }
 
 static void *capped_array(const redisReadTask *t, int n) {
   size_t slots = n > 0 ? (size_t)n * sizeof(redisReply *) + MALLOC_OVERHEAD : 0;
-  if (!charge(t, OBJ_COST + slots)) return NULL;
+  if (!charge(t, OBJ_COST + slots, 0)) return NULL;
   return default_fns.createArray(t, n);
 }
 
 static void *capped_integer(const redisReadTask *t, long long v) {
-  if (!charge(t, OBJ_COST)) return NULL;
+  if (!charge(t, OBJ_COST, 0)) return NULL;
   return default_fns.createInteger(t, v);
 }
 
 static void *capped_nil(const redisReadTask *t) {
-  if (!charge(t, OBJ_COST)) return NULL;
+  if (!charge(t, OBJ_COST, 0)) return NULL;
   return default_fns.createNil(t);
 }
 
@@ -194,7 +198,8 @@ static rcache_status read_reply(rcache__conn *c, redisReply **out, int64_t deadl
                                 size_t max_reply, bool keep_partial) {
   char buf[16384];
   if (!c->in_reply) {
-    c->budget = max_reply;
+    c->budget = max_reply > SIZE_MAX - OBJ_ALLOWANCE ? SIZE_MAX : max_reply + OBJ_ALLOWANCE;
+    c->bytes_left = max_reply;
     c->over = false;
     c->in_reply = true;
   }

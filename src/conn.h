@@ -19,6 +19,7 @@ typedef struct rcache__conn {
   bool reused;               /* has served a call before (may be stale after a restart) */
   long long client_id;       /* CLIENT ID, when asked for (near cache) */
   size_t budget;             /* heap bytes the reply being read may still allocate (conn.c) */
+  size_t bytes_left;         /* ...of which string bytes */
   bool over;                 /* it asked for more: the reply is too big */
   bool in_reply;             /* a reply has begun (its budget is running) */
 } rcache__conn;
@@ -80,9 +81,9 @@ rcache_status rcache__conn_read(rcache__conn *c, redisReply **reply, int64_t dea
 rcache_status rcache__conn_listen(rcache__conn *c, redisReply **reply, int64_t deadline_us,
                                   size_t max_reply);
 
-/* The budget of one reply on the data path: max_value_bytes plus room for the reply's own
- * objects. Every reply's heap cost (redisReply objects, element tables, string bytes) is
- * charged against its budget; one that does not fit is RCACHE_ETOOBIG. */
+/* The budget of one reply on the data path: max_value_bytes plus 4 KiB for its string
+ * bytes; its whole heap cost (redisReply objects, element tables, string bytes) may be
+ * 1 MiB more. One that does not fit is RCACHE_ETOOBIG. */
 size_t rcache__reply_max(const rcache_options *o);
 
 /* Maps an error reply to a status, recording the server's text with rcache__errf:
