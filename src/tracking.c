@@ -135,6 +135,7 @@ static rcache_status listener_connect(rcache__tracking *t) {
   }
   rcache_status s = rcache__conn_open(&t->setup, &a,
                                       rcache__now_us() + (int64_t)o->connect_timeout_ms * 1000, &c);
+  if (s == RCACHE_ESERVER) t->refused = true; /* CLIENT ID refused: an ACL without +client|id */
   if (s != RCACHE_OK) return s;
   rcache__cmds b = {0};
   redisReply *rep[2] = {0};
@@ -283,7 +284,8 @@ static void *listener_main(void *arg) {
       if (s != RCACHE_OK) {
         if (t->refused && !refused_logged) {
           rcache__log(t->ctx, RCACHE_LOG_WARN,
-                      "near cache off: the server refused client tracking (%s)",
+                      "near cache off: the server refused the invalidation listener (%s); "
+                      "it needs CLIENT ID, CLIENT TRACKING and SUBSCRIBE to " CHANNEL,
                       rcache__err_peek());
           refused_logged = true;
         }
