@@ -12,15 +12,36 @@
 
 /* ---- command batches ------------------------------------------------------------------------- */
 
+/* Grows b's buffer; a secret batch never leaves a copy behind in what realloc frees. */
+static rcache_status cmds_grow(rcache__cmds *b, size_t cap) {
+  if (!b->secret) {
+    char *nb = rcache__realloc(b->buf, cap);
+    if (!nb) return RCACHE_ENOMEM;
+    b->buf = nb;
+  } else {
+    char *nb = rcache__malloc(cap);
+    if (!nb) return RCACHE_ENOMEM;
+    if (b->len) memcpy(nb, b->buf, b->len);
+    rcache__wipe(b->buf, b->cap);
+    rcache__free(b->buf);
+    b->buf = nb;
+  }
+  b->cap = cap;
+  return RCACHE_OK;
+}
+
+static void free_command(const rcache__cmds *b, char *cmd, size_t len) {
+  if (b->secret) rcache__wipe(cmd, len);
+  redisFreeCommand(cmd);
+}
+
 static rcache_status cmds_append(rcache__cmds *b, const char *p, size_t len) {
   if (b->len + len > b->cap) {
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + len)
       cap *= 2;
-    char *nb = rcache__realloc(b->buf, cap);
-    if (!nb) return RCACHE_ENOMEM;
-    b->buf = nb;
-    b->cap = cap;
+    rcache_status s = cmds_grow(b, cap);
+    if (s != RCACHE_OK) return s;
   }
   memcpy(b->buf + b->len, p, len);
   b->len += len;
@@ -41,12 +62,12 @@ rcache_status rcache__cmds_add(rcache__cmds *b, int argc, const char **argv, con
   if (b->one) { /* a second command: move the first into the buffer */
     s = cmds_append(b, b->one, b->one_len);
     if (s == RCACHE_OK) {
-      redisFreeCommand(b->one);
+      free_command(b, b->one, b->one_len);
       b->one = NULL;
     }
   }
   if (s == RCACHE_OK) s = cmds_append(b, cmd, (size_t)len);
-  redisFreeCommand(cmd);
+  free_command(b, cmd, (size_t)len);
   if (s == RCACHE_OK) b->n++;
   return s;
 }
@@ -66,7 +87,8 @@ rcache_status rcache__cmds_addv(rcache__cmds *b, const char *arg0, ...) {
 }
 
 void rcache__cmds_free(rcache__cmds *b) {
-  if (b->one) redisFreeCommand(b->one);
+  if (b->one) free_command(b, b->one, b->one_len);
+  if (b->secret) rcache__wipe(b->buf, b->cap);
   rcache__free(b->buf);
   memset(b, 0, sizeof *b);
 }
@@ -299,7 +321,7 @@ static void auth_refused(const char *e) {
 }
 
 static rcache_status setup(rcache__conn *c, const rcache__conn_setup *cs, int64_t deadline_us) {
-  rcache__cmds b = {0};
+  rcache__cmds b = {.secret = cs->password != NULL}; /* wiped when freed */
   rcache_status s = RCACHE_OK;
   int auth = -1, sel = -1, name = -1, id = -1;
   char dbs[16], rid[24];
@@ -337,6 +359,7 @@ static rcache_status setup(rcache__conn *c, const rcache__conn_setup *cs, int64_
   if (s != RCACHE_OK) return s;
   if (auth >= 0 && r[auth]->type == REDIS_REPLY_ERROR) {
     auth_refused(r[auth]->str ? r[auth]->str : "");
+    rcache__wipe(r[auth]->str, r[auth]->len); /* it may quote the password */
     s = RCACHE_EAUTH;
   } else if (sel >= 0 && r[sel]->type == REDIS_REPLY_ERROR) {
     s = rcache__reply_status(r[sel]);

@@ -32,6 +32,7 @@ typedef struct rcache__cmds {
   char *one; /* a batch of one keeps hiredis' buffer as it is (no copy) */
   size_t one_len;
   size_t values; /* a reply may hold this many values (MGET of n keys); 0 = 1 */
+  bool secret;   /* holds a password (AUTH): every copy is wiped when freed or moved */
 } rcache__cmds;
 
 /* Appends one command. RCACHE_OK or RCACHE_ENOMEM. */

@@ -222,6 +222,10 @@ uint64_t rcache__alloc_calls(void);
 /* malloc'd copy of len bytes plus a NUL; NULL on ENOMEM. */
 char *rcache__memdup0(const void *p, size_t len);
 char *rcache__strdup(const char *s); /* NULL-safe */
+/* Secrets (passwords, the AUTH command) are overwritten before their memory is given back,
+ * so that no copy outlives its use in freed heap (OPENSSL_cleanse: not optimised away). */
+void rcache__wipe(void *p, size_t n);
+void rcache__free_secret(char *s); /* wipes strlen(s) bytes, then rcache__free; NULL-safe */
 /* Parses a decimal int64 exactly as Redis' string2ll (no spaces, no "+", no leading
  * zeros, fits int64). */
 bool rcache__parse_i64(const char *s, size_t len, int64_t *out);

@@ -155,11 +155,13 @@ static rcache_status decode(parser *p, size_t b, size_t e, const char *what, cha
     }
     int hi = i + 2 < e ? hexval(p->s[i + 1]) : -1, lo = i + 2 < e ? hexval(p->s[i + 2]) : -1;
     if (hi < 0 || lo < 0) {
+      rcache__wipe(d, n); /* a part of a password, maybe */
       rcache__free(d);
       return fail(p, "bad percent-escape '%s' in %s",
                   part(p, i, e < i + 3 ? e : i + 3, q, sizeof q), what);
     }
     if (hi == 0 && lo == 0) {
+      rcache__wipe(d, n);
       rcache__free(d);
       return fail(p, "percent-escape %%00 (NUL) in %s", what);
     }
@@ -647,7 +649,7 @@ rcache_status rcache__url_parse(const char *s, rcache__url *u, char *err, size_t
 void rcache__url_free(rcache__url *u) {
   if (!u) return;
   rcache__free(u->user);
-  rcache__free(u->password);
+  rcache__free_secret(u->password);
   for (size_t i = 0; i < u->nhosts; i++)
     rcache__free(u->hosts[i].host);
   rcache__free(u->hosts);
