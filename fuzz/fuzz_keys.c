@@ -92,6 +92,7 @@ static const char *g_one, *g_two;
 #define RATE(b, s) rcache_key_rate_limit((b), (s), g_one, g_two)
 #define FLAG(b, s) rcache_key_feature_flag((b), (s), g_one)
 #define USERALL(b, s) rcache_key_user_all((b), (s), g_one)
+#define RATEALL(b, s) rcache_key_rate_limit_all((b), (s), g_one)
 
 static char *shape(const char *a, const char *id, const char *b) {
   if (!part_ok(id)) return NULL;
@@ -124,7 +125,10 @@ static void check_helpers(size_t small) {
   w = shape("user:", g_one, ":");
   CHECK_BUILDER(w, small, USERALL);
   free(w);
-  w = part_ok(g_two) ? shape("rate_limit:", g_one, "") : NULL; /* "rate_limit:<u>:<endpoint>" */
+  w = shape("rate:", g_one, ":");
+  CHECK_BUILDER(w, small, RATEALL);
+  free(w);
+  w = part_ok(g_two) ? shape("rate:", g_one, "") : NULL; /* "rate:<u>:<endpoint>" */
   if (w) {
     size_t l = strlen(w) + 1 + strlen(g_two) + 1;
     char *w2 = malloc(l);

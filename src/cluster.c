@@ -336,6 +336,7 @@ static rcache_status ask_map(cluster *cl, cnode *n, ranges *rs) {
     rcache__cmds b = {0};
     redisReply *rep = NULL;
     rcache_status s = rcache__cmds_addv(&b, "CLUSTER", form ? "SLOTS" : "SHARDS", NULL);
+    rcache__cmds_expect(&b, RCACHE__R_ARR);
     if (s == RCACHE_OK) s = rcache__redis_run(&cl->r, n->pool, &b, &rep, true);
     rcache__cmds_free(&b);
     if (s != RCACHE_OK) return s;
@@ -560,7 +561,11 @@ static rcache_status with_asking(const rcache__cmds *b, rcache__cmds *out) {
     memcpy(out->buf + out->len, ask, sizeof ask - 1);
     memcpy(out->buf + out->len + sizeof ask - 1, src + at, l);
     out->len += sizeof ask - 1 + l;
-    out->n += 2;
+    int orig = out->n / 2; /* the command's own index in b */
+    out->n++;
+    rcache__cmds_expect(out, RCACHE__R_OK); /* ASKING */
+    out->n++;
+    rcache__cmds_expect(out, orig < RCACHE__EXPECT_EACH ? b->expect[orig] : b->expect_rest);
     at += l;
   }
   return out->n == 2 * b->n ? RCACHE_OK : RCACHE_EPROTO;
@@ -784,6 +789,8 @@ static void read_all(cluster *cl, share *sh, size_t ns, int64_t by) {
       int64_t now = rcache__now_us(); /* past the deadline: only what has arrived already */
       x->s = rcache__conn_read(x->c, &x->rep[got[i]], by > now ? by : now + 1000, cl->r.max_reply);
       if (x->s == RCACHE_OK)
+        x->s = rcache__conn_check(x->c, &x->b, got[i], &x->rep[got[i]], got[i] == x->b.n - 1);
+      if (x->s == RCACHE_OK)
         got[i]++;
       else
         rcache__replies_free(x->rep, got[i]);
@@ -862,6 +869,7 @@ static rcache_status cluster_get_many(rcache__backend *be, const char *const *ke
       const char *argv[2] = {"GET", keys[sh[i].idx[j]]};
       size_t lens[2] = {3, klens[sh[i].idx[j]]};
       sh[i].s = rcache__cmds_add(&sh[i].b, 2, argv, lens);
+      rcache__cmds_expect(&sh[i].b, RCACHE__R_STR | RCACHE__R_NIL);
     }
   }
   if (s == RCACHE_OK) exchange_all(cl, sh, ns);
@@ -983,6 +991,7 @@ static void del_flush(del_ud *d) {
     const char *argv[2] = {"UNLINK", d->keys[i]};
     size_t lens[2] = {6, d->lens[i]};
     s = rcache__cmds_add(&b, 2, argv, lens);
+    rcache__cmds_expect(&b, RCACHE__R_INT);
   }
   redisReply *rep[DEL_BATCH] = {0};
   if (s == RCACHE_OK) s = rcache__redis_run(&d->cl->r, d->node->pool, &b, rep, true);
@@ -1074,6 +1083,7 @@ static rcache_status cluster_flushdb(rcache__backend *be) {
     rcache__cmds b = {0};
     redisReply *rep = NULL;
     rcache_status e = rcache__cmds_addv(&b, "FLUSHDB", "ASYNC", NULL);
+    rcache__cmds_expect(&b, RCACHE__R_OK);
     if (e == RCACHE_OK) e = rcache__redis_run(&cl->r, m[i]->pool, &b, &rep, true);
     rcache__cmds_free(&b);
     if (e == RCACHE_OK) {
@@ -1113,7 +1123,9 @@ static rcache_status cluster_health(rcache__backend *be, rcache_health *h) {
     sh[i].node = m[i];
     sh[i].rep = rep + 2 * i;
     sh[i].s = rcache__cmds_addv(&sh[i].b, "PING", NULL);
+    rcache__cmds_expect(&sh[i].b, RCACHE__R_OK);
     if (sh[i].s == RCACHE_OK) sh[i].s = rcache__cmds_addv(&sh[i].b, "INFO", "server", NULL);
+    rcache__cmds_expect(&sh[i].b, RCACHE__R_STR);
   }
   qsort(sh, n, sizeof *sh, share_cmp);
   int64_t t0 = rcache__now_us();
@@ -1263,13 +1275,30 @@ static void cluster_destroy(rcache__backend *be) {
   rcache__free(cl);
 }
 
+/* A forked child: every node's pool and listener become this process's own, and the
+ * refresher (which stayed with the parent) is started again. */
+static void cluster_after_fork(rcache__backend *be) {
+  cluster *cl = CL(be);
+  pthread_mutex_init(&cl->mu, NULL);
+  pthread_mutex_init(&cl->refresh_mu, NULL);
+  rcache__cond_init_mono(&cl->wake);
+  cl->stop = false;
+  atomic_store(&cl->refresh_wanted, false);
+  for (size_t i = 0; i < cl->nnodes; i++) {
+    pthread_mutex_init(&cl->nodes[i]->trk_mu, NULL);
+    rcache__pool_after_fork(cl->nodes[i]->pool);
+    rcache__tracking_after_fork(cl->nodes[i]->trk);
+  }
+  cl->has_thread = pthread_create(&cl->refresher, NULL, refresher_main, cl) == 0;
+}
+
 static const rcache__backend_ops cluster_ops = {
     "cluster",          cluster_destroy,    rcache__redis_get,
     rcache__redis_set,  rcache__redis_del,  cluster_del_match,
     cluster_scan,       rcache__redis_incr, rcache__redis_exists,
     rcache__redis_pttl, cluster_flushdb,    cluster_get_many,
     cluster_set_many,   cluster_health,     cluster_available,
-    cluster_stats,
+    cluster_stats,      cluster_after_fork,
 };
 
 rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out) {

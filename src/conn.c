@@ -72,6 +72,20 @@ rcache_status rcache__cmds_add(rcache__cmds *b, int argc, const char **argv, con
   return s;
 }
 
+void rcache__cmds_expect(rcache__cmds *b, unsigned mask) {
+  if (b->n <= 0) return;
+  if (b->n <= RCACHE__EXPECT_EACH)
+    b->expect[b->n - 1] = (unsigned char)mask;
+  else
+    b->expect_rest |= mask ? mask : 0xffu; /* one command of any type: then all may be */
+}
+
+bool rcache__cmds_fits(const rcache__cmds *b, int i, const redisReply *r) {
+  unsigned mask = i < RCACHE__EXPECT_EACH ? b->expect[i] : b->expect_rest;
+  if (!mask || r->type == REDIS_REPLY_ERROR) return true;
+  return r->type < 8 && (mask & RCACHE__R(r->type));
+}
+
 rcache_status rcache__cmds_addv(rcache__cmds *b, const char *arg0, ...) {
   const char *argv[16];
   size_t lens[16];
@@ -258,6 +272,23 @@ static rcache_status read_reply(rcache__conn *c, redisReply **out, int64_t deadl
   }
 }
 
+rcache_status rcache__conn_check(rcache__conn *c, const rcache__cmds *b, int i, redisReply **r,
+                                 bool last) {
+  bool fits = rcache__cmds_fits(b, i, *r);
+  /* bytes after the last reply were not asked for: what came before them may not be ours */
+  if (fits && !(last && c->rd->len > c->rd->pos)) return RCACHE_OK;
+  if (fits)
+    rcache__errf("the server sent bytes nobody asked for (the connection is out of step: "
+                 "closed)");
+  else
+    rcache__errf("unexpected reply type %d to command %d of %d (the connection is out of "
+                 "step: closed)",
+                 (*r)->type, i + 1, b->n);
+  freeReplyObject(*r);
+  *r = NULL;
+  return fail(c, RCACHE_EPROTO);
+}
+
 rcache_status rcache__conn_exec(rcache__conn *c, const rcache__cmds *b, redisReply **replies,
                                 int64_t deadline_us, size_t max_reply) {
   if (c->broken) return RCACHE_EIO;
@@ -271,6 +302,7 @@ rcache_status rcache__conn_exec(rcache__conn *c, const rcache__cmds *b, redisRep
     max_reply = max_reply > SIZE_MAX / b->values ? SIZE_MAX : max_reply * b->values;
   for (int i = 0; i < b->n; i++) {
     s = read_reply(c, &replies[i], deadline_us, max_reply, false);
+    if (s == RCACHE_OK) s = rcache__conn_check(c, b, i, &replies[i], i == b->n - 1);
     if (s != RCACHE_OK) {
       for (int j = 0; j < i; j++) {
         freeReplyObject(replies[j]);

@@ -24,6 +24,15 @@ typedef struct rcache__conn {
   bool in_reply;             /* a reply has begun (its budget is running) */
 } rcache__conn;
 
+/* The reply types a command may get, as a mask (an error reply is always accepted). */
+#define RCACHE__R(type) (1u << (type))
+#define RCACHE__R_STR RCACHE__R(REDIS_REPLY_STRING)
+#define RCACHE__R_ARR RCACHE__R(REDIS_REPLY_ARRAY)
+#define RCACHE__R_INT RCACHE__R(REDIS_REPLY_INTEGER)
+#define RCACHE__R_NIL RCACHE__R(REDIS_REPLY_NIL)
+#define RCACHE__R_OK RCACHE__R(REDIS_REPLY_STATUS)
+#define RCACHE__EXPECT_EACH 8 /* commands with a mask of their own; the rest share one */
+
 /* A batch of formatted commands (pipelined in one write). */
 typedef struct rcache__cmds {
   char *buf;
@@ -33,10 +42,18 @@ typedef struct rcache__cmds {
   size_t one_len;
   size_t values; /* a reply may hold this many values (MGET of n keys); 0 = 1 */
   bool secret;   /* holds a password (AUTH): every copy is wiped when freed or moved */
+  /* what each reply may be (0: anything): a reply of another type means the connection is
+   * out of step with its requests (a reply nobody asked for came first), see conn_exec */
+  unsigned char expect[RCACHE__EXPECT_EACH];
+  unsigned expect_rest; /* the union of the masks of commands past RCACHE__EXPECT_EACH */
 } rcache__cmds;
 
 /* Appends one command. RCACHE_OK or RCACHE_ENOMEM. */
 rcache_status rcache__cmds_add(rcache__cmds *b, int argc, const char **argv, const size_t *lens);
+/* Declares the reply types (RCACHE__R_* mask) the last command added may get. */
+void rcache__cmds_expect(rcache__cmds *b, unsigned mask);
+/* False when reply i of b is of a type its command cannot get (error replies always fit). */
+bool rcache__cmds_fits(const rcache__cmds *b, int i, const redisReply *r);
 /* printf-free convenience for commands of short string arguments (NULL-terminated). */
 rcache_status rcache__cmds_addv(rcache__cmds *b, const char *arg0, ...);
 void rcache__cmds_free(rcache__cmds *b);
@@ -68,7 +85,9 @@ void rcache__conn_close(rcache__conn *c);
  * freeReplyObject), by deadline_us. Any failure marks the connection broken and frees
  * what was read. A reply whose heap cost (or unread part) exceeds max_reply bytes is
  * refused with RCACHE_ETOOBIG; b->values > 1 (MGET of n keys) multiplies max_reply. Transport
- * statuses: RCACHE_ETIMEOUT, RCACHE_EIO, RCACHE_EPROTO. */
+ * statuses: RCACHE_ETIMEOUT, RCACHE_EIO, RCACHE_EPROTO.
+ * Desynchronised (RCACHE_EPROTO, broken, so never pooled again): a reply of a type its
+ * command cannot get (rcache__cmds_expect), or bytes left after the last reply. */
 rcache_status rcache__conn_exec(rcache__conn *c, const rcache__cmds *b, redisReply **replies,
                                 int64_t deadline_us, size_t max_reply);
 
@@ -87,6 +106,12 @@ rcache_status rcache__conn_listen(rcache__conn *c, redisReply **reply, int64_t d
  * 1 MiB more. One that does not fit is RCACHE_ETOOBIG. */
 size_t rcache__reply_max(const rcache_options *o);
 
+/* For callers that read a batch's replies one by one (cluster.c): reply i of b checked as
+ * rcache__conn_exec checks it; `last` also checks that nothing follows it. On a mismatch
+ * the connection is marked broken, *r freed and RCACHE_EPROTO returned. */
+rcache_status rcache__conn_check(rcache__conn *c, const rcache__cmds *b, int i, redisReply **r,
+                                 bool last);
+
 /* Maps an error reply to a status, recording the server's text with rcache__errf:
  * WRONGTYPE / "not an integer" → RCACHE_ETYPE, "overflow" → RCACHE_ERANGE, NOAUTH /
  * WRONGPASS / NOPERM → RCACHE_EAUTH, LOADING / BUSY / MASTERDOWN → RCACHE_EUNAVAILABLE
@@ -100,7 +125,9 @@ bool rcache__reply_busy(const redisReply *r);
 /* Frees replies[0..n) and sets them to NULL (NULL entries are skipped). */
 void rcache__replies_free(redisReply **replies, int n);
 
-/* A reply of a type the command cannot answer: records it, returns RCACHE_EPROTO. */
+/* A reply of a type the command cannot answer: records it, returns RCACHE_EPROTO. The
+ * reply types are checked before the connection goes back to its pool (conn_exec), so
+ * this is left for shapes within a right type (an array of the wrong length). */
 rcache_status rcache__reply_unexpected(const redisReply *r);
 
 /* True for statuses that say the server could not be used (counted by the breaker). */

@@ -52,6 +52,11 @@ void rcache__flights_free(rcache__flights *fs) {
   rcache__free(fs);
 }
 
+void rcache__flights_after_fork(rcache__flights *fs) {
+  pthread_mutex_init(&fs->mu, NULL);
+  memset(fs->bucket, 0, sizeof fs->bucket);
+}
+
 static rcache__flight *flight_new(const char *key, size_t klen, uint64_t h) {
   rcache__flight *f = rcache__calloc(1, sizeof *f);
   if (!f) return NULL;

@@ -11,6 +11,11 @@ typedef struct rcache__flight rcache__flight;
 
 rcache__flights *rcache__flights_new(void);
 void rcache__flights_free(rcache__flights *fs); /* no flight may be in progress */
+/* In a forked child, before any other use: the flights in progress at fork time belong to
+ * parent threads that do not exist here (nobody would ever land them), so the table
+ * forgets them (they are left allocated: their condition variables cannot be destroyed
+ * safely) and its lock is reinitialised. */
+void rcache__flights_after_fork(rcache__flights *fs);
 
 /* Joins the flight for key (creating it). *leader is true for the caller that must load
  * and then call rcache__flight_finish(); everyone calls rcache__flight_leave() at the end.

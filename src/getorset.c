@@ -62,8 +62,8 @@ static rcache_status lease_key(const rcache__key *k, rcache__key *lk) {
 }
 
 static bool lease_take(rcache *c, const rcache__key *lk) {
-  return c->b->ops->set(c->b, lk->p, lk->len, "1", 1, c->ctx.opt.lease_ms, RCACHE__SET_NX) ==
-         RCACHE_OK;
+  rcache__backend *be = rcache__be(c);
+  return be->ops->set(be, lk->p, lk->len, "1", 1, c->ctx.opt.lease_ms, RCACHE__SET_NX) == RCACHE_OK;
 }
 
 /*
@@ -81,12 +81,15 @@ static rcache_status load_leased(rcache *c, const rcache__key *k, int64_t ttl_ms
     if (lease_take(c, &lk)) {
       s = load_and_store(c, k, ttl_ms, load, ud, out, true);
       /* release only while it is surely still ours */
-      if (rcache__now_us() - t0 < (int64_t)c->ctx.opt.lease_ms * 1000)
-        (void)c->b->ops->del(c->b, lk.p, lk.len);
+      if (rcache__now_us() - t0 < (int64_t)c->ctx.opt.lease_ms * 1000) {
+        rcache__backend *be = rcache__be(c);
+        (void)be->ops->del(be, lk.p, lk.len);
+      }
       break;
     }
     rcache__sleep_us(LEASE_POLL_US);
-    s = c->b->ops->get(c->b, k->p, k->len, out, NULL);
+    rcache__backend *be = rcache__be(c);
+    s = be->ops->get(be, k->p, k->len, out, NULL);
     if (s == RCACHE_OK) {
       COUNT(c, coalesced);
       break;

@@ -15,7 +15,25 @@ struct rcache {
   rcache__flights *flights;
   int64_t stale_ms;                             /* stale-if-error window, 0 = off */
   _Atomic uint32_t load_us[RCACHE__LOAD_SLOTS]; /* last load time (µs), by key hash */
+  _Atomic uint64_t gen;                         /* rcache__fork_gen() this process's state is for */
+  _Atomic uint64_t fork_claim; /* the generation whose recovery a thread has taken on */
 };
+
+/* A handle inherited across fork(): makes its state this process's own (rcache.c). */
+void rcache__forked(rcache *c);
+
+/* Every call that can reach the near table, the flights or a connection starts here: in a
+ * forked child the first call drops the parent's connections and restarts the threads
+ * first. Costs one relaxed load and one acquire load (a plain load on x86). */
+static inline void rcache__enter(rcache *c) {
+  if (atomic_load_explicit(&c->gen, memory_order_acquire) != rcache__fork_gen()) rcache__forked(c);
+}
+
+/* The backend to call: the one opened, or the cluster one that replaced it (redis.c). */
+static inline rcache__backend *rcache__be(rcache *c) {
+  rcache__backend *s = atomic_load_explicit(&c->ctx.successor, memory_order_acquire);
+  return s ? s : c->b;
+}
 
 #define COUNT(c, field) atomic_fetch_add_explicit(&(c)->ctx.n.field, 1, memory_order_relaxed)
 
@@ -62,6 +80,7 @@ rcache_status rcache__set_full(rcache *c, const rcache__key *k, const void *data
 #define BEGIN_KEYED(c, key, k)                                                                     \
   rcache__err_clear();                                                                             \
   if (!(c)) return rcache__einval(NULL, "handle is NULL");                                         \
+  rcache__enter(c);                                                                                \
   rcache__key k;                                                                                   \
   do {                                                                                             \
     rcache_status _s = rcache__key_make((c), (key), &k);                                           \

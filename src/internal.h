@@ -31,8 +31,19 @@ void rcache__sleep_us(int64_t us);
 struct timespec;
 void rcache__cond_init_mono(pthread_cond_t *c);
 void rcache__deadline_ts(struct timespec *ts, int64_t deadline_us);
-/* A thread-safe xorshift random in [0, 1). */
+/* A thread-safe random in [0, 1), reseeded in a forked child (children's jitters differ). */
 double rcache__rand01(void);
+
+/* ---- fork (fork.c) ----------------------------------------------------------------------------
+ */
+
+/* Bumped in the child of every fork() once rcache__fork_watch() has run (rcache_open calls
+ * it). A handle whose generation differs was inherited: it must not use its connections. */
+extern _Atomic uint64_t rcache__fork_generation;
+void rcache__fork_watch(void);
+static inline uint64_t rcache__fork_gen(void) {
+  return atomic_load_explicit(&rcache__fork_generation, memory_order_relaxed);
+}
 
 /* ---- errors (log.c) -------------------------------------------------------------------------- */
 
@@ -135,6 +146,10 @@ typedef struct rcache__ctx {
   rcache__counters n;
   rcache__latency lat;
   struct rcache__near *near; /* near cache table (near.h), NULL when off; owned by the handle */
+  /* A standalone backend that found out after open that its server is a cluster node
+   * publishes the cluster backend replacing it here (redis.c); the facade calls it from
+   * then on, and both live until rcache_close (calls in flight may still be in the old). */
+  _Atomic(struct rcache__backend *) successor;
 } rcache__ctx;
 
 /* Logs through opt.log_fn when level <= opt.log_level; the message is passed through
@@ -189,6 +204,10 @@ typedef struct rcache__backend_ops {
   bool (*available)(rcache__backend *b);
   /* optional (may be NULL): adds backend figures (breaker state) to *s */
   void (*stats)(rcache__backend *b, rcache_stats *s);
+  /* optional (may be NULL): called in a forked child, before any other use and with no
+   * other thread in the backend: drops the parent's connections without writing to them,
+   * reinitialises locks a vanished thread may have held, restarts background threads. */
+  void (*after_fork)(rcache__backend *b);
 } rcache__backend_ops;
 
 struct rcache__backend {

@@ -4,6 +4,7 @@
  * any other client can read and write. A stored value that is not JSON is an error for a
  * plain read (RCACHE_EDECODE) and a reason to reload for get_or_set.
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +26,7 @@ static rcache_status dump(const json_t *v, rcache_value *out) {
   json_free_t jf;
   json_get_alloc_funcs(&jm, &jf);
   out->len = strlen(text); /* JSON text never holds a raw NUL: \u0000 is escaped */
-  if (jf == free) {        /* rcache frees values with rcache__free(): copy when the program set its own */
+  if (jf == free) { /* rcache frees values with rcache__free(): copy when the program set its own */
     out->data = text;
     return RCACHE_OK;
   }
@@ -34,11 +35,98 @@ static rcache_status dump(const json_t *v, rcache_value *out) {
   return out->data ? RCACHE_OK : RCACHE_ENOMEM;
 }
 
+/* ---- integers beyond int64 --------------------------------------------------------------------
+ * JSON.stringify writes every number below 1e21 in integer form (1e20 is
+ * "100000000000000000000"), and jansson refuses an integer outside int64 with "too big
+ * integer". JSON_DECODE_INT_AS_REAL would read it, but turns EVERY integer of the document
+ * into a double, so ids above 2^53 would lose digits. Instead, only when a parse fails with a
+ * numeric overflow, the text is copied with ".0" after each integer literal outside int64 and
+ * parsed again: those become reals (the double JSON.parse reads too), every other integer
+ * stays an exact json_integer. The scan is a small lexer: it skips strings and copies every
+ * other byte; jansson still validates the result. */
+
+#define INT64_DIGITS 19 /* "9223372036854775807" */
+
+/* Whether the integer literal s[0..n) ("-"? digits, no leading zero) lies outside int64. */
+static bool int_overflows(const char *s, size_t n) {
+  bool neg = s[0] == '-';
+  const char *d = s + neg;
+  size_t nd = n - neg;
+  if (nd != INT64_DIGITS) return nd > INT64_DIGITS;
+  return memcmp(d, neg ? "9223372036854775808" : "9223372036854775807", INT64_DIGITS) > 0;
+}
+
+/* Length of the number token at s[i..len): digits, '.', 'e', 'E', '+', '-' (jansson checks
+ * its grammar). *is_int: it has only a sign and digits, without a leading zero. */
+static size_t number_len(const char *s, size_t i, size_t len, bool *is_int) {
+  size_t e = i;
+  *is_int = true;
+  while (e < len && (s[e] == '-' || s[e] == '+' || s[e] == '.' || s[e] == 'e' || s[e] == 'E' ||
+                     (s[e] >= '0' && s[e] <= '9'))) {
+    if (s[e] == '.' || s[e] == 'e' || s[e] == 'E' || s[e] == '+' || (s[e] == '-' && e > i))
+      *is_int = false;
+    e++;
+  }
+  size_t d = i + (s[i] == '-');
+  if (d < e && s[d] == '0' && d + 1 < e) *is_int = false; /* "012": invalid, left as it is */
+  return e - i;
+}
+
+/* Length of the string token at s[i] == '"' up to its closing quote (or the end). */
+static size_t string_len(const char *s, size_t i, size_t len) {
+  size_t e = i + 1;
+  while (e < len && s[e] != '"')
+    e += s[e] == '\\' ? 2 : 1;
+  return (e < len ? e + 1 : len) - i;
+}
+
+/* Copies in[0..len) to out with ".0" after each integer literal outside int64, and returns
+ * the length written; out == NULL only measures. */
+static size_t widen_big_ints(const char *in, size_t len, char *out) {
+  size_t o = 0;
+  for (size_t i = 0; i < len;) {
+    size_t n = 1;
+    bool is_int = false;
+    if (in[i] == '"') {
+      n = string_len(in, i, len);
+    } else if (in[i] == '-' || (in[i] >= '0' && in[i] <= '9')) {
+      n = number_len(in, i, len, &is_int);
+    }
+    if (out) memcpy(out + o, in + i, n);
+    o += n;
+    if (is_int && int_overflows(in + i, n)) {
+      if (out) memcpy(out + o, ".0", 2);
+      o += 2;
+    }
+    i += n;
+  }
+  return o;
+}
+
+/* Parses text[0..len) as one JSON text; on an integer outside int64, parses it again with
+ * such integers as reals (see above). NULL with *err on failure. */
+static json_t *load_json(const char *text, size_t len, json_error_t *err, rcache_status *s) {
+  *s = RCACHE_OK;
+  json_t *j = json_loadb(text, len, LOAD_FLAGS, err);
+  if (j || json_error_code(err) != json_error_numeric_overflow) return j;
+  size_t n = widen_big_ints(text, len, NULL);
+  char *wide = rcache__malloc(n + 1);
+  if (!wide) {
+    *s = RCACHE_ENOMEM;
+    return NULL;
+  }
+  widen_big_ints(text, len, wide);
+  j = json_loadb(wide, n, LOAD_FLAGS, err); /* a later error's column counts the ".0"s */
+  rcache__free(wide);
+  return j;
+}
+
 /* Parses v as one JSON text. EDECODE with jansson's reason when it is not. */
 static rcache_status parse(const rcache_value *v, json_t **out) {
   json_error_t err;
-  *out = json_loadb(v->data ? v->data : "", v->len, LOAD_FLAGS, &err);
-  if (*out) return RCACHE_OK;
+  rcache_status s;
+  *out = load_json(v->data ? v->data : "", v->len, &err, &s);
+  if (*out || s != RCACHE_OK) return s;
   rcache__errf("invalid JSON at line %d, column %d: %s", err.line, err.column, err.text);
   return RCACHE_EDECODE;
 }
@@ -105,8 +193,8 @@ rcache_status rcache_get_or_set_json(rcache *c, const char *key, int64_t ttl_s,
   if (s == RCACHE_OK && a.made && v.data == a.text) { /* our own load: no need to parse */
     *out = a.made;
     a.made = NULL;
-  } else if (s == RCACHE_OK) {
-    s = parse(&v, out);
+  } else if (s == RCACHE_OK && (s = parse(&v, out)) == RCACHE_ENOMEM) {
+    s = rcache__done(c, s); /* parse's own failure: counted here, once */
   }
   rcache_value_free(&v);
   json_decref(a.made);

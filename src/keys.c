@@ -89,7 +89,7 @@ int rcache_key_session(char *buf, size_t size, const char *session_id) {
 }
 
 int rcache_key_rate_limit(char *buf, size_t size, const char *user_id, const char *endpoint) {
-  return KEY3("rate_limit", user_id, endpoint);
+  return KEY3("rate", user_id, endpoint);
 }
 
 int rcache_key_feature_flag(char *buf, size_t size, const char *flag) {
@@ -98,6 +98,10 @@ int rcache_key_feature_flag(char *buf, size_t size, const char *flag) {
 
 int rcache_key_user_all(char *buf, size_t size, const char *user_id) {
   return join(buf, size, 2, (const char *const[]){"user", user_id}, true);
+}
+
+int rcache_key_rate_limit_all(char *buf, size_t size, const char *user_id) {
+  return join(buf, size, 2, (const char *const[]){"rate", user_id}, true);
 }
 
 int rcache_key_all_workflows(char *buf, size_t size) {

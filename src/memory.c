@@ -642,6 +642,17 @@ static bool mem_available(rcache__backend *b) {
   return true;
 }
 
+/* A forked child has its own copy of the data; the sweeper thread stayed with the parent
+ * and a lock may have been copied while held. */
+static void mem_after_fork(rcache__backend *b) {
+  mstore *m = store_of(b);
+  for (int i = 0; i < NSHARDS; i++)
+    pthread_mutex_init(&m->sh[i].mu, NULL);
+  pthread_mutex_init(&m->ctl, NULL);
+  rcache__cond_init_mono(&m->wake);
+  atomic_store(&m->started, false); /* the next write with a TTL starts one here */
+}
+
 static void mem_destroy(rcache__backend *b) {
   mstore *m = store_of(b);
   pthread_mutex_lock(&m->ctl);
@@ -668,9 +679,9 @@ void rcache__memory_usage(rcache__backend *b, uint64_t *keys, uint64_t *bytes,
 }
 
 static const rcache__backend_ops mem_ops = {
-    "memory",     mem_destroy, mem_get,       mem_set,  mem_del,     mem_del_match,
-    mem_scan,     mem_incr,    mem_exists,    mem_pttl, mem_flushdb, mem_get_many,
-    mem_set_many, mem_health,  mem_available, NULL,
+    "memory",     mem_destroy, mem_get,       mem_set,  mem_del,        mem_del_match,
+    mem_scan,     mem_incr,    mem_exists,    mem_pttl, mem_flushdb,    mem_get_many,
+    mem_set_many, mem_health,  mem_available, NULL,     mem_after_fork,
 };
 
 rcache_status rcache__memory_open(rcache__ctx *ctx, rcache__backend **out) {

@@ -237,6 +237,13 @@ void rcache__near_free(rcache__near *n) {
   rcache__free(n);
 }
 
+void rcache__near_after_fork(rcache__near *n) {
+  pthread_mutex_init(&n->gate_mu, NULL);
+  for (unsigned i = 0; i < n->nshards; i++)
+    pthread_mutex_init(&n->shards[i].mu, NULL);
+  rcache__near_flush(n);
+}
+
 size_t rcache__near_max_entry(const rcache__near *n) {
   return n->max_entry;
 }

@@ -77,6 +77,10 @@ void rcache__near_unblock(rcache__near *n);
 bool rcache__near_serving(const rcache__near *n);
 int rcache__near_sources(rcache__near *n);
 
+/* In a forked child, before any other use: reinitialises the locks (a parent thread may
+ * have held one at fork time) and forgets everything. */
+void rcache__near_after_fork(rcache__near *n);
+
 /* Current figures: entries (values, not placeholders) and accounted bytes. */
 void rcache__near_usage(rcache__near *n, uint64_t *entries, uint64_t *bytes);
 

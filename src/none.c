@@ -78,7 +78,7 @@ static bool none_available(rcache__backend *b) {
 static const rcache__backend_ops none_ops = {
     "none",        none_destroy, none_get,       none_set,  none_del,     none_del_match,
     none_scan,     none_incr,    none_exists,    none_pttl, none_flushdb, none_get_many,
-    none_set_many, none_health,  none_available, NULL,
+    none_set_many, none_health,  none_available, NULL,      NULL,
 };
 
 rcache_status rcache__none_open(rcache__ctx *ctx, rcache__backend **out) {

@@ -138,6 +138,7 @@ rcache_status rcache__pool_ping(rcache__pool *p) {
   rcache__cmds b = {0};
   redisReply *r = NULL;
   s = rcache__cmds_addv(&b, "PING", NULL);
+  rcache__cmds_expect(&b, RCACHE__R_OK);
   if (s == RCACHE_OK)
     s = rcache__conn_exec(
         c, &b, &r, rcache__now_us() + (int64_t)p->ctx->opt.command_timeout_ms * 1000, 1 << 16);
@@ -256,6 +257,24 @@ rcache_status rcache__pool_warm(rcache__pool *p) {
   return s;
 }
 
+void rcache__pool_after_fork(rcache__pool *p) {
+  pthread_mutex_init(&p->mu, NULL); /* over the copy: its owner may be a vanished thread */
+  rcache__cond_init_mono(&p->freed);
+  rcache__cond_init_mono(&p->wake);
+  p->stop = false;
+  p->has_thread = false;
+  while (p->idle) {
+    rcache__conn *c = p->idle;
+    p->idle = c->next;
+    rcache__conn_close(c); /* close() of our copy only: no QUIT, no TLS close_notify */
+  }
+  p->total = 0; /* the connections parent threads had in use stayed with those threads */
+  p->epoch++;
+  if (atomic_load(&p->br.state) == RCACHE_BREAKER_CLOSED) return;
+  p->has_thread = pthread_create(&p->prober, NULL, prober_main, p) == 0;
+  if (!p->has_thread) rcache__breaker_close(&p->br); /* calls try themselves, as in tripped() */
+}
+
 /* ---- acquire / release ----------------------------------------------------------------------- */
 
 /* The detail of a call refused by the open breaker, written only when asked for. */
@@ -281,6 +300,17 @@ rcache_status rcache__pool_acquire(rcache__pool *p, int64_t deadline_us, rcache_
       p->idle = c->next;
       pthread_mutex_unlock(&p->mu);
       c->next = NULL;
+      /* One poll() per call: bytes waiting on an idle connection were not asked for (or the
+       * server closed it); read as the next reply they would answer the wrong request. */
+      if (rcache__sock_stale(&c->sock)) {
+        rcache__log(p->ctx, RCACHE_LOG_DEBUG,
+                    "pool: an idle connection was closed by the "
+                    "server or had bytes nobody asked for: dropped");
+        c->broken = true;
+        rcache__pool_release(p, c); /* closes it and tells the event callback */
+        pthread_mutex_lock(&p->mu);
+        continue;
+      }
       *out = c;
       return RCACHE_OK;
     }

@@ -59,6 +59,12 @@ void rcache__pool_drop_idle(rcache__pool *p);
  * many were closed. */
 int rcache__pool_check_idle(rcache__pool *p);
 
+/* In a forked child, before anything else uses the pool (no other thread may): forgets
+ * the parent's connections without sending a byte (each descriptor copy is closed, the
+ * parent's stay open), reinitialises the locks a parent thread may have held at fork time,
+ * and starts a prober when the breaker is not closed (the parent's does not exist here). */
+void rcache__pool_after_fork(rcache__pool *p);
+
 /* Points the pool at another server (Sentinel failover). Existing connections are dropped
  * as they come back. */
 void rcache__pool_set_addr(rcache__pool *p, const rcache__addr *a);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "handle.h"
 #include "near.h"
@@ -86,7 +87,7 @@ void rcache_options_init(rcache_options *o) {
 }
 
 const char *rcache_mode(const rcache *c) {
-  return c ? c->b->ops->mode : "";
+  return c ? rcache__be((rcache *)c)->ops->mode : "";
 }
 
 /* Every public call ends through here: failed calls leave their detail for
@@ -315,14 +316,28 @@ static rcache_status open_backend(rcache *c) {
   return s;
 }
 
+#define DEFAULT_URL "redis://localhost:6379"
+
+/* The URL for rcache_open(NULL): $REDIS_URL, else the default. An empty REDIS_URL is an
+ * unfilled deployment template, not a request to turn caching off: it counts as unset
+ * (*empty_env says so, for a warning). Only the program can pass "" (none://). */
+static const char *url_from_env(bool *empty_env) {
+  const char *env = getenv("REDIS_URL");
+  *empty_env = env && !*env;
+  return env && *env ? env : DEFAULT_URL;
+}
+
 rcache_status rcache_open(rcache **out, const char *url, const rcache_options *o) {
   rcache__err_clear();
   if (!out) return rcache__einval(NULL, "out is NULL");
   *out = NULL;
-  if (!url) url = getenv("REDIS_URL");
-  if (!url) url = "redis://localhost:6379";
+  bool empty_env = false;
+  if (!url) url = url_from_env(&empty_env);
+  rcache__fork_watch();
   rcache *c = rcache__calloc(1, sizeof *c);
   if (!c) return rcache__done(NULL, RCACHE_ENOMEM);
+  atomic_init(&c->gen, rcache__fork_gen());
+  atomic_init(&c->fork_claim, rcache__fork_gen());
   if (o) {
     c->ctx.opt = *o;
   } else {
@@ -333,6 +348,9 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *o
   c->ctx.opt.tls_key_file = c->ctx.opt.tls_server_name = c->ctx.opt.client_name = NULL;
   c->ctx.opt.tls_ciphers = c->ctx.opt.tls_ciphersuites = NULL;
   rcache_status s = check_options(o ? o : &c->ctx.opt);
+  if (s == RCACHE_OK && empty_env)
+    rcache__log(&c->ctx, RCACHE_LOG_WARN,
+                "REDIS_URL is set but empty: using " DEFAULT_URL " (none:// turns caching off)");
   char err[512];
   if (s == RCACHE_OK) {
     s = rcache__url_parse(url, &c->ctx.url, err, sizeof err);
@@ -372,11 +390,47 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *o
 
 void rcache_close(rcache *c) {
   if (!c) return;
+  rcache__enter(c); /* in a child: the parent's threads are not there to be joined */
+  rcache__backend *succ = atomic_load(&c->ctx.successor);
+  if (succ) succ->ops->destroy(succ);
   c->b->ops->destroy(c->b);
   rcache__near_free(c->ctx.near); /* after the backend: its listener feeds the table */
   rcache__flights_free(c->flights);
   free_ctx(&c->ctx);
   rcache__free(c);
+}
+
+/* ---- fork ---------------------------------------------------------------------------------- */
+
+/* Makes an inherited handle this process's own: nothing the parent had in flight (a
+ * connection's half-read reply, a single-flight load, a lock held by one of its threads)
+ * exists here, and the parent's sockets must never carry a byte from this process. */
+static void after_fork(rcache *c) {
+  if (c->ctx.near) rcache__near_after_fork(c->ctx.near);
+  rcache__flights_after_fork(c->flights);
+  if (c->b->ops->after_fork) c->b->ops->after_fork(c->b);
+  rcache__backend *succ = atomic_load(&c->ctx.successor);
+  if (succ && succ->ops->after_fork) succ->ops->after_fork(succ);
+  rcache__log(&c->ctx, RCACHE_LOG_INFO,
+              "fork: process %ld inherited the handle; the parent's connections were dropped "
+              "unused and new ones open as needed",
+              (long)getpid());
+}
+
+void rcache__forked(rcache *c) {
+  uint64_t g = rcache__fork_gen();
+  uint64_t claim = atomic_load(&c->fork_claim);
+  if (claim != g && atomic_compare_exchange_strong(&c->fork_claim, &claim, g)) {
+    after_fork(c);
+    atomic_store_explicit(&c->gen, g, memory_order_release);
+    return;
+  }
+  /* Another thread of this process is at it. It does no network I/O (closes descriptors,
+   * reinitialises locks, starts threads), so the wait is short; the loop ends when it is
+   * done, or when this process forks again (then that generation is ours to recover). */
+  while (atomic_load_explicit(&c->gen, memory_order_acquire) != g && rcache__fork_gen() == g)
+    rcache__sleep_us(100);
+  if (rcache__fork_gen() != g) rcache__forked(c);
 }
 
 /* ---- reads and writes ------------------------------------------------------------------------ */
@@ -434,7 +488,8 @@ rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *ou
   uint64_t ticket;
   if (near_lookup(c, k, out, pttl, &ticket)) return RCACHE_OK;
   bool want = pttl || c->stale_ms > 0 || ticket;
-  rcache_status s = c->b->ops->get(c->b, k->p, k->len, out, want ? &ms : NULL);
+  rcache__backend *be = rcache__be(c);
+  rcache_status s = be->ops->get(be, k->p, k->len, out, want ? &ms : NULL);
   /* the near cache keeps values no longer than their logical TTL (never their stale tail);
    * one in its stale tail is not kept, but its bytes still count against older fetches */
   int64_t logical = ms >= 0 && c->stale_ms > 0 ? (ms > c->stale_ms ? ms - c->stale_ms : 0) : ms;
@@ -471,8 +526,9 @@ rcache_status rcache__set_full(rcache *c, const rcache__key *k, const void *data
     return RCACHE_ETOOBIG;
   }
   if (ttl_ms > 0 && (flags & RCACHE__SET_STALE)) ttl_ms += c->stale_ms;
+  rcache__backend *be = rcache__be(c);
   rcache_status s =
-      c->b->ops->set(c->b, k->p, k->len, data ? data : "", len, ttl_ms, flags & ~RCACHE__SET_STALE);
+      be->ops->set(be, k->p, k->len, data ? data : "", len, ttl_ms, flags & ~RCACHE__SET_STALE);
   near_drop(c, k->p, k->len);
   if (s == RCACHE_OK) COUNT(c, sets);
   return rcache__remote(c, s);
@@ -497,7 +553,8 @@ rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t le
 
 rcache_status rcache_delete(rcache *c, const char *key) {
   BEGIN_KEYED(c, key, k);
-  rcache_status s = c->b->ops->del(c->b, k.p, k.len);
+  rcache__backend *be = rcache__be(c);
+  rcache_status s = be->ops->del(be, k.p, k.len);
   near_drop(c, k.p, k.len);
   if (s == RCACHE_OK) COUNT(c, deletes);
   rcache__key_free(&k);
@@ -510,7 +567,8 @@ static rcache_status delete_glob(rcache *c, const char *lit, const char *glob, u
   size_t gl;
   char *g = ns_glob(c, lit, glob, &gl);
   if (!g) return rcache__done(c, RCACHE_ENOMEM);
-  rcache_status s = c->b->ops->del_match(c->b, g, gl, &n);
+  rcache__backend *be = rcache__be(c);
+  rcache_status s = be->ops->del_match(be, g, gl, &n);
   rcache__free(g);
   near_flush(c);
   atomic_fetch_add_explicit(&c->ctx.n.deletes, n, memory_order_relaxed);
@@ -522,6 +580,7 @@ rcache_status rcache_delete_prefix(rcache *c, const char *prefix, uint64_t *dele
   rcache__err_clear();
   if (deleted) *deleted = 0;
   if (!c) return rcache__einval(NULL, "handle is NULL");
+  rcache__enter(c);
   if (!prefix || !*prefix) return rcache__einval(c, "prefix is NULL or empty (use rcache_flush)");
   return delete_glob(c, prefix, NULL, deleted);
 }
@@ -530,6 +589,7 @@ rcache_status rcache_delete_pattern(rcache *c, const char *glob, uint64_t *delet
   rcache__err_clear();
   if (deleted) *deleted = 0;
   if (!c) return rcache__einval(NULL, "handle is NULL");
+  rcache__enter(c);
   if (!glob || !*glob) return rcache__einval(c, "pattern is NULL or empty");
   return delete_glob(c, NULL, glob, deleted);
 }
@@ -537,8 +597,10 @@ rcache_status rcache_delete_pattern(rcache *c, const char *glob, uint64_t *delet
 rcache_status rcache_flush(rcache *c) {
   rcache__err_clear();
   if (!c) return rcache__einval(NULL, "handle is NULL");
+  rcache__enter(c);
   if (c->ctx.prefix_len == 0) {
-    rcache_status s = c->b->ops->flushdb(c->b);
+    rcache__backend *be = rcache__be(c);
+    rcache_status s = be->ops->flushdb(be);
     near_flush(c);
     return rcache__done(c, rcache__remote(c, s));
   }
@@ -546,7 +608,8 @@ rcache_status rcache_flush(rcache *c) {
   size_t gl;
   char *g = ns_glob(c, "", NULL, &gl);
   if (!g) return rcache__done(c, RCACHE_ENOMEM);
-  rcache_status s = c->b->ops->del_match(c->b, g, gl, &n);
+  rcache__backend *be = rcache__be(c);
+  rcache_status s = be->ops->del_match(be, g, gl, &n);
   rcache__free(g);
   near_flush(c);
   return rcache__done(c, rcache__remote(c, s));
@@ -559,7 +622,8 @@ static rcache_status incr_full(rcache *c, const char *key, int64_t by, int64_t t
   int64_t v = 0;
   if (out) *out = 0;
   BEGIN_KEYED(c, key, k);
-  rcache_status s = c->b->ops->incr(c->b, k.p, k.len, by, ttl_ms, &v);
+  rcache__backend *be = rcache__be(c);
+  rcache_status s = be->ops->incr(be, k.p, k.len, by, ttl_ms, &v);
   near_drop(c, k.p, k.len);
   rcache__key_free(&k);
   if (s == RCACHE_OK && out) *out = v;
@@ -617,7 +681,8 @@ rcache_status rcache_exists(rcache *c, const char *key, bool *exists) {
   if (exists) *exists = false;
   BEGIN_KEYED(c, key, k);
   rcache_status s = RCACHE_EINVAL;
-  if (exists) s = c->b->ops->exists(c->b, k.p, k.len, exists);
+  rcache__backend *be = rcache__be(c);
+  if (exists) s = be->ops->exists(be, k.p, k.len, exists);
   rcache__key_free(&k);
   if (!exists) return rcache__einval(c, "exists is NULL");
   if (s != RCACHE_OK) *exists = false;
@@ -629,7 +694,8 @@ rcache_status rcache_ttl(rcache *c, const char *key, int64_t *ttl_s) {
   BEGIN_KEYED(c, key, k);
   int64_t ms = -2;
   rcache_status s = RCACHE_EINVAL;
-  if (ttl_s) s = c->b->ops->pttl(c->b, k.p, k.len, &ms);
+  rcache__backend *be = rcache__be(c);
+  if (ttl_s) s = be->ops->pttl(be, k.p, k.len, &ms);
   rcache__key_free(&k);
   if (!ttl_s) return rcache__einval(c, "ttl_s is NULL");
   if (s == RCACHE_OK) *ttl_s = ms < 0 ? ms : (ms + 999) / 1000;
@@ -675,6 +741,7 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
                               rcache_status *statuses) {
   rcache__err_clear();
   if (!c) return rcache__einval(NULL, "handle is NULL");
+  rcache__enter(c);
   if (n == 0) return RCACHE_OK;
   if (!keys || !vals || !statuses) return rcache__einval(c, "keys, vals or statuses is NULL");
   for (size_t i = 0; i < n; i++) {
@@ -685,7 +752,8 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
   size_t *ls;
   rcache_status s = keys_make(c, keys, n, &ks, &ls);
   if (s != RCACHE_OK) return rcache__done(c, s);
-  s = c->b->ops->get_many(c->b, (const char *const *)ks, ls, n, vals, statuses);
+  rcache__backend *be = rcache__be(c);
+  s = be->ops->get_many(be, (const char *const *)ks, ls, n, vals, statuses);
   for (size_t i = 0; c->ctx.near && s == RCACHE_OK && i < n; i++) /* see near_saw */
     if (statuses[i] == RCACHE_OK || statuses[i] == RCACHE_MISS)
       rcache__near_saw(c->ctx.near, ks[i], ls[i], statuses[i] == RCACHE_OK ? vals[i].data : NULL,
@@ -707,6 +775,7 @@ rcache_status rcache_set_many(rcache *c, const char *const *keys, const rcache_v
                               size_t n, int64_t ttl_s) {
   rcache__err_clear();
   if (!c) return rcache__einval(NULL, "handle is NULL");
+  rcache__enter(c);
   if (n == 0) return RCACHE_OK;
   if (!keys || !vals) return rcache__einval(c, "keys or vals is NULL");
   if (rcache__ttl_ms(c, ttl_s) < 0) return rcache__einval(c, "ttl_s out of range");
@@ -727,7 +796,8 @@ rcache_status rcache_set_many(rcache *c, const char *const *keys, const rcache_v
   size_t *ls;
   rcache_status s = keys_make(c, keys, n, &ks, &ls);
   if (s == RCACHE_OK) {
-    s = c->b->ops->set_many(c->b, (const char *const *)ks, ls, vals, n, ttls);
+    rcache__backend *be = rcache__be(c);
+    s = be->ops->set_many(be, (const char *const *)ks, ls, vals, n, ttls);
     for (size_t i = 0; i < n; i++)
       near_drop(c, ks[i], ls[i]);
     rcache__free(ks);
@@ -756,12 +826,14 @@ rcache_status rcache_scan(rcache *c, const char *glob, uint64_t limit, rcache_sc
                           void *ud) {
   rcache__err_clear();
   if (!c) return rcache__einval(NULL, "handle is NULL");
+  rcache__enter(c);
   if (!glob || !*glob || !fn) return rcache__einval(c, "glob is NULL or empty, or fn is NULL");
   size_t gl;
   char *g = ns_glob(c, NULL, glob, &gl);
   if (!g) return rcache__done(c, RCACHE_ENOMEM);
   scan_strip ss = {c->ctx.prefix_len, fn, ud};
-  rcache_status s = c->b->ops->scan(c->b, g, gl, limit, strip_prefix, &ss);
+  rcache__backend *be = rcache__be(c);
+  rcache_status s = be->ops->scan(be, g, gl, limit, strip_prefix, &ss);
   rcache__free(g);
   return rcache__done(c, rcache__remote(c, s));
 }
@@ -769,13 +841,15 @@ rcache_status rcache_scan(rcache *c, const char *glob, uint64_t limit, rcache_sc
 rcache_status rcache_health_check(rcache *c, rcache_health *h) {
   rcache__err_clear();
   if (!c || !h) return rcache__einval(c, "handle or h is NULL");
+  rcache__enter(c);
   memset(h, 0, sizeof *h);
-  rcache_status s = c->b->ops->health(c->b, h);
+  rcache__backend *be = rcache__be(c);
+  rcache_status s = be->ops->health(be, h);
   if (s == RCACHE_ETIMEOUT) { /* a stalled server is an unavailable one */
     atomic_fetch_add_explicit(&c->ctx.n.timeouts, 1, memory_order_relaxed);
     s = RCACHE_EUNAVAILABLE;
   }
-  snprintf(h->mode, sizeof h->mode, "%s", c->b->ops->mode);
+  snprintf(h->mode, sizeof h->mode, "%s", rcache__be(c)->ops->mode); /* it may have changed */
   h->healthy = s == RCACHE_OK;
   if (!h->healthy && !h->error[0]) snprintf(h->error, sizeof h->error, "%s", rcache_strerror(s));
   rcache__mask(h->error, c->ctx.url.password); /* whatever path the text took (log.c) */
@@ -786,6 +860,7 @@ void rcache_get_stats(rcache *c, rcache_stats *s) {
   if (!s) return;
   memset(s, 0, sizeof *s);
   if (!c) return;
+  rcache__enter(c);
   rcache__counters *n = &c->ctx.n;
 #define LOAD(f) s->f = atomic_load_explicit(&n->f, memory_order_relaxed)
   LOAD(hits);
@@ -812,7 +887,8 @@ void rcache_get_stats(rcache *c, rcache_stats *s) {
   s->latency_p99_ms = rcache__latency_quantile(&c->ctx.lat, 0.99);
   s->latency_max_ms =
       (double)atomic_load_explicit(&c->ctx.lat.max_us, memory_order_relaxed) / 1000.0;
-  s->available = c->b->ops->available(c->b);
+  rcache__backend *be = rcache__be(c);
+  s->available = be->ops->available(be);
   s->breaker_state = s->available ? RCACHE_BREAKER_CLOSED : RCACHE_BREAKER_OPEN;
-  if (c->b->ops->stats) c->b->ops->stats(c->b, s);
+  if (be->ops->stats) be->ops->stats(be, s);
 }

@@ -77,13 +77,56 @@ rcache_status rcache__redis_run(rcache__redis *r, rcache__pool *p, const rcache_
   }
 }
 
-static rcache_status standalone_exec(rcache__redis *r, const char *key, size_t klen,
-                                     const rcache__cmds *b, redisReply **rep, bool idempotent) {
-  return rcache__redis_run(r, r->pool, b, rep, idempotent);
-}
-
 /* A backend of any Redis topology is an rcache__redis (its first member). */
 #define R(b) ((rcache__redis *)(b))
+
+/*
+ * The standalone backend, and its late cluster detection: a one-host redis:// URL whose
+ * server could not be asked "cluster_enabled?" at open (down or stalled) asks on its
+ * first successful exchange, and any MOVED/ASK reply makes it ask again. A cluster node
+ * gets a cluster backend of its own, published in ctx->successor (read by the facade with
+ * one acquire load); the standalone one stays alive until rcache_close, since calls may
+ * still be running in it, and hands every later exchange over to its successor.
+ */
+typedef struct standalone {
+  rcache__redis r;     /* first: the backend */
+  atomic_bool pending; /* not asked yet whether the server is a cluster node */
+  atomic_bool busy;    /* a thread is asking now */
+  atomic_bool moved;   /* a MOVED/ASK reply came and no cluster backend replaced us */
+  bool gave_up;        /* a cluster backend could not be made (e.g. db != 0): stay */
+} standalone;
+
+#define SA(b) ((standalone *)(b))
+
+static rcache__backend *successor(const rcache__redis *r) {
+  return atomic_load_explicit(&r->base.ctx->successor, memory_order_acquire);
+}
+
+static bool is_redirect(const redisReply *x) {
+  return x && x->type == REDIS_REPLY_ERROR && x->str &&
+         (strncmp(x->str, "MOVED ", 6) == 0 || strncmp(x->str, "ASK ", 4) == 0);
+}
+
+static bool detect(standalone *sa);
+static rcache_status standalone_health(rcache__backend *be, rcache_health *h);
+
+static rcache_status standalone_exec(rcache__redis *r, const char *key, size_t klen,
+                                     const rcache__cmds *b, redisReply **rep, bool idempotent) {
+  rcache__backend *succ = successor(r);
+  if (succ) return R(succ)->exec(R(succ), key, klen, b, rep, idempotent);
+  rcache_status s = rcache__redis_run(r, r->pool, b, rep, idempotent);
+  if (s != RCACHE_OK) return s;
+  bool moved = false;
+  for (int i = 0; i < b->n && !moved; i++)
+    moved = is_redirect(rep[i]);
+  if (moved) atomic_store(&SA(r)->moved, true);
+  if (!moved && !atomic_load_explicit(&SA(r)->pending, memory_order_relaxed)) return s;
+  if (!detect(SA(r)) || !moved || !key) return s;
+  /* MOVED/ASK: the command did not run, so sending it again (even INCR) is safe */
+  rcache__replies_free(rep, b->n);
+  succ = successor(r);
+  return R(succ)->exec(R(succ), key, klen, b, rep, idempotent);
+}
 
 /* ---- single-key operations ------------------------------------------------------------------- */
 
@@ -93,10 +136,12 @@ rcache_status rcache__redis_get(rcache__backend *be, const char *key, size_t kle
   const char *argv[2] = {"GET", key};
   size_t lens[2] = {3, klen};
   rcache_status s = rcache__cmds_add(&b, 2, argv, lens);
+  rcache__cmds_expect(&b, RCACHE__R_STR | RCACHE__R_NIL);
   if (s == RCACHE_OK && pttl_ms) { /* the remaining TTL in the same round trip */
     argv[0] = "PTTL";
     lens[0] = 4;
     s = rcache__cmds_add(&b, 2, argv, lens);
+    rcache__cmds_expect(&b, RCACHE__R_INT);
   }
   redisReply *rep[2] = {0};
   if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, rep, true);
@@ -144,6 +189,7 @@ rcache_status rcache__redis_set(rcache__backend *be, const char *key, size_t kle
   rcache__cmds b = {0};
   redisReply *rep = NULL;
   rcache_status s = rcache__cmds_add(&b, argc, argv, lens);
+  rcache__cmds_expect(&b, RCACHE__R_OK | RCACHE__R_NIL);
   if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, &rep, true);
   rcache__cmds_free(&b);
   if (s != RCACHE_OK) return s;
@@ -167,6 +213,7 @@ static rcache_status int_cmd(rcache__backend *be, const char *cmd, const char *k
   rcache__cmds b = {0};
   redisReply *rep = NULL;
   rcache_status s = rcache__cmds_add(&b, 2, argv, lens);
+  rcache__cmds_expect(&b, RCACHE__R_INT);
   if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, &rep, idempotent);
   rcache__cmds_free(&b);
   if (s != RCACHE_OK) return s;
@@ -211,10 +258,15 @@ static rcache_status incr_expire_cmds(rcache__cmds *b, const char *key, size_t k
   size_t setl[6] = {3, klen, 1, 2, 2, strlen(ttls)};
   const char *incr[3] = {"INCRBY", key, bys};
   size_t incrl[3] = {6, klen, strlen(bys)};
+  /* queued: +QUEUED; run at once when MULTI was refused: SET's +OK or nil, INCRBY's count */
   rcache_status s = rcache__cmds_addv(b, "MULTI", NULL);
+  rcache__cmds_expect(b, RCACHE__R_OK);
   if (s == RCACHE_OK) s = rcache__cmds_add(b, 6, set, setl);
+  rcache__cmds_expect(b, RCACHE__R_OK | RCACHE__R_NIL);
   if (s == RCACHE_OK) s = rcache__cmds_add(b, 3, incr, incrl);
+  rcache__cmds_expect(b, RCACHE__R_OK | RCACHE__R_INT);
   if (s == RCACHE_OK) s = rcache__cmds_addv(b, "EXEC", NULL);
+  rcache__cmds_expect(b, RCACHE__R_ARR | RCACHE__R_NIL);
   return s;
 }
 
@@ -251,6 +303,7 @@ rcache_status rcache__redis_incr(rcache__backend *be, const char *key, size_t kl
     const char *argv[3] = {"INCRBY", key, bys};
     size_t lens[3] = {6, klen, strlen(bys)};
     s = rcache__cmds_add(&b, 3, argv, lens);
+    rcache__cmds_expect(&b, RCACHE__R_INT);
   }
   redisReply *rep[4] = {0};
   if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, rep, false);
@@ -285,6 +338,7 @@ static rcache_status add_unlink(rcache__cmds *b, const redisReply *keys) {
       kl[i] = keys->element[i - 1]->len;
     }
     s = rcache__cmds_add(b, (int)n, kv, kl);
+    rcache__cmds_expect(b, RCACHE__R_INT);
   }
   rcache__free(kv);
   rcache__free(kl);
@@ -305,6 +359,7 @@ rcache_status rcache__redis_scan_node(rcache__redis *r, rcache__pool *p, const c
     const char *argv[6] = {"SCAN", cursor, "MATCH", glob, "COUNT", count_s};
     size_t lens[6] = {4, strlen(cursor), 5, glen, 5, strlen(count_s)};
     s = rcache__cmds_add(&b, 6, argv, lens);
+    rcache__cmds_expect(&b, RCACHE__R_ARR);
     int unlink_at = -1;
     if (s == RCACHE_OK && pending && pending->element[1]->elements > 0) {
       unlink_at = b.n;
@@ -379,7 +434,9 @@ rcache_status rcache__redis_health_node(rcache__redis *r, rcache__pool *p, rcach
   rcache__cmds b = {0};
   redisReply *rep[2] = {0};
   rcache_status s = rcache__cmds_addv(&b, "PING", NULL);
+  rcache__cmds_expect(&b, RCACHE__R_OK);
   if (s == RCACHE_OK) s = rcache__cmds_addv(&b, "INFO", "server", NULL);
+  rcache__cmds_expect(&b, RCACHE__R_STR);
   int64_t t0 = rcache__now_us();
   if (s == RCACHE_OK) s = rcache__redis_run(r, p, &b, rep, true);
   h->latency_ms = (double)(rcache__now_us() - t0) / 1000.0;
@@ -429,6 +486,7 @@ rcache_status rcache__redis_one_flushdb(rcache__backend *be) {
   rcache__cmds b = {0};
   redisReply *rep = NULL;
   rcache_status s = rcache__cmds_addv(&b, "FLUSHDB", "ASYNC", NULL);
+  rcache__cmds_expect(&b, RCACHE__R_OK);
   if (s == RCACHE_OK) s = R(be)->exec(R(be), NULL, 0, &b, &rep, true);
   rcache__cmds_free(&b);
   if (s != RCACHE_OK) return s;
@@ -450,6 +508,7 @@ rcache_status rcache__redis_one_get_many(rcache__backend *be, const char *const 
     memcpy(argv + 1, keys, n * sizeof *argv);
     memcpy(lens + 1, klens, n * sizeof *lens);
     s = n + 1 > 0x7fffffff ? RCACHE_EINVAL : rcache__cmds_add(&b, (int)(n + 1), argv, lens);
+    rcache__cmds_expect(&b, RCACHE__R_ARR);
     b.values = n;
   }
   rcache__free(argv);
@@ -495,6 +554,7 @@ rcache_status rcache__redis_add_sets(rcache__cmds *b, const char *const *keys, c
       argc = 5;
     }
     s = rcache__cmds_add(b, argc, argv, lens);
+    rcache__cmds_expect(b, RCACHE__R_OK);
   }
   return s;
 }
@@ -533,6 +593,12 @@ void rcache__redis_one_stats(rcache__backend *be, rcache_stats *s) {
   s->available = s->breaker_state == RCACHE_BREAKER_CLOSED;
 }
 
+static void standalone_after_fork(rcache__backend *be) {
+  atomic_store(&SA(be)->busy, false); /* a parent thread may have been asking */
+  rcache__pool_after_fork(R(be)->pool);
+  rcache__tracking_after_fork(R(be)->tracking); /* after its pool: it starts using it */
+}
+
 static const rcache__backend_ops standalone_ops = {
     "standalone",
     standalone_destroy,
@@ -547,9 +613,10 @@ static const rcache__backend_ops standalone_ops = {
     rcache__redis_one_flushdb,
     rcache__redis_one_get_many,
     rcache__redis_one_set_many,
-    rcache__redis_one_health,
+    standalone_health,
     rcache__redis_one_available,
     rcache__redis_one_stats,
+    standalone_after_fork,
 };
 
 static void addr_of_url(const rcache__url *u, size_t i, rcache__addr *a) {
@@ -562,18 +629,75 @@ static void addr_of_url(const rcache__url *u, size_t i, rcache__addr *a) {
   }
 }
 
-/* Asks the first node whether it is part of a cluster. */
-static bool cluster_enabled(rcache__redis *r) {
+/* Asks the server whether it is part of a cluster: RCACHE_OK with *yes, or why it could
+ * not be asked. */
+static rcache_status cluster_enabled(rcache__redis *r, bool *yes) {
   rcache__cmds b = {0};
   redisReply *rep = NULL;
-  bool yes = false;
-  if (rcache__cmds_addv(&b, "INFO", "cluster", NULL) == RCACHE_OK &&
-      rcache__redis_run(r, r->pool, &b, &rep, true) == RCACHE_OK) {
-    yes = rep->type == REDIS_REPLY_STRING && strstr(rep->str, "cluster_enabled:1");
-    freeReplyObject(rep);
-  }
+  *yes = false;
+  rcache_status s = rcache__cmds_addv(&b, "INFO", "cluster", NULL);
+  rcache__cmds_expect(&b, RCACHE__R_STR);
+  if (s == RCACHE_OK) s = rcache__redis_run(r, r->pool, &b, &rep, true);
   rcache__cmds_free(&b);
-  return yes;
+  if (s != RCACHE_OK) return s;
+  if (rep->type == REDIS_REPLY_STRING)
+    *yes = strstr(rep->str, "cluster_enabled:1") != NULL;
+  else
+    s = rcache__reply_status(rep); /* an ACL without INFO: stays standalone */
+  freeReplyObject(rep);
+  return s;
+}
+
+/* Late detection (see struct standalone): asks, and on a cluster node opens the cluster
+ * backend and publishes it. True once a successor exists. One thread at a time asks;
+ * the others go on as standalone meanwhile. */
+static bool detect(standalone *sa) {
+  if (successor(&sa->r)) return true;
+  if (sa->gave_up || atomic_exchange(&sa->busy, true)) return false;
+  rcache__ctx *ctx = sa->r.base.ctx;
+  bool yes = false;
+  rcache_status s = cluster_enabled(&sa->r, &yes);
+  if (!rcache__transport_failure(s)) atomic_store(&sa->pending, false); /* it answered */
+  rcache__backend *cl = NULL;
+  if (s == RCACHE_OK && yes && !successor(&sa->r)) {
+    int sources = ctx->near ? rcache__near_sources(ctx->near) : 0;
+    s = rcache__cluster_open(ctx, &cl);
+    /* a cluster backend without listeners (no map yet) would fill the near table with
+     * values nobody invalidates: a source that never unblocks keeps it from serving */
+    if (s == RCACHE_OK && ctx->near && rcache__near_sources(ctx->near) == sources)
+      rcache__near_add_source(ctx->near);
+    if (s == RCACHE_OK) {
+      atomic_store_explicit(&ctx->successor, cl, memory_order_release);
+      atomic_store(&sa->moved, false);
+      rcache__log(ctx, RCACHE_LOG_WARN,
+                  "the server is a Redis Cluster node (it could not be asked at open): "
+                  "switched to cluster mode (%s)",
+                  ctx->url.redacted ? ctx->url.redacted : "");
+    } else {
+      sa->gave_up = true;
+      rcache__log(ctx, RCACHE_LOG_ERROR, "the server is a Redis Cluster node, but: %s (%s)",
+                  rcache__err_peek(), ctx->url.redacted ? ctx->url.redacted : "");
+    }
+  }
+  atomic_store(&sa->busy, false);
+  return successor(&sa->r) != NULL;
+}
+
+/* Health asks whether the server became a cluster node; a handle that still gets MOVED is
+ * not healthy (its keys are answered by errors). */
+static rcache_status standalone_health(rcache__backend *be, rcache_health *h) {
+  standalone *sa = SA(be);
+  if (atomic_load(&sa->pending) || atomic_load(&sa->moved)) detect(sa);
+  rcache__backend *succ = successor(&sa->r);
+  if (succ) return succ->ops->health(succ, h);
+  rcache_status s = rcache__redis_one_health(be, h);
+  if (s == RCACHE_OK && atomic_load(&sa->moved)) {
+    snprintf(h->error, sizeof h->error,
+             "the server redirects keys (MOVED): it is a Redis Cluster node, and cluster "
+             "mode could not be set up");
+    s = RCACHE_ESERVER;
+  }
+  return s;
 }
 
 rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out) {
@@ -581,8 +705,9 @@ rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out) {
   if (u->scheme == RCACHE__SCHEME_SENTINEL) return rcache__sentinel_open(ctx, out);
   if ((u->scheme == RCACHE__SCHEME_REDIS || u->scheme == RCACHE__SCHEME_REDISS) && u->nhosts > 1)
     return rcache__cluster_open(ctx, out);
-  rcache__redis *r = rcache__calloc(1, sizeof *r);
-  if (!r) return RCACHE_ENOMEM;
+  standalone *sa = rcache__calloc(1, sizeof *sa);
+  if (!sa) return RCACHE_ENOMEM;
+  rcache__redis *r = &sa->r;
   r->base.ops = &standalone_ops;
   r->exec = standalone_exec;
   rcache_status s = rcache__redis_init(r, ctx);
@@ -606,10 +731,17 @@ rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out) {
    * prober keeps trying in the background: rcache_open never fails because of the
    * server. */
   s = rcache__pool_warm(r->pool);
-  if (s == RCACHE_OK && u->scheme != RCACHE__SCHEME_UNIX && cluster_enabled(r)) {
-    standalone_destroy(&r->base);
-    return rcache__cluster_open(ctx, out);
+  bool yes = false;
+  if (u->scheme != RCACHE__SCHEME_UNIX) {
+    if (s == RCACHE_OK) s = cluster_enabled(r, &yes);
+    if (yes) {
+      standalone_destroy(&r->base);
+      return rcache__cluster_open(ctx, out);
+    }
+    /* not asked (down, stalled): asked again by the first exchange that succeeds */
+    atomic_store(&sa->pending, s != RCACHE_OK && rcache__transport_failure(s));
   }
+  rcache__err_clear();
   if (r->tracking && rcache__tracking_start(r->tracking, r->pool) != RCACHE_OK) {
     standalone_destroy(&r->base);
     return RCACHE_ENOMEM;

@@ -362,6 +362,38 @@ static void sentinel_destroy(rcache__backend *be) {
   rcache__free(st);
 }
 
+/* The wake pipe, non-blocking and closed on exec. */
+static rcache_status wake_pipe(sentinel *st) {
+  if (pipe(st->wake_fd) != 0) {
+    st->wake_fd[0] = st->wake_fd[1] = -1;
+    rcache__errf("pipe: out of file descriptors");
+    return RCACHE_ENOMEM;
+  }
+  for (int i = 0; i < 2; i++) {
+    fcntl(st->wake_fd[i], F_SETFL, fcntl(st->wake_fd[i], F_GETFL) | O_NONBLOCK);
+    fcntl(st->wake_fd[i], F_SETFD, FD_CLOEXEC);
+  }
+  return RCACHE_OK;
+}
+
+/* A forked child: the watcher stayed with the parent (its subscription with it), and the
+ * wake pipe is shared with the parent's watcher, so it gets a pipe and a watcher of its own. */
+static void sentinel_after_fork(rcache__backend *be) {
+  sentinel *st = ST(be);
+  pthread_mutex_init(&st->mu, NULL);
+  pthread_cond_init(&st->wake, NULL);
+  st->stop = false;
+  st->has_thread = false;
+  atomic_store(&st->resolve_wanted, false);
+  for (int i = 0; i < 2; i++)
+    if (st->wake_fd[i] >= 0) close(st->wake_fd[i]); /* our copies: the parent's stay open */
+  if (wake_pipe(st) != RCACHE_OK)
+    rcache__log(st->r.base.ctx, RCACHE_LOG_WARN, "sentinel: no wake pipe after fork");
+  rcache__pool_after_fork(st->r.pool);
+  rcache__tracking_after_fork(st->trk);
+  st->has_thread = pthread_create(&st->watcher, NULL, watcher_main, st) == 0;
+}
+
 /* Everything but open and destroy is the one-server code of redis.c, through
  * sentinel_exec (which follows the master when it answers READONLY or fails). */
 static const rcache__backend_ops sentinel_ops = {
@@ -381,6 +413,7 @@ static const rcache__backend_ops sentinel_ops = {
     rcache__redis_one_health,
     rcache__redis_one_available,
     rcache__redis_one_stats,
+    sentinel_after_fork,
 };
 
 rcache_status rcache__sentinel_open(rcache__ctx *ctx, rcache__backend **out) {
@@ -398,15 +431,7 @@ rcache_status rcache__sentinel_open(rcache__ctx *ctx, rcache__backend **out) {
   pthread_cond_init(&st->wake, NULL);
   st->wake_fd[0] = st->wake_fd[1] = -1;
   rcache_status s = rcache__redis_init(&st->r, ctx);
-  if (s == RCACHE_OK && pipe(st->wake_fd) != 0) {
-    st->wake_fd[0] = st->wake_fd[1] = -1;
-    rcache__errf("pipe: out of file descriptors");
-    s = RCACHE_ENOMEM;
-  }
-  for (int i = 0; s == RCACHE_OK && i < 2; i++) {
-    fcntl(st->wake_fd[i], F_SETFL, fcntl(st->wake_fd[i], F_GETFL) | O_NONBLOCK);
-    fcntl(st->wake_fd[i], F_SETFD, FD_CLOEXEC);
-  }
+  if (s == RCACHE_OK) s = wake_pipe(st);
   st->sset = st->r.setup;
   st->sset.db = 0; /* sentinels have no databases */
   st->sset.want_id = false;

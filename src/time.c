@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -25,14 +26,18 @@ void rcache__sleep_us(int64_t us) {
   }
 }
 
-/* splitmix64 over a per-thread state seeded from the clock and the thread's address: no
- * lock, different sequences in different threads and processes (jitter must not align). */
+/* splitmix64 over a per-thread state seeded from the clock, the PID and the thread's
+ * address: no lock, different sequences in different threads and processes (jitter must
+ * not align). A forked child inherits its parent's state: it reseeds on the next call. */
 double rcache__rand01(void) {
-  static _Thread_local uint64_t state;
-  if (state == 0) {
+  static _Thread_local uint64_t state, state_gen;
+  uint64_t gen = rcache__fork_gen();
+  if (state == 0 || state_gen != gen) {
     static _Atomic uint64_t seq;
     state = (uint64_t)rcache__now_us() ^ ((uint64_t)(uintptr_t)&state << 16) ^
-            (uint64_t)rcache__wall_ms() ^ (atomic_fetch_add(&seq, 1) * 0x9E3779B97F4A7C15ull);
+            (uint64_t)rcache__wall_ms() ^ ((uint64_t)getpid() << 40) ^
+            (atomic_fetch_add(&seq, 1) * 0x9E3779B97F4A7C15ull);
+    state_gen = gen;
   }
   uint64_t z = (state += 0x9E3779B97F4A7C15ull);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;

@@ -348,6 +348,20 @@ rcache_status rcache__tracking_start(rcache__tracking *t, rcache__pool *pool) {
   return RCACHE_OK;
 }
 
+void rcache__tracking_after_fork(rcache__tracking *t) {
+  if (!t) return;
+  pthread_mutex_init(&t->mu, NULL);
+  if (t->conn) rcache__conn_close(t->conn); /* our copy of the parent's: closed, never read */
+  t->conn = NULL;
+  atomic_store(&t->redirect, -1);
+  atomic_store(&t->stop, false);
+  t->has_thread = false;
+  if (!t->registered) return; /* not started yet: its owner starts it when needed */
+  set_state(t, 0, -1);        /* the parent's listener does not listen for us */
+  flush(t);
+  t->has_thread = pthread_create(&t->thread, NULL, listener_main, t) == 0;
+}
+
 void rcache__tracking_stop(rcache__tracking *t) {
   if (!t) return;
   atomic_store(&t->stop, true);

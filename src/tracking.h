@@ -43,6 +43,12 @@ void rcache__tracking_set_addr(rcache__tracking *t, const rcache__addr *a);
  * (the tracker takes the pool's one event slot in rcache__tracking_start). */
 void rcache__tracking_chain_events(rcache__tracking *t, rcache__pool_event_fn fn, void *ud);
 
+/* In a forked child (no other thread uses it; after the pool's rcache__pool_after_fork):
+ * forgets the parent's listener connection without writing to it, reinitialises its lock,
+ * blocks and flushes the table, and starts a listener thread of its own when it had been
+ * started. NULL-safe. */
+void rcache__tracking_after_fork(rcache__tracking *t);
+
 /* Stops the listener thread and closes its connection (the tracker stays valid for pool
  * events until freed). NULL-safe. */
 void rcache__tracking_stop(rcache__tracking *t);

@@ -20,25 +20,33 @@ enum {
   CLI_ERROR = 4        /* any other error (wrong type, server error, I/O...) */
 };
 
+/* Longest text cli_shown() produces (with its NUL). */
+#define CLI_SHOWN_MAX 1024
+/* Longest escape cli_escape_unit() writes, with its NUL (backslash, u, 4 hex digits). */
+#define CLI_ESC_MAX 8
+
 /* Options every command accepts, and the handle opened from them. */
 typedef struct cli {
-  const char *url;            /* --url, else $REDIS_URL, else redis://localhost:6379 */
-  char url_shown[1024];       /* url with any password replaced by *** */
-  const char *prefix;         /* --prefix: key_prefix (namespace) */
-  int64_t connect_timeout_ms; /* --connect-timeout, 0 = library default */
-  int64_t timeout_ms;         /* --timeout (command timeout), 0 = library default */
-  bool verbose;               /* --verbose: pass the library's log messages through */
-  const char *cmd;            /* the subcommand's name, for messages */
-  rcache *c;                  /* opened by cli_open() */
+  const char *url;               /* --url, else $REDIS_URL, else redis://localhost:6379 */
+  char url_shown[CLI_SHOWN_MAX]; /* url through cli_shown(): password replaced by *** */
+  const char *password_file;     /* --password-file */
+  bool askpass;                  /* --askpass */
+  const char *prefix;            /* --prefix: key_prefix (namespace) */
+  int64_t connect_timeout_ms;    /* --connect-timeout, 0 = not given: the library's default */
+  int64_t timeout_ms;            /* --timeout (command timeout), 0 = not given */
+  bool verbose;                  /* --verbose: pass the library's log messages through */
+  const char *cmd;               /* the subcommand's name, for messages */
+  rcache *c;                     /* opened by cli_open() */
 } cli;
 
 /* One command-line option of a subcommand. */
-enum { OPT_FLAG, OPT_STR, OPT_I64 };
+/* OPT_MS: milliseconds, 1..3600000 (a timeout). */
+enum { OPT_FLAG, OPT_STR, OPT_I64, OPT_MS };
 typedef struct cli_opt {
   const char *name;  /* "--ttl" */
   const char *alias; /* "-y" or NULL */
   int kind;
-  void *dst; /* bool *, const char **, int64_t * */
+  void *dst; /* bool *, const char **, int64_t * (OPT_I64, OPT_MS) */
 } cli_opt;
 
 typedef struct cli_cmd {
@@ -63,12 +71,15 @@ void cli_help(const cli_cmd *cmd, FILE *f);
 int cli_open(cli *g);
 
 /* Prints "rcache <cmd>: <what>: <status text>[: detail] (<url>)" to stderr and returns the
- * exit code for s. */
+ * exit code for s. Each thing is said once: a detail that starts with the status text
+ * replaces it, and the URL is left out when the detail names it already. what (an argument,
+ * left out when empty) goes through cli_shown(), the rest through cli_escape(). */
 int cli_fail(cli *g, const char *what, rcache_status s);
 /* The same with an explicit detail (e.g. rcache_health.error); falls back to the library's
  * last logged warning when detail is empty. */
 int cli_fail_detail(cli *g, const char *what, rcache_status s, const char *detail);
-/* Prints a usage error "rcache <cmd>: <msg>" with a pointer to --help; returns CLI_USAGE. */
+/* Prints a usage error "rcache <cmd>: <msg>" with a pointer to --help; returns CLI_USAGE.
+ * An argument quoted in msg must have gone through cli_shown() first. */
 int cli_usage_error(cli *g, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
@@ -76,8 +87,35 @@ int cli_usage_error(cli *g, const char *fmt, ...)
     ;
 int cli_exit_code(rcache_status s);
 
-/* Copies url to out with the password of scheme://user:password@ replaced by ***. */
-void cli_redact(const char *url, char *out, size_t outlen);
+/* tools/text.c: the one rule for what reaches a terminal (see there). */
+/* Copies s to out with any credentials (from the first ':' to the last '@') as ***. */
+void cli_redact(const char *s, char *out, size_t outlen);
+/* cli_redact(), then escaped as cli_write_text() does, truncated with "..." to outlen. For
+ * every argument, URL or server text quoted in a message. */
+void cli_shown(const char *s, char *out, size_t outlen);
+/* Only the escaping, for text that is not an argument (the library's messages, which never
+ * hold a password, and server text). */
+void cli_escape(const char *s, char *out, size_t outlen);
+/* Writes len bytes of s to f, escaped unless raw; false on a write error. */
+bool cli_write_text(FILE *f, const char *s, size_t len, bool raw);
+/* The escape for the unit (one byte, or one UTF-8 sequence) at s into esc ("" when the unit
+ * is shown as it is); returns the unit's length (>= 1; len must be >= 1). */
+size_t cli_escape_unit(const char *s, size_t len, char esc[CLI_ESC_MAX]);
+
+/* tools/password.c: --askpass, --password-file, $RCACHE_PASSWORD. */
+/* Into *url_out (malloc'd, for rcache_open, to be freed with cli_url_free) the URL g->url
+ * with the password of the chosen source, or NULL when there is none. Returns CLI_OK or an
+ * exit code after printing why. */
+int cli_url_with_password(cli *g, char **url_out);
+/* Wipes and frees a URL from cli_url_with_password() (NULL-safe). */
+void cli_url_free(char *url);
+/* Pure: url with password (pwlen bytes, percent-encoded) put into its user info. Returns
+ * 0 and *out (malloc'd), 1 when url already has a password, 2 when its scheme takes none
+ * (memory://, none://), 3 when url is not a URL the library would accept (passed on as it
+ * is, for the library's message), -1 when out of memory. */
+int cli_inject_password(const char *url, const char *pw, size_t pwlen, char **out);
+/* Overwrites n bytes at p with zeros in a way the compiler cannot drop. */
+void cli_wipe(void *p, size_t n);
 /* Backslash-escapes the Redis glob metacharacters * ? [ ] \ of lit into out; false when
  * out is too small. */
 bool cli_glob_escape(const char *lit, char *out, size_t outlen);

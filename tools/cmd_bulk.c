@@ -149,15 +149,18 @@ static bool has_namespace(const cli *g) {
 /* Asks "...? [y/N]" on stderr, reads the answer from stdin. */
 static bool confirm(bulk *b, uint64_t n) {
   cli *g = b->g;
+  char arg[CLI_SHOWN_MAX], prefix[CLI_SHOWN_MAX];
+  cli_shown(b->arg ? b->arg : "", arg, sizeof arg);
+  cli_shown(g->prefix ? g->prefix : "(from the URL)", prefix, sizeof prefix);
   if (b->kind == BULK_FLUSH && !has_namespace(g))
     fprintf(stderr, "Flush the whole database (%llu keys) at %s? [y/N] ", (unsigned long long)n,
             g->url_shown);
   else if (b->kind == BULK_FLUSH)
     fprintf(stderr, "Delete all %llu keys of namespace '%s' at %s? [y/N] ", (unsigned long long)n,
-            g->prefix ? g->prefix : "(from the URL)", g->url_shown);
+            prefix, g->url_shown);
   else
     fprintf(stderr, "Delete %llu keys %s '%s' at %s? [y/N] ", (unsigned long long)n,
-            b->kind == BULK_PREFIX ? "starting with" : "matching", b->arg, g->url_shown);
+            b->kind == BULK_PREFIX ? "starting with" : "matching", arg, g->url_shown);
   fflush(stderr);
   char line[64];
   if (!fgets(line, sizeof line, stdin)) return false;

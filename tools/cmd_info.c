@@ -62,10 +62,12 @@ int cmd_health(cli *g, int argc, char **argv) {
     health_json(stdout, g, &h);
     fputc('\n', stdout);
   } else {
+    char version[CLI_SHOWN_MAX];
+    cli_escape(h.server_version[0] ? h.server_version : "-", version, sizeof version);
     printf("status:   %s\n", h.healthy ? "healthy" : "UNHEALTHY");
     printf("latency:  %.3f ms\n", h.latency_ms);
     printf("mode:     %s\n", h.mode);
-    printf("server:   %s\n", h.server_version[0] ? h.server_version : "-");
+    printf("server:   %s\n", version);
     printf("url:      %s\n", g->url_shown);
   }
   return s == RCACHE_OK ? CLI_OK : cli_fail_detail(g, "health check", s, h.error);
@@ -74,11 +76,13 @@ int cmd_health(cli *g, int argc, char **argv) {
 /* ---- stats ----------------------------------------------------------------------------------- */
 
 static void stats_text(const cli *g, const rcache_health *h, const rcache_stats *st) {
+  char error[CLI_SHOWN_MAX], version[CLI_SHOWN_MAX]; /* server text: escaped */
+  cli_escape(h->error, error, sizeof error);
+  cli_escape(h->server_version[0] ? h->server_version : "-", version, sizeof version);
   printf("url                %s\n", g->url_shown);
   printf("mode               %s\n", h->mode);
-  printf("healthy            %s%s%s\n", h->healthy ? "yes" : "no", h->error[0] ? " - " : "",
-         h->error);
-  printf("server_version     %s\n", h->server_version[0] ? h->server_version : "-");
+  printf("healthy            %s%s%s\n", h->healthy ? "yes" : "no", error[0] ? " - " : "", error);
+  printf("server_version     %s\n", version);
   printf("ping_latency_ms    %.3f\n", h->latency_ms);
   printf("available          %s\n", st->available ? "yes" : "no");
   printf("breaker            %s (opened %" PRIu64 " times)\n", breaker_name(st->breaker_state),
@@ -336,10 +340,10 @@ static void bench_print(const cli *g, const rcache_health *h, const bench_cfg *c
   if (json) {
     printf("{\"url\":");
     cli_json_str(stdout, g->url_shown, strlen(g->url_shown));
-    printf(",\"mode\":\"%s\",\"server_version\":\"%s\",\"requests\":%lld,\"threads\":%lld,"
-           "\"size\":%lld,\"keys\":%lld,\"results\":[",
-           h->mode, h->server_version, total, (long long)threads, (long long)cfg->size,
-           (long long)cfg->keys);
+    printf(",\"mode\":\"%s\",\"server_version\":", h->mode);
+    cli_json_str(stdout, h->server_version, strlen(h->server_version));
+    printf(",\"requests\":%lld,\"threads\":%lld,\"size\":%lld,\"keys\":%lld,\"results\":[", total,
+           (long long)threads, (long long)cfg->size, (long long)cfg->keys);
     for (int op = 0; op < NOPS; op++)
       printf("%s{\"op\":\"%s\",\"ops_per_sec\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
              "\"max_us\":%.1f,\"errors\":%lld}",
@@ -348,10 +352,12 @@ static void bench_print(const cli *g, const rcache_health *h, const bench_cfg *c
     printf("]}\n");
     return;
   }
+  char version[CLI_SHOWN_MAX];
+  cli_escape(h->server_version, version, sizeof version);
   printf("rcache bench: %s (%s%s%s), %lld requests per op, %lld thread%s, %lld-byte values, "
          "%lld keys\n\n",
-         g->url_shown, h->mode, h->server_version[0] ? " " : "", h->server_version, total,
-         (long long)threads, threads == 1 ? "" : "s", (long long)cfg->size, (long long)cfg->keys);
+         g->url_shown, h->mode, version[0] ? " " : "", version, total, (long long)threads,
+         threads == 1 ? "" : "s", (long long)cfg->size, (long long)cfg->keys);
   printf("%-11s %12s %11s %11s %11s %8s\n", "op", "ops/s", "p50", "p99", "max", "errors");
   for (int op = 0; op < NOPS; op++) {
     char a[24], b[24], c[24];

@@ -16,16 +16,36 @@
     if (_o) return _o;                                                                             \
   } while (0)
 
+/* --raw and --escape: what get and scan write is escaped (tools/text.c) when stdout is a
+ * terminal, so that a value cannot drive the terminal and a key holding a newline does not
+ * read as two; raw bytes otherwise, so that pipes and files get exactly what is stored. */
+typedef struct {
+  bool raw, escape;
+} out_mode;
+
+/* true: write raw; -1 after a usage error */
+static int out_raw(cli *g, const out_mode *m) {
+  if (m->raw && m->escape) return cli_usage_error(g, "--raw and --escape exclude each other"), -1;
+  return m->raw || (!m->escape && !isatty(STDOUT_FILENO));
+}
+
 int cmd_get(cli *g, int argc, char **argv) {
-  PARSE(NULL, 0, 1, 1);
+  out_mode m = {false, false};
+  const cli_opt opts[] = {{"--raw", NULL, OPT_FLAG, &m.raw},
+                          {"--escape", NULL, OPT_FLAG, &m.escape}};
+  PARSE(opts, 2, 1, 1);
+  int raw = out_raw(g, &m);
+  if (raw < 0) return CLI_USAGE;
   rcache_value v = {NULL, 0};
   rcache_status s = rcache_get(g->c, pos[0], &v);
   if (s == RCACHE_MISS) return CLI_MISS;
   if (s != RCACHE_OK) return cli_fail(g, pos[0], s);
-  fwrite(v.data, 1, v.len, stdout);
-  if (isatty(STDOUT_FILENO) && (v.len == 0 || v.data[v.len - 1] != '\n')) fputc('\n', stdout);
+  bool ok = cli_write_text(stdout, v.data, v.len, raw);
+  /* a terminal gets its line ended; escaped output never ends in a raw newline */
+  bool nl = isatty(STDOUT_FILENO) && (!raw || v.len == 0 || v.data[v.len - 1] != '\n');
+  if (ok && nl) ok = fputc('\n', stdout) != EOF;
   rcache_value_free(&v);
-  return fflush(stdout) == 0 ? CLI_OK : CLI_ERROR;
+  return fflush(stdout) == 0 && ok ? CLI_OK : CLI_ERROR;
 }
 
 /* Reads all of stdin into a malloc'd buffer. */
@@ -133,13 +153,13 @@ int cmd_ttl(cli *g, int argc, char **argv) {
 
 typedef struct {
   uint64_t n;
-  bool write_error;
+  bool raw, write_error;
 } scan_out;
 
 static bool print_key(const char *key, size_t len, void *ud) {
   scan_out *so = ud;
   so->n++;
-  if (fwrite(key, 1, len, stdout) != len || fputc('\n', stdout) == EOF) {
+  if (!cli_write_text(stdout, key, len, so->raw) || fputc('\n', stdout) == EOF) {
     so->write_error = true; /* e.g. `rcache scan | head`: stop quietly */
     return false;
   }
@@ -148,10 +168,15 @@ static bool print_key(const char *key, size_t len, void *ud) {
 
 int cmd_scan(cli *g, int argc, char **argv) {
   int64_t limit = 0;
-  const cli_opt opts[] = {{"--limit", NULL, OPT_I64, &limit}};
-  PARSE(opts, 1, 0, 1);
+  out_mode m = {false, false};
+  const cli_opt opts[] = {{"--limit", NULL, OPT_I64, &limit},
+                          {"--raw", NULL, OPT_FLAG, &m.raw},
+                          {"--escape", NULL, OPT_FLAG, &m.escape}};
+  PARSE(opts, 3, 0, 1);
   if (limit < 0) return cli_usage_error(g, "--limit must be >= 0 (0 = all)");
-  scan_out so = {0, false};
+  int raw = out_raw(g, &m);
+  if (raw < 0) return CLI_USAGE;
+  scan_out so = {0, raw, false};
   rcache_status s = rcache_scan(g->c, npos ? pos[0] : "*", (uint64_t)limit, print_key, &so);
   if (s != RCACHE_OK) return cli_fail(g, npos ? pos[0] : "*", s);
   if (fflush(stdout) != 0 || so.write_error) return CLI_ERROR;

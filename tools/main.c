@@ -12,9 +12,11 @@
 static const cli_cmd commands[] = {
     {"health", cmd_health, "[--json]", "ping the cache: latency, mode, server version",
      "Exit status 0 when healthy, 3 when the cache cannot be reached, 4 on other errors."},
-    {"get", cmd_get, "KEY", "print the value stored at KEY (exit 1 when absent)",
-     "The value is written to stdout exactly as stored (bytes); a newline is added only\n"
-     "when stdout is a terminal."},
+    {"get", cmd_get, "KEY [--raw | --escape]", "print the value stored at KEY (exit 1 when absent)",
+     "Into a pipe or a file the value is written exactly as stored (bytes). On a terminal it\n"
+     "is escaped - \\\\ \\n \\r \\t, \\xNN for other control bytes and bytes that are not\n"
+     "UTF-8, \\uNNNN for C1 controls and bidirectional overrides - and ends with a newline.\n"
+     "--raw writes the bytes to a terminal too; --escape escapes into a pipe as well."},
     {"set", cmd_set, "KEY [VALUE] [--ttl S]", "store VALUE (or stdin) at KEY",
      "Without VALUE the value is read from stdin (binary-safe). --ttl 0 (the default)\n"
      "means no expiry."},
@@ -38,9 +40,11 @@ static const cli_cmd commands[] = {
     {"exists", cmd_exists, "KEY", "print 1 and exit 0 when KEY exists, else print 0, exit 1", NULL},
     {"ttl", cmd_ttl, "KEY", "print KEY's remaining seconds (-1: no expiry; -2 and exit 1: absent)",
      NULL},
-    {"scan", cmd_scan, "[PATTERN] [--limit N]",
+    {"scan", cmd_scan, "[PATTERN] [--limit N] [--raw | --escape]",
      "list keys matching PATTERN (default *), one a line (exit 1 when none)",
-     "Uses SCAN, never KEYS. --limit 0 (the default) lists all."},
+     "Uses SCAN, never KEYS. --limit 0 (the default) lists all. Keys are escaped as for get\n"
+     "on a terminal (a key holding a newline shows as one line) and raw into a pipe; --escape\n"
+     "makes a pipe's list unambiguous too, --raw writes raw bytes to a terminal."},
     {"stats", cmd_stats, "[--json | --prometheus]",
      "health and this handle's statistics, as text, JSON or Prometheus", NULL},
     {"flush", cmd_flush, "[--yes] [--no-progress]",
@@ -56,21 +60,30 @@ static const cli_cmd commands[] = {
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
+#define DEFAULT_URL "redis://localhost:6379"
+
 static const char global_help[] =
     "Global options (accepted before or after the command):\n"
-    "  --url URL              cache URL (default: $REDIS_URL, else redis://localhost:6379);\n"
+    "  --url URL              cache URL (default: $REDIS_URL, else " DEFAULT_URL ";\n"
+    "                         an empty REDIS_URL counts as unset, with a warning);\n"
     "                         redis://, rediss://, unix://, redis+sentinel://, memory://, none://\n"
     "  --prefix P             namespace: P is prepended to every key, pattern and flush\n"
-    "  --timeout MS           command timeout in milliseconds\n"
-    "  --connect-timeout MS   connect timeout in milliseconds\n"
+    "  --timeout MS           command timeout in milliseconds (1..3600000)\n"
+    "  --connect-timeout MS   connect timeout in milliseconds (1..3600000)\n"
+    "  --askpass              ask for the password on the terminal (echo off)\n"
+    "  --password-file PATH   read the password from the first line of PATH\n"
     "  -v, --verbose          show the library's log messages on stderr\n"
     "  -h, --help             help (also: rcache COMMAND --help)\n"
     "  --                     ends the options (for a key or value starting with -)\n"
     "  --version              print the version\n"
     "\n"
+    "Password: from --askpass or --password-file, else from $RCACHE_PASSWORD when the URL\n"
+    "has none; it goes into the URL after its user name (redis://app@host), and so into\n"
+    "neither the process list nor the shell's history.\n"
+    "\n"
     "Exit status: 0 ok/found, 1 miss (absent, nothing matched, declined), 2 usage error,\n"
-    "3 cache unavailable, 4 other error. Errors go to stderr with the URL's password\n"
-    "shown as ***.\n";
+    "3 cache unavailable, 4 other error. Errors go to stderr; in them, whatever looks like\n"
+    "credentials (from a ':' to the last '@') is shown as *** and control bytes escaped.\n";
 
 static void main_help(FILE *f) {
   fprintf(f, "usage: rcache [options] COMMAND [args]\n\nCommands:\n");
@@ -107,20 +120,6 @@ int64_t cli_now_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* The password runs from the first ':' after "scheme://" to the '@' ending the user info.
- * Unencoded passwords may hold '@', '/', '?' or "://", so the LAST '@' of the URL is taken:
- * a stray '@' in a query can only make more of the URL hidden, never show a password. */
-void cli_redact(const char *url, char *out, size_t outlen) {
-  const char *p = strstr(url, "://");
-  const char *at = p ? strrchr(p + 3, '@') : NULL;
-  const char *colon = at ? memchr(p + 3, ':', (size_t)(at - (p + 3))) : NULL;
-  if (!colon) {
-    snprintf(out, outlen, "%s", url);
-    return;
-  }
-  snprintf(out, outlen, "%.*s***%s", (int)(colon + 1 - url), url, at);
 }
 
 bool cli_glob_escape(const char *lit, char *out, size_t outlen) {
@@ -192,12 +191,30 @@ static const char *log_detail(void) {
   return out;
 }
 
+/* "rcache get" or, before a command was found, "rcache" */
+static const char *tool_name(const cli *g, char *buf, size_t n) {
+  snprintf(buf, n, "rcache%s%s", g->cmd && *g->cmd ? " " : "", g->cmd ? g->cmd : "");
+  return buf;
+}
+
 int cli_fail_detail(cli *g, const char *what, rcache_status s, const char *detail) {
   const char *text = rcache_strerror(s);
+  size_t tl = strlen(text);
   if (!detail || !*detail || strcmp(detail, text) == 0) detail = log_detail();
-  fprintf(stderr, "rcache %s: %s: %s", g->cmd ? g->cmd : "", what, text);
-  if (detail && *detail && strcmp(detail, text) != 0) fprintf(stderr, ": %s", detail);
-  fprintf(stderr, " (%s)\n", g->url_shown);
+  char msg[CLI_SHOWN_MAX], shown[CLI_SHOWN_MAX], name[64], w[CLI_SHOWN_MAX];
+  if (!*detail || strcmp(detail, text) == 0)
+    snprintf(msg, sizeof msg, "%s", text);
+  else if (strncmp(detail, text, tl) == 0 && (detail[tl] == ' ' || detail[tl] == ':'))
+    snprintf(msg, sizeof msg, "%s", detail); /* "cache unavailable (breaker open ...)" */
+  else if (s == RCACHE_EURL && strncmp(detail, "URL: ", 5) == 0)
+    snprintf(msg, sizeof msg, "%s: %s", text, detail + 5);
+  else
+    snprintf(msg, sizeof msg, "%s: %s", text, detail);
+  cli_escape(msg, shown, sizeof shown); /* the library's text holds no password */
+  cli_shown(what, w, sizeof w);
+  fprintf(stderr, "%s: %s%s%s", tool_name(g, name, sizeof name), w, *w ? ": " : "", shown);
+  if (!strstr(shown, g->url_shown)) fprintf(stderr, " (%s)", g->url_shown);
+  fputc('\n', stderr);
   return cli_exit_code(s);
 }
 
@@ -207,11 +224,12 @@ int cli_fail(cli *g, const char *what, rcache_status s) {
 
 int cli_usage_error(cli *g, const char *fmt, ...) {
   va_list ap;
-  fprintf(stderr, "rcache %s: ", g->cmd ? g->cmd : "");
+  char name[64];
+  fprintf(stderr, "%s: ", tool_name(g, name, sizeof name));
   va_start(ap, fmt);
   vfprintf(stderr, fmt, ap);
   va_end(ap);
-  fprintf(stderr, "\n(see rcache %s --help)\n", g->cmd ? g->cmd : "");
+  fprintf(stderr, "\n(see %s --help)\n", name);
   return CLI_USAGE;
 }
 
@@ -240,10 +258,16 @@ static int opt_apply(cli *g, const cli_opt *o, const char *arg, const char *inl,
   }
   const char *v = inl ? inl : next;
   if (!v) return cli_usage_error(g, "%s needs a value", o->name), -1;
+  char shown[CLI_SHOWN_MAX];
+  cli_shown(v, shown, sizeof shown);
+  int64_t *n = o->dst;
   if (o->kind == OPT_STR) {
     *(const char **)o->dst = v;
-  } else if (!cli_parse_i64(v, (int64_t *)o->dst)) {
-    return cli_usage_error(g, "%s: not an integer: '%s'", o->name, v), -1;
+  } else if (!cli_parse_i64(v, n)) {
+    return cli_usage_error(g, "%s: not an integer: '%s'", o->name, shown), -1;
+  } else if (o->kind == OPT_MS && (*n < 1 || *n > 3600000)) {
+    /* 0 is refused, as rcache_open() refuses it, rather than read as "the default" */
+    return cli_usage_error(g, "%s: milliseconds from 1 to 3600000, not %s", o->name, shown), -1;
   }
   return inl ? 0 : 1;
 }
@@ -253,11 +277,14 @@ int cli_parse(cli *g, int argc, char **argv, const cli_opt *opts, size_t nopts, 
   const cli_opt globals[] = {
       {"--url", NULL, OPT_STR, &g->url},
       {"--prefix", NULL, OPT_STR, &g->prefix},
-      {"--timeout", NULL, OPT_I64, &g->timeout_ms},
-      {"--connect-timeout", NULL, OPT_I64, &g->connect_timeout_ms},
+      {"--timeout", NULL, OPT_MS, &g->timeout_ms},
+      {"--connect-timeout", NULL, OPT_MS, &g->connect_timeout_ms},
       {"--verbose", "-v", OPT_FLAG, &g->verbose},
+      {"--password-file", NULL, OPT_STR, &g->password_file},
+      {"--askpass", NULL, OPT_FLAG, &g->askpass},
   };
   bool only_pos = false;
+  char shown[CLI_SHOWN_MAX];
   *npos = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *inl;
@@ -271,8 +298,9 @@ int cli_parse(cli *g, int argc, char **argv, const cli_opt *opts, size_t nopts, 
     }
     bool is_opt = !only_pos && (strncmp(a, "--", 2) == 0 ||
                                 (a[0] == '-' && a[1] >= 'a' && a[1] <= 'z' && a[2] == '\0'));
+    cli_shown(a, shown, sizeof shown);
     if (!is_opt) {
-      if (*npos >= maxpos) return cli_usage_error(g, "unexpected argument '%s'", a), -1;
+      if (*npos >= maxpos) return cli_usage_error(g, "unexpected argument '%s'", shown), -1;
       pos[(*npos)++] = argv[i];
       continue;
     }
@@ -281,15 +309,12 @@ int cli_parse(cli *g, int argc, char **argv, const cli_opt *opts, size_t nopts, 
       if (opt_is(a, opts[k].name, opts[k].alias, &inl)) hit = &opts[k];
     for (size_t k = 0; k < sizeof globals / sizeof globals[0] && !hit; k++)
       if (opt_is(a, globals[k].name, globals[k].alias, &inl)) hit = &globals[k];
-    if (!hit) return cli_usage_error(g, "unknown option '%s'", a), -1;
+    if (!hit) return cli_usage_error(g, "unknown option '%s'", shown), -1;
     int used = opt_apply(g, hit, a, inl, i + 1 < argc ? argv[i + 1] : NULL);
     if (used < 0) return -1;
     i += used;
   }
   if (*npos < minpos) return cli_usage_error(g, "missing argument"), -1;
-  if (g->timeout_ms < 0 || g->connect_timeout_ms < 0 || g->timeout_ms > 3600000 ||
-      g->connect_timeout_ms > 3600000)
-    return cli_usage_error(g, "timeouts are milliseconds between 0 and 3600000"), -1;
   return 0;
 }
 
@@ -297,7 +322,9 @@ int cli_parse(cli *g, int argc, char **argv, const cli_opt *opts, size_t nopts, 
 
 static void log_to_stderr(int level, const char *msg, void *ud) {
   static const char *names[] = {"error", "warning", "info", "debug"};
-  fprintf(stderr, "rcache: %s: %s\n", names[level >= 0 && level <= 3 ? level : 3], msg);
+  char shown[CLI_SHOWN_MAX]; /* the library masks passwords; server text may hold escapes */
+  cli_escape(msg, shown, sizeof shown);
+  fprintf(stderr, "rcache: %s: %s\n", names[level >= 0 && level <= 3 ? level : 3], shown);
 }
 
 /* Keeps the last warning/error for cli_fail(); the library logs state changes once, from
@@ -314,11 +341,16 @@ static void log_keep(int level, const char *msg, void *ud) {
 }
 
 int cli_open(cli *g) {
-  if (!g->url) {
+  if (!g->url) { /* the library's rule for rcache_open(NULL), so that the URL can be shown */
     const char *env = getenv("REDIS_URL");
-    g->url = env && *env ? env : "redis://localhost:6379";
+    g->url = env && *env ? env : DEFAULT_URL;
+    if (env && !*env) /* an unfilled template: never none:// (only --url "" or none:// is) */
+      log_to_stderr(RCACHE_LOG_WARN, "REDIS_URL is set but empty: using " DEFAULT_URL, NULL);
   }
-  cli_redact(g->url, g->url_shown, sizeof g->url_shown);
+  cli_shown(g->url, g->url_shown, sizeof g->url_shown);
+  char *url_pw;
+  int rc = cli_url_with_password(g, &url_pw);
+  if (rc != CLI_OK) return rc;
   rcache_options o;
   rcache_options_init(&o);
   if (g->prefix && *g->prefix) o.key_prefix = g->prefix;
@@ -328,9 +360,17 @@ int cli_open(cli *g) {
   o.log_fn = log_keep;
   o.log_ud = g;
   o.log_level = g->verbose ? RCACHE_LOG_DEBUG : RCACHE_LOG_WARN;
-  rcache_status s = rcache_open(&g->c, g->url, &o);
+  rcache_status s = rcache_open(&g->c, url_pw ? url_pw : g->url, &o);
+  cli_url_free(url_pw); /* rcache_open() keeps its own copy */
   if (s != RCACHE_OK) return cli_fail(g, "cannot open the cache", s);
   return CLI_OK;
+}
+
+static int unknown_command(const char *name) {
+  char shown[CLI_SHOWN_MAX];
+  cli_shown(name, shown, sizeof shown);
+  fprintf(stderr, "rcache: unknown command '%s' (see rcache --help)\n", shown);
+  return CLI_USAGE;
 }
 
 int main(int argc, char **argv) {
@@ -348,7 +388,8 @@ int main(int argc, char **argv) {
       return CLI_OK;
     }
     /* reuse the subcommand parser on a one-option slice */
-    int take = strchr(a, '=') || strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0 ? 1 : 2;
+    bool flag = strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0 || strcmp(a, "--askpass") == 0;
+    int take = strchr(a, '=') || flag ? 1 : 2;
     if (i + take > argc) take = argc - i;
     char *slice[3] = {"rcache", argv[i], take == 2 ? argv[i + 1] : NULL};
     char *none[1];
@@ -371,8 +412,7 @@ int main(int argc, char **argv) {
         cli_help(&commands[k], stdout);
         return CLI_OK;
       }
-    fprintf(stderr, "rcache: unknown command '%s' (see rcache --help)\n", argv[i + 1]);
-    return CLI_USAGE;
+    return unknown_command(argv[i + 1]);
   }
   for (size_t k = 0; k < NCOMMANDS; k++) {
     if (strcmp(commands[k].name, argv[i]) != 0) continue;
@@ -381,6 +421,5 @@ int main(int argc, char **argv) {
     rcache_close(g.c);
     return rc;
   }
-  fprintf(stderr, "rcache: unknown command '%s' (see rcache --help)\n", argv[i]);
-  return CLI_USAGE;
+  return unknown_command(argv[i]);
 }

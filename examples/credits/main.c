@@ -473,7 +473,10 @@ static int parse_args(int argc, char **argv, report *r, const char **url, bool *
     fprintf(stderr, "credits_demo: --requests must be 30..10000000\n");
     return -1;
   }
-  if (!*url) *url = getenv("REDIS_URL") && *getenv("REDIS_URL") ? getenv("REDIS_URL") : "memory://";
+  const char *env = getenv("REDIS_URL");
+  if (!*url && env && !*env) /* as rcache_open(NULL) does: empty is unset, and said so */
+    fprintf(stderr, "credits_demo: REDIS_URL is set but empty: using memory://\n");
+  if (!*url) *url = env && *env ? env : "memory://";
   return 0;
 }
 

@@ -9,9 +9,29 @@
  * stored at the top level (object, array, string, number, true, false, null).
  *
  * Reading uses json_loadb with JSON_DECODE_ANY | JSON_ALLOW_NUL: the whole value must be
- * one JSON text (no trailing garbage). jansson's limits apply: integers outside int64 (as
- * some services write 64-bit unsigned ids) and nesting deeper than 2048 are rejected as
- * RCACHE_EDECODE; reals are read as doubles; object key order is kept.
+ * one JSON text (no trailing garbage). Numbers are read as JSON.parse reads them, so every
+ * number JSON.stringify writes is readable:
+ *  - an integer literal within int64 is an exact json_integer (ids above 2^53 keep every
+ *    digit);
+ *  - an integer literal outside int64 is a json_real, the nearest double. JSON.stringify
+ *    writes numbers below 1e21 in integer form ("100000000000000000000" for 1e20,
+ *    "18446744073709552000" for 2^64), and 64-bit unsigned ids are written that way too.
+ *    jansson 2.14 refuses such integers ("too big integer"), and its JSON_DECODE_INT_AS_REAL
+ *    would turn every integer of the document into a double; so when, and only when, a parse
+ *    fails on an integer overflow, rcache parses again with ".0" after each out-of-range
+ *    integer literal (outside strings), leaving every other integer exact;
+ *  - fractions and exponents (5e-324, 1.7976931348623157e+308, 1.5e-7) are reals; "-0" is
+ *    the integer 0 (JSON.stringify writes -0 as "0"). A number beyond the double range
+ *    (1e400, which JSON.stringify never writes) is RCACHE_EDECODE.
+ * Strings: UTF-8, "\u0000" kept (use json_string_length()); a lone surrogate escape
+ * ("\ud800", which JSON.stringify writes for a broken JS string) has no UTF-8 form and is
+ * RCACHE_EDECODE. Nesting deeper than 2048 is RCACHE_EDECODE. Object key order is kept.
+ *
+ * Writing: what rcache stores is strict JSON (RFC 8259) that JSON.parse and python's json
+ * module read back with the same content: jansson never encodes NaN or infinities (json_real
+ * refuses them), non-ASCII is written as UTF-8, reals with 17 significant digits (0.1 is
+ * "0.10000000000000001": the same double), -0.0 as "-0.0". JSON.parse reads integers
+ * beyond 2^53 as the nearest double, as it does for any writer.
  *
  * Ownership follows jansson's naming: the json_t you pass is only read (borrowed); a json_t
  * returned through `json_t **out` is a new reference the caller releases with
@@ -53,7 +73,9 @@ typedef json_t *(*rcache_json_loader_fn)(void *ud);
 /*
  * Cache-aside for JSON: returns the cached value, or calls load(ud) (once per key at a time in
  * the process, as rcache_get_or_set()), stores its compact text with ttl_s and returns it. A
- * cached value that is not valid JSON is reloaded and overwritten, never returned.
+ * cached value that is not valid JSON is reloaded and overwritten, never returned; a cached
+ * JSON null is a value (returned without calling the loader; return NULL from the loader to
+ * cache nothing).
  * RCACHE_OK: *out is a new reference (json_decref it) — also while the cache is unavailable
  * (the loader ran). RCACHE_ELOADER: the loader returned NULL or its value could not be
  * encoded; nothing was cached. RCACHE_EINVAL, RCACHE_ENOMEM. *out is NULL unless RCACHE_OK.

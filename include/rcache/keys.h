@@ -56,7 +56,9 @@ RCACHE_API int rcache_key_workflow(char *buf, size_t size,
 RCACHE_API int rcache_key_workflow_definition(char *buf, size_t size, const char *workflow_id);
 RCACHE_API int rcache_key_session(char *buf, size_t size,
                                   const char *session_id); /* "session:<id>" */
-/* "rate_limit:<user>:<endpoint>" (the endpoint, e.g. "/api/search", may not contain ':') */
+/* "rate:<user>:<endpoint>" (the endpoint, e.g. "/api/search", may not contain ':'): the
+ * seed's cacheKeys.rateLimit, so a C and a Node service limiting one user count in one key.
+ * rcache 0.1.0 built "rate_limit:<user>:<endpoint>" (CHANGELOG.md says how to migrate). */
 RCACHE_API int rcache_key_rate_limit(char *buf, size_t size, const char *user_id,
                                      const char *endpoint);
 RCACHE_API int rcache_key_feature_flag(char *buf, size_t size,
@@ -67,9 +69,13 @@ RCACHE_API int rcache_key_feature_flag(char *buf, size_t size,
  *  - rcache_key_user_all: "user:<id>:" — every sub-key of user <id> ("user:<id>:credits"...).
  *    It does not match "user:<id>" itself (use rcache_invalidate_user() for both) and never
  *    matches another user: "user:12:" is not a prefix of "user:123:credits".
+ *  - rcache_key_rate_limit_all: "rate:<id>:" — every rate-limit counter of user <id>
+ *    (rcache_key_rate_limit(<id>, any endpoint)), never another user's ("rate:12:" is not a
+ *    prefix of "rate:123:/api"). The seed deleted them with the glob "rate:<id>*".
  *  - rcache_key_all_workflows: "workflow:" — every workflow key and sub-key.
  */
 RCACHE_API int rcache_key_user_all(char *buf, size_t size, const char *user_id);
+RCACHE_API int rcache_key_rate_limit_all(char *buf, size_t size, const char *user_id);
 RCACHE_API int rcache_key_all_workflows(char *buf, size_t size);
 
 /* Length of the digest suffix ":sha256:" + 64 hex digits. */

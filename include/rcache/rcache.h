@@ -176,9 +176,11 @@ RCACHE_API void rcache_options_init(rcache_options *o);
 typedef struct rcache rcache; /* opaque, thread-safe */
 
 /*
- * Opens a cache on `url` (NULL = $REDIS_URL, or redis://localhost:6379 when unset).
+ * Opens a cache on `url` (NULL = $REDIS_URL, or redis://localhost:6379 when it is unset or
+ * empty; an empty REDIS_URL, an unfilled template, also logs one RCACHE_LOG_WARN line).
  * See README for URL forms: redis://, rediss://, unix://, redis+sentinel://, memory://,
- * none:// ("" is none://). `o` may be NULL for the defaults.
+ * none:// (a `url` of "" is none://; an empty REDIS_URL never is). `o` may be NULL for the
+ * defaults.
  * Never fails because Redis is down: the handle starts in fallback mode and connects in
  * the background. On success *out is a handle the caller closes with rcache_close().
  * Returns RCACHE_OK, RCACHE_EINVAL (out NULL, bad option, tls_* options with a URL that is

@@ -5,11 +5,15 @@ so that its deletions cannot touch other tests' keys): every subcommand, checked
 redis-cli, exit codes, --json / --prometheus output parsed back.
 Usage: test_cli_redis.py RCACHE_BINARY"""
 import json
+import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.parse
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from clitest import Harness, RedisCli, env_url, run, with_db
@@ -193,6 +197,80 @@ t.check(rc == 1, "REDIS_URL selects the server (db 13 was flushed)", out)
 rc_("SET", "envk", "fromenv")
 rc, out, _ = run([R, "get", "envk"], env={"REDIS_URL": url})
 t.check(rc == 0 and out == b"fromenv", "get through REDIS_URL", out)
+
+# keys and values with control bytes: escaped when asked (a terminal is cli_tty's case),
+# raw into a pipe by default
+nasty_key = b"a\nb"
+nasty_val = b"v\x1b[31mred\x9b\xc2\x9b\xe2\x80\xae \xc3\xa9\\\r\t\x00"
+escaped_val = b"v\\x1b[31mred\\x9b\\u009b\\u202e \xc3\xa9\\\\\\r\\t\\x00"
+subprocess.run(["redis-cli", "-u", url, "-x", "SET", nasty_key], input=nasty_val, check=True,
+               stdout=subprocess.DEVNULL)
+rc, out, _ = cli("get", nasty_key)
+t.check(rc == 0 and out == nasty_val, "get into a pipe: raw bytes", out)
+rc, out, _ = cli("get", nasty_key, "--escape")
+t.check(rc == 0 and out == escaped_val, "get --escape: control bytes, C1, bidi, bad UTF-8 escaped",
+        out)
+rc, out, _ = cli("get", nasty_key, "--raw")
+t.check(rc == 0 and out == nasty_val, "get --raw", out)
+rc, out, _ = cli("scan", "a?b")
+t.check(rc == 0 and out == b"a\nb\n", "scan into a pipe: raw key", out)
+rc, out, _ = cli("scan", "a?b", "--escape")
+t.check(rc == 0 and out == b"a\\nb\n", "scan --escape: the key on one line", out)
+rc_("DEL", "a\nb")
+
+# passwords without the URL: $RCACHE_PASSWORD, --password-file, against the ACL user of
+# scripts/servers.d/20-acl.sh (the user name stays in the URL, the password goes). Without
+# the password the connection would be the default user's, which may do anything: that it
+# is the ACL user's shows in a write outside its keys (~app:*) refused with NOPERM.
+acl = urllib.parse.urlsplit(env_url(t, "RCACHE_TEST_URL_ACL"))
+acl_pw = urllib.parse.unquote(acl.password)
+nopw = f"redis://{acl.username}@{acl.hostname}:{acl.port}/13"
+tmp = tempfile.mkdtemp(prefix="rcache-cli-")
+rc_("SET", "app:k", "mine")
+
+
+def as_user(url, extra=(), env=None, key="app:k", want=b"mine"):
+    """get `key` with the password from extra/env, then a write outside the user's keys."""
+    rc, out, err = run([R, "--url", url, *extra, "get", key], env=env)
+    rc2, _, err2 = run([R, "--url", url, *extra, "set", "outside", "v"], env=env)
+    return rc == 0 and out == want and rc2 == 4 and "NOPERM" in err2, (rc, out, err, rc2, err2)
+
+
+ok, why = as_user(nopw, env={"RCACHE_PASSWORD": acl_pw})
+t.check(ok, "$RCACHE_PASSWORD authenticates as the URL's user", why)
+ok, why = as_user(nopw.replace("@", ":@"), env={"RCACHE_PASSWORD": acl_pw})
+t.check(ok, "an empty password in the URL (user:@) counts as none", why)
+rc, out, err = run([R, "--url", nopw, "get", "app:k"], env={"RCACHE_PASSWORD": "Zq9wrong"})
+t.check(rc == 3 and "WRONGPASS" in err and "Zq9wrong" not in err,
+        "a wrong $RCACHE_PASSWORD: exit 3, the reason, not the password", err)
+with_pw = f"redis://{acl.username}:{acl.password}@{acl.hostname}:{acl.port}/13"
+ok, why = as_user(with_pw, env={"RCACHE_PASSWORD": "Zq9wrong"})
+t.check(ok, "the URL's own password wins over $RCACHE_PASSWORD", why)
+for name, content in (("lf", acl_pw + "\n"), ("crlf", acl_pw + "\r\nsecond line\n"),
+                      ("bare", acl_pw)):
+    path = os.path.join(tmp, name)
+    with open(path, "w", newline="") as f:
+        f.write(content)
+    ok, why = as_user(nopw, ["--password-file", path, "-v"])
+    t.check(ok and acl_pw not in str(why), f"--password-file ({name}): its first line", why)
+# unix://: the password goes before the "@/" of the socket path
+sock = urllib.parse.urlsplit(env_url(t, "RCACHE_TEST_URL_UNIX")).path
+ok, why = as_user(f"unix://{acl.username}@{sock}?db=13", env={"RCACHE_PASSWORD": acl_pw})
+t.check(ok, "$RCACHE_PASSWORD on unix://user@/path", why)
+# a password holding every URL delimiter reaches the server intact (percent-encoded)
+odd_user, odd_pw = "rcache-cli-odd", "p@ss:w/rd?%#&+=;[] \u00e9'\"\\"
+rc_("ACL", "SETUSER", odd_user, "reset", "on", ">" + odd_pw, "~odd:*", "+@all")
+rc_("SET", "odd:k", "odd")
+path = os.path.join(tmp, "odd")
+with open(path, "w") as f:
+    f.write(odd_pw + "\n")
+odd_url = f"redis://{odd_user}@{acl.hostname}:{acl.port}/13"
+ok, why = as_user(odd_url, ["--password-file", path], key="odd:k", want=b"odd")
+t.check(ok, "a password with URL delimiters, from a file", why)
+ok, why = as_user(odd_url, env={"RCACHE_PASSWORD": odd_pw}, key="odd:k", want=b"odd")
+t.check(ok, "... and from $RCACHE_PASSWORD", why)
+rc_("ACL", "DELUSER", odd_user)
+shutil.rmtree(tmp)
 
 rc_.clear()
 t.report()

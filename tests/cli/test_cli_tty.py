@@ -10,6 +10,7 @@ import select
 import subprocess
 import sys
 import time
+import urllib.parse
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from clitest import Harness, RedisCli, env_url, run, with_db
@@ -127,6 +128,72 @@ rc, shown, _, _ = on_pty([R, "--url", url, "get", "word"], tty_in=False, tty_err
 t.check(rc == 0 and shown == "hello\r\n", "get on a terminal ends the line", shown)
 rc, out, _ = run([R, "--url", url, "get", "word"])
 t.check(rc == 0 and out == b"hello", "get into a pipe: the bytes only", out)
+
+# 9. get and scan escape control bytes on a terminal; --raw writes them as they are
+rc_("SET", "esc", "red\x1b[31m\nline2")
+rc, shown, _, _ = on_pty([R, "--url", url, "get", "esc"], tty_in=False, tty_err=False)
+t.check(rc == 0 and shown == "red\\x1b[31m\\nline2\r\n", "get on a terminal escapes", shown)
+rc, shown, _, _ = on_pty([R, "--url", url, "get", "esc", "--raw"], tty_in=False, tty_err=False)
+t.check(rc == 0 and shown == "red\x1b[31m\r\nline2\r\n", "get --raw on a terminal: the bytes",
+        shown)
+rc_("SET", "two\nlines", "v")
+rc, shown, _, _ = on_pty([R, "--url", url, "scan", "two?lines"], tty_in=False, tty_err=False)
+t.check(rc == 0 and shown == "two\\nlines\r\n", "scan on a terminal: one key, one line", shown)
+
+
+def askpass(argv, typed, interrupt=False, timeout=60):
+    """Runs argv with the pty as its controlling terminal (so that /dev/tty is the pty);
+    types `typed` once the password prompt shows (or Ctrl-C with interrupt). Returns (exit
+    code, what the terminal showed, stdout, whether echo was on again afterwards)."""
+    import fcntl
+    import termios
+    master, slave = pty.openpty()
+    p = subprocess.Popen(argv, stdin=slave, stdout=subprocess.PIPE, stderr=slave,
+                         start_new_session=True,
+                         preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+                         env={k: v for k, v in os.environ.items()
+                              if k not in ("REDIS_URL", "RCACHE_PASSWORD")})
+    os.close(slave)
+    shown, answered, echo_off_seen = b"", False, False
+    deadline = time.time() + timeout
+    while time.time() < deadline and p.poll() is None:
+        if select.select([master], [], [], 0.1)[0]:
+            try:
+                shown += os.read(master, 65536)
+            except OSError:
+                break
+        if not answered and b"Password for " in shown:
+            echo_off_seen = not termios.tcgetattr(master)[3] & termios.ECHO
+            os.write(master, b"\x03" if interrupt else typed)
+            answered = True
+    out, _ = p.communicate(timeout=max(1, deadline - time.time()))
+    echo_on = bool(termios.tcgetattr(master)[3] & termios.ECHO)
+    os.close(master)
+    return p.returncode, shown.decode(errors="replace"), out, echo_off_seen and echo_on
+
+
+# 10. --askpass: the prompt names the URL (password-less), what is typed is not echoed, and
+#     the terminal's echo is back on afterwards - also after Ctrl-C at the prompt
+acl = urllib.parse.urlsplit(env_url(t, "RCACHE_TEST_URL_ACL"))
+acl_pw = urllib.parse.unquote(acl.password)
+nopw = f"redis://{acl.username}@{acl.hostname}:{acl.port}/14"
+rc_("SET", "app:asked", "yes")
+rc, shown, out, echo = askpass([R, "--url", nopw, "--askpass", "get", "app:asked"],
+                               acl_pw.encode() + b"\n")
+t.check(rc == 0 and out == b"yes", "--askpass: the typed password authenticates", (rc, shown))
+t.check(f"Password for {nopw}: " in shown and acl_pw not in shown, "--askpass: echo off", shown)
+t.check(echo, "--askpass: echo was off while asking, on again after")
+# as the ACL user, not the default one: a write outside its keys (~app:*) is refused
+rc, shown, out, echo = askpass([R, "--url", nopw, "--askpass", "set", "outside", "v"],
+                               acl_pw.encode() + b"\n")
+t.check(rc == 4 and "NOPERM" in shown, "--askpass: connected as the URL's user", (rc, shown))
+rc, shown, out, echo = askpass([R, "--url", nopw, "--askpass", "--timeout", "300", "get", "k"],
+                               b"Zq9wrong\n")
+t.check(rc == 3 and "Zq9wrong" not in shown and "WRONGPASS" in shown,
+        "--askpass, wrong password: exit 3, not echoed", (rc, shown))
+rc, shown, out, echo = askpass([R, "--url", nopw, "--askpass", "get", "k"], None,
+                               interrupt=True)
+t.check(rc == -2 and echo, "Ctrl-C at the prompt: killed by SIGINT, echo restored", (rc, shown))
 
 rc_.clear()
 t.report()

@@ -35,6 +35,35 @@ CONTRACT_TEST(invalidate_user_12_not_123) {
   CHECK_EQ(rcache_invalidate_user(e->c, NULL, NULL), RCACHE_EINVAL);
 }
 
+/* The seed's services count under "rate:<user>:<endpoint>": a Node service's INCR and
+ * rcache_rate_limit on rcache_key_rate_limit's name count in the same key, and one user's
+ * counters go with rcache_key_rate_limit_all's prefix, never another user's. */
+CONTRACT_TEST(rate_keys_shared_with_seed) {
+  char k[64];
+  int64_t n = 0;
+  CHECK_EQ(rcache_incr(e->c, "rate:12:/api/search", 2, &n), RCACHE_OK); /* the seed's two calls */
+  CHECK(rcache_key_rate_limit(k, sizeof k, "12", "/api/search") > 0);
+  CHECK_STR(k, "rate:12:/api/search");
+  bool allowed = false;
+  CHECK_EQ(rcache_rate_limit(e->c, k, 3, 60, &allowed, &n), RCACHE_OK);
+  CHECK(allowed);
+  CHECK_EQ(n, 3);
+  CHECK_EQ(rcache_rate_limit(e->c, k, 3, 60, &allowed, &n), RCACHE_OK);
+  CHECK(!allowed); /* the fourth call of the same user: over the shared limit */
+  const char *users[] = {"12", "123", "1"};
+  for (size_t i = 0; i < sizeof users / sizeof users[0]; i++) {
+    CHECK(rcache_key_rate_limit(k, sizeof k, users[i], "/api/export") > 0);
+    CHECK_EQ(rcache_incr(e->c, k, 1, NULL), RCACHE_OK);
+  }
+  uint64_t deleted = 0;
+  CHECK(rcache_key_rate_limit_all(k, sizeof k, "12") > 0);
+  CHECK_STR(k, "rate:12:");
+  CHECK_EQ(rcache_delete_prefix(e->c, k, &deleted), RCACHE_OK);
+  CHECK_EQ(deleted, 2);
+  CHECK(!ct_exists(e->c, "rate:12:/api/search") && !ct_exists(e->c, "rate:12:/api/export"));
+  CHECK(ct_exists(e->c, "rate:123:/api/export") && ct_exists(e->c, "rate:1:/api/export"));
+}
+
 static bool name_len(const char *key, size_t len, void *ud) {
   *(size_t *)ud = len;
   return true;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -48,7 +49,12 @@ struct proxy {
   int wake[2];
   pthread_t th;
   _Atomic int mode, delay_ms, stop, open;
-  _Atomic uint64_t accepted, cut, bytes_down, flaky_n;
+  _Atomic uint64_t accepted, cut, bytes_down, flaky_n, injected;
+  pthread_mutex_t inj_mu; /* guards the injection below */
+  char inj[256];
+  size_t inj_len;
+  int inj_when;
+  bool inj_pending;
   pair pairs[PX_MAX_PAIRS];
 };
 
@@ -137,6 +143,11 @@ static void accept_all(proxy *p) {
     }
     set_nonblock(cfd);
     set_nonblock(sfd);
+    /* no Nagle: a small write (an injection) right after a reply the client has not
+     * acknowledged yet would otherwise wait for its delayed ACK (40 ms) */
+    int one = 1;
+    setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct sockaddr_in a;
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
@@ -166,6 +177,42 @@ static int read_some(int fd, char *buf, size_t *n) {
   }
   if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return 0;
   return -1;
+}
+
+/* A pending BEFORE/AFTER injection goes out with this chunk, in one queue entry (so in one
+ * write): true when it did. */
+static bool inject_glued(proxy *p, pair *pr, const char *buf, size_t n, int64_t due) {
+  pthread_mutex_lock(&p->inj_mu);
+  bool go = p->inj_pending && p->inj_when != PROXY_INJECT_NOW;
+  if (go) {
+    char *all = malloc(n + p->inj_len);
+    if (!all) abort();
+    bool before = p->inj_when == PROXY_INJECT_BEFORE;
+    memcpy(all + (before ? 0 : n), p->inj, p->inj_len);
+    memcpy(all + (before ? p->inj_len : 0), buf, n);
+    q_push(&pr->down, all, n + p->inj_len, due);
+    free(all);
+    p->inj_pending = false;
+    atomic_fetch_add(&p->injected, 1);
+  }
+  pthread_mutex_unlock(&p->inj_mu);
+  return go;
+}
+
+/* A pending NOW injection goes to every open connection. */
+static void inject_now(proxy *p) {
+  pthread_mutex_lock(&p->inj_mu);
+  if (p->inj_pending && p->inj_when == PROXY_INJECT_NOW) {
+    for (int i = 0; i < PX_MAX_PAIRS; i++)
+      if (p->pairs[i].used && !p->pairs[i].closing)
+        q_push(&p->pairs[i].down, p->inj, p->inj_len, 0);
+    for (int i = 0; i < PX_MAX_PAIRS; i++) /* sent now: the count says it is on its way */
+      if (p->pairs[i].used && q_flush(&p->pairs[i].down, p->pairs[i].cfd, now_us()) < 0)
+        p->pairs[i].closing = true;
+    p->inj_pending = false;
+    atomic_fetch_add(&p->injected, 1);
+  }
+  pthread_mutex_unlock(&p->inj_mu);
 }
 
 static void service_pair(proxy *p, pair *pr, short crev, short srev, int mode, char *buf) {
@@ -202,7 +249,7 @@ static void service_pair(proxy *p, pair *pr, short crev, short srev, int mode, c
       atomic_fetch_add(&p->cut, 1);
     } else if (r > 0) {
       int64_t due = mode == PROXY_DELAY ? now + (int64_t)atomic_load(&p->delay_ms) * 1000 : now;
-      q_push(&pr->down, buf, n, due);
+      if (!inject_glued(p, pr, buf, n, due)) q_push(&pr->down, buf, n, due);
     }
     if (r > 0) atomic_fetch_add(&p->bytes_down, mode == PROXY_HALF ? n / 2 : n);
   }
@@ -251,6 +298,7 @@ static void *proxy_main(void *arg) {
       }
     }
     mode = atomic_load(&p->mode);
+    inject_now(p);
     if (fds[1].revents & POLLIN) accept_all(p);
     for (int i = 0; i < PX_MAX_PAIRS; i++) {
       pair *pr = &p->pairs[i];
@@ -271,6 +319,7 @@ proxy *proxy_start(int target_port) {
   if (!p) return NULL;
   p->target = target_port;
   p->wake[0] = p->wake[1] = -1;
+  pthread_mutex_init(&p->inj_mu, NULL);
   p->lfd = socket(AF_INET, SOCK_STREAM, 0);
   if (p->lfd < 0 || pipe(p->wake) != 0) goto fail;
   set_nonblock(p->wake[0]);
@@ -307,6 +356,21 @@ void proxy_set_mode(proxy *p, proxy_mode m, int delay_ms) {
   atomic_store(&p->mode, (int)m);
   ssize_t w = write(p->wake[1], "m", 1);
   (void)w;
+}
+
+void proxy_inject(proxy *p, const char *data, size_t len, proxy_inject_when when) {
+  pthread_mutex_lock(&p->inj_mu);
+  p->inj_len = len < sizeof p->inj ? len : sizeof p->inj;
+  memcpy(p->inj, data, p->inj_len);
+  p->inj_when = (int)when;
+  p->inj_pending = true;
+  pthread_mutex_unlock(&p->inj_mu);
+  ssize_t w = write(p->wake[1], "i", 1);
+  (void)w;
+}
+
+uint64_t proxy_injected(const proxy *p) {
+  return atomic_load(&p->injected);
 }
 
 uint64_t proxy_accepted(const proxy *p) {

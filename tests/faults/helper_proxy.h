@@ -19,6 +19,7 @@
 #ifndef RCACHE_FAULTS_HELPER_PROXY_H
 #define RCACHE_FAULTS_HELPER_PROXY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum proxy_mode {
@@ -44,6 +45,20 @@ uint64_t proxy_cut(const proxy *p);
 uint64_t proxy_bytes_down(const proxy *p);
 /* Connections open right now. */
 int proxy_open_pairs(const proxy *p);
+/* Bytes from the "server" that nobody asked for, as a broken server, a middlebox or a
+ * connection out of step would deliver them (at most 256 bytes, one injection pending at
+ * a time): PROXY_INJECT_NOW to every open connection at once; PROXY_INJECT_BEFORE /
+ * PROXY_INJECT_AFTER glued to the next server→client chunk (in the same write) of
+ * whichever connection gets one first. */
+typedef enum proxy_inject_when {
+  PROXY_INJECT_NOW = 0,
+  PROXY_INJECT_BEFORE,
+  PROXY_INJECT_AFTER
+} proxy_inject_when;
+void proxy_inject(proxy *p, const char *data, size_t len, proxy_inject_when when);
+/* Injections delivered so far. */
+uint64_t proxy_injected(const proxy *p);
+
 /* Stops the thread, closes every socket, frees. NULL-safe. */
 void proxy_stop(proxy *p);
 

@@ -25,9 +25,10 @@ static void table(void) {
   KEY_IS(rcache_key_workflow(buf, sizeof buf, "wf-9"), "workflow:wf-9");
   KEY_IS(rcache_key_workflow_definition(buf, sizeof buf, "7"), "workflow:7:definition");
   KEY_IS(rcache_key_session(buf, sizeof buf, "3f2a-77"), "session:3f2a-77");
-  KEY_IS(rcache_key_rate_limit(buf, sizeof buf, "12", "/api/search"), "rate_limit:12:/api/search");
+  KEY_IS(rcache_key_rate_limit(buf, sizeof buf, "12", "/api/search"), "rate:12:/api/search");
   KEY_IS(rcache_key_feature_flag(buf, sizeof buf, "new-ui"), "feature:new-ui");
   KEY_IS(rcache_key_user_all(buf, sizeof buf, "12"), "user:12:");
+  KEY_IS(rcache_key_rate_limit_all(buf, sizeof buf, "12"), "rate:12:");
   KEY_IS(rcache_key_all_workflows(buf, sizeof buf), "workflow:");
   const char *three[] = {"tenant", "acme", "report"};
   KEY_IS(rcache_key_build(buf, sizeof buf, 3, three), "tenant:acme:report");
@@ -87,6 +88,8 @@ static void invalid_input(void) {
       {rcache_key_rate_limit(buf, sizeof buf, "12", NULL), "rate_limit NULL endpoint"},
       {rcache_key_rate_limit(buf, sizeof buf, NULL, "/x"), "rate_limit NULL user"},
       {rcache_key_rate_limit(buf, sizeof buf, "12", "GET:/x"), "endpoint with ':'"},
+      {rcache_key_rate_limit_all(buf, sizeof buf, NULL), "rate_limit_all NULL user"},
+      {rcache_key_rate_limit_all(buf, sizeof buf, "1:2"), "rate_limit_all user with ':'"},
       {rcache_key_feature_flag(buf, sizeof buf, ""), "empty flag"},
       {rcache_key_user(NULL, 5, "12"), "NULL buf with size > 0"},
       {rcache_key_all_workflows(NULL, 1), "NULL buf with size 1"},

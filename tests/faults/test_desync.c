@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Bytes nobody asked for (issue 15, point 2): a loopback proxy in front of the server
+ * injects replies into the server→client stream, as a broken server, a middlebox or a
+ * connection left out of step would. Whatever the moment, no call answers RCACHE_OK with
+ * a value that is not the key's, the connection that carried the junk is closed (a new
+ * one is accepted by the proxy), the breaker counts it as a transport failure, and the
+ * calls that follow are right:
+ *  a) junk arriving while the connection is idle (a late reply): found before the next
+ *     call uses the connection;
+ *  b) an integer reply in front of a GET's reply: a type GET cannot get;
+ *  c) a string reply right after a GET's reply (in the same write): bytes left over.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "helper_proxy.h"
+#include "rcache/rcache.h"
+#include "test.h"
+
+static rcache *c;
+static proxy *px;
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* One get of key: true when it is exactly want; a non-OK status is allowed only when
+ * allow_fail. Never another value as RCACHE_OK. */
+static bool get_is(const char *key, const char *want, bool allow_fail, const char *what) {
+  rcache_value v = {0};
+  rcache_status s = rcache_get(c, key, &v);
+  bool right = s == RCACHE_OK && v.len == strlen(want) && memcmp(v.data, want, v.len) == 0;
+  CHECK_MSG(right || (allow_fail && s != RCACHE_OK), "%s: get %s: status %d, value '%.*s'", what,
+            key, s, s == RCACHE_OK ? (int)v.len : 0, s == RCACHE_OK ? v.data : "");
+  rcache_value_free(&v);
+  return right;
+}
+
+/* Every key right within 3 s (the breaker may have opened: the prober brings it back). */
+static void all_right_again(const char *what) {
+  bool ok = false;
+  for (int i = 0; i < 300 && !ok; i++) {
+    ok = true;
+    for (int k = 0; k < 5 && ok; k++) {
+      char key[16], val[16];
+      snprintf(key, sizeof key, "ds:%d", k);
+      snprintf(val, sizeof val, "value-%d", k);
+      ok = get_is(key, val, true, what);
+    }
+    if (!ok) sleep_ms(10);
+  }
+  CHECK_MSG(ok, "%s: the keys were not answered right again within 3 s", what);
+  for (int k = 0; k < 5; k++) { /* and then every call is */
+    char key[16], val[16];
+    snprintf(key, sizeof key, "ds:%d", k);
+    snprintf(val, sizeof val, "value-%d", k);
+    get_is(key, val, false, what);
+  }
+}
+
+static void scenario(const char *what, const char *junk, proxy_inject_when when) {
+  rcache_stats s0, s1;
+  rcache_get_stats(c, &s0);
+  uint64_t acc0 = proxy_accepted(px), inj0 = proxy_injected(px);
+  proxy_inject(px, junk, strlen(junk), when);
+  if (when == PROXY_INJECT_NOW) {
+    for (int i = 0; i < 100 && proxy_injected(px) == inj0; i++)
+      sleep_ms(5);
+    sleep_ms(20); /* sent: now in the client's socket buffer */
+  }
+  /* the calls right after: the value of their own key, or a failure; never another */
+  for (int k = 0; k < 5; k++) {
+    char key[16], val[16];
+    snprintf(key, sizeof key, "ds:%d", k);
+    snprintf(val, sizeof val, "value-%d", k);
+    get_is(key, val, true, what);
+  }
+  CHECK_MSG(proxy_injected(px) == inj0 + 1, "%s: the junk was not delivered", what);
+  all_right_again(what);
+  rcache_get_stats(c, &s1);
+  CHECK_MSG(proxy_accepted(px) > acc0, "%s: the connection with the junk was kept", what);
+  if (when != PROXY_INJECT_NOW) /* a desynchronised exchange is a transport failure */
+    CHECK_MSG(s1.breaker_opens > s0.breaker_opens, "%s: the breaker did not count it", what);
+  printf("%s: %llu new connection(s), breaker opens %llu -> %llu\n", what,
+         (unsigned long long)(proxy_accepted(px) - acc0), (unsigned long long)s0.breaker_opens,
+         (unsigned long long)s1.breaker_opens);
+}
+
+int main(void) {
+  const char *port = getenv("RCACHE_TEST_PORT");
+  if (!port || !*port) {
+    fprintf(stderr, "FAIL: RCACHE_TEST_PORT is not set\n");
+    return test_report("test_desync") | 1;
+  }
+  px = proxy_start(atoi(port));
+  CHECK(px != NULL);
+  if (!px) return test_report("test_desync");
+  rcache_options o;
+  rcache_options_init(&o);
+  o.pool_size = 1;         /* one connection: the junk is surely on the one used next */
+  o.breaker_failures = 1;  /* one transport failure opens it: counted, visibly */
+  o.reconnect_min_ms = 20; /* and the prober closes it soon */
+  o.reconnect_max_ms = 200;
+  char url[96];
+  snprintf(url, sizeof url, "redis://127.0.0.1:%d?key_prefix=desync:", proxy_port(px));
+  CHECK_EQ(rcache_open(&c, url, &o), RCACHE_OK);
+  for (int k = 0; k < 5; k++) {
+    char key[16], val[16];
+    snprintf(key, sizeof key, "ds:%d", k);
+    snprintf(val, sizeof val, "value-%d", k);
+    CHECK_EQ(rcache_set(c, key, val, strlen(val), 300), RCACHE_OK);
+  }
+  all_right_again("warm-up");
+  scenario("a) junk on the idle connection", "$5\r\nWRONG\r\n", PROXY_INJECT_NOW);
+  scenario("b) an integer before a GET's reply", ":7\r\n", PROXY_INJECT_BEFORE);
+  scenario("c) a string after a GET's reply", "$5\r\nWRONG\r\n", PROXY_INJECT_AFTER);
+  rcache_close(c);
+  proxy_stop(px);
+  return test_report("test_desync");
+}

@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * fork() with an open handle (issue 15, point 1), the prefork model of nginx, Apache,
+ * uWSGI or PHP-FPM: a handle opened and used in a master, then inherited by workers.
+ *  a) prefork: the parent and 4 children on the inherited handle (standalone, Cluster,
+ *     Sentinel; near cache off and on), each doing set + get of its own keys while the
+ *     parent keeps working: no get answers RCACHE_OK with a value this process did not
+ *     write; children that close the handle and children that just exit leave the
+ *     parent's handle working;
+ *  b) a child forked during an outage (its server stalled, or killed and started again)
+ *     recovers within
+ *     reconnect_max_ms + 1 s of the server coming back;
+ *  c) a child's near cache sees another client's write within 1 s.
+ * Children are bounded (alarm, bounded loops) and always reaped; they leave by _exit (the
+ * private servers' atexit handler belongs to the parent).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rcache/rcache.h"
+#include "test.h"
+#include "test_cluster_procs.h"
+
+#define CHILDREN 4
+#define ROUNDS 300
+
+typedef struct tally {
+  int ok, wrong, failed;
+} tally;
+
+/* set + get of this process's keys: a get must answer exactly what this process wrote,
+ * or a non-OK status. */
+static void work(rcache *c, const char *who, int rounds, tally *t) {
+  size_t wl = strlen(who);
+  for (int i = 0; i < rounds; i++) {
+    char key[64], val[64];
+    snprintf(key, sizeof key, "fork:%s:%d", who, i % 16);
+    snprintf(val, sizeof val, "%s:%d", who, i);
+    rcache_status s = rcache_set(c, key, val, strlen(val), 60);
+    rcache_value v = {0};
+    rcache_status g = rcache_get(c, key, &v);
+    bool exact = g == RCACHE_OK && v.len == strlen(val) && memcmp(v.data, val, v.len) == 0;
+    bool ours = g == RCACHE_OK && v.len > wl && memcmp(v.data, who, wl) == 0 && v.data[wl] == ':';
+    if (exact)
+      t->ok++;
+    else if (g == RCACHE_OK && !(s != RCACHE_OK && ours)) /* someone else's, or stale */
+      t->wrong++ < 3
+          ? fprintf(stderr, "  %s: %s = '%.*s' (set %d)\n", who, key, (int)v.len, v.data, s)
+          : 0;
+    else if (g != RCACHE_OK)
+      t->failed++;
+    rcache_value_free(&v);
+  }
+}
+
+/* In a child: signals the private servers' handlers must not run here. */
+static void child_setup(void) {
+  int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGSEGV, SIGABRT, SIGBUS, SIGQUIT};
+  for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+    signal(sigs[i], SIG_DFL);
+  alarm(60); /* whatever happens, the child ends */
+}
+
+/* Waits for pid by deadline (killing it then); its exit code, or -1. */
+static int reap(pid_t pid, int ms) {
+  int st = 0;
+  for (int64_t until = pr_now_ms() + ms; pr_now_ms() < until; pr_sleep_ms(10))
+    if (waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  kill(pid, SIGKILL);
+  waitpid(pid, &st, 0);
+  return -1;
+}
+
+static void prefork(const char *name, const char *url, bool near) {
+  rcache_options o;
+  rcache_options_init(&o);
+  if (near) o.near_cache_bytes = 1 << 20;
+  rcache *c = NULL;
+  CHECK_EQ(rcache_open(&c, url, &o), RCACHE_OK);
+  if (!c) return;
+  tally warm = {0};
+  work(c, "warm", 32, &warm); /* pooled connections (and a listener) before the fork */
+  CHECK_MSG(warm.ok == 32, "%s: warm-up %d/32", name, warm.ok);
+  pid_t kids[CHILDREN];
+  for (int k = 0; k < CHILDREN; k++) {
+    kids[k] = fork();
+    if (kids[k] == 0) {
+      child_setup();
+      char who[32];
+      snprintf(who, sizeof who, "child%d-%ld", k, (long)getpid());
+      tally t = {0};
+      work(c, who, ROUNDS, &t);
+      fprintf(stderr, "  %s %s: %d right, %d wrong, %d failed\n", name, who, t.ok, t.wrong,
+              t.failed);
+      if (k % 2 == 0) rcache_close(c); /* must not disturb the parent's connections */
+      _exit(t.wrong ? 1 : t.ok < ROUNDS / 2 ? 2 : 0);
+    }
+    CHECK(kids[k] > 0);
+  }
+  char who[32];
+  snprintf(who, sizeof who, "parent-%ld", (long)getpid());
+  tally t = {0};
+  work(c, who, ROUNDS, &t);
+  for (int k = 0; k < CHILDREN; k++)
+    if (kids[k] > 0) CHECK_MSG(reap(kids[k], 60000) == 0, "%s: child %d failed", name, k);
+  tally after = {0};
+  work(c, who, 50, &after); /* the children are gone, some after closing the handle */
+  printf("%s%s: parent %d right, %d wrong, %d failed; after the children %d/50 right\n", name,
+         near ? " + near cache" : "", t.ok, t.wrong, t.failed, after.ok);
+  CHECK_EQ(t.wrong, 0);
+  CHECK_EQ(after.wrong, 0);
+  CHECK(t.ok >= ROUNDS / 2);
+  CHECK_EQ(after.ok, 50);
+  rcache_close(c);
+}
+
+/* Starts redis-server again on n's port (after a kill): true once it listens. */
+static bool restart(pr_node *n) {
+  char port[16], logf[300];
+  snprintf(port, sizeof port, "%d", n->port);
+  snprintf(logf, sizeof logf, "%s/redis.log", n->dir);
+  char *argv[] = {"redis-server", "--bind", "127.0.0.1", "--port", port,        "--save", "",
+                  "--appendonly", "no",     "--dir",     n->dir,   "--logfile", logf,     NULL};
+  n->pid = pr_spawn(argv, n->dir, true);
+  return n->pid > 0 && pr_wait_listening(n, 5000) == 1;
+}
+
+/* b) A child forked while the server is down — stalled (SIGSTOP), or killed and started
+ * again on its port: its breaker is open and its parent's prober thread is not there; it
+ * must reconnect by itself. */
+static void outage(bool killed) {
+  pr_node n;
+  if (pr_start_node(&n, "fork-outage", NULL) != 0) {
+    CHECK_MSG(0, "could not start a private server");
+    return;
+  }
+  rcache_options o;
+  rcache_options_init(&o);
+  o.connect_timeout_ms = 200;
+  o.command_timeout_ms = 200;
+  o.breaker_failures = 1;
+  o.reconnect_max_ms = 500;
+  char url[64];
+  snprintf(url, sizeof url, "redis://127.0.0.1:%d", n.port);
+  rcache *c = NULL;
+  CHECK_EQ(rcache_open(&c, url, &o), RCACHE_OK);
+  CHECK_EQ(rcache_set(c, "fork:outage", "v", 1, 0), RCACHE_OK);
+  if (killed)
+    pr_kill(&n); /* the key is gone with it: the child writes it again below */
+  else
+    kill(n.pid, SIGSTOP);
+  rcache_stats st = {0};
+  for (int i = 0; i < 50; i++) { /* until the breaker opens */
+    rcache_value v = {0};
+    rcache_get(c, "fork:outage", &v);
+    rcache_value_free(&v);
+    rcache_get_stats(c, &st);
+    if (!st.available) break;
+  }
+  CHECK_MSG(!st.available, "the breaker did not open while the server was stopped");
+  int go[2], done[2];
+  CHECK(pipe(go) == 0 && pipe(done) == 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    child_setup();
+    char b;
+    if (read(go[0], &b, 1) != 1) _exit(3);
+    int64_t t0 = pr_now_ms(), took = -1;
+    while (took < 0 && pr_now_ms() - t0 < 5000) {
+      rcache_value v = {0};
+      if (rcache_set(c, "fork:outage", "v", 1, 0) == RCACHE_OK &&
+          rcache_get(c, "fork:outage", &v) == RCACHE_OK && v.len == 1 && v.data[0] == 'v')
+        took = pr_now_ms() - t0;
+      rcache_value_free(&v);
+      pr_sleep_ms(10);
+    }
+    fprintf(stderr, "  outage child (%s): answered %lld ms after the server was back\n",
+            killed ? "killed, restarted" : "stopped, resumed", (long long)took);
+    _exit(took >= 0 && took <= o.reconnect_max_ms + 1000 ? 0 : 1);
+  }
+  pr_sleep_ms(300); /* the child is forked during the outage, and stays in it a while */
+  if (killed)
+    CHECK_MSG(restart(&n), "could not start the server again on port %d", n.port);
+  else
+    kill(n.pid, SIGCONT);
+  CHECK(write(go[1], "g", 1) == 1);
+  CHECK_MSG(reap(pid, 20000) == 0, "the child forked during the outage did not recover in time");
+  rcache_close(c);
+  close(go[0]);
+  close(go[1]);
+  close(done[0]);
+  close(done[1]);
+  pr_kill(&n);
+}
+
+/* c) The near cache in a child: filled there, then another client writes the key. */
+static void near_child(const char *url) {
+  rcache_options o;
+  rcache_options_init(&o);
+  o.near_cache_bytes = 1 << 20;
+  rcache *c = NULL, *other = NULL;
+  CHECK_EQ(rcache_open(&c, url, &o), RCACHE_OK);
+  CHECK_EQ(rcache_open(&other, url, NULL), RCACHE_OK);
+  if (!c || !other) return;
+  CHECK_EQ(rcache_set(other, "fork:near", "v1", 2, 60), RCACHE_OK);
+  rcache_value v = {0};
+  for (int i = 0; i < 3; i++) { /* in the parent's near table too */
+    CHECK_EQ(rcache_get(c, "fork:near", &v), RCACHE_OK);
+    rcache_value_free(&v);
+  }
+  int ready[2], wrote[2];
+  CHECK(pipe(ready) == 0 && pipe(wrote) == 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    child_setup();
+    rcache_stats s0, s1;
+    rcache_get_stats(c, &s0);
+    bool served = false; /* the child's own table serves (its own listener is up) */
+    for (int i = 0; i < 300 && !served; i++) {
+      rcache_value w = {0};
+      rcache_status s = rcache_get(c, "fork:near", &w);
+      if (s != RCACHE_OK || w.len != 2 || memcmp(w.data, "v1", 2) != 0) _exit(4);
+      rcache_value_free(&w);
+      rcache_get_stats(c, &s1);
+      served = s1.near_hits > s0.near_hits + 1;
+      if (!served) pr_sleep_ms(10);
+    }
+    if (!served) _exit(5);
+    char b;
+    if (write(ready[1], "r", 1) != 1 || read(wrote[0], &b, 1) != 1) _exit(3);
+    int64_t t0 = pr_now_ms(), took = -1;
+    while (took < 0 && pr_now_ms() - t0 < 1000) {
+      rcache_value w = {0};
+      if (rcache_get(c, "fork:near", &w) == RCACHE_OK && w.len == 2 && !memcmp(w.data, "v2", 2))
+        took = pr_now_ms() - t0;
+      rcache_value_free(&w);
+      if (took < 0) pr_sleep_ms(5);
+    }
+    fprintf(stderr, "  near child: saw the other client's write after %lld ms\n", (long long)took);
+    _exit(took >= 0 ? 0 : 1);
+  }
+  char b;
+  bool ok = read(ready[0], &b, 1) == 1;
+  CHECK_MSG(ok, "the child's near cache never served");
+  if (ok) CHECK_EQ(rcache_set(other, "fork:near", "v2", 2, 60), RCACHE_OK);
+  CHECK(write(wrote[1], "w", 1) == 1);
+  CHECK_MSG(reap(pid, 20000) == 0, "the child did not see the write within 1 s");
+  for (int i = 0; i < 4; i++)
+    close(i < 2 ? ready[i] : wrote[i - 2]);
+  rcache_close(other);
+  rcache_close(c);
+}
+
+int main(void) {
+  const char *tcp = test_env_url("RCACHE_TEST_URL_TCP");
+  const char *cluster = test_env_url("RCACHE_TEST_URL_CLUSTER");
+  const char *sentinel = test_env_url("RCACHE_TEST_URL_SENTINEL");
+  pr_install();
+  for (int near = 0; near < 2; near++) {
+    prefork("standalone", tcp, near);
+    prefork("cluster", cluster, near);
+    prefork("sentinel", sentinel, near);
+  }
+  outage(false);
+  outage(true);
+  near_child(tcp);
+  return test_report("test_fork");
+}
