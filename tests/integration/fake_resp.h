@@ -3,8 +3,10 @@
  * A hostile Redis for tests (header-only, one includer per test): a thread serving a Unix
  * socket in /tmp that answers what rcache sends while it opens a handle (AUTH, SELECT,
  * CLIENT SETNAME/ID/TRACKING, INFO, SUBSCRIBE, PING) like a server would, and once a
- * connection sends the trigger command (e.g. "GET" for the data path, "SUBSCRIBE" for the
- * near cache's listener) streams the hostile reply at it: a head (e.g. "*100000000\r\n")
+ * connection sends the trigger command (e.g. "GET" for the data path; "SUBSCRIBE" for the
+ * near cache's listener, where it starts with the next command, the listener's first PING,
+ * so that it never arrives with the SUBSCRIBE reply) streams the hostile reply at it: a
+ * head (e.g. "*100000000\r\n")
  * then a body repeated as long as the client reads (e.g. ":1\r\n"). A connection the
  * client closes is dropped; everything stops with fr_stop(). Errors answer a fixed text
  * (fr->error_text) when set, to check what rcache shows of server text.
@@ -31,6 +33,7 @@ typedef struct fr_conn {
   int fd;
   char in[8192];
   size_t in_len;
+  bool armed; /* subscribed: the stream starts with the next command (the listener's PING) */
   bool streaming;
 } fr_conn;
 
@@ -90,11 +93,12 @@ static bool fr_command(fr_conn *c, int *argc, char a0[32], char a1[32]) {
 
 static void fr_answer(fake_resp *f, fr_conn *c, const char *a0, const char *a1) {
   char err[512];
-  if (f->trigger && strcasecmp(a0, f->trigger) == 0) {
-    if (strcasecmp(a0, "SUBSCRIBE") == 0)
-      fr_sends(c->fd, "*3\r\n$9\r\nsubscribe\r\n$20\r\n__redis__:invalidate\r\n:1\r\n");
+  if (c->armed || (f->trigger && strcasecmp(a0, f->trigger) == 0 && strcasecmp(a0, "SUBSCRIBE"))) {
     fr_sends(c->fd, f->head);
     c->streaming = true;
+  } else if (f->trigger && strcasecmp(a0, f->trigger) == 0) {
+    fr_sends(c->fd, "*3\r\n$9\r\nsubscribe\r\n$20\r\n__redis__:invalidate\r\n:1\r\n");
+    c->armed = true;
   } else if (f->error_text && (!strcasecmp(a0, "PING") || !strcasecmp(a0, "INFO"))) {
     snprintf(err, sizeof err, "-%s\r\n", f->error_text);
     fr_sends(c->fd, err);
@@ -117,7 +121,7 @@ static void fr_close(fr_conn *c) {
   close(c->fd);
   c->fd = -1;
   c->in_len = 0;
-  c->streaming = false;
+  c->armed = c->streaming = false;
 }
 
 /* Reads what a connection sent and answers every whole command in it. */
