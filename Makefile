@@ -1,35 +1,43 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # The front door. Everything real happens in CMake and scripts/.
+# `make`, `make build`, `make install` and `make package` only build (no package installs, no
+# -Werror: a newer compiler's new warning must not break a release build). `make demo`,
+# `make test`, `make bench` and `make fuzz` first install what they need (scripts/deps.sh);
+# `make test` builds with -Werror.
 PREFIX ?= /usr/local
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+WERROR ?= OFF
 CMAKE_FLAGS ?=
 
-.PHONY: all build deps demo test test-quick bench bench-report fuzz install clean
+.PHONY: all build deps demo test test-quick bench bench-report fuzz install package clean
 
 all: build
 
 deps:
 	@scripts/deps.sh
 
-build: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRCACHE_WERROR=ON $(CMAKE_FLAGS) >/dev/null
+build:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRCACHE_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 # Runs the demo on memory:// unless REDIS_URL is set.
-demo: build
+demo: deps
+	@$(MAKE) --no-print-directory build
 	@scripts/demo.sh $(BUILD)
 
-# Installs what is missing, builds (normal and ASan+UBSan), starts throwaway servers on
-# loopback, runs every test, stops the servers.
+# Installs what is missing, builds (normal and ASan+UBSan, both -Werror), starts throwaway
+# servers on loopback, runs every test, stops the servers.
 test: deps
 	@scripts/test.sh
 
-# Unit + contract tests on memory:// and none:// only (no servers), normal build.
-test-quick: build
+# Unit + contract tests on memory:// and none:// only (no servers), normal build, -Werror.
+test-quick:
+	@$(MAKE) --no-print-directory build WERROR=ON
 	@cd $(BUILD) && ctest --output-on-failure -LE "integration|faults"
 
-bench: build
+bench: deps
+	@$(MAKE) --no-print-directory build
 	@scripts/bench.sh $(BUILD)
 
 bench-report:
@@ -40,6 +48,10 @@ fuzz: deps
 
 install: build
 	@cmake --install $(BUILD) --prefix $(PREFIX)
+
+# Debian packages (CPack) in $(BUILD)/packages/: the library, -dev and the CLI.
+package: build
+	@cd $(BUILD) && cpack -G DEB -B packages >/dev/null && ls packages/*.deb
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -4,23 +4,23 @@
  * (raw hiredis written for this purpose, or redis-benchmark), then rcache through its
  * public API, and prints the ratio: these machines are noisy, ratios are what count.
  *
- *   rcache-bench --host 127.0.0.1 --port P --unix SOCK [--quick] [--json FILE]
+ *   rcache-bench [--host 127.0.0.1 --port P [--unix SOCK]] [--quick] [--json FILE]
  *
- * The server is started by scripts/bench.sh (loopback only).
+ * Without --port it starts a private redis-server on loopback (tests/support/redis_proc.h),
+ * as `make bench` (scripts/bench.sh) runs it.
  */
 #include <hiredis/hiredis.h>
 #include <math.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "rcache/rcache.h"
+#include "redis_proc.h"
 
 static const char *host = "127.0.0.1", *sock_path;
 static int port = 6379;
@@ -663,52 +663,22 @@ static void *stall_caller(void *p) {
   return NULL;
 }
 
-/* A private redis-server (loopback, a port nobody answers on), paused for 2 s under 4
- * threads of GETs: the slowest call, next to the deadline it must keep. */
+/* A private redis-server (tests/support/redis_proc.h: loopback, a free port), paused for 2 s
+ * under 4 threads of GETs: the slowest call, next to the deadline it must keep. */
 static void sigstop_workload(void) {
-  int p = 0;
-  pid_t pid = -1;
-  for (int i = 0; i < 50 && pid < 0; i++) {
-    int cand = 30000 + (int)((getpid() * 13 + i * 97) % 5000);
-    redisContext *probe = redisConnect("127.0.0.1", cand);
-    bool busy = probe && !probe->err;
-    redisFree(probe);
-    if (busy) continue;
-    char ps[16];
-    snprintf(ps, sizeof ps, "%d", cand);
-    pid = fork();
-    if (pid == 0) {
-      freopen("/dev/null", "w", stdout);
-      execlp("redis-server", "redis-server", "--bind", "127.0.0.1", "--port", ps, "--save", "",
-             "--appendonly", "no", (char *)NULL);
-      _exit(127);
-    }
-    for (int k = 0; k < 100 && !p; k++) {
-      usleep(20000);
-      redisContext *t = redisConnect("127.0.0.1", cand);
-      if (t && !t->err) p = cand;
-      redisFree(t);
-    }
-    if (!p) {
-      kill(pid, SIGKILL);
-      waitpid(pid, NULL, 0);
-      pid = -1;
-    }
-  }
-  if (pid < 0) {
+  rp_server srv;
+  if (rp_start(&srv, &(rp_opts){.tag = "bench-sigstop"}) != 0) {
     fprintf(stderr, "bench: could not start a private redis-server; skipping the SIGSTOP row\n");
     return;
   }
   char url[128];
-  snprintf(url, sizeof url, "redis://127.0.0.1:%d?connect_timeout_ms=100&command_timeout_ms=100",
-           p);
+  rp_url(&srv, url, sizeof url, "?connect_timeout_ms=100&command_timeout_ms=100");
   rcache_options o;
   rcache_options_init(&o);
   o.log_level = RCACHE_LOG_ERROR;
   rcache *c;
   if (rcache_open(&c, url, &o) != RCACHE_OK) {
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
+    rp_destroy(&srv);
     return;
   }
   rcache_set(c, "stall", "x", 1, 0);
@@ -717,16 +687,15 @@ static void sigstop_workload(void) {
   for (int i = 0; i < 4; i++)
     pthread_create(&t[i], NULL, stall_caller, &a);
   usleep(300000);
-  kill(pid, SIGSTOP);
+  rp_pause(&srv);
   usleep(2000000);
-  kill(pid, SIGCONT);
+  rp_resume(&srv);
   usleep(500000);
   atomic_store(&a.stop, 1);
   for (int i = 0; i < 4; i++)
     pthread_join(t[i], NULL);
   rcache_close(c);
-  kill(pid, SIGKILL);
-  waitpid(pid, NULL, 0);
+  rp_destroy(&srv);
   double worst = (double)atomic_load(&a.worst_ns), deadline = (100 + 100) * 1e6;
   row("worst call while the server is paused", 0, 0, worst, "deadline ns (connect+command)",
       deadline, worst / deadline, "<= 1 (+ slack)", worst <= deadline * 1.25);
@@ -860,13 +829,28 @@ static void rss_workload(void) {
   rcache_close(c);
 }
 
+/* Without --port: a private redis-server (tests/support/redis_proc.h) on a free loopback port
+ * and a Unix socket, with DEBUG enabled (delete_prefix fills it with DEBUG POPULATE). */
+static int own_server(rp_server *srv) {
+  const char *args[] = {"--enable-debug-command", "yes", NULL};
+  if (rp_start(srv, &(rp_opts){.tag = "bench", .unix_socket = true, .args = args}) != 0) {
+    fprintf(stderr, "bench: could not start a private redis-server\n");
+    return -1;
+  }
+  host = "127.0.0.1";
+  port = srv->port;
+  sock_path = srv->sock;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *json_path = NULL;
+  bool port_given = false;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--host") && i + 1 < argc)
       host = argv[++i];
     else if (!strcmp(argv[i], "--port") && i + 1 < argc)
-      port = atoi(argv[++i]);
+      port = atoi(argv[++i]), port_given = true;
     else if (!strcmp(argv[i], "--unix") && i + 1 < argc)
       sock_path = argv[++i];
     else if (!strcmp(argv[i], "--json") && i + 1 < argc)
@@ -874,10 +858,13 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--quick"))
       quick = 1;
     else {
-      fprintf(stderr, "usage: %s --host H --port P --unix SOCK [--quick] [--json FILE]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--host H --port P [--unix SOCK]] [--quick] [--json FILE]\n",
+              argv[0]);
       return 2;
     }
   }
+  static rp_server srv; /* static: sock_path points into it */
+  if (!port_given && own_server(&srv) != 0) return 1;
   if (json_path && !(json = fopen(json_path, "w"))) {
     perror(json_path);
     return 1;
@@ -907,5 +894,6 @@ int main(int argc, char **argv) {
     fprintf(json, "\n]}\n");
     fclose(json);
   }
+  if (!port_given) rp_destroy(&srv);
   return 0;
 }

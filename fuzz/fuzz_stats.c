@@ -50,6 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t take = size < sizeof st ? size : sizeof st;
   memcpy(&st, data, take);
   st.available = size > 0 && (data[0] & 1); /* a bool must hold 0 or 1: set, never read */
+  st.size = sizeof st; /* a whole snapshot (tests/unit/test_abi.c covers shorter ones) */
   size_t small = size > take ? data[take] * 7u : 0;
 
   char *p = render(rcache_stats_prometheus, &st, small);

@@ -65,9 +65,9 @@ void rcache_value_free(rcache_value *v) {
   v->len = 0;
 }
 
-void rcache_options_init(rcache_options *o) {
-  if (!o) return;
+static void default_options(rcache_options *o) {
   memset(o, 0, sizeof *o);
+  o->size = sizeof *o;
   o->connect_timeout_ms = 1000;
   o->command_timeout_ms = 500;
   o->pool_size = 8;
@@ -84,6 +84,16 @@ void rcache_options_init(rcache_options *o) {
   o->max_redirects = 5;
   o->scan_count = 1000;
   o->log_level = RCACHE_LOG_WARN;
+}
+
+/* The program's struct is `size` bytes (docs/abi.md): fill those, however many we know. */
+void rcache_options_init_sized(rcache_options *o, size_t size) {
+  if (!o || size < sizeof o->size) return;
+  rcache_options d;
+  default_options(&d);
+  memset(o, 0, size);
+  memcpy(o, &d, size < sizeof d ? size : sizeof d);
+  o->size = size;
 }
 
 const char *rcache_mode(const rcache *c) {
@@ -327,10 +337,31 @@ static const char *url_from_env(bool *empty_env) {
   return env && *env ? env : DEFAULT_URL;
 }
 
-rcache_status rcache_open(rcache **out, const char *url, const rcache_options *o) {
+/* Reads only the o->size bytes the program has (docs/abi.md); later fields keep their
+ * defaults. A larger size comes from a newer header whose fields we cannot honour. */
+static rcache_status import_options(rcache_options *dst, const rcache_options *o) {
+  default_options(dst);
+  if (o->size < sizeof o->size || o->size > sizeof *dst) {
+    rcache__errf("invalid option: size %zu is not 1..%zu (%s)", o->size, sizeof *dst,
+                 o->size ? "options from a newer rcache header: link the newer library"
+                         : "set it up with rcache_options_init()");
+    return RCACHE_EINVAL;
+  }
+  memcpy(dst, o, o->size);
+  dst->size = sizeof *dst;
+  return RCACHE_OK;
+}
+
+rcache_status rcache_open(rcache **out, const char *url, const rcache_options *given) {
   rcache__err_clear();
   if (!out) return rcache__einval(NULL, "out is NULL");
   *out = NULL;
+  rcache_options opt; /* from here on `o` is a whole struct of this library's size */
+  const rcache_options *o = NULL;
+  if (given) {
+    if (import_options(&opt, given) != RCACHE_OK) return rcache__done(NULL, RCACHE_EINVAL);
+    o = &opt;
+  }
   bool empty_env = false;
   if (!url) url = url_from_env(&empty_env);
   rcache__fork_watch();
@@ -856,10 +887,7 @@ rcache_status rcache_health_check(rcache *c, rcache_health *h) {
   return rcache__done(c, s);
 }
 
-void rcache_get_stats(rcache *c, rcache_stats *s) {
-  if (!s) return;
-  memset(s, 0, sizeof *s);
-  if (!c) return;
+static void snapshot(rcache *c, rcache_stats *s) {
   rcache__enter(c);
   rcache__counters *n = &c->ctx.n;
 #define LOAD(f) s->f = atomic_load_explicit(&n->f, memory_order_relaxed)
@@ -891,4 +919,15 @@ void rcache_get_stats(rcache *c, rcache_stats *s) {
   s->available = be->ops->available(be);
   s->breaker_state = s->available ? RCACHE_BREAKER_CLOSED : RCACHE_BREAKER_OPEN;
   if (be->ops->stats) be->ops->stats(be, s);
+}
+
+/* The program's struct is `size` bytes (docs/abi.md): a full snapshot, then its share. */
+void rcache_get_stats_sized(rcache *c, rcache_stats *out, size_t size) {
+  if (!out || size < sizeof out->size) return;
+  rcache_stats s;
+  memset(&s, 0, sizeof s);
+  if (c) snapshot(c, &s);
+  memset(out, 0, size);
+  memcpy(out, &s, size < sizeof s ? size : sizeof s);
+  out->size = size < sizeof s ? size : sizeof s;
 }

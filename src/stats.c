@@ -2,6 +2,7 @@
 /* Statistics: a lock-free latency histogram and the Prometheus / JSON renderings.
  * Pure code: formatting takes a snapshot, never the handle. */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -96,10 +97,18 @@ static size_t finish(sink *s) {
   return s->len;
 }
 
+/* A snapshot holds only the fields within its st->size bytes (docs/abi.md): a program built
+ * against an older header has fewer; the renderings leave the missing ones out. */
+static size_t known_bytes(const rcache_stats *st) {
+  return st->size < sizeof *st ? st->size : sizeof *st;
+}
+#define HAS(st, f) (offsetof(rcache_stats, f) + sizeof(st)->f <= known_bytes(st))
+
 size_t rcache_stats_prometheus(const rcache_stats *st, char *buf, size_t size) {
   sink s = {buf, size, 0};
   if (size) buf[0] = '\0';
   if (!st) return 0;
+  if (!HAS(st, breaker_state)) return finish(&s);
   put(&s,
       "# HELP rcache_available Whether the cache is in use (1) or bypassed (0)\n"
       "# TYPE rcache_available gauge\nrcache_available %d\n",
@@ -109,19 +118,22 @@ size_t rcache_stats_prometheus(const rcache_stats *st, char *buf, size_t size) {
       "# TYPE rcache_breaker_state gauge\nrcache_breaker_state %d\n",
       st->breaker_state);
 #define X(f, name, help)                                                                           \
-  put(&s,                                                                                          \
-      "# HELP rcache_" name " " help "\n# TYPE rcache_" name " counter\nrcache_" name " %" PRIu64  \
-      "\n",                                                                                        \
-      st->f);
+  if (HAS(st, f))                                                                                  \
+    put(&s,                                                                                        \
+        "# HELP rcache_" name " " help "\n# TYPE rcache_" name " counter\nrcache_" name            \
+        " %" PRIu64 "\n",                                                                          \
+        st->f);
   RCACHE__COUNTER_FIELDS(X)
 #undef X
 #define X(f, name, help)                                                                           \
-  put(&s,                                                                                          \
-      "# HELP rcache_" name " " help "\n# TYPE rcache_" name " gauge\nrcache_" name " %" PRIu64    \
-      "\n",                                                                                        \
-      st->f);
+  if (HAS(st, f))                                                                                  \
+    put(&s,                                                                                        \
+        "# HELP rcache_" name " " help "\n# TYPE rcache_" name " gauge\nrcache_" name " %" PRIu64  \
+        "\n",                                                                                      \
+        st->f);
   RCACHE__GAUGE_FIELDS(X)
 #undef X
+  if (!HAS(st, latency_max_ms)) return finish(&s);
   put(&s,
       "# HELP rcache_latency_seconds Remote call latency\n"
       "# TYPE rcache_latency_seconds summary\n"
@@ -136,13 +148,20 @@ size_t rcache_stats_json(const rcache_stats *st, char *buf, size_t size) {
   sink s = {buf, size, 0};
   if (size) buf[0] = '\0';
   if (!st) return 0;
+  if (!HAS(st, breaker_state)) {
+    put(&s, "{}");
+    return finish(&s);
+  }
   put(&s, "{\"available\":%s,\"breaker_state\":%d", st->available ? "true" : "false",
       st->breaker_state);
-#define X(f, name, help) put(&s, ",\"" #f "\":%" PRIu64, st->f);
+#define X(f, name, help)                                                                           \
+  if (HAS(st, f)) put(&s, ",\"" #f "\":%" PRIu64, st->f);
   RCACHE__COUNTER_FIELDS(X)
   RCACHE__GAUGE_FIELDS(X)
 #undef X
-  put(&s, ",\"latency_p50_ms\":%.3f,\"latency_p99_ms\":%.3f,\"latency_max_ms\":%.3f}",
-      st->latency_p50_ms, st->latency_p99_ms, st->latency_max_ms);
+  if (HAS(st, latency_max_ms))
+    put(&s, ",\"latency_p50_ms\":%.3f,\"latency_p99_ms\":%.3f,\"latency_max_ms\":%.3f",
+        st->latency_p50_ms, st->latency_p99_ms, st->latency_max_ms);
+  put(&s, "}");
   return finish(&s);
 }

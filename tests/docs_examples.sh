@@ -12,6 +12,17 @@
 #                 included, so a snippet may use an open handle `c`
 #   ```c top      top-level definitions (a loader, a codec): built as a file with those
 #                 headers, linked with an empty main
+# A block may say how it is built without readers seeing it: an HTML comment right before its
+# fence (Markdown does not render it) whose first line starts with "<!-- docs_examples:",
+# then code around a line "@@" where the block goes, then "-->". The block is built as the
+# usual headers + the code before @@ + the block + the code after @@:
+#   <!-- docs_examples: built as the start of a program; @@ is where the block goes
+#   int main(void) {
+#   @@
+#     rcache_close(cache);
+#     return 0;
+#   }
+#   -->
 # Flags: -std=c11 -Wall -Wextra -Werror (plus $RCACHE_TEST_CFLAGS, e.g. sanitizers).
 # Programs are built, not run: they would talk to whatever server their URL names.
 set -uo pipefail
@@ -25,10 +36,19 @@ for doc in "$src/README.md" "$src"/docs/*.md; do
   [ -f "$doc" ] || continue
   base=$(basename "$doc" .md)
   awk -v out="$out" -v base="$base" '
+    /^<!-- docs_examples:/ && !inb { inw = 1; wrap = ""; next }
+    inw && /^-->[ \t]*$/ { inw = 0; haswrap = 1; next }
+    inw { wrap = wrap $0 "\n"; next }
     /^```c( (snippet|top))?[ \t]*$/ && !inb {
       inb = 1; kind = ($2 == "" ? "program" : $2); start = NR + 1
+      if (haswrap) {
+        kind = "wrapped"
+        printf "%s", wrap > sprintf("%s/%s-%d.wrap", out, base, start)
+        close(sprintf("%s/%s-%d.wrap", out, base, start))
+      }
       file = sprintf("%s/%s-%d.%s.c", out, base, start, kind); next
     }
+    { haswrap = 0 } # a wrapper applies only to the block right after it
     /^```/ && inb { inb = 0; close(file); next }
     inb { print > file }
   ' "$doc"
@@ -67,6 +87,13 @@ for f in "$out"/*.c; do
       } >"$unit" ;;
     top)
       { echo "$header"; echo "#line $line \"$doc.md\""; cat "$f"; echo "int main(void) { return 0; }"; } >"$unit" ;;
+    wrapped)
+      wrap="$out/$where.wrap"
+      if ! grep -qx '@@' "$wrap"; then
+        fail=$((fail + 1)); echo "FAIL $doc.md:$line: its docs_examples comment has no @@ line"; continue
+      fi
+      { echo "$header"; sed '/^@@$/,$d' "$wrap"; echo "#line $line \"$doc.md\""; cat "$f";
+        sed '1,/^@@$/d' "$wrap"; } >"$unit" ;;
   esac
   # shellcheck disable=SC2086
   if "$cc" -std=c11 -Wall -Wextra -Werror -Wno-unused-function ${RCACHE_TEST_CFLAGS:-} \

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * rcache JSON helpers, through jansson. A program that calls json_*() itself links jansson
- * too: `cc app.c $(pkg-config --cflags --libs rcache jansson)`.
+ * rcache JSON helpers, through jansson. This header includes <jansson.h>, so jansson is part
+ * of rcache's interface: `pkg-config --cflags --libs rcache` and CMake's rcache::rcache bring
+ * it along (json_decref() is inline and calls libjansson's json_delete()).
  *
  * Values are stored as compact JSON text (json_dumps with JSON_COMPACT | JSON_ENCODE_ANY):
  * {"id":1,"name":"x"} — no envelope, so a Node, Python or Go service reading the same key

@@ -96,11 +96,14 @@ typedef void (*rcache_log_fn)(int level, const char *msg, void *ud);
 
 /*
  * Options for rcache_open(). Always start from rcache_options_init(), then change what you
- * need: new fields are added at the end with defaults, so code written against an older
- * header keeps its meaning. Strings are copied by rcache_open(); the caller keeps them.
- * URL query parameters (?connect_timeout_ms=...) override the fields below.
+ * need. Strings are copied by rcache_open(); the caller keeps them. URL query parameters
+ * (?connect_timeout_ms=...) override the fields below.
+ * ABI (docs/abi.md): `size` records sizeof(rcache_options) as the program was compiled;
+ * the library reads only that many bytes and gives later fields their defaults, so a
+ * program built against an older header keeps working with a newer library.
  */
 typedef struct rcache_options {
+  size_t size;            /* set by rcache_options_init(); do not change */
   const char *key_prefix; /* prepended to every key, pattern and flush; NULL = none */
   int connect_timeout_ms; /* default 1000 */
   int command_timeout_ms; /* default 500 */
@@ -159,6 +162,11 @@ typedef struct rcache_options {
    * max_key_bytes >= strlen(key_prefix) + 72. Default false. */
   bool long_key_digest;
 
+  /* New fields go here, at the end only, and their default is all-zero bytes (0, NULL,
+   * false; 0 may mean "the default" when that is another value): an older program's
+   * struct ends earlier, and its trailing padding, which may hold the start of a new
+   * field, was zeroed by rcache_options_init(). tests/unit/test_abi.c checks it. */
+
   /* TLS policy (also in the URL: tls_ciphers=, tls_ciphersuites=; only with rediss://).
    * NULL = rcache's: TLS 1.2 with forward-secret AEAD suites only
    * ("ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL"), TLS 1.3 with OpenSSL's
@@ -168,8 +176,11 @@ typedef struct rcache_options {
   const char *tls_ciphersuites;
 } rcache_options;
 
-/* Fills *o with the documented defaults. */
-RCACHE_API void rcache_options_init(rcache_options *o);
+/* Fills the first `size` bytes of *o with the documented defaults (zeroing them, padding
+ * included) and sets o->size = size. Call it through rcache_options_init(o), which passes
+ * sizeof(rcache_options) as the program's compiler sees it. NULL-safe. */
+RCACHE_API void rcache_options_init_sized(rcache_options *o, size_t size);
+#define rcache_options_init(o) rcache_options_init_sized((o), sizeof(rcache_options))
 
 /* ---- the handle ------------------------------------------------------------------------------ */
 
@@ -184,7 +195,8 @@ typedef struct rcache rcache; /* opaque, thread-safe */
  * Never fails because Redis is down: the handle starts in fallback mode and connects in
  * the background. On success *out is a handle the caller closes with rcache_close().
  * Returns RCACHE_OK, RCACHE_EINVAL (out NULL, bad option, tls_* options with a URL that is
- * not TLS), RCACHE_EURL (bad URL; the
+ * not TLS, o->size not set by rcache_options_init() or from a newer header than the
+ * library's), RCACHE_EURL (bad URL; the
  * message from rcache_errmsg(NULL) names the bad part, password redacted), RCACHE_ENOMEM,
  * RCACHE_ETLS (unreadable certificate/key/CA file). On failure *out is NULL.
  */
@@ -308,8 +320,12 @@ RCACHE_API rcache_status rcache_health_check(rcache *c, rcache_health *h);
 
 enum { RCACHE_BREAKER_CLOSED = 0, RCACHE_BREAKER_OPEN = 1, RCACHE_BREAKER_HALF_OPEN = 2 };
 
-/* A snapshot of counters since rcache_open(). Plain data owned by the caller. */
+/* A snapshot of counters since rcache_open(). Plain data owned by the caller.
+ * ABI (docs/abi.md): `size` is sizeof(rcache_stats) as the program was compiled, set by
+ * rcache_get_stats(); the library writes and reads only that many bytes. New fields go at
+ * the end only. */
 typedef struct rcache_stats {
+  size_t size;       /* set by rcache_get_stats() */
   bool available;    /* the cache is in use now (breaker not open) */
   int breaker_state; /* RCACHE_BREAKER_* (the worst over all nodes) */
   uint64_t breaker_opens;
@@ -329,11 +345,17 @@ typedef struct rcache_stats {
   double latency_p50_ms, latency_p99_ms, latency_max_ms; /* remote calls */
 } rcache_stats;
 
-/* Fills *s with a consistent-enough snapshot (counters are read one by one). */
-RCACHE_API void rcache_get_stats(rcache *c, rcache_stats *s);
+/* Fills the first `size` bytes of *s with a consistent-enough snapshot (counters are read
+ * one by one; all zero when c is NULL) and sets s->size. Call it through
+ * rcache_get_stats(c, s), which passes sizeof(rcache_stats) as compiled. Does nothing when s is
+ * NULL. */
+RCACHE_API void rcache_get_stats_sized(rcache *c, rcache_stats *s, size_t size);
+#define rcache_get_stats(c, s) rcache_get_stats_sized((c), (s), sizeof(rcache_stats))
 
 /* Writes the stats as Prometheus text (metric names rcache_*) or compact JSON into buf
- * (snprintf semantics: returns the length needed, excluding the NUL). */
+ * (snprintf semantics: returns the length needed, excluding the NUL). They read only the
+ * fields within s->size (a snapshot from an older program lacks the newer metrics, which
+ * are then left out), so pass a struct rcache_get_stats() filled. */
 RCACHE_API size_t rcache_stats_prometheus(const rcache_stats *s, char *buf, size_t size);
 RCACHE_API size_t rcache_stats_json(const rcache_stats *s, char *buf, size_t size);
 

@@ -9,6 +9,6 @@
 #define RCACHE_VERSION_STRING "0.1.0"
 
 /* The shared library's SONAME is librcache.so.RCACHE_SOVERSION. Bump it on any ABI break. */
-#define RCACHE_SOVERSION 0
+#define RCACHE_SOVERSION 1
 
 #endif /* RCACHE_VERSION_H */

@@ -3,6 +3,12 @@
  * The contract suite: one set of tests, written against the public API only, run against
  * every backend (memory://, none://, and each Redis flavour). See main.c for the runner.
  *
+ * Where a test goes: a behaviour of the public API that every backend must share goes here,
+ * in the file of its topic (typed.c: strings, numbers, user codecs; json.c: JSON; keys.c:
+ * key helpers and key_prefix namespaces; ...). tests/unit/ is for internals and pure code,
+ * tests/integration/ for what needs a particular server set-up or another client
+ * (redis-cli, a server that is down, a private server), tests/faults/ for faults under load.
+ *
  * Adding tests: create tests/contract/<topic>.c, include "contract.h" and write
  *
  *   CONTRACT_TEST(my_test) {          // runs against caching backends (memory, Redis)
@@ -62,6 +68,18 @@ __attribute__((constructor)) static void ct__register_counters(void) {
  * Waits until the cache answers. NULL (and a recorded failure) when it cannot open. */
 rcache *ct_open(ct_env *e, const rcache_options *o);
 
+/* The same in a namespace nested in the test's: key_prefix "<namespace><sub>" (sub like
+ * "a:"), so the test's handle e->c sees its keys as "<sub><key>". Closed by the harness. */
+rcache *ct_open_sub(ct_env *e, const char *sub, const rcache_options *o);
+/* Two handles on the URL see the same data (a server; not memory://, whose every handle is
+ * its own store, nor none://). */
+bool ct_shared(const ct_env *e);
+/* Every handle of this run has the near cache on (--near). */
+bool ct_near(void);
+/* The length of the whole key_prefix of a ct_open_sub(e, sub, ...) handle: the URL's own
+ * key_prefix, the test's namespace and sub (for checks of stored key lengths). */
+size_t ct_prefix_len(const char *sub);
+
 /* A handle on the URL *outside* the test's namespace (only the URL's own key_prefix
  * applies). Use ct_outer_key() for its key names; such keys are deleted at the end of the
  * run. Closed by the harness. */
@@ -72,7 +90,12 @@ const char *ct_outer_key(const char *name);
 
 /* Small helpers: each returns what the cache says, counting nothing. */
 bool ct_value_is(rcache *c, const char *key, const void *data, size_t len);
+/* CHECKs that the stored bytes at key are the string literal lit (as another client reads). */
+#define CT_VALUE_IS(c, key, lit) CHECK(ct_value_is((c), (key), (lit), sizeof(lit) - 1))
 bool ct_exists(rcache *c, const char *key);
+bool ct_absent(rcache *c, const char *key); /* the call succeeded and said "no" */
+/* rcache_errmsg(c) contains what (printed when it does not). */
+bool ct_errmsg_has(rcache *c, const char *what);
 int64_t ct_ttl(rcache *c, const char *key); /* -3 when the call failed */
 /* Polls until key is gone (true) or timeout_ms has passed (false). */
 bool ct_wait_gone(rcache *c, const char *key, int timeout_ms);

@@ -160,10 +160,36 @@ static rcache *open_with(const char *prefix, const rcache_options *o) {
   return c;
 }
 
-rcache *ct_open(ct_env *e, const rcache_options *o) {
-  rcache *c = open_with(cur_ns, o);
+rcache *ct_open_sub(ct_env *e, const char *sub, const rcache_options *o) {
+  char ns[sizeof cur_ns + 64];
+  snprintf(ns, sizeof ns, "%s%s", cur_ns, sub);
+  rcache *c = open_with(ns, o);
   if (c) handles[nhandles++] = c;
   return c;
+}
+
+rcache *ct_open(ct_env *e, const rcache_options *o) {
+  return ct_open_sub(e, "", o);
+}
+
+bool ct_shared(const ct_env *e) {
+  return !e->none && strncmp(e->url, "memory:", 7) != 0;
+}
+
+bool ct_near(void) {
+  return g_near;
+}
+
+size_t ct_prefix_len(const char *sub) {
+  const char *end = url_prefix_end(g_url);
+  size_t url_part = 0;
+  if (end) { /* the value of key_prefix= in the URL */
+    const char *start = end;
+    while (start > g_url && start[-1] != '=')
+      start--;
+    url_part = (size_t)(end - start);
+  }
+  return url_part + strlen(cur_ns) + strlen(sub);
 }
 
 rcache *ct_open_outer(ct_env *e) {
@@ -212,6 +238,18 @@ int64_t ct_stale_s(void) {
 bool ct_exists(rcache *c, const char *key) {
   bool x = false;
   return rcache_exists(c, key, &x) == RCACHE_OK && x;
+}
+
+bool ct_absent(rcache *c, const char *key) {
+  bool x = true;
+  return rcache_exists(c, key, &x) == RCACHE_OK && !x;
+}
+
+bool ct_errmsg_has(rcache *c, const char *what) {
+  const char *m = rcache_errmsg(c);
+  if (strstr(m, what)) return true;
+  fprintf(stderr, "  errmsg \"%s\" lacks \"%s\"\n", m, what);
+  return false;
 }
 
 int64_t ct_ttl(rcache *c, const char *key) {

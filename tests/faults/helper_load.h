@@ -72,7 +72,7 @@ typedef struct load_counts {
 typedef struct load load;
 
 /* Arms a watchdog for the whole test: after `seconds` the process prints `name` and
- * aborts (servers are killed by helper_server's handlers). */
+ * aborts (servers are killed by redis_proc.c's handlers). */
 void load_watchdog(const char *name, unsigned seconds);
 
 /* Starts LOAD_THREADS threads on c, keys "<tag>:k:<i>" and "<tag>:n:<i>". The allowed

@@ -19,8 +19,8 @@
 
 #include "helper_load.h"
 #include "helper_proxy.h"
-#include "helper_server.h"
 #include "rcache/rcache.h"
+#include "redis_proc.h"
 #include "test.h"
 
 /* The cache must be in use again this long after a fault ends. */
@@ -30,7 +30,7 @@
 
 typedef struct scen {
   const char *name;
-  srv s;
+  rp_server s;
   logcap log;
   rcache *c;
   load *l;
@@ -196,7 +196,7 @@ static inline void sc_end(scen *x) {
   }
   logcap_print(&x->log, x->name);
   logcap_destroy(&x->log);
-  srv_destroy(&x->s);
+  rp_destroy(&x->s);
 }
 
 /* rcache_open while the fault is on: it must not fail and must not wait longer than one

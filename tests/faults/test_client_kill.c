@@ -15,11 +15,11 @@
 int main(void) {
   scen x;
   sc_begin(&x, "faults_test_client_kill");
-  if (srv_start(&x.s, NULL, NULL) != 0) {
+  if (rp_start(&x.s, NULL) != 0) {
     CHECK(!"server start");
     return test_report(x.name);
   }
-  srv_url(&x.s, x.url, sizeof x.url, NULL);
+  rp_url(&x.s, x.url, sizeof x.url, NULL);
   if (!sc_open(&x, NULL) || !(x.l = load_start(x.c, "ckill"))) {
     CHECK(x.c && x.l);
     sc_end(&x);
@@ -28,7 +28,7 @@ int main(void) {
   sc_sleep_ms(800);
   sc_print_stats(&x, "healthy");
 
-  redisContext *killer = srv_connect(&x.s, 1000);
+  redisContext *killer = rp_connect(&x.s, 1000);
   CHECK(killer != NULL);
   load_counts a, b, d;
   rcache_stats s0, s1;

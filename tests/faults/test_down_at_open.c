@@ -65,8 +65,9 @@ int main(void) {
   scen x;
   sc_begin(&x, "faults_test_down_at_open");
   x.password = PASSWORD;
-  CHECK(srv_init(&x.s, PASSWORD, NULL) == 0); /* port and directory, nothing listening */
-  srv_url(&x.s, x.url, sizeof x.url, NULL);
+  CHECK(rp_init(&x.s, &(rp_opts){.password = PASSWORD}) ==
+        0); /* port and directory, nothing listening */
+  rp_url(&x.s, x.url, sizeof x.url, NULL);
   if (!sc_open(&x, NULL)) {
     sc_end(&x);
     return test_report(x.name);
@@ -110,7 +111,7 @@ int main(void) {
   sc_check_log(&x, 1, 0, 0, "while down");
 
   /* the server arrives */
-  CHECK(srv_launch(&x.s, false) == 0);
+  CHECK(rp_launch(&x.s, false) == 0);
   int64_t up = load_now_us();
   sc_check_recovered(&x, up, "server started");
   sc_sleep_ms(1000);

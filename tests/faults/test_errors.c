@@ -62,27 +62,27 @@ static void write_errors(scen *x, const char *what, const char *needle, bool (*o
 }
 
 static bool oom_on(scen *x) {
-  return srv_do(&x->s, "CONFIG SET maxmemory-policy noeviction") &&
-         srv_do(&x->s, "CONFIG SET maxmemory 1");
+  return rp_do(&x->s, "CONFIG SET maxmemory-policy noeviction") &&
+         rp_do(&x->s, "CONFIG SET maxmemory 1");
 }
 
 static bool oom_off(scen *x) {
-  return srv_do(&x->s, "CONFIG SET maxmemory 0");
+  return rp_do(&x->s, "CONFIG SET maxmemory 0");
 }
 
 /* The REPLICAOF target. It has a password our server does not know, so the replication
  * handshake keeps failing and never replaces the dataset (no full sync, no -LOADING):
  * what remains is a replica answering reads and refusing writes with -READONLY. */
-static srv master;
+static rp_server master;
 
 static bool readonly_on(scen *x) {
-  if (srv_start(&master, "master-only-pw", NULL) != 0) return false;
-  return srv_do(&x->s, "REPLICAOF 127.0.0.1 %d", master.port);
+  if (rp_start(&master, &(rp_opts){.password = "master-only-pw"}) != 0) return false;
+  return rp_do(&x->s, "REPLICAOF 127.0.0.1 %d", master.port);
 }
 
 static bool readonly_off(scen *x) {
-  bool ok = srv_do(&x->s, "REPLICAOF NO ONE");
-  srv_destroy(&master);
+  bool ok = rp_do(&x->s, "REPLICAOF NO ONE");
+  rp_destroy(&master);
   return ok;
 }
 
@@ -132,7 +132,7 @@ static void cannot_serve(scen *x, const char *what, const char *needle,
 
 /* Sends a command without waiting for its reply. */
 static redisContext *send_only(scen *x, const char *fmt, const char *arg) {
-  redisContext *c = srv_connect(&x->s, 20000);
+  redisContext *c = rp_connect(&x->s, 20000);
   if (!c) return NULL;
   int done = 0;
   if (redisAppendCommand(c, fmt, arg) != REDIS_OK) done = -1;
@@ -151,7 +151,7 @@ static redisContext *busy_start(scen *x) {
 }
 
 static bool busy_finish(scen *x, redisContext *busy) {
-  bool killed = srv_do(&x->s, "SCRIPT KILL");
+  bool killed = rp_do(&x->s, "SCRIPT KILL");
   redisReply *r = NULL;
   bool ok = redisGetReply(busy, (void **)&r) == REDIS_OK && r && r->type == REDIS_REPLY_ERROR;
   if (r) freeReplyObject(r);
@@ -161,8 +161,8 @@ static bool busy_finish(scen *x, redisContext *busy) {
 
 static redisContext *loading_start(scen *x) {
   /* 10000 keys at 150 us each: about 1.5 s of -LOADING */
-  if (!srv_do(&x->s, "DEBUG POPULATE 10000 errors:pop 16") ||
-      !srv_do(&x->s, "CONFIG SET key-load-delay 150"))
+  if (!rp_do(&x->s, "DEBUG POPULATE 10000 errors:pop 16") ||
+      !rp_do(&x->s, "CONFIG SET key-load-delay 150"))
     return NULL;
   return send_only(x, "DEBUG %s", "RELOAD");
 }
@@ -173,7 +173,7 @@ static bool loading_finish(scen *x, redisContext *reload) {
   if (!ok) fprintf(stderr, "DEBUG RELOAD: %s\n", r ? r->str : reload->errstr);
   if (r) freeReplyObject(r);
   redisFree(reload);
-  return ok && srv_do(&x->s, "CONFIG SET key-load-delay 0");
+  return ok && rp_do(&x->s, "CONFIG SET key-load-delay 0");
 }
 
 int main(void) {
@@ -186,11 +186,11 @@ int main(void) {
                          "--lua-time-limit",
                          "100",
                          NULL};
-  if (srv_start(&x.s, NULL, extra) != 0) {
+  if (rp_start(&x.s, &(rp_opts){.args = extra}) != 0) {
     CHECK(!"server start");
     return test_report(x.name);
   }
-  srv_url(&x.s, x.url, sizeof x.url, NULL);
+  rp_url(&x.s, x.url, sizeof x.url, NULL);
   if (!sc_open(&x, NULL) || !(x.l = load_start(x.c, "errors"))) {
     CHECK(x.c && x.l);
     sc_end(&x);

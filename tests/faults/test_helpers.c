@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The fault suite's own tools, checked with raw hiredis before anything relies on them:
- * server start / pause / kill / restart on the same port, servers killed however the test
- * process ends (exit, abort, SIGKILL), and every proxy mode.
+ * tests/support/redis_proc.h's servers (start on TCP or a Unix socket only, pause, kill,
+ * stop, restart on the same port, a fixed port), servers killed however the test process
+ * ends (exit, abort, SIGKILL), and every proxy mode.
  */
 #include <errno.h>
 #include <signal.h>
@@ -13,7 +14,7 @@
 
 #include "helper_load.h"
 #include "helper_proxy.h"
-#include "helper_server.h"
+#include "redis_proc.h"
 #include "test.h"
 
 static int64_t ms_since(int64_t t0) {
@@ -61,13 +62,13 @@ static bool wait_gone(pid_t pid, int ms) {
 }
 
 static void test_server(void) {
-  srv s;
+  rp_server s;
   const char *extra[] = {"--maxmemory-policy", "noeviction", NULL};
-  CHECK(srv_start(&s, "s3cr3t-pw", extra) == 0);
+  CHECK(rp_start(&s, &(rp_opts){.password = "s3cr3t-pw", .args = extra}) == 0);
   if (!s.pid) return;
   CHECK(s.port >= 20000 && s.port <= 29999);
   char url[256];
-  srv_url(&s, url, sizeof url, NULL);
+  rp_url(&s, url, sizeof url, NULL);
   CHECK(strstr(url, ":s3cr3t-pw@127.0.0.1:") != NULL);
   /* requirepass is in force: a raw connection without AUTH is refused */
   redisContext *raw = connect_port(s.port, 500);
@@ -78,19 +79,19 @@ static void test_server(void) {
     if (r) freeReplyObject(r);
     redisFree(raw);
   }
-  CHECK(srv_do(&s, "SET helper:x 1"));
-  redisReply *r = srv_command(&s, "CONFIG GET maxmemory-policy");
+  CHECK(rp_do(&s, "SET helper:x 1"));
+  redisReply *r = rp_command(&s, "CONFIG GET maxmemory-policy");
   CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
         !strcmp(r->element[1]->str, "noeviction"));
   if (r) freeReplyObject(r);
-  r = srv_command(&s, "CONFIG GET bind");
+  r = rp_command(&s, "CONFIG GET bind");
   CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
         !strcmp(r->element[1]->str, "127.0.0.1"));
   if (r) freeReplyObject(r);
 
   /* paused: connecting still works (the kernel's backlog) but nothing answers */
-  srv_pause(&s);
-  redisContext *c = srv_connect(&s, 300);
+  rp_pause(&s);
+  redisContext *c = rp_connect(&s, 300);
   CHECK(c == NULL); /* AUTH times out */
   c = connect_port(s.port, 300);
   if (c) {
@@ -99,29 +100,80 @@ static void test_server(void) {
     CHECK(ms_since(t0) >= 250);
     redisFree(c);
   }
-  srv_resume(&s);
-  c = srv_connect(&s, 1000);
+  rp_resume(&s);
+  c = rp_connect(&s, 1000);
   CHECK(c && ping(c));
   if (c) redisFree(c);
 
   /* killed: refused; restarted on the same port: answers again (no persistence) */
   int port = s.port;
   pid_t old = s.pid;
-  srv_kill(&s);
+  rp_kill(&s);
   CHECK(s.pid == 0);
   CHECK(wait_gone(old, 1000));
   CHECK(connect_port(port, 300) == NULL);
-  CHECK(srv_restart(&s, false) == 0);
+  CHECK(rp_restart(&s, false) == 0);
   CHECK(s.port == port && s.pid > 0 && s.pid != old);
-  r = srv_command(&s, "EXISTS helper:x");
+  r = rp_command(&s, "EXISTS helper:x");
   CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
   if (r) freeReplyObject(r);
 
   /* paused, then destroyed: it still goes away */
-  srv_pause(&s);
+  rp_pause(&s);
   pid_t last = s.pid;
-  srv_destroy(&s);
+  rp_destroy(&s);
   CHECK(wait_gone(last, 2000));
+}
+
+/* A Unix-socket-only server with a password, a graceful stop, and a fixed port reused
+ * after its server is gone. */
+static void test_server_variants(void) {
+  rp_server u;
+  CHECK(rp_start(&u, &(rp_opts){.port = RP_NO_TCP, .unix_socket = true, .password = "pw"}) == 0);
+  CHECK(u.port == 0 && u.sock[0] == '/');
+  char url[300], want[300];
+  rp_url(&u, url, sizeof url, "?db=1");
+  snprintf(want, sizeof want, "unix://:pw@%s?db=1", u.sock);
+  CHECK_STR(url, want);
+  CHECK(rp_do(&u, "SET helper:u 1"));
+  redisReply *r = rp_command(&u, "CONFIG GET port");
+  CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && !strcmp(r->element[1]->str, "0"));
+  if (r) freeReplyObject(r);
+  pid_t pid = u.pid;
+  rp_pause(&u);
+  CHECK_EQ(rp_stop(&u), 0); /* continued, then it exits on SIGTERM by itself */
+  CHECK(u.pid == 0 && wait_gone(pid, 1000));
+  rp_destroy(&u);
+
+  int port = rp_free_port();
+  CHECK(port >= 20000 && port != rp_free_port()); /* never the same port twice */
+  rp_server f;
+  for (int round = 0; round < 2; round++) { /* the second server gets the same port */
+    CHECK(rp_start(&f, &(rp_opts){.port = port}) == 0);
+    CHECK_EQ(f.port, port);
+    CHECK(rp_reply_has(rp_cmd(port, "PING"), "PONG"));
+    rp_destroy(&f);
+  }
+}
+
+/* A child the test forks inherits the at-exit and signal handlers: its exit() and its
+ * SIGTERM must not touch the parent's server. */
+static void test_forked_child_spares_parent(void) {
+  rp_server s;
+  CHECK(rp_start(&s, NULL) == 0);
+  if (!s.pid) return;
+  for (int how = 0; how < 2; how++) {
+    fflush(NULL);
+    pid_t child = fork();
+    if (child == 0) {
+      if (how == 1) raise(SIGTERM);
+      exit(0);
+    }
+    waitpid(child, NULL, 0);
+    CHECK_MSG(!gone(s.pid) && rp_reply_has(rp_cmd(s.port, "PING"), "PONG"),
+              "a forked child's %s killed the parent's server", how ? "SIGTERM" : "exit");
+  }
+  rp_destroy(&s);
 }
 
 /* A child process starts a server (and pauses it), reports its PID, then ends by `how`:
@@ -132,9 +184,9 @@ static void test_server_outlived(int how) {
   pid_t child = fork();
   if (child == 0) {
     close(fd[0]);
-    srv s;
-    pid_t pid = srv_start(&s, NULL, NULL) == 0 ? s.pid : 0;
-    srv_pause(&s);
+    rp_server s;
+    pid_t pid = rp_start(&s, NULL) == 0 ? s.pid : 0;
+    rp_pause(&s);
     ssize_t w = write(fd[1], &pid, sizeof pid);
     w += write(fd[1], s.dir, sizeof s.dir);
     (void)w;
@@ -145,7 +197,7 @@ static void test_server_outlived(int how) {
   }
   close(fd[1]);
   pid_t pid = 0;
-  char dir[sizeof((srv *)0)->dir] = "";
+  char dir[sizeof((rp_server *)0)->dir] = "";
   ssize_t n = read(fd[0], &pid, sizeof pid);
   if (read(fd[0], dir, sizeof dir) == (ssize_t)sizeof dir && dir[0]) {
     dir[sizeof dir - 1] = '\0';
@@ -163,17 +215,17 @@ static void test_server_outlived(int how) {
       kill(pid, SIGKILL);
     }
   }
-  if (dir[0] && wait_gone(pid, 1000)) srv_remove_dir(dir); /* an abort or SIGKILL leaves it */
+  if (dir[0] && wait_gone(pid, 1000)) rp_remove_dir(dir); /* an abort or SIGKILL leaves it */
 }
 
 static void test_proxy(void) {
-  srv s;
-  CHECK(srv_start(&s, NULL, NULL) == 0);
+  rp_server s;
+  CHECK(rp_start(&s, NULL) == 0);
   if (!s.pid) return;
   proxy *p = proxy_start(s.port);
   CHECK(p != NULL);
   if (!p) {
-    srv_destroy(&s);
+    rp_destroy(&s);
     return;
   }
   CHECK(proxy_port(p) != s.port && proxy_port(p) >= 20000);
@@ -282,21 +334,23 @@ static void test_proxy(void) {
   c = connect_port(proxy_port(p), 1000);
   CHECK(c && ping(c));
   if (c) {
-    srv_kill(&s);
+    rp_kill(&s);
     CHECK(!ping(c));
     redisFree(c);
   }
-  CHECK(srv_restart(&s, false) == 0);
+  CHECK(rp_restart(&s, false) == 0);
   c = connect_port(proxy_port(p), 1000);
   CHECK(c && ping(c));
   if (c) redisFree(c);
 out:
   proxy_stop(p);
-  srv_destroy(&s);
+  rp_destroy(&s);
 }
 
 int main(void) {
   test_server();
+  test_server_variants();
+  test_forked_child_spares_parent();
   test_server_outlived(0);
   test_server_outlived(1);
   test_server_outlived(2);

@@ -17,7 +17,7 @@ static void outage(scen *x, int n, int down_ms) {
   rcache_get_stats(x->c, &s0);
   load_snapshot(x->l, &a);
   int64_t t_kill = load_now_us();
-  srv_kill(&x->s);
+  rp_kill(&x->s);
   snprintf(what, sizeof what, "outage %d (killed)", n);
   int64_t ms = load_wait_available(x->c, false, t_kill, SC_CALL_MS);
   CHECK_MSG(ms >= 0, "%s: the breaker did not open within %d ms", what, SC_CALL_MS);
@@ -36,7 +36,7 @@ static void outage(scen *x, int n, int down_ms) {
   CHECK(!s1.available);
   sc_check_log(x, 1, 0, t_kill, what);
 
-  CHECK(srv_restart(&x->s, false) == 0);
+  CHECK(rp_restart(&x->s, false) == 0);
   int64_t t_up = load_now_us();
   snprintf(what, sizeof what, "outage %d (restarted)", n);
   sc_check_recovered(x, t_up, what);
@@ -58,11 +58,11 @@ int main(void) {
   scen x;
   sc_begin(&x, "faults_test_kill");
   x.password = PASSWORD;
-  if (srv_start(&x.s, PASSWORD, NULL) != 0) {
+  if (rp_start(&x.s, &(rp_opts){.password = PASSWORD}) != 0) {
     CHECK(!"server start");
     return test_report(x.name);
   }
-  srv_url(&x.s, x.url, sizeof x.url, "?pool=8");
+  rp_url(&x.s, x.url, sizeof x.url, "?pool=8");
   if (!sc_open(&x, NULL) || !(x.l = load_start(x.c, "kill"))) {
     CHECK(x.c && x.l);
     sc_end(&x);

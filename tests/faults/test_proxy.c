@@ -183,7 +183,7 @@ int main(void) {
   scen x;
   sc_begin(&x, "faults_test_proxy");
   x.password = PASSWORD;
-  if (srv_start(&x.s, PASSWORD, NULL) != 0 || !(px = proxy_start(x.s.port))) {
+  if (rp_start(&x.s, &(rp_opts){.password = PASSWORD}) != 0 || !(px = proxy_start(x.s.port))) {
     CHECK(!"server or proxy start");
     sc_end(&x);
     return test_report(x.name);

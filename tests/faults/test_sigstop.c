@@ -13,11 +13,11 @@
 int main(void) {
   scen x;
   sc_begin(&x, "faults_test_sigstop");
-  if (srv_start(&x.s, NULL, NULL) != 0) {
+  if (rp_start(&x.s, NULL) != 0) {
     CHECK(!"server start");
     return test_report(x.name);
   }
-  srv_url(&x.s, x.url, sizeof x.url, NULL);
+  rp_url(&x.s, x.url, sizeof x.url, NULL);
   if (!sc_open(&x, NULL) || !(x.l = load_start(x.c, "stop"))) {
     CHECK(x.c && x.l);
     sc_end(&x);
@@ -42,7 +42,7 @@ int main(void) {
   rcache_stats s0, s1;
   rcache_get_stats(x.c, &s0);
   int64_t t_stop = load_now_us();
-  srv_pause(&x.s);
+  rp_pause(&x.s);
   /* the breaker opens once enough calls have timed out: one command deadline, plus slack */
   int64_t ms = load_wait_available(x.c, false, t_stop, SC_CALL_MS);
   CHECK_MSG(ms >= 0, "the breaker did not open within %d ms of SIGSTOP", SC_CALL_MS);
@@ -81,7 +81,7 @@ int main(void) {
             "calls used a paused server");
   sc_check_log(&x, 1, 0, t_stop, "paused");
 
-  srv_resume(&x.s);
+  rp_resume(&x.s);
   int64_t t_cont = load_now_us();
   /* the handle without a breaker recovers by itself too */
   if (every) {

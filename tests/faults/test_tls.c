@@ -18,9 +18,7 @@ static char certs[200];
 
 /* A CA and a server certificate for localhost / 127.0.0.1, with openssl (EC: quick). */
 static bool make_certs(void) {
-  const char *base = getenv("RCACHE_TEST_RUN_DIR");
-  snprintf(certs, sizeof certs, "%s/faults-tls-XXXXXX", base && *base ? base : "/tmp");
-  if (!mkdtemp(certs)) return false;
+  if (rp_mkdir(certs, sizeof certs, "faults-tls") != 0) return false;
   char cmd[2048];
   snprintf(cmd, sizeof cmd,
            "cd '%s' && "
@@ -46,7 +44,7 @@ static void outage(scen *x, const char *what, proxy_mode m, int delay_ms, int fo
   load_snapshot(x->l, &a);
   int64_t t0 = load_now_us();
   if (m == PROXY_PASS) {
-    srv_pause(&x->s);
+    rp_pause(&x->s);
   } else {
     proxy_set_mode(px, m, delay_ms);
   }
@@ -71,7 +69,7 @@ static void outage(scen *x, const char *what, proxy_mode m, int delay_ms, int fo
   CHECK(!s1.available);
   sc_check_log(x, 1, 0, t0, what);
   if (m == PROXY_PASS) {
-    srv_resume(&x->s);
+    rp_resume(&x->s);
   } else {
     proxy_set_mode(px, PROXY_PASS, 0);
   }
@@ -84,34 +82,19 @@ static void outage(scen *x, const char *what, proxy_mode m, int delay_ms, int fo
 int main(void) {
   scen x;
   sc_begin(&x, "faults_test_tls");
-  char tls_port[16], cert[256], key[256], ca[256];
-  int tp = srv_free_port();
-  snprintf(tls_port, sizeof tls_port, "%d", tp);
-  if (tp < 0 || !make_certs()) {
-    CHECK(!"TLS port or certificates");
+  char ca[256];
+  if (!make_certs()) {
+    CHECK(!"certificates");
     sc_end(&x);
-    if (certs[0]) srv_remove_dir(certs);
+    if (certs[0]) rp_remove_dir(certs);
     return test_report(x.name);
   }
-  snprintf(cert, sizeof cert, "%s/server.pem", certs);
-  snprintf(key, sizeof key, "%s/server.key", certs);
   snprintf(ca, sizeof ca, "%s/ca.pem", certs);
   /* the plain port is for the test's own control connections; rcache uses the TLS one */
-  const char *extra[] = {"--tls-port",
-                         tls_port,
-                         "--tls-cert-file",
-                         cert,
-                         "--tls-key-file",
-                         key,
-                         "--tls-ca-cert-file",
-                         ca,
-                         "--tls-auth-clients",
-                         "no",
-                         NULL};
-  if (srv_start(&x.s, NULL, extra) != 0 || !(px = proxy_start(tp))) {
+  if (rp_start(&x.s, &(rp_opts){.tls_dir = certs}) != 0 || !(px = proxy_start(x.s.tls_port))) {
     CHECK(!"server or proxy start");
     sc_end(&x);
-    srv_remove_dir(certs);
+    rp_remove_dir(certs);
     return test_report(x.name);
   }
   snprintf(x.url, sizeof x.url, "rediss://127.0.0.1:%d?tls_ca=%s", proxy_port(px), ca);
@@ -119,7 +102,7 @@ int main(void) {
     CHECK(x.c && x.l);
     sc_end(&x);
     proxy_stop(px);
-    srv_remove_dir(certs);
+    rp_remove_dir(certs);
     return test_report(x.name);
   }
   sc_sleep_ms(800);
@@ -138,6 +121,6 @@ int main(void) {
   CHECK_EQ(logcap_total(&x.log), 8);
   sc_end(&x);
   proxy_stop(px);
-  srv_remove_dir(certs);
+  rp_remove_dir(certs);
   return test_report(x.name);
 }

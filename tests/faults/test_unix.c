@@ -26,21 +26,12 @@ static void phase_done(scen *x, const char *what, int64_t t0, rcache_stats *s0, 
 int main(void) {
   scen x;
   sc_begin(&x, "faults_test_unix");
-  if (srv_init(&x.s, NULL, NULL) != 0) {
-    CHECK(!"server init");
-    return test_report(x.name);
-  }
-  char sock[280];
-  snprintf(sock, sizeof sock, "%s/redis.sock", x.s.dir);
-  const char *extra[] = {"--unixsocket", sock, "--unixsocketperm", "700"};
-  for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
-    x.s.args[x.s.nargs++] = strdup(extra[i]);
-  if (srv_launch(&x.s, false) != 0) {
+  if (rp_start(&x.s, &(rp_opts){.unix_socket = true}) != 0) {
     CHECK(!"server start");
     sc_end(&x);
     return test_report(x.name);
   }
-  snprintf(x.url, sizeof x.url, "unix://%s", sock);
+  snprintf(x.url, sizeof x.url, "unix://%s", x.s.sock);
   if (!sc_open(&x, NULL) || !(x.l = load_start(x.c, "unix"))) {
     CHECK(x.c && x.l);
     sc_end(&x);
@@ -56,7 +47,7 @@ int main(void) {
   rcache_stats s0;
   rcache_get_stats(x.c, &s0);
   int64_t t0 = load_now_us();
-  srv_pause(&x.s);
+  rp_pause(&x.s);
   int64_t ms = load_wait_available(x.c, false, t0, SC_CALL_MS);
   CHECK_MSG(ms >= 0, "paused: the breaker did not open within %d ms", SC_CALL_MS);
   sc_sleep_ms(1000);
@@ -67,7 +58,7 @@ int main(void) {
   phase_done(&x, "paused", t0, &s0, &a);
   rcache_get_stats(x.c, &s0);
   CHECK(s0.timeouts > 0);
-  srv_resume(&x.s);
+  rp_resume(&x.s);
   sc_check_recovered(&x, load_now_us(), "continued");
   sc_sleep_ms(300);
   sc_check_log(&x, 1, 1, t0, "paused");
@@ -76,20 +67,20 @@ int main(void) {
   load_snapshot(x.l, &a);
   rcache_get_stats(x.c, &s0);
   t0 = load_now_us();
-  srv_kill(&x.s);
+  rp_kill(&x.s);
   ms = load_wait_available(x.c, false, t0, SC_CALL_MS);
   CHECK_MSG(ms >= 0, "killed: the breaker did not open within %d ms", SC_CALL_MS);
   sc_sleep_ms(1500);
   sc_check_health(&x, false, "killed");
   phase_done(&x, "killed", t0, &s0, &a);
-  CHECK(srv_restart(&x.s, false) == 0);
+  CHECK(rp_restart(&x.s, false) == 0);
   sc_check_recovered(&x, load_now_us(), "restarted");
   sc_sleep_ms(300);
   sc_check_log(&x, 1, 1, t0, "killed");
 
   sc_check_log(&x, 2, 2, 0, "whole run");
   CHECK_EQ(logcap_total(&x.log), 4);
-  CHECK_EQ(logcap_count(&x.log, sock, 0), 4); /* the lines name the socket */
+  CHECK_EQ(logcap_count(&x.log, x.s.sock, 0), 4); /* the lines name the socket */
   sc_end(&x);
   return test_report(x.name);
 }

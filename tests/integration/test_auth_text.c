@@ -5,66 +5,18 @@
  * "ERR unknown command 'AUTH', with args beginning with: 'app' '<password>'" cut at 128
  * characters, and that text reached rcache_errmsg() and rcache_health_check()'s error (120
  * of a 160-character password; with a long user name, 15 of 22). This test starts its own
- * redis-server so configured, on a Unix socket (killed by PID at exit, and by the kernel if
- * the test dies first), and checks every output for any run of 4 characters of the
+ * redis-server so configured, on a Unix socket (tests/support/redis_proc.h), and checks
+ * every output for any run of 4 characters of the
  * password: short, 160 characters, with a long user name, longer than every buffer. A fake
  * server (fake_resp.h) then echoes the password, whole or truncated, in the errors it
  * answers to the health check's PING.
  */
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include "fake_resp.h"
 #include "rcache/rcache.h"
+#include "redis_proc.h"
 #include "test.h"
 
 #define SECRET "Tops3cret-xyz-991"
-
-static pid_t server_pid = -1;
-static char sock[108];
-
-static void stop_server(void) {
-  if (server_pid > 0) {
-    kill(server_pid, SIGKILL);
-    waitpid(server_pid, NULL, 0);
-    server_pid = -1;
-  }
-  unlink(sock);
-}
-
-static bool start_server(void) {
-  snprintf(sock, sizeof sock, "/tmp/rcache-authtext-%d.sock", (int)getpid());
-  unlink(sock);
-  pid_t parent = getpid();
-  server_pid = fork();
-  if (server_pid < 0) return false;
-  if (server_pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
-    if (getppid() != parent) _exit(1);
-    FILE *null = fopen("/dev/null", "w");
-    if (null) {
-      dup2(fileno(null), 1);
-      dup2(fileno(null), 2);
-    }
-    execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", sock, "--save", "",
-           "--appendonly", "no", "--rename-command", "AUTH", "", "--loglevel", "warning",
-           (char *)NULL);
-    _exit(127);
-  }
-  atexit(stop_server);
-  for (int i = 0; i < 500; i++) { /* up to 5 s for the socket to accept */
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock);
-    bool up = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
-    if (fd >= 0) close(fd);
-    if (up) return true;
-    usleep(10000);
-  }
-  return false;
-}
 
 static char logbuf[16384];
 static void logger(int level, const char *msg, void *ud) {
@@ -126,8 +78,10 @@ static char *password(size_t n, unsigned seed) {
 }
 
 int main(void) {
-  if (!start_server()) {
-    CHECK_MSG(false, "redis-server did not start on %s", sock);
+  rp_server srv;
+  const char *args[] = {"--rename-command", "AUTH", "", "--loglevel", "warning", NULL};
+  if (rp_start(&srv, &(rp_opts){.port = RP_NO_TCP, .unix_socket = true, .args = args}) != 0) {
+    CHECK_MSG(false, "redis-server did not start on a Unix socket");
     return test_report("test_auth_text");
   }
   static char url[16384];
@@ -140,7 +94,7 @@ int main(void) {
   size_t lens[] = {sizeof SECRET - 1, 160, 22, 5000};
   for (int i = 0; i < 4; i++) {
     char *pw = i == 0 ? strdup(SECRET) : password(lens[i], (unsigned)i);
-    snprintf(url, sizeof url, "unix://%s:%s@%s", users[i], pw, sock);
+    snprintf(url, sizeof url, "unix://%s:%s@%s", users[i], pw, srv.sock);
     check_outputs(i == 0   ? "short"
                   : i == 1 ? "160"
                   : i == 2 ? "long user"
@@ -148,7 +102,7 @@ int main(void) {
                   url, pw, RCACHE_EAUTH, "AUTH refused by the server (ERR: unknown command)");
     free(pw);
   }
-  stop_server();
+  rp_destroy(&srv);
 
   /* a server that echoes the password in its errors, whole or cut short (AUTH succeeds) */
   char *pw = password(160, 99);

@@ -16,9 +16,9 @@
 #include <unistd.h>
 
 #include "rcache/rcache.h"
+#include "redis_proc.h"
 #include "slot.h"
 #include "test.h"
-#include "test_cluster_procs.h"
 
 static char prefix[64];
 
@@ -26,7 +26,7 @@ static char prefix[64];
 static int slot_port[RCACHE__SLOTS];
 
 static bool load_slots(int port) {
-  redisReply *r = pr_cmd(port, "CLUSTER SLOTS");
+  redisReply *r = rp_cmd(port, "CLUSTER SLOTS");
   if (!r || r->type != REDIS_REPLY_ARRAY) {
     if (r) freeReplyObject(r);
     return false;
@@ -44,7 +44,7 @@ static bool load_slots(int port) {
  * absent there (including a MOVED: the key is not on that node). Caller frees. */
 static char *raw_get(const char *k) {
   int port = slot_port[rcache__slot(k, strlen(k))];
-  redisReply *r = pr_cmd(port, "GET %s", k);
+  redisReply *r = rp_cmd(port, "GET %s", k);
   char *v = NULL;
   if (r && r->type == REDIS_REPLY_STRING) v = strdup(r->str);
   if (r && r->type == REDIS_REPLY_ERROR) fprintf(stderr, "  raw GET %s: %s\n", k, r->str);
@@ -98,7 +98,7 @@ static void test_detection(const char *url, const char *seeds, int port) {
   rcache_close(bad);
 
   /* A seed list whose first node is dead: the map comes from the next one. */
-  int dead = pr_free_port();
+  int dead = rp_free_port();
   char url2[256];
   snprintf(url2, sizeof url2, "redis://127.0.0.1:%d,127.0.0.1:%d?connect_timeout_ms=300", dead,
            port);
@@ -116,7 +116,7 @@ static void test_slots_agree(int port) {
   char k[64];
   for (int i = 0; i < 300; i++) {
     snprintf(k, sizeof k, i % 3 ? "k:%d:%d" : "{t%d}:x:%d", i * 7919, i);
-    redisReply *r = pr_cmd(port, "CLUSTER KEYSLOT %s", k);
+    redisReply *r = rp_cmd(port, "CLUSTER KEYSLOT %s", k);
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer == rcache__slot(k, strlen(k))) agree++;
     if (r) freeReplyObject(r);
   }
@@ -168,7 +168,7 @@ static void test_hash_tags(rcache *c) {
     CHECK_EQ(rcache_set(c, keys[i], vals[i], 1, 300), RCACHE_OK);
     snprintf(full, sizeof full, "%s%s", prefix, keys[i]);
     CHECK_EQ(rcache__slot(full, strlen(full)), slot); /* the prefix has no '{' */
-    redisReply *r = pr_cmd(slot_port[slot], "GET %s", full);
+    redisReply *r = rp_cmd(slot_port[slot], "GET %s", full);
     CHECK(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, vals[i]) == 0);
     if (r) freeReplyObject(r);
   }
@@ -252,7 +252,7 @@ static void test_batches(rcache *c) {
 }
 
 static long long slots_calls(int port) {
-  redisReply *r = pr_cmd(port, "INFO commandstats");
+  redisReply *r = rp_cmd(port, "INFO commandstats");
   long long v = 0;
   const char *p =
       r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "cmdstat_cluster|slots:calls=") : NULL;
@@ -274,7 +274,7 @@ static void test_slots_fallback(const char *seeds) {
   char user[32];
   snprintf(user, sizeof user, "noshards%d", (int)getpid());
   for (int i = 0; i < n; i++)
-    CHECK(pr_ok(pr_cmd(ports[i], "ACL SETUSER %s on >pw ~* &* +@all -cluster|shards", user)));
+    CHECK(rp_ok(rp_cmd(ports[i], "ACL SETUSER %s on >pw ~* &* +@all -cluster|shards", user)));
   long long before = 0, after = 0;
   for (int i = 0; i < n; i++)
     before += slots_calls(ports[i]);
@@ -301,7 +301,7 @@ static void test_slots_fallback(const char *seeds) {
   CHECK_EQ(del, 60);
   rcache_close(c);
   for (int i = 0; i < n; i++)
-    CHECK(pr_ok(pr_cmd(ports[i], "ACL DELUSER %s", user)));
+    CHECK(rp_ok(rp_cmd(ports[i], "ACL DELUSER %s", user)));
 }
 
 int main(void) {

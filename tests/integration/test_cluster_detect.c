@@ -15,13 +15,13 @@
 #include <string.h>
 
 #include "rcache/rcache.h"
+#include "redis_proc.h"
 #include "slot.h"
 #include "test.h"
-#include "test_cluster_procs.h"
 
 #define NKEYS 30
 
-static pr_cluster cl;
+static rp_cluster cl;
 
 /* set + get of every key: how many were right; *wrong counts values not ours as OK. */
 static int round_trip(rcache *c, int *wrong) {
@@ -50,7 +50,7 @@ static void stalled_seed(bool near) {
   o.command_timeout_ms = 500;
   o.reconnect_max_ms = 1000;
   char url[160];
-  pr_cluster_url(&cl, 0, url, sizeof url, NULL);
+  rp_cluster_url(&cl, 0, url, sizeof url, NULL);
   kill(cl.node[0].pid, SIGSTOP);
   rcache *c = NULL;
   CHECK_EQ(rcache_open(&c, url, &o), RCACHE_OK);
@@ -59,20 +59,20 @@ static void stalled_seed(bool near) {
     return;
   }
   CHECK_STR(rcache_mode(c), "standalone"); /* it could not be asked */
-  pr_sleep_ms(500);
+  rp_sleep_ms(500);
   kill(cl.node[0].pid, SIGCONT);
-  int64_t t0 = pr_now_ms(), took = -1;
+  int64_t t0 = rp_now_ms(), took = -1;
   int wrong = 0, last = 0, unhealthy_moved = 0;
-  while (took < 0 && pr_now_ms() - t0 < 6000) {
+  while (took < 0 && rp_now_ms() - t0 < 6000) {
     rcache_health h;
     rcache_health_check(c, &h);
     if (h.healthy && strcmp(h.mode, "standalone") == 0 && round_trip(c, &wrong) < NKEYS)
       unhealthy_moved++; /* healthy, yet keys are not answered */
     last = round_trip(c, &wrong);
     if (last == NKEYS)
-      took = pr_now_ms() - t0;
+      took = rp_now_ms() - t0;
     else
-      pr_sleep_ms(20);
+      rp_sleep_ms(20);
   }
   printf("stalled seed%s: every key right %lld ms after it resumed (mode %s)\n",
          near ? " (near cache on)" : "", (long long)took, rcache_mode(c));
@@ -89,7 +89,7 @@ static void stalled_seed(bool near) {
 
 static void standalone_on_a_node(void) {
   for (int i = 0; i < cl.n; i++)
-    CHECK(pr_ok(pr_cmd(cl.node[i].port, "ACL SETUSER noinfo on >noinfo-pw ~* +@all -info")));
+    CHECK(rp_ok(rp_cmd(cl.node[i].port, "ACL SETUSER noinfo on >noinfo-pw ~* +@all -info")));
   char url[160];
   snprintf(url, sizeof url, "redis://noinfo:noinfo-pw@127.0.0.1:%d", cl.node[0].port);
   rcache *c = NULL;
@@ -100,7 +100,7 @@ static void standalone_on_a_node(void) {
   for (int i = 0; i < 100 && elsewhere < 0; i++) {
     char key[32];
     snprintf(key, sizeof key, "detect:%d", i);
-    if (pr_cluster_owner(&cl, rcache__slot(key, strlen(key))) != 0) elsewhere = i;
+    if (rp_cluster_owner(&cl, rcache__slot(key, strlen(key))) != 0) elsewhere = i;
   }
   CHECK(elsewhere >= 0);
   char key[32];
@@ -117,7 +117,7 @@ static void standalone_on_a_node(void) {
 }
 
 int main(void) {
-  if (pr_cluster_start(&cl, 3, 0, 15000) != 0) {
+  if (rp_cluster_start(&cl, 3, 0, 15000, NULL) != 0) {
     CHECK_MSG(0, "could not start the private cluster");
     return test_report("test_cluster_detect");
   }

@@ -17,9 +17,9 @@
 #include <string.h>
 
 #include "rcache/rcache.h"
+#include "redis_proc.h"
 #include "slot.h"
 #include "test.h"
-#include "test_cluster_procs.h"
 
 #define NKEYS 300
 #define NWORKERS 4
@@ -27,7 +27,7 @@
 #define COMMAND_MS 1000
 #define SLACK_MS 1000
 
-static pr_cluster cl;
+static rp_cluster cl;
 static int slot_port[RCACHE__SLOTS];
 static atomic_bool stop_workers;
 static _Atomic int64_t last_error_ms; /* when a worker last saw a failed call */
@@ -35,7 +35,7 @@ static _Atomic int64_t last_error_ms; /* when a worker last saw a failed call */
 static bool load_slots(void) {
   for (int i = 0; i < cl.n; i++) {
     if (cl.node[i].pid <= 0) continue;
-    redisReply *r = pr_cmd(cl.node[i].port, "CLUSTER SLOTS");
+    redisReply *r = rp_cmd(cl.node[i].port, "CLUSTER SLOTS");
     if (!r || r->type != REDIS_REPLY_ARRAY) {
       if (r) freeReplyObject(r);
       continue;
@@ -69,12 +69,12 @@ static void *work(void *arg) {
     int i = w->id + NWORKERS * (it % (NKEYS / NWORKERS));
     snprintf(k, sizeof k, "fo:%d", i);
     snprintf(v, sizeof v, "%d:%d", i, it);
-    int64_t t0 = pr_now_ms();
+    int64_t t0 = rp_now_ms();
     rcache_status s = rcache_set(w->c, k, v, strlen(v), 0);
-    int64_t t1 = pr_now_ms();
+    int64_t t1 = rp_now_ms();
     rcache_value got = {NULL, 0};
     rcache_status g = s == RCACHE_OK ? rcache_get(w->c, k, &got) : RCACHE_OK;
-    int64_t t2 = pr_now_ms();
+    int64_t t2 = rp_now_ms();
     if (t1 - t0 > w->max_ms) w->max_ms = t1 - t0;
     if (t2 - t1 > w->max_ms) w->max_ms = t2 - t1;
     if (s != RCACHE_OK || g != RCACHE_OK) {
@@ -132,7 +132,7 @@ static int index_of_port(int port) {
 static int replica_of(int port) {
   for (int i = 0; i < cl.n; i++) {
     if (cl.node[i].pid <= 0) continue;
-    redisReply *r = pr_cmd(cl.node[i].port, "ROLE");
+    redisReply *r = rp_cmd(cl.node[i].port, "ROLE");
     int mp = -1;
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 3 && r->element[0]->str &&
         strcmp(r->element[0]->str, "slave") == 0)
@@ -174,7 +174,7 @@ static void stop_and_check(worker *w, pthread_t *th, const char *phase) {
 }
 
 int main(void) {
-  if (pr_cluster_start(&cl, 3, 1, 1000) != 0) {
+  if (rp_cluster_start(&cl, 3, 1, 1000, NULL) != 0) {
     CHECK_MSG(0, "could not start the private cluster");
     return test_report("test_cluster_failover");
   }
@@ -182,7 +182,7 @@ int main(void) {
   char url[160];
   char q[96];
   snprintf(q, sizeof q, "?connect_timeout_ms=%d&command_timeout_ms=%d", CONNECT_MS, COMMAND_MS);
-  pr_cluster_url(&cl, 0, url, sizeof url, q);
+  rp_cluster_url(&cl, 0, url, sizeof url, q);
   rcache *c = NULL;
   CHECK_EQ(rcache_open(&c, url, NULL), RCACHE_OK);
   CHECK_STR(rcache_mode(c), "cluster");
@@ -194,41 +194,41 @@ int main(void) {
   worker w[NWORKERS];
   pthread_t th[NWORKERS];
   run_workers(w, th, c);
-  pr_sleep_ms(300);
+  rp_sleep_ms(300);
   int old_master = index_of_port(ports[0]);
   int rep = replica_of(ports[0]);
   CHECK(rep >= 0);
-  int64_t t_fail = pr_now_ms();
-  CHECK(pr_ok(pr_cmd(cl.node[rep].port, "CLUSTER FAILOVER")));
+  int64_t t_fail = rp_now_ms();
+  CHECK(rp_ok(rp_cmd(cl.node[rep].port, "CLUSTER FAILOVER")));
   int64_t t_promoted = -1, t_asked = t_fail;
-  while (pr_now_ms() - t_fail < 30000) {
-    if (pr_role_master(cl.node[rep].port, NULL) == 1 &&
-        pr_role_master(cl.node[old_master].port, NULL) == 0) {
-      t_promoted = pr_now_ms();
+  while (rp_now_ms() - t_fail < 30000) {
+    if (rp_role_master(cl.node[rep].port, NULL) == 1 &&
+        rp_role_master(cl.node[old_master].port, NULL) == 0) {
+      t_promoted = rp_now_ms();
       break;
     }
     /* Redis aborts a manual failover that cannot complete within its own timeout (a
      * loaded, sanitized machine): ask again. rcache's part starts at the promotion. */
-    if (pr_now_ms() - t_asked > 6000) {
-      (void)pr_ok(pr_cmd(cl.node[rep].port, "CLUSTER FAILOVER"));
-      t_asked = pr_now_ms();
+    if (rp_now_ms() - t_asked > 6000) {
+      (void)rp_ok(rp_cmd(cl.node[rep].port, "CLUSTER FAILOVER"));
+      t_asked = rp_now_ms();
     }
-    pr_sleep_ms(10);
+    rp_sleep_ms(10);
   }
   CHECK_MSG(t_promoted > 0, "the replica was not promoted within 30 s");
   /* While the load goes on: how soon is every master served again? */
   CHECK(load_slots());
   CHECK_EQ(master_ports(ports), 3);
   int64_t t_full = -1;
-  for (int round = 1; t_promoted > 0 && pr_now_ms() - t_promoted < 5000; round++) {
+  for (int round = 1; t_promoted > 0 && rp_now_ms() - t_promoted < 5000; round++) {
     if (full_round(c, ports, 3, round)) {
-      t_full = pr_now_ms();
+      t_full = rp_now_ms();
       break;
     }
-    pr_sleep_ms(5);
+    rp_sleep_ms(5);
   }
   CHECK_MSG(t_full > 0, "not every master served within 5 s of the promotion");
-  pr_sleep_ms(500); /* load continues across the change */
+  rp_sleep_ms(500); /* load continues across the change */
   stop_and_check(w, th, "CLUSTER FAILOVER");
   int64_t last_err = atomic_load(&last_error_ms);
   if (last_err > 0)
@@ -244,21 +244,21 @@ int main(void) {
   int victim_port = ports[1];
   int victim = index_of_port(victim_port);
   CHECK(victim >= 0);
-  pr_kill(&cl.node[victim]);
-  int64_t t_kill = pr_now_ms();
+  rp_kill(&cl.node[victim]);
+  int64_t t_kill = rp_now_ms();
   long others_ok = 0, others_failed = 0, dead_calls = 0;
   int64_t dead_slowest = 0;
-  while (pr_now_ms() - t_kill < 1500) { /* well before the replica can take over */
+  while (rp_now_ms() - t_kill < 1500) { /* well before the replica can take over */
     char k[64];
     for (int i = 0; i < 200; i++) {
       snprintf(k, sizeof k, "kill:%d", i);
       int p = port_of_key(k);
-      int64_t t0 = pr_now_ms();
+      int64_t t0 = rp_now_ms();
       rcache_value got = {NULL, 0};
       rcache_status s = rcache_set(c, k, "x", 1, 60);
       if (s == RCACHE_OK) s = rcache_get(c, k, &got);
       rcache_value_free(&got);
-      int64_t d = pr_now_ms() - t0;
+      int64_t d = rp_now_ms() - t0;
       if (p == victim_port) {
         dead_calls++;
         if (d > dead_slowest) dead_slowest = d;
@@ -284,7 +284,7 @@ int main(void) {
       snprintf(k, sizeof k, "kill:%d", i);
       if (port_of_key(k) == victim_port) break;
     }
-    int64_t t0 = pr_now_ms();
+    int64_t t0 = rp_now_ms();
     int fast = 0;
     for (int i = 0; i < 2000; i++) {
       rcache_value got = {NULL, 0};
@@ -292,7 +292,7 @@ int main(void) {
       rcache_value_free(&got);
     }
     printf("master killed: 2000 reads of one of its keys took %lld ms in all\n",
-           (long long)(pr_now_ms() - t0));
+           (long long)(rp_now_ms() - t0));
     CHECK_EQ(fast, 2000);
   }
   rcache_health h;
@@ -301,16 +301,16 @@ int main(void) {
 
   /* its replica takes over (node timeout 1 s + election); then all keys are served */
   int64_t t_back = -1;
-  while (pr_now_ms() - t_kill < 20000) {
+  while (rp_now_ms() - t_kill < 20000) {
     if (load_slots() && master_ports(ports) == 3 && full_round(c, ports, 3, 99)) {
       bool victim_gone =
           ports[0] != victim_port && ports[1] != victim_port && ports[2] != victim_port;
       if (victim_gone) {
-        t_back = pr_now_ms();
+        t_back = rp_now_ms();
         break;
       }
     }
-    pr_sleep_ms(50);
+    rp_sleep_ms(50);
   }
   CHECK_MSG(t_back > 0, "the dead master's slots were not served again within 20 s");
   printf("master killed: its keys served again %lld ms after the kill\n",

@@ -17,9 +17,9 @@
 #include <string.h>
 
 #include "rcache/rcache.h"
+#include "redis_proc.h"
 #include "slot.h"
 #include "test.h"
-#include "test_cluster_procs.h"
 
 #define NKEYS 200
 #define NWORKERS 4
@@ -41,7 +41,7 @@ static void note_error(worker *w, const char *what, const char *k, rcache_status
 }
 
 static void timed(worker *w, int64_t t0) {
-  int64_t d = pr_now_ms() - t0;
+  int64_t d = rp_now_ms() - t0;
   if (d > w->max_ms) w->max_ms = d;
 }
 
@@ -52,7 +52,7 @@ static void *work(void *arg) {
     int j = it % (NKEYS / NWORKERS), i = w->id + NWORKERS * j;
     snprintf(k, sizeof k, "{mig}:k:%d", i);
     snprintf(v, sizeof v, "%d:%d", i, it);
-    int64_t t0 = pr_now_ms();
+    int64_t t0 = rp_now_ms();
     rcache_status s = rcache_set(w->c, k, v, strlen(v), 0);
     timed(w, t0);
     if (s != RCACHE_OK)
@@ -60,7 +60,7 @@ static void *work(void *arg) {
     else
       w->lastver[j] = it;
     rcache_value got;
-    t0 = pr_now_ms();
+    t0 = rp_now_ms();
     s = rcache_get(w->c, k, &got);
     timed(w, t0);
     char want[64];
@@ -75,7 +75,7 @@ static void *work(void *arg) {
     if ((s = rcache_set(w->c, other, v, strlen(v), 0)) != RCACHE_OK) note_error(w, "set", other, s);
     int64_t n = 0;
     snprintf(k, sizeof k, "{mig}:ctr:%d", w->id);
-    t0 = pr_now_ms();
+    t0 = rp_now_ms();
     s = rcache_incr(w->c, k, 1, &n);
     timed(w, t0);
     if (s != RCACHE_OK)
@@ -92,7 +92,7 @@ static void *work(void *arg) {
       }
       rcache_value vals[4];
       rcache_status st[4];
-      t0 = pr_now_ms();
+      t0 = rp_now_ms();
       s = rcache_get_many(w->c, keys, 4, vals, st);
       timed(w, t0);
       if (s != RCACHE_OK) note_error(w, "get_many", keys[0], s);
@@ -133,13 +133,13 @@ static void *read_near(void *arg) {
       if (ver > r->last[i]) r->last[i] = ver;
     }
     rcache_value_free(&got);
-    if (it % 16 == 15) pr_sleep_ms(1); /* near hits are fast: leave the CPU to the writers */
+    if (it % 16 == 15) rp_sleep_ms(1); /* near hits are fast: leave the CPU to the writers */
   }
   return NULL;
 }
 
 static long long stat_of(int port, const char *section, const char *field) {
-  redisReply *r = pr_cmd(port, "INFO %s", section);
+  redisReply *r = rp_cmd(port, "INFO %s", section);
   long long v = 0;
   if (r && r->type == REDIS_REPLY_STRING) {
     const char *p = strstr(r->str, field);
@@ -150,7 +150,7 @@ static long long stat_of(int port, const char *section, const char *field) {
 }
 
 static bool node_id(int port, char *id, size_t size) {
-  redisReply *r = pr_cmd(port, "CLUSTER MYID");
+  redisReply *r = rp_cmd(port, "CLUSTER MYID");
   bool ok = r && r->type == REDIS_REPLY_STRING;
   if (ok) snprintf(id, size, "%s", r->str);
   if (r) freeReplyObject(r);
@@ -158,20 +158,20 @@ static bool node_id(int port, char *id, size_t size) {
 }
 
 int main(void) {
-  pr_cluster cl;
-  if (pr_cluster_start(&cl, 3, 1, 2000) != 0) {
+  rp_cluster cl;
+  if (rp_cluster_start(&cl, 3, 1, 2000, NULL) != 0) {
     CHECK_MSG(0, "could not start the private cluster");
     return test_report("test_cluster_migrate");
   }
   unsigned slot = rcache__slot("mig", 3);
-  int src = pr_cluster_owner(&cl, slot), dst = (src + 1) % 3;
+  int src = rp_cluster_owner(&cl, slot), dst = (src + 1) % 3;
   CHECK(src >= 0);
   char src_id[64], dst_id[64];
   CHECK(node_id(cl.node[src].port, src_id, sizeof src_id));
   CHECK(node_id(cl.node[dst].port, dst_id, sizeof dst_id));
 
   char url[128];
-  pr_cluster_url(&cl, 0, url, sizeof url, NULL);
+  rp_cluster_url(&cl, 0, url, sizeof url, NULL);
   rcache *c = NULL;
   CHECK_EQ(rcache_open(&c, url, NULL), RCACHE_OK);
   CHECK_STR(rcache_mode(c), "cluster");
@@ -198,14 +198,14 @@ int main(void) {
     w[i].id = i;
     pthread_create(&th[i], NULL, work, &w[i]);
   }
-  pr_sleep_ms(200);
+  rp_sleep_ms(200);
 
   /* Migrate: IMPORTING on the target, MIGRATING on the source, keys a few at a time. */
-  CHECK(pr_ok(pr_cmd(cl.node[dst].port, "CLUSTER SETSLOT %u IMPORTING %s", slot, src_id)));
-  CHECK(pr_ok(pr_cmd(cl.node[src].port, "CLUSTER SETSLOT %u MIGRATING %s", slot, dst_id)));
+  CHECK(rp_ok(rp_cmd(cl.node[dst].port, "CLUSTER SETSLOT %u IMPORTING %s", slot, src_id)));
+  CHECK(rp_ok(rp_cmd(cl.node[src].port, "CLUSTER SETSLOT %u MIGRATING %s", slot, dst_id)));
   int moved = 0;
   for (int round = 0; round < 1000; round++) {
-    redisReply *r = pr_cmd(cl.node[src].port, "CLUSTER GETKEYSINSLOT %u 5", slot);
+    redisReply *r = rp_cmd(cl.node[src].port, "CLUSTER GETKEYSINSLOT %u 5", slot);
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
       if (r) freeReplyObject(r);
       break;
@@ -236,7 +236,7 @@ int main(void) {
     if (m) freeReplyObject(m);
     if (rc) redisFree(rc);
     freeReplyObject(r);
-    pr_sleep_ms(10); /* let the workers meet the half-moved slot */
+    rp_sleep_ms(10); /* let the workers meet the half-moved slot */
   }
   CHECK(moved >= NKEYS);
   /* every key on the target, the slot still MIGRATING: ASK for all. A handle allowed no
@@ -253,11 +253,11 @@ int main(void) {
   rcache_close(c0);
   CHECK_EQ(rcache_get(c, "{mig}:k:0", &v0), RCACHE_OK); /* the default (5) follows it */
   rcache_value_free(&v0);
-  pr_sleep_ms(300);
-  CHECK(pr_ok(pr_cmd(cl.node[dst].port, "CLUSTER SETSLOT %u NODE %s", slot, dst_id)));
-  CHECK(pr_ok(pr_cmd(cl.node[src].port, "CLUSTER SETSLOT %u NODE %s", slot, dst_id)));
-  CHECK(pr_ok(pr_cmd(cl.node[3 - src - dst].port, "CLUSTER SETSLOT %u NODE %s", slot, dst_id)));
-  pr_sleep_ms(800); /* now MOVED, until rcache's map says the target */
+  rp_sleep_ms(300);
+  CHECK(rp_ok(rp_cmd(cl.node[dst].port, "CLUSTER SETSLOT %u NODE %s", slot, dst_id)));
+  CHECK(rp_ok(rp_cmd(cl.node[src].port, "CLUSTER SETSLOT %u NODE %s", slot, dst_id)));
+  CHECK(rp_ok(rp_cmd(cl.node[3 - src - dst].port, "CLUSTER SETSLOT %u NODE %s", slot, dst_id)));
+  rp_sleep_ms(800); /* now MOVED, until rcache's map says the target */
 
   atomic_store(&stop_workers, true);
   long ops = 0, errors = 0, wrong = 0;
@@ -295,11 +295,11 @@ int main(void) {
   CHECK(movedr > 0);
 
   /* the slot is the target's now, and rcache reads every key there */
-  CHECK_EQ(pr_cluster_owner(&cl, slot), dst);
+  CHECK_EQ(rp_cluster_owner(&cl, slot), dst);
   int readable = 0;
   for (int i = 0; i < NKEYS; i++) {
     snprintf(k, sizeof k, "{mig}:k:%d", i);
-    redisReply *r = pr_cmd(cl.node[dst].port, "GET %s", k);
+    redisReply *r = rp_cmd(cl.node[dst].port, "GET %s", k);
     rcache_value v = {NULL, 0};
     if (r && r->type == REDIS_REPLY_STRING && rcache_get(c, k, &v) == RCACHE_OK &&
         strcmp(v.data, r->str) == 0)
@@ -310,11 +310,11 @@ int main(void) {
   CHECK_EQ(readable, NKEYS);
   /* the near handle sees every key's last value (polled: invalidations are asynchronous) */
   int fresh = 0;
-  for (int64_t t0 = pr_now_ms(); pr_now_ms() - t0 < 2000; pr_sleep_ms(10)) {
+  for (int64_t t0 = rp_now_ms(); rp_now_ms() - t0 < 2000; rp_sleep_ms(10)) {
     fresh = 0;
     for (int i = 0; i < NKEYS; i++) {
       snprintf(k, sizeof k, "{mig}:k:%d", i);
-      redisReply *r = pr_cmd(cl.node[dst].port, "GET %s", k);
+      redisReply *r = rp_cmd(cl.node[dst].port, "GET %s", k);
       rcache_value v = {NULL, 0};
       if (r && r->type == REDIS_REPLY_STRING && rcache_get(rd.c, k, &v) == RCACHE_OK &&
           strcmp(v.data, r->str) == 0)

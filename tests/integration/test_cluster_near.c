@@ -10,16 +10,16 @@
 #include <unistd.h>
 
 #include "rcache/rcache.h"
+#include "redis_proc.h"
 #include "slot.h"
 #include "test.h"
-#include "test_cluster_procs.h"
 
 #define NKEYS 30
 
 static int slot_port[RCACHE__SLOTS];
 
 static bool load_slots(int port) {
-  redisReply *r = pr_cmd(port, "CLUSTER SLOTS");
+  redisReply *r = rp_cmd(port, "CLUSTER SLOTS");
   if (!r || r->type != REDIS_REPLY_ARRAY) {
     if (r) freeReplyObject(r);
     return false;
@@ -80,11 +80,11 @@ int main(void) {
   /* changed behind rcache's back on each owning master: every key seen new, soon */
   for (int i = 0; i < NKEYS; i++) {
     snprintf(full, sizeof full, "%snear:%d", prefix, i);
-    CHECK(pr_ok(pr_cmd(slot_port[rcache__slot(full, strlen(full))], "SET %s two", full)));
+    CHECK(rp_ok(rp_cmd(slot_port[rcache__slot(full, strlen(full))], "SET %s two", full)));
   }
-  int64_t t0 = pr_now_ms();
+  int64_t t0 = rp_now_ms();
   int fresh = 0;
-  while (pr_now_ms() - t0 < 2000) {
+  while (rp_now_ms() - t0 < 2000) {
     fresh = 0;
     for (int i = 0; i < NKEYS; i++) {
       snprintf(k, sizeof k, "near:%d", i);
@@ -94,9 +94,9 @@ int main(void) {
       rcache_value_free(&got);
     }
     if (fresh == NKEYS) break;
-    pr_sleep_ms(5);
+    rp_sleep_ms(5);
   }
-  printf("all %d keys seen changed after %lld ms\n", fresh, (long long)(pr_now_ms() - t0));
+  printf("all %d keys seen changed after %lld ms\n", fresh, (long long)(rp_now_ms() - t0));
   CHECK_EQ(fresh, NKEYS);
   CHECK_EQ(rcache_flush(c), RCACHE_OK);
   rcache_close(c);

@@ -14,21 +14,21 @@
 #include <string.h>
 
 #include "rcache/rcache.h"
+#include "redis_proc.h"
 #include "slot.h"
 #include "test.h"
-#include "test_cluster_procs.h"
 
 #define CONNECT_MS 200
 #define COMMAND_MS 800
 #define SLACK_MS 300
 #define NKEYS 60
 
-static pr_cluster cl;
+static rp_cluster cl;
 static const char *keys[NKEYS];
 static char keybuf[NKEYS][32];
 
 static int owner_of(int i) {
-  return pr_cluster_owner(&cl, rcache__slot(keys[i], strlen(keys[i])));
+  return rp_cluster_owner(&cl, rcache__slot(keys[i], strlen(keys[i])));
 }
 
 /* get_many over every key: elapsed ms. *ok counts the right values, *wrong_status the keys
@@ -37,9 +37,9 @@ static int64_t batch(rcache *c, const bool *stopped, const int *owner, int *ok, 
                      bool quiet) {
   rcache_value vals[NKEYS];
   rcache_status st[NKEYS];
-  int64_t t0 = pr_now_ms();
+  int64_t t0 = rp_now_ms();
   rcache_status s = rcache_get_many(c, keys, NKEYS, vals, st);
-  int64_t d = pr_now_ms() - t0;
+  int64_t d = rp_now_ms() - t0;
   *ok = *wrong_status = 0;
   for (int i = 0; i < NKEYS; i++) {
     bool down = stopped[owner[i]];
@@ -56,13 +56,13 @@ static int64_t batch(rcache *c, const bool *stopped, const int *owner, int *ok, 
 }
 
 int main(void) {
-  if (pr_cluster_start(&cl, 3, 0, 15000) != 0) {
+  if (rp_cluster_start(&cl, 3, 0, 15000, NULL) != 0) {
     CHECK_MSG(0, "could not start the private cluster");
     return test_report("test_cluster_stall");
   }
   char url[160], q[96];
   snprintf(q, sizeof q, "?connect_timeout_ms=%d&command_timeout_ms=%d", CONNECT_MS, COMMAND_MS);
-  pr_cluster_url(&cl, 0, url, sizeof url, q);
+  rp_cluster_url(&cl, 0, url, sizeof url, q);
   rcache *c = NULL;
   CHECK_EQ(rcache_open(&c, url, NULL), RCACHE_OK);
   int owner[NKEYS], per[3] = {0};
@@ -102,16 +102,16 @@ int main(void) {
          (long long)d, COMMAND_MS);
   CHECK_EQ(wrong, 0);
   CHECK_MSG(d <= CONNECT_MS + COMMAND_MS + SLACK_MS, "%lld ms", (long long)d);
-  int64_t t0 = pr_now_ms();
+  int64_t t0 = rp_now_ms();
   rcache_status s = rcache_set_many(c, keys, vals, NKEYS, 300);
-  d = pr_now_ms() - t0;
+  d = rp_now_ms() - t0;
   printf("three masters stalled: set_many took %lld ms (%s)\n", (long long)d, rcache_strerror(s));
   CHECK_EQ(s, RCACHE_EUNAVAILABLE);
   CHECK_MSG(d <= CONNECT_MS + COMMAND_MS + SLACK_MS, "%lld ms", (long long)d);
   rcache_health h;
-  t0 = pr_now_ms();
+  t0 = rp_now_ms();
   s = rcache_health_check(c, &h);
-  d = pr_now_ms() - t0;
+  d = rp_now_ms() - t0;
   printf("three masters stalled: health check took %lld ms: %s\n", (long long)d, h.error);
   CHECK(s != RCACHE_OK && !h.healthy);
   CHECK(strstr(h.error, "master 127.0.0.1:") != NULL);
@@ -122,10 +122,10 @@ int main(void) {
     kill(cl.node[i].pid, SIGCONT);
   stopped[0] = stopped[1] = stopped[2] = false;
   int64_t back = -1;
-  for (t0 = pr_now_ms(); pr_now_ms() - t0 < 10000; pr_sleep_ms(50)) {
+  for (t0 = rp_now_ms(); rp_now_ms() - t0 < 10000; rp_sleep_ms(50)) {
     batch(c, stopped, owner, &ok, &wrong, true); /* breakers closing again: not yet news */
     if (ok == NKEYS) {
-      back = pr_now_ms() - t0;
+      back = rp_now_ms() - t0;
       break;
     }
   }

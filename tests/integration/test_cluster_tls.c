@@ -11,14 +11,14 @@
 #include <string.h>
 
 #include "rcache/rcache.h"
+#include "redis_proc.h"
 #include "slot.h"
 #include "test.h"
-#include "test_cluster_procs.h"
 
 int main(void) {
   const char *dir = test_env_url("RCACHE_TEST_TLS_DIR");
-  pr_cluster cl;
-  if (pr_cluster_start_tls(&cl, 3, 0, 2000, dir) != 0) {
+  rp_cluster cl;
+  if (rp_cluster_start(&cl, 3, 0, 2000, dir) != 0) {
     CHECK_MSG(0, "could not start the private TLS cluster");
     return test_report("test_cluster_tls");
   }
@@ -36,12 +36,12 @@ int main(void) {
     snprintf(k, sizeof k, "tls:%d", i);
     snprintf(v, sizeof v, "v%d", i);
     CHECK_EQ(rcache_set(c, k, v, strlen(v), 60), RCACHE_OK);
-    int owner = pr_cluster_owner(&cl, rcache__slot(k, strlen(k)));
+    int owner = rp_cluster_owner(&cl, rcache__slot(k, strlen(k)));
     CHECK(owner >= 0 && owner < 3);
     if (owner >= 0 && owner < 3) {
       on_master[owner]++;
       /* raw, on the owner's plain port: the key is there */
-      if (pr_reply_has(pr_cmd(cl.node[owner].port, "GET %s", k), v)) stored++;
+      if (rp_reply_has(rp_cmd(cl.node[owner].port, "GET %s", k), v)) stored++;
     }
   }
   CHECK_EQ(stored, 120);

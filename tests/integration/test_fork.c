@@ -23,8 +23,8 @@
 #include <unistd.h>
 
 #include "rcache/rcache.h"
+#include "redis_proc.h"
 #include "test.h"
-#include "test_cluster_procs.h"
 
 #define CHILDREN 4
 #define ROUNDS 300
@@ -69,7 +69,7 @@ static void child_setup(void) {
 /* Waits for pid by deadline (killing it then); its exit code, or -1. */
 static int reap(pid_t pid, int ms) {
   int st = 0;
-  for (int64_t until = pr_now_ms() + ms; pr_now_ms() < until; pr_sleep_ms(10))
+  for (int64_t until = rp_now_ms() + ms; rp_now_ms() < until; rp_sleep_ms(10))
     if (waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   kill(pid, SIGKILL);
   waitpid(pid, &st, 0);
@@ -119,23 +119,12 @@ static void prefork(const char *name, const char *url, bool near) {
   rcache_close(c);
 }
 
-/* Starts redis-server again on n's port (after a kill): true once it listens. */
-static bool restart(pr_node *n) {
-  char port[16], logf[300];
-  snprintf(port, sizeof port, "%d", n->port);
-  snprintf(logf, sizeof logf, "%s/redis.log", n->dir);
-  char *argv[] = {"redis-server", "--bind", "127.0.0.1", "--port", port,        "--save", "",
-                  "--appendonly", "no",     "--dir",     n->dir,   "--logfile", logf,     NULL};
-  n->pid = pr_spawn(argv, n->dir, true);
-  return n->pid > 0 && pr_wait_listening(n, 5000) == 1;
-}
-
 /* b) A child forked while the server is down — stalled (SIGSTOP), or killed and started
  * again on its port: its breaker is open and its parent's prober thread is not there; it
  * must reconnect by itself. */
 static void outage(bool killed) {
-  pr_node n;
-  if (pr_start_node(&n, "fork-outage", NULL) != 0) {
+  rp_server n;
+  if (rp_start(&n, &(rp_opts){.tag = "fork-outage"}) != 0) {
     CHECK_MSG(0, "could not start a private server");
     return;
   }
@@ -146,14 +135,14 @@ static void outage(bool killed) {
   o.breaker_failures = 1;
   o.reconnect_max_ms = 500;
   char url[64];
-  snprintf(url, sizeof url, "redis://127.0.0.1:%d", n.port);
+  rp_url(&n, url, sizeof url, NULL);
   rcache *c = NULL;
   CHECK_EQ(rcache_open(&c, url, &o), RCACHE_OK);
   CHECK_EQ(rcache_set(c, "fork:outage", "v", 1, 0), RCACHE_OK);
   if (killed)
-    pr_kill(&n); /* the key is gone with it: the child writes it again below */
+    rp_kill(&n); /* the key is gone with it: the child writes it again below */
   else
-    kill(n.pid, SIGSTOP);
+    rp_pause(&n);
   rcache_stats st = {0};
   for (int i = 0; i < 50; i++) { /* until the breaker opens */
     rcache_value v = {0};
@@ -170,24 +159,24 @@ static void outage(bool killed) {
     child_setup();
     char b;
     if (read(go[0], &b, 1) != 1) _exit(3);
-    int64_t t0 = pr_now_ms(), took = -1;
-    while (took < 0 && pr_now_ms() - t0 < 5000) {
+    int64_t t0 = rp_now_ms(), took = -1;
+    while (took < 0 && rp_now_ms() - t0 < 5000) {
       rcache_value v = {0};
       if (rcache_set(c, "fork:outage", "v", 1, 0) == RCACHE_OK &&
           rcache_get(c, "fork:outage", &v) == RCACHE_OK && v.len == 1 && v.data[0] == 'v')
-        took = pr_now_ms() - t0;
+        took = rp_now_ms() - t0;
       rcache_value_free(&v);
-      pr_sleep_ms(10);
+      rp_sleep_ms(10);
     }
     fprintf(stderr, "  outage child (%s): answered %lld ms after the server was back\n",
             killed ? "killed, restarted" : "stopped, resumed", (long long)took);
     _exit(took >= 0 && took <= o.reconnect_max_ms + 1000 ? 0 : 1);
   }
-  pr_sleep_ms(300); /* the child is forked during the outage, and stays in it a while */
+  rp_sleep_ms(300); /* the child is forked during the outage, and stays in it a while */
   if (killed)
-    CHECK_MSG(restart(&n), "could not start the server again on port %d", n.port);
+    CHECK_MSG(rp_launch(&n, false) == 0, "could not start the server again on port %d", n.port);
   else
-    kill(n.pid, SIGCONT);
+    rp_resume(&n);
   CHECK(write(go[1], "g", 1) == 1);
   CHECK_MSG(reap(pid, 20000) == 0, "the child forked during the outage did not recover in time");
   rcache_close(c);
@@ -195,7 +184,7 @@ static void outage(bool killed) {
   close(go[1]);
   close(done[0]);
   close(done[1]);
-  pr_kill(&n);
+  rp_destroy(&n);
 }
 
 /* c) The near cache in a child: filled there, then another client writes the key. */
@@ -228,18 +217,18 @@ static void near_child(const char *url) {
       rcache_value_free(&w);
       rcache_get_stats(c, &s1);
       served = s1.near_hits > s0.near_hits + 1;
-      if (!served) pr_sleep_ms(10);
+      if (!served) rp_sleep_ms(10);
     }
     if (!served) _exit(5);
     char b;
     if (write(ready[1], "r", 1) != 1 || read(wrote[0], &b, 1) != 1) _exit(3);
-    int64_t t0 = pr_now_ms(), took = -1;
-    while (took < 0 && pr_now_ms() - t0 < 1000) {
+    int64_t t0 = rp_now_ms(), took = -1;
+    while (took < 0 && rp_now_ms() - t0 < 1000) {
       rcache_value w = {0};
       if (rcache_get(c, "fork:near", &w) == RCACHE_OK && w.len == 2 && !memcmp(w.data, "v2", 2))
-        took = pr_now_ms() - t0;
+        took = rp_now_ms() - t0;
       rcache_value_free(&w);
-      if (took < 0) pr_sleep_ms(5);
+      if (took < 0) rp_sleep_ms(5);
     }
     fprintf(stderr, "  near child: saw the other client's write after %lld ms\n", (long long)took);
     _exit(took >= 0 ? 0 : 1);
@@ -260,7 +249,6 @@ int main(void) {
   const char *tcp = test_env_url("RCACHE_TEST_URL_TCP");
   const char *cluster = test_env_url("RCACHE_TEST_URL_CLUSTER");
   const char *sentinel = test_env_url("RCACHE_TEST_URL_SENTINEL");
-  pr_install();
   for (int near = 0; near < 2; near++) {
     prefork("standalone", tcp, near);
     prefork("cluster", cluster, near);

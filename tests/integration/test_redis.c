@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "rcache/rcache.h"
+#include "redis_proc.h"
 #include "test.h"
-#include "test_cluster_procs.h"
 
 static const char *url_tcp;
 static int port;
@@ -159,19 +159,17 @@ static void test_errors(void) {
   rcache_close(c);
 }
 
-/* On a private server (test_cluster_procs.h): maxmemory would disturb the shared one. */
+/* On a private server (tests/support/redis_proc.h): maxmemory would disturb the shared one. */
 static void test_oom(void) {
-  pr_node n;
-  bool up = pr_start_node(&n, "redis-oom", NULL) == 0;
+  rp_server n;
+  bool up = rp_start(&n, &(rp_opts){.tag = "redis-oom"}) == 0;
   CHECK_MSG(up, "could not start a private redis-server");
   if (!up) return;
-  int p = n.port;
   char url[64];
-  snprintf(url, sizeof url, "redis://127.0.0.1:%d", p);
+  rp_url(&n, url, sizeof url, NULL);
   rcache *c = open_url(url, NULL);
-  redisContext *r = redisConnect("127.0.0.1", p);
-  freeReplyObject(redisCommand(r, "CONFIG SET maxmemory-policy noeviction"));
-  freeReplyObject(redisCommand(r, "CONFIG SET maxmemory 1"));
+  CHECK(rp_do(&n, "CONFIG SET maxmemory-policy noeviction"));
+  CHECK(rp_do(&n, "CONFIG SET maxmemory 1"));
   CHECK_EQ(rcache_set(c, "k", "v", 1, 0), RCACHE_ESERVER);
   CHECK(strstr(rcache_errmsg(c), "OOM") != NULL);
   rcache_value v;
@@ -179,11 +177,10 @@ static void test_oom(void) {
   rcache_stats st;
   rcache_get_stats(c, &st);
   CHECK(st.available); /* an error reply is not an outage */
-  freeReplyObject(redisCommand(r, "CONFIG SET maxmemory 0"));
+  CHECK(rp_do(&n, "CONFIG SET maxmemory 0"));
   CHECK_EQ(rcache_set(c, "k", "v", 1, 0), RCACHE_OK);
-  redisFree(r);
   rcache_close(c);
-  pr_kill(&n);
+  rp_destroy(&n);
 }
 
 /* Keys are bytes: whatever they contain is one key, never a command. */

@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #include "rcache/rcache.h"
+#include "redis_proc.h"
 #include "test.h"
-#include "test_cluster_procs.h"
 
 static char prefix[64];
 
@@ -28,7 +28,7 @@ static char prefix[64];
 static int master_port(const char *url) {
   const char *p = strstr(url, "://");
   int sport = p ? atoi(strchr(p + 3, ':') + 1) : 0;
-  redisReply *r = pr_cmd(sport, "SENTINEL get-master-addr-by-name rcache-test");
+  redisReply *r = rp_cmd(sport, "SENTINEL get-master-addr-by-name rcache-test");
   int port = -1;
   if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) port = atoi(r->element[1]->str);
   if (r) freeReplyObject(r);
@@ -99,7 +99,7 @@ static bool fake_start(void) {
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   for (int tries = 0; tries < 50; tries++) {
-    fake_port = pr_free_port();
+    fake_port = rp_free_port();
     a.sin_port = htons((uint16_t)fake_port);
     if (bind(fake_fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fake_fd, 16) == 0) {
       struct timeval tv = {0, 100000}; /* accept wakes up to see fake_stop */
@@ -117,7 +117,7 @@ static bool fake_start(void) {
 static int replica_port(const char *url) {
   const char *p = strstr(url, "://");
   int sport = p ? atoi(strchr(p + 3, ':') + 1) : 0;
-  redisReply *r = pr_cmd(sport, "SENTINEL replicas rcache-test");
+  redisReply *r = rp_cmd(sport, "SENTINEL replicas rcache-test");
   int port = -1;
   for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
     redisReply *e = r->element[i];
@@ -154,13 +154,13 @@ int main(void) {
   CHECK_EQ(rcache_set(c, "k", "on-master", 9, 60), RCACHE_OK);
   char full[128];
   snprintf(full, sizeof full, "%sk", prefix);
-  CHECK(pr_reply_has(pr_cmd(mport, "GET %s", full), "on-master"));
-  CHECK_EQ(pr_role_master(mport, NULL), 1);
+  CHECK(rp_reply_has(rp_cmd(mport, "GET %s", full), "on-master"));
+  CHECK_EQ(rp_role_master(mport, NULL), 1);
   rcache_close(c);
 
   /* the first sentinel listed is dead: the next ones answer */
   char url2[512];
-  int dead = pr_free_port();
+  int dead = rp_free_port();
   const char *hosts = strstr(url, "://") + 3;
   snprintf(url2, sizeof url2, "redis+sentinel://127.0.0.1:%d,%s", dead, hosts);
   c = open_url(url2, RCACHE_OK);
@@ -221,11 +221,11 @@ int main(void) {
   c = open_url(url3, RCACHE_OK);
   CHECK_EQ(rcache_set(c, "k2", "real", 4, 60), RCACHE_OK);
   snprintf(full, sizeof full, "%sk2", prefix);
-  CHECK(pr_reply_has(pr_cmd(mport, "GET %s", full), "real"));
+  CHECK(rp_reply_has(rp_cmd(mport, "GET %s", full), "real"));
   CHECK_EQ(rcache_delete(c, "k2"), RCACHE_OK);
   rcache_close(c);
   atomic_store(&fake_stop, true);
-  pr_sleep_ms(300); /* its threads end (connections closed by rcache_close) */
+  rp_sleep_ms(300); /* its threads end (connections closed by rcache_close) */
   close(fake_fd);
 
   /* no group name at all: a URL error */

@@ -20,8 +20,8 @@
 #include <string.h>
 
 #include "rcache/rcache.h"
+#include "redis_proc.h"
 #include "test.h"
-#include "test_cluster_procs.h"
 
 #define PW "sf-pw-0k"
 #define GROUP "sf-group"
@@ -31,7 +31,7 @@
 #define COMMAND_MS 500
 #define SLACK_MS 1000
 
-static pr_node master, replica, sent[3];
+static rp_server master, replica, sent[3];
 
 /* log lines about the master moving */
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -51,29 +51,19 @@ static void on_log(int level, const char *msg, void *ud) {
 static atomic_bool stop_workers;
 static _Atomic int64_t last_error_ms;
 
-static int start_sentinel(pr_node *n) {
-  memset(n, 0, sizeof *n);
-  if (pr_mkdir(n->dir, sizeof n->dir, "sentinel") != 0) return -1;
-  n->port = pr_free_port();
-  char conf[300];
-  snprintf(conf, sizeof conf, "%s/sentinel.conf", n->dir);
-  FILE *f = fopen(conf, "w");
-  if (!f) return -1;
-  fprintf(f,
-          "bind 127.0.0.1\nport %d\ndir %s\nlogfile %s/sentinel.log\nrequirepass %s\n"
-          "sentinel monitor " GROUP " 127.0.0.1 %d 2\nsentinel auth-pass " GROUP " %s\n"
-          "sentinel down-after-milliseconds " GROUP " 1000\n"
-          "sentinel failover-timeout " GROUP " 2000\n",
-          n->port, n->dir, n->dir, PW, master.port, PW);
-  fclose(f);
-  const char *argv[] = {"redis-server", conf, "--sentinel", NULL};
-  n->pid = pr_spawn((char *const *)argv, n->dir, true);
-  return n->pid > 0 ? 0 : -1;
+static int start_sentinel(rp_server *n) {
+  char conf[512];
+  snprintf(conf, sizeof conf,
+           "sentinel monitor " GROUP " 127.0.0.1 %d 2\nsentinel auth-pass " GROUP " %s\n"
+           "sentinel down-after-milliseconds " GROUP " 1000\n"
+           "sentinel failover-timeout " GROUP " 2000\n",
+           master.port, PW);
+  return rp_start(n, &(rp_opts){.tag = "sentinel", .password = PW, .sentinel = true, .conf = conf});
 }
 
 static bool sentinels_ready(void) {
   for (int i = 0; i < 3; i++) {
-    redisReply *r = pr_cmd_auth(sent[i].port, PW, "SENTINEL MASTER " GROUP);
+    redisReply *r = rp_cmd_auth(sent[i].port, PW, "SENTINEL MASTER " GROUP);
     bool ok = false;
     int fields = 0;
     for (size_t j = 0; r && r->type == REDIS_REPLY_ARRAY && j + 1 < r->elements; j += 2) {
@@ -97,7 +87,7 @@ typedef struct worker {
 } worker;
 
 static void track(worker *w, int64_t t0, rcache_status s) {
-  int64_t now = pr_now_ms();
+  int64_t now = rp_now_ms();
   if (now - t0 > w->max_ms) w->max_ms = now - t0;
   if (s != RCACHE_OK && s != RCACHE_MISS) {
     w->errors++;
@@ -113,7 +103,7 @@ static void *work(void *arg) {
     int f = (it * 7 + w->id) % NFIXED;
     snprintf(k, sizeof k, "fixed:%d", f);
     rcache_value got = {NULL, 0};
-    int64_t t0 = pr_now_ms();
+    int64_t t0 = rp_now_ms();
     rcache_status s = rcache_get(w->c, k, &got);
     track(w, t0, s);
     snprintf(v, sizeof v, "fixed-value-%d", f);
@@ -127,11 +117,11 @@ static void *work(void *arg) {
     int j = it % 64;
     snprintf(k, sizeof k, "own:%d:%d", w->id, j);
     snprintf(v, sizeof v, "%d:%d:%d", w->id, j, it);
-    t0 = pr_now_ms();
+    t0 = rp_now_ms();
     s = rcache_set(w->c, k, v, strlen(v), 0);
     track(w, t0, s);
     if (s == RCACHE_OK) w->written[j] = it;
-    t0 = pr_now_ms();
+    t0 = rp_now_ms();
     s = rcache_get(w->c, k, &got);
     track(w, t0, s);
     if (s == RCACHE_OK) {
@@ -149,33 +139,23 @@ static void *work(void *arg) {
 }
 
 int main(void) {
-  const char *mextra[] = {
-      "--requirepass", PW, "--masterauth", PW, "--repl-diskless-sync-delay", "0", NULL};
-  if (pr_start_node(&master, "sf-master", mextra) != 0 || !pr_wait_ping(master.port, PW, 5000)) {
+  const char *mextra[] = {"--repl-diskless-sync-delay", "0", NULL};
+  if (rp_start(&master, &(rp_opts){.tag = "sf-master", .password = PW, .args = mextra}) != 0) {
     CHECK_MSG(0, "could not start the master");
     return test_report("test_sentinel_failover");
   }
   char mp[16];
   snprintf(mp, sizeof mp, "%d", master.port);
-  const char *rextra[] = {"--requirepass",
-                          PW,
-                          "--masterauth",
-                          PW,
-                          "--replicaof",
-                          "127.0.0.1",
-                          mp,
-                          "--repl-diskless-sync-delay",
-                          "0",
-                          NULL};
-  if (pr_start_node(&replica, "sf-replica", rextra) != 0 || !pr_wait_ping(replica.port, PW, 5000)) {
+  const char *rextra[] = {"--replicaof", "127.0.0.1", mp, "--repl-diskless-sync-delay", "0", NULL};
+  if (rp_start(&replica, &(rp_opts){.tag = "sf-replica", .password = PW, .args = rextra}) != 0) {
     CHECK_MSG(0, "could not start the replica");
     return test_report("test_sentinel_failover");
   }
   for (int i = 0; i < 3; i++)
     CHECK_EQ(start_sentinel(&sent[i]), 0);
-  int64_t t0 = pr_now_ms();
-  while (!sentinels_ready() && pr_now_ms() - t0 < 20000)
-    pr_sleep_ms(50);
+  int64_t t0 = rp_now_ms();
+  while (!sentinels_ready() && rp_now_ms() - t0 < 20000)
+    rp_sleep_ms(50);
   CHECK_MSG(sentinels_ready(), "the sentinels did not find each other and the replica");
 
   char hosts[128], url[256];
@@ -211,7 +191,7 @@ int main(void) {
     snprintf(val, sizeof val, "fixed-value-%d", i);
     CHECK_EQ(rcache_set(c, k, val, strlen(val), 0), RCACHE_OK);
   }
-  redisReply *wr = pr_cmd_auth(master.port, PW, "WAIT 1 5000"); /* on the replica too */
+  redisReply *wr = rp_cmd_auth(master.port, PW, "WAIT 1 5000"); /* on the replica too */
   CHECK(wr && wr->type == REDIS_REPLY_INTEGER && wr->integer == 1);
   if (wr) freeReplyObject(wr);
 
@@ -223,33 +203,33 @@ int main(void) {
     w[i].id = i;
     pthread_create(&th[i], NULL, work, &w[i]);
   }
-  pr_sleep_ms(300);
+  rp_sleep_ms(300);
   atomic_store(&last_error_ms, 0);
-  int64_t t_fail = pr_now_ms();
-  CHECK(pr_ok(pr_cmd_auth(sent[0].port, PW, "SENTINEL FAILOVER " GROUP)));
+  int64_t t_fail = rp_now_ms();
+  CHECK(rp_ok(rp_cmd_auth(sent[0].port, PW, "SENTINEL FAILOVER " GROUP)));
   int64_t t_promoted = -1;
-  while (pr_now_ms() - t_fail < 15000) {
-    if (pr_role_master(replica.port, PW) == 1) {
-      t_promoted = pr_now_ms();
+  while (rp_now_ms() - t_fail < 15000) {
+    if (rp_role_master(replica.port, PW) == 1) {
+      t_promoted = rp_now_ms();
       break;
     }
-    pr_sleep_ms(5);
+    rp_sleep_ms(5);
   }
   CHECK_MSG(t_promoted > 0, "the replica was not promoted within 15 s");
 
   /* full service: a write lands on the new master and every call succeeds */
   int64_t t_full = -1;
-  for (int round = 0; t_promoted > 0 && pr_now_ms() - t_promoted < 5000; round++) {
+  for (int round = 0; t_promoted > 0 && rp_now_ms() - t_promoted < 5000; round++) {
     snprintf(val, sizeof val, "probe-%d", round);
     if (rcache_set(c, "probe", val, strlen(val), 60) == RCACHE_OK &&
-        pr_reply_has(pr_cmd_auth(replica.port, PW, "GET probe"), val)) {
-      t_full = pr_now_ms();
+        rp_reply_has(rp_cmd_auth(replica.port, PW, "GET probe"), val)) {
+      t_full = rp_now_ms();
       break;
     }
-    pr_sleep_ms(10);
+    rp_sleep_ms(10);
   }
   CHECK_MSG(t_full > 0, "writes did not reach the new master within 5 s of the promotion");
-  pr_sleep_ms(1500); /* the load goes on on the new master */
+  rp_sleep_ms(1500); /* the load goes on on the new master */
   atomic_store(&stop_workers, true);
   long ops = 0, errors = 0, wrong = 0;
   int64_t max_ms = 0;
@@ -284,10 +264,10 @@ int main(void) {
   CHECK_MSG(strstr(moved_line, want) != NULL, "%s", moved_line);
   pthread_mutex_unlock(&log_mu);
   /* the old master is turned into a replica of the new one (in the sentinels' time) */
-  int64_t t_demote = pr_now_ms();
-  while (pr_role_master(master.port, PW) != 0 && pr_now_ms() - t_demote < 15000)
-    pr_sleep_ms(50);
-  CHECK_EQ(pr_role_master(master.port, PW), 0);
+  int64_t t_demote = rp_now_ms();
+  while (rp_role_master(master.port, PW) != 0 && rp_now_ms() - t_demote < 15000)
+    rp_sleep_ms(50);
+  CHECK_EQ(rp_role_master(master.port, PW), 0);
   int right = 0;
   for (int i = 0; i < NFIXED; i++) { /* still every fixed value, from the new master */
     snprintf(k, sizeof k, "fixed:%d", i);
@@ -302,25 +282,25 @@ int main(void) {
   rcache_stats nst;
   rcache_get_stats(c, &nst);
   CHECK_MSG(nst.near_hits > 0, "near hits %llu", (unsigned long long)nst.near_hits);
-  CHECK(pr_ok(pr_cmd_auth(replica.port, PW, "SET fixed:0 changed-elsewhere")));
+  CHECK(rp_ok(rp_cmd_auth(replica.port, PW, "SET fixed:0 changed-elsewhere")));
   bool seen = false;
-  for (int64_t t1 = pr_now_ms(); !seen && pr_now_ms() - t1 < 2000; pr_sleep_ms(5)) {
+  for (int64_t t1 = rp_now_ms(); !seen && rp_now_ms() - t1 < 2000; rp_sleep_ms(5)) {
     rcache_value got = {NULL, 0};
     seen =
         rcache_get(c, "fixed:0", &got) == RCACHE_OK && strcmp(got.data, "changed-elsewhere") == 0;
     rcache_value_free(&got);
   }
   CHECK_MSG(seen, "another client's write on the new master was not seen through the near cache");
-  CHECK(pr_ok(pr_cmd_auth(replica.port, PW, "SET fixed:0 fixed-value-0")));
+  CHECK(rp_ok(rp_cmd_auth(replica.port, PW, "SET fixed:0 fixed-value-0")));
   CHECK_EQ(rcache_set(c, "after", "1", 1, 60), RCACHE_OK);
-  CHECK(pr_reply_has(pr_cmd_auth(replica.port, PW, "GET after"), "1"));
+  CHECK(rp_reply_has(rp_cmd_auth(replica.port, PW, "GET after"), "1"));
 
   /* ---- 2. the new master killed: the sentinels promote the old one back ---------------------- */
-  t0 = pr_now_ms();
-  while (!sentinels_ready() && pr_now_ms() - t0 < 20000)
-    pr_sleep_ms(50); /* it is seen as a replica */
+  t0 = rp_now_ms();
+  while (!sentinels_ready() && rp_now_ms() - t0 < 20000)
+    rp_sleep_ms(50); /* it is seen as a replica */
   CHECK(sentinels_ready());
-  wr = pr_cmd_auth(replica.port, PW, "WAIT 1 5000");
+  wr = rp_cmd_auth(replica.port, PW, "WAIT 1 5000");
   CHECK(wr && wr->type == REDIS_REPLY_INTEGER && wr->integer == 1);
   if (wr) freeReplyObject(wr);
   atomic_store(&stop_workers, false);
@@ -330,30 +310,30 @@ int main(void) {
     w[i].id = i;
     pthread_create(&th[i], NULL, work, &w[i]);
   }
-  pr_sleep_ms(200);
-  pr_kill(&replica);
-  int64_t t_kill = pr_now_ms();
+  rp_sleep_ms(200);
+  rp_kill(&replica);
+  int64_t t_kill = rp_now_ms();
   t_promoted = -1;
-  while (pr_now_ms() - t_kill < 30000) {
-    if (pr_role_master(master.port, PW) == 1) {
-      t_promoted = pr_now_ms();
+  while (rp_now_ms() - t_kill < 30000) {
+    if (rp_role_master(master.port, PW) == 1) {
+      t_promoted = rp_now_ms();
       break;
     }
-    pr_sleep_ms(5);
+    rp_sleep_ms(5);
   }
   CHECK_MSG(t_promoted > 0, "the old master was not promoted back within 30 s");
   t_full = -1;
-  for (int round = 0; t_promoted > 0 && pr_now_ms() - t_promoted < 5000; round++) {
+  for (int round = 0; t_promoted > 0 && rp_now_ms() - t_promoted < 5000; round++) {
     snprintf(val, sizeof val, "probe2-%d", round);
     if (rcache_set(c, "probe", val, strlen(val), 60) == RCACHE_OK &&
-        pr_reply_has(pr_cmd_auth(master.port, PW, "GET probe"), val)) {
-      t_full = pr_now_ms();
+        rp_reply_has(rp_cmd_auth(master.port, PW, "GET probe"), val)) {
+      t_full = rp_now_ms();
       break;
     }
-    pr_sleep_ms(10);
+    rp_sleep_ms(10);
   }
   CHECK_MSG(t_full > 0, "writes did not reach the promoted master within 5 s of the promotion");
-  pr_sleep_ms(1000);
+  rp_sleep_ms(1000);
   atomic_store(&stop_workers, true);
   ops = errors = wrong = 0;
   max_ms = 0;

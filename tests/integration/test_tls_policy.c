@@ -9,56 +9,31 @@
  *  - a TLS 1.2 server offering only RSA key exchange with CBC-SHA1: refused by default,
  *    accepted with tls_ciphers set to allow it; a bad tls_ciphers fails rcache_open.
  */
+#include <unistd.h>
+
 #include "rcache/rcache.h"
+#include "redis_proc.h"
 #include "test.h"
-#include "test_cluster_procs.h"
 
 static const char *tls_dir;
 static char dir[256];
+static rp_server servers[8];
+static int nservers;
 
-/* Starts a TLS-only redis-server with cert/key (paths) and extra arguments; its port.
- * Client certificates are not asked for unless a1, a2 say otherwise. */
-static int tls_server(const char *cert, const char *key, const char *a1, const char *a2,
-                      const char *a3, const char *a4) {
-  int port = pr_free_port();
-  char ports[16], ca[300];
-  snprintf(ports, sizeof ports, "%d", port);
-  snprintf(ca, sizeof ca, "%s/ca.pem", tls_dir);
-  char *argv[24] = {"redis-server",
-                    "--port",
-                    "0",
-                    "--tls-port",
-                    ports,
-                    "--tls-cert-file",
-                    (char *)cert,
-                    "--tls-key-file",
-                    (char *)key,
-                    "--tls-ca-cert-file",
-                    ca,
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    dir};
-  int n = 17;
-  argv[n++] = "--tls-auth-clients";
-  argv[n++] = "no";
-  const char *extra[] = {a1, a2, a3, a4};
-  for (int i = 0; i < 4 && extra[i]; i++)
-    argv[n++] = (char *)extra[i];
-  argv[n] = NULL;
-  if (pr_spawn(argv, dir, true) < 0) return -1;
-  for (int i = 0; i < 500; i++) { /* up to 5 s until it accepts */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool up = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
-    if (fd >= 0) close(fd);
-    if (up) return port;
-    pr_sleep_ms(10);
-  }
-  return -1;
+/* Starts a TLS-only redis-server with certs from cert_dir (server.pem, server.key, ca.pem)
+ * and up to 4 more arguments (NULL-terminated); its TLS port, or -1. Client certificates
+ * are not asked for unless the arguments say otherwise. */
+static int tls_server(const char *cert_dir, const char *a1, const char *a2, const char *a3,
+                      const char *a4) {
+  if (nservers == (int)(sizeof servers / sizeof servers[0])) return -1;
+  const char *args[] = {a1, a2, a3, a4, NULL};
+  rp_server *srv = &servers[nservers];
+  if (rp_start(srv,
+               &(rp_opts){
+                   .tag = "tlspolicy", .port = RP_NO_TCP, .tls_dir = cert_dir, .args = args}) != 0)
+    return -1;
+  nservers++;
+  return srv->tls_port;
 }
 
 /* Opens url with o and returns the health check's status; its error in err. */
@@ -102,12 +77,10 @@ static void no_silent_plaintext(void) {
 }
 
 static void client_cert_required(void) {
-  char cert[300], key[300], url[600], err[300];
-  snprintf(cert, sizeof cert, "%s/server.pem", tls_dir);
-  snprintf(key, sizeof key, "%s/server.key", tls_dir);
+  char url[600], err[300];
   const char *protos[] = {"TLSv1.3", "TLSv1.2"};
   for (int i = 0; i < 2; i++) {
-    int port = tls_server(cert, key, "--tls-auth-clients", "yes", "--tls-protocols", protos[i]);
+    int port = tls_server(tls_dir, "--tls-auth-clients", "yes", "--tls-protocols", protos[i]);
     CHECK_MSG(port > 0, "TLS server (%s) did not start", protos[i]);
     if (port <= 0) return;
     snprintf(url, sizeof url, "rediss://localhost:%d?tls_ca=%s/ca.pem", port, tls_dir);
@@ -126,16 +99,20 @@ static void client_cert_required(void) {
 }
 
 static void cn_only_certificate(void) {
-  char cmd[2048], cert[300], key[300], url[600], err[300];
-  snprintf(cert, sizeof cert, "%s/cn.pem", dir);
-  snprintf(key, sizeof key, "%s/cn.key", dir);
+  char cmd[2048], cert[300], key[300], ca[300], url[600], err[300];
+  snprintf(cert, sizeof cert, "%s/server.pem", dir); /* the names rp_opts.tls_dir wants */
+  snprintf(key, sizeof key, "%s/server.key", dir);
+  snprintf(ca, sizeof ca, "%s/ca.pem", tls_dir);
+  char link[300];
+  snprintf(link, sizeof link, "%s/ca.pem", dir);
+  CHECK(symlink(ca, link) == 0);
   snprintf(cmd, sizeof cmd,
            "openssl req -newkey rsa:2048 -nodes -keyout %s -subj /CN=localhost -out %s/cn.csr "
            ">/dev/null 2>&1 && openssl x509 -req -in %s/cn.csr -CA %s/ca.pem -CAkey %s/ca.key "
            "-CAserial %s/ca.srl -CAcreateserial -days 1 -out %s >/dev/null 2>&1",
            key, dir, dir, tls_dir, tls_dir, dir, cert);
   CHECK_MSG(system(cmd) == 0, "could not make the CN-only certificate");
-  int port = tls_server(cert, key, "--tls-auth-clients", "no", NULL, NULL);
+  int port = tls_server(dir, NULL, NULL, NULL, NULL);
   CHECK_MSG(port > 0, "TLS server with the CN-only certificate did not start");
   if (port <= 0) return;
   snprintf(url, sizeof url, "rediss://localhost:%d?tls_ca=%s/ca.pem", port, tls_dir);
@@ -149,11 +126,9 @@ static void cn_only_certificate(void) {
 }
 
 static void cipher_policy(void) {
-  char cert[300], key[300], url[600], err[300];
-  snprintf(cert, sizeof cert, "%s/server.pem", tls_dir);
-  snprintf(key, sizeof key, "%s/server.key", tls_dir);
-  int weak = tls_server(cert, key, "--tls-protocols", "TLSv1.2", "--tls-ciphers", "AES128-SHA");
-  int good = tls_server(cert, key, "--tls-protocols", "TLSv1.2", NULL, NULL);
+  char url[600], err[300];
+  int weak = tls_server(tls_dir, "--tls-protocols", "TLSv1.2", "--tls-ciphers", "AES128-SHA");
+  int good = tls_server(tls_dir, "--tls-protocols", "TLSv1.2", NULL, NULL);
   CHECK_MSG(weak > 0 && good > 0, "TLS 1.2 servers did not start");
   if (weak <= 0 || good <= 0) return;
   snprintf(url, sizeof url, "rediss://localhost:%d?tls_ca=%s/ca.pem", weak, tls_dir);
@@ -184,7 +159,7 @@ static void cipher_policy(void) {
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   tls_dir = test_env_url("RCACHE_TEST_TLS_DIR");
-  if (pr_mkdir(dir, sizeof dir, "rcache-tlspolicy") != 0) {
+  if (rp_mkdir(dir, sizeof dir, "rcache-tlspolicy") != 0) {
     CHECK_MSG(false, "cannot make a directory");
     return test_report("test_tls_policy");
   }
@@ -192,6 +167,8 @@ int main(void) {
   client_cert_required();
   cn_only_certificate();
   cipher_policy();
-  pr_at_exit();
+  for (int i = 0; i < nservers; i++)
+    rp_destroy(&servers[i]);
+  rp_remove_dir(dir);
   return test_report("test_tls_policy");
 }
