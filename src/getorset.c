@@ -188,7 +188,7 @@ rcache_status rcache_get_or_set(rcache *c, const char *key, int64_t ttl_s, rcach
   s = rcache__get_full(c, &k, out, xfetch ? &remaining : NULL, &stale);
   if (s == RCACHE_OK) {
     if (refresh_early(c, &k, remaining)) maybe_refresh(c, &k, ttl_ms, load, ud, out);
-  } else if (s == RCACHE_MISS || s == RCACHE_EUNAVAILABLE) {
+  } else if (s == RCACHE_MISS || rcache__without_cache(c, s)) {
     s = load_once(c, &k, ttl_ms, load, ud, out, s == RCACHE_MISS, missed_us);
     if (s == RCACHE_ELOADER && stale.data) { /* stale-if-error */
       COUNT(c, stale_served);

@@ -457,12 +457,14 @@ static bool key_matches(const mentry *e, const char *glob, size_t glen) {
   return rcache__glob_match(glob, glen, e->kv, e->klen);
 }
 
-static rcache_status mem_del_match(rcache__backend *b, const char *glob, size_t glen, uint64_t *n) {
+/* One shard is one batch: its count goes to p once the shard's lock is released. */
+static rcache_status mem_del_match(rcache__backend *b, const char *glob, size_t glen,
+                                   rcache__progress *p) {
   mstore *m = store_of(b);
   int64_t now = now_ms();
-  uint64_t deleted = 0;
   for (int i = 0; i < NSHARDS; i++) {
     mshard *s = &m->sh[i];
+    uint64_t deleted = 0;
     pthread_mutex_lock(&s->mu);
     for (size_t j = 0; j < s->nb; j++) {
       mentry **l = &s->tab[j];
@@ -477,8 +479,8 @@ static rcache_status mem_del_match(rcache__backend *b, const char *glob, size_t 
       }
     }
     pthread_mutex_unlock(&s->mu);
+    if (!rcache__progress_add(p, deleted)) break;
   }
-  *n = deleted;
   return RCACHE_OK;
 }
 

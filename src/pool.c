@@ -22,7 +22,7 @@ struct rcache__pool {
   uint64_t epoch; /* bumped when the server was lost: older connections go */
   int64_t down_since_us;
   char last_error[256];
-  rcache_status last_status; /* why it is unavailable */
+  _Atomic rcache_status last_status; /* why it is unavailable; read without the lock */
   bool stop;
   bool has_thread;
   pthread_t prober;
@@ -291,6 +291,7 @@ static void breaker_msg(void *ud, char *buf, size_t size) {
 rcache_status rcache__pool_acquire(rcache__pool *p, int64_t deadline_us, rcache__conn **out) {
   if (!rcache__breaker_allow(&p->br)) { /* one atomic load, and no formatting */
     rcache__err_lazy(breaker_msg, p);
+    rcache__err_cause(p->last_status); /* EAUTH / ETLS: a configuration error, not an outage */
     return RCACHE_EUNAVAILABLE;
   }
   pthread_mutex_lock(&p->mu);

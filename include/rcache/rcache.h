@@ -167,6 +167,15 @@ typedef struct rcache_options {
    * struct ends earlier, and its trailing padding, which may hold the start of a new
    * field, was zeroed by rcache_options_init(). tests/unit/test_abi.c checks it. */
 
+  /* Configuration errors are not outages. When true, rcache_open() waits for the first
+   * connection (bounded by connect_timeout_ms) and fails with RCACHE_EAUTH (wrong password,
+   * unknown ACL user) or RCACHE_ETLS (certificate refused) when the server refused it for
+   * that reason; and a call answered without the cache because of such a refusal returns
+   * RCACHE_EAUTH / RCACHE_ETLS instead of RCACHE_EUNAVAILABLE (get_or_set still runs the
+   * loader and returns RCACHE_OK; rate_limit applies rate_limit_fail_closed). A server that
+   * is down or slow is still no error for rcache_open(). Default false. */
+  bool strict_config;
+
   /* TLS policy (also in the URL: tls_ciphers=, tls_ciphersuites=; only with rediss://).
    * NULL = rcache's: TLS 1.2 with forward-secret AEAD suites only
    * ("ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL"), TLS 1.3 with OpenSSL's
@@ -245,6 +254,25 @@ RCACHE_API rcache_status rcache_delete_prefix(rcache *c, const char *prefix, uin
 /* Deletes every key matching the Redis glob `glob` (*, ?, [a-z], [^x], \ escapes),
  * within key_prefix. Same statuses as rcache_delete_prefix(). */
 RCACHE_API rcache_status rcache_delete_pattern(rcache *c, const char *glob, uint64_t *deleted);
+
+/* Told the running count of deleted keys after each batch (one SCAN + UNLINK round trip
+ * per server; one shard of memory://); counts never decrease. Returns false to stop.
+ * Called in the caller's thread; must not call back into the same delete. */
+typedef bool (*rcache_progress_fn)(uint64_t deleted, void *ud);
+
+/*
+ * rcache_delete_prefix() / rcache_delete_pattern() that call fn(count, ud) after each
+ * batch (fn may be NULL), for tools that show progress or let a user stop. Same keys, same
+ * round trips as without fn. When fn returns false the deletion stops after that batch:
+ * RCACHE_OK, and *deleted holds the keys deleted so far (the rest are left in place).
+ * Same statuses as rcache_delete_prefix(); on an error *deleted still holds the count.
+ */
+RCACHE_API rcache_status rcache_delete_prefix_progress(rcache *c, const char *prefix,
+                                                       rcache_progress_fn fn, void *ud,
+                                                       uint64_t *deleted);
+RCACHE_API rcache_status rcache_delete_pattern_progress(rcache *c, const char *glob,
+                                                        rcache_progress_fn fn, void *ud,
+                                                        uint64_t *deleted);
 
 /* Fills *out with malloc'd bytes that rcache takes over; returns RCACHE_OK or an error.
  * May be called concurrently for different keys, once at a time for one key. */
