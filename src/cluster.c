@@ -413,6 +413,7 @@ static rcache_status refresh(cluster *cl, int64_t deadline_us) {
       bool changed = false;
       if (s == RCACHE_OK) s = install(cl, &rs, &changed);
       rcache__free(rs.v);
+      if (s == RCACHE_ENOMEM) break; /* another node would not help */
       if (s == RCACHE_OK) {
         if (changed)
           rcache__log(cl->r.base.ctx, RCACHE_LOG_INFO, "cluster: slot map updated from %s:%d",
@@ -849,7 +850,8 @@ static void exchange_all(cluster *cl, share *sh, size_t ns) {
       continue;
     }
     rcache__pool_report(x->node->pool, x->s);
-    if (x->s != RCACHE_OK && x->s != RCACHE_ETIMEOUT && x->s != RCACHE_ETOOBIG)
+    if (x->s != RCACHE_OK && x->s != RCACHE_ETIMEOUT && x->s != RCACHE_ETOOBIG &&
+        x->s != RCACHE_ENOMEM) /* out of memory here is not the server's doing */
       x->s = RCACHE_EUNAVAILABLE;
   }
   for (size_t i = 0; i < ns; i++)
@@ -1327,6 +1329,10 @@ rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out) {
    * go to a seed (which redirects) and the refresher keeps asking. The near cache works
    * only when the map came now: the handle drops its table when no listener registered. */
   rcache_status m = refresh(cl, rcache__now_us() + (int64_t)ctx->opt.connect_timeout_ms * 1000);
+  if (m == RCACHE_ENOMEM) { /* reported, not worked around with the near cache off */
+    cluster_destroy(&cl->r.base);
+    return m;
+  }
   if (m != RCACHE_OK) {
     atomic_store(&cl->near_on, false);
     rcache__log(ctx, RCACHE_LOG_WARN,

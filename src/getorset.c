@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "handle.h"
+#include "tags.h"
 
 #define LEASE_POLL_US 10000 /* how often a process waiting on another's lease looks */
 
@@ -37,6 +38,7 @@ static rcache_status load_and_store(rcache *c, const rcache__key *k, int64_t ttl
   if (ls != RCACHE_OK) {
     rcache_value_free(&v);
     COUNT(c, load_errors);
+    if (ls == RCACHE_ENOMEM) return ls; /* the helpers' encoders (JSON, codecs) ran out */
     rcache__errf("loader failed with status %d (%s)", (int)ls, rcache_strerror(ls));
     return RCACHE_ELOADER;
   }
@@ -46,7 +48,10 @@ static rcache_status load_and_store(rcache *c, const rcache__key *k, int64_t ttl
   }
   /* When the read just failed to reach the cache (already counted as a fallback), the
    * write would fail too: it is dropped without spending a second deadline on it. */
-  if (store) (void)rcache__set_full(c, k, v.data, v.len, ttl_ms, RCACHE__SET_STALE);
+  if (store && rcache__set_full(c, k, v.data, v.len, ttl_ms, RCACHE__SET_STALE) == RCACHE_ENOMEM) {
+    rcache_value_free(&v); /* not cached: the caller hears why (docs/errors.md) */
+    return RCACHE_ENOMEM;
+  }
   *out = v;
   return RCACHE_OK;
 }
@@ -61,9 +66,10 @@ static rcache_status lease_key(const rcache__key *k, rcache__key *lk) {
   return RCACHE_OK;
 }
 
-static bool lease_take(rcache *c, const rcache__key *lk) {
+/* RCACHE_OK: the lease is ours; RCACHE_MISS: another process holds it; or an error. */
+static rcache_status lease_take(rcache *c, const rcache__key *lk) {
   rcache__backend *be = rcache__be(c);
-  return be->ops->set(be, lk->p, lk->len, "1", 1, c->ctx.opt.lease_ms, RCACHE__SET_NX) == RCACHE_OK;
+  return be->ops->set(be, lk->p, lk->len, "1", 1, c->ctx.opt.lease_ms, RCACHE__SET_NX);
 }
 
 /*
@@ -78,7 +84,9 @@ static rcache_status load_leased(rcache *c, const rcache__key *k, int64_t ttl_ms
   int64_t t0 = rcache__now_us(), deadline = t0 + 2 * (int64_t)c->ctx.opt.lease_ms * 1000;
   rcache_status s;
   for (;;) {
-    if (lease_take(c, &lk)) {
+    s = lease_take(c, &lk);
+    if (s == RCACHE_ENOMEM) break; /* not "someone else holds it": no waiting for nothing */
+    if (s == RCACHE_OK) {
       s = load_and_store(c, k, ttl_ms, load, ud, out, true);
       /* release only while it is surely still ours */
       if (rcache__now_us() - t0 < (int64_t)c->ctx.opt.lease_ms * 1000) {
@@ -90,6 +98,7 @@ static rcache_status load_leased(rcache *c, const rcache__key *k, int64_t ttl_ms
     rcache__sleep_us(LEASE_POLL_US);
     rcache__backend *be = rcache__be(c);
     s = be->ops->get(be, k->p, k->len, out, NULL);
+    if (s == RCACHE_OK) s = rcache__tags_unwrap(c, k->p, k->len, out);
     if (s == RCACHE_OK) {
       COUNT(c, coalesced);
       break;
@@ -197,6 +206,7 @@ rcache_status rcache_get_or_set(rcache *c, const char *key, int64_t ttl_s, rcach
       s = RCACHE_OK;
     }
   }
+  if (s == RCACHE_OK) rcache__tags_strip(out); /* a value just loaded by a tagged loader */
   rcache_value_free(&stale);
   rcache__key_free(&k);
   return rcache__done(c, s);

@@ -248,12 +248,29 @@ rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out);
 void *rcache__malloc(size_t n);
 void *rcache__calloc(size_t n, size_t size);
 void *rcache__realloc(void *p, size_t n);
+/* aligned_alloc's rules: n a multiple of align, a power of two */
+void *rcache__aligned_alloc(size_t align, size_t n);
 void rcache__free(void *p);
-/* For tests: the allocation after the next n fails (n = 0: the very next one), and with
- * once = false every one after it too, until called again with n < 0 (never fail). */
+/*
+ * For tests (tests/unit/test_alloc_fail.c walks every allocation of a flow with them).
+ * rcache__alloc_fail_after: the calling thread's allocation after its next n fails (n = 0:
+ * the very next one), and with once = false every one of that thread after it too, until
+ * called again (n < 0: never fail). Only the calling thread counts, so the Nth allocation
+ * of a flow is the same one on every run, whatever background threads allocate.
+ * rcache__alloc_fail_hit: whether that armed failure has happened since it was armed.
+ * rcache__alloc_fail_all: while on, every allocation of every thread fails (background
+ * threads included).
+ * rcache__alloc_calls: allocations the calling thread has attempted.
+ * rcache__alloc_route_deps: makes jansson (and hiredis >= 1.0, which has a hook) allocate
+ * through the indirection too. Tests only: the library itself never changes these
+ * process-wide allocators, which belong to the application (it may use jansson and
+ * hiredis itself, with allocators of its own).
+ */
 void rcache__alloc_fail_after(int64_t n, bool once);
-/* Allocations attempted since the process started (tests count a flow's allocations). */
+bool rcache__alloc_fail_hit(void);
+void rcache__alloc_fail_all(bool on);
 uint64_t rcache__alloc_calls(void);
+void rcache__alloc_route_deps(void);
 
 /* ---- small helpers (util.c) ------------------------------------------------------------------ */
 

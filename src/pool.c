@@ -253,7 +253,9 @@ void rcache__pool_on_probe(rcache__pool *p, rcache__probe_fn fn, void *ud) {
 
 rcache_status rcache__pool_warm(rcache__pool *p) {
   rcache_status s = p->probe ? p->probe(p->probe_ud, p) : rcache__pool_ping(p);
-  if (s != RCACHE_OK && rcache__breaker_trip(&p->br)) tripped(p, s, rcache__err_peek());
+  /* out of memory says nothing about the server: the caller hears it, the breaker not */
+  if (s != RCACHE_OK && s != RCACHE_ENOMEM && rcache__breaker_trip(&p->br))
+    tripped(p, s, rcache__err_peek());
   return s;
 }
 
@@ -336,6 +338,7 @@ rcache_status rcache__pool_acquire(rcache__pool *p, int64_t deadline_us, rcache_
     p->total--;
     pthread_cond_signal(&p->freed);
     pthread_mutex_unlock(&p->mu);
+    if (s == RCACHE_ENOMEM) return s; /* not the server's fault: the breaker is not told */
     failure(p, s); /* whatever the reason (refused, auth, TLS), the server is unusable */
     if (s == RCACHE_ETIMEOUT) return s; /* counted as a timeout, answered as unavailable */
     return rcache__transport_failure(s) ? RCACHE_EUNAVAILABLE : s;

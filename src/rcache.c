@@ -11,6 +11,7 @@
 
 #include "handle.h"
 #include "near.h"
+#include "tags.h"
 
 /* ---- small things ---------------------------------------------------------------------------- */
 
@@ -275,10 +276,14 @@ static rcache_status resolve_options(rcache__ctx *ctx) {
   if (u->command_timeout_ms > 0) o->command_timeout_ms = u->command_timeout_ms;
   if (u->pool_size > 0) o->pool_size = u->pool_size;
   if (u->tls_insecure >= 0) o->tls_insecure = u->tls_insecure != 0;
+  /* every field lets go of the caller's string before any copy can fail: free_ctx() then
+   * frees only copies */
+  const rcache_options in = *o;
+  o->key_prefix = o->tls_ca_file = o->tls_cert_file = o->tls_key_file = NULL;
+  o->tls_server_name = o->client_name = NULL;
 #define TAKE(field, urlfield)                                                                      \
   do {                                                                                             \
-    const char *src = u->urlfield ? u->urlfield : o->field;                                        \
-    o->field = NULL;                                                                               \
+    const char *src = u->urlfield ? u->urlfield : in.field;                                        \
     if (src && !(o->field = rcache__strdup(src))) return RCACHE_ENOMEM;                            \
   } while (0)
   TAKE(key_prefix, key_prefix);
@@ -547,11 +552,11 @@ static void near_flush(rcache *c) {
   COUNT(c, near_flushes);
 }
 
-rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
-                               rcache_value *stale) {
+rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
+                                 rcache_value *stale, bool *near_hit) {
   int64_t ms = -2;
   uint64_t ticket;
-  if (near_lookup(c, k, out, pttl, &ticket)) return RCACHE_OK;
+  if ((*near_hit = near_lookup(c, k, out, pttl, &ticket))) return RCACHE_OK;
   bool want = pttl || c->stale_ms > 0 || ticket;
   rcache__backend *be = rcache__be(c);
   rcache_status s = be->ops->get(be, k->p, k->len, out, want ? &ms : NULL);
@@ -565,6 +570,18 @@ rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *ou
     s = RCACHE_MISS;
   }
   if (pttl) *pttl = ms >= 0 && c->stale_ms > 0 ? ms - c->stale_ms : ms;
+  return s;
+}
+
+/* A stored value, a tagged one only while its tags' versions are current (tags.c). */
+rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
+                               rcache_value *stale) {
+  bool near_hit;
+  rcache_status s = rcache__get_stored(c, k, out, pttl, stale, &near_hit);
+  if (s == RCACHE_OK) s = rcache__tags_unwrap(c, k->p, k->len, out);
+  if (stale && stale->data && rcache__tags_unwrap(c, k->p, k->len, stale) != RCACHE_OK)
+    *stale = (rcache_value){NULL, 0};
+  if (near_hit && s == RCACHE_OK) return s; /* counted as a near hit */
   if (s == RCACHE_OK)
     COUNT(c, hits);
   else if (s == RCACHE_MISS)
@@ -608,6 +625,9 @@ rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t le
     s = RCACHE_EINVAL;
   } else if (ttl_ms < 0) {
     rcache__errf("invalid argument: ttl_s %lld out of range", (long long)ttl_s);
+    s = RCACHE_EINVAL;
+  } else if (data && rcache__tags_framed(data, len)) { /* would read as a tagged value */
+    rcache__errf("invalid argument: value starts with the tagged-value magic \\xffRC\\x01");
     s = RCACHE_EINVAL;
   } else {
     s = rcache__set_full(c, &k, data, len, ttl_ms, 0);
@@ -840,6 +860,8 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
     if (statuses[i] == RCACHE_OK || statuses[i] == RCACHE_MISS)
       rcache__near_saw(c->ctx.near, ks[i], ls[i], statuses[i] == RCACHE_OK ? vals[i].data : NULL,
                        vals[i].len);
+  for (size_t i = 0; s == RCACHE_OK && i < n; i++) /* tagged values: current versions only */
+    if (statuses[i] == RCACHE_OK) statuses[i] = rcache__tags_unwrap(c, ks[i], ls[i], &vals[i]);
   rcache__free(ks);
   for (size_t i = 0; i < n; i++) {
     if (s != RCACHE_OK) statuses[i] = s;

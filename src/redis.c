@@ -663,7 +663,8 @@ static bool detect(standalone *sa) {
   rcache__ctx *ctx = sa->r.base.ctx;
   bool yes = false;
   rcache_status s = cluster_enabled(&sa->r, &yes);
-  if (!rcache__transport_failure(s)) atomic_store(&sa->pending, false); /* it answered */
+  if (!rcache__transport_failure(s) && s != RCACHE_ENOMEM) /* it answered */
+    atomic_store(&sa->pending, false);
   rcache__backend *cl = NULL;
   if (s == RCACHE_OK && yes && !successor(&sa->r)) {
     int sources = ctx->near ? rcache__near_sources(ctx->near) : 0;
@@ -746,6 +747,10 @@ rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out) {
     }
     /* not asked (down, stalled): asked again by the first exchange that succeeds */
     atomic_store(&sa->pending, s != RCACHE_OK && rcache__transport_failure(s));
+  }
+  if (s == RCACHE_ENOMEM) { /* the one failure of the first connection open reports */
+    standalone_destroy(&r->base);
+    return s;
   }
   rcache__err_clear();
   if (r->tracking && rcache__tracking_start(r->tracking, r->pool) != RCACHE_OK) {

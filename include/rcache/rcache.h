@@ -16,7 +16,9 @@
  *  - Statuses: RCACHE_OK (0) success, RCACHE_MISS (1) not an error, negative = error.
  *    Every call can return RCACHE_EINVAL for NULL/empty arguments and, on a Redis
  *    backend, RCACHE_EUNAVAILABLE when the cache cannot be reached within the deadline.
- *    rcache_errmsg() gives details of the calling thread's last failure.
+ *    rcache_errmsg() gives details of the calling thread's last failure. Any call that
+ *    allocates can return RCACHE_ENOMEM (never disguised as a miss or an outage); nothing
+ *    leaks and the handle stays usable (docs/errors.md, "Out of memory", call by call).
  *  - Deadlines: no round trip blocks longer than connect_timeout_ms + command_timeout_ms;
  *    most calls make one (docs/semantics.md lists the exceptions: get_or_set, scans).
  */
@@ -283,7 +285,9 @@ typedef rcache_status (*rcache_loader_fn)(void *ud, rcache_value *out);
  * key at a time in this process; others wait for its result), stores v with ttl_s and
  * returns it. RCACHE_OK: *out holds the value (also when the cache is unavailable and the
  * loader ran). RCACHE_ELOADER: the loader failed, nothing was cached (unless a stale
- * value within stale_window_s was served: then RCACHE_OK). RCACHE_EINVAL, RCACHE_ENOMEM.
+ * value within stale_window_s was served: then RCACHE_OK). RCACHE_EINVAL. RCACHE_ENOMEM:
+ * also when the loader returned it, or its value could not be cached for lack of memory
+ * (the value is then freed, not returned).
  * RCACHE_ETOOBIG: the key is too long, or the cached value is larger than max_value_bytes
  * (the loader is not called).
  */
@@ -395,6 +399,61 @@ typedef bool (*rcache_scan_fn)(const char *key, size_t len, void *ud);
  * the key it gets is valid only during the call. */
 RCACHE_API rcache_status rcache_scan(rcache *c, const char *glob, uint64_t limit, rcache_scan_fn fn,
                                      void *ud);
+
+/* ==== tags ============================================================================
+ * Invalidating related entries in O(1) (docs/semantics.md, "Tags"). A value written with
+ * tags is stored with the versions its tags had; rcache_invalidate_tag() bumps one version
+ * key, and every read (rcache_get, get_many, get_or_set, typed and JSON gets, near cache
+ * included) then treats that value as a miss. Tags are NUL-terminated strings of any other
+ * bytes (glob characters, colons, spaces). Keys starting with "__rc:" under the handle's
+ * key_prefix are reserved for tag state. Tagged values are stored framed (a binary header,
+ * then the data): other clients reading them see the header (docs/migrating.md).
+ */
+
+#define RCACHE_TAGS_MAX 32 /* tags per entry; more is RCACHE_ETOOBIG */
+
+/* Stores data as rcache_set() does, tagged with tags[0..ntags) (the caller keeps ownership;
+ * ntags may be 0: the value is then only subject to rcache_clear). Costs one round trip more
+ * than rcache_set (the tags' versions). RCACHE_OK, RCACHE_EINVAL (tags NULL with ntags > 0, a
+ * NULL or empty tag, ttl_s < 0), RCACHE_ETOOBIG (more than RCACHE_TAGS_MAX tags, key or
+ * framed value too long), RCACHE_EUNAVAILABLE, RCACHE_ENOMEM. */
+RCACHE_API rcache_status rcache_set_tagged(rcache *c, const char *key, const void *data, size_t len,
+                                           int64_t ttl_s, const char *const *tags, size_t ntags);
+
+/* Once it returns RCACHE_OK, no read through any handle on this key_prefix returns a value
+ * written with tag before the call. One INCR, whatever the number of tagged entries.
+ * RCACHE_OK (also on none://), RCACHE_EINVAL (NULL or empty tag), RCACHE_EUNAVAILABLE (Redis
+ * unreachable: nothing was invalidated, never a silent success). */
+RCACHE_API rcache_status rcache_invalidate_tag(rcache *c, const char *tag);
+
+/* Invalidates, in one INCR, every value written through this handle's key_prefix with
+ * rcache_set_tagged() or rcache_get_or_set_tagged() (with or without tags). Values written by
+ * rcache_set() and the other untagged calls are not framed and not affected: rcache_flush()
+ * removes those. Statuses as rcache_invalidate_tag(). */
+RCACHE_API rcache_status rcache_clear(rcache *c);
+
+/* The tags a tagged loader adds once it has the data (owned by rcache, valid during the
+ * loader's call only). */
+typedef struct rcache_tags rcache_tags;
+/* Adds a tag (copied). RCACHE_OK, RCACHE_EINVAL (NULL or empty), RCACHE_ETOOBIG (with the
+ * up-front tags, more than RCACHE_TAGS_MAX in all: the get_or_set then fails), RCACHE_ENOMEM. */
+RCACHE_API rcache_status rcache_tags_add(rcache_tags *t, const char *tag);
+/* As rcache_loader_fn; tags may be passed to rcache_tags_add() during the call. */
+typedef rcache_status (*rcache_tagged_loader_fn)(void *ud, rcache_value *out, rcache_tags *tags);
+
+/*
+ * rcache_get_or_set() whose loaded value is stored tagged with tags[0..ntags) plus those the
+ * loader adds. The versions of the up-front tags are read before the loader runs, so an
+ * invalidation during the load leaves the stored value already stale. Tags the loader adds
+ * are stamped after it returns: an invalidation of those racing the load is not caught.
+ * A failure to stamp the tags still returns the loaded value. Statuses as rcache_get_or_set()
+ * plus those of rcache_set_tagged() for the tags.
+ */
+RCACHE_API rcache_status rcache_get_or_set_tagged(rcache *c, const char *key, int64_t ttl_s,
+                                                  const char *const *tags, size_t ntags,
+                                                  rcache_tagged_loader_fn load, void *ud,
+                                                  rcache_value *out);
+/* ==== end of tags ===================================================================== */
 
 /* ==== typed helpers ====================================================================
  * Strings, integers, doubles and user codecs on top of rcache_get / rcache_set /
