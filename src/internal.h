@@ -100,7 +100,7 @@ typedef struct rcache__url {
   int command_timeout_ms;
   int pool_size;
   int64_t max_bytes; /* memory:// bound */
-  char *tls_ca, *tls_cert, *tls_key, *tls_server_name;
+  char *tls_ca, *tls_cert, *tls_key, *tls_server_name, *tls_ciphers, *tls_ciphersuites;
   int tls_insecure;
   char *client_name;
   char *key_prefix;
@@ -129,6 +129,10 @@ rcache_status rcache__url_parse_secret(const char *s, rcache__url *u, char *err,
 void rcache__url_free(rcache__url *u);
 /* Copies `in` to out replacing the password of every scheme://user:pass@ with ***. */
 void rcache__redact(const char *in, char *out, size_t outlen);
+/* The one masking rule for text shown to users (log.c; docs/operations.md "Security"):
+ * every run of 4 or more consecutive characters of text that occurs in secret (the whole
+ * secret when shorter) is overwritten with '*'. NULL or "" secret: no change. */
+void rcache__mask(char *text, const char *secret);
 
 /* ---- glob (glob.c): Redis' stringmatchlen rules ---------------------------------------------- */
 
@@ -289,6 +293,10 @@ void rcache__alloc_route_deps(void);
 /* malloc'd copy of len bytes plus a NUL; NULL on ENOMEM. */
 char *rcache__memdup0(const void *p, size_t len);
 char *rcache__strdup(const char *s); /* NULL-safe */
+/* Secrets (passwords, the AUTH command) are overwritten before their memory is given back,
+ * so that no copy outlives its use in freed heap (OPENSSL_cleanse: not optimised away). */
+void rcache__wipe(void *p, size_t n);
+void rcache__free_secret(char *s); /* wipes strlen(s) bytes, then rcache__free; NULL-safe */
 /* Parses a decimal int64 exactly as Redis' string2ll (no spaces, no "+", no leading
  * zeros, fits int64). */
 bool rcache__parse_i64(const char *s, size_t len, int64_t *out);

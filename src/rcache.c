@@ -81,7 +81,7 @@ static void default_options(rcache_options *o) {
   o->near_cache_max_ttl_ms = 60000;
   o->lease_ms = 5000;
   o->max_key_bytes = 1024;
-  o->max_value_bytes = (size_t)512 * 1024 * 1024;
+  o->max_value_bytes = (size_t)4 << 20; /* one hostile reply stays a few MiB */
   o->max_redirects = 5;
   o->scan_count = 1000;
   o->log_level = RCACHE_LOG_WARN;
@@ -256,6 +256,18 @@ static rcache_status check_options(const rcache_options *o) {
   return RCACHE_EINVAL;
 }
 
+/* TLS settings for a server reached without TLS would be silently ignored: a plaintext
+ * connection the application believes protected. memory:// and none:// reach no server. */
+static rcache_status check_tls_scheme(const rcache_options *o, const rcache__url *u) {
+  bool any = o->tls_ca_file || o->tls_cert_file || o->tls_key_file || o->tls_server_name ||
+             o->tls_insecure || o->tls_ciphers || o->tls_ciphersuites;
+  bool server = u->scheme != RCACHE__SCHEME_MEMORY && u->scheme != RCACHE__SCHEME_NONE;
+  if (!any || !server || u->tls) return RCACHE_OK;
+  rcache__errf("invalid option: TLS settings (tls_*) given for a URL without TLS; use "
+               "rediss:// or rediss+sentinel://, or remove them");
+  return RCACHE_EINVAL;
+}
+
 /* URL query parameters override the options; strings end up owned by the context. */
 static rcache_status resolve_options(rcache__ctx *ctx) {
   rcache__url *u = &ctx->url;
@@ -279,6 +291,8 @@ static rcache_status resolve_options(rcache__ctx *ctx) {
   TAKE(tls_cert_file, tls_cert);
   TAKE(tls_key_file, tls_key);
   TAKE(tls_server_name, tls_server_name);
+  TAKE(tls_ciphers, tls_ciphers);
+  TAKE(tls_ciphersuites, tls_ciphersuites);
   TAKE(client_name, client_name);
 #undef TAKE
   if (!o->client_name && !(o->client_name = rcache__strdup("rcache"))) return RCACHE_ENOMEM;
@@ -297,6 +311,8 @@ static void free_ctx(rcache__ctx *ctx) {
   rcache__free((char *)ctx->opt.tls_cert_file);
   rcache__free((char *)ctx->opt.tls_key_file);
   rcache__free((char *)ctx->opt.tls_server_name);
+  rcache__free((char *)ctx->opt.tls_ciphers);
+  rcache__free((char *)ctx->opt.tls_ciphersuites);
   rcache__free((char *)ctx->opt.client_name);
   rcache__url_free(&ctx->url);
 }
@@ -391,6 +407,7 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *g
   /* key_prefix etc. still point at the caller's strings until resolve_options copies them */
   c->ctx.opt.key_prefix = c->ctx.opt.tls_ca_file = c->ctx.opt.tls_cert_file = NULL;
   c->ctx.opt.tls_key_file = c->ctx.opt.tls_server_name = c->ctx.opt.client_name = NULL;
+  c->ctx.opt.tls_ciphers = c->ctx.opt.tls_ciphersuites = NULL;
   rcache_status s = check_options(o ? o : &c->ctx.opt);
   if (s == RCACHE_OK && empty_env)
     rcache__log(&c->ctx, RCACHE_LOG_WARN,
@@ -400,6 +417,7 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *g
     s = rcache__url_parse(url, &c->ctx.url, err, sizeof err);
     if (s != RCACHE_OK) rcache__errf("%s", err);
   }
+  if (s == RCACHE_OK && o) s = check_tls_scheme(o, &c->ctx.url);
   if (s == RCACHE_OK) {
     if (o) { /* now take the caller's strings (URL values win) */
       c->ctx.opt.key_prefix = o->key_prefix;
@@ -408,6 +426,8 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *g
       c->ctx.opt.tls_key_file = o->tls_key_file;
       c->ctx.opt.tls_server_name = o->tls_server_name;
       c->ctx.opt.client_name = o->client_name;
+      c->ctx.opt.tls_ciphers = o->tls_ciphers;
+      c->ctx.opt.tls_ciphersuites = o->tls_ciphersuites;
     }
     s = resolve_options(&c->ctx);
   }
@@ -936,6 +956,7 @@ rcache_status rcache_health_check(rcache *c, rcache_health *h) {
   snprintf(h->mode, sizeof h->mode, "%s", rcache__be(c)->ops->mode); /* it may have changed */
   h->healthy = s == RCACHE_OK;
   if (!h->healthy && !h->error[0]) snprintf(h->error, sizeof h->error, "%s", rcache_strerror(s));
+  rcache__mask(h->error, c->ctx.url.password); /* whatever path the text took (log.c) */
   return rcache__done(c, s);
 }
 

@@ -134,7 +134,9 @@ typedef struct rcache_options {
   double early_refresh_beta; /* XFetch β; 0 = off (default), 1 = the paper's value */
   int64_t stale_window_s;    /* stale-if-error window; 0 = off (default) */
 
-  /* TLS (also settable in the URL: tls_ca=, tls_cert=, tls_key=, tls_insecure=1) */
+  /* TLS (also settable in the URL: tls_ca=, tls_cert=, tls_key=, tls_insecure=1). Any of
+   * them (and tls_ciphers, tls_ciphersuites) with a URL that is not TLS (redis://, unix://,
+   * redis+sentinel://) fails rcache_open with RCACHE_EINVAL: never a silent plaintext. */
   const char *tls_ca_file;     /* NULL = the system store */
   const char *tls_cert_file;   /* client certificate (PEM) */
   const char *tls_key_file;    /* client key (PEM) */
@@ -143,7 +145,7 @@ typedef struct rcache_options {
 
   /* limits */
   size_t max_key_bytes;   /* default 1024 (including the prefix) */
-  size_t max_value_bytes; /* default 512 MiB (Redis' own limit) */
+  size_t max_value_bytes; /* default 4 MiB; bounds every reply too (docs/operations.md) */
   int max_redirects;      /* cluster MOVED/ASK cap, default 5 */
   /* SCAN … COUNT for delete_prefix / delete_pattern / flush / scan, default 1000. Each SCAN
    * holds the server for about 1 µs per key it visits: a smaller count (e.g. 20) keeps
@@ -175,6 +177,14 @@ typedef struct rcache_options {
    * loader and returns RCACHE_OK; rate_limit applies rate_limit_fail_closed). A server that
    * is down or slow is still no error for rcache_open(). Default false. */
   bool strict_config;
+
+  /* TLS policy (also in the URL: tls_ciphers=, tls_ciphersuites=; only with rediss://).
+   * NULL = rcache's: TLS 1.2 with forward-secret AEAD suites only
+   * ("ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL"), TLS 1.3 with OpenSSL's
+   * defaults. OpenSSL's syntax: tls_ciphers for TLS 1.2 (SSL_CTX_set_cipher_list),
+   * tls_ciphersuites for TLS 1.3 (SSL_CTX_set_ciphersuites). See docs/operations.md. */
+  const char *tls_ciphers;
+  const char *tls_ciphersuites;
 } rcache_options;
 
 /* Fills the first `size` bytes of *o with the documented defaults (zeroing them, padding
@@ -195,8 +205,9 @@ typedef struct rcache rcache; /* opaque, thread-safe */
  * defaults.
  * Never fails because Redis is down: the handle starts in fallback mode and connects in
  * the background. On success *out is a handle the caller closes with rcache_close().
- * Returns RCACHE_OK, RCACHE_EINVAL (out NULL, bad option, o->size not set by
- * rcache_options_init() or from a newer header than the library's), RCACHE_EURL (bad URL; the
+ * Returns RCACHE_OK, RCACHE_EINVAL (out NULL, bad option, tls_* options with a URL that is
+ * not TLS, o->size not set by rcache_options_init() or from a newer header than the
+ * library's), RCACHE_EURL (bad URL; the
  * message from rcache_errmsg(NULL) names the bad part, password redacted), RCACHE_ENOMEM,
  * RCACHE_ETLS (unreadable certificate/key/CA file). On failure *out is NULL.
  */

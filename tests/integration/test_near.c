@@ -626,7 +626,8 @@ static void test_acl_refused(const char *url) {
   if (!c) return;
   for (int i = 0; i < 200 && !acl_logged("near cache off"); i++)
     sleep_ms(5);
-  CHECK_MSG(acl_logged("near cache off: the server refused client tracking"), "log: %s", acl_log);
+  CHECK_MSG(acl_logged("near cache off: the server refused the invalidation listener"), "log: %s",
+            acl_log);
   CHECK(acl_logged("NOPERM"));
   char v[16];
   for (int i = 0; i < 20; i++) {
