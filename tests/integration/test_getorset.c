@@ -273,7 +273,15 @@ static void test_jitter(const char *url) {
   int64_t lo = INT64_MAX, hi = 0;
   for (int i = 0; i < N; i++) {
     int64_t t;
-    if (rcache_ttl(c, keys[i], &t) != RCACHE_OK) {
+    rcache_status st = rcache_ttl(c, keys[i], &t);
+    /* a read a loaded machine stalled past its deadline is asked again (at most twice more):
+     * this test is about the spread of TTLs, not latency */
+    for (int tries = 0; tries < 2 && (st == RCACHE_ETIMEOUT || st == RCACHE_EUNAVAILABLE);
+         tries++) {
+      usleep(300 * 1000);
+      st = rcache_ttl(c, keys[i], &t);
+    }
+    if (st != RCACHE_OK) {
       outside++;
       continue;
     }

@@ -579,7 +579,16 @@ static void test_bound(const flavour *f) {
   for (int i = 0; i < nkeys; i++) {
     snprintf(key, sizeof key, "b:%d", i);
     rcache_value v = {NULL, 0};
-    if (rcache_get(c, key, &v) == RCACHE_OK) ok++;
+    rcache_status st = RCACHE_ETIMEOUT;
+    /* a read the loaded machine stalled past its deadline is asked again (at most 3 times):
+     * this test is about the byte bound, not latency */
+    for (int tries = 0; tries < 3 && (st == RCACHE_ETIMEOUT || st == RCACHE_EUNAVAILABLE);
+         tries++) {
+      if (tries) usleep(300 * 1000); /* past a breaker opened by the stall: its probe */
+      rcache_value_free(&v);
+      st = rcache_get(c, key, &v);
+    }
+    if (st == RCACHE_OK) ok++;
     rcache_value_free(&v);
   }
   size_t held = heap_in_use() - before;
