@@ -87,10 +87,9 @@ int main(void) {
   static char url[16384];
   /* AUTH renamed: a short password, a 160-character one, a long user name, and a password
    * longer than every buffer */
-  const char *users[] = {"app", "app",
-                         "a-rather-long-user-name-for-the-echo-to-be-cut-short-"
-                         "0123456789-0123456789-0123456789",
-                         "app"};
+  static const char long_user[] = "a-rather-long-user-name-for-the-echo-to-be-cut-short-"
+                                  "0123456789-0123456789-0123456789";
+  const char *users[] = {"app", "app", long_user, "app"};
   size_t lens[] = {sizeof SECRET - 1, 160, 22, 5000};
   for (int i = 0; i < 4; i++) {
     char *pw = i == 0 ? strdup(SECRET) : password(lens[i], (unsigned)i);
