@@ -140,7 +140,7 @@ rcache_status rcache__remote(rcache *c, rcache_status s) {
 }
 
 bool rcache__without_cache(const rcache *c, rcache_status s) {
-  return s == RCACHE_EUNAVAILABLE || (s != RCACHE_OK && s == unavailable(c));
+  return s == RCACHE_EUNAVAILABLE || (c && s != RCACHE_OK && s == unavailable(c));
 }
 
 /* ---- keys ------------------------------------------------------------------------------------ */

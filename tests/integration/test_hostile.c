@@ -9,6 +9,7 @@
  * Redis never sends such replies.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <time.h>
 
 #include "fake_resp.h"
@@ -43,11 +44,23 @@ static double now_ms(void) {
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static char logbuf[8192];
+/* Log lines come from the listener thread too: the buffer is read and written under log_mu. */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char logbuf[8192], logcopy[8192];
 static void logger(int level, const char *msg, void *ud) {
   (void)ud;
+  pthread_mutex_lock(&log_mu);
   size_t l = strlen(logbuf);
   snprintf(logbuf + l, sizeof logbuf - l, "%d %s\n", level, msg);
+  pthread_mutex_unlock(&log_mu);
+}
+
+/* A snapshot of the log so far (main thread only). */
+static const char *log_now(void) {
+  pthread_mutex_lock(&log_mu);
+  memcpy(logcopy, logbuf, sizeof logcopy);
+  pthread_mutex_unlock(&log_mu);
+  return logcopy;
 }
 
 static rcache *open_fake(const fake_resp *f, size_t near_bytes) {
@@ -100,7 +113,9 @@ static void listener(const char *name, const char *head, const char *body) {
     CHECK_MSG(false, "fake server %s did not start", name);
     return;
   }
+  pthread_mutex_lock(&log_mu);
   logbuf[0] = '\0';
+  pthread_mutex_unlock(&log_mu);
   CHECK(reset_peak());
   long before = proc_kb("VmRSS");
   rcache *c = open_fake(&f, 1 << 20);
@@ -109,15 +124,16 @@ static void listener(const char *name, const char *head, const char *body) {
     /* until the listener has given up twice (it reconnects after each), at most 10 s */
     for (int i = 0; i < 1000; i++) {
       rcache_get_stats(c, &st);
-      if (st.near_flushes >= 2 && strstr(logbuf, "larger than the maximum")) break;
+      if (st.near_flushes >= 2 && strstr(log_now(), "larger than the maximum")) break;
       usleep(10000);
     }
     long grew = proc_kb("VmHWM") - before;
-    CHECK_MSG(strstr(logbuf, "invalidation listener lost (reply larger than the maximum") != NULL,
-              "%s: log:\n%s", name, logbuf);
+    const char *lines = log_now();
+    CHECK_MSG(strstr(lines, "invalidation listener lost (reply larger than the maximum") != NULL,
+              "%s: lines:\n%s", name, lines);
     char warn[64];
     snprintf(warn, sizeof warn, "%d near cache: invalidation listener lost", RCACHE_LOG_WARN);
-    CHECK_MSG(strstr(logbuf, warn) != NULL, "%s: not a warning:\n%s", name, logbuf);
+    CHECK_MSG(strstr(lines, warn) != NULL, "%s: not a warning:\n%s", name, lines);
     CHECK_MSG(grew < RSS_BOUND_KB, "%s: the process grew by %ld KiB", name, grew);
     printf("%s (listener): %llu flushes, peak RSS +%ld KiB, %llu hostile bytes sent\n", name,
            (unsigned long long)st.near_flushes, grew, (unsigned long long)atomic_load(&f.streamed));
