@@ -1295,12 +1295,23 @@ static void cluster_after_fork(rcache__backend *be) {
 }
 
 static const rcache__backend_ops cluster_ops = {
-    "cluster",          cluster_destroy,    rcache__redis_get,
-    rcache__redis_set,  rcache__redis_del,  cluster_del_match,
-    cluster_scan,       rcache__redis_incr, rcache__redis_exists,
-    rcache__redis_pttl, cluster_flushdb,    cluster_get_many,
-    cluster_set_many,   cluster_health,     cluster_available,
-    cluster_stats,      cluster_after_fork,
+    .mode = "cluster",
+    .destroy = cluster_destroy,
+    .get = rcache__redis_get,
+    .set = rcache__redis_set,
+    .del = rcache__redis_del,
+    .del_match = cluster_del_match,
+    .scan = cluster_scan,
+    .incr = rcache__redis_incr,
+    .exists = rcache__redis_exists,
+    .pttl = rcache__redis_pttl,
+    .flushdb = cluster_flushdb,
+    .get_many = cluster_get_many,
+    .set_many = cluster_set_many,
+    .health = cluster_health,
+    .available = cluster_available,
+    .stats = cluster_stats,
+    .after_fork = cluster_after_fork,
 };
 
 rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out) {
