@@ -12,9 +12,9 @@
  *    near cache is off, everything else works.
  */
 #include <hiredis/hiredis.h>
-#include <pthread.h>
 #include <unistd.h>
 
+#include "log_capture.h"
 #include "rcache/rcache.h"
 #include "test.h"
 
@@ -25,23 +25,6 @@
 static redisContext *admin;
 static int port;
 static char prefix[64];
-
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static char logbuf[16384];
-static void logger(int level, const char *msg, void *ud) {
-  (void)ud;
-  pthread_mutex_lock(&log_mu);
-  size_t l = strlen(logbuf);
-  snprintf(logbuf + l, sizeof logbuf - l, "%d %s\n", level, msg);
-  pthread_mutex_unlock(&log_mu);
-}
-
-static bool logged(const char *what) {
-  pthread_mutex_lock(&log_mu);
-  bool yes = strstr(logbuf, what) != NULL;
-  pthread_mutex_unlock(&log_mu);
-  return yes;
-}
 
 /* Makes user `name` with the documented rules, minus `drop` ("" = none), channels given. */
 static void make_user(const char *name, const char *drop, const char *channels) {
@@ -65,9 +48,9 @@ static rcache *open_as(const char *name) {
   rcache_options o;
   rcache_options_init(&o);
   o.near_cache_bytes = 1 << 20;
-  o.log_fn = logger;
+  o.log_fn = lc_log;
   o.log_level = RCACHE_LOG_WARN;
-  logbuf[0] = '\0';
+  lc_clear();
   rcache *c = NULL;
   CHECK_EQ(rcache_open(&c, url, &o), RCACHE_OK);
   return c;
@@ -105,7 +88,7 @@ static void documented_rules(void) {
   CHECK_EQ(rcache_health_check(c, &h), RCACHE_OK); /* without INFO */
   CHECK(h.healthy);
   CHECK_MSG(h.error[0] == '\0', "%s", h.error);
-  CHECK_MSG(!logged("near cache off"), "log:\n%s", logbuf);
+  CHECK_MSG(!lc_has("near cache off"), "log:\n%s", lc_text());
   CHECK_EQ(rcache_delete_prefix(c, "", NULL), RCACHE_EINVAL);
   uint64_t deleted = 0;
   CHECK_EQ(rcache_delete_prefix(c, "c", &deleted), RCACHE_OK);
@@ -139,11 +122,11 @@ static void without_near(const char *tag, const char *drop, const char *channels
   make_user(name, drop, channels);
   rcache *c = open_as(name);
   if (!c) return;
-  for (int i = 0; i < 300 && !logged("near cache off"); i++)
+  for (int i = 0; i < 300 && !lc_has("near cache off"); i++)
     usleep(10000);
   char want[64];
   snprintf(want, sizeof want, "%d near cache off", RCACHE_LOG_WARN);
-  CHECK_MSG(logged(want), "%s: log:\n%s", tag, logbuf);
+  CHECK_MSG(lc_has(want), "%s: log:\n%s", tag, lc_text());
   CHECK_EQ(rcache_set(c, "k", "v", 1, 60), RCACHE_OK);
   rcache_value v;
   CHECK_EQ(rcache_get(c, "k", &v), RCACHE_OK);

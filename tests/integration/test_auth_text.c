@@ -11,24 +11,13 @@
  * server (fake_resp.h) then echoes the password, whole or truncated, in the errors it
  * answers to the health check's PING.
  */
-#include <pthread.h>
-
 #include "fake_resp.h"
+#include "log_capture.h"
 #include "rcache/rcache.h"
 #include "redis_proc.h"
 #include "test.h"
 
 #define SECRET "Tops3cret-xyz-991"
-
-/* Written by the calling thread and the prober (under log_mu); read after rcache_close. */
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static char logbuf[16384];
-static void logger(int level, const char *msg, void *ud) {
-  pthread_mutex_lock(&log_mu);
-  size_t l = strlen(logbuf);
-  snprintf(logbuf + l, sizeof logbuf - l, "%d %s\n", level, msg);
-  pthread_mutex_unlock(&log_mu);
-}
 
 /* True when text holds a run of 4 characters of secret (the whole of a shorter one). */
 static bool leaks(const char *text, const char *secret) {
@@ -47,9 +36,9 @@ static void check_outputs(const char *what, const char *url, const char *secret,
                           const char *reason) {
   rcache_options o;
   rcache_options_init(&o);
-  o.log_fn = logger;
+  o.log_fn = lc_log;
   o.log_level = RCACHE_LOG_DEBUG;
-  logbuf[0] = '\0';
+  lc_clear();
   rcache *c = NULL;
   CHECK_EQ(rcache_open(&c, url, &o), RCACHE_OK); /* the server refuses: fallback mode */
   if (!c) return;
@@ -69,9 +58,10 @@ static void check_outputs(const char *what, const char *url, const char *secret,
   CHECK(!leaks(text, secret));
   rcache_stats_prometheus(&st, text, sizeof text);
   CHECK(!leaks(text, secret));
-  rcache_close(c); /* joins the prober, which logs too: the buffer is ours alone from here */
-  CHECK_MSG(strstr(logbuf, reason) != NULL, "%s: log:\n%s", what, logbuf);
-  CHECK_MSG(!leaks(logbuf, secret), "%s: a log line shows it:\n%s", what, logbuf);
+  rcache_close(c); /* after every line the handle's threads log */
+  const char *lines = lc_text();
+  CHECK_MSG(strstr(lines, reason) != NULL, "%s: log:\n%s", what, lines);
+  CHECK_MSG(!leaks(lines, secret), "%s: a log line shows it:\n%s", what, lines);
 }
 
 /* A password of n characters that shares no run of 4 with rcache's own messages. */

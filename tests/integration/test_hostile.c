@@ -9,10 +9,10 @@
  * Redis never sends such replies.
  */
 #include <fcntl.h>
-#include <pthread.h>
 #include <time.h>
 
 #include "fake_resp.h"
+#include "log_capture.h"
 #include "rcache/rcache.h"
 #include "test.h"
 
@@ -44,25 +44,6 @@ static double now_ms(void) {
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* Log lines come from the listener thread too: the buffer is read and written under log_mu. */
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static char logbuf[8192], logcopy[8192];
-static void logger(int level, const char *msg, void *ud) {
-  (void)ud;
-  pthread_mutex_lock(&log_mu);
-  size_t l = strlen(logbuf);
-  snprintf(logbuf + l, sizeof logbuf - l, "%d %s\n", level, msg);
-  pthread_mutex_unlock(&log_mu);
-}
-
-/* A snapshot of the log so far (main thread only). */
-static const char *log_now(void) {
-  pthread_mutex_lock(&log_mu);
-  memcpy(logcopy, logbuf, sizeof logcopy);
-  pthread_mutex_unlock(&log_mu);
-  return logcopy;
-}
-
 static rcache *open_fake(const fake_resp *f, size_t near_bytes) {
   char url[160];
   snprintf(url, sizeof url, "unix://%s", f->path);
@@ -70,7 +51,7 @@ static rcache *open_fake(const fake_resp *f, size_t near_bytes) {
   rcache_options_init(&o);
   o.command_timeout_ms = 1000;
   o.near_cache_bytes = near_bytes;
-  o.log_fn = logger;
+  o.log_fn = lc_log;
   o.log_level = RCACHE_LOG_INFO;
   rcache *c = NULL;
   rcache_status s = rcache_open(&c, url, &o);
@@ -113,9 +94,7 @@ static void listener(const char *name, const char *head, const char *body) {
     CHECK_MSG(false, "fake server %s did not start", name);
     return;
   }
-  pthread_mutex_lock(&log_mu);
-  logbuf[0] = '\0';
-  pthread_mutex_unlock(&log_mu);
+  lc_clear();
   CHECK(reset_peak());
   long before = proc_kb("VmRSS");
   rcache *c = open_fake(&f, 1 << 20);
@@ -124,11 +103,11 @@ static void listener(const char *name, const char *head, const char *body) {
     /* until the listener has given up twice (it reconnects after each), at most 10 s */
     for (int i = 0; i < 1000; i++) {
       rcache_get_stats(c, &st);
-      if (st.near_flushes >= 2 && strstr(log_now(), "larger than the maximum")) break;
+      if (st.near_flushes >= 2 && lc_has("larger than the maximum")) break;
       usleep(10000);
     }
     long grew = proc_kb("VmHWM") - before;
-    const char *lines = log_now();
+    const char *lines = lc_text();
     CHECK_MSG(strstr(lines, "invalidation listener lost (reply larger than the maximum") != NULL,
               "%s: lines:\n%s", name, lines);
     char warn[64];
