@@ -185,6 +185,18 @@ typedef struct rcache_options {
    * tls_ciphersuites for TLS 1.3 (SSL_CTX_set_ciphersuites). See docs/operations.md. */
   const char *tls_ciphers;
   const char *tls_ciphersuites;
+
+  /* Implicit pipelining (docs/operations.md, "Sizing the pool"). Calls on one handle to one
+   * server share its pool_size connections: a call takes an idle connection (or opens one)
+   * while fewer than pool_size are in use; past that it joins the least loaded connection,
+   * and the calls that queue on a connection while it is busy go out together in one write,
+   * their replies handed back in order. pipeline_depth: calls queued or in flight on one
+   * connection at most (0 = the default, 32; 1 = no pipelining: a call waits for a free
+   * connection). pipeline_max_bytes: request bytes on one connection at most before a
+   * further call joins it (0 = the default, 256 KiB); a larger request goes alone. No call
+   * joins a connection while a reply of more than 64 KiB streams in on it. */
+  int pipeline_depth;
+  size_t pipeline_max_bytes;
 } rcache_options;
 
 /* Fills the first `size` bytes of *o with the documented defaults (zeroing them, padding
