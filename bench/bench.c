@@ -386,6 +386,8 @@ static void threads_workload(int threads, size_t vsize) {
   o.command_timeout_ms = 5000;
   o.connect_timeout_ms = 5000;
   o.max_value_bytes = vsize + 1024;
+  if (getenv("XPOOL")) o.pool_size = atoi(getenv("XPOOL"));
+  if (getenv("XDEPTH")) o.pipeline_depth = atoi(getenv("XDEPTH"));
   rcache *c;
   if (rcache_open(&c, url, &o) != RCACHE_OK) exit(1);
   samples m = {0}, raw = {0};

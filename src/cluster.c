@@ -27,9 +27,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/ssl.h>
-#include <poll.h>
-
 #include "redis.h"
 #include "slot.h"
 #include "tracking.h"
@@ -686,8 +683,6 @@ typedef struct share {
   size_t k;
   rcache__cmds b;
   redisReply **rep;
-  rcache__conn *c;
-  bool reused;
   rcache_status s;
 } share;
 
@@ -742,120 +737,32 @@ static void free_shares(share *sh, size_t ns) {
   rcache__free(sh);
 }
 
-/* Bytes already read from c and not parsed yet, in hiredis' buffer or OpenSSL's. */
-static bool buffered(rcache__conn *c) {
-  return c->rd->len > c->rd->pos || (c->sock.ssl && SSL_pending(c->sock.ssl) > 0);
-}
-
-/* Reads every share's replies as they come, whichever master answers first, until all are
- * in or `by` has passed. A share whose replies are not all in by then times out (its
- * connection is dropped); what had already arrived by the deadline is still read. */
-static void read_all(cluster *cl, share *sh, size_t ns, int64_t by) {
-  int *got = rcache__calloc(ns, sizeof *got);
-  struct pollfd *pf = rcache__malloc(ns * sizeof *pf);
-  size_t *which = rcache__malloc(ns * sizeof *which);
-  if (!got || !pf || !which) {
-    for (size_t i = 0; i < ns; i++)
-      if (sh[i].c && sh[i].s == RCACHE_OK) sh[i].s = RCACHE_ENOMEM, sh[i].c->broken = true;
-  }
-  for (;;) {
-    size_t np = 0;
-    bool ready_now = false;
-    for (size_t i = 0; got && pf && which && i < ns; i++) {
-      share *x = &sh[i];
-      if (!x->c || x->s != RCACHE_OK || got[i] == x->b.n) continue;
-      ready_now = ready_now || buffered(x->c);
-      pf[np] = (struct pollfd){x->c->sock.fd, POLLIN, 0};
-      which[np++] = i;
-    }
-    if (np == 0) break;
-    int64_t left = by - rcache__now_us();
-    int ms = ready_now || left <= 0 ? 0 : (int)((left + 999) / 1000);
-    int r = poll(pf, np, ms);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0 && !ready_now && left <= 0) { /* the deadline: whoever is not done times out */
-      rcache__errf("no reply within the command timeout");
-      for (size_t q = 0; q < np; q++) {
-        share *x = &sh[which[q]];
-        rcache__replies_free(x->rep, got[which[q]]);
-        x->s = RCACHE_ETIMEOUT;
-        x->c->broken = true;
-      }
-      break;
-    }
-    for (size_t q = 0; q < np; q++) {
-      size_t i = which[q];
-      share *x = &sh[i];
-      if (!(r > 0 && pf[q].revents) && !buffered(x->c)) continue;
-      int64_t now = rcache__now_us(); /* past the deadline: only what has arrived already */
-      x->s = rcache__conn_read(x->c, &x->rep[got[i]], by > now ? by : now + 1000, cl->r.max_reply);
-      if (x->s == RCACHE_OK)
-        x->s = rcache__conn_check(x->c, &x->b, got[i], &x->rep[got[i]], got[i] == x->b.n - 1);
-      if (x->s == RCACHE_OK)
-        got[i]++;
-      else
-        rcache__replies_free(x->rep, got[i]);
-    }
-  }
-  rcache__free(got);
-  rcache__free(pf);
-  rcache__free(which);
-}
-
-/* Every share's exchange at once, so a batch costs one round trip and one deadline
- * (connect_timeout_ms to get connections, then command_timeout_ms for all the replies),
- * however many masters it spans: connections first, then every batch written, then every
- * reply read. A pooled connection found dead is retried on its own (rcache__redis_run). */
+/* Every share's batch at once (rcache__redis_run_all), so a batch costs one round trip and
+ * one deadline however many masters it spans. The shares are in node order (split): two
+ * batches never wait for each other's connections. */
 static void exchange_all(cluster *cl, share *sh, size_t ns) {
-  const rcache_options *o = &cl->r.base.ctx->opt;
-  int64_t acquire_by = rcache__now_us() + (int64_t)o->connect_timeout_ms * 1000;
+  rcache__job *jobs = rcache__calloc(ns ? ns : 1, sizeof *jobs);
   for (size_t i = 0; i < ns; i++) {
     share *x = &sh[i];
+    if (x->s == RCACHE_OK && !jobs) x->s = RCACHE_ENOMEM;
     if (x->s == RCACHE_OK && !x->node) {
       rcache__errf("no cluster node is known for a key's slot");
       x->s = RCACHE_EUNAVAILABLE;
     }
-    if (x->s == RCACHE_OK) x->s = rcache__pool_acquire(x->node->pool, acquire_by, &x->c);
-    if (x->c) x->reused = x->c->reused;
+    if (jobs)
+      jobs[i] = (rcache__job){.pool = x->node ? x->node->pool : NULL,
+                              .b = &x->b,
+                              .rep = x->rep,
+                              .idempotent = true,
+                              .s = x->s};
   }
-  int64_t start = rcache__now_us(), by = start + (int64_t)o->command_timeout_ms * 1000;
+  if (!jobs) return;
+  rcache__redis_run_all(&cl->r, jobs, ns);
   for (size_t i = 0; i < ns; i++) {
-    share *x = &sh[i];
-    if (!x->c) continue;
-    x->s = x->b.one ? rcache__sock_write(&x->c->sock, x->b.one, x->b.one_len, by)
-                    : rcache__sock_write(&x->c->sock, x->b.buf, x->b.len, by);
-    if (x->s != RCACHE_OK) x->c->broken = true;
-    if (x->s == RCACHE_ETIMEOUT) rcache__errf("could not send within the command timeout");
-  }
-  read_all(cl, sh, ns, by);
-  for (size_t i = 0; i < ns; i++) {
-    share *x = &sh[i];
-    if (!x->c) continue; /* not acquired: the pool has told its breaker */
-    if (x->s == RCACHE_OK) {
-      x->c->reused = true;
-      rcache__latency_add(&cl->r.base.ctx->lat, rcache__now_us() - start);
-    }
-    rcache__pool_release(x->node->pool, x->c);
-    x->c = NULL;
-    for (int j = 0; x->s == RCACHE_OK && j < x->b.n; j++) {
-      if (rcache__reply_busy(x->rep[j])) {
-        rcache__reply_status(x->rep[j]); /* records the server's text */
-        rcache__replies_free(x->rep, x->b.n);
-        x->s = RCACHE_EUNAVAILABLE;
-      }
-    }
-    if (x->s == RCACHE_EIO && x->reused) { /* died while idle: once more, fresh */
-      rcache__pool_drop_idle(x->node->pool);
-      x->s = rcache__redis_run(&cl->r, x->node->pool, &x->b, x->rep, true);
-      continue;
-    }
-    rcache__pool_report(x->node->pool, x->s);
-    if (x->s != RCACHE_OK && x->s != RCACHE_ETIMEOUT && x->s != RCACHE_ETOOBIG &&
-        x->s != RCACHE_ENOMEM) /* out of memory here is not the server's doing */
-      x->s = RCACHE_EUNAVAILABLE;
-  }
-  for (size_t i = 0; i < ns; i++)
+    sh[i].s = jobs[i].s;
     if (rcache__transport_failure(sh[i].s)) want_refresh(cl);
+  }
+  rcache__free(jobs);
 }
 
 static rcache_status cluster_get_many(rcache__backend *be, const char *const *keys,

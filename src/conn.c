@@ -271,6 +271,7 @@ static rcache_status read_reply(rcache__conn *c, redisReply **out, int64_t deadl
       rcache__errf("reply larger than the maximum of %zu bytes", max_reply);
       return fail(c, RCACHE_ETOOBIG);
     }
+    if (deadline_us == 0 && keep_partial) return RCACHE_ETIMEOUT; /* buffered replies only */
     size_t n = 0;
     rcache_status s = rcache__sock_read(&c->sock, buf, sizeof buf, &n, deadline_us);
     if (s == RCACHE_ETIMEOUT && keep_partial) return s;
@@ -336,7 +337,7 @@ rcache_status rcache__conn_next(rcache__conn *c, redisReply **reply, int64_t dea
                                 size_t max_reply) {
   if (c->broken) return RCACHE_EIO;
   rcache_status s = read_reply(c, reply, deadline_us, max_reply, true);
-  if (s == RCACHE_ETIMEOUT) rcache__errf("no reply within the command timeout");
+  if (s == RCACHE_ETIMEOUT && deadline_us) rcache__errf("no reply within the command timeout");
   return s;
 }
 

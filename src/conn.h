@@ -106,7 +106,8 @@ rcache_status rcache__conn_exec(rcache__conn *c, const rcache__cmds *b, redisRep
  * deadline_us; any failure marks the connection broken. rcache__conn_next reads the next
  * reply by deadline_us, charged to a budget of max_reply: RCACHE_ETIMEOUT leaves the
  * connection usable (a part of the reply stays in the parser, with its budget), any other
- * failure marks it broken. The caller checks each reply with rcache__conn_check. */
+ * failure marks it broken; deadline_us 0 reads nothing: a reply already buffered whole, or
+ * RCACHE_ETIMEOUT. The caller checks each reply with rcache__conn_check. */
 rcache_status rcache__conn_send(rcache__conn *c, const char *buf, size_t len, int64_t deadline_us);
 rcache_status rcache__conn_next(rcache__conn *c, redisReply **reply, int64_t deadline_us,
                                 size_t max_reply);

@@ -454,24 +454,6 @@ void rcache__pool_release(rcache__pool *p, rcache__conn *c) {
  * leave, its call replaced by a tombstone), and copies the requests it writes for others
  * (their buffers leave with them).
  */
-typedef struct rcache__call {
-  const rcache__cmds *b; /* the batch: the caller's, or a tombstone's hdr */
-  redisReply **rep;      /* the caller's replies (NULL for a tombstone) */
-  size_t len;            /* request bytes */
-  size_t max_reply;
-  int64_t deadline_us;
-  int got;         /* replies delivered */
-  rcache_status s; /* when done */
-  bool done;       /* complete, or failed (s) */
-  bool lead;       /* the connection is handed over to this call's caller */
-  bool requeue;    /* its connection failed before it was written: take another */
-  bool reused;     /* written on a connection that had served before */
-  bool gone;       /* a tombstone */
-  bool has_cv;
-  pthread_cond_t cv; /* the follower sleeps here */
-  rcache__cmds hdr;  /* a tombstone's copy of b's counts and expected types */
-  struct rcache__call *next;
-} rcache__call;
 
 static const char *call_bytes(const rcache__call *k) {
   return k->b->one ? k->b->one : k->b->buf;
@@ -645,6 +627,65 @@ static const char *take_queue_locked(rcache__conn *c, const rcache__call *me, si
   return alone ? call_bytes(me) : c->wbuf;
 }
 
+/* Under the lock: hands reply r (read with status s) to the head of the flight list.
+ * False when the connection failed (the caller closes it). */
+static bool deliver_locked(rcache__pool *p, rcache__conn *c, rcache_status s, redisReply *r) {
+  rcache__call *h = c->flight; /* the call whose reply this is; maybe a tombstone now */
+  if (s == RCACHE_OK)
+    s = rcache__conn_check(c, h->b, h->got, &r, h->got + 1 == h->b->n && !h->next);
+  if (s != RCACHE_OK) {
+    fail_locked(p, c, s, h);
+    return false;
+  }
+  c->reused = true;
+  if (h->gone)
+    freeReplyObject(r);
+  else
+    h->rep[h->got] = r;
+  if (++h->got == h->b->n) {
+    c->flight = h->next;
+    if (!c->flight) c->flight_tail = &c->flight;
+    finish_locked(p, c, h, RCACHE_OK);
+  }
+  return true;
+}
+
+/* Reads the next reply for the head of the flight list, the lock released meanwhile (by
+ * deadline_us; 0: only one already buffered). */
+static rcache_status next_reply(rcache__pool *p, rcache__conn *c, int64_t deadline_us,
+                                redisReply **r) {
+  size_t max_reply = c->flight->max_reply;
+  *r = NULL;
+  pthread_mutex_unlock(&p->mu);
+  rcache_status s = rcache__conn_next(c, r, deadline_us, max_reply);
+  pthread_mutex_lock(&p->mu);
+  if (c->broken && s == RCACHE_OK) { /* a caller could not leave a tombstone */
+    freeReplyObject(*r);
+    *r = NULL;
+    return RCACHE_EIO;
+  }
+  return s;
+}
+
+/* The leader writes what is queued on c, the lock released meanwhile (*wrote: there was
+ * something). False when the connection failed (the caller closes it). */
+static bool write_locked(rcache__pool *p, rcache__conn *c, rcache__call *me, bool *wrote) {
+  size_t len;
+  const char *buf = take_queue_locked(c, me, &len);
+  *wrote = len > 0;
+  if (!len) return true;
+  if (!buf) {
+    fail_locked(p, c, RCACHE_ENOMEM, NULL); /* nothing of the queue was written */
+    return false;
+  }
+  pthread_mutex_unlock(&p->mu);
+  rcache_status s = rcache__conn_send(c, buf, len, me->deadline_us);
+  pthread_mutex_lock(&p->mu);
+  if (s == RCACHE_OK) return true;
+  fail_locked(p, c, s, me); /* half a request may be on the wire: nothing is safe */
+  return false;
+}
+
 /* The leader's loop, entered and left with the lock held: writes what is queued, reads
  * replies and hands them out, until its own call is done or its deadline passes. Returns
  * true when the caller must close c (failed, or retired with the pool moved on). */
@@ -654,56 +695,32 @@ static bool lead_locked(rcache__pool *p, rcache__conn *c, rcache__call *me) {
       fail_locked(p, c, RCACHE_EIO, NULL);
       return true;
     }
-    size_t len;
-    const char *buf = take_queue_locked(c, me, &len);
-    if (len) {
-      if (!buf) {
-        fail_locked(p, c, RCACHE_ENOMEM, NULL); /* nothing of the queue was written */
-        return true;
-      }
-      pthread_mutex_unlock(&p->mu);
-      rcache_status s = rcache__conn_send(c, buf, len, me->deadline_us);
-      pthread_mutex_lock(&p->mu);
-      if (s != RCACHE_OK) {
-        fail_locked(p, c, s, me); /* half a request may be on the wire: nothing is safe */
-        return true;
-      }
-      continue;
-    }
+    bool wrote;
+    if (!write_locked(p, c, me, &wrote)) return true;
+    if (wrote) continue;
     if (me->done) break;
-    /* the head of the flight list is answered next */
-    size_t max_reply = c->flight->max_reply;
-    pthread_mutex_unlock(&p->mu);
-    redisReply *r = NULL;
-    rcache_status s = rcache__conn_next(c, &r, me->deadline_us, max_reply);
-    pthread_mutex_lock(&p->mu);
-    if (c->broken && s == RCACHE_OK) {
-      freeReplyObject(r);
-      continue; /* failed at the top */
-    }
+    redisReply *r;
+    rcache_status s = next_reply(p, c, me->deadline_us, &r);
+    if (s == RCACHE_EIO && c->broken && !r) continue; /* failed at the top */
     if (s == RCACHE_ETIMEOUT) {
       if (!leave_locked(c, me)) continue;
       if (hand_over_locked(c)) return false;
       fail_locked(p, c, RCACHE_ETIMEOUT, NULL); /* only tombstones are left */
       return true;
     }
-    rcache__call *h = c->flight; /* the same place in the list; maybe a tombstone now */
-    if (s == RCACHE_OK)
-      s = rcache__conn_check(c, h->b, h->got, &r, h->got + 1 == h->b->n && !h->next);
-    if (s != RCACHE_OK) {
-      fail_locked(p, c, s, h);
-      return true;
-    }
-    c->reused = true;
-    if (h->gone)
-      freeReplyObject(r);
-    else
-      h->rep[h->got] = r;
-    if (++h->got == h->b->n) {
-      c->flight = h->next;
-      if (!c->flight) c->flight_tail = &c->flight;
-      finish_locked(p, c, h, RCACHE_OK);
-    }
+    if (!deliver_locked(p, c, s, r)) return true;
+  }
+  /* hand out the replies already buffered: the next leader may take a while to run */
+  while (c->flight && !c->broken) {
+    redisReply *r;
+    rcache_status s = next_reply(p, c, 0, &r);
+    if (s == RCACHE_ETIMEOUT) break;
+    if (s == RCACHE_EIO && c->broken && !r) break;
+    if (!deliver_locked(p, c, s, r)) return true;
+  }
+  if (c->broken) {
+    fail_locked(p, c, RCACHE_EIO, NULL);
+    return true;
   }
   if (c->flight || c->queue) {
     if (hand_over_locked(c)) return false;
@@ -729,39 +746,35 @@ static rcache__conn *joinable_locked(const rcache__pool *p) {
   return best;
 }
 
-rcache_status rcache__pool_exchange(rcache__pool *p, const rcache__cmds *b, redisReply **rep,
-                                    size_t max_reply, int64_t acquire_by, int64_t timeout_us,
-                                    bool *queued, bool *reused) {
-  if (b->values > 1) /* an MGET's reply holds up to that many values */
-    max_reply = max_reply > SIZE_MAX / b->values ? SIZE_MAX : max_reply * b->values;
-  rcache__call me = {
-      .b = b, .rep = rep, .len = b->one ? b->one_len : b->len, .max_reply = max_reply};
-  rcache_status s = RCACHE_OK;
-  *queued = *reused = false;
-  for (;;) { /* again when a connection failed before our request was written on it */
-    if (!rcache__breaker_allow(&p->br)) {
-      s = refused(p);
-      break;
-    }
+/* Closes a connection its leader gave up (failed, or retired with the pool moved on). */
+static void closed(rcache__pool *p, rcache__conn *c) {
+  bool lost = c->broken;
+  rcache__conn_close(c);
+  if (lost) emit(p, false);
+}
+
+/* Puts k on a connection: an idle one or a new one (k leads it, and writes at once), else
+ * the least loaded one in use, else waits for either by k->acquire_by. */
+static rcache_status enqueue(rcache__pool *p, rcache__call *k) {
+  for (;;) {
+    if (!rcache__breaker_allow(&p->br)) return refused(p);
     pthread_mutex_lock(&p->mu);
     rcache__conn *c = NULL;
     bool took = false;
     for (;;) {
       if ((took = take_locked(p, &c))) break;
       if ((c = joinable_locked(p))) break;
-      if (!wait_room(p, acquire_by, true)) break;
-    }
-    if (!took && !c) {
-      pthread_mutex_unlock(&p->mu);
-      s = RCACHE_ETIMEOUT;
-      break;
+      if (!wait_room(p, k->acquire_by, true)) {
+        pthread_mutex_unlock(&p->mu);
+        return RCACHE_ETIMEOUT;
+      }
     }
     if (took) {
       pthread_mutex_unlock(&p->mu);
       bool again;
-      s = make_ready(p, &c, acquire_by, &again);
+      rcache_status s = make_ready(p, &c, k->acquire_by, &again);
       if (again) continue;
-      if (s != RCACHE_OK) break;
+      if (s != RCACHE_OK) return s;
       pthread_mutex_lock(&p->mu);
       c->shared = true;
       c->calls = 0;
@@ -772,50 +785,75 @@ rcache_status rcache__pool_exchange(rcache__pool *p, const rcache__cmds *b, redi
       c->next = p->shared;
       p->shared = c;
       if (p->joining) pthread_cond_broadcast(&p->room); /* one more to join */
-      me.lead = true;
+      k->lead = true;
     }
-    *queued = true;
-    me.deadline_us = rcache__now_us() + timeout_us;
-    me.requeue = me.done = false;
-    push(&c->queue, &c->queue_tail, &me);
+    k->c = c;
+    k->queued = true;
+    k->deadline_us = rcache__now_us() + k->timeout_us;
+    k->requeue = k->done = false;
+    push(&c->queue, &c->queue_tail, k);
     c->calls++;
-    c->bytes += me.len;
-    while (!me.lead && !me.done && !me.requeue) {
-      if (!me.has_cv) {
-        rcache__cond_init_mono(&me.cv);
-        me.has_cv = true;
+    c->bytes += k->len;
+    bool wrote, failed = k->lead && !write_locked(p, c, k, &wrote);
+    pthread_mutex_unlock(&p->mu);
+    if (failed) closed(p, c); /* k is done, failed */
+    return RCACHE_OK;
+  }
+}
+
+rcache_status rcache__pool_submit(rcache__pool *p, rcache__call *k, const rcache__cmds *b,
+                                  redisReply **rep, size_t max_reply, int64_t acquire_by,
+                                  int64_t timeout_us) {
+  if (b->values > 1) /* an MGET's reply holds up to that many values */
+    max_reply = max_reply > SIZE_MAX / b->values ? SIZE_MAX : max_reply * b->values;
+  *k = (rcache__call){.b = b,
+                      .rep = rep,
+                      .len = b->one ? b->one_len : b->len,
+                      .max_reply = max_reply,
+                      .acquire_by = acquire_by,
+                      .timeout_us = timeout_us};
+  return enqueue(p, k);
+}
+
+rcache_status rcache__pool_finish(rcache__pool *p, rcache__call *k) {
+  rcache_status s;
+  for (;;) { /* again when a connection failed before our request was written on it */
+    pthread_mutex_lock(&p->mu);
+    rcache__conn *c = k->c;
+    while (!k->lead && !k->done && !k->requeue) {
+      if (!k->has_cv) {
+        rcache__cond_init_mono(&k->cv);
+        k->has_cv = true;
       }
       struct timespec ts;
-      rcache__deadline_ts(&ts, me.deadline_us);
-      if (pthread_cond_timedwait(&me.cv, &p->mu, &ts) != ETIMEDOUT) continue;
-      if (me.lead || me.done || me.requeue) break;
+      rcache__deadline_ts(&ts, k->deadline_us);
+      if (pthread_cond_timedwait(&k->cv, &p->mu, &ts) != ETIMEDOUT) continue;
+      if (k->lead || k->done || k->requeue) break;
       rcache__errf("no reply within the command timeout");
-      if (unlink_call(&c->queue, &c->queue_tail, &me)) { /* not written: just leave */
+      if (unlink_call(&c->queue, &c->queue_tail, k)) { /* not written: just leave */
         c->calls--;
-        c->bytes -= me.len;
+        c->bytes -= k->len;
         room_locked(p);
-        me.s = RCACHE_ETIMEOUT;
-        me.done = true;
       } else { /* written: a tombstone stays (or, without memory for one, the connection
                 * is marked broken for its leader to close) */
-        leave_locked(c, &me);
-        me.s = RCACHE_ETIMEOUT;
-        me.done = true;
+        leave_locked(c, k);
       }
+      k->s = RCACHE_ETIMEOUT;
+      k->done = true;
     }
-    bool close_it = false;
-    if (me.lead && !me.done && !me.requeue) close_it = lead_locked(p, c, &me);
-    bool requeue = me.requeue;
-    s = me.done ? me.s : RCACHE_ETIMEOUT;
-    *reused = me.reused;
-    bool lost = close_it && c->broken;
+    bool close_it = k->lead && !k->done && !k->requeue && lead_locked(p, c, k);
+    bool requeue = k->requeue;
+    s = k->done ? k->s : RCACHE_ETIMEOUT;
     pthread_mutex_unlock(&p->mu);
-    if (close_it) rcache__conn_close(c);
-    if (lost) emit(p, false);
+    if (close_it) closed(p, c);
     if (!requeue) break;
+    k->queued = k->lead = false;
+    s = enqueue(p, k);
+    if (s != RCACHE_OK) break; /* k->queued false: the pool has told the breaker */
   }
-  if (me.has_cv) pthread_cond_destroy(&me.cv);
-  if (s != RCACHE_OK) rcache__replies_free(rep, me.got);
+  if (k->has_cv) pthread_cond_destroy(&k->cv);
+  k->has_cv = false;
+  if (s != RCACHE_OK) rcache__replies_free(k->rep, k->got);
   return s;
 }
 

@@ -43,18 +43,48 @@ void rcache__pool_on_event(rcache__pool *p, rcache__pool_event_fn fn, void *ud);
  * RCACHE_ETLS, RCACHE_ENOMEM. */
 rcache_status rcache__pool_acquire(rcache__pool *p, int64_t deadline_us, rcache__conn **out);
 
-/* Runs the batch b on one of p's connections, pipelined with other callers' batches (see
- * "the pipelined exchange" in pool.c): takes an idle connection or opens one while fewer
- * than pool_size are in use (waiting no later than acquire_by), else joins the least loaded
- * one; its replies are read by timeout_us from then. On RCACHE_OK replies[0..b->n) are the
- * caller's (freeReplyObject); on failure none is. *queued false: it failed before it had a
- * connection, with a status of rcache__pool_acquire (told to the breaker when it was the
- * server's fault). *queued true: RCACHE_ETIMEOUT, RCACHE_EIO, RCACHE_EPROTO
- * (desynchronised: the connection is closed), RCACHE_ETOOBIG or RCACHE_ENOMEM, which the
- * caller reports; *reused: the batch went out on a connection that had served before. */
-rcache_status rcache__pool_exchange(rcache__pool *p, const rcache__cmds *b, redisReply **replies,
-                                    size_t max_reply, int64_t acquire_by, int64_t timeout_us,
-                                    bool *queued, bool *reused);
+/*
+ * The pipelined exchange (see "the pipelined exchange" in pool.c): a batch goes on one of
+ * p's connections, pipelined with other callers' batches. rcache__pool_submit takes an
+ * idle connection or opens one while fewer than pool_size are in use (waiting no later
+ * than acquire_by) and writes the batch at once, else joins the least loaded connection;
+ * rcache__pool_finish then waits for its replies (or reads them itself, leading the
+ * connection), by timeout_us from the submit. Submitting several batches (to several
+ * servers) before finishing any puts them all under way together.
+ *
+ * The caller owns the call (on its stack) from submit to the end of finish, reads only
+ * `queued` and `reused`, and calls finish exactly when submit returned RCACHE_OK.
+ * Statuses: submit fails as rcache__pool_acquire does (told to the breaker). finish gives
+ * RCACHE_OK with replies[0..b->n) the caller's (freeReplyObject), or none and
+ * RCACHE_ETIMEOUT, RCACHE_EIO, RCACHE_EPROTO (desynchronised: the connection is closed),
+ * RCACHE_ETOOBIG or RCACHE_ENOMEM, which the caller reports to the breaker when `queued`
+ * (false: the batch was moved to another connection and found none; already told).
+ */
+typedef struct rcache__call {
+  const rcache__cmds *b; /* the batch: the caller's, or a tombstone's hdr */
+  redisReply **rep;      /* the caller's replies (NULL for a tombstone) */
+  size_t len;            /* request bytes */
+  size_t max_reply;
+  int64_t acquire_by, timeout_us, deadline_us;
+  struct rcache__conn *c; /* where it is queued */
+  int got;                /* replies delivered */
+  rcache_status s;        /* when done */
+  bool done;              /* complete, or failed (s) */
+  bool lead;              /* the connection is handed over to this call's caller */
+  bool requeue;           /* its connection failed before it was written: take another */
+  bool gone;              /* a tombstone */
+  bool has_cv;
+  bool queued;       /* out: it is (or was) on a connection */
+  bool reused;       /* out: written on a connection that had served before */
+  pthread_cond_t cv; /* the follower sleeps here */
+  rcache__cmds hdr;  /* a tombstone's copy of b's counts and expected types */
+  struct rcache__call *next;
+} rcache__call;
+
+rcache_status rcache__pool_submit(rcache__pool *p, rcache__call *k, const rcache__cmds *b,
+                                  redisReply **replies, size_t max_reply, int64_t acquire_by,
+                                  int64_t timeout_us);
+rcache_status rcache__pool_finish(rcache__pool *p, rcache__call *k);
 
 /* Gives a connection back; a broken one (or one from before the last outage) is closed. */
 void rcache__pool_release(rcache__pool *p, rcache__conn *c);

@@ -41,39 +41,69 @@ void rcache__redis_fini(rcache__redis *r) {
 
 /* ---- one exchange ---------------------------------------------------------------------------- */
 
+/* A job's outcome, once its replies are in (or not): the statuses a caller sees, and the
+ * breaker told. True when it is to run again (a pooled connection found dead). */
+static bool settle(rcache__job *j, int attempt) {
+  if (!j->call.queued) return false; /* no connection: the pool has told the breaker */
+  if (j->s == RCACHE_OK) {
+    for (int i = 0; i < j->b->n; i++) { /* LOADING, BUSY, MASTERDOWN: cannot serve now */
+      if (rcache__reply_busy(j->rep[i])) {
+        rcache__reply_status(j->rep[i]); /* records the server's text */
+        rcache__replies_free(j->rep, j->b->n);
+        rcache__pool_report(j->pool, RCACHE_EUNAVAILABLE);
+        j->s = RCACHE_EUNAVAILABLE;
+        return false;
+      }
+    }
+    rcache__pool_report(j->pool, RCACHE_OK);
+    return false;
+  }
+  /* A pooled connection that died while idle (server restarted, CLIENT KILL): its
+   * siblings are likely dead too. Forget them and try once on a fresh connection. */
+  if (j->s == RCACHE_EIO && j->call.reused && attempt == 0 && j->idempotent) {
+    rcache__pool_drop_idle(j->pool);
+    j->s = RCACHE_OK;
+    return true;
+  }
+  rcache__pool_report(j->pool, j->s);
+  if (j->s != RCACHE_ETIMEOUT && j->s != RCACHE_ETOOBIG && j->s != RCACHE_ENOMEM)
+    j->s = RCACHE_EUNAVAILABLE;
+  return false;
+}
+
+void rcache__redis_run_all(rcache__redis *r, rcache__job *jobs, size_t n) {
+  const rcache_options *o = &r->base.ctx->opt;
+  int64_t acquire_by = rcache__now_us() + (int64_t)o->connect_timeout_ms * 1000;
+  int64_t timeout_us = (int64_t)o->command_timeout_ms * 1000;
+  for (size_t i = 0; i < n; i++)
+    jobs[i].run = jobs[i].s == RCACHE_OK;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    int64_t start = rcache__now_us();
+    for (size_t i = 0; i < n; i++) { /* all under way before any is waited for */
+      rcache__job *j = &jobs[i];
+      if (!j->run) continue;
+      j->s = rcache__pool_submit(j->pool, &j->call, j->b, j->rep, r->max_reply, acquire_by,
+                                 timeout_us);
+      if (j->s != RCACHE_OK) j->run = false; /* call.queued is false */
+    }
+    bool again = false;
+    for (size_t i = 0; i < n; i++) {
+      rcache__job *j = &jobs[i];
+      if (!j->run) continue;
+      j->s = rcache__pool_finish(j->pool, &j->call);
+      rcache__latency_add(&r->base.ctx->lat, rcache__now_us() - start); /* failures too */
+      j->run = settle(j, attempt);
+      again = again || j->run;
+    }
+    if (!again) break;
+  }
+}
+
 rcache_status rcache__redis_run(rcache__redis *r, rcache__pool *p, const rcache__cmds *b,
                                 redisReply **rep, bool idempotent) {
-  const rcache_options *o = &r->base.ctx->opt;
-  int64_t t0 = rcache__now_us();
-  for (int attempt = 0;; attempt++) {
-    bool queued, reused;
-    int64_t start = rcache__now_us();
-    rcache_status s =
-        rcache__pool_exchange(p, b, rep, r->max_reply, t0 + (int64_t)o->connect_timeout_ms * 1000,
-                              (int64_t)o->command_timeout_ms * 1000, &queued, &reused);
-    rcache__latency_add(&r->base.ctx->lat, rcache__now_us() - start); /* failures too */
-    if (s == RCACHE_OK) {
-      for (int i = 0; i < b->n; i++) { /* LOADING, BUSY, MASTERDOWN: cannot serve now */
-        if (rcache__reply_busy(rep[i])) {
-          rcache__reply_status(rep[i]); /* records the server's text */
-          rcache__replies_free(rep, b->n);
-          rcache__pool_report(p, RCACHE_EUNAVAILABLE);
-          return RCACHE_EUNAVAILABLE;
-        }
-      }
-      rcache__pool_report(p, RCACHE_OK);
-      return RCACHE_OK;
-    }
-    if (!queued) return s; /* no connection: the pool has told the breaker */
-    /* A pooled connection that died while idle (server restarted, CLIENT KILL): its
-     * siblings are likely dead too. Forget them and try once on a fresh connection. */
-    if (s == RCACHE_EIO && reused && attempt == 0 && idempotent) {
-      rcache__pool_drop_idle(p);
-      continue;
-    }
-    rcache__pool_report(p, s);
-    return s == RCACHE_ETIMEOUT || s == RCACHE_ETOOBIG ? s : RCACHE_EUNAVAILABLE;
-  }
+  rcache__job j = {.pool = p, .b = b, .rep = rep, .idempotent = idempotent};
+  rcache__redis_run_all(r, &j, 1);
+  return j.s;
 }
 
 /* A backend of any Redis topology is an rcache__redis (its first member). */

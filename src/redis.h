@@ -35,9 +35,27 @@ struct rcache__redis {
 rcache_status rcache__redis_init(rcache__redis *r, rcache__ctx *ctx);
 void rcache__redis_fini(rcache__redis *r);
 
-/* Runs b on one pooled connection of p: acquire (≤ connect_timeout_ms), exchange
- * (≤ command_timeout_ms), one retry on a fresh connection when a reused one turned out
- * dead and the batch is idempotent; breaker and latency bookkeeping included. */
+/* One batch for one server's pool, for rcache__redis_run_all. */
+typedef struct rcache__job {
+  rcache__pool *pool;
+  const rcache__cmds *b;
+  redisReply **rep; /* b->n replies, the caller's on RCACHE_OK */
+  bool idempotent;  /* may be sent again on a fresh connection */
+  rcache_status s;  /* in: RCACHE_OK to run it (else it is skipped); out: the outcome */
+  bool run;         /* private */
+  rcache__call call;
+} rcache__job;
+
+/* The exchange policy, the one place that runs batches: every job's batch is submitted to
+ * its pool's pipeline (a connection within connect_timeout_ms) before any reply is waited
+ * for, so jobs on several servers cost one round trip; replies by command_timeout_ms. A job
+ * whose reused connection turned out dead runs once more on a fresh one when idempotent.
+ * Each job's s: RCACHE_OK with its replies; RCACHE_EUNAVAILABLE (transport failure, or an
+ * error reply meaning "cannot serve now": LOADING, BUSY, MASTERDOWN; no replies),
+ * RCACHE_ETIMEOUT, RCACHE_ETOOBIG, RCACHE_ENOMEM, or the pool's RCACHE_EAUTH / RCACHE_ETLS.
+ * Breaker reports and latency bookkeeping included. */
+void rcache__redis_run_all(rcache__redis *r, rcache__job *jobs, size_t n);
+/* rcache__redis_run_all of one job. */
 rcache_status rcache__redis_run(rcache__redis *r, rcache__pool *p, const rcache__cmds *b,
                                 redisReply **replies, bool idempotent);
 

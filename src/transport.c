@@ -424,7 +424,14 @@ static rcache_status plain_io(rcache__sock *s, char *buf, size_t len, size_t *n,
                               int64_t deadline_us) {
   for (;;) {
     int left = ms_left(deadline_us);
-    if (left == 0) return RCACHE_ETIMEOUT;
+    if (left == 0) {
+      /* what has arrived by the deadline is still read (a batch's replies from several
+       * servers are read one server after the other) */
+      ssize_t r = rd ? recv(s->fd, buf, len, MSG_DONTWAIT) : -1;
+      if (r <= 0) return RCACHE_ETIMEOUT;
+      *n = (size_t)r;
+      return RCACHE_OK;
+    }
     if (left < s->io_timeout_ms) {
       rcache_status ws = wait_fd(s->fd, rd ? POLLIN : POLLOUT, deadline_us);
       if (ws != RCACHE_OK) return ws;
