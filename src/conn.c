@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* A Redis connection: hiredis formats and parses, transport.c moves the bytes. */
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "conn.h"
 
@@ -339,6 +341,19 @@ rcache_status rcache__conn_next(rcache__conn *c, redisReply **reply, int64_t dea
   rcache_status s = read_reply(c, reply, deadline_us, max_reply, true);
   if (s == RCACHE_ETIMEOUT && deadline_us) rcache__errf("no reply within the command timeout");
   return s;
+}
+
+bool rcache__conn_wait(rcache__conn *c, int wake_fd, int ms) {
+  if (c && c->rd->len > c->rd->pos) return true;
+  if (c && rcache__sock_pending(&c->sock)) return true;
+  struct pollfd pfd[2] = {{wake_fd, POLLIN, 0}, {c ? c->sock.fd : -1, POLLIN, 0}};
+  if (poll(pfd, 2, ms) <= 0) return false;
+  if (pfd[0].revents) {
+    char buf[64];
+    while (read(wake_fd, buf, sizeof buf) > 0) {
+    }
+  }
+  return pfd[1].revents != 0;
 }
 
 rcache_status rcache__conn_read(rcache__conn *c, redisReply **reply, int64_t deadline_us,

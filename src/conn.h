@@ -112,6 +112,11 @@ rcache_status rcache__conn_send(rcache__conn *c, const char *buf, size_t len, in
 rcache_status rcache__conn_next(rcache__conn *c, redisReply **reply, int64_t deadline_us,
                                 size_t max_reply);
 
+/* For a subscription's reader: waits up to ms for bytes of c to parse (already buffered
+ * by hiredis or OpenSSL, or readable on the socket), or for a byte on wake_fd (drained;
+ * -1: none). c may be NULL (just waits). True when c has bytes. */
+bool rcache__conn_wait(rcache__conn *c, int wake_fd, int ms);
+
 /* Reads one reply that was not asked for (pub/sub push), by deadline_us. */
 rcache_status rcache__conn_read(rcache__conn *c, redisReply **reply, int64_t deadline_us,
                                 size_t max_reply);

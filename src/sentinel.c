@@ -13,14 +13,11 @@
  * without a password is then asked again without them.
  */
 #include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <openssl/ssl.h>
 
 #include "redis.h"
 #include "tracking.h"
@@ -247,19 +244,10 @@ static void on_message(sentinel *st, const redisReply *m) {
   set_master(st, &a, "+switch-master");
 }
 
-/* Bytes already read, or readable within WATCH_TICK_MS (c may be NULL: just wait). A
- * byte in the wake pipe (close, or a look-up wanted) ends the wait early. */
+/* Bytes of c to parse, now or within WATCH_TICK_MS (c may be NULL: just wait). A byte in
+ * the wake pipe (close, or a look-up wanted) ends the wait early. */
 static bool readable(sentinel *st, rcache__conn *c) {
-  if (c && c->rd->len > c->rd->pos) return true;
-  if (c && c->sock.ssl && SSL_pending(c->sock.ssl) > 0) return true;
-  struct pollfd pfd[2] = {{st->wake_fd[0], POLLIN, 0}, {c ? c->sock.fd : -1, POLLIN, 0}};
-  if (poll(pfd, 2, WATCH_TICK_MS) <= 0) return false;
-  if (pfd[0].revents) {
-    char buf[64];
-    while (read(st->wake_fd[0], buf, sizeof buf) > 0) {
-    }
-  }
-  return pfd[1].revents != 0;
+  return rcache__conn_wait(c, st->wake_fd[0], WATCH_TICK_MS);
 }
 
 static void *watcher_main(void *arg) {

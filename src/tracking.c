@@ -217,7 +217,11 @@ static void handle(rcache__tracking *t, const redisReply *r, bool *pong) {
 
 /* Reads messages until the connection is lost or the tracker stops. */
 static void listen_loop(rcache__tracking *t) {
-  static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+  rcache__cmds ping = {0}; /* in a subscription PING is answered ["pong", ""] */
+  if (rcache__cmds_addv(&ping, "PING", NULL) != RCACHE_OK) {
+    listener_lost(t, "out of memory");
+    return;
+  }
   const int64_t timeout_us = (int64_t)t->ctx->opt.command_timeout_ms * 1000;
   int64_t next_ping = rcache__now_us() + PING_EVERY_US, ping_deadline = 0, next_check = 0;
   char why[256] = "";
@@ -229,8 +233,7 @@ static void listen_loop(rcache__tracking *t) {
     }
     if (!ping_deadline && now >= next_ping) {
       rcache__err_clear();
-      if (rcache__sock_write(&t->conn->sock, ping, sizeof ping - 1, now + timeout_us) !=
-          RCACHE_OK) {
+      if (rcache__conn_send(t->conn, ping.one, ping.one_len, now + timeout_us) != RCACHE_OK) {
         snprintf(why, sizeof why, "%s", rcache__err_peek());
         break;
       }
@@ -260,6 +263,7 @@ static void listen_loop(rcache__tracking *t) {
     if (pong) ping_deadline = 0;
     freeReplyObject(r);
   }
+  rcache__cmds_free(&ping);
   listener_lost(t, atomic_load(&t->stop) ? "closing" : why);
 }
 

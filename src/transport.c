@@ -474,6 +474,10 @@ rcache_status rcache__sock_read(rcache__sock *s, char *buf, size_t cap, size_t *
   return plain_io(s, buf, cap, n, true, deadline_us);
 }
 
+bool rcache__sock_pending(rcache__sock *s) {
+  return s->ssl && SSL_pending(s->ssl) > 0;
+}
+
 bool rcache__sock_stale(rcache__sock *s) {
   if (s->fd < 0) return true;
   if (s->ssl && SSL_pending(s->ssl) > 0) return true;

@@ -47,6 +47,9 @@ rcache_status rcache__sock_write(rcache__sock *s, const char *buf, size_t len, i
 rcache_status rcache__sock_read(rcache__sock *s, char *buf, size_t cap, size_t *n,
                                 int64_t deadline_us);
 
+/* True when TLS has decrypted bytes buffered that a read would return without the socket. */
+bool rcache__sock_pending(rcache__sock *s);
+
 /* True when the peer closed or bytes are waiting unasked (a dead pooled connection). */
 bool rcache__sock_stale(rcache__sock *s);
 
