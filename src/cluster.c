@@ -129,10 +129,7 @@ static cnode *node_get(cluster *cl, const char *host, int port) {
   /* a listener for the near cache, made now since the pool's connections need its id;
    * started when the node first serves as a master (node_use) */
   bool near = atomic_load(&cl->near_on); /* ctx->near is read only while it is ours */
-  if (near && rcache__tracking_new(ctx, &cl->r.setup, &n->addr, ctx->near, &n->trk) == RCACHE_OK)
-    setup.tracking_redirect = rcache__tracking_redirect(n->trk);
-  if ((near && !n->trk) || rcache__pool_new(ctx, &setup, &n->addr, &n->pool) != RCACHE_OK) {
-    rcache__tracking_free(n->trk);
+  if (rcache__tracked_pool_new(ctx, &setup, &n->addr, near, &n->pool, &n->trk) != RCACHE_OK) {
     pthread_mutex_destroy(&n->trk_mu);
     rcache__free(n);
     n = NULL;
@@ -1168,11 +1165,8 @@ static void cluster_destroy(rcache__backend *be) {
   pthread_cond_broadcast(&cl->wake);
   pthread_mutex_unlock(&cl->mu);
   if (cl->has_thread) pthread_join(cl->refresher, NULL);
-  for (size_t i = 0; i < cl->nnodes; i++) /* their threads use the pools */
-    rcache__tracking_stop(cl->nodes[i]->trk);
   for (size_t i = 0; i < cl->nnodes; i++) {
-    rcache__pool_free(cl->nodes[i]->pool);
-    rcache__tracking_free(cl->nodes[i]->trk); /* after its pool: it gets the pool's events */
+    rcache__tracked_pool_free(cl->nodes[i]->pool, cl->nodes[i]->trk);
     pthread_mutex_destroy(&cl->nodes[i]->trk_mu);
     rcache__free(cl->nodes[i]);
   }
@@ -1195,8 +1189,7 @@ static void cluster_after_fork(rcache__backend *be) {
   atomic_store(&cl->refresh_wanted, false);
   for (size_t i = 0; i < cl->nnodes; i++) {
     pthread_mutex_init(&cl->nodes[i]->trk_mu, NULL);
-    rcache__pool_after_fork(cl->nodes[i]->pool);
-    rcache__tracking_after_fork(cl->nodes[i]->trk);
+    rcache__tracked_pool_after_fork(cl->nodes[i]->pool, cl->nodes[i]->trk);
   }
   cl->has_thread = pthread_create(&cl->refresher, NULL, refresher_main, cl) == 0;
 }

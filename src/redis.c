@@ -498,9 +498,7 @@ rcache_status rcache__redis_health_node(rcache__redis *r, rcache__pool *p, rcach
 
 static void standalone_destroy(rcache__backend *be) {
   rcache__redis *r = R(be);
-  rcache__tracking_stop(r->tracking); /* its thread uses the pool; its events need it */
-  rcache__pool_free(r->pool);
-  rcache__tracking_free(r->tracking);
+  rcache__tracked_pool_free(r->pool, r->tracking);
   rcache__redis_fini(r);
   rcache__free(r);
 }
@@ -630,8 +628,7 @@ void rcache__redis_one_stats(rcache__backend *be, rcache_stats *s) {
 
 static void standalone_after_fork(rcache__backend *be) {
   atomic_store(&SA(be)->busy, false); /* a parent thread may have been asking */
-  rcache__pool_after_fork(R(be)->pool);
-  rcache__tracking_after_fork(R(be)->tracking); /* after its pool: it starts using it */
+  rcache__tracked_pool_after_fork(R(be)->pool, R(be)->tracking);
 }
 
 static const rcache__backend_ops standalone_ops = {
@@ -750,13 +747,9 @@ rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out) {
   rcache__addr a;
   addr_of_url(u, 0, &a);
   /* near cache: data connections redirect their invalidations to the tracker's listener */
-  if (s == RCACHE_OK && ctx->near)
-    s = rcache__tracking_new(ctx, &r->setup, &a, ctx->near, &r->tracking);
-  if (s == RCACHE_OK && r->tracking)
-    r->setup.tracking_redirect = rcache__tracking_redirect(r->tracking);
-  if (s == RCACHE_OK) s = rcache__pool_new(ctx, &r->setup, &a, &r->pool);
+  if (s == RCACHE_OK)
+    s = rcache__tracked_pool_new(ctx, &r->setup, &a, ctx->near != NULL, &r->pool, &r->tracking);
   if (s != RCACHE_OK) {
-    rcache__tracking_free(r->tracking);
     rcache__redis_fini(r);
     rcache__free(r);
     return s;

@@ -341,9 +341,7 @@ static void sentinel_destroy(rcache__backend *be) {
   if (st->has_thread) pthread_join(st->watcher, NULL);
   for (int i = 0; i < 2; i++)
     if (st->wake_fd[i] >= 0) close(st->wake_fd[i]);
-  rcache__tracking_stop(st->trk); /* its thread uses the pool; its events need it */
-  if (st->r.pool) rcache__pool_free(st->r.pool);
-  rcache__tracking_free(st->trk);
+  rcache__tracked_pool_free(st->r.pool, st->trk);
   rcache__free(st->sent);
   pthread_cond_destroy(&st->wake);
   pthread_mutex_destroy(&st->mu);
@@ -378,8 +376,7 @@ static void sentinel_after_fork(rcache__backend *be) {
     if (st->wake_fd[i] >= 0) close(st->wake_fd[i]); /* our copies: the parent's stay open */
   if (wake_pipe(st) != RCACHE_OK)
     rcache__log(st->r.base.ctx, RCACHE_LOG_WARN, "sentinel: no wake pipe after fork");
-  rcache__pool_after_fork(st->r.pool);
-  rcache__tracking_after_fork(st->trk);
+  rcache__tracked_pool_after_fork(st->r.pool, st->trk);
   st->has_thread = pthread_create(&st->watcher, NULL, watcher_main, st) == 0;
 }
 
@@ -435,11 +432,9 @@ rcache_status rcache__sentinel_open(rcache__ctx *ctx, rcache__backend **out) {
   memset(&none, 0, sizeof none); /* not known yet: the probe looks it up */
   /* with a near cache, a listener that follows the master: the pool's connections need
    * its id, so it exists before them (and starts once the master is known) */
-  if (s == RCACHE_OK && ctx->near) {
-    s = rcache__tracking_new(ctx, &st->r.setup, &none, ctx->near, &st->trk);
-    if (s == RCACHE_OK) st->r.setup.tracking_redirect = rcache__tracking_redirect(st->trk);
-  }
-  if (s == RCACHE_OK) s = rcache__pool_new(ctx, &st->r.setup, &none, &st->r.pool);
+  if (s == RCACHE_OK)
+    s = rcache__tracked_pool_new(ctx, &st->r.setup, &none, ctx->near != NULL, &st->r.pool,
+                                 &st->trk);
   if (s == RCACHE_OK) {
     rcache__pool_on_probe(st->r.pool, probe, st);
     rcache__pool_on_event(st->r.pool, pool_event, st);

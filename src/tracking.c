@@ -388,3 +388,31 @@ void rcache__tracking_free(rcache__tracking *t) {
   pthread_mutex_destroy(&t->mu);
   rcache__free(t);
 }
+
+/* ---- tracked pools --------------------------------------------------------------------------- */
+
+rcache_status rcache__tracked_pool_new(rcache__ctx *ctx, rcache__conn_setup *setup,
+                                       const rcache__addr *a, bool near, rcache__pool **pool,
+                                       rcache__tracking **trk) {
+  *pool = NULL;
+  *trk = NULL;
+  rcache_status s = near ? rcache__tracking_new(ctx, setup, a, ctx->near, trk) : RCACHE_OK;
+  if (s == RCACHE_OK && *trk) setup->tracking_redirect = rcache__tracking_redirect(*trk);
+  if (s == RCACHE_OK) s = rcache__pool_new(ctx, setup, a, pool);
+  if (s != RCACHE_OK) {
+    rcache__tracking_free(*trk);
+    *trk = NULL;
+  }
+  return s;
+}
+
+void rcache__tracked_pool_free(rcache__pool *pool, rcache__tracking *trk) {
+  rcache__tracking_stop(trk); /* its thread uses the pool */
+  rcache__pool_free(pool);
+  rcache__tracking_free(trk); /* after its pool: it gets the pool's events */
+}
+
+void rcache__tracked_pool_after_fork(rcache__pool *pool, rcache__tracking *trk) {
+  rcache__pool_after_fork(pool);
+  rcache__tracking_after_fork(trk); /* after its pool: it starts using it */
+}

@@ -55,4 +55,23 @@ void rcache__tracking_stop(rcache__tracking *t);
 /* Frees it; call after the pool is freed. NULL-safe. */
 void rcache__tracking_free(rcache__tracking *t);
 
+/*
+ * A tracked pool: a server's connections as every Redis topology makes them, its pool and,
+ * with a near cache, the tracker its connections redirect their invalidations to. These
+ * three are the one place that knows the order: the tracker is made before the pool (the
+ * pool's set-up carries its listener's id), its listener stopped before the pool is freed
+ * (it uses the pool) and freed after it (it gets the pool's events until then), and after a
+ * fork it starts again after its pool.
+ */
+/* Makes *trk (when near) and *pool for server a; setup->tracking_redirect is pointed at
+ * the tracker's listener id (or left as it is without near). Nothing connects; the tracker
+ * is started by rcache__tracking_start. RCACHE_OK, or RCACHE_ENOMEM with nothing left. */
+rcache_status rcache__tracked_pool_new(rcache__ctx *ctx, rcache__conn_setup *setup,
+                                       const rcache__addr *a, bool near, rcache__pool **pool,
+                                       rcache__tracking **trk);
+/* Stops the listener, frees the pool, then the tracker. NULL-safe. */
+void rcache__tracked_pool_free(rcache__pool *pool, rcache__tracking *trk);
+/* In a forked child: rcache__pool_after_fork, then rcache__tracking_after_fork. */
+void rcache__tracked_pool_after_fork(rcache__pool *pool, rcache__tracking *trk);
+
 #endif
