@@ -789,7 +789,8 @@ static rcache_status enqueue(rcache__pool *p, rcache__call *k) {
     }
     k->c = c;
     k->queued = true;
-    k->deadline_us = rcache__now_us() + k->timeout_us;
+    if (!k->deadline_us) /* a call moved to another connection keeps its deadline */
+      k->deadline_us = rcache__now_us() + k->timeout_us;
     k->requeue = k->done = false;
     push(&c->queue, &c->queue_tail, k);
     c->calls++;
