@@ -82,8 +82,10 @@ void rcache__redis_run_all(rcache__redis *r, rcache__job *jobs, size_t n) {
     for (size_t i = 0; i < n; i++) { /* all under way before any is waited for */
       rcache__job *j = &jobs[i];
       if (!j->run) continue;
+      /* a second attempt has what is left of the first one's command timeout */
+      int64_t left = attempt ? j->call.deadline_us - rcache__now_us() : timeout_us;
       j->s = rcache__pool_submit(j->pool, &j->call, j->b, j->rep, r->max_reply, acquire_by,
-                                 timeout_us);
+                                 left > 1000 ? left : 1000);
       if (j->s != RCACHE_OK) j->run = false; /* call.queued is false */
     }
     bool again = false;
