@@ -24,12 +24,13 @@ typedef struct rcache__conn {
   size_t bytes_left;         /* ...of which string bytes */
   bool over;                 /* it asked for more: the reply is too big */
   bool in_reply;             /* a reply has begun (its budget is running) */
-  /* Its pipeline while in use by rcache__pool_exchange (pool.c), under the pool's lock:
+  /* Its pipeline while shared (rcache__pool_submit, pool.c), under the pool's lock:
    * calls waiting to be written, calls written and waiting for replies (in order). */
   struct rcache__call *queue, **queue_tail, *flight, **flight_tail;
   int calls;          /* queued + in flight */
   size_t bytes;       /* their request bytes */
-  bool shared;        /* in rcache__pool_exchange's use (not held by one caller) */
+  bool shared;        /* in the pipeline's use (not held by one caller) */
+  bool poisoned;      /* a caller left without a tombstone: its leader must fail it */
   _Atomic bool heavy; /* a large reply is streaming in: joining it would wait behind it */
   char *wbuf;         /* one write of several callers' batches */
   size_t wcap;

@@ -19,12 +19,12 @@ struct rcache__pool {
   pthread_cond_t wake;  /* the prober has work, or must stop */
   rcache__addr addr;
   rcache__conn *idle;
-  rcache__conn *shared; /* connections in rcache__pool_exchange's use (pipelines) */
+  rcache__conn *shared; /* connections in the pipeline's use */
   int total, max;
   int depth;        /* calls per connection at most (pipeline_depth) */
   size_t max_bytes; /* request bytes per connection at most, beyond the first call */
   int waiting;      /* callers waiting for a connection of their own (on freed) */
-  int joining;      /* callers of rcache__pool_exchange waiting (on room) */
+  int joining;      /* callers of rcache__pool_submit waiting (on room) */
   uint64_t epoch;   /* bumped when the server was lost: older connections go */
   int64_t down_since_us;
   char last_error[256];
@@ -529,7 +529,7 @@ static void fail_locked(rcache__pool *p, rcache__conn *c, rcache_status s, rcach
 
 /* Under the lock: the caller of k leaves before its replies came; a tombstone takes its
  * place in the flight list. False when there is no memory for one: k is taken out and the
- * connection marked broken (its replies would go to the calls after it), for its leader to
+ * connection marked poisoned (its replies would go to the calls after it), for its leader to
  * fail and close. */
 static bool leave_locked(rcache__conn *c, rcache__call *k) {
   rcache__call *t = rcache__malloc(sizeof *t);
@@ -537,7 +537,7 @@ static bool leave_locked(rcache__conn *c, rcache__call *k) {
     unlink_call(&c->flight, &c->flight_tail, k);
     c->calls--;
     c->bytes -= k->len;
-    c->broken = true;
+    c->poisoned = true;
     return false;
   }
   *t = *k;
@@ -659,7 +659,7 @@ static rcache_status next_reply(rcache__pool *p, rcache__conn *c, int64_t deadli
   pthread_mutex_unlock(&p->mu);
   rcache_status s = rcache__conn_next(c, r, deadline_us, max_reply);
   pthread_mutex_lock(&p->mu);
-  if (c->broken && s == RCACHE_OK) { /* a caller could not leave a tombstone */
+  if (c->poisoned && s == RCACHE_OK) { /* a caller could not leave a tombstone */
     freeReplyObject(*r);
     *r = NULL;
     return RCACHE_EIO;
@@ -691,7 +691,7 @@ static bool write_locked(rcache__pool *p, rcache__conn *c, rcache__call *me, boo
  * true when the caller must close c (failed, or retired with the pool moved on). */
 static bool lead_locked(rcache__pool *p, rcache__conn *c, rcache__call *me) {
   for (;;) {
-    if (c->broken) { /* a caller could not leave a tombstone */
+    if (c->poisoned) { /* a caller could not leave a tombstone */
       fail_locked(p, c, RCACHE_EIO, NULL);
       return true;
     }
@@ -701,7 +701,7 @@ static bool lead_locked(rcache__pool *p, rcache__conn *c, rcache__call *me) {
     if (me->done) break;
     redisReply *r;
     rcache_status s = next_reply(p, c, me->deadline_us, &r);
-    if (s == RCACHE_EIO && c->broken && !r) continue; /* failed at the top */
+    if (s == RCACHE_EIO && c->poisoned && !r) continue; /* failed at the top */
     if (s == RCACHE_ETIMEOUT) {
       if (!leave_locked(c, me)) continue;
       if (hand_over_locked(c)) return false;
@@ -711,14 +711,14 @@ static bool lead_locked(rcache__pool *p, rcache__conn *c, rcache__call *me) {
     if (!deliver_locked(p, c, s, r)) return true;
   }
   /* hand out the replies already buffered: the next leader may take a while to run */
-  while (c->flight && !c->broken) {
+  while (c->flight && !c->poisoned) {
     redisReply *r;
     rcache_status s = next_reply(p, c, 0, &r);
     if (s == RCACHE_ETIMEOUT) break;
-    if (s == RCACHE_EIO && c->broken && !r) break;
+    if (s == RCACHE_EIO && c->poisoned && !r) break;
     if (!deliver_locked(p, c, s, r)) return true;
   }
-  if (c->broken) {
+  if (c->poisoned) {
     fail_locked(p, c, RCACHE_EIO, NULL);
     return true;
   }
@@ -738,7 +738,7 @@ static rcache__conn *joinable_locked(const rcache__pool *p) {
   for (rcache__conn *c = p->shared; c; c = c->next) {
     /* a connection holding max_bytes of requests takes no more; a larger request may still
      * join one below (waiting for an idle one would starve it while the pool stays busy) */
-    if (c->broken || c->epoch != p->epoch || c->calls >= p->depth || c->bytes >= p->max_bytes ||
+    if (c->poisoned || c->epoch != p->epoch || c->calls >= p->depth || c->bytes >= p->max_bytes ||
         atomic_load_explicit(&c->heavy, memory_order_relaxed))
       continue;
     if (!best || c->calls < best->calls) best = c;
@@ -836,7 +836,7 @@ rcache_status rcache__pool_finish(rcache__pool *p, rcache__call *k) {
         c->bytes -= k->len;
         room_locked(p);
       } else { /* written: a tombstone stays (or, without memory for one, the connection
-                * is marked broken for its leader to close) */
+                * is marked poisoned for its leader to close) */
         leave_locked(c, k);
       }
       k->s = RCACHE_ETIMEOUT;
