@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Tags: rcache_set_tagged, rcache_invalidate_tag, rcache_clear, rcache_get_or_set_tagged. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "contract.h"
@@ -89,8 +90,148 @@ CONTRACT_ANY_TEST(tags_bad_arguments) {
     many[i] = names[i];
   }
   CHECK_EQ(rcache_set_tagged(e->c, "k", "v", 1, 0, many, RCACHE_TAGS_MAX + 1), RCACHE_ETOOBIG);
-  /* a plain value that would read as a tagged one is refused */
-  CHECK_EQ(rcache_set(e->c, "k", "\xffRC\x01zzzz", 8, 0), RCACHE_EINVAL);
+}
+
+/* Plain values that look like tagged ones (the frame's magic \xffRC\x01, escaped ones with
+ * more \xff in front, a whole well-formed frame) are stored escaped and read back as written,
+ * through every plain write and read. */
+static const struct {
+  const char *d;
+  size_t len;
+} lookalike[] = {
+    {"\xffRC\x01", 4},
+    {"\xffRC\x01zzzz", 8},
+    {"\xff\xffRC\x01", 5},
+    {"\xff\xff\xffRC\x01x", 7},
+    {"\xffRC", 3},
+    {"\xff", 1},
+    {"\xff\xff", 2},
+    {"\xffRC\x02", 4},
+    /* a frame of one tag "t" at version 1, clear version 1, payload "p" */
+    {"\xffRC\x01\x01\0\0\0\0\0\0\0\x01\0\x01t\0\0\0\0\0\0\0\x01p", 25},
+};
+#define NLOOK (sizeof lookalike / sizeof *lookalike)
+
+static rcache_status load_lookalike(void *ud, rcache_value *out) {
+  size_t i = *(size_t *)ud;
+  out->data = malloc(lookalike[i].len + 1);
+  if (!out->data) return RCACHE_ENOMEM;
+  memcpy(out->data, lookalike[i].d, lookalike[i].len);
+  out->data[lookalike[i].len] = '\0';
+  out->len = lookalike[i].len;
+  return RCACHE_OK;
+}
+
+CONTRACT_TEST(tags_plain_values_like_frames) {
+  const char *keys[NLOOK];
+  char names[NLOOK][16];
+  rcache_value vals[NLOOK];
+  for (size_t i = 0; i < NLOOK; i++) {
+    snprintf(names[i], sizeof names[i], "m%zu", i);
+    keys[i] = names[i];
+    vals[i] = (rcache_value){(char *)lookalike[i].d, lookalike[i].len};
+    CHECK_EQ(rcache_set(e->c, keys[i], lookalike[i].d, lookalike[i].len, 0), RCACHE_OK);
+    CHECK_MSG(ct_value_is(e->c, keys[i], lookalike[i].d, lookalike[i].len), "value %zu", i);
+  }
+  CHECK_EQ(rcache_invalidate_tag(e->c, "t"), RCACHE_OK); /* plain values have no tags */
+  CHECK_EQ(rcache_clear(e->c), RCACHE_OK);
+  CHECK_EQ(rcache_set_many(e->c, keys, vals, NLOOK, 0), RCACHE_OK);
+  rcache_value got[NLOOK];
+  rcache_status st[NLOOK];
+  CHECK_EQ(rcache_get_many(e->c, keys, NLOOK, got, st), RCACHE_OK);
+  for (size_t i = 0; i < NLOOK; i++) {
+    CHECK_MSG(st[i] == RCACHE_OK && got[i].len == lookalike[i].len &&
+                  memcmp(got[i].data, lookalike[i].d, got[i].len) == 0 &&
+                  got[i].data[got[i].len] == '\0',
+              "get_many %zu: status %d", i, (int)st[i]);
+    rcache_value_free(&got[i]);
+    CHECK_MSG(ct_value_is(e->c, keys[i], lookalike[i].d, lookalike[i].len), "value %zu", i);
+  }
+  /* get_or_set: the loader's bytes, as they are, to the caller that loaded and from the cache */
+  for (size_t i = 0; i < NLOOK; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "g%zu", i);
+    for (int round = 0; round < 2; round++) {
+      rcache_value v;
+      CHECK_EQ(rcache_get_or_set(e->c, key, 0, load_lookalike, &i, &v), RCACHE_OK);
+      CHECK_MSG(v.len == lookalike[i].len && memcmp(v.data, lookalike[i].d, v.len) == 0,
+                "get_or_set %zu round %d", i, round);
+      rcache_value_free(&v);
+    }
+  }
+  /* a tagged value whose payload looks like a frame */
+  const char *t[] = {"t"};
+  const size_t f = NLOOK - 1;
+  CHECK_EQ(rcache_set_tagged(e->c, "tf", lookalike[f].d, lookalike[f].len, 0, t, 1), RCACHE_OK);
+  CHECK(ct_value_is(e->c, "tf", lookalike[f].d, lookalike[f].len));
+  char *str = NULL;
+  CHECK_EQ(rcache_set_str(e->c, "s", "\xffRC\x01", 0), RCACHE_OK);
+  CHECK_EQ(rcache_get_str(e->c, "s", &str), RCACHE_OK);
+  CHECK(str && strcmp(str, "\xffRC\x01") == 0);
+  free(str);
+}
+
+/* rcache_get_tagged answers as rcache_get whatever tags are declared (right, too few, too
+ * many, others): they only decide what is read with the value. */
+static bool get_tagged_is(rcache *c, const char *key, const char *t1, const char *t2,
+                          const char *want) {
+  const char *tags[] = {t1, t2};
+  rcache_value v;
+  rcache_status s = rcache_get_tagged(c, key, tags, t2 ? 2 : 1, &v);
+  bool ok = want ? s == RCACHE_OK && v.len == strlen(want) && memcmp(v.data, want, v.len) == 0
+                 : s == RCACHE_MISS && v.data == NULL;
+  if (!ok) fprintf(stderr, "  get_tagged %s: status %d\n", key, (int)s);
+  rcache_value_free(&v);
+  return ok;
+}
+
+CONTRACT_TEST(tags_get_tagged) {
+  CHECK(tagged(e->c, "k", "v1", "a", "b"));
+  CHECK(get_tagged_is(e->c, "k", "a", "b", "v1"));
+  CHECK(get_tagged_is(e->c, "k", "b", "a", "v1"));  /* any order */
+  CHECK(get_tagged_is(e->c, "k", "a", NULL, "v1")); /* b not declared */
+  CHECK(get_tagged_is(e->c, "k", "a", "zz", "v1")); /* zz: not the value's */
+  CHECK(get_tagged_is(e->c, "k", "zz", NULL, "v1"));
+  CHECK(get_tagged_is(e->c, "absent", "a", NULL, NULL));
+  CHECK_EQ(rcache_set(e->c, "plain", "p", 1, 0), RCACHE_OK);
+  CHECK(get_tagged_is(e->c, "plain", "a", NULL, "p"));
+  CHECK_EQ(rcache_set(e->c, "look", "\xffRC\x01", 4, 0), RCACHE_OK);
+  CHECK(get_tagged_is(e->c, "look", "a", NULL, "\xffRC\x01"));
+  CHECK_EQ(rcache_invalidate_tag(e->c, "b"), RCACHE_OK);
+  CHECK(get_tagged_is(e->c, "k", "a", "b", NULL));
+  CHECK(tagged(e->c, "k", "v2", "a", "b"));
+  CHECK_EQ(rcache_invalidate_tag(e->c, "b"), RCACHE_OK);
+  CHECK(get_tagged_is(e->c, "k", "a", NULL, NULL)); /* the undeclared tag is checked too */
+  CHECK(tagged(e->c, "k", "v3", "a", "b"));
+  CHECK_EQ(rcache_clear(e->c), RCACHE_OK);
+  CHECK(get_tagged_is(e->c, "k", "a", "b", NULL));
+  CHECK(ct_value_is(e->c, "plain", "p", 1));
+  /* a version key that holds something else: an error, never a value, on every path */
+  CHECK(tagged(e->c, "g", "v", "g", NULL));
+  CHECK_EQ(rcache_set(e->c, "__rc:tag:g", "zz", 2, 0), RCACHE_OK);
+  rcache_value v;
+  const char *g[] = {"g"};
+  CHECK_EQ(rcache_get_tagged(e->c, "g", g, 1, &v), RCACHE_ETYPE);
+  CHECK(v.data == NULL);
+  CHECK_EQ(rcache_get(e->c, "g", &v), RCACHE_ETYPE);
+  CHECK(v.data == NULL);
+}
+
+CONTRACT_ANY_TEST(tags_get_tagged_bad_arguments) {
+  const char *empty[] = {""}, *null[] = {NULL}, *one[] = {"t"};
+  rcache_value v = {(char *)"x", 1};
+  CHECK_EQ(rcache_get_tagged(e->c, "k", empty, 1, &v), RCACHE_EINVAL);
+  CHECK(v.data == NULL);
+  CHECK_EQ(rcache_get_tagged(e->c, "k", null, 1, &v), RCACHE_EINVAL);
+  CHECK_EQ(rcache_get_tagged(e->c, "k", NULL, 1, &v), RCACHE_EINVAL);
+  CHECK_EQ(rcache_get_tagged(e->c, "k", one, 1, NULL), RCACHE_EINVAL);
+  CHECK_EQ(rcache_get_tagged(e->c, "", one, 1, &v), RCACHE_EINVAL);
+  CHECK_EQ(rcache_get_tagged(NULL, "k", one, 1, &v), RCACHE_EINVAL);
+  const char *many[RCACHE_TAGS_MAX + 1];
+  for (int i = 0; i <= RCACHE_TAGS_MAX; i++)
+    many[i] = "t";
+  CHECK_EQ(rcache_get_tagged(e->c, "k", many, RCACHE_TAGS_MAX + 1, &v), RCACHE_ETOOBIG);
+  CHECK_EQ(rcache_get_tagged(e->c, "k", NULL, 0, &v), RCACHE_MISS); /* no tags: rcache_get */
 }
 
 CONTRACT_TEST(tags_many_per_key) {
