@@ -876,9 +876,8 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
     if (statuses[i] == RCACHE_OK || statuses[i] == RCACHE_MISS)
       rcache__near_saw(c->ctx.near, ks[i], ls[i], statuses[i] == RCACHE_OK ? vals[i].data : NULL,
                        vals[i].len);
-  for (size_t i = 0; s == RCACHE_OK && i < n; i++) /* tagged values: current versions only */
-    if (statuses[i] == RCACHE_OK)
-      statuses[i] = rcache__tags_unwrap(c, ks[i], ls[i], &vals[i], NULL, NULL);
+  if (s == RCACHE_OK) /* tagged values: current versions only (one MGET for all) */
+    rcache__tags_unwrap_many(c, ks, ls, vals, statuses, n);
   rcache__free(ks);
   for (size_t i = 0; i < n; i++) {
     if (s != RCACHE_OK) statuses[i] = s;

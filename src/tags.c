@@ -183,36 +183,45 @@ static rcache_status near_versions(rcache *c, const vkeys *v, int64_t *ver) {
   return RCACHE_OK;
 }
 
-/* Reads the current versions (one MGET). An absent key reads as 0 (no stored version is 0);
- * with create, absent keys are first created with a random start and read again. */
+/* One MGET of m version keys into ver (an absent key reads as 0: no stored version is 0);
+ * vals and st are the caller's room for m replies. *absent: some key was. */
+static rcache_status mget_versions(rcache__backend *be, const char *const *p, const size_t *len,
+                                   size_t m, rcache_value *vals, rcache_status *st, int64_t *ver,
+                                   bool *absent) {
+  for (size_t i = 0; i < m; i++) {
+    vals[i] = (rcache_value){NULL, 0};
+    st[i] = RCACHE_MISS;
+  }
+  rcache_status s = be->ops->get_many(be, p, len, m, vals, st);
+  if (s != RCACHE_OK) { /* statuses and values are not filled in then */
+    for (size_t i = 0; i < m; i++)
+      st[i] = RCACHE_MISS;
+  }
+  *absent = false;
+  for (size_t i = 0; i < m; i++) {
+    if (s == RCACHE_OK && st[i] != RCACHE_OK && st[i] != RCACHE_MISS) s = st[i];
+    ver[i] = 0;
+    if (s == RCACHE_OK && st[i] == RCACHE_OK &&
+        (!rcache__parse_i64(vals[i].data, vals[i].len, &ver[i]) || ver[i] == 0)) {
+      rcache__errf("tag version key holds a value that is not a version");
+      s = RCACHE_ETYPE;
+    }
+    *absent |= s == RCACHE_OK && st[i] == RCACHE_MISS;
+    if (st[i] == RCACHE_OK) rcache_value_free(&vals[i]);
+  }
+  return s;
+}
+
+/* Reads the current versions (one MGET); with create, absent keys are first created with a
+ * random start and read again. */
 static rcache_status read_versions(rcache *c, const vkeys *v, int64_t *ver, bool create) {
   if (c->ctx.near && !create) return near_versions(c, v, ver);
   rcache__backend *be = rcache__be(c);
   for (int round = 0; round < 2; round++) {
     rcache_value vals[RCACHE_TAGS_MAX + 1];
     rcache_status st[RCACHE_TAGS_MAX + 1];
-    for (size_t i = 0; i < v->n; i++) {
-      vals[i] = (rcache_value){NULL, 0};
-      st[i] = RCACHE_MISS;
-    }
-    rcache_status s = be->ops->get_many(be, v->p, v->len, v->n, vals, st);
-    if (s != RCACHE_OK) { /* statuses and values are not filled in then */
-      for (size_t i = 0; i < v->n; i++)
-        st[i] = RCACHE_MISS;
-    }
-    bool absent = false;
-    for (size_t i = 0; i < v->n; i++) {
-      if (s == RCACHE_OK && st[i] != RCACHE_OK && st[i] != RCACHE_MISS) s = st[i];
-      ver[i] = 0;
-      if (s == RCACHE_OK && st[i] == RCACHE_OK &&
-          (!rcache__parse_i64(vals[i].data, vals[i].len, &ver[i]) || ver[i] == 0)) {
-        rcache__errf("tag version key holds a value that is not a version");
-        s = RCACHE_ETYPE;
-      }
-      absent |= s == RCACHE_OK && st[i] == RCACHE_MISS;
-      if (st[i] == RCACHE_OK) rcache_value_free(&vals[i]);
-      vals[i] = (rcache_value){NULL, 0};
-    }
+    bool absent;
+    rcache_status s = mget_versions(be, v->p, v->len, v->n, vals, st, ver, &absent);
     if (s != RCACHE_OK || !absent || !create || round == 1) return s;
     for (size_t i = 0; i < v->n; i++) {
       if (ver[i] != 0) continue;
@@ -225,8 +234,7 @@ static rcache_status read_versions(rcache *c, const vkeys *v, int64_t *ver, bool
   return RCACHE_OK;
 }
 
-/* ---- reading in one round trip ----------------------------------------------------------------
- */
+/* ---- reading in one round trip ------------------------------------------------------------ */
 
 /* KEYS[1] the value's key; ARGV[1] the key_prefix, ARGV[2] "1" to add the key's PTTL. Reply:
  * [value or nil, PTTL or nil, then for a well-formed frame the values of its version keys].
@@ -407,6 +415,106 @@ rcache_status rcache__tags_unwrap(rcache *c, const char *key, size_t klen, rcach
   rcache_value_free(v);
   if (s == RCACHE_MISS) cleanup(c, key, klen);
   return s;
+}
+
+/* The framed values of a batch: frame f[j] of vals[at[j]], its m keys' versions from ver. */
+typedef struct batch {
+  size_t nf, m;
+  frame *f;
+  size_t *at;
+  rcache__key *k; /* every frame's version keys in turn: clear, then its tags */
+  const char **p;
+  size_t *len;
+  int64_t *ver;
+  rcache_value *rv;
+  rcache_status *rs;
+} batch;
+
+static void batch_free(batch *b) {
+  for (size_t i = 0; b->k && i < b->m; i++)
+    rcache__key_free(&b->k[i]);
+  rcache__free(b->f);
+  rcache__free(b->at);
+  rcache__free(b->k);
+  rcache__free(b->p);
+  rcache__free(b->len);
+  rcache__free(b->ver);
+  rcache__free(b->rv);
+  rcache__free(b->rs);
+}
+
+/* Parses the nf frames among vals and names their version keys. RCACHE_ENOMEM, or OK. */
+static rcache_status batch_make(rcache *c, rcache_value *vals, const rcache_status *st, size_t n,
+                                batch *b) {
+  b->f = rcache__malloc(b->nf * sizeof *b->f);
+  b->at = rcache__malloc(b->nf * sizeof *b->at);
+  if (!b->f || !b->at) return RCACHE_ENOMEM;
+  size_t j = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (st[i] == RCACHE_OK && frame_parse(vals[i].data, vals[i].len, &b->f[j])) {
+      b->at[j++] = i;
+      b->m += b->f[j - 1].n + 1;
+    }
+  }
+  b->nf = j;
+  size_t m = b->m;
+  b->m = 0; /* keys made so far, for batch_free */
+  b->k = rcache__malloc(m * sizeof *b->k);
+  b->p = rcache__malloc(m * sizeof *b->p);
+  b->len = rcache__malloc(m * sizeof *b->len);
+  b->ver = rcache__malloc(m * sizeof *b->ver);
+  b->rv = rcache__malloc(m * sizeof *b->rv);
+  b->rs = rcache__malloc(m * sizeof *b->rs);
+  if (!b->k || !b->p || !b->len || !b->ver || !b->rv || !b->rs) return RCACHE_ENOMEM;
+  for (j = 0; j < b->nf; j++) {
+    const frame *f = &b->f[j];
+    for (size_t t = 0; t <= f->n; t++) {
+      rcache__key *k = &b->k[b->m];
+      if (version_key(c, t ? f->tag[t - 1] : NULL, t ? f->tlen[t - 1] : 0, k) != RCACHE_OK)
+        return RCACHE_ENOMEM;
+      b->p[b->m] = k->p;
+      b->len[b->m++] = k->len;
+    }
+  }
+  return RCACHE_OK;
+}
+
+void rcache__tags_unwrap_many(rcache *c, char *const *ks, const size_t *ls, rcache_value *vals,
+                              rcache_status *st, size_t n) {
+  batch b = {0};
+  for (size_t i = 0; i < n; i++)
+    if (st[i] == RCACHE_OK && vals[i].data && magic_run(vals[i].data, vals[i].len) == 1) b.nf++;
+  /* with a near cache the versions come from it; one value costs what rcache_get does; out
+   * of memory: one MGET per value */
+  if (b.nf < 2 || c->ctx.near || batch_make(c, vals, st, n, &b) != RCACHE_OK) {
+    batch_free(&b);
+    for (size_t i = 0; i < n; i++)
+      if (st[i] == RCACHE_OK) st[i] = rcache__tags_unwrap(c, ks[i], ls[i], &vals[i], NULL, NULL);
+    return;
+  }
+  bool absent;
+  rcache_status s = mget_versions(rcache__be(c), b.p, b.len, b.m, b.rv, b.rs, b.ver, &absent);
+  const int64_t *cur = b.ver;
+  for (size_t i = 0, j = 0; i < n; i++) {
+    if (j == b.nf || b.at[j] != i) { /* plain, or a frame that did not parse */
+      if (st[i] == RCACHE_OK) st[i] = rcache__tags_unwrap(c, ks[i], ls[i], &vals[i], NULL, NULL);
+      continue;
+    }
+    const frame *f = &b.f[j++];
+    rcache_status r = s;
+    for (size_t t = 0; r == RCACHE_OK && t <= f->n; t++)
+      if (cur[t] != f->ver[t]) r = RCACHE_MISS;
+    cur += f->n + 1;
+    rcache__tags_note(c, ks[i], ls[i], true);
+    if (r == RCACHE_OK) {
+      rcache__tags_strip(&vals[i]);
+    } else {
+      rcache_value_free(&vals[i]);
+      if (r == RCACHE_MISS) cleanup(c, ks[i], ls[i]);
+    }
+    st[i] = r;
+  }
+  batch_free(&b);
 }
 
 /* ---- writing --------------------------------------------------------------------------------- */

@@ -22,6 +22,10 @@ rcache_status rcache__tags_escape(const void *d, size_t len, rcache_value *out);
  * Notes in the hint whether v was tagged. */
 rcache_status rcache__tags_unwrap(rcache *c, const char *key, size_t klen, rcache_value *v,
                                   const rcache__versions *got, const rcache__tagdecl *decl);
+/* rcache__tags_unwrap of every value of a batch whose status is RCACHE_OK (stored keys ks,
+ * ls): the version keys of all its tagged values in one MGET rather than one each. */
+void rcache__tags_unwrap_many(rcache *c, char *const *ks, const size_t *ls, rcache_value *vals,
+                              rcache_status *st, size_t n);
 /* Reads k through be's get_tagged (the facade checked it has one): with decl's tags, the
  * value and their version keys in one round trip; without, the script's reading of the
  * version keys the value's header names. Then rcache__tags_unwrap(…, vers, decl). */

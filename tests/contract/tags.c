@@ -122,6 +122,41 @@ static rcache_status load_lookalike(void *ud, rcache_value *out) {
   return RCACHE_OK;
 }
 
+/* A batch mixing tagged values (several tag sets), plain ones and absent keys: each answers
+ * what rcache_get answers, before and after an invalidation. */
+CONTRACT_TEST(tags_get_many_mixed) {
+  const char *keys[8] = {"t1", "t2", "t3", "p1", "absent", "t4", "p2", "t5"};
+  CHECK(tagged(e->c, "t1", "v1", "a", NULL));
+  CHECK(tagged(e->c, "t2", "v2", "a", "b"));
+  CHECK(tagged(e->c, "t3", "v3", "b", NULL));
+  CHECK_EQ(rcache_set(e->c, "p1", "plain", 5, 0), RCACHE_OK);
+  CHECK(tagged(e->c, "t4", "v4", NULL, NULL));
+  CHECK_EQ(rcache_set(e->c, "p2", "\xffRC\x01", 4, 0), RCACHE_OK);
+  CHECK(tagged(e->c, "t5", "v5", "c", "a"));
+  for (int round = 0; round < 3; round++) {
+    /* round 1: after invalidating b; round 2: after rcache_clear */
+    rcache_value v[8];
+    rcache_status st[8];
+    CHECK_EQ(rcache_get_many(e->c, keys, 8, v, st), RCACHE_OK);
+    for (int i = 0; i < 8; i++) {
+      rcache_value one;
+      rcache_status s1 = rcache_get(e->c, keys[i], &one);
+      CHECK_MSG(st[i] == s1 && v[i].len == one.len &&
+                    (v[i].len == 0 || memcmp(v[i].data, one.data, one.len) == 0),
+                "round %d key %s: get_many %d, get %d", round, keys[i], (int)st[i], (int)s1);
+      rcache_value_free(&one);
+      rcache_value_free(&v[i]);
+    }
+    CHECK_EQ(st[0], round == 2 ? RCACHE_MISS : RCACHE_OK);
+    CHECK_EQ(st[1], round >= 1 ? RCACHE_MISS : RCACHE_OK);
+    CHECK_EQ(st[3], RCACHE_OK);
+    CHECK_EQ(st[4], RCACHE_MISS);
+    CHECK_EQ(st[6], RCACHE_OK);
+    if (round == 0) CHECK_EQ(rcache_invalidate_tag(e->c, "b"), RCACHE_OK);
+    if (round == 1) CHECK_EQ(rcache_clear(e->c), RCACHE_OK);
+  }
+}
+
 CONTRACT_TEST(tags_plain_values_like_frames) {
   const char *keys[NLOOK];
   char names[NLOOK][16];

@@ -8,9 +8,10 @@
  * On a private server (tests/support/redis_proc.h), what each read sends, counted by the
  * server (INFO commandstats; commands a script runs count too): an untagged rcache_get is one
  * GET; a tagged one is one EVALSHA (running GET and MGET); rcache_get_tagged is GET and MGET
- * without a script; an ACL user without +eval gets the same answers with GET then MGET, and
- * one log line; a key of another type does not turn the script off. Other clients see a plain
- * value that looks like a tagged one with its escape byte.
+ * without a script; a batch is two MGETs (values, then every tagged value's versions); an
+ * ACL user without +eval gets the same answers with GET then MGET, and one log line; a key of
+ * another type does not turn the script off. Other clients see a plain value that looks like a
+ * tagged one with its escape byte.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,6 +225,24 @@ static void test_what_reads_send(void) {
   CHECK_EQ(calls("get"), 20);
   CHECK_EQ(calls("mget"), 20);
   CHECK_EQ(calls("evalsha") + calls("eval"), 0);
+  /* a batch: one MGET for the values, one for every tagged value's versions */
+  const char *keys[10];
+  char names[10][8];
+  for (int i = 0; i < 10; i++) {
+    snprintf(names[i], sizeof names[i], "b%d", i);
+    keys[i] = names[i];
+    CHECK_EQ(rcache_set_tagged(c, keys[i], "v", 1, 0, tags, i % 2 + 1), RCACHE_OK);
+  }
+  rcache_value vals[10];
+  rcache_status st[10];
+  reset_stats();
+  CHECK_EQ(rcache_get_many(c, keys, 10, vals, st), RCACHE_OK);
+  for (int i = 0; i < 10; i++) {
+    CHECK(st[i] == RCACHE_OK && vals[i].len == 1 && vals[i].data[0] == 'v');
+    rcache_value_free(&vals[i]);
+  }
+  CHECK_EQ(calls("mget"), 2);
+  CHECK_EQ(calls("get") + calls("evalsha"), 0);
   /* a key of another type where a tagged value was: WRONGTYPE, and the script stays on */
   CHECK(rp_do(&priv, "DEL rt:t"));
   CHECK(rp_do(&priv, "LPUSH rt:t x"));
