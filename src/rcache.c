@@ -879,14 +879,22 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
   if (s == RCACHE_OK) /* tagged values: current versions only (one MGET for all) */
     rcache__tags_unwrap_many(c, ks, ls, vals, statuses, n);
   rcache__free(ks);
+  bool enomem = false;
   for (size_t i = 0; i < n; i++) {
     if (s != RCACHE_OK) statuses[i] = s;
+    enomem |= statuses[i] == RCACHE_ENOMEM;
     if (statuses[i] == RCACHE_OK)
       COUNT(c, hits);
     else if (statuses[i] == RCACHE_MISS)
       COUNT(c, misses);
     statuses[i] = rcache__unreachable(statuses[i]) ? unavailable(c) : statuses[i];
     if (statuses[i] != RCACHE_OK) rcache_value_free(&vals[i]);
+  }
+  /* a key whose value could not be copied: the call still answers the others, and
+   * rcache_errmsg says "out of memory" (docs/errors.md) */
+  if (s == RCACHE_OK && enomem) {
+    rcache__err_clear();
+    (void)rcache__done(c, RCACHE_ENOMEM);
   }
   return rcache__done(c, rcache__remote(c, s));
 }

@@ -693,7 +693,9 @@ static rcache_status finish_load(tagged_load *w, rcache_tags *added, const int64
     tl[n + i] = strlen(added->tag[i]);
   }
   if (added->n) {
-    if (stamp(w->c, all + n, tl + n, added->n, late) != RCACHE_OK)
+    rcache_status s = stamp(w->c, all + n, tl + n, added->n, late);
+    if (s == RCACHE_ENOMEM) return s; /* not cached, not returned (docs/errors.md) */
+    if (s != RCACHE_OK)
       for (size_t i = 0; i <= added->n; i++)
         late[i] = INT64_MIN; /* unreachable: stored (if at all) as stale */
     memcpy(ver + n + 1, late + 1, added->n * sizeof *ver);
@@ -712,6 +714,7 @@ static rcache_status tagged_loader(void *ud, rcache_value *out) {
   /* Before the load: an invalidation while it runs then makes what it stores already stale.
    * Unreachable versions: the value is still loaded for the caller, and stamped as stale. */
   rcache_status vs = stamp(w->c, w->tags, w->tlen, w->ntags, before);
+  if (vs == RCACHE_ENOMEM) return vs; /* reported as such, as rcache_get_or_set does */
   for (size_t i = 0; vs != RCACHE_OK && i <= w->ntags; i++)
     before[i] = INT64_MIN; /* matches no current version */
   rcache_tags added = {.n = 0, .err = RCACHE_OK};
