@@ -391,6 +391,76 @@ CONTRACT_TEST(tags_get_or_set) {
   CHECK_EQ(a.calls, 2);
 }
 
+static int doc_loads;
+static json_t *load_doc(void *ud) {
+  doc_loads++;
+  return json_pack("{s:s}", "v", (const char *)ud);
+}
+
+/* the JSON document at key is {"v": want} (want NULL: a miss), read both ways */
+static bool json_is(rcache *c, const char *key, const char *tag, const char *want) {
+  const char *tags[] = {tag};
+  bool ok = true;
+  for (int way = 0; way < 2; way++) {
+    json_t *j = NULL;
+    rcache_status s =
+        way ? rcache_get_json_tagged(c, key, tags, 1, &j) : rcache_get_json(c, key, &j);
+    const char *v = json_string_value(json_object_get(j, "v"));
+    ok &= want ? s == RCACHE_OK && v && strcmp(v, want) == 0 : s == RCACHE_MISS && !j;
+    json_decref(j);
+  }
+  return ok;
+}
+
+CONTRACT_TEST(tags_json) {
+  const char *t[] = {"doc"};
+  json_t *d = json_pack("{s:s}", "v", "one");
+  CHECK_EQ(rcache_set_json_tagged(e->c, "j", d, 0, t, 1), RCACHE_OK);
+  json_decref(d);
+  CHECK(json_is(e->c, "j", "doc", "one"));
+  CHECK(json_is(e->c, "j", "other", "one")); /* declared tags never change the answer */
+  CHECK_EQ(rcache_invalidate_tag(e->c, "doc"), RCACHE_OK);
+  CHECK(json_is(e->c, "j", "doc", NULL));
+  /* get_or_set: one load, stored tagged, loaded again after an invalidation */
+  doc_loads = 0;
+  for (int i = 0; i < 3; i++) {
+    json_t *j = NULL;
+    CHECK_EQ(rcache_get_or_set_json_tagged(e->c, "g", 0, t, 1, load_doc, "two", &j), RCACHE_OK);
+    CHECK(j && strcmp(json_string_value(json_object_get(j, "v")), "two") == 0);
+    json_decref(j);
+  }
+  CHECK_EQ(doc_loads, 1);
+  CHECK(json_is(e->c, "g", "doc", "two"));
+  CHECK_EQ(rcache_invalidate_tag(e->c, "doc"), RCACHE_OK);
+  CHECK(json_is(e->c, "g", "doc", NULL));
+  json_t *j = NULL;
+  CHECK_EQ(rcache_get_or_set_json_tagged(e->c, "g", 0, t, 1, load_doc, "three", &j), RCACHE_OK);
+  json_decref(j);
+  CHECK_EQ(doc_loads, 2);
+  /* a tagged value that is not JSON: reloaded, and stored tagged again */
+  CHECK_EQ(rcache_set_tagged(e->c, "bad", "{oops", 5, 0, t, 1), RCACHE_OK);
+  j = NULL;
+  CHECK_EQ(rcache_get_or_set_json_tagged(e->c, "bad", 0, t, 1, load_doc, "four", &j), RCACHE_OK);
+  json_decref(j);
+  CHECK_EQ(doc_loads, 3);
+  CHECK(json_is(e->c, "bad", "doc", "four"));
+  CHECK_EQ(rcache_invalidate_tag(e->c, "doc"), RCACHE_OK);
+  CHECK(json_is(e->c, "bad", "doc", NULL));
+}
+
+CONTRACT_ANY_TEST(tags_json_bad_arguments) {
+  const char *empty[] = {""}, *t[] = {"t"};
+  json_t *d = json_pack("{s:s}", "v", "x"), *j = NULL;
+  CHECK_EQ(rcache_set_json_tagged(e->c, "k", d, 0, empty, 1), RCACHE_EINVAL);
+  CHECK_EQ(rcache_set_json_tagged(e->c, "k", NULL, 0, t, 1), RCACHE_EINVAL);
+  CHECK_EQ(rcache_get_json_tagged(e->c, "k", empty, 1, &j), RCACHE_EINVAL);
+  CHECK_EQ(rcache_get_json_tagged(e->c, "k", t, 1, NULL), RCACHE_EINVAL);
+  CHECK_EQ(rcache_get_or_set_json_tagged(e->c, "k", 0, empty, 1, load_doc, "x", &j), RCACHE_EINVAL);
+  CHECK(j == NULL);
+  CHECK_EQ(rcache_get_or_set_json_tagged(e->c, "k", 0, t, 1, NULL, NULL, &j), RCACHE_EINVAL);
+  json_decref(d);
+}
+
 CONTRACT_ANY_TEST(tags_get_or_set_bad_tags) {
   ld l = {0, "v", NULL};
   const char *empty[] = {""};

@@ -378,6 +378,17 @@ static void json_calls(aw *w, rcache *c) {
   aw_group(w);
   s = rcache_get_or_set_json(c, "pre:json", 0, load_json, NULL, &j);
   rec_json(w, __LINE__, s, j);
+  const char *tags[] = {"tag:json"};
+  aw_group(w);
+  s = rcache_set_json_tagged(c, "js:3", json_made, 0, tags, 1);
+  AW_REC(w, s, NULL);
+  s = rcache_get_json_tagged(c, "js:3", tags, 1, &j);
+  rec_json(w, __LINE__, s, j);
+  aw_group(w);
+  s = rcache_get_or_set_json_tagged(c, "js:4", 0, tags, 1, load_json, NULL, &j);
+  rec_json(w, __LINE__, s, j);
+  s = rcache_get_or_set_json_tagged(c, "js:4", 0, tags, 1, load_json, NULL, &j);
+  rec_json(w, __LINE__, s, j);
 }
 
 /* Tags: set_tagged, the reads (one round trip by script or declared tags, a batch), plain
