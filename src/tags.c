@@ -72,7 +72,7 @@ static size_t magic_run(const char *d, size_t len) {
   size_t k = 1;
   while (k < len && (unsigned char)d[k] == 0xff)
     k++;
-  return len - k >= MAGIC_LEN - 1 && memcmp(d + k, MAGIC + 1, MAGIC_LEN - 1) == 0 ? k : 0;
+  return len - k >= MAGIC_LEN - 1 && memcmp(d + k, &MAGIC[1], MAGIC_LEN - 1) == 0 ? k : 0;
 }
 
 bool rcache__tags_framed(const char *d, size_t len) {
