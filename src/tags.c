@@ -184,7 +184,9 @@ static rcache_status near_versions(rcache *c, const vkeys *v, int64_t *ver) {
 }
 
 /* One MGET of m version keys into ver (an absent key reads as 0: no stored version is 0);
- * vals and st are the caller's room for m replies. *absent: some key was. */
+ * vals and st are the caller's room for m replies, st[i] ends as key i's status (RCACHE_ETYPE:
+ * it holds something that is not a version). Returns the first failure. *absent: some key
+ * was. */
 static rcache_status mget_versions(rcache__backend *be, const char *const *p, const size_t *len,
                                    size_t m, rcache_value *vals, rcache_status *st, int64_t *ver,
                                    bool *absent) {
@@ -193,22 +195,25 @@ static rcache_status mget_versions(rcache__backend *be, const char *const *p, co
     st[i] = RCACHE_MISS;
   }
   rcache_status s = be->ops->get_many(be, p, len, m, vals, st);
-  if (s != RCACHE_OK) { /* statuses and values are not filled in then */
-    for (size_t i = 0; i < m; i++)
-      st[i] = RCACHE_MISS;
-  }
   *absent = false;
   for (size_t i = 0; i < m; i++) {
-    if (s == RCACHE_OK && st[i] != RCACHE_OK && st[i] != RCACHE_MISS) s = st[i];
     ver[i] = 0;
-    if (s == RCACHE_OK && st[i] == RCACHE_OK &&
-        (!rcache__parse_i64(vals[i].data, vals[i].len, &ver[i]) || ver[i] == 0)) {
-      rcache__errf("tag version key holds a value that is not a version");
-      s = RCACHE_ETYPE;
+    if (s != RCACHE_OK) { /* statuses and values are not filled in then */
+      st[i] = s;
+      continue;
     }
-    *absent |= s == RCACHE_OK && st[i] == RCACHE_MISS;
-    if (st[i] == RCACHE_OK) rcache_value_free(&vals[i]);
+    if (st[i] == RCACHE_OK) {
+      if (!rcache__parse_i64(vals[i].data, vals[i].len, &ver[i]) || ver[i] == 0) {
+        ver[i] = 0;
+        st[i] = RCACHE_ETYPE;
+      }
+      rcache_value_free(&vals[i]);
+    }
+    *absent |= st[i] == RCACHE_MISS;
   }
+  for (size_t i = 0; s == RCACHE_OK && i < m; i++)
+    if (st[i] != RCACHE_OK && st[i] != RCACHE_MISS) s = st[i];
+  if (s == RCACHE_ETYPE) rcache__errf("tag version key holds a value that is not a version");
   return s;
 }
 
@@ -494,17 +499,20 @@ void rcache__tags_unwrap_many(rcache *c, char *const *ks, const size_t *ls, rcac
   }
   bool absent;
   rcache_status s = mget_versions(rcache__be(c), b.p, b.len, b.m, b.rv, b.rs, b.ver, &absent);
-  const int64_t *cur = b.ver;
+  size_t at = 0; /* the first version key of frame j */
   for (size_t i = 0, j = 0; i < n; i++) {
     if (j == b.nf || b.at[j] != i) { /* plain, or a frame that did not parse */
       if (st[i] == RCACHE_OK) st[i] = rcache__tags_unwrap(c, ks[i], ls[i], &vals[i], NULL, NULL);
       continue;
     }
     const frame *f = &b.f[j++];
-    rcache_status r = s;
+    /* a failed read fails every frame; a key that is not a version only its own */
+    rcache_status r = s == RCACHE_ETYPE ? RCACHE_OK : s;
     for (size_t t = 0; r == RCACHE_OK && t <= f->n; t++)
-      if (cur[t] != f->ver[t]) r = RCACHE_MISS;
-    cur += f->n + 1;
+      if (b.rs[at + t] == RCACHE_ETYPE) r = RCACHE_ETYPE;
+    for (size_t t = 0; r == RCACHE_OK && t <= f->n; t++)
+      if (b.ver[at + t] != f->ver[t]) r = RCACHE_MISS;
+    at += f->n + 1;
     rcache__tags_note(c, ks[i], ls[i], true);
     if (r == RCACHE_OK) {
       rcache__tags_strip(&vals[i]);

@@ -155,6 +155,20 @@ CONTRACT_TEST(tags_get_many_mixed) {
     if (round == 0) CHECK_EQ(rcache_invalidate_tag(e->c, "b"), RCACHE_OK);
     if (round == 1) CHECK_EQ(rcache_clear(e->c), RCACHE_OK);
   }
+  /* a version key that holds something else fails only the values tagged with it */
+  CHECK(tagged(e->c, "x1", "1", "bad", NULL));
+  CHECK(tagged(e->c, "x2", "2", "fine", NULL));
+  CHECK(tagged(e->c, "x3", "3", "fine", "bad"));
+  CHECK_EQ(rcache_set(e->c, "__rc:tag:bad", "zz", 2, 0), RCACHE_OK);
+  const char *xk[3] = {"x1", "x2", "x3"};
+  rcache_value xv[3];
+  rcache_status xs[3];
+  CHECK_EQ(rcache_get_many(e->c, xk, 3, xv, xs), RCACHE_OK);
+  CHECK_EQ(xs[0], RCACHE_ETYPE);
+  CHECK(xs[1] == RCACHE_OK && xv[1].len == 1 && xv[1].data[0] == '2');
+  CHECK_EQ(xs[2], RCACHE_ETYPE);
+  for (int i = 0; i < 3; i++)
+    rcache_value_free(&xv[i]);
 }
 
 CONTRACT_TEST(tags_plain_values_like_frames) {
