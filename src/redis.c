@@ -278,13 +278,16 @@ rcache_status rcache__redis_get_tagged(rcache__backend *be, const char *key, siz
   }
   if (s != RCACHE_OK) return s;
   if (rep->type == REDIS_REPLY_ERROR) {
-    /* NOPERM (an ACL user without +evalsha +eval), no Lua, a cross-slot refusal: from now
-     * on two round trips. A key of another type is not the script's fault: GET says so. */
-    if (!strstr(rep->str ? rep->str : "", "WRONGTYPE") && !atomic_exchange(&r->script_off, true))
+    /* NOPERM (an ACL user without +evalsha +eval) or no such command (scripting renamed
+     * away): from now on two round trips. Anything else (a key of another type, a slot
+     * migrating under a cluster's script) concerns this read only: GET answers it. */
+    const char *e = rep->str ? rep->str : "";
+    if ((error_starts(rep, "NOPERM") || strstr(e, "unknown command")) &&
+        !atomic_exchange(&r->script_off, true))
       rcache__log(be->ctx, RCACHE_LOG_INFO,
                   "tagged reads take two round trips from now on: the server refused their "
                   "script (%.200s)",
-                  rep->str ? rep->str : "");
+                  e);
     freeReplyObject(rep);
     return rcache__redis_get(be, key, klen, out, pttl_ms);
   }

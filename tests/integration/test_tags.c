@@ -9,7 +9,8 @@
  * server (INFO commandstats; commands a script runs count too): an untagged rcache_get is one
  * GET; a tagged one is one EVALSHA (running GET and MGET); rcache_get_tagged is GET and MGET
  * without a script; a batch is two MGETs (values, then every tagged value's versions); an
- * ACL user without +eval gets the same answers with GET then MGET, and one log line; a key of
+ * ACL user without +eval, and a server without scripting, get the same answers with GET then
+ * MGET, and one log line; a key of
  * another type does not turn the script off. Other clients see a plain value that looks like a
  * tagged one with its escape byte.
  */
@@ -287,6 +288,28 @@ static void test_no_eval(void) {
   rcache_close(c);
 }
 
+/* A server without scripting (EVALSHA and EVAL renamed away): the same answers, in two
+ * round trips after one log line. */
+static void test_no_scripting(void) {
+  const char *tags[] = {"user:1"};
+  lc_clear();
+  rcache *c = open_priv(NULL, true);
+  if (!c) return;
+  CHECK_EQ(rcache_set_tagged(c, "s", "v", 1, 0, tags, 1), RCACHE_OK);
+  reads(c, "s", NULL, 0, 1, "v");
+  CHECK(lc_has("tagged reads take two round trips from now on"));
+  lc_clear();
+  reset_stats();
+  reads(c, "s", NULL, 0, 10, "v");
+  CHECK_EQ(calls("get"), 10);
+  CHECK_EQ(calls("mget"), 10);
+  CHECK(!lc_has("round trips")); /* said once */
+  CHECK_EQ(rcache_invalidate_tag(c, "user:1"), RCACHE_OK);
+  rcache_value v;
+  CHECK_EQ(rcache_get(c, "s", &v), RCACHE_MISS);
+  rcache_close(c);
+}
+
 static void private_server_tests(void) {
   if (rp_start(&priv, &(rp_opts){.tag = "tags-rt"}) != 0) {
     CHECK_MSG(false, "%s", "could not start a private redis-server");
@@ -295,6 +318,14 @@ static void private_server_tests(void) {
   fprintf(stderr, "-- what reads send (private server)\n");
   test_what_reads_send();
   test_no_eval();
+  rp_destroy(&priv);
+  const char *args[] = {"--rename-command", "EVALSHA", "", "--rename-command", "EVAL", "", NULL};
+  if (rp_start(&priv, &(rp_opts){.tag = "tags-noscript", .args = args}) != 0) {
+    CHECK_MSG(false, "%s", "could not start a private redis-server without scripting");
+    return;
+  }
+  fprintf(stderr, "-- a server without scripting\n");
+  test_no_scripting();
   rp_destroy(&priv);
 }
 
