@@ -5,6 +5,8 @@
  * public API, and prints the ratio: these machines are noisy, ratios are what count.
  *
  *   rcache-bench [--host 127.0.0.1 --port P [--unix SOCK]] [--quick] [--json FILE]
+ *                [--only rss|get|set|threads|many|getorset|stampede|near|breaker|sigstop|
+ *                        delete_prefix|tags]
  *
  * Without --port it starts a private redis-server on loopback (tests/support/redis_proc.h),
  * as `make bench` (scripts/bench.sh) runs it.
@@ -25,7 +27,13 @@
 static const char *host = "127.0.0.1", *sock_path;
 static int port = 6379;
 static int quick;
-static const char *only; /* --only threads: just the rows with threads */
+static const char *only; /* --only: one group of workloads (rss, get, set, ..., tags) */
+
+static int pool_opt, depth_opt; /* --pool N, --depth N: the threads rows' handle */
+
+static bool want(const char *group) {
+  return !only || strcmp(only, group) == 0;
+}
 static FILE *json;
 static int json_rows;
 
@@ -170,12 +178,14 @@ static rcache *rc_open(const char *url, size_t near_bytes, int pool) {
   return c;
 }
 
-static void rc_get_loop(rcache *c, const char *key, int n, samples *s) {
+/* n rcache_get, or with tags (ntags > 0) rcache_get_tagged, of key. */
+static void rc_get_tagged_loop(rcache *c, const char *key, const char *const *tags, size_t ntags,
+                               int n, samples *s) {
   int64_t t0 = now_ns();
   for (int i = 0; i < n; i++) {
     rcache_value v;
     int64_t a = now_ns();
-    rcache_status st = rcache_get(c, key, &v);
+    rcache_status st = ntags ? rcache_get_tagged(c, key, tags, ntags, &v) : rcache_get(c, key, &v);
     s_add(s, now_ns() - a);
     if (st != RCACHE_OK) {
       fprintf(stderr, "bench: get %s: %s\n", key, rcache_strerror(st));
@@ -184,6 +194,10 @@ static void rc_get_loop(rcache *c, const char *key, int n, samples *s) {
     rcache_value_free(&v);
   }
   s->wall_ns = now_ns() - t0;
+}
+
+static void rc_get_loop(rcache *c, const char *key, int n, samples *s) {
+  rc_get_tagged_loop(c, key, NULL, 0, n, s);
 }
 
 static void rc_set_loop(rcache *c, const char *key, const char *val, size_t vl, int n, samples *s) {
@@ -386,8 +400,8 @@ static void threads_workload(int threads, size_t vsize) {
   o.command_timeout_ms = 5000;
   o.connect_timeout_ms = 5000;
   o.max_value_bytes = vsize + 1024;
-  if (getenv("XPOOL")) o.pool_size = atoi(getenv("XPOOL"));
-  if (getenv("XDEPTH")) o.pipeline_depth = atoi(getenv("XDEPTH"));
+  if (pool_opt) o.pool_size = pool_opt;
+  if (depth_opt) o.pipeline_depth = depth_opt;
   rcache *c;
   if (rcache_open(&c, url, &o) != RCACHE_OK) exit(1);
   samples m = {0}, raw = {0};
@@ -1032,7 +1046,10 @@ static void tags_invalidate_workload(void) {
   redisFree(r);
 }
 
-static void tagged_get_workload(const char *name, size_t near_bytes) {
+/* A tagged GET hit against an untagged one through the same handle, interleaved: by
+ * rcache_get (one EVALSHA; on the near cache, versions from it), or with declared (the
+ * value's tags) by rcache_get_tagged (GET and MGET in one round trip). */
+static void tagged_get_workload(const char *name, size_t near_bytes, bool declared) {
   int n = quick ? 500 : 2500; /* per round */
   char url[512];
   snprintf(url, sizeof url, "redis://%s:%d", host, port);
@@ -1047,7 +1064,7 @@ static void tagged_get_workload(const char *name, size_t near_bytes) {
   int64_t bw = 0, mw = 0;
   for (int round = 0; round < ROUNDS; round++) { /* ABBA, as get_workload */
     if (round % 2 == 0) rc_get_loop(c, "untagged", n, &b);
-    rc_get_loop(c, "tagged", n, &m);
+    rc_get_tagged_loop(c, "tagged", tags, declared ? 2 : 0, n, &m);
     if (round % 2 == 1) rc_get_loop(c, "untagged", n, &b);
     ratios[round] = (double)b.wall_ns / (double)m.wall_ns; /* same n: time ratio */
     bw += b.wall_ns;
@@ -1093,10 +1110,14 @@ int main(int argc, char **argv) {
       quick = 1;
     else if (!strcmp(argv[i], "--only") && i + 1 < argc)
       only = argv[++i];
+    else if (!strcmp(argv[i], "--pool") && i + 1 < argc)
+      pool_opt = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--depth") && i + 1 < argc)
+      depth_opt = atoi(argv[++i]);
     else {
       fprintf(stderr,
-              "usage: %s [--host H --port P [--unix SOCK]] [--quick] [--only threads]\n"
-              "       [--json FILE]\n",
+              "usage: %s [--host H --port P [--unix SOCK]] [--quick] [--json FILE] "
+              "[--only GROUP] [--pool N] [--depth N]\n",
               argv[0]);
       return 2;
     }
@@ -1113,36 +1134,32 @@ int main(int argc, char **argv) {
   printf("|%s|\n", "----------------------------------------|-------------|-----------|"
                    "-----------|------------------------------------------|---------|"
                    "--------------|------");
-  if (only && strcmp(only, "threads") == 0) {
-    static const int threads[] = {1, 8, 64, 256};
-    for (size_t i = 0; i < 8; i++)
-      threads_workload(threads[i % 4], i < 4 ? 100 : 16384);
-    big_and_small_workload();
-    if (json) fprintf(json, "\n]}\n");
-    if (!port_given) rp_destroy(&srv);
-    return 0;
-  }
-  rss_workload(); /* first: before other workloads grow the heap */
-  get_workload("GET hit 100 B, 1 thread, TCP", 0, 100);
-  set_workload();
-  if (sock_path) {
+  if (want("rss")) rss_workload(); /* first: before other workloads grow the heap */
+  if (want("get")) get_workload("GET hit 100 B, 1 thread, TCP", 0, 100);
+  if (want("set")) set_workload();
+  if (sock_path && want("get")) {
     get_workload("GET hit 100 B, Unix socket", 1, 100);
     get_workload("GET hit 16 KiB, Unix socket", 1, 16384);
   }
-  static const int threads[] = {1, 8, 64, 256};
-  for (size_t i = 0; i < 8; i++)
-    threads_workload(threads[i % 4], i < 4 ? 100 : 16384);
-  big_and_small_workload();
-  many_workload();
-  gos_workload();
-  stampede_workload();
-  near_workload();
-  breaker_workload();
-  sigstop_workload();
-  delete_prefix_workload();
-  tags_invalidate_workload();
-  tagged_get_workload("tagged GET hit (2 tags), TCP", 0);
-  tagged_get_workload("tagged GET hit (2 tags), near cache", 1 << 20);
+  if (want("threads")) {
+    static const int threads[] = {1, 8, 64, 256};
+    for (size_t t = 0; t < 8; t++)
+      threads_workload(threads[t % 4], t < 4 ? 100 : 16384);
+    big_and_small_workload();
+  }
+  if (want("many")) many_workload();
+  if (want("getorset")) gos_workload();
+  if (want("stampede")) stampede_workload();
+  if (want("near")) near_workload();
+  if (want("breaker")) breaker_workload();
+  if (want("sigstop")) sigstop_workload();
+  if (want("delete_prefix")) delete_prefix_workload();
+  if (want("tags")) {
+    tags_invalidate_workload();
+    tagged_get_workload("tagged GET hit (2 tags), TCP", 0, false);
+    tagged_get_workload("get_tagged hit (2 tags declared), TCP", 0, true);
+    tagged_get_workload("tagged GET hit (2 tags), near cache", 1 << 20, false);
+  }
   if (json) {
     fprintf(json, "\n]}\n");
     fclose(json);

@@ -13,8 +13,11 @@ rows = r["rows"]
 m = r.get("machine", {})
 def ns(v):
     return "-" if not v else (f"{v:.0f} ns" if v < 10000 else f"{v/1000:.1f} µs" if v < 1e7 else f"{v/1e6:.1f} ms")
+load = m.get("load")
+busy = (f" The machine's 1-minute load average was {load[0]:g} before the run and {load[1]:g} "
+        "after it: other work shared the cores." if load else "")
 out = ["# Performance", "",
-       f"Measured by `make bench` on {r.get('date','?')}: {m.get('cores','?')} cores, {m.get('cpu','?')}. "
+       f"Measured by `make bench` on {r.get('date','?')}: {m.get('cores','?')} cores, {m.get('cpu','?')}.{busy} "
        "Every figure is next to a baseline measured in the same run (raw hiredis, or "
        "redis-benchmark); the ratio is rcache ÷ baseline (for the near cache: remote ÷ near; for "
        "the stampede: naive loads ÷ rcache loads). Absolute figures swing from run to run on "

@@ -1198,6 +1198,7 @@ static const rcache__backend_ops cluster_ops = {
     .mode = "cluster",
     .destroy = cluster_destroy,
     .get = rcache__redis_get,
+    .get_tagged = rcache__redis_get_tagged,
     .set = rcache__redis_set,
     .del = rcache__redis_del,
     .del_match = cluster_del_match,
@@ -1229,6 +1230,9 @@ rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out) {
   pthread_mutex_init(&cl->refresh_mu, NULL);
   rcache__cond_init_mono(&cl->wake);
   atomic_init(&cl->near_on, ctx->near != NULL);
+  /* a tagged read's script reads version keys under the prefix: one slot only with a hash
+   * tag in the prefix (docs/semantics.md, "Tags"); otherwise two round trips */
+  cl->r.vers_apart = !rcache__slot_fixed(ctx->prefix, ctx->prefix_len);
   rcache_status s = rcache__redis_init(&cl->r, ctx);
   for (size_t i = 0; s == RCACHE_OK && i < ctx->url.nhosts; i++)
     if (!node_get(cl, ctx->url.hosts[i].host, ctx->url.hosts[i].port)) s = RCACHE_ENOMEM;

@@ -23,15 +23,23 @@ static uint32_t slot_of(const rcache__key *k) {
   return h % RCACHE__LOAD_SLOTS;
 }
 
+/* A get_or_set's loader; framed: its values are frames (tags.c, rcache_get_or_set_tagged),
+ * stored as they are and returned as their payloads. */
+typedef struct loader {
+  rcache_loader_fn fn;
+  void *ud;
+  bool framed;
+  const rcache__tagdecl *decl; /* the tags reads declare (NULL: none) */
+} loader;
+
 /* Runs the loader and stores its value. The loader's value is returned even when the
  * cache cannot take it: the application must keep working without the cache. */
 static rcache_status load_and_store(rcache *c, const rcache__key *k, int64_t ttl_ms,
-                                    rcache_loader_fn load, void *ud, rcache_value *out,
-                                    bool store) {
+                                    const loader *L, rcache_value *out, bool store) {
   rcache_value v = {NULL, 0};
   COUNT(c, loads);
   int64_t t0 = rcache__now_us();
-  rcache_status ls = load(ud, &v);
+  rcache_status ls = L->fn(L->ud, &v);
   int64_t took = rcache__now_us() - t0;
   atomic_store_explicit(&c->load_us[slot_of(k)], (uint32_t)(took > UINT32_MAX ? UINT32_MAX : took),
                         memory_order_relaxed);
@@ -48,10 +56,12 @@ static rcache_status load_and_store(rcache *c, const rcache__key *k, int64_t ttl
   }
   /* When the read just failed to reach the cache (already counted as a fallback), the
    * write would fail too: it is dropped without spending a second deadline on it. */
-  if (store && rcache__set_full(c, k, v.data, v.len, ttl_ms, RCACHE__SET_STALE) == RCACHE_ENOMEM) {
+  int flags = RCACHE__SET_STALE | (L->framed ? RCACHE__SET_FRAME : 0);
+  if (store && rcache__set_full(c, k, v.data, v.len, ttl_ms, flags) == RCACHE_ENOMEM) {
     rcache_value_free(&v); /* not cached: the caller hears why (docs/errors.md) */
     return RCACHE_ENOMEM;
   }
+  if (L->framed) rcache__tags_strip(&v);
   *out = v;
   return RCACHE_OK;
 }
@@ -76,7 +86,7 @@ static rcache_status lease_take(rcache *c, const rcache__key *lk) {
 static rcache_status reread(rcache *c, const rcache__key *k, rcache_value *out) {
   rcache__backend *be = rcache__be(c);
   rcache_status s = be->ops->get(be, k->p, k->len, out, NULL);
-  return s == RCACHE_OK ? rcache__tags_unwrap(c, k->p, k->len, out) : s;
+  return s == RCACHE_OK ? rcache__tags_unwrap(c, k->p, k->len, out, NULL, NULL) : s;
 }
 
 /*
@@ -84,8 +94,8 @@ static rcache_status reread(rcache *c, const rcache__key *k, rcache_value *out) 
  * the others poll for the value, and take the lease over when it expires (its holder
  * died), so the key is still loaded once. After 2×lease_ms they load regardless.
  */
-static rcache_status load_leased(rcache *c, const rcache__key *k, int64_t ttl_ms,
-                                 rcache_loader_fn load, void *ud, rcache_value *out) {
+static rcache_status load_leased(rcache *c, const rcache__key *k, int64_t ttl_ms, const loader *L,
+                                 rcache_value *out) {
   rcache__key lk;
   if (lease_key(k, &lk) != RCACHE_OK) return RCACHE_ENOMEM;
   int64_t t0 = rcache__now_us(), deadline = t0 + 2 * (int64_t)c->ctx.opt.lease_ms * 1000;
@@ -100,7 +110,7 @@ static rcache_status load_leased(rcache *c, const rcache__key *k, int64_t ttl_ms
       if (s == RCACHE_OK)
         COUNT(c, coalesced);
       else
-        s = load_and_store(c, k, ttl_ms, load, ud, out, true);
+        s = load_and_store(c, k, ttl_ms, L, out, true);
       /* release only while it is surely still ours */
       if (rcache__now_us() - t0 < (int64_t)c->ctx.opt.lease_ms * 1000) {
         rcache__backend *be = rcache__be(c);
@@ -115,7 +125,7 @@ static rcache_status load_leased(rcache *c, const rcache__key *k, int64_t ttl_ms
       break;
     }
     if (s != RCACHE_MISS || rcache__now_us() >= deadline) { /* unreachable, or waited enough */
-      s = load_and_store(c, k, ttl_ms, load, ud, out, s == RCACHE_MISS);
+      s = load_and_store(c, k, ttl_ms, L, out, s == RCACHE_MISS);
       break;
     }
   }
@@ -136,15 +146,15 @@ static bool refresh_early(rcache *c, const rcache__key *k, int64_t remaining_ms)
 }
 
 /* One caller refreshes early; the others keep returning the current value meanwhile. */
-static void maybe_refresh(rcache *c, const rcache__key *k, int64_t ttl_ms, rcache_loader_fn load,
-                          void *ud, rcache_value *out) {
+static void maybe_refresh(rcache *c, const rcache__key *k, int64_t ttl_ms, const loader *L,
+                          rcache_value *out) {
   bool leader;
   rcache__flight *f = rcache__flight_join(c->flights, k->p, k->len, &leader);
   if (!f) return;
   if (leader) {
     COUNT(c, early_refreshes);
     rcache_value fresh = {NULL, 0};
-    rcache_status s = load_and_store(c, k, ttl_ms, load, ud, &fresh, true);
+    rcache_status s = load_and_store(c, k, ttl_ms, L, &fresh, true);
     rcache__flight_finish(c->flights, f, s, &fresh);
     if (s == RCACHE_OK) { /* the caller gets the fresh value; a failure keeps the old one */
       rcache_value_free(out);
@@ -155,9 +165,8 @@ static void maybe_refresh(rcache *c, const rcache__key *k, int64_t ttl_ms, rcach
 }
 
 /* A miss: one loader per key in the process; the others wait for it. */
-static rcache_status load_once(rcache *c, const rcache__key *k, int64_t ttl_ms,
-                               rcache_loader_fn load, void *ud, rcache_value *out, bool reachable,
-                               int64_t missed_us) {
+static rcache_status load_once(rcache *c, const rcache__key *k, int64_t ttl_ms, const loader *L,
+                               rcache_value *out, bool reachable, int64_t missed_us) {
   bool leader;
   rcache__flight *f = rcache__flight_join(c->flights, k->p, k->len, &leader);
   if (!f) return RCACHE_ENOMEM;
@@ -167,32 +176,32 @@ static rcache_status load_once(rcache *c, const rcache__key *k, int64_t ttl_ms,
      * so read it rather than load a second time. */
     if (reachable && rcache__flight_done_since(c->flights, k->p, k->len, missed_us)) {
       rcache_value tail = {NULL, 0};
-      s = rcache__get_full(c, k, out, NULL, &tail);
+      s = rcache__get_full(c, k, out, NULL, &tail, L->decl);
       rcache_value_free(&tail);
       if (s == RCACHE_OK) COUNT(c, coalesced);
     }
     if (s != RCACHE_OK)
-      s = c->ctx.opt.lease && reachable ? load_leased(c, k, ttl_ms, load, ud, out)
-                                        : load_and_store(c, k, ttl_ms, load, ud, out, reachable);
+      s = c->ctx.opt.lease && reachable ? load_leased(c, k, ttl_ms, L, out)
+                                        : load_and_store(c, k, ttl_ms, L, out, reachable);
     rcache__flight_finish(c->flights, f, s, out);
   } else {
     COUNT(c, coalesced);
     int64_t deadline = rcache__now_us() + (int64_t)c->ctx.opt.flight_wait_ms * 1000;
     s = rcache__flight_wait(c->flights, f, deadline, out);
     /* the leader took too long: load ourselves rather than fail the caller */
-    if (s == RCACHE_ETIMEOUT) s = load_and_store(c, k, ttl_ms, load, ud, out, reachable);
+    if (s == RCACHE_ETIMEOUT) s = load_and_store(c, k, ttl_ms, L, out, reachable);
   }
   rcache__flight_leave(c->flights, f);
   return s;
 }
 
-rcache_status rcache_get_or_set(rcache *c, const char *key, int64_t ttl_s, rcache_loader_fn load,
-                                void *ud, rcache_value *out) {
+static rcache_status get_or_set(rcache *c, const char *key, int64_t ttl_s, const loader *L,
+                                rcache_value *out) {
   if (out) *out = (rcache_value){NULL, 0};
   BEGIN_KEYED(c, key, k);
   int64_t ttl_ms = rcache__ttl_ms(c, ttl_s);
   rcache_status s = RCACHE_OK;
-  if (!out || !load)
+  if (!out || !L->fn)
     s = rcache__einval(c, "out or load is NULL");
   else if (ttl_ms < 0)
     s = rcache__einval(c, "ttl_s out of range");
@@ -205,11 +214,11 @@ rcache_status rcache_get_or_set(rcache *c, const char *key, int64_t ttl_s, rcach
   int64_t missed_us = rcache__now_us();
   /* the remaining TTL rides along (pipelined PTTL) only when early refresh needs it */
   bool xfetch = c->ctx.opt.early_refresh_beta > 0;
-  s = rcache__get_full(c, &k, out, xfetch ? &remaining : NULL, &stale);
+  s = rcache__get_full(c, &k, out, xfetch ? &remaining : NULL, &stale, L->decl);
   if (s == RCACHE_OK) {
-    if (refresh_early(c, &k, remaining)) maybe_refresh(c, &k, ttl_ms, load, ud, out);
+    if (refresh_early(c, &k, remaining)) maybe_refresh(c, &k, ttl_ms, L, out);
   } else if (s == RCACHE_MISS || rcache__without_cache(c, s)) {
-    s = load_once(c, &k, ttl_ms, load, ud, out, s == RCACHE_MISS, missed_us);
+    s = load_once(c, &k, ttl_ms, L, out, s == RCACHE_MISS, missed_us);
     if (s == RCACHE_ELOADER && stale.data) { /* stale-if-error */
       COUNT(c, stale_served);
       *out = stale;
@@ -217,8 +226,18 @@ rcache_status rcache_get_or_set(rcache *c, const char *key, int64_t ttl_s, rcach
       s = RCACHE_OK;
     }
   }
-  if (s == RCACHE_OK) rcache__tags_strip(out); /* a value just loaded by a tagged loader */
   rcache_value_free(&stale);
   rcache__key_free(&k);
   return rcache__done(c, s);
+}
+
+rcache_status rcache_get_or_set(rcache *c, const char *key, int64_t ttl_s, rcache_loader_fn load,
+                                void *ud, rcache_value *out) {
+  return get_or_set(c, key, ttl_s, &(loader){load, ud, false, NULL}, out);
+}
+
+rcache_status rcache__get_or_set_framed(rcache *c, const char *key, int64_t ttl_s,
+                                        rcache_loader_fn load, void *ud,
+                                        const rcache__tagdecl *decl, rcache_value *out) {
+  return get_or_set(c, key, ttl_s, &(loader){load, ud, true, decl}, out);
 }

@@ -17,6 +17,9 @@ struct rcache {
   _Atomic uint32_t load_us[RCACHE__LOAD_SLOTS]; /* last load time (µs), by key hash */
   _Atomic uint64_t gen;                         /* rcache__fork_gen() this process's state is for */
   _Atomic uint64_t fork_claim; /* the generation whose recovery a thread has taken on */
+  /* tags.c's hint, a bit per key hash: the last value there was tagged; NULL until this
+   * handle meets a tagged value */
+  _Atomic(_Atomic uint64_t *) tag_hint;
 };
 
 /* A handle inherited across fork(): makes its state this process's own (rcache.c). */
@@ -66,22 +69,41 @@ bool rcache__without_cache(const rcache *c, rcache_status s);
 /* logical ttl_s → ms with default and jitter; -1 when out of range */
 int64_t rcache__ttl_ms(rcache *c, int64_t ttl_s);
 
+/* The tags a caller says a value was written with (rcache_get_tagged,
+ * rcache_get_or_set_tagged): their version keys are read with the value (tags.c). */
+typedef struct rcache__tagdecl {
+  const char *const *tag;
+  const size_t *tlen;
+  size_t n;
+} rcache__tagdecl;
+
 /* Reads through the backend; counts hits/misses. When stale is non-NULL (get_or_set) and a
  * stale window is set, a value in its stale tail is a miss and is handed over in *stale;
- * *pttl (may be NULL) gets the logical remaining ms. */
+ * *pttl (may be NULL) gets the logical remaining ms. decl (may be NULL): tags declared. */
 rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
-                               rcache_value *stale);
+                               rcache_value *stale, const rcache__tagdecl *decl);
 /* rcache__get_full without the tag check nor the hit/miss counts (the near cache's are
- * counted); *near_hit tells whether the near cache answered. */
+ * counted); *near_hit tells whether the near cache answered. With vers (may be NULL), a key
+ * with declared tags (decl), or that the hint says is tagged, is read through tags.c's
+ * rcache__tags_read, which may fill *vers. */
 rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
-                                 rcache_value *stale, bool *near_hit);
+                                 rcache_value *stale, bool *near_hit, rcache__versions *vers,
+                                 const rcache__tagdecl *decl);
 /* set_full flag (facade only, never passed to a backend): a get_or_set value, whose TTL
  * is extended by the stale window. */
 #define RCACHE__SET_STALE 0x100
+/* set_full flag (facade only): data is a frame built by tags.c, stored as it is. Without
+ * it, a plain value that looks like a frame is stored escaped (tags.h). */
+#define RCACHE__SET_FRAME 0x200
 /* Writes through the backend (logical ttl_ms; with RCACHE__SET_STALE the stale window is
- * added here). */
+ * added here; a plain value is escaped when it must be, see RCACHE__SET_FRAME). */
 rcache_status rcache__set_full(rcache *c, const rcache__key *k, const void *data, size_t len,
                                int64_t ttl_ms, int flags);
+/* rcache_get_or_set for rcache_get_or_set_tagged (getorset.c): the loader's values are frames
+ * (tags.c), stored as they are; callers get their payloads; reads declare decl's tags. */
+rcache_status rcache__get_or_set_framed(rcache *c, const char *key, int64_t ttl_s,
+                                        rcache_loader_fn load, void *ud,
+                                        const rcache__tagdecl *decl, rcache_value *out);
 
 /* Opening lines shared by every keyed operation. */
 #define BEGIN_KEYED(c, key, k)                                                                     \

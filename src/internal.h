@@ -202,6 +202,15 @@ typedef struct rcache__progress {
  * (then p->stopped stays true). */
 bool rcache__progress_add(rcache__progress *p, uint64_t n);
 
+/* The current values of a tagged value's version keys (tags.c), read in the same round trip
+ * as the value by a backend's get_tagged. */
+#define RCACHE__VERSIONS_MAX (RCACHE_TAGS_MAX + 1)
+typedef struct rcache__versions {
+  size_t n;                        /* keys read; 0: none (not a tagged value, or not possible) */
+  int64_t v[RCACHE__VERSIONS_MAX]; /* [0] the clear key's, then each tag's; 0 when absent */
+  uint64_t bad;                    /* bit i: key i held something that is not a version */
+} rcache__versions;
+
 typedef struct rcache__backend_ops {
   const char *mode; /* "memory", "none", "standalone", "cluster", "sentinel" */
   void (*destroy)(rcache__backend *b);
@@ -209,6 +218,14 @@ typedef struct rcache__backend_ops {
    * same round trip as the value. */
   rcache_status (*get)(rcache__backend *b, const char *key, size_t klen, rcache_value *out,
                        int64_t *pttl_ms);
+  /* optional (may be NULL): get, and in the same round trip the values of version keys
+   * (tags.c): with nv > 0, of the nv keys vkeys (in that order); with nv == 0, when the value
+   * is a tagged frame, of the version keys its header names, as the handle names them when
+   * they are not digested (key_prefix + "__rc:clear", then key_prefix + "__rc:tag:" + tag),
+   * in the frame's order. vers->n stays 0 when they were not read. */
+  rcache_status (*get_tagged)(rcache__backend *b, const char *key, size_t klen, rcache_value *out,
+                              int64_t *pttl_ms, const char *const *vkeys, const size_t *vlens,
+                              size_t nv, rcache__versions *vers);
   rcache_status (*set)(rcache__backend *b, const char *key, size_t klen, const void *data,
                        size_t len, int64_t ttl_ms, int flags);
   /* RCACHE_OK when deleted, RCACHE_MISS when absent */

@@ -148,27 +148,63 @@ static rcache_status parse(const rcache_value *v, json_t **out) {
   return RCACHE_EDECODE;
 }
 
-rcache_status rcache_set_json(rcache *c, const char *key, const json_t *v, int64_t ttl_s) {
+/* The tags of a tagged JSON call (tags NULL and ntags 0 with tagged false: untagged). */
+typedef struct {
+  bool tagged;
+  const char *const *tags;
+  size_t ntags;
+} json_tags;
+
+static const json_tags untagged = {false, NULL, 0};
+
+/* rcache_set or rcache_set_tagged of len bytes at data. */
+static rcache_status store(rcache *c, const char *key, const char *data, size_t len, int64_t ttl_s,
+                           const json_tags *t) {
+  return t->tagged ? rcache_set_tagged(c, key, data, len, ttl_s, t->tags, t->ntags)
+                   : rcache_set(c, key, data, len, ttl_s);
+}
+
+static rcache_status set_json(rcache *c, const char *key, const json_t *v, int64_t ttl_s,
+                              const json_tags *t) {
   rcache__err_clear();
   if (!c || !v) return rcache__einval(c, "handle or JSON value is NULL");
   rcache_value text;
   rcache_status s = dump(v, &text);
   if (s != RCACHE_OK) return rcache__done(c, s);
-  s = rcache_set(c, key, text.data, text.len, ttl_s);
+  s = store(c, key, text.data, text.len, ttl_s, t);
   rcache_value_free(&text);
   return s;
 }
 
-rcache_status rcache_get_json(rcache *c, const char *key, json_t **out) {
+rcache_status rcache_set_json(rcache *c, const char *key, const json_t *v, int64_t ttl_s) {
+  return set_json(c, key, v, ttl_s, &untagged);
+}
+
+rcache_status rcache_set_json_tagged(rcache *c, const char *key, const json_t *v, int64_t ttl_s,
+                                     const char *const *tags, size_t ntags) {
+  return set_json(c, key, v, ttl_s, &(json_tags){true, tags, ntags});
+}
+
+static rcache_status get_json(rcache *c, const char *key, const json_tags *t, json_t **out) {
   rcache__err_clear();
   if (!out) return rcache__einval(c, "out is NULL");
   *out = NULL;
   rcache_value v;
-  rcache_status s = rcache_get(c, key, &v);
+  rcache_status s =
+      t->tagged ? rcache_get_tagged(c, key, t->tags, t->ntags, &v) : rcache_get(c, key, &v);
   if (s != RCACHE_OK) return s;
   s = parse(&v, out);
   rcache_value_free(&v);
   return s == RCACHE_OK ? s : rcache__done(c, s);
+}
+
+rcache_status rcache_get_json(rcache *c, const char *key, json_t **out) {
+  return get_json(c, key, &untagged, out);
+}
+
+rcache_status rcache_get_json_tagged(rcache *c, const char *key, const char *const *tags,
+                                     size_t ntags, json_t **out) {
+  return get_json(c, key, &(json_tags){true, tags, ntags}, out);
 }
 
 /* rcache_get_or_set's loader: the user's loader gives a json_t, kept in `made` so that the
@@ -198,7 +234,13 @@ static rcache_status json_loader(void *p, rcache_value *out) {
   return RCACHE_OK;
 }
 
-rcache_status rcache_get_or_set_json(rcache *c, const char *key, int64_t ttl_s,
+/* rcache_get_or_set_tagged's loader: json_loader; a JSON loader adds no tags. */
+static rcache_status json_tagged_loader(void *p, rcache_value *out, rcache_tags *tags) {
+  (void)tags;
+  return json_loader(p, out);
+}
+
+static rcache_status get_or_set_json(rcache *c, const char *key, int64_t ttl_s, const json_tags *t,
                                      rcache_json_loader_fn load, void *ud, json_t **out) {
   rcache__err_clear();
   if (!out) return rcache__einval(c, "out is NULL");
@@ -206,8 +248,12 @@ rcache_status rcache_get_or_set_json(rcache *c, const char *key, int64_t ttl_s,
   if (!c || !load) return rcache__einval(c, "handle or load is NULL");
   json_load a = {load, ud, NULL, NULL};
   rcache_value v;
-  rcache_status s = rcache_get_or_set(c, key, ttl_s, json_loader, &a, &v);
-  if (s == RCACHE_OK && a.made && v.data == a.text) { /* our own load: no need to parse */
+  /* tagged, the value returned is the stored frame's payload, never a.text itself (that was
+   * freed when it was framed, after the frame was made): parsed, as any cached value */
+  rcache_status s = t->tagged ? rcache_get_or_set_tagged(c, key, ttl_s, t->tags, t->ntags,
+                                                         json_tagged_loader, &a, &v)
+                              : rcache_get_or_set(c, key, ttl_s, json_loader, &a, &v);
+  if (s == RCACHE_OK && a.made && !t->tagged && v.data == a.text) { /* our own load */
     *out = a.made;
     a.made = NULL;
   } else if (s == RCACHE_OK && (s = parse(&v, out)) == RCACHE_ENOMEM) {
@@ -227,7 +273,7 @@ rcache_status rcache_get_or_set_json(rcache *c, const char *key, int64_t ttl_s,
     rcache__errf("loader failed with status %d (%s)", (int)s, rcache_strerror(s));
     return rcache__done(c, RCACHE_ELOADER);
   }
-  s = rcache_set(c, key, v.data, v.len, ttl_s);
+  s = store(c, key, v.data, v.len, ttl_s, t);
   rcache_value_free(&v);
   if (s == RCACHE_ENOMEM) { /* other failures: a dropped write, as in get_or_set */
     json_decref(a.made);
@@ -235,4 +281,15 @@ rcache_status rcache_get_or_set_json(rcache *c, const char *key, int64_t ttl_s,
   }
   *out = a.made;
   return RCACHE_OK;
+}
+
+rcache_status rcache_get_or_set_json(rcache *c, const char *key, int64_t ttl_s,
+                                     rcache_json_loader_fn load, void *ud, json_t **out) {
+  return get_or_set_json(c, key, ttl_s, &untagged, load, ud, out);
+}
+
+rcache_status rcache_get_or_set_json_tagged(rcache *c, const char *key, int64_t ttl_s,
+                                            const char *const *tags, size_t ntags,
+                                            rcache_json_loader_fn load, void *ud, json_t **out) {
+  return get_or_set_json(c, key, ttl_s, &(json_tags){true, tags, ntags}, load, ud, out);
 }

@@ -470,6 +470,7 @@ void rcache_close(rcache *c) {
   c->b->ops->destroy(c->b);
   rcache__near_free(c->ctx.near); /* after the backend: its listener feeds the table */
   rcache__flights_free(c->flights);
+  rcache__free((void *)atomic_load(&c->tag_hint));
   free_ctx(&c->ctx);
   rcache__free(c);
 }
@@ -557,13 +558,21 @@ static void near_flush(rcache *c) {
 }
 
 rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
-                                 rcache_value *stale, bool *near_hit) {
+                                 rcache_value *stale, bool *near_hit, rcache__versions *vers,
+                                 const rcache__tagdecl *decl) {
   int64_t ms = -2;
   uint64_t ticket;
   if ((*near_hit = near_lookup(c, k, out, pttl, &ticket))) return RCACHE_OK;
   bool want = pttl || c->stale_ms > 0 || ticket;
   rcache__backend *be = rcache__be(c);
-  rcache_status s = be->ops->get(be, k->p, k->len, out, want ? &ms : NULL);
+  rcache_status s;
+  /* tags declared, or a key last seen tagged: value and versions in one round trip (with a
+   * near cache the versions come from it, tracked) */
+  if (vers && !ticket && be->ops->get_tagged &&
+      ((decl && decl->n > 0) || rcache__tags_hinted(c, k->p, k->len)))
+    s = rcache__tags_read(c, be, k, out, want ? &ms : NULL, decl, vers);
+  else
+    s = be->ops->get(be, k->p, k->len, out, want ? &ms : NULL);
   /* the near cache keeps values no longer than their logical TTL (never their stale tail);
    * one in its stale tail is not kept, but its bytes still count against older fetches */
   int64_t logical = ms >= 0 && c->stale_ms > 0 ? (ms > c->stale_ms ? ms - c->stale_ms : 0) : ms;
@@ -579,11 +588,12 @@ rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *
 
 /* A stored value, a tagged one only while its tags' versions are current (tags.c). */
 rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
-                               rcache_value *stale) {
+                               rcache_value *stale, const rcache__tagdecl *decl) {
   bool near_hit;
-  rcache_status s = rcache__get_stored(c, k, out, pttl, stale, &near_hit);
-  if (s == RCACHE_OK) s = rcache__tags_unwrap(c, k->p, k->len, out);
-  if (stale && stale->data && rcache__tags_unwrap(c, k->p, k->len, stale) != RCACHE_OK)
+  rcache__versions vers = {.n = 0};
+  rcache_status s = rcache__get_stored(c, k, out, pttl, stale, &near_hit, &vers, decl);
+  if (s == RCACHE_OK) s = rcache__tags_unwrap(c, k->p, k->len, out, &vers, decl);
+  if (stale && stale->data && rcache__tags_unwrap(c, k->p, k->len, stale, &vers, decl) != RCACHE_OK)
     *stale = (rcache_value){NULL, 0};
   if (near_hit && s == RCACHE_OK) return s; /* counted as a near hit */
   if (s == RCACHE_OK)
@@ -600,7 +610,7 @@ rcache_status rcache_get(rcache *c, const char *key, rcache_value *out) {
     rcache__key_free(&k);
     return rcache__einval(c, "out is NULL");
   }
-  rcache_status s = rcache__get_full(c, &k, out, NULL, NULL);
+  rcache_status s = rcache__get_full(c, &k, out, NULL, NULL, NULL);
   rcache__key_free(&k);
   return rcache__done(c, s);
 }
@@ -612,9 +622,18 @@ rcache_status rcache__set_full(rcache *c, const rcache__key *k, const void *data
     return RCACHE_ETOOBIG;
   }
   if (ttl_ms > 0 && (flags & RCACHE__SET_STALE)) ttl_ms += c->stale_ms;
+  bool frame = flags & RCACHE__SET_FRAME;
+  rcache_value esc = {NULL, 0};
+  if (!frame && rcache__tags_needs_escape(data, len)) { /* would read as a frame: escaped */
+    if (rcache__tags_escape(data, len, &esc) != RCACHE_OK) return RCACHE_ENOMEM;
+    data = esc.data;
+    len = esc.len;
+  }
+  rcache__tags_note(c, k->p, k->len, frame);
   rcache__backend *be = rcache__be(c);
-  rcache_status s =
-      be->ops->set(be, k->p, k->len, data ? data : "", len, ttl_ms, flags & ~RCACHE__SET_STALE);
+  rcache_status s = be->ops->set(be, k->p, k->len, data ? data : "", len, ttl_ms,
+                                 flags & ~(RCACHE__SET_STALE | RCACHE__SET_FRAME));
+  rcache_value_free(&esc);
   near_drop(c, k->p, k->len);
   if (s == RCACHE_OK) COUNT(c, sets);
   return rcache__remote(c, s);
@@ -629,9 +648,6 @@ rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t le
     s = RCACHE_EINVAL;
   } else if (ttl_ms < 0) {
     rcache__errf("invalid argument: ttl_s %lld out of range", (long long)ttl_s);
-    s = RCACHE_EINVAL;
-  } else if (data && rcache__tags_framed(data, len)) { /* would read as a tagged value */
-    rcache__errf("invalid argument: value starts with the tagged-value magic \\xffRC\\x01");
     s = RCACHE_EINVAL;
   } else {
     s = rcache__set_full(c, &k, data, len, ttl_ms, 0);
@@ -864,11 +880,13 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
     if (statuses[i] == RCACHE_OK || statuses[i] == RCACHE_MISS)
       rcache__near_saw(c->ctx.near, ks[i], ls[i], statuses[i] == RCACHE_OK ? vals[i].data : NULL,
                        vals[i].len);
-  for (size_t i = 0; s == RCACHE_OK && i < n; i++) /* tagged values: current versions only */
-    if (statuses[i] == RCACHE_OK) statuses[i] = rcache__tags_unwrap(c, ks[i], ls[i], &vals[i]);
+  if (s == RCACHE_OK) /* tagged values: current versions only (one MGET for all) */
+    rcache__tags_unwrap_many(c, ks, ls, vals, statuses, n);
   rcache__free(ks);
+  bool enomem = false;
   for (size_t i = 0; i < n; i++) {
     if (s != RCACHE_OK) statuses[i] = s;
+    enomem |= statuses[i] == RCACHE_ENOMEM;
     if (statuses[i] == RCACHE_OK)
       COUNT(c, hits);
     else if (statuses[i] == RCACHE_MISS)
@@ -876,7 +894,39 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
     statuses[i] = rcache__unreachable(statuses[i]) ? unavailable(c) : statuses[i];
     if (statuses[i] != RCACHE_OK) rcache_value_free(&vals[i]);
   }
+  /* a key whose value could not be copied: the call still answers the others, and
+   * rcache_errmsg says "out of memory" (docs/errors.md) */
+  if (s == RCACHE_OK && enomem) {
+    rcache__err_clear();
+    (void)rcache__done(c, RCACHE_ENOMEM);
+  }
   return rcache__done(c, rcache__remote(c, s));
+}
+
+static void escape_many_free(const rcache_value *vals, size_t n, rcache_value *esc) {
+  for (size_t i = 0; esc && i < n; i++)
+    if (esc[i].data != vals[i].data) rcache__free(esc[i].data);
+  rcache__free(esc);
+}
+
+/* *esc = NULL when no value of vals must be escaped (tags.h), else a copy of vals with those
+ * replaced by escaped copies (free with escape_many_free). */
+static rcache_status escape_many(const rcache_value *vals, size_t n, rcache_value **esc) {
+  *esc = NULL;
+  for (size_t i = 0; i < n; i++) {
+    if (!rcache__tags_needs_escape(vals[i].data, vals[i].len)) continue;
+    if (!*esc) { /* the first: the others go as they are */
+      if (!(*esc = rcache__malloc(n * sizeof **esc))) return RCACHE_ENOMEM;
+      memcpy(*esc, vals, n * sizeof **esc);
+    }
+    if (rcache__tags_escape(vals[i].data, vals[i].len, &(*esc)[i]) != RCACHE_OK) {
+      (*esc)[i] = vals[i];
+      escape_many_free(vals, n, *esc);
+      *esc = NULL;
+      return RCACHE_ENOMEM;
+    }
+  }
+  return RCACHE_OK;
 }
 
 rcache_status rcache_set_many(rcache *c, const char *const *keys, const rcache_value *vals,
@@ -902,16 +952,21 @@ rcache_status rcache_set_many(rcache *c, const char *const *keys, const rcache_v
   }
   char **ks;
   size_t *ls;
-  rcache_status s = keys_make(c, keys, n, &ks, &ls);
+  rcache_value *esc = NULL; /* vals with the escaped ones (tags.h) replaced, when any */
+  rcache_status s = escape_many(vals, n, &esc);
+  if (s == RCACHE_OK) s = keys_make(c, keys, n, &ks, &ls);
   if (s == RCACHE_OK) {
     rcache__backend *be = rcache__be(c);
-    s = be->ops->set_many(be, (const char *const *)ks, ls, vals, n, ttls);
-    for (size_t i = 0; i < n; i++)
+    s = be->ops->set_many(be, (const char *const *)ks, ls, esc ? esc : vals, n, ttls);
+    for (size_t i = 0; i < n; i++) {
+      rcache__tags_note(c, ks[i], ls[i], false);
       near_drop(c, ks[i], ls[i]);
+    }
     rcache__free(ks);
     if (s == RCACHE_OK) atomic_fetch_add_explicit(&c->ctx.n.sets, n, memory_order_relaxed);
     s = rcache__remote(c, s);
   }
+  escape_many_free(vals, n, esc);
   rcache__free(ttls);
   return rcache__done(c, s);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "redis.h"
+#include "tags.h"
 #include "tracking.h"
 
 /* ---- set-up ---------------------------------------------------------------------------------- */
@@ -161,6 +162,26 @@ static rcache_status standalone_exec(rcache__redis *r, const char *key, size_t k
 
 /* ---- single-key operations ------------------------------------------------------------------- */
 
+/* A GET's reply into *out (hiredis' buffer is taken): RCACHE_OK, RCACHE_MISS or the error. */
+static rcache_status take_value(redisReply *v, rcache_value *out) {
+  if (v->type == REDIS_REPLY_NIL) return RCACHE_MISS;
+  if (v->type == REDIS_REPLY_STRING) {
+    out->data = v->str; /* hiredis' buffer is malloc'd and NUL-terminated: take it */
+    out->len = v->len;
+    v->str = NULL;
+    return RCACHE_OK;
+  }
+  if (v->type == REDIS_REPLY_ERROR) return rcache__reply_status(v);
+  return rcache__reply_unexpected(v);
+}
+
+/* A PTTL's reply t read with a value of status s. */
+static void take_pttl(const redisReply *t, rcache_status s, int64_t *pttl_ms) {
+  *pttl_ms = -2;
+  if (t->type == REDIS_REPLY_INTEGER) *pttl_ms = t->integer;
+  if (s == RCACHE_OK && *pttl_ms == -2) *pttl_ms = -1; /* expired in between: keep it */
+}
+
 rcache_status rcache__redis_get(rcache__backend *be, const char *key, size_t klen,
                                 rcache_value *out, int64_t *pttl_ms) {
   rcache__cmds b = {0};
@@ -179,24 +200,130 @@ rcache_status rcache__redis_get(rcache__backend *be, const char *key, size_t kle
   int n = b.n;
   rcache__cmds_free(&b);
   if (s != RCACHE_OK) return s;
-  redisReply *v = rep[0];
-  if (v->type == REDIS_REPLY_NIL) {
-    s = RCACHE_MISS;
-  } else if (v->type == REDIS_REPLY_STRING) {
-    out->data = v->str; /* hiredis' buffer is malloc'd and NUL-terminated: take it */
-    out->len = v->len;
-    v->str = NULL;
-  } else if (v->type == REDIS_REPLY_ERROR) {
-    s = rcache__reply_status(v);
-  } else {
-    s = rcache__reply_unexpected(v);
-  }
-  if (pttl_ms) {
-    *pttl_ms = -2;
-    if (rep[1]->type == REDIS_REPLY_INTEGER) *pttl_ms = rep[1]->integer;
-    if (s == RCACHE_OK && *pttl_ms == -2) *pttl_ms = -1; /* expired in between: keep it */
-  }
+  s = take_value(rep[0], out);
+  if (pttl_ms) take_pttl(rep[1], s, pttl_ms);
   rcache__replies_free(rep, n);
+  return s;
+}
+
+/* ---- tagged reads in one round trip (tags.c has the script) ------------------------------ */
+
+/* One run of the tagged-read script on key's server: by its SHA1, or (eval) by its text. */
+static rcache_status run_script(rcache__backend *be, const char *key, size_t klen, bool eval,
+                                bool pttl, redisReply **rep) {
+  const char *text, *sha;
+  rcache__tags_script(&text, &sha);
+  const rcache__ctx *ctx = be->ctx;
+  const char *argv[6] = {eval ? "EVAL" : "EVALSHA", eval ? text : sha, "1", key, ctx->prefix,
+                         pttl ? "1" : "0"};
+  size_t lens[6] = {eval ? 4 : 7, strlen(argv[1]), 1, klen, ctx->prefix_len, 1};
+  rcache__cmds b = {0};
+  rcache_status s = rcache__cmds_add(&b, 6, argv, lens);
+  rcache__cmds_expect(&b, RCACHE__R_ARR);
+  b.values = 2; /* the value, and up to 33 small versions */
+  if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, rep, true);
+  rcache__cmds_free(&b);
+  return s;
+}
+
+/* n version keys' values (nil: absent) from e[0..n). */
+static void take_versions(redisReply **e, size_t n, rcache__versions *vers) {
+  vers->n = n;
+  vers->bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    bool ok = e[i]->type == REDIS_REPLY_NIL; /* absent: 0 */
+    vers->v[i] = 0;
+    if (e[i]->type == REDIS_REPLY_STRING)
+      ok = rcache__parse_i64(e[i]->str, e[i]->len, &vers->v[i]) && vers->v[i] != 0;
+    if (!ok) vers->bad |= (uint64_t)1 << i;
+  }
+}
+
+/* The script's reply: [value or nil, PTTL or nil, the versions (nil when absent)...]. */
+static rcache_status script_reply(redisReply *x, rcache_value *out, int64_t *pttl_ms,
+                                  rcache__versions *vers) {
+  if (x->type != REDIS_REPLY_ARRAY || x->elements < 2 || x->elements > 2 + RCACHE__VERSIONS_MAX)
+    return rcache__reply_unexpected(x);
+  rcache_status s = take_value(x->element[0], out);
+  if (pttl_ms) take_pttl(x->element[1], s, pttl_ms);
+  if (s == RCACHE_OK) take_versions(x->element + 2, x->elements - 2, vers);
+  return s;
+}
+
+/* GET key [PTTL key] MGET vkeys..., in one exchange. */
+static rcache_status get_with_mget(rcache__backend *be, const char *key, size_t klen,
+                                   rcache_value *out, int64_t *pttl_ms, const char *const *vkeys,
+                                   const size_t *vlens, size_t nv, rcache__versions *vers) {
+  const char *argv[RCACHE__VERSIONS_MAX + 1] = {"GET", key};
+  size_t lens[RCACHE__VERSIONS_MAX + 1] = {3, klen};
+  rcache__cmds b = {0};
+  rcache_status s = rcache__cmds_add(&b, 2, argv, lens);
+  rcache__cmds_expect(&b, RCACHE__R_STR | RCACHE__R_NIL);
+  if (s == RCACHE_OK && pttl_ms) {
+    argv[0] = "PTTL";
+    lens[0] = 4;
+    s = rcache__cmds_add(&b, 2, argv, lens);
+    rcache__cmds_expect(&b, RCACHE__R_INT);
+  }
+  argv[0] = "MGET";
+  lens[0] = 4;
+  memcpy(argv + 1, vkeys, nv * sizeof *argv);
+  memcpy(lens + 1, vlens, nv * sizeof *lens);
+  if (s == RCACHE_OK) s = rcache__cmds_add(&b, (int)nv + 1, argv, lens);
+  rcache__cmds_expect(&b, RCACHE__R_ARR);
+  b.values = 2; /* the value, and small versions */
+  redisReply *rep[3] = {0};
+  if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, rep, true);
+  int n = b.n;
+  rcache__cmds_free(&b);
+  if (s != RCACHE_OK) return s;
+  s = take_value(rep[0], out);
+  if (pttl_ms) take_pttl(rep[1], s, pttl_ms);
+  redisReply *m = rep[n - 1]; /* an error (an ACL without MGET...): the value alone */
+  if (s == RCACHE_OK && m->type == REDIS_REPLY_ARRAY && m->elements == nv)
+    take_versions(m->element, nv, vers);
+  rcache__replies_free(rep, n);
+  return s;
+}
+
+static bool error_starts(const redisReply *x, const char *what) {
+  return x->type == REDIS_REPLY_ERROR && x->str && strncmp(x->str, what, strlen(what)) == 0;
+}
+
+rcache_status rcache__redis_get_tagged(rcache__backend *be, const char *key, size_t klen,
+                                       rcache_value *out, int64_t *pttl_ms,
+                                       const char *const *vkeys, const size_t *vlens, size_t nv,
+                                       rcache__versions *vers) {
+  rcache__redis *r = R(be);
+  vers->n = 0;
+  if (r->vers_apart || nv > RCACHE__VERSIONS_MAX ||
+      (nv == 0 && atomic_load_explicit(&r->script_off, memory_order_relaxed)))
+    return rcache__redis_get(be, key, klen, out, pttl_ms);
+  if (nv > 0) return get_with_mget(be, key, klen, out, pttl_ms, vkeys, vlens, nv, vers);
+  redisReply *rep = NULL;
+  rcache_status s = run_script(be, key, klen, false, pttl_ms != NULL, &rep);
+  if (s == RCACHE_OK && error_starts(rep, "NOSCRIPT")) { /* new server, restart, SCRIPT FLUSH */
+    freeReplyObject(rep);
+    rep = NULL;
+    s = run_script(be, key, klen, true, pttl_ms != NULL, &rep);
+  }
+  if (s != RCACHE_OK) return s;
+  if (rep->type == REDIS_REPLY_ERROR) {
+    /* NOPERM (an ACL user without +evalsha +eval) or no such command (scripting renamed
+     * away): from now on two round trips. Anything else (a key of another type, a slot
+     * migrating under a cluster's script) concerns this read only: GET answers it. */
+    const char *e = rep->str ? rep->str : "";
+    if ((error_starts(rep, "NOPERM") || strstr(e, "unknown command")) &&
+        !atomic_exchange(&r->script_off, true))
+      rcache__log(be->ctx, RCACHE_LOG_INFO,
+                  "tagged reads take two round trips from now on: the server refused their "
+                  "script (%.200s)",
+                  e);
+    freeReplyObject(rep);
+    return rcache__redis_get(be, key, klen, out, pttl_ms);
+  }
+  s = script_reply(rep, out, pttl_ms, vers);
+  freeReplyObject(rep);
   return s;
 }
 
@@ -637,6 +764,7 @@ static const rcache__backend_ops standalone_ops = {
     .mode = "standalone",
     .destroy = standalone_destroy,
     .get = rcache__redis_get,
+    .get_tagged = rcache__redis_get_tagged,
     .set = rcache__redis_set,
     .del = rcache__redis_del,
     .del_match = rcache__redis_one_del_match,

@@ -29,6 +29,11 @@ struct rcache__redis {
   rcache__pool *pool;                /* standalone / sentinel: the one server */
   struct rcache__tracking *tracking; /* standalone with a near cache: its listener */
   void *topo;                        /* cluster / sentinel state */
+  /* a cluster whose key_prefix has no hash tag: version keys (tags.c) live in other slots
+   * than the values, so get_tagged reads the value alone */
+  bool vers_apart;
+  /* the server refused get_tagged's script (NOPERM, no Lua): not tried again */
+  atomic_bool script_off;
 };
 
 /* Fills r->setup (and r->tls for rediss://) from the context. */
@@ -62,6 +67,13 @@ rcache_status rcache__redis_run(rcache__redis *r, rcache__pool *p, const rcache_
 /* The single-key operations, usable in any topology's ops table. */
 rcache_status rcache__redis_get(rcache__backend *b, const char *key, size_t klen, rcache_value *out,
                                 int64_t *pttl_ms);
+/* get_tagged (internal.h) in one round trip: GET pipelined with an MGET of the named
+ * version keys, or the tags.c script by EVALSHA (EVAL when the server does not have it); a
+ * plain GET when the version keys live apart, or the script was refused. */
+rcache_status rcache__redis_get_tagged(rcache__backend *b, const char *key, size_t klen,
+                                       rcache_value *out, int64_t *pttl_ms,
+                                       const char *const *vkeys, const size_t *vlens, size_t nv,
+                                       rcache__versions *vers);
 rcache_status rcache__redis_set(rcache__backend *b, const char *key, size_t klen, const void *data,
                                 size_t len, int64_t ttl_ms, int flags);
 rcache_status rcache__redis_del(rcache__backend *b, const char *key, size_t klen);

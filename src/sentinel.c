@@ -386,6 +386,7 @@ static const rcache__backend_ops sentinel_ops = {
     .mode = "sentinel",
     .destroy = sentinel_destroy,
     .get = rcache__redis_get,
+    .get_tagged = rcache__redis_get_tagged,
     .set = rcache__redis_set,
     .del = rcache__redis_del,
     .del_match = rcache__redis_one_del_match,

@@ -13,14 +13,29 @@ uint16_t rcache__crc16(const char *buf, size_t len) {
   return crc;
 }
 
-unsigned rcache__slot(const char *key, size_t len) {
-  size_t s, e;
+/* The hash tag of key: true with [*b, *e) when it has one. */
+static bool hash_tag(const char *key, size_t len, size_t *b, size_t *e) {
+  size_t s, t;
   for (s = 0; s < len; s++)
     if (key[s] == '{') break;
-  if (s < len) { /* a '{': look for the first '}' after it */
-    for (e = s + 1; e < len; e++)
-      if (key[e] == '}') break;
-    if (e < len && e != s + 1) return rcache__crc16(key + s + 1, e - s - 1) & (RCACHE__SLOTS - 1);
-  }
+  if (s == len) return false;
+  for (t = s + 1; t < len; t++) /* the first '}' after it */
+    if (key[t] == '}') break;
+  if (t == len || t == s + 1) return false;
+  *b = s + 1;
+  *e = t;
+  return true;
+}
+
+unsigned rcache__slot(const char *key, size_t len) {
+  size_t b, e;
+  if (hash_tag(key, len, &b, &e)) return rcache__crc16(key + b, e - b) & (RCACHE__SLOTS - 1);
   return rcache__crc16(key, len) & (RCACHE__SLOTS - 1);
+}
+
+bool rcache__slot_fixed(const char *prefix, size_t len) {
+  size_t b, e;
+  /* a tag closed within the prefix is the first '{' ... '}' of any longer key too; an
+   * unclosed '{' or an empty "{}" leaves the slot to the rest of the key */
+  return hash_tag(prefix, len, &b, &e);
 }

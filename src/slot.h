@@ -4,6 +4,7 @@
 #ifndef RCACHE_SLOT_H
 #define RCACHE_SLOT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,8 +19,11 @@ uint16_t rcache__crc16(const char *buf, size_t len);
  * '}' after it are hashed; otherwise (no tag, or an empty "{}") the whole key is. */
 unsigned rcache__slot(const char *key, size_t len);
 
+/* True when every key that starts with prefix (len bytes) hashes to the same slot: the
+ * prefix holds a whole, non-empty hash tag ("{app}:"), which then is every such key's. */
+bool rcache__slot_fixed(const char *prefix, size_t len);
+
 /* The cluster's reply parsers (cluster.c), exposed for unit tests and fuzzing. */
-#include <stdbool.h>
 
 #include "rcache/rcache.h"
 

@@ -12,9 +12,22 @@
  *
  * Frame: "\xffRC\x01" | u8 n | u64 clear version | n × (u16 len | tag | u64 version) | payload
  * (integers big-endian).
+ *
+ * Plain values: only frames start with the magic. A plain value of the form \xff…\xff "RC\x01"…
+ * (one \xff or more) is stored with one more \xff in front and loses it when read, so that
+ * rcache_set / rcache_get round-trip any bytes: stored, k leading \xff before "RC\x01" mean a
+ * frame for k = 1 and an escaped plain value for k >= 2.
+ *
+ * Reading in one round trip: a Redis backend's get_tagged runs SCRIPT below, which GETs the
+ * value and, when it is a frame, MGETs the version keys named in its header. Which reads use
+ * it is a per-handle hint: a bit per key hash saying whether the last value read or written
+ * there was tagged. Plain reads of untagged values stay one GET; the hint only costs a
+ * handle that has met a tagged value (8 KiB, then) a hash per read.
  */
 #include <stdio.h>
 #include <string.h>
+
+#include <openssl/evp.h>
 
 #include "handle.h"
 #include "near.h"
@@ -53,8 +66,31 @@ static uint64_t get_u64(const unsigned char *p) {
   return v;
 }
 
+/* k when d is k >= 1 bytes \xff then "RC\x01" (a frame when k = 1), else 0. */
+static size_t magic_run(const char *d, size_t len) {
+  if (len < MAGIC_LEN || (unsigned char)d[0] != 0xff) return 0; /* nearly every value */
+  size_t k = 1;
+  while (k < len && (unsigned char)d[k] == 0xff)
+    k++;
+  return len - k >= MAGIC_LEN - 1 && memcmp(d + k, &MAGIC[1], MAGIC_LEN - 1) == 0 ? k : 0;
+}
+
 bool rcache__tags_framed(const char *d, size_t len) {
-  return len >= MAGIC_LEN && memcmp(d, MAGIC, MAGIC_LEN) == 0;
+  return magic_run(d, len) == 1;
+}
+
+bool rcache__tags_needs_escape(const void *d, size_t len) {
+  return d && magic_run(d, len) > 0;
+}
+
+rcache_status rcache__tags_escape(const void *d, size_t len, rcache_value *out) {
+  char *e = len + 2 > len ? rcache__malloc(len + 2) : NULL;
+  if (!e) return RCACHE_ENOMEM;
+  e[0] = (char)0xff;
+  memcpy(e + 1, d, len);
+  e[len + 1] = '\0';
+  *out = (rcache_value){e, len + 1};
+  return RCACHE_OK;
 }
 
 /* false when the bytes are not a whole, valid header */
@@ -133,7 +169,7 @@ static rcache_status near_versions(rcache *c, const vkeys *v, int64_t *ver) {
   for (size_t i = 0; i < v->n; i++) {
     rcache_value val;
     bool hit;
-    rcache_status s = rcache__get_stored(c, &v->k[i], &val, NULL, NULL, &hit);
+    rcache_status s = rcache__get_stored(c, &v->k[i], &val, NULL, NULL, &hit, NULL, NULL);
     ver[i] = 0;
     if (s == RCACHE_OK) {
       bool ok = rcache__parse_i64(val.data, val.len, &ver[i]) && ver[i] != 0;
@@ -147,36 +183,50 @@ static rcache_status near_versions(rcache *c, const vkeys *v, int64_t *ver) {
   return RCACHE_OK;
 }
 
-/* Reads the current versions (one MGET). An absent key reads as 0 (no stored version is 0);
- * with create, absent keys are first created with a random start and read again. */
+/* One MGET of m version keys into ver (an absent key reads as 0: no stored version is 0);
+ * vals and st are the caller's room for m replies, st[i] ends as key i's status (RCACHE_ETYPE:
+ * it holds something that is not a version). Returns the first failure. *absent: some key
+ * was. */
+static rcache_status mget_versions(rcache__backend *be, const char *const *p, const size_t *len,
+                                   size_t m, rcache_value *vals, rcache_status *st, int64_t *ver,
+                                   bool *absent) {
+  for (size_t i = 0; i < m; i++) {
+    vals[i] = (rcache_value){NULL, 0};
+    st[i] = RCACHE_MISS;
+  }
+  rcache_status s = be->ops->get_many(be, p, len, m, vals, st);
+  *absent = false;
+  for (size_t i = 0; i < m; i++) {
+    ver[i] = 0;
+    if (s != RCACHE_OK) { /* statuses and values are not filled in then */
+      st[i] = s;
+      continue;
+    }
+    if (st[i] == RCACHE_OK) {
+      if (!rcache__parse_i64(vals[i].data, vals[i].len, &ver[i]) || ver[i] == 0) {
+        ver[i] = 0;
+        st[i] = RCACHE_ETYPE;
+      }
+      rcache_value_free(&vals[i]);
+    }
+    *absent |= st[i] == RCACHE_MISS;
+  }
+  for (size_t i = 0; s == RCACHE_OK && i < m; i++)
+    if (st[i] != RCACHE_OK && st[i] != RCACHE_MISS) s = st[i];
+  if (s == RCACHE_ETYPE) rcache__errf("tag version key holds a value that is not a version");
+  return s;
+}
+
+/* Reads the current versions (one MGET); with create, absent keys are first created with a
+ * random start and read again. */
 static rcache_status read_versions(rcache *c, const vkeys *v, int64_t *ver, bool create) {
   if (c->ctx.near && !create) return near_versions(c, v, ver);
   rcache__backend *be = rcache__be(c);
   for (int round = 0; round < 2; round++) {
     rcache_value vals[RCACHE_TAGS_MAX + 1];
     rcache_status st[RCACHE_TAGS_MAX + 1];
-    for (size_t i = 0; i < v->n; i++) {
-      vals[i] = (rcache_value){NULL, 0};
-      st[i] = RCACHE_MISS;
-    }
-    rcache_status s = be->ops->get_many(be, v->p, v->len, v->n, vals, st);
-    if (s != RCACHE_OK) { /* statuses and values are not filled in then */
-      for (size_t i = 0; i < v->n; i++)
-        st[i] = RCACHE_MISS;
-    }
-    bool absent = false;
-    for (size_t i = 0; i < v->n; i++) {
-      if (s == RCACHE_OK && st[i] != RCACHE_OK && st[i] != RCACHE_MISS) s = st[i];
-      ver[i] = 0;
-      if (s == RCACHE_OK && st[i] == RCACHE_OK &&
-          (!rcache__parse_i64(vals[i].data, vals[i].len, &ver[i]) || ver[i] == 0)) {
-        rcache__errf("tag version key holds a value that is not a version");
-        s = RCACHE_ETYPE;
-      }
-      absent |= s == RCACHE_OK && st[i] == RCACHE_MISS;
-      if (st[i] == RCACHE_OK) rcache_value_free(&vals[i]);
-      vals[i] = (rcache_value){NULL, 0};
-    }
+    bool absent;
+    rcache_status s = mget_versions(be, v->p, v->len, v->n, vals, st, ver, &absent);
     if (s != RCACHE_OK || !absent || !create || round == 1) return s;
     for (size_t i = 0; i < v->n; i++) {
       if (ver[i] != 0) continue;
@@ -187,6 +237,135 @@ static rcache_status read_versions(rcache *c, const vkeys *v, int64_t *ver, bool
     }
   }
   return RCACHE_OK;
+}
+
+/* ---- reading in one round trip ------------------------------------------------------------ */
+
+/* KEYS[1] the value's key; ARGV[1] the key_prefix, ARGV[2] "1" to add the key's PTTL. Reply:
+ * [value or nil, PTTL or nil, then for a well-formed frame the values of its version keys].
+ * The frame is parsed as frame_parse() does; anything else returns the value alone, for the
+ * facade to judge. Read-only (GET, PTTL, MGET): no flags needed on any Redis version. */
+static const char SCRIPT[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "local r = {v, false}\n"
+    "if ARGV[2] == '1' then r[2] = redis.call('PTTL', KEYS[1]) end\n"
+    "if not v or #v < 13 or string.sub(v, 1, 4) ~= '\\255RC\\1' then return r end\n"
+    "local n, at, k = string.byte(v, 5), 14, {ARGV[1] .. '__rc:clear'}\n"
+    "if n > 32 then return r end\n"
+    "for i = 1, n do\n"
+    "  if at + 1 > #v then return r end\n"
+    "  local l = string.byte(v, at) * 256 + string.byte(v, at + 1)\n"
+    "  if l == 0 or at + l + 9 > #v then return r end\n"
+    "  k[i + 1] = ARGV[1] .. '__rc:tag:' .. string.sub(v, at + 2, at + 1 + l)\n"
+    "  at = at + l + 10\n"
+    "end\n"
+    "local m = redis.call('MGET', unpack(k))\n"
+    "for i = 1, #k do r[i + 2] = m[i] end\n"
+    "return r\n";
+
+static char script_sha[41];
+static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
+
+static void sha_init(void) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  static const char hex[] = "0123456789abcdef";
+  if (EVP_Digest(SCRIPT, sizeof SCRIPT - 1, md, &n, EVP_sha1(), NULL) != 1 || n != 20)
+    return; /* "": EVALSHA answers NOSCRIPT and EVAL runs the text */
+  for (unsigned i = 0; i < 20; i++) {
+    script_sha[2 * i] = hex[md[i] >> 4];
+    script_sha[2 * i + 1] = hex[md[i] & 15];
+  }
+}
+
+void rcache__tags_script(const char **text, const char **sha) {
+  pthread_once(&sha_once, sha_init);
+  *text = SCRIPT;
+  *sha = script_sha;
+}
+
+#define HINT_BITS 65536 /* 8 KiB per handle that has met a tagged value */
+
+static size_t hint_bit(const char *key, size_t klen) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (size_t i = 0; i < klen; i++)
+    h = (h ^ (unsigned char)key[i]) * 16777619u;
+  return (h ^ (h >> 16)) % HINT_BITS;
+}
+
+bool rcache__tags_hinted(rcache *c, const char *key, size_t klen) {
+  _Atomic uint64_t *h = atomic_load_explicit(&c->tag_hint, memory_order_acquire);
+  if (!h) return false;
+  size_t b = hint_bit(key, klen);
+  return (atomic_load_explicit(&h[b / 64], memory_order_relaxed) >> (b % 64)) & 1;
+}
+
+void rcache__tags_note(rcache *c, const char *key, size_t klen, bool tagged) {
+  _Atomic uint64_t *h = atomic_load_explicit(&c->tag_hint, memory_order_acquire);
+  if (!h) {
+    if (!tagged) return;
+    _Atomic uint64_t *fresh = rcache__calloc(HINT_BITS / 64, sizeof *fresh);
+    if (!fresh) return; /* a cost only: tagged reads take two round trips */
+    if (atomic_compare_exchange_strong(&c->tag_hint, &h, fresh))
+      h = fresh;
+    else
+      rcache__free(fresh); /* another thread's is there: h */
+  }
+  size_t b = hint_bit(key, klen);
+  uint64_t m = (uint64_t)1 << (b % 64);
+  _Atomic uint64_t *w = &h[b / 64];
+  bool set = atomic_load_explicit(w, memory_order_relaxed) & m;
+  if (tagged && !set)
+    atomic_fetch_or_explicit(w, m, memory_order_relaxed);
+  else if (!tagged && set)
+    atomic_fetch_and_explicit(w, ~m, memory_order_relaxed);
+}
+
+/* The current versions of f's version keys ([0] clear, then f's tags) from got, read with
+ * the value: by position (the script reads the frame's keys in its order, named without the
+ * digest that long keys get, so only when none is digested) or, with decl, by tag name among
+ * the declared tags. False when got does not have them all. *bad: one is not a version. */
+static bool versions_from(const rcache *c, const frame *f, const rcache__versions *got,
+                          const rcache__tagdecl *decl, int64_t *cur, bool *bad) {
+  size_t at[RCACHE_TAGS_MAX + 1] = {0}; /* index in got of each of f's keys */
+  if (decl) {
+    if (got->n != decl->n + 1) return false;
+    for (size_t i = 0; i < f->n; i++) {
+      size_t j = 0;
+      while (j < decl->n &&
+             (decl->tlen[j] != f->tlen[i] || memcmp(decl->tag[j], f->tag[i], f->tlen[i]) != 0))
+        j++;
+      if (j == decl->n) return false; /* a tag not declared */
+      at[i + 1] = j + 1;
+    }
+  } else {
+    size_t max = c->ctx.opt.max_key_bytes, pl = c->ctx.prefix_len;
+    if (got->n != f->n + 1 || pl + sizeof CLEAR_KEY - 1 > max) return false;
+    for (size_t i = 0; i < f->n; i++) {
+      if (pl + sizeof TAG_KEY - 1 + f->tlen[i] > max) return false;
+      at[i + 1] = i + 1;
+    }
+  }
+  *bad = false;
+  for (size_t i = 0; i <= f->n; i++) {
+    cur[i] = got->v[at[i]];
+    *bad |= (got->bad >> at[i]) & 1;
+  }
+  return true;
+}
+
+rcache_status rcache__tags_read(rcache *c, rcache__backend *be, const rcache__key *k,
+                                rcache_value *out, int64_t *pttl_ms, const rcache__tagdecl *decl,
+                                rcache__versions *vers) {
+  vkeys vk;
+  vk.n = 0;
+  if (decl && decl->n > 0 && vkeys_make(c, decl->tag, decl->tlen, decl->n, &vk) != RCACHE_OK)
+    vk.n = 0; /* out of memory: the value alone, then the versions its header names */
+  rcache_status s = be->ops->get_tagged(be, k->p, k->len, out, pttl_ms, vk.n ? vk.p : NULL,
+                                        vk.n ? vk.len : NULL, vk.n, vers);
+  if (vers->n && !vk.n && decl && decl->n > 0) vers->n = 0; /* not the declared keys */
+  vkeys_free(&vk);
+  return s;
 }
 
 /* ---- reading --------------------------------------------------------------------------------- */
@@ -206,15 +385,29 @@ void rcache__tags_strip(rcache_value *v) {
   v->len -= f.head;
 }
 
-rcache_status rcache__tags_unwrap(rcache *c, const char *key, size_t klen, rcache_value *v) {
-  if (!v->data || !rcache__tags_framed(v->data, v->len)) return RCACHE_OK;
+rcache_status rcache__tags_unwrap(rcache *c, const char *key, size_t klen, rcache_value *v,
+                                  const rcache__versions *got, const rcache__tagdecl *decl) {
+  size_t k = v->data ? magic_run(v->data, v->len) : 0;
+  if (k != 1) { /* plain: as it was written */
+    if (k > 1) {
+      memmove(v->data, v->data + 1, v->len); /* with the NUL */
+      v->len--;
+    }
+    rcache__tags_note(c, key, klen, false);
+    return RCACHE_OK;
+  }
+  rcache__tags_note(c, key, klen, true);
   frame f;
   vkeys vk;
   int64_t cur[RCACHE_TAGS_MAX + 1];
   rcache_status s = RCACHE_EDECODE;
-  if (!frame_parse(v->data, v->len, &f))
+  bool bad = false;
+  if (!frame_parse(v->data, v->len, &f)) {
     rcache__errf("a tagged value's header is malformed");
-  else if ((s = vkeys_make(c, f.tag, f.tlen, f.n, &vk)) == RCACHE_OK) {
+  } else if (got && got->n && versions_from(c, &f, got, decl, cur, &bad)) { /* read with it */
+    s = bad ? RCACHE_ETYPE : RCACHE_OK;
+    if (bad) rcache__errf("tag version key holds a value that is not a version");
+  } else if ((s = vkeys_make(c, f.tag, f.tlen, f.n, &vk)) == RCACHE_OK) {
     s = read_versions(c, &vk, cur, false);
     vkeys_free(&vk);
   }
@@ -227,6 +420,109 @@ rcache_status rcache__tags_unwrap(rcache *c, const char *key, size_t klen, rcach
   rcache_value_free(v);
   if (s == RCACHE_MISS) cleanup(c, key, klen);
   return s;
+}
+
+/* The framed values of a batch: frame f[j] of vals[at[j]], its m keys' versions from ver. */
+typedef struct batch {
+  size_t nf, m;
+  frame *f;
+  size_t *at;
+  rcache__key *k; /* every frame's version keys in turn: clear, then its tags */
+  const char **p;
+  size_t *len;
+  int64_t *ver;
+  rcache_value *rv;
+  rcache_status *rs;
+} batch;
+
+static void batch_free(batch *b) {
+  for (size_t i = 0; b->k && i < b->m; i++)
+    rcache__key_free(&b->k[i]);
+  rcache__free(b->f);
+  rcache__free(b->at);
+  rcache__free(b->k);
+  rcache__free(b->p);
+  rcache__free(b->len);
+  rcache__free(b->ver);
+  rcache__free(b->rv);
+  rcache__free(b->rs);
+}
+
+/* Parses the nf frames among vals and names their version keys. RCACHE_ENOMEM, or OK. */
+static rcache_status batch_make(rcache *c, rcache_value *vals, const rcache_status *st, size_t n,
+                                batch *b) {
+  b->f = rcache__malloc(b->nf * sizeof *b->f);
+  b->at = rcache__malloc(b->nf * sizeof *b->at);
+  if (!b->f || !b->at) return RCACHE_ENOMEM;
+  size_t j = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (st[i] == RCACHE_OK && frame_parse(vals[i].data, vals[i].len, &b->f[j])) {
+      b->at[j++] = i;
+      b->m += b->f[j - 1].n + 1;
+    }
+  }
+  b->nf = j;
+  size_t m = b->m;
+  b->m = 0; /* keys made so far, for batch_free */
+  b->k = rcache__malloc(m * sizeof *b->k);
+  b->p = rcache__malloc(m * sizeof *b->p);
+  b->len = rcache__malloc(m * sizeof *b->len);
+  b->ver = rcache__malloc(m * sizeof *b->ver);
+  b->rv = rcache__malloc(m * sizeof *b->rv);
+  b->rs = rcache__malloc(m * sizeof *b->rs);
+  if (!b->k || !b->p || !b->len || !b->ver || !b->rv || !b->rs) return RCACHE_ENOMEM;
+  for (j = 0; j < b->nf; j++) {
+    const frame *f = &b->f[j];
+    for (size_t t = 0; t <= f->n; t++) {
+      rcache__key *k = &b->k[b->m];
+      if (version_key(c, t ? f->tag[t - 1] : NULL, t ? f->tlen[t - 1] : 0, k) != RCACHE_OK)
+        return RCACHE_ENOMEM;
+      b->p[b->m] = k->p;
+      b->len[b->m++] = k->len;
+    }
+  }
+  return RCACHE_OK;
+}
+
+void rcache__tags_unwrap_many(rcache *c, char *const *ks, const size_t *ls, rcache_value *vals,
+                              rcache_status *st, size_t n) {
+  batch b = {0};
+  for (size_t i = 0; i < n; i++)
+    if (st[i] == RCACHE_OK && vals[i].data && magic_run(vals[i].data, vals[i].len) == 1) b.nf++;
+  /* with a near cache the versions come from it; one value costs what rcache_get does; out
+   * of memory: one MGET per value */
+  if (b.nf < 2 || c->ctx.near || batch_make(c, vals, st, n, &b) != RCACHE_OK) {
+    batch_free(&b);
+    for (size_t i = 0; i < n; i++)
+      if (st[i] == RCACHE_OK) st[i] = rcache__tags_unwrap(c, ks[i], ls[i], &vals[i], NULL, NULL);
+    return;
+  }
+  bool absent;
+  rcache_status s = mget_versions(rcache__be(c), b.p, b.len, b.m, b.rv, b.rs, b.ver, &absent);
+  size_t at = 0; /* the first version key of frame j */
+  for (size_t i = 0, j = 0; i < n; i++) {
+    if (j == b.nf || b.at[j] != i) { /* plain, or a frame that did not parse */
+      if (st[i] == RCACHE_OK) st[i] = rcache__tags_unwrap(c, ks[i], ls[i], &vals[i], NULL, NULL);
+      continue;
+    }
+    const frame *f = &b.f[j++];
+    /* a failed read fails every frame; a key that is not a version only its own */
+    rcache_status r = s == RCACHE_ETYPE ? RCACHE_OK : s;
+    for (size_t t = 0; r == RCACHE_OK && t <= f->n; t++)
+      if (b.rs[at + t] == RCACHE_ETYPE) r = RCACHE_ETYPE;
+    for (size_t t = 0; r == RCACHE_OK && t <= f->n; t++)
+      if (b.ver[at + t] != f->ver[t]) r = RCACHE_MISS;
+    at += f->n + 1;
+    rcache__tags_note(c, ks[i], ls[i], true);
+    if (r == RCACHE_OK) {
+      rcache__tags_strip(&vals[i]);
+    } else {
+      rcache_value_free(&vals[i]);
+      if (r == RCACHE_MISS) cleanup(c, ks[i], ls[i]);
+    }
+    st[i] = r;
+  }
+  batch_free(&b);
 }
 
 /* ---- writing --------------------------------------------------------------------------------- */
@@ -321,7 +617,7 @@ rcache_status rcache_set_tagged(rcache *c, const char *key, const void *data, si
   if (s == RCACHE_OK) s = rcache__remote(c, stamp(c, tags, tlen, ntags, ver));
   rcache_value v = {NULL, 0};
   if (s == RCACHE_OK) s = frame_value(tags, tlen, ntags, ver, data, len, &v);
-  if (s == RCACHE_OK) s = rcache__set_full(c, &k, v.data, v.len, ttl_ms, 0);
+  if (s == RCACHE_OK) s = rcache__set_full(c, &k, v.data, v.len, ttl_ms, RCACHE__SET_FRAME);
   rcache_value_free(&v);
   rcache__key_free(&k);
   return rcache__done(c, s);
@@ -405,7 +701,9 @@ static rcache_status finish_load(tagged_load *w, rcache_tags *added, const int64
     tl[n + i] = strlen(added->tag[i]);
   }
   if (added->n) {
-    if (stamp(w->c, all + n, tl + n, added->n, late) != RCACHE_OK)
+    rcache_status s = stamp(w->c, all + n, tl + n, added->n, late);
+    if (s == RCACHE_ENOMEM) return s; /* not cached, not returned (docs/errors.md) */
+    if (s != RCACHE_OK)
       for (size_t i = 0; i <= added->n; i++)
         late[i] = INT64_MIN; /* unreachable: stored (if at all) as stale */
     memcpy(ver + n + 1, late + 1, added->n * sizeof *ver);
@@ -424,6 +722,7 @@ static rcache_status tagged_loader(void *ud, rcache_value *out) {
   /* Before the load: an invalidation while it runs then makes what it stores already stale.
    * Unreachable versions: the value is still loaded for the caller, and stamped as stale. */
   rcache_status vs = stamp(w->c, w->tags, w->tlen, w->ntags, before);
+  if (vs == RCACHE_ENOMEM) return vs; /* reported as such, as rcache_get_or_set does */
   for (size_t i = 0; vs != RCACHE_OK && i <= w->ntags; i++)
     before[i] = INT64_MIN; /* matches no current version */
   rcache_tags added = {.n = 0, .err = RCACHE_OK};
@@ -447,5 +746,19 @@ rcache_status rcache_get_or_set_tagged(rcache *c, const char *key, int64_t ttl_s
   rcache_status s = check_tags(tags, ntags, tlen);
   if (s != RCACHE_OK) return rcache__done(c, s);
   tagged_load w = {c, tags, ntags, tlen, load, ud};
-  return rcache_get_or_set(c, key, ttl_s, tagged_loader, &w, out);
+  rcache__tagdecl decl = {tags, tlen, ntags};
+  return rcache__get_or_set_framed(c, key, ttl_s, tagged_loader, &w, &decl, out);
+}
+
+rcache_status rcache_get_tagged(rcache *c, const char *key, const char *const *tags, size_t ntags,
+                                rcache_value *out) {
+  size_t tlen[RCACHE_TAGS_MAX];
+  if (out) *out = (rcache_value){NULL, 0};
+  BEGIN_KEYED(c, key, k);
+  rcache_status s = out ? check_tags(tags, ntags, tlen) : RCACHE_EINVAL;
+  if (!out) rcache__errf("invalid argument: out is NULL");
+  rcache__tagdecl decl = {tags, tlen, ntags};
+  if (s == RCACHE_OK) s = rcache__get_full(c, &k, out, NULL, NULL, &decl);
+  rcache__key_free(&k);
+  return rcache__done(c, s);
 }

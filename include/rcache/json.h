@@ -84,6 +84,34 @@ typedef json_t *(*rcache_json_loader_fn)(void *ud);
 RCACHE_API rcache_status rcache_get_or_set_json(rcache *c, const char *key, int64_t ttl_s,
                                                 rcache_json_loader_fn load, void *ud, json_t **out);
 
+/* ---- tagged JSON values (docs/semantics.md, "Tags") ---------------------------------------- */
+
+/* rcache_set_json() stored tagged with tags[0..ntags), as rcache_set_tagged() stores bytes.
+ * Statuses as rcache_set_json(), plus those of rcache_set_tagged() for the tags. */
+RCACHE_API rcache_status rcache_set_json_tagged(rcache *c, const char *key, const json_t *v,
+                                                int64_t ttl_s, const char *const *tags,
+                                                size_t ntags);
+
+/* rcache_get_json() read through rcache_get_tagged(): tags[0..ntags) are said to be the
+ * value's tags and their versions are read in the same round trip. The answer is
+ * rcache_get_json()'s whatever the tags. Statuses as rcache_get_json(), plus RCACHE_EINVAL and
+ * RCACHE_ETOOBIG for the tags. */
+RCACHE_API rcache_status rcache_get_json_tagged(rcache *c, const char *key, const char *const *tags,
+                                                size_t ntags, json_t **out);
+
+/*
+ * rcache_get_or_set_json() whose loaded value is stored tagged with tags[0..ntags), as
+ * rcache_get_or_set_tagged() stores it (the versions are read before the loader runs, and
+ * with the cached value). A cached value that is not JSON is reloaded and overwritten, tagged.
+ * The caller that loaded gets a value parsed from the stored text (equal to the loader's,
+ * not the same object). Statuses as rcache_get_or_set_json(), plus RCACHE_EINVAL and
+ * RCACHE_ETOOBIG for the tags.
+ */
+RCACHE_API rcache_status rcache_get_or_set_json_tagged(rcache *c, const char *key, int64_t ttl_s,
+                                                       const char *const *tags, size_t ntags,
+                                                       rcache_json_loader_fn load, void *ud,
+                                                       json_t **out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -432,6 +432,18 @@ RCACHE_API rcache_status rcache_scan(rcache *c, const char *glob, uint64_t limit
 RCACHE_API rcache_status rcache_set_tagged(rcache *c, const char *key, const void *data, size_t len,
                                            int64_t ttl_s, const char *const *tags, size_t ntags);
 
+/* rcache_get() of a value written with tags: the same result, with tags[0..ntags) (the
+ * caller keeps ownership) said to be the tags the value was written with. Their version keys
+ * are read in the same round trip as the value (standalone, Sentinel, and a cluster whose
+ * key_prefix holds a hash tag, docs/semantics.md "Tags"): a tagged read then costs one round
+ * trip without Lua. A tag of the value that was not declared costs one more round trip, and a
+ * declared tag the value does not have only a wasted key in the read: wrong tags never change
+ * the answer. rcache_get() reads tagged values in one round trip too, through a Lua script
+ * the server must allow (+evalsha +eval), two without. Statuses as rcache_get(), plus
+ * RCACHE_EINVAL and RCACHE_ETOOBIG for tags as rcache_set_tagged(). */
+RCACHE_API rcache_status rcache_get_tagged(rcache *c, const char *key, const char *const *tags,
+                                           size_t ntags, rcache_value *out);
+
 /* Once it returns RCACHE_OK, no read through any handle on this key_prefix returns a value
  * written with tag before the call. One INCR, whatever the number of tagged entries.
  * RCACHE_OK (also on none://), RCACHE_EINVAL (NULL or empty tag), RCACHE_EUNAVAILABLE (Redis

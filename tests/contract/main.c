@@ -12,6 +12,9 @@
  *   ... --stale                    every handle keeps get_or_set values 30 s past
  *                                  their TTL for stale-if-error: nothing else changes
  *   ... --lease                    every handle takes a cross-process lease in get_or_set
+ *   ... --slot                     each test's namespace is a hash tag ("{<run id>:<n>}:"):
+ *                                  on a cluster all its keys share one slot (the one-round-
+ *                                  trip tagged reads, docs/semantics.md "Tags")
  *
  * Namespacing: every test's handle has a key_prefix "<run id>:<n>:" where the run id is
  * "ct<pid>x<random>". When the URL has no key_prefix, it is passed as the option; when it
@@ -83,6 +86,7 @@ static bool g_none;
 static bool g_near;  /* --near: near_cache_bytes on every handle */
 static bool g_stale; /* --stale: stale_window_s on every handle */
 static bool g_lease; /* --lease: get_or_set's cross-process lease on every handle */
+static bool g_slot;  /* --slot: namespaces are hash tags */
 static rcache *handles[MAX_HANDLES];
 static int nhandles;
 static char cur_ns[96];
@@ -275,7 +279,7 @@ static int by_name(const void *a, const void *b) {
 
 static bool run_one(const ct_test *t, int idx) {
   int failed0 = total(failed_of);
-  snprintf(cur_ns, sizeof cur_ns, "%s:%d:", run_id, idx);
+  snprintf(cur_ns, sizeof cur_ns, g_slot ? "{%s:%d}:" : "%s:%d:", run_id, idx);
   ct_env e = {NULL, g_none, g_url, cur_ns};
   nhandles = 0;
   e.c = ct_open(&e, NULL);
@@ -296,7 +300,7 @@ static bool run_one(const ct_test *t, int idx) {
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: contract [--none] [--near] [--stale] [--lease] [-t substring] "
+  fprintf(stderr, "usage: contract [--none] [--near] [--stale] [--lease] [--slot] [-t substring] "
                   "(<url> | --env VAR)\n");
   return 2;
 }
@@ -315,6 +319,8 @@ int main(int argc, char **argv) {
       g_stale = true;
     } else if (strcmp(argv[i], "--lease") == 0) {
       g_lease = true;
+    } else if (strcmp(argv[i], "--slot") == 0) {
+      g_slot = true;
     } else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
       only = argv[++i];
     } else if (argv[i][0] != '-' || argv[i][1] == '\0') {

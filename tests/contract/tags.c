@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Tags: rcache_set_tagged, rcache_invalidate_tag, rcache_clear, rcache_get_or_set_tagged. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "contract.h"
@@ -89,8 +90,197 @@ CONTRACT_ANY_TEST(tags_bad_arguments) {
     many[i] = names[i];
   }
   CHECK_EQ(rcache_set_tagged(e->c, "k", "v", 1, 0, many, RCACHE_TAGS_MAX + 1), RCACHE_ETOOBIG);
-  /* a plain value that would read as a tagged one is refused */
-  CHECK_EQ(rcache_set(e->c, "k", "\xffRC\x01zzzz", 8, 0), RCACHE_EINVAL);
+}
+
+/* Plain values that look like tagged ones (the frame's magic \xffRC\x01, escaped ones with
+ * more \xff in front, a whole well-formed frame) are stored escaped and read back as written,
+ * through every plain write and read. */
+static const struct {
+  const char *d;
+  size_t len;
+} lookalike[] = {
+    {"\xffRC\x01", 4},
+    {"\xffRC\x01zzzz", 8},
+    {"\xff\xffRC\x01", 5},
+    {"\xff\xff\xffRC\x01x", 7},
+    {"\xffRC", 3},
+    {"\xff", 1},
+    {"\xff\xff", 2},
+    {"\xffRC\x02", 4},
+    /* a frame of one tag "t" at version 1, clear version 1, payload "p" */
+    {"\xffRC\x01\x01\0\0\0\0\0\0\0\x01\0\x01t\0\0\0\0\0\0\0\x01p", 25},
+};
+#define NLOOK (sizeof lookalike / sizeof *lookalike)
+
+static rcache_status load_lookalike(void *ud, rcache_value *out) {
+  size_t i = *(size_t *)ud;
+  out->data = malloc(lookalike[i].len + 1);
+  if (!out->data) return RCACHE_ENOMEM;
+  memcpy(out->data, lookalike[i].d, lookalike[i].len);
+  out->data[lookalike[i].len] = '\0';
+  out->len = lookalike[i].len;
+  return RCACHE_OK;
+}
+
+/* A batch mixing tagged values (several tag sets), plain ones and absent keys: each answers
+ * what rcache_get answers, before and after an invalidation. */
+CONTRACT_TEST(tags_get_many_mixed) {
+  const char *keys[8] = {"t1", "t2", "t3", "p1", "absent", "t4", "p2", "t5"};
+  CHECK(tagged(e->c, "t1", "v1", "a", NULL));
+  CHECK(tagged(e->c, "t2", "v2", "a", "b"));
+  CHECK(tagged(e->c, "t3", "v3", "b", NULL));
+  CHECK_EQ(rcache_set(e->c, "p1", "plain", 5, 0), RCACHE_OK);
+  CHECK(tagged(e->c, "t4", "v4", NULL, NULL));
+  CHECK_EQ(rcache_set(e->c, "p2", "\xffRC\x01", 4, 0), RCACHE_OK);
+  CHECK(tagged(e->c, "t5", "v5", "c", "a"));
+  for (int round = 0; round < 3; round++) {
+    /* round 1: after invalidating b; round 2: after rcache_clear */
+    rcache_value v[8];
+    rcache_status st[8];
+    CHECK_EQ(rcache_get_many(e->c, keys, 8, v, st), RCACHE_OK);
+    for (int i = 0; i < 8; i++) {
+      rcache_value one;
+      rcache_status s1 = rcache_get(e->c, keys[i], &one);
+      CHECK_MSG(st[i] == s1 && v[i].len == one.len &&
+                    (v[i].len == 0 || memcmp(v[i].data, one.data, one.len) == 0),
+                "round %d key %s: get_many %d, get %d", round, keys[i], (int)st[i], (int)s1);
+      rcache_value_free(&one);
+      rcache_value_free(&v[i]);
+    }
+    CHECK_EQ(st[0], round == 2 ? RCACHE_MISS : RCACHE_OK);
+    CHECK_EQ(st[1], round >= 1 ? RCACHE_MISS : RCACHE_OK);
+    CHECK_EQ(st[3], RCACHE_OK);
+    CHECK_EQ(st[4], RCACHE_MISS);
+    CHECK_EQ(st[6], RCACHE_OK);
+    if (round == 0) CHECK_EQ(rcache_invalidate_tag(e->c, "b"), RCACHE_OK);
+    if (round == 1) CHECK_EQ(rcache_clear(e->c), RCACHE_OK);
+  }
+  /* a version key that holds something else fails only the values tagged with it */
+  CHECK(tagged(e->c, "x1", "1", "bad", NULL));
+  CHECK(tagged(e->c, "x2", "2", "fine", NULL));
+  CHECK(tagged(e->c, "x3", "3", "fine", "bad"));
+  CHECK_EQ(rcache_set(e->c, "__rc:tag:bad", "zz", 2, 0), RCACHE_OK);
+  const char *xk[3] = {"x1", "x2", "x3"};
+  rcache_value xv[3];
+  rcache_status xs[3];
+  CHECK_EQ(rcache_get_many(e->c, xk, 3, xv, xs), RCACHE_OK);
+  CHECK_EQ(xs[0], RCACHE_ETYPE);
+  CHECK(xs[1] == RCACHE_OK && xv[1].len == 1 && xv[1].data[0] == '2');
+  CHECK_EQ(xs[2], RCACHE_ETYPE);
+  for (int i = 0; i < 3; i++)
+    rcache_value_free(&xv[i]);
+}
+
+CONTRACT_TEST(tags_plain_values_like_frames) {
+  const char *keys[NLOOK];
+  char names[NLOOK][16];
+  rcache_value vals[NLOOK];
+  for (size_t i = 0; i < NLOOK; i++) {
+    snprintf(names[i], sizeof names[i], "m%zu", i);
+    keys[i] = names[i];
+    vals[i] = (rcache_value){(char *)lookalike[i].d, lookalike[i].len};
+    CHECK_EQ(rcache_set(e->c, keys[i], lookalike[i].d, lookalike[i].len, 0), RCACHE_OK);
+    CHECK_MSG(ct_value_is(e->c, keys[i], lookalike[i].d, lookalike[i].len), "value %zu", i);
+  }
+  CHECK_EQ(rcache_invalidate_tag(e->c, "t"), RCACHE_OK); /* plain values have no tags */
+  CHECK_EQ(rcache_clear(e->c), RCACHE_OK);
+  CHECK_EQ(rcache_set_many(e->c, keys, vals, NLOOK, 0), RCACHE_OK);
+  rcache_value got[NLOOK];
+  rcache_status st[NLOOK];
+  CHECK_EQ(rcache_get_many(e->c, keys, NLOOK, got, st), RCACHE_OK);
+  for (size_t i = 0; i < NLOOK; i++) {
+    CHECK_MSG(st[i] == RCACHE_OK && got[i].len == lookalike[i].len &&
+                  memcmp(got[i].data, lookalike[i].d, got[i].len) == 0 &&
+                  got[i].data[got[i].len] == '\0',
+              "get_many %zu: status %d", i, (int)st[i]);
+    rcache_value_free(&got[i]);
+    CHECK_MSG(ct_value_is(e->c, keys[i], lookalike[i].d, lookalike[i].len), "value %zu", i);
+  }
+  /* get_or_set: the loader's bytes, as they are, to the caller that loaded and from the cache */
+  for (size_t i = 0; i < NLOOK; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "g%zu", i);
+    for (int round = 0; round < 2; round++) {
+      rcache_value v;
+      CHECK_EQ(rcache_get_or_set(e->c, key, 0, load_lookalike, &i, &v), RCACHE_OK);
+      CHECK_MSG(v.len == lookalike[i].len && memcmp(v.data, lookalike[i].d, v.len) == 0,
+                "get_or_set %zu round %d", i, round);
+      rcache_value_free(&v);
+    }
+  }
+  /* a tagged value whose payload looks like a frame */
+  const char *t[] = {"t"};
+  const size_t f = NLOOK - 1;
+  CHECK_EQ(rcache_set_tagged(e->c, "tf", lookalike[f].d, lookalike[f].len, 0, t, 1), RCACHE_OK);
+  CHECK(ct_value_is(e->c, "tf", lookalike[f].d, lookalike[f].len));
+  char *str = NULL;
+  CHECK_EQ(rcache_set_str(e->c, "s", "\xffRC\x01", 0), RCACHE_OK);
+  CHECK_EQ(rcache_get_str(e->c, "s", &str), RCACHE_OK);
+  CHECK(str && strcmp(str, "\xffRC\x01") == 0);
+  free(str);
+}
+
+/* rcache_get_tagged answers as rcache_get whatever tags are declared (right, too few, too
+ * many, others): they only decide what is read with the value. */
+static bool get_tagged_is(rcache *c, const char *key, const char *t1, const char *t2,
+                          const char *want) {
+  const char *tags[] = {t1, t2};
+  rcache_value v;
+  rcache_status s = rcache_get_tagged(c, key, tags, t2 ? 2 : 1, &v);
+  bool ok = want ? s == RCACHE_OK && v.len == strlen(want) && memcmp(v.data, want, v.len) == 0
+                 : s == RCACHE_MISS && v.data == NULL;
+  if (!ok) fprintf(stderr, "  get_tagged %s: status %d\n", key, (int)s);
+  rcache_value_free(&v);
+  return ok;
+}
+
+CONTRACT_TEST(tags_get_tagged) {
+  CHECK(tagged(e->c, "k", "v1", "a", "b"));
+  CHECK(get_tagged_is(e->c, "k", "a", "b", "v1"));
+  CHECK(get_tagged_is(e->c, "k", "b", "a", "v1"));  /* any order */
+  CHECK(get_tagged_is(e->c, "k", "a", NULL, "v1")); /* b not declared */
+  CHECK(get_tagged_is(e->c, "k", "a", "zz", "v1")); /* zz: not the value's */
+  CHECK(get_tagged_is(e->c, "k", "zz", NULL, "v1"));
+  CHECK(get_tagged_is(e->c, "absent", "a", NULL, NULL));
+  CHECK_EQ(rcache_set(e->c, "plain", "p", 1, 0), RCACHE_OK);
+  CHECK(get_tagged_is(e->c, "plain", "a", NULL, "p"));
+  CHECK_EQ(rcache_set(e->c, "look", "\xffRC\x01", 4, 0), RCACHE_OK);
+  CHECK(get_tagged_is(e->c, "look", "a", NULL, "\xffRC\x01"));
+  CHECK_EQ(rcache_invalidate_tag(e->c, "b"), RCACHE_OK);
+  CHECK(get_tagged_is(e->c, "k", "a", "b", NULL));
+  CHECK(tagged(e->c, "k", "v2", "a", "b"));
+  CHECK_EQ(rcache_invalidate_tag(e->c, "b"), RCACHE_OK);
+  CHECK(get_tagged_is(e->c, "k", "a", NULL, NULL)); /* the undeclared tag is checked too */
+  CHECK(tagged(e->c, "k", "v3", "a", "b"));
+  CHECK_EQ(rcache_clear(e->c), RCACHE_OK);
+  CHECK(get_tagged_is(e->c, "k", "a", "b", NULL));
+  CHECK(ct_value_is(e->c, "plain", "p", 1));
+  /* a version key that holds something else: an error, never a value, on every path */
+  CHECK(tagged(e->c, "g", "v", "g", NULL));
+  CHECK_EQ(rcache_set(e->c, "__rc:tag:g", "zz", 2, 0), RCACHE_OK);
+  rcache_value v;
+  const char *g[] = {"g"};
+  CHECK_EQ(rcache_get_tagged(e->c, "g", g, 1, &v), RCACHE_ETYPE);
+  CHECK(v.data == NULL);
+  CHECK_EQ(rcache_get(e->c, "g", &v), RCACHE_ETYPE);
+  CHECK(v.data == NULL);
+}
+
+CONTRACT_ANY_TEST(tags_get_tagged_bad_arguments) {
+  const char *empty[] = {""}, *null[] = {NULL}, *one[] = {"t"};
+  rcache_value v = {(char *)"x", 1};
+  CHECK_EQ(rcache_get_tagged(e->c, "k", empty, 1, &v), RCACHE_EINVAL);
+  CHECK(v.data == NULL);
+  CHECK_EQ(rcache_get_tagged(e->c, "k", null, 1, &v), RCACHE_EINVAL);
+  CHECK_EQ(rcache_get_tagged(e->c, "k", NULL, 1, &v), RCACHE_EINVAL);
+  CHECK_EQ(rcache_get_tagged(e->c, "k", one, 1, NULL), RCACHE_EINVAL);
+  CHECK_EQ(rcache_get_tagged(e->c, "", one, 1, &v), RCACHE_EINVAL);
+  CHECK_EQ(rcache_get_tagged(NULL, "k", one, 1, &v), RCACHE_EINVAL);
+  const char *many[RCACHE_TAGS_MAX + 1];
+  for (int i = 0; i <= RCACHE_TAGS_MAX; i++)
+    many[i] = "t";
+  CHECK_EQ(rcache_get_tagged(e->c, "k", many, RCACHE_TAGS_MAX + 1, &v), RCACHE_ETOOBIG);
+  CHECK_EQ(rcache_get_tagged(e->c, "k", NULL, 0, &v), RCACHE_MISS); /* no tags: rcache_get */
 }
 
 CONTRACT_TEST(tags_many_per_key) {
@@ -213,6 +403,76 @@ CONTRACT_TEST(tags_get_or_set) {
   /* the plain get_or_set reads a tagged value's payload */
   CHECK(gos(e->c, "j", NULL, &a, "w"));
   CHECK_EQ(a.calls, 2);
+}
+
+static int doc_loads;
+static json_t *load_doc(void *ud) {
+  doc_loads++;
+  return json_pack("{s:s}", "v", (const char *)ud);
+}
+
+/* the JSON document at key is {"v": want} (want NULL: a miss), read both ways */
+static bool json_is(rcache *c, const char *key, const char *tag, const char *want) {
+  const char *tags[] = {tag};
+  bool ok = true;
+  for (int way = 0; way < 2; way++) {
+    json_t *j = NULL;
+    rcache_status s =
+        way ? rcache_get_json_tagged(c, key, tags, 1, &j) : rcache_get_json(c, key, &j);
+    const char *v = json_string_value(json_object_get(j, "v"));
+    ok &= want ? s == RCACHE_OK && v && strcmp(v, want) == 0 : s == RCACHE_MISS && !j;
+    json_decref(j);
+  }
+  return ok;
+}
+
+CONTRACT_TEST(tags_json) {
+  const char *t[] = {"doc"};
+  json_t *d = json_pack("{s:s}", "v", "one");
+  CHECK_EQ(rcache_set_json_tagged(e->c, "j", d, 0, t, 1), RCACHE_OK);
+  json_decref(d);
+  CHECK(json_is(e->c, "j", "doc", "one"));
+  CHECK(json_is(e->c, "j", "other", "one")); /* declared tags never change the answer */
+  CHECK_EQ(rcache_invalidate_tag(e->c, "doc"), RCACHE_OK);
+  CHECK(json_is(e->c, "j", "doc", NULL));
+  /* get_or_set: one load, stored tagged, loaded again after an invalidation */
+  doc_loads = 0;
+  for (int i = 0; i < 3; i++) {
+    json_t *j = NULL;
+    CHECK_EQ(rcache_get_or_set_json_tagged(e->c, "g", 0, t, 1, load_doc, "two", &j), RCACHE_OK);
+    CHECK(j && strcmp(json_string_value(json_object_get(j, "v")), "two") == 0);
+    json_decref(j);
+  }
+  CHECK_EQ(doc_loads, 1);
+  CHECK(json_is(e->c, "g", "doc", "two"));
+  CHECK_EQ(rcache_invalidate_tag(e->c, "doc"), RCACHE_OK);
+  CHECK(json_is(e->c, "g", "doc", NULL));
+  json_t *j = NULL;
+  CHECK_EQ(rcache_get_or_set_json_tagged(e->c, "g", 0, t, 1, load_doc, "three", &j), RCACHE_OK);
+  json_decref(j);
+  CHECK_EQ(doc_loads, 2);
+  /* a tagged value that is not JSON: reloaded, and stored tagged again */
+  CHECK_EQ(rcache_set_tagged(e->c, "bad", "{oops", 5, 0, t, 1), RCACHE_OK);
+  j = NULL;
+  CHECK_EQ(rcache_get_or_set_json_tagged(e->c, "bad", 0, t, 1, load_doc, "four", &j), RCACHE_OK);
+  json_decref(j);
+  CHECK_EQ(doc_loads, 3);
+  CHECK(json_is(e->c, "bad", "doc", "four"));
+  CHECK_EQ(rcache_invalidate_tag(e->c, "doc"), RCACHE_OK);
+  CHECK(json_is(e->c, "bad", "doc", NULL));
+}
+
+CONTRACT_ANY_TEST(tags_json_bad_arguments) {
+  const char *empty[] = {""}, *t[] = {"t"};
+  json_t *d = json_pack("{s:s}", "v", "x"), *j = NULL;
+  CHECK_EQ(rcache_set_json_tagged(e->c, "k", d, 0, empty, 1), RCACHE_EINVAL);
+  CHECK_EQ(rcache_set_json_tagged(e->c, "k", NULL, 0, t, 1), RCACHE_EINVAL);
+  CHECK_EQ(rcache_get_json_tagged(e->c, "k", empty, 1, &j), RCACHE_EINVAL);
+  CHECK_EQ(rcache_get_json_tagged(e->c, "k", t, 1, NULL), RCACHE_EINVAL);
+  CHECK_EQ(rcache_get_or_set_json_tagged(e->c, "k", 0, empty, 1, load_doc, "x", &j), RCACHE_EINVAL);
+  CHECK(j == NULL);
+  CHECK_EQ(rcache_get_or_set_json_tagged(e->c, "k", 0, t, 1, NULL, NULL, &j), RCACHE_EINVAL);
+  json_decref(d);
 }
 
 CONTRACT_ANY_TEST(tags_get_or_set_bad_tags) {

@@ -5,7 +5,7 @@
  * only what needs it. Users are made here on $RCACHE_TEST_URL_TCP's server (ACL SETUSER,
  * names with this process's pid) and deleted at the end:
  *  - the documented set: get/set, counters with a TTL (incr_expire, rate_limit: MULTI, not
- *    Lua), health (no INFO: healthy, version unknown), the near cache serving;
+ *    Lua), health (no INFO: healthy, version unknown), the near cache serving, tags;
  *  - without +multi: incr_expire fails every time (RCACHE_EAUTH, NOPERM), never a silent
  *    "allowed = 0" forever;
  *  - without +client|id, +client|tracking or the invalidation channel: one warning that the
@@ -89,6 +89,16 @@ static void documented_rules(void) {
   CHECK(h.healthy);
   CHECK_MSG(h.error[0] == '\0', "%s", h.error);
   CHECK_MSG(!lc_has("near cache off"), "log:\n%s", lc_text());
+  /* tags: version keys under the prefix, no script (test_tags.c reads without the near
+   * cache as such a user) */
+  const char *tags[] = {"t"};
+  CHECK_EQ(rcache_set_tagged(c, "tg", "v", 1, 60, tags, 1), RCACHE_OK);
+  CHECK_EQ(rcache_get(c, "tg", &v), RCACHE_OK);
+  rcache_value_free(&v);
+  CHECK_EQ(rcache_get_tagged(c, "tg", tags, 1, &v), RCACHE_OK);
+  rcache_value_free(&v);
+  CHECK_EQ(rcache_invalidate_tag(c, "t"), RCACHE_OK);
+  CHECK_EQ(rcache_get_tagged(c, "tg", tags, 1, &v), RCACHE_MISS);
   CHECK_EQ(rcache_delete_prefix(c, "", NULL), RCACHE_EINVAL);
   uint64_t deleted = 0;
   CHECK_EQ(rcache_delete_prefix(c, "c", &deleted), RCACHE_OK);

@@ -4,11 +4,12 @@
  * (RCACHE_TEST_URL_CLUSTER) and Sentinel (RCACHE_TEST_URL_SENTINEL); tests/alloc_walk.h
  * explains the walk: rcache_open with URL options and
  * the near cache (its invalidation listener and the prober start in their own threads), set, get, a
- * near-cache hit, get_or_set, delete, health, close. Every call returns RCACHE_ENOMEM or what it
- * returns without the failure, nothing leaks, and the handle works again afterwards. Then every
- * allocation of every thread fails for a while (the background threads included): nothing crashes
- * or wedges, and once memory comes back the handle and its near cache (which must hear another
- * client's write again) work.
+ * near-cache hit, get_or_set, delete, health, tags, close (and on standalone again without the
+ * near cache, for tagged reads by script and by GET + MGET). Every call returns RCACHE_ENOMEM or
+ * what it returns without the failure, nothing leaks, and the handle works again afterwards. Then
+ * every allocation of every thread fails for a while (the background threads included): nothing
+ * crashes or wedges, and once memory comes back the handle and its near cache (which must hear
+ * another client's write again) work.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
  * runs (never armed). */
 typedef struct target {
   const char *name;
+  char name_buf[64];
   char url[1024];
   rcache *admin;
 } target;
@@ -56,7 +58,26 @@ static const char *vtext(char *buf, size_t size, const rcache_value *v) {
 }
 
 static void reset_keys(rcache *admin) {
-  const char *keys[] = {"k1", "g1", "absent", "m1", "m2", "n1"};
+  /* tag state too: every run creates its version keys afresh (the same allocations) */
+  const char *keys[] = {"k1",
+                        "g1",
+                        "absent",
+                        "m1",
+                        "m2",
+                        "n1",
+                        "ta1",
+                        "tb1",
+                        "tb2",
+                        "tb3",
+                        "tc1",
+                        "tc2",
+                        "tc3",
+                        "td1",
+                        "__rc:clear",
+                        "__rc:tag:tag:a",
+                        "__rc:tag:tag:c",
+                        "__rc:tag:tag:c2",
+                        "__rc:tag:tag:d"};
   for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
     rcache_status s = rcache_delete(admin, keys[i]);
     CHECK_MSG(s == RCACHE_OK || s == RCACHE_MISS, "reset %s: %s", keys[i], rcache_errmsg(admin));
@@ -113,6 +134,70 @@ static void calls(aw *w, rcache *c) {
   AW_REC(w, s, h.mode);
 }
 
+/* Tags: set_tagged, the reads (one round trip by script or declared tags, a batch), plain
+ * values that look like tagged ones (escaped), get_or_set_tagged, an invalidation. Each
+ * group has keys and tags of its own. */
+static rcache_status load_tagged_text(void *ud, rcache_value *out, rcache_tags *tags) {
+  (void)tags;
+  return load_text(ud, out);
+}
+
+static void rec_get(aw *w, int line, rcache *c, const char *key, const char *const *tags,
+                    size_t ntags) {
+  char t[256];
+  rcache_value v;
+  rcache_status s = ntags ? rcache_get_tagged(c, key, tags, ntags, &v) : rcache_get(c, key, &v);
+  aw_rec(w, line, s, vtext(t, sizeof t, &v));
+  rcache_value_free(&v);
+}
+
+static void tag_calls(aw *w, rcache *c) {
+  char t[256];
+  const char *ta[] = {"tag:a"}, *tc[] = {"tag:c", "tag:c2"};
+  aw_group(w);
+  rcache_status s = rcache_set_tagged(c, "ta1", "tv1", 3, 60, ta, 1);
+  AW_REC(w, s, NULL);
+  rec_get(w, __LINE__, c, "ta1", NULL, 0);
+  rec_get(w, __LINE__, c, "ta1", ta, 1);
+  aw_group(w);
+  s = rcache_set(c, "tb1", "\xffRC\x01x", 5, 60);
+  AW_REC(w, s, NULL);
+  rec_get(w, __LINE__, c, "tb1", NULL, 0);
+  const char *bk[3] = {"tb2", "tb3", "tb1"};
+  rcache_value bv[3] = {{"\xff\xffRC\x01", 5}, {"plain", 5}, {NULL, 0}};
+  rcache_status st[3];
+  s = rcache_set_many(c, bk, bv, 2, 60);
+  AW_REC(w, s, NULL);
+  s = rcache_get_many(c, bk, 3, bv, st);
+  for (int i = 0; i < 3; i++) {
+    AW_REC(w, s == RCACHE_OK ? st[i] : s, vtext(t, sizeof t, &bv[i]));
+    rcache_value_free(&bv[i]);
+  }
+  aw_group(w);
+  s = rcache_set_tagged(c, "tc1", "c1", 2, 60, tc, 1);
+  AW_REC(w, s, NULL);
+  s = rcache_set_tagged(c, "tc2", "c2", 2, 60, tc, 2);
+  AW_REC(w, s, NULL);
+  const char *ck[3] = {"tc1", "tc2", "tc3"};
+  rcache_value cv[3];
+  s = rcache_get_many(c, ck, 3, cv, st);
+  for (int i = 0; i < 3; i++) {
+    AW_REC(w, s == RCACHE_OK ? st[i] : s, vtext(t, sizeof t, &cv[i]));
+    rcache_value_free(&cv[i]);
+  }
+  s = rcache_invalidate_tag(c, "tag:c2");
+  AW_REC(w, s, NULL);
+  rec_get(w, __LINE__, c, "tc2", NULL, 0);
+  rec_get(w, __LINE__, c, "tc1", NULL, 0);
+  aw_group(w);
+  const char *td[] = {"tag:d"};
+  rcache_value v;
+  s = rcache_get_or_set_tagged(c, "td1", 60, td, 1, load_tagged_text, "loaded", &v);
+  AW_REC(w, s, vtext(t, sizeof t, &v));
+  rcache_value_free(&v);
+  rec_get(w, __LINE__, c, "td1", td, 1);
+}
+
 static void redis_flow(aw *w, void *ud) {
   target *tg = ud;
   reset_keys(tg->admin);
@@ -125,6 +210,7 @@ static void redis_flow(aw *w, void *ud) {
   if (c) {
     w->c = c;
     calls(w, c);
+    tag_calls(w, c);
   }
   aw_disarm(w);
   if (c && !aw_round_trip(c, "after:walk"))
@@ -206,6 +292,13 @@ int main(void) {
     aw_walk_x(tg[0].name, true, false, redis_flow, &tg[0]);
     aw_walk_x(tg[0].name, false, false, redis_flow, &tg[0]);
     all_threads(&tg[0]);
+    /* without the near cache: tagged reads by script and by GET + MGET */
+    opt.near_cache_bytes = 0;
+    snprintf(tg[0].name_buf, sizeof tg[0].name_buf, "%s", "redis flow (standalone, no near cache)");
+    tg[0].name = tg[0].name_buf;
+    aw_walk_x(tg[0].name, true, false, redis_flow, &tg[0]);
+    aw_walk_x(tg[0].name, false, false, redis_flow, &tg[0]);
+    opt.near_cache_bytes = 1 << 20;
     rcache_close(tg[0].admin);
   }
   if (target_open(&tg[1], "redis flow (cluster)", "RCACHE_TEST_URL_CLUSTER")) {

@@ -4,13 +4,24 @@
  * near cache: an invalidation through one handle is seen by another (near cache included); an
  * invalidation racing a get_or_set load never leaves the old value cached; a vanished version
  * key never revives old values; while Redis is down invalidation fails loudly.
+ *
+ * On a private server (tests/support/redis_proc.h), what each read sends, counted by the
+ * server (INFO commandstats; commands a script runs count too): an untagged rcache_get is one
+ * GET; a tagged one is one EVALSHA (running GET and MGET); rcache_get_tagged is GET and MGET
+ * without a script; a batch is two MGETs (values, then every tagged value's versions); an
+ * ACL user without +eval, and a server without scripting, get the same answers with GET then
+ * MGET, and one log line; a key of
+ * another type does not turn the script off. Other clients see a plain value that looks like a
+ * tagged one with its escape byte.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "log_capture.h"
 #include "rcache/rcache.h"
+#include "redis_proc.h"
 #include "test.h"
 
 static char ns[64]; /* a namespace per run: servers are shared with other tests */
@@ -138,6 +149,186 @@ static void test_down(void) {
   rcache_close(c);
 }
 
+/* ---- what each read sends (a private server) --------------------------------------------- */
+
+static rp_server priv;
+
+/* calls of cmd since the last CONFIG RESETSTAT (0 when never called) */
+static long long calls(const char *cmd) {
+  redisReply *r = rp_command(&priv, "INFO commandstats");
+  long long n = 0;
+  char needle[64];
+  snprintf(needle, sizeof needle, "cmdstat_%s:calls=", cmd);
+  const char *at = r && r->type == REDIS_REPLY_STRING ? r->str : NULL; /* RESP2 */
+  CHECK_MSG(at != NULL, "INFO commandstats");
+  if (at && (at = strstr(at, needle))) n = atoll(at + strlen(needle));
+  if (r) freeReplyObject(r);
+  return n;
+}
+
+static void reset_stats(void) {
+  CHECK(rp_do(&priv, "CONFIG RESETSTAT"));
+}
+
+static rcache *open_priv(const char *user, bool logs) {
+  char url[256];
+  if (user)
+    snprintf(url, sizeof url, "redis://%s:pw-%s@127.0.0.1:%d?key_prefix=rt:", user, user,
+             priv.port);
+  else
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d?key_prefix=rt:", priv.port);
+  rcache_options o;
+  rcache_options_init(&o);
+  if (logs) {
+    o.log_fn = lc_log;
+    o.log_level = RCACHE_LOG_INFO;
+  }
+  rcache *c = NULL;
+  CHECK_EQ(rcache_open(&c, url, &o), RCACHE_OK);
+  return c;
+}
+
+/* n reads of key (by rcache_get, or rcache_get_tagged with tags), each answering want */
+static void reads(rcache *c, const char *key, const char *const *tags, size_t ntags, int n,
+                  const char *want) {
+  for (int i = 0; i < n; i++) {
+    rcache_value v;
+    rcache_status s = ntags ? rcache_get_tagged(c, key, tags, ntags, &v) : rcache_get(c, key, &v);
+    CHECK_MSG(s == RCACHE_OK && v.len == strlen(want) && memcmp(v.data, want, v.len) == 0,
+              "read %d of %s: status %d", i, key, (int)s);
+    rcache_value_free(&v);
+  }
+}
+
+static void test_what_reads_send(void) {
+  const char *tags[] = {"user:1", "plan:pro"};
+  rcache *c = open_priv(NULL, false);
+  if (!c) return;
+  CHECK_EQ(rcache_set(c, "plain", "p", 1, 0), RCACHE_OK);
+  reset_stats();
+  reads(c, "plain", NULL, 0, 20, "p"); /* a handle that never met a tag */
+  CHECK_EQ(calls("get"), 20);
+  CHECK_EQ(calls("evalsha") + calls("eval") + calls("mget"), 0);
+  CHECK_EQ(rcache_set_tagged(c, "t", "v", 1, 0, tags, 2), RCACHE_OK);
+  reads(c, "t", NULL, 0, 1, "v"); /* the script is loaded (NOSCRIPT, then EVAL) */
+  reset_stats();
+  reads(c, "t", NULL, 0, 20, "v");
+  CHECK_EQ(calls("evalsha"), 20);
+  CHECK_EQ(calls("eval"), 0);
+  CHECK_EQ(calls("get"), 20); /* run by the script */
+  CHECK_EQ(calls("mget"), 20);
+  reset_stats();
+  reads(c, "plain", NULL, 0, 20, "p"); /* untagged values: still a GET each */
+  CHECK_EQ(calls("get"), 20);
+  CHECK_EQ(calls("evalsha") + calls("mget"), 0);
+  reset_stats();
+  reads(c, "t", tags, 2, 20, "v");
+  CHECK_EQ(calls("get"), 20);
+  CHECK_EQ(calls("mget"), 20);
+  CHECK_EQ(calls("evalsha") + calls("eval"), 0);
+  /* a batch: one MGET for the values, one for every tagged value's versions */
+  const char *keys[10];
+  char names[10][8];
+  for (int i = 0; i < 10; i++) {
+    snprintf(names[i], sizeof names[i], "b%d", i);
+    keys[i] = names[i];
+    CHECK_EQ(rcache_set_tagged(c, keys[i], "v", 1, 0, tags, i % 2 + 1), RCACHE_OK);
+  }
+  rcache_value vals[10];
+  rcache_status st[10];
+  reset_stats();
+  CHECK_EQ(rcache_get_many(c, keys, 10, vals, st), RCACHE_OK);
+  for (int i = 0; i < 10; i++) {
+    CHECK(st[i] == RCACHE_OK && vals[i].len == 1 && vals[i].data[0] == 'v');
+    rcache_value_free(&vals[i]);
+  }
+  CHECK_EQ(calls("mget"), 2);
+  CHECK_EQ(calls("get") + calls("evalsha"), 0);
+  /* a key of another type where a tagged value was: WRONGTYPE, and the script stays on */
+  CHECK(rp_do(&priv, "DEL rt:t"));
+  CHECK(rp_do(&priv, "LPUSH rt:t x"));
+  rcache_value v;
+  CHECK_EQ(rcache_get(c, "t", &v), RCACHE_ETYPE);
+  CHECK_EQ(rcache_set_tagged(c, "t", "v", 1, 0, tags, 2), RCACHE_OK);
+  reset_stats();
+  reads(c, "t", NULL, 0, 5, "v");
+  CHECK_EQ(calls("evalsha"), 5);
+  /* other clients read a plain value that looks like a tagged one with its escape byte */
+  CHECK_EQ(rcache_set(c, "look", "\xffRC\x01x", 5, 0), RCACHE_OK);
+  redisReply *r = rp_command(&priv, "GET rt:look");
+  CHECK(r && r->type == REDIS_REPLY_STRING && r->len == 6 &&
+        memcmp(r->str, "\xff\xffRC\x01x", 6) == 0);
+  if (r) freeReplyObject(r);
+  rcache_close(c);
+}
+
+/* The documented ACL rules (docs/operations.md) have no +eval: tagged reads still answer
+ * right, in two round trips, after one refused EVALSHA and one log line. */
+static void test_no_eval(void) {
+  CHECK(rp_do(&priv, "ACL SETUSER least reset on >pw-least ~rt:* resetchannels -@all +get "
+                     "+set +unlink +exists +pttl +incrby +mget +multi +exec +scan +ping "
+                     "+client|setname"));
+  const char *tags[] = {"user:1", "plan:pro"};
+  lc_clear();
+  rcache *c = open_priv("least", true);
+  if (!c) return;
+  CHECK_EQ(rcache_set_tagged(c, "n", "v", 1, 0, tags, 2), RCACHE_OK);
+  reads(c, "n", NULL, 0, 1, "v");
+  CHECK(lc_has("tagged reads take two round trips from now on"));
+  reset_stats();
+  reads(c, "n", NULL, 0, 10, "v");
+  CHECK_EQ(calls("evalsha") + calls("eval"), 0); /* not asked again */
+  CHECK_EQ(calls("get"), 10);
+  CHECK_EQ(calls("mget"), 10);
+  reads(c, "n", tags, 2, 10, "v");
+  CHECK_EQ(rcache_invalidate_tag(c, "plan:pro"), RCACHE_OK);
+  rcache_value v;
+  CHECK_EQ(rcache_get(c, "n", &v), RCACHE_MISS);
+  CHECK_EQ(rcache_get_tagged(c, "n", tags, 2, &v), RCACHE_MISS);
+  rcache_close(c);
+}
+
+/* A server without scripting (EVALSHA and EVAL renamed away): the same answers, in two
+ * round trips after one log line. */
+static void test_no_scripting(void) {
+  const char *tags[] = {"user:1"};
+  lc_clear();
+  rcache *c = open_priv(NULL, true);
+  if (!c) return;
+  CHECK_EQ(rcache_set_tagged(c, "s", "v", 1, 0, tags, 1), RCACHE_OK);
+  reads(c, "s", NULL, 0, 1, "v");
+  CHECK(lc_has("tagged reads take two round trips from now on"));
+  lc_clear();
+  reset_stats();
+  reads(c, "s", NULL, 0, 10, "v");
+  CHECK_EQ(calls("get"), 10);
+  CHECK_EQ(calls("mget"), 10);
+  CHECK(!lc_has("round trips")); /* said once */
+  CHECK_EQ(rcache_invalidate_tag(c, "user:1"), RCACHE_OK);
+  rcache_value v;
+  CHECK_EQ(rcache_get(c, "s", &v), RCACHE_MISS);
+  rcache_close(c);
+}
+
+static void private_server_tests(void) {
+  if (rp_start(&priv, &(rp_opts){.tag = "tags-rt"}) != 0) {
+    CHECK_MSG(false, "%s", "could not start a private redis-server");
+    return;
+  }
+  fprintf(stderr, "-- what reads send (private server)\n");
+  test_what_reads_send();
+  test_no_eval();
+  rp_destroy(&priv);
+  const char *args[] = {"--rename-command", "EVALSHA", "", "--rename-command", "EVAL", "", NULL};
+  if (rp_start(&priv, &(rp_opts){.tag = "tags-noscript", .args = args}) != 0) {
+    CHECK_MSG(false, "%s", "could not start a private redis-server without scripting");
+    return;
+  }
+  fprintf(stderr, "-- a server without scripting\n");
+  test_no_scripting();
+  rp_destroy(&priv);
+}
+
 static void cleanup(const char *url) {
   rcache *c = open_ns(url, false);
   if (c) CHECK_EQ(rcache_flush(c), RCACHE_OK);
@@ -158,5 +349,6 @@ int main(void) {
     cleanup(urls[i]);
   }
   test_down();
+  private_server_tests();
   return test_report("test_tags");
 }

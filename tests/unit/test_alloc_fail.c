@@ -378,6 +378,81 @@ static void json_calls(aw *w, rcache *c) {
   aw_group(w);
   s = rcache_get_or_set_json(c, "pre:json", 0, load_json, NULL, &j);
   rec_json(w, __LINE__, s, j);
+  const char *tags[] = {"tag:json"};
+  aw_group(w);
+  s = rcache_set_json_tagged(c, "js:3", json_made, 0, tags, 1);
+  AW_REC(w, s, NULL);
+  s = rcache_get_json_tagged(c, "js:3", tags, 1, &j);
+  rec_json(w, __LINE__, s, j);
+  aw_group(w);
+  s = rcache_get_or_set_json_tagged(c, "js:4", 0, tags, 1, load_json, NULL, &j);
+  rec_json(w, __LINE__, s, j);
+  s = rcache_get_or_set_json_tagged(c, "js:4", 0, tags, 1, load_json, NULL, &j);
+  rec_json(w, __LINE__, s, j);
+}
+
+/* Tags: set_tagged, the reads (one round trip by script or declared tags, a batch), plain
+ * values that look like tagged ones (escaped), get_or_set_tagged, an invalidation. Each
+ * group has keys and tags of its own. */
+static rcache_status load_tagged_text(void *ud, rcache_value *out, rcache_tags *tags) {
+  (void)tags;
+  return load_text(ud, out);
+}
+
+static void rec_get(aw *w, int line, rcache *c, const char *key, const char *const *tags,
+                    size_t ntags) {
+  char t[256];
+  rcache_value v;
+  rcache_status s = ntags ? rcache_get_tagged(c, key, tags, ntags, &v) : rcache_get(c, key, &v);
+  aw_rec(w, line, s, vtext(t, sizeof t, &v));
+  rcache_value_free(&v);
+}
+
+static void tag_calls(aw *w, rcache *c) {
+  char t[256];
+  const char *ta[] = {"tag:a"}, *tc[] = {"tag:c", "tag:c2"};
+  aw_group(w);
+  rcache_status s = rcache_set_tagged(c, "ta1", "tv1", 3, 60, ta, 1);
+  AW_REC(w, s, NULL);
+  rec_get(w, __LINE__, c, "ta1", NULL, 0);
+  rec_get(w, __LINE__, c, "ta1", ta, 1);
+  aw_group(w);
+  s = rcache_set(c, "tb1", "\xffRC\x01x", 5, 60);
+  AW_REC(w, s, NULL);
+  rec_get(w, __LINE__, c, "tb1", NULL, 0);
+  const char *bk[3] = {"tb2", "tb3", "tb1"};
+  rcache_value bv[3] = {{"\xff\xffRC\x01", 5}, {"plain", 5}, {NULL, 0}};
+  rcache_status st[3];
+  s = rcache_set_many(c, bk, bv, 2, 60);
+  AW_REC(w, s, NULL);
+  s = rcache_get_many(c, bk, 3, bv, st);
+  for (int i = 0; i < 3; i++) {
+    AW_REC(w, s == RCACHE_OK ? st[i] : s, vtext(t, sizeof t, &bv[i]));
+    rcache_value_free(&bv[i]);
+  }
+  aw_group(w);
+  s = rcache_set_tagged(c, "tc1", "c1", 2, 60, tc, 1);
+  AW_REC(w, s, NULL);
+  s = rcache_set_tagged(c, "tc2", "c2", 2, 60, tc, 2);
+  AW_REC(w, s, NULL);
+  const char *ck[3] = {"tc1", "tc2", "tc3"};
+  rcache_value cv[3];
+  s = rcache_get_many(c, ck, 3, cv, st);
+  for (int i = 0; i < 3; i++) {
+    AW_REC(w, s == RCACHE_OK ? st[i] : s, vtext(t, sizeof t, &cv[i]));
+    rcache_value_free(&cv[i]);
+  }
+  s = rcache_invalidate_tag(c, "tag:c2");
+  AW_REC(w, s, NULL);
+  rec_get(w, __LINE__, c, "tc2", NULL, 0);
+  rec_get(w, __LINE__, c, "tc1", NULL, 0);
+  aw_group(w);
+  const char *td[] = {"tag:d"};
+  rcache_value v;
+  s = rcache_get_or_set_tagged(c, "td1", 60, td, 1, load_tagged_text, "loaded", &v);
+  AW_REC(w, s, vtext(t, sizeof t, &v));
+  rcache_value_free(&v);
+  rec_get(w, __LINE__, c, "td1", td, 1);
 }
 
 static void tools(aw *w, rcache *c) {
@@ -452,6 +527,7 @@ static void ops_flow(aw *w, void *ud) {
   batches(w, c);
   typed(w, c);
   json_calls(w, c);
+  tag_calls(w, c);
   tools(w, c);
   flush(w, c);
   aw_disarm(w);

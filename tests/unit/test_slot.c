@@ -59,5 +59,29 @@ int main(void) {
   }
   CHECK(in_range);
   CHECK(seen_low > 4000 && seen_high > 4000);
+
+  /* A prefix fixes the slot of every key under it only with a whole, non-empty tag. */
+  static const struct {
+    const char *prefix;
+    bool fixed;
+  } pf[] = {{"{app}:", true}, {"x{a}", true},   {"a:{b}:{c}", true}, {"{}{app}:", false},
+            {"{app", false},  {"app}:", false}, {"app:", false},     {"", false},
+            {"}{a}", true},   {"{{a}", true},   {"{}", false}};
+  for (size_t i = 0; i < sizeof pf / sizeof *pf; i++) {
+    const char *p = pf[i].prefix;
+    CHECK_MSG(rcache__slot_fixed(p, strlen(p)) == pf[i].fixed, "prefix %s", p);
+    if (!pf[i].fixed) continue;
+    bool same = true; /* the claim itself: keys under it, with braces of their own too */
+    const char *tails[] = {"k", "user:12", "{other}", "}x{y}", ""};
+    char a[64], b[64];
+    for (size_t t = 1; t < sizeof tails / sizeof *tails; t++) {
+      snprintf(a, sizeof a, "%s%s", p, tails[0]);
+      snprintf(b, sizeof b, "%s%s", p, tails[t]);
+      same &= slot_of(a) == slot_of(b);
+    }
+    CHECK_MSG(same, "prefix %s", p);
+  }
+  /* and without one, keys under the prefix do land apart */
+  CHECK(slot_of("{app:k") != slot_of("{app:}x") || slot_of("{app:k") != slot_of("{app:q"));
   return test_report("test_slot");
 }
