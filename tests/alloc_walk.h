@@ -136,7 +136,8 @@ static void aw_run(aw *w, void (*flow)(aw *, void *), void *ud) {
  * exact: the flow allocates the same on every run (memory://, none://), so the walk must end
  * at the reference's count. A flow over the network may allocate a little more or less
  * from run to run (a connection the server closed, say): its walk ends only after
- * AW_SETTLE runs in a row hit no failure, and it must cover the reference's count. */
+ * AW_SETTLE runs in a row hit no failure, and it must cover the smallest count of three
+ * unarmed runs. */
 #define AW_SETTLE 3
 static int64_t aw_walk_x(const char *name, bool once, bool exact, void (*flow)(aw *, void *),
                          void *ud) {
@@ -152,6 +153,13 @@ static int64_t aw_walk_x(const char *name, bool once, bool exact, void (*flow)(a
   aw_run(&w, flow, ud);
   w.recording = false;
   uint64_t ref_calls = w.calls;
+  /* over the network the count varies a little (a reconnect, a refresh): the walk must
+   * cover the fewest of three reference runs */
+  for (int i = 0; !exact && i < 2; i++) {
+    w.n = -1;
+    aw_run(&w, flow, ud);
+    if (w.calls < ref_calls) ref_calls = w.calls;
+  }
   int64_t n = getenv("AW_FROM") ? atoll(getenv("AW_FROM")) : 0; /* to debug one allocation */
   int64_t walked = n;
   for (int misses = 0; n < AW_MAX_WALK && misses < (exact ? 1 : AW_SETTLE); n++) {
