@@ -6,6 +6,7 @@
 
 #include "flight.h"
 #include "internal.h"
+#include "observe.h"
 
 #define RCACHE__LOAD_SLOTS 4096 /* per-key load durations for early refresh, by hash */
 
@@ -17,6 +18,7 @@ struct rcache {
   _Atomic uint32_t load_us[RCACHE__LOAD_SLOTS]; /* last load time (µs), by key hash */
   _Atomic uint64_t gen;                         /* rcache__fork_gen() this process's state is for */
   _Atomic uint64_t fork_claim; /* the generation whose recovery a thread has taken on */
+  rcache__obs obs;             /* per-operation histograms, key families (observe.c) */
 };
 
 /* A handle inherited across fork(): makes its state this process's own (rcache.c). */

@@ -395,6 +395,7 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *g
     rcache__free(c);
     return rcache__done(NULL, s);
   }
+  rcache__obs_init(c);
   *out = c;
   return RCACHE_OK;
 }
@@ -520,6 +521,7 @@ rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *ou
 
 rcache_status rcache_get(rcache *c, const char *key, rcache_value *out) {
   if (out) *out = (rcache_value){NULL, 0};
+  int64_t t0 = rcache__now_us();
   BEGIN_KEYED(c, key, k);
   if (!out) {
     rcache__key_free(&k);
@@ -527,6 +529,7 @@ rcache_status rcache_get(rcache *c, const char *key, rcache_value *out) {
   }
   rcache_status s = rcache__get_full(c, &k, out, NULL, NULL);
   rcache__key_free(&k);
+  rcache__observe(c, RCACHE_OP_GET, key, s, t0, out->len);
   return rcache__done(c, s);
 }
 
@@ -546,6 +549,7 @@ rcache_status rcache__set_full(rcache *c, const rcache__key *k, const void *data
 }
 
 rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t len, int64_t ttl_s) {
+  int64_t t0 = rcache__now_us();
   BEGIN_KEYED(c, key, k);
   rcache_status s;
   int64_t ttl_ms = rcache__ttl_ms(c, ttl_s);
@@ -559,21 +563,26 @@ rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t le
     s = rcache__set_full(c, &k, data, len, ttl_ms, 0);
   }
   rcache__key_free(&k);
+  rcache__observe(c, RCACHE_OP_SET, key, s, t0, len);
   return rcache__done(c, s);
 }
 
 rcache_status rcache_delete(rcache *c, const char *key) {
+  int64_t t0 = rcache__now_us();
   BEGIN_KEYED(c, key, k);
   rcache__backend *be = rcache__be(c);
   rcache_status s = be->ops->del(be, k.p, k.len);
   near_drop(c, k.p, k.len);
   if (s == RCACHE_OK) COUNT(c, deletes);
   rcache__key_free(&k);
-  return rcache__done(c, rcache__remote(c, s));
+  s = rcache__remote(c, s);
+  rcache__observe(c, RCACHE_OP_DELETE, key, s, t0, 0);
+  return rcache__done(c, s);
 }
 
 static rcache_status delete_glob(rcache *c, const char *lit, const char *glob, uint64_t *deleted) {
   uint64_t n = 0;
+  int64_t t0 = rcache__now_us();
   if (deleted) *deleted = 0;
   size_t gl;
   char *g = ns_glob(c, lit, glob, &gl);
@@ -584,7 +593,9 @@ static rcache_status delete_glob(rcache *c, const char *lit, const char *glob, u
   near_flush(c);
   atomic_fetch_add_explicit(&c->ctx.n.deletes, n, memory_order_relaxed);
   if (deleted) *deleted = n;
-  return rcache__done(c, rcache__remote(c, s));
+  s = rcache__remote(c, s);
+  rcache__observe(c, RCACHE_OP_DELETE_MATCH, NULL, s, t0, 0);
+  return rcache__done(c, s);
 }
 
 rcache_status rcache_delete_prefix(rcache *c, const char *prefix, uint64_t *deleted) {
@@ -630,7 +641,7 @@ rcache_status rcache_flush(rcache *c) {
 
 static rcache_status incr_full(rcache *c, const char *key, int64_t by, int64_t ttl_ms,
                                int64_t *out) {
-  int64_t v = 0;
+  int64_t v = 0, t0 = rcache__now_us();
   if (out) *out = 0;
   BEGIN_KEYED(c, key, k);
   rcache__backend *be = rcache__be(c);
@@ -638,7 +649,9 @@ static rcache_status incr_full(rcache *c, const char *key, int64_t by, int64_t t
   near_drop(c, k.p, k.len);
   rcache__key_free(&k);
   if (s == RCACHE_OK && out) *out = v;
-  return rcache__done(c, rcache__remote(c, s));
+  s = rcache__remote(c, s);
+  rcache__observe(c, RCACHE_OP_INCR, key, s, t0, 0);
+  return rcache__done(c, s);
 }
 
 rcache_status rcache_incr(rcache *c, const char *key, int64_t by, int64_t *out) {
@@ -751,6 +764,7 @@ static rcache_status keys_make(rcache *c, const char *const *keys, size_t n, cha
 rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcache_value *vals,
                               rcache_status *statuses) {
   rcache__err_clear();
+  int64_t t0 = rcache__now_us();
   if (!c) return rcache__einval(NULL, "handle is NULL");
   rcache__enter(c);
   if (n == 0) return RCACHE_OK;
@@ -779,12 +793,15 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
     statuses[i] = rcache__unreachable(statuses[i]) ? RCACHE_EUNAVAILABLE : statuses[i];
     if (statuses[i] != RCACHE_OK) rcache_value_free(&vals[i]);
   }
-  return rcache__done(c, rcache__remote(c, s));
+  s = rcache__remote(c, s);
+  rcache__observe(c, RCACHE_OP_GET_MANY, NULL, s, t0, 0);
+  return rcache__done(c, s);
 }
 
 rcache_status rcache_set_many(rcache *c, const char *const *keys, const rcache_value *vals,
                               size_t n, int64_t ttl_s) {
   rcache__err_clear();
+  int64_t t0 = rcache__now_us();
   if (!c) return rcache__einval(NULL, "handle is NULL");
   rcache__enter(c);
   if (n == 0) return RCACHE_OK;
@@ -816,6 +833,7 @@ rcache_status rcache_set_many(rcache *c, const char *const *keys, const rcache_v
     s = rcache__remote(c, s);
   }
   rcache__free(ttls);
+  rcache__observe(c, RCACHE_OP_SET_MANY, NULL, s, t0, 0);
   return rcache__done(c, s);
 }
 
@@ -852,6 +870,7 @@ rcache_status rcache_scan(rcache *c, const char *glob, uint64_t limit, rcache_sc
 rcache_status rcache_health_check(rcache *c, rcache_health *h) {
   rcache__err_clear();
   if (!c || !h) return rcache__einval(c, "handle or h is NULL");
+  int64_t t0 = rcache__now_us();
   rcache__enter(c);
   memset(h, 0, sizeof *h);
   rcache__backend *be = rcache__be(c);
@@ -863,6 +882,7 @@ rcache_status rcache_health_check(rcache *c, rcache_health *h) {
   snprintf(h->mode, sizeof h->mode, "%s", rcache__be(c)->ops->mode); /* it may have changed */
   h->healthy = s == RCACHE_OK;
   if (!h->healthy && !h->error[0]) snprintf(h->error, sizeof h->error, "%s", rcache_strerror(s));
+  rcache__observe(c, RCACHE_OP_HEALTH, NULL, s, t0, 0);
   return rcache__done(c, s);
 }
 
