@@ -29,12 +29,12 @@ static rcache_status load_and_store(rcache *c, const rcache__key *k, int64_t ttl
                                     bool store) {
   rcache_value v = {NULL, 0};
   COUNT(c, loads);
-  int64_t t0 = rcache__now_us();
+  int64_t t0 = rcache__now_us(), lt0 = rcache__obs_ticks();
   atomic_fetch_add_explicit(&c->obs.loads_in_progress, 1, memory_order_relaxed);
   rcache_status ls = load(ud, &v);
   atomic_fetch_sub_explicit(&c->obs.loads_in_progress, 1, memory_order_relaxed);
   int64_t took = rcache__now_us() - t0;
-  rcache__observe(c, RCACHE_OP_LOADER, NULL, ls, t0, ls == RCACHE_OK ? v.len : 0);
+  rcache__observe(c, RCACHE_OP_LOADER, NULL, ls, lt0, ls == RCACHE_OK ? v.len : 0);
   atomic_store_explicit(&c->load_us[slot_of(k)], (uint32_t)(took > UINT32_MAX ? UINT32_MAX : took),
                         memory_order_relaxed);
   if (ls != RCACHE_OK) {
@@ -185,7 +185,7 @@ rcache_status rcache_get_or_set(rcache *c, const char *key, int64_t ttl_s, rcach
   }
   int64_t remaining = -2;
   rcache_value stale = {NULL, 0};
-  int64_t missed_us = rcache__now_us(), t0 = missed_us;
+  int64_t missed_us = rcache__now_us(), t0 = rcache__obs_ticks();
   /* the remaining TTL rides along (pipelined PTTL) only when early refresh needs it */
   bool xfetch = c->ctx.opt.early_refresh_beta > 0;
   s = rcache__get_full(c, &k, out, xfetch ? &remaining : NULL, &stale);

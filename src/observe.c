@@ -29,7 +29,33 @@ static int op_bucket(uint64_t us) {
   return i < RCACHE_OP_BUCKETS - 1 ? i : RCACHE_OP_BUCKETS - 1;
 }
 
+/* µs per tick in 32.32 fixed point. A monotonic, constant-rate TSC is assumed on x86-64
+ * (every CPU of the last decade has one: constant_tsc, nonstop_tsc). */
+static _Atomic uint64_t tick_mult;
+
+static void calibrate(void) {
+#if defined(__x86_64__)
+  if (atomic_load_explicit(&tick_mult, memory_order_relaxed)) return;
+  int64_t u0 = rcache__now_us(), k0 = rcache__obs_ticks(), u1;
+  while ((u1 = rcache__now_us()) - u0 < 2000) { /* 2 ms, once per process */
+  }
+  int64_t dk = rcache__obs_ticks() - k0;
+  uint64_t m = dk > 0 ? (uint64_t)(((double)(u1 - u0) / (double)dk) * 4294967296.0) : 0;
+  atomic_store_explicit(&tick_mult, m ? m : 1, memory_order_relaxed);
+#else
+  atomic_store_explicit(&tick_mult, (uint64_t)1 << 32, memory_order_relaxed);
+#endif
+}
+
+static uint64_t ticks_to_us(int64_t dk) {
+  if (dk <= 0) return 0;
+  return (
+      uint64_t)(((unsigned long long)dk * atomic_load_explicit(&tick_mult, memory_order_relaxed)) >>
+                32);
+}
+
 void rcache__obs_init(rcache *c) {
+  calibrate();
   rcache__obs *o = &c->obs;
   const rcache__url *u = &c->ctx.url;
   if (u->path)
@@ -85,8 +111,7 @@ static void count_family(rcache *c, const char *key, bool hit, char *name, size_
 
 void rcache__observe(rcache *c, rcache_op op, const char *key, rcache_status s, int64_t t0_us,
                      size_t bytes) {
-  int64_t d = rcache__now_us() - t0_us;
-  uint64_t us = d < 0 ? 0 : (uint64_t)d;
+  uint64_t us = ticks_to_us(rcache__obs_ticks() - t0_us);
   rcache__ophist *h = &c->obs.op[op];
   atomic_fetch_add_explicit(&h->bucket[op_bucket(us)], 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&h->sum_us, us, memory_order_relaxed);

@@ -29,10 +29,24 @@ typedef struct rcache__obs {
   char server[128]; /* label: host:port, socket path or mode; never a password */
 } rcache__obs;
 
+/* The clock of the histograms: a raw tick (TSC on x86-64, where a clock_gettime() may cost
+ * 100 ns under a hypervisor; rcache__now_us() elsewhere), converted to µs only for a
+ * duration. Calibrated once per process by rcache__obs_init(). */
+#if defined(__x86_64__)
+#include <x86intrin.h>
+static inline int64_t rcache__obs_ticks(void) {
+  return (int64_t)__rdtsc();
+}
+#else
+static inline int64_t rcache__obs_ticks(void) {
+  return rcache__now_us();
+}
+#endif
+
 struct rcache;
 /* Fills the server label from the parsed URL (at open). */
 void rcache__obs_init(struct rcache *c);
-/* Ends a timed call started at t0_us (rcache__now_us()): histogram, family hit/miss for
+/* Ends a timed call started at t0_us (rcache__obs_ticks()): histogram, family hit/miss for
  * reads (key = the caller's key, may be NULL), event sink. */
 void rcache__observe(struct rcache *c, rcache_op op, const char *key, rcache_status s,
                      int64_t t0_us, size_t bytes);

@@ -521,7 +521,7 @@ rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *ou
 
 rcache_status rcache_get(rcache *c, const char *key, rcache_value *out) {
   if (out) *out = (rcache_value){NULL, 0};
-  int64_t t0 = rcache__now_us();
+  int64_t t0 = rcache__obs_ticks();
   BEGIN_KEYED(c, key, k);
   if (!out) {
     rcache__key_free(&k);
@@ -549,7 +549,7 @@ rcache_status rcache__set_full(rcache *c, const rcache__key *k, const void *data
 }
 
 rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t len, int64_t ttl_s) {
-  int64_t t0 = rcache__now_us();
+  int64_t t0 = rcache__obs_ticks();
   BEGIN_KEYED(c, key, k);
   rcache_status s;
   int64_t ttl_ms = rcache__ttl_ms(c, ttl_s);
@@ -568,7 +568,7 @@ rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t le
 }
 
 rcache_status rcache_delete(rcache *c, const char *key) {
-  int64_t t0 = rcache__now_us();
+  int64_t t0 = rcache__obs_ticks();
   BEGIN_KEYED(c, key, k);
   rcache__backend *be = rcache__be(c);
   rcache_status s = be->ops->del(be, k.p, k.len);
@@ -582,7 +582,7 @@ rcache_status rcache_delete(rcache *c, const char *key) {
 
 static rcache_status delete_glob(rcache *c, const char *lit, const char *glob, uint64_t *deleted) {
   uint64_t n = 0;
-  int64_t t0 = rcache__now_us();
+  int64_t t0 = rcache__obs_ticks();
   if (deleted) *deleted = 0;
   size_t gl;
   char *g = ns_glob(c, lit, glob, &gl);
@@ -641,7 +641,7 @@ rcache_status rcache_flush(rcache *c) {
 
 static rcache_status incr_full(rcache *c, const char *key, int64_t by, int64_t ttl_ms,
                                int64_t *out) {
-  int64_t v = 0, t0 = rcache__now_us();
+  int64_t v = 0, t0 = rcache__obs_ticks();
   if (out) *out = 0;
   BEGIN_KEYED(c, key, k);
   rcache__backend *be = rcache__be(c);
@@ -764,7 +764,7 @@ static rcache_status keys_make(rcache *c, const char *const *keys, size_t n, cha
 rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcache_value *vals,
                               rcache_status *statuses) {
   rcache__err_clear();
-  int64_t t0 = rcache__now_us();
+  int64_t t0 = rcache__obs_ticks();
   if (!c) return rcache__einval(NULL, "handle is NULL");
   rcache__enter(c);
   if (n == 0) return RCACHE_OK;
@@ -801,7 +801,7 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
 rcache_status rcache_set_many(rcache *c, const char *const *keys, const rcache_value *vals,
                               size_t n, int64_t ttl_s) {
   rcache__err_clear();
-  int64_t t0 = rcache__now_us();
+  int64_t t0 = rcache__obs_ticks();
   if (!c) return rcache__einval(NULL, "handle is NULL");
   rcache__enter(c);
   if (n == 0) return RCACHE_OK;
@@ -870,7 +870,7 @@ rcache_status rcache_scan(rcache *c, const char *glob, uint64_t limit, rcache_sc
 rcache_status rcache_health_check(rcache *c, rcache_health *h) {
   rcache__err_clear();
   if (!c || !h) return rcache__einval(c, "handle or h is NULL");
-  int64_t t0 = rcache__now_us();
+  int64_t t0 = rcache__obs_ticks();
   rcache__enter(c);
   memset(h, 0, sizeof *h);
   rcache__backend *be = rcache__be(c);
