@@ -413,6 +413,7 @@ static rcache_status refresh(cluster *cl, int64_t deadline_us) {
       bool changed = false;
       if (s == RCACHE_OK) s = install(cl, &rs, &changed);
       rcache__free(rs.v);
+      if (s == RCACHE_ENOMEM) break; /* another node would not help */
       if (s == RCACHE_OK) {
         if (changed)
           rcache__log(cl->r.base.ctx, RCACHE_LOG_INFO, "cluster: slot map updated from %s:%d",
@@ -849,7 +850,8 @@ static void exchange_all(cluster *cl, share *sh, size_t ns) {
       continue;
     }
     rcache__pool_report(x->node->pool, x->s);
-    if (x->s != RCACHE_OK && x->s != RCACHE_ETIMEOUT && x->s != RCACHE_ETOOBIG)
+    if (x->s != RCACHE_OK && x->s != RCACHE_ETIMEOUT && x->s != RCACHE_ETOOBIG &&
+        x->s != RCACHE_ENOMEM) /* out of memory here is not the server's doing */
       x->s = RCACHE_EUNAVAILABLE;
   }
   for (size_t i = 0; i < ns; i++)
@@ -979,7 +981,7 @@ typedef struct del_ud {
   char **keys;
   size_t *lens;
   size_t n;
-  uint64_t deleted;
+  rcache__progress *pr; /* one batch is one report */
   rcache_status s;
 } del_ud;
 
@@ -995,11 +997,13 @@ static void del_flush(del_ud *d) {
   }
   redisReply *rep[DEL_BATCH] = {0};
   if (s == RCACHE_OK) s = rcache__redis_run(&d->cl->r, d->node->pool, &b, rep, true);
+  uint64_t deleted = 0;
   if (s == RCACHE_OK) {
     for (int i = 0; i < b.n; i++) /* a key moved away meanwhile (MOVED/ASK) is not counted */
-      if (rep[i]->type == REDIS_REPLY_INTEGER) d->deleted += (uint64_t)rep[i]->integer;
+      if (rep[i]->type == REDIS_REPLY_INTEGER) deleted += (uint64_t)rep[i]->integer;
     rcache__replies_free(rep, b.n);
   }
+  rcache__progress_add(d->pr, deleted);
   rcache__cmds_free(&b);
   for (size_t i = 0; i < d->n; i++)
     rcache__free(d->keys[i]);
@@ -1017,25 +1021,23 @@ static bool del_visit(const char *key, size_t len, void *ud) {
   d->keys[d->n] = k;
   d->lens[d->n++] = len;
   if (d->n == DEL_BATCH) del_flush(d);
-  return d->s == RCACHE_OK;
+  return d->s == RCACHE_OK && !d->pr->stopped;
 }
 
 static rcache_status cluster_del_match(rcache__backend *be, const char *g, size_t gl,
-                                       uint64_t *count) {
+                                       rcache__progress *p) {
   cluster *cl = CL(be);
   cnode **m;
   size_t n;
   rcache_status s = all_masters(cl, &m, &n), first = s == RCACHE_ENOMEM ? s : RCACHE_OK;
   char *keys[DEL_BATCH];
   size_t lens[DEL_BATCH];
-  *count = 0;
-  for (size_t i = 0; m && i < n; i++) {
-    del_ud d = {cl, m[i], keys, lens, 0, 0, RCACHE_OK};
+  for (size_t i = 0; m && i < n && !p->stopped; i++) {
+    del_ud d = {cl, m[i], keys, lens, 0, p, RCACHE_OK};
     uint64_t seen = 0;
     rcache_status e =
-        rcache__redis_scan_node(&cl->r, m[i]->pool, g, gl, false, 0, &seen, del_visit, &d);
+        rcache__redis_scan_node(&cl->r, m[i]->pool, g, gl, NULL, 0, &seen, del_visit, &d);
     del_flush(&d);
-    *count += d.deleted;
     if (e == RCACHE_OK) e = d.s;
     if (e != RCACHE_OK && first == RCACHE_OK) first = e;
   }
@@ -1065,7 +1067,7 @@ static rcache_status cluster_scan(rcache__backend *be, const char *g, size_t gl,
   uint64_t seen = 0;
   for (size_t i = 0; m && i < n && !su.stopped && (!limit || seen < limit); i++) {
     uint64_t c = 0;
-    rcache_status e = rcache__redis_scan_node(&cl->r, m[i]->pool, g, gl, false,
+    rcache_status e = rcache__redis_scan_node(&cl->r, m[i]->pool, g, gl, NULL,
                                               limit ? limit - seen : 0, &c, scan_visit, &su);
     seen += c;
     if (e != RCACHE_OK && first == RCACHE_OK) first = e;
@@ -1327,6 +1329,10 @@ rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out) {
    * go to a seed (which redirects) and the refresher keeps asking. The near cache works
    * only when the map came now: the handle drops its table when no listener registered. */
   rcache_status m = refresh(cl, rcache__now_us() + (int64_t)ctx->opt.connect_timeout_ms * 1000);
+  if (m == RCACHE_ENOMEM) { /* reported, not worked around with the near cache off */
+    cluster_destroy(&cl->r.base);
+    return m;
+  }
   if (m != RCACHE_OK) {
     atomic_store(&cl->near_on, false);
     rcache__log(ctx, RCACHE_LOG_WARN,

@@ -181,6 +181,7 @@ static rcache_status read_reply(rcache__conn *c, redisReply **out, int64_t deadl
                      max_reply);
         return fail(c, RCACHE_ETOOBIG);
       }
+      if (c->rd->err == REDIS_ERR_OOM) return fail(c, RCACHE_ENOMEM);
       rcache__errf("protocol error: %s", c->rd->errstr);
       return fail(c, RCACHE_EPROTO);
     }

@@ -40,6 +40,7 @@ static rcache_status load_and_store(rcache *c, const rcache__key *k, int64_t ttl
   if (ls != RCACHE_OK) {
     rcache_value_free(&v);
     COUNT(c, load_errors);
+    if (ls == RCACHE_ENOMEM) return ls; /* the helpers' encoders (JSON, codecs) ran out */
     rcache__errf("loader failed with status %d (%s)", (int)ls, rcache_strerror(ls));
     return RCACHE_ELOADER;
   }
@@ -49,7 +50,10 @@ static rcache_status load_and_store(rcache *c, const rcache__key *k, int64_t ttl
   }
   /* When the read just failed to reach the cache (already counted as a fallback), the
    * write would fail too: it is dropped without spending a second deadline on it. */
-  if (store) (void)rcache__set_full(c, k, v.data, v.len, ttl_ms, RCACHE__SET_STALE);
+  if (store && rcache__set_full(c, k, v.data, v.len, ttl_ms, RCACHE__SET_STALE) == RCACHE_ENOMEM) {
+    rcache_value_free(&v); /* not cached: the caller hears why (docs/errors.md) */
+    return RCACHE_ENOMEM;
+  }
   *out = v;
   return RCACHE_OK;
 }
@@ -64,9 +68,10 @@ static rcache_status lease_key(const rcache__key *k, rcache__key *lk) {
   return RCACHE_OK;
 }
 
-static bool lease_take(rcache *c, const rcache__key *lk) {
+/* RCACHE_OK: the lease is ours; RCACHE_MISS: another process holds it; or an error. */
+static rcache_status lease_take(rcache *c, const rcache__key *lk) {
   rcache__backend *be = rcache__be(c);
-  return be->ops->set(be, lk->p, lk->len, "1", 1, c->ctx.opt.lease_ms, RCACHE__SET_NX) == RCACHE_OK;
+  return be->ops->set(be, lk->p, lk->len, "1", 1, c->ctx.opt.lease_ms, RCACHE__SET_NX);
 }
 
 /*
@@ -81,7 +86,9 @@ static rcache_status load_leased(rcache *c, const rcache__key *k, int64_t ttl_ms
   int64_t t0 = rcache__now_us(), deadline = t0 + 2 * (int64_t)c->ctx.opt.lease_ms * 1000;
   rcache_status s;
   for (;;) {
-    if (lease_take(c, &lk)) {
+    s = lease_take(c, &lk);
+    if (s == RCACHE_ENOMEM) break; /* not "someone else holds it": no waiting for nothing */
+    if (s == RCACHE_OK) {
       s = load_and_store(c, k, ttl_ms, load, ud, out, true);
       /* release only while it is surely still ours */
       if (rcache__now_us() - t0 < (int64_t)c->ctx.opt.lease_ms * 1000) {
@@ -192,7 +199,7 @@ rcache_status rcache_get_or_set(rcache *c, const char *key, int64_t ttl_s, rcach
   rcache_op op = s == RCACHE_OK ? RCACHE_OP_GET_OR_SET_HIT : RCACHE_OP_GET_OR_SET_LOAD;
   if (s == RCACHE_OK) {
     if (refresh_early(c, &k, remaining)) maybe_refresh(c, &k, ttl_ms, load, ud, out);
-  } else if (s == RCACHE_MISS || s == RCACHE_EUNAVAILABLE) {
+  } else if (s == RCACHE_MISS || rcache__without_cache(c, s)) {
     s = load_once(c, &k, ttl_ms, load, ud, out, s == RCACHE_MISS, missed_us);
     if (s == RCACHE_ELOADER && stale.data) { /* stale-if-error */
       COUNT(c, stale_served);

@@ -62,6 +62,9 @@ rcache_status rcache__einval(rcache *c, const char *what);
 bool rcache__unreachable(rcache_status s);
 /* maps timeouts/unavailability to RCACHE_EUNAVAILABLE and counts the fallback */
 rcache_status rcache__remote(rcache *c, rcache_status s);
+/* s (from rcache__remote) says the call was answered without the cache: RCACHE_EUNAVAILABLE,
+ * or with strict_config the RCACHE_EAUTH / RCACHE_ETLS behind it. */
+bool rcache__without_cache(const rcache *c, rcache_status s);
 /* logical ttl_s → ms with default and jitter; -1 when out of range */
 int64_t rcache__ttl_ms(rcache *c, int64_t ttl_s);
 

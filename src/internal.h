@@ -61,6 +61,11 @@ const char *rcache__err_peek(void);
  * fast path stays cheap). fn and ud must stay valid while the handle is open. */
 typedef void (*rcache__err_fn)(void *ud, char *buf, size_t size);
 void rcache__err_lazy(rcache__err_fn fn, void *ud);
+/* Why the cache is unavailable to the current call: RCACHE_EAUTH or RCACHE_ETLS when the
+ * server refused the credentials or the certificate (other values are ignored). Read by the
+ * facade with strict_config; cleared by rcache__err_clear(). */
+void rcache__err_cause(rcache_status s);
+rcache_status rcache__err_cause_get(void);
 
 /* ---- URL (url.c): pure parsing, no I/O ------------------------------------------------------- */
 
@@ -165,6 +170,18 @@ typedef struct rcache__backend rcache__backend;
 
 enum { RCACHE__SET_NX = 1 }; /* set only if absent: RCACHE_MISS when it existed */
 
+/* A deletion's running count and the caller's progress callback (fn may be NULL). */
+typedef struct rcache__progress {
+  rcache_progress_fn fn;
+  void *ud;
+  uint64_t done;
+  bool stopped; /* fn returned false: the backend stops after this batch */
+} rcache__progress;
+
+/* Adds a batch's n deleted keys to p->done and tells fn. Returns false when fn asks to stop
+ * (then p->stopped stays true). */
+bool rcache__progress_add(rcache__progress *p, uint64_t n);
+
 typedef struct rcache__backend_ops {
   const char *mode; /* "memory", "none", "standalone", "cluster", "sentinel" */
   void (*destroy)(rcache__backend *b);
@@ -176,8 +193,10 @@ typedef struct rcache__backend_ops {
                        size_t len, int64_t ttl_ms, int flags);
   /* RCACHE_OK when deleted, RCACHE_MISS when absent */
   rcache_status (*del)(rcache__backend *b, const char *key, size_t klen);
-  /* deletes keys matching a full glob (prefix already applied and escaped) */
-  rcache_status (*del_match)(rcache__backend *b, const char *glob, size_t glen, uint64_t *n);
+  /* deletes keys matching a full glob (prefix already applied and escaped), reporting
+   * each batch to p (rcache__progress_add); the count is p->done */
+  rcache_status (*del_match)(rcache__backend *b, const char *glob, size_t glen,
+                             rcache__progress *p);
   /* visits up to limit (0 = all) keys matching glob; fn gets the full stored key */
   rcache_status (*scan)(rcache__backend *b, const char *glob, size_t glen, uint64_t limit,
                         rcache_scan_fn fn, void *ud);
@@ -225,12 +244,29 @@ rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out);
 void *rcache__malloc(size_t n);
 void *rcache__calloc(size_t n, size_t size);
 void *rcache__realloc(void *p, size_t n);
+/* aligned_alloc's rules: n a multiple of align, a power of two */
+void *rcache__aligned_alloc(size_t align, size_t n);
 void rcache__free(void *p);
-/* For tests: the allocation after the next n fails (n = 0: the very next one), and with
- * once = false every one after it too, until called again with n < 0 (never fail). */
+/*
+ * For tests (tests/unit/test_alloc_fail.c walks every allocation of a flow with them).
+ * rcache__alloc_fail_after: the calling thread's allocation after its next n fails (n = 0:
+ * the very next one), and with once = false every one of that thread after it too, until
+ * called again (n < 0: never fail). Only the calling thread counts, so the Nth allocation
+ * of a flow is the same one on every run, whatever background threads allocate.
+ * rcache__alloc_fail_hit: whether that armed failure has happened since it was armed.
+ * rcache__alloc_fail_all: while on, every allocation of every thread fails (background
+ * threads included).
+ * rcache__alloc_calls: allocations the calling thread has attempted.
+ * rcache__alloc_route_deps: makes jansson (and hiredis >= 1.0, which has a hook) allocate
+ * through the indirection too. Tests only: the library itself never changes these
+ * process-wide allocators, which belong to the application (it may use jansson and
+ * hiredis itself, with allocators of its own).
+ */
 void rcache__alloc_fail_after(int64_t n, bool once);
-/* Allocations attempted since the process started (tests count a flow's allocations). */
+bool rcache__alloc_fail_hit(void);
+void rcache__alloc_fail_all(bool on);
 uint64_t rcache__alloc_calls(void);
+void rcache__alloc_route_deps(void);
 
 /* ---- small helpers (util.c) ------------------------------------------------------------------ */
 

@@ -4,6 +4,7 @@
  * any other client can read and write. A stored value that is not JSON is an error for a
  * plain read (RCACHE_EDECODE) and a reason to reload for get_or_set.
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,19 +15,25 @@
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
 #define LOAD_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL)
 
-/* Compact text of v into out (malloc'd). EINVAL when jansson refuses to encode v. */
+/* Compact text of v into out (malloc'd). EINVAL when jansson refuses to encode v (a
+ * reference cycle), ENOMEM when an allocation failed: jansson returns NULL for both, and
+ * only a failed malloc sets errno to ENOMEM. */
 static rcache_status dump(const json_t *v, rcache_value *out) {
   *out = (rcache_value){NULL, 0};
+  errno = 0;
   char *text = json_dumps(v, DUMP_FLAGS);
+  if (!text && errno == ENOMEM) return RCACHE_ENOMEM;
   if (!text) {
-    rcache__errf("JSON value could not be encoded (a reference cycle, or out of memory)");
+    rcache__errf("JSON value could not be encoded (a reference cycle)");
     return RCACHE_EINVAL;
   }
   json_malloc_t jm;
   json_free_t jf;
   json_get_alloc_funcs(&jm, &jf);
   out->len = strlen(text); /* JSON text never holds a raw NUL: \u0000 is escaped */
-  if (jf == free) { /* rcache frees values with rcache__free(): copy when the program set its own */
+  /* rcache frees values with rcache__free() (free() underneath): copy when the program
+   * gave jansson allocators of its own */
+  if (jf == free || jf == rcache__free) {
     out->data = text;
     return RCACHE_OK;
   }
@@ -105,10 +112,19 @@ static size_t widen_big_ints(const char *in, size_t len, char *out) {
 
 /* Parses text[0..len) as one JSON text; on an integer outside int64, parses it again with
  * such integers as reals (see above). NULL with *err on failure. */
+/* jansson's parse ran out of memory (it says so, or its malloc set errno). */
+static json_t *loadb(const char *text, size_t len, json_error_t *err, rcache_status *s) {
+  errno = 0;
+  json_t *j = json_loadb(text, len, LOAD_FLAGS, err);
+  if (!j && (json_error_code(err) == json_error_out_of_memory || errno == ENOMEM))
+    *s = RCACHE_ENOMEM;
+  return j;
+}
+
 static json_t *load_json(const char *text, size_t len, json_error_t *err, rcache_status *s) {
   *s = RCACHE_OK;
-  json_t *j = json_loadb(text, len, LOAD_FLAGS, err);
-  if (j || json_error_code(err) != json_error_numeric_overflow) return j;
+  json_t *j = loadb(text, len, err, s);
+  if (j || *s != RCACHE_OK || json_error_code(err) != json_error_numeric_overflow) return j;
   size_t n = widen_big_ints(text, len, NULL);
   char *wide = rcache__malloc(n + 1);
   if (!wide) {
@@ -116,12 +132,13 @@ static json_t *load_json(const char *text, size_t len, json_error_t *err, rcache
     return NULL;
   }
   widen_big_ints(text, len, wide);
-  j = json_loadb(wide, n, LOAD_FLAGS, err); /* a later error's column counts the ".0"s */
+  j = loadb(wide, n, err, s); /* a later error's column counts the ".0"s */
   rcache__free(wide);
   return j;
 }
 
-/* Parses v as one JSON text. EDECODE with jansson's reason when it is not. */
+/* Parses v as one JSON text. EDECODE with jansson's reason when it is not, ENOMEM when
+ * memory ran out. */
 static rcache_status parse(const rcache_value *v, json_t **out) {
   json_error_t err;
   rcache_status s;
@@ -206,11 +223,16 @@ rcache_status rcache_get_or_set_json(rcache *c, const char *key, int64_t ttl_s,
   s = json_loader(&a, &v);
   if (s != RCACHE_OK) {
     COUNT(c, load_errors);
+    if (s == RCACHE_ENOMEM) return rcache__done(c, s); /* as rcache_get_or_set() */
     rcache__errf("loader failed with status %d (%s)", (int)s, rcache_strerror(s));
     return rcache__done(c, RCACHE_ELOADER);
   }
-  (void)rcache_set(c, key, v.data, v.len, ttl_s); /* a dropped write is fine, as in get_or_set */
+  s = rcache_set(c, key, v.data, v.len, ttl_s);
   rcache_value_free(&v);
+  if (s == RCACHE_ENOMEM) { /* other failures: a dropped write, as in get_or_set */
+    json_decref(a.made);
+    return s;
+  }
   *out = a.made;
   return RCACHE_OK;
 }

@@ -14,11 +14,21 @@ static _Thread_local struct {
   bool pending;        /* a backend wrote a detail during the current call */
   rcache__err_fn lazy; /* the detail is written by lazy(lazy_ud) when asked for */
   void *lazy_ud;
+  rcache_status cause; /* RCACHE_EAUTH / RCACHE_ETLS behind an unavailable cache, else OK */
   char msg[512];
 } tl_err;
 
 void rcache__err_clear(void) {
   tl_err.pending = false;
+  tl_err.cause = RCACHE_OK;
+}
+
+void rcache__err_cause(rcache_status s) {
+  tl_err.cause = s == RCACHE_EAUTH || s == RCACHE_ETLS ? s : RCACHE_OK;
+}
+
+rcache_status rcache__err_cause_get(void) {
+  return tl_err.cause;
 }
 
 void rcache__errf(const char *fmt, ...) {

@@ -457,12 +457,14 @@ static bool key_matches(const mentry *e, const char *glob, size_t glen) {
   return rcache__glob_match(glob, glen, e->kv, e->klen);
 }
 
-static rcache_status mem_del_match(rcache__backend *b, const char *glob, size_t glen, uint64_t *n) {
+/* One shard is one batch: its count goes to p once the shard's lock is released. */
+static rcache_status mem_del_match(rcache__backend *b, const char *glob, size_t glen,
+                                   rcache__progress *p) {
   mstore *m = store_of(b);
   int64_t now = now_ms();
-  uint64_t deleted = 0;
   for (int i = 0; i < NSHARDS; i++) {
     mshard *s = &m->sh[i];
+    uint64_t deleted = 0;
     pthread_mutex_lock(&s->mu);
     for (size_t j = 0; j < s->nb; j++) {
       mentry **l = &s->tab[j];
@@ -477,23 +479,26 @@ static rcache_status mem_del_match(rcache__backend *b, const char *glob, size_t 
       }
     }
     pthread_mutex_unlock(&s->mu);
+    if (!rcache__progress_add(p, deleted)) break;
   }
-  *n = deleted;
   return RCACHE_OK;
 }
 
 /* Matching keys are copied under the shard's lock and handed to fn after it is released,
- * so fn may call back into the cache (delete what it visits, for instance). */
+ * so fn may call back into the cache (delete what it visits, for instance). The list is
+ * reused from shard to shard: fewer allocations, and as many whichever shards the keys
+ * hash to (the allocation-failure walk counts on that). */
 static rcache_status mem_scan(rcache__backend *b, const char *glob, size_t glen, uint64_t limit,
                               rcache_scan_fn fn, void *ud) {
   mstore *m = store_of(b);
   uint64_t visited = 0;
   rcache_status st = RCACHE_OK;
+  char **found = NULL;
+  size_t *lens = NULL, cap = 0;
   for (int i = 0; i < NSHARDS && st == RCACHE_OK; i++) {
     mshard *s = &m->sh[i];
     int64_t now = now_ms();
-    char **found = NULL;
-    size_t *lens = NULL, nf = 0, cap = 0;
+    size_t nf = 0;
     pthread_mutex_lock(&s->mu);
     for (size_t j = 0; j < s->nb && st == RCACHE_OK && !(limit && visited + nf >= limit); j++) {
       for (mentry *e = s->tab[j]; e; e = e->hnext) {
@@ -527,10 +532,10 @@ static rcache_status mem_scan(rcache__backend *b, const char *glob, size_t glen,
       }
       rcache__free(found[j]);
     }
-    rcache__free(found);
-    rcache__free(lens);
     if (!go || (limit && visited >= limit)) break;
   }
+  rcache__free(found);
+  rcache__free(lens);
   return st;
 }
 
@@ -685,7 +690,7 @@ static const rcache__backend_ops mem_ops = {
 };
 
 rcache_status rcache__memory_open(rcache__ctx *ctx, rcache__backend **out) {
-  mstore *m = aligned_alloc(CACHE_LINE, sizeof *m); /* sizeof is a multiple of the line */
+  mstore *m = rcache__aligned_alloc(CACHE_LINE, sizeof *m); /* sizeof is a multiple of the line */
   if (!m) return RCACHE_ENOMEM;
   memset(m, 0, sizeof *m);
   m->base.ops = &mem_ops;

@@ -25,8 +25,9 @@ static rcache_status none_del(rcache__backend *b, const char *k, size_t kl) {
   return RCACHE_MISS;
 }
 
-static rcache_status none_del_match(rcache__backend *b, const char *g, size_t gl, uint64_t *n) {
-  *n = 0;
+static rcache_status none_del_match(rcache__backend *b, const char *g, size_t gl,
+                                    rcache__progress *p) {
+  rcache__progress_add(p, 0); /* one empty batch: a progress display still sees its total */
   return RCACHE_OK;
 }
 

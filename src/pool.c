@@ -22,7 +22,7 @@ struct rcache__pool {
   uint64_t epoch; /* bumped when the server was lost: older connections go */
   int64_t down_since_us;
   char last_error[256];
-  rcache_status last_status; /* why it is unavailable */
+  _Atomic rcache_status last_status; /* why it is unavailable; read without the lock */
   bool stop;
   bool has_thread;
   pthread_t prober;
@@ -253,7 +253,9 @@ void rcache__pool_on_probe(rcache__pool *p, rcache__probe_fn fn, void *ud) {
 
 rcache_status rcache__pool_warm(rcache__pool *p) {
   rcache_status s = p->probe ? p->probe(p->probe_ud, p) : rcache__pool_ping(p);
-  if (s != RCACHE_OK && rcache__breaker_trip(&p->br)) tripped(p, s, rcache__err_peek());
+  /* out of memory says nothing about the server: the caller hears it, the breaker not */
+  if (s != RCACHE_OK && s != RCACHE_ENOMEM && rcache__breaker_trip(&p->br))
+    tripped(p, s, rcache__err_peek());
   return s;
 }
 
@@ -291,6 +293,7 @@ static void breaker_msg(void *ud, char *buf, size_t size) {
 rcache_status rcache__pool_acquire(rcache__pool *p, int64_t deadline_us, rcache__conn **out) {
   if (!rcache__breaker_allow(&p->br)) { /* one atomic load, and no formatting */
     rcache__err_lazy(breaker_msg, p);
+    rcache__err_cause(p->last_status); /* EAUTH / ETLS: a configuration error, not an outage */
     return RCACHE_EUNAVAILABLE;
   }
   pthread_mutex_lock(&p->mu);
@@ -335,6 +338,7 @@ rcache_status rcache__pool_acquire(rcache__pool *p, int64_t deadline_us, rcache_
     p->total--;
     pthread_cond_signal(&p->freed);
     pthread_mutex_unlock(&p->mu);
+    if (s == RCACHE_ENOMEM) return s; /* not the server's fault: the breaker is not told */
     failure(p, s); /* whatever the reason (refused, auth, TLS), the server is unusable */
     if (s == RCACHE_ETIMEOUT) return s; /* counted as a timeout, answered as unavailable */
     return rcache__transport_failure(s) ? RCACHE_EUNAVAILABLE : s;

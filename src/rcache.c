@@ -121,14 +121,25 @@ bool rcache__unreachable(rcache_status s) {
 }
 
 /* Maps a backend status to the public one: timeouts and unavailability both become
- * RCACHE_EUNAVAILABLE (the caller's remedy is the same), counted as fallbacks. */
+ * RCACHE_EUNAVAILABLE (the caller's remedy is the same), counted as fallbacks. With
+ * strict_config, a cache unavailable because the server refused the credentials or the
+ * certificate says so (RCACHE_EAUTH / RCACHE_ETLS): not an outage to wait out. */
+static rcache_status unavailable(const rcache *c) {
+  rcache_status cause = rcache__err_cause_get();
+  return c->ctx.opt.strict_config && cause != RCACHE_OK ? cause : RCACHE_EUNAVAILABLE;
+}
+
 rcache_status rcache__remote(rcache *c, rcache_status s) {
   if (s == RCACHE_ETIMEOUT) atomic_fetch_add_explicit(&c->ctx.n.timeouts, 1, memory_order_relaxed);
   if (rcache__unreachable(s)) {
     atomic_fetch_add_explicit(&c->ctx.n.fallbacks, 1, memory_order_relaxed);
-    s = RCACHE_EUNAVAILABLE;
+    s = unavailable(c);
   }
   return s;
+}
+
+bool rcache__without_cache(const rcache *c, rcache_status s) {
+  return s == RCACHE_EUNAVAILABLE || (s != RCACHE_OK && s == unavailable(c));
 }
 
 /* ---- keys ------------------------------------------------------------------------------------ */
@@ -252,10 +263,14 @@ static rcache_status resolve_options(rcache__ctx *ctx) {
   if (u->command_timeout_ms > 0) o->command_timeout_ms = u->command_timeout_ms;
   if (u->pool_size > 0) o->pool_size = u->pool_size;
   if (u->tls_insecure >= 0) o->tls_insecure = u->tls_insecure != 0;
+  /* every field lets go of the caller's string before any copy can fail: free_ctx() then
+   * frees only copies */
+  const rcache_options in = *o;
+  o->key_prefix = o->tls_ca_file = o->tls_cert_file = o->tls_key_file = NULL;
+  o->tls_server_name = o->client_name = NULL;
 #define TAKE(field, urlfield)                                                                      \
   do {                                                                                             \
-    const char *src = u->urlfield ? u->urlfield : o->field;                                        \
-    o->field = NULL;                                                                               \
+    const char *src = u->urlfield ? u->urlfield : in.field;                                        \
     if (src && !(o->field = rcache__strdup(src))) return RCACHE_ENOMEM;                            \
   } while (0)
   TAKE(key_prefix, key_prefix);
@@ -307,6 +322,20 @@ static rcache_status open_backend(rcache *c) {
     rcache__near_free(c->ctx.near); /* no listener keeps it coherent: never use it */
     c->ctx.near = NULL;
   }
+  return s;
+}
+
+/* strict_config: whether the server refused the credentials or the certificate. The health
+ * call connects when no connection was tried yet (bounded by connect_timeout_ms), or reads
+ * why the first one failed. A server that is down or slow is no configuration error. */
+static rcache_status check_config(rcache *c, char *why, size_t size) {
+  rcache_health h;
+  memset(&h, 0, sizeof h);
+  rcache__backend *be = rcache__be(c);
+  rcache_status s = be->ops->health(be, &h);
+  rcache__err_clear();
+  if (s != RCACHE_EAUTH && s != RCACHE_ETLS) return RCACHE_OK;
+  snprintf(why, size, "%s", h.error);
   return s;
 }
 
@@ -396,6 +425,15 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *g
     return rcache__done(NULL, s);
   }
   rcache__obs_init(c);
+  if (c->ctx.opt.strict_config) {
+    char why[sizeof((rcache_health *)0)->error];
+    s = check_config(c, why, sizeof why);
+    if (s != RCACHE_OK) {
+      rcache_close(c);
+      rcache__errf("%s", why);
+      return rcache__done(NULL, s);
+    }
+  }
   *out = c;
   return RCACHE_OK;
 }
@@ -580,40 +618,57 @@ rcache_status rcache_delete(rcache *c, const char *key) {
   return rcache__done(c, s);
 }
 
-static rcache_status delete_glob(rcache *c, const char *lit, const char *glob, uint64_t *deleted) {
-  uint64_t n = 0;
+bool rcache__progress_add(rcache__progress *p, uint64_t n) {
+  p->done += n;
+  if (p->fn && !p->stopped && !p->fn(p->done, p->ud)) p->stopped = true;
+  return !p->stopped;
+}
+
+static rcache_status delete_glob(rcache *c, const char *lit, const char *glob, rcache__progress *p,
+                                 uint64_t *deleted) {
   int64_t t0 = rcache__obs_ticks();
-  if (deleted) *deleted = 0;
   size_t gl;
   char *g = ns_glob(c, lit, glob, &gl);
   if (!g) return rcache__done(c, RCACHE_ENOMEM);
   rcache__backend *be = rcache__be(c);
-  rcache_status s = be->ops->del_match(be, g, gl, &n);
+  rcache_status s = be->ops->del_match(be, g, gl, p);
   rcache__free(g);
   near_flush(c);
-  atomic_fetch_add_explicit(&c->ctx.n.deletes, n, memory_order_relaxed);
-  if (deleted) *deleted = n;
+  atomic_fetch_add_explicit(&c->ctx.n.deletes, p->done, memory_order_relaxed);
+  if (deleted) *deleted = p->done;
   s = rcache__remote(c, s);
   rcache__observe(c, RCACHE_OP_DELETE_MATCH, NULL, s, t0, 0);
   return rcache__done(c, s);
 }
 
-rcache_status rcache_delete_prefix(rcache *c, const char *prefix, uint64_t *deleted) {
+rcache_status rcache_delete_prefix_progress(rcache *c, const char *prefix, rcache_progress_fn fn,
+                                            void *ud, uint64_t *deleted) {
   rcache__err_clear();
   if (deleted) *deleted = 0;
   if (!c) return rcache__einval(NULL, "handle is NULL");
   rcache__enter(c);
   if (!prefix || !*prefix) return rcache__einval(c, "prefix is NULL or empty (use rcache_flush)");
-  return delete_glob(c, prefix, NULL, deleted);
+  rcache__progress p = {fn, ud, 0, false};
+  return delete_glob(c, prefix, NULL, &p, deleted);
 }
 
-rcache_status rcache_delete_pattern(rcache *c, const char *glob, uint64_t *deleted) {
+rcache_status rcache_delete_pattern_progress(rcache *c, const char *glob, rcache_progress_fn fn,
+                                             void *ud, uint64_t *deleted) {
   rcache__err_clear();
   if (deleted) *deleted = 0;
   if (!c) return rcache__einval(NULL, "handle is NULL");
   rcache__enter(c);
   if (!glob || !*glob) return rcache__einval(c, "pattern is NULL or empty");
-  return delete_glob(c, NULL, glob, deleted);
+  rcache__progress p = {fn, ud, 0, false};
+  return delete_glob(c, NULL, glob, &p, deleted);
+}
+
+rcache_status rcache_delete_prefix(rcache *c, const char *prefix, uint64_t *deleted) {
+  return rcache_delete_prefix_progress(c, prefix, NULL, NULL, deleted);
+}
+
+rcache_status rcache_delete_pattern(rcache *c, const char *glob, uint64_t *deleted) {
+  return rcache_delete_pattern_progress(c, glob, NULL, NULL, deleted);
 }
 
 rcache_status rcache_flush(rcache *c) {
@@ -626,12 +681,12 @@ rcache_status rcache_flush(rcache *c) {
     near_flush(c);
     return rcache__done(c, rcache__remote(c, s));
   }
-  uint64_t n;
+  rcache__progress p = {0};
   size_t gl;
   char *g = ns_glob(c, "", NULL, &gl);
   if (!g) return rcache__done(c, RCACHE_ENOMEM);
   rcache__backend *be = rcache__be(c);
-  rcache_status s = be->ops->del_match(be, g, gl, &n);
+  rcache_status s = be->ops->del_match(be, g, gl, &p);
   rcache__free(g);
   near_flush(c);
   return rcache__done(c, rcache__remote(c, s));
@@ -695,7 +750,7 @@ rcache_status rcache_rate_limit(rcache *c, const char *key, int64_t limit, int64
   if (s == RCACHE_OK) {
     *allowed = n <= limit;
     if (count) *count = n;
-  } else if (s == RCACHE_EUNAVAILABLE) {
+  } else if (rcache__without_cache(c, s)) {
     *allowed = !c->ctx.opt.rate_limit_fail_closed;
   }
   return s;
@@ -790,7 +845,7 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
       COUNT(c, hits);
     else if (statuses[i] == RCACHE_MISS)
       COUNT(c, misses);
-    statuses[i] = rcache__unreachable(statuses[i]) ? RCACHE_EUNAVAILABLE : statuses[i];
+    statuses[i] = rcache__unreachable(statuses[i]) ? unavailable(c) : statuses[i];
     if (statuses[i] != RCACHE_OK) rcache_value_free(&vals[i]);
   }
   s = rcache__remote(c, s);

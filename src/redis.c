@@ -313,8 +313,8 @@ static rcache_status add_unlink(rcache__cmds *b, const redisReply *keys) {
 }
 
 rcache_status rcache__redis_scan_node(rcache__redis *r, rcache__pool *p, const char *glob,
-                                      size_t glen, bool del, uint64_t limit, uint64_t *count,
-                                      rcache_scan_fn fn, void *ud) {
+                                      size_t glen, rcache__progress *del, uint64_t limit,
+                                      uint64_t *count, rcache_scan_fn fn, void *ud) {
   char cursor[32] = "0", count_s[16];
   snprintf(count_s, sizeof count_s, "%d", r->base.ctx->opt.scan_count);
   redisReply *pending = NULL; /* the last SCAN's keys, to UNLINK with the next SCAN */
@@ -347,12 +347,15 @@ rcache_status rcache__redis_scan_node(rcache__redis *r, rcache__pool *p, const c
                sc->element[1]->type != REDIS_REPLY_ARRAY || sc->element[0]->len >= sizeof cursor) {
       s = rcache__reply_unexpected(sc);
     }
+    uint64_t unlinked = 0;
     if (s == RCACHE_OK && unlink_at >= 0) {
       if (rep[unlink_at]->type == REDIS_REPLY_INTEGER)
-        *count += (uint64_t)rep[unlink_at]->integer;
+        unlinked = (uint64_t)rep[unlink_at]->integer;
       else
         s = rcache__reply_status(rep[unlink_at]);
     }
+    *count += unlinked;
+    if (del && !rcache__progress_add(del, unlinked)) stop = true; /* also when s failed */
     if (s != RCACHE_OK) {
       rcache__replies_free(rep, n);
       break;
@@ -378,17 +381,19 @@ rcache_status rcache__redis_scan_node(rcache__redis *r, rcache__pool *p, const c
     rcache__replies_free(rep, n);
     if (s != RCACHE_OK) break;
   } while (!stop && strcmp(cursor, "0") != 0);
-  if (s == RCACHE_OK && pending && pending->element[1]->elements > 0) { /* the last batch */
+  if (s == RCACHE_OK && !stop && pending && pending->element[1]->elements > 0) { /* the last */
     rcache__cmds b = {0};
     redisReply *rep = NULL;
     s = add_unlink(&b, pending->element[1]);
     if (s == RCACHE_OK) s = rcache__redis_run(r, p, &b, &rep, true);
     rcache__cmds_free(&b);
     if (s == RCACHE_OK) {
-      if (rep->type == REDIS_REPLY_INTEGER)
+      if (rep->type == REDIS_REPLY_INTEGER) {
         *count += (uint64_t)rep->integer;
-      else
+        rcache__progress_add(del, (uint64_t)rep->integer);
+      } else {
         s = rcache__reply_status(rep);
+      }
       freeReplyObject(rep);
     }
   }
@@ -439,14 +444,15 @@ static void standalone_destroy(rcache__backend *be) {
 }
 
 rcache_status rcache__redis_one_del_match(rcache__backend *be, const char *g, size_t gl,
-                                          uint64_t *n) {
-  return rcache__redis_scan_node(R(be), R(be)->pool, g, gl, true, 0, n, NULL, NULL);
+                                          rcache__progress *p) {
+  uint64_t n = 0;
+  return rcache__redis_scan_node(R(be), R(be)->pool, g, gl, p, 0, &n, NULL, NULL);
 }
 
 rcache_status rcache__redis_one_scan(rcache__backend *be, const char *g, size_t gl, uint64_t limit,
                                      rcache_scan_fn fn, void *ud) {
   uint64_t n;
-  return rcache__redis_scan_node(R(be), R(be)->pool, g, gl, false, limit, &n, fn, ud);
+  return rcache__redis_scan_node(R(be), R(be)->pool, g, gl, NULL, limit, &n, fn, ud);
 }
 
 rcache_status rcache__redis_one_flushdb(rcache__backend *be) {
@@ -623,7 +629,8 @@ static bool detect(standalone *sa) {
   rcache__ctx *ctx = sa->r.base.ctx;
   bool yes = false;
   rcache_status s = cluster_enabled(&sa->r, &yes);
-  if (!rcache__transport_failure(s)) atomic_store(&sa->pending, false); /* it answered */
+  if (!rcache__transport_failure(s) && s != RCACHE_ENOMEM) /* it answered */
+    atomic_store(&sa->pending, false);
   rcache__backend *cl = NULL;
   if (s == RCACHE_OK && yes && !successor(&sa->r)) {
     int sources = ctx->near ? rcache__near_sources(ctx->near) : 0;
@@ -706,6 +713,10 @@ rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out) {
     }
     /* not asked (down, stalled): asked again by the first exchange that succeeds */
     atomic_store(&sa->pending, s != RCACHE_OK && rcache__transport_failure(s));
+  }
+  if (s == RCACHE_ENOMEM) { /* the one failure of the first connection open reports */
+    standalone_destroy(&r->base);
+    return s;
   }
   rcache__err_clear();
   if (r->tracking && rcache__tracking_start(r->tracking, r->pool) != RCACHE_OK) {

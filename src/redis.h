@@ -55,7 +55,7 @@ rcache_status rcache__redis_pttl(rcache__backend *b, const char *key, size_t kle
 /* The operations of a one-server topology (standalone, Sentinel): the batches go through
  * r->exec, the scans and health to r->pool. */
 rcache_status rcache__redis_one_del_match(rcache__backend *b, const char *g, size_t gl,
-                                          uint64_t *n);
+                                          rcache__progress *p);
 rcache_status rcache__redis_one_scan(rcache__backend *b, const char *g, size_t gl, uint64_t limit,
                                      rcache_scan_fn fn, void *ud);
 rcache_status rcache__redis_one_flushdb(rcache__backend *b);
@@ -70,11 +70,12 @@ bool rcache__redis_one_available(rcache__backend *b);
 void rcache__redis_one_stats(rcache__backend *b, rcache_stats *s);
 
 /* Node-level helpers for a topology with several servers. */
-/* SCAN … MATCH glob COUNT 1000 over one server; with del, UNLINK each batch (pipelined
- * with the next SCAN). Visits keys with fn when del is false. */
+/* SCAN … MATCH glob COUNT scan_count over one server. With del (non-NULL), UNLINK each
+ * batch (pipelined with the next SCAN) and report every round trip to del, stopping when
+ * it says so; *count is then this server's deleted keys. Without, visit keys with fn. */
 rcache_status rcache__redis_scan_node(rcache__redis *r, rcache__pool *p, const char *glob,
-                                      size_t glen, bool del, uint64_t limit, uint64_t *count,
-                                      rcache_scan_fn fn, void *ud);
+                                      size_t glen, rcache__progress *del, uint64_t limit,
+                                      uint64_t *count, rcache_scan_fn fn, void *ud);
 /* Appends SET key value [PX ttl] for keys idx[0..n) (idx NULL: 0..n) to b. */
 rcache_status rcache__redis_add_sets(rcache__cmds *b, const char *const *keys, const size_t *klens,
                                      const rcache_value *vals, const size_t *idx, size_t n,

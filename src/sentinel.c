@@ -172,6 +172,7 @@ static rcache_status resolve(sentinel *st, int64_t deadline, rcache__addr *a, bo
       same = cur.port == a->port && strcmp(cur.host, a->host) == 0;
     }
     if (s == RCACHE_OK && !same) s = check_role(st, a, deadline);
+    if (s == RCACHE_ENOMEM) return s; /* another sentinel would not help */
     if (s == RCACHE_OK) {
       pthread_mutex_lock(&st->mu);
       st->good = i;
@@ -464,8 +465,11 @@ rcache_status rcache__sentinel_open(rcache__ctx *ctx, rcache__backend **out) {
     return s;
   }
   /* The first look-up + connection; when it fails the handle starts in fallback mode and
-   * the prober keeps asking the sentinels. */
-  rcache__pool_warm(st->r.pool);
+   * the prober keeps asking the sentinels. Out of memory is reported instead. */
+  if (rcache__pool_warm(st->r.pool) == RCACHE_ENOMEM) {
+    sentinel_destroy(&st->r.base);
+    return RCACHE_ENOMEM;
+  }
   rcache__err_clear();
   if (st->trk) { /* takes the pool's events, and passes them on to ours */
     rcache__tracking_chain_events(st->trk, pool_event, st);

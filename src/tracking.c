@@ -359,10 +359,12 @@ rcache_status rcache__tracking_start(rcache__tracking *t, rcache__pool *pool) {
   pthread_mutex_unlock(&t->mu);
   rcache__near_add_source(t->near); /* counts as blocked until the listener is up */
   rcache__pool_on_event(pool, on_pool_event, t);
-  if (t->data_up) (void)listener_connect(t); /* so the near cache works right after open */
+  /* so the near cache works right after open; a failed connection is retried by the
+   * thread, and out of memory is also told to the caller (standalone rcache_open fails) */
+  rcache_status first = t->data_up ? listener_connect(t) : RCACHE_OK;
   if (pthread_create(&t->thread, NULL, listener_main, t) != 0) return RCACHE_ENOMEM;
   t->has_thread = true;
-  return RCACHE_OK;
+  return first == RCACHE_ENOMEM ? first : RCACHE_OK;
 }
 
 void rcache__tracking_after_fork(rcache__tracking *t) {

@@ -252,10 +252,11 @@ rcache_status rcache_get_or_set_obj(rcache *c, const char *key, int64_t ttl_s,
   if (s != RCACHE_OK) {
     COUNT(c, load_errors);
     rcache_value_free(&v);
+    if (s == RCACHE_ENOMEM) return rcache__done(c, s); /* as rcache_get_or_set() */
     rcache__errf("loader failed with status %d (%s)", (int)s, rcache_strerror(s));
     return rcache__done(c, RCACHE_ELOADER);
   }
-  (void)rcache_set(c, key, v.data, v.len, ttl_s);
+  s = rcache_set(c, key, v.data, v.len, ttl_s);
   rcache_value_free(&v);
-  return RCACHE_OK;
+  return s == RCACHE_ENOMEM ? s : RCACHE_OK; /* other failures: a dropped write */
 }

@@ -1,27 +1,43 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Small helpers shared by the library. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
 
 #include "internal.h"
 
 /* ---- the one allocator indirection ----------------------------------------------------------- */
 
-/* Armed by a test: `countdown` allocations succeed, then one fails (and, when sticky, every
- * one after it). Unarmed, an allocation costs one relaxed load more than malloc. */
-static _Atomic bool armed;
-static _Atomic bool sticky;
-static _Atomic int64_t countdown;
-static _Atomic uint64_t alloc_calls;
+/*
+ * Failure injection for tests (SQLite's and jansson's way of testing allocation failure).
+ * The countdown is per thread: a test arms it in the thread that makes the public calls,
+ * so the Nth allocation of a flow is the same one on every run, whatever the background
+ * threads (prober, near-cache listener, sweeper) allocate meanwhile. Those threads are
+ * reached by rcache__alloc_fail_all(), which fails every allocation of every thread.
+ * Until a test arms anything, an allocation costs a thread-local increment (the count tests
+ * read) and one relaxed load more than malloc.
+ */
+static _Atomic bool testing;  /* some test armed a failure: look at the per-thread state */
+static _Atomic bool fail_all; /* every allocation of every thread fails */
+static _Thread_local struct {
+  bool armed, sticky, hit;
+  int64_t countdown;
+  uint64_t calls;
+} tl_fail;
 
 static bool inject_failure(void) {
-  atomic_fetch_add_explicit(&alloc_calls, 1, memory_order_relaxed);
-  if (!atomic_load_explicit(&armed, memory_order_relaxed)) return false;
-  int64_t left = atomic_fetch_sub_explicit(&countdown, 1, memory_order_relaxed);
-  if (left > 0) return false;
-  bool keep = atomic_load_explicit(&sticky, memory_order_relaxed);
-  if (left == 0 && !keep) atomic_store_explicit(&armed, false, memory_order_relaxed);
-  return left == 0 || keep;
+  tl_fail.calls++;
+  if (!atomic_load_explicit(&testing, memory_order_relaxed)) return false;
+  bool fail = atomic_load_explicit(&fail_all, memory_order_relaxed);
+  if (tl_fail.armed && tl_fail.countdown-- <= 0) {
+    fail = tl_fail.hit = true;
+    tl_fail.armed = tl_fail.sticky; /* once: only this one */
+  }
+  if (fail) errno = ENOMEM; /* as malloc does: json.c tells jansson's OOM from its errors so */
+  return fail;
 }
 
 void *rcache__malloc(size_t n) {
@@ -36,19 +52,56 @@ void *rcache__realloc(void *p, size_t n) {
   return inject_failure() ? NULL : realloc(p, n ? n : 1);
 }
 
+void *rcache__aligned_alloc(size_t align, size_t n) {
+  return inject_failure() ? NULL : aligned_alloc(align, n);
+}
+
 void rcache__free(void *p) {
   free(p);
 }
 
 void rcache__alloc_fail_after(int64_t n, bool once) {
-  atomic_store(&armed, false);
-  atomic_store(&countdown, n);
-  atomic_store(&sticky, !once);
-  atomic_store(&armed, n >= 0);
+  atomic_store(&testing, true);
+  tl_fail.countdown = n;
+  tl_fail.sticky = !once;
+  tl_fail.hit = false;
+  tl_fail.armed = n >= 0;
+}
+
+bool rcache__alloc_fail_hit(void) {
+  return tl_fail.hit;
+}
+
+void rcache__alloc_fail_all(bool on) {
+  atomic_store(&testing, true);
+  atomic_store(&fail_all, on);
 }
 
 uint64_t rcache__alloc_calls(void) {
-  return atomic_load(&alloc_calls);
+  return tl_fail.calls;
+}
+
+static char *strdup_routed(const char *s) {
+  return rcache__strdup(s);
+}
+
+/* Memory from these and from libc's malloc is interchangeable (the indirection allocates
+ * with malloc underneath), so blocks the libraries allocated before the switch may be
+ * freed after it, and values taken over from them (hiredis' reply strings, jansson's
+ * text) are freed with rcache__free either way. */
+void rcache__alloc_route_deps(void) {
+  atomic_store(&testing, true);
+  json_set_alloc_funcs(rcache__malloc, rcache__free);
+#if HIREDIS_MAJOR >= 1 /* hiredisSetAllocators() came with hiredis 1.0 */
+  hiredisAllocFuncs fns = {.mallocFn = rcache__malloc,
+                           .callocFn = rcache__calloc,
+                           .reallocFn = rcache__realloc,
+                           .strdupFn = strdup_routed,
+                           .freeFn = rcache__free};
+  (void)hiredisSetAllocators(&fns);
+#else
+  (void)strdup_routed; /* hiredis 0.14 has no allocator hook: its allocations stay libc's */
+#endif
 }
 
 /* ---- small helpers ------------------------------------------------------------------------- */

@@ -2,20 +2,14 @@
 /* rcache CLI: deleting many keys (del-prefix, del-pattern, flush), with a confirmation
  * prompt and, when stderr is a terminal, progress.
  *
- * Without a terminal the work is one library call (SCAN + UNLINK in batches, the fastest
- * path). With one, the tool deletes batch by batch so that it can show how far it got:
- * it lists up to BATCH keys with rcache_scan(), deletes them from a few threads, and
- * repeats; a last library call then sweeps whatever appeared meanwhile. */
-#include <pthread.h>
-#include <stdatomic.h>
+ * The work is one library call (SCAN + UNLINK in batches); with a terminal, its progress
+ * callback shows how far it got after each batch. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
 
-#define BATCH 20000
-#define THREADS 8
 #define PROGRESS_EVERY_US 100000
 
 enum { BULK_PREFIX, BULK_PATTERN, BULK_FLUSH };
@@ -56,95 +50,47 @@ static bool count_key(const char *key, size_t len, void *ud) {
   return true;
 }
 
-/* ---- one batch: list, then delete from THREADS threads --------------------------------------- */
-
-typedef struct batch {
-  rcache *c;
-  char **keys;
-  size_t n;
-  _Atomic size_t next, done;
-  _Atomic uint64_t deleted;
-  _Atomic int workers_left;
-  _Atomic int status; /* first error, RCACHE_OK when none */
-} batch;
-
-static bool collect_key(const char *key, size_t len, void *ud) {
-  batch *bt = ud;
-  if (memchr(key, '\0', len)) return true; /* not addressable as a C string: left to the sweep */
-  char *k = malloc(len + 1);
-  if (!k) return false;
-  memcpy(k, key, len);
-  k[len] = '\0';
-  bt->keys[bt->n++] = k;
-  return bt->n < BATCH;
+static bool has_namespace(const cli *g) {
+  return (g->prefix && *g->prefix) || strstr(g->url, "key_prefix=") != NULL;
 }
 
-static void *delete_worker(void *arg) {
-  batch *bt = arg;
-  for (;;) {
-    size_t i = atomic_fetch_add(&bt->next, 1);
-    if (i >= bt->n || atomic_load(&bt->status) != RCACHE_OK) break;
-    rcache_status s = rcache_delete(bt->c, bt->keys[i]);
-    if (s == RCACHE_OK) {
-      atomic_fetch_add(&bt->deleted, 1);
-    } else if (s != RCACHE_MISS) {
-      int ok = RCACHE_OK;
-      atomic_compare_exchange_strong(&bt->status, &ok, (int)s); /* keep the first error */
-    }
-    atomic_fetch_add(&bt->done, 1);
-  }
-  atomic_fetch_sub(&bt->workers_left, 1);
-  return NULL;
+/* ---- deleting ------------------------------------------------------------------------------ */
+
+typedef struct {
+  bulk *b;
+  uint64_t total;
+} shown;
+
+static bool show_deleted(uint64_t n, void *ud) {
+  shown *sh = ud;
+  progress_line(sh->b, "deleting", n, sh->total, false);
+  return true;
 }
 
-/* Deletes bt->keys from THREADS threads, showing progress; returns the first error. */
-static rcache_status delete_batch(bulk *b, batch *bt, uint64_t before, uint64_t total) {
-  pthread_t th[THREADS];
-  int started = 0;
-  atomic_store(&bt->workers_left, THREADS);
-  for (; started < THREADS; started++)
-    if (pthread_create(&th[started], NULL, delete_worker, bt) != 0) break;
-  atomic_fetch_sub(&bt->workers_left, THREADS - started);
-  if (started == 0) delete_worker(bt); /* no thread could start: do it here */
-  while (atomic_load(&bt->workers_left) > 0) {
-    progress_line(b, "deleting", before + atomic_load(&bt->deleted), total, false);
-    usleep(20000);
+/* One library call (SCAN + UNLINK in batches); with progress, a line per batch at most
+ * every PROGRESS_EVERY_US. A flush within a namespace is every key of the namespace. */
+static rcache_status library_delete(bulk *b, uint64_t total, uint64_t *n) {
+  shown sh = {b, total};
+  rcache_progress_fn fn = b->progress ? show_deleted : NULL;
+  rcache_status s;
+  *n = 0;
+  if (fn && !(b->kind == BULK_FLUSH && !has_namespace(b->g))) {
+    b->last_us = 0; /* the line starts at once, however fast the batches come */
+    progress_line(b, "deleting", 0, total, false);
   }
-  for (int i = 0; i < started; i++)
-    pthread_join(th[i], NULL);
-  return (rcache_status)atomic_load(&bt->status);
-}
-
-/* The terminal path: batches with progress. *deleted receives the count. */
-static rcache_status delete_with_progress(bulk *b, uint64_t total, uint64_t *deleted) {
-  batch bt = {.c = b->g->c};
-  bt.keys = malloc(BATCH * sizeof *bt.keys);
-  rcache_status s = bt.keys ? RCACHE_OK : RCACHE_ENOMEM;
-  *deleted = 0;
-  progress_line(b, "deleting", 0, total, false);
-  while (s == RCACHE_OK) {
-    bt.n = 0;
-    atomic_store(&bt.next, 0);
-    atomic_store(&bt.done, 0);
-    atomic_store(&bt.deleted, 0);
-    s = rcache_scan(b->g->c, b->glob, BATCH, collect_key, &bt);
-    if (s == RCACHE_OK && bt.n) s = delete_batch(b, &bt, *deleted, total);
-    *deleted += atomic_load(&bt.deleted);
-    for (size_t i = 0; i < bt.n; i++)
-      free(bt.keys[i]);
-    /* a short batch was the last one; a batch that deleted nothing would repeat forever */
-    if (bt.n < BATCH || atomic_load(&bt.deleted) == 0) break;
-  }
-  free(bt.keys);
-  progress_line(b, "deleted", *deleted, total, true);
+  if (b->kind == BULK_PREFIX)
+    s = rcache_delete_prefix_progress(b->g->c, b->arg, fn, &sh, n);
+  else if (b->kind == BULK_PATTERN)
+    s = rcache_delete_pattern_progress(b->g->c, b->arg, fn, &sh, n);
+  else if (b->progress && has_namespace(b->g))
+    s = rcache_delete_pattern_progress(b->g->c, "*", fn, &sh, n);
+  else
+    return rcache_flush(b->g->c); /* without a namespace, FLUSHDB ASYNC: nothing to show */
+  if (b->progress) progress_line(b, "deleted", *n, total, true);
   return s;
 }
 
 /* ---- the commands ---------------------------------------------------------------------------- */
-
-static bool has_namespace(const cli *g) {
-  return (g->prefix && *g->prefix) || strstr(g->url, "key_prefix=") != NULL;
-}
 
 /* Asks "...? [y/N]" on stderr, reads the answer from stdin. */
 static bool confirm(bulk *b, uint64_t n) {
@@ -166,19 +112,6 @@ static bool confirm(bulk *b, uint64_t n) {
   if (!fgets(line, sizeof line, stdin)) return false;
   return strcmp(line, "y\n") == 0 || strcmp(line, "Y\n") == 0 || strcmp(line, "yes\n") == 0 ||
          strcmp(line, "y") == 0 || strcmp(line, "yes") == 0;
-}
-
-/* The library's own one-call deletion (the sweep, or all of it without a terminal). */
-static rcache_status library_delete(bulk *b, uint64_t *n) {
-  *n = 0;
-  switch (b->kind) {
-  case BULK_PREFIX:
-    return rcache_delete_prefix(b->g->c, b->arg, n);
-  case BULK_PATTERN:
-    return rcache_delete_pattern(b->g->c, b->arg, n);
-  default:
-    return rcache_flush(b->g->c);
-  }
 }
 
 static int run_bulk(cli *g, int argc, char **argv, int kind) {
@@ -210,7 +143,7 @@ static int run_bulk(cli *g, int argc, char **argv, int kind) {
   }
 
   int rc = CLI_OK;
-  uint64_t total = 0, n = 0, swept = 0;
+  uint64_t total = 0, n = 0;
   rcache_status s = RCACHE_OK;
   if (!yes) {
     counter ct = {&b, 0};
@@ -233,11 +166,7 @@ static int run_bulk(cli *g, int argc, char **argv, int kind) {
       goto out;
     }
   }
-  /* Without a namespace, flush is FLUSHDB ASYNC: instant, nothing to show. */
-  bool batched = b.progress && !(kind == BULK_FLUSH && !has_namespace(g));
-  if (batched) s = delete_with_progress(&b, total, &n);
-  if (s == RCACHE_OK) s = library_delete(&b, &swept);
-  n += swept;
+  s = library_delete(&b, total, &n);
   if (s != RCACHE_OK) {
     rc = cli_fail(g, b.arg ? b.arg : "flush", s);
     goto out;

@@ -16,7 +16,9 @@
  *  - Statuses: RCACHE_OK (0) success, RCACHE_MISS (1) not an error, negative = error.
  *    Every call can return RCACHE_EINVAL for NULL/empty arguments and, on a Redis
  *    backend, RCACHE_EUNAVAILABLE when the cache cannot be reached within the deadline.
- *    rcache_errmsg() gives details of the calling thread's last failure.
+ *    rcache_errmsg() gives details of the calling thread's last failure. Any call that
+ *    allocates can return RCACHE_ENOMEM (never disguised as a miss or an outage); nothing
+ *    leaks and the handle stays usable (docs/errors.md, "Out of memory", call by call).
  *  - Deadlines: no round trip blocks longer than connect_timeout_ms + command_timeout_ms;
  *    most calls make one (docs/semantics.md lists the exceptions: get_or_set, scans).
  */
@@ -161,6 +163,20 @@ typedef struct rcache_options {
    * max_key_bytes >= strlen(key_prefix) + 72. Default false. */
   bool long_key_digest;
 
+  /* New fields go here, at the end only, and their default is all-zero bytes (0, NULL,
+   * false; 0 may mean "the default" when that is another value): an older program's
+   * struct ends earlier, and its trailing padding, which may hold the start of a new
+   * field, was zeroed by rcache_options_init(). tests/unit/test_abi.c checks it. */
+
+  /* Configuration errors are not outages. When true, rcache_open() waits for the first
+   * connection (bounded by connect_timeout_ms) and fails with RCACHE_EAUTH (wrong password,
+   * unknown ACL user) or RCACHE_ETLS (certificate refused) when the server refused it for
+   * that reason; and a call answered without the cache because of such a refusal returns
+   * RCACHE_EAUTH / RCACHE_ETLS instead of RCACHE_EUNAVAILABLE (get_or_set still runs the
+   * loader and returns RCACHE_OK; rate_limit applies rate_limit_fail_closed). A server that
+   * is down or slow is still no error for rcache_open(). Default false. */
+  bool strict_config;
+
   /* Hits and misses per key family (docs/operations.md, "Monitoring"): a key's family is
    * its first key_family_segments ':'-separated segments (without key_prefix), e.g. 1 makes
    * "user:42" count under "user". At most RCACHE_MAX_FAMILIES families are kept, the rest
@@ -173,11 +189,6 @@ typedef struct rcache_options {
     void (*on_event)(const struct rcache_event *ev, void *ud);
     void *ud;
   } event_sink;
-
-  /* New fields go here, at the end only, and their default is all-zero bytes (0, NULL,
-   * false; 0 may mean "the default" when that is another value): an older program's
-   * struct ends earlier, and its trailing padding, which may hold the start of a new
-   * field, was zeroed by rcache_options_init(). tests/unit/test_abi.c checks it. */
 } rcache_options;
 
 /* Fills the first `size` bytes of *o with the documented defaults (zeroing them, padding
@@ -249,6 +260,25 @@ RCACHE_API rcache_status rcache_delete_prefix(rcache *c, const char *prefix, uin
  * within key_prefix. Same statuses as rcache_delete_prefix(). */
 RCACHE_API rcache_status rcache_delete_pattern(rcache *c, const char *glob, uint64_t *deleted);
 
+/* Told the running count of deleted keys after each batch (one SCAN + UNLINK round trip
+ * per server; one shard of memory://); counts never decrease. Returns false to stop.
+ * Called in the caller's thread; must not call back into the same delete. */
+typedef bool (*rcache_progress_fn)(uint64_t deleted, void *ud);
+
+/*
+ * rcache_delete_prefix() / rcache_delete_pattern() that call fn(count, ud) after each
+ * batch (fn may be NULL), for tools that show progress or let a user stop. Same keys, same
+ * round trips as without fn. When fn returns false the deletion stops after that batch:
+ * RCACHE_OK, and *deleted holds the keys deleted so far (the rest are left in place).
+ * Same statuses as rcache_delete_prefix(); on an error *deleted still holds the count.
+ */
+RCACHE_API rcache_status rcache_delete_prefix_progress(rcache *c, const char *prefix,
+                                                       rcache_progress_fn fn, void *ud,
+                                                       uint64_t *deleted);
+RCACHE_API rcache_status rcache_delete_pattern_progress(rcache *c, const char *glob,
+                                                        rcache_progress_fn fn, void *ud,
+                                                        uint64_t *deleted);
+
 /* Fills *out with malloc'd bytes that rcache takes over; returns RCACHE_OK or an error.
  * May be called concurrently for different keys, once at a time for one key. */
 typedef rcache_status (*rcache_loader_fn)(void *ud, rcache_value *out);
@@ -258,7 +288,9 @@ typedef rcache_status (*rcache_loader_fn)(void *ud, rcache_value *out);
  * key at a time in this process; others wait for its result), stores v with ttl_s and
  * returns it. RCACHE_OK: *out holds the value (also when the cache is unavailable and the
  * loader ran). RCACHE_ELOADER: the loader failed, nothing was cached (unless a stale
- * value within stale_window_s was served: then RCACHE_OK). RCACHE_EINVAL, RCACHE_ENOMEM.
+ * value within stale_window_s was served: then RCACHE_OK). RCACHE_EINVAL. RCACHE_ENOMEM:
+ * also when the loader returned it, or its value could not be cached for lack of memory
+ * (the value is then freed, not returned).
  * RCACHE_ETOOBIG: the key is too long, or the cached value is larger than max_value_bytes
  * (the loader is not called).
  */

@@ -45,6 +45,10 @@ CONTRACT_ANY_TEST(bad_keys_and_outputs) {
   CHECK_EQ(rcache_delete_prefix(c, "", &d), RCACHE_EINVAL); /* would be a flush */
   CHECK_EQ(rcache_delete_pattern(c, NULL, &d), RCACHE_EINVAL);
   CHECK_EQ(rcache_delete_pattern(c, "", &d), RCACHE_EINVAL);
+  CHECK_EQ(rcache_delete_prefix_progress(c, "", NULL, NULL, &d), RCACHE_EINVAL);
+  CHECK_EQ(rcache_delete_pattern_progress(c, NULL, NULL, NULL, &d), RCACHE_EINVAL);
+  CHECK_EQ(rcache_delete_prefix_progress(NULL, "k", NULL, NULL, &d), RCACHE_EINVAL);
+  CHECK_EQ(d, 0);
   CHECK_EQ(rcache_scan(c, NULL, 0, visit, NULL), RCACHE_EINVAL);
   /* NULL outputs */
   CHECK_EQ(rcache_get(c, "k", NULL), RCACHE_EINVAL);

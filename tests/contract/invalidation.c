@@ -275,3 +275,98 @@ CONTRACT_TEST(glob_corner_cases) {
               cases[i].glob, got, cases[i].expect);
   }
 }
+
+/* ---- deletion with progress ------------------------------------------------------------------ */
+
+enum { PROGRESS_KEYS = 1500, PROGRESS_MAX_CALLS = 100000 };
+
+typedef struct {
+  uint64_t counts[PROGRESS_MAX_CALLS];
+  size_t calls;
+  bool decreased;
+  uint64_t stop_at; /* return false at the first report >= stop_at (0: never) */
+} progress_log;
+
+static bool log_progress(uint64_t n, void *ud) {
+  progress_log *pl = ud;
+  if (pl->calls > 0 && n < pl->counts[pl->calls - 1]) pl->decreased = true;
+  if (pl->calls < PROGRESS_MAX_CALLS) pl->counts[pl->calls++] = n;
+  return !(pl->stop_at && n >= pl->stop_at);
+}
+
+static bool put_many(rcache *c, const char *prefix, int n) {
+  const char **keys = malloc((size_t)n * sizeof *keys);
+  char *names = malloc((size_t)n * 24);
+  rcache_value *vals = malloc((size_t)n * sizeof *vals);
+  bool ok = keys && names && vals;
+  for (int i = 0; ok && i < n; i++) {
+    snprintf(names + i * 24, 24, "%s%d", prefix, i);
+    keys[i] = names + i * 24;
+    vals[i] = (rcache_value){(char *)"v", 1};
+  }
+  ok = ok && rcache_set_many(c, keys, vals, (size_t)n, 0) == RCACHE_OK;
+  free(keys);
+  free(names);
+  free(vals);
+  return ok;
+}
+
+/* A handle with small SCAN pages, so a server deletes in many batches. */
+static rcache *small_pages(ct_env *e) {
+  rcache_options o;
+  rcache_options_init(&o);
+  o.scan_count = 100;
+  return ct_open(e, &o);
+}
+
+CONTRACT_TEST(delete_progress_counts_rise_to_the_total) {
+  rcache *c = small_pages(e);
+  if (!c || !put_many(c, "pr:", PROGRESS_KEYS)) {
+    CHECK(!"setup");
+    return;
+  }
+  CHECK(put_many(c, "other:", 10));
+  progress_log *pl = calloc(1, sizeof *pl);
+  if (!pl) return;
+  uint64_t n = 0;
+  CHECK_EQ(rcache_delete_prefix_progress(c, "pr:", log_progress, pl, &n), RCACHE_OK);
+  CHECK_EQ(n, (uint64_t)PROGRESS_KEYS);
+  CHECK(pl->calls >= 2); /* several batches, each reported */
+  CHECK(!pl->decreased);
+  CHECK(pl->calls > 0 && pl->counts[pl->calls - 1] == n);
+  int seen = 0;
+  CHECK_EQ(rcache_scan(c, "pr:*", 0, count_all, &seen), RCACHE_OK);
+  CHECK_EQ(seen, 0);
+  /* the pattern variant, and a NULL callback */
+  memset(pl, 0, sizeof *pl);
+  CHECK_EQ(rcache_delete_pattern_progress(c, "oth?r:*", log_progress, pl, &n), RCACHE_OK);
+  CHECK_EQ(n, 10);
+  CHECK(!pl->decreased);
+  CHECK(pl->calls > 0 && pl->counts[pl->calls - 1] == 10);
+  CHECK(put_many(c, "pr:", 10));
+  CHECK_EQ(rcache_delete_prefix_progress(c, "pr:", NULL, NULL, &n), RCACHE_OK);
+  CHECK_EQ(n, 10);
+  free(pl);
+}
+
+CONTRACT_TEST(delete_progress_stops_when_told) {
+  rcache *c = small_pages(e);
+  if (!c || !put_many(c, "st:", PROGRESS_KEYS)) {
+    CHECK(!"setup");
+    return;
+  }
+  progress_log *pl = calloc(1, sizeof *pl);
+  if (!pl) return;
+  pl->stop_at = 1; /* stop after the first batch that deleted something */
+  uint64_t n = 0;
+  CHECK_EQ(rcache_delete_pattern_progress(c, "st:*", log_progress, pl, &n), RCACHE_OK);
+  CHECK(n > 0 && n < PROGRESS_KEYS);
+  CHECK(pl->calls > 0 && pl->counts[pl->calls - 1] == n); /* no report after the stop */
+  int seen = 0; /* the count is exact: the rest are still there */
+  CHECK_EQ(rcache_scan(c, "st:*", 0, count_all, &seen), RCACHE_OK);
+  CHECK_EQ((uint64_t)seen, PROGRESS_KEYS - n);
+  /* the rest goes with a second call */
+  CHECK_EQ(rcache_delete_prefix_progress(c, "st:", NULL, NULL, &n), RCACHE_OK);
+  CHECK_EQ((uint64_t)seen, n);
+  free(pl);
+}

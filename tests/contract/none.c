@@ -23,6 +23,9 @@ CONTRACT_NONE_TEST(none_reads_miss_writes_vanish) {
   n = 7;
   CHECK_EQ(rcache_delete_pattern(c, "*", &n), RCACHE_OK);
   CHECK_EQ(n, 0);
+  n = 7;
+  CHECK_EQ(rcache_delete_prefix_progress(c, "k", NULL, NULL, &n), RCACHE_OK);
+  CHECK_EQ(n, 0);
   CHECK_EQ(rcache_flush(c), RCACHE_OK);
   const char *keys[] = {"a", "b"};
   rcache_value vals[] = {{(char *)"1", 1}, {(char *)"2", 1}}, out[2];

@@ -337,9 +337,9 @@ static void test_threads(void) {
   /* the byte count is exactly what the store holds (no key expires meanwhile: wait for
    * the 50 ms TTLs to pass first, then nothing has a TTL left to race with) */
   rcache__sleep_us(100000);
-  uint64_t purged = 9; /* a walk over the whole store drops what has expired */
+  rcache__progress purged = {0}; /* a walk over the whole store drops what has expired */
   CHECK_EQ(bounded->ops->del_match(bounded, "no-such-key", 11, &purged), RCACHE_OK);
-  CHECK_EQ(purged, 0);
+  CHECK_EQ(purged.done, 0);
   audit a = {bounded, 0, 0, 0};
   CHECK_EQ(bounded->ops->scan(bounded, "*", 1, 0, add_up, &a), RCACHE_OK);
   CHECK_EQ(a.missing, 0);
