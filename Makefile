@@ -54,4 +54,4 @@ package: build
 	@cd $(BUILD) && cpack -G DEB -B packages >/dev/null && ls packages/*.deb
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-tsan build-fuzz

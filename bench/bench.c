@@ -829,6 +829,78 @@ static void rss_workload(void) {
   rcache_close(c);
 }
 
+/* Tags (issue 18): invalidating 10,000 tagged keys among 1,000,000 by tag (one INCR) vs by
+ * delete_prefix (a SCAN of every key), and a tagged vs an untagged GET hit. */
+static void tags_invalidate_workload(void) {
+  int total = quick ? 100000 : 1000000, victims = 10000;
+  redisContext *r = raw_connect(0);
+  redisReply *rep = redisCommand(r, "DEBUG POPULATE %d key 100", total - victims);
+  int ok = rep && rep->type != REDIS_REPLY_ERROR;
+  if (rep) freeReplyObject(rep);
+  redisFree(r);
+  if (!ok) return;
+  char url[512], key[32];
+  snprintf(url, sizeof url, "redis://%s:%d", host, port);
+  rcache *c = rc_open(url, 0, 2);
+  const char *tags[] = {"user:12"};
+  for (int i = 0; i < victims; i++) {
+    snprintf(key, sizeof key, "tag:%d", i);
+    rcache_set_tagged(c, key, "x", 1, 0, tags, 1);
+  }
+  int64_t t0 = now_ns();
+  rcache_status st = rcache_invalidate_tag(c, "user:12");
+  int64_t by_tag = now_ns() - t0;
+  rcache_value v;
+  int stale = rcache_get(c, "tag:0", &v) != RCACHE_MISS;
+  rcache_value_free(&v);
+  uint64_t n = 0;
+  t0 = now_ns();
+  rcache_delete_prefix(c, "tag:", &n);
+  int64_t by_prefix = now_ns() - t0;
+  char name[96];
+  snprintf(name, sizeof name, "invalidate_tag: %d of %d keys (%.3f ms)", victims, total,
+           (double)by_tag / 1e6);
+  double ratio = by_tag > 0 ? (double)by_prefix / (double)by_tag : 0;
+  row(name, 0, (double)by_tag, (double)by_tag, "delete_prefix same keys, ns", (double)by_prefix,
+      ratio, ">= 100x", st == RCACHE_OK && !stale && ratio >= 100);
+  rcache_close(c);
+  r = raw_connect(0);
+  rep = redisCommand(r, "FLUSHDB");
+  if (rep) freeReplyObject(rep);
+  redisFree(r);
+}
+
+static void tagged_get_workload(const char *name, size_t near_bytes) {
+  int n = quick ? 500 : 2500; /* per round */
+  char url[512];
+  snprintf(url, sizeof url, "redis://%s:%d", host, port);
+  rcache *c = rc_open(url, near_bytes, 1);
+  const char *tags[] = {"user:12", "plan:pro"};
+  rcache_set(c, "untagged", "0123456789abcdef", 16, 0);
+  rcache_set_tagged(c, "tagged", "0123456789abcdef", 16, 0, tags, 2);
+  samples b, m;
+  s_init(&b, (size_t)n * ROUNDS);
+  s_init(&m, (size_t)n * ROUNDS);
+  double ratios[ROUNDS];
+  int64_t bw = 0, mw = 0;
+  for (int round = 0; round < ROUNDS; round++) { /* ABBA, as get_workload */
+    if (round % 2 == 0) rc_get_loop(c, "untagged", n, &b);
+    rc_get_loop(c, "tagged", n, &m);
+    if (round % 2 == 1) rc_get_loop(c, "untagged", n, &b);
+    ratios[round] = (double)b.wall_ns / (double)m.wall_ns; /* same n: time ratio */
+    bw += b.wall_ns;
+    mw += m.wall_ns;
+  }
+  b.wall_ns = bw;
+  m.wall_ns = mw;
+  double ratio = median(ratios, ROUNDS);
+  row(name, ops_per_s(&m), pct(&m, .5), pct(&m, .99), "untagged GET ops/s", ops_per_s(&b), ratio,
+      ">= 0.9", ratio >= 0.9);
+  free(b.ns);
+  free(m.ns);
+  rcache_close(c);
+}
+
 /* Without --port: a private redis-server (tests/support/redis_proc.h) on a free loopback port
  * and a Unix socket, with DEBUG enabled (delete_prefix fills it with DEBUG POPULATE). */
 static int own_server(rp_server *srv) {
@@ -890,6 +962,9 @@ int main(int argc, char **argv) {
   breaker_workload();
   sigstop_workload();
   delete_prefix_workload();
+  tags_invalidate_workload();
+  tagged_get_workload("tagged GET hit (2 tags), TCP", 0);
+  tagged_get_workload("tagged GET hit (2 tags), near cache", 1 << 20);
   if (json) {
     fprintf(json, "\n]}\n");
     fclose(json);

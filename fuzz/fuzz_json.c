@@ -38,6 +38,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!g_c && rcache_open(&g_c, "memory://", NULL) != RCACHE_OK) abort();
   const char *key = "fuzz:v";
   rcache_status s = rcache_set(g_c, key, data, size, 0);
+  /* a value starting with the tagged-value magic is refused, as documented (semantics.md) */
+  bool magic = size >= 4 && memcmp(data, "\xffRC\x01", 4) == 0;
+  if (magic && s == RCACHE_EINVAL) return 0;
   if (s != RCACHE_OK) fail("set", s);
 
   json_t *j = NULL;

@@ -5,11 +5,11 @@
 set -euo pipefail
 
 pkgs=(pkg-config libhiredis-dev libssl-dev openssl libjansson-dev libsqlite3-dev
-      redis-server redis-tools clang libclang-rt-14-dev gnuplot-nox python3)
+      redis-server redis-tools clang libclang-rt-14-dev clang-format gnuplot-nox python3)
 
 missing=()
 for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "install ok installed" >/dev/null || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 

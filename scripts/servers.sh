@@ -19,7 +19,7 @@ free_port() { # a port nobody listens on, from the ephemeral-free range 20000-29
 
 wait_ready() { # wait_ready redis-cli-args...  (up to 20 s: CI machines can be slow)
   for _ in $(seq 1 200); do
-    redis-cli "$@" PING 2>/dev/null | grep -q PONG && return 0
+    redis-cli "$@" PING 2>/dev/null | grep PONG >/dev/null && return 0
     sleep 0.1
   done
   echo "servers: redis did not start ($*); server logs:" >&2

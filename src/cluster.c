@@ -169,8 +169,8 @@ static void node_use(cluster *cl, cnode *n) {
 static void near_flush(cluster *cl) {
   rcache__ctx *ctx = cl->r.base.ctx;
   if (!atomic_load_explicit(&cl->near_on, memory_order_acquire)) return;
+  atomic_fetch_add_explicit(&ctx->n.near_flushes, 1, memory_order_relaxed); /* first: tracking.c */
   rcache__near_flush(ctx->near);
-  atomic_fetch_add_explicit(&ctx->n.near_flushes, 1, memory_order_relaxed);
 }
 
 /* The distinct masters of the current map, in slot order (malloc'd; *n gets the count).
@@ -1295,12 +1295,23 @@ static void cluster_after_fork(rcache__backend *be) {
 }
 
 static const rcache__backend_ops cluster_ops = {
-    "cluster",          cluster_destroy,    rcache__redis_get,
-    rcache__redis_set,  rcache__redis_del,  cluster_del_match,
-    cluster_scan,       rcache__redis_incr, rcache__redis_exists,
-    rcache__redis_pttl, cluster_flushdb,    cluster_get_many,
-    cluster_set_many,   cluster_health,     cluster_available,
-    cluster_stats,      cluster_after_fork,
+    .mode = "cluster",
+    .destroy = cluster_destroy,
+    .get = rcache__redis_get,
+    .set = rcache__redis_set,
+    .del = rcache__redis_del,
+    .del_match = cluster_del_match,
+    .scan = cluster_scan,
+    .incr = rcache__redis_incr,
+    .exists = rcache__redis_exists,
+    .pttl = rcache__redis_pttl,
+    .flushdb = cluster_flushdb,
+    .get_many = cluster_get_many,
+    .set_many = cluster_set_many,
+    .health = cluster_health,
+    .available = cluster_available,
+    .stats = cluster_stats,
+    .after_fork = cluster_after_fork,
 };
 
 rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out) {

@@ -2,6 +2,7 @@
 /* A Redis connection: hiredis formats and parses, transport.c moves the bytes. */
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,15 +12,36 @@
 
 /* ---- command batches ------------------------------------------------------------------------- */
 
+/* Grows b's buffer; a secret batch never leaves a copy behind in what realloc frees. */
+static rcache_status cmds_grow(rcache__cmds *b, size_t cap) {
+  if (!b->secret) {
+    char *nb = rcache__realloc(b->buf, cap);
+    if (!nb) return RCACHE_ENOMEM;
+    b->buf = nb;
+  } else {
+    char *nb = rcache__malloc(cap);
+    if (!nb) return RCACHE_ENOMEM;
+    if (b->len) memcpy(nb, b->buf, b->len);
+    rcache__wipe(b->buf, b->cap);
+    rcache__free(b->buf);
+    b->buf = nb;
+  }
+  b->cap = cap;
+  return RCACHE_OK;
+}
+
+static void free_command(const rcache__cmds *b, char *cmd, size_t len) {
+  if (b->secret) rcache__wipe(cmd, len);
+  redisFreeCommand(cmd);
+}
+
 static rcache_status cmds_append(rcache__cmds *b, const char *p, size_t len) {
   if (b->len + len > b->cap) {
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + len)
       cap *= 2;
-    char *nb = rcache__realloc(b->buf, cap);
-    if (!nb) return RCACHE_ENOMEM;
-    b->buf = nb;
-    b->cap = cap;
+    rcache_status s = cmds_grow(b, cap);
+    if (s != RCACHE_OK) return s;
   }
   memcpy(b->buf + b->len, p, len);
   b->len += len;
@@ -40,12 +62,12 @@ rcache_status rcache__cmds_add(rcache__cmds *b, int argc, const char **argv, con
   if (b->one) { /* a second command: move the first into the buffer */
     s = cmds_append(b, b->one, b->one_len);
     if (s == RCACHE_OK) {
-      redisFreeCommand(b->one);
+      free_command(b, b->one, b->one_len);
       b->one = NULL;
     }
   }
   if (s == RCACHE_OK) s = cmds_append(b, cmd, (size_t)len);
-  redisFreeCommand(cmd);
+  free_command(b, cmd, (size_t)len);
   if (s == RCACHE_OK) b->n++;
   return s;
 }
@@ -79,7 +101,8 @@ rcache_status rcache__cmds_addv(rcache__cmds *b, const char *arg0, ...) {
 }
 
 void rcache__cmds_free(rcache__cmds *b) {
-  if (b->one) redisFreeCommand(b->one);
+  if (b->one) free_command(b, b->one, b->one_len);
+  if (b->secret) rcache__wipe(b->buf, b->cap);
   rcache__free(b->buf);
   memset(b, 0, sizeof *b);
 }
@@ -138,46 +161,90 @@ static rcache_status fail(rcache__conn *c, rcache_status s) {
   return s;
 }
 
-/* hiredis allocates an array's element table as soon as it reads "*<n>\r\n", before any
- * element arrives: 12 bytes from a hostile or broken server could make it allocate
- * gigabytes (found by fuzz/fuzz_reply.c). So each reply may allocate at most
- * max_reply / 4 elements in all (an honest element takes 4 bytes or more on the wire);
- * a reply that asks for more fails as too big. The other constructors stay hiredis' own. */
+/* Every reply is bounded by its real heap cost, not its size on the wire: 4 bytes of
+ * ":1\r\n" make a redisReply of ~70 bytes, and "*<n>\r\n" allocates n pointers before
+ * any element arrives (found by fuzz/fuzz_reply.c; an endless array cost ~1 GiB). So each
+ * object the parser makes is charged what it costs -- the redisReply and its malloc header,
+ * an array's element table, a string's bytes -- against the reply's budget: max_reply for
+ * its string bytes (the values), and max_reply + OBJ_ALLOWANCE for everything (so that a
+ * small max_value_bytes still lets a slot map or a SCAN page of many short strings through).
+ * One that does not fit fails the reply as too big. Bytes buffered but not yet parsed are
+ * bounded by read_reply. hiredis' own constructors do the rest. */
+#define MALLOC_OVERHEAD 16 /* glibc's chunk header, rounded */
+#define OBJ_COST (sizeof(redisReply) + MALLOC_OVERHEAD)
+#define OBJ_ALLOWANCE ((size_t)1 << 20)
+
 static redisReplyObjectFunctions capped_fns;
-static void *(*default_create_array)(const redisReadTask *, int);
+static redisReplyObjectFunctions default_fns;
 static pthread_once_t capped_once = PTHREAD_ONCE_INIT;
 
-static void *capped_create_array(const redisReadTask *t, int n) {
+static bool charge(const redisReadTask *t, size_t cost, size_t bytes) {
   rcache__conn *c = t->privdata;
-  if (n > 0 && (size_t)n > c->elems_left) {
-    c->elems_over = true;
-    return NULL; /* hiredis reports it as an error */
+  if (cost > c->budget || bytes > c->bytes_left) {
+    c->over = true;
+    return false; /* hiredis reports it as an error */
   }
-  if (n > 0) c->elems_left -= (size_t)n;
-  return default_create_array(t, n);
+  c->budget -= cost;
+  c->bytes_left -= bytes;
+  return true;
+}
+
+static void *capped_string(const redisReadTask *t, char *str, size_t len) {
+  if (!charge(t, OBJ_COST + len + 1 + MALLOC_OVERHEAD, len)) return NULL;
+  return default_fns.createString(t, str, len);
+}
+
+static void *capped_array(const redisReadTask *t, int n) {
+  size_t slots = n > 0 ? (size_t)n * sizeof(redisReply *) + MALLOC_OVERHEAD : 0;
+  if (!charge(t, OBJ_COST + slots, 0)) return NULL;
+  return default_fns.createArray(t, n);
+}
+
+static void *capped_integer(const redisReadTask *t, long long v) {
+  if (!charge(t, OBJ_COST, 0)) return NULL;
+  return default_fns.createInteger(t, v);
+}
+
+static void *capped_nil(const redisReadTask *t) {
+  if (!charge(t, OBJ_COST, 0)) return NULL;
+  return default_fns.createNil(t);
 }
 
 static void capped_init(void) {
   redisReader *r = redisReaderCreate();
   if (!r) return;
-  capped_fns = *r->fn;
-  default_create_array = capped_fns.createArray;
-  capped_fns.createArray = capped_create_array;
+  default_fns = *r->fn;
+  capped_fns = default_fns;
+  capped_fns.createString = capped_string;
+  capped_fns.createArray = capped_array;
+  capped_fns.createInteger = capped_integer;
+  capped_fns.createNil = capped_nil;
   redisReaderFree(r);
 }
 
-/* Pulls one reply out of the parser, reading more bytes as needed. */
+size_t rcache__reply_max(const rcache_options *o) {
+  size_t slack = 4096; /* the reply's own objects and framing around one value */
+  return o->max_value_bytes > SIZE_MAX / 2 - slack ? SIZE_MAX / 2 : o->max_value_bytes + slack;
+}
+
+/* Pulls one reply out of the parser, reading more bytes as needed. A reply's budget starts
+ * with its first byte: a push message read in several calls (keep_partial) keeps it. With
+ * keep_partial, running out of time leaves the connection usable. */
 static rcache_status read_reply(rcache__conn *c, redisReply **out, int64_t deadline_us,
-                                size_t max_reply) {
+                                size_t max_reply, bool keep_partial) {
   char buf[16384];
-  c->elems_left = max_reply / 4 + 16;
-  c->elems_over = false;
+  if (!c->in_reply) {
+    c->budget = max_reply > SIZE_MAX - OBJ_ALLOWANCE ? SIZE_MAX : max_reply + OBJ_ALLOWANCE;
+    c->bytes_left = max_reply;
+    c->over = false;
+    c->in_reply = true;
+  }
   for (;;) {
     void *r = NULL;
     if (redisReaderGetReply(c->rd, &r) != REDIS_OK) {
-      if (c->elems_over) {
-        rcache__errf("reply larger than the maximum of %zu bytes (an array of too many "
-                     "elements)",
+      if (c->over) {
+        rcache__errf("reply larger than the maximum of %zu bytes (counted as memory: too many "
+                     "elements or bytes)",
                      max_reply);
         return fail(c, RCACHE_ETOOBIG);
       }
@@ -186,6 +253,7 @@ static rcache_status read_reply(rcache__conn *c, redisReply **out, int64_t deadl
       return fail(c, RCACHE_EPROTO);
     }
     if (r) {
+      c->in_reply = false;
       *out = r;
       return RCACHE_OK;
     }
@@ -196,6 +264,7 @@ static rcache_status read_reply(rcache__conn *c, redisReply **out, int64_t deadl
     }
     size_t n = 0;
     rcache_status s = rcache__sock_read(&c->sock, buf, sizeof buf, &n, deadline_us);
+    if (s == RCACHE_ETIMEOUT && keep_partial) return s;
     if (s != RCACHE_OK) {
       if (s == RCACHE_ETIMEOUT) rcache__errf("no reply within the command timeout");
       return fail(c, s);
@@ -230,8 +299,10 @@ rcache_status rcache__conn_exec(rcache__conn *c, const rcache__cmds *b, redisRep
     if (s == RCACHE_ETIMEOUT) rcache__errf("could not send within the command timeout");
     return fail(c, s);
   }
+  if (b->values > 1) /* an MGET's reply holds up to that many values */
+    max_reply = max_reply > SIZE_MAX / b->values ? SIZE_MAX : max_reply * b->values;
   for (int i = 0; i < b->n; i++) {
-    s = read_reply(c, &replies[i], deadline_us, max_reply);
+    s = read_reply(c, &replies[i], deadline_us, max_reply, false);
     if (s == RCACHE_OK) s = rcache__conn_check(c, b, i, &replies[i], i == b->n - 1);
     if (s != RCACHE_OK) {
       for (int j = 0; j < i; j++) {
@@ -248,7 +319,13 @@ rcache_status rcache__conn_exec(rcache__conn *c, const rcache__cmds *b, redisRep
 rcache_status rcache__conn_read(rcache__conn *c, redisReply **reply, int64_t deadline_us,
                                 size_t max_reply) {
   if (c->broken) return RCACHE_EIO;
-  return read_reply(c, reply, deadline_us, max_reply);
+  return read_reply(c, reply, deadline_us, max_reply, false);
+}
+
+rcache_status rcache__conn_listen(rcache__conn *c, redisReply **reply, int64_t deadline_us,
+                                  size_t max_reply) {
+  if (c->broken) return RCACHE_EIO;
+  return read_reply(c, reply, deadline_us, max_reply, true);
 }
 
 /* ---- open / close ---------------------------------------------------------------------------- */
@@ -260,8 +337,24 @@ void rcache__conn_close(rcache__conn *c) {
   rcache__free(c);
 }
 
+/* The server's answer to AUTH is never passed on: it may quote the password ("ERR unknown
+ * command 'AUTH', with args beginning with: 'app' '<password>'" where AUTH is renamed away,
+ * cut at 128 characters). A fixed message keeps only the error code word and, from a fixed
+ * list, what the text says (sentinel.c tells "no password is set" apart). */
+static void auth_refused(const char *e) {
+  size_t code = strspn(e, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+  const char *hint = strstr(e, "without any password") || strstr(e, "no password is set")
+                         ? ": no password is set"
+                     : strstr(e, "unknown command")  ? ": unknown command"
+                     : strstr(e, "invalid username") ? ": invalid username-password pair"
+                     : strstr(e, "invalid password") ? ": invalid password"
+                                                     : "";
+  rcache__errf("AUTH refused by the server (%.*s%s)", code > 0 && code <= 16 ? (int)code : 5,
+               code > 0 && code <= 16 ? e : "ERROR", hint);
+}
+
 static rcache_status setup(rcache__conn *c, const rcache__conn_setup *cs, int64_t deadline_us) {
-  rcache__cmds b = {0};
+  rcache__cmds b = {.secret = cs->password != NULL}; /* wiped when freed */
   rcache_status s = RCACHE_OK;
   int auth = -1, sel = -1, name = -1, id = -1;
   char dbs[16], rid[24];
@@ -298,15 +391,8 @@ static rcache_status setup(rcache__conn *c, const rcache__conn_setup *cs, int64_
   rcache__cmds_free(&b);
   if (s != RCACHE_OK) return s;
   if (auth >= 0 && r[auth]->type == REDIS_REPLY_ERROR) {
-    /* The server's text may quote the password: "ERR unknown command 'AUTH', with args
-     * beginning with: 'app' '<password>'" where AUTH is renamed away. Masked here, before
-     * it reaches rcache_errmsg(), health errors and logs. */
-    char text[256];
-    snprintf(text, sizeof text, "%s", r[auth]->str ? r[auth]->str : "");
-    size_t pl = strlen(cs->password);
-    for (char *q = pl ? strstr(text, cs->password) : NULL; q; q = strstr(q + pl, cs->password))
-      memset(q, '*', pl);
-    rcache__errf("authentication refused: %s", text);
+    auth_refused(r[auth]->str ? r[auth]->str : "");
+    rcache__wipe(r[auth]->str, r[auth]->len); /* it may quote the password */
     s = RCACHE_EAUTH;
   } else if (sel >= 0 && r[sel]->type == REDIS_REPLY_ERROR) {
     s = rcache__reply_status(r[sel]);
@@ -337,7 +423,7 @@ rcache_status rcache__conn_open(const rcache__conn_setup *cs, const rcache__addr
     return RCACHE_ENOMEM;
   }
   pthread_once(&capped_once, capped_init);
-  if (default_create_array) {
+  if (default_fns.createArray) {
     c->rd->fn = &capped_fns;
     c->rd->privdata = c;
   }

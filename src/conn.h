@@ -18,8 +18,10 @@ typedef struct rcache__conn {
   bool broken;               /* a failed or half-read exchange: never reuse */
   bool reused;               /* has served a call before (may be stale after a restart) */
   long long client_id;       /* CLIENT ID, when asked for (near cache) */
-  size_t elems_left;         /* array elements the reply being read may still allocate */
-  bool elems_over;           /* it asked for more: the reply is too big (conn.c) */
+  size_t budget;             /* heap bytes the reply being read may still allocate (conn.c) */
+  size_t bytes_left;         /* ...of which string bytes */
+  bool over;                 /* it asked for more: the reply is too big */
+  bool in_reply;             /* a reply has begun (its budget is running) */
 } rcache__conn;
 
 /* The reply types a command may get, as a mask (an error reply is always accepted). */
@@ -38,6 +40,8 @@ typedef struct rcache__cmds {
   int n;
   char *one; /* a batch of one keeps hiredis' buffer as it is (no copy) */
   size_t one_len;
+  size_t values; /* a reply may hold this many values (MGET of n keys); 0 = 1 */
+  bool secret;   /* holds a password (AUTH): every copy is wiped when freed or moved */
   /* what each reply may be (0: anything): a reply of another type means the connection is
    * out of step with its requests (a reply nobody asked for came first), see conn_exec */
   unsigned char expect[RCACHE__EXPECT_EACH];
@@ -79,8 +83,9 @@ void rcache__conn_close(rcache__conn *c);
 
 /* Sends the batch and reads b->n replies into replies[] (each freed by the caller with
  * freeReplyObject), by deadline_us. Any failure marks the connection broken and frees
- * what was read. A reply (or the unread part of one) above max_reply bytes is refused
- * with RCACHE_ETOOBIG. Transport statuses: RCACHE_ETIMEOUT, RCACHE_EIO, RCACHE_EPROTO.
+ * what was read. A reply whose heap cost (or unread part) exceeds max_reply bytes is
+ * refused with RCACHE_ETOOBIG; b->values > 1 (MGET of n keys) multiplies max_reply. Transport
+ * statuses: RCACHE_ETIMEOUT, RCACHE_EIO, RCACHE_EPROTO.
  * Desynchronised (RCACHE_EPROTO, broken, so never pooled again): a reply of a type its
  * command cannot get (rcache__cmds_expect), or bytes left after the last reply. */
 rcache_status rcache__conn_exec(rcache__conn *c, const rcache__cmds *b, redisReply **replies,
@@ -89,6 +94,17 @@ rcache_status rcache__conn_exec(rcache__conn *c, const rcache__cmds *b, redisRep
 /* Reads one reply that was not asked for (pub/sub push), by deadline_us. */
 rcache_status rcache__conn_read(rcache__conn *c, redisReply **reply, int64_t deadline_us,
                                 size_t max_reply);
+
+/* The same for a listener that polls: RCACHE_ETIMEOUT leaves the connection usable (a part
+ * of a message stays in the parser, and keeps the budget it has used); every message has
+ * its own budget of max_reply. */
+rcache_status rcache__conn_listen(rcache__conn *c, redisReply **reply, int64_t deadline_us,
+                                  size_t max_reply);
+
+/* The budget of one reply on the data path: max_value_bytes plus 4 KiB for its string
+ * bytes; its whole heap cost (redisReply objects, element tables, string bytes) may be
+ * 1 MiB more. One that does not fit is RCACHE_ETOOBIG. */
+size_t rcache__reply_max(const rcache_options *o);
 
 /* For callers that read a batch's replies one by one (cluster.c): reply i of b checked as
  * rcache__conn_exec checks it; `last` also checks that nothing follows it. On a mismatch

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "handle.h"
+#include "tags.h"
 
 #define LEASE_POLL_US 10000 /* how often a process waiting on another's lease looks */
 
@@ -74,6 +75,13 @@ static rcache_status lease_take(rcache *c, const rcache__key *lk) {
   return be->ops->set(be, lk->p, lk->len, "1", 1, c->ctx.opt.lease_ms, RCACHE__SET_NX);
 }
 
+/* The stored value of k, tags checked (RCACHE_MISS when absent or invalidated). */
+static rcache_status reread(rcache *c, const rcache__key *k, rcache_value *out) {
+  rcache__backend *be = rcache__be(c);
+  rcache_status s = be->ops->get(be, k->p, k->len, out, NULL);
+  return s == RCACHE_OK ? rcache__tags_unwrap(c, k->p, k->len, out) : s;
+}
+
 /*
  * The process-wide leader's load with a lease: the process that wins the lease loads;
  * the others poll for the value, and take the lease over when it expires (its holder
@@ -85,11 +93,17 @@ static rcache_status load_leased(rcache *c, const rcache__key *k, int64_t ttl_ms
   if (lease_key(k, &lk) != RCACHE_OK) return RCACHE_ENOMEM;
   int64_t t0 = rcache__now_us(), deadline = t0 + 2 * (int64_t)c->ctx.opt.lease_ms * 1000;
   rcache_status s;
-  for (;;) {
+  for (bool first = true;; first = false) {
     s = lease_take(c, &lk);
     if (s == RCACHE_ENOMEM) break; /* not "someone else holds it": no waiting for nothing */
     if (s == RCACHE_OK) {
-      s = load_and_store(c, k, ttl_ms, load, ud, out, true);
+      /* After a poll, the holder may have stored the value and released the lease between
+       * our GET and our SET NX: read again before loading a second time. */
+      s = first ? RCACHE_MISS : reread(c, k, out);
+      if (s == RCACHE_OK)
+        COUNT(c, coalesced);
+      else
+        s = load_and_store(c, k, ttl_ms, load, ud, out, true);
       /* release only while it is surely still ours */
       if (rcache__now_us() - t0 < (int64_t)c->ctx.opt.lease_ms * 1000) {
         rcache__backend *be = rcache__be(c);
@@ -98,8 +112,7 @@ static rcache_status load_leased(rcache *c, const rcache__key *k, int64_t ttl_ms
       break;
     }
     rcache__sleep_us(LEASE_POLL_US);
-    rcache__backend *be = rcache__be(c);
-    s = be->ops->get(be, k->p, k->len, out, NULL);
+    s = reread(c, k, out);
     if (s == RCACHE_OK) {
       COUNT(c, coalesced);
       break;
@@ -208,6 +221,7 @@ rcache_status rcache_get_or_set(rcache *c, const char *key, int64_t ttl_s, rcach
       s = RCACHE_OK;
     }
   }
+  if (s == RCACHE_OK) rcache__tags_strip(out); /* a value just loaded by a tagged loader */
   rcache_value_free(&stale);
   rcache__key_free(&k);
   rcache__observe(c, op, key, s, t0, out->len);

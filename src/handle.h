@@ -73,6 +73,10 @@ int64_t rcache__ttl_ms(rcache *c, int64_t ttl_s);
  * *pttl (may be NULL) gets the logical remaining ms. */
 rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
                                rcache_value *stale);
+/* rcache__get_full without the tag check nor the hit/miss counts (the near cache's are
+ * counted); *near_hit tells whether the near cache answered. */
+rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
+                                 rcache_value *stale, bool *near_hit);
 /* set_full flag (facade only, never passed to a backend): a get_or_set value, whose TTL
  * is extended by the stale window. */
 #define RCACHE__SET_STALE 0x100

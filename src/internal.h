@@ -100,7 +100,7 @@ typedef struct rcache__url {
   int command_timeout_ms;
   int pool_size;
   int64_t max_bytes; /* memory:// bound */
-  char *tls_ca, *tls_cert, *tls_key, *tls_server_name;
+  char *tls_ca, *tls_cert, *tls_key, *tls_server_name, *tls_ciphers, *tls_ciphersuites;
   int tls_insecure;
   char *client_name;
   char *key_prefix;
@@ -110,9 +110,29 @@ typedef struct rcache__url {
 /* Parses `s` into *u (zeroed first). On failure returns RCACHE_EURL (or RCACHE_ENOMEM)
  * and writes a message naming the bad part into err (password redacted). */
 rcache_status rcache__url_parse(const char *s, rcache__url *u, char *err, size_t errlen);
+/* Bytes [b, e) of a string; empty when b == e. */
+typedef struct rcache__span {
+  size_t b, e;
+} rcache__span;
+/* rcache__url_parse() that also says where the secret is in s, for tests and fuzzing to
+ * check redaction by position rather than by guessing. *secret (may be NULL) gets:
+ *  - RCACHE_OK: the password as written (still percent-encoded, between the ':' after the
+ *    user and the '@'); u->redacted shows s[0, b) "***" s[e, len) (then through
+ *    rcache__redact()). Empty when the URL has no password ("redis://u:@h" has an empty one).
+ *  - RCACHE_EURL: the span the message masks with "***", which holds the password wherever
+ *    it could be: from the first ':' after "://" to the last '@'; the message ends with
+ *    " in " and the URL with that span masked (control bytes shown as '?'), and quotes no
+ *    fragment that overlaps it. Empty when the URL has no such span.
+ *  - otherwise: empty. */
+rcache_status rcache__url_parse_secret(const char *s, rcache__url *u, char *err, size_t errlen,
+                                       rcache__span *secret);
 void rcache__url_free(rcache__url *u);
 /* Copies `in` to out replacing the password of every scheme://user:pass@ with ***. */
 void rcache__redact(const char *in, char *out, size_t outlen);
+/* The one masking rule for text shown to users (log.c; docs/operations.md "Security"):
+ * every run of 4 or more consecutive characters of text that occurs in secret (the whole
+ * secret when shorter) is overwritten with '*'. NULL or "" secret: no change. */
+void rcache__mask(char *text, const char *secret);
 
 /* ---- glob (glob.c): Redis' stringmatchlen rules ---------------------------------------------- */
 
@@ -273,6 +293,10 @@ void rcache__alloc_route_deps(void);
 /* malloc'd copy of len bytes plus a NUL; NULL on ENOMEM. */
 char *rcache__memdup0(const void *p, size_t len);
 char *rcache__strdup(const char *s); /* NULL-safe */
+/* Secrets (passwords, the AUTH command) are overwritten before their memory is given back,
+ * so that no copy outlives its use in freed heap (OPENSSL_cleanse: not optimised away). */
+void rcache__wipe(void *p, size_t n);
+void rcache__free_secret(char *s); /* wipes strlen(s) bytes, then rcache__free; NULL-safe */
 /* Parses a decimal int64 exactly as Redis' string2ll (no spaces, no "+", no leading
  * zeros, fits int64). */
 bool rcache__parse_i64(const char *s, size_t len, int64_t *out);

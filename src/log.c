@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Logging and per-thread error details. Every message passes through rcache__redact()
- * so that no URL password reaches a log line or rcache_errmsg(). */
+/* Logging and per-thread error details. Every text that can reach a user passes through
+ * rcache__redact() (URL passwords) and rcache__mask() (the handle's password, whole or in
+ * part): log lines, rcache_errmsg() and rcache_health.error. */
 #include <stdio.h>
 #include <string.h>
 
@@ -75,12 +76,30 @@ void rcache__err_commit(const rcache *c, rcache_status s) {
   tl_err.pending = false;
 }
 
-/* Masks every occurrence of secret in text with '*'. */
-static void mask(char *text, const char *secret) {
-  if (!secret || !*secret) return;
-  size_t sl = strlen(secret);
-  for (char *p = strstr(text, secret); p; p = strstr(p + sl, secret))
-    memset(p, '*', sl);
+/* The masking rule (docs/operations.md, "Security"): every run of MASK_RUN or more
+ * consecutive characters of text that also occurs in the secret becomes '*' (the whole
+ * secret when it is shorter). A run, not only the whole secret, because servers truncate
+ * what they echo (Redis cuts an echoed argument list at 128 characters) and so do our
+ * buffers: a prefix or any middle part of a long password must not show either. Windows are
+ * tested on the original text (positions are masked only once passed), so a run longer than
+ * MASK_RUN is masked whole. O(len(text) * len(secret)): messages are short. */
+#define MASK_RUN 4
+
+static bool occurs_in(const char *secret, size_t sl, const char *w, size_t k) {
+  for (size_t j = 0; j + k <= sl; j++)
+    if (secret[j] == w[0] && memcmp(secret + j, w, k) == 0) return true;
+  return false;
+}
+
+void rcache__mask(char *text, const char *secret) {
+  if (!text || !secret || !*secret) return;
+  size_t sl = strlen(secret), tl = strlen(text);
+  size_t k = sl < MASK_RUN ? sl : MASK_RUN;
+  size_t until = 0; /* text[i] with i < until is in a matching run */
+  for (size_t i = 0; i < tl; i++) {
+    if (i + k <= tl && occurs_in(secret, sl, text + i, k)) until = i + k;
+    if (i < until) text[i] = '*';
+  }
 }
 
 const char *rcache_errmsg(const rcache *c) {
@@ -88,7 +107,7 @@ const char *rcache_errmsg(const rcache *c) {
   err_resolve();
   /* belt and braces, as for log lines: the handle's password never shows, however the
    * text reached the message (a server echoing a command, say) */
-  if (c) mask(tl_err.msg, c->ctx.url.password);
+  if (c) rcache__mask(tl_err.msg, c->ctx.url.password);
   return tl_err.msg;
 }
 
@@ -107,7 +126,7 @@ void rcache__log(const rcache__ctx *ctx, int level, const char *fmt, ...) {
   va_end(ap);
   rcache__redact(raw, msg, sizeof msg);
   /* Belt and braces: a password that reached the text some other way is masked too. */
-  mask(msg, ctx->url.password);
+  rcache__mask(msg, ctx->url.password);
   if (ctx->opt.log_fn) {
     ctx->opt.log_fn(level, msg, ctx->opt.log_ud);
   } else {

@@ -684,9 +684,22 @@ void rcache__memory_usage(rcache__backend *b, uint64_t *keys, uint64_t *bytes,
 }
 
 static const rcache__backend_ops mem_ops = {
-    "memory",     mem_destroy, mem_get,       mem_set,  mem_del,        mem_del_match,
-    mem_scan,     mem_incr,    mem_exists,    mem_pttl, mem_flushdb,    mem_get_many,
-    mem_set_many, mem_health,  mem_available, NULL,     mem_after_fork,
+    .mode = "memory",
+    .destroy = mem_destroy,
+    .get = mem_get,
+    .set = mem_set,
+    .del = mem_del,
+    .del_match = mem_del_match,
+    .scan = mem_scan,
+    .incr = mem_incr,
+    .exists = mem_exists,
+    .pttl = mem_pttl,
+    .flushdb = mem_flushdb,
+    .get_many = mem_get_many,
+    .set_many = mem_set_many,
+    .health = mem_health,
+    .available = mem_available,
+    .after_fork = mem_after_fork,
 };
 
 rcache_status rcache__memory_open(rcache__ctx *ctx, rcache__backend **out) {

@@ -77,9 +77,21 @@ static bool none_available(rcache__backend *b) {
 }
 
 static const rcache__backend_ops none_ops = {
-    "none",        none_destroy, none_get,       none_set,  none_del,     none_del_match,
-    none_scan,     none_incr,    none_exists,    none_pttl, none_flushdb, none_get_many,
-    none_set_many, none_health,  none_available, NULL,      NULL,
+    .mode = "none",
+    .destroy = none_destroy,
+    .get = none_get,
+    .set = none_set,
+    .del = none_del,
+    .del_match = none_del_match,
+    .scan = none_scan,
+    .incr = none_incr,
+    .exists = none_exists,
+    .pttl = none_pttl,
+    .flushdb = none_flushdb,
+    .get_many = none_get_many,
+    .set_many = none_set_many,
+    .health = none_health,
+    .available = none_available,
 };
 
 rcache_status rcache__none_open(rcache__ctx *ctx, rcache__backend **out) {

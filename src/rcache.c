@@ -11,6 +11,7 @@
 
 #include "handle.h"
 #include "near.h"
+#include "tags.h"
 
 /* ---- small things ---------------------------------------------------------------------------- */
 
@@ -80,7 +81,7 @@ static void default_options(rcache_options *o) {
   o->near_cache_max_ttl_ms = 60000;
   o->lease_ms = 5000;
   o->max_key_bytes = 1024;
-  o->max_value_bytes = (size_t)512 * 1024 * 1024;
+  o->max_value_bytes = (size_t)4 << 20; /* one hostile reply stays a few MiB */
   o->max_redirects = 5;
   o->scan_count = 1000;
   o->log_level = RCACHE_LOG_WARN;
@@ -139,7 +140,7 @@ rcache_status rcache__remote(rcache *c, rcache_status s) {
 }
 
 bool rcache__without_cache(const rcache *c, rcache_status s) {
-  return s == RCACHE_EUNAVAILABLE || (s != RCACHE_OK && s == unavailable(c));
+  return s == RCACHE_EUNAVAILABLE || (c && s != RCACHE_OK && s == unavailable(c));
 }
 
 /* ---- keys ------------------------------------------------------------------------------------ */
@@ -255,6 +256,18 @@ static rcache_status check_options(const rcache_options *o) {
   return RCACHE_EINVAL;
 }
 
+/* TLS settings for a server reached without TLS would be silently ignored: a plaintext
+ * connection the application believes protected. memory:// and none:// reach no server. */
+static rcache_status check_tls_scheme(const rcache_options *o, const rcache__url *u) {
+  bool any = o->tls_ca_file || o->tls_cert_file || o->tls_key_file || o->tls_server_name ||
+             o->tls_insecure || o->tls_ciphers || o->tls_ciphersuites;
+  bool server = u->scheme != RCACHE__SCHEME_MEMORY && u->scheme != RCACHE__SCHEME_NONE;
+  if (!any || !server || u->tls) return RCACHE_OK;
+  rcache__errf("invalid option: TLS settings (tls_*) given for a URL without TLS; use "
+               "rediss:// or rediss+sentinel://, or remove them");
+  return RCACHE_EINVAL;
+}
+
 /* URL query parameters override the options; strings end up owned by the context. */
 static rcache_status resolve_options(rcache__ctx *ctx) {
   rcache__url *u = &ctx->url;
@@ -278,6 +291,8 @@ static rcache_status resolve_options(rcache__ctx *ctx) {
   TAKE(tls_cert_file, tls_cert);
   TAKE(tls_key_file, tls_key);
   TAKE(tls_server_name, tls_server_name);
+  TAKE(tls_ciphers, tls_ciphers);
+  TAKE(tls_ciphersuites, tls_ciphersuites);
   TAKE(client_name, client_name);
 #undef TAKE
   if (!o->client_name && !(o->client_name = rcache__strdup("rcache"))) return RCACHE_ENOMEM;
@@ -296,6 +311,8 @@ static void free_ctx(rcache__ctx *ctx) {
   rcache__free((char *)ctx->opt.tls_cert_file);
   rcache__free((char *)ctx->opt.tls_key_file);
   rcache__free((char *)ctx->opt.tls_server_name);
+  rcache__free((char *)ctx->opt.tls_ciphers);
+  rcache__free((char *)ctx->opt.tls_ciphersuites);
   rcache__free((char *)ctx->opt.client_name);
   rcache__url_free(&ctx->url);
 }
@@ -390,6 +407,7 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *g
   /* key_prefix etc. still point at the caller's strings until resolve_options copies them */
   c->ctx.opt.key_prefix = c->ctx.opt.tls_ca_file = c->ctx.opt.tls_cert_file = NULL;
   c->ctx.opt.tls_key_file = c->ctx.opt.tls_server_name = c->ctx.opt.client_name = NULL;
+  c->ctx.opt.tls_ciphers = c->ctx.opt.tls_ciphersuites = NULL;
   rcache_status s = check_options(o ? o : &c->ctx.opt);
   if (s == RCACHE_OK && empty_env)
     rcache__log(&c->ctx, RCACHE_LOG_WARN,
@@ -399,6 +417,7 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *g
     s = rcache__url_parse(url, &c->ctx.url, err, sizeof err);
     if (s != RCACHE_OK) rcache__errf("%s", err);
   }
+  if (s == RCACHE_OK && o) s = check_tls_scheme(o, &c->ctx.url);
   if (s == RCACHE_OK) {
     if (o) { /* now take the caller's strings (URL values win) */
       c->ctx.opt.key_prefix = o->key_prefix;
@@ -407,6 +426,8 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *g
       c->ctx.opt.tls_key_file = o->tls_key_file;
       c->ctx.opt.tls_server_name = o->tls_server_name;
       c->ctx.opt.client_name = o->client_name;
+      c->ctx.opt.tls_ciphers = o->tls_ciphers;
+      c->ctx.opt.tls_ciphersuites = o->tls_ciphersuites;
     }
     s = resolve_options(&c->ctx);
   }
@@ -528,15 +549,15 @@ static void near_drop(rcache *c, const char *key, size_t klen) {
 
 static void near_flush(rcache *c) {
   if (!c->ctx.near) return;
+  COUNT(c, near_flushes); /* before the flush, as in tracking.c: never behind what a reader saw */
   rcache__near_flush(c->ctx.near);
-  COUNT(c, near_flushes);
 }
 
-rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
-                               rcache_value *stale) {
+rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
+                                 rcache_value *stale, bool *near_hit) {
   int64_t ms = -2;
   uint64_t ticket;
-  if (near_lookup(c, k, out, pttl, &ticket)) return RCACHE_OK;
+  if ((*near_hit = near_lookup(c, k, out, pttl, &ticket))) return RCACHE_OK;
   bool want = pttl || c->stale_ms > 0 || ticket;
   rcache__backend *be = rcache__be(c);
   rcache_status s = be->ops->get(be, k->p, k->len, out, want ? &ms : NULL);
@@ -550,6 +571,18 @@ rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *ou
     s = RCACHE_MISS;
   }
   if (pttl) *pttl = ms >= 0 && c->stale_ms > 0 ? ms - c->stale_ms : ms;
+  return s;
+}
+
+/* A stored value, a tagged one only while its tags' versions are current (tags.c). */
+rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
+                               rcache_value *stale) {
+  bool near_hit;
+  rcache_status s = rcache__get_stored(c, k, out, pttl, stale, &near_hit);
+  if (s == RCACHE_OK) s = rcache__tags_unwrap(c, k->p, k->len, out);
+  if (stale && stale->data && rcache__tags_unwrap(c, k->p, k->len, stale) != RCACHE_OK)
+    *stale = (rcache_value){NULL, 0};
+  if (near_hit && s == RCACHE_OK) return s; /* counted as a near hit */
   if (s == RCACHE_OK)
     COUNT(c, hits);
   else if (s == RCACHE_MISS)
@@ -596,6 +629,9 @@ rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t le
     s = RCACHE_EINVAL;
   } else if (ttl_ms < 0) {
     rcache__errf("invalid argument: ttl_s %lld out of range", (long long)ttl_s);
+    s = RCACHE_EINVAL;
+  } else if (data && rcache__tags_framed(data, len)) { /* would read as a tagged value */
+    rcache__errf("invalid argument: value starts with the tagged-value magic \\xffRC\\x01");
     s = RCACHE_EINVAL;
   } else {
     s = rcache__set_full(c, &k, data, len, ttl_ms, 0);
@@ -838,6 +874,8 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
     if (statuses[i] == RCACHE_OK || statuses[i] == RCACHE_MISS)
       rcache__near_saw(c->ctx.near, ks[i], ls[i], statuses[i] == RCACHE_OK ? vals[i].data : NULL,
                        vals[i].len);
+  for (size_t i = 0; s == RCACHE_OK && i < n; i++) /* tagged values: current versions only */
+    if (statuses[i] == RCACHE_OK) statuses[i] = rcache__tags_unwrap(c, ks[i], ls[i], &vals[i]);
   rcache__free(ks);
   for (size_t i = 0; i < n; i++) {
     if (s != RCACHE_OK) statuses[i] = s;
@@ -937,6 +975,7 @@ rcache_status rcache_health_check(rcache *c, rcache_health *h) {
   snprintf(h->mode, sizeof h->mode, "%s", rcache__be(c)->ops->mode); /* it may have changed */
   h->healthy = s == RCACHE_OK;
   if (!h->healthy && !h->error[0]) snprintf(h->error, sizeof h->error, "%s", rcache_strerror(s));
+  rcache__mask(h->error, c->ctx.url.password); /* whatever path the text took (log.c) */
   rcache__observe(c, RCACHE_OP_HEALTH, NULL, s, t0, 0);
   return rcache__done(c, s);
 }

@@ -16,7 +16,7 @@
 
 rcache_status rcache__redis_init(rcache__redis *r, rcache__ctx *ctx) {
   r->base.ctx = ctx;
-  r->max_reply = ctx->opt.max_value_bytes + 4096;
+  r->max_reply = rcache__reply_max(&ctx->opt);
   if (ctx->url.tls) {
     rcache_status s = rcache__tls_ctx_new(ctx, &r->tls);
     if (s != RCACHE_OK) return s;
@@ -247,14 +247,48 @@ rcache_status rcache__redis_pttl(rcache__backend *be, const char *key, size_t kl
   return s;
 }
 
-/* INCRBY, and a TTL only when this call created the counter — atomically, in one script.
- * Sent as EVAL: the script is tiny, and EVAL caches it server-side anyway (no NOSCRIPT
- * round trip to handle after a restart or failover). The count is returned as the stored
- * text: a Lua number is a double, exact only up to 2^53. */
-static const char INCR_EXPIRE_LUA[] = "local new = redis.call('EXISTS', KEYS[1]) == 0 "
-                                      "redis.call('INCRBY', KEYS[1], ARGV[1]) "
-                                      "if new then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
-                                      "return redis.call('GET', KEYS[1])";
+/* INCRBY, and a TTL only when this call created the counter, atomically and without Lua
+ * (an ACL user needs no +eval, which would allow any script): MULTI, SET key 0 NX PX ttl
+ * (creates the counter with its TTL only when absent), INCRBY, EXEC. A failure leaves no
+ * TTL on a counter that existed, and an error queued (NOPERM, say) aborts the whole
+ * transaction: nothing half done, and every call says so. */
+static rcache_status incr_expire_cmds(rcache__cmds *b, const char *key, size_t klen,
+                                      const char *bys, const char *ttls) {
+  const char *set[6] = {"SET", key, "0", "NX", "PX", ttls};
+  size_t setl[6] = {3, klen, 1, 2, 2, strlen(ttls)};
+  const char *incr[3] = {"INCRBY", key, bys};
+  size_t incrl[3] = {6, klen, strlen(bys)};
+  /* queued: +QUEUED; run at once when MULTI was refused: SET's +OK or nil, INCRBY's count */
+  rcache_status s = rcache__cmds_addv(b, "MULTI", NULL);
+  rcache__cmds_expect(b, RCACHE__R_OK);
+  if (s == RCACHE_OK) s = rcache__cmds_add(b, 6, set, setl);
+  rcache__cmds_expect(b, RCACHE__R_OK | RCACHE__R_NIL);
+  if (s == RCACHE_OK) s = rcache__cmds_add(b, 3, incr, incrl);
+  rcache__cmds_expect(b, RCACHE__R_OK | RCACHE__R_INT);
+  if (s == RCACHE_OK) s = rcache__cmds_addv(b, "EXEC", NULL);
+  rcache__cmds_expect(b, RCACHE__R_ARR | RCACHE__R_NIL);
+  return s;
+}
+
+/* The count from EXEC's array: the INCRBY's integer (in a cluster, ASKING's +OK may stand
+ * between the replies), or the first error in it. Queued errors (MULTI refused, a command
+ * refused at queue time) come first: the transaction did not run. */
+static rcache_status incr_expire_reply(redisReply **rep, int n, int64_t *out) {
+  for (int i = 0; i < n - 1; i++)
+    if (rep[i]->type == REDIS_REPLY_ERROR) return rcache__reply_status(rep[i]);
+  const redisReply *x = rep[n - 1];
+  if (x->type == REDIS_REPLY_ERROR) return rcache__reply_status(x);
+  if (x->type != REDIS_REPLY_ARRAY) return rcache__reply_unexpected(x);
+  for (size_t i = 0; i < x->elements; i++)
+    if (x->element[i]->type == REDIS_REPLY_ERROR) return rcache__reply_status(x->element[i]);
+  for (size_t i = x->elements; i-- > 0;) {
+    if (x->element[i]->type == REDIS_REPLY_INTEGER) {
+      *out = x->element[i]->integer;
+      return RCACHE_OK;
+    }
+  }
+  return rcache__reply_unexpected(x);
+}
 
 rcache_status rcache__redis_incr(rcache__backend *be, const char *key, size_t klen, int64_t by,
                                  int64_t ttl_ms, int64_t *out) {
@@ -264,28 +298,27 @@ rcache_status rcache__redis_incr(rcache__backend *be, const char *key, size_t kl
   rcache__cmds b = {0};
   rcache_status s;
   if (ttl_ms > 0) {
-    const char *argv[6] = {"EVAL", INCR_EXPIRE_LUA, "1", key, bys, ttls};
-    size_t lens[6] = {4, sizeof INCR_EXPIRE_LUA - 1, 1, klen, strlen(bys), strlen(ttls)};
-    s = rcache__cmds_add(&b, 6, argv, lens);
+    s = incr_expire_cmds(&b, key, klen, bys, ttls);
   } else {
     const char *argv[3] = {"INCRBY", key, bys};
     size_t lens[3] = {6, klen, strlen(bys)};
     s = rcache__cmds_add(&b, 3, argv, lens);
+    rcache__cmds_expect(&b, RCACHE__R_INT);
   }
-  rcache__cmds_expect(&b, RCACHE__R_INT | RCACHE__R_STR); /* INCRBY, or the script's text */
-  redisReply *rep = NULL;
-  if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, &rep, false);
+  redisReply *rep[4] = {0};
+  if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, rep, false);
+  int n = b.n;
   rcache__cmds_free(&b);
   if (s != RCACHE_OK) return s;
-  if (rep->type == REDIS_REPLY_INTEGER)
-    *out = rep->integer;
-  else if (rep->type == REDIS_REPLY_STRING && rcache__parse_i64(rep->str, rep->len, out))
-    s = RCACHE_OK; /* the script's reply */
-  else if (rep->type == REDIS_REPLY_ERROR)
-    s = rcache__reply_status(rep);
+  if (ttl_ms > 0)
+    s = incr_expire_reply(rep, n, out);
+  else if (rep[0]->type == REDIS_REPLY_INTEGER)
+    *out = rep[0]->integer;
+  else if (rep[0]->type == REDIS_REPLY_ERROR)
+    s = rcache__reply_status(rep[0]);
   else
-    s = rcache__reply_unexpected(rep);
-  freeReplyObject(rep);
+    s = rcache__reply_unexpected(rep[0]);
+  rcache__replies_free(rep, n);
   return s;
 }
 
@@ -482,6 +515,7 @@ rcache_status rcache__redis_one_get_many(rcache__backend *be, const char *const 
     memcpy(lens + 1, klens, n * sizeof *lens);
     s = n + 1 > 0x7fffffff ? RCACHE_EINVAL : rcache__cmds_add(&b, (int)(n + 1), argv, lens);
     rcache__cmds_expect(&b, RCACHE__R_ARR);
+    b.values = n;
   }
   rcache__free(argv);
   rcache__free(lens);
@@ -572,23 +606,23 @@ static void standalone_after_fork(rcache__backend *be) {
 }
 
 static const rcache__backend_ops standalone_ops = {
-    "standalone",
-    standalone_destroy,
-    rcache__redis_get,
-    rcache__redis_set,
-    rcache__redis_del,
-    rcache__redis_one_del_match,
-    rcache__redis_one_scan,
-    rcache__redis_incr,
-    rcache__redis_exists,
-    rcache__redis_pttl,
-    rcache__redis_one_flushdb,
-    rcache__redis_one_get_many,
-    rcache__redis_one_set_many,
-    standalone_health,
-    rcache__redis_one_available,
-    rcache__redis_one_stats,
-    standalone_after_fork,
+    .mode = "standalone",
+    .destroy = standalone_destroy,
+    .get = rcache__redis_get,
+    .set = rcache__redis_set,
+    .del = rcache__redis_del,
+    .del_match = rcache__redis_one_del_match,
+    .scan = rcache__redis_one_scan,
+    .incr = rcache__redis_incr,
+    .exists = rcache__redis_exists,
+    .pttl = rcache__redis_pttl,
+    .flushdb = rcache__redis_one_flushdb,
+    .get_many = rcache__redis_one_get_many,
+    .set_many = rcache__redis_one_set_many,
+    .health = standalone_health,
+    .available = rcache__redis_one_available,
+    .stats = rcache__redis_one_stats,
+    .after_fork = standalone_after_fork,
 };
 
 static void addr_of_url(const rcache__url *u, size_t i, rcache__addr *a) {

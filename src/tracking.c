@@ -52,9 +52,11 @@ struct rcache__tracking {
 
 /* ---- the gate -------------------------------------------------------------------------------- */
 
+/* Counted before the flush: whoever sees the table emptied (through its lock) also sees the
+ * counter moved, so near_flushes never lags behind a flush a reader has already observed. */
 static void flush(rcache__tracking *t) {
-  rcache__near_flush(t->near);
   atomic_fetch_add_explicit(&t->ctx->n.near_flushes, 1, memory_order_relaxed);
+  rcache__near_flush(t->near);
 }
 
 /* Re-evaluates whether the table may serve, flushing before it opens again. */
@@ -114,27 +116,6 @@ static bool take_moved(rcache__tracking *t) {
 /* ---- the listener connection ------------------------------------------------------------------
  */
 
-/* Reads one message, waiting no later than deadline_us. RCACHE_ETIMEOUT when none came
- * (the connection stays usable: a partial message stays in the parser). */
-static rcache_status read_msg(rcache__conn *c, redisReply **out, int64_t deadline_us) {
-  char buf[16384];
-  for (;;) {
-    void *r = NULL;
-    if (redisReaderGetReply(c->rd, &r) != REDIS_OK) {
-      rcache__errf("protocol error on the invalidation listener: %s", c->rd->errstr);
-      return RCACHE_EPROTO;
-    }
-    if (r) {
-      *out = r;
-      return RCACHE_OK;
-    }
-    size_t n = 0;
-    rcache_status s = rcache__sock_read(&c->sock, buf, sizeof buf, &n, deadline_us);
-    if (s != RCACHE_OK) return s;
-    if (redisReaderFeed(c->rd, buf, n) != REDIS_OK) return RCACHE_ENOMEM;
-  }
-}
-
 static bool is_str(const redisReply *r, const char *s) {
   return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) &&
          r->len == strlen(s) && strncasecmp(r->str, s, r->len) == 0;
@@ -156,6 +137,7 @@ static rcache_status listener_connect(rcache__tracking *t) {
   }
   rcache_status s = rcache__conn_open(&t->setup, &a,
                                       rcache__now_us() + (int64_t)o->connect_timeout_ms * 1000, &c);
+  if (s == RCACHE_ESERVER) t->refused = true; /* CLIENT ID refused: an ACL without +client|id */
   if (s != RCACHE_OK) return s;
   rcache__cmds b = {0};
   redisReply *rep[2] = {0};
@@ -199,7 +181,9 @@ static void listener_lost(rcache__tracking *t, const char *why) {
   atomic_store(&t->redirect, -1);
   rcache__conn_close(t->conn);
   t->conn = NULL;
-  rcache__log(t->ctx, RCACHE_LOG_INFO, "near cache: invalidation listener lost (%s); flushed",
+  bool closing = why && strcmp(why, "closing") == 0;
+  rcache__log(t->ctx, closing ? RCACHE_LOG_INFO : RCACHE_LOG_WARN,
+              "near cache: invalidation listener lost (%s); flushed",
               why && *why ? why : "connection closed");
 }
 
@@ -264,7 +248,7 @@ static void listen_loop(rcache__tracking *t) {
     }
     redisReply *r = NULL;
     rcache__err_clear();
-    rcache_status s = read_msg(t->conn, &r, next_check);
+    rcache_status s = rcache__conn_listen(t->conn, &r, next_check, rcache__reply_max(&t->ctx->opt));
     if (s == RCACHE_ETIMEOUT) continue;
     if (s != RCACHE_OK) {
       snprintf(why, sizeof why, "%s",
@@ -302,7 +286,8 @@ static void *listener_main(void *arg) {
       if (s != RCACHE_OK) {
         if (t->refused && !refused_logged) {
           rcache__log(t->ctx, RCACHE_LOG_WARN,
-                      "near cache off: the server refused client tracking (%s)",
+                      "near cache off: the server refused the invalidation listener (%s); "
+                      "it needs CLIENT ID, CLIENT TRACKING and SUBSCRIBE to " CHANNEL,
                       rcache__err_peek());
           refused_logged = true;
         }

@@ -81,11 +81,44 @@ static void tls_err(const char *what) {
   rcache__errf("TLS: %s%s%s", what, buf[0] ? ": " : "", buf);
 }
 
+/* The protocol and cipher policy (docs/operations.md, "Security"): TLS 1.2 or later; in
+ * TLS 1.2 only suites with forward secrecy (ECDHE or DHE key exchange) and an AEAD cipher
+ * (AES-GCM, ChaCha20-Poly1305), never RSA key exchange, CBC, SHA-1 MACs or anonymous
+ * suites; TLS 1.3's suites all qualify (OpenSSL's defaults). Both lists can be replaced. */
+#define RCACHE_TLS12_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL"
+
+static rcache_status tls_policy(SSL_CTX *t, const rcache_options *o) {
+  if (SSL_CTX_set_min_proto_version(t, TLS1_2_VERSION) != 1 ||
+      SSL_CTX_set_cipher_list(t, o->tls_ciphers ? o->tls_ciphers : RCACHE_TLS12_CIPHERS) != 1) {
+    tls_err("tls_ciphers selects no usable cipher");
+    return RCACHE_ETLS;
+  }
+  if (o->tls_ciphersuites && SSL_CTX_set_ciphersuites(t, o->tls_ciphersuites) != 1) {
+    tls_err("tls_ciphersuites selects no usable suite");
+    return RCACHE_ETLS;
+  }
+  return RCACHE_OK;
+}
+
+/* Called by OpenSSL when the server asks for a client certificate and none is configured
+ * (the server may only offer it: tls-auth-clients optional). Noted, so that a connection
+ * the server then drops is reported as what it likely is (tls_io_error). */
+static int no_client_cert(SSL *ssl, X509 **x509, EVP_PKEY **pkey) {
+  (void)x509;
+  (void)pkey;
+  rcache__sock *s = SSL_get_app_data(ssl);
+  if (s) s->cert_asked = true;
+  return 0; /* go on without one */
+}
+
 rcache_status rcache__tls_ctx_new(const rcache__ctx *ctx, rcache__tls_ctx **out) {
   const rcache_options *o = &ctx->opt;
   SSL_CTX *t = SSL_CTX_new(TLS_client_method());
   if (!t) return RCACHE_ENOMEM;
-  SSL_CTX_set_min_proto_version(t, TLS1_2_VERSION);
+  if (tls_policy(t, o) != RCACHE_OK) {
+    SSL_CTX_free(t);
+    return RCACHE_ETLS;
+  }
   SSL_CTX_set_mode(t, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
   int ok = o->tls_ca_file ? SSL_CTX_load_verify_locations(t, o->tls_ca_file, NULL)
                           : SSL_CTX_set_default_verify_paths(t);
@@ -107,6 +140,7 @@ rcache_status rcache__tls_ctx_new(const rcache__ctx *ctx, rcache__tls_ctx **out)
     return RCACHE_ETLS;
   }
   SSL_CTX_set_verify(t, o->tls_insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+  SSL_CTX_set_client_cert_cb(t, no_client_cert);
   *out = t;
   return RCACHE_OK;
 }
@@ -246,10 +280,17 @@ static rcache_status tls_handshake(rcache__sock *s, const rcache__ctx *ctx, rcac
   SSL *ssl = SSL_new(t);
   if (!ssl) return RCACHE_ENOMEM;
   s->ssl = ssl;
+  SSL_set_app_data(ssl, s);
+  s->cert_asked = false;
+  s->fresh = true;
   SSL_set_fd(ssl, s->fd);
   const char *name = ctx->opt.tls_server_name ? ctx->opt.tls_server_name : a->host;
   if (!is_ip(name)) SSL_set_tlsext_host_name(ssl, name);
   if (!ctx->opt.tls_insecure) {
+    /* the name must be in the certificate's subjectAltName: no fallback to its subject's
+     * CN (deprecated since RFC 6125, and a CN is not constrained by name constraints) */
+    SSL_set_hostflags(ssl,
+                      X509_CHECK_FLAG_NEVER_CHECK_SUBJECT | X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     int ok = is_ip(name) ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name)
                          : SSL_set1_host(ssl, name);
     if (ok != 1) {
@@ -334,6 +375,27 @@ void rcache__sock_close(rcache__sock *s) {
 
 /* ---- I/O ------------------------------------------------------------------------------------- */
 
+/* A TLS error after the handshake. With TLS 1.3 the server checks the client's certificate
+ * after the client considers the handshake done: its refusal (an alert such as "certificate
+ * required") arrives with the first read -- or is lost, when our next write meets the
+ * closed connection first. Either is a TLS configuration problem, not a broken
+ * connection. */
+static rcache_status tls_io_error(const rcache__sock *s, int e) {
+  if (e == SSL_ERROR_SSL && ERR_peek_error() != 0) {
+    tls_err("the server ended the session");
+    return RCACHE_ETLS;
+  }
+  ERR_clear_error();
+  if (s->fresh && s->cert_asked) {
+    rcache__errf("TLS: the server asked for a client certificate, none is configured "
+                 "(tls_cert, tls_key), and it closed the connection");
+    return RCACHE_ETLS;
+  }
+  rcache__errf("TLS: connection %s",
+               e == SSL_ERROR_ZERO_RETURN ? "closed by the server" : "broken");
+  return RCACHE_EIO;
+}
+
 static rcache_status tls_io(rcache__sock *s, char *buf, size_t len, size_t *n, bool rd,
                             int64_t deadline_us) {
   for (;;) {
@@ -344,16 +406,13 @@ static rcache_status tls_io(rcache__sock *s, char *buf, size_t len, size_t *n, b
                : SSL_write(s->ssl, buf, (int)(len > 0x7fffffff ? 0x7fffffff : len));
     sigpipe_unblock(&g);
     if (r > 0) {
+      if (rd) s->fresh = false;
       *n = (size_t)r;
       return RCACHE_OK;
     }
     int e = SSL_get_error(s->ssl, r);
     short ev = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
-    if (!ev) {
-      rcache__errf("TLS: connection %s",
-                   e == SSL_ERROR_ZERO_RETURN ? "closed by the server" : "broken");
-      return RCACHE_EIO;
-    }
+    if (!ev) return tls_io_error(s, e);
     rcache_status ws = wait_fd(s->fd, ev, deadline_us);
     if (ws != RCACHE_OK) return ws;
   }

@@ -15,6 +15,8 @@ typedef struct rcache__sock {
   int fd;            /* -1 when closed */
   void *ssl;         /* SSL * when TLS */
   int io_timeout_ms; /* SO_RCVTIMEO / SO_SNDTIMEO of a plain socket */
+  bool cert_asked;   /* TLS: the server asked for a client certificate we do not have */
+  bool fresh;        /* TLS: nothing read since the handshake */
 } rcache__sock;
 
 /* Where a connection goes: a TCP host and port, or a Unix socket path. */

@@ -31,9 +31,9 @@
  *   (a cluster) only db 0 exists.
  * - Options: connect_timeout_ms, command_timeout_ms (1..INT_MAX), pool (1..1024, gives
  *   pool_size), key_prefix, client_name (printable, no spaces: Redis' CLIENT SETNAME rule),
- *   db, and on TLS schemes only tls_ca, tls_cert, tls_key, tls_server_name and
- *   tls_insecure (0 or 1). All tls_* options - tls_insecure too - are rejected on a scheme
- *   without TLS, because silently ignoring them would make a plaintext connection look
+ *   db, and on TLS schemes only tls_ca, tls_cert, tls_key, tls_server_name, tls_ciphers,
+ *   tls_ciphersuites and tls_insecure (0 or 1). All tls_* options - tls_insecure too - are rejected
+ * on a scheme without TLS, because silently ignoring them would make a plaintext connection look
  *   protected; tls_cert and tls_key come together. memory:// takes only max_bytes
  *   (1..INT64_MAX) and key_prefix; none:// takes nothing. Unknown, repeated, valueless
  *   ("pool", "pool=") options and stray '&' are errors.
@@ -155,11 +155,13 @@ static rcache_status decode(parser *p, size_t b, size_t e, const char *what, cha
     }
     int hi = i + 2 < e ? hexval(p->s[i + 1]) : -1, lo = i + 2 < e ? hexval(p->s[i + 2]) : -1;
     if (hi < 0 || lo < 0) {
+      rcache__wipe(d, n); /* a part of a password, maybe */
       rcache__free(d);
       return fail(p, "bad percent-escape '%s' in %s",
                   part(p, i, e < i + 3 ? e : i + 3, q, sizeof q), what);
     }
     if (hi == 0 && lo == 0) {
+      rcache__wipe(d, n);
       rcache__free(d);
       return fail(p, "percent-escape %%00 (NUL) in %s", what);
     }
@@ -343,6 +345,8 @@ enum {
   O_TLS_KEY,
   O_TLS_SNI,
   O_TLS_INSECURE,
+  O_TLS_CIPHERS,
+  O_TLS_SUITES,
   O_COUNT
 };
 static const char *const opt_names[O_COUNT] = {"connect_timeout_ms",
@@ -356,7 +360,9 @@ static const char *const opt_names[O_COUNT] = {"connect_timeout_ms",
                                                "tls_cert",
                                                "tls_key",
                                                "tls_server_name",
-                                               "tls_insecure"};
+                                               "tls_insecure",
+                                               "tls_ciphers",
+                                               "tls_ciphersuites"};
 
 /* NULL when option o may be used with this URL, else why not. */
 static const char *not_applicable(const rcache__url *u, int o) {
@@ -388,6 +394,10 @@ static rcache_status apply_option(parser *p, int o, char *v, const char *shown) 
     return take_string(&u->tls_key, v);
   case O_TLS_SNI:
     return take_string(&u->tls_server_name, v);
+  case O_TLS_CIPHERS:
+    return take_string(&u->tls_ciphers, v);
+  case O_TLS_SUITES:
+    return take_string(&u->tls_ciphersuites, v);
   case O_CLIENT:
     for (const char *c = v; *c; c++) {
       if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f) {
@@ -612,9 +622,11 @@ static void url_defaults(rcache__url *u) {
   u->max_bytes = -1;
 }
 
-rcache_status rcache__url_parse(const char *s, rcache__url *u, char *err, size_t errlen) {
+rcache_status rcache__url_parse_secret(const char *s, rcache__url *u, char *err, size_t errlen,
+                                       rcache__span *secret) {
   url_defaults(u);
   if (err && errlen) err[0] = '\0';
+  if (secret) *secret = (rcache__span){0, 0};
   if (!s) {
     if (err && errlen) snprintf(err, errlen, "URL: NULL");
     return RCACHE_EURL;
@@ -633,13 +645,19 @@ rcache_status rcache__url_parse(const char *s, rcache__url *u, char *err, size_t
     rcache__url_free(u);
     url_defaults(u);
   }
+  if (secret && st == RCACHE_OK && p.has_pw) *secret = (rcache__span){p.pw_b, p.pw_e};
+  if (secret && st == RCACHE_EURL) *secret = (rcache__span){p.sec_b, p.sec_e};
   return st;
+}
+
+rcache_status rcache__url_parse(const char *s, rcache__url *u, char *err, size_t errlen) {
+  return rcache__url_parse_secret(s, u, err, errlen, NULL);
 }
 
 void rcache__url_free(rcache__url *u) {
   if (!u) return;
   rcache__free(u->user);
-  rcache__free(u->password);
+  rcache__free_secret(u->password);
   for (size_t i = 0; i < u->nhosts; i++)
     rcache__free(u->hosts[i].host);
   rcache__free(u->hosts);
@@ -649,6 +667,8 @@ void rcache__url_free(rcache__url *u) {
   rcache__free(u->tls_cert);
   rcache__free(u->tls_key);
   rcache__free(u->tls_server_name);
+  rcache__free(u->tls_ciphers);
+  rcache__free(u->tls_ciphersuites);
   rcache__free(u->client_name);
   rcache__free(u->key_prefix);
   rcache__free(u->redacted);

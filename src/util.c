@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Small helpers shared by the library. */
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,4 +151,15 @@ bool rcache__parse_i64(const char *s, size_t len, int64_t *out) {
     *out = (int64_t)v;
   }
   return true;
+}
+
+/* ---- secrets ------------------------------------------------------------------------------- */
+
+void rcache__wipe(void *p, size_t n) {
+  if (p && n) OPENSSL_cleanse(p, n); /* a memset the compiler may not drop */
+}
+
+void rcache__free_secret(char *s) {
+  if (s) rcache__wipe(s, strlen(s));
+  rcache__free(s);
 }

@@ -24,7 +24,7 @@ while read -r name; do
   f=$man3/$name.3
   if [ ! -f "$f" ]; then check "$name has a page" false; continue; fi
   target=$f
-  if head -1 "$f" | grep -q '^\.so '; then
+  if head -1 "$f" | grep '^\.so ' >/dev/null; then
     target=$man3/../$(head -1 "$f" | cut -d' ' -f2)
     check "$name: .so target exists" test -f "$target"
   fi

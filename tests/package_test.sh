@@ -19,7 +19,9 @@ lib=$(ls "$tmp"/out/librcache"$so"_*.deb) dev=$(ls "$tmp"/out/librcache-dev_*.de
 tools=$(ls "$tmp"/out/rcache-tools_*.deb)
 root=$tmp/root
 for d in "$lib" "$dev" "$tools"; do dpkg -x "$d" "$root"; done
-has() { dpkg-deb -c "$1" | awk '{print $6}' | grep -qE "$2"; }
+# grep reads its whole input (no -q): under pipefail a writer cut off by an early exit of
+# grep -q dies of SIGPIPE and fails the check at random (CI stop 22: the ldd check)
+has() { dpkg-deb -c "$1" | awk '{print $6}' | grep -E "$2" >/dev/null; }
 check "library package holds librcache.so.$so" has "$lib" "/usr/lib.*/librcache\.so\.$so\$"
 check "library package holds no headers" eval '! has "$lib" "\.h$"'
 check "-dev holds the headers" has "$dev" "/usr/include/rcache/json\.h$"
@@ -29,12 +31,12 @@ check "-dev holds man3 pages" has "$dev" "/man3/rcache_open\.3"
 check "-dev holds the .so link" has "$dev" "/librcache\.so$"
 check "tools package holds the CLI" has "$tools" "/usr/bin/rcache$"
 check "tools package holds rcache.1" has "$tools" "/man1/rcache\.1"
-check "-dev depends on the library" eval 'dpkg-deb -f "$dev" Depends | grep -q "librcache$so (="'
+check "-dev depends on the library" eval 'dpkg-deb -f "$dev" Depends | grep "librcache$so (=" >/dev/null'
 for d in "$lib" "$dev" "$tools"; do
   p=$(dpkg-deb -f "$d" Package)
   check "$p has /usr/share/doc/$p/copyright" has "$d" "/usr/share/doc/$p/copyright$"
 done
-check "library depends on jansson" eval 'dpkg-deb -f "$lib" Depends | grep -q libjansson'
+check "library depends on jansson" eval 'dpkg-deb -f "$lib" Depends | grep libjansson >/dev/null'
 
 libdir=$(dirname "$(ls "$root"/usr/lib*/librcache.so | head -1)")
 cat >"$tmp/app.c" <<'C'
@@ -55,15 +57,15 @@ int main(void) {
 C
 # rcache.pc is relocatable (prefix from its own place), so the unpacked root needs no sysroot
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
-check "pkg-config finds the unpacked prefix" eval 'pkg-config --cflags rcache | grep -q -- "-I$root/"'
+check "pkg-config finds the unpacked prefix" eval 'pkg-config --cflags rcache | grep -- "-I$root/" >/dev/null'
 "$cc" "$tmp/app.c" -o "$tmp/app" $(pkg-config --cflags --libs rcache) &&
   check "a program built against the packages runs" env LD_LIBRARY_PATH="$libdir" "$tmp/app" ||
   check "a program builds against the packages" false
 check "the packaged library is what the program loads" eval \
-  'LD_LIBRARY_PATH="$libdir" ldd "$tmp/app" | grep -q "$libdir/librcache.so.$so"'
+  'LD_LIBRARY_PATH="$libdir" ldd "$tmp/app" | grep "$libdir/librcache.so.$so" >/dev/null'
 check "the packaged CLI runs" "$root/usr/bin/rcache" --version
-check "man pages are gzipped (Debian policy)" eval '! for d in "$dev" "$tools"; do dpkg-deb -c "$d"; done | grep -qE "/man[1-9]/[^/]*\.[1-9]$"'
-check "man3 page renders" eval 'MANWIDTH=80 man -l "$root"/usr/share/man/man3/rcache_open.3.gz 2>/dev/null | grep -q rcache_open'
-check "a .so link page renders" eval '(cd "$root/usr/share/man" && MANWIDTH=80 man -l man3/rcache_options_init.3.gz 2>/dev/null | grep -q rcache_options_init_sized)'
+check "man pages are gzipped (Debian policy)" eval '! for d in "$dev" "$tools"; do dpkg-deb -c "$d"; done | grep -E "/man[1-9]/[^/]*\.[1-9]$" >/dev/null'
+check "man3 page renders" eval 'MANWIDTH=80 man -l "$root"/usr/share/man/man3/rcache_open.3.gz 2>/dev/null | grep rcache_open >/dev/null'
+check "a .so link page renders" eval '(cd "$root/usr/share/man" && MANWIDTH=80 man -l man3/rcache_options_init.3.gz 2>/dev/null | grep rcache_options_init_sized >/dev/null)'
 echo "install_deb: $pass passed, $fail failed"
 [ $fail -eq 0 ]

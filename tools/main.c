@@ -357,6 +357,9 @@ int cli_open(cli *g) {
   if (g->timeout_ms) o.command_timeout_ms = (int)g->timeout_ms;
   if (g->connect_timeout_ms) o.connect_timeout_ms = (int)g->connect_timeout_ms;
   o.client_name = "rcache-cli";
+  /* an operator's tool: values up to what `bench --size` and `set` accept (64 MiB), above the
+   * library's 4 MiB default for applications */
+  o.max_value_bytes = (size_t)64 << 20;
   o.log_fn = log_keep;
   o.log_ud = g;
   o.log_level = g->verbose ? RCACHE_LOG_DEBUG : RCACHE_LOG_WARN;

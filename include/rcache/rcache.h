@@ -135,7 +135,9 @@ typedef struct rcache_options {
   double early_refresh_beta; /* XFetch β; 0 = off (default), 1 = the paper's value */
   int64_t stale_window_s;    /* stale-if-error window; 0 = off (default) */
 
-  /* TLS (also settable in the URL: tls_ca=, tls_cert=, tls_key=, tls_insecure=1) */
+  /* TLS (also settable in the URL: tls_ca=, tls_cert=, tls_key=, tls_insecure=1). Any of
+   * them (and tls_ciphers, tls_ciphersuites) with a URL that is not TLS (redis://, unix://,
+   * redis+sentinel://) fails rcache_open with RCACHE_EINVAL: never a silent plaintext. */
   const char *tls_ca_file;     /* NULL = the system store */
   const char *tls_cert_file;   /* client certificate (PEM) */
   const char *tls_key_file;    /* client key (PEM) */
@@ -144,7 +146,7 @@ typedef struct rcache_options {
 
   /* limits */
   size_t max_key_bytes;   /* default 1024 (including the prefix) */
-  size_t max_value_bytes; /* default 512 MiB (Redis' own limit) */
+  size_t max_value_bytes; /* default 4 MiB; bounds every reply too (docs/operations.md) */
   int max_redirects;      /* cluster MOVED/ASK cap, default 5 */
   /* SCAN … COUNT for delete_prefix / delete_pattern / flush / scan, default 1000. Each SCAN
    * holds the server for about 1 µs per key it visits: a smaller count (e.g. 20) keeps
@@ -176,6 +178,14 @@ typedef struct rcache_options {
    * loader and returns RCACHE_OK; rate_limit applies rate_limit_fail_closed). A server that
    * is down or slow is still no error for rcache_open(). Default false. */
   bool strict_config;
+
+  /* TLS policy (also in the URL: tls_ciphers=, tls_ciphersuites=; only with rediss://).
+   * NULL = rcache's: TLS 1.2 with forward-secret AEAD suites only
+   * ("ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL"), TLS 1.3 with OpenSSL's
+   * defaults. OpenSSL's syntax: tls_ciphers for TLS 1.2 (SSL_CTX_set_cipher_list),
+   * tls_ciphersuites for TLS 1.3 (SSL_CTX_set_ciphersuites). See docs/operations.md. */
+  const char *tls_ciphers;
+  const char *tls_ciphersuites;
 
   /* Hits and misses per key family (docs/operations.md, "Monitoring"): a key's family is
    * its first key_family_segments ':'-separated segments (without key_prefix), e.g. 1 makes
@@ -209,8 +219,9 @@ typedef struct rcache rcache; /* opaque, thread-safe */
  * defaults.
  * Never fails because Redis is down: the handle starts in fallback mode and connects in
  * the background. On success *out is a handle the caller closes with rcache_close().
- * Returns RCACHE_OK, RCACHE_EINVAL (out NULL, bad option, o->size not set by
- * rcache_options_init() or from a newer header than the library's), RCACHE_EURL (bad URL; the
+ * Returns RCACHE_OK, RCACHE_EINVAL (out NULL, bad option, tls_* options with a URL that is
+ * not TLS, o->size not set by rcache_options_init() or from a newer header than the
+ * library's), RCACHE_EURL (bad URL; the
  * message from rcache_errmsg(NULL) names the bad part, password redacted), RCACHE_ENOMEM,
  * RCACHE_ETLS (unreadable certificate/key/CA file). On failure *out is NULL.
  */
@@ -471,6 +482,61 @@ typedef bool (*rcache_scan_fn)(const char *key, size_t len, void *ud);
  * the key it gets is valid only during the call. */
 RCACHE_API rcache_status rcache_scan(rcache *c, const char *glob, uint64_t limit, rcache_scan_fn fn,
                                      void *ud);
+
+/* ==== tags ============================================================================
+ * Invalidating related entries in O(1) (docs/semantics.md, "Tags"). A value written with
+ * tags is stored with the versions its tags had; rcache_invalidate_tag() bumps one version
+ * key, and every read (rcache_get, get_many, get_or_set, typed and JSON gets, near cache
+ * included) then treats that value as a miss. Tags are NUL-terminated strings of any other
+ * bytes (glob characters, colons, spaces). Keys starting with "__rc:" under the handle's
+ * key_prefix are reserved for tag state. Tagged values are stored framed (a binary header,
+ * then the data): other clients reading them see the header (docs/migrating.md).
+ */
+
+#define RCACHE_TAGS_MAX 32 /* tags per entry; more is RCACHE_ETOOBIG */
+
+/* Stores data as rcache_set() does, tagged with tags[0..ntags) (the caller keeps ownership;
+ * ntags may be 0: the value is then only subject to rcache_clear). Costs one round trip more
+ * than rcache_set (the tags' versions). RCACHE_OK, RCACHE_EINVAL (tags NULL with ntags > 0, a
+ * NULL or empty tag, ttl_s < 0), RCACHE_ETOOBIG (more than RCACHE_TAGS_MAX tags, key or
+ * framed value too long), RCACHE_EUNAVAILABLE, RCACHE_ENOMEM. */
+RCACHE_API rcache_status rcache_set_tagged(rcache *c, const char *key, const void *data, size_t len,
+                                           int64_t ttl_s, const char *const *tags, size_t ntags);
+
+/* Once it returns RCACHE_OK, no read through any handle on this key_prefix returns a value
+ * written with tag before the call. One INCR, whatever the number of tagged entries.
+ * RCACHE_OK (also on none://), RCACHE_EINVAL (NULL or empty tag), RCACHE_EUNAVAILABLE (Redis
+ * unreachable: nothing was invalidated, never a silent success). */
+RCACHE_API rcache_status rcache_invalidate_tag(rcache *c, const char *tag);
+
+/* Invalidates, in one INCR, every value written through this handle's key_prefix with
+ * rcache_set_tagged() or rcache_get_or_set_tagged() (with or without tags). Values written by
+ * rcache_set() and the other untagged calls are not framed and not affected: rcache_flush()
+ * removes those. Statuses as rcache_invalidate_tag(). */
+RCACHE_API rcache_status rcache_clear(rcache *c);
+
+/* The tags a tagged loader adds once it has the data (owned by rcache, valid during the
+ * loader's call only). */
+typedef struct rcache_tags rcache_tags;
+/* Adds a tag (copied). RCACHE_OK, RCACHE_EINVAL (NULL or empty), RCACHE_ETOOBIG (with the
+ * up-front tags, more than RCACHE_TAGS_MAX in all: the get_or_set then fails), RCACHE_ENOMEM. */
+RCACHE_API rcache_status rcache_tags_add(rcache_tags *t, const char *tag);
+/* As rcache_loader_fn; tags may be passed to rcache_tags_add() during the call. */
+typedef rcache_status (*rcache_tagged_loader_fn)(void *ud, rcache_value *out, rcache_tags *tags);
+
+/*
+ * rcache_get_or_set() whose loaded value is stored tagged with tags[0..ntags) plus those the
+ * loader adds. The versions of the up-front tags are read before the loader runs, so an
+ * invalidation during the load leaves the stored value already stale. Tags the loader adds
+ * are stamped after it returns: an invalidation of those racing the load is not caught.
+ * A failure to stamp the tags still returns the loaded value. Statuses as rcache_get_or_set()
+ * plus those of rcache_set_tagged() for the tags.
+ */
+RCACHE_API rcache_status rcache_get_or_set_tagged(rcache *c, const char *key, int64_t ttl_s,
+                                                  const char *const *tags, size_t ntags,
+                                                  rcache_tagged_loader_fn load, void *ud,
+                                                  rcache_value *out);
+/* ==== end of tags ===================================================================== */
 
 /* ==== typed helpers ====================================================================
  * Strings, integers, doubles and user codecs on top of rcache_get / rcache_set /

@@ -24,7 +24,7 @@ redis-cli --cluster create "${cluster_nodes[@]}" --cluster-replicas 1 --cluster-
   { cat "$run/cluster-create.log" >&2; echo "servers: cluster create failed" >&2; exit 1; }
 cluster_ok() {
   for p in "${cluster_ports[@]}"; do
-    redis-cli -h 127.0.0.1 -p "$p" CLUSTER INFO 2>/dev/null | grep -q '^cluster_state:ok' || return 1
+    redis-cli -h 127.0.0.1 -p "$p" CLUSTER INFO 2>/dev/null | grep '^cluster_state:ok' >/dev/null || return 1
     # every node must also know all six, or a client may be sent to a node that says "?"
     [ "$(redis-cli -h 127.0.0.1 -p "$p" CLUSTER NODES 2>/dev/null | grep -vc 'handshake\|noaddr')" -ge 6 ] || return 1
   done

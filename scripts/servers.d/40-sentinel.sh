@@ -36,7 +36,7 @@ for h in "${sentinel_hosts[@]}"; do wait_ready -h 127.0.0.1 -p "${h##*:}"; done
 sentinel_ok() {
   for h in "${sentinel_hosts[@]}"; do
     redis-cli -h 127.0.0.1 -p "${h##*:}" SENTINEL get-master-addr-by-name rcache-test 2>/dev/null |
-      grep -qx "$sm_port" || return 1
+      grep -x "$sm_port" >/dev/null || return 1
   done
 }
 for _ in $(seq 1 200); do sentinel_ok && break; sleep 0.05; done

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rcache/rcache.h"
@@ -266,18 +267,29 @@ static void test_jitter(const char *url) {
     keys[i] = names[i];
     vals[i] = (rcache_value){"x", 1};
   }
+  time_t set_at = time(NULL);
   CHECK_EQ(rcache_set_many(c, keys, vals, N, 1000), RCACHE_OK);
   int bins[4] = {0}, outside = 0;
   int64_t lo = INT64_MAX, hi = 0;
   for (int i = 0; i < N; i++) {
     int64_t t;
-    if (rcache_ttl(c, keys[i], &t) != RCACHE_OK) {
+    rcache_status st = rcache_ttl(c, keys[i], &t);
+    /* a read a loaded machine stalled past its deadline is asked again (at most twice more):
+     * this test is about the spread of TTLs, not latency */
+    for (int tries = 0; tries < 2 && (st == RCACHE_ETIMEOUT || st == RCACHE_EUNAVAILABLE);
+         tries++) {
+      usleep(300 * 1000);
+      st = rcache_ttl(c, keys[i], &t);
+    }
+    if (st != RCACHE_OK) {
       outside++;
       continue;
     }
+    /* the TTL counts down while 10,000 reads go by (seconds under TSan on a busy machine) */
+    int64_t aged = (int64_t)(time(NULL) - set_at) + 1;
     lo = t < lo ? t : lo;
     hi = t > hi ? t : hi;
-    if (t < 899 || t > 1101)
+    if (t + aged < 900 || t > 1101)
       outside++;
     else
       bins[t < 950 ? 0 : t < 1000 ? 1 : t < 1050 ? 2 : 3]++;

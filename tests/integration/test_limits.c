@@ -420,12 +420,15 @@ static void test_hostile_replies(void) {
   /* "*300000000": hiredis would allocate the 2.4 GB element table before any element */
   CHECK_EQ(hostile_get("*300000000\r\n", 0, 512u << 20, msg, sizeof msg), RCACHE_ETOOBIG);
   CHECK_MSG(strstr(msg, "too many elements") != NULL, "%s", msg);
-  /* nested: each array within the budget (max_reply / 4 elements), their sum not */
-  static char nested[8192];
-  size_t n = (size_t)snprintf(nested, sizeof nested, "*2\r\n*1000\r\n");
-  for (int i = 0; i < 1000; i++)
-    n += (size_t)snprintf(nested + n, sizeof nested - n, ":1\r\n");
-  snprintf(nested + n, sizeof nested - n, "*1000\r\n");
+  /* nested: each array within the budget, their sum not (elements cost ~72 bytes of heap
+   * each: two arrays of 10,000 are more than max_value_bytes + 4 KiB + 1 MiB) */
+  static char nested[100000];
+  size_t n = (size_t)snprintf(nested, sizeof nested, "*3\r\n");
+  for (int a = 0; a < 2; a++) {
+    n += (size_t)snprintf(nested + n, sizeof nested - n, "*10000\r\n");
+    for (int i = 0; i < 10000; i++)
+      n += (size_t)snprintf(nested + n, sizeof nested - n, ":1\r\n");
+  }
   CHECK_EQ(hostile_get(nested, 0, 1000, msg, sizeof msg), RCACHE_ETOOBIG);
   CHECK_MSG(strstr(msg, "too many elements") != NULL, "%s", msg);
   /* a bulk string announced and sent larger than the maximum: refused before it is all in */

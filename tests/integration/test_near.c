@@ -41,7 +41,21 @@ static size_t heap_in_use(void) {
 #endif
 
 #define DB 9
-#define VISIBLE_US 10000 /* the bound: another client's change seen within 10 ms */
+/* The issue's bound: another client's change seen within 10 ms. Under ThreadSanitizer, which
+ * slows every instrumented thread 5-15 times (the listener's too), the bound is checked in
+ * the normal and ASan builds only; the TSan pass looks for races and allows 10 times as long. */
+#if defined(__SANITIZE_THREAD__)
+#define TSAN_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TSAN_BUILD 1
+#endif
+#endif
+#ifdef TSAN_BUILD
+#define VISIBLE_US 100000
+#else
+#define VISIBLE_US 10000
+#endif
 
 typedef struct flavour {
   const char *name;
@@ -565,7 +579,16 @@ static void test_bound(const flavour *f) {
   for (int i = 0; i < nkeys; i++) {
     snprintf(key, sizeof key, "b:%d", i);
     rcache_value v = {NULL, 0};
-    if (rcache_get(c, key, &v) == RCACHE_OK) ok++;
+    rcache_status st = RCACHE_ETIMEOUT;
+    /* a read the loaded machine stalled past its deadline is asked again (at most 3 times):
+     * this test is about the byte bound, not latency */
+    for (int tries = 0; tries < 3 && (st == RCACHE_ETIMEOUT || st == RCACHE_EUNAVAILABLE);
+         tries++) {
+      if (tries) usleep(300 * 1000); /* past a breaker opened by the stall: its probe */
+      rcache_value_free(&v);
+      st = rcache_get(c, key, &v);
+    }
+    if (st == RCACHE_OK) ok++;
     rcache_value_free(&v);
   }
   size_t held = heap_in_use() - before;
@@ -612,7 +635,8 @@ static void test_acl_refused(const char *url) {
   if (!c) return;
   for (int i = 0; i < 200 && !acl_logged("near cache off"); i++)
     sleep_ms(5);
-  CHECK_MSG(acl_logged("near cache off: the server refused client tracking"), "log: %s", acl_log);
+  CHECK_MSG(acl_logged("near cache off: the server refused the invalidation listener"), "log: %s",
+            acl_log);
   CHECK(acl_logged("NOPERM"));
   char v[16];
   for (int i = 0; i < 20; i++) {

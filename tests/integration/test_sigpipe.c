@@ -57,7 +57,8 @@ int main(void) {
   rcache_options_init(&o);
   o.pool_size = 1;
   o.command_timeout_ms = 5000;
-  o.breaker_failures = 100; /* keep using the server: every kill is a fresh chance */
+  o.breaker_failures = 100;      /* keep using the server: every kill is a fresh chance */
+  o.max_value_bytes = 32u << 20; /* the 20 MB value below */
   rcache *c = NULL;
   CHECK_EQ(rcache_open(&c, url, &o), RCACHE_OK);
   if (!c) return test_report("test_sigpipe");

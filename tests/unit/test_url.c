@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* rcache__url_parse, rcache__redact, and the public rcache_open's answer to a bad URL. */
+/* rcache__url_parse, rcache__url_parse_secret, rcache__redact, and the public rcache_open's answer
+ * to a bad URL. */
 #include <stdint.h>
 
 #include "internal.h"
@@ -301,6 +302,53 @@ static void test_bad(void) {
   CHECK_EQ(rcache__url_parse(NULL, &u, err, sizeof err), RCACHE_EURL);
 }
 
+/* rcache__url_parse_secret: where the password is, as the fuzz oracle relies on. */
+static void secret_at(const char *url, rcache_status want, const char *span, const char *err_want) {
+  rcache__url u;
+  char err[512] = "";
+  rcache__span sp = {99, 99};
+  CHECK_MSG(rcache__url_parse_secret(url, &u, err, sizeof err, &sp) == want, "\"%s\": status", url);
+  CHECK_MSG(sp.b <= sp.e && sp.e <= strlen(url), "\"%s\": span [%zu, %zu)", url, sp.b, sp.e);
+  char got[256];
+  snprintf(got, sizeof got, "%.*s", (int)(sp.e - sp.b), url + sp.b);
+  CHECK_MSG(strcmp(got, span) == 0, "\"%s\": span \"%s\", want \"%s\"", url, got, span);
+  if (err_want) CHECK_STR(err, err_want);
+  if (want == RCACHE_OK && *span) { /* the redacted form masks exactly that span */
+    char red[512];
+    snprintf(red, sizeof red, "%.*s***%s", (int)sp.b, url, url + sp.e);
+    CHECK_STR(u.redacted, red);
+  }
+  rcache__url_free(&u);
+}
+
+static void test_secret_span(void) {
+  secret_at("redis://u:s3cret@h:1/0", RCACHE_OK, "s3cret", NULL);
+  secret_at("redis://:s3%2Fcret@h", RCACHE_OK, "s3%2Fcret", NULL);   /* as written, encoded */
+  secret_at("redis://u:p@ss:w@h?pool=2", RCACHE_OK, "p@ss:w", NULL); /* to the last '@' */
+  secret_at("unix://u:s3cret@/run/r.sock", RCACHE_OK, "s3cret", NULL);
+  secret_at("rediss+sentinel://u:pw@s1,s2/m", RCACHE_OK, "pw", NULL);
+  secret_at("redis://alice@h", RCACHE_OK, "", NULL); /* no password */
+  secret_at("redis://u:@h", RCACHE_OK, "", NULL);    /* an empty one */
+  secret_at("redis://h:6379", RCACHE_OK, "", NULL);
+  secret_at("memory://", RCACHE_OK, "", NULL);
+  /* not parsed: the span the message masks, from the first ':' to the last '@' */
+  secret_at("redis://u:s3cret@h:70000", RCACHE_EURL, "s3cret",
+            "URL: port 70000 out of range (1-65535) in redis://u:***@h:70000");
+  secret_at("redis://u:s3c@h:1/x@y:0", RCACHE_EURL, "s3c@h:1/x",
+            "URL: port 0 out of range (1-65535) in redis://u:***@y:0");
+  secret_at("redis://h:0", RCACHE_EURL, "", "URL: port 0 out of range (1-65535) in redis://h:0");
+  /* the input of issue 14 that the old oracle, guessing over the message's words, took
+   * for a leak: no "://", so the span runs from the first ':' to the last '@' */
+  secret_at("x st in @y: in @z", RCACHE_EURL, " in ",
+            "URL: space at offset 1 (write it as %20) in x st in @y:***@z");
+  rcache__url u;
+  rcache__span sp = {7, 7};
+  CHECK_EQ(rcache__url_parse_secret(NULL, &u, NULL, 0, &sp), RCACHE_EURL);
+  CHECK(sp.b == 0 && sp.e == 0);
+  CHECK_EQ(rcache__url_parse_secret("redis://u:pw@h", &u, NULL, 0, NULL), RCACHE_OK);
+  rcache__url_free(&u);
+}
+
 static void redacts(const char *in, const char *want) {
   char out[512];
   rcache__redact(in, out, sizeof out);
@@ -413,6 +461,7 @@ static void test_public_api(void) {
 int main(void) {
   test_good();
   test_bad();
+  test_secret_span();
   test_redact();
   test_password_never_leaks();
   test_public_api();

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Least privilege (issue 21): the ACL rule set docs/operations.md gives is enough for every
+ * feature, without +info, +eval or +pexpire; each permission taken away fails visibly and
+ * only what needs it. Users are made here on $RCACHE_TEST_URL_TCP's server (ACL SETUSER,
+ * names with this process's pid) and deleted at the end:
+ *  - the documented set: get/set, counters with a TTL (incr_expire, rate_limit: MULTI, not
+ *    Lua), health (no INFO: healthy, version unknown), the near cache serving;
+ *  - without +multi: incr_expire fails every time (RCACHE_EAUTH, NOPERM), never a silent
+ *    "allowed = 0" forever;
+ *  - without +client|id, +client|tracking or the invalidation channel: one warning that the
+ *    near cache is off, everything else works.
+ */
+#include <hiredis/hiredis.h>
+#include <unistd.h>
+
+#include "log_capture.h"
+#include "rcache/rcache.h"
+#include "test.h"
+
+#define RULES                                                                                      \
+  "-@all +get +set +unlink +exists +pttl +incrby +mget +multi +exec +scan +ping +client|setname "  \
+  "+client|id +client|tracking +subscribe"
+
+static redisContext *admin;
+static int port;
+static char prefix[64];
+
+/* Makes user `name` with the documented rules, minus `drop` ("" = none), channels given. */
+static void make_user(const char *name, const char *drop, const char *channels) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "ACL SETUSER %s reset on >pw-%s ~%s* resetchannels %s " RULES " %s",
+           name, name, prefix, channels, drop);
+  redisReply *r = redisCommand(admin, cmd);
+  CHECK_MSG(r && r->type == REDIS_REPLY_STATUS, "%s: %s", cmd, r && r->str ? r->str : "?");
+  if (r) freeReplyObject(r);
+}
+
+static void drop_user(const char *name) {
+  redisReply *r = redisCommand(admin, "ACL DELUSER %s", name);
+  if (r) freeReplyObject(r);
+}
+
+static rcache *open_as(const char *name) {
+  char url[256];
+  snprintf(url, sizeof url, "redis://%s:pw-%s@127.0.0.1:%d?key_prefix=%s", name, name, port,
+           prefix);
+  rcache_options o;
+  rcache_options_init(&o);
+  o.near_cache_bytes = 1 << 20;
+  o.log_fn = lc_log;
+  o.log_level = RCACHE_LOG_WARN;
+  lc_clear();
+  rcache *c = NULL;
+  CHECK_EQ(rcache_open(&c, url, &o), RCACHE_OK);
+  return c;
+}
+
+static void documented_rules(void) {
+  char name[64];
+  snprintf(name, sizeof name, "least-%d-all", (int)getpid());
+  make_user(name, "", "&__redis__:invalidate");
+  rcache *c = open_as(name);
+  if (!c) return;
+  CHECK_EQ(rcache_set(c, "k", "v", 1, 60), RCACHE_OK);
+  rcache_value v;
+  for (int i = 0; i < 3; i++) {
+    CHECK_EQ(rcache_get(c, "k", &v), RCACHE_OK);
+    rcache_value_free(&v);
+  }
+  rcache_stats st;
+  rcache_get_stats(c, &st);
+  CHECK_MSG(st.near_hits >= 1, "near hits %llu", (unsigned long long)st.near_hits);
+  int64_t n = 0, ttl = 0;
+  CHECK_EQ(rcache_incr_expire(c, "ctr", 5, 100, &n), RCACHE_OK);
+  CHECK_EQ(n, 5);
+  CHECK_EQ(rcache_incr_expire(c, "ctr", 2, 100, &n), RCACHE_OK);
+  CHECK_EQ(n, 7);
+  CHECK_EQ(rcache_ttl(c, "ctr", &ttl), RCACHE_OK);
+  CHECK_MSG(ttl > 90 && ttl <= 100, "ttl %lld", (long long)ttl);
+  bool allowed = false;
+  int64_t count = 0;
+  for (int i = 0; i < 3; i++) {
+    CHECK_EQ(rcache_rate_limit(c, "rl", 2, 60, &allowed, &count), RCACHE_OK);
+    CHECK_EQ(allowed, i < 2);
+  }
+  rcache_health h;
+  CHECK_EQ(rcache_health_check(c, &h), RCACHE_OK); /* without INFO */
+  CHECK(h.healthy);
+  CHECK_MSG(h.error[0] == '\0', "%s", h.error);
+  CHECK_MSG(!lc_has("near cache off"), "log:\n%s", lc_text());
+  CHECK_EQ(rcache_delete_prefix(c, "", NULL), RCACHE_EINVAL);
+  uint64_t deleted = 0;
+  CHECK_EQ(rcache_delete_prefix(c, "c", &deleted), RCACHE_OK);
+  CHECK_EQ(deleted, 1);
+  rcache_close(c);
+  drop_user(name);
+}
+
+static void without_multi(void) {
+  char name[64];
+  snprintf(name, sizeof name, "least-%d-nomulti", (int)getpid());
+  make_user(name, "-multi", "&__redis__:invalidate");
+  rcache *c = open_as(name);
+  if (!c) return;
+  bool allowed = true;
+  int64_t count = 0;
+  for (int i = 0; i < 3; i++) { /* every call says so */
+    CHECK_EQ(rcache_incr_expire(c, "ctr2", 1, 100, NULL), RCACHE_EAUTH);
+    CHECK_MSG(strstr(rcache_errmsg(c), "NOPERM") != NULL, "%s", rcache_errmsg(c));
+    CHECK_EQ(rcache_rate_limit(c, "rl2", 5, 60, &allowed, &count), RCACHE_EAUTH);
+  }
+  CHECK_EQ(rcache_set(c, "k", "v", 1, 60), RCACHE_OK); /* the rest works */
+  rcache_close(c);
+  drop_user(name);
+}
+
+/* Without one of the near cache's needs: a warning, and the cache works without it. */
+static void without_near(const char *tag, const char *drop, const char *channels) {
+  char name[64];
+  snprintf(name, sizeof name, "least-%d-%s", (int)getpid(), tag);
+  make_user(name, drop, channels);
+  rcache *c = open_as(name);
+  if (!c) return;
+  for (int i = 0; i < 300 && !lc_has("near cache off"); i++)
+    usleep(10000);
+  char want[64];
+  snprintf(want, sizeof want, "%d near cache off", RCACHE_LOG_WARN);
+  CHECK_MSG(lc_has(want), "%s: log:\n%s", tag, lc_text());
+  CHECK_EQ(rcache_set(c, "k", "v", 1, 60), RCACHE_OK);
+  rcache_value v;
+  CHECK_EQ(rcache_get(c, "k", &v), RCACHE_OK);
+  rcache_value_free(&v);
+  rcache_close(c);
+  drop_user(name);
+}
+
+int main(void) {
+  test_env_url("RCACHE_TEST_URL_TCP");
+  const char *p = getenv("RCACHE_TEST_PORT");
+  port = p ? atoi(p) : 0;
+  admin = redisConnect("127.0.0.1", port);
+  if (!admin || admin->err) {
+    CHECK_MSG(false, "admin connection to port %d failed", port);
+    return test_report("test_acl_least");
+  }
+  snprintf(prefix, sizeof prefix, "least%d:", (int)getpid());
+  documented_rules();
+  without_multi();
+  without_near("noid", "-client|id", "&__redis__:invalidate");
+  without_near("notracking", "-client|tracking", "&__redis__:invalidate");
+  without_near("nochannel", "", "");
+  redisFree(admin);
+  return test_report("test_acl_least");
+}
