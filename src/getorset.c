@@ -30,12 +30,13 @@ static rcache_status load_and_store(rcache *c, const rcache__key *k, int64_t ttl
                                     bool store) {
   rcache_value v = {NULL, 0};
   COUNT(c, loads);
-  int64_t t0 = rcache__now_us(), lt0 = rcache__obs_ticks();
+  int64_t t0 = rcache__now_us();
   atomic_fetch_add_explicit(&c->obs.loads_in_progress, 1, memory_order_relaxed);
   rcache_status ls = load(ud, &v);
   atomic_fetch_sub_explicit(&c->obs.loads_in_progress, 1, memory_order_relaxed);
   int64_t took = rcache__now_us() - t0;
-  rcache__observe(c, RCACHE_OP_LOADER, NULL, ls, lt0, ls == RCACHE_OK ? v.len : 0);
+  rcache__observe_us(c, RCACHE_OP_LOADER, NULL, ls, took > 0 ? (uint64_t)took : 0,
+                     ls == RCACHE_OK ? v.len : 0);
   atomic_store_explicit(&c->load_us[slot_of(k)], (uint32_t)(took > UINT32_MAX ? UINT32_MAX : took),
                         memory_order_relaxed);
   if (ls != RCACHE_OK) {
@@ -170,7 +171,7 @@ static rcache_status load_once(rcache *c, const rcache__key *k, int64_t ttl_ms,
      * so read it rather than load a second time. */
     if (reachable && rcache__flight_done_since(c->flights, k->p, k->len, missed_us)) {
       rcache_value tail = {NULL, 0};
-      s = rcache__get_full(c, k, out, NULL, &tail);
+      s = rcache__get_full(c, k, out, NULL, &tail, NULL);
       rcache_value_free(&tail);
       if (s == RCACHE_OK) COUNT(c, coalesced);
     }
@@ -205,15 +206,15 @@ rcache_status rcache_get_or_set(rcache *c, const char *key, int64_t ttl_s, rcach
   }
   int64_t remaining = -2;
   rcache_value stale = {NULL, 0};
-  int64_t missed_us = rcache__now_us(), t0 = rcache__obs_ticks();
+  rcache__read rd = RCACHE__READ(key); /* rd.now_us: the read's time (load_once) */
   /* the remaining TTL rides along (pipelined PTTL) only when early refresh needs it */
   bool xfetch = c->ctx.opt.early_refresh_beta > 0;
-  s = rcache__get_full(c, &k, out, xfetch ? &remaining : NULL, &stale);
+  s = rcache__get_full(c, &k, out, xfetch ? &remaining : NULL, &stale, &rd);
   rcache_op op = s == RCACHE_OK ? RCACHE_OP_GET_OR_SET_HIT : RCACHE_OP_GET_OR_SET_LOAD;
   if (s == RCACHE_OK) {
     if (refresh_early(c, &k, remaining)) maybe_refresh(c, &k, ttl_ms, load, ud, out);
   } else if (s == RCACHE_MISS || rcache__without_cache(c, s)) {
-    s = load_once(c, &k, ttl_ms, load, ud, out, s == RCACHE_MISS, missed_us);
+    s = load_once(c, &k, ttl_ms, load, ud, out, s == RCACHE_MISS, rd.now_us);
     if (s == RCACHE_ELOADER && stale.data) { /* stale-if-error */
       COUNT(c, stale_served);
       *out = stale;
@@ -224,6 +225,6 @@ rcache_status rcache_get_or_set(rcache *c, const char *key, int64_t ttl_s, rcach
   if (s == RCACHE_OK) rcache__tags_strip(out); /* a value just loaded by a tagged loader */
   rcache_value_free(&stale);
   rcache__key_free(&k);
-  rcache__observe(c, op, key, s, t0, out->len);
+  rcache__observe_read(c, op, &rd, s, out->len);
   return rcache__done(c, s);
 }

@@ -70,13 +70,15 @@ int64_t rcache__ttl_ms(rcache *c, int64_t ttl_s);
 
 /* Reads through the backend; counts hits/misses. When stale is non-NULL (get_or_set) and a
  * stale window is set, a value in its stale tail is a miss and is handed over in *stale;
- * *pttl (may be NULL) gets the logical remaining ms. */
+ * *pttl (may be NULL) gets the logical remaining ms. rd: a public read's context
+ * (observe.h; its clock reading is the near cache's "now"), NULL for the library's own
+ * reads, whose near hits are neither counted in a family nor timed. */
 rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
-                               rcache_value *stale);
+                               rcache_value *stale, rcache__read *rd);
 /* rcache__get_full without the tag check nor the hit/miss counts (the near cache's are
  * counted); *near_hit tells whether the near cache answered. */
 rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
-                                 rcache_value *stale, bool *near_hit);
+                                 rcache_value *stale, rcache__read *rd, bool *near_hit);
 /* set_full flag (facade only, never passed to a backend): a get_or_set value, whose TTL
  * is extended by the stale window. */
 #define RCACHE__SET_STALE 0x100
@@ -84,6 +86,16 @@ rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *
  * added here). */
 rcache_status rcache__set_full(rcache *c, const rcache__key *k, const void *data, size_t len,
                                int64_t ttl_ms, int flags);
+
+/* Ends a public read (op GET, GET_OR_SET_HIT or _LOAD) that returned s: a near hit costs a
+ * branch or two unless it is one to time (observe.h). */
+static inline void rcache__observe_read(rcache *c, rcache_op op, const rcache__read *rd,
+                                        rcache_status s, size_t bytes) {
+  if (!rd->near_hit)
+    rcache__observe(c, op, rd->key, s, rd->now_us, bytes);
+  else if (rd->sample || c->ctx.opt.event_sink.on_event)
+    rcache__observe_near(c, op, rd, bytes);
+}
 
 /* Opening lines shared by every keyed operation. */
 #define BEGIN_KEYED(c, key, k)                                                                     \

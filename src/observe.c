@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Observability: per-operation latency histograms with fixed log-scale buckets, hits and
  * misses per key family, the event sink, and their Prometheus / JSON renderings with the
- * handle's labels. The hot path costs two relaxed atomic adds (bucket, sum) per call; the
- * count is the buckets' sum, so it needs no add of its own. */
+ * handle's labels. A call costs one clock read (its start is read by the facade, which
+ * needs it anyway) and two relaxed atomic adds (bucket, sum); the count is the buckets' sum,
+ * so it needs no add of its own. A near-cache hit costs neither: see rcache__observe_near(). */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,7 +13,7 @@
 
 static const char *const op_names[RCACHE_OP_COUNT] = {
     "get",          "set",      "delete",   "get_or_set_hit", "get_or_set_load", "incr",
-    "delete_match", "get_many", "set_many", "health",         "loader"};
+    "delete_match", "get_many", "set_many", "health",         "loader",          "invalidate_tag"};
 
 const char *rcache_op_name(rcache_op op) {
   return (unsigned)op < RCACHE_OP_COUNT ? op_names[op] : NULL;
@@ -29,33 +30,7 @@ static int op_bucket(uint64_t us) {
   return i < RCACHE_OP_BUCKETS - 1 ? i : RCACHE_OP_BUCKETS - 1;
 }
 
-/* µs per tick in 32.32 fixed point. A monotonic, constant-rate TSC is assumed on x86-64
- * (every CPU of the last decade has one: constant_tsc, nonstop_tsc). */
-static _Atomic uint64_t tick_mult;
-
-static void calibrate(void) {
-#if defined(__x86_64__)
-  if (atomic_load_explicit(&tick_mult, memory_order_relaxed)) return;
-  int64_t u0 = rcache__now_us(), k0 = rcache__obs_ticks(), u1;
-  while ((u1 = rcache__now_us()) - u0 < 2000) { /* 2 ms, once per process */
-  }
-  int64_t dk = rcache__obs_ticks() - k0;
-  uint64_t m = dk > 0 ? (uint64_t)(((double)(u1 - u0) / (double)dk) * 4294967296.0) : 0;
-  atomic_store_explicit(&tick_mult, m ? m : 1, memory_order_relaxed);
-#else
-  atomic_store_explicit(&tick_mult, (uint64_t)1 << 32, memory_order_relaxed);
-#endif
-}
-
-static uint64_t ticks_to_us(int64_t dk) {
-  if (dk <= 0) return 0;
-  return (
-      uint64_t)(((unsigned long long)dk * atomic_load_explicit(&tick_mult, memory_order_relaxed)) >>
-                32);
-}
-
 void rcache__obs_init(rcache *c) {
-  calibrate();
   rcache__obs *o = &c->obs;
   const rcache__url *u = &c->ctx.url;
   if (u->path)
@@ -100,34 +75,77 @@ static rcache__family *family_of(rcache__obs *o, const char *name, size_t len) {
   return NULL;
 }
 
-static void count_family(rcache *c, const char *key, bool hit, char *name, size_t namelen) {
+static bool is_read(rcache_op op) {
+  return op == RCACHE_OP_GET || op == RCACHE_OP_GET_OR_SET_HIT || op == RCACHE_OP_GET_OR_SET_LOAD;
+}
+
+/* Counts a read of key in its family (or "other"); returns the name it counted under. */
+static const char *count_family(rcache *c, const char *key, bool hit) {
   size_t len = family_len(key, c->ctx.opt.key_family_segments);
   rcache__family *f = family_of(&c->obs, key, len);
   _Atomic uint64_t *n =
       f ? (hit ? &f->hits : &f->misses) : (hit ? &c->obs.other_hits : &c->obs.other_misses);
   atomic_fetch_add_explicit(n, 1, memory_order_relaxed);
-  snprintf(name, namelen, "%s", f ? f->name : "other");
+  return f ? f->name : "other";
+}
+
+static void record(rcache *c, rcache_op op, uint64_t us, uint64_t weight) {
+  rcache__ophist *h = &c->obs.op[op];
+  atomic_fetch_add_explicit(&h->bucket[op_bucket(us)], weight, memory_order_relaxed);
+  atomic_fetch_add_explicit(&h->sum_us, us * weight, memory_order_relaxed);
+}
+
+/* The name of a near-table group (NULL for RCACHE__NEAR_NOGROUP). */
+static const char *group_name(rcache *c, uint8_t g) {
+  return g < RCACHE_MAX_FAMILIES ? c->obs.fam[g].name : g == RCACHE_MAX_FAMILIES ? "other" : NULL;
+}
+
+/* The event sink's call; fam is the name the read was counted under, or NULL. */
+static void emit(rcache *c, rcache_op op, const char *key, const char *fam, rcache_status s,
+                 uint64_t us, size_t bytes) {
+  char buf[RCACHE__FAMILY_NAME] = "";
+  if (!fam && key && c->ctx.opt.key_family_segments) {
+    size_t len = family_len(key, c->ctx.opt.key_family_segments);
+    snprintf(buf, sizeof buf, "%.*s", (int)len, key);
+  }
+  rcache_event ev = {op, s, fam ? fam : buf, us, c->obs.server, bytes};
+  c->ctx.opt.event_sink.on_event(&ev, c->ctx.opt.event_sink.ud);
+}
+
+void rcache__observe_us(rcache *c, rcache_op op, const char *key, rcache_status s, uint64_t us,
+                        size_t bytes) {
+  record(c, op, us, 1);
+  const char *fam = NULL;
+  if (c->ctx.opt.key_family_segments && key && is_read(op) && (s == RCACHE_OK || s == RCACHE_MISS))
+    fam =
+        count_family(c, key, op == RCACHE_OP_GET ? s == RCACHE_OK : op == RCACHE_OP_GET_OR_SET_HIT);
+  if (c->ctx.opt.event_sink.on_event) emit(c, op, key, fam, s, us, bytes);
+}
+
+static uint64_t since(int64_t t0_us) {
+  int64_t d = rcache__now_us() - t0_us;
+  return d > 0 ? (uint64_t)d : 0;
 }
 
 void rcache__observe(rcache *c, rcache_op op, const char *key, rcache_status s, int64_t t0_us,
                      size_t bytes) {
-  uint64_t us = ticks_to_us(rcache__obs_ticks() - t0_us);
-  rcache__ophist *h = &c->obs.op[op];
-  atomic_fetch_add_explicit(&h->bucket[op_bucket(us)], 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&h->sum_us, us, memory_order_relaxed);
-  char fam[RCACHE__FAMILY_NAME] = "";
-  bool read =
-      op == RCACHE_OP_GET || op == RCACHE_OP_GET_OR_SET_HIT || op == RCACHE_OP_GET_OR_SET_LOAD;
-  if (c->ctx.opt.key_family_segments && key && read && (s == RCACHE_OK || s == RCACHE_MISS))
-    count_family(c, key, op == RCACHE_OP_GET ? s == RCACHE_OK : op == RCACHE_OP_GET_OR_SET_HIT, fam,
-                 sizeof fam);
-  if (!c->ctx.opt.event_sink.on_event) return;
-  if (!fam[0] && key && c->ctx.opt.key_family_segments) {
-    size_t len = family_len(key, c->ctx.opt.key_family_segments);
-    snprintf(fam, sizeof fam, "%.*s", (int)len, key);
+  rcache__observe_us(c, op, key, s, since(t0_us), bytes);
+}
+
+void rcache__observe_near(rcache *c, rcache_op op, const rcache__read *rd, size_t bytes) {
+  uint64_t us = since(rd->now_us);
+  if (!c->ctx.opt.event_sink.on_event) {
+    record(c, op, us, RCACHE__NEAR_SAMPLE);
+    return;
   }
-  rcache_event ev = {op, s, fam, us, c->obs.server, bytes};
-  c->ctx.opt.event_sink.on_event(&ev, c->ctx.opt.event_sink.ud);
+  record(c, op, us, 1); /* a tracer wants every call: every hit is timed */
+  emit(c, op, rd->key, group_name(c, rd->group), RCACHE_OK, us, bytes);
+}
+
+uint8_t rcache__obs_group(rcache *c, const char *key) {
+  if (!c->ctx.opt.key_family_segments || !key) return RCACHE__NEAR_NOGROUP;
+  rcache__family *f = family_of(&c->obs, key, family_len(key, c->ctx.opt.key_family_segments));
+  return (uint8_t)(f ? f - c->obs.fam : RCACHE_MAX_FAMILIES);
 }
 
 static void op_snapshot(const rcache__ophist *h, rcache_op_stats *s) {
@@ -167,10 +185,36 @@ rcache_status rcache_get_family_stats(rcache *c, size_t i, char *name, size_t na
   const char *nm = i < n ? c->obs.fam[i].name : "other";
   _Atomic uint64_t *h = i < n ? &c->obs.fam[i].hits : &c->obs.other_hits;
   _Atomic uint64_t *m = i < n ? &c->obs.fam[i].misses : &c->obs.other_misses;
+  uint64_t near[RCACHE__NEAR_GROUPS] = {0}; /* hits the near table answered */
+  if (hits && c->ctx.near) rcache__near_group_hits(c->ctx.near, near);
   if (name && namelen) snprintf(name, namelen, "%s", nm);
-  if (hits) *hits = atomic_load_explicit(h, memory_order_relaxed);
+  if (hits)
+    *hits = atomic_load_explicit(h, memory_order_relaxed) + near[i < n ? i : RCACHE_MAX_FAMILIES];
   if (misses) *misses = atomic_load_explicit(m, memory_order_relaxed);
   return RCACHE_OK;
+}
+
+rcache_status rcache_get_server_stats_sized(rcache *c, size_t i, rcache_server_stats *out,
+                                            size_t size) {
+  if (!c || !out || size < sizeof out->size) return RCACHE_EINVAL;
+  rcache_server_stats s;
+  memset(&s, 0, sizeof s);
+  rcache__server_gauges g;
+  rcache__backend *be = rcache__be(c);
+  rcache_status st = RCACHE_MISS;
+  if (be->ops->server && be->ops->server(be, i, &g)) {
+    snprintf(s.server, sizeof s.server, "%s", g.server);
+    s.breaker_state = g.breaker_state;
+    s.connections = (unsigned)g.connections;
+    s.busy = (unsigned)g.busy;
+    s.waiting = (unsigned)g.waiting;
+    st = RCACHE_OK;
+  }
+  size_t n = size < sizeof s ? size : sizeof s;
+  memset(out, 0, size);
+  memcpy(out, &s, n);
+  out->size = n;
+  return st;
 }
 
 /* ---- renderings -------------------------------------------------------------------------- */
@@ -204,15 +248,42 @@ static void put_escaped(sink *s, const char *v) {
   }
 }
 
-static void put_labels(sink *s, rcache *c, const char *op, const char *le) {
+static void put_labels_of(sink *s, rcache *c, const char *server, const char *op, const char *le) {
   put(s, "{client=\"");
   put_escaped(s, c->ctx.opt.client_name ? c->ctx.opt.client_name : "rcache");
   put(s, "\",server=\"");
-  put_escaped(s, c->obs.server);
+  put_escaped(s, server);
   put(s, "\"");
   if (op) put(s, ",op=\"%s\"", op);
   if (le) put(s, ",le=\"%s\"", le);
   put(s, "}");
+}
+
+static void put_labels(sink *s, rcache *c, const char *op, const char *le) {
+  put_labels_of(s, c, c->obs.server, op, le);
+}
+
+/* The gauges of each server's pool, labelled with that server (a cluster's node). */
+static void prom_servers(sink *s, rcache *c) {
+  static const struct {
+    const char *name, *help;
+  } g[4] = {
+      {"server_connections", "Connections open to the server"},
+      {"server_connections_busy", "Connections carrying a call now"},
+      {"server_calls_waiting", "Calls waiting for a free connection"},
+      {"server_breaker_state", "Circuit breaker of the server (0 closed, 1 open, 2 half-open)"},
+  };
+  for (int k = 0; k < 4; k++) {
+    rcache_server_stats v;
+    for (size_t i = 0; rcache_get_server_stats(c, i, &v) == RCACHE_OK; i++) {
+      if (i == 0)
+        put(s, "# HELP rcache_%s %s\n# TYPE rcache_%s gauge\n", g[k].name, g[k].help, g[k].name);
+      unsigned x[4] = {v.connections, v.busy, v.waiting, (unsigned)v.breaker_state};
+      put(s, "rcache_%s", g[k].name);
+      put_labels_of(s, c, v.server, NULL, NULL);
+      put(s, " %u\n", x[k]);
+    }
+  }
 }
 
 static void prom_histograms(sink *s, rcache *c) {
@@ -280,6 +351,7 @@ size_t rcache_metrics_prometheus(rcache *c, char *buf, size_t size) {
       "# HELP rcache_loads_in_progress get_or_set loaders running now\n"
       "# TYPE rcache_loads_in_progress gauge\nrcache_loads_in_progress %" PRId64 "\n",
       atomic_load_explicit(&c->obs.loads_in_progress, memory_order_relaxed));
+  prom_servers(&s, c);
   prom_histograms(&s, c);
   prom_families(&s, c);
   if (s.size && s.len >= s.size) s.buf[s.size - 1] = '\0';
@@ -302,8 +374,16 @@ size_t rcache_metrics_json(rcache *c, char *buf, size_t size) {
   put_escaped(&s, c->ctx.opt.client_name ? c->ctx.opt.client_name : "rcache");
   put(&s, "\",\"server\":\"");
   put_escaped(&s, c->obs.server);
-  put(&s, "\",\"loads_in_progress\":%" PRId64 ",\"ops\":{",
+  put(&s, "\",\"loads_in_progress\":%" PRId64 ",\"servers\":[",
       atomic_load_explicit(&c->obs.loads_in_progress, memory_order_relaxed));
+  rcache_server_stats v;
+  for (size_t i = 0; rcache_get_server_stats(c, i, &v) == RCACHE_OK; i++) {
+    put(&s, "%s{\"server\":\"", i ? "," : "");
+    put_escaped(&s, v.server);
+    put(&s, "\",\"breaker_state\":%d,\"connections\":%u,\"busy\":%u,\"waiting\":%u}",
+        v.breaker_state, v.connections, v.busy, v.waiting);
+  }
+  put(&s, "],\"ops\":{");
   for (int op = 0; op < RCACHE_OP_COUNT; op++) {
     rcache_op_stats h;
     op_snapshot(&c->obs.op[op], &h);

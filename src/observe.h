@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "near.h"
 #include "rcache/rcache.h"
 
 typedef struct rcache__ophist {
@@ -29,26 +30,39 @@ typedef struct rcache__obs {
   char server[128]; /* label: host:port, socket path or mode; never a password */
 } rcache__obs;
 
-/* The clock of the histograms: a raw tick (TSC on x86-64, where a clock_gettime() may cost
- * 100 ns under a hypervisor; rcache__now_us() elsewhere), converted to µs only for a
- * duration. Calibrated once per process by rcache__obs_init(). */
-#if defined(__x86_64__)
-#include <x86intrin.h>
-static inline int64_t rcache__obs_ticks(void) {
-  return (int64_t)__rdtsc();
-}
-#else
-static inline int64_t rcache__obs_ticks(void) {
-  return rcache__now_us();
-}
-#endif
+/* Near-cache hits are timed one in RCACHE__NEAR_SAMPLE (counted by the near table's shard,
+ * under the lock it takes anyway) unless an event sink is set, and a timed one counts for
+ * RCACHE__NEAR_SAMPLE: a hit takes ~70 ns, which the second clock read of its timing and
+ * two atomic adds would make ~40 % longer. */
+#define RCACHE__NEAR_SAMPLE 64
+
+/* A public read (get, get_or_set) on its way through the facade. */
+typedef struct rcache__read {
+  int64_t now_us;  /* out: rcache__now_us() before the lookup (rcache__get_stored) */
+  const char *key; /* the caller's key (its family), may be NULL */
+  bool near_hit;   /* out: the near cache answered with a value */
+  bool sample;     /* out: a near hit to time */
+  uint8_t group;   /* out: a near hit's family group (rcache__near_hit) */
+} rcache__read;
+#define RCACHE__READ(key)                                                                          \
+  { 0, (key), false, false, RCACHE__NEAR_NOGROUP }
 
 struct rcache;
 /* Fills the server label from the parsed URL (at open). */
 void rcache__obs_init(struct rcache *c);
-/* Ends a timed call started at t0_us (rcache__obs_ticks()): histogram, family hit/miss for
- * reads (key = the caller's key, may be NULL), event sink. */
+/* The near-table group of key's family (rcache__near_fill): its family's slot, the "other"
+ * group when the table of families is full, RCACHE__NEAR_NOGROUP when families are off or
+ * key is NULL. */
+uint8_t rcache__obs_group(struct rcache *c, const char *key);
+/* Ends a call started at t0_us (rcache__now_us()): histogram, family hit/miss for reads
+ * (key = the caller's key, may be NULL), event sink. Reads the clock once. */
 void rcache__observe(struct rcache *c, rcache_op op, const char *key, rcache_status s,
                      int64_t t0_us, size_t bytes);
+/* The same for a call whose duration is known already (the loader's). */
+void rcache__observe_us(struct rcache *c, rcache_op op, const char *key, rcache_status s,
+                        uint64_t us, size_t bytes);
+/* Ends a read the near cache answered that is to be timed (rd->sample, or an event sink is
+ * set); its family hit was counted by the near table. */
+void rcache__observe_near(struct rcache *c, rcache_op op, const rcache__read *rd, size_t bytes);
 
 #endif

@@ -19,6 +19,7 @@ struct rcache__pool {
   rcache__addr addr;
   rcache__conn *idle;
   int total, max;
+  int waiting;    /* callers in rcache__pool_acquire's wait for a free connection */
   uint64_t epoch; /* bumped when the server was lost: older connections go */
   int64_t down_since_us;
   char last_error[256];
@@ -271,6 +272,7 @@ void rcache__pool_after_fork(rcache__pool *p) {
     rcache__conn_close(c); /* close() of our copy only: no QUIT, no TLS close_notify */
   }
   p->total = 0; /* the connections parent threads had in use stayed with those threads */
+  p->waiting = 0;
   p->epoch++;
   if (atomic_load(&p->br.state) == RCACHE_BREAKER_CLOSED) return;
   p->has_thread = pthread_create(&p->prober, NULL, prober_main, p) == 0;
@@ -320,7 +322,10 @@ rcache_status rcache__pool_acquire(rcache__pool *p, int64_t deadline_us, rcache_
     if (p->total < p->max) break;
     struct timespec ts;
     rcache__deadline_ts(&ts, deadline_us);
-    if (pthread_cond_timedwait(&p->freed, &p->mu, &ts) == ETIMEDOUT) {
+    p->waiting++;
+    int rc = pthread_cond_timedwait(&p->freed, &p->mu, &ts);
+    p->waiting--;
+    if (rc == ETIMEDOUT) {
       pthread_mutex_unlock(&p->mu);
       rcache__errf("no free connection within the deadline (pool_size %d)", p->max);
       return RCACHE_ETIMEOUT;
@@ -385,6 +390,20 @@ void rcache__pool_addr(rcache__pool *p, rcache__addr *a) {
 
 bool rcache__pool_available(rcache__pool *p) {
   return rcache__breaker_allow(&p->br);
+}
+
+void rcache__pool_gauges(rcache__pool *p, rcache__server_gauges *g) {
+  memset(g, 0, sizeof *g);
+  pthread_mutex_lock(&p->mu);
+  rcache__addr_str(&p->addr, g->server, sizeof g->server);
+  int idle = 0;
+  for (rcache__conn *c = p->idle; c; c = c->next)
+    idle++;
+  g->connections = p->total;
+  g->busy = p->total > idle ? p->total - idle : 0;
+  g->waiting = p->waiting;
+  pthread_mutex_unlock(&p->mu);
+  g->breaker_state = rcache__pool_breaker_state(p);
 }
 
 int rcache__pool_breaker_state(rcache__pool *p) {

@@ -407,24 +407,28 @@ RCACHE_API size_t rcache_stats_json(const rcache_stats *s, char *buf, size_t siz
 
 /* ---- observability (docs/operations.md, "Monitoring") --------------------------------------- */
 
-/* The timed operations: each public call below is timed once, from entry to return. */
+/* The timed operations: each public call below is timed once, from entry to return
+ * (rcache_exists, rcache_ttl, rcache_flush and rcache_scan are not). A read the near cache
+ * answers is timed one in 64 per thread, that one counting for 64, unless an event sink is
+ * set (docs/operations.md, "Monitoring"). */
 typedef enum rcache_op {
-  RCACHE_OP_GET,             /* rcache_get */
-  RCACHE_OP_SET,             /* rcache_set */
+  RCACHE_OP_GET,             /* rcache_get (and the typed getters) */
+  RCACHE_OP_SET,             /* rcache_set, rcache_set_tagged (and the typed setters) */
   RCACHE_OP_DELETE,          /* rcache_delete */
   RCACHE_OP_GET_OR_SET_HIT,  /* rcache_get_or_set answered from the cache */
   RCACHE_OP_GET_OR_SET_LOAD, /* rcache_get_or_set that loaded (or waited for a load) */
-  RCACHE_OP_INCR,            /* rcache_incr / decr / incr_expire */
+  RCACHE_OP_INCR,            /* rcache_incr / decr / incr_expire / rate_limit */
   RCACHE_OP_DELETE_MATCH,    /* rcache_delete_prefix / rcache_delete_pattern */
   RCACHE_OP_GET_MANY,        /* rcache_get_many */
   RCACHE_OP_SET_MANY,        /* rcache_set_many */
   RCACHE_OP_HEALTH,          /* rcache_health_check */
   RCACHE_OP_LOADER,          /* one get_or_set loader run (inside a GET_OR_SET_LOAD) */
+  RCACHE_OP_INVALIDATE_TAG,  /* rcache_invalidate_tag, rcache_clear */
   RCACHE_OP_COUNT
 } rcache_op;
 
 /* "get", "set", "delete", "get_or_set_hit", "get_or_set_load", "incr", "delete_match",
- * "get_many", "set_many", "health", "loader"; NULL when out of range. */
+ * "get_many", "set_many", "health", "loader", "invalidate_tag"; NULL when out of range. */
 RCACHE_API const char *rcache_op_name(rcache_op op);
 
 /* Fixed log-scale buckets: bucket i holds durations <= 2^i µs (1 µs .. 2^22 µs ≈ 4.2 s);
@@ -456,6 +460,28 @@ RCACHE_API rcache_status rcache_get_op_stats_sized(rcache *c, rcache_op op, rcac
  * After the last family, one more index reports "other"; past it, RCACHE_MISS. */
 RCACHE_API rcache_status rcache_get_family_stats(rcache *c, size_t i, char *name, size_t namelen,
                                                  uint64_t *hits, uint64_t *misses);
+
+/* One server's connection pool (for a cluster: one node's), a snapshot of gauges. ABI as
+ * rcache_stats: `size` is set by rcache_get_server_stats(); new fields go at the end only. */
+typedef struct rcache_server_stats {
+  size_t size;
+  char server[300];     /* host:port, [v6]:port or Unix socket path; never a password */
+  int breaker_state;    /* RCACHE_BREAKER_* of this server */
+  unsigned connections; /* connections open (or being opened) */
+  unsigned busy;        /* of which carrying a call now */
+  unsigned waiting;     /* calls waiting for a free connection (pool_size reached) */
+} rcache_server_stats;
+
+/* Fills *s (its first `size` bytes) with server i's gauges: i = 0 for a standalone or
+ * Sentinel-managed server, one index per node (masters and replicas, in the order they
+ * became known) for a cluster. RCACHE_OK; RCACHE_MISS past the last server (memory:// and
+ * none:// have none; *s is zeroed); RCACHE_EINVAL when c or s is NULL or size is too small
+ * to hold s->size. Use rcache_get_server_stats(c, i, s). Thread-safe; takes each pool's lock
+ * briefly. */
+RCACHE_API rcache_status rcache_get_server_stats_sized(rcache *c, size_t i, rcache_server_stats *s,
+                                                       size_t size);
+#define rcache_get_server_stats(c, i, s)                                                           \
+  rcache_get_server_stats_sized((c), (i), (s), sizeof(rcache_server_stats))
 
 /* What the event sink receives (options.event_sink). Pointers are valid during the call
  * only. Never holds a key or a password. */

@@ -185,12 +185,16 @@ static uint64_t op_count(rcache *c, rcache_op op) {
   return sum == h.count && h.size == sizeof h ? h.count : UINT64_MAX - 1;
 }
 
-/* A known sequence of calls: get 3 (1 hit, 2 misses), set 2, delete 1, get_or_set 2 (one
- * load, one hit), incr 1, delete_prefix 1, get_many 1, set_many 1, health 1. */
+/* A known sequence of calls: get 3 (1 hit, 2 misses), set 3 (one tagged), delete 1,
+ * get_or_set 2 (one load, one hit), incr 1, delete_prefix 1, get_many 1, set_many 1,
+ * health 1, invalidate_tag 1. */
 static void known_calls(rcache *c) {
   rcache_value v;
   CHECK_EQ(rcache_set(c, "user:1", "abc", 3, 0), RCACHE_OK);
   CHECK_EQ(rcache_set(c, "wf:def:1", "x", 1, 0), RCACHE_OK);
+  const char *tags[1] = {"t1"};
+  CHECK_EQ(rcache_set_tagged(c, "tg:1", "y", 1, 0, tags, 1), RCACHE_OK);
+  CHECK_EQ(rcache_invalidate_tag(c, "t1"), RCACHE_OK);
   CHECK_EQ(rcache_get(c, "user:1", &v), RCACHE_OK);
   rcache_value_free(&v);
   CHECK_EQ(rcache_get(c, "user:2", &v), RCACHE_MISS);
@@ -216,7 +220,7 @@ static void known_calls(rcache *c) {
 }
 
 static const uint64_t expect_counts[RCACHE_OP_COUNT] = {[RCACHE_OP_GET] = 3,
-                                                        [RCACHE_OP_SET] = 2,
+                                                        [RCACHE_OP_SET] = 3,
                                                         [RCACHE_OP_DELETE] = 1,
                                                         [RCACHE_OP_GET_OR_SET_HIT] = 1,
                                                         [RCACHE_OP_GET_OR_SET_LOAD] = 1,
@@ -225,7 +229,8 @@ static const uint64_t expect_counts[RCACHE_OP_COUNT] = {[RCACHE_OP_GET] = 3,
                                                         [RCACHE_OP_GET_MANY] = 1,
                                                         [RCACHE_OP_SET_MANY] = 1,
                                                         [RCACHE_OP_HEALTH] = 1,
-                                                        [RCACHE_OP_LOADER] = 1};
+                                                        [RCACHE_OP_LOADER] = 1,
+                                                        [RCACHE_OP_INVALIDATE_TAG] = 1};
 
 CONTRACT_TEST(op_histograms_and_events_count_exactly) {
   ev_log l;
@@ -273,12 +278,21 @@ CONTRACT_TEST(family_hits_and_misses) {
   rcache *c = ct_open(e, &o);
   if (!c) return;
   known_calls(c);
+  rcache_value v;
+  rcache_stats st0, st1;
+  rcache_get_stats(c, &st0);
+  for (int i = 0; i < 100; i++) { /* with --near, nearly all near hits: counted as well */
+    CHECK_EQ(rcache_get(c, "user:1", &v), RCACHE_OK);
+    rcache_value_free(&v);
+  }
+  rcache_get_stats(c, &st1);
+  if (ct_near()) CHECK(st1.near_hits > st0.near_hits);
   char name[64];
   uint64_t hi, mi;
   int seen = 0;
   for (size_t i = 0; rcache_get_family_stats(c, i, name, sizeof name, &hi, &mi) == RCACHE_OK; i++) {
     if (strcmp(name, "user") == 0) {
-      CHECK_EQ(hi, 1);
+      CHECK_EQ(hi, 1 + 100);
       CHECK_EQ(mi, 1);
       seen++;
     } else if (strcmp(name, "wf") == 0) {
@@ -297,7 +311,6 @@ CONTRACT_TEST(family_hits_and_misses) {
   }
   CHECK_EQ(seen, 4);
   /* past RCACHE_MAX_FAMILIES distinct families, the rest count under "other" */
-  rcache_value v;
   for (int i = 0; i < RCACHE_MAX_FAMILIES + 5; i++) {
     char k[32];
     snprintf(k, sizeof k, "f%d:x", i);
@@ -378,4 +391,102 @@ CONTRACT_TEST(prometheus_histograms_are_well_formed) {
   CHECK_EQ(rcache_metrics_json(c, small, sizeof small), need);
   CHECK(strlen(small) < sizeof small);
   free(buf);
+}
+
+/* Near-cache hits are timed one in 64 (per shard of the near table: all of one key's hits
+ * go to one shard), each timed one counting for 64, unless an event sink is set; reads the
+ * remote tier answered are each counted. The count is exact given how many reads the near
+ * cache answered; without a near cache it is the number of reads. */
+CONTRACT_TEST(near_hits_in_histograms) {
+  rcache *c = ct_open(e, NULL); /* a fresh handle: its near table has served no hit yet */
+  if (!c) return;
+  CHECK_EQ(rcache_set(c, "nh", "v", 1, 0), RCACHE_OK);
+  rcache_stats a, b;
+  rcache_get_stats(c, &a);
+  uint64_t h0 = op_count(c, RCACHE_OP_GET);
+  rcache_value v;
+  for (int i = 0; i < 640; i++) {
+    CHECK_EQ(rcache_get(c, "nh", &v), RCACHE_OK);
+    rcache_value_free(&v);
+  }
+  rcache_get_stats(c, &b);
+  uint64_t near = b.near_hits - a.near_hits, remote = 640 - near;
+  if (!ct_near()) CHECK_EQ(near, 0);
+  CHECK_MSG(op_count(c, RCACHE_OP_GET) - h0 == remote + near / 64 * 64,
+            "%llu counted for %llu near and %llu remote reads",
+            (unsigned long long)(op_count(c, RCACHE_OP_GET) - h0), (unsigned long long)near,
+            (unsigned long long)remote);
+
+  /* with an event sink, every near hit is timed and reported */
+  ev_log l;
+  memset(&l, 0, sizeof l);
+  rcache_options o;
+  rcache_options_init(&o);
+  o.key_family_segments = 1;
+  o.event_sink.on_event = on_event;
+  o.event_sink.ud = &l;
+  rcache *t = ct_open(e, &o);
+  if (!t) return;
+  CHECK_EQ(rcache_set(t, "nh", "v", 1, 0), RCACHE_OK); /* memory://: each handle its store */
+  int ev0 = l.calls[RCACHE_OP_GET];
+  h0 = op_count(t, RCACHE_OP_GET);
+  for (int i = 0; i < 100; i++) {
+    CHECK_EQ(rcache_get(t, "nh:1", &v), RCACHE_MISS);
+    CHECK_EQ(rcache_get(t, "nh", &v), RCACHE_OK);
+    rcache_value_free(&v);
+  }
+  CHECK_EQ(l.calls[RCACHE_OP_GET] - ev0, 200);
+  CHECK_EQ(op_count(t, RCACHE_OP_GET) - h0, 200);
+  CHECK_EQ(l.last[RCACHE_OP_GET], RCACHE_OK);
+  CHECK_STR(l.family[RCACHE_OP_GET], "nh");
+  CHECK_EQ(l.bytes[RCACHE_OP_GET], 1);
+}
+
+/* Per-server gauges: a server per standalone or Sentinel handle, one per known node in a
+ * cluster, none for memory://. */
+CONTRACT_TEST(server_gauges) {
+  rcache_server_stats g;
+  CHECK_EQ(rcache_set(e->c, "sg", "v", 1, 0), RCACHE_OK);
+  size_t n = 0;
+  while (rcache_get_server_stats(e->c, n, &g) == RCACHE_OK) {
+    CHECK_EQ(g.size, sizeof g);
+    CHECK(g.server[0] != '\0');
+    CHECK(g.busy <= g.connections);
+    CHECK(g.breaker_state >= RCACHE_BREAKER_CLOSED && g.breaker_state <= RCACHE_BREAKER_HALF_OPEN);
+    n++;
+    CHECK(n < 1000);
+  }
+  CHECK_EQ(g.size, sizeof g); /* zeroed, size set */
+  CHECK_STR(g.server, "");
+  if (strcmp(rcache_mode(e->c), "memory") == 0) {
+    CHECK_EQ(n, 0);
+  } else {
+    CHECK(n >= 1);
+    CHECK_EQ(rcache_get_server_stats(e->c, 0, &g), RCACHE_OK);
+    if (strcmp(rcache_mode(e->c), "cluster") != 0) {
+      CHECK_EQ(g.breaker_state, RCACHE_BREAKER_CLOSED);
+      CHECK(g.connections >= 1); /* the set above went through it */
+    }
+  }
+  size_t small = sizeof g.size; /* an older program's struct: only what it has */
+  rcache_server_stats tiny;
+  memset(&tiny, 0x5a, sizeof tiny);
+  rcache_get_server_stats_sized(e->c, 0, &tiny, small);
+  CHECK_EQ(tiny.size, small);
+  CHECK_EQ((unsigned char)tiny.server[0], 0x5a);
+  CHECK_EQ(rcache_get_server_stats(NULL, 0, &g), RCACHE_EINVAL);
+  CHECK_EQ(rcache_get_server_stats(e->c, 0, NULL), RCACHE_EINVAL);
+}
+
+/* none://: calls are timed too (nothing is cached, every call answers at once). */
+CONTRACT_NONE_TEST(none_calls_are_timed) {
+  uint64_t g0 = op_count(e->c, RCACHE_OP_GET), s0 = op_count(e->c, RCACHE_OP_SET);
+  rcache_value v;
+  for (int i = 0; i < 3; i++)
+    (void)rcache_get(e->c, "k", &v);
+  (void)rcache_set(e->c, "k", "v", 1, 0);
+  CHECK_EQ(op_count(e->c, RCACHE_OP_GET) - g0, 3);
+  CHECK_EQ(op_count(e->c, RCACHE_OP_SET) - s0, 1);
+  rcache_server_stats g;
+  CHECK_EQ(rcache_get_server_stats(e->c, 0, &g), RCACHE_MISS);
 }
