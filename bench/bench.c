@@ -25,6 +25,7 @@
 static const char *host = "127.0.0.1", *sock_path;
 static int port = 6379;
 static int quick;
+static const char *only; /* --only threads: just the rows with threads */
 static FILE *json;
 static int json_rows;
 
@@ -277,76 +278,235 @@ static void set_workload(void) {
   rcache_close(c);
 }
 
-/* ---- 8 threads sharing one handle vs redis-benchmark -c 8 ------------------------------------ */
+/* ---- N threads on one handle vs redis-benchmark -c N and N private hiredis connections ---- */
 
+/* Runs for a fixed time: each thread loops until stop, timing every call (the first
+ * cap of them kept for percentiles). */
 typedef struct {
-  rcache *c;
-  int n;
+  rcache *c;       /* the shared handle, or */
+  redisContext *r; /* a private connection */
+  const char *key;
+  atomic_bool *stop;
   samples s;
-} mt_arg;
+} sw_arg;
 
-static void *mt_get(void *p) {
-  mt_arg *a = p;
-  rc_get_loop(a->c, "key:__rand_int__", a->n, &a->s);
+static void *sw_thread(void *p) {
+  sw_arg *a = p;
+  const char *argv[] = {"GET", a->key};
+  size_t lens[] = {3, strlen(a->key)};
+  while (!atomic_load_explicit(a->stop, memory_order_relaxed)) {
+    int64_t t = now_ns();
+    if (a->c) {
+      rcache_value v;
+      rcache_status st = rcache_get(a->c, a->key, &v);
+      if (st != RCACHE_OK) {
+        fprintf(stderr, "bench: get %s: %s\n", a->key, rcache_errmsg(a->c));
+        exit(1);
+      }
+      rcache_value_free(&v);
+    } else {
+      raw_cmd(a->r, 2, argv, lens);
+    }
+    s_add(&a->s, now_ns() - t);
+  }
   return NULL;
 }
 
-static double redis_benchmark_get(int clients, int n) {
+/* n threads for ms milliseconds, on the handle c or (c NULL) on private connections;
+ * all their samples merged into *all. */
+static void sw_run(rcache *c, int n, const char *key, int ms, samples *all) {
+  pthread_t *t = calloc((size_t)n, sizeof *t);
+  sw_arg *a = calloc((size_t)n, sizeof *a);
+  atomic_bool stop = false;
+  size_t cap = (size_t)(quick ? 20000 : 60000) / (size_t)n + 64;
+  for (int i = 0; i < n; i++) {
+    a[i] = (sw_arg){.c = c, .r = c ? NULL : raw_connect(0), .key = key, .stop = &stop};
+    s_init(&a[i].s, cap);
+  }
+  int64_t t0 = now_ns();
+  for (int i = 0; i < n; i++)
+    pthread_create(&t[i], NULL, sw_thread, &a[i]);
+  struct timespec d = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&d, NULL);
+  atomic_store(&stop, true);
+  for (int i = 0; i < n; i++) {
+    pthread_join(t[i], NULL);
+    for (size_t j = 0; j < a[i].s.n; j++)
+      s_add(all, a[i].s.ns[j]);
+    all->ops += a[i].s.ops - a[i].s.n; /* the calls past the kept samples */
+    free(a[i].s.ns);
+    if (a[i].r) redisFree(a[i].r);
+  }
+  all->wall_ns += now_ns() - t0;
+  free(t);
+  free(a);
+}
+
+/* redis-benchmark -c clients -n total -d vsize -t get (no -P): ops/s, and its p99 (ms)
+ * from the CSV. */
+static double redis_benchmark_get(int clients, int total, size_t vsize, double *p99_ms) {
   char cmd[512];
   snprintf(cmd, sizeof cmd,
-           "redis-benchmark -h %s -p %d -c %d -n %d -d 100 -t get --csv 2>/dev/null", host, port,
-           clients, n);
+           "redis-benchmark -h %s -p %d -c %d -n %d -d %zu -t get --csv 2>/dev/null", host, port,
+           clients, total, vsize);
   FILE *p = popen(cmd, "r");
   if (!p) return 0;
   char line[512];
   double rps = 0;
+  *p99_ms = 0;
   while (fgets(line, sizeof line, p)) {
-    if (strncmp(line, "\"GET\"", 5) == 0) rps = atof(line + 7);
+    if (strncmp(line, "\"GET\"", 5) != 0) continue;
+    /* "GET","rps","avg","min","p50","p95","p99","max" */
+    double f[8] = {0};
+    const char *q = line + 5;
+    for (int i = 1; i < 8 && (q = strchr(q, ',')); i++) {
+      q++;
+      f[i] = atof(*q == '"' ? q + 1 : q);
+    }
+    rps = f[1];
+    *p99_ms = f[6];
   }
   pclose(p);
   return rps;
 }
 
-static void threads_workload(void) {
-  int n = quick ? 5000 : 25000;
-  char url[512], val[100];
+static void threads_workload(int threads, size_t vsize) {
+  int ms = quick ? 300 : 1000, rounds = 3;
+  char url[512], name[64], base1[64], base2[64], target[24];
   snprintf(url, sizeof url, "redis://%s:%d", host, port);
-  memset(val, 'x', sizeof val);
+  char *val = malloc(vsize);
+  memset(val, 'x', vsize);
   redisContext *r = raw_connect(0);
   const char *argv[] = {"SET", "key:__rand_int__", val};
-  size_t lens[] = {3, 16, sizeof val};
-  raw_cmd(r, 3, argv, lens); /* redis-benchmark's GET key, so both sides hit */
+  size_t lens[] = {3, 16, vsize};
+  raw_cmd(r, 3, argv, lens); /* redis-benchmark's GET key, so every side hits */
   redisFree(r);
-  double base = redis_benchmark_get(8, n * 8);
   rcache_options o;
   rcache_options_init(&o);
-  o.pool_size = 8;
-  o.command_timeout_ms = 2000;
+  o.command_timeout_ms = 5000;
+  o.connect_timeout_ms = 5000;
+  o.max_value_bytes = vsize + 1024;
   rcache *c;
-  rcache_open(&c, url, &o);
-  pthread_t t[8];
-  mt_arg a[8];
-  int64_t t0 = now_ns();
-  for (int i = 0; i < 8; i++) {
-    a[i].c = c;
-    a[i].n = n;
-    s_init(&a[i].s, (size_t)n);
-    pthread_create(&t[i], NULL, mt_get, &a[i]);
+  if (rcache_open(&c, url, &o) != RCACHE_OK) exit(1);
+  samples m = {0}, raw = {0};
+  s_init(&m, 60000 * (size_t)rounds);
+  s_init(&raw, 60000 * (size_t)rounds);
+  double rb_ops[3], rb_p99[3], vs_rb[3], vs_raw[3];
+  for (int i = 0; i < rounds; i++) { /* interleaved, in a rotating order */
+    samples mr = {0}, rr = {0};
+    s_init(&mr, 60000);
+    s_init(&rr, 60000);
+    for (int k = 0; k < 3; k++) {
+      int which = (i + k) % 3;
+      if (which == 0) sw_run(c, threads, "key:__rand_int__", ms, &mr);
+      if (which == 1) sw_run(NULL, threads, "key:__rand_int__", ms, &rr);
+      if (which == 2) {
+        int total = quick ? 20000 : 60000;
+        if (total < threads * 50) total = threads * 50;
+        rb_ops[i] = redis_benchmark_get(threads, total, vsize, &rb_p99[i]);
+      }
+    }
+    double mo = ops_per_s(&mr), ro = ops_per_s(&rr);
+    vs_rb[i] = rb_ops[i] > 0 ? mo / rb_ops[i] : 0;
+    vs_raw[i] = ro > 0 ? mo / ro : 0;
+    for (size_t j = 0; j < mr.n; j++)
+      s_add(&m, mr.ns[j]);
+    for (size_t j = 0; j < rr.n; j++)
+      s_add(&raw, rr.ns[j]);
+    m.ops += mr.ops - mr.n;
+    raw.ops += rr.ops - rr.n;
+    m.wall_ns += mr.wall_ns;
+    raw.wall_ns += rr.wall_ns;
+    free(mr.ns);
+    free(rr.ns);
   }
-  samples all;
-  s_init(&all, (size_t)n * 8);
-  for (int i = 0; i < 8; i++) {
-    pthread_join(t[i], NULL);
-    for (size_t j = 0; j < a[i].s.n; j++)
-      s_add(&all, a[i].s.ns[j]);
-    free(a[i].s.ns);
+  double mo = ops_per_s(&m), p50 = pct(&m, .5), p99 = pct(&m, .99);
+  double rb = median(rb_ops, rounds), rbp99 = median(rb_p99, rounds) * 1e6;
+  double ratio_rb = median(vs_rb, rounds), ratio_raw = median(vs_raw, rounds);
+  const char *vs = vsize >= 1024 ? "16 KiB" : "100 B";
+  bool wanted = threads >= 64 && vsize < 1024; /* the issue's targets */
+  snprintf(name, sizeof name, "GET %s, %d threads, one handle", vs, threads);
+  snprintf(base1, sizeof base1, "redis-benchmark -c %d ops/s", threads);
+  snprintf(target, sizeof target, "%s", wanted ? ">= 3" : threads == 1 ? ">= 0.95" : "-");
+  row(name, mo, p50, p99, base1, rb, ratio_rb, target,
+      wanted         ? ratio_rb >= 3
+      : threads == 1 ? ratio_rb >= 0.95
+                     : -1);
+  snprintf(base2, sizeof base2, "%d hiredis conns ops/s", threads);
+  row(name, mo, p50, p99, base2, ops_per_s(&raw), ratio_raw, target,
+      wanted         ? ratio_raw >= 3
+      : threads == 1 ? ratio_raw >= 0.95
+                     : -1);
+  if (threads == 64 && vsize < 1024) {
+    snprintf(base1, sizeof base1, "redis-benchmark -c 64 p99 (ns)");
+    row("GET 100 B, 64 threads: p99", mo, p50, p99, base1, rbp99, rbp99 > 0 ? p99 / rbp99 : 0,
+        "<= 2", rbp99 > 0 ? p99 / rbp99 <= 2 : -1);
   }
-  all.wall_ns = now_ns() - t0;
-  double mo = ops_per_s(&all);
-  row("GET hit, 8 threads, one handle", mo, pct(&all, .5), pct(&all, .99),
-      "redis-benchmark -c 8 ops/s", base, base ? mo / base : 0, ">= 0.9",
-      base ? mo / base >= 0.9 : -1);
-  free(all.ns);
+  free(m.ns);
+  free(raw.ns);
+  free(val);
+  rcache_close(c);
+}
+
+/* 63 threads reading 100 B values while one reads 1 MiB values, on one handle: the small
+ * calls' p99, next to the same 63 threads without the large reader. */
+static void *big_reader(void *p) {
+  sw_arg *a = p;
+  while (!atomic_load_explicit(a->stop, memory_order_relaxed)) {
+    rcache_value v;
+    if (rcache_get(a->c, a->key, &v) != RCACHE_OK) {
+      fprintf(stderr, "bench: get %s: %s\n", a->key, rcache_errmsg(a->c));
+      exit(1);
+    }
+    rcache_value_free(&v);
+    a->s.ops++;
+  }
+  return NULL;
+}
+
+static void big_and_small_workload(void) {
+  int ms = quick ? 300 : 1000, rounds = 3;
+  char url[512];
+  snprintf(url, sizeof url, "redis://%s:%d", host, port);
+  rcache_options o;
+  rcache_options_init(&o);
+  o.command_timeout_ms = 5000;
+  o.max_value_bytes = (size_t)2 << 20;
+  rcache *c;
+  if (rcache_open(&c, url, &o) != RCACHE_OK) exit(1);
+  size_t big = (size_t)1 << 20;
+  char *val = malloc(big);
+  memset(val, 'b', big);
+  rcache_set(c, "big", val, big, 0);
+  rcache_set(c, "small", val, 100, 0);
+  free(val);
+  samples with = {0}, without = {0};
+  s_init(&with, 60000 * (size_t)rounds);
+  s_init(&without, 60000 * (size_t)rounds);
+  uint64_t bigs = 0;
+  for (int i = 0; i < rounds; i++) {
+    for (int k = 0; k < 2; k++) {
+      if ((i + k) % 2 == 0) {
+        sw_run(c, 63, "small", ms, &without);
+        continue;
+      }
+      atomic_bool stop = false;
+      sw_arg b = {.c = c, .key = "big", .stop = &stop};
+      pthread_t t;
+      pthread_create(&t, NULL, big_reader, &b);
+      sw_run(c, 63, "small", ms, &with);
+      atomic_store(&stop, true);
+      pthread_join(t, NULL);
+      bigs += b.s.ops;
+    }
+  }
+  double p99 = pct(&with, .99), base = pct(&without, .99);
+  char name[64];
+  snprintf(name, sizeof name, "63 x GET 100 B + 1 x 1 MiB (%llu)", (unsigned long long)bigs);
+  row(name, ops_per_s(&with), pct(&with, .5), p99, "p99 without the 1 MiB reader (ns)", base,
+      base > 0 ? p99 / base : 0, "-", -1);
+  free(with.ns);
+  free(without.ns);
   rcache_close(c);
 }
 
@@ -929,8 +1089,12 @@ int main(int argc, char **argv) {
       json_path = argv[++i];
     else if (!strcmp(argv[i], "--quick"))
       quick = 1;
+    else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+      only = argv[++i];
     else {
-      fprintf(stderr, "usage: %s [--host H --port P [--unix SOCK]] [--quick] [--json FILE]\n",
+      fprintf(stderr,
+              "usage: %s [--host H --port P [--unix SOCK]] [--quick] [--only threads]\n"
+              "       [--json FILE]\n",
               argv[0]);
       return 2;
     }
@@ -947,6 +1111,15 @@ int main(int argc, char **argv) {
   printf("|%s|\n", "----------------------------------------|-------------|-----------|"
                    "-----------|------------------------------------------|---------|"
                    "--------------|------");
+  if (only && strcmp(only, "threads") == 0) {
+    static const int threads[] = {1, 8, 64, 256};
+    for (size_t i = 0; i < 8; i++)
+      threads_workload(threads[i % 4], i < 4 ? 100 : 16384);
+    big_and_small_workload();
+    if (json) fprintf(json, "\n]}\n");
+    if (!port_given) rp_destroy(&srv);
+    return 0;
+  }
   rss_workload(); /* first: before other workloads grow the heap */
   get_workload("GET hit 100 B, 1 thread, TCP", 0, 100);
   set_workload();
@@ -954,7 +1127,10 @@ int main(int argc, char **argv) {
     get_workload("GET hit 100 B, Unix socket", 1, 100);
     get_workload("GET hit 16 KiB, Unix socket", 1, 16384);
   }
-  threads_workload();
+  static const int threads[] = {1, 8, 64, 256};
+  for (size_t i = 0; i < 8; i++)
+    threads_workload(threads[i % 4], i < 4 ? 100 : 16384);
+  big_and_small_workload();
   many_workload();
   gos_workload();
   stampede_workload();

@@ -227,6 +227,10 @@ size_t rcache__reply_max(const rcache_options *o) {
   return o->max_value_bytes > SIZE_MAX / 2 - slack ? SIZE_MAX / 2 : o->max_value_bytes + slack;
 }
 
+/* A reply of which this much is buffered and not yet parsed is a large one: the pipeline
+ * (pool.c) adds no call behind it while it streams in. */
+#define HEAVY_BYTES ((size_t)64 << 10)
+
 /* Pulls one reply out of the parser, reading more bytes as needed. A reply's budget starts
  * with its first byte: a push message read in several calls (keep_partial) keeps it. With
  * keep_partial, running out of time leaves the connection usable. */
@@ -254,11 +258,16 @@ static rcache_status read_reply(rcache__conn *c, redisReply **out, int64_t deadl
     }
     if (r) {
       c->in_reply = false;
+      if (atomic_load_explicit(&c->heavy, memory_order_relaxed))
+        atomic_store_explicit(&c->heavy, false, memory_order_relaxed);
       *out = r;
       return RCACHE_OK;
     }
     /* what is buffered and not yet parsed belongs to the reply being read */
-    if (c->rd->len - c->rd->pos > max_reply) {
+    size_t buffered = c->rd->len - c->rd->pos;
+    if (buffered > HEAVY_BYTES && !atomic_load_explicit(&c->heavy, memory_order_relaxed))
+      atomic_store_explicit(&c->heavy, true, memory_order_relaxed);
+    if (buffered > max_reply) {
       rcache__errf("reply larger than the maximum of %zu bytes", max_reply);
       return fail(c, RCACHE_ETOOBIG);
     }
@@ -316,6 +325,21 @@ rcache_status rcache__conn_exec(rcache__conn *c, const rcache__cmds *b, redisRep
   return RCACHE_OK;
 }
 
+rcache_status rcache__conn_send(rcache__conn *c, const char *buf, size_t len, int64_t deadline_us) {
+  if (c->broken) return RCACHE_EIO;
+  rcache_status s = rcache__sock_write(&c->sock, buf, len, deadline_us);
+  if (s == RCACHE_ETIMEOUT) rcache__errf("could not send within the command timeout");
+  return s == RCACHE_OK ? s : fail(c, s);
+}
+
+rcache_status rcache__conn_next(rcache__conn *c, redisReply **reply, int64_t deadline_us,
+                                size_t max_reply) {
+  if (c->broken) return RCACHE_EIO;
+  rcache_status s = read_reply(c, reply, deadline_us, max_reply, true);
+  if (s == RCACHE_ETIMEOUT) rcache__errf("no reply within the command timeout");
+  return s;
+}
+
 rcache_status rcache__conn_read(rcache__conn *c, redisReply **reply, int64_t deadline_us,
                                 size_t max_reply) {
   if (c->broken) return RCACHE_EIO;
@@ -333,6 +357,7 @@ rcache_status rcache__conn_listen(rcache__conn *c, redisReply **reply, int64_t d
 void rcache__conn_close(rcache__conn *c) {
   if (!c) return;
   rcache__sock_close(&c->sock);
+  rcache__free(c->wbuf);
   if (c->rd) redisReaderFree(c->rd);
   rcache__free(c);
 }

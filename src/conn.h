@@ -10,10 +10,12 @@
 
 #include "transport.h"
 
+struct rcache__call;
+
 typedef struct rcache__conn {
   rcache__sock sock;
   redisReader *rd;
-  struct rcache__conn *next; /* the pool's idle list */
+  struct rcache__conn *next; /* the pool's idle list, or its list of connections in use */
   uint64_t epoch;            /* the pool's epoch when it was made */
   bool broken;               /* a failed or half-read exchange: never reuse */
   bool reused;               /* has served a call before (may be stale after a restart) */
@@ -22,6 +24,15 @@ typedef struct rcache__conn {
   size_t bytes_left;         /* ...of which string bytes */
   bool over;                 /* it asked for more: the reply is too big */
   bool in_reply;             /* a reply has begun (its budget is running) */
+  /* Its pipeline while in use by rcache__pool_exchange (pool.c), under the pool's lock:
+   * calls waiting to be written, calls written and waiting for replies (in order). */
+  struct rcache__call *queue, **queue_tail, *flight, **flight_tail;
+  int calls;          /* queued + in flight */
+  size_t bytes;       /* their request bytes */
+  bool shared;        /* in rcache__pool_exchange's use (not held by one caller) */
+  _Atomic bool heavy; /* a large reply is streaming in: joining it would wait behind it */
+  char *wbuf;         /* one write of several callers' batches */
+  size_t wcap;
 } rcache__conn;
 
 /* The reply types a command may get, as a mask (an error reply is always accepted). */
@@ -90,6 +101,15 @@ void rcache__conn_close(rcache__conn *c);
  * command cannot get (rcache__cmds_expect), or bytes left after the last reply. */
 rcache_status rcache__conn_exec(rcache__conn *c, const rcache__cmds *b, redisReply **replies,
                                 int64_t deadline_us, size_t max_reply);
+
+/* The pipelined exchange's halves (pool.c). rcache__conn_send writes len bytes by
+ * deadline_us; any failure marks the connection broken. rcache__conn_next reads the next
+ * reply by deadline_us, charged to a budget of max_reply: RCACHE_ETIMEOUT leaves the
+ * connection usable (a part of the reply stays in the parser, with its budget), any other
+ * failure marks it broken. The caller checks each reply with rcache__conn_check. */
+rcache_status rcache__conn_send(rcache__conn *c, const char *buf, size_t len, int64_t deadline_us);
+rcache_status rcache__conn_next(rcache__conn *c, redisReply **reply, int64_t deadline_us,
+                                size_t max_reply);
 
 /* Reads one reply that was not asked for (pub/sub push), by deadline_us. */
 rcache_status rcache__conn_read(rcache__conn *c, redisReply **reply, int64_t deadline_us,

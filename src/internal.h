@@ -207,8 +207,9 @@ typedef struct rcache__server_gauges {
   char server[300]; /* host:port, [v6]:port or socket path */
   int breaker_state;
   int connections; /* open, or being opened */
-  int busy;        /* of which carrying a call */
-  int waiting;     /* callers waiting for a free connection */
+  int busy;        /* of which in use (carrying calls, or being opened) */
+  int calls;       /* calls on them: in flight or queued behind others (pipelined) */
+  int waiting;     /* callers waiting for room on a connection */
 } rcache__server_gauges;
 
 typedef struct rcache__backend_ops {

@@ -207,6 +207,7 @@ rcache_status rcache_get_server_stats_sized(rcache *c, size_t i, rcache_server_s
     s.breaker_state = g.breaker_state;
     s.connections = (unsigned)g.connections;
     s.busy = (unsigned)g.busy;
+    s.calls = (unsigned)g.calls;
     s.waiting = (unsigned)g.waiting;
     st = RCACHE_OK;
   }
@@ -267,18 +268,19 @@ static void put_labels(sink *s, rcache *c, const char *op, const char *le) {
 static void prom_servers(sink *s, rcache *c) {
   static const struct {
     const char *name, *help;
-  } g[4] = {
+  } g[5] = {
       {"server_connections", "Connections open to the server"},
-      {"server_connections_busy", "Connections carrying a call now"},
-      {"server_calls_waiting", "Calls waiting for a free connection"},
+      {"server_connections_busy", "Connections in use now"},
+      {"server_calls", "Calls sent and unanswered or queued on a connection"},
+      {"server_calls_waiting", "Calls waiting for room on a connection"},
       {"server_breaker_state", "Circuit breaker of the server (0 closed, 1 open, 2 half-open)"},
   };
-  for (int k = 0; k < 4; k++) {
+  for (int k = 0; k < 5; k++) {
     rcache_server_stats v;
     for (size_t i = 0; rcache_get_server_stats(c, i, &v) == RCACHE_OK; i++) {
       if (i == 0)
         put(s, "# HELP rcache_%s %s\n# TYPE rcache_%s gauge\n", g[k].name, g[k].help, g[k].name);
-      unsigned x[4] = {v.connections, v.busy, v.waiting, (unsigned)v.breaker_state};
+      unsigned x[5] = {v.connections, v.busy, v.calls, v.waiting, (unsigned)v.breaker_state};
       put(s, "rcache_%s", g[k].name);
       put_labels_of(s, c, v.server, NULL, NULL);
       put(s, " %u\n", x[k]);
@@ -380,8 +382,8 @@ size_t rcache_metrics_json(rcache *c, char *buf, size_t size) {
   for (size_t i = 0; rcache_get_server_stats(c, i, &v) == RCACHE_OK; i++) {
     put(&s, "%s{\"server\":\"", i ? "," : "");
     put_escaped(&s, v.server);
-    put(&s, "\",\"breaker_state\":%d,\"connections\":%u,\"busy\":%u,\"waiting\":%u}",
-        v.breaker_state, v.connections, v.busy, v.waiting);
+    put(&s, "\",\"breaker_state\":%d,\"connections\":%u,\"busy\":%u,\"calls\":%u,\"waiting\":%u}",
+        v.breaker_state, v.connections, v.busy, v.calls, v.waiting);
   }
   put(&s, "],\"ops\":{");
   for (int op = 0; op < RCACHE_OP_COUNT; op++) {

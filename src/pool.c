@@ -15,12 +15,17 @@ struct rcache__pool {
 
   pthread_mutex_t mu;   /* guards everything below */
   pthread_cond_t freed; /* a connection came back or a slot opened */
+  pthread_cond_t room;  /* ...or a connection in use has room for one more call */
   pthread_cond_t wake;  /* the prober has work, or must stop */
   rcache__addr addr;
   rcache__conn *idle;
+  rcache__conn *shared; /* connections in rcache__pool_exchange's use (pipelines) */
   int total, max;
-  int waiting;    /* callers in rcache__pool_acquire's wait for a free connection */
-  uint64_t epoch; /* bumped when the server was lost: older connections go */
+  int depth;        /* calls per connection at most (pipeline_depth) */
+  size_t max_bytes; /* request bytes per connection at most, beyond the first call */
+  int waiting;      /* callers waiting for a connection of their own (on freed) */
+  int joining;      /* callers of rcache__pool_exchange waiting (on room) */
+  uint64_t epoch;   /* bumped when the server was lost: older connections go */
   int64_t down_since_us;
   char last_error[256];
   _Atomic rcache_status last_status; /* why it is unavailable; read without the lock */
@@ -47,6 +52,7 @@ static void drop_idle_locked(rcache__pool *p) {
     p->total--;
   }
   pthread_cond_broadcast(&p->freed);
+  pthread_cond_broadcast(&p->room);
 }
 
 void rcache__pool_drop_idle(rcache__pool *p) {
@@ -70,7 +76,10 @@ int rcache__pool_check_idle(rcache__pool *p) {
     p->total--;
     dead++;
   }
-  if (dead) pthread_cond_broadcast(&p->freed);
+  if (dead) {
+    pthread_cond_broadcast(&p->freed);
+    pthread_cond_broadcast(&p->room);
+  }
   pthread_mutex_unlock(&p->mu);
   if (dead) emit(p, false);
   return dead;
@@ -219,9 +228,12 @@ rcache_status rcache__pool_new(rcache__ctx *ctx, const rcache__conn_setup *setup
   p->setup = *setup;
   p->addr = *a;
   p->max = ctx->opt.pool_size;
+  p->depth = ctx->opt.pipeline_depth;
+  p->max_bytes = ctx->opt.pipeline_max_bytes;
   rcache__breaker_init(&p->br, &ctx->opt);
   pthread_mutex_init(&p->mu, NULL);
   rcache__cond_init_mono(&p->freed);
+  rcache__cond_init_mono(&p->room);
   rcache__cond_init_mono(&p->wake);
   *out = p;
   return RCACHE_OK;
@@ -237,6 +249,7 @@ void rcache__pool_free(rcache__pool *p) {
   if (joined) pthread_join(p->prober, NULL);
   drop_idle_locked(p);
   pthread_cond_destroy(&p->freed);
+  pthread_cond_destroy(&p->room);
   pthread_cond_destroy(&p->wake);
   pthread_mutex_destroy(&p->mu);
   rcache__free(p);
@@ -263,6 +276,7 @@ rcache_status rcache__pool_warm(rcache__pool *p) {
 void rcache__pool_after_fork(rcache__pool *p) {
   pthread_mutex_init(&p->mu, NULL); /* over the copy: its owner may be a vanished thread */
   rcache__cond_init_mono(&p->freed);
+  rcache__cond_init_mono(&p->room);
   rcache__cond_init_mono(&p->wake);
   p->stop = false;
   p->has_thread = false;
@@ -271,8 +285,9 @@ void rcache__pool_after_fork(rcache__pool *p) {
     p->idle = c->next;
     rcache__conn_close(c); /* close() of our copy only: no QUIT, no TLS close_notify */
   }
-  p->total = 0; /* the connections parent threads had in use stayed with those threads */
-  p->waiting = 0;
+  p->shared = NULL; /* those in use by parent threads stayed with those threads, */
+  p->total = 0;     /* as did the ones they held (rcache__pool_acquire) */
+  p->waiting = p->joining = 0;
   p->epoch++;
   if (atomic_load(&p->br.state) == RCACHE_BREAKER_CLOSED) return;
   p->has_thread = pthread_create(&p->prober, NULL, prober_main, p) == 0;
@@ -292,64 +307,107 @@ static void breaker_msg(void *ud, char *buf, size_t size) {
   pthread_mutex_unlock(&p->mu);
 }
 
-rcache_status rcache__pool_acquire(rcache__pool *p, int64_t deadline_us, rcache__conn **out) {
-  if (!rcache__breaker_allow(&p->br)) { /* one atomic load, and no formatting */
-    rcache__err_lazy(breaker_msg, p);
-    rcache__err_cause(p->last_status); /* EAUTH / ETLS: a configuration error, not an outage */
-    return RCACHE_EUNAVAILABLE;
+/* The open breaker's answer: one atomic load, and no formatting. */
+static rcache_status refused(rcache__pool *p) {
+  rcache__err_lazy(breaker_msg, p);
+  rcache__err_cause(p->last_status); /* EAUTH / ETLS: a configuration error, not an outage */
+  return RCACHE_EUNAVAILABLE;
+}
+
+/* Under the lock: a connection in use has room for one more call. */
+static void room_locked(rcache__pool *p) {
+  if (p->joining) pthread_cond_signal(&p->room);
+}
+
+/* Under the lock: a connection went back to the pool, or closed (room for a new one). */
+static void freed_locked(rcache__pool *p) {
+  if (p->waiting) pthread_cond_signal(&p->freed);
+  room_locked(p);
+}
+
+/* Under the lock: takes an idle connection (*c set) or the room for a new one (*c NULL);
+ * false when there is neither. */
+static bool take_locked(rcache__pool *p, rcache__conn **c) {
+  if (p->idle) {
+    *c = p->idle;
+    p->idle = (*c)->next;
+    (*c)->next = NULL;
+    return true;
+  }
+  if (p->total >= p->max) return false;
+  p->total++;
+  *c = NULL;
+  return true;
+}
+
+/* Outside the lock, after take_locked: checks the idle connection taken, or opens the new
+ * one by deadline_us. RCACHE_OK with *c ready; *again when the idle one was dropped (take
+ * another); else the failure, told to the breaker. */
+static rcache_status make_ready(rcache__pool *p, rcache__conn **c, int64_t deadline_us,
+                                bool *again) {
+  *again = false;
+  if (*c) {
+    /* One poll() per call: bytes waiting on an idle connection were not asked for (or the
+     * server closed it); read as the next reply they would answer the wrong request. */
+    if (!rcache__sock_stale(&(*c)->sock)) return RCACHE_OK;
+    rcache__log(p->ctx, RCACHE_LOG_DEBUG,
+                "pool: an idle connection was closed by the server or had bytes nobody asked "
+                "for: dropped");
+    (*c)->broken = true;
+    rcache__pool_release(p, *c); /* closes it and tells the event callback */
+    *c = NULL;
+    *again = true;
+    return RCACHE_OK;
   }
   pthread_mutex_lock(&p->mu);
-  for (;;) {
-    if (p->idle) {
-      rcache__conn *c = p->idle;
-      p->idle = c->next;
-      pthread_mutex_unlock(&p->mu);
-      c->next = NULL;
-      /* One poll() per call: bytes waiting on an idle connection were not asked for (or the
-       * server closed it); read as the next reply they would answer the wrong request. */
-      if (rcache__sock_stale(&c->sock)) {
-        rcache__log(p->ctx, RCACHE_LOG_DEBUG,
-                    "pool: an idle connection was closed by the "
-                    "server or had bytes nobody asked for: dropped");
-        c->broken = true;
-        rcache__pool_release(p, c); /* closes it and tells the event callback */
-        pthread_mutex_lock(&p->mu);
-        continue;
-      }
-      *out = c;
-      return RCACHE_OK;
-    }
-    if (p->total < p->max) break;
-    struct timespec ts;
-    rcache__deadline_ts(&ts, deadline_us);
-    p->waiting++;
-    int rc = pthread_cond_timedwait(&p->freed, &p->mu, &ts);
-    p->waiting--;
-    if (rc == ETIMEDOUT) {
-      pthread_mutex_unlock(&p->mu);
-      rcache__errf("no free connection within the deadline (pool_size %d)", p->max);
-      return RCACHE_ETIMEOUT;
-    }
-  }
-  p->total++;
   rcache__addr a = p->addr;
   uint64_t epoch = p->epoch;
   pthread_mutex_unlock(&p->mu);
-
   int64_t cd = rcache__now_us() + (int64_t)p->ctx->opt.connect_timeout_ms * 1000;
-  rcache_status s = rcache__conn_open(&p->setup, &a, cd < deadline_us ? cd : deadline_us, out);
-  if (s != RCACHE_OK) {
-    pthread_mutex_lock(&p->mu);
-    p->total--;
-    pthread_cond_signal(&p->freed);
-    pthread_mutex_unlock(&p->mu);
-    if (s == RCACHE_ENOMEM) return s; /* not the server's fault: the breaker is not told */
-    failure(p, s); /* whatever the reason (refused, auth, TLS), the server is unusable */
-    if (s == RCACHE_ETIMEOUT) return s; /* counted as a timeout, answered as unavailable */
-    return rcache__transport_failure(s) ? RCACHE_EUNAVAILABLE : s;
+  rcache_status s = rcache__conn_open(&p->setup, &a, cd < deadline_us ? cd : deadline_us, c);
+  if (s == RCACHE_OK) {
+    (*c)->epoch = epoch;
+    return s;
   }
-  (*out)->epoch = epoch;
-  return RCACHE_OK;
+  pthread_mutex_lock(&p->mu);
+  p->total--;
+  freed_locked(p);
+  pthread_mutex_unlock(&p->mu);
+  if (s == RCACHE_ENOMEM) return s; /* not the server's fault: the breaker is not told */
+  failure(p, s); /* whatever the reason (refused, auth, TLS), the server is unusable */
+  if (s == RCACHE_ETIMEOUT) return s; /* counted as a timeout, answered as unavailable */
+  return rcache__transport_failure(s) ? RCACHE_EUNAVAILABLE : s;
+}
+
+/* Under the lock: waits by deadline_us for a connection to take (join false: on freed) or
+ * for a connection to take or join (on room); false (with the message) when it passed. */
+static bool wait_room(rcache__pool *p, int64_t deadline_us, bool join) {
+  struct timespec ts;
+  rcache__deadline_ts(&ts, deadline_us);
+  int *count = join ? &p->joining : &p->waiting;
+  ++*count;
+  int rc = pthread_cond_timedwait(join ? &p->room : &p->freed, &p->mu, &ts);
+  --*count;
+  if (rc != ETIMEDOUT) return true;
+  rcache__errf("no free connection within the deadline (pool_size %d)", p->max);
+  return false;
+}
+
+rcache_status rcache__pool_acquire(rcache__pool *p, int64_t deadline_us, rcache__conn **out) {
+  for (;;) {
+    if (!rcache__breaker_allow(&p->br)) return refused(p);
+    pthread_mutex_lock(&p->mu);
+    while (!take_locked(p, out)) {
+      if (!wait_room(p, deadline_us, false)) {
+        pthread_mutex_unlock(&p->mu);
+        return RCACHE_ETIMEOUT;
+      }
+    }
+    pthread_mutex_unlock(&p->mu);
+    bool again;
+    rcache_status s = make_ready(p, out, deadline_us, &again);
+    if (!again) return s;
+  }
 }
 
 void rcache__pool_release(rcache__pool *p, rcache__conn *c) {
@@ -358,7 +416,7 @@ void rcache__pool_release(rcache__pool *p, rcache__conn *c) {
   bool lost = c->broken;
   if (c->broken || c->epoch != p->epoch) {
     p->total--;
-    pthread_cond_signal(&p->freed);
+    freed_locked(p);
     pthread_mutex_unlock(&p->mu);
     rcache__conn_close(c);
     if (lost) emit(p, false);
@@ -366,8 +424,399 @@ void rcache__pool_release(rcache__pool *p, rcache__conn *c) {
   }
   c->next = p->idle;
   p->idle = c;
-  pthread_cond_signal(&p->freed);
+  freed_locked(p);
   pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- the pipelined exchange ------------------------------------------------------------------ */
+
+/*
+ * Leader and followers. A caller that takes an idle connection (or opens one) is its
+ * leader: it writes, reads and returns it to the pool when nothing is left on it, as a call
+ * that held the connection did before, at the same cost: one write, one read. When
+ * pool_size connections are in use, a caller joins the least loaded one (rcache__call on
+ * its queue) and sleeps. The leader, between replies, writes everything queued in one write
+ * and hands each reply to the call it answers (replies come in the order of the requests).
+ * When its own call is complete, the leader hands the connection over to the first call
+ * still waiting for replies, whose caller carries on.
+ *
+ * Deadlines stay per call: a follower whose deadline passes leaves, and if its request was
+ * written, a heap copy of its call (a tombstone) takes its place so that its replies are
+ * read and dropped and every later reply still reaches its own caller. A leader whose
+ * deadline passes hands over in the same way; when nobody is left to hand over to, the
+ * connection is closed (as a timed-out exchange always closed it). Any other failure
+ * closes the connection and fails the calls written on it (a call queued but not written
+ * goes on to another connection).
+ *
+ * Under the pool's lock: the lists, the counters and each call's fields below b. The
+ * connection's socket and parser belong to its leader alone, outside the lock; the
+ * leader never keeps a pointer to another caller's call across an unlock (the caller may
+ * leave, its call replaced by a tombstone), and copies the requests it writes for others
+ * (their buffers leave with them).
+ */
+typedef struct rcache__call {
+  const rcache__cmds *b; /* the batch: the caller's, or a tombstone's hdr */
+  redisReply **rep;      /* the caller's replies (NULL for a tombstone) */
+  size_t len;            /* request bytes */
+  size_t max_reply;
+  int64_t deadline_us;
+  int got;         /* replies delivered */
+  rcache_status s; /* when done */
+  bool done;       /* complete, or failed (s) */
+  bool lead;       /* the connection is handed over to this call's caller */
+  bool requeue;    /* its connection failed before it was written: take another */
+  bool reused;     /* written on a connection that had served before */
+  bool gone;       /* a tombstone */
+  bool has_cv;
+  pthread_cond_t cv; /* the follower sleeps here */
+  rcache__cmds hdr;  /* a tombstone's copy of b's counts and expected types */
+  struct rcache__call *next;
+} rcache__call;
+
+static const char *call_bytes(const rcache__call *k) {
+  return k->b->one ? k->b->one : k->b->buf;
+}
+
+static void push(rcache__call **head, rcache__call ***tail, rcache__call *k) {
+  k->next = NULL;
+  **tail = k;
+  *tail = &k->next;
+}
+
+/* Unlinks k from a list; true when it was there. */
+static bool unlink_call(rcache__call **head, rcache__call ***tail, rcache__call *k) {
+  for (rcache__call **pp = head; *pp; pp = &(*pp)->next) {
+    if (*pp != k) continue;
+    *pp = k->next;
+    if (*tail == &k->next) *tail = pp;
+    return true;
+  }
+  return false;
+}
+
+static void wake(rcache__call *k) {
+  if (k->has_cv) pthread_cond_signal(&k->cv);
+}
+
+/* A call is complete or failed: off the connection's counts, its caller woken (a
+ * tombstone freed). */
+static void finish_locked(rcache__pool *p, rcache__conn *c, rcache__call *k, rcache_status s) {
+  c->calls--;
+  c->bytes -= k->len;
+  k->s = s;
+  k->done = true;
+  if (k->gone)
+    rcache__free(k);
+  else
+    wake(k);
+  room_locked(p);
+}
+
+/* Under the lock: the connection failed with s (it is broken). Calls written on it fail
+ * with s, or with RCACHE_EIO for those whose replies were not the cause (`cause`: the call
+ * whose reply failed, or NULL); calls not written go elsewhere. The connection leaves the
+ * shared list; the caller closes it. */
+static void fail_locked(rcache__pool *p, rcache__conn *c, rcache_status s, rcache__call *cause) {
+  c->broken = true;
+  while (c->flight) {
+    rcache__call *k = c->flight;
+    c->flight = k->next;
+    finish_locked(p, c, k, k == cause ? s : RCACHE_EIO);
+  }
+  c->flight_tail = &c->flight;
+  while (c->queue) {
+    rcache__call *k = c->queue;
+    c->queue = k->next;
+    c->calls--;
+    c->bytes -= k->len;
+    k->requeue = true;
+    wake(k);
+  }
+  c->queue_tail = &c->queue;
+  for (rcache__conn **pp = &p->shared; *pp; pp = &(*pp)->next) {
+    if (*pp == c) {
+      *pp = c->next;
+      break;
+    }
+  }
+  c->next = NULL;
+  c->shared = false;
+  p->total--;
+  freed_locked(p);
+}
+
+/* Under the lock: the caller of k leaves before its replies came; a tombstone takes its
+ * place in the flight list. False when there is no memory for one: k is taken out and the
+ * connection marked broken (its replies would go to the calls after it), for its leader to
+ * fail and close. */
+static bool leave_locked(rcache__conn *c, rcache__call *k) {
+  rcache__call *t = rcache__malloc(sizeof *t);
+  if (!t) {
+    unlink_call(&c->flight, &c->flight_tail, k);
+    c->calls--;
+    c->bytes -= k->len;
+    c->broken = true;
+    return false;
+  }
+  *t = *k;
+  t->hdr = *k->b;
+  t->hdr.buf = t->hdr.one = NULL; /* written already */
+  t->b = &t->hdr;
+  t->rep = NULL;
+  t->gone = true;
+  t->has_cv = false;
+  for (rcache__call **pp = &c->flight; *pp; pp = &(*pp)->next) {
+    if (*pp != k) continue;
+    *pp = t;
+    if (c->flight_tail == &k->next) c->flight_tail = &t->next;
+    break;
+  }
+  return true;
+}
+
+/* Under the lock: the connection goes on with the first call still waiting for it (in
+ * flight, then queued). False when there is none. */
+static bool hand_over_locked(rcache__conn *c) {
+  for (rcache__call *k = c->flight; k; k = k->next) {
+    if (!k->gone) {
+      k->lead = true;
+      wake(k);
+      return true;
+    }
+  }
+  if (c->queue) {
+    c->queue->lead = true;
+    wake(c->queue);
+    return true;
+  }
+  return false;
+}
+
+/* Under the lock, by the leader with nothing left on c: back to the idle list (or closed
+ * when the pool moved on). True when the caller must close it. */
+static bool retire_locked(rcache__pool *p, rcache__conn *c) {
+  for (rcache__conn **pp = &p->shared; *pp; pp = &(*pp)->next) {
+    if (*pp == c) {
+      *pp = c->next;
+      break;
+    }
+  }
+  c->shared = false;
+  c->next = NULL;
+  if (c->epoch != p->epoch || c->broken) {
+    p->total--;
+    freed_locked(p);
+    return true;
+  }
+  c->next = p->idle;
+  p->idle = c;
+  freed_locked(p);
+  return false;
+}
+
+/* Under the lock: the requests queued on c, as one buffer to write. The leader's own
+ * request alone is written from its buffer; several are copied (their callers may leave
+ * while the write is under way). NULL with *len 0 when nothing is queued; NULL with
+ * *len > 0 when out of memory. */
+static const char *take_queue_locked(rcache__conn *c, const rcache__call *me, size_t *len) {
+  *len = 0;
+  if (!c->queue) return NULL;
+  bool alone = c->queue == me && !me->next;
+  size_t total = 0;
+  for (rcache__call *k = c->queue; k; k = k->next)
+    total += k->len;
+  *len = total;
+  if (!alone && total > c->wcap) {
+    char *nb = rcache__realloc(c->wbuf, total);
+    if (!nb) return NULL;
+    c->wbuf = nb;
+    c->wcap = total;
+  }
+  size_t at = 0;
+  while (c->queue) {
+    rcache__call *k = c->queue;
+    c->queue = k->next;
+    if (!alone) memcpy(c->wbuf + at, call_bytes(k), k->len);
+    at += k->len;
+    k->reused = c->reused;
+    push(&c->flight, &c->flight_tail, k);
+  }
+  c->queue_tail = &c->queue;
+  return alone ? call_bytes(me) : c->wbuf;
+}
+
+/* The leader's loop, entered and left with the lock held: writes what is queued, reads
+ * replies and hands them out, until its own call is done or its deadline passes. Returns
+ * true when the caller must close c (failed, or retired with the pool moved on). */
+static bool lead_locked(rcache__pool *p, rcache__conn *c, rcache__call *me) {
+  for (;;) {
+    if (c->broken) { /* a caller could not leave a tombstone */
+      fail_locked(p, c, RCACHE_EIO, NULL);
+      return true;
+    }
+    size_t len;
+    const char *buf = take_queue_locked(c, me, &len);
+    if (len) {
+      if (!buf) {
+        fail_locked(p, c, RCACHE_ENOMEM, NULL); /* nothing of the queue was written */
+        return true;
+      }
+      pthread_mutex_unlock(&p->mu);
+      rcache_status s = rcache__conn_send(c, buf, len, me->deadline_us);
+      pthread_mutex_lock(&p->mu);
+      if (s != RCACHE_OK) {
+        fail_locked(p, c, s, me); /* half a request may be on the wire: nothing is safe */
+        return true;
+      }
+      continue;
+    }
+    if (me->done) break;
+    /* the head of the flight list is answered next */
+    size_t max_reply = c->flight->max_reply;
+    pthread_mutex_unlock(&p->mu);
+    redisReply *r = NULL;
+    rcache_status s = rcache__conn_next(c, &r, me->deadline_us, max_reply);
+    pthread_mutex_lock(&p->mu);
+    if (c->broken && s == RCACHE_OK) {
+      freeReplyObject(r);
+      continue; /* failed at the top */
+    }
+    if (s == RCACHE_ETIMEOUT) {
+      if (!leave_locked(c, me)) continue;
+      if (hand_over_locked(c)) return false;
+      fail_locked(p, c, RCACHE_ETIMEOUT, NULL); /* only tombstones are left */
+      return true;
+    }
+    rcache__call *h = c->flight; /* the same place in the list; maybe a tombstone now */
+    if (s == RCACHE_OK)
+      s = rcache__conn_check(c, h->b, h->got, &r, h->got + 1 == h->b->n && !h->next);
+    if (s != RCACHE_OK) {
+      fail_locked(p, c, s, h);
+      return true;
+    }
+    c->reused = true;
+    if (h->gone)
+      freeReplyObject(r);
+    else
+      h->rep[h->got] = r;
+    if (++h->got == h->b->n) {
+      c->flight = h->next;
+      if (!c->flight) c->flight_tail = &c->flight;
+      finish_locked(p, c, h, RCACHE_OK);
+    }
+  }
+  if (c->flight || c->queue) {
+    if (hand_over_locked(c)) return false;
+    /* only tombstones: their replies are on the way; reading them is not worth a caller's
+     * time, and the connection is out of step without them */
+    fail_locked(p, c, RCACHE_ETIMEOUT, NULL);
+    return true;
+  }
+  return retire_locked(p, c);
+}
+
+/* The least loaded connection in use that a request may join, or NULL. */
+static rcache__conn *joinable_locked(const rcache__pool *p) {
+  rcache__conn *best = NULL;
+  for (rcache__conn *c = p->shared; c; c = c->next) {
+    /* a connection holding max_bytes of requests takes no more; a larger request may still
+     * join one below (waiting for an idle one would starve it while the pool stays busy) */
+    if (c->broken || c->epoch != p->epoch || c->calls >= p->depth || c->bytes >= p->max_bytes ||
+        atomic_load_explicit(&c->heavy, memory_order_relaxed))
+      continue;
+    if (!best || c->calls < best->calls) best = c;
+  }
+  return best;
+}
+
+rcache_status rcache__pool_exchange(rcache__pool *p, const rcache__cmds *b, redisReply **rep,
+                                    size_t max_reply, int64_t acquire_by, int64_t timeout_us,
+                                    bool *queued, bool *reused) {
+  if (b->values > 1) /* an MGET's reply holds up to that many values */
+    max_reply = max_reply > SIZE_MAX / b->values ? SIZE_MAX : max_reply * b->values;
+  rcache__call me = {
+      .b = b, .rep = rep, .len = b->one ? b->one_len : b->len, .max_reply = max_reply};
+  rcache_status s = RCACHE_OK;
+  *queued = *reused = false;
+  for (;;) { /* again when a connection failed before our request was written on it */
+    if (!rcache__breaker_allow(&p->br)) {
+      s = refused(p);
+      break;
+    }
+    pthread_mutex_lock(&p->mu);
+    rcache__conn *c = NULL;
+    bool took = false;
+    for (;;) {
+      if ((took = take_locked(p, &c))) break;
+      if ((c = joinable_locked(p))) break;
+      if (!wait_room(p, acquire_by, true)) break;
+    }
+    if (!took && !c) {
+      pthread_mutex_unlock(&p->mu);
+      s = RCACHE_ETIMEOUT;
+      break;
+    }
+    if (took) {
+      pthread_mutex_unlock(&p->mu);
+      bool again;
+      s = make_ready(p, &c, acquire_by, &again);
+      if (again) continue;
+      if (s != RCACHE_OK) break;
+      pthread_mutex_lock(&p->mu);
+      c->shared = true;
+      c->calls = 0;
+      c->bytes = 0;
+      c->queue = c->flight = NULL;
+      c->queue_tail = &c->queue;
+      c->flight_tail = &c->flight;
+      c->next = p->shared;
+      p->shared = c;
+      if (p->joining) pthread_cond_broadcast(&p->room); /* one more to join */
+      me.lead = true;
+    }
+    *queued = true;
+    me.deadline_us = rcache__now_us() + timeout_us;
+    me.requeue = me.done = false;
+    push(&c->queue, &c->queue_tail, &me);
+    c->calls++;
+    c->bytes += me.len;
+    while (!me.lead && !me.done && !me.requeue) {
+      if (!me.has_cv) {
+        rcache__cond_init_mono(&me.cv);
+        me.has_cv = true;
+      }
+      struct timespec ts;
+      rcache__deadline_ts(&ts, me.deadline_us);
+      if (pthread_cond_timedwait(&me.cv, &p->mu, &ts) != ETIMEDOUT) continue;
+      if (me.lead || me.done || me.requeue) break;
+      rcache__errf("no reply within the command timeout");
+      if (unlink_call(&c->queue, &c->queue_tail, &me)) { /* not written: just leave */
+        c->calls--;
+        c->bytes -= me.len;
+        room_locked(p);
+        me.s = RCACHE_ETIMEOUT;
+        me.done = true;
+      } else { /* written: a tombstone stays (or, without memory for one, the connection
+                * is marked broken for its leader to close) */
+        leave_locked(c, &me);
+        me.s = RCACHE_ETIMEOUT;
+        me.done = true;
+      }
+    }
+    bool close_it = false;
+    if (me.lead && !me.done && !me.requeue) close_it = lead_locked(p, c, &me);
+    bool requeue = me.requeue;
+    s = me.done ? me.s : RCACHE_ETIMEOUT;
+    *reused = me.reused;
+    bool lost = close_it && c->broken;
+    pthread_mutex_unlock(&p->mu);
+    if (close_it) rcache__conn_close(c);
+    if (lost) emit(p, false);
+    if (!requeue) break;
+  }
+  if (me.has_cv) pthread_cond_destroy(&me.cv);
+  if (s != RCACHE_OK) rcache__replies_free(rep, me.got);
+  return s;
 }
 
 /* ---- state ----------------------------------------------------------------------------------- */
@@ -396,12 +845,17 @@ void rcache__pool_gauges(rcache__pool *p, rcache__server_gauges *g) {
   memset(g, 0, sizeof *g);
   pthread_mutex_lock(&p->mu);
   rcache__addr_str(&p->addr, g->server, sizeof g->server);
-  int idle = 0;
+  int idle = 0, shared = 0, calls = 0;
   for (rcache__conn *c = p->idle; c; c = c->next)
     idle++;
+  for (rcache__conn *c = p->shared; c; c = c->next) {
+    shared++;
+    calls += c->calls;
+  }
   g->connections = p->total;
   g->busy = p->total > idle ? p->total - idle : 0;
-  g->waiting = p->waiting;
+  g->calls = calls + (g->busy > shared ? g->busy - shared : 0); /* + one per held connection */
+  g->waiting = p->waiting + p->joining;
   pthread_mutex_unlock(&p->mu);
   g->breaker_state = rcache__pool_breaker_state(p);
 }

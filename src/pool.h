@@ -43,6 +43,19 @@ void rcache__pool_on_event(rcache__pool *p, rcache__pool_event_fn fn, void *ud);
  * RCACHE_ETLS, RCACHE_ENOMEM. */
 rcache_status rcache__pool_acquire(rcache__pool *p, int64_t deadline_us, rcache__conn **out);
 
+/* Runs the batch b on one of p's connections, pipelined with other callers' batches (see
+ * "the pipelined exchange" in pool.c): takes an idle connection or opens one while fewer
+ * than pool_size are in use (waiting no later than acquire_by), else joins the least loaded
+ * one; its replies are read by timeout_us from then. On RCACHE_OK replies[0..b->n) are the
+ * caller's (freeReplyObject); on failure none is. *queued false: it failed before it had a
+ * connection, with a status of rcache__pool_acquire (told to the breaker when it was the
+ * server's fault). *queued true: RCACHE_ETIMEOUT, RCACHE_EIO, RCACHE_EPROTO
+ * (desynchronised: the connection is closed), RCACHE_ETOOBIG or RCACHE_ENOMEM, which the
+ * caller reports; *reused: the batch went out on a connection that had served before. */
+rcache_status rcache__pool_exchange(rcache__pool *p, const rcache__cmds *b, redisReply **replies,
+                                    size_t max_reply, int64_t acquire_by, int64_t timeout_us,
+                                    bool *queued, bool *reused);
+
 /* Gives a connection back; a broken one (or one from before the last outage) is closed. */
 void rcache__pool_release(rcache__pool *p, rcache__conn *c);
 

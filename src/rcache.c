@@ -217,6 +217,8 @@ static rcache_status check_options(const rcache_options *o) {
     bad = "command_timeout_ms must be > 0";
   else if (o->pool_size < 1 || o->pool_size > 1024)
     bad = "pool_size must be 1..1024";
+  else if (o->pipeline_depth < 0 || o->pipeline_depth > 1024)
+    bad = "pipeline_depth must be 0..1024";
   else if (o->default_ttl_s < 0 || o->default_ttl_s > MAX_TTL_S)
     bad = "default_ttl_s out of range";
   else if (!(o->ttl_jitter >= 0 && o->ttl_jitter <= 1))
@@ -297,6 +299,8 @@ static rcache_status resolve_options(rcache__ctx *ctx) {
 #undef TAKE
   if (!o->client_name && !(o->client_name = rcache__strdup("rcache"))) return RCACHE_ENOMEM;
   if (o->flight_wait_ms == 0) o->flight_wait_ms = 2 * o->command_timeout_ms;
+  if (o->pipeline_depth == 0) o->pipeline_depth = 32;
+  if (o->pipeline_max_bytes == 0) o->pipeline_max_bytes = (size_t)256 << 10;
   /* with a lease, the leader may wait for another process's load: followers must too */
   if (o->lease && o->flight_wait_ms < 2 * o->lease_ms + o->command_timeout_ms)
     o->flight_wait_ms = 2 * o->lease_ms + o->command_timeout_ms;

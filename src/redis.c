@@ -46,13 +46,11 @@ rcache_status rcache__redis_run(rcache__redis *r, rcache__pool *p, const rcache_
   const rcache_options *o = &r->base.ctx->opt;
   int64_t t0 = rcache__now_us();
   for (int attempt = 0;; attempt++) {
-    rcache__conn *c;
-    rcache_status s = rcache__pool_acquire(p, t0 + (int64_t)o->connect_timeout_ms * 1000, &c);
-    if (s != RCACHE_OK) return s; /* the pool has told the breaker */
+    bool queued, reused;
     int64_t start = rcache__now_us();
-    bool reused = c->reused;
-    s = rcache__conn_exec(c, b, rep, start + (int64_t)o->command_timeout_ms * 1000, r->max_reply);
-    rcache__pool_release(p, c);
+    rcache_status s =
+        rcache__pool_exchange(p, b, rep, r->max_reply, t0 + (int64_t)o->connect_timeout_ms * 1000,
+                              (int64_t)o->command_timeout_ms * 1000, &queued, &reused);
     rcache__latency_add(&r->base.ctx->lat, rcache__now_us() - start); /* failures too */
     if (s == RCACHE_OK) {
       for (int i = 0; i < b->n; i++) { /* LOADING, BUSY, MASTERDOWN: cannot serve now */
@@ -66,6 +64,7 @@ rcache_status rcache__redis_run(rcache__redis *r, rcache__pool *p, const rcache_
       rcache__pool_report(p, RCACHE_OK);
       return RCACHE_OK;
     }
+    if (!queued) return s; /* no connection: the pool has told the breaker */
     /* A pooled connection that died while idle (server restarted, CLIENT KILL): its
      * siblings are likely dead too. Forget them and try once on a fresh connection. */
     if (s == RCACHE_EIO && reused && attempt == 0 && idempotent) {

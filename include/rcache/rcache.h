@@ -187,6 +187,18 @@ typedef struct rcache_options {
   const char *tls_ciphers;
   const char *tls_ciphersuites;
 
+  /* Implicit pipelining (docs/operations.md, "Sizing the pool"). Calls on one handle to one
+   * server share its pool_size connections: a call takes an idle connection (or opens one)
+   * while fewer than pool_size are in use; past that it joins the least loaded connection,
+   * and the calls that queue on a connection while it is busy go out together in one write,
+   * their replies handed back in order. pipeline_depth: calls queued or in flight on one
+   * connection at most (0 = the default, 32; 1 = no pipelining: a call waits for a free
+   * connection). pipeline_max_bytes: request bytes on one connection at most before a
+   * further call joins it (0 = the default, 256 KiB); a larger request goes alone. No call
+   * joins a connection while a reply of more than 64 KiB streams in on it. */
+  int pipeline_depth;
+  size_t pipeline_max_bytes;
+
   /* Hits and misses per key family (docs/operations.md, "Monitoring"): a key's family is
    * its first key_family_segments ':'-separated segments (without key_prefix), e.g. 1 makes
    * "user:42" count under "user". At most RCACHE_MAX_FAMILIES families are kept, the rest
@@ -468,8 +480,11 @@ typedef struct rcache_server_stats {
   char server[300];     /* host:port, [v6]:port or Unix socket path; never a password */
   int breaker_state;    /* RCACHE_BREAKER_* of this server */
   unsigned connections; /* connections open (or being opened) */
-  unsigned busy;        /* of which carrying a call now */
-  unsigned waiting;     /* calls waiting for a free connection (pool_size reached) */
+  unsigned busy;        /* of which in use now */
+  unsigned calls;       /* calls on them: sent and unanswered, or queued to be sent
+                           (pipelining: several per connection) */
+  unsigned waiting;     /* calls waiting for room on a connection (every connection in use
+                           and full: pool_size, pipeline_depth, pipeline_max_bytes) */
 } rcache_server_stats;
 
 /* Fills *s (its first `size` bytes) with server i's gauges: i = 0 for a standalone or
