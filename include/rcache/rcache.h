@@ -204,9 +204,10 @@ typedef struct rcache_options {
    * "user:42" count under "user". At most RCACHE_MAX_FAMILIES families are kept, the rest
    * count under "other". 0 (default) = off. */
   unsigned key_family_segments;
-  /* Called once at the end of every timed call (see rcache_op), on the calling thread:
-   * the way to plug in OpenTelemetry or any tracer. Must be fast and must not call back
-   * into this handle. NULL (default) = off, which costs one predictable branch. */
+  /* Called once at the end of every timed call (see rcache_op; near-cache hits included,
+   * each then timed), on the calling thread: the way to plug in OpenTelemetry or any
+   * tracer. Must be fast and must not call back into this handle. NULL (default) = off,
+   * which costs one predictable branch. */
   struct rcache_event_sink {
     void (*on_event)(const struct rcache_event *ev, void *ud);
     void *ud;
@@ -421,8 +422,8 @@ RCACHE_API size_t rcache_stats_json(const rcache_stats *s, char *buf, size_t siz
 
 /* The timed operations: each public call below is timed once, from entry to return
  * (rcache_exists, rcache_ttl, rcache_flush and rcache_scan are not). A read the near cache
- * answers is timed one in 64 per thread, that one counting for 64, unless an event sink is
- * set (docs/operations.md, "Monitoring"). */
+ * answers is timed one in 64 (per shard of the near table), that one counting for 64,
+ * unless an event sink is set (docs/operations.md, "Monitoring"). */
 typedef enum rcache_op {
   RCACHE_OP_GET,             /* rcache_get (and the typed getters) */
   RCACHE_OP_SET,             /* rcache_set, rcache_set_tagged (and the typed setters) */
@@ -468,8 +469,9 @@ RCACHE_API rcache_status rcache_get_op_stats_sized(rcache *c, rcache_op op, rcac
 
 #define RCACHE_MAX_FAMILIES 32
 /* Family i (0, 1, ... in order of first use) with key_family_segments set: its name into
- * name (NUL-terminated, truncated to namelen) and its get / get_or_set hits and misses.
- * After the last family, one more index reports "other"; past it, RCACHE_MISS. */
+ * name (NUL-terminated, truncated to namelen) and its get / get_or_set hits (near-cache hits
+ * included) and misses. After the last family, one more index reports "other"; past it,
+ * RCACHE_MISS; RCACHE_EINVAL when c is NULL. name, hits and misses may be NULL. */
 RCACHE_API rcache_status rcache_get_family_stats(rcache *c, size_t i, char *name, size_t namelen,
                                                  uint64_t *hits, uint64_t *misses);
 
