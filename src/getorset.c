@@ -161,7 +161,7 @@ static void maybe_refresh(rcache *c, const rcache__key *k, int64_t ttl_ms, rcach
 /* A miss: one loader per key in the process; the others wait for it. */
 static rcache_status load_once(rcache *c, const rcache__key *k, int64_t ttl_ms,
                                rcache_loader_fn load, void *ud, rcache_value *out, bool reachable,
-                               int64_t missed_us) {
+                               const rcache__read *missed) {
   bool leader;
   rcache__flight *f = rcache__flight_join(c->flights, k->p, k->len, &leader);
   if (!f) return RCACHE_ENOMEM;
@@ -169,9 +169,13 @@ static rcache_status load_once(rcache *c, const rcache__key *k, int64_t ttl_ms,
   if (leader) {
     /* Another flight for this key ended after our read: its value is in the cache now,
      * so read it rather than load a second time. */
-    if (reachable && rcache__flight_done_since(c->flights, k->p, k->len, missed_us)) {
+    if (reachable && rcache__flight_done_since(c->flights, k->p, k->len, missed->now_us)) {
       rcache_value tail = {NULL, 0};
-      s = rcache__get_full(c, k, out, NULL, &tail, NULL);
+      /* the call is counted as a load: a near hit here is not a hit of its family, but a
+       * value fetched is filed under it */
+      rcache__read again = RCACHE__READ(missed->key);
+      again.count = false;
+      s = rcache__get_full(c, k, out, NULL, &tail, &again);
       rcache_value_free(&tail);
       if (s == RCACHE_OK) COUNT(c, coalesced);
     }
@@ -214,7 +218,7 @@ rcache_status rcache_get_or_set(rcache *c, const char *key, int64_t ttl_s, rcach
   if (s == RCACHE_OK) {
     if (refresh_early(c, &k, remaining)) maybe_refresh(c, &k, ttl_ms, load, ud, out);
   } else if (s == RCACHE_MISS || rcache__without_cache(c, s)) {
-    s = load_once(c, &k, ttl_ms, load, ud, out, s == RCACHE_MISS, rd.now_us);
+    s = load_once(c, &k, ttl_ms, load, ud, out, s == RCACHE_MISS, &rd);
     if (s == RCACHE_ELOADER && stale.data) { /* stale-if-error */
       COUNT(c, stale_served);
       *out = stale;

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Observability: per-operation latency histograms with fixed log-scale buckets, hits and
  * misses per key family, the event sink, and their Prometheus / JSON renderings with the
- * handle's labels. A call costs one clock read (its start is read by the facade, which
- * needs it anyway) and two relaxed atomic adds (bucket, sum); the count is the buckets' sum,
- * so it needs no add of its own. A near-cache hit costs neither: see rcache__observe_near(). */
+ * handle's labels. A call costs two clock readings (a read's first is the near cache's
+ * "now" as well) and two relaxed atomic adds (bucket, sum); the count is the buckets' sum,
+ * so it needs no add of its own. A near-cache hit costs neither unless it is the one in
+ * RCACHE__NEAR_SAMPLE its shard picks (observe.h), and its family hit is counted by the
+ * near table. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -39,13 +39,14 @@ typedef struct rcache__obs {
 /* A public read (get, get_or_set) on its way through the facade. */
 typedef struct rcache__read {
   int64_t now_us;  /* out: rcache__now_us() before the lookup (rcache__get_stored) */
-  const char *key; /* the caller's key (its family), may be NULL */
+  const char *key; /* the caller's key (its family, for a value it fetches), may be NULL */
+  bool count;      /* a near hit is counted in its family and may be sampled */
   bool near_hit;   /* out: the near cache answered with a value */
   bool sample;     /* out: a near hit to time */
   uint8_t group;   /* out: a near hit's family group (rcache__near_hit) */
 } rcache__read;
 #define RCACHE__READ(key)                                                                          \
-  { 0, (key), false, false, RCACHE__NEAR_NOGROUP }
+  { 0, (key), true, false, false, RCACHE__NEAR_NOGROUP }
 
 struct rcache;
 /* Fills the server label from the parsed URL (at open). */

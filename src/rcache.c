@@ -527,9 +527,10 @@ static bool near_lookup(rcache *c, const rcache__key *k, rcache_value *out, int6
   *ticket = 0;
   if (!n) return false;
   rcache__near_hit hit;
-  if (rcache__near_get(n, k->p, k->len, now_us, out, pttl, rd ? &hit : NULL) == RCACHE_OK) {
+  if (rcache__near_get(n, k->p, k->len, now_us, out, pttl, rd && rd->count ? &hit : NULL) ==
+      RCACHE_OK) {
     COUNT(c, near_hits);
-    if (rd) {
+    if (rd && rd->count) {
       rd->group = hit.group;
       rd->sample = hit.seq % RCACHE__NEAR_SAMPLE == 0;
     }
