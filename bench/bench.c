@@ -4,10 +4,11 @@
  * (raw hiredis written for this purpose, or redis-benchmark), then rcache through its
  * public API, and prints the ratio: these machines are noisy, ratios are what count.
  *
- *   rcache-bench [--host 127.0.0.1 --port P [--unix SOCK]] [--quick] [--json FILE]
- *                [--only rss|get|set|threads|many|getorset|stampede|near|breaker|sigstop|
- *                        delete_prefix|tags]
+ *   rcache-bench [--host 127.0.0.1 --port P [--unix SOCK]] [--quick] [--sink] [--only ROWS]
+ *                [--pool N] [--depth N] [--json FILE]
  *
+ * Every handle has key families on (observe_all); --sink adds a no-op event sink; --only
+ * get,near runs just those rows (names in main).
  * Without --port it starts a private redis-server on loopback (tests/support/redis_proc.h),
  * as `make bench` (scripts/bench.sh) runs it.
  */
@@ -27,15 +28,34 @@
 static const char *host = "127.0.0.1", *sock_path;
 static int port = 6379;
 static int quick;
-static const char *only; /* --only: one group of workloads (rss, get, set, ..., tags) */
-
+static const char *only;        /* --only a,b,...: just those rows (want()) */
+static bool sink_on;            /* --sink: an event sink that does nothing, on every handle */
 static int pool_opt, depth_opt; /* --pool N, --depth N: the threads rows' handle */
-
-static bool want(const char *group) {
-  return !only || strcmp(only, group) == 0;
-}
 static FILE *json;
 static int json_rows;
+
+/* Whether the row `name` runs: all without --only, else those named in its comma list
+ * ("get", "near", "threads", ...: see main). */
+static bool want(const char *name) {
+  if (!only) return true;
+  size_t n = strlen(name);
+  for (const char *p = only; (p = strstr(p, name)); p += n)
+    if ((p == only || p[-1] == ',') && (p[n] == '\0' || p[n] == ',')) return true;
+  return false;
+}
+
+static void sink_noop(const rcache_event *ev, void *ud) {
+  (void)ev;
+  (void)ud;
+}
+
+/* Every handle runs with observability as an operator would have it (issue 20): the
+ * per-operation histograms (always on), hits per key family (the first segment), and with
+ * --sink a tracer's hook that does nothing (what the hook itself costs). */
+static void observe_all(rcache_options *o) {
+  o->key_family_segments = 1;
+  if (sink_on) o->event_sink.on_event = sink_noop;
+}
 
 static int64_t now_ns(void) {
   struct timespec ts;
@@ -165,6 +185,7 @@ static void raw_set_loop(redisContext *r, const char *key, const char *val, size
 static rcache *rc_open(const char *url, size_t near_bytes, int pool) {
   rcache_options o;
   rcache_options_init(&o);
+  observe_all(&o);
   o.key_prefix = "bench:";
   o.near_cache_bytes = near_bytes;
   o.pool_size = pool;
@@ -397,6 +418,7 @@ static void threads_workload(int threads, size_t vsize) {
   redisFree(r);
   rcache_options o;
   rcache_options_init(&o);
+  observe_all(&o);
   o.command_timeout_ms = 5000;
   o.connect_timeout_ms = 5000;
   o.max_value_bytes = vsize + 1024;
@@ -486,6 +508,7 @@ static void big_and_small_workload(void) {
   snprintf(url, sizeof url, "redis://%s:%d", host, port);
   rcache_options o;
   rcache_options_init(&o);
+  observe_all(&o);
   o.command_timeout_ms = 5000;
   o.max_value_bytes = (size_t)2 << 20;
   rcache *c;
@@ -788,6 +811,7 @@ static void near_workload(void) {
 static void breaker_workload(void) {
   rcache_options o;
   rcache_options_init(&o);
+  observe_all(&o);
   o.connect_timeout_ms = 100;
   o.command_timeout_ms = 100;
   o.reconnect_min_ms = 1000;
@@ -851,6 +875,7 @@ static void sigstop_workload(void) {
   rp_url(&srv, url, sizeof url, "?connect_timeout_ms=100&command_timeout_ms=100");
   rcache_options o;
   rcache_options_init(&o);
+  observe_all(&o);
   o.log_level = RCACHE_LOG_ERROR;
   rcache *c;
   if (rcache_open(&c, url, &o) != RCACHE_OK) {
@@ -921,6 +946,7 @@ static void delete_prefix_workload(void) {
   /* a latency-friendly SCAN count: each SCAN holds the server ~1 µs per key visited */
   rcache_options o;
   rcache_options_init(&o);
+  observe_all(&o);
   o.key_prefix = "bench:";
   o.pool_size = 2;
   o.scan_count = 20;
@@ -1114,10 +1140,13 @@ int main(int argc, char **argv) {
       pool_opt = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--depth") && i + 1 < argc)
       depth_opt = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--sink"))
+      sink_on = true;
     else {
       fprintf(stderr,
-              "usage: %s [--host H --port P [--unix SOCK]] [--quick] [--json FILE] "
-              "[--only GROUP] [--pool N] [--depth N]\n",
+              "usage: %s [--host H --port P [--unix SOCK]] [--quick] [--sink]\n"
+              "       [--only rss,get,set,unix,threads,many,gos,stampede,near,breaker,sigstop,\n"
+              "               delete_prefix,tags] [--pool N] [--depth N] [--json FILE]\n",
               argv[0]);
       return 2;
     }
@@ -1137,18 +1166,18 @@ int main(int argc, char **argv) {
   if (want("rss")) rss_workload(); /* first: before other workloads grow the heap */
   if (want("get")) get_workload("GET hit 100 B, 1 thread, TCP", 0, 100);
   if (want("set")) set_workload();
-  if (sock_path && want("get")) {
+  if (sock_path && want("unix")) {
     get_workload("GET hit 100 B, Unix socket", 1, 100);
     get_workload("GET hit 16 KiB, Unix socket", 1, 16384);
   }
   if (want("threads")) {
     static const int threads[] = {1, 8, 64, 256};
-    for (size_t t = 0; t < 8; t++)
-      threads_workload(threads[t % 4], t < 4 ? 100 : 16384);
+    for (size_t i = 0; i < 8; i++)
+      threads_workload(threads[i % 4], i < 4 ? 100 : 16384);
     big_and_small_workload();
   }
   if (want("many")) many_workload();
-  if (want("getorset")) gos_workload();
+  if (want("gos")) gos_workload();
   if (want("stampede")) stampede_workload();
   if (want("near")) near_workload();
   if (want("breaker")) breaker_workload();

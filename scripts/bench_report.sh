@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # `make bench-report`: turns bench/results.json into docs/perf.md with a latency chart
-# (docs/perf-latency.png, drawn by gnuplot).
+# (docs/perf-latency.png, drawn by gnuplot). The sections after the table (from the first
+# "## " heading) are written by hand and kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f bench/results.json ] || { echo "bench-report: run 'make bench' first" >&2; exit 1; }
@@ -30,7 +31,13 @@ for x in rows:
     out.append(f"| {x['workload']} | {x['ops_per_s']:.0f} | {ns(x['p50_ns'])} | {ns(x['p99_ns'])} | "
                f"{x['baseline']} | {x['baseline_value']:.1f} | {x['ratio']:.3f} | {x['target']} | {met} |")
 out += ["", "![p50 and p99 latency per workload](perf-latency.png)", ""]
-open("docs/perf.md", "w").write("\n".join(out))
+# the hand-written sections after the table (from the first "## " heading) are kept
+try:
+    old = open("docs/perf.md").read()
+except FileNotFoundError:
+    old = ""
+at = old.find("\n## ")
+open("docs/perf.md", "w").write("\n".join(out) + (old[at:] if at >= 0 else ""))
 with open("/tmp/rcache-perf.dat", "w") as f:
     for i, x in enumerate(x for x in rows if x["p50_ns"]):
         f.write(f"{i} \"{x['workload'].split(' (')[0][:34]}\" {max(x['p50_ns'],1)/1000:.3f} {max(x['p99_ns'],1)/1000:.3f}\n")

@@ -1080,6 +1080,15 @@ static void cluster_stats(rcache__backend *be, rcache_stats *st) {
   st->available = worst == RCACHE_BREAKER_CLOSED;
 }
 
+static bool cluster_server(rcache__backend *be, size_t i, rcache__server_gauges *g) {
+  cluster *cl = CL(be);
+  pthread_mutex_lock(&cl->mu); /* nodes are added, never removed, until the backend goes */
+  rcache__pool *p = i < cl->nnodes ? cl->nodes[i]->pool : NULL;
+  pthread_mutex_unlock(&cl->mu);
+  if (p) rcache__pool_gauges(p, g);
+  return p != NULL;
+}
+
 /* ---- the parsers, on their own (unit tests and fuzzing) -------------------------------------- */
 
 /* As conn.c does for replies from a socket: hiredis allocates an array's table when it
@@ -1212,6 +1221,7 @@ static const rcache__backend_ops cluster_ops = {
     .health = cluster_health,
     .available = cluster_available,
     .stats = cluster_stats,
+    .server = cluster_server,
     .after_fork = cluster_after_fork,
 };
 

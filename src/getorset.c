@@ -39,8 +39,12 @@ static rcache_status load_and_store(rcache *c, const rcache__key *k, int64_t ttl
   rcache_value v = {NULL, 0};
   COUNT(c, loads);
   int64_t t0 = rcache__now_us();
+  atomic_fetch_add_explicit(&c->obs.loads_in_progress, 1, memory_order_relaxed);
   rcache_status ls = L->fn(L->ud, &v);
+  atomic_fetch_sub_explicit(&c->obs.loads_in_progress, 1, memory_order_relaxed);
   int64_t took = rcache__now_us() - t0;
+  rcache__observe_us(c, RCACHE_OP_LOADER, NULL, ls, took > 0 ? (uint64_t)took : 0,
+                     ls == RCACHE_OK ? v.len : 0);
   atomic_store_explicit(&c->load_us[slot_of(k)], (uint32_t)(took > UINT32_MAX ? UINT32_MAX : took),
                         memory_order_relaxed);
   if (ls != RCACHE_OK) {
@@ -166,7 +170,7 @@ static void maybe_refresh(rcache *c, const rcache__key *k, int64_t ttl_ms, const
 
 /* A miss: one loader per key in the process; the others wait for it. */
 static rcache_status load_once(rcache *c, const rcache__key *k, int64_t ttl_ms, const loader *L,
-                               rcache_value *out, bool reachable, int64_t missed_us) {
+                               rcache_value *out, bool reachable, const rcache__read *missed) {
   bool leader;
   rcache__flight *f = rcache__flight_join(c->flights, k->p, k->len, &leader);
   if (!f) return RCACHE_ENOMEM;
@@ -174,9 +178,13 @@ static rcache_status load_once(rcache *c, const rcache__key *k, int64_t ttl_ms, 
   if (leader) {
     /* Another flight for this key ended after our read: its value is in the cache now,
      * so read it rather than load a second time. */
-    if (reachable && rcache__flight_done_since(c->flights, k->p, k->len, missed_us)) {
+    if (reachable && rcache__flight_done_since(c->flights, k->p, k->len, missed->now_us)) {
       rcache_value tail = {NULL, 0};
-      s = rcache__get_full(c, k, out, NULL, &tail, L->decl);
+      /* the call is counted as a load: a near hit here is not a hit of its family, but a
+       * value fetched is filed under it */
+      rcache__read again = RCACHE__READ(missed->key);
+      again.count = false;
+      s = rcache__get_full(c, k, out, NULL, &tail, L->decl, &again);
       rcache_value_free(&tail);
       if (s == RCACHE_OK) COUNT(c, coalesced);
     }
@@ -211,14 +219,15 @@ static rcache_status get_or_set(rcache *c, const char *key, int64_t ttl_s, const
   }
   int64_t remaining = -2;
   rcache_value stale = {NULL, 0};
-  int64_t missed_us = rcache__now_us();
+  rcache__read rd = RCACHE__READ(key); /* rd.now_us: the read's time (load_once) */
   /* the remaining TTL rides along (pipelined PTTL) only when early refresh needs it */
   bool xfetch = c->ctx.opt.early_refresh_beta > 0;
-  s = rcache__get_full(c, &k, out, xfetch ? &remaining : NULL, &stale, L->decl);
+  s = rcache__get_full(c, &k, out, xfetch ? &remaining : NULL, &stale, L->decl, &rd);
+  rcache_op op = s == RCACHE_OK ? RCACHE_OP_GET_OR_SET_HIT : RCACHE_OP_GET_OR_SET_LOAD;
   if (s == RCACHE_OK) {
     if (refresh_early(c, &k, remaining)) maybe_refresh(c, &k, ttl_ms, L, out);
   } else if (s == RCACHE_MISS || rcache__without_cache(c, s)) {
-    s = load_once(c, &k, ttl_ms, L, out, s == RCACHE_MISS, missed_us);
+    s = load_once(c, &k, ttl_ms, L, out, s == RCACHE_MISS, &rd);
     if (s == RCACHE_ELOADER && stale.data) { /* stale-if-error */
       COUNT(c, stale_served);
       *out = stale;
@@ -228,6 +237,7 @@ static rcache_status get_or_set(rcache *c, const char *key, int64_t ttl_s, const
   }
   rcache_value_free(&stale);
   rcache__key_free(&k);
+  rcache__observe_read(c, op, &rd, s, out->len);
   return rcache__done(c, s);
 }
 

@@ -6,6 +6,7 @@
 
 #include "flight.h"
 #include "internal.h"
+#include "observe.h"
 
 #define RCACHE__LOAD_SLOTS 4096 /* per-key load durations for early refresh, by hash */
 
@@ -20,6 +21,7 @@ struct rcache {
   /* tags.c's hint, a bit per key hash: the last value there was tagged; NULL until this
    * handle meets a tagged value */
   _Atomic(_Atomic uint64_t *) tag_hint;
+  rcache__obs obs; /* per-operation histograms, key families (observe.c) */
 };
 
 /* A handle inherited across fork(): makes its state this process's own (rcache.c). */
@@ -79,16 +81,19 @@ typedef struct rcache__tagdecl {
 
 /* Reads through the backend; counts hits/misses. When stale is non-NULL (get_or_set) and a
  * stale window is set, a value in its stale tail is a miss and is handed over in *stale;
- * *pttl (may be NULL) gets the logical remaining ms. decl (may be NULL): tags declared. */
+ * *pttl (may be NULL) gets the logical remaining ms. decl (may be NULL): tags declared.
+ * rd: a public read's context (observe.h; its clock reading is the near cache's "now"),
+ * NULL for the library's own reads, whose near hits are neither counted in a family nor
+ * timed. */
 rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
-                               rcache_value *stale, const rcache__tagdecl *decl);
+                               rcache_value *stale, const rcache__tagdecl *decl, rcache__read *rd);
 /* rcache__get_full without the tag check nor the hit/miss counts (the near cache's are
  * counted); *near_hit tells whether the near cache answered. With vers (may be NULL), a key
  * with declared tags (decl), or that the hint says is tagged, is read through tags.c's
  * rcache__tags_read, which may fill *vers. */
 rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
-                                 rcache_value *stale, bool *near_hit, rcache__versions *vers,
-                                 const rcache__tagdecl *decl);
+                                 rcache_value *stale, rcache__read *rd, bool *near_hit,
+                                 rcache__versions *vers, const rcache__tagdecl *decl);
 /* set_full flag (facade only, never passed to a backend): a get_or_set value, whose TTL
  * is extended by the stale window. */
 #define RCACHE__SET_STALE 0x100
@@ -104,6 +109,16 @@ rcache_status rcache__set_full(rcache *c, const rcache__key *k, const void *data
 rcache_status rcache__get_or_set_framed(rcache *c, const char *key, int64_t ttl_s,
                                         rcache_loader_fn load, void *ud,
                                         const rcache__tagdecl *decl, rcache_value *out);
+
+/* Ends a public read (op GET, GET_OR_SET_HIT or _LOAD) that returned s: a near hit costs a
+ * branch or two unless it is one to time (observe.h). */
+static inline void rcache__observe_read(rcache *c, rcache_op op, const rcache__read *rd,
+                                        rcache_status s, size_t bytes) {
+  if (!rd->near_hit)
+    rcache__observe(c, op, rd->key, s, rd->now_us, bytes);
+  else if (rd->sample || c->ctx.opt.event_sink.on_event)
+    rcache__observe_near(c, op, rd, bytes);
+}
 
 /* Opening lines shared by every keyed operation. */
 #define BEGIN_KEYED(c, key, k)                                                                     \

@@ -211,6 +211,16 @@ typedef struct rcache__versions {
   uint64_t bad;                    /* bit i: key i held something that is not a version */
 } rcache__versions;
 
+/* One server's connection pool as a backend reports it (rcache_get_server_stats). */
+typedef struct rcache__server_gauges {
+  char server[300]; /* host:port, [v6]:port or socket path */
+  int breaker_state;
+  int connections; /* open, or being opened */
+  int busy;        /* of which in use (carrying calls, or being opened) */
+  int calls;       /* calls on them: in flight or queued behind others (pipelined) */
+  int waiting;     /* callers waiting for room on a connection */
+} rcache__server_gauges;
+
 typedef struct rcache__backend_ops {
   const char *mode; /* "memory", "none", "standalone", "cluster", "sentinel" */
   void (*destroy)(rcache__backend *b);
@@ -256,6 +266,9 @@ typedef struct rcache__backend_ops {
   bool (*available)(rcache__backend *b);
   /* optional (may be NULL): adds backend figures (breaker state) to *s */
   void (*stats)(rcache__backend *b, rcache_stats *s);
+  /* optional (may be NULL: no servers): server i's pool (cluster: node i, in the order they
+   * became known); false past the last one */
+  bool (*server)(rcache__backend *b, size_t i, rcache__server_gauges *g);
   /* optional (may be NULL): called in a forked child, before any other use and with no
    * other thread in the backend: drops the parent's connections without writing to them,
    * reinitialises locks a vanished thread may have held, restarts background threads. */

@@ -41,6 +41,7 @@ typedef struct entry {
   size_t charge;       /* bytes accounted for this slot */
   bool pending;        /* a placeholder: the leader's reply has not come yet */
   bool seen, conflict; /* placeholder: replies recorded by followers */
+  uint8_t group;       /* hit group (rcache__near_fill) */
   uint64_t seen_hash;
   char data[]; /* key, then value + NUL */
 } entry;
@@ -52,7 +53,9 @@ typedef struct shard {
   size_t nslots, nvalues;
   size_t bytes, budget;
   uint64_t next_ticket;
-  lru_link lru; /* sentinel */
+  lru_link lru;     /* sentinel */
+  uint32_t hit_seq; /* counted hits (rcache__near_hit.seq) */
+  uint64_t group_hits[RCACHE__NEAR_GROUPS];
   char pad[64];
 } shard;
 
@@ -285,7 +288,7 @@ int rcache__near_sources(rcache__near *n) {
 /* ---- lookups and fetches --------------------------------------------------------------------- */
 
 rcache_status rcache__near_get(rcache__near *n, const char *key, size_t klen, int64_t now_us,
-                               rcache_value *out, int64_t *key_ttl_ms) {
+                               rcache_value *out, int64_t *key_ttl_ms, rcache__near_hit *hit) {
   if (!rcache__near_serving(n)) return RCACHE_MISS;
   uint64_t h = hash64(key, klen);
   shard *s = shard_of(n, h);
@@ -305,6 +308,11 @@ rcache_status rcache__near_get(rcache__near *n, const char *key, size_t klen, in
         *key_ttl_ms = e->key_expire_us < 0 ? -1 : (e->key_expire_us - now_us + 999) / 1000;
       lru_unlink(e);
       lru_front(s, e);
+      if (hit) {
+        hit->group = e->group;
+        hit->seq = ++s->hit_seq;
+        if (e->group < RCACHE__NEAR_GROUPS) s->group_hits[e->group]++;
+      }
       st = RCACHE_OK;
     } else {
       st = RCACHE_ENOMEM;
@@ -385,7 +393,7 @@ static bool complete(rcache__near *n, uint64_t t, const char *key, size_t klen, 
 }
 
 bool rcache__near_fill(rcache__near *n, uint64_t t, const char *key, size_t klen, const void *data,
-                       size_t len, int64_t now_us, int64_t key_ttl_ms) {
+                       size_t len, int64_t now_us, int64_t key_ttl_ms, uint8_t group) {
   if (t == 0) return false;
   int64_t life = n->max_ttl_us;
   if (key_ttl_ms >= 0 && key_ttl_ms * 1000 < life) life = key_ttl_ms * 1000;
@@ -394,6 +402,7 @@ bool rcache__near_fill(rcache__near *n, uint64_t t, const char *key, size_t klen
       (v = slot_new(key, klen, data, len, false))) {
     v->expire_us = life == INT64_MAX ? INT64_MAX : now_us + life;
     v->key_expire_us = key_ttl_ms < 0 ? -1 : now_us + key_ttl_ms * 1000;
+    v->group = group;
   }
   return complete(n, t, key, klen, data ? data : "", len, v, true);
 }
@@ -431,6 +440,17 @@ void rcache__near_flush(rcache__near *n) {
       unlink_slot(s, (entry *)s->lru.next, &dead);
     pthread_mutex_unlock(&s->mu);
     free_chain(dead);
+  }
+}
+
+void rcache__near_group_hits(rcache__near *n, uint64_t *hits) {
+  memset(hits, 0, RCACHE__NEAR_GROUPS * sizeof *hits);
+  for (unsigned i = 0; i < n->nshards; i++) {
+    shard *s = &n->shards[i];
+    pthread_mutex_lock(&s->mu);
+    for (int g = 0; g < RCACHE__NEAR_GROUPS; g++)
+      hits[g] += s->group_hits[g];
+    pthread_mutex_unlock(&s->mu);
   }
 }
 

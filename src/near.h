@@ -32,12 +32,26 @@ typedef struct rcache__near rcache__near;
 rcache__near *rcache__near_new(size_t max_bytes, int64_t max_ttl_ms);
 void rcache__near_free(rcache__near *n);
 
+/* Hit groups: a value may be filed under a group (0 .. RCACHE__NEAR_GROUPS - 1) when it is
+ * installed, and the table counts the hits of each group, under the shard lock it takes
+ * anyway (the facade's key families: a per-family count costs no atomic add). */
+#define RCACHE__NEAR_GROUPS (RCACHE_MAX_FAMILIES + 1)
+#define RCACHE__NEAR_NOGROUP 0xff /* not counted */
+
+/* What a counted hit tells its caller: the value's group, and how many counted hits its
+ * shard has served (this one included), for sampling one hit in N. */
+typedef struct rcache__near_hit {
+  uint8_t group;
+  uint32_t seq;
+} rcache__near_hit;
+
 /* Looks key up at time now_us. RCACHE_OK with a malloc'd, NUL-terminated copy in *out
  * (the caller frees it) and the key's remaining TTL in *key_ttl_ms (may be NULL; -1 = no
  * expiry); RCACHE_MISS when absent, being fetched, expired or while not serving;
- * RCACHE_ENOMEM. */
+ * RCACHE_ENOMEM. A hit with hit != NULL is counted (in its group and its shard's sequence)
+ * and described in *hit; with hit NULL it is not counted. */
 rcache_status rcache__near_get(rcache__near *n, const char *key, size_t klen, int64_t now_us,
-                               rcache_value *out, int64_t *key_ttl_ms);
+                               rcache_value *out, int64_t *key_ttl_ms, rcache__near_hit *hit);
 
 /* Marks key as being fetched; returns the ticket for rcache__near_fill / _end (never 0).
  * While not serving (or without memory) the ticket only witnesses: its reply installs
@@ -46,10 +60,11 @@ uint64_t rcache__near_begin(rcache__near *n, const char *key, size_t klen);
 
 /* The reply for ticket t arrived: value data/len, the key's remaining TTL key_ttl_ms
  * (-1 = none) as read in the same round trip. Installs it with a lifetime of
- * min(key_ttl_ms, max_ttl_ms) from now_us when the placeholder of t is still there; true
- * when installed. Values too large for the table are not kept. */
+ * min(key_ttl_ms, max_ttl_ms) from now_us, filed under group (or RCACHE__NEAR_NOGROUP),
+ * when the placeholder of t is still there; true when installed. Values too large for the
+ * table are not kept. */
 bool rcache__near_fill(rcache__near *n, uint64_t t, const char *key, size_t klen, const void *data,
-                       size_t len, int64_t now_us, int64_t key_ttl_ms);
+                       size_t len, int64_t now_us, int64_t key_ttl_ms, uint8_t group);
 
 /* The fetch of ticket t ended without a value to install. observed: the reply said
  * something about the key (absent, or logically expired), which may be newer than what a
@@ -83,6 +98,9 @@ void rcache__near_after_fork(rcache__near *n);
 
 /* Current figures: entries (values, not placeholders) and accounted bytes. */
 void rcache__near_usage(rcache__near *n, uint64_t *entries, uint64_t *bytes);
+
+/* The counted hits of each group since the table was made: hits[RCACHE__NEAR_GROUPS]. */
+void rcache__near_group_hits(rcache__near *n, uint64_t *hits);
 
 /* The largest value (plus key) the table keeps. */
 size_t rcache__near_max_entry(const rcache__near *n);

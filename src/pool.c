@@ -880,6 +880,25 @@ bool rcache__pool_available(rcache__pool *p) {
   return rcache__breaker_allow(&p->br);
 }
 
+void rcache__pool_gauges(rcache__pool *p, rcache__server_gauges *g) {
+  memset(g, 0, sizeof *g);
+  pthread_mutex_lock(&p->mu);
+  rcache__addr_str(&p->addr, g->server, sizeof g->server);
+  int idle = 0, shared = 0, calls = 0;
+  for (rcache__conn *c = p->idle; c; c = c->next)
+    idle++;
+  for (rcache__conn *c = p->shared; c; c = c->next) {
+    shared++;
+    calls += c->calls;
+  }
+  g->connections = p->total;
+  g->busy = p->total > idle ? p->total - idle : 0;
+  g->calls = calls + (g->busy > shared ? g->busy - shared : 0); /* + one per held connection */
+  g->waiting = p->waiting + p->joining;
+  pthread_mutex_unlock(&p->mu);
+  g->breaker_state = rcache__pool_breaker_state(p);
+}
+
 int rcache__pool_breaker_state(rcache__pool *p) {
   return atomic_load_explicit(&p->br.state, memory_order_relaxed);
 }

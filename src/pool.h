@@ -113,6 +113,9 @@ void rcache__pool_after_fork(rcache__pool *p);
 void rcache__pool_set_addr(rcache__pool *p, const rcache__addr *a);
 void rcache__pool_addr(rcache__pool *p, rcache__addr *a);
 
+/* The pool's gauges (internal.h), read under its lock. */
+void rcache__pool_gauges(rcache__pool *p, rcache__server_gauges *g);
+
 bool rcache__pool_available(rcache__pool *p);
 int rcache__pool_breaker_state(rcache__pool *p);
 /* Why the pool is unavailable ("" when it is not), and the status that says it:

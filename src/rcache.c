@@ -449,6 +449,7 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *g
     rcache__free(c);
     return rcache__done(NULL, s);
   }
+  rcache__obs_init(c);
   if (c->ctx.opt.strict_config) {
     char why[sizeof((rcache_health *)0)->error];
     s = check_config(c, why, sizeof why);
@@ -519,14 +520,21 @@ static bool in_stale_tail(const rcache *c, int64_t pttl) {
 }
 
 /* The near cache's part of a read: a hit answers it (true); otherwise *ticket is the fetch
- * to complete with near_done() (0 when there is no near cache). */
+ * to complete with near_done() (0 when there is no near cache). A public read's hit (rd) is
+ * counted in its family's group and told whether it is one to time (observe.c). */
 static bool near_lookup(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
-                        uint64_t *ticket) {
+                        int64_t now_us, rcache__read *rd, uint64_t *ticket) {
   rcache__near *n = c->ctx.near;
   *ticket = 0;
   if (!n) return false;
-  if (rcache__near_get(n, k->p, k->len, rcache__now_us(), out, pttl) == RCACHE_OK) {
+  rcache__near_hit hit;
+  if (rcache__near_get(n, k->p, k->len, now_us, out, pttl, rd && rd->count ? &hit : NULL) ==
+      RCACHE_OK) {
     COUNT(c, near_hits);
+    if (rd && rd->count) {
+      rd->group = hit.group;
+      rd->sample = hit.seq % RCACHE__NEAR_SAMPLE == 0;
+    }
     return true;
   }
   COUNT(c, near_misses);
@@ -534,12 +542,14 @@ static bool near_lookup(rcache *c, const rcache__key *k, rcache_value *out, int6
   return false;
 }
 
-/* The remote reply for a near fetch: s and the logical remaining ms (-1 none). */
-static void near_done(rcache *c, const rcache__key *k, uint64_t ticket, rcache_status s,
-                      const rcache_value *v, int64_t ms) {
+/* The remote reply for a near fetch: s and the logical remaining ms (-1 none). The value is
+ * filed under the family of the public read that fetched it, if any. */
+static void near_done(rcache *c, const rcache__key *k, const rcache__read *rd, uint64_t ticket,
+                      rcache_status s, const rcache_value *v, int64_t ms) {
   if (!ticket) return;
   if (s == RCACHE_OK)
-    rcache__near_fill(c->ctx.near, ticket, k->p, k->len, v->data, v->len, rcache__now_us(), ms);
+    rcache__near_fill(c->ctx.near, ticket, k->p, k->len, v->data, v->len, rcache__now_us(), ms,
+                      rcache__obs_group(c, rd ? rd->key : NULL));
   else
     rcache__near_end(c->ctx.near, ticket, k->p, k->len, s == RCACHE_MISS);
 }
@@ -558,11 +568,14 @@ static void near_flush(rcache *c) {
 }
 
 rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
-                                 rcache_value *stale, bool *near_hit, rcache__versions *vers,
-                                 const rcache__tagdecl *decl) {
+                                 rcache_value *stale, rcache__read *rd, bool *near_hit,
+                                 rcache__versions *vers, const rcache__tagdecl *decl) {
   int64_t ms = -2;
   uint64_t ticket;
-  if ((*near_hit = near_lookup(c, k, out, pttl, &ticket))) return RCACHE_OK;
+  /* a public read's start, and the near cache's "now": one clock read for a near hit */
+  int64_t now_us = rd || c->ctx.near ? rcache__now_us() : 0;
+  if (rd) rd->now_us = now_us;
+  if ((*near_hit = near_lookup(c, k, out, pttl, now_us, rd, &ticket))) return RCACHE_OK;
   bool want = pttl || c->stale_ms > 0 || ticket;
   rcache__backend *be = rcache__be(c);
   rcache_status s;
@@ -576,7 +589,7 @@ rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *
   /* the near cache keeps values no longer than their logical TTL (never their stale tail);
    * one in its stale tail is not kept, but its bytes still count against older fetches */
   int64_t logical = ms >= 0 && c->stale_ms > 0 ? (ms > c->stale_ms ? ms - c->stale_ms : 0) : ms;
-  near_done(c, k, ticket, s, out, logical);
+  near_done(c, k, rd, ticket, s, out, logical);
   if (s == RCACHE_OK && stale && in_stale_tail(c, ms)) { /* get_or_set's view only */
     *stale = *out;
     *out = (rcache_value){NULL, 0};
@@ -588,11 +601,12 @@ rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *
 
 /* A stored value, a tagged one only while its tags' versions are current (tags.c). */
 rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
-                               rcache_value *stale, const rcache__tagdecl *decl) {
+                               rcache_value *stale, const rcache__tagdecl *decl, rcache__read *rd) {
   bool near_hit;
   rcache__versions vers = {.n = 0};
-  rcache_status s = rcache__get_stored(c, k, out, pttl, stale, &near_hit, &vers, decl);
+  rcache_status s = rcache__get_stored(c, k, out, pttl, stale, rd, &near_hit, &vers, decl);
   if (s == RCACHE_OK) s = rcache__tags_unwrap(c, k->p, k->len, out, &vers, decl);
+  if (rd) rd->near_hit = near_hit && s == RCACHE_OK;
   if (stale && stale->data && rcache__tags_unwrap(c, k->p, k->len, stale, &vers, decl) != RCACHE_OK)
     *stale = (rcache_value){NULL, 0};
   if (near_hit && s == RCACHE_OK) return s; /* counted as a near hit */
@@ -605,13 +619,15 @@ rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *ou
 
 rcache_status rcache_get(rcache *c, const char *key, rcache_value *out) {
   if (out) *out = (rcache_value){NULL, 0};
+  rcache__read rd = RCACHE__READ(key);
   BEGIN_KEYED(c, key, k);
   if (!out) {
     rcache__key_free(&k);
     return rcache__einval(c, "out is NULL");
   }
-  rcache_status s = rcache__get_full(c, &k, out, NULL, NULL, NULL);
+  rcache_status s = rcache__get_full(c, &k, out, NULL, NULL, NULL, &rd);
   rcache__key_free(&k);
+  rcache__observe_read(c, RCACHE_OP_GET, &rd, s, out->len);
   return rcache__done(c, s);
 }
 
@@ -640,6 +656,7 @@ rcache_status rcache__set_full(rcache *c, const rcache__key *k, const void *data
 }
 
 rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t len, int64_t ttl_s) {
+  int64_t t0 = rcache__now_us();
   BEGIN_KEYED(c, key, k);
   rcache_status s;
   int64_t ttl_ms = rcache__ttl_ms(c, ttl_s);
@@ -653,17 +670,21 @@ rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t le
     s = rcache__set_full(c, &k, data, len, ttl_ms, 0);
   }
   rcache__key_free(&k);
+  rcache__observe(c, RCACHE_OP_SET, key, s, t0, len);
   return rcache__done(c, s);
 }
 
 rcache_status rcache_delete(rcache *c, const char *key) {
+  int64_t t0 = rcache__now_us();
   BEGIN_KEYED(c, key, k);
   rcache__backend *be = rcache__be(c);
   rcache_status s = be->ops->del(be, k.p, k.len);
   near_drop(c, k.p, k.len);
   if (s == RCACHE_OK) COUNT(c, deletes);
   rcache__key_free(&k);
-  return rcache__done(c, rcache__remote(c, s));
+  s = rcache__remote(c, s);
+  rcache__observe(c, RCACHE_OP_DELETE, key, s, t0, 0);
+  return rcache__done(c, s);
 }
 
 bool rcache__progress_add(rcache__progress *p, uint64_t n) {
@@ -674,6 +695,7 @@ bool rcache__progress_add(rcache__progress *p, uint64_t n) {
 
 static rcache_status delete_glob(rcache *c, const char *lit, const char *glob, rcache__progress *p,
                                  uint64_t *deleted) {
+  int64_t t0 = rcache__now_us();
   size_t gl;
   char *g = ns_glob(c, lit, glob, &gl);
   if (!g) return rcache__done(c, RCACHE_ENOMEM);
@@ -683,7 +705,9 @@ static rcache_status delete_glob(rcache *c, const char *lit, const char *glob, r
   near_flush(c);
   atomic_fetch_add_explicit(&c->ctx.n.deletes, p->done, memory_order_relaxed);
   if (deleted) *deleted = p->done;
-  return rcache__done(c, rcache__remote(c, s));
+  s = rcache__remote(c, s);
+  rcache__observe(c, RCACHE_OP_DELETE_MATCH, NULL, s, t0, 0);
+  return rcache__done(c, s);
 }
 
 rcache_status rcache_delete_prefix_progress(rcache *c, const char *prefix, rcache_progress_fn fn,
@@ -741,7 +765,7 @@ rcache_status rcache_flush(rcache *c) {
 
 static rcache_status incr_full(rcache *c, const char *key, int64_t by, int64_t ttl_ms,
                                int64_t *out) {
-  int64_t v = 0;
+  int64_t v = 0, t0 = rcache__now_us();
   if (out) *out = 0;
   BEGIN_KEYED(c, key, k);
   rcache__backend *be = rcache__be(c);
@@ -749,7 +773,9 @@ static rcache_status incr_full(rcache *c, const char *key, int64_t by, int64_t t
   near_drop(c, k.p, k.len);
   rcache__key_free(&k);
   if (s == RCACHE_OK && out) *out = v;
-  return rcache__done(c, rcache__remote(c, s));
+  s = rcache__remote(c, s);
+  rcache__observe(c, RCACHE_OP_INCR, key, s, t0, 0);
+  return rcache__done(c, s);
 }
 
 rcache_status rcache_incr(rcache *c, const char *key, int64_t by, int64_t *out) {
@@ -862,6 +888,7 @@ static rcache_status keys_make(rcache *c, const char *const *keys, size_t n, cha
 rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcache_value *vals,
                               rcache_status *statuses) {
   rcache__err_clear();
+  int64_t t0 = rcache__now_us();
   if (!c) return rcache__einval(NULL, "handle is NULL");
   rcache__enter(c);
   if (n == 0) return RCACHE_OK;
@@ -900,7 +927,9 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
     rcache__err_clear();
     (void)rcache__done(c, RCACHE_ENOMEM);
   }
-  return rcache__done(c, rcache__remote(c, s));
+  s = rcache__remote(c, s);
+  rcache__observe(c, RCACHE_OP_GET_MANY, NULL, s, t0, 0);
+  return rcache__done(c, s);
 }
 
 static void escape_many_free(const rcache_value *vals, size_t n, rcache_value *esc) {
@@ -932,6 +961,7 @@ static rcache_status escape_many(const rcache_value *vals, size_t n, rcache_valu
 rcache_status rcache_set_many(rcache *c, const char *const *keys, const rcache_value *vals,
                               size_t n, int64_t ttl_s) {
   rcache__err_clear();
+  int64_t t0 = rcache__now_us();
   if (!c) return rcache__einval(NULL, "handle is NULL");
   rcache__enter(c);
   if (n == 0) return RCACHE_OK;
@@ -968,6 +998,7 @@ rcache_status rcache_set_many(rcache *c, const char *const *keys, const rcache_v
   }
   escape_many_free(vals, n, esc);
   rcache__free(ttls);
+  rcache__observe(c, RCACHE_OP_SET_MANY, NULL, s, t0, 0);
   return rcache__done(c, s);
 }
 
@@ -1004,6 +1035,7 @@ rcache_status rcache_scan(rcache *c, const char *glob, uint64_t limit, rcache_sc
 rcache_status rcache_health_check(rcache *c, rcache_health *h) {
   rcache__err_clear();
   if (!c || !h) return rcache__einval(c, "handle or h is NULL");
+  int64_t t0 = rcache__now_us();
   rcache__enter(c);
   memset(h, 0, sizeof *h);
   rcache__backend *be = rcache__be(c);
@@ -1016,6 +1048,7 @@ rcache_status rcache_health_check(rcache *c, rcache_health *h) {
   h->healthy = s == RCACHE_OK;
   if (!h->healthy && !h->error[0]) snprintf(h->error, sizeof h->error, "%s", rcache_strerror(s));
   rcache__mask(h->error, c->ctx.url.password); /* whatever path the text took (log.c) */
+  rcache__observe(c, RCACHE_OP_HEALTH, NULL, s, t0, 0);
   return rcache__done(c, s);
 }
 

@@ -755,6 +755,12 @@ void rcache__redis_one_stats(rcache__backend *be, rcache_stats *s) {
   s->available = s->breaker_state == RCACHE_BREAKER_CLOSED;
 }
 
+bool rcache__redis_one_server(rcache__backend *be, size_t i, rcache__server_gauges *g) {
+  if (i > 0) return false;
+  rcache__pool_gauges(R(be)->pool, g);
+  return true;
+}
+
 static void standalone_after_fork(rcache__backend *be) {
   atomic_store(&SA(be)->busy, false); /* a parent thread may have been asking */
   rcache__tracked_pool_after_fork(R(be)->pool, R(be)->tracking);
@@ -778,6 +784,7 @@ static const rcache__backend_ops standalone_ops = {
     .health = standalone_health,
     .available = rcache__redis_one_available,
     .stats = rcache__redis_one_stats,
+    .server = rcache__redis_one_server,
     .after_fork = standalone_after_fork,
 };
 

@@ -98,6 +98,7 @@ rcache_status rcache__redis_one_set_many(rcache__backend *b, const char *const *
 rcache_status rcache__redis_one_health(rcache__backend *b, rcache_health *h);
 bool rcache__redis_one_available(rcache__backend *b);
 void rcache__redis_one_stats(rcache__backend *b, rcache_stats *s);
+bool rcache__redis_one_server(rcache__backend *b, size_t i, rcache__server_gauges *g);
 
 /* Node-level helpers for a topology with several servers. */
 /* SCAN … MATCH glob COUNT scan_count over one server. With del (non-NULL), UNLINK each

@@ -400,6 +400,7 @@ static const rcache__backend_ops sentinel_ops = {
     .health = rcache__redis_one_health,
     .available = rcache__redis_one_available,
     .stats = rcache__redis_one_stats,
+    .server = rcache__redis_one_server,
     .after_fork = sentinel_after_fork,
 };
 

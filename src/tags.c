@@ -169,7 +169,7 @@ static rcache_status near_versions(rcache *c, const vkeys *v, int64_t *ver) {
   for (size_t i = 0; i < v->n; i++) {
     rcache_value val;
     bool hit;
-    rcache_status s = rcache__get_stored(c, &v->k[i], &val, NULL, NULL, &hit, NULL, NULL);
+    rcache_status s = rcache__get_stored(c, &v->k[i], &val, NULL, NULL, NULL, &hit, NULL, NULL);
     ver[i] = 0;
     if (s == RCACHE_OK) {
       bool ok = rcache__parse_i64(val.data, val.len, &ver[i]) && ver[i] != 0;
@@ -602,7 +602,7 @@ static rcache_status frame_value(const char *const *tags, const size_t *tlen, si
 rcache_status rcache_set_tagged(rcache *c, const char *key, const void *data, size_t len,
                                 int64_t ttl_s, const char *const *tags, size_t ntags) {
   size_t tlen[RCACHE_TAGS_MAX];
-  int64_t ver[RCACHE_TAGS_MAX + 1];
+  int64_t ver[RCACHE_TAGS_MAX + 1], t0 = rcache__now_us();
   BEGIN_KEYED(c, key, k);
   int64_t ttl_ms = rcache__ttl_ms(c, ttl_s);
   rcache_status s = check_tags(tags, ntags, tlen);
@@ -620,41 +620,44 @@ rcache_status rcache_set_tagged(rcache *c, const char *key, const void *data, si
   if (s == RCACHE_OK) s = rcache__set_full(c, &k, v.data, v.len, ttl_ms, RCACHE__SET_FRAME);
   rcache_value_free(&v);
   rcache__key_free(&k);
+  rcache__observe(c, RCACHE_OP_SET, key, s, t0, len);
   return rcache__done(c, s);
 }
 
 /* ---- invalidating ---------------------------------------------------------------------------- */
 
-static rcache_status bump(rcache *c, const char *tag) {
+static rcache_status bump(rcache *c, const char *tag, int64_t t0) {
   rcache__key k;
   rcache_status s = version_key(c, tag, tag ? strlen(tag) : 0, &k);
-  if (s != RCACHE_OK) return rcache__done(c, s);
-  rcache__backend *be = rcache__be(c);
-  int64_t v;
-  if (strcmp(be->ops->mode, "none") == 0) { /* nothing is ever cached: nothing to invalidate */
+  if (s == RCACHE_OK) {
+    rcache__backend *be = rcache__be(c);
+    int64_t v;
+    if (strcmp(be->ops->mode, "none") != 0) { /* none: nothing is cached, nothing to do */
+      s = rcache__remote(c, be->ops->incr(be, k.p, k.len, 1, 0, &v));
+      if (c->ctx.near) rcache__near_invalidate(c->ctx.near, k.p, k.len);
+    }
     rcache__key_free(&k);
-    return RCACHE_OK;
   }
-  s = be->ops->incr(be, k.p, k.len, 1, 0, &v);
-  if (c->ctx.near) rcache__near_invalidate(c->ctx.near, k.p, k.len);
-  rcache__key_free(&k);
-  return rcache__done(c, rcache__remote(c, s));
+  rcache__observe(c, RCACHE_OP_INVALIDATE_TAG, NULL, s, t0, 0);
+  return rcache__done(c, s);
 }
 
 rcache_status rcache_invalidate_tag(rcache *c, const char *tag) {
+  int64_t t0 = rcache__now_us();
   rcache__err_clear();
   if (!c) return rcache__einval(NULL, "handle is NULL");
   if (!tag || !tag[0]) return rcache__einval(c, "tag is NULL or empty");
   if (strlen(tag) > UINT16_MAX) return rcache__done(c, RCACHE_ETOOBIG);
   rcache__enter(c);
-  return bump(c, tag);
+  return bump(c, tag, t0);
 }
 
 rcache_status rcache_clear(rcache *c) {
+  int64_t t0 = rcache__now_us();
   rcache__err_clear();
   if (!c) return rcache__einval(NULL, "handle is NULL");
   rcache__enter(c);
-  return bump(c, NULL);
+  return bump(c, NULL, t0);
 }
 
 /* ---- get_or_set with tags -------------------------------------------------------------------- */
@@ -758,7 +761,7 @@ rcache_status rcache_get_tagged(rcache *c, const char *key, const char *const *t
   rcache_status s = out ? check_tags(tags, ntags, tlen) : RCACHE_EINVAL;
   if (!out) rcache__errf("invalid argument: out is NULL");
   rcache__tagdecl decl = {tags, tlen, ntags};
-  if (s == RCACHE_OK) s = rcache__get_full(c, &k, out, NULL, NULL, &decl);
+  if (s == RCACHE_OK) s = rcache__get_full(c, &k, out, NULL, NULL, &decl, NULL);
   rcache__key_free(&k);
   return rcache__done(c, s);
 }

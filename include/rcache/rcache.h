@@ -104,6 +104,7 @@ typedef void (*rcache_log_fn)(int level, const char *msg, void *ud);
  * the library reads only that many bytes and gives later fields their defaults, so a
  * program built against an older header keeps working with a newer library.
  */
+struct rcache_event; /* the event sink's argument, below */
 typedef struct rcache_options {
   size_t size;            /* set by rcache_options_init(); do not change */
   const char *key_prefix; /* prepended to every key, pattern and flush; NULL = none */
@@ -197,6 +198,20 @@ typedef struct rcache_options {
    * joins a connection while a reply of more than 64 KiB streams in on it. */
   int pipeline_depth;
   size_t pipeline_max_bytes;
+
+  /* Hits and misses per key family (docs/operations.md, "Monitoring"): a key's family is
+   * its first key_family_segments ':'-separated segments (without key_prefix), e.g. 1 makes
+   * "user:42" count under "user". At most RCACHE_MAX_FAMILIES families are kept, the rest
+   * count under "other". 0 (default) = off. */
+  unsigned key_family_segments;
+  /* Called once at the end of every timed call (see rcache_op; near-cache hits included,
+   * each then timed), on the calling thread: the way to plug in OpenTelemetry or any
+   * tracer. Must be fast and must not call back into this handle. NULL (default) = off,
+   * which costs one predictable branch. */
+  struct rcache_event_sink {
+    void (*on_event)(const struct rcache_event *ev, void *ud);
+    void *ud;
+  } event_sink;
 } rcache_options;
 
 /* Fills the first `size` bytes of *o with the documented defaults (zeroing them, padding
@@ -402,6 +417,105 @@ RCACHE_API void rcache_get_stats_sized(rcache *c, rcache_stats *s, size_t size);
  * are then left out), so pass a struct rcache_get_stats() filled. */
 RCACHE_API size_t rcache_stats_prometheus(const rcache_stats *s, char *buf, size_t size);
 RCACHE_API size_t rcache_stats_json(const rcache_stats *s, char *buf, size_t size);
+
+/* ---- observability (docs/operations.md, "Monitoring") --------------------------------------- */
+
+/* The timed operations: each public call below is timed once, from entry to return
+ * (rcache_exists, rcache_ttl, rcache_flush and rcache_scan are not). A read the near cache
+ * answers is timed one in 64 (per shard of the near table), that one counting for 64,
+ * unless an event sink is set (docs/operations.md, "Monitoring"). */
+typedef enum rcache_op {
+  RCACHE_OP_GET,             /* rcache_get (and the typed getters) */
+  RCACHE_OP_SET,             /* rcache_set, rcache_set_tagged (and the typed setters) */
+  RCACHE_OP_DELETE,          /* rcache_delete */
+  RCACHE_OP_GET_OR_SET_HIT,  /* rcache_get_or_set answered from the cache */
+  RCACHE_OP_GET_OR_SET_LOAD, /* rcache_get_or_set that loaded (or waited for a load) */
+  RCACHE_OP_INCR,            /* rcache_incr / decr / incr_expire / rate_limit */
+  RCACHE_OP_DELETE_MATCH,    /* rcache_delete_prefix / rcache_delete_pattern */
+  RCACHE_OP_GET_MANY,        /* rcache_get_many */
+  RCACHE_OP_SET_MANY,        /* rcache_set_many */
+  RCACHE_OP_HEALTH,          /* rcache_health_check */
+  RCACHE_OP_LOADER,          /* one get_or_set loader run (inside a GET_OR_SET_LOAD) */
+  RCACHE_OP_INVALIDATE_TAG,  /* rcache_invalidate_tag, rcache_clear */
+  RCACHE_OP_COUNT
+} rcache_op;
+
+/* "get", "set", "delete", "get_or_set_hit", "get_or_set_load", "incr", "delete_match",
+ * "get_many", "set_many", "health", "loader", "invalidate_tag"; NULL when out of range. */
+RCACHE_API const char *rcache_op_name(rcache_op op);
+
+/* Fixed log-scale buckets: bucket i holds durations <= 2^i µs (1 µs .. 2^22 µs ≈ 4.2 s);
+ * the last one (RCACHE_OP_BUCKETS - 1) holds everything longer (+Inf). */
+#define RCACHE_OP_BUCKETS 24
+/* The upper bound of bucket i in µs; UINT64_MAX for the last one and beyond. */
+RCACHE_API uint64_t rcache_op_bucket_le_us(int i);
+
+/* One operation's latency histogram since rcache_open(). ABI as rcache_stats: `size` is
+ * set by rcache_get_op_stats(); new fields go at the end only. Buckets are not cumulative;
+ * count is their sum. */
+typedef struct rcache_op_stats {
+  size_t size;
+  uint64_t count;
+  uint64_t sum_us;
+  uint64_t bucket[RCACHE_OP_BUCKETS];
+} rcache_op_stats;
+
+/* Fills *s (its first `size` bytes) with op's histogram. RCACHE_EINVAL when c or s is
+ * NULL or op is out of range (then *s is zeroed). Use rcache_get_op_stats(c, op, s). */
+RCACHE_API rcache_status rcache_get_op_stats_sized(rcache *c, rcache_op op, rcache_op_stats *s,
+                                                   size_t size);
+#define rcache_get_op_stats(c, op, s)                                                              \
+  rcache_get_op_stats_sized((c), (op), (s), sizeof(rcache_op_stats))
+
+#define RCACHE_MAX_FAMILIES 32
+/* Family i (0, 1, ... in order of first use) with key_family_segments set: its name into
+ * name (NUL-terminated, truncated to namelen) and its get / get_or_set hits (near-cache hits
+ * included) and misses. After the last family, one more index reports "other"; past it,
+ * RCACHE_MISS; RCACHE_EINVAL when c is NULL. name, hits and misses may be NULL. */
+RCACHE_API rcache_status rcache_get_family_stats(rcache *c, size_t i, char *name, size_t namelen,
+                                                 uint64_t *hits, uint64_t *misses);
+
+/* One server's connection pool (for a cluster: one node's), a snapshot of gauges. ABI as
+ * rcache_stats: `size` is set by rcache_get_server_stats(); new fields go at the end only. */
+typedef struct rcache_server_stats {
+  size_t size;
+  char server[300];     /* host:port, [v6]:port or Unix socket path; never a password */
+  int breaker_state;    /* RCACHE_BREAKER_* of this server */
+  unsigned connections; /* connections open (or being opened) */
+  unsigned busy;        /* of which in use now */
+  unsigned calls;       /* calls on them: sent and unanswered, or queued to be sent
+                           (pipelining: several per connection) */
+  unsigned waiting;     /* calls waiting for room on a connection (every connection in use
+                           and full: pool_size, pipeline_depth, pipeline_max_bytes) */
+} rcache_server_stats;
+
+/* Fills *s (its first `size` bytes) with server i's gauges: i = 0 for a standalone or
+ * Sentinel-managed server, one index per node (masters and replicas, in the order they
+ * became known) for a cluster. RCACHE_OK; RCACHE_MISS past the last server (memory:// and
+ * none:// have none; *s is zeroed); RCACHE_EINVAL when c or s is NULL or size is too small
+ * to hold s->size. Use rcache_get_server_stats(c, i, s). Thread-safe; takes each pool's lock
+ * briefly. */
+RCACHE_API rcache_status rcache_get_server_stats_sized(rcache *c, size_t i, rcache_server_stats *s,
+                                                       size_t size);
+#define rcache_get_server_stats(c, i, s)                                                           \
+  rcache_get_server_stats_sized((c), (i), (s), sizeof(rcache_server_stats))
+
+/* What the event sink receives (options.event_sink). Pointers are valid during the call
+ * only. Never holds a key or a password. */
+typedef struct rcache_event {
+  rcache_op op;
+  rcache_status status; /* what the call returned */
+  const char *family;   /* the key's family ("" when off or not keyed) */
+  uint64_t duration_us;
+  const char *server; /* host:port or socket path of the configured server, or the mode */
+  size_t bytes;       /* value bytes read or written (0 when none) */
+} rcache_event;
+
+/* Everything above plus rcache_get_stats()'s figures and gauges as Prometheus text
+ * (histograms rcache_op_duration_seconds{op,client,server} with _bucket/_sum/_count) or
+ * JSON, into buf with snprintf semantics (returns the length needed, without the NUL). */
+RCACHE_API size_t rcache_metrics_prometheus(rcache *c, char *buf, size_t size);
+RCACHE_API size_t rcache_metrics_json(rcache *c, char *buf, size_t size);
 
 /* Visits up to `limit` (0 = all) keys matching glob within key_prefix, without it in the
  * names passed to fn. fn returns false to stop. For tools (the CLI's `scan`): SCAN-based. */

@@ -148,3 +148,345 @@ CONTRACT_ANY_TEST(errmsg_after_failures) {
   if (other) CHECK_STR(rcache_errmsg(other), "");
   CHECK_STR(rcache_mode(NULL), "");
 }
+
+/* ---- per-operation histograms, key families, the event sink (issue 20) ---------------------- */
+
+typedef struct ev_log {
+  int calls[RCACHE_OP_COUNT];
+  rcache_status last[RCACHE_OP_COUNT];
+  char family[RCACHE_OP_COUNT][32];
+  size_t bytes[RCACHE_OP_COUNT];
+  bool server_set;
+} ev_log;
+
+static void on_event(const rcache_event *ev, void *ud) {
+  ev_log *l = ud;
+  if ((unsigned)ev->op >= RCACHE_OP_COUNT) return;
+  l->calls[ev->op]++;
+  l->last[ev->op] = ev->status;
+  snprintf(l->family[ev->op], sizeof l->family[ev->op], "%s", ev->family);
+  l->bytes[ev->op] = ev->bytes;
+  l->server_set = ev->server && ev->server[0];
+}
+
+static rcache_status load_v(void *ud, rcache_value *out) {
+  (void)ud;
+  out->data = strdup("loaded");
+  out->len = 6;
+  return RCACHE_OK;
+}
+
+static uint64_t op_count(rcache *c, rcache_op op) {
+  rcache_op_stats h;
+  if (rcache_get_op_stats(c, op, &h) != RCACHE_OK) return UINT64_MAX;
+  uint64_t sum = 0;
+  for (int i = 0; i < RCACHE_OP_BUCKETS; i++)
+    sum += h.bucket[i];
+  return sum == h.count && h.size == sizeof h ? h.count : UINT64_MAX - 1;
+}
+
+/* A known sequence of calls: get 3 (1 hit, 2 misses), set 3 (one tagged), delete 1,
+ * get_or_set 2 (one load, one hit), incr 1, delete_prefix 1, get_many 1, set_many 1,
+ * health 1, invalidate_tag 1. */
+static void known_calls(rcache *c) {
+  rcache_value v;
+  CHECK_EQ(rcache_set(c, "user:1", "abc", 3, 0), RCACHE_OK);
+  CHECK_EQ(rcache_set(c, "wf:def:1", "x", 1, 0), RCACHE_OK);
+  const char *tags[1] = {"t1"};
+  CHECK_EQ(rcache_set_tagged(c, "tg:1", "y", 1, 0, tags, 1), RCACHE_OK);
+  CHECK_EQ(rcache_invalidate_tag(c, "t1"), RCACHE_OK);
+  CHECK_EQ(rcache_get(c, "user:1", &v), RCACHE_OK);
+  rcache_value_free(&v);
+  CHECK_EQ(rcache_get(c, "user:2", &v), RCACHE_MISS);
+  CHECK_EQ(rcache_get(c, "wf:def:2", &v), RCACHE_MISS);
+  CHECK_EQ(rcache_get_or_set(c, "credit:7", 60, load_v, NULL, &v), RCACHE_OK);
+  rcache_value_free(&v);
+  CHECK_EQ(rcache_get_or_set(c, "credit:7", 60, load_v, NULL, &v), RCACHE_OK);
+  rcache_value_free(&v);
+  CHECK_EQ(rcache_delete(c, "wf:def:1"), RCACHE_OK);
+  CHECK_EQ(rcache_incr(c, "n:1", 2, NULL), RCACHE_OK);
+  CHECK_EQ(rcache_delete_prefix(c, "zz:", NULL), RCACHE_OK);
+  const char *keys[2] = {"user:1", "m:2"};
+  rcache_value vals[2];
+  rcache_status sts[2];
+  CHECK_EQ(rcache_get_many(c, keys, 2, vals, sts), RCACHE_OK);
+  rcache_value_free(&vals[0]);
+  rcache_value_free(&vals[1]);
+  rcache_value sv[1] = {{(char *)"q", 1}};
+  const char *sk[1] = {"m:3"};
+  CHECK_EQ(rcache_set_many(c, sk, sv, 1, 0), RCACHE_OK);
+  rcache_health h;
+  CHECK_EQ(rcache_health_check(c, &h), RCACHE_OK);
+}
+
+static const uint64_t expect_counts[RCACHE_OP_COUNT] = {[RCACHE_OP_GET] = 3,
+                                                        [RCACHE_OP_SET] = 3,
+                                                        [RCACHE_OP_DELETE] = 1,
+                                                        [RCACHE_OP_GET_OR_SET_HIT] = 1,
+                                                        [RCACHE_OP_GET_OR_SET_LOAD] = 1,
+                                                        [RCACHE_OP_INCR] = 1,
+                                                        [RCACHE_OP_DELETE_MATCH] = 1,
+                                                        [RCACHE_OP_GET_MANY] = 1,
+                                                        [RCACHE_OP_SET_MANY] = 1,
+                                                        [RCACHE_OP_HEALTH] = 1,
+                                                        [RCACHE_OP_LOADER] = 1,
+                                                        [RCACHE_OP_INVALIDATE_TAG] = 1};
+
+CONTRACT_TEST(op_histograms_and_events_count_exactly) {
+  ev_log l;
+  memset(&l, 0, sizeof l);
+  rcache_options o;
+  rcache_options_init(&o);
+  o.key_family_segments = 1;
+  o.event_sink.on_event = on_event;
+  o.event_sink.ud = &l;
+  rcache *c = ct_open(e, &o);
+  if (!c) return;
+  int ev0[RCACHE_OP_COUNT]; /* ct_open's own calls (health checks) are not ours */
+  uint64_t h0[RCACHE_OP_COUNT];
+  for (int op = 0; op < RCACHE_OP_COUNT; op++) {
+    ev0[op] = l.calls[op];
+    h0[op] = op_count(c, (rcache_op)op);
+  }
+  known_calls(c);
+  for (int op = 0; op < RCACHE_OP_COUNT; op++) {
+    int ev = l.calls[op] - ev0[op];
+    uint64_t n = op_count(c, (rcache_op)op) - h0[op];
+    CHECK_MSG(ev == (int)expect_counts[op], "%s: %d events", rcache_op_name(op), ev);
+    CHECK_MSG(n == expect_counts[op], "%s: %llu in the histogram", rcache_op_name(op),
+              (unsigned long long)n);
+  }
+  CHECK_EQ(l.last[RCACHE_OP_GET], RCACHE_MISS);
+  CHECK_STR(l.family[RCACHE_OP_GET], "wf");
+  CHECK_STR(l.family[RCACHE_OP_GET_OR_SET_HIT], "credit");
+  CHECK_EQ(l.bytes[RCACHE_OP_GET_OR_SET_HIT], 6);
+  CHECK_EQ(l.bytes[RCACHE_OP_LOADER], 6);
+  CHECK(l.server_set);
+  rcache_op_stats h;
+  CHECK_EQ(rcache_get_op_stats(c, RCACHE_OP_COUNT, &h), RCACHE_EINVAL);
+  CHECK(rcache_op_name(RCACHE_OP_COUNT) == NULL);
+  CHECK_STR(rcache_op_name(RCACHE_OP_GET_OR_SET_LOAD), "get_or_set_load");
+  CHECK_EQ(rcache_op_bucket_le_us(0), 1);
+  CHECK_EQ(rcache_op_bucket_le_us(10), 1024);
+  CHECK_EQ(rcache_op_bucket_le_us(RCACHE_OP_BUCKETS - 1), UINT64_MAX);
+}
+
+CONTRACT_TEST(family_hits_and_misses) {
+  rcache_options o;
+  rcache_options_init(&o);
+  o.key_family_segments = 1;
+  rcache *c = ct_open(e, &o);
+  if (!c) return;
+  known_calls(c);
+  rcache_value v;
+  rcache_stats st0, st1;
+  rcache_get_stats(c, &st0);
+  for (int i = 0; i < 100; i++) { /* with --near, nearly all near hits: counted as well */
+    CHECK_EQ(rcache_get(c, "user:1", &v), RCACHE_OK);
+    rcache_value_free(&v);
+  }
+  rcache_get_stats(c, &st1);
+  if (ct_near()) CHECK(st1.near_hits > st0.near_hits);
+  char name[64];
+  uint64_t hi, mi;
+  int seen = 0;
+  for (size_t i = 0; rcache_get_family_stats(c, i, name, sizeof name, &hi, &mi) == RCACHE_OK; i++) {
+    if (strcmp(name, "user") == 0) {
+      CHECK_EQ(hi, 1 + 100);
+      CHECK_EQ(mi, 1);
+      seen++;
+    } else if (strcmp(name, "wf") == 0) {
+      CHECK_EQ(hi, 0);
+      CHECK_EQ(mi, 1);
+      seen++;
+    } else if (strcmp(name, "credit") == 0) {
+      CHECK_EQ(hi, 1);
+      CHECK_EQ(mi, 1);
+      seen++;
+    } else if (strcmp(name, "other") == 0) {
+      CHECK_EQ(hi + mi, 0);
+      seen++;
+    }
+    CHECK(i <= RCACHE_MAX_FAMILIES);
+  }
+  CHECK_EQ(seen, 4);
+  /* past RCACHE_MAX_FAMILIES distinct families, the rest count under "other" */
+  for (int i = 0; i < RCACHE_MAX_FAMILIES + 5; i++) {
+    char k[32];
+    snprintf(k, sizeof k, "f%d:x", i);
+    CHECK_EQ(rcache_get(c, k, &v), RCACHE_MISS);
+  }
+  size_t n = 0;
+  while (rcache_get_family_stats(c, n, name, sizeof name, &hi, &mi) == RCACHE_OK)
+    n++;
+  CHECK_EQ(n, RCACHE_MAX_FAMILIES + 1);
+  CHECK_EQ(rcache_get_family_stats(c, RCACHE_MAX_FAMILIES, name, sizeof name, &hi, &mi), RCACHE_OK);
+  CHECK_STR(name, "other");
+  CHECK_EQ(mi, 3 + 5); /* 29 slots were free after user, wf, credit */
+}
+
+/* Whether the n bytes at p hold the string w. */
+static bool has(const char *p, size_t n, const char *w) {
+  size_t wl = strlen(w);
+  for (size_t i = 0; i + wl <= n; i++)
+    if (memcmp(p + i, w, wl) == 0) return true;
+  return false;
+}
+
+/* Checks the op's histogram lines: buckets cumulative, +Inf == _count; returns _count. */
+static double check_op_lines(const char *text, const char *op) {
+  char want[64];
+  snprintf(want, sizeof want, "op=\"%s\"", op);
+  double prev = 0, inf = -1, count = -2;
+  for (const char *p = text; *p;) {
+    const char *eol = strchr(p, '\n');
+    size_t n = eol ? (size_t)(eol - p) : strlen(p);
+    const char *close = memchr(p, '}', n);
+    if (close && has(p, n, want)) {
+      double v = strtod(close + 1, NULL);
+      if (strncmp(p, "rcache_op_duration_seconds_bucket{", 34) == 0) {
+        CHECK_MSG(v >= prev, "%s: bucket %.0f after %.0f", op, v, prev);
+        prev = v;
+        if (has(p, n, "le=\"+Inf\"")) inf = v;
+      } else if (strncmp(p, "rcache_op_duration_seconds_count{", 33) == 0) {
+        count = v;
+      }
+    }
+    p += n + (eol ? 1 : 0);
+  }
+  CHECK_MSG(inf == count, "%s: +Inf %.0f, _count %.0f", op, inf, count);
+  return count;
+}
+
+CONTRACT_TEST(prometheus_histograms_are_well_formed) {
+  rcache_options o;
+  rcache_options_init(&o);
+  o.key_family_segments = 1;
+  o.client_name = "obs\"test";
+  rcache *c = ct_open(e, &o);
+  if (!c) return;
+  known_calls(c);
+  size_t need = rcache_metrics_prometheus(c, NULL, 0);
+  char *buf = malloc(need + 1);
+  if (!buf) return;
+  CHECK_EQ(rcache_metrics_prometheus(c, buf, need + 1), need);
+  CHECK_EQ(strlen(buf), need);
+  CHECK(strstr(buf, "# TYPE rcache_op_duration_seconds histogram\n") != NULL);
+  CHECK(strstr(buf, "client=\"obs\\\"test\"") != NULL);
+  for (int op = 0; op < RCACHE_OP_COUNT; op++) {
+    double n = check_op_lines(buf, rcache_op_name(op));
+    CHECK_MSG(n >= (double)expect_counts[op], "%s: _count %.0f", rcache_op_name(op), n);
+  }
+  CHECK(strstr(buf, "rcache_family_hits_total{") != NULL);
+  CHECK(strstr(buf, "family=\"user\"} 1\n") != NULL);
+  free(buf);
+  need = rcache_metrics_json(c, NULL, 0);
+  buf = malloc(need + 1);
+  if (!buf) return;
+  CHECK_EQ(rcache_metrics_json(c, buf, need + 1), need);
+  CHECK(buf[0] == '{' && buf[need - 1] == '}');
+  CHECK(strstr(buf, "\"get_or_set_load\":{\"count\":1,") != NULL);
+  CHECK(strstr(buf, "\"wf\":{\"hits\":0,\"misses\":1}") != NULL);
+  char small[8];
+  CHECK_EQ(rcache_metrics_json(c, small, sizeof small), need);
+  CHECK(strlen(small) < sizeof small);
+  free(buf);
+}
+
+/* Near-cache hits are timed one in 64 (per shard of the near table: all of one key's hits
+ * go to one shard), each timed one counting for 64, unless an event sink is set; reads the
+ * remote tier answered are each counted. The count is exact given how many reads the near
+ * cache answered; without a near cache it is the number of reads. */
+CONTRACT_TEST(near_hits_in_histograms) {
+  rcache *c = ct_open(e, NULL); /* a fresh handle: its near table has served no hit yet */
+  if (!c) return;
+  CHECK_EQ(rcache_set(c, "nh", "v", 1, 0), RCACHE_OK);
+  rcache_stats a, b;
+  rcache_get_stats(c, &a);
+  uint64_t h0 = op_count(c, RCACHE_OP_GET);
+  rcache_value v;
+  for (int i = 0; i < 640; i++) {
+    CHECK_EQ(rcache_get(c, "nh", &v), RCACHE_OK);
+    rcache_value_free(&v);
+  }
+  rcache_get_stats(c, &b);
+  uint64_t near = b.near_hits - a.near_hits, remote = 640 - near;
+  if (!ct_near()) CHECK_EQ(near, 0);
+  CHECK_MSG(op_count(c, RCACHE_OP_GET) - h0 == remote + near / 64 * 64,
+            "%llu counted for %llu near and %llu remote reads",
+            (unsigned long long)(op_count(c, RCACHE_OP_GET) - h0), (unsigned long long)near,
+            (unsigned long long)remote);
+
+  /* with an event sink, every near hit is timed and reported */
+  ev_log l;
+  memset(&l, 0, sizeof l);
+  rcache_options o;
+  rcache_options_init(&o);
+  o.key_family_segments = 1;
+  o.event_sink.on_event = on_event;
+  o.event_sink.ud = &l;
+  rcache *t = ct_open(e, &o);
+  if (!t) return;
+  CHECK_EQ(rcache_set(t, "nh", "v", 1, 0), RCACHE_OK); /* memory://: each handle its store */
+  int ev0 = l.calls[RCACHE_OP_GET];
+  h0 = op_count(t, RCACHE_OP_GET);
+  for (int i = 0; i < 100; i++) {
+    CHECK_EQ(rcache_get(t, "nh:1", &v), RCACHE_MISS);
+    CHECK_EQ(rcache_get(t, "nh", &v), RCACHE_OK);
+    rcache_value_free(&v);
+  }
+  CHECK_EQ(l.calls[RCACHE_OP_GET] - ev0, 200);
+  CHECK_EQ(op_count(t, RCACHE_OP_GET) - h0, 200);
+  CHECK_EQ(l.last[RCACHE_OP_GET], RCACHE_OK);
+  CHECK_STR(l.family[RCACHE_OP_GET], "nh");
+  CHECK_EQ(l.bytes[RCACHE_OP_GET], 1);
+}
+
+/* Per-server gauges: a server per standalone or Sentinel handle, one per known node in a
+ * cluster, none for memory://. */
+CONTRACT_TEST(server_gauges) {
+  rcache_server_stats g;
+  CHECK_EQ(rcache_set(e->c, "sg", "v", 1, 0), RCACHE_OK);
+  size_t n = 0;
+  while (rcache_get_server_stats(e->c, n, &g) == RCACHE_OK) {
+    CHECK_EQ(g.size, sizeof g);
+    CHECK(g.server[0] != '\0');
+    CHECK(g.busy <= g.connections);
+    CHECK(g.breaker_state >= RCACHE_BREAKER_CLOSED && g.breaker_state <= RCACHE_BREAKER_HALF_OPEN);
+    n++;
+    CHECK(n < 1000);
+  }
+  CHECK_EQ(g.size, sizeof g); /* zeroed, size set */
+  CHECK_STR(g.server, "");
+  if (strcmp(rcache_mode(e->c), "memory") == 0) {
+    CHECK_EQ(n, 0);
+  } else {
+    CHECK(n >= 1);
+    CHECK_EQ(rcache_get_server_stats(e->c, 0, &g), RCACHE_OK);
+    if (strcmp(rcache_mode(e->c), "cluster") != 0) {
+      CHECK_EQ(g.breaker_state, RCACHE_BREAKER_CLOSED);
+      CHECK(g.connections >= 1); /* the set above went through it */
+    }
+  }
+  size_t small = sizeof g.size; /* an older program's struct: only what it has */
+  rcache_server_stats tiny;
+  memset(&tiny, 0x5a, sizeof tiny);
+  rcache_get_server_stats_sized(e->c, 0, &tiny, small);
+  CHECK_EQ(tiny.size, small);
+  CHECK_EQ((unsigned char)tiny.server[0], 0x5a);
+  CHECK_EQ(rcache_get_server_stats(NULL, 0, &g), RCACHE_EINVAL);
+  CHECK_EQ(rcache_get_server_stats(e->c, 0, NULL), RCACHE_EINVAL);
+}
+
+/* none://: calls are timed too (nothing is cached, every call answers at once). */
+CONTRACT_NONE_TEST(none_calls_are_timed) {
+  uint64_t g0 = op_count(e->c, RCACHE_OP_GET), s0 = op_count(e->c, RCACHE_OP_SET);
+  rcache_value v;
+  for (int i = 0; i < 3; i++)
+    (void)rcache_get(e->c, "k", &v);
+  (void)rcache_set(e->c, "k", "v", 1, 0);
+  CHECK_EQ(op_count(e->c, RCACHE_OP_GET) - g0, 3);
+  CHECK_EQ(op_count(e->c, RCACHE_OP_SET) - s0, 1);
+  rcache_server_stats g;
+  CHECK_EQ(rcache_get_server_stats(e->c, 0, &g), RCACHE_MISS);
+}

@@ -277,6 +277,100 @@ static void test_pool(void) {
   rcache_close(pool_c);
 }
 
+/* The per-server gauges (rcache_get_server_stats) against a private server that is paused:
+ * a call stuck on the only connection is "busy", a second one "waiting", and both are
+ * gone once the server answers again. Polled, never timed. */
+static rcache *gauge_c;
+static void *gauge_get(void *arg) {
+  rcache_value v;
+  rcache_status s = rcache_get(gauge_c, (const char *)arg, &v);
+  if (s == RCACHE_OK) rcache_value_free(&v);
+  return (void *)(intptr_t)s;
+}
+
+static bool gauges_reach(rcache *c, unsigned busy, unsigned calls, unsigned waiting,
+                         rcache_server_stats *g) {
+  for (int i = 0; i < 1000; i++) { /* ≤ 10 s */
+    if (rcache_get_server_stats(c, 0, g) == RCACHE_OK && g->busy == busy && g->calls == calls &&
+        g->waiting == waiting)
+      return true;
+    rp_sleep_ms(10);
+  }
+  return false;
+}
+
+#define GAUGES(c, b, k, w, g)                                                                      \
+  CHECK_MSG(gauges_reach(c, b, k, w, g), "busy %u calls %u waiting %u, not %d %d %d", (g)->busy,   \
+            (g)->calls, (g)->waiting, b, k, w)
+
+/* pipeline_depth 1: the second call waits for the connection; else it queues on it. */
+static void server_gauges(rp_server *srv, const char *url, int depth) {
+  rcache_options o;
+  rcache_options_init(&o);
+  o.pool_size = 1;
+  o.pipeline_depth = depth;
+  o.connect_timeout_ms = 30000; /* the waiting call waits for the connection this long */
+  o.command_timeout_ms = 30000; /* longer than the polls below: the calls stay stuck */
+  gauge_c = open_url(url, &o);
+  CHECK_EQ(rcache_set(gauge_c, "g", "v", 1, 0), RCACHE_OK);
+  rcache_server_stats g;
+  CHECK_EQ(rcache_get_server_stats(gauge_c, 0, &g), RCACHE_OK);
+  CHECK_EQ(g.size, sizeof g);
+  char want[64];
+  snprintf(want, sizeof want, "127.0.0.1:%d", srv->port);
+  CHECK_STR(g.server, want);
+  CHECK_EQ(g.breaker_state, RCACHE_BREAKER_CLOSED);
+  CHECK_EQ(g.connections, 1);
+  GAUGES(gauge_c, 0, 0, 0, &g);
+  CHECK_EQ(rcache_get_server_stats(gauge_c, 1, &g), RCACHE_MISS);
+  CHECK_EQ(g.connections, 0);
+
+  rp_pause(srv);
+  pthread_t t1, t2;
+  pthread_create(&t1, NULL, gauge_get, "g");
+  GAUGES(gauge_c, 1, 1, 0, &g);
+  pthread_create(&t2, NULL, gauge_get, "g");
+  if (depth == 1)
+    GAUGES(gauge_c, 1, 1, 1, &g);
+  else
+    GAUGES(gauge_c, 1, 2, 0, &g);
+  size_t need = rcache_metrics_prometheus(gauge_c, NULL, 0);
+  char *text = malloc(need + 1);
+  if (text) {
+    rcache_metrics_prometheus(gauge_c, text, need + 1);
+    char line[128];
+    snprintf(line, sizeof line, "rcache_server_calls{client=\"rcache\",server=\"%s\"} %d\n", want,
+             depth == 1 ? 1 : 2);
+    CHECK_MSG(strstr(text, line) != NULL, "no %s", line);
+    snprintf(line, sizeof line, "rcache_server_calls_waiting{client=\"rcache\",server=\"%s\"} %d\n",
+             want, depth == 1 ? 1 : 0);
+    CHECK_MSG(strstr(text, line) != NULL, "no %s", line);
+    free(text);
+  }
+  rp_resume(srv);
+  void *r1, *r2;
+  pthread_join(t1, &r1);
+  pthread_join(t2, &r2);
+  CHECK_EQ((rcache_status)(intptr_t)r1, RCACHE_OK);
+  CHECK_EQ((rcache_status)(intptr_t)r2, RCACHE_OK);
+  GAUGES(gauge_c, 0, 0, 0, &g);
+  CHECK_EQ(g.connections, 1);
+  rcache_close(gauge_c);
+}
+
+static void test_server_gauges(void) {
+  rp_server srv;
+  if (rp_start(&srv, &(rp_opts){.tag = "gauges"}) != 0) {
+    CHECK_MSG(false, "could not start a private server");
+    return;
+  }
+  char url[256];
+  rp_url(&srv, url, sizeof url, NULL);
+  server_gauges(&srv, url, 0);
+  server_gauges(&srv, url, 1);
+  rp_destroy(&srv);
+}
+
 /* Down at open: rcache_open succeeds at once, calls fall back fast. */
 static void test_down_at_open(void) {
   rcache_options o;
@@ -296,6 +390,11 @@ static void test_down_at_open(void) {
   CHECK(!st.available);
   CHECK_EQ(st.breaker_state, RCACHE_BREAKER_OPEN);
   CHECK(st.fallbacks >= 3);
+  rcache_server_stats g;
+  CHECK_EQ(rcache_get_server_stats(c, 0, &g), RCACHE_OK);
+  CHECK_STR(g.server, "127.0.0.1:1");
+  CHECK_EQ(g.breaker_state, RCACHE_BREAKER_OPEN);
+  CHECK_EQ(g.connections, 0);
   rcache_close(c);
 }
 
@@ -306,6 +405,7 @@ int main(void) {
   test_binary_keys();
   test_setup();
   test_pool();
+  test_server_gauges();
   test_auth();
   test_tls();
   test_oom();

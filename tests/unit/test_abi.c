@@ -187,8 +187,50 @@ static void old_stats_work(void) {
   rcache_close(c);
 }
 
+/* rcache_op_stats and rcache_server_stats grow like rcache_stats: an older program's
+ * shorter struct gets exactly its bytes, a newer one's longer struct ours and zeros. */
+typedef struct old_op_stats {
+  size_t size;
+  uint64_t count;
+} old_op_stats;
+SAME(old_op_stats, rcache_op_stats, count);
+
+static void sized_observe_structs(void) {
+  rcache *c = NULL;
+  if (rcache_open(&c, "memory://", NULL) != RCACHE_OK) abort();
+  rcache_value v = {0};
+  CHECK_EQ(rcache_get(c, "absent", &v), RCACHE_MISS);
+  CHECK_EQ(rcache_get(c, "absent", &v), RCACHE_MISS);
+  old_op_stats *o = canaried(sizeof *o);
+  if (!o) abort();
+  CHECK_EQ(rcache_get_op_stats_sized(c, RCACHE_OP_GET, (rcache_op_stats *)o, sizeof *o), RCACHE_OK);
+  CHECK_EQ(o->size, sizeof *o);
+  CHECK_EQ(o->count, 2);
+  CHECK(canary_intact(o, sizeof *o));
+  free(o);
+  unsigned char *big = canaried(sizeof(rcache_op_stats) + 16);
+  if (!big) abort();
+  CHECK_EQ(rcache_get_op_stats_sized(c, RCACHE_OP_GET, (rcache_op_stats *)big,
+                                     sizeof(rcache_op_stats) + 16),
+           RCACHE_OK);
+  CHECK_EQ(((rcache_op_stats *)big)->size, sizeof(rcache_op_stats));
+  CHECK(big[sizeof(rcache_op_stats) + 15] == 0 && canary_intact(big, sizeof(rcache_op_stats) + 16));
+  free(big);
+  size_t *tiny = canaried(sizeof *tiny); /* just the size field */
+  if (!tiny) abort();
+  CHECK_EQ(rcache_get_server_stats_sized(c, 0, (rcache_server_stats *)tiny, sizeof *tiny),
+           RCACHE_MISS); /* memory:// has no server */
+  CHECK_EQ(*tiny, sizeof *tiny);
+  CHECK(canary_intact(tiny, sizeof *tiny));
+  CHECK_EQ(rcache_get_server_stats_sized(c, 0, (rcache_server_stats *)tiny, sizeof *tiny - 1),
+           RCACHE_EINVAL);
+  free(tiny);
+  rcache_close(c);
+}
+
 int main(void) {
   old_options_work();
+  sized_observe_structs();
   bad_sizes();
   appended_fields_default_to_zero();
   old_stats_work();

@@ -48,7 +48,7 @@ static rcache__near *serving(size_t bytes, int64_t max_ttl_ms) {
 /* get: status, and the value compared with want (NULL = expect a miss) */
 static void expect(rcache__near *n, const char *key, int64_t now, const char *want) {
   rcache_value v = {NULL, 0};
-  rcache_status s = rcache__near_get(n, key, strlen(key), now, &v, NULL);
+  rcache_status s = rcache__near_get(n, key, strlen(key), now, &v, NULL, NULL);
   if (!want) {
     CHECK_MSG(s == RCACHE_MISS, "%s: expected a miss, got %d", key, s);
   } else {
@@ -60,7 +60,8 @@ static void expect(rcache__near *n, const char *key, int64_t now, const char *wa
 
 static bool put(rcache__near *n, const char *key, const char *val, int64_t now, int64_t ttl_ms) {
   uint64_t t = rcache__near_begin(n, key, strlen(key));
-  return rcache__near_fill(n, t, key, strlen(key), val, strlen(val), now, ttl_ms);
+  return rcache__near_fill(n, t, key, strlen(key), val, strlen(val), now, ttl_ms,
+                           RCACHE__NEAR_NOGROUP);
 }
 
 static void test_gate(void) {
@@ -68,7 +69,8 @@ static void test_gate(void) {
   CHECK(!rcache__near_serving(n)); /* no source of coherence: never serves */
   uint64_t w = rcache__near_begin(n, K("a"));
   CHECK(w != 0);
-  CHECK(!rcache__near_fill(n, w, K("a"), "1", 1, T0, -1)); /* a witness installs nothing */
+  CHECK(!rcache__near_fill(n, w, K("a"), "1", 1, T0, -1,
+                           RCACHE__NEAR_NOGROUP)); /* a witness installs nothing */
   rcache__near_add_source(n);
   CHECK(!rcache__near_serving(n)); /* a new source starts blocked */
   CHECK_EQ(rcache__near_sources(n), 1);
@@ -79,8 +81,8 @@ static void test_gate(void) {
   rcache__near_block(n); /* e.g. the listener is reconnecting: serve nothing */
   expect(n, "a", T0, NULL);
   w = rcache__near_begin(n, K("b"));
-  CHECK(!rcache__near_fill(n, w, K("b"), "2", 1, T0, -1));
-  CHECK(!rcache__near_fill(n, 0, K("b"), "2", 1, T0, -1));
+  CHECK(!rcache__near_fill(n, w, K("b"), "2", 1, T0, -1, RCACHE__NEAR_NOGROUP));
+  CHECK(!rcache__near_fill(n, 0, K("b"), "2", 1, T0, -1, RCACHE__NEAR_NOGROUP));
   rcache__near_add_source(n); /* a second server: both must be up */
   rcache__near_unblock(n);
   CHECK(!rcache__near_serving(n));
@@ -99,14 +101,14 @@ static void test_basic(void) {
   CHECK(put(n, "k", "hello", T0, -1));
   rcache_value v = {NULL, 0};
   int64_t ttl = 0;
-  CHECK_EQ(rcache__near_get(n, K("k"), T0, &v, &ttl), RCACHE_OK);
+  CHECK_EQ(rcache__near_get(n, K("k"), T0, &v, &ttl, NULL), RCACHE_OK);
   CHECK_STR(v.data, "hello");
   CHECK_EQ(ttl, -1);
   rcache_value_free(&v);
   /* binary keys and values, with NULs */
   uint64_t t = rcache__near_begin(n, "a\0b", 3);
-  CHECK(rcache__near_fill(n, t, "a\0b", 3, "x\0y", 3, T0, 5000));
-  CHECK_EQ(rcache__near_get(n, "a\0b", 3, T0 + 1000000, &v, &ttl), RCACHE_OK);
+  CHECK(rcache__near_fill(n, t, "a\0b", 3, "x\0y", 3, T0, 5000, RCACHE__NEAR_NOGROUP));
+  CHECK_EQ(rcache__near_get(n, "a\0b", 3, T0 + 1000000, &v, &ttl, NULL), RCACHE_OK);
   CHECK(v.len == 3 && memcmp(v.data, "x\0y", 3) == 0 && v.data[3] == '\0');
   CHECK_EQ(ttl, 4000);
   rcache_value_free(&v);
@@ -136,12 +138,12 @@ static void test_race(void) {
   CHECK(t != 0);
   expect(n, "k", T0, NULL);                  /* being fetched is not a value */
   CHECK(rcache__near_invalidate(n, K("k"))); /* the placeholder is what it removes */
-  CHECK(!rcache__near_fill(n, t, K("k"), "old", 3, T0, -1));
+  CHECK(!rcache__near_fill(n, t, K("k"), "old", 3, T0, -1, RCACHE__NEAR_NOGROUP));
   expect(n, "k", T0, NULL);
 
   t = rcache__near_begin(n, K("k"));
   rcache__near_flush(n);
-  CHECK(!rcache__near_fill(n, t, K("k"), "old", 3, T0, -1));
+  CHECK(!rcache__near_fill(n, t, K("k"), "old", 3, T0, -1, RCACHE__NEAR_NOGROUP));
   expect(n, "k", T0, NULL);
 
   /* blocked while fetching (the listener went away): the flush that follows wins */
@@ -149,7 +151,7 @@ static void test_race(void) {
   rcache__near_block(n);
   rcache__near_flush(n);
   rcache__near_unblock(n);
-  CHECK(!rcache__near_fill(n, t, K("k"), "old", 3, T0, -1));
+  CHECK(!rcache__near_fill(n, t, K("k"), "old", 3, T0, -1, RCACHE__NEAR_NOGROUP));
   expect(n, "k", T0, NULL);
 
   /* a fetch that failed gives its placeholder up: the next one can fill */
@@ -166,36 +168,37 @@ static void test_followers(void) {
   /* agree: the leader installs */
   uint64_t a = rcache__near_begin(n, K("k")), b = rcache__near_begin(n, K("k"));
   CHECK(a != 0 && b != 0 && a != b);
-  CHECK(!rcache__near_fill(n, b, K("k"), "5", 1, T0, -1)); /* a follower never installs */
-  CHECK(rcache__near_fill(n, a, K("k"), "5", 1, T0, -1));
+  CHECK(!rcache__near_fill(n, b, K("k"), "5", 1, T0, -1,
+                           RCACHE__NEAR_NOGROUP)); /* a follower never installs */
+  CHECK(rcache__near_fill(n, a, K("k"), "5", 1, T0, -1, RCACHE__NEAR_NOGROUP));
   expect(n, "k", T0, "5");
   rcache__near_invalidate(n, K("k"));
 
   /* disagree, follower first: the leader's (older) value is not installed */
   a = rcache__near_begin(n, K("k"));
   b = rcache__near_begin(n, K("k"));
-  rcache__near_fill(n, b, K("k"), "7", 1, T0, -1);
-  CHECK(!rcache__near_fill(n, a, K("k"), "5", 1, T0, -1));
+  rcache__near_fill(n, b, K("k"), "7", 1, T0, -1, RCACHE__NEAR_NOGROUP);
+  CHECK(!rcache__near_fill(n, a, K("k"), "5", 1, T0, -1, RCACHE__NEAR_NOGROUP));
   expect(n, "k", T0, NULL);
 
   /* disagree, leader first: the follower's reply removes the installed value before its
    * caller sees "7", so it can never find "5" here afterwards */
   a = rcache__near_begin(n, K("k"));
   b = rcache__near_begin(n, K("k"));
-  CHECK(rcache__near_fill(n, a, K("k"), "5", 1, T0, -1));
-  rcache__near_fill(n, b, K("k"), "7", 1, T0, -1);
+  CHECK(rcache__near_fill(n, a, K("k"), "5", 1, T0, -1, RCACHE__NEAR_NOGROUP));
+  rcache__near_fill(n, b, K("k"), "7", 1, T0, -1, RCACHE__NEAR_NOGROUP);
   expect(n, "k", T0, NULL);
 
   /* a follower that saw the key absent */
   a = rcache__near_begin(n, K("k"));
   b = rcache__near_begin(n, K("k"));
   rcache__near_end(n, b, K("k"), true);
-  CHECK(!rcache__near_fill(n, a, K("k"), "5", 1, T0, -1));
+  CHECK(!rcache__near_fill(n, a, K("k"), "5", 1, T0, -1, RCACHE__NEAR_NOGROUP));
   /* ... and one whose fetch failed (it saw nothing): no say */
   a = rcache__near_begin(n, K("k"));
   b = rcache__near_begin(n, K("k"));
   rcache__near_end(n, b, K("k"), false);
-  CHECK(rcache__near_fill(n, a, K("k"), "5", 1, T0, -1));
+  CHECK(rcache__near_fill(n, a, K("k"), "5", 1, T0, -1, RCACHE__NEAR_NOGROUP));
   expect(n, "k", T0, "5");
 
   /* an overtaken leader (its placeholder was invalidated, a new fetch started) reports
@@ -204,25 +207,25 @@ static void test_followers(void) {
   a = rcache__near_begin(n, K("k"));
   rcache__near_invalidate(n, K("k"));
   b = rcache__near_begin(n, K("k"));
-  CHECK(!rcache__near_fill(n, a, K("k"), "7", 1, T0, -1));
-  CHECK(!rcache__near_fill(n, b, K("k"), "5", 1, T0, -1));
+  CHECK(!rcache__near_fill(n, a, K("k"), "7", 1, T0, -1, RCACHE__NEAR_NOGROUP));
+  CHECK(!rcache__near_fill(n, b, K("k"), "5", 1, T0, -1, RCACHE__NEAR_NOGROUP));
   expect(n, "k", T0, NULL);
   /* ... same value → the new leader installs */
   a = rcache__near_begin(n, K("k"));
   rcache__near_invalidate(n, K("k"));
   b = rcache__near_begin(n, K("k"));
-  CHECK(!rcache__near_fill(n, a, K("k"), "8", 1, T0, -1));
-  CHECK(rcache__near_fill(n, b, K("k"), "8", 1, T0, -1));
+  CHECK(!rcache__near_fill(n, a, K("k"), "8", 1, T0, -1, RCACHE__NEAR_NOGROUP));
+  CHECK(rcache__near_fill(n, b, K("k"), "8", 1, T0, -1, RCACHE__NEAR_NOGROUP));
   expect(n, "k", T0, "8");
   /* a fetch that started after a value was installed follows it */
   rcache__near_invalidate(n, K("k"));
   a = rcache__near_begin(n, K("k"));
-  CHECK(rcache__near_fill(n, a, K("k"), "8", 1, T0, -1));
+  CHECK(rcache__near_fill(n, a, K("k"), "8", 1, T0, -1, RCACHE__NEAR_NOGROUP));
   b = rcache__near_begin(n, K("k"));
-  rcache__near_fill(n, b, K("k"), "8", 1, T0, -1);
+  rcache__near_fill(n, b, K("k"), "8", 1, T0, -1, RCACHE__NEAR_NOGROUP);
   expect(n, "k", T0, "8");
   b = rcache__near_begin(n, K("k"));
-  rcache__near_fill(n, b, K("k"), "9", 1, T0, -1);
+  rcache__near_fill(n, b, K("k"), "9", 1, T0, -1, RCACHE__NEAR_NOGROUP);
   expect(n, "k", T0, NULL);
   rcache__near_free(n);
 }
@@ -236,16 +239,17 @@ static void test_witness(void) {
   uint64_t w = rcache__near_begin(n, K("k")); /* closed: a witness */
   rcache__near_flush(n);
   rcache__near_unblock(n);
-  uint64_t l = rcache__near_begin(n, K("k"));       /* a leader after reopening */
-  rcache__near_fill(n, w, K("k"), "12", 2, T0, -1); /* the witness's newer reply first */
-  CHECK(!rcache__near_fill(n, l, K("k"), "11", 2, T0, -1));
+  uint64_t l = rcache__near_begin(n, K("k")); /* a leader after reopening */
+  rcache__near_fill(n, w, K("k"), "12", 2, T0, -1,
+                    RCACHE__NEAR_NOGROUP); /* the witness's newer reply first */
+  CHECK(!rcache__near_fill(n, l, K("k"), "11", 2, T0, -1, RCACHE__NEAR_NOGROUP));
   expect(n, "k", T0, NULL);
   /* the other order: the leader installs, the witness's reply removes it */
   rcache__near_block(n);
   w = rcache__near_begin(n, K("k"));
   rcache__near_unblock(n);
   CHECK(put(n, "k", "11", T0, -1));
-  rcache__near_fill(n, w, K("k"), "12", 2, T0, -1);
+  rcache__near_fill(n, w, K("k"), "12", 2, T0, -1, RCACHE__NEAR_NOGROUP);
   expect(n, "k", T0, NULL);
   /* batch reads (get_many) report what they saw the same way */
   CHECK(put(n, "k", "11", T0, -1));
@@ -270,7 +274,7 @@ static void test_lifetime(void) {
   CHECK(put(n, "long", "v", T0, 3600000));
   int64_t ttl;
   rcache_value v = {NULL, 0};
-  CHECK_EQ(rcache__near_get(n, K("long"), T0 + 500000, &v, &ttl), RCACHE_OK);
+  CHECK_EQ(rcache__near_get(n, K("long"), T0 + 500000, &v, &ttl, NULL), RCACHE_OK);
   CHECK_EQ(ttl, 3600000 - 500); /* the key's remaining TTL, not the near lifetime */
   rcache_value_free(&v);
   expect(n, "long", T0 + 1000000, NULL);
@@ -303,7 +307,7 @@ static void test_lru(void) {
   size_t big = rcache__near_max_entry(n) + 1;
   char *b = calloc(1, big);
   uint64_t t = rcache__near_begin(n, K("big"));
-  CHECK(!rcache__near_fill(n, t, K("big"), b, big, T0, -1));
+  CHECK(!rcache__near_fill(n, t, K("big"), b, big, T0, -1, RCACHE__NEAR_NOGROUP));
   free(b);
   expect(n, "keep", T0, val);
   rcache__near_free(n);
@@ -351,14 +355,15 @@ static void *worker(void *arg) {
     int k = (int)(seed >> 16) % 64;
     snprintf(key, sizeof key, "k%d", k);
     rcache_value v = {NULL, 0};
-    if (rcache__near_get(shared, key, strlen(key), T0, &v, NULL) == RCACHE_OK) {
+    if (rcache__near_get(shared, key, strlen(key), T0, &v, NULL, NULL) == RCACHE_OK) {
       int kk = -1;
       if (sscanf(v.data, "v%d", &kk) != 1 || kk != k) atomic_fetch_add(&bad_values, 1);
       rcache_value_free(&v);
     } else {
       uint64_t t = rcache__near_begin(shared, key, strlen(key));
       snprintf(val, sizeof val, "v%d", k);
-      rcache__near_fill(shared, t, key, strlen(key), val, strlen(val), T0, -1);
+      rcache__near_fill(shared, t, key, strlen(key), val, strlen(val), T0, -1,
+                        RCACHE__NEAR_NOGROUP);
     }
     if (id == 0 && seed % 17 == 0) rcache__near_invalidate(shared, key, strlen(key));
     if (id == 1 && seed % 1001 == 0) rcache__near_flush(shared);
