@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # `make bench-report`: turns bench/results.json into docs/perf.md with a latency chart
-# (docs/perf-latency.png, drawn by gnuplot). The sections after the table (from the first
+# (docs/perf-latency.png) and a throughput-against-threads chart (docs/perf-threads.png),
+# drawn by gnuplot. The sections after the table (from the first
 # "## " heading) are written by hand and kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,21 @@ for x in rows:
     out.append(f"| {x['workload']} | {x['ops_per_s']:.0f} | {ns(x['p50_ns'])} | {ns(x['p99_ns'])} | "
                f"{x['baseline']} | {x['baseline_value']:.1f} | {x['ratio']:.3f} | {x['target']} | {met} |")
 out += ["", "![p50 and p99 latency per workload](perf-latency.png)", ""]
+# throughput against the number of threads (GET 100 B on one handle; issue 16)
+import re
+tp = {}
+for x in rows:
+    m2 = re.match(r"GET 100 B, (\d+) threads, one handle$", x["workload"])
+    if not m2:
+        continue
+    t = tp.setdefault(int(m2.group(1)), {"rcache": x["ops_per_s"]})
+    t["redis-benchmark" if x["baseline"].startswith("redis-benchmark") else "hiredis"] = x["baseline_value"]
+if tp:
+    out += ["![GET 100 B ops/s against the number of threads](perf-threads.png)", ""]
+with open("/tmp/rcache-threads.dat", "w") as f:
+    for n in sorted(tp):
+        t = tp[n]
+        f.write(f"{n} {t.get('rcache',0):.0f} {t.get('redis-benchmark',0):.0f} {t.get('hiredis',0):.0f}\n")
 # the hand-written sections after the table (from the first "## " heading) are kept
 try:
     old = open("docs/perf.md").read()
@@ -55,5 +71,20 @@ set xtics rotate by -35 scale 0
 set key top left
 plot "/tmp/rcache-perf.dat" using 3:xtic(2) title "p50", "" using 4 title "p99"
 GP
-rm -f /tmp/rcache-perf.dat
+if [ -s /tmp/rcache-threads.dat ]; then
+  gnuplot <<'GP'
+set terminal pngcairo size 800,450 font ",9" noenhanced
+set output "docs/perf-threads.png"
+set title "GET 100 B hits: ops/s against concurrent callers (one redis-server, same run)"
+set logscale x 2
+set xlabel "threads (callers)"
+set ylabel "ops/s"
+set key top left
+set style data linespoints
+plot "/tmp/rcache-threads.dat" using 1:2 title "rcache, N threads on one handle", \
+     "" using 1:3 title "redis-benchmark -c N", \
+     "" using 1:4 title "N threads, private hiredis connections"
+GP
+fi
+rm -f /tmp/rcache-perf.dat /tmp/rcache-threads.dat
 echo "bench-report: wrote docs/perf.md and docs/perf-latency.png"
