@@ -193,9 +193,9 @@ typedef struct rcache_options {
    * and the calls that queue on a connection while it is busy go out together in one write,
    * their replies handed back in order. pipeline_depth: calls queued or in flight on one
    * connection at most (0 = the default, 32; 1 = no pipelining: a call waits for a free
-   * connection). pipeline_max_bytes: request bytes on one connection at most before a
-   * further call joins it (0 = the default, 256 KiB); a larger request goes alone. No call
-   * joins a connection while a reply of more than 64 KiB streams in on it. */
+   * connection). pipeline_max_bytes: a connection carrying this many request bytes
+   * (queued or in flight) takes no further call (0 = the default, 256 KiB). No call joins
+   * a connection while a reply of more than 64 KiB streams in on it. */
   int pipeline_depth;
   size_t pipeline_max_bytes;
 
