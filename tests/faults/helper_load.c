@@ -46,9 +46,6 @@ void load_options(rcache_options *o, logcap *log) {
   o->connect_timeout_ms = LOAD_CONNECT_TIMEOUT_MS;
   o->command_timeout_ms = LOAD_COMMAND_TIMEOUT_MS;
   o->reconnect_max_ms = LOAD_RECONNECT_MAX_MS;
-  /* fewer connections than threads: calls share them (implicit pipelining), so every
-   * fault also hits calls queued behind others and their per-call deadlines */
-  o->pool_size = LOAD_POOL_SIZE;
   if (log) {
     o->log_fn = logcap_fn;
     o->log_ud = log;

@@ -26,7 +26,6 @@
 #define LOAD_SLACK_MS 250
 
 #define LOAD_THREADS 16
-#define LOAD_POOL_SIZE 4 /* connections per server for LOAD_THREADS threads */
 
 /* The machine is shared (2 cores, other builds): a process can be descheduled for longer
  * than the slack. A canary thread sleeping 2 ms at a time records every stretch of more

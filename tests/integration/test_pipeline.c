@@ -121,7 +121,7 @@ static void *work(void *arg) {
 }
 
 static void many_threads(void) {
-  rcache *c = open_handle(2, 0, 2000, 5000);
+  rcache *c = open_handle(2, 32, 2000, 5000);
   if (!c) return;
   pthread_t th[THREADS];
   worker w[THREADS];
@@ -229,7 +229,7 @@ static void shared_while_paused(int depth, bool expect_shared) {
 }
 
 static void deadlines_while_paused(void) {
-  rcache *c = open_handle(2, 0, 1000, 200);
+  rcache *c = open_handle(2, 32, 1000, 200);
   if (!c) return;
   seed_keys(c);
   CHECK(rp_do(&srv, "CLIENT PAUSE 3000 ALL"));
@@ -266,7 +266,7 @@ int main(void) {
   }
   rp_url(&srv, url, sizeof url, "");
   many_threads();
-  shared_while_paused(0, true);
+  shared_while_paused(32, true);
   shared_while_paused(1, false);
   deadlines_while_paused();
   rp_destroy(&srv);

@@ -366,7 +366,7 @@ static void test_server_gauges(void) {
   }
   char url[256];
   rp_url(&srv, url, sizeof url, NULL);
-  server_gauges(&srv, url, 0);
+  server_gauges(&srv, url, 32);
   server_gauges(&srv, url, 1);
   rp_destroy(&srv);
 }
