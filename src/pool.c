@@ -13,17 +13,15 @@ struct rcache__pool {
   rcache__conn_setup setup;
   rcache__breaker br;
 
-  pthread_mutex_t mu;   /* guards everything below */
-  pthread_cond_t freed; /* a connection came back or a slot opened */
-  pthread_cond_t room;  /* ...or a connection in use has room for one more call */
-  pthread_cond_t wake;  /* the prober has work, or must stop */
+  pthread_mutex_t mu;  /* guards everything below */
+  pthread_cond_t room; /* a connection came back, a slot opened or one has room for a call */
+  pthread_cond_t wake; /* the prober has work, or must stop */
   rcache__addr addr;
   rcache__conn *idle;
   rcache__conn *shared; /* connections in the pipeline's use */
   int total, max;
   int depth;        /* calls per connection at most (pipeline_depth) */
   size_t max_bytes; /* request bytes per connection at most, beyond the first call */
-  int waiting;      /* callers waiting for a connection of their own (on freed) */
   int joining;      /* callers of rcache__pool_submit waiting (on room) */
   uint64_t epoch;   /* bumped when the server was lost: older connections go */
   int64_t down_since_us;
@@ -51,7 +49,6 @@ static void drop_idle_locked(rcache__pool *p) {
     rcache__conn_close(c);
     p->total--;
   }
-  pthread_cond_broadcast(&p->freed);
   pthread_cond_broadcast(&p->room);
 }
 
@@ -76,10 +73,7 @@ int rcache__pool_check_idle(rcache__pool *p) {
     p->total--;
     dead++;
   }
-  if (dead) {
-    pthread_cond_broadcast(&p->freed);
-    pthread_cond_broadcast(&p->room);
-  }
+  if (dead) pthread_cond_broadcast(&p->room);
   pthread_mutex_unlock(&p->mu);
   if (dead) emit(p, false);
   return dead;
@@ -232,7 +226,6 @@ rcache_status rcache__pool_new(rcache__ctx *ctx, const rcache__conn_setup *setup
   p->max_bytes = ctx->opt.pipeline_max_bytes;
   rcache__breaker_init(&p->br, &ctx->opt);
   pthread_mutex_init(&p->mu, NULL);
-  rcache__cond_init_mono(&p->freed);
   rcache__cond_init_mono(&p->room);
   rcache__cond_init_mono(&p->wake);
   *out = p;
@@ -248,7 +241,6 @@ void rcache__pool_free(rcache__pool *p) {
   pthread_mutex_unlock(&p->mu);
   if (joined) pthread_join(p->prober, NULL);
   drop_idle_locked(p);
-  pthread_cond_destroy(&p->freed);
   pthread_cond_destroy(&p->room);
   pthread_cond_destroy(&p->wake);
   pthread_mutex_destroy(&p->mu);
@@ -275,7 +267,6 @@ rcache_status rcache__pool_warm(rcache__pool *p) {
 
 void rcache__pool_after_fork(rcache__pool *p) {
   pthread_mutex_init(&p->mu, NULL); /* over the copy: its owner may be a vanished thread */
-  rcache__cond_init_mono(&p->freed);
   rcache__cond_init_mono(&p->room);
   rcache__cond_init_mono(&p->wake);
   p->stop = false;
@@ -286,8 +277,8 @@ void rcache__pool_after_fork(rcache__pool *p) {
     rcache__conn_close(c); /* close() of our copy only: no QUIT, no TLS close_notify */
   }
   p->shared = NULL; /* those in use by parent threads stayed with those threads, */
-  p->total = 0;     /* as did the ones they held (rcache__pool_acquire) */
-  p->waiting = p->joining = 0;
+  p->total = 0;
+  p->joining = 0;
   p->epoch++;
   if (atomic_load(&p->br.state) == RCACHE_BREAKER_CLOSED) return;
   p->has_thread = pthread_create(&p->prober, NULL, prober_main, p) == 0;
@@ -314,15 +305,10 @@ static rcache_status refused(rcache__pool *p) {
   return RCACHE_EUNAVAILABLE;
 }
 
-/* Under the lock: a connection in use has room for one more call. */
+/* Under the lock: a connection went back to the pool, or closed (room for a new one), or
+ * a connection in use has room for one more call. */
 static void room_locked(rcache__pool *p) {
   if (p->joining) pthread_cond_signal(&p->room);
-}
-
-/* Under the lock: a connection went back to the pool, or closed (room for a new one). */
-static void freed_locked(rcache__pool *p) {
-  if (p->waiting) pthread_cond_signal(&p->freed);
-  room_locked(p);
 }
 
 /* Under the lock: takes an idle connection (*c set) or the room for a new one (*c NULL);
@@ -353,8 +339,12 @@ static rcache_status make_ready(rcache__pool *p, rcache__conn **c, int64_t deadl
     rcache__log(p->ctx, RCACHE_LOG_DEBUG,
                 "pool: an idle connection was closed by the server or had bytes nobody asked "
                 "for: dropped");
-    (*c)->broken = true;
-    rcache__pool_release(p, *c); /* closes it and tells the event callback */
+    pthread_mutex_lock(&p->mu);
+    p->total--;
+    room_locked(p);
+    pthread_mutex_unlock(&p->mu);
+    rcache__conn_close(*c);
+    emit(p, false); /* a listener's tracking may have gone with it */
     *c = NULL;
     *again = true;
     return RCACHE_OK;
@@ -371,7 +361,7 @@ static rcache_status make_ready(rcache__pool *p, rcache__conn **c, int64_t deadl
   }
   pthread_mutex_lock(&p->mu);
   p->total--;
-  freed_locked(p);
+  room_locked(p);
   pthread_mutex_unlock(&p->mu);
   if (s == RCACHE_ENOMEM) return s; /* not the server's fault: the breaker is not told */
   failure(p, s); /* whatever the reason (refused, auth, TLS), the server is unusable */
@@ -379,53 +369,19 @@ static rcache_status make_ready(rcache__pool *p, rcache__conn **c, int64_t deadl
   return rcache__transport_failure(s) ? RCACHE_EUNAVAILABLE : s;
 }
 
-/* Under the lock: waits by deadline_us for a connection to take (join false: on freed) or
- * for a connection to take or join (on room); false (with the message) when it passed. */
-static bool wait_room(rcache__pool *p, int64_t deadline_us, bool join) {
+/* Under the lock: waits by deadline_us for a connection to take or join (on room); false
+ * (with the message) when it passed. A waiter that leaves passes on a wake-up it may have
+ * taken while there is something to take, so that no other waiter sleeps past it. */
+static bool wait_room(rcache__pool *p, int64_t deadline_us) {
   struct timespec ts;
   rcache__deadline_ts(&ts, deadline_us);
-  int *count = join ? &p->joining : &p->waiting;
-  ++*count;
-  int rc = pthread_cond_timedwait(join ? &p->room : &p->freed, &p->mu, &ts);
-  --*count;
+  p->joining++;
+  int rc = pthread_cond_timedwait(&p->room, &p->mu, &ts);
+  p->joining--;
   if (rc != ETIMEDOUT) return true;
+  if (p->joining && (p->idle || p->total < p->max)) pthread_cond_signal(&p->room);
   rcache__errf("no free connection within the deadline (pool_size %d)", p->max);
   return false;
-}
-
-rcache_status rcache__pool_acquire(rcache__pool *p, int64_t deadline_us, rcache__conn **out) {
-  for (;;) {
-    if (!rcache__breaker_allow(&p->br)) return refused(p);
-    pthread_mutex_lock(&p->mu);
-    while (!take_locked(p, out)) {
-      if (!wait_room(p, deadline_us, false)) {
-        pthread_mutex_unlock(&p->mu);
-        return RCACHE_ETIMEOUT;
-      }
-    }
-    pthread_mutex_unlock(&p->mu);
-    bool again;
-    rcache_status s = make_ready(p, out, deadline_us, &again);
-    if (!again) return s;
-  }
-}
-
-void rcache__pool_release(rcache__pool *p, rcache__conn *c) {
-  if (!c) return;
-  pthread_mutex_lock(&p->mu);
-  bool lost = c->broken;
-  if (c->broken || c->epoch != p->epoch) {
-    p->total--;
-    freed_locked(p);
-    pthread_mutex_unlock(&p->mu);
-    rcache__conn_close(c);
-    if (lost) emit(p, false);
-    return;
-  }
-  c->next = p->idle;
-  p->idle = c;
-  freed_locked(p);
-  pthread_mutex_unlock(&p->mu);
 }
 
 /* ---- the pipelined exchange ------------------------------------------------------------------ */
@@ -440,7 +396,12 @@ void rcache__pool_release(rcache__pool *p, rcache__conn *c) {
  * When its own call is complete, the leader hands the connection over to the first call
  * still waiting for replies, whose caller carries on.
  *
- * Deadlines stay per call: a follower whose deadline passes leaves, and if its request was
+ * Deadlines stay per call, and a call's command timeout runs from the write of its request
+ * (take_queue_locked), as it did when each caller had a connection to itself: time spent
+ * queued behind a leader's read is the wait for a connection (end_by bounds both). Under
+ * load (or when the machine does not schedule the leader) a follower would otherwise lose
+ * its whole command timeout before its request left. A follower whose deadline passes
+ * leaves, and if its request was
  * written, a heap copy of its call (a tombstone) takes its place so that its replies are
  * read and dropped and every later reply still reaches its own caller. A leader whose
  * deadline passes hands over in the same way; when nobody is left to hand over to, the
@@ -494,6 +455,18 @@ static void finish_locked(rcache__pool *p, rcache__conn *c, rcache__call *k, rca
   room_locked(p);
 }
 
+/* Under the lock: c leaves the list of connections in the pipeline's use. */
+static void unshare_locked(rcache__pool *p, rcache__conn *c) {
+  for (rcache__conn **pp = &p->shared; *pp; pp = &(*pp)->next) {
+    if (*pp == c) {
+      *pp = c->next;
+      break;
+    }
+  }
+  c->next = NULL;
+  c->shared = false;
+}
+
 /* Under the lock: the connection failed with s (it is broken). Calls written on it fail
  * with s, or with RCACHE_EIO for those whose replies were not the cause (`cause`: the call
  * whose reply failed, or NULL); calls not written go elsewhere. The connection leaves the
@@ -515,16 +488,9 @@ static void fail_locked(rcache__pool *p, rcache__conn *c, rcache_status s, rcach
     wake(k);
   }
   c->queue_tail = &c->queue;
-  for (rcache__conn **pp = &p->shared; *pp; pp = &(*pp)->next) {
-    if (*pp == c) {
-      *pp = c->next;
-      break;
-    }
-  }
-  c->next = NULL;
-  c->shared = false;
+  unshare_locked(p, c);
   p->total--;
-  freed_locked(p);
+  room_locked(p);
 }
 
 /* Under the lock: the caller of k leaves before its replies came; a tombstone takes its
@@ -577,22 +543,15 @@ static bool hand_over_locked(rcache__conn *c) {
 /* Under the lock, by the leader with nothing left on c: back to the idle list (or closed
  * when the pool moved on). True when the caller must close it. */
 static bool retire_locked(rcache__pool *p, rcache__conn *c) {
-  for (rcache__conn **pp = &p->shared; *pp; pp = &(*pp)->next) {
-    if (*pp == c) {
-      *pp = c->next;
-      break;
-    }
-  }
-  c->shared = false;
-  c->next = NULL;
+  unshare_locked(p, c);
   if (c->epoch != p->epoch || c->broken) {
     p->total--;
-    freed_locked(p);
+    room_locked(p);
     return true;
   }
   c->next = p->idle;
   p->idle = c;
-  freed_locked(p);
+  room_locked(p);
   return false;
 }
 
@@ -615,12 +574,15 @@ static const char *take_queue_locked(rcache__conn *c, const rcache__call *me, si
     c->wcap = total;
   }
   size_t at = 0;
+  int64_t now = rcache__now_us();
   while (c->queue) {
     rcache__call *k = c->queue;
     c->queue = k->next;
     if (!alone) memcpy(c->wbuf + at, call_bytes(k), k->len);
     at += k->len;
     k->reused = c->reused;
+    int64_t d = now + k->timeout_us; /* its command timeout starts now */
+    k->deadline_us = d < k->end_by ? d : k->end_by;
     push(&c->flight, &c->flight_tail, k);
   }
   c->queue_tail = &c->queue;
@@ -756,18 +718,23 @@ static void closed(rcache__pool *p, rcache__conn *c) {
 /* Puts k on a connection: an idle one or a new one (k leads it, and writes at once), else
  * the least loaded one in use, else waits for either by k->acquire_by. */
 static rcache_status enqueue(rcache__pool *p, rcache__call *k) {
+  bool waited = false;
   for (;;) {
     if (!rcache__breaker_allow(&p->br)) return refused(p);
     pthread_mutex_lock(&p->mu);
     rcache__conn *c = NULL;
     bool took = false;
     for (;;) {
-      if ((took = take_locked(p, &c))) break;
+      /* first come, first served: a caller does not take a connection from under those
+       * already waiting for one (each connection freed wakes one of them); it may join a
+       * connection with room, which they could not */
+      if ((waited || !p->joining) && (took = take_locked(p, &c))) break;
       if ((c = joinable_locked(p))) break;
-      if (!wait_room(p, k->acquire_by, true)) {
+      if (!wait_room(p, k->acquire_by)) {
         pthread_mutex_unlock(&p->mu);
         return RCACHE_ETIMEOUT;
       }
+      waited = true;
     }
     if (took) {
       pthread_mutex_unlock(&p->mu);
@@ -789,8 +756,11 @@ static rcache_status enqueue(rcache__pool *p, rcache__call *k) {
     }
     k->c = c;
     k->queued = true;
-    if (!k->deadline_us) /* a call moved to another connection keeps its deadline */
-      k->deadline_us = rcache__now_us() + k->timeout_us;
+    if (!k->end_by) { /* a call moved to another connection keeps it */
+      int64_t now = rcache__now_us();
+      k->end_by = (now > k->acquire_by ? now : k->acquire_by) + k->timeout_us;
+    }
+    k->deadline_us = k->end_by; /* until written */
     k->requeue = k->done = false;
     push(&c->queue, &c->queue_tail, k);
     c->calls++;
@@ -830,13 +800,17 @@ rcache_status rcache__pool_finish(rcache__pool *p, rcache__call *k) {
       rcache__deadline_ts(&ts, k->deadline_us);
       if (pthread_cond_timedwait(&k->cv, &p->mu, &ts) != ETIMEDOUT) continue;
       if (k->lead || k->done || k->requeue) break;
-      rcache__errf("no reply within the command timeout");
+      if (rcache__now_us() < k->deadline_us) continue; /* written meanwhile: a new deadline */
       if (unlink_call(&c->queue, &c->queue_tail, k)) { /* not written: just leave */
+        rcache__errf("the request could not be sent in time: every connection was busy "
+                     "(pool_size %d, pipeline_depth %d)",
+                     p->max, p->depth);
         c->calls--;
         c->bytes -= k->len;
         room_locked(p);
       } else { /* written: a tombstone stays (or, without memory for one, the connection
                 * is marked poisoned for its leader to close) */
+        rcache__errf("no reply within the command timeout");
         leave_locked(c, k);
       }
       k->s = RCACHE_ETIMEOUT;
@@ -894,7 +868,7 @@ void rcache__pool_gauges(rcache__pool *p, rcache__server_gauges *g) {
   g->connections = p->total;
   g->busy = p->total > idle ? p->total - idle : 0;
   g->calls = calls + (g->busy > shared ? g->busy - shared : 0); /* + one per held connection */
-  g->waiting = p->waiting + p->joining;
+  g->waiting = p->joining;
   pthread_mutex_unlock(&p->mu);
   g->breaker_state = rcache__pool_breaker_state(p);
 }

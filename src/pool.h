@@ -9,7 +9,7 @@
  * by the pool's first outage and kept until the pool is freed), which
  * tries a connection + PING with exponential backoff and full jitter until one succeeds;
  * then the breaker closes and "available again" is logged once, with the outage length.
- * While the breaker is open, rcache__pool_acquire() costs one atomic load. Internal.
+ * While the breaker is open, rcache__pool_submit() costs one atomic load. Internal.
  */
 #ifndef RCACHE_POOL_H
 #define RCACHE_POOL_H
@@ -38,23 +38,24 @@ rcache_status rcache__pool_warm(rcache__pool *p);
 
 void rcache__pool_on_event(rcache__pool *p, rcache__pool_event_fn fn, void *ud);
 
-/* Takes a connection by deadline_us. RCACHE_OK, RCACHE_EUNAVAILABLE (breaker open, or
- * the connect failed), RCACHE_ETIMEOUT (no free connection in time), RCACHE_EAUTH,
- * RCACHE_ETLS, RCACHE_ENOMEM. */
-rcache_status rcache__pool_acquire(rcache__pool *p, int64_t deadline_us, rcache__conn **out);
-
 /*
  * The pipelined exchange (see "the pipelined exchange" in pool.c): a batch goes on one of
  * p's connections, pipelined with other callers' batches. rcache__pool_submit takes an
  * idle connection or opens one while fewer than pool_size are in use (waiting no later
  * than acquire_by) and writes the batch at once, else joins the least loaded connection;
  * rcache__pool_finish then waits for its replies (or reads them itself, leading the
- * connection), by timeout_us from the submit. Submitting several batches (to several
- * servers) before finishing any puts them all under way together.
+ * connection). As when a caller had a connection to itself, the command timeout counts
+ * from the moment the request is written, and the wait before that from the acquire
+ * budget: a batch joined behind others has timeout_us for its replies from the write of
+ * its request, and ends by acquire_by (or the submit, when later) + timeout_us at the
+ * latest. Submitting several batches (to several servers) before finishing any puts them
+ * all under way together.
  *
  * The caller owns the call (on its stack) from submit to the end of finish, reads only
  * `queued` and `reused`, and calls finish exactly when submit returned RCACHE_OK.
- * Statuses: submit fails as rcache__pool_acquire does (told to the breaker). finish gives
+ * Statuses: submit gives RCACHE_OK, RCACHE_EUNAVAILABLE (breaker open, or the connect
+ * failed), RCACHE_ETIMEOUT (no connection to take or join by acquire_by), RCACHE_EAUTH,
+ * RCACHE_ETLS or RCACHE_ENOMEM, told to the breaker as fits. finish gives
  * RCACHE_OK with replies[0..b->n) the caller's (freeReplyObject), or none and
  * RCACHE_ETIMEOUT, RCACHE_EIO, RCACHE_EPROTO (desynchronised: the connection is closed),
  * RCACHE_ETOOBIG or RCACHE_ENOMEM, which the caller reports to the breaker when `queued`
@@ -65,7 +66,9 @@ typedef struct rcache__call {
   redisReply **rep;      /* the caller's replies (NULL for a tombstone) */
   size_t len;            /* request bytes */
   size_t max_reply;
-  int64_t acquire_by, timeout_us, deadline_us;
+  int64_t acquire_by, timeout_us;
+  int64_t end_by;         /* the latest it may end: acquire_by (or the submit) + timeout_us */
+  int64_t deadline_us;    /* end_by until written, then the write's time + timeout_us (or end_by) */
   struct rcache__conn *c; /* where it is queued */
   int got;                /* replies delivered */
   rcache_status s;        /* when done */
@@ -85,9 +88,6 @@ rcache_status rcache__pool_submit(rcache__pool *p, rcache__call *k, const rcache
                                   redisReply **replies, size_t max_reply, int64_t acquire_by,
                                   int64_t timeout_us);
 rcache_status rcache__pool_finish(rcache__pool *p, rcache__call *k);
-
-/* Gives a connection back; a broken one (or one from before the last outage) is closed. */
-void rcache__pool_release(rcache__pool *p, rcache__conn *c);
 
 /* Reports a call's outcome to the breaker: transport failures count, anything else
  * (including error replies) is a success of the transport. */
