@@ -193,12 +193,13 @@ typedef struct rcache_options {
    * and the calls that queue on a connection while it is busy go out together in one write,
    * their replies handed back in order. pipeline_depth: calls queued or in flight on one
    * connection at most (0 = the default, 1: no pipelining, a call waits for a free
-   * connection; 32 is a good value). Off by default in this release: with it on, a call on
-   * a shared connection was seen to wait out its command timeout on a healthy server after a
-   * restart (tests/faults/test_kill.c under ASan, 1 run in 3); until that is fixed, turn it on
-   * knowingly. pipeline_max_bytes: a connection carrying this many request bytes
-   * (queued or in flight) takes no further call (0 = the default, 256 KiB). No call joins
-   * a connection while a reply of more than 64 KiB streams in on it. */
+   * connection; 32 is a good value). Off by default in this release: on a machine too busy
+   * to schedule the thread reading a shared connection for a command timeout, every call
+   * queued on that connection times out with it, and enough of them open the breaker
+   * (docs/operations.md, "Sizing the pool"); turn it on knowingly. pipeline_max_bytes:
+   * a connection carrying this many request bytes (queued or in flight) takes no further
+   * call (0 = the default, 256 KiB). No call joins a connection while a reply of more than
+   * 64 KiB streams in on it. */
   int pipeline_depth;
   size_t pipeline_max_bytes;
 
