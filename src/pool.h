@@ -73,7 +73,8 @@ typedef struct rcache__call {
   int got;                /* replies delivered */
   rcache_status s;        /* when done */
   bool done;              /* complete, or failed (s) */
-  bool lead;              /* the connection is handed over to this call's caller */
+  bool lead;              /* the connection is handed over to this call's caller (out: it
+                           * read its connection, or followed a leader's reads) */
   bool requeue;           /* its connection failed before it was written: take another */
   bool gone;              /* a tombstone */
   bool has_cv;

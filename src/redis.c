@@ -66,7 +66,9 @@ static bool settle(rcache__job *j, int attempt) {
     j->s = RCACHE_OK;
     return true;
   }
-  rcache__pool_report(j->pool, j->s);
+  /* A connection that stalls is one failure, not one per call queued on it: a follower's
+   * timeout is its leader's too, and the leader's counts (pool.h, rcache__call.lead). */
+  if (j->s != RCACHE_ETIMEOUT || j->call.lead) rcache__pool_report(j->pool, j->s);
   if (j->s != RCACHE_ETIMEOUT && j->s != RCACHE_ETOOBIG && j->s != RCACHE_ENOMEM)
     j->s = RCACHE_EUNAVAILABLE;
   return false;
