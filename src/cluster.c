@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cluster_map.h"
 #include "redis.h"
 #include "slot.h"
 #include "tracking.h"
@@ -203,129 +204,8 @@ static cnode **masters(cluster *cl, size_t *n, size_t *unserved) {
 
 /* ---- the slot map ---------------------------------------------------------------------------- */
 
-typedef struct range {
-  unsigned lo, hi;
-  char host[256];
-  int port;
-} range;
-
-typedef struct ranges {
-  range *v;
-  size_t n, cap;
-} ranges;
-
-static rcache_status ranges_add(ranges *rs, long long lo, long long hi, const char *host,
-                                size_t hlen, int port) {
-  if (lo < 0 || hi >= RCACHE__SLOTS || lo > hi || port <= 0 || port > 65535 || hlen == 0 ||
-      hlen >= sizeof rs->v[0].host || memchr(host, '\0', hlen))
-    return RCACHE_EPROTO;
-  if (rs->n == rs->cap) {
-    size_t cap = rs->cap ? rs->cap * 2 : 16;
-    range *nv = rcache__realloc(rs->v, cap * sizeof *nv);
-    if (!nv) return RCACHE_ENOMEM;
-    rs->v = nv;
-    rs->cap = cap;
-  }
-  range *r = &rs->v[rs->n++];
-  r->lo = (unsigned)lo;
-  r->hi = (unsigned)hi;
-  memcpy(r->host, host, hlen);
-  r->host[hlen] = '\0';
-  r->port = port;
-  return RCACHE_OK;
-}
-
-static bool is_str(const redisReply *x, const char *s) {
-  return x && (x->type == REDIS_REPLY_STRING || x->type == REDIS_REPLY_STATUS) &&
-         x->len == strlen(s) && memcmp(x->str, s, x->len) == 0;
-}
-
-/* The value after key `k` in a flat key/value array (RESP2 map), or NULL. */
-static const redisReply *field(const redisReply *m, const char *k) {
-  if (!m || m->type != REDIS_REPLY_ARRAY) return NULL;
-  for (size_t i = 0; i + 1 < m->elements; i += 2)
-    if (is_str(m->element[i], k)) return m->element[i + 1];
-  return NULL;
-}
-
-/* A node entry's address: endpoint (or ip when the endpoint is unknown), and the TLS port
- * for rediss://. asked is the node that answered, for an empty endpoint. */
-static bool shard_node_addr(const redisReply *nd, bool tls, const cnode *asked, const char **h,
-                            size_t *hl, int *port) {
-  const redisReply *ep = field(nd, "endpoint"), *ip = field(nd, "ip");
-  const redisReply *p = tls ? field(nd, "tls-port") : NULL;
-  if (!p || p->type != REDIS_REPLY_INTEGER || p->integer <= 0) p = field(nd, "port");
-  if (!p || p->type != REDIS_REPLY_INTEGER) return false;
-  const redisReply *hr =
-      ep && ep->type == REDIS_REPLY_STRING && ep->len && !is_str(ep, "?") ? ep : ip;
-  if (hr && hr->type == REDIS_REPLY_STRING && hr->len && !is_str(hr, "?")) {
-    *h = hr->str;
-    *hl = hr->len;
-  } else {
-    *h = asked->addr.host;
-    *hl = strlen(asked->addr.host);
-  }
-  *port = (int)p->integer;
-  return true;
-}
-
-/* CLUSTER SHARDS (Redis 7): each shard's slot ranges and its online master. */
-static rcache_status parse_shards(const redisReply *rep, bool tls, const cnode *asked, ranges *rs) {
-  if (rep->type != REDIS_REPLY_ARRAY) return rcache__reply_unexpected(rep);
-  for (size_t i = 0; i < rep->elements; i++) {
-    const redisReply *sh = rep->element[i];
-    const redisReply *sl = field(sh, "slots"), *nodes = field(sh, "nodes");
-    if (!sl || sl->type != REDIS_REPLY_ARRAY || !nodes || nodes->type != REDIS_REPLY_ARRAY)
-      return rcache__reply_unexpected(sh);
-    if (sl->elements == 0) continue; /* a shard without slots */
-    const redisReply *best = NULL;
-    for (size_t j = 0; j < nodes->elements; j++) {
-      const redisReply *nd = nodes->element[j];
-      if (!is_str(field(nd, "role"), "master")) continue;
-      if (!best ||
-          (is_str(field(nd, "health"), "online") && !is_str(field(best, "health"), "online")))
-        best = nd;
-    }
-    const char *h;
-    size_t hl;
-    int port;
-    if (!best || !shard_node_addr(best, tls, asked, &h, &hl, &port)) continue;
-    for (size_t k = 0; k + 1 < sl->elements; k += 2) {
-      if (sl->element[k]->type != REDIS_REPLY_INTEGER ||
-          sl->element[k + 1]->type != REDIS_REPLY_INTEGER)
-        return rcache__reply_unexpected(sl);
-      rcache_status s =
-          ranges_add(rs, sl->element[k]->integer, sl->element[k + 1]->integer, h, hl, port);
-      if (s != RCACHE_OK) return s == RCACHE_EPROTO ? rcache__reply_unexpected(sl) : s;
-    }
-  }
-  return RCACHE_OK;
-}
-
-/* CLUSTER SLOTS: [start, end, [host, port, id...], replicas...]. */
-static rcache_status parse_slots(const redisReply *rep, const cnode *asked, ranges *rs) {
-  if (rep->type != REDIS_REPLY_ARRAY) return rcache__reply_unexpected(rep);
-  for (size_t i = 0; i < rep->elements; i++) {
-    const redisReply *e = rep->element[i];
-    if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
-        e->element[0]->type != REDIS_REPLY_INTEGER || e->element[1]->type != REDIS_REPLY_INTEGER ||
-        e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2 ||
-        e->element[2]->element[0]->type != REDIS_REPLY_STRING ||
-        e->element[2]->element[1]->type != REDIS_REPLY_INTEGER)
-      return rcache__reply_unexpected(e);
-    const redisReply *h = e->element[2]->element[0];
-    if (is_str(h, "?")) continue; /* endpoint unknown */
-    const char *hs = h->len ? h->str : asked->addr.host;
-    size_t hl = h->len ? h->len : strlen(asked->addr.host);
-    rcache_status s = ranges_add(rs, e->element[0]->integer, e->element[1]->integer, hs, hl,
-                                 (int)e->element[2]->element[1]->integer);
-    if (s != RCACHE_OK) return s == RCACHE_EPROTO ? rcache__reply_unexpected(e) : s;
-  }
-  return RCACHE_OK;
-}
-
 /* Asks node n for the map. */
-static rcache_status ask_map(cluster *cl, cnode *n, ranges *rs) {
+static rcache_status ask_map(cluster *cl, cnode *n, rcache__ranges *rs) {
   for (int form = 0; form < 2; form++) {
     rcache__cmds b = {0};
     redisReply *rep = NULL;
@@ -341,7 +221,7 @@ static rcache_status ask_map(cluster *cl, cnode *n, ranges *rs) {
     if (rep->type == REDIS_REPLY_ERROR)
       s = rcache__reply_status(rep);
     else
-      s = form ? parse_slots(rep, n, rs) : parse_shards(rep, cl->r.base.ctx->url.tls, n, rs);
+      s = rcache__map_parse(rep, !form, cl->r.base.ctx->url.tls, n->addr.host, rs);
     freeReplyObject(rep);
     return s;
   }
@@ -349,7 +229,7 @@ static rcache_status ask_map(cluster *cl, cnode *n, ranges *rs) {
 }
 
 /* Installs a map; true when any slot changed hands. */
-static rcache_status install(cluster *cl, const ranges *rs, bool *changed) {
+static rcache_status install(cluster *cl, const rcache__ranges *rs, bool *changed) {
   cnode **owner = rcache__calloc(RCACHE__SLOTS, sizeof *owner);
   if (!owner) return RCACHE_ENOMEM;
   for (size_t i = 0; i < rs->n; i++) {
@@ -398,7 +278,7 @@ static rcache_status refresh(cluster *cl, int64_t deadline_us) {
         if (asked) continue;
       }
       if (!rcache__pool_available(n->pool)) continue;
-      ranges rs = {0};
+      rcache__ranges rs = {0};
       s = ask_map(cl, n, &rs);
       if (s == RCACHE_OK && rs.n == 0) {
         rcache__errf("node %s:%d serves no slots", n->addr.host, n->addr.port);
@@ -465,111 +345,23 @@ static void *refresher_main(void *arg) {
 
 /* ---- routing --------------------------------------------------------------------------------- */
 
-enum { REDIR_NONE = 0, REDIR_MOVED, REDIR_ASK, REDIR_TRYAGAIN, REDIR_DOWN };
-
-typedef struct redirect {
-  int kind;
-  unsigned slot;
-  char host[256];
-  int port;
-} redirect;
-
-/* "MOVED 3999 127.0.0.1:6381" / "ASK 3999 :6381" (an empty host: the node that answered). */
-static bool parse_target(const char *s, redirect *rd) {
-  char *end;
-  unsigned long slot = strtoul(s, &end, 10);
-  if (end == s || *end != ' ' || slot >= RCACHE__SLOTS) return false;
-  const char *hp = end + 1;
-  const char *colon = strrchr(hp, ':');
-  if (!colon || (size_t)(colon - hp) >= sizeof rd->host) return false;
-  long port = strtol(colon + 1, &end, 10);
-  if (end == colon + 1 || port <= 0 || port > 65535) return false;
-  size_t hl = (size_t)(colon - hp);
-  if (hl >= 2 && hp[0] == '[' && hp[hl - 1] == ']') { /* [ipv6]:port */
-    hp++;
-    hl -= 2;
-  }
-  memcpy(rd->host, hp, hl);
-  rd->host[hl] = '\0';
-  rd->port = (int)port;
-  rd->slot = (unsigned)slot;
-  return true;
-}
-
-static int redirect_of(const redisReply *x, redirect *rd) {
-  if (!x || x->type != REDIS_REPLY_ERROR || !x->str) return REDIR_NONE;
-  if (strncmp(x->str, "MOVED ", 6) == 0)
-    return parse_target(x->str + 6, rd) ? REDIR_MOVED : REDIR_NONE;
-  if (strncmp(x->str, "ASK ", 4) == 0) return parse_target(x->str + 4, rd) ? REDIR_ASK : REDIR_NONE;
-  if (strncmp(x->str, "TRYAGAIN", 8) == 0) return REDIR_TRYAGAIN;
-  if (strncmp(x->str, "CLUSTERDOWN", 11) == 0) return REDIR_DOWN;
-  return REDIR_NONE;
-}
-
 /* The first redirection among n replies (all keys of a batch share one slot). */
-static int find_redirect(redisReply **rep, int n, redirect *rd) {
+static int find_redirect(redisReply **rep, int n, rcache__redirect *rd) {
   for (int i = 0; i < n; i++) {
-    int k = redirect_of(rep[i], rd);
-    if (k != REDIR_NONE) {
+    int k = rcache__redirect_of(rep[i], rd);
+    if (k != RCACHE__REDIR_NONE) {
       rd->kind = k;
       rcache__errf("server: %.200s", rep[i]->str);
       return k;
     }
   }
-  return REDIR_NONE;
-}
-
-/* Length of the formatted command at p (hiredis' "*N\r\n$L\r\n...\r\n"), 0 if malformed. */
-static size_t cmd_len(const char *p, size_t avail) {
-  size_t i = 0;
-  if (avail < 4 || p[0] != '*') return 0;
-  long argc = strtol(p + 1, NULL, 10);
-  const char *nl = memchr(p, '\n', avail);
-  if (!nl) return 0;
-  i = (size_t)(nl - p) + 1;
-  for (long a = 0; a < argc; a++) {
-    if (i >= avail || p[i] != '$') return 0;
-    long len = strtol(p + i + 1, NULL, 10);
-    nl = memchr(p + i, '\n', avail - i);
-    if (!nl || len < 0) return 0;
-    i = (size_t)(nl - p) + 1 + (size_t)len + 2;
-    if (i > avail) return 0;
-  }
-  return i;
-}
-
-/* b with ASKING before each of its commands (the flag lasts one command). */
-static rcache_status with_asking(const rcache__cmds *b, rcache__cmds *out) {
-  static const char ask[] = "*1\r\n$6\r\nASKING\r\n";
-  const char *src = b->one ? b->one : b->buf;
-  size_t len = b->one ? b->one_len : b->len;
-  memset(out, 0, sizeof *out);
-  out->cap = len + (size_t)b->n * (sizeof ask - 1);
-  out->buf = rcache__malloc(out->cap);
-  if (!out->buf) return RCACHE_ENOMEM;
-  for (size_t at = 0; at < len;) {
-    size_t l = cmd_len(src + at, len - at);
-    if (l == 0) {
-      rcache__cmds_free(out);
-      return RCACHE_EPROTO;
-    }
-    memcpy(out->buf + out->len, ask, sizeof ask - 1);
-    memcpy(out->buf + out->len + sizeof ask - 1, src + at, l);
-    out->len += sizeof ask - 1 + l;
-    int orig = out->n / 2; /* the command's own index in b */
-    out->n++;
-    rcache__cmds_expect(out, RCACHE__R_OK); /* ASKING */
-    out->n++;
-    rcache__cmds_expect(out, orig < RCACHE__EXPECT_EACH ? b->expect[orig] : b->expect_rest);
-    at += l;
-  }
-  return out->n == 2 * b->n ? RCACHE_OK : RCACHE_EPROTO;
+  return RCACHE__REDIR_NONE;
 }
 
 static rcache_status run_asking(cluster *cl, cnode *n, const rcache__cmds *b, redisReply **rep,
                                 bool idempotent) {
-  rcache__cmds ab;
-  rcache_status s = with_asking(b, &ab);
+  rcache__cmds ab; /* ASKING before each command: the flag lasts one command */
+  rcache_status s = rcache__cmds_each_after(b, "ASKING", RCACHE__R_OK, &ab);
   if (s != RCACHE_OK) return s;
   redisReply **all = rcache__calloc((size_t)ab.n, sizeof *all);
   if (!all) s = RCACHE_ENOMEM;
@@ -620,11 +412,11 @@ static rcache_status route(cluster *cl, unsigned slot, const rcache__cmds *b, re
       if (rcache__transport_failure(s)) want_refresh(cl);
       return s;
     }
-    redirect rd;
+    rcache__redirect rd;
     int kind = find_redirect(rep, b->n, &rd);
-    if (kind == REDIR_NONE) return RCACHE_OK;
+    if (kind == RCACHE__REDIR_NONE) return RCACHE_OK;
     rcache__replies_free(rep, b->n);
-    if (kind == REDIR_MOVED || kind == REDIR_ASK) {
+    if (kind == RCACHE__REDIR_MOVED || kind == RCACHE__REDIR_ASK) {
       if (rcache__now_us() >= deadline) {
         rcache__errf("the deadline passed while following cluster redirections (last: %s)",
                      rcache__err_peek());
@@ -639,25 +431,25 @@ static rcache_status route(cluster *cl, unsigned slot, const rcache__cmds *b, re
       if (!t) return node_get_failure(cl);
       node_use(cl, t);
       near_flush(cl); /* the slot is moving or has moved: its keys' tracking with it */
-      if (kind == REDIR_MOVED) {
+      if (kind == RCACHE__REDIR_MOVED) {
         if (rd.slot == slot) atomic_store_explicit(&cl->slots[slot], t, memory_order_release);
         want_refresh(cl);
       }
       n = t;
-      asking = kind == REDIR_ASK;
+      asking = kind == RCACHE__REDIR_ASK;
       continue;
     }
     /* TRYAGAIN (a multi-key command during a migration) or CLUSTERDOWN: wait a little. */
-    if (kind == REDIR_DOWN) want_refresh(cl);
+    if (kind == RCACHE__REDIR_DOWN) want_refresh(cl);
     int64_t wait_us = (int64_t)10000 << (waits < 4 ? waits : 4);
     waits++;
     if (rcache__now_us() + wait_us > deadline) {
       rcache__errf("cluster still answering %s at the deadline",
-                   kind == REDIR_DOWN ? "CLUSTERDOWN" : "TRYAGAIN");
+                   kind == RCACHE__REDIR_DOWN ? "CLUSTERDOWN" : "TRYAGAIN");
       return RCACHE_EUNAVAILABLE;
     }
     rcache__sleep_us(wait_us);
-    if (kind == REDIR_DOWN) {
+    if (kind == RCACHE__REDIR_DOWN) {
       n = owner(cl, slot);
       if (n) node_use(cl, n);
       asking = false;
@@ -793,7 +585,7 @@ static rcache_status cluster_get_many(rcache__backend *be, const char *const *ke
     for (size_t j = 0; j < x->k; j++) {
       size_t at = x->idx[j];
       redisReply *v = x->rep[j];
-      redirect rd;
+      rcache__redirect rd;
       if (v->type == REDIS_REPLY_STRING) {
         vals[at].data = v->str;
         vals[at].len = v->len;
@@ -801,7 +593,8 @@ static rcache_status cluster_get_many(rcache__backend *be, const char *const *ke
         st[at] = RCACHE_OK;
       } else if (v->type == REDIS_REPLY_NIL) {
         st[at] = RCACHE_MISS;
-      } else if (redirect_of(v, &rd) != REDIR_NONE) { /* moved or moving: on its own */
+      } else if (rcache__redirect_of(v, &rd) !=
+                 RCACHE__REDIR_NONE) { /* moved or moving: on its own */
         st[at] = rcache__redis_get(be, keys[at], klens[at], &vals[at], NULL);
         if (st[at] == RCACHE_ETYPE) st[at] = RCACHE_MISS;
       } else if (v->type == REDIS_REPLY_ERROR) {
@@ -839,9 +632,9 @@ static rcache_status cluster_set_many(rcache__backend *be, const char *const *ke
     }
     for (size_t j = 0; j < x->k; j++) {
       size_t at = x->idx[j];
-      redirect rd;
+      rcache__redirect rd;
       rcache_status e;
-      if (redirect_of(x->rep[j], &rd) != REDIR_NONE)
+      if (rcache__redirect_of(x->rep[j], &rd) != RCACHE__REDIR_NONE)
         e = rcache__redis_set(be, keys[at], klens[at], vals[at].data ? vals[at].data : "",
                               vals[at].len, ttl_ms[at], 0);
       else
@@ -1087,82 +880,6 @@ static bool cluster_server(rcache__backend *be, size_t i, rcache__server_gauges 
   pthread_mutex_unlock(&cl->mu);
   if (p) rcache__pool_gauges(p, g);
   return p != NULL;
-}
-
-/* ---- the parsers, on their own (unit tests and fuzzing) -------------------------------------- */
-
-/* As conn.c does for replies from a socket: hiredis allocates an array's table when it
- * reads "*<n>", so the elements of one reply are capped by the bytes given (an honest
- * element takes 4 bytes or more). */
-static void *(*parse_default_array)(const redisReadTask *, int);
-static redisReplyObjectFunctions parse_fns;
-static pthread_once_t parse_once = PTHREAD_ONCE_INIT;
-
-static void *parse_capped_array(const redisReadTask *t, int n) {
-  size_t *left = t->privdata;
-  if (n > 0 && (size_t)n > *left) return NULL; /* hiredis reports it as an error */
-  if (n > 0) *left -= (size_t)n;
-  return parse_default_array(t, n);
-}
-
-static void parse_init(void) {
-  redisReader *r = redisReaderCreate();
-  if (!r) return;
-  parse_fns = *r->fn;
-  parse_default_array = parse_fns.createArray;
-  parse_fns.createArray = parse_capped_array;
-  redisReaderFree(r);
-}
-
-rcache_status rcache__cluster_parse_map(const char *resp, size_t len, bool shards, bool tls,
-                                        const char *asked_host, rcache__range_fn fn, void *ud) {
-  redisReader *rd = redisReaderCreate();
-  if (!rd) return RCACHE_ENOMEM;
-  size_t left = len / 4 + 16;
-  pthread_once(&parse_once, parse_init);
-  if (parse_default_array) {
-    rd->fn = &parse_fns;
-    rd->privdata = &left;
-  }
-  void *r = NULL;
-  rcache_status s = RCACHE_OK;
-  if (redisReaderFeed(rd, resp, len) != REDIS_OK)
-    s = RCACHE_ENOMEM;
-  else if (redisReaderGetReply(rd, &r) != REDIS_OK || !r)
-    s = RCACHE_EPROTO;
-  redisReaderFree(rd);
-  if (s != RCACHE_OK) {
-    if (r) freeReplyObject(r);
-    return s;
-  }
-  cnode asked;
-  memset(&asked, 0, sizeof asked);
-  snprintf(asked.addr.host, sizeof asked.addr.host, "%s", asked_host);
-  ranges rs = {0};
-  s = shards ? parse_shards(r, tls, &asked, &rs) : parse_slots(r, &asked, &rs);
-  for (size_t i = 0; s == RCACHE_OK && i < rs.n; i++)
-    fn(ud, rs.v[i].lo, rs.v[i].hi, rs.v[i].host, rs.v[i].port);
-  rcache__free(rs.v);
-  freeReplyObject(r);
-  return s;
-}
-
-int rcache__cluster_parse_redirect(const char *err, unsigned *slot, char *host, size_t hsize,
-                                   int *port) {
-  redisReply x;
-  memset(&x, 0, sizeof x);
-  x.type = REDIS_REPLY_ERROR;
-  x.str = (char *)err;
-  x.len = strlen(err);
-  redirect rd;
-  memset(&rd, 0, sizeof rd);
-  int k = redirect_of(&x, &rd);
-  if (k == REDIR_MOVED || k == REDIR_ASK) {
-    *slot = rd.slot;
-    snprintf(host, hsize, "%s", rd.host);
-    *port = rd.port;
-  }
-  return k;
 }
 
 /* ---- life ------------------------------------------------------------------------------------ */

@@ -102,6 +102,55 @@ rcache_status rcache__cmds_addv(rcache__cmds *b, const char *arg0, ...) {
   return rcache__cmds_add(b, argc, argv, lens);
 }
 
+/* Length of the formatted command at p (hiredis' "*N\r\n$L\r\n...\r\n"), 0 if malformed. */
+static size_t cmd_len(const char *p, size_t avail) {
+  size_t i = 0;
+  if (avail < 4 || p[0] != '*') return 0;
+  long argc = strtol(p + 1, NULL, 10);
+  const char *nl = memchr(p, '\n', avail);
+  if (!nl) return 0;
+  i = (size_t)(nl - p) + 1;
+  for (long a = 0; a < argc; a++) {
+    if (i >= avail || p[i] != '$') return 0;
+    long len = strtol(p + i + 1, NULL, 10);
+    nl = memchr(p + i, '\n', avail - i);
+    if (!nl || len < 0) return 0;
+    i = (size_t)(nl - p) + 1 + (size_t)len + 2;
+    if (i > avail) return 0;
+  }
+  return i;
+}
+
+rcache_status rcache__cmds_each_after(const rcache__cmds *b, const char *word, unsigned expect,
+                                      rcache__cmds *out) {
+  char pre[64];
+  int al = snprintf(pre, sizeof pre, "*1\r\n$%zu\r\n%s\r\n", strlen(word), word);
+  if (al < 0 || (size_t)al >= sizeof pre) return RCACHE_EINVAL;
+  const char *src = b->one ? b->one : b->buf;
+  size_t len = b->one ? b->one_len : b->len;
+  memset(out, 0, sizeof *out);
+  out->cap = len + (size_t)b->n * (size_t)al;
+  out->buf = rcache__malloc(out->cap);
+  if (!out->buf) return RCACHE_ENOMEM;
+  for (size_t at = 0; at < len;) {
+    size_t l = cmd_len(src + at, len - at);
+    if (l == 0) {
+      rcache__cmds_free(out);
+      return RCACHE_EPROTO;
+    }
+    memcpy(out->buf + out->len, pre, (size_t)al);
+    memcpy(out->buf + out->len + (size_t)al, src + at, l);
+    out->len += (size_t)al + l;
+    int orig = out->n / 2; /* the command's own index in b */
+    out->n++;
+    rcache__cmds_expect(out, expect); /* word */
+    out->n++;
+    rcache__cmds_expect(out, orig < RCACHE__EXPECT_EACH ? b->expect[orig] : b->expect_rest);
+    at += l;
+  }
+  return out->n == 2 * b->n ? RCACHE_OK : RCACHE_EPROTO;
+}
+
 void rcache__cmds_free(rcache__cmds *b) {
   if (b->one) free_command(b, b->one, b->one_len);
   if (b->secret) rcache__wipe(b->buf, b->cap);
