@@ -110,14 +110,15 @@ rcache_status rcache__get_or_set_framed(rcache *c, const char *key, int64_t ttl_
                                         rcache_loader_fn load, void *ud,
                                         const rcache__tagdecl *decl, rcache_value *out);
 
-/* Ends a public read (op GET, GET_OR_SET_HIT or _LOAD) that returned s: a near hit costs a
- * branch or two unless it is one to time (observe.h). */
+/* Ends a public read (op GET, GET_TAGGED, GET_OR_SET_HIT or _LOAD) that returned s: a near
+ * hit costs a branch or two unless it is one to time (observe.h). */
 static inline void rcache__observe_read(rcache *c, rcache_op op, const rcache__read *rd,
                                         rcache_status s, size_t bytes) {
   if (!rd->near_hit)
-    rcache__observe(c, op, rd->key, s, rd->now_us, bytes);
+    rcache__observe_us(c, op, rd->key, s, rcache__since(rd->now_us), bytes);
   else if (rd->sample || c->ctx.opt.event_sink.on_event)
     rcache__observe_near(c, op, rd, bytes);
+  if (rd->in_flight) rcache__in_flight(c, -1);
 }
 
 /* Opening lines shared by every keyed operation. */

@@ -15,7 +15,8 @@
 
 static const char *const op_names[RCACHE_OP_COUNT] = {
     "get",          "set",      "delete",   "get_or_set_hit", "get_or_set_load", "incr",
-    "delete_match", "get_many", "set_many", "health",         "loader",          "invalidate_tag"};
+    "delete_match", "get_many", "set_many", "health",         "loader",          "invalidate_tag",
+    "get_tagged"};
 
 const char *rcache_op_name(rcache_op op) {
   return (unsigned)op < RCACHE_OP_COUNT ? op_names[op] : NULL;
@@ -78,7 +79,8 @@ static rcache__family *family_of(rcache__obs *o, const char *name, size_t len) {
 }
 
 static bool is_read(rcache_op op) {
-  return op == RCACHE_OP_GET || op == RCACHE_OP_GET_OR_SET_HIT || op == RCACHE_OP_GET_OR_SET_LOAD;
+  return op == RCACHE_OP_GET || op == RCACHE_OP_GET_TAGGED || op == RCACHE_OP_GET_OR_SET_HIT ||
+         op == RCACHE_OP_GET_OR_SET_LOAD;
 }
 
 /* Counts a read of key in its family (or "other"); returns the name it counted under. */
@@ -119,23 +121,47 @@ void rcache__observe_us(rcache *c, rcache_op op, const char *key, rcache_status 
   record(c, op, us, 1);
   const char *fam = NULL;
   if (c->ctx.opt.key_family_segments && key && is_read(op) && (s == RCACHE_OK || s == RCACHE_MISS))
-    fam =
-        count_family(c, key, op == RCACHE_OP_GET ? s == RCACHE_OK : op == RCACHE_OP_GET_OR_SET_HIT);
+    fam = count_family(c, key,
+                       op == RCACHE_OP_GET || op == RCACHE_OP_GET_TAGGED
+                           ? s == RCACHE_OK
+                           : op == RCACHE_OP_GET_OR_SET_HIT);
   if (c->ctx.opt.event_sink.on_event) emit(c, op, key, fam, s, us, bytes);
 }
 
-static uint64_t since(int64_t t0_us) {
+uint64_t rcache__since(int64_t t0_us) {
   int64_t d = rcache__now_us() - t0_us;
   return d > 0 ? (uint64_t)d : 0;
 }
 
+/* This thread's stripe, picked round robin at its first call. */
+static unsigned my_stripe(void) {
+  static _Thread_local unsigned mine; /* stripe + 1; 0 until the first call */
+  if (!mine) {
+    static _Atomic unsigned next;
+    mine = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) % RCACHE__STRIPES + 1;
+  }
+  return mine - 1;
+}
+
+void rcache__in_flight(rcache *c, int d) {
+  atomic_fetch_add_explicit(&c->obs.in_flight[my_stripe()].n, d, memory_order_relaxed);
+}
+
+uint64_t rcache__in_flight_now(rcache *c) {
+  int64_t n = 0;
+  for (int i = 0; i < RCACHE__STRIPES; i++)
+    n += atomic_load_explicit(&c->obs.in_flight[i].n, memory_order_relaxed);
+  return n > 0 ? (uint64_t)n : 0; /* read stripe by stripe: a leave may be seen before its enter */
+}
+
 void rcache__observe(rcache *c, rcache_op op, const char *key, rcache_status s, int64_t t0_us,
                      size_t bytes) {
-  rcache__observe_us(c, op, key, s, since(t0_us), bytes);
+  rcache__observe_us(c, op, key, s, rcache__since(t0_us), bytes);
+  rcache__in_flight(c, -1);
 }
 
 void rcache__observe_near(rcache *c, rcache_op op, const rcache__read *rd, size_t bytes) {
-  uint64_t us = since(rd->now_us);
+  uint64_t us = rcache__since(rd->now_us);
   if (!c->ctx.opt.event_sink.on_event) {
     record(c, op, us, RCACHE__NEAR_SAMPLE);
     return;
@@ -334,10 +360,6 @@ size_t rcache_metrics_prometheus(rcache *c, char *buf, size_t size) {
   if (size) buf[0] = '\0';
   if (!c) return 0;
   rcache__sink s = stats_first(c, buf, size, rcache_stats_prometheus, 0);
-  rcache__put(&s,
-              "# HELP rcache_loads_in_progress get_or_set loaders running now\n"
-              "# TYPE rcache_loads_in_progress gauge\nrcache_loads_in_progress %" PRId64 "\n",
-              atomic_load_explicit(&c->obs.loads_in_progress, memory_order_relaxed));
   prom_servers(&s, c);
   prom_histograms(&s, c);
   prom_families(&s, c);
@@ -352,8 +374,7 @@ size_t rcache_metrics_json(rcache *c, char *buf, size_t size) {
   rcache__put_escaped(&s, c->ctx.opt.client_name ? c->ctx.opt.client_name : "rcache");
   rcache__put(&s, "\",\"server\":\"");
   rcache__put_escaped(&s, c->obs.server);
-  rcache__put(&s, "\",\"loads_in_progress\":%" PRId64 ",\"servers\":[",
-              atomic_load_explicit(&c->obs.loads_in_progress, memory_order_relaxed));
+  rcache__put(&s, "\",\"servers\":[");
   rcache_server_stats v;
   for (size_t i = 0; rcache_get_server_stats(c, i, &v) == RCACHE_OK; i++) {
     rcache__put(&s, "%s{\"server\":\"", i ? "," : "");

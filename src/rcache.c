@@ -576,6 +576,10 @@ rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *
   int64_t now_us = rd || c->ctx.near ? rcache__now_us() : 0;
   if (rd) rd->now_us = now_us;
   if ((*near_hit = near_lookup(c, k, out, pttl, now_us, rd, &ticket))) return RCACHE_OK;
+  if (rd && !rd->in_flight) { /* a public read that may wait from here on */
+    rcache__in_flight(c, 1);
+    rd->in_flight = true;
+  }
   bool want = pttl || c->stale_ms > 0 || ticket;
   rcache__backend *be = rcache__be(c);
   rcache_status s;
@@ -658,6 +662,7 @@ rcache_status rcache__set_full(rcache *c, const rcache__key *k, const void *data
 rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t len, int64_t ttl_s) {
   int64_t t0 = rcache__now_us();
   BEGIN_KEYED(c, key, k);
+  rcache__in_flight(c, 1);
   rcache_status s;
   int64_t ttl_ms = rcache__ttl_ms(c, ttl_s);
   if (!data && len > 0) {
@@ -677,6 +682,7 @@ rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t le
 rcache_status rcache_delete(rcache *c, const char *key) {
   int64_t t0 = rcache__now_us();
   BEGIN_KEYED(c, key, k);
+  rcache__in_flight(c, 1);
   rcache__backend *be = rcache__be(c);
   rcache_status s = be->ops->del(be, k.p, k.len);
   near_drop(c, k.p, k.len);
@@ -699,6 +705,7 @@ static rcache_status delete_glob(rcache *c, const char *lit, const char *glob, r
   size_t gl;
   char *g = ns_glob(c, lit, glob, &gl);
   if (!g) return rcache__done(c, RCACHE_ENOMEM);
+  rcache__in_flight(c, 1);
   rcache__backend *be = rcache__be(c);
   rcache_status s = be->ops->del_match(be, g, gl, p);
   rcache__free(g);
@@ -768,6 +775,7 @@ static rcache_status incr_full(rcache *c, const char *key, int64_t by, int64_t t
   int64_t v = 0, t0 = rcache__now_us();
   if (out) *out = 0;
   BEGIN_KEYED(c, key, k);
+  rcache__in_flight(c, 1);
   rcache__backend *be = rcache__be(c);
   rcache_status s = be->ops->incr(be, k.p, k.len, by, ttl_ms, &v);
   near_drop(c, k.p, k.len);
@@ -901,6 +909,7 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
   size_t *ls;
   rcache_status s = keys_make(c, keys, n, &ks, &ls);
   if (s != RCACHE_OK) return rcache__done(c, s);
+  rcache__in_flight(c, 1);
   rcache__backend *be = rcache__be(c);
   s = be->ops->get_many(be, (const char *const *)ks, ls, n, vals, statuses);
   for (size_t i = 0; c->ctx.near && s == RCACHE_OK && i < n; i++) /* see near_saw */
@@ -977,6 +986,7 @@ rcache_status rcache_set_many(rcache *c, const char *const *keys, const rcache_v
   }
   int64_t *ttls = rcache__malloc(n * sizeof *ttls);
   if (!ttls) return rcache__done(c, RCACHE_ENOMEM);
+  rcache__in_flight(c, 1);
   for (size_t i = 0; i < n; i++) { /* jitter per key */
     ttls[i] = rcache__ttl_ms(c, ttl_s);
   }
@@ -1037,6 +1047,7 @@ rcache_status rcache_health_check(rcache *c, rcache_health *h) {
   if (!c || !h) return rcache__einval(c, "handle or h is NULL");
   int64_t t0 = rcache__now_us();
   rcache__enter(c);
+  rcache__in_flight(c, 1);
   memset(h, 0, sizeof *h);
   rcache__backend *be = rcache__be(c);
   rcache_status s = be->ops->health(be, h);
@@ -1084,6 +1095,12 @@ static void snapshot(rcache *c, rcache_stats *s) {
   s->available = be->ops->available(be);
   s->breaker_state = s->available ? RCACHE_BREAKER_CLOSED : RCACHE_BREAKER_OPEN;
   if (be->ops->stats) be->ops->stats(be, s);
+  s->calls_in_flight = rcache__in_flight_now(c);
+  int64_t loads = atomic_load_explicit(&c->obs.loads_in_progress, memory_order_relaxed);
+  s->loads_in_progress = loads > 0 ? (uint64_t)loads : 0;
+  rcache__server_gauges g;
+  for (size_t i = 0; be->ops->server && be->ops->server(be, i, &g); i++)
+    s->calls_queued += g.waiting;
 }
 
 /* The program's struct is `size` bytes (docs/abi.md): a full snapshot, then its share. */

@@ -76,7 +76,10 @@ double rcache__latency_quantile(const rcache__latency *l, double q) {
 
 #define RCACHE__GAUGE_FIELDS(X)                                                                    \
   X(near_entries, "near_entries", "Entries in the near cache")                                     \
-  X(near_bytes, "near_bytes", "Bytes held by the near cache")
+  X(near_bytes, "near_bytes", "Bytes held by the near cache")                                      \
+  X(calls_in_flight, "calls_in_flight", "Calls inside the handle now")                             \
+  X(calls_queued, "calls_queued", "Calls waiting for room on a connection")                        \
+  X(loads_in_progress, "loads_in_progress", "get_or_set loaders running now")
 
 void rcache__put(rcache__sink *s, const char *fmt, ...) {
   va_list ap;
