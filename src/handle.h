@@ -21,8 +21,18 @@ struct rcache {
   /* tags.c's hint, a bit per key hash: the last value there was tagged; NULL until this
    * handle meets a tagged value */
   _Atomic(_Atomic uint64_t *) tag_hint;
-  rcache__obs obs; /* per-operation histograms, key families (observe.c) */
+  rcache__obs obs;               /* per-operation histograms, key families (observe.c) */
+  struct rcache__publisher *pub; /* publish_stats_s's thread (publish.c), NULL when off */
 };
+
+/* publish.c: with publish_stats_s set (and a Redis backend), starts the thread that writes
+ * the handle's figures to Redis; a failure to start is logged, never an error. */
+void rcache__publish_start(rcache *c);
+/* Publishes once more (marked closed), stops and joins the thread. NULL-safe. */
+void rcache__publish_stop(rcache *c);
+/* In a forked child: the parent's thread is not here; starts this process's own (its key
+ * names this pid). */
+void rcache__publish_after_fork(rcache *c);
 
 /* A handle inherited across fork(): makes its state this process's own (rcache.c). */
 void rcache__forked(rcache *c);

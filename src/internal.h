@@ -99,6 +99,7 @@ typedef struct rcache__url {
   int connect_timeout_ms;
   int command_timeout_ms;
   int pool_size;
+  int publish_stats_s;
   int64_t max_bytes; /* memory:// bound */
   char *tls_ca, *tls_cert, *tls_key, *tls_server_name, *tls_ciphers, *tls_ciphersuites;
   int tls_insecure;

@@ -217,6 +217,8 @@ static rcache_status check_options(const rcache_options *o) {
     bad = "command_timeout_ms must be > 0";
   else if (o->pool_size < 1 || o->pool_size > 1024)
     bad = "pool_size must be 1..1024";
+  else if (o->publish_stats_s > 86400)
+    bad = "publish_stats_s must be 0..86400";
   else if (o->pipeline_depth < 0 || o->pipeline_depth > 1024)
     bad = "pipeline_depth must be 0..1024";
   else if (o->default_ttl_s < 0 || o->default_ttl_s > MAX_TTL_S)
@@ -277,6 +279,7 @@ static rcache_status resolve_options(rcache__ctx *ctx) {
   if (u->connect_timeout_ms > 0) o->connect_timeout_ms = u->connect_timeout_ms;
   if (u->command_timeout_ms > 0) o->command_timeout_ms = u->command_timeout_ms;
   if (u->pool_size > 0) o->pool_size = u->pool_size;
+  if (u->publish_stats_s >= 0) o->publish_stats_s = (unsigned)u->publish_stats_s;
   if (u->tls_insecure >= 0) o->tls_insecure = u->tls_insecure != 0;
   /* every field lets go of the caller's string before any copy can fail: free_ctx() then
    * frees only copies */
@@ -450,6 +453,7 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *g
     return rcache__done(NULL, s);
   }
   rcache__obs_init(c);
+  rcache__publish_start(c);
   if (c->ctx.opt.strict_config) {
     char why[sizeof((rcache_health *)0)->error];
     s = check_config(c, why, sizeof why);
@@ -465,7 +469,8 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *g
 
 void rcache_close(rcache *c) {
   if (!c) return;
-  rcache__enter(c); /* in a child: the parent's threads are not there to be joined */
+  rcache__enter(c);        /* in a child: the parent's threads are not there to be joined */
+  rcache__publish_stop(c); /* its last figures, while the backend is still there */
   rcache__backend *succ = atomic_load(&c->ctx.successor);
   if (succ) succ->ops->destroy(succ);
   c->b->ops->destroy(c->b);
@@ -487,6 +492,7 @@ static void after_fork(rcache *c) {
   if (c->b->ops->after_fork) c->b->ops->after_fork(c->b);
   rcache__backend *succ = atomic_load(&c->ctx.successor);
   if (succ && succ->ops->after_fork) succ->ops->after_fork(succ);
+  rcache__publish_after_fork(c);
   rcache__log(&c->ctx, RCACHE_LOG_INFO,
               "fork: process %ld inherited the handle; the parent's connections were dropped "
               "unused and new ones open as needed",

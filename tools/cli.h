@@ -142,5 +142,8 @@ int cmd_stats(cli *g, int argc, char **argv);
 int cmd_flush(cli *g, int argc, char **argv);
 int cmd_bench(cli *g, int argc, char **argv);
 int cmd_watch(cli *g, int argc, char **argv);
+int cmd_top(cli *g, int argc, char **argv);
+/* cmd_clients.c: `stats --clients` on the opened g->c; exit 1 when none publishes. */
+int cmd_stats_clients(cli *g, bool json);
 
 #endif

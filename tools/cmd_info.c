@@ -113,16 +113,19 @@ static void stats_text(const cli *g, const rcache_health *h, const rcache_stats 
 }
 
 int cmd_stats(cli *g, int argc, char **argv) {
-  bool json = false, prom = false;
+  bool json = false, prom = false, clients = false;
   const cli_opt opts[] = {{"--json", NULL, OPT_FLAG, &json},
-                          {"--prometheus", NULL, OPT_FLAG, &prom}};
+                          {"--prometheus", NULL, OPT_FLAG, &prom},
+                          {"--clients", NULL, OPT_FLAG, &clients}};
   char *pos[1];
   int np;
-  int r = cli_parse(g, argc, argv, opts, 2, pos, &np, 0, 0);
+  int r = cli_parse(g, argc, argv, opts, 3, pos, &np, 0, 0);
   if (r) return r < 0 ? CLI_USAGE : CLI_OK;
   if (json && prom) return cli_usage_error(g, "--json and --prometheus exclude each other");
+  if (clients && prom) return cli_usage_error(g, "--clients takes --json, not --prometheus");
   int o = cli_open(g);
   if (o) return o;
+  if (clients) return cmd_stats_clients(g, json);
   rcache_health h;
   rcache_status s = rcache_health_check(g->c, &h);
   rcache_stats st;

@@ -215,6 +215,15 @@ typedef struct rcache_options {
     void (*on_event)(const struct rcache_event *ev, void *ud);
     void *ud;
   } event_sink;
+  /* Figures from outside the process (docs/operations.md, "Figures from outside"): every
+   * publish_stats_s seconds a background thread of the handle writes its
+   * rcache_metrics_json(), with the host name and pid, to the key
+   * "<key_prefix>__rc:stats:<client_name>:<host>:<pid>" with a TTL of three intervals, for
+   * `rcache stats --clients` and `rcache top`; once more at rcache_close(), marked closed.
+   * No password and no key is published (family names are, when key_family_segments is
+   * set). A failed write is logged (info) and never affects calls. Redis servers only
+   * (not memory:// or none://). URL: publish_stats_s=N. 0 (default) = off, at most 86400. */
+  unsigned publish_stats_s;
 } rcache_options;
 
 /* Fills the first `size` bytes of *o with the documented defaults (zeroing them, padding
