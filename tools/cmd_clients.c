@@ -3,7 +3,6 @@
  * writes them under <key_prefix>__rc:stats:<client>:<host>:<pid>): `stats --clients` lists
  * them, `top` refreshes per-operation p50/p99 and hit ratios per key family. */
 #include <inttypes.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -98,18 +97,15 @@ static double op_quantile(const json_t *op, double q) {
   return -1;
 }
 
-/* "≤812 µs" style: the bucket's upper bound. */
+/* "<= 512.0 µs": a bucket's upper bound; "-" for an empty histogram. */
 static const char *fmt_bound(double us, char *buf, size_t size) {
+  char d[24];
   if (us < 0)
     snprintf(buf, size, "-");
   else if (us >= 1e12)
-    snprintf(buf, size, "> 4.2 s");
-  else if (us < 1000)
-    snprintf(buf, size, "<= %.0f us", us);
-  else if (us < 1000000)
-    snprintf(buf, size, "<= %.1f ms", us / 1000);
+    snprintf(buf, size, "> 4.19 s");
   else
-    snprintf(buf, size, "<= %.1f s", us / 1000000);
+    snprintf(buf, size, "<= %s", cli_fmt_us(us, d, sizeof d));
   return buf;
 }
 
@@ -227,38 +223,14 @@ static rcache_status top_screen(cli *g) {
   return RCACHE_OK;
 }
 
-static volatile sig_atomic_t stop_top;
-
-static void on_signal(int sig) {
-  (void)sig;
-  stop_top = 1;
-}
-
 int cmd_top(cli *g, int argc, char **argv) {
   int64_t interval = 2, count = 0;
-  const cli_opt opts[] = {{"--interval", NULL, OPT_I64, &interval},
-                          {"--count", NULL, OPT_I64, &count}};
-  char *pos[1];
-  int np;
-  int r = cli_parse(g, argc, argv, opts, 2, pos, &np, 0, 0);
-  if (r) return r < 0 ? CLI_USAGE : CLI_OK;
-  if (interval < 1 || interval > 3600 || count < 0)
-    return cli_usage_error(g, "--interval is 1..3600 seconds, --count >= 0");
-  int o = cli_open(g);
-  if (o) return o;
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
+  int o = cli_open_repeating(g, argc, argv, &interval, &count);
+  if (o) return o < 0 ? CLI_OK : o;
   bool tty = isatty(STDOUT_FILENO);
-  for (int64_t n = 0; !stop_top && (count == 0 || n < count); n++) {
-    if (n > 0) {
-      struct timespec ts = {(time_t)interval, 0};
-      while (!stop_top && nanosleep(&ts, &ts) != 0) {
-      }
-      if (stop_top) break;
-    }
+  for (int64_t n = 0; count == 0 || n < count; n++) {
+    if (n > 0) cli_sleep_us(interval * 1000000);
+    if (cli_stopped()) break;
     if (tty) fputs("\033[H\033[2J", stdout); /* a screen, refreshed in place */
     char tbuf[16];
     time_t now = time(NULL);
