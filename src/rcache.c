@@ -453,7 +453,6 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *g
     return rcache__done(NULL, s);
   }
   rcache__obs_init(c);
-  rcache__publish_start(c);
   if (c->ctx.opt.strict_config) {
     char why[sizeof((rcache_health *)0)->error];
     s = check_config(c, why, sizeof why);
@@ -463,6 +462,7 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *g
       return rcache__done(NULL, s);
     }
   }
+  rcache__publish_start(c); /* a handle that failed to open publishes nothing */
   *out = c;
   return RCACHE_OK;
 }
