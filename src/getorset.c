@@ -184,6 +184,7 @@ static rcache_status load_once(rcache *c, const rcache__key *k, int64_t ttl_ms, 
        * value fetched is filed under it */
       rcache__read again = RCACHE__READ(missed->key);
       again.count = false;
+      again.in_flight = true; /* the call is in the gauge already */
       s = rcache__get_full(c, k, out, NULL, &tail, L->decl, &again);
       rcache_value_free(&tail);
       if (s == RCACHE_OK) COUNT(c, coalesced);
@@ -227,6 +228,10 @@ static rcache_status get_or_set(rcache *c, const char *key, int64_t ttl_s, const
   if (s == RCACHE_OK) {
     if (refresh_early(c, &k, remaining)) maybe_refresh(c, &k, ttl_ms, L, out);
   } else if (s == RCACHE_MISS || rcache__without_cache(c, s)) {
+    if (!rd.in_flight) { /* a near hit whose tags were outdated: it waits from here on */
+      rcache__in_flight(c, 1);
+      rd.in_flight = true;
+    }
     s = load_once(c, &k, ttl_ms, L, out, s == RCACHE_MISS, &rd);
     if (s == RCACHE_ELOADER && stale.data) { /* stale-if-error */
       COUNT(c, stale_served);

@@ -21,8 +21,18 @@ struct rcache {
   /* tags.c's hint, a bit per key hash: the last value there was tagged; NULL until this
    * handle meets a tagged value */
   _Atomic(_Atomic uint64_t *) tag_hint;
-  rcache__obs obs; /* per-operation histograms, key families (observe.c) */
+  rcache__obs obs;               /* per-operation histograms, key families (observe.c) */
+  struct rcache__publisher *pub; /* publish_stats_s's thread (publish.c), NULL when off */
 };
+
+/* publish.c: with publish_stats_s set (and a Redis backend), starts the thread that writes
+ * the handle's figures to Redis; a failure to start is logged, never an error. */
+void rcache__publish_start(rcache *c);
+/* Publishes once more (marked closed), stops and joins the thread. NULL-safe. */
+void rcache__publish_stop(rcache *c);
+/* In a forked child: the parent's thread is not here; starts this process's own (its key
+ * names this pid). */
+void rcache__publish_after_fork(rcache *c);
 
 /* A handle inherited across fork(): makes its state this process's own (rcache.c). */
 void rcache__forked(rcache *c);
@@ -110,14 +120,15 @@ rcache_status rcache__get_or_set_framed(rcache *c, const char *key, int64_t ttl_
                                         rcache_loader_fn load, void *ud,
                                         const rcache__tagdecl *decl, rcache_value *out);
 
-/* Ends a public read (op GET, GET_OR_SET_HIT or _LOAD) that returned s: a near hit costs a
- * branch or two unless it is one to time (observe.h). */
+/* Ends a public read (op GET, GET_TAGGED, GET_OR_SET_HIT or _LOAD) that returned s: a near
+ * hit costs a branch or two unless it is one to time (observe.h). */
 static inline void rcache__observe_read(rcache *c, rcache_op op, const rcache__read *rd,
                                         rcache_status s, size_t bytes) {
   if (!rd->near_hit)
-    rcache__observe(c, op, rd->key, s, rd->now_us, bytes);
+    rcache__observe_us(c, op, rd->key, s, rcache__since(rd->now_us), bytes);
   else if (rd->sample || c->ctx.opt.event_sink.on_event)
     rcache__observe_near(c, op, rd, bytes);
+  if (rd->in_flight) rcache__in_flight(c, -1);
 }
 
 /* Opening lines shared by every keyed operation. */

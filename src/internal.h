@@ -99,6 +99,7 @@ typedef struct rcache__url {
   int connect_timeout_ms;
   int command_timeout_ms;
   int pool_size;
+  int publish_stats_s;
   int64_t max_bytes; /* memory:// bound */
   char *tls_ca, *tls_cert, *tls_key, *tls_server_name, *tls_ciphers, *tls_ciphersuites;
   int tls_insecure;
@@ -158,6 +159,20 @@ typedef struct rcache__latency {
 void rcache__latency_add(rcache__latency *l, int64_t us);
 /* q in (0, 1]: returns the upper bound of the bucket holding that quantile, in ms. */
 double rcache__latency_quantile(const rcache__latency *l, double q);
+
+/* Text into a caller's buffer with snprintf's contract over many writes (stats.c): len counts
+ * every byte the whole text needs, buf gets what fits; rcache__sink_end NUL-terminates a
+ * truncated text and returns len. A sink of size 0 only counts. */
+typedef struct rcache__sink {
+  char *buf;
+  size_t size, len;
+} rcache__sink;
+void rcache__put(rcache__sink *s, const char *fmt, ...) RCACHE__PRINTF(2, 3);
+/* A label or JSON string value: the caller's text (client names, socket paths), with quotes,
+ * backslashes and newlines escaped (Prometheus and JSON agree on \" \\ and \n) and other
+ * control characters dropped. */
+void rcache__put_escaped(rcache__sink *s, const char *v);
+size_t rcache__sink_end(rcache__sink *s);
 
 typedef struct rcache__ctx {
   rcache_options opt; /* resolved: options overridden by URL query; strings owned */

@@ -15,7 +15,8 @@
 
 static const char *const op_names[RCACHE_OP_COUNT] = {
     "get",          "set",      "delete",   "get_or_set_hit", "get_or_set_load", "incr",
-    "delete_match", "get_many", "set_many", "health",         "loader",          "invalidate_tag"};
+    "delete_match", "get_many", "set_many", "health",         "loader",          "invalidate_tag",
+    "get_tagged"};
 
 const char *rcache_op_name(rcache_op op) {
   return (unsigned)op < RCACHE_OP_COUNT ? op_names[op] : NULL;
@@ -78,7 +79,8 @@ static rcache__family *family_of(rcache__obs *o, const char *name, size_t len) {
 }
 
 static bool is_read(rcache_op op) {
-  return op == RCACHE_OP_GET || op == RCACHE_OP_GET_OR_SET_HIT || op == RCACHE_OP_GET_OR_SET_LOAD;
+  return op == RCACHE_OP_GET || op == RCACHE_OP_GET_TAGGED || op == RCACHE_OP_GET_OR_SET_HIT ||
+         op == RCACHE_OP_GET_OR_SET_LOAD;
 }
 
 /* Counts a read of key in its family (or "other"); returns the name it counted under. */
@@ -119,23 +121,47 @@ void rcache__observe_us(rcache *c, rcache_op op, const char *key, rcache_status 
   record(c, op, us, 1);
   const char *fam = NULL;
   if (c->ctx.opt.key_family_segments && key && is_read(op) && (s == RCACHE_OK || s == RCACHE_MISS))
-    fam =
-        count_family(c, key, op == RCACHE_OP_GET ? s == RCACHE_OK : op == RCACHE_OP_GET_OR_SET_HIT);
+    fam = count_family(c, key,
+                       op == RCACHE_OP_GET || op == RCACHE_OP_GET_TAGGED
+                           ? s == RCACHE_OK
+                           : op == RCACHE_OP_GET_OR_SET_HIT);
   if (c->ctx.opt.event_sink.on_event) emit(c, op, key, fam, s, us, bytes);
 }
 
-static uint64_t since(int64_t t0_us) {
+uint64_t rcache__since(int64_t t0_us) {
   int64_t d = rcache__now_us() - t0_us;
   return d > 0 ? (uint64_t)d : 0;
 }
 
+/* This thread's stripe, picked round robin at its first call. */
+static unsigned my_stripe(void) {
+  static _Thread_local unsigned mine; /* stripe + 1; 0 until the first call */
+  if (!mine) {
+    static _Atomic unsigned next;
+    mine = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) % RCACHE__STRIPES + 1;
+  }
+  return mine - 1;
+}
+
+void rcache__in_flight(rcache *c, int d) {
+  atomic_fetch_add_explicit(&c->obs.in_flight[my_stripe()].n, d, memory_order_relaxed);
+}
+
+uint64_t rcache__in_flight_now(rcache *c) {
+  int64_t n = 0;
+  for (int i = 0; i < RCACHE__STRIPES; i++)
+    n += atomic_load_explicit(&c->obs.in_flight[i].n, memory_order_relaxed);
+  return n > 0 ? (uint64_t)n : 0; /* read stripe by stripe: a leave may be seen before its enter */
+}
+
 void rcache__observe(rcache *c, rcache_op op, const char *key, rcache_status s, int64_t t0_us,
                      size_t bytes) {
-  rcache__observe_us(c, op, key, s, since(t0_us), bytes);
+  rcache__observe_us(c, op, key, s, rcache__since(t0_us), bytes);
+  rcache__in_flight(c, -1);
 }
 
 void rcache__observe_near(rcache *c, rcache_op op, const rcache__read *rd, size_t bytes) {
-  uint64_t us = since(rd->now_us);
+  uint64_t us = rcache__since(rd->now_us);
   if (!c->ctx.opt.event_sink.on_event) {
     record(c, op, us, RCACHE__NEAR_SAMPLE);
     return;
@@ -222,52 +248,24 @@ rcache_status rcache_get_server_stats_sized(rcache *c, size_t i, rcache_server_s
 
 /* ---- renderings -------------------------------------------------------------------------- */
 
-typedef struct {
-  char *buf;
-  size_t size, len;
-} sink;
-
-static void put(sink *s, const char *fmt, ...) RCACHE__PRINTF(2, 3);
-static void put(sink *s, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  size_t room = s->len < s->size ? s->size - s->len : 0;
-  int n = vsnprintf(room ? s->buf + s->len : NULL, room, fmt, ap);
-  va_end(ap);
-  if (n > 0) s->len += (size_t)n;
+static void put_labels_of(rcache__sink *s, rcache *c, const char *server, const char *op,
+                          const char *le) {
+  rcache__put(s, "{client=\"");
+  rcache__put_escaped(s, c->ctx.opt.client_name ? c->ctx.opt.client_name : "rcache");
+  rcache__put(s, "\",server=\"");
+  rcache__put_escaped(s, server);
+  rcache__put(s, "\"");
+  if (op) rcache__put(s, ",op=\"%s\"", op);
+  if (le) rcache__put(s, ",le=\"%s\"", le);
+  rcache__put(s, "}");
 }
 
-/* A label value: client names and socket paths are the caller's text, so quotes,
- * backslashes and newlines are escaped (Prometheus and JSON agree on \" \\ and \n). */
-static void put_escaped(sink *s, const char *v) {
-  for (; *v; v++) {
-    unsigned char ch = (unsigned char)*v;
-    if (ch == '"' || ch == '\\')
-      put(s, "\\%c", ch);
-    else if (ch == '\n')
-      put(s, "\\n");
-    else if (ch >= 0x20)
-      put(s, "%c", ch);
-  }
-}
-
-static void put_labels_of(sink *s, rcache *c, const char *server, const char *op, const char *le) {
-  put(s, "{client=\"");
-  put_escaped(s, c->ctx.opt.client_name ? c->ctx.opt.client_name : "rcache");
-  put(s, "\",server=\"");
-  put_escaped(s, server);
-  put(s, "\"");
-  if (op) put(s, ",op=\"%s\"", op);
-  if (le) put(s, ",le=\"%s\"", le);
-  put(s, "}");
-}
-
-static void put_labels(sink *s, rcache *c, const char *op, const char *le) {
+static void put_labels(rcache__sink *s, rcache *c, const char *op, const char *le) {
   put_labels_of(s, c, c->obs.server, op, le);
 }
 
 /* The gauges of each server's pool, labelled with that server (a cluster's node). */
-static void prom_servers(sink *s, rcache *c) {
+static void prom_servers(rcache__sink *s, rcache *c) {
   static const struct {
     const char *name, *help;
   } g[5] = {
@@ -281,18 +279,19 @@ static void prom_servers(sink *s, rcache *c) {
     rcache_server_stats v;
     for (size_t i = 0; rcache_get_server_stats(c, i, &v) == RCACHE_OK; i++) {
       if (i == 0)
-        put(s, "# HELP rcache_%s %s\n# TYPE rcache_%s gauge\n", g[k].name, g[k].help, g[k].name);
+        rcache__put(s, "# HELP rcache_%s %s\n# TYPE rcache_%s gauge\n", g[k].name, g[k].help,
+                    g[k].name);
       unsigned x[5] = {v.connections, v.busy, v.calls, v.waiting, (unsigned)v.breaker_state};
-      put(s, "rcache_%s", g[k].name);
+      rcache__put(s, "rcache_%s", g[k].name);
       put_labels_of(s, c, v.server, NULL, NULL);
-      put(s, " %u\n", x[k]);
+      rcache__put(s, " %u\n", x[k]);
     }
   }
 }
 
-static void prom_histograms(sink *s, rcache *c) {
-  put(s, "# HELP rcache_op_duration_seconds Call duration per operation\n"
-         "# TYPE rcache_op_duration_seconds histogram\n");
+static void prom_histograms(rcache__sink *s, rcache *c) {
+  rcache__put(s, "# HELP rcache_op_duration_seconds Call duration per operation\n"
+                 "# TYPE rcache_op_duration_seconds histogram\n");
   for (int op = 0; op < RCACHE_OP_COUNT; op++) {
     rcache_op_stats h;
     op_snapshot(&c->obs.op[op], &h);
@@ -304,110 +303,106 @@ static void prom_histograms(sink *s, rcache *c) {
         snprintf(le, sizeof le, "+Inf");
       else
         snprintf(le, sizeof le, "%.6g", (double)rcache_op_bucket_le_us(i) / 1e6);
-      put(s, "rcache_op_duration_seconds_bucket");
+      rcache__put(s, "rcache_op_duration_seconds_bucket");
       put_labels(s, c, op_names[op], le);
-      put(s, " %" PRIu64 "\n", cum);
+      rcache__put(s, " %" PRIu64 "\n", cum);
     }
-    put(s, "rcache_op_duration_seconds_sum");
+    rcache__put(s, "rcache_op_duration_seconds_sum");
     put_labels(s, c, op_names[op], NULL);
-    put(s, " %.6f\n", (double)h.sum_us / 1e6);
-    put(s, "rcache_op_duration_seconds_count");
+    rcache__put(s, " %.6f\n", (double)h.sum_us / 1e6);
+    rcache__put(s, "rcache_op_duration_seconds_count");
     put_labels(s, c, op_names[op], NULL);
-    put(s, " %" PRIu64 "\n", h.count);
+    rcache__put(s, " %" PRIu64 "\n", h.count);
   }
 }
 
-static void prom_families(sink *s, rcache *c) {
+static void prom_families(rcache__sink *s, rcache *c) {
   if (!c->ctx.opt.key_family_segments) return;
   static const char *const kind[2] = {"hits", "misses"};
   for (int k = 0; k < 2; k++) {
-    put(s,
-        "# HELP rcache_family_%s_total Reads per key family\n"
-        "# TYPE rcache_family_%s_total counter\n",
-        kind[k], kind[k]);
+    rcache__put(s,
+                "# HELP rcache_family_%s_total Reads per key family\n"
+                "# TYPE rcache_family_%s_total counter\n",
+                kind[k], kind[k]);
     char name[RCACHE__FAMILY_NAME];
     uint64_t n[2];
     for (size_t i = 0; rcache_get_family_stats(c, i, name, sizeof name, &n[0], &n[1]) == RCACHE_OK;
          i++) {
-      put(s, "rcache_family_%s_total", kind[k]);
+      rcache__put(s, "rcache_family_%s_total", kind[k]);
       put_labels(s, c, NULL, NULL);
       s->len--; /* reopen the label set for the family */
-      put(s, ",family=\"");
-      put_escaped(s, name);
-      put(s, "\"} %" PRIu64 "\n", n[k]);
+      rcache__put(s, ",family=\"");
+      rcache__put_escaped(s, name);
+      rcache__put(s, "\"} %" PRIu64 "\n", n[k]);
     }
   }
 }
 
-size_t rcache_metrics_prometheus(rcache *c, char *buf, size_t size) {
-  sink s = {buf, size, 0};
-  if (size) buf[0] = '\0';
-  if (!c) return 0;
+/* A sink holding the handle's rcache_stats as render writes them, less its last `drop` bytes
+ * (JSON's closing brace, for more fields to follow); one that only counts when buf cannot
+ * hold them. */
+static rcache__sink stats_first(rcache *c, char *buf, size_t size,
+                                size_t (*render)(const rcache_stats *, char *, size_t),
+                                size_t drop) {
+  rcache__sink s = {buf, size, 0};
   rcache_stats st;
   rcache_get_stats(c, &st);
-  size_t n = rcache_stats_prometheus(&st, NULL, 0);
+  size_t n = render(&st, NULL, 0);
   if (n < size)
-    rcache_stats_prometheus(&st, buf, size);
+    render(&st, buf, size);
   else
     s.size = 0; /* too small: only the length needed */
-  s.len = n;
-  put(&s,
-      "# HELP rcache_loads_in_progress get_or_set loaders running now\n"
-      "# TYPE rcache_loads_in_progress gauge\nrcache_loads_in_progress %" PRId64 "\n",
-      atomic_load_explicit(&c->obs.loads_in_progress, memory_order_relaxed));
+  s.len = n - drop;
+  return s;
+}
+
+size_t rcache_metrics_prometheus(rcache *c, char *buf, size_t size) {
+  if (size) buf[0] = '\0';
+  if (!c) return 0;
+  rcache__sink s = stats_first(c, buf, size, rcache_stats_prometheus, 0);
   prom_servers(&s, c);
   prom_histograms(&s, c);
   prom_families(&s, c);
-  if (s.size && s.len >= s.size) s.buf[s.size - 1] = '\0';
-  return s.len;
+  return rcache__sink_end(&s);
 }
 
 size_t rcache_metrics_json(rcache *c, char *buf, size_t size) {
-  sink s = {buf, size, 0};
   if (size) buf[0] = '\0';
   if (!c) return 0;
-  rcache_stats st;
-  rcache_get_stats(c, &st);
-  size_t n = rcache_stats_json(&st, NULL, 0); /* "{...}": the closing brace is replaced */
-  if (n < size)
-    rcache_stats_json(&st, buf, size);
-  else
-    s.size = 0; /* too small: only the length needed */
-  s.len = n - 1;
-  put(&s, ",\"client\":\"");
-  put_escaped(&s, c->ctx.opt.client_name ? c->ctx.opt.client_name : "rcache");
-  put(&s, "\",\"server\":\"");
-  put_escaped(&s, c->obs.server);
-  put(&s, "\",\"loads_in_progress\":%" PRId64 ",\"servers\":[",
-      atomic_load_explicit(&c->obs.loads_in_progress, memory_order_relaxed));
+  rcache__sink s = stats_first(c, buf, size, rcache_stats_json, 1); /* "{...": more follows */
+  rcache__put(&s, ",\"client\":\"");
+  rcache__put_escaped(&s, c->ctx.opt.client_name ? c->ctx.opt.client_name : "rcache");
+  rcache__put(&s, "\",\"server\":\"");
+  rcache__put_escaped(&s, c->obs.server);
+  rcache__put(&s, "\",\"servers\":[");
   rcache_server_stats v;
   for (size_t i = 0; rcache_get_server_stats(c, i, &v) == RCACHE_OK; i++) {
-    put(&s, "%s{\"server\":\"", i ? "," : "");
-    put_escaped(&s, v.server);
-    put(&s, "\",\"breaker_state\":%d,\"connections\":%u,\"busy\":%u,\"calls\":%u,\"waiting\":%u}",
+    rcache__put(&s, "%s{\"server\":\"", i ? "," : "");
+    rcache__put_escaped(&s, v.server);
+    rcache__put(
+        &s, "\",\"breaker_state\":%d,\"connections\":%u,\"busy\":%u,\"calls\":%u,\"waiting\":%u}",
         v.breaker_state, v.connections, v.busy, v.calls, v.waiting);
   }
-  put(&s, "],\"ops\":{");
+  rcache__put(&s, "],\"ops\":{");
   for (int op = 0; op < RCACHE_OP_COUNT; op++) {
     rcache_op_stats h;
     op_snapshot(&c->obs.op[op], &h);
-    put(&s, "%s\"%s\":{\"count\":%" PRIu64 ",\"sum_us\":%" PRIu64 ",\"buckets\":[", op ? "," : "",
-        op_names[op], h.count, h.sum_us);
+    rcache__put(&s, "%s\"%s\":{\"count\":%" PRIu64 ",\"sum_us\":%" PRIu64 ",\"buckets\":[",
+                op ? "," : "", op_names[op], h.count, h.sum_us);
     for (int i = 0; i < RCACHE_OP_BUCKETS; i++)
-      put(&s, "%s%" PRIu64, i ? "," : "", h.bucket[i]);
-    put(&s, "]}");
+      rcache__put(&s, "%s%" PRIu64, i ? "," : "", h.bucket[i]);
+    rcache__put(&s, "]}");
   }
-  put(&s, "},\"families\":{");
+  rcache__put(&s, "},\"families\":{");
   char name[RCACHE__FAMILY_NAME];
   uint64_t hi, mi;
   for (size_t i = 0; c->ctx.opt.key_family_segments &&
                      rcache_get_family_stats(c, i, name, sizeof name, &hi, &mi) == RCACHE_OK;
        i++) {
-    put(&s, "%s\"", i ? "," : "");
-    put_escaped(&s, name);
-    put(&s, "\":{\"hits\":%" PRIu64 ",\"misses\":%" PRIu64 "}", hi, mi);
+    rcache__put(&s, "%s\"", i ? "," : "");
+    rcache__put_escaped(&s, name);
+    rcache__put(&s, "\":{\"hits\":%" PRIu64 ",\"misses\":%" PRIu64 "}", hi, mi);
   }
-  put(&s, "}}");
-  if (s.size && s.len >= s.size) s.buf[s.size - 1] = '\0';
-  return s.len;
+  rcache__put(&s, "}}");
+  return rcache__sink_end(&s);
 }

@@ -217,6 +217,8 @@ static rcache_status check_options(const rcache_options *o) {
     bad = "command_timeout_ms must be > 0";
   else if (o->pool_size < 1 || o->pool_size > 1024)
     bad = "pool_size must be 1..1024";
+  else if (o->publish_stats_s > 86400)
+    bad = "publish_stats_s must be 0..86400";
   else if (o->pipeline_depth < 0 || o->pipeline_depth > 1024)
     bad = "pipeline_depth must be 0..1024";
   else if (o->default_ttl_s < 0 || o->default_ttl_s > MAX_TTL_S)
@@ -277,6 +279,7 @@ static rcache_status resolve_options(rcache__ctx *ctx) {
   if (u->connect_timeout_ms > 0) o->connect_timeout_ms = u->connect_timeout_ms;
   if (u->command_timeout_ms > 0) o->command_timeout_ms = u->command_timeout_ms;
   if (u->pool_size > 0) o->pool_size = u->pool_size;
+  if (u->publish_stats_s >= 0) o->publish_stats_s = (unsigned)u->publish_stats_s;
   if (u->tls_insecure >= 0) o->tls_insecure = u->tls_insecure != 0;
   /* every field lets go of the caller's string before any copy can fail: free_ctx() then
    * frees only copies */
@@ -459,13 +462,15 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *g
       return rcache__done(NULL, s);
     }
   }
+  rcache__publish_start(c); /* a handle that failed to open publishes nothing */
   *out = c;
   return RCACHE_OK;
 }
 
 void rcache_close(rcache *c) {
   if (!c) return;
-  rcache__enter(c); /* in a child: the parent's threads are not there to be joined */
+  rcache__enter(c);        /* in a child: the parent's threads are not there to be joined */
+  rcache__publish_stop(c); /* its last figures, while the backend is still there */
   rcache__backend *succ = atomic_load(&c->ctx.successor);
   if (succ) succ->ops->destroy(succ);
   c->b->ops->destroy(c->b);
@@ -487,6 +492,7 @@ static void after_fork(rcache *c) {
   if (c->b->ops->after_fork) c->b->ops->after_fork(c->b);
   rcache__backend *succ = atomic_load(&c->ctx.successor);
   if (succ && succ->ops->after_fork) succ->ops->after_fork(succ);
+  rcache__publish_after_fork(c);
   rcache__log(&c->ctx, RCACHE_LOG_INFO,
               "fork: process %ld inherited the handle; the parent's connections were dropped "
               "unused and new ones open as needed",
@@ -576,6 +582,10 @@ rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *
   int64_t now_us = rd || c->ctx.near ? rcache__now_us() : 0;
   if (rd) rd->now_us = now_us;
   if ((*near_hit = near_lookup(c, k, out, pttl, now_us, rd, &ticket))) return RCACHE_OK;
+  if (rd && !rd->in_flight) { /* a public read that may wait from here on */
+    rcache__in_flight(c, 1);
+    rd->in_flight = true;
+  }
   bool want = pttl || c->stale_ms > 0 || ticket;
   rcache__backend *be = rcache__be(c);
   rcache_status s;
@@ -658,6 +668,7 @@ rcache_status rcache__set_full(rcache *c, const rcache__key *k, const void *data
 rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t len, int64_t ttl_s) {
   int64_t t0 = rcache__now_us();
   BEGIN_KEYED(c, key, k);
+  rcache__in_flight(c, 1);
   rcache_status s;
   int64_t ttl_ms = rcache__ttl_ms(c, ttl_s);
   if (!data && len > 0) {
@@ -677,6 +688,7 @@ rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t le
 rcache_status rcache_delete(rcache *c, const char *key) {
   int64_t t0 = rcache__now_us();
   BEGIN_KEYED(c, key, k);
+  rcache__in_flight(c, 1);
   rcache__backend *be = rcache__be(c);
   rcache_status s = be->ops->del(be, k.p, k.len);
   near_drop(c, k.p, k.len);
@@ -699,6 +711,7 @@ static rcache_status delete_glob(rcache *c, const char *lit, const char *glob, r
   size_t gl;
   char *g = ns_glob(c, lit, glob, &gl);
   if (!g) return rcache__done(c, RCACHE_ENOMEM);
+  rcache__in_flight(c, 1);
   rcache__backend *be = rcache__be(c);
   rcache_status s = be->ops->del_match(be, g, gl, p);
   rcache__free(g);
@@ -768,6 +781,7 @@ static rcache_status incr_full(rcache *c, const char *key, int64_t by, int64_t t
   int64_t v = 0, t0 = rcache__now_us();
   if (out) *out = 0;
   BEGIN_KEYED(c, key, k);
+  rcache__in_flight(c, 1);
   rcache__backend *be = rcache__be(c);
   rcache_status s = be->ops->incr(be, k.p, k.len, by, ttl_ms, &v);
   near_drop(c, k.p, k.len);
@@ -901,6 +915,7 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
   size_t *ls;
   rcache_status s = keys_make(c, keys, n, &ks, &ls);
   if (s != RCACHE_OK) return rcache__done(c, s);
+  rcache__in_flight(c, 1);
   rcache__backend *be = rcache__be(c);
   s = be->ops->get_many(be, (const char *const *)ks, ls, n, vals, statuses);
   for (size_t i = 0; c->ctx.near && s == RCACHE_OK && i < n; i++) /* see near_saw */
@@ -977,6 +992,7 @@ rcache_status rcache_set_many(rcache *c, const char *const *keys, const rcache_v
   }
   int64_t *ttls = rcache__malloc(n * sizeof *ttls);
   if (!ttls) return rcache__done(c, RCACHE_ENOMEM);
+  rcache__in_flight(c, 1);
   for (size_t i = 0; i < n; i++) { /* jitter per key */
     ttls[i] = rcache__ttl_ms(c, ttl_s);
   }
@@ -1037,6 +1053,7 @@ rcache_status rcache_health_check(rcache *c, rcache_health *h) {
   if (!c || !h) return rcache__einval(c, "handle or h is NULL");
   int64_t t0 = rcache__now_us();
   rcache__enter(c);
+  rcache__in_flight(c, 1);
   memset(h, 0, sizeof *h);
   rcache__backend *be = rcache__be(c);
   rcache_status s = be->ops->health(be, h);
@@ -1084,6 +1101,12 @@ static void snapshot(rcache *c, rcache_stats *s) {
   s->available = be->ops->available(be);
   s->breaker_state = s->available ? RCACHE_BREAKER_CLOSED : RCACHE_BREAKER_OPEN;
   if (be->ops->stats) be->ops->stats(be, s);
+  s->calls_in_flight = rcache__in_flight_now(c);
+  int64_t loads = atomic_load_explicit(&c->obs.loads_in_progress, memory_order_relaxed);
+  s->loads_in_progress = loads > 0 ? (uint64_t)loads : 0;
+  rcache__server_gauges g;
+  for (size_t i = 0; be->ops->server && be->ops->server(be, i, &g); i++)
+    s->calls_queued += g.waiting;
 }
 
 /* The program's struct is `size` bytes (docs/abi.md): a full snapshot, then its share. */

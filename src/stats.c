@@ -2,6 +2,7 @@
 /* Statistics: a lock-free latency histogram and the Prometheus / JSON renderings.
  * Pure code: formatting takes a snapshot, never the handle. */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -75,15 +76,12 @@ double rcache__latency_quantile(const rcache__latency *l, double q) {
 
 #define RCACHE__GAUGE_FIELDS(X)                                                                    \
   X(near_entries, "near_entries", "Entries in the near cache")                                     \
-  X(near_bytes, "near_bytes", "Bytes held by the near cache")
+  X(near_bytes, "near_bytes", "Bytes held by the near cache")                                      \
+  X(calls_in_flight, "calls_in_flight", "Calls inside the handle now")                             \
+  X(calls_queued, "calls_queued", "Calls waiting for room on a connection")                        \
+  X(loads_in_progress, "loads_in_progress", "get_or_set loaders running now")
 
-typedef struct {
-  char *buf;
-  size_t size, len;
-} sink;
-
-static void put(sink *s, const char *fmt, ...) RCACHE__PRINTF(2, 3);
-static void put(sink *s, const char *fmt, ...) {
+void rcache__put(rcache__sink *s, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   size_t room = s->len < s->size ? s->size - s->len : 0;
@@ -92,7 +90,19 @@ static void put(sink *s, const char *fmt, ...) {
   if (n > 0) s->len += (size_t)n;
 }
 
-static size_t finish(sink *s) {
+void rcache__put_escaped(rcache__sink *s, const char *v) {
+  for (; *v; v++) {
+    unsigned char ch = (unsigned char)*v;
+    if (ch == '"' || ch == '\\')
+      rcache__put(s, "\\%c", ch);
+    else if (ch == '\n')
+      rcache__put(s, "\\n");
+    else if (ch >= 0x20)
+      rcache__put(s, "%c", ch);
+  }
+}
+
+size_t rcache__sink_end(rcache__sink *s) {
   if (s->size && s->len >= s->size) s->buf[s->size - 1] = '\0';
   return s->len;
 }
@@ -105,63 +115,64 @@ static size_t known_bytes(const rcache_stats *st) {
 #define HAS(st, f) (offsetof(rcache_stats, f) + sizeof(st)->f <= known_bytes(st))
 
 size_t rcache_stats_prometheus(const rcache_stats *st, char *buf, size_t size) {
-  sink s = {buf, size, 0};
+  rcache__sink s = {buf, size, 0};
   if (size) buf[0] = '\0';
   if (!st) return 0;
-  if (!HAS(st, breaker_state)) return finish(&s);
-  put(&s,
-      "# HELP rcache_available Whether the cache is in use (1) or bypassed (0)\n"
-      "# TYPE rcache_available gauge\nrcache_available %d\n",
-      st->available ? 1 : 0);
-  put(&s,
-      "# HELP rcache_breaker_state 0 closed, 1 open, 2 half-open\n"
-      "# TYPE rcache_breaker_state gauge\nrcache_breaker_state %d\n",
-      st->breaker_state);
+  if (!HAS(st, breaker_state)) return rcache__sink_end(&s);
+  rcache__put(&s,
+              "# HELP rcache_available Whether the cache is in use (1) or bypassed (0)\n"
+              "# TYPE rcache_available gauge\nrcache_available %d\n",
+              st->available ? 1 : 0);
+  rcache__put(&s,
+              "# HELP rcache_breaker_state 0 closed, 1 open, 2 half-open\n"
+              "# TYPE rcache_breaker_state gauge\nrcache_breaker_state %d\n",
+              st->breaker_state);
 #define X(f, name, help)                                                                           \
   if (HAS(st, f))                                                                                  \
-    put(&s,                                                                                        \
-        "# HELP rcache_" name " " help "\n# TYPE rcache_" name " counter\nrcache_" name            \
-        " %" PRIu64 "\n",                                                                          \
-        st->f);
+    rcache__put(&s,                                                                                \
+                "# HELP rcache_" name " " help "\n# TYPE rcache_" name " counter\nrcache_" name    \
+                " %" PRIu64 "\n",                                                                  \
+                st->f);
   RCACHE__COUNTER_FIELDS(X)
 #undef X
 #define X(f, name, help)                                                                           \
   if (HAS(st, f))                                                                                  \
-    put(&s,                                                                                        \
-        "# HELP rcache_" name " " help "\n# TYPE rcache_" name " gauge\nrcache_" name " %" PRIu64  \
-        "\n",                                                                                      \
-        st->f);
+    rcache__put(&s,                                                                                \
+                "# HELP rcache_" name " " help "\n# TYPE rcache_" name " gauge\nrcache_" name      \
+                " %" PRIu64 "\n",                                                                  \
+                st->f);
   RCACHE__GAUGE_FIELDS(X)
 #undef X
-  if (!HAS(st, latency_max_ms)) return finish(&s);
-  put(&s,
-      "# HELP rcache_latency_seconds Remote call latency\n"
-      "# TYPE rcache_latency_seconds summary\n"
-      "rcache_latency_seconds{quantile=\"0.5\"} %.6f\n"
-      "rcache_latency_seconds{quantile=\"0.99\"} %.6f\n"
-      "rcache_latency_seconds{quantile=\"1\"} %.6f\n",
-      st->latency_p50_ms / 1000.0, st->latency_p99_ms / 1000.0, st->latency_max_ms / 1000.0);
-  return finish(&s);
+  if (!HAS(st, latency_max_ms)) return rcache__sink_end(&s);
+  rcache__put(&s,
+              "# HELP rcache_latency_seconds Remote call latency\n"
+              "# TYPE rcache_latency_seconds summary\n"
+              "rcache_latency_seconds{quantile=\"0.5\"} %.6f\n"
+              "rcache_latency_seconds{quantile=\"0.99\"} %.6f\n"
+              "rcache_latency_seconds{quantile=\"1\"} %.6f\n",
+              st->latency_p50_ms / 1000.0, st->latency_p99_ms / 1000.0,
+              st->latency_max_ms / 1000.0);
+  return rcache__sink_end(&s);
 }
 
 size_t rcache_stats_json(const rcache_stats *st, char *buf, size_t size) {
-  sink s = {buf, size, 0};
+  rcache__sink s = {buf, size, 0};
   if (size) buf[0] = '\0';
   if (!st) return 0;
   if (!HAS(st, breaker_state)) {
-    put(&s, "{}");
-    return finish(&s);
+    rcache__put(&s, "{}");
+    return rcache__sink_end(&s);
   }
-  put(&s, "{\"available\":%s,\"breaker_state\":%d", st->available ? "true" : "false",
-      st->breaker_state);
+  rcache__put(&s, "{\"available\":%s,\"breaker_state\":%d", st->available ? "true" : "false",
+              st->breaker_state);
 #define X(f, name, help)                                                                           \
-  if (HAS(st, f)) put(&s, ",\"" #f "\":%" PRIu64, st->f);
+  if (HAS(st, f)) rcache__put(&s, ",\"" #f "\":%" PRIu64, st->f);
   RCACHE__COUNTER_FIELDS(X)
   RCACHE__GAUGE_FIELDS(X)
 #undef X
   if (HAS(st, latency_max_ms))
-    put(&s, ",\"latency_p50_ms\":%.3f,\"latency_p99_ms\":%.3f,\"latency_max_ms\":%.3f",
-        st->latency_p50_ms, st->latency_p99_ms, st->latency_max_ms);
-  put(&s, "}");
-  return finish(&s);
+    rcache__put(&s, ",\"latency_p50_ms\":%.3f,\"latency_p99_ms\":%.3f,\"latency_max_ms\":%.3f",
+                st->latency_p50_ms, st->latency_p99_ms, st->latency_max_ms);
+  rcache__put(&s, "}");
+  return rcache__sink_end(&s);
 }

@@ -604,6 +604,7 @@ rcache_status rcache_set_tagged(rcache *c, const char *key, const void *data, si
   size_t tlen[RCACHE_TAGS_MAX];
   int64_t ver[RCACHE_TAGS_MAX + 1], t0 = rcache__now_us();
   BEGIN_KEYED(c, key, k);
+  rcache__in_flight(c, 1);
   int64_t ttl_ms = rcache__ttl_ms(c, ttl_s);
   rcache_status s = check_tags(tags, ntags, tlen);
   if (s == RCACHE_OK && !data && len > 0) {
@@ -627,6 +628,7 @@ rcache_status rcache_set_tagged(rcache *c, const char *key, const void *data, si
 /* ---- invalidating ---------------------------------------------------------------------------- */
 
 static rcache_status bump(rcache *c, const char *tag, int64_t t0) {
+  rcache__in_flight(c, 1);
   rcache__key k;
   rcache_status s = version_key(c, tag, tag ? strlen(tag) : 0, &k);
   if (s == RCACHE_OK) {
@@ -761,7 +763,11 @@ rcache_status rcache_get_tagged(rcache *c, const char *key, const char *const *t
   rcache_status s = out ? check_tags(tags, ntags, tlen) : RCACHE_EINVAL;
   if (!out) rcache__errf("invalid argument: out is NULL");
   rcache__tagdecl decl = {tags, tlen, ntags};
-  if (s == RCACHE_OK) s = rcache__get_full(c, &k, out, NULL, NULL, &decl, NULL);
+  rcache__read rd = RCACHE__READ(key);
+  if (s == RCACHE_OK) {
+    s = rcache__get_full(c, &k, out, NULL, NULL, &decl, &rd);
+    rcache__observe_read(c, RCACHE_OP_GET_TAGGED, &rd, s, out->len);
+  }
   rcache__key_free(&k);
   return rcache__done(c, s);
 }

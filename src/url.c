@@ -31,11 +31,11 @@
  *   (a cluster) only db 0 exists.
  * - Options: connect_timeout_ms, command_timeout_ms (1..INT_MAX), pool (1..1024, gives
  *   pool_size), key_prefix, client_name (printable, no spaces: Redis' CLIENT SETNAME rule),
- *   db, and on TLS schemes only tls_ca, tls_cert, tls_key, tls_server_name, tls_ciphers,
- *   tls_ciphersuites and tls_insecure (0 or 1). All tls_* options - tls_insecure too - are rejected
- * on a scheme without TLS, because silently ignoring them would make a plaintext connection look
- *   protected; tls_cert and tls_key come together. memory:// takes only max_bytes
- *   (1..INT64_MAX) and key_prefix; none:// takes nothing. Unknown, repeated, valueless
+ *   db, publish_stats_s (0..86400), and on TLS schemes only tls_ca, tls_cert, tls_key,
+ * tls_server_name, tls_ciphers, tls_ciphersuites and tls_insecure (0 or 1). All tls_* options -
+ * tls_insecure too - are rejected on a scheme without TLS, because silently ignoring them would
+ * make a plaintext connection look protected; tls_cert and tls_key come together. memory:// takes
+ * only max_bytes (1..INT64_MAX) and key_prefix; none:// takes nothing. Unknown, repeated, valueless
  *   ("pool", "pool=") options and stray '&' are errors.
  * - A path after the db ("redis://h/3/x") is an error; "redis://h/" is db 0.
  * Absent options are -1 (NULL for strings) in the result; db is 0 when absent.
@@ -340,6 +340,7 @@ enum {
   O_PREFIX,
   O_CLIENT,
   O_DB,
+  O_PUBLISH,
   O_TLS_CA,
   O_TLS_CERT,
   O_TLS_KEY,
@@ -356,6 +357,7 @@ static const char *const opt_names[O_COUNT] = {"connect_timeout_ms",
                                                "key_prefix",
                                                "client_name",
                                                "db",
+                                               "publish_stats_s",
                                                "tls_ca",
                                                "tls_cert",
                                                "tls_key",
@@ -415,6 +417,10 @@ static rcache_status apply_option(parser *p, int o, char *v, const char *shown) 
   case O_POOL:
     st = num_in(p, "pool", v, shown, 1, 1024, &x);
     if (st == RCACHE_OK) u->pool_size = (int)x;
+    break;
+  case O_PUBLISH:
+    st = num_in(p, "publish_stats_s", v, shown, 0, 86400, &x);
+    if (st == RCACHE_OK) u->publish_stats_s = (int)x;
     break;
   case O_MAXBYTES:
     st = num_in(p, "max_bytes", v, shown, 1, INT64_MAX, &x);
@@ -619,6 +625,7 @@ static rcache_status make_redacted(parser *p) {
 static void url_defaults(rcache__url *u) {
   memset(u, 0, sizeof *u);
   u->connect_timeout_ms = u->command_timeout_ms = u->pool_size = u->tls_insecure = -1;
+  u->publish_stats_s = -1;
   u->max_bytes = -1;
 }
 

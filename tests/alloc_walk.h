@@ -16,6 +16,9 @@
 
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "internal.h"
@@ -197,6 +200,92 @@ static bool aw_round_trip(rcache *c, const char *key) {
             v.len == 5 && memcmp(v.data, "after", 5) == 0;
   rcache_value_free(&v);
   return ok;
+}
+
+/* ---- calls both walks make ---------------------------------------------------------------- */
+
+/* A value as text for the trace. */
+static const char *aw_vtext(char *buf, size_t size, const rcache_value *v) {
+  snprintf(buf, size, "%zu:%.*s", v->len, (int)(v->len < 200 ? v->len : 200),
+           v->data ? v->data : "");
+  return buf;
+}
+
+/* A loader of the text ud. The test's own allocations use malloc: only the library's are
+ * walked. */
+static rcache_status aw_load_text(void *ud, rcache_value *out) {
+  const char *s = ud;
+  out->len = strlen(s);
+  out->data = malloc(out->len + 1);
+  if (!out->data) return RCACHE_ENOMEM;
+  memcpy(out->data, s, out->len + 1);
+  return RCACHE_OK;
+}
+
+static rcache_status aw_load_tagged_text(void *ud, rcache_value *out, rcache_tags *tags) {
+  (void)tags;
+  return aw_load_text(ud, out);
+}
+
+static void aw_rec_get(aw *w, int line, rcache *c, const char *key, const char *const *tags,
+                       size_t ntags) {
+  char t[256];
+  rcache_value v;
+  rcache_status s = ntags ? rcache_get_tagged(c, key, tags, ntags, &v) : rcache_get(c, key, &v);
+  aw_rec(w, line, s, aw_vtext(t, sizeof t, &v));
+  rcache_value_free(&v);
+}
+
+/* A batch read of n (at most 8) keys, each value recorded. */
+static void aw_rec_get_many(aw *w, int line, rcache *c, const char *const *keys, size_t n) {
+  char t[256];
+  rcache_value v[8] = {{NULL, 0}};
+  rcache_status st[8];
+  rcache_status s = n <= 8 ? rcache_get_many(c, keys, n, v, st) : RCACHE_EINVAL;
+  for (size_t i = 0; i < n && i < 8; i++) {
+    aw_rec(w, line, s == RCACHE_OK ? st[i] : s, aw_vtext(t, sizeof t, &v[i]));
+    rcache_value_free(&v[i]);
+  }
+}
+
+/* Tags: set_tagged, the reads (one round trip by script or declared tags, a batch), plain
+ * values that look like tagged ones (escaped), get_or_set_tagged, an invalidation. Each
+ * group has keys and tags of its own. */
+static void aw_tag_calls(aw *w, rcache *c) {
+  char t[256];
+  const char *ta[] = {"tag:a"}, *tc[] = {"tag:c", "tag:c2"};
+  aw_group(w);
+  rcache_status s = rcache_set_tagged(c, "ta1", "tv1", 3, 60, ta, 1);
+  AW_REC(w, s, NULL);
+  aw_rec_get(w, __LINE__, c, "ta1", NULL, 0);
+  aw_rec_get(w, __LINE__, c, "ta1", ta, 1);
+  aw_group(w);
+  s = rcache_set(c, "tb1", "\xffRC\x01x", 5, 60);
+  AW_REC(w, s, NULL);
+  aw_rec_get(w, __LINE__, c, "tb1", NULL, 0);
+  const char *bk[3] = {"tb2", "tb3", "tb1"};
+  rcache_value bv[2] = {{"\xff\xffRC\x01", 5}, {"plain", 5}};
+  s = rcache_set_many(c, bk, bv, 2, 60);
+  AW_REC(w, s, NULL);
+  aw_rec_get_many(w, __LINE__, c, bk, 3);
+  aw_group(w);
+  s = rcache_set_tagged(c, "tc1", "c1", 2, 60, tc, 1);
+  AW_REC(w, s, NULL);
+  s = rcache_set_tagged(c, "tc2", "c2", 2, 60, tc, 2);
+  AW_REC(w, s, NULL);
+  const char *ck[3] = {"tc1", "tc2", "tc3"};
+  aw_rec_get_many(w, __LINE__, c, ck, 3);
+  s = rcache_invalidate_tag(c, "tag:c2");
+  AW_REC(w, s, NULL);
+  aw_rec_get(w, __LINE__, c, "tc2", NULL, 0);
+  aw_rec_get(w, __LINE__, c, "tc1", NULL, 0);
+  aw_group(w);
+  const char *td[] = {"tag:d"};
+  rcache_value v;
+  s = rcache_get_or_set_tagged(c, "td1", 60, td, 1, aw_load_tagged_text, "loaded", &v);
+  AW_REC(w, s, aw_vtext(t, sizeof t, &v));
+  rcache_value_free(&v);
+  aw_rec_get(w, __LINE__, c, "td1", td, 1);
 }
 
 #endif

@@ -121,6 +121,8 @@ void cli_wipe(void *p, size_t n);
 bool cli_glob_escape(const char *lit, char *out, size_t outlen);
 /* Strict decimal int64 (optional sign); false on junk or overflow. */
 bool cli_parse_i64(const char *s, int64_t *out);
+/* A duration for people: "812.0 µs", "3.41 ms", "1.20 s" (cmd_info.c). */
+const char *cli_fmt_us(double us, char *buf, size_t size);
 /* Monotonic clock in microseconds. */
 int64_t cli_now_us(void);
 /* Writes a JSON string literal (quotes included) for len bytes of s. */
@@ -142,5 +144,16 @@ int cmd_stats(cli *g, int argc, char **argv);
 int cmd_flush(cli *g, int argc, char **argv);
 int cmd_bench(cli *g, int argc, char **argv);
 int cmd_watch(cli *g, int argc, char **argv);
+int cmd_top(cli *g, int argc, char **argv);
+/* cmd_info.c, for commands that repeat (watch, top): parses --interval S (1..3600) and
+ * --count N into *interval and *count (their defaults as given), opens g->c and makes
+ * Ctrl-C / SIGTERM end the loop (cli_stopped()). Returns CLI_OK to go on, -1 after --help
+ * (exit 0), or an exit code. */
+int cli_open_repeating(cli *g, int argc, char **argv, int64_t *interval, int64_t *count);
+bool cli_stopped(void);
+/* Sleeps us microseconds, or until cli_stopped(). */
+void cli_sleep_us(int64_t us);
+/* cmd_clients.c: `stats --clients` on the opened g->c; exit 1 when none publishes. */
+int cmd_stats_clients(cli *g, bool json);
 
 #endif

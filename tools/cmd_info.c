@@ -20,8 +20,7 @@
     if (_o) return _o;                                                                             \
   } while (0)
 
-/* "812 µs", "3.41 ms", "1.20 s" */
-static const char *fmt_us(double us, char *buf, size_t size) {
+const char *cli_fmt_us(double us, char *buf, size_t size) {
   if (us < 1000)
     snprintf(buf, size, "%.1f µs", us);
   else if (us < 1000000)
@@ -113,16 +112,19 @@ static void stats_text(const cli *g, const rcache_health *h, const rcache_stats 
 }
 
 int cmd_stats(cli *g, int argc, char **argv) {
-  bool json = false, prom = false;
+  bool json = false, prom = false, clients = false;
   const cli_opt opts[] = {{"--json", NULL, OPT_FLAG, &json},
-                          {"--prometheus", NULL, OPT_FLAG, &prom}};
+                          {"--prometheus", NULL, OPT_FLAG, &prom},
+                          {"--clients", NULL, OPT_FLAG, &clients}};
   char *pos[1];
   int np;
-  int r = cli_parse(g, argc, argv, opts, 2, pos, &np, 0, 0);
+  int r = cli_parse(g, argc, argv, opts, 3, pos, &np, 0, 0);
   if (r) return r < 0 ? CLI_USAGE : CLI_OK;
   if (json && prom) return cli_usage_error(g, "--json and --prometheus exclude each other");
+  if (clients && prom) return cli_usage_error(g, "--clients takes --json, not --prometheus");
   int o = cli_open(g);
   if (o) return o;
+  if (clients) return cmd_stats_clients(g, json);
   rcache_health h;
   rcache_status s = rcache_health_check(g->c, &h);
   rcache_stats st;
@@ -153,39 +155,50 @@ int cmd_stats(cli *g, int argc, char **argv) {
 
 /* ---- watch ----------------------------------------------------------------------------------- */
 
-static volatile sig_atomic_t stop_watch;
+static volatile sig_atomic_t stop_repeat;
 
-static void on_sigint(int sig) {
-  stop_watch = 1;
+static void on_stop(int sig) {
+  (void)sig;
+  stop_repeat = 1;
 }
 
-static void sleep_us(int64_t us) {
+bool cli_stopped(void) {
+  return stop_repeat;
+}
+
+void cli_sleep_us(int64_t us) {
   struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
-  while (!stop_watch && nanosleep(&ts, &ts) != 0) {
+  while (!stop_repeat && nanosleep(&ts, &ts) != 0) {
   }
 }
 
-int cmd_watch(cli *g, int argc, char **argv) {
-  int64_t interval = 1, count = 0;
-  const cli_opt opts[] = {{"--interval", NULL, OPT_I64, &interval},
-                          {"--count", NULL, OPT_I64, &count}};
+int cli_open_repeating(cli *g, int argc, char **argv, int64_t *interval, int64_t *count) {
+  const cli_opt opts[] = {{"--interval", NULL, OPT_I64, interval},
+                          {"--count", NULL, OPT_I64, count}};
   char *pos[1];
   int np;
   int r = cli_parse(g, argc, argv, opts, 2, pos, &np, 0, 0);
-  if (r) return r < 0 ? CLI_USAGE : CLI_OK;
-  if (interval < 1 || interval > 3600 || count < 0)
+  if (r) return r < 0 ? CLI_USAGE : -1;
+  if (*interval < 1 || *interval > 3600 || *count < 0)
     return cli_usage_error(g, "--interval is 1..3600 seconds, --count >= 0");
   int o = cli_open(g);
   if (o) return o;
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigint;
+  sa.sa_handler = on_stop;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+  return CLI_OK;
+}
+
+int cmd_watch(cli *g, int argc, char **argv) {
+  int64_t interval = 1, count = 0;
+  int o = cli_open_repeating(g, argc, argv, &interval, &count);
+  if (o) return o < 0 ? CLI_OK : o;
   const int samples = 10;
   int64_t step = interval * 1000000 / samples;
   int worst = CLI_OK;
-  for (int64_t line = 0; !stop_watch && (count == 0 || line < count); line++) {
+  for (int64_t line = 0; !stop_repeat && (count == 0 || line < count); line++) {
     if (line % 20 == 0)
       printf("%-8s  %-9s  %-10s  %10s  %10s  %10s  %-9s  %10s  %6s\n", "time", "status", "mode",
              "min", "avg", "max", "breaker", "reconnects", "errors");
@@ -193,7 +206,7 @@ int cmd_watch(cli *g, int argc, char **argv) {
     int ok = 0;
     rcache_health h;
     memset(&h, 0, sizeof h);
-    for (int i = 0; i < samples && !stop_watch; i++) {
+    for (int i = 0; i < samples && !stop_repeat; i++) {
       int64_t t0 = cli_now_us();
       rcache_status s = rcache_health_check(g->c, &h);
       double us = (double)(cli_now_us() - t0);
@@ -204,9 +217,9 @@ int cmd_watch(cli *g, int argc, char **argv) {
         ok++;
       }
       int64_t left = step - (cli_now_us() - t0);
-      if (left > 0) sleep_us(left);
+      if (left > 0) cli_sleep_us(left);
     }
-    if (stop_watch) break;
+    if (stop_repeat) break;
     rcache_stats st;
     rcache_get_stats(g->c, &st);
     char tbuf[16], a[24], b[24], c[24];
@@ -216,9 +229,9 @@ int cmd_watch(cli *g, int argc, char **argv) {
     const char *status = ok == samples ? "up" : ok ? "flapping" : "DOWN";
     if (ok < samples) worst = CLI_UNAVAILABLE;
     printf("%-8s  %-9s  %-10s  %10s  %10s  %10s  %-9s  %10" PRIu64 "  %6" PRIu64 "\n", tbuf, status,
-           h.mode, ok ? fmt_us(mn, a, sizeof a) : "-", ok ? fmt_us(sum / ok, b, sizeof b) : "-",
-           ok ? fmt_us(mx, c, sizeof c) : "-", breaker_name(st.breaker_state),
-           st.reconnect_attempts, st.errors);
+           h.mode, ok ? cli_fmt_us(mn, a, sizeof a) : "-",
+           ok ? cli_fmt_us(sum / ok, b, sizeof b) : "-", ok ? cli_fmt_us(mx, c, sizeof c) : "-",
+           breaker_name(st.breaker_state), st.reconnect_attempts, st.errors);
     fflush(stdout);
   }
   /* With --count, say whether the cache was up throughout; interrupted watches end 0. */
@@ -362,8 +375,8 @@ static void bench_print(const cli *g, const rcache_health *h, const bench_cfg *c
   for (int op = 0; op < NOPS; op++) {
     char a[24], b[24], c[24];
     printf("%-11s %12.0f %11s %11s %11s %8lld\n", op_names[op], res[op].ops_per_s,
-           fmt_us(res[op].p50_us, a, sizeof a), fmt_us(res[op].p99_us, b, sizeof b),
-           fmt_us(res[op].max_us, c, sizeof c), (long long)res[op].errors);
+           cli_fmt_us(res[op].p50_us, a, sizeof a), cli_fmt_us(res[op].p99_us, b, sizeof b),
+           cli_fmt_us(res[op].max_us, c, sizeof c), (long long)res[op].errors);
   }
 }
 

@@ -45,8 +45,13 @@ static const cli_cmd commands[] = {
      "Uses SCAN, never KEYS. --limit 0 (the default) lists all. Keys are escaped as for get\n"
      "on a terminal (a key holding a newline shows as one line) and raw into a pipe; --escape\n"
      "makes a pipe's list unambiguous too, --raw writes raw bytes to a terminal."},
-    {"stats", cmd_stats, "[--json | --prometheus]",
-     "health and this handle's statistics, as text, JSON or Prometheus", NULL},
+    {"stats", cmd_stats, "[--json | --prometheus] [--clients]",
+     "health and this handle's statistics, as text, JSON or Prometheus",
+     "--clients lists instead the figures every running process publishes under the\n"
+     "namespace (--prefix) - handles opened with publish_stats_s (e.g. the URL option\n"
+     "?publish_stats_s=5): client, host, pid, age, gets with p50/p99, hit ratio, calls in\n"
+     "flight and queued, errors. With --json, the published documents as a JSON array.\n"
+     "Reads at most 256 (SCAN, never KEYS); exit 1 when none publishes."},
     {"flush", cmd_flush, "[--yes] [--no-progress]",
      "delete the namespace's keys (--prefix), or the whole logical database",
      "Confirmation and progress as for del-prefix. Without a namespace this is FLUSHDB ASYNC."},
@@ -57,6 +62,14 @@ static const cli_cmd commands[] = {
      "print a line of health and latency every S seconds (like redis-cli --stat)",
      "Each line shows min/avg/max of ten pings spread over the interval. Stops after N lines\n"
      "(default: never) or on Ctrl-C."},
+    {"top", cmd_top, "[--interval S] [--count N]",
+     "every S seconds (default 2), each publishing process's per-operation p50/p99 and hit "
+     "ratios",
+     "Shows, for every process that publishes its figures under the namespace (option\n"
+     "publish_stats_s, see stats --clients), each operation's count and p50/p99 (upper bounds\n"
+     "of the histogram buckets) and the hit ratio overall and per key family\n"
+     "(key_family_segments). When none publishes, this CLI's own handle. Stops after N\n"
+     "screens (default: never) or on Ctrl-C."},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

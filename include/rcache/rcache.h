@@ -216,6 +216,15 @@ typedef struct rcache_options {
     void (*on_event)(const struct rcache_event *ev, void *ud);
     void *ud;
   } event_sink;
+  /* Figures from outside the process (docs/operations.md, "Figures from outside"): every
+   * publish_stats_s seconds a background thread of the handle writes its
+   * rcache_metrics_json(), with the host name and pid, to the key
+   * "<key_prefix>__rc:stats:<client_name>:<host>:<pid>" with a TTL of three intervals, for
+   * `rcache stats --clients` and `rcache top`; once more at rcache_close(), marked closed.
+   * No password and no key is published (family names are, when key_family_segments is
+   * set). A failed write is logged (info) and never affects calls. Redis servers only
+   * (not memory:// or none://). URL: publish_stats_s=N. 0 (default) = off, at most 86400. */
+  unsigned publish_stats_s;
 } rcache_options;
 
 /* Fills the first `size` bytes of *o with the documented defaults (zeroing them, padding
@@ -406,6 +415,12 @@ typedef struct rcache_stats {
   uint64_t stale_served;
   uint64_t near_entries, near_bytes, near_invalidations, near_flushes;
   double latency_p50_ms, latency_p99_ms, latency_max_ms; /* remote calls */
+  /* Gauges, now. calls_in_flight: public calls inside the handle, from the point they can
+   * wait (a read: past the near cache, which answers without waiting) until they return,
+   * loaders and waits for another caller's load included. calls_queued: calls waiting for
+   * room on a connection (the sum of rcache_server_stats.waiting). loads_in_progress:
+   * get_or_set loaders running. */
+  uint64_t calls_in_flight, calls_queued, loads_in_progress;
 } rcache_stats;
 
 /* Fills the first `size` bytes of *s with a consistent-enough snapshot (counters are read
@@ -441,11 +456,13 @@ typedef enum rcache_op {
   RCACHE_OP_HEALTH,          /* rcache_health_check */
   RCACHE_OP_LOADER,          /* one get_or_set loader run (inside a GET_OR_SET_LOAD) */
   RCACHE_OP_INVALIDATE_TAG,  /* rcache_invalidate_tag, rcache_clear */
+  RCACHE_OP_GET_TAGGED,      /* rcache_get_tagged (and the typed tagged getters) */
   RCACHE_OP_COUNT
 } rcache_op;
 
 /* "get", "set", "delete", "get_or_set_hit", "get_or_set_load", "incr", "delete_match",
- * "get_many", "set_many", "health", "loader", "invalidate_tag"; NULL when out of range. */
+ * "get_many", "set_many", "health", "loader", "invalidate_tag", "get_tagged"; NULL when out
+ * of range. */
 RCACHE_API const char *rcache_op_name(rcache_op op);
 
 /* Fixed log-scale buckets: bucket i holds durations <= 2^i µs (1 µs .. 2^22 µs ≈ 4.2 s);

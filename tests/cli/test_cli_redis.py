@@ -272,5 +272,82 @@ t.check(ok, "... and from $RCACHE_PASSWORD", why)
 rc_("ACL", "DELUSER", odd_user)
 shutil.rmtree(tmp)
 
+# Figures from outside (publish_stats_s): processes publish their figures to Redis and
+# `stats --clients` / `top` read them; counts are those of what each process did. Interval
+# 10 s: a key lives 30 s, well past the checks that read it (the first figures go out as a
+# handle opens, the last as it closes).
+def clients(*extra, prefix=None):
+    argv = ["--prefix", prefix] if prefix else []
+    rc, out, err = cli(*argv, "stats", "--clients", "--json", *extra)
+    return rc, (json.loads(out) if out.startswith(b"[") else []), out, err
+
+
+def of_pid(docs, pid):
+    return next((d for d in docs if d.get("pid") == pid), None)
+
+
+rc, docs, out, _ = clients()
+t.check(rc == 1 and docs == [], "stats --clients: none publishes yet (exit 1)", out)
+sep = "&" if "?" in url else "?"
+pub = subprocess.Popen([R, "--url", url + sep + "publish_stats_s=10&client_name=pubbench", "bench",
+                        "-n", "120", "--threads", "1"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE)
+_, perr = pub.communicate(timeout=120)
+t.eq(pub.returncode, 0, "a publishing bench ran")
+rc, docs, out, _ = clients()
+d = of_pid(docs, pub.pid) or {}
+m = d.get("metrics", {})
+ops = m.get("ops", {})
+t.check(rc == 0 and d.get("closed") is True and m.get("client") == "pubbench",
+        "stats --clients: the bench's last figures, marked closed", out)
+t.eq([ops.get(o, {}).get("count") for o in ("set", "get", "incr", "get_or_set_hit")],
+     [120, 120, 120, 120], "its counts are what the bench did (120 of each)")
+t.eq(m.get("hits"), 240, "its hits: 120 gets and 120 get_or_set hits")
+t.eq(ops.get("get", {}).get("count"), sum(ops.get("get", {}).get("buckets", [])),
+     "a published histogram's buckets add up to its count")
+t.check(d.get("key", "").startswith("__rc:stats:pubbench:") and d["key"].endswith(f":{pub.pid}"),
+        "published under __rc:stats:<client>:<host>:<pid>", d.get("key"))
+t.check(b"rcache-bench:" not in out, "no key is published")
+ttl = int(rc_("PTTL", d.get("key", "x")))
+t.check(0 < ttl <= 30000, "the key lives three intervals (30 s)", ttl)
+rc, out, _ = cli("stats", "--clients")
+t.check(rc == 0 and b"pubbench" in out and str(pub.pid).encode() in out and b"closed" in out,
+        "stats --clients as text", out)
+# top: per-op p50/p99 and hit ratio of each publishing process; its own handle when none
+rc, out, _ = cli("top", "--count", "1", "--interval", "1")
+t.check(rc == 0 and b"pubbench@" in out and b"get_or_set_hit" in out and b"p99" in out
+        and b"hit 100.0 % (240/240)" in out, "top: the bench's ops and hit ratio", out)
+# a running process: its figures appear while it runs, and its final ones when it ends
+live = subprocess.Popen([R, "--url", url + sep + "publish_stats_s=10&client_name=pubwatch", "watch",
+                         "--interval", "1", "--count", "3"], stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL)
+running = None
+for _ in range(200):  # bounded: the first figures go out as the handle opens
+    running = of_pid(clients()[1], live.pid)
+    if running:
+        break
+    time.sleep(0.05)
+t.check(running is not None and running.get("closed") is False, "a running process publishes",
+        running)
+live.wait(timeout=60)
+d = of_pid(clients()[1], live.pid) or {}
+t.eq(d.get("metrics", {}).get("ops", {}).get("health", {}).get("count"), 30,
+     "watch --count 3 made 30 health checks, and its figures say so")
+rc, out, _ = cli("top", "--count", "1", "--interval", "1")
+t.check(rc == 0 and b"pubbench@" in out and b"pubwatch@" in out and b"health" in out,
+        "top shows each publishing process", out)
+rc, out, _ = cli("--prefix", "nobody:", "top", "--count", "1")
+t.check(rc == 0 and b"this CLI's own handle" in out, "top with none publishing: its own handle",
+        out)
+# an ACL user limited to ~app:* publishes under its key_prefix; its password is not published
+pub = subprocess.Popen([R, "--url", f"{acl.scheme}://{acl.netloc}/13?publish_stats_s=1",
+                        "--prefix", "app:", "get", "k"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+pub.wait(timeout=60)
+rc, docs, out, _ = clients(prefix="app:")
+t.check(rc == 0 and of_pid(docs, pub.pid) is not None, "published under the ACL user's prefix", out)
+t.check(acl_pw.encode() not in out and acl_pw not in rc_("KEYS", "*__rc:stats:*"),
+        "no password is published", out)
+
 rc_.clear()
 t.report()

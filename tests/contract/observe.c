@@ -187,7 +187,7 @@ static uint64_t op_count(rcache *c, rcache_op op) {
 
 /* A known sequence of calls: get 3 (1 hit, 2 misses), set 3 (one tagged), delete 1,
  * get_or_set 2 (one load, one hit), incr 1, delete_prefix 1, get_many 1, set_many 1,
- * health 1, invalidate_tag 1. */
+ * health 1, invalidate_tag 1, get_tagged 1 (a miss). */
 static void known_calls(rcache *c) {
   rcache_value v;
   CHECK_EQ(rcache_set(c, "user:1", "abc", 3, 0), RCACHE_OK);
@@ -195,6 +195,7 @@ static void known_calls(rcache *c) {
   const char *tags[1] = {"t1"};
   CHECK_EQ(rcache_set_tagged(c, "tg:1", "y", 1, 0, tags, 1), RCACHE_OK);
   CHECK_EQ(rcache_invalidate_tag(c, "t1"), RCACHE_OK);
+  CHECK_EQ(rcache_get_tagged(c, "tg:1", tags, 1, &v), RCACHE_MISS); /* its tag moved on */
   CHECK_EQ(rcache_get(c, "user:1", &v), RCACHE_OK);
   rcache_value_free(&v);
   CHECK_EQ(rcache_get(c, "user:2", &v), RCACHE_MISS);
@@ -230,7 +231,8 @@ static const uint64_t expect_counts[RCACHE_OP_COUNT] = {[RCACHE_OP_GET] = 3,
                                                         [RCACHE_OP_SET_MANY] = 1,
                                                         [RCACHE_OP_HEALTH] = 1,
                                                         [RCACHE_OP_LOADER] = 1,
-                                                        [RCACHE_OP_INVALIDATE_TAG] = 1};
+                                                        [RCACHE_OP_INVALIDATE_TAG] = 1,
+                                                        [RCACHE_OP_GET_TAGGED] = 1};
 
 CONTRACT_TEST(op_histograms_and_events_count_exactly) {
   ev_log l;
@@ -258,6 +260,8 @@ CONTRACT_TEST(op_histograms_and_events_count_exactly) {
   }
   CHECK_EQ(l.last[RCACHE_OP_GET], RCACHE_MISS);
   CHECK_STR(l.family[RCACHE_OP_GET], "wf");
+  CHECK_STR(l.family[RCACHE_OP_GET_TAGGED], "tg");
+  CHECK_EQ(l.last[RCACHE_OP_GET_TAGGED], RCACHE_MISS);
   CHECK_STR(l.family[RCACHE_OP_GET_OR_SET_HIT], "credit");
   CHECK_EQ(l.bytes[RCACHE_OP_GET_OR_SET_HIT], 6);
   CHECK_EQ(l.bytes[RCACHE_OP_LOADER], 6);
@@ -303,13 +307,17 @@ CONTRACT_TEST(family_hits_and_misses) {
       CHECK_EQ(hi, 1);
       CHECK_EQ(mi, 1);
       seen++;
+    } else if (strcmp(name, "tg") == 0) { /* rcache_get_tagged counts as a read */
+      CHECK_EQ(hi, 0);
+      CHECK_EQ(mi, 1);
+      seen++;
     } else if (strcmp(name, "other") == 0) {
       CHECK_EQ(hi + mi, 0);
       seen++;
     }
     CHECK(i <= RCACHE_MAX_FAMILIES);
   }
-  CHECK_EQ(seen, 4);
+  CHECK_EQ(seen, 5);
   /* past RCACHE_MAX_FAMILIES distinct families, the rest count under "other" */
   for (int i = 0; i < RCACHE_MAX_FAMILIES + 5; i++) {
     char k[32];
@@ -322,7 +330,7 @@ CONTRACT_TEST(family_hits_and_misses) {
   CHECK_EQ(n, RCACHE_MAX_FAMILIES + 1);
   CHECK_EQ(rcache_get_family_stats(c, RCACHE_MAX_FAMILIES, name, sizeof name, &hi, &mi), RCACHE_OK);
   CHECK_STR(name, "other");
-  CHECK_EQ(mi, 3 + 5); /* 29 slots were free after user, wf, credit */
+  CHECK_EQ(mi, 4 + 5); /* 28 slots were free after user, wf, credit, tg */
 }
 
 /* Whether the n bytes at p hold the string w. */
@@ -444,6 +452,47 @@ CONTRACT_TEST(near_hits_in_histograms) {
 
 /* Per-server gauges: a server per standalone or Sentinel handle, one per known node in a
  * cluster, none for memory://. */
+/* The calls-in-flight gauge: a get_or_set is in it while its loader runs, and once calls
+ * have returned nothing is left in it. A path that enters without leaving leaves it above 0;
+ * one that leaves twice takes the loader's 1 down to 0 (the sum is read clamped at 0). */
+typedef struct gauge_seen {
+  rcache *c;
+  uint64_t in_flight, loads;
+} gauge_seen;
+
+static rcache_status load_gauge(void *ud, rcache_value *out) {
+  gauge_seen *g = ud;
+  rcache_stats st;
+  rcache_get_stats(g->c, &st);
+  g->in_flight = st.calls_in_flight;
+  g->loads = st.loads_in_progress;
+  return load_v(NULL, out);
+}
+
+CONTRACT_TEST(calls_in_flight_gauge) {
+  rcache *c = e->c;
+  known_calls(c); /* every kind of call, each path that enters the gauge */
+  CHECK_EQ(rcache_get_many(c, NULL, 1, NULL, NULL), RCACHE_EINVAL); /* never entered */
+  CHECK_EQ(rcache_set(c, "", "x", 1, 0), RCACHE_EINVAL);
+  gauge_seen g = {c, 0, 0};
+  rcache_value v;
+  CHECK_EQ(rcache_get_or_set(c, "gauge:1", 60, load_gauge, &g, &v), RCACHE_OK);
+  rcache_value_free(&v);
+  CHECK_EQ(g.in_flight, 1);
+  CHECK_EQ(g.loads, 1);
+  rcache_stats st;
+  rcache_get_stats(c, &st);
+  CHECK_EQ(st.calls_in_flight, 0);
+  CHECK_EQ(st.calls_queued, 0);
+  CHECK_EQ(st.loads_in_progress, 0);
+  char buf[8192];
+  CHECK(rcache_stats_prometheus(&st, buf, sizeof buf) < sizeof buf);
+  CHECK(strstr(buf, "# TYPE rcache_calls_in_flight gauge\nrcache_calls_in_flight 0\n") != NULL);
+  CHECK(strstr(buf, "\nrcache_calls_queued 0\n") != NULL);
+  CHECK(rcache_stats_json(&st, buf, sizeof buf) < sizeof buf);
+  CHECK(strstr(buf, "\"calls_in_flight\":0,\"calls_queued\":0,\"loads_in_progress\":0") != NULL);
+}
+
 CONTRACT_TEST(server_gauges) {
   rcache_server_stats g;
   CHECK_EQ(rcache_set(e->c, "sg", "v", 1, 0), RCACHE_OK);

@@ -42,21 +42,6 @@ static void sleep_ms(int ms) {
   nanosleep(&ts, NULL);
 }
 
-static rcache_status load_text(void *ud, rcache_value *out) {
-  const char *s = ud;
-  out->len = strlen(s);
-  out->data = malloc(out->len + 1); /* the test's own: only the library's are walked */
-  if (!out->data) return RCACHE_ENOMEM;
-  memcpy(out->data, s, out->len + 1);
-  return RCACHE_OK;
-}
-
-static const char *vtext(char *buf, size_t size, const rcache_value *v) {
-  snprintf(buf, size, "%zu:%.*s", v->len, (int)(v->len < 200 ? v->len : 200),
-           v->data ? v->data : "");
-  return buf;
-}
-
 static void reset_keys(rcache *admin) {
   /* tag state too: every run creates its version keys afresh (the same allocations) */
   const char *keys[] = {"k1",
@@ -91,34 +76,29 @@ static void calls(aw *w, rcache *c) {
   rcache_status s = rcache_set(c, "k1", "value1", 6, 60);
   AW_REC(w, s, NULL);
   s = rcache_get(c, "k1", &v); /* a near-cache miss: the value is kept */
-  AW_REC(w, s, vtext(t, sizeof t, &v));
+  AW_REC(w, s, aw_vtext(t, sizeof t, &v));
   rcache_value_free(&v);
   s = rcache_get(c, "k1", &v); /* a near-cache hit, once the listener is up */
-  AW_REC(w, s, vtext(t, sizeof t, &v));
+  AW_REC(w, s, aw_vtext(t, sizeof t, &v));
   rcache_value_free(&v);
   s = rcache_delete(c, "k1");
   AW_REC(w, s, NULL);
   aw_group(w);
   s = rcache_get(c, "absent", &v);
-  AW_REC(w, s, vtext(t, sizeof t, &v));
+  AW_REC(w, s, aw_vtext(t, sizeof t, &v));
   aw_group(w);
-  s = rcache_get_or_set(c, "g1", 60, load_text, "loaded", &v);
-  AW_REC(w, s, vtext(t, sizeof t, &v));
+  s = rcache_get_or_set(c, "g1", 60, aw_load_text, "loaded", &v);
+  AW_REC(w, s, aw_vtext(t, sizeof t, &v));
   rcache_value_free(&v);
-  s = rcache_get_or_set(c, "g1", 60, load_text, "not this", &v);
-  AW_REC(w, s, vtext(t, sizeof t, &v));
+  s = rcache_get_or_set(c, "g1", 60, aw_load_text, "not this", &v);
+  AW_REC(w, s, aw_vtext(t, sizeof t, &v));
   rcache_value_free(&v);
   aw_group(w);
   const char *keys[2] = {"m1", "m2"};
   rcache_value vals[2] = {{"one", 3}, {"two", 3}};
-  rcache_status st[2];
   s = rcache_set_many(c, keys, vals, 2, 60);
   AW_REC(w, s, NULL);
-  s = rcache_get_many(c, keys, 2, vals, st);
-  for (int i = 0; i < 2; i++) {
-    AW_REC(w, s == RCACHE_OK ? st[i] : s, vtext(t, sizeof t, &vals[i]));
-    rcache_value_free(&vals[i]);
-  }
+  aw_rec_get_many(w, __LINE__, c, keys, 2);
   uint64_t n = 0;
   s = rcache_delete_prefix(c, "m", &n);
   snprintf(t, sizeof t, "%llu", (unsigned long long)n);
@@ -134,70 +114,6 @@ static void calls(aw *w, rcache *c) {
   AW_REC(w, s, h.mode);
 }
 
-/* Tags: set_tagged, the reads (one round trip by script or declared tags, a batch), plain
- * values that look like tagged ones (escaped), get_or_set_tagged, an invalidation. Each
- * group has keys and tags of its own. */
-static rcache_status load_tagged_text(void *ud, rcache_value *out, rcache_tags *tags) {
-  (void)tags;
-  return load_text(ud, out);
-}
-
-static void rec_get(aw *w, int line, rcache *c, const char *key, const char *const *tags,
-                    size_t ntags) {
-  char t[256];
-  rcache_value v;
-  rcache_status s = ntags ? rcache_get_tagged(c, key, tags, ntags, &v) : rcache_get(c, key, &v);
-  aw_rec(w, line, s, vtext(t, sizeof t, &v));
-  rcache_value_free(&v);
-}
-
-static void tag_calls(aw *w, rcache *c) {
-  char t[256];
-  const char *ta[] = {"tag:a"}, *tc[] = {"tag:c", "tag:c2"};
-  aw_group(w);
-  rcache_status s = rcache_set_tagged(c, "ta1", "tv1", 3, 60, ta, 1);
-  AW_REC(w, s, NULL);
-  rec_get(w, __LINE__, c, "ta1", NULL, 0);
-  rec_get(w, __LINE__, c, "ta1", ta, 1);
-  aw_group(w);
-  s = rcache_set(c, "tb1", "\xffRC\x01x", 5, 60);
-  AW_REC(w, s, NULL);
-  rec_get(w, __LINE__, c, "tb1", NULL, 0);
-  const char *bk[3] = {"tb2", "tb3", "tb1"};
-  rcache_value bv[3] = {{"\xff\xffRC\x01", 5}, {"plain", 5}, {NULL, 0}};
-  rcache_status st[3];
-  s = rcache_set_many(c, bk, bv, 2, 60);
-  AW_REC(w, s, NULL);
-  s = rcache_get_many(c, bk, 3, bv, st);
-  for (int i = 0; i < 3; i++) {
-    AW_REC(w, s == RCACHE_OK ? st[i] : s, vtext(t, sizeof t, &bv[i]));
-    rcache_value_free(&bv[i]);
-  }
-  aw_group(w);
-  s = rcache_set_tagged(c, "tc1", "c1", 2, 60, tc, 1);
-  AW_REC(w, s, NULL);
-  s = rcache_set_tagged(c, "tc2", "c2", 2, 60, tc, 2);
-  AW_REC(w, s, NULL);
-  const char *ck[3] = {"tc1", "tc2", "tc3"};
-  rcache_value cv[3];
-  s = rcache_get_many(c, ck, 3, cv, st);
-  for (int i = 0; i < 3; i++) {
-    AW_REC(w, s == RCACHE_OK ? st[i] : s, vtext(t, sizeof t, &cv[i]));
-    rcache_value_free(&cv[i]);
-  }
-  s = rcache_invalidate_tag(c, "tag:c2");
-  AW_REC(w, s, NULL);
-  rec_get(w, __LINE__, c, "tc2", NULL, 0);
-  rec_get(w, __LINE__, c, "tc1", NULL, 0);
-  aw_group(w);
-  const char *td[] = {"tag:d"};
-  rcache_value v;
-  s = rcache_get_or_set_tagged(c, "td1", 60, td, 1, load_tagged_text, "loaded", &v);
-  AW_REC(w, s, vtext(t, sizeof t, &v));
-  rcache_value_free(&v);
-  rec_get(w, __LINE__, c, "td1", td, 1);
-}
-
 static void redis_flow(aw *w, void *ud) {
   target *tg = ud;
   reset_keys(tg->admin);
@@ -210,7 +126,7 @@ static void redis_flow(aw *w, void *ud) {
   if (c) {
     w->c = c;
     calls(w, c);
-    tag_calls(w, c);
+    aw_tag_calls(w, c);
   }
   aw_disarm(w);
   if (c && !aw_round_trip(c, "after:walk"))

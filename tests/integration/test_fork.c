@@ -10,7 +10,8 @@
  *  b) a child forked during an outage (its server stalled, or killed and started again)
  *     recovers within
  *     reconnect_max_ms + 1 s of the server coming back;
- *  c) a child's near cache sees another client's write within 1 s.
+ *  c) a child's near cache sees another client's write within 1 s;
+ *  d) with publish_stats_s, a child publishes its own figures under its own pid.
  * Children are bounded (alarm, bounded loops) and always reaped; they leave by _exit (the
  * private servers' atexit handler belongs to the parent).
  */
@@ -245,6 +246,45 @@ static void near_child(const char *url) {
   rcache_close(c);
 }
 
+/* d) publish_stats_s across fork(): the child's publisher is its own (its key names its
+ * pid) and its last figures, written as it closes the handle, count the child's gets. */
+static bool published(rcache *c, long pid, const char *want) {
+  char host[256] = "", key[512];
+  gethostname(host, sizeof host - 1);
+  snprintf(key, sizeof key, "__rc:stats:forkpub:%s:%ld", host, pid);
+  rcache_value v = {0};
+  bool ok = rcache_get(c, key, &v) == RCACHE_OK && strstr(v.data, want) != NULL;
+  if (!ok) fprintf(stderr, "  %s: %s\n", key, v.data ? v.data : "(absent)");
+  rcache_value_free(&v);
+  return ok;
+}
+
+static void publish_child(const char *url) {
+  rcache_options o;
+  rcache_options_init(&o);
+  o.publish_stats_s = 60;
+  o.client_name = "forkpub";
+  char prefix[64];
+  snprintf(prefix, sizeof prefix, "forkpub:%ld:", (long)getpid());
+  o.key_prefix = prefix;
+  rcache *c = NULL;
+  CHECK_EQ(rcache_open(&c, url, &o), RCACHE_OK);
+  if (!c) return;
+  pid_t pid = fork();
+  if (pid == 0) {
+    child_setup();
+    rcache_value v;
+    for (int i = 0; i < 5; i++)
+      rcache_get(c, "absent", &v);
+    rcache_close(c); /* the last figures go out */
+    _exit(0);
+  }
+  CHECK(pid > 0 && reap(pid, 60000) == 0);
+  CHECK_MSG(published(c, (long)pid, "\"get\":{\"count\":5,"), "the child's figures");
+  CHECK_MSG(published(c, (long)getpid(), "\"closed\":false"), "the parent's figures");
+  rcache_close(c);
+}
+
 int main(void) {
   const char *tcp = test_env_url("RCACHE_TEST_URL_TCP");
   const char *cluster = test_env_url("RCACHE_TEST_URL_CLUSTER");
@@ -257,5 +297,6 @@ int main(void) {
   outage(false);
   outage(true);
   near_child(tcp);
+  publish_child(tcp);
   return test_report("test_fork");
 }

@@ -23,12 +23,6 @@ static void quiet_log(int level, const char *msg, void *ud) {
 
 /* ---- outputs as text, for the trace ---------------------------------------------------------- */
 
-static const char *vtext(char *buf, size_t size, const rcache_value *v) {
-  snprintf(buf, size, "%zu:%.*s", v->len, (int)(v->len < 200 ? v->len : 200),
-           v->data ? v->data : "");
-  return buf;
-}
-
 /* jansson allocates through the indirection by way of these wrappers, so that rcache sees
  * allocators of the program's own (json.c then copies jansson's text: that path is
  * walked too). */
@@ -41,16 +35,6 @@ static void json_release(void *p) {
 }
 
 /* ---- loaders and a codec --------------------------------------------------------------------- */
-
-/* The test's own allocations use malloc: only the library's are walked. */
-static rcache_status load_text(void *ud, rcache_value *out) {
-  const char *s = ud;
-  out->len = strlen(s);
-  out->data = malloc(out->len + 1);
-  if (!out->data) return RCACHE_ENOMEM;
-  memcpy(out->data, s, out->len + 1);
-  return RCACHE_OK;
-}
 
 static rcache_status load_empty(void *ud, rcache_value *out) {
   (void)ud;
@@ -143,12 +127,12 @@ static void reads(aw *w, rcache *c) {
   rcache_value v;
   aw_group(w);
   rcache_status s = rcache_get(c, "pre:str", &v);
-  AW_REC(w, s, vtext(t, sizeof t, &v));
+  AW_REC(w, s, aw_vtext(t, sizeof t, &v));
   rcache_value_free(&v);
   s = rcache_get(c, "absent", &v);
-  AW_REC(w, s, vtext(t, sizeof t, &v));
+  AW_REC(w, s, aw_vtext(t, sizeof t, &v));
   s = rcache_get(c, long_key, &v);
-  AW_REC(w, s, vtext(t, sizeof t, &v));
+  AW_REC(w, s, aw_vtext(t, sizeof t, &v));
   rcache_value_free(&v);
   bool e = false;
   s = rcache_exists(c, "pre:str", &e);
@@ -170,7 +154,7 @@ static void writes(aw *w, rcache *c) {
   rcache_status s = rcache_set(c, "w:1", "value1", 6, 100);
   AW_REC(w, s, NULL);
   s = rcache_get(c, "w:1", &v);
-  AW_REC(w, s, vtext(t, sizeof t, &v));
+  AW_REC(w, s, aw_vtext(t, sizeof t, &v));
   rcache_value_free(&v);
   aw_group(w);
   char lk[LONG_KEY_LEN + 1];
@@ -179,7 +163,7 @@ static void writes(aw *w, rcache *c) {
   s = rcache_set(c, lk, "", 0, 0);
   AW_REC(w, s, NULL);
   s = rcache_get(c, lk, &v);
-  AW_REC(w, s, vtext(t, sizeof t, &v));
+  AW_REC(w, s, aw_vtext(t, sizeof t, &v));
   rcache_value_free(&v);
   aw_group(w);
   s = rcache_delete(c, "pre:del");
@@ -201,33 +185,33 @@ static void get_or_sets(aw *w, rcache *c) {
   char t[512];
   rcache_value v;
   aw_group(w);
-  rcache_status s = rcache_get_or_set(c, "gos:1", 100, load_text, "loaded", &v);
-  AW_REC(w, s, vtext(t, sizeof t, &v));
+  rcache_status s = rcache_get_or_set(c, "gos:1", 100, aw_load_text, "loaded", &v);
+  AW_REC(w, s, aw_vtext(t, sizeof t, &v));
   rcache_value_free(&v);
   s = rcache_get(c, "gos:1", &v);
-  AW_REC(w, s, vtext(t, sizeof t, &v));
+  AW_REC(w, s, aw_vtext(t, sizeof t, &v));
   rcache_value_free(&v);
   aw_group(w);
-  s = rcache_get_or_set(c, "pre:str", 100, load_text, "not this", &v);
-  AW_REC(w, s, vtext(t, sizeof t, &v));
+  s = rcache_get_or_set(c, "pre:str", 100, aw_load_text, "not this", &v);
+  AW_REC(w, s, aw_vtext(t, sizeof t, &v));
   rcache_value_free(&v);
   aw_group(w);
   s = rcache_get_or_set(c, "gos:fail", 100, load_fail, NULL, &v);
-  AW_REC(w, s, vtext(t, sizeof t, &v));
+  AW_REC(w, s, aw_vtext(t, sizeof t, &v));
   aw_group(w);
-  s = rcache_get_or_set(c, long_key, 100, load_text, "not this", &v);
-  AW_REC(w, s, vtext(t, sizeof t, &v));
+  s = rcache_get_or_set(c, long_key, 100, aw_load_text, "not this", &v);
+  AW_REC(w, s, aw_vtext(t, sizeof t, &v));
   rcache_value_free(&v);
   aw_group(w);
   s = rcache_get_or_set(c, "gos:empty", 100, load_empty, NULL, &v);
-  AW_REC(w, s, vtext(t, sizeof t, &v));
+  AW_REC(w, s, aw_vtext(t, sizeof t, &v));
   rcache_value_free(&v);
   aw_group(w);
   char lk[LONG_KEY_LEN + 1];
   memcpy(lk, long_key, sizeof lk);
   lk[0] = 'G';
-  s = rcache_get_or_set(c, lk, 100, load_text, "long", &v);
-  AW_REC(w, s, vtext(t, sizeof t, &v));
+  s = rcache_get_or_set(c, lk, 100, aw_load_text, "long", &v);
+  AW_REC(w, s, aw_vtext(t, sizeof t, &v));
   rcache_value_free(&v);
 }
 
@@ -264,26 +248,15 @@ static void counters(aw *w, rcache *c) {
 }
 
 static void batches(aw *w, rcache *c) {
-  char t[512];
   const char *keys[3] = {"pre:str", "absent", "pre:num2"};
-  rcache_value vals[3];
-  rcache_status st[3];
   aw_group(w);
-  rcache_status s = rcache_get_many(c, keys, 3, vals, st);
-  for (int i = 0; i < 3; i++) {
-    AW_REC(w, s == RCACHE_OK ? st[i] : s, vtext(t, sizeof t, &vals[i]));
-    rcache_value_free(&vals[i]);
-  }
+  aw_rec_get_many(w, __LINE__, c, keys, 3);
   aw_group(w);
   const char *wkeys[2] = {"sm:1", "sm:2"};
   rcache_value wv[2] = {{"one", 3}, {"two", 3}};
-  s = rcache_set_many(c, wkeys, wv, 2, 100);
+  rcache_status s = rcache_set_many(c, wkeys, wv, 2, 100);
   AW_REC(w, s, NULL);
-  s = rcache_get_many(c, wkeys, 2, vals, st);
-  for (int i = 0; i < 2; i++) {
-    AW_REC(w, s == RCACHE_OK ? st[i] : s, vtext(t, sizeof t, &vals[i]));
-    rcache_value_free(&vals[i]);
-  }
+  aw_rec_get_many(w, __LINE__, c, wkeys, 2);
 }
 
 static void typed(aw *w, rcache *c) {
@@ -391,70 +364,6 @@ static void json_calls(aw *w, rcache *c) {
   rec_json(w, __LINE__, s, j);
 }
 
-/* Tags: set_tagged, the reads (one round trip by script or declared tags, a batch), plain
- * values that look like tagged ones (escaped), get_or_set_tagged, an invalidation. Each
- * group has keys and tags of its own. */
-static rcache_status load_tagged_text(void *ud, rcache_value *out, rcache_tags *tags) {
-  (void)tags;
-  return load_text(ud, out);
-}
-
-static void rec_get(aw *w, int line, rcache *c, const char *key, const char *const *tags,
-                    size_t ntags) {
-  char t[256];
-  rcache_value v;
-  rcache_status s = ntags ? rcache_get_tagged(c, key, tags, ntags, &v) : rcache_get(c, key, &v);
-  aw_rec(w, line, s, vtext(t, sizeof t, &v));
-  rcache_value_free(&v);
-}
-
-static void tag_calls(aw *w, rcache *c) {
-  char t[256];
-  const char *ta[] = {"tag:a"}, *tc[] = {"tag:c", "tag:c2"};
-  aw_group(w);
-  rcache_status s = rcache_set_tagged(c, "ta1", "tv1", 3, 60, ta, 1);
-  AW_REC(w, s, NULL);
-  rec_get(w, __LINE__, c, "ta1", NULL, 0);
-  rec_get(w, __LINE__, c, "ta1", ta, 1);
-  aw_group(w);
-  s = rcache_set(c, "tb1", "\xffRC\x01x", 5, 60);
-  AW_REC(w, s, NULL);
-  rec_get(w, __LINE__, c, "tb1", NULL, 0);
-  const char *bk[3] = {"tb2", "tb3", "tb1"};
-  rcache_value bv[3] = {{"\xff\xffRC\x01", 5}, {"plain", 5}, {NULL, 0}};
-  rcache_status st[3];
-  s = rcache_set_many(c, bk, bv, 2, 60);
-  AW_REC(w, s, NULL);
-  s = rcache_get_many(c, bk, 3, bv, st);
-  for (int i = 0; i < 3; i++) {
-    AW_REC(w, s == RCACHE_OK ? st[i] : s, vtext(t, sizeof t, &bv[i]));
-    rcache_value_free(&bv[i]);
-  }
-  aw_group(w);
-  s = rcache_set_tagged(c, "tc1", "c1", 2, 60, tc, 1);
-  AW_REC(w, s, NULL);
-  s = rcache_set_tagged(c, "tc2", "c2", 2, 60, tc, 2);
-  AW_REC(w, s, NULL);
-  const char *ck[3] = {"tc1", "tc2", "tc3"};
-  rcache_value cv[3];
-  s = rcache_get_many(c, ck, 3, cv, st);
-  for (int i = 0; i < 3; i++) {
-    AW_REC(w, s == RCACHE_OK ? st[i] : s, vtext(t, sizeof t, &cv[i]));
-    rcache_value_free(&cv[i]);
-  }
-  s = rcache_invalidate_tag(c, "tag:c2");
-  AW_REC(w, s, NULL);
-  rec_get(w, __LINE__, c, "tc2", NULL, 0);
-  rec_get(w, __LINE__, c, "tc1", NULL, 0);
-  aw_group(w);
-  const char *td[] = {"tag:d"};
-  rcache_value v;
-  s = rcache_get_or_set_tagged(c, "td1", 60, td, 1, load_tagged_text, "loaded", &v);
-  AW_REC(w, s, vtext(t, sizeof t, &v));
-  rcache_value_free(&v);
-  rec_get(w, __LINE__, c, "td1", td, 1);
-}
-
 static void tools(aw *w, rcache *c) {
   char t[4096];
   aw_group(w);
@@ -501,7 +410,7 @@ static void flush(aw *w, rcache *c) {
   rcache_status s = rcache_flush(c);
   AW_REC(w, s, NULL);
   s = rcache_get(c, "pre:str", &v);
-  AW_REC(w, s, vtext(t, sizeof t, &v));
+  AW_REC(w, s, aw_vtext(t, sizeof t, &v));
   rcache_value_free(&v);
 }
 
@@ -527,7 +436,7 @@ static void ops_flow(aw *w, void *ud) {
   batches(w, c);
   typed(w, c);
   json_calls(w, c);
-  tag_calls(w, c);
+  aw_tag_calls(w, c);
   tools(w, c);
   flush(w, c);
   aw_disarm(w);

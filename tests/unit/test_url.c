@@ -179,6 +179,9 @@ static const bad_case bad[] = {
     {"redis://h?pool=0", "pool 0 out of range (1-1024)"},
     {"redis://h?pool=1025", "pool 1025 out of range (1-1024)"},
     {"redis://h?pool=2&pool=3", "option 'pool' given twice"},
+    {"redis://h?publish_stats_s=86401", "publish_stats_s 86401 out of range (0-86400)"},
+    {"redis://h?publish_stats_s=-1", "publish_stats_s -1 out of range"},
+    {"memory://?publish_stats_s=5", "option 'publish_stats_s' does not apply to memory://"},
     {"redis://h?pool=2&&db=1", "stray '&'"},
     {"redis://h?pool=2&", "stray '&'"},
     {"redis://u:s3cret%zz@h", "bad percent-escape '***' in password"},
@@ -456,6 +459,12 @@ static void test_public_api(void) {
             m);
   CHECK_EQ(rcache_open(&c, "memory://?pool=3", NULL), RCACHE_EURL);
   CHECK(strstr(rcache_errmsg(NULL), "does not apply to memory://") != NULL);
+  rcache_options o; /* the option's bound holds for the struct as for the URL */
+  rcache_options_init(&o);
+  CHECK_EQ(o.publish_stats_s, 0);
+  o.publish_stats_s = 86401;
+  CHECK_EQ(rcache_open(&c, "memory://", &o), RCACHE_EINVAL);
+  CHECK(strstr(rcache_errmsg(NULL), "publish_stats_s must be 0..86400") != NULL);
 }
 
 int main(void) {
