@@ -499,6 +499,9 @@ static rcache_status submit(rcache *c, aop *op) {
   }
   op->state = QUEUED;
   op->deadline_us = rcache__now_us() + (op->k->load ? a->load_budget_us : a->budget_us);
+  /* the loop's timer is unset, or later than this deadline: say so through the descriptor,
+   * so a loop that re-arms its timer after each process never misses one */
+  if (op->deadline_us < a->min_dl) wake_loop(a);
   op->qnext = NULL;
   op->qprev = a->qtail;
   if (a->qtail)

@@ -726,11 +726,12 @@ typedef void (*rcache_async_many_fn)(void *ud, rcache_status s, rcache_value *va
 typedef void (*rcache_async_str_fn)(void *ud, rcache_status s, char *str);
 typedef void (*rcache_async_double_fn)(void *ud, rcache_status s, double v);
 
-/* A descriptor that becomes readable when callbacks are ready to run: watch it for reading in
- * your loop and call rcache_async_process() when it is. Creates the handle's async machinery
- * on first use (as does the first _async call). The same descriptor for the handle's life
- * (in a forked child: the child's own); owned by rcache, never close it. -1 when c is NULL
- * or the machinery cannot be created (no memory, no descriptor left). */
+/* A descriptor that becomes readable when callbacks are ready to run, or when an operation
+ * started needs an earlier timer than rcache_async_timeout_ms() last said: watch it for
+ * reading in your loop, call rcache_async_process() when it is, then re-arm your timer. Creates the
+ * handle's async machinery on first use (as does the first _async call). The same descriptor for
+ * the handle's life (in a forked child: the child's own); owned by rcache, never close it. -1 when
+ * c is NULL or the machinery cannot be created (no memory, no descriptor left). */
 RCACHE_API int rcache_async_fd(rcache *c);
 
 /* Runs, on the calling thread, the callbacks that are ready (and the loaders of

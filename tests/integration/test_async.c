@@ -308,10 +308,11 @@ static rcache_status slow_loader(void *ud, rcache_value *out) {
   return RCACHE_OK;
 }
 
+static rcache_status sf_status;
+
 static void *blocking_caller(void *arg) {
   rcache_value v = {0};
-  rcache_status s = rcache_get_or_set(arg, "sf:k", 60, slow_loader, NULL, &v);
-  CHECK_EQ(s, RCACHE_OK);
+  sf_status = rcache_get_or_set(arg, "sf:k", 60, slow_loader, NULL, &v); /* checked after join */
   rcache_value_free(&v);
   return NULL;
 }
@@ -333,6 +334,7 @@ static void test_single_flight(const char *url) {
   START_OK(&r, rcache_get_or_set_async(c, "sf:k", 60, loader, &l, on_value, &r));
   CHECK(pump(c, &done, 1, 10000));
   pthread_join(th, NULL);
+  CHECK_EQ(sf_status, RCACHE_OK);
   CHECK_EQ(r.s, RCACHE_OK);
   CHECK(r.v.len == 8 && memcmp(r.v.data, "blocking", 8) == 0);
   CHECK_EQ(atomic_load(&sf_loads) + atomic_load(&l.calls), 1); /* one loader in all */
