@@ -869,26 +869,28 @@ rcache_status rcache_set_str_async(rcache *c, const char *key, const char *s, in
   return rcache_set_async(c, key, s, strlen(s), ttl_s, cb, ud);
 }
 
-rcache_status rcache_get_or_set_async(rcache *c, const char *key, int64_t ttl_s,
-                                      rcache_async_loader_fn load, void *lud,
-                                      rcache_async_value_fn cb, void *ud) {
+/* get_or_set and its JSON form: the loader runs on the loop (load_wait). */
+static rcache_status start_load(rcache *c, const kind *k, const char *key, int64_t ttl_s,
+                                rcache_async_loader_fn load, void *lud, void (*cb)(void),
+                                void *ud) {
   if (!load) return rcache__einval(c, "load is NULL");
-  START(c, &K_get_or_set, key, cb, ud);
+  START(c, k, key, cb, ud);
   op->y = ttl_s;
   op->loader = load;
   op->lud = lud;
   return submit(c, op);
 }
 
+rcache_status rcache_get_or_set_async(rcache *c, const char *key, int64_t ttl_s,
+                                      rcache_async_loader_fn load, void *lud,
+                                      rcache_async_value_fn cb, void *ud) {
+  return start_load(c, &K_get_or_set, key, ttl_s, load, lud, CB(cb), ud);
+}
+
 rcache_status rcache_get_or_set_json_async(rcache *c, const char *key, int64_t ttl_s,
                                            rcache_async_loader_fn load, void *lud,
                                            rcache_async_json_fn cb, void *ud) {
-  if (!load) return rcache__einval(c, "load is NULL");
-  START(c, &K_get_or_set_json, key, cb, ud);
-  op->y = ttl_s;
-  op->loader = load;
-  op->lud = lud;
-  return submit(c, op);
+  return start_load(c, &K_get_or_set_json, key, ttl_s, load, lud, CB(cb), ud);
 }
 
 rcache_status rcache_set_json_async(rcache *c, const char *key, const json_t *v, int64_t ttl_s,

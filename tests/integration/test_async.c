@@ -148,6 +148,13 @@ static void rec_free(rec *r) {
     (r)->returned = true;                                                                          \
   } while (0)
 
+/* START_OK on r[k], k++ (r and k: the caller's) */
+#define NEXT(st)                                                                                   \
+  do {                                                                                             \
+    START_OK(&r[k], st);                                                                           \
+    k++;                                                                                           \
+  } while (0)
+
 static void check_once(const rec *r, int n) {
   for (int i = 0; i < n; i++) {
     CHECK_EQ(r[i].calls, 1);
@@ -175,6 +182,7 @@ static void test_basics(const char *url) {
   CHECK_EQ(r[0].s, RCACHE_OK);
   START_OK(&r[1], rcache_get_async(c, "a:k", on_value, &r[1]));
   START_OK(&r[2], rcache_get_async(c, "a:absent", on_value, &r[2]));
+  CHECK(pump(c, &done, 3, 10000)); /* operations in flight run in any order */
   START_OK(&r[3], rcache_delete_async(c, "a:k", on_status, &r[3]));
   CHECK(pump(c, &done, 4, 10000));
   START_OK(&r[4], rcache_delete_async(c, "a:k", on_status, &r[4]));
@@ -204,10 +212,16 @@ static void test_basics(const char *url) {
   CHECK_EQ(rcache_async_timeout_ms(NULL), -1);
   /* a NULL callback: the write happens, the result is dropped */
   CHECK_EQ(rcache_set_async(c, "a:nocb", "x", 1, 60, NULL, NULL), RCACHE_OK);
+  for (int i = 0; i < 1000 && rcache_async_timeout_ms(c) != -1; i++) { /* until it is done */
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    (void)poll(&p, 1, 10);
+    rcache_async_process(c);
+  }
+  CHECK_EQ(rcache_async_timeout_ms(c), -1);
   rec g = {.done = &done};
   int before = atomic_load(&done);
   START_OK(&g, rcache_get_async(c, "a:nocb", on_value, &g));
-  CHECK(pump(c, &done, before + 1, 10000)); /* FIFO: the set ran first (one worker idle) */
+  CHECK(pump(c, &done, before + 1, 10000));
   CHECK_EQ(g.s, RCACHE_OK);
   rec_free(&g);
   rcache_async_process(c);
@@ -245,6 +259,16 @@ static void loader(void *ud, const char *key, rcache_load *ld) {
     l->pending = ld; /* a database query in flight on the same loop */
 }
 
+/* Runs the loop until l's loader has been called and left its load pending (10 s at most). */
+static void wait_pending(rcache *c, lctx *l) {
+  int64_t end = now_us() + 10000000;
+  while (!l->pending && now_us() < end) {
+    struct pollfd p = {.fd = rcache_async_fd(c), .events = POLLIN};
+    (void)poll(&p, 1, 100);
+    rcache_async_process(c);
+  }
+}
+
 static void test_get_or_set(const char *url) {
   rcache *c = open_url(url, 0, 0);
   if (!c) return;
@@ -256,12 +280,7 @@ static void test_get_or_set(const char *url) {
   rcache_delete(c, "gos:k");
   START_OK(&r[0], rcache_get_or_set_async(c, "gos:k", 60, loader, &l, on_value, &r[0]));
   /* the loader runs on the loop, then the operation waits for it without a deadline */
-  int64_t end = now_us() + 10000000;
-  while (!l.pending && now_us() < end) {
-    struct pollfd p = {.fd = rcache_async_fd(c), .events = POLLIN};
-    (void)poll(&p, 1, 100);
-    rcache_async_process(c);
-  }
+  wait_pending(c, &l);
   CHECK(l.pending != NULL);
   CHECK_STR(l.key, "gos:k");
   CHECK_EQ(rcache_async_timeout_ms(c), -1); /* only a load out: no deadline to watch */
@@ -393,55 +412,38 @@ static void test_operations(const char *url) {
   rcache_value vals[] = {{"one", 3}, {"two", 3}};
   rcache_delete(c, "op:n");
   rcache_delete(c, "op:w");
-  rcache_delete(c, "op:m3");
   rcache_delete(c, "op:x");
+  /* r[0..6]: writes; then r[7..16], checked in that order below */
   int k = 0;
-  START_OK(&r[k], rcache_incr_async(c, "op:n", 5, on_int, &r[k]));
-  k++; /* 0 */
-  START_OK(&r[k], rcache_set_many_async(c, keys, vals, 2, 60, on_status, &r[k]));
-  k++; /* 1 */
-  START_OK(&r[k], rcache_set_str_async(c, "op:s", "text", 60, on_status, &r[k]));
-  k++; /* 2 */
-  START_OK(&r[k], rcache_set_i64_async(c, "op:i", -42, 60, on_status, &r[k]));
-  k++; /* 3 */
-  START_OK(&r[k], rcache_set_double_async(c, "op:d", 0.1, 60, on_status, &r[k]));
-  k++; /* 4 */
+  NEXT(rcache_incr_async(c, "op:n", 5, on_int, &r[k]));
+  NEXT(rcache_set_many_async(c, keys, vals, 2, 60, on_status, &r[k]));
+  NEXT(rcache_set_str_async(c, "op:s", "text", 60, on_status, &r[k]));
+  NEXT(rcache_set_i64_async(c, "op:i", -42, 60, on_status, &r[k]));
+  NEXT(rcache_set_double_async(c, "op:d", 0.1, 60, on_status, &r[k]));
   json_t *j = json_pack("{s:i}", "a", 1);
-  START_OK(&r[k], rcache_set_json_async(c, "op:j", j, 60, on_status, &r[k]));
-  k++;            /* 5 */
+  NEXT(rcache_set_json_async(c, "op:j", j, 60, on_status, &r[k]));
   json_decref(j); /* copied */
-  CHECK(pump(c, &done, k, 10000));
-  START_OK(&r[k], rcache_decr_async(c, "op:n", 2, on_int, &r[k]));
-  k++; /* 6 */
-  START_OK(&r[k], rcache_incr_expire_async(c, "op:w", 1, 100, on_int, &r[k]));
-  k++; /* 7 */
-  START_OK(&r[k], rcache_rate_limit_async(c, "op:rl", 10, 60, on_rate, &r[k]));
-  k++; /* 8 */
-  START_OK(&r[k], rcache_exists_async(c, "op:s", on_bool, &r[k]));
-  k++; /* 9 */
-  START_OK(&r[k], rcache_ttl_async(c, "op:w", on_int, &r[k]));
-  k++; /* 10 */
-  START_OK(&r[k], rcache_get_str_async(c, "op:s", on_str, &r[k]));
-  k++; /* 11 */
-  START_OK(&r[k], rcache_get_i64_async(c, "op:i", on_int, &r[k]));
-  k++; /* 12 */
-  START_OK(&r[k], rcache_get_double_async(c, "op:d", on_double, &r[k]));
-  k++; /* 13 */
-  START_OK(&r[k], rcache_get_json_async(c, "op:j", on_json, &r[k]));
-  k++; /* 14 */
-  START_OK(&r[k], rcache_exists_async(c, "op:x", on_bool, &r[k]));
-  k++; /* 15 */
+  NEXT(rcache_incr_expire_async(c, "op:w", 1, 100, on_int, &r[k]));
+  CHECK(pump(c, &done, k, 10000)); /* operations in flight run in any order: writes first */
+  NEXT(rcache_decr_async(c, "op:n", 2, on_int, &r[k]));
+  NEXT(rcache_rate_limit_async(c, "op:rl", 10, 60, on_rate, &r[k]));
+  NEXT(rcache_exists_async(c, "op:s", on_bool, &r[k]));
+  NEXT(rcache_ttl_async(c, "op:w", on_int, &r[k]));
+  NEXT(rcache_get_str_async(c, "op:s", on_str, &r[k]));
+  NEXT(rcache_get_i64_async(c, "op:i", on_int, &r[k]));
+  NEXT(rcache_get_double_async(c, "op:d", on_double, &r[k]));
+  NEXT(rcache_get_json_async(c, "op:j", on_json, &r[k]));
+  NEXT(rcache_exists_async(c, "op:x", on_bool, &r[k]));
   lctx l = {.now = true};
-  START_OK(&r[k], rcache_get_or_set_json_async(c, "op:j", 60, loader, &l, on_json, &r[k]));
-  k++;
-  CHECK(pump(c, &done, k, 10000)); /* 16 */
+  NEXT(rcache_get_or_set_json_async(c, "op:j", 60, loader, &l, on_json, &r[k]));
+  CHECK(pump(c, &done, k, 10000));
   CHECK_EQ(r[0].s, RCACHE_OK);
   CHECK_EQ(r[0].i, 5);
   for (int i = 1; i <= 5; i++)
     CHECK_EQ(r[i].s, RCACHE_OK);
-  CHECK_EQ(r[6].s, RCACHE_OK);
-  CHECK_EQ(r[6].i, 3);
-  CHECK_EQ(r[7].i, 1);
+  CHECK_EQ(r[6].i, 1);
+  CHECK_EQ(r[7].s, RCACHE_OK);
+  CHECK_EQ(r[7].i, 3);
   CHECK(r[8].s == RCACHE_OK && r[8].b && r[8].i >= 1);
   CHECK(r[9].s == RCACHE_OK && r[9].b);
   CHECK(r[10].s == RCACHE_OK && r[10].i > 0 && r[10].i <= 100);
@@ -579,12 +581,7 @@ static void test_close_loader(const char *url) {
   lctx l = {0};
   rec g = {.done = &done};
   START_OK(&g, rcache_get_or_set_async(c, "cl:k", 60, loader, &l, on_value, &g));
-  int64_t end = now_us() + 10000000;
-  while (!l.pending && now_us() < end) {
-    struct pollfd p = {.fd = rcache_async_fd(c), .events = POLLIN};
-    (void)poll(&p, 1, 100);
-    rcache_async_process(c);
-  }
+  wait_pending(c, &l);
   CHECK(l.pending != NULL);
   rcache_close(c);
   CHECK_EQ(g.calls, 1);
