@@ -336,6 +336,7 @@ int rcache_async_process(rcache *c) {
 
 int64_t rcache_async_timeout_ms(rcache *c) {
   if (!c) return -1;
+  rcache__enter(c); /* in a forked child, never the parent's lock */
   rcache__async *a = atomic_load_explicit(&c->async, memory_order_acquire);
   if (!a) return -1;
   pthread_mutex_lock(&a->mu);
