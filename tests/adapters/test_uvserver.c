@@ -99,6 +99,7 @@ int main(int argc, char **argv) {
   char *args[] = {argv[1], url, "0", NULL};
   pid_t pid = 0;
   CHECK(posix_spawn(&pid, argv[1], &fa, NULL, args, environ) == 0);
+  posix_spawn_file_actions_destroy(&fa);
   close(out[1]);
   char line[64];
   CHECK(read_line(out[0], line, sizeof line) && sscanf(line, "listening on %d", &server_port) == 1);
