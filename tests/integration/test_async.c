@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The non-blocking API (issue 17, docs/async.md) on memory:// and a real redis-server
- * (RCACHE_TEST_URL_TCP, and private servers that this test pauses): callbacks run exactly
- * once, never before the starting call returns, on the loop's thread; an asynchronous loader;
- * single-flight shared by a blocking and an async caller; deadlines with a stalled server;
+ * The non-blocking API (issue 17, docs/async.md) on memory:// and real redis-servers
+ * (RCACHE_TEST_URL_TCP, _CLUSTER, _SENTINEL, and a private server that this test pauses): callbacks
+ * run exactly once, never before the starting call returns, on the loop's thread; an asynchronous
+ * loader; single-flight shared by a blocking and an async caller; deadlines with a stalled server;
  * rcache_close with operations in flight; 1,000 operations in flight from one loop thread;
  * every operation's result as its blocking call's; a forked child's own machinery.
  */
@@ -635,6 +635,15 @@ int main(void) {
     test_batches(urls[i]);
     test_thousand(urls[i]);
     test_close_loader(urls[i]);
+  }
+  /* Cluster and Sentinel: the topologies are the blocking calls' own */
+  const char *more[] = {test_env_url("RCACHE_TEST_URL_CLUSTER"),
+                        test_env_url("RCACHE_TEST_URL_SENTINEL")};
+  for (int i = 0; i < 2; i++) {
+    test_basics(more[i]);
+    test_get_or_set(more[i]);
+    test_operations(more[i]);
+    test_batches(more[i]);
   }
   test_fork(tcp);
   test_stalled();
