@@ -129,7 +129,8 @@ RCACHE_API rcache_status rcache_get_or_set_json_async(rcache *c, const char *key
                                                       rcache_async_json_fn cb, void *ud);
 /* Finishes a load of rcache_get_or_set_json_async: v (a reference rcache takes over) is the
  * loaded value, or NULL when loading failed (the operation completes with RCACHE_ELOADER).
- * Called exactly once per loader call, from any thread, even after rcache_close(); frees ld. */
+ * Called exactly once per loader call, from any thread, even after rcache_close(); ld must
+ * not be used after this call. */
 RCACHE_API void rcache_load_done_json(rcache_load *ld, json_t *v);
 
 #ifdef __cplusplus

@@ -764,7 +764,8 @@ typedef void (*rcache_async_loader_fn)(void *ud, const char *key, rcache_load *l
 /* Finishes a load: s = RCACHE_OK with the value in *v, which rcache takes over (v->data
  * malloc'd; *v is zeroed), or an error status (then *v, which may be NULL, is freed and
  * zeroed): the get_or_set then completes with RCACHE_ELOADER, as a failing rcache_loader_fn.
- * May be called from inside the loader or later, from any thread. ld is freed by this call. */
+ * May be called from inside the loader or later, from any thread. ld must not be used after
+ * this call. */
 RCACHE_API void rcache_load_done(rcache_load *ld, rcache_status s, rcache_value *v);
 
 /*
