@@ -707,7 +707,8 @@ RCACHE_API rcache_status rcache_get_or_set_obj(rcache *c, const char *key, int64
  *  - rcache_close(c) with operations in flight must be called on the loop's thread: before it
  *    returns it runs every pending callback, those already finished with their result, the
  *    others with RCACHE_EUNAVAILABLE; none runs after it returns. A callback run by
- *    rcache_close must not start operations on c (they fail with RCACHE_EINVAL).
+ *    rcache_close must not start operations on c (they fail with RCACHE_EINVAL). Never call
+ *    rcache_close(c) from one of c's callbacks or loaders.
  *  - fork(): a child's async machinery is its own (a new descriptor, new threads, from its
  *    first async call); operations the parent had in flight never complete in the child.
  */
