@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 #ifdef __linux__
@@ -475,6 +476,17 @@ static aop *op_new(const kind *k, const char *key, void (*cb)(void), void *ud) {
   return op;
 }
 
+/* Starts a worker with every signal blocked: the application's signals go to its own
+ * threads, never to ours (a TLS write's SIGPIPE is consumed by transport.c's guard). */
+static int spawn(rcache__async *a) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  int rc = pthread_create(&a->threads[a->nthreads], NULL, worker, a);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return rc;
+}
+
 /* Queues op (taking it over whatever the outcome) and wakes or starts a worker. */
 static rcache_status submit(rcache *c, aop *op) {
   rcache__async *a = get_async(c);
@@ -489,9 +501,7 @@ static rcache_status submit(rcache *c, aop *op) {
     free_op(op);
     return rcache__einval(c, "the handle is being closed");
   }
-  if (a->idle == 0 && a->nthreads < a->max &&
-      pthread_create(&a->threads[a->nthreads], NULL, worker, a) == 0)
-    a->nthreads++;
+  if (a->idle == 0 && a->nthreads < a->max && spawn(a) == 0) a->nthreads++;
   if (a->nthreads == 0) {
     pthread_mutex_unlock(&a->mu);
     free_op(op);
