@@ -172,7 +172,9 @@ static void wake_loop(rcache__async *a) {
   (void)w; /* full (a pipe) or saturated: it is readable anyway */
 }
 
-static void ready_add(rcache__async *a, aop *op) {
+/* Puts op on the ready list; true when the list was empty: the caller then wakes the loop
+ * (wake_loop), after unlocking (a system call under the lock would lengthen every wait on it). */
+static bool ready_add(rcache__async *a, aop *op) {
   op->state = READY;
   op->rnext = NULL;
   bool was_empty = !a->rhead;
@@ -181,7 +183,14 @@ static void ready_add(rcache__async *a, aop *op) {
   else
     a->rhead = op;
   a->rtail = op;
-  if (was_empty) wake_loop(a);
+  return was_empty;
+}
+
+/* Called with a->mu held, which it releases around the system call. */
+static void wake_unlocked(rcache__async *a) {
+  pthread_mutex_unlock(&a->mu);
+  wake_loop(a);
+  pthread_mutex_lock(&a->mu);
 }
 
 /* ---- operations --------------------------------------------------------------------------- */
@@ -369,7 +378,7 @@ static void *worker(void *arg) {
     if (op->deadline_us <= rcache__now_us()) { /* its time is up: the loop says so */
       inflight_del(a, op);
       op->expired = true;
-      ready_add(a, op);
+      if (ready_add(a, op)) wake_unlocked(a);
       continue;
     }
     op->state = RUNNING;
@@ -388,7 +397,7 @@ static void *worker(void *arg) {
     }
     op->refs--;
     inflight_del(a, op);
-    ready_add(a, op);
+    if (ready_add(a, op)) wake_unlocked(a);
   }
   pthread_mutex_unlock(&a->mu);
   return NULL;
@@ -512,7 +521,7 @@ static rcache_status submit(rcache *c, aop *op) {
   op->deadline_us = rcache__now_us() + (op->k->load ? a->load_budget_us : a->budget_us);
   /* the loop's timer is unset, or later than this deadline: say so through the descriptor,
    * so a loop that re-arms its timer after each process never misses one */
-  if (op->deadline_us < a->min_dl) wake_loop(a);
+  bool wake = op->deadline_us < a->min_dl;
   op->qnext = NULL;
   op->qprev = a->qtail;
   if (a->qtail)
@@ -523,6 +532,7 @@ static rcache_status submit(rcache *c, aop *op) {
   inflight_add(a, op);
   pthread_cond_signal(&a->cv);
   pthread_mutex_unlock(&a->mu);
+  if (wake) wake_loop(a);
   return RCACHE_OK;
 }
 
@@ -626,8 +636,8 @@ static rcache_load *load_wait(aop *op) {
   bool was_empty = !a->rhead && !a->lhead;
   ld->next = a->lhead;
   a->lhead = ld;
-  if (was_empty) wake_loop(a);
   pthread_mutex_unlock(&a->mu);
+  if (was_empty) wake_loop(a);
 
   pthread_mutex_lock(&ld->mu);
   while (!ld->done && !ld->abandoned)
