@@ -486,6 +486,139 @@ static void threads_workload(int threads, size_t vsize) {
   rcache_close(c);
 }
 
+/* ---- one libuv loop keeping 256 gets in flight (the non-blocking API, issue 17) ------------ */
+#ifdef RCACHE_BENCH_UV
+#include <uv.h>
+
+#include "rcache/uv.h"
+
+#define AU_INFLIGHT 256
+
+typedef struct au_slot {
+  struct au_loop *l;
+  int64_t t0;
+} au_slot;
+
+typedef struct au_loop {
+  rcache *c;
+  rcache_uv u;
+  uv_prepare_t prep;
+  uv_check_t check;
+  int64_t end_ns, woke_ns, longest_ns;
+  int inflight, errors;
+  samples s;
+  au_slot slot[AU_INFLIGHT];
+} au_loop;
+
+static void au_on_get(void *ud, rcache_status st, rcache_value v);
+
+static void au_start(au_slot *sl) {
+  sl->t0 = now_ns();
+  if (rcache_get_async(sl->l->c, "key:__rand_int__", au_on_get, sl) != RCACHE_OK) {
+    sl->l->errors++;
+    sl->l->inflight--;
+  }
+}
+
+static void au_stop(au_loop *l) {
+  rcache_uv_detach(&l->u);
+  uv_close((uv_handle_t *)&l->prep, NULL);
+  uv_close((uv_handle_t *)&l->check, NULL);
+}
+
+static void au_on_get(void *ud, rcache_status st, rcache_value v) {
+  au_slot *sl = ud;
+  au_loop *l = sl->l;
+  int64_t t = now_ns();
+  s_add(&l->s, t - sl->t0);
+  if (st != RCACHE_OK) l->errors++;
+  rcache_value_free(&v);
+  if (t < l->end_ns) {
+    au_start(sl);
+  } else if (--l->inflight == 0) {
+    au_stop(l);
+  }
+}
+
+/* The loop's work per iteration: from the end of its poll (check) to the next poll (prepare). */
+static void au_on_check(uv_check_t *h) {
+  ((au_loop *)h->data)->woke_ns = now_ns();
+}
+
+static void au_on_prepare(uv_prepare_t *h) {
+  au_loop *l = h->data;
+  if (l->woke_ns && now_ns() - l->woke_ns > l->longest_ns) l->longest_ns = now_ns() - l->woke_ns;
+}
+
+/* One loop thread, AU_INFLIGHT gets in flight for ms: ops/s into *s, the longest stall. */
+static void au_run(rcache *c, int ms, samples *s, int64_t *longest_ns) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  au_loop *l = calloc(1, sizeof *l);
+  l->c = c;
+  l->s = *s;
+  uv_prepare_init(&loop, &l->prep);
+  uv_check_init(&loop, &l->check);
+  l->prep.data = l->check.data = l;
+  uv_prepare_start(&l->prep, au_on_prepare);
+  uv_check_start(&l->check, au_on_check);
+  if (rcache_uv_attach(&l->u, &loop, c) != 0) exit(1);
+  int64_t t0 = now_ns();
+  l->end_ns = t0 + (int64_t)ms * 1000000;
+  l->inflight = AU_INFLIGHT;
+  for (int i = 0; i < AU_INFLIGHT; i++) {
+    l->slot[i].l = l;
+    au_start(&l->slot[i]);
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  l->s.wall_ns += now_ns() - t0;
+  if (l->errors) fprintf(stderr, "bench: async gets: %d errors\n", l->errors);
+  *s = l->s;
+  *longest_ns = l->longest_ns;
+  free(l);
+}
+
+static void async_workload(void) {
+  int ms = quick ? 300 : 1000;
+  char url[512];
+  snprintf(url, sizeof url, "redis://%s:%d", host, port);
+  redisContext *r = raw_connect(0);
+  const char *argv[] = {"SET", "key:__rand_int__",
+                        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"};
+  size_t lens[] = {3, 16, 100};
+  raw_cmd(r, 3, argv, lens);
+  redisFree(r);
+  rcache_options o;
+  rcache_options_init(&o);
+  observe_all(&o);
+  o.command_timeout_ms = o.connect_timeout_ms = 5000;
+  o.pipeline_depth = depth_opt ? depth_opt : 32;
+  if (pool_opt) o.pool_size = pool_opt;
+  o.async_threads = 64; /* as many blocking calls at once as the 64-thread baseline */
+  rcache *c;
+  if (rcache_open(&c, url, &o) != RCACHE_OK) exit(1);
+  samples a = {0}, b = {0};
+  s_init(&a, 200000);
+  s_init(&b, 60000);
+  int64_t longest = 0;
+  au_run(c, ms, &a, &longest);
+  sw_run(c, 64, "key:__rand_int__", ms, &b);
+  double rb_p99, rb = redis_benchmark_get(64, quick ? 20000 : 60000, 100, &rb_p99);
+  double ao = ops_per_s(&a), p50 = pct(&a, .5), p99 = pct(&a, .99);
+  const char *name = "GET 100 B, 1 libuv loop, 256 in flight";
+  row(name, ao, p50, p99, "redis-benchmark -c 64 ops/s", rb, rb > 0 ? ao / rb : 0, ">= 2",
+      rb > 0 ? ao / rb >= 2 : -1);
+  row(name, ao, p50, p99, "blocking API, 64 threads ops/s", ops_per_s(&b),
+      ops_per_s(&b) > 0 ? ao / ops_per_s(&b) : 0, "-", -1);
+  printf("(async loop: longest iteration %.3f ms; async_threads 64)\n", (double)longest / 1e6);
+  free(a.ns);
+  free(b.ns);
+  rcache_close(c);
+}
+#endif
+
 /* 63 threads reading 100 B values while one reads 1 MiB values, on one handle: the small
  * calls' p99, next to the same 63 threads without the large reader. */
 static void *big_reader(void *p) {
@@ -1143,11 +1276,12 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--sink"))
       sink_on = true;
     else {
-      fprintf(stderr,
-              "usage: %s [--host H --port P [--unix SOCK]] [--quick] [--sink]\n"
-              "       [--only rss,get,set,unix,threads,many,gos,stampede,near,breaker,sigstop,\n"
-              "               delete_prefix,tags] [--pool N] [--depth N] [--json FILE]\n",
-              argv[0]);
+      fprintf(
+          stderr,
+          "usage: %s [--host H --port P [--unix SOCK]] [--quick] [--sink]\n"
+          "       [--only rss,get,set,unix,threads,async,many,gos,stampede,near,breaker,sigstop,\n"
+          "               delete_prefix,tags] [--pool N] [--depth N] [--json FILE]\n",
+          argv[0]);
       return 2;
     }
   }
@@ -1176,6 +1310,9 @@ int main(int argc, char **argv) {
       threads_workload(threads[i % 4], i < 4 ? 100 : 16384);
     big_and_small_workload();
   }
+#ifdef RCACHE_BENCH_UV
+  if (want("async")) async_workload();
+#endif
   if (want("many")) many_workload();
   if (want("gos")) gos_workload();
   if (want("stampede")) stampede_workload();

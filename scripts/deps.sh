@@ -5,7 +5,8 @@
 set -euo pipefail
 
 pkgs=(pkg-config libhiredis-dev libssl-dev openssl libjansson-dev libsqlite3-dev
-      redis-server redis-tools clang libclang-rt-14-dev clang-format gnuplot-nox python3)
+      redis-server redis-tools clang libclang-rt-14-dev clang-format gnuplot-nox python3
+      libuv1-dev libevent-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do

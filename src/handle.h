@@ -23,6 +23,8 @@ struct rcache {
   _Atomic(_Atomic uint64_t *) tag_hint;
   rcache__obs obs;               /* per-operation histograms, key families (observe.c) */
   struct rcache__publisher *pub; /* publish_stats_s's thread (publish.c), NULL when off */
+  /* the non-blocking API's machinery (async.c), made by the first async call; NULL until then */
+  _Atomic(struct rcache__async *) async;
 };
 
 /* publish.c: with publish_stats_s set (and a Redis backend), starts the thread that writes
@@ -36,6 +38,10 @@ void rcache__publish_after_fork(rcache *c);
 
 /* A handle inherited across fork(): makes its state this process's own (rcache.c). */
 void rcache__forked(rcache *c);
+/* async.c: completes every pending async operation and stops the workers (rcache_close,
+ * first); forgets the parent's machinery in a forked child (after_fork). */
+void rcache__async_close(rcache *c);
+void rcache__async_after_fork(rcache *c);
 
 /* Every call that can reach the near table, the flights or a connection starts here: in a
  * forked child the first call drops the parent's connections and restarts the threads

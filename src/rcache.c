@@ -255,6 +255,8 @@ static rcache_status check_options(const rcache_options *o) {
     bad = "scan_count must be 1..1000000";
   else if (o->log_level < RCACHE_LOG_ERROR || o->log_level > RCACHE_LOG_DEBUG)
     bad = "log_level out of range";
+  else if (o->async_threads < 0 || o->async_threads > 1024)
+    bad = "async_threads must be 0..1024";
   if (!bad) return RCACHE_OK;
   rcache__errf("invalid option: %s", bad);
   return RCACHE_EINVAL;
@@ -470,6 +472,7 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *g
 void rcache_close(rcache *c) {
   if (!c) return;
   rcache__enter(c);        /* in a child: the parent's threads are not there to be joined */
+  rcache__async_close(c);  /* its workers call into c: first */
   rcache__publish_stop(c); /* its last figures, while the backend is still there */
   rcache__backend *succ = atomic_load(&c->ctx.successor);
   if (succ) succ->ops->destroy(succ);
@@ -487,6 +490,7 @@ void rcache_close(rcache *c) {
  * connection's half-read reply, a single-flight load, a lock held by one of its threads)
  * exists here, and the parent's sockets must never carry a byte from this process. */
 static void after_fork(rcache *c) {
+  rcache__async_after_fork(c);
   if (c->ctx.near) rcache__near_after_fork(c->ctx.near);
   rcache__flights_after_fork(c->flights);
   if (c->b->ops->after_fork) c->b->ops->after_fork(c->b);

@@ -112,6 +112,27 @@ RCACHE_API rcache_status rcache_get_or_set_json_tagged(rcache *c, const char *ke
                                                        rcache_json_loader_fn load, void *ud,
                                                        json_t **out);
 
+/* ---- non-blocking JSON (docs/async.md; the rules of the non-blocking API in rcache.h) ------- */
+
+/* Gets what rcache_get_json() returns: v is the callback's reference (json_decref it). */
+typedef void (*rcache_async_json_fn)(void *ud, rcache_status s, json_t *v);
+
+/* rcache_get_json(), rcache_set_json() (v is copied: the caller keeps it) and
+ * rcache_get_or_set_json() without blocking. The loader of rcache_get_or_set_json_async is an
+ * rcache_async_loader_fn that finishes with rcache_load_done_json(). */
+RCACHE_API rcache_status rcache_get_json_async(rcache *c, const char *key, rcache_async_json_fn cb,
+                                               void *ud);
+RCACHE_API rcache_status rcache_set_json_async(rcache *c, const char *key, const json_t *v,
+                                               int64_t ttl_s, rcache_async_fn cb, void *ud);
+RCACHE_API rcache_status rcache_get_or_set_json_async(rcache *c, const char *key, int64_t ttl_s,
+                                                      rcache_async_loader_fn load, void *lud,
+                                                      rcache_async_json_fn cb, void *ud);
+/* Finishes a load of rcache_get_or_set_json_async: v (a reference rcache takes over) is the
+ * loaded value, or NULL when loading failed (the operation completes with RCACHE_ELOADER).
+ * Called exactly once per loader call, from any thread, even after rcache_close(); ld must
+ * not be used after this call. */
+RCACHE_API void rcache_load_done_json(rcache_load *ld, json_t *v);
+
 #ifdef __cplusplus
 }
 #endif

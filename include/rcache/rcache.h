@@ -225,6 +225,10 @@ typedef struct rcache_options {
    * set). A failed write is logged (info) and never affects calls. Redis servers only
    * (not memory:// or none://). URL: publish_stats_s=N. 0 (default) = off, at most 86400. */
   unsigned publish_stats_s;
+
+  /* The non-blocking API (docs/async.md): at most this many internal threads run the
+   * handle's _async operations, started as operations need them. 0 (default) = 16. */
+  int async_threads;
 } rcache_options;
 
 /* Fills the first `size` bytes of *o with the documented defaults (zeroing them, padding
@@ -693,6 +697,148 @@ RCACHE_API rcache_status rcache_get_or_set_obj(rcache *c, const char *key, int64
                                                const rcache_codec *codec, rcache_obj_loader_fn load,
                                                void *ud, void *obj);
 /* ==== end of typed helpers ============================================================ */
+
+/* ==== non-blocking API (docs/async.md) =================================================
+ * For event-loop servers (libuv, libevent, epoll): every call below starts an operation and
+ * returns at once; its result reaches a callback later, on the thread that calls
+ * rcache_async_process() (the loop's thread). The callback receives what the blocking call of
+ * the same name returns, with the same ownership, exactly once.
+ *
+ * The rules, for every rcache_..._async() call:
+ *  - It returns RCACHE_OK, and then its callback runs exactly once, later; or RCACHE_EINVAL
+ *    (c NULL, a NULL argument the call needs, the handle being closed) or RCACHE_ENOMEM, and
+ *    then no callback ever runs for it. Every other outcome (a bad key, a miss, an outage)
+ *    comes through the callback, with the blocking call's status.
+ *  - A callback never runs before the starting call has returned, not even for a near-cache
+ *    hit or a breaker's fast fail: it runs in a later rcache_async_process(). A callback may
+ *    start new operations.
+ *  - Deadline: a callback runs by start + connect_timeout_ms + command_timeout_ms (get_or_set:
+ *    + flight_wait_ms + another round trip; the time the loader of rcache_get_or_set_async
+ *    takes does not count), plus the time until the loop next calls rcache_async_process().
+ *    An operation that has not finished by then completes with the status the blocking call
+ *    gives for an unreachable cache (RCACHE_EUNAVAILABLE; rate_limit with *allowed as
+ *    rate_limit_fail_closed says); a write may still be applied afterwards.
+ *  - Inputs (keys, values, JSON) are copied: the caller may free them when the call returns.
+ *  - A NULL callback is allowed: the result is dropped (values freed).
+ *  - rcache_errmsg() says nothing about asynchronous failures.
+ *  - One loop thread per handle: rcache_async_process() must not run in two threads at once.
+ *    The starting calls are thread-safe. A server with a loop per core opens a handle per loop.
+ *  - rcache_close(c) with operations in flight must be called on the loop's thread: before it
+ *    returns it runs every pending callback, those already finished with their result, the
+ *    others with RCACHE_EUNAVAILABLE; none runs after it returns. A callback run by
+ *    rcache_close must not start operations on c (they fail with RCACHE_EINVAL). Never call
+ *    rcache_close(c) from one of c's callbacks or loaders.
+ *  - fork(): a child's async machinery is its own (a new descriptor, new threads, from its
+ *    first async call); operations the parent had in flight never complete in the child.
+ */
+
+/* The callbacks, by what the blocking call returns. `ud` is the user data of the starting call.
+ * A value, string, JSON or batch given to a callback is the callback's to free (as the blocking
+ * call's caller frees it: rcache_value_free, free, json_decref); `vals` and `statuses` arrays
+ * are rcache's, valid during the call only (the values in vals are the callback's). */
+typedef void (*rcache_async_fn)(void *ud, rcache_status s);
+typedef void (*rcache_async_value_fn)(void *ud, rcache_status s, rcache_value v);
+typedef void (*rcache_async_int_fn)(void *ud, rcache_status s, int64_t v);
+typedef void (*rcache_async_bool_fn)(void *ud, rcache_status s, bool v);
+typedef void (*rcache_async_rate_fn)(void *ud, rcache_status s, bool allowed, int64_t count);
+typedef void (*rcache_async_many_fn)(void *ud, rcache_status s, rcache_value *vals,
+                                     const rcache_status *statuses, size_t n);
+typedef void (*rcache_async_str_fn)(void *ud, rcache_status s, char *str);
+typedef void (*rcache_async_double_fn)(void *ud, rcache_status s, double v);
+
+/* A descriptor that becomes readable when callbacks are ready to run, or when an operation
+ * started needs an earlier timer than rcache_async_timeout_ms() last said: watch it for
+ * reading in your loop, call rcache_async_process() when it is, then re-arm your timer. Creates the
+ * handle's async machinery on first use (as does the first _async call). The same descriptor for
+ * the handle's life (in a forked child: the child's own); owned by rcache, never close it. -1 when
+ * c is NULL or the machinery cannot be created (no memory, no descriptor left). */
+RCACHE_API int rcache_async_fd(rcache *c);
+
+/* Runs, on the calling thread, the callbacks that are ready (and the loaders of
+ * rcache_get_or_set_async that are due), after completing the operations whose deadline has
+ * passed. Returns how many callbacks and loaders ran (0 when none, or c is NULL). Never
+ * blocks: call it when the descriptor is readable and when rcache_async_timeout_ms() expires. */
+RCACHE_API int rcache_async_process(rcache *c);
+
+/* Milliseconds until rcache_async_process() must be called at the latest (0: now, callbacks
+ * are ready), or -1 when no timer is needed (nothing in flight has a deadline). For your
+ * loop's poll/epoll_wait timeout; call it again after each process. -1 when c is NULL. */
+RCACHE_API int64_t rcache_async_timeout_ms(rcache *c);
+
+/* rcache_get(), rcache_set(), rcache_delete() without blocking: results as theirs. */
+RCACHE_API rcache_status rcache_get_async(rcache *c, const char *key, rcache_async_value_fn cb,
+                                          void *ud);
+RCACHE_API rcache_status rcache_set_async(rcache *c, const char *key, const void *data, size_t len,
+                                          int64_t ttl_s, rcache_async_fn cb, void *ud);
+RCACHE_API rcache_status rcache_delete_async(rcache *c, const char *key, rcache_async_fn cb,
+                                             void *ud);
+
+/* An asynchronous loader's job: finished by rcache_load_done() (from any thread). */
+typedef struct rcache_load rcache_load;
+/* Called on the loop's thread (in rcache_async_process) when the value of key must be loaded;
+ * key is valid during the call only. It may start I/O and return: the load is finished later
+ * by rcache_load_done(ld, ...), which must be called exactly once for every loader call, even
+ * after rcache_close() (it then only frees ld). */
+typedef void (*rcache_async_loader_fn)(void *ud, const char *key, rcache_load *ld);
+
+/* Finishes a load: s = RCACHE_OK with the value in *v, which rcache takes over (v->data
+ * malloc'd; *v is zeroed), or an error status (then *v, which may be NULL, is freed and
+ * zeroed): the get_or_set then completes with RCACHE_ELOADER, as a failing rcache_loader_fn.
+ * May be called from inside the loader or later, from any thread. ld must not be used after
+ * this call. */
+RCACHE_API void rcache_load_done(rcache_load *ld, rcache_status s, rcache_value *v);
+
+/*
+ * rcache_get_or_set() without blocking, with an asynchronous loader. The same semantics:
+ * single-flight with every caller of key in the process, blocking or not (one loader runs;
+ * the others wait for its result), lease, early refresh, stale-if-error, the loader run
+ * while the cache is unavailable. load(ud, key, ld) runs on the loop's thread; cb gets the
+ * value (RCACHE_OK) or rcache_get_or_set()'s error status. The deadline (see above) is
+ * suspended while the loader runs: the operation completes after rcache_load_done().
+ */
+RCACHE_API rcache_status rcache_get_or_set_async(rcache *c, const char *key, int64_t ttl_s,
+                                                 rcache_async_loader_fn load, void *lud,
+                                                 rcache_async_value_fn cb, void *ud);
+
+/* rcache_incr(), rcache_decr(), rcache_incr_expire(), rcache_rate_limit(), rcache_exists(),
+ * rcache_ttl() without blocking: cb gets what they store in *out (0 / false on an error). */
+RCACHE_API rcache_status rcache_incr_async(rcache *c, const char *key, int64_t by,
+                                           rcache_async_int_fn cb, void *ud);
+RCACHE_API rcache_status rcache_decr_async(rcache *c, const char *key, int64_t by,
+                                           rcache_async_int_fn cb, void *ud);
+RCACHE_API rcache_status rcache_incr_expire_async(rcache *c, const char *key, int64_t by,
+                                                  int64_t ttl_s, rcache_async_int_fn cb, void *ud);
+RCACHE_API rcache_status rcache_rate_limit_async(rcache *c, const char *key, int64_t limit,
+                                                 int64_t window_s, rcache_async_rate_fn cb,
+                                                 void *ud);
+RCACHE_API rcache_status rcache_exists_async(rcache *c, const char *key, rcache_async_bool_fn cb,
+                                             void *ud);
+RCACHE_API rcache_status rcache_ttl_async(rcache *c, const char *key, rcache_async_int_fn cb,
+                                          void *ud);
+
+/* rcache_get_many() and rcache_set_many() without blocking (keys and values are copied). cb of
+ * get_many gets n values and statuses (vals[i] is the callback's to free). */
+RCACHE_API rcache_status rcache_get_many_async(rcache *c, const char *const *keys, size_t n,
+                                               rcache_async_many_fn cb, void *ud);
+RCACHE_API rcache_status rcache_set_many_async(rcache *c, const char *const *keys,
+                                               const rcache_value *vals, size_t n, int64_t ttl_s,
+                                               rcache_async_fn cb, void *ud);
+
+/* The typed helpers without blocking: results as rcache_get_str() (str is the callback's to
+ * free()), rcache_get_i64(), rcache_get_double() and their setters. */
+RCACHE_API rcache_status rcache_get_str_async(rcache *c, const char *key, rcache_async_str_fn cb,
+                                              void *ud);
+RCACHE_API rcache_status rcache_set_str_async(rcache *c, const char *key, const char *s,
+                                              int64_t ttl_s, rcache_async_fn cb, void *ud);
+RCACHE_API rcache_status rcache_get_i64_async(rcache *c, const char *key, rcache_async_int_fn cb,
+                                              void *ud);
+RCACHE_API rcache_status rcache_set_i64_async(rcache *c, const char *key, int64_t v, int64_t ttl_s,
+                                              rcache_async_fn cb, void *ud);
+RCACHE_API rcache_status rcache_get_double_async(rcache *c, const char *key,
+                                                 rcache_async_double_fn cb, void *ud);
+RCACHE_API rcache_status rcache_set_double_async(rcache *c, const char *key, double v,
+                                                 int64_t ttl_s, rcache_async_fn cb, void *ud);
+/* ==== end of non-blocking API ========================================================= */
 
 #ifdef __cplusplus
 }

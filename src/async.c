@@ -1,0 +1,977 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The non-blocking API (docs/async.md), first landing: each operation is the blocking call
+ * of the same name, run on one of a few internal worker threads; its completion is handed to
+ * the loop's thread through a ready list and a descriptor (an eventfd, a pipe elsewhere), and
+ * rcache_async_process() runs the callbacks there. Every service semantic (fallback, breaker,
+ * near cache, single-flight, Cluster, Sentinel) is the blocking call's own. A later landing
+ * drives the remote path from the loop on the exchange engine; the public API stays.
+ *
+ * An operation (aop) is described by its kind: the function that runs the blocking call on a
+ * worker, and the shape of its result, which says how the one trampoline (deliver) calls the
+ * callback. Its life, under the handle's async lock:
+ *   QUEUED   in the FIFO and the in-flight list (its deadline is watched)
+ *   RUNNING  taken by a worker (still in flight; a get_or_set whose loader is out on the loop
+ *            has no deadline until rcache_load_done)
+ *   READY    finished, on the ready list: the next process runs its callback
+ *   EXPIRED  its deadline passed while a worker ran it: the loop ran its callback with the
+ *            fallback status; the worker drops its late result.
+ * refs counts who holds an op (the lists/loop: 1; a worker running it: 1); the last frees it,
+ * with any result nobody received.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/eventfd.h>
+#endif
+
+#include "handle.h"
+#include "rcache/json.h"
+
+#define DEFAULT_THREADS 16
+
+enum { QUEUED, RUNNING, READY, EXPIRED };
+
+/* How a kind's result reaches its callback (deliver). */
+typedef enum shape {
+  S_STATUS, /* rcache_async_fn */
+  S_VALUE,  /* rcache_async_value_fn: v */
+  S_INT,    /* rcache_async_int_fn: i */
+  S_BOOL,   /* rcache_async_bool_fn: b */
+  S_RATE,   /* rcache_async_rate_fn: b, i */
+  S_MANY,   /* rcache_async_many_fn: vals, sts, n */
+  S_STR,    /* rcache_async_str_fn: str */
+  S_DOUBLE, /* rcache_async_double_fn: d */
+  S_JSON    /* rcache_async_json_fn: j */
+} shape;
+
+typedef struct aop aop;
+typedef struct kind {
+  void (*run)(rcache *c, aop *op); /* on a worker: the blocking call, into op->s and outputs */
+  shape shape;
+  bool load; /* get_or_set: a longer deadline, and a loader on the loop */
+} kind;
+
+struct rcache__async;
+
+struct aop {
+  aop *prev, *next;   /* in-flight list */
+  aop *qnext, *qprev; /* FIFO while QUEUED */
+  aop *rnext;         /* ready list, or the loop's local list */
+  const kind *k;
+  struct rcache__async *a;
+  int state, refs;
+  bool expired; /* completed without its result (deadline, close) */
+  bool has_out; /* outputs written by the worker and not handed to a callback */
+  int64_t deadline_us;
+  void (*cb)(void);
+  void *ud;
+  /* inputs, copied at the start */
+  char *key;
+  rcache_value in;
+  int64_t x, y; /* by / limit / value, ttl / window */
+  double dx;
+  char **keys;
+  rcache_value *invals;
+  size_t n;
+  json_t *jin;
+  rcache_async_loader_fn loader;
+  void *lud;
+  rcache_load *ld; /* while the loader is out */
+  /* outputs */
+  rcache_status s;
+  rcache_value v;
+  int64_t i;
+  bool b;
+  double d;
+  char *str;
+  json_t *j;
+  rcache_value *vals;
+  rcache_status *sts;
+};
+
+/* A load handed to the loop; refs: the worker waiting for it, and the loader (user). */
+struct rcache_load {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int refs;
+  bool done, abandoned;
+  rcache_status s;
+  rcache_value v;
+  json_t *j;
+  aop *op;
+  rcache_load *next; /* loaders list */
+};
+
+typedef struct rcache__async {
+  pthread_mutex_t mu;
+  pthread_cond_t cv; /* workers wait here for operations */
+  int rfd, wfd;      /* the same eventfd twice, or a pipe's ends */
+  bool closing;
+  int max, nthreads, idle;
+  pthread_t *threads;
+  aop *qhead, *qtail;     /* FIFO of QUEUED operations */
+  aop *inflight;          /* QUEUED and RUNNING operations */
+  aop *rhead, *rtail;     /* READY */
+  rcache_load *lhead;     /* loads to start on the loop (LIFO; order does not matter) */
+  int64_t min_dl;         /* no in-flight deadline is earlier (may be stale-early) */
+  int64_t budget_us;      /* connect + command timeout */
+  int64_t load_budget_us; /* get_or_set: + flight wait + another round trip */
+  rcache *c;
+} rcache__async;
+
+/* ---- lists (under a->mu) ------------------------------------------------------------------ */
+
+static void inflight_add(rcache__async *a, aop *op) {
+  op->prev = NULL;
+  op->next = a->inflight;
+  if (a->inflight) a->inflight->prev = op;
+  a->inflight = op;
+  if (op->deadline_us < a->min_dl) a->min_dl = op->deadline_us;
+}
+
+static void inflight_del(rcache__async *a, aop *op) {
+  if (op->prev)
+    op->prev->next = op->next;
+  else
+    a->inflight = op->next;
+  if (op->next) op->next->prev = op->prev;
+  op->prev = op->next = NULL;
+}
+
+static void min_recompute(rcache__async *a) {
+  a->min_dl = INT64_MAX;
+  for (aop *op = a->inflight; op; op = op->next)
+    if (op->deadline_us < a->min_dl) a->min_dl = op->deadline_us;
+}
+
+static void queue_del(rcache__async *a, aop *op) {
+  if (op->qprev)
+    op->qprev->qnext = op->qnext;
+  else
+    a->qhead = op->qnext;
+  if (op->qnext)
+    op->qnext->qprev = op->qprev;
+  else
+    a->qtail = op->qprev;
+  op->qprev = op->qnext = NULL;
+}
+
+static void wake_loop(rcache__async *a) {
+#ifdef __linux__
+  uint64_t one = 1;
+  ssize_t w = write(a->wfd, &one, sizeof one);
+#else
+  char one = 1;
+  ssize_t w = write(a->wfd, &one, 1);
+#endif
+  (void)w; /* full (a pipe) or saturated: it is readable anyway */
+}
+
+/* Puts op on the ready list; true when the list was empty: the caller then wakes the loop
+ * (wake_loop), after unlocking (a system call under the lock would lengthen every wait on it). */
+static bool ready_add(rcache__async *a, aop *op) {
+  op->state = READY;
+  op->rnext = NULL;
+  bool was_empty = !a->rhead;
+  if (a->rtail)
+    a->rtail->rnext = op;
+  else
+    a->rhead = op;
+  a->rtail = op;
+  return was_empty;
+}
+
+/* Called with a->mu held, which it releases around the system call. */
+static void wake_unlocked(rcache__async *a) {
+  pthread_mutex_unlock(&a->mu);
+  wake_loop(a);
+  pthread_mutex_lock(&a->mu);
+}
+
+/* ---- operations --------------------------------------------------------------------------- */
+
+static void free_op(aop *op) {
+  if (op->has_out) {
+    rcache_value_free(&op->v);
+    rcache__free(op->str);
+    if (op->j) json_decref(op->j);
+    for (size_t i = 0; op->vals && i < op->n; i++)
+      rcache_value_free(&op->vals[i]);
+  }
+  rcache__free(op->vals);
+  rcache__free(op->sts);
+  rcache__free(op->key);
+  rcache__free(op->in.data);
+  for (size_t i = 0; op->keys && i < op->n; i++)
+    rcache__free(op->keys[i]);
+  rcache__free(op->keys);
+  for (size_t i = 0; op->invals && i < op->n; i++)
+    rcache__free(op->invals[i].data);
+  rcache__free(op->invals);
+  if (op->jin) json_decref(op->jin);
+  rcache__free(op);
+}
+
+/* Drops one reference; the last frees the operation. */
+static void op_unref(rcache__async *a, aop *op) {
+  pthread_mutex_lock(&a->mu);
+  bool last = --op->refs == 0;
+  pthread_mutex_unlock(&a->mu);
+  if (last) free_op(op);
+}
+
+/* The one trampoline: calls op's callback with its result, or with the fallback status and
+ * empty outputs when it completed without one (then `s` says why; else it is ignored). The outputs
+ * handed over are the callback's from here on. */
+static void deliver(rcache *c, aop *op, rcache_status s) {
+  bool got = !op->expired;
+  if (got) s = op->s;
+  if (!op->cb) return; /* outputs nobody takes: freed with op */
+  if (got) op->has_out = false;
+  void *ud = op->ud;
+  switch (op->k->shape) {
+  case S_STATUS:
+    ((rcache_async_fn)op->cb)(ud, s);
+    break;
+  case S_VALUE:
+    ((rcache_async_value_fn)op->cb)(ud, s, got ? op->v : (rcache_value){0});
+    break;
+  case S_INT:
+    ((rcache_async_int_fn)op->cb)(ud, s, got ? op->i : 0);
+    break;
+  case S_BOOL:
+    ((rcache_async_bool_fn)op->cb)(ud, s, got && op->b);
+    break;
+  case S_RATE:
+    /* the blocking call's answer while the cache is unavailable: fail open unless told */
+    ((rcache_async_rate_fn)op->cb)(ud, s, got ? op->b : !c->ctx.opt.rate_limit_fail_closed,
+                                   got ? op->i : 0);
+    break;
+  case S_MANY: {
+    /* an expired batch: every key with the batch's status, no values (op->vals may be in
+     * use by the worker, so a zeroed array of our own) */
+    rcache_value *vals = got ? op->vals : rcache__calloc(op->n ? op->n : 1, sizeof *vals);
+    rcache_status *sts = got ? op->sts : rcache__calloc(op->n ? op->n : 1, sizeof *sts);
+    if (!vals || !sts) s = RCACHE_ENOMEM;
+    for (size_t i = 0; !got && sts && i < op->n; i++)
+      sts[i] = s;
+    ((rcache_async_many_fn)op->cb)(ud, s, vals, sts, vals && sts ? op->n : 0);
+    if (!got) {
+      rcache__free(vals);
+      rcache__free(sts);
+    }
+    break;
+  }
+  case S_STR:
+    ((rcache_async_str_fn)op->cb)(ud, s, got ? op->str : NULL);
+    break;
+  case S_DOUBLE:
+    ((rcache_async_double_fn)op->cb)(ud, s, got ? op->d : 0);
+    break;
+  case S_JSON:
+    ((rcache_async_json_fn)op->cb)(ud, s, got ? op->j : NULL);
+    break;
+  }
+}
+
+/* ---- the loop side ------------------------------------------------------------------------ */
+
+static void drain(rcache__async *a) {
+  char buf[64];
+  while (read(a->rfd, buf, sizeof buf) > 0) {
+  }
+}
+
+/* Moves every in-flight operation whose deadline has passed to *out (expired), under a->mu.
+ * A QUEUED one leaves the FIFO; a RUNNING one stays with its worker, which drops its result. */
+static void expire(rcache__async *a, int64_t now, aop **out) {
+  if (now < a->min_dl) return;
+  int64_t min = INT64_MAX;
+  for (aop *op = a->inflight, *nx; op; op = nx) {
+    nx = op->next;
+    if (op->deadline_us > now) {
+      if (op->deadline_us < min) min = op->deadline_us;
+      continue;
+    }
+    inflight_del(a, op);
+    if (op->state == QUEUED) queue_del(a, op);
+    op->state = EXPIRED;
+    op->expired = true;
+    op->rnext = *out;
+    *out = op;
+  }
+  a->min_dl = min;
+}
+
+static void run_loader(aop *op, rcache_load *ld) {
+  op->loader(op->lud, op->key, ld);
+}
+
+int rcache_async_process(rcache *c) {
+  if (!c) return 0;
+  rcache__enter(c);
+  rcache__async *a = atomic_load_explicit(&c->async, memory_order_acquire);
+  if (!a) return 0;
+  drain(a);
+  pthread_mutex_lock(&a->mu);
+  aop *ready = a->rhead, *late = NULL;
+  a->rhead = a->rtail = NULL;
+  rcache_load *loads = a->lhead;
+  a->lhead = NULL;
+  expire(a, rcache__now_us(), &late);
+  pthread_mutex_unlock(&a->mu);
+  int n = 0;
+  for (rcache_load *ld = loads, *nx; ld; ld = nx, n++) {
+    nx = ld->next;
+    run_loader(ld->op, ld);
+  }
+  rcache__err_clear();
+  for (aop *op = ready, *nx; op; op = nx, n++) {
+    nx = op->rnext;
+    deliver(c, op, op->expired ? rcache__remote(c, RCACHE_ETIMEOUT) : RCACHE_OK);
+    op_unref(a, op);
+  }
+  for (aop *op = late, *nx; op; op = nx, n++) {
+    nx = op->rnext;
+    deliver(c, op, rcache__remote(c, RCACHE_ETIMEOUT)); /* counted as a timeout, a fallback */
+    op_unref(a, op);
+  }
+  return n;
+}
+
+int64_t rcache_async_timeout_ms(rcache *c) {
+  if (!c) return -1;
+  rcache__enter(c); /* in a forked child, never the parent's lock */
+  rcache__async *a = atomic_load_explicit(&c->async, memory_order_acquire);
+  if (!a) return -1;
+  pthread_mutex_lock(&a->mu);
+  int64_t ms = -1;
+  if (a->rhead || a->lhead) {
+    ms = 0;
+  } else if (a->inflight && a->min_dl != INT64_MAX) {
+    int64_t left = a->min_dl - rcache__now_us();
+    ms = left <= 0 ? 0 : (left + 999) / 1000;
+  }
+  pthread_mutex_unlock(&a->mu);
+  return ms;
+}
+
+/* ---- workers ------------------------------------------------------------------------------ */
+
+static void *worker(void *arg) {
+  rcache__async *a = arg;
+  pthread_mutex_lock(&a->mu);
+  for (;;) {
+    while (!a->closing && !a->qhead) {
+      a->idle++;
+      pthread_cond_wait(&a->cv, &a->mu);
+      a->idle--;
+    }
+    if (a->closing) break;
+    aop *op = a->qhead;
+    queue_del(a, op);
+    if (op->deadline_us <= rcache__now_us()) { /* its time is up: the loop says so */
+      inflight_del(a, op);
+      op->expired = true;
+      if (ready_add(a, op)) wake_unlocked(a);
+      continue;
+    }
+    op->state = RUNNING;
+    op->refs++;
+    pthread_mutex_unlock(&a->mu);
+    op->k->run(a->c, op);
+    pthread_mutex_lock(&a->mu);
+    op->has_out = true;
+    if (op->state == EXPIRED) {
+      if (--op->refs == 0) {
+        pthread_mutex_unlock(&a->mu);
+        free_op(op);
+        pthread_mutex_lock(&a->mu);
+      }
+      continue;
+    }
+    op->refs--;
+    inflight_del(a, op);
+    if (ready_add(a, op)) wake_unlocked(a);
+  }
+  pthread_mutex_unlock(&a->mu);
+  return NULL;
+}
+
+/* ---- the machinery ------------------------------------------------------------------------ */
+
+static int make_fds(int *rfd, int *wfd) {
+#ifdef __linux__
+  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  *rfd = *wfd = fd;
+  return fd < 0 ? -1 : 0;
+#else
+  int p[2];
+  if (pipe(p) != 0) return -1;
+  for (int i = 0; i < 2; i++) {
+    fcntl(p[i], F_SETFD, FD_CLOEXEC);
+    fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
+  }
+  *rfd = p[0];
+  *wfd = p[1];
+  return 0;
+#endif
+}
+
+static void close_fds(rcache__async *a) {
+  close(a->rfd);
+  if (a->wfd != a->rfd) close(a->wfd);
+}
+
+static rcache__async *async_new(rcache *c) {
+  rcache__async *a = rcache__calloc(1, sizeof *a);
+  if (!a) return NULL;
+  a->max = c->ctx.opt.async_threads > 0 ? c->ctx.opt.async_threads : DEFAULT_THREADS;
+  a->threads = rcache__calloc((size_t)a->max, sizeof *a->threads);
+  if (!a->threads || make_fds(&a->rfd, &a->wfd) != 0) {
+    rcache__free(a->threads);
+    rcache__free(a);
+    return NULL;
+  }
+  pthread_mutex_init(&a->mu, NULL);
+  pthread_cond_init(&a->cv, NULL);
+  a->min_dl = INT64_MAX;
+  const rcache_options *o = &c->ctx.opt;
+  a->budget_us = ((int64_t)o->connect_timeout_ms + o->command_timeout_ms) * 1000;
+  a->load_budget_us = 2 * a->budget_us + (int64_t)o->flight_wait_ms * 1000;
+  a->c = c;
+  return a;
+}
+
+/* The handle's machinery, made on first use (one loop thread usually; a race between two
+ * first callers is settled by a CAS, the loser's copy freed). */
+static rcache__async *get_async(rcache *c) {
+  rcache__async *a = atomic_load_explicit(&c->async, memory_order_acquire);
+  if (a) return a;
+  rcache__async *fresh = async_new(c);
+  if (!fresh) return NULL;
+  if (atomic_compare_exchange_strong(&c->async, &a, fresh)) return fresh;
+  close_fds(fresh);
+  pthread_mutex_destroy(&fresh->mu);
+  pthread_cond_destroy(&fresh->cv);
+  rcache__free(fresh->threads);
+  rcache__free(fresh);
+  return a;
+}
+
+int rcache_async_fd(rcache *c) {
+  if (!c) return -1;
+  rcache__enter(c);
+  rcache__async *a = get_async(c);
+  return a ? a->rfd : -1;
+}
+
+static aop *op_new(const kind *k, const char *key, void (*cb)(void), void *ud) {
+  aop *op = rcache__calloc(1, sizeof *op);
+  if (!op) return NULL;
+  op->k = k;
+  op->cb = cb;
+  op->ud = ud;
+  op->refs = 1;
+  if (key && !(op->key = rcache__strdup(key))) {
+    rcache__free(op);
+    return NULL;
+  }
+  return op;
+}
+
+/* Starts a worker with every signal blocked: the application's signals go to its own
+ * threads, never to ours (a TLS write's SIGPIPE is consumed by transport.c's guard). */
+static int spawn(rcache__async *a) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  int rc = pthread_create(&a->threads[a->nthreads], NULL, worker, a);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return rc;
+}
+
+/* Queues op (taking it over whatever the outcome) and wakes or starts a worker. */
+static rcache_status submit(rcache *c, aop *op) {
+  rcache__async *a = get_async(c);
+  if (!a) {
+    free_op(op);
+    return rcache__done(c, RCACHE_ENOMEM);
+  }
+  op->a = a;
+  pthread_mutex_lock(&a->mu);
+  if (a->closing) {
+    pthread_mutex_unlock(&a->mu);
+    free_op(op);
+    return rcache__einval(c, "the handle is being closed");
+  }
+  if (a->idle == 0 && a->nthreads < a->max && spawn(a) == 0) a->nthreads++;
+  if (a->nthreads == 0) {
+    pthread_mutex_unlock(&a->mu);
+    free_op(op);
+    rcache__errf("async: no worker thread could be started");
+    return rcache__done(c, RCACHE_ENOMEM);
+  }
+  op->state = QUEUED;
+  op->deadline_us = rcache__now_us() + (op->k->load ? a->load_budget_us : a->budget_us);
+  /* the loop's timer is unset, or later than this deadline: say so through the descriptor,
+   * so a loop that re-arms its timer after each process never misses one */
+  bool wake = op->deadline_us < a->min_dl;
+  op->qnext = NULL;
+  op->qprev = a->qtail;
+  if (a->qtail)
+    a->qtail->qnext = op;
+  else
+    a->qhead = op;
+  a->qtail = op;
+  inflight_add(a, op);
+  pthread_cond_signal(&a->cv);
+  pthread_mutex_unlock(&a->mu);
+  if (wake) wake_loop(a);
+  return RCACHE_OK;
+}
+
+/* ---- shutdown and fork -------------------------------------------------------------------- */
+
+static void load_unref(rcache_load *ld) {
+  pthread_mutex_lock(&ld->mu);
+  bool last = --ld->refs == 0;
+  pthread_mutex_unlock(&ld->mu);
+  if (!last) return;
+  rcache_value_free(&ld->v);
+  if (ld->j) json_decref(ld->j);
+  pthread_mutex_destroy(&ld->mu);
+  pthread_cond_destroy(&ld->cv);
+  rcache__free(ld);
+}
+
+static void abandon(rcache_load *ld) {
+  pthread_mutex_lock(&ld->mu);
+  ld->abandoned = true;
+  pthread_cond_signal(&ld->cv);
+  pthread_mutex_unlock(&ld->mu);
+}
+
+void rcache__async_close(rcache *c) {
+  rcache__async *a = atomic_load_explicit(&c->async, memory_order_acquire);
+  if (!a) return;
+  pthread_mutex_lock(&a->mu);
+  a->closing = true;
+  pthread_cond_broadcast(&a->cv);
+  aop *ready = a->rhead, *cut = NULL;
+  a->rhead = a->rtail = NULL;
+  for (rcache_load *ld = a->lhead, *nx; ld; ld = nx) { /* never handed to a loader */
+    nx = ld->next;
+    abandon(ld);
+    load_unref(ld);
+  }
+  a->lhead = NULL;
+  while (a->inflight) {
+    aop *op = a->inflight;
+    inflight_del(a, op);
+    if (op->state == QUEUED) queue_del(a, op);
+    if (op->ld) abandon(op->ld);
+    op->state = EXPIRED;
+    op->expired = true;
+    op->rnext = cut;
+    cut = op;
+  }
+  pthread_mutex_unlock(&a->mu);
+  for (aop *op = ready, *nx; op; op = nx) {
+    nx = op->rnext;
+    deliver(c, op, RCACHE_EUNAVAILABLE);
+    op_unref(a, op);
+  }
+  for (aop *op = cut, *nx; op; op = nx) {
+    nx = op->rnext;
+    deliver(c, op, RCACHE_EUNAVAILABLE);
+    op_unref(a, op);
+  }
+  for (int i = 0; i < a->nthreads; i++)
+    pthread_join(a->threads[i], NULL);
+  close_fds(a);
+  pthread_mutex_destroy(&a->mu);
+  pthread_cond_destroy(&a->cv);
+  rcache__free(a->threads);
+  rcache__free(a);
+  atomic_store(&c->async, NULL);
+}
+
+/* In a forked child: the parent's workers are not here and its lock may be held forever.
+ * Forget it all (a copy of the parent's memory) but the descriptors; the child makes its own
+ * machinery on its next async call. */
+void rcache__async_after_fork(rcache *c) {
+  rcache__async *a = atomic_exchange(&c->async, NULL);
+  if (a) close_fds(a);
+}
+
+/* ---- get_or_set: the loader on the loop --------------------------------------------------- */
+
+/* Hands op's load to the loop and waits for rcache_load_done (or close). Returns the load with
+ * the worker's reference, or NULL when op is no longer wanted. */
+static rcache_load *load_wait(aop *op) {
+  rcache__async *a = op->a;
+  rcache_load *ld = rcache__calloc(1, sizeof *ld);
+  if (!ld) return NULL;
+  pthread_mutex_init(&ld->mu, NULL);
+  pthread_cond_init(&ld->cv, NULL);
+  ld->refs = 2;
+  ld->op = op;
+  pthread_mutex_lock(&a->mu);
+  if (op->state == EXPIRED || a->closing) {
+    pthread_mutex_unlock(&a->mu);
+    ld->refs = 1;
+    load_unref(ld);
+    return NULL;
+  }
+  op->ld = ld;
+  int64_t was = op->deadline_us;
+  op->deadline_us = INT64_MAX;            /* the loader's time is the application's */
+  if (was <= a->min_dl) min_recompute(a); /* on a worker: the loop's timer stays exact */
+  bool was_empty = !a->rhead && !a->lhead;
+  ld->next = a->lhead;
+  a->lhead = ld;
+  pthread_mutex_unlock(&a->mu);
+  if (was_empty) wake_loop(a);
+
+  pthread_mutex_lock(&ld->mu);
+  while (!ld->done && !ld->abandoned)
+    pthread_cond_wait(&ld->cv, &ld->mu);
+  pthread_mutex_unlock(&ld->mu);
+
+  pthread_mutex_lock(&a->mu);
+  op->ld = NULL;
+  if (op->state == RUNNING) { /* the store that follows: a round trip's deadline */
+    op->deadline_us = rcache__now_us() + a->budget_us;
+    if (op->deadline_us < a->min_dl) a->min_dl = op->deadline_us;
+  }
+  pthread_mutex_unlock(&a->mu);
+  return ld;
+}
+
+void rcache_load_done(rcache_load *ld, rcache_status s, rcache_value *v) {
+  if (!ld) {
+    rcache_value_free(v);
+    return;
+  }
+  pthread_mutex_lock(&ld->mu);
+  if (!ld->done) {
+    ld->done = true;
+    ld->s = s == RCACHE_OK && v ? RCACHE_OK : (s == RCACHE_OK ? RCACHE_ELOADER : s);
+    if (v && ld->s == RCACHE_OK) {
+      ld->v = *v;
+      *v = (rcache_value){0};
+    }
+    pthread_cond_signal(&ld->cv);
+  }
+  pthread_mutex_unlock(&ld->mu);
+  rcache_value_free(v);
+  load_unref(ld);
+}
+
+void rcache_load_done_json(rcache_load *ld, json_t *v) {
+  if (!ld) {
+    if (v) json_decref(v);
+    return;
+  }
+  pthread_mutex_lock(&ld->mu);
+  if (!ld->done) {
+    ld->done = true;
+    ld->s = v ? RCACHE_OK : RCACHE_ELOADER;
+    ld->j = v;
+    v = NULL;
+    pthread_cond_signal(&ld->cv);
+  }
+  pthread_mutex_unlock(&ld->mu);
+  if (v) json_decref(v);
+  load_unref(ld);
+}
+
+static rcache_status load_bytes(void *ud, rcache_value *out) {
+  rcache_load *ld = load_wait(ud);
+  if (!ld) return RCACHE_ELOADER;
+  rcache_status s = ld->done ? ld->s : RCACHE_ELOADER;
+  if (s == RCACHE_OK && ld->v.data) {
+    *out = ld->v;
+    ld->v = (rcache_value){0};
+  } else if (s == RCACHE_OK && !ld->j) {
+    out->data = NULL; /* an empty value */
+    out->len = 0;
+  } else if (s == RCACHE_OK) {
+    s = RCACHE_ELOADER; /* rcache_load_done_json for a bytes load */
+  }
+  load_unref(ld);
+  return s;
+}
+
+static json_t *load_json(void *ud) {
+  rcache_load *ld = load_wait(ud);
+  if (!ld) return NULL;
+  json_t *j = ld->done && ld->s == RCACHE_OK ? ld->j : NULL;
+  if (j) ld->j = NULL;
+  load_unref(ld);
+  return j;
+}
+
+/* ---- the kinds: one blocking call each ---------------------------------------------------- */
+
+#define RUN(name, body)                                                                            \
+  static void run_##name(rcache *c, aop *op) {                                                     \
+    op->s = body;                                                                                  \
+  }
+RUN(get, rcache_get(c, op->key, &op->v))
+RUN(set, rcache_set(c, op->key, op->in.data, op->in.len, op->y))
+RUN(delete, rcache_delete(c, op->key))
+RUN(get_or_set, rcache_get_or_set(c, op->key, op->y, load_bytes, op, &op->v))
+RUN(incr, rcache_incr(c, op->key, op->x, &op->i))
+RUN(decr, rcache_decr(c, op->key, op->x, &op->i))
+RUN(incr_expire, rcache_incr_expire(c, op->key, op->x, op->y, &op->i))
+RUN(rate_limit, rcache_rate_limit(c, op->key, op->x, op->y, &op->b, &op->i))
+RUN(exists, rcache_exists(c, op->key, &op->b))
+RUN(ttl, rcache_ttl(c, op->key, &op->i))
+RUN(get_many, rcache_get_many(c, (const char *const *)op->keys, op->n, op->vals, op->sts))
+RUN(set_many, rcache_set_many(c, (const char *const *)op->keys, op->invals, op->n, op->y))
+RUN(get_str, rcache_get_str(c, op->key, &op->str))
+RUN(get_i64, rcache_get_i64(c, op->key, &op->i))
+RUN(set_i64, rcache_set_i64(c, op->key, op->x, op->y))
+RUN(get_double, rcache_get_double(c, op->key, &op->d))
+RUN(set_double, rcache_set_double(c, op->key, op->dx, op->y))
+RUN(get_json, rcache_get_json(c, op->key, &op->j))
+RUN(set_json, rcache_set_json(c, op->key, op->jin, op->y))
+RUN(get_or_set_json, rcache_get_or_set_json(c, op->key, op->y, load_json, op, &op->j))
+#undef RUN
+
+#define KIND(name, sh, ld)                                                                         \
+  static const kind K_##name = {.run = run_##name, .shape = sh, .load = ld};
+KIND(get, S_VALUE, false)
+KIND(set, S_STATUS, false)
+KIND(delete, S_STATUS, false)
+KIND(get_or_set, S_VALUE, true)
+KIND(incr, S_INT, false)
+KIND(decr, S_INT, false)
+KIND(incr_expire, S_INT, false)
+KIND(rate_limit, S_RATE, false)
+KIND(exists, S_BOOL, false)
+KIND(ttl, S_INT, false)
+KIND(get_many, S_MANY, false)
+KIND(set_many, S_STATUS, false)
+KIND(get_str, S_STR, false)
+KIND(get_i64, S_INT, false)
+KIND(set_i64, S_STATUS, false)
+KIND(get_double, S_DOUBLE, false)
+KIND(set_double, S_STATUS, false)
+KIND(get_json, S_JSON, false)
+KIND(set_json, S_STATUS, false)
+KIND(get_or_set_json, S_JSON, true)
+#undef KIND
+
+/* ---- the starting calls ------------------------------------------------------------------- */
+
+/* Opens a starting call: checks c and key, makes op (named `op`) or returns the immediate
+ * status. */
+#define START(c, k, key, cb, ud)                                                                   \
+  rcache__err_clear();                                                                             \
+  if (!(c)) return rcache__einval(NULL, "handle is NULL");                                         \
+  if (!(key)) return rcache__einval((c), "key is NULL");                                           \
+  rcache__enter(c);                                                                                \
+  aop *op = op_new((k), (key), (void (*)(void))(cb), (ud));                                        \
+  if (!op) return rcache__done((c), RCACHE_ENOMEM)
+
+/* A starting call that needs nothing but the key and up to two integers. */
+static rcache_status simple(rcache *c, const kind *k, const char *key, void (*cb)(void), void *ud,
+                            int64_t x, int64_t y) {
+  START(c, k, key, cb, ud);
+  op->x = x;
+  op->y = y;
+  return submit(c, op);
+}
+#define CB(f) ((void (*)(void))(f))
+
+rcache_status rcache_get_async(rcache *c, const char *key, rcache_async_value_fn cb, void *ud) {
+  return simple(c, &K_get, key, CB(cb), ud, 0, 0);
+}
+
+rcache_status rcache_delete_async(rcache *c, const char *key, rcache_async_fn cb, void *ud) {
+  return simple(c, &K_delete, key, CB(cb), ud, 0, 0);
+}
+
+rcache_status rcache_incr_async(rcache *c, const char *key, int64_t by, rcache_async_int_fn cb,
+                                void *ud) {
+  return simple(c, &K_incr, key, CB(cb), ud, by, 0);
+}
+
+rcache_status rcache_decr_async(rcache *c, const char *key, int64_t by, rcache_async_int_fn cb,
+                                void *ud) {
+  return simple(c, &K_decr, key, CB(cb), ud, by, 0);
+}
+
+rcache_status rcache_incr_expire_async(rcache *c, const char *key, int64_t by, int64_t ttl_s,
+                                       rcache_async_int_fn cb, void *ud) {
+  return simple(c, &K_incr_expire, key, CB(cb), ud, by, ttl_s);
+}
+
+rcache_status rcache_rate_limit_async(rcache *c, const char *key, int64_t limit, int64_t window_s,
+                                      rcache_async_rate_fn cb, void *ud) {
+  return simple(c, &K_rate_limit, key, CB(cb), ud, limit, window_s);
+}
+
+rcache_status rcache_exists_async(rcache *c, const char *key, rcache_async_bool_fn cb, void *ud) {
+  return simple(c, &K_exists, key, CB(cb), ud, 0, 0);
+}
+
+rcache_status rcache_ttl_async(rcache *c, const char *key, rcache_async_int_fn cb, void *ud) {
+  return simple(c, &K_ttl, key, CB(cb), ud, 0, 0);
+}
+
+rcache_status rcache_get_str_async(rcache *c, const char *key, rcache_async_str_fn cb, void *ud) {
+  return simple(c, &K_get_str, key, CB(cb), ud, 0, 0);
+}
+
+rcache_status rcache_get_i64_async(rcache *c, const char *key, rcache_async_int_fn cb, void *ud) {
+  return simple(c, &K_get_i64, key, CB(cb), ud, 0, 0);
+}
+
+rcache_status rcache_set_i64_async(rcache *c, const char *key, int64_t v, int64_t ttl_s,
+                                   rcache_async_fn cb, void *ud) {
+  return simple(c, &K_set_i64, key, CB(cb), ud, v, ttl_s);
+}
+
+rcache_status rcache_get_double_async(rcache *c, const char *key, rcache_async_double_fn cb,
+                                      void *ud) {
+  return simple(c, &K_get_double, key, CB(cb), ud, 0, 0);
+}
+
+rcache_status rcache_get_json_async(rcache *c, const char *key, rcache_async_json_fn cb, void *ud) {
+  return simple(c, &K_get_json, key, CB(cb), ud, 0, 0);
+}
+
+rcache_status rcache_set_double_async(rcache *c, const char *key, double v, int64_t ttl_s,
+                                      rcache_async_fn cb, void *ud) {
+  START(c, &K_set_double, key, cb, ud);
+  op->dx = v;
+  op->y = ttl_s;
+  return submit(c, op);
+}
+
+/* A copy of len bytes (NUL-terminated, as values are); data may be NULL when len is 0. */
+static bool copy_bytes(rcache_value *dst, const void *data, size_t len) {
+  if (!data) return true; /* the blocking call judges a NULL with len > 0 */
+  dst->data = rcache__malloc(len + 1);
+  if (!dst->data) return false;
+  memcpy(dst->data, data, len);
+  dst->data[len] = '\0';
+  dst->len = len;
+  return true;
+}
+
+rcache_status rcache_set_async(rcache *c, const char *key, const void *data, size_t len,
+                               int64_t ttl_s, rcache_async_fn cb, void *ud) {
+  START(c, &K_set, key, cb, ud);
+  op->y = ttl_s;
+  if (!data && len > 0) {
+    free_op(op);
+    return rcache__einval(c, "data is NULL");
+  }
+  if (!copy_bytes(&op->in, data ? data : "", len)) {
+    free_op(op);
+    return rcache__done(c, RCACHE_ENOMEM);
+  }
+  return submit(c, op);
+}
+
+rcache_status rcache_set_str_async(rcache *c, const char *key, const char *s, int64_t ttl_s,
+                                   rcache_async_fn cb, void *ud) {
+  if (!s) return rcache__einval(c, "s is NULL");
+  return rcache_set_async(c, key, s, strlen(s), ttl_s, cb, ud);
+}
+
+/* get_or_set and its JSON form: the loader runs on the loop (load_wait). */
+static rcache_status start_load(rcache *c, const kind *k, const char *key, int64_t ttl_s,
+                                rcache_async_loader_fn load, void *lud, void (*cb)(void),
+                                void *ud) {
+  if (!load) return rcache__einval(c, "load is NULL");
+  START(c, k, key, cb, ud);
+  op->y = ttl_s;
+  op->loader = load;
+  op->lud = lud;
+  return submit(c, op);
+}
+
+rcache_status rcache_get_or_set_async(rcache *c, const char *key, int64_t ttl_s,
+                                      rcache_async_loader_fn load, void *lud,
+                                      rcache_async_value_fn cb, void *ud) {
+  return start_load(c, &K_get_or_set, key, ttl_s, load, lud, CB(cb), ud);
+}
+
+rcache_status rcache_get_or_set_json_async(rcache *c, const char *key, int64_t ttl_s,
+                                           rcache_async_loader_fn load, void *lud,
+                                           rcache_async_json_fn cb, void *ud) {
+  return start_load(c, &K_get_or_set_json, key, ttl_s, load, lud, CB(cb), ud);
+}
+
+rcache_status rcache_set_json_async(rcache *c, const char *key, const json_t *v, int64_t ttl_s,
+                                    rcache_async_fn cb, void *ud) {
+  if (!v) return rcache__einval(c, "v is NULL");
+  START(c, &K_set_json, key, cb, ud);
+  op->y = ttl_s;
+  /* a copy of our own: the caller may change or free v, and jansson's counts are not ours */
+  if (!(op->jin = json_deep_copy(v))) {
+    free_op(op);
+    return rcache__done(c, RCACHE_ENOMEM);
+  }
+  return submit(c, op);
+}
+
+/* The batches: keys (and values) copied, result arrays allocated here. */
+static bool copy_keys(aop *op, const char *const *keys, size_t n) {
+  op->n = n;
+  if (!(op->keys = rcache__calloc(n ? n : 1, sizeof *op->keys))) return false;
+  for (size_t i = 0; i < n; i++)
+    if (!(op->keys[i] = rcache__strdup(keys[i]))) return false;
+  return true;
+}
+
+/* What a batch's arrays must hold to be copied: NULL only when empty. */
+static const char *bad_batch(const char *const *keys, const rcache_value *vals, bool with_vals,
+                             size_t n) {
+  if (n && (!keys || (with_vals && !vals))) return "keys or vals is NULL";
+  for (size_t i = 0; i < n; i++) {
+    if (!keys[i]) return "a key is NULL";
+    if (with_vals && !vals[i].data && vals[i].len) return "a value's data is NULL";
+  }
+  return NULL;
+}
+
+rcache_status rcache_get_many_async(rcache *c, const char *const *keys, size_t n,
+                                    rcache_async_many_fn cb, void *ud) {
+  const char *bad = bad_batch(keys, NULL, false, n);
+  if (bad) return rcache__einval(c, bad);
+  START(c, &K_get_many, "", cb, ud);
+  if (!copy_keys(op, keys, n) || !(op->vals = rcache__calloc(n ? n : 1, sizeof *op->vals)) ||
+      !(op->sts = rcache__calloc(n ? n : 1, sizeof *op->sts))) {
+    free_op(op);
+    return rcache__done(c, RCACHE_ENOMEM);
+  }
+  return submit(c, op);
+}
+
+rcache_status rcache_set_many_async(rcache *c, const char *const *keys, const rcache_value *vals,
+                                    size_t n, int64_t ttl_s, rcache_async_fn cb, void *ud) {
+  const char *bad = bad_batch(keys, vals, true, n);
+  if (bad) return rcache__einval(c, bad);
+  START(c, &K_set_many, "", cb, ud);
+  op->y = ttl_s;
+  bool ok = copy_keys(op, keys, n) && (op->invals = rcache__calloc(n ? n : 1, sizeof *vals));
+  for (size_t i = 0; ok && i < n; i++)
+    ok = copy_bytes(&op->invals[i], vals[i].data, vals[i].len);
+  if (!ok) {
+    free_op(op);
+    return rcache__done(c, RCACHE_ENOMEM);
+  }
+  return submit(c, op);
+}
