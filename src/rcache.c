@@ -471,7 +471,7 @@ void rcache_close(rcache *c) {
   c->b->ops->destroy(c->b);
   rcache__near_free(c->ctx.near); /* after the backend: its listener feeds the table */
   rcache__flights_free(c->flights);
-  rcache__free((void *)atomic_load(&c->tag_hint));
+  rcache__tags_free(c);
   free_ctx(&c->ctx);
   rcache__free(c);
 }

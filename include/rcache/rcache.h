@@ -560,8 +560,9 @@ RCACHE_API rcache_status rcache_set_tagged(rcache *c, const char *key, const voi
  * key_prefix holds a hash tag, docs/semantics.md "Tags"): a tagged read then costs one round
  * trip without Lua. A tag of the value that was not declared costs one more round trip, and a
  * declared tag the value does not have only a wasted key in the read: wrong tags never change
- * the answer. rcache_get() reads tagged values in one round trip too, through a Lua script
- * the server must allow (+evalsha +eval), two without. Statuses as rcache_get(), plus
+ * the answer. rcache_get() reads tagged values in one round trip too: the same way when the
+ * handle remembers the value's tags (it wrote or read the value), else through a Lua script
+ * the server must allow (+evalsha +eval), two round trips without. Statuses as rcache_get(), plus
  * RCACHE_EINVAL and RCACHE_ETOOBIG for tags as rcache_set_tagged(). */
 RCACHE_API rcache_status rcache_get_tagged(rcache *c, const char *key, const char *const *tags,
                                            size_t ntags, rcache_value *out);
