@@ -1147,8 +1147,9 @@ static void tags_invalidate_workload(void) {
 }
 
 /* A tagged GET hit against an untagged one through the same handle, interleaved: by
- * rcache_get (one EVALSHA; on the near cache, versions from it), or with declared (the
- * value's tags) by rcache_get_tagged (GET and MGET in one round trip). */
+ * rcache_get (the handle wrote the value, so it remembers its tags: GET and MGET in one round
+ * trip; on the near cache, versions from it), or with declared (the value's tags) by
+ * rcache_get_tagged (the same GET and MGET). */
 static void tagged_get_workload(const char *name, size_t near_bytes, bool declared) {
   int n = quick ? 500 : 2500; /* per round */
   char url[512];
