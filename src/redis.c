@@ -393,13 +393,6 @@ rcache_status rcache__redis_del(rcache__backend *be, const char *key, size_t kle
   return s == RCACHE_OK && n == 0 ? RCACHE_MISS : s;
 }
 
-rcache_status rcache__redis_exists(rcache__backend *be, const char *key, size_t klen, bool *e) {
-  long long n = 0;
-  rcache_status s = int_cmd(be, "EXISTS", key, klen, true, &n);
-  *e = s == RCACHE_OK && n > 0;
-  return s;
-}
-
 rcache_status rcache__redis_pttl(rcache__backend *be, const char *key, size_t klen, int64_t *ms) {
   long long n = -2;
   rcache_status s = int_cmd(be, "PTTL", key, klen, true, &n);
@@ -778,7 +771,6 @@ static const rcache__backend_ops standalone_ops = {
     .del_match = rcache__redis_one_del_match,
     .scan = rcache__redis_one_scan,
     .incr = rcache__redis_incr,
-    .exists = rcache__redis_exists,
     .pttl = rcache__redis_pttl,
     .flushdb = rcache__redis_one_flushdb,
     .get_many = rcache__redis_one_get_many,

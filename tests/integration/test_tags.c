@@ -301,7 +301,7 @@ static void test_what_reads_send(void) {
  * right, in two round trips, after one refused EVALSHA and one log line. */
 static void test_no_eval(void) {
   CHECK(rp_do(&priv, "ACL SETUSER least reset on >pw-least ~rt:* resetchannels -@all +get "
-                     "+set +unlink +exists +pttl +incrby +mget +multi +exec +scan +ping "
+                     "+set +unlink +pttl +incrby +mget +multi +exec +scan +ping "
                      "+client|setname"));
   const char *tags[] = {"user:1", "plan:pro"};
   lc_clear();
