@@ -392,6 +392,7 @@ static bool memo_get(rcache *c, const char *key, size_t klen, char *buf, rcache_
 
 /* Remembers f's tags for the stored key (klen bytes), unless they are already. */
 static void memo_put(rcache *c, const char *key, size_t klen, const frame *f) {
+  if (c->ctx.near) return; /* its reads take versions from the near cache, never the memo */
   size_t len = 0;
   for (size_t i = 0; i < f->n; i++)
     len += f->tlen[i];
