@@ -1164,6 +1164,78 @@ static void rss_workload(void) {
   rcache_close(c);
 }
 
+/* Another client's GET p99 (raw hiredis, key:1) while this thread invalidates the tag of
+ * victims keys (each call one INCR, whatever the number of keys tagged) against its p99 while
+ * this thread sleeps: ROUNDS pairs of 100 ms windows (ABBA order), the median of the
+ * per-pair ratios, as get_workload (this machine's noise hurts one pair, not the figure).
+ * Back to back (pace_us 0: on a 2-core machine the two client threads then also compete for
+ * CPU), or one call every pace_us. */
+typedef struct {
+  atomic_int stop, slot; /* slot: the window the getter files its samples in */
+  samples *s;
+} window_getter;
+
+static void *window_get(void *p) {
+  window_getter *a = p;
+  redisContext *r = raw_connect(0);
+  const char *argv[] = {"GET", "key:1"};
+  size_t lens[] = {3, 5};
+  while (!atomic_load(&a->stop)) {
+    int64_t t = now_ns();
+    raw_cmd(r, 2, argv, lens);
+    s_add(&a->s[atomic_load(&a->slot)], now_ns() - t);
+  }
+  redisFree(r);
+  return NULL;
+}
+
+static void p99_during_invalidations(rcache *c, int victims, int pace_us) {
+  int64_t window_ns = quick ? 30000000 : 100000000;
+  samples s[2 * ROUNDS], all_idle, all_busy;
+  for (int i = 0; i < 2 * ROUNDS; i++)
+    s_init(&s[i], 100000);
+  window_getter g = {.s = s};
+  pthread_t t;
+  pthread_create(&t, NULL, window_get, &g);
+  int calls = 0, failed = 0;
+  double ratios[ROUNDS];
+  for (int round = 0; round < ROUNDS; round++) {
+    for (int half = 0; half < 2; half++) {
+      bool busy = (half == 0) == (round % 2 == 1); /* ABBA: idle first in even rounds */
+      atomic_store(&g.slot, 2 * round + busy);
+      int64_t t0 = now_ns();
+      while (now_ns() - t0 < window_ns) {
+        if (!busy) {
+          usleep(1000);
+          continue;
+        }
+        failed += rcache_invalidate_tag(c, "user:12") != RCACHE_OK;
+        calls++;
+        if (pace_us) usleep((useconds_t)pace_us);
+      }
+    }
+    double idle = pct(&s[2 * round], .99), during = pct(&s[2 * round + 1], .99);
+    ratios[round] = idle > 0 ? during / idle : 0;
+  }
+  atomic_store(&g.stop, 1);
+  pthread_join(t, NULL);
+  s_init(&all_idle, (size_t)ROUNDS * 100000);
+  s_init(&all_busy, (size_t)ROUNDS * 100000);
+  for (int i = 0; i < 2 * ROUNDS; i++) {
+    for (size_t j = 0; j < s[i].n; j++)
+      s_add(i % 2 ? &all_busy : &all_idle, s[i].ns[j]);
+    free(s[i].ns);
+  }
+  double ratio = median(ratios, ROUNDS);
+  char name[96];
+  snprintf(name, sizeof name, "GET p99, invalidate_tag(%dk) x%d%s", victims / 1000, calls,
+           pace_us ? " paced" : "");
+  row(name, 0, pct(&all_busy, .5), pct(&all_busy, .99), "GET p99 ns, no invalidation",
+      pct(&all_idle, .99), ratio, "p99 <= 1.1x", !failed && ratio <= 1.1);
+  free(all_idle.ns);
+  free(all_busy.ns);
+}
+
 /* Tags (issue 18): invalidating 10,000 tagged keys among 1,000,000 by tag (one INCR) vs by
  * delete_prefix (a SCAN of every key), and a tagged vs an untagged GET hit. */
 static void tags_invalidate_workload(void) {
@@ -1185,6 +1257,8 @@ static void tags_invalidate_workload(void) {
   int64_t t0 = now_ns();
   rcache_status st = rcache_invalidate_tag(c, "user:12");
   int64_t by_tag = now_ns() - t0;
+  p99_during_invalidations(c, victims, 0);
+  p99_during_invalidations(c, victims, 1000);
   rcache_value v;
   int stale = rcache_get(c, "tag:0", &v) != RCACHE_MISS;
   rcache_value_free(&v);
@@ -1206,8 +1280,9 @@ static void tags_invalidate_workload(void) {
 }
 
 /* A tagged GET hit against an untagged one through the same handle, interleaved: by
- * rcache_get (one EVALSHA; on the near cache, versions from it), or with declared (the
- * value's tags) by rcache_get_tagged (GET and MGET in one round trip). */
+ * rcache_get (the handle wrote the value, so it remembers its tags: GET and MGET in one round
+ * trip; on the near cache, versions from it), or with declared (the value's tags) by
+ * rcache_get_tagged (the same GET and MGET). */
 static void tagged_get_workload(const char *name, size_t near_bytes, bool declared) {
   int n = quick ? 500 : 2500; /* per round */
   char url[512];
@@ -1237,6 +1312,70 @@ static void tagged_get_workload(const char *name, size_t near_bytes, bool declar
   free(b.ns);
   free(m.ns);
   rcache_close(c);
+}
+
+/* n round trips of the commands argv[0..ncmd) (each argc words), pipelined, on r. */
+static void raw_multi_loop(redisContext *r, int ncmd, const int *argc, const char **argv,
+                           const size_t *lens, int n, samples *s) {
+  int64_t t0 = now_ns();
+  for (int i = 0; i < n; i++) {
+    int64_t a = now_ns();
+    for (int j = 0, at = 0; j < ncmd; at += argc[j++])
+      redisAppendCommandArgv(r, argc[j], argv + at, lens + at);
+    for (int j = 0; j < ncmd; j++) {
+      redisReply *rep = NULL;
+      if (redisGetReply(r, (void **)&rep) != REDIS_OK) {
+        fprintf(stderr, "bench: hiredis error %s\n", r->errstr);
+        exit(1);
+      }
+      freeReplyObject(rep);
+    }
+    s_add(s, now_ns() - a);
+  }
+  s->wall_ns = now_ns() - t0;
+}
+
+/* What reading a prefix-wide generation key with every plain GET would cost on the wire
+ * (docs/semantics.md, "What rcache_clear covers"): raw hiredis GET of a 100-byte value
+ * against MGET of it and the generation key (one command), or GET + GET pipelined (the
+ * shape two slots would need), interleaved as get_workload. */
+static void generation_workload(const char *name, bool mget) {
+  int n = quick ? 500 : 2500; /* per round */
+  redisContext *r = raw_connect(0);
+  char val[100];
+  memset(val, 'v', sizeof val);
+  const char *set[] = {"SET", "bench:get", val, "SET", "bench:__rc:clear", "4242424242"};
+  size_t setl[] = {3, 9, sizeof val, 3, 16, 10};
+  raw_cmd(r, 3, set, setl);
+  raw_cmd(r, 3, set + 3, setl + 3);
+  const char *words[] = {"MGET",      "bench:get", "bench:__rc:clear", "GET",
+                         "bench:get", "GET",       "bench:__rc:clear"};
+  size_t wl[] = {4, 9, 16, 3, 9, 3, 16};
+  int one[] = {3}, two[] = {2, 2};
+  samples b, m;
+  s_init(&b, (size_t)n * ROUNDS);
+  s_init(&m, (size_t)n * ROUNDS);
+  int64_t bw = 0, mw = 0;
+  double ratios[ROUNDS];
+  for (int round = 0; round < ROUNDS; round++) { /* ABBA */
+    if (round % 2 == 0) raw_get_loop(r, "bench:get", n, &b);
+    if (mget)
+      raw_multi_loop(r, 1, one, words, wl, n, &m);
+    else
+      raw_multi_loop(r, 2, two, words + 3, wl + 3, n, &m);
+    if (round % 2 == 1) raw_get_loop(r, "bench:get", n, &b);
+    ratios[round] = (double)b.wall_ns / (double)m.wall_ns;
+    bw += b.wall_ns;
+    mw += m.wall_ns;
+  }
+  b.wall_ns = bw;
+  m.wall_ns = mw;
+  double ratio = median(ratios, ROUNDS);
+  row(name, ops_per_s(&m), pct(&m, .5), pct(&m, .99), "hiredis GET ops/s", ops_per_s(&b), ratio,
+      ">= 0.9", ratio >= 0.9);
+  free(b.ns);
+  free(m.ns);
+  redisFree(r);
 }
 
 /* Without --port: a private redis-server (tests/support/redis_proc.h) on a free loopback port
@@ -1280,7 +1419,7 @@ int main(int argc, char **argv) {
           stderr,
           "usage: %s [--host H --port P [--unix SOCK]] [--quick] [--sink]\n"
           "       [--only rss,get,set,unix,threads,async,many,gos,stampede,near,breaker,sigstop,\n"
-          "               delete_prefix,tags] [--pool N] [--depth N] [--json FILE]\n",
+          "               delete_prefix,tags,generation] [--pool N] [--depth N] [--json FILE]\n",
           argv[0]);
       return 2;
     }
@@ -1325,6 +1464,10 @@ int main(int argc, char **argv) {
     tagged_get_workload("tagged GET hit (2 tags), TCP", 0, false);
     tagged_get_workload("get_tagged hit (2 tags declared), TCP", 0, true);
     tagged_get_workload("tagged GET hit (2 tags), near cache", 1 << 20, false);
+  }
+  if (want("generation")) {
+    generation_workload("GET + generation key: MGET, hiredis", true);
+    generation_workload("GET + generation key: 2 GETs, hiredis", false);
   }
   if (json) {
     fprintf(json, "\n]}\n");

@@ -930,7 +930,6 @@ static const rcache__backend_ops cluster_ops = {
     .del_match = cluster_del_match,
     .scan = cluster_scan,
     .incr = rcache__redis_incr,
-    .exists = rcache__redis_exists,
     .pttl = rcache__redis_pttl,
     .flushdb = cluster_flushdb,
     .get_many = cluster_get_many,

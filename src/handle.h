@@ -21,6 +21,8 @@ struct rcache {
   /* tags.c's hint, a bit per key hash: the last value there was tagged; NULL until this
    * handle meets a tagged value */
   _Atomic(_Atomic uint64_t *) tag_hint;
+  /* tags.c's remembered tags of tagged keys, a slot per key hash; NULL until the first */
+  _Atomic(_Atomic(struct rcache__tag_memo *) *) tag_memo;
   rcache__obs obs;               /* per-operation histograms, key families (observe.c) */
   struct rcache__publisher *pub; /* publish_stats_s's thread (publish.c), NULL when off */
   /* the non-blocking API's machinery (async.c), made by the first async call; NULL until then */

@@ -265,7 +265,6 @@ typedef struct rcache__backend_ops {
   /* adds `by`; when the key is created by this call and ttl_ms > 0, sets that TTL */
   rcache_status (*incr)(rcache__backend *b, const char *key, size_t klen, int64_t by,
                         int64_t ttl_ms, int64_t *out);
-  rcache_status (*exists)(rcache__backend *b, const char *key, size_t klen, bool *exists);
   /* remaining ms, -1 = no expiry, -2 = absent */
   rcache_status (*pttl)(rcache__backend *b, const char *key, size_t klen, int64_t *ms);
   /* deletes everything in the logical database */

@@ -594,13 +594,6 @@ static rcache_status mem_pttl(rcache__backend *b, const char *key, size_t klen, 
   return RCACHE_OK;
 }
 
-static rcache_status mem_exists(rcache__backend *b, const char *key, size_t klen, bool *exists) {
-  int64_t ms;
-  rcache_status st = mem_pttl(b, key, klen, &ms);
-  *exists = st == RCACHE_OK && ms != -2;
-  return st;
-}
-
 static rcache_status mem_flushdb(rcache__backend *b) {
   mstore *m = store_of(b);
   for (int i = 0; i < NSHARDS; i++) {
@@ -692,7 +685,6 @@ static const rcache__backend_ops mem_ops = {
     .del_match = mem_del_match,
     .scan = mem_scan,
     .incr = mem_incr,
-    .exists = mem_exists,
     .pttl = mem_pttl,
     .flushdb = mem_flushdb,
     .get_many = mem_get_many,

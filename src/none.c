@@ -42,11 +42,6 @@ static rcache_status none_incr(rcache__backend *b, const char *k, size_t kl, int
   return RCACHE_EUNAVAILABLE;
 }
 
-static rcache_status none_exists(rcache__backend *b, const char *k, size_t kl, bool *e) {
-  *e = false;
-  return RCACHE_OK;
-}
-
 static rcache_status none_pttl(rcache__backend *b, const char *k, size_t kl, int64_t *ms) {
   *ms = -2;
   return RCACHE_OK;
@@ -85,7 +80,6 @@ static const rcache__backend_ops none_ops = {
     .del_match = none_del_match,
     .scan = none_scan,
     .incr = none_incr,
-    .exists = none_exists,
     .pttl = none_pttl,
     .flushdb = none_flushdb,
     .get_many = none_get_many,

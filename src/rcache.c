@@ -479,7 +479,7 @@ void rcache_close(rcache *c) {
   c->b->ops->destroy(c->b);
   rcache__near_free(c->ctx.near); /* after the backend: its listener feeds the table */
   rcache__flights_free(c->flights);
-  rcache__free((void *)atomic_load(&c->tag_hint));
+  rcache__tags_free(c);
   free_ctx(&c->ctx);
   rcache__free(c);
 }
@@ -843,15 +843,42 @@ rcache_status rcache_rate_limit(rcache *c, const char *key, int64_t limit, int64
   return s;
 }
 
+/* The remaining ms of k as a read sees it (-2 absent, -1 no expiry): a tagged value whose
+ * versions are no longer current is absent (and unlinked, as a read does), so exists and ttl
+ * agree with get. The value is read (GET and PTTL in one round trip; a tagged one's versions
+ * as rcache_get reads them), not the near cache. A key that is no string, or too big to
+ * read, is answered by PTTL alone. */
+static rcache_status live_pttl(rcache *c, const rcache__key *k, int64_t *ms) {
+  rcache__backend *be = rcache__be(c);
+  rcache_value v = {NULL, 0};
+  rcache__versions vers = {.n = 0};
+  rcache_status s;
+  if (be->ops->get_tagged && rcache__tags_hinted(c, k->p, k->len))
+    s = rcache__tags_read(c, be, k, &v, ms, NULL, &vers);
+  else
+    s = be->ops->get(be, k->p, k->len, &v, ms);
+  if (s == RCACHE_ETYPE || s == RCACHE_ETOOBIG) {
+    rcache_value_free(&v);
+    return be->ops->pttl(be, k->p, k->len, ms);
+  }
+  if (s == RCACHE_OK) s = rcache__tags_unwrap(c, k->p, k->len, &v, &vers, NULL);
+  rcache_value_free(&v);
+  if (s == RCACHE_MISS) {
+    *ms = -2;
+    return RCACHE_OK;
+  }
+  if (s != RCACHE_OK) *ms = -2;
+  return s;
+}
+
 rcache_status rcache_exists(rcache *c, const char *key, bool *exists) {
   if (exists) *exists = false;
   BEGIN_KEYED(c, key, k);
-  rcache_status s = RCACHE_EINVAL;
-  rcache__backend *be = rcache__be(c);
-  if (exists) s = be->ops->exists(be, k.p, k.len, exists);
+  int64_t ms = -2;
+  rcache_status s = exists ? live_pttl(c, &k, &ms) : RCACHE_EINVAL;
   rcache__key_free(&k);
   if (!exists) return rcache__einval(c, "exists is NULL");
-  if (s != RCACHE_OK) *exists = false;
+  *exists = s == RCACHE_OK && ms != -2;
   return rcache__done(c, rcache__remote(c, s));
 }
 
@@ -859,9 +886,7 @@ rcache_status rcache_ttl(rcache *c, const char *key, int64_t *ttl_s) {
   if (ttl_s) *ttl_s = -2;
   BEGIN_KEYED(c, key, k);
   int64_t ms = -2;
-  rcache_status s = RCACHE_EINVAL;
-  rcache__backend *be = rcache__be(c);
-  if (ttl_s) s = be->ops->pttl(be, k.p, k.len, &ms);
+  rcache_status s = ttl_s ? live_pttl(c, &k, &ms) : RCACHE_EINVAL;
   rcache__key_free(&k);
   if (!ttl_s) return rcache__einval(c, "ttl_s is NULL");
   if (s == RCACHE_OK) *ttl_s = ms < 0 ? ms : (ms + 999) / 1000;

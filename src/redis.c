@@ -184,26 +184,39 @@ static void take_pttl(const redisReply *t, rcache_status s, int64_t *pttl_ms) {
   if (s == RCACHE_OK && *pttl_ms == -2) *pttl_ms = -1; /* expired in between: keep it */
 }
 
+/* Appends GET key to b, and PTTL key when pttl (the remaining TTL in the same round trip). */
+static rcache_status add_get(rcache__cmds *b, const char *key, size_t klen, bool pttl) {
+  const char *argv[2] = {"GET", key};
+  size_t lens[2] = {3, klen};
+  rcache_status s = rcache__cmds_add(b, 2, argv, lens);
+  rcache__cmds_expect(b, RCACHE__R_STR | RCACHE__R_NIL);
+  if (s == RCACHE_OK && pttl) {
+    argv[0] = "PTTL";
+    lens[0] = 4;
+    s = rcache__cmds_add(b, 2, argv, lens);
+    rcache__cmds_expect(b, RCACHE__R_INT);
+  }
+  return s;
+}
+
+/* add_get's replies, from rep[0] (and rep[1] when pttl_ms is not NULL): the value into *out
+ * (hiredis' buffer is taken), RCACHE_OK, RCACHE_MISS or the error. */
+static rcache_status read_get(redisReply **rep, rcache_value *out, int64_t *pttl_ms) {
+  rcache_status s = take_value(rep[0], out);
+  if (pttl_ms) take_pttl(rep[1], s, pttl_ms);
+  return s;
+}
+
 rcache_status rcache__redis_get(rcache__backend *be, const char *key, size_t klen,
                                 rcache_value *out, int64_t *pttl_ms) {
   rcache__cmds b = {0};
-  const char *argv[2] = {"GET", key};
-  size_t lens[2] = {3, klen};
-  rcache_status s = rcache__cmds_add(&b, 2, argv, lens);
-  rcache__cmds_expect(&b, RCACHE__R_STR | RCACHE__R_NIL);
-  if (s == RCACHE_OK && pttl_ms) { /* the remaining TTL in the same round trip */
-    argv[0] = "PTTL";
-    lens[0] = 4;
-    s = rcache__cmds_add(&b, 2, argv, lens);
-    rcache__cmds_expect(&b, RCACHE__R_INT);
-  }
+  rcache_status s = add_get(&b, key, klen, pttl_ms != NULL);
   redisReply *rep[2] = {0};
   if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, rep, true);
   int n = b.n;
   rcache__cmds_free(&b);
   if (s != RCACHE_OK) return s;
-  s = take_value(rep[0], out);
-  if (pttl_ms) take_pttl(rep[1], s, pttl_ms);
+  s = read_get(rep, out, pttl_ms);
   rcache__replies_free(rep, n);
   return s;
 }
@@ -246,8 +259,7 @@ static rcache_status script_reply(redisReply *x, rcache_value *out, int64_t *ptt
                                   rcache__versions *vers) {
   if (x->type != REDIS_REPLY_ARRAY || x->elements < 2 || x->elements > 2 + RCACHE__VERSIONS_MAX)
     return rcache__reply_unexpected(x);
-  rcache_status s = take_value(x->element[0], out);
-  if (pttl_ms) take_pttl(x->element[1], s, pttl_ms);
+  rcache_status s = read_get(x->element, out, pttl_ms);
   if (s == RCACHE_OK) take_versions(x->element + 2, x->elements - 2, vers);
   return s;
 }
@@ -256,19 +268,10 @@ static rcache_status script_reply(redisReply *x, rcache_value *out, int64_t *ptt
 static rcache_status get_with_mget(rcache__backend *be, const char *key, size_t klen,
                                    rcache_value *out, int64_t *pttl_ms, const char *const *vkeys,
                                    const size_t *vlens, size_t nv, rcache__versions *vers) {
-  const char *argv[RCACHE__VERSIONS_MAX + 1] = {"GET", key};
-  size_t lens[RCACHE__VERSIONS_MAX + 1] = {3, klen};
+  const char *argv[RCACHE__VERSIONS_MAX + 1] = {"MGET"};
+  size_t lens[RCACHE__VERSIONS_MAX + 1] = {4};
   rcache__cmds b = {0};
-  rcache_status s = rcache__cmds_add(&b, 2, argv, lens);
-  rcache__cmds_expect(&b, RCACHE__R_STR | RCACHE__R_NIL);
-  if (s == RCACHE_OK && pttl_ms) {
-    argv[0] = "PTTL";
-    lens[0] = 4;
-    s = rcache__cmds_add(&b, 2, argv, lens);
-    rcache__cmds_expect(&b, RCACHE__R_INT);
-  }
-  argv[0] = "MGET";
-  lens[0] = 4;
+  rcache_status s = add_get(&b, key, klen, pttl_ms != NULL);
   memcpy(argv + 1, vkeys, nv * sizeof *argv);
   memcpy(lens + 1, vlens, nv * sizeof *lens);
   if (s == RCACHE_OK) s = rcache__cmds_add(&b, (int)nv + 1, argv, lens);
@@ -279,8 +282,7 @@ static rcache_status get_with_mget(rcache__backend *be, const char *key, size_t 
   int n = b.n;
   rcache__cmds_free(&b);
   if (s != RCACHE_OK) return s;
-  s = take_value(rep[0], out);
-  if (pttl_ms) take_pttl(rep[1], s, pttl_ms);
+  s = read_get(rep, out, pttl_ms);
   redisReply *m = rep[n - 1]; /* an error (an ACL without MGET...): the value alone */
   if (s == RCACHE_OK && m->type == REDIS_REPLY_ARRAY && m->elements == nv)
     take_versions(m->element, nv, vers);
@@ -391,13 +393,6 @@ rcache_status rcache__redis_del(rcache__backend *be, const char *key, size_t kle
   long long n = 0;
   rcache_status s = int_cmd(be, "UNLINK", key, klen, true, &n);
   return s == RCACHE_OK && n == 0 ? RCACHE_MISS : s;
-}
-
-rcache_status rcache__redis_exists(rcache__backend *be, const char *key, size_t klen, bool *e) {
-  long long n = 0;
-  rcache_status s = int_cmd(be, "EXISTS", key, klen, true, &n);
-  *e = s == RCACHE_OK && n > 0;
-  return s;
 }
 
 rcache_status rcache__redis_pttl(rcache__backend *be, const char *key, size_t klen, int64_t *ms) {
@@ -778,7 +773,6 @@ static const rcache__backend_ops standalone_ops = {
     .del_match = rcache__redis_one_del_match,
     .scan = rcache__redis_one_scan,
     .incr = rcache__redis_incr,
-    .exists = rcache__redis_exists,
     .pttl = rcache__redis_pttl,
     .flushdb = rcache__redis_one_flushdb,
     .get_many = rcache__redis_one_get_many,

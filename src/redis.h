@@ -79,7 +79,6 @@ rcache_status rcache__redis_set(rcache__backend *b, const char *key, size_t klen
 rcache_status rcache__redis_del(rcache__backend *b, const char *key, size_t klen);
 rcache_status rcache__redis_incr(rcache__backend *b, const char *key, size_t klen, int64_t by,
                                  int64_t ttl_ms, int64_t *out);
-rcache_status rcache__redis_exists(rcache__backend *b, const char *key, size_t klen, bool *e);
 rcache_status rcache__redis_pttl(rcache__backend *b, const char *key, size_t klen, int64_t *ms);
 
 /* The operations of a one-server topology (standalone, Sentinel): the batches go through

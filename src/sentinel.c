@@ -392,7 +392,6 @@ static const rcache__backend_ops sentinel_ops = {
     .del_match = rcache__redis_one_del_match,
     .scan = rcache__redis_one_scan,
     .incr = rcache__redis_incr,
-    .exists = rcache__redis_exists,
     .pttl = rcache__redis_pttl,
     .flushdb = rcache__redis_one_flushdb,
     .get_many = rcache__redis_one_get_many,

@@ -321,6 +321,135 @@ void rcache__tags_note(rcache *c, const char *key, size_t klen, bool tagged) {
     atomic_fetch_and_explicit(w, ~m, memory_order_relaxed);
 }
 
+/* ---- the tags of tagged keys, remembered ------------------------------------------------ */
+
+/* rcache_get of a key the hint says is tagged sends GET and an MGET of the version keys of
+ * the tags its last frame had, as rcache_get_tagged does (one round trip, no Lua), when they
+ * are remembered here; otherwise the script. A slot per key hash holds an immutable blob: a
+ * reader takes it out of its slot (atomic exchange), copies it and puts it back, so there is
+ * no lock to hold (nor for a fork to leave held); a reader that finds the slot empty (another
+ * is copying it) uses the script. Remembered tags are only a hint, as rcache_get_tagged's:
+ * tags that no longer match the frame cost a second round trip, never a wrong answer. */
+#define MEMO_SLOTS 1024
+#define MEMO_BYTES 512 /* the tags of a frame are remembered when they fit */
+
+struct rcache__tag_memo {
+  uint64_t h;                     /* the stored key's 64-bit hash */
+  size_t n;                       /* tags */
+  uint16_t tlen[RCACHE_TAGS_MAX]; /* their lengths */
+  size_t len;                     /* their bytes in all */
+  char bytes[];                   /* one after the other */
+};
+
+typedef struct rcache__tag_memo tmemo;
+
+static uint64_t key_hash64(const char *key, size_t klen) {
+  uint64_t h = 14695981039346656037u; /* FNV-1a */
+  for (size_t i = 0; i < klen; i++)
+    h = (h ^ (unsigned char)key[i]) * 1099511628211u;
+  return h;
+}
+
+static _Atomic(tmemo *) *memo_slot(rcache *c, uint64_t h, bool make) {
+  _Atomic(tmemo *) *m = atomic_load_explicit(&c->tag_memo, memory_order_acquire);
+  if (!m && make) {
+    _Atomic(tmemo *) *fresh = rcache__calloc(MEMO_SLOTS, sizeof *fresh);
+    if (!fresh) return NULL; /* a cost only: the script reads */
+    if (atomic_compare_exchange_strong(&c->tag_memo, &m, fresh))
+      m = fresh;
+    else
+      rcache__free(fresh); /* another thread's is there: m */
+  }
+  return m ? &m[(h ^ (h >> 32)) % MEMO_SLOTS] : NULL;
+}
+
+/* Puts t back into its slot, unless another thread filled it meanwhile. */
+static void memo_return(_Atomic(tmemo *) *slot, tmemo *t) {
+  tmemo *none = NULL;
+  if (!atomic_compare_exchange_strong(slot, &none, t)) rcache__free(t);
+}
+
+/* The remembered tags of the stored key (klen bytes), copied into buf: true with *m naming
+ * them (m->tag pointing into buf). */
+static bool memo_get(rcache *c, const char *key, size_t klen, char *buf, rcache__tagdecl *m,
+                     const char **tag, size_t *tlen) {
+  uint64_t h = key_hash64(key, klen);
+  _Atomic(tmemo *) *slot = memo_slot(c, h, false);
+  tmemo *t = slot ? atomic_exchange(slot, NULL) : NULL;
+  if (!t) return false;
+  bool hit = t->h == h;
+  if (hit) {
+    memcpy(buf, t->bytes, t->len);
+    for (size_t i = 0, at = 0; i < t->n; at += t->tlen[i++]) {
+      tag[i] = buf + at;
+      tlen[i] = t->tlen[i];
+    }
+    *m = (rcache__tagdecl){tag, tlen, t->n};
+  }
+  memo_return(slot, t);
+  return hit;
+}
+
+/* Remembers f's tags for the stored key (klen bytes), unless they are already. */
+static void memo_put(rcache *c, const char *key, size_t klen, const frame *f) {
+  if (c->ctx.near) return; /* its reads take versions from the near cache, never the memo */
+  size_t len = 0;
+  for (size_t i = 0; i < f->n; i++)
+    len += f->tlen[i];
+  if (len > MEMO_BYTES) return;
+  uint64_t h = key_hash64(key, klen);
+  _Atomic(tmemo *) *slot = memo_slot(c, h, true);
+  if (!slot) return;
+  tmemo *t = atomic_exchange(slot, NULL);
+  bool same = t && t->h == h && t->n == f->n && t->len == len;
+  for (size_t i = 0, at = 0; same && i < f->n; at += f->tlen[i++])
+    same = t->tlen[i] == f->tlen[i] && memcmp(t->bytes + at, f->tag[i], f->tlen[i]) == 0;
+  if (!same) {
+    rcache__free(t);
+    if (!(t = rcache__malloc(sizeof *t + len))) return;
+    *t = (tmemo){.h = h, .n = f->n, .len = len};
+    for (size_t i = 0, at = 0; i < f->n; at += f->tlen[i++]) {
+      t->tlen[i] = (uint16_t)f->tlen[i];
+      memcpy(t->bytes + at, f->tag[i], f->tlen[i]);
+    }
+  }
+  memo_return(slot, t);
+}
+
+void rcache__tags_free(rcache *c) {
+  _Atomic(tmemo *) *m = atomic_load(&c->tag_memo);
+  for (size_t i = 0; m && i < MEMO_SLOTS; i++)
+    rcache__free(atomic_load(&m[i]));
+  rcache__free((void *)m);
+  rcache__free((void *)atomic_load(&c->tag_hint));
+}
+
+/* vers, read for the tags of m (clear, then m's in order), rearranged in the order of the
+ * frame v holds (clear, then the frame's tags), as the script reads them; vers->n = 0 when
+ * m does not cover the frame's tags (the versions are then read after the value). */
+static void versions_by_frame(const rcache_value *v, const rcache__tagdecl *m,
+                              rcache__versions *vers) {
+  frame f;
+  if (!v->data || !frame_parse(v->data, v->len, &f) || vers->n != m->n + 1) {
+    vers->n = 0;
+    return;
+  }
+  rcache__versions by = {.n = f.n + 1, .bad = vers->bad & 1};
+  by.v[0] = vers->v[0];
+  for (size_t i = 0; i < f.n; i++) {
+    size_t j = 0;
+    while (j < m->n && (m->tlen[j] != f.tlen[i] || memcmp(m->tag[j], f.tag[i], f.tlen[i]) != 0))
+      j++;
+    if (j == m->n) {
+      vers->n = 0;
+      return;
+    }
+    by.v[i + 1] = vers->v[j + 1];
+    by.bad |= ((vers->bad >> (j + 1)) & 1) << (i + 1);
+  }
+  *vers = by;
+}
+
 /* The current versions of f's version keys ([0] clear, then f's tags) from got, read with
  * the value: by position (the script reads the frame's keys in its order, named without the
  * digest that long keys get, so only when none is digested) or, with decl, by tag name among
@@ -357,13 +486,26 @@ static bool versions_from(const rcache *c, const frame *f, const rcache__version
 rcache_status rcache__tags_read(rcache *c, rcache__backend *be, const rcache__key *k,
                                 rcache_value *out, int64_t *pttl_ms, const rcache__tagdecl *decl,
                                 rcache__versions *vers) {
+  char buf[MEMO_BYTES];
+  const char *mt[RCACHE_TAGS_MAX];
+  size_t ml[RCACHE_TAGS_MAX];
+  rcache__tagdecl memo;
+  bool remembered = (!decl || decl->n == 0) && memo_get(c, k->p, k->len, buf, &memo, mt, ml);
+  if (remembered) decl = &memo; /* even with no tags: GET + MGET of the clear key */
   vkeys vk;
   vk.n = 0;
-  if (decl && decl->n > 0 && vkeys_make(c, decl->tag, decl->tlen, decl->n, &vk) != RCACHE_OK)
+  if (decl && (decl->n > 0 || remembered) &&
+      vkeys_make(c, decl->tag, decl->tlen, decl->n, &vk) != RCACHE_OK)
     vk.n = 0; /* out of memory: the value alone, then the versions its header names */
   rcache_status s = be->ops->get_tagged(be, k->p, k->len, out, pttl_ms, vk.n ? vk.p : NULL,
                                         vk.n ? vk.len : NULL, vk.n, vers);
   if (vers->n && !vk.n && decl && decl->n > 0) vers->n = 0; /* not the declared keys */
+  if (vers->n && vk.n && remembered) {                      /* by position, as the script's reply */
+    if (s == RCACHE_OK)
+      versions_by_frame(out, &memo, vers);
+    else
+      vers->n = 0;
+  }
   vkeys_free(&vk);
   return s;
 }
@@ -402,7 +544,9 @@ rcache_status rcache__tags_unwrap(rcache *c, const char *key, size_t klen, rcach
   int64_t cur[RCACHE_TAGS_MAX + 1];
   rcache_status s = RCACHE_EDECODE;
   bool bad = false;
-  if (!frame_parse(v->data, v->len, &f)) {
+  bool parsed = frame_parse(v->data, v->len, &f);
+  if (parsed) memo_put(c, key, klen, &f); /* the next rcache_get reads its versions with it */
+  if (!parsed) {
     rcache__errf("a tagged value's header is malformed");
   } else if (got && got->n && versions_from(c, &f, got, decl, cur, &bad)) { /* read with it */
     s = bad ? RCACHE_ETYPE : RCACHE_OK;
@@ -618,6 +762,8 @@ rcache_status rcache_set_tagged(rcache *c, const char *key, const void *data, si
   if (s == RCACHE_OK) s = rcache__remote(c, stamp(c, tags, tlen, ntags, ver));
   rcache_value v = {NULL, 0};
   if (s == RCACHE_OK) s = frame_value(tags, tlen, ntags, ver, data, len, &v);
+  frame f;
+  if (s == RCACHE_OK && frame_parse(v.data, v.len, &f)) memo_put(c, k.p, k.len, &f);
   if (s == RCACHE_OK) s = rcache__set_full(c, &k, v.data, v.len, ttl_ms, RCACHE__SET_FRAME);
   rcache_value_free(&v);
   rcache__key_free(&k);

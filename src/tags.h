@@ -27,8 +27,10 @@ rcache_status rcache__tags_unwrap(rcache *c, const char *key, size_t klen, rcach
 void rcache__tags_unwrap_many(rcache *c, char *const *ks, const size_t *ls, rcache_value *vals,
                               rcache_status *st, size_t n);
 /* Reads k through be's get_tagged (the facade checked it has one): with decl's tags, the
- * value and their version keys in one round trip; without, the script's reading of the
- * version keys the value's header names. Then rcache__tags_unwrap(…, vers, decl). */
+ * value and their version keys in one round trip; without, the same with the tags k's last
+ * frame had when this handle remembers them (vers then in the frame's order), else the
+ * script's reading of the version keys the value's header names. Then
+ * rcache__tags_unwrap(…, vers, decl). */
 rcache_status rcache__tags_read(rcache *c, rcache__backend *be, const rcache__key *k,
                                 rcache_value *out, int64_t *pttl_ms, const rcache__tagdecl *decl,
                                 rcache__versions *vers);
@@ -40,6 +42,9 @@ void rcache__tags_strip(rcache_value *v);
  * second round trip). */
 bool rcache__tags_hinted(rcache *c, const char *key, size_t klen);
 void rcache__tags_note(rcache *c, const char *key, size_t klen, bool tagged);
+
+/* Frees the hint and the remembered tags (rcache_close). */
+void rcache__tags_free(rcache *c);
 
 /* The Lua text of the tagged-read script and its SHA1 in hex ("" if it could not be
  * computed), for a Redis backend's get_tagged. Static strings. */

@@ -163,13 +163,15 @@ static bool consistent(const figures *f) {
 static int stale_balances(demo *d, rcache *c) {
   int stale = 0;
   for (int64_t u = 1; u <= d->users; u++) {
-    char id[24], key[64];
+    char id[24], key[64], tag[64];
     snprintf(id, sizeof id, "%lld", (long long)u);
     rcache_key_user_credits(key, sizeof key, id);
+    credits_user_tag(tag, sizeof tag, id);
+    const char *tags[] = {tag};
     rcache_value v;
     int64_t truth;
-    if (rcache_get(c, key, &v) == RCACHE_OK && credits_db_balance(&d->svc, id, &truth) == 0 &&
-        strtoll(v.data, NULL, 10) != truth)
+    if (rcache_get_tagged(c, key, tags, 1, &v) == RCACHE_OK &&
+        credits_db_balance(&d->svc, id, &truth) == 0 && strtoll(v.data, NULL, 10) != truth)
       stale++;
     rcache_value_free(&v);
   }
@@ -414,7 +416,7 @@ static void print_recovery(const demo *d, const report *r) {
   char a[32];
   printf("\n4. Recovery: the service is back on %s\n\n", r->shown);
   printf("  %-34s %d\n", "stale cached balances", r->stale_before);
-  printf("  %-34s %d of %zu users (rcache_invalidate_user)\n", "replayed invalidations",
+  printf("  %-34s %d of %zu users (rcache_invalidate_tag)\n", "replayed invalidations",
          r->replayed < 0 ? 0 : r->replayed, r->queued);
   printf("  %-34s %d\n", "stale cached balances after replay", r->stale_after);
   printf("  %-34s %llu, hit rate %.1f%%, median %s\n", "requests served",

@@ -232,8 +232,9 @@ static rcache_status load_user(void *ud, rcache_value *out) {
   return found ? give(out, buf) : RCACHE_MISS;
 }
 
-/* Cache-aside read of key through loader; the value stays plain text in the cache, so any
- * other client reading the same Redis sees "1234", not an envelope. */
+/* Cache-aside read of key through loader. Sessions and flags stay plain text in the cache,
+ * so any other client reading the same Redis sees "1234", not an envelope; a user's own data
+ * is tagged (cached_user), and rcache strips the tag header when it reads it. */
 typedef struct timed_ctx {
   load_ctx l;
   rcache_loader_fn loader;
@@ -261,6 +262,25 @@ static int cached(credits_svc *s, const char *key, int64_t ttl_s, rcache_loader_
   return st == RCACHE_OK ? 0 : -1; /* RCACHE_ELOADER: not in the database */
 }
 
+static rcache_status timed_load_tagged(void *ud, rcache_value *out, rcache_tags *tags) {
+  (void)tags; /* the user's tag is known up front */
+  return timed_load(ud, out);
+}
+
+/* cached() for a user's own data: stored tagged "user:<id>", so that one
+ * rcache_invalidate_tag() makes all of it a miss, without a scan (docs/semantics.md, Tags). */
+static int cached_user(credits_svc *s, const char *key, int64_t ttl_s, rcache_loader_fn loader,
+                       const char *id, rcache_value *v) {
+  char tag[64];
+  int n = credits_user_tag(tag, sizeof tag, id);
+  if (n < 0 || n >= (int)sizeof tag) return -1;
+  const char *tags[] = {tag};
+  timed_ctx t = {{s, id}, loader};
+  rcache_status st =
+      rcache_get_or_set_tagged(s->cache, key, ttl_s, tags, 1, timed_load_tagged, &t, v);
+  return st == RCACHE_OK ? 0 : -1;
+}
+
 /* ---- the usage guide's functions ------------------------------------------------------------- */
 
 int credits_get_user_credits(credits_svc *s, const char *user_id, int64_t *credits) {
@@ -268,12 +288,23 @@ int credits_get_user_credits(credits_svc *s, const char *user_id, int64_t *credi
   rcache_value v;
   int n = rcache_key_user_credits(key, sizeof key, user_id);
   if (n < 0 || n >= (int)sizeof key) return -1;
-  if (cached(s, key, RCACHE_TTL_SHORT, load_credits, user_id, &v) != 0) return -1;
+  if (cached_user(s, key, RCACHE_TTL_SHORT, load_credits, user_id, &v) != 0) return -1;
   char *end;
   *credits = strtoll(v.data, &end, 10);
   int rc = *end == '\0' && v.len ? 0 : -1;
   rcache_value_free(&v);
   return rc;
+}
+
+int credits_user_tag(char *buf, size_t size, const char *user_id) {
+  return rcache_key_user(buf, size, user_id); /* "user:<id>": a tag, not a key */
+}
+
+static rcache_status invalidate_user(credits_svc *s, const char *user_id) {
+  char tag[64];
+  int n = credits_user_tag(tag, sizeof tag, user_id);
+  if (n < 0 || n >= (int)sizeof tag) return RCACHE_EINVAL;
+  return rcache_invalidate_tag(s->cache, tag);
 }
 
 int credits_update_user_credits(credits_svc *s, const char *user_id, int64_t delta,
@@ -288,12 +319,10 @@ int credits_update_user_credits(credits_svc *s, const char *user_id, int64_t del
   sqlite3_clear_bindings(q);
   if (rc) return -1;
   s->writes++;
-  /* The database changed: the cached balance must go. If the cache cannot take the
-   * delete now, remember it; a stale balance must not outlive the outage. */
-  char key[128];
-  rcache_key_user_credits(key, sizeof key, user_id);
-  rcache_status st = rcache_delete(s->cache, key);
-  if (st != RCACHE_OK && st != RCACHE_MISS) {
+  /* The database changed: the user's cached data must go (one INCR of the user's tag,
+   * whatever the number of keys). If the cache cannot take it now, remember it; a stale
+   * balance must not outlive the outage. */
+  if (invalidate_user(s, user_id) != RCACHE_OK) {
     s->dropped++;
     bool queued = false;
     for (size_t i = 0; i < s->npending && !queued; i++)
@@ -348,7 +377,7 @@ int credits_get_user(credits_svc *s, const char *user_id, char *buf, size_t size
   rcache_value v;
   int n = rcache_key_user(key, sizeof key, user_id);
   if (n < 0 || n >= (int)sizeof key) return -1;
-  if (cached(s, key, RCACHE_TTL_LONG, load_user, user_id, &v) != 0) return -1;
+  if (cached_user(s, key, RCACHE_TTL_LONG, load_user, user_id, &v) != 0) return -1;
   snprintf(buf, size, "%s", v.data);
   rcache_value_free(&v);
   return 0;
@@ -357,8 +386,7 @@ int credits_get_user(credits_svc *s, const char *user_id, char *buf, size_t size
 int credits_replay_invalidations(credits_svc *s) {
   size_t done = 0;
   for (; done < s->npending; done++) {
-    rcache_status st = rcache_invalidate_user(s->cache, s->pending[done], NULL);
-    if (st != RCACHE_OK) break;
+    if (invalidate_user(s, s->pending[done]) != RCACHE_OK) break;
   }
   memmove(s->pending, s->pending + done, (s->npending - done) * sizeof s->pending[0]);
   s->npending -= done;

@@ -5,8 +5,10 @@
  * says: cache-aside reads with rcache_get_or_set(), invalidation after writes, atomic
  * rate limits, and the key helpers of <rcache/keys.h>.
  *
- * Every read works without the cache: when rcache is unavailable the loaders run and the
- * answer comes from SQLite. Invalidations that could not reach the cache are remembered
+ * A user's own data (balance, profile) is cached tagged "user:<id>": a credit update
+ * invalidates all of it with one rcache_invalidate_tag(), whatever the number of keys, no
+ * scan. Every read works without the cache: when rcache is unavailable the loaders run and
+ * the answer comes from SQLite. Invalidations that could not reach the cache are remembered
  * and replayed by credits_replay_invalidations() once it is back.
  *
  * Not thread-safe (one SQLite connection, no locking): the demo is single-threaded.
@@ -48,11 +50,16 @@ typedef struct credits_session {
 int credits_open(credits_svc *s, const char *path, rcache *cache, bool *created);
 void credits_close(credits_svc *s);
 
-/* A user's balance: the sum of their ledger, cached for RCACHE_TTL_SHORT.
+/* The tag of a user's cached data, "user:<id>" (snprintf semantics). */
+int credits_user_tag(char *buf, size_t size, const char *user_id);
+
+/* A user's balance: the sum of their ledger, cached for RCACHE_TTL_SHORT, tagged with the
+ * user's tag (read it with rcache_get_tagged() and that tag).
  * 0 on success, -1 when the user has no ledger or SQLite failed. */
 int credits_get_user_credits(credits_svc *s, const char *user_id, int64_t *credits);
 
-/* Adds delta (negative: spend) to the ledger, then invalidates the cached balance. */
+/* Adds delta (negative: spend) to the ledger, then invalidates the user's cached data
+ * (rcache_invalidate_tag of the user's tag; queued for replay when the cache is down). */
 int credits_update_user_credits(credits_svc *s, const char *user_id, int64_t delta,
                                 const char *reason);
 
@@ -67,12 +74,12 @@ int credits_get_session(credits_svc *s, const char *session_id, credits_session 
 /* A feature flag, cached for RCACHE_TTL_LONG. -1 when the flag does not exist. */
 int credits_is_feature_enabled(credits_svc *s, const char *flag, bool *enabled);
 
-/* The user's name and plan ("ada|pro"), cached for RCACHE_TTL_LONG. */
+/* The user's name and plan ("ada|pro"), cached for RCACHE_TTL_LONG, tagged as the balance. */
 int credits_get_user(credits_svc *s, const char *user_id, char *buf, size_t size);
 
-/* Replays the invalidations dropped while the cache was unavailable
- * (rcache_invalidate_user: "user:<id>" and "user:<id>:*"). Returns how many users were
- * replayed, or -1 when the cache is still unavailable (the rest stay queued). */
+/* Replays the invalidations dropped while the cache was unavailable (rcache_invalidate_tag
+ * of each user's tag: one INCR per user). Returns how many users were replayed, or -1 when
+ * the cache is still unavailable (the rest stay queued). */
 int credits_replay_invalidations(credits_svc *s);
 
 /* The balance straight from SQLite (not counted in the figures): for consistency checks. */

@@ -359,10 +359,15 @@ RCACHE_API rcache_status rcache_incr_expire(rcache *c, const char *key, int64_t 
 RCACHE_API rcache_status rcache_rate_limit(rcache *c, const char *key, int64_t limit,
                                            int64_t window_s, bool *allowed, int64_t *count);
 
-/* *exists = whether key is present. RCACHE_OK or an error (then *exists = false). */
+/* *exists = whether key holds a value rcache_get() would return: a tagged value invalidated
+ * by rcache_invalidate_tag() or rcache_clear() is absent (and unlinked). Reads the value
+ * (GET and PTTL in one round trip, a tagged value's versions as rcache_get() reads them; a
+ * key that is no string, or too big to read, is asked with PTTL). RCACHE_OK or an error
+ * (then *exists = false). */
 RCACHE_API rcache_status rcache_exists(rcache *c, const char *key, bool *exists);
 
-/* *ttl_s = remaining seconds (rounded up), -1 no expiry, -2 absent. RCACHE_OK or error. */
+/* *ttl_s = remaining seconds (rounded up), -1 no expiry, -2 absent; absent as
+ * rcache_exists() says (an invalidated tagged value is absent). RCACHE_OK or error. */
 RCACHE_API rcache_status rcache_ttl(rcache *c, const char *key, int64_t *ttl_s);
 
 /* Deletes the namespace's keys (every key with key_prefix), or the whole logical db
@@ -577,8 +582,9 @@ RCACHE_API rcache_status rcache_set_tagged(rcache *c, const char *key, const voi
  * key_prefix holds a hash tag, docs/semantics.md "Tags"): a tagged read then costs one round
  * trip without Lua. A tag of the value that was not declared costs one more round trip, and a
  * declared tag the value does not have only a wasted key in the read: wrong tags never change
- * the answer. rcache_get() reads tagged values in one round trip too, through a Lua script
- * the server must allow (+evalsha +eval), two without. Statuses as rcache_get(), plus
+ * the answer. rcache_get() reads tagged values in one round trip too: the same way when the
+ * handle remembers the value's tags (it wrote or read the value), else through a Lua script
+ * the server must allow (+evalsha +eval), two round trips without. Statuses as rcache_get(), plus
  * RCACHE_EINVAL and RCACHE_ETOOBIG for tags as rcache_set_tagged(). */
 RCACHE_API rcache_status rcache_get_tagged(rcache *c, const char *key, const char *const *tags,
                                            size_t ntags, rcache_value *out);

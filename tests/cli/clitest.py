@@ -78,6 +78,12 @@ class RedisCli:
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
         return p.stdout.decode(errors="replace").rstrip("\n")
 
+    def raw(self, *args):
+        """The reply's bytes as redis-cli --raw prints them, without the final newline."""
+        p = subprocess.run(["redis-cli", "-u", self.url, "--raw", *args], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+        return p.stdout[:-1] if p.stdout.endswith(b"\n") else p.stdout
+
     def clear(self):
         """Deletes every key of this logical db. Not FLUSHDB: a flush notifies every client
         with CLIENT TRACKING on the server (other tests' near caches), a DEL only those

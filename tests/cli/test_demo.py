@@ -92,8 +92,29 @@ if MODE == "redis":
         truth = dict(c.execute("SELECT user_id, SUM(amount) FROM credit_ledger GROUP BY user_id"))
     keys = rc_("--scan", "--pattern", "credits-demo:user:*:credits").split()
     t.check(len(keys) > 10, "cached balances are in Redis under the demo's namespace", len(keys))
-    bad = [k for k in keys if int(rc_("GET", k)) != truth[int(k.split(":")[2])]]
-    t.eq(bad, [], "every balance cached in Redis equals SQLite's SUM")
+
+    def version(name):  # a version key's value (docs/semantics.md, Tags); absent: 0
+        v = rc_("GET", "credits-demo:__rc:" + name)
+        return int(v) if v else 0
+
+    def tagged(k):  # (tags with their stored versions, clear version, payload) of a frame
+        v = rc_.raw("GET", k)
+        t.check(v[:4] == b"\xffRC\x01", "a cached balance is stored tagged", (k, v[:16]))
+        n, clear, at, tags = v[4], int.from_bytes(v[5:13], "big"), 13, {}
+        for _ in range(n):
+            tl = int.from_bytes(v[at:at + 2], "big")
+            tags[v[at + 2:at + 2 + tl].decode()] = int.from_bytes(v[at + 2 + tl:at + 10 + tl], "big")
+            at += tl + 10
+        return tags, clear, v[at:]
+
+    bad = []
+    for k in keys:
+        user = int(k.split(":")[2])
+        tags, clear, payload = tagged(k)
+        current = tags == {f"user:{user}": version(f"tag:user:{user}")} and clear == version("clear")
+        if not current or int(payload) != truth[user]:
+            bad.append((k, tags, clear, payload))
+    t.eq(bad, [], "every balance cached in Redis is tagged user:<id>, current, and equals SQLite's SUM")
     t.eq(rc_("GET", "not-the-demo"), "untouched", "the demo's flush stayed in its namespace")
     rc_.clear()
 

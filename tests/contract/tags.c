@@ -18,6 +18,18 @@ static bool gone(rcache *c, const char *key) {
   return rcache_get(c, key, &v) == RCACHE_MISS && v.data == NULL;
 }
 
+/* Polls rcache_get (near cache included, unlike exists) until key is a miss, for at most
+ * timeout_ms: another handle's near cache learns of an invalidation by tracking. */
+static bool wait_gone(rcache *c, const char *key, int timeout_ms) {
+  for (int64_t until = ct_now_ms() + timeout_ms;; ct_sleep_ms(20)) {
+    rcache_value v;
+    rcache_status s = rcache_get(c, key, &v);
+    rcache_value_free(&v);
+    if (s == RCACHE_MISS) return true;
+    if (ct_now_ms() > until) return false;
+  }
+}
+
 CONTRACT_TEST(tags_invalidate_only_what_was_tagged) {
   CHECK(tagged(e->c, "user:1:profile", "p1", "user:1", NULL));
   CHECK(tagged(e->c, "user:1:credits", "c1", "user:1", "billing"));
@@ -309,11 +321,19 @@ CONTRACT_TEST(tags_with_key_operations) {
   CHECK_EQ(rcache_delete_prefix(e->c, "a:", &n), RCACHE_OK);
   CHECK_EQ(n, 1);
   CHECK(gone(e->c, "a:2"));
-  /* a read of an invalidated entry unlinks it: exists turns false */
-  CHECK(tagged(e->c, "a:3", "v", "t", NULL));
+  /* an invalidated entry is absent for exists and ttl too, before any read of it */
+  CHECK_EQ(rcache_set_tagged(e->c, "a:3", "v", 1, 100, t, 1), RCACHE_OK);
   CHECK_EQ(rcache_invalidate_tag(e->c, "t"), RCACHE_OK);
+  CHECK(ct_absent(e->c, "a:3"));
+  CHECK_EQ(ct_ttl(e->c, "a:3"), -2);
   CHECK(gone(e->c, "a:3"));
   CHECK(!ct_exists(e->c, "a:3"));
+  /* plain values and plain keys of other types keep their answers */
+  CHECK_EQ(rcache_set(e->c, "a:p", "\xffRC\x01", 4, 100), RCACHE_OK); /* stored escaped */
+  CHECK(ct_exists(e->c, "a:p"));
+  ttl = ct_ttl(e->c, "a:p");
+  CHECK_MSG(ttl > 0 && ttl <= 100, "ttl %lld", (long long)ttl);
+  CHECK_EQ(ct_ttl(e->c, "a:none"), -2);
   /* flush removes tag state too; later tagged writes and invalidations still work */
   CHECK(tagged(e->c, "a:4", "v", "t", NULL));
   CHECK_EQ(rcache_flush(e->c), RCACHE_OK);
@@ -324,16 +344,47 @@ CONTRACT_TEST(tags_with_key_operations) {
   CHECK(gone(e->c, "a:4"));
 }
 
+/* rcache_clear covers what the tagged calls wrote (with or without tags), for every reader:
+ * this handle, another handle (its near cache once tracking tells it), exists and ttl. */
 CONTRACT_TEST(tags_clear) {
-  CHECK(tagged(e->c, "x", "1", "t", NULL));
+  rcache *other = ct_shared(e) ? ct_open(e, NULL) : NULL;
+  rcache *rd[] = {e->c, other};
+  size_t nrd = other ? 2 : 1;
+  const char *t[] = {"t"};
+  CHECK_EQ(rcache_set_tagged(e->c, "x", "1", 1, 100, t, 1), RCACHE_OK);
   CHECK(tagged(e->c, "y", "2", NULL, NULL));
   CHECK_EQ(rcache_set(e->c, "plain", "p", 1, 0), RCACHE_OK);
+  for (size_t i = 0; i < nrd; i++) { /* read first: near caches hold them */
+    CHECK(ct_value_is(rd[i], "x", "1", 1));
+    CHECK(ct_value_is(rd[i], "y", "2", 1));
+  }
   CHECK_EQ(rcache_clear(e->c), RCACHE_OK);
-  CHECK(gone(e->c, "x"));
-  CHECK(gone(e->c, "y"));
-  CHECK(ct_value_is(e->c, "plain", "p", 1)); /* untagged values: rcache_flush */
+  for (size_t i = 0; i < nrd; i++) {
+    if (i == 0 || !ct_near()) { /* another near cache: once the tracking message is in */
+      CHECK_MSG(ct_absent(rd[i], "x") && ct_ttl(rd[i], "x") == -2, "handle %zu", i);
+      CHECK_MSG(gone(rd[i], "x") && gone(rd[i], "y"), "handle %zu", i);
+    }
+    CHECK_MSG(wait_gone(rd[i], "x", 5000) && wait_gone(rd[i], "y", 5000), "handle %zu", i);
+    CHECK(ct_value_is(rd[i], "plain", "p", 1)); /* untagged values: rcache_flush */
+  }
+  /* written after the clear: visible to every reader */
   CHECK(tagged(e->c, "x", "3", "t", NULL));
-  CHECK(ct_value_is(e->c, "x", "3", 1));
+  CHECK(other == NULL || tagged(other, "z", "4", NULL, NULL));
+  for (size_t i = 0; i < nrd; i++) {
+    CHECK_MSG(ct_value_is(rd[i], "x", "3", 1), "handle %zu", i);
+    CHECK_MSG(other == NULL || ct_value_is(rd[i], "z", "4", 1), "handle %zu", i);
+  }
+  /* cleared twice, by either handle: what was written between is gone, after is visible */
+  CHECK_EQ(rcache_clear(other ? other : e->c), RCACHE_OK);
+  CHECK_EQ(rcache_clear(e->c), RCACHE_OK);
+  CHECK(ct_absent(e->c, "x"));
+  CHECK(gone(e->c, "x"));
+  CHECK(other == NULL || gone(e->c, "z"));
+  for (size_t i = 0; i < nrd; i++)
+    CHECK_MSG(wait_gone(rd[i], "x", 5000), "handle %zu", i);
+  CHECK(tagged(e->c, "x", "5", "t", NULL));
+  for (size_t i = 0; i < nrd; i++)
+    CHECK_MSG(ct_value_is(rd[i], "x", "5", 1), "handle %zu", i);
 }
 
 CONTRACT_TEST(tags_get_many_and_typed) {

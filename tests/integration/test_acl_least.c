@@ -19,7 +19,7 @@
 #include "test.h"
 
 #define RULES                                                                                      \
-  "-@all +get +set +unlink +exists +pttl +incrby +mget +multi +exec +scan +ping +client|setname "  \
+  "-@all +get +set +unlink +pttl +incrby +mget +multi +exec +scan +ping +client|setname "          \
   "+client|id +client|tracking +subscribe"
 
 static redisContext *admin;

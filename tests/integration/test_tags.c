@@ -188,6 +188,11 @@ static rcache *open_priv(const char *user, bool logs) {
   return c;
 }
 
+/* A tag of 600 bytes: too long for a handle to remember, so rcache_get reads its values by
+ * the script (tags.c). */
+static char big_tag[601];
+static const char *big[] = {big_tag};
+
 /* n reads of key (by rcache_get, or rcache_get_tagged with tags), each answering want */
 static void reads(rcache *c, const char *key, const char *const *tags, size_t ntags, int n,
                   const char *want) {
@@ -209,14 +214,41 @@ static void test_what_reads_send(void) {
   reads(c, "plain", NULL, 0, 20, "p"); /* a handle that never met a tag */
   CHECK_EQ(calls("get"), 20);
   CHECK_EQ(calls("evalsha") + calls("eval") + calls("mget"), 0);
+  /* a key whose tags the handle remembers (it wrote or read the value): GET + MGET of its
+   * version keys, no Lua */
   CHECK_EQ(rcache_set_tagged(c, "t", "v", 1, 0, tags, 2), RCACHE_OK);
-  reads(c, "t", NULL, 0, 1, "v"); /* the script is loaded (NOSCRIPT, then EVAL) */
   reset_stats();
   reads(c, "t", NULL, 0, 20, "v");
+  CHECK_EQ(calls("get"), 20);
+  CHECK_EQ(calls("mget"), 20);
+  CHECK_EQ(calls("evalsha") + calls("eval"), 0);
+  /* tags too long to remember (over 512 bytes): the script */
+  CHECK_EQ(rcache_set_tagged(c, "big", "v", 1, 0, big, 1), RCACHE_OK);
+  reads(c, "big", NULL, 0, 1, "v"); /* the script is loaded (NOSCRIPT, then EVAL) */
+  reset_stats();
+  reads(c, "big", NULL, 0, 20, "v");
   CHECK_EQ(calls("evalsha"), 20);
   CHECK_EQ(calls("eval"), 0);
   CHECK_EQ(calls("get"), 20); /* run by the script */
   CHECK_EQ(calls("mget"), 20);
+  /* remembered tags that are not all the value's (another handle re-set it with more): a
+   * second MGET, then the value's tags are remembered */
+  const char *tags2[] = {"user:2", "plan:team"};
+  CHECK_EQ(rcache_set_tagged(c, "t2", "v", 1, 0, tags2, 1), RCACHE_OK); /* remembers user:2 */
+  rcache *w = open_priv(NULL, false);
+  CHECK(w && rcache_set_tagged(w, "t2", "w", 1, 0, tags2, 2) == RCACHE_OK);
+  if (w) rcache_close(w);
+  reset_stats();
+  reads(c, "t2", NULL, 0, 1, "w");
+  CHECK_EQ(calls("get"), 1);
+  CHECK_EQ(calls("mget"), 2); /* the remembered tag's version, then the value's tags' */
+  reset_stats();
+  reads(c, "t2", NULL, 0, 5, "w");
+  CHECK_EQ(calls("mget"), 5);
+  CHECK_EQ(calls("evalsha"), 0);
+  CHECK_EQ(rcache_invalidate_tag(c, "plan:team"), RCACHE_OK); /* the tag it did not remember */
+  rcache_value gone;
+  CHECK_EQ(rcache_get(c, "t2", &gone), RCACHE_MISS);
   reset_stats();
   reads(c, "plain", NULL, 0, 20, "p"); /* untagged values: still a GET each */
   CHECK_EQ(calls("get"), 20);
@@ -249,9 +281,12 @@ static void test_what_reads_send(void) {
   CHECK(rp_do(&priv, "LPUSH rt:t x"));
   rcache_value v;
   CHECK_EQ(rcache_get(c, "t", &v), RCACHE_ETYPE);
-  CHECK_EQ(rcache_set_tagged(c, "t", "v", 1, 0, tags, 2), RCACHE_OK);
+  CHECK(rp_do(&priv, "DEL rt:big"));
+  CHECK(rp_do(&priv, "LPUSH rt:big x"));
+  CHECK_EQ(rcache_get(c, "big", &v), RCACHE_ETYPE);
+  CHECK_EQ(rcache_set_tagged(c, "big", "v", 1, 0, big, 1), RCACHE_OK);
   reset_stats();
-  reads(c, "t", NULL, 0, 5, "v");
+  reads(c, "big", NULL, 0, 5, "v");
   CHECK_EQ(calls("evalsha"), 5);
   /* other clients read a plain value that looks like a tagged one with its escape byte */
   CHECK_EQ(rcache_set(c, "look", "\xffRC\x01x", 5, 0), RCACHE_OK);
@@ -266,15 +301,16 @@ static void test_what_reads_send(void) {
  * right, in two round trips, after one refused EVALSHA and one log line. */
 static void test_no_eval(void) {
   CHECK(rp_do(&priv, "ACL SETUSER least reset on >pw-least ~rt:* resetchannels -@all +get "
-                     "+set +unlink +exists +pttl +incrby +mget +multi +exec +scan +ping "
+                     "+set +unlink +pttl +incrby +mget +multi +exec +scan +ping "
                      "+client|setname"));
   const char *tags[] = {"user:1", "plan:pro"};
   lc_clear();
   rcache *c = open_priv("least", true);
   if (!c) return;
-  CHECK_EQ(rcache_set_tagged(c, "n", "v", 1, 0, tags, 2), RCACHE_OK);
-  reads(c, "n", NULL, 0, 1, "v");
+  CHECK_EQ(rcache_set_tagged(c, "nb", "v", 1, 0, big, 1), RCACHE_OK); /* not remembered */
+  reads(c, "nb", NULL, 0, 1, "v");
   CHECK(lc_has("tagged reads take two round trips from now on"));
+  CHECK_EQ(rcache_set_tagged(c, "n", "v", 1, 0, tags, 2), RCACHE_OK);
   reset_stats();
   reads(c, "n", NULL, 0, 10, "v");
   CHECK_EQ(calls("evalsha") + calls("eval"), 0); /* not asked again */
@@ -295,9 +331,10 @@ static void test_no_scripting(void) {
   lc_clear();
   rcache *c = open_priv(NULL, true);
   if (!c) return;
-  CHECK_EQ(rcache_set_tagged(c, "s", "v", 1, 0, tags, 1), RCACHE_OK);
-  reads(c, "s", NULL, 0, 1, "v");
+  CHECK_EQ(rcache_set_tagged(c, "sb", "v", 1, 0, big, 1), RCACHE_OK); /* not remembered */
+  reads(c, "sb", NULL, 0, 1, "v");
   CHECK(lc_has("tagged reads take two round trips from now on"));
+  CHECK_EQ(rcache_set_tagged(c, "s", "v", 1, 0, tags, 1), RCACHE_OK);
   lc_clear();
   reset_stats();
   reads(c, "s", NULL, 0, 10, "v");
@@ -337,6 +374,7 @@ static void cleanup(const char *url) {
 
 int main(void) {
   snprintf(ns, sizeof ns, "tags%d:", (int)getpid());
+  memset(big_tag, 'b', sizeof big_tag - 1);
   const char *urls[] = {test_env_url("RCACHE_TEST_URL_TCP"),
                         test_env_url("RCACHE_TEST_URL_CLUSTER")};
   for (int i = 0; i < 2; i++) {
