@@ -29,9 +29,9 @@ set(CPACK_COMPONENT_LIB_DESCRIPTION "rcache shared library (librcache.so.${RCACH
 
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME librcache-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
-# <rcache/json.h> includes <jansson.h>; rcache.pc names jansson, libssl and libcrypto, and the
-# static library needs hiredis
-set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "libjansson-dev, libssl-dev, libhiredis-dev")
+# <rcache/json.h> includes <jansson.h>; rcache.pc names jansson, libssl, libcrypto and
+# libcares, and the static library needs hiredis
+set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "libjansson-dev, libssl-dev, libhiredis-dev, libc-ares-dev")
 set(CPACK_DEBIAN_DEV_PACKAGE_RECOMMENDS "pkg-config")
 set(CPACK_COMPONENT_DEV_DESCRIPTION "rcache development files: headers, static library, pkg-config and CMake files, man3 pages")
 

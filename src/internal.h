@@ -102,6 +102,7 @@ typedef struct rcache__url {
   int64_t max_bytes; /* memory:// bound */
   char *tls_ca, *tls_cert, *tls_key, *tls_server_name, *tls_ciphers, *tls_ciphersuites;
   int tls_insecure;
+  char *dns; /* DNS servers (dns=) */
   char *client_name;
   char *key_prefix;
   char *redacted; /* the whole URL with any password replaced by *** */
@@ -171,6 +172,12 @@ typedef struct rcache__ctx {
    * publishes the cluster backend replacing it here (redis.c); the facade calls it from
    * then on, and both live until rcache_close (calls in flight may still be in the old). */
   _Atomic(struct rcache__backend *) successor;
+  /* Raised first thing by rcache_close: the background threads' connects and exchanges
+   * give up at once (rcache__io_abort_on), so close joins them without waiting. */
+  _Atomic bool closing;
+  /* The backend's first contact with its server (redis.c) is under way: calls wait for it
+   * (rcache__be, the backend's await op). */
+  _Atomic bool first_going;
 } rcache__ctx;
 
 /* Logs through opt.log_fn when level <= opt.log_level; the message is passed through
@@ -273,6 +280,8 @@ typedef struct rcache__backend_ops {
    * other thread in the backend: drops the parent's connections without writing to them,
    * reinitialises locks a vanished thread may have held, restarts background threads. */
   void (*after_fork)(rcache__backend *b);
+  /* optional: waits until ctx->first_going is false, or deadline_us (monotonic µs) */
+  void (*await_first)(rcache__backend *b, int64_t deadline_us);
 } rcache__backend_ops;
 
 struct rcache__backend {

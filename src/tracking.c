@@ -280,6 +280,7 @@ static void nap(rcache__tracking *t, int64_t us) {
 static void *listener_main(void *arg) {
   rcache__tracking *t = arg;
   const rcache_options *o = &t->ctx->opt;
+  rcache__io_abort_on(&t->stop); /* rcache__tracking_stop never waits for a connect */
   int attempt = 0;
   bool refused_logged = false;
   while (!atomic_load(&t->stop)) {
@@ -348,12 +349,11 @@ rcache_status rcache__tracking_start(rcache__tracking *t, rcache__pool *pool) {
   pthread_mutex_unlock(&t->mu);
   rcache__near_add_source(t->near); /* counts as blocked until the listener is up */
   rcache__pool_on_event(pool, on_pool_event, t);
-  /* so the near cache works right after open; a failed connection is retried by the
-   * thread, and out of memory is also told to the caller (standalone rcache_open fails) */
-  rcache_status first = t->data_up ? listener_connect(t) : RCACHE_OK;
+  /* the thread connects at once: the table serves from when the listener is up, and
+   * rcache_open waits for no server */
   if (pthread_create(&t->thread, NULL, listener_main, t) != 0) return RCACHE_ENOMEM;
   t->has_thread = true;
-  return first == RCACHE_ENOMEM ? first : RCACHE_OK;
+  return RCACHE_OK;
 }
 
 void rcache__tracking_after_fork(rcache__tracking *t) {

@@ -30,8 +30,8 @@ rcache_status rcache__tracking_new(rcache__ctx *ctx, const rcache__conn_setup *s
 _Atomic long long *rcache__tracking_redirect(rcache__tracking *t);
 
 /* Attaches the data pool (its event callback becomes the tracker's), registers with the
- * near table, connects the listener now when the pool is available (bounded by
- * connect_timeout_ms), and starts the listener thread. RCACHE_OK or RCACHE_ENOMEM. */
+ * near table (blocked until the listener is up) and starts the listener thread, which
+ * connects at once: nothing here waits for the server. RCACHE_OK or RCACHE_ENOMEM. */
 rcache_status rcache__tracking_start(rcache__tracking *t, rcache__pool *pool);
 
 /* Points the tracker at another server (Sentinel failover): the listener leaves the old
