@@ -336,6 +336,11 @@ char *rcache__strdup(const char *s); /* NULL-safe */
  * so that no copy outlives its use in freed heap (OPENSSL_cleanse: not optimised away). */
 void rcache__wipe(void *p, size_t n);
 void rcache__free_secret(char *s); /* wipes strlen(s) bytes, then rcache__free; NULL-safe */
+/* Overwrites the 64 KiB of stack below the caller's frame: a background thread that connected
+ * (AUTH) calls it before it ends or goes back to waiting, since its stack outlives it (glibc
+ * keeps the stacks of ended threads for new ones) and a copy of the AUTH command was found
+ * there after rcache_close (tests/integration/test_wipe.c). */
+void rcache__wipe_stack(void);
 /* Parses a decimal int64 exactly as Redis' string2ll (no spaces, no "+", no leading
  * zeros, fits int64). */
 bool rcache__parse_i64(const char *s, size_t len, int64_t *out);

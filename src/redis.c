@@ -60,6 +60,7 @@ static void *first_main(void *arg) {
   rcache__io_abort_on(&r->base.ctx->closing);
   r->first_fn(r);
   rcache__err_clear();
+  rcache__wipe_stack();
   first_over(r);
   return NULL;
 }
@@ -114,6 +115,7 @@ rcache_status rcache__redis_probe(void *ud, rcache__pool *p) {
   const _Atomic bool *prev = rcache__io_abort_on(&ctx->closing);
   rcache_status s = rcache__pool_ping(p);
   rcache__io_abort_on(prev);
+  rcache__wipe_stack(); /* the prober thread lives on */
   return s;
 }
 

@@ -208,6 +208,7 @@ static rcache_status probe(void *ud, rcache__pool *p) {
     s = rcache__pool_ping(p);
   }
   rcache__io_abort_on(prev);
+  rcache__wipe_stack(); /* the prober thread lives on */
   return s;
 }
 

@@ -311,9 +311,11 @@ static void *listener_main(void *arg) {
         continue;
       }
       attempt = 0;
+      rcache__wipe_stack(); /* what the connect (AUTH) left below */
     }
     listen_loop(t);
   }
+  rcache__wipe_stack();
   return NULL;
 }
 
