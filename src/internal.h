@@ -173,7 +173,8 @@ typedef struct rcache__ctx {
    * then on, and both live until rcache_close (calls in flight may still be in the old). */
   _Atomic(struct rcache__backend *) successor;
   /* Raised first thing by rcache_close: the background threads' connects and exchanges
-   * give up at once (rcache__io_abort_on), so close joins them without waiting. */
+   * give up at once (rcache__io_abort_on), so close joins them without waiting; what they
+   * abandon is not logged as an outage (rcache__log drops RCACHE_LOG_WARN lines then). */
   _Atomic bool closing;
   /* The backend's first contact with its server (redis.c) is under way: calls wait for it
    * (rcache__be, the backend's await op). */

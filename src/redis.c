@@ -48,6 +48,9 @@ void rcache__redis_fini(rcache__redis *r) {
 
 /* ---- the first contact ----------------------------------------------------------------------- */
 
+/* True in the first contact's thread, whose exchanges are the first contact. */
+static _Thread_local bool tl_first_contact;
+
 static void first_over(rcache__redis *r) {
   pthread_mutex_lock(&r->first_mu);
   atomic_store_explicit(&r->base.ctx->first_going, false, memory_order_release);
@@ -57,6 +60,7 @@ static void first_over(rcache__redis *r) {
 
 static void *first_main(void *arg) {
   rcache__redis *r = arg;
+  tl_first_contact = true;
   rcache__io_abort_on(&r->base.ctx->closing);
   r->first_fn(r);
   rcache__err_clear();
@@ -153,6 +157,14 @@ static bool settle(rcache__job *j, int attempt) {
 
 void rcache__redis_run_all(rcache__redis *r, rcache__job *jobs, size_t n) {
   const rcache_options *o = &r->base.ctx->opt;
+  if (atomic_load_explicit(&r->base.ctx->first_going, memory_order_acquire) && !tl_first_contact) {
+    /* the facade waited connect_timeout_ms for it (rcache__be): the call's connect budget is
+     * spent, and its own connect would meet what stalls the first one */
+    rcache__errf("cache unavailable: the first connection to the server is still under way");
+    for (size_t i = 0; i < n; i++)
+      if (jobs[i].s == RCACHE_OK) jobs[i].s = RCACHE_EUNAVAILABLE;
+    return;
+  }
   int64_t acquire_by = rcache__now_us() + (int64_t)o->connect_timeout_ms * 1000;
   int64_t timeout_us = (int64_t)o->command_timeout_ms * 1000;
   for (size_t i = 0; i < n; i++)

@@ -243,7 +243,8 @@ typedef struct rcache rcache; /* opaque, thread-safe */
  * none:// (a `url` of "" is none://; an empty REDIS_URL never is). `o` may be NULL for the
  * defaults.
  * Never fails because Redis is down, and waits for no server: the first connection is made
- * in a background thread (a call made meanwhile connects by itself, within its deadline;
+ * in a background thread (a call made meanwhile waits for it, at most connect_timeout_ms,
+ * and answers RCACHE_EUNAVAILABLE if it is still under way then;
  * when it fails the handle is in fallback mode; rcache_health_check() waits for it). With
  * o->strict_config, open makes that connection itself (at most connect_timeout_ms) and
  * fails with RCACHE_EAUTH / RCACHE_ETLS when the server refuses the credentials or the

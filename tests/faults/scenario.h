@@ -242,13 +242,15 @@ static inline void sc_open_during_fault(scen *x, const char *what) {
  * away (SC_FAR_CONNECT_MS): rcache_open returned before that contact gave up (the breaker
  * is still closed: with a synchronous first connect it would be open by now), and
  * rcache_close abandoned it (and the near cache's listener connect) instead of waiting it
- * out. The far deadline is ~100x what open and close take; durations are printed. */
+ * out, without logging an outage. The far deadline is ~100x what open and close take;
+ * durations are printed. */
 #define SC_FAR_CONNECT_MS 20000
 static inline void sc_close_mid_connect(scen *x, const char *what) {
   for (int near = 0; near <= 1; near++) {
     rcache_options o;
-    load_options(&o, NULL);
-    o.log_level = RCACHE_LOG_ERROR;
+    logcap log;
+    logcap_init(&log);
+    load_options(&o, &log);
     o.connect_timeout_ms = SC_FAR_CONNECT_MS;
     if (near) o.near_cache_bytes = 1 << 20;
     rcache *h = NULL;
@@ -256,7 +258,10 @@ static inline void sc_close_mid_connect(scen *x, const char *what) {
     rcache_status s = rcache_open(&h, x->url, &o);
     int64_t open_ms = (load_now_us() - t) / 1000;
     CHECK_MSG(s == RCACHE_OK, "%s: rcache_open failed: %s", what, rcache_strerror(s));
-    if (!h) return;
+    if (!h) {
+      logcap_destroy(&log);
+      return;
+    }
     rcache_stats st;
     rcache_get_stats(h, &st);
     CHECK_MSG(st.breaker_state == RCACHE_BREAKER_CLOSED,
@@ -266,6 +271,8 @@ static inline void sc_close_mid_connect(scen *x, const char *what) {
     int64_t close_ms = (load_now_us() - t) / 1000;
     CHECK_MSG(close_ms < SC_FAR_CONNECT_MS, "%s: rcache_close waited out a connect (%lld ms)", what,
               (long long)close_ms);
+    CHECK_EQ(logcap_count(&log, LOG_DOWN, 0), 0); /* closing is no outage */
+    logcap_destroy(&log);
     printf("[%6.2f s] %s%s, first contact under way: opened in %lld ms, closed in %lld ms\n",
            sc_elapsed(x), what, near ? " (near cache)" : "", (long long)open_ms,
            (long long)close_ms);

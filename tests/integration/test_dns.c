@@ -4,8 +4,8 @@
  * server that never answers: a UDP socket on 127.0.0.1 that takes the queries and says
  * nothing, named by the URL's dns= option (rcache_options.dns_servers).
  *  - a name only DNS could answer: open succeeds, the first get answers
- *    RCACHE_EUNAVAILABLE by its deadline, with a message (and a health error) naming the DNS
- *    look-up; the queries reached the silent server, so the option is honoured;
+ *    RCACHE_EUNAVAILABLE by its deadline, the health check and the next get say the DNS
+ *    look-up timed out; the queries reached the silent server, so the option is honoured;
  *  - the same with dns_servers given in rcache_options;
  *  - an address (RCACHE_TEST_URL_TCP) with the same silent server works, and no query is
  *    sent: an address never reaches the resolver;
@@ -72,7 +72,9 @@ static void base_options(rcache_options *o) {
   o->log_fn = quiet;
 }
 
-/* A name only the silent server could answer. */
+/* A name only the silent server could answer. The first get may come while the first
+ * contact is still waiting for DNS (it then says so); the health check waits for that
+ * contact and reports why it failed, and so does the next get. */
 static void unanswered(const char *url, const rcache_options *o, const char *what) {
   queries();
   rcache *c = NULL;
@@ -82,18 +84,22 @@ static void unanswered(const char *url, const rcache_options *o, const char *wha
   if (!c) return;
   rcache_value v = {0};
   t = now_ms();
-  rcache_status s = rcache_get(c, "k", &v);
+  CHECK_EQ(rcache_get(c, "k", &v), RCACHE_EUNAVAILABLE);
   int64_t get_ms = now_ms() - t;
-  CHECK_EQ(s, RCACHE_EUNAVAILABLE);
+  printf("%s: open %lld ms, first get %lld ms: %s\n", what, (long long)open_ms, (long long)get_ms,
+         rcache_errmsg(c));
+  rcache_health h;
+  t = now_ms();
+  CHECK(rcache_health_check(c, &h) != RCACHE_OK);
+  CHECK(!h.healthy);
+  CHECK_MSG(strstr(h.error, "DNS look-up of rcache-dns-test.invalid timed out") != NULL,
+            "%s: health error '%s'", what, h.error);
+  printf("%s: health %lld ms: %s\n", what, (long long)(now_ms() - t), h.error);
+  CHECK_EQ(rcache_get(c, "k", &v), RCACHE_EUNAVAILABLE);
   const char *msg = rcache_errmsg(c);
   CHECK_MSG(strstr(msg, "DNS look-up of rcache-dns-test.invalid") != NULL, "%s: message '%s'", what,
             msg);
-  printf("%s: open %lld ms, get %lld ms: %s: %s\n", what, (long long)open_ms, (long long)get_ms,
-         rcache_strerror(s), msg);
-  rcache_health h;
-  CHECK(rcache_health_check(c, &h) != RCACHE_OK);
-  CHECK(!h.healthy);
-  CHECK_MSG(strstr(h.error, "DNS") != NULL, "%s: health error '%s'", what, h.error);
+  printf("%s: next get: %s\n", what, msg);
   rcache_close(c);
   int n = queries();
   CHECK_MSG(n >= 1, "%s: the silent DNS server got no query", what);
