@@ -973,6 +973,12 @@ static rcache_status standalone_health(rcache__backend *be, rcache_health *h) {
  * certificate -- the breaker opens (the reason is logged, and rcache_health_check()
  * returns it) and the prober keeps trying: the server never makes rcache_open fail. */
 static void standalone_first(rcache__redis *r) {
+  const rcache_options *o = &r->base.ctx->opt;
+  /* the near cache's listener first (it connects in its own thread): the connection made
+   * next then redirects to it and stays, and the first calls find the near cache serving */
+  int64_t bound = (int64_t)(o->connect_timeout_ms + o->command_timeout_ms) * 1000;
+  if (!o->strict_config) /* there open waits for this: connect_timeout_ms at most */
+    rcache__tracking_wait_first(r->tracking, false, rcache__now_us() + bound);
   if (rcache__pool_warm(r->pool) == RCACHE_OK && atomic_load(&SA(r)->pending)) detect(SA(r), true);
 }
 

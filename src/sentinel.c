@@ -417,7 +417,14 @@ static const rcache__backend_ops sentinel_ops = {
 /* The first look-up + connection; when it fails the breaker opens and the prober keeps
  * asking the sentinels. */
 static void sentinel_first(rcache__redis *r) {
-  rcache__pool_warm(r->pool);
+  sentinel *st = ST(r);
+  const rcache_options *o = &r->base.ctx->opt;
+  /* then the near cache's listener, which could not connect before the master was known:
+   * the first calls find it up, and their connections redirect to it */
+  if (rcache__pool_warm(r->pool) == RCACHE_OK && !o->strict_config)
+    rcache__tracking_wait_first(
+        st->trk, true,
+        rcache__now_us() + (int64_t)(o->connect_timeout_ms + o->command_timeout_ms) * 1000);
 }
 
 rcache_status rcache__sentinel_open(rcache__ctx *ctx, rcache__backend **out) {

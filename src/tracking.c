@@ -45,6 +45,7 @@ struct rcache__tracking {
   bool blocked;       /* our share of the table's gate is closed */
   bool listener_up, data_up;
   bool moved; /* addr changed: the listener must leave the old server */
+  bool tried; /* the thread's first connect is over (rcache__tracking_wait_first) */
 
   rcache__pool_event_fn next_event; /* chained pool events (Sentinel's) */
   void *next_ud;
@@ -288,6 +289,11 @@ static void *listener_main(void *arg) {
       rcache__err_clear();
       t->refused = false;
       rcache_status s = listener_connect(t);
+      if (!t->tried) {
+        pthread_mutex_lock(&t->mu);
+        t->tried = true;
+        pthread_mutex_unlock(&t->mu);
+      }
       if (s != RCACHE_OK) {
         if (t->refused && !refused_logged) {
           rcache__log(t->ctx, RCACHE_LOG_WARN,
@@ -336,6 +342,17 @@ rcache_status rcache__tracking_new(rcache__ctx *ctx, const rcache__conn_setup *s
   pthread_mutex_init(&t->mu, NULL);
   *out = t;
   return RCACHE_OK;
+}
+
+void rcache__tracking_wait_first(rcache__tracking *t, bool up, int64_t deadline_us) {
+  if (!t) return;
+  for (;;) { /* in slices: the listener says nothing, and rcache_close must not wait */
+    pthread_mutex_lock(&t->mu);
+    bool tried = (up ? t->listener_up : t->tried) || !t->has_thread;
+    pthread_mutex_unlock(&t->mu);
+    if (tried || atomic_load(&t->ctx->closing) || rcache__now_us() >= deadline_us) return;
+    rcache__sleep_us(TICK_US);
+  }
 }
 
 _Atomic long long *rcache__tracking_redirect(rcache__tracking *t) {
