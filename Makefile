@@ -50,8 +50,15 @@ install: build
 	@cmake --install $(BUILD) --prefix $(PREFIX)
 
 # Debian packages (CPack) in $(BUILD)/packages/: the library, -dev and the CLI.
-package: build
-	@cd $(BUILD) && cpack -G DEB -B packages >/dev/null && ls packages/*.deb
+# Debian packages, from a build directory of their own configured as a distribution's is:
+# prefix /usr, so that GNUInstallDirs puts the libraries, rcache.pc and the CMake package in
+# the multiarch directory (lib/<triplet>); no tests, no bench. They land in $(BUILD)/packages.
+PKG_BUILD ?= $(BUILD)-package
+package:
+	@cmake -S . -B $(PKG_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
+	  -DRCACHE_BUILD_TESTS=OFF -DRCACHE_BUILD_BENCH=OFF -DRCACHE_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(PKG_BUILD) -j $(JOBS)
+	@cd $(PKG_BUILD) && cpack -G DEB -B $(abspath $(BUILD))/packages >/dev/null && ls $(abspath $(BUILD))/packages/*.deb
 
 clean:
-	rm -rf build build-asan build-tsan build-fuzz
+	rm -rf build build-asan build-tsan build-fuzz build-package

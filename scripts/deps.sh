@@ -4,7 +4,7 @@
 # Uses sudo when not root. Safe to run again.
 set -euo pipefail
 
-pkgs=(pkg-config libhiredis-dev libssl-dev openssl libjansson-dev libsqlite3-dev
+pkgs=(pkg-config libhiredis-dev libssl-dev openssl libjansson-dev libc-ares-dev libsqlite3-dev
       redis-server redis-tools clang libclang-rt-14-dev clang-format gnuplot-nox python3
       libuv1-dev libevent-dev)
 

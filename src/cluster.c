@@ -137,6 +137,7 @@ static cnode *node_get(cluster *cl, const char *host, int port) {
     goto out;
   }
   rcache__pool_on_event(n->pool, node_event, cl);
+  rcache__pool_on_probe(n->pool, rcache__redis_probe, ctx); /* abandoned by rcache_close */
   cl->nodes[cl->nnodes++] = n;
 out:
   pthread_mutex_unlock(&cl->mu);
@@ -315,6 +316,7 @@ static bool map_healthy(cluster *cl) {
 
 static void *refresher_main(void *arg) {
   cluster *cl = arg;
+  rcache__io_abort_on(&cl->r.base.ctx->closing); /* rcache_close joins it at once */
   int64_t last = rcache__now_us();
   bool healthy = true;
   pthread_mutex_lock(&cl->mu);

@@ -52,10 +52,24 @@ static inline void rcache__enter(rcache *c) {
   if (atomic_load_explicit(&c->gen, memory_order_acquire) != rcache__fork_gen()) rcache__forked(c);
 }
 
-/* The backend to call: the one opened, or the cluster one that replaced it (redis.c). */
-static inline rcache__backend *rcache__be(rcache *c) {
+/* The backend as it is now: the one opened, or the cluster one that replaced it (redis.c).
+ * For what only reads state (mode, statistics, gauges). */
+static inline rcache__backend *rcache__be_now(rcache *c) {
   rcache__backend *s = atomic_load_explicit(&c->ctx.successor, memory_order_acquire);
   return s ? s : c->b;
+}
+
+/* Waits, at most connect_timeout_ms, for the backend's first contact (see first_going in
+ * internal.h). */
+void rcache__first_await(rcache *c);
+
+/* The backend to call. A call made while the first contact with the server is under way
+ * (right after rcache_open) waits for it, within connect_timeout_ms, so that it goes where
+ * the first contact found to go (a cluster node: the cluster backend; Sentinel: the master)
+ * and the first contact alone connects. One acquire load otherwise. */
+static inline rcache__backend *rcache__be(rcache *c) {
+  if (atomic_load_explicit(&c->ctx.first_going, memory_order_acquire)) rcache__first_await(c);
+  return rcache__be_now(c);
 }
 
 #define COUNT(c, field) atomic_fetch_add_explicit(&(c)->ctx.n.field, 1, memory_order_relaxed)

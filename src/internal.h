@@ -103,6 +103,7 @@ typedef struct rcache__url {
   int64_t max_bytes; /* memory:// bound */
   char *tls_ca, *tls_cert, *tls_key, *tls_server_name, *tls_ciphers, *tls_ciphersuites;
   int tls_insecure;
+  char *dns; /* DNS servers (dns=) */
   char *client_name;
   char *key_prefix;
   char *redacted; /* the whole URL with any password replaced by *** */
@@ -186,6 +187,13 @@ typedef struct rcache__ctx {
    * publishes the cluster backend replacing it here (redis.c); the facade calls it from
    * then on, and both live until rcache_close (calls in flight may still be in the old). */
   _Atomic(struct rcache__backend *) successor;
+  /* Raised first thing by rcache_close: the background threads' connects and exchanges
+   * give up at once (rcache__io_abort_on), so close joins them without waiting; what they
+   * abandon is not logged as an outage (rcache__log drops RCACHE_LOG_WARN lines then). */
+  _Atomic bool closing;
+  /* The backend's first contact with its server (redis.c) is under way: calls wait for it
+   * (rcache__be, the backend's await op). */
+  _Atomic bool first_going;
 } rcache__ctx;
 
 /* Logs through opt.log_fn when level <= opt.log_level; the message is passed through
@@ -287,6 +295,8 @@ typedef struct rcache__backend_ops {
    * other thread in the backend: drops the parent's connections without writing to them,
    * reinitialises locks a vanished thread may have held, restarts background threads. */
   void (*after_fork)(rcache__backend *b);
+  /* optional: waits until ctx->first_going is false, or deadline_us (monotonic µs) */
+  void (*await_first)(rcache__backend *b, int64_t deadline_us);
 } rcache__backend_ops;
 
 struct rcache__backend {
@@ -341,6 +351,11 @@ char *rcache__strdup(const char *s); /* NULL-safe */
  * so that no copy outlives its use in freed heap (OPENSSL_cleanse: not optimised away). */
 void rcache__wipe(void *p, size_t n);
 void rcache__free_secret(char *s); /* wipes strlen(s) bytes, then rcache__free; NULL-safe */
+/* Overwrites the 64 KiB of stack below the caller's frame: a background thread that connected
+ * (AUTH) calls it before it ends or goes back to waiting, since its stack outlives it (glibc
+ * keeps the stacks of ended threads for new ones) and a copy of the AUTH command was found
+ * there after rcache_close (tests/integration/test_wipe.c). */
+void rcache__wipe_stack(void);
 /* Parses a decimal int64 exactly as Redis' string2ll (no spaces, no "+", no leading
  * zeros, fits int64). */
 bool rcache__parse_i64(const char *s, size_t len, int64_t *out);

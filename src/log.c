@@ -119,6 +119,8 @@ static void default_log(int level, const char *msg, void *ud) {
 
 void rcache__log(const rcache__ctx *ctx, int level, const char *fmt, ...) {
   if (level > ctx->opt.log_level) return;
+  /* rcache_close abandons the connects under way: "cache unavailable" then is no news */
+  if (level == RCACHE_LOG_WARN && atomic_load(&ctx->closing)) return;
   char raw[1024], msg[1024];
   va_list ap;
   va_start(ap, fmt);

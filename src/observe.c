@@ -228,7 +228,7 @@ rcache_status rcache_get_server_stats_sized(rcache *c, size_t i, rcache_server_s
   rcache_server_stats s;
   memset(&s, 0, sizeof s);
   rcache__server_gauges g;
-  rcache__backend *be = rcache__be(c);
+  rcache__backend *be = rcache__be_now(c);
   rcache_status st = RCACHE_MISS;
   if (be->ops->server && be->ops->server(be, i, &g)) {
     snprintf(s.server, sizeof s.server, "%s", g.server);

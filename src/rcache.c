@@ -12,6 +12,7 @@
 #include "handle.h"
 #include "near.h"
 #include "tags.h"
+#include "transport.h"
 
 /* ---- small things ---------------------------------------------------------------------------- */
 
@@ -98,7 +99,7 @@ void rcache_options_init_sized(rcache_options *o, size_t size) {
 }
 
 const char *rcache_mode(const rcache *c) {
-  return c ? rcache__be((rcache *)c)->ops->mode : "";
+  return c ? rcache__be_now((rcache *)c)->ops->mode : "";
 }
 
 /* Every public call ends through here: failed calls leave their detail for
@@ -287,7 +288,7 @@ static rcache_status resolve_options(rcache__ctx *ctx) {
    * frees only copies */
   const rcache_options in = *o;
   o->key_prefix = o->tls_ca_file = o->tls_cert_file = o->tls_key_file = NULL;
-  o->tls_server_name = o->client_name = NULL;
+  o->tls_server_name = o->client_name = o->dns_servers = NULL;
 #define TAKE(field, urlfield)                                                                      \
   do {                                                                                             \
     const char *src = u->urlfield ? u->urlfield : in.field;                                        \
@@ -301,6 +302,7 @@ static rcache_status resolve_options(rcache__ctx *ctx) {
   TAKE(tls_ciphers, tls_ciphers);
   TAKE(tls_ciphersuites, tls_ciphersuites);
   TAKE(client_name, client_name);
+  TAKE(dns_servers, dns);
 #undef TAKE
   if (!o->client_name && !(o->client_name = rcache__strdup("rcache"))) return RCACHE_ENOMEM;
   if (o->flight_wait_ms == 0) o->flight_wait_ms = 2 * o->command_timeout_ms;
@@ -323,6 +325,7 @@ static void free_ctx(rcache__ctx *ctx) {
   rcache__free((char *)ctx->opt.tls_ciphers);
   rcache__free((char *)ctx->opt.tls_ciphersuites);
   rcache__free((char *)ctx->opt.client_name);
+  rcache__free((char *)ctx->opt.dns_servers);
   rcache__url_free(&ctx->url);
 }
 
@@ -416,7 +419,7 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *g
   /* key_prefix etc. still point at the caller's strings until resolve_options copies them */
   c->ctx.opt.key_prefix = c->ctx.opt.tls_ca_file = c->ctx.opt.tls_cert_file = NULL;
   c->ctx.opt.tls_key_file = c->ctx.opt.tls_server_name = c->ctx.opt.client_name = NULL;
-  c->ctx.opt.tls_ciphers = c->ctx.opt.tls_ciphersuites = NULL;
+  c->ctx.opt.tls_ciphers = c->ctx.opt.tls_ciphersuites = c->ctx.opt.dns_servers = NULL;
   rcache_status s = check_options(o ? o : &c->ctx.opt);
   if (s == RCACHE_OK && empty_env)
     rcache__log(&c->ctx, RCACHE_LOG_WARN,
@@ -437,6 +440,7 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *g
       c->ctx.opt.client_name = o->client_name;
       c->ctx.opt.tls_ciphers = o->tls_ciphers;
       c->ctx.opt.tls_ciphersuites = o->tls_ciphersuites;
+      c->ctx.opt.dns_servers = o->dns_servers;
     }
     s = resolve_options(&c->ctx);
   }
@@ -445,6 +449,8 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *g
     rcache__errf("invalid option: key_prefix longer than max_key_bytes");
     s = RCACHE_EINVAL;
   }
+  if (s == RCACHE_OK && c->ctx.opt.dns_servers)
+    s = rcache__dns_servers_check(c->ctx.opt.dns_servers);
   if (s == RCACHE_OK && !(c->flights = rcache__flights_new())) s = RCACHE_ENOMEM;
   c->stale_ms = c->ctx.opt.stale_window_s * 1000;
   if (s == RCACHE_OK) s = open_backend(c);
@@ -469,11 +475,17 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *g
   return RCACHE_OK;
 }
 
+void rcache__first_await(rcache *c) {
+  if (c->b->ops->await_first)
+    c->b->ops->await_first(c->b, rcache__now_us() + (int64_t)c->ctx.opt.connect_timeout_ms * 1000);
+}
+
 void rcache_close(rcache *c) {
   if (!c) return;
   rcache__enter(c);        /* in a child: the parent's threads are not there to be joined */
   rcache__async_close(c);  /* its workers call into c: first */
   rcache__publish_stop(c); /* its last figures, while the backend is still there */
+  atomic_store(&c->ctx.closing, true); /* background connects in progress give up */
   rcache__backend *succ = atomic_load(&c->ctx.successor);
   if (succ) succ->ops->destroy(succ);
   c->b->ops->destroy(c->b);
@@ -1126,7 +1138,7 @@ static void snapshot(rcache *c, rcache_stats *s) {
   s->latency_p99_ms = rcache__latency_quantile(&c->ctx.lat, 0.99);
   s->latency_max_ms =
       (double)atomic_load_explicit(&c->ctx.lat.max_us, memory_order_relaxed) / 1000.0;
-  rcache__backend *be = rcache__be(c);
+  rcache__backend *be = rcache__be_now(c);
   s->available = be->ops->available(be);
   s->breaker_state = s->available ? RCACHE_BREAKER_CLOSED : RCACHE_BREAKER_OPEN;
   if (be->ops->stats) be->ops->stats(be, s);

@@ -4,6 +4,7 @@
  * topology, and the standalone backend (one server, one pool). Cluster is detected at
  * open (several seed hosts, or a first node reporting cluster_enabled:1).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,8 @@
 
 rcache_status rcache__redis_init(rcache__redis *r, rcache__ctx *ctx) {
   r->base.ctx = ctx;
+  pthread_mutex_init(&r->first_mu, NULL);
+  rcache__cond_init_mono(&r->first_cv);
   r->max_reply = rcache__reply_max(&ctx->opt);
   if (ctx->url.tls) {
     rcache_status s = rcache__tls_ctx_new(ctx, &r->tls);
@@ -36,8 +39,88 @@ rcache_status rcache__redis_init(rcache__redis *r, rcache__ctx *ctx) {
 }
 
 void rcache__redis_fini(rcache__redis *r) {
+  rcache__redis_first_contact_join(r);
   if (r->tls) rcache__tls_ctx_free(r->tls);
   r->tls = NULL;
+  pthread_cond_destroy(&r->first_cv);
+  pthread_mutex_destroy(&r->first_mu);
+}
+
+/* ---- the first contact ----------------------------------------------------------------------- */
+
+/* True in the first contact's thread, whose exchanges are the first contact. */
+static _Thread_local bool tl_first_contact;
+
+static void first_over(rcache__redis *r) {
+  pthread_mutex_lock(&r->first_mu);
+  atomic_store_explicit(&r->base.ctx->first_going, false, memory_order_release);
+  pthread_cond_broadcast(&r->first_cv);
+  pthread_mutex_unlock(&r->first_mu);
+}
+
+static void *first_main(void *arg) {
+  rcache__redis *r = arg;
+  tl_first_contact = true;
+  rcache__io_abort_on(&r->base.ctx->closing);
+  r->first_fn(r);
+  rcache__err_clear();
+  rcache__wipe_stack();
+  first_over(r);
+  return NULL;
+}
+
+void rcache__redis_first_contact(rcache__redis *r, void (*fn)(rcache__redis *r)) {
+  r->first_fn = fn;
+  if (!r->base.ctx->opt.strict_config) {
+    atomic_store(&r->base.ctx->first_going, true);
+    if (pthread_create(&r->first, NULL, first_main, r) == 0) {
+      r->has_first = true;
+      return;
+    }
+  }
+  fn(r); /* calls cannot come before open returns: nobody waits */
+  rcache__err_clear();
+  first_over(r);
+}
+
+void rcache__redis_await_first(rcache__backend *be, int64_t deadline_us) {
+  rcache__redis *r = (rcache__redis *)be; /* every Redis backend starts with one */
+  struct timespec ts;
+  rcache__deadline_ts(&ts, deadline_us);
+  pthread_mutex_lock(&r->first_mu);
+  while (atomic_load(&r->base.ctx->first_going) &&
+         pthread_cond_timedwait(&r->first_cv, &r->first_mu, &ts) != ETIMEDOUT) {
+  }
+  pthread_mutex_unlock(&r->first_mu);
+}
+
+void rcache__redis_first_contact_wait(rcache__redis *r) {
+  pthread_mutex_lock(&r->first_mu);
+  while (atomic_load(&r->base.ctx->first_going))
+    pthread_cond_wait(&r->first_cv, &r->first_mu);
+  pthread_mutex_unlock(&r->first_mu);
+}
+
+void rcache__redis_first_contact_join(rcache__redis *r) {
+  if (r->has_first) pthread_join(r->first, NULL);
+  r->has_first = false;
+}
+
+void rcache__redis_first_contact_after_fork(rcache__redis *r) {
+  pthread_mutex_init(&r->first_mu, NULL);
+  rcache__cond_init_mono(&r->first_cv);
+  r->has_first = false;
+  /* what it did not finish, the first calls and the prober do */
+  atomic_store(&r->base.ctx->first_going, false);
+}
+
+rcache_status rcache__redis_probe(void *ud, rcache__pool *p) {
+  const rcache__ctx *ctx = ud;
+  const _Atomic bool *prev = rcache__io_abort_on(&ctx->closing);
+  rcache_status s = rcache__pool_ping(p);
+  rcache__io_abort_on(prev);
+  rcache__wipe_stack(); /* the prober thread lives on */
+  return s;
 }
 
 /* ---- one exchange ---------------------------------------------------------------------------- */
@@ -76,6 +159,14 @@ static bool settle(rcache__job *j, int attempt) {
 
 void rcache__redis_run_all(rcache__redis *r, rcache__job *jobs, size_t n) {
   const rcache_options *o = &r->base.ctx->opt;
+  if (atomic_load_explicit(&r->base.ctx->first_going, memory_order_acquire) && !tl_first_contact) {
+    /* the facade waited connect_timeout_ms for it (rcache__be): the call's connect budget is
+     * spent, and its own connect would meet what stalls the first one */
+    rcache__errf("cache unavailable: the first connection to the server is still under way");
+    for (size_t i = 0; i < n; i++)
+      if (jobs[i].s == RCACHE_OK) jobs[i].s = RCACHE_EUNAVAILABLE;
+    return;
+  }
   int64_t acquire_by = rcache__now_us() + (int64_t)o->connect_timeout_ms * 1000;
   int64_t timeout_us = (int64_t)o->command_timeout_ms * 1000;
   for (size_t i = 0; i < n; i++)
@@ -141,7 +232,7 @@ static bool is_redirect(const redisReply *x) {
          (strncmp(x->str, "MOVED ", 6) == 0 || strncmp(x->str, "ASK ", 4) == 0);
 }
 
-static bool detect(standalone *sa);
+static bool detect(standalone *sa, bool first);
 static rcache_status standalone_health(rcache__backend *be, rcache_health *h);
 
 static rcache_status standalone_exec(rcache__redis *r, const char *key, size_t klen,
@@ -155,7 +246,7 @@ static rcache_status standalone_exec(rcache__redis *r, const char *key, size_t k
     moved = is_redirect(rep[i]);
   if (moved) atomic_store(&SA(r)->moved, true);
   if (!moved && !atomic_load_explicit(&SA(r)->pending, memory_order_relaxed)) return s;
-  if (!detect(SA(r)) || !moved || !key) return s;
+  if (!detect(SA(r), false) || !moved || !key) return s;
   /* MOVED/ASK: the command did not run, so sending it again (even INCR) is safe */
   rcache__replies_free(rep, b->n);
   succ = successor(r);
@@ -624,6 +715,7 @@ rcache_status rcache__redis_health_node(rcache__redis *r, rcache__pool *p, rcach
 
 static void standalone_destroy(rcache__backend *be) {
   rcache__redis *r = R(be);
+  rcache__redis_first_contact_join(r); /* it uses the pool */
   rcache__tracked_pool_free(r->pool, r->tracking);
   rcache__redis_fini(r);
   rcache__free(r);
@@ -740,6 +832,7 @@ rcache_status rcache__redis_one_set_many(rcache__backend *be, const char *const 
 }
 
 rcache_status rcache__redis_one_health(rcache__backend *be, rcache_health *h) {
+  rcache__redis_first_contact_wait(R(be)); /* its answer is part of this one */
   return rcache__redis_health_node(R(be), R(be)->pool, h);
 }
 
@@ -760,6 +853,7 @@ bool rcache__redis_one_server(rcache__backend *be, size_t i, rcache__server_gaug
 
 static void standalone_after_fork(rcache__backend *be) {
   atomic_store(&SA(be)->busy, false); /* a parent thread may have been asking */
+  rcache__redis_first_contact_after_fork(R(be));
   rcache__tracked_pool_after_fork(R(be)->pool, R(be)->tracking);
 }
 
@@ -782,6 +876,7 @@ static const rcache__backend_ops standalone_ops = {
     .stats = rcache__redis_one_stats,
     .server = rcache__redis_one_server,
     .after_fork = standalone_after_fork,
+    .await_first = rcache__redis_await_first,
 };
 
 static void addr_of_url(const rcache__url *u, size_t i, rcache__addr *a) {
@@ -813,10 +908,10 @@ static rcache_status cluster_enabled(rcache__redis *r, bool *yes) {
   return s;
 }
 
-/* Late detection (see struct standalone): asks, and on a cluster node opens the cluster
- * backend and publishes it. True once a successor exists. One thread at a time asks;
- * the others go on as standalone meanwhile. */
-static bool detect(standalone *sa) {
+/* Detection (see struct standalone): asks, and on a cluster node opens the cluster backend
+ * and publishes it. True once a successor exists. One thread at a time asks; the others go
+ * on as standalone meanwhile. `first`: the first contact asks (no news for the log). */
+static bool detect(standalone *sa, bool first) {
   if (successor(&sa->r)) return true;
   if (sa->gave_up || atomic_exchange(&sa->busy, true)) return false;
   rcache__ctx *ctx = sa->r.base.ctx;
@@ -835,10 +930,12 @@ static bool detect(standalone *sa) {
     if (s == RCACHE_OK) {
       atomic_store_explicit(&ctx->successor, cl, memory_order_release);
       atomic_store(&sa->moved, false);
-      rcache__log(ctx, RCACHE_LOG_WARN,
-                  "the server is a Redis Cluster node (it could not be asked at open): "
-                  "switched to cluster mode (%s)",
+      rcache__log(ctx, first ? RCACHE_LOG_DEBUG : RCACHE_LOG_WARN,
+                  "the server is a Redis Cluster node%s: switched to cluster mode (%s)",
+                  first ? "" : " (it could not be asked at first contact)",
                   ctx->url.redacted ? ctx->url.redacted : "");
+    } else if (s == RCACHE_ENOMEM) {
+      atomic_store(&sa->pending, true); /* asked again by the next exchange */
     } else {
       sa->gave_up = true;
       rcache__log(ctx, RCACHE_LOG_ERROR, "the server is a Redis Cluster node, but: %s (%s)",
@@ -853,7 +950,8 @@ static bool detect(standalone *sa) {
  * not healthy (its keys are answered by errors). */
 static rcache_status standalone_health(rcache__backend *be, rcache_health *h) {
   standalone *sa = SA(be);
-  if (atomic_load(&sa->pending) || atomic_load(&sa->moved)) detect(sa);
+  rcache__redis_first_contact_wait(&sa->r); /* its answer is part of this one */
+  if (atomic_load(&sa->pending) || atomic_load(&sa->moved)) detect(sa, false);
   rcache__backend *succ = successor(&sa->r);
   if (succ) return succ->ops->health(succ, h);
   rcache_status s = rcache__redis_one_health(be, h);
@@ -864,6 +962,20 @@ static rcache_status standalone_health(rcache__backend *be, rcache_health *h) {
     s = RCACHE_ESERVER;
   }
   return s;
+}
+
+/* The first connection, bounded by connect_timeout_ms, then the cluster question. When the
+ * connection fails -- refused, timed out, or even a wrong password or a refused
+ * certificate -- the breaker opens (the reason is logged, and rcache_health_check()
+ * returns it) and the prober keeps trying: the server never makes rcache_open fail. */
+static void standalone_first(rcache__redis *r) {
+  const rcache_options *o = &r->base.ctx->opt;
+  /* the near cache's listener first (it connects in its own thread): the connection made
+   * next then redirects to it and stays, and the first calls find the near cache serving */
+  int64_t bound = (int64_t)(o->connect_timeout_ms + o->command_timeout_ms) * 1000;
+  if (!o->strict_config) /* there open waits for this: connect_timeout_ms at most */
+    rcache__tracking_wait_first(r->tracking, false, rcache__now_us() + bound);
+  if (rcache__pool_warm(r->pool) == RCACHE_OK && atomic_load(&SA(r)->pending)) detect(SA(r), true);
 }
 
 rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out) {
@@ -887,31 +999,14 @@ rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out) {
     rcache__free(r);
     return s;
   }
-  /* The first connection, bounded by connect_timeout_ms. When it fails — refused, timed
-   * out, or even a wrong password or a refused certificate — the handle starts in
-   * fallback mode (the reason is logged, and rcache_health_check() returns it) and the
-   * prober keeps trying in the background: rcache_open never fails because of the
-   * server. */
-  s = rcache__pool_warm(r->pool);
-  bool yes = false;
-  if (u->scheme != RCACHE__SCHEME_UNIX) {
-    if (s == RCACHE_OK) s = cluster_enabled(r, &yes);
-    if (yes) {
-      standalone_destroy(&r->base);
-      return rcache__cluster_open(ctx, out);
-    }
-    /* not asked (down, stalled): asked again by the first exchange that succeeds */
-    atomic_store(&sa->pending, s != RCACHE_OK && rcache__transport_failure(s));
-  }
-  if (s == RCACHE_ENOMEM) { /* the one failure of the first connection open reports */
-    standalone_destroy(&r->base);
-    return s;
-  }
-  rcache__err_clear();
+  rcache__pool_on_probe(r->pool, rcache__redis_probe, ctx);
+  /* asked by the first contact, or else by the first exchange that succeeds */
+  atomic_store(&sa->pending, u->scheme != RCACHE__SCHEME_UNIX);
   if (r->tracking && rcache__tracking_start(r->tracking, r->pool) != RCACHE_OK) {
     standalone_destroy(&r->base);
     return RCACHE_ENOMEM;
   }
+  rcache__redis_first_contact(r, standalone_first);
   *out = &r->base;
   return RCACHE_OK;
 }

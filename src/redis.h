@@ -34,11 +34,39 @@ struct rcache__redis {
   bool vers_apart;
   /* the server refused get_tagged's script (NOPERM, no Lua): not tried again */
   atomic_bool script_off;
+  /* the first contact (rcache__redis_first_contact), under first_mu */
+  pthread_mutex_t first_mu;
+  pthread_cond_t first_cv;
+  void (*first_fn)(rcache__redis *r);
+  pthread_t first;
+  bool has_first; /* a thread to join */
 };
 
 /* Fills r->setup (and r->tls for rediss://) from the context. */
 rcache_status rcache__redis_init(rcache__redis *r, rcache__ctx *ctx);
 void rcache__redis_fini(rcache__redis *r);
+
+/*
+ * The first contact with the server (connect, and for a standalone URL the question "are
+ * you a cluster node?"): fn(r) runs in a thread of its own, so that rcache_open waits
+ * neither for a server that is down nor for one that accepts and never answers. With
+ * strict_config it runs before this returns: open must find out whether the server refuses
+ * the credentials or the certificate. No thread (none could be started): also here.
+ * While it is under way ctx->first_going is true and the facade's calls wait for it
+ * (rcache__redis_await_first, the ops' await_first), by connect_timeout_ms.
+ * _wait blocks until it is over (health checks, so that their answer covers it: bounded
+ * by its connect and command deadlines); _join in destroy, quick since rcache_close has
+ * raised ctx->closing; _after_fork in a child (the thread stayed with the parent).
+ */
+void rcache__redis_first_contact(rcache__redis *r, void (*fn)(rcache__redis *r));
+void rcache__redis_await_first(rcache__backend *be, int64_t deadline_us);
+void rcache__redis_first_contact_wait(rcache__redis *r);
+void rcache__redis_first_contact_join(rcache__redis *r);
+void rcache__redis_first_contact_after_fork(rcache__redis *r);
+
+/* A pool's probe hook (rcache__pool_on_probe, ud = the context) for pools with no other:
+ * rcache__pool_ping with the prober's I/O abandoned once ctx->closing is raised. */
+rcache_status rcache__redis_probe(void *ud, rcache__pool *p);
 
 /* One batch for one server's pool, for rcache__redis_run_all. */
 typedef struct rcache__job {

@@ -199,11 +199,17 @@ static void set_master(sentinel *st, const rcache__addr *a, const char *why) {
 static rcache_status probe(void *ud, rcache__pool *p) {
   sentinel *st = ud;
   rcache__addr a;
+  /* the prober's I/O gives up when the handle closes (rcache_close joins it) */
+  const _Atomic bool *prev = rcache__io_abort_on(&st->r.base.ctx->closing);
   int64_t deadline = rcache__now_us() + (int64_t)st->r.base.ctx->opt.connect_timeout_ms * 1000 * 2;
   rcache_status s = resolve(st, deadline, &a, false);
-  if (s != RCACHE_OK) return s;
-  set_master(st, &a, "looked up after a failure");
-  return rcache__pool_ping(p);
+  if (s == RCACHE_OK) {
+    set_master(st, &a, "looked up after a failure");
+    s = rcache__pool_ping(p);
+  }
+  rcache__io_abort_on(prev);
+  rcache__wipe_stack(); /* the prober thread lives on */
+  return s;
 }
 
 static void pool_event(void *ud, rcache__pool *p, bool up) {
@@ -252,6 +258,7 @@ static bool readable(sentinel *st, rcache__conn *c) {
 
 static void *watcher_main(void *arg) {
   sentinel *st = arg;
+  rcache__io_abort_on(&st->r.base.ctx->closing); /* rcache_close joins it at once */
   rcache__conn *sub = NULL;
   size_t next = 0;
   int64_t last_resolve = rcache__now_us();
@@ -339,6 +346,7 @@ static void sentinel_destroy(rcache__backend *be) {
   pthread_mutex_unlock(&st->mu);
   poke(st);
   if (st->has_thread) pthread_join(st->watcher, NULL);
+  rcache__redis_first_contact_join(&st->r); /* it uses the pool */
   for (int i = 0; i < 2; i++)
     if (st->wake_fd[i] >= 0) close(st->wake_fd[i]);
   rcache__tracked_pool_free(st->r.pool, st->trk);
@@ -376,6 +384,7 @@ static void sentinel_after_fork(rcache__backend *be) {
     if (st->wake_fd[i] >= 0) close(st->wake_fd[i]); /* our copies: the parent's stay open */
   if (wake_pipe(st) != RCACHE_OK)
     rcache__log(st->r.base.ctx, RCACHE_LOG_WARN, "sentinel: no wake pipe after fork");
+  rcache__redis_first_contact_after_fork(&st->r);
   rcache__tracked_pool_after_fork(st->r.pool, st->trk);
   st->has_thread = pthread_create(&st->watcher, NULL, watcher_main, st) == 0;
 }
@@ -401,7 +410,21 @@ static const rcache__backend_ops sentinel_ops = {
     .stats = rcache__redis_one_stats,
     .server = rcache__redis_one_server,
     .after_fork = sentinel_after_fork,
+    .await_first = rcache__redis_await_first,
 };
+
+/* The first look-up + connection; when it fails the breaker opens and the prober keeps
+ * asking the sentinels. */
+static void sentinel_first(rcache__redis *r) {
+  sentinel *st = ST(r);
+  const rcache_options *o = &r->base.ctx->opt;
+  /* then the near cache's listener, which could not connect before the master was known:
+   * the first calls find it up, and their connections redirect to it */
+  if (rcache__pool_warm(r->pool) == RCACHE_OK && !o->strict_config)
+    rcache__tracking_wait_first(
+        st->trk, true,
+        rcache__now_us() + (int64_t)(o->connect_timeout_ms + o->command_timeout_ms) * 1000);
+}
 
 rcache_status rcache__sentinel_open(rcache__ctx *ctx, rcache__backend **out) {
   const rcache__url *u = &ctx->url;
@@ -448,13 +471,6 @@ rcache_status rcache__sentinel_open(rcache__ctx *ctx, rcache__backend **out) {
     sentinel_destroy(&st->r.base);
     return s;
   }
-  /* The first look-up + connection; when it fails the handle starts in fallback mode and
-   * the prober keeps asking the sentinels. Out of memory is reported instead. */
-  if (rcache__pool_warm(st->r.pool) == RCACHE_ENOMEM) {
-    sentinel_destroy(&st->r.base);
-    return RCACHE_ENOMEM;
-  }
-  rcache__err_clear();
   if (st->trk) { /* takes the pool's events, and passes them on to ours */
     rcache__tracking_chain_events(st->trk, pool_event, st);
     if (rcache__tracking_start(st->trk, st->r.pool) != RCACHE_OK) {
@@ -462,6 +478,7 @@ rcache_status rcache__sentinel_open(rcache__ctx *ctx, rcache__backend **out) {
       return RCACHE_ENOMEM;
     }
   }
+  rcache__redis_first_contact(&st->r, sentinel_first);
   *out = &st->r.base;
   return RCACHE_OK;
 }

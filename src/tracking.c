@@ -45,6 +45,7 @@ struct rcache__tracking {
   bool blocked;       /* our share of the table's gate is closed */
   bool listener_up, data_up;
   bool moved; /* addr changed: the listener must leave the old server */
+  bool tried; /* the thread's first connect is over (rcache__tracking_wait_first) */
 
   rcache__pool_event_fn next_event; /* chained pool events (Sentinel's) */
   void *next_ud;
@@ -280,6 +281,7 @@ static void nap(rcache__tracking *t, int64_t us) {
 static void *listener_main(void *arg) {
   rcache__tracking *t = arg;
   const rcache_options *o = &t->ctx->opt;
+  rcache__io_abort_on(&t->stop); /* rcache__tracking_stop never waits for a connect */
   int attempt = 0;
   bool refused_logged = false;
   while (!atomic_load(&t->stop)) {
@@ -287,6 +289,11 @@ static void *listener_main(void *arg) {
       rcache__err_clear();
       t->refused = false;
       rcache_status s = listener_connect(t);
+      if (!t->tried) {
+        pthread_mutex_lock(&t->mu);
+        t->tried = true;
+        pthread_mutex_unlock(&t->mu);
+      }
       if (s != RCACHE_OK) {
         if (t->refused && !refused_logged) {
           rcache__log(t->ctx, RCACHE_LOG_WARN,
@@ -310,9 +317,11 @@ static void *listener_main(void *arg) {
         continue;
       }
       attempt = 0;
+      rcache__wipe_stack(); /* what the connect (AUTH) left below */
     }
     listen_loop(t);
   }
+  rcache__wipe_stack();
   return NULL;
 }
 
@@ -335,6 +344,17 @@ rcache_status rcache__tracking_new(rcache__ctx *ctx, const rcache__conn_setup *s
   return RCACHE_OK;
 }
 
+void rcache__tracking_wait_first(rcache__tracking *t, bool up, int64_t deadline_us) {
+  if (!t) return;
+  for (;;) { /* in slices: the listener says nothing, and rcache_close must not wait */
+    pthread_mutex_lock(&t->mu);
+    bool tried = (up ? t->listener_up : t->tried) || !t->has_thread;
+    pthread_mutex_unlock(&t->mu);
+    if (tried || atomic_load(&t->ctx->closing) || rcache__now_us() >= deadline_us) return;
+    rcache__sleep_us(TICK_US);
+  }
+}
+
 _Atomic long long *rcache__tracking_redirect(rcache__tracking *t) {
   return &t->redirect;
 }
@@ -348,12 +368,11 @@ rcache_status rcache__tracking_start(rcache__tracking *t, rcache__pool *pool) {
   pthread_mutex_unlock(&t->mu);
   rcache__near_add_source(t->near); /* counts as blocked until the listener is up */
   rcache__pool_on_event(pool, on_pool_event, t);
-  /* so the near cache works right after open; a failed connection is retried by the
-   * thread, and out of memory is also told to the caller (standalone rcache_open fails) */
-  rcache_status first = t->data_up ? listener_connect(t) : RCACHE_OK;
+  /* the thread connects at once: the table serves from when the listener is up, and
+   * rcache_open waits for no server */
   if (pthread_create(&t->thread, NULL, listener_main, t) != 0) return RCACHE_ENOMEM;
   t->has_thread = true;
-  return first == RCACHE_ENOMEM ? first : RCACHE_OK;
+  return RCACHE_OK;
 }
 
 void rcache__tracking_after_fork(rcache__tracking *t) {

@@ -30,9 +30,14 @@ rcache_status rcache__tracking_new(rcache__ctx *ctx, const rcache__conn_setup *s
 _Atomic long long *rcache__tracking_redirect(rcache__tracking *t);
 
 /* Attaches the data pool (its event callback becomes the tracker's), registers with the
- * near table, connects the listener now when the pool is available (bounded by
- * connect_timeout_ms), and starts the listener thread. RCACHE_OK or RCACHE_ENOMEM. */
+ * near table (blocked until the listener is up) and starts the listener thread, which
+ * connects at once: nothing here waits for the server. RCACHE_OK or RCACHE_ENOMEM. */
 rcache_status rcache__tracking_start(rcache__tracking *t, rcache__pool *pool);
+
+/* Waits until the listener thread's first connect is over (up, or failed; with `up`: until
+ * it is up), deadline_us, or rcache_close: the first contact covers the near cache
+ * (redis.c, sentinel.c), so that the connections the first calls use redirect to it. */
+void rcache__tracking_wait_first(rcache__tracking *t, bool up, int64_t deadline_us);
 
 /* Points the tracker at another server (Sentinel failover): the listener leaves the old
  * one (the near table is blocked and flushed, the redirect id reset) and subscribes on a,

@@ -5,6 +5,7 @@
  * syscalls raw hiredis makes; when less time is left than that timeout, poll() waits for
  * the rest. Connects and TLS sockets are non-blocking and driven by poll().
  */
+#include <ares.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +29,21 @@
 
 /* ---- deadlines ------------------------------------------------------------------------------- */
 
+/* The calling thread's stop flag (rcache__io_abort_on): NULL in a program's threads. */
+static _Thread_local const _Atomic bool *tl_stop;
+
+#define ABORT_SLICE_MS 10 /* how soon a background thread's wait sees its stop flag */
+
+const _Atomic bool *rcache__io_abort_on(const _Atomic bool *stop) {
+  const _Atomic bool *prev = tl_stop;
+  tl_stop = stop;
+  return prev;
+}
+
+bool rcache__io_aborted(void) {
+  return tl_stop && atomic_load_explicit(tl_stop, memory_order_relaxed);
+}
+
 /* Milliseconds left until deadline_us, rounded up; 0 when past. */
 static int ms_left(int64_t deadline_us) {
   int64_t left = deadline_us - rcache__now_us();
@@ -36,17 +52,28 @@ static int ms_left(int64_t deadline_us) {
   return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
 }
 
-/* Waits for `events` on fd. RCACHE_OK when ready, RCACHE_ETIMEOUT, RCACHE_EIO. */
+/* Waits for `events` on fd. RCACHE_OK when ready, RCACHE_ETIMEOUT, RCACHE_EIO, or
+ * RCACHE_EUNAVAILABLE when the thread's stop flag was raised (then rcache__io_aborted()). A
+ * thread with a stop flag waits in slices of ABORT_SLICE_MS, looking at it in between. */
 static rcache_status wait_fd(int fd, short events, int64_t deadline_us) {
   for (;;) {
+    if (rcache__io_aborted()) return RCACHE_EUNAVAILABLE;
     int ms = ms_left(deadline_us);
     if (ms == 0) return RCACHE_ETIMEOUT;
+    bool sliced = tl_stop && ms > ABORT_SLICE_MS;
     struct pollfd p = {fd, events, 0};
-    int r = poll(&p, 1, ms);
+    int r = poll(&p, 1, sliced ? ABORT_SLICE_MS : ms);
     if (r > 0) return RCACHE_OK; /* errors and hang-ups surface in the next read/write */
-    if (r == 0) return RCACHE_ETIMEOUT;
-    if (errno != EINTR) return RCACHE_EIO;
+    if (r == 0 && !sliced) return RCACHE_ETIMEOUT;
+    if (r < 0 && errno != EINTR) return RCACHE_EIO;
   }
+}
+
+/* Why a wait_fd failed, for messages. */
+static const char *wait_error(rcache_status s) {
+  if (s == RCACHE_ETIMEOUT) return "timed out";
+  if (rcache__io_aborted()) return "abandoned: the handle is closing";
+  return strerror(errno);
 }
 
 static void set_timeouts(int fd, int ms) {
@@ -154,7 +181,7 @@ void rcache__tls_ctx_free(rcache__tls_ctx *t) {
 static rcache_status finish_connect(int fd, int64_t deadline_us, char *why, size_t whylen) {
   rcache_status s = wait_fd(fd, POLLOUT, deadline_us);
   if (s != RCACHE_OK) {
-    snprintf(why, whylen, "%s", s == RCACHE_ETIMEOUT ? "connect timed out" : strerror(errno));
+    snprintf(why, whylen, "connect %s", wait_error(s));
     return s;
   }
   int err = 0;
@@ -194,33 +221,208 @@ static rcache_status connect_unix(rcache__sock *s, const rcache__addr *a, int64_
   return connect_fd(s->fd, (struct sockaddr *)&sun, sizeof sun, deadline_us, why, whylen);
 }
 
-static rcache_status connect_tcp(rcache__sock *s, const rcache__addr *a, int64_t deadline_us,
-                                 char *why, size_t whylen) {
-  char port[16];
-  snprintf(port, sizeof port, "%d", a->port);
-  struct addrinfo hints, *res = NULL;
+/* ---- name look-ups ----------------------------------------------------------------------------
+ *
+ * Host names are resolved with c-ares, by the connect's deadline: getaddrinfo() has none
+ * (a resolver that does not answer held the caller for resolv.conf's timeout x attempts,
+ * 10 s by default) and cannot be abandoned. A channel per look-up reads the system's
+ * configuration (resolv.conf: nameservers, search, ndots, timeout; /etc/hosts) each time,
+ * as glibc does when it changes, and nothing is cached: every connect asks, as before.
+ * Addresses (IPv4, IPv6) and Unix sockets never reach the resolver. NSS sources other
+ * than files and DNS (mDNS, LDAP, systemd's nss-resolve) are not consulted. */
+
+static pthread_once_t ares_once = PTHREAD_ONCE_INIT;
+static int ares_ready = ARES_ENOTINITIALIZED;
+
+static void ares_setup(void) {
+  ares_ready = ares_library_init(ARES_LIB_INIT_ALL);
+}
+
+/* c-ares' sockets must not leak into programs started with exec. */
+static int ares_cloexec(ares_socket_t fd, int type, void *ud) {
+  (void)type;
+  (void)ud;
+  fcntl(fd, F_SETFD, FD_CLOEXEC);
+  return 0;
+}
+
+typedef struct lookup {
+  bool done;
+  int status;
+  struct ares_addrinfo *res;
+} lookup;
+
+static void lookup_done(void *arg, int status, int timeouts, struct ares_addrinfo *res) {
+  (void)timeouts;
+  lookup *l = arg;
+  if (l->done) { /* cannot happen: one answer per query */
+    ares_freeaddrinfo(res);
+    return;
+  }
+  l->done = true;
+  l->status = status;
+  l->res = res;
+}
+
+/* A channel with the system's configuration, or `servers` ("host[:port],..."), whose
+ * tries fit in the time left: each try waits a quarter of it (c-ares doubles the wait
+ * when it starts over on the first server), so one lost datagram is asked again. */
+static int dns_channel(ares_channel *ch, const char *servers, int left_ms) {
+  pthread_once(&ares_once, ares_setup);
+  if (ares_ready != ARES_SUCCESS) return ares_ready;
+  struct ares_options o;
+  memset(&o, 0, sizeof o);
+  o.timeout = left_ms / 4 > 0 ? left_ms / 4 : 1;
+  o.tries = 3;
+  int rc = ares_init_options(ch, &o, ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
+  if (rc != ARES_SUCCESS) return rc;
+  ares_set_socket_configure_callback(*ch, ares_cloexec, NULL);
+  if (servers && (rc = ares_set_servers_ports_csv(*ch, servers)) != ARES_SUCCESS) ares_destroy(*ch);
+  return rc;
+}
+
+rcache_status rcache__dns_servers_check(const char *servers) {
+  ares_channel ch;
+  int rc = dns_channel(&ch, servers, 1000);
+  if (rc == ARES_SUCCESS) {
+    ares_destroy(ch);
+    return RCACHE_OK;
+  }
+  if (rc == ARES_ENOMEM) return RCACHE_ENOMEM;
+  rcache__errf("invalid option: dns_servers '%.200s' is not a list of host[:port] "
+               "addresses (%s)",
+               servers, ares_strerror(rc));
+  return RCACHE_EINVAL;
+}
+
+/* Drives the channel until the look-up is answered, deadline_us passes or the thread's
+ * stop flag is raised. */
+static void dns_wait(ares_channel ch, const lookup *l, int64_t deadline_us) {
+  while (!l->done && !rcache__io_aborted()) {
+    int ms = ms_left(deadline_us);
+    if (ms == 0) return;
+    ares_socket_t socks[ARES_GETSOCK_MAXNUM];
+    /* c-ares' ARES_GETSOCK_WRITABLE shifts a signed 1 into the sign bit: unsigned here */
+    unsigned bits = (unsigned)ares_getsock(ch, socks, ARES_GETSOCK_MAXNUM);
+    struct pollfd p[ARES_GETSOCK_MAXNUM];
+    nfds_t n = 0;
+    for (unsigned i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
+      short ev = (short)((bits & (1u << i) ? POLLIN : 0) |
+                         (bits & (1u << (i + ARES_GETSOCK_MAXNUM)) ? POLLOUT : 0));
+      if (ev) p[n++] = (struct pollfd){socks[i], ev, 0};
+    }
+    struct timeval most = {ms / 1000, (ms % 1000) * 1000}, tv;
+    const struct timeval *t = ares_timeout(ch, &most, &tv);
+    int wait = (int)(t->tv_sec * 1000 + (t->tv_usec + 999) / 1000);
+    if (tl_stop && wait > ABORT_SLICE_MS) wait = ABORT_SLICE_MS;
+    int r = poll(p, n, wait);
+    if (r < 0 && errno != EINTR) return;
+    if (r <= 0) { /* retransmissions and c-ares' own timeouts */
+      ares_process_fd(ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+      continue;
+    }
+    for (nfds_t i = 0; i < n && !l->done; i++) {
+      if (!p[i].revents) continue;
+      bool rd = p[i].revents & (POLLIN | POLLERR | POLLHUP);
+      ares_process_fd(ch, rd ? p[i].fd : ARES_SOCKET_BAD,
+                      p[i].revents & POLLOUT ? p[i].fd : ARES_SOCKET_BAD);
+    }
+  }
+}
+
+/* Resolves host:port by deadline_us. RCACHE_OK with *out (ares_freeaddrinfo), or
+ * RCACHE_ETIMEOUT (no answer in time), RCACHE_EUNAVAILABLE (no such name, no servers,
+ * refused, abandoned) or RCACHE_ENOMEM, with the reason in why. */
+static rcache_status resolve(const char *host, const char *port, const char *servers,
+                             int64_t deadline_us, struct ares_addrinfo **out, char *why,
+                             size_t whylen) {
+  *out = NULL;
+  int left = ms_left(deadline_us);
+  ares_channel ch;
+  int rc = left > 0 ? dns_channel(&ch, servers, left) : ARES_ETIMEOUT;
+  if (rc != ARES_SUCCESS) {
+    snprintf(why, whylen, "DNS look-up of %.100s not started: %s", host, ares_strerror(rc));
+    return rc == ARES_ENOMEM     ? RCACHE_ENOMEM
+           : rc == ARES_ETIMEOUT ? RCACHE_ETIMEOUT
+                                 : RCACHE_EUNAVAILABLE;
+  }
+  struct ares_addrinfo_hints hints;
   memset(&hints, 0, sizeof hints);
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-  int gai = getaddrinfo(a->host, port, &hints, &res);
-  if (gai == EAI_NONAME) { /* a name, not an address: resolve it (may block: see docs) */
-    hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
-    gai = getaddrinfo(a->host, port, &hints, &res);
+  hints.ai_flags = ARES_AI_NUMERICSERV | ARES_AI_ADDRCONFIG;
+  lookup l = {false, ARES_SUCCESS, NULL};
+  ares_getaddrinfo(ch, host, port, &hints, lookup_done, &l);
+  dns_wait(ch, &l, deadline_us);
+  bool answered = l.done, aborted = rcache__io_aborted();
+  ares_destroy(ch); /* an unanswered look-up is called back with ARES_EDESTRUCTION */
+  if (answered && l.status == ARES_SUCCESS && l.res && l.res->nodes) {
+    *out = l.res;
+    return RCACHE_OK;
   }
-  if (gai != 0) {
-    snprintf(why, whylen, "cannot resolve %.100s: %s", a->host, gai_strerror(gai));
-    return RCACHE_EUNAVAILABLE;
+  ares_freeaddrinfo(l.res);
+  if (!answered || l.status == ARES_ETIMEOUT) {
+    snprintf(why, whylen, "DNS look-up of %.100s %s", host,
+             aborted ? "abandoned: the handle is closing"
+                     : "timed out (no answer from the name servers within connect_timeout_ms)");
+    return aborted ? RCACHE_EUNAVAILABLE : RCACHE_ETIMEOUT;
   }
+  snprintf(why, whylen, "DNS look-up of %.100s failed: %s", host,
+           l.status == ARES_SUCCESS ? "no address" : ares_strerror(l.status));
+  return l.status == ARES_ENOMEM ? RCACHE_ENOMEM : RCACHE_EUNAVAILABLE;
+}
+
+/* Tries each address in turn by one deadline (RFC 6724 order, as getaddrinfo sorts). */
+static rcache_status connect_any(rcache__sock *s, const struct sockaddr *const *addrs,
+                                 const socklen_t *lens, size_t n, int64_t deadline_us, char *why,
+                                 size_t whylen) {
   rcache_status st = RCACHE_EUNAVAILABLE;
-  for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-    if ((s->fd = new_socket(ai->ai_family)) < 0) continue;
-    st = connect_fd(s->fd, ai->ai_addr, ai->ai_addrlen, deadline_us, why, whylen);
-    if (st == RCACHE_OK || st == RCACHE_ETIMEOUT) break;
+  for (size_t i = 0; i < n; i++) {
+    if ((s->fd = new_socket(addrs[i]->sa_family)) < 0) continue;
+    st = connect_fd(s->fd, addrs[i], lens[i], deadline_us, why, whylen);
+    if (st == RCACHE_OK || st == RCACHE_ETIMEOUT || rcache__io_aborted()) break;
     close(s->fd);
     s->fd = -1;
   }
-  freeaddrinfo(res);
+  return st;
+}
+
+#define MAX_ADDRS 16
+
+static rcache_status connect_tcp(rcache__sock *s, const rcache__ctx *ctx, const rcache__addr *a,
+                                 int64_t deadline_us, char *why, size_t whylen) {
+  char port[16];
+  snprintf(port, sizeof port, "%d", a->port);
+  const struct sockaddr *addrs[MAX_ADDRS];
+  socklen_t lens[MAX_ADDRS];
+  size_t n = 0;
+  struct addrinfo hints, *num = NULL;
+  struct ares_addrinfo *named = NULL;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV; /* parses; never asks a resolver */
+  int gai = getaddrinfo(a->host, port, &hints, &num);
+  if (gai == 0) {
+    for (struct addrinfo *ai = num; ai && n < MAX_ADDRS; ai = ai->ai_next, n++) {
+      addrs[n] = ai->ai_addr;
+      lens[n] = ai->ai_addrlen;
+    }
+  } else if (gai == EAI_NONAME) { /* a name, not an address */
+    rcache_status rs =
+        resolve(a->host, port, ctx->opt.dns_servers, deadline_us, &named, why, whylen);
+    if (rs != RCACHE_OK) return rs;
+    for (struct ares_addrinfo_node *ai = named->nodes; ai && n < MAX_ADDRS; ai = ai->ai_next, n++) {
+      addrs[n] = ai->ai_addr;
+      lens[n] = ai->ai_addrlen;
+    }
+  } else {
+    snprintf(why, whylen, "bad address %.100s: %s", a->host, gai_strerror(gai));
+    return RCACHE_EUNAVAILABLE;
+  }
+  rcache_status st = connect_any(s, addrs, lens, n, deadline_us, why, whylen);
+  if (num) freeaddrinfo(num);
+  if (named) ares_freeaddrinfo(named);
   if (st != RCACHE_OK) return st;
   int one = 1, idle = 30, intvl = 10, cnt = 3;
   setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -310,8 +512,7 @@ static rcache_status tls_handshake(rcache__sock *s, const rcache__ctx *ctx, rcac
     if (ev) {
       rcache_status ws = wait_fd(s->fd, ev, deadline_us);
       if (ws != RCACHE_OK) {
-        rcache__errf("TLS handshake with %s: %s", name,
-                     ws == RCACHE_ETIMEOUT ? "timed out" : "I/O error");
+        rcache__errf("TLS handshake with %s: %s", name, wait_error(ws));
         return ws;
       }
       continue;
@@ -345,7 +546,7 @@ rcache_status rcache__sock_connect(rcache__sock *s, const rcache__ctx *ctx, rcac
   char why[192] = "", where[300];
   rcache__addr_str(a, where, sizeof where);
   rcache_status st = a->path[0] ? connect_unix(s, a, deadline_us, why, sizeof why)
-                                : connect_tcp(s, a, deadline_us, why, sizeof why);
+                                : connect_tcp(s, ctx, a, deadline_us, why, sizeof why);
   if (st != RCACHE_OK) {
     rcache__errf("cannot connect to %s: %s", where, why[0] ? why : rcache_strerror(st));
     rcache__sock_close(s);
@@ -374,6 +575,12 @@ void rcache__sock_close(rcache__sock *s) {
 }
 
 /* ---- I/O ------------------------------------------------------------------------------------- */
+
+/* A read or write its thread's stop flag ended: an I/O failure for the connection. */
+static rcache_status aborted_io(void) {
+  rcache__errf("I/O abandoned: the handle is closing");
+  return RCACHE_EIO;
+}
 
 /* A TLS error after the handshake. With TLS 1.3 the server checks the client's certificate
  * after the client considers the handshake done: its refusal (an alert such as "certificate
@@ -414,6 +621,7 @@ static rcache_status tls_io(rcache__sock *s, char *buf, size_t len, size_t *n, b
     short ev = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
     if (!ev) return tls_io_error(s, e);
     rcache_status ws = wait_fd(s->fd, ev, deadline_us);
+    if (ws == RCACHE_EUNAVAILABLE) return aborted_io();
     if (ws != RCACHE_OK) return ws;
   }
 }
@@ -432,8 +640,9 @@ static rcache_status plain_io(rcache__sock *s, char *buf, size_t len, size_t *n,
       *n = (size_t)r;
       return RCACHE_OK;
     }
-    if (left < s->io_timeout_ms) {
+    if (left < s->io_timeout_ms || tl_stop) { /* a background thread never blocks unseen */
       rcache_status ws = wait_fd(s->fd, rd ? POLLIN : POLLOUT, deadline_us);
+      if (ws == RCACHE_EUNAVAILABLE) return aborted_io();
       if (ws != RCACHE_OK) return ws;
     }
     ssize_t r = rd ? recv(s->fd, buf, len, 0) : send(s->fd, buf, len, MSG_NOSIGNAL);

@@ -33,11 +33,17 @@ rcache_status rcache__tls_ctx_new(const rcache__ctx *ctx, rcache__tls_ctx **out)
 void rcache__tls_ctx_free(rcache__tls_ctx *t);
 
 /* Connects to a (TLS when tls != NULL: handshake, chain and host name verified unless
- * tls_insecure), by deadline_us (monotonic µs). Statuses: RCACHE_OK, RCACHE_EUNAVAILABLE
- * (refused, unreachable, name not resolved), RCACHE_ETIMEOUT, RCACHE_ETLS, RCACHE_ENOMEM.
+ * tls_insecure), by deadline_us (monotonic µs), the host name's DNS look-up included
+ * (c-ares; ctx->opt.dns_servers or the system's resolver configuration). Statuses:
+ * RCACHE_OK, RCACHE_EUNAVAILABLE (refused, unreachable, name not resolved), RCACHE_ETIMEOUT
+ * (the DNS look-up too), RCACHE_ETLS, RCACHE_ENOMEM.
  * The detail goes to rcache__errf. */
 rcache_status rcache__sock_connect(rcache__sock *s, const rcache__ctx *ctx, rcache__tls_ctx *tls,
                                    const rcache__addr *a, int64_t deadline_us);
+
+/* Whether `servers` ("host[:port],...", as rcache_options.dns_servers) can be used:
+ * RCACHE_OK, or RCACHE_EINVAL with a message (RCACHE_ENOMEM). */
+rcache_status rcache__dns_servers_check(const char *servers);
 
 /* Writes all len bytes by deadline_us. RCACHE_OK, RCACHE_ETIMEOUT, RCACHE_EIO. */
 rcache_status rcache__sock_write(rcache__sock *s, const char *buf, size_t len, int64_t deadline_us);
@@ -54,6 +60,17 @@ bool rcache__sock_pending(rcache__sock *s);
 bool rcache__sock_stale(rcache__sock *s);
 
 void rcache__sock_close(rcache__sock *s);
+
+/* Makes the calling thread's connects, name look-ups, reads and writes give up within
+ * ~10 ms once *stop is true (connects with RCACHE_EUNAVAILABLE, reads and writes with
+ * RCACHE_EIO, both saying the handle is closing); NULL (every thread's default): never.
+ * For the background threads rcache_close must not wait for (first contact, prober,
+ * listener, watchers): such a thread polls before each read instead of blocking in it, a
+ * program's threads keep their two-syscall exchange. Returns the previous flag. */
+const _Atomic bool *rcache__io_abort_on(const _Atomic bool *stop);
+
+/* True when the calling thread's stop flag is up. */
+bool rcache__io_aborted(void);
 
 /* "host:port" or the socket path, for messages. */
 void rcache__addr_str(const rcache__addr *a, char *buf, size_t size);

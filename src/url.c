@@ -31,12 +31,13 @@
  *   (a cluster) only db 0 exists.
  * - Options: connect_timeout_ms, command_timeout_ms (1..INT_MAX), pool (1..1024, gives
  *   pool_size), key_prefix, client_name (printable, no spaces: Redis' CLIENT SETNAME rule),
- *   db, publish_stats_s (0..86400), and on TLS schemes only tls_ca, tls_cert, tls_key,
- * tls_server_name, tls_ciphers, tls_ciphersuites and tls_insecure (0 or 1). All tls_* options -
- * tls_insecure too - are rejected on a scheme without TLS, because silently ignoring them would
- * make a plaintext connection look protected; tls_cert and tls_key come together. memory:// takes
- * only max_bytes (1..INT64_MAX) and key_prefix; none:// takes nothing. Unknown, repeated, valueless
- *   ("pool", "pool=") options and stray '&' are errors.
+ *   db, publish_stats_s (0..86400), dns (DNS servers, "host[:port],...", checked at open;
+ *   not on unix://), and on TLS schemes only tls_ca, tls_cert, tls_key, tls_server_name,
+ *   tls_ciphers, tls_ciphersuites and tls_insecure (0 or 1). All tls_* options - tls_insecure
+ *   too - are rejected on a scheme without TLS, because silently ignoring them would make a
+ *   plaintext connection look protected; tls_cert and tls_key come together. memory:// takes
+ *   only max_bytes (1..INT64_MAX) and key_prefix; none:// takes nothing. Unknown,
+ *   repeated, valueless ("pool", "pool=") options and stray '&' are errors.
  * - A path after the db ("redis://h/3/x") is an error; "redis://h/" is db 0.
  * Absent options are -1 (NULL for strings) in the result; db is 0 when absent.
  *
@@ -341,6 +342,7 @@ enum {
   O_CLIENT,
   O_DB,
   O_PUBLISH,
+  O_DNS,
   O_TLS_CA,
   O_TLS_CERT,
   O_TLS_KEY,
@@ -358,6 +360,7 @@ static const char *const opt_names[O_COUNT] = {"connect_timeout_ms",
                                                "client_name",
                                                "db",
                                                "publish_stats_s",
+                                               "dns",
                                                "tls_ca",
                                                "tls_cert",
                                                "tls_key",
@@ -371,6 +374,7 @@ static const char *not_applicable(const rcache__url *u, int o) {
   if (u->scheme == RCACHE__SCHEME_MEMORY)
     return o == O_MAXBYTES || o == O_PREFIX ? NULL : "does not apply to memory://";
   if (o == O_MAXBYTES) return "applies only to memory://";
+  if (o == O_DNS && u->scheme == RCACHE__SCHEME_UNIX) return "does not apply to unix://";
   if (o >= O_TLS_CA && !u->tls) return "needs a TLS scheme (rediss:// or rediss+sentinel://)";
   return NULL;
 }
@@ -388,6 +392,8 @@ static rcache_status apply_option(parser *p, int o, char *v, const char *shown) 
   switch (o) {
   case O_PREFIX:
     return take_string(&u->key_prefix, v);
+  case O_DNS:
+    return take_string(&u->dns, v);
   case O_TLS_CA:
     return take_string(&u->tls_ca, v);
   case O_TLS_CERT:
@@ -676,6 +682,7 @@ void rcache__url_free(rcache__url *u) {
   rcache__free(u->tls_server_name);
   rcache__free(u->tls_ciphers);
   rcache__free(u->tls_ciphersuites);
+  rcache__free(u->dns);
   rcache__free(u->client_name);
   rcache__free(u->key_prefix);
   rcache__free(u->redacted);

@@ -159,6 +159,12 @@ void rcache__wipe(void *p, size_t n) {
   if (p && n) OPENSSL_cleanse(p, n); /* a memset the compiler may not drop */
 }
 
+/* noinline: its frame lies below the caller's, over what the caller's callees left there */
+__attribute__((noinline)) void rcache__wipe_stack(void) {
+  unsigned char pad[64 << 10];
+  rcache__wipe(pad, sizeof pad);
+}
+
 void rcache__free_secret(char *s) {
   if (s) rcache__wipe(s, strlen(s));
   rcache__free(s);

@@ -65,7 +65,7 @@ header='#define _POSIX_C_SOURCE 200809L
 #include <rcache/keys.h>
 #include <rcache/rcache.h>'
 
-libs=$(pkg-config --libs hiredis jansson libssl libcrypto)
+libs=$(pkg-config --libs hiredis jansson libssl libcrypto libcares)
 pass=0 fail=0 skip=0
 for f in "$out"/*.c; do
   [ -e "$f" ] || continue

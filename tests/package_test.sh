@@ -37,6 +37,17 @@ for d in "$lib" "$dev" "$tools"; do
   check "$p has /usr/share/doc/$p/copyright" has "$d" "/usr/share/doc/$p/copyright$"
 done
 check "library depends on jansson" eval 'dpkg-deb -f "$lib" Depends | grep libjansson >/dev/null'
+check "library depends on c-ares" eval 'dpkg-deb -f "$lib" Depends | grep libc-ares >/dev/null'
+# what lintian asks of a shared library package (policy 8.1.1, 8.6, 12.7)
+check "library package has a shlibs file" eval 'dpkg-deb -I "$lib" shlibs | grep "^librcache $so " >/dev/null'
+check "library package has the ldconfig trigger" \
+  eval 'dpkg-deb -I "$lib" triggers | grep "^activate-noawait ldconfig" >/dev/null'
+for d in "$lib" "$dev" "$tools"; do
+  p=$(dpkg-deb -f "$d" Package)
+  check "$p has a Debian changelog.gz" has "$d" "/usr/share/doc/$p/changelog\.gz$"
+done
+sofile=$(find "$root/usr/lib" -name "librcache.so.*" -type f)
+check "the library is stripped (no .symtab)" eval '! readelf -S "$sofile" | grep "\.symtab" >/dev/null'
 
 libdir=$(dirname "$(ls "$root"/usr/lib*/librcache.so | head -1)")
 cat >"$tmp/app.c" <<'C'

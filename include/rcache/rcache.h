@@ -170,8 +170,9 @@ typedef struct rcache_options {
    * struct ends earlier, and its trailing padding, which may hold the start of a new
    * field, was zeroed by rcache_options_init(). tests/unit/test_abi.c checks it. */
 
-  /* Configuration errors are not outages. When true, rcache_open() waits for the first
-   * connection (bounded by connect_timeout_ms) and fails with RCACHE_EAUTH (wrong password,
+  /* Configuration errors are not outages. When true, rcache_open() makes the first
+   * connection itself and waits for it (bounded by connect_timeout_ms; without this option
+   * it is made in the background) and fails with RCACHE_EAUTH (wrong password,
    * unknown ACL user) or RCACHE_ETLS (certificate refused) when the server refused it for
    * that reason; and a call answered without the cache because of such a refusal returns
    * RCACHE_EAUTH / RCACHE_ETLS instead of RCACHE_EUNAVAILABLE (get_or_set still runs the
@@ -229,6 +230,14 @@ typedef struct rcache_options {
   /* The non-blocking API (docs/async.md): at most this many internal threads run the
    * handle's _async operations, started as operations need them. 0 (default) = 16. */
   int async_threads;
+
+  /* The DNS servers that resolve host names (also in the URL: dns=), as
+   * "host[:port],host[:port]..." (IPv6 in brackets: "[::1]:53"); NULL (default) = the
+   * system's (/etc/resolv.conf). Names are always resolved within the connect's deadline
+   * (connect_timeout_ms) by c-ares, with /etc/hosts read first; addresses and Unix sockets
+   * never reach a resolver. Nothing is cached: each new connection asks again. See
+   * docs/operations.md, "Name resolution". */
+  const char *dns_servers;
 } rcache_options;
 
 /* Fills the first `size` bytes of *o with the documented defaults (zeroing them, padding
@@ -247,18 +256,25 @@ typedef struct rcache rcache; /* opaque, thread-safe */
  * See README for URL forms: redis://, rediss://, unix://, redis+sentinel://, memory://,
  * none:// (a `url` of "" is none://; an empty REDIS_URL never is). `o` may be NULL for the
  * defaults.
- * Never fails because Redis is down: the handle starts in fallback mode and connects in
- * the background. On success *out is a handle the caller closes with rcache_close().
+ * Never fails because Redis is down, and waits for no server: the first connection is made
+ * in a background thread (a call made meanwhile waits for it, at most connect_timeout_ms,
+ * and answers RCACHE_EUNAVAILABLE if it is still under way then;
+ * when it fails the handle is in fallback mode; rcache_health_check() waits for it). With
+ * o->strict_config, open makes that connection itself (at most connect_timeout_ms) and
+ * fails with RCACHE_EAUTH / RCACHE_ETLS when the server refuses the credentials or the
+ * certificate. On success *out is a handle the caller closes with rcache_close().
  * Returns RCACHE_OK, RCACHE_EINVAL (out NULL, bad option, tls_* options with a URL that is
- * not TLS, o->size not set by rcache_options_init() or from a newer header than the
- * library's), RCACHE_EURL (bad URL; the
+ * not TLS, dns_servers not a list of addresses, o->size not set by rcache_options_init() or
+ * from a newer header than the library's), RCACHE_EURL (bad URL; the
  * message from rcache_errmsg(NULL) names the bad part, password redacted), RCACHE_ENOMEM,
- * RCACHE_ETLS (unreadable certificate/key/CA file). On failure *out is NULL.
+ * RCACHE_ETLS (unreadable certificate/key/CA file), and with strict_config RCACHE_EAUTH,
+ * RCACHE_ETLS. On failure *out is NULL.
  */
 RCACHE_API rcache_status rcache_open(rcache **out, const char *url, const rcache_options *o);
 
-/* Stops background threads, closes connections and frees everything. NULL-safe.
- * No call on `c` may be in progress or follow. */
+/* Stops background threads, closes connections and frees everything. NULL-safe. Waits for
+ * no server: the connects, DNS look-ups and exchanges the background threads have under
+ * way are abandoned within ~10 ms. No call on `c` may be in progress or follow. */
 RCACHE_API void rcache_close(rcache *c);
 
 /*

@@ -33,7 +33,10 @@ static void outage(scen *x, const char *what, proxy_mode m, int delay_ms, int fo
   CHECK_MSG(ms >= 0, "%s: the breaker did not open within %d ms", what, SC_CALL_MS);
   printf("[%6.2f s] %s: breaker open after %lld ms\n", sc_elapsed(x), what, (long long)ms);
   if (m == PROXY_HALF) sc_every_op(x, every, what);
-  if (m == PROXY_BLACKHOLE) sc_open_during_fault(x, what);
+  if (m == PROXY_BLACKHOLE) {
+    sc_open_during_fault(x, what);
+    sc_close_mid_connect(x, what); /* the proxy accepts and never answers */
+  }
   int half = for_ms / 2 - (int)((load_now_us() - t0) / 1000);
   if (half > 0) sc_sleep_ms(half);
   sc_check_health(x, false, what);
@@ -134,7 +137,10 @@ static void flaky_run(scen *x, int port, double rate, rcache_stats *st, int *ok,
   memset(st, 0, sizeof *st);
   CHECK(rcache_open(&h, url, &o) == RCACHE_OK);
   if (!h) return;
-  /* the handle's first PING may itself be a dropped reply: start from a closed breaker */
+  /* the first contact (made in the background: a health check waits for it) and the
+   * handle's first PING may themselves meet a dropped reply: start from a closed breaker */
+  rcache_health hh;
+  rcache_health_check(h, &hh);
   CHECK(load_wait_available(h, true, load_now_us(), SC_RECOVERY_MS) >= 0);
   rcache_stats s0;
   rcache_get_stats(h, &s0);

@@ -49,6 +49,7 @@ int main(void) {
   printf("[%6.2f s] paused: breaker open after %lld ms\n", sc_elapsed(&x), (long long)ms);
   sc_every_op(&x, every, "paused");
   sc_open_during_fault(&x, "paused");
+  sc_close_mid_connect(&x, "paused");
   if (closer) {
     rcache_value v;
     CHECK_EQ(rcache_get(closer, "closer", &v), RCACHE_EUNAVAILABLE); /* opens its breaker */

@@ -20,6 +20,13 @@
 #include "slot.h"
 #include "test.h"
 
+/* rcache_open returns before its first contact with the server, which asks whether it is a
+ * cluster node; a health check waits for that contact. */
+static void wait_first_contact(rcache *c) {
+  rcache_health h;
+  rcache_health_check(c, &h);
+}
+
 static char prefix[64];
 
 /* Ports of the masters by slot, from CLUSTER SLOTS asked of `port`. */
@@ -64,6 +71,7 @@ static rcache *open_url(const char *url) {
 
 static void test_detection(const char *url, const char *seeds, int port) {
   rcache *c = open_url(url);
+  wait_first_contact(c); /* it finds the cluster, in the background */
   CHECK_STR(rcache_mode(c), "cluster");
   rcache_health h;
   CHECK_EQ(rcache_health_check(c, &h), RCACHE_OK);
@@ -281,6 +289,7 @@ static void test_slots_fallback(const char *seeds) {
   char url[128];
   snprintf(url, sizeof url, "redis://%s:pw@127.0.0.1:%d", user, ports[0]);
   rcache *c = open_url(url);
+  wait_first_contact(c); /* it finds the cluster, in the background */
   CHECK_STR(rcache_mode(c), "cluster");
   for (int i = 0; i < n; i++)
     after += slots_calls(ports[i]);

@@ -21,6 +21,13 @@
 #include "slot.h"
 #include "test.h"
 
+/* rcache_open returns before its first contact with the server, which asks whether it is a
+ * cluster node; a health check waits for that contact. */
+static void wait_first_contact(rcache *c) {
+  rcache_health h;
+  rcache_health_check(c, &h);
+}
+
 #define NKEYS 300
 #define NWORKERS 4
 #define CONNECT_MS 1000
@@ -185,6 +192,7 @@ int main(void) {
   rp_cluster_url(&cl, 0, url, sizeof url, q);
   rcache *c = NULL;
   CHECK_EQ(rcache_open(&c, url, NULL), RCACHE_OK);
+  wait_first_contact(c); /* it finds the cluster, in the background */
   CHECK_STR(rcache_mode(c), "cluster");
   int ports[3];
   CHECK_EQ(master_ports(ports), 3);

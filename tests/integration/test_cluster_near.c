@@ -14,6 +14,13 @@
 #include "slot.h"
 #include "test.h"
 
+/* rcache_open returns before its first contact with the server, which asks whether it is a
+ * cluster node; a health check waits for that contact. */
+static void wait_first_contact(rcache *c) {
+  rcache_health h;
+  rcache_health_check(c, &h);
+}
+
 #define NKEYS 30
 
 static int slot_port[RCACHE__SLOTS];
@@ -45,6 +52,7 @@ int main(void) {
   o.near_cache_bytes = 4u << 20;
   rcache *c = NULL;
   CHECK_EQ(rcache_open(&c, url, &o), RCACHE_OK);
+  wait_first_contact(c); /* it finds the cluster, in the background */
   CHECK_STR(rcache_mode(c), "cluster");
 
   char k[64], full[128];

@@ -15,6 +15,13 @@
 #include "slot.h"
 #include "test.h"
 
+/* rcache_open returns before its first contact with the server, which asks whether it is a
+ * cluster node; a health check waits for that contact. */
+static void wait_first_contact(rcache *c) {
+  rcache_health h;
+  rcache_health_check(c, &h);
+}
+
 int main(void) {
   const char *dir = test_env_url("RCACHE_TEST_TLS_DIR");
   rp_cluster cl;
@@ -26,6 +33,7 @@ int main(void) {
   snprintf(url, sizeof url, "rediss://127.0.0.1:%d?tls_ca=%s/ca.pem", cl.node[0].tls_port, dir);
   rcache *c = NULL;
   CHECK_EQ(rcache_open(&c, url, NULL), RCACHE_OK);
+  wait_first_contact(c); /* it finds the cluster, in the background */
   CHECK_STR(rcache_mode(c), "cluster");
   rcache_health h;
   CHECK_EQ(rcache_health_check(c, &h), RCACHE_OK);

@@ -200,6 +200,18 @@ static rcache_stats stats(void) {
   return s;
 }
 
+/* The near cache serves once its listener is subscribed, which rcache_open does not wait
+ * for (the listener connects in its own thread): a read that is a near hit says it is. */
+static bool near_ready(void) {
+  raw_set("ready");
+  for (int i = 0; i < 400; i++) {
+    uint64_t h = stats().near_hits;
+    if (reads("ready") && stats().near_hits > h) return true;
+    sleep_ms(5);
+  }
+  return false;
+}
+
 static void race_once(int round) {
   char v1[32], v2[32];
   snprintf(v1, sizeof v1, "old-%d", round);
@@ -236,6 +248,7 @@ int main(void) {
   o.command_timeout_ms = 2000; /* the held-back replies are not timeouts */
   CHECK(rcache_open(&c, url, &o) == RCACHE_OK);
   if (!c) return test_report("test_near_race");
+  CHECK(near_ready());
   for (int round = 0; round < 5; round++)
     race_once(round);
   CHECK(atomic_load(&data_conns) >= 1);     /* the proxy saw tracking data connections */

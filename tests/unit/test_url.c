@@ -221,6 +221,8 @@ static const bad_case bad[] = {
     {"memory://?max_bytes=0", "max_bytes 0 out of range"},
     {"memory://?max_bytes=abc", "max_bytes 'abc' is not a number"},
     {"redis://h?max_bytes=10", "option 'max_bytes' applies only to memory://"},
+    {"unix:///tmp/s.sock?dns=127.0.0.1", "option 'dns' does not apply to unix://"},
+    {"memory://?dns=127.0.0.1", "option 'dns' does not apply to memory://"},
     {"none://?key_prefix=x", "none:// takes no options"},
     {"redis://h b", "space at offset 9"},
     {"redis://u:s3cret@h\t", "control character at offset 18 in redis://u:***@h?"},
@@ -467,8 +469,22 @@ static void test_public_api(void) {
   CHECK(strstr(rcache_errmsg(NULL), "publish_stats_s must be 0..86400") != NULL);
 }
 
+/* dns= is taken as it is (percent-decoded); rcache_open checks the list (test_dns.c). */
+static void test_dns(void) {
+  rcache__url u;
+  char err[256];
+  CHECK_EQ(rcache__url_parse("rediss://h?dns=10.0.0.2,%5B::1%5D:5353", &u, err, sizeof err),
+           RCACHE_OK);
+  CHECK_STR(u.dns, "10.0.0.2,[::1]:5353");
+  rcache__url_free(&u);
+  CHECK_EQ(rcache__url_parse("redis://h", &u, err, sizeof err), RCACHE_OK);
+  CHECK(u.dns == NULL);
+  rcache__url_free(&u);
+}
+
 int main(void) {
   test_good();
+  test_dns();
   test_bad();
   test_secret_span();
   test_redact();
