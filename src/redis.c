@@ -74,6 +74,10 @@ void rcache__redis_first_contact(rcache__redis *r, void (*fn)(rcache__redis *r))
   if (!r->base.ctx->opt.strict_config) {
     atomic_store(&r->base.ctx->first_going, true);
     if (pthread_create(&r->first, NULL, first_main, r) == 0) {
+      /* detached: nothing is left to join once it is over (a fork()ed child, or a checker
+       * such as TSan, would otherwise see a finished thread nobody joined); rcache_close
+       * waits for first_going instead */
+      pthread_detach(r->first);
       r->has_first = true;
       return;
     }
@@ -102,7 +106,7 @@ void rcache__redis_first_contact_wait(rcache__redis *r) {
 }
 
 void rcache__redis_first_contact_join(rcache__redis *r) {
-  if (r->has_first) pthread_join(r->first, NULL);
+  if (r->has_first) rcache__redis_first_contact_wait(r); /* its last touch of r is first_over */
   r->has_first = false;
 }
 

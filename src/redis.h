@@ -39,7 +39,7 @@ struct rcache__redis {
   pthread_cond_t first_cv;
   void (*first_fn)(rcache__redis *r);
   pthread_t first;
-  bool has_first; /* a thread to join */
+  bool has_first; /* a (detached) thread to wait for */
 };
 
 /* Fills r->setup (and r->tls for rediss://) from the context. */
@@ -56,7 +56,8 @@ void rcache__redis_fini(rcache__redis *r);
  * (rcache__redis_await_first, the ops' await_first), by connect_timeout_ms.
  * _wait blocks until it is over (health checks, so that their answer covers it: bounded
  * by its connect and command deadlines); _join in destroy, quick since rcache_close has
- * raised ctx->closing; _after_fork in a child (the thread stayed with the parent).
+ * raised ctx->closing (the thread is detached: _join waits for its end, as _wait does);
+ * _after_fork in a child (the thread stayed with the parent).
  */
 void rcache__redis_first_contact(rcache__redis *r, void (*fn)(rcache__redis *r));
 void rcache__redis_await_first(rcache__backend *be, int64_t deadline_us);
