@@ -160,6 +160,18 @@ static void node_use(cluster *cl, cnode *n) {
   pthread_mutex_unlock(&n->trk_mu);
 }
 
+void rcache__cluster_wait_listeners(rcache__backend *be, int64_t deadline_us) {
+  cluster *cl = CL(be);
+  for (size_t i = 0;; i++) {
+    pthread_mutex_lock(&cl->mu); /* the list grows (never shrinks) under it */
+    cnode *n = i < cl->nnodes ? cl->nodes[i] : NULL;
+    pthread_mutex_unlock(&cl->mu);
+    if (!n) return;
+    if (atomic_load_explicit(&n->trk_started, memory_order_acquire))
+      rcache__tracking_wait_first(n->trk, false, deadline_us);
+  }
+}
+
 /* Keys read from one node are not tracked by another: after any change of a slot's
  * master, nothing in the near table can be trusted. */
 static void near_flush(cluster *cl) {

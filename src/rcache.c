@@ -356,15 +356,17 @@ static rcache_status open_backend(rcache *c) {
 
 /* strict_config: whether the server refused the credentials or the certificate. The health
  * call connects when no connection was tried yet (bounded by connect_timeout_ms), or reads
- * why the first one failed. A server that is down or slow is no configuration error. */
+ * why the first one failed. A server that is down or slow is no configuration error; memory
+ * that ran out on the way (say, in a one-host URL's cluster detection) fails the open, as
+ * any allocation of open does. */
 static rcache_status check_config(rcache *c, char *why, size_t size) {
   rcache_health h;
   memset(&h, 0, sizeof h);
   rcache__backend *be = rcache__be(c);
   rcache_status s = be->ops->health(be, &h);
   rcache__err_clear();
-  if (s != RCACHE_EAUTH && s != RCACHE_ETLS) return RCACHE_OK;
-  snprintf(why, size, "%s", h.error);
+  if (s != RCACHE_EAUTH && s != RCACHE_ETLS && s != RCACHE_ENOMEM) return RCACHE_OK;
+  snprintf(why, size, "%s", h.error[0] ? h.error : rcache_strerror(s));
   return s;
 }
 

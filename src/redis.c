@@ -236,7 +236,7 @@ static bool is_redirect(const redisReply *x) {
          (strncmp(x->str, "MOVED ", 6) == 0 || strncmp(x->str, "ASK ", 4) == 0);
 }
 
-static bool detect(standalone *sa, bool first);
+static bool detect(standalone *sa, bool first, rcache_status *why);
 static rcache_status standalone_health(rcache__backend *be, rcache_health *h);
 
 static rcache_status standalone_exec(rcache__redis *r, const char *key, size_t klen,
@@ -250,7 +250,14 @@ static rcache_status standalone_exec(rcache__redis *r, const char *key, size_t k
     moved = is_redirect(rep[i]);
   if (moved) atomic_store(&SA(r)->moved, true);
   if (!moved && !atomic_load_explicit(&SA(r)->pending, memory_order_relaxed)) return s;
-  if (!detect(SA(r), false) || !moved || !key) return s;
+  rcache_status why = RCACHE_OK;
+  if (!detect(SA(r), false, &why) || !moved || !key) {
+    if (moved && why == RCACHE_ENOMEM) { /* the redirection was not followed for want of memory */
+      rcache__replies_free(rep, b->n);
+      return RCACHE_ENOMEM;
+    }
+    return s;
+  }
   /* MOVED/ASK: the command did not run, so sending it again (even INCR) is safe */
   rcache__replies_free(rep, b->n);
   succ = successor(r);
@@ -913,14 +920,16 @@ static rcache_status cluster_enabled(rcache__redis *r, bool *yes) {
 }
 
 /* Detection (see struct standalone): asks, and on a cluster node opens the cluster backend
- * and publishes it. True once a successor exists. One thread at a time asks; the others go
- * on as standalone meanwhile. `first`: the first contact asks (no news for the log). */
-static bool detect(standalone *sa, bool first) {
+ * and publishes it. True once a successor exists; else *why (may be NULL) is RCACHE_ENOMEM
+ * when memory ran out on the way (asked again next time). One thread at a time asks; the
+ * others go on as standalone meanwhile. `first`: the first contact asks (no news for the log). */
+static bool detect(standalone *sa, bool first, rcache_status *why) {
   if (successor(&sa->r)) return true;
   if (sa->gave_up || atomic_exchange(&sa->busy, true)) return false;
   rcache__ctx *ctx = sa->r.base.ctx;
   bool yes = false;
   rcache_status s = cluster_enabled(&sa->r, &yes);
+  if (s == RCACHE_ENOMEM && why) *why = s;
   if (!rcache__transport_failure(s) && s != RCACHE_ENOMEM) /* it answered */
     atomic_store(&sa->pending, false);
   rcache__backend *cl = NULL;
@@ -940,6 +949,7 @@ static bool detect(standalone *sa, bool first) {
                   ctx->url.redacted ? ctx->url.redacted : "");
     } else if (s == RCACHE_ENOMEM) {
       atomic_store(&sa->pending, true); /* asked again by the next exchange */
+      if (why) *why = s;
     } else {
       sa->gave_up = true;
       rcache__log(ctx, RCACHE_LOG_ERROR, "the server is a Redis Cluster node, but: %s (%s)",
@@ -955,9 +965,11 @@ static bool detect(standalone *sa, bool first) {
 static rcache_status standalone_health(rcache__backend *be, rcache_health *h) {
   standalone *sa = SA(be);
   rcache__redis_first_contact_wait(&sa->r); /* its answer is part of this one */
-  if (atomic_load(&sa->pending) || atomic_load(&sa->moved)) detect(sa, false);
+  rcache_status why = RCACHE_OK;
+  if (atomic_load(&sa->pending) || atomic_load(&sa->moved)) detect(sa, false, &why);
   rcache__backend *succ = successor(&sa->r);
   if (succ) return succ->ops->health(succ, h);
+  if (why == RCACHE_ENOMEM) return why; /* not asked: no answer on the mode to give */
   rcache_status s = rcache__redis_one_health(be, h);
   if (s == RCACHE_OK && atomic_load(&sa->moved)) {
     snprintf(h->error, sizeof h->error,
@@ -979,7 +991,11 @@ static void standalone_first(rcache__redis *r) {
   int64_t bound = (int64_t)(o->connect_timeout_ms + o->command_timeout_ms) * 1000;
   if (!o->strict_config) /* there open waits for this: connect_timeout_ms at most */
     rcache__tracking_wait_first(r->tracking, false, rcache__now_us() + bound);
-  if (rcache__pool_warm(r->pool) == RCACHE_OK && atomic_load(&SA(r)->pending)) detect(SA(r), true);
+  if (rcache__pool_warm(r->pool) == RCACHE_OK && atomic_load(&SA(r)->pending))
+    detect(SA(r), true, NULL);
+  /* a cluster found: its masters' listeners too, for the same reason */
+  rcache__backend *succ = successor(r);
+  if (succ && !o->strict_config) rcache__cluster_wait_listeners(succ, rcache__now_us() + bound);
 }
 
 rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out) {

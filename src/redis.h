@@ -144,6 +144,9 @@ rcache_status rcache__redis_health_node(rcache__redis *r, rcache__pool *p, rcach
 
 /* Topology openers (cluster.c, sentinel.c). */
 rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out);
+/* Waits, until deadline_us at most, for the first attempt of every near-cache listener the
+ * cluster backend be has started (the first contact's part of a cluster found by it). */
+void rcache__cluster_wait_listeners(rcache__backend *be, int64_t deadline_us);
 rcache_status rcache__sentinel_open(rcache__ctx *ctx, rcache__backend **out);
 
 #endif

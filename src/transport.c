@@ -510,6 +510,10 @@ static rcache_status tls_handshake(rcache__sock *s, const rcache__ctx *ctx, rcac
     int e = SSL_get_error(ssl, r);
     short ev = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
     if (ev) {
+      /* a deadline that passes here comes before any verdict on the certificate: OpenSSL
+       * checks the chain inside SSL_connect as it arrives (SSL_VERIFY_PEER, no callback) and
+       * fails the handshake at once (below), so a timeout is a slow server, never a refusal
+       * unseen (strict_config's verdict needs a connect_timeout_ms the server can meet) */
       rcache_status ws = wait_fd(s->fd, ev, deadline_us);
       if (ws != RCACHE_OK) {
         rcache__errf("TLS handshake with %s: %s", name, wait_error(ws));

@@ -410,9 +410,16 @@ typedef struct rcache_health {
   char mode[16];           /* as rcache_mode() */
 } rcache_health;
 
-/* Pings the cache now (bounded by the deadlines) and fills *h. Returns RCACHE_OK when
- * healthy, otherwise the reason (RCACHE_EUNAVAILABLE, also when the ping timed out;
- * RCACHE_EAUTH, RCACHE_ETLS, ...); RCACHE_EINVAL when c or h is NULL. */
+/* Pings the cache now (bounded by the deadlines) and fills *h. Right after rcache_open it
+ * first waits for the handle's first contact with the server, made in the background
+ * (bounded by that contact's own connect and command deadlines), so its answer covers it:
+ * once it returns, the first connection has been made or has failed, a one-host redis://
+ * URL's server has been asked whether it is a Cluster node (and the handle switched to
+ * cluster mode if so), and the near cache's listeners have made their first attempt. A
+ * program that must not go on before that (or a test) calls it once; one that needs the
+ * cache calls it until it returns RCACHE_OK, within a bound of its own.
+ * Returns RCACHE_OK when healthy, otherwise the reason (RCACHE_EUNAVAILABLE, also when the
+ * ping timed out; RCACHE_EAUTH, RCACHE_ETLS, ...); RCACHE_EINVAL when c or h is NULL. */
 RCACHE_API rcache_status rcache_health_check(rcache *c, rcache_health *h);
 
 enum { RCACHE_BREAKER_CLOSED = 0, RCACHE_BREAKER_OPEN = 1, RCACHE_BREAKER_HALF_OPEN = 2 };

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "rcache/rcache.h"
+#include "support/await.h"
 #include "test.h"
 
 #define OPS 500
@@ -87,6 +88,11 @@ static rcache *at_open(void) {
   rcache *c = NULL;
   rcache_status s = rcache_open(&c, test_env_url("RCACHE_TEST_URL_TCP"), &o);
   CHECK_MSG(s == RCACHE_OK, "open: %s", rcache_strerror(s));
+  if (c) { /* the calls below expect the cache: its first contact is made in the background */
+    rcache_health h;
+    s = await_healthy(c, &h, AWAIT_MS);
+    CHECK_MSG(s == RCACHE_OK, "not healthy within %d ms: %s", AWAIT_MS, h.error);
+  }
   at_c = c;
   at_loop = pthread_self();
   return c;

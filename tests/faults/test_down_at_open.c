@@ -49,6 +49,10 @@ static void check_rate_limit(scen *x) {
     logcap_destroy(&log);
     return;
   }
+  /* its first contact, made in the background, is refused and logs the outage (one line);
+   * a health check waits for it, so that rcache_close does not abandon it first */
+  rcache_health h;
+  CHECK(rcache_health_check(closed, &h) != RCACHE_OK);
   allowed = true;
   count = 99;
   CHECK_EQ(rcache_rate_limit(closed, "rl", 10, 60, &allowed, &count), RCACHE_EUNAVAILABLE);

@@ -5,7 +5,8 @@
  * explains the walk: rcache_open with URL options and
  * the near cache (its invalidation listener and the prober start in their own threads), set, get, a
  * near-cache hit, get_or_set, delete, health, tags, close (and on standalone again without the
- * near cache, for tagged reads by script and by GET + MGET). Every call returns RCACHE_ENOMEM or
+ * near cache, for tagged reads by script and by GET + MGET; on Cluster again with strict_config,
+ * whose open detects the cluster in the calling thread). Every call returns RCACHE_ENOMEM or
  * what it returns without the failure, nothing leaks, and the handle works again afterwards. Then
  * every allocation of every thread fails for a while (the background threads included): nothing
  * crashes or wedges, and once memory comes back the handle and its near cache (which must hear
@@ -220,6 +221,14 @@ int main(void) {
   if (target_open(&tg[1], "redis flow (cluster)", "RCACHE_TEST_URL_CLUSTER")) {
     aw_walk_x(tg[1].name, true, false, redis_flow, &tg[1]);
     aw_walk_x(tg[1].name, false, false, redis_flow, &tg[1]);
+    /* strict_config: open makes the first contact itself, so the walk reaches the cluster
+     * detection of the one-seed URL (in the background it is another thread's) */
+    opt.strict_config = true;
+    snprintf(tg[1].name_buf, sizeof tg[1].name_buf, "%s", "redis flow (cluster, strict_config)");
+    tg[1].name = tg[1].name_buf;
+    aw_walk_x(tg[1].name, true, false, redis_flow, &tg[1]);
+    aw_walk_x(tg[1].name, false, false, redis_flow, &tg[1]);
+    opt.strict_config = false;
     rcache_close(tg[1].admin);
   }
   if (target_open(&tg[2], "redis flow (sentinel)", "RCACHE_TEST_URL_SENTINEL")) {

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "await.h"
 #include "rcache/rcache.h"
 #include "redis_proc.h"
 #include "slot.h"
@@ -95,6 +96,9 @@ static void standalone_on_a_node(void) {
   rcache *c = NULL;
   CHECK_EQ(rcache_open(&c, url, NULL), RCACHE_OK);
   if (!c) return;
+  rcache_health h; /* healthy: its first contact, made in the background, could not ask INFO */
+  rcache_status hs = await_healthy(c, &h, AWAIT_MS);
+  CHECK_MSG(hs == RCACHE_OK, "not healthy within %d ms: %s", AWAIT_MS, h.error);
   CHECK_STR(rcache_mode(c), "standalone");
   int elsewhere = -1;
   for (int i = 0; i < 100 && elsewhere < 0; i++) {
@@ -108,7 +112,6 @@ static void standalone_on_a_node(void) {
   rcache_value v = {0};
   CHECK_EQ(rcache_get(c, key, &v), RCACHE_ESERVER); /* MOVED */
   rcache_value_free(&v);
-  rcache_health h;
   CHECK(rcache_health_check(c, &h) != RCACHE_OK);
   CHECK(!h.healthy);
   CHECK_MSG(strstr(h.error, "MOVED") != NULL, "health error: %s", h.error);

@@ -16,16 +16,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "await.h"
 #include "rcache/rcache.h"
 #include "redis_proc.h"
 #include "slot.h"
 #include "test.h"
 
 /* rcache_open returns before its first contact with the server, which asks whether it is a
- * cluster node; a health check waits for that contact. */
+ * cluster node; a health check waits for that contact, and asks again if it could not ask
+ * (on a loaded machine a connect can time out): healthy means the cluster was found. */
 static void wait_first_contact(rcache *c) {
   rcache_health h;
-  rcache_health_check(c, &h);
+  rcache_status s = await_healthy(c, &h, AWAIT_MS);
+  CHECK_MSG(s == RCACHE_OK, "not healthy within %d ms: %s", AWAIT_MS, h.error);
 }
 
 #define NKEYS 200

@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "await.h"
 #include "rcache/rcache.h"
 #include "redis_proc.h"
 #include "test.h"
@@ -210,8 +211,8 @@ static void near_child(const char *url) {
     child_setup();
     rcache_stats s0, s1;
     rcache_get_stats(c, &s0);
-    bool served = false; /* the child's own table serves (its own listener is up) */
-    for (int i = 0; i < 300 && !served; i++) {
+    bool served = false; /* the child's own table serves (once its own listener is up) */
+    for (int64_t t0 = rp_now_ms(); !served && rp_now_ms() - t0 < AWAIT_MS;) {
       rcache_value w = {0};
       rcache_status s = rcache_get(c, "fork:near", &w);
       if (s != RCACHE_OK || w.len != 2 || memcmp(w.data, "v1", 2) != 0) _exit(4);
@@ -224,7 +225,7 @@ static void near_child(const char *url) {
     char b;
     if (write(ready[1], "r", 1) != 1 || read(wrote[0], &b, 1) != 1) _exit(3);
     int64_t t0 = rp_now_ms(), took = -1;
-    while (took < 0 && rp_now_ms() - t0 < 1000) {
+    while (took < 0 && rp_now_ms() - t0 < AWAIT_MS) {
       rcache_value w = {0};
       if (rcache_get(c, "fork:near", &w) == RCACHE_OK && w.len == 2 && !memcmp(w.data, "v2", 2))
         took = rp_now_ms() - t0;
@@ -239,7 +240,8 @@ static void near_child(const char *url) {
   CHECK_MSG(ok, "the child's near cache never served");
   if (ok) CHECK_EQ(rcache_set(other, "fork:near", "v2", 2, 60), RCACHE_OK);
   CHECK(write(wrote[1], "w", 1) == 1);
-  CHECK_MSG(reap(pid, 20000) == 0, "the child did not see the write within 1 s");
+  CHECK_MSG(reap(pid, AWAIT_MS + 10000) == 0, "the child did not see the write within %d ms",
+            AWAIT_MS);
   for (int i = 0; i < 4; i++)
     close(i < 2 ? ready[i] : wrote[i - 2]);
   rcache_close(other);

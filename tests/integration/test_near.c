@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "await.h"
 #include "rcache/rcache.h"
 #include "test.h"
 
@@ -184,9 +185,9 @@ static bool reads(rcache *c, const char *key, const char *want) {
 }
 
 /* Reads key until a read is a near hit giving want (the listener may still be coming up
- * right after open). */
+ * right after open), at most AWAIT_MS. */
 static bool warm(rcache *c, const char *key, const char *want) {
-  for (int i = 0; i < 500; i++) {
+  for (int64_t t0 = now_us(); now_us() - t0 < AWAIT_MS * 1000LL;) {
     uint64_t h = stats(c).near_hits;
     bool ok = reads(c, key, want);
     if (ok && stats(c).near_hits > h) return true;
@@ -633,7 +634,8 @@ static void test_acl_refused(const char *url) {
   rcache *c = NULL;
   CHECK(rcache_open(&c, url, &o) == RCACHE_OK); /* key_prefix=app: comes with the URL */
   if (!c) return;
-  for (int i = 0; i < 200 && !acl_logged("near cache off"); i++)
+  /* the listener is refused in its own thread: wait for its warning */
+  for (int64_t t0 = now_us(); !acl_logged("near cache off") && now_us() - t0 < AWAIT_MS * 1000LL;)
     sleep_ms(5);
   CHECK_MSG(acl_logged("near cache off: the server refused the invalidation listener"), "log: %s",
             acl_log);

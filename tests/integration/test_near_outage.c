@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "await.h"
 #include "rcache/rcache.h"
 #include "redis_proc.h"
 #include "test.h"
@@ -32,9 +33,9 @@ static rcache_stats stats(rcache *c) {
   return s;
 }
 
-/* Reads until a read is a near hit giving want; false after ~5 s. */
+/* Reads until a read is a near hit giving want; false after AWAIT_MS. */
 static bool near_hit(rcache *c, const char *key, const char *want) {
-  for (int i = 0; i < 1000; i++) {
+  for (int64_t t0 = rp_now_ms(); rp_now_ms() - t0 < AWAIT_MS;) {
     uint64_t h = stats(c).near_hits;
     rcache_value v = {NULL, 0};
     bool ok = rcache_get(c, key, &v) == RCACHE_OK && strcmp(v.data, want) == 0;

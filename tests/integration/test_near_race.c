@@ -3,13 +3,16 @@
  * The documented race of server-assisted client-side caching, for real (issue 6, item 3):
  * an invalidation that arrives before the reply it invalidates must win.
  *
- * A small proxy on 127.0.0.1 sits between the near-cache handle and the server. It holds
- * back the server's replies on the data connections (those whose set-up asked CLIENT
- * TRACKING ... REDIRECT) by 150 ms while told to, and passes the listener's messages at
- * once. A GET is sent and processed, its reply held back; meanwhile another client changes
- * the key, and the invalidation reaches the listener first. The old value the GET returns
- * is right for that call, but must not stay in the near cache: the next read must give the
- * new value. A near cache that filled without marking the key "being fetched" fails here.
+ * A small proxy on 127.0.0.1 sits between the near-cache handle and the server. While told
+ * to, it holds back the server's reply to a GET on the data connections (those whose
+ * set-up asked CLIENT TRACKING ... REDIRECT) until it is released, and passes the
+ * listener's messages at once. A GET is sent and processed (its reply is held back: the
+ * proxy says so); meanwhile another client changes the key, and the test waits until the
+ * invalidation has reached the listener; only then is the reply let through. The old value
+ * the GET returns is right for that call, but must not stay in the near cache: the next read
+ * must give the new value. A near cache that filled without marking the key "being
+ * fetched" fails here. Each step waits for the state it needs (bounded by AWAIT_MS), so
+ * the order of events is the same however slow the machine is.
  */
 #include <arpa/inet.h>
 #include <hiredis/hiredis.h>
@@ -22,13 +25,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "await.h"
 #include "rcache/rcache.h"
 #include "test.h"
 
-#define HOLD_MS 150
+#define ROUNDS 5
 
 static int server_port, proxy_fd = -1, proxy_port;
-static atomic_bool holding; /* hold back data connections' replies */
+static atomic_bool holding;  /* hold back the reply to a GET on a data connection */
+static atomic_bool get_sent; /* while holding: a data connection sent a GET */
+static atomic_bool held;     /* while holding: its reply reached the proxy and waits */
 static atomic_int data_conns, listener_conns;
 
 static void sleep_ms(int ms) {
@@ -81,18 +87,26 @@ static void *upstream(void *arg) { /* client → server, noticing what kind it i
       atomic_fetch_add(&data_conns, 1);
     }
     if (has(buf, (size_t)n, "SUBSCRIBE")) atomic_fetch_add(&listener_conns, 1);
+    if (atomic_load(&p->is_data) && atomic_load(&holding) && has(buf, (size_t)n, "GET"))
+      atomic_store(&get_sent, true);
     if (!send_all(p->server, buf, (size_t)n)) break;
   }
   pair_done(p);
   return NULL;
 }
 
-static void *downstream(void *arg) { /* server → client, held back for data connections */
+static void *downstream(void *arg) { /* server → client, a GET's reply held back */
   pipe_pair *p = arg;
   char buf[16384];
   ssize_t n;
   while ((n = recv(p->server, buf, sizeof buf, 0)) > 0) {
-    if (atomic_load(&p->is_data) && atomic_load(&holding)) sleep_ms(HOLD_MS);
+    /* a connection's set-up replies pass (only a GET is held), and a reply is held at most
+     * AWAIT_MS: a test that failed does not hang */
+    if (atomic_load(&p->is_data) && atomic_load(&holding) && atomic_load(&get_sent)) {
+      atomic_store(&held, true);
+      for (int64_t t0 = await_now_ms(); atomic_load(&holding) && await_now_ms() - t0 < AWAIT_MS;)
+        sleep_ms(1);
+    }
     if (!send_all(p->client, buf, (size_t)n)) break;
   }
   pair_done(p);
@@ -166,30 +180,34 @@ static void raw_cmd(int argc, const char **argv) {
   redisFree(r);
 }
 
-static void raw_set(const char *v) {
-  const char *argv[] = {"SET", "nt:r", v};
+static void raw_set(const char *key, const char *v) {
+  char k[64];
+  snprintf(k, sizeof k, "nt:%s", key);
+  const char *argv[] = {"SET", k, v};
   raw_cmd(3, argv);
 }
 
-static void raw_del(void) {
-  const char *argv[] = {"DEL", "nt:r"};
+static void raw_del(const char *key) {
+  char k[64];
+  snprintf(k, sizeof k, "nt:%s", key);
+  const char *argv[] = {"DEL", k};
   raw_cmd(2, argv);
 }
 
 static char got[64];
 static void *slow_get(void *arg) {
-  (void)arg;
+  const char *key = arg;
   rcache_value v = {NULL, 0};
-  rcache_status s = rcache_get(c, "r", &v);
+  rcache_status s = rcache_get(c, key, &v);
   snprintf(got, sizeof got, "%s", s == RCACHE_OK ? v.data : rcache_strerror(s));
   rcache_value_free(&v);
   return NULL;
 }
 
-static bool reads(const char *want) { /* NULL: a miss */
+static bool reads(const char *key, const char *want) {
   rcache_value v = {NULL, 0};
-  rcache_status s = rcache_get(c, "r", &v);
-  bool ok = want ? s == RCACHE_OK && strcmp(v.data, want) == 0 : s == RCACHE_MISS;
+  rcache_status s = rcache_get(c, key, &v);
+  bool ok = s == RCACHE_OK && strcmp(v.data, want) == 0;
   rcache_value_free(&v);
   return ok;
 }
@@ -200,39 +218,47 @@ static rcache_stats stats(void) {
   return s;
 }
 
-/* The near cache serves once its listener is subscribed, which rcache_open does not wait
- * for (the listener connects in its own thread): a read that is a near hit says it is. */
-static bool near_ready(void) {
-  raw_set("ready");
-  for (int i = 0; i < 400; i++) {
-    uint64_t h = stats().near_hits;
-    if (reads("ready") && stats().near_hits > h) return true;
-    sleep_ms(5);
-  }
+/* Polls flag for at most AWAIT_MS. */
+static bool await_flag(atomic_bool *flag) {
+  for (int64_t t0 = await_now_ms(); await_now_ms() - t0 < AWAIT_MS; sleep_ms(1))
+    if (atomic_load(flag)) return true;
+  return false;
+}
+
+/* Polls until the listener has received more than `inv` invalidations, at most AWAIT_MS. */
+static bool await_invalidation(uint64_t inv) {
+  for (int64_t t0 = await_now_ms(); await_now_ms() - t0 < AWAIT_MS; sleep_ms(1))
+    if (stats().near_invalidations > inv) return true;
   return false;
 }
 
 static void race_once(int round) {
-  char v1[32], v2[32];
+  char key[16], v1[32], v2[32];
+  /* a key this handle never read: the GET below is a near miss (sent to Redis), and the
+   * only read Redis tracks for it, so the one invalidation to come is that GET's */
+  snprintf(key, sizeof key, "r%d", round);
   snprintf(v1, sizeof v1, "old-%d", round);
   snprintf(v2, sizeof v2, "new-%d", round);
-  raw_del(); /* so that the slow GET below is a near miss, a GET sent to Redis */
-  for (int i = 0; i < 400 && !reads(NULL); i++)
-    sleep_ms(5);
-  raw_set(v1);
-  sleep_ms(20); /* the invalidation of the above is in */
-  uint64_t inv = stats().near_invalidations;
+  raw_set(key, v1);
+  atomic_store(&get_sent, false);
+  atomic_store(&held, false);
   atomic_store(&holding, true);
   pthread_t t;
-  pthread_create(&t, NULL, slow_get, NULL);
-  sleep_ms(HOLD_MS / 3); /* the GET has been processed: its reply is held back */
-  raw_set(v2);           /* its invalidation goes to the listener, not held back */
+  pthread_create(&t, NULL, slow_get, key);
+  /* the server has processed the GET (tracking the key for it): its reply is held back */
+  bool was_held = await_flag(&held);
+  CHECK_MSG(was_held, "round %d: no reply to the GET reached the proxy within %d ms", round,
+            AWAIT_MS);
+  uint64_t inv = stats().near_invalidations;
+  raw_set(key, v2); /* its invalidation goes to the listener, which is not held back */
+  bool invalidated = await_invalidation(inv);
+  CHECK_MSG(invalidated, "round %d: the invalidation did not reach the listener within %d ms",
+            round, AWAIT_MS);
+  atomic_store(&holding, false); /* now the overtaken reply */
   pthread_join(t, NULL);
-  atomic_store(&holding, false);
-  CHECK_STR(got, v1);                      /* right for that call: it was read before the change */
-  CHECK(stats().near_invalidations > inv); /* the invalidation did arrive (first) */
+  CHECK_STR(got, v1); /* right for that call: it was read before the change */
   uint64_t hits = stats().near_hits;
-  CHECK_MSG(reads(v2), "round %d: the near cache kept the overtaken reply", round);
+  CHECK_MSG(reads(key, v2), "round %d: the near cache kept the overtaken reply", round);
   CHECK_EQ(stats().near_hits, hits); /* it went to Redis: nothing was installed */
 }
 
@@ -245,16 +271,29 @@ int main(void) {
   rcache_options_init(&o);
   o.key_prefix = "nt:";
   o.near_cache_bytes = 1 << 20;
-  o.command_timeout_ms = 2000; /* the held-back replies are not timeouts */
+  /* the held-back replies are not timeouts, nor are a loaded machine's slow ones (a listener
+   * whose PING times out is replaced, and what it tracked is lost) */
+  o.connect_timeout_ms = AWAIT_MS;
+  o.command_timeout_ms = AWAIT_MS;
   CHECK(rcache_open(&c, url, &o) == RCACHE_OK);
   if (!c) return test_report("test_near_race");
-  CHECK(near_ready());
-  for (int round = 0; round < 5; round++)
+  /* the near cache serves once its listener is subscribed, which rcache_open does not wait
+   * for (the listener connects in its own thread). No key this handle has read is written
+   * again until the end: the rounds count invalidations. */
+  raw_set("ready", "ready");
+  CHECK_MSG(await_near(c, "ready", AWAIT_MS), "the near cache did not serve within %d ms",
+            AWAIT_MS);
+  for (int round = 0; round < ROUNDS; round++)
     race_once(round);
   CHECK(atomic_load(&data_conns) >= 1);     /* the proxy saw tracking data connections */
   CHECK(atomic_load(&listener_conns) >= 1); /* and the listener */
   rcache_close(c);
   close(proxy_fd);
-  raw_del();
+  raw_del("ready");
+  for (int round = 0; round < ROUNDS; round++) {
+    char key[16];
+    snprintf(key, sizeof key, "r%d", round);
+    raw_del(key);
+  }
   return test_report("test_near_race");
 }

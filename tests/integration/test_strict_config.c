@@ -9,6 +9,11 @@
  *
  * The password-change case uses an ACL user of its own (created and deleted here through
  * the TCP server's default user), so no other test's user is touched.
+ *
+ * Every open against a server that answers has generous deadlines (VERDICT_MS): a connect
+ * or TLS handshake that times out is "the server is slow", no verdict on the password or
+ * the certificate (the refusal comes inside the handshake, before any wait could end it),
+ * so on a loaded machine a short deadline would make the expected refusal an outage.
  */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -19,6 +24,7 @@
 #include "test.h"
 
 #define USER "h9strict"
+#define VERDICT_MS 10000 /* connect and command deadlines: the server always answers first */
 
 static int port;
 
@@ -46,6 +52,8 @@ static rcache_options strict(void) {
   o.strict_config = true;
   o.log_fn = quiet;
   o.breaker_failures = 1;
+  o.connect_timeout_ms = VERDICT_MS;
+  o.command_timeout_ms = VERDICT_MS;
   return o;
 }
 
