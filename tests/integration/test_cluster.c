@@ -112,8 +112,8 @@ static void test_detection(const char *url, const char *seeds, int port) {
   /* A seed list whose first node is dead: the map comes from the next one. */
   int dead = rp_free_port();
   char url2[256];
-  snprintf(url2, sizeof url2, "redis://127.0.0.1:%d,127.0.0.1:%d?connect_timeout_ms=%d", dead,
-           port, AWAIT_MS); /* refused at once: the deadline is for a loaded machine */
+  snprintf(url2, sizeof url2, "redis://127.0.0.1:%d,127.0.0.1:%d?connect_timeout_ms=%d", dead, port,
+           AWAIT_MS); /* refused at once: the deadline is for a loaded machine */
   c = open_url(url2);
   CHECK_STR(rcache_mode(c), "cluster");
   rcache_value v;

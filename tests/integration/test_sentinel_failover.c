@@ -165,8 +165,7 @@ int main(void) {
 
   /* without the password: fallback mode, and the reason is authentication (a deadline
    * that lets the refusal come first on a loaded machine) */
-  snprintf(url, sizeof url, "redis+sentinel://%s/" GROUP "?connect_timeout_ms=%d", hosts,
-           AWAIT_MS);
+  snprintf(url, sizeof url, "redis+sentinel://%s/" GROUP "?connect_timeout_ms=%d", hosts, AWAIT_MS);
   rcache *c = NULL;
   CHECK_EQ(rcache_open(&c, url, NULL), RCACHE_OK);
   rcache_value v = {NULL, 0};
