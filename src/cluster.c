@@ -58,6 +58,9 @@ typedef struct cluster {
   pthread_t refresher;
   pthread_mutex_t refresh_mu; /* one refresh at a time */
   atomic_bool near_on;        /* the near table is ours to feed (decided at open) */
+  bool near_hold;             /* a seed list's first contact holds the near table (a source) */
+  rcache_status first_s;      /* the seed list's first map (seeds_first) */
+  bool seeds;                 /* opened for a seed list: its first contact is its own */
 } cluster;
 
 #define CL(b) ((cluster *)(b))
@@ -818,6 +821,8 @@ static void version_of(const redisReply *info, char *out, size_t size) {
 /* Healthy when every master answers PING. All are asked at once (one deadline, however
  * many stall); the latency is the whole exchange's, so the slowest master's. */
 static rcache_status cluster_health(rcache__backend *be, rcache_health *h) {
+  if (CL(be)->seeds) /* a seed list's first map: part of the answer */
+    rcache__redis_first_contact_wait(&CL(be)->r);
   cluster *cl = CL(be);
   cnode **m;
   size_t n;
@@ -900,6 +905,7 @@ static bool cluster_server(rcache__backend *be, size_t i, rcache__server_gauges 
 
 static void cluster_destroy(rcache__backend *be) {
   cluster *cl = CL(be);
+  rcache__redis_first_contact_join(&cl->r); /* it starts the refresher and uses the nodes */
   pthread_mutex_lock(&cl->mu);
   cl->stop = true;
   pthread_cond_broadcast(&cl->wake);
@@ -927,6 +933,7 @@ static void cluster_after_fork(rcache__backend *be) {
   rcache__cond_init_mono(&cl->wake);
   cl->stop = false;
   atomic_store(&cl->refresh_wanted, false);
+  rcache__redis_first_contact_after_fork(&cl->r); /* the refresher below asks for the map */
   for (size_t i = 0; i < cl->nnodes; i++) {
     pthread_mutex_init(&cl->nodes[i]->trk_mu, NULL);
     rcache__tracked_pool_after_fork(cl->nodes[i]->pool, cl->nodes[i]->trk);
@@ -953,9 +960,58 @@ static const rcache__backend_ops cluster_ops = {
     .stats = cluster_stats,
     .server = cluster_server,
     .after_fork = cluster_after_fork,
+    .await_first = rcache__redis_await_first,
 };
 
-rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out) {
+/* The first map, bounded by connect_timeout_ms, then the refresher. Without the map the
+ * handle still works: calls go to a seed (which redirects) and the refresher keeps asking.
+ * The near cache works only when the map came now (its listeners are started with it).
+ * RCACHE_ENOMEM when memory ran out and `can_fail` (nothing started then); otherwise that
+ * too is "no map yet", asked again by the refresher. */
+static rcache_status first_map(cluster *cl, bool can_fail) {
+  rcache__ctx *ctx = cl->r.base.ctx;
+  rcache_status m = refresh(cl, rcache__now_us() + (int64_t)ctx->opt.connect_timeout_ms * 1000);
+  if (m == RCACHE_ENOMEM && can_fail) return m; /* reported, not worked around */
+  if (m != RCACHE_OK) {
+    atomic_store(&cl->near_on, false);
+    rcache__log(ctx, RCACHE_LOG_WARN,
+                "cluster: no slot map yet (%s); retrying in the background (%s)",
+                rcache__err_peek(), ctx->url.redacted ? ctx->url.redacted : "");
+    if (ctx->near)
+      rcache__log(ctx, RCACHE_LOG_WARN,
+                  "cluster: near cache off (the slot map was not known at open)");
+  }
+  rcache__err_clear();
+  /* the refresher starts after the first map: the near cache's decision above is final */
+  if (pthread_create(&cl->refresher, NULL, refresher_main, cl) != 0) {
+    if (can_fail) return RCACHE_ENOMEM;
+    rcache__log(ctx, RCACHE_LOG_WARN, "cluster: no refresher thread: the map follows MOVED only");
+    return RCACHE_OK;
+  }
+  cl->has_thread = true;
+  return RCACHE_OK;
+}
+
+/* A seed list's first contact: the first map (then its masters' listeners' first attempt,
+ * so that the first calls find the near cache serving), and the near table released. */
+static void seeds_first(rcache__redis *r) {
+  cluster *cl = CL(r);
+  rcache__ctx *ctx = r->base.ctx;
+  const rcache_options *o = &ctx->opt;
+  int64_t start = rcache__now_us();
+  /* with strict_config open waits for this and fails on ENOMEM (nothing started) */
+  cl->first_s = first_map(cl, o->strict_config);
+  if (cl->first_s != RCACHE_OK) return;
+  if (!o->strict_config)
+    rcache__cluster_wait_listeners(
+        &r->base, start + (int64_t)(o->connect_timeout_ms + o->command_timeout_ms) * 1000);
+  if (cl->near_hold) { /* the listeners (if the map came) are the sources now */
+    cl->near_hold = false;
+    if (atomic_load(&cl->near_on)) rcache__near_remove_source(ctx->near, true);
+  }
+}
+
+rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out, bool seeds) {
   if (ctx->url.db != 0) {
     rcache__errf("URL: database %d: a Redis Cluster has only database 0", ctx->url.db);
     return RCACHE_EURL;
@@ -980,30 +1036,25 @@ rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out) {
     cluster_destroy(&cl->r.base);
     return s;
   }
-  /* The first map, bounded by connect_timeout_ms. Without it the handle still opens: calls
-   * go to a seed (which redirects) and the refresher keeps asking. The near cache works
-   * only when the map came now: the handle drops its table when no listener registered. */
-  rcache_status m = refresh(cl, rcache__now_us() + (int64_t)ctx->opt.connect_timeout_ms * 1000);
-  if (m == RCACHE_ENOMEM) { /* reported, not worked around with the near cache off */
+  cl->seeds = seeds;
+  if (!seeds) {
+    s = first_map(cl, true);
+  } else {
+    /* in the background (open waits for no server): the near table is held by one source
+     * of ours that never unblocks, so it neither serves nor is dropped by open for want of
+     * a listener, until the map (and the listeners it starts) came, or for good if not */
+    if (ctx->near) {
+      rcache__near_add_source(ctx->near);
+      cl->near_hold = true;
+    }
+    rcache__redis_first_contact(&cl->r, seeds_first);
+    if (!cl->r.has_first) s = cl->first_s; /* made here (strict_config): ENOMEM fails open */
+  }
+  if (s != RCACHE_OK) {
+    if (cl->near_hold) rcache__near_remove_source(ctx->near, true);
     cluster_destroy(&cl->r.base);
-    return m;
+    return s;
   }
-  if (m != RCACHE_OK) {
-    atomic_store(&cl->near_on, false);
-    rcache__log(ctx, RCACHE_LOG_WARN,
-                "cluster: no slot map yet (%s); retrying in the background (%s)",
-                rcache__err_peek(), ctx->url.redacted ? ctx->url.redacted : "");
-    if (ctx->near)
-      rcache__log(ctx, RCACHE_LOG_WARN,
-                  "cluster: near cache off (the slot map was not known at open)");
-  }
-  rcache__err_clear();
-  /* the refresher starts after the first map: the near cache's decision above is final */
-  if (pthread_create(&cl->refresher, NULL, refresher_main, cl) != 0) {
-    cluster_destroy(&cl->r.base);
-    return RCACHE_ENOMEM;
-  }
-  cl->has_thread = true;
   *out = &cl->r.base;
   return RCACHE_OK;
 }

@@ -935,7 +935,7 @@ static bool detect(standalone *sa, bool first, rcache_status *why) {
   rcache__backend *cl = NULL;
   if (s == RCACHE_OK && yes && !successor(&sa->r)) {
     int sources = ctx->near ? rcache__near_sources(ctx->near) : 0;
-    s = rcache__cluster_open(ctx, &cl);
+    s = rcache__cluster_open(ctx, &cl, false);
     /* a cluster backend without listeners (no map yet) would fill the near table with
      * values nobody invalidates: a source that never unblocks keeps it from serving */
     if (s == RCACHE_OK && ctx->near && rcache__near_sources(ctx->near) == sources)
@@ -1002,7 +1002,7 @@ rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out) {
   const rcache__url *u = &ctx->url;
   if (u->scheme == RCACHE__SCHEME_SENTINEL) return rcache__sentinel_open(ctx, out);
   if ((u->scheme == RCACHE__SCHEME_REDIS || u->scheme == RCACHE__SCHEME_REDISS) && u->nhosts > 1)
-    return rcache__cluster_open(ctx, out);
+    return rcache__cluster_open(ctx, out, true);
   standalone *sa = rcache__calloc(1, sizeof *sa);
   if (!sa) return RCACHE_ENOMEM;
   rcache__redis *r = &sa->r;

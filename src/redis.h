@@ -142,8 +142,11 @@ rcache_status rcache__redis_add_sets(rcache__cmds *b, const char *const *keys, c
 /* PING latency and the server version from INFO server. */
 rcache_status rcache__redis_health_node(rcache__redis *r, rcache__pool *p, rcache_health *h);
 
-/* Topology openers (cluster.c, sentinel.c). */
-rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out);
+/* Topology openers (cluster.c, sentinel.c). A cluster opened for a seed list (`seeds`)
+ * reads its first map in its first contact (rcache__redis_first_contact); one opened for a
+ * one-host URL's detection, already in a first contact or a call, reads it before it
+ * returns (RCACHE_ENOMEM when memory ran out there). */
+rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out, bool seeds);
 /* Waits, until deadline_us at most, for the first attempt of every near-cache listener the
  * cluster backend be has started (the first contact's part of a cluster found by it). */
 void rcache__cluster_wait_listeners(rcache__backend *be, int64_t deadline_us);

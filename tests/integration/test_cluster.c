@@ -89,6 +89,7 @@ static void test_detection(const char *url, const char *seeds, int port) {
 
   c = open_url(seeds);
   CHECK_STR(rcache_mode(c), "cluster");
+  wait_first_contact(c); /* it reads the slot map, in the background */
   CHECK_EQ(rcache_set(c, "seeds", "1", 1, 60), RCACHE_OK);
   rcache_close(c);
 
@@ -116,6 +117,7 @@ static void test_detection(const char *url, const char *seeds, int port) {
            AWAIT_MS); /* refused at once: the deadline is for a loaded machine */
   c = open_url(url2);
   CHECK_STR(rcache_mode(c), "cluster");
+  wait_first_contact(c);
   rcache_value v;
   CHECK_EQ(rcache_get(c, "seeds", &v), RCACHE_OK);
   CHECK(v.len == 1 && v.data[0] == '1');
