@@ -164,6 +164,9 @@ static void inflight_del(rcache__async *a, aop *op) {
     a->inflight = op->next;
   if (op->next) op->next->prev = op->prev;
   op->prev = op->next = NULL;
+  /* nothing in flight: the loop has no timer (rcache_async_timeout_ms says -1), so the next
+   * operation must wake it (submit), however early min_dl had stayed */
+  if (!a->inflight) a->min_dl = INT64_MAX;
 }
 
 static void min_recompute(rcache__async *a) {

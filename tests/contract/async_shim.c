@@ -256,122 +256,122 @@ static void load_json(void *ud, const char *key, rcache_load *ld) {
 
 /* ---- the calls ------------------------------------------------------------------------------ */
 
-SHIM(rcache_status ct_get(rcache *c, const char *key, rcache_value *out), rcache_get(c, key, out),
+SHIM(rcache_status cts_get(rcache *c, const char *key, rcache_value *out), rcache_get(c, key, out),
      out, NONE, rcache_get_async(c, key, on_value, r))
-SHIM(rcache_status ct_set(rcache *c, const char *key, const void *data, size_t len, int64_t ttl_s),
+SHIM(rcache_status cts_set(rcache *c, const char *key, const void *data, size_t len, int64_t ttl_s),
      rcache_set(c, key, data, len, ttl_s), NONE, NONE,
      rcache_set_async(c, key, data, len, ttl_s, on_status, r))
-SHIM(rcache_status ct_delete(rcache *c, const char *key), rcache_delete(c, key), NONE, NONE,
+SHIM(rcache_status cts_delete(rcache *c, const char *key), rcache_delete(c, key), NONE, NONE,
      rcache_delete_async(c, key, on_status, r))
-SHIM(rcache_status ct_delete_prefix(rcache *c, const char *prefix, uint64_t *deleted),
+SHIM(rcache_status cts_delete_prefix(rcache *c, const char *prefix, uint64_t *deleted),
      rcache_delete_prefix(c, prefix, deleted), deleted, NONE,
      rcache_delete_prefix_async(c, prefix, on_count, r))
-SHIM(rcache_status ct_delete_pattern(rcache *c, const char *glob, uint64_t *deleted),
+SHIM(rcache_status cts_delete_pattern(rcache *c, const char *glob, uint64_t *deleted),
      rcache_delete_pattern(c, glob, deleted), deleted, NONE,
      rcache_delete_pattern_async(c, glob, on_count, r))
-SHIM(rcache_status ct_get_or_set(rcache *c, const char *key, int64_t ttl_s, rcache_loader_fn load,
-                                 void *ud, rcache_value *out),
+SHIM(rcache_status cts_get_or_set(rcache *c, const char *key, int64_t ttl_s, rcache_loader_fn load,
+                                  void *ud, rcache_value *out),
      rcache_get_or_set(c, key, ttl_s, load, ud, out), out, load ? NONE : NULL,
      (WRAP(fn, load, ud), rcache_get_or_set_async(c, key, ttl_s, load_bytes, &r->w, on_value, r)))
-SHIM(rcache_status ct_incr(rcache *c, const char *key, int64_t by, int64_t *out),
+SHIM(rcache_status cts_incr(rcache *c, const char *key, int64_t by, int64_t *out),
      rcache_incr(c, key, by, out), out, NONE, rcache_incr_async(c, key, by, on_int, r))
-SHIM(rcache_status ct_decr(rcache *c, const char *key, int64_t by, int64_t *out),
+SHIM(rcache_status cts_decr(rcache *c, const char *key, int64_t by, int64_t *out),
      rcache_decr(c, key, by, out), out, NONE, rcache_decr_async(c, key, by, on_int, r))
-SHIM(rcache_status ct_incr_expire(rcache *c, const char *key, int64_t by, int64_t ttl_s,
-                                  int64_t *out),
+SHIM(rcache_status cts_incr_expire(rcache *c, const char *key, int64_t by, int64_t ttl_s,
+                                   int64_t *out),
      rcache_incr_expire(c, key, by, ttl_s, out), out, NONE,
      rcache_incr_expire_async(c, key, by, ttl_s, on_int, r))
-SHIM(rcache_status ct_rate_limit(rcache *c, const char *key, int64_t limit, int64_t window_s,
-                                 bool *allowed, int64_t *count),
+SHIM(rcache_status cts_rate_limit(rcache *c, const char *key, int64_t limit, int64_t window_s,
+                                  bool *allowed, int64_t *count),
      rcache_rate_limit(c, key, limit, window_s, allowed, count), allowed, count,
      rcache_rate_limit_async(c, key, limit, window_s, on_rate, r))
-SHIM(rcache_status ct_exists(rcache *c, const char *key, bool *exists),
+SHIM(rcache_status cts_exists(rcache *c, const char *key, bool *exists),
      rcache_exists(c, key, exists), exists, NONE, rcache_exists_async(c, key, on_bool, r))
-SHIM(rcache_status ct_ttl(rcache *c, const char *key, int64_t *ttl_s), rcache_ttl(c, key, ttl_s),
+SHIM(rcache_status cts_ttl(rcache *c, const char *key, int64_t *ttl_s), rcache_ttl(c, key, ttl_s),
      ttl_s, NONE, rcache_ttl_async(c, key, on_int, r))
-SHIM(rcache_status ct_get_many(rcache *c, const char *const *keys, size_t n, rcache_value *vals,
-                               rcache_status *statuses),
+SHIM(rcache_status cts_get_many(rcache *c, const char *const *keys, size_t n, rcache_value *vals,
+                                rcache_status *statuses),
      rcache_get_many(c, keys, n, vals, statuses), vals, statuses,
      (r->n = n, rcache_get_many_async(c, keys, n, on_many, r)))
-SHIM(rcache_status ct_set_many(rcache *c, const char *const *keys, const rcache_value *vals,
-                               size_t n, int64_t ttl_s),
+SHIM(rcache_status cts_set_many(rcache *c, const char *const *keys, const rcache_value *vals,
+                                size_t n, int64_t ttl_s),
      rcache_set_many(c, keys, vals, n, ttl_s), NONE, NONE,
      rcache_set_many_async(c, keys, vals, n, ttl_s, on_status, r))
-SHIM(rcache_status ct_health_check(rcache *c, rcache_health *h), rcache_health_check(c, h), h, NONE,
-     rcache_health_check_async(c, on_health, r))
+SHIM(rcache_status cts_health_check(rcache *c, rcache_health *h), rcache_health_check(c, h), h,
+     NONE, rcache_health_check_async(c, on_health, r))
 
 /* tags */
-SHIM(rcache_status ct_set_tagged(rcache *c, const char *key, const void *data, size_t len,
-                                 int64_t ttl_s, const char *const *tags, size_t ntags),
+SHIM(rcache_status cts_set_tagged(rcache *c, const char *key, const void *data, size_t len,
+                                  int64_t ttl_s, const char *const *tags, size_t ntags),
      rcache_set_tagged(c, key, data, len, ttl_s, tags, ntags), NONE, NONE,
      rcache_set_tagged_async(c, key, data, len, ttl_s, tags, ntags, on_status, r))
-SHIM(rcache_status ct_get_tagged(rcache *c, const char *key, const char *const *tags, size_t ntags,
-                                 rcache_value *out),
+SHIM(rcache_status cts_get_tagged(rcache *c, const char *key, const char *const *tags, size_t ntags,
+                                  rcache_value *out),
      rcache_get_tagged(c, key, tags, ntags, out), out, NONE,
      rcache_get_tagged_async(c, key, tags, ntags, on_value, r))
-SHIM(rcache_status ct_invalidate_tag(rcache *c, const char *tag), rcache_invalidate_tag(c, tag),
+SHIM(rcache_status cts_invalidate_tag(rcache *c, const char *tag), rcache_invalidate_tag(c, tag),
      NONE, NONE, rcache_invalidate_tag_async(c, tag, on_status, r))
-SHIM(rcache_status ct_clear(rcache *c), rcache_clear(c), NONE, NONE,
+SHIM(rcache_status cts_clear(rcache *c), rcache_clear(c), NONE, NONE,
      rcache_clear_async(c, on_status, r))
-SHIM(rcache_status ct_get_or_set_tagged(rcache *c, const char *key, int64_t ttl_s,
-                                        const char *const *tags, size_t ntags,
-                                        rcache_tagged_loader_fn load, void *ud, rcache_value *out),
+SHIM(rcache_status cts_get_or_set_tagged(rcache *c, const char *key, int64_t ttl_s,
+                                         const char *const *tags, size_t ntags,
+                                         rcache_tagged_loader_fn load, void *ud, rcache_value *out),
      rcache_get_or_set_tagged(c, key, ttl_s, tags, ntags, load, ud, out), out, load ? NONE : NULL,
      (WRAP(tagged, load, ud),
       rcache_get_or_set_tagged_async(c, key, ttl_s, tags, ntags, load_tagged, &r->w, on_value, r)))
 
 /* typed values */
-SHIM(rcache_status ct_set_str(rcache *c, const char *key, const char *s, int64_t ttl_s),
+SHIM(rcache_status cts_set_str(rcache *c, const char *key, const char *s, int64_t ttl_s),
      rcache_set_str(c, key, s, ttl_s), NONE, NONE,
      rcache_set_str_async(c, key, s, ttl_s, on_status, r))
-SHIM(rcache_status ct_get_str(rcache *c, const char *key, char **out), rcache_get_str(c, key, out),
+SHIM(rcache_status cts_get_str(rcache *c, const char *key, char **out), rcache_get_str(c, key, out),
      out, NONE, rcache_get_str_async(c, key, on_str, r))
-SHIM(rcache_status ct_set_i64(rcache *c, const char *key, int64_t v, int64_t ttl_s),
+SHIM(rcache_status cts_set_i64(rcache *c, const char *key, int64_t v, int64_t ttl_s),
      rcache_set_i64(c, key, v, ttl_s), NONE, NONE,
      rcache_set_i64_async(c, key, v, ttl_s, on_status, r))
-SHIM(rcache_status ct_get_i64(rcache *c, const char *key, int64_t *out),
+SHIM(rcache_status cts_get_i64(rcache *c, const char *key, int64_t *out),
      rcache_get_i64(c, key, out), out, NONE, rcache_get_i64_async(c, key, on_int, r))
-SHIM(rcache_status ct_set_double(rcache *c, const char *key, double v, int64_t ttl_s),
+SHIM(rcache_status cts_set_double(rcache *c, const char *key, double v, int64_t ttl_s),
      rcache_set_double(c, key, v, ttl_s), NONE, NONE,
      rcache_set_double_async(c, key, v, ttl_s, on_status, r))
-SHIM(rcache_status ct_get_double(rcache *c, const char *key, double *out),
+SHIM(rcache_status cts_get_double(rcache *c, const char *key, double *out),
      rcache_get_double(c, key, out), out, NONE, rcache_get_double_async(c, key, on_double, r))
-SHIM(rcache_status ct_set_obj(rcache *c, const char *key, const rcache_codec *codec,
-                              const void *obj, int64_t ttl_s),
+SHIM(rcache_status cts_set_obj(rcache *c, const char *key, const rcache_codec *codec,
+                               const void *obj, int64_t ttl_s),
      rcache_set_obj(c, key, codec, obj, ttl_s), NONE, NONE,
      rcache_set_obj_async(c, key, codec, obj, ttl_s, on_status, r))
-SHIM(rcache_status ct_get_obj(rcache *c, const char *key, const rcache_codec *codec, void *obj),
+SHIM(rcache_status cts_get_obj(rcache *c, const char *key, const rcache_codec *codec, void *obj),
      rcache_get_obj(c, key, codec, obj), NONE, NONE,
      rcache_get_obj_async(c, key, codec, obj, on_status, r))
-SHIM(rcache_status ct_get_or_set_obj(rcache *c, const char *key, int64_t ttl_s,
-                                     const rcache_codec *codec, rcache_obj_loader_fn load, void *ud,
-                                     void *obj),
+SHIM(rcache_status cts_get_or_set_obj(rcache *c, const char *key, int64_t ttl_s,
+                                      const rcache_codec *codec, rcache_obj_loader_fn load,
+                                      void *ud, void *obj),
      rcache_get_or_set_obj(c, key, ttl_s, codec, load, ud, obj), NONE, load ? NONE : NULL,
      (WRAP(obj, load, ud),
       rcache_get_or_set_obj_async(c, key, ttl_s, codec, load_obj, &r->w, obj, on_status, r)))
 
 /* JSON */
-SHIM(rcache_status ct_set_json(rcache *c, const char *key, const json_t *v, int64_t ttl_s),
+SHIM(rcache_status cts_set_json(rcache *c, const char *key, const json_t *v, int64_t ttl_s),
      rcache_set_json(c, key, v, ttl_s), NONE, NONE,
      rcache_set_json_async(c, key, v, ttl_s, on_status, r))
-SHIM(rcache_status ct_get_json(rcache *c, const char *key, json_t **out),
+SHIM(rcache_status cts_get_json(rcache *c, const char *key, json_t **out),
      rcache_get_json(c, key, out), out, NONE, rcache_get_json_async(c, key, on_json, r))
-SHIM(rcache_status ct_get_or_set_json(rcache *c, const char *key, int64_t ttl_s,
-                                      rcache_json_loader_fn load, void *ud, json_t **out),
+SHIM(rcache_status cts_get_or_set_json(rcache *c, const char *key, int64_t ttl_s,
+                                       rcache_json_loader_fn load, void *ud, json_t **out),
      rcache_get_or_set_json(c, key, ttl_s, load, ud, out), out, load ? NONE : NULL,
      (WRAP(json, load, ud),
       rcache_get_or_set_json_async(c, key, ttl_s, load_json, &r->w, on_json, r)))
-SHIM(rcache_status ct_set_json_tagged(rcache *c, const char *key, const json_t *v, int64_t ttl_s,
-                                      const char *const *tags, size_t ntags),
+SHIM(rcache_status cts_set_json_tagged(rcache *c, const char *key, const json_t *v, int64_t ttl_s,
+                                       const char *const *tags, size_t ntags),
      rcache_set_json_tagged(c, key, v, ttl_s, tags, ntags), NONE, NONE,
      rcache_set_json_tagged_async(c, key, v, ttl_s, tags, ntags, on_status, r))
-SHIM(rcache_status ct_get_json_tagged(rcache *c, const char *key, const char *const *tags,
-                                      size_t ntags, json_t **out),
+SHIM(rcache_status cts_get_json_tagged(rcache *c, const char *key, const char *const *tags,
+                                       size_t ntags, json_t **out),
      rcache_get_json_tagged(c, key, tags, ntags, out), out, NONE,
      rcache_get_json_tagged_async(c, key, tags, ntags, on_json, r))
-SHIM(rcache_status ct_get_or_set_json_tagged(rcache *c, const char *key, int64_t ttl_s,
-                                             const char *const *tags, size_t ntags,
-                                             rcache_json_loader_fn load, void *ud, json_t **out),
+SHIM(rcache_status cts_get_or_set_json_tagged(rcache *c, const char *key, int64_t ttl_s,
+                                              const char *const *tags, size_t ntags,
+                                              rcache_json_loader_fn load, void *ud, json_t **out),
      rcache_get_or_set_json_tagged(c, key, ttl_s, tags, ntags, load, ud, out), out,
      load ? NONE : NULL,
      (WRAP(json, load, ud), rcache_get_or_set_json_tagged_async(c, key, ttl_s, tags, ntags,

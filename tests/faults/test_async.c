@@ -132,7 +132,7 @@ static void loader(void *ud, const char *key, rcache_load *ld) {
 static void start(int i, uint64_t n) {
   slot *x = &R.s[i];
   *x = (slot){.op = (int)((n + (uint64_t)i) % A_N), .key = i % KEYS};
-  char key[32], val[32];
+  char key[32], val[48];
   key_of(x->key, key, sizeof key);
   snprintf(val, sizeof val, "val:%s", key);
   x->start_us = load_now_us();
