@@ -275,10 +275,10 @@ static void loader(void *ud, const char *key, rcache_load *ld) {
     l->pending = ld; /* a database query in flight on the same loop */
 }
 
-/* Runs the loop until l's loader has been called and left its load pending (10 s at most). */
-static void wait_pending(rcache *c, lctx *l) {
+/* Runs the loop until a loader has been called and left its load in *ld (10 s at most). */
+static void wait_load(rcache *c, rcache_load *const *ld) {
   int64_t end = now_us() + 10000000;
-  while (!l->pending && now_us() < end) {
+  while (!*ld && now_us() < end) {
     struct pollfd p = {.fd = rcache_async_fd(c), .events = POLLIN};
     (void)poll(&p, 1, 100);
     rcache_async_process(c);
@@ -296,7 +296,7 @@ static void test_get_or_set(const char *url) {
   rcache_delete(c, "gos:k");
   START_OK(&r[0], rcache_get_or_set_async(c, "gos:k", 60, loader, &l, on_value, &r[0]));
   /* the loader runs on the loop, then the operation waits for it without a deadline */
-  wait_pending(c, &l);
+  wait_load(c, &l.pending);
   CHECK(l.pending != NULL);
   CHECK_STR(l.key, "gos:k");
   CHECK_EQ(rcache_async_timeout_ms(c), -1); /* only a load out: no deadline to watch */
@@ -626,7 +626,7 @@ static void test_close_loader(const char *url) {
   lctx l = {0};
   rec g = {.done = &done};
   START_OK(&g, rcache_get_or_set_async(c, "cl:k", 60, loader, &l, on_value, &g));
-  wait_pending(c, &l);
+  wait_load(c, &l.pending);
   CHECK(l.pending != NULL);
   rcache_close(c);
   CHECK_EQ(g.calls, 1);
@@ -637,9 +637,11 @@ static void test_close_loader(const char *url) {
 
 /* ---- tags: the loader adds a tag from a later turn of the loop ------------------------------- */
 
+/* A tagged or object loader's load, held to be finished from a later turn of the loop. */
 typedef struct tload {
   int calls;
   rcache_tags *tags;
+  void *obj;
   rcache_load *ld;
 } tload;
 
@@ -650,17 +652,6 @@ static void tagged_loader(void *ud, const char *key, rcache_tags *tags, rcache_l
   if (!pthread_equal(pthread_self(), loop_thread)) t->calls += 100; /* seen as a wrong count */
   t->tags = tags;
   t->ld = ld; /* finished later, from the loop */
-}
-
-/* Runs the loop until t's loader has been called (10 s at most). */
-static void wait_tagged(rcache *c, tload *t) {
-  int64_t end = now_us() + 10000000;
-  while (!t->ld && now_us() < end) {
-    struct pollfd p = {.fd = rcache_async_fd(c), .events = POLLIN};
-    (void)poll(&p, 1, 100);
-    rcache_async_process(c);
-  }
-  CHECK(t->ld != NULL);
 }
 
 static void test_tags(const char *url) {
@@ -675,7 +666,8 @@ static void test_tags(const char *url) {
   tload t = {0};
   START_OK(&r[0], rcache_get_or_set_tagged_async(c, "tg:k", 60, up, 1, tagged_loader, &t, on_value,
                                                  &r[0]));
-  wait_tagged(c, &t);
+  wait_load(c, &t.ld);
+  CHECK(t.ld != NULL);
   if (t.ld) { /* a later turn of the loop: the query answered */
     CHECK_EQ(rcache_tags_add(t.tags, "later"), RCACHE_OK);
     rcache_value v = {strdup("tagged"), 6};
@@ -723,7 +715,8 @@ static void test_tags(const char *url) {
   rcache_delete(c, "tg:c");
   START_OK(
       &g, rcache_get_or_set_tagged_async(c, "tg:c", 60, NULL, 0, tagged_loader, &t2, on_value, &g));
-  wait_tagged(c, &t2);
+  wait_load(c, &t2.ld);
+  CHECK(t2.ld != NULL);
   rcache_close(c);
   CHECK_EQ(g.calls, 1);
   CHECK_EQ(g.s, RCACHE_EUNAVAILABLE);
@@ -758,15 +751,9 @@ static rcache_status pt_decode(const char *data, size_t len, void *obj, void *ud
   return sscanf(data, "%d,%d", &p->x, &p->y) == 2 ? RCACHE_OK : RCACHE_EDECODE;
 }
 
-typedef struct oload {
-  int calls;
-  void *obj;
-  rcache_load *ld;
-} oload;
-
 static void obj_loader(void *ud, const char *key, void *obj, rcache_load *ld) {
   (void)key;
-  oload *l = ud;
+  tload *l = ud;
   l->calls++;
   l->obj = obj;
   l->ld = ld;
@@ -795,16 +782,11 @@ static void test_objects(const char *url) {
   CHECK_EQ(r[2].s, RCACHE_EIO); /* as rcache_set_obj returns the encoder's error */
   /* get_or_set_obj: the loader fills the object on the loop, later */
   rcache_delete(c, "ob:g");
-  oload l = {0};
+  tload l = {0};
   point g = {0, 0};
   START_OK(&r[3], rcache_get_or_set_obj_async(c, "ob:g", 60, &codec, obj_loader, &l, &g, on_status,
                                               &r[3]));
-  int64_t end = now_us() + 10000000;
-  while (!l.ld && now_us() < end) {
-    struct pollfd pf = {.fd = rcache_async_fd(c), .events = POLLIN};
-    (void)poll(&pf, 1, 100);
-    rcache_async_process(c);
-  }
+  wait_load(c, &l.ld);
   CHECK(l.ld != NULL && l.obj == &g);
   if (l.ld) {
     g = (point){7, 8};
