@@ -492,7 +492,10 @@ static rcache__async *async_new(rcache *c) {
   pthread_cond_init(&a->cv, NULL);
   a->min_dl = INT64_MAX;
   const rcache_options *o = &c->ctx.opt;
-  a->budget_us = ((int64_t)o->connect_timeout_ms + o->command_timeout_ms) * 1000;
+  /* the blocking call's bound plus one command timeout: the wait for a worker and the
+   * hand-offs, so that a loaded machine does not turn an answer the blocking call gives into
+   * an expiry (docs/async.md, "Deadlines") */
+  a->budget_us = ((int64_t)o->connect_timeout_ms + 2 * (int64_t)o->command_timeout_ms) * 1000;
   a->load_budget_us = 2 * a->budget_us + (int64_t)o->flight_wait_ms * 1000;
   a->c = c;
   return a;

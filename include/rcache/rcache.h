@@ -718,8 +718,9 @@ RCACHE_API rcache_status rcache_get_or_set_obj(rcache *c, const char *key, int64
  *  - A callback never runs before the starting call has returned, not even for a near-cache
  *    hit or a breaker's fast fail: it runs in a later rcache_async_process(). A callback may
  *    start new operations.
- *  - Deadline: a callback runs by start + connect_timeout_ms + command_timeout_ms (get_or_set:
- *    + flight_wait_ms + another round trip; the time the loader of rcache_get_or_set_async
+ *  - Deadline: a callback runs by start + connect_timeout_ms + 2 x command_timeout_ms (one
+ *    command timeout more than the blocking call: the wait for a worker; get_or_set: twice
+ *    that + flight_wait_ms + another round trip; the time the loader of rcache_get_or_set_async
  *    takes does not count), plus the time until the loop next calls rcache_async_process().
  *    An operation that has not finished by then completes with the status the blocking call
  *    gives for an unreachable cache (RCACHE_EUNAVAILABLE; rate_limit with *allowed as
@@ -908,7 +909,7 @@ typedef void (*rcache_async_count_fn)(void *ud, rcache_status s, uint64_t delete
 
 /* rcache_delete_prefix() and rcache_delete_pattern() without blocking: cb gets their status and
  * the number of keys deleted. The deadline is per batch (one SCAN and one UNLINK per server):
- * each batch moves it on by two connect_timeout_ms + command_timeout_ms, so a long deletion
+ * each batch moves it on by two operation deadlines (see above), so a long deletion
  * runs to its end while one that stalls completes with RCACHE_EUNAVAILABLE and the keys deleted
  * by then; it then stops after the batch under way. */
 RCACHE_API rcache_status rcache_delete_prefix_async(rcache *c, const char *prefix,

@@ -5,7 +5,7 @@
  * the server, behind a proxy, is killed and restarted, SIGSTOPped and resumed, and stalled by
  * the proxy (black hole). For every operation:
  *  - its callback runs exactly once, on the loop's thread, never before its start returned;
- *  - by its deadline (connect + command timeout; get_or_set: its longer budget plus the round
+ *  - by its deadline (connect + 2 x command timeout; get_or_set: its longer budget plus the round
  *    trip after its load) plus ASYNC_SLACK_MS, a generous bound for sanitizer builds on a shared
  *    machine: the lateness measured is printed, the bound only catches a lost deadline;
  *  - with a documented status (get OK / MISS / EUNAVAILABLE, set OK / EUNAVAILABLE, get_or_set
@@ -306,7 +306,7 @@ int main(void) {
   }
   R.c = x.c;
   R.loop = pthread_self();
-  R.budget_us = (LOAD_CONNECT_TIMEOUT_MS + LOAD_COMMAND_TIMEOUT_MS) * 1000LL;
+  R.budget_us = (LOAD_CONNECT_TIMEOUT_MS + 2 * LOAD_COMMAND_TIMEOUT_MS) * 1000LL;
   /* get_or_set: two deadlines and the flight wait (by default twice the command timeout), then,
    * its load done (the loader's time is not rcache's), one more round trip */
   R.gos_budget_us = 3 * R.budget_us + 2 * LOAD_COMMAND_TIMEOUT_MS * 1000LL;

@@ -550,7 +550,7 @@ static void test_stalled(void) {
   }
   /* the operations a worker never took complete by their deadline all the same */
   CHECK(pump(c, &done, OPS, 30000));
-  int64_t deadline = t0 + 2 * TIMEOUT_MS * 1000, late = 0;
+  int64_t deadline = t0 + 3 * TIMEOUT_MS * 1000, late = 0; /* connect + 2 x command */
   int unavailable = 0;
   for (int i = 0; i < OPS; i++) {
     if (r[i].s == RCACHE_EUNAVAILABLE) unavailable++;
