@@ -3,7 +3,7 @@
  * rcache_metrics_json(), wrapped with host name and pid, to
  * "<key_prefix>__rc:stats:<client_name>:<host>:<pid>" every publish_stats_s seconds from a
  * thread of its own, with a TTL of three intervals, so that `rcache stats --clients` and
- * `rcache top` can read every running process's figures with the access operators already
+ * `rcache watch` can read every running process's figures with the access operators already
  * have (docs/operations.md says why Redis rather than a local socket). Bounded: one SET of
  * at most PUBLISH_MAX bytes per interval, straight to the backend, so the handle's own
  * call figures do not count it. A failure is logged once (info) until a write succeeds,

@@ -220,7 +220,7 @@ typedef struct rcache_options {
    * publish_stats_s seconds a background thread of the handle writes its
    * rcache_metrics_json(), with the host name and pid, to the key
    * "<key_prefix>__rc:stats:<client_name>:<host>:<pid>" with a TTL of three intervals, for
-   * `rcache stats --clients` and `rcache top`; once more at rcache_close(), marked closed.
+   * `rcache stats --clients` and `rcache watch`; once more at rcache_close(), marked closed.
    * No password and no key is published (family names are, when key_family_segments is
    * set). A failed write is logged (info) and never affects calls. Redis servers only
    * (not memory:// or none://). URL: publish_stats_s=N. 0 (default) = off, at most 86400. */
