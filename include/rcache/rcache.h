@@ -223,7 +223,8 @@ typedef struct rcache_options {
    * "<key_prefix>__rc:stats:<client_name>:<host>:<pid>" with a TTL of three intervals, for
    * `rcache stats --clients` and `rcache watch`; once more at rcache_close(), marked closed.
    * No password and no key is published (family names are, when key_family_segments is
-   * set). A failed write is logged (info) and never affects calls. Redis servers only
+   * set). A failed write is logged (info) and never affects calls; rcache_open() fails with
+   * RCACHE_ENOMEM when the publisher cannot start (memory, a thread). Redis servers only
    * (not memory:// or none://). URL: publish_stats_s=N. 0 (default) = off, at most 86400. */
   unsigned publish_stats_s;
 
