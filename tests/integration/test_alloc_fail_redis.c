@@ -118,8 +118,9 @@ static void calls(aw *w, rcache *c) {
   AW_REC(w, s, h.mode);
 }
 
-static void redis_flow(aw *w, void *ud) {
-  target *tg = ud;
+/* A flow's start: tg's keys reset, the walk armed, the handle opened (NULL when it failed) and
+ * recorded. */
+static rcache *flow_open(aw *w, target *tg) {
   reset_keys(tg->admin);
   rcache *c = NULL;
   w->c = NULL;
@@ -127,8 +128,14 @@ static void redis_flow(aw *w, void *ud) {
   rcache_status s = rcache_open(&c, tg->url, &opt);
   if (s == RCACHE_ENOMEM && !*rcache_errmsg(NULL)) aw_fail(w, __LINE__, "ENOMEM without message");
   AW_REC(w, s, s == RCACHE_OK ? rcache_mode(c) : NULL);
+  w->c = c;
+  return c;
+}
+
+static void redis_flow(aw *w, void *ud) {
+  target *tg = ud;
+  rcache *c = flow_open(w, tg);
   if (c) {
-    w->c = c;
     calls(w, c);
     aw_tag_calls(w, c);
   }
@@ -212,15 +219,9 @@ static bool publishes_again(rcache *admin, rcache *c) {
 static void publish_flow(aw *w, void *ud) {
   target *tg = ud;
   char t[256];
-  reset_keys(tg->admin);
-  rcache *c = NULL;
-  w->c = NULL;
-  aw_arm(w);
-  rcache_status s = rcache_open(&c, tg->url, &opt);
-  if (s == RCACHE_ENOMEM && !*rcache_errmsg(NULL)) aw_fail(w, __LINE__, "ENOMEM without message");
-  AW_REC(w, s, s == RCACHE_OK ? rcache_mode(c) : NULL);
+  rcache *c = flow_open(w, tg);
+  rcache_status s;
   if (c) {
-    w->c = c;
     rcache_value v;
     aw_group(w);
     s = rcache_set(c, "k1", "value1", 6, 60);
