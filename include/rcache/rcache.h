@@ -209,7 +209,8 @@ typedef struct rcache_options {
    * count under "other". 0 (default) = off. */
   unsigned key_family_segments;
   /* Called once at the end of every timed call (see rcache_op; near-cache hits included,
-   * each then timed), on the calling thread: the way to plug in OpenTelemetry or any
+   * with a duration_us of 0: they take well under a microsecond and are not timed one by
+   * one), on the calling thread: the way to plug in OpenTelemetry or any
    * tracer. Must be fast and must not call back into this handle. NULL (default) = off,
    * which costs one predictable branch. */
   struct rcache_event_sink {
@@ -220,9 +221,10 @@ typedef struct rcache_options {
    * publish_stats_s seconds a background thread of the handle writes its
    * rcache_metrics_json(), with the host name and pid, to the key
    * "<key_prefix>__rc:stats:<client_name>:<host>:<pid>" with a TTL of three intervals, for
-   * `rcache stats --clients` and `rcache top`; once more at rcache_close(), marked closed.
+   * `rcache stats --clients` and `rcache watch`; once more at rcache_close(), marked closed.
    * No password and no key is published (family names are, when key_family_segments is
-   * set). A failed write is logged (info) and never affects calls. Redis servers only
+   * set). A failed write is logged (info) and never affects calls; rcache_open() fails with
+   * RCACHE_ENOMEM when the publisher cannot start (memory, a thread). Redis servers only
    * (not memory:// or none://). URL: publish_stats_s=N. 0 (default) = off, at most 86400. */
   unsigned publish_stats_s;
 
@@ -536,9 +538,9 @@ typedef struct rcache_event {
   rcache_op op;
   rcache_status status; /* what the call returned */
   const char *family;   /* the key's family ("" when off or not keyed) */
-  uint64_t duration_us;
-  const char *server; /* host:port or socket path of the configured server, or the mode */
-  size_t bytes;       /* value bytes read or written (0 when none) */
+  uint64_t duration_us; /* 0 for a near-cache hit (not timed: well under a microsecond) */
+  const char *server;   /* host:port or socket path of the configured server, or the mode */
+  size_t bytes;         /* value bytes read or written (0 when none) */
 } rcache_event;
 
 /* Everything above plus rcache_get_stats()'s figures and gauges as Prometheus text
