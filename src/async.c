@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #ifdef __linux__
@@ -31,6 +32,7 @@
 
 #include "handle.h"
 #include "rcache/json.h"
+#include "tags.h"
 
 #define DEFAULT_THREADS 16
 
@@ -46,14 +48,25 @@ typedef enum shape {
   S_MANY,   /* rcache_async_many_fn: vals, sts, n */
   S_STR,    /* rcache_async_str_fn: str */
   S_DOUBLE, /* rcache_async_double_fn: d */
-  S_JSON    /* rcache_async_json_fn: j */
+  S_JSON,   /* rcache_async_json_fn: j */
+  S_COUNT,  /* rcache_async_count_fn: u */
+  S_HEALTH  /* rcache_async_health_fn: h */
 } shape;
+
+/* The loader a get_or_set kind runs on the loop (run_loader), by its type. */
+typedef enum loader_type {
+  L_NONE,   /* no loader */
+  L_VALUE,  /* rcache_async_loader_fn: bytes (rcache_load_done) or JSON (_json) */
+  L_TAGGED, /* rcache_async_tagged_loader_fn: bytes, and tags in the load's own set */
+  L_OBJ     /* rcache_async_obj_loader_fn: fills op->obj, rcache_load_done(ld, s, NULL) */
+} loader_type;
 
 typedef struct aop aop;
 typedef struct kind {
   void (*run)(rcache *c, aop *op); /* on a worker: the blocking call, into op->s and outputs */
   shape shape;
-  bool load; /* get_or_set: a longer deadline, and a loader on the loop */
+  loader_type load; /* get_or_set: a longer deadline, and a loader on the loop */
+  bool batches;     /* delete_prefix/pattern: the deadline is per batch (batch_done) */
 } kind;
 
 struct rcache__async;
@@ -79,7 +92,12 @@ struct aop {
   rcache_value *invals;
   size_t n;
   json_t *jin;
-  rcache_async_loader_fn loader;
+  char **tags;
+  size_t ntags;
+  rcache_codec codec;   /* _obj: a copy (set_obj: the replay of its encoding, set_obj_async) */
+  void *obj;            /* _obj: the caller's object */
+  rcache_status pre;    /* set_obj: what the caller's encoder returned */
+  void (*loader)(void); /* of the kind's loader type */
   void *lud;
   rcache_load *ld; /* while the loader is out */
   /* outputs */
@@ -92,6 +110,9 @@ struct aop {
   json_t *j;
   rcache_value *vals;
   rcache_status *sts;
+  uint64_t u;       /* delete_prefix/pattern: keys deleted */
+  uint64_t seen;    /* the same at the last batch (a->mu): what an expired one reports */
+  rcache_health *h; /* health_check */
 };
 
 /* A load handed to the loop; refs: the worker waiting for it, and the loader (user). */
@@ -100,9 +121,11 @@ struct rcache_load {
   pthread_cond_t cv;
   int refs;
   bool done, abandoned;
+  bool novalue; /* an object's load: done with RCACHE_OK and no value */
   rcache_status s;
   rcache_value v;
   json_t *j;
+  rcache_tags *tags; /* a tagged load's (the loader's until rcache_load_done) */
   aop *op;
   rcache_load *next; /* loaders list */
 };
@@ -141,6 +164,9 @@ static void inflight_del(rcache__async *a, aop *op) {
     a->inflight = op->next;
   if (op->next) op->next->prev = op->prev;
   op->prev = op->next = NULL;
+  /* nothing in flight: the loop has no timer (rcache_async_timeout_ms says -1), so the next
+   * operation must wake it (submit), however early min_dl had stayed */
+  if (!a->inflight) a->min_dl = INT64_MAX;
 }
 
 static void min_recompute(rcache__async *a) {
@@ -210,6 +236,10 @@ static void free_op(aop *op) {
   for (size_t i = 0; op->keys && i < op->n; i++)
     rcache__free(op->keys[i]);
   rcache__free(op->keys);
+  for (size_t i = 0; op->tags && i < op->ntags; i++)
+    rcache__free(op->tags[i]);
+  rcache__free(op->tags);
+  rcache__free(op->h);
   for (size_t i = 0; op->invals && i < op->n; i++)
     rcache__free(op->invals[i].data);
   rcache__free(op->invals);
@@ -276,6 +306,16 @@ static void deliver(rcache *c, aop *op, rcache_status s) {
   case S_JSON:
     ((rcache_async_json_fn)op->cb)(ud, s, got ? op->j : NULL);
     break;
+  case S_COUNT: /* an expired deletion: the keys it had deleted by its last batch */
+    ((rcache_async_count_fn)op->cb)(ud, s, got ? op->u : op->seen);
+    break;
+  case S_HEALTH: {
+    rcache_health none = {.healthy = false};
+    snprintf(none.error, sizeof none.error, "no answer by the deadline (or rcache_close)");
+    snprintf(none.mode, sizeof none.mode, "%s", rcache_mode(c));
+    ((rcache_async_health_fn)op->cb)(ud, s, got ? op->h : &none);
+    break;
+  }
   }
 }
 
@@ -309,7 +349,17 @@ static void expire(rcache__async *a, int64_t now, aop **out) {
 }
 
 static void run_loader(aop *op, rcache_load *ld) {
-  op->loader(op->lud, op->key, ld);
+  switch (op->k->load) {
+  case L_TAGGED:
+    ((rcache_async_tagged_loader_fn)op->loader)(op->lud, op->key, ld->tags, ld);
+    break;
+  case L_OBJ:
+    ((rcache_async_obj_loader_fn)op->loader)(op->lud, op->key, op->obj, ld);
+    break;
+  default:
+    ((rcache_async_loader_fn)op->loader)(op->lud, op->key, ld);
+    break;
+  }
 }
 
 int rcache_async_process(rcache *c) {
@@ -442,7 +492,10 @@ static rcache__async *async_new(rcache *c) {
   pthread_cond_init(&a->cv, NULL);
   a->min_dl = INT64_MAX;
   const rcache_options *o = &c->ctx.opt;
-  a->budget_us = ((int64_t)o->connect_timeout_ms + o->command_timeout_ms) * 1000;
+  /* the blocking call's bound plus one command timeout: the wait for a worker and the
+   * hand-offs, so that a loaded machine does not turn an answer the blocking call gives into
+   * an expiry (docs/async.md, "Deadlines") */
+  a->budget_us = ((int64_t)o->connect_timeout_ms + 2 * (int64_t)o->command_timeout_ms) * 1000;
   a->load_budget_us = 2 * a->budget_us + (int64_t)o->flight_wait_ms * 1000;
   a->c = c;
   return a;
@@ -496,6 +549,13 @@ static int spawn(rcache__async *a) {
   return rc;
 }
 
+/* An operation's time from its start: a call's deadlines; get_or_set: see async_new; a
+ * deletion: one batch (a SCAN and an UNLINK), renewed by each batch (batch_done). */
+static int64_t budget_of(const rcache__async *a, const kind *k) {
+  if (k->load != L_NONE) return a->load_budget_us;
+  return k->batches ? 2 * a->budget_us : a->budget_us;
+}
+
 /* Queues op (taking it over whatever the outcome) and wakes or starts a worker. */
 static rcache_status submit(rcache *c, aop *op) {
   rcache__async *a = get_async(c);
@@ -518,7 +578,7 @@ static rcache_status submit(rcache *c, aop *op) {
     return rcache__done(c, RCACHE_ENOMEM);
   }
   op->state = QUEUED;
-  op->deadline_us = rcache__now_us() + (op->k->load ? a->load_budget_us : a->budget_us);
+  op->deadline_us = rcache__now_us() + budget_of(a, op->k);
   /* the loop's timer is unset, or later than this deadline: say so through the descriptor,
    * so a loop that re-arms its timer after each process never misses one */
   bool wake = op->deadline_us < a->min_dl;
@@ -545,6 +605,7 @@ static void load_unref(rcache_load *ld) {
   if (!last) return;
   rcache_value_free(&ld->v);
   if (ld->j) json_decref(ld->j);
+  rcache__tags_del(ld->tags);
   pthread_mutex_destroy(&ld->mu);
   pthread_cond_destroy(&ld->cv);
   rcache__free(ld);
@@ -613,15 +674,21 @@ void rcache__async_after_fork(rcache *c) {
 /* ---- get_or_set: the loader on the loop --------------------------------------------------- */
 
 /* Hands op's load to the loop and waits for rcache_load_done (or close). Returns the load with
- * the worker's reference, or NULL when op is no longer wanted. */
+ * the worker's reference once it is done, or NULL when op is no longer wanted (expired, closed;
+ * then the loader, which may still finish it, has the only reference). */
 static rcache_load *load_wait(aop *op) {
   rcache__async *a = op->a;
   rcache_load *ld = rcache__calloc(1, sizeof *ld);
   if (!ld) return NULL;
+  if (op->k->load == L_TAGGED && !(ld->tags = rcache__tags_new())) {
+    rcache__free(ld);
+    return NULL;
+  }
   pthread_mutex_init(&ld->mu, NULL);
   pthread_cond_init(&ld->cv, NULL);
   ld->refs = 2;
   ld->op = op;
+  ld->novalue = op->k->load == L_OBJ;
   pthread_mutex_lock(&a->mu);
   if (op->state == EXPIRED || a->closing) {
     pthread_mutex_unlock(&a->mu);
@@ -642,6 +709,7 @@ static rcache_load *load_wait(aop *op) {
   pthread_mutex_lock(&ld->mu);
   while (!ld->done && !ld->abandoned)
     pthread_cond_wait(&ld->cv, &ld->mu);
+  bool done = ld->done; /* abandoned and not done: the loader may still write ld */
   pthread_mutex_unlock(&ld->mu);
 
   pthread_mutex_lock(&a->mu);
@@ -651,7 +719,9 @@ static rcache_load *load_wait(aop *op) {
     if (op->deadline_us < a->min_dl) a->min_dl = op->deadline_us;
   }
   pthread_mutex_unlock(&a->mu);
-  return ld;
+  if (done) return ld;
+  load_unref(ld);
+  return NULL;
 }
 
 void rcache_load_done(rcache_load *ld, rcache_status s, rcache_value *v) {
@@ -662,8 +732,9 @@ void rcache_load_done(rcache_load *ld, rcache_status s, rcache_value *v) {
   pthread_mutex_lock(&ld->mu);
   if (!ld->done) {
     ld->done = true;
-    ld->s = s == RCACHE_OK && v ? RCACHE_OK : (s == RCACHE_OK ? RCACHE_ELOADER : s);
-    if (v && ld->s == RCACHE_OK) {
+    bool ok = s == RCACHE_OK && (v || ld->novalue);
+    ld->s = ok ? RCACHE_OK : (s == RCACHE_OK ? RCACHE_ELOADER : s);
+    if (v && ok && !ld->novalue) {
       ld->v = *v;
       *v = (rcache_value){0};
     }
@@ -692,10 +763,9 @@ void rcache_load_done_json(rcache_load *ld, json_t *v) {
   load_unref(ld);
 }
 
-static rcache_status load_bytes(void *ud, rcache_value *out) {
-  rcache_load *ld = load_wait(ud);
-  if (!ld) return RCACHE_ELOADER;
-  rcache_status s = ld->done ? ld->s : RCACHE_ELOADER;
+/* A done load's bytes into *out (an empty value when it gave none); drops the worker's ref. */
+static rcache_status take_bytes(rcache_load *ld, rcache_value *out) {
+  rcache_status s = ld->s;
   if (s == RCACHE_OK && ld->v.data) {
     *out = ld->v;
     ld->v = (rcache_value){0};
@@ -709,13 +779,66 @@ static rcache_status load_bytes(void *ud, rcache_value *out) {
   return s;
 }
 
+static rcache_status load_bytes(void *ud, rcache_value *out) {
+  rcache_load *ld = load_wait(ud);
+  return ld ? take_bytes(ld, out) : RCACHE_ELOADER;
+}
+
+/* The tags the loader added on the loop go to the blocking call's set (it stamps them). */
+static rcache_status load_tagged(void *ud, rcache_value *out, rcache_tags *tags) {
+  rcache_load *ld = load_wait(ud);
+  if (!ld) return RCACHE_ELOADER;
+  rcache__tags_move(tags, ld->tags);
+  return take_bytes(ld, out);
+}
+
+/* obj is op->obj, filled by the loader on the loop; the blocking call encodes it. */
+static rcache_status load_obj(void *ud, void *obj) {
+  (void)obj;
+  rcache_load *ld = load_wait(ud);
+  if (!ld) return RCACHE_ELOADER;
+  rcache_status s = ld->s;
+  load_unref(ld);
+  return s;
+}
+
 static json_t *load_json(void *ud) {
   rcache_load *ld = load_wait(ud);
   if (!ld) return NULL;
-  json_t *j = ld->done && ld->s == RCACHE_OK ? ld->j : NULL;
+  json_t *j = ld->s == RCACHE_OK ? ld->j : NULL;
   if (j) ld->j = NULL;
   load_unref(ld);
   return j;
+}
+
+/* A deletion's progress after each batch (on its worker): the deadline moves on by a batch, and
+ * an operation that expired or is closed stops deleting. */
+static bool batch_done(uint64_t deleted, void *ud) {
+  aop *op = ud;
+  rcache__async *a = op->a;
+  pthread_mutex_lock(&a->mu);
+  bool go = op->state == RUNNING && !a->closing;
+  if (go) {
+    op->seen = deleted;
+    op->deadline_us = rcache__now_us() + budget_of(a, op->k); /* later: min_dl stays early */
+  }
+  pthread_mutex_unlock(&a->mu);
+  return go;
+}
+
+/* set_obj_async encodes in the starting call (obj may go then); on the worker, rcache_set_obj
+ * gets that encoding back from this codec, so its statuses are the blocking call's. */
+static rcache_status replay_encode(const void *obj, rcache_value *out, void *ud) {
+  (void)obj;
+  aop *op = ud;
+  *out = op->in;
+  op->in = (rcache_value){0};
+  return op->pre;
+}
+
+static rcache_status never_decode(const char *data, size_t len, void *obj, void *ud) {
+  (void)data, (void)len, (void)obj, (void)ud;
+  return RCACHE_EDECODE; /* rcache_set_obj never decodes */
 }
 
 /* ---- the kinds: one blocking call each ---------------------------------------------------- */
@@ -744,30 +867,63 @@ RUN(set_double, rcache_set_double(c, op->key, op->dx, op->y))
 RUN(get_json, rcache_get_json(c, op->key, &op->j))
 RUN(set_json, rcache_set_json(c, op->key, op->jin, op->y))
 RUN(get_or_set_json, rcache_get_or_set_json(c, op->key, op->y, load_json, op, &op->j))
+#define TAGS(op) (const char *const *)(op)->tags, (op)->ntags
+RUN(set_tagged, rcache_set_tagged(c, op->key, op->in.data, op->in.len, op->y, TAGS(op)))
+RUN(get_tagged, rcache_get_tagged(c, op->key, TAGS(op), &op->v))
+RUN(get_or_set_tagged,
+    rcache_get_or_set_tagged(c, op->key, op->y, TAGS(op), load_tagged, op, &op->v))
+RUN(invalidate_tag, rcache_invalidate_tag(c, op->key))
+RUN(clear, rcache_clear(c))
+RUN(set_json_tagged, rcache_set_json_tagged(c, op->key, op->jin, op->y, TAGS(op)))
+RUN(get_json_tagged, rcache_get_json_tagged(c, op->key, TAGS(op), &op->j))
+RUN(get_or_set_json_tagged,
+    rcache_get_or_set_json_tagged(c, op->key, op->y, TAGS(op), load_json, op, &op->j))
+#undef TAGS
+RUN(set_obj, rcache_set_obj(c, op->key, &op->codec, NULL, op->y))
+RUN(get_obj, rcache_get_obj(c, op->key, &op->codec, op->obj))
+RUN(get_or_set_obj, rcache_get_or_set_obj(c, op->key, op->y, &op->codec, load_obj, op, op->obj))
+RUN(delete_prefix, rcache_delete_prefix_progress(c, op->key, batch_done, op, &op->u))
+RUN(delete_pattern, rcache_delete_pattern_progress(c, op->key, batch_done, op, &op->u))
+RUN(health_check, rcache_health_check(c, op->h))
 #undef RUN
 
-#define KIND(name, sh, ld)                                                                         \
-  static const kind K_##name = {.run = run_##name, .shape = sh, .load = ld};
-KIND(get, S_VALUE, false)
-KIND(set, S_STATUS, false)
-KIND(delete, S_STATUS, false)
-KIND(get_or_set, S_VALUE, true)
-KIND(incr, S_INT, false)
-KIND(decr, S_INT, false)
-KIND(incr_expire, S_INT, false)
-KIND(rate_limit, S_RATE, false)
-KIND(exists, S_BOOL, false)
-KIND(ttl, S_INT, false)
-KIND(get_many, S_MANY, false)
-KIND(set_many, S_STATUS, false)
-KIND(get_str, S_STR, false)
-KIND(get_i64, S_INT, false)
-KIND(set_i64, S_STATUS, false)
-KIND(get_double, S_DOUBLE, false)
-KIND(set_double, S_STATUS, false)
-KIND(get_json, S_JSON, false)
-KIND(set_json, S_STATUS, false)
-KIND(get_or_set_json, S_JSON, true)
+/* name, how its result reaches the callback, its loader, whether its deadline is per batch */
+#define KIND(name, sh, ld, per_batch)                                                              \
+  static const kind K_##name = {.run = run_##name, .shape = sh, .load = ld, .batches = per_batch};
+KIND(get, S_VALUE, L_NONE, false)
+KIND(set, S_STATUS, L_NONE, false)
+KIND(delete, S_STATUS, L_NONE, false)
+KIND(get_or_set, S_VALUE, L_VALUE, false)
+KIND(incr, S_INT, L_NONE, false)
+KIND(decr, S_INT, L_NONE, false)
+KIND(incr_expire, S_INT, L_NONE, false)
+KIND(rate_limit, S_RATE, L_NONE, false)
+KIND(exists, S_BOOL, L_NONE, false)
+KIND(ttl, S_INT, L_NONE, false)
+KIND(get_many, S_MANY, L_NONE, false)
+KIND(set_many, S_STATUS, L_NONE, false)
+KIND(get_str, S_STR, L_NONE, false)
+KIND(get_i64, S_INT, L_NONE, false)
+KIND(set_i64, S_STATUS, L_NONE, false)
+KIND(get_double, S_DOUBLE, L_NONE, false)
+KIND(set_double, S_STATUS, L_NONE, false)
+KIND(get_json, S_JSON, L_NONE, false)
+KIND(set_json, S_STATUS, L_NONE, false)
+KIND(get_or_set_json, S_JSON, L_VALUE, false)
+KIND(set_tagged, S_STATUS, L_NONE, false)
+KIND(get_tagged, S_VALUE, L_NONE, false)
+KIND(get_or_set_tagged, S_VALUE, L_TAGGED, false)
+KIND(invalidate_tag, S_STATUS, L_NONE, false)
+KIND(clear, S_STATUS, L_NONE, false)
+KIND(set_json_tagged, S_STATUS, L_NONE, false)
+KIND(get_json_tagged, S_JSON, L_NONE, false)
+KIND(get_or_set_json_tagged, S_JSON, L_VALUE, false)
+KIND(set_obj, S_STATUS, L_NONE, false)
+KIND(get_obj, S_STATUS, L_NONE, false)
+KIND(get_or_set_obj, S_STATUS, L_OBJ, false)
+KIND(delete_prefix, S_COUNT, L_NONE, true)
+KIND(delete_pattern, S_COUNT, L_NONE, true)
+KIND(health_check, S_HEALTH, L_NONE, false)
 #undef KIND
 
 /* ---- the starting calls ------------------------------------------------------------------- */
@@ -869,10 +1025,8 @@ static bool copy_bytes(rcache_value *dst, const void *data, size_t len) {
   return true;
 }
 
-rcache_status rcache_set_async(rcache *c, const char *key, const void *data, size_t len,
-                               int64_t ttl_s, rcache_async_fn cb, void *ud) {
-  START(c, &K_set, key, cb, ud);
-  op->y = ttl_s;
+/* op's value: a copy of data (RCACHE_OK), or op is freed and the immediate status returned. */
+static rcache_status take_data(rcache *c, aop *op, const void *data, size_t len) {
   if (!data && len > 0) {
     free_op(op);
     return rcache__einval(c, "data is NULL");
@@ -881,7 +1035,15 @@ rcache_status rcache_set_async(rcache *c, const char *key, const void *data, siz
     free_op(op);
     return rcache__done(c, RCACHE_ENOMEM);
   }
-  return submit(c, op);
+  return RCACHE_OK;
+}
+
+rcache_status rcache_set_async(rcache *c, const char *key, const void *data, size_t len,
+                               int64_t ttl_s, rcache_async_fn cb, void *ud) {
+  START(c, &K_set, key, cb, ud);
+  op->y = ttl_s;
+  rcache_status s = take_data(c, op, data, len);
+  return s != RCACHE_OK ? s : submit(c, op);
 }
 
 rcache_status rcache_set_str_async(rcache *c, const char *key, const char *s, int64_t ttl_s,
@@ -890,28 +1052,67 @@ rcache_status rcache_set_str_async(rcache *c, const char *key, const char *s, in
   return rcache_set_async(c, key, s, strlen(s), ttl_s, cb, ud);
 }
 
-/* get_or_set and its JSON form: the loader runs on the loop (load_wait). */
-static rcache_status start_load(rcache *c, const kind *k, const char *key, int64_t ttl_s,
-                                rcache_async_loader_fn load, void *lud, void (*cb)(void),
-                                void *ud) {
-  if (!load) return rcache__einval(c, "load is NULL");
-  START(c, k, key, cb, ud);
-  op->y = ttl_s;
-  op->loader = load;
-  op->lud = lud;
+/* Copies n strings (NULL when the copy fails); n may be 0. */
+static char **copy_strs(const char *const *s, size_t n) {
+  char **out = rcache__calloc(n ? n : 1, sizeof *out);
+  for (size_t i = 0; out && i < n; i++)
+    if (!(out[i] = rcache__strdup(s[i]))) {
+      while (i > 0)
+        rcache__free(out[--i]);
+      rcache__free(out);
+      return NULL;
+    }
+  return out;
+}
+
+/* Copies the tags (the blocking call judges them, but NULLs cannot be copied) and submits op;
+ * on failure op is freed and the immediate status returned. */
+static rcache_status submit_tagged(rcache *c, aop *op, const char *const *tags, size_t ntags) {
+  const char *bad = ntags && !tags ? "tags is NULL" : NULL;
+  for (size_t i = 0; !bad && i < ntags; i++)
+    if (!tags[i]) bad = "a tag is NULL";
+  if (bad) {
+    free_op(op);
+    return rcache__einval(c, bad);
+  }
+  if (!(op->tags = copy_strs(tags, ntags))) {
+    free_op(op);
+    return rcache__done(c, RCACHE_ENOMEM);
+  }
+  op->ntags = ntags;
   return submit(c, op);
 }
+
+/* get_or_set and its forms: the loader (of the kind's type) runs on the loop (load_wait). */
+#define START_LOAD(c, k, key, ttl_s, load, load_ud, cb, ud)                                        \
+  if (!(load)) return rcache__einval((c), "load is NULL");                                         \
+  START(c, k, key, cb, ud);                                                                        \
+  op->y = (ttl_s);                                                                                 \
+  op->loader = CB(load);                                                                           \
+  op->lud = (load_ud)
 
 rcache_status rcache_get_or_set_async(rcache *c, const char *key, int64_t ttl_s,
                                       rcache_async_loader_fn load, void *lud,
                                       rcache_async_value_fn cb, void *ud) {
-  return start_load(c, &K_get_or_set, key, ttl_s, load, lud, CB(cb), ud);
+  START_LOAD(c, &K_get_or_set, key, ttl_s, load, lud, cb, ud);
+  return submit(c, op);
 }
 
 rcache_status rcache_get_or_set_json_async(rcache *c, const char *key, int64_t ttl_s,
                                            rcache_async_loader_fn load, void *lud,
                                            rcache_async_json_fn cb, void *ud) {
-  return start_load(c, &K_get_or_set_json, key, ttl_s, load, lud, CB(cb), ud);
+  START_LOAD(c, &K_get_or_set_json, key, ttl_s, load, lud, cb, ud);
+  return submit(c, op);
+}
+
+/* op's JSON value: a copy of our own (the caller may change or free v, and jansson's counts are
+ * not ours), or op is freed and the immediate status returned. */
+static rcache_status take_json(rcache *c, aop *op, const json_t *v) {
+  if (!(op->jin = json_deep_copy(v))) {
+    free_op(op);
+    return rcache__done(c, RCACHE_ENOMEM);
+  }
+  return RCACHE_OK;
 }
 
 rcache_status rcache_set_json_async(rcache *c, const char *key, const json_t *v, int64_t ttl_s,
@@ -919,8 +1120,127 @@ rcache_status rcache_set_json_async(rcache *c, const char *key, const json_t *v,
   if (!v) return rcache__einval(c, "v is NULL");
   START(c, &K_set_json, key, cb, ud);
   op->y = ttl_s;
-  /* a copy of our own: the caller may change or free v, and jansson's counts are not ours */
-  if (!(op->jin = json_deep_copy(v))) {
+  rcache_status s = take_json(c, op, v);
+  return s != RCACHE_OK ? s : submit(c, op);
+}
+
+/* ---- tags ---- */
+
+rcache_status rcache_set_tagged_async(rcache *c, const char *key, const void *data, size_t len,
+                                      int64_t ttl_s, const char *const *tags, size_t ntags,
+                                      rcache_async_fn cb, void *ud) {
+  START(c, &K_set_tagged, key, cb, ud);
+  op->y = ttl_s;
+  rcache_status s = take_data(c, op, data, len);
+  return s != RCACHE_OK ? s : submit_tagged(c, op, tags, ntags);
+}
+
+rcache_status rcache_get_tagged_async(rcache *c, const char *key, const char *const *tags,
+                                      size_t ntags, rcache_async_value_fn cb, void *ud) {
+  START(c, &K_get_tagged, key, cb, ud);
+  return submit_tagged(c, op, tags, ntags);
+}
+
+rcache_status rcache_get_or_set_tagged_async(rcache *c, const char *key, int64_t ttl_s,
+                                             const char *const *tags, size_t ntags,
+                                             rcache_async_tagged_loader_fn load, void *lud,
+                                             rcache_async_value_fn cb, void *ud) {
+  START_LOAD(c, &K_get_or_set_tagged, key, ttl_s, load, lud, cb, ud);
+  return submit_tagged(c, op, tags, ntags);
+}
+
+rcache_status rcache_invalidate_tag_async(rcache *c, const char *tag, rcache_async_fn cb,
+                                          void *ud) {
+  return simple(c, &K_invalidate_tag, tag, CB(cb), ud, 0, 0);
+}
+
+rcache_status rcache_clear_async(rcache *c, rcache_async_fn cb, void *ud) {
+  return simple(c, &K_clear, "", CB(cb), ud, 0, 0);
+}
+
+rcache_status rcache_set_json_tagged_async(rcache *c, const char *key, const json_t *v,
+                                           int64_t ttl_s, const char *const *tags, size_t ntags,
+                                           rcache_async_fn cb, void *ud) {
+  if (!v) return rcache__einval(c, "v is NULL");
+  START(c, &K_set_json_tagged, key, cb, ud);
+  op->y = ttl_s;
+  rcache_status s = take_json(c, op, v);
+  return s != RCACHE_OK ? s : submit_tagged(c, op, tags, ntags);
+}
+
+rcache_status rcache_get_json_tagged_async(rcache *c, const char *key, const char *const *tags,
+                                           size_t ntags, rcache_async_json_fn cb, void *ud) {
+  START(c, &K_get_json_tagged, key, cb, ud);
+  return submit_tagged(c, op, tags, ntags);
+}
+
+rcache_status rcache_get_or_set_json_tagged_async(rcache *c, const char *key, int64_t ttl_s,
+                                                  const char *const *tags, size_t ntags,
+                                                  rcache_async_loader_fn load, void *lud,
+                                                  rcache_async_json_fn cb, void *ud) {
+  START_LOAD(c, &K_get_or_set_json_tagged, key, ttl_s, load, lud, cb, ud);
+  return submit_tagged(c, op, tags, ntags);
+}
+
+/* ---- codecs: the codec is copied, obj is the caller's ---- */
+
+static bool codec_ok(const rcache_codec *codec) {
+  return codec && codec->encode && codec->decode;
+}
+
+/* get_obj and get_or_set_obj: op keeps the codec and obj, which its worker fills. */
+static rcache_status submit_obj(rcache *c, aop *op, const rcache_codec *codec, void *obj) {
+  if (!codec_ok(codec)) {
+    free_op(op);
+    return rcache__einval(c, "codec is NULL or incomplete");
+  }
+  op->codec = *codec;
+  op->obj = obj;
+  return submit(c, op);
+}
+
+rcache_status rcache_set_obj_async(rcache *c, const char *key, const rcache_codec *codec,
+                                   const void *obj, int64_t ttl_s, rcache_async_fn cb, void *ud) {
+  START(c, &K_set_obj, key, cb, ud);
+  if (!codec_ok(codec)) {
+    free_op(op);
+    return rcache__einval(c, "codec is NULL or incomplete");
+  }
+  op->y = ttl_s;
+  op->pre = codec->encode(obj, &op->in, codec->ud); /* here: obj may go when we return */
+  op->codec = (rcache_codec){.encode = replay_encode, .decode = never_decode, .ud = op};
+  return submit(c, op);
+}
+
+rcache_status rcache_get_obj_async(rcache *c, const char *key, const rcache_codec *codec, void *obj,
+                                   rcache_async_fn cb, void *ud) {
+  START(c, &K_get_obj, key, cb, ud);
+  return submit_obj(c, op, codec, obj);
+}
+
+rcache_status rcache_get_or_set_obj_async(rcache *c, const char *key, int64_t ttl_s,
+                                          const rcache_codec *codec,
+                                          rcache_async_obj_loader_fn load, void *lud, void *obj,
+                                          rcache_async_fn cb, void *ud) {
+  START_LOAD(c, &K_get_or_set_obj, key, ttl_s, load, lud, cb, ud);
+  return submit_obj(c, op, codec, obj);
+}
+
+/* ---- deletions by prefix or pattern, health ---- */
+
+rcache_status rcache_delete_prefix_async(rcache *c, const char *prefix, rcache_async_count_fn cb,
+                                         void *ud) {
+  return simple(c, &K_delete_prefix, prefix, CB(cb), ud, 0, 0);
+}
+
+rcache_status rcache_delete_pattern_async(rcache *c, const char *glob, rcache_async_count_fn cb,
+                                          void *ud) {
+  return simple(c, &K_delete_pattern, glob, CB(cb), ud, 0, 0);
+}
+
+rcache_status rcache_health_check_async(rcache *c, rcache_async_health_fn cb, void *ud) {
+  START(c, &K_health_check, "", cb, ud);
+  if (!(op->h = rcache__calloc(1, sizeof *op->h))) {
     free_op(op);
     return rcache__done(c, RCACHE_ENOMEM);
   }
@@ -930,10 +1250,7 @@ rcache_status rcache_set_json_async(rcache *c, const char *key, const json_t *v,
 /* The batches: keys (and values) copied, result arrays allocated here. */
 static bool copy_keys(aop *op, const char *const *keys, size_t n) {
   op->n = n;
-  if (!(op->keys = rcache__calloc(n ? n : 1, sizeof *op->keys))) return false;
-  for (size_t i = 0; i < n; i++)
-    if (!(op->keys[i] = rcache__strdup(keys[i]))) return false;
-  return true;
+  return (op->keys = copy_strs(keys, n)) != NULL;
 }
 
 /* What a batch's arrays must hold to be copied: NULL only when empty. */

@@ -501,24 +501,37 @@ static rcache_status setup(rcache__conn *c, const rcache__conn_setup *cs, int64_
   return s;
 }
 
-rcache_status rcache__conn_open(const rcache__conn_setup *cs, const rcache__addr *a,
-                                int64_t deadline_us, rcache__conn **out) {
-  *out = NULL;
-  rcache__conn *c = rcache__calloc(1, sizeof *c);
-  if (!c) return RCACHE_ENOMEM;
+/* One connect and setup of c, with a reader of its own. */
+static rcache_status open_once(rcache__conn *c, const rcache__conn_setup *cs, const rcache__addr *a,
+                               int64_t deadline_us) {
   c->client_id = -1;
   c->sock.fd = -1;
-  if (!(c->rd = redisReaderCreate())) {
-    rcache__free(c);
-    return RCACHE_ENOMEM;
-  }
+  c->broken = false;
+  if (!(c->rd = redisReaderCreate())) return RCACHE_ENOMEM;
   pthread_once(&capped_once, capped_init);
   if (default_fns.createArray) {
     c->rd->fn = &capped_fns;
     c->rd->privdata = c;
   }
   rcache_status s = rcache__sock_connect(&c->sock, cs->ctx, cs->tls, a, deadline_us);
-  if (s == RCACHE_OK) s = setup(c, cs, deadline_us);
+  return s == RCACHE_OK ? setup(c, cs, deadline_us) : s;
+}
+
+rcache_status rcache__conn_open(const rcache__conn_setup *cs, const rcache__addr *a,
+                                int64_t deadline_us, rcache__conn **out) {
+  *out = NULL;
+  rcache__conn *c = rcache__calloc(1, sizeof *c);
+  if (!c) return RCACHE_ENOMEM;
+  rcache_status s = open_once(c, cs, a, deadline_us);
+  if (s == RCACHE_ETLS && c->sock.cert_guess) {
+    /* "asked for a client certificate, then closed" is also what a connection killed right
+     * after its handshake looks like (CLIENT KILL, a restart, with tls-auth-clients
+     * optional): only twice in a row is it taken for a refusal */
+    rcache__sock_close(&c->sock);
+    redisReaderFree(c->rd);
+    c->rd = NULL;
+    s = open_once(c, cs, a, deadline_us);
+  }
   if (s != RCACHE_OK) {
     rcache__conn_close(c);
     return s;

@@ -30,10 +30,14 @@ struct rcache {
 };
 
 /* publish.c: with publish_stats_s set (and a Redis backend), starts the thread that writes
- * the handle's figures to Redis; a failure to start is logged, never an error. */
-void rcache__publish_start(rcache *c);
+ * the handle's figures to Redis. RCACHE_OK (also when there is nothing to start), or
+ * RCACHE_ENOMEM when memory or a thread is missing (nothing started). */
+rcache_status rcache__publish_start(rcache *c);
 /* Publishes once more (marked closed), stops and joins the thread. NULL-safe. */
 void rcache__publish_stop(rcache *c);
+/* One publish on the calling thread, now (tests: the allocation walks count only the
+ * calling thread's allocations). The write's status; RCACHE_EINVAL when c does not publish. */
+rcache_status rcache__publish_now(rcache *c);
 /* In a forked child: the parent's thread is not here; starts this process's own (its key
  * names this pid). */
 void rcache__publish_after_fork(rcache *c);

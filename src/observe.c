@@ -5,7 +5,7 @@
  * "now" as well) and two relaxed atomic adds (bucket, sum); the count is the buckets' sum,
  * so it needs no add of its own. A near-cache hit costs neither unless it is the one in
  * RCACHE__NEAR_SAMPLE its shard picks (observe.h), and its family hit is counted by the
- * near table. */
+ * near table; an event sink gets every hit, untimed. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -107,7 +107,8 @@ static const char *group_name(rcache *c, uint8_t g) {
 /* The event sink's call; fam is the name the read was counted under, or NULL. */
 static void emit(rcache *c, rcache_op op, const char *key, const char *fam, rcache_status s,
                  uint64_t us, size_t bytes) {
-  char buf[RCACHE__FAMILY_NAME] = "";
+  char buf[RCACHE__FAMILY_NAME];
+  buf[0] = '\0'; /* not "" in the declaration: that would zero all of it, on every call */
   if (!fam && key && c->ctx.opt.key_family_segments) {
     size_t len = family_len(key, c->ctx.opt.key_family_segments);
     snprintf(buf, sizeof buf, "%.*s", (int)len, key);
@@ -161,13 +162,11 @@ void rcache__observe(rcache *c, rcache_op op, const char *key, rcache_status s, 
 }
 
 void rcache__observe_near(rcache *c, rcache_op op, const rcache__read *rd, size_t bytes) {
-  uint64_t us = rcache__since(rd->now_us);
-  if (!c->ctx.opt.event_sink.on_event) {
-    record(c, op, us, RCACHE__NEAR_SAMPLE);
-    return;
-  }
-  record(c, op, us, 1); /* a tracer wants every call: every hit is timed */
-  emit(c, op, rd->key, group_name(c, rd->group), RCACHE_OK, us, bytes);
+  if (rd->sample) record(c, op, rcache__since(rd->now_us), RCACHE__NEAR_SAMPLE);
+  /* every hit goes to a tracer, untimed (0 µs): a hit takes well under a microsecond, and a
+   * clock reading would cost a third of one (docs/perf.md) */
+  if (c->ctx.opt.event_sink.on_event)
+    emit(c, op, rd->key, group_name(c, rd->group), RCACHE_OK, 0, bytes);
 }
 
 uint8_t rcache__obs_group(rcache *c, const char *key) {

@@ -3,11 +3,11 @@
  * rcache_metrics_json(), wrapped with host name and pid, to
  * "<key_prefix>__rc:stats:<client_name>:<host>:<pid>" every publish_stats_s seconds from a
  * thread of its own, with a TTL of three intervals, so that `rcache stats --clients` and
- * `rcache top` can read every running process's figures with the access operators already
+ * `rcache watch` can read every running process's figures with the access operators already
  * have (docs/operations.md says why Redis rather than a local socket). Bounded: one SET of
  * at most PUBLISH_MAX bytes per interval, straight to the backend, so the handle's own
- * call figures do not count it. A failure is logged once (info) until a write succeeds,
- * and never reaches a caller. */
+ * call figures do not count it. A failure to write is logged once (info) until a write
+ * succeeds, and never reaches a caller; a publisher that cannot start fails rcache_open. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -23,10 +23,11 @@
 struct rcache__publisher {
   rcache *c;
   pthread_t thread;
-  pthread_mutex_t mu;
+  pthread_mutex_t mu; /* stop and wake */
   pthread_cond_t wake;
   bool stop;
-  bool failing; /* the last write failed (logged once) */
+  pthread_mutex_t write_mu; /* one publish at a time: buf and failing */
+  bool failing;             /* the last write failed (logged once) */
   char *key;
   size_t klen;
   char host[256];
@@ -60,19 +61,24 @@ static size_t render(struct rcache__publisher *p, bool closed) {
   return rcache__sink_end(&s) < s.size ? s.len : 0;
 }
 
-static void publish(struct rcache__publisher *p, bool closed) {
+static rcache_status publish(struct rcache__publisher *p, bool closed) {
   rcache *c = p->c;
+  pthread_mutex_lock(&p->write_mu);
   size_t n = render(p, closed);
-  if (n == 0) return;
-  rcache__backend *be = rcache__be(c);
-  int64_t ttl_ms = (int64_t)c->ctx.opt.publish_stats_s * 1000 * PUBLISH_TTLS;
-  rcache_status s = be->ops->set(be, p->key, p->klen, p->buf, n, ttl_ms, 0);
+  rcache_status s = RCACHE_ETOOBIG;
+  if (n > 0) {
+    rcache__backend *be = rcache__be(c);
+    int64_t ttl_ms = (int64_t)c->ctx.opt.publish_stats_s * 1000 * PUBLISH_TTLS;
+    s = be->ops->set(be, p->key, p->klen, p->buf, n, ttl_ms, 0);
+  }
   if (s != RCACHE_OK && !p->failing)
     rcache__log(&c->ctx, RCACHE_LOG_INFO, "publish_stats_s: cannot write the figures: %s",
                 rcache_strerror(s));
   else if (s == RCACHE_OK && p->failing)
     rcache__log(&c->ctx, RCACHE_LOG_INFO, "publish_stats_s: figures written again");
   p->failing = s != RCACHE_OK;
+  pthread_mutex_unlock(&p->write_mu);
+  return s;
 }
 
 static void *publisher_main(void *arg) {
@@ -111,11 +117,11 @@ static void publisher_free(struct rcache__publisher *p) {
   rcache__free(p);
 }
 
-void rcache__publish_start(rcache *c) {
+rcache_status rcache__publish_start(rcache *c) {
   c->pub = NULL;
   const char *mode = c->b->ops->mode;
   if (!c->ctx.opt.publish_stats_s || strcmp(mode, "memory") == 0 || strcmp(mode, "none") == 0)
-    return;
+    return RCACHE_OK;
   struct rcache__publisher *p = rcache__calloc(1, sizeof *p);
   if (p) {
     p->c = c;
@@ -123,19 +129,24 @@ void rcache__publish_start(rcache *c) {
   }
   if (!p || !make_key(p)) {
     if (p) publisher_free(p);
-    rcache__log(&c->ctx, RCACHE_LOG_WARN, "publish_stats_s: out of memory; not publishing");
-    return;
+    return RCACHE_ENOMEM;
   }
   pthread_mutex_init(&p->mu, NULL);
+  pthread_mutex_init(&p->write_mu, NULL);
   rcache__cond_init_mono(&p->wake);
   if (pthread_create(&p->thread, NULL, publisher_main, p) != 0) {
     pthread_cond_destroy(&p->wake);
+    pthread_mutex_destroy(&p->write_mu);
     pthread_mutex_destroy(&p->mu);
     publisher_free(p);
-    rcache__log(&c->ctx, RCACHE_LOG_WARN, "publish_stats_s: cannot start a thread; not publishing");
-    return;
+    return RCACHE_ENOMEM;
   }
   c->pub = p;
+  return RCACHE_OK;
+}
+
+rcache_status rcache__publish_now(rcache *c) {
+  return c->pub ? publish(c->pub, false) : RCACHE_EINVAL;
 }
 
 void rcache__publish_stop(rcache *c) {
@@ -148,6 +159,7 @@ void rcache__publish_stop(rcache *c) {
   pthread_join(p->thread, NULL);
   publish(p, true); /* the last figures: a short-lived job's stay readable for a while */
   pthread_cond_destroy(&p->wake);
+  pthread_mutex_destroy(&p->write_mu);
   pthread_mutex_destroy(&p->mu);
   publisher_free(p);
   c->pub = NULL;
@@ -157,5 +169,8 @@ void rcache__publish_after_fork(rcache *c) {
   /* the parent's thread is not in this process and its lock may be held: the memory is
    * let go of without touching either */
   if (c->pub) publisher_free(c->pub);
-  rcache__publish_start(c);
+  if (rcache__publish_start(c) != RCACHE_OK)
+    rcache__log(&c->ctx, RCACHE_LOG_WARN,
+                "publish_stats_s: cannot start the publisher (out of memory or threads); this "
+                "process does not publish");
 }

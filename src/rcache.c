@@ -472,7 +472,12 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *g
       return rcache__done(NULL, s);
     }
   }
-  rcache__publish_start(c); /* a handle that failed to open publishes nothing */
+  s = rcache__publish_start(c); /* a handle that failed to open publishes nothing */
+  if (s != RCACHE_OK) {
+    rcache_close(c);
+    rcache__errf("publish_stats_s: cannot start the publisher (out of memory or threads)");
+    return rcache__done(NULL, s);
+  }
   *out = c;
   return RCACHE_OK;
 }

@@ -825,6 +825,29 @@ rcache_status rcache_tags_add(rcache_tags *t, const char *tag) {
   return s;
 }
 
+rcache_tags *rcache__tags_new(void) {
+  return rcache__calloc(1, sizeof(rcache_tags));
+}
+
+void rcache__tags_del(rcache_tags *t) {
+  for (size_t i = 0; t && i < t->n; i++)
+    rcache__free(t->tag[i]);
+  rcache__free(t);
+}
+
+void rcache__tags_move(rcache_tags *dst, rcache_tags *src) {
+  for (size_t i = 0; i < src->n; i++) {
+    if (dst->n < RCACHE_TAGS_MAX) {
+      dst->tag[dst->n++] = src->tag[i];
+      continue;
+    }
+    rcache__free(src->tag[i]);
+    if (dst->err == RCACHE_OK) dst->err = RCACHE_ETOOBIG;
+  }
+  if (dst->err == RCACHE_OK) dst->err = src->err;
+  src->n = 0;
+}
+
 typedef struct tagged_load {
   rcache *c;
   const char *const *tags;

@@ -43,6 +43,14 @@ void rcache__tags_strip(rcache_value *v);
 bool rcache__tags_hinted(rcache *c, const char *key, size_t klen);
 void rcache__tags_note(rcache *c, const char *key, size_t klen, bool tagged);
 
+/* The tags of an asynchronous tagged loader (async.c): they outlive the blocking loader's call
+ * (the loader may add them after rcache_close), so the load owns a set of its own, moved into
+ * the blocking loader's when the load is done (src emptied; more than RCACHE_TAGS_MAX in all,
+ * or src's first failure, is dst's failure). */
+rcache_tags *rcache__tags_new(void);
+void rcache__tags_move(rcache_tags *dst, rcache_tags *src);
+void rcache__tags_del(rcache_tags *t);
+
 /* Frees the hint and the remembered tags (rcache_close). */
 void rcache__tags_free(rcache *c);
 

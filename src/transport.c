@@ -483,7 +483,7 @@ static rcache_status tls_handshake(rcache__sock *s, const rcache__ctx *ctx, rcac
   if (!ssl) return RCACHE_ENOMEM;
   s->ssl = ssl;
   SSL_set_app_data(ssl, s);
-  s->cert_asked = false;
+  s->cert_asked = s->cert_guess = false;
   s->fresh = true;
   SSL_set_fd(ssl, s->fd);
   const char *name = ctx->opt.tls_server_name ? ctx->opt.tls_server_name : a->host;
@@ -591,13 +591,14 @@ static rcache_status aborted_io(void) {
  * required") arrives with the first read -- or is lost, when our next write meets the
  * closed connection first. Either is a TLS configuration problem, not a broken
  * connection. */
-static rcache_status tls_io_error(const rcache__sock *s, int e) {
+static rcache_status tls_io_error(rcache__sock *s, int e) {
   if (e == SSL_ERROR_SSL && ERR_peek_error() != 0) {
     tls_err("the server ended the session");
     return RCACHE_ETLS;
   }
   ERR_clear_error();
   if (s->fresh && s->cert_asked) {
+    s->cert_guess = true; /* a guess: a server killing the connection looks the same */
     rcache__errf("TLS: the server asked for a client certificate, none is configured "
                  "(tls_cert, tls_key), and it closed the connection");
     return RCACHE_ETLS;

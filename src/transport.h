@@ -17,6 +17,7 @@ typedef struct rcache__sock {
   int io_timeout_ms; /* SO_RCVTIMEO / SO_SNDTIMEO of a plain socket */
   bool cert_asked;   /* TLS: the server asked for a client certificate we do not have */
   bool fresh;        /* TLS: nothing read since the handshake */
+  bool cert_guess;   /* TLS: a close after that ask was reported as a refusal */
 } rcache__sock;
 
 /* Where a connection goes: a TCP host and port, or a Unix socket path. */

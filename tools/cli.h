@@ -144,16 +144,11 @@ int cmd_stats(cli *g, int argc, char **argv);
 int cmd_flush(cli *g, int argc, char **argv);
 int cmd_bench(cli *g, int argc, char **argv);
 int cmd_watch(cli *g, int argc, char **argv);
-int cmd_top(cli *g, int argc, char **argv);
-/* cmd_info.c, for commands that repeat (watch, top): parses --interval S (1..3600) and
- * --count N into *interval and *count (their defaults as given), opens g->c and makes
- * Ctrl-C / SIGTERM end the loop (cli_stopped()). Returns CLI_OK to go on, -1 after --help
- * (exit 0), or an exit code. */
-int cli_open_repeating(cli *g, int argc, char **argv, int64_t *interval, int64_t *count);
-bool cli_stopped(void);
-/* Sleeps us microseconds, or until cli_stopped(). */
-void cli_sleep_us(int64_t us);
 /* cmd_clients.c: `stats --clients` on the opened g->c; exit 1 when none publishes. */
 int cmd_stats_clients(cli *g, bool json);
+/* cmd_clients.c, under each health line of `watch`: every publishing process's per-operation
+ * p50/p99 and hit ratios overall and per key family, or this CLI's own handle's when none
+ * publishes or the published figures cannot be read. */
+void cli_watch_figures(cli *g);
 
 #endif

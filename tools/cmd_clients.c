@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* rcache CLI: the figures running processes publish (option publish_stats_s; the library
  * writes them under <key_prefix>__rc:stats:<client>:<host>:<pid>): `stats --clients` lists
- * them, `top` refreshes per-operation p50/p99 and hit ratios per key family. */
+ * them, `watch` shows per-operation p50/p99 and hit ratios per key family under its health
+ * line. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
@@ -158,10 +158,10 @@ int cmd_stats_clients(cli *g, bool json) {
   return n ? CLI_OK : CLI_MISS;
 }
 
-/* ---- top ---------------------------------------------------------------------------------------
+/* ---- watch's figures ----------------------------------------------------------------------------
  */
 
-static void top_one(const json_t *d, const char *title) {
+static void figures_one(const json_t *d, const char *title) {
   const json_t *m = json_object_get(d, "metrics");
   char t[CLI_SHOWN_MAX], a[24], b[24];
   cli_escape(title, t, sizeof t);
@@ -192,11 +192,31 @@ static void top_one(const json_t *d, const char *title) {
   }
 }
 
-/* One screen: every publishing process, or this CLI's own handle when none publishes. */
-static rcache_status top_screen(cli *g) {
+/* This CLI's own handle's figures, titled with why they are shown. */
+static void figures_own(cli *g, const char *why) {
+  char title[256];
+  snprintf(title, sizeof title, "this CLI's own handle (%s)", why);
+  size_t need = rcache_metrics_json(g->c, NULL, 0);
+  char *buf = malloc(need + 1);
+  json_t *own = json_object();
+  if (buf && own) {
+    rcache_metrics_json(g->c, buf, need + 1);
+    json_object_set_new(own, "metrics", json_loads(buf, 0, NULL));
+    figures_one(own, title);
+  }
+  json_decref(own);
+  free(buf);
+}
+
+void cli_watch_figures(cli *g) {
   json_t *arr;
   rcache_status s = read_clients(g->c, &arr);
-  if (s != RCACHE_OK) return s;
+  if (s != RCACHE_OK) { /* the cache is down: what this handle saw of it, at least */
+    char why[128];
+    snprintf(why, sizeof why, "the published figures cannot be read: %s", rcache_strerror(s));
+    figures_own(g, why);
+    return;
+  }
   size_t i;
   json_t *d;
   json_array_foreach(arr, i, d) {
@@ -204,43 +224,9 @@ static rcache_status top_screen(cli *g) {
     const json_t *m = json_object_get(d, "metrics");
     snprintf(title, sizeof title, "%s@%s pid %" PRIu64, str(m, "client"), str(d, "host"),
              num(d, "pid"));
-    top_one(d, title);
-    putchar('\n');
+    if (i) putchar('\n');
+    figures_one(d, title);
   }
-  if (json_array_size(arr) == 0) { /* nobody publishes: at least this handle's own */
-    size_t need = rcache_metrics_json(g->c, NULL, 0);
-    char *buf = malloc(need + 1);
-    json_t *own = json_object();
-    if (buf && own) {
-      rcache_metrics_json(g->c, buf, need + 1);
-      json_object_set_new(own, "metrics", json_loads(buf, 0, NULL));
-      top_one(own, "this CLI's own handle (no process publishes under this namespace)");
-    }
-    json_decref(own);
-    free(buf);
-  }
+  if (json_array_size(arr) == 0) figures_own(g, "no process publishes under this namespace");
   json_decref(arr);
-  return RCACHE_OK;
-}
-
-int cmd_top(cli *g, int argc, char **argv) {
-  int64_t interval = 2, count = 0;
-  int o = cli_open_repeating(g, argc, argv, &interval, &count);
-  if (o) return o < 0 ? CLI_OK : o;
-  bool tty = isatty(STDOUT_FILENO);
-  for (int64_t n = 0; count == 0 || n < count; n++) {
-    if (n > 0) cli_sleep_us(interval * 1000000);
-    if (cli_stopped()) break;
-    if (tty) fputs("\033[H\033[2J", stdout); /* a screen, refreshed in place */
-    char tbuf[16];
-    time_t now = time(NULL);
-    struct tm tmv;
-    strftime(tbuf, sizeof tbuf, "%H:%M:%S", localtime_r(&now, &tmv));
-    printf("rcache top - %s - %s (every %llds; p50/p99 are bucket bounds)\n\n", tbuf, g->url_shown,
-           (long long)interval);
-    rcache_status s = top_screen(g);
-    fflush(stdout);
-    if (s != RCACHE_OK) return cli_fail(g, "top", s);
-  }
-  return CLI_OK;
 }

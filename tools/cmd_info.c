@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* rcache CLI: health, stats, watch and bench. */
+/* rcache CLI: health, stats, watch (with cmd_clients.c's figures) and bench. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -155,31 +155,68 @@ int cmd_stats(cli *g, int argc, char **argv) {
 
 /* ---- watch ----------------------------------------------------------------------------------- */
 
-static volatile sig_atomic_t stop_repeat;
+static volatile sig_atomic_t stop_watch;
 
 static void on_stop(int sig) {
   (void)sig;
-  stop_repeat = 1;
+  stop_watch = 1;
 }
 
-bool cli_stopped(void) {
-  return stop_repeat;
-}
-
-void cli_sleep_us(int64_t us) {
+/* Sleeps us microseconds, or until Ctrl-C / SIGTERM. */
+static void sleep_us(int64_t us) {
   struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
-  while (!stop_repeat && nanosleep(&ts, &ts) != 0) {
+  while (!stop_watch && nanosleep(&ts, &ts) != 0) {
   }
 }
 
-int cli_open_repeating(cli *g, int argc, char **argv, int64_t *interval, int64_t *count) {
-  const cli_opt opts[] = {{"--interval", NULL, OPT_I64, interval},
-                          {"--count", NULL, OPT_I64, count}};
+/* One line of health: ten pings spread over the interval; false when one failed. */
+static bool watch_health(cli *g, int64_t interval) {
+  const int samples = 10;
+  int64_t step = interval * 1000000 / samples;
+  double mn = 0, mx = 0, sum = 0;
+  int ok = 0;
+  rcache_health h;
+  memset(&h, 0, sizeof h);
+  for (int i = 0; i < samples && !stop_watch; i++) {
+    int64_t t0 = cli_now_us();
+    rcache_status s = rcache_health_check(g->c, &h);
+    double us = (double)(cli_now_us() - t0);
+    if (s == RCACHE_OK) {
+      mn = ok == 0 || us < mn ? us : mn;
+      mx = us > mx ? us : mx;
+      sum += us;
+      ok++;
+    }
+    int64_t left = step - (cli_now_us() - t0);
+    if (left > 0) sleep_us(left);
+  }
+  if (stop_watch) return true;
+  rcache_stats st;
+  rcache_get_stats(g->c, &st);
+  char tbuf[16], a[24], b[24], c[24];
+  time_t now = time(NULL);
+  struct tm tmv;
+  strftime(tbuf, sizeof tbuf, "%H:%M:%S", localtime_r(&now, &tmv));
+  const char *status = ok == samples ? "up" : ok ? "flapping" : "DOWN";
+  if (isatty(STDOUT_FILENO)) fputs("\033[H\033[2J", stdout); /* a screen, redrawn in place */
+  printf("%-8s  %-9s  %-10s  %10s  %10s  %10s  %-9s  %10s  %6s\n", "time", "status", "mode", "min",
+         "avg", "max", "breaker", "reconnects", "errors");
+  printf("%-8s  %-9s  %-10s  %10s  %10s  %10s  %-9s  %10" PRIu64 "  %6" PRIu64 "\n\n", tbuf, status,
+         h.mode, ok ? cli_fmt_us(mn, a, sizeof a) : "-",
+         ok ? cli_fmt_us(sum / ok, b, sizeof b) : "-", ok ? cli_fmt_us(mx, c, sizeof c) : "-",
+         breaker_name(st.breaker_state), st.reconnect_attempts, st.errors);
+  return ok == samples;
+}
+
+int cmd_watch(cli *g, int argc, char **argv) {
+  int64_t interval = 1, count = 0;
+  const cli_opt opts[] = {{"--interval", NULL, OPT_I64, &interval},
+                          {"--count", NULL, OPT_I64, &count}};
   char *pos[1];
   int np;
   int r = cli_parse(g, argc, argv, opts, 2, pos, &np, 0, 0);
-  if (r) return r < 0 ? CLI_USAGE : -1;
-  if (*interval < 1 || *interval > 3600 || *count < 0)
+  if (r) return r < 0 ? CLI_USAGE : CLI_OK;
+  if (interval < 1 || interval > 3600 || count < 0)
     return cli_usage_error(g, "--interval is 1..3600 seconds, --count >= 0");
   int o = cli_open(g);
   if (o) return o;
@@ -188,50 +225,12 @@ int cli_open_repeating(cli *g, int argc, char **argv, int64_t *interval, int64_t
   sa.sa_handler = on_stop;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
-  return CLI_OK;
-}
-
-int cmd_watch(cli *g, int argc, char **argv) {
-  int64_t interval = 1, count = 0;
-  int o = cli_open_repeating(g, argc, argv, &interval, &count);
-  if (o) return o < 0 ? CLI_OK : o;
-  const int samples = 10;
-  int64_t step = interval * 1000000 / samples;
   int worst = CLI_OK;
-  for (int64_t line = 0; !stop_repeat && (count == 0 || line < count); line++) {
-    if (line % 20 == 0)
-      printf("%-8s  %-9s  %-10s  %10s  %10s  %10s  %-9s  %10s  %6s\n", "time", "status", "mode",
-             "min", "avg", "max", "breaker", "reconnects", "errors");
-    double mn = 0, mx = 0, sum = 0;
-    int ok = 0;
-    rcache_health h;
-    memset(&h, 0, sizeof h);
-    for (int i = 0; i < samples && !stop_repeat; i++) {
-      int64_t t0 = cli_now_us();
-      rcache_status s = rcache_health_check(g->c, &h);
-      double us = (double)(cli_now_us() - t0);
-      if (s == RCACHE_OK) {
-        mn = ok == 0 || us < mn ? us : mn;
-        mx = us > mx ? us : mx;
-        sum += us;
-        ok++;
-      }
-      int64_t left = step - (cli_now_us() - t0);
-      if (left > 0) cli_sleep_us(left);
-    }
-    if (stop_repeat) break;
-    rcache_stats st;
-    rcache_get_stats(g->c, &st);
-    char tbuf[16], a[24], b[24], c[24];
-    time_t now = time(NULL);
-    struct tm tmv;
-    strftime(tbuf, sizeof tbuf, "%H:%M:%S", localtime_r(&now, &tmv));
-    const char *status = ok == samples ? "up" : ok ? "flapping" : "DOWN";
-    if (ok < samples) worst = CLI_UNAVAILABLE;
-    printf("%-8s  %-9s  %-10s  %10s  %10s  %10s  %-9s  %10" PRIu64 "  %6" PRIu64 "\n", tbuf, status,
-           h.mode, ok ? cli_fmt_us(mn, a, sizeof a) : "-",
-           ok ? cli_fmt_us(sum / ok, b, sizeof b) : "-", ok ? cli_fmt_us(mx, c, sizeof c) : "-",
-           breaker_name(st.breaker_state), st.reconnect_attempts, st.errors);
+  for (int64_t n = 0; !stop_watch && (count == 0 || n < count); n++) {
+    bool up = watch_health(g, interval);
+    if (stop_watch) break;
+    if (!up) worst = CLI_UNAVAILABLE;
+    cli_watch_figures(g);
     fflush(stdout);
   }
   /* With --count, say whether the cache was up throughout; interrupted watches end 0. */

@@ -59,17 +59,14 @@ static const cli_cmd commands[] = {
      "a quick benchmark of set, get, incr and get_or_set",
      "Keys are written under rcache-bench:<pid>: with a 60 s TTL and deleted afterwards."},
     {"watch", cmd_watch, "[--interval S] [--count N]",
-     "print a line of health and latency every S seconds (like redis-cli --stat)",
-     "Each line shows min/avg/max of ten pings spread over the interval. Stops after N lines\n"
-     "(default: never) or on Ctrl-C."},
-    {"top", cmd_top, "[--interval S] [--count N]",
-     "every S seconds (default 2), each publishing process's per-operation p50/p99 and hit "
-     "ratios",
-     "Shows, for every process that publishes its figures under the namespace (option\n"
-     "publish_stats_s, see stats --clients), each operation's count and p50/p99 (upper bounds\n"
-     "of the histogram buckets) and the hit ratio overall and per key family\n"
-     "(key_family_segments). When none publishes, this CLI's own handle. Stops after N\n"
-     "screens (default: never) or on Ctrl-C."},
+     "every S seconds (default 1): health, latency, per-operation p50/p99, hit ratios",
+     "Each refresh prints a line of health like redis-cli --stat (status, min/avg/max of ten\n"
+     "pings spread over the interval, breaker, reconnects, errors), then, for every process\n"
+     "that publishes its figures under the namespace (option publish_stats_s, see\n"
+     "stats --clients), each operation's count and p50/p99 (upper bounds of the histogram's\n"
+     "buckets) and the hit ratio overall and per key family (key_family_segments); when none\n"
+     "publishes, this CLI's own handle's. On a terminal the screen is redrawn in place. Stops\n"
+     "after N refreshes (default: never) or on Ctrl-C; with --count, exit 3 when a ping failed."},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -127,10 +127,24 @@ RCACHE_API rcache_status rcache_set_json_async(rcache *c, const char *key, const
 RCACHE_API rcache_status rcache_get_or_set_json_async(rcache *c, const char *key, int64_t ttl_s,
                                                       rcache_async_loader_fn load, void *lud,
                                                       rcache_async_json_fn cb, void *ud);
-/* Finishes a load of rcache_get_or_set_json_async: v (a reference rcache takes over) is the
- * loaded value, or NULL when loading failed (the operation completes with RCACHE_ELOADER).
- * Called exactly once per loader call, from any thread, even after rcache_close(); ld must
- * not be used after this call. */
+/* The tagged JSON calls without blocking: results as rcache_set_json_tagged() (v is copied),
+ * rcache_get_json_tagged() and rcache_get_or_set_json_tagged() (its loader finishes with
+ * rcache_load_done_json()); tags are copied, as rcache_set_tagged_async() copies them. */
+RCACHE_API rcache_status rcache_set_json_tagged_async(rcache *c, const char *key, const json_t *v,
+                                                      int64_t ttl_s, const char *const *tags,
+                                                      size_t ntags, rcache_async_fn cb, void *ud);
+RCACHE_API rcache_status rcache_get_json_tagged_async(rcache *c, const char *key,
+                                                      const char *const *tags, size_t ntags,
+                                                      rcache_async_json_fn cb, void *ud);
+RCACHE_API rcache_status rcache_get_or_set_json_tagged_async(rcache *c, const char *key,
+                                                             int64_t ttl_s, const char *const *tags,
+                                                             size_t ntags,
+                                                             rcache_async_loader_fn load, void *lud,
+                                                             rcache_async_json_fn cb, void *ud);
+/* Finishes a load of rcache_get_or_set_json_async or rcache_get_or_set_json_tagged_async: v (a
+ * reference rcache takes over) is the loaded value, or NULL when loading failed (the operation
+ * completes with RCACHE_ELOADER). Called exactly once per loader call, from any thread, even after
+ * rcache_close(); ld must not be used after this call. */
 RCACHE_API void rcache_load_done_json(rcache_load *ld, json_t *v);
 
 #ifdef __cplusplus

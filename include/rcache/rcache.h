@@ -210,7 +210,8 @@ typedef struct rcache_options {
    * count under "other". 0 (default) = off. */
   unsigned key_family_segments;
   /* Called once at the end of every timed call (see rcache_op; near-cache hits included,
-   * each then timed), on the calling thread: the way to plug in OpenTelemetry or any
+   * with a duration_us of 0: they take well under a microsecond and are not timed one by
+   * one), on the calling thread: the way to plug in OpenTelemetry or any
    * tracer. Must be fast and must not call back into this handle. NULL (default) = off,
    * which costs one predictable branch. */
   struct rcache_event_sink {
@@ -221,9 +222,10 @@ typedef struct rcache_options {
    * publish_stats_s seconds a background thread of the handle writes its
    * rcache_metrics_json(), with the host name and pid, to the key
    * "<key_prefix>__rc:stats:<client_name>:<host>:<pid>" with a TTL of three intervals, for
-   * `rcache stats --clients` and `rcache top`; once more at rcache_close(), marked closed.
+   * `rcache stats --clients` and `rcache watch`; once more at rcache_close(), marked closed.
    * No password and no key is published (family names are, when key_family_segments is
-   * set). A failed write is logged (info) and never affects calls. Redis servers only
+   * set). A failed write is logged (info) and never affects calls; rcache_open() fails with
+   * RCACHE_ENOMEM when the publisher cannot start (memory, a thread). Redis servers only
    * (not memory:// or none://). URL: publish_stats_s=N. 0 (default) = off, at most 86400. */
   unsigned publish_stats_s;
 
@@ -559,9 +561,9 @@ typedef struct rcache_event {
   rcache_op op;
   rcache_status status; /* what the call returned */
   const char *family;   /* the key's family ("" when off or not keyed) */
-  uint64_t duration_us;
-  const char *server; /* host:port or socket path of the configured server, or the mode */
-  size_t bytes;       /* value bytes read or written (0 when none) */
+  uint64_t duration_us; /* 0 for a near-cache hit (not timed: well under a microsecond) */
+  const char *server;   /* host:port or socket path of the configured server, or the mode */
+  size_t bytes;         /* value bytes read or written (0 when none) */
 } rcache_event;
 
 /* Everything above plus rcache_get_stats()'s figures and gauges as Prometheus text
@@ -741,13 +743,16 @@ RCACHE_API rcache_status rcache_get_or_set_obj(rcache *c, const char *key, int64
  *  - A callback never runs before the starting call has returned, not even for a near-cache
  *    hit or a breaker's fast fail: it runs in a later rcache_async_process(). A callback may
  *    start new operations.
- *  - Deadline: a callback runs by start + connect_timeout_ms + command_timeout_ms (get_or_set:
- *    + flight_wait_ms + another round trip; the time the loader of rcache_get_or_set_async
+ *  - Deadline: a callback runs by start + connect_timeout_ms + 2 x command_timeout_ms (one
+ *    command timeout more than the blocking call: the wait for a worker; get_or_set: twice
+ *    that + flight_wait_ms + another round trip; the time the loader of rcache_get_or_set_async
  *    takes does not count), plus the time until the loop next calls rcache_async_process().
  *    An operation that has not finished by then completes with the status the blocking call
  *    gives for an unreachable cache (RCACHE_EUNAVAILABLE; rate_limit with *allowed as
  *    rate_limit_fail_closed says); a write may still be applied afterwards.
- *  - Inputs (keys, values, JSON) are copied: the caller may free them when the call returns.
+ *  - Inputs (keys, values, tags, codecs, JSON) are copied: the caller may free them when the
+ *    call returns. The one exception: the object rcache_get_obj_async() and
+ *    rcache_get_or_set_obj_async() fill, which must stay valid until their callback.
  *  - A NULL callback is allowed: the result is dropped (values freed).
  *  - rcache_errmsg() says nothing about asynchronous failures.
  *  - One loop thread per handle: rcache_async_process() must not run in two threads at once.
@@ -813,8 +818,9 @@ typedef void (*rcache_async_loader_fn)(void *ud, const char *key, rcache_load *l
 /* Finishes a load: s = RCACHE_OK with the value in *v, which rcache takes over (v->data
  * malloc'd; *v is zeroed), or an error status (then *v, which may be NULL, is freed and
  * zeroed): the get_or_set then completes with RCACHE_ELOADER, as a failing rcache_loader_fn.
- * May be called from inside the loader or later, from any thread. ld must not be used after
- * this call. */
+ * The load of rcache_get_or_set_obj_async is finished with v NULL: s alone says whether the
+ * loader filled its object. May be called from inside the loader or later, from any thread.
+ * ld must not be used after this call. */
 RCACHE_API void rcache_load_done(rcache_load *ld, rcache_status s, rcache_value *v);
 
 /*
@@ -867,6 +873,81 @@ RCACHE_API rcache_status rcache_get_double_async(rcache *c, const char *key,
                                                  rcache_async_double_fn cb, void *ud);
 RCACHE_API rcache_status rcache_set_double_async(rcache *c, const char *key, double v,
                                                  int64_t ttl_s, rcache_async_fn cb, void *ud);
+
+/* The tagged calls without blocking (docs/semantics.md "Tags"): results as rcache_set_tagged(),
+ * rcache_get_tagged(), rcache_invalidate_tag() and rcache_clear() (tags are copied; RCACHE_EINVAL
+ * at once when tags is NULL with ntags > 0 or a tag is NULL). A write or an invalidation
+ * completed by its deadline with RCACHE_EUNAVAILABLE may still be applied afterwards. */
+RCACHE_API rcache_status rcache_set_tagged_async(rcache *c, const char *key, const void *data,
+                                                 size_t len, int64_t ttl_s, const char *const *tags,
+                                                 size_t ntags, rcache_async_fn cb, void *ud);
+RCACHE_API rcache_status rcache_get_tagged_async(rcache *c, const char *key,
+                                                 const char *const *tags, size_t ntags,
+                                                 rcache_async_value_fn cb, void *ud);
+RCACHE_API rcache_status rcache_invalidate_tag_async(rcache *c, const char *tag, rcache_async_fn cb,
+                                                     void *ud);
+RCACHE_API rcache_status rcache_clear_async(rcache *c, rcache_async_fn cb, void *ud);
+
+/* The loader of rcache_get_or_set_tagged_async, on the loop's thread: as rcache_async_loader_fn,
+ * and it may add tags with rcache_tags_add(tags, ...) until it calls rcache_load_done(ld, ...)
+ * (tags belongs to ld: valid until then, even after rcache_close). */
+typedef void (*rcache_async_tagged_loader_fn)(void *ud, const char *key, rcache_tags *tags,
+                                              rcache_load *ld);
+
+/* rcache_get_or_set_tagged() without blocking, with an asynchronous loader (see
+ * rcache_get_or_set_async): the value it loads is stored tagged with tags[0..ntags) (copied)
+ * plus those it adds. cb gets what rcache_get_or_set_tagged() returns. */
+RCACHE_API rcache_status rcache_get_or_set_tagged_async(rcache *c, const char *key, int64_t ttl_s,
+                                                        const char *const *tags, size_t ntags,
+                                                        rcache_async_tagged_loader_fn load,
+                                                        void *lud, rcache_async_value_fn cb,
+                                                        void *ud);
+
+/* rcache_set_obj() without blocking: codec->encode runs in this call, on the calling thread (obj
+ * may be freed when it returns; an encoder's error comes through cb, as rcache_set_obj() returns
+ * it); the codec is copied. RCACHE_EINVAL at once when codec or its functions are NULL. */
+RCACHE_API rcache_status rcache_set_obj_async(rcache *c, const char *key, const rcache_codec *codec,
+                                              const void *obj, int64_t ttl_s, rcache_async_fn cb,
+                                              void *ud);
+
+/* rcache_get_obj() without blocking: cb gets its status once obj is filled. obj is decoded on an
+ * internal thread, so it must stay valid and untouched by the caller until cb runs (and the
+ * codec's functions must be thread-safe); the codec itself is copied. */
+RCACHE_API rcache_status rcache_get_obj_async(rcache *c, const char *key, const rcache_codec *codec,
+                                              void *obj, rcache_async_fn cb, void *ud);
+
+/* The loader of rcache_get_or_set_obj_async, on the loop's thread: fills obj (the caller's, as
+ * given to the starting call) and then calls rcache_load_done(ld, status, NULL) exactly once. */
+typedef void (*rcache_async_obj_loader_fn)(void *ud, const char *key, void *obj, rcache_load *ld);
+
+/* rcache_get_or_set_obj() without blocking, with an asynchronous loader: obj is decoded from the
+ * cache or filled by load and then encoded, on an internal thread for the codec (as
+ * rcache_get_obj_async: obj stays valid and untouched until cb). cb gets rcache_get_or_set_obj()'s
+ * status. */
+RCACHE_API rcache_status rcache_get_or_set_obj_async(rcache *c, const char *key, int64_t ttl_s,
+                                                     const rcache_codec *codec,
+                                                     rcache_async_obj_loader_fn load, void *lud,
+                                                     void *obj, rcache_async_fn cb, void *ud);
+
+/* Gets what rcache_delete_prefix() and rcache_delete_pattern() store in *deleted. */
+typedef void (*rcache_async_count_fn)(void *ud, rcache_status s, uint64_t deleted);
+
+/* rcache_delete_prefix() and rcache_delete_pattern() without blocking: cb gets their status and
+ * the number of keys deleted. The deadline is per batch (one SCAN and one UNLINK per server):
+ * each batch moves it on by two operation deadlines (see above), so a long deletion
+ * runs to its end while one that stalls completes with RCACHE_EUNAVAILABLE and the keys deleted
+ * by then; it then stops after the batch under way. */
+RCACHE_API rcache_status rcache_delete_prefix_async(rcache *c, const char *prefix,
+                                                    rcache_async_count_fn cb, void *ud);
+RCACHE_API rcache_status rcache_delete_pattern_async(rcache *c, const char *glob,
+                                                     rcache_async_count_fn cb, void *ud);
+
+/* Gets what rcache_health_check() fills in: h is rcache's, valid during the call only. */
+typedef void (*rcache_async_health_fn)(void *ud, rcache_status s, const rcache_health *h);
+
+/* rcache_health_check() without blocking. Completed by its deadline, h says unhealthy with an
+ * error "no answer by the deadline ...", and s is RCACHE_EUNAVAILABLE. */
+RCACHE_API rcache_status rcache_health_check_async(rcache *c, rcache_async_health_fn cb, void *ud);
 /* ==== end of non-blocking API ========================================================= */
 
 #ifdef __cplusplus

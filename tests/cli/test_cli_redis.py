@@ -7,6 +7,7 @@ Usage: test_cli_redis.py RCACHE_BINARY"""
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -166,18 +167,28 @@ t.eq(rc_.count("rcache-bench:*"), 0, "bench deleted its keys")
 rc, out, err = cli("bench", "-n", "100")
 t.check(rc == 0 and b"ops/s" in out and b"get_or_set" in out, "bench table", out)
 
-# watch
+# watch: a health line per refresh, then the figures (its own handle's: none publishes yet),
+# whose health count is the ten pings of each refresh
 rc, out, err = cli("watch", "--count", "2", "--interval", "1")
 rows = out.decode().splitlines()
-t.check(rc == 0 and len(rows) == 3 and rows[0].startswith("time") and
-        all(" up " in r and "standalone" in r for r in rows[1:]), "watch --count 2", out)
+health = [r for r in rows if re.match(r"\d\d:\d\d:\d\d  ", r)]
+t.check(rc == 0 and sum(r.startswith("time ") for r in rows) == 2 and len(health) == 2
+        and all(" up " in r and "standalone" in r for r in health), "watch --count 2", out)
+t.check(out.count(b"this CLI's own handle (no process publishes") == 2
+        and re.search(rb"\n  health +10 .*\n(.*\n)*  health +20 ", out) is not None,
+        "watch: its own handle's figures, ten health checks more each refresh", out)
 
-# watch stops cleanly on Ctrl-C (SIGINT), exit 0
+# watch stops cleanly on Ctrl-C (SIGINT), exit 0: sent once its first refresh is out (each
+# refresh is flushed; bounded wait)
 w = subprocess.Popen([R, "--url", url, "watch", "--interval", "1"], stdout=subprocess.PIPE,
                      stderr=subprocess.PIPE)
-time.sleep(1.6)
+wout, until = b"", time.monotonic() + 20
+while b" up " not in wout and time.monotonic() < until:
+    if select.select([w.stdout], [], [], 0.5)[0]:
+        wout += os.read(w.stdout.fileno(), 65536)
 w.send_signal(signal.SIGINT)
-wout, werr = w.communicate(timeout=10)
+more, werr = w.communicate(timeout=10)
+wout += more
 t.check(w.returncode == 0 and b" up " in wout and werr == b"",
         "watch ends on SIGINT with exit 0 after printing a line", (w.returncode, wout, werr))
 
@@ -273,7 +284,7 @@ rc_("ACL", "DELUSER", odd_user)
 shutil.rmtree(tmp)
 
 # Figures from outside (publish_stats_s): processes publish their figures to Redis and
-# `stats --clients` / `top` read them; counts are those of what each process did. Interval
+# `stats --clients` / `watch` read them; counts are those of what each process did. Interval
 # 10 s: a key lives 30 s, well past the checks that read it (the first figures go out as a
 # handle opens, the last as it closes).
 def clients(*extra, prefix=None):
@@ -313,10 +324,62 @@ t.check(0 < ttl <= 30000, "the key lives three intervals (30 s)", ttl)
 rc, out, _ = cli("stats", "--clients")
 t.check(rc == 0 and b"pubbench" in out and str(pub.pid).encode() in out and b"closed" in out,
         "stats --clients as text", out)
-# top: per-op p50/p99 and hit ratio of each publishing process; its own handle when none
-rc, out, _ = cli("top", "--count", "1", "--interval", "1")
-t.check(rc == 0 and b"pubbench@" in out and b"get_or_set_hit" in out and b"p99" in out
-        and b"hit 100.0 % (240/240)" in out, "top: the bench's ops and hit ratio", out)
+# watch: under its health line, each publishing process's figures as it published them
+def watch_block(out, title):
+    """The lines of watch's figures for the process whose title starts with `title`."""
+    lines, block = out.split(b"\n"), []
+    for i, line in enumerate(lines):
+        if line.startswith(title.encode()):
+            block = lines[i:]
+            break
+    return block[:block.index(b"")] if b"" in block else block
+
+
+def shown_bound(buckets, q):
+    """What watch shows as an op's p50/p99: the upper bound of the bucket holding rank q."""
+    total, seen = sum(buckets), 0
+    if total == 0:
+        return "-"
+    rank = max(1, int(q * total + 0.999999))
+    for i, n in enumerate(buckets):
+        seen += n
+        if seen >= rank:
+            if i == len(buckets) - 1:
+                return "> 4.19 s"
+            us = float(2 ** i)
+            return "<= " + (f"{us:.1f} µs" if us < 1000 else f"{us / 1000:.2f} ms" if us < 1e6
+                            else f"{us / 1e6:.2f} s")
+
+
+def op_lines(doc):
+    """watch's line for each op the document counted (printf pads by bytes, as % on bytes)."""
+    return [b"  %-16s %10d %12s %12s" % (name.encode(), op["count"],
+                                         shown_bound(op["buckets"], .5).encode(),
+                                         shown_bound(op["buckets"], .99).encode())
+            for name, op in doc["metrics"]["ops"].items() if op["count"]]
+
+
+bench_doc = d if d.get("metrics") else {"metrics": {"ops": {}}}
+rc, out, _ = cli("watch", "--count", "1", "--interval", "1")
+block = watch_block(out, "pubbench@")
+t.check(rc == 0 and block and b"hit 100.0 % (240/240)" in block[0] and b"(closed)" in block[0],
+        "watch: the bench's hit ratio, closed", out)
+want = op_lines(bench_doc)
+t.check(len(want) >= 4 and all(w in block for w in want),
+        "watch: each of the bench's ops with its count, p50 and p99 as published", (want, block))
+# hit ratios per key family (key_family_segments, which the CLI's own handles do not set): a
+# document as the library writes it, with families, under a key of its own
+fam_doc = dict(bench_doc, pid=1, host="famhost", closed=False)
+fam_doc["metrics"] = dict(bench_doc["metrics"], client="famtest",
+                          families={"wf": {"hits": 95, "misses": 5},
+                                    "credit": {"hits": 2, "misses": 3}})
+rc_("SET", "__rc:stats:famtest:famhost:1", json.dumps(fam_doc), "PX", "60000")
+rc, out, _ = cli("watch", "--count", "1", "--interval", "1")
+block = watch_block(out, "famtest@famhost pid 1")
+t.check(rc == 0 and b"  %-24s %10d %10d %6.1f" % (b"wf", 95, 5, 95.0) in block
+        and b"  %-24s %10d %10d %6.1f" % (b"credit", 2, 3, 40.0) in block,
+        "watch: hits, misses and hit ratio of each key family", block)
+rc_("DEL", "__rc:stats:famtest:famhost:1")
 # a running process: its figures appear while it runs, and its final ones when it ends
 live = subprocess.Popen([R, "--url", url + sep + "publish_stats_s=10&client_name=pubwatch", "watch",
                          "--interval", "1", "--count", "3"], stdout=subprocess.DEVNULL,
@@ -333,12 +396,15 @@ live.wait(timeout=60)
 d = of_pid(clients()[1], live.pid) or {}
 t.eq(d.get("metrics", {}).get("ops", {}).get("health", {}).get("count"), 30,
      "watch --count 3 made 30 health checks, and its figures say so")
-rc, out, _ = cli("top", "--count", "1", "--interval", "1")
-t.check(rc == 0 and b"pubbench@" in out and b"pubwatch@" in out and b"health" in out,
-        "top shows each publishing process", out)
-rc, out, _ = cli("--prefix", "nobody:", "top", "--count", "1")
-t.check(rc == 0 and b"this CLI's own handle" in out, "top with none publishing: its own handle",
-        out)
+rc, out, _ = cli("watch", "--count", "1", "--interval", "1")
+want = op_lines(d) if d.get("metrics") else [b"(no document)"]
+block = watch_block(out, "pubwatch@")
+t.check(rc == 0 and watch_block(out, "pubbench@") and b"  health " in b"\n".join(want)
+        and all(w in block for w in want),
+        "watch shows each publishing process: the one that watched, with its 30 health checks", out)
+rc, out, _ = cli("--prefix", "nobody:", "watch", "--count", "1", "--interval", "1")
+t.check(rc == 0 and b"this CLI's own handle (no process publishes" in out,
+        "watch with none publishing: its own handle", out)
 # an ACL user limited to ~app:* publishes under its key_prefix; its password is not published
 pub = subprocess.Popen([R, "--url", f"{acl.scheme}://{acl.netloc}/13?publish_stats_s=1",
                         "--prefix", "app:", "get", "k"], stdout=subprocess.DEVNULL,

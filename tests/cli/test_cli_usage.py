@@ -17,7 +17,7 @@ from clitest import Harness, dead_port, run
 t = Harness("cli_usage")
 R = sys.argv[1]
 COMMANDS = ["health", "get", "set", "del", "del-prefix", "del-pattern", "incr", "decr",
-            "exists", "ttl", "scan", "stats", "flush", "bench", "watch", "top"]
+            "exists", "ttl", "scan", "stats", "flush", "bench", "watch"]
 
 # --help: the main one lists every command; each command has its own.
 rc, out, err = run([R, "--help"])
@@ -51,7 +51,6 @@ for argv, why in [([], "no command"), (["frobnicate"], "unknown command"),
                   (["set", "k", "v", "--ttl", "-1"], "--ttl must be"),
                   (["incr", "k", "--by"], "needs a value"), (["get", "k", "--bogus"], "unknown option"),
                   (["scan", "--limit", "-3"], "--limit"), (["watch", "--interval", "0"], "--interval"),
-                  (["top", "--interval", "0"], "--interval"),
                   (["stats", "--json", "--prometheus"], "exclude"),
                   (["health", "--timeout", "-5"], "milliseconds from 1 to 3600000"),
                   (["health", "--timeout", "0"], "milliseconds from 1 to 3600000"),

@@ -117,7 +117,7 @@ CONTRACT_TEST(key_and_value_limits) {
   CHECK_EQ(rcache_exists(e->c, key, &x), RCACHE_ETOOBIG);
   CHECK_EQ(rcache_ttl(e->c, key, &n), RCACHE_ETOOBIG);
   CHECK_EQ(rcache_incr(e->c, key, 1, &n), RCACHE_ETOOBIG);
-  CHECK(rcache_errmsg(e->c)[0] != '\0');
+  CHECK(ct_errmsg_set(e->c));
   key[900] = '\0'; /* fits with any sane prefix */
   CHECK_EQ(rcache_set(e->c, key, "v", 1, 0), RCACHE_OK);
   CHECK(ct_value_is(e->c, key, "v", 1));

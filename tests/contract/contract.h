@@ -25,6 +25,16 @@
  *    names with it; the namespace is flushed when the test ends.
  *  - Never rely on one backend's behaviour: only on what include/rcache/rcache.h promises.
  *  - Never sleep for an exact time: poll with a generous bound (ct_wait_gone).
+ *  - Check rcache_errmsg() with ct_errmsg_has() / ct_errmsg_set(): in an --async run the
+ *    message of a call that completed through its callback is not there (docs/async.md).
+ *
+ * The async run (--async): every call below that has a non-blocking form goes through it, on
+ * the thread that runs the test (async_shim.c): the _async call is started and the loop
+ * (poll() on rcache_async_fd, rcache_async_process) runs until its callback has run, which must
+ * happen exactly once, on this thread, after the starting call returned; its results are the
+ * blocking call's outputs, its loaders the test's loaders run from the loop. The same bodies
+ * then check the same promises. Calls from other threads of a test, and calls with an argument
+ * the non-blocking form has no place for (a NULL out-pointer, a NULL loader), stay blocking.
  */
 #ifndef RCACHE_CONTRACT_H
 #define RCACHE_CONTRACT_H
@@ -32,6 +42,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "rcache/json.h"
 #include "rcache/rcache.h"
 #include "test.h"
 
@@ -104,5 +115,110 @@ bool ct_wait_gone(rcache *c, const char *key, int timeout_ms);
 int64_t ct_stale_s(void);
 void ct_sleep_ms(int ms);
 int64_t ct_now_ms(void);
+/* rcache_errmsg(c) is non-empty, or c's last call completed through a callback (--async). */
+bool ct_errmsg_set(rcache *c);
+
+/* ---- the async run (async_shim.c) ----------------------------------------------------------- */
+
+/* Turns the async run on (from main, whose thread then is the loop's). */
+void ct_async_on(void);
+bool ct_async(void);
+/* false when c's last call on this thread completed through a callback: its message is not
+ * rcache_errmsg's to give. */
+bool ct_errmsg_known(rcache *c);
+/* Checks that no callback of the calls so far ran twice, or after a refused start. */
+void ct_async_check(void);
+
+rcache_status cts_get(rcache *c, const char *key, rcache_value *out);
+rcache_status cts_set(rcache *c, const char *key, const void *data, size_t len, int64_t ttl_s);
+rcache_status cts_delete(rcache *c, const char *key);
+rcache_status cts_delete_prefix(rcache *c, const char *prefix, uint64_t *deleted);
+rcache_status cts_delete_pattern(rcache *c, const char *glob, uint64_t *deleted);
+rcache_status cts_get_or_set(rcache *c, const char *key, int64_t ttl_s, rcache_loader_fn load,
+                             void *ud, rcache_value *out);
+rcache_status cts_incr(rcache *c, const char *key, int64_t by, int64_t *out);
+rcache_status cts_decr(rcache *c, const char *key, int64_t by, int64_t *out);
+rcache_status cts_incr_expire(rcache *c, const char *key, int64_t by, int64_t ttl_s, int64_t *out);
+rcache_status cts_rate_limit(rcache *c, const char *key, int64_t limit, int64_t window_s,
+                             bool *allowed, int64_t *count);
+rcache_status cts_exists(rcache *c, const char *key, bool *exists);
+rcache_status cts_ttl(rcache *c, const char *key, int64_t *ttl_s);
+rcache_status cts_get_many(rcache *c, const char *const *keys, size_t n, rcache_value *vals,
+                           rcache_status *statuses);
+rcache_status cts_set_many(rcache *c, const char *const *keys, const rcache_value *vals, size_t n,
+                           int64_t ttl_s);
+rcache_status cts_health_check(rcache *c, rcache_health *h);
+rcache_status cts_set_tagged(rcache *c, const char *key, const void *data, size_t len,
+                             int64_t ttl_s, const char *const *tags, size_t ntags);
+rcache_status cts_get_tagged(rcache *c, const char *key, const char *const *tags, size_t ntags,
+                             rcache_value *out);
+rcache_status cts_invalidate_tag(rcache *c, const char *tag);
+rcache_status cts_clear(rcache *c);
+rcache_status cts_get_or_set_tagged(rcache *c, const char *key, int64_t ttl_s,
+                                    const char *const *tags, size_t ntags,
+                                    rcache_tagged_loader_fn load, void *ud, rcache_value *out);
+rcache_status cts_set_str(rcache *c, const char *key, const char *s, int64_t ttl_s);
+rcache_status cts_get_str(rcache *c, const char *key, char **out);
+rcache_status cts_set_i64(rcache *c, const char *key, int64_t v, int64_t ttl_s);
+rcache_status cts_get_i64(rcache *c, const char *key, int64_t *out);
+rcache_status cts_set_double(rcache *c, const char *key, double v, int64_t ttl_s);
+rcache_status cts_get_double(rcache *c, const char *key, double *out);
+rcache_status cts_set_obj(rcache *c, const char *key, const rcache_codec *codec, const void *obj,
+                          int64_t ttl_s);
+rcache_status cts_get_obj(rcache *c, const char *key, const rcache_codec *codec, void *obj);
+rcache_status cts_get_or_set_obj(rcache *c, const char *key, int64_t ttl_s,
+                                 const rcache_codec *codec, rcache_obj_loader_fn load, void *ud,
+                                 void *obj);
+rcache_status cts_set_json(rcache *c, const char *key, const json_t *v, int64_t ttl_s);
+rcache_status cts_get_json(rcache *c, const char *key, json_t **out);
+rcache_status cts_get_or_set_json(rcache *c, const char *key, int64_t ttl_s,
+                                  rcache_json_loader_fn load, void *ud, json_t **out);
+rcache_status cts_set_json_tagged(rcache *c, const char *key, const json_t *v, int64_t ttl_s,
+                                  const char *const *tags, size_t ntags);
+rcache_status cts_get_json_tagged(rcache *c, const char *key, const char *const *tags, size_t ntags,
+                                  json_t **out);
+rcache_status cts_get_or_set_json_tagged(rcache *c, const char *key, int64_t ttl_s,
+                                         const char *const *tags, size_t ntags,
+                                         rcache_json_loader_fn load, void *ud, json_t **out);
+
+/* The test bodies (and main.c's helpers) call the library through the shim; async_shim.c,
+ * which implements it, defines CT_NO_SHIM. */
+#ifndef CT_NO_SHIM
+#define rcache_get(...) cts_get(__VA_ARGS__)
+#define rcache_set(...) cts_set(__VA_ARGS__)
+#define rcache_delete(...) cts_delete(__VA_ARGS__)
+#define rcache_delete_prefix(...) cts_delete_prefix(__VA_ARGS__)
+#define rcache_delete_pattern(...) cts_delete_pattern(__VA_ARGS__)
+#define rcache_get_or_set(...) cts_get_or_set(__VA_ARGS__)
+#define rcache_incr(...) cts_incr(__VA_ARGS__)
+#define rcache_decr(...) cts_decr(__VA_ARGS__)
+#define rcache_incr_expire(...) cts_incr_expire(__VA_ARGS__)
+#define rcache_rate_limit(...) cts_rate_limit(__VA_ARGS__)
+#define rcache_exists(...) cts_exists(__VA_ARGS__)
+#define rcache_ttl(...) cts_ttl(__VA_ARGS__)
+#define rcache_get_many(...) cts_get_many(__VA_ARGS__)
+#define rcache_set_many(...) cts_set_many(__VA_ARGS__)
+#define rcache_health_check(...) cts_health_check(__VA_ARGS__)
+#define rcache_set_tagged(...) cts_set_tagged(__VA_ARGS__)
+#define rcache_get_tagged(...) cts_get_tagged(__VA_ARGS__)
+#define rcache_invalidate_tag(...) cts_invalidate_tag(__VA_ARGS__)
+#define rcache_clear(...) cts_clear(__VA_ARGS__)
+#define rcache_get_or_set_tagged(...) cts_get_or_set_tagged(__VA_ARGS__)
+#define rcache_set_str(...) cts_set_str(__VA_ARGS__)
+#define rcache_get_str(...) cts_get_str(__VA_ARGS__)
+#define rcache_set_i64(...) cts_set_i64(__VA_ARGS__)
+#define rcache_get_i64(...) cts_get_i64(__VA_ARGS__)
+#define rcache_set_double(...) cts_set_double(__VA_ARGS__)
+#define rcache_get_double(...) cts_get_double(__VA_ARGS__)
+#define rcache_set_obj(...) cts_set_obj(__VA_ARGS__)
+#define rcache_get_obj(...) cts_get_obj(__VA_ARGS__)
+#define rcache_get_or_set_obj(...) cts_get_or_set_obj(__VA_ARGS__)
+#define rcache_set_json(...) cts_set_json(__VA_ARGS__)
+#define rcache_get_json(...) cts_get_json(__VA_ARGS__)
+#define rcache_get_or_set_json(...) cts_get_or_set_json(__VA_ARGS__)
+#define rcache_set_json_tagged(...) cts_set_json_tagged(__VA_ARGS__)
+#define rcache_get_json_tagged(...) cts_get_json_tagged(__VA_ARGS__)
+#define rcache_get_or_set_json_tagged(...) cts_get_or_set_json_tagged(__VA_ARGS__)
+#endif
 
 #endif

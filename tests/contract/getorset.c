@@ -76,7 +76,7 @@ CONTRACT_TEST(get_or_set_failing_loader) {
   CHECK(v.data == NULL && v.len == 0);
   CHECK_EQ(atomic_load(&bad.calls), 1);
   CHECK(!ct_exists(e->c, "k")); /* nothing cached */
-  CHECK(rcache_errmsg(e->c)[0] != '\0');
+  CHECK(ct_errmsg_set(e->c));
   /* the next call tries again, and a good loader then fills the cache */
   CHECK_EQ(rcache_get_or_set(e->c, "k", 60, load, &bad, &v), RCACHE_ELOADER);
   CHECK_EQ(atomic_load(&bad.calls), 2);

@@ -414,7 +414,7 @@ CONTRACT_ANY_TEST(json_values) {
   CHECK_EQ(rcache_set(e->c, "ext", "{\"a\": ", 6, 0), RCACHE_OK);
   CHECK_EQ(rcache_get_json(e->c, "ext", &got), RCACHE_EDECODE);
   CHECK(got == NULL);
-  CHECK(rcache_errmsg(e->c)[0] != '\0');
+  CHECK(ct_errmsg_set(e->c));
 }
 
 /* ---- get_or_set_json from many threads: one load at a time, every thread gets the value ------ */

@@ -68,7 +68,7 @@ CONTRACT_NONE_TEST(none_counters_unavailable) {
   n = 42;
   CHECK_EQ(rcache_incr_expire(c, "ctr", 1, 10, &n), RCACHE_EUNAVAILABLE);
   CHECK_EQ(n, 0);
-  CHECK(rcache_errmsg(c)[0] != '\0');
+  CHECK(ct_errmsg_set(c));
   bool allowed = false;
   int64_t count = 42;
   for (int i = 0; i < 5; i++) { /* fails open, however often */

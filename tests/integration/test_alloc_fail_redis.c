@@ -10,7 +10,10 @@
  * what it returns without the failure, nothing leaks, and the handle works again afterwards. Then
  * every allocation of every thread fails for a while (the background threads included): nothing
  * crashes or wedges, and once memory comes back the handle and its near cache (which must hear
- * another client's write again) work.
+ * another client's write again) work. Last, with publish_stats_s on (standalone): open, a few
+ * calls, a publish on the calling thread (rcache__publish_now: the walk counts only this
+ * thread's allocations, and the publisher's thread would publish when it likes) and close;
+ * afterwards the handle works and publishes again.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@
 #include <unistd.h>
 
 #include "alloc_walk.h"
+#include "handle.h" /* rcache__publish_now */
 
 /* One server flavour: its URL (with options) and a handle that resets the keys between
  * runs (never armed). */
@@ -115,8 +119,9 @@ static void calls(aw *w, rcache *c) {
   AW_REC(w, s, h.mode);
 }
 
-static void redis_flow(aw *w, void *ud) {
-  target *tg = ud;
+/* A flow's start: tg's keys reset, the walk armed, the handle opened (NULL when it failed) and
+ * recorded. */
+static rcache *flow_open(aw *w, target *tg) {
   reset_keys(tg->admin);
   rcache *c = NULL;
   w->c = NULL;
@@ -124,8 +129,14 @@ static void redis_flow(aw *w, void *ud) {
   rcache_status s = rcache_open(&c, tg->url, &opt);
   if (s == RCACHE_ENOMEM && !*rcache_errmsg(NULL)) aw_fail(w, __LINE__, "ENOMEM without message");
   AW_REC(w, s, s == RCACHE_OK ? rcache_mode(c) : NULL);
+  w->c = c;
+  return c;
+}
+
+static void redis_flow(aw *w, void *ud) {
+  target *tg = ud;
+  rcache *c = flow_open(w, tg);
   if (c) {
-    w->c = c;
     calls(w, c);
     aw_tag_calls(w, c);
   }
@@ -183,6 +194,60 @@ static void all_threads(target *tg) {
   reset_keys(admin);
 }
 
+/* publish_flow's handle's key: <prefix>__rc:stats:walker:<host>:<pid> (publish.c's), less the
+ * prefix, which the admin handle has too. */
+static void stats_key(char *key, size_t size) {
+  char host[256] = "";
+  if (gethostname(host, sizeof host - 1) != 0) snprintf(host, sizeof host, "-");
+  snprintf(key, size, "__rc:stats:walker:%s:%ld", host, (long)getpid());
+}
+
+/* The document is gone (admin deletes it), then a publish on c writes it again. */
+static bool publishes_again(rcache *admin, rcache *c) {
+  char key[512];
+  stats_key(key, sizeof key);
+  rcache_status d = rcache_delete(admin, key);
+  rcache_status s = rcache__publish_now(c);
+  rcache_value v = {NULL, 0};
+  bool there = rcache_get(admin, key, &v) == RCACHE_OK && v.data &&
+               strstr(v.data, "\"client\":\"walker\"") && strstr(v.data, "\"closed\":false");
+  rcache_value_free(&v);
+  return (d == RCACHE_OK || d == RCACHE_MISS) && s == RCACHE_OK && there;
+}
+
+/* open, a few calls, a publish, close: with publish_stats_s (a long interval, so that the
+ * publisher's own thread writes only as the handle opens and closes). */
+static void publish_flow(aw *w, void *ud) {
+  target *tg = ud;
+  char t[256];
+  rcache *c = flow_open(w, tg);
+  rcache_status s;
+  if (c) {
+    rcache_value v;
+    aw_group(w);
+    s = rcache_set(c, "k1", "value1", 6, 60);
+    AW_REC(w, s, NULL);
+    aw_rec_get(w, __LINE__, c, "k1", NULL, 0);
+    aw_group(w);
+    s = rcache_get_or_set(c, "g1", 60, aw_load_text, "loaded", &v);
+    AW_REC(w, s, aw_vtext(t, sizeof t, &v));
+    rcache_value_free(&v);
+    aw_group(w);
+    w->c = NULL; /* internal: its ENOMEM leaves no message for rcache_errmsg() */
+    AW_REC(w, rcache__publish_now(c), NULL);
+    w->c = c;
+  }
+  aw_disarm(w);
+  if (c && !aw_round_trip(c, "after:walk"))
+    aw_fail(w, 0, "the handle does not work after the walk: %s", rcache_errmsg(c));
+  if (c && !publishes_again(tg->admin, c))
+    aw_fail(w, 0, "the handle does not publish again after the walk");
+  aw_arm(w);
+  rcache_close(c); /* its last publish, on this thread */
+  aw_disarm(w);
+  w->c = NULL;
+}
+
 static bool target_open(target *tg, const char *name, const char *var) {
   const char *base = test_env_url(var);
   tg->name = name;
@@ -215,7 +280,17 @@ int main(void) {
     tg[0].name = tg[0].name_buf;
     aw_walk_x(tg[0].name, true, false, redis_flow, &tg[0]);
     aw_walk_x(tg[0].name, false, false, redis_flow, &tg[0]);
+    /* the stats publisher, without the near cache (walked above) */
+    opt.near_cache_bytes = 0;
+    opt.publish_stats_s = 3600;
+    snprintf(tg[0].name_buf, sizeof tg[0].name_buf, "%s", "publish flow (standalone)");
+    aw_walk_x(tg[0].name, true, false, publish_flow, &tg[0]);
+    aw_walk_x(tg[0].name, false, false, publish_flow, &tg[0]);
+    opt.publish_stats_s = 0;
     opt.near_cache_bytes = 1 << 20;
+    char key[512];
+    stats_key(key, sizeof key);
+    CHECK(rcache_delete(tg[0].admin, key) == RCACHE_OK); /* closed: its last figures */
     rcache_close(tg[0].admin);
   }
   if (target_open(&tg[1], "redis flow (cluster)", "RCACHE_TEST_URL_CLUSTER")) {

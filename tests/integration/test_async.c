@@ -5,7 +5,10 @@
  * run exactly once, never before the starting call returns, on the loop's thread; an asynchronous
  * loader; single-flight shared by a blocking and an async caller; deadlines with a stalled server;
  * rcache_close with operations in flight; 1,000 operations in flight from one loop thread;
- * every operation's result as its blocking call's; a forked child's own machinery.
+ * every operation's result as its blocking call's; a forked child's own machinery; the tagged
+ * loader adding tags from the loop, objects, deletions by prefix and pattern, health.
+ * (Every call's results through the async API are also checked by the contract suite's async
+ * run, contract --async.)
  */
 #include <jansson.h>
 #include <poll.h>
@@ -128,6 +131,19 @@ static void on_json(void *ud, rcache_status s, json_t *v) {
   rec *r = ud;
   if (r->j) json_decref(r->j);
   r->j = v;
+  seen(r, s);
+}
+
+static void on_count(void *ud, rcache_status s, uint64_t n) {
+  ((rec *)ud)->i = (int64_t)n;
+  seen(ud, s);
+}
+static void on_health(void *ud, rcache_status s, const rcache_health *h) {
+  rec *r = ud;
+  r->b = h->healthy;
+  free(r->str);
+  r->str = strdup(h->error);
+  r->i = (int64_t)strlen(h->mode);
   seen(r, s);
 }
 
@@ -259,10 +275,10 @@ static void loader(void *ud, const char *key, rcache_load *ld) {
     l->pending = ld; /* a database query in flight on the same loop */
 }
 
-/* Runs the loop until l's loader has been called and left its load pending (10 s at most). */
-static void wait_pending(rcache *c, lctx *l) {
+/* Runs the loop until a loader has been called and left its load in *ld (10 s at most). */
+static void wait_load(rcache *c, rcache_load *const *ld) {
   int64_t end = now_us() + 10000000;
-  while (!l->pending && now_us() < end) {
+  while (!*ld && now_us() < end) {
     struct pollfd p = {.fd = rcache_async_fd(c), .events = POLLIN};
     (void)poll(&p, 1, 100);
     rcache_async_process(c);
@@ -280,7 +296,7 @@ static void test_get_or_set(const char *url) {
   rcache_delete(c, "gos:k");
   START_OK(&r[0], rcache_get_or_set_async(c, "gos:k", 60, loader, &l, on_value, &r[0]));
   /* the loader runs on the loop, then the operation waits for it without a deadline */
-  wait_pending(c, &l);
+  wait_load(c, &l.pending);
   CHECK(l.pending != NULL);
   CHECK_STR(l.key, "gos:k");
   CHECK_EQ(rcache_async_timeout_ms(c), -1); /* only a load out: no deadline to watch */
@@ -534,7 +550,7 @@ static void test_stalled(void) {
   }
   /* the operations a worker never took complete by their deadline all the same */
   CHECK(pump(c, &done, OPS, 30000));
-  int64_t deadline = t0 + 2 * TIMEOUT_MS * 1000, late = 0;
+  int64_t deadline = t0 + 3 * TIMEOUT_MS * 1000, late = 0; /* connect + 2 x command */
   int unavailable = 0;
   for (int i = 0; i < OPS; i++) {
     if (r[i].s == RCACHE_EUNAVAILABLE) unavailable++;
@@ -549,6 +565,22 @@ static void test_stalled(void) {
   rcache_get_stats(c, &st);
   CHECK(st.timeouts > 0 && st.fallbacks > 0);
 
+  /* health and a deletion against the stalled server: unhealthy, unavailable, by their deadline */
+  rec hr[2] = {{.done = &done}, {.done = &done}};
+  int before = atomic_load(&done);
+  int64_t h0 = now_us();
+  START_OK(&hr[0], rcache_health_check_async(c, on_health, &hr[0]));
+  START_OK(&hr[1], rcache_delete_prefix_async(c, "st:", on_count, &hr[1]));
+  CHECK(pump(c, &done, before + 2, 30000));
+  CHECK(hr[0].s == RCACHE_EUNAVAILABLE && !hr[0].b && hr[0].str && hr[0].str[0] != '\0');
+  CHECK(hr[1].s == RCACHE_EUNAVAILABLE && hr[1].i == 0);
+  printf("stalled server: health and delete_prefix answered %.1f ms after their start (deadlines "
+         "%d and %d ms)\n",
+         (double)(now_us() - h0) / 1000.0, 3 * TIMEOUT_MS, 6 * TIMEOUT_MS);
+  check_once(hr, 2);
+  rec_free(&hr[0]);
+  rec_free(&hr[1]);
+
   /* nothing in flight: no timer. An operation started then (one that cannot finish: the
    * server is paused) makes the descriptor readable at once, so the loop re-arms its timer */
   int fd = rcache_async_fd(c);
@@ -562,7 +594,7 @@ static void test_stalled(void) {
   START_OK(&r[0], rcache_set_async(c, "st:k", "w", 1, 60, on_status, &r[0]));
   CHECK_EQ(poll(&p, 1, 0), 1);
   int64_t t = rcache_async_timeout_ms(c);
-  CHECK(t >= 0 && t <= 2 * TIMEOUT_MS);
+  CHECK(t >= 0 && t <= 3 * TIMEOUT_MS /* connect + 2 x command */);
 
   /* close with operations queued and running: every callback runs in rcache_close */
   for (int i = 1; i < 20; i++) {
@@ -594,13 +626,213 @@ static void test_close_loader(const char *url) {
   lctx l = {0};
   rec g = {.done = &done};
   START_OK(&g, rcache_get_or_set_async(c, "cl:k", 60, loader, &l, on_value, &g));
-  wait_pending(c, &l);
+  wait_load(c, &l.pending);
   CHECK(l.pending != NULL);
   rcache_close(c);
   CHECK_EQ(g.calls, 1);
   CHECK_EQ(g.s, RCACHE_EUNAVAILABLE);
   if (l.pending) finish(&l, l.pending);
   rec_free(&g);
+}
+
+/* ---- tags: the loader adds a tag from a later turn of the loop ------------------------------- */
+
+/* A tagged or object loader's load, held to be finished from a later turn of the loop. */
+typedef struct tload {
+  int calls;
+  rcache_tags *tags;
+  void *obj;
+  rcache_load *ld;
+} tload;
+
+static void tagged_loader(void *ud, const char *key, rcache_tags *tags, rcache_load *ld) {
+  (void)key;
+  tload *t = ud;
+  t->calls++;
+  if (!pthread_equal(pthread_self(), loop_thread)) t->calls += 100; /* seen as a wrong count */
+  t->tags = tags;
+  t->ld = ld; /* finished later, from the loop */
+}
+
+static void test_tags(const char *url) {
+  rcache *c = open_url(url, 0, 0);
+  if (!c) return;
+  atomic_int done = 0;
+  rec r[8] = {0};
+  for (int i = 0; i < 8; i++)
+    r[i].done = &done;
+  const char *up[] = {"up"};
+  rcache_delete(c, "tg:k");
+  tload t = {0};
+  START_OK(&r[0], rcache_get_or_set_tagged_async(c, "tg:k", 60, up, 1, tagged_loader, &t, on_value,
+                                                 &r[0]));
+  wait_load(c, &t.ld);
+  CHECK(t.ld != NULL);
+  if (t.ld) { /* a later turn of the loop: the query answered */
+    CHECK_EQ(rcache_tags_add(t.tags, "later"), RCACHE_OK);
+    rcache_value v = {strdup("tagged"), 6};
+    rcache_load_done(t.ld, RCACHE_OK, &v);
+  }
+  CHECK(pump(c, &done, 1, 10000));
+  CHECK_EQ(t.calls, 1);
+  CHECK(r[0].s == RCACHE_OK && r[0].v.len == 6 && memcmp(r[0].v.data, "tagged", 6) == 0);
+  START_OK(&r[1], rcache_get_tagged_async(c, "tg:k", up, 1, on_value, &r[1]));
+  CHECK(pump(c, &done, 2, 10000));
+  CHECK(r[1].s == RCACHE_OK && r[1].v.len == 6);
+  /* the tag added on the loop was stamped: invalidating it makes the value a miss */
+  START_OK(&r[2], rcache_invalidate_tag_async(c, "later", on_status, &r[2]));
+  CHECK(pump(c, &done, 3, 10000));
+  CHECK_EQ(r[2].s, RCACHE_OK);
+  START_OK(&r[3], rcache_get_async(c, "tg:k", on_value, &r[3]));
+  CHECK(pump(c, &done, 4, 10000));
+  CHECK_EQ(r[3].s, RCACHE_MISS);
+  /* set_tagged and clear */
+  START_OK(&r[4], rcache_set_tagged_async(c, "tg:s", "v", 1, 60, up, 1, on_status, &r[4]));
+  CHECK(pump(c, &done, 5, 10000));
+  CHECK_EQ(r[4].s, RCACHE_OK);
+  START_OK(&r[5], rcache_clear_async(c, on_status, &r[5]));
+  CHECK(pump(c, &done, 6, 10000));
+  CHECK_EQ(r[5].s, RCACHE_OK);
+  START_OK(&r[6], rcache_get_tagged_async(c, "tg:s", up, 1, on_value, &r[6]));
+  CHECK(pump(c, &done, 7, 10000));
+  CHECK_EQ(r[6].s, RCACHE_MISS);
+  /* what cannot be copied is refused at once; what the blocking call judges comes later */
+  const char *nul[] = {NULL};
+  CHECK_EQ(rcache_get_tagged_async(c, "tg:k", nul, 1, on_value, &r[7]), RCACHE_EINVAL);
+  CHECK_EQ(rcache_get_tagged_async(c, "tg:k", NULL, 1, on_value, &r[7]), RCACHE_EINVAL);
+  CHECK_EQ(rcache_invalidate_tag_async(c, NULL, on_status, &r[7]), RCACHE_EINVAL);
+  const char *empty[] = {""};
+  START_OK(&r[7], rcache_set_tagged_async(c, "tg:e", "v", 1, 60, empty, 1, on_status, &r[7]));
+  CHECK(pump(c, &done, 8, 10000));
+  CHECK_EQ(r[7].s, RCACHE_EINVAL);
+  check_once(r, 8);
+  for (int i = 0; i < 8; i++)
+    rec_free(&r[i]);
+
+  /* close with a tagged loader out: its tags stay usable until rcache_load_done */
+  tload t2 = {0};
+  rec g = {.done = &done};
+  rcache_delete(c, "tg:c");
+  START_OK(
+      &g, rcache_get_or_set_tagged_async(c, "tg:c", 60, NULL, 0, tagged_loader, &t2, on_value, &g));
+  wait_load(c, &t2.ld);
+  CHECK(t2.ld != NULL);
+  rcache_close(c);
+  CHECK_EQ(g.calls, 1);
+  CHECK_EQ(g.s, RCACHE_EUNAVAILABLE);
+  if (t2.ld) {
+    CHECK_EQ(rcache_tags_add(t2.tags, "after-close"), RCACHE_OK);
+    rcache_load_done(t2.ld, RCACHE_OK, NULL); /* only frees */
+  }
+  rec_free(&g);
+}
+
+/* ---- objects: encoded at the start, decoded for the callback --------------------------------- */
+
+typedef struct point {
+  int x, y;
+} point;
+
+static rcache_status pt_encode(const void *obj, rcache_value *out, void *ud) {
+  (void)ud;
+  const point *p = obj;
+  char buf[64];
+  int n = snprintf(buf, sizeof buf, "%d,%d", p->x, p->y);
+  if (p->x < 0) return RCACHE_EIO; /* an encoder that fails */
+  out->data = strdup(buf);
+  out->len = (size_t)n;
+  return out->data ? RCACHE_OK : RCACHE_ENOMEM;
+}
+
+static rcache_status pt_decode(const char *data, size_t len, void *obj, void *ud) {
+  (void)ud;
+  (void)len;
+  point *p = obj;
+  return sscanf(data, "%d,%d", &p->x, &p->y) == 2 ? RCACHE_OK : RCACHE_EDECODE;
+}
+
+static void obj_loader(void *ud, const char *key, void *obj, rcache_load *ld) {
+  (void)key;
+  tload *l = ud;
+  l->calls++;
+  l->obj = obj;
+  l->ld = ld;
+}
+
+static void test_objects(const char *url) {
+  rcache *c = open_url(url, 0, 0);
+  if (!c) return;
+  atomic_int done = 0;
+  rec r[5] = {0};
+  for (int i = 0; i < 5; i++)
+    r[i].done = &done;
+  const rcache_codec codec = {pt_encode, pt_decode, NULL};
+  point p = {1, 2};
+  START_OK(&r[0], rcache_set_obj_async(c, "ob:p", &codec, &p, 60, on_status, &r[0]));
+  p.x = 99; /* encoded by the starting call already */
+  CHECK(pump(c, &done, 1, 10000));
+  CHECK_EQ(r[0].s, RCACHE_OK);
+  point q = {0, 0};
+  START_OK(&r[1], rcache_get_obj_async(c, "ob:p", &codec, &q, on_status, &r[1]));
+  CHECK(pump(c, &done, 2, 10000));
+  CHECK(r[1].s == RCACHE_OK && q.x == 1 && q.y == 2);
+  point bad = {-1, 0};
+  START_OK(&r[2], rcache_set_obj_async(c, "ob:b", &codec, &bad, 60, on_status, &r[2]));
+  CHECK(pump(c, &done, 3, 10000));
+  CHECK_EQ(r[2].s, RCACHE_EIO); /* as rcache_set_obj returns the encoder's error */
+  /* get_or_set_obj: the loader fills the object on the loop, later */
+  rcache_delete(c, "ob:g");
+  tload l = {0};
+  point g = {0, 0};
+  START_OK(&r[3], rcache_get_or_set_obj_async(c, "ob:g", 60, &codec, obj_loader, &l, &g, on_status,
+                                              &r[3]));
+  wait_load(c, &l.ld);
+  CHECK(l.ld != NULL && l.obj == &g);
+  if (l.ld) {
+    g = (point){7, 8};
+    rcache_load_done(l.ld, RCACHE_OK, NULL);
+  }
+  CHECK(pump(c, &done, 4, 10000));
+  CHECK(r[3].s == RCACHE_OK && g.x == 7 && g.y == 8);
+  point h = {0, 0};
+  CHECK_EQ(rcache_get_obj(c, "ob:g", &codec, &h), RCACHE_OK); /* cached, encoded */
+  CHECK(h.x == 7 && h.y == 8);
+  CHECK_EQ(rcache_get_obj_async(c, "ob:g", NULL, &h, on_status, &r[4]), RCACHE_EINVAL);
+  CHECK_EQ(l.calls, 1);
+  check_once(r, 4);
+  CHECK_EQ(r[4].calls, 0);
+  rcache_close(c);
+}
+
+/* ---- deletions by prefix and pattern, health ------------------------------------------------ */
+
+static void test_deletes_health(const char *url) {
+  rcache *c = open_url(url, 0, 0);
+  if (!c) return;
+  atomic_int done = 0;
+  rec r[4] = {0};
+  for (int i = 0; i < 4; i++)
+    r[i].done = &done;
+  char key[32];
+  for (int i = 0; i < 5; i++) {
+    snprintf(key, sizeof key, "dp:%d", i);
+    CHECK_EQ(rcache_set(c, key, "v", 1, 60), RCACHE_OK);
+  }
+  CHECK_EQ(rcache_set(c, "dq:x", "v", 1, 60), RCACHE_OK);
+  START_OK(&r[0], rcache_delete_prefix_async(c, "dp:", on_count, &r[0]));
+  START_OK(&r[1], rcache_delete_pattern_async(c, "dq:*", on_count, &r[1]));
+  START_OK(&r[2], rcache_health_check_async(c, on_health, &r[2]));
+  START_OK(&r[3], rcache_delete_prefix_async(c, "", on_count, &r[3]));
+  CHECK(pump(c, &done, 4, 10000));
+  CHECK(r[0].s == RCACHE_OK && r[0].i == 5);
+  CHECK(r[1].s == RCACHE_OK && r[1].i == 1);
+  CHECK(r[2].s == RCACHE_OK && r[2].b && r[2].str && r[2].str[0] == '\0' && r[2].i > 0);
+  CHECK_EQ(r[3].s, RCACHE_EINVAL); /* the blocking call's answer to an empty prefix */
+  CHECK_EQ(rcache_delete_prefix_async(c, NULL, on_count, &r[3]), RCACHE_EINVAL);
+  check_once(r, 4);
+  for (int i = 0; i < 4; i++)
+    rec_free(&r[i]);
+  rcache_close(c);
 }
 
 /* ---- fork: the child's machinery is its own -------------------------------------------------- */
@@ -648,6 +880,9 @@ int main(void) {
     test_batches(urls[i]);
     test_thousand(urls[i]);
     test_close_loader(urls[i]);
+    test_tags(urls[i]);
+    test_objects(urls[i]);
+    test_deletes_health(urls[i]);
   }
   /* Cluster and Sentinel: the topologies are the blocking calls' own */
   const char *more[] = {test_env_url("RCACHE_TEST_URL_CLUSTER"),

@@ -1,0 +1,329 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Fault scenario: the non-blocking API (issue 17, docs/async.md) with one loop thread keeping
+ * 1,000 operations in flight (get / set / get_or_set with an asynchronous loader / incr) while
+ * the server, behind a proxy, is killed and restarted, SIGSTOPped and resumed, and stalled by
+ * the proxy (black hole). For every operation:
+ *  - its callback runs exactly once, on the loop's thread, never before its start returned;
+ *  - by its deadline (connect + 2 x command timeout; get_or_set: its longer budget plus the round
+ *    trip after its load) plus ASYNC_SLACK_MS, a generous bound for sanitizer builds on a shared
+ *    machine: the lateness measured is printed, the bound only catches a lost deadline;
+ *  - with a documented status (get OK / MISS / EUNAVAILABLE, set OK / EUNAVAILABLE, get_or_set
+ *    OK / EUNAVAILABLE, incr OK / EUNAVAILABLE) and a right value: each key's value is known.
+ * Each fault must make reads fall back, and the cache must be used again after it ends. Prints
+ * the longest rcache_async_process() call and the largest lateness of each phase.
+ */
+#include <poll.h>
+#include <pthread.h>
+
+#include "scenario.h"
+
+#define SLOTS 1000          /* operations in flight */
+#define KEYS 100            /* keys "k:<i>", whose value is always "val:k:<i>" */
+#define ASYNC_SLACK_MS 5000 /* past its deadline, a callback is lost, not late */
+#define RECOVER_MS 10000    /* the cache in use again after a fault ends, at the latest */
+
+enum { A_GET, A_SET, A_GOS, A_INCR, A_N };
+static const char *const op_names[A_N] = {"get", "set", "get_or_set", "incr"};
+
+typedef struct slot {
+  int op, key;
+  int64_t start_us, deadline_us; /* deadline: what the library promises (see budget) */
+  bool returned;                 /* the starting call has returned */
+  int calls;
+  bool done; /* the callback ran: the slot starts a new operation */
+} slot;
+
+typedef struct run {
+  rcache *c;
+  pthread_t loop;
+  slot s[SLOTS];
+  bool stopping; /* no new operations */
+  int in_flight;
+  int64_t budget_us, gos_budget_us;
+  /* verdicts */
+  uint64_t started, completed, by_status[A_N][LOAD_STATUS_SLOTS];
+  uint64_t twice, early, foreign, bad_status, bad_value, loader_calls;
+  int64_t late_max_us, late_phase_us, process_max_us;
+  int64_t last_set_ok_us; /* the start of the latest set that the cache took */
+  char phase[48];
+} run;
+
+static run R;
+
+static const char *key_of(int k, char *buf, size_t size) {
+  snprintf(buf, size, "k:%d", k);
+  return buf;
+}
+
+/* ---- the callbacks ------------------------------------------------------------------------- */
+
+static bool allowed(int op, rcache_status s) {
+  switch (op) {
+  case A_GET:
+    return s == RCACHE_OK || s == RCACHE_MISS || s == RCACHE_EUNAVAILABLE;
+  default:
+    return s == RCACHE_OK || s == RCACHE_EUNAVAILABLE;
+  }
+}
+
+/* Records a callback of slot x with status s. */
+static void completed(slot *x, rcache_status s) {
+  int64_t now = load_now_us();
+  if (x->calls++ > 0) {
+    R.twice++;
+    return;
+  }
+  if (!x->returned) R.early++;
+  if (!pthread_equal(pthread_self(), R.loop)) R.foreign++;
+  int64_t late = now - x->deadline_us;
+  if (late > R.late_max_us) R.late_max_us = late;
+  if (late > R.late_phase_us) R.late_phase_us = late;
+  if (s + LOAD_STATUS_BIAS >= 0 && s + LOAD_STATUS_BIAS < LOAD_STATUS_SLOTS)
+    R.by_status[x->op][s + LOAD_STATUS_BIAS]++;
+  if (!allowed(x->op, s)) {
+    if (R.bad_status++ < 5)
+      fprintf(stderr, "  %s: %s returned %s\n", R.phase, op_names[x->op], rcache_strerror(s));
+  }
+  if (x->op == A_SET && s == RCACHE_OK && x->start_us > R.last_set_ok_us)
+    R.last_set_ok_us = x->start_us;
+  R.completed++;
+  R.in_flight--;
+  x->done = true;
+}
+
+static void on_status(void *ud, rcache_status s) {
+  completed(ud, s);
+}
+
+static void on_value(void *ud, rcache_status s, rcache_value v) {
+  slot *x = ud;
+  char want[32];
+  snprintf(want, sizeof want, "val:k:%d", x->key);
+  if (s == RCACHE_OK && (v.len != strlen(want) || memcmp(v.data, want, v.len) != 0)) {
+    if (R.bad_value++ < 5)
+      fprintf(stderr, "  %s: %s of k:%d gave \"%.*s\"\n", R.phase, op_names[x->op], x->key,
+              (int)(v.len < 40 ? v.len : 40), v.data ? v.data : "");
+  }
+  if (s != RCACHE_OK && v.data) R.bad_value++; /* a value with an error status */
+  rcache_value_free(&v);
+  completed(x, s);
+}
+
+static void on_int(void *ud, rcache_status s, int64_t n) {
+  if ((s == RCACHE_OK && n < 1) || (s != RCACHE_OK && n != 0)) R.bad_value++;
+  completed(ud, s);
+}
+
+/* get_or_set's loader, on the loop: the key's known value, at once. */
+static void loader(void *ud, const char *key, rcache_load *ld) {
+  slot *x = ud;
+  R.loader_calls++;
+  if (!pthread_equal(pthread_self(), R.loop)) R.foreign++;
+  rcache_value v = {malloc(32), 0};
+  if (v.data) v.len = (size_t)snprintf(v.data, 32, "val:%s", key);
+  rcache_load_done(ld, v.data ? RCACHE_OK : RCACHE_ENOMEM, &v);
+  (void)x;
+}
+
+/* ---- the loop ------------------------------------------------------------------------------ */
+
+/* Starts slot i's next operation (op by turn, key by slot). */
+static void start(int i, uint64_t n) {
+  slot *x = &R.s[i];
+  *x = (slot){.op = (int)((n + (uint64_t)i) % A_N), .key = i % KEYS};
+  char key[32], val[48];
+  key_of(x->key, key, sizeof key);
+  snprintf(val, sizeof val, "val:%s", key);
+  x->start_us = load_now_us();
+  x->deadline_us = x->start_us + (x->op == A_GOS ? R.gos_budget_us : R.budget_us);
+  rcache_status s = RCACHE_EINVAL;
+  switch (x->op) {
+  case A_GET:
+    s = rcache_get_async(R.c, key, on_value, x);
+    break;
+  case A_SET:
+    s = rcache_set_async(R.c, key, val, strlen(val), 60, on_status, x);
+    break;
+  case A_GOS:
+    s = rcache_get_or_set_async(R.c, key, 60, loader, x, on_value, x);
+    break;
+  default:
+    snprintf(key, sizeof key, "n:%d", x->key % 10);
+    s = rcache_incr_async(R.c, key, 1, on_int, x);
+    break;
+  }
+  x->returned = true;
+  CHECK_MSG(s == RCACHE_OK, "%s: starting %s: %s", R.phase, op_names[x->op], rcache_strerror(s));
+  if (s != RCACHE_OK) {
+    x->done = true; /* no callback will come */
+    return;
+  }
+  R.started++;
+  R.in_flight++;
+}
+
+/* One turn of the loop: wait for the descriptor or the timer, process, start new operations in
+ * the slots that completed. */
+static void turn(void) {
+  int64_t t = rcache_async_timeout_ms(R.c);
+  struct pollfd p = {.fd = rcache_async_fd(R.c), .events = POLLIN};
+  (void)poll(&p, 1, t < 0 || t > 50 ? 50 : (int)t);
+  int64_t t0 = load_now_us();
+  rcache_async_process(R.c);
+  int64_t took = load_now_us() - t0;
+  if (took > R.process_max_us) R.process_max_us = took;
+  for (int i = 0; i < SLOTS && !R.stopping; i++)
+    if (R.s[i].done) start(i, R.started);
+}
+
+static void run_ms(int ms) {
+  int64_t end = load_now_us() + (int64_t)ms * 1000;
+  while (load_now_us() < end)
+    turn();
+}
+
+static void phase(const char *name) {
+  snprintf(R.phase, sizeof R.phase, "%s", name);
+  R.late_phase_us = INT64_MIN;
+}
+
+static void end_phase(uint64_t before[A_N][LOAD_STATUS_SLOTS]) {
+  uint64_t unav = R.by_status[A_GET][RCACHE_EUNAVAILABLE + LOAD_STATUS_BIAS] -
+                  before[A_GET][RCACHE_EUNAVAILABLE + LOAD_STATUS_BIAS];
+  uint64_t ok = 0;
+  for (int op = 0; op < A_N; op++)
+    ok += R.by_status[op][RCACHE_OK + LOAD_STATUS_BIAS] - before[op][RCACHE_OK + LOAD_STATUS_BIAS];
+  printf("%-22s completed %llu so far, in this phase %llu OK, %llu gets unavailable; latest "
+         "callback %+.1f ms from its deadline; longest rcache_async_process %.2f ms\n",
+         R.phase, (unsigned long long)R.completed, (unsigned long long)ok, (unsigned long long)unav,
+         (double)R.late_phase_us / 1000.0, (double)R.process_max_us / 1000.0);
+  fflush(stdout);
+}
+
+/* A fault from `down` to `up` (each called once), lasting down_ms under the load: reads fall
+ * back during it, the cache is used again (a set started after it ended is taken) within
+ * RECOVER_MS. */
+static void fault(const char *name, void (*down)(scen *), void (*up)(scen *), scen *x,
+                  int down_ms) {
+  uint64_t before[A_N][LOAD_STATUS_SLOTS];
+  memcpy(before, R.by_status, sizeof before);
+  char what[64];
+  snprintf(what, sizeof what, "%s", name);
+  phase(what);
+  down(x);
+  run_ms(down_ms);
+  end_phase(before);
+  CHECK_MSG(R.by_status[A_GET][RCACHE_EUNAVAILABLE + LOAD_STATUS_BIAS] >
+                before[A_GET][RCACHE_EUNAVAILABLE + LOAD_STATUS_BIAS],
+            "%s: no get fell back", name);
+  memcpy(before, R.by_status, sizeof before);
+  snprintf(what, sizeof what, "%s: after", name);
+  phase(what);
+  up(x);
+  int64_t end_us = load_now_us(), until = end_us + (int64_t)RECOVER_MS * 1000;
+  while (R.last_set_ok_us <= end_us && load_now_us() < until)
+    turn();
+  CHECK_MSG(R.last_set_ok_us > end_us, "%s: the cache was not used again within %d ms", name,
+            RECOVER_MS);
+  printf("%-22s cache used again %.0f ms after the fault ended\n", R.phase,
+         (double)(load_now_us() - end_us) / 1000.0);
+  run_ms(500);
+  end_phase(before);
+}
+
+static proxy *px;
+
+static void kill_server(scen *x) {
+  rp_kill(&x->s);
+}
+static void restart_server(scen *x) {
+  CHECK(rp_restart(&x->s, false) == 0);
+}
+static void pause_server(scen *x) {
+  rp_pause(&x->s);
+}
+static void resume_server(scen *x) {
+  rp_resume(&x->s);
+}
+static void blackhole(scen *x) {
+  (void)x;
+  proxy_set_mode(px, PROXY_BLACKHOLE, 0);
+}
+static void pass(scen *x) {
+  (void)x;
+  proxy_set_mode(px, PROXY_PASS, 0);
+}
+
+/* Stops starting operations and runs the loop until every one in flight has completed, with a
+ * bound far past every deadline. */
+static void drain(void) {
+  R.stopping = true;
+  phase("drain");
+  int64_t until = load_now_us() + (R.gos_budget_us + ASYNC_SLACK_MS * 1000LL);
+  while (R.in_flight > 0 && load_now_us() < until)
+    turn();
+  CHECK_MSG(R.in_flight == 0, "%d operations never completed", R.in_flight);
+}
+
+static void verdicts(void) {
+  printf("total: %llu operations started, %llu completed, loader ran %llu times; latest callback "
+         "%+.1f ms from its deadline; longest rcache_async_process %.2f ms\n",
+         (unsigned long long)R.started, (unsigned long long)R.completed,
+         (unsigned long long)R.loader_calls, (double)R.late_max_us / 1000.0,
+         (double)R.process_max_us / 1000.0);
+  for (int op = 0; op < A_N; op++)
+    printf("  %-10s OK %llu, MISS %llu, EUNAVAILABLE %llu\n", op_names[op],
+           (unsigned long long)R.by_status[op][RCACHE_OK + LOAD_STATUS_BIAS],
+           (unsigned long long)R.by_status[op][RCACHE_MISS + LOAD_STATUS_BIAS],
+           (unsigned long long)R.by_status[op][RCACHE_EUNAVAILABLE + LOAD_STATUS_BIAS]);
+  CHECK_EQ(R.completed, R.started);
+  CHECK_EQ(R.twice, 0);
+  CHECK_EQ(R.early, 0);
+  CHECK_EQ(R.foreign, 0);
+  CHECK_EQ(R.bad_status, 0);
+  CHECK_EQ(R.bad_value, 0);
+  CHECK_MSG(R.late_max_us <= ASYNC_SLACK_MS * 1000LL,
+            "a callback came %.1f ms after its deadline (bound %d ms)",
+            (double)R.late_max_us / 1000.0, ASYNC_SLACK_MS);
+  for (int op = 0; op < A_N; op++)
+    CHECK_MSG(R.by_status[op][RCACHE_OK + LOAD_STATUS_BIAS] > 0, "no %s answered OK", op_names[op]);
+  for (int i = 0; i < SLOTS; i++)
+    CHECK_MSG(R.s[i].calls <= 1, "slot %d: %d callbacks", i, R.s[i].calls);
+}
+
+int main(void) {
+  scen x;
+  sc_begin(&x, "faults_test_async");
+  if (rp_start(&x.s, NULL) != 0 || !(px = proxy_start(x.s.port))) {
+    CHECK(!"server and proxy start");
+    return test_report(x.name);
+  }
+  snprintf(x.url, sizeof x.url, "redis://127.0.0.1:%d?pool=8", proxy_port(px));
+  if (!sc_open(&x, NULL)) {
+    sc_end(&x);
+    return test_report(x.name);
+  }
+  R.c = x.c;
+  R.loop = pthread_self();
+  R.budget_us = (LOAD_CONNECT_TIMEOUT_MS + 2 * LOAD_COMMAND_TIMEOUT_MS) * 1000LL;
+  /* get_or_set: two deadlines and the flight wait (by default twice the command timeout), then,
+   * its load done (the loader's time is not rcache's), one more round trip */
+  R.gos_budget_us = 3 * R.budget_us + 2 * LOAD_COMMAND_TIMEOUT_MS * 1000LL;
+  phase("healthy");
+  uint64_t before[A_N][LOAD_STATUS_SLOTS];
+  memcpy(before, R.by_status, sizeof before);
+  for (int i = 0; i < SLOTS; i++)
+    start(i, 0);
+  run_ms(1500);
+  end_phase(before);
+
+  fault("killed", kill_server, restart_server, &x, 2000);
+  fault("SIGSTOP", pause_server, resume_server, &x, 2000);
+  fault("proxy black hole", blackhole, pass, &x, 2000);
+  drain();
+  verdicts();
+  sc_end(&x);
+  proxy_stop(px);
+  return test_report(x.name);
+}
