@@ -16,13 +16,13 @@ python3 - "$work/src" <<'EOF'
 import re, sys, glob, os
 site = re.compile(r'(?<![=!]=\s)(?<![=!]=)(?<!case\s)\bRCACHE_ENOMEM\b')
 n = 0
-for path in sorted(glob.glob(sys.argv[1] + '/*.c')):
+for path in sorted(glob.glob(sys.argv[1] + '/*.c') + glob.glob(sys.argv[1] + '/*/*.c')):
     out = []
     for i, line in enumerate(open(path), 1):
         s = line.lstrip()
         if 'RCACHE_ENOMEM' in line and not s.startswith(('/*', '*', '#')):
             line, k = site.subn('(rcache__enomem_site("%s:%d"), RCACHE_ENOMEM)'
-                                % (os.path.basename(path), i), line)
+                                % (os.path.relpath(path, sys.argv[1]), i), line)
             n += k
         out.append(line)
     open(path, 'w').write(''.join(out))

@@ -306,9 +306,6 @@ struct rcache__backend {
 
 rcache_status rcache__none_open(rcache__ctx *ctx, rcache__backend **out);
 rcache_status rcache__memory_open(rcache__ctx *ctx, rcache__backend **out);
-/* redis://, rediss://, unix://, sentinel; detects cluster. Never fails because the server
- * is down. */
-rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out);
 
 /* ---- allocation (util.c) ------------------------------------------------------------------ */
 

@@ -6,7 +6,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "near.h"
+#include "near/near.h"
 #include "rcache/rcache.h"
 
 typedef struct rcache__ophist {

@@ -9,10 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backends/topology.h"
+#include "engine/transport.h"
 #include "handle.h"
-#include "near.h"
+#include "near/near.h"
 #include "tags.h"
-#include "transport.h"
 
 /* ---- small things ---------------------------------------------------------------------------- */
 
@@ -343,7 +344,7 @@ static rcache_status open_backend(rcache *c) {
   if (o->near_cache_bytes > 0 &&
       !(c->ctx.near = rcache__near_new(o->near_cache_bytes, o->near_cache_max_ttl_ms)))
     return RCACHE_ENOMEM;
-  rcache_status s = rcache__redis_open(&c->ctx, &c->b);
+  rcache_status s = rcache__topology_open(&c->ctx, &c->b);
   if (s != RCACHE_OK || (c->ctx.near && rcache__near_sources(c->ctx.near) == 0)) {
     if (s == RCACHE_OK)
       rcache__log(&c->ctx, RCACHE_LOG_WARN, "near cache not supported in %s mode yet: off",

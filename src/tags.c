@@ -30,7 +30,7 @@
 #include <openssl/evp.h>
 
 #include "handle.h"
-#include "near.h"
+#include "near/near.h"
 #include "tags.h"
 
 #define MAGIC "\xffRC\x01"

@@ -16,9 +16,9 @@
 #include <unistd.h>
 
 #include "await.h"
+#include "backends/slot.h"
 #include "rcache/rcache.h"
 #include "redis_proc.h"
-#include "slot.h"
 #include "test.h"
 
 /* rcache_open returns before its first contact with the server, which asks whether it is a

@@ -15,9 +15,9 @@
 #include <string.h>
 
 #include "await.h"
+#include "backends/slot.h"
 #include "rcache/rcache.h"
 #include "redis_proc.h"
-#include "slot.h"
 #include "test.h"
 
 #define NKEYS 30

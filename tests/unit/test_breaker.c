@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The breaker's state machine and its backoff schedule. */
-#include "breaker.h"
+#include "engine/breaker.h"
 #include "test.h"
 
 int main(void) {

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cluster_map.h"
+#include "backends/cluster_map.h"
 #include "test.h"
 
 /* ---- RESP writing ---------------------------------------------------------------------------- */

@@ -8,7 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "conn.h"
+#include "engine/conn.h"
 #include "test.h"
 
 static redisReply reply_of(int type) {

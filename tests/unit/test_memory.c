@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "memory.h"
+#include "backends/memory.h"
 #include "test.h"
 
 static rcache__ctx ctx_bounded, ctx_unbounded;

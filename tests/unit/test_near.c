@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The near cache's table (src/near.c), without a server: the serving gate, the fetch
+ * The near cache's table (src/near/near.c), without a server: the serving gate, the fetch
  * protocol (an invalidation or flush that arrives before the reply wins; replies that
  * disagree leave nothing behind), lifetimes, LRU by bytes and the byte bound measured
  * against what malloc really holds, and concurrent use.
@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "near.h"
+#include "near/near.h"
 #include "test.h"
 
 /* Under ASan or TSan malloc is the sanitizer's (mallinfo2() reads 0): ask it instead. */

@@ -3,7 +3,7 @@
  * values and values read from a real node with CLUSTER KEYSLOT (Redis 7.0). */
 #include <string.h>
 
-#include "slot.h"
+#include "backends/slot.h"
 #include "test.h"
 
 static unsigned slot_of(const char *k) {

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "pool.h"
+#include "engine/pool.h"
 
 struct rcache__pool {
   rcache__ctx *ctx;

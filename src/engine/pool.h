@@ -16,8 +16,8 @@
 
 #include <pthread.h>
 
-#include "breaker.h"
-#include "conn.h"
+#include "engine/breaker.h"
+#include "engine/conn.h"
 
 typedef struct rcache__pool rcache__pool;
 

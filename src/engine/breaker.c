@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-#include "breaker.h"
+#include "engine/breaker.h"
 
 void rcache__breaker_init(rcache__breaker *b, const rcache_options *o) {
   atomic_init(&b->state, RCACHE_BREAKER_CLOSED);

@@ -20,7 +20,7 @@
 #include <malloc.h>
 #endif
 
-#include "near.h"
+#include "near/near.h"
 
 #define FOLLOW ((uint64_t)1 << 63) /* a follower's ticket: the leader's, with this bit */
 #define MIN_SHARD_BYTES ((size_t)64 * 1024)

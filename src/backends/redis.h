@@ -8,7 +8,7 @@
 #ifndef RCACHE_REDIS_H
 #define RCACHE_REDIS_H
 
-#include "pool.h"
+#include "engine/exchange.h"
 
 typedef struct rcache__redis rcache__redis;
 
@@ -24,7 +24,6 @@ struct rcache__redis {
   rcache__backend base;
   rcache__tls_ctx *tls;
   rcache__conn_setup setup;
-  size_t max_reply;
   rcache__exec_fn exec;
   rcache__pool *pool;                /* standalone / sentinel: the one server */
   struct rcache__tracking *tracking; /* standalone with a near cache: its listener */
@@ -68,30 +67,6 @@ void rcache__redis_first_contact_after_fork(rcache__redis *r);
 /* A pool's probe hook (rcache__pool_on_probe, ud = the context) for pools with no other:
  * rcache__pool_ping with the prober's I/O abandoned once ctx->closing is raised. */
 rcache_status rcache__redis_probe(void *ud, rcache__pool *p);
-
-/* One batch for one server's pool, for rcache__redis_run_all. */
-typedef struct rcache__job {
-  rcache__pool *pool;
-  const rcache__cmds *b;
-  redisReply **rep; /* b->n replies, the caller's on RCACHE_OK */
-  bool idempotent;  /* may be sent again on a fresh connection */
-  rcache_status s;  /* in: RCACHE_OK to run it (else it is skipped); out: the outcome */
-  bool run;         /* private */
-  rcache__call call;
-} rcache__job;
-
-/* The exchange policy, the one place that runs batches: every job's batch is submitted to
- * its pool's pipeline (a connection within connect_timeout_ms) before any reply is waited
- * for, so jobs on several servers cost one round trip; replies by command_timeout_ms. A job
- * whose reused connection turned out dead runs once more on a fresh one when idempotent.
- * Each job's s: RCACHE_OK with its replies; RCACHE_EUNAVAILABLE (transport failure, or an
- * error reply meaning "cannot serve now": LOADING, BUSY, MASTERDOWN; no replies),
- * RCACHE_ETIMEOUT, RCACHE_ETOOBIG, RCACHE_ENOMEM, or the pool's RCACHE_EAUTH / RCACHE_ETLS.
- * Breaker reports and latency bookkeeping included. */
-void rcache__redis_run_all(rcache__redis *r, rcache__job *jobs, size_t n);
-/* rcache__redis_run_all of one job. */
-rcache_status rcache__redis_run(rcache__redis *r, rcache__pool *p, const rcache__cmds *b,
-                                redisReply **replies, bool idempotent);
 
 /* The single-key operations, usable in any topology's ops table. */
 rcache_status rcache__redis_get(rcache__backend *b, const char *key, size_t klen, rcache_value *out,
@@ -141,15 +116,5 @@ rcache_status rcache__redis_add_sets(rcache__cmds *b, const char *const *keys, c
                                      const int64_t *ttl_ms);
 /* PING latency and the server version from INFO server. */
 rcache_status rcache__redis_health_node(rcache__redis *r, rcache__pool *p, rcache_health *h);
-
-/* Topology openers (cluster.c, sentinel.c). A cluster opened for a seed list (`seeds`)
- * reads its first map in its first contact (rcache__redis_first_contact); one opened for a
- * one-host URL's detection, already in a first contact or a call, reads it before it
- * returns (RCACHE_ENOMEM when memory ran out there). */
-rcache_status rcache__cluster_open(rcache__ctx *ctx, rcache__backend **out, bool seeds);
-/* Waits, until deadline_us at most, for the first attempt of every near-cache listener the
- * cluster backend be has started (the first contact's part of a cluster found by it). */
-void rcache__cluster_wait_listeners(rcache__backend *be, int64_t deadline_us);
-rcache_status rcache__sentinel_open(rcache__ctx *ctx, rcache__backend **out);
 
 #endif

@@ -27,10 +27,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "cluster_map.h"
-#include "redis.h"
-#include "slot.h"
-#include "tracking.h"
+#include "backends/cluster_map.h"
+#include "backends/redis.h"
+#include "backends/slot.h"
+#include "backends/topology.h"
+#include "near/tracking.h"
 
 #define REFRESH_EVERY_MS 2000   /* periodic refresh while every slot's master is up */
 #define REFRESH_DEGRADED_MS 250 /* while a master is down or slots are unserved */
@@ -227,7 +228,7 @@ static rcache_status ask_map(cluster *cl, cnode *n, rcache__ranges *rs) {
     redisReply *rep = NULL;
     rcache_status s = rcache__cmds_addv(&b, "CLUSTER", form ? "SLOTS" : "SHARDS", NULL);
     rcache__cmds_expect(&b, RCACHE__R_ARR);
-    if (s == RCACHE_OK) s = rcache__redis_run(&cl->r, n->pool, &b, &rep, true);
+    if (s == RCACHE_OK) s = rcache__exchange(cl->r.base.ctx, n->pool, &b, &rep, true);
     rcache__cmds_free(&b);
     if (s != RCACHE_OK) return s;
     if (rep->type == REDIS_REPLY_ERROR && form == 0) { /* before Redis 7: no SHARDS */
@@ -382,7 +383,7 @@ static rcache_status run_asking(cluster *cl, cnode *n, const rcache__cmds *b, re
   if (s != RCACHE_OK) return s;
   redisReply **all = rcache__calloc((size_t)ab.n, sizeof *all);
   if (!all) s = RCACHE_ENOMEM;
-  if (s == RCACHE_OK) s = rcache__redis_run(&cl->r, n->pool, &ab, all, idempotent);
+  if (s == RCACHE_OK) s = rcache__exchange(cl->r.base.ctx, n->pool, &ab, all, idempotent);
   if (s == RCACHE_OK) {
     for (int i = 0; i < b->n; i++) {
       freeReplyObject(all[2 * i]); /* +OK of ASKING */
@@ -424,7 +425,7 @@ static rcache_status route(cluster *cl, unsigned slot, const rcache__cmds *b, re
     }
     /* MOVED/ASK mean the command did not run: repeating even INCR is safe. */
     rcache_status s = asking ? run_asking(cl, n, b, rep, idempotent)
-                             : rcache__redis_run(&cl->r, n->pool, b, rep, idempotent);
+                             : rcache__exchange(cl->r.base.ctx, n->pool, b, rep, idempotent);
     if (s != RCACHE_OK) {
       if (rcache__transport_failure(s)) want_refresh(cl);
       return s;
@@ -543,7 +544,7 @@ static void free_shares(share *sh, size_t ns) {
   rcache__free(sh);
 }
 
-/* Every share's batch at once (rcache__redis_run_all), so a batch costs one round trip and
+/* Every share's batch at once (rcache__exchange_all), so a batch costs one round trip and
  * one deadline however many masters it spans. The shares are in node order (split): two
  * batches never wait for each other's connections. */
 static void exchange_all(cluster *cl, share *sh, size_t ns) {
@@ -563,7 +564,7 @@ static void exchange_all(cluster *cl, share *sh, size_t ns) {
                               .s = x->s};
   }
   if (!jobs) return;
-  rcache__redis_run_all(&cl->r, jobs, ns);
+  rcache__exchange_all(cl->r.base.ctx, jobs, ns);
   for (size_t i = 0; i < ns; i++) {
     sh[i].s = jobs[i].s;
     if (rcache__transport_failure(sh[i].s)) want_refresh(cl);
@@ -710,7 +711,7 @@ static void del_flush(del_ud *d) {
     rcache__cmds_expect(&b, RCACHE__R_INT);
   }
   redisReply *rep[DEL_BATCH] = {0};
-  if (s == RCACHE_OK) s = rcache__redis_run(&d->cl->r, d->node->pool, &b, rep, true);
+  if (s == RCACHE_OK) s = rcache__exchange(d->cl->r.base.ctx, d->node->pool, &b, rep, true);
   uint64_t deleted = 0;
   if (s == RCACHE_OK) {
     for (int i = 0; i < b.n; i++) /* a key moved away meanwhile (MOVED/ASK) is not counted */
@@ -800,7 +801,7 @@ static rcache_status cluster_flushdb(rcache__backend *be) {
     redisReply *rep = NULL;
     rcache_status e = rcache__cmds_addv(&b, "FLUSHDB", "ASYNC", NULL);
     rcache__cmds_expect(&b, RCACHE__R_OK);
-    if (e == RCACHE_OK) e = rcache__redis_run(&cl->r, m[i]->pool, &b, &rep, true);
+    if (e == RCACHE_OK) e = rcache__exchange(cl->r.base.ctx, m[i]->pool, &b, &rep, true);
     rcache__cmds_free(&b);
     if (e == RCACHE_OK) {
       e = rcache__reply_status(rep);

@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "transport.h"
+#include "engine/transport.h"
 
 /* ---- deadlines ------------------------------------------------------------------------------- */
 

@@ -20,7 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "tracking.h"
+#include "near/tracking.h"
 
 #define TICK_US 5000         /* idle-connection check and stop-flag period */
 #define PING_EVERY_US 500000 /* the listener's liveness PING */

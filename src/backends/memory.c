@@ -32,7 +32,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "memory.h"
+#include "backends/memory.h"
 
 #define NSHARDS 16
 #define SHARD_SHIFT 60 /* the top 4 bits of the hash choose the shard */

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Redis over TCP, Unix sockets and TLS: the single-key operations shared by every
- * topology, and the standalone backend (one server, one pool). Cluster is detected at
- * open (several seed hosts, or a first node reporting cluster_enabled:1).
+ * The Redis topologies' shared core (redis.h): their set-up and first contact, the
+ * single-key operations written once against a topology's `exec`, and the node-level and
+ * one-server helpers the topologies' ops tables are made of. Every byte goes through the
+ * engine (exchange.h). The topologies: standalone.c, cluster.c, sentinel.c (topology.h).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -10,9 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "redis.h"
+#include "backends/redis.h"
 #include "tags.h"
-#include "tracking.h"
 
 /* ---- set-up ---------------------------------------------------------------------------------- */
 
@@ -20,7 +20,6 @@ rcache_status rcache__redis_init(rcache__redis *r, rcache__ctx *ctx) {
   r->base.ctx = ctx;
   pthread_mutex_init(&r->first_mu, NULL);
   rcache__cond_init_mono(&r->first_cv);
-  r->max_reply = rcache__reply_max(&ctx->opt);
   if (ctx->url.tls) {
     rcache_status s = rcache__tls_ctx_new(ctx, &r->tls);
     if (s != RCACHE_OK) return s;
@@ -48,9 +47,6 @@ void rcache__redis_fini(rcache__redis *r) {
 
 /* ---- the first contact ----------------------------------------------------------------------- */
 
-/* True in the first contact's thread, whose exchanges are the first contact. */
-static _Thread_local bool tl_first_contact;
-
 static void first_over(rcache__redis *r) {
   pthread_mutex_lock(&r->first_mu);
   atomic_store_explicit(&r->base.ctx->first_going, false, memory_order_release);
@@ -60,7 +56,7 @@ static void first_over(rcache__redis *r) {
 
 static void *first_main(void *arg) {
   rcache__redis *r = arg;
-  tl_first_contact = true;
+  rcache__exchange_first_contact();
   rcache__io_abort_on(&r->base.ctx->closing);
   r->first_fn(r);
   rcache__err_clear();
@@ -127,142 +123,8 @@ rcache_status rcache__redis_probe(void *ud, rcache__pool *p) {
   return s;
 }
 
-/* ---- one exchange ---------------------------------------------------------------------------- */
-
-/* A job's outcome, once its replies are in (or not): the statuses a caller sees, and the
- * breaker told. True when it is to run again (a pooled connection found dead). */
-static bool settle(rcache__job *j, int attempt) {
-  if (!j->call.queued) return false; /* no connection: the pool has told the breaker */
-  if (j->s == RCACHE_OK) {
-    for (int i = 0; i < j->b->n; i++) { /* LOADING, BUSY, MASTERDOWN: cannot serve now */
-      if (rcache__reply_busy(j->rep[i])) {
-        rcache__reply_status(j->rep[i]); /* records the server's text */
-        rcache__replies_free(j->rep, j->b->n);
-        rcache__pool_report(j->pool, RCACHE_EUNAVAILABLE);
-        j->s = RCACHE_EUNAVAILABLE;
-        return false;
-      }
-    }
-    rcache__pool_report(j->pool, RCACHE_OK);
-    return false;
-  }
-  /* A pooled connection that died while idle (server restarted, CLIENT KILL): its
-   * siblings are likely dead too. Forget them and try once on a fresh connection. */
-  if (j->s == RCACHE_EIO && j->call.reused && attempt == 0 && j->idempotent) {
-    rcache__pool_drop_idle(j->pool);
-    j->s = RCACHE_OK;
-    return true;
-  }
-  /* A connection that stalls is one failure, not one per call queued on it: a follower's
-   * timeout is its leader's too, and the leader's counts (pool.h, rcache__call.lead). */
-  if (j->s != RCACHE_ETIMEOUT || j->call.lead) rcache__pool_report(j->pool, j->s);
-  if (j->s != RCACHE_ETIMEOUT && j->s != RCACHE_ETOOBIG && j->s != RCACHE_ENOMEM)
-    j->s = RCACHE_EUNAVAILABLE;
-  return false;
-}
-
-void rcache__redis_run_all(rcache__redis *r, rcache__job *jobs, size_t n) {
-  const rcache_options *o = &r->base.ctx->opt;
-  if (atomic_load_explicit(&r->base.ctx->first_going, memory_order_acquire) && !tl_first_contact) {
-    /* the facade waited connect_timeout_ms for it (rcache__be): the call's connect budget is
-     * spent, and its own connect would meet what stalls the first one */
-    rcache__errf("cache unavailable: the first connection to the server is still under way");
-    for (size_t i = 0; i < n; i++)
-      if (jobs[i].s == RCACHE_OK) jobs[i].s = RCACHE_EUNAVAILABLE;
-    return;
-  }
-  int64_t acquire_by = rcache__now_us() + (int64_t)o->connect_timeout_ms * 1000;
-  int64_t timeout_us = (int64_t)o->command_timeout_ms * 1000;
-  for (size_t i = 0; i < n; i++)
-    jobs[i].run = jobs[i].s == RCACHE_OK;
-  for (int attempt = 0; attempt < 2; attempt++) {
-    int64_t start = rcache__now_us();
-    for (size_t i = 0; i < n; i++) { /* all under way before any is waited for */
-      rcache__job *j = &jobs[i];
-      if (!j->run) continue;
-      /* a second attempt has what is left of the first one's command timeout */
-      int64_t left = attempt ? j->call.deadline_us - rcache__now_us() : timeout_us;
-      j->s = rcache__pool_submit(j->pool, &j->call, j->b, j->rep, r->max_reply, acquire_by,
-                                 left > 1000 ? left : 1000);
-      if (j->s != RCACHE_OK) j->run = false; /* call.queued is false */
-    }
-    bool again = false;
-    for (size_t i = 0; i < n; i++) {
-      rcache__job *j = &jobs[i];
-      if (!j->run) continue;
-      j->s = rcache__pool_finish(j->pool, &j->call);
-      rcache__latency_add(&r->base.ctx->lat, rcache__now_us() - start); /* failures too */
-      j->run = settle(j, attempt);
-      again = again || j->run;
-    }
-    if (!again) break;
-  }
-}
-
-rcache_status rcache__redis_run(rcache__redis *r, rcache__pool *p, const rcache__cmds *b,
-                                redisReply **rep, bool idempotent) {
-  rcache__job j = {.pool = p, .b = b, .rep = rep, .idempotent = idempotent};
-  rcache__redis_run_all(r, &j, 1);
-  return j.s;
-}
-
 /* A backend of any Redis topology is an rcache__redis (its first member). */
 #define R(b) ((rcache__redis *)(b))
-
-/*
- * The standalone backend, and its late cluster detection: a one-host redis:// URL whose
- * server could not be asked "cluster_enabled?" at open (down or stalled) asks on its
- * first successful exchange, and any MOVED/ASK reply makes it ask again. A cluster node
- * gets a cluster backend of its own, published in ctx->successor (read by the facade with
- * one acquire load); the standalone one stays alive until rcache_close, since calls may
- * still be running in it, and hands every later exchange over to its successor.
- */
-typedef struct standalone {
-  rcache__redis r;     /* first: the backend */
-  atomic_bool pending; /* not asked yet whether the server is a cluster node */
-  atomic_bool busy;    /* a thread is asking now */
-  atomic_bool moved;   /* a MOVED/ASK reply came and no cluster backend replaced us */
-  bool gave_up;        /* a cluster backend could not be made (e.g. db != 0): stay */
-} standalone;
-
-#define SA(b) ((standalone *)(b))
-
-static rcache__backend *successor(const rcache__redis *r) {
-  return atomic_load_explicit(&r->base.ctx->successor, memory_order_acquire);
-}
-
-static bool is_redirect(const redisReply *x) {
-  return x && x->type == REDIS_REPLY_ERROR && x->str &&
-         (strncmp(x->str, "MOVED ", 6) == 0 || strncmp(x->str, "ASK ", 4) == 0);
-}
-
-static bool detect(standalone *sa, bool first, rcache_status *why);
-static rcache_status standalone_health(rcache__backend *be, rcache_health *h);
-
-static rcache_status standalone_exec(rcache__redis *r, const char *key, size_t klen,
-                                     const rcache__cmds *b, redisReply **rep, bool idempotent) {
-  rcache__backend *succ = successor(r);
-  if (succ) return R(succ)->exec(R(succ), key, klen, b, rep, idempotent);
-  rcache_status s = rcache__redis_run(r, r->pool, b, rep, idempotent);
-  if (s != RCACHE_OK) return s;
-  bool moved = false;
-  for (int i = 0; i < b->n && !moved; i++)
-    moved = is_redirect(rep[i]);
-  if (moved) atomic_store(&SA(r)->moved, true);
-  if (!moved && !atomic_load_explicit(&SA(r)->pending, memory_order_relaxed)) return s;
-  rcache_status why = RCACHE_OK;
-  if (!detect(SA(r), false, &why) || !moved || !key) {
-    if (moved && why == RCACHE_ENOMEM) { /* the redirection was not followed for want of memory */
-      rcache__replies_free(rep, b->n);
-      return RCACHE_ENOMEM;
-    }
-    return s;
-  }
-  /* MOVED/ASK: the command did not run, so sending it again (even INCR) is safe */
-  rcache__replies_free(rep, b->n);
-  succ = successor(r);
-  return R(succ)->exec(R(succ), key, klen, b, rep, idempotent);
-}
 
 /* ---- single-key operations ------------------------------------------------------------------- */
 
@@ -625,7 +487,7 @@ rcache_status rcache__redis_scan_node(rcache__redis *r, rcache__pool *p, const c
     if (pending) freeReplyObject(pending);
     pending = NULL;
     redisReply *rep[2] = {0};
-    if (s == RCACHE_OK) s = rcache__redis_run(r, p, &b, rep, true);
+    if (s == RCACHE_OK) s = rcache__exchange(r->base.ctx, p, &b, rep, true);
     int n = b.n;
     rcache__cmds_free(&b);
     if (s != RCACHE_OK) break;
@@ -675,7 +537,7 @@ rcache_status rcache__redis_scan_node(rcache__redis *r, rcache__pool *p, const c
     rcache__cmds b = {0};
     redisReply *rep = NULL;
     s = add_unlink(&b, pending->element[1]);
-    if (s == RCACHE_OK) s = rcache__redis_run(r, p, &b, &rep, true);
+    if (s == RCACHE_OK) s = rcache__exchange(r->base.ctx, p, &b, &rep, true);
     rcache__cmds_free(&b);
     if (s == RCACHE_OK) {
       if (rep->type == REDIS_REPLY_INTEGER) {
@@ -700,7 +562,7 @@ rcache_status rcache__redis_health_node(rcache__redis *r, rcache__pool *p, rcach
   if (s == RCACHE_OK) s = rcache__cmds_addv(&b, "INFO", "server", NULL);
   rcache__cmds_expect(&b, RCACHE__R_STR);
   int64_t t0 = rcache__now_us();
-  if (s == RCACHE_OK) s = rcache__redis_run(r, p, &b, rep, true);
+  if (s == RCACHE_OK) s = rcache__exchange(r->base.ctx, p, &b, rep, true);
   h->latency_ms = (double)(rcache__now_us() - t0) / 1000.0;
   int n = b.n;
   rcache__cmds_free(&b);
@@ -723,14 +585,6 @@ rcache_status rcache__redis_health_node(rcache__redis *r, rcache__pool *p, rcach
 }
 
 /* ---- one-server operations (standalone and Sentinel) ----------------------------------------- */
-
-static void standalone_destroy(rcache__backend *be) {
-  rcache__redis *r = R(be);
-  rcache__redis_first_contact_join(r); /* it uses the pool */
-  rcache__tracked_pool_free(r->pool, r->tracking);
-  rcache__redis_fini(r);
-  rcache__free(r);
-}
 
 rcache_status rcache__redis_one_del_match(rcache__backend *be, const char *g, size_t gl,
                                           rcache__progress *p) {
@@ -860,173 +714,4 @@ bool rcache__redis_one_server(rcache__backend *be, size_t i, rcache__server_gaug
   if (i > 0) return false;
   rcache__pool_gauges(R(be)->pool, g);
   return true;
-}
-
-static void standalone_after_fork(rcache__backend *be) {
-  atomic_store(&SA(be)->busy, false); /* a parent thread may have been asking */
-  rcache__redis_first_contact_after_fork(R(be));
-  rcache__tracked_pool_after_fork(R(be)->pool, R(be)->tracking);
-}
-
-static const rcache__backend_ops standalone_ops = {
-    .mode = "standalone",
-    .destroy = standalone_destroy,
-    .get = rcache__redis_get,
-    .get_tagged = rcache__redis_get_tagged,
-    .set = rcache__redis_set,
-    .del = rcache__redis_del,
-    .del_match = rcache__redis_one_del_match,
-    .scan = rcache__redis_one_scan,
-    .incr = rcache__redis_incr,
-    .pttl = rcache__redis_pttl,
-    .flushdb = rcache__redis_one_flushdb,
-    .get_many = rcache__redis_one_get_many,
-    .set_many = rcache__redis_one_set_many,
-    .health = standalone_health,
-    .available = rcache__redis_one_available,
-    .stats = rcache__redis_one_stats,
-    .server = rcache__redis_one_server,
-    .after_fork = standalone_after_fork,
-    .await_first = rcache__redis_await_first,
-};
-
-static void addr_of_url(const rcache__url *u, size_t i, rcache__addr *a) {
-  memset(a, 0, sizeof *a);
-  if (u->scheme == RCACHE__SCHEME_UNIX) {
-    snprintf(a->path, sizeof a->path, "%s", u->path);
-  } else {
-    snprintf(a->host, sizeof a->host, "%s", u->hosts[i].host);
-    a->port = u->hosts[i].port;
-  }
-}
-
-/* Asks the server whether it is part of a cluster: RCACHE_OK with *yes, or why it could
- * not be asked. */
-static rcache_status cluster_enabled(rcache__redis *r, bool *yes) {
-  rcache__cmds b = {0};
-  redisReply *rep = NULL;
-  *yes = false;
-  rcache_status s = rcache__cmds_addv(&b, "INFO", "cluster", NULL);
-  rcache__cmds_expect(&b, RCACHE__R_STR);
-  if (s == RCACHE_OK) s = rcache__redis_run(r, r->pool, &b, &rep, true);
-  rcache__cmds_free(&b);
-  if (s != RCACHE_OK) return s;
-  if (rep->type == REDIS_REPLY_STRING)
-    *yes = strstr(rep->str, "cluster_enabled:1") != NULL;
-  else
-    s = rcache__reply_status(rep); /* an ACL without INFO: stays standalone */
-  freeReplyObject(rep);
-  return s;
-}
-
-/* Detection (see struct standalone): asks, and on a cluster node opens the cluster backend
- * and publishes it. True once a successor exists; else *why (may be NULL) is RCACHE_ENOMEM
- * when memory ran out on the way (asked again next time). One thread at a time asks; the
- * others go on as standalone meanwhile. `first`: the first contact asks (no news for the log). */
-static bool detect(standalone *sa, bool first, rcache_status *why) {
-  if (successor(&sa->r)) return true;
-  if (sa->gave_up || atomic_exchange(&sa->busy, true)) return false;
-  rcache__ctx *ctx = sa->r.base.ctx;
-  bool yes = false;
-  rcache_status s = cluster_enabled(&sa->r, &yes);
-  if (s == RCACHE_ENOMEM && why) *why = s;
-  if (!rcache__transport_failure(s) && s != RCACHE_ENOMEM) /* it answered */
-    atomic_store(&sa->pending, false);
-  rcache__backend *cl = NULL;
-  if (s == RCACHE_OK && yes && !successor(&sa->r)) {
-    int sources = ctx->near ? rcache__near_sources(ctx->near) : 0;
-    s = rcache__cluster_open(ctx, &cl, false);
-    /* a cluster backend without listeners (no map yet) would fill the near table with
-     * values nobody invalidates: a source that never unblocks keeps it from serving */
-    if (s == RCACHE_OK && ctx->near && rcache__near_sources(ctx->near) == sources)
-      rcache__near_add_source(ctx->near);
-    if (s == RCACHE_OK) {
-      atomic_store_explicit(&ctx->successor, cl, memory_order_release);
-      atomic_store(&sa->moved, false);
-      rcache__log(ctx, first ? RCACHE_LOG_DEBUG : RCACHE_LOG_WARN,
-                  "the server is a Redis Cluster node%s: switched to cluster mode (%s)",
-                  first ? "" : " (it could not be asked at first contact)",
-                  ctx->url.redacted ? ctx->url.redacted : "");
-    } else if (s == RCACHE_ENOMEM) {
-      atomic_store(&sa->pending, true); /* asked again by the next exchange */
-      if (why) *why = s;
-    } else {
-      sa->gave_up = true;
-      rcache__log(ctx, RCACHE_LOG_ERROR, "the server is a Redis Cluster node, but: %s (%s)",
-                  rcache__err_peek(), ctx->url.redacted ? ctx->url.redacted : "");
-    }
-  }
-  atomic_store(&sa->busy, false);
-  return successor(&sa->r) != NULL;
-}
-
-/* Health asks whether the server became a cluster node; a handle that still gets MOVED is
- * not healthy (its keys are answered by errors). */
-static rcache_status standalone_health(rcache__backend *be, rcache_health *h) {
-  standalone *sa = SA(be);
-  rcache__redis_first_contact_wait(&sa->r); /* its answer is part of this one */
-  rcache_status why = RCACHE_OK;
-  if (atomic_load(&sa->pending) || atomic_load(&sa->moved)) detect(sa, false, &why);
-  rcache__backend *succ = successor(&sa->r);
-  if (succ) return succ->ops->health(succ, h);
-  if (why == RCACHE_ENOMEM) return why; /* not asked: no answer on the mode to give */
-  rcache_status s = rcache__redis_one_health(be, h);
-  if (s == RCACHE_OK && atomic_load(&sa->moved)) {
-    snprintf(h->error, sizeof h->error,
-             "the server redirects keys (MOVED): it is a Redis Cluster node, and cluster "
-             "mode could not be set up");
-    s = RCACHE_ESERVER;
-  }
-  return s;
-}
-
-/* The first connection, bounded by connect_timeout_ms, then the cluster question. When the
- * connection fails -- refused, timed out, or even a wrong password or a refused
- * certificate -- the breaker opens (the reason is logged, and rcache_health_check()
- * returns it) and the prober keeps trying: the server never makes rcache_open fail. */
-static void standalone_first(rcache__redis *r) {
-  const rcache_options *o = &r->base.ctx->opt;
-  /* the near cache's listener first (it connects in its own thread): the connection made
-   * next then redirects to it and stays, and the first calls find the near cache serving */
-  int64_t bound = (int64_t)(o->connect_timeout_ms + o->command_timeout_ms) * 1000;
-  if (!o->strict_config) /* there open waits for this: connect_timeout_ms at most */
-    rcache__tracking_wait_first(r->tracking, false, rcache__now_us() + bound);
-  if (rcache__pool_warm(r->pool) == RCACHE_OK && atomic_load(&SA(r)->pending))
-    detect(SA(r), true, NULL);
-  /* a cluster found: its masters' listeners too, for the same reason */
-  rcache__backend *succ = successor(r);
-  if (succ && !o->strict_config) rcache__cluster_wait_listeners(succ, rcache__now_us() + bound);
-}
-
-rcache_status rcache__redis_open(rcache__ctx *ctx, rcache__backend **out) {
-  const rcache__url *u = &ctx->url;
-  if (u->scheme == RCACHE__SCHEME_SENTINEL) return rcache__sentinel_open(ctx, out);
-  if ((u->scheme == RCACHE__SCHEME_REDIS || u->scheme == RCACHE__SCHEME_REDISS) && u->nhosts > 1)
-    return rcache__cluster_open(ctx, out, true);
-  standalone *sa = rcache__calloc(1, sizeof *sa);
-  if (!sa) return RCACHE_ENOMEM;
-  rcache__redis *r = &sa->r;
-  r->base.ops = &standalone_ops;
-  r->exec = standalone_exec;
-  rcache_status s = rcache__redis_init(r, ctx);
-  rcache__addr a;
-  addr_of_url(u, 0, &a);
-  /* near cache: data connections redirect their invalidations to the tracker's listener */
-  if (s == RCACHE_OK)
-    s = rcache__tracked_pool_new(ctx, &r->setup, &a, ctx->near != NULL, &r->pool, &r->tracking);
-  if (s != RCACHE_OK) {
-    rcache__redis_fini(r);
-    rcache__free(r);
-    return s;
-  }
-  rcache__pool_on_probe(r->pool, rcache__redis_probe, ctx);
-  /* asked by the first contact, or else by the first exchange that succeeds */
-  atomic_store(&sa->pending, u->scheme != RCACHE__SCHEME_UNIX);
-  if (r->tracking && rcache__tracking_start(r->tracking, r->pool) != RCACHE_OK) {
-    standalone_destroy(&r->base);
-    return RCACHE_ENOMEM;
-  }
-  rcache__redis_first_contact(r, standalone_first);
-  *out = &r->base;
-  return RCACHE_OK;
 }

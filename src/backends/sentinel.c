@@ -19,8 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "redis.h"
-#include "tracking.h"
+#include "backends/redis.h"
+#include "backends/topology.h"
+#include "near/tracking.h"
 
 #define RESOLVE_EVERY_MS 3000 /* periodic look-up even when nothing was announced */
 #define WATCH_TICK_MS 100     /* the watcher's poll period (and its reaction to close) */
@@ -322,7 +323,7 @@ static rcache_status check_readonly(sentinel *st, redisReply **rep, int n) {
 }
 
 static rcache_status run(sentinel *st, const rcache__cmds *b, redisReply **rep, bool idempotent) {
-  rcache_status s = rcache__redis_run(&st->r, st->r.pool, b, rep, idempotent);
+  rcache_status s = rcache__exchange(st->r.base.ctx, st->r.pool, b, rep, idempotent);
   if (s == RCACHE_OK) return check_readonly(st, rep, b->n);
   if (rcache__transport_failure(s)) want_resolve(st);
   return s;

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cluster_map.h"
-#include "conn.h"
-#include "slot.h"
+#include "backends/cluster_map.h"
+#include "backends/slot.h"
+#include "engine/conn.h"
 
 /* ---- the slot map ---------------------------------------------------------------------------- */
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Redis Cluster key slots (see slot.h), as in the cluster specification's keyHashSlot(). */
-#include "slot.h"
+#include "backends/slot.h"
 
 /* Bitwise, no table: keys are short, and nothing shared is initialised at run time. */
 uint16_t rcache__crc16(const char *buf, size_t len) {

@@ -15,8 +15,8 @@
 #ifndef RCACHE_TRACKING_H
 #define RCACHE_TRACKING_H
 
-#include "near.h"
-#include "pool.h"
+#include "engine/pool.h"
+#include "near/near.h"
 
 typedef struct rcache__tracking rcache__tracking;
 

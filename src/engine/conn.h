@@ -8,7 +8,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include "transport.h"
+#include "engine/transport.h"
 
 struct rcache__call;
 

@@ -10,7 +10,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "conn.h"
+#include "engine/conn.h"
 
 /* ---- command batches ------------------------------------------------------------------------- */
 
