@@ -513,7 +513,8 @@ static rcache_status open_once(rcache__conn *c, const rcache__conn_setup *cs, co
     c->rd->fn = &capped_fns;
     c->rd->privdata = c;
   }
-  rcache_status s = rcache__sock_connect(&c->sock, cs->ctx, cs->tls, a, deadline_us);
+  rcache__sock_opts so = rcache__sock_opts_of(&cs->ctx->opt);
+  rcache_status s = rcache__sock_connect(&c->sock, &so, cs->tls, a, deadline_us);
   return s == RCACHE_OK ? setup(c, cs, deadline_us) : s;
 }
 

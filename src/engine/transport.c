@@ -389,7 +389,7 @@ static rcache_status connect_any(rcache__sock *s, const struct sockaddr *const *
 
 #define MAX_ADDRS 16
 
-static rcache_status connect_tcp(rcache__sock *s, const rcache__ctx *ctx, const rcache__addr *a,
+static rcache_status connect_tcp(rcache__sock *s, const rcache__sock_opts *o, const rcache__addr *a,
                                  int64_t deadline_us, char *why, size_t whylen) {
   char port[16];
   snprintf(port, sizeof port, "%d", a->port);
@@ -409,8 +409,7 @@ static rcache_status connect_tcp(rcache__sock *s, const rcache__ctx *ctx, const 
       lens[n] = ai->ai_addrlen;
     }
   } else if (gai == EAI_NONAME) { /* a name, not an address */
-    rcache_status rs =
-        resolve(a->host, port, ctx->opt.dns_servers, deadline_us, &named, why, whylen);
+    rcache_status rs = resolve(a->host, port, o->dns_servers, deadline_us, &named, why, whylen);
     if (rs != RCACHE_OK) return rs;
     for (struct ares_addrinfo_node *ai = named->nodes; ai && n < MAX_ADDRS; ai = ai->ai_next, n++) {
       addrs[n] = ai->ai_addr;
@@ -477,7 +476,7 @@ static bool is_ip(const char *host) {
   return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
-static rcache_status tls_handshake(rcache__sock *s, const rcache__ctx *ctx, rcache__tls_ctx *t,
+static rcache_status tls_handshake(rcache__sock *s, const rcache__sock_opts *o, rcache__tls_ctx *t,
                                    const rcache__addr *a, int64_t deadline_us) {
   SSL *ssl = SSL_new(t);
   if (!ssl) return RCACHE_ENOMEM;
@@ -486,9 +485,9 @@ static rcache_status tls_handshake(rcache__sock *s, const rcache__ctx *ctx, rcac
   s->cert_asked = s->cert_guess = false;
   s->fresh = true;
   SSL_set_fd(ssl, s->fd);
-  const char *name = ctx->opt.tls_server_name ? ctx->opt.tls_server_name : a->host;
+  const char *name = o->tls_server_name ? o->tls_server_name : a->host;
   if (!is_ip(name)) SSL_set_tlsext_host_name(ssl, name);
-  if (!ctx->opt.tls_insecure) {
+  if (!o->tls_insecure) {
     /* the name must be in the certificate's subjectAltName: no fallback to its subject's
      * CN (deprecated since RFC 6125, and a CN is not constrained by name constraints) */
     SSL_set_hostflags(ssl,
@@ -542,28 +541,36 @@ static rcache_status tls_handshake(rcache__sock *s, const rcache__ctx *ctx, rcac
   }
 }
 
-rcache_status rcache__sock_connect(rcache__sock *s, const rcache__ctx *ctx, rcache__tls_ctx *tls,
-                                   const rcache__addr *a, int64_t deadline_us) {
+rcache__sock_opts rcache__sock_opts_of(const rcache_options *opt) {
+  return (rcache__sock_opts){.dns_servers = opt->dns_servers,
+                             .tls_server_name = opt->tls_server_name,
+                             .tls_insecure = opt->tls_insecure,
+                             .command_timeout_ms = opt->command_timeout_ms};
+}
+
+rcache_status rcache__sock_connect(rcache__sock *s, const rcache__sock_opts *o,
+                                   rcache__tls_ctx *tls, const rcache__addr *a,
+                                   int64_t deadline_us) {
   s->fd = -1;
   s->ssl = NULL;
   s->io_timeout_ms = 0;
   char why[192] = "", where[300];
   rcache__addr_str(a, where, sizeof where);
   rcache_status st = a->path[0] ? connect_unix(s, a, deadline_us, why, sizeof why)
-                                : connect_tcp(s, ctx, a, deadline_us, why, sizeof why);
+                                : connect_tcp(s, o, a, deadline_us, why, sizeof why);
   if (st != RCACHE_OK) {
     rcache__errf("cannot connect to %s: %s", where, why[0] ? why : rcache_strerror(st));
     rcache__sock_close(s);
     return st;
   }
   if (tls) {
-    st = tls_handshake(s, ctx, tls, a, deadline_us);
+    st = tls_handshake(s, o, tls, a, deadline_us);
     if (st != RCACHE_OK) rcache__sock_close(s);
     return st;
   }
   /* Half the command timeout: a call that starts with at least that much time left can
    * block in the kernel without overshooting its deadline. */
-  s->io_timeout_ms = ctx->opt.command_timeout_ms / 2 > 0 ? ctx->opt.command_timeout_ms / 2 : 1;
+  s->io_timeout_ms = o->command_timeout_ms / 2 > 0 ? o->command_timeout_ms / 2 : 1;
   set_blocking(s->fd, true);
   set_timeouts(s->fd, s->io_timeout_ms);
   return RCACHE_OK;

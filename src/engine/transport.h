@@ -33,14 +33,26 @@ typedef struct rcache__addr {
 rcache_status rcache__tls_ctx_new(const rcache__ctx *ctx, rcache__tls_ctx **out);
 void rcache__tls_ctx_free(rcache__tls_ctx *t);
 
+/* What a connect needs of the handle's options (rcache__sock_opts_of). */
+typedef struct rcache__sock_opts {
+  const char *dns_servers;     /* the resolver's servers; NULL: /etc/resolv.conf's */
+  const char *tls_server_name; /* the name the certificate must carry; NULL: the host */
+  bool tls_insecure;           /* no verification of the chain or the name */
+  int command_timeout_ms;      /* a plain socket's SO_RCVTIMEO / SO_SNDTIMEO is half of it */
+} rcache__sock_opts;
+
+/* The connect options of a handle's options. */
+rcache__sock_opts rcache__sock_opts_of(const rcache_options *opt);
+
 /* Connects to a (TLS when tls != NULL: handshake, chain and host name verified unless
  * tls_insecure), by deadline_us (monotonic µs), the host name's DNS look-up included
- * (c-ares; ctx->opt.dns_servers or the system's resolver configuration). Statuses:
+ * (c-ares; o->dns_servers or the system's resolver configuration). Statuses:
  * RCACHE_OK, RCACHE_EUNAVAILABLE (refused, unreachable, name not resolved), RCACHE_ETIMEOUT
  * (the DNS look-up too), RCACHE_ETLS, RCACHE_ENOMEM.
  * The detail goes to rcache__errf. */
-rcache_status rcache__sock_connect(rcache__sock *s, const rcache__ctx *ctx, rcache__tls_ctx *tls,
-                                   const rcache__addr *a, int64_t deadline_us);
+rcache_status rcache__sock_connect(rcache__sock *s, const rcache__sock_opts *o,
+                                   rcache__tls_ctx *tls, const rcache__addr *a,
+                                   int64_t deadline_us);
 
 /* Whether `servers` ("host[:port],...", as rcache_options.dns_servers) can be used:
  * RCACHE_OK, or RCACHE_EINVAL with a message (RCACHE_ENOMEM). */
