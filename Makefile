@@ -56,7 +56,8 @@ install: build
 PKG_BUILD ?= $(BUILD)-package
 package:
 	@cmake -S . -B $(PKG_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
-	  -DRCACHE_BUILD_TESTS=OFF -DRCACHE_BUILD_BENCH=OFF -DRCACHE_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
+	  -DRCACHE_BUILD_TESTS=OFF -DRCACHE_BUILD_BENCH=OFF -DRCACHE_WERROR=$(WERROR) $(CMAKE_FLAGS) \
+	  $(if $(PACKAGE_CONTACT),"-DRCACHE_PACKAGE_CONTACT=$(PACKAGE_CONTACT)") >/dev/null
 	@cmake --build $(PKG_BUILD) -j $(JOBS)
 	@cd $(PKG_BUILD) && cpack -G DEB -B $(abspath $(BUILD))/packages >/dev/null && ls $(abspath $(BUILD))/packages/*.deb
 

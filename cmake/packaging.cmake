@@ -32,9 +32,14 @@ set(CPACK_DEBIAN_LIB_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")
 # ldconfig by trigger as well (policy 8.1.1; lintian: lacks-ldconfig-trigger). CPack 3.25 still
-# writes a postinst and postrm that call ldconfig (lintian warns: maintscript-calls-ldconfig);
-# they are harmless, and replacing them with empty scripts only trades one warning for another.
+# writes a postinst and postrm that call ldconfig (lintian: maintscript-calls-ldconfig); they
+# are harmless, and empty scripts in their place only trade it for maintainer-script-empty: the
+# package says so in a lintian override.
 set(CPACK_DEBIAN_LIB_PACKAGE_CONTROL_EXTRA "${CMAKE_CURRENT_LIST_DIR}/deb-lib/triggers")
+configure_file("${CMAKE_CURRENT_LIST_DIR}/deb-lib/lintian-overrides"
+               "${CMAKE_CURRENT_BINARY_DIR}/lintian/librcache${RCACHE_SOVERSION}" @ONLY)
+install(FILES "${CMAKE_CURRENT_BINARY_DIR}/lintian/librcache${RCACHE_SOVERSION}"
+        DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/lintian/overrides COMPONENT lib EXCLUDE_FROM_ALL)
 set(CPACK_DEBIAN_LIB_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 # Debian ships binaries stripped (lintian: unstripped-binary-or-object)
 set(CPACK_STRIP_FILES ON)
