@@ -27,16 +27,19 @@
 #include <string.h>
 #include <unistd.h>
 #ifdef __linux__
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #endif
 
+#include "backends/redis.h"
 #include "handle.h"
 #include "rcache/json.h"
 #include "tags.h"
 
 #define DEFAULT_THREADS 16
 
-enum { QUEUED, RUNNING, READY, EXPIRED };
+/* WIRE: a loop-driven GET, its request in the loop connection's buffer or written (below) */
+enum { QUEUED, RUNNING, READY, EXPIRED, WIRE };
 
 /* How a kind's result reaches its callback (deliver). */
 typedef enum shape {
@@ -113,6 +116,11 @@ struct aop {
   uint64_t u;       /* delete_prefix/pattern: keys deleted */
   uint64_t seen;    /* the same at the last batch (a->mu): what an expired one reports */
   rcache_health *h; /* health_check */
+  /* a loop-driven GET (the loop connection's list, a->mu): its request's bytes, its start */
+  aop *wnext;
+  bool wire; /* on that list (it holds a reference) */
+  size_t wlen;
+  int64_t t0;
 };
 
 /* A load handed to the loop; refs: the worker waiting for it, and the loader (user). */
@@ -145,6 +153,18 @@ typedef struct rcache__async {
   int64_t budget_us;      /* connect + command timeout */
   int64_t load_budget_us; /* get_or_set: + flight wait + another round trip */
   rcache *c;
+  /* The loop connection (see "the loop's own I/O"): a connection of the one server, written
+   * and read by the loop's thread in rcache_async_process, for GETs. */
+  int epfd;            /* Linux: what rcache_async_fd gives, watching rfd and lconn; else -1 */
+  rcache__pool *lpool; /* the server's pool; NULL: no loop I/O for this handle */
+  rcache__conn *lconn; /* set and cleared by the loop, under mu */
+  rcache__conn *lnew;  /* opened by a worker, for the loop to take */
+  bool lopening;       /* a worker is opening one */
+  char *lout, *lspare; /* requests: lout[loff, llen) not written yet; a copy being written */
+  size_t loff, llen, lcap, lspare_cap;
+  aop *whead, *wtail; /* GETs whose requests are in lout or written, in that order */
+  size_t wbytes;      /* request bytes written whose replies have not come */
+  size_t max_reply;
 } rcache__async;
 
 /* ---- lists (under a->mu) ------------------------------------------------------------------ */
@@ -362,6 +382,8 @@ static void run_loader(aop *op, rcache_load *ld) {
   }
 }
 
+static int loop_io(rcache *c, rcache__async *a);
+
 int rcache_async_process(rcache *c) {
   if (!c) return 0;
   rcache__enter(c);
@@ -391,7 +413,7 @@ int rcache_async_process(rcache *c) {
     deliver(c, op, rcache__remote(c, RCACHE_ETIMEOUT)); /* counted as a timeout, a fallback */
     op_unref(a, op);
   }
-  return n;
+  return n + loop_io(c, a);
 }
 
 int64_t rcache_async_timeout_ms(rcache *c) {
@@ -453,6 +475,344 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+/* ---- the loop's own I/O -------------------------------------------------------------------- */
+
+/*
+ * GETs on a handle of one server (standalone, Sentinel) without a near cache are driven by the
+ * loop itself: the starting call formats the request into the loop connection's buffer (from
+ * any thread, under a->mu), and rcache_async_process (the loop's thread) writes everything
+ * buffered in one write, reads the replies that have come without waiting for more, and runs
+ * their callbacks: no worker, no hand-off between threads, the GETs of a whole loop iteration
+ * pipelined on one connection. Everything else, and a GET the loop connection cannot take (none
+ * yet: a worker opens one; its breaker open; the first contact under way; a cluster found; a
+ * key last seen tagged) runs on a worker as before. Requests wait in the buffer while
+ * LOOP_MAX_BYTES of written ones are unanswered, so a write never waits for the socket.
+ *
+ * The engine's rules hold. Replies answer requests in order; a reply with nothing asked, or
+ * of a type GET cannot get, closes the connection (desynchronised). A GET whose deadline
+ * passes completes then (rcache_async_process, as any operation), and stays on the list as a
+ * tombstone until its reply is read and dropped. When the oldest GET on the connection is past
+ * its deadline the server is stalled: the connection is closed, and told to the breaker once.
+ * When the connection is closed (stalled, closed by the server, desynchronised, or the pool has
+ * moved to another server), the GETs still waiting go to the workers, which run them as
+ * blocking calls within what is left of their deadlines: the blocking path's retry on a fresh
+ * connection. A value that starts with 0xff (a tagged value, or a plain one escaped) is read
+ * again there too, since only the blocking path unwraps it.
+ */
+/* requests written and not answered yet, at most: less than any socket takes without a wait
+ * (the rest waits in the buffer for replies to come) */
+#define LOOP_MAX_BYTES ((size_t)32 << 10)
+
+static int spawn(rcache__async *a);
+
+/* Under a->mu: puts op (in flight) on the workers' FIFO; false when no worker can run it. */
+static bool queue_locked(rcache__async *a, aop *op) {
+  if (a->idle == 0 && a->nthreads < a->max && spawn(a) == 0) a->nthreads++;
+  if (a->nthreads == 0) return false;
+  op->state = QUEUED;
+  op->qnext = NULL;
+  op->qprev = a->qtail;
+  if (a->qtail)
+    a->qtail->qnext = op;
+  else
+    a->qhead = op;
+  a->qtail = op;
+  pthread_cond_signal(&a->cv);
+  return true;
+}
+
+/* Under a->mu: a GET leaves the loop connection's list for a worker, or when none can run it,
+ * completes as expired (the loop runs its callback). *wake: the loop is to be woken. */
+static void to_worker_locked(rcache__async *a, aop *op, bool *wake) {
+  op->refs--; /* the list's */
+  if (queue_locked(a, op)) return;
+  inflight_del(a, op);
+  op->expired = true;
+  if (ready_add(a, op)) *wake = true;
+}
+
+/* A worker opens the loop connection (op: no callback). */
+static void run_open(rcache *c, aop *op) {
+  rcache__async *a = op->a;
+  rcache__conn *conn = NULL;
+  (void)c;
+  op->s = rcache__pool_open_conn(a->lpool, op->deadline_us, &conn);
+  pthread_mutex_lock(&a->mu);
+  a->lopening = false;
+  if (op->s == RCACHE_OK && !a->closing) {
+    a->lnew = conn;
+    conn = NULL;
+  }
+  pthread_mutex_unlock(&a->mu);
+  if (conn)
+    rcache__conn_close(conn);
+  else if (op->s == RCACHE_OK)
+    wake_loop(a);
+}
+static const kind K_open = {.run = run_open, .shape = S_STATUS};
+
+static rcache_status submit(rcache *c, aop *op);
+static aop *op_new(const kind *k, const char *key, void (*cb)(void), void *ud);
+
+/* Under a->mu: room for len more bytes of requests. */
+static bool lout_room(rcache__async *a, size_t len) {
+  if (a->loff == a->llen) a->loff = a->llen = 0;
+  if (a->loff > a->lcap / 2) { /* written bytes at the front: drop them */
+    memmove(a->lout, a->lout + a->loff, a->llen - a->loff);
+    a->llen -= a->loff;
+    a->loff = 0;
+  }
+  if (a->llen + len <= a->lcap) return true;
+  size_t cap = a->lcap ? a->lcap : 4096;
+  while (cap < a->llen + len)
+    cap *= 2;
+  char *p = rcache__realloc(a->lout, cap);
+  if (!p) return false;
+  a->lout = p;
+  a->lcap = cap;
+  return true;
+}
+
+/* Starts op (a GET, not yet submitted) on the loop connection. False when the connection
+ * cannot take it: op is then the caller's to submit to the workers. */
+static bool loop_get(rcache *c, rcache__async *a, aop *op) {
+  if (!a->lpool || atomic_load_explicit(&c->ctx.successor, memory_order_acquire) ||
+      atomic_load_explicit(&c->ctx.first_going, memory_order_acquire))
+    return false;
+  rcache__key k;
+  if (rcache__key_make(c, op->key, &k) != RCACHE_OK) { /* the worker's call reports it */
+    rcache__err_clear();
+    return false;
+  }
+  rcache__cmds b = {0};
+  const char *argv[2] = {"GET", k.p};
+  size_t lens[2] = {3, k.len};
+  rcache_status s =
+      rcache__tags_hinted(c, k.p, k.len) ? RCACHE_EINVAL : rcache__cmds_add(&b, 2, argv, lens);
+  rcache__key_free(&k);
+  const char *req = b.one ? b.one : b.buf;
+  size_t len = b.one ? b.one_len : b.len;
+  bool taken = false, open = false, wake = false;
+  int64_t now = rcache__now_us();
+  pthread_mutex_lock(&a->mu);
+  if (s != RCACHE_OK || a->closing) {
+  } else if (!a->lconn) {
+    open = !a->lopening && !a->lnew;
+    a->lopening = a->lopening || open;
+  } else if (rcache__pool_available(a->lpool) && lout_room(a, len)) {
+    wake = a->llen == a->loff;
+    memcpy(a->lout + a->llen, req, len);
+    a->llen += len;
+    op->a = a;
+    op->wire = true;
+    op->wlen = len;
+    op->wnext = NULL;
+    if (a->wtail)
+      a->wtail->wnext = op;
+    else
+      a->whead = op;
+    a->wtail = op;
+    op->refs = 2; /* the in-flight list's, and the loop connection's list's */
+    op->state = WIRE;
+    op->t0 = now;
+    op->deadline_us = now + a->budget_us;
+    wake = wake || op->deadline_us < a->min_dl;
+    inflight_add(a, op);
+    taken = true;
+  }
+  pthread_mutex_unlock(&a->mu);
+  rcache__cmds_free(&b);
+  rcache__err_clear();
+  if (wake) wake_loop(a);
+  if (open) {
+    aop *o = op_new(&K_open, NULL, NULL, NULL);
+    if (!o || submit(c, o) != RCACHE_OK) {
+      pthread_mutex_lock(&a->mu);
+      a->lopening = false;
+      pthread_mutex_unlock(&a->mu);
+      rcache__err_clear();
+    }
+  }
+  return taken;
+}
+
+/* Closes the loop connection (the loop's thread); why: what to tell the breaker (RCACHE_OK:
+ * nothing). The GETs on it go to the workers; tombstones are released. */
+static void loop_close(rcache__async *a, rcache_status why) {
+  rcache__conn *conn = a->lconn;
+  aop *drop = NULL;
+  bool wake = false;
+  pthread_mutex_lock(&a->mu);
+  a->lconn = NULL;
+  a->loff = a->llen = 0;
+  a->wbytes = 0;
+  for (aop *op = a->whead, *nx; op; op = nx) {
+    nx = op->wnext;
+    op->wire = false;
+    op->wnext = NULL;
+    if (op->state != EXPIRED) {
+      to_worker_locked(a, op, &wake);
+    } else if (--op->refs == 0) {
+      op->rnext = drop;
+      drop = op;
+    }
+  }
+  a->whead = a->wtail = NULL;
+  pthread_mutex_unlock(&a->mu);
+  if (conn) {
+#ifdef __linux__
+    epoll_ctl(a->epfd, EPOLL_CTL_DEL, conn->sock.fd, NULL);
+#endif
+    rcache__conn_close(conn);
+  }
+  if (why != RCACHE_OK) rcache__pool_report(a->lpool, why);
+  for (aop *op = drop, *nx; op; op = nx) {
+    nx = op->rnext;
+    free_op(op);
+  }
+  if (wake) wake_loop(a);
+}
+
+/* One reply read on the loop connection: the oldest GET's. False when the connection is out
+ * of step (nothing was asked, or a reply GET cannot get). Returns whether a callback ran. */
+static bool loop_reply(rcache *c, rcache__async *a, redisReply *r, bool *ran) {
+  *ran = false;
+  pthread_mutex_lock(&a->mu);
+  aop *op = a->whead;
+  if (!op || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL &&
+              r->type != REDIS_REPLY_ERROR)) {
+    pthread_mutex_unlock(&a->mu);
+    rcache__errf(op ? "a reply GET cannot get: the loop connection is out of step"
+                    : "a reply nobody asked for: the loop connection is out of step");
+    freeReplyObject(r);
+    return false;
+  }
+  a->whead = op->wnext;
+  if (!a->whead) a->wtail = NULL;
+  op->wire = false;
+  op->wnext = NULL;
+  a->wbytes -= op->wlen < a->wbytes ? op->wlen : a->wbytes;
+  bool wake = false, last = false, live = op->state != EXPIRED;
+  bool again = live && r->type == REDIS_REPLY_STRING && r->len && (unsigned char)r->str[0] == 0xff;
+  if (!live)
+    last = --op->refs == 0; /* a tombstone: its reply is dropped */
+  else if (again)
+    to_worker_locked(a, op, &wake); /* tagged or escaped: the blocking call unwraps it */
+  else
+    inflight_del(a, op);
+  pthread_mutex_unlock(&a->mu);
+  if (wake) wake_loop(a);
+  if (!live || again) {
+    freeReplyObject(r);
+    if (last) free_op(op);
+    return true;
+  }
+  rcache_status s = rcache__redis_take_value(r, &op->v);
+  freeReplyObject(r);
+  rcache__pool_report(a->lpool, s);
+  if (s == RCACHE_OK)
+    COUNT(c, hits);
+  else if (s == RCACHE_MISS)
+    COUNT(c, misses);
+  else
+    s = rcache__remote(c, s);
+  rcache__observe_us(c, RCACHE_OP_GET, op->key, s, rcache__since(op->t0), op->v.len);
+  op->s = s;
+  deliver(c, op, s);
+  rcache__err_clear();
+  op_unref(a, op);
+  op_unref(a, op);
+  *ran = true;
+  return true;
+}
+
+/* Writes what is buffered, up to LOOP_MAX_BYTES unanswered: copied out under the lock
+ * (starters append meanwhile), then written in one write that never waits on the socket. */
+static rcache_status loop_flush(rcache__async *a, rcache__conn *conn) {
+  pthread_mutex_lock(&a->mu);
+  size_t len = a->llen - a->loff,
+         room = LOOP_MAX_BYTES > a->wbytes ? LOOP_MAX_BYTES - a->wbytes : 0;
+  if (len > room) len = room;
+  if (len > a->lspare_cap) {
+    char *p = rcache__realloc(a->lspare, LOOP_MAX_BYTES);
+    if (p) {
+      a->lspare = p;
+      a->lspare_cap = LOOP_MAX_BYTES;
+    } else {
+      len = 0; /* tried again by the next process */
+    }
+  }
+  char *buf = a->lspare;
+  if (len) {
+    memcpy(buf, a->lout + a->loff, len);
+    a->loff += len;
+    a->wbytes += len;
+  }
+  pthread_mutex_unlock(&a->mu);
+  return len ? rcache__conn_send(conn, buf, len, rcache__now_us() + 1000) : RCACHE_OK;
+}
+
+/* The loop connection's part of rcache_async_process: takes a connection a worker opened,
+ * writes what is buffered, reads the replies that have come, closes a stalled connection.
+ * Returns the callbacks run. */
+static int loop_io(rcache *c, rcache__async *a) {
+  if (!a->lpool) return 0;
+  int n = 0;
+  pthread_mutex_lock(&a->mu);
+  rcache__conn *fresh = a->lnew;
+  a->lnew = NULL;
+  pthread_mutex_unlock(&a->mu);
+#ifdef __linux__
+  if (fresh) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = fresh};
+    if (a->lconn || epoll_ctl(a->epfd, EPOLL_CTL_ADD, fresh->sock.fd, &ev) != 0) {
+      rcache__conn_close(fresh);
+    } else {
+      pthread_mutex_lock(&a->mu);
+      a->lconn = fresh;
+      pthread_mutex_unlock(&a->mu);
+    }
+  }
+#endif
+  rcache__conn *conn = a->lconn; /* written by this thread only */
+  if (!conn) return 0;
+  if (!rcache__pool_current(a->lpool, conn)) { /* a failover, a restart: the pool moved on */
+    loop_close(a, RCACHE_OK);
+    return 0;
+  }
+  /* write what is buffered, read the replies that have come; again while replies came (room
+   * for more requests, and callbacks may have started more), a few rounds at most so that the
+   * loop's other work is not held up: what is left is the next process's, which the socket
+   * (replies pending) or the descriptor (a request buffered first) wakes */
+  bool more = true;
+  for (int round = 0; more && round < 4; round++) {
+    rcache_status s = loop_flush(a, conn);
+    if (s != RCACHE_OK) {
+      loop_close(a, s);
+      return n;
+    }
+    more = false;
+    for (;;) {
+      redisReply *r = NULL;
+      s = rcache__conn_next_now(conn, &r, a->max_reply);
+      if (s == RCACHE_ETIMEOUT) break; /* nothing more yet */
+      bool ran = false;
+      if (s != RCACHE_OK || !loop_reply(c, a, r, &ran)) {
+        loop_close(a, s != RCACHE_OK ? s : RCACHE_EPROTO);
+        return n;
+      }
+      n += ran;
+      more = true;
+    }
+  }
+  rcache__err_clear();
+  pthread_mutex_lock(&a->mu);
+  bool stalled = a->whead && a->whead->state == EXPIRED;
+  pthread_mutex_unlock(&a->mu);
+  if (stalled) loop_close(a, RCACHE_ETIMEOUT);
+  return n;
+}
+
 /* ---- the machinery ------------------------------------------------------------------------ */
 
 static int make_fds(int *rfd, int *wfd) {
@@ -476,6 +836,17 @@ static int make_fds(int *rfd, int *wfd) {
 static void close_fds(rcache__async *a) {
   close(a->rfd);
   if (a->wfd != a->rfd) close(a->wfd);
+  if (a->epfd >= 0) close(a->epfd);
+}
+
+/* The pool of the one server whose GETs the loop drives (see "the loop's own I/O"), or NULL:
+ * standalone and Sentinel handles without a near cache (whose fills and invalidations the
+ * loop path does not take part in). */
+static rcache__pool *loop_pool(rcache *c) {
+  if (c->ctx.near || !c->b) return NULL;
+  const char *m = c->b->ops->mode;
+  if (strcmp(m, "standalone") != 0 && strcmp(m, "sentinel") != 0) return NULL;
+  return ((rcache__redis *)c->b)->pool;
 }
 
 static rcache__async *async_new(rcache *c) {
@@ -498,6 +869,18 @@ static rcache__async *async_new(rcache *c) {
   a->budget_us = ((int64_t)o->connect_timeout_ms + 2 * (int64_t)o->command_timeout_ms) * 1000;
   a->load_budget_us = 2 * a->budget_us + (int64_t)o->flight_wait_ms * 1000;
   a->c = c;
+  a->max_reply = rcache__reply_max(o);
+  a->epfd = -1;
+#ifdef __linux__
+  /* the loop watches one descriptor: an epoll set of the eventfd and the loop connection */
+  a->epfd = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+  if (a->epfd >= 0 && epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->rfd, &ev) != 0) {
+    close(a->epfd);
+    a->epfd = -1;
+  }
+#endif
+  a->lpool = a->epfd >= 0 ? loop_pool(c) : NULL;
   return a;
 }
 
@@ -521,7 +904,7 @@ int rcache_async_fd(rcache *c) {
   if (!c) return -1;
   rcache__enter(c);
   rcache__async *a = get_async(c);
-  return a ? a->rfd : -1;
+  return a ? (a->epfd >= 0 ? a->epfd : a->rfd) : -1;
 }
 
 static aop *op_new(const kind *k, const char *key, void (*cb)(void), void *ud) {
@@ -570,27 +953,17 @@ static rcache_status submit(rcache *c, aop *op) {
     free_op(op);
     return rcache__einval(c, "the handle is being closed");
   }
-  if (a->idle == 0 && a->nthreads < a->max && spawn(a) == 0) a->nthreads++;
-  if (a->nthreads == 0) {
+  op->deadline_us = rcache__now_us() + budget_of(a, op->k);
+  if (!queue_locked(a, op)) {
     pthread_mutex_unlock(&a->mu);
     free_op(op);
     rcache__errf("async: no worker thread could be started");
     return rcache__done(c, RCACHE_ENOMEM);
   }
-  op->state = QUEUED;
-  op->deadline_us = rcache__now_us() + budget_of(a, op->k);
   /* the loop's timer is unset, or later than this deadline: say so through the descriptor,
    * so a loop that re-arms its timer after each process never misses one */
   bool wake = op->deadline_us < a->min_dl;
-  op->qnext = NULL;
-  op->qprev = a->qtail;
-  if (a->qtail)
-    a->qtail->qnext = op;
-  else
-    a->qhead = op;
-  a->qtail = op;
   inflight_add(a, op);
-  pthread_cond_signal(&a->cv);
   pthread_mutex_unlock(&a->mu);
   if (wake) wake_loop(a);
   return RCACHE_OK;
@@ -655,6 +1028,15 @@ void rcache__async_close(rcache *c) {
   }
   for (int i = 0; i < a->nthreads; i++)
     pthread_join(a->threads[i], NULL);
+  /* the loop connection: its GETs completed above; what is left is the list's references */
+  for (aop *op = a->whead, *nx; op; op = nx) {
+    nx = op->wnext;
+    if (--op->refs == 0) free_op(op);
+  }
+  if (a->lconn) rcache__conn_close(a->lconn);
+  if (a->lnew) rcache__conn_close(a->lnew);
+  rcache__free(a->lout);
+  rcache__free(a->lspare);
   close_fds(a);
   pthread_mutex_destroy(&a->mu);
   pthread_cond_destroy(&a->cv);
@@ -668,7 +1050,11 @@ void rcache__async_close(rcache *c) {
  * machinery on its next async call. */
 void rcache__async_after_fork(rcache *c) {
   rcache__async *a = atomic_exchange(&c->async, NULL);
-  if (a) close_fds(a);
+  if (!a) return;
+  close_fds(a);
+  /* our copies of the loop connection's descriptors; the parent's stay open and untouched */
+  if (a->lconn) close(a->lconn->sock.fd);
+  if (a->lnew) close(a->lnew->sock.fd);
 }
 
 /* ---- get_or_set: the loader on the loop --------------------------------------------------- */
@@ -949,7 +1335,10 @@ static rcache_status simple(rcache *c, const kind *k, const char *key, void (*cb
 #define CB(f) ((void (*)(void))(f))
 
 rcache_status rcache_get_async(rcache *c, const char *key, rcache_async_value_fn cb, void *ud) {
-  return simple(c, &K_get, key, CB(cb), ud, 0, 0);
+  START(c, &K_get, key, cb, ud);
+  rcache__async *a = get_async(c);
+  if (a && loop_get(c, a, op)) return RCACHE_OK;
+  return submit(c, op);
 }
 
 rcache_status rcache_delete_async(rcache *c, const char *key, rcache_async_fn cb, void *ud) {

@@ -129,7 +129,7 @@ rcache_status rcache__redis_probe(void *ud, rcache__pool *p) {
 /* ---- single-key operations ------------------------------------------------------------------- */
 
 /* A GET's reply into *out (hiredis' buffer is taken): RCACHE_OK, RCACHE_MISS or the error. */
-static rcache_status take_value(redisReply *v, rcache_value *out) {
+rcache_status rcache__redis_take_value(redisReply *v, rcache_value *out) {
   if (v->type == REDIS_REPLY_NIL) return RCACHE_MISS;
   if (v->type == REDIS_REPLY_STRING) {
     out->data = v->str; /* hiredis' buffer is malloc'd and NUL-terminated: take it */
@@ -166,7 +166,7 @@ static rcache_status add_get(rcache__cmds *b, const char *key, size_t klen, bool
 /* add_get's replies, from rep[0] (and rep[1] when pttl_ms is not NULL): the value into *out
  * (hiredis' buffer is taken), RCACHE_OK, RCACHE_MISS or the error. */
 static rcache_status read_get(redisReply **rep, rcache_value *out, int64_t *pttl_ms) {
-  rcache_status s = take_value(rep[0], out);
+  rcache_status s = rcache__redis_take_value(rep[0], out);
   if (pttl_ms) take_pttl(rep[1], s, pttl_ms);
   return s;
 }

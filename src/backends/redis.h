@@ -68,6 +68,10 @@ void rcache__redis_first_contact_after_fork(rcache__redis *r);
  * rcache__pool_ping with the prober's I/O abandoned once ctx->closing is raised. */
 rcache_status rcache__redis_probe(void *ud, rcache__pool *p);
 
+/* A GET's reply into *out (hiredis' buffer is taken): RCACHE_OK, RCACHE_MISS, or the error
+ * reply's status (rcache__reply_status); another type is RCACHE_EPROTO. */
+rcache_status rcache__redis_take_value(redisReply *v, rcache_value *out);
+
 /* The single-key operations, usable in any topology's ops table. */
 rcache_status rcache__redis_get(rcache__backend *b, const char *key, size_t klen, rcache_value *out,
                                 int64_t *pttl_ms);

@@ -392,6 +392,11 @@ rcache_status rcache__conn_next(rcache__conn *c, redisReply **reply, int64_t dea
   return s;
 }
 
+rcache_status rcache__conn_next_now(rcache__conn *c, redisReply **reply, size_t max_reply) {
+  if (c->broken) return RCACHE_EIO;
+  return read_reply(c, reply, 1, max_reply, true); /* a deadline long past: no wait */
+}
+
 bool rcache__conn_wait(rcache__conn *c, int wake_fd, int ms) {
   if (c && c->rd->len > c->rd->pos) return true;
   if (c && rcache__sock_pending(&c->sock)) return true;

@@ -119,6 +119,10 @@ rcache_status rcache__conn_send(rcache__conn *c, const char *buf, size_t len, in
 rcache_status rcache__conn_next(rcache__conn *c, redisReply **reply, int64_t deadline_us,
                                 size_t max_reply);
 
+/* rcache__conn_next without waiting, for an event loop: a reply already buffered, or one
+ * complete in what one read finds on the socket now; RCACHE_ETIMEOUT when there is none yet
+ * (the connection stays usable), RCACHE_EIO when the server closed it. */
+rcache_status rcache__conn_next_now(rcache__conn *c, redisReply **reply, size_t max_reply);
 /* For a subscription's reader: waits up to ms for bytes of c to parse (already buffered
  * by hiredis or OpenSSL, or readable on the socket), or for a byte on wake_fd (drained;
  * -1: none). c may be NULL (just waits). True when c has bytes. */

@@ -326,6 +326,35 @@ static bool take_locked(rcache__pool *p, rcache__conn **c) {
   return true;
 }
 
+/* Opens a connection as the pool's own are opened (its set-up, its current address, by
+ * connect_timeout_ms or deadline_us), stamped with the pool's epoch. A failure is told to the
+ * breaker, whatever the reason (refused, auth, TLS: the server is unusable), except running
+ * out of memory, which is not the server's fault. */
+static rcache_status open_conn(rcache__pool *p, int64_t deadline_us, rcache__conn **c) {
+  pthread_mutex_lock(&p->mu);
+  rcache__addr a = p->addr;
+  uint64_t epoch = p->epoch;
+  pthread_mutex_unlock(&p->mu);
+  int64_t cd = rcache__now_us() + (int64_t)p->ctx->opt.connect_timeout_ms * 1000;
+  rcache_status s = rcache__conn_open(&p->setup, &a, cd < deadline_us ? cd : deadline_us, c);
+  if (s == RCACHE_OK)
+    (*c)->epoch = epoch;
+  else if (s != RCACHE_ENOMEM)
+    failure(p, s);
+  return s;
+}
+
+rcache_status rcache__pool_open_conn(rcache__pool *p, int64_t deadline_us, rcache__conn **c) {
+  return open_conn(p, deadline_us, c);
+}
+
+bool rcache__pool_current(rcache__pool *p, const rcache__conn *c) {
+  pthread_mutex_lock(&p->mu);
+  bool same = c->epoch == p->epoch;
+  pthread_mutex_unlock(&p->mu);
+  return same;
+}
+
 /* Outside the lock, after take_locked: checks the idle connection taken, or opens the new
  * one by deadline_us. RCACHE_OK with *c ready; *again when the idle one was dropped (take
  * another); else the failure, told to the breaker. */
@@ -349,22 +378,13 @@ static rcache_status make_ready(rcache__pool *p, rcache__conn **c, int64_t deadl
     *again = true;
     return RCACHE_OK;
   }
-  pthread_mutex_lock(&p->mu);
-  rcache__addr a = p->addr;
-  uint64_t epoch = p->epoch;
-  pthread_mutex_unlock(&p->mu);
-  int64_t cd = rcache__now_us() + (int64_t)p->ctx->opt.connect_timeout_ms * 1000;
-  rcache_status s = rcache__conn_open(&p->setup, &a, cd < deadline_us ? cd : deadline_us, c);
-  if (s == RCACHE_OK) {
-    (*c)->epoch = epoch;
-    return s;
-  }
+  rcache_status s = open_conn(p, deadline_us, c);
+  if (s == RCACHE_OK) return s;
   pthread_mutex_lock(&p->mu);
   p->total--;
   room_locked(p);
   pthread_mutex_unlock(&p->mu);
-  if (s == RCACHE_ENOMEM) return s; /* not the server's fault: the breaker is not told */
-  failure(p, s); /* whatever the reason (refused, auth, TLS), the server is unusable */
+  if (s == RCACHE_ENOMEM) return s;
   if (s == RCACHE_ETIMEOUT) return s; /* counted as a timeout, answered as unavailable */
   return rcache__transport_failure(s) ? RCACHE_EUNAVAILABLE : s;
 }

@@ -94,6 +94,14 @@ rcache_status rcache__pool_finish(rcache__pool *p, rcache__call *k);
  * (including error replies) is a success of the transport. */
 void rcache__pool_report(rcache__pool *p, rcache_status s);
 
+/* A connection to p's server that is not in the pool (the non-blocking API's loop owns
+ * one): opened as the pool's own are, by connect_timeout_ms or deadline_us; a failure is told
+ * to the breaker. Statuses as rcache__conn_open's. The owner closes it with
+ * rcache__conn_close, and stops using it once rcache__pool_current says the pool moved on
+ * (a failover, a restart detected: the pool's own connections are dropped then). */
+rcache_status rcache__pool_open_conn(rcache__pool *p, int64_t deadline_us, rcache__conn **c);
+bool rcache__pool_current(rcache__pool *p, const rcache__conn *c);
+
 /* Forgets every idle connection (e.g. after a server restart was detected). */
 void rcache__pool_drop_idle(rcache__pool *p);
 

@@ -648,7 +648,11 @@ static rcache_status plain_io(rcache__sock *s, char *buf, size_t len, size_t *n,
       /* what has arrived by the deadline is still read (a batch's replies from several
        * servers are read one server after the other) */
       ssize_t r = rd ? recv(s->fd, buf, len, MSG_DONTWAIT) : -1;
-      if (r <= 0) return RCACHE_ETIMEOUT;
+      if (r == 0) {
+        rcache__errf("connection closed by the server");
+        return RCACHE_EIO;
+      }
+      if (r < 0) return RCACHE_ETIMEOUT;
       *n = (size_t)r;
       return RCACHE_OK;
     }

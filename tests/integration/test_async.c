@@ -414,6 +414,66 @@ static void test_thousand(const char *url) {
   rcache_close(c);
 }
 
+/* ---- GETs driven by the loop ------------------------------------------------------------------
+ */
+
+/* With one worker, held by a get_or_set whose load stays pending, 1,000 GETs of 100 keys still
+ * complete, each with its own key's value: GETs on a one-server handle without a near cache need
+ * no worker once the loop connection is open (docs/async.md, "The loop's own I/O"). A GET that
+ * needed a worker would wait for the load, which this test finishes only afterwards. */
+static void test_loop_gets(const char *url) {
+  rcache *c = open_url(url, 1, 0);
+  if (!c) return;
+  char key[32], val[32];
+  for (int i = 0; i < 100; i++) {
+    snprintf(key, sizeof key, "lg:%d", i);
+    snprintf(val, sizeof val, "value-%d", i);
+    CHECK_EQ(rcache_set(c, key, val, strlen(val), 60), RCACHE_OK);
+  }
+  /* the first GET asks a worker to open the loop connection, and runs on the worker after it */
+  atomic_int done = 0;
+  rec first = {.done = &done};
+  START_OK(&first, rcache_get_async(c, "lg:0", on_value, &first));
+  CHECK(pump(c, &done, 1, 10000));
+  CHECK_EQ(first.s, RCACHE_OK);
+  rec_free(&first);
+  rcache_async_process(c); /* the loop takes the connection the worker opened */
+  /* the one worker, held */
+  lctx l = {0};
+  rec held = {.done = &done};
+  rcache_delete(c, "lg:held");
+  START_OK(&held, rcache_get_or_set_async(c, "lg:held", 60, loader, &l, on_value, &held));
+  wait_load(c, &l.pending);
+  CHECK(l.pending != NULL);
+  static rec r[MANY];
+  memset(r, 0, sizeof r);
+  atomic_int got = 0;
+  for (int i = 0; i < MANY; i++) {
+    r[i].done = &got;
+    snprintf(key, sizeof key, "lg:%d", i % 100);
+    START_OK(&r[i], rcache_get_async(c, key, on_value, &r[i]));
+  }
+  CHECK(pump(c, &got, MANY, 20000));
+  check_once(r, MANY);
+  int wrong = 0;
+  for (int i = 0; i < MANY; i++) {
+    snprintf(val, sizeof val, "value-%d", i % 100);
+    if (r[i].s != RCACHE_OK || r[i].v.len != strlen(val) || memcmp(r[i].v.data, val, r[i].v.len)) {
+      if (wrong++ < 3)
+        fprintf(stderr, "%s: GET %d of lg:%d: %s, %.*s\n", url, i, i % 100, rcache_strerror(r[i].s),
+                (int)r[i].v.len, r[i].v.data ? r[i].v.data : "");
+    }
+    rec_free(&r[i]);
+  }
+  CHECK_EQ(wrong, 0);
+  CHECK_EQ(held.calls, 0); /* the worker was held all along */
+  finish(&l, l.pending);
+  CHECK(pump(c, &done, 2, 10000));
+  CHECK_EQ(held.s, RCACHE_OK);
+  rec_free(&held);
+  rcache_close(c);
+}
+
 /* ---- the other operations: as their blocking calls ------------------------------------------- */
 
 static void test_operations(const char *url) {
@@ -893,6 +953,10 @@ int main(void) {
     test_operations(more[i]);
     test_batches(more[i]);
   }
+  test_loop_gets(tcp);
+  test_loop_gets(test_env_url("RCACHE_TEST_URL_UNIX"));
+  test_loop_gets(test_env_url("RCACHE_TEST_URL_TLS"));
+  test_loop_gets(more[1]); /* Sentinel */
   test_fork(tcp);
   test_stalled();
   return test_report("test_async");
