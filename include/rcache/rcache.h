@@ -782,7 +782,8 @@ typedef void (*rcache_async_double_fn)(void *ud, rcache_status s, double v);
 
 /* A descriptor that becomes readable when callbacks are ready to run, or when an operation
  * started needs an earlier timer than rcache_async_timeout_ms() last said: watch it for
- * reading in your loop, call rcache_async_process() when it is, then re-arm your timer. Creates the
+ * reading in your loop, call rcache_async_process() when it is, then re-arm your timer (on Linux
+ * it is an epoll descriptor: it also watches the connection the loop drives GETs on). Creates the
  * handle's async machinery on first use (as does the first _async call). The same descriptor for
  * the handle's life (in a forked child: the child's own); owned by rcache, never close it. -1 when
  * c is NULL or the machinery cannot be created (no memory, no descriptor left). */
