@@ -693,11 +693,16 @@ static bool loop_reply(rcache *c, rcache__async *a, redisReply *r, bool *ran) {
   op->wnext = NULL;
   a->wbytes -= op->wlen < a->wbytes ? op->wlen : a->wbytes;
   bool wake = false, last = false, live = op->state != EXPIRED;
-  bool again = live && r->type == REDIS_REPLY_STRING && r->len && (unsigned char)r->str[0] == 0xff;
+  /* a tagged or escaped value, which the blocking call unwraps; a MOVED / ASK (a cluster node
+   * behind a one-host URL), which it follows */
+  bool again =
+      live && ((r->type == REDIS_REPLY_STRING && r->len && (unsigned char)r->str[0] == 0xff) ||
+               (r->type == REDIS_REPLY_ERROR && r->str &&
+                (strncmp(r->str, "MOVED ", 6) == 0 || strncmp(r->str, "ASK ", 4) == 0)));
   if (!live)
     last = --op->refs == 0; /* a tombstone: its reply is dropped */
   else if (again)
-    to_worker_locked(a, op, &wake); /* tagged or escaped: the blocking call unwraps it */
+    to_worker_locked(a, op, &wake);
   else
     inflight_del(a, op);
   pthread_mutex_unlock(&a->mu);
