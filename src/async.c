@@ -116,9 +116,9 @@ struct aop {
   uint64_t u;       /* delete_prefix/pattern: keys deleted */
   uint64_t seen;    /* the same at the last batch (a->mu): what an expired one reports */
   rcache_health *h; /* health_check */
-  /* a loop-driven GET (the loop connection's list, a->mu): its request's bytes, its start */
+  /* a loop-driven GET on the loop connection's list (a->mu; the list holds a reference): its
+   * request's bytes, its start */
   aop *wnext;
-  bool wire; /* on that list (it holds a reference) */
   size_t wlen;
   int64_t t0;
 };
@@ -596,15 +596,14 @@ static bool loop_get(rcache *c, rcache__async *a, aop *op) {
   int64_t now = rcache__now_us();
   pthread_mutex_lock(&a->mu);
   if (s != RCACHE_OK || a->closing) {
-  } else if (!a->lconn) {
-    open = !a->lopening && !a->lnew;
+  } else if (!a->lconn) { /* (not while the breaker keeps the server off: the prober tries) */
+    open = !a->lopening && !a->lnew && rcache__pool_available(a->lpool);
     a->lopening = a->lopening || open;
   } else if (rcache__pool_available(a->lpool) && lout_room(a, len)) {
     wake = a->llen == a->loff;
     memcpy(a->lout + a->llen, req, len);
     a->llen += len;
     op->a = a;
-    op->wire = true;
     op->wlen = len;
     op->wnext = NULL;
     if (a->wtail)
@@ -648,7 +647,6 @@ static void loop_close(rcache__async *a, rcache_status why) {
   a->wbytes = 0;
   for (aop *op = a->whead, *nx; op; op = nx) {
     nx = op->wnext;
-    op->wire = false;
     op->wnext = NULL;
     if (op->state != EXPIRED) {
       to_worker_locked(a, op, &wake);
@@ -674,24 +672,26 @@ static void loop_close(rcache__async *a, rcache_status why) {
 }
 
 /* One reply read on the loop connection: the oldest GET's. False when the connection is out
- * of step (nothing was asked, or a reply GET cannot get). Returns whether a callback ran. */
+ * of step: nothing was asked (no request written whole and unanswered: a GET still in the
+ * buffer cannot have been answered), or a reply GET cannot get. *ran: a callback ran. */
 static bool loop_reply(rcache *c, rcache__async *a, redisReply *r, bool *ran) {
   *ran = false;
   pthread_mutex_lock(&a->mu);
   aop *op = a->whead;
-  if (!op || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL &&
-              r->type != REDIS_REPLY_ERROR)) {
+  if (!op || a->wbytes < op->wlen ||
+      (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL &&
+       r->type != REDIS_REPLY_ERROR)) {
     pthread_mutex_unlock(&a->mu);
-    rcache__errf(op ? "a reply GET cannot get: the loop connection is out of step"
-                    : "a reply nobody asked for: the loop connection is out of step");
+    rcache__errf(op && a->wbytes >= op->wlen
+                     ? "a reply GET cannot get: the loop connection is out of step"
+                     : "a reply nobody asked for: the loop connection is out of step");
     freeReplyObject(r);
     return false;
   }
   a->whead = op->wnext;
   if (!a->whead) a->wtail = NULL;
-  op->wire = false;
   op->wnext = NULL;
-  a->wbytes -= op->wlen < a->wbytes ? op->wlen : a->wbytes;
+  a->wbytes -= op->wlen;
   bool wake = false, last = false, live = op->state != EXPIRED;
   /* a tagged or escaped value, which the blocking call unwraps; a MOVED / ASK (a cluster node
    * behind a one-host URL), which it follows */
@@ -785,18 +785,16 @@ static int loop_io(rcache *c, rcache__async *a) {
     loop_close(a, RCACHE_OK);
     return 0;
   }
-  /* write what is buffered, read the replies that have come; again while replies came (room
-   * for more requests, and callbacks may have started more), a few rounds at most so that the
-   * loop's other work is not held up: what is left is the next process's, which the socket
-   * (replies pending) or the descriptor (a request buffered first) wakes */
+  /* Read the replies that have come, then write what is buffered; again while replies came
+   * (room for more requests, and callbacks may have started more), a few rounds at most so
+   * that the loop's other work is not held up: what is left is the next process's, which the
+   * socket (replies pending) or the descriptor (a request buffered first) wakes. Reading
+   * first: bytes that came while nothing was asked are read as that (out of step), never as
+   * the reply to a request written after them. */
   bool more = true;
   for (int round = 0; more && round < 4; round++) {
-    rcache_status s = loop_flush(a, conn);
-    if (s != RCACHE_OK) {
-      loop_close(a, s);
-      return n;
-    }
     more = false;
+    rcache_status s;
     for (;;) {
       redisReply *r = NULL;
       s = rcache__conn_next_now(conn, &r, a->max_reply);
@@ -808,6 +806,11 @@ static int loop_io(rcache *c, rcache__async *a) {
       }
       n += ran;
       more = true;
+    }
+    s = loop_flush(a, conn);
+    if (s != RCACHE_OK) {
+      loop_close(a, s);
+      return n;
     }
   }
   rcache__err_clear();
