@@ -275,6 +275,26 @@ static void op_unref(rcache__async *a, aop *op) {
   if (last) free_op(op);
 }
 
+/* Drops one reference of each operation on the list (linked by rnext), under one lock: a
+ * loop that took the lock once per operation would wait behind every worker the machine
+ * preempted while holding it. Frees those whose last reference it was. */
+static void unref_list(rcache__async *a, aop *list) {
+  aop *dead = NULL;
+  pthread_mutex_lock(&a->mu);
+  for (aop *op = list, *nx; op; op = nx) {
+    nx = op->rnext;
+    if (--op->refs == 0) {
+      op->rnext = dead;
+      dead = op;
+    }
+  }
+  pthread_mutex_unlock(&a->mu);
+  for (aop *op = dead, *nx; op; op = nx) {
+    nx = op->rnext;
+    free_op(op);
+  }
+}
+
 /* The one trampoline: calls op's callback with its result, or with the fallback status and
  * empty outputs when it completed without one (then `s` says why; else it is ignored). The outputs
  * handed over are the callback's from here on. */
@@ -403,16 +423,12 @@ int rcache_async_process(rcache *c) {
     run_loader(ld->op, ld);
   }
   rcache__err_clear();
-  for (aop *op = ready, *nx; op; op = nx, n++) {
-    nx = op->rnext;
+  for (aop *op = ready; op; op = op->rnext, n++)
     deliver(c, op, op->expired ? rcache__remote(c, RCACHE_ETIMEOUT) : RCACHE_OK);
-    op_unref(a, op);
-  }
-  for (aop *op = late, *nx; op; op = nx, n++) {
-    nx = op->rnext;
+  for (aop *op = late; op; op = op->rnext, n++)
     deliver(c, op, rcache__remote(c, RCACHE_ETIMEOUT)); /* counted as a timeout, a fallback */
-    op_unref(a, op);
-  }
+  unref_list(a, ready);
+  unref_list(a, late);
   return n + loop_io(c, a);
 }
 
@@ -703,8 +719,10 @@ static bool loop_reply(rcache *c, rcache__async *a, redisReply *r, bool *ran) {
     last = --op->refs == 0; /* a tombstone: its reply is dropped */
   else if (again)
     to_worker_locked(a, op, &wake);
-  else
+  else {
     inflight_del(a, op);
+    op->refs--; /* the list's: the in-flight list's, ours now, is the only one left */
+  }
   pthread_mutex_unlock(&a->mu);
   if (wake) wake_loop(a);
   if (!live || again) {
@@ -725,8 +743,7 @@ static bool loop_reply(rcache *c, rcache__async *a, redisReply *r, bool *ran) {
   op->s = s;
   deliver(c, op, s);
   rcache__err_clear();
-  op_unref(a, op);
-  op_unref(a, op);
+  free_op(op); /* in no list, held by no worker: ours alone */
   *ran = true;
   return true;
 }

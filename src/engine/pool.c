@@ -23,7 +23,9 @@ struct rcache__pool {
   int depth;        /* calls per connection at most (pipeline_depth) */
   size_t max_bytes; /* request bytes per connection at most, beyond the first call */
   int joining;      /* callers of rcache__pool_submit waiting (on room) */
-  uint64_t epoch;   /* bumped when the server was lost: older connections go */
+  /* bumped (under mu) when the server was lost: older connections go; read without the lock
+   * by rcache__pool_current */
+  _Atomic uint64_t epoch;
   int64_t down_since_us;
   char last_error[256];
   _Atomic rcache_status last_status; /* why it is unavailable; read without the lock */
@@ -349,10 +351,7 @@ rcache_status rcache__pool_open_conn(rcache__pool *p, int64_t deadline_us, rcach
 }
 
 bool rcache__pool_current(rcache__pool *p, const rcache__conn *c) {
-  pthread_mutex_lock(&p->mu);
-  bool same = c->epoch == p->epoch;
-  pthread_mutex_unlock(&p->mu);
-  return same;
+  return c->epoch == atomic_load_explicit(&p->epoch, memory_order_acquire);
 }
 
 /* Outside the lock, after take_locked: checks the idle connection taken, or opens the new
