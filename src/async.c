@@ -37,6 +37,7 @@
 #include "tags.h"
 
 #define DEFAULT_THREADS 16
+#define PROCESS_BATCH 256 /* completions per rcache_async_process call, at most */
 
 /* WIRE: a loop-driven GET, its request in the loop connection's buffer or written (below) */
 enum { QUEUED, RUNNING, READY, EXPIRED, WIRE };
@@ -218,10 +219,10 @@ static void wake_loop(rcache__async *a) {
   (void)w; /* full (a pipe) or saturated: it is readable anyway */
 }
 
-/* Puts op on the ready list; true when the list was empty: the caller then wakes the loop
- * (wake_loop), after unlocking (a system call under the lock would lengthen every wait on it). */
-static bool ready_add(rcache__async *a, aop *op) {
-  op->state = READY;
+/* Puts op (READY, or EXPIRED: completed by its deadline) at the end of the ready list; true when
+ * the list was empty: the caller then wakes the loop (wake_loop), after unlocking (a system
+ * call under the lock would lengthen every wait on it). */
+static bool ready_append(rcache__async *a, aop *op) {
   op->rnext = NULL;
   bool was_empty = !a->rhead;
   if (a->rtail)
@@ -230,6 +231,11 @@ static bool ready_add(rcache__async *a, aop *op) {
     a->rhead = op;
   a->rtail = op;
   return was_empty;
+}
+
+static bool ready_add(rcache__async *a, aop *op) {
+  op->state = READY;
+  return ready_append(a, op);
 }
 
 /* Called with a->mu held, which it releases around the system call. */
@@ -367,9 +373,10 @@ static void drain(rcache__async *a) {
   }
 }
 
-/* Moves every in-flight operation whose deadline has passed to *out (expired), under a->mu.
- * A QUEUED one leaves the FIFO; a RUNNING one stays with its worker, which drops its result. */
-static void expire(rcache__async *a, int64_t now, aop **out) {
+/* Moves every in-flight operation whose deadline has passed to the ready list (expired), under
+ * a->mu. A QUEUED one leaves the FIFO; a RUNNING one stays with its worker, which drops its
+ * result; a loop-driven GET stays on the loop connection's list until its reply is read. */
+static void expire(rcache__async *a, int64_t now) {
   if (now < a->min_dl) return;
   int64_t min = INT64_MAX;
   for (aop *op = a->inflight, *nx; op; op = nx) {
@@ -382,8 +389,7 @@ static void expire(rcache__async *a, int64_t now, aop **out) {
     if (op->state == QUEUED) queue_del(a, op);
     op->state = EXPIRED;
     op->expired = true;
-    op->rnext = *out;
-    *out = op;
+    ready_append(a, op);
   }
   a->min_dl = min;
 }
@@ -411,24 +417,33 @@ int rcache_async_process(rcache *c) {
   if (!a) return 0;
   drain(a);
   pthread_mutex_lock(&a->mu);
-  aop *ready = a->rhead, *late = NULL;
-  a->rhead = a->rtail = NULL;
   rcache_load *loads = a->lhead;
   a->lhead = NULL;
-  expire(a, rcache__now_us(), &late);
+  expire(a, rcache__now_us());
+  /* PROCESS_BATCH completions at most per call, so that one call stays short whatever
+   * completes at once (a fault ends a thousand operations together); the rest are the next
+   * call's, at once: the descriptor is left readable */
+  aop *ready = a->rhead, *last = NULL;
+  int k = 0;
+  for (aop *op = ready; op && k < PROCESS_BATCH; op = op->rnext, k++)
+    last = op;
+  if (last) {
+    a->rhead = last->rnext;
+    if (!a->rhead) a->rtail = NULL;
+    last->rnext = NULL;
+  }
+  bool more = a->rhead != NULL;
   pthread_mutex_unlock(&a->mu);
+  if (more) wake_loop(a);
   int n = 0;
   for (rcache_load *ld = loads, *nx; ld; ld = nx, n++) {
     nx = ld->next;
     run_loader(ld->op, ld);
   }
   rcache__err_clear();
-  for (aop *op = ready; op; op = op->rnext, n++)
+  for (aop *op = ready; op; op = op->rnext, n++) /* expired ones: counted as timeouts */
     deliver(c, op, op->expired ? rcache__remote(c, RCACHE_ETIMEOUT) : RCACHE_OK);
-  for (aop *op = late; op; op = op->rnext, n++)
-    deliver(c, op, rcache__remote(c, RCACHE_ETIMEOUT)); /* counted as a timeout, a fallback */
   unref_list(a, ready);
-  unref_list(a, late);
   return n + loop_io(c, a);
 }
 
@@ -809,10 +824,11 @@ static int loop_io(rcache *c, rcache__async *a) {
    * first: bytes that came while nothing was asked are read as that (out of step), never as
    * the reply to a request written after them. */
   bool more = true;
+  int replies = 0;
   for (int round = 0; more && round < 4; round++) {
     more = false;
     rcache_status s;
-    for (;;) {
+    while (replies < PROCESS_BATCH) { /* as many replies as completions per call, at most */
       redisReply *r = NULL;
       s = rcache__conn_next_now(conn, &r, a->max_reply);
       if (s == RCACHE_ETIMEOUT) break; /* nothing more yet */
@@ -822,6 +838,7 @@ static int loop_io(rcache *c, rcache__async *a) {
         return n;
       }
       n += ran;
+      replies++;
       more = true;
     }
     s = loop_flush(a, conn);
@@ -834,7 +851,10 @@ static int loop_io(rcache *c, rcache__async *a) {
   pthread_mutex_lock(&a->mu);
   bool stalled = a->whead && a->whead->state == EXPIRED;
   pthread_mutex_unlock(&a->mu);
-  if (stalled) loop_close(a, RCACHE_ETIMEOUT);
+  if (stalled)
+    loop_close(a, RCACHE_ETIMEOUT);
+  else if (replies >= PROCESS_BATCH) /* more may be parsed already: the socket would not say so */
+    wake_loop(a);
   return n;
 }
 
