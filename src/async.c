@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The non-blocking API (docs/async.md), first landing: each operation is the blocking call
- * of the same name, run on one of a few internal worker threads; its completion is handed to
- * the loop's thread through a ready list and a descriptor (an eventfd, a pipe elsewhere), and
- * rcache_async_process() runs the callbacks there. Every service semantic (fallback, breaker,
- * near cache, single-flight, Cluster, Sentinel) is the blocking call's own. A later landing
- * drives the remote path from the loop on the exchange engine; the public API stays.
+ * The non-blocking API (docs/async.md). An operation is the blocking call of the same name,
+ * run on one of a few internal worker threads; its completion is handed to the loop's thread
+ * through a ready list and a descriptor (an eventfd, a pipe elsewhere; on Linux inside an epoll
+ * set), and rcache_async_process() runs the callbacks there. Every service semantic (fallback,
+ * breaker, near cache, single-flight, Cluster, Sentinel) is the blocking call's own. Except
+ * that on a one-server handle without a near cache, get, set, delete, incr and decr are driven
+ * by the loop itself on a connection of its own ("the loop's own I/O" below).
  *
  * An operation (aop) is described by its kind: the function that runs the blocking call on a
  * worker, and the shape of its result, which says how the one trampoline (deliver) calls the
@@ -66,11 +67,13 @@ typedef enum loader_type {
 } loader_type;
 
 typedef struct aop aop;
+typedef struct wire wire;
 typedef struct kind {
   void (*run)(rcache *c, aop *op); /* on a worker: the blocking call, into op->s and outputs */
   shape shape;
   loader_type load; /* get_or_set: a longer deadline, and a loader on the loop */
   bool batches;     /* delete_prefix/pattern: the deadline is per batch (batch_done) */
+  const wire *wire; /* one request, one reply: the loop may drive it (see "the loop's own I/O") */
 } kind;
 
 struct rcache__async;
@@ -121,6 +124,7 @@ struct aop {
    * request's bytes, its start */
   aop *wnext;
   size_t wlen;
+  uint64_t wend; /* where its request ends in the connection's byte stream */
   int64_t t0;
 };
 
@@ -163,8 +167,9 @@ typedef struct rcache__async {
   bool lopening;       /* a worker is opening one */
   char *lout, *lspare; /* requests: lout[loff, llen) not written yet; a copy being written */
   size_t loff, llen, lcap, lspare_cap;
-  aop *whead, *wtail; /* GETs whose requests are in lout or written, in that order */
-  size_t wbytes;      /* request bytes written whose replies have not come */
+  aop *whead, *wtail;        /* GETs whose requests are in lout or written, in that order */
+  size_t wbytes;             /* request bytes written whose replies have not come */
+  uint64_t wappended, wsent; /* request bytes buffered, and written, since the connection came */
   size_t max_reply;
 } rcache__async;
 
@@ -509,26 +514,30 @@ static void *worker(void *arg) {
 /* ---- the loop's own I/O -------------------------------------------------------------------- */
 
 /*
- * GETs on a handle of one server (standalone, Sentinel) without a near cache are driven by the
- * loop itself: the starting call formats the request into the loop connection's buffer (from
- * any thread, under a->mu), and rcache_async_process (the loop's thread) writes everything
- * buffered in one write, reads the replies that have come without waiting for more, and runs
- * their callbacks: no worker, no hand-off between threads, the GETs of a whole loop iteration
- * pipelined on one connection. Everything else, and a GET the loop connection cannot take (none
- * yet: a worker opens one; its breaker open; the first contact under way; a cluster found; a
- * key last seen tagged) runs on a worker as before. Requests wait in the buffer while
- * LOOP_MAX_BYTES of written ones are unanswered, so a write never waits for the socket.
+ * The kinds with a wire (get, set, delete, incr, decr) on a handle of one server (standalone,
+ * Sentinel) without a near cache are driven by the loop itself: the starting call formats the
+ * request into the loop connection's buffer (from any thread, under a->mu), and
+ * rcache_async_process (the loop's thread) writes everything buffered in one write, reads the
+ * replies that have come without waiting for more, and runs their callbacks: no worker, no
+ * hand-off between threads, the requests of a whole loop iteration pipelined on one
+ * connection. Everything else, and an operation the loop connection cannot take (none yet: a
+ * worker opens one; its breaker open; the first contact under way; a cluster found; what its
+ * wire's format refuses: a key last seen tagged, a value to escape...) runs on a worker.
+ * Requests wait in the buffer while LOOP_MAX_BYTES of written ones are unanswered, so a write
+ * never waits for the socket.
  *
  * The engine's rules hold. Replies answer requests in order; a reply with nothing asked, or
- * of a type GET cannot get, closes the connection (desynchronised). A GET whose deadline
- * passes completes then (rcache_async_process, as any operation), and stays on the list as a
- * tombstone until its reply is read and dropped. When the oldest GET on the connection is past
- * its deadline the server is stalled: the connection is closed, and told to the breaker once.
- * When the connection is closed (stalled, closed by the server, desynchronised, or the pool has
- * moved to another server), the GETs still waiting go to the workers, which run them as
- * blocking calls within what is left of their deadlines: the blocking path's retry on a fresh
- * connection. A value that starts with 0xff (a tagged value, or a plain one escaped) is read
- * again there too, since only the blocking path unwraps it.
+ * of a type its request cannot get, closes the connection (desynchronised). An operation whose
+ * deadline passes completes then (rcache_async_process, as any operation), and stays on the
+ * list as a tombstone until its reply is read and dropped. When the oldest one on the
+ * connection is past its deadline the server is stalled: the connection is closed, and told
+ * to the breaker once. When the connection is closed (stalled, closed by the server,
+ * desynchronised, or the pool has moved to another server), the operations still waiting go
+ * to the workers, which run them as blocking calls within what is left of their deadlines: the
+ * blocking path's retry on a fresh connection; but not an INCRBY written, even in part, which
+ * may have been applied: it completes as unavailable, as the blocking call does. A GET's value
+ * that starts with 0xff (a tagged value, or a plain one escaped), and a MOVED / ASK, are run
+ * again there too.
  */
 /* requests written and not answered yet, at most: less than any socket takes without a wait
  * (the rest waits in the buffer for replies to come) */
@@ -604,10 +613,117 @@ static bool lout_room(rcache__async *a, size_t len) {
   return true;
 }
 
-/* Starts op (a GET, not yet submitted) on the loop connection. False when the connection
- * cannot take it: op is then the caller's to submit to the workers. */
-static bool loop_get(rcache *c, rcache__async *a, aop *op) {
-  if (!a->lpool || atomic_load_explicit(&c->ctx.successor, memory_order_acquire) ||
+/* What the loop does for a kind it drives: one request, one reply. */
+struct wire {
+  rcache_op op;    /* for the statistics */
+  unsigned expect; /* the reply types the request can get (an error reply always fits) */
+  /* may run again on a worker once written (a lost connection): not INCRBY */
+  bool idempotent;
+  /* formats op's request for the full key k into b, and makes the checks and notes the
+   * blocking call makes before it sends; false when the loop does not take op (a worker's
+   * blocking call then says why, or serves it) */
+  bool (*format)(rcache *c, aop *op, const rcache__key *k, rcache__cmds *b);
+  /* the reply (of a type in expect, or an error) into op's outputs, counted as the blocking
+   * call counts it; the status before rcache__remote */
+  rcache_status (*finish)(rcache *c, aop *op, redisReply *r);
+  size_t (*bytes)(const aop *op); /* for the statistics */
+};
+
+static bool get_format(rcache *c, aop *op, const rcache__key *k, rcache__cmds *b) {
+  (void)op;
+  if (rcache__tags_hinted(c, k->p, k->len)) return false; /* tags.c reads it with its versions */
+  const char *argv[2] = {"GET", k->p};
+  size_t lens[2] = {3, k->len};
+  return rcache__cmds_add(b, 2, argv, lens) == RCACHE_OK;
+}
+static rcache_status get_finish(rcache *c, aop *op, redisReply *r) {
+  rcache_status s = rcache__redis_take_value(r, &op->v);
+  if (s == RCACHE_OK)
+    COUNT(c, hits);
+  else if (s == RCACHE_MISS)
+    COUNT(c, misses);
+  return s;
+}
+static size_t value_bytes(const aop *op) {
+  return op->v.len;
+}
+
+static bool set_format(rcache *c, aop *op, const rcache__key *k, rcache__cmds *b) {
+  int64_t ttl_ms = rcache__ttl_ms(c, op->y);
+  if ((!op->in.data && op->in.len) || op->in.len > c->ctx.opt.max_value_bytes || ttl_ms < 0 ||
+      rcache__tags_needs_escape(op->in.data, op->in.len))
+    return false; /* the blocking call refuses it, or escapes it */
+  if (rcache__redis_set_cmds(b, k->p, k->len, op->in.data ? op->in.data : "", op->in.len, ttl_ms,
+                             0) != RCACHE_OK)
+    return false;
+  rcache__tags_note(c, k->p, k->len, false);
+  return true;
+}
+static rcache_status set_finish(rcache *c, aop *op, redisReply *r) {
+  (void)op;
+  rcache_status s = rcache__redis_set_reply(r);
+  if (s == RCACHE_OK) COUNT(c, sets);
+  return s;
+}
+static size_t in_bytes(const aop *op) {
+  return op->in.len;
+}
+
+static bool delete_format(rcache *c, aop *op, const rcache__key *k, rcache__cmds *b) {
+  (void)c, (void)op;
+  const char *argv[2] = {"UNLINK", k->p};
+  size_t lens[2] = {6, k->len};
+  return rcache__cmds_add(b, 2, argv, lens) == RCACHE_OK;
+}
+static rcache_status delete_finish(rcache *c, aop *op, redisReply *r) {
+  (void)op;
+  long long n = 0;
+  rcache_status s = rcache__redis_take_int(r, &n);
+  if (s == RCACHE_OK && n == 0) return RCACHE_MISS;
+  if (s == RCACHE_OK) COUNT(c, deletes);
+  return s;
+}
+static size_t no_bytes(const aop *op) {
+  (void)op;
+  return 0;
+}
+
+/* INCRBY op->x (rcache_decr's is negated: INT64_MIN is the blocking call's to refuse) */
+static bool incr_format(rcache *c, aop *op, const rcache__key *k, rcache__cmds *b, int64_t by) {
+  (void)c, (void)op;
+  char bys[24];
+  snprintf(bys, sizeof bys, "%lld", (long long)by);
+  const char *argv[3] = {"INCRBY", k->p, bys};
+  size_t lens[3] = {6, k->len, strlen(bys)};
+  return rcache__cmds_add(b, 3, argv, lens) == RCACHE_OK;
+}
+static bool incr_fmt(rcache *c, aop *op, const rcache__key *k, rcache__cmds *b) {
+  return incr_format(c, op, k, b, op->x);
+}
+static bool decr_fmt(rcache *c, aop *op, const rcache__key *k, rcache__cmds *b) {
+  return op->x != INT64_MIN && incr_format(c, op, k, b, -op->x);
+}
+static rcache_status incr_finish(rcache *c, aop *op, redisReply *r) {
+  (void)c;
+  long long n = 0;
+  rcache_status s = rcache__redis_take_int(r, &n);
+  if (s == RCACHE_OK) op->i = n;
+  return s;
+}
+
+static const wire W_get = {
+    RCACHE_OP_GET, RCACHE__R_STR | RCACHE__R_NIL, true, get_format, get_finish, value_bytes};
+static const wire W_set = {
+    RCACHE_OP_SET, RCACHE__R_OK | RCACHE__R_NIL, true, set_format, set_finish, in_bytes};
+static const wire W_delete = {RCACHE_OP_DELETE, RCACHE__R_INT, true,
+                              delete_format,    delete_finish, no_bytes};
+static const wire W_incr = {RCACHE_OP_INCR, RCACHE__R_INT, false, incr_fmt, incr_finish, no_bytes};
+static const wire W_decr = {RCACHE_OP_INCR, RCACHE__R_INT, false, decr_fmt, incr_finish, no_bytes};
+
+/* Starts op (of a kind with a wire, not yet submitted) on the loop connection. False when the
+ * connection cannot take it: op is then the caller's to submit to the workers. */
+static bool loop_start(rcache *c, rcache__async *a, aop *op) {
+  if (!a->lpool || !op->k->wire || atomic_load_explicit(&c->ctx.successor, memory_order_acquire) ||
       atomic_load_explicit(&c->ctx.first_going, memory_order_acquire))
     return false;
   rcache__key k;
@@ -616,17 +732,16 @@ static bool loop_get(rcache *c, rcache__async *a, aop *op) {
     return false;
   }
   rcache__cmds b = {0};
-  const char *argv[2] = {"GET", k.p};
-  size_t lens[2] = {3, k.len};
-  rcache_status s =
-      rcache__tags_hinted(c, k.p, k.len) ? RCACHE_EINVAL : rcache__cmds_add(&b, 2, argv, lens);
+  bool formatted = op->k->wire->format(c, op, &k, &b);
   rcache__key_free(&k);
   const char *req = b.one ? b.one : b.buf;
   size_t len = b.one ? b.one_len : b.len;
   bool taken = false, open = false, wake = false;
   int64_t now = rcache__now_us();
   pthread_mutex_lock(&a->mu);
-  if (s != RCACHE_OK || a->closing) {
+  if (!formatted || len > LOOP_MAX_BYTES / 2 || a->closing) {
+    /* (a large request, a big SET, goes to a worker: the window below always has room for the
+     * rest of one under way) */
   } else if (!a->lconn) { /* (not while the breaker keeps the server off: the prober tries) */
     open = !a->lopening && !a->lnew && rcache__pool_available(a->lpool);
     a->lopening = a->lopening || open;
@@ -634,8 +749,10 @@ static bool loop_get(rcache *c, rcache__async *a, aop *op) {
     wake = a->llen == a->loff;
     memcpy(a->lout + a->llen, req, len);
     a->llen += len;
+    a->wappended += len;
     op->a = a;
     op->wlen = len;
+    op->wend = a->wappended;
     op->wnext = NULL;
     if (a->wtail)
       a->wtail->wnext = op;
@@ -667,10 +784,12 @@ static bool loop_get(rcache *c, rcache__async *a, aop *op) {
 }
 
 /* Closes the loop connection (the loop's thread); why: what to tell the breaker (RCACHE_OK:
- * nothing). The GETs on it go to the workers; tombstones are released. */
-static void loop_close(rcache__async *a, rcache_status why) {
+ * nothing). The operations on it go to the workers, except one that may not run twice (INCRBY)
+ * and was written, even in part: it may have been applied, and completes as unavailable, as the
+ * blocking call does after a lost connection. Tombstones are released. */
+static void loop_close(rcache *c, rcache__async *a, rcache_status why) {
   rcache__conn *conn = a->lconn;
-  aop *drop = NULL;
+  aop *drop = NULL, *failed = NULL;
   bool wake = false;
   pthread_mutex_lock(&a->mu);
   a->lconn = NULL;
@@ -679,14 +798,22 @@ static void loop_close(rcache__async *a, rcache_status why) {
   for (aop *op = a->whead, *nx; op; op = nx) {
     nx = op->wnext;
     op->wnext = NULL;
-    if (op->state != EXPIRED) {
+    if (op->state == EXPIRED) {
+      if (--op->refs == 0) {
+        op->rnext = drop;
+        drop = op;
+      }
+    } else if (!op->k->wire->idempotent && a->wsent > op->wend - op->wlen) {
+      inflight_del(a, op); /* ours alone now */
+      op->expired = true;
+      op->rnext = failed;
+      failed = op;
+    } else {
       to_worker_locked(a, op, &wake);
-    } else if (--op->refs == 0) {
-      op->rnext = drop;
-      drop = op;
     }
   }
   a->whead = a->wtail = NULL;
+  a->wappended = a->wsent = 0;
   pthread_mutex_unlock(&a->mu);
   if (conn) {
 #ifdef __linux__
@@ -695,26 +822,33 @@ static void loop_close(rcache__async *a, rcache_status why) {
     rcache__conn_close(conn);
   }
   if (why != RCACHE_OK) rcache__pool_report(a->lpool, why);
+  for (aop *op = failed, *nx; op; op = nx) {
+    nx = op->rnext;
+    rcache_status s = rcache__remote(c, RCACHE_EUNAVAILABLE);
+    rcache__observe_us(c, op->k->wire->op, op->key, s, rcache__since(op->t0), 0);
+    deliver(c, op, s);
+    free_op(op);
+  }
   for (aop *op = drop, *nx; op; op = nx) {
     nx = op->rnext;
     free_op(op);
   }
+  rcache__err_clear();
   if (wake) wake_loop(a);
 }
 
-/* One reply read on the loop connection: the oldest GET's. False when the connection is out
- * of step: nothing was asked (no request written whole and unanswered: a GET still in the
- * buffer cannot have been answered), or a reply GET cannot get. *ran: a callback ran. */
+/* One reply read on the loop connection: the oldest request's. False when the connection is
+ * out of step: nothing was asked (no request written whole and unanswered: one still in the
+ * buffer cannot have been answered), or a reply its request cannot get. *ran: a callback ran. */
 static bool loop_reply(rcache *c, rcache__async *a, redisReply *r, bool *ran) {
   *ran = false;
   pthread_mutex_lock(&a->mu);
   aop *op = a->whead;
   if (!op || a->wbytes < op->wlen ||
-      (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL &&
-       r->type != REDIS_REPLY_ERROR)) {
+      (r->type != REDIS_REPLY_ERROR && !(op->k->wire->expect & RCACHE__R(r->type)))) {
     pthread_mutex_unlock(&a->mu);
     rcache__errf(op && a->wbytes >= op->wlen
-                     ? "a reply GET cannot get: the loop connection is out of step"
+                     ? "a reply its request cannot get: the loop connection is out of step"
                      : "a reply nobody asked for: the loop connection is out of step");
     freeReplyObject(r);
     return false;
@@ -726,10 +860,10 @@ static bool loop_reply(rcache *c, rcache__async *a, redisReply *r, bool *ran) {
   bool wake = false, last = false, live = op->state != EXPIRED;
   /* a tagged or escaped value, which the blocking call unwraps; a MOVED / ASK (a cluster node
    * behind a one-host URL), which it follows */
-  bool again =
-      live && ((r->type == REDIS_REPLY_STRING && r->len && (unsigned char)r->str[0] == 0xff) ||
-               (r->type == REDIS_REPLY_ERROR && r->str &&
-                (strncmp(r->str, "MOVED ", 6) == 0 || strncmp(r->str, "ASK ", 4) == 0)));
+  bool again = live && ((op->k->wire == &W_get && r->type == REDIS_REPLY_STRING && r->len &&
+                         (unsigned char)r->str[0] == 0xff) ||
+                        (r->type == REDIS_REPLY_ERROR && r->str &&
+                         (strncmp(r->str, "MOVED ", 6) == 0 || strncmp(r->str, "ASK ", 4) == 0)));
   if (!live)
     last = --op->refs == 0; /* a tombstone: its reply is dropped */
   else if (again)
@@ -745,16 +879,12 @@ static bool loop_reply(rcache *c, rcache__async *a, redisReply *r, bool *ran) {
     if (last) free_op(op);
     return true;
   }
-  rcache_status s = rcache__redis_take_value(r, &op->v);
+  const wire *w = op->k->wire;
+  rcache_status s = w->finish(c, op, r);
   freeReplyObject(r);
   rcache__pool_report(a->lpool, s);
-  if (s == RCACHE_OK)
-    COUNT(c, hits);
-  else if (s == RCACHE_MISS)
-    COUNT(c, misses);
-  else
-    s = rcache__remote(c, s);
-  rcache__observe_us(c, RCACHE_OP_GET, op->key, s, rcache__since(op->t0), op->v.len);
+  s = rcache__remote(c, s);
+  rcache__observe_us(c, w->op, op->key, s, rcache__since(op->t0), w->bytes(op));
   op->s = s;
   deliver(c, op, s);
   rcache__err_clear();
@@ -784,6 +914,7 @@ static rcache_status loop_flush(rcache__async *a, rcache__conn *conn) {
     memcpy(buf, a->lout + a->loff, len);
     a->loff += len;
     a->wbytes += len;
+    a->wsent += len;
   }
   pthread_mutex_unlock(&a->mu);
   return len ? rcache__conn_send(conn, buf, len, rcache__now_us() + 1000) : RCACHE_OK;
@@ -814,7 +945,7 @@ static int loop_io(rcache *c, rcache__async *a) {
   rcache__conn *conn = a->lconn; /* written by this thread only */
   if (!conn) return 0;
   if (!rcache__pool_current(a->lpool, conn)) { /* a failover, a restart: the pool moved on */
-    loop_close(a, RCACHE_OK);
+    loop_close(c, a, RCACHE_OK);
     return 0;
   }
   /* Read the replies that have come, then write what is buffered; again while replies came
@@ -834,7 +965,7 @@ static int loop_io(rcache *c, rcache__async *a) {
       if (s == RCACHE_ETIMEOUT) break; /* nothing more yet */
       bool ran = false;
       if (s != RCACHE_OK || !loop_reply(c, a, r, &ran)) {
-        loop_close(a, s != RCACHE_OK ? s : RCACHE_EPROTO);
+        loop_close(c, a, s != RCACHE_OK ? s : RCACHE_EPROTO);
         return n;
       }
       n += ran;
@@ -843,7 +974,7 @@ static int loop_io(rcache *c, rcache__async *a) {
     }
     s = loop_flush(a, conn);
     if (s != RCACHE_OK) {
-      loop_close(a, s);
+      loop_close(c, a, s);
       return n;
     }
   }
@@ -852,7 +983,7 @@ static int loop_io(rcache *c, rcache__async *a) {
   bool stalled = a->whead && a->whead->state == EXPIRED;
   pthread_mutex_unlock(&a->mu);
   if (stalled)
-    loop_close(a, RCACHE_ETIMEOUT);
+    loop_close(c, a, RCACHE_ETIMEOUT);
   else if (replies >= PROCESS_BATCH) /* more may be parsed already: the socket would not say so */
     wake_loop(a);
   return n;
@@ -1321,12 +1452,15 @@ RUN(health_check, rcache_health_check(c, op->h))
 /* name, how its result reaches the callback, its loader, whether its deadline is per batch */
 #define KIND(name, sh, ld, per_batch)                                                              \
   static const kind K_##name = {.run = run_##name, .shape = sh, .load = ld, .batches = per_batch};
-KIND(get, S_VALUE, L_NONE, false)
-KIND(set, S_STATUS, L_NONE, false)
-KIND(delete, S_STATUS, L_NONE, false)
+/* one the loop drives (see "the loop's own I/O") */
+#define KIND_W(name, sh)                                                                           \
+  static const kind K_##name = {.run = run_##name, .shape = sh, .wire = &W_##name};
+KIND_W(get, S_VALUE)
+KIND_W(set, S_STATUS)
+KIND_W(delete, S_STATUS)
 KIND(get_or_set, S_VALUE, L_VALUE, false)
-KIND(incr, S_INT, L_NONE, false)
-KIND(decr, S_INT, L_NONE, false)
+KIND_W(incr, S_INT)
+KIND_W(decr, S_INT)
 KIND(incr_expire, S_INT, L_NONE, false)
 KIND(rate_limit, S_RATE, L_NONE, false)
 KIND(exists, S_BOOL, L_NONE, false)
@@ -1356,6 +1490,7 @@ KIND(delete_prefix, S_COUNT, L_NONE, true)
 KIND(delete_pattern, S_COUNT, L_NONE, true)
 KIND(health_check, S_HEALTH, L_NONE, false)
 #undef KIND
+#undef KIND_W
 
 /* ---- the starting calls ------------------------------------------------------------------- */
 
@@ -1370,20 +1505,25 @@ KIND(health_check, S_HEALTH, L_NONE, false)
   if (!op) return rcache__done((c), RCACHE_ENOMEM)
 
 /* A starting call that needs nothing but the key and up to two integers. */
+/* The loop's own I/O for op when its kind has it and the connection takes it, else a worker. */
+static rcache_status start_op(rcache *c, aop *op) {
+  rcache__async *a = op->k->wire ? get_async(c) : NULL;
+  if (a && loop_start(c, a, op)) return RCACHE_OK;
+  return submit(c, op);
+}
+
 static rcache_status simple(rcache *c, const kind *k, const char *key, void (*cb)(void), void *ud,
                             int64_t x, int64_t y) {
   START(c, k, key, cb, ud);
   op->x = x;
   op->y = y;
-  return submit(c, op);
+  return start_op(c, op);
 }
 #define CB(f) ((void (*)(void))(f))
 
 rcache_status rcache_get_async(rcache *c, const char *key, rcache_async_value_fn cb, void *ud) {
   START(c, &K_get, key, cb, ud);
-  rcache__async *a = get_async(c);
-  if (a && loop_get(c, a, op)) return RCACHE_OK;
-  return submit(c, op);
+  return start_op(c, op);
 }
 
 rcache_status rcache_delete_async(rcache *c, const char *key, rcache_async_fn cb, void *ud) {
@@ -1477,7 +1617,7 @@ rcache_status rcache_set_async(rcache *c, const char *key, const void *data, siz
   START(c, &K_set, key, cb, ud);
   op->y = ttl_s;
   rcache_status s = take_data(c, op, data, len);
-  return s != RCACHE_OK ? s : submit(c, op);
+  return s != RCACHE_OK ? s : start_op(c, op);
 }
 
 rcache_status rcache_set_str_async(rcache *c, const char *key, const char *s, int64_t ttl_s,

@@ -295,8 +295,8 @@ rcache_status rcache__redis_get_tagged(rcache__backend *be, const char *key, siz
   return s;
 }
 
-rcache_status rcache__redis_set(rcache__backend *be, const char *key, size_t klen, const void *data,
-                                size_t len, int64_t ttl_ms, int flags) {
+rcache_status rcache__redis_set_cmds(rcache__cmds *b, const char *key, size_t klen,
+                                     const void *data, size_t len, int64_t ttl_ms, int flags) {
   const char *argv[6] = {"SET", key, data};
   size_t lens[6] = {3, klen, len};
   int argc = 3;
@@ -312,23 +312,38 @@ rcache_status rcache__redis_set(rcache__backend *be, const char *key, size_t kle
     argv[argc] = "NX";
     lens[argc++] = 2;
   }
+  rcache_status s = rcache__cmds_add(b, argc, argv, lens);
+  rcache__cmds_expect(b, RCACHE__R_OK | RCACHE__R_NIL);
+  return s;
+}
+
+rcache_status rcache__redis_set_reply(const redisReply *rep) {
+  if (rep->type == REDIS_REPLY_STATUS) return RCACHE_OK;
+  if (rep->type == REDIS_REPLY_NIL) return RCACHE_MISS; /* NX and the key existed */
+  if (rep->type == REDIS_REPLY_ERROR) return rcache__reply_status(rep);
+  return rcache__reply_unexpected(rep);
+}
+
+rcache_status rcache__redis_set(rcache__backend *be, const char *key, size_t klen, const void *data,
+                                size_t len, int64_t ttl_ms, int flags) {
   rcache__cmds b = {0};
   redisReply *rep = NULL;
-  rcache_status s = rcache__cmds_add(&b, argc, argv, lens);
-  rcache__cmds_expect(&b, RCACHE__R_OK | RCACHE__R_NIL);
+  rcache_status s = rcache__redis_set_cmds(&b, key, klen, data, len, ttl_ms, flags);
   if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, &rep, true);
   rcache__cmds_free(&b);
   if (s != RCACHE_OK) return s;
-  if (rep->type == REDIS_REPLY_STATUS)
-    s = RCACHE_OK;
-  else if (rep->type == REDIS_REPLY_NIL)
-    s = RCACHE_MISS; /* NX and the key existed */
-  else if (rep->type == REDIS_REPLY_ERROR)
-    s = rcache__reply_status(rep);
-  else
-    s = rcache__reply_unexpected(rep);
+  s = rcache__redis_set_reply(rep);
   freeReplyObject(rep);
   return s;
+}
+
+rcache_status rcache__redis_take_int(const redisReply *rep, long long *out) {
+  if (rep->type == REDIS_REPLY_INTEGER) {
+    *out = rep->integer;
+    return RCACHE_OK;
+  }
+  if (rep->type == REDIS_REPLY_ERROR) return rcache__reply_status(rep);
+  return rcache__reply_unexpected(rep);
 }
 
 /* One command with one key and an integer reply. */
@@ -343,12 +358,7 @@ static rcache_status int_cmd(rcache__backend *be, const char *cmd, const char *k
   if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, &rep, idempotent);
   rcache__cmds_free(&b);
   if (s != RCACHE_OK) return s;
-  if (rep->type == REDIS_REPLY_INTEGER)
-    *out = rep->integer;
-  else if (rep->type == REDIS_REPLY_ERROR)
-    s = rcache__reply_status(rep);
-  else
-    s = rcache__reply_unexpected(rep);
+  s = rcache__redis_take_int(rep, out);
   freeReplyObject(rep);
   return s;
 }

@@ -71,6 +71,13 @@ rcache_status rcache__redis_probe(void *ud, rcache__pool *p);
 /* A GET's reply into *out (hiredis' buffer is taken): RCACHE_OK, RCACHE_MISS, or the error
  * reply's status (rcache__reply_status); another type is RCACHE_EPROTO. */
 rcache_status rcache__redis_take_value(redisReply *v, rcache_value *out);
+/* An integer reply into *out: RCACHE_OK, the error reply's status, or RCACHE_EPROTO. */
+rcache_status rcache__redis_take_int(const redisReply *rep, long long *out);
+/* SET key value [PX ttl_ms] [NX] (RCACHE__SET_NX) appended to b, and its reply's status:
+ * RCACHE_OK, RCACHE_MISS (NX and the key existed), the error reply's status. */
+rcache_status rcache__redis_set_cmds(rcache__cmds *b, const char *key, size_t klen,
+                                     const void *data, size_t len, int64_t ttl_ms, int flags);
+rcache_status rcache__redis_set_reply(const redisReply *rep);
 
 /* The single-key operations, usable in any topology's ops table. */
 rcache_status rcache__redis_get(rcache__backend *b, const char *key, size_t klen, rcache_value *out,

@@ -12,7 +12,10 @@
  *  c) a string reply right after a GET's reply (in the same write): bytes left over.
  * Then the same three through rcache_get_async, whose GETs the loop drives on a connection
  * of its own (docs/async.md, "The loop's own I/O"): a reply is taken only for a request
- * written whole and unanswered, of a type GET can get; junk closes that connection.
+ * written whole and unanswered, of a type GET can get; junk closes that connection. And:
+ *  d) that connection lost after an INCRBY was written, before its reply: the increment may
+ *     have been applied, so it is not run again (unavailable, as the blocking call says), and
+ *     the counter moved once.
  */
 #include <poll.h>
 #include <stdio.h>
@@ -97,6 +100,43 @@ static void all_right_again(const char *what) {
   }
 }
 
+static void on_int(void *ud, rcache_status s, int64_t v) {
+  got *g = ud;
+  g->calls++;
+  g->s = s;
+  (void)v;
+}
+
+/* d) above, on the loop connection (async_mode): its INCRBY's reply cut in half. */
+static void lost_incr(void) {
+  const char *what = "async d) the connection lost after an INCRBY was written";
+  CHECK_EQ(rcache_set(c, "ds:n", "10", 2, 300), RCACHE_OK);
+  all_right_again(what); /* and the loop connection up */
+  uint64_t acc0 = proxy_accepted(px);
+  proxy_set_mode(px, PROXY_HALF, 0);
+  got g = {0};
+  CHECK_EQ(rcache_incr_async(c, "ds:n", 1, on_int, &g), RCACHE_OK);
+  for (int i = 0; i < 1000 && !g.calls; i++) {
+    int64_t t = rcache_async_timeout_ms(c);
+    struct pollfd p = {.fd = rcache_async_fd(c), .events = POLLIN};
+    (void)poll(&p, 1, t < 0 || t > 10 ? 10 : (int)t);
+    rcache_async_process(c);
+  }
+  proxy_set_mode(px, PROXY_PASS, 0);
+  CHECK_MSG(g.calls == 1, "%s: %d callbacks", what, g.calls);
+  CHECK_MSG(g.s == RCACHE_EUNAVAILABLE, "%s: %s", what, rcache_strerror(g.s));
+  int64_t n = 0;
+  rcache_status s = RCACHE_EUNAVAILABLE;
+  for (int i = 0; i < 300 && s != RCACHE_OK; i++) { /* the breaker opened: the prober closes it */
+    s = rcache_get_i64(c, "ds:n", &n);
+    if (s != RCACHE_OK) sleep_ms(10);
+  }
+  CHECK_EQ(s, RCACHE_OK);
+  CHECK_MSG(n == 11, "%s: the counter is %lld, not 11", what, (long long)n);
+  CHECK_MSG(proxy_accepted(px) > acc0, "%s: the cut connection was kept", what);
+  printf("%s: unavailable, counter 10 -> %lld\n", what, (long long)n);
+}
+
 static void scenario(const char *what, const char *junk, proxy_inject_when when) {
   rcache_stats s0, s1;
   rcache_get_stats(c, &s0);
@@ -160,6 +200,7 @@ int main(void) {
   scenario("async a) junk on the idle loop connection", "$5\r\nWRONG\r\n", PROXY_INJECT_NOW);
   scenario("async b) an integer before a GET's reply", ":7\r\n", PROXY_INJECT_BEFORE);
   scenario("async c) a string after a GET's reply", "$5\r\nWRONG\r\n", PROXY_INJECT_AFTER);
+  lost_incr();
   rcache_close(c);
   proxy_stop(px);
   return test_report("test_desync");
