@@ -40,7 +40,7 @@
 #define DEFAULT_THREADS 16
 #define PROCESS_BATCH 256 /* completions per rcache_async_process call, at most */
 
-/* WIRE: a loop-driven GET, its request in the loop connection's buffer or written (below) */
+/* WIRE: driven by the loop, its request in the loop connection's buffer or written (below) */
 enum { QUEUED, RUNNING, READY, EXPIRED, WIRE };
 
 /* How a kind's result reaches its callback (deliver). */
@@ -120,7 +120,7 @@ struct aop {
   uint64_t u;       /* delete_prefix/pattern: keys deleted */
   uint64_t seen;    /* the same at the last batch (a->mu): what an expired one reports */
   rcache_health *h; /* health_check */
-  /* a loop-driven GET on the loop connection's list (a->mu; the list holds a reference): its
+  /* driven by the loop, on the loop connection's list (a->mu; the list holds a reference): its
    * request's bytes, its start */
   aop *wnext;
   size_t wlen;
@@ -159,7 +159,7 @@ typedef struct rcache__async {
   int64_t load_budget_us; /* get_or_set: + flight wait + another round trip */
   rcache *c;
   /* The loop connection (see "the loop's own I/O"): a connection of the one server, written
-   * and read by the loop's thread in rcache_async_process, for GETs. */
+   * and read by the loop's thread in rcache_async_process. */
   int epfd;            /* Linux: what rcache_async_fd gives, watching rfd and lconn; else -1 */
   rcache__pool *lpool; /* the server's pool; NULL: no loop I/O for this handle */
   rcache__conn *lconn; /* set and cleared by the loop, under mu */
@@ -167,7 +167,7 @@ typedef struct rcache__async {
   bool lopening;       /* a worker is opening one */
   char *lout, *lspare; /* requests: lout[loff, llen) not written yet; a copy being written */
   size_t loff, llen, lcap, lspare_cap;
-  aop *whead, *wtail;        /* GETs whose requests are in lout or written, in that order */
+  aop *whead, *wtail;        /* operations whose requests are in lout or written, in order */
   size_t wbytes;             /* request bytes written whose replies have not come */
   uint64_t wappended, wsent; /* request bytes buffered, and written, since the connection came */
   size_t max_reply;
@@ -380,7 +380,7 @@ static void drain(rcache__async *a) {
 
 /* Moves every in-flight operation whose deadline has passed to the ready list (expired), under
  * a->mu. A QUEUED one leaves the FIFO; a RUNNING one stays with its worker, which drops its
- * result; a loop-driven GET stays on the loop connection's list until its reply is read. */
+ * result; one the loop drives stays on the loop connection's list until its reply is read. */
 static void expire(rcache__async *a, int64_t now) {
   if (now < a->min_dl) return;
   int64_t min = INT64_MAX;
@@ -561,7 +561,7 @@ static bool queue_locked(rcache__async *a, aop *op) {
   return true;
 }
 
-/* Under a->mu: a GET leaves the loop connection's list for a worker, or when none can run it,
+/* Under a->mu: op leaves the loop connection's list for a worker, or when none can run it,
  * completes as expired (the loop runs its callback). *wake: the loop is to be woken. */
 static void to_worker_locked(rcache__async *a, aop *op, bool *wake) {
   op->refs--; /* the list's */
@@ -1015,7 +1015,7 @@ static void close_fds(rcache__async *a) {
   if (a->epfd >= 0) close(a->epfd);
 }
 
-/* The pool of the one server whose GETs the loop drives (see "the loop's own I/O"), or NULL:
+/* The pool of the one server whose requests the loop drives (see "the loop's own I/O"), or NULL:
  * standalone and Sentinel handles without a near cache (whose fills and invalidations the
  * loop path does not take part in). */
 static rcache__pool *loop_pool(rcache *c) {
@@ -1204,7 +1204,7 @@ void rcache__async_close(rcache *c) {
   }
   for (int i = 0; i < a->nthreads; i++)
     pthread_join(a->threads[i], NULL);
-  /* the loop connection: its GETs completed above; what is left is the list's references */
+  /* the loop connection: its operations completed above; what is left is the list's references */
   for (aop *op = a->whead, *nx; op; op = nx) {
     nx = op->wnext;
     if (--op->refs == 0) free_op(op);
