@@ -38,7 +38,7 @@
 #include "tags.h"
 
 #define DEFAULT_THREADS 16
-#define PROCESS_BATCH 256 /* completions per rcache_async_process call, at most */
+#define PROCESS_BATCH 128 /* completions per rcache_async_process call, at most */
 
 /* WIRE: driven by the loop, its request in the loop connection's buffer or written (below) */
 enum { QUEUED, RUNNING, READY, EXPIRED, WIRE };
