@@ -272,6 +272,10 @@ static void publish_child(const char *url) {
   rcache *c = NULL;
   CHECK_EQ(rcache_open(&c, url, &o), RCACHE_OK);
   if (!c) return;
+  /* the first contact over before the fork: under TSan a child forked while it was connecting
+   * once never exited (a clean-clone run on 2026-12-06; see the issue note) */
+  rcache_health h;
+  CHECK_EQ(await_healthy(c, &h, 20000), RCACHE_OK);
   pid_t pid = fork();
   if (pid == 0) {
     child_setup();
