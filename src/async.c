@@ -632,9 +632,7 @@ struct wire {
 static bool get_format(rcache *c, aop *op, const rcache__key *k, rcache__cmds *b) {
   (void)op;
   if (rcache__tags_hinted(c, k->p, k->len)) return false; /* tags.c reads it with its versions */
-  const char *argv[2] = {"GET", k->p};
-  size_t lens[2] = {3, k->len};
-  return rcache__cmds_add(b, 2, argv, lens) == RCACHE_OK;
+  return rcache__redis_get_cmds(b, k->p, k->len, false) == RCACHE_OK;
 }
 static rcache_status get_finish(rcache *c, aop *op, redisReply *r) {
   rcache_status s = rcache__redis_take_value(r, &op->v);

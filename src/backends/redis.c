@@ -148,8 +148,7 @@ static void take_pttl(const redisReply *t, rcache_status s, int64_t *pttl_ms) {
   if (s == RCACHE_OK && *pttl_ms == -2) *pttl_ms = -1; /* expired in between: keep it */
 }
 
-/* Appends GET key to b, and PTTL key when pttl (the remaining TTL in the same round trip). */
-static rcache_status add_get(rcache__cmds *b, const char *key, size_t klen, bool pttl) {
+rcache_status rcache__redis_get_cmds(rcache__cmds *b, const char *key, size_t klen, bool pttl) {
   const char *argv[2] = {"GET", key};
   size_t lens[2] = {3, klen};
   rcache_status s = rcache__cmds_add(b, 2, argv, lens);
@@ -163,8 +162,8 @@ static rcache_status add_get(rcache__cmds *b, const char *key, size_t klen, bool
   return s;
 }
 
-/* add_get's replies, from rep[0] (and rep[1] when pttl_ms is not NULL): the value into *out
- * (hiredis' buffer is taken), RCACHE_OK, RCACHE_MISS or the error. */
+/* rcache__redis_get_cmds' replies, from rep[0] (and rep[1] when pttl_ms is not NULL): the value
+ * into *out (hiredis' buffer is taken), RCACHE_OK, RCACHE_MISS or the error. */
 static rcache_status read_get(redisReply **rep, rcache_value *out, int64_t *pttl_ms) {
   rcache_status s = rcache__redis_take_value(rep[0], out);
   if (pttl_ms) take_pttl(rep[1], s, pttl_ms);
@@ -174,7 +173,7 @@ static rcache_status read_get(redisReply **rep, rcache_value *out, int64_t *pttl
 rcache_status rcache__redis_get(rcache__backend *be, const char *key, size_t klen,
                                 rcache_value *out, int64_t *pttl_ms) {
   rcache__cmds b = {0};
-  rcache_status s = add_get(&b, key, klen, pttl_ms != NULL);
+  rcache_status s = rcache__redis_get_cmds(&b, key, klen, pttl_ms != NULL);
   redisReply *rep[2] = {0};
   if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, rep, true);
   int n = b.n;
@@ -235,7 +234,7 @@ static rcache_status get_with_mget(rcache__backend *be, const char *key, size_t 
   const char *argv[RCACHE__VERSIONS_MAX + 1] = {"MGET"};
   size_t lens[RCACHE__VERSIONS_MAX + 1] = {4};
   rcache__cmds b = {0};
-  rcache_status s = add_get(&b, key, klen, pttl_ms != NULL);
+  rcache_status s = rcache__redis_get_cmds(&b, key, klen, pttl_ms != NULL);
   memcpy(argv + 1, vkeys, nv * sizeof *argv);
   memcpy(lens + 1, vlens, nv * sizeof *lens);
   if (s == RCACHE_OK) s = rcache__cmds_add(&b, (int)nv + 1, argv, lens);

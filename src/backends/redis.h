@@ -71,6 +71,8 @@ rcache_status rcache__redis_probe(void *ud, rcache__pool *p);
 /* A GET's reply into *out (hiredis' buffer is taken): RCACHE_OK, RCACHE_MISS, or the error
  * reply's status (rcache__reply_status); another type is RCACHE_EPROTO. */
 rcache_status rcache__redis_take_value(redisReply *v, rcache_value *out);
+/* Appends GET key to b, and PTTL key when pttl (the remaining TTL in the same round trip). */
+rcache_status rcache__redis_get_cmds(rcache__cmds *b, const char *key, size_t klen, bool pttl);
 /* An integer reply into *out: RCACHE_OK, the error reply's status, or RCACHE_EPROTO. */
 rcache_status rcache__redis_take_int(const redisReply *rep, long long *out);
 /* SET key value [PX ttl_ms] [NX] (RCACHE__SET_NX) appended to b, and its reply's status:

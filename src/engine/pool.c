@@ -332,7 +332,7 @@ static bool take_locked(rcache__pool *p, rcache__conn **c) {
  * connect_timeout_ms or deadline_us), stamped with the pool's epoch. A failure is told to the
  * breaker, whatever the reason (refused, auth, TLS: the server is unusable), except running
  * out of memory, which is not the server's fault. */
-static rcache_status open_conn(rcache__pool *p, int64_t deadline_us, rcache__conn **c) {
+rcache_status rcache__pool_open_conn(rcache__pool *p, int64_t deadline_us, rcache__conn **c) {
   pthread_mutex_lock(&p->mu);
   rcache__addr a = p->addr;
   uint64_t epoch = p->epoch;
@@ -344,10 +344,6 @@ static rcache_status open_conn(rcache__pool *p, int64_t deadline_us, rcache__con
   else if (s != RCACHE_ENOMEM)
     failure(p, s);
   return s;
-}
-
-rcache_status rcache__pool_open_conn(rcache__pool *p, int64_t deadline_us, rcache__conn **c) {
-  return open_conn(p, deadline_us, c);
 }
 
 bool rcache__pool_current(rcache__pool *p, const rcache__conn *c) {
@@ -377,7 +373,7 @@ static rcache_status make_ready(rcache__pool *p, rcache__conn **c, int64_t deadl
     *again = true;
     return RCACHE_OK;
   }
-  rcache_status s = open_conn(p, deadline_us, c);
+  rcache_status s = rcache__pool_open_conn(p, deadline_us, c);
   if (s == RCACHE_OK) return s;
   pthread_mutex_lock(&p->mu);
   p->total--;
