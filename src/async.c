@@ -477,7 +477,7 @@ static void *worker(void *arg) {
   for (;;) {
     while (!a->closing && !a->qhead) {
       a->idle++;
-      pthread_cond_wait(&a->cv, &a->mu);
+      rcache__cond_wait(&a->cv, &a->mu);
       a->idle--;
     }
     if (a->closing) break;
@@ -1101,7 +1101,7 @@ static int spawn(rcache__async *a) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &old);
-  int rc = pthread_create(&a->threads[a->nthreads], NULL, worker, a);
+  int rc = rcache__bg_spawn(&a->threads[a->nthreads], worker, a);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   return rc;
 }
@@ -1201,7 +1201,7 @@ void rcache__async_close(rcache *c) {
     op_unref(a, op);
   }
   for (int i = 0; i < a->nthreads; i++)
-    pthread_join(a->threads[i], NULL);
+    rcache__bg_join(a->threads[i]);
   /* the loop connection: its operations completed above; what is left is the list's references */
   for (aop *op = a->whead, *nx; op; op = nx) {
     nx = op->wnext;
@@ -1268,7 +1268,7 @@ static rcache_load *load_wait(aop *op) {
 
   pthread_mutex_lock(&ld->mu);
   while (!ld->done && !ld->abandoned)
-    pthread_cond_wait(&ld->cv, &ld->mu);
+    rcache__cond_wait(&ld->cv, &ld->mu);
   bool done = ld->done; /* abandoned and not done: the loader may still write ld */
   pthread_mutex_unlock(&ld->mu);
 

@@ -142,7 +142,7 @@ rcache_status rcache__flight_wait(rcache__flights *fs, rcache__flight *f, int64_
   rcache_status st = RCACHE_ETIMEOUT;
   pthread_mutex_lock(&fs->mu);
   while (!f->done) {
-    if (pthread_cond_timedwait(&f->cond, &fs->mu, &ts) == ETIMEDOUT) break;
+    if (rcache__cond_timedwait(&f->cond, &fs->mu, &ts) == ETIMEDOUT) break;
   }
   if (f->done) {
     st = f->status;

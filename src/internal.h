@@ -27,7 +27,7 @@ int64_t rcache__now_us(void);  /* CLOCK_MONOTONIC in microseconds */
 int64_t rcache__wall_ms(void); /* CLOCK_REALTIME in milliseconds */
 void rcache__sleep_us(int64_t us);
 /* A condition variable timed on CLOCK_MONOTONIC (immune to wall-clock jumps), and the
- * absolute time for pthread_cond_timedwait() on it at deadline_us (monotonic µs). */
+ * absolute time for rcache__cond_timedwait() on it at deadline_us (monotonic µs). */
 struct timespec;
 void rcache__cond_init_mono(pthread_cond_t *c);
 void rcache__deadline_ts(struct timespec *ts, int64_t deadline_us);
@@ -44,6 +44,26 @@ void rcache__fork_watch(void);
 static inline uint64_t rcache__fork_gen(void) {
   return atomic_load_explicit(&rcache__fork_generation, memory_order_relaxed);
 }
+
+/* The fork gate (see fork.c): fork() waits, up to a second, until none of the library's
+ * background threads is outside a wait, so that a child never inherits a lock one of them
+ * held (the allocator's, OpenSSL's, c-ares'). Every background thread is started by
+ * rcache__bg_spawn (a pthread_create that counts it busy from before it runs), and every
+ * wait of one is wrapped in park / unpark: rcache__cond_wait, rcache__cond_timedwait,
+ * rcache__sleep_us and the transport's polls do it. In other threads they cost a
+ * thread-local load. */
+int rcache__bg_spawn(pthread_t *t, void *(*fn)(void *), void *arg);
+/* Joins a thread of rcache__bg_spawn (pthread_join, and it no longer counts). */
+void rcache__bg_join(pthread_t t);
+/* fn(arg) on a thread its owner does not join: *running is 1 until the library has joined
+ * it (at the next fork, spawn or rcache__bg_wait). rcache__bg_wait(running), once the job
+ * is known to be over, returns when that thread is gone. */
+int rcache__bg_run(void *(*fn)(void *), void *arg, _Atomic int *running);
+void rcache__bg_wait(_Atomic int *running);
+void rcache__bg_park(void);
+void rcache__bg_unpark(void);
+void rcache__cond_wait(pthread_cond_t *c, pthread_mutex_t *m);
+int rcache__cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *ts);
 
 /* ---- errors (log.c) -------------------------------------------------------------------------- */
 

@@ -93,7 +93,7 @@ static void *publisher_main(void *arg) {
     while (!p->stop && rcache__now_us() < next) {
       struct timespec ts;
       rcache__deadline_ts(&ts, next);
-      pthread_cond_timedwait(&p->wake, &p->mu, &ts);
+      rcache__cond_timedwait(&p->wake, &p->mu, &ts);
     }
   }
   pthread_mutex_unlock(&p->mu);
@@ -134,7 +134,7 @@ rcache_status rcache__publish_start(rcache *c) {
   pthread_mutex_init(&p->mu, NULL);
   pthread_mutex_init(&p->write_mu, NULL);
   rcache__cond_init_mono(&p->wake);
-  if (pthread_create(&p->thread, NULL, publisher_main, p) != 0) {
+  if (rcache__bg_spawn(&p->thread, publisher_main, p) != 0) {
     pthread_cond_destroy(&p->wake);
     pthread_mutex_destroy(&p->write_mu);
     pthread_mutex_destroy(&p->mu);
@@ -156,7 +156,7 @@ void rcache__publish_stop(rcache *c) {
   p->stop = true;
   pthread_cond_signal(&p->wake);
   pthread_mutex_unlock(&p->mu);
-  pthread_join(p->thread, NULL);
+  rcache__bg_join(p->thread);
   publish(p, true); /* the last figures: a short-lived job's stay readable for a while */
   pthread_cond_destroy(&p->wake);
   pthread_mutex_destroy(&p->write_mu);

@@ -22,8 +22,10 @@ int64_t rcache__wall_ms(void) {
 void rcache__sleep_us(int64_t us) {
   if (us <= 0) return;
   struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
+  rcache__bg_park();
   while (nanosleep(&ts, &ts) != 0) {
   }
+  rcache__bg_unpark();
 }
 
 /* splitmix64 over a per-thread state seeded from the clock, the PID and the thread's

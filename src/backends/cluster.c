@@ -346,7 +346,7 @@ static void *refresher_main(void *arg) {
     if (now < due) {
       struct timespec ts;
       rcache__deadline_ts(&ts, due);
-      pthread_cond_timedwait(&cl->wake, &cl->mu, &ts);
+      rcache__cond_timedwait(&cl->wake, &cl->mu, &ts);
       continue;
     }
     atomic_store(&cl->refresh_wanted, false);
@@ -911,7 +911,7 @@ static void cluster_destroy(rcache__backend *be) {
   cl->stop = true;
   pthread_cond_broadcast(&cl->wake);
   pthread_mutex_unlock(&cl->mu);
-  if (cl->has_thread) pthread_join(cl->refresher, NULL);
+  if (cl->has_thread) rcache__bg_join(cl->refresher);
   for (size_t i = 0; i < cl->nnodes; i++) {
     rcache__tracked_pool_free(cl->nodes[i]->pool, cl->nodes[i]->trk);
     pthread_mutex_destroy(&cl->nodes[i]->trk_mu);
@@ -939,7 +939,7 @@ static void cluster_after_fork(rcache__backend *be) {
     pthread_mutex_init(&cl->nodes[i]->trk_mu, NULL);
     rcache__tracked_pool_after_fork(cl->nodes[i]->pool, cl->nodes[i]->trk);
   }
-  cl->has_thread = pthread_create(&cl->refresher, NULL, refresher_main, cl) == 0;
+  cl->has_thread = rcache__bg_spawn(&cl->refresher, refresher_main, cl) == 0;
 }
 
 static const rcache__backend_ops cluster_ops = {
@@ -984,7 +984,7 @@ static rcache_status first_map(cluster *cl, bool can_fail) {
   }
   rcache__err_clear();
   /* the refresher starts after the first map: the near cache's decision above is final */
-  if (pthread_create(&cl->refresher, NULL, refresher_main, cl) != 0) {
+  if (rcache__bg_spawn(&cl->refresher, refresher_main, cl) != 0) {
     if (can_fail) return RCACHE_ENOMEM;
     rcache__log(ctx, RCACHE_LOG_WARN, "cluster: no refresher thread: the map follows MOVED only");
     return RCACHE_OK;

@@ -339,7 +339,7 @@ static void *sweeper_main(void *arg) {
   while (!m->stop) {
     struct timespec ts;
     rcache__deadline_ts(&ts, rcache__now_us() + SWEEP_MS * 1000);
-    pthread_cond_timedwait(&m->wake, &m->ctl, &ts);
+    rcache__cond_timedwait(&m->wake, &m->ctl, &ts);
     if (m->stop) break;
     pthread_mutex_unlock(&m->ctl);
     int64_t now = now_ms();
@@ -357,7 +357,7 @@ static void ensure_sweeper(mstore *m) {
   if (atomic_load_explicit(&m->started, memory_order_acquire)) return;
   pthread_mutex_lock(&m->ctl);
   if (!atomic_load_explicit(&m->started, memory_order_relaxed) && !m->stop) {
-    if (pthread_create(&m->thread, NULL, sweeper_main, m) == 0) {
+    if (rcache__bg_spawn(&m->thread, sweeper_main, m) == 0) {
       atomic_store_explicit(&m->started, true, memory_order_release);
     } else {
       rcache__log(m->base.ctx, RCACHE_LOG_WARN,
@@ -657,7 +657,7 @@ static void mem_destroy(rcache__backend *b) {
   m->stop = true;
   pthread_cond_signal(&m->wake);
   pthread_mutex_unlock(&m->ctl);
-  if (atomic_load(&m->started)) pthread_join(m->thread, NULL);
+  if (atomic_load(&m->started)) rcache__bg_join(m->thread);
   for (int i = 0; i < NSHARDS; i++) {
     shard_clear(m, &m->sh[i]);
     rcache__free(m->sh[i].tab);

@@ -69,12 +69,8 @@ void rcache__redis_first_contact(rcache__redis *r, void (*fn)(rcache__redis *r))
   r->first_fn = fn;
   if (!r->base.ctx->opt.strict_config) {
     atomic_store(&r->base.ctx->first_going, true);
-    if (pthread_create(&r->first, NULL, first_main, r) == 0) {
-      /* detached: nothing is left to join once it is over (a fork()ed child, or a checker
-       * such as TSan, would otherwise see a finished thread nobody joined); rcache_close
-       * waits for first_going instead */
-      pthread_detach(r->first);
-      r->has_first = true;
+    if (rcache__bg_run(first_main, r, &r->first_thread) == 0) {
+      r->has_first = true; /* rcache_close waits for first_going, then for the thread */
       return;
     }
   }
@@ -89,7 +85,7 @@ void rcache__redis_await_first(rcache__backend *be, int64_t deadline_us) {
   rcache__deadline_ts(&ts, deadline_us);
   pthread_mutex_lock(&r->first_mu);
   while (atomic_load(&r->base.ctx->first_going) &&
-         pthread_cond_timedwait(&r->first_cv, &r->first_mu, &ts) != ETIMEDOUT) {
+         rcache__cond_timedwait(&r->first_cv, &r->first_mu, &ts) != ETIMEDOUT) {
   }
   pthread_mutex_unlock(&r->first_mu);
 }
@@ -97,18 +93,21 @@ void rcache__redis_await_first(rcache__backend *be, int64_t deadline_us) {
 void rcache__redis_first_contact_wait(rcache__redis *r) {
   pthread_mutex_lock(&r->first_mu);
   while (atomic_load(&r->base.ctx->first_going))
-    pthread_cond_wait(&r->first_cv, &r->first_mu);
+    rcache__cond_wait(&r->first_cv, &r->first_mu);
   pthread_mutex_unlock(&r->first_mu);
 }
 
 void rcache__redis_first_contact_join(rcache__redis *r) {
-  if (r->has_first) rcache__redis_first_contact_wait(r); /* its last touch of r is first_over */
+  if (!r->has_first) return;
+  rcache__redis_first_contact_wait(r); /* its last touch of r is first_over */
+  rcache__bg_wait(&r->first_thread);
   r->has_first = false;
 }
 
 void rcache__redis_first_contact_after_fork(rcache__redis *r) {
   pthread_mutex_init(&r->first_mu, NULL);
   rcache__cond_init_mono(&r->first_cv);
+  atomic_store(&r->first_thread, 0); /* the parent's */
   r->has_first = false;
   /* what it did not finish, the first calls and the prober do */
   atomic_store(&r->base.ctx->first_going, false);

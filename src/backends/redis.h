@@ -37,8 +37,8 @@ struct rcache__redis {
   pthread_mutex_t first_mu;
   pthread_cond_t first_cv;
   void (*first_fn)(rcache__redis *r);
-  pthread_t first;
-  bool has_first; /* a (detached) thread to wait for */
+  bool has_first;           /* the first contact runs on a thread of its own */
+  _Atomic int first_thread; /* that thread is not joined yet (rcache__bg_run) */
 };
 
 /* Fills r->setup (and r->tls for rediss://) from the context. */

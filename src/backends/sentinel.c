@@ -39,8 +39,10 @@ typedef struct sentinel {
   atomic_bool resolve_wanted; /* set by callers, taken by the watcher */
   size_t good;                /* the sentinel that answered last: asked first */
   pthread_t watcher;
-  int wake_fd[2];        /* a pipe: a byte in it ends the watcher's poll at once */
-  rcache__tracking *trk; /* the near cache's listener, following the master (or NULL) */
+  pthread_mutex_t lookup_mu; /* one call at a time looks up a master not known yet */
+  atomic_bool known;         /* the pool has the master's address (set once) */
+  int wake_fd[2];            /* a pipe: a byte in it ends the watcher's poll at once */
+  rcache__tracking *trk;     /* the near cache's listener, following the master (or NULL) */
 } sentinel;
 
 #define ST(b) ((sentinel *)(b))
@@ -188,6 +190,7 @@ static void set_master(sentinel *st, const rcache__addr *a, const char *why) {
   rcache__pool_addr(st->r.pool, &cur);
   bool moved = cur.port != a->port || strcmp(cur.host, a->host) != 0;
   if (moved) rcache__pool_set_addr(st->r.pool, a);
+  atomic_store_explicit(&st->known, true, memory_order_release);
   if (moved && st->trk) rcache__tracking_set_addr(st->trk, a); /* the near cache follows */
   pthread_mutex_unlock(&st->mu);
   if (moved && cur.host[0])
@@ -322,8 +325,32 @@ static rcache_status check_readonly(sentinel *st, redisReply **rep, int n) {
   return RCACHE_OK;
 }
 
+/* A master not known yet (the first contact is under way, or it could not finish: out of
+ * memory, or a child forked before it did): while the first contact runs, calls are told so
+ * at once; after it, a call looks the master up itself, one at a time (the others are told
+ * so at once), instead of connecting to no address. A failed look-up counts against the
+ * breaker, whose prober then looks it up. */
+static rcache_status find_master(sentinel *st) {
+  if (atomic_load_explicit(&st->known, memory_order_acquire)) return RCACHE_OK;
+  if (atomic_load(&st->r.base.ctx->first_going) || pthread_mutex_trylock(&st->lookup_mu) != 0) {
+    rcache__errf("sentinel: the address of master \"%.200s\" is not known yet", st->name);
+    return RCACHE_EUNAVAILABLE;
+  }
+  rcache__addr a;
+  int64_t deadline = rcache__now_us() + (int64_t)st->r.base.ctx->opt.connect_timeout_ms * 2000;
+  rcache_status s = resolve(st, deadline, &a, false);
+  if (s == RCACHE_OK) set_master(st, &a, "looked up by a call");
+  pthread_mutex_unlock(&st->lookup_mu);
+  if (s == RCACHE_OK || s == RCACHE_ENOMEM) return s;
+  rcache__err_cause(s); /* EAUTH, ETLS: a configuration error, said as the breaker says it */
+  rcache__pool_report(st->r.pool, RCACHE_EUNAVAILABLE);
+  return RCACHE_EUNAVAILABLE;
+}
+
 static rcache_status run(sentinel *st, const rcache__cmds *b, redisReply **rep, bool idempotent) {
-  rcache_status s = rcache__exchange(st->r.base.ctx, st->r.pool, b, rep, idempotent);
+  rcache_status s = find_master(st);
+  if (s != RCACHE_OK) return s;
+  s = rcache__exchange(st->r.base.ctx, st->r.pool, b, rep, idempotent);
   if (s == RCACHE_OK) return check_readonly(st, rep, b->n);
   if (rcache__transport_failure(s)) want_resolve(st);
   return s;
@@ -346,7 +373,7 @@ static void sentinel_destroy(rcache__backend *be) {
   pthread_cond_broadcast(&st->wake);
   pthread_mutex_unlock(&st->mu);
   poke(st);
-  if (st->has_thread) pthread_join(st->watcher, NULL);
+  if (st->has_thread) rcache__bg_join(st->watcher);
   rcache__redis_first_contact_join(&st->r); /* it uses the pool */
   for (int i = 0; i < 2; i++)
     if (st->wake_fd[i] >= 0) close(st->wake_fd[i]);
@@ -354,6 +381,7 @@ static void sentinel_destroy(rcache__backend *be) {
   rcache__free(st->sent);
   pthread_cond_destroy(&st->wake);
   pthread_mutex_destroy(&st->mu);
+  pthread_mutex_destroy(&st->lookup_mu);
   rcache__redis_fini(&st->r);
   rcache__free(st);
 }
@@ -377,6 +405,7 @@ static rcache_status wake_pipe(sentinel *st) {
 static void sentinel_after_fork(rcache__backend *be) {
   sentinel *st = ST(be);
   pthread_mutex_init(&st->mu, NULL);
+  pthread_mutex_init(&st->lookup_mu, NULL);
   pthread_cond_init(&st->wake, NULL);
   st->stop = false;
   st->has_thread = false;
@@ -387,7 +416,7 @@ static void sentinel_after_fork(rcache__backend *be) {
     rcache__log(st->r.base.ctx, RCACHE_LOG_WARN, "sentinel: no wake pipe after fork");
   rcache__redis_first_contact_after_fork(&st->r);
   rcache__tracked_pool_after_fork(st->r.pool, st->trk);
-  st->has_thread = pthread_create(&st->watcher, NULL, watcher_main, st) == 0;
+  st->has_thread = rcache__bg_spawn(&st->watcher, watcher_main, st) == 0;
 }
 
 /* Everything but open and destroy is the one-server code of redis.c, through
@@ -439,6 +468,7 @@ rcache_status rcache__sentinel_open(rcache__ctx *ctx, rcache__backend **out) {
   st->r.exec = sentinel_exec;
   st->name = u->master;
   pthread_mutex_init(&st->mu, NULL);
+  pthread_mutex_init(&st->lookup_mu, NULL);
   pthread_cond_init(&st->wake, NULL);
   st->wake_fd[0] = st->wake_fd[1] = -1;
   rcache_status s = rcache__redis_init(&st->r, ctx);
@@ -463,7 +493,7 @@ rcache_status rcache__sentinel_open(rcache__ctx *ctx, rcache__backend **out) {
   if (s == RCACHE_OK) {
     rcache__pool_on_probe(st->r.pool, probe, st);
     rcache__pool_on_event(st->r.pool, pool_event, st);
-    if (pthread_create(&st->watcher, NULL, watcher_main, st) != 0)
+    if (rcache__bg_spawn(&st->watcher, watcher_main, st) != 0)
       s = RCACHE_ENOMEM;
     else
       st->has_thread = true;

@@ -401,7 +401,10 @@ bool rcache__conn_wait(rcache__conn *c, int wake_fd, int ms) {
   if (c && c->rd->len > c->rd->pos) return true;
   if (c && rcache__sock_pending(&c->sock)) return true;
   struct pollfd pfd[2] = {{wake_fd, POLLIN, 0}, {c ? c->sock.fd : -1, POLLIN, 0}};
-  if (poll(pfd, 2, ms) <= 0) return false;
+  rcache__bg_park();
+  int r = poll(pfd, 2, ms);
+  rcache__bg_unpark();
+  if (r <= 0) return false;
   if (pfd[0].revents) {
     char buf[64];
     while (read(wake_fd, buf, sizeof buf) > 0) {

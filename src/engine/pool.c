@@ -99,7 +99,7 @@ static void tripped(rcache__pool *p, rcache_status s, const char *why) {
    * costs no thread per node. */
   bool no_prober = false;
   if (!p->has_thread && !p->stop) {
-    p->has_thread = pthread_create(&p->prober, NULL, prober_main, p) == 0;
+    p->has_thread = rcache__bg_spawn(&p->prober, prober_main, p) == 0;
     no_prober = !p->has_thread;
   }
   pthread_cond_signal(&p->wake);
@@ -172,13 +172,13 @@ static void *prober_main(void *arg) {
   while (!p->stop) {
     if (atomic_load(&p->br.state) == RCACHE_BREAKER_CLOSED) {
       attempt = 0;
-      pthread_cond_wait(&p->wake, &p->mu);
+      rcache__cond_wait(&p->wake, &p->mu);
       continue;
     }
     struct timespec ts;
     rcache__deadline_ts(&ts,
                         rcache__now_us() + rcache__breaker_backoff_ms(&p->br, attempt++) * 1000);
-    while (!p->stop && pthread_cond_timedwait(&p->wake, &p->mu, &ts) != ETIMEDOUT) {
+    while (!p->stop && rcache__cond_timedwait(&p->wake, &p->mu, &ts) != ETIMEDOUT) {
     }
     if (p->stop) break;
     pthread_mutex_unlock(&p->mu);
@@ -241,7 +241,7 @@ void rcache__pool_free(rcache__pool *p) {
   pthread_cond_broadcast(&p->wake);
   bool joined = p->has_thread;
   pthread_mutex_unlock(&p->mu);
-  if (joined) pthread_join(p->prober, NULL);
+  if (joined) rcache__bg_join(p->prober);
   drop_idle_locked(p);
   pthread_cond_destroy(&p->room);
   pthread_cond_destroy(&p->wake);
@@ -283,7 +283,7 @@ void rcache__pool_after_fork(rcache__pool *p) {
   p->joining = 0;
   p->epoch++;
   if (atomic_load(&p->br.state) == RCACHE_BREAKER_CLOSED) return;
-  p->has_thread = pthread_create(&p->prober, NULL, prober_main, p) == 0;
+  p->has_thread = rcache__bg_spawn(&p->prober, prober_main, p) == 0;
   if (!p->has_thread) rcache__breaker_close(&p->br); /* calls try themselves, as in tripped() */
 }
 
@@ -391,7 +391,7 @@ static bool wait_room(rcache__pool *p, int64_t deadline_us) {
   struct timespec ts;
   rcache__deadline_ts(&ts, deadline_us);
   p->joining++;
-  int rc = pthread_cond_timedwait(&p->room, &p->mu, &ts);
+  int rc = rcache__cond_timedwait(&p->room, &p->mu, &ts);
   p->joining--;
   if (rc != ETIMEDOUT) return true;
   if (p->joining && (p->idle || p->total < p->max)) pthread_cond_signal(&p->room);
@@ -813,7 +813,7 @@ rcache_status rcache__pool_finish(rcache__pool *p, rcache__call *k) {
       }
       struct timespec ts;
       rcache__deadline_ts(&ts, k->deadline_us);
-      if (pthread_cond_timedwait(&k->cv, &p->mu, &ts) != ETIMEDOUT) continue;
+      if (rcache__cond_timedwait(&k->cv, &p->mu, &ts) != ETIMEDOUT) continue;
       if (k->lead || k->done || k->requeue) break;
       if (rcache__now_us() < k->deadline_us) continue; /* written meanwhile: a new deadline */
       if (unlink_call(&c->queue, &c->queue_tail, k)) { /* not written: just leave */

@@ -62,7 +62,9 @@ static rcache_status wait_fd(int fd, short events, int64_t deadline_us) {
     if (ms == 0) return RCACHE_ETIMEOUT;
     bool sliced = tl_stop && ms > ABORT_SLICE_MS;
     struct pollfd p = {fd, events, 0};
+    rcache__bg_park();
     int r = poll(&p, 1, sliced ? ABORT_SLICE_MS : ms);
+    rcache__bg_unpark();
     if (r > 0) return RCACHE_OK; /* errors and hang-ups surface in the next read/write */
     if (r == 0 && !sliced) return RCACHE_ETIMEOUT;
     if (r < 0 && errno != EINTR) return RCACHE_EIO;
@@ -315,7 +317,9 @@ static void dns_wait(ares_channel ch, const lookup *l, int64_t deadline_us) {
     const struct timeval *t = ares_timeout(ch, &most, &tv);
     int wait = (int)(t->tv_sec * 1000 + (t->tv_usec + 999) / 1000);
     if (tl_stop && wait > ABORT_SLICE_MS) wait = ABORT_SLICE_MS;
+    rcache__bg_park();
     int r = poll(p, n, wait);
+    rcache__bg_unpark();
     if (r < 0 && errno != EINTR) return;
     if (r <= 0) { /* retransmissions and c-ares' own timeouts */
       ares_process_fd(ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);

@@ -370,7 +370,7 @@ rcache_status rcache__tracking_start(rcache__tracking *t, rcache__pool *pool) {
   rcache__pool_on_event(pool, on_pool_event, t);
   /* the thread connects at once: the table serves from when the listener is up, and
    * rcache_open waits for no server */
-  if (pthread_create(&t->thread, NULL, listener_main, t) != 0) return RCACHE_ENOMEM;
+  if (rcache__bg_spawn(&t->thread, listener_main, t) != 0) return RCACHE_ENOMEM;
   t->has_thread = true;
   return RCACHE_OK;
 }
@@ -386,13 +386,13 @@ void rcache__tracking_after_fork(rcache__tracking *t) {
   if (!t->registered) return; /* not started yet: its owner starts it when needed */
   set_state(t, 0, -1);        /* the parent's listener does not listen for us */
   flush(t);
-  t->has_thread = pthread_create(&t->thread, NULL, listener_main, t) == 0;
+  t->has_thread = rcache__bg_spawn(&t->thread, listener_main, t) == 0;
 }
 
 void rcache__tracking_stop(rcache__tracking *t) {
   if (!t) return;
   atomic_store(&t->stop, true);
-  if (t->has_thread) pthread_join(t->thread, NULL);
+  if (t->has_thread) rcache__bg_join(t->thread);
   t->has_thread = false;
   if (t->conn) listener_lost(t, "closing");
 }

@@ -189,6 +189,38 @@ static void outage(bool killed) {
   rp_destroy(&n);
 }
 
+/* b') A child forked right after open, its first contact (finding the master through the
+ * sentinels) perhaps not over: the parent's first-contact thread is not there, so the
+ * child's first calls look the master up themselves. They never try a connection to no
+ * address ("DNS look-up of  failed", as a child once did). */
+static void early_child(const char *url) {
+  rcache *c = NULL;
+  CHECK_EQ(rcache_open(&c, url, NULL), RCACHE_OK);
+  if (!c) return;
+  pid_t pid = fork();
+  if (pid == 0) {
+    child_setup();
+    int64_t t0 = rp_now_ms();
+    int rc = 1;
+    while (rc == 1 && rp_now_ms() - t0 < 5000) {
+      rcache_value v = {0};
+      if (rcache_set(c, "fork:early", "e", 1, 60) == RCACHE_OK &&
+          rcache_get(c, "fork:early", &v) == RCACHE_OK && v.len == 1 && v.data[0] == 'e')
+        rc = 0;
+      else if (strstr(rcache_errmsg(c), "look-up of  ") || strstr(rcache_errmsg(c), "to :"))
+        rc = 2;
+      rcache_value_free(&v);
+      if (rc == 1) rp_sleep_ms(10);
+    }
+    if (rc == 2) fprintf(stderr, "  early child: %s\n", rcache_errmsg(c));
+    _exit(rc);
+  }
+  int rc = reap(pid, 20000);
+  CHECK_MSG(rc == 0, "the child forked right after open: %s",
+            rc == 2 ? "it connected to no address" : "no answer within 5 s");
+  rcache_close(c);
+}
+
 /* c) The near cache in a child: filled there, then another client writes the key. */
 static void near_child(const char *url) {
   rcache_options o;
@@ -302,6 +334,8 @@ int main(void) {
   }
   outage(false);
   outage(true);
+  for (int i = 0; i < 5; i++)
+    early_child(sentinel);
   near_child(tcp);
   publish_child(tcp);
   return test_report("test_fork");
