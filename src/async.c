@@ -413,7 +413,7 @@ static void run_loader(aop *op, rcache_load *ld) {
   }
 }
 
-static int loop_io(rcache *c, rcache__async *a);
+static int loop_io(rcache *c, rcache__async *a, int budget);
 
 int rcache_async_process(rcache *c) {
   if (!c) return 0;
@@ -421,27 +421,35 @@ int rcache_async_process(rcache *c) {
   rcache__async *a = atomic_load_explicit(&c->async, memory_order_acquire);
   if (!a) return 0;
   drain(a);
+  /* PROCESS_BATCH callbacks (loaders included) at most per call, so that one call stays
+   * short whatever comes at once (a fault ends a thousand operations together, a miss wants
+   * a thousand loads); the rest are the next call's, at once: the descriptor is left
+   * readable. Loads first: a database query started sooner ends sooner. */
+  int budget = PROCESS_BATCH;
   pthread_mutex_lock(&a->mu);
-  rcache_load *loads = a->lhead;
-  a->lhead = NULL;
+  rcache_load *loads = a->lhead, *lend = NULL;
+  for (rcache_load *ld = loads; ld && budget > 0; ld = ld->next, budget--)
+    lend = ld;
+  if (lend) {
+    a->lhead = lend->next;
+    lend->next = NULL;
+  }
   expire(a, rcache__now_us());
-  /* PROCESS_BATCH completions at most per call, so that one call stays short whatever
-   * completes at once (a fault ends a thousand operations together); the rest are the next
-   * call's, at once: the descriptor is left readable */
   aop *ready = a->rhead, *last = NULL;
-  int k = 0;
-  for (aop *op = ready; op && k < PROCESS_BATCH; op = op->rnext, k++)
+  for (aop *op = ready; op && budget > 0; op = op->rnext, budget--)
     last = op;
   if (last) {
     a->rhead = last->rnext;
     if (!a->rhead) a->rtail = NULL;
     last->rnext = NULL;
+  } else {
+    ready = NULL;
   }
-  bool more = a->rhead != NULL;
+  bool more = a->rhead || a->lhead;
   pthread_mutex_unlock(&a->mu);
   if (more) wake_loop(a);
   int n = 0;
-  for (rcache_load *ld = loads, *nx; ld; ld = nx, n++) {
+  for (rcache_load *ld = lend ? loads : NULL, *nx; ld; ld = nx, n++) {
     nx = ld->next;
     run_loader(ld->op, ld);
   }
@@ -449,7 +457,7 @@ int rcache_async_process(rcache *c) {
   for (aop *op = ready; op; op = op->rnext, n++) /* expired ones: counted as timeouts */
     deliver(c, op, op->expired ? rcache__remote(c, RCACHE_ETIMEOUT) : RCACHE_OK);
   unref_list(a, ready);
-  return n + loop_io(c, a);
+  return n + loop_io(c, a, budget);
 }
 
 int64_t rcache_async_timeout_ms(rcache *c) {
@@ -921,7 +929,7 @@ static rcache_status loop_flush(rcache__async *a, rcache__conn *conn) {
 /* The loop connection's part of rcache_async_process: takes a connection a worker opened,
  * writes what is buffered, reads the replies that have come, closes a stalled connection.
  * Returns the callbacks run. */
-static int loop_io(rcache *c, rcache__async *a) {
+static int loop_io(rcache *c, rcache__async *a, int budget) {
   if (!a->lpool) return 0;
   int n = 0;
   pthread_mutex_lock(&a->mu);
@@ -957,7 +965,7 @@ static int loop_io(rcache *c, rcache__async *a) {
   for (int round = 0; more && round < 4; round++) {
     more = false;
     rcache_status s;
-    while (replies < PROCESS_BATCH) { /* as many replies as completions per call, at most */
+    while (replies < budget) { /* what is left of the call's callbacks, at most */
       redisReply *r = NULL;
       s = rcache__conn_next_now(conn, &r, a->max_reply);
       if (s == RCACHE_ETIMEOUT) break; /* nothing more yet */
@@ -982,7 +990,7 @@ static int loop_io(rcache *c, rcache__async *a) {
   pthread_mutex_unlock(&a->mu);
   if (stalled)
     loop_close(c, a, RCACHE_ETIMEOUT);
-  else if (replies >= PROCESS_BATCH) /* more may be parsed already: the socket would not say so */
+  else if (replies >= budget) /* more may be parsed already: the socket would not say so */
     wake_loop(a);
   return n;
 }
