@@ -677,15 +677,11 @@ static size_t in_bytes(const aop *op) {
 
 static bool delete_format(rcache *c, aop *op, const rcache__key *k, rcache__cmds *b) {
   (void)c, (void)op;
-  const char *argv[2] = {"UNLINK", k->p};
-  size_t lens[2] = {6, k->len};
-  return rcache__cmds_add(b, 2, argv, lens) == RCACHE_OK;
+  return rcache__redis_key_cmds(b, "UNLINK", k->p, k->len) == RCACHE_OK;
 }
 static rcache_status delete_finish(rcache *c, aop *op, redisReply *r) {
   (void)op;
-  long long n = 0;
-  rcache_status s = rcache__redis_take_int(r, &n);
-  if (s == RCACHE_OK && n == 0) return RCACHE_MISS;
+  rcache_status s = rcache__redis_del_reply(r);
   if (s == RCACHE_OK) COUNT(c, deletes);
   return s;
 }
@@ -697,11 +693,7 @@ static size_t no_bytes(const aop *op) {
 /* INCRBY op->x (rcache_decr's is negated: INT64_MIN is the blocking call's to refuse) */
 static bool incr_format(rcache *c, aop *op, const rcache__key *k, rcache__cmds *b, int64_t by) {
   (void)c, (void)op;
-  char bys[24];
-  snprintf(bys, sizeof bys, "%lld", (long long)by);
-  const char *argv[3] = {"INCRBY", k->p, bys};
-  size_t lens[3] = {6, k->len, strlen(bys)};
-  return rcache__cmds_add(b, 3, argv, lens) == RCACHE_OK;
+  return rcache__redis_incr_cmds(b, k->p, k->len, by, 0) == RCACHE_OK;
 }
 static bool incr_fmt(rcache *c, aop *op, const rcache__key *k, rcache__cmds *b) {
   return incr_format(c, op, k, b, op->x);

@@ -344,32 +344,53 @@ rcache_status rcache__redis_take_int(const redisReply *rep, long long *out) {
   return rcache__reply_unexpected(rep);
 }
 
-/* One command with one key and an integer reply. */
-static rcache_status int_cmd(rcache__backend *be, const char *cmd, const char *key, size_t klen,
-                             bool idempotent, long long *out) {
+rcache_status rcache__redis_key_cmds(rcache__cmds *b, const char *cmd, const char *key,
+                                     size_t klen) {
   const char *argv[2] = {cmd, key};
   size_t lens[2] = {strlen(cmd), klen};
+  rcache_status s = rcache__cmds_add(b, 2, argv, lens);
+  rcache__cmds_expect(b, RCACHE__R_INT);
+  return s;
+}
+
+/* One command with one key and an integer reply; the reply is the caller's. */
+static rcache_status key_cmd(rcache__backend *be, const char *cmd, const char *key, size_t klen,
+                             redisReply **rep) {
   rcache__cmds b = {0};
-  redisReply *rep = NULL;
-  rcache_status s = rcache__cmds_add(&b, 2, argv, lens);
-  rcache__cmds_expect(&b, RCACHE__R_INT);
-  if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, &rep, idempotent);
+  rcache_status s = rcache__redis_key_cmds(&b, cmd, key, klen);
+  if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, rep, true);
   rcache__cmds_free(&b);
+  return s;
+}
+
+static rcache_status int_cmd(rcache__backend *be, const char *cmd, const char *key, size_t klen,
+                             long long *out) {
+  redisReply *rep = NULL;
+  rcache_status s = key_cmd(be, cmd, key, klen, &rep);
   if (s != RCACHE_OK) return s;
   s = rcache__redis_take_int(rep, out);
   freeReplyObject(rep);
   return s;
 }
 
-rcache_status rcache__redis_del(rcache__backend *be, const char *key, size_t klen) {
+rcache_status rcache__redis_del_reply(const redisReply *rep) {
   long long n = 0;
-  rcache_status s = int_cmd(be, "UNLINK", key, klen, true, &n);
+  rcache_status s = rcache__redis_take_int(rep, &n);
   return s == RCACHE_OK && n == 0 ? RCACHE_MISS : s;
+}
+
+rcache_status rcache__redis_del(rcache__backend *be, const char *key, size_t klen) {
+  redisReply *rep = NULL;
+  rcache_status s = key_cmd(be, "UNLINK", key, klen, &rep);
+  if (s != RCACHE_OK) return s;
+  s = rcache__redis_del_reply(rep);
+  freeReplyObject(rep);
+  return s;
 }
 
 rcache_status rcache__redis_pttl(rcache__backend *be, const char *key, size_t klen, int64_t *ms) {
   long long n = -2;
-  rcache_status s = int_cmd(be, "PTTL", key, klen, true, &n);
+  rcache_status s = int_cmd(be, "PTTL", key, klen, &n);
   *ms = s == RCACHE_OK ? n : -2;
   return s;
 }
@@ -417,34 +438,35 @@ static rcache_status incr_expire_reply(redisReply **rep, int n, int64_t *out) {
   return rcache__reply_unexpected(x);
 }
 
-rcache_status rcache__redis_incr(rcache__backend *be, const char *key, size_t klen, int64_t by,
-                                 int64_t ttl_ms, int64_t *out) {
+rcache_status rcache__redis_incr_cmds(rcache__cmds *b, const char *key, size_t klen, int64_t by,
+                                      int64_t ttl_ms) {
   char bys[24], ttls[24];
   snprintf(bys, sizeof bys, "%" PRId64, by);
   snprintf(ttls, sizeof ttls, "%" PRId64, ttl_ms);
+  if (ttl_ms > 0) return incr_expire_cmds(b, key, klen, bys, ttls);
+  const char *argv[3] = {"INCRBY", key, bys};
+  size_t lens[3] = {6, klen, strlen(bys)};
+  rcache_status s = rcache__cmds_add(b, 3, argv, lens);
+  rcache__cmds_expect(b, RCACHE__R_INT);
+  return s;
+}
+
+rcache_status rcache__redis_incr(rcache__backend *be, const char *key, size_t klen, int64_t by,
+                                 int64_t ttl_ms, int64_t *out) {
   rcache__cmds b = {0};
-  rcache_status s;
-  if (ttl_ms > 0) {
-    s = incr_expire_cmds(&b, key, klen, bys, ttls);
-  } else {
-    const char *argv[3] = {"INCRBY", key, bys};
-    size_t lens[3] = {6, klen, strlen(bys)};
-    s = rcache__cmds_add(&b, 3, argv, lens);
-    rcache__cmds_expect(&b, RCACHE__R_INT);
-  }
+  rcache_status s = rcache__redis_incr_cmds(&b, key, klen, by, ttl_ms);
   redisReply *rep[4] = {0};
   if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, rep, false);
   int n = b.n;
   rcache__cmds_free(&b);
   if (s != RCACHE_OK) return s;
-  if (ttl_ms > 0)
+  long long x = 0;
+  if (ttl_ms > 0) {
     s = incr_expire_reply(rep, n, out);
-  else if (rep[0]->type == REDIS_REPLY_INTEGER)
-    *out = rep[0]->integer;
-  else if (rep[0]->type == REDIS_REPLY_ERROR)
-    s = rcache__reply_status(rep[0]);
-  else
-    s = rcache__reply_unexpected(rep[0]);
+  } else {
+    s = rcache__redis_take_int(rep[0], &x);
+    if (s == RCACHE_OK) *out = x;
+  }
   rcache__replies_free(rep, n);
   return s;
 }

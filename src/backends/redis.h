@@ -80,6 +80,15 @@ rcache_status rcache__redis_take_int(const redisReply *rep, long long *out);
 rcache_status rcache__redis_set_cmds(rcache__cmds *b, const char *key, size_t klen,
                                      const void *data, size_t len, int64_t ttl_ms, int flags);
 rcache_status rcache__redis_set_reply(const redisReply *rep);
+/* cmd key, expecting an integer (UNLINK, PTTL), appended to b; UNLINK's reply's status:
+ * RCACHE_OK, RCACHE_MISS (nothing deleted), the error reply's status. */
+rcache_status rcache__redis_key_cmds(rcache__cmds *b, const char *cmd, const char *key,
+                                     size_t klen);
+rcache_status rcache__redis_del_reply(const redisReply *rep);
+/* INCRBY key by appended to b; with ttl_ms > 0, the transaction that also gives a counter it
+ * creates that TTL (rcache__redis_incr; its reply is EXEC's, not one integer). */
+rcache_status rcache__redis_incr_cmds(rcache__cmds *b, const char *key, size_t klen, int64_t by,
+                                      int64_t ttl_ms);
 
 /* The single-key operations, usable in any topology's ops table. */
 rcache_status rcache__redis_get(rcache__backend *b, const char *key, size_t klen, rcache_value *out,
