@@ -95,10 +95,13 @@ static int spawn(pthread_t *t, void *(*fn)(void *), void *arg, _Atomic int *runn
   s->running = running;
   if (running) atomic_store(running, 1);
   atomic_fetch_add(&busy, 1);
-  /* s->self is written before the thread can queue itself: that takes ended_mu */
+  /* s is the thread's from here on: one not run by rcache__bg_run may be over and s freed
+   * before pthread_create returns; one that is cannot queue itself (ended_mu) before s->self
+   * is written */
+  pthread_t self;
   pthread_mutex_lock(&ended_mu);
-  int rc = pthread_create(&s->self, NULL, trampoline, s);
-  pthread_t self = s->self; /* s may be gone once the lock is released */
+  int rc = pthread_create(&self, NULL, trampoline, s);
+  if (rc == 0 && running) s->self = self;
   pthread_mutex_unlock(&ended_mu);
   if (rc != 0) {
     atomic_fetch_sub(&busy, 1);
