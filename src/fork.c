@@ -38,6 +38,17 @@ static void pause_20us(void) { /* not rcache__sleep_us: that one parks */
   nanosleep(&ts, NULL);
 }
 
+/* One more busy thread, once no fork is under way. */
+static void enter_busy(void) {
+  for (;;) {
+    atomic_fetch_add(&busy, 1);
+    if (!atomic_load(&forking)) return;
+    atomic_fetch_sub(&busy, 1); /* a fork is under way: not now */
+    while (atomic_load(&forking))
+      pause_20us();
+  }
+}
+
 /* A background thread counts busy from before it exists until it has been joined, so that
  * its start-up and its teardown (the C library's, a sanitizer's: they allocate) are never
  * cut by a fork. Most are joined by their owner (rcache__bg_join). One that runs a single
@@ -94,7 +105,7 @@ static int spawn(pthread_t *t, void *(*fn)(void *), void *arg, _Atomic int *runn
   s->arg = arg;
   s->running = running;
   if (running) atomic_store(running, 1);
-  atomic_fetch_add(&busy, 1);
+  enter_busy(); /* not while a fork is under way: the new thread's start-up would be cut */
   /* s is the thread's from here on: one not run by rcache__bg_run may be over and s freed
    * before pthread_create returns; one that is cannot queue itself (ended_mu) before s->self
    * is written */
@@ -150,7 +161,7 @@ static void child(void) {
   atomic_fetch_add_explicit(&rcache__fork_generation, 1, memory_order_relaxed);
   atomic_store(&busy, 0); /* the child has no background thread: the forking one is ours
                              only inside a wait (parked), if at all */
-  pthread_mutex_init(&ended_mu, NULL);
+  ended_mu = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER; /* plain stores, as the rest */
   ended = NULL; /* threads of the parent's (the bound ran out): not joinable here */
   atomic_store(&forking, false);
 }
@@ -170,14 +181,7 @@ void rcache__bg_park(void) {
 }
 
 void rcache__bg_unpark(void) {
-  if (!bg || --parked > 0) return;
-  for (;;) {
-    atomic_fetch_add(&busy, 1);
-    if (!atomic_load(&forking)) return;
-    atomic_fetch_sub(&busy, 1); /* a fork is under way: not now */
-    while (atomic_load(&forking))
-      pause_20us();
-  }
+  if (bg && --parked == 0) enter_busy();
 }
 
 void rcache__cond_wait(pthread_cond_t *c, pthread_mutex_t *m) {
