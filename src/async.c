@@ -449,7 +449,7 @@ int rcache_async_process(rcache *c) {
   pthread_mutex_unlock(&a->mu);
   if (more) wake_loop(a);
   int n = 0;
-  for (rcache_load *ld = lend ? loads : NULL, *nx; ld; ld = nx, n++) {
+  for (rcache_load *ld = loads, *nx; ld; ld = nx, n++) { /* up to lend: its next is NULL */
     nx = ld->next;
     run_loader(ld->op, ld);
   }
