@@ -19,6 +19,7 @@
  * short (the I/O waits are not part of them), so a fork waits microseconds.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <time.h>
 
@@ -195,4 +196,11 @@ int rcache__cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const struct t
   int rc = pthread_cond_timedwait(c, m, ts);
   rcache__bg_unpark();
   return rc;
+}
+
+int rcache__poll(struct pollfd *fds, unsigned long n, int ms) {
+  rcache__bg_park();
+  int r = poll(fds, (nfds_t)n, ms);
+  rcache__bg_unpark();
+  return r;
 }

@@ -25,6 +25,7 @@
 
 int64_t rcache__now_us(void);  /* CLOCK_MONOTONIC in microseconds */
 int64_t rcache__wall_ms(void); /* CLOCK_REALTIME in milliseconds */
+int64_t rcache__wall_ns(void); /* ...in nanoseconds (the kernel's receive timestamps') */
 void rcache__sleep_us(int64_t us);
 /* A condition variable timed on CLOCK_MONOTONIC (immune to wall-clock jumps), and the
  * absolute time for rcache__cond_timedwait() on it at deadline_us (monotonic µs). */
@@ -50,7 +51,7 @@ static inline uint64_t rcache__fork_gen(void) {
  * held (the allocator's, OpenSSL's, c-ares'). Every background thread is started by
  * rcache__bg_spawn (a pthread_create that counts it busy from before it runs), and every
  * wait of one is wrapped in park / unpark: rcache__cond_wait, rcache__cond_timedwait,
- * rcache__sleep_us and the transport's polls do it. In other threads they cost a
+ * rcache__sleep_us and rcache__poll do it. In other threads they cost a
  * thread-local load. */
 int rcache__bg_spawn(pthread_t *t, void *(*fn)(void *), void *arg);
 /* Joins a thread of rcache__bg_spawn (pthread_join, and it no longer counts). */
@@ -64,6 +65,8 @@ void rcache__bg_park(void);
 void rcache__bg_unpark(void);
 void rcache__cond_wait(pthread_cond_t *c, pthread_mutex_t *m);
 int rcache__cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *ts);
+struct pollfd;
+int rcache__poll(struct pollfd *fds, unsigned long n, int ms); /* poll(), parked */
 
 /* ---- errors (log.c) -------------------------------------------------------------------------- */
 

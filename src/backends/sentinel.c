@@ -200,17 +200,22 @@ static void set_master(sentinel *st, const rcache__addr *a, const char *why) {
 }
 
 /* The prober's hook while the breaker is open: find the master, then connect + PING. */
+/* Asks the sentinels for the master's address (two connect timeouts at most) and makes it
+ * the pool's; why: for the log. */
+static rcache_status lookup(sentinel *st, const char *why) {
+  rcache__addr a;
+  int64_t deadline = rcache__now_us() + (int64_t)st->r.base.ctx->opt.connect_timeout_ms * 2000;
+  rcache_status s = resolve(st, deadline, &a, false);
+  if (s == RCACHE_OK) set_master(st, &a, why);
+  return s;
+}
+
 static rcache_status probe(void *ud, rcache__pool *p) {
   sentinel *st = ud;
-  rcache__addr a;
   /* the prober's I/O gives up when the handle closes (rcache_close joins it) */
   const _Atomic bool *prev = rcache__io_abort_on(&st->r.base.ctx->closing);
-  int64_t deadline = rcache__now_us() + (int64_t)st->r.base.ctx->opt.connect_timeout_ms * 1000 * 2;
-  rcache_status s = resolve(st, deadline, &a, false);
-  if (s == RCACHE_OK) {
-    set_master(st, &a, "looked up after a failure");
-    s = rcache__pool_ping(p);
-  }
+  rcache_status s = lookup(st, "looked up after a failure");
+  if (s == RCACHE_OK) s = rcache__pool_ping(p);
   rcache__io_abort_on(prev);
   rcache__wipe_stack(); /* the prober thread lives on */
   return s;
@@ -336,10 +341,7 @@ static rcache_status find_master(sentinel *st) {
     rcache__errf("sentinel: the address of master \"%.200s\" is not known yet", st->name);
     return RCACHE_EUNAVAILABLE;
   }
-  rcache__addr a;
-  int64_t deadline = rcache__now_us() + (int64_t)st->r.base.ctx->opt.connect_timeout_ms * 2000;
-  rcache_status s = resolve(st, deadline, &a, false);
-  if (s == RCACHE_OK) set_master(st, &a, "looked up by a call");
+  rcache_status s = lookup(st, "looked up by a call");
   pthread_mutex_unlock(&st->lookup_mu);
   if (s == RCACHE_OK || s == RCACHE_ENOMEM) return s;
   rcache__err_cause(s); /* EAUTH, ETLS: a configuration error, said as the breaker says it */

@@ -336,9 +336,19 @@ static rcache_status read_reply(rcache__conn *c, redisReply **out, int64_t deadl
 
 rcache_status rcache__conn_check(rcache__conn *c, const rcache__cmds *b, int i, redisReply **r,
                                  bool last) {
+  if (c->sock.early) { /* (read: transport.c, check_stamp) */
+    rcache__errf("a reply the server had sent before it was asked (bytes nobody asked for: the "
+                 "connection is out of step: closed)");
+    freeReplyObject(*r);
+    *r = NULL;
+    return fail(c, RCACHE_EIO); /* as a connection found dead: an idempotent call runs again */
+  }
   bool fits = rcache__cmds_fits(b, i, *r);
   /* bytes after the last reply were not asked for: what came before them may not be ours */
-  if (fits && !(last && c->rd->len > c->rd->pos)) return RCACHE_OK;
+  if (fits && !(last && c->rd->len > c->rd->pos)) {
+    if (last) rcache__sock_answered(&c->sock);
+    return RCACHE_OK;
+  }
   if (fits)
     rcache__errf("the server sent bytes nobody asked for (the connection is out of step: "
                  "closed)");
@@ -354,6 +364,7 @@ rcache_status rcache__conn_check(rcache__conn *c, const rcache__cmds *b, int i, 
 rcache_status rcache__conn_exec(rcache__conn *c, const rcache__cmds *b, redisReply **replies,
                                 int64_t deadline_us, size_t max_reply) {
   if (c->broken) return RCACHE_EIO;
+  rcache__sock_ask(&c->sock);
   rcache_status s = b->one ? rcache__sock_write(&c->sock, b->one, b->one_len, deadline_us)
                            : rcache__sock_write(&c->sock, b->buf, b->len, deadline_us);
   if (s != RCACHE_OK) {
@@ -401,9 +412,7 @@ bool rcache__conn_wait(rcache__conn *c, int wake_fd, int ms) {
   if (c && c->rd->len > c->rd->pos) return true;
   if (c && rcache__sock_pending(&c->sock)) return true;
   struct pollfd pfd[2] = {{wake_fd, POLLIN, 0}, {c ? c->sock.fd : -1, POLLIN, 0}};
-  rcache__bg_park();
-  int r = poll(pfd, 2, ms);
-  rcache__bg_unpark();
+  int r = rcache__poll(pfd, 2, ms);
   if (r <= 0) return false;
   if (pfd[0].revents) {
     char buf[64];

@@ -105,7 +105,9 @@ void rcache__conn_close(rcache__conn *c);
  * refused with RCACHE_ETOOBIG; b->values > 1 (MGET of n keys) multiplies max_reply. Transport
  * statuses: RCACHE_ETIMEOUT, RCACHE_EIO, RCACHE_EPROTO.
  * Desynchronised (RCACHE_EPROTO, broken, so never pooled again): a reply of a type its
- * command cannot get (rcache__cmds_expect), or bytes left after the last reply. */
+ * command cannot get (rcache__cmds_expect), or bytes left after the last reply; and
+ * (RCACHE_EIO, as a connection found dead) a reply the kernel had received before the
+ * request was written, on a socket with receive timestamps (transport.h). */
 rcache_status rcache__conn_exec(rcache__conn *c, const rcache__cmds *b, redisReply **replies,
                                 int64_t deadline_us, size_t max_reply);
 
@@ -143,9 +145,11 @@ rcache_status rcache__conn_listen(rcache__conn *c, redisReply **reply, int64_t d
  * 1 MiB more. One that does not fit is RCACHE_ETOOBIG. */
 size_t rcache__reply_max(const rcache_options *o);
 
-/* For callers that read a batch's replies one by one (cluster.c): reply i of b checked as
- * rcache__conn_exec checks it; `last` also checks that nothing follows it. On a mismatch
- * the connection is marked broken, *r freed and RCACHE_EPROTO returned. */
+/* For callers that read a batch's replies one by one (pool.c): reply i of b checked as
+ * rcache__conn_exec checks it; `last` (nothing else asked is unanswered) also checks that
+ * nothing follows it. On a mismatch the connection is marked broken, *r freed and
+ * RCACHE_EPROTO (RCACHE_EIO for a reply received before it was asked) returned. The writer
+ * of a request calls rcache__sock_ask(&c->sock) first. */
 rcache_status rcache__conn_check(rcache__conn *c, const rcache__cmds *b, int i, redisReply **r,
                                  bool last);
 

@@ -69,7 +69,7 @@ void rcache__exchange_all(rcache__ctx *ctx, rcache__job *jobs, size_t n) {
       /* a second attempt has what is left of the first one's command timeout */
       int64_t left = attempt ? j->call.deadline_us - rcache__now_us() : timeout_us;
       j->s = rcache__pool_submit(j->pool, &j->call, j->b, j->rep, max_reply, acquire_by,
-                                 left > 1000 ? left : 1000);
+                                 left > 1000 ? left : 1000, j->idempotent);
       if (j->s != RCACHE_OK) j->run = false; /* call.queued is false */
     }
     bool again = false;

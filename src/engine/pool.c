@@ -350,16 +350,20 @@ bool rcache__pool_current(rcache__pool *p, const rcache__conn *c) {
   return c->epoch == atomic_load_explicit(&p->epoch, memory_order_acquire);
 }
 
-/* Outside the lock, after take_locked: checks the idle connection taken, or opens the new
- * one by deadline_us. RCACHE_OK with *c ready; *again when the idle one was dropped (take
- * another); else the failure, told to the breaker. */
-static rcache_status make_ready(rcache__pool *p, rcache__conn **c, int64_t deadline_us,
+/* Outside the lock, after take_locked: checks the idle connection taken for k, or opens the
+ * new one by k's acquire_by. RCACHE_OK with *c ready; *again when the idle one was dropped
+ * (take another); else the failure, told to the breaker. */
+static rcache_status make_ready(rcache__pool *p, rcache__conn **c, const rcache__call *k,
                                 bool *again) {
   *again = false;
   if (*c) {
-    /* One poll() per call: bytes waiting on an idle connection were not asked for (or the
-     * server closed it); read as the next reply they would answer the wrong request. */
-    if (!rcache__sock_stale(&(*c)->sock)) return RCACHE_OK;
+    /* Bytes waiting on an idle connection were not asked for (or the server closed it); read
+     * as the next reply they would answer the wrong request. A socket with receive
+     * timestamps finds them as it reads (conn.c: a reply received before it was asked), and
+     * an idempotent call then runs again on a fresh connection, as after a connection found
+     * dead (exchange.c): no poll() is needed. Others poll first: a call that may not run
+     * twice must not be written on a connection the server has closed. */
+    if ((k->idempotent && (*c)->sock.stamped) || !rcache__sock_stale(&(*c)->sock)) return RCACHE_OK;
     rcache__log(p->ctx, RCACHE_LOG_DEBUG,
                 "pool: an idle connection was closed by the server or had bytes nobody asked "
                 "for: dropped");
@@ -373,7 +377,7 @@ static rcache_status make_ready(rcache__pool *p, rcache__conn **c, int64_t deadl
     *again = true;
     return RCACHE_OK;
   }
-  rcache_status s = rcache__pool_open_conn(p, deadline_us, c);
+  rcache_status s = rcache__pool_open_conn(p, k->acquire_by, c);
   if (s == RCACHE_OK) return s;
   pthread_mutex_lock(&p->mu);
   p->total--;
@@ -655,6 +659,7 @@ static bool write_locked(rcache__pool *p, rcache__conn *c, rcache__call *me, boo
     fail_locked(p, c, RCACHE_ENOMEM, NULL); /* nothing of the queue was written */
     return false;
   }
+  rcache__sock_ask(&c->sock); /* (the leader's alone, as the socket is) */
   pthread_mutex_unlock(&p->mu);
   rcache_status s = rcache__conn_send(c, buf, len, me->deadline_us);
   pthread_mutex_lock(&p->mu);
@@ -754,7 +759,7 @@ static rcache_status enqueue(rcache__pool *p, rcache__call *k) {
     if (took) {
       pthread_mutex_unlock(&p->mu);
       bool again;
-      rcache_status s = make_ready(p, &c, k->acquire_by, &again);
+      rcache_status s = make_ready(p, &c, k, &again);
       if (again) continue;
       if (s != RCACHE_OK) return s;
       pthread_mutex_lock(&p->mu);
@@ -789,7 +794,7 @@ static rcache_status enqueue(rcache__pool *p, rcache__call *k) {
 
 rcache_status rcache__pool_submit(rcache__pool *p, rcache__call *k, const rcache__cmds *b,
                                   redisReply **rep, size_t max_reply, int64_t acquire_by,
-                                  int64_t timeout_us) {
+                                  int64_t timeout_us, bool idempotent) {
   if (b->values > 1) /* an MGET's reply holds up to that many values */
     max_reply = max_reply > SIZE_MAX / b->values ? SIZE_MAX : max_reply * b->values;
   *k = (rcache__call){.b = b,
@@ -797,7 +802,8 @@ rcache_status rcache__pool_submit(rcache__pool *p, rcache__call *k, const rcache
                       .len = b->one ? b->one_len : b->len,
                       .max_reply = max_reply,
                       .acquire_by = acquire_by,
-                      .timeout_us = timeout_us};
+                      .timeout_us = timeout_us,
+                      .idempotent = idempotent};
   return enqueue(p, k);
 }
 

@@ -49,7 +49,10 @@ void rcache__pool_on_event(rcache__pool *p, rcache__pool_event_fn fn, void *ud);
  * budget: a batch joined behind others has timeout_us for its replies from the write of
  * its request, and ends by acquire_by (or the submit, when later) + timeout_us at the
  * latest. Submitting several batches (to several servers) before finishing any puts them
- * all under way together.
+ * all under way together. An idempotent batch may be written on an idle connection
+ * without the poll() that looks for bytes waiting on it (pool.c, make_ready): when its
+ * reply is found to be such bytes, finish says RCACHE_EIO with `reused`, and the caller
+ * runs it again (exchange.c).
  *
  * The caller owns the call (on its stack) from submit to the end of finish, reads only
  * `queued` and `reused`, and calls finish exactly when submit returned RCACHE_OK.
@@ -77,6 +80,7 @@ typedef struct rcache__call {
                            * read its connection, or followed a leader's reads) */
   bool requeue;           /* its connection failed before it was written: take another */
   bool gone;              /* a tombstone */
+  bool idempotent;        /* may run twice (no poll() before it on a stamped connection) */
   bool has_cv;
   bool queued;       /* out: it is (or was) on a connection */
   bool reused;       /* out: written on a connection that had served before */
@@ -87,7 +91,7 @@ typedef struct rcache__call {
 
 rcache_status rcache__pool_submit(rcache__pool *p, rcache__call *k, const rcache__cmds *b,
                                   redisReply **replies, size_t max_reply, int64_t acquire_by,
-                                  int64_t timeout_us);
+                                  int64_t timeout_us, bool idempotent);
 rcache_status rcache__pool_finish(rcache__pool *p, rcache__call *k);
 
 /* Reports a call's outcome to the breaker: transport failures count, anything else

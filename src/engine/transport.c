@@ -62,9 +62,7 @@ static rcache_status wait_fd(int fd, short events, int64_t deadline_us) {
     if (ms == 0) return RCACHE_ETIMEOUT;
     bool sliced = tl_stop && ms > ABORT_SLICE_MS;
     struct pollfd p = {fd, events, 0};
-    rcache__bg_park();
-    int r = poll(&p, 1, sliced ? ABORT_SLICE_MS : ms);
-    rcache__bg_unpark();
+    int r = rcache__poll(&p, 1, sliced ? ABORT_SLICE_MS : ms);
     if (r > 0) return RCACHE_OK; /* errors and hang-ups surface in the next read/write */
     if (r == 0 && !sliced) return RCACHE_ETIMEOUT;
     if (r < 0 && errno != EINTR) return RCACHE_EIO;
@@ -317,9 +315,7 @@ static void dns_wait(ares_channel ch, const lookup *l, int64_t deadline_us) {
     const struct timeval *t = ares_timeout(ch, &most, &tv);
     int wait = (int)(t->tv_sec * 1000 + (t->tv_usec + 999) / 1000);
     if (tl_stop && wait > ABORT_SLICE_MS) wait = ABORT_SLICE_MS;
-    rcache__bg_park();
-    int r = poll(p, n, wait);
-    rcache__bg_unpark();
+    int r = rcache__poll(p, (unsigned long)n, wait);
     if (r < 0 && errno != EINTR) return;
     if (r <= 0) { /* retransmissions and c-ares' own timeouts */
       ares_process_fd(ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
@@ -555,9 +551,7 @@ rcache__sock_opts rcache__sock_opts_of(const rcache_options *opt) {
 rcache_status rcache__sock_connect(rcache__sock *s, const rcache__sock_opts *o,
                                    rcache__tls_ctx *tls, const rcache__addr *a,
                                    int64_t deadline_us) {
-  s->fd = -1;
-  s->ssl = NULL;
-  s->io_timeout_ms = 0;
+  *s = (rcache__sock){.fd = -1};
   char why[192] = "", where[300];
   rcache__addr_str(a, where, sizeof where);
   rcache_status st = a->path[0] ? connect_unix(s, a, deadline_us, why, sizeof why)
@@ -577,6 +571,10 @@ rcache_status rcache__sock_connect(rcache__sock *s, const rcache__sock_opts *o,
   s->io_timeout_ms = o->command_timeout_ms / 2 > 0 ? o->command_timeout_ms / 2 : 1;
   set_blocking(s->fd, true);
   set_timeouts(s->fd, s->io_timeout_ms);
+  if (!a->path[0]) { /* (a Unix socket's stream carries no receive timestamps) */
+    int one = 1;
+    s->stamps_on = setsockopt(s->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) == 0;
+  }
   return RCACHE_OK;
 }
 
@@ -644,6 +642,58 @@ static rcache_status tls_io(rcache__sock *s, char *buf, size_t len, size_t *n, b
 
 /* Plain sockets: a blocking call when the socket's own timeout fits in the time left,
  * otherwise poll for the rest first. */
+void rcache__sock_ask(rcache__sock *s) {
+  if (s->stamps_on && !s->asked_ns) s->asked_ns = rcache__wall_ns();
+}
+
+void rcache__sock_answered(rcache__sock *s) {
+  s->asked_ns = 0;
+}
+
+/* A read's receive timestamp (0: none came) against the moment the oldest unanswered request
+ * was written. A timestamp at or after it vouches for the socket's clock (older kernels stamp
+ * loopback TCP with the sender's monotonic departure time, which is never after it): reads are
+ * checked from then on, and one before it means the bytes were waiting when the request went
+ * out, so they are not its reply. A vouched socket whose read carries no timestamp cannot be
+ * checked any more; the exchange under way, written unchecked, is out of step. */
+static void check_stamp(rcache__sock *s, int64_t at) {
+  if (!at) {
+    if (s->stamped && s->asked_ns) s->early = true;
+    s->stamped = false;
+    return;
+  }
+  if (!s->asked_ns) return;
+  if (at >= s->asked_ns)
+    s->stamped = true;
+  else if (s->stamped)
+    s->early = true;
+}
+
+/* recv() that, on a socket with receive timestamps, reads the kernel's timestamp of the bytes
+ * returned (of their last segment: bytes waiting before a request was written and read alone
+ * carry their own; read with its reply, they are bytes after a reply, conn.c) and checks it. */
+static ssize_t recv_checked(rcache__sock *s, char *buf, size_t len, int flags) {
+  if (!s->stamps_on) return recv(s->fd, buf, len, flags);
+  union {
+    char b[CMSG_SPACE(sizeof(struct timespec)) + 64];
+    struct cmsghdr align;
+  } ctl;
+  struct iovec iov = {buf, len};
+  struct msghdr m = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof ctl.b};
+  ssize_t r = recvmsg(s->fd, &m, flags);
+  if (r <= 0) return r;
+  int64_t at = 0;
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_TIMESTAMPNS) continue;
+    struct timespec ts;
+    memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+    at = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+  }
+  check_stamp(s, at);
+  return r;
+}
+
 static rcache_status plain_io(rcache__sock *s, char *buf, size_t len, size_t *n, bool rd,
                               int64_t deadline_us) {
   for (;;) {
@@ -651,7 +701,7 @@ static rcache_status plain_io(rcache__sock *s, char *buf, size_t len, size_t *n,
     if (left == 0) {
       /* what has arrived by the deadline is still read (a batch's replies from several
        * servers are read one server after the other) */
-      ssize_t r = rd ? recv(s->fd, buf, len, MSG_DONTWAIT) : -1;
+      ssize_t r = rd ? recv_checked(s, buf, len, MSG_DONTWAIT) : -1;
       if (r == 0) {
         rcache__errf("connection closed by the server");
         return RCACHE_EIO;
@@ -665,7 +715,7 @@ static rcache_status plain_io(rcache__sock *s, char *buf, size_t len, size_t *n,
       if (ws == RCACHE_EUNAVAILABLE) return aborted_io();
       if (ws != RCACHE_OK) return ws;
     }
-    ssize_t r = rd ? recv(s->fd, buf, len, 0) : send(s->fd, buf, len, MSG_NOSIGNAL);
+    ssize_t r = rd ? recv_checked(s, buf, len, 0) : send(s->fd, buf, len, MSG_NOSIGNAL);
     if (r > 0) {
       *n = (size_t)r;
       return RCACHE_OK;

@@ -18,6 +18,14 @@ typedef struct rcache__sock {
   bool cert_asked;   /* TLS: the server asked for a client certificate we do not have */
   bool fresh;        /* TLS: nothing read since the handshake */
   bool cert_guess;   /* TLS: a close after that ask was reported as a refusal */
+  /* Receive timestamps (plain TCP): each read learns when the kernel received its bytes, so
+   * that bytes already waiting when a request was written are known as not its reply,
+   * without a poll() before every write (rcache__sock_stale; pool.c). */
+  bool stamps_on;   /* SO_TIMESTAMPNS asked for */
+  bool stamped;     /* ...and a read has carried a sane timestamp: reads are checked */
+  bool early;       /* a read returned bytes received before asked_ns: out of step */
+  int64_t asked_ns; /* CLOCK_REALTIME just before the oldest unanswered request was
+                     * written (rcache__sock_ask); 0: nothing asked, reads not checked */
 } rcache__sock;
 
 /* Where a connection goes: a TCP host and port, or a Unix socket path. */
@@ -65,6 +73,14 @@ rcache_status rcache__sock_write(rcache__sock *s, const char *buf, size_t len, i
  * count. RCACHE_OK, RCACHE_ETIMEOUT, RCACHE_EIO (closed by the peer, or an error). */
 rcache_status rcache__sock_read(rcache__sock *s, char *buf, size_t cap, size_t *n,
                                 int64_t deadline_us);
+
+/* Marks a request about to be written: bytes read from now on until rcache__sock_answered
+ * must have been received after this moment (s->early otherwise, on a stamped socket). The
+ * first unanswered request's moment is kept. */
+void rcache__sock_ask(rcache__sock *s);
+
+/* Everything asked has been answered: the next request starts the check afresh. */
+void rcache__sock_answered(rcache__sock *s);
 
 /* True when TLS has decrypted bytes buffered that a read would return without the socket. */
 bool rcache__sock_pending(rcache__sock *s);
