@@ -38,7 +38,8 @@
 #include "tags.h"
 
 #define DEFAULT_THREADS 16
-#define PROCESS_BATCH 128 /* completions per rcache_async_process call, at most */
+#define PROCESS_BATCH 128    /* completions per rcache_async_process call, at most */
+#define PROCESS_SLICE_US 250 /* ...and no more after this long (the clock read every 8th) */
 
 /* WIRE: driven by the loop, its request in the loop connection's buffer or written (below) */
 enum { QUEUED, RUNNING, READY, EXPIRED, WIRE };
@@ -421,10 +422,11 @@ int rcache_async_process(rcache *c) {
   rcache__async *a = atomic_load_explicit(&c->async, memory_order_acquire);
   if (!a) return 0;
   drain(a);
-  /* PROCESS_BATCH callbacks (loaders included) at most per call, so that one call stays
-   * short whatever comes at once (a fault ends a thousand operations together, a miss wants
-   * a thousand loads); the rest are the next call's, at once: the descriptor is left
-   * readable. Loads first: a database query started sooner ends sooner. */
+  /* PROCESS_BATCH callbacks (loaders included) at most per call, and no completion after
+   * PROCESS_SLICE_US, so that one call stays short whatever comes at once (a fault ends a
+   * thousand operations together, a miss wants a thousand loads) and however slowly the
+   * machine runs it; the rest are the next call's, at once: the descriptor is left readable.
+   * Loads first: a database query started sooner ends sooner. */
   int budget = PROCESS_BATCH;
   pthread_mutex_lock(&a->mu);
   rcache_load *loads = a->lhead, *lend = NULL;
@@ -449,14 +451,31 @@ int rcache_async_process(rcache *c) {
   pthread_mutex_unlock(&a->mu);
   if (more) wake_loop(a);
   int n = 0;
+  int64_t until = rcache__now_us() + PROCESS_SLICE_US;
   for (rcache_load *ld = loads, *nx; ld; ld = nx, n++) { /* up to lend: its next is NULL */
     nx = ld->next;
     run_loader(ld->op, ld);
   }
   rcache__err_clear();
-  for (aop *op = ready; op; op = op->rnext, n++) /* expired ones: counted as timeouts */
+  aop *op = ready, *end = NULL;
+  for (; op; end = op, op = op->rnext, n++) { /* expired ones: counted as timeouts */
+    if (n % 8 == 7 && rcache__now_us() >= until) break;
     deliver(c, op, op->expired ? rcache__remote(c, RCACHE_ETIMEOUT) : RCACHE_OK);
-  unref_list(a, ready);
+  }
+  if (op) { /* out of time: the rest back to the front, for the next call */
+    pthread_mutex_lock(&a->mu);
+    aop *tail = op;
+    while (tail->rnext)
+      tail = tail->rnext;
+    tail->rnext = a->rhead;
+    if (!a->rhead) a->rtail = tail;
+    a->rhead = op;
+    pthread_mutex_unlock(&a->mu);
+    if (end) end->rnext = NULL;
+    if (!more) wake_loop(a);
+    budget = 0;
+  }
+  unref_list(a, op == ready ? NULL : ready);
   return n + loop_io(c, a, budget);
 }
 

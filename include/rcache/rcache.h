@@ -791,8 +791,9 @@ RCACHE_API int rcache_async_fd(rcache *c);
 
 /* Runs, on the calling thread, the callbacks that are ready (and the loaders of
  * rcache_get_or_set_async that are due), after completing the operations whose deadline has
- * passed: 128 completions at most per call, so that a call stays short when many complete
- * together (the rest are the next call's: the descriptor stays readable). Returns how many
+ * passed: 128 completions at most per call, and none started after the call has run for
+ * about 0.25 ms, so that a call stays short when many complete together (the rest are the
+ * next call's: the descriptor stays readable). Returns how many
  * callbacks and loaders ran (0 when none, or c is NULL). Never blocks: call it when the
  * descriptor is readable and when rcache_async_timeout_ms() expires. */
 RCACHE_API int rcache_async_process(rcache *c);
