@@ -571,10 +571,12 @@ rcache_status rcache__sock_connect(rcache__sock *s, const rcache__sock_opts *o,
   s->io_timeout_ms = o->command_timeout_ms / 2 > 0 ? o->command_timeout_ms / 2 : 1;
   set_blocking(s->fd, true);
   set_timeouts(s->fd, s->io_timeout_ms);
+#ifdef SCM_TIMESTAMPNS
   if (!a->path[0]) { /* (a Unix socket's stream carries no receive timestamps) */
     int one = 1;
     s->stamps_on = setsockopt(s->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) == 0;
   }
+#endif
   return RCACHE_OK;
 }
 
@@ -650,10 +652,12 @@ void rcache__sock_answered(rcache__sock *s) {
   s->asked_ns = 0;
 }
 
+#ifdef SCM_TIMESTAMPNS
 /* A read's receive timestamp (0: none came) against the moment the oldest unanswered request
- * was written. A timestamp at or after it vouches for the socket's clock (older kernels stamp
- * loopback TCP with the sender's monotonic departure time, which is never after it): reads are
- * checked from then on, and one before it means the bytes were waiting when the request went
+ * was written. A timestamp at or after it vouches for the socket's clock (one on another clock,
+ * such as a sender's monotonic departure time passed on through loopback, would be far before
+ * it, and the socket would stay unchecked, polled before each write): reads are checked from
+ * then on, and one before it means the bytes were waiting when the request went
  * out, so they are not its reply. A vouched socket whose read carries no timestamp cannot be
  * checked any more; the exchange under way, written unchecked, is out of step. */
 static void check_stamp(rcache__sock *s, int64_t at) {
@@ -668,11 +672,15 @@ static void check_stamp(rcache__sock *s, int64_t at) {
   else if (s->stamped)
     s->early = true;
 }
+#endif
 
 /* recv() that, on a socket with receive timestamps, reads the kernel's timestamp of the bytes
  * returned (of their last segment: bytes waiting before a request was written and read alone
  * carry their own; read with its reply, they are bytes after a reply, conn.c) and checks it. */
 static ssize_t recv_checked(rcache__sock *s, char *buf, size_t len, int flags) {
+#ifndef SCM_TIMESTAMPNS
+  return recv(s->fd, buf, len, flags);
+#else
   if (!s->stamps_on) return recv(s->fd, buf, len, flags);
   union {
     char b[CMSG_SPACE(sizeof(struct timespec)) + 64];
@@ -692,6 +700,7 @@ static ssize_t recv_checked(rcache__sock *s, char *buf, size_t len, int flags) {
   }
   check_stamp(s, at);
   return r;
+#endif
 }
 
 static rcache_status plain_io(rcache__sock *s, char *buf, size_t len, size_t *n, bool rd,
