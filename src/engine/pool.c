@@ -771,7 +771,10 @@ static rcache_status enqueue(rcache__pool *p, rcache__call *k) {
       c->flight_tail = &c->flight;
       c->next = p->shared;
       p->shared = c;
-      if (p->joining) pthread_cond_broadcast(&p->room); /* one more to join */
+      /* one more to join, when calls may share it: without pipelining nobody can, and
+       * waking every waiter for each call taken made 64 threads on 8 connections crawl
+       * (9,000 calls/s against 22,000 without the herd) */
+      if (p->joining && p->depth > 1) pthread_cond_broadcast(&p->room);
       k->lead = true;
     }
     k->c = c;
