@@ -199,7 +199,6 @@ static void set_master(sentinel *st, const rcache__addr *a, const char *why) {
                 cur.port, a->host, a->port, why);
 }
 
-/* The prober's hook while the breaker is open: find the master, then connect + PING. */
 /* Asks the sentinels for the master's address (two connect timeouts at most) and makes it
  * the pool's; why: for the log. */
 static rcache_status lookup(sentinel *st, const char *why) {
@@ -210,6 +209,7 @@ static rcache_status lookup(sentinel *st, const char *why) {
   return s;
 }
 
+/* The prober's hook while the breaker is open: find the master, then connect + PING. */
 static rcache_status probe(void *ud, rcache__pool *p) {
   sentinel *st = ud;
   /* the prober's I/O gives up when the handle closes (rcache_close joins it) */

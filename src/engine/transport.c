@@ -642,8 +642,6 @@ static rcache_status tls_io(rcache__sock *s, char *buf, size_t len, size_t *n, b
   }
 }
 
-/* Plain sockets: a blocking call when the socket's own timeout fits in the time left,
- * otherwise poll for the rest first. */
 void rcache__sock_ask(rcache__sock *s) {
   if (s->stamps_on && !s->asked_ns) s->asked_ns = rcache__wall_ns();
 }
@@ -703,6 +701,8 @@ static ssize_t recv_checked(rcache__sock *s, char *buf, size_t len, int flags) {
 #endif
 }
 
+/* Plain sockets: a blocking call when the socket's own timeout fits in the time left,
+ * otherwise poll for the rest first. */
 static rcache_status plain_io(rcache__sock *s, char *buf, size_t len, size_t *n, bool rd,
                               int64_t deadline_us) {
   for (;;) {
