@@ -457,7 +457,7 @@ static void threads_workload(int threads, size_t vsize) {
   o.connect_timeout_ms = 5000;
   o.max_value_bytes = vsize + 1024;
   if (pool_opt) o.pool_size = pool_opt;
-  o.pipeline_depth = depth_opt ? depth_opt : 32; /* pipelining on (off by default) */
+  o.pipeline_depth = depth_opt ? depth_opt : 32; /* the default, said out loud */
   rcache *c;
   if (rcache_open(&c, url, &o) != RCACHE_OK) exit(1);
   samples m = {0}, raw = {0};

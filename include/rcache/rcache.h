@@ -193,11 +193,8 @@ typedef struct rcache_options {
    * while fewer than pool_size are in use; past that it joins the least loaded connection,
    * and the calls that queue on a connection while it is busy go out together in one write,
    * their replies handed back in order. pipeline_depth: calls queued or in flight on one
-   * connection at most (0 = the default, 1: no pipelining, a call waits for a free
-   * connection; 32 is a good value). Off by default in this release: on a machine too busy
-   * to schedule the thread reading a shared connection for a command timeout, every call
-   * queued on that connection times out with it, and enough of them open the breaker
-   * (docs/operations.md, "Sizing the pool"); turn it on knowingly. pipeline_max_bytes:
+   * connection at most (0 = the default, 32; 1: no pipelining, a call waits for a free
+   * connection, as in rcache 0.1; docs/operations.md, "Sizing the pool"). pipeline_max_bytes:
    * a connection carrying this many request bytes (queued or in flight) takes no further
    * call (0 = the default, 256 KiB). No call joins a connection while a reply of more than
    * 64 KiB streams in on it. */
