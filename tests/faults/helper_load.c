@@ -102,7 +102,6 @@ struct load {
   _Atomic int stop;
   _Atomic uint32_t allowed[OP_N];
   _Atomic int deadline_ms[OP_N];
-  _Atomic uint64_t calls[OP_N];
   _Atomic uint64_t by_status[OP_N][LOAD_STATUS_SLOTS];
   _Atomic uint64_t over_deadline, bad_status, bad_value, remote_ok, loader_calls;
   _Atomic uint64_t max_us[OP_N];
@@ -232,7 +231,6 @@ static void one_call(load *l, worker *w, unsigned *seed) {
   atomic_store(&w->in_call_since, 0);
   allowed |= atomic_load(&l->allowed[op]);
 
-  atomic_fetch_add_explicit(&l->calls[op], 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&l->by_status[op][status_slot(s)], 1, memory_order_relaxed);
   uint64_t prev = atomic_load_explicit(&l->max_us[op], memory_order_relaxed);
   while ((uint64_t)us > prev &&
@@ -423,9 +421,13 @@ int load_deadline(const load *l, int op) {
 void load_snapshot(load *l, load_counts *out) {
   memset(out, 0, sizeof *out);
   for (int op = 0; op < OP_N; op++) {
-    out->calls[op] = atomic_load(&l->calls[op]);
-    for (int i = 0; i < LOAD_STATUS_SLOTS; i++)
+    /* the calls are the statuses' sum: a separate counter, read at another moment, could
+     * disagree with them by the calls that completed in between (it did: 4,143 calls, 4,144
+     * of them OK) */
+    for (int i = 0; i < LOAD_STATUS_SLOTS; i++) {
       out->by_status[op][i] = atomic_load(&l->by_status[op][i]);
+      out->calls[op] += out->by_status[op][i];
+    }
     out->max_ms[op] = (double)atomic_load(&l->max_us[op]) / 1000.0;
   }
   out->over_deadline = atomic_load(&l->over_deadline);
