@@ -251,10 +251,17 @@ bool rcache__progress_add(rcache__progress *p, uint64_t n);
 /* The current values of a tagged value's version keys (tags.c), read in the same round trip
  * as the value by a backend's get_tagged. */
 #define RCACHE__VERSIONS_MAX (RCACHE_TAGS_MAX + 1)
+/* What a near-cache hit read (near/near.h, "Seals"). */
+typedef struct rcache__near_mark {
+  uint64_t ticket; /* which entry (for rcache__near_seal); 0: not a near hit */
+  uint64_t seal;   /* 0: none */
+} rcache__near_mark;
+
 typedef struct rcache__versions {
   size_t n;                        /* keys read; 0: none (not a tagged value, or not possible) */
   int64_t v[RCACHE__VERSIONS_MAX]; /* [0] the clear key's, then each tag's; 0 when absent */
   uint64_t bad;                    /* bit i: key i held something that is not a version */
+  rcache__near_mark near;          /* a near hit's entry and seal (ticket 0: not a near hit) */
 } rcache__versions;
 
 /* One server's connection pool as a backend reports it (rcache_get_server_stats). */

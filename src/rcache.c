@@ -342,8 +342,12 @@ static rcache_status open_backend(rcache *c) {
   /* Redis: the near cache's table first, so the backend can attach its listener(s) */
   const rcache_options *o = &c->ctx.opt;
   if (o->near_cache_bytes > 0 &&
-      !(c->ctx.near = rcache__near_new(o->near_cache_bytes, o->near_cache_max_ttl_ms)))
+      (!(c->ctx.near = rcache__near_new(o->near_cache_bytes, o->near_cache_max_ttl_ms)) ||
+       rcache__tags_watch(c) != RCACHE_OK)) {
+    rcache__near_free(c->ctx.near);
+    c->ctx.near = NULL;
     return RCACHE_ENOMEM;
+  }
   rcache_status s = rcache__topology_open(&c->ctx, &c->b);
   if (s != RCACHE_OK || (c->ctx.near && rcache__near_sources(c->ctx.near) == 0)) {
     if (s == RCACHE_OK)
@@ -553,12 +557,13 @@ static bool in_stale_tail(const rcache *c, int64_t pttl) {
  * to complete with near_done() (0 when there is no near cache). A public read's hit (rd) is
  * counted in its family's group and told whether it is one to time (observe.c). */
 static bool near_lookup(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
-                        int64_t now_us, rcache__read *rd, uint64_t *ticket) {
+                        int64_t now_us, rcache__read *rd, uint64_t *ticket,
+                        rcache__near_mark *mark) {
   rcache__near *n = c->ctx.near;
   *ticket = 0;
   if (!n) return false;
   rcache__near_hit hit;
-  if (rcache__near_get(n, k->p, k->len, now_us, out, pttl, rd && rd->count ? &hit : NULL) ==
+  if (rcache__near_get(n, k->p, k->len, now_us, out, pttl, rd && rd->count ? &hit : NULL, mark) ==
       RCACHE_OK) {
     COUNT(c, near_hits);
     if (rd && rd->count) {
@@ -605,7 +610,8 @@ rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *
   /* a public read's start, and the near cache's "now": one clock read for a near hit */
   int64_t now_us = rd || c->ctx.near ? rcache__now_us() : 0;
   if (rd) rd->now_us = now_us;
-  if ((*near_hit = near_lookup(c, k, out, pttl, now_us, rd, &ticket))) return RCACHE_OK;
+  if ((*near_hit = near_lookup(c, k, out, pttl, now_us, rd, &ticket, vers ? &vers->near : NULL)))
+    return RCACHE_OK;
   if (rd && !rd->in_flight) { /* a public read that may wait from here on */
     rcache__in_flight(c, 1);
     rd->in_flight = true;

@@ -31,10 +31,12 @@
 
 #include "handle.h"
 #include "near/near.h"
+#include "rcache/keys.h"
 #include "tags.h"
 
 #define MAGIC "\xffRC\x01"
 #define MAGIC_LEN 4
+#define VERSION_KEY "__rc:" /* what every version key starts with */
 #define TAG_KEY "__rc:tag:"
 #define CLEAR_KEY "__rc:clear"
 
@@ -520,11 +522,42 @@ static void cleanup(rcache *c, const char *key, size_t klen) {
   if (c->ctx.near) rcache__near_invalidate(c->ctx.near, key, klen);
 }
 
+/* v without its frame's header f. */
+static void cut_header(rcache_value *v, const frame *f) {
+  memmove(v->data, v->data + f->head, v->len - f->head + 1); /* with the NUL */
+  v->len -= f->head;
+}
+
 void rcache__tags_strip(rcache_value *v) {
   frame f;
-  if (!v->data || !frame_parse(v->data, v->len, &f)) return;
-  memmove(v->data, v->data + f.head, v->len - f.head + 1); /* with the NUL */
-  v->len -= f.head;
+  if (v->data && frame_parse(v->data, v->len, &f)) cut_header(v, &f);
+}
+
+rcache_status rcache__tags_watch(rcache *c) {
+  /* the stored form of every version key starts with key_prefix + VERSION_KEY, except that a
+   * long one in its digest form keeps only max_key_bytes - prefix - suffix bytes of it */
+  size_t pl = c->ctx.prefix_len, mark = sizeof VERSION_KEY - 1, max = c->ctx.opt.max_key_bytes;
+  if (c->ctx.opt.long_key_digest) {
+    size_t room =
+        max > pl + RCACHE_KEY_DIGEST_SUFFIX_LEN ? max - pl - RCACHE_KEY_DIGEST_SUFFIX_LEN : 0;
+    if (room < mark) mark = room;
+  }
+  char *w = rcache__malloc(pl + mark + 1);
+  if (!w) return RCACHE_ENOMEM;
+  memcpy(w, c->ctx.prefix, pl);
+  memcpy(w + pl, VERSION_KEY, mark);
+  rcache_status s = rcache__near_watch(c->ctx.near, w, pl + mark);
+  rcache__free(w);
+  return s;
+}
+
+/* A near hit of a tagged value: valid without reading its versions when its seal is
+ * current (near.h, "Seals"); else *gen is the generation to seal it with once checked. */
+static bool sealed(rcache *c, const rcache__versions *got, uint64_t *gen) {
+  *gen = 0;
+  if (!c->ctx.near || !got || !got->near.ticket) return false;
+  *gen = rcache__near_gen(c->ctx.near); /* before the check reads any version */
+  return got->near.seal == *gen;
 }
 
 rcache_status rcache__tags_unwrap(rcache *c, const char *key, size_t klen, rcache_value *v,
@@ -538,13 +571,18 @@ rcache_status rcache__tags_unwrap(rcache *c, const char *key, size_t klen, rcach
     rcache__tags_note(c, key, klen, false);
     return RCACHE_OK;
   }
-  rcache__tags_note(c, key, klen, true);
   frame f;
   vkeys vk;
   int64_t cur[RCACHE_TAGS_MAX + 1];
   rcache_status s = RCACHE_EDECODE;
   bool bad = false;
   bool parsed = frame_parse(v->data, v->len, &f);
+  uint64_t gen;
+  if (parsed && sealed(c, got, &gen)) { /* checked since the last change of a version key */
+    cut_header(v, &f);
+    return RCACHE_OK;
+  }
+  rcache__tags_note(c, key, klen, true);
   if (parsed) memo_put(c, key, klen, &f); /* the next rcache_get reads its versions with it */
   if (!parsed) {
     rcache__errf("a tagged value's header is malformed");
@@ -558,7 +596,8 @@ rcache_status rcache__tags_unwrap(rcache *c, const char *key, size_t klen, rcach
   for (size_t i = 0; s == RCACHE_OK && i <= f.n; i++)
     if (cur[i] != f.ver[i]) s = RCACHE_MISS;
   if (s == RCACHE_OK) {
-    rcache__tags_strip(v);
+    if (gen) rcache__near_seal(c->ctx.near, key, klen, got->near.ticket, gen);
+    cut_header(v, &f);
     return RCACHE_OK;
   }
   rcache_value_free(v);

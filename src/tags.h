@@ -34,6 +34,10 @@ void rcache__tags_unwrap_many(rcache *c, char *const *ks, const size_t *ls, rcac
 rcache_status rcache__tags_read(rcache *c, rcache__backend *be, const rcache__key *k,
                                 rcache_value *out, int64_t *pttl_ms, const rcache__tagdecl *decl,
                                 rcache__versions *vers);
+/* With a near cache, at open: its table watches the version keys (near.h, "Seals"), so that
+ * a tagged value checked once is served without its versions until one of them changes.
+ * RCACHE_OK or RCACHE_ENOMEM. */
+rcache_status rcache__tags_watch(rcache *c);
 /* Removes a frame's header from a value just loaded (no version check). */
 void rcache__tags_strip(rcache_value *v);
 

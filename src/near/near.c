@@ -43,7 +43,8 @@ typedef struct entry {
   bool seen, conflict; /* placeholder: replies recorded by followers */
   uint8_t group;       /* hit group (rcache__near_fill) */
   uint64_t seen_hash;
-  char data[]; /* key, then value + NUL */
+  uint64_t seal; /* rcache__near_seal; 0: none */
+  char data[];   /* key, then value + NUL */
 } entry;
 
 typedef struct shard {
@@ -67,6 +68,9 @@ struct rcache__near {
   _Atomic bool serving;
   pthread_mutex_t gate_mu;
   int sources, blocked;
+  _Atomic uint64_t gen; /* the seals' generation (near.h) */
+  char *watch;          /* the watched keys' prefix, or NULL */
+  size_t watch_len;
 };
 
 /* ---- small helpers --------------------------------------------------------------------------- */
@@ -199,6 +203,7 @@ rcache__near *rcache__near_new(size_t max_bytes, int64_t max_ttl_ms) {
     ns *= 2;
   n->nshards = ns;
   n->max_ttl_us = max_ttl_ms > 0 ? max_ttl_ms * 1000 : INT64_MAX;
+  atomic_init(&n->gen, 1);
   n->shards = rcache__calloc(ns, sizeof *n->shards);
   pthread_mutex_init(&n->gate_mu, NULL);
   if (!n->shards) {
@@ -237,6 +242,7 @@ void rcache__near_free(rcache__near *n) {
   }
   rcache__free(n->shards);
   pthread_mutex_destroy(&n->gate_mu);
+  rcache__free(n->watch);
   rcache__free(n);
 }
 
@@ -249,6 +255,42 @@ void rcache__near_after_fork(rcache__near *n) {
 
 size_t rcache__near_max_entry(const rcache__near *n) {
   return n->max_entry;
+}
+
+/* ---- seals --------------------------------------------------------------------------------- */
+
+rcache_status rcache__near_watch(rcache__near *n, const char *prefix, size_t len) {
+  char *w = rcache__malloc(len + 1);
+  if (!w) return RCACHE_ENOMEM;
+  memcpy(w, prefix, len);
+  w[len] = '\0';
+  rcache__free(n->watch);
+  n->watch = w;
+  n->watch_len = len;
+  return RCACHE_OK;
+}
+
+static bool watched(const rcache__near *n, const char *key, size_t klen) {
+  return n->watch && klen >= n->watch_len && memcmp(key, n->watch, n->watch_len) == 0;
+}
+
+/* A watched key was removed (the removal done, its lock released): every seal goes stale. */
+static void advance(rcache__near *n) {
+  atomic_fetch_add(&n->gen, 1);
+}
+
+uint64_t rcache__near_gen(rcache__near *n) {
+  return atomic_load(&n->gen);
+}
+
+void rcache__near_seal(rcache__near *n, const char *key, size_t klen, uint64_t ticket,
+                       uint64_t gen) {
+  uint64_t h = hash64(key, klen);
+  shard *s = shard_of(n, h);
+  pthread_mutex_lock(&s->mu);
+  entry *e = find(s, h, key, klen);
+  if (e && !e->pending && e->ticket == ticket) e->seal = gen;
+  pthread_mutex_unlock(&s->mu);
 }
 
 /* ---- the serving gate ------------------------------------------------------------------------ */
@@ -288,7 +330,8 @@ int rcache__near_sources(rcache__near *n) {
 /* ---- lookups and fetches --------------------------------------------------------------------- */
 
 rcache_status rcache__near_get(rcache__near *n, const char *key, size_t klen, int64_t now_us,
-                               rcache_value *out, int64_t *key_ttl_ms, rcache__near_hit *hit) {
+                               rcache_value *out, int64_t *key_ttl_ms, rcache__near_hit *hit,
+                               rcache__near_mark *mark) {
   if (!rcache__near_serving(n)) return RCACHE_MISS;
   uint64_t h = hash64(key, klen);
   shard *s = shard_of(n, h);
@@ -313,6 +356,7 @@ rcache_status rcache__near_get(rcache__near *n, const char *key, size_t klen, in
         hit->seq = ++s->hit_seq;
         if (e->group < RCACHE__NEAR_GROUPS) s->group_hits[e->group]++;
       }
+      if (mark) *mark = (rcache__near_mark){.ticket = e->ticket, .seal = e->seal};
       st = RCACHE_OK;
     } else {
       st = RCACHE_ENOMEM;
@@ -351,8 +395,8 @@ uint64_t rcache__near_begin(rcache__near *n, const char *key, size_t klen) {
 }
 
 /* A reply (value, or absent when data is NULL) meets slot e, which is not its own
- * placeholder: record it, or drop e if they disagree. */
-static void reconcile(shard *s, entry *e, const void *data, size_t len, entry **dead) {
+ * placeholder: record it, or drop e if they disagree (true). */
+static bool reconcile(shard *s, entry *e, const void *data, size_t len, entry **dead) {
   if (e->pending) {
     uint64_t vh = data ? hash64(data, len) : 0;
     if (!data || (e->seen && e->seen_hash != vh)) e->conflict = true;
@@ -360,7 +404,9 @@ static void reconcile(shard *s, entry *e, const void *data, size_t len, entry **
     e->seen_hash = vh;
   } else if (!data || e->vlen != len || memcmp(e->data + e->klen, data, len) != 0) {
     unlink_slot(s, e, dead);
+    return true;
   }
+  return false;
 }
 
 /* The common end of a fetch: e is a value to install (or NULL). */
@@ -369,7 +415,7 @@ static bool complete(rcache__near *n, uint64_t t, const char *key, size_t klen, 
   uint64_t h = hash64(key, klen);
   shard *s = shard_of(n, h);
   entry *dead = NULL;
-  bool installed = false;
+  bool installed = false, dropped = false;
   uint64_t leader = t & ~FOLLOW;
   pthread_mutex_lock(&s->mu);
   entry *e = find(s, h, key, klen);
@@ -384,10 +430,11 @@ static bool complete(rcache__near *n, uint64_t t, const char *key, size_t klen, 
       installed = true;
     }
   } else if (e && e->ticket >= leader && observed) {
-    reconcile(s, e, data, len, &dead);
+    dropped = reconcile(s, e, data, len, &dead);
   }
   pthread_mutex_unlock(&s->mu);
   free_chain(dead);
+  if (dropped && watched(n, key, klen)) advance(n);
   if (!installed) rcache__free(v);
   return installed;
 }
@@ -428,6 +475,7 @@ bool rcache__near_invalidate(rcache__near *n, const char *key, size_t klen) {
   if (e) unlink_slot(s, e, &dead);
   pthread_mutex_unlock(&s->mu);
   free_chain(dead);
+  if (watched(n, key, klen)) advance(n); /* found or not: a check may have read it remotely */
   return found;
 }
 
@@ -441,6 +489,7 @@ void rcache__near_flush(rcache__near *n) {
     pthread_mutex_unlock(&s->mu);
     free_chain(dead);
   }
+  advance(n);
 }
 
 void rcache__near_group_hits(rcache__near *n, uint64_t *hits) {

@@ -45,13 +45,35 @@ typedef struct rcache__near_hit {
   uint32_t seq;
 } rcache__near_hit;
 
+/* Seals. A value whose validity depends on other keys of the table (a tagged value on its
+ * tags' version keys, tags.c) may be sealed once checked: sealed with the generation the
+ * table had before the check read those keys. The generation advances on every removal of a
+ * watched key other than an eviction or an expiry (an invalidation, found or not; a reply
+ * that disagreed with it), and on every flush. A seal equal to the current generation thus
+ * says that nothing the check read has changed since, as far as the table was told; a hit
+ * with such a seal needs no check. Removal first, then the advance: a check that read a key
+ * before its removal holds an older generation. (rcache__near_mark, in internal.h: which
+ * entry a hit read, and its seal.) */
+
+/* Keys that start with prefix (len bytes, copied) are watched. Once, before the table is
+ * shared between threads. RCACHE_OK or RCACHE_ENOMEM. */
+rcache_status rcache__near_watch(rcache__near *n, const char *prefix, size_t len);
+
+/* The current generation (never 0). */
+uint64_t rcache__near_gen(rcache__near *n);
+
+/* Seals key's entry with gen, if it is still the entry of the hit that gave ticket. */
+void rcache__near_seal(rcache__near *n, const char *key, size_t klen, uint64_t ticket,
+                       uint64_t gen);
+
 /* Looks key up at time now_us. RCACHE_OK with a malloc'd, NUL-terminated copy in *out
  * (the caller frees it) and the key's remaining TTL in *key_ttl_ms (may be NULL; -1 = no
  * expiry); RCACHE_MISS when absent, being fetched, expired or while not serving;
  * RCACHE_ENOMEM. A hit with hit != NULL is counted (in its group and its shard's sequence)
- * and described in *hit; with hit NULL it is not counted. */
+ * and described in *hit; with hit NULL it is not counted. A hit fills *mark (may be NULL). */
 rcache_status rcache__near_get(rcache__near *n, const char *key, size_t klen, int64_t now_us,
-                               rcache_value *out, int64_t *key_ttl_ms, rcache__near_hit *hit);
+                               rcache_value *out, int64_t *key_ttl_ms, rcache__near_hit *hit,
+                               rcache__near_mark *mark);
 
 /* Marks key as being fetched; returns the ticket for rcache__near_fill / _end (never 0).
  * While not serving (or without memory) the ticket only witnesses: its reply installs

@@ -80,7 +80,8 @@ static void test_across_handles(const char *url, bool near) {
   CHECK(gone_soon(r, "u9:profile", near));
   /* through the handle that invalidated, at once even with a near cache */
   CHECK_EQ(rcache_set_tagged(w, "u9:profile", "new2", 4, 60, tags, 1), RCACHE_OK);
-  CHECK(value_is(w, "u9:profile", "new2"));
+  for (int i = 0; i < 3; i++) /* with a near cache: checked once, then served sealed */
+    CHECK(value_is(w, "u9:profile", "new2"));
   CHECK_EQ(rcache_invalidate_tag(w, "user:9"), RCACHE_OK);
   CHECK(value_is(w, "u9:profile", NULL));
 out:

@@ -2,7 +2,7 @@
 /*
  * The near cache's table (src/near/near.c), without a server: the serving gate, the fetch
  * protocol (an invalidation or flush that arrives before the reply wins; replies that
- * disagree leave nothing behind), lifetimes, LRU by bytes and the byte bound measured
+ * disagree leave nothing behind), seals, lifetimes, LRU by bytes and the byte bound measured
  * against what malloc really holds, and concurrent use.
  */
 #include <malloc.h>
@@ -48,7 +48,7 @@ static rcache__near *serving(size_t bytes, int64_t max_ttl_ms) {
 /* get: status, and the value compared with want (NULL = expect a miss) */
 static void expect(rcache__near *n, const char *key, int64_t now, const char *want) {
   rcache_value v = {NULL, 0};
-  rcache_status s = rcache__near_get(n, key, strlen(key), now, &v, NULL, NULL);
+  rcache_status s = rcache__near_get(n, key, strlen(key), now, &v, NULL, NULL, NULL);
   if (!want) {
     CHECK_MSG(s == RCACHE_MISS, "%s: expected a miss, got %d", key, s);
   } else {
@@ -101,14 +101,14 @@ static void test_basic(void) {
   CHECK(put(n, "k", "hello", T0, -1));
   rcache_value v = {NULL, 0};
   int64_t ttl = 0;
-  CHECK_EQ(rcache__near_get(n, K("k"), T0, &v, &ttl, NULL), RCACHE_OK);
+  CHECK_EQ(rcache__near_get(n, K("k"), T0, &v, &ttl, NULL, NULL), RCACHE_OK);
   CHECK_STR(v.data, "hello");
   CHECK_EQ(ttl, -1);
   rcache_value_free(&v);
   /* binary keys and values, with NULs */
   uint64_t t = rcache__near_begin(n, "a\0b", 3);
   CHECK(rcache__near_fill(n, t, "a\0b", 3, "x\0y", 3, T0, 5000, RCACHE__NEAR_NOGROUP));
-  CHECK_EQ(rcache__near_get(n, "a\0b", 3, T0 + 1000000, &v, &ttl, NULL), RCACHE_OK);
+  CHECK_EQ(rcache__near_get(n, "a\0b", 3, T0 + 1000000, &v, &ttl, NULL, NULL), RCACHE_OK);
   CHECK(v.len == 3 && memcmp(v.data, "x\0y", 3) == 0 && v.data[3] == '\0');
   CHECK_EQ(ttl, 4000);
   rcache_value_free(&v);
@@ -263,6 +263,65 @@ static void test_witness(void) {
   rcache__near_free(n);
 }
 
+/* Seals (near.h): the generation advances on every removal of a watched key that is not an
+ * eviction or an expiry, found or not, and on every flush; a seal sticks to the entry it was
+ * given for. */
+static rcache__near_mark mark_of(rcache__near *n, const char *key) {
+  rcache__near_mark m = {0, 0};
+  rcache_value v = {NULL, 0};
+  CHECK_EQ(rcache__near_get(n, key, strlen(key), T0, &v, NULL, NULL, &m), RCACHE_OK);
+  rcache_value_free(&v);
+  return m;
+}
+
+static void test_seals(void) {
+  rcache__near *n = serving(1 << 20, 0);
+  CHECK_EQ(rcache__near_watch(n, K("p:__rc:")), RCACHE_OK);
+  uint64_t g = rcache__near_gen(n);
+  CHECK(g != 0);
+  CHECK(put(n, "p:v", "framed", T0, -1));
+  CHECK(put(n, "p:__rc:tag:a", "7", T0, -1));
+  rcache__near_mark m = mark_of(n, "p:v");
+  CHECK(m.ticket != 0);
+  CHECK_EQ(m.seal, 0);
+  rcache__near_seal(n, K("p:v"), m.ticket, g);
+  CHECK_EQ(mark_of(n, "p:v").seal, g);
+  /* keys that are not watched: invalidated, disagreed with, evicted: no advance */
+  CHECK(put(n, "p:other", "x", T0, -1));
+  CHECK(rcache__near_invalidate(n, K("p:other")));
+  CHECK(!rcache__near_invalidate(n, K("p:other")));
+  CHECK(put(n, "p:other", "x", T0, -1));
+  rcache__near_saw(n, K("p:other"), "y", 1);
+  CHECK_EQ(rcache__near_gen(n), g);
+  /* a watched key: invalidated (present or not), a reply that disagreed, a flush */
+  CHECK(rcache__near_invalidate(n, K("p:__rc:tag:a")));
+  CHECK(rcache__near_gen(n) > g);
+  g = rcache__near_gen(n);
+  CHECK(!rcache__near_invalidate(n, K("p:__rc:tag:b")));
+  CHECK(rcache__near_gen(n) > g);
+  g = rcache__near_gen(n);
+  CHECK(put(n, "p:__rc:clear", "5", T0, -1));
+  rcache__near_saw(n, K("p:__rc:clear"), "5", 1); /* agrees: stays */
+  CHECK_EQ(rcache__near_gen(n), g);
+  rcache__near_saw(n, K("p:__rc:clear"), "6", 1);
+  CHECK(rcache__near_gen(n) > g);
+  expect(n, "p:__rc:clear", T0, NULL);
+  g = rcache__near_gen(n);
+  rcache__near_flush(n);
+  CHECK(rcache__near_gen(n) > g);
+  /* a seal given for an entry that was replaced meanwhile is not taken by the new one */
+  CHECK(put(n, "p:v", "one", T0, -1));
+  m = mark_of(n, "p:v");
+  CHECK(rcache__near_invalidate(n, K("p:v")));
+  CHECK(put(n, "p:v", "two", T0, -1));
+  g = rcache__near_gen(n);
+  rcache__near_seal(n, K("p:v"), m.ticket, g);
+  CHECK_EQ(mark_of(n, "p:v").seal, 0);
+  rcache__near_seal(n, K("p:v"), mark_of(n, "p:v").ticket, g);
+  CHECK_EQ(mark_of(n, "p:v").seal, g);
+  rcache__near_free(n);
+}
+
 static void test_lifetime(void) {
   rcache__near *n = serving(1 << 20, 1000); /* near_cache_max_ttl_ms = 1 s */
   CHECK(put(n, "short", "v", T0, 100));     /* the key's own TTL: 100 ms */
@@ -274,7 +333,7 @@ static void test_lifetime(void) {
   CHECK(put(n, "long", "v", T0, 3600000));
   int64_t ttl;
   rcache_value v = {NULL, 0};
-  CHECK_EQ(rcache__near_get(n, K("long"), T0 + 500000, &v, &ttl, NULL), RCACHE_OK);
+  CHECK_EQ(rcache__near_get(n, K("long"), T0 + 500000, &v, &ttl, NULL, NULL), RCACHE_OK);
   CHECK_EQ(ttl, 3600000 - 500); /* the key's remaining TTL, not the near lifetime */
   rcache_value_free(&v);
   expect(n, "long", T0 + 1000000, NULL);
@@ -355,7 +414,7 @@ static void *worker(void *arg) {
     int k = (int)(seed >> 16) % 64;
     snprintf(key, sizeof key, "k%d", k);
     rcache_value v = {NULL, 0};
-    if (rcache__near_get(shared, key, strlen(key), T0, &v, NULL, NULL) == RCACHE_OK) {
+    if (rcache__near_get(shared, key, strlen(key), T0, &v, NULL, NULL, NULL) == RCACHE_OK) {
       int kk = -1;
       if (sscanf(v.data, "v%d", &kk) != 1 || kk != k) atomic_fetch_add(&bad_values, 1);
       rcache_value_free(&v);
@@ -394,6 +453,7 @@ int main(void) {
   test_race();
   test_followers();
   test_witness();
+  test_seals();
   test_lifetime();
   test_lru();
   test_bound();
