@@ -255,6 +255,7 @@ bool rcache__progress_add(rcache__progress *p, uint64_t n);
 typedef struct rcache__near_mark {
   uint64_t ticket; /* which entry (for rcache__near_seal); 0: not a near hit */
   uint64_t seal;   /* 0: none */
+  uint32_t aux;    /* kept with the seal (tags.c: the frame's header length) */
 } rcache__near_mark;
 
 typedef struct rcache__versions {

@@ -522,15 +522,15 @@ static void cleanup(rcache *c, const char *key, size_t klen) {
   if (c->ctx.near) rcache__near_invalidate(c->ctx.near, key, klen);
 }
 
-/* v without its frame's header f. */
-static void cut_header(rcache_value *v, const frame *f) {
-  memmove(v->data, v->data + f->head, v->len - f->head + 1); /* with the NUL */
-  v->len -= f->head;
+/* v without the first head bytes (its frame's header). */
+static void cut_header(rcache_value *v, size_t head) {
+  memmove(v->data, v->data + head, v->len - head + 1); /* with the NUL */
+  v->len -= head;
 }
 
 void rcache__tags_strip(rcache_value *v) {
   frame f;
-  if (v->data && frame_parse(v->data, v->len, &f)) cut_header(v, &f);
+  if (v->data && frame_parse(v->data, v->len, &f)) cut_header(v, f.head);
 }
 
 rcache_status rcache__tags_watch(rcache *c) {
@@ -571,17 +571,18 @@ rcache_status rcache__tags_unwrap(rcache *c, const char *key, size_t klen, rcach
     rcache__tags_note(c, key, klen, false);
     return RCACHE_OK;
   }
+  /* checked since the last change of a version key: the header's length came with the seal */
+  uint64_t gen;
+  if (sealed(c, got, &gen) && got->near.aux <= v->len) {
+    cut_header(v, got->near.aux);
+    return RCACHE_OK;
+  }
   frame f;
   vkeys vk;
   int64_t cur[RCACHE_TAGS_MAX + 1];
   rcache_status s = RCACHE_EDECODE;
   bool bad = false;
   bool parsed = frame_parse(v->data, v->len, &f);
-  uint64_t gen;
-  if (parsed && sealed(c, got, &gen)) { /* checked since the last change of a version key */
-    cut_header(v, &f);
-    return RCACHE_OK;
-  }
   rcache__tags_note(c, key, klen, true);
   if (parsed) memo_put(c, key, klen, &f); /* the next rcache_get reads its versions with it */
   if (!parsed) {
@@ -596,8 +597,8 @@ rcache_status rcache__tags_unwrap(rcache *c, const char *key, size_t klen, rcach
   for (size_t i = 0; s == RCACHE_OK && i <= f.n; i++)
     if (cur[i] != f.ver[i]) s = RCACHE_MISS;
   if (s == RCACHE_OK) {
-    if (gen) rcache__near_seal(c->ctx.near, key, klen, got->near.ticket, gen);
-    cut_header(v, &f);
+    if (gen) rcache__near_seal(c->ctx.near, key, klen, got->near.ticket, gen, (uint32_t)f.head);
+    cut_header(v, f.head);
     return RCACHE_OK;
   }
   rcache_value_free(v);

@@ -43,8 +43,9 @@ typedef struct entry {
   bool seen, conflict; /* placeholder: replies recorded by followers */
   uint8_t group;       /* hit group (rcache__near_fill) */
   uint64_t seen_hash;
-  uint64_t seal; /* rcache__near_seal; 0: none */
-  char data[];   /* key, then value + NUL */
+  uint64_t seal;     /* rcache__near_seal; 0: none */
+  uint32_t seal_aux; /* kept with it */
+  char data[];       /* key, then value + NUL */
 } entry;
 
 typedef struct shard {
@@ -283,13 +284,16 @@ uint64_t rcache__near_gen(rcache__near *n) {
   return atomic_load(&n->gen);
 }
 
-void rcache__near_seal(rcache__near *n, const char *key, size_t klen, uint64_t ticket,
-                       uint64_t gen) {
+void rcache__near_seal(rcache__near *n, const char *key, size_t klen, uint64_t ticket, uint64_t gen,
+                       uint32_t aux) {
   uint64_t h = hash64(key, klen);
   shard *s = shard_of(n, h);
   pthread_mutex_lock(&s->mu);
   entry *e = find(s, h, key, klen);
-  if (e && !e->pending && e->ticket == ticket) e->seal = gen;
+  if (e && !e->pending && e->ticket == ticket) {
+    e->seal = gen;
+    e->seal_aux = aux;
+  }
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -356,7 +360,8 @@ rcache_status rcache__near_get(rcache__near *n, const char *key, size_t klen, in
         hit->seq = ++s->hit_seq;
         if (e->group < RCACHE__NEAR_GROUPS) s->group_hits[e->group]++;
       }
-      if (mark) *mark = (rcache__near_mark){.ticket = e->ticket, .seal = e->seal};
+      if (mark)
+        *mark = (rcache__near_mark){.ticket = e->ticket, .seal = e->seal, .aux = e->seal_aux};
       st = RCACHE_OK;
     } else {
       st = RCACHE_ENOMEM;

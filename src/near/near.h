@@ -62,9 +62,10 @@ rcache_status rcache__near_watch(rcache__near *n, const char *prefix, size_t len
 /* The current generation (never 0). */
 uint64_t rcache__near_gen(rcache__near *n);
 
-/* Seals key's entry with gen, if it is still the entry of the hit that gave ticket. */
-void rcache__near_seal(rcache__near *n, const char *key, size_t klen, uint64_t ticket,
-                       uint64_t gen);
+/* Seals key's entry with gen, if it is still the entry of the hit that gave ticket; aux is
+ * kept with the seal and comes back with it in the mark (the sealer's own use). */
+void rcache__near_seal(rcache__near *n, const char *key, size_t klen, uint64_t ticket, uint64_t gen,
+                       uint32_t aux);
 
 /* Looks key up at time now_us. RCACHE_OK with a malloc'd, NUL-terminated copy in *out
  * (the caller frees it) and the key's remaining TTL in *key_ttl_ms (may be NULL; -1 = no

@@ -267,7 +267,7 @@ static void test_witness(void) {
  * eviction or an expiry, found or not, and on every flush; a seal sticks to the entry it was
  * given for. */
 static rcache__near_mark mark_of(rcache__near *n, const char *key) {
-  rcache__near_mark m = {0, 0};
+  rcache__near_mark m = {.ticket = 0};
   rcache_value v = {NULL, 0};
   CHECK_EQ(rcache__near_get(n, key, strlen(key), T0, &v, NULL, NULL, &m), RCACHE_OK);
   rcache_value_free(&v);
@@ -284,8 +284,9 @@ static void test_seals(void) {
   rcache__near_mark m = mark_of(n, "p:v");
   CHECK(m.ticket != 0);
   CHECK_EQ(m.seal, 0);
-  rcache__near_seal(n, K("p:v"), m.ticket, g);
+  rcache__near_seal(n, K("p:v"), m.ticket, g, 7);
   CHECK_EQ(mark_of(n, "p:v").seal, g);
+  CHECK_EQ(mark_of(n, "p:v").aux, 7);
   /* keys that are not watched: invalidated, disagreed with, evicted: no advance */
   CHECK(put(n, "p:other", "x", T0, -1));
   CHECK(rcache__near_invalidate(n, K("p:other")));
@@ -315,10 +316,11 @@ static void test_seals(void) {
   CHECK(rcache__near_invalidate(n, K("p:v")));
   CHECK(put(n, "p:v", "two", T0, -1));
   g = rcache__near_gen(n);
-  rcache__near_seal(n, K("p:v"), m.ticket, g);
+  rcache__near_seal(n, K("p:v"), m.ticket, g, 7);
   CHECK_EQ(mark_of(n, "p:v").seal, 0);
-  rcache__near_seal(n, K("p:v"), mark_of(n, "p:v").ticket, g);
+  rcache__near_seal(n, K("p:v"), mark_of(n, "p:v").ticket, g, 9);
   CHECK_EQ(mark_of(n, "p:v").seal, g);
+  CHECK_EQ(mark_of(n, "p:v").aux, 9);
   rcache__near_free(n);
 }
 
