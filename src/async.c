@@ -572,8 +572,9 @@ static void *worker(void *arg) {
 
 static int spawn(rcache__async *a);
 
-/* Under a->mu: puts op (in flight) on the workers' FIFO; false when no worker can run it. */
-static bool queue_locked(rcache__async *a, aop *op) {
+/* Under a->mu: puts op (in flight) on the workers' FIFO; false when no worker can run it. A
+ * worker is signalled unless quiet (the caller queues more and wakes them once). */
+static bool queue_locked(rcache__async *a, aop *op, bool quiet) {
   if (a->idle == 0 && a->nthreads < a->max && spawn(a) == 0) a->nthreads++;
   if (a->nthreads == 0) return false;
   op->state = QUEUED;
@@ -584,15 +585,16 @@ static bool queue_locked(rcache__async *a, aop *op) {
   else
     a->qhead = op;
   a->qtail = op;
-  pthread_cond_signal(&a->cv);
+  if (!quiet) pthread_cond_signal(&a->cv);
   return true;
 }
 
 /* Under a->mu: op leaves the loop connection's list for a worker, or when none can run it,
- * completes as expired (the loop runs its callback). *wake: the loop is to be woken. */
-static void to_worker_locked(rcache__async *a, aop *op, bool *wake) {
+ * completes as expired (the loop runs its callback). *wake: the loop is to be woken. quiet:
+ * as for queue_locked. */
+static void to_worker_locked(rcache__async *a, aop *op, bool *wake, bool quiet) {
   op->refs--; /* the list's */
-  if (queue_locked(a, op)) return;
+  if (queue_locked(a, op, quiet)) return;
   inflight_del(a, op);
   op->expired = true;
   if (ready_add(a, op)) *wake = true;
@@ -807,7 +809,7 @@ static bool loop_start(rcache *c, rcache__async *a, aop *op) {
 static void loop_close(rcache *c, rcache__async *a, rcache_status why) {
   rcache__conn *conn = a->lconn;
   aop *drop = NULL, *failed = NULL;
-  bool wake = false;
+  bool wake = false, handed = false;
   pthread_mutex_lock(&a->mu);
   a->lconn = NULL;
   a->loff = a->llen = 0;
@@ -826,9 +828,13 @@ static void loop_close(rcache *c, rcache__async *a, rcache_status why) {
       op->rnext = failed;
       failed = op;
     } else {
-      to_worker_locked(a, op, &wake);
+      to_worker_locked(a, op, &wake, true);
+      handed = true;
     }
   }
+  /* one wake-up for them all: a signal per operation (up to a thousand in flight) was a
+   * futex call each on the loop's thread, with the woken workers queueing on a->mu */
+  if (handed) pthread_cond_broadcast(&a->cv);
   a->whead = a->wtail = NULL;
   a->wappended = a->wsent = 0;
   pthread_mutex_unlock(&a->mu);
@@ -884,7 +890,7 @@ static bool loop_reply(rcache *c, rcache__async *a, redisReply *r, bool *ran) {
   if (!live)
     last = --op->refs == 0; /* a tombstone: its reply is dropped */
   else if (again)
-    to_worker_locked(a, op, &wake);
+    to_worker_locked(a, op, &wake, false);
   else {
     inflight_del(a, op);
     op->refs--; /* the list's: the in-flight list's, ours now, is the only one left */
@@ -1147,7 +1153,7 @@ static rcache_status submit(rcache *c, aop *op) {
     return rcache__einval(c, "the handle is being closed");
   }
   op->deadline_us = rcache__now_us() + budget_of(a, op->k);
-  if (!queue_locked(a, op)) {
+  if (!queue_locked(a, op, false)) {
     pthread_mutex_unlock(&a->mu);
     free_op(op);
     rcache__errf("async: no worker thread could be started");
