@@ -92,6 +92,9 @@ rcache_status rcache__key_make(rcache *c, const char *key, rcache__key *k);
 rcache_status rcache__key_stored_len(const rcache__ctx *ctx, size_t kl, size_t *len);
 rcache_status rcache__key_write(const rcache__ctx *ctx, const char *key, size_t kl, char *out,
                                 size_t len);
+/* keys.c: how many leading bytes of any key its stored form keeps as they are, after
+ * key_prefix (SIZE_MAX without long_key_digest: every stored key is prefix + key). */
+size_t rcache__key_kept(const rcache__ctx *ctx);
 void rcache__key_free(rcache__key *k);
 
 /* Ends every public call: failed calls leave their detail for rcache_errmsg() and count. */

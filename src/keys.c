@@ -161,6 +161,12 @@ rcache_status rcache__key_stored_len(const rcache__ctx *ctx, size_t kl, size_t *
   return RCACHE_ETOOBIG;
 }
 
+size_t rcache__key_kept(const rcache__ctx *ctx) {
+  if (!ctx->opt.long_key_digest) return SIZE_MAX;
+  size_t used = ctx->prefix_len + RCACHE_KEY_DIGEST_SUFFIX_LEN; /* put_digested's layout */
+  return ctx->opt.max_key_bytes > used ? ctx->opt.max_key_bytes - used : 0;
+}
+
 rcache_status rcache__key_write(const rcache__ctx *ctx, const char *key, size_t kl, char *out,
                                 size_t len) {
   kout o = {out, len + 1, 0};

@@ -31,7 +31,6 @@
 
 #include "handle.h"
 #include "near/near.h"
-#include "rcache/keys.h"
 #include "tags.h"
 
 #define MAGIC "\xffRC\x01"
@@ -534,14 +533,10 @@ void rcache__tags_strip(rcache_value *v) {
 }
 
 rcache_status rcache__tags_watch(rcache *c) {
-  /* the stored form of every version key starts with key_prefix + VERSION_KEY, except that a
-   * long one in its digest form keeps only max_key_bytes - prefix - suffix bytes of it */
-  size_t pl = c->ctx.prefix_len, mark = sizeof VERSION_KEY - 1, max = c->ctx.opt.max_key_bytes;
-  if (c->ctx.opt.long_key_digest) {
-    size_t room =
-        max > pl + RCACHE_KEY_DIGEST_SUFFIX_LEN ? max - pl - RCACHE_KEY_DIGEST_SUFFIX_LEN : 0;
-    if (room < mark) mark = room;
-  }
+  /* the stored form of every version key starts with key_prefix + VERSION_KEY, or as much of
+   * it as a long key's digest form keeps */
+  size_t pl = c->ctx.prefix_len, mark = sizeof VERSION_KEY - 1, kept = rcache__key_kept(&c->ctx);
+  if (kept < mark) mark = kept;
   char *w = rcache__malloc(pl + mark + 1);
   if (!w) return RCACHE_ENOMEM;
   memcpy(w, c->ctx.prefix, pl);
