@@ -104,6 +104,7 @@ struct load {
   _Atomic int deadline_ms[OP_N];
   _Atomic uint64_t by_status[OP_N][LOAD_STATUS_SLOTS];
   _Atomic uint64_t over_deadline, bad_status, bad_value, remote_ok, loader_calls;
+  _Atomic uint64_t shared; /* monitor samples that saw calls sharing a connection */
   _Atomic uint64_t max_us[OP_N];
   _Atomic int64_t last_remote_ok;
   _Atomic uint32_t ok_hist[LOAD_SLOTS], fb_hist[LOAD_SLOTS];
@@ -291,7 +292,17 @@ static void *worker_main(void *arg) {
 /* Watches for calls that never return. */
 static void *monitor_main(void *arg) {
   load *l = arg;
-  while (!atomic_load(&l->stop)) {
+  for (unsigned tick = 0; !atomic_load(&l->stop); tick++) {
+    usleep(10000);
+    /* every 10 ms: are calls of several callers on one connection (pipelined)? */
+    rcache_server_stats ss;
+    for (size_t i = 0; rcache_get_server_stats(l->c, i, &ss) == RCACHE_OK; i++) {
+      if (ss.calls > ss.busy) {
+        atomic_fetch_add_explicit(&l->shared, 1, memory_order_relaxed);
+        break;
+      }
+    }
+    if (tick % 10) continue;
     int64_t now = load_now_us();
     for (int i = 0; i < LOAD_THREADS; i++) {
       int64_t since = atomic_load(&l->w[i].in_call_since);
@@ -302,7 +313,6 @@ static void *monitor_main(void *arg) {
         abort();
       }
     }
-    usleep(100000);
   }
   return NULL;
 }
@@ -434,6 +444,7 @@ void load_snapshot(load *l, load_counts *out) {
   out->bad_status = atomic_load(&l->bad_status);
   out->bad_value = atomic_load(&l->bad_value);
   out->remote_ok = atomic_load(&l->remote_ok);
+  out->shared = atomic_load(&l->shared);
   out->loader_calls = atomic_load(&l->loader_calls);
 }
 
@@ -449,6 +460,7 @@ void load_diff(const load_counts *a, const load_counts *b, load_counts *out) {
   out->bad_status = b->bad_status - a->bad_status;
   out->bad_value = b->bad_value - a->bad_value;
   out->remote_ok = b->remote_ok - a->remote_ok;
+  out->shared = b->shared - a->shared;
   out->loader_calls = b->loader_calls - a->loader_calls;
 }
 
@@ -489,6 +501,8 @@ void load_print(const char *title, const load_counts *c) {
          (unsigned long long)c->remote_ok, (unsigned long long)c->loader_calls,
          (unsigned long long)c->over_deadline, (unsigned long long)c->overrun_excused,
          (unsigned long long)c->bad_status, (unsigned long long)c->bad_value);
+  printf("    10 ms samples with calls sharing a connection (pipelined): %llu\n",
+         (unsigned long long)c->shared);
 }
 
 void load_stop(load *l, load_counts *total, const char *title) {

@@ -74,6 +74,8 @@ int main(void) {
   load_print("healthy", &a);
   sc_print_stats(&x, "healthy");
   CHECK(a.remote_ok > 0);
+  /* 64 callers on 8 connections: the kills below also hit pipelined calls */
+  CHECK_MSG(a.shared > 0, "no call of the load ever shared a connection");
   sc_check_log(&x, 0, 0, 0, "healthy");
 
   outage(&x, 1, 2000);
