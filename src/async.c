@@ -39,7 +39,7 @@
 
 #define DEFAULT_THREADS 16
 #define PROCESS_BATCH 128    /* completions per rcache_async_process call, at most */
-#define PROCESS_SLICE_US 250 /* ...and no more after this long (the clock read every 8th) */
+#define PROCESS_SLICE_US 250 /* ...and none started after this long (see rcache_async_process) */
 
 /* WIRE: driven by the loop, its request in the loop connection's buffer or written (below) */
 enum { QUEUED, RUNNING, READY, EXPIRED, WIRE };
@@ -149,6 +149,8 @@ typedef struct rcache__async {
   pthread_cond_t cv; /* workers wait here for operations */
   int rfd, wfd;      /* the same eventfd twice, or a pipe's ends */
   bool closing;
+  bool growing;  /* a worker is creating another (grow_locked) */
+  int starting;  /* workers created that have not taken the lock yet */
   int max, nthreads, idle;
   pthread_t *threads;
   aop *qhead, *qtail;     /* FIFO of QUEUED operations */
@@ -414,7 +416,7 @@ static void run_loader(aop *op, rcache_load *ld) {
   }
 }
 
-static int loop_io(rcache *c, rcache__async *a, int budget);
+static int loop_io(rcache *c, rcache__async *a, int budget, int64_t until);
 
 int rcache_async_process(rcache *c) {
   if (!c) return 0;
@@ -422,11 +424,14 @@ int rcache_async_process(rcache *c) {
   rcache__async *a = atomic_load_explicit(&c->async, memory_order_acquire);
   if (!a) return 0;
   drain(a);
-  /* PROCESS_BATCH callbacks (loaders included) at most per call, and no completion after
-   * PROCESS_SLICE_US, so that one call stays short whatever comes at once (a fault ends a
-   * thousand operations together, a miss wants a thousand loads) and however slowly the
-   * machine runs it; the rest are the next call's, at once: the descriptor is left readable.
-   * Loads first: a database query started sooner ends sooner. */
+  /* PROCESS_BATCH callbacks (loaders included) at most per call, and none started after
+   * PROCESS_SLICE_US (the clock read before each loader and every 8th completion or reply),
+   * so that one call stays short whatever comes at once (a fault ends a thousand operations
+   * together, a miss wants a thousand loads) and however slowly the machine runs it: a
+   * virtual machine's core now and then runs the same work 5 to 10 times slower, and a count
+   * alone then let a call take over a millisecond. The rest are the next call's, at once: the
+   * descriptor is left readable. Loads first: a database query started sooner ends sooner. */
+  int64_t until = rcache__now_us() + PROCESS_SLICE_US;
   int budget = PROCESS_BATCH;
   pthread_mutex_lock(&a->mu);
   rcache_load *loads = a->lhead, *lend = NULL;
@@ -451,15 +456,24 @@ int rcache_async_process(rcache *c) {
   pthread_mutex_unlock(&a->mu);
   if (more) wake_loop(a);
   int n = 0;
-  int64_t until = rcache__now_us() + PROCESS_SLICE_US;
-  for (rcache_load *ld = loads, *nx; ld; ld = nx, n++) { /* up to lend: its next is NULL */
+  rcache_load *ld = loads;
+  for (rcache_load *nx; ld; ld = nx, n++) { /* up to lend: its next is NULL */
+    if (n > 0 && rcache__now_us() >= until) break;
     nx = ld->next;
     run_loader(ld->op, ld);
+  }
+  if (ld) { /* out of time: the loads left back on the list, for the next call */
+    pthread_mutex_lock(&a->mu);
+    lend->next = a->lhead;
+    a->lhead = ld;
+    pthread_mutex_unlock(&a->mu);
+    if (!more) wake_loop(a);
+    more = true;
   }
   rcache__err_clear();
   aop *op = ready, *end = NULL;
   for (; op; end = op, op = op->rnext, n++) { /* expired ones: counted as timeouts */
-    if (n % 8 == 7 && rcache__now_us() >= until) break;
+    if (n % 8 == 7 && rcache__now_us() >= until) break; /* (a few, even after slow loads) */
     deliver(c, op, op->expired ? rcache__remote(c, RCACHE_ETIMEOUT) : RCACHE_OK);
   }
   if (op) { /* out of time: the rest back to the front, for the next call */
@@ -476,7 +490,7 @@ int rcache_async_process(rcache *c) {
     budget = 0;
   }
   unref_list(a, op == ready ? NULL : ready);
-  return n + loop_io(c, a, budget);
+  return n + loop_io(c, a, budget, until);
 }
 
 int64_t rcache_async_timeout_ms(rcache *c) {
@@ -498,9 +512,41 @@ int64_t rcache_async_timeout_ms(rcache *c) {
 
 /* ---- workers ------------------------------------------------------------------------------ */
 
+static int spawn(rcache__async *a, pthread_t *t);
+
+/* Under a->mu: operations wait and no worker will take them soon (none idle, none just
+ * created), and another may be created. */
+static bool short_locked(const rcache__async *a) {
+  return a->qhead && a->idle == 0 && a->starting == 0 && !a->growing && a->nthreads < a->max;
+}
+
+/* Under a->mu, by a worker that has just taken an operation: one more worker when the others
+ * are short (short_locked), created by this thread rather than by the one that queued the
+ * operations, often the loop's. Creating a thread takes ~0.1 ms, and a fault hands up to a
+ * thousand operations over at once: the loop's thread creates one at most (queue_locked), and
+ * each new worker the next, before it runs its first operation (sixteen creations in one
+ * rcache_async_process held the loop 1 to 3.5 ms). The lock is released meanwhile; close
+ * waits for it. */
+static void grow_locked(rcache__async *a) {
+  if (a->closing || !short_locked(a)) return;
+  a->growing = true;
+  a->starting++;
+  pthread_mutex_unlock(&a->mu);
+  pthread_t t;
+  bool started = spawn(a, &t) == 0;
+  pthread_mutex_lock(&a->mu);
+  if (started)
+    a->threads[a->nthreads++] = t;
+  else
+    a->starting--;
+  a->growing = false;
+  if (a->closing) pthread_cond_broadcast(&a->cv); /* close waits for this */
+}
+
 static void *worker(void *arg) {
   rcache__async *a = arg;
   pthread_mutex_lock(&a->mu);
+  a->starting--;
   for (;;) {
     while (!a->closing && !a->qhead) {
       a->idle++;
@@ -518,6 +564,7 @@ static void *worker(void *arg) {
     }
     op->state = RUNNING;
     op->refs++;
+    grow_locked(a);
     pthread_mutex_unlock(&a->mu);
     op->k->run(a->c, op);
     pthread_mutex_lock(&a->mu);
@@ -570,13 +617,11 @@ static void *worker(void *arg) {
  * (the rest waits in the buffer for replies to come) */
 #define LOOP_MAX_BYTES ((size_t)32 << 10)
 
-static int spawn(rcache__async *a);
-
 /* Under a->mu: puts op (in flight) on the workers' FIFO; false when no worker can run it. A
- * worker is signalled unless quiet (the caller queues more and wakes them once). */
+ * worker is signalled unless quiet (the caller queues more and wakes them once). A worker is
+ * created here when there is none, or when the others are short and none is being created;
+ * the workers create the rest (grow_locked). */
 static bool queue_locked(rcache__async *a, aop *op, bool quiet) {
-  if (a->idle == 0 && a->nthreads < a->max && spawn(a) == 0) a->nthreads++;
-  if (a->nthreads == 0) return false;
   op->state = QUEUED;
   op->qnext = NULL;
   op->qprev = a->qtail;
@@ -585,6 +630,14 @@ static bool queue_locked(rcache__async *a, aop *op, bool quiet) {
   else
     a->qhead = op;
   a->qtail = op;
+  if ((a->nthreads == 0 || short_locked(a)) && spawn(a, &a->threads[a->nthreads]) == 0) {
+    a->nthreads++;
+    a->starting++;
+  }
+  if (a->nthreads == 0) {
+    queue_del(a, op);
+    return false;
+  }
   if (!quiet) pthread_cond_signal(&a->cv);
   return true;
 }
@@ -805,7 +858,9 @@ static bool loop_start(rcache *c, rcache__async *a, aop *op) {
 /* Closes the loop connection (the loop's thread); why: what to tell the breaker (RCACHE_OK:
  * nothing). The operations on it go to the workers, except one that may not run twice (INCRBY)
  * and was written, even in part: it may have been applied, and completes as unavailable, as the
- * blocking call does after a lost connection. Tombstones are released. */
+ * blocking call does after a lost connection (through the ready list: their callbacks, up to a
+ * quarter of a thousand in flight, run in rcache_async_process's bounded batches, not all
+ * here). Tombstones are released. */
 static void loop_close(rcache *c, rcache__async *a, rcache_status why) {
   rcache__conn *conn = a->lconn;
   aop *drop = NULL, *failed = NULL;
@@ -823,8 +878,8 @@ static void loop_close(rcache *c, rcache__async *a, rcache_status why) {
         drop = op;
       }
     } else if (!op->k->wire->idempotent && a->wsent > op->wend - op->wlen) {
-      inflight_del(a, op); /* ours alone now */
-      op->expired = true;
+      inflight_del(a, op);
+      op->refs--; /* the list's; the other goes with it to the ready list */
       op->rnext = failed;
       failed = op;
     } else {
@@ -845,12 +900,17 @@ static void loop_close(rcache *c, rcache__async *a, rcache_status why) {
     rcache__conn_close(conn);
   }
   if (why != RCACHE_OK) rcache__pool_report(a->lpool, why);
-  for (aop *op = failed, *nx; op; op = nx) {
-    nx = op->rnext;
-    rcache_status s = rcache__remote(c, RCACHE_EUNAVAILABLE);
-    rcache__observe_us(c, op->k->wire->op, op->key, s, rcache__since(op->t0), 0);
-    deliver(c, op, s);
-    free_op(op);
+  for (aop *op = failed; op; op = op->rnext) {
+    op->s = rcache__remote(c, RCACHE_EUNAVAILABLE); /* its result: no count (op->i 0) */
+    rcache__observe_us(c, op->k->wire->op, op->key, op->s, rcache__since(op->t0), 0);
+  }
+  if (failed) {
+    pthread_mutex_lock(&a->mu);
+    for (aop *op = failed, *nx; op; op = nx) {
+      nx = op->rnext;
+      if (ready_add(a, op)) wake = true;
+    }
+    pthread_mutex_unlock(&a->mu);
   }
   for (aop *op = drop, *nx; op; op = nx) {
     nx = op->rnext;
@@ -944,9 +1004,9 @@ static rcache_status loop_flush(rcache__async *a, rcache__conn *conn) {
 }
 
 /* The loop connection's part of rcache_async_process: takes a connection a worker opened,
- * writes what is buffered, reads the replies that have come, closes a stalled connection.
- * Returns the callbacks run. */
-static int loop_io(rcache *c, rcache__async *a, int budget) {
+ * writes what is buffered, reads the replies that have come (budget of them at most, and none
+ * after until), closes a stalled connection. Returns the callbacks run. */
+static int loop_io(rcache *c, rcache__async *a, int budget, int64_t until) {
   if (!a->lpool) return 0;
   int n = 0;
   pthread_mutex_lock(&a->mu);
@@ -977,12 +1037,16 @@ static int loop_io(rcache *c, rcache__async *a, int budget) {
    * socket (replies pending) or the descriptor (a request buffered first) wakes. Reading
    * first: bytes that came while nothing was asked are read as that (out of step), never as
    * the reply to a request written after them. */
-  bool more = true;
+  bool more = true, late = false;
   int replies = 0;
   for (int round = 0; more && round < 4; round++) {
     more = false;
     rcache_status s;
     while (replies < budget) { /* what is left of the call's callbacks, at most */
+      if (replies % 8 == 7 && rcache__now_us() >= until) {
+        late = true;
+        break;
+      }
       redisReply *r = NULL;
       s = rcache__conn_next_now(conn, &r, a->max_reply);
       if (s == RCACHE_ETIMEOUT) break; /* nothing more yet */
@@ -1000,6 +1064,7 @@ static int loop_io(rcache *c, rcache__async *a, int budget) {
       loop_close(c, a, s);
       return n;
     }
+    if (late) break;
   }
   rcache__err_clear();
   pthread_mutex_lock(&a->mu);
@@ -1007,7 +1072,8 @@ static int loop_io(rcache *c, rcache__async *a, int budget) {
   pthread_mutex_unlock(&a->mu);
   if (stalled)
     loop_close(c, a, RCACHE_ETIMEOUT);
-  else if (replies >= budget) /* more may be parsed already: the socket would not say so */
+  else if (late || replies >= budget) /* more may be parsed already: the socket would not
+                                       * say so */
     wake_loop(a);
   return n;
 }
@@ -1122,11 +1188,11 @@ static aop *op_new(const kind *k, const char *key, void (*cb)(void), void *ud) {
 
 /* Starts a worker with every signal blocked: the application's signals go to its own
  * threads, never to ours (a TLS write's SIGPIPE is consumed by transport.c's guard). */
-static int spawn(rcache__async *a) {
+static int spawn(rcache__async *a, pthread_t *t) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &old);
-  int rc = rcache__bg_spawn(&a->threads[a->nthreads], worker, a);
+  int rc = rcache__bg_spawn(t, worker, a);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   return rc;
 }
@@ -1214,6 +1280,9 @@ void rcache__async_close(rcache *c) {
     op->rnext = cut;
     cut = op;
   }
+  while (a->growing) /* a worker starting another: the new one is joined below too */
+    rcache__cond_wait(&a->cv, &a->mu);
+  int nthreads = a->nthreads;
   pthread_mutex_unlock(&a->mu);
   for (aop *op = ready, *nx; op; op = nx) {
     nx = op->rnext;
@@ -1225,7 +1294,7 @@ void rcache__async_close(rcache *c) {
     deliver(c, op, RCACHE_EUNAVAILABLE);
     op_unref(a, op);
   }
-  for (int i = 0; i < a->nthreads; i++)
+  for (int i = 0; i < nthreads; i++)
     rcache__bg_join(a->threads[i]);
   /* the loop connection: its operations completed above; what is left is the list's references */
   for (aop *op = a->whead, *nx; op; op = nx) {

@@ -12,8 +12,9 @@
  *    OK / EUNAVAILABLE, incr OK / EUNAVAILABLE) and a right value: each key's value is known.
  * Each fault must make reads fall back, and the cache must be used again after it ends. Prints
  * the longest rcache_async_process() call and the largest lateness of each phase, and at the end
- * the longest call in the loop thread's CPU time too: on a busy machine the wall clock also
- * counts the waits for a core, and for a lock a preempted worker holds.
+ * the longest call in the loop thread's CPU time too (on a busy machine the wall clock also
+ * counts the waits for a core, and for a lock a preempted worker holds), and rcache's own part
+ * of the loop's time: rcache_async_process without the test's callbacks, each starting call.
  */
 #include <poll.h>
 #include <pthread.h>
@@ -53,11 +54,18 @@ typedef struct run {
                                * without the waits for a core (2 cores, a server, workers) */
   int64_t turn_cpu_max_us;    /* the same for a whole turn but its wait: process, then the
                                * operations started in the slots that completed */
+  /* rcache's own part: the CPU time the test's callbacks and loader take (app_cpu_us, their
+   * calls into rcache left out) is not rcache blocking the loop; rcache_async_process without
+   * it, and each starting call (rcache_get_async, ...) alone */
+  int64_t app_cpu_us, own_cpu_max_us, start_cpu_max_us;
+  uint64_t own_hist[CPU_BUCKETS];
+  int64_t own_cpu_us;
   /* How long a turn takes in the loop thread's CPU time, in CPU_BUCKET_US buckets; and, as a
-   * yardstick measured the same way after every 2nd turn, a fixed arithmetic of about 65 us: on a
-   * virtual machine a thread's CPU time also counts the moments the host took the virtual
-   * core away (no steal time is reported here), so a long turn says something about rcache
-   * only where the yardstick does not show the same. */
+   * yardstick measured the same way after every 2nd turn, a fixed arithmetic of about 65 us: a
+   * thread's CPU time also counts kernel work done while it runs (without IRQ time accounting,
+   * the network softirqs of every socket on the machine; a virtual core's wake-ups), so a long
+   * turn says something about rcache only where the yardstick does not show the same
+   * (docs/async.md). */
   uint64_t turn_hist[CPU_BUCKETS], yard_hist[CPU_BUCKETS], turns;
   int64_t turn_cpu_us, yard_cpu_us; /* in all */
   int64_t last_set_ok_us;           /* the start of the latest set that the cache took */
@@ -72,6 +80,8 @@ static const char *key_of(int k, char *buf, size_t size) {
 }
 
 /* ---- the callbacks ------------------------------------------------------------------------- */
+
+static int64_t cpu_now_us(void);
 
 static bool allowed(int op, rcache_status s) {
   switch (op) {
@@ -108,10 +118,13 @@ static void completed(slot *x, rcache_status s) {
 }
 
 static void on_status(void *ud, rcache_status s) {
+  int64_t c0 = cpu_now_us();
   completed(ud, s);
+  R.app_cpu_us += cpu_now_us() - c0;
 }
 
 static void on_value(void *ud, rcache_status s, rcache_value v) {
+  int64_t c0 = cpu_now_us();
   slot *x = ud;
   char want[32];
   snprintf(want, sizeof want, "val:k:%d", x->key);
@@ -123,20 +136,25 @@ static void on_value(void *ud, rcache_status s, rcache_value v) {
   if (s != RCACHE_OK && v.data) R.bad_value++; /* a value with an error status */
   rcache_value_free(&v);
   completed(x, s);
+  R.app_cpu_us += cpu_now_us() - c0;
 }
 
 static void on_int(void *ud, rcache_status s, int64_t n) {
+  int64_t c0 = cpu_now_us();
   if ((s == RCACHE_OK && n < 1) || (s != RCACHE_OK && n != 0)) R.bad_value++;
   completed(ud, s);
+  R.app_cpu_us += cpu_now_us() - c0;
 }
 
 /* get_or_set's loader, on the loop: the key's known value, at once. */
 static void loader(void *ud, const char *key, rcache_load *ld) {
+  int64_t c0 = cpu_now_us();
   slot *x = ud;
   R.loader_calls++;
   if (!pthread_equal(pthread_self(), R.loop)) R.foreign++;
   rcache_value v = {malloc(32), 0};
   if (v.data) v.len = (size_t)snprintf(v.data, 32, "val:%s", key);
+  R.app_cpu_us += cpu_now_us() - c0; /* rcache_load_done is rcache's work */
   rcache_load_done(ld, v.data ? RCACHE_OK : RCACHE_ENOMEM, &v);
   (void)x;
 }
@@ -201,6 +219,7 @@ static void start(int i, uint64_t n) {
   x->start_us = load_now_us();
   x->deadline_us = x->start_us + (x->op == A_GOS ? R.gos_budget_us : R.budget_us);
   rcache_status s = RCACHE_EINVAL;
+  int64_t c0 = cpu_now_us(), a0 = R.app_cpu_us; /* a callback may run before it returns */
   switch (x->op) {
   case A_GET:
     s = rcache_get_async(R.c, key, on_value, x);
@@ -216,6 +235,8 @@ static void start(int i, uint64_t n) {
     s = rcache_incr_async(R.c, key, 1, on_int, x);
     break;
   }
+  int64_t own = cpu_now_us() - c0 - (R.app_cpu_us - a0);
+  if (own > R.start_cpu_max_us) R.start_cpu_max_us = own;
   x->returned = true;
   CHECK_MSG(s == RCACHE_OK, "%s: starting %s: %s", R.phase, op_names[x->op], rcache_strerror(s));
   if (s != RCACHE_OK) {
@@ -232,11 +253,15 @@ static void turn(void) {
   int64_t t = rcache_async_timeout_ms(R.c);
   struct pollfd p = {.fd = rcache_async_fd(R.c), .events = POLLIN};
   (void)poll(&p, 1, t < 0 || t > 50 ? 50 : (int)t);
-  int64_t t0 = load_now_us(), c0 = cpu_now_us();
+  int64_t t0 = load_now_us(), c0 = cpu_now_us(), a0 = R.app_cpu_us;
   rcache_async_process(R.c);
   int64_t took = load_now_us() - t0, cpu = cpu_now_us() - c0;
   if (took > R.process_max_us) R.process_max_us = took;
   if (cpu > R.process_cpu_max_us) R.process_cpu_max_us = cpu;
+  int64_t own = cpu - (R.app_cpu_us - a0);
+  if (own > R.own_cpu_max_us) R.own_cpu_max_us = own;
+  R.own_hist[bucket(own)]++;
+  R.own_cpu_us += own;
   for (int i = 0; i < SLOTS && !R.stopping; i++)
     if (R.s[i].done) start(i, R.started);
   cpu = cpu_now_us() - c0; /* with the operations started again */
@@ -353,6 +378,10 @@ static void verdicts(void) {
          "the same for a fixed ~65 us arithmetic after every 2nd turn:\n");
   hist_print("turns", R.turn_hist, R.turn_cpu_us);
   hist_print("yardstick", R.yard_hist, R.yard_cpu_us);
+  printf("rcache's own part (CPU, the test's callbacks and loader left out): longest "
+         "rcache_async_process %.2f ms, longest starting call %.2f ms\n",
+         (double)R.own_cpu_max_us / 1000.0, (double)R.start_cpu_max_us / 1000.0);
+  hist_print("process", R.own_hist, R.own_cpu_us);
   for (int op = 0; op < A_N; op++)
     printf("  %-10s OK %llu, MISS %llu, EUNAVAILABLE %llu\n", op_names[op],
            (unsigned long long)R.by_status[op][RCACHE_OK + LOAD_STATUS_BIAS],
