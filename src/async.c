@@ -149,8 +149,8 @@ typedef struct rcache__async {
   pthread_cond_t cv; /* workers wait here for operations */
   int rfd, wfd;      /* the same eventfd twice, or a pipe's ends */
   bool closing;
-  bool growing;  /* a worker is creating another (grow_locked) */
-  int starting;  /* workers created that have not taken the lock yet */
+  bool growing; /* a worker is creating another (grow_locked) */
+  int starting; /* workers created that have not taken the lock yet */
   int max, nthreads, idle;
   pthread_t *threads;
   aop *qhead, *qtail;     /* FIFO of QUEUED operations */
@@ -472,8 +472,8 @@ int rcache_async_process(rcache *c) {
   }
   rcache__err_clear();
   aop *op = ready, *end = NULL;
-  for (; op; end = op, op = op->rnext, n++) { /* expired ones: counted as timeouts */
-    if (n % 8 == 7 && rcache__now_us() >= until) break; /* (a few, even after slow loads) */
+  for (; op; end = op, op = op->rnext, n++) {           /* expired ones: counted as timeouts */
+    if (n % 8 == 7 && rcache__now_us() >= until) break; /* a few even after slow loads */
     deliver(c, op, op->expired ? rcache__remote(c, RCACHE_ETIMEOUT) : RCACHE_OK);
   }
   if (op) { /* out of time: the rest back to the front, for the next call */

@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sanitizers.h"
+
 #define LOAD_KEYS 64
 #define LOAD_COUNTERS 8
 #define LOAD_THINK_US                                                                              \
@@ -31,14 +33,7 @@
  * faults_test_errors at load 8-10: 3 and 4 of 6 runs overran with the default, 0 of 6 with
  * 16 MiB and 0 of 6 without a quarantine; a freed block still waits for 16 MiB of other
  * frees before it is reused, so use-after-free is still caught. */
-#if defined(__SANITIZE_ADDRESS__)
-#define LOAD_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define LOAD_ASAN 1
-#endif
-#endif
-#ifdef LOAD_ASAN
+#ifdef TEST_ASAN
 __attribute__((visibility("default"))) const char *__asan_default_options(void);
 const char *__asan_default_options(void) {
   return "quarantine_size_mb=16";

@@ -12,17 +12,11 @@
 #include <stdio.h>
 
 #include "near/near.h"
+#include "sanitizers.h"
 #include "test.h"
 
 /* Under ASan or TSan malloc is the sanitizer's (mallinfo2() reads 0): ask it instead. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZER_HEAP 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZER_HEAP 1
-#endif
-#endif
-#ifdef SANITIZER_HEAP
+#ifdef TEST_SANITIZER_HEAP
 /* from <sanitizer/allocator_interface.h>, which is not always installed */
 size_t __sanitizer_get_current_allocated_bytes(void);
 static size_t heap_in_use(void) {
