@@ -284,7 +284,8 @@ static void *worker_main(void *arg) {
   return NULL;
 }
 
-/* Watches for calls that never return. */
+/* Watches for calls that never return (every 100 ms), and counts how often calls share a
+ * connection (every 10 ms). */
 static void *monitor_main(void *arg) {
   load *l = arg;
   for (unsigned tick = 0; !atomic_load(&l->stop); tick++) {
