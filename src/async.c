@@ -609,9 +609,10 @@ static void *worker(void *arg) {
  * desynchronised, or the pool has moved to another server), the operations still waiting go
  * to the workers, which run them as blocking calls within what is left of their deadlines: the
  * blocking path's retry on a fresh connection; but not an INCRBY written, even in part, which
- * may have been applied: it completes as unavailable, as the blocking call does. A GET's value
- * that starts with 0xff (a tagged value, or a plain one escaped), and a MOVED / ASK, are run
- * again there too.
+ * may have been applied: it completes as unavailable, as the blocking call does. A GET (an
+ * MGET of the key and the namespace's clear key, tags.h) whose value starts with 0xff (a
+ * tagged value, or a plain one escaped) or came while the clear key exists, and a MOVED /
+ * ASK, are run again there too.
  */
 /* requests written and not answered yet, at most: less than any socket takes without a wait
  * (the rest waits in the buffer for replies to come) */
@@ -711,13 +712,55 @@ struct wire {
   size_t (*bytes)(const aop *op); /* for the statistics */
 };
 
+/* MGET key <clear key>: the value with the namespace's clear version (tags.h) */
 static bool get_format(rcache *c, aop *op, const rcache__key *k, rcache__cmds *b) {
   (void)op;
-  if (rcache__tags_hinted(c, k->p, k->len)) return false; /* tags.c reads it with its versions */
-  return rcache__redis_get_cmds(b, k->p, k->len, false) == RCACHE_OK;
+  if (rcache__tags_hinted(c, k->p, k->len) || rcache__tags_plain_read(c, k, NULL))
+    return false; /* tags.c reads it with its versions, or without the clear key */
+  rcache__key ck;
+  if (rcache__key_make(c, RCACHE__CLEAR_KEY, &ck) != RCACHE_OK) return false;
+  const char *argv[3] = {"MGET", k->p, ck.p};
+  size_t lens[3] = {4, k->len, ck.len};
+  rcache_status s = rcache__cmds_add(b, 3, argv, lens);
+  rcache__key_free(&ck);
+  rcache__cmds_expect(b, RCACHE__R_ARR);
+  b->values = 2;
+  return s == RCACHE_OK;
+}
+/* The clear key's version in an MGET reply's second element (0: absent); false when it is
+ * not one. */
+static bool reply_clear(const redisReply *r, int64_t *clear) {
+  const redisReply *x = r->element[1];
+  *clear = 0;
+  return x->type == REDIS_REPLY_NIL ||
+         (x->type == REDIS_REPLY_STRING && rcache__parse_i64(x->str, x->len, clear) && *clear);
+}
+/* Whether an MGET reply's value is for the blocking call to judge (loop_reply runs it again
+ * on a worker): what tags.c's rcache__tags_settled cannot settle from the reply alone. */
+static bool get_again(const redisReply *r) {
+  if (r->type == REDIS_REPLY_ERROR) /* a cluster node behind a one-host URL, or an ACL user
+                                     * that may not read the clear key: the worker's call */
+    return r->str && (strncmp(r->str, "CROSSSLOT", 9) == 0 || strncmp(r->str, "NOPERM", 6) == 0);
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) return false; /* get_finish says */
+  const redisReply *v = r->element[0];
+  int64_t clear;
+  size_t head;
+  return v->type == REDIS_REPLY_STRING &&
+         (!reply_clear(r, &clear) || !rcache__tags_settled(v->str, v->len, clear, &head));
 }
 static rcache_status get_finish(rcache *c, aop *op, redisReply *r) {
-  rcache_status s = rcache__redis_take_value(r, &op->v);
+  if (r->type != REDIS_REPLY_ARRAY) return rcache__redis_take_value(r, &op->v); /* an error */
+  if (r->elements != 2) return rcache__reply_unexpected(r);
+  int64_t clear;
+  size_t head = 0;
+  if (reply_clear(r, &clear)) rcache__tags_clear_seen(c, clear);
+  const redisReply *v = r->element[0];
+  if (v->type == REDIS_REPLY_STRING) (void)rcache__tags_settled(v->str, v->len, clear, &head);
+  rcache_status s = rcache__redis_take_value(r->element[0], &op->v);
+  if (s == RCACHE_OK && head) { /* get_again settled it: what follows the header */
+    memmove(op->v.data, op->v.data + head, op->v.len - head + 1); /* with the NUL */
+    op->v.len -= head;
+  }
   if (s == RCACHE_OK)
     COUNT(c, hits);
   else if (s == RCACHE_MISS)
@@ -731,8 +774,8 @@ static size_t value_bytes(const aop *op) {
 static bool set_format(rcache *c, aop *op, const rcache__key *k, rcache__cmds *b) {
   int64_t ttl_ms = rcache__ttl_ms(c, op->y);
   if ((!op->in.data && op->in.len) || op->in.len > c->ctx.opt.max_value_bytes || ttl_ms < 0 ||
-      rcache__tags_needs_escape(op->in.data, op->in.len))
-    return false; /* the blocking call refuses it, or escapes it */
+      !rcache__tags_plain_as_is(c, op->in.data, op->in.len))
+    return false; /* the blocking call refuses it, or stores it escaped or framed */
   if (rcache__redis_set_cmds(b, k->p, k->len, op->in.data ? op->in.data : "", op->in.len, ttl_ms,
                              0) != RCACHE_OK)
     return false;
@@ -783,8 +826,7 @@ static rcache_status incr_finish(rcache *c, aop *op, redisReply *r) {
   return s;
 }
 
-static const wire W_get = {
-    RCACHE_OP_GET, RCACHE__R_STR | RCACHE__R_NIL, true, get_format, get_finish, value_bytes};
+static const wire W_get = {RCACHE_OP_GET, RCACHE__R_ARR, true, get_format, get_finish, value_bytes};
 static const wire W_set = {
     RCACHE_OP_SET, RCACHE__R_OK | RCACHE__R_NIL, true, set_format, set_finish, in_bytes};
 static const wire W_delete = {RCACHE_OP_DELETE, RCACHE__R_INT, true,
@@ -943,8 +985,7 @@ static bool loop_reply(rcache *c, rcache__async *a, redisReply *r, bool *ran) {
   bool wake = false, last = false, live = op->state != EXPIRED;
   /* a tagged or escaped value, which the blocking call unwraps; a MOVED / ASK (a cluster node
    * behind a one-host URL), which it follows */
-  bool again = live && ((op->k->wire == &W_get && r->type == REDIS_REPLY_STRING && r->len &&
-                         (unsigned char)r->str[0] == 0xff) ||
+  bool again = live && ((op->k->wire == &W_get && get_again(r)) ||
                         (r->type == REDIS_REPLY_ERROR && r->str &&
                          (strncmp(r->str, "MOVED ", 6) == 0 || strncmp(r->str, "ASK ", 4) == 0)));
   if (!live)

@@ -23,6 +23,12 @@ struct rcache {
   _Atomic(_Atomic uint64_t *) tag_hint;
   /* tags.c's remembered tags of tagged keys, a slot per key hash; NULL until the first */
   _Atomic(_Atomic(struct rcache__tag_memo *) *) tag_memo;
+  /* tags.c: the clear key's version as this handle last read it (0: absent, the namespace
+   * never cleared) and when (µs, 0: never), for what it writes (rcache__tags_plain) */
+  _Atomic int64_t clear_ver;
+  _Atomic int64_t clear_us;
+  /* the ACL user may not read the clear key: the namespace reads as never cleared */
+  _Atomic bool clear_denied;
   rcache__obs obs;               /* per-operation histograms, key families (observe.c) */
   struct rcache__publisher *pub; /* publish_stats_s's thread (publish.c), NULL when off */
   /* the non-blocking API's machinery (async.c), made by the first async call; NULL until then */
@@ -140,7 +146,8 @@ rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *
  * it, a plain value that looks like a frame is stored escaped (tags.h). */
 #define RCACHE__SET_FRAME 0x200
 /* Writes through the backend (logical ttl_ms; with RCACHE__SET_STALE the stale window is
- * added here; a plain value is escaped when it must be, see RCACHE__SET_FRAME). */
+ * added here; a plain value is stored as rcache__tags_plain says, see RCACHE__SET_FRAME).
+ * Of the flags, only RCACHE__SET_NX reaches the backend. */
 rcache_status rcache__set_full(rcache *c, const rcache__key *k, const void *data, size_t len,
                                int64_t ttl_ms, int flags);
 /* rcache_get_or_set for rcache_get_or_set_tagged (getorset.c): the loader's values are frames

@@ -554,8 +554,9 @@ static bool in_stale_tail(const rcache *c, int64_t pttl) {
 }
 
 /* The near cache's part of a read: a hit answers it (true); otherwise *ticket is the fetch
- * to complete with near_done() (0 when there is no near cache). A public read's hit (rd) is
- * counted in its family's group and told whether it is one to time (observe.c). */
+ * to complete with near_done() (0 when there is no near cache). Only a public read's (rd)
+ * hits and misses are counted: its hit in its family's group too, and told whether it is one
+ * to time (observe.c). */
 static bool near_lookup(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
                         int64_t now_us, rcache__read *rd, uint64_t *ticket,
                         rcache__near_mark *mark) {
@@ -565,14 +566,14 @@ static bool near_lookup(rcache *c, const rcache__key *k, rcache_value *out, int6
   rcache__near_hit hit;
   if (rcache__near_get(n, k->p, k->len, now_us, out, pttl, rd && rd->count ? &hit : NULL, mark) ==
       RCACHE_OK) {
-    COUNT(c, near_hits);
+    if (rd) COUNT(c, near_hits); /* a public read's: not tags.c's reads of version keys */
     if (rd && rd->count) {
       rd->group = hit.group;
       rd->sample = hit.seq % RCACHE__NEAR_SAMPLE == 0;
     }
     return true;
   }
-  COUNT(c, near_misses);
+  if (rd) COUNT(c, near_misses);
   *ticket = rcache__near_begin(n, k->p, k->len); /* before the GET is sent */
   return false;
 }
@@ -585,6 +586,11 @@ static void near_done(rcache *c, const rcache__key *k, const rcache__read *rd, u
   if (s == RCACHE_OK)
     rcache__near_fill(c->ctx.near, ticket, k->p, k->len, v->data, v->len, rcache__now_us(), ms,
                       rcache__obs_group(c, rd ? rd->key : NULL));
+  else if (s == RCACHE_MISS && rcache__near_watched(c->ctx.near, k->p, k->len))
+    /* an absent version key is kept as "" (tags.c reads it as 0): Redis tracks a key read
+     * while absent, so its creation invalidates the entry as any change does */
+    rcache__near_fill(c->ctx.near, ticket, k->p, k->len, "", 0, rcache__now_us(), -1,
+                      RCACHE__NEAR_NOGROUP);
   else
     rcache__near_end(c->ctx.near, ticket, k->p, k->len, s == RCACHE_MISS);
 }
@@ -619,10 +625,9 @@ rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *
   bool want = pttl || c->stale_ms > 0 || ticket;
   rcache__backend *be = rcache__be(c);
   rcache_status s;
-  /* tags declared, or a key last seen tagged: value and versions in one round trip (with a
-   * near cache the versions come from it, tracked) */
-  if (vers && !ticket && be->ops->get_tagged &&
-      ((decl && decl->n > 0) || rcache__tags_hinted(c, k->p, k->len)))
+  /* the value with the versions it needs (the clear key's, and its tags'), in one round trip
+   * (with a near cache the versions come from it, tracked) */
+  if (vers && !ticket && be->ops->get_tagged && !rcache__tags_plain_read(c, k, decl))
     s = rcache__tags_read(c, be, k, out, want ? &ms : NULL, decl, vers);
   else
     s = be->ops->get(be, k->p, k->len, out, want ? &ms : NULL);
@@ -679,17 +684,16 @@ rcache_status rcache__set_full(rcache *c, const rcache__key *k, const void *data
   }
   if (ttl_ms > 0 && (flags & RCACHE__SET_STALE)) ttl_ms += c->stale_ms;
   bool frame = flags & RCACHE__SET_FRAME;
-  rcache_value esc = {NULL, 0};
-  if (!frame && rcache__tags_needs_escape(data, len)) { /* would read as a frame: escaped */
-    if (rcache__tags_escape(data, len, &esc) != RCACHE_OK) return RCACHE_ENOMEM;
-    data = esc.data;
-    len = esc.len;
+  rcache_value st = {(char *)data, len}; /* what is stored: escaped or framed (tags.h) */
+  if (!frame) {
+    rcache_status s = rcache__tags_plain(c, data, len, &st);
+    if (s != RCACHE_OK) return rcache__remote(c, s);
   }
   rcache__tags_note(c, k->p, k->len, frame);
   rcache__backend *be = rcache__be(c);
-  rcache_status s = be->ops->set(be, k->p, k->len, data ? data : "", len, ttl_ms,
-                                 flags & ~(RCACHE__SET_STALE | RCACHE__SET_FRAME));
-  rcache_value_free(&esc);
+  rcache_status s = be->ops->set(be, k->p, k->len, st.data ? st.data : "", st.len, ttl_ms,
+                                 flags & RCACHE__SET_NX);
+  if (st.data != data) rcache__free(st.data);
   near_drop(c, k->p, k->len);
   if (s == RCACHE_OK) COUNT(c, sets);
   return rcache__remote(c, s);
@@ -879,7 +883,7 @@ static rcache_status live_pttl(rcache *c, const rcache__key *k, int64_t *ms) {
   rcache_value v = {NULL, 0};
   rcache__versions vers = {.n = 0};
   rcache_status s;
-  if (be->ops->get_tagged && rcache__tags_hinted(c, k->p, k->len))
+  if (be->ops->get_tagged && !rcache__tags_plain_read(c, k, NULL))
     s = rcache__tags_read(c, be, k, &v, ms, NULL, &vers);
   else
     s = be->ops->get(be, k->p, k->len, &v, ms);
@@ -921,29 +925,34 @@ rcache_status rcache_ttl(rcache *c, const char *key, int64_t *ttl_s) {
 
 /* ---- batches --------------------------------------------------------------------------------- */
 
-/* Prefixed copies of n keys (one allocation). */
-static rcache_status keys_make(rcache *c, const char *const *keys, size_t n, char ***out,
-                               size_t **lens) {
-  size_t total = 0;
+/* Prefixed copies of n keys (one allocation), and with extra the clear key's stored name
+ * after them (tags.c's version of the namespace, read with a batch's values). */
+static rcache_status keys_make(rcache *c, const char *const *keys, size_t n, bool extra,
+                               char ***out, size_t **lens) {
+  size_t total = 0, m = n + extra;
   for (size_t i = 0; i < n; i++) {
     if (!keys[i] || !*keys[i]) {
       rcache__errf("invalid argument: key %zu is NULL or empty", i);
       return RCACHE_EINVAL;
     }
+  }
+  for (size_t i = 0; i < m; i++) {
     size_t l;
-    rcache_status s = rcache__key_stored_len(&c->ctx, strlen(keys[i]), &l);
+    rcache_status s =
+        rcache__key_stored_len(&c->ctx, i < n ? strlen(keys[i]) : strlen(RCACHE__CLEAR_KEY), &l);
     if (s != RCACHE_OK) return s;
     total += l + 1;
   }
-  char **ks = rcache__malloc(n * (sizeof *ks + sizeof **lens) + total + 1);
+  char **ks = rcache__malloc(m * (sizeof *ks + sizeof **lens) + total + 1);
   if (!ks) return RCACHE_ENOMEM;
-  size_t *ls = (size_t *)(ks + n);
-  char *p = (char *)(ls + n);
-  for (size_t i = 0; i < n; i++) {
-    size_t kl = strlen(keys[i]);
+  size_t *ls = (size_t *)(ks + m);
+  char *p = (char *)(ls + m);
+  for (size_t i = 0; i < m; i++) {
+    const char *key = i < n ? keys[i] : RCACHE__CLEAR_KEY;
+    size_t kl = strlen(key);
     ks[i] = p;
     (void)rcache__key_stored_len(&c->ctx, kl, &ls[i]);
-    if (rcache__key_write(&c->ctx, keys[i], kl, p, ls[i]) != RCACHE_OK) {
+    if (rcache__key_write(&c->ctx, key, kl, p, ls[i]) != RCACHE_OK) {
       rcache__free(ks);
       return RCACHE_ENOMEM;
     }
@@ -968,17 +977,39 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
   }
   char **ks;
   size_t *ls;
-  rcache_status s = keys_make(c, keys, n, &ks, &ls);
-  if (s != RCACHE_OK) return rcache__done(c, s);
+  /* the clear key is read with the values: one more key in the MGET (in vals and statuses'
+   * room when they have it: copies of n + 1) */
+  rcache_value *vs = rcache__calloc(n + 1, sizeof *vs + sizeof(rcache_status));
+  rcache_status s = vs ? keys_make(c, keys, n, true, &ks, &ls) : RCACHE_ENOMEM;
+  if (s != RCACHE_OK) {
+    rcache__free(vs);
+    return rcache__done(c, s);
+  }
+  rcache_status *sts = (rcache_status *)(vs + n + 1);
   rcache__in_flight(c, 1);
   rcache__backend *be = rcache__be(c);
-  s = be->ops->get_many(be, (const char *const *)ks, ls, n, vals, statuses);
+  s = be->ops->get_many(be, (const char *const *)ks, ls, n + 1, vs, sts);
+  rcache__versions clear = {.n = 0};
+  if (s == RCACHE_OK) {
+    memcpy(vals, vs, n * sizeof *vals);
+    memcpy(statuses, sts, n * sizeof *statuses);
+    if (sts[n] == RCACHE_OK || sts[n] == RCACHE_MISS) { /* as tags.c reads a version key */
+      clear.n = 1;
+      clear.bad = sts[n] == RCACHE_OK &&
+                  (!rcache__parse_i64(vs[n].data, vs[n].len, &clear.v[0]) || clear.v[0] == 0);
+      if (clear.bad) clear.v[0] = 0;
+    }
+    rcache_value_free(&vs[n]);
+  }
+  for (size_t i = 0; s != RCACHE_OK && i <= n; i++)
+    rcache_value_free(&vs[i]);
+  rcache__free(vs);
   for (size_t i = 0; c->ctx.near && s == RCACHE_OK && i < n; i++) /* see near_saw */
     if (statuses[i] == RCACHE_OK || statuses[i] == RCACHE_MISS)
       rcache__near_saw(c->ctx.near, ks[i], ls[i], statuses[i] == RCACHE_OK ? vals[i].data : NULL,
                        vals[i].len);
-  if (s == RCACHE_OK) /* tagged values: current versions only (one MGET for all) */
-    rcache__tags_unwrap_many(c, ks, ls, vals, statuses, n);
+  if (s == RCACHE_OK) /* plain values: the clear key's version; tagged ones: one MGET for all */
+    rcache__tags_unwrap_many(c, ks, ls, vals, statuses, n, &clear);
   rcache__free(ks);
   bool enomem = false;
   for (size_t i = 0; i < n; i++) {
@@ -1002,27 +1033,24 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
   return rcache__done(c, s);
 }
 
-static void escape_many_free(const rcache_value *vals, size_t n, rcache_value *esc) {
-  for (size_t i = 0; esc && i < n; i++)
-    if (esc[i].data != vals[i].data) rcache__free(esc[i].data);
-  rcache__free(esc);
+static void stored_many_free(const rcache_value *vals, size_t n, rcache_value *st) {
+  for (size_t i = 0; st && i < n; i++)
+    if (st[i].data != vals[i].data) rcache__free(st[i].data);
+  rcache__free(st);
 }
 
-/* *esc = NULL when no value of vals must be escaped (tags.h), else a copy of vals with those
- * replaced by escaped copies (free with escape_many_free). */
-static rcache_status escape_many(const rcache_value *vals, size_t n, rcache_value **esc) {
-  *esc = NULL;
+/* *st = what is stored for each of vals (rcache__tags_plain: escaped, framed or as it is;
+ * free with stored_many_free). */
+static rcache_status stored_many(rcache *c, const rcache_value *vals, size_t n, rcache_value **st) {
+  if (!(*st = rcache__malloc(n * sizeof **st))) return RCACHE_ENOMEM;
+  memcpy(*st, vals, n * sizeof **st);
   for (size_t i = 0; i < n; i++) {
-    if (!rcache__tags_needs_escape(vals[i].data, vals[i].len)) continue;
-    if (!*esc) { /* the first: the others go as they are */
-      if (!(*esc = rcache__malloc(n * sizeof **esc))) return RCACHE_ENOMEM;
-      memcpy(*esc, vals, n * sizeof **esc);
-    }
-    if (rcache__tags_escape(vals[i].data, vals[i].len, &(*esc)[i]) != RCACHE_OK) {
-      (*esc)[i] = vals[i];
-      escape_many_free(vals, n, *esc);
-      *esc = NULL;
-      return RCACHE_ENOMEM;
+    rcache_status s = rcache__tags_plain(c, vals[i].data, vals[i].len, &(*st)[i]);
+    if (s != RCACHE_OK) {
+      (*st)[i] = vals[i];
+      stored_many_free(vals, n, *st);
+      *st = NULL;
+      return s;
     }
   }
   return RCACHE_OK;
@@ -1053,12 +1081,15 @@ rcache_status rcache_set_many(rcache *c, const char *const *keys, const rcache_v
   }
   char **ks;
   size_t *ls;
-  rcache_value *esc = NULL; /* vals with the escaped ones (tags.h) replaced, when any */
-  rcache_status s = escape_many(vals, n, &esc);
-  if (s == RCACHE_OK) s = keys_make(c, keys, n, &ks, &ls);
+  rcache_value *st = NULL; /* what is stored for each (tags.h) */
+  rcache_status s = keys_make(c, keys, n, false, &ks, &ls);
+  if (s == RCACHE_OK && (s = stored_many(c, vals, n, &st)) != RCACHE_OK) {
+    rcache__free(ks);
+    s = rcache__remote(c, s); /* the clear key could not be read */
+  }
   if (s == RCACHE_OK) {
     rcache__backend *be = rcache__be(c);
-    s = be->ops->set_many(be, (const char *const *)ks, ls, esc ? esc : vals, n, ttls);
+    s = be->ops->set_many(be, (const char *const *)ks, ls, st, n, ttls);
     for (size_t i = 0; i < n; i++) {
       rcache__tags_note(c, ks[i], ls[i], false);
       near_drop(c, ks[i], ls[i]);
@@ -1067,7 +1098,7 @@ rcache_status rcache_set_many(rcache *c, const char *const *keys, const rcache_v
     if (s == RCACHE_OK) atomic_fetch_add_explicit(&c->ctx.n.sets, n, memory_order_relaxed);
     s = rcache__remote(c, s);
   }
-  escape_many_free(vals, n, esc);
+  stored_many_free(vals, n, st);
   rcache__free(ttls);
   rcache__observe(c, RCACHE_OP_SET_MANY, NULL, s, t0, 0);
   return rcache__done(c, s);

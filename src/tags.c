@@ -37,7 +37,7 @@
 #define MAGIC_LEN 4
 #define VERSION_KEY "__rc:" /* what every version key starts with */
 #define TAG_KEY "__rc:tag:"
-#define CLEAR_KEY "__rc:clear"
+#define CLEAR_KEY RCACHE__CLEAR_KEY
 
 struct rcache_tags { /* the loader's sink (rcache_tags_add) */
   char *tag[RCACHE_TAGS_MAX];
@@ -80,11 +80,11 @@ bool rcache__tags_framed(const char *d, size_t len) {
   return magic_run(d, len) == 1;
 }
 
-bool rcache__tags_needs_escape(const void *d, size_t len) {
+static bool needs_escape(const void *d, size_t len) {
   return d && magic_run(d, len) > 0;
 }
 
-rcache_status rcache__tags_escape(const void *d, size_t len, rcache_value *out) {
+static rcache_status escape(const void *d, size_t len, rcache_value *out) {
   char *e = len + 2 > len ? rcache__malloc(len + 2) : NULL;
   if (!e) return RCACHE_ENOMEM;
   e[0] = (char)0xff;
@@ -117,6 +117,21 @@ static bool frame_parse(const char *d, size_t len, frame *f) {
   return true;
 }
 
+static bool is_integer(const void *d, size_t len) {
+  int64_t n;
+  return d && rcache__parse_i64(d, len, &n);
+}
+
+bool rcache__tags_settled(const char *d, size_t len, int64_t clear, size_t *head) {
+  size_t k = magic_run(d, len);
+  frame f;
+  *head = k > 1; /* an escaped value's escape byte */
+  if (k != 1) return clear == 0 || (k == 0 && is_integer(d, len));
+  if (!frame_parse(d, len, &f) || f.n > 0 || f.ver[0] != clear) return false;
+  *head = f.head;
+  return true;
+}
+
 /* ---- version keys -------------------------------------------------------------------------- */
 
 /* The prefixed version key of a tag (tl bytes, no NUL inside), or of the clear key when
@@ -132,6 +147,22 @@ static rcache_status version_key(rcache *c, const char *tag, size_t tl, rcache__
   rcache_status s = rcache__key_make(c, name, k);
   if (name != stack) rcache__free(name);
   return s;
+}
+
+/* How long a writer trusts the clear key's version it last read (without a near cache, whose
+ * copy is kept current by tracking): a handle that only writes learns of another's clear
+ * within this; until then what it writes plain reads as a miss (never a stale hit). */
+#define CLEAR_FRESH_US 1000000
+
+/* What this handle writes from now on is stamped with v (rcache__tags_plain). Every read
+ * calls this: the shared fields are written only when they change or age (a quarter of
+ * CLEAR_FRESH_US), so that threads reading at once do not fight over their cache line. */
+void rcache__tags_clear_seen(rcache *c, int64_t v) {
+  int64_t now = rcache__now_us();
+  if (atomic_load_explicit(&c->clear_ver, memory_order_relaxed) != v)
+    atomic_store_explicit(&c->clear_ver, v, memory_order_relaxed);
+  if (now - atomic_load_explicit(&c->clear_us, memory_order_relaxed) > CLEAR_FRESH_US / 4)
+    atomic_store_explicit(&c->clear_us, now, memory_order_relaxed);
 }
 
 typedef struct vkeys {
@@ -172,8 +203,8 @@ static rcache_status near_versions(rcache *c, const vkeys *v, int64_t *ver) {
     bool hit;
     rcache_status s = rcache__get_stored(c, &v->k[i], &val, NULL, NULL, NULL, &hit, NULL, NULL);
     ver[i] = 0;
-    if (s == RCACHE_OK) {
-      bool ok = rcache__parse_i64(val.data, val.len, &ver[i]) && ver[i] != 0;
+    if (s == RCACHE_OK) { /* "": the key is absent (rcache.c keeps absent version keys so) */
+      bool ok = val.len == 0 || (rcache__parse_i64(val.data, val.len, &ver[i]) && ver[i] != 0);
       rcache_value_free(&val);
       if (!ok)
         return rcache__errf("tag version key holds a value that is not a version"), RCACHE_ETYPE;
@@ -218,18 +249,27 @@ static rcache_status mget_versions(rcache__backend *be, const char *const *p, co
   return s;
 }
 
-/* Reads the current versions (one MGET); with create, absent keys are first created with a
- * random start and read again. */
+/* Reads the current versions (one MGET); with create, absent tag version keys are first
+ * created with a random start and read again. The clear key ([0]) is never created here: its
+ * absence says that the namespace was never cleared (only rcache_clear creates it). */
 static rcache_status read_versions(rcache *c, const vkeys *v, int64_t *ver, bool create) {
-  if (c->ctx.near && !create) return near_versions(c, v, ver);
+  if (c->ctx.near && !create) {
+    rcache_status s = near_versions(c, v, ver);
+    if (s == RCACHE_OK) rcache__tags_clear_seen(c, ver[0]);
+    return s;
+  }
   rcache__backend *be = rcache__be(c);
   for (int round = 0; round < 2; round++) {
     rcache_value vals[RCACHE_TAGS_MAX + 1];
     rcache_status st[RCACHE_TAGS_MAX + 1];
     bool absent;
     rcache_status s = mget_versions(be, v->p, v->len, v->n, vals, st, ver, &absent);
+    if (s == RCACHE_OK) rcache__tags_clear_seen(c, ver[0]);
+    absent = false; /* now: some tag's key is */
+    for (size_t i = 1; i < v->n; i++)
+      absent |= st[i] == RCACHE_MISS;
     if (s != RCACHE_OK || !absent || !create || round == 1) return s;
-    for (size_t i = 0; i < v->n; i++) {
+    for (size_t i = 1; i < v->n; i++) {
       if (ver[i] != 0) continue;
       char num[24];
       int nl = snprintf(num, sizeof num, "%lld", (long long)(1 + rcache__rand01() * 4e15));
@@ -240,17 +280,49 @@ static rcache_status read_versions(rcache *c, const vkeys *v, int64_t *ver, bool
   return RCACHE_OK;
 }
 
+/* Reads the clear key's version now (near cache: from it). An ACL user that may not read it
+ * (NOPERM: a key_prefix outside its key patterns) reads the namespace as never cleared from
+ * then on, said once in the log: rcache_clear cannot cover what that handle reads. */
+static rcache_status clear_read(rcache *c, int64_t *v) {
+  *v = 0;
+  if (atomic_load_explicit(&c->clear_denied, memory_order_relaxed)) return RCACHE_OK;
+  vkeys vk;
+  rcache_status s = vkeys_make(c, NULL, NULL, 0, &vk);
+  if (s == RCACHE_OK) s = read_versions(c, &vk, v, false);
+  vkeys_free(&vk);
+  if (s != RCACHE_EAUTH) return s;
+  *v = 0;
+  if (!atomic_exchange(&c->clear_denied, true))
+    rcache__log(&c->ctx, RCACHE_LOG_WARN,
+                "the server refused a read of the key_prefix's clear key (%.200s): this handle "
+                "reads the namespace as never cleared, so rcache_clear does not cover its reads "
+                "of untagged values; give the ACL user the key_prefix's keys",
+                rcache_errmsg(c));
+  rcache__err_clear();
+  return RCACHE_OK;
+}
+
+bool rcache__tags_plain_read(rcache *c, const rcache__key *k, const rcache__tagdecl *decl) {
+  return atomic_load_explicit(&c->clear_denied, memory_order_relaxed) && !(decl && decl->n) &&
+         !rcache__tags_hinted(c, k->p, k->len);
+}
+
 /* ---- reading in one round trip ------------------------------------------------------------ */
 
 /* KEYS[1] the value's key; ARGV[1] the key_prefix, ARGV[2] "1" to add the key's PTTL. Reply:
- * [value or nil, PTTL or nil, then for a well-formed frame the values of its version keys].
- * The frame is parsed as frame_parse() does; anything else returns the value alone, for the
- * facade to judge. Read-only (GET, PTTL, MGET): no flags needed on any Redis version. */
+ * [value or nil, PTTL or nil, then for a well-formed frame the values of its version keys,
+ * for a plain value the clear key's]. The frame is parsed as frame_parse() does; a malformed
+ * one returns the value alone, for the facade to judge. Read-only (GET, PTTL, MGET): no flags
+ * needed on any Redis version. */
 static const char SCRIPT[] =
     "local v = redis.call('GET', KEYS[1])\n"
     "local r = {v, false}\n"
     "if ARGV[2] == '1' then r[2] = redis.call('PTTL', KEYS[1]) end\n"
-    "if not v or #v < 13 or string.sub(v, 1, 4) ~= '\\255RC\\1' then return r end\n"
+    "if not v then return r end\n"
+    "if #v < 13 or string.sub(v, 1, 4) ~= '\\255RC\\1' then\n"
+    "  r[3] = redis.call('GET', ARGV[1] .. '__rc:clear')\n"
+    "  return r\n"
+    "end\n"
     "local n, at, k = string.byte(v, 5), 14, {ARGV[1] .. '__rc:clear'}\n"
     "if n > 32 then return r end\n"
     "for i = 1, n do\n"
@@ -431,6 +503,10 @@ void rcache__tags_free(rcache *c) {
 static void versions_by_frame(const rcache_value *v, const rcache__tagdecl *m,
                               rcache__versions *vers) {
   frame f;
+  if (v->data && vers->n && magic_run(v->data, v->len) != 1) {
+    vers->n = 1; /* a plain value: the clear key's version, first, is the one it needs */
+    return;
+  }
   if (!v->data || !frame_parse(v->data, v->len, &f) || vers->n != m->n + 1) {
     vers->n = 0;
     return;
@@ -492,12 +568,15 @@ rcache_status rcache__tags_read(rcache *c, rcache__backend *be, const rcache__ke
   size_t ml[RCACHE_TAGS_MAX];
   rcache__tagdecl memo;
   bool remembered = (!decl || decl->n == 0) && memo_get(c, k->p, k->len, buf, &memo, mt, ml);
-  if (remembered) decl = &memo; /* even with no tags: GET + MGET of the clear key */
+  if (remembered) decl = &memo;
+  /* the keys to MGET with the value: the clear key, and the tags declared or remembered; a
+   * key the hint says is tagged, its tags unknown, is read by the script instead */
+  bool keys = (decl && decl->n > 0) || remembered || !rcache__tags_hinted(c, k->p, k->len);
   vkeys vk;
   vk.n = 0;
-  if (decl && (decl->n > 0 || remembered) &&
-      vkeys_make(c, decl->tag, decl->tlen, decl->n, &vk) != RCACHE_OK)
-    vk.n = 0; /* out of memory: the value alone, then the versions its header names */
+  if (keys && vkeys_make(c, decl ? decl->tag : NULL, decl ? decl->tlen : NULL, decl ? decl->n : 0,
+                         &vk) != RCACHE_OK)
+    vk.n = 0; /* out of memory: the value alone, then the versions it needs */
   rcache_status s = be->ops->get_tagged(be, k->p, k->len, out, pttl_ms, vk.n ? vk.p : NULL,
                                         vk.n ? vk.len : NULL, vk.n, vers);
   if (vers->n && !vk.n && decl && decl->n > 0) vers->n = 0; /* not the declared keys */
@@ -555,15 +634,48 @@ static bool sealed(rcache *c, const rcache__versions *got, uint64_t *gen) {
   return got->near.seal == *gen;
 }
 
+/* Whether a plain value (k leading \xff before the magic, 0 when none) is still valid: while
+ * the namespace was never cleared (the clear key absent), and always for a counter (a
+ * decimal integer, stored plain for INCR, see rcache__tags_plain). The
+ * clear key's version comes with the value (got), from a current seal, or is read now. */
+static rcache_status plain_valid(rcache *c, const char *key, size_t klen, const rcache_value *v,
+                                 size_t k, const rcache__versions *got) {
+  int64_t n;
+  if (k == 0 && rcache__parse_i64(v->data, v->len, &n)) return RCACHE_OK; /* a counter */
+  uint64_t gen;
+  if (sealed(c, got, &gen)) return RCACHE_OK;
+  int64_t clear = 0;
+  rcache_status s = RCACHE_OK;
+  if (got && got->n && c->ctx.prefix_len + sizeof CLEAR_KEY - 1 <= c->ctx.opt.max_key_bytes) {
+    if (got->bad & 1) s = RCACHE_ETYPE; /* read with the value */
+    clear = got->v[0];
+    if (s == RCACHE_OK) rcache__tags_clear_seen(c, clear);
+  } else {
+    s = clear_read(c, &clear);
+  }
+  if (s == RCACHE_ETYPE) rcache__errf("tag version key holds a value that is not a version");
+  if (s != RCACHE_OK) return s;
+  if (clear != 0)
+    return RCACHE_MISS; /* written before a clear, or by a client that does not frame */
+  if (gen) rcache__near_seal(c->ctx.near, key, klen, got->near.ticket, gen, 0);
+  return RCACHE_OK;
+}
+
 rcache_status rcache__tags_unwrap(rcache *c, const char *key, size_t klen, rcache_value *v,
                                   const rcache__versions *got, const rcache__tagdecl *decl) {
   size_t k = v->data ? magic_run(v->data, v->len) : 0;
   if (k != 1) { /* plain: as it was written */
+    rcache__tags_note(c, key, klen, false);
+    rcache_status s = plain_valid(c, key, klen, v, k, got);
+    if (s != RCACHE_OK) {
+      rcache_value_free(v);
+      if (s == RCACHE_MISS) cleanup(c, key, klen);
+      return s;
+    }
     if (k > 1) {
       memmove(v->data, v->data + 1, v->len); /* with the NUL */
       v->len--;
     }
-    rcache__tags_note(c, key, klen, false);
     return RCACHE_OK;
   }
   /* checked since the last change of a version key: the header's length came with the seal */
@@ -578,8 +690,9 @@ rcache_status rcache__tags_unwrap(rcache *c, const char *key, size_t klen, rcach
   rcache_status s = RCACHE_EDECODE;
   bool bad = false;
   bool parsed = frame_parse(v->data, v->len, &f);
-  rcache__tags_note(c, key, klen, true);
-  if (parsed) memo_put(c, key, klen, &f); /* the next rcache_get reads its versions with it */
+  /* a frame without tags needs only the clear key, which every read gets with the value */
+  rcache__tags_note(c, key, klen, !parsed || f.n > 0);
+  if (parsed && f.n > 0) memo_put(c, key, klen, &f); /* the next rcache_get reads them with it */
   if (!parsed) {
     rcache__errf("a tagged value's header is malformed");
   } else if (got && got->n && versions_from(c, &f, got, decl, cur, &bad)) { /* read with it */
@@ -627,15 +740,22 @@ static void batch_free(batch *b) {
   rcache__free(b->rs);
 }
 
+/* Whether a batch's value (status st) is a frame whose versions the batch's MGET reads: one
+ * with tags, or any when the clear key's version did not come with the values (got). */
+static bool batched(const rcache_value *v, rcache_status st, const rcache__versions *got) {
+  if (st != RCACHE_OK || !v->data || magic_run(v->data, v->len) != 1) return false;
+  return !got || !got->n || v->len <= MAGIC_LEN || v->data[MAGIC_LEN] != 0;
+}
+
 /* Parses the nf frames among vals and names their version keys. RCACHE_ENOMEM, or OK. */
 static rcache_status batch_make(rcache *c, rcache_value *vals, const rcache_status *st, size_t n,
-                                batch *b) {
+                                const rcache__versions *got, batch *b) {
   b->f = rcache__malloc(b->nf * sizeof *b->f);
   b->at = rcache__malloc(b->nf * sizeof *b->at);
   if (!b->f || !b->at) return RCACHE_ENOMEM;
   size_t j = 0;
   for (size_t i = 0; i < n; i++) {
-    if (st[i] == RCACHE_OK && frame_parse(vals[i].data, vals[i].len, &b->f[j])) {
+    if (batched(&vals[i], st[i], got) && frame_parse(vals[i].data, vals[i].len, &b->f[j])) {
       b->at[j++] = i;
       b->m += b->f[j - 1].n + 1;
     }
@@ -664,24 +784,24 @@ static rcache_status batch_make(rcache *c, rcache_value *vals, const rcache_stat
 }
 
 void rcache__tags_unwrap_many(rcache *c, char *const *ks, const size_t *ls, rcache_value *vals,
-                              rcache_status *st, size_t n) {
+                              rcache_status *st, size_t n, const rcache__versions *got) {
   batch b = {0};
   for (size_t i = 0; i < n; i++)
-    if (st[i] == RCACHE_OK && vals[i].data && magic_run(vals[i].data, vals[i].len) == 1) b.nf++;
+    b.nf += batched(&vals[i], st[i], got);
   /* with a near cache the versions come from it; one value costs what rcache_get does; out
    * of memory: one MGET per value */
-  if (b.nf < 2 || c->ctx.near || batch_make(c, vals, st, n, &b) != RCACHE_OK) {
+  if (b.nf < 2 || c->ctx.near || batch_make(c, vals, st, n, got, &b) != RCACHE_OK) {
     batch_free(&b);
     for (size_t i = 0; i < n; i++)
-      if (st[i] == RCACHE_OK) st[i] = rcache__tags_unwrap(c, ks[i], ls[i], &vals[i], NULL, NULL);
+      if (st[i] == RCACHE_OK) st[i] = rcache__tags_unwrap(c, ks[i], ls[i], &vals[i], got, NULL);
     return;
   }
   bool absent;
   rcache_status s = mget_versions(rcache__be(c), b.p, b.len, b.m, b.rv, b.rs, b.ver, &absent);
   size_t at = 0; /* the first version key of frame j */
   for (size_t i = 0, j = 0; i < n; i++) {
-    if (j == b.nf || b.at[j] != i) { /* plain, or a frame that did not parse */
-      if (st[i] == RCACHE_OK) st[i] = rcache__tags_unwrap(c, ks[i], ls[i], &vals[i], NULL, NULL);
+    if (j == b.nf || b.at[j] != i) { /* plain, a frame without tags, or one that did not parse */
+      if (st[i] == RCACHE_OK) st[i] = rcache__tags_unwrap(c, ks[i], ls[i], &vals[i], got, NULL);
       continue;
     }
     const frame *f = &b.f[j++];
@@ -754,7 +874,7 @@ static rcache_status stamp(rcache *c, const char *const *tags, const size_t *tle
   if (s != RCACHE_OK) return s;
   s = read_versions(c, &vk, ver, true);
   vkeys_free(&vk);
-  for (size_t i = 0; s == RCACHE_OK && i <= n; i++) /* still absent (none://, evicted): stale */
+  for (size_t i = 1; s == RCACHE_OK && i <= n; i++) /* still absent (none://, evicted): stale */
     if (ver[i] == 0) ver[i] = INT64_MIN;
   return s;
 }
@@ -806,6 +926,33 @@ rcache_status rcache_set_tagged(rcache *c, const char *key, const void *data, si
   return rcache__done(c, s);
 }
 
+/* The clear key's version, as this handle knows it or read now. */
+static rcache_status clear_now(rcache *c, int64_t *v) {
+  int64_t at = atomic_load_explicit(&c->clear_us, memory_order_relaxed);
+  if (!c->ctx.near && at && rcache__now_us() - at < CLEAR_FRESH_US) {
+    *v = atomic_load_explicit(&c->clear_ver, memory_order_relaxed);
+    return RCACHE_OK;
+  }
+  return clear_read(c, v);
+}
+
+bool rcache__tags_plain_as_is(rcache *c, const void *d, size_t len) {
+  int64_t at = atomic_load_explicit(&c->clear_us, memory_order_relaxed);
+  if (is_integer(d, len)) return true;
+  return !c->ctx.near && at && rcache__now_us() - at < CLEAR_FRESH_US &&
+         atomic_load_explicit(&c->clear_ver, memory_order_relaxed) == 0 && !needs_escape(d, len);
+}
+
+rcache_status rcache__tags_plain(rcache *c, const void *d, size_t len, rcache_value *out) {
+  *out = (rcache_value){(char *)d, len};
+  if (is_integer(d, len)) return RCACHE_OK; /* a counter, or one to be: INCR takes it */
+  int64_t clear = 0;
+  rcache_status s = clear_now(c, &clear);
+  if (s != RCACHE_OK) return s;
+  if (clear != 0) return frame_value(NULL, NULL, 0, &clear, d, len, out);
+  return needs_escape(d, len) ? escape(d, len, out) : RCACHE_OK;
+}
+
 /* ---- invalidating ---------------------------------------------------------------------------- */
 
 static rcache_status bump(rcache *c, const char *tag, int64_t t0) {
@@ -816,8 +963,12 @@ static rcache_status bump(rcache *c, const char *tag, int64_t t0) {
     rcache__backend *be = rcache__be(c);
     int64_t v;
     if (strcmp(be->ops->mode, "none") != 0) { /* none: nothing is cached, nothing to do */
-      s = rcache__remote(c, be->ops->incr(be, k.p, k.len, 1, 0, &v));
+      /* the clear key moves by a random step: created by the first clear (absent means never
+       * cleared), it does not come back to a value it had if it is ever deleted */
+      int64_t by = tag ? 1 : 1 + (int64_t)(rcache__rand01() * 4294967295.0);
+      s = rcache__remote(c, be->ops->incr(be, k.p, k.len, by, 0, &v));
       if (c->ctx.near) rcache__near_invalidate(c->ctx.near, k.p, k.len);
+      if (!tag && s == RCACHE_OK) rcache__tags_clear_seen(c, v);
     }
     rcache__key_free(&k);
   }

@@ -617,10 +617,14 @@ RCACHE_API rcache_status rcache_get_tagged(rcache *c, const char *key, const cha
  * unreachable: nothing was invalidated, never a silent success). */
 RCACHE_API rcache_status rcache_invalidate_tag(rcache *c, const char *tag);
 
-/* Invalidates, in one INCR, every value written through this handle's key_prefix with
- * rcache_set_tagged() or rcache_get_or_set_tagged() (with or without tags). Values written by
- * rcache_set() and the other untagged calls are not framed and not affected: rcache_flush()
- * removes those. Statuses as rcache_invalidate_tag(). */
+/* Once it returns RCACHE_OK, no read through any handle on this key_prefix returns a value
+ * written under it before the call, tagged or not, by any call but the counters': a value
+ * that is a decimal integer (rcache_incr(), rcache_set_i64(), rcache_set() of such text)
+ * stays, so that INCR goes on taking it. One INCRBY of the prefix's clear key, whatever the
+ * number of keys: every read gets the clear key's version with the value (in the same round
+ * trip), and after the first clear rcache stores values with a small header that holds it
+ * (docs/semantics.md "What rcache_clear covers": what other clients then see, eviction).
+ * Statuses as rcache_invalidate_tag(). */
 RCACHE_API rcache_status rcache_clear(rcache *c);
 
 /* The tags a tagged loader adds once it has the data (owned by rcache, valid during the

@@ -256,12 +256,46 @@ static bool error_starts(const redisReply *x, const char *what) {
   return x->type == REDIS_REPLY_ERROR && x->str && strncmp(x->str, what, strlen(what)) == 0;
 }
 
+/* The value and its version keys in other slots (a cluster): one get_many, which asks each
+ * master its share at once (one round trip of wall time). The versions when every one was
+ * read (else vers->n stays 0: they are read after). */
+static rcache_status get_apart(rcache__backend *be, const char *key, size_t klen, rcache_value *out,
+                               const char *const *vkeys, const size_t *vlens, size_t nv,
+                               rcache__versions *vers) {
+  const char *k[RCACHE__VERSIONS_MAX + 1] = {key};
+  size_t l[RCACHE__VERSIONS_MAX + 1] = {klen};
+  rcache_value v[RCACHE__VERSIONS_MAX + 1] = {{0}};
+  rcache_status st[RCACHE__VERSIONS_MAX + 1];
+  memcpy(k + 1, vkeys, nv * sizeof *k);
+  memcpy(l + 1, vlens, nv * sizeof *l);
+  rcache_status s = be->ops->get_many(be, k, l, nv + 1, v, st);
+  if (s == RCACHE_OK) s = st[0];
+  if (s == RCACHE_OK) *out = v[0];
+  bool all = s == RCACHE_OK;
+  for (size_t i = 1; i <= nv; i++)
+    all &= st[i] == RCACHE_OK || st[i] == RCACHE_MISS;
+  vers->bad = 0;
+  for (size_t i = 0; all && i < nv; i++) { /* as take_versions reads them */
+    bool ok = st[i + 1] == RCACHE_MISS;
+    vers->v[i] = 0;
+    if (st[i + 1] == RCACHE_OK)
+      ok = rcache__parse_i64(v[i + 1].data, v[i + 1].len, &vers->v[i]) && vers->v[i] != 0;
+    if (!ok) vers->bad |= (uint64_t)1 << i;
+  }
+  if (all) vers->n = nv;
+  for (size_t i = s == RCACHE_OK ? 1 : 0; i <= nv; i++) /* v[0] is *out's when OK */
+    rcache_value_free(&v[i]);
+  return s;
+}
+
 rcache_status rcache__redis_get_tagged(rcache__backend *be, const char *key, size_t klen,
                                        rcache_value *out, int64_t *pttl_ms,
                                        const char *const *vkeys, const size_t *vlens, size_t nv,
                                        rcache__versions *vers) {
   rcache__redis *r = R(be);
   vers->n = 0;
+  if (r->vers_apart && nv > 0 && nv <= RCACHE__VERSIONS_MAX && !pttl_ms)
+    return get_apart(be, key, klen, out, vkeys, vlens, nv, vers);
   if (r->vers_apart || nv > RCACHE__VERSIONS_MAX ||
       (nv == 0 && atomic_load_explicit(&r->script_off, memory_order_relaxed)))
     return rcache__redis_get(be, key, klen, out, pttl_ms);

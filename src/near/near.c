@@ -271,7 +271,7 @@ rcache_status rcache__near_watch(rcache__near *n, const char *prefix, size_t len
   return RCACHE_OK;
 }
 
-static bool watched(const rcache__near *n, const char *key, size_t klen) {
+bool rcache__near_watched(const rcache__near *n, const char *key, size_t klen) {
   return n->watch && klen >= n->watch_len && memcmp(key, n->watch, n->watch_len) == 0;
 }
 
@@ -439,7 +439,7 @@ static bool complete(rcache__near *n, uint64_t t, const char *key, size_t klen, 
   }
   pthread_mutex_unlock(&s->mu);
   free_chain(dead);
-  if (dropped && watched(n, key, klen)) advance(n);
+  if (dropped && rcache__near_watched(n, key, klen)) advance(n);
   if (!installed) rcache__free(v);
   return installed;
 }
@@ -480,7 +480,8 @@ bool rcache__near_invalidate(rcache__near *n, const char *key, size_t klen) {
   if (e) unlink_slot(s, e, &dead);
   pthread_mutex_unlock(&s->mu);
   free_chain(dead);
-  if (watched(n, key, klen)) advance(n); /* found or not: a check may have read it remotely */
+  if (rcache__near_watched(n, key, klen))
+    advance(n); /* found or not: a check may have read it remotely */
   return found;
 }
 

@@ -59,6 +59,9 @@ typedef struct rcache__near_hit {
  * shared between threads. RCACHE_OK or RCACHE_ENOMEM. */
 rcache_status rcache__near_watch(rcache__near *n, const char *prefix, size_t len);
 
+/* True when key is watched. */
+bool rcache__near_watched(const rcache__near *n, const char *key, size_t klen);
+
 /* The current generation (never 0). */
 uint64_t rcache__near_gen(rcache__near *n);
 
