@@ -294,10 +294,10 @@ static rcache_status clear_read(rcache *c, int64_t *v) {
   *v = 0;
   if (!atomic_exchange(&c->clear_denied, true))
     rcache__log(&c->ctx, RCACHE_LOG_WARN,
-                "the server refused a read of the key_prefix's clear key (%.200s): this handle "
+                "the server refused a read of the key_prefix's clear key (%s): this handle "
                 "reads the namespace as never cleared, so rcache_clear does not cover its reads "
                 "of untagged values; give the ACL user the key_prefix's keys",
-                rcache_errmsg(c));
+                RCACHE__CLEAR_KEY);
   rcache__err_clear();
   return RCACHE_OK;
 }

@@ -9,7 +9,10 @@
  *  - without +multi: incr_expire fails every time (RCACHE_EAUTH, NOPERM), never a silent
  *    "allowed = 0" forever;
  *  - without +client|id, +client|tracking or the invalidation channel: one warning that the
- *    near cache is off, everything else works.
+ *    near cache is off, everything else works;
+ *  - keys that do not cover the key_prefix's clear key (docs/semantics.md, "What rcache_clear
+ *    covers"): one warning that the namespace reads as never cleared, reads and writes work,
+ *    rcache_clear fails visibly (RCACHE_EAUTH).
  */
 #include <hiredis/hiredis.h>
 #include <unistd.h>
@@ -142,6 +145,38 @@ static void without_near(const char *tag, const char *drop, const char *channels
   drop_user(name);
 }
 
+/* A user whose keys are <prefix>data:* only: the clear key, <prefix>__rc:clear, is not its. */
+static void without_clear_key(void) {
+  char name[64], cmd[1024];
+  snprintf(name, sizeof name, "least-%d-nockey", (int)getpid());
+  snprintf(cmd, sizeof cmd,
+           "ACL SETUSER %s reset on >pw-%s ~%sdata:* resetchannels &__redis__:invalidate " RULES,
+           name, name, prefix);
+  redisReply *r = redisCommand(admin, cmd);
+  CHECK_MSG(r && r->type == REDIS_REPLY_STATUS, "%s: %s", cmd, r && r->str ? r->str : "?");
+  if (r) freeReplyObject(r);
+  rcache *c = open_as(name);
+  if (!c) return;
+  CHECK_EQ(rcache_set(c, "data:k", "v", 1, 60), RCACHE_OK);
+  for (int i = 0; i < 3; i++) {
+    rcache_value v;
+    CHECK_EQ(rcache_get(c, "data:k", &v), RCACHE_OK);
+    CHECK(v.len == 1 && v.data[0] == 'v');
+    rcache_value_free(&v);
+  }
+  char want[64];
+  snprintf(want, sizeof want, "%d the server refused a read of the key_prefix's clear key",
+           RCACHE_LOG_WARN);
+  CHECK_MSG(lc_has(want), "log:\n%s", lc_text());
+  CHECK_EQ(rcache_clear(c), RCACHE_EAUTH); /* never a silent success */
+  CHECK_MSG(strstr(rcache_errmsg(c), "NOPERM") != NULL, "%s", rcache_errmsg(c));
+  int64_t n = 0;
+  CHECK_EQ(rcache_incr(c, "data:n", 2, &n), RCACHE_OK);
+  CHECK_EQ(n, 2);
+  rcache_close(c);
+  drop_user(name);
+}
+
 int main(void) {
   test_env_url("RCACHE_TEST_URL_TCP");
   const char *p = getenv("RCACHE_TEST_PORT");
@@ -157,6 +192,7 @@ int main(void) {
   without_near("noid", "-client|id", "&__redis__:invalidate");
   without_near("notracking", "-client|tracking", "&__redis__:invalidate");
   without_near("nochannel", "", "");
+  without_clear_key();
   redisFree(admin);
   return test_report("test_acl_least");
 }
