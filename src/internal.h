@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "rcache/rcache.h"
 
@@ -242,7 +243,16 @@ typedef struct rcache__progress {
   void *ud;
   uint64_t done;
   bool stopped; /* fn returned false: the backend stops after this batch */
+  /* a key the deletion leaves (keep_len bytes; NULL: none): the namespace's clear key, whose
+   * removal in the middle of a scan would let the values it covers read as valid */
+  const char *keep;
+  size_t keep_len;
 } rcache__progress;
+
+/* true when p's deletion must leave key (len bytes) */
+static inline bool rcache__progress_keeps(const rcache__progress *p, const char *key, size_t len) {
+  return p && p->keep && len == p->keep_len && memcmp(key, p->keep, len) == 0;
+}
 
 /* Adds a batch's n deleted keys to p->done and tells fn. Returns false when fn asks to stop
  * (then p->stopped stays true). */

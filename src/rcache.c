@@ -739,6 +739,22 @@ bool rcache__progress_add(rcache__progress *p, uint64_t n) {
   return !p->stopped;
 }
 
+/* The backend's deletion of the keys matching glob g (gl bytes), leaving the clear key
+ * (tags.h): a scan that removed it before the values it covers would let them read as valid
+ * while it goes on. */
+static rcache_status del_match(rcache *c, const char *g, size_t gl, rcache__progress *p) {
+  rcache__key ck;
+  rcache_status s = rcache__key_make(c, RCACHE__CLEAR_KEY, &ck);
+  if (s != RCACHE_OK) return s;
+  p->keep = ck.p;
+  p->keep_len = ck.len;
+  rcache__backend *be = rcache__be(c);
+  s = be->ops->del_match(be, g, gl, p);
+  p->keep = NULL;
+  rcache__key_free(&ck);
+  return s;
+}
+
 static rcache_status delete_glob(rcache *c, const char *lit, const char *glob, rcache__progress *p,
                                  uint64_t *deleted) {
   int64_t t0 = rcache__now_us();
@@ -746,8 +762,7 @@ static rcache_status delete_glob(rcache *c, const char *lit, const char *glob, r
   char *g = ns_glob(c, lit, glob, &gl);
   if (!g) return rcache__done(c, RCACHE_ENOMEM);
   rcache__in_flight(c, 1);
-  rcache__backend *be = rcache__be(c);
-  rcache_status s = be->ops->del_match(be, g, gl, p);
+  rcache_status s = del_match(c, g, gl, p);
   rcache__free(g);
   near_flush(c);
   atomic_fetch_add_explicit(&c->ctx.n.deletes, p->done, memory_order_relaxed);
@@ -764,7 +779,7 @@ rcache_status rcache_delete_prefix_progress(rcache *c, const char *prefix, rcach
   if (!c) return rcache__einval(NULL, "handle is NULL");
   rcache__enter(c);
   if (!prefix || !*prefix) return rcache__einval(c, "prefix is NULL or empty (use rcache_flush)");
-  rcache__progress p = {fn, ud, 0, false};
+  rcache__progress p = {.fn = fn, .ud = ud};
   return delete_glob(c, prefix, NULL, &p, deleted);
 }
 
@@ -775,7 +790,7 @@ rcache_status rcache_delete_pattern_progress(rcache *c, const char *glob, rcache
   if (!c) return rcache__einval(NULL, "handle is NULL");
   rcache__enter(c);
   if (!glob || !*glob) return rcache__einval(c, "pattern is NULL or empty");
-  rcache__progress p = {fn, ud, 0, false};
+  rcache__progress p = {.fn = fn, .ud = ud};
   return delete_glob(c, NULL, glob, &p, deleted);
 }
 
@@ -801,8 +816,7 @@ rcache_status rcache_flush(rcache *c) {
   size_t gl;
   char *g = ns_glob(c, "", NULL, &gl);
   if (!g) return rcache__done(c, RCACHE_ENOMEM);
-  rcache__backend *be = rcache__be(c);
-  rcache_status s = be->ops->del_match(be, g, gl, &p);
+  rcache_status s = del_match(c, g, gl, &p);
   rcache__free(g);
   near_flush(c);
   return rcache__done(c, rcache__remote(c, s));

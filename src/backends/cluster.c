@@ -728,6 +728,7 @@ static void del_flush(del_ud *d) {
 
 static bool del_visit(const char *key, size_t len, void *ud) {
   del_ud *d = ud;
+  if (rcache__progress_keeps(d->pr, key, len)) return true;
   char *k = rcache__memdup0(key, len);
   if (!k) {
     d->s = RCACHE_ENOMEM;

@@ -470,7 +470,8 @@ static rcache_status mem_del_match(rcache__backend *b, const char *glob, size_t 
       mentry **l = &s->tab[j];
       while (*l) {
         bool live = !expired(*l, now);
-        if (!live || key_matches(*l, glob, glen)) {
+        if (!live ||
+            (key_matches(*l, glob, glen) && !rcache__progress_keeps(p, (*l)->kv, (*l)->klen))) {
           remove_at(m, s, l);
           deleted += live;
         } else {

@@ -528,6 +528,19 @@ static rcache_status add_unlink(rcache__cmds *b, const redisReply *keys) {
   return s;
 }
 
+/* Leaves out of a SCAN page's keys the one the deletion keeps. */
+static void drop_kept(redisReply *keys, const rcache__progress *del) {
+  size_t j = 0;
+  for (size_t i = 0; i < keys->elements; i++) {
+    redisReply *k = keys->element[i];
+    if (k->type == REDIS_REPLY_STRING && rcache__progress_keeps(del, k->str, k->len))
+      freeReplyObject(k);
+    else
+      keys->element[j++] = k;
+  }
+  keys->elements = j;
+}
+
 rcache_status rcache__redis_scan_node(rcache__redis *r, rcache__pool *p, const char *glob,
                                       size_t glen, rcache__progress *del, uint64_t limit,
                                       uint64_t *count, rcache_scan_fn fn, void *ud) {
@@ -591,6 +604,7 @@ rcache_status rcache__redis_scan_node(rcache__redis *r, rcache__pool *p, const c
       }
     }
     if (s == RCACHE_OK && del) {
+      drop_kept(keys, del);
       pending = sc; /* its keys go out with the next SCAN */
       rep[0] = NULL;
     }

@@ -454,8 +454,23 @@ CONTRACT_TEST(tags_clear) {
   for (size_t i = 0; i < nrd; i++)
     CHECK_MSG(all_there(rd[i], "5"), "handle %zu", i);
   CHECK(ct_value_is(e->c, "hits", "6", 1));
-  /* rcache_flush removes the clear key too: the namespace is as new, and still consistent */
+  /* a deletion by pattern or prefix leaves the clear key: what it covers stays covered. In a
+   * namespace never cleared, "old" is stored plain; had a scan removed the clear key after
+   * the clear, "old" (not read since) would read as valid again */
+  rcache *f = ct_open_sub(e, "fresh:", NULL);
+  if (f) {
+    CHECK_EQ(rcache_set(f, "old", "o", 1, 0), RCACHE_OK);
+    CHECK_EQ(rcache_clear(f), RCACHE_OK);
+    uint64_t deleted = 0;
+    CHECK_EQ(rcache_delete_pattern(f, "__rc:*", &deleted), RCACHE_OK);
+    CHECK_EQ(rcache_delete_prefix(f, "__rc:cl", &deleted), RCACHE_OK);
+    CHECK(gone(f, "old"));
+  }
+  /* so does rcache_flush (everything else goes): the namespace stays consistent */
   CHECK_EQ(rcache_flush(e->c), RCACHE_OK);
+  bool there = false;
+  CHECK_EQ(rcache_exists(e->c, "__rc:clear", &there), RCACHE_OK);
+  CHECK(there);
   for (size_t i = 0; i < nrd; i++)
     CHECK_MSG(all_gone(rd[i], 5000), "handle %zu", i);
   CHECK(write_all(e->c, "6"));
