@@ -636,12 +636,16 @@ static bool sealed(rcache *c, const rcache__versions *got, uint64_t *gen) {
 
 /* Whether a plain value (k leading \xff before the magic, 0 when none) is still valid: while
  * the namespace was never cleared (the clear key absent), and always for a counter (a
- * decimal integer, stored plain for INCR, see rcache__tags_plain). The
+ * decimal integer, stored plain for INCR, see rcache__tags_plain) or a reserved key. The
  * clear key's version comes with the value (got), from a current seal, or is read now. */
 static rcache_status plain_valid(rcache *c, const char *key, size_t klen, const rcache_value *v,
                                  size_t k, const rcache__versions *got) {
   int64_t n;
   if (k == 0 && rcache__parse_i64(v->data, v->len, &n)) return RCACHE_OK; /* a counter */
+  size_t pl = c->ctx.prefix_len, rl = sizeof VERSION_KEY - 1;
+  if (klen >= pl + rl && memcmp(key + pl, VERSION_KEY, rl) == 0 &&
+      memcmp(key, c->ctx.prefix, pl) == 0)
+    return RCACHE_OK; /* rcache's own (__rc:stats:…, published plain): never cleared */
   uint64_t gen;
   if (sealed(c, got, &gen)) return RCACHE_OK;
   int64_t clear = 0;

@@ -350,6 +350,23 @@ static void test_no_scripting(void) {
   rcache_close(c);
 }
 
+/* After a clear: a plain value another client writes reads as a miss (rcache cannot tell it
+ * from one written before the clear), a counter as it is, and rcache's own keys (published
+ * figures, __rc:stats:…, which `rcache stats --clients` reads) stay readable. */
+static void test_plain_after_clear(void) {
+  rcache *c = open_priv(NULL, false);
+  if (!c) return;
+  CHECK_EQ(rcache_clear(c), RCACHE_OK);
+  CHECK(rp_do(&priv, "SET rt:__rc:stats:app:h:1 {\"ops\":1}"));
+  CHECK(rp_do(&priv, "SET rt:raw v"));
+  CHECK(rp_do(&priv, "SET rt:num 42"));
+  CHECK(value_is(c, "__rc:stats:app:h:1", "{\"ops\":1}"));
+  CHECK(value_is(c, "raw", NULL));
+  CHECK(value_is(c, "num", "42"));
+  CHECK(rp_do(&priv, "DEL rt:__rc:clear rt:__rc:stats:app:h:1 rt:num"));
+  rcache_close(c);
+}
+
 static void private_server_tests(void) {
   if (rp_start(&priv, &(rp_opts){.tag = "tags-rt"}) != 0) {
     CHECK_MSG(false, "%s", "could not start a private redis-server");
@@ -357,6 +374,7 @@ static void private_server_tests(void) {
   }
   fprintf(stderr, "-- what reads send (private server)\n");
   test_what_reads_send();
+  test_plain_after_clear();
   test_no_eval();
   rp_destroy(&priv);
   const char *args[] = {"--rename-command", "EVALSHA", "", "--rename-command", "EVAL", "", NULL};
