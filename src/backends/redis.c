@@ -236,8 +236,12 @@ static rcache_status get_with_mget(rcache__backend *be, const char *key, size_t 
   rcache_status s = rcache__redis_get_cmds(&b, key, klen, pttl_ms != NULL);
   memcpy(argv + 1, vkeys, nv * sizeof *argv);
   memcpy(lens + 1, vlens, nv * sizeof *lens);
+  if (nv == 1) { /* the clear key alone: a GET, which costs the server less than an MGET */
+    argv[0] = "GET";
+    lens[0] = 3;
+  }
   if (s == RCACHE_OK) s = rcache__cmds_add(&b, (int)nv + 1, argv, lens);
-  rcache__cmds_expect(&b, RCACHE__R_ARR);
+  rcache__cmds_expect(&b, nv == 1 ? RCACHE__R_STR | RCACHE__R_NIL : RCACHE__R_ARR);
   b.values = 2; /* the value, and small versions */
   redisReply *rep[3] = {0};
   if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, rep, true);
@@ -248,6 +252,8 @@ static rcache_status get_with_mget(rcache__backend *be, const char *key, size_t 
   redisReply *m = rep[n - 1]; /* an error (an ACL without MGET...): the value alone */
   if (s == RCACHE_OK && m->type == REDIS_REPLY_ARRAY && m->elements == nv)
     take_versions(m->element, nv, vers);
+  else if (s == RCACHE_OK && nv == 1 && m->type != REDIS_REPLY_ERROR)
+    take_versions(&m, 1, vers);
   rcache__replies_free(rep, n);
   return s;
 }
