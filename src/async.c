@@ -127,6 +127,9 @@ struct aop {
   size_t wlen;
   uint64_t wend; /* where its request ends in the connection's byte stream */
   int64_t t0;
+  /* a GET whose request starts with the clear key's GET (its reply comes first), and whether
+   * that reply has been read */
+  bool clear_first, clear_read;
 };
 
 /* A load handed to the loop; refs: the worker waiting for it, and the loader (user). */
@@ -174,6 +177,17 @@ typedef struct rcache__async {
   size_t wbytes;             /* request bytes written whose replies have not come */
   uint64_t wappended, wsent; /* request bytes buffered, and written, since the connection came */
   size_t max_reply;
+  /* The namespace's clear key (tags.h), read by one GET that the GETs buffered behind it
+   * share: a GET of the clear key starts at wappended offset clear_at when clear_queued; a GET
+   * buffered while that one is not written yet needs no other (it executes after the GET
+   * started). The loop thread's: the version the last such reply carried (clear_ok false:
+   * it was not a version). */
+  char *clear_req; /* its RESP request */
+  size_t clear_len;
+  bool clear_queued;
+  uint64_t clear_at;
+  int64_t clear_ver;
+  bool clear_ok;
 } rcache__async;
 
 /* ---- lists (under a->mu) ------------------------------------------------------------------ */
@@ -609,10 +623,10 @@ static void *worker(void *arg) {
  * desynchronised, or the pool has moved to another server), the operations still waiting go
  * to the workers, which run them as blocking calls within what is left of their deadlines: the
  * blocking path's retry on a fresh connection; but not an INCRBY written, even in part, which
- * may have been applied: it completes as unavailable, as the blocking call does. A GET (an
- * MGET of the key and the namespace's clear key, tags.h) whose value starts with 0xff (a
- * tagged value, or a plain one escaped) or came while the clear key exists, and a MOVED /
- * ASK, are run again there too.
+ * may have been applied: it completes as unavailable, as the blocking call does. A GET whose
+ * value the namespace's clear version (tags.h, read by a GET of the clear key buffered before
+ * it, which the GETs buffered together share) does not settle — a tagged value, one stale
+ * against the clear key —, and a MOVED / ASK, are run again there too.
  */
 /* requests written and not answered yet, at most: less than any socket takes without a wait
  * (the rest waits in the buffer for replies to come) */
@@ -712,52 +726,28 @@ struct wire {
   size_t (*bytes)(const aop *op); /* for the statistics */
 };
 
-/* MGET key <clear key>: the value with the namespace's clear version (tags.h) */
+/* GET key; loop_start puts the clear key's GET before it when none is buffered (tags.h: the
+ * value is judged with the namespace's clear version read after the call started) */
 static bool get_format(rcache *c, aop *op, const rcache__key *k, rcache__cmds *b) {
   (void)op;
   if (rcache__tags_hinted(c, k->p, k->len) || rcache__tags_plain_read(c, k, NULL))
     return false; /* tags.c reads it with its versions, or without the clear key */
-  rcache__key ck;
-  if (rcache__key_make(c, RCACHE__CLEAR_KEY, &ck) != RCACHE_OK) return false;
-  const char *argv[3] = {"MGET", k->p, ck.p};
-  size_t lens[3] = {4, k->len, ck.len};
-  rcache_status s = rcache__cmds_add(b, 3, argv, lens);
-  rcache__key_free(&ck);
-  rcache__cmds_expect(b, RCACHE__R_ARR);
-  b->values = 2;
-  return s == RCACHE_OK;
+  return rcache__redis_get_cmds(b, k->p, k->len, false) == RCACHE_OK;
 }
-/* The clear key's version in an MGET reply's second element (0: absent); false when it is
- * not one. */
-static bool reply_clear(const redisReply *r, int64_t *clear) {
-  const redisReply *x = r->element[1];
-  *clear = 0;
-  return x->type == REDIS_REPLY_NIL ||
-         (x->type == REDIS_REPLY_STRING && rcache__parse_i64(x->str, x->len, clear) && *clear);
-}
-/* Whether an MGET reply's value is for the blocking call to judge (loop_reply runs it again
- * on a worker): what tags.c's rcache__tags_settled cannot settle from the reply alone. */
-static bool get_again(const redisReply *r) {
-  if (r->type == REDIS_REPLY_ERROR) /* a cluster node behind a one-host URL, or an ACL user
-                                     * that may not read the clear key: the worker's call */
-    return r->str && (strncmp(r->str, "CROSSSLOT", 9) == 0 || strncmp(r->str, "NOPERM", 6) == 0);
-  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) return false; /* get_finish says */
-  const redisReply *v = r->element[0];
-  int64_t clear;
+/* Whether a GET's value is for the blocking call to judge (loop_reply runs it again on a
+ * worker): what tags.c's rcache__tags_settled cannot settle with the clear version read
+ * before it. The loop's thread. */
+static bool get_again(const rcache__async *a, const redisReply *r) {
   size_t head;
-  return v->type == REDIS_REPLY_STRING &&
-         (!reply_clear(r, &clear) || !rcache__tags_settled(v->str, v->len, clear, &head));
+  return r->type == REDIS_REPLY_STRING &&
+         (!a->clear_ok || !rcache__tags_settled(r->str, r->len, a->clear_ver, &head));
 }
 static rcache_status get_finish(rcache *c, aop *op, redisReply *r) {
-  if (r->type != REDIS_REPLY_ARRAY) return rcache__redis_take_value(r, &op->v); /* an error */
-  if (r->elements != 2) return rcache__reply_unexpected(r);
-  int64_t clear;
   size_t head = 0;
-  if (reply_clear(r, &clear)) rcache__tags_clear_seen(c, clear);
-  const redisReply *v = r->element[0];
-  if (v->type == REDIS_REPLY_STRING) (void)rcache__tags_settled(v->str, v->len, clear, &head);
-  rcache_status s = rcache__redis_take_value(r->element[0], &op->v);
-  if (s == RCACHE_OK && head) { /* get_again settled it: what follows the header */
+  if (r->type == REDIS_REPLY_STRING) /* settled (get_again): what follows the header */
+    (void)rcache__tags_settled(r->str, r->len, op->a->clear_ver, &head);
+  rcache_status s = rcache__redis_take_value(r, &op->v);
+  if (s == RCACHE_OK && head) {
     memmove(op->v.data, op->v.data + head, op->v.len - head + 1); /* with the NUL */
     op->v.len -= head;
   }
@@ -826,13 +816,29 @@ static rcache_status incr_finish(rcache *c, aop *op, redisReply *r) {
   return s;
 }
 
-static const wire W_get = {RCACHE_OP_GET, RCACHE__R_ARR, true, get_format, get_finish, value_bytes};
+static const wire W_get = {
+    RCACHE_OP_GET, RCACHE__R_STR | RCACHE__R_NIL, true, get_format, get_finish, value_bytes};
 static const wire W_set = {
     RCACHE_OP_SET, RCACHE__R_OK | RCACHE__R_NIL, true, set_format, set_finish, in_bytes};
 static const wire W_delete = {RCACHE_OP_DELETE, RCACHE__R_INT, true,
                               delete_format,    delete_finish, no_bytes};
 static const wire W_incr = {RCACHE_OP_INCR, RCACHE__R_INT, false, incr_fmt, incr_finish, no_bytes};
 static const wire W_decr = {RCACHE_OP_INCR, RCACHE__R_INT, false, decr_fmt, incr_finish, no_bytes};
+
+/* a->clear_req: the GET of the clear key, which the loop connection's GETs read before their
+ * own (false without memory: no loop I/O then). */
+static bool clear_request(rcache *c, rcache__async *a) {
+  rcache__key ck;
+  if (rcache__key_make(c, RCACHE__CLEAR_KEY, &ck) != RCACHE_OK) return false;
+  rcache__cmds b = {0};
+  bool ok = rcache__redis_key_cmds(&b, "GET", ck.p, ck.len) == RCACHE_OK;
+  rcache__key_free(&ck);
+  const char *req = b.one ? b.one : b.buf;
+  a->clear_len = b.one ? b.one_len : b.len;
+  a->clear_req = ok ? rcache__memdup0(req, a->clear_len) : NULL;
+  rcache__cmds_free(&b);
+  return a->clear_req != NULL;
+}
 
 /* Starts op (of a kind with a wire, not yet submitted) on the loop connection. False when the
  * connection cannot take it: op is then the caller's to submit to the workers. */
@@ -852,20 +858,30 @@ static bool loop_start(rcache *c, rcache__async *a, aop *op) {
   size_t len = b.one ? b.one_len : b.len;
   bool taken = false, open = false, wake = false;
   int64_t now = rcache__now_us();
+  bool get = op->k->wire == &W_get;
   pthread_mutex_lock(&a->mu);
+  /* a GET needs a GET of the clear key buffered before it and not written yet */
+  size_t pre = get && !(a->clear_queued && a->clear_at >= a->wsent) ? a->clear_len : 0;
   if (!formatted || len > LOOP_MAX_BYTES / 2 || a->closing) {
     /* (a large request, a big SET, goes to a worker: the window below always has room for the
      * rest of one under way) */
   } else if (!a->lconn) { /* (not while the breaker keeps the server off: the prober tries) */
     open = !a->lopening && !a->lnew && rcache__pool_available(a->lpool);
     a->lopening = a->lopening || open;
-  } else if (rcache__pool_available(a->lpool) && lout_room(a, len)) {
+  } else if (rcache__pool_available(a->lpool) && lout_room(a, pre + len)) {
     wake = a->llen == a->loff;
-    memcpy(a->lout + a->llen, req, len);
-    a->llen += len;
-    a->wappended += len;
+    if (pre) {
+      memcpy(a->lout + a->llen, a->clear_req, pre);
+      a->clear_queued = true;
+      a->clear_at = a->wappended;
+    }
+    memcpy(a->lout + a->llen + pre, req, len);
+    a->llen += pre + len;
+    a->wappended += pre + len;
     op->a = a;
-    op->wlen = len;
+    op->wlen = pre + len;
+    op->clear_first = pre > 0;
+    op->clear_read = false;
     op->wend = a->wappended;
     op->wnext = NULL;
     if (a->wtail)
@@ -934,6 +950,7 @@ static void loop_close(rcache *c, rcache__async *a, rcache_status why) {
   if (handed) pthread_cond_broadcast(&a->cv);
   a->whead = a->wtail = NULL;
   a->wappended = a->wsent = 0;
+  a->clear_queued = false;
   pthread_mutex_unlock(&a->mu);
   if (conn) {
 #ifdef __linux__
@@ -969,6 +986,19 @@ static bool loop_reply(rcache *c, rcache__async *a, redisReply *r, bool *ran) {
   *ran = false;
   pthread_mutex_lock(&a->mu);
   aop *op = a->whead;
+  if (op && op->clear_first && !op->clear_read && a->wbytes >= a->clear_len &&
+      (r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_STRING ||
+       r->type == REDIS_REPLY_NIL)) { /* the clear key's, before the GET's own */
+    op->clear_read = true;
+    pthread_mutex_unlock(&a->mu);
+    a->clear_ver = 0;
+    a->clear_ok = r->type == REDIS_REPLY_NIL ||
+                  (r->type == REDIS_REPLY_STRING &&
+                   rcache__parse_i64(r->str, r->len, &a->clear_ver) && a->clear_ver != 0);
+    if (a->clear_ok) rcache__tags_clear_seen(c, a->clear_ver);
+    freeReplyObject(r);
+    return true;
+  }
   if (!op || a->wbytes < op->wlen ||
       (r->type != REDIS_REPLY_ERROR && !(op->k->wire->expect & RCACHE__R(r->type)))) {
     pthread_mutex_unlock(&a->mu);
@@ -985,7 +1015,7 @@ static bool loop_reply(rcache *c, rcache__async *a, redisReply *r, bool *ran) {
   bool wake = false, last = false, live = op->state != EXPIRED;
   /* a tagged or escaped value, which the blocking call unwraps; a MOVED / ASK (a cluster node
    * behind a one-host URL), which it follows */
-  bool again = live && ((op->k->wire == &W_get && get_again(r)) ||
+  bool again = live && ((op->k->wire == &W_get && get_again(a, r)) ||
                         (r->type == REDIS_REPLY_ERROR && r->str &&
                          (strncmp(r->str, "MOVED ", 6) == 0 || strncmp(r->str, "ASK ", 4) == 0)));
   if (!live)
@@ -1187,6 +1217,8 @@ static rcache__async *async_new(rcache *c) {
   }
 #endif
   a->lpool = a->epfd >= 0 ? loop_pool(c) : NULL;
+  if (a->lpool && !clear_request(c, a)) a->lpool = NULL; /* no loop I/O without it */
+  rcache__err_clear();
   return a;
 }
 
@@ -1202,6 +1234,7 @@ static rcache__async *get_async(rcache *c) {
   pthread_mutex_destroy(&fresh->mu);
   pthread_cond_destroy(&fresh->cv);
   rcache__free(fresh->threads);
+  rcache__free(fresh->clear_req);
   rcache__free(fresh);
   return a;
 }
@@ -1346,6 +1379,7 @@ void rcache__async_close(rcache *c) {
   if (a->lnew) rcache__conn_close(a->lnew);
   rcache__free(a->lout);
   rcache__free(a->lspare);
+  rcache__free(a->clear_req);
   close_fds(a);
   pthread_mutex_destroy(&a->mu);
   pthread_cond_destroy(&a->cv);
