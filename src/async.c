@@ -128,8 +128,9 @@ struct aop {
   uint64_t wend; /* where its request ends in the connection's byte stream */
   int64_t t0;
   /* a GET whose request starts with the clear key's GET (its reply comes first), and whether
-   * that reply has been read */
+   * that reply has been read; the bytes before its value's payload, as get_again settled it */
   bool clear_first, clear_read;
+  size_t head;
 };
 
 /* A load handed to the loop; refs: the worker waiting for it, and the loader (user). */
@@ -737,19 +738,16 @@ static bool get_format(rcache *c, aop *op, const rcache__key *k, rcache__cmds *b
 /* Whether a GET's value is for the blocking call to judge (loop_reply runs it again on a
  * worker): what tags.c's rcache__tags_settled cannot settle with the clear version read
  * before it. The loop's thread. */
-static bool get_again(const rcache__async *a, const redisReply *r) {
-  size_t head;
+static bool get_again(const rcache__async *a, aop *op, const redisReply *r) {
+  op->head = 0;
   return r->type == REDIS_REPLY_STRING &&
-         (!a->clear_ok || !rcache__tags_settled(r->str, r->len, a->clear_ver, &head));
+         (!a->clear_ok || !rcache__tags_settled(r->str, r->len, a->clear_ver, &op->head));
 }
 static rcache_status get_finish(rcache *c, aop *op, redisReply *r) {
-  size_t head = 0;
-  if (r->type == REDIS_REPLY_STRING) /* settled (get_again): what follows the header */
-    (void)rcache__tags_settled(r->str, r->len, op->a->clear_ver, &head);
   rcache_status s = rcache__redis_take_value(r, &op->v);
-  if (s == RCACHE_OK && head) {
-    memmove(op->v.data, op->v.data + head, op->v.len - head + 1); /* with the NUL */
-    op->v.len -= head;
+  if (s == RCACHE_OK && op->head) { /* settled (get_again): what follows the header */
+    memmove(op->v.data, op->v.data + op->head, op->v.len - op->head + 1); /* with the NUL */
+    op->v.len -= op->head;
   }
   if (s == RCACHE_OK)
     COUNT(c, hits);
@@ -991,10 +989,10 @@ static bool loop_reply(rcache *c, rcache__async *a, redisReply *r, bool *ran) {
        r->type == REDIS_REPLY_NIL)) { /* the clear key's, before the GET's own */
     op->clear_read = true;
     pthread_mutex_unlock(&a->mu);
-    a->clear_ver = 0;
-    a->clear_ok = r->type == REDIS_REPLY_NIL ||
-                  (r->type == REDIS_REPLY_STRING &&
-                   rcache__parse_i64(r->str, r->len, &a->clear_ver) && a->clear_ver != 0);
+    rcache__versions v;
+    rcache__redis_take_versions(&r, 1, &v);
+    a->clear_ver = v.v[0];
+    a->clear_ok = !v.bad;
     if (a->clear_ok) rcache__tags_clear_seen(c, a->clear_ver);
     freeReplyObject(r);
     return true;
@@ -1015,7 +1013,7 @@ static bool loop_reply(rcache *c, rcache__async *a, redisReply *r, bool *ran) {
   bool wake = false, last = false, live = op->state != EXPIRED;
   /* a tagged or escaped value, which the blocking call unwraps; a MOVED / ASK (a cluster node
    * behind a one-host URL), which it follows */
-  bool again = live && ((op->k->wire == &W_get && get_again(a, r)) ||
+  bool again = live && ((op->k->wire == &W_get && get_again(a, op, r)) ||
                         (r->type == REDIS_REPLY_ERROR && r->str &&
                          (strncmp(r->str, "MOVED ", 6) == 0 || strncmp(r->str, "ASK ", 4) == 0)));
   if (!live)

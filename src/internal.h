@@ -397,5 +397,8 @@ void rcache__wipe_stack(void);
 /* Parses a decimal int64 exactly as Redis' string2ll (no spaces, no "+", no leading
  * zeros, fits int64). */
 bool rcache__parse_i64(const char *s, size_t len, int64_t *out);
+/* The version a version key's value holds (tags.c): s NULL (the key is absent) reads as 0,
+ * else s must be a decimal int64 other than 0. False, with *ver 0, when it is not a version. */
+bool rcache__version_of(const char *s, size_t len, int64_t *ver);
 
 #endif /* RCACHE_INTERNAL_H */

@@ -1007,11 +1007,10 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
   if (s == RCACHE_OK) {
     memcpy(vals, vs, n * sizeof *vals);
     memcpy(statuses, sts, n * sizeof *statuses);
-    if (sts[n] == RCACHE_OK || sts[n] == RCACHE_MISS) { /* as tags.c reads a version key */
+    if (sts[n] == RCACHE_OK || sts[n] == RCACHE_MISS) {
       clear.n = 1;
-      clear.bad = sts[n] == RCACHE_OK &&
-                  (!rcache__parse_i64(vs[n].data, vs[n].len, &clear.v[0]) || clear.v[0] == 0);
-      if (clear.bad) clear.v[0] = 0;
+      clear.bad =
+          !rcache__version_of(sts[n] == RCACHE_OK ? vs[n].data : NULL, vs[n].len, &clear.v[0]);
     }
     rcache_value_free(&vs[n]);
   }

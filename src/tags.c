@@ -204,7 +204,7 @@ static rcache_status near_versions(rcache *c, const vkeys *v, int64_t *ver) {
     rcache_status s = rcache__get_stored(c, &v->k[i], &val, NULL, NULL, NULL, &hit, NULL, NULL);
     ver[i] = 0;
     if (s == RCACHE_OK) { /* "": the key is absent (rcache.c keeps absent version keys so) */
-      bool ok = val.len == 0 || (rcache__parse_i64(val.data, val.len, &ver[i]) && ver[i] != 0);
+      bool ok = rcache__version_of(val.len ? val.data : NULL, val.len, &ver[i]);
       rcache_value_free(&val);
       if (!ok)
         return rcache__errf("tag version key holds a value that is not a version"), RCACHE_ETYPE;
@@ -235,10 +235,7 @@ static rcache_status mget_versions(rcache__backend *be, const char *const *p, co
       continue;
     }
     if (st[i] == RCACHE_OK) {
-      if (!rcache__parse_i64(vals[i].data, vals[i].len, &ver[i]) || ver[i] == 0) {
-        ver[i] = 0;
-        st[i] = RCACHE_ETYPE;
-      }
+      if (!rcache__version_of(vals[i].data, vals[i].len, &ver[i])) st[i] = RCACHE_ETYPE;
       rcache_value_free(&vals[i]);
     }
     *absent |= st[i] == RCACHE_MISS;
@@ -640,8 +637,7 @@ static bool sealed(rcache *c, const rcache__versions *got, uint64_t *gen) {
  * clear key's version comes with the value (got), from a current seal, or is read now. */
 static rcache_status plain_valid(rcache *c, const char *key, size_t klen, const rcache_value *v,
                                  size_t k, const rcache__versions *got) {
-  int64_t n;
-  if (k == 0 && rcache__parse_i64(v->data, v->len, &n)) return RCACHE_OK; /* a counter */
+  if (k == 0 && is_integer(v->data, v->len)) return RCACHE_OK; /* a counter */
   size_t pl = c->ctx.prefix_len, rl = sizeof VERSION_KEY - 1;
   if (klen >= pl + rl && memcmp(key + pl, VERSION_KEY, rl) == 0 &&
       memcmp(key, c->ctx.prefix, pl) == 0)
@@ -930,21 +926,23 @@ rcache_status rcache_set_tagged(rcache *c, const char *key, const void *data, si
   return rcache__done(c, s);
 }
 
+/* True with *v the clear key's version when this handle read it within CLEAR_FRESH_US
+ * (without a near cache: with one, its tracked copy is read every time). */
+static bool clear_known(rcache *c, int64_t *v) {
+  int64_t at = atomic_load_explicit(&c->clear_us, memory_order_relaxed);
+  if (c->ctx.near || !at || rcache__now_us() - at >= CLEAR_FRESH_US) return false;
+  *v = atomic_load_explicit(&c->clear_ver, memory_order_relaxed);
+  return true;
+}
+
 /* The clear key's version, as this handle knows it or read now. */
 static rcache_status clear_now(rcache *c, int64_t *v) {
-  int64_t at = atomic_load_explicit(&c->clear_us, memory_order_relaxed);
-  if (!c->ctx.near && at && rcache__now_us() - at < CLEAR_FRESH_US) {
-    *v = atomic_load_explicit(&c->clear_ver, memory_order_relaxed);
-    return RCACHE_OK;
-  }
-  return clear_read(c, v);
+  return clear_known(c, v) ? RCACHE_OK : clear_read(c, v);
 }
 
 bool rcache__tags_plain_as_is(rcache *c, const void *d, size_t len) {
-  int64_t at = atomic_load_explicit(&c->clear_us, memory_order_relaxed);
-  if (is_integer(d, len)) return true;
-  return !c->ctx.near && at && rcache__now_us() - at < CLEAR_FRESH_US &&
-         atomic_load_explicit(&c->clear_ver, memory_order_relaxed) == 0 && !needs_escape(d, len);
+  int64_t clear;
+  return is_integer(d, len) || (clear_known(c, &clear) && clear == 0 && !needs_escape(d, len));
 }
 
 rcache_status rcache__tags_plain(rcache *c, const void *d, size_t len, rcache_value *out) {

@@ -153,6 +153,14 @@ bool rcache__parse_i64(const char *s, size_t len, int64_t *out) {
   return true;
 }
 
+bool rcache__version_of(const char *s, size_t len, int64_t *ver) {
+  *ver = 0;
+  if (!s) return true;
+  if (rcache__parse_i64(s, len, ver) && *ver != 0) return true;
+  *ver = 0;
+  return false;
+}
+
 /* ---- secrets ------------------------------------------------------------------------------- */
 
 void rcache__wipe(void *p, size_t n) {

@@ -203,15 +203,13 @@ static rcache_status run_script(rcache__backend *be, const char *key, size_t kle
   return s;
 }
 
-/* n version keys' values (nil: absent) from e[0..n). */
-static void take_versions(redisReply **e, size_t n, rcache__versions *vers) {
+void rcache__redis_take_versions(redisReply **e, size_t n, rcache__versions *vers) {
   vers->n = n;
   vers->bad = 0;
   for (size_t i = 0; i < n; i++) {
-    bool ok = e[i]->type == REDIS_REPLY_NIL; /* absent: 0 */
-    vers->v[i] = 0;
-    if (e[i]->type == REDIS_REPLY_STRING)
-      ok = rcache__parse_i64(e[i]->str, e[i]->len, &vers->v[i]) && vers->v[i] != 0;
+    bool ok = e[i]->type == REDIS_REPLY_NIL || e[i]->type == REDIS_REPLY_STRING;
+    ok = ok && rcache__version_of(e[i]->type == REDIS_REPLY_NIL ? NULL : e[i]->str, e[i]->len,
+                                  &vers->v[i]);
     if (!ok) vers->bad |= (uint64_t)1 << i;
   }
 }
@@ -222,7 +220,7 @@ static rcache_status script_reply(redisReply *x, rcache_value *out, int64_t *ptt
   if (x->type != REDIS_REPLY_ARRAY || x->elements < 2 || x->elements > 2 + RCACHE__VERSIONS_MAX)
     return rcache__reply_unexpected(x);
   rcache_status s = read_get(x->element, out, pttl_ms);
-  if (s == RCACHE_OK) take_versions(x->element + 2, x->elements - 2, vers);
+  if (s == RCACHE_OK) rcache__redis_take_versions(x->element + 2, x->elements - 2, vers);
   return s;
 }
 
@@ -251,9 +249,9 @@ static rcache_status get_with_mget(rcache__backend *be, const char *key, size_t 
   s = read_get(rep, out, pttl_ms);
   redisReply *m = rep[n - 1]; /* an error (an ACL without MGET...): the value alone */
   if (s == RCACHE_OK && m->type == REDIS_REPLY_ARRAY && m->elements == nv)
-    take_versions(m->element, nv, vers);
+    rcache__redis_take_versions(m->element, nv, vers);
   else if (s == RCACHE_OK && nv == 1 && m->type != REDIS_REPLY_ERROR)
-    take_versions(&m, 1, vers);
+    rcache__redis_take_versions(&m, 1, vers);
   rcache__replies_free(rep, n);
   return s;
 }
@@ -281,13 +279,10 @@ static rcache_status get_apart(rcache__backend *be, const char *key, size_t klen
   for (size_t i = 1; i <= nv; i++)
     all &= st[i] == RCACHE_OK || st[i] == RCACHE_MISS;
   vers->bad = 0;
-  for (size_t i = 0; all && i < nv; i++) { /* as take_versions reads them */
-    bool ok = st[i + 1] == RCACHE_MISS;
-    vers->v[i] = 0;
-    if (st[i + 1] == RCACHE_OK)
-      ok = rcache__parse_i64(v[i + 1].data, v[i + 1].len, &vers->v[i]) && vers->v[i] != 0;
-    if (!ok) vers->bad |= (uint64_t)1 << i;
-  }
+  for (size_t i = 0; all && i < nv; i++)
+    if (!rcache__version_of(st[i + 1] == RCACHE_OK ? v[i + 1].data : NULL, v[i + 1].len,
+                            &vers->v[i]))
+      vers->bad |= (uint64_t)1 << i;
   if (all) vers->n = nv;
   for (size_t i = s == RCACHE_OK ? 1 : 0; i <= nv; i++) /* v[0] is *out's when OK */
     rcache_value_free(&v[i]);

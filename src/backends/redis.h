@@ -71,6 +71,9 @@ rcache_status rcache__redis_probe(void *ud, rcache__pool *p);
 /* A GET's reply into *out (hiredis' buffer is taken): RCACHE_OK, RCACHE_MISS, or the error
  * reply's status (rcache__reply_status); another type is RCACHE_EPROTO. */
 rcache_status rcache__redis_take_value(redisReply *v, rcache_value *out);
+/* n version keys' values (nil: absent, 0) from e[0..n) into vers (tags.c's versions; bit i
+ * of vers->bad: e[i] is not a version). */
+void rcache__redis_take_versions(redisReply **e, size_t n, rcache__versions *vers);
 /* Appends GET key to b, and PTTL key when pttl (the remaining TTL in the same round trip). */
 rcache_status rcache__redis_get_cmds(rcache__cmds *b, const char *key, size_t klen, bool pttl);
 /* An integer reply into *out: RCACHE_OK, the error reply's status, or RCACHE_EPROTO. */
