@@ -73,6 +73,21 @@ static void exchange(rcache__sock *s, int peer, const char *junk, const char *ju
   CHECK_EQ(rcache__sock_read(s, buf, sizeof buf, &n, rcache__now_us() + 2000000), RCACHE_OK);
 }
 
+/* Exchanges until an answer vouches for the socket. The kernel turns its receive timestamps on
+ * a moment after a socket asks for them when no socket had them on (a static key switched by
+ * deferred work; closing the last one switches it off the same way): answers may carry none
+ * for a few milliseconds (seen: 200 exchanges in a row without a pause, on a connection made
+ * just after the one before closed). */
+static void vouch(rcache__sock *s, int peer) {
+  for (int i = 0; i < 200 && !s->stamped; i++) {
+    exchange(s, peer, NULL, NULL, 0);
+    rcache__sock_answered(s);
+    if (!s->stamped) sleep_ms(5);
+  }
+  CHECK_MSG(s->stamped, "no answer vouched for the socket's receive timestamps");
+  CHECK(!s->early);
+}
+
 static void tcp(void) {
   int port = 0, lfd = listener(&port);
   CHECK(lfd >= 0);
@@ -84,15 +99,7 @@ static void tcp(void) {
   int peer = accept_peer(lfd);
   CHECK(peer >= 0);
   CHECK(s.stamps_on);
-  /* The kernel turns its receive timestamps on a moment after the first socket asks
-   * (a deferred static key): the first answers may carry none. */
-  for (int i = 0; i < 200 && !s.stamped; i++) {
-    exchange(&s, peer, NULL, NULL, 0);
-    rcache__sock_answered(&s);
-    if (!s.stamped) sleep_ms(5);
-  }
-  CHECK_MSG(s.stamped, "no answer vouched for the socket's receive timestamps");
-  CHECK(!s.early);
+  vouch(&s, peer);
   for (int i = 0; i < 20; i++) { /* answers at once and late: never out of step */
     exchange(&s, peer, NULL, NULL, i % 2 ? 3 : 0);
     CHECK_MSG(!s.early, "exchange %d: an answer that came after its question taken as early", i);
@@ -107,11 +114,7 @@ static void tcp(void) {
   /* the same, the junk in two segments */
   CHECK_EQ(rcache__sock_connect(&s, &o, NULL, &a, rcache__now_us() + 2000000), RCACHE_OK);
   peer = accept_peer(lfd);
-  for (int i = 0; i < 200 && !s.stamped; i++) {
-    exchange(&s, peer, NULL, NULL, 0);
-    rcache__sock_answered(&s);
-  }
-  CHECK(s.stamped && !s.early);
+  vouch(&s, peer);
   exchange(&s, peer, "ju", "nk", 0);
   CHECK_MSG(s.early, "junk in two segments read as the answer unseen");
   rcache__sock_close(&s);
