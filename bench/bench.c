@@ -16,6 +16,7 @@
 #include <hiredis/hiredis.h>
 #include <math.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -411,6 +412,94 @@ static void sw_run(rcache *c, int n, const char *key, int ms, samples *all) {
   free(a);
 }
 
+/* The wake-up ceiling: n threads that each sleep once per call and are woken by one
+ * dispatcher, as a pipeline's callers are by its leader, with no I/O at all (nothing but a
+ * lock, a semaphore post and a wait). Whatever a blocking client does, each call of a
+ * thread that waits for an answer costs at least this sleep and wake-up, so this many
+ * calls/s is more than any blocking client can make with n threads on this machine (the
+ * server's own CPU comes on top). */
+typedef struct {
+  pthread_mutex_t mu;
+  sem_t work;  /* posted when the queue goes from empty to not */
+  sem_t *done; /* one per thread: its call is answered */
+  int *queue, n;
+  atomic_bool stop, quit;
+  atomic_ullong calls;
+} ceiling;
+
+typedef struct {
+  ceiling *w;
+  int i;
+} ceiling_arg;
+
+static void *ceiling_caller(void *p) {
+  ceiling_arg *a = p;
+  ceiling *w = a->w;
+  while (!atomic_load(&w->stop)) {
+    pthread_mutex_lock(&w->mu);
+    w->queue[w->n++] = a->i;
+    bool first = w->n == 1;
+    pthread_mutex_unlock(&w->mu);
+    if (first) sem_post(&w->work);
+    while (sem_wait(&w->done[a->i]) != 0) {
+    }
+    atomic_fetch_add_explicit(&w->calls, 1, memory_order_relaxed);
+  }
+  return NULL;
+}
+
+static void *ceiling_dispatcher(void *p) {
+  ceiling *w = p;
+  int *took = malloc((size_t)1024 * sizeof *took);
+  while (!atomic_load(&w->quit)) {
+    while (sem_wait(&w->work) != 0) {
+    }
+    pthread_mutex_lock(&w->mu);
+    int n = w->n;
+    memcpy(took, w->queue, (size_t)n * sizeof *took);
+    w->n = 0;
+    pthread_mutex_unlock(&w->mu);
+    for (int i = 0; i < n; i++)
+      sem_post(&w->done[took[i]]);
+  }
+  free(took);
+  return NULL;
+}
+
+/* n (<= 1024) threads for ms milliseconds: calls per second. */
+static double wake_ceiling(int n, int ms) {
+  ceiling w = {.queue = calloc(1024, sizeof(int)), .done = calloc((size_t)n, sizeof(sem_t))};
+  pthread_mutex_init(&w.mu, NULL);
+  sem_init(&w.work, 0, 0);
+  pthread_t d, *t = calloc((size_t)n, sizeof *t);
+  ceiling_arg *a = calloc((size_t)n, sizeof *a);
+  pthread_create(&d, NULL, ceiling_dispatcher, &w);
+  int64_t t0 = now_ns();
+  for (int i = 0; i < n; i++) {
+    sem_init(&w.done[i], 0, 0);
+    a[i] = (ceiling_arg){&w, i};
+    pthread_create(&t[i], NULL, ceiling_caller, &a[i]);
+  }
+  struct timespec sl = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&sl, NULL);
+  atomic_store(&w.stop, true);
+  for (int i = 0; i < n; i++) /* the dispatcher answers the last calls */
+    pthread_join(t[i], NULL);
+  double per_s = (double)atomic_load(&w.calls) * 1e9 / (double)(now_ns() - t0);
+  atomic_store(&w.quit, true);
+  sem_post(&w.work);
+  pthread_join(d, NULL);
+  for (int i = 0; i < n; i++)
+    sem_destroy(&w.done[i]);
+  sem_destroy(&w.work);
+  pthread_mutex_destroy(&w.mu);
+  free(w.queue);
+  free(w.done);
+  free(t);
+  free(a);
+  return per_s;
+}
+
 /* redis-benchmark -c clients -n total -d vsize -t get (no -P): ops/s, and its p99 (ms)
  * from the CSV. */
 static double redis_benchmark_get(int clients, int total, size_t vsize, double *p99_ms) {
@@ -463,13 +552,16 @@ static void threads_workload(int threads, size_t vsize) {
   samples m = {0}, raw = {0};
   s_init(&m, 60000 * (size_t)rounds);
   s_init(&raw, 60000 * (size_t)rounds);
-  double rb_ops[3], rb_p99[3], vs_rb[3], vs_raw[3];
+  double rb_ops[3], rb_p99[3], vs_rb[3], vs_raw[3], wake[3], wake_rb[3];
+  /* at the targets' thread counts, the wake-up ceiling too (wake_ceiling) */
+  int sides = threads >= 64 && vsize < 1024 ? 4 : 3;
   for (int i = 0; i < rounds; i++) { /* interleaved, in a rotating order */
     samples mr = {0}, rr = {0};
     s_init(&mr, 60000);
     s_init(&rr, 60000);
-    for (int k = 0; k < 3; k++) {
-      int which = (i + k) % 3;
+    for (int k = 0; k < sides; k++) {
+      int which = (i + k) % sides;
+      if (which == 3) wake[i] = wake_ceiling(threads, ms);
       if (which == 0) sw_run(c, threads, "key:__rand_int__", ms, &mr);
       if (which == 1) sw_run(NULL, threads, "key:__rand_int__", ms, &rr);
       if (which == 2) {
@@ -481,6 +573,7 @@ static void threads_workload(int threads, size_t vsize) {
     double mo = ops_per_s(&mr), ro = ops_per_s(&rr);
     vs_rb[i] = rb_ops[i] > 0 ? mo / rb_ops[i] : 0;
     vs_raw[i] = ro > 0 ? mo / ro : 0;
+    if (sides == 4) wake_rb[i] = rb_ops[i] > 0 ? wake[i] / rb_ops[i] : 0;
     for (size_t j = 0; j < mr.n; j++)
       s_add(&m, mr.ns[j]);
     for (size_t j = 0; j < rr.n; j++)
@@ -509,6 +602,12 @@ static void threads_workload(int threads, size_t vsize) {
       wanted         ? ratio_raw >= 3
       : threads == 1 ? ratio_raw >= 0.95
                      : -1);
+  if (sides == 4) {
+    /* what the target asks of blocking threads on this machine: the ceiling's own ratio to
+     * redis-benchmark (under 3, no blocking client could meet it here) */
+    snprintf(name, sizeof name, "wake-up ceiling, %d threads, no I/O", threads);
+    row(name, median(wake, rounds), 0, 0, base1, rb, median(wake_rb, rounds), "-", -1);
+  }
   if (threads == 64 && vsize < 1024) {
     snprintf(base1, sizeof base1, "redis-benchmark -c 64 p99 (ns)");
     row("GET 100 B, 64 threads: p99", mo, p50, p99, base1, rbp99, rbp99 > 0 ? p99 / rbp99 : 0,

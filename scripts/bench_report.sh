@@ -36,17 +36,23 @@ out += ["", "![p50 and p99 latency per workload](perf-latency.png)", ""]
 import re
 tp = {}
 for x in rows:
+    m3 = re.match(r"wake-up ceiling, (\d+) threads", x["workload"])
+    if m3:
+        tp.setdefault(int(m3.group(1)), {})["ceiling"] = x["ops_per_s"]
+        continue
     m2 = re.match(r"GET 100 B, (\d+) threads, one handle$", x["workload"])
     if not m2:
         continue
-    t = tp.setdefault(int(m2.group(1)), {"rcache": x["ops_per_s"]})
+    t = tp.setdefault(int(m2.group(1)), {})
+    t["rcache"] = x["ops_per_s"]
     t["redis-benchmark" if x["baseline"].startswith("redis-benchmark") else "hiredis"] = x["baseline_value"]
 if tp:
     out += ["![GET 100 B ops/s against the number of threads](perf-threads.png)", ""]
 with open("/tmp/rcache-threads.dat", "w") as f:
     for n in sorted(tp):
         t = tp[n]
-        f.write(f"{n} {t.get('rcache',0):.0f} {t.get('redis-benchmark',0):.0f} {t.get('hiredis',0):.0f}\n")
+        ceil = f"{t['ceiling']:.0f}" if "ceiling" in t else "?"
+        f.write(f"{n} {t.get('rcache',0):.0f} {t.get('redis-benchmark',0):.0f} {t.get('hiredis',0):.0f} {ceil}\n")
 # the hand-written sections after the table (from the first "## " heading) are kept
 try:
     old = open("docs/perf.md").read()
@@ -81,9 +87,11 @@ set xlabel "threads (callers)"
 set ylabel "ops/s"
 set key top left
 set style data linespoints
+set datafile missing "?"
 plot "/tmp/rcache-threads.dat" using 1:2 title "rcache, N threads on one handle", \
      "" using 1:3 title "redis-benchmark -c N", \
-     "" using 1:4 title "N threads, private hiredis connections"
+     "" using 1:4 title "N threads, private hiredis connections", \
+     "" using 1:5 with points pt 7 title "wake-up ceiling: N threads, no I/O"
 GP
 fi
 rm -f /tmp/rcache-perf.dat /tmp/rcache-threads.dat
