@@ -363,9 +363,11 @@ static void *refresher_main(void *arg) {
 
 /* ---- routing --------------------------------------------------------------------------------- */
 
-/* The first redirection among n replies (all keys of a batch share one slot). */
-static int find_redirect(redisReply **rep, int n, rcache__redirect *rd) {
+/* The first redirection among the n replies (those of the commands todo says, all when
+ * NULL; all keys of a batch share one slot). */
+static int find_redirect(redisReply **rep, int n, const bool *todo, rcache__redirect *rd) {
   for (int i = 0; i < n; i++) {
+    if (todo && !todo[i]) continue;
     int k = rcache__redirect_of(rep[i], rd);
     if (k != RCACHE__REDIR_NONE) {
       rd->kind = k;
@@ -376,22 +378,27 @@ static int find_redirect(redisReply **rep, int n, rcache__redirect *rd) {
   return RCACHE__REDIR_NONE;
 }
 
-static rcache_status run_asking(cluster *cl, cnode *n, const rcache__cmds *b, redisReply **rep,
-                                bool idempotent) {
-  rcache__cmds ab; /* ASKING before each command: the flag lasts one command */
-  rcache_status s = rcache__cmds_each_after(b, "ASKING", RCACHE__R_OK, &ab);
+/* Runs the commands of b that pick says (every one when NULL) on n, each after ASKING when
+ * asking (the flag lasts one command); their replies go to their places in rep. */
+static rcache_status run_some(cluster *cl, cnode *n, const rcache__cmds *b, const bool *pick,
+                              bool asking, redisReply **rep, bool idempotent) {
+  if (!pick && !asking) return rcache__exchange(cl->r.base.ctx, n->pool, b, rep, idempotent);
+  rcache__cmds sub;
+  rcache_status s = rcache__cmds_pick(b, pick, asking ? "ASKING" : NULL, RCACHE__R_OK, &sub);
   if (s != RCACHE_OK) return s;
-  redisReply **all = rcache__calloc((size_t)ab.n, sizeof *all);
+  redisReply **all = rcache__calloc((size_t)sub.n, sizeof *all);
   if (!all) s = RCACHE_ENOMEM;
-  if (s == RCACHE_OK) s = rcache__exchange(cl->r.base.ctx, n->pool, &ab, all, idempotent);
+  if (s == RCACHE_OK) s = rcache__exchange(cl->r.base.ctx, n->pool, &sub, all, idempotent);
   if (s == RCACHE_OK) {
+    int at = 0;
     for (int i = 0; i < b->n; i++) {
-      freeReplyObject(all[2 * i]); /* +OK of ASKING */
-      rep[i] = all[2 * i + 1];
+      if (pick && !pick[i]) continue;
+      if (asking) freeReplyObject(all[at++]); /* +OK of ASKING */
+      rep[i] = all[at++];
     }
   }
   rcache__free(all);
-  rcache__cmds_free(&ab);
+  rcache__cmds_free(&sub);
   return s;
 }
 
@@ -408,7 +415,11 @@ static cnode *owner(cluster *cl, unsigned slot) {
   return n;
 }
 
-/* Runs b (keys all in `slot`) where the slot lives, following redirections. */
+/* Runs b (keys all in `slot`) where the slot lives, following redirections. Only the
+ * commands redirected run again: during a migration the source answers for the keys it still
+ * holds and sends the others (ASK) to the importing node, which has only those, so a key
+ * not yet moved would read as absent there (a version key read as never bumped: a stale
+ * value taken as valid). */
 static rcache_status route(cluster *cl, unsigned slot, const rcache__cmds *b, redisReply **rep,
                            bool idempotent) {
   const rcache_options *o = &cl->r.base.ctx->opt;
@@ -417,36 +428,54 @@ static rcache_status route(cluster *cl, unsigned slot, const rcache__cmds *b, re
   cnode *n = owner(cl, slot);
   if (n) node_use(cl, n);
   bool asking = false;
+  bool *todo = NULL; /* after a redirection: the commands still to run (NULL: all) */
   int hops = 0, waits = 0;
+  rcache_status s;
   for (;;) {
     if (!n) {
       rcache__errf("no cluster node is known for slot %u", slot);
-      return RCACHE_EUNAVAILABLE;
+      s = RCACHE_EUNAVAILABLE;
+      break;
     }
     /* MOVED/ASK mean the command did not run: repeating even INCR is safe. */
-    rcache_status s = asking ? run_asking(cl, n, b, rep, idempotent)
-                             : rcache__exchange(cl->r.base.ctx, n->pool, b, rep, idempotent);
+    s = run_some(cl, n, b, todo, asking, rep, idempotent);
     if (s != RCACHE_OK) {
       if (rcache__transport_failure(s)) want_refresh(cl);
-      return s;
+      break;
     }
     rcache__redirect rd;
-    int kind = find_redirect(rep, b->n, &rd);
-    if (kind == RCACHE__REDIR_NONE) return RCACHE_OK;
-    rcache__replies_free(rep, b->n);
+    int kind = find_redirect(rep, b->n, todo, &rd);
+    if (kind == RCACHE__REDIR_NONE) break;
+    if (!todo && !(todo = rcache__calloc((size_t)b->n, sizeof *todo))) {
+      rcache__replies_free(rep, b->n);
+      s = RCACHE_ENOMEM;
+      break;
+    }
+    for (int i = 0; i < b->n; i++) { /* the replies that are answers stay */
+      rcache__redirect any;
+      todo[i] = rep[i] && rcache__redirect_of(rep[i], &any) != RCACHE__REDIR_NONE;
+      if (!todo[i]) continue;
+      freeReplyObject(rep[i]);
+      rep[i] = NULL;
+    }
     if (kind == RCACHE__REDIR_MOVED || kind == RCACHE__REDIR_ASK) {
       if (rcache__now_us() >= deadline) {
         rcache__errf("the deadline passed while following cluster redirections (last: %s)",
                      rcache__err_peek());
-        return RCACHE_ETIMEOUT;
+        s = RCACHE_ETIMEOUT;
+        break;
       }
       if (++hops > o->max_redirects) {
         rcache__errf("more than %d cluster redirections for slot %u (last: %s)", o->max_redirects,
                      slot, rcache__err_peek());
-        return RCACHE_EUNAVAILABLE;
+        s = RCACHE_EUNAVAILABLE;
+        break;
       }
       cnode *t = node_get(cl, rd.host[0] ? rd.host : n->addr.host, rd.port);
-      if (!t) return node_get_failure(cl);
+      if (!t) {
+        s = node_get_failure(cl);
+        break;
+      }
       node_use(cl, t);
       near_flush(cl); /* the slot is moving or has moved: its keys' tracking with it */
       if (kind == RCACHE__REDIR_MOVED) {
@@ -464,7 +493,8 @@ static rcache_status route(cluster *cl, unsigned slot, const rcache__cmds *b, re
     if (rcache__now_us() + wait_us > deadline) {
       rcache__errf("cluster still answering %s at the deadline",
                    kind == RCACHE__REDIR_DOWN ? "CLUSTERDOWN" : "TRYAGAIN");
-      return RCACHE_EUNAVAILABLE;
+      s = RCACHE_EUNAVAILABLE;
+      break;
     }
     rcache__sleep_us(wait_us);
     if (kind == RCACHE__REDIR_DOWN) {
@@ -473,6 +503,9 @@ static rcache_status route(cluster *cl, unsigned slot, const rcache__cmds *b, re
       asking = false;
     }
   }
+  if (s != RCACHE_OK && todo) rcache__replies_free(rep, b->n); /* the answers kept so far */
+  rcache__free(todo);
+  return s;
 }
 
 static rcache_status cluster_exec(rcache__redis *r, const char *key, size_t klen,

@@ -121,34 +121,48 @@ static size_t cmd_len(const char *p, size_t avail) {
   return i;
 }
 
-rcache_status rcache__cmds_each_after(const rcache__cmds *b, const char *word, unsigned expect,
-                                      rcache__cmds *out) {
+rcache_status rcache__cmds_pick(const rcache__cmds *b, const bool *pick, const char *word,
+                                unsigned expect, rcache__cmds *out) {
   char pre[64];
-  int al = snprintf(pre, sizeof pre, "*1\r\n$%zu\r\n%s\r\n", strlen(word), word);
+  int al = word ? snprintf(pre, sizeof pre, "*1\r\n$%zu\r\n%s\r\n", strlen(word), word) : 0;
   if (al < 0 || (size_t)al >= sizeof pre) return RCACHE_EINVAL;
   const char *src = b->one ? b->one : b->buf;
   size_t len = b->one ? b->one_len : b->len;
   memset(out, 0, sizeof *out);
   out->cap = len + (size_t)b->n * (size_t)al;
-  out->buf = rcache__malloc(out->cap);
+  out->buf = rcache__malloc(out->cap ? out->cap : 1);
   if (!out->buf) return RCACHE_ENOMEM;
-  for (size_t at = 0; at < len;) {
+  out->values = b->values;
+  out->secret = b->secret; /* (wiped when freed, as b is) */
+  int i = 0;
+  for (size_t at = 0; at < len; i++) {
     size_t l = cmd_len(src + at, len - at);
-    if (l == 0) {
+    if (l == 0 || i >= b->n) {
       rcache__cmds_free(out);
       return RCACHE_EPROTO;
     }
-    memcpy(out->buf + out->len, pre, (size_t)al);
-    memcpy(out->buf + out->len + (size_t)al, src + at, l);
-    out->len += (size_t)al + l;
-    int orig = out->n / 2; /* the command's own index in b */
-    out->n++;
-    rcache__cmds_expect(out, expect); /* word */
-    out->n++;
-    rcache__cmds_expect(out, orig < RCACHE__EXPECT_EACH ? b->expect[orig] : b->expect_rest);
+    if (!pick || pick[i]) {
+      memcpy(out->buf + out->len, pre, (size_t)al);
+      memcpy(out->buf + out->len + (size_t)al, src + at, l);
+      out->len += (size_t)al + l;
+      if (word) {
+        out->n++;
+        rcache__cmds_expect(out, expect); /* word */
+      }
+      out->n++;
+      rcache__cmds_expect(out, i < RCACHE__EXPECT_EACH ? b->expect[i] : b->expect_rest);
+    }
     at += l;
   }
-  return out->n == 2 * b->n ? RCACHE_OK : RCACHE_EPROTO;
+  if (i != b->n) {
+    rcache__cmds_free(out);
+    return RCACHE_EPROTO;
+  }
+  if (!out->n) {
+    rcache__cmds_free(out);
+    return RCACHE_EINVAL;
+  }
+  return RCACHE_OK;
 }
 
 void rcache__cmds_free(rcache__cmds *b) {

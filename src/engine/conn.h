@@ -69,12 +69,12 @@ bool rcache__cmds_fits(const rcache__cmds *b, int i, const redisReply *r);
 /* printf-free convenience for commands of short string arguments (NULL-terminated). */
 rcache_status rcache__cmds_addv(rcache__cmds *b, const char *arg0, ...);
 void rcache__cmds_free(rcache__cmds *b);
-/* out = b with the one-word command `word` (whose reply is of type `expect`) before each of
- * b's commands, as one batch of 2 * b->n (Cluster's ASKING, whose flag lasts one command).
- * RCACHE_ENOMEM, RCACHE_EPROTO when b is not well formed, RCACHE_EINVAL for a word over
- * 40 bytes. */
-rcache_status rcache__cmds_each_after(const rcache__cmds *b, const char *word, unsigned expect,
-                                      rcache__cmds *out);
+/* out = the commands i of b with pick[i] (every one when pick is NULL), in b's order, each
+ * after the one-word command `word` (whose reply is of type `expect`) when word is not NULL
+ * (Cluster's ASKING, whose flag lasts one command). RCACHE_ENOMEM, RCACHE_EPROTO when b is
+ * not well formed, RCACHE_EINVAL for a word over 40 bytes or nothing picked. */
+rcache_status rcache__cmds_pick(const rcache__cmds *b, const bool *pick, const char *word,
+                                unsigned expect, rcache__cmds *out);
 
 /* What a new connection does first, in one round trip: AUTH (user + password, or the
  * password alone), SELECT db when db != 0, CLIENT SETNAME, and any extra commands the

@@ -9,6 +9,7 @@
  * A handle with max_redirects 0 refuses to follow the ASK (RCACHE_EUNAVAILABLE, reason in
  * rcache_errmsg). A second handle with the near cache on reads the moving keys all along: its reads
  * never go back in time, and once the writes stop it sees every key's last value.
+ * Last, a cleared namespace whose slot moves value first (cleared_then_moving).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -167,6 +168,101 @@ static bool node_id(int port, char *id, size_t size) {
   return ok;
 }
 
+/* MIGRATE of n (<= 8) keys from the node on port src to the one on dst; false on failure. */
+static bool migrate(int src, int dst, const char *const *keys, size_t n) {
+  const char *argv[16];
+  size_t lens[16];
+  char port[16];
+  snprintf(port, sizeof port, "%d", dst);
+  int a = 0;
+  argv[a++] = "MIGRATE";
+  argv[a++] = "127.0.0.1";
+  argv[a++] = port;
+  argv[a++] = "";
+  argv[a++] = "0";
+  argv[a++] = "5000";
+  argv[a++] = "KEYS";
+  for (size_t i = 0; i < n && i < 8; i++)
+    argv[a++] = keys[i];
+  for (int i = 0; i < a; i++)
+    lens[i] = strlen(argv[i]);
+  struct timeval tv = {2, 0};
+  redisContext *rc = redisConnectWithTimeout("127.0.0.1", src, tv);
+  redisReply *m = rc && !rc->err ? redisCommandArgv(rc, a, argv, lens) : NULL;
+  bool ok = m && m->type != REDIS_REPLY_ERROR;
+  if (!ok) fprintf(stderr, "  MIGRATE: %s\n", m ? m->str : "no reply");
+  if (m) freeReplyObject(m);
+  if (rc) redisFree(rc);
+  return ok;
+}
+
+/* Moves every key left in slot from node `from` to node `to` (the slot MIGRATING there
+ * already), then gives the slot to `to`: the target first, then the source, then the rest. */
+static void finish_move(rp_cluster *cl, unsigned slot, int from, int to, const char *to_id) {
+  for (int round = 0; round < 100; round++) {
+    redisReply *r = rp_cmd(cl->node[from].port, "CLUSTER GETKEYSINSLOT %u 8", slot);
+    size_t n = r && r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+    const char *keys[8];
+    for (size_t i = 0; i < n; i++)
+      keys[i] = r->element[i]->str;
+    bool ok = n == 0 || migrate(cl->node[from].port, cl->node[to].port, keys, n);
+    if (r) freeReplyObject(r);
+    if (n == 0 || !ok) break;
+  }
+  CHECK(rp_ok(rp_cmd(cl->node[to].port, "CLUSTER SETSLOT %u NODE %s", slot, to_id)));
+  CHECK(rp_ok(rp_cmd(cl->node[from].port, "CLUSTER SETSLOT %u NODE %s", slot, to_id)));
+  CHECK(rp_ok(rp_cmd(cl->node[3 - from - to].port, "CLUSTER SETSLOT %u NODE %s", slot, to_id)));
+}
+
+/* A namespace cleared for the first time, then its slot half moved: the value, written
+ * before the clear (plain, valid only while the clear key is absent), on the target; the
+ * clear key still on the source. The source answers ASK for the value alone; the read must
+ * not take the clear key's version from the target, where it is absent (read as never
+ * cleared, the value would be a hit). */
+static void cleared_then_moving(rp_cluster *cl) {
+  unsigned slot = rcache__slot("clr", 3);
+  char url[128];
+  rp_cluster_url(cl, 0, url, sizeof url, NULL);
+  for (int near = 0; near < 2; near++) {
+    int src = rp_cluster_owner(cl, slot), dst = (src + 1) % 3;
+    char src_id[64], dst_id[64];
+    CHECK(src >= 0 && node_id(cl->node[src].port, src_id, sizeof src_id) &&
+          node_id(cl->node[dst].port, dst_id, sizeof dst_id));
+    if (src < 0) return;
+    rcache_options o;
+    rcache_options_init(&o);
+    o.key_prefix = near ? "{clr}:b:" : "{clr}:a:"; /* a namespace never cleared */
+    o.near_cache_bytes = near ? 1u << 20 : 0;
+    rcache *c = NULL;
+    CHECK_EQ(rcache_open(&c, url, &o), RCACHE_OK);
+    wait_first_contact(c);
+    rcache_value v = {NULL, 0};
+    CHECK_EQ(rcache_set(c, "v", "old", 3, 0), RCACHE_OK);
+    CHECK_EQ(rcache_get(c, "v", &v), RCACHE_OK);
+    rcache_value_free(&v);
+    CHECK_EQ(rcache_clear(c), RCACHE_OK);
+    CHECK(rp_ok(rp_cmd(cl->node[dst].port, "CLUSTER SETSLOT %u IMPORTING %s", slot, src_id)));
+    CHECK(rp_ok(rp_cmd(cl->node[src].port, "CLUSTER SETSLOT %u MIGRATING %s", slot, dst_id)));
+    const char *one[] = {near ? "{clr}:b:v" : "{clr}:a:v"};
+    CHECK(migrate(cl->node[src].port, cl->node[dst].port, one, 1));
+    for (int i = 0; i < 3; i++) {
+      rcache_status s = rcache_get(c, "v", &v);
+      CHECK_MSG(s == RCACHE_MISS, "%s, read %d while the value alone had moved: %s %.*s",
+                near ? "near cache" : "no near cache", i, rcache_strerror(s),
+                s == RCACHE_OK ? (int)v.len : 0, s == RCACHE_OK ? v.data : "");
+      rcache_value_free(&v);
+    }
+    finish_move(cl, slot, src, dst, dst_id); /* the clear key follows */
+    CHECK_EQ(rcache_get(c, "v", &v), RCACHE_MISS);
+    rcache_value_free(&v);
+    CHECK_EQ(rcache_set(c, "v", "new", 3, 0), RCACHE_OK);
+    CHECK_EQ(rcache_get(c, "v", &v), RCACHE_OK);
+    CHECK(v.data && strcmp(v.data, "new") == 0);
+    rcache_value_free(&v);
+    rcache_close(c);
+  }
+}
+
 int main(void) {
   rp_cluster cl;
   if (rp_cluster_start(&cl, 3, 1, 2000, NULL) != 0) {
@@ -221,31 +317,11 @@ int main(void) {
       if (r) freeReplyObject(r);
       break;
     }
-    const char *argv[16];
-    size_t lens[16];
-    char port[16];
-    snprintf(port, sizeof port, "%d", cl.node[dst].port);
-    int n = 0;
-    argv[n++] = "MIGRATE";
-    argv[n++] = "127.0.0.1";
-    argv[n++] = port;
-    argv[n++] = "";
-    argv[n++] = "0";
-    argv[n++] = "5000";
-    argv[n++] = "KEYS";
-    for (size_t i = 0; i < r->elements; i++)
-      argv[n++] = r->element[i]->str;
-    for (int i = 0; i < n; i++)
-      lens[i] = strlen(argv[i]);
-    struct timeval tv = {2, 0};
-    redisContext *rc = redisConnectWithTimeout("127.0.0.1", cl.node[src].port, tv);
-    redisReply *m = rc && !rc->err ? redisCommandArgv(rc, n, argv, lens) : NULL;
-    if (!m || m->type == REDIS_REPLY_ERROR)
-      fprintf(stderr, "  MIGRATE: %s\n", m ? m->str : "no reply");
-    else
+    const char *keys[5];
+    for (size_t i = 0; i < r->elements && i < 5; i++)
+      keys[i] = r->element[i]->str;
+    if (migrate(cl.node[src].port, cl.node[dst].port, keys, r->elements < 5 ? r->elements : 5))
       moved += (int)r->elements;
-    if (m) freeReplyObject(m);
-    if (rc) redisFree(rc);
     freeReplyObject(r);
     rp_sleep_ms(10); /* let the workers meet the half-moved slot */
   }
@@ -349,5 +425,6 @@ int main(void) {
   CHECK_EQ(n1.near_hits - n0.near_hits, NKEYS);
   rcache_close(rd.c);
   rcache_close(c);
+  cleared_then_moving(&cl);
   return test_report("test_cluster_migrate");
 }
