@@ -306,7 +306,8 @@ bool rcache__tags_plain_read(rcache *c, const rcache__key *k, const rcache__tagd
 
 /* ---- reading in one round trip ------------------------------------------------------------ */
 
-/* KEYS[1] the value's key; ARGV[1] the key_prefix, ARGV[2] "1" to add the key's PTTL. Reply:
+/* KEYS[1] the value's key, KEYS[2] the clear key; ARGV[1] the key_prefix, ARGV[2] "1" to add
+ * the key's PTTL. Reply:
  * [value or nil, PTTL or nil, then for a well-formed frame the values of its version keys,
  * for a plain value the clear key's]. The frame is parsed as frame_parse() does; a malformed
  * one returns the value alone, for the facade to judge. Read-only (GET, PTTL, MGET): no flags
@@ -317,10 +318,10 @@ static const char SCRIPT[] =
     "if ARGV[2] == '1' then r[2] = redis.call('PTTL', KEYS[1]) end\n"
     "if not v then return r end\n"
     "if #v < 13 or string.sub(v, 1, 4) ~= '\\255RC\\1' then\n"
-    "  r[3] = redis.call('GET', ARGV[1] .. '__rc:clear')\n"
+    "  r[3] = redis.call('GET', KEYS[2])\n"
     "  return r\n"
     "end\n"
-    "local n, at, k = string.byte(v, 5), 14, {ARGV[1] .. '__rc:clear'}\n"
+    "local n, at, k = string.byte(v, 5), 14, {KEYS[2]}\n"
     "if n > 32 then return r end\n"
     "for i = 1, n do\n"
     "  if at + 1 > #v then return r end\n"

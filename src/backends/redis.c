@@ -191,11 +191,19 @@ static rcache_status run_script(rcache__backend *be, const char *key, size_t kle
   const char *text, *sha;
   rcache__tags_script(&text, &sha);
   const rcache__ctx *ctx = be->ctx;
-  const char *argv[6] = {eval ? "EVAL" : "EVALSHA", eval ? text : sha, "1", key, ctx->prefix,
+  /* the clear key is declared (KEYS[2]): a cluster node importing the slot answers TRYAGAIN
+   * while it lacks it, instead of reading it as absent (never cleared) */
+  size_t cl = ctx->prefix_len + sizeof RCACHE__CLEAR_KEY - 1;
+  char stack[256], *clear = cl < sizeof stack ? stack : rcache__malloc(cl + 1);
+  if (!clear) return RCACHE_ENOMEM;
+  memcpy(clear, ctx->prefix, ctx->prefix_len);
+  memcpy(clear + ctx->prefix_len, RCACHE__CLEAR_KEY, sizeof RCACHE__CLEAR_KEY - 1);
+  const char *argv[7] = {eval ? "EVAL" : "EVALSHA", eval ? text : sha, "2", key, clear, ctx->prefix,
                          pttl ? "1" : "0"};
-  size_t lens[6] = {eval ? 4 : 7, strlen(argv[1]), 1, klen, ctx->prefix_len, 1};
+  size_t lens[7] = {eval ? 4 : 7, strlen(argv[1]), 1, klen, cl, ctx->prefix_len, 1};
   rcache__cmds b = {0};
-  rcache_status s = rcache__cmds_add(&b, 6, argv, lens);
+  rcache_status s = rcache__cmds_add(&b, 7, argv, lens);
+  if (clear != stack) rcache__free(clear);
   rcache__cmds_expect(&b, RCACHE__R_ARR);
   b.values = 2; /* the value, and up to 33 small versions */
   if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, rep, true);
