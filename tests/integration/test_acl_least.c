@@ -12,7 +12,9 @@
  *    near cache is off, everything else works;
  *  - keys that do not cover the key_prefix's clear key (docs/semantics.md, "What rcache_clear
  *    covers"): one warning that the namespace reads as never cleared, reads and writes work,
- *    rcache_clear fails visibly (RCACHE_EAUTH).
+ *    rcache_clear fails visibly (RCACHE_EAUTH); values written after another handle's clear
+ *    read as misses;
+ *  - without MGET: reads of untagged values are still checked against the clear key.
  */
 #include <hiredis/hiredis.h>
 #include <unistd.h>
@@ -45,19 +47,27 @@ static void drop_user(const char *name) {
   if (r) freeReplyObject(r);
 }
 
-static rcache *open_as(const char *name) {
+/* A handle of user `name` (NULL: the default user), with the near cache or without. */
+static rcache *open_near(const char *name, bool near) {
   char url[256];
-  snprintf(url, sizeof url, "redis://%s:pw-%s@127.0.0.1:%d?key_prefix=%s", name, name, port,
-           prefix);
+  if (name)
+    snprintf(url, sizeof url, "redis://%s:pw-%s@127.0.0.1:%d?key_prefix=%s", name, name, port,
+             prefix);
+  else
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d?key_prefix=%s", port, prefix);
   rcache_options o;
   rcache_options_init(&o);
-  o.near_cache_bytes = 1 << 20;
+  o.near_cache_bytes = near ? 1 << 20 : 0;
   o.log_fn = lc_log;
   o.log_level = RCACHE_LOG_WARN;
   lc_clear();
   rcache *c = NULL;
   CHECK_EQ(rcache_open(&c, url, &o), RCACHE_OK);
   return c;
+}
+
+static rcache *open_as(const char *name) {
+  return open_near(name, true);
 }
 
 static void documented_rules(void) {
@@ -173,7 +183,59 @@ static void without_clear_key(void) {
   int64_t n = 0;
   CHECK_EQ(rcache_incr(c, "data:n", 2, &n), RCACHE_OK);
   CHECK_EQ(n, 2);
+  /* another handle clears the namespace and writes: its values carry the clear key's
+   * version, which this one cannot read (as 0, never cleared): misses, not errors */
+  rcache *a = open_near(NULL, false);
+  CHECK_EQ(rcache_clear(a), RCACHE_OK);
+  CHECK_EQ(rcache_set(a, "data:k2", "new", 3, 60), RCACHE_OK);
+  rcache_close(a);
+  rcache_value v;
+  for (int i = 0; i < 2; i++) {
+    rcache_status s = rcache_get(c, "data:k2", &v);
+    CHECK_MSG(s == RCACHE_MISS, "a value written after a clear read as %s (%s)", rcache_strerror(s),
+              rcache_errmsg(c));
+    if (s == RCACHE_OK) rcache_value_free(&v);
+  }
   rcache_close(c);
+  drop_user(name);
+}
+
+/* A user without MGET (the documented rules have it; tagged reads need it) still has every
+ * read of an untagged value checked against the clear key: it is read with GET. A value this
+ * user wrote before another handle's clear is a miss after it. */
+static void without_mget(void) {
+  char name[64];
+  snprintf(name, sizeof name, "least-%d-nomget", (int)getpid());
+  snprintf(prefix, sizeof prefix, "least%d-m:", (int)getpid()); /* never cleared yet */
+  make_user(name, "-mget", "&__redis__:invalidate");
+  for (int near = 0; near < 2; near++) {
+    rcache *a = open_near(NULL, false), *b = open_near(name, near);
+    if (!a || !b) return;
+    CHECK_EQ(rcache_set(b, "m", "old", 3, 60), RCACHE_OK);
+    rcache_value v;
+    CHECK_EQ(rcache_get(b, "m", &v), RCACHE_OK);
+    rcache_value_free(&v);
+    CHECK_EQ(rcache_clear(a), RCACHE_OK);
+    if (near) /* b's near cache learns of the clear by tracking: within moments */
+      for (int64_t t0 = await_now_ms(); await_now_ms() - t0 < AWAIT_MS; await_sleep_ms(5)) {
+        rcache_status s = rcache_get(b, "m", &v);
+        if (s == RCACHE_OK) rcache_value_free(&v);
+        if (s == RCACHE_MISS) break;
+      }
+    for (int i = 0; i < 3; i++) {
+      rcache_status s = rcache_get(b, "m", &v);
+      CHECK_MSG(s == RCACHE_MISS, "near %d, read %d after the clear: %s %.*s", near, i,
+                rcache_strerror(s), s == RCACHE_OK ? (int)v.len : 0, s == RCACHE_OK ? v.data : "");
+      if (s == RCACHE_OK) rcache_value_free(&v);
+    }
+    CHECK_MSG(!lc_has("refused a read of the key_prefix's clear key"), "log:\n%s", lc_text());
+    CHECK_EQ(rcache_set(b, "m", "new", 3, 60), RCACHE_OK);
+    CHECK_EQ(rcache_get(b, "m", &v), RCACHE_OK);
+    CHECK(v.len == 3 && memcmp(v.data, "new", 3) == 0);
+    rcache_value_free(&v);
+    rcache_close(b);
+    rcache_close(a);
+  }
   drop_user(name);
 }
 
@@ -193,6 +255,7 @@ int main(void) {
   without_near("notracking", "-client|tracking", "&__redis__:invalidate");
   without_near("nochannel", "", "");
   without_clear_key();
+  without_mget();
   redisFree(admin);
   return test_report("test_acl_least");
 }
