@@ -135,7 +135,8 @@ rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *ou
 /* rcache__get_full without the tag check nor the hit/miss counts (the near cache's are
  * counted); *near_hit tells whether the near cache answered. With vers (may be NULL), a key
  * with declared tags (decl), or that the hint says is tagged, is read through tags.c's
- * rcache__tags_read, which may fill *vers. */
+ * rcache__tags_read, which may fill *vers. vers NULL: tags.c reading a version key, whose
+ * absence a near cache keeps (as "", read as version 0). */
 rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
                                  rcache_value *stale, rcache__read *rd, bool *near_hit,
                                  rcache__versions *vers, const rcache__tagdecl *decl);

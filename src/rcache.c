@@ -581,14 +581,16 @@ static bool near_lookup(rcache *c, const rcache__key *k, rcache_value *out, int6
 /* The remote reply for a near fetch: s and the logical remaining ms (-1 none). The value is
  * filed under the family of the public read that fetched it, if any. */
 static void near_done(rcache *c, const rcache__key *k, const rcache__read *rd, uint64_t ticket,
-                      rcache_status s, const rcache_value *v, int64_t ms) {
+                      rcache_status s, const rcache_value *v, int64_t ms, bool version) {
   if (!ticket) return;
   if (s == RCACHE_OK)
     rcache__near_fill(c->ctx.near, ticket, k->p, k->len, v->data, v->len, rcache__now_us(), ms,
                       rcache__obs_group(c, rd ? rd->key : NULL));
-  else if (s == RCACHE_MISS && rcache__near_watched(c->ctx.near, k->p, k->len))
+  else if (s == RCACHE_MISS && version)
     /* an absent version key is kept as "" (tags.c reads it as 0): Redis tracks a key read
-     * while absent, so its creation invalidates the entry as any change does */
+     * while absent, so its creation invalidates the entry as any change does. Only for
+     * tags.c's reads of version keys: any other key absent is a miss, not "" (the watched
+     * prefix may be shorter than the version keys' mark, and __rc:stats: keys share it) */
     rcache__near_fill(c->ctx.near, ticket, k->p, k->len, "", 0, rcache__now_us(), -1,
                       RCACHE__NEAR_NOGROUP);
   else
@@ -634,7 +636,7 @@ rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *
   /* the near cache keeps values no longer than their logical TTL (never their stale tail);
    * one in its stale tail is not kept, but its bytes still count against older fetches */
   int64_t logical = ms >= 0 && c->stale_ms > 0 ? (ms > c->stale_ms ? ms - c->stale_ms : 0) : ms;
-  near_done(c, k, rd, ticket, s, out, logical);
+  near_done(c, k, rd, ticket, s, out, logical, !vers);
   if (s == RCACHE_OK && stale && in_stale_tail(c, ms)) { /* get_or_set's view only */
     *stale = *out;
     *out = (rcache_value){NULL, 0};

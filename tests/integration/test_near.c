@@ -677,6 +677,37 @@ static void test_memory_ignores(void) {
   rcache_close(c);
 }
 
+/* An absent key is a miss every time: the near cache keeps absence as "" only for tags.c's
+ * version keys, even where the prefix it watches for them (key_prefix + "__rc:", cut short
+ * when long keys are digested) also covers other keys: a short max_key_bytes, rcache's own
+ * __rc:stats: keys. */
+static void test_absent_keys(const flavour *f) {
+  for (int round = 0; round < 2; round++) {
+    rcache_options o;
+    rcache_options_init(&o);
+    o.near_cache_bytes = 1 << 20;
+    o.key_prefix = "app:";
+    if (round == 0) { /* the watched prefix is the key_prefix alone: every key */
+      o.long_key_digest = true;
+      o.max_key_bytes = 4 + 72;
+    }
+    rcache *c = NULL;
+    CHECK_EQ(rcache_open(&c, f->url, &o), RCACHE_OK);
+    if (!c) return;
+    const char *key = round == 0 ? "absent" : "__rc:stats:nobody:nowhere:1";
+    rcache_delete(c, key);
+    for (int i = 0; i < 4; i++) {
+      rcache_value v;
+      rcache_status s = rcache_get(c, key, &v);
+      CHECK_MSG(s == RCACHE_MISS, "round %d, read %d of an absent key: %s (%zu bytes)", round, i,
+                rcache_strerror(s), s == RCACHE_OK ? v.len : 0);
+      if (s == RCACHE_OK) rcache_value_free(&v);
+    }
+    CHECK_EQ(stats(c).near_hits, 0);
+    rcache_close(c);
+  }
+}
+
 int main(int argc, char **argv) {
   const char *only = argc > 1 ? argv[1] : NULL; /* a test's name, when debugging */
 #define RUN(name, call)                                                                            \
@@ -712,6 +743,7 @@ int main(int argc, char **argv) {
   RUN("disconnects", test_disconnects(&tls));
   RUN("chaos", test_chaos(&tcp));
   RUN("bound", test_bound(&tcp));
+  RUN("absent", test_absent_keys(&tcp));
   atomic_store(&canary_stop, true);
   pthread_join(ct, NULL);
   if (nstall) fprintf(stderr, "the machine stalled this process %d times\n", nstall);
