@@ -152,6 +152,20 @@ static void test_key_limit(const char *url, redisContext *r) {
   rcache *bad = NULL;
   CHECK_EQ(rcache_open(&bad, url, &o), RCACHE_EINVAL);
   CHECK(bad == NULL);
+  /* nor any room for the namespace's own keys (<prefix>__rc:clear, 10 bytes more): every
+   * read would fail, so open says so (19-byte prefix) */
+  o.max_key_bytes = 19 + 9;
+  CHECK_EQ(rcache_open(&bad, url, &o), RCACHE_EINVAL);
+  CHECK_MSG(strstr(rcache_errmsg(NULL), "__rc:clear") != NULL, "%s", rcache_errmsg(NULL));
+  o.max_key_bytes = 19 + 10; /* keys of up to 10 bytes: they and the clear key fit */
+  CHECK_EQ(rcache_open(&bad, url, &o), RCACHE_OK);
+  CHECK_EQ(rcache_set(bad, "0123456789", "v", 1, 60), RCACHE_OK);
+  rcache_value v;
+  CHECK_EQ(rcache_get(bad, "0123456789", &v), RCACHE_OK);
+  rcache_value_free(&v);
+  CHECK_EQ(rcache_clear(bad), RCACHE_OK);
+  CHECK_EQ(rcache_get(bad, "0123456789", &v), RCACHE_MISS);
+  rcache_close(bad);
 }
 
 /* ---- values ---------------------------------------------------------------------------------- */
