@@ -453,9 +453,9 @@ rcache_status rcache_open(rcache **out, const char *url, const rcache_options *g
   }
   if (s == RCACHE_OK) s = check_options(&c->ctx.opt);
   size_t own_len; /* the namespace's own keys (<key_prefix>__rc:clear) must fit too */
-  if (s == RCACHE_OK && (c->ctx.prefix_len >= c->ctx.opt.max_key_bytes ||
-                         rcache__key_stored_len(&c->ctx, sizeof RCACHE__CLEAR_KEY - 1,
-                                                &own_len) != RCACHE_OK)) {
+  if (s == RCACHE_OK &&
+      (c->ctx.prefix_len >= c->ctx.opt.max_key_bytes ||
+       rcache__key_stored_len(&c->ctx, sizeof RCACHE__CLEAR_KEY - 1, &own_len) != RCACHE_OK)) {
     rcache__errf("invalid option: key_prefix (%zu bytes) leaves no room under max_key_bytes "
                  "(%zu) for the namespace's own keys (key_prefix + \"%s\")",
                  c->ctx.prefix_len, c->ctx.opt.max_key_bytes, RCACHE__CLEAR_KEY);
