@@ -715,7 +715,8 @@ static bool lout_room(rcache__async *a, size_t len) {
 struct wire {
   rcache_op op;    /* for the statistics */
   unsigned expect; /* the reply types the request can get (an error reply always fits) */
-  /* may run again on a worker once written (a lost connection): not INCRBY */
+  /* may run again on a worker once written (a lost connection): a second run answers as
+   * the first would have. Not INCRBY, nor UNLINK (the second finds the key gone) */
   bool idempotent;
   /* formats op's request for the full key k into b, and makes the checks and notes the
    * blocking call makes before it sends; false when the loop does not take op (a worker's
@@ -818,7 +819,7 @@ static const wire W_get = {
     RCACHE_OP_GET, RCACHE__R_STR | RCACHE__R_NIL, true, get_format, get_finish, value_bytes};
 static const wire W_set = {
     RCACHE_OP_SET, RCACHE__R_OK | RCACHE__R_NIL, true, set_format, set_finish, in_bytes};
-static const wire W_delete = {RCACHE_OP_DELETE, RCACHE__R_INT, true,
+static const wire W_delete = {RCACHE_OP_DELETE, RCACHE__R_INT, false,
                               delete_format,    delete_finish, no_bytes};
 static const wire W_incr = {RCACHE_OP_INCR, RCACHE__R_INT, false, incr_fmt, incr_finish, no_bytes};
 static const wire W_decr = {RCACHE_OP_INCR, RCACHE__R_INT, false, decr_fmt, incr_finish, no_bytes};

@@ -744,7 +744,8 @@ static void del_flush(del_ud *d) {
     rcache__cmds_expect(&b, RCACHE__R_INT);
   }
   redisReply *rep[DEL_BATCH] = {0};
-  if (s == RCACHE_OK) s = rcache__exchange(d->cl->r.base.ctx, d->node->pool, &b, rep, true);
+  /* not run twice: the count would leave out what the first run deleted */
+  if (s == RCACHE_OK) s = rcache__exchange(d->cl->r.base.ctx, d->node->pool, &b, rep, false);
   uint64_t deleted = 0;
   if (s == RCACHE_OK) {
     for (int i = 0; i < b.n; i++) /* a key moved away meanwhile (MOVED/ASK) is not counted */

@@ -370,7 +370,9 @@ rcache_status rcache__redis_set(rcache__backend *be, const char *key, size_t kle
   rcache__cmds b = {0};
   redisReply *rep = NULL;
   rcache_status s = rcache__redis_set_cmds(&b, key, klen, data, len, ttl_ms, flags);
-  if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, &rep, true);
+  /* a SET NX run twice would answer "exists" for the key the first created (a lease lost to
+   * itself); a plain SET answers the same */
+  if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, &rep, !(flags & RCACHE__SET_NX));
   rcache__cmds_free(&b);
   if (s != RCACHE_OK) return s;
   s = rcache__redis_set_reply(rep);
@@ -396,12 +398,13 @@ rcache_status rcache__redis_key_cmds(rcache__cmds *b, const char *cmd, const cha
   return s;
 }
 
-/* One command with one key and an integer reply; the reply is the caller's. */
+/* One command with one key and an integer reply; the reply is the caller's. idempotent: a
+ * second run would answer as the first (exchange.h: it may run again after a failure). */
 static rcache_status key_cmd(rcache__backend *be, const char *cmd, const char *key, size_t klen,
-                             redisReply **rep) {
+                             redisReply **rep, bool idempotent) {
   rcache__cmds b = {0};
   rcache_status s = rcache__redis_key_cmds(&b, cmd, key, klen);
-  if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, rep, true);
+  if (s == RCACHE_OK) s = R(be)->exec(R(be), key, klen, &b, rep, idempotent);
   rcache__cmds_free(&b);
   return s;
 }
@@ -409,7 +412,7 @@ static rcache_status key_cmd(rcache__backend *be, const char *cmd, const char *k
 static rcache_status int_cmd(rcache__backend *be, const char *cmd, const char *key, size_t klen,
                              long long *out) {
   redisReply *rep = NULL;
-  rcache_status s = key_cmd(be, cmd, key, klen, &rep);
+  rcache_status s = key_cmd(be, cmd, key, klen, &rep, true); /* (read-only: PTTL) */
   if (s != RCACHE_OK) return s;
   s = rcache__redis_take_int(rep, out);
   freeReplyObject(rep);
@@ -424,7 +427,8 @@ rcache_status rcache__redis_del_reply(const redisReply *rep) {
 
 rcache_status rcache__redis_del(rcache__backend *be, const char *key, size_t klen) {
   redisReply *rep = NULL;
-  rcache_status s = key_cmd(be, "UNLINK", key, klen, &rep);
+  /* not run twice: a second UNLINK would answer "absent" for the key the first deleted */
+  rcache_status s = key_cmd(be, "UNLINK", key, klen, &rep, false);
   if (s != RCACHE_OK) return s;
   s = rcache__redis_del_reply(rep);
   freeReplyObject(rep);
@@ -573,7 +577,8 @@ rcache_status rcache__redis_scan_node(rcache__redis *r, rcache__pool *p, const c
     if (pending) freeReplyObject(pending);
     pending = NULL;
     redisReply *rep[2] = {0};
-    if (s == RCACHE_OK) s = rcache__exchange(r->base.ctx, p, &b, rep, true);
+    /* with an UNLINK, not run twice: its count would leave out what the first deleted */
+    if (s == RCACHE_OK) s = rcache__exchange(r->base.ctx, p, &b, rep, unlink_at < 0);
     int n = b.n;
     rcache__cmds_free(&b);
     if (s != RCACHE_OK) break;
@@ -624,7 +629,7 @@ rcache_status rcache__redis_scan_node(rcache__redis *r, rcache__pool *p, const c
     rcache__cmds b = {0};
     redisReply *rep = NULL;
     s = add_unlink(&b, pending->element[1]);
-    if (s == RCACHE_OK) s = rcache__exchange(r->base.ctx, p, &b, &rep, true);
+    if (s == RCACHE_OK) s = rcache__exchange(r->base.ctx, p, &b, &rep, false);
     rcache__cmds_free(&b);
     if (s == RCACHE_OK) {
       if (rep->type == REDIS_REPLY_INTEGER) {

@@ -13,7 +13,12 @@ typedef struct rcache__job {
   rcache__pool *pool;
   const rcache__cmds *b;
   redisReply **rep; /* b->n replies, the caller's on RCACHE_OK */
-  bool idempotent;  /* may be sent again on a fresh connection */
+  /* may be sent again on a fresh connection: running it twice changes nothing the first run
+   * did not, and the second answers as the first would have (GET, a plain SET, SCAN; not
+   * INCRBY, UNLINK, SET NX, whose second run would answer otherwise). It may run again
+   * after it ran: its connection failed after the server had read it (a reply before its own
+   * too large, out of step, the server gone after answering it). */
+  bool idempotent;
   rcache_status s;  /* in: RCACHE_OK to run it (else it is skipped); out: the outcome */
   bool run;         /* private */
   rcache__call call;

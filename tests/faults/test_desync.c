@@ -16,8 +16,12 @@
  *  d) that connection lost after an INCRBY was written, before its reply: the increment may
  *     have been applied, so it is not run again (unavailable, as the blocking call says), and
  *     the counter moved once.
+ * Last, e) calls written together whose connection fails on the reply of one of them (too
+ * large): the others ran; an UNLINK among them must not run again (its second run would
+ * answer "absent" for the key the first deleted): never RCACHE_MISS for a key that existed.
  */
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +169,77 @@ static void scenario(const char *what, const char *junk, proxy_inject_when when)
          (unsigned long long)s1.breaker_opens);
 }
 
+typedef struct {
+  rcache *h;
+  int after_ms;
+  const char *key;
+  bool del;
+  rcache_status s;
+} caller;
+
+static void *call_one(void *arg) {
+  caller *k = arg;
+  sleep_ms(k->after_ms);
+  rcache_value v;
+  if (k->del) {
+    k->s = rcache_delete(k->h, k->key);
+  } else {
+    k->s = rcache_get(k->h, k->key, &v);
+    if (k->s == RCACHE_OK) rcache_value_free(&v);
+  }
+  return NULL;
+}
+
+/* e) above. One connection, replies held 300 ms by the proxy: a GET leads; a GET of a value
+ * over max_value_bytes and an UNLINK queue behind it and go out together when it is
+ * answered; the large reply fails the connection. */
+static void sibling_too_large(const char *url) {
+  const char *what = "e) an UNLINK written with a call whose reply is too large";
+  rcache_options o;
+  rcache_options_init(&o);
+  o.pool_size = 1;
+  o.pipeline_depth = 8;
+  o.max_value_bytes = 1024;
+  o.command_timeout_ms = 3000;
+  rcache *h = NULL;
+  CHECK_EQ(rcache_open(&h, url, &o), RCACHE_OK);
+  if (!h) return;
+  static char big[64 << 10]; /* over max_value_bytes and its reply's slack */
+  memset(big, 'x', sizeof big);
+  CHECK_EQ(rcache_set(c, "ds:big", big, sizeof big, 300), RCACHE_OK); /* (c: no such limit) */
+  CHECK_EQ(rcache_set(h, "ds:small", "s", 1, 300), RCACHE_OK);
+  for (int round = 0; round < 3; round++) {
+    CHECK_EQ(rcache_set(h, "ds:victim", "v", 1, 300), RCACHE_OK);
+    rcache_value v;
+    CHECK_EQ(rcache_get(h, "ds:small", &v), RCACHE_OK); /* the connection has served */
+    rcache_value_free(&v);
+    proxy_set_mode(px, PROXY_DELAY, 300);
+    caller k[3] = {{h, 0, "ds:small", false, RCACHE_OK},
+                   {h, 60, "ds:big", false, RCACHE_OK},
+                   {h, 120, "ds:victim", true, RCACHE_OK}};
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+      pthread_create(&t[i], NULL, call_one, &k[i]);
+    for (int i = 0; i < 3; i++)
+      pthread_join(t[i], NULL);
+    proxy_set_mode(px, PROXY_PASS, 0);
+    CHECK_MSG(k[1].s == RCACHE_ETOOBIG, "%s: the large value read as %s", what,
+              rcache_strerror(k[1].s));
+    CHECK_MSG(k[2].s != RCACHE_MISS, "%s, round %d: the delete of an existing key said MISS", what,
+              round);
+    int64_t ttl = 0; /* whatever it said, the key is gone (it ran) */
+    rcache_status s = RCACHE_EUNAVAILABLE;
+    for (int i = 0; i < 300 && s == RCACHE_EUNAVAILABLE; i++) {
+      s = rcache_ttl(c, "ds:victim", &ttl);
+      if (s == RCACHE_EUNAVAILABLE) sleep_ms(10);
+    }
+    CHECK_MSG(s == RCACHE_OK && ttl == -2, "%s: victim after the delete: %s, ttl %lld", what,
+              rcache_strerror(s), (long long)ttl);
+    printf("%s, round %d: delete said %s\n", what, round, rcache_strerror(k[2].s));
+  }
+  rcache_close(h);
+}
+
 int main(void) {
   const char *port = getenv("RCACHE_TEST_PORT");
   if (!port || !*port) {
@@ -201,6 +276,8 @@ int main(void) {
   scenario("async b) an integer before a GET's reply", ":7\r\n", PROXY_INJECT_BEFORE);
   scenario("async c) a string after a GET's reply", "$5\r\nWRONG\r\n", PROXY_INJECT_AFTER);
   lost_incr();
+  async_mode = false;
+  sibling_too_large(url);
   rcache_close(c);
   proxy_stop(px);
   return test_report("test_desync");
