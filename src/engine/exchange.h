@@ -19,8 +19,8 @@ typedef struct rcache__job {
    * after it ran: its connection failed after the server had read it (a reply before its own
    * too large, out of step, the server gone after answering it). */
   bool idempotent;
-  rcache_status s;  /* in: RCACHE_OK to run it (else it is skipped); out: the outcome */
-  bool run;         /* private */
+  rcache_status s; /* in: RCACHE_OK to run it (else it is skipped); out: the outcome */
+  bool run;        /* private */
   rcache__call call;
 } rcache__job;
 
