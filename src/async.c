@@ -433,9 +433,17 @@ static void run_loader(aop *op, rcache_load *ld) {
 
 static int loop_io(rcache *c, rcache__async *a, int budget, int64_t until);
 
+/* A callback may fork. The child returns from it into this call, with the parent's loop
+ * connection and lists: it must stop there (its next call of the API recovers the handle,
+ * rcache__forked), never read or write the parent's socket. */
+static bool forked_since(uint64_t gen) {
+  return rcache__fork_gen() != gen;
+}
+
 int rcache_async_process(rcache *c) {
   if (!c) return 0;
   rcache__enter(c);
+  uint64_t gen = rcache__fork_gen();
   rcache__async *a = atomic_load_explicit(&c->async, memory_order_acquire);
   if (!a) return 0;
   drain(a);
@@ -476,6 +484,7 @@ int rcache_async_process(rcache *c) {
     if (n > 0 && rcache__now_us() >= until) break;
     nx = ld->next;
     run_loader(ld->op, ld);
+    if (forked_since(gen)) return n + 1;
   }
   if (ld) { /* out of time: the loads left back on the list, for the next call */
     pthread_mutex_lock(&a->mu);
@@ -490,6 +499,7 @@ int rcache_async_process(rcache *c) {
   for (; op; end = op, op = op->rnext, n++) {           /* expired ones: counted as timeouts */
     if (n % 8 == 7 && rcache__now_us() >= until) break; /* a few even after slow loads */
     deliver(c, op, op->expired ? rcache__remote(c, RCACHE_ETIMEOUT) : RCACHE_OK);
+    if (forked_since(gen)) return n + 1;
   }
   if (op) { /* out of time: the rest back to the front, for the next call */
     pthread_mutex_lock(&a->mu);
@@ -1078,6 +1088,7 @@ static rcache_status loop_flush(rcache__async *a, rcache__conn *conn) {
  * after until), closes a stalled connection. Returns the callbacks run. */
 static int loop_io(rcache *c, rcache__async *a, int budget, int64_t until) {
   if (!a->lpool) return 0;
+  uint64_t gen = rcache__fork_gen();
   int n = 0;
   pthread_mutex_lock(&a->mu);
   rcache__conn *fresh = a->lnew;
@@ -1126,6 +1137,7 @@ static int loop_io(rcache *c, rcache__async *a, int budget, int64_t until) {
         return n;
       }
       n += ran;
+      if (ran && forked_since(gen)) return n; /* (forked_since) */
       replies++;
       more = true;
     }

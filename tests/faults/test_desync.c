@@ -19,13 +19,18 @@
  * Last, e) calls written together whose connection fails on the reply of one of them (too
  * large): the others ran; an UNLINK among them must not run again (its second run would
  * answer "absent" for the key the first deleted): never RCACHE_MISS for a key that existed.
+ * And f) a callback that forks, with replies on their way and a request buffered: the
+ * child, back in rcache_async_process, must not read or write the parent's loop connection
+ * (the parent would then take the child's replies for its own).
  */
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "helper_proxy.h"
 #include "rcache/rcache.h"
@@ -240,6 +245,67 @@ static void sibling_too_large(const char *url) {
   rcache_close(h);
 }
 
+static int fk_pending, fk_wrong, fk_failed;
+static pid_t fk_child = -1;
+
+static void fk_got(void *ud, rcache_status s, rcache_value v) {
+  const char *key = ud; /* "ds:N" holds "value-N" */
+  char want[16];
+  snprintf(want, sizeof want, "value-%s", key + 3);
+  if (s == RCACHE_OK && (v.len != strlen(want) || memcmp(v.data, want, v.len) != 0)) fk_wrong++;
+  if (s == RCACHE_MISS) fk_wrong++; /* every key exists */
+  if (s != RCACHE_OK && s != RCACHE_MISS) fk_failed++;
+  if (s == RCACHE_OK) rcache_value_free(&v);
+  fk_pending--;
+}
+
+static void fk_forking(void *ud, rcache_status s, rcache_value v) {
+  fk_got(ud, s, v);
+  fk_pending++;
+  CHECK_EQ(rcache_get_async(c, "ds:2", fk_got, "ds:2"), RCACHE_OK); /* buffered, not written */
+  fflush(stdout);
+  fk_child = fork();
+  if (fk_child == 0) sleep_ms(50); /* then back into rcache_async_process, in the child */
+}
+
+static void fk_run(int loops, const char *key) {
+  for (int i = 0; i < loops; i++) {
+    if (key) {
+      fk_pending++;
+      CHECK_EQ(rcache_get_async(c, key, fk_got, (void *)key), RCACHE_OK);
+    }
+    struct pollfd p = {.fd = rcache_async_fd(c), .events = POLLIN};
+    (void)poll(&p, 1, 2);
+    sleep_ms(1); /* replies pile up: the forking callback has more after it */
+    rcache_async_process(c);
+    if (fk_child == 0) _exit(0); /* the child: back from rcache_async_process, done */
+  }
+}
+
+/* f) above, the replies held 20 ms by the proxy so that some are on their way. */
+static void fork_in_callback(void) {
+  const char *what = "f) a callback that forks";
+  all_right_again(what);
+  proxy_set_mode(px, PROXY_DELAY, 20);
+  fk_pending = 1;
+  CHECK_EQ(rcache_get_async(c, "ds:1", fk_got, "ds:1"), RCACHE_OK);
+  fk_run(50, NULL);
+  fk_pending++;
+  CHECK_EQ(rcache_get_async(c, "ds:1", fk_forking, "ds:1"), RCACHE_OK);
+  fk_run(300, "ds:3");
+  for (int i = 0; i < 500 && fk_pending > 0; i++)
+    fk_run(1, NULL);
+  CHECK(fk_child > 0);
+  int st = 0;
+  if (fk_child > 0) waitpid(fk_child, &st, 0);
+  proxy_set_mode(px, PROXY_PASS, 0);
+  CHECK_MSG(fk_pending == 0, "%s: %d callbacks missing", what, fk_pending);
+  CHECK_MSG(fk_wrong == 0, "%s: %d wrong answers in the parent (%d failed)", what, fk_wrong,
+            fk_failed);
+  CHECK_MSG(fk_failed == 0, "%s: %d calls failed in the parent", what, fk_failed);
+  printf("%s: %d wrong answers, %d failed in the parent\n", what, fk_wrong, fk_failed);
+}
+
 int main(void) {
   const char *port = getenv("RCACHE_TEST_PORT");
   if (!port || !*port) {
@@ -276,6 +342,7 @@ int main(void) {
   scenario("async b) an integer before a GET's reply", ":7\r\n", PROXY_INJECT_BEFORE);
   scenario("async c) a string after a GET's reply", "$5\r\nWRONG\r\n", PROXY_INJECT_AFTER);
   lost_incr();
+  fork_in_callback();
   async_mode = false;
   sibling_too_large(url);
   rcache_close(c);
