@@ -160,11 +160,11 @@ static void test_key_limit(const char *url, redisContext *r) {
   o.max_key_bytes = 19 + 10; /* keys of up to 10 bytes: they and the clear key fit */
   CHECK_EQ(rcache_open(&bad, url, &o), RCACHE_OK);
   CHECK_EQ(rcache_set(bad, "0123456789", "v", 1, 60), RCACHE_OK);
-  rcache_value v;
-  CHECK_EQ(rcache_get(bad, "0123456789", &v), RCACHE_OK);
-  rcache_value_free(&v);
+  rcache_value small;
+  CHECK_EQ(rcache_get(bad, "0123456789", &small), RCACHE_OK);
+  rcache_value_free(&small);
   CHECK_EQ(rcache_clear(bad), RCACHE_OK);
-  CHECK_EQ(rcache_get(bad, "0123456789", &v), RCACHE_MISS);
+  CHECK_EQ(rcache_get(bad, "0123456789", &small), RCACHE_MISS);
   rcache_close(bad);
 }
 
