@@ -2,7 +2,7 @@
 /*
  * get_or_set: cache-aside without stampedes.
  *  - single-flight per key in the process (flight.c);
- *  - optional cross-process lease: SET <key>:lock NX PX lease_ms, losers poll;
+ *  - optional cross-process lease: SET <prefix>__rc:lease:<key> NX PX lease_ms, losers poll;
  *  - optional early refresh (XFetch, Vattani et al., VLDB 2015);
  *  - optional stale-if-error (values live stale_window_s past their logical TTL).
  */
@@ -70,13 +70,18 @@ static rcache_status load_and_store(rcache *c, const rcache__key *k, int64_t ttl
   return RCACHE_OK;
 }
 
-/* The lease key: the full key plus ":lock". */
-static rcache_status lease_key(const rcache__key *k, rcache__key *lk) {
-  lk->len = k->len + 5;
+/* The lease key: key_prefix + "__rc:lease:" + the key as stored after the prefix (rcache's
+ * own keys: never one of the application's, docs/keys.md). */
+#define LEASE_MARK "__rc:lease:"
+static rcache_status lease_key(const rcache *c, const rcache__key *k, rcache__key *lk) {
+  size_t pl = c->ctx.prefix_len, ml = sizeof LEASE_MARK - 1;
+  lk->len = k->len + ml;
   lk->p = lk->len < sizeof lk->stack ? lk->stack : rcache__malloc(lk->len + 1);
   if (!lk->p) return RCACHE_ENOMEM;
-  memcpy(lk->p, k->p, k->len);
-  memcpy(lk->p + k->len, ":lock", 6);
+  memcpy(lk->p, k->p, pl);
+  memcpy(lk->p + pl, LEASE_MARK, ml);
+  memcpy(lk->p + pl + ml, k->p + pl, k->len - pl);
+  lk->p[lk->len] = '\0';
   return RCACHE_OK;
 }
 
@@ -86,10 +91,16 @@ static rcache_status lease_take(rcache *c, const rcache__key *lk) {
   return be->ops->set(be, lk->p, lk->len, "1", 1, c->ctx.opt.lease_ms, RCACHE__SET_NX);
 }
 
-/* The stored value of k, tags checked (RCACHE_MISS when absent or invalidated). */
+/* The stored value of k, tags checked (RCACHE_MISS when absent, invalidated, or in its
+ * stale tail: logically expired, that one is not an answer). */
 static rcache_status reread(rcache *c, const rcache__key *k, rcache_value *out) {
   rcache__backend *be = rcache__be(c);
-  rcache_status s = be->ops->get(be, k->p, k->len, out, NULL);
+  int64_t ms = -2;
+  rcache_status s = be->ops->get(be, k->p, k->len, out, c->stale_ms > 0 ? &ms : NULL);
+  if (s == RCACHE_OK && rcache__in_stale_tail(c, ms)) {
+    rcache_value_free(out);
+    return RCACHE_MISS;
+  }
   return s == RCACHE_OK ? rcache__tags_unwrap(c, k->p, k->len, out, NULL, NULL) : s;
 }
 
@@ -101,12 +112,20 @@ static rcache_status reread(rcache *c, const rcache__key *k, rcache_value *out) 
 static rcache_status load_leased(rcache *c, const rcache__key *k, int64_t ttl_ms, const loader *L,
                                  rcache_value *out) {
   rcache__key lk;
-  if (lease_key(k, &lk) != RCACHE_OK) return RCACHE_ENOMEM;
-  int64_t t0 = rcache__now_us(), deadline = t0 + 2 * (int64_t)c->ctx.opt.lease_ms * 1000;
+  if (lease_key(c, k, &lk) != RCACHE_OK) return RCACHE_ENOMEM;
+  int64_t lease_us = (int64_t)c->ctx.opt.lease_ms * 1000;
+  int64_t deadline = rcache__now_us() + 2 * lease_us;
   rcache_status s;
   for (bool first = true;; first = false) {
+    int64_t asked = rcache__now_us();
     s = lease_take(c, &lk);
     if (s == RCACHE_ENOMEM) break; /* not "someone else holds it": no waiting for nothing */
+    if (s != RCACHE_OK && s != RCACHE_MISS) {
+      /* refused (out of memory, read-only, an ACL) or unreachable: nobody holds it because
+       * of us, and waiting would cost every miss 2 x lease_ms: load without it */
+      s = load_and_store(c, k, ttl_ms, L, out, s != RCACHE_EUNAVAILABLE && s != RCACHE_ETIMEOUT);
+      break;
+    }
     if (s == RCACHE_OK) {
       /* After a poll, the holder may have stored the value and released the lease between
        * our GET and our SET NX: read again before loading a second time. */
@@ -115,8 +134,11 @@ static rcache_status load_leased(rcache *c, const rcache__key *k, int64_t ttl_ms
         COUNT(c, coalesced);
       else
         s = load_and_store(c, k, ttl_ms, L, out, true);
-      /* release only while it is surely still ours */
-      if (rcache__now_us() - t0 < (int64_t)c->ctx.opt.lease_ms * 1000) {
+      /* release only while it is surely still ours: it lives lease_ms from when the server
+       * took it, after we asked; our DEL reaches it within command_timeout_ms (else another
+       * process may hold it by then, and its lease is not ours to delete) */
+      int64_t safe_us = lease_us - (int64_t)c->ctx.opt.command_timeout_ms * 1000;
+      if (rcache__now_us() - asked < safe_us) {
         rcache__backend *be = rcache__be(c);
         (void)be->ops->del(be, lk.p, lk.len);
       }

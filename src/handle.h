@@ -140,6 +140,9 @@ rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *ou
 rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
                                  rcache_value *stale, rcache__read *rd, bool *near_hit,
                                  rcache__versions *vers, const rcache__tagdecl *decl);
+/* A value with pttl ms left is in its stale tail (logically expired, kept for
+ * stale-if-error: stale_window_s). */
+bool rcache__in_stale_tail(const rcache *c, int64_t pttl);
 /* set_full flag (facade only, never passed to a backend): a get_or_set value, whose TTL
  * is extended by the stale window. */
 #define RCACHE__SET_STALE 0x100

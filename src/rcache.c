@@ -554,7 +554,7 @@ void rcache__forked(rcache *c) {
  * their logical TTL; to get_or_set, the last stale_ms of a value's life are its stale tail,
  * served only when a loader fails. Plain reads (get, exists, ttl) see the stored lifetime:
  * counters and rcache_set values are never extended, so they are never misread. */
-static bool in_stale_tail(const rcache *c, int64_t pttl) {
+bool rcache__in_stale_tail(const rcache *c, int64_t pttl) {
   return c->stale_ms > 0 && pttl >= 0 && pttl <= c->stale_ms;
 }
 
@@ -642,7 +642,7 @@ rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *
    * one in its stale tail is not kept, but its bytes still count against older fetches */
   int64_t logical = ms >= 0 && c->stale_ms > 0 ? (ms > c->stale_ms ? ms - c->stale_ms : 0) : ms;
   near_done(c, k, rd, ticket, s, out, logical, !vers);
-  if (s == RCACHE_OK && stale && in_stale_tail(c, ms)) { /* get_or_set's view only */
+  if (s == RCACHE_OK && stale && rcache__in_stale_tail(c, ms)) { /* get_or_set's view only */
     *stale = *out;
     *out = (rcache_value){NULL, 0};
     s = RCACHE_MISS;

@@ -278,6 +278,9 @@ static rcache_status read_versions(rcache *c, const vkeys *v, int64_t *ver, bool
       char num[24];
       int nl = snprintf(num, sizeof num, "%lld", (long long)(1 + rcache__rand01() * 4e15));
       s = be->ops->set(be, v->p[i], v->len[i], num, (size_t)nl, 0, RCACHE__SET_NX);
+      /* the near cache may keep it as absent ("", version 0) until tracking says otherwise:
+       * a read right after would take a value stamped now as invalidated, and unlink it */
+      if (c->ctx.near) rcache__near_invalidate(c->ctx.near, v->p[i], v->len[i]);
       if (s != RCACHE_OK && s != RCACHE_MISS) return s; /* MISS: another writer created it */
     }
   }

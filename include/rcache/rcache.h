@@ -130,7 +130,7 @@ typedef struct rcache_options {
 
   /* get_or_set */
   int flight_wait_ms;        /* how long a coalesced caller waits, default 2×command */
-  bool lease;                /* cross-process lease <key>:lock NX PX, default off */
+  bool lease;                /* cross-process lease (SET <prefix>__rc:lease:<key> NX PX), off */
   int lease_ms;              /* lease lifetime, default 5000 */
   double early_refresh_beta; /* XFetch β; 0 = off (default), 1 = the paper's value */
   int64_t stale_window_s;    /* stale-if-error window; 0 = off (default) */

@@ -56,6 +56,21 @@ static rcache_status loader(void *ud, rcache_value *out) {
   return RCACHE_OK;
 }
 
+/* A loader that writes a key of the application's own, named as the lease key once was. */
+typedef struct {
+  rcache *c;
+  atomic_int calls;
+} side_cfg;
+
+static rcache_status side_loader(void *ud, rcache_value *out) {
+  side_cfg *l = ud;
+  atomic_fetch_add(&l->calls, 1);
+  CHECK_EQ(rcache_set(l->c, "le:j:lock", "important", 9, 60), RCACHE_OK);
+  out->data = strdup("v");
+  out->len = 1;
+  return RCACHE_OK;
+}
+
 /* ---- 64 threads, one cold key ---------------------------------------------------------------- */
 
 typedef struct {
@@ -154,6 +169,36 @@ static void child(const char *url, const char *key, int threads) {
 static void reap(pid_t *p, int n) {
   for (int i = 0; i < n; i++)
     waitpid(p[i], NULL, 0);
+}
+
+/* The lease's edges: a process waiting on another's lease never takes a value in its stale
+ * tail (logically expired) as the answer; the lease key is rcache's own (__rc:lease:), so an
+ * application key named <key>:lock is neither waited on nor deleted. */
+static void test_lease_edges(const char *url) {
+  rcache_options o = opts();
+  o.lease = true;
+  o.lease_ms = 300;
+  o.stale_window_s = 60;
+  rcache *c = open_with(url, &o);
+  if (!c) return;
+  atomic_int calls = 0;
+  loader_cfg l = {&calls, 0, false, "new"};
+  CHECK_EQ(rcache_set(c, "le:k", "old", 3, 30), RCACHE_OK);         /* 30 s left of a 60 s window */
+  CHECK_EQ(rcache_set(c, "__rc:lease:le:k", "1", 1, 1), RCACHE_OK); /* another's, for 1 s */
+  rcache_value v = {NULL, 0};
+  CHECK_EQ(rcache_get_or_set(c, "le:k", 60, loader, &l, &v), RCACHE_OK);
+  CHECK_MSG(v.data && strcmp(v.data, "new") == 0, "a waiter on another's lease answered '%s'",
+            v.data ? v.data : "(null)");
+  CHECK_EQ(atomic_load(&calls), 1);
+  rcache_value_free(&v);
+  side_cfg side = {.c = c};
+  CHECK_EQ(rcache_get_or_set(c, "le:j", 60, side_loader, &side, &v), RCACHE_OK);
+  rcache_value_free(&v);
+  CHECK_EQ(atomic_load(&side.calls), 1);
+  CHECK_EQ(rcache_get(c, "le:j:lock", &v), RCACHE_OK); /* not released as a lease */
+  CHECK(v.data && strcmp(v.data, "important") == 0);
+  rcache_value_free(&v);
+  rcache_close(c);
 }
 
 static void test_lease(const char *url) {
@@ -380,6 +425,7 @@ int main(void) {
     test_early_refresh(urls[i]);
   }
   test_lease(tcp); /* across processes: needs a shared store */
+  test_lease_edges(tcp);
   test_down();
   rcache *c = open_with(tcp, NULL);
   if (c) {
