@@ -71,7 +71,13 @@ suites() { # suites BUILD_DIR CTEST_EXCLUDE FAULTS_EXCLUDE: parallel suites, the
 }
 
 pass "tests (normal build)" suites build '^faults_' '^$'
-pass "tests (ASan + UBSan + LeakSanitizer)" suites build-asan '^(faults_|install_)' '^$'
+# faults_test_tls is left out of the ASan pass as of the TSan one (below): its 200 ms TLS
+# handshake and PING bounds under a load of thousands of calls per second failed there in 2
+# of 4 runs on a 2-core VM (recovery after a fault took longer than its 1.5 s bound) while
+# the normal build passed 5 of 5; a verdict that changes between runs of one commit is worse
+# than none. Its TLS code paths run under ASan in contract_tls, contract_async_tls and the
+# integration TLS tests.
+pass "tests (ASan + UBSan + LeakSanitizer)" suites build-asan '^(faults_|install_)' '^faults_test_tls$'
 # TSan: any data race, lock-order inversion or signal misuse fails the test that shows it.
 # Suppressions only for libraries that are not instrumented (tests/tsan.supp says why).
 # install_* builds programs against the installed library without the TSan runtime.
