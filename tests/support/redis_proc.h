@@ -4,24 +4,25 @@
  * pauses, kills and restarts a server of its own (scripts/servers.sh starts the shared
  * servers of a `make test` run; this is for servers a test disturbs).
  *
- * Each server is fork+exec'd (never daemonized) from the PATH's redis-server, binds
- * 127.0.0.1 only (or a Unix socket in its own directory), on a free port picked here
- * (20000-29999, checked by binding it, never handed out twice by one process) unless the
- * test fixes one, with persistence off. It is ready when it answers PING (a TLS-only
- * server: when its TLS port accepts connections), within a bounded wait.
+ * Each server is started with posix_spawn (never fork(): see spawn() in redis_proc.c; never
+ * daemonized) from the PATH's redis-server, binds 127.0.0.1 only (or a Unix socket in its
+ * own directory), on a free port picked here (20000-29999, checked by binding it, never
+ * handed out twice by one process) unless the test fixes one, with persistence off. It is
+ * ready when it answers PING (a TLS-only server: when its TLS port accepts connections),
+ * within a bounded wait.
  *
  * Only processes started here are ever signalled, by PID. Every one is recorded and killed
  * however the test ends: an atexit handler, handlers for fatal signals (SIGABRT from a
  * sanitizer, SIGTERM from CTest, SIGINT, SIGHUP, SIGQUIT) and, as a last resort,
- * PR_SET_PDEATHSIG in the child. A paused (SIGSTOP) server is continued before it is
- * killed. A child process the test forks inherits those handlers but never kills its
- * parent's servers; the servers it starts itself are its own. Server directories (logs, nodes.conf,
- * sentinel.conf) go under $RCACHE_TEST_RUN_DIR (or /tmp) and are removed at exit unless
- * RCACHE_TEST_KEEP is set.
+ * PR_SET_PDEATHSIG (set by util-linux' setpriv, which then execs the server). A paused
+ * (SIGSTOP) server is continued before it is killed. A child process the test forks
+ * inherits those handlers but never kills its parent's servers; the servers it starts
+ * itself are its own. Server directories (logs, nodes.conf, sentinel.conf) go under
+ * $RCACHE_TEST_RUN_DIR (or /tmp) and are removed at exit unless RCACHE_TEST_KEEP is set.
  *
  * Call the start/stop functions from the main thread only (the parent-death signal is
- * tied to the thread that forked). Talking to a server (rp_command, rp_cmd...) is safe
- * from any thread.
+ * tied to the thread that started the server). Talking to a server (rp_command, rp_cmd...)
+ * is safe from any thread.
  */
 #ifndef RCACHE_TEST_REDIS_PROC_H
 #define RCACHE_TEST_REDIS_PROC_H
