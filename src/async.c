@@ -102,7 +102,9 @@ struct aop {
   json_t *jin;
   char **tags;
   size_t ntags;
-  rcache_codec codec;   /* _obj: a copy (set_obj: the replay of its encoding, set_obj_async) */
+  rcache_codec codec;   /* _obj: guarded_* over ucodec (set_obj: the replay of its encoding) */
+  rcache_codec ucodec;  /* get_obj, get_or_set_obj: a copy of the caller's codec */
+  bool busy;            /* a->mu: its worker is in the caller's codec, on the caller's obj */
   void *obj;            /* _obj: the caller's object */
   rcache_status pre;    /* set_obj: what the caller's encoder returned */
   void (*loader)(void); /* of the kind's loader type */
@@ -128,8 +130,10 @@ struct aop {
   uint64_t wend; /* where its request ends in the connection's byte stream */
   int64_t t0;
   /* a GET whose request starts with the clear key's GET (its reply comes first), and whether
-   * that reply has been read; the bytes before its value's payload, as get_again settled it */
+   * that reply has been read (clear_asked: rcache__clear_asked when it was buffered); the
+   * bytes before its value's payload, as get_again settled it */
   bool clear_first, clear_read;
+  uint64_t clear_asked;
   size_t head;
 };
 
@@ -404,6 +408,7 @@ static void expire(rcache__async *a, int64_t now) {
   int64_t min = INT64_MAX;
   for (aop *op = a->inflight, *nx; op; op = nx) {
     nx = op->next;
+    if (op->busy) continue; /* in the caller's codec: completed after it (obj_leave) */
     if (op->deadline_us > now) {
       if (op->deadline_us < min) min = op->deadline_us;
       continue;
@@ -891,6 +896,7 @@ static bool loop_start(rcache *c, rcache__async *a, aop *op) {
     op->wlen = pre + len;
     op->clear_first = pre > 0;
     op->clear_read = false;
+    op->clear_asked = rcache__clear_asked(c);
     op->wend = a->wappended;
     op->wnext = NULL;
     if (a->wtail)
@@ -1004,7 +1010,7 @@ static bool loop_reply(rcache *c, rcache__async *a, redisReply *r, bool *ran) {
     rcache__redis_take_versions(&r, 1, &v);
     a->clear_ver = v.v[0];
     a->clear_ok = !v.bad;
-    if (a->clear_ok) rcache__tags_clear_seen(c, a->clear_ver);
+    if (a->clear_ok) rcache__tags_clear_seen(c, a->clear_ver, op->clear_asked);
     freeReplyObject(r);
     return true;
   }
@@ -1044,6 +1050,7 @@ static bool loop_reply(rcache *c, rcache__async *a, redisReply *r, bool *ran) {
   }
   const wire *w = op->k->wire;
   rcache_status s = w->finish(c, op, r);
+  op->has_out = true; /* the callback's (deliver); with none, free_op frees them */
   freeReplyObject(r);
   rcache__pool_report(a->lpool, s);
   s = rcache__remote(c, s);
@@ -1367,6 +1374,13 @@ void rcache__async_close(rcache *c) {
   }
   while (a->growing) /* a worker starting another: the new one is joined below too */
     rcache__cond_wait(&a->cv, &a->mu);
+  for (;;) { /* a worker in the caller's codec: obj is not the caller's until it is out */
+    bool busy = false;
+    for (aop *op = cut; op && !busy; op = op->rnext)
+      busy = op->busy;
+    if (!busy) break;
+    rcache__cond_wait(&a->cv, &a->mu);
+  }
   int nthreads = a->nthreads;
   pthread_mutex_unlock(&a->mu);
   for (aop *op = ready, *nx; op; op = nx) {
@@ -1579,6 +1593,49 @@ static rcache_status replay_encode(const void *obj, rcache_value *out, void *ud)
 static rcache_status never_decode(const char *data, size_t len, void *obj, void *ud) {
   (void)data, (void)len, (void)obj, (void)ud;
   return RCACHE_EDECODE; /* rcache_set_obj never decodes */
+}
+
+/* get_obj and get_or_set_obj: the caller's object is the caller's again once its callback has
+ * run (by the deadline, or rcache_close), so the worker enters the caller's codec (which reads or
+ * writes obj) only while the operation is still RUNNING, marked busy meanwhile: expire and close
+ * complete it only after. */
+static bool obj_enter(aop *op) {
+  rcache__async *a = op->a;
+  pthread_mutex_lock(&a->mu);
+  bool ok = op->state == RUNNING && !a->closing;
+  op->busy = ok;
+  pthread_mutex_unlock(&a->mu);
+  return ok;
+}
+
+static void obj_leave(aop *op) {
+  rcache__async *a = op->a;
+  pthread_mutex_lock(&a->mu);
+  op->busy = false;
+  bool late = op->deadline_us <= rcache__now_us();
+  if (op->deadline_us < a->min_dl) a->min_dl = op->deadline_us; /* expire may have skipped it */
+  if (a->closing) pthread_cond_broadcast(&a->cv);               /* close waits */
+  pthread_mutex_unlock(&a->mu);
+  if (late) wake_loop(a);
+}
+
+/* Refused, the decoder answers OK without touching obj: the operation has completed, its
+ * worker's result goes nowhere, and a failure would make rcache_get_or_set_obj take the value
+ * for undecodable and load again. A refused encoder fails: nothing is stored. */
+static rcache_status guarded_decode(const char *data, size_t len, void *obj, void *ud) {
+  aop *op = ud;
+  if (!obj_enter(op)) return RCACHE_OK; /* completed: obj is not ours */
+  rcache_status s = op->ucodec.decode(data, len, obj, op->ucodec.ud);
+  obj_leave(op);
+  return s;
+}
+
+static rcache_status guarded_encode(const void *obj, rcache_value *out, void *ud) {
+  aop *op = ud;
+  if (!obj_enter(op)) return RCACHE_EUNAVAILABLE;
+  rcache_status s = op->ucodec.encode(obj, out, op->ucodec.ud);
+  obj_leave(op);
+  return s;
 }
 
 /* ---- the kinds: one blocking call each ---------------------------------------------------- */
@@ -1946,7 +2003,8 @@ static rcache_status submit_obj(rcache *c, aop *op, const rcache_codec *codec, v
     free_op(op);
     return rcache__einval(c, "codec is NULL or incomplete");
   }
-  op->codec = *codec;
+  op->ucodec = *codec;
+  op->codec = (rcache_codec){.encode = guarded_encode, .decode = guarded_decode, .ud = op};
   op->obj = obj;
   return submit(c, op);
 }

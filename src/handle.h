@@ -27,6 +27,9 @@ struct rcache {
    * never cleared) and when (µs, 0: never), for what it writes (rcache__tags_plain) */
   _Atomic int64_t clear_ver;
   _Atomic int64_t clear_us;
+  /* bumped before each change of clear_ver: a reading whose request went out before a change
+   * was noted (rcache__clear_asked then) may be older than it (rcache__tags_clear_seen) */
+  _Atomic uint64_t clear_seq;
   /* the ACL user may not read the clear key: the namespace reads as never cleared */
   _Atomic bool clear_denied;
   rcache__obs obs;               /* per-operation histograms, key families (observe.c) */
@@ -60,6 +63,12 @@ void rcache__async_after_fork(rcache *c);
  * first. Costs one relaxed load and one acquire load (a plain load on x86). */
 static inline void rcache__enter(rcache *c) {
   if (atomic_load_explicit(&c->gen, memory_order_acquire) != rcache__fork_gen()) rcache__forked(c);
+}
+
+/* What a reader of the clear key's version notes before its request goes out, for
+ * rcache__tags_clear_seen. */
+static inline uint64_t rcache__clear_asked(rcache *c) {
+  return atomic_load_explicit(&c->clear_seq, memory_order_acquire);
 }
 
 /* The backend as it is now: the one opened, or the cluster one that replaced it (redis.c).

@@ -273,6 +273,7 @@ typedef struct rcache__versions {
   int64_t v[RCACHE__VERSIONS_MAX]; /* [0] the clear key's, then each tag's; 0 when absent */
   uint64_t bad;                    /* bit i: key i held something that is not a version */
   rcache__near_mark near;          /* a near hit's entry and seal (ticket 0: not a near hit) */
+  uint64_t asked; /* rcache__clear_asked before the request that read them went out */
 } rcache__versions;
 
 /* One server's connection pool as a backend reports it (rcache_get_server_stats). */

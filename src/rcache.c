@@ -655,7 +655,7 @@ rcache_status rcache__get_stored(rcache *c, const rcache__key *k, rcache_value *
 rcache_status rcache__get_full(rcache *c, const rcache__key *k, rcache_value *out, int64_t *pttl,
                                rcache_value *stale, const rcache__tagdecl *decl, rcache__read *rd) {
   bool near_hit;
-  rcache__versions vers = {.n = 0};
+  rcache__versions vers = {.asked = rcache__clear_asked(c)};
   rcache_status s = rcache__get_stored(c, k, out, pttl, stale, rd, &near_hit, &vers, decl);
   if (s == RCACHE_OK) s = rcache__tags_unwrap(c, k->p, k->len, out, &vers, decl);
   if (rd) rd->near_hit = near_hit && s == RCACHE_OK;
@@ -902,7 +902,7 @@ rcache_status rcache_rate_limit(rcache *c, const char *key, int64_t limit, int64
 static rcache_status live_pttl(rcache *c, const rcache__key *k, int64_t *ms) {
   rcache__backend *be = rcache__be(c);
   rcache_value v = {NULL, 0};
-  rcache__versions vers = {.n = 0};
+  rcache__versions vers = {.asked = rcache__clear_asked(c)};
   rcache_status s;
   if (be->ops->get_tagged && !rcache__tags_plain_read(c, k, NULL))
     s = rcache__tags_read(c, be, k, &v, ms, NULL, &vers);
@@ -1009,8 +1009,8 @@ rcache_status rcache_get_many(rcache *c, const char *const *keys, size_t n, rcac
   rcache_status *sts = (rcache_status *)(vs + n + 1);
   rcache__in_flight(c, 1);
   rcache__backend *be = rcache__be(c);
+  rcache__versions clear = {.asked = rcache__clear_asked(c)};
   s = be->ops->get_many(be, (const char *const *)ks, ls, n + 1, vs, sts);
-  rcache__versions clear = {.n = 0};
   if (s == RCACHE_OK) {
     memcpy(vals, vs, n * sizeof *vals);
     memcpy(statuses, sts, n * sizeof *statuses);

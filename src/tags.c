@@ -156,11 +156,24 @@ static rcache_status version_key(rcache *c, const char *tag, size_t tl, rcache__
 
 /* What this handle writes from now on is stamped with v (rcache__tags_plain). Every read
  * calls this: the shared fields are written only when they change or age (a quarter of
- * CLEAR_FRESH_US), so that threads reading at once do not fight over their cache line. */
-void rcache__tags_clear_seen(rcache *c, int64_t v) {
+ * CLEAR_FRESH_US), so that threads reading at once do not fight over their cache line.
+ *
+ * Readings arrive out of order: a GET sent before this handle's rcache_clear may be answered
+ * (or its reply read, by the async loop) after it, with the version from before. Taken, it
+ * would stamp the next write with that version, which reads as a miss (a lost write). The
+ * clear key only grows (INCRBY), except when it is deleted (FLUSHDB, eviction): so a higher
+ * version is always taken, and a lower one only from a request that went out after the last
+ * change was noted (asked == clear_seq), which the server ran after it, so a deletion. A
+ * lower version left out is one of those readings that may be older; a deletion missed by a
+ * late reading is noted by the next one. */
+void rcache__tags_clear_seen(rcache *c, int64_t v, uint64_t asked) {
   int64_t now = rcache__now_us();
-  if (atomic_load_explicit(&c->clear_ver, memory_order_relaxed) != v)
-    atomic_store_explicit(&c->clear_ver, v, memory_order_relaxed);
+  int64_t cur = atomic_load_explicit(&c->clear_ver, memory_order_relaxed);
+  while (cur != v) {
+    if (v < cur && asked != atomic_load(&c->clear_seq)) return; /* may be older than cur */
+    atomic_fetch_add(&c->clear_seq, 1); /* before: a reading racing this one is left out */
+    if (atomic_compare_exchange_weak(&c->clear_ver, &cur, v)) break;
+  }
   if (now - atomic_load_explicit(&c->clear_us, memory_order_relaxed) > CLEAR_FRESH_US / 4)
     atomic_store_explicit(&c->clear_us, now, memory_order_relaxed);
 }
@@ -257,9 +270,10 @@ static rcache_status mget_versions(rcache__backend *be, const char *const *p, co
  * created with a random start and read again. The clear key ([0]) is never created here: its
  * absence says that the namespace was never cleared (only rcache_clear creates it). */
 static rcache_status read_versions(rcache *c, const vkeys *v, int64_t *ver, bool create) {
+  uint64_t asked = rcache__clear_asked(c);
   if (c->ctx.near && !create) {
     rcache_status s = near_versions(c, v, ver);
-    if (s == RCACHE_OK) rcache__tags_clear_seen(c, ver[0]);
+    if (s == RCACHE_OK) rcache__tags_clear_seen(c, ver[0], asked);
     return s;
   }
   rcache__backend *be = rcache__be(c);
@@ -268,7 +282,7 @@ static rcache_status read_versions(rcache *c, const vkeys *v, int64_t *ver, bool
     rcache_status st[RCACHE_TAGS_MAX + 1];
     bool absent;
     rcache_status s = mget_versions(be, v->p, v->len, v->n, vals, st, ver, &absent);
-    if (s == RCACHE_OK) rcache__tags_clear_seen(c, ver[0]);
+    if (s == RCACHE_OK) rcache__tags_clear_seen(c, ver[0], asked);
     absent = false; /* now: some tag's key is */
     for (size_t i = 1; i < v->n; i++)
       absent |= st[i] == RCACHE_MISS;
@@ -519,7 +533,7 @@ static void versions_by_frame(const rcache_value *v, const rcache__tagdecl *m,
     vers->n = 0;
     return;
   }
-  rcache__versions by = {.n = f.n + 1, .bad = vers->bad & 1};
+  rcache__versions by = {.n = f.n + 1, .bad = vers->bad & 1, .asked = vers->asked};
   by.v[0] = vers->v[0];
   for (size_t i = 0; i < f.n; i++) {
     size_t j = 0;
@@ -660,7 +674,7 @@ static rcache_status plain_valid(rcache *c, const char *key, size_t klen, const 
   if (got && got->n && c->ctx.prefix_len + sizeof CLEAR_KEY - 1 <= c->ctx.opt.max_key_bytes) {
     if (got->bad & 1) s = RCACHE_ETYPE; /* read with the value */
     clear = got->v[0];
-    if (s == RCACHE_OK) rcache__tags_clear_seen(c, clear);
+    if (s == RCACHE_OK) rcache__tags_clear_seen(c, clear, got->asked);
   } else {
     s = clear_read(c, &clear);
   }
@@ -695,6 +709,7 @@ rcache_status rcache__tags_unwrap(rcache *c, const char *key, size_t klen, rcach
     cut_header(v, got->near.aux);
     return RCACHE_OK;
   }
+  uint64_t asked = rcache__clear_asked(c);
   frame f;
   vkeys vk;
   int64_t cur[RCACHE_TAGS_MAX + 1];
@@ -715,7 +730,8 @@ rcache_status rcache__tags_unwrap(rcache *c, const char *key, size_t klen, rcach
     s = read_versions(c, &vk, cur, false);
     vkeys_free(&vk);
   }
-  if (s == RCACHE_OK) rcache__tags_clear_seen(c, cur[0]); /* what this handle writes next */
+  if (s == RCACHE_OK) /* what this handle writes next (got's or read now: noted already) */
+    rcache__tags_clear_seen(c, cur[0], got ? got->asked : asked);
   for (size_t i = 0; s == RCACHE_OK && i <= f.n; i++)
     if (cur[i] != f.ver[i]) s = RCACHE_MISS;
   if (s == RCACHE_OK) {
@@ -982,9 +998,10 @@ static rcache_status bump(rcache *c, const char *tag, int64_t t0) {
       /* the clear key moves by a random step: created by the first clear (absent means never
        * cleared), it does not come back to a value it had if it is ever deleted */
       int64_t by = tag ? 1 : 1 + (int64_t)(rcache__rand01() * 4294967295.0);
+      uint64_t asked = rcache__clear_asked(c);
       s = rcache__remote(c, be->ops->incr(be, k.p, k.len, by, 0, &v));
       if (c->ctx.near) rcache__near_invalidate(c->ctx.near, k.p, k.len);
-      if (!tag && s == RCACHE_OK) rcache__tags_clear_seen(c, v);
+      if (!tag && s == RCACHE_OK) rcache__tags_clear_seen(c, v, asked);
     }
     rcache__key_free(&k);
   }

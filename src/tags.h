@@ -32,8 +32,10 @@ bool rcache__tags_plain_read(rcache *c, const rcache__key *k, const rcache__tagd
  * frame's header, an escape byte). False: rcache__tags_unwrap must judge it (tags to check,
  * a stale value to unlink). */
 bool rcache__tags_settled(const char *d, size_t len, int64_t clear, size_t *head);
-/* The clear key's version v (0: absent) was read now, with a value (the async loop's GET). */
-void rcache__tags_clear_seen(rcache *c, int64_t v);
+/* The clear key's version v (0: absent) was read by a request that went out after
+ * rcache__clear_asked returned `asked`: what this handle writes from now on is stamped with
+ * it, unless it may be older than the version noted (see tags.c). */
+void rcache__tags_clear_seen(rcache *c, int64_t v, uint64_t asked);
 /* true when rcache__tags_plain would store the value as it is without reading anything (the
  * async loop writes only those itself) */
 bool rcache__tags_plain_as_is(rcache *c, const void *d, size_t len);

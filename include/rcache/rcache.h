@@ -917,7 +917,8 @@ RCACHE_API rcache_status rcache_set_obj_async(rcache *c, const char *key, const 
 
 /* rcache_get_obj() without blocking: cb gets its status once obj is filled. obj is decoded on an
  * internal thread, so it must stay valid and untouched by the caller until cb runs (and the
- * codec's functions must be thread-safe); the codec itself is copied. */
+ * codec's functions must be thread-safe); the codec itself is copied. rcache never uses obj
+ * after cb: a decode under way at the deadline (or rcache_close) delays cb until it returns. */
 RCACHE_API rcache_status rcache_get_obj_async(rcache *c, const char *key, const rcache_codec *codec,
                                               void *obj, rcache_async_fn cb, void *ud);
 
