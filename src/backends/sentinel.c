@@ -199,11 +199,12 @@ static void set_master(sentinel *st, const rcache__addr *a, const char *why) {
                 cur.port, a->host, a->port, why);
 }
 
-/* Asks the sentinels for the master's address (two connect timeouts at most) and makes it
- * the pool's; why: for the log. */
-static rcache_status lookup(sentinel *st, const char *why) {
+/* Asks the sentinels for the master's address (`timeouts` connect timeouts at most) and
+ * makes it the pool's; why: for the log. */
+static rcache_status lookup(sentinel *st, const char *why, int timeouts) {
   rcache__addr a;
-  int64_t deadline = rcache__now_us() + (int64_t)st->r.base.ctx->opt.connect_timeout_ms * 2000;
+  int64_t deadline =
+      rcache__now_us() + (int64_t)st->r.base.ctx->opt.connect_timeout_ms * 1000 * timeouts;
   rcache_status s = resolve(st, deadline, &a, false);
   if (s == RCACHE_OK) set_master(st, &a, why);
   return s;
@@ -214,7 +215,7 @@ static rcache_status probe(void *ud, rcache__pool *p) {
   sentinel *st = ud;
   /* the prober's I/O gives up when the handle closes (rcache_close joins it) */
   const _Atomic bool *prev = rcache__io_abort_on(&st->r.base.ctx->closing);
-  rcache_status s = lookup(st, "looked up after a failure");
+  rcache_status s = lookup(st, "looked up after a failure", 2);
   if (s == RCACHE_OK) s = rcache__pool_ping(p);
   rcache__io_abort_on(prev);
   rcache__wipe_stack(); /* the prober thread lives on */
@@ -331,17 +332,20 @@ static rcache_status check_readonly(sentinel *st, redisReply **rep, int n) {
 }
 
 /* A master not known yet (the first contact is under way, or it could not finish: out of
- * memory, or a child forked before it did): while the first contact runs, calls are told so
- * at once; after it, a call looks the master up itself, one at a time (the others are told
- * so at once), instead of connecting to no address. A failed look-up counts against the
- * breaker, whose prober then looks it up. */
+ * memory, or a child forked before it did): while the first contact runs, or while the
+ * breaker is open (its prober looks the master up), calls are told so at once; otherwise a
+ * call looks the master up itself, one at a time (the others are told so at once), within
+ * one connect timeout (a look-up of the prober or the watcher may take two: every call then
+ * took that long while the sentinels stalled), instead of connecting to no address. A failed
+ * look-up counts against the breaker. */
 static rcache_status find_master(sentinel *st) {
   if (atomic_load_explicit(&st->known, memory_order_acquire)) return RCACHE_OK;
-  if (atomic_load(&st->r.base.ctx->first_going) || pthread_mutex_trylock(&st->lookup_mu) != 0) {
+  if (atomic_load(&st->r.base.ctx->first_going) || !rcache__pool_available(st->r.pool) ||
+      pthread_mutex_trylock(&st->lookup_mu) != 0) {
     rcache__errf("sentinel: the address of master \"%.200s\" is not known yet", st->name);
     return RCACHE_EUNAVAILABLE;
   }
-  rcache_status s = lookup(st, "looked up by a call");
+  rcache_status s = lookup(st, "looked up by a call", 1);
   pthread_mutex_unlock(&st->lookup_mu);
   if (s == RCACHE_OK || s == RCACHE_ENOMEM) return s;
   rcache__err_cause(s); /* EAUTH, ETLS: a configuration error, said as the breaker says it */

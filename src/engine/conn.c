@@ -477,7 +477,7 @@ static void auth_refused(const char *e) {
 static rcache_status setup(rcache__conn *c, const rcache__conn_setup *cs, int64_t deadline_us) {
   rcache__cmds b = {.secret = cs->password != NULL}; /* wiped when freed */
   rcache_status s = RCACHE_OK;
-  int auth = -1, sel = -1, name = -1, id = -1;
+  int auth = -1, sel = -1, name = -1, id = -1, trk = -1;
   char dbs[16], rid[24];
   if (cs->password) {
     auth = b.n;
@@ -498,8 +498,9 @@ static rcache_status setup(rcache__conn *c, const rcache__conn_setup *cs, int64_
     s = rcache__cmds_addv(&b, "CLIENT", "ID", NULL);
   }
   long long redirect = cs->tracking_redirect ? atomic_load(cs->tracking_redirect) : -1;
-  if (s == RCACHE_OK && redirect >= 0) { /* its reply is not checked: see conn.h */
+  if (s == RCACHE_OK && redirect >= 0) { /* a refusal is told to the listener: see conn.h */
     snprintf(rid, sizeof rid, "%lld", redirect);
+    trk = b.n;
     s = rcache__cmds_addv(&b, "CLIENT", "TRACKING", "on", "REDIRECT", rid, NULL);
   }
   if (s != RCACHE_OK || b.n == 0) {
@@ -521,6 +522,8 @@ static rcache_status setup(rcache__conn *c, const rcache__conn_setup *cs, int64_
   } else if (name >= 0 && r[name]->type == REDIS_REPLY_ERROR) {
     /* an ACL user may not be allowed CLIENT SETNAME: the connection is still good */
   }
+  if (trk >= 0 && r[trk]->type == REDIS_REPLY_ERROR && cs->tracking_refused)
+    atomic_store(cs->tracking_refused, true);
   if (s == RCACHE_OK && id >= 0) {
     if (r[id]->type == REDIS_REPLY_INTEGER)
       c->client_id = r[id]->integer;

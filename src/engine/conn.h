@@ -90,6 +90,10 @@ typedef struct rcache__conn_setup {
    * error reply to it leaves the connection usable: the near cache's protocol never
    * fills from a connection opened before the listener it redirects to was announced. */
   _Atomic long long *tracking_redirect;
+  /* set when the server refused that CLIENT TRACKING (an ACL without +client|tracking, a
+   * redirect id it does not know): the connection's reads are not tracked, and the listener
+   * (tracking.c) must stop the near cache from serving what it reads */
+  _Atomic bool *tracking_refused;
 } rcache__conn_setup;
 
 /* Connects by deadline_us and runs the set-up. RCACHE_OK, RCACHE_EUNAVAILABLE,

@@ -702,10 +702,37 @@ static ssize_t recv_checked(rcache__sock *s, char *buf, size_t len, int flags) {
 #endif
 }
 
+/* Plain writes never block in the kernel: send() with MSG_DONTWAIT writes what fits now (the
+ * hot path: one syscall, as a blocking send of a small request), and poll() waits by the
+ * deadline for room for the rest. A blocking send() is not bounded by SO_SNDTIMEO: on a Unix
+ * socket every buffer it allocates waits up to the whole timeout again, so a peer that
+ * drains a little now and then held a large SET for seconds. */
+static rcache_status plain_write(rcache__sock *s, const char *buf, size_t len, size_t *n,
+                                 int64_t deadline_us) {
+  for (;;) {
+    if (rcache__io_aborted()) return aborted_io();
+    ssize_t r = send(s->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (r > 0) {
+      *n = (size_t)r;
+      return RCACHE_OK;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      rcache_status ws = wait_fd(s->fd, POLLOUT, deadline_us);
+      if (ws == RCACHE_EUNAVAILABLE) return aborted_io();
+      if (ws != RCACHE_OK) return ws;
+      continue;
+    }
+    rcache__errf("connection broken: %s", r == 0 ? "nothing written" : strerror(errno));
+    return RCACHE_EIO;
+  }
+}
+
 /* Plain sockets: a blocking call when the socket's own timeout fits in the time left,
  * otherwise poll for the rest first. */
 static rcache_status plain_io(rcache__sock *s, char *buf, size_t len, size_t *n, bool rd,
                               int64_t deadline_us) {
+  if (!rd) return plain_write(s, buf, len, n, deadline_us);
   for (;;) {
     int left = ms_left(deadline_us);
     if (left == 0) {

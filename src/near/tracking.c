@@ -33,6 +33,7 @@ struct rcache__tracking {
   rcache__near *near;
   rcache__pool *pool;
   _Atomic long long redirect; /* the listener's id, -1 while down */
+  _Atomic bool data_refused;  /* a data connection's CLIENT TRACKING was refused (conn.c) */
   _Atomic bool stop;
   pthread_t thread;
   bool has_thread;
@@ -245,6 +246,10 @@ static void listen_loop(rcache__tracking *t) {
       snprintf(why, sizeof why, "the server moved");
       break;
     }
+    if (atomic_exchange(&t->data_refused, false)) { /* its reads go untracked */
+      snprintf(why, sizeof why, "the server refused CLIENT TRACKING on a data connection");
+      break;
+    }
     if (now >= next_check) {            /* once per tick, however busy the channel is */
       rcache__pool_check_idle(t->pool); /* a dead one tells on_pool_event */
       set_state(t, -1, rcache__pool_available(t->pool));
@@ -336,6 +341,7 @@ rcache_status rcache__tracking_new(rcache__ctx *ctx, const rcache__conn_setup *s
   t->setup = *setup;
   t->setup.want_id = true;
   t->setup.tracking_redirect = NULL;
+  t->setup.tracking_refused = NULL;
   t->addr = *a;
   t->near = near;
   atomic_init(&t->redirect, -1);
@@ -416,7 +422,10 @@ rcache_status rcache__tracked_pool_new(rcache__ctx *ctx, rcache__conn_setup *set
   *pool = NULL;
   *trk = NULL;
   rcache_status s = near ? rcache__tracking_new(ctx, setup, a, ctx->near, trk) : RCACHE_OK;
-  if (s == RCACHE_OK && *trk) setup->tracking_redirect = rcache__tracking_redirect(*trk);
+  if (s == RCACHE_OK && *trk) {
+    setup->tracking_redirect = rcache__tracking_redirect(*trk);
+    setup->tracking_refused = &(*trk)->data_refused;
+  }
   if (s == RCACHE_OK) s = rcache__pool_new(ctx, setup, a, pool);
   if (s != RCACHE_OK) {
     rcache__tracking_free(*trk);
