@@ -275,16 +275,36 @@ static void *capped_nil(const redisReadTask *t) {
   return default_fns.createNil(t);
 }
 
-static void capped_init(void) {
-  redisReader *r = redisReaderCreate();
-  if (!r) return;
-  default_fns = *r->fn;
+/* The capped functions, made once from hiredis' own (a reader's fn): capped_ok says they are
+ * made. A reader is never used without them. */
+static _Atomic bool capped_ok;
+static pthread_mutex_t capped_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void capped_make(const redisReplyObjectFunctions *fn) {
+  default_fns = *fn;
   capped_fns = default_fns;
   capped_fns.createString = capped_string;
   capped_fns.createArray = capped_array;
   capped_fns.createInteger = capped_integer;
   capped_fns.createNil = capped_nil;
+  atomic_store_explicit(&capped_ok, true, memory_order_release);
+}
+
+static void capped_init(void) {
+  redisReader *r = redisReaderCreate();
+  if (!r) return; /* out of memory: the next reader makes them (capped_from) */
+  capped_make(r->fn);
   redisReaderFree(r);
+}
+
+/* The capped functions for a new reader rd, made from its own functions when the first try
+ * ran out of memory (a once-only try would have left every later reader uncapped). */
+static void capped_from(redisReader *rd) {
+  pthread_once(&capped_once, capped_init);
+  if (atomic_load_explicit(&capped_ok, memory_order_acquire)) return;
+  pthread_mutex_lock(&capped_mu);
+  if (!atomic_load_explicit(&capped_ok, memory_order_acquire)) capped_make(rd->fn);
+  pthread_mutex_unlock(&capped_mu);
 }
 
 size_t rcache__reply_max(const rcache_options *o) {
@@ -542,11 +562,9 @@ static rcache_status open_once(rcache__conn *c, const rcache__conn_setup *cs, co
   c->sock.fd = -1;
   c->broken = false;
   if (!(c->rd = redisReaderCreate())) return RCACHE_ENOMEM;
-  pthread_once(&capped_once, capped_init);
-  if (default_fns.createArray) {
-    c->rd->fn = &capped_fns;
-    c->rd->privdata = c;
-  }
+  capped_from(c->rd);
+  c->rd->fn = &capped_fns;
+  c->rd->privdata = c;
   rcache__sock_opts so = rcache__sock_opts_of(&cs->ctx->opt);
   rcache_status s = rcache__sock_connect(&c->sock, &so, cs->tls, a, deadline_us);
   return s == RCACHE_OK ? setup(c, cs, deadline_us) : s;

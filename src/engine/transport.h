@@ -14,7 +14,7 @@ typedef struct ssl_ctx_st rcache__tls_ctx; /* OpenSSL's SSL_CTX */
 typedef struct rcache__sock {
   int fd;            /* -1 when closed */
   void *ssl;         /* SSL * when TLS */
-  int io_timeout_ms; /* SO_RCVTIMEO / SO_SNDTIMEO of a plain socket */
+  int io_timeout_ms; /* SO_RCVTIMEO of a plain socket (writes never block) */
   bool cert_asked;   /* TLS: the server asked for a client certificate we do not have */
   bool fresh;        /* TLS: nothing read since the handshake */
   bool cert_guess;   /* TLS: a close after that ask was reported as a refusal */
@@ -46,7 +46,7 @@ typedef struct rcache__sock_opts {
   const char *dns_servers;     /* the resolver's servers; NULL: /etc/resolv.conf's */
   const char *tls_server_name; /* the name the certificate must carry; NULL: the host */
   bool tls_insecure;           /* no verification of the chain or the name */
-  int command_timeout_ms;      /* a plain socket's SO_RCVTIMEO / SO_SNDTIMEO is half of it */
+  int command_timeout_ms;      /* a plain socket's SO_RCVTIMEO is half of it */
 } rcache__sock_opts;
 
 /* The connect options of a handle's options. */
