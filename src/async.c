@@ -1468,11 +1468,14 @@ static rcache_load *load_wait(aop *op) {
 
   pthread_mutex_lock(&a->mu);
   op->ld = NULL;
+  bool rearm = false;
   if (op->state == RUNNING) { /* the store that follows: a round trip's deadline */
     op->deadline_us = rcache__now_us() + a->budget_us;
-    if (op->deadline_us < a->min_dl) a->min_dl = op->deadline_us;
+    rearm = op->deadline_us < a->min_dl;
+    if (rearm) a->min_dl = op->deadline_us;
   }
   pthread_mutex_unlock(&a->mu);
+  if (rearm) wake_loop(a); /* its timer may wait for nothing (rcache_async_timeout_ms) */
   if (done) return ld;
   load_unref(ld);
   return NULL;
