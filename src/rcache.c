@@ -259,6 +259,8 @@ static rcache_status check_options(const rcache_options *o) {
     bad = "log_level out of range";
   else if (o->async_threads < 0 || o->async_threads > 1024)
     bad = "async_threads must be 0..1024";
+  else if (o->tls_server_name && !*o->tls_server_name)
+    bad = "tls_server_name is empty (NULL means the URL's host; \"\" would verify no name)";
   if (!bad) return RCACHE_OK;
   rcache__errf("invalid option: %s", bad);
   return RCACHE_EINVAL;

@@ -54,8 +54,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/un.h>
 
 #include "internal.h"
+
+/* the longest socket path a sockaddr_un holds, with its NUL */
+#define UNIX_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
 typedef struct parser {
   const char *s; /* the whole URL */
@@ -245,6 +249,7 @@ static rcache_status split_v6(parser *p, size_t b, size_t e, size_t *hb, size_t 
   *hb = b + 1;
   *he = off(p, rb);
   if (*hb == *he) return fail(p, "empty IPv6 address '[]'");
+  if (*he - *hb > 255) return fail(p, "IPv6 address longer than 255 bytes");
   bool colon = false;
   for (size_t i = *hb; i < *he; i++) {
     char c = p->s[i];
@@ -522,7 +527,12 @@ static rcache_status parse_unix(parser *p, size_t b, size_t e) {
     pb = off(p, at) + 1;
   }
   if (e - pb <= 1) return fail(p, "unix:// needs a socket path, e.g. unix:///run/redis.sock");
-  return decode(p, pb, e, "socket path", &p->u->path);
+  st = decode(p, pb, e, "socket path", &p->u->path);
+  /* a sockaddr_un holds 107 bytes and a NUL: a longer path cut short names another socket */
+  if (st == RCACHE_OK && strlen(p->u->path) > UNIX_PATH_MAX)
+    return fail(p, "socket path of %zu bytes, longer than the %zu a Unix socket address holds",
+                strlen(p->u->path), UNIX_PATH_MAX);
+  return st;
 }
 
 /* The path after the host list: "" | "/" | "/db" (redis) or "/master[/[db]]" (sentinel). */

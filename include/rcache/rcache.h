@@ -141,7 +141,8 @@ typedef struct rcache_options {
   const char *tls_ca_file;     /* NULL = the system store */
   const char *tls_cert_file;   /* client certificate (PEM) */
   const char *tls_key_file;    /* client key (PEM) */
-  const char *tls_server_name; /* SNI / verified host name; NULL = the URL's host */
+  const char *tls_server_name; /* SNI / verified host name; NULL = the URL's host ("" is
+                                  refused: it would verify no name) */
   bool tls_insecure;           /* skip verification (logged as a warning) */
 
   /* limits */

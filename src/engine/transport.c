@@ -488,6 +488,11 @@ static rcache_status tls_handshake(rcache__sock *s, const rcache__sock_opts *o, 
   const char *name = o->tls_server_name ? o->tls_server_name : a->host;
   if (!is_ip(name)) SSL_set_tlsext_host_name(ssl, name);
   if (!o->tls_insecure) {
+    /* SSL_set1_host(ssl, "") clears the names to verify and succeeds: no name check at all */
+    if (!*name) {
+      rcache__errf("TLS: no host name to verify");
+      return RCACHE_ETLS;
+    }
     /* the name must be in the certificate's subjectAltName: no fallback to its subject's
      * CN (deprecated since RFC 6125, and a CN is not constrained by name constraints) */
     SSL_set_hostflags(ssl,

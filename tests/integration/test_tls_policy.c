@@ -3,6 +3,7 @@
  * TLS is never silently off, and its policy holds (issue 21), with real TLS servers started
  * here (redis-server, loopback, certificates from $RCACHE_TEST_TLS_DIR's CA, killed at exit):
  *  - tls_* options with a URL without TLS: RCACHE_EINVAL, never a plaintext connection;
+ *  - an empty tls_server_name: RCACHE_EINVAL, never a handshake that checks no name;
  *  - a server requiring a client certificate, none given: RCACHE_ETLS with OpenSSL's reason
  *    (TLS 1.3 and 1.2), not "connection broken";
  *  - a certificate naming the host only in its subject's CN (no subjectAltName): refused;
@@ -73,6 +74,23 @@ static void no_silent_plaintext(void) {
   o.tls_ca_file = "/etc/ssl/ca.pem";
   rcache *c = NULL;
   CHECK_EQ(rcache_open(&c, "memory://", &o), RCACHE_OK);
+  rcache_close(c);
+}
+
+/* tls_server_name "" is refused: OpenSSL's SSL_set1_host(ssl, "") clears the names to verify
+ * and succeeds, so a certificate for any name, from a trusted CA, was accepted (the server
+ * RCACHE_TEST_URL_TLS_OTHER names only another host: with "" it answered, health OK) */
+static void empty_server_name(void) {
+  const char *url = test_env_url("RCACHE_TEST_URL_TLS_OTHER");
+  char err[300];
+  rcache_options o;
+  rcache_options_init(&o);
+  rcache_status s = health(url, &o, err, sizeof err);
+  CHECK_MSG(s == RCACHE_ETLS, "another host's certificate: %s: %s", rcache_strerror(s), err);
+  o.tls_server_name = "";
+  rcache *c = NULL;
+  CHECK_EQ(rcache_open(&c, url, &o), RCACHE_EINVAL);
+  CHECK_MSG(strstr(rcache_errmsg(NULL), "tls_server_name is empty"), "%s", rcache_errmsg(NULL));
   rcache_close(c);
 }
 
@@ -164,6 +182,7 @@ int main(void) {
     return test_report("test_tls_policy");
   }
   no_silent_plaintext();
+  empty_server_name();
   client_cert_required();
   cn_only_certificate();
   cipher_policy();

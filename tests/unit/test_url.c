@@ -292,6 +292,25 @@ static void test_bad(void) {
     snprintf(big + strlen(big), sizeof big - strlen(big), "%sn%d", i ? "," : "", i);
   check_bad(big, "65 hosts, more than the 64 allowed");
 
+  /* a socket path longer than a sockaddr_un holds: refused, never cut short (the 107 bytes
+   * before the cut named another socket, which rcache connected to) */
+  char lp[300] = "unix:///tmp/";
+  while (strlen(lp) < 8 + 121)
+    strcat(lp, "a");
+  strcat(lp, ".sock");
+  check_bad(lp, "longer than the 107 a Unix socket address holds");
+  lp[7 + 107 - 5] = '\0'; /* a path of 107 bytes with ".sock": accepted */
+  strcat(lp, ".sock");
+  rcache__url lu;
+  CHECK_EQ(rcache__url_parse(lp, &lu, NULL, 0), RCACHE_OK);
+  CHECK_EQ(strlen(lu.path), 107);
+  rcache__url_free(&lu);
+  char v6[400] = "redis://[";
+  for (int i = 0; i < 64; i++)
+    strcat(v6, "abcd:");
+  strcat(v6, "1]:6379");
+  check_bad(v6, "IPv6 address longer than 255 bytes");
+
   /* the whole message, once, as the README promises it */
   rcache__url u;
   char err[512];
