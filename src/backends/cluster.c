@@ -451,9 +451,15 @@ static rcache_status route(cluster *cl, unsigned slot, const rcache__cmds *b, re
       s = RCACHE_ENOMEM;
       break;
     }
+    /* a transaction (MULTI ... EXEC) with a command redirected was discarded whole
+     * (EXECABORT): nothing of it ran, and all of it runs again, MULTI and EXEC included */
+    bool whole = false;
+    for (int i = 0; i < b->n && !whole; i++)
+      whole = rep[i] && rep[i]->type == REDIS_REPLY_ERROR && rep[i]->str &&
+              strncmp(rep[i]->str, "EXECABORT", 9) == 0;
     for (int i = 0; i < b->n; i++) { /* the replies that are answers stay */
       rcache__redirect any;
-      todo[i] = rep[i] && rcache__redirect_of(rep[i], &any) != RCACHE__REDIR_NONE;
+      todo[i] = rep[i] && (whole || rcache__redirect_of(rep[i], &any) != RCACHE__REDIR_NONE);
       if (!todo[i]) continue;
       freeReplyObject(rep[i]);
       rep[i] = NULL;
@@ -748,8 +754,21 @@ static void del_flush(del_ud *d) {
   if (s == RCACHE_OK) s = rcache__exchange(d->cl->r.base.ctx, d->node->pool, &b, rep, false);
   uint64_t deleted = 0;
   if (s == RCACHE_OK) {
-    for (int i = 0; i < b.n; i++) /* a key moved away meanwhile (MOVED/ASK) is not counted */
-      if (rep[i]->type == REDIS_REPLY_INTEGER) deleted += (uint64_t)rep[i]->integer;
+    for (int i = 0; i < b.n; i++) {
+      rcache__redirect rd;
+      if (rep[i]->type == REDIS_REPLY_INTEGER) {
+        deleted += (uint64_t)rep[i]->integer;
+      } else if (rcache__redirect_of(rep[i], &rd) == RCACHE__REDIR_MOVED ||
+                 rcache__redirect_of(rep[i], &rd) == RCACHE__REDIR_ASK) {
+        /* not run (MOVED/ASK): a key that moved away meanwhile, or one an importing node
+         * listed and answers for only after ASKING. Followed where the slot lives. */
+        rcache_status e = rcache__redis_del(&d->cl->r.base, d->keys[i], d->lens[i]);
+        if (e == RCACHE_OK)
+          deleted++;
+        else if (e != RCACHE_MISS && s == RCACHE_OK)
+          s = e;
+      }
+    }
     rcache__replies_free(rep, b.n);
   }
   rcache__progress_add(d->pr, deleted);
