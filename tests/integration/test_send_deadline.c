@@ -157,7 +157,8 @@ int main(void) {
     rcache_close(c);
   }
   atomic_store(&stop, true);
-  shutdown(lfd, SHUT_RDWR);
+  shutdown(lfd, SHUT_RDWR); /* the acceptor's accept() fails: it sees stop */
+  pthread_join(at, NULL);
   close(lfd);
   unlink(path);
   return test_report("integration_test_send_deadline");
