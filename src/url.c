@@ -100,6 +100,16 @@ static rcache_status fail(parser *p, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  /* a part of the URL quoted in msg may hold the password's text too (an option named with
+   * it, quoted twice): masked as log lines are, by runs (rcache__mask) */
+  if (p->sec_b < p->sec_e) {
+    char sec[256];
+    size_t n = p->sec_e - p->sec_b < sizeof sec ? p->sec_e - p->sec_b : sizeof sec - 1;
+    memcpy(sec, p->s + p->sec_b, n);
+    sec[n] = '\0';
+    rcache__mask(msg, sec);
+    rcache__wipe(sec, sizeof sec);
+  }
   snprintf(p->err, p->errlen, "URL: %s in ", msg);
   append_masked(p, p->err, p->errlen);
   return RCACHE_EURL;
