@@ -241,7 +241,6 @@ static rcache_status fail(rcache__conn *c, rcache_status s) {
 
 static redisReplyObjectFunctions capped_fns;
 static redisReplyObjectFunctions default_fns;
-static pthread_once_t capped_once = PTHREAD_ONCE_INIT;
 
 static bool charge(const redisReadTask *t, size_t cost, size_t bytes) {
   rcache__conn *c = t->privdata;
@@ -275,35 +274,25 @@ static void *capped_nil(const redisReadTask *t) {
   return default_fns.createNil(t);
 }
 
-/* The capped functions, made once from hiredis' own (a reader's fn): capped_ok says they are
- * made. A reader is never used without them. */
+/* The capped functions, made once from hiredis' own (the first reader's fn): capped_ok says
+ * they are made. A reader is never used without them, and an allocation failure before the
+ * first reader cannot leave later ones uncapped (a once-only set-up that made a reader of its
+ * own could). */
 static _Atomic bool capped_ok;
 static pthread_mutex_t capped_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static void capped_make(const redisReplyObjectFunctions *fn) {
-  default_fns = *fn;
-  capped_fns = default_fns;
-  capped_fns.createString = capped_string;
-  capped_fns.createArray = capped_array;
-  capped_fns.createInteger = capped_integer;
-  capped_fns.createNil = capped_nil;
-  atomic_store_explicit(&capped_ok, true, memory_order_release);
-}
-
-static void capped_init(void) {
-  redisReader *r = redisReaderCreate();
-  if (!r) return; /* out of memory: the next reader makes them (capped_from) */
-  capped_make(r->fn);
-  redisReaderFree(r);
-}
-
-/* The capped functions for a new reader rd, made from its own functions when the first try
- * ran out of memory (a once-only try would have left every later reader uncapped). */
-static void capped_from(redisReader *rd) {
-  pthread_once(&capped_once, capped_init);
+static void capped_from(const redisReader *rd) {
   if (atomic_load_explicit(&capped_ok, memory_order_acquire)) return;
   pthread_mutex_lock(&capped_mu);
-  if (!atomic_load_explicit(&capped_ok, memory_order_acquire)) capped_make(rd->fn);
+  if (!atomic_load_explicit(&capped_ok, memory_order_relaxed)) {
+    default_fns = *rd->fn;
+    capped_fns = default_fns;
+    capped_fns.createString = capped_string;
+    capped_fns.createArray = capped_array;
+    capped_fns.createInteger = capped_integer;
+    capped_fns.createNil = capped_nil;
+    atomic_store_explicit(&capped_ok, true, memory_order_release);
+  }
   pthread_mutex_unlock(&capped_mu);
 }
 

@@ -160,14 +160,6 @@ static long long stat_of(int port, const char *section, const char *field) {
   return v;
 }
 
-static bool node_id(int port, char *id, size_t size) {
-  redisReply *r = rp_cmd(port, "CLUSTER MYID");
-  bool ok = r && r->type == REDIS_REPLY_STRING;
-  if (ok) snprintf(id, size, "%s", r->str);
-  if (r) freeReplyObject(r);
-  return ok;
-}
-
 /* MIGRATE of n (<= 8) keys from the node on port src to the one on dst; false on failure. */
 static bool migrate(int src, int dst, const char *const *keys, size_t n) {
   const char *argv[16];
@@ -226,8 +218,8 @@ static void cleared_then_moving(rp_cluster *cl) {
   for (int near = 0; near < 2; near++) {
     int src = rp_cluster_owner(cl, slot), dst = (src + 1) % 3;
     char src_id[64], dst_id[64];
-    CHECK(src >= 0 && node_id(cl->node[src].port, src_id, sizeof src_id) &&
-          node_id(cl->node[dst].port, dst_id, sizeof dst_id));
+    CHECK(src >= 0 && rp_node_id(cl->node[src].port, src_id, sizeof src_id) &&
+          rp_node_id(cl->node[dst].port, dst_id, sizeof dst_id));
     if (src < 0) return;
     rcache_options o;
     rcache_options_init(&o);
@@ -273,8 +265,8 @@ int main(void) {
   int src = rp_cluster_owner(&cl, slot), dst = (src + 1) % 3;
   CHECK(src >= 0);
   char src_id[64], dst_id[64];
-  CHECK(node_id(cl.node[src].port, src_id, sizeof src_id));
-  CHECK(node_id(cl.node[dst].port, dst_id, sizeof dst_id));
+  CHECK(rp_node_id(cl.node[src].port, src_id, sizeof src_id));
+  CHECK(rp_node_id(cl.node[dst].port, dst_id, sizeof dst_id));
 
   char url[128];
   rp_cluster_url(&cl, 0, url, sizeof url, NULL);

@@ -23,14 +23,6 @@
 
 static rp_cluster cl;
 
-static bool node_id(int port, char *id, size_t size) {
-  redisReply *r = rp_cmd(port, "CLUSTER MYID");
-  bool ok = r && r->type == REDIS_REPLY_STRING;
-  if (ok) snprintf(id, size, "%s", r->str);
-  if (r) freeReplyObject(r);
-  return ok;
-}
-
 static void wait_first_contact(rcache *c) {
   rcache_health h;
   rcache_status s = await_healthy(c, &h, AWAIT_MS);
@@ -52,20 +44,32 @@ static long long value_on(int port, const char *key) {
   return v;
 }
 
-/* 1. incr_expire across ASK, then across MOVED */
-static void incr_expire_redirected(void) {
-  const char *key = "{rv1}:ctr";
-  unsigned slot = rcache__slot(key, strlen(key));
-  int src = rp_cluster_owner(&cl, slot), dst = (src + 1) % 3, other = 3 - src - dst;
-  char src_id[64], dst_id[64];
-  CHECK(src >= 0 && node_id(cl.node[src].port, src_id, sizeof src_id) &&
-        node_id(cl.node[dst].port, dst_id, sizeof dst_id));
-  if (src < 0) return;
+/* For a migration of slot: its master (*src), the next node (*dst), their ids (64 bytes
+ * each), and a handle on the cluster past its first contact; NULL (with a failed check) when
+ * any is missing. */
+static rcache *migration_open(unsigned slot, int *src, int *dst, char *src_id, char *dst_id) {
+  *src = rp_cluster_owner(&cl, slot);
+  *dst = (*src + 1) % 3;
+  CHECK(*src >= 0 && rp_node_id(cl.node[*src].port, src_id, 64) &&
+        rp_node_id(cl.node[*dst].port, dst_id, 64));
+  if (*src < 0) return NULL;
   char url[128];
   rp_cluster_url(&cl, 0, url, sizeof url, NULL);
   rcache *c = NULL;
   CHECK_EQ(rcache_open(&c, url, NULL), RCACHE_OK);
-  wait_first_contact(c);
+  if (c) wait_first_contact(c);
+  return c;
+}
+
+/* 1. incr_expire across ASK, then across MOVED */
+static void incr_expire_redirected(void) {
+  const char *key = "{rv1}:ctr";
+  unsigned slot = rcache__slot(key, strlen(key));
+  int src, dst;
+  char src_id[64], dst_id[64];
+  rcache *c = migration_open(slot, &src, &dst, src_id, dst_id);
+  if (!c) return;
+  int other = 3 - src - dst;
   /* the slot half moved: the key is on neither, the source answers ASK */
   CHECK(rp_ok(rp_cmd(cl.node[dst].port, "CLUSTER SETSLOT %u IMPORTING %s", slot, src_id)));
   CHECK(rp_ok(rp_cmd(cl.node[src].port, "CLUSTER SETSLOT %u MIGRATING %s", slot, dst_id)));
@@ -107,16 +111,10 @@ static bool migrate1(int src, int dst, const char *key) {
 static void delete_prefix_migrating(void) {
   const char *prefix = "{rv3}:";
   unsigned slot = rcache__slot("rv3", 3);
-  int src = rp_cluster_owner(&cl, slot), dst = (src + 1) % 3;
+  int src, dst;
   char src_id[64], dst_id[64];
-  CHECK(src >= 0 && node_id(cl.node[src].port, src_id, sizeof src_id) &&
-        node_id(cl.node[dst].port, dst_id, sizeof dst_id));
-  if (src < 0) return;
-  char url[128];
-  rp_cluster_url(&cl, 0, url, sizeof url, NULL);
-  rcache *c = NULL;
-  CHECK_EQ(rcache_open(&c, url, NULL), RCACHE_OK);
-  wait_first_contact(c);
+  rcache *c = migration_open(slot, &src, &dst, src_id, dst_id);
+  if (!c) return;
   char k[D_KEYS][32];
   for (int i = 0; i < D_KEYS; i++) {
     snprintf(k[i], sizeof k[i], "%s%d", prefix, i);

@@ -728,6 +728,14 @@ void rp_cluster_url(const rp_cluster *c, int i, char *buf, size_t size, const ch
   snprintf(buf, size, "redis://127.0.0.1:%d%s", c->node[i].port, query ? query : "");
 }
 
+bool rp_node_id(int port, char *id, size_t size) {
+  redisReply *r = rp_cmd(port, "CLUSTER MYID");
+  bool ok = r && r->type == REDIS_REPLY_STRING;
+  if (ok) snprintf(id, size, "%s", r->str);
+  if (r) freeReplyObject(r);
+  return ok;
+}
+
 int rp_cluster_owner(rp_cluster *c, unsigned slot) {
   for (int i = 0; i < c->n; i++) {
     if (c->node[i].pid <= 0) continue;

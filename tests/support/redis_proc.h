@@ -157,5 +157,7 @@ int rp_cluster_start(rp_cluster *c, int masters, int replicas, int node_timeout_
 void rp_cluster_url(const rp_cluster *c, int i, char *buf, size_t size, const char *query);
 /* Index of the running node that serves slot as a master, or -1. */
 int rp_cluster_owner(rp_cluster *c, unsigned slot);
+/* The cluster node id (CLUSTER MYID) of the node on port into id; false when not answered. */
+bool rp_node_id(int port, char *id, size_t size);
 
 #endif
