@@ -54,6 +54,8 @@ typedef struct cluster {
   pthread_cond_t wake;
   cnode **nodes;
   size_t nnodes, cap;
+  cnode **slotless; /* the map's masters without slots: one importing a slot holds some keys */
+  size_t nslotless;
   bool stop, has_thread;
   atomic_bool refresh_wanted; /* set by callers, cleared by the refresher when it runs */
   pthread_t refresher;
@@ -185,14 +187,17 @@ static void near_flush(cluster *cl) {
   rcache__near_flush(ctx->near);
 }
 
-/* The distinct masters of the current map, in slot order (malloc'd; *n gets the count).
- * *unserved (may be NULL) counts slots that no known node serves. */
+/* The distinct masters of the current map, in slot order, then those without slots
+ * (malloc'd; *n gets the count). *unserved (may be NULL) counts slots that no known node
+ * serves. */
 static cnode **masters(cluster *cl, size_t *n, size_t *unserved) {
   size_t cap = 8, k = 0, u = 0;
   cnode **m = rcache__malloc(cap * sizeof *m);
   cnode *last = NULL;
-  for (unsigned s = 0; m && s < RCACHE__SLOTS; s++) {
-    cnode *x = atomic_load_explicit(&cl->slots[s], memory_order_acquire);
+  pthread_mutex_lock(&cl->mu);
+  for (size_t s = 0; m && s < RCACHE__SLOTS + cl->nslotless; s++) {
+    cnode *x = s < RCACHE__SLOTS ? atomic_load_explicit(&cl->slots[s], memory_order_acquire)
+                                 : cl->slotless[s - RCACHE__SLOTS];
     if (!x) {
       u++;
       continue;
@@ -214,6 +219,7 @@ static cnode **masters(cluster *cl, size_t *n, size_t *unserved) {
     }
     m[k++] = x;
   }
+  pthread_mutex_unlock(&cl->mu);
   *n = m ? k : 0;
   if (unserved) *unserved = u;
   return m;
@@ -248,27 +254,39 @@ static rcache_status ask_map(cluster *cl, cnode *n, rcache__ranges *rs) {
 /* Installs a map; true when any slot changed hands. */
 static rcache_status install(cluster *cl, const rcache__ranges *rs, bool *changed) {
   cnode **owner = rcache__calloc(RCACHE__SLOTS, sizeof *owner);
-  if (!owner) return RCACHE_ENOMEM;
-  for (size_t i = 0; i < rs->n; i++) {
+  cnode **slotless = rcache__malloc((rs->n ? rs->n : 1) * sizeof *slotless);
+  size_t nslotless = 0;
+  rcache_status s = owner && slotless ? RCACHE_OK : RCACHE_ENOMEM;
+  for (size_t i = 0; s == RCACHE_OK && i < rs->n; i++) {
     cnode *n = node_get(cl, rs->v[i].host, rs->v[i].port);
     if (!n) {
-      rcache__free(owner);
-      return node_get_failure(cl);
+      s = node_get_failure(cl);
+      break;
     }
     node_use(cl, n);
-    for (unsigned s = rs->v[i].lo; s <= rs->v[i].hi; s++)
-      owner[s] = n;
+    if (rs->v[i].lo > rs->v[i].hi) slotless[nslotless++] = n;
+    for (unsigned x = rs->v[i].lo; x <= rs->v[i].hi; x++)
+      owner[x] = n;
   }
   *changed = false;
-  for (unsigned s = 0; s < RCACHE__SLOTS; s++) {
-    if (atomic_load_explicit(&cl->slots[s], memory_order_relaxed) != owner[s]) {
-      atomic_store_explicit(&cl->slots[s], owner[s], memory_order_release);
-      *changed = true;
+  if (s == RCACHE_OK) {
+    pthread_mutex_lock(&cl->mu);
+    cnode **old = cl->slotless;
+    cl->slotless = slotless;
+    cl->nslotless = nslotless;
+    slotless = old;
+    pthread_mutex_unlock(&cl->mu);
+    for (unsigned x = 0; x < RCACHE__SLOTS; x++) {
+      if (atomic_load_explicit(&cl->slots[x], memory_order_relaxed) != owner[x]) {
+        atomic_store_explicit(&cl->slots[x], owner[x], memory_order_release);
+        *changed = true;
+      }
     }
   }
   rcache__free(owner);
+  rcache__free(slotless);
   if (*changed) near_flush(cl);
-  return RCACHE_OK;
+  return s;
 }
 
 /* Reads the map from the first node that answers: the current masters first, then every
@@ -297,7 +315,10 @@ static rcache_status refresh(cluster *cl, int64_t deadline_us) {
       if (!rcache__pool_available(n->pool)) continue;
       rcache__ranges rs = {0};
       s = ask_map(cl, n, &rs);
-      if (s == RCACHE_OK && rs.n == 0) {
+      size_t served = 0;
+      for (size_t r = 0; s == RCACHE_OK && r < rs.n; r++)
+        served += rs.v[r].lo <= rs.v[r].hi;
+      if (s == RCACHE_OK && served == 0) {
         rcache__errf("node %s:%d serves no slots", n->addr.host, n->addr.port);
         s = RCACHE_EUNAVAILABLE;
       }
@@ -972,6 +993,7 @@ static void cluster_destroy(rcache__backend *be) {
     rcache__free(cl->nodes[i]);
   }
   rcache__free(cl->nodes);
+  rcache__free(cl->slotless);
   pthread_mutex_destroy(&cl->refresh_mu);
   pthread_cond_destroy(&cl->wake);
   pthread_mutex_destroy(&cl->mu);

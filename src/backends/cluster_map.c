@@ -11,10 +11,11 @@
 
 /* ---- the slot map ---------------------------------------------------------------------------- */
 
-static rcache_status ranges_add(rcache__ranges *rs, long long lo, long long hi, const char *host,
-                                size_t hlen, int port) {
-  if (lo < 0 || hi >= RCACHE__SLOTS || lo > hi || port <= 0 || port > 65535 || hlen == 0 ||
-      hlen >= sizeof rs->v[0].host || memchr(host, '\0', hlen))
+/* Appends lo..hi served by host:port; with none, a master without slots (lo 1, hi 0). */
+static rcache_status ranges_add(rcache__ranges *rs, bool none, long long lo, long long hi,
+                                const char *host, size_t hlen, int port) {
+  if ((!none && (lo < 0 || hi >= RCACHE__SLOTS || lo > hi)) || port <= 0 || port > 65535 ||
+      hlen == 0 || hlen >= sizeof rs->v[0].host || memchr(host, '\0', hlen))
     return RCACHE_EPROTO;
   if (rs->n == rs->cap) {
     size_t cap = rs->cap ? rs->cap * 2 : 16;
@@ -24,8 +25,8 @@ static rcache_status ranges_add(rcache__ranges *rs, long long lo, long long hi, 
     rs->cap = cap;
   }
   rcache__range *r = &rs->v[rs->n++];
-  r->lo = (unsigned)lo;
-  r->hi = (unsigned)hi;
+  r->lo = none ? 1 : (unsigned)lo;
+  r->hi = none ? 0 : (unsigned)hi;
   memcpy(r->host, host, hlen);
   r->host[hlen] = '\0';
   r->port = port;
@@ -75,7 +76,6 @@ static rcache_status parse_shards(const redisReply *rep, bool tls, const char *a
     const redisReply *sl = field(sh, "slots"), *nodes = field(sh, "nodes");
     if (!sl || sl->type != REDIS_REPLY_ARRAY || !nodes || nodes->type != REDIS_REPLY_ARRAY)
       return rcache__reply_unexpected(sh);
-    if (sl->elements == 0) continue; /* a shard without slots */
     const redisReply *best = NULL;
     for (size_t j = 0; j < nodes->elements; j++) {
       const redisReply *nd = nodes->element[j];
@@ -88,12 +88,18 @@ static rcache_status parse_shards(const redisReply *rep, bool tls, const char *a
     size_t hl;
     int port;
     if (!best || !shard_node_addr(best, tls, asked, &h, &hl, &port)) continue;
+    if (sl->elements == 0) { /* a master without slots yet: it may be importing one */
+      if (is_str(field(best, "health"), "online") &&
+          ranges_add(rs, true, 0, 0, h, hl, port) == RCACHE_ENOMEM)
+        return RCACHE_ENOMEM; /* an address not taken: skipped, as before it had slots */
+      continue;
+    }
     for (size_t k = 0; k + 1 < sl->elements; k += 2) {
       if (sl->element[k]->type != REDIS_REPLY_INTEGER ||
           sl->element[k + 1]->type != REDIS_REPLY_INTEGER)
         return rcache__reply_unexpected(sl);
       rcache_status s =
-          ranges_add(rs, sl->element[k]->integer, sl->element[k + 1]->integer, h, hl, port);
+          ranges_add(rs, false, sl->element[k]->integer, sl->element[k + 1]->integer, h, hl, port);
       if (s != RCACHE_OK) return s == RCACHE_EPROTO ? rcache__reply_unexpected(sl) : s;
     }
   }
@@ -115,7 +121,7 @@ static rcache_status parse_slots(const redisReply *rep, const char *asked, rcach
     if (is_str(h, "?")) continue; /* endpoint unknown */
     const char *hs = h->len ? h->str : asked;
     size_t hl = h->len ? h->len : strlen(asked);
-    rcache_status s = ranges_add(rs, e->element[0]->integer, e->element[1]->integer, hs, hl,
+    rcache_status s = ranges_add(rs, false, e->element[0]->integer, e->element[1]->integer, hs, hl,
                                  (int)e->element[2]->element[1]->integer);
     if (s != RCACHE_OK) return s == RCACHE_EPROTO ? rcache__reply_unexpected(e) : s;
   }

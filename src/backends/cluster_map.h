@@ -14,7 +14,8 @@
 
 #include "rcache/rcache.h"
 
-/* A range of slots and its master's address. */
+/* A range of slots and its master's address. lo > hi (lo 1, hi 0): a master that serves no
+ * slot (a shard being filled: while it imports a slot it holds some of that slot's keys). */
 typedef struct rcache__range {
   unsigned lo, hi;
   char host[256];
@@ -29,8 +30,9 @@ typedef struct rcache__ranges {
 /* Appends the slot ranges of a reply to CLUSTER SHARDS (shards true) or CLUSTER SLOTS to rs,
  * each with its master's address: the TLS port when tls, and `asked` (the node that
  * answered) when the reply leaves the host empty. A shard without an online master, or an
- * endpoint "?", gives no range. RCACHE_OK, RCACHE_EPROTO (not a well-formed map, with the
- * message), RCACHE_ENOMEM. */
+ * endpoint "?", gives no range; a shard without slots whose master is online gives one with
+ * lo > hi (CLUSTER SLOTS does not list such masters). RCACHE_OK, RCACHE_EPROTO (not a well-formed
+ * map, with the message), RCACHE_ENOMEM. */
 rcache_status rcache__map_parse(const redisReply *rep, bool shards, bool tls, const char *asked,
                                 rcache__ranges *rs);
 
@@ -59,8 +61,8 @@ typedef void (*rcache__range_fn)(void *ud, unsigned lo, unsigned hi, const char 
 
 /* Parses one RESP reply to CLUSTER SHARDS (shards true) or CLUSTER SLOTS and calls fn for
  * each slot range with its master's address (the TLS port when tls; asked_host when the
- * reply leaves the host empty). RCACHE_OK, RCACHE_EPROTO (not a well-formed map, or not
- * one complete reply), RCACHE_ENOMEM. */
+ * reply leaves the host empty), lo > hi for a master without slots (rcache__map_parse). RCACHE_OK,
+ * RCACHE_EPROTO (not a well-formed map, or not one complete reply), RCACHE_ENOMEM. */
 rcache_status rcache__cluster_parse_map(const char *resp, size_t len, bool shards, bool tls,
                                         const char *asked_host, rcache__range_fn fn, void *ud);
 

@@ -10,6 +10,10 @@
  *     importing node (its SCAN lists them, its UNLINK without ASKING says MOVED) and those
  *     moved between SCAN and UNLINK (ASK) were neither deleted nor counted, and read as hits
  *     once the migration ended. Now each such UNLINK is followed where the slot lives.
+ *  3. The same when the importing node is a new master without slots (a cluster being grown):
+ *     it was not among the masters visited, so its keys were neither listed (scan) nor deleted
+ *     (delete_prefix, flush), and read as hits once it owned the slot. CLUSTER SHARDS lists it
+ *     now, and every operation that visits all masters visits it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,43 +109,41 @@ static bool migrate1(int src, int dst, const char *key) {
   return ok;
 }
 
-/* 2. delete_prefix while the prefix's slot is being migrated: every key goes, those already
- * on the importing node too (its SCAN lists them, its UNLINK without ASKING says MOVED). */
+/* The number of keys of slot on the node at port (CLUSTER COUNTKEYSINSLOT); -1 unanswered. */
+static int keys_in_slot(int port, unsigned slot) {
+  redisReply *r = rp_cmd(port, "CLUSTER COUNTKEYSINSLOT %u", slot);
+  int n = r && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1;
+  if (r) freeReplyObject(r);
+  return n;
+}
+
+static bool count_key(const char *key, size_t len, void *ud) {
+  (void)key;
+  (void)len;
+  ++*(uint64_t *)ud;
+  return true;
+}
+
 #define D_KEYS 10
-static void delete_prefix_migrating(void) {
-  const char *prefix = "{rv3}:";
-  unsigned slot = rcache__slot("rv3", 3);
-  int src, dst;
-  char src_id[64], dst_id[64];
-  rcache *c = migration_open(slot, &src, &dst, src_id, dst_id);
-  if (!c) return;
-  char k[D_KEYS][32];
+
+/* D_KEYS keys prefix0.. written (their names into k), then their slot set migrating from src
+ * to dst and the first half of them moved there. */
+static void half_moved(rcache *c, const char *prefix, char k[D_KEYS][32], unsigned slot, int src,
+                       int dst, const char *src_id, const char *dst_id) {
   for (int i = 0; i < D_KEYS; i++) {
-    snprintf(k[i], sizeof k[i], "%s%d", prefix, i);
+    snprintf(k[i], 32, "%s%d", prefix, i);
     CHECK_EQ(rcache_set(c, k[i], "old", 3, 0), RCACHE_OK);
   }
   CHECK(rp_ok(rp_cmd(cl.node[dst].port, "CLUSTER SETSLOT %u IMPORTING %s", slot, src_id)));
   CHECK(rp_ok(rp_cmd(cl.node[src].port, "CLUSTER SETSLOT %u MIGRATING %s", slot, dst_id)));
   for (int i = 0; i < D_KEYS / 2; i++)
     CHECK(migrate1(cl.node[src].port, cl.node[dst].port, k[i]));
-  uint64_t n = 0;
-  rcache_status s = rcache_delete_prefix(c, prefix, &n);
-  int left = 0;
-  for (int i = 0; i < D_KEYS; i++) {
-    redisReply *a = rp_cmd(cl.node[src].port, "EXISTS %s", k[i]);
-    if (a && a->type == REDIS_REPLY_INTEGER) left += (int)a->integer;
-    if (a) freeReplyObject(a);
-  }
-  redisReply *cnt = rp_cmd(cl.node[dst].port, "CLUSTER COUNTKEYSINSLOT %u", slot);
-  if (cnt && cnt->type == REDIS_REPLY_INTEGER) left += (int)cnt->integer;
-  if (cnt) freeReplyObject(cnt);
-  printf("delete_prefix during a migration: %s, %llu deleted, %d keys left\n", rcache_strerror(s),
-         (unsigned long long)n, left);
-  CHECK_EQ(s, RCACHE_OK);
-  CHECK_MSG(left == 0 && n == D_KEYS, "delete_prefix said %s, %llu deleted; %d of %d keys left",
-            rcache_strerror(s), (unsigned long long)n, left, D_KEYS);
-  /* the migration ends: no value from before the deletion may be read */
-  for (int i = 0; i < 3; i++)
+}
+
+/* The migration of slot to dst_id ends (every node told): none of the keys k, deleted
+ * during it, may be read. */
+static void none_read_after(rcache *c, char k[D_KEYS][32], unsigned slot, const char *dst_id) {
+  for (int i = 0; i < cl.n; i++)
     CHECK(rp_ok(rp_cmd(cl.node[i].port, "CLUSTER SETSLOT %u NODE %s", slot, dst_id)));
   int stale = 0;
   for (int i = 0; i < D_KEYS; i++) {
@@ -150,6 +152,74 @@ static void delete_prefix_migrating(void) {
     rcache_value_free(&v);
   }
   CHECK_MSG(stale == 0, "%d deleted keys still read after the migration", stale);
+}
+
+/* 2. delete_prefix while the prefix's slot is being migrated: every key goes, those already
+ * on the importing node too (its SCAN lists them, its UNLINK without ASKING says MOVED). */
+static void delete_prefix_migrating(void) {
+  const char *prefix = "{rv3}:";
+  unsigned slot = rcache__slot("rv3", 3);
+  int src, dst;
+  char src_id[64], dst_id[64];
+  rcache *c = migration_open(slot, &src, &dst, src_id, dst_id);
+  if (!c) return;
+  char k[D_KEYS][32];
+  half_moved(c, prefix, k, slot, src, dst, src_id, dst_id);
+  uint64_t n = 0;
+  rcache_status s = rcache_delete_prefix(c, prefix, &n);
+  int left = keys_in_slot(cl.node[src].port, slot) + keys_in_slot(cl.node[dst].port, slot);
+  printf("delete_prefix during a migration: %s, %llu deleted, %d keys left\n", rcache_strerror(s),
+         (unsigned long long)n, left);
+  CHECK_EQ(s, RCACHE_OK);
+  CHECK_MSG(left == 0 && n == D_KEYS, "delete_prefix said %s, %llu deleted; %d of %d keys left",
+            rcache_strerror(s), (unsigned long long)n, left, D_KEYS);
+  /* the migration ends: no value from before the deletion may be read */
+  none_read_after(c, k, slot, dst_id);
+  rcache_close(c);
+}
+
+/* 3. A slot moving to a new master that has no slots yet: scan lists, delete_prefix deletes
+ * and flush empties what that master already holds. */
+static void new_master_importing(void) {
+  const char *prefix = "{rv5}:";
+  unsigned slot = rcache__slot("rv5", 3);
+  int src = rp_cluster_owner(&cl, slot);
+  int dst = rp_cluster_add_master(&cl, 15000, NULL);
+  char src_id[64], dst_id[64];
+  CHECK(src >= 0 && dst >= 0 && rp_node_id(cl.node[src].port, src_id, sizeof src_id) &&
+        rp_node_id(cl.node[dst].port, dst_id, sizeof dst_id));
+  if (src < 0 || dst < 0) return;
+  char url[128];
+  rp_cluster_url(&cl, 0, url, sizeof url, NULL);
+  rcache *c = NULL;
+  CHECK_EQ(rcache_open(&c, url, NULL), RCACHE_OK);
+  if (!c) return;
+  wait_first_contact(c);
+  char k[D_KEYS][32];
+  half_moved(c, prefix, k, slot, src, dst, src_id, dst_id);
+
+  uint64_t listed = 0;
+  CHECK_EQ(rcache_scan(c, "{rv5}:*", 0, count_key, &listed), RCACHE_OK);
+  CHECK_MSG(listed == D_KEYS, "scan during the migration listed %llu of %d keys",
+            (unsigned long long)listed, D_KEYS);
+  uint64_t n = 0;
+  rcache_status s = rcache_delete_prefix(c, prefix, &n);
+  int left = keys_in_slot(cl.node[src].port, slot) + keys_in_slot(cl.node[dst].port, slot);
+  CHECK_MSG(s == RCACHE_OK && left == 0 && n == D_KEYS,
+            "delete_prefix said %s, %llu deleted; %d of %d keys left", rcache_strerror(s),
+            (unsigned long long)n, left, D_KEYS);
+
+  /* flush: the new master's keys go too (written again, they are all there: the source
+   * sends a key it does not hold to the importing node, ASK) */
+  for (int i = 0; i < D_KEYS; i++)
+    CHECK_EQ(rcache_set(c, k[i], "old", 3, 0), RCACHE_OK);
+  CHECK_EQ(keys_in_slot(cl.node[dst].port, slot), D_KEYS);
+  CHECK_EQ(rcache_flush(c), RCACHE_OK);
+  left = keys_in_slot(cl.node[src].port, slot) + keys_in_slot(cl.node[dst].port, slot);
+  CHECK_MSG(left == 0, "flush left %d of %d keys", left, D_KEYS);
+
+  /* the migration ends: nothing from before the deletions may be read */
+  none_read_after(c, k, slot, dst_id);
   rcache_close(c);
 }
 
@@ -160,5 +230,6 @@ int main(void) {
   }
   incr_expire_redirected();
   delete_prefix_migrating();
+  new_master_importing();
   return test_report("integration_test_cluster_redirects");
 }

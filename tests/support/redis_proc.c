@@ -724,6 +724,24 @@ int rp_cluster_start(rp_cluster *c, int masters, int replicas, int node_timeout_
   return -1;
 }
 
+int rp_cluster_add_master(rp_cluster *c, int node_timeout_ms, const char *tls_dir) {
+  if (c->n >= RP_CLUSTER_MAX) {
+    fprintf(stderr, "redis_proc: more than %d cluster nodes\n", RP_CLUSTER_MAX);
+    return -1;
+  }
+  rp_server *s = &c->node[c->n];
+  if (start_cluster_node(s, node_timeout_ms, tls_dir) != 0) return -1;
+  if (!rp_ok(rp_cmd(c->node[0].port, "CLUSTER MEET 127.0.0.1 %d %d", s->port, s->bus))) {
+    fprintf(stderr, "redis_proc: CLUSTER MEET of node %d refused\n", c->n);
+    return -1;
+  }
+  c->n++;
+  for (int64_t until = rp_now_ms() + 15000; rp_now_ms() < until; rp_sleep_ms(50))
+    if (cluster_ok(c)) return c->n - 1;
+  fprintf(stderr, "redis_proc: the cluster did not take in node %d\n", c->n - 1);
+  return -1;
+}
+
 void rp_cluster_url(const rp_cluster *c, int i, char *buf, size_t size, const char *query) {
   snprintf(buf, size, "redis://127.0.0.1:%d%s", c->node[i].port, query ? query : "");
 }

@@ -153,6 +153,9 @@ typedef struct rp_cluster {
  * commands. Returns 0 or -1. */
 int rp_cluster_start(rp_cluster *c, int masters, int replicas, int node_timeout_ms,
                      const char *tls_dir);
+/* One more master, without slots (CLUSTER MEET), waited for until every node knows it
+ * (up to 15 s). Returns its index, or -1. */
+int rp_cluster_add_master(rp_cluster *c, int node_timeout_ms, const char *tls_dir);
 /* "redis://127.0.0.1:<port of node i><query>" */
 void rp_cluster_url(const rp_cluster *c, int i, char *buf, size_t size, const char *query);
 /* Index of the running node that serves slot as a master, or -1. */

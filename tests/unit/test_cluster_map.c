@@ -89,20 +89,25 @@ static void test_shards(void) {
   CHECK_STR(g.host[2], "10.0.0.3");
 
   /* TLS ports; a failed old master and its promoted replica (the online one wins); a
-   * shard without slots is skipped */
+   * shard without slots: its online master as lo > hi (it may be importing a slot, and hold
+   * some of its keys), a failed one skipped */
   reset();
-  arr(2);
+  arr(3);
   arr(4), str("slots"), arr(2), num(0), num(16383);
   str("nodes"), arr(2);
   shard_node("127.0.0.1", "127.0.0.1", 7001, 8001, "master", "failed");
   shard_node("127.0.0.1", "127.0.0.1", 7004, 8004, "master", "online");
   arr(4), str("slots"), arr(0), str("nodes"), arr(1);
   shard_node("127.0.0.1", "127.0.0.1", 7009, 8009, "master", "online");
+  arr(4), str("slots"), arr(0), str("nodes"), arr(1);
+  shard_node("127.0.0.1", "127.0.0.1", 7010, 8010, "master", "failed");
   CHECK_EQ(parse(true, true, &g), RCACHE_OK);
-  CHECK_EQ(g.n, 1);
+  CHECK_EQ(g.n, 2);
   CHECK_EQ(g.port[0], 8004);
+  CHECK(g.lo[1] > g.hi[1] && g.port[1] == 8009);
   CHECK_EQ(parse(true, false, &g), RCACHE_OK); /* without TLS: the plain port */
   CHECK_EQ(g.port[0], 7004);
+  CHECK_EQ(g.port[1], 7009);
 
   /* an empty endpoint and ip: the node that answered */
   reset();
