@@ -16,9 +16,9 @@
  * counts the waits for a core, and for a lock a preempted worker holds), and rcache's own part
  * of the loop's time: rcache_async_process without the test's callbacks, each starting call.
  */
-#include <poll.h>
 #include <pthread.h>
 
+#include "await.h"
 #include "scenario.h"
 
 #define SLOTS 1000          /* operations in flight */
@@ -250,12 +250,10 @@ static void start(int i, uint64_t n) {
 /* One turn of the loop: wait for the descriptor or the timer, process, start new operations in
  * the slots that completed. */
 static void turn(void) {
-  int64_t t = rcache_async_timeout_ms(R.c);
-  struct pollfd p = {.fd = rcache_async_fd(R.c), .events = POLLIN};
-  (void)poll(&p, 1, t < 0 || t > 50 ? 50 : (int)t);
-  int64_t t0 = load_now_us(), c0 = cpu_now_us(), a0 = R.app_cpu_us;
-  rcache_async_process(R.c);
-  int64_t took = load_now_us() - t0, cpu = cpu_now_us() - c0;
+  int64_t a0 = R.app_cpu_us;
+  await_turn_times m;
+  await_async_turn(R.c, 50, &m);
+  int64_t took = m.took_ns / 1000, cpu = m.cpu_took_ns / 1000;
   if (took > R.process_max_us) R.process_max_us = took;
   if (cpu > R.process_cpu_max_us) R.process_cpu_max_us = cpu;
   int64_t own = cpu - (R.app_cpu_us - a0);
@@ -264,12 +262,12 @@ static void turn(void) {
   R.own_cpu_us += own;
   for (int i = 0; i < SLOTS && !R.stopping; i++)
     if (R.s[i].done) start(i, R.started);
-  cpu = cpu_now_us() - c0; /* with the operations started again */
+  cpu = cpu_now_us() - m.cpu_start_ns / 1000; /* with the operations started again */
   if (cpu > R.turn_cpu_max_us) R.turn_cpu_max_us = cpu;
   R.turn_hist[bucket(cpu)]++;
   R.turn_cpu_us += cpu;
   if (R.turns++ % 2 == 0) {
-    c0 = cpu_now_us();
+    int64_t c0 = cpu_now_us();
     yardstick();
     cpu = cpu_now_us() - c0;
     R.yard_hist[bucket(cpu)]++;

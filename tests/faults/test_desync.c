@@ -23,7 +23,6 @@
  * child, back in rcache_async_process, must not read or write the parent's loop connection
  * (the parent would then take the child's replies for its own).
  */
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "await.h"
 #include "helper_proxy.h"
 #include "rcache/rcache.h"
 #include "test.h"
@@ -66,12 +66,8 @@ static rcache_status get_async(const char *key, rcache_value *v) {
   got g = {0};
   rcache_status s = rcache_get_async(c, key, on_got, &g);
   if (s != RCACHE_OK) return s;
-  for (int i = 0; i < 1000 && !g.calls; i++) {
-    int64_t t = rcache_async_timeout_ms(c);
-    struct pollfd p = {.fd = rcache_async_fd(c), .events = POLLIN};
-    (void)poll(&p, 1, t < 0 || t > 10 ? 10 : (int)t);
-    rcache_async_process(c);
-  }
+  for (int i = 0; i < 1000 && !g.calls; i++)
+    await_async_turn(c, 10, NULL);
   CHECK_MSG(g.calls == 1, "get_async %s: %d callbacks", key, g.calls);
   *v = g.v;
   return g.calls ? g.s : RCACHE_EUNAVAILABLE;
@@ -125,12 +121,8 @@ static void lost_incr(void) {
   proxy_set_mode(px, PROXY_HALF, 0);
   got g = {0};
   CHECK_EQ(rcache_incr_async(c, "ds:n", 1, on_int, &g), RCACHE_OK);
-  for (int i = 0; i < 1000 && !g.calls; i++) {
-    int64_t t = rcache_async_timeout_ms(c);
-    struct pollfd p = {.fd = rcache_async_fd(c), .events = POLLIN};
-    (void)poll(&p, 1, t < 0 || t > 10 ? 10 : (int)t);
-    rcache_async_process(c);
-  }
+  for (int i = 0; i < 1000 && !g.calls; i++)
+    await_async_turn(c, 10, NULL);
   proxy_set_mode(px, PROXY_PASS, 0);
   CHECK_MSG(g.calls == 1, "%s: %d callbacks", what, g.calls);
   CHECK_MSG(g.s == RCACHE_EUNAVAILABLE, "%s: %s", what, rcache_strerror(g.s));
@@ -274,8 +266,7 @@ static void fk_run(int loops, const char *key) {
       fk_pending++;
       CHECK_EQ(rcache_get_async(c, key, fk_got, (void *)key), RCACHE_OK);
     }
-    struct pollfd p = {.fd = rcache_async_fd(c), .events = POLLIN};
-    (void)poll(&p, 1, 2);
+    await_async_wait(c, 2);
     sleep_ms(1); /* replies pile up: the forking callback has more after it */
     rcache_async_process(c);
     if (fk_child == 0) _exit(0); /* the child: back from rcache_async_process, done */

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "await.h"
 #include "rcache/json.h"
 #include "rcache/rcache.h"
 #include "support/redis_proc.h"
@@ -55,16 +56,11 @@ static int64_t longest_us; /* the longest rcache_async_process() call seen */
 /* Runs the loop until *done reaches want, or (a bound so a bug cannot hang the test) limit_ms
  * passed. Returns true when it got there. */
 static bool pump(rcache *c, const atomic_int *done, int want, int limit_ms) {
-  int fd = rcache_async_fd(c);
   int64_t end = now_us() + (int64_t)limit_ms * 1000;
   while (atomic_load(done) < want && now_us() < end) {
-    int64_t t = rcache_async_timeout_ms(c);
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    (void)poll(&p, 1, t < 0 || t > 100 ? 100 : (int)t);
-    int64_t t0 = now_us();
-    rcache_async_process(c);
-    int64_t took = now_us() - t0;
-    if (took > longest_us) longest_us = took;
+    await_turn_times m;
+    await_async_turn(c, 100, &m);
+    if (m.took_ns / 1000 > longest_us) longest_us = m.took_ns / 1000;
   }
   return atomic_load(done) >= want;
 }
@@ -228,11 +224,8 @@ static void test_basics(const char *url) {
   CHECK_EQ(rcache_async_timeout_ms(NULL), -1);
   /* a NULL callback: the write happens, the result is dropped */
   CHECK_EQ(rcache_set_async(c, "a:nocb", "x", 1, 60, NULL, NULL), RCACHE_OK);
-  for (int i = 0; i < 1000 && rcache_async_timeout_ms(c) != -1; i++) { /* until it is done */
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    (void)poll(&p, 1, 10);
-    rcache_async_process(c);
-  }
+  for (int64_t end = now_us() + 10000000; rcache_async_timeout_ms(c) != -1 && now_us() < end;)
+    await_async_turn(c, 10, NULL); /* until it is done */
   CHECK_EQ(rcache_async_timeout_ms(c), -1);
   rec g = {.done = &done};
   int before = atomic_load(&done);
@@ -278,11 +271,8 @@ static void loader(void *ud, const char *key, rcache_load *ld) {
 /* Runs the loop until a loader has been called and left its load in *ld (10 s at most). */
 static void wait_load(rcache *c, rcache_load *const *ld) {
   int64_t end = now_us() + 10000000;
-  while (!*ld && now_us() < end) {
-    struct pollfd p = {.fd = rcache_async_fd(c), .events = POLLIN};
-    (void)poll(&p, 1, 100);
-    rcache_async_process(c);
-  }
+  while (!*ld && now_us() < end)
+    await_async_turn(c, 100, NULL);
 }
 
 static void test_get_or_set(const char *url) {

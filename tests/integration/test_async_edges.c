@@ -12,7 +12,6 @@
  *     before the clear made the handle stamp the next write with it: read as a miss).
  */
 #include <malloc.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "await.h"
 #include "rcache/rcache.h"
 #include "test.h"
 
@@ -45,14 +45,9 @@ static rcache *open_url(const char *url, int threads, int cto, int mto) {
 }
 
 static bool pump(rcache *c, const atomic_int *done, int want, int limit_ms) {
-  int fd = rcache_async_fd(c);
   int64_t end = now_us() + (int64_t)limit_ms * 1000;
-  while (atomic_load(done) < want && now_us() < end) {
-    int64_t t = rcache_async_timeout_ms(c);
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    (void)poll(&p, 1, t < 0 || t > 50 ? 50 : (int)t);
-    rcache_async_process(c);
-  }
+  while (atomic_load(done) < want && now_us() < end)
+    await_async_turn(c, 50, NULL);
   return atomic_load(done) >= want;
 }
 

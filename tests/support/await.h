@@ -5,11 +5,13 @@
  * near cache serves only once its listener (one per master on a cluster) is subscribed; on
  * a loaded machine either can take a while. Each wait polls with a generous bound
  * (AWAIT_MS unless told) and says whether the state came, so the caller fails with a
- * message instead of hanging or deciding on a guess. Header-only, public API only.
+ * message instead of hanging or deciding on a guess. And one turn of a loop on the
+ * non-blocking API, the one every async test runs. Header-only, public API only.
  */
 #ifndef RCACHE_TEST_AWAIT_H
 #define RCACHE_TEST_AWAIT_H
 
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -55,6 +57,45 @@ static inline bool await_near(rcache *c, const char *key, int bound_ms) {
     if (s == RCACHE_OK && after.near_hits > before.near_hits) return true;
   }
   return false;
+}
+
+/* ---- a loop on the non-blocking API (docs/async.md) ---------------------------------------- */
+
+/* Waits, as an application's event loop does, until rcache_async_fd(c) is readable or
+ * rcache_async_timeout_ms(c) has passed, but for cap_ms at most (a caller checks its condition
+ * between turns, and may stop). */
+static inline void await_async_wait(rcache *c, int cap_ms) {
+  int64_t t = rcache_async_timeout_ms(c);
+  struct pollfd p = {.fd = rcache_async_fd(c), .events = POLLIN};
+  (void)poll(&p, 1, t < 0 || t > cap_ms ? cap_ms : (int)t);
+}
+
+/* The rcache_async_process() call of a turn, timed: when it started and how long it took, on
+ * the monotonic clock and in the calling thread's CPU time (which leaves out the waits for a
+ * core), in ns. */
+typedef struct await_turn_times {
+  int64_t start_ns, took_ns;
+  int64_t cpu_start_ns, cpu_took_ns;
+} await_turn_times;
+
+static inline int64_t await_clock_ns(clockid_t id) {
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* One turn of the loop: await_async_wait(c, cap_ms), then rcache_async_process(c) once, timed
+ * into *m when m is not NULL. Returns what rcache_async_process returned (the callbacks and
+ * loaders it ran). */
+static inline int await_async_turn(rcache *c, int cap_ms, await_turn_times *m) {
+  await_async_wait(c, cap_ms);
+  if (!m) return rcache_async_process(c);
+  m->start_ns = await_clock_ns(CLOCK_MONOTONIC);
+  m->cpu_start_ns = await_clock_ns(CLOCK_THREAD_CPUTIME_ID);
+  int n = rcache_async_process(c);
+  m->took_ns = await_clock_ns(CLOCK_MONOTONIC) - m->start_ns;
+  m->cpu_took_ns = await_clock_ns(CLOCK_THREAD_CPUTIME_ID) - m->cpu_start_ns;
+  return n;
 }
 
 #endif
