@@ -642,7 +642,9 @@ static void *worker(void *arg) {
  * may have been applied: it completes as unavailable, as the blocking call does. A GET whose
  * value the namespace's clear version (tags.h, read by a GET of the clear key buffered before
  * it, which the GETs buffered together share) does not settle — a tagged value, one stale
- * against the clear key —, and a MOVED / ASK, are run again there too.
+ * against the clear key —, and a MOVED / ASK / READONLY reply (blocking_error), are run again
+ * there too; every other error reply is mapped as the blocking call maps it
+ * (rcache__reply_status).
  */
 /* requests written and not answered yet, at most: less than any socket takes without a wait
  * (the rest waits in the buffer for replies to come) */
@@ -994,6 +996,18 @@ static void loop_close(rcache *c, rcache__async *a, rcache_status why) {
   if (wake) wake_loop(a);
 }
 
+/* An error reply that the blocking call does more with than map it (rcache__reply_status, as
+ * the wires' finish functions do), so that the loop runs the operation again on a worker: a
+ * MOVED / ASK (a cluster node behind a one-host URL), which it follows; a READONLY, which on a
+ * Sentinel handle says the master was demoted: it looks the master up again and answers
+ * unavailable (the finish functions said RCACHE_ESERVER). The command did not run: running it
+ * again is safe, even an INCRBY or an UNLINK. */
+static bool blocking_error(const redisReply *r) {
+  return r->type == REDIS_REPLY_ERROR && r->str &&
+         (strncmp(r->str, "MOVED ", 6) == 0 || strncmp(r->str, "ASK ", 4) == 0 ||
+          strncmp(r->str, "READONLY", 8) == 0);
+}
+
 /* One reply read on the loop connection: the oldest request's. False when the connection is
  * out of step: nothing was asked (no request written whole and unanswered: one still in the
  * buffer cannot have been answered), or a reply its request cannot get. *ran: a callback ran. */
@@ -1028,11 +1042,9 @@ static bool loop_reply(rcache *c, rcache__async *a, redisReply *r, bool *ran) {
   op->wnext = NULL;
   a->wbytes -= op->wlen;
   bool wake = false, last = false, live = op->state != EXPIRED;
-  /* a tagged or escaped value, which the blocking call unwraps; a MOVED / ASK (a cluster node
-   * behind a one-host URL), which it follows */
-  bool again = live && ((op->k->wire == &W_get && get_again(a, op, r)) ||
-                        (r->type == REDIS_REPLY_ERROR && r->str &&
-                         (strncmp(r->str, "MOVED ", 6) == 0 || strncmp(r->str, "ASK ", 4) == 0)));
+  /* a tagged or escaped value, which the blocking call unwraps; an error it does more with
+   * than map it (blocking_error) */
+  bool again = live && ((op->k->wire == &W_get && get_again(a, op, r)) || blocking_error(r));
   if (!live)
     last = --op->refs == 0; /* a tombstone: its reply is dropped */
   else if (again)

@@ -9,7 +9,11 @@
  *  3. the same when the operation's deadline passes while its worker decodes;
  *  4. rcache_clear, then rcache_set_async, then a read: the value set after the clear reads
  *     back although a loop GET sent before the clear was read after it (its version from
- *     before the clear made the handle stamp the next write with it: read as a miss).
+ *     before the clear made the handle stamp the next write with it: read as a miss);
+ *  5. error replies to the loop's own GET, SET, UNLINK and INCRBY (WRONGTYPE, "not an integer",
+ *     NOPERM, OOM, READONLY) answer as the blocking calls do: READONLY from a Sentinel
+ *     handle's demoted master is RCACHE_EUNAVAILABLE (the blocking call looks the master up
+ *     again; the loop said RCACHE_ESERVER).
  */
 #include <malloc.h>
 #include <pthread.h>
@@ -21,6 +25,7 @@
 
 #include "await.h"
 #include "rcache/rcache.h"
+#include "support/redis_proc.h"
 #include "test.h"
 
 static char ns[64];
@@ -236,6 +241,144 @@ static void test_clear_then_set(const char *url) {
   rcache_close(c);
 }
 
+/* 5. error replies on the loop connection */
+static atomic_int n_err;
+static void on_err_status(void *ud, rcache_status s) {
+  *(rcache_status *)ud = s;
+  atomic_fetch_add(&n_err, 1);
+}
+static void on_err_value(void *ud, rcache_status s, rcache_value v) {
+  rcache_value_free(&v);
+  on_err_status(ud, s);
+}
+static void on_err_int(void *ud, rcache_status s, int64_t v) {
+  (void)v;
+  on_err_status(ud, s);
+}
+
+#define ANY ((rcache_status)100) /* any status, as long as both paths give the same */
+
+/* A handle on url whose loop connection is up: GETs until the loop drives them (the first
+ * ones go to workers, one of which opens it). No breaker: every call goes to the server. */
+static rcache *open_warm(const char *url) {
+  rcache_options o;
+  rcache_options_init(&o);
+  o.key_prefix = ns;
+  o.breaker_failures = 1000000;
+  o.breaker_failure_rate = 0;
+  rcache *c = NULL;
+  rcache_status s = rcache_open(&c, url, &o);
+  CHECK_MSG(s == RCACHE_OK, "open %s: %s %s", url, rcache_strerror(s), rcache_errmsg(NULL));
+  for (int round = 0; c && round < 5; round++) {
+    atomic_store(&n_done, 0);
+    for (int i = 0; i < 4; i++)
+      CHECK(rcache_get_async(c, "e:warm", on_get_free, NULL) == RCACHE_OK);
+    CHECK(pump(c, &n_done, 4, 10000));
+    usleep(20000);
+  }
+  return c;
+}
+
+/* A get, set, delete and incr of keys[0..3], started together (the loop pipelines them on its
+ * connection), then the same four blocking calls: each answer through the loop is the blocking
+ * call's, and want's (ANY: whatever the blocking call says). */
+static void same_as_blocking(rcache *c, const char *what, const char *const keys[4],
+                             const rcache_status want[4]) {
+  static const char *const ops[4] = {"get", "set", "delete", "incr"};
+  rcache_status as[4] = {RCACHE_OK, RCACHE_OK, RCACHE_OK, RCACHE_OK}, bs[4];
+  atomic_store(&n_err, 0);
+  CHECK(rcache_get_async(c, keys[0], on_err_value, &as[0]) == RCACHE_OK);
+  CHECK(rcache_set_async(c, keys[1], "v", 1, 60, on_err_status, &as[1]) == RCACHE_OK);
+  CHECK(rcache_delete_async(c, keys[2], on_err_status, &as[2]) == RCACHE_OK);
+  CHECK(rcache_incr_async(c, keys[3], 1, on_err_int, &as[3]) == RCACHE_OK);
+  CHECK_MSG(pump(c, &n_err, 4, 10000), "%s: %d callbacks of 4", what, atomic_load(&n_err));
+  rcache_value v = {0};
+  int64_t n = 0;
+  bs[0] = rcache_get(c, keys[0], &v);
+  rcache_value_free(&v);
+  bs[1] = rcache_set(c, keys[1], "v", 1, 60);
+  bs[2] = rcache_delete(c, keys[2]);
+  bs[3] = rcache_incr(c, keys[3], 1, &n);
+  for (int i = 0; i < 4; i++)
+    CHECK_MSG(as[i] == bs[i] && (want[i] == ANY || as[i] == want[i]),
+              "%s: %s through the loop %s, blocking %s, want %s", what, ops[i],
+              rcache_strerror(as[i]), rcache_strerror(bs[i]),
+              want[i] == ANY ? "the same" : rcache_strerror(want[i]));
+}
+
+/* The replies on a private server m (the key names are under ns): WRONGTYPE and "not an
+ * integer", NOPERM (an ACL user without the four commands), OOM (maxmemory 1 B). */
+static void errors_standalone(rp_server *m) {
+  char url[128], k[2][96];
+  rp_url(m, url, sizeof url, NULL);
+  rcache *c = open_warm(url);
+  if (!c) return;
+  snprintf(k[0], sizeof k[0], "%se:list", ns);
+  snprintf(k[1], sizeof k[1], "%se:text", ns);
+  CHECK(rp_do(m, "RPUSH %s x", k[0]));
+  CHECK(rp_do(m, "SET %s abc", k[1]));
+  same_as_blocking(c, "WRONGTYPE / not an integer",
+                   (const char *const[4]){"e:list", "e:s", "e:absent", "e:text"},
+                   (const rcache_status[4]){RCACHE_ETYPE, RCACHE_OK, RCACHE_MISS, RCACHE_ETYPE});
+  CHECK(rp_do(m, "CONFIG SET maxmemory 1"));
+  same_as_blocking(
+      c, "OOM", (const char *const[4]){"e:absent", "e:s", "e:absent", "e:n"},
+      (const rcache_status[4]){RCACHE_MISS, RCACHE_ESERVER, RCACHE_MISS, RCACHE_ESERVER});
+  CHECK(rp_do(m, "CONFIG SET maxmemory 0"));
+  rcache_close(c);
+  CHECK(rp_do(m, "ACL SETUSER edge on >edge-pw ~* &* +@all -get -set -unlink -incrby"));
+  snprintf(url, sizeof url, "redis://edge:edge-pw@127.0.0.1:%d", m->port);
+  c = open_warm(url);
+  if (!c) return;
+  same_as_blocking(
+      c, "NOPERM", (const char *const[4]){"e:s", "e:s", "e:s", "e:n"},
+      (const rcache_status[4]){RCACHE_EAUTH, RCACHE_EAUTH, RCACHE_EAUTH, RCACHE_EAUTH});
+  rcache_close(c);
+}
+
+/* READONLY: m made a replica (of a port nobody listens on) under a Sentinel handle and a
+ * one-server handle, before the sentinel has seen it. The Sentinel handle's blocking calls look
+ * the master up again and say unavailable; the one-server handle's say ESERVER. */
+static void errors_readonly(rp_server *m, rp_server *sen) {
+  char url[128];
+  snprintf(url, sizeof url, "redis+sentinel://127.0.0.1:%d/edge", sen->port);
+  rcache *cs = open_warm(url);
+  rp_url(m, url, sizeof url, NULL);
+  rcache *c1 = open_warm(url);
+  CHECK(rp_do(m, "REPLICAOF 127.0.0.1 %d", rp_free_port()));
+  if (cs)
+    same_as_blocking(cs, "READONLY (Sentinel)",
+                     (const char *const[4]){"e:absent", "e:s", "e:s", "e:n"},
+                     (const rcache_status[4]){ANY, RCACHE_EUNAVAILABLE, RCACHE_EUNAVAILABLE,
+                                              RCACHE_EUNAVAILABLE});
+  if (c1)
+    same_as_blocking(
+        c1, "READONLY (one server)", (const char *const[4]){"e:absent", "e:s", "e:s", "e:n"},
+        (const rcache_status[4]){RCACHE_MISS, RCACHE_ESERVER, RCACHE_ESERVER, RCACHE_ESERVER});
+  CHECK(rp_do(m, "REPLICAOF NO ONE"));
+  if (cs) rcache_close(cs);
+  if (c1) rcache_close(c1);
+}
+
+static void test_error_replies(void) {
+  rp_server m, sen;
+  if (rp_start(&m, &(rp_opts){.tag = "edge-master"}) != 0) {
+    CHECK_MSG(0, "could not start a redis-server");
+    return;
+  }
+  char conf[128];
+  snprintf(conf, sizeof conf, "sentinel monitor edge 127.0.0.1 %d 1\n", m.port);
+  if (rp_start(&sen, &(rp_opts){.tag = "edge-sentinel", .sentinel = true, .conf = conf}) != 0) {
+    CHECK_MSG(0, "could not start a sentinel");
+    rp_destroy(&m);
+    return;
+  }
+  errors_standalone(&m);
+  errors_readonly(&m, &sen);
+  rp_destroy(&sen);
+  rp_destroy(&m);
+}
+
 int main(void) {
   snprintf(ns, sizeof ns, "asyncedge:%d:", (int)getpid());
   const char *url = test_env_url("RCACHE_TEST_URL_TCP");
@@ -244,5 +387,6 @@ int main(void) {
   test_obj_close(url);
   test_obj_deadline(url);
   test_clear_then_set(url);
+  test_error_replies();
   return test_report("integration_test_async_edges");
 }
