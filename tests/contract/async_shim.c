@@ -9,11 +9,11 @@
  * blocking call says about the same arguments.
  */
 #define CT_NO_SHIM
-#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "await.h"
 #include "contract.h"
 
 #define RING 64             /* calls whose callbacks are watched for a second run */
@@ -101,14 +101,9 @@ static rcache_status blocking(rcache *c, rcache_status s) {
 
 /* Runs the loop until r's callback has run. */
 static rcache_status finish(rcache *c, rec *r) {
-  int fd = rcache_async_fd(c);
   int64_t end = ct_now_ms() + LOOP_LIMIT_MS;
-  while (r->calls == 0 && ct_now_ms() < end) {
-    int64_t t = rcache_async_timeout_ms(c);
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    (void)poll(&p, 1, t < 0 || t > 1000 ? 1000 : (int)t);
-    rcache_async_process(c);
-  }
+  while (r->calls == 0 && ct_now_ms() < end)
+    await_async_turn(c, 1000, NULL);
   CHECK_MSG(r->calls > 0, "no callback within %d ms", LOOP_LIMIT_MS);
   r->o1 = r->o2 = NULL; /* a second callback writes nowhere (and is caught by check_rec) */
   last_c = c;

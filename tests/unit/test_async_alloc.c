@@ -7,8 +7,8 @@
  * status it gets without failures. Nothing leaks (LeakSanitizer, in the ASan build).
  */
 #include <jansson.h>
-#include <poll.h>
 
+#include "await.h"
 #include "internal.h"
 #include "rcache/json.h"
 #include "rcache/rcache.h"
@@ -102,12 +102,8 @@ int main(void) {
     int owed = 0;
     for (int i = 0; i < OPS; i++)
       owed += started[i];
-    int fd = rcache_async_fd(c);
-    for (int k = 0; k < 10000 && done < owed; k++) {
-      struct pollfd p = {.fd = fd, .events = POLLIN};
-      (void)poll(&p, 1, 10);
-      rcache_async_process(c);
-    }
+    for (int k = 0; k < 10000 && done < owed; k++)
+      await_async_turn(c, 10, NULL);
     rcache_async_process(c);
     for (int i = 0; i < OPS; i++) {
       CHECK_EQ(r[i].calls, started[i] ? 1 : 0);
