@@ -155,6 +155,12 @@ uint64_t rcache__in_flight_now(rcache *c) {
   return n > 0 ? (uint64_t)n : 0; /* read stripe by stripe: a leave may be seen before its enter */
 }
 
+void rcache__obs_after_fork(rcache *c) {
+  for (int i = 0; i < RCACHE__STRIPES; i++)
+    atomic_store_explicit(&c->obs.in_flight[i].n, 0, memory_order_relaxed);
+  atomic_store_explicit(&c->obs.loads_in_progress, 0, memory_order_relaxed);
+}
+
 void rcache__observe(rcache *c, rcache_op op, const char *key, rcache_status s, int64_t t0_us,
                      size_t bytes) {
   rcache__observe_us(c, op, key, s, rcache__since(t0_us), bytes);

@@ -72,6 +72,9 @@ uint8_t rcache__obs_group(struct rcache *c, const char *key);
  * from the point it can wait (past its argument checks; a read past the near cache) until it
  * returns. */
 void rcache__in_flight(struct rcache *c, int d);
+/* In a forked child: the calls and loads that parent threads had in progress are not here
+ * and never end, so the gauges counting them start again from zero. */
+void rcache__obs_after_fork(struct rcache *c);
 /* Calls in the handle now (the stripes' sum, never below 0). */
 uint64_t rcache__in_flight_now(struct rcache *c);
 /* Microseconds since t0_us (rcache__now_us()), 0 if the clock went back. */

@@ -527,6 +527,7 @@ static void after_fork(rcache *c) {
   if (c->b->ops->after_fork) c->b->ops->after_fork(c->b);
   rcache__backend *succ = atomic_load(&c->ctx.successor);
   if (succ && succ->ops->after_fork) succ->ops->after_fork(succ);
+  rcache__obs_after_fork(c);
   rcache__publish_after_fork(c);
   rcache__log(&c->ctx, RCACHE_LOG_INFO,
               "fork: process %ld inherited the handle; the parent's connections were dropped "

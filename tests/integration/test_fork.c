@@ -11,11 +11,14 @@
  *     recovers within
  *     reconnect_max_ms + 1 s of the server coming back;
  *  c) a child's near cache sees another client's write within 1 s;
- *  d) with publish_stats_s, a child publishes its own figures under its own pid.
+ *  d) with publish_stats_s, a child publishes its own figures under its own pid;
+ *  e) the gauges of calls in progress (calls_in_flight, loads_in_progress) start from zero
+ *     in a child: a parent thread's call caught by the fork never ends there.
  * Children are bounded (alarm, bounded loops) and always reaped; they leave by _exit (the
  * private servers' atexit handler belongs to the parent).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -323,6 +326,63 @@ static void publish_child(const char *url) {
   rcache_close(c);
 }
 
+/* e) A parent thread inside a get_or_set loader at the fork: in the child that call does not
+ * exist, so neither gauge may count it (they would for ever: nobody ends it there). */
+static int gauge_pipe[2], release_pipe[2];
+
+static rcache_status blocking_loader(void *ud, rcache_value *out) {
+  char b;
+  if (write(gauge_pipe[1], "l", 1) != 1 || read(release_pipe[0], &b, 1) != 1) return RCACHE_ELOADER;
+  out->data = strdup("v");
+  out->len = 1;
+  return out->data ? RCACHE_OK : RCACHE_ELOADER;
+}
+
+static void *gauge_caller(void *arg) {
+  rcache_value v = {0};
+  rcache_get_or_set(arg, "fork:gauge", 60, blocking_loader, NULL, &v);
+  rcache_value_free(&v);
+  return NULL;
+}
+
+static void gauges_child(void) {
+  rcache *c = NULL;
+  CHECK_EQ(rcache_open(&c, "memory://", NULL), RCACHE_OK);
+  if (!c || pipe(gauge_pipe) != 0 || pipe(release_pipe) != 0) {
+    CHECK_MSG(0, "setup");
+    rcache_close(c);
+    return;
+  }
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, gauge_caller, c) == 0);
+  char b;
+  CHECK(read(gauge_pipe[0], &b, 1) == 1); /* the loader runs */
+  rcache_stats s;
+  rcache_get_stats(c, &s);
+  CHECK_EQ(s.calls_in_flight, 1);
+  CHECK_EQ(s.loads_in_progress, 1);
+  pid_t pid = fork();
+  if (pid == 0) {
+    child_setup();
+    if (rcache_set(c, "fork:gauge:child", "c", 1, 60) != RCACHE_OK) _exit(3);
+    rcache_get_stats(c, &s);
+    fprintf(stderr, "  gauges in the child: calls_in_flight %llu, loads_in_progress %llu\n",
+            (unsigned long long)s.calls_in_flight, (unsigned long long)s.loads_in_progress);
+    _exit(s.calls_in_flight == 0 && s.loads_in_progress == 0 ? 0 : 1);
+  }
+  CHECK_MSG(pid > 0 && reap(pid, 60000) == 0, "the child counts its parent's call in progress");
+  CHECK(write(release_pipe[1], "r", 1) == 1);
+  pthread_join(t, NULL);
+  rcache_get_stats(c, &s);
+  CHECK_EQ(s.calls_in_flight, 0);
+  CHECK_EQ(s.loads_in_progress, 0);
+  for (int i = 0; i < 2; i++) {
+    close(gauge_pipe[i]);
+    close(release_pipe[i]);
+  }
+  rcache_close(c);
+}
+
 int main(void) {
   const char *tcp = test_env_url("RCACHE_TEST_URL_TCP");
   const char *cluster = test_env_url("RCACHE_TEST_URL_CLUSTER");
@@ -338,5 +398,6 @@ int main(void) {
     early_child(sentinel);
   near_child(tcp);
   publish_child(tcp);
+  gauges_child();
   return test_report("test_fork");
 }
