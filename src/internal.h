@@ -194,8 +194,9 @@ typedef struct rcache__sink {
 } rcache__sink;
 void rcache__put(rcache__sink *s, const char *fmt, ...) RCACHE__PRINTF(2, 3);
 /* A label or JSON string value: the caller's text (client names, socket paths), with quotes,
- * backslashes and newlines escaped (Prometheus and JSON agree on \" \\ and \n) and other
- * control characters dropped. */
+ * backslashes and newlines escaped (Prometheus and JSON agree on \" \\ and \n), other
+ * control characters dropped, and each byte that is not part of valid UTF-8 (a binary key's
+ * family) written as U+FFFD: both formats must be UTF-8. */
 void rcache__put_escaped(rcache__sink *s, const char *v);
 size_t rcache__sink_end(rcache__sink *s);
 

@@ -56,7 +56,11 @@ static size_t family_len(const char *key, unsigned n) {
  * every thread scans in the same order and claims the first free slot, and waits for a
  * slot being written, so one name never takes two slots. */
 static rcache__family *family_of(rcache__obs *o, const char *name, size_t len) {
-  if (len >= RCACHE__FAMILY_NAME) len = RCACHE__FAMILY_NAME - 1;
+  if (len >= RCACHE__FAMILY_NAME) { /* cut, but not inside a UTF-8 character */
+    len = RCACHE__FAMILY_NAME - 1;
+    for (size_t k = 0; k < 3 && len > 0 && ((unsigned char)name[len] & 0xc0) == 0x80; k++)
+      len--;
+  }
   for (int i = 0; i < RCACHE_MAX_FAMILIES; i++) {
     rcache__family *f = &o->fam[i];
     int st = atomic_load_explicit(&f->state, memory_order_acquire);

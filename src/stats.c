@@ -90,15 +90,36 @@ void rcache__put(rcache__sink *s, const char *fmt, ...) {
   if (n > 0) s->len += (size_t)n;
 }
 
+/* Length of the valid, shortest-form UTF-8 sequence at v (v[0] >= 0x80), 0 when there is
+ * none. v is NUL-terminated: a NUL ends a sequence early, as any other byte would. */
+static size_t utf8_len(const unsigned char *v) {
+  size_t n = v[0] < 0xc2 ? 0 : v[0] < 0xe0 ? 2 : v[0] < 0xf0 ? 3 : v[0] < 0xf5 ? 4 : 0;
+  unsigned char lo = 0x80, hi = 0xbf; /* the second byte: no overlong form, no surrogate */
+  if (v[0] == 0xe0) lo = 0xa0;
+  if (v[0] == 0xed) hi = 0x9f;
+  if (v[0] == 0xf0) lo = 0x90;
+  if (v[0] == 0xf4) hi = 0x8f;
+  if (n == 0 || v[1] < lo || v[1] > hi) return 0;
+  for (size_t i = 2; i < n; i++)
+    if ((v[i] & 0xc0) != 0x80) return 0;
+  return n;
+}
+
 void rcache__put_escaped(rcache__sink *s, const char *v) {
-  for (; *v; v++) {
+  while (*v) {
     unsigned char ch = (unsigned char)*v;
+    size_t n = ch >= 0x80 ? utf8_len((const unsigned char *)v) : 1;
     if (ch == '"' || ch == '\\')
       rcache__put(s, "\\%c", ch);
     else if (ch == '\n')
       rcache__put(s, "\\n");
+    else if (n > 1)
+      rcache__put(s, "%.*s", (int)n, v);
+    else if (ch >= 0x80) /* not UTF-8 (a binary key's family): U+FFFD, which both formats take */
+      rcache__put(s, "\xef\xbf\xbd");
     else if (ch >= 0x20)
       rcache__put(s, "%c", ch);
+    v += n ? n : 1;
   }
 }
 

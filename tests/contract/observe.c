@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "contract.h"
 
 static bool known_mode(const char *m) {
@@ -398,6 +400,39 @@ CONTRACT_TEST(prometheus_histograms_are_well_formed) {
   char small[8];
   CHECK_EQ(rcache_metrics_json(c, small, sizeof small), need);
   CHECK(strlen(small) < sizeof small);
+  free(buf);
+}
+
+/* The JSON rendering is JSON whatever the keys: key families are bytes (cut to 63 of
+ * them), and a document that does not parse would make `rcache stats --clients` and `watch`
+ * fail for every process of the namespace. A family longer than the cut, of two-byte
+ * characters, must not end in half a character; one that is not UTF-8, or holds control
+ * bytes, must come out as valid JSON too. */
+CONTRACT_TEST(metrics_json_parses_whatever_the_keys) {
+  rcache_options o;
+  rcache_options_init(&o);
+  o.key_family_segments = 1;
+  rcache *c = ct_open(e, &o);
+  if (!c) return;
+  char longkey[160] = "";
+  for (int i = 0; i < 40; i++)
+    strcat(longkey, "\xc3\xa9"); /* é: 80 bytes, 40 characters */
+  strcat(longkey, ":1");
+  const char *keys[] = {longkey, "\xff\xfe:1", "t\tab\x01:1"};
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    rcache_value v;
+    CHECK_EQ(rcache_get(c, keys[i], &v), RCACHE_MISS);
+  }
+  size_t need = rcache_metrics_json(c, NULL, 0);
+  char *buf = malloc(need + 1);
+  if (!buf) return;
+  CHECK_EQ(rcache_metrics_json(c, buf, need + 1), need);
+  json_error_t err;
+  json_t *doc = json_loadb(buf, need, 0, &err);
+  CHECK_MSG(doc != NULL, "rcache_metrics_json is not JSON: %s at %d", err.text, err.position);
+  json_t *fams = json_object_get(doc, "families");
+  CHECK_EQ(json_object_size(fams), 4); /* the three, and "other" */
+  json_decref(doc);
   free(buf);
 }
 
