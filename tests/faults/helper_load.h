@@ -32,8 +32,9 @@
 
 /* The machine is shared (2 cores, other builds): a process can be descheduled for longer
  * than the slack. A canary thread sleeping 2 ms at a time records every stretch of more
- * than LOAD_STALL_MS during which it could not run. At load_stop(), a call over its
- * deadline is excused only when, without the stalls that overlapped it, it was within the
+ * than LOAD_STALL_MS during which it could not run; each call also reads how long its own
+ * thread waited for a CPU while runnable (schedstat). At load_stop(), a call over its
+ * deadline is excused only when, without the larger of the two, it was within the
  * deadline; excused overruns are printed, never hidden. */
 #define LOAD_STALL_MS 20
 
@@ -63,8 +64,9 @@ typedef struct load_counts {
   uint64_t calls[OP_N];
   uint64_t by_status[OP_N][LOAD_STATUS_SLOTS];
   uint64_t over_deadline;   /* calls longer than their deadline (final count: see below) */
-  uint64_t overrun_excused; /* of which the process itself was not running long enough to
-                               explain the overrun (load_stop only; see LOAD_STALL_MS) */
+  uint64_t overrun_excused; /* of which the process or the calling thread was not running
+                               long enough to explain the overrun (load_stop only; see
+                               LOAD_STALL_MS) */
   uint64_t bad_status;      /* statuses outside the allowed set */
   uint64_t bad_value;       /* values that do not belong to their key */
   uint64_t remote_ok;       /* calls that used the cache: get OK/MISS, set OK, incr OK */
