@@ -100,15 +100,24 @@ int cmd_set(cli *g, int argc, char **argv) {
 }
 
 int cmd_del(cli *g, int argc, char **argv) {
-  PARSE(NULL, 0, 1, 64);
+  char **pos = malloc((size_t)argc * sizeof *pos); /* as many keys as arguments */
+  if (!pos) return cli_fail(g, "del", RCACHE_ENOMEM);
+  int npos, rc = cli_parse(g, argc, argv, NULL, 0, pos, &npos, 1, argc);
+  if (rc) { /* a usage error, or --help */
+    free(pos);
+    return rc < 0 ? CLI_USAGE : CLI_OK;
+  }
+  rc = cli_open(g);
   int deleted = 0;
-  for (int i = 0; i < npos; i++) {
+  for (int i = 0; !rc && i < npos; i++) {
     rcache_status s = rcache_delete(g->c, pos[i]);
     if (s == RCACHE_OK)
       deleted++;
     else if (s != RCACHE_MISS)
-      return cli_fail(g, pos[i], s);
+      rc = cli_fail(g, pos[i], s);
   }
+  free(pos);
+  if (rc) return rc;
   printf("%d\n", deleted);
   return deleted ? CLI_OK : CLI_MISS;
 }

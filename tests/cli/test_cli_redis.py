@@ -71,6 +71,12 @@ t.check(rc == 0 and out == b"2\n", "del of 3 keys (2 present) prints 2", out)
 t.eq(rc_("EXISTS", "d1", "d2"), "0", "del removed them")
 rc, out, _ = cli("del", "d1")
 t.check(rc == 1 and out == b"0\n", "del of an absent key: 0, exit 1", out)
+many = ["dm:%d" % i for i in range(200)]  # more keys than any fixed table holds
+for k in many[:150]:
+    rc_("SET", k, "1")
+rc, out, err = cli("del", *many)
+t.check(rc == 0 and out == b"150\n", "del of 200 keys (150 present) prints 150", (out, err))
+t.eq(rc_("EXISTS", *many), "0", "del removed all of them")
 
 # counters
 rc, out, _ = cli("incr", "n", "--by", "5")
