@@ -37,6 +37,14 @@ typedef struct loader {
 static rcache_status load_and_store(rcache *c, const rcache__key *k, int64_t ttl_ms,
                                     const loader *L, rcache_value *out, bool store) {
   rcache_value v = {NULL, 0};
+  /* The clear key's version before the load (framed values carry their own, tags.c): a
+   * rcache_clear while it runs leaves what it stores already stale. Unknown (unreachable):
+   * the value is returned, not stored. */
+  int64_t clear = 0;
+  rcache_status cs = store && !L->framed ? rcache__tags_clear_now(c, &clear) : RCACHE_OK;
+  if (cs == RCACHE_ENOMEM) return cs; /* as the write after the load would have said */
+  if (cs != RCACHE_OK) (void)rcache__remote(c, cs); /* counted as that write's failure was */
+  store = store && cs == RCACHE_OK;
   COUNT(c, loads);
   int64_t t0 = rcache__now_us();
   atomic_fetch_add_explicit(&c->obs.loads_in_progress, 1, memory_order_relaxed);
@@ -61,7 +69,8 @@ static rcache_status load_and_store(rcache *c, const rcache__key *k, int64_t ttl
   /* When the read just failed to reach the cache (already counted as a fallback), the
    * write would fail too: it is dropped without spending a second deadline on it. */
   int flags = RCACHE__SET_STALE | (L->framed ? RCACHE__SET_FRAME : 0);
-  if (store && rcache__set_full(c, k, v.data, v.len, ttl_ms, flags) == RCACHE_ENOMEM) {
+  if (store && rcache__set_full(c, k, v.data, v.len, ttl_ms, flags, L->framed ? NULL : &clear) ==
+                   RCACHE_ENOMEM) {
     rcache_value_free(&v); /* not cached: the caller hears why (docs/errors.md) */
     return RCACHE_ENOMEM;
   }

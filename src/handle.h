@@ -159,10 +159,11 @@ bool rcache__in_stale_tail(const rcache *c, int64_t pttl);
  * it, a plain value that looks like a frame is stored escaped (tags.h). */
 #define RCACHE__SET_FRAME 0x200
 /* Writes through the backend (logical ttl_ms; with RCACHE__SET_STALE the stale window is
- * added here; a plain value is stored as rcache__tags_plain says, see RCACHE__SET_FRAME).
- * Of the flags, only RCACHE__SET_NX reaches the backend. */
+ * added here; a plain value is stored as rcache__tags_plain says, stamped with *clear when
+ * clear is not NULL, see RCACHE__SET_FRAME). Of the flags, only RCACHE__SET_NX reaches the
+ * backend. */
 rcache_status rcache__set_full(rcache *c, const rcache__key *k, const void *data, size_t len,
-                               int64_t ttl_ms, int flags);
+                               int64_t ttl_ms, int flags, const int64_t *clear);
 /* rcache_get_or_set for rcache_get_or_set_tagged (getorset.c): the loader's values are frames
  * (tags.c), stored as they are; callers get their payloads; reads declare decl's tags. */
 rcache_status rcache__get_or_set_framed(rcache *c, const char *key, int64_t ttl_s,

@@ -687,7 +687,7 @@ rcache_status rcache_get(rcache *c, const char *key, rcache_value *out) {
 }
 
 rcache_status rcache__set_full(rcache *c, const rcache__key *k, const void *data, size_t len,
-                               int64_t ttl_ms, int flags) {
+                               int64_t ttl_ms, int flags, const int64_t *clear) {
   if (len > c->ctx.opt.max_value_bytes) {
     rcache__errf("value of %zu bytes exceeds max_value_bytes %zu", len, c->ctx.opt.max_value_bytes);
     return RCACHE_ETOOBIG;
@@ -696,7 +696,7 @@ rcache_status rcache__set_full(rcache *c, const rcache__key *k, const void *data
   bool frame = flags & RCACHE__SET_FRAME;
   rcache_value st = {(char *)data, len}; /* what is stored: escaped or framed (tags.h) */
   if (!frame) {
-    rcache_status s = rcache__tags_plain(c, data, len, &st);
+    rcache_status s = rcache__tags_plain(c, data, len, clear, &st);
     if (s != RCACHE_OK) return rcache__remote(c, s);
   }
   rcache__tags_note(c, k->p, k->len, frame);
@@ -722,7 +722,7 @@ rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t le
     rcache__errf("invalid argument: ttl_s %lld out of range", (long long)ttl_s);
     s = RCACHE_EINVAL;
   } else {
-    s = rcache__set_full(c, &k, data, len, ttl_ms, 0);
+    s = rcache__set_full(c, &k, data, len, ttl_ms, 0, NULL);
   }
   rcache__key_free(&k);
   rcache__observe(c, RCACHE_OP_SET, key, s, t0, len);
@@ -1068,7 +1068,7 @@ static rcache_status stored_many(rcache *c, const rcache_value *vals, size_t n, 
   if (!(*st = rcache__malloc(n * sizeof **st))) return RCACHE_ENOMEM;
   memcpy(*st, vals, n * sizeof **st);
   for (size_t i = 0; i < n; i++) {
-    rcache_status s = rcache__tags_plain(c, vals[i].data, vals[i].len, &(*st)[i]);
+    rcache_status s = rcache__tags_plain(c, vals[i].data, vals[i].len, NULL, &(*st)[i]);
     if (s != RCACHE_OK) {
       (*st)[i] = vals[i];
       stored_many_free(vals, n, *st);

@@ -949,7 +949,7 @@ rcache_status rcache_set_tagged(rcache *c, const char *key, const void *data, si
   if (s == RCACHE_OK) s = frame_value(tags, tlen, ntags, ver, data, len, &v);
   frame f;
   if (s == RCACHE_OK && frame_parse(v.data, v.len, &f)) memo_put(c, k.p, k.len, &f);
-  if (s == RCACHE_OK) s = rcache__set_full(c, &k, v.data, v.len, ttl_ms, RCACHE__SET_FRAME);
+  if (s == RCACHE_OK) s = rcache__set_full(c, &k, v.data, v.len, ttl_ms, RCACHE__SET_FRAME, NULL);
   rcache_value_free(&v);
   rcache__key_free(&k);
   rcache__observe(c, RCACHE_OP_SET, key, s, t0, len);
@@ -966,7 +966,7 @@ static bool clear_known(rcache *c, int64_t *v) {
 }
 
 /* The clear key's version, as this handle knows it or read now. */
-static rcache_status clear_now(rcache *c, int64_t *v) {
+rcache_status rcache__tags_clear_now(rcache *c, int64_t *v) {
   return clear_known(c, v) ? RCACHE_OK : clear_read(c, v);
 }
 
@@ -975,11 +975,12 @@ bool rcache__tags_plain_as_is(rcache *c, const void *d, size_t len) {
   return is_integer(d, len) || (clear_known(c, &clear) && clear == 0 && !needs_escape(d, len));
 }
 
-rcache_status rcache__tags_plain(rcache *c, const void *d, size_t len, rcache_value *out) {
+rcache_status rcache__tags_plain(rcache *c, const void *d, size_t len, const int64_t *before,
+                                 rcache_value *out) {
   *out = (rcache_value){(char *)d, len};
   if (is_integer(d, len)) return RCACHE_OK; /* a counter, or one to be: INCR takes it */
-  int64_t clear = 0;
-  rcache_status s = clear_now(c, &clear);
+  int64_t clear = before ? *before : 0;
+  rcache_status s = before ? RCACHE_OK : rcache__tags_clear_now(c, &clear);
   if (s != RCACHE_OK) return s;
   if (clear != 0) return frame_value(NULL, NULL, 0, &clear, d, len, out);
   return needs_escape(d, len) ? escape(d, len, out) : RCACHE_OK;

@@ -17,11 +17,17 @@ bool rcache__tags_framed(const char *d, size_t len);
  * integer (as INCR parses it) as it is — a counter, or one to be, which rcache_clear does not
  * cover; any other value framed without tags, stamped with the clear key's version, when the
  * namespace has been cleared (as far as c knows: a version read within the last second, or
- * with a near cache its tracked copy, else read now), so that the next rcache_clear covers
- * it; else escaped when it looks like a frame; else as it is. *out is {d, len} (not to be
- * freed: out->data == d) or a malloc'd copy. RCACHE_OK, RCACHE_ENOMEM, or the failure to read
- * the clear key's version. */
-rcache_status rcache__tags_plain(rcache *c, const void *d, size_t len, rcache_value *out);
+ * with a near cache its tracked copy, else read now; clear, when not NULL, is that version as
+ * rcache__tags_clear_now gave it earlier), so that the next rcache_clear covers it; else
+ * escaped when it looks like a frame; else as it is. *out is {d, len} (not to be freed:
+ * out->data == d) or a malloc'd copy. RCACHE_OK, RCACHE_ENOMEM, or the failure to read the
+ * clear key's version. */
+rcache_status rcache__tags_plain(rcache *c, const void *d, size_t len, const int64_t *clear,
+                                 rcache_value *out);
+/* The clear key's version (0: absent) as rcache__tags_plain would stamp a value with now. A
+ * value loaded after this is stamped with it, so that a clear while it loads leaves it stale
+ * (get_or_set). RCACHE_OK, or the failure to read it. */
+rcache_status rcache__tags_clear_now(rcache *c, int64_t *v);
 /* true when k is read by a plain GET: its handle's ACL user may not read the clear key (it
  * reads the namespace as never cleared), and k has no tags to check, declared or hinted */
 bool rcache__tags_plain_read(rcache *c, const rcache__key *k, const rcache__tagdecl *decl);

@@ -392,6 +392,51 @@ static void test_stale(const char *url) {
   rcache_close(c);
 }
 
+/* ---- rcache_clear racing a load ------------------------------------------------------------- */
+
+typedef struct {
+  rcache *c;
+  atomic_int calls;
+} clearing_cfg;
+
+/* The data is read ("old"), then someone changes it and clears the namespace before the
+ * load returns. */
+static rcache_status clearing_loader(void *ud, rcache_value *out) {
+  clearing_cfg *l = ud;
+  atomic_fetch_add(&l->calls, 1);
+  CHECK_EQ(rcache_clear(l->c), RCACHE_OK);
+  out->data = strdup("old");
+  out->len = 3;
+  return RCACHE_OK;
+}
+
+/* A value loaded before an rcache_clear that returned OK is the loading call's answer, never
+ * cached past the clear (as rcache_get_or_set_tagged's up-front tags): the first clear of a
+ * namespace and a later one, with and without a near cache. */
+static void test_clear_race(const char *url, bool near) {
+  char sub[96];
+  snprintf(sub, sizeof sub, "%sclr%d:", ns, (int)near);
+  rcache_options o = opts();
+  o.key_prefix = sub;
+  if (near) o.near_cache_bytes = 1 << 20;
+  rcache *c = open_with(url, &o);
+  if (!c) return;
+  clearing_cfg l = {.c = c};
+  for (int round = 0; round < 2; round++) {
+    rcache_value v = {NULL, 0};
+    CHECK_EQ(rcache_get_or_set(c, "cr:k", 60, clearing_loader, &l, &v), RCACHE_OK);
+    CHECK(v.data && strcmp(v.data, "old") == 0); /* right for the call that loaded it */
+    rcache_value_free(&v);
+    rcache_status s = rcache_get(c, "cr:k", &v);
+    CHECK_MSG(s == RCACHE_MISS, "round %d: %s after the clear: '%s'", round, rcache_strerror(s),
+              v.data ? v.data : "");
+    rcache_value_free(&v);
+  }
+  CHECK_EQ(atomic_load(&l.calls), 2);
+  rcache_flush(c);
+  rcache_close(c);
+}
+
 /* ---- Redis down: the loader still answers ---------------------------------------------------- */
 
 static void test_down(void) {
@@ -423,6 +468,8 @@ int main(void) {
     test_jitter(urls[i]);
     test_stale(urls[i]);
     test_early_refresh(urls[i]);
+    test_clear_race(urls[i], false);
+    test_clear_race(urls[i], true);
   }
   test_lease(tcp); /* across processes: needs a shared store */
   test_lease_edges(tcp);
