@@ -180,6 +180,20 @@ static bool refresh_early(rcache *c, const rcache__key *k, int64_t remaining_ms)
   return -delta_ms * beta * log(r) >= (double)remaining_ms;
 }
 
+/* The flights this thread leads, innermost first: a loader that asks for its own key joins
+ * its caller's flight, which cannot end before the loader returns. */
+typedef struct leading {
+  const rcache__flight *f;
+  struct leading *up;
+} leading;
+static _Thread_local leading *led;
+
+static bool leads(const rcache__flight *f) {
+  for (const leading *l = led; l; l = l->up)
+    if (l->f == f) return true;
+  return false;
+}
+
 /* One caller refreshes early; the others keep returning the current value meanwhile. */
 static void maybe_refresh(rcache *c, const rcache__key *k, int64_t ttl_ms, const loader *L,
                           rcache_value *out) {
@@ -189,7 +203,10 @@ static void maybe_refresh(rcache *c, const rcache__key *k, int64_t ttl_ms, const
   if (leader) {
     COUNT(c, early_refreshes);
     rcache_value fresh = {NULL, 0};
+    leading me = {f, led};
+    led = &me;
     rcache_status s = load_and_store(c, k, ttl_ms, L, &fresh, true);
+    led = me.up;
     rcache__flight_finish(c->flights, f, s, &fresh);
     if (s == RCACHE_OK) { /* the caller gets the fresh value; a failure keeps the old one */
       rcache_value_free(out);
@@ -220,10 +237,15 @@ static rcache_status load_once(rcache *c, const rcache__key *k, int64_t ttl_ms, 
       rcache_value_free(&tail);
       if (s == RCACHE_OK) COUNT(c, coalesced);
     }
+    leading me = {f, led};
+    led = &me;
     if (s != RCACHE_OK)
       s = c->ctx.opt.lease && reachable ? load_leased(c, k, ttl_ms, L, out)
                                         : load_and_store(c, k, ttl_ms, L, out, reachable);
+    led = me.up;
     rcache__flight_finish(c->flights, f, s, out);
+  } else if (leads(f)) { /* our own loader's call: nobody to wait for, load as after a wait */
+    s = load_and_store(c, k, ttl_ms, L, out, reachable);
   } else {
     COUNT(c, coalesced);
     int64_t deadline = rcache__now_us() + (int64_t)c->ctx.opt.flight_wait_ms * 1000;

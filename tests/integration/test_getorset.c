@@ -392,6 +392,56 @@ static void test_stale(const char *url) {
   rcache_close(c);
 }
 
+/* ---- a loader that asks for its own key --------------------------------------------------- */
+
+typedef struct {
+  rcache *c;
+  atomic_int calls;
+  char inner[16]; /* what the nested call answered */
+} nested_cfg;
+
+static rcache_status inner_loader(void *ud, rcache_value *out) {
+  (void)ud;
+  out->data = strdup("inner");
+  out->len = 5;
+  return RCACHE_OK;
+}
+
+/* The loader of "ns:k" asks for "ns:k" itself (say, a fallback path of the application): the
+ * flight it waits for is its own caller's, which cannot end before it returns. */
+static rcache_status outer_loader(void *ud, rcache_value *out) {
+  nested_cfg *l = ud;
+  atomic_fetch_add(&l->calls, 1);
+  rcache_value v = {NULL, 0};
+  if (rcache_get_or_set(l->c, "ns:k", 60, inner_loader, NULL, &v) == RCACHE_OK && v.data)
+    snprintf(l->inner, sizeof l->inner, "%s", v.data);
+  rcache_value_free(&v);
+  out->data = strdup("outer");
+  out->len = 5;
+  return RCACHE_OK;
+}
+
+/* A nested call for the key this thread is loading does not wait flight_wait_ms for itself
+ * (that is for another thread's load): it loads at once, as it would after the wait. */
+static void test_nested(const char *url) {
+  rcache_options o = opts();
+  o.flight_wait_ms = 60000; /* waiting for itself: a minute per nested call */
+  rcache *c = open_with(url, &o);
+  if (!c) return;
+  nested_cfg l = {.c = c};
+  rcache_value v = {NULL, 0};
+  CHECK_EQ(rcache_get_or_set(c, "ns:k", 60, outer_loader, &l, &v), RCACHE_OK);
+  CHECK(v.data && strcmp(v.data, "outer") == 0);
+  rcache_value_free(&v);
+  CHECK_EQ(atomic_load(&l.calls), 1);
+  CHECK_MSG(strcmp(l.inner, "inner") == 0, "nested call answered '%s'", l.inner);
+  rcache_stats st;
+  rcache_get_stats(c, &st);
+  CHECK_EQ(st.coalesced, 0); /* it waited for nobody */
+  CHECK_EQ(st.loads, 2);
+  rcache_close(c);
+}
+
 /* ---- rcache_clear racing a load ------------------------------------------------------------- */
 
 typedef struct {
@@ -468,6 +518,7 @@ int main(void) {
     test_jitter(urls[i]);
     test_stale(urls[i]);
     test_early_refresh(urls[i]);
+    test_nested(urls[i]);
     test_clear_race(urls[i], false);
     test_clear_race(urls[i], true);
   }
