@@ -2,7 +2,6 @@
 /* The fault suite's load generator and log capture: see helper_load.h. */
 #include "helper_load.h"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpu_wait.h"
 #include "sanitizers.h"
 
 #define LOAD_KEYS 64
@@ -87,7 +87,7 @@ typedef struct worker {
   load *l;
   int id;
   pthread_t th;
-  int sched_fd;                  /* its /proc/thread-self/schedstat, or -1 */
+  int sched_fd;                  /* its schedstat (cpu_wait.h), or -1 */
   _Atomic int64_t in_call_since; /* 0 when between calls */
   _Atomic int op;
 } worker;
@@ -193,20 +193,6 @@ static void hist_add(_Atomic uint32_t *h, int64_t t0, int64_t at) {
   if (i >= 0 && i < LOAD_SLOTS) atomic_fetch_add_explicit(&h[i], 1, memory_order_relaxed);
 }
 
-/* How long (us) the calling thread has waited, in all, to be given a CPU while it could run:
- * the second figure of its schedstat; 0 when the kernel does not say. On 2 cores with 64 load
- * threads, servers and sanitizers, one thread can wait hundreds of ms while the process as a
- * whole is not stalled (the canary runs): that wait is the machine's, not the library's. */
-static int64_t runnable_us(const worker *w) {
-  char buf[96];
-  ssize_t n = w->sched_fd >= 0 ? pread(w->sched_fd, buf, sizeof buf - 1, 0) : -1;
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  unsigned long long on_cpu = 0, waited = 0;
-  if (sscanf(buf, "%llu %llu", &on_cpu, &waited) != 2) return 0;
-  return (int64_t)(waited / 1000);
-}
-
 static void one_call(load *l, worker *w, unsigned *seed) {
   char key[128];
   int r = rand_r(seed) % 100;
@@ -222,7 +208,7 @@ static void one_call(load *l, worker *w, unsigned *seed) {
   int64_t n = -1;
   load_ud ud = {l, key, len};
   uint32_t allowed = atomic_load(&l->allowed[op]);
-  int64_t runnable = runnable_us(w);
+  int64_t runnable = cpu_wait_us(&w->sched_fd);
   int64_t start = load_now_us();
   atomic_store(&w->op, op);
   atomic_store(&w->in_call_since, start);
@@ -243,7 +229,7 @@ static void one_call(load *l, worker *w, unsigned *seed) {
   }
   int64_t end = load_now_us(), us = end - start;
   atomic_store(&w->in_call_since, 0);
-  runnable = runnable_us(w) - runnable;
+  runnable = cpu_wait_us(&w->sched_fd) - runnable;
   allowed |= atomic_load(&l->allowed[op]);
 
   atomic_fetch_add_explicit(&l->by_status[op][status_slot(s)], 1, memory_order_relaxed);
@@ -297,7 +283,7 @@ static void one_call(load *l, worker *w, unsigned *seed) {
 static void *worker_main(void *arg) {
   worker *w = arg;
   unsigned seed = (unsigned)w->id * 7919u + (unsigned)load_now_us();
-  w->sched_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+  w->sched_fd = -1; /* opened by this thread: it names this thread */
   while (!atomic_load_explicit(&w->l->stop, memory_order_relaxed)) {
     one_call(w->l, w, &seed);
     usleep(LOAD_THINK_US);
