@@ -8,7 +8,9 @@
  * periodically from a background thread. Redirections are followed within the call's
  * deadline: MOVED (retry at the new node and refresh the map), ASK (ASKING, then one
  * retry there, map unchanged), TRYAGAIN and CLUSTERDOWN (short waits, then retry), with
- * at most opt.max_redirects MOVED/ASK hops per call.
+ * at most opt.max_redirects MOVED/ASK hops per call. A batch's keys are split by master and
+ * run at all masters at once; those redirected are followed together in the same way, one
+ * more round for all of them (batch_run), not one call per key.
  *
  * Nodes are never freed before the backend is: a slot's entry is an atomic pointer to a
  * node that stays valid, so routing takes no lock.
@@ -558,41 +560,37 @@ static int share_cmp(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* Splits n keys by the master serving their slot. idx and rep are arrays of n the shares
- * point into. *out (malloc'd) gets the shares, *ns their count. */
-static rcache_status split(cluster *cl, const char *const *keys, const size_t *klens, size_t n,
-                           size_t *idx, redisReply **rep, share **out, size_t *ns) {
-  cnode **node_of = rcache__malloc((n ? n : 1) * sizeof *node_of);
-  share *sh = rcache__calloc(n ? n : 1, sizeof *sh);
-  bool *done = rcache__calloc(n ? n : 1, sizeof *done);
-  if (!node_of || !sh || !done) {
-    rcache__free(node_of);
+/* Splits the keys which[0..m) (indexes into the caller's arrays) by their node, node_of[key].
+ * idx (m entries) and rep (2m: room for an ASKING before each command) are the arrays the
+ * shares point into. *out (malloc'd) gets the shares, *ns their count. */
+static rcache_status split(cnode *const *node_of, const size_t *which, size_t m, size_t *idx,
+                           redisReply **rep, share **out, size_t *ns) {
+  share *sh = rcache__calloc(m ? m : 1, sizeof *sh);
+  bool *done = rcache__calloc(m ? m : 1, sizeof *done);
+  if (!sh || !done) {
     rcache__free(sh);
     rcache__free(done);
     return RCACHE_ENOMEM;
   }
-  for (size_t i = 0; i < n; i++)
-    node_of[i] = owner(cl, rcache__slot(keys[i], klens[i]));
-  size_t used = 0, m = 0;
-  for (size_t i = 0; i < n; i++) {
+  size_t used = 0, k = 0;
+  for (size_t i = 0; i < m; i++) {
     if (done[i]) continue;
-    share *x = &sh[m++];
-    x->node = node_of[i];
+    share *x = &sh[k++];
+    x->node = node_of[which[i]];
     x->idx = idx + used;
-    x->rep = rep + used;
-    for (size_t j = i; j < n; j++) {
-      if (done[j] || node_of[j] != x->node) continue;
+    x->rep = rep + 2 * used;
+    for (size_t j = i; j < m; j++) {
+      if (done[j] || node_of[which[j]] != x->node) continue;
       done[j] = true;
-      x->idx[x->k++] = j;
+      x->idx[x->k++] = which[j];
     }
     used += x->k;
   }
-  rcache__free(node_of);
   rcache__free(done);
   /* one order for every caller: two batches never wait for each other's connections */
-  qsort(sh, m, sizeof *sh, share_cmp);
+  qsort(sh, k, sizeof *sh, share_cmp);
   *out = sh;
-  *ns = m;
+  *ns = k;
   return RCACHE_OK;
 }
 
@@ -632,98 +630,206 @@ static void exchange_all(cluster *cl, share *sh, size_t ns) {
   rcache__free(jobs);
 }
 
-static rcache_status cluster_get_many(rcache__backend *be, const char *const *keys,
-                                      const size_t *klens, size_t n, rcache_value *vals,
-                                      rcache_status *st) {
-  cluster *cl = CL(be);
-  size_t *idx = rcache__malloc((n ? n : 1) * sizeof *idx), ns = 0;
-  redisReply **rep = rcache__calloc(n ? n : 1, sizeof *rep);
+/* A batch of one command per key: add appends those of the keys idx[0..k). */
+typedef struct batch {
+  const char *const *keys;
+  const size_t *klens;
+  const rcache_value *vals; /* set_many's */
+  const int64_t *ttl_ms;    /* set_many's */
+  rcache_status (*add)(rcache__cmds *b, const struct batch *bt, const size_t *idx, size_t k);
+} batch;
+
+/* One round of a batch: the keys which[0..m) run at node_of[key] (after ASKING where
+ * asking[key]), every node's share at once. rep[key] gets the key's reply, or st[key] its
+ * share's failure; *ran is set when a share ran. RCACHE_ENOMEM when nothing could run. */
+static rcache_status batch_round(cluster *cl, const batch *bt, const size_t *which, size_t m,
+                                 cnode *const *node_of, const bool *asking, redisReply **rep,
+                                 rcache_status *st, bool *ran) {
+  size_t *idx = rcache__malloc(m * sizeof *idx), ns = 0;
+  redisReply **rr = rcache__calloc(2 * m, sizeof *rr);
   share *sh = NULL;
-  rcache_status s = idx && rep ? split(cl, keys, klens, n, idx, rep, &sh, &ns) : RCACHE_ENOMEM;
+  rcache_status s = idx && rr ? split(node_of, which, m, idx, rr, &sh, &ns) : RCACHE_ENOMEM;
   for (size_t i = 0; s == RCACHE_OK && i < ns; i++) {
-    for (size_t j = 0; sh[i].s == RCACHE_OK && j < sh[i].k; j++) {
-      const char *argv[2] = {"GET", keys[sh[i].idx[j]]};
-      size_t lens[2] = {3, klens[sh[i].idx[j]]};
-      sh[i].s = rcache__cmds_add(&sh[i].b, 2, argv, lens);
-      rcache__cmds_expect(&sh[i].b, RCACHE__R_STR | RCACHE__R_NIL);
+    share *x = &sh[i];
+    for (size_t j = 0; x->s == RCACHE_OK && j < x->k; j++) {
+      if (asking[x->idx[j]]) { /* the flag lasts one command */
+        x->s = rcache__cmds_addv(&x->b, "ASKING", NULL);
+        rcache__cmds_expect(&x->b, RCACHE__R_OK);
+      }
+      if (x->s == RCACHE_OK) x->s = bt->add(&x->b, bt, &x->idx[j], 1);
     }
   }
   if (s == RCACHE_OK) exchange_all(cl, sh, ns);
-  rcache_status first_err = RCACHE_OK;
-  bool any_ran = false;
   for (size_t i = 0; s == RCACHE_OK && i < ns; i++) {
     share *x = &sh[i];
-    if (x->s != RCACHE_OK) {
-      for (size_t j = 0; j < x->k; j++)
-        st[x->idx[j]] = x->s;
-      if (first_err == RCACHE_OK) first_err = x->s;
-      continue;
-    }
-    any_ran = true;
-    for (size_t j = 0; j < x->k; j++) {
-      size_t at = x->idx[j];
-      redisReply *v = x->rep[j];
-      rcache__redirect rd;
-      if (v->type == REDIS_REPLY_STRING) {
-        vals[at].data = v->str;
-        vals[at].len = v->len;
-        v->str = NULL;
-        st[at] = RCACHE_OK;
-      } else if (v->type == REDIS_REPLY_NIL) {
-        st[at] = RCACHE_MISS;
-      } else if (rcache__redirect_of(v, &rd) !=
-                 RCACHE__REDIR_NONE) { /* moved or moving: on its own */
-        st[at] = rcache__redis_get(be, keys[at], klens[at], &vals[at], NULL);
-        if (st[at] == RCACHE_ETYPE) st[at] = RCACHE_MISS;
-      } else if (v->type == REDIS_REPLY_ERROR) {
-        st[at] = rcache__reply_status(v);
-        if (st[at] == RCACHE_ETYPE) st[at] = RCACHE_MISS; /* as MGET: not a string */
-      } else {
-        st[at] = rcache__reply_unexpected(v);
-      }
+    *ran = *ran || x->s == RCACHE_OK;
+    for (size_t j = 0, at = 0; j < x->k; j++) {
+      size_t key = x->idx[j];
+      st[key] = x->s;
+      if (x->s != RCACHE_OK) continue;
+      at += asking[key]; /* past ASKING's +OK, freed with the share */
+      rep[key] = x->rep[at];
+      x->rep[at++] = NULL;
     }
   }
   if (sh) free_shares(sh, ns);
   rcache__free(idx);
+  rcache__free(rr);
+  return s;
+}
+
+/* Of the keys which[0..m) just run, those answered by a redirection, kept at the front of
+ * which (their count is returned), each reply freed and the key's next node in node_of (and
+ * asking), as route() follows them. *hop: some were sent elsewhere (MOVED, ASK); *wait: some
+ * are to be asked again after a wait (TRYAGAIN, CLUSTERDOWN). */
+static size_t redirected(cluster *cl, const batch *bt, size_t *which, size_t m, cnode **node_of,
+                         bool *asking, redisReply **rep, rcache_status *st, bool *hop, bool *wait) {
+  size_t left = 0;
+  *hop = *wait = false;
+  for (size_t i = 0; i < m; i++) {
+    size_t key = which[i];
+    rcache__redirect rd;
+    int kind = rep[key] ? rcache__redirect_of(rep[key], &rd) : RCACHE__REDIR_NONE;
+    if (kind == RCACHE__REDIR_NONE) continue;
+    rcache__errf("server: %.200s", rep[key]->str);
+    freeReplyObject(rep[key]);
+    rep[key] = NULL;
+    unsigned slot = rcache__slot(bt->keys[key], bt->klens[key]);
+    if (kind == RCACHE__REDIR_MOVED || kind == RCACHE__REDIR_ASK) {
+      cnode *t = node_get(cl, rd.host[0] ? rd.host : node_of[key]->addr.host, rd.port);
+      if (!t) {
+        st[key] = node_get_failure(cl);
+        continue;
+      }
+      node_use(cl, t);
+      if (kind == RCACHE__REDIR_MOVED) {
+        if (rd.slot == slot) atomic_store_explicit(&cl->slots[slot], t, memory_order_release);
+        want_refresh(cl);
+      }
+      node_of[key] = t;
+      asking[key] = kind == RCACHE__REDIR_ASK;
+      *hop = true;
+    } else {
+      if (kind == RCACHE__REDIR_DOWN) {
+        want_refresh(cl);
+        node_of[key] = owner(cl, slot);
+        if (node_of[key]) node_use(cl, node_of[key]);
+        asking[key] = false;
+      }
+      *wait = true;
+    }
+    which[left++] = key;
+  }
+  if (*hop) near_flush(cl); /* slots are moving or have moved: their keys' tracking with them */
+  return left;
+}
+
+/* Why the keys still redirected after a round are not asked again (RCACHE_OK: they are, after
+ * the wait asked for), by route()'s rules: at most max_redirects hops, none after the
+ * deadline, and waits for TRYAGAIN or CLUSTERDOWN that end before it. */
+static rcache_status may_go_on(const rcache_options *o, bool hop, bool wait, int *hops, int *waits,
+                               int64_t deadline) {
+  if (hop && rcache__now_us() >= deadline) {
+    rcache__errf("the deadline passed while following cluster redirections (last: %s)",
+                 rcache__err_peek());
+    return RCACHE_ETIMEOUT;
+  }
+  if (hop && ++*hops > o->max_redirects) {
+    rcache__errf("more than %d cluster redirections for a batch's keys (last: %s)",
+                 o->max_redirects, rcache__err_peek());
+    return RCACHE_EUNAVAILABLE;
+  }
+  if (!wait) return RCACHE_OK;
+  int64_t wait_us = (int64_t)10000 << (*waits < 4 ? *waits : 4);
+  ++*waits;
+  if (rcache__now_us() + wait_us > deadline) {
+    rcache__errf("cluster still answering TRYAGAIN or CLUSTERDOWN at the deadline");
+    return RCACHE_EUNAVAILABLE;
+  }
+  rcache__sleep_us(wait_us);
+  return RCACHE_OK;
+}
+
+/* Runs a batch where its keys' slots live: every master's share at once, then the keys
+ * redirected, grouped by the node that now serves them, again all at once, and so on while
+ * may_go_on() allows, within one deadline (route()'s): a batch over a slot that moved or is
+ * moving costs one more round trip, not one per key. rep[key] gets each key's reply (the
+ * caller's to free), or st[key] why it has none. RCACHE_OK when a master answered (see st),
+ * else the first key's failure. */
+static rcache_status batch_run(cluster *cl, const batch *bt, size_t n, redisReply **rep,
+                               rcache_status *st) {
+  const rcache_options *o = &cl->r.base.ctx->opt;
+  int64_t deadline =
+      rcache__now_us() + (int64_t)(o->connect_timeout_ms + o->command_timeout_ms) * 1000;
+  cnode **node_of = rcache__malloc((n ? n : 1) * sizeof *node_of);
+  bool *asking = rcache__calloc(n ? n : 1, sizeof *asking);
+  size_t *which = rcache__malloc((n ? n : 1) * sizeof *which), m = n;
+  rcache_status s = node_of && asking && which ? RCACHE_OK : RCACHE_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    if (s == RCACHE_OK) node_of[i] = owner(cl, rcache__slot(bt->keys[i], bt->klens[i]));
+    if (s == RCACHE_OK) which[i] = i;
+    st[i] = s;
+  }
+  bool ran = false;
+  int hops = 0, waits = 0;
+  while (s == RCACHE_OK && m > 0) {
+    s = batch_round(cl, bt, which, m, node_of, asking, rep, st, &ran);
+    bool hop = false, wait = false;
+    if (s == RCACHE_OK) m = redirected(cl, bt, which, m, node_of, asking, rep, st, &hop, &wait);
+    if (s == RCACHE_OK && m > 0) s = may_go_on(o, hop, wait, &hops, &waits, deadline);
+    for (size_t i = 0; s != RCACHE_OK && i < m; i++)
+      st[which[i]] = s;
+  }
+  rcache__free(node_of);
+  rcache__free(asking);
+  rcache__free(which);
+  return ran || n == 0 ? RCACHE_OK : st[0];
+}
+
+static rcache_status add_gets(rcache__cmds *b, const batch *bt, const size_t *idx, size_t k) {
+  rcache_status s = RCACHE_OK;
+  for (size_t j = 0; j < k && s == RCACHE_OK; j++)
+    s = rcache__redis_get_cmds(b, bt->keys[idx[j]], bt->klens[idx[j]], false);
+  return s;
+}
+
+static rcache_status add_sets(rcache__cmds *b, const batch *bt, const size_t *idx, size_t k) {
+  return rcache__redis_add_sets(b, bt->keys, bt->klens, bt->vals, idx, k, bt->ttl_ms);
+}
+
+static rcache_status cluster_get_many(rcache__backend *be, const char *const *keys,
+                                      const size_t *klens, size_t n, rcache_value *vals,
+                                      rcache_status *st) {
+  batch bt = {.keys = keys, .klens = klens, .add = add_gets};
+  redisReply **rep = rcache__calloc(n ? n : 1, sizeof *rep);
+  if (!rep) return RCACHE_ENOMEM;
+  rcache_status s = batch_run(CL(be), &bt, n, rep, st);
+  for (size_t i = 0; i < n; i++) {
+    if (!rep[i]) continue;
+    st[i] = rcache__redis_take_value(rep[i], &vals[i]);
+    if (st[i] == RCACHE_ETYPE) st[i] = RCACHE_MISS; /* as MGET: not a string */
+    freeReplyObject(rep[i]);
+  }
   rcache__free(rep);
-  if (s != RCACHE_OK) return s;
-  return any_ran || first_err == RCACHE_OK ? RCACHE_OK : first_err;
+  return s;
 }
 
 static rcache_status cluster_set_many(rcache__backend *be, const char *const *keys,
                                       const size_t *klens, const rcache_value *vals, size_t n,
                                       const int64_t *ttl_ms) {
-  cluster *cl = CL(be);
-  size_t *idx = rcache__malloc((n ? n : 1) * sizeof *idx), ns = 0;
+  batch bt = {.keys = keys, .klens = klens, .vals = vals, .ttl_ms = ttl_ms, .add = add_sets};
   redisReply **rep = rcache__calloc(n ? n : 1, sizeof *rep);
-  share *sh = NULL;
-  rcache_status s = idx && rep ? split(cl, keys, klens, n, idx, rep, &sh, &ns) : RCACHE_ENOMEM;
-  for (size_t i = 0; s == RCACHE_OK && i < ns; i++)
-    sh[i].s = rcache__redis_add_sets(&sh[i].b, keys, klens, vals, sh[i].idx, sh[i].k, ttl_ms);
-  if (s == RCACHE_OK) exchange_all(cl, sh, ns);
-  rcache_status first_err = s;
-  for (size_t i = 0; s == RCACHE_OK && i < ns; i++) {
-    share *x = &sh[i];
-    if (x->s != RCACHE_OK) {
-      if (first_err == RCACHE_OK) first_err = x->s;
-      continue;
-    }
-    for (size_t j = 0; j < x->k; j++) {
-      size_t at = x->idx[j];
-      rcache__redirect rd;
-      rcache_status e;
-      if (rcache__redirect_of(x->rep[j], &rd) != RCACHE__REDIR_NONE)
-        e = rcache__redis_set(be, keys[at], klens[at], vals[at].data ? vals[at].data : "",
-                              vals[at].len, ttl_ms[at], 0);
-      else
-        e = rcache__reply_status(x->rep[j]);
-      if (e != RCACHE_OK && first_err == RCACHE_OK) first_err = e;
-    }
+  rcache_status *st = rcache__malloc((n ? n : 1) * sizeof *st);
+  rcache_status first = rep && st ? RCACHE_OK : RCACHE_ENOMEM;
+  if (first == RCACHE_OK) batch_run(CL(be), &bt, n, rep, st);
+  for (size_t i = 0; rep && st && i < n; i++) { /* the first error, in the keys' order */
+    rcache_status e = rep[i] ? rcache__reply_status(rep[i]) : st[i];
+    if (e != RCACHE_OK && first == RCACHE_OK) first = e;
+    if (rep[i]) freeReplyObject(rep[i]);
   }
-  if (sh) free_shares(sh, ns);
-  rcache__free(idx);
   rcache__free(rep);
-  return first_err;
+  rcache__free(st);
+  return first;
 }
 
 /* Every master, for the operations that visit them all; RCACHE_EUNAVAILABLE when slots

@@ -14,6 +14,11 @@
  *     it was not among the masters visited, so its keys were neither listed (scan) nor deleted
  *     (delete_prefix, flush), and read as hits once it owned the slot. CLUSTER SHARDS lists it
  *     now, and every operation that visits all masters visits it.
+ *  4. get_many and set_many over a slot being migrated (ASK for half the keys), then over the
+ *     same slot once moved, with the handle's map stale (MOVED for every key): every value is
+ *     read and written where it belongs, and the redirected keys cost the importing node one
+ *     round trip together, where each key was followed alone before (one exchange, and one
+ *     deadline, per key: B_KEYS round trips).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,6 +228,142 @@ static void new_master_importing(void) {
   rcache_close(c);
 }
 
+/* The integer after "<field>" in INFO <section> of the node on port; -1 when absent. */
+static long long info_num(int port, const char *section, const char *field) {
+  redisReply *r = rp_cmd(port, "INFO %s", section);
+  const char *at = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, field) : NULL;
+  long long v = at ? atoll(at + strlen(field)) : -1;
+  if (r) freeReplyObject(r);
+  return v;
+}
+
+/* Reads (read events: round trips, however many commands they carry) the node on port served. */
+static long long reads_on(int port) {
+  return info_num(port, "stats", "total_reads_processed:");
+}
+
+/* The value of key on node port (ASKING first: the node may be importing it) into buf; false
+ * when absent. */
+static bool raw_on(int port, const char *key, char *buf, size_t size) {
+  redisContext *rc = redisConnect("127.0.0.1", port);
+  bool found = false;
+  if (rc && !rc->err) {
+    redisReply *a = redisCommand(rc, "ASKING");
+    if (a) freeReplyObject(a);
+    redisReply *r = redisCommand(rc, "GET %s", key);
+    found = r && r->type == REDIS_REPLY_STRING;
+    if (found) snprintf(buf, size, "%s", r->str);
+    if (r) freeReplyObject(r);
+  }
+  if (rc) redisFree(rc);
+  return found;
+}
+
+#define B_KEYS 200
+
+/* get_many of the keys k: how many came back OK with the value <what><i>. */
+static int read_back(rcache *c, const char *const *k, const char *what) {
+  static rcache_value v[B_KEYS];
+  static rcache_status st[B_KEYS];
+  memset(v, 0, sizeof v);
+  rcache_status s = rcache_get_many(c, k, B_KEYS, v, st);
+  CHECK_MSG(s == RCACHE_OK, "get_many: %s (%s)", rcache_strerror(s), rcache_errmsg(c));
+  int good = 0;
+  for (int i = 0; s == RCACHE_OK && i < B_KEYS; i++) {
+    char want[32];
+    snprintf(want, sizeof want, "%s%d", what, i);
+    if (st[i] == RCACHE_OK && v[i].len == strlen(want) && memcmp(v[i].data, want, v[i].len) == 0)
+      good++;
+    else if (good == i)
+      fprintf(stderr, "  key %s: %s, %.*s\n", k[i], rcache_strerror(st[i]), (int)v[i].len,
+              v[i].data ? (const char *)v[i].data : "");
+    rcache_value_free(&v[i]);
+  }
+  return good;
+}
+
+/* set_many of <what><i> to the keys k. */
+static rcache_status write_all(rcache *c, const char *const *k, const char *what) {
+  static char text[B_KEYS][32];
+  static rcache_value v[B_KEYS];
+  for (int i = 0; i < B_KEYS; i++) {
+    snprintf(text[i], sizeof text[i], "%s%d", what, i);
+    v[i] = (rcache_value){text[i], strlen(text[i])};
+  }
+  return rcache_set_many(c, k, v, B_KEYS, 0);
+}
+
+/* 4. Batches over a slot being migrated (ASK), then moved (MOVED, the map stale). */
+static void batches_redirected(void) {
+  unsigned slot = rcache__slot("rv7", 3);
+  int src, dst;
+  char src_id[64], dst_id[64];
+  rcache *c = migration_open(slot, &src, &dst, src_id, dst_id);
+  if (!c) return;
+  static char names[B_KEYS][32];
+  const char *k[B_KEYS];
+  for (int i = 0; i < B_KEYS; i++) {
+    snprintf(names[i], sizeof names[i], "{rv7}:%d", i);
+    k[i] = names[i];
+  }
+  CHECK_EQ(write_all(c, k, "old"), RCACHE_OK);
+  int sp = cl.node[src].port, dp = cl.node[dst].port;
+  CHECK(rp_ok(rp_cmd(dp, "CLUSTER SETSLOT %u IMPORTING %s", slot, src_id)));
+  CHECK(rp_ok(rp_cmd(sp, "CLUSTER SETSLOT %u MIGRATING %s", slot, dst_id)));
+  for (int i = 0; i < B_KEYS / 2; i++)
+    CHECK(migrate1(sp, dp, k[i]));
+
+  /* ASK: the source answers for the half it holds, sends the other half to the target */
+  long long r0 = reads_on(dp);
+  int good = read_back(c, k, "old");
+  long long reads = reads_on(dp) - r0;
+  printf("get_many of %d keys, %d of them asked at the importing node: %d right; %lld reads "
+         "there\n",
+         B_KEYS, B_KEYS / 2, good, reads);
+  CHECK_MSG(good == B_KEYS, "ASK: get_many read %d of %d values right", good, B_KEYS);
+  CHECK_MSG(reads < 20, "ASK: get_many cost the importing node %lld reads for %d keys", reads,
+            B_KEYS / 2);
+  r0 = reads_on(dp);
+  rcache_status s = write_all(c, k, "new");
+  reads = reads_on(dp) - r0;
+  CHECK_MSG(s == RCACHE_OK, "ASK: set_many: %s (%s)", rcache_strerror(s), rcache_errmsg(c));
+  CHECK_MSG(reads < 20, "ASK: set_many cost the importing node %lld reads for %d keys", reads,
+            B_KEYS / 2);
+  int placed = 0;
+  for (int i = 0; i < B_KEYS; i++) {
+    char got[32] = "", want[32];
+    snprintf(want, sizeof want, "new%d", i);
+    placed += raw_on(i < B_KEYS / 2 ? dp : sp, k[i], got, sizeof got) && strcmp(got, want) == 0;
+  }
+  int on_src = keys_in_slot(sp, slot), on_dst = keys_in_slot(dp, slot);
+  CHECK_MSG(placed == B_KEYS && on_src == B_KEYS / 2 && on_dst == B_KEYS / 2,
+            "ASK: set_many: %d of %d keys hold the new value where they live; %d keys on the "
+            "source, %d on the target (%d each expected)",
+            placed, B_KEYS, on_src, on_dst, B_KEYS / 2);
+  CHECK_EQ(read_back(c, k, "new"), B_KEYS);
+
+  /* MOVED: the rest moved, the slot given to the target; the handle still sends it to the
+   * source (its map is refreshed in the background, every 2 s while healthy) */
+  for (int i = B_KEYS / 2; i < B_KEYS; i++)
+    CHECK(migrate1(sp, dp, k[i]));
+  for (int i = 0; i < cl.n; i++)
+    CHECK(rp_ok(rp_cmd(cl.node[i].port, "CLUSTER SETSLOT %u NODE %s", slot, dst_id)));
+  long long moved0 = info_num(sp, "errorstats", "errorstat_MOVED:count=");
+  r0 = reads_on(dp);
+  good = read_back(c, k, "new");
+  reads = reads_on(dp) - r0;
+  long long moved =
+      info_num(sp, "errorstats", "errorstat_MOVED:count=") - (moved0 > 0 ? moved0 : 0);
+  printf("get_many of %d keys of a moved slot: %d right; %lld MOVED from the source, %lld reads "
+         "at the new master\n",
+         B_KEYS, good, moved, reads);
+  CHECK_MSG(good == B_KEYS, "MOVED: get_many read %d of %d values right", good, B_KEYS);
+  CHECK_MSG(moved > 0, "MOVED: the handle's map was refreshed before the batch: nothing tested");
+  CHECK_MSG(reads < 20, "MOVED: get_many cost the new master %lld reads for %d keys", reads,
+            B_KEYS);
+  rcache_close(c);
+}
+
 int main(void) {
   if (rp_cluster_start(&cl, 3, 0, 15000, NULL) != 0) {
     CHECK_MSG(0, "could not start the private cluster");
@@ -231,5 +372,6 @@ int main(void) {
   incr_expire_redirected();
   delete_prefix_migrating();
   new_master_importing();
+  batches_redirected();
   return test_report("integration_test_cluster_redirects");
 }
