@@ -17,6 +17,14 @@
  * lock then), and the prepare handler waits, up to GATE_MAX_US, until none is busy; until
  * the fork is over, a waiting thread that wakes up waits for it to end. Busy stretches are
  * short (the I/O waits are not part of them), so a fork waits microseconds.
+ *
+ * memory:// stores: their data is the process's own memory, so a child gets a copy of every
+ * shard as it was at the fork; one another thread (the application's, as often as not) was
+ * in the middle of updating would be corrupt in the child. So, once the gate has let the
+ * background threads go idle, the prepare handler also takes every shard lock of every store
+ * (memory.c says why that cannot deadlock), which waits for the operations in progress
+ * (microseconds: no I/O, no wait inside); the parent and child handlers release them. A
+ * process without memory:// stores pays one uncontended mutex.
  */
 #include <errno.h>
 #include <poll.h>
@@ -152,13 +160,16 @@ static void prepare(void) {
     reap();
     if (atomic_load(&busy) <= self) break;
   }
+  rcache__memory_fork_hold(); /* after the gate: the sweeper holds no shard lock while parked */
 }
 
 static void parent(void) {
+  rcache__memory_fork_release();
   atomic_store(&forking, false);
 }
 
 static void child(void) {
+  rcache__memory_fork_release();
   atomic_fetch_add_explicit(&rcache__fork_generation, 1, memory_order_relaxed);
   atomic_store(&busy, 0); /* the child has no background thread: the forking one is ours
                              only inside a wait (parked), if at all */

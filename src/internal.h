@@ -349,6 +349,11 @@ struct rcache__backend {
 
 rcache_status rcache__none_open(rcache__ctx *ctx, rcache__backend **out);
 rcache_status rcache__memory_open(rcache__ctx *ctx, rcache__backend **out);
+/* fork.c's handlers (memory.c, "fork"): hold takes every shard lock of every memory:// store
+ * of the process (after the gate: background threads idle); release, in the parent and in
+ * the child, lets them go. */
+void rcache__memory_fork_hold(void);
+void rcache__memory_fork_release(void);
 
 /* ---- allocation (util.c) ------------------------------------------------------------------ */
 

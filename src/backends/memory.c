@@ -25,6 +25,11 @@
  * memory held by expired keys comes back within about a second even if nobody reads them.
  * The thread is stopped and joined by destroy. Reads of keys without a TTL never read the
  * clock.
+ *
+ * fork(): every store is on a process-wide list, and fork.c's prepare handler, once its gate
+ * has let the background threads go idle, takes every shard lock of every store on it
+ * (rcache__memory_fork_hold, below), so that no shard is copied into a child half updated
+ * by another thread.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -79,6 +84,7 @@ typedef struct mstore {
   pthread_t thread;
   _Atomic bool started;
   bool stop;
+  struct mstore *fork_prev, *fork_next; /* the list of stores, under stores_mu */
 } mstore;
 
 static mstore *store_of(rcache__backend *b) {
@@ -641,19 +647,81 @@ static bool mem_available(rcache__backend *b) {
   return true;
 }
 
-/* A forked child has its own copy of the data; the sweeper thread stayed with the parent
- * and a lock may have been copied while held. */
+/* A forked child has its own copy of the data; the sweeper thread stayed with the parent,
+ * and may have held ctl then (it waits for the fork to end holding it: fork.c's gate). The
+ * shard locks need nothing: the fork held them all, and the child handler released them. */
 static void mem_after_fork(rcache__backend *b) {
   mstore *m = store_of(b);
-  for (int i = 0; i < NSHARDS; i++)
-    pthread_mutex_init(&m->sh[i].mu, NULL);
   pthread_mutex_init(&m->ctl, NULL);
   rcache__cond_init_mono(&m->wake);
   atomic_store(&m->started, false); /* the next write with a TTL starts one here */
 }
 
+/* ---- fork ------------------------------------------------------------------------------------ */
+
+/* Every store of the process, so that a fork can wait for the operations in progress on them:
+ * a shard copied into a child in the middle of an update (a rehash, an LRU relink) would be
+ * corrupt there for good. stores_mu is held from the prepare handler to the parent or child
+ * one, so a store opened or destroyed meanwhile waits for the fork to be over.
+ *
+ * Why this cannot deadlock:
+ *  - no memory:// code calls out of the library while it holds a shard lock (no callback, no
+ *    log, no wait; only the C library's allocator, memcmp and the thread's error buffer), so
+ *    the forking thread never holds one itself, and a holder always lets go in bounded time
+ *    (an allocator replacing malloc registers its own fork handlers when it starts, before
+ *    any store exists, so they lock it after these, as glibc does with its own);
+ *  - fork.c takes them after its gate: a background thread of ours (the sweeper, an async
+ *    worker) holds none while it waits, and one that wakes during the fork waits for it to
+ *    end holding at most its store's ctl, never a shard lock; nobody waits for the gate while
+ *    holding a shard lock (ensure_sweeper starts the sweeper with none held);
+ *  - no other code holds two shard locks (evict_to_bound takes one at a time), so taking them
+ *    all in a fixed order (list order, then shard index) cannot cross another thread's order.
+ * Not covered: a fork() from a signal handler that interrupted a memory:// call in the same
+ * thread (it would wait for itself, as glibc's fork does on its allocator's locks). The cost
+ * to a fork of a process without stores: one uncontended lock of stores_mu. */
+static pthread_mutex_t stores_mu = PTHREAD_MUTEX_INITIALIZER;
+static mstore *stores;
+
+static void stores_add(mstore *m) {
+  pthread_mutex_lock(&stores_mu);
+  m->fork_prev = NULL;
+  m->fork_next = stores;
+  if (stores) stores->fork_prev = m;
+  stores = m;
+  pthread_mutex_unlock(&stores_mu);
+}
+
+static void stores_remove(mstore *m) {
+  pthread_mutex_lock(&stores_mu);
+  if (m->fork_prev)
+    m->fork_prev->fork_next = m->fork_next;
+  else
+    stores = m->fork_next;
+  if (m->fork_next) m->fork_next->fork_prev = m->fork_prev;
+  pthread_mutex_unlock(&stores_mu);
+}
+
+void rcache__memory_fork_hold(void) {
+  pthread_mutex_lock(&stores_mu);
+  for (mstore *m = stores; m; m = m->fork_next)
+    for (int i = 0; i < NSHARDS; i++)
+      pthread_mutex_lock(&m->sh[i].mu);
+}
+
+/* In the parent, and in the child too: there the forking thread is the only thread and owns
+ * every lock it took, so it unlocks them as it would have in the parent (re-initialising a
+ * locked mutex instead is undefined, and ThreadSanitizer would still count it held). What
+ * they guard is whole: nobody was inside. */
+void rcache__memory_fork_release(void) {
+  for (mstore *m = stores; m; m = m->fork_next)
+    for (int i = NSHARDS - 1; i >= 0; i--)
+      pthread_mutex_unlock(&m->sh[i].mu);
+  pthread_mutex_unlock(&stores_mu);
+}
+
 static void mem_destroy(rcache__backend *b) {
   mstore *m = store_of(b);
+  stores_remove(m); /* first: a fork must not lock what is torn down below */
   pthread_mutex_lock(&m->ctl);
   m->stop = true;
   pthread_cond_signal(&m->wake);
@@ -720,6 +788,8 @@ rcache_status rcache__memory_open(rcache__ctx *ctx, rcache__backend **out) {
   }
   pthread_mutex_init(&m->ctl, NULL);
   rcache__cond_init_mono(&m->wake);
+  rcache__fork_watch(); /* rcache_open has, but a store opened alone must be held too */
+  stores_add(m);
   *out = &m->base;
   return RCACHE_OK;
 }
