@@ -16,8 +16,9 @@ struct rcache__flight {
   char *key;
   size_t klen;
   uint64_t hash;
-  int refs;  /* guarded by the table mutex */
-  bool done; /* guarded by the table mutex */
+  uint64_t epoch; /* the invalidation epoch its creator read (flight.h) */
+  int refs;       /* guarded by the table mutex */
+  bool done;      /* guarded by the table mutex */
   bool in_table;
   rcache_status status;
   rcache_value value;
@@ -29,6 +30,7 @@ struct rcache__flights {
   rcache__flight *bucket[NBUCKETS];
   struct {
     uint64_t hash;
+    uint64_t epoch;
     int64_t done_us;
   } recent[NBUCKETS]; /* the last successful flight per bucket */
 };
@@ -78,13 +80,19 @@ static void flight_free(rcache__flight *f) {
   rcache__free(f);
 }
 
+static void unlink_flight(rcache__flights *fs, rcache__flight *f);
+
 rcache__flight *rcache__flight_join(rcache__flights *fs, const char *key, size_t klen,
-                                    bool *leader) {
+                                    uint64_t epoch, bool *leader) {
   uint64_t h = fnv1a(key, klen);
   rcache__flight **slot = &fs->bucket[h % NBUCKETS];
   pthread_mutex_lock(&fs->mu);
   for (rcache__flight *f = *slot; f; f = f->next) {
     if (f->hash == h && f->klen == klen && memcmp(f->key, key, klen) == 0) {
+      if (f->epoch < epoch) { /* overtaken by an invalidation: a new flight replaces it */
+        unlink_flight(fs, f);
+        break;
+      }
       f->refs++;
       pthread_mutex_unlock(&fs->mu);
       *leader = false;
@@ -93,6 +101,7 @@ rcache__flight *rcache__flight_join(rcache__flights *fs, const char *key, size_t
   }
   rcache__flight *f = flight_new(key, klen, h);
   if (f) {
+    f->epoch = epoch;
     f->refs = 1;
     f->in_table = true;
     f->next = *slot;
@@ -128,6 +137,7 @@ void rcache__flight_finish(rcache__flights *fs, rcache__flight *f, rcache_status
   f->done = true;
   if (st == RCACHE_OK) {
     fs->recent[f->hash % NBUCKETS].hash = f->hash;
+    fs->recent[f->hash % NBUCKETS].epoch = f->epoch;
     fs->recent[f->hash % NBUCKETS].done_us = rcache__now_us();
   }
   unlink_flight(fs, f);
@@ -167,11 +177,12 @@ void rcache__flight_leave(rcache__flights *fs, rcache__flight *f) {
   if (last) flight_free(f);
 }
 
-bool rcache__flight_done_since(rcache__flights *fs, const char *key, size_t klen,
-                               int64_t since_us) {
+bool rcache__flight_done_since(rcache__flights *fs, const char *key, size_t klen, int64_t since_us,
+                               uint64_t epoch) {
   uint64_t h = fnv1a(key, klen);
   pthread_mutex_lock(&fs->mu);
-  bool late = fs->recent[h % NBUCKETS].hash == h && fs->recent[h % NBUCKETS].done_us >= since_us;
+  bool late = fs->recent[h % NBUCKETS].hash == h && fs->recent[h % NBUCKETS].done_us >= since_us &&
+              fs->recent[h % NBUCKETS].epoch >= epoch;
   pthread_mutex_unlock(&fs->mu);
   return late;
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "handle.h"
+#include "near/near.h"
 #include "tags.h"
 
 #define LEASE_POLL_US 10000 /* how often a process waiting on another's lease looks */
@@ -32,11 +33,37 @@ typedef struct loader {
   const rcache__tagdecl *decl; /* the tags reads declare (NULL: none) */
 } loader;
 
-/* Runs the loader and stores its value. The loader's value is returned even when the
- * cache cannot take it: the application must keep working without the cache. */
+/* The value loaded from e0 on went out while an invalidation covering k ran (its epoch moved,
+ * handle.h): it may have reached the server after the invalidation's command. Delete it, so
+ * that it is not served until its TTL. This may remove a fresher value that another caller
+ * stored meanwhile: a lost write (a later miss), never a stale hit. */
+static void unstore_if_overtaken(rcache *c, const rcache__key *k, uint64_t e0) {
+  if (rcache__inval_epoch(c, k->p, k->len) == e0) return;
+  rcache__backend *be = rcache__be(c);
+  (void)be->ops->del(be, k->p, k->len);
+  if (c->ctx.near) rcache__near_invalidate(c->ctx.near, k->p, k->len);
+}
+
+/*
+ * Runs the loader and stores its value. The loader's value is returned even when the
+ * cache cannot take it: the application must keep working without the cache.
+ *
+ * Invalidations (rcache_delete and the calls covering many keys) bump the key's epoch
+ * before their command goes out, and the epoch is read here before the loader runs, so:
+ *  - the epoch unchanged after the load: any invalidation of k still to come sends its
+ *    command after our check; if our SET is then still on its way, the check after the SET
+ *    (unstore_if_overtaken) sees the bump and deletes it;
+ *  - moved: the loader may have read the data before the change the invalidation is for,
+ *    so nothing is stored (the caller still gets the value: its call began before the
+ *    invalidation returned, and the value is its answer as of then).
+ * Left: between a SET that lands after the invalidation's command and our DEL (one round
+ * trip), a reader may see the value. In-process only: another process's invalidation does
+ * not move this handle's epochs (docs/semantics.md).
+ */
 static rcache_status load_and_store(rcache *c, const rcache__key *k, int64_t ttl_ms,
                                     const loader *L, rcache_value *out, bool store) {
   rcache_value v = {NULL, 0};
+  uint64_t e0 = rcache__inval_epoch(c, k->p, k->len); /* before the loader reads anything */
   /* The clear key's version before the load (framed values carry their own, tags.c): a
    * rcache_clear while it runs leaves what it stores already stale. Unknown (unreachable):
    * the value is returned, not stored. */
@@ -69,11 +96,13 @@ static rcache_status load_and_store(rcache *c, const rcache__key *k, int64_t ttl
   /* When the read just failed to reach the cache (already counted as a fallback), the
    * write would fail too: it is dropped without spending a second deadline on it. */
   int flags = RCACHE__SET_STALE | (L->framed ? RCACHE__SET_FRAME : 0);
+  store = store && rcache__inval_epoch(c, k->p, k->len) == e0;
   if (store && rcache__set_full(c, k, v.data, v.len, ttl_ms, flags, L->framed ? NULL : &clear) ==
                    RCACHE_ENOMEM) {
     rcache_value_free(&v); /* not cached: the caller hears why (docs/errors.md) */
     return RCACHE_ENOMEM;
   }
+  if (store) unstore_if_overtaken(c, k, e0);
   if (L->framed) rcache__tags_strip(&v);
   *out = v;
   return RCACHE_OK;
@@ -198,7 +227,8 @@ static bool leads(const rcache__flight *f) {
 static void maybe_refresh(rcache *c, const rcache__key *k, int64_t ttl_ms, const loader *L,
                           rcache_value *out) {
   bool leader;
-  rcache__flight *f = rcache__flight_join(c->flights, k->p, k->len, &leader);
+  uint64_t epoch = rcache__inval_epoch(c, k->p, k->len);
+  rcache__flight *f = rcache__flight_join(c->flights, k->p, k->len, epoch, &leader);
   if (!f) return;
   if (leader) {
     COUNT(c, early_refreshes);
@@ -216,17 +246,20 @@ static void maybe_refresh(rcache *c, const rcache__key *k, int64_t ttl_ms, const
   rcache__flight_leave(c->flights, f);
 }
 
-/* A miss: one loader per key in the process; the others wait for it. */
+/* A miss: one loader per key in the process; the others wait for it. The epoch is read after
+ * the miss, so it is at least the one at the call's start (a later one only makes a caller
+ * that overlapped an invalidation load itself): a flight older than it is not joined. */
 static rcache_status load_once(rcache *c, const rcache__key *k, int64_t ttl_ms, const loader *L,
                                rcache_value *out, bool reachable, const rcache__read *missed) {
   bool leader;
-  rcache__flight *f = rcache__flight_join(c->flights, k->p, k->len, &leader);
+  uint64_t epoch = rcache__inval_epoch(c, k->p, k->len);
+  rcache__flight *f = rcache__flight_join(c->flights, k->p, k->len, epoch, &leader);
   if (!f) return RCACHE_ENOMEM;
   rcache_status s = RCACHE_MISS;
   if (leader) {
     /* Another flight for this key ended after our read: its value is in the cache now,
      * so read it rather than load a second time. */
-    if (reachable && rcache__flight_done_since(c->flights, k->p, k->len, missed->now_us)) {
+    if (reachable && rcache__flight_done_since(c->flights, k->p, k->len, missed->now_us, epoch)) {
       rcache_value tail = {NULL, 0};
       /* the call is counted as a load: a near hit here is not a hit of its family, but a
        * value fetched is filed under it */

@@ -733,6 +733,13 @@ rcache_status rcache_delete(rcache *c, const char *key) {
   int64_t t0 = rcache__now_us();
   BEGIN_KEYED(c, key, k);
   rcache__in_flight(c, 1);
+  /* The key's epoch moves before the DEL is sent, never after: a get_or_set load that starts
+   * after this call returns then reads the new epoch (and loads after the change the caller
+   * made before deleting), while one that started before either sees the bump when it ends
+   * and does not store, or stored first and checks again after its SET (load_and_store). A
+   * bump after the DEL would leave a window where a load begun before the change finds the
+   * epoch unchanged and stores its old value after the DEL. */
+  rcache__inval_key(c, k.p, k.len);
   rcache__backend *be = rcache__be(c);
   rcache_status s = be->ops->del(be, k.p, k.len);
   near_drop(c, k.p, k.len);
@@ -772,6 +779,7 @@ static rcache_status delete_glob(rcache *c, const char *lit, const char *glob, r
   char *g = ns_glob(c, lit, glob, &gl);
   if (!g) return rcache__done(c, RCACHE_ENOMEM);
   rcache__in_flight(c, 1);
+  rcache__inval_everything(c); /* before the scan starts, as rcache_delete's bump */
   rcache_status s = del_match(c, g, gl, p);
   rcache__free(g);
   near_flush(c);
@@ -816,6 +824,7 @@ rcache_status rcache_flush(rcache *c) {
   rcache__err_clear();
   if (!c) return rcache__einval(NULL, "handle is NULL");
   rcache__enter(c);
+  rcache__inval_everything(c); /* before the command goes out, as rcache_delete's bump */
   if (c->ctx.prefix_len == 0) {
     rcache__backend *be = rcache__be(c);
     rcache_status s = be->ops->flushdb(be);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rcache/keys.h"
 #include "rcache/rcache.h"
 #include "test.h"
 
@@ -487,6 +488,201 @@ static void test_clear_race(const char *url, bool near) {
   rcache_close(c);
 }
 
+/* ---- an invalidation racing a load ---------------------------------------------------------- */
+
+/* A's loader: it has read the data ("old") and is held until the test lets it go. */
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool started, release;
+  atomic_int calls;
+} gate_cfg;
+
+static void gate_hold(gate_cfg *g) {
+  atomic_fetch_add(&g->calls, 1);
+  pthread_mutex_lock(&g->mu);
+  g->started = true;
+  pthread_cond_broadcast(&g->cv);
+  while (!g->release)
+    pthread_cond_wait(&g->cv, &g->mu);
+  pthread_mutex_unlock(&g->mu);
+}
+
+static rcache_status gated_loader(void *ud, rcache_value *out) {
+  gate_hold(ud);
+  out->data = strdup("old");
+  out->len = 3;
+  return RCACHE_OK;
+}
+
+static rcache_status gated_tagged_loader(void *ud, rcache_value *out, rcache_tags *tags) {
+  (void)tags;
+  return gated_loader(ud, out);
+}
+
+static rcache_status new_tagged_loader(void *ud, rcache_value *out, rcache_tags *tags) {
+  (void)tags;
+  return loader(ud, out);
+}
+
+/* Waits until *flag (under g->mu) or the bound: a bound, not a synchronisation. */
+static bool gate_await(gate_cfg *g, const bool *flag, int ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += ms / 1000;
+  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&g->mu);
+  while (!*flag)
+    if (pthread_cond_timedwait(&g->cv, &g->mu, &ts) != 0) break;
+  bool ok = *flag;
+  pthread_mutex_unlock(&g->mu);
+  return ok;
+}
+
+typedef enum {
+  INV_DELETE,
+  INV_PREFIX,
+  INV_PATTERN,
+  INV_FLUSH,
+  INV_CLEAR,
+  INV_TAG,
+  INV_USER,
+  INV_N
+} inv_kind;
+static const char *const inv_name[INV_N] = {"delete", "delete_prefix",  "delete_pattern", "flush",
+                                            "clear",  "invalidate_tag", "invalidate_user"};
+
+typedef struct {
+  rcache *c;
+  const char *key;
+  bool tagged;
+  gate_cfg *g;   /* A: the gated loader */
+  loader_cfg *l; /* B: loads "new" */
+  rcache_status s;
+  rcache_value v;
+  gate_cfg *sig; /* B: where it says it is done */
+  bool done;     /* under sig->mu */
+} inv_call;
+
+static void *inv_caller(void *p) {
+  inv_call *a = p;
+  const char *tag[] = {"invtag"};
+  if (a->tagged)
+    a->s = rcache_get_or_set_tagged(a->c, a->key, 60, tag, 1,
+                                    a->g ? gated_tagged_loader : new_tagged_loader,
+                                    a->g ? (void *)a->g : (void *)a->l, &a->v);
+  else
+    a->s = a->g ? rcache_get_or_set(a->c, a->key, 60, gated_loader, a->g, &a->v)
+                : rcache_get_or_set(a->c, a->key, 60, loader, a->l, &a->v);
+  return NULL;
+}
+
+static void *inv_caller_b(void *p) {
+  inv_call *a = p;
+  inv_caller(p);
+  pthread_mutex_lock(&a->sig->mu);
+  a->done = true;
+  pthread_cond_broadcast(&a->sig->cv);
+  pthread_mutex_unlock(&a->sig->mu);
+  return NULL;
+}
+
+static rcache_status invalidate(rcache *c, inv_kind kind, const char *key) {
+  uint64_t n = 0;
+  switch (kind) {
+  case INV_DELETE:
+    return rcache_delete(c, key);
+  case INV_PREFIX:
+    return rcache_delete_prefix(c, "inv:", &n);
+  case INV_PATTERN:
+    return rcache_delete_pattern(c, "inv:*:k", &n);
+  case INV_FLUSH:
+    return rcache_flush(c);
+  case INV_CLEAR:
+    return rcache_clear(c);
+  case INV_TAG:
+    return rcache_invalidate_tag(c, "invtag");
+  case INV_USER:
+    return rcache_invalidate_user(c, "77", &n);
+  default:
+    return RCACHE_EINVAL;
+  }
+}
+
+/* Thread A's get_or_set misses and its loader reads "old"; while it runs the data changes and
+ * an invalidation covering the key returns OK. Thread B's get_or_set, which starts after that,
+ * must not be handed A's "old": it loads "new" itself, at once. A's caller gets "old" (its
+ * call started before the invalidation), but the cache must not keep it. */
+static void inv_round(rcache *c, inv_kind kind, int round, bool near) {
+  char key[64];
+  if (kind == INV_USER)
+    snprintf(key, sizeof key, "user:77:r%d", round);
+  else
+    snprintf(key, sizeof key, "inv:%d%d:k", round, (int)kind);
+  bool tagged = kind == INV_TAG;
+  gate_cfg g = {.started = false};
+  pthread_mutex_init(&g.mu, NULL);
+  pthread_cond_init(&g.cv, NULL);
+  atomic_int calls = 0;
+  loader_cfg l = {&calls, 0, false, "new"};
+  inv_call a = {c, key, tagged, &g, NULL, RCACHE_OK, {NULL, 0}, NULL, false};
+  inv_call b = {c, key, tagged, NULL, &l, RCACHE_OK, {NULL, 0}, &g, false};
+  pthread_t ta, tb;
+  pthread_create(&ta, NULL, inv_caller, &a);
+  CHECK_MSG(gate_await(&g, &g.started, 10000), "%s: A's loader never ran", inv_name[kind]);
+  rcache_status s = invalidate(c, kind, key);
+  CHECK_MSG(s == RCACHE_OK || (kind == INV_DELETE && s == RCACHE_MISS), "%s: %s", inv_name[kind],
+            rcache_strerror(s));
+  pthread_create(&tb, NULL, inv_caller_b, &b);
+  /* B must not wait for A's load: generous bound (A is held until B answers or it passes) */
+  bool b_alone = gate_await(&g, &b.done, 5000);
+  pthread_mutex_lock(&g.mu);
+  g.release = true;
+  pthread_cond_broadcast(&g.cv);
+  pthread_mutex_unlock(&g.mu);
+  pthread_join(tb, NULL);
+  pthread_join(ta, NULL);
+  const char *what = near ? "near" : "plain";
+  CHECK_MSG(b_alone, "%s/%s: B waited for the load that started before the invalidation",
+            inv_name[kind], what);
+  CHECK_MSG(b.s == RCACHE_OK && b.v.data && strcmp(b.v.data, "new") == 0, "%s/%s: B got %s '%s'",
+            inv_name[kind], what, rcache_strerror(b.s), b.v.data ? b.v.data : "");
+  CHECK_MSG(atomic_load(&calls) == 1, "%s/%s: B's loader ran %d times", inv_name[kind], what,
+            atomic_load(&calls));
+  CHECK_MSG(a.s == RCACHE_OK && a.v.data && strcmp(a.v.data, "old") == 0, "%s/%s: A got %s '%s'",
+            inv_name[kind], what, rcache_strerror(a.s), a.v.data ? a.v.data : "");
+  rcache_value v = {NULL, 0};
+  s = rcache_get(c, key, &v);
+  CHECK_MSG(s != RCACHE_OK || (v.data && strcmp(v.data, "old") != 0),
+            "%s/%s: the cache kept A's '%s' after the invalidation", inv_name[kind], what,
+            v.data ? v.data : "");
+  rcache_value_free(&v);
+  rcache_value_free(&a.v);
+  rcache_value_free(&b.v);
+  pthread_cond_destroy(&g.cv);
+  pthread_mutex_destroy(&g.mu);
+}
+
+static void test_invalidate_race(const char *url, bool near) {
+  char sub[96];
+  snprintf(sub, sizeof sub, "%sinv%d:", ns, (int)near);
+  rcache_options o = opts();
+  o.key_prefix = sub;
+  o.flight_wait_ms = 60000; /* a B that joins A's flight waits for A, however long it takes */
+  if (near) o.near_cache_bytes = 1 << 20;
+  rcache *c = open_with(url, &o);
+  if (!c) return;
+  for (int round = 0; round < 2; round++) /* the second: after the first has cached keys */
+    for (int kind = 0; kind < INV_N; kind++)
+      inv_round(c, (inv_kind)kind, round, near);
+  rcache_flush(c);
+  rcache_close(c);
+}
+
 /* ---- Redis down: the loader still answers ---------------------------------------------------- */
 
 static void test_down(void) {
@@ -521,6 +717,8 @@ int main(void) {
     test_nested(urls[i]);
     test_clear_race(urls[i], false);
     test_clear_race(urls[i], true);
+    test_invalidate_race(urls[i], false);
+    test_invalidate_race(urls[i], true);
   }
   test_lease(tcp); /* across processes: needs a shared store */
   test_lease_edges(tcp);
