@@ -799,7 +799,8 @@ static size_t in_bytes(const aop *op) {
 }
 
 static bool delete_format(rcache *c, aop *op, const rcache__key *k, rcache__cmds *b) {
-  (void)c, (void)op;
+  (void)op;
+  rcache__inval_key(c, k->p, k->len); /* before the UNLINK goes out, as rcache_delete's */
   return rcache__redis_key_cmds(b, "UNLINK", k->p, k->len) == RCACHE_OK;
 }
 static rcache_status delete_finish(rcache *c, aop *op, redisReply *r) {

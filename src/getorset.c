@@ -38,7 +38,7 @@ typedef struct loader {
  * that it is not served until its TTL. This may remove a fresher value that another caller
  * stored meanwhile: a lost write (a later miss), never a stale hit. */
 static void unstore_if_overtaken(rcache *c, const rcache__key *k, uint64_t e0) {
-  if (rcache__inval_epoch(c, k->p, k->len) == e0) return;
+  if (rcache__inval_store(c, k->p, k->len) == e0) return;
   rcache__backend *be = rcache__be(c);
   (void)be->ops->del(be, k->p, k->len);
   if (c->ctx.near) rcache__near_invalidate(c->ctx.near, k->p, k->len);
@@ -48,8 +48,10 @@ static void unstore_if_overtaken(rcache *c, const rcache__key *k, uint64_t e0) {
  * Runs the loader and stores its value. The loader's value is returned even when the
  * cache cannot take it: the application must keep working without the cache.
  *
- * Invalidations (rcache_delete and the calls covering many keys) bump the key's epoch
- * before their command goes out, and the epoch is read here before the loader runs, so:
+ * The invalidations that delete (rcache_delete, delete_prefix/pattern, flush) bump the key's
+ * store epoch (handle.h) before their command goes out, and it is read here before the
+ * loader runs, so (rcache_clear and invalidate_tag need not: the versions read before the
+ * loader leave the value stale):
  *  - the epoch unchanged after the load: any invalidation of k still to come sends its
  *    command after our check; if our SET is then still on its way, the check after the SET
  *    (unstore_if_overtaken) sees the bump and deletes it;
@@ -63,7 +65,7 @@ static void unstore_if_overtaken(rcache *c, const rcache__key *k, uint64_t e0) {
 static rcache_status load_and_store(rcache *c, const rcache__key *k, int64_t ttl_ms,
                                     const loader *L, rcache_value *out, bool store) {
   rcache_value v = {NULL, 0};
-  uint64_t e0 = rcache__inval_epoch(c, k->p, k->len); /* before the loader reads anything */
+  uint64_t e0 = rcache__inval_store(c, k->p, k->len); /* before the loader reads anything */
   /* The clear key's version before the load (framed values carry their own, tags.c): a
    * rcache_clear while it runs leaves what it stores already stale. Unknown (unreachable):
    * the value is returned, not stored. */
@@ -96,7 +98,7 @@ static rcache_status load_and_store(rcache *c, const rcache__key *k, int64_t ttl
   /* When the read just failed to reach the cache (already counted as a fallback), the
    * write would fail too: it is dropped without spending a second deadline on it. */
   int flags = RCACHE__SET_STALE | (L->framed ? RCACHE__SET_FRAME : 0);
-  store = store && rcache__inval_epoch(c, k->p, k->len) == e0;
+  store = store && rcache__inval_store(c, k->p, k->len) == e0;
   if (store && rcache__set_full(c, k, v.data, v.len, ttl_ms, flags, L->framed ? NULL : &clear) ==
                    RCACHE_ENOMEM) {
     rcache_value_free(&v); /* not cached: the caller hears why (docs/errors.md) */
@@ -227,7 +229,7 @@ static bool leads(const rcache__flight *f) {
 static void maybe_refresh(rcache *c, const rcache__key *k, int64_t ttl_ms, const loader *L,
                           rcache_value *out) {
   bool leader;
-  uint64_t epoch = rcache__inval_epoch(c, k->p, k->len);
+  uint64_t epoch = rcache__inval_join(c, k->p, k->len);
   rcache__flight *f = rcache__flight_join(c->flights, k->p, k->len, epoch, &leader);
   if (!f) return;
   if (leader) {
@@ -252,7 +254,7 @@ static void maybe_refresh(rcache *c, const rcache__key *k, int64_t ttl_ms, const
 static rcache_status load_once(rcache *c, const rcache__key *k, int64_t ttl_ms, const loader *L,
                                rcache_value *out, bool reachable, const rcache__read *missed) {
   bool leader;
-  uint64_t epoch = rcache__inval_epoch(c, k->p, k->len);
+  uint64_t epoch = rcache__inval_join(c, k->p, k->len);
   rcache__flight *f = rcache__flight_join(c->flights, k->p, k->len, epoch, &leader);
   if (!f) return RCACHE_ENOMEM;
   rcache_status s = RCACHE_MISS;

@@ -18,9 +18,10 @@ struct rcache {
   int64_t stale_ms;                             /* stale-if-error window, 0 = off */
   _Atomic uint32_t load_us[RCACHE__LOAD_SLOTS]; /* last load time (µs), by key hash */
   /* Invalidation epochs, for get_or_set's loads (getorset.c): rcache_delete bumps its key's
-   * stripe, the calls that cover many keys (delete_prefix/pattern, flush, clear,
-   * invalidate_tag) inval_all, each before its command goes out. Only ever grow. */
+   * stripe, delete_prefix/pattern and flush inval_all, rcache_clear and invalidate_tag
+   * inval_versions, each before its command goes out. Only ever grow. */
   _Atomic uint64_t inval_all;
+  _Atomic uint64_t inval_versions;
   _Atomic uint64_t inval[RCACHE__INVAL_STRIPES];
   _Atomic uint64_t gen;        /* rcache__fork_gen() this process's state is for */
   _Atomic uint64_t fork_claim; /* the generation whose recovery a thread has taken on */
@@ -77,23 +78,34 @@ static inline uint64_t rcache__clear_asked(rcache *c) {
   return atomic_load_explicit(&c->clear_seq, memory_order_acquire);
 }
 
-/* The invalidation epoch of the stored key p (len bytes): the sum of its stripe's and the
- * global one, so it moves when either does (both only grow). Two loads, no lock. */
+/* The invalidation epochs of the stored key p (len bytes), sums of counters that only grow,
+ * so each moves when any of its parts does. Two or three loads, no lock.
+ *  - rcache__inval_store: its stripe and inval_all, the invalidations that delete values. A
+ *    load that saw it move does not store (getorset.c). rcache_clear and invalidate_tag are
+ *    not in it: the versions a load reads before its loader already leave its value stale.
+ *  - rcache__inval_join: all three. A caller whose miss came after any invalidation of the
+ *    key does not take the value of a flight (flight.h) that began before it. */
 static inline _Atomic uint64_t *rcache__inval_stripe(rcache *c, const char *p, size_t len) {
   uint32_t h = 2166136261u;
   for (size_t i = 0; i < len; i++)
     h = (h ^ (unsigned char)p[i]) * 16777619u;
   return &c->inval[h % RCACHE__INVAL_STRIPES];
 }
-static inline uint64_t rcache__inval_epoch(rcache *c, const char *p, size_t len) {
+static inline uint64_t rcache__inval_store(rcache *c, const char *p, size_t len) {
   return atomic_load(&c->inval_all) + atomic_load(rcache__inval_stripe(c, p, len));
 }
-/* Called before the invalidation's command is sent (see load_and_store in getorset.c). */
+static inline uint64_t rcache__inval_join(rcache *c, const char *p, size_t len) {
+  return atomic_load(&c->inval_versions) + rcache__inval_store(c, p, len);
+}
+/* Each called before the invalidation's command is sent (see load_and_store in getorset.c). */
 static inline void rcache__inval_key(rcache *c, const char *p, size_t len) {
   atomic_fetch_add(rcache__inval_stripe(c, p, len), 1);
 }
 static inline void rcache__inval_everything(rcache *c) {
   atomic_fetch_add(&c->inval_all, 1);
+}
+static inline void rcache__inval_by_version(rcache *c) {
+  atomic_fetch_add(&c->inval_versions, 1);
 }
 
 /* The backend as it is now: the one opened, or the cluster one that replaced it (redis.c).

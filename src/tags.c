@@ -990,9 +990,9 @@ rcache_status rcache__tags_plain(rcache *c, const void *d, size_t len, const int
 
 static rcache_status bump(rcache *c, const char *tag, int64_t t0) {
   rcache__in_flight(c, 1);
-  /* get_or_set's loads: before the INCR goes out, as rcache_delete's bump (rcache.c). A tag
-   * covers keys nobody here can list: every key's epoch moves. */
-  rcache__inval_everything(c);
+  /* get_or_set's flights: before the INCR goes out, as rcache_delete's bump (rcache.c). A tag
+   * covers keys nobody here can list: every key's epoch moves (handle.h). */
+  rcache__inval_by_version(c);
   rcache__key k;
   rcache_status s = version_key(c, tag, tag ? strlen(tag) : 0, &k);
   if (s == RCACHE_OK) {

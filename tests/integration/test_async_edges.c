@@ -269,13 +269,7 @@ static rcache *open_warm(const char *url) {
   rcache *c = NULL;
   rcache_status s = rcache_open(&c, url, &o);
   CHECK_MSG(s == RCACHE_OK, "open %s: %s %s", url, rcache_strerror(s), rcache_errmsg(NULL));
-  for (int round = 0; c && round < 5; round++) {
-    atomic_store(&n_done, 0);
-    for (int i = 0; i < 4; i++)
-      CHECK(rcache_get_async(c, "e:warm", on_get_free, NULL) == RCACHE_OK);
-    CHECK(pump(c, &n_done, 4, 10000));
-    usleep(20000);
-  }
+  CHECK(!c || await_async_warm(c, "e:warm", 10000));
   return c;
 }
 

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "await.h"
 #include "rcache/keys.h"
 #include "rcache/rcache.h"
 #include "test.h"
@@ -551,10 +552,27 @@ typedef enum {
   INV_CLEAR,
   INV_TAG,
   INV_USER,
+  INV_DELETE_ASYNC,
   INV_N
 } inv_kind;
-static const char *const inv_name[INV_N] = {"delete", "delete_prefix",  "delete_pattern", "flush",
-                                            "clear",  "invalidate_tag", "invalidate_user"};
+static const char *const inv_name[INV_N] = {"delete",          "delete_prefix", "delete_pattern",
+                                            "flush",           "clear",         "invalidate_tag",
+                                            "invalidate_user", "delete_async"};
+
+static void on_deleted(void *ud, rcache_status s) {
+  *(rcache_status *)ud = s;
+}
+
+/* rcache_delete_async, its callback awaited, on a loop connection brought up first: the loop
+ * sends that UNLINK itself */
+static rcache_status delete_async(rcache *c, const char *key) {
+  CHECK(await_async_warm(c, "inv:warm", 10000));
+  rcache_status s = RCACHE_EINVAL, started = rcache_delete_async(c, key, on_deleted, &s);
+  for (int64_t t0 = await_now_ms();
+       started == RCACHE_OK && s == RCACHE_EINVAL && await_now_ms() - t0 < AWAIT_MS;)
+    await_async_turn(c, 100, NULL);
+  return started == RCACHE_OK ? s : started;
+}
 
 typedef struct {
   rcache *c;
@@ -608,6 +626,8 @@ static rcache_status invalidate(rcache *c, inv_kind kind, const char *key) {
     return rcache_invalidate_tag(c, "invtag");
   case INV_USER:
     return rcache_invalidate_user(c, "77", &n);
+  case INV_DELETE_ASYNC:
+    return delete_async(c, key);
   default:
     return RCACHE_EINVAL;
   }
@@ -635,8 +655,9 @@ static void inv_round(rcache *c, inv_kind kind, int round, bool near) {
   pthread_create(&ta, NULL, inv_caller, &a);
   CHECK_MSG(gate_await(&g, &g.started, 10000), "%s: A's loader never ran", inv_name[kind]);
   rcache_status s = invalidate(c, kind, key);
-  CHECK_MSG(s == RCACHE_OK || (kind == INV_DELETE && s == RCACHE_MISS), "%s: %s", inv_name[kind],
-            rcache_strerror(s));
+  CHECK_MSG(s == RCACHE_OK ||
+                ((kind == INV_DELETE || kind == INV_DELETE_ASYNC) && s == RCACHE_MISS),
+            "%s: %s", inv_name[kind], rcache_strerror(s));
   pthread_create(&tb, NULL, inv_caller_b, &b);
   /* B must not wait for A's load: generous bound (A is held until B answers or it passes) */
   bool b_alone = gate_await(&g, &b.done, 5000);

@@ -12,6 +12,7 @@
 #define RCACHE_TEST_AWAIT_H
 
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -96,6 +97,28 @@ static inline int await_async_turn(rcache *c, int cap_ms, await_turn_times *m) {
   m->took_ns = await_clock_ns(CLOCK_MONOTONIC) - m->start_ns;
   m->cpu_took_ns = await_clock_ns(CLOCK_THREAD_CPUTIME_ID) - m->cpu_start_ns;
   return n;
+}
+
+static inline void await__counted_get(void *ud, rcache_status s, rcache_value v) {
+  (void)s;
+  rcache_value_free(&v);
+  atomic_fetch_add((atomic_int *)ud, 1);
+}
+
+/* Brings c's own loop connection up (the first async GETs go to workers, one of which opens
+ * it; the later ones the loop sends itself): five rounds of four GETs of key, each round
+ * awaited for at most bound_ms. False when one did not complete. */
+static inline bool await_async_warm(rcache *c, const char *key, int bound_ms) {
+  for (int round = 0; round < 5; round++) {
+    atomic_int done = 0;
+    for (int i = 0; i < 4; i++)
+      if (rcache_get_async(c, key, await__counted_get, &done) != RCACHE_OK) return false;
+    for (int64_t t0 = await_now_ms(); atomic_load(&done) < 4 && await_now_ms() - t0 < bound_ms;)
+      await_async_turn(c, 50, NULL);
+    if (atomic_load(&done) < 4) return false;
+    await_sleep_ms(20);
+  }
+  return true;
 }
 
 #endif
