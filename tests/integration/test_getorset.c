@@ -58,14 +58,16 @@ static rcache_status loader(void *ud, rcache_value *out) {
   return RCACHE_OK;
 }
 
-/* A loader that writes a key of the application's own, named as the lease key once was. */
+/* A loader that acts on its handle (c) and counts its calls. */
 typedef struct {
   rcache *c;
   atomic_int calls;
-} side_cfg;
+} handle_loader_cfg;
+
+/* A loader that writes a key of the application's own, named as the lease key once was. */
 
 static rcache_status side_loader(void *ud, rcache_value *out) {
-  side_cfg *l = ud;
+  handle_loader_cfg *l = ud;
   atomic_fetch_add(&l->calls, 1);
   CHECK_EQ(rcache_set(l->c, "le:j:lock", "important", 9, 60), RCACHE_OK);
   out->data = strdup("v");
@@ -193,7 +195,7 @@ static void test_lease_edges(const char *url) {
             v.data ? v.data : "(null)");
   CHECK_EQ(atomic_load(&calls), 1);
   rcache_value_free(&v);
-  side_cfg side = {.c = c};
+  handle_loader_cfg side = {.c = c};
   CHECK_EQ(rcache_get_or_set(c, "le:j", 60, side_loader, &side, &v), RCACHE_OK);
   rcache_value_free(&v);
   CHECK_EQ(atomic_load(&side.calls), 1);
@@ -446,15 +448,10 @@ static void test_nested(const char *url) {
 
 /* ---- rcache_clear racing a load ------------------------------------------------------------- */
 
-typedef struct {
-  rcache *c;
-  atomic_int calls;
-} clearing_cfg;
-
 /* The data is read ("old"), then someone changes it and clears the namespace before the
  * load returns. */
 static rcache_status clearing_loader(void *ud, rcache_value *out) {
-  clearing_cfg *l = ud;
+  handle_loader_cfg *l = ud;
   atomic_fetch_add(&l->calls, 1);
   CHECK_EQ(rcache_clear(l->c), RCACHE_OK);
   out->data = strdup("old");
@@ -473,7 +470,7 @@ static void test_clear_race(const char *url, bool near) {
   if (near) o.near_cache_bytes = 1 << 20;
   rcache *c = open_with(url, &o);
   if (!c) return;
-  clearing_cfg l = {.c = c};
+  handle_loader_cfg l = {.c = c};
   for (int round = 0; round < 2; round++) {
     rcache_value v = {NULL, 0};
     CHECK_EQ(rcache_get_or_set(c, "cr:k", 60, clearing_loader, &l, &v), RCACHE_OK);
