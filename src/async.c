@@ -786,6 +786,7 @@ static bool set_format(rcache *c, aop *op, const rcache__key *k, rcache__cmds *b
                              0) != RCACHE_OK)
     return false;
   rcache__tags_note(c, k->p, k->len, false);
+  rcache__inval_key(c, k->p, k->len); /* before the SET goes out, as rcache_set's */
   return true;
 }
 static rcache_status set_finish(rcache *c, aop *op, redisReply *r) {

@@ -17,7 +17,8 @@ struct rcache {
   rcache__flights *flights;
   int64_t stale_ms;                             /* stale-if-error window, 0 = off */
   _Atomic uint32_t load_us[RCACHE__LOAD_SLOTS]; /* last load time (µs), by key hash */
-  /* Invalidation epochs, for get_or_set's loads (getorset.c): rcache_delete bumps its key's
+  /* Invalidation epochs, for get_or_set's loads (getorset.c): rcache_delete and the setters
+   * (a value the application writes is newer than a load begun before it) bump their key's
    * stripe, delete_prefix/pattern and flush inval_all, rcache_clear and invalidate_tag
    * inval_versions, each before its command goes out. Only ever grow. */
   _Atomic uint64_t inval_all;
@@ -80,7 +81,7 @@ static inline uint64_t rcache__clear_asked(rcache *c) {
 
 /* The invalidation epochs of the stored key p (len bytes), sums of counters that only grow,
  * so each moves when any of its parts does. Two or three loads, no lock.
- *  - rcache__inval_store: its stripe and inval_all, the invalidations that delete values. A
+ *  - rcache__inval_store: its stripe and inval_all, what deletes or overwrites values. A
  *    load that saw it move does not store (getorset.c). rcache_clear and invalidate_tag are
  *    not in it: the versions a load reads before its loader already leave its value stale.
  *  - rcache__inval_join: all three. A caller whose miss came after any invalidation of the

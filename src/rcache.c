@@ -722,6 +722,7 @@ rcache_status rcache_set(rcache *c, const char *key, const void *data, size_t le
     rcache__errf("invalid argument: ttl_s %lld out of range", (long long)ttl_s);
     s = RCACHE_EINVAL;
   } else {
+    rcache__inval_key(c, k.p, k.len); /* a load in progress must not store over it (handle.h) */
     s = rcache__set_full(c, &k, data, len, ttl_ms, 0, NULL);
   }
   rcache__key_free(&k);
@@ -1121,6 +1122,8 @@ rcache_status rcache_set_many(rcache *c, const char *const *keys, const rcache_v
   }
   if (s == RCACHE_OK) {
     rcache__backend *be = rcache__be(c);
+    for (size_t i = 0; i < n; i++) /* loads in progress must not store over them (handle.h) */
+      rcache__inval_key(c, ks[i], ls[i]);
     s = be->ops->set_many(be, (const char *const *)ks, ls, st, n, ttls);
     for (size_t i = 0; i < n; i++) {
       rcache__tags_note(c, ks[i], ls[i], false);

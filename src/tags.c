@@ -949,6 +949,7 @@ rcache_status rcache_set_tagged(rcache *c, const char *key, const void *data, si
   if (s == RCACHE_OK) s = frame_value(tags, tlen, ntags, ver, data, len, &v);
   frame f;
   if (s == RCACHE_OK && frame_parse(v.data, v.len, &f)) memo_put(c, k.p, k.len, &f);
+  if (s == RCACHE_OK) rcache__inval_key(c, k.p, k.len); /* as rcache_set's */
   if (s == RCACHE_OK) s = rcache__set_full(c, &k, v.data, v.len, ttl_ms, RCACHE__SET_FRAME, NULL);
   rcache_value_free(&v);
   rcache__key_free(&k);
