@@ -337,17 +337,20 @@ RCACHE_API rcache_status rcache_delete_pattern_progress(rcache *c, const char *g
                                                         uint64_t *deleted);
 
 /* Fills *out with malloc'd bytes that rcache takes over; returns RCACHE_OK or an error.
- * May be called concurrently for different keys, once at a time for one key. */
+ * May be called concurrently for different keys; for one key once at a time, except that a
+ * call starting after an invalidation or write of the key through the same handle loads
+ * anew while an older load may still run (docs/semantics.md, "Races with loads"). */
 typedef rcache_status (*rcache_loader_fn)(void *ud, rcache_value *out);
 
 /*
  * Cache-aside read: returns the cached value, or calls load(ud, &v) once (one loader per
- * key at a time in this process; others wait for its result), stores v with ttl_s and
- * returns it. RCACHE_OK: *out holds the value (also when the cache is unavailable and the
- * loader ran). RCACHE_ELOADER: the loader failed, nothing was cached (unless a stale
- * value within stale_window_s was served: then RCACHE_OK). RCACHE_EINVAL. RCACHE_ENOMEM:
- * also when the loader returned it, or its value could not be cached for lack of memory
- * (the value is then freed, not returned).
+ * key at a time in this process; others wait for its result, unless the load began before an
+ * invalidation or write of the key that returned before they started: they load anew), stores
+ * v with ttl_s (not when such an invalidation or write came while it loaded) and returns it.
+ * RCACHE_OK: *out holds the value (also when the cache is unavailable and the loader ran).
+ * RCACHE_ELOADER: the loader failed, nothing was cached (unless a stale value within stale_window_s
+ * was served: then RCACHE_OK). RCACHE_EINVAL. RCACHE_ENOMEM: also when the loader returned it, or
+ * its value could not be cached for lack of memory (the value is then freed, not returned).
  * RCACHE_ETOOBIG: the key is too long, or the cached value is larger than max_value_bytes
  * (the loader is not called).
  */
