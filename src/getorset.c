@@ -33,10 +33,10 @@ typedef struct loader {
   const rcache__tagdecl *decl; /* the tags reads declare (NULL: none) */
 } loader;
 
-/* The value loaded from e0 on went out while an invalidation covering k ran (its epoch moved,
- * handle.h): it may have reached the server after the invalidation's command. Delete it, so
- * that it is not served until its TTL. This may remove a fresher value that another caller
- * stored meanwhile: a lost write (a later miss), never a stale hit. */
+/* The value loaded from e0 on went out while an invalidation or a write of k ran (its epoch
+ * moved, handle.h): it may have reached the server after that command. Delete it, so that it
+ * is not served until its TTL. This may remove a fresher value that the write or another
+ * caller stored meanwhile: a lost write (a later miss), never a stale hit. */
 static void unstore_if_overtaken(rcache *c, const rcache__key *k, uint64_t e0) {
   if (rcache__inval_store(c, k->p, k->len) == e0) return;
   rcache__backend *be = rcache__be(c);
@@ -48,10 +48,10 @@ static void unstore_if_overtaken(rcache *c, const rcache__key *k, uint64_t e0) {
  * Runs the loader and stores its value. The loader's value is returned even when the
  * cache cannot take it: the application must keep working without the cache.
  *
- * The invalidations that delete (rcache_delete, delete_prefix/pattern, flush) bump the key's
- * store epoch (handle.h) before their command goes out, and it is read here before the
- * loader runs, so (rcache_clear and invalidate_tag need not: the versions read before the
- * loader leave the value stale):
+ * The invalidations that delete (rcache_delete, delete_prefix/pattern, flush) and the
+ * application's writes (the setters) bump the key's store epoch (handle.h) before their
+ * command goes out, and it is read here before the loader runs, so (rcache_clear and
+ * invalidate_tag need not: the versions read before the loader leave the value stale):
  *  - the epoch unchanged after the load: any invalidation of k still to come sends its
  *    command after our check; if our SET is then still on its way, the check after the SET
  *    (unstore_if_overtaken) sees the bump and deletes it;
