@@ -18,10 +18,7 @@
 #define LEASE_POLL_US 10000 /* how often a process waiting on another's lease looks */
 
 static uint32_t slot_of(const rcache__key *k) {
-  uint32_t h = 2166136261u;
-  for (size_t i = 0; i < k->len; i++)
-    h = (h ^ (unsigned char)k->p[i]) * 16777619u;
-  return h % RCACHE__LOAD_SLOTS;
+  return rcache__key_hash(k->p, k->len) % RCACHE__LOAD_SLOTS;
 }
 
 /* A get_or_set's loader; framed: its values are frames (tags.c, rcache_get_or_set_tagged),

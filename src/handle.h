@@ -79,6 +79,15 @@ static inline uint64_t rcache__clear_asked(rcache *c) {
   return atomic_load_explicit(&c->clear_seq, memory_order_acquire);
 }
 
+/* FNV-1a (32 bits) of a stored key: the per-key tables of a handle (load times, tag hints,
+ * invalidation stripes) pick their slot with it. */
+static inline uint32_t rcache__key_hash(const char *p, size_t len) {
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < len; i++)
+    h = (h ^ (unsigned char)p[i]) * 16777619u;
+  return h;
+}
+
 /* The invalidation epochs of the stored key p (len bytes), sums of counters that only grow,
  * so each moves when any of its parts does. Two or three loads, no lock.
  *  - rcache__inval_store: its stripe and inval_all, what deletes or overwrites values. A
@@ -87,10 +96,7 @@ static inline uint64_t rcache__clear_asked(rcache *c) {
  *  - rcache__inval_join: all three. A caller whose miss came after any invalidation of the
  *    key does not take the value of a flight (flight.h) that began before it. */
 static inline _Atomic uint64_t *rcache__inval_stripe(rcache *c, const char *p, size_t len) {
-  uint32_t h = 2166136261u;
-  for (size_t i = 0; i < len; i++)
-    h = (h ^ (unsigned char)p[i]) * 16777619u;
-  return &c->inval[h % RCACHE__INVAL_STRIPES];
+  return &c->inval[rcache__key_hash(p, len) % RCACHE__INVAL_STRIPES];
 }
 static inline uint64_t rcache__inval_store(rcache *c, const char *p, size_t len) {
   return atomic_load(&c->inval_all) + atomic_load(rcache__inval_stripe(c, p, len));

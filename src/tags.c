@@ -382,9 +382,7 @@ void rcache__tags_script(const char **text, const char **sha) {
 #define HINT_BITS 65536 /* 8 KiB per handle that has met a tagged value */
 
 static size_t hint_bit(const char *key, size_t klen) {
-  uint32_t h = 2166136261u; /* FNV-1a */
-  for (size_t i = 0; i < klen; i++)
-    h = (h ^ (unsigned char)key[i]) * 16777619u;
+  uint32_t h = rcache__key_hash(key, klen);
   return (h ^ (h >> 16)) % HINT_BITS;
 }
 
