@@ -352,6 +352,14 @@ static int64_t stalled_within(const load *l, int64_t a, int64_t b) {
   return sum;
 }
 
+int64_t load_stalled_us(load *l, int64_t from_us, int64_t to_us) {
+  if (!l) return 0;
+  pthread_mutex_lock(&l->vmu);
+  int64_t s = stalled_within(l, from_us, to_us);
+  pthread_mutex_unlock(&l->vmu);
+  return s;
+}
+
 static const char *watchdog_name = "test";
 
 static void watchdog_fire(int sig) {

@@ -105,6 +105,9 @@ uint64_t load_fallbacks_between(load *l, int64_t from_us, int64_t to_us);
  * summary and the first violations under `title`. Frees l. */
 void load_stop(load *l, load_counts *total, const char *title);
 void load_print(const char *title, const load_counts *c);
+/* How long within [from_us, to_us] the machine stalled the whole process (its canary thread
+ * could not run); 0 when l is NULL. */
+int64_t load_stalled_us(load *l, int64_t from_us, int64_t to_us);
 
 /* After a fault ends (at from_us): polls every 10 ms until the stats say available and a
  * real set + get round trip on a probe key succeeds. Returns the ms it took from from_us,

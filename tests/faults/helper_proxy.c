@@ -19,6 +19,8 @@
 
 #include <arpa/inet.h>
 
+#include "cpu_wait.h"
+
 #define PX_MAX_PAIRS 256
 #define PX_READ 65536
 #define PX_QUEUE_CAP (4u << 20) /* stop reading a side whose output queue is this full */
@@ -50,7 +52,8 @@ struct proxy {
   pthread_t th;
   _Atomic int mode, delay_ms, stop, open;
   _Atomic uint64_t accepted, cut, bytes_down, flaky_n, injected;
-  pthread_mutex_t inj_mu; /* guards the injection below */
+  _Atomic int64_t cpu_wait_us; /* the thread's wait for a CPU as of its last wake-up */
+  pthread_mutex_t inj_mu;      /* guards the injection below */
   char inj[256];
   size_t inj_len;
   int inj_when;
@@ -268,6 +271,7 @@ static void *proxy_main(void *arg) {
   proxy *p = arg;
   struct pollfd *fds = calloc(2 + 2 * PX_MAX_PAIRS, sizeof *fds);
   char *buf = malloc(PX_READ);
+  int sched_fd = -1;
   if (!fds || !buf) abort();
   while (!atomic_load(&p->stop)) {
     int mode = atomic_load(&p->mode);
@@ -292,6 +296,7 @@ static void *proxy_main(void *arg) {
     }
     int timeout = (int)((next_due - now + 999) / 1000);
     if (poll(fds, 2 + 2 * PX_MAX_PAIRS, timeout < 0 ? 0 : timeout) < 0 && errno != EINTR) break;
+    atomic_store(&p->cpu_wait_us, cpu_wait_us(&sched_fd));
     if (fds[0].revents & POLLIN) {
       char drain[64];
       while (read(p->wake[0], drain, sizeof drain) > 0) {
@@ -309,6 +314,7 @@ static void *proxy_main(void *arg) {
   }
   for (int i = 0; i < PX_MAX_PAIRS; i++)
     pair_close(p, &p->pairs[i]);
+  if (sched_fd >= 0) close(sched_fd);
   free(fds);
   free(buf);
   return NULL;
@@ -375,6 +381,10 @@ uint64_t proxy_injected(const proxy *p) {
 
 uint64_t proxy_accepted(const proxy *p) {
   return atomic_load(&p->accepted);
+}
+
+int64_t proxy_cpu_wait_us(const proxy *p) {
+  return atomic_load(&p->cpu_wait_us);
 }
 
 uint64_t proxy_cut(const proxy *p) {

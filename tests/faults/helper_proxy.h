@@ -43,6 +43,9 @@ void proxy_set_mode(proxy *p, proxy_mode m, int delay_ms);
 uint64_t proxy_accepted(const proxy *p);
 uint64_t proxy_cut(const proxy *p);
 uint64_t proxy_bytes_down(const proxy *p);
+/* How long the proxy's thread has waited for a CPU, in all (cpu_wait.h), as of its last
+ * wake-up: the part of a call's time that the machine, not the proxy, took. */
+int64_t proxy_cpu_wait_us(const proxy *p);
 /* Connections open right now. */
 int proxy_open_pairs(const proxy *p);
 /* Bytes from the "server" that nobody asked for, as a broken server, a middlebox or a

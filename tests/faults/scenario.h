@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cpu_wait.h"
 #include "helper_load.h"
 #include "helper_proxy.h"
 #include "rcache/rcache.h"
@@ -36,6 +37,7 @@ typedef struct scen {
   load *l;
   char url[300];
   const char *password; /* must never appear in a log line; NULL = none */
+  const proxy *px;      /* a proxy between the library and the server, or NULL */
   int64_t t0;
 } scen;
 
@@ -317,18 +319,44 @@ static inline bool sc_scan_cb(const char *key, size_t len, void *ud) {
   return true;
 }
 
-/* Times one call: it must end within `budget` ms. */
+/* The time in us that the machine kept the parties to a call from running, in all: the
+ * calling thread (its own schedstat), the server and the proxy between them (cpu_wait.h).
+ * A stall of the whole process is counted separately (load_stalled_us). */
+static inline int64_t sc_machine_wait_us(const scen *x, int *sched_fd) {
+  return cpu_wait_us(sched_fd) + cpu_wait_of_pid_us((long)x->s.pid) +
+         (x->px ? proxy_cpu_wait_us(x->px) : 0);
+}
+
+/* Times one call: it must end within `budget` ms. It "waited out a deadline" when it slept
+ * that long: its wall time less what it ran, less what the machine kept it or those serving
+ * it from running (sc_machine_wait_us, or a stall of the whole process if longer), is most
+ * of a command timeout. A loaded machine can stretch a call that failed fast to that
+ * length; it cannot make it sleep that long. */
 #define SC_TIMED(x, what, budget, call, expect)                                                    \
   do {                                                                                             \
+    int64_t _run0, _run1, _wait = sc_machine_wait_us((x), &sched_fd);                              \
+    cpu_sched_us(&sched_fd, &_run0);                                                               \
     int64_t _t = load_now_us();                                                                    \
     rcache_status _s = (call);                                                                     \
-    int64_t _ms = (load_now_us() - _t) / 1000;                                                     \
+    int64_t _end = load_now_us(), _ms = (_end - _t) / 1000;                                        \
+    cpu_sched_us(&sched_fd, &_run1);                                                               \
+    _wait = sc_machine_wait_us((x), &sched_fd) - _wait;                                            \
+    int64_t _stall = load_stalled_us((x)->l, _t, _end);                                            \
+    int64_t _kept = _stall > _wait ? _stall : _wait;                                               \
+    int64_t _slept = _end - _t - (_run1 - _run0) - _kept;                                          \
     CHECK_MSG(_ms <= (budget), "%s: %s took %lld ms (budget %d)", (what), #call, (long long)_ms,   \
               (int)(budget));                                                                      \
     CHECK_MSG(_s == (expect), "%s: %s returned %s, documented %s", (what), #call,                  \
               rcache_strerror(_s), rcache_strerror(expect));                                       \
     if (_ms > slowest) slowest = _ms;                                                              \
-    if (_ms >= LOAD_COMMAND_TIMEOUT_MS * 3 / 4) waited++;                                          \
+    if (_slept >= LOAD_COMMAND_TIMEOUT_MS * 3 / 4 * 1000) {                                        \
+      waited++;                                                                                    \
+    } else if (_ms >= LOAD_COMMAND_TIMEOUT_MS * 3 / 4) {                                           \
+      printf("[%6.2f s] %s: %s took %lld ms, slept %lld ms of it (the machine kept it or "         \
+             "those serving it from running %lld ms)\n",                                           \
+             sc_elapsed(x), (what), #call, (long long)_ms, (long long)(_slept / 1000),             \
+             (long long)(_kept / 1000));                                                           \
+    }                                                                                              \
   } while (0)
 
 /* Every operation once, while the server misbehaves: each within its deadline, each with
@@ -336,6 +364,7 @@ static inline bool sc_scan_cb(const char *key, size_t len, void *ud) {
 static inline void sc_every_op(scen *x, rcache *h, const char *what) {
   if (!h) return;
   int64_t slowest = 0, waited = 0, t0 = load_now_us();
+  int sched_fd = -1; /* this thread's schedstat (SC_TIMED) */
   rcache_stats s0, s1;
   rcache_get_stats(h, &s0);
   rcache_value v = {(char *)"x", 1};
@@ -384,6 +413,7 @@ static inline void sc_every_op(scen *x, rcache *h, const char *what) {
   rcache_health hh;
   SC_TIMED(x, what, SC_CALL_MS, rcache_health_check(h, &hh), RCACHE_EUNAVAILABLE);
   CHECK(!hh.healthy && hh.error[0]);
+  if (sched_fd >= 0) close(sched_fd);
   rcache_get_stats(h, &s1);
   /* the breaker is configured out: every call above met the fault itself */
   CHECK_EQ(s1.breaker_opens, s0.breaker_opens);

@@ -194,6 +194,7 @@ int main(void) {
     sc_end(&x);
     return test_report(x.name);
   }
+  x.px = px;
   snprintf(x.url, sizeof x.url, "redis://:%s@127.0.0.1:%d", PASSWORD, proxy_port(px));
   if (!sc_open(&x, NULL) || !(x.l = load_start(x.c, "proxy"))) {
     CHECK(x.c && x.l);
