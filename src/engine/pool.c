@@ -14,6 +14,7 @@ struct rcache__pool {
   rcache__breaker br;
 
   pthread_mutex_t mu;  /* guards everything below */
+  pthread_cond_t room; /* a connection came back, a slot opened or one has room for a call */
   pthread_cond_t wake; /* the prober has work, or must stop */
   rcache__addr addr;
   rcache__conn *idle;
@@ -21,10 +22,7 @@ struct rcache__pool {
   int total, max;
   int depth;        /* calls per connection at most (pipeline_depth) */
   size_t max_bytes; /* request bytes per connection at most, beyond the first call */
-  int joining;      /* callers of rcache__pool_submit waiting for room (wait_room) */
-  /* those still asleep, first come first: each woken with its own wake-up when a connection
-   * comes back, a slot opens or one has room for a call */
-  rcache__call *roomq, **roomq_tail;
+  int joining;      /* callers of rcache__pool_submit waiting (on room) */
   /* callers to wake once the lock is released (pool_unlock): woken under it, each would
    * wake to a lock its waker still holds */
   rcache__wakeup *kick[32];
@@ -45,46 +43,6 @@ struct rcache__pool {
   void *probe_ud;
 };
 
-/* Why a sleeping caller is woken (rcache__wakeup_set): its call is complete and it may
- * return without the lock, or it must look (under the lock) at what changed. */
-enum { WOKEN_DONE = 1, WOKEN_LOOK = 2 };
-
-/* Under the lock: k's caller, if asleep, may go on; it is woken once the lock is released
- * (pool_unlock). */
-static void wake(rcache__pool *p, rcache__call *k, uint32_t why) {
-  if (!k->asleep) return;
-  k->asleep = false;
-  rcache__wakeup_set(&k->w, why);
-  if (p->nkick < (int)(sizeof p->kick / sizeof p->kick[0]))
-    p->kick[p->nkick++] = &k->w;
-  else
-    rcache__wakeup_kick(&k->w); /* rare: the lock is held a little longer */
-}
-
-/* Releases the lock, then wakes the callers wake() chose meanwhile. Their calls may be
- * gone by then: a kick uses the address only (wakeup.h). */
-static void pool_unlock(rcache__pool *p) {
-  rcache__wakeup *kick[sizeof p->kick / sizeof p->kick[0]];
-  int n = p->nkick;
-  if (n) memcpy(kick, p->kick, (size_t)n * sizeof kick[0]);
-  p->nkick = 0;
-  pthread_mutex_unlock(&p->mu);
-  for (int i = 0; i < n; i++)
-    rcache__wakeup_kick(kick[i]);
-}
-
-/* Under the lock: the first caller waiting for room (all of them: `all`) may look again. */
-static void room_wake_locked(rcache__pool *p, bool all) {
-  while (p->roomq) {
-    rcache__call *k = p->roomq;
-    p->roomq = k->room_next;
-    if (!p->roomq) p->roomq_tail = &p->roomq;
-    k->in_room = false;
-    wake(p, k, WOKEN_LOOK);
-    if (!all) break;
-  }
-}
-
 static void emit(rcache__pool *p, bool up) {
   if (p->on_event) p->on_event(p->event_ud, p, up);
 }
@@ -97,14 +55,14 @@ static void drop_idle_locked(rcache__pool *p) {
     rcache__conn_close(c);
     p->total--;
   }
-  room_wake_locked(p, true);
+  pthread_cond_broadcast(&p->room);
 }
 
 void rcache__pool_drop_idle(rcache__pool *p) {
   pthread_mutex_lock(&p->mu);
   p->epoch++;
   drop_idle_locked(p);
-  pool_unlock(p);
+  pthread_mutex_unlock(&p->mu);
 }
 
 int rcache__pool_check_idle(rcache__pool *p) {
@@ -121,8 +79,8 @@ int rcache__pool_check_idle(rcache__pool *p) {
     p->total--;
     dead++;
   }
-  if (dead) room_wake_locked(p, true);
-  pool_unlock(p);
+  if (dead) pthread_cond_broadcast(&p->room);
+  pthread_mutex_unlock(&p->mu);
   if (dead) emit(p, false);
   return dead;
 }
@@ -149,7 +107,7 @@ static void tripped(rcache__pool *p, rcache_status s, const char *why) {
     no_prober = !p->has_thread;
   }
   pthread_cond_signal(&p->wake);
-  pool_unlock(p);
+  pthread_mutex_unlock(&p->mu);
   if (no_prober) { /* without a prober nobody would close it: let calls try themselves */
     rcache__log(p->ctx, RCACHE_LOG_ERROR, "cannot start a reconnect thread for %s", where);
     rcache__breaker_close(&p->br);
@@ -181,7 +139,7 @@ rcache_status rcache__pool_ping(rcache__pool *p) {
   pthread_mutex_lock(&p->mu);
   a = p->addr;
   uint64_t epoch = p->epoch;
-  pool_unlock(p);
+  pthread_mutex_unlock(&p->mu);
   rcache__conn *c;
   int64_t t0 = rcache__now_us();
   rcache_status s =
@@ -206,7 +164,7 @@ rcache_status rcache__pool_ping(rcache__pool *p) {
     p->total++;
     c = NULL;
   }
-  pool_unlock(p);
+  pthread_mutex_unlock(&p->mu);
   rcache__conn_close(c);
   return s;
 }
@@ -227,7 +185,7 @@ static void *prober_main(void *arg) {
     while (!p->stop && rcache__cond_timedwait(&p->wake, &p->mu, &ts) != ETIMEDOUT) {
     }
     if (p->stop) break;
-    pool_unlock(p);
+    pthread_mutex_unlock(&p->mu);
 
     rcache__breaker_half_open(&p->br);
     atomic_fetch_add_explicit(&p->ctx->n.reconnect_attempts, 1, memory_order_relaxed);
@@ -239,7 +197,7 @@ static void *prober_main(void *arg) {
       p->last_error[0] = '\0';
       char where[300];
       rcache__addr_str(&p->addr, where, sizeof where);
-      pool_unlock(p);
+      pthread_mutex_unlock(&p->mu);
       if (rcache__breaker_close(&p->br)) {
         rcache__log(p->ctx, RCACHE_LOG_WARN, "cache available again after %.1f s (server %s, %s)",
                     down_s, where, p->ctx->url.redacted ? p->ctx->url.redacted : "");
@@ -250,13 +208,13 @@ static void *prober_main(void *arg) {
       const char *why = rcache__err_peek();
       if (*why) snprintf(p->last_error, sizeof p->last_error, "%s", why);
       p->last_status = rcache__transport_failure(s) ? RCACHE_EUNAVAILABLE : s;
-      pool_unlock(p);
+      pthread_mutex_unlock(&p->mu);
       rcache__breaker_reopen(&p->br);
       rcache__log(p->ctx, RCACHE_LOG_DEBUG, "reconnect attempt %d failed: %s", attempt, why);
     }
     pthread_mutex_lock(&p->mu);
   }
-  pool_unlock(p);
+  pthread_mutex_unlock(&p->mu);
   return NULL;
 }
 
@@ -274,8 +232,8 @@ rcache_status rcache__pool_new(rcache__ctx *ctx, const rcache__conn_setup *setup
   p->max_bytes = ctx->opt.pipeline_max_bytes;
   rcache__breaker_init(&p->br, &ctx->opt);
   pthread_mutex_init(&p->mu, NULL);
+  rcache__cond_init_mono(&p->room);
   rcache__cond_init_mono(&p->wake);
-  p->roomq_tail = &p->roomq;
   *out = p;
   return RCACHE_OK;
 }
@@ -289,6 +247,7 @@ void rcache__pool_free(rcache__pool *p) {
   pthread_mutex_unlock(&p->mu);
   if (joined) rcache__bg_join(p->prober);
   drop_idle_locked(p);
+  pthread_cond_destroy(&p->room);
   pthread_cond_destroy(&p->wake);
   pthread_mutex_destroy(&p->mu);
   rcache__free(p);
@@ -314,6 +273,7 @@ rcache_status rcache__pool_warm(rcache__pool *p) {
 
 void rcache__pool_after_fork(rcache__pool *p) {
   pthread_mutex_init(&p->mu, NULL); /* over the copy: its owner may be a vanished thread */
+  rcache__cond_init_mono(&p->room);
   rcache__cond_init_mono(&p->wake);
   p->stop = false;
   p->has_thread = false;
@@ -325,8 +285,6 @@ void rcache__pool_after_fork(rcache__pool *p) {
   p->shared = NULL; /* those in use by parent threads stayed with those threads, */
   p->total = 0;
   p->joining = 0;
-  p->roomq = NULL; /* (callers of parent threads) */
-  p->roomq_tail = &p->roomq;
   p->nkick = 0;
   p->epoch++;
   if (atomic_load(&p->br.state) == RCACHE_BREAKER_CLOSED) return;
@@ -344,7 +302,7 @@ static void breaker_msg(void *ud, char *buf, size_t size) {
   rcache__addr_str(&p->addr, where, sizeof where);
   snprintf(buf, size, "cache unavailable (circuit breaker open for %s): %.200s", where,
            p->last_error[0] ? p->last_error : "reconnecting");
-  pool_unlock(p);
+  pthread_mutex_unlock(&p->mu);
 }
 
 /* The open breaker's answer: one atomic load, and no formatting. */
@@ -357,7 +315,7 @@ static rcache_status refused(rcache__pool *p) {
 /* Under the lock: a connection went back to the pool, or closed (room for a new one), or
  * a connection in use has room for one more call. */
 static void room_locked(rcache__pool *p) {
-  room_wake_locked(p, false);
+  if (p->joining) pthread_cond_signal(&p->room);
 }
 
 /* Under the lock: takes an idle connection (*c set) or the room for a new one (*c NULL);
@@ -383,7 +341,7 @@ rcache_status rcache__pool_open_conn(rcache__pool *p, int64_t deadline_us, rcach
   pthread_mutex_lock(&p->mu);
   rcache__addr a = p->addr;
   uint64_t epoch = p->epoch;
-  pool_unlock(p);
+  pthread_mutex_unlock(&p->mu);
   int64_t cd = rcache__now_us() + (int64_t)p->ctx->opt.connect_timeout_ms * 1000;
   rcache_status s = rcache__conn_open(&p->setup, &a, cd < deadline_us ? cd : deadline_us, c);
   if (s == RCACHE_OK)
@@ -417,7 +375,7 @@ static rcache_status make_ready(rcache__pool *p, rcache__conn **c, const rcache_
     pthread_mutex_lock(&p->mu);
     p->total--;
     room_locked(p);
-    pool_unlock(p);
+    pthread_mutex_unlock(&p->mu);
     rcache__conn_close(*c);
     emit(p, false); /* a listener's tracking may have gone with it */
     *c = NULL;
@@ -429,41 +387,23 @@ static rcache_status make_ready(rcache__pool *p, rcache__conn **c, const rcache_
   pthread_mutex_lock(&p->mu);
   p->total--;
   room_locked(p);
-  pool_unlock(p);
+  pthread_mutex_unlock(&p->mu);
   if (s == RCACHE_ENOMEM) return s;
   if (s == RCACHE_ETIMEOUT) return s; /* counted as a timeout, answered as unavailable */
   return rcache__transport_failure(s) ? RCACHE_EUNAVAILABLE : s;
 }
 
-/* Under the lock: k's caller waits by deadline_us for a connection to take or join (asleep
- * on k's wake-up, in the room queue); false (with the message) when it passed. A waiter
- * that leaves passes on a wake-up it may have taken while there is something to take, so
- * that no other waiter sleeps past it. */
-static bool wait_room(rcache__pool *p, rcache__call *k, int64_t deadline_us) {
+/* Under the lock: waits by deadline_us for a connection to take or join (on room); false
+ * (with the message) when it passed. A waiter that leaves passes on a wake-up it may have
+ * taken while there is something to take, so that no other waiter sleeps past it. */
+static bool wait_room(rcache__pool *p, int64_t deadline_us) {
+  struct timespec ts;
+  rcache__deadline_ts(&ts, deadline_us);
   p->joining++;
-  k->room_next = NULL;
-  *p->roomq_tail = k;
-  p->roomq_tail = &k->room_next;
-  k->in_room = true;
-  rcache__wakeup_arm(&k->w);
-  k->asleep = true;
-  pool_unlock(p);
-  uint32_t why = rcache__wakeup_wait(&k->w, deadline_us);
-  pthread_mutex_lock(&p->mu);
-  k->asleep = false;
-  bool woken = !k->in_room; /* taken off the queue by a waker (maybe as the deadline passed) */
-  if (k->in_room) {
-    for (rcache__call **pp = &p->roomq; *pp; pp = &(*pp)->room_next) {
-      if (*pp != k) continue;
-      *pp = k->room_next;
-      if (p->roomq_tail == &k->room_next) p->roomq_tail = pp;
-      break;
-    }
-    k->in_room = false;
-  }
+  int rc = rcache__cond_timedwait(&p->room, &p->mu, &ts);
   p->joining--;
-  if (why || rcache__now_us() < deadline_us) return true; /* (a spurious wake-up: look) */
-  if (woken && p->joining && (p->idle || p->total < p->max)) room_locked(p);
+  if (rc != ETIMEDOUT) return true;
+  if (p->joining && (p->idle || p->total < p->max)) pthread_cond_signal(&p->room);
   rcache__errf("no free connection within the deadline (pool_size %d)", p->max);
   return false;
 }
@@ -526,6 +466,34 @@ static bool unlink_call(rcache__call **head, rcache__call ***tail, rcache__call 
     return true;
   }
   return false;
+}
+
+/* Why a sleeping caller is woken (rcache__wakeup_set): its call is complete and it may
+ * return without the lock, or it must look (under the lock) at what changed. */
+enum { WOKEN_DONE = 1, WOKEN_LOOK = 2 };
+
+/* Under the lock: k's caller, if asleep, may go on; it is woken once the lock is released
+ * (pool_unlock). */
+static void wake(rcache__pool *p, rcache__call *k, uint32_t why) {
+  if (!k->asleep) return;
+  k->asleep = false;
+  rcache__wakeup_set(&k->w, why);
+  if (p->nkick < (int)(sizeof p->kick / sizeof p->kick[0]))
+    p->kick[p->nkick++] = &k->w;
+  else
+    rcache__wakeup_kick(&k->w); /* rare: the lock is held a little longer */
+}
+
+/* Releases the lock, then wakes the callers wake() chose meanwhile. Their calls may be
+ * gone by then: a kick uses the address only (wakeup.h). */
+static void pool_unlock(rcache__pool *p) {
+  rcache__wakeup *kick[sizeof p->kick / sizeof p->kick[0]];
+  int n = p->nkick;
+  if (n) memcpy(kick, p->kick, (size_t)n * sizeof kick[0]);
+  p->nkick = 0;
+  pthread_mutex_unlock(&p->mu);
+  for (int i = 0; i < n; i++)
+    rcache__wakeup_kick(kick[i]);
 }
 
 /* A call is complete or failed: off the connection's counts, its caller woken (a
@@ -864,7 +832,7 @@ static rcache_status enqueue(rcache__pool *p, rcache__call *k) {
        * connection with room, which they could not */
       if ((waited || !p->joining) && (took = take_locked(p, &c))) break;
       if ((c = joinable_locked(p))) break;
-      if (!wait_room(p, k, k->acquire_by)) {
+      if (!wait_room(p, k->acquire_by)) {
         pool_unlock(p);
         return RCACHE_ETIMEOUT;
       }
@@ -888,7 +856,7 @@ static rcache_status enqueue(rcache__pool *p, rcache__call *k) {
       /* one more to join, when calls may share it: without pipelining nobody can, and
        * waking every waiter for each call taken made 64 threads on 8 connections crawl
        * (9,000 calls/s against 22,000 without the herd) */
-      if (p->joining && p->depth > 1) room_wake_locked(p, true);
+      if (p->joining && p->depth > 1) pthread_cond_broadcast(&p->room);
       k->lead = true;
     }
     k->c = c;
@@ -1004,13 +972,13 @@ void rcache__pool_set_addr(rcache__pool *p, const rcache__addr *a) {
     p->epoch++;
     drop_idle_locked(p);
   }
-  pool_unlock(p);
+  pthread_mutex_unlock(&p->mu);
 }
 
 void rcache__pool_addr(rcache__pool *p, rcache__addr *a) {
   pthread_mutex_lock(&p->mu);
   *a = p->addr;
-  pool_unlock(p);
+  pthread_mutex_unlock(&p->mu);
 }
 
 bool rcache__pool_available(rcache__pool *p) {
@@ -1032,7 +1000,7 @@ void rcache__pool_gauges(rcache__pool *p, rcache__server_gauges *g) {
   g->busy = p->total > idle ? p->total - idle : 0;
   g->calls = calls + (g->busy > shared ? g->busy - shared : 0); /* + one per held connection */
   g->waiting = p->joining;
-  pool_unlock(p);
+  pthread_mutex_unlock(&p->mu);
   g->breaker_state = rcache__pool_breaker_state(p);
 }
 
@@ -1045,6 +1013,6 @@ rcache_status rcache__pool_last_error(rcache__pool *p, char *buf, size_t size) {
   bool up = rcache__breaker_allow(&p->br);
   snprintf(buf, size, "%s", up ? "" : p->last_error);
   rcache_status s = up ? RCACHE_OK : p->last_status ? p->last_status : RCACHE_EUNAVAILABLE;
-  pool_unlock(p);
+  pthread_mutex_unlock(&p->mu);
   return s;
 }

@@ -86,7 +86,6 @@ typedef struct rcache__call {
   bool gone;              /* a tombstone */
   bool idempotent;        /* may run twice (no poll() before it on a stamped connection) */
   bool asleep;            /* its caller sleeps on w, armed (wake it when it may go on) */
-  bool in_room;           /* in the pool's queue of callers waiting for room */
   bool parked;            /* the caller's own: armed by submit, to sleep on by park_by */
   int64_t park_by;
   bool queued;      /* out: it is (or was) on a connection */
@@ -95,7 +94,6 @@ typedef struct rcache__call {
   rcache__wakeup w; /* the follower sleeps here, without the pool's lock */
   rcache__cmds hdr; /* a tombstone's copy of b's counts and expected types */
   struct rcache__call *next;
-  struct rcache__call *room_next; /* in the room queue */
 } rcache__call;
 
 rcache_status rcache__pool_submit(rcache__pool *p, rcache__call *k, const rcache__cmds *b,
