@@ -56,9 +56,7 @@ void rcache__pool_on_event(rcache__pool *p, rcache__pool_event_fn fn, void *ud);
  * runs it again (exchange.c).
  *
  * The caller owns the call (on its stack) from submit to the end of finish, reads only
- * `queued`, `reused`, `lead` and `bystander`, and calls finish exactly when submit returned
- * RCACHE_OK. A call queued behind others is armed to sleep in finish on its own wake-up
- * (wakeup.h), so that finish can wait without the pool's lock.
+ * `queued` and `reused`, and calls finish exactly when submit returned RCACHE_OK.
  * Statuses: submit gives RCACHE_OK, RCACHE_EUNAVAILABLE (breaker open, or the connect
  * failed), RCACHE_ETIMEOUT (no connection to take or join by acquire_by), RCACHE_EAUTH,
  * RCACHE_ETLS or RCACHE_ENOMEM, told to the breaker as fits. finish gives
