@@ -18,7 +18,6 @@
 
 #include "engine/breaker.h"
 #include "engine/conn.h"
-#include "engine/wakeup.h"
 
 typedef struct rcache__pool rcache__pool;
 
@@ -63,8 +62,7 @@ void rcache__pool_on_event(rcache__pool *p, rcache__pool_event_fn fn, void *ud);
  * RCACHE_OK with replies[0..b->n) the caller's (freeReplyObject), or none and
  * RCACHE_ETIMEOUT, RCACHE_EIO, RCACHE_EPROTO (desynchronised: the connection is closed),
  * RCACHE_ETOOBIG or RCACHE_ENOMEM, which the caller reports to the breaker when `queued`
- * (false: the batch was moved to another connection and found none; already told) and not
- * `bystander` (one broken connection is one failure: another call on it tells it).
+ * (false: the batch was moved to another connection and found none; already told).
  */
 typedef struct rcache__call {
   const rcache__cmds *b; /* the batch: the caller's, or a tombstone's hdr */
@@ -83,14 +81,11 @@ typedef struct rcache__call {
   bool requeue;           /* its connection failed before it was written: take another */
   bool gone;              /* a tombstone */
   bool idempotent;        /* may run twice (no poll() before it on a stamped connection) */
-  bool asleep;            /* its caller sleeps on w, armed (wake it when it may go on) */
-  bool parked;            /* the caller's own: armed by submit, to sleep on by park_by */
-  int64_t park_by;
-  bool queued;      /* out: it is (or was) on a connection */
-  bool reused;      /* out: written on a connection that had served before */
-  bool bystander;   /* out: failed with its connection for another call (fail_locked) */
-  rcache__wakeup w; /* the follower sleeps here, without the pool's lock */
-  rcache__cmds hdr; /* a tombstone's copy of b's counts and expected types */
+  bool has_cv;
+  bool queued;       /* out: it is (or was) on a connection */
+  bool reused;       /* out: written on a connection that had served before */
+  pthread_cond_t cv; /* the follower sleeps here */
+  rcache__cmds hdr;  /* a tombstone's copy of b's counts and expected types */
   struct rcache__call *next;
 } rcache__call;
 
