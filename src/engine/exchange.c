@@ -38,9 +38,12 @@ static bool settle(rcache__job *j, int attempt) {
     j->s = RCACHE_OK;
     return true;
   }
-  /* A connection that stalls is one failure, not one per call queued on it: a follower's
-   * timeout is its leader's too, and the leader's counts (pool.h, rcache__call.lead). */
-  if (j->s != RCACHE_ETIMEOUT || j->call.lead) rcache__pool_report(j->pool, j->s);
+  /* A connection that stalls or breaks is one failure, not one per call pipelined on it: a
+   * follower's timeout is its leader's too, and the leader's counts (pool.h,
+   * rcache__call.lead); a broken connection's failure is told by one of its calls
+   * (rcache__call.bystander). */
+  if (!j->call.bystander && (j->s != RCACHE_ETIMEOUT || j->call.lead))
+    rcache__pool_report(j->pool, j->s);
   if (j->s != RCACHE_ETIMEOUT && j->s != RCACHE_ETOOBIG && j->s != RCACHE_ENOMEM)
     j->s = RCACHE_EUNAVAILABLE;
   return false;

@@ -488,13 +488,18 @@ static void unshare_locked(rcache__pool *p, rcache__conn *c) {
 
 /* Under the lock: the connection failed with s (it is broken). Calls written on it fail
  * with s, or with RCACHE_EIO for those whose replies were not the cause (`cause`: the call
- * whose reply failed, or NULL); calls not written go elsewhere. The connection leaves the
- * shared list; the caller closes it. */
+ * whose reply failed, or NULL); calls not written go elsewhere. One broken connection is one
+ * failure for the breaker, however many calls were pipelined on it: the cause's caller (or,
+ * when it left or there is none, the first caller still waiting) tells it, the others are
+ * bystanders. The connection leaves the shared list; the caller closes it. */
 static void fail_locked(rcache__pool *p, rcache__conn *c, rcache_status s, rcache__call *cause) {
   c->broken = true;
+  if (cause && cause->gone) cause = NULL;
   while (c->flight) {
     rcache__call *k = c->flight;
     c->flight = k->next;
+    if (!cause && !k->gone) cause = k;
+    k->bystander = k != cause;
     finish_locked(p, c, k, k == cause ? s : RCACHE_EIO);
   }
   c->flight_tail = &c->flight;

@@ -62,7 +62,8 @@ void rcache__pool_on_event(rcache__pool *p, rcache__pool_event_fn fn, void *ud);
  * RCACHE_OK with replies[0..b->n) the caller's (freeReplyObject), or none and
  * RCACHE_ETIMEOUT, RCACHE_EIO, RCACHE_EPROTO (desynchronised: the connection is closed),
  * RCACHE_ETOOBIG or RCACHE_ENOMEM, which the caller reports to the breaker when `queued`
- * (false: the batch was moved to another connection and found none; already told).
+ * (false: the batch was moved to another connection and found none; already told) and not
+ * `bystander` (one broken connection is one failure: another call on it tells it).
  */
 typedef struct rcache__call {
   const rcache__cmds *b; /* the batch: the caller's, or a tombstone's hdr */
@@ -84,6 +85,7 @@ typedef struct rcache__call {
   bool has_cv;
   bool queued;       /* out: it is (or was) on a connection */
   bool reused;       /* out: written on a connection that had served before */
+  bool bystander;    /* out: failed with its connection for another call (fail_locked) */
   pthread_cond_t cv; /* the follower sleeps here */
   rcache__cmds hdr;  /* a tombstone's copy of b's counts and expected types */
   struct rcache__call *next;

@@ -114,6 +114,20 @@ static bool migrate1(int src, int dst, const char *key) {
   return ok;
 }
 
+/* The port of slot's owner in the view of the node at port (its CLUSTER SLOTS); -1 none. */
+static int owner_seen_by(int port, unsigned slot) {
+  redisReply *r = rp_cmd(port, "CLUSTER SLOTS");
+  int owner = -1;
+  for (size_t j = 0; r && r->type == REDIS_REPLY_ARRAY && j < r->elements; j++) {
+    redisReply *e = r->element[j];
+    if (e->type == REDIS_REPLY_ARRAY && e->elements >= 3 &&
+        (long long)slot >= e->element[0]->integer && (long long)slot <= e->element[1]->integer)
+      owner = (int)e->element[2]->element[1]->integer;
+  }
+  if (r) freeReplyObject(r);
+  return owner;
+}
+
 /* The number of keys of slot on the node at port (CLUSTER COUNTKEYSINSLOT); -1 unanswered. */
 static int keys_in_slot(int port, unsigned slot) {
   redisReply *r = rp_cmd(port, "CLUSTER COUNTKEYSINSLOT %u", slot);
@@ -193,6 +207,13 @@ static void new_master_importing(void) {
   char src_id[64], dst_id[64];
   CHECK(src >= 0 && dst >= 0 && rp_node_id(cl.node[src].port, src_id, sizeof src_id) &&
         rp_node_id(cl.node[dst].port, dst_id, sizeof dst_id));
+  /* the new master knows who owns the slot (gossip can lag its cluster_state:ok on a busy
+   * machine; until then it answers an import "CLUSTERDOWN Hash slot not served") */
+  int64_t until = rp_now_ms() + 15000;
+  while (src >= 0 && dst >= 0 && owner_seen_by(cl.node[dst].port, slot) != cl.node[src].port &&
+         rp_now_ms() < until)
+    rp_sleep_ms(20);
+  CHECK(src >= 0 && dst >= 0 && owner_seen_by(cl.node[dst].port, slot) == cl.node[src].port);
   if (src < 0 || dst < 0) return;
   char url[128];
   rp_cluster_url(&cl, 0, url, sizeof url, NULL);

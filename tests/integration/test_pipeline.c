@@ -16,7 +16,12 @@
  *     200 ms, every queued and in-flight caller returns RCACHE_ETIMEOUT well before the
  *     pause ends (bounded at 2 s), callers that arrive while earlier ones time out (their
  *     replies dropped when they come: tombstones) get right values or a timeout, and
- *     after the pause every key reads right.
+ *     after the pause every key reads right;
+ *  d) one broken connection is one failure for the breaker: 7 SETs pipelined on one
+ *     connection behind a GET (the engine's own jobs, written together while writes are
+ *     paused), the connection killed: every SET fails, the breaker (3 failures) stays
+ *     closed and the pool serves the next call. Before, each SET counted and the breaker
+ *     opened.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -24,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/exchange.h"
+#include "handle.h"
 #include "rcache/rcache.h"
 #include "redis_proc.h"
 #include "test.h"
@@ -259,6 +266,111 @@ static void deadlines_while_paused(void) {
   rcache_close(c);
 }
 
+/* ---- d) a broken connection is one failure ------------------------------------------------ */
+
+#define PIPELINED 8
+
+typedef struct killed_jobs {
+  rcache *c;
+  rcache__pool *p;
+  rcache__job jobs[PIPELINED];
+} killed_jobs;
+
+static void *run_jobs(void *arg) {
+  killed_jobs *kj = arg;
+  rcache__exchange_all(&kj->c->ctx, kj->jobs, PIPELINED);
+  return NULL;
+}
+
+/* The query buffer bytes of the server's connections named rcache-pipe (the pool's). */
+static long pool_qbuf(void) {
+  redisReply *r = rp_command(&srv, "CLIENT LIST");
+  long q = 0;
+  if (r && r->type == REDIS_REPLY_STRING)
+    for (const char *p = r->str; (p = strstr(p, "name=rcache-pipe ")); p++) {
+      const char *f = strstr(p, " qbuf=");
+      if (f) q += atol(f + 6);
+    }
+  if (r) freeReplyObject(r);
+  return q;
+}
+
+static void broken_connection_is_one_failure(void) {
+  rcache_options o;
+  rcache_options_init(&o);
+  o.client_name = "rcache-pipe";
+  o.pool_size = 1; /* every job on one connection */
+  o.breaker_failures = 3;
+  o.command_timeout_ms = 10000; /* the kill ends the calls, not a deadline */
+  o.connect_timeout_ms = 2000;
+  killed_jobs kj = {0};
+  CHECK_EQ(rcache_open(&kj.c, url, &o), RCACHE_OK);
+  if (!kj.c) return;
+  /* a pool of the handle's own kind, whose calls this test makes itself */
+  rcache__conn_setup setup = {.ctx = &kj.c->ctx};
+  rcache__addr addr = {.host = "127.0.0.1", .port = srv.port};
+  CHECK_EQ(rcache__pool_new(&kj.c->ctx, &setup, &addr, &kj.p), RCACHE_OK);
+  CHECK_EQ(rcache__pool_warm(kj.p), RCACHE_OK); /* one idle connection */
+  uint64_t opens0 = atomic_load(&kj.c->ctx.n.breaker_opens);
+  rcache__cmds b[PIPELINED];
+  redisReply *rep[PIPELINED][1];
+  char val[1024];
+  memset(val, 'v', sizeof val);
+  /* a GET first, written alone as it is submitted; its caller writes the 7 SETs together as
+   * it goes on to read the GET's reply (the server answers it, then reads the SETs in one go
+   * and holds them: writes are paused) */
+  for (int i = 0; i < PIPELINED; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "one-failure:%d", i);
+    b[i] = (rcache__cmds){0};
+    CHECK_EQ(rcache__cmds_add(&b[i], i ? 3 : 2, (const char *[]){i ? "SET" : "GET", key, val},
+                              (size_t[]){3, strlen(key), sizeof val}),
+             RCACHE_OK);
+    rcache__cmds_expect(&b[i], i ? RCACHE__R_OK : RCACHE__R_STR | RCACHE__R_NIL);
+    /* SETs are not idempotent: not run again on a fresh connection, each one's failure is
+     * told (before) */
+    kj.jobs[i] = (rcache__job){.pool = kj.p, .b = &b[i], .rep = rep[i], .idempotent = !i};
+  }
+  /* the handle's first contact (in the background) over, or exchanges would wait for it */
+  int64_t first_by = rp_now_ms() + 5000;
+  while (atomic_load(&kj.c->ctx.first_going) && rp_now_ms() < first_by)
+    rp_sleep_ms(5);
+  CHECK(!atomic_load(&kj.c->ctx.first_going));
+  CHECK(rp_do(&srv, "CLIENT PAUSE 20000 WRITE"));
+  pthread_t th;
+  pthread_create(&th, NULL, run_jobs, &kj);
+  /* the first SET is parsed and held; the others wait in its query buffer */
+  int64_t until = rp_now_ms() + 10000;
+  long q;
+  while ((q = pool_qbuf()) < (PIPELINED - 2) * (long)sizeof val && rp_now_ms() < until)
+    rp_sleep_ms(5);
+  CHECK_MSG(q >= (PIPELINED - 2) * (long)sizeof val, "the SETs did not reach the server (%ld)", q);
+  CHECK(rp_do(&srv, "CLIENT KILL TYPE normal SKIPME yes"));
+  pthread_join(th, NULL);
+  CHECK(rp_do(&srv, "CLIENT UNPAUSE"));
+  CHECK_MSG(kj.jobs[0].s == RCACHE_OK, "the GET: %s", rcache_strerror(kj.jobs[0].s));
+  if (kj.jobs[0].s == RCACHE_OK) freeReplyObject(rep[0][0]);
+  for (int i = 1; i < PIPELINED; i++)
+    CHECK_MSG(kj.jobs[i].s == RCACHE_EUNAVAILABLE, "SET %d on the killed connection: %s", i,
+              rcache_strerror(kj.jobs[i].s));
+  uint64_t opens = atomic_load(&kj.c->ctx.n.breaker_opens) - opens0;
+  CHECK_MSG(opens == 0, "one killed connection opened the breaker (%llu opens)",
+            (unsigned long long)opens);
+  CHECK_EQ(rcache__pool_breaker_state(kj.p), RCACHE_BREAKER_CLOSED);
+  /* and the pool serves the next call on a fresh connection */
+  rcache__cmds g = {0};
+  redisReply *r = NULL;
+  CHECK_EQ(rcache__cmds_addv(&g, "GET", "one-failure:0", NULL), RCACHE_OK);
+  rcache__cmds_expect(&g, RCACHE__R_STR | RCACHE__R_NIL);
+  CHECK_EQ(rcache__exchange(&kj.c->ctx, kj.p, &g, &r, true), RCACHE_OK);
+  if (r) freeReplyObject(r);
+  rcache__cmds_free(&g);
+  for (int i = 0; i < PIPELINED; i++)
+    rcache__cmds_free(&b[i]);
+  rcache__pool_free(kj.p);
+  rcache_close(kj.c);
+}
+
 int main(void) {
   if (rp_start(&srv, NULL) != 0) {
     CHECK_MSG(false, "could not start a redis-server");
@@ -269,6 +381,7 @@ int main(void) {
   shared_while_paused(32, true);
   shared_while_paused(1, false);
   deadlines_while_paused();
+  broken_connection_is_one_failure();
   rp_destroy(&srv);
   return test_report("integration_test_pipeline");
 }
