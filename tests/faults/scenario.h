@@ -320,10 +320,11 @@ static inline bool sc_scan_cb(const char *key, size_t len, void *ud) {
 }
 
 /* The time in us that the machine kept the parties to a call from running, in all: the
- * calling thread (its own schedstat), the server and the proxy between them (cpu_wait.h).
- * A stall of the whole process is counted separately (load_stalled_us). */
-static inline int64_t sc_machine_wait_us(const scen *x, int *sched_fd) {
-  return cpu_wait_us(sched_fd) + cpu_wait_of_pid_us((long)x->s.pid) +
+ * calling thread (its own schedstat, which also gives its time run in *run_us), the server
+ * and the proxy between them (cpu_wait.h). A stall of the whole process is counted
+ * separately (load_stalled_us). */
+static inline int64_t sc_machine_wait_us(const scen *x, int *sched_fd, int64_t *run_us) {
+  return cpu_sched_us(sched_fd, run_us) + cpu_wait_of_pid_us((long)x->s.pid) +
          (x->px ? proxy_cpu_wait_us(x->px) : 0);
 }
 
@@ -334,13 +335,11 @@ static inline int64_t sc_machine_wait_us(const scen *x, int *sched_fd) {
  * length; it cannot make it sleep that long. */
 #define SC_TIMED(x, what, budget, call, expect)                                                    \
   do {                                                                                             \
-    int64_t _run0, _run1, _wait = sc_machine_wait_us((x), &sched_fd);                              \
-    cpu_sched_us(&sched_fd, &_run0);                                                               \
+    int64_t _run0, _run1, _wait = sc_machine_wait_us((x), &sched_fd, &_run0);                      \
     int64_t _t = load_now_us();                                                                    \
     rcache_status _s = (call);                                                                     \
     int64_t _end = load_now_us(), _ms = (_end - _t) / 1000;                                        \
-    cpu_sched_us(&sched_fd, &_run1);                                                               \
-    _wait = sc_machine_wait_us((x), &sched_fd) - _wait;                                            \
+    _wait = sc_machine_wait_us((x), &sched_fd, &_run1) - _wait;                                    \
     int64_t _stall = load_stalled_us((x)->l, _t, _end);                                            \
     int64_t _kept = _stall > _wait ? _stall : _wait;                                               \
     int64_t _slept = _end - _t - (_run1 - _run0) - _kept;                                          \
