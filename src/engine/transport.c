@@ -471,6 +471,15 @@ static void sigpipe_unblock(const sigpipe_guard *g) {
   errno = saved;
 }
 
+/* The peer went away (closed, reset, or ended the TCP stream without TLS's close_notify):
+ * an outage like any other, never a TLS configuration problem. Reads the queued error. */
+static bool tls_dropped(int e) {
+  unsigned long ee = ERR_peek_error();
+  return e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN ||
+         (ERR_GET_LIB(ee) == ERR_LIB_SSL &&
+          ERR_GET_REASON(ee) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
+}
+
 static bool is_ip(const char *host) {
   unsigned char buf[sizeof(struct in6_addr)];
   return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
@@ -533,10 +542,7 @@ static rcache_status tls_handshake(rcache__sock *s, const rcache__sock_opts *o, 
     }
     /* The connection dropped mid-handshake: an outage like any other, not a TLS
      * configuration problem. Alerts and protocol mismatches stay RCACHE_ETLS. */
-    unsigned long ee = ERR_peek_error();
-    if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN ||
-        (ERR_GET_LIB(ee) == ERR_LIB_SSL &&
-         ERR_GET_REASON(ee) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
+    if (tls_dropped(e)) {
       ERR_clear_error();
       rcache__errf("TLS handshake with %s: connection closed by the server", name);
       return RCACHE_EIO;
@@ -607,20 +613,30 @@ static rcache_status aborted_io(void) {
  * required") arrives with the first read -- or is lost, when our next write meets the
  * closed connection first. Either is a TLS configuration problem, not a broken
  * connection. */
+/* A session that fails after its handshake is a broken connection (RCACHE_EIO, retried and
+ * told to the breaker like any other), whatever OpenSSL calls it: a peer gone without
+ * close_notify ("unexpected eof while reading"), a corrupt record. Only an alert on the
+ * session's first read is a refusal (TLS 1.3 servers check a client certificate there). */
 static rcache_status tls_io_error(rcache__sock *s, int e) {
-  if (e == SSL_ERROR_SSL && ERR_peek_error() != 0) {
+  bool dropped = tls_dropped(e);
+  if (!dropped && s->fresh && e == SSL_ERROR_SSL && ERR_peek_error() != 0) {
     tls_err("the server ended the session");
     return RCACHE_ETLS;
   }
-  ERR_clear_error();
   if (s->fresh && s->cert_asked) {
+    ERR_clear_error();
     s->cert_guess = true; /* a guess: a server killing the connection looks the same */
     rcache__errf("TLS: the server asked for a client certificate, none is configured "
                  "(tls_cert, tls_key), and it closed the connection");
     return RCACHE_ETLS;
   }
+  if (!dropped && e == SSL_ERROR_SSL) {
+    tls_err("connection broken");
+    return RCACHE_EIO;
+  }
+  ERR_clear_error();
   rcache__errf("TLS: connection %s",
-               e == SSL_ERROR_ZERO_RETURN ? "closed by the server" : "broken");
+               dropped && e != SSL_ERROR_SYSCALL ? "closed by the server" : "broken");
   return RCACHE_EIO;
 }
 

@@ -10,6 +10,10 @@
  *  c) 400 ms of delay: timeouts;
  *  d) the server paused with SIGSTOP for 2 s.
  * Same checks as everywhere: deadlines, statuses, recovery, one log line each way.
+ * And, without load, through a proxy of its own: e) a session cut in the middle of a record
+ * (no close_notify: OpenSSL's "unexpected eof") is a broken connection, not a certificate
+ * problem: the breaker it opens logs a warning, not an error, and strict_config answers
+ * EUNAVAILABLE, not ETLS.
  */
 #include "scenario.h"
 
@@ -79,6 +83,52 @@ static void outage(scen *x, const char *what, proxy_mode m, int delay_ms, int fo
   sc_check_log(x, 1, 1, t0, what);
 }
 
+/* The level of the log's "cache unavailable" line: ERROR for a configuration error (a
+ * certificate, a password), WARN for an outage. */
+static void cut_log(int level, const char *msg, void *ud) {
+  if (strstr(msg, "cache unavailable:")) *(int *)ud = level;
+}
+
+static void session_cut(scen *x, const char *ca) {
+  proxy *cut = proxy_start(x->s.tls_port);
+  CHECK_MSG(cut != NULL, "second proxy");
+  if (!cut) return;
+  char url[600];
+  snprintf(url, sizeof url, "rediss://127.0.0.1:%d?tls_ca=%s", proxy_port(cut), ca);
+  rcache_options o;
+  rcache_options_init(&o);
+  o.pool_size = 1;
+  o.breaker_failures = 1;
+  o.strict_config = true;
+  o.key_prefix = "faults:cut:";
+  int level = -1;
+  o.log_fn = cut_log;
+  o.log_ud = &level;
+  rcache *c = NULL;
+  rcache_status s = rcache_open(&c, url, &o);
+  CHECK_MSG(s == RCACHE_OK, "open: %s", rcache_errmsg(NULL));
+  if (s == RCACHE_OK) {
+    CHECK_EQ(rcache_set(c, "k", "value", 5, 60000), RCACHE_OK);
+    proxy_set_mode(cut, PROXY_HALF, 0);
+    rcache_value v = {0};
+    int64_t n = 0; /* not retried on a fresh connection, as a GET would be: the cut is its own */
+    s = rcache_incr(c, "n", 1, &n); /* its reply cut mid-record, then the connection closed */
+    printf("e) INCR on a session cut mid-record: %s: %s\n", rcache_strerror(s), rcache_errmsg(c));
+    CHECK_EQ(s, RCACHE_EUNAVAILABLE);
+    CHECK_MSG(level == RCACHE_LOG_WARN,
+              "the breaker's 'cache unavailable' line has level %d (0 error, 1 warning, -1 none)",
+              level);
+    s = rcache_get(c, "k", &v); /* the breaker's answer, with its cause */
+    printf("e) the breaker's answer: %s: %s\n", rcache_strerror(s), rcache_errmsg(c));
+    CHECK_MSG(s == RCACHE_EUNAVAILABLE, "a cut session reported as %s: %s", rcache_strerror(s),
+              rcache_errmsg(c));
+    CHECK(proxy_cut(cut) >= 1);
+    rcache_value_free(&v);
+    rcache_close(c);
+  }
+  proxy_stop(cut);
+}
+
 int main(void) {
   scen x;
   sc_begin(&x, "faults_test_tls");
@@ -119,6 +169,7 @@ int main(void) {
 
   sc_check_log(&x, 4, 4, 0, "whole run");
   CHECK_EQ(logcap_total(&x.log), 8);
+  session_cut(&x, ca);
   sc_end(&x);
   proxy_stop(px);
   rp_remove_dir(certs);

@@ -8,7 +8,10 @@
  *    (TLS 1.3 and 1.2), not "connection broken";
  *  - a certificate naming the host only in its subject's CN (no subjectAltName): refused;
  *  - a TLS 1.2 server offering only RSA key exchange with CBC-SHA1: refused by default,
- *    accepted with tls_ciphers set to allow it; a bad tls_ciphers fails rcache_open.
+ *    accepted with tls_ciphers set to allow it; a bad tls_ciphers fails rcache_open;
+ *  - a pooled session the server ended (its idle timeout) is a broken connection: a GET
+ *    on it is retried once on a fresh one and succeeds, no breaker opened (a session cut
+ *    without close_notify: faults_test_tls e).
  */
 #include <unistd.h>
 
@@ -174,6 +177,34 @@ static void cipher_policy(void) {
   CHECK_EQ(rcache_open(&c, url, &o), RCACHE_ETLS);
 }
 
+static void session_dropped(void) {
+  char url[600];
+  int port = tls_server(tls_dir, "--timeout", "1", NULL, NULL);
+  CHECK_MSG(port > 0, "TLS server with an idle timeout did not start");
+  if (port <= 0) return;
+  snprintf(url, sizeof url, "rediss://localhost:%d?tls_ca=%s/ca.pem", port, tls_dir);
+  rcache_options o;
+  rcache_options_init(&o);
+  o.pool_size = 1;
+  o.breaker_failures = 1;
+  rcache *c = NULL;
+  rcache_status s = rcache_open(&c, url, &o);
+  CHECK_MSG(s == RCACHE_OK, "open: %s", rcache_errmsg(NULL));
+  if (s != RCACHE_OK) return;
+  CHECK_EQ(rcache_set(c, "k", "v", 1, 60000), RCACHE_OK);
+  usleep(2500 * 1000); /* the server's idle timeout (1 s) closes the pooled connection */
+  rcache_value v = {0};
+  s = rcache_get(c, "k", &v);
+  printf("GET after the server ended the session: %s (%s)\n", rcache_strerror(s),
+         s == RCACHE_OK ? "" : rcache_errmsg(c));
+  CHECK_MSG(s == RCACHE_OK && v.len == 1, "%s: %s", rcache_strerror(s), rcache_errmsg(c));
+  rcache_value_free(&v);
+  rcache_stats st;
+  rcache_get_stats(c, &st);
+  CHECK_EQ(st.breaker_opens, 0);
+  rcache_close(c);
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   tls_dir = test_env_url("RCACHE_TEST_TLS_DIR");
@@ -186,6 +217,7 @@ int main(void) {
   client_cert_required();
   cn_only_certificate();
   cipher_policy();
+  session_dropped();
   for (int i = 0; i < nservers; i++)
     rp_destroy(&servers[i]);
   rp_remove_dir(dir);
