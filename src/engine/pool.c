@@ -23,6 +23,10 @@ struct rcache__pool {
   int depth;        /* calls per connection at most (pipeline_depth) */
   size_t max_bytes; /* request bytes per connection at most, beyond the first call */
   int joining;      /* callers of rcache__pool_submit waiting (on room) */
+  /* callers to wake once the lock is released (pool_unlock): woken under it, each would
+   * wake to a lock its waker still holds */
+  rcache__wakeup *kick[32];
+  int nkick;
   /* bumped (under mu) when the server was lost: older connections go; read without the lock
    * by rcache__pool_current */
   _Atomic uint64_t epoch;
@@ -281,6 +285,7 @@ void rcache__pool_after_fork(rcache__pool *p) {
   p->shared = NULL; /* those in use by parent threads stayed with those threads, */
   p->total = 0;
   p->joining = 0;
+  p->nkick = 0;
   p->epoch++;
   if (atomic_load(&p->br.state) == RCACHE_BREAKER_CLOSED) return;
   p->has_thread = rcache__bg_spawn(&p->prober, prober_main, p) == 0;
@@ -433,6 +438,13 @@ static bool wait_room(rcache__pool *p, int64_t deadline_us) {
  * leader never keeps a pointer to another caller's call across an unlock (the caller may
  * leave, its call replaced by a tombstone), and copies the requests it writes for others
  * (their buffers leave with them).
+ *
+ * What a call costs with 64 threads on 8 connections is sleeps and wake-ups, so each
+ * follower sleeps once and takes the lock once: it is armed (wakeup.h) in the same locked
+ * stretch that queues it, sleeps on its own word without the lock, and is woken after the
+ * waker released the lock (pool_unlock), not into a lock its waker still holds; a call
+ * complete when woken returns without the lock. A leader hands out under one lock all the
+ * replies that one read brought (next_replies), not one lock per reply.
  */
 
 static const char *call_bytes(const rcache__call *k) {
@@ -456,8 +468,32 @@ static bool unlink_call(rcache__call **head, rcache__call ***tail, rcache__call 
   return false;
 }
 
-static void wake(rcache__call *k) {
-  if (k->has_cv) pthread_cond_signal(&k->cv);
+/* Why a sleeping caller is woken (rcache__wakeup_set): its call is complete and it may
+ * return without the lock, or it must look (under the lock) at what changed. */
+enum { WOKEN_DONE = 1, WOKEN_LOOK = 2 };
+
+/* Under the lock: k's caller, if asleep, may go on; it is woken once the lock is released
+ * (pool_unlock). */
+static void wake(rcache__pool *p, rcache__call *k, uint32_t why) {
+  if (!k->asleep) return;
+  k->asleep = false;
+  rcache__wakeup_set(&k->w, why);
+  if (p->nkick < (int)(sizeof p->kick / sizeof p->kick[0]))
+    p->kick[p->nkick++] = &k->w;
+  else
+    rcache__wakeup_kick(&k->w); /* rare: the lock is held a little longer */
+}
+
+/* Releases the lock, then wakes the callers wake() chose meanwhile. Their calls may be
+ * gone by then: a kick uses the address only (wakeup.h). */
+static void pool_unlock(rcache__pool *p) {
+  rcache__wakeup *kick[sizeof p->kick / sizeof p->kick[0]];
+  int n = p->nkick;
+  if (n) memcpy(kick, p->kick, (size_t)n * sizeof kick[0]);
+  p->nkick = 0;
+  pthread_mutex_unlock(&p->mu);
+  for (int i = 0; i < n; i++)
+    rcache__wakeup_kick(kick[i]);
 }
 
 /* A call is complete or failed: off the connection's counts, its caller woken (a
@@ -470,7 +506,7 @@ static void finish_locked(rcache__pool *p, rcache__conn *c, rcache__call *k, rca
   if (k->gone)
     rcache__free(k);
   else
-    wake(k);
+    wake(p, k, WOKEN_DONE);
   room_locked(p);
 }
 
@@ -509,7 +545,7 @@ static void fail_locked(rcache__pool *p, rcache__conn *c, rcache_status s, rcach
     c->calls--;
     c->bytes -= k->len;
     k->requeue = true;
-    wake(k);
+    wake(p, k, WOKEN_LOOK);
   }
   c->queue_tail = &c->queue;
   unshare_locked(p, c);
@@ -536,7 +572,7 @@ static bool leave_locked(rcache__conn *c, rcache__call *k) {
   t->b = &t->hdr;
   t->rep = NULL;
   t->gone = true;
-  t->has_cv = false;
+  t->asleep = false;
   for (rcache__call **pp = &c->flight; *pp; pp = &(*pp)->next) {
     if (*pp != k) continue;
     *pp = t;
@@ -548,17 +584,17 @@ static bool leave_locked(rcache__conn *c, rcache__call *k) {
 
 /* Under the lock: the connection goes on with the first call still waiting for it (in
  * flight, then queued). False when there is none. */
-static bool hand_over_locked(rcache__conn *c) {
+static bool hand_over_locked(rcache__pool *p, rcache__conn *c) {
   for (rcache__call *k = c->flight; k; k = k->next) {
     if (!k->gone) {
       k->lead = true;
-      wake(k);
+      wake(p, k, WOKEN_LOOK);
       return true;
     }
   }
   if (c->queue) {
     c->queue->lead = true;
-    wake(c->queue);
+    wake(p, c->queue, WOKEN_LOOK);
     return true;
   }
   return false;
@@ -636,21 +672,60 @@ static bool deliver_locked(rcache__pool *p, rcache__conn *c, rcache_status s, re
   return true;
 }
 
-/* Reads the next reply for the head of the flight list, the lock released meanwhile (by
- * deadline_us; 0: only one already buffered). */
-static rcache_status next_reply(rcache__pool *p, rcache__conn *c, int64_t deadline_us,
-                                redisReply **r) {
-  size_t max_reply = c->flight->max_reply;
-  *r = NULL;
-  pthread_mutex_unlock(&p->mu);
-  rcache_status s = rcache__conn_next(c, r, deadline_us, max_reply);
-  pthread_mutex_lock(&p->mu);
-  if (c->poisoned && s == RCACHE_OK) { /* a caller could not leave a tombstone */
-    freeReplyObject(*r);
-    *r = NULL;
-    return RCACHE_EIO;
+/* Replies read by one unlock of the leader, at most (a batch of replies that came together
+ * is handed out under one lock, not one lock per reply). */
+#define READ_AHEAD 16
+
+/* Reads replies for the calls at the head of the flight list, the lock released meanwhile:
+ * the first by deadline_us (0: only one already buffered), then those already buffered
+ * whole, as many as the flight list expects and READ_AHEAD at most (each charged to its own
+ * call's max_reply). Returns how many were read (r[0..n), in order); *s is the status of the
+ * read after them when it failed (RCACHE_ETIMEOUT only for the first), else RCACHE_OK. The
+ * flight list cannot shrink meanwhile: a caller that leaves puts a tombstone in its place
+ * (or poisons the connection, and nothing read is handed out). */
+static int next_replies(rcache__pool *p, rcache__conn *c, int64_t deadline_us,
+                        redisReply *r[READ_AHEAD], rcache_status *s) {
+  size_t cap[READ_AHEAD];
+  int want = 0, n = 0;
+  for (const rcache__call *k = c->flight; k && want < READ_AHEAD; k = k->next)
+    for (int i = k->got; i < k->b->n && want < READ_AHEAD; i++)
+      cap[want++] = k->max_reply;
+  if (!want) { /* (the callers read only with calls in flight) */
+    *s = RCACHE_ETIMEOUT;
+    return 0;
   }
-  return s;
+  pool_unlock(p);
+  *s = rcache__conn_next(c, &r[0], deadline_us, cap[0]);
+  if (*s == RCACHE_OK) {
+    for (n = 1; n < want; n++) {
+      rcache_status more = rcache__conn_next(c, &r[n], 0, cap[n]);
+      if (more == RCACHE_ETIMEOUT) break; /* nothing more buffered */
+      if (more != RCACHE_OK) {
+        *s = more;
+        break;
+      }
+    }
+  }
+  pthread_mutex_lock(&p->mu);
+  if (c->poisoned && n) { /* a caller could not leave a tombstone */
+    rcache__replies_free(r, n);
+    *s = RCACHE_EIO;
+    return 0;
+  }
+  return n;
+}
+
+/* Under the lock: hands out the n replies read, then the failure after them (s). False when
+ * the connection failed (the caller closes it; replies not handed out are freed). */
+static bool deliver_all_locked(rcache__pool *p, rcache__conn *c, redisReply **r, int n,
+                               rcache_status s) {
+  for (int i = 0; i < n; i++) {
+    if (!deliver_locked(p, c, RCACHE_OK, r[i])) {
+      rcache__replies_free(r + i + 1, n - i - 1);
+      return false;
+    }
+  }
+  return s == RCACHE_OK || deliver_locked(p, c, s, NULL);
 }
 
 /* The leader writes what is queued on c, the lock released meanwhile (*wrote: there was
@@ -665,7 +740,7 @@ static bool write_locked(rcache__pool *p, rcache__conn *c, rcache__call *me, boo
     return false;
   }
   rcache__sock_ask(&c->sock); /* (the leader's alone, as the socket is) */
-  pthread_mutex_unlock(&p->mu);
+  pool_unlock(p);
   rcache_status s = rcache__conn_send(c, buf, len, me->deadline_us);
   pthread_mutex_lock(&p->mu);
   if (s == RCACHE_OK) return true;
@@ -686,31 +761,33 @@ static bool lead_locked(rcache__pool *p, rcache__conn *c, rcache__call *me) {
     if (!write_locked(p, c, me, &wrote)) return true;
     if (wrote) continue;
     if (me->done) break;
-    redisReply *r;
-    rcache_status s = next_reply(p, c, me->deadline_us, &r);
-    if (s == RCACHE_EIO && c->poisoned && !r) continue; /* failed at the top */
-    if (s == RCACHE_ETIMEOUT) {
+    redisReply *r[READ_AHEAD];
+    rcache_status s;
+    int n = next_replies(p, c, me->deadline_us, r, &s);
+    if (c->poisoned) continue; /* failed at the top */
+    if (!n && s == RCACHE_ETIMEOUT) {
       if (!leave_locked(c, me)) continue;
-      if (hand_over_locked(c)) return false;
+      if (hand_over_locked(p, c)) return false;
       fail_locked(p, c, RCACHE_ETIMEOUT, NULL); /* only tombstones are left */
       return true;
     }
-    if (!deliver_locked(p, c, s, r)) return true;
+    if (!deliver_all_locked(p, c, r, n, s)) return true;
   }
   /* hand out the replies already buffered: the next leader may take a while to run */
   while (c->flight && !c->poisoned) {
-    redisReply *r;
-    rcache_status s = next_reply(p, c, 0, &r);
-    if (s == RCACHE_ETIMEOUT) break;
-    if (s == RCACHE_EIO && c->poisoned && !r) break;
-    if (!deliver_locked(p, c, s, r)) return true;
+    redisReply *r[READ_AHEAD];
+    rcache_status s;
+    int n = next_replies(p, c, 0, r, &s);
+    if (c->poisoned) break;
+    if (!n && s == RCACHE_ETIMEOUT) break;
+    if (!deliver_all_locked(p, c, r, n, s)) return true;
   }
   if (c->poisoned) {
     fail_locked(p, c, RCACHE_EIO, NULL);
     return true;
   }
   if (c->flight || c->queue) {
-    if (hand_over_locked(c)) return false;
+    if (hand_over_locked(p, c)) return false;
     /* only tombstones: their replies are on the way; reading them is not worth a caller's
      * time, and the connection is out of step without them */
     fail_locked(p, c, RCACHE_ETIMEOUT, NULL);
@@ -756,13 +833,13 @@ static rcache_status enqueue(rcache__pool *p, rcache__call *k) {
       if ((waited || !p->joining) && (took = take_locked(p, &c))) break;
       if ((c = joinable_locked(p))) break;
       if (!wait_room(p, k->acquire_by)) {
-        pthread_mutex_unlock(&p->mu);
+        pool_unlock(p);
         return RCACHE_ETIMEOUT;
       }
       waited = true;
     }
     if (took) {
-      pthread_mutex_unlock(&p->mu);
+      pool_unlock(p);
       bool again;
       rcache_status s = make_ready(p, &c, k, &again);
       if (again) continue;
@@ -794,7 +871,12 @@ static rcache_status enqueue(rcache__pool *p, rcache__call *k) {
     c->calls++;
     c->bytes += k->len;
     bool wrote, failed = k->lead && !write_locked(p, c, k, &wrote);
-    pthread_mutex_unlock(&p->mu);
+    if (!k->lead) { /* a follower: armed now, it sleeps in finish without taking the lock */
+      rcache__wakeup_arm(&k->w);
+      k->asleep = k->parked = true;
+      k->park_by = k->deadline_us;
+    }
+    pool_unlock(p);
     if (failed) closed(p, c); /* k is done, failed */
     return RCACHE_OK;
   }
@@ -812,22 +894,39 @@ rcache_status rcache__pool_submit(rcache__pool *p, rcache__call *k, const rcache
                       .acquire_by = acquire_by,
                       .timeout_us = timeout_us,
                       .idempotent = idempotent};
+  rcache__wakeup_init(&k->w);
   return enqueue(p, k);
 }
 
 rcache_status rcache__pool_finish(rcache__pool *p, rcache__call *k) {
   rcache_status s;
   for (;;) { /* again when a connection failed before our request was written on it */
-    pthread_mutex_lock(&p->mu);
-    rcache__conn *c = k->c;
-    while (!k->lead && !k->done && !k->requeue) {
-      if (!k->has_cv) {
-        rcache__cond_init_mono(&k->cv);
-        k->has_cv = true;
+    /* armed by enqueue: the first sleep needs no lock; WOKEN_DONE: as below */
+    if (k->parked) {
+      k->parked = false;
+      if (rcache__wakeup_wait(&k->w, k->park_by) == WOKEN_DONE) {
+        s = k->s;
+        break;
       }
-      struct timespec ts;
-      rcache__deadline_ts(&ts, k->deadline_us);
-      if (rcache__cond_timedwait(&k->cv, &p->mu, &ts) != ETIMEDOUT) continue;
+    }
+    pthread_mutex_lock(&p->mu);
+    k->asleep = false;
+    rcache__conn *c = k->c;
+    bool complete = false; /* woken with the call complete: the lock was not taken again */
+    while (!k->lead && !k->done && !k->requeue) {
+      int64_t deadline_us = k->deadline_us;
+      rcache__wakeup_arm(&k->w);
+      k->asleep = true;
+      pool_unlock(p);
+      uint32_t why = rcache__wakeup_wait(&k->w, deadline_us);
+      /* WOKEN_DONE: the waker set k->s and the replies before the word (release), and
+       * nobody touches a complete call again */
+      if (why == WOKEN_DONE) {
+        complete = true;
+        break;
+      }
+      pthread_mutex_lock(&p->mu);
+      k->asleep = false;
       if (k->lead || k->done || k->requeue) break;
       if (rcache__now_us() < k->deadline_us) continue; /* written meanwhile: a new deadline */
       if (unlink_call(&c->queue, &c->queue_tail, k)) { /* not written: just leave */
@@ -845,18 +944,21 @@ rcache_status rcache__pool_finish(rcache__pool *p, rcache__call *k) {
       k->s = RCACHE_ETIMEOUT;
       k->done = true;
     }
+    if (complete) {
+      s = k->s;
+      break;
+    }
     bool close_it = k->lead && !k->done && !k->requeue && lead_locked(p, c, k);
     bool requeue = k->requeue;
     s = k->done ? k->s : RCACHE_ETIMEOUT;
-    pthread_mutex_unlock(&p->mu);
+    pool_unlock(p);
     if (close_it) closed(p, c);
     if (!requeue) break;
     k->queued = k->lead = false;
     s = enqueue(p, k);
     if (s != RCACHE_OK) break; /* k->queued false: the pool has told the breaker */
   }
-  if (k->has_cv) pthread_cond_destroy(&k->cv);
-  k->has_cv = false;
+  rcache__wakeup_destroy(&k->w);
   if (s != RCACHE_OK) rcache__replies_free(k->rep, k->got);
   return s;
 }

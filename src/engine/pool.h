@@ -18,6 +18,7 @@
 
 #include "engine/breaker.h"
 #include "engine/conn.h"
+#include "engine/wakeup.h"
 
 typedef struct rcache__pool rcache__pool;
 
@@ -55,7 +56,9 @@ void rcache__pool_on_event(rcache__pool *p, rcache__pool_event_fn fn, void *ud);
  * runs it again (exchange.c).
  *
  * The caller owns the call (on its stack) from submit to the end of finish, reads only
- * `queued` and `reused`, and calls finish exactly when submit returned RCACHE_OK.
+ * `queued`, `reused`, `lead` and `bystander`, and calls finish exactly when submit returned
+ * RCACHE_OK. A call queued behind others is armed to sleep in finish on its own wake-up
+ * (wakeup.h), so that finish can wait without the pool's lock.
  * Statuses: submit gives RCACHE_OK, RCACHE_EUNAVAILABLE (breaker open, or the connect
  * failed), RCACHE_ETIMEOUT (no connection to take or join by acquire_by), RCACHE_EAUTH,
  * RCACHE_ETLS or RCACHE_ENOMEM, told to the breaker as fits. finish gives
@@ -82,12 +85,14 @@ typedef struct rcache__call {
   bool requeue;           /* its connection failed before it was written: take another */
   bool gone;              /* a tombstone */
   bool idempotent;        /* may run twice (no poll() before it on a stamped connection) */
-  bool has_cv;
-  bool queued;       /* out: it is (or was) on a connection */
-  bool reused;       /* out: written on a connection that had served before */
-  bool bystander;    /* out: failed with its connection for another call (fail_locked) */
-  pthread_cond_t cv; /* the follower sleeps here */
-  rcache__cmds hdr;  /* a tombstone's copy of b's counts and expected types */
+  bool asleep;            /* its caller sleeps on w, armed (wake it when it may go on) */
+  bool parked;            /* the caller's own: armed by submit, to sleep on by park_by */
+  int64_t park_by;
+  bool queued;      /* out: it is (or was) on a connection */
+  bool reused;      /* out: written on a connection that had served before */
+  bool bystander;   /* out: failed with its connection for another call (fail_locked) */
+  rcache__wakeup w; /* the follower sleeps here, without the pool's lock */
+  rcache__cmds hdr; /* a tombstone's copy of b's counts and expected types */
   struct rcache__call *next;
 } rcache__call;
 
