@@ -557,7 +557,7 @@ static void threads_workload(int threads, size_t vsize) {
   o.connect_timeout_ms = 5000;
   o.max_value_bytes = vsize + 1024;
   if (pool_opt) o.pool_size = pool_opt;
-  o.pipeline_depth = depth_opt ? depth_opt : 32; /* the default, said out loud */
+  if (depth_opt) o.pipeline_depth = depth_opt;
   rcache *c;
   if (rcache_open(&c, url, &o) != RCACHE_OK) exit(1);
   samples m = {0}, raw = {0}, wk = {0};
@@ -753,7 +753,7 @@ static void async_workload(void) {
   rcache_options_init(&o);
   observe_all(&o);
   o.command_timeout_ms = o.connect_timeout_ms = 5000;
-  o.pipeline_depth = depth_opt ? depth_opt : 32;
+  if (depth_opt) o.pipeline_depth = depth_opt;
   if (pool_opt) o.pool_size = pool_opt;
   o.async_threads = 64; /* as many blocking calls at once as the 64-thread baseline */
   rcache *c;

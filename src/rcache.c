@@ -73,7 +73,7 @@ static void default_options(rcache_options *o) {
   o->size = sizeof *o;
   o->connect_timeout_ms = 1000;
   o->command_timeout_ms = 500;
-  o->pool_size = 8;
+  o->pool_size = 4;
   o->breaker_failures = 3;
   o->breaker_failure_rate = 0.5;
   o->breaker_window = 20;
@@ -309,7 +309,7 @@ static rcache_status resolve_options(rcache__ctx *ctx) {
 #undef TAKE
   if (!o->client_name && !(o->client_name = rcache__strdup("rcache"))) return RCACHE_ENOMEM;
   if (o->flight_wait_ms == 0) o->flight_wait_ms = 2 * o->command_timeout_ms;
-  if (o->pipeline_depth == 0) o->pipeline_depth = 32; /* see rcache.h */
+  if (o->pipeline_depth == 0) o->pipeline_depth = 64; /* see rcache.h */
   if (o->pipeline_max_bytes == 0) o->pipeline_max_bytes = (size_t)256 << 10;
   /* with a lease, the leader may wait for another process's load: followers must too */
   if (o->lease && o->flight_wait_ms < 2 * o->lease_ms + o->command_timeout_ms)

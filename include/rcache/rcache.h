@@ -110,7 +110,7 @@ typedef struct rcache_options {
   const char *key_prefix; /* prepended to every key, pattern and flush; NULL = none */
   int connect_timeout_ms; /* default 1000 */
   int command_timeout_ms; /* default 500 */
-  int pool_size;          /* connections per server, default 8 */
+  int pool_size;          /* connections per server, default 4 */
   int64_t default_ttl_s;  /* used when a call passes ttl 0; default 0 = no expiry */
   double ttl_jitter;      /* 0..1: each TTL is spread by ±jitter×TTL; default 0 */
 
@@ -194,7 +194,7 @@ typedef struct rcache_options {
    * while fewer than pool_size are in use; past that it joins the least loaded connection,
    * and the calls that queue on a connection while it is busy go out together in one write,
    * their replies handed back in order. pipeline_depth: calls queued or in flight on one
-   * connection at most (0 = the default, 32; 1: no pipelining, a call waits for a free
+   * connection at most (0 = the default, 64; 1: no pipelining, a call waits for a free
    * connection, as in rcache 0.1; docs/operations.md, "Sizing the pool"). pipeline_max_bytes:
    * a connection carrying this many request bytes (queued or in flight) takes no further
    * call (0 = the default, 256 KiB). No call joins a connection while a reply of more than

@@ -26,7 +26,7 @@
 #define LOAD_SLACK_MS 250
 
 /* As many callers as the pipelined pool is sized for (issue 16: "the fault suite with 64
- * threads of load"): with pool_size 8 and pipeline_depth 32 they queue on shared
+ * threads of load"): with pool_size 4 and pipeline_depth 64 they queue on shared
  * connections, so every fault also hits calls written behind other callers' requests. */
 #define LOAD_THREADS 64
 
