@@ -33,6 +33,7 @@
 #endif
 
 #include "backends/redis.h"
+#include "engine/wakeup.h"
 #include "handle.h"
 #include "rcache/json.h"
 #include "tags.h"
@@ -152,15 +153,32 @@ struct rcache_load {
   rcache_load *next; /* loaders list */
 };
 
+/* An idle worker, asleep on a wake-up of its own (engine/wakeup.h) until an operation is
+ * queued: the loop's thread wakes one with a futex wake, which never sleeps, where signalling
+ * a condition variable that a dozen workers wait on could sleep on the variable's internal
+ * lock, held by a worker the machine had preempted (the loop was seen asleep there for
+ * milliseconds during faults). */
+typedef struct idler {
+  rcache__wakeup w;
+  bool listed; /* on a->idlers */
+  struct idler *next;
+} idler;
+
 typedef struct rcache__async {
   pthread_mutex_t mu;
-  pthread_cond_t cv; /* workers wait here for operations */
+  pthread_cond_t cv; /* close waits here (for a worker being created, a codec in use) */
+  idler *idlers;     /* idle workers, last come first */
   int rfd, wfd;      /* the same eventfd twice, or a pipe's ends */
   bool closing;
-  bool growing; /* a worker is creating another (grow_locked) */
+  bool growing; /* the spawner is creating a worker (grow_locked) */
   int starting; /* workers created that have not taken the lock yet */
   int max, nthreads, idle;
   pthread_t *threads;
+  /* The spawner: the one thread that creates workers after the first (spawner_main), woken
+   * on grow_cv when the workers are short; started by the first worker. */
+  pthread_cond_t grow_cv;
+  pthread_t spawner;
+  bool has_spawner;
   aop *qhead, *qtail;     /* FIFO of QUEUED operations */
   aop *inflight;          /* QUEUED and RUNNING operations */
   aop *rhead, *rtail;     /* READY */
@@ -543,6 +561,30 @@ int64_t rcache_async_timeout_ms(rcache *c) {
 /* ---- workers ------------------------------------------------------------------------------ */
 
 static int spawn(rcache__async *a, pthread_t *t);
+static int spawn_fn(rcache__async *a, pthread_t *t, void *(*fn)(void *));
+
+/* Under a->mu: takes i off the idle list. */
+static void idler_unlist(rcache__async *a, idler *i) {
+  for (idler **pp = &a->idlers; *pp; pp = &(*pp)->next) {
+    if (*pp != i) continue;
+    *pp = i->next;
+    break;
+  }
+  i->listed = false;
+}
+
+/* Under a->mu: wakes the idle worker that went idle last (its cache is the warmest); false
+ * when none is idle. The futex wake never sleeps; the woken worker looks at the queue once it
+ * has the lock. */
+static bool wake_idler_locked(rcache__async *a) {
+  idler *i = a->idlers;
+  if (!i) return false;
+  a->idlers = i->next;
+  i->listed = false;
+  rcache__wakeup_set(&i->w, 1);
+  rcache__wakeup_kick(&i->w);
+  return true;
+}
 
 /* Under a->mu: operations wait and no worker will take them soon (none idle, none just
  * created), and another may be created. */
@@ -550,15 +592,15 @@ static bool short_locked(const rcache__async *a) {
   return a->qhead && a->idle == 0 && a->starting == 0 && !a->growing && a->nthreads < a->max;
 }
 
-/* Under a->mu, by a worker that has just taken an operation: one more worker when the others
- * are short (short_locked), created by this thread rather than by the one that queued the
- * operations, often the loop's. Creating a thread takes ~0.1 ms, and a fault hands up to a
- * thousand operations over at once: the loop's thread creates one at most (queue_locked), and
- * each new worker the next, before it runs its first operation (sixteen creations in one
- * rcache_async_process held the loop 1 to 3.5 ms). The lock is released meanwhile; close
- * waits for it. */
-static void grow_locked(rcache__async *a) {
-  if (a->closing || !short_locked(a)) return;
+/* Under a->mu, by the spawner: one more worker when the others are short (short_locked).
+ * Workers are never created by the thread that queues operations, often the loop's: creating
+ * a thread takes ~0.1 ms on a quiet machine and milliseconds on a busy one (its stack's mmap
+ * waits for the process' memory map, which other threads' page faults hold), and a fault
+ * hands up to a thousand operations over at once (sixteen creations in one
+ * rcache_async_process held the loop 1 to 3.5 ms; one under a->mu, 13 ms). The lock is
+ * released meanwhile; close waits for it. */
+static bool grow_locked(rcache__async *a) {
+  if (a->closing || !short_locked(a)) return false;
   a->growing = true;
   a->starting++;
   pthread_mutex_unlock(&a->mu);
@@ -571,16 +613,60 @@ static void grow_locked(rcache__async *a) {
     a->starting--;
   a->growing = false;
   if (a->closing) pthread_cond_broadcast(&a->cv); /* close waits for this */
+  return started;
+}
+
+/* The spawner's thread: creates a worker whenever the others are short, one at a time (each
+ * new worker takes the lock before the next is judged needed), until close. After a creation
+ * failed it waits for the next call for one (an operation queued, a worker started). */
+static void *spawner_main(void *arg) {
+  rcache__async *a = arg;
+  pthread_mutex_lock(&a->mu);
+  bool failed = false;
+  while (!a->closing) {
+    if (!failed && short_locked(a)) {
+      failed = !grow_locked(a);
+    } else {
+      rcache__cond_wait(&a->grow_cv, &a->mu);
+      failed = false;
+    }
+  }
+  pthread_mutex_unlock(&a->mu);
+  return NULL;
 }
 
 static void *worker(void *arg) {
   rcache__async *a = arg;
   pthread_mutex_lock(&a->mu);
   a->starting--;
+  if (!a->has_spawner && !a->closing) { /* the first worker starts the spawner */
+    a->has_spawner = true;
+    a->growing = true; /* (close waits for it) */
+    pthread_mutex_unlock(&a->mu);
+    pthread_t t;
+    bool started = spawn_fn(a, &t, spawner_main) == 0;
+    pthread_mutex_lock(&a->mu);
+    a->growing = false;
+    if (started)
+      a->spawner = t;
+    else
+      a->has_spawner = false;       /* the next worker to start tries again */
+    pthread_cond_broadcast(&a->cv); /* close may wait for the creation */
+  }
+  if (short_locked(a)) pthread_cond_signal(&a->grow_cv); /* the next one */
+  idler me = {.listed = false};
+  rcache__wakeup_init(&me.w);
   for (;;) {
     while (!a->closing && !a->qhead) {
       a->idle++;
-      rcache__cond_wait(&a->cv, &a->mu);
+      me.next = a->idlers;
+      a->idlers = &me;
+      me.listed = true;
+      rcache__wakeup_arm(&me.w);
+      pthread_mutex_unlock(&a->mu);
+      rcache__wakeup_wait(&me.w, INT64_MAX);
+      pthread_mutex_lock(&a->mu);
+      if (me.listed) idler_unlist(a, &me); /* (never: the wait ends once set; kept safe) */
       a->idle--;
     }
     if (a->closing) break;
@@ -594,7 +680,6 @@ static void *worker(void *arg) {
     }
     op->state = RUNNING;
     op->refs++;
-    grow_locked(a);
     pthread_mutex_unlock(&a->mu);
     op->k->run(a->c, op);
     pthread_mutex_lock(&a->mu);
@@ -611,7 +696,9 @@ static void *worker(void *arg) {
     inflight_del(a, op);
     if (ready_add(a, op)) wake_unlocked(a);
   }
+  if (me.listed) idler_unlist(a, &me);
   pthread_mutex_unlock(&a->mu);
+  rcache__wakeup_destroy(&me.w);
   return NULL;
 }
 
@@ -663,15 +750,18 @@ static bool queue_locked(rcache__async *a, aop *op, bool quiet) {
   else
     a->qhead = op;
   a->qtail = op;
-  if ((a->nthreads == 0 || short_locked(a)) && spawn(a, &a->threads[a->nthreads]) == 0) {
+  /* the first worker is the first operation's (once per handle); the others the spawner's */
+  if (a->nthreads == 0 && spawn(a, &a->threads[a->nthreads]) == 0) {
     a->nthreads++;
     a->starting++;
+  } else if (short_locked(a)) {
+    pthread_cond_signal(&a->grow_cv);
   }
   if (a->nthreads == 0) {
     queue_del(a, op);
     return false;
   }
-  if (!quiet) pthread_cond_signal(&a->cv);
+  if (!quiet) wake_idler_locked(a);
   return true;
 }
 
@@ -966,7 +1056,9 @@ static void loop_close(rcache *c, rcache__async *a, rcache_status why) {
   }
   /* one wake-up for them all: a signal per operation (up to a thousand in flight) was a
    * futex call each on the loop's thread, with the woken workers queueing on a->mu */
-  if (handed) pthread_cond_broadcast(&a->cv);
+  if (handed)
+    while (wake_idler_locked(a)) {
+    }
   a->whead = a->wtail = NULL;
   a->wappended = a->wsent = 0;
   a->clear_queued = false;
@@ -1229,6 +1321,7 @@ static rcache__async *async_new(rcache *c) {
   }
   pthread_mutex_init(&a->mu, NULL);
   pthread_cond_init(&a->cv, NULL);
+  pthread_cond_init(&a->grow_cv, NULL);
   a->min_dl = INT64_MAX;
   const rcache_options *o = &c->ctx.opt;
   /* the blocking call's bound plus one command timeout: the wait for a worker and the
@@ -1294,13 +1387,17 @@ static aop *op_new(const kind *k, const char *key, void (*cb)(void), void *ud) {
 
 /* Starts a worker with every signal blocked: the application's signals go to its own
  * threads, never to ours (a TLS write's SIGPIPE is consumed by transport.c's guard). */
-static int spawn(rcache__async *a, pthread_t *t) {
+static int spawn_fn(rcache__async *a, pthread_t *t, void *(*fn)(void *)) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &old);
-  int rc = rcache__bg_spawn(t, worker, a);
+  int rc = rcache__bg_spawn(t, fn, a);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   return rc;
+}
+
+static int spawn(rcache__async *a, pthread_t *t) {
+  return spawn_fn(a, t, worker);
 }
 
 /* An operation's time from its start: a call's deadlines; get_or_set: see async_new; a
@@ -1368,6 +1465,8 @@ void rcache__async_close(rcache *c) {
   pthread_mutex_lock(&a->mu);
   a->closing = true;
   pthread_cond_broadcast(&a->cv);
+  while (wake_idler_locked(a)) {
+  }
   aop *ready = a->rhead, *cut = NULL;
   a->rhead = a->rtail = NULL;
   for (rcache_load *ld = a->lhead, *nx; ld; ld = nx) { /* never handed to a loader */
@@ -1386,8 +1485,10 @@ void rcache__async_close(rcache *c) {
     op->rnext = cut;
     cut = op;
   }
-  while (a->growing) /* a worker starting another: the new one is joined below too */
+  pthread_cond_broadcast(&a->grow_cv); /* the spawner ends */
+  while (a->growing)                   /* a worker being created: it is joined below too */
     rcache__cond_wait(&a->cv, &a->mu);
+  bool spawner = a->has_spawner;
   for (;;) { /* a worker in the caller's codec: obj is not the caller's until it is out */
     bool busy = false;
     for (aop *op = cut; op && !busy; op = op->rnext)
@@ -1409,6 +1510,7 @@ void rcache__async_close(rcache *c) {
   }
   for (int i = 0; i < nthreads; i++)
     rcache__bg_join(a->threads[i]);
+  if (spawner) rcache__bg_join(a->spawner);
   /* the loop connection: its operations completed above; what is left is the list's references */
   for (aop *op = a->whead, *nx; op; op = nx) {
     nx = op->wnext;
@@ -1422,6 +1524,7 @@ void rcache__async_close(rcache *c) {
   close_fds(a);
   pthread_mutex_destroy(&a->mu);
   pthread_cond_destroy(&a->cv);
+  pthread_cond_destroy(&a->grow_cv);
   rcache__free(a->threads);
   rcache__free(a);
   atomic_store(&c->async, NULL);

@@ -57,8 +57,8 @@ static int64_t longest_us; /* the longest rcache_async_process() call seen */
  * passed. Returns true when it got there. */
 static bool pump(rcache *c, const atomic_int *done, int want, int limit_ms) {
   int64_t end = now_us() + (int64_t)limit_ms * 1000;
+  static await_turn_times m = {.sched_fd = -1}; /* (the main thread's: every loop is) */
   while (atomic_load(done) < want && now_us() < end) {
-    await_turn_times m;
     await_async_turn(c, 100, &m);
     if (m.took_ns / 1000 > longest_us) longest_us = m.took_ns / 1000;
   }

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cpu_wait.h"
 #include "rcache/rcache.h"
 
 #define AWAIT_MS 20000 /* far above anything a loaded machine takes; only failures wait it out */
@@ -73,11 +74,22 @@ static inline void await_async_wait(rcache *c, int cap_ms) {
 
 /* The rcache_async_process() call of a turn, timed: when it started and how long it took, on
  * the monotonic clock and in the calling thread's CPU time (which leaves out the waits for a
- * core), in ns. */
+ * core), in ns; and, from the thread's schedstat (cpu_wait.h), how long of it the thread
+ * slept: neither ran nor waited for a core (a lock, a poll: the loop blocked). sched_fd is
+ * the thread's schedstat descriptor, -1 before the first turn (the caller closes it). */
 typedef struct await_turn_times {
   int64_t start_ns, took_ns;
   int64_t cpu_start_ns, cpu_took_ns;
+  int64_t slept_us;
+  int sched_fd;
 } await_turn_times;
+
+/* Of a stretch of wall_us, what the thread slept: neither ran (run_us) nor waited for a core
+ * (wait_us), both from its schedstat (0 when the kernel does not say: then the wall time). */
+static inline int64_t await_slept_us(int64_t wall_us, int64_t run_us, int64_t wait_us) {
+  int64_t slept = wall_us - run_us - wait_us;
+  return slept > 0 ? slept : 0;
+}
 
 static inline int64_t await_clock_ns(clockid_t id) {
   struct timespec ts;
@@ -91,11 +103,14 @@ static inline int64_t await_clock_ns(clockid_t id) {
 static inline int await_async_turn(rcache *c, int cap_ms, await_turn_times *m) {
   await_async_wait(c, cap_ms);
   if (!m) return rcache_async_process(c);
+  int64_t run0, wait0 = cpu_sched_us(&m->sched_fd, &run0);
   m->start_ns = await_clock_ns(CLOCK_MONOTONIC);
   m->cpu_start_ns = await_clock_ns(CLOCK_THREAD_CPUTIME_ID);
   int n = rcache_async_process(c);
   m->took_ns = await_clock_ns(CLOCK_MONOTONIC) - m->start_ns;
   m->cpu_took_ns = await_clock_ns(CLOCK_THREAD_CPUTIME_ID) - m->cpu_start_ns;
+  int64_t run1, wait1 = cpu_sched_us(&m->sched_fd, &run1);
+  m->slept_us = await_slept_us(m->took_ns / 1000, run1 - run0, wait1 - wait0);
   return n;
 }
 
