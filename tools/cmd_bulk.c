@@ -154,13 +154,16 @@ static int run_bulk(cli *g, int argc, char **argv, int kind) {
       goto out;
     }
     total = ct.n;
-    if (total == 0 && kind != BULK_FLUSH) {
-      fprintf(stderr, "rcache %s: no key matches\n", g->cmd);
-      printf("0\n");
+    /* nothing counted, nothing deleted: a flush the user was not asked about must not run
+     * (a FLUSHDB would take keys written since the count) */
+    if (total == 0) {
+      fprintf(stderr, "rcache %s: no key %s, nothing deleted\n", g->cmd,
+              kind == BULK_FLUSH ? "to flush" : "matches");
+      if (kind != BULK_FLUSH) printf("0\n");
       rc = CLI_MISS;
       goto out;
     }
-    if (total && !confirm(&b, total)) {
+    if (!confirm(&b, total)) {
       fprintf(stderr, "rcache %s: not confirmed, nothing deleted\n", g->cmd);
       rc = CLI_MISS;
       goto out;

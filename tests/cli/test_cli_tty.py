@@ -117,6 +117,13 @@ t.check(rc == 0 and "Delete all 2000 keys of namespace 'ns:'" in shown and
         "deleted: 2000/2000 keys (100%)" in shown, "flush --prefix on a terminal", shown[-300:])
 t.check(rc_.count("ns:*") == 0 and rc_("EXISTS", "other") == "1", "flush kept the other key")
 
+# 6b. A flush that counts no key asks nothing and deletes nothing (exit 1): it used to run
+#     unasked (a whole-db FLUSHDB without a namespace would take keys written since the count).
+rc, shown, _, _ = on_pty([R, "--url", url, "--prefix", "none-here:", "flush"], answer=b"y\n")
+t.check(rc == 1 and "no key to flush, nothing deleted" in shown and "[y/N]" not in shown,
+        "flush of an empty namespace: exit 1, nothing asked", (rc, shown[-300:]))
+t.check(rc_("EXISTS", "other") == "1", "the empty namespace's flush kept the other key")
+
 # 7. The same operation without any terminal prints no control characters at all.
 rc_.fill("plain:%d", 1000)
 rc, out, err = run([R, "--url", url, "del-prefix", "plain:", "--yes"])
