@@ -608,15 +608,13 @@ static rcache_status aborted_io(void) {
   return RCACHE_EIO;
 }
 
-/* A TLS error after the handshake. With TLS 1.3 the server checks the client's certificate
- * after the client considers the handshake done: its refusal (an alert such as "certificate
- * required") arrives with the first read -- or is lost, when our next write meets the
- * closed connection first. Either is a TLS configuration problem, not a broken
- * connection. */
-/* A session that fails after its handshake is a broken connection (RCACHE_EIO, retried and
- * told to the breaker like any other), whatever OpenSSL calls it: a peer gone without
- * close_notify ("unexpected eof while reading"), a corrupt record. Only an alert on the
- * session's first read is a refusal (TLS 1.3 servers check a client certificate there). */
+/* A TLS error after the handshake: a broken connection (RCACHE_EIO, retried and told to the
+ * breaker like any other), whatever OpenSSL calls it -- a peer gone without close_notify
+ * ("unexpected eof while reading"), a corrupt record -- except a refusal. With TLS 1.3 the
+ * server checks the client's certificate after the client considers the handshake done: its
+ * refusal (an alert such as "certificate required") arrives with the session's first read --
+ * or is lost, when our next write meets the closed connection first (the guess below). Either
+ * is a TLS configuration problem (RCACHE_ETLS). */
 static rcache_status tls_io_error(rcache__sock *s, int e) {
   bool dropped = tls_dropped(e);
   if (!dropped && s->fresh && e == SSL_ERROR_SSL && ERR_peek_error() != 0) {
