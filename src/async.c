@@ -160,7 +160,6 @@ struct rcache_load {
  * milliseconds during faults). */
 typedef struct idler {
   rcache__wakeup w;
-  bool listed; /* on a->idlers */
   struct idler *next;
 } idler;
 
@@ -563,24 +562,14 @@ int64_t rcache_async_timeout_ms(rcache *c) {
 static int spawn(rcache__async *a, pthread_t *t);
 static int spawn_fn(rcache__async *a, pthread_t *t, void *(*fn)(void *));
 
-/* Under a->mu: takes i off the idle list. */
-static void idler_unlist(rcache__async *a, idler *i) {
-  for (idler **pp = &a->idlers; *pp; pp = &(*pp)->next) {
-    if (*pp != i) continue;
-    *pp = i->next;
-    break;
-  }
-  i->listed = false;
-}
-
-/* Under a->mu: wakes the idle worker that went idle last (its cache is the warmest); false
- * when none is idle. The futex wake never sleeps; the woken worker looks at the queue once it
- * has the lock. */
+/* Under a->mu: wakes the idle worker that went idle last (its cache is the warmest), taking
+ * it off the list (an idle worker's wait ends only so: it has no deadline); false when none
+ * is idle. The futex wake never sleeps; the woken worker looks at the queue once it has the
+ * lock. */
 static bool wake_idler_locked(rcache__async *a) {
   idler *i = a->idlers;
   if (!i) return false;
   a->idlers = i->next;
-  i->listed = false;
   rcache__wakeup_set(&i->w, 1);
   rcache__wakeup_kick(&i->w);
   return true;
@@ -654,19 +643,17 @@ static void *worker(void *arg) {
     pthread_cond_broadcast(&a->cv); /* close may wait for the creation */
   }
   if (short_locked(a)) pthread_cond_signal(&a->grow_cv); /* the next one */
-  idler me = {.listed = false};
+  idler me;
   rcache__wakeup_init(&me.w);
   for (;;) {
     while (!a->closing && !a->qhead) {
       a->idle++;
       me.next = a->idlers;
       a->idlers = &me;
-      me.listed = true;
       rcache__wakeup_arm(&me.w);
       pthread_mutex_unlock(&a->mu);
-      rcache__wakeup_wait(&me.w, INT64_MAX);
+      rcache__wakeup_wait(&me.w, INT64_MAX); /* until wake_idler_locked took it off the list */
       pthread_mutex_lock(&a->mu);
-      if (me.listed) idler_unlist(a, &me); /* (never: the wait ends once set; kept safe) */
       a->idle--;
     }
     if (a->closing) break;
@@ -696,7 +683,6 @@ static void *worker(void *arg) {
     inflight_del(a, op);
     if (ready_add(a, op)) wake_unlocked(a);
   }
-  if (me.listed) idler_unlist(a, &me);
   pthread_mutex_unlock(&a->mu);
   rcache__wakeup_destroy(&me.w);
   return NULL;
