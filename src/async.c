@@ -18,7 +18,8 @@
  *   EXPIRED  its deadline passed while a worker ran it: the loop ran its callback with the
  *            fallback status; the worker drops its late result.
  * refs counts who holds an op (the lists/loop: 1; a worker running it: 1); the last frees it,
- * with any result nobody received.
+ * with any result nobody received. It is atomic, so that the loop drops its references
+ * without the lock.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -86,7 +87,8 @@ struct aop {
   aop *rnext;         /* ready list, or the loop's local list */
   const kind *k;
   struct rcache__async *a;
-  int state, refs;
+  int state;
+  atomic_int refs;
   bool expired; /* completed without its result (deadline, close) */
   bool has_out; /* outputs written by the worker and not handed to a callback */
   int64_t deadline_us;
@@ -136,6 +138,9 @@ struct aop {
   bool clear_first, clear_read;
   uint64_t clear_asked;
   size_t head;
+  /* a key, a value shorter than these: copied here (op_key, copy_in), not allocated */
+  char kbuf[64];
+  char vbuf[128];
 };
 
 /* A load handed to the loop; refs: the worker waiting for it, and the loader (user). */
@@ -178,11 +183,24 @@ typedef struct rcache__async {
   pthread_cond_t grow_cv;
   pthread_t spawner;
   bool has_spawner;
-  aop *qhead, *qtail;     /* FIFO of QUEUED operations */
-  aop *inflight;          /* QUEUED and RUNNING operations */
-  aop *rhead, *rtail;     /* READY */
-  rcache_load *lhead;     /* loads to start on the loop (LIFO; order does not matter) */
-  int64_t min_dl;         /* no in-flight deadline is earlier (may be stale-early) */
+  aop *qhead, *qtail; /* FIFO of QUEUED operations */
+  /* Operations submitted while another thread held mu (submit never waits for it): a
+   * lock-free stack (linked by qnext), which the lock's next holder moves to the FIFO
+   * (take_subs_locked): a worker, or the loop's rcache_async_process, which the submitter
+   * makes sure comes (the descriptor). */
+  _Atomic(aop *) subs;
+  atomic_bool has_worker; /* the first worker was started: submit may defer */
+  atomic_bool shut;       /* closing, read without the lock by submit */
+  /* The loop thread's own (no lock): the ready operations and the loads that
+   * rcache_async_process took and has not run yet (its batch's bounds) */
+  aop *own_ready, *own_rtail;
+  rcache_load *own_loads;
+  aop *inflight;      /* QUEUED and RUNNING operations */
+  aop *rhead, *rtail; /* READY */
+  rcache_load *lhead; /* loads to start on the loop (LIFO; order does not matter) */
+  /* no in-flight deadline is earlier (may be stale-early); written under mu, read without it
+   * by rcache_async_timeout_ms */
+  _Atomic int64_t min_dl;
   int64_t budget_us;      /* connect + command timeout */
   int64_t load_budget_us; /* get_or_set: + flight wait + another round trip */
   rcache *c;
@@ -210,6 +228,15 @@ typedef struct rcache__async {
   uint64_t clear_at;
   int64_t clear_ver;
   bool clear_ok;
+  /* Operations freed, kept for the next starting calls (spare_take, spare_put): a loop keeping
+   * a thousand in flight allocated and freed a thousand at a time, mostly past the allocator's
+   * per-thread cache, in an arena whose lock a worker sharing it could hold while preempted
+   * (the loop was seen asleep there for milliseconds). Any thread puts one back (a lock-free
+   * push); the starting call that holds spare_mu takes them, all at once, into spare_own. */
+  _Atomic(aop *) spare;
+  atomic_int nspare;
+  pthread_mutex_t spare_mu; /* taken with a trylock only: a starting call never waits */
+  aop *spare_own;
 } rcache__async;
 
 /* ---- lists (under a->mu) ------------------------------------------------------------------ */
@@ -235,9 +262,10 @@ static void inflight_del(rcache__async *a, aop *op) {
 }
 
 static void min_recompute(rcache__async *a) {
-  a->min_dl = INT64_MAX;
+  int64_t min = INT64_MAX; /* stored once: a reader never sees a passing value */
   for (aop *op = a->inflight; op; op = op->next)
-    if (op->deadline_us < a->min_dl) a->min_dl = op->deadline_us;
+    if (op->deadline_us < min) min = op->deadline_us;
+  a->min_dl = min;
 }
 
 static void queue_del(rcache__async *a, aop *op) {
@@ -291,6 +319,59 @@ static void wake_unlocked(rcache__async *a) {
 
 /* ---- operations --------------------------------------------------------------------------- */
 
+/* Operations kept for reuse per handle, at most; none under AddressSanitizer, which is to see
+ * every use of an operation after its free. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SPARE_MAX 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SPARE_MAX 0
+#endif
+#endif
+#ifndef SPARE_MAX
+#define SPARE_MAX 4096
+#endif
+
+/* Keeps op (freed of everything it held) for reuse; false when enough are kept. */
+static bool spare_put(rcache__async *a, aop *op) {
+  if (atomic_fetch_add(&a->nspare, 1) >= SPARE_MAX) {
+    atomic_fetch_sub(&a->nspare, 1);
+    return false;
+  }
+  aop *head = atomic_load_explicit(&a->spare, memory_order_relaxed);
+  do
+    op->rnext = head;
+  while (!atomic_compare_exchange_weak_explicit(&a->spare, &head, op, memory_order_release,
+                                                memory_order_relaxed));
+  return true;
+}
+
+/* A kept operation, zeroed, or NULL (none kept, or another starting call is taking one). Only
+ * the holder of spare_mu takes from the shared stack, and it takes it whole: no ABA. */
+static aop *spare_take(rcache__async *a) {
+  if (pthread_mutex_trylock(&a->spare_mu) != 0) return NULL;
+  if (!a->spare_own) a->spare_own = atomic_exchange_explicit(&a->spare, NULL, memory_order_acquire);
+  aop *op = a->spare_own;
+  if (op) {
+    a->spare_own = op->rnext;
+    atomic_fetch_sub(&a->nspare, 1);
+  }
+  pthread_mutex_unlock(&a->spare_mu);
+  if (op) memset(op, 0, sizeof *op);
+  return op;
+}
+
+/* Frees the kept operations (close). */
+static void spare_free(rcache__async *a) {
+  aop *lists[2] = {a->spare_own, atomic_exchange(&a->spare, NULL)};
+  for (int i = 0; i < 2; i++)
+    for (aop *op = lists[i], *nx; op; op = nx) {
+      nx = op->rnext;
+      rcache__free(op);
+    }
+  a->spare_own = NULL;
+}
+
 static void free_op(aop *op) {
   if (op->has_out) {
     rcache_value_free(&op->v);
@@ -301,8 +382,8 @@ static void free_op(aop *op) {
   }
   rcache__free(op->vals);
   rcache__free(op->sts);
-  rcache__free(op->key);
-  rcache__free(op->in.data);
+  if (op->key != op->kbuf) rcache__free(op->key);
+  if (op->in.data != op->vbuf) rcache__free(op->in.data);
   for (size_t i = 0; op->keys && i < op->n; i++)
     rcache__free(op->keys[i]);
   rcache__free(op->keys);
@@ -314,34 +395,19 @@ static void free_op(aop *op) {
     rcache__free(op->invals[i].data);
   rcache__free(op->invals);
   if (op->jin) json_decref(op->jin);
-  rcache__free(op);
+  if (!op->a || !spare_put(op->a, op)) rcache__free(op);
 }
 
-/* Drops one reference; the last frees the operation. */
-static void op_unref(rcache__async *a, aop *op) {
-  pthread_mutex_lock(&a->mu);
-  bool last = --op->refs == 0;
-  pthread_mutex_unlock(&a->mu);
-  if (last) free_op(op);
+/* Drops one reference (atomic: no lock); the last frees the operation. */
+static void op_unref(aop *op) {
+  if (--op->refs == 0) free_op(op);
 }
 
-/* Drops one reference of each operation on the list (linked by rnext), under one lock: a
- * loop that took the lock once per operation would wait behind every worker the machine
- * preempted while holding it. Frees those whose last reference it was. */
-static void unref_list(rcache__async *a, aop *list) {
-  aop *dead = NULL;
-  pthread_mutex_lock(&a->mu);
+/* Drops one reference of each operation on the list (linked by rnext). */
+static void unref_list(aop *list) {
   for (aop *op = list, *nx; op; op = nx) {
     nx = op->rnext;
-    if (--op->refs == 0) {
-      op->rnext = dead;
-      dead = op;
-    }
-  }
-  pthread_mutex_unlock(&a->mu);
-  for (aop *op = dead, *nx; op; op = nx) {
-    nx = op->rnext;
-    free_op(op);
+    op_unref(op);
   }
 }
 
@@ -462,6 +528,8 @@ static bool forked_since(uint64_t gen) {
   return rcache__fork_gen() != gen;
 }
 
+static bool take_subs_locked(rcache__async *a);
+
 int rcache_async_process(rcache *c) {
   if (!c) return 0;
   rcache__enter(c);
@@ -475,68 +543,69 @@ int rcache_async_process(rcache *c) {
    * together, a miss wants a thousand loads) and however slowly the machine runs it: a
    * virtual machine's core now and then runs the same work 5 to 10 times slower, and a count
    * alone then let a call take over a millisecond. The rest are the next call's, at once: the
-   * descriptor is left readable. Loads first: a database query started sooner ends sooner. */
+   * descriptor is left readable. Loads first: a database query started sooner ends sooner.
+   * The lock is only tried: when a worker holds it (one the machine preempted holds it for
+   * milliseconds) the lists wait for the next call, at once (the descriptor), and this one
+   * runs what it took before. */
   int64_t until = rcache__now_us() + PROCESS_SLICE_US;
   int budget = PROCESS_BATCH;
-  pthread_mutex_lock(&a->mu);
-  rcache_load *loads = a->lhead, *lend = NULL;
-  for (rcache_load *ld = loads; ld && budget > 0; ld = ld->next, budget--)
-    lend = ld;
-  if (lend) {
-    a->lhead = lend->next;
-    lend->next = NULL;
-  }
-  expire(a, rcache__now_us());
-  aop *ready = a->rhead, *last = NULL;
-  for (aop *op = ready; op && budget > 0; op = op->rnext, budget--)
-    last = op;
-  if (last) {
-    a->rhead = last->rnext;
-    if (!a->rhead) a->rtail = NULL;
-    last->rnext = NULL;
+  rcache_load *loads = a->own_loads, *fresh = NULL;
+  aop *ready = a->own_ready, *rtail = a->own_rtail;
+  a->own_loads = NULL;
+  a->own_ready = a->own_rtail = NULL;
+  bool more = false;
+  if (pthread_mutex_trylock(&a->mu) == 0) {
+    take_subs_locked(a); /* (their deadlines are in min_dl now: the loop asks after this) */
+    fresh = a->lhead;
+    a->lhead = NULL;
+    expire(a, rcache__now_us());
+    if (a->rhead) { /* after those left by the last call */
+      if (rtail)
+        rtail->rnext = a->rhead;
+      else
+        ready = a->rhead;
+      rtail = a->rtail;
+    }
+    a->rhead = a->rtail = NULL;
+    pthread_mutex_unlock(&a->mu);
   } else {
-    ready = NULL;
+    more = true;
   }
-  bool more = a->rhead || a->lhead;
-  pthread_mutex_unlock(&a->mu);
-  if (more) wake_loop(a);
+  if (!loads) { /* those left by the last call first (mostly none) */
+    loads = fresh;
+  } else if (fresh) {
+    rcache_load *t = loads;
+    while (t->next)
+      t = t->next;
+    t->next = fresh;
+  }
   int n = 0;
   rcache_load *ld = loads;
-  for (rcache_load *nx; ld; ld = nx, n++) { /* up to lend: its next is NULL */
+  for (rcache_load *nx; ld && budget > 0; ld = nx, n++, budget--) {
     if (n > 0 && rcache__now_us() >= until) break;
     nx = ld->next;
+    ld->next = NULL;
     run_loader(ld->op, ld);
     if (forked_since(gen)) return n + 1;
   }
-  if (ld) { /* out of time: the loads left back on the list, for the next call */
-    pthread_mutex_lock(&a->mu);
-    lend->next = a->lhead;
-    a->lhead = ld;
-    pthread_mutex_unlock(&a->mu);
-    if (!more) wake_loop(a);
-    more = true;
-  }
+  a->own_loads = ld; /* out of time or of budget: the next call's */
   rcache__err_clear();
   aop *op = ready, *end = NULL;
-  for (; op; end = op, op = op->rnext, n++) {           /* expired ones: counted as timeouts */
+  for (; op && budget > 0; end = op, op = op->rnext, n++, budget--) { /* expired ones: counted
+                                                                       * as timeouts */
     if (n % 8 == 7 && rcache__now_us() >= until) break; /* a few even after slow loads */
     deliver(c, op, op->expired ? rcache__remote(c, RCACHE_ETIMEOUT) : RCACHE_OK);
     if (forked_since(gen)) return n + 1;
   }
-  if (op) { /* out of time: the rest back to the front, for the next call */
-    pthread_mutex_lock(&a->mu);
-    aop *tail = op;
-    while (tail->rnext)
-      tail = tail->rnext;
-    tail->rnext = a->rhead;
-    if (!a->rhead) a->rtail = tail;
-    a->rhead = op;
-    pthread_mutex_unlock(&a->mu);
-    if (end) end->rnext = NULL;
-    if (!more) wake_loop(a);
+  a->own_ready = op;
+  a->own_rtail = op ? rtail : NULL;
+  if (end) end->rnext = NULL;
+  unref_list(op == ready ? NULL : ready);
+  if (a->own_loads || a->own_ready) {
+    more = true;
     budget = 0;
   }
-  unref_list(a, op == ready ? NULL : ready);
+  if (more) wake_loop(a);
   return n + loop_io(c, a, budget, until);
 }
 
@@ -545,16 +614,13 @@ int64_t rcache_async_timeout_ms(rcache *c) {
   rcache__enter(c); /* in a forked child, never the parent's lock */
   rcache__async *a = atomic_load_explicit(&c->async, memory_order_acquire);
   if (!a) return -1;
-  pthread_mutex_lock(&a->mu);
-  int64_t ms = -1;
-  if (a->rhead || a->lhead) {
-    ms = 0;
-  } else if (a->inflight && a->min_dl != INT64_MAX) {
-    int64_t left = a->min_dl - rcache__now_us();
-    ms = left <= 0 ? 0 : (left + 999) / 1000;
-  }
-  pthread_mutex_unlock(&a->mu);
-  return ms;
+  /* no lock: what is ready has made the descriptor readable (ready_append's callers, and
+   * rcache_async_process when it leaves some); the timer is for the deadlines */
+  if (a->own_ready || a->own_loads || atomic_load(&a->subs)) return 0;
+  int64_t dl = a->min_dl;
+  if (dl == INT64_MAX) return -1;
+  int64_t left = dl - rcache__now_us();
+  return left <= 0 ? 0 : (left + 999) / 1000;
 }
 
 /* ---- workers ------------------------------------------------------------------------------ */
@@ -646,7 +712,8 @@ static void *worker(void *arg) {
   idler me;
   rcache__wakeup_init(&me.w);
   for (;;) {
-    while (!a->closing && !a->qhead) {
+    if (take_subs_locked(a)) wake_unlocked(a);
+    while (!a->closing && !a->qhead && !atomic_load_explicit(&a->subs, memory_order_relaxed)) {
       a->idle++;
       me.next = a->idlers;
       a->idlers = &me;
@@ -657,6 +724,7 @@ static void *worker(void *arg) {
       a->idle--;
     }
     if (a->closing) break;
+    if (!a->qhead) continue; /* submitted meanwhile: taken above */
     aop *op = a->qhead;
     queue_del(a, op);
     if (op->deadline_us <= rcache__now_us()) { /* its time is up: the loop says so */
@@ -740,6 +808,7 @@ static bool queue_locked(rcache__async *a, aop *op, bool quiet) {
   if (a->nthreads == 0 && spawn(a, &a->threads[a->nthreads]) == 0) {
     a->nthreads++;
     a->starting++;
+    atomic_store_explicit(&a->has_worker, true, memory_order_release);
   } else if (short_locked(a)) {
     pthread_cond_signal(&a->grow_cv);
   }
@@ -783,7 +852,7 @@ static void run_open(rcache *c, aop *op) {
 static const kind K_open = {.run = run_open, .shape = S_STATUS};
 
 static rcache_status submit(rcache *c, aop *op);
-static aop *op_new(const kind *k, const char *key, void (*cb)(void), void *ud);
+static aop *op_new(rcache *c, const kind *k, const char *key, void (*cb)(void), void *ud);
 
 /* Under a->mu: room for len more bytes of requests. */
 static bool lout_room(rcache__async *a, size_t len) {
@@ -953,7 +1022,11 @@ static bool loop_start(rcache *c, rcache__async *a, aop *op) {
   bool taken = false, open = false, wake = false;
   int64_t now = rcache__now_us();
   bool get = op->k->wire == &W_get;
-  pthread_mutex_lock(&a->mu);
+  if (pthread_mutex_trylock(&a->mu) != 0) { /* a worker holds it: op goes to one (submit) */
+    rcache__cmds_free(&b);
+    rcache__err_clear();
+    return false;
+  }
   /* a GET needs a GET of the clear key buffered before it and not written yet */
   size_t pre = get && !(a->clear_queued && a->clear_at >= a->wsent) ? a->clear_len : 0;
   if (!formatted || len > LOOP_MAX_BYTES / 2 || a->closing) {
@@ -997,7 +1070,7 @@ static bool loop_start(rcache *c, rcache__async *a, aop *op) {
   rcache__err_clear();
   if (wake) wake_loop(a);
   if (open) {
-    aop *o = op_new(&K_open, NULL, NULL, NULL);
+    aop *o = op_new(c, &K_open, NULL, NULL, NULL);
     if (!o || submit(c, o) != RCACHE_OK) {
       pthread_mutex_lock(&a->mu);
       a->lopening = false;
@@ -1090,10 +1163,10 @@ static bool blocking_error(const redisReply *r) {
 
 /* One reply read on the loop connection: the oldest request's. False when the connection is
  * out of step: nothing was asked (no request written whole and unanswered: one still in the
- * buffer cannot have been answered), or a reply its request cannot get. *ran: a callback ran. */
+ * buffer cannot have been answered), or a reply its request cannot get. *ran: a callback ran.
+ * Called with a->mu held, which it releases. */
 static bool loop_reply(rcache *c, rcache__async *a, redisReply *r, bool *ran) {
   *ran = false;
-  pthread_mutex_lock(&a->mu);
   aop *op = a->whead;
   if (op && op->clear_first && !op->clear_read && a->wbytes >= a->clear_len &&
       (r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_STRING ||
@@ -1156,9 +1229,13 @@ static bool loop_reply(rcache *c, rcache__async *a, redisReply *r, bool *ran) {
 }
 
 /* Writes what is buffered, up to LOOP_MAX_BYTES unanswered: copied out under the lock
- * (starters append meanwhile), then written in one write that never waits on the socket. */
-static rcache_status loop_flush(rcache__async *a, rcache__conn *conn) {
-  pthread_mutex_lock(&a->mu);
+ * (starters append meanwhile), then written in one write that never waits on the socket.
+ * *later: the lock was held by another thread, nothing written (the next process writes). */
+static rcache_status loop_flush(rcache__async *a, rcache__conn *conn, bool *later) {
+  if (pthread_mutex_trylock(&a->mu) != 0) {
+    *later = true;
+    return RCACHE_OK;
+  }
   size_t len = a->llen - a->loff,
          room = LOOP_MAX_BYTES > a->wbytes ? LOOP_MAX_BYTES - a->wbytes : 0;
   if (len > room) len = room;
@@ -1184,29 +1261,36 @@ static rcache_status loop_flush(rcache__async *a, rcache__conn *conn) {
 
 /* The loop connection's part of rcache_async_process: takes a connection a worker opened,
  * writes what is buffered, reads the replies that have come (budget of them at most, and none
- * after until), closes a stalled connection. Returns the callbacks run. */
+ * after until), closes a stalled connection. Returns the callbacks run. The lock is only tried
+ * (as in rcache_async_process): what a worker holding it keeps from this call is the next
+ * call's, at once (the descriptor). */
 static int loop_io(rcache *c, rcache__async *a, int budget, int64_t until) {
   if (!a->lpool) return 0;
   uint64_t gen = rcache__fork_gen();
   int n = 0;
-  pthread_mutex_lock(&a->mu);
-  rcache__conn *fresh = a->lnew;
-  a->lnew = NULL;
-  pthread_mutex_unlock(&a->mu);
+  bool later = false; /* the lock was held: come back */
 #ifdef __linux__
-  if (fresh) {
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = fresh};
-    if (a->lconn || epoll_ctl(a->epfd, EPOLL_CTL_ADD, fresh->sock.fd, &ev) != 0) {
-      rcache__conn_close(fresh);
-    } else {
-      pthread_mutex_lock(&a->mu);
-      a->lconn = fresh;
-      pthread_mutex_unlock(&a->mu);
+  if (pthread_mutex_trylock(&a->mu) != 0) {
+    later = true;
+  } else {
+    rcache__conn *fresh = a->lnew;
+    a->lnew = NULL;
+    if (fresh) {
+      struct epoll_event ev = {.events = EPOLLIN, .data.ptr = fresh};
+      if (!a->lconn && epoll_ctl(a->epfd, EPOLL_CTL_ADD, fresh->sock.fd, &ev) == 0) {
+        a->lconn = fresh;
+        fresh = NULL;
+      }
     }
+    pthread_mutex_unlock(&a->mu);
+    if (fresh) rcache__conn_close(fresh);
   }
 #endif
   rcache__conn *conn = a->lconn; /* written by this thread only */
-  if (!conn) return 0;
+  if (!conn) {
+    if (later) wake_loop(a);
+    return 0;
+  }
   if (!rcache__pool_current(a->lpool, conn)) { /* a failover, a restart: the pool moved on */
     loop_close(c, a, RCACHE_OK);
     return 0;
@@ -1216,7 +1300,8 @@ static int loop_io(rcache *c, rcache__async *a, int budget, int64_t until) {
    * that the loop's other work is not held up: what is left is the next process's, which the
    * socket (replies pending) or the descriptor (a request buffered first) wakes. Reading
    * first: bytes that came while nothing was asked are read as that (out of step), never as
-   * the reply to a request written after them. */
+   * the reply to a request written after them. A reply is read under the lock (loop_reply
+   * takes the oldest request off the list): tried first, so never waited for. */
   bool more = true, late = false;
   int replies = 0;
   for (int round = 0; more && round < 4; round++) {
@@ -1227,10 +1312,18 @@ static int loop_io(rcache *c, rcache__async *a, int budget, int64_t until) {
         late = true;
         break;
       }
+      if (pthread_mutex_trylock(&a->mu) != 0) {
+        later = true;
+        break;
+      }
       redisReply *r = NULL;
       s = rcache__conn_next_now(conn, &r, a->max_reply);
-      if (s == RCACHE_ETIMEOUT) break; /* nothing more yet */
+      if (s == RCACHE_ETIMEOUT) { /* nothing more yet */
+        pthread_mutex_unlock(&a->mu);
+        break;
+      }
       bool ran = false;
+      if (s != RCACHE_OK) pthread_mutex_unlock(&a->mu);
       if (s != RCACHE_OK || !loop_reply(c, a, r, &ran)) {
         loop_close(c, a, s != RCACHE_OK ? s : RCACHE_EPROTO);
         return n;
@@ -1240,21 +1333,25 @@ static int loop_io(rcache *c, rcache__async *a, int budget, int64_t until) {
       replies++;
       more = true;
     }
-    s = loop_flush(a, conn);
+    s = loop_flush(a, conn, &later);
     if (s != RCACHE_OK) {
       loop_close(c, a, s);
       return n;
     }
-    if (late) break;
+    if (late || later) break;
   }
   rcache__err_clear();
-  pthread_mutex_lock(&a->mu);
-  bool stalled = a->whead && a->whead->state == EXPIRED;
-  pthread_mutex_unlock(&a->mu);
+  bool stalled = false;
+  if (pthread_mutex_trylock(&a->mu) == 0) {
+    stalled = a->whead && a->whead->state == EXPIRED;
+    pthread_mutex_unlock(&a->mu);
+  } else {
+    later = true;
+  }
   if (stalled)
     loop_close(c, a, RCACHE_ETIMEOUT);
-  else if (late || replies >= budget) /* more may be parsed already: the socket would not
-                                       * say so */
+  else if (late || later || replies >= budget) /* more may be parsed already: the socket
+                                                * would not say so */
     wake_loop(a);
   return n;
 }
@@ -1306,6 +1403,7 @@ static rcache__async *async_new(rcache *c) {
     return NULL;
   }
   pthread_mutex_init(&a->mu, NULL);
+  pthread_mutex_init(&a->spare_mu, NULL);
   pthread_cond_init(&a->cv, NULL);
   pthread_cond_init(&a->grow_cv, NULL);
   a->min_dl = INT64_MAX;
@@ -1343,6 +1441,7 @@ static rcache__async *get_async(rcache *c) {
   if (atomic_compare_exchange_strong(&c->async, &a, fresh)) return fresh;
   close_fds(fresh);
   pthread_mutex_destroy(&fresh->mu);
+  pthread_mutex_destroy(&fresh->spare_mu);
   pthread_cond_destroy(&fresh->cv);
   rcache__free(fresh->threads);
   rcache__free(fresh->clear_req);
@@ -1357,15 +1456,23 @@ int rcache_async_fd(rcache *c) {
   return a ? (a->epfd >= 0 ? a->epfd : a->rfd) : -1;
 }
 
-static aop *op_new(const kind *k, const char *key, void (*cb)(void), void *ud) {
-  aop *op = rcache__calloc(1, sizeof *op);
-  if (!op) return NULL;
+/* A new operation of c's machinery (made here on the first), with a copy of key; NULL when
+ * out of memory. */
+static aop *op_new(rcache *c, const kind *k, const char *key, void (*cb)(void), void *ud) {
+  rcache__async *a = get_async(c);
+  if (!a) return NULL;
+  aop *op = spare_take(a);
+  if (!op && !(op = rcache__calloc(1, sizeof *op))) return NULL;
+  op->a = a;
   op->k = k;
   op->cb = cb;
   op->ud = ud;
   op->refs = 1;
-  if (key && !(op->key = rcache__strdup(key))) {
-    rcache__free(op);
+  size_t len = key ? strlen(key) : 0;
+  if (key && len < sizeof op->kbuf) {
+    op->key = memcpy(op->kbuf, key, len + 1);
+  } else if (key && !(op->key = rcache__strdup(key))) {
+    free_op(op);
     return NULL;
   }
   return op;
@@ -1393,30 +1500,79 @@ static int64_t budget_of(const rcache__async *a, const kind *k) {
   return k->batches ? 2 * a->budget_us : a->budget_us;
 }
 
-/* Queues op (taking it over whatever the outcome) and wakes or starts a worker. */
-static rcache_status submit(rcache *c, aop *op) {
-  rcache__async *a = get_async(c);
-  if (!a) {
-    free_op(op);
-    return rcache__done(c, RCACHE_ENOMEM);
+/* Under a->mu: op (its deadline set) in flight and on the workers' FIFO, a worker woken; or,
+ * when none can run it (closing: a start racing with rcache_close; no worker could be started:
+ * only before the first, which submit starts under the lock), completed as expired. True when
+ * the loop is to be woken (its timer is later than op's deadline, or the ready list was
+ * empty). */
+static bool enqueue_locked(rcache__async *a, aop *op) {
+  if (a->closing || !queue_locked(a, op, false)) {
+    op->expired = true;
+    return ready_add(a, op);
   }
-  op->a = a;
-  pthread_mutex_lock(&a->mu);
+  bool wake = op->deadline_us < a->min_dl;
+  inflight_add(a, op);
+  return wake;
+}
+
+/* Under a->mu: moves the operations submitted meanwhile (a->subs) to the FIFO, in the order
+ * they were submitted. True when the loop is to be woken (enqueue_locked). */
+static bool take_subs_locked(rcache__async *a) {
+  if (!atomic_load_explicit(&a->subs, memory_order_relaxed)) return false;
+  aop *op = atomic_exchange_explicit(&a->subs, NULL, memory_order_acquire), *fifo = NULL;
+  while (op) { /* the stack, newest first, reversed */
+    aop *nx = op->qnext;
+    op->qnext = fifo;
+    fifo = op;
+    op = nx;
+  }
+  bool wake = false;
+  for (aop *nx; fifo; fifo = nx) {
+    nx = fifo->qnext;
+    wake = enqueue_locked(a, fifo) || wake;
+  }
+  return wake;
+}
+
+/* Queues op (taking it over whatever the outcome) and wakes or starts a worker. Never waits
+ * for the lock but for the handle's first operation (which starts the first worker): when
+ * another thread holds it (a worker the machine preempted holds it for milliseconds), op goes
+ * on a->subs and the loop is woken, whose rcache_async_process (or a worker, first) takes it
+ * to the FIFO. */
+static rcache_status submit(rcache *c, aop *op) {
+  rcache__async *a = op->a;
+  if (atomic_load(&a->shut)) {
+    free_op(op);
+    return rcache__einval(c, "the handle is being closed");
+  }
+  op->deadline_us = rcache__now_us() + budget_of(a, op->k);
+  if (!atomic_load_explicit(&a->has_worker, memory_order_acquire)) {
+    pthread_mutex_lock(&a->mu);
+  } else if (pthread_mutex_trylock(&a->mu) != 0) {
+    aop *head = atomic_load_explicit(&a->subs, memory_order_relaxed);
+    do
+      op->qnext = head;
+    while (!atomic_compare_exchange_weak_explicit(&a->subs, &head, op, memory_order_release,
+                                                  memory_order_relaxed));
+    wake_loop(a);
+    return RCACHE_OK;
+  }
   if (a->closing) {
     pthread_mutex_unlock(&a->mu);
     free_op(op);
     return rcache__einval(c, "the handle is being closed");
   }
-  op->deadline_us = rcache__now_us() + budget_of(a, op->k);
+  bool wake = take_subs_locked(a);
   if (!queue_locked(a, op, false)) {
     pthread_mutex_unlock(&a->mu);
     free_op(op);
+    if (wake) wake_loop(a);
     rcache__errf("async: no worker thread could be started");
     return rcache__done(c, RCACHE_ENOMEM);
   }
   /* the loop's timer is unset, or later than this deadline: say so through the descriptor,
    * so a loop that re-arms its timer after each process never misses one */
-  bool wake = op->deadline_us < a->min_dl;
+  wake = op->deadline_us < a->min_dl || wake;
   inflight_add(a, op);
   pthread_mutex_unlock(&a->mu);
   if (wake) wake_loop(a);
@@ -1449,18 +1605,27 @@ void rcache__async_close(rcache *c) {
   rcache__async *a = atomic_load_explicit(&c->async, memory_order_acquire);
   if (!a) return;
   pthread_mutex_lock(&a->mu);
+  take_subs_locked(a); /* completed below with the rest in flight */
   a->closing = true;
+  atomic_store(&a->shut, true);
   pthread_cond_broadcast(&a->cv);
   while (wake_idler_locked(a)) {
   }
-  aop *ready = a->rhead, *cut = NULL;
-  a->rhead = a->rtail = NULL;
-  for (rcache_load *ld = a->lhead, *nx; ld; ld = nx) { /* never handed to a loader */
-    nx = ld->next;
-    abandon(ld);
-    load_unref(ld);
-  }
-  a->lhead = NULL;
+  /* the loop's own lists (this is the loop's thread) first: they are older */
+  aop *ready = a->own_ready, *cut = NULL;
+  if (a->own_rtail)
+    a->own_rtail->rnext = a->rhead;
+  else
+    ready = a->rhead;
+  a->own_ready = a->own_rtail = a->rhead = a->rtail = NULL;
+  rcache_load *lists[2] = {a->own_loads, a->lhead};
+  for (int i = 0; i < 2; i++)
+    for (rcache_load *ld = lists[i], *nx; ld; ld = nx) { /* never handed to a loader */
+      nx = ld->next;
+      abandon(ld);
+      load_unref(ld);
+    }
+  a->own_loads = a->lhead = NULL;
   while (a->inflight) {
     aop *op = a->inflight;
     inflight_del(a, op);
@@ -1487,12 +1652,12 @@ void rcache__async_close(rcache *c) {
   for (aop *op = ready, *nx; op; op = nx) {
     nx = op->rnext;
     deliver(c, op, RCACHE_EUNAVAILABLE);
-    op_unref(a, op);
+    op_unref(op);
   }
   for (aop *op = cut, *nx; op; op = nx) {
     nx = op->rnext;
     deliver(c, op, RCACHE_EUNAVAILABLE);
-    op_unref(a, op);
+    op_unref(op);
   }
   for (int i = 0; i < nthreads; i++)
     rcache__bg_join(a->threads[i]);
@@ -1508,6 +1673,8 @@ void rcache__async_close(rcache *c) {
   rcache__free(a->lspare);
   rcache__free(a->clear_req);
   close_fds(a);
+  spare_free(a);
+  pthread_mutex_destroy(&a->spare_mu);
   pthread_mutex_destroy(&a->mu);
   pthread_cond_destroy(&a->cv);
   pthread_cond_destroy(&a->grow_cv);
@@ -1842,7 +2009,7 @@ KIND(health_check, S_HEALTH, L_NONE, false)
   if (!(c)) return rcache__einval(NULL, "handle is NULL");                                         \
   if (!(key)) return rcache__einval((c), "key is NULL");                                           \
   rcache__enter(c);                                                                                \
-  aop *op = op_new((k), (key), (void (*)(void))(cb), (ud));                                        \
+  aop *op = op_new((c), (k), (key), (void (*)(void))(cb), (ud));                                   \
   if (!op) return rcache__done((c), RCACHE_ENOMEM)
 
 /* A starting call that needs nothing but the key and up to two integers. */
@@ -1940,13 +2107,22 @@ static bool copy_bytes(rcache_value *dst, const void *data, size_t len) {
   return true;
 }
 
+/* op's value: copy_bytes, in op itself when it is short. */
+static bool copy_in(aop *op, const void *data, size_t len) {
+  if (len >= sizeof op->vbuf) return copy_bytes(&op->in, data, len);
+  op->in.data = memcpy(op->vbuf, data, len);
+  op->vbuf[len] = '\0';
+  op->in.len = len;
+  return true;
+}
+
 /* op's value: a copy of data (RCACHE_OK), or op is freed and the immediate status returned. */
 static rcache_status take_data(rcache *c, aop *op, const void *data, size_t len) {
   if (!data && len > 0) {
     free_op(op);
     return rcache__einval(c, "data is NULL");
   }
-  if (!copy_bytes(&op->in, data ? data : "", len)) {
+  if (!copy_in(op, data ? data : "", len)) {
     free_op(op);
     return rcache__done(c, RCACHE_ENOMEM);
   }

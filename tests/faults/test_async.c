@@ -15,8 +15,8 @@
  * the longest call in the loop thread's CPU time too (on a busy machine the wall clock also
  * counts the waits for a core, and for a lock a preempted worker holds), and rcache's own part
  * of the loop's time: rcache_async_process without the test's callbacks, each starting call;
- * and how long the loop thread slept inside rcache (neither ran nor waited for a core, by its
- * schedstat: a lock, a poll): the loop blocked, which the issue bounds to 1 ms.
+ * and how long the loop thread slept inside rcache (await_slept_since_us: it gave up its core
+ * of its own accord, on a lock, a poll): the loop blocked, which the issue bounds to 1 ms.
  */
 #include <pthread.h>
 
@@ -61,11 +61,13 @@ typedef struct run {
    * it, and each starting call (rcache_get_async, ...) alone */
   int64_t app_cpu_us, own_cpu_max_us, start_cpu_max_us;
   /* The loop blocked: how long rcache_async_process, and a turn's starting calls together,
-   * slept (neither ran nor waited for a core, by the thread's schedstat: a lock, a poll),
-   * the longest of each, and the turns where either slept 1 ms or more. */
+   * slept (gave up the core of its own accord, and for how long it neither ran nor waited
+   * for one: await_slept_since_us; a lock, a poll), the longest of each, the turns where
+   * either slept 1 ms or more, and the number of sleeps. */
   await_turn_times m; /* (its sched_fd: the loop thread's schedstat) */
   int64_t slept_process_max_us, slept_start_max_us;
   uint64_t slept_turns;
+  long sleeps; /* how many times it slept inside rcache in all */
   uint64_t own_hist[CPU_BUCKETS];
   int64_t own_cpu_us;
   /* How long a turn takes in the loop thread's CPU time, in CPU_BUCKET_US buckets; and, as a
@@ -263,10 +265,10 @@ static void start(int i, uint64_t n) {
  * the slots that completed. */
 static void turn(void) {
   int64_t a0 = R.app_cpu_us;
-  await_turn_times *mp = &R.m, m;
-  await_async_turn(R.c, 50, mp);
-  m = *mp;
+  await_async_turn(R.c, 50, &R.m);
+  const await_turn_times m = R.m;
   if (m.slept_us > R.slept_process_max_us) R.slept_process_max_us = m.slept_us;
+  R.sleeps += m.sleeps;
   int64_t took = m.took_ns / 1000, cpu = m.cpu_took_ns / 1000;
   if (took > R.process_max_us) R.process_max_us = took;
   if (cpu > R.process_cpu_max_us) R.process_cpu_max_us = cpu;
@@ -274,11 +276,11 @@ static void turn(void) {
   if (own > R.own_cpu_max_us) R.own_cpu_max_us = own;
   R.own_hist[bucket(own)]++;
   R.own_cpu_us += own;
-  int64_t run0, wait0 = cpu_sched_us(&R.m.sched_fd, &run0), w0 = load_now_us();
+  await_mark at = await_mark_now(&R.m.sched_fd);
   for (int i = 0; i < SLOTS && !R.stopping; i++)
     if (R.s[i].done) start(i, R.started);
-  int64_t run1, wait1 = cpu_sched_us(&R.m.sched_fd, &run1);
-  int64_t slept = await_slept_us(load_now_us() - w0, run1 - run0, wait1 - wait0);
+  int64_t slept = await_slept_since_us(&at, &R.m.sched_fd);
+  R.sleeps += await_sleeps() - at.slept_count;
   if (slept > R.slept_start_max_us) R.slept_start_max_us = slept;
   if (slept >= 1000 || m.slept_us >= 1000) R.slept_turns++;
   cpu = cpu_now_us() - m.cpu_start_ns / 1000; /* with the operations started again */
@@ -401,9 +403,9 @@ static void verdicts(void) {
   hist_print("process", R.own_hist, R.own_cpu_us);
   printf("the loop blocked (slept inside rcache: neither ran nor waited for a core): longest in "
          "rcache_async_process %.2f ms, in a turn's starting calls %.2f ms; turns with 1 ms or "
-         "more: %llu of %llu\n",
+         "more: %llu of %llu; slept %ld times in all\n",
          (double)R.slept_process_max_us / 1000.0, (double)R.slept_start_max_us / 1000.0,
-         (unsigned long long)R.slept_turns, (unsigned long long)R.turns);
+         (unsigned long long)R.slept_turns, (unsigned long long)R.turns, R.sleeps);
   for (int op = 0; op < A_N; op++)
     printf("  %-10s OK %llu, MISS %llu, EUNAVAILABLE %llu\n", op_names[op],
            (unsigned long long)R.by_status[op][RCACHE_OK + LOAD_STATUS_BIAS],
