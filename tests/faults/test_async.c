@@ -68,6 +68,11 @@ typedef struct run {
   int64_t slept_process_max_us, slept_start_max_us;
   uint64_t slept_turns;
   long sleeps; /* how many times it slept inside rcache in all */
+  /* the test's own part of those sleeps (app_enter / app_leave: its callbacks and loader, their
+   * calls into rcache left out), left out of rcache's as its CPU time is: its loader's malloc
+   * and its callbacks' free wait for the allocator's lock as any application's do */
+  int64_t app_slept_us;
+  long app_sleeps, app_sleeps_all;
   uint64_t own_hist[CPU_BUCKETS];
   int64_t own_cpu_us;
   /* How long a turn takes in the loop thread's CPU time, in CPU_BUCKET_US buckets; and, as a
@@ -127,14 +132,30 @@ static void completed(slot *x, rcache_status s) {
   x->done = true;
 }
 
+/* The test's own part of the loop thread's time, around its callbacks and loader: its CPU
+ * time, and its sleeps (count and time, await_slept_since_us), so that neither is counted as
+ * rcache's. */
+static await_mark app_enter(void) {
+  return await_mark_now(&R.m.sched_fd);
+}
+
+static void app_leave(const await_mark *at) {
+  R.app_cpu_us += (await_clock_ns(CLOCK_THREAD_CPUTIME_ID) - at->cpu_ns) / 1000;
+  long sleeps = await_sleeps() - at->slept_count;
+  if (sleeps > 0) {
+    R.app_slept_us += await_slept_since_us(at, &R.m.sched_fd);
+    R.app_sleeps += sleeps;
+  }
+}
+
 static void on_status(void *ud, rcache_status s) {
-  int64_t c0 = cpu_now_us();
+  await_mark at = app_enter();
   completed(ud, s);
-  R.app_cpu_us += cpu_now_us() - c0;
+  app_leave(&at);
 }
 
 static void on_value(void *ud, rcache_status s, rcache_value v) {
-  int64_t c0 = cpu_now_us();
+  await_mark at = app_enter();
   slot *x = ud;
   char want[32];
   snprintf(want, sizeof want, "val:k:%d", x->key);
@@ -146,25 +167,25 @@ static void on_value(void *ud, rcache_status s, rcache_value v) {
   if (s != RCACHE_OK && v.data) R.bad_value++; /* a value with an error status */
   rcache_value_free(&v);
   completed(x, s);
-  R.app_cpu_us += cpu_now_us() - c0;
+  app_leave(&at);
 }
 
 static void on_int(void *ud, rcache_status s, int64_t n) {
-  int64_t c0 = cpu_now_us();
+  await_mark at = app_enter();
   if ((s == RCACHE_OK && n < 1) || (s != RCACHE_OK && n != 0)) R.bad_value++;
   completed(ud, s);
-  R.app_cpu_us += cpu_now_us() - c0;
+  app_leave(&at);
 }
 
 /* get_or_set's loader, on the loop: the key's known value, at once. */
 static void loader(void *ud, const char *key, rcache_load *ld) {
-  int64_t c0 = cpu_now_us();
+  await_mark at = app_enter();
   slot *x = ud;
   R.loader_calls++;
   if (!pthread_equal(pthread_self(), R.loop)) R.foreign++;
   rcache_value v = {malloc(32), 0};
   if (v.data) v.len = (size_t)snprintf(v.data, 32, "val:%s", key);
-  R.app_cpu_us += cpu_now_us() - c0; /* rcache_load_done is rcache's work */
+  app_leave(&at); /* rcache_load_done is rcache's work */
   rcache_load_done(ld, v.data ? RCACHE_OK : RCACHE_ENOMEM, &v);
   (void)x;
 }
@@ -261,14 +282,32 @@ static void start(int i, uint64_t n) {
   R.in_flight++;
 }
 
+static void app_sleeps_reset(void) {
+  R.app_sleeps_all += R.app_sleeps;
+  R.app_sleeps = 0;
+  R.app_slept_us = 0;
+}
+
+/* rcache's part of a stretch of the loop (rcache_async_process, or a turn's starting calls,
+ * since app_sleeps_reset) that slept slept_us in sleeps times: the test's part left out.
+ * Counts its sleeps and its longest, and returns its time. */
+static int64_t rcache_slept(int64_t slept_us, long sleeps) {
+  sleeps -= R.app_sleeps;
+  slept_us = sleeps > 0 ? slept_us - R.app_slept_us : 0;
+  if (slept_us < 0) slept_us = 0;
+  R.sleeps += sleeps;
+  return slept_us;
+}
+
 /* One turn of the loop: wait for the descriptor or the timer, process, start new operations in
  * the slots that completed. */
 static void turn(void) {
   int64_t a0 = R.app_cpu_us;
+  app_sleeps_reset();
   await_async_turn(R.c, 50, &R.m);
   const await_turn_times m = R.m;
-  if (m.slept_us > R.slept_process_max_us) R.slept_process_max_us = m.slept_us;
-  R.sleeps += m.sleeps;
+  int64_t slept_process = rcache_slept(m.slept_us, m.sleeps);
+  if (slept_process > R.slept_process_max_us) R.slept_process_max_us = slept_process;
   int64_t took = m.took_ns / 1000, cpu = m.cpu_took_ns / 1000;
   if (took > R.process_max_us) R.process_max_us = took;
   if (cpu > R.process_cpu_max_us) R.process_cpu_max_us = cpu;
@@ -276,13 +315,14 @@ static void turn(void) {
   if (own > R.own_cpu_max_us) R.own_cpu_max_us = own;
   R.own_hist[bucket(own)]++;
   R.own_cpu_us += own;
+  app_sleeps_reset();
   await_mark at = await_mark_now(&R.m.sched_fd);
   for (int i = 0; i < SLOTS && !R.stopping; i++)
     if (R.s[i].done) start(i, R.started);
   int64_t slept = await_slept_since_us(&at, &R.m.sched_fd);
-  R.sleeps += await_sleeps() - at.slept_count;
+  slept = rcache_slept(slept, await_sleeps() - at.slept_count);
   if (slept > R.slept_start_max_us) R.slept_start_max_us = slept;
-  if (slept >= 1000 || m.slept_us >= 1000) R.slept_turns++;
+  if (slept >= 1000 || slept_process >= 1000) R.slept_turns++;
   cpu = cpu_now_us() - m.cpu_start_ns / 1000; /* with the operations started again */
   if (cpu > R.turn_cpu_max_us) R.turn_cpu_max_us = cpu;
   R.turn_hist[bucket(cpu)]++;
@@ -401,11 +441,13 @@ static void verdicts(void) {
          "rcache_async_process %.2f ms, longest starting call %.2f ms\n",
          (double)R.own_cpu_max_us / 1000.0, (double)R.start_cpu_max_us / 1000.0);
   hist_print("process", R.own_hist, R.own_cpu_us);
-  printf("the loop blocked (slept inside rcache: neither ran nor waited for a core): longest in "
-         "rcache_async_process %.2f ms, in a turn's starting calls %.2f ms; turns with 1 ms or "
-         "more: %llu of %llu; slept %ld times in all\n",
+  app_sleeps_reset();
+  printf("the loop blocked (slept inside rcache, the test's callbacks and loader left out): "
+         "longest in rcache_async_process %.2f ms, in a turn's starting calls %.2f ms; turns "
+         "with 1 ms or more: %llu of %llu; slept %ld times in all (the test's own code: %ld)\n",
          (double)R.slept_process_max_us / 1000.0, (double)R.slept_start_max_us / 1000.0,
-         (unsigned long long)R.slept_turns, (unsigned long long)R.turns, R.sleeps);
+         (unsigned long long)R.slept_turns, (unsigned long long)R.turns, R.sleeps,
+         R.app_sleeps_all);
   for (int op = 0; op < A_N; op++)
     printf("  %-10s OK %llu, MISS %llu, EUNAVAILABLE %llu\n", op_names[op],
            (unsigned long long)R.by_status[op][RCACHE_OK + LOAD_STATUS_BIAS],
