@@ -195,6 +195,10 @@ typedef struct rcache__async {
    * rcache_async_process took and has not run yet (its batch's bounds) */
   aop *own_ready, *own_rtail;
   rcache_load *own_loads;
+  /* the loop connection is to be closed (loop_close found the lock held), telling the breaker
+   * lclose_why: the next loop_io does it first (the loop thread's) */
+  bool lclose_pending;
+  rcache_status lclose_why;
   aop *inflight;      /* QUEUED and RUNNING operations */
   aop *rhead, *rtail; /* READY */
   rcache_load *lhead; /* loads to start on the loop (LIFO; order does not matter) */
@@ -1086,12 +1090,20 @@ static bool loop_start(rcache *c, rcache__async *a, aop *op) {
  * and was written, even in part: it may have been applied, and completes as unavailable, as the
  * blocking call does after a lost connection (through the ready list: their callbacks, up to a
  * quarter of a thousand in flight, run in rcache_async_process's bounded batches, not all
- * here). Tombstones are released. */
+ * here: they go on the loop's own ready list). Tombstones are released. The lock is only
+ * tried: when a worker holds it, the close is the next loop_io's, at once (the descriptor). */
 static void loop_close(rcache *c, rcache__async *a, rcache_status why) {
+  if (!a->lclose_pending || a->lclose_why == RCACHE_OK) a->lclose_why = why;
+  a->lclose_pending = true;
+  if (pthread_mutex_trylock(&a->mu) != 0) {
+    wake_loop(a);
+    return;
+  }
+  why = a->lclose_why;
+  a->lclose_pending = false;
   rcache__conn *conn = a->lconn;
-  aop *drop = NULL, *failed = NULL;
+  aop *drop = NULL, *failed = NULL, *ftail = NULL;
   bool wake = false, handed = false;
-  pthread_mutex_lock(&a->mu);
   a->lconn = NULL;
   a->loff = a->llen = 0;
   a->wbytes = 0;
@@ -1106,8 +1118,10 @@ static void loop_close(rcache *c, rcache__async *a, rcache_status why) {
     } else if (!op->k->wire->idempotent && a->wsent > op->wend - op->wlen) {
       inflight_del(a, op);
       op->refs--; /* the list's; the other goes with it to the ready list */
+      op->state = READY;
       op->rnext = failed;
       failed = op;
+      if (!ftail) ftail = op;
     } else {
       to_worker_locked(a, op, &wake, true);
       handed = true;
@@ -1133,13 +1147,13 @@ static void loop_close(rcache *c, rcache__async *a, rcache_status why) {
     op->s = rcache__remote(c, RCACHE_EUNAVAILABLE); /* its result: no count (op->i 0) */
     rcache__observe_us(c, op->k->wire->op, op->key, op->s, rcache__since(op->t0), 0);
   }
-  if (failed) {
-    pthread_mutex_lock(&a->mu);
-    for (aop *op = failed, *nx; op; op = nx) {
-      nx = op->rnext;
-      if (ready_add(a, op)) wake = true;
-    }
-    pthread_mutex_unlock(&a->mu);
+  if (failed) { /* on the loop's own ready list: this is the loop's thread */
+    if (a->own_rtail)
+      a->own_rtail->rnext = failed;
+    else
+      a->own_ready = failed;
+    a->own_rtail = ftail;
+    wake = true;
   }
   for (aop *op = drop, *nx; op; op = nx) {
     nx = op->rnext;
@@ -1286,6 +1300,10 @@ static int loop_io(rcache *c, rcache__async *a, int budget, int64_t until) {
     if (fresh) rcache__conn_close(fresh);
   }
 #endif
+  if (a->lclose_pending) { /* (it wakes the loop again if the lock is still held) */
+    loop_close(c, a, a->lclose_why);
+    return 0;
+  }
   rcache__conn *conn = a->lconn; /* written by this thread only */
   if (!conn) {
     if (later) wake_loop(a);
