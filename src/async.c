@@ -84,7 +84,7 @@ struct rcache__async;
 struct aop {
   aop *prev, *next;   /* in-flight list */
   aop *qnext, *qprev; /* FIFO while QUEUED */
-  aop *rnext;         /* ready list, or the loop's local list */
+  aop *rnext;         /* ready list, the loop's own lists, or the spare stack */
   const kind *k;
   struct rcache__async *a;
   int state;
@@ -138,7 +138,7 @@ struct aop {
   bool clear_first, clear_read;
   uint64_t clear_asked;
   size_t head;
-  /* a key, a value shorter than these: copied here (op_key, copy_in), not allocated */
+  /* a key, a value shorter than these: copied here (op_new, copy_in), not allocated */
   char kbuf[64];
   char vbuf[128];
 };
