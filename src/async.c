@@ -143,10 +143,13 @@ struct aop {
   char vbuf[128];
 };
 
-/* A load handed to the loop; refs: the worker waiting for it, and the loader (user). */
+/* A load handed to the loop; refs: the worker waiting for it, and the loader (user). The
+ * worker sleeps on a wake-up of its own (engine/wakeup.h), set under mu when the load is
+ * done or abandoned and kicked after: rcache_load_done, on the loop's thread, never signals
+ * a condition variable (whose internal lock a preempted worker could hold). */
 struct rcache_load {
   pthread_mutex_t mu;
-  pthread_cond_t cv;
+  rcache__wakeup w;
   int refs;
   bool done, abandoned;
   bool novalue; /* an object's load: done with RCACHE_OK and no value */
@@ -1608,15 +1611,17 @@ static void load_unref(rcache_load *ld) {
   if (ld->j) json_decref(ld->j);
   rcache__tags_del(ld->tags);
   pthread_mutex_destroy(&ld->mu);
-  pthread_cond_destroy(&ld->cv);
+  rcache__wakeup_destroy(&ld->w);
   rcache__free(ld);
 }
 
+/* (The worker may be gone before the kick: a futex wake on its word is then a spurious one.) */
 static void abandon(rcache_load *ld) {
   pthread_mutex_lock(&ld->mu);
   ld->abandoned = true;
-  pthread_cond_signal(&ld->cv);
+  rcache__wakeup_set(&ld->w, 1);
   pthread_mutex_unlock(&ld->mu);
+  rcache__wakeup_kick(&ld->w);
 }
 
 void rcache__async_close(rcache *c) {
@@ -1727,7 +1732,7 @@ static rcache_load *load_wait(aop *op) {
     return NULL;
   }
   pthread_mutex_init(&ld->mu, NULL);
-  pthread_cond_init(&ld->cv, NULL);
+  rcache__wakeup_init(&ld->w);
   ld->refs = 2;
   ld->op = op;
   ld->novalue = op->k->load == L_OBJ;
@@ -1749,8 +1754,12 @@ static rcache_load *load_wait(aop *op) {
   if (was_empty) wake_loop(a);
 
   pthread_mutex_lock(&ld->mu);
-  while (!ld->done && !ld->abandoned)
-    rcache__cond_wait(&ld->cv, &ld->mu);
+  while (!ld->done && !ld->abandoned) {
+    rcache__wakeup_arm(&ld->w);
+    pthread_mutex_unlock(&ld->mu);
+    rcache__wakeup_wait(&ld->w, INT64_MAX);
+    pthread_mutex_lock(&ld->mu);
+  }
   bool done = ld->done; /* abandoned and not done: the loader may still write ld */
   pthread_mutex_unlock(&ld->mu);
 
@@ -1783,9 +1792,10 @@ void rcache_load_done(rcache_load *ld, rcache_status s, rcache_value *v) {
       ld->v = *v;
       *v = (rcache_value){0};
     }
-    pthread_cond_signal(&ld->cv);
+    rcache__wakeup_set(&ld->w, 1);
   }
   pthread_mutex_unlock(&ld->mu);
+  rcache__wakeup_kick(&ld->w); /* (ld lives on: our reference) */
   rcache_value_free(v);
   load_unref(ld);
 }
@@ -1801,9 +1811,10 @@ void rcache_load_done_json(rcache_load *ld, json_t *v) {
     ld->s = v ? RCACHE_OK : RCACHE_ELOADER;
     ld->j = v;
     v = NULL;
-    pthread_cond_signal(&ld->cv);
+    rcache__wakeup_set(&ld->w, 1);
   }
   pthread_mutex_unlock(&ld->mu);
+  rcache__wakeup_kick(&ld->w);
   if (v) json_decref(v);
   load_unref(ld);
 }
