@@ -537,6 +537,17 @@ static bool forked_since(uint64_t gen) {
 
 static bool take_subs_locked(rcache__async *a);
 
+/* Appends the operations head..tail (linked by rnext) to the loop's own ready list (the loop's
+ * thread). */
+static void own_append(rcache__async *a, aop *head, aop *tail) {
+  if (!head) return;
+  if (a->own_rtail)
+    a->own_rtail->rnext = head;
+  else
+    a->own_ready = head;
+  a->own_rtail = tail;
+}
+
 int rcache_async_process(rcache *c) {
   if (!c) return 0;
   rcache__enter(c);
@@ -557,27 +568,21 @@ int rcache_async_process(rcache *c) {
   int64_t until = rcache__now_us() + PROCESS_SLICE_US;
   int budget = PROCESS_BATCH;
   rcache_load *loads = a->own_loads, *fresh = NULL;
-  aop *ready = a->own_ready, *rtail = a->own_rtail;
   a->own_loads = NULL;
-  a->own_ready = a->own_rtail = NULL;
   bool more = false;
   if (pthread_mutex_trylock(&a->mu) == 0) {
     take_subs_locked(a); /* (their deadlines are in min_dl now: the loop asks after this) */
     fresh = a->lhead;
     a->lhead = NULL;
     expire(a, rcache__now_us());
-    if (a->rhead) { /* after those left by the last call */
-      if (rtail)
-        rtail->rnext = a->rhead;
-      else
-        ready = a->rhead;
-      rtail = a->rtail;
-    }
+    own_append(a, a->rhead, a->rtail); /* after those left by the last call */
     a->rhead = a->rtail = NULL;
     pthread_mutex_unlock(&a->mu);
   } else {
     more = true;
   }
+  aop *ready = a->own_ready, *rtail = a->own_rtail;
+  a->own_ready = a->own_rtail = NULL;
   if (!loads) { /* those left by the last call first (mostly none) */
     loads = fresh;
   } else if (fresh) {
@@ -1151,11 +1156,7 @@ static void loop_close(rcache *c, rcache__async *a, rcache_status why) {
     rcache__observe_us(c, op->k->wire->op, op->key, op->s, rcache__since(op->t0), 0);
   }
   if (failed) { /* on the loop's own ready list: this is the loop's thread */
-    if (a->own_rtail)
-      a->own_rtail->rnext = failed;
-    else
-      a->own_ready = failed;
-    a->own_rtail = ftail;
+    own_append(a, failed, ftail);
     wake = true;
   }
   for (aop *op = drop, *nx; op; op = nx) {
@@ -1635,11 +1636,8 @@ void rcache__async_close(rcache *c) {
   while (wake_idler_locked(a)) {
   }
   /* the loop's own lists (this is the loop's thread) first: they are older */
+  own_append(a, a->rhead, a->rtail);
   aop *ready = a->own_ready, *cut = NULL;
-  if (a->own_rtail)
-    a->own_rtail->rnext = a->rhead;
-  else
-    ready = a->rhead;
   a->own_ready = a->own_rtail = a->rhead = a->rtail = NULL;
   rcache_load *lists[2] = {a->own_loads, a->lhead};
   for (int i = 0; i < 2; i++)
